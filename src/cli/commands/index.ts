@@ -1,0 +1,13 @@
+import type { Command } from "./command.js";
+import { demoCommand } from "./demo.js";
+import { inspectCommand } from "./inspect.js";
+import { runCommand } from "./run.js";
+
+export const COMMANDS: readonly Command[] = [inspectCommand, runCommand, demoCommand];
+
+export function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `torchc — compile trained PyTorch models for NVIDIA GPUs\n\nusage: torchc <command> [options]\n\ncommands:\n${COMMANDS.map(
+    (c) => `  ${c.name.padEnd(width)}  ${c.summary}`,
+  ).join("\n")}\n\nRun 'torchc <command> --help' for a command's options.\n`;
+}
