@@ -64,5 +64,5 @@ export interface OpDef<A> {
   /** Throws a TorchcError naming the argument if the record does not fit the schema. Applies defaults. */
   parse(args: Readonly<Record<string, Arg>>): A;
   infer(args: A, typeOf: TypeOf): TensorType[];
-  evaluate(args: A, valueOf: ValueOf): Tensor[];
+  evaluate(args: A, valueAt: ValueOf): Tensor[];
 }

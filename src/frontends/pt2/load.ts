@@ -48,7 +48,7 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
     throw new ArchiveError(file, `has archive_format '${format}'; torchc reads 'pt2' archives`, "archive.version");
   }
   const models = [...zip.entries.keys()].filter((p) => p.startsWith(`${root}models/`) && p.endsWith(".json"));
-  const wanted = modelName ?? (models.some((m) => m === `${root}models/model.json`) ? "model" : undefined);
+  const wanted = modelName ?? (models.length !== 1 || models[0] === `${root}models/model.json` ? "model" : undefined);
   const modelPath = wanted ? `${root}models/${wanted}.json` : models[0];
   const json = modelPath && text(modelPath.slice(root.length));
   if (!json) throw new ArchiveError(file, `has no ${wanted ? `models/${wanted}.json` : "models/*.json"} (the serialized program)`, "archive.no-model");

@@ -1,0 +1,532 @@
+/**
+ * Element kernels: one thread per element of a root tensor, computing a fused group of layers whose values are
+ * functions of output coordinates: pointwise math with broadcasting, casts, data movement (shuffle, slice,
+ * padding, concatenation, gather, resize), windowed loops (pooling, direct and depthwise convolution). Members
+ * of the group are inlined at the coordinates their consumer needs; everything else is loaded through its
+ * layout's strides. The root and any extra outputs (same shape as the root) are stored at the thread's coords.
+ */
+import type { DType } from "../../../ir/dtype.js";
+import { numel } from "../../../ir/tensor.js";
+import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import type { TensorInfo } from "../plan/tensors.js";
+import { computeCType, convert, floatLiteral, isFloatDType, literal, lowest } from "./ctypes.js";
+import { Emitter, decompose, indexType } from "./emitter.js";
+import { activationExpr, binaryExpr, unaryExpr } from "./scalar-ops.js";
+
+export interface ElementGroup {
+  /** Members in topological order. */
+  readonly layers: readonly Layer[];
+  /** The iteration tensor (a member's output). */
+  readonly root: string;
+  /** Tensors stored by the kernel: the root first, then members read outside the group (same shape as the root). */
+  readonly outputs: readonly string[];
+}
+
+export interface GeneratedKernel {
+  readonly name: string;
+  readonly source: string;
+  /** Tensors passed as pointers, in parameter order. */
+  readonly params: readonly { tensor: string; written: boolean }[];
+  readonly grid: readonly [number, number, number];
+  readonly block: readonly [number, number, number];
+  readonly sharedBytes: number;
+}
+
+export interface CodegenContext {
+  info(tensor: string): TensorInfo;
+  /** The value of a one-element constant, inlined as a literal. */
+  scalarConstant(tensor: string): number | undefined;
+}
+
+const BLOCK = 256;
+
+export function generateElementKernel(name: string, group: ElementGroup, ctx: CodegenContext): GeneratedKernel {
+  const members = new Map(group.layers.map((l) => [l.output, l] as const));
+  const touched = new Set<string>([...group.outputs, ...group.layers.flatMap((l) => [...l.inputs, l.output])]);
+  const idx = indexType([...touched].map((t) => numel(ctx.info(t).shape) * 4));
+  const e = new Emitter(ctx.info, idx);
+  const root = ctx.info(group.root);
+  const n = numel(root.shape);
+  e.line(`const ${idx} i = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  e.line(`if (i >= ${n}) return;`);
+  const coords = decompose(e, "i", root.shape, root.layout);
+  const g = new ElementEmitter(e, members, ctx);
+  for (const out of group.outputs) {
+    const info = ctx.info(out);
+    const v = g.value(out, coords);
+    e.store(out, coords, v, info.logicalDType);
+  }
+  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return { name, source, params: e.params, grid: [Math.max(1, Math.ceil(n / BLOCK)), 1, 1], block: [BLOCK, 1, 1], sharedBytes: 0 };
+}
+
+/** Coordinates of an input of shape `inShape` broadcast onto output coords (NumPy rules, right-aligned). */
+export function broadcastCoords(coords: readonly string[], inShape: readonly number[]): string[] {
+  const off = coords.length - inShape.length;
+  return inShape.map((d, i) => (d === 1 ? "0" : coords[i + off]));
+}
+
+export class ElementEmitter {
+  constructor(
+    readonly e: Emitter,
+    private readonly members: ReadonlyMap<string, Layer>,
+    private readonly ctx: CodegenContext,
+  ) {}
+
+  private dtype(t: string): DType {
+    return this.ctx.info(t).logicalDType;
+  }
+
+  /** The value of `tensor` at logical `coords`, as a C variable of its compute type. */
+  value(tensor: string, coords: readonly string[]): string {
+    const scalar = this.ctx.scalarConstant(tensor);
+    if (scalar !== undefined) return literal(scalar, this.dtype(tensor));
+    const layer = this.members.get(tensor);
+    if (!layer) return this.e.load(tensor, coords);
+    const key = `${tensor}@${coords.join(",")}`;
+    const hit = this.e.memoGet(key);
+    if (hit) return hit;
+    const v = this.emitLayer(layer, coords);
+    this.e.memoSet(key, v);
+    return v;
+  }
+
+  private ct(t: string): string {
+    return computeCType(this.dtype(t));
+  }
+
+  private emitLayer(layer: Layer, c: readonly string[]): string {
+    const e = this.e;
+    const out = layer.output;
+    const outT = this.dtype(out);
+    const ct = computeCType(outT);
+    const inShape = (i: number) => this.ctx.info(layer.inputs[i]).shape;
+    switch (layer.type) {
+      case "identity":
+        return this.value(layer.inputs[0], c);
+      case "cast": {
+        const x = this.value(layer.inputs[0], c);
+        return e.let(ct, convert(x, this.dtype(layer.inputs[0]), layer.to));
+      }
+      case "elementwise": {
+        const a = this.value(layer.inputs[0], broadcastCoords(c, inShape(0)));
+        const b = this.value(layer.inputs[1], broadcastCoords(c, inShape(1)));
+        return e.let(ct, binaryExpr(layer.op, a, b, this.dtype(layer.inputs[0])));
+      }
+      case "unary":
+        return e.let(ct, unaryExpr(layer.op, this.value(layer.inputs[0], c), this.dtype(layer.inputs[0])));
+      case "activation":
+        return e.let(ct, activationExpr(layer.fn, this.value(layer.inputs[0], c), outT));
+      case "scale": {
+        const x = this.value(layer.inputs[0], c);
+        const ch = (i: number) => (inShape(i)[0] === 1 ? ["0"] : [c[layer.channelAxis]]);
+        const s = this.value(layer.inputs[1], ch(1));
+        const h = this.value(layer.inputs[2], ch(2));
+        return e.let(ct, `(${x} * ${s} + ${h})`);
+      }
+      case "select": {
+        const cond = this.value(layer.inputs[0], broadcastCoords(c, inShape(0)));
+        const a = this.value(layer.inputs[1], broadcastCoords(c, inShape(1)));
+        const b = this.value(layer.inputs[2], broadcastCoords(c, inShape(2)));
+        return e.let(ct, `(${cond} ? ${a} : ${b})`);
+      }
+      case "quantize":
+      case "dequantize":
+        return this.quant(layer, c);
+      case "shuffle":
+        return this.value(layer.inputs[0], this.shuffleCoords(layer, c));
+      case "slice":
+        return this.value(
+          layer.inputs[0],
+          c.map((x, i) => (layer.starts[i] === 0 && layer.steps[i] === 1 ? x : e.let(e.idx, `${layer.starts[i]} + (${e.idx})(${x}) * ${layer.steps[i]}`, "s"))),
+        );
+      case "padding":
+        return this.padding(layer, c);
+      case "concatenation":
+        return this.concat(layer, c);
+      case "gather":
+        return this.gather(layer, c);
+      case "resize":
+        return this.resize(layer, c);
+      case "pooling":
+        return this.pooling(layer, c);
+      case "adaptive_pooling":
+        return this.adaptivePooling(layer, c);
+      case "convolution":
+        return this.convolution(layer, c);
+      case "deconvolution":
+        return this.deconvolution(layer, c);
+      default:
+        throw new Error(`element kernels cannot compute ${layer.type} layer '${layer.name}'`);
+    }
+  }
+
+  private quant(layer: LayerOf<"quantize"> | LayerOf<"dequantize">, c: readonly string[]): string {
+    const e = this.e;
+    const x = this.value(layer.inputs[0], c);
+    let scale: string;
+    let zp: string;
+    if (layer.axis === null) {
+      scale = floatLiteral(layer.scale[0]);
+      zp = floatLiteral(layer.zeroPoint[0]);
+    } else {
+      const sv = e.fresh("qs");
+      const zv = e.fresh("qz");
+      e.line(`const float ${sv}[${layer.scale.length}] = {${layer.scale.map((v) => floatLiteral(v)).join(", ")}};`);
+      e.line(`const float ${zv}[${layer.zeroPoint.length}] = {${layer.zeroPoint.map((v) => floatLiteral(v)).join(", ")}};`);
+      scale = `${sv}[${c[layer.axis]}]`;
+      zp = `${zv}[${c[layer.axis]}]`;
+    }
+    if (layer.type === "quantize") {
+      const q = `(rintf((float)${x} * (1.0f / ${scale})) + ${zp})`;
+      return e.let(computeCType(layer.dtype), `(${computeCType(layer.dtype)})fminf(fmaxf(${q}, ${floatLiteral(layer.qmin)}), ${floatLiteral(layer.qmax)})`);
+    }
+    return e.let(computeCType(layer.dtype), `(((float)${x} - ${zp}) * ${scale})`);
+  }
+
+  private shuffleCoords(layer: LayerOf<"shuffle">, c: readonly string[]): string[] {
+    const e = this.e;
+    const inShape = this.ctx.info(layer.inputs[0]).shape;
+    let y1Shape: number[] = [...inShape];
+    if (layer.firstTranspose) y1Shape = layer.firstTranspose.map((p) => inShape[p]);
+    let coords: string[] = [...c];
+    if (layer.secondTranspose) {
+      const c2 = new Array<string>(c.length);
+      layer.secondTranspose.forEach((p, i) => {
+        c2[p] = c[i];
+      });
+      coords = c2;
+    }
+    if (layer.reshape) {
+      const rs = layer.reshape;
+      const terms: string[] = [];
+      let stride = 1;
+      for (let i = rs.length - 1; i >= 0; i--) {
+        if (rs[i] !== 1 && coords[i] !== "0") terms.push(stride === 1 ? `(${e.idx})${coords[i]}` : `(${e.idx})${coords[i]} * ${stride}`);
+        stride *= rs[i];
+      }
+      const lin = e.let(e.idx, terms.length ? terms.join(" + ") : "0", "l");
+      coords = decompose(e, lin, y1Shape, y1Shape.map((_, i) => i));
+    }
+    if (layer.firstTranspose) {
+      const cx = new Array<string>(coords.length);
+      layer.firstTranspose.forEach((p, i) => {
+        cx[p] = coords[i];
+      });
+      coords = cx;
+    }
+    return coords;
+  }
+
+  private padding(layer: LayerOf<"padding">, c: readonly string[]): string {
+    const e = this.e;
+    const inShape = this.ctx.info(layer.inputs[0]).shape;
+    const src: string[] = [];
+    const conds: string[] = [];
+    c.forEach((x, i) => {
+      const d = inShape[i];
+      const pre = layer.pre[i];
+      if (pre === 0 && layer.post[i] === 0) {
+        src.push(x);
+        return;
+      }
+      const s = e.let(e.idx, `(${e.idx})(${x}) - (${pre})`, "q");
+      switch (layer.mode) {
+        case "constant":
+          conds.push(`(${s} >= 0 && ${s} < ${d})`);
+          src.push(e.let(e.idx, `${s} < 0 ? 0 : (${s} >= ${d} ? ${d - 1} : ${s})`, "q"));
+          break;
+        case "reflect":
+          src.push(e.let(e.idx, `${s} < 0 ? -${s} : (${s} >= ${d} ? ${2 * (d - 1)} - ${s} : ${s})`, "q"));
+          break;
+        case "replicate":
+          src.push(e.let(e.idx, `${s} < 0 ? 0 : (${s} >= ${d} ? ${d - 1} : ${s})`, "q"));
+          break;
+        case "circular":
+          src.push(e.let(e.idx, `((${s} % ${d}) + ${d}) % ${d}`, "q"));
+          break;
+      }
+    });
+    const v = this.value(layer.inputs[0], src);
+    if (conds.length === 0) return v;
+    const ct = this.ct(layer.output);
+    return e.let(ct, `(${conds.join(" && ")}) ? ${v} : ${literal(layer.value, this.dtype(layer.output))}`);
+  }
+
+  private concat(layer: LayerOf<"concatenation">, c: readonly string[]): string {
+    const e = this.e;
+    const ct = this.ct(layer.output);
+    const v = e.fresh("cat");
+    e.line(`${ct} ${v};`);
+    let offset = 0;
+    layer.inputs.forEach((input, k) => {
+      const n = this.ctx.info(input).shape[layer.axis];
+      const lo = offset;
+      offset += n;
+      const last = k === layer.inputs.length - 1;
+      const head = k === 0 ? `if (${c[layer.axis]} < ${offset})` : last ? "else" : `else if (${c[layer.axis]} < ${offset})`;
+      e.block(layer.inputs.length === 1 ? "" : head, () => {
+        const cc = [...c];
+        if (lo !== 0) cc[layer.axis] = e.let(e.idx, `(${e.idx})(${c[layer.axis]}) - ${lo}`, "k");
+        e.line(`${v} = ${this.value(input, cc)};`);
+      });
+    });
+    return v;
+  }
+
+  private gather(layer: LayerOf<"gather">, c: readonly string[]): string {
+    const e = this.e;
+    const [data, indices] = layer.inputs;
+    const dShape = this.ctx.info(data).shape;
+    const iShape = this.ctx.info(indices).shape;
+    const size = dShape[layer.axis];
+    const fix = (raw: string) => {
+      const j = e.let("long long", `(long long)(${raw})`, "g");
+      return e.let(e.idx, `(${e.idx})(${j} < 0 ? (${j} + ${size} < 0 ? 0 : ${j} + ${size}) : (${j} >= ${size} ? ${size - 1} : ${j}))`, "g");
+    };
+    if (layer.mode === "elements") {
+      const j = fix(this.value(indices, c));
+      const dc = [...c];
+      dc[layer.axis] = j;
+      return this.value(data, dc);
+    }
+    const q = iShape.length;
+    const j = fix(this.value(indices, c.slice(layer.axis, layer.axis + q)));
+    const dc = [...c.slice(0, layer.axis), j, ...c.slice(layer.axis + q)];
+    return this.value(data, dc);
+  }
+
+  private resize(layer: LayerOf<"resize">, c: readonly string[]): string {
+    const e = this.e;
+    const inShape = this.ctx.info(layer.inputs[0]).shape;
+    const sp = layer.outputSize.length;
+    const lead = inShape.length - sp;
+    const taps: { i0: string; i1: string; w1: string | null }[] = [];
+    for (let a = 0; a < sp; a++) {
+      const axis = lead + a;
+      const inp = inShape[axis];
+      const outp = layer.outputSize[a];
+      const o = c[axis];
+      const scale = layer.scales[a];
+      if (layer.mode === "nearest" || layer.mode === "nearest_exact") {
+        const s = Math.fround(scale !== null && scale > 0 ? 1 / scale : inp / outp);
+        let i: string;
+        if (layer.mode === "nearest" && outp === inp) i = o;
+        else {
+          const pos = layer.mode === "nearest" ? `(float)${o} * ${floatLiteral(s)}` : `((float)${o} + 0.5f) * ${floatLiteral(s)}`;
+          i = e.let(e.idx, `min((${e.idx})floorf(${pos}), (${e.idx})${inp - 1})`, "n");
+        }
+        taps.push({ i0: i, i1: i, w1: null });
+      } else {
+        let src: string;
+        if (layer.alignCorners) src = outp > 1 ? `(float)${o} * ${floatLiteral((inp - 1) / (outp - 1))}` : "0.0f";
+        else {
+          const s = scale !== null && scale > 0 ? 1 / scale : inp / outp;
+          src = `fmaxf(${floatLiteral(s)} * ((float)${o} + 0.5f) - 0.5f, 0.0f)`;
+        }
+        const sv = e.let("float", src, "f");
+        const i0 = e.let(e.idx, `min((${e.idx})floorf(${sv}), (${e.idx})${inp - 1})`, "n");
+        const i1 = e.let(e.idx, `${i0} < ${inp - 1} ? ${i0} + 1 : ${i0}`, "n");
+        const w1 = e.let("float", `${sv} - (float)${i0}`, "w");
+        taps.push({ i0, i1, w1 });
+      }
+    }
+    const terms: string[] = [];
+    for (let mask = 0; mask < 1 << sp; mask++) {
+      if (taps.some((t, a) => mask & (1 << a) && t.w1 === null)) continue;
+      const cc = [...c];
+      const weights: string[] = [];
+      taps.forEach((t, a) => {
+        const hi = (mask >> a) & 1;
+        cc[lead + a] = hi ? t.i1 : t.i0;
+        if (t.w1 !== null) weights.push(hi ? t.w1 : `(1.0f - ${t.w1})`);
+      });
+      const v = this.value(layer.inputs[0], cc);
+      terms.push(weights.length ? `${weights.join(" * ")} * (float)${v}` : `(float)${v}`);
+    }
+    return e.let(this.ct(layer.output), terms.join(" + "));
+  }
+
+  private pooling(layer: LayerOf<"pooling">, c: readonly string[]): string {
+    const e = this.e;
+    const input = layer.inputs[0];
+    const inShape = this.ctx.info(input).shape;
+    const sp = layer.kernel.length;
+    const lead = inShape.length - sp;
+    const ct = this.ct(layer.output);
+    const max = layer.mode === "max";
+    const acc = e.fresh("acc");
+    const cnt = e.fresh("cnt");
+    e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
+    e.line(`int ${cnt} = 0;`);
+    const starts: string[] = [];
+    for (let a = 0; a < sp; a++) starts.push(e.let(e.idx, `(${e.idx})(${c[lead + a]}) * ${layer.stride[a]} - ${layer.padding[a]}`, "st"));
+    const loop = (a: number, cc: string[]) => {
+      if (a === sp) {
+        const x = this.value(input, cc);
+        if (max) e.line(`if (${x} != ${x} || ${x} > ${acc}) ${acc} = ${x};`);
+        else e.line(`${acc} += (float)${x};`);
+        e.line(`${cnt}++;`);
+        return;
+      }
+      const k = e.fresh("k");
+      e.block(`for (int ${k} = 0; ${k} < ${layer.kernel[a]}; ++${k})`, () => {
+        const pos = e.let(e.idx, `${starts[a]} + ${k} * ${layer.dilation[a]}`, "ix");
+        e.line(`if (${pos} < 0 || ${pos} >= ${inShape[lead + a]}) continue;`);
+        const next = [...cc];
+        next[lead + a] = pos;
+        loop(a + 1, next);
+      });
+    };
+    loop(0, [...c]);
+    if (max) return acc;
+    let divisor: string;
+    if (layer.divisorOverride !== null) divisor = floatLiteral(layer.divisorOverride);
+    else if (!layer.countIncludePad) divisor = `(float)${cnt}`;
+    else {
+      const sizes = starts.map((s, a) => {
+        const end = `min(${s} + ${(layer.kernel[a] - 1) * layer.dilation[a] + 1}, (${e.idx})${inShape[lead + a] + layer.padding[a]})`;
+        return `(float)(${end} - ${s})`;
+      });
+      divisor = sizes.join(" * ");
+    }
+    return e.let(ct, `${acc} / (${divisor})`);
+  }
+
+  private adaptivePooling(layer: LayerOf<"adaptive_pooling">, c: readonly string[]): string {
+    const e = this.e;
+    const input = layer.inputs[0];
+    const inShape = this.ctx.info(input).shape;
+    const sp = layer.outputSize.length;
+    const lead = inShape.length - sp;
+    const ct = this.ct(layer.output);
+    const max = layer.mode === "max";
+    const acc = e.fresh("acc");
+    e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
+    const bounds: [string, string][] = [];
+    for (let a = 0; a < sp; a++) {
+      const inp = inShape[lead + a];
+      const outp = layer.outputSize[a];
+      const o = c[lead + a];
+      const lo = e.let(e.idx, `((${e.idx})(${o}) * ${inp}) / ${outp}`, "lo");
+      const hi = e.let(e.idx, `((${e.idx})(${o}) * ${inp} + ${inp + outp - 1}) / ${outp}`, "hi");
+      bounds.push([lo, hi]);
+    }
+    const loop = (a: number, cc: string[]) => {
+      if (a === sp) {
+        const x = this.value(input, cc);
+        if (max) e.line(`if (${x} != ${x} || ${x} > ${acc}) ${acc} = ${x};`);
+        else e.line(`${acc} += (float)${x};`);
+        return;
+      }
+      const k = e.fresh("k");
+      e.block(`for (${e.idx} ${k} = ${bounds[a][0]}; ${k} < ${bounds[a][1]}; ++${k})`, () => {
+        const next = [...cc];
+        next[lead + a] = k;
+        loop(a + 1, next);
+      });
+    };
+    loop(0, [...c]);
+    if (max) return acc;
+    const count = bounds.map(([lo, hi]) => `(float)(${hi} - ${lo})`).join(" * ");
+    return e.let(ct, `${acc} / (${count})`);
+  }
+
+  /** Direct convolution: loops over the input channels of the group and the kernel window. */
+  private convolution(layer: LayerOf<"convolution">, c: readonly string[]): string {
+    const e = this.e;
+    const [x, w, b] = layer.inputs;
+    const xShape = this.ctx.info(x).shape;
+    const wShape = this.ctx.info(w).shape;
+    const outShape = this.ctx.info(layer.output).shape;
+    const sp = wShape.length - 2;
+    const cinG = wShape[1];
+    const coutG = outShape[1] / layer.groups;
+    const acc = e.fresh("acc");
+    e.line(`float ${acc} = ${b ? `(float)${this.value(b, [c[1]])}` : "0.0f"};`);
+    const co = c[1];
+    const grp = layer.groups === 1 ? "0" : e.let(e.idx, `(${e.idx})(${co}) / ${coutG}`, "grp");
+    const ci = e.fresh("ci");
+    e.block(`for (int ${ci} = 0; ${ci} < ${cinG}; ++${ci})`, () => {
+      const xc = layer.groups === 1 ? ci : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc");
+      const loop = (a: number, xcc: string[], wcc: string[]) => {
+        if (a === sp) {
+          e.line(`${acc} += (float)${this.value(x, xcc)} * (float)${this.value(w, wcc)};`);
+          return;
+        }
+        const k = e.fresh("k");
+        e.block(`for (int ${k} = 0; ${k} < ${wShape[a + 2]}; ++${k})`, () => {
+          const pos = e.let(e.idx, `(${e.idx})(${c[a + 2]}) * ${layer.stride[a]} - ${layer.padding[a]} + ${k} * ${layer.dilation[a]}`, "ix");
+          e.line(`if (${pos} < 0 || ${pos} >= ${xShape[a + 2]}) continue;`);
+          loop(a + 1, [...xcc, pos], [...wcc, k]);
+        });
+      };
+      loop(0, [c[0], xc], [co, ci]);
+    });
+    return acc;
+  }
+
+  private deconvolution(layer: LayerOf<"deconvolution">, c: readonly string[]): string {
+    const e = this.e;
+    const [x, w, b] = layer.inputs;
+    const xShape = this.ctx.info(x).shape;
+    const wShape = this.ctx.info(w).shape;
+    const sp = wShape.length - 2;
+    const cinG = xShape[1] / layer.groups;
+    const coutG = wShape[1];
+    const acc = e.fresh("acc");
+    e.line(`float ${acc} = ${b ? `(float)${this.value(b, [c[1]])}` : "0.0f"};`);
+    const grp = layer.groups === 1 ? "0" : e.let(e.idx, `(${e.idx})(${c[1]}) / ${coutG}`, "grp");
+    const cog = layer.groups === 1 ? c[1] : e.let(e.idx, `(${e.idx})(${c[1]}) - ${grp} * ${coutG}`, "cog");
+    const ci = e.fresh("ci");
+    e.block(`for (int ${ci} = 0; ${ci} < ${cinG}; ++${ci})`, () => {
+      const xc = layer.groups === 1 ? ci : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc");
+      const loop = (a: number, xcc: string[], wcc: string[]) => {
+        if (a === sp) {
+          e.line(`${acc} += (float)${this.value(x, xcc)} * (float)${this.value(w, wcc)};`);
+          return;
+        }
+        const k = e.fresh("k");
+        e.block(`for (int ${k} = 0; ${k} < ${wShape[a + 2]}; ++${k})`, () => {
+          const num = e.let(e.idx, `(${e.idx})(${c[a + 2]}) + ${layer.padding[a]} - ${k} * ${layer.dilation[a]}`, "nm");
+          e.line(`if (${num} < 0 || ${num} % ${layer.stride[a]} != 0) continue;`);
+          const pos = e.let(e.idx, `${num} / ${layer.stride[a]}`, "ix");
+          e.line(`if (${pos} >= ${xShape[a + 2]}) continue;`);
+          loop(a + 1, [...xcc, pos], [...wcc, k]);
+        });
+      };
+      loop(0, [c[0], xc], [xc, cog]);
+    });
+    return acc;
+  }
+}
+
+/** Whether `layer` can be computed by an element kernel (as a fused member or on its own). */
+export function isElementLayer(layer: Layer): boolean {
+  switch (layer.type) {
+    case "identity": case "cast": case "elementwise": case "unary": case "activation": case "scale": case "select":
+    case "quantize": case "dequantize": case "shuffle": case "slice": case "padding": case "concatenation":
+    case "gather": case "resize": case "pooling": case "adaptive_pooling": case "convolution": case "deconvolution":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Layers whose value at a coordinate is cheap pointwise math on inputs at the same (broadcast) coordinate. */
+export function isPointwiseLayer(layer: Layer): boolean {
+  switch (layer.type) {
+    case "identity": case "cast": case "elementwise": case "unary": case "activation": case "scale": case "select":
+    case "quantize": case "dequantize":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Layers that read each input element at most once per output element with no arithmetic (pure data movement). */
+export function isMovementLayer(layer: Layer): boolean {
+  return layer.type === "shuffle" || layer.type === "slice" || layer.type === "padding" || layer.type === "concatenation";
+}
+
+export { isFloatDType };

@@ -1,0 +1,305 @@
+/**
+ * Cooperative kernels over "rows": a tensor split into outer axes (one row per outer coordinate) and inner
+ * axes (the elements of a row). TX rows per block, TY threads per row (TX·TY = 256), a strided loop over the
+ * row, and a shared-memory tree to combine the partials. When the input's innermost memory axis lies inside
+ * the row, the TY threads of a row are adjacent (coalesced along the row); otherwise the TX rows are
+ * adjacent (coalesced across rows, e.g. spatial reductions of NHWC tensors). Reduce, global pooling,
+ * softmax and layer/group normalization are built on it, with fp32 (or fp64) statistics.
+ */
+import type { DType } from "../../../ir/dtype.js";
+import { numel } from "../../../ir/tensor.js";
+import type { AdaptivePoolingLayer, NormalizationLayer, ReduceLayer, SoftmaxLayer } from "../../../network/layers/index.js";
+import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
+import type { CodegenContext, GeneratedKernel } from "./element.js";
+import { Emitter, decompose, indexType } from "./emitter.js";
+
+const THREADS = 256;
+
+interface Frame {
+  e: Emitter;
+  /** Logical coords of the input for the thread's row (outer axes set, inner axes "0"). */
+  rowCoords: string[];
+  tx: string;
+  ty: string;
+  TX: number;
+  TY: number;
+  rows: number;
+  inner: number;
+}
+
+interface RowSpec {
+  input: string;
+  outer: number[];
+  inner: number[];
+}
+
+function pow2ceil(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** Chooses the thread split and emits the row decomposition. */
+function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame {
+  const x = ctx.info(spec.input);
+  const idx = indexType([numel(x.shape) * 4, ...extraCounts]);
+  const e = new Emitter(ctx.info, idx);
+  const rows = spec.outer.reduce((p, a) => p * x.shape[a], 1);
+  const inner = spec.inner.reduce((p, a) => p * x.shape[a], 1);
+  const innermost = x.layout.filter((a) => x.shape[a] !== 1).at(-1);
+  const alongRow = innermost === undefined || spec.inner.includes(innermost);
+  let TY: number;
+  if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
+  else TY = rows <= 32 * 64 ? 32 : 8;
+  TY = Math.min(TY, pow2ceil(Math.max(1, inner)) >= 2 ? TY : 1) || 1;
+  const TX = THREADS / TY;
+  e.line("const int tid = threadIdx.x;");
+  e.line(alongRow ? `const int tx = tid / ${TY};` : `const int tx = tid % ${TX};`);
+  e.line(alongRow ? `const int ty = tid % ${TY};` : `const int ty = tid / ${TX};`);
+  e.line(`const ${idx} row_raw = (${idx})blockIdx.x * ${TX} + tx;`);
+  e.line(`const bool active = row_raw < ${rows};`);
+  e.line(`const ${idx} row = active ? row_raw : 0;`);
+  const outerOrder = x.layout.filter((a) => spec.outer.includes(a));
+  const rowShape = x.shape.map((d, a) => (spec.outer.includes(a) ? d : 1));
+  const rowCoords = decompose(e, "row", rowShape, outerOrder.length ? outerOrder : [0]);
+  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner };
+}
+
+/** Emits `for (e = ty; e < inner; e += TY)` with the element's input coords, calling body(coords). */
+function rowLoop(f: Frame, ctx: CodegenContext, spec: RowSpec, body: (coords: string[]) => void): void {
+  const e = f.e;
+  const x = ctx.info(spec.input);
+  const innerOrder = x.layout.filter((a) => spec.inner.includes(a));
+  const elemShape = x.shape.map((d, a) => (spec.inner.includes(a) ? d : 1));
+  e.block(`for (${e.idx} j = ty; j < ${f.inner}; j += ${f.TY})`, () => {
+    const ec = decompose(e, "j", elemShape, innerOrder.length ? innerOrder : [0]);
+    body(f.rowCoords.map((c, a) => (spec.inner.includes(a) ? ec[a] : c)));
+  });
+}
+
+/** Tree-combines `acc` (type ct) over the TY threads of each row; returns the row's result variable. */
+function blockCombine(f: Frame, ct: string, acc: string, combine: (a: string, b: string) => string, name: string): string {
+  const e = f.e;
+  const sm = `sm_${name}`;
+  e.line(`__shared__ ${ct} ${sm}[${f.TX * f.TY}];`);
+  e.line(`${sm}[tx * ${f.TY} + ty] = ${acc};`);
+  e.line("__syncthreads();");
+  e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
+    e.line(`if (ty < s) ${sm}[tx * ${f.TY} + ty] = ${combine(`${sm}[tx * ${f.TY} + ty]`, `${sm}[tx * ${f.TY} + ty + s]`)};`);
+    e.line("__syncthreads();");
+  });
+  const r = e.let(ct, `${sm}[tx * ${f.TY}]`, name);
+  e.line("__syncthreads();");
+  return r;
+}
+
+function finish(name: string, f: Frame): GeneratedKernel {
+  const source = `extern "C" __global__ void __launch_bounds__(${THREADS}) ${name}(${f.e.signature()}) {\n${f.e.body()}\n}\n`;
+  return { name, source, params: f.e.params, grid: [Math.max(1, Math.ceil(f.rows / f.TX)), 1, 1], block: [THREADS, 1, 1], sharedBytes: 0 };
+}
+
+type ReduceKind = ReduceLayer["op"];
+
+/** reduce layers, and adaptive pooling to size 1 (a mean or max over the spatial axes). */
+export function generateReduceKernel(name: string, layer: ReduceLayer | AdaptivePoolingLayer, ctx: CodegenContext): GeneratedKernel {
+  const input = layer.inputs[0];
+  const x = ctx.info(input);
+  const rank = x.shape.length;
+  let axes: number[];
+  let op: ReduceKind;
+  if (layer.type === "reduce") {
+    axes = [...layer.axes];
+    op = layer.op;
+  } else {
+    const sp = layer.outputSize.length;
+    axes = Array.from({ length: sp }, (_, i) => rank - sp + i);
+    op = layer.mode === "avg" ? "mean" : "max";
+  }
+  const outer = Array.from({ length: rank }, (_, a) => a).filter((a) => !axes.includes(a));
+  const spec: RowSpec = { input, outer, inner: axes };
+  const out = ctx.info(layer.output);
+  const f = frame(ctx, spec, [numel(out.shape) * 4]);
+  const e = f.e;
+  const inT = x.logicalDType;
+  const inCt = computeCType(inT);
+  const float = isFloatDType(inT);
+  const arg = op === "argmax" || op === "argmin";
+  let accCt: string;
+  let init: string;
+  if (op === "sum" || op === "mean") {
+    accCt = inCt === "double" ? "double" : float ? "float" : "long long";
+    init = "0";
+  } else if (op === "prod") {
+    accCt = inCt === "double" ? "double" : float ? "float" : "long long";
+    init = "1";
+  } else if (op === "max" || op === "argmax") {
+    accCt = inCt;
+    init = lowest(inT);
+  } else if (op === "min" || op === "argmin") {
+    accCt = inCt;
+    init = highest(inT);
+  } else {
+    accCt = "int";
+    init = op === "all" ? "1" : "0";
+  }
+  if (arg && float) init = op === "argmax" ? floatLiteral(Number.NEGATIVE_INFINITY, inCt) : floatLiteral(Number.POSITIVE_INFINITY, inCt);
+  e.line(`${accCt} acc = ${init};`);
+  if (arg) e.line("long long aidx = 0x7fffffffffffffffLL;");
+  const innerOrder = x.layout.filter((a) => axes.includes(a));
+  rowLoop(f, ctx, spec, (coords) => {
+    e.line("if (!active) break;");
+    const v = e.load(input, coords);
+    switch (op) {
+      case "sum": case "mean": e.line(`acc += (${accCt})${v};`); break;
+      case "prod": e.line(`acc *= (${accCt})${v};`); break;
+      case "max": e.line(`acc = tc_max(acc, (${accCt})${v});`); break;
+      case "min": e.line(`acc = tc_min(acc, (${accCt})${v});`); break;
+      case "any": e.line(`acc = acc || ${v};`); break;
+      case "all": e.line(`acc = acc && ${v};`); break;
+      case "argmax": case "argmin": {
+        // The reduced axis' coordinate is the index; a NaN wins, then the first occurrence.
+        const a = axes[0];
+        const k = coords[a];
+        const better = op === "argmax" ? ">" : "<";
+        e.line(`{ const long long kk = (long long)(${k}); const bool vn = ${v} != ${v}; const bool an = acc != acc;`);
+        e.line(`  if ((vn && !an) || (vn == an && (${v} ${better} acc || (${v} == acc && kk < aidx))) || (vn && an && kk < aidx)) { acc = ${v}; aidx = kk; } }`);
+        break;
+      }
+    }
+  });
+  void innerOrder;
+  let result: string;
+  if (arg) {
+    const ct = accCt;
+    const sm = "sm_arg";
+    e.line(`__shared__ ${ct} ${sm}_v[${f.TX * f.TY}];`);
+    e.line(`__shared__ long long ${sm}_i[${f.TX * f.TY}];`);
+    e.line(`${sm}_v[tx * ${f.TY} + ty] = acc; ${sm}_i[tx * ${f.TY} + ty] = aidx;`);
+    e.line("__syncthreads();");
+    const better = op === "argmax" ? ">" : "<";
+    e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
+      e.block("if (ty < s)", () => {
+        e.line(`const int p = tx * ${f.TY} + ty, q = p + s;`);
+        e.line(`const ${ct} a = ${sm}_v[p], b = ${sm}_v[q]; const long long ia = ${sm}_i[p], ib = ${sm}_i[q];`);
+        e.line(`const bool an = a != a, bn = b != b;`);
+        e.line(`const bool takeB = (bn && !an) || (an == bn && (b ${better} a || (b == a && ib < ia))) || (an && bn && ib < ia);`);
+        e.line(`if (takeB) { ${sm}_v[p] = b; ${sm}_i[p] = ib; }`);
+      });
+      e.line("__syncthreads();");
+    });
+    result = e.let("long long", `${sm}_i[tx * ${f.TY}] == 0x7fffffffffffffffLL ? 0LL : ${sm}_i[tx * ${f.TY}]`, "res");
+  } else {
+    const combine = (a: string, b: string): string => {
+      switch (op) {
+        case "sum": case "mean": return `${a} + ${b}`;
+        case "prod": return `${a} * ${b}`;
+        case "max": return `tc_max(${a}, ${b})`;
+        case "min": return `tc_min(${a}, ${b})`;
+        case "any": return `(${a} || ${b})`;
+        default: return `(${a} && ${b})`;
+      }
+    };
+    result = blockCombine(f, accCt, "acc", combine, "red");
+    if (op === "mean") result = e.let(accCt, `${result} / (${accCt})${f.inner}`, "res");
+  }
+  // Output coords: kept axes in order (with size-1 axes where dims are kept).
+  const outCoords: string[] = [];
+  const keep = layer.type === "adaptive_pooling" || layer.keepDims;
+  for (let a = 0; a < rank; a++) {
+    if (!axes.includes(a)) outCoords.push(f.rowCoords[a]);
+    else if (keep) outCoords.push("0");
+  }
+  e.block("if (active && ty == 0)", () => e.store(layer.output, outCoords, result, arg ? "int64" : out.logicalDType));
+  return finish(name, f);
+}
+
+export function generateSoftmaxKernel(name: string, layer: SoftmaxLayer, ctx: CodegenContext): GeneratedKernel {
+  const input = layer.inputs[0];
+  const x = ctx.info(input);
+  const rank = x.shape.length;
+  const axis = rank === 0 ? 0 : layer.axis;
+  const spec: RowSpec = { input, outer: Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axis), inner: rank === 0 ? [] : [axis] };
+  const f = frame(ctx, spec, []);
+  const e = f.e;
+  const ct = x.logicalDType === "float64" ? "double" : "float";
+  e.line(`${ct} m = ${floatLiteral(Number.NEGATIVE_INFINITY, ct)};`);
+  rowLoop(f, ctx, spec, (c) => {
+    e.line("if (!active) break;");
+    e.line(`m = fmax(m, (${ct})${e.load(input, c)});`);
+  });
+  const mx = blockCombine(f, ct, "m", (a, b) => `fmax(${a}, ${b})`, "max");
+  const m0 = e.let(ct, `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY, ct)} ? (${ct})0 : ${mx}`, "m");
+  e.line(`${ct} s = 0;`);
+  rowLoop(f, ctx, spec, (c) => {
+    e.line("if (!active) break;");
+    e.line(`s += exp((${ct})${e.load(input, c)} - ${m0});`);
+  });
+  const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
+  const ls = e.let(ct, `log(${sum})`, "ls");
+  rowLoop(f, ctx, spec, (c) => {
+    e.line("if (!active) break;");
+    const v = e.load(input, c);
+    const y = layer.log ? `(${ct})${v} - ${m0} - ${ls}` : `exp((${ct})${v} - ${m0}) / ${sum}`;
+    e.store(layer.output, c, y, ctx.info(layer.output).logicalDType);
+  });
+  return finish(name, f);
+}
+
+export function generateNormalizationKernel(name: string, layer: NormalizationLayer, ctx: CodegenContext): GeneratedKernel {
+  const [input, scale, bias] = layer.inputs;
+  const x = ctx.info(input);
+  const rank = x.shape.length;
+  const ct = x.logicalDType === "float64" ? "double" : "float";
+  let spec: RowSpec;
+  // Group norm: rows are (n, group); a row's elements are (channel within group, spatial…).
+  let channelOf: (c: string[]) => string;
+  if (layer.kind === "layer") {
+    spec = {
+      input,
+      outer: Array.from({ length: layer.beginAxis }, (_, a) => a),
+      inner: Array.from({ length: rank - layer.beginAxis }, (_, i) => layer.beginAxis + i),
+    };
+    channelOf = () => "";
+  } else {
+    spec = { input, outer: [0], inner: Array.from({ length: rank - 1 }, (_, i) => i + 1) };
+    channelOf = (c) => c[1];
+  }
+  const groups = layer.kind === "group" ? layer.numGroups : 1;
+  const cg = layer.kind === "group" ? x.shape[1] / groups : 1;
+  const f = frame(ctx, spec, []);
+  const e = f.e;
+  // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
+  const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
+  const scaleCoords = (c: string[]) => (layer.kind === "layer" ? c.slice(layer.beginAxis) : [channelOf(c)]);
+  const body = (g: string | null) => {
+    const inGroup = (c: string[]) => (g === null ? "true" : `((${c[1]}) / ${cg} == ${g})`);
+    e.line(`${ct} s = 0;`);
+    rowLoop(f, ctx, spec, (c) => {
+      e.line("if (!active) break;");
+      e.line(`if (${inGroup(c)}) s += (${ct})${e.load(input, c)};`);
+    });
+    const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
+    const mean = e.let(ct, `${sum} / (${ct})${innerCount}`, "mean");
+    e.line(`${ct} q = 0;`);
+    rowLoop(f, ctx, spec, (c) => {
+      e.line("if (!active) break;");
+      e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${e.load(input, c)} - ${mean}; q += d * d; }`);
+    });
+    const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq");
+    const rstd = e.let(ct, `(${ct})1 / sqrt(${sq} / (${ct})${innerCount} + (${ct})${floatLiteral(layer.epsilon, ct)})`, "rstd");
+    rowLoop(f, ctx, spec, (c) => {
+      e.line("if (!active) break;");
+      e.block(g === null ? "" : `if (${inGroup(c)})`, () => {
+        const v = e.load(input, c);
+        const sc = e.load(scale, scaleCoords(c));
+        const bi = e.load(bias, scaleCoords(c));
+        e.store(layer.output, c, `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`, ctx.info(layer.output).logicalDType);
+      });
+    });
+  };
+  if (layer.kind === "layer") body(null);
+  else e.block(`for (int g = 0; g < ${groups}; ++g)`, () => body("g"));
+  return finish(name, f);
+}
+
+export type { DType };

@@ -1,0 +1,114 @@
+/**
+ * A cache of compiled programs keyed by a SHA-256 of (source, resolved NVRTC options, name expressions,
+ * output kind, NVRTC version). Always in memory; optionally on disk (one `<key>.bin` image plus `<key>.json`
+ * metadata per entry, written atomically), by default under `~/.cache/torchc/kernels`.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { type CompileOptions, type CompiledProgram, compileWithOptions, nvrtcVersion, resolveOptions } from "./compile.js";
+
+export interface CacheKeyParts {
+  readonly source: string;
+  readonly options: readonly string[];
+  readonly nameExpressions: readonly string[];
+  readonly output: "cubin" | "ptx";
+  readonly nvrtcVersion: readonly [number, number];
+}
+
+/** The cache key: hex SHA-256 over every input that changes the compiled image. */
+export function kernelCacheKey(parts: CacheKeyParts): string {
+  const h = createHash("sha256");
+  h.update(JSON.stringify([parts.output, parts.nvrtcVersion, parts.options, parts.nameExpressions]));
+  h.update("\0");
+  h.update(parts.source);
+  return h.digest("hex");
+}
+
+/** `$TORCHC_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/torchc/kernels`, else `~/.cache/torchc/kernels`. */
+export function defaultKernelCacheDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  if (env.TORCHC_CACHE_DIR) return join(env.TORCHC_CACHE_DIR, "kernels");
+  const base = env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "torchc", "kernels");
+}
+
+export type CacheHit = "memory" | "disk" | "miss";
+
+export interface CachedProgram extends CompiledProgram {
+  readonly key: string;
+  readonly hit: CacheHit;
+}
+
+export class KernelCache {
+  private readonly memory = new Map<string, CompiledProgram>();
+  private version: [number, number] | undefined;
+  readonly diskDir: string | null;
+
+  /** `disk: true` uses defaultKernelCacheDir(); a string names the folder; false/undefined keeps it in memory. */
+  constructor(opts: { disk?: boolean | string } = {}) {
+    this.diskDir = opts.disk === true ? defaultKernelCacheDir() : typeof opts.disk === "string" ? opts.disk : null;
+  }
+
+  get size(): number {
+    return this.memory.size;
+  }
+
+  clear(): void {
+    this.memory.clear();
+  }
+
+  /** Compiles `source`, or returns the cached image for the same inputs. */
+  compile(source: string, opts: CompileOptions = {}, defaultArch = "sm_90"): CachedProgram {
+    const options = resolveOptions(opts, defaultArch);
+    const output = opts.output ?? "cubin";
+    const nameExpressions = [...(opts.nameExpressions ?? [])];
+    this.version ??= nvrtcVersion();
+    const key = kernelCacheKey({ source, options, nameExpressions, output, nvrtcVersion: this.version });
+    const inMemory = this.memory.get(key);
+    if (inMemory) return { ...inMemory, key, hit: "memory" };
+    const onDisk = this.readDisk(key);
+    if (onDisk) {
+      this.memory.set(key, onDisk);
+      return { ...onDisk, key, hit: "disk" };
+    }
+    const compiled = compileWithOptions(source, options, { name: opts.name, output, nameExpressions });
+    this.memory.set(key, compiled);
+    this.writeDisk(key, compiled);
+    return { ...compiled, key, hit: "miss" };
+  }
+
+  private readDisk(key: string): CompiledProgram | undefined {
+    if (this.diskDir === null) return undefined;
+    try {
+      const meta = JSON.parse(readFileSync(join(this.diskDir, `${key}.json`), "utf8")) as {
+        kind: "cubin" | "ptx";
+        loweredNames: Record<string, string>;
+        log: string;
+        bytes: number;
+      };
+      const image = new Uint8Array(readFileSync(join(this.diskDir, `${key}.bin`)));
+      if (image.byteLength !== meta.bytes) return undefined;
+      return { kind: meta.kind, image, log: meta.log, loweredNames: meta.loweredNames, compileMs: 0 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeDisk(key: string, p: CompiledProgram): void {
+    if (this.diskDir === null) return;
+    try {
+      mkdirSync(this.diskDir, { recursive: true });
+      const tmp = `.${process.pid}.${Date.now()}`;
+      const bin = join(this.diskDir, `${key}.bin`);
+      const json = join(this.diskDir, `${key}.json`);
+      writeFileSync(bin + tmp, p.image);
+      renameSync(bin + tmp, bin);
+      const meta = { kind: p.kind, loweredNames: p.loweredNames, log: p.log, bytes: p.image.byteLength };
+      writeFileSync(json + tmp, JSON.stringify(meta));
+      renameSync(json + tmp, json);
+    } catch {
+      // A cache that cannot be written is only slower.
+    }
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * Turns a planned network into an ordered list of steps. Walks layers in topological order:
+ *  - views and constants need no step;
+ *  - a cuDNN convolution absorbs the chain of pointwise layers after it that cuDNN's fused graph can run
+ *    (longest chain the caller's `convSupported` accepts); a matmul absorbs a row bias and relu/gelu;
+ *  - element layers join the group of a producer when the result is still one thread per output element
+ *    (same-shape pointwise, or pure data movement of a tensor nothing else reads) and the group has not yet
+ *    been read by an earlier step;
+ *  - operands in the wrong layout or dtype for a library call get a relayout step in front.
+ */
+import { numel } from "../../../ir/tensor.js";
+import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import type { Network } from "../../../network/network.js";
+import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
+import { perChannel } from "../plan/fold.js";
+import { type Layout, channelsLast, identityLayout, layoutKey } from "../plan/layout.js";
+import { type Precision, type TensorInfo, storageDType } from "../plan/tensors.js";
+import type { ConvActivationKind, ConvEpilogueOp, ConvStep, MatmulStep, Step } from "./steps.js";
+
+export interface ScheduleOptions {
+  readonly precision: Precision;
+  /** Whether the convolution library can run this step (the builder plans it and keeps the plan). */
+  convSupported(step: ConvStep): boolean;
+  matmulSupported(step: MatmulStep): boolean;
+  /** Largest element group (layers); default 48. */
+  readonly maxGroupLayers?: number;
+}
+
+interface OpenGroup {
+  layers: Layer[];
+  root: string;
+  /** Member outputs whose coordinates equal the root's (safe to store from this kernel). */
+  identity: Set<string>;
+  step: { kind: "element"; group: { layers: Layer[]; root: string; outputs: string[] } };
+}
+
+const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
+
+export function schedule(net: Network, infos: Map<string, TensorInfo>, opts: ScheduleOptions): Step[] {
+  return new Scheduler(net, infos, opts).run();
+}
+
+class Scheduler {
+  private readonly steps: (Step | OpenGroup["step"])[] = [];
+  private readonly index = new Map<Layer, number>();
+  private readonly producer = new Map<string, Layer>();
+  private readonly consumers = new Map<string, Layer[]>();
+  private readonly consumed = new Set<Layer>();
+  private readonly groupOf = new Map<string, OpenGroup>();
+  private readonly outputs: Set<string>;
+  private readonly relayouts = new Map<string, string>();
+  private current = 0;
+
+  constructor(
+    private readonly net: Network,
+    private readonly infos: Map<string, TensorInfo>,
+    private readonly opts: ScheduleOptions,
+  ) {
+    net.layers.forEach((l, i) => {
+      this.index.set(l, i);
+      this.producer.set(l.output, l);
+      for (const t of l.inputs) this.consumers.set(t, [...(this.consumers.get(t) ?? []), l]);
+    });
+    this.outputs = new Set(net.outputs);
+  }
+
+  run(): Step[] {
+    for (const layer of this.net.layers) {
+      this.current = this.index.get(layer)!;
+      if (this.consumed.has(layer) || layer.type === "constant") continue;
+      if (this.infos.get(layer.output)?.viewOf !== undefined) continue;
+      this.place(layer);
+    }
+    this.finalizeOutputs();
+    return this.steps.map((s) => {
+      if (s.kind !== "element") return s;
+      const g = s.group;
+      return { kind: "element", group: { layers: g.layers, root: g.root, outputs: g.outputs } } as Step;
+    });
+  }
+
+  private info(t: string): TensorInfo {
+    const i = this.infos.get(t);
+    if (!i) throw new Error(`no tensor info for '${t}'`);
+    return i;
+  }
+
+  /** Layers that read `t`'s memory: its consumers and, through views, theirs. */
+  private readers(t: string): Layer[] {
+    const out: Layer[] = [];
+    for (const c of this.consumers.get(t) ?? []) {
+      if (this.infos.get(c.output)?.viewOf === t) out.push(...this.readers(c.output), c);
+      else out.push(c);
+    }
+    return out;
+  }
+
+  /** Network outputs reachable from `t` through views (they are read after the engine runs). */
+  private isOutputish(t: string): boolean {
+    if (this.outputs.has(t)) return true;
+    return (this.consumers.get(t) ?? []).some((c) => this.infos.get(c.output)?.viewOf === t && this.isOutputish(c.output));
+  }
+
+  private place(layer: Layer): void {
+    switch (layer.type) {
+      case "convolution":
+        if (this.tryConv(layer)) return;
+        this.placeElement(layer);
+        return;
+      case "matmul":
+        this.placeMatmul(layer);
+        return;
+      case "reduce":
+        this.steps.push({ kind: "reduce", layer });
+        return;
+      case "adaptive_pooling": {
+        const x = this.info(layer.inputs[0]);
+        const window = numel(x.shape.slice(x.shape.length - layer.outputSize.length)) / numel(layer.outputSize);
+        if (layer.outputSize.every((o) => o === 1) && window > 16) this.steps.push({ kind: "reduce", layer });
+        else this.placeElement(layer);
+        return;
+      }
+      case "softmax":
+        this.steps.push({ kind: "softmax", layer });
+        return;
+      case "normalization":
+        this.steps.push({ kind: "normalization", layer });
+        return;
+      case "attention":
+        this.steps.push({ kind: "attention", layer });
+        return;
+      default:
+        if (!isElementLayer(layer)) throw new Error(`no CUDA implementation for ${layer.type} layer '${layer.name}'`);
+        this.placeElement(layer);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------- element groups
+
+  private newGroup(layers: Layer[], root: string): OpenGroup {
+    const g: OpenGroup = {
+      layers,
+      root,
+      identity: new Set([root]),
+      step: { kind: "element", group: { layers, root, outputs: [] } },
+    };
+    for (const l of layers) this.groupOf.set(l.output, g);
+    return g;
+  }
+
+  /** Inputs whose values must be loaded from memory inside loops (never inlined). */
+  private loopInputs(layer: Layer): Set<string> {
+    switch (layer.type) {
+      case "pooling": case "adaptive_pooling": case "resize": case "convolution": case "deconvolution":
+        return new Set(layer.inputs);
+      case "gather":
+        return new Set(layer.inputs);
+      default:
+        return new Set();
+    }
+  }
+
+  private canJoin(g: OpenGroup, layer: Layer, via: string): boolean {
+    if (g.layers.length >= (this.opts.maxGroupLayers ?? 48)) return false;
+    if (this.loopInputs(layer).has(via)) return false;
+    const outShape = this.info(layer.output).shape.join();
+    const viaInfo = this.info(via);
+    const identityMap = isPointwiseLayer(layer) && viaInfo.shape.join() === outShape;
+    if (!identityMap && !isMovementLayer(layer)) return false;
+    // Every earlier step must not read the group (it will run later now).
+    for (const m of g.layers) {
+      for (const r of this.readers(m.output)) {
+        const ri = this.index.get(r)!;
+        if (ri < this.current && this.groupOf.get(r.output) !== g) return false;
+      }
+    }
+    // Anything else reading `via` (or any other member) needs it stored by this kernel at the new root's coords.
+    const viaExternal = this.isOutputish(via) || this.readers(via).some((r) => r !== layer && this.groupOf.get(r.output) !== g);
+    if (viaExternal && !(identityMap && g.identity.has(via))) return false;
+    if (!identityMap) {
+      for (const m of g.layers) {
+        if (m.output === via) continue;
+        if (this.isOutputish(m.output) || this.readers(m.output).some((r) => this.groupOf.get(r.output) !== g)) return false;
+      }
+    }
+    return true;
+  }
+
+  private placeElement(layer: Layer): void {
+    const joinable: OpenGroup[] = [];
+    for (const t of new Set(layer.inputs)) {
+      const g = this.groupOf.get(t);
+      if (!g || joinable.includes(g) || g.root !== t) continue;
+      if (this.canJoin(g, layer, t)) joinable.push(g);
+    }
+    const outShape = this.info(layer.output).shape.join();
+    const identityMapped = (t: string) => isPointwiseLayer(layer) && this.info(t).shape.join() === outShape;
+    if (joinable.length === 0) {
+      const g = this.newGroup([layer], layer.output);
+      this.steps.push(g.step);
+      return;
+    }
+    // Merge the groups, in schedule order, then the layer.
+    const order = joinable.sort((a, b) => this.steps.indexOf(a.step) - this.steps.indexOf(b.step));
+    const layers = order.flatMap((g) => g.layers);
+    const identity = new Set<string>([layer.output]);
+    for (const g of order) if (identityMapped(g.root)) for (const t of g.identity) identity.add(t);
+    for (const g of order) this.steps.splice(this.steps.indexOf(g.step), 1);
+    const merged = this.newGroup([...layers, layer], layer.output);
+    merged.identity = identity;
+    this.steps.push(merged.step);
+  }
+
+  /** Stores of every group: its root and members read outside it. Called once all steps exist. */
+  private finalizeOutputs(): void {
+    for (const s of this.steps) {
+      if (s.kind !== "element") continue;
+      const g = s.group;
+      const inside = new Set(g.layers.map((l) => l.output));
+      const outs = [g.root];
+      for (const l of g.layers) {
+        if (l.output === g.root) continue;
+        const external = this.isOutputish(l.output) || this.readers(l.output).some((r) => !inside.has(r.output) || this.consumed.has(r));
+        if (external) outs.push(l.output);
+      }
+      g.outputs = outs;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------- relayouts
+
+  private matches(t: string, layout: Layout, storage: string): boolean {
+    const i = this.info(t);
+    return i.storage === storage && layoutKey(i.shape, i.layout) === layoutKey(i.shape, layout);
+  }
+
+  /** `src` in `layout`/`storage`: itself, or a copy made by a relayout step placed now. */
+  private materialize(src: string, layout: Layout, storage: TensorInfo["storage"]): string {
+    if (this.matches(src, layout, storage)) return src;
+    const key = `${src}#${storage}:${layout.join("")}`;
+    const known = this.relayouts.get(key);
+    if (known) return known;
+    const s = this.info(src);
+    this.infos.set(key, { name: key, shape: s.shape, logicalDType: s.logicalDType, storage, layout: [...layout], role: "activation" });
+    const copy = { type: "identity", name: `relayout(${src})`, inputs: [src], output: key } as Layer;
+    this.steps.push(this.newGroup([copy], key).step);
+    this.relayouts.set(key, key);
+    return key;
+  }
+
+  /** A staging tensor in `layout`/`storage` for a library call that must end in `final`, plus the copy after. */
+  private staging(final: string, layout: Layout, storage: TensorInfo["storage"]): { target: string; copy?: () => void } {
+    if (this.matches(final, layout, storage)) return { target: final };
+    const f = this.info(final);
+    const target = `${final}#staged`;
+    this.infos.set(target, { name: target, shape: f.shape, logicalDType: f.logicalDType, storage, layout: [...layout], role: "activation" });
+    return {
+      target,
+      copy: () => {
+        const copy = { type: "identity", name: `unstage(${final})`, inputs: [target], output: final } as Layer;
+        this.steps.push(this.newGroup([copy], final).step);
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------------------------- convolution
+
+  private tryConv(layer: LayerOf<"convolution">): boolean {
+    const [x, w] = layer.inputs;
+    const wShape = this.info(w).shape;
+    const xShape = this.info(x).shape;
+    if (wShape.length !== 4) return false;
+    if (this.producer.get(w)?.type !== "constant") return false;
+    if (layer.inputs[2] !== undefined && this.producer.get(layer.inputs[2])?.type !== "constant") return false;
+    const depthwise = layer.groups > 1 && wShape[1] === 1 && layer.groups === xShape[1];
+    if (depthwise) {
+      this.preferDepthwiseWeights(layer);
+      return false;
+    }
+    const out = this.info(layer.output);
+    const nhwc = out.layout.join() === channelsLast(4).join();
+    const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
+    const storage = storageDType(this.info(x).logicalDType, this.opts.precision);
+    const chain = this.convChain(layer, layout, storage);
+    const before = this.steps.length;
+    const xs = this.materialize(x, layout, storage);
+    if (nhwc) this.info(w).layout = channelsLast(4);
+    for (let k = chain.length; k >= 0; k--) {
+      const fused = chain.slice(0, k);
+      const final = k === 0 ? layer.output : fused[k - 1].layer.output;
+      const { target, copy } = this.staging(final, layout, storage);
+      const step: ConvStep = {
+        kind: "conv",
+        layer,
+        x: xs,
+        epilogue: fused.map((f) => f.op),
+        fused: fused.map((f) => f.layer),
+        output: target,
+        layout: nhwc ? "NHWC" : "NCHW",
+      };
+      if (!this.opts.convSupported(step)) {
+        if (target !== final) this.infos.delete(target);
+        continue;
+      }
+      this.steps.push(step);
+      for (const f of fused) this.consumed.add(f.layer);
+      if (copy) copy();
+      return true;
+    }
+    // Undo the relayout if nothing used it.
+    this.steps.splice(before);
+    if (xs !== x) {
+      this.relayouts.delete(xs);
+      this.infos.delete(xs);
+    }
+    this.info(w).layout = identityLayout(4);
+    return false;
+  }
+
+  private preferDepthwiseWeights(layer: LayerOf<"convolution">): void {
+    const w = this.info(layer.inputs[1]);
+    const out = this.info(layer.output);
+    if (layoutKey(out.shape, out.layout) === layoutKey(out.shape, channelsLast(4))) w.layout = [2, 3, 0, 1];
+  }
+
+  /** The pointwise layers after `conv` that cuDNN could fuse, in order. */
+  private convChain(conv: LayerOf<"convolution">, layout: Layout, storage: string): { layer: Layer; op: ConvEpilogueOp }[] {
+    const chain: { layer: Layer; op: ConvEpilogueOp }[] = [];
+    const convIndex = this.index.get(conv)!;
+    let t = conv.output;
+    const shape = this.info(t).shape;
+    for (;;) {
+      if (this.isOutputish(t)) break;
+      const rs = this.readers(t);
+      if (rs.length !== 1 || this.infos.get(rs[0].output)?.viewOf !== undefined) break;
+      const next = rs[0];
+      if (this.info(next.output).shape.join() !== shape.join()) break;
+      let op: ConvEpilogueOp | undefined;
+      if (next.type === "activation" && CONV_ACTS.has(next.fn.kind)) op = { kind: "act", fn: next.fn.kind as ConvActivationKind };
+      else if (next.type === "elementwise" && (next.op === "add" || next.op === "mul") && next.inputs[0] !== next.inputs[1]) {
+        const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
+        const p = this.producer.get(other);
+        if (p?.type === "constant") {
+          const v = perChannel(this.net.constants[p.weight], shape);
+          if (v) op = { kind: "channel", op: next.op, values: v };
+        } else {
+          const oi = this.info(other);
+          const ready = p === undefined || this.index.get(p)! < convIndex;
+          if (ready && oi.shape.join() === shape.join() && this.matches(other, layout, storage) && oi.viewOf === undefined) {
+            op = { kind: "tensor", op: next.op, tensor: other };
+          }
+        }
+      }
+      if (!op) break;
+      chain.push({ layer: next, op });
+      t = next.output;
+      if (chain.length >= 4) break;
+    }
+    return chain;
+  }
+
+  // ------------------------------------------------------------------------------------- matmul
+
+  private matrixOk(t: string, storage: string): boolean {
+    const i = this.info(t);
+    if (i.storage !== storage) return false;
+    const r = i.shape.length;
+    const batchAxes = i.layout.slice(0, r - 2).filter((a) => i.shape[a] !== 1);
+    const sorted = batchAxes.every((a, k) => a < r - 2 && (k === 0 || a > batchAxes[k - 1]));
+    const last = i.layout.slice(r - 2);
+    return sorted && last.every((a) => a >= r - 2);
+  }
+
+  private placeMatmul(layer: LayerOf<"matmul">): void {
+    const [a0, b0] = layer.inputs;
+    const storage = storageDType(this.info(a0).logicalDType, this.opts.precision);
+    const fix = (t: string) => (this.matrixOk(t, storage) ? t : this.materialize(t, identityLayout(this.info(t).shape.length), storage));
+    const a = fix(a0);
+    const b = fix(b0);
+    const out = this.info(layer.output);
+    const batch = numel(out.shape.slice(0, -2));
+    const bBatch = numel(this.info(b).shape.slice(0, -2));
+    const aInfo = this.info(a);
+    const aRowMajor = layoutKey(aInfo.shape, aInfo.layout) === layoutKey(aInfo.shape, identityLayout(aInfo.shape.length)) && !layer.transposeA;
+    const flat = batch === 1 || (bBatch === 1 && aRowMajor);
+    // Epilogue: + row bias (a constant varying along the last axis only), then relu / tanh-gelu.
+    const fused: Layer[] = [];
+    let bias: string | undefined;
+    let activation: MatmulStep["activation"] = "none";
+    let t = layer.output;
+    const n = out.shape[out.shape.length - 1];
+    if (flat) {
+      const rs = this.readers(t);
+      const next = rs.length === 1 && !this.outputs.has(t) ? rs[0] : undefined;
+      if (next?.type === "elementwise" && next.op === "add" && this.info(next.output).shape.join() === out.shape.join()) {
+        const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
+        const oi = this.info(other);
+        const p = this.producer.get(other);
+        if (p?.type === "constant" && oi.shape.at(-1) === n && numel(oi.shape) === n && oi.storage === storage) {
+          bias = other;
+          fused.push(next);
+          t = next.output;
+        }
+      }
+      const rs2 = this.readers(t);
+      const act = rs2.length === 1 && !this.outputs.has(t) ? rs2[0] : undefined;
+      if (act?.type === "activation" && (act.fn.kind === "relu" || act.fn.kind === "gelu_tanh")) {
+        activation = act.fn.kind === "relu" ? "relu" : "gelu";
+        fused.push(act);
+        t = act.output;
+      }
+    }
+    const tryStep = (k: number): boolean => {
+      const f = fused.slice(0, k);
+      const final = k === 0 ? layer.output : f[k - 1].output;
+      const { target, copy } = this.staging(final, identityLayout(out.shape.length), storage);
+      const step: MatmulStep = {
+        kind: "matmul",
+        layer,
+        a,
+        b,
+        bias: f.length > 0 && bias ? bias : undefined,
+        activation: k === 2 || (k === 1 && !bias) ? activation : "none",
+        fused: f,
+        output: target,
+      };
+      if (!this.opts.matmulSupported(step)) {
+        if (target !== final) this.infos.delete(target);
+        return false;
+      }
+      this.steps.push(step);
+      for (const l of f) this.consumed.add(l);
+      if (copy) copy();
+      return true;
+    };
+    for (let k = fused.length; k >= 0; k--) if (tryStep(k)) return;
+    throw new Error(`cuBLASLt cannot run matmul layer '${layer.name}'`);
+  }
+
+}

@@ -1,0 +1,88 @@
+/**
+ * The schedule: what runs, in order. Each step is one kernel (or one library call, or nothing for views):
+ * element groups (fused pointwise / data movement / windowed layers, codegen/element.ts), cuDNN convolutions
+ * with their fused epilogue, cuBLASLt matmuls with bias/activation epilogues, cooperative reductions,
+ * softmax, normalization and attention kernels, and copies.
+ */
+import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import type { ElementGroup } from "../codegen/element.js";
+
+export type ConvActivationKind = "relu" | "silu" | "sigmoid" | "tanh" | "gelu_erf" | "gelu_tanh";
+
+/** One pointwise op applied to the convolution's result inside cuDNN's fused graph. */
+export type ConvEpilogueOp =
+  | { readonly kind: "act"; readonly fn: ConvActivationKind }
+  /** y = y (op) t, t a tensor of y's shape, dtype and layout. */
+  | { readonly kind: "tensor"; readonly op: "add" | "mul"; readonly tensor: string }
+  /** y = y (op) v[c], per output channel. */
+  | { readonly kind: "channel"; readonly op: "add" | "mul"; readonly values: Float64Array };
+
+export interface ConvStep {
+  readonly kind: "conv";
+  readonly layer: LayerOf<"convolution">;
+  /** The input as the convolution reads it (after any relayout). */
+  readonly x: string;
+  readonly epilogue: readonly ConvEpilogueOp[];
+  /** Layers the epilogue absorbed. */
+  readonly fused: readonly Layer[];
+  /** Where cuDNN writes (the last fused layer's output, or a staging tensor). */
+  readonly output: string;
+  readonly layout: "NHWC" | "NCHW";
+}
+
+export interface MatmulStep {
+  readonly kind: "matmul";
+  readonly layer: LayerOf<"matmul">;
+  readonly a: string;
+  readonly b: string;
+  /** Constant [N] added to every row (cuBLASLt BIAS epilogue). */
+  readonly bias?: string;
+  readonly activation: "none" | "relu" | "gelu";
+  readonly fused: readonly Layer[];
+  readonly output: string;
+}
+
+export type Step =
+  | { readonly kind: "element"; readonly group: ElementGroup }
+  | { readonly kind: "reduce"; readonly layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling"> }
+  | { readonly kind: "softmax"; readonly layer: LayerOf<"softmax"> }
+  | { readonly kind: "normalization"; readonly layer: LayerOf<"normalization"> }
+  | { readonly kind: "attention"; readonly layer: LayerOf<"attention"> }
+  | ConvStep
+  | MatmulStep;
+
+/** Tensors a step reads. */
+export function stepReads(s: Step): string[] {
+  switch (s.kind) {
+    case "element": {
+      const inside = new Set(s.group.layers.map((l) => l.output));
+      return [...new Set(s.group.layers.flatMap((l) => l.inputs).filter((t) => !inside.has(t)))];
+    }
+    case "conv": {
+      const extra = s.epilogue.flatMap((o) => (o.kind === "tensor" ? [o.tensor] : []));
+      return [s.x, ...s.layer.inputs.slice(1), ...extra];
+    }
+    case "matmul":
+      return [s.a, s.b, ...(s.bias ? [s.bias] : [])];
+    default:
+      return [...s.layer.inputs];
+  }
+}
+
+/** Tensors a step writes. */
+export function stepWrites(s: Step): string[] {
+  switch (s.kind) {
+    case "element": return [...s.group.outputs];
+    case "conv": case "matmul": return [s.output];
+    default: return [s.layer.output];
+  }
+}
+
+export function describeStep(s: Step): string {
+  switch (s.kind) {
+    case "element": return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}`;
+    case "conv": return `conv ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}`;
+    case "matmul": return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
+    default: return `${s.kind} → ${s.layer.output}`;
+  }
+}

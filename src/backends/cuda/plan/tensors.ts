@@ -1,0 +1,155 @@
+/**
+ * Per-tensor storage decisions: the dtype each tensor is stored in (fp16 mode stores every float tensor in
+ * half precision, except the network's inputs and outputs, which keep the dtype callers bind), its physical
+ * layout (channels-last around convolutions and pooling when asked, row-major elsewhere), and which layers are
+ * free views of their input (identity, same-storage casts, and shuffles whose memory order needs no copy).
+ */
+import type { DType } from "../../../ir/dtype.js";
+import type { Shape } from "../../../ir/tensor.js";
+import type { Layer } from "../../../network/layers/index.js";
+import type { Network } from "../../../network/network.js";
+import { type Layout, channelsLast, identityLayout, invertPermutation, isRowMajor } from "./layout.js";
+
+export type Precision = "fp32" | "fp16";
+export type TensorRole = "input" | "output" | "activation" | "constant";
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly shape: Shape;
+  /** The network's dtype. */
+  readonly logicalDType: DType;
+  /** The dtype in device memory. */
+  storage: DType;
+  layout: Layout;
+  role: TensorRole;
+  /** Set when this tensor is a view of another tensor's memory (same bytes, its own shape and layout). */
+  viewOf?: string;
+}
+
+export interface TensorPlanOptions {
+  precision: Precision;
+  channelsLast: boolean;
+}
+
+/** Float tensors are stored in fp16 in fp16 mode; everything else as declared. */
+export function storageDType(dtype: DType, precision: Precision): DType {
+  if (precision === "fp16" && (dtype === "float32" || dtype === "float64")) return "float16";
+  return dtype;
+}
+
+/** Layers that can write their output in any layout and read inputs in any layout. */
+const LAYOUT_AGNOSTIC = new Set<Layer["type"]>([
+  "elementwise", "unary", "activation", "scale", "cast", "select", "identity", "quantize", "dequantize",
+  "padding", "concatenation", "pooling", "adaptive_pooling", "resize", "convolution", "deconvolution",
+]);
+const SPATIAL = new Set<Layer["type"]>(["convolution", "deconvolution", "pooling", "adaptive_pooling"]);
+
+export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, TensorInfo> {
+  const infos = new Map<string, TensorInfo>();
+  const outputs = new Set(net.outputs);
+  const inputs = new Set(net.inputs);
+  const constants = new Set(net.layers.filter((l) => l.type === "constant").map((l) => l.output));
+  for (const [name, t] of Object.entries(net.tensors)) {
+    const role: TensorRole = inputs.has(name) ? "input" : outputs.has(name) ? "output" : constants.has(name) ? "constant" : "activation";
+    const io = role === "input" || role === "output";
+    infos.set(name, {
+      name,
+      shape: t.shape,
+      logicalDType: t.dtype,
+      storage: io ? t.dtype : storageDType(t.dtype, opts.precision),
+      layout: identityLayout(t.shape.length),
+      role,
+    });
+  }
+  if (opts.channelsLast) assignChannelsLast(net, infos);
+  assignViews(net, infos);
+  return infos;
+}
+
+function assignChannelsLast(net: Network, infos: Map<string, TensorInfo>): void {
+  const free = (t: string) => infos.get(t)?.role === "activation";
+  const cl = new Set<string>();
+  const spatialRank = (t: string) => {
+    const r = infos.get(t)?.shape.length ?? 0;
+    return r === 4 || r === 5;
+  };
+  for (const l of net.layers) {
+    if (!SPATIAL.has(l.type)) continue;
+    for (const t of [l.inputs[0], l.output]) if (free(t) && spatialRank(t)) cl.add(t);
+  }
+  // Spread through layout-agnostic layers until nothing changes: outputs follow a channels-last input of their
+  // own shape, and inputs of a channels-last output's shape follow it.
+  for (let round = 0, changed = true; changed && round < 64; round++) {
+    changed = false;
+    for (const l of net.layers) {
+      if (!LAYOUT_AGNOSTIC.has(l.type) || SPATIAL.has(l.type)) continue;
+      const outShape = infos.get(l.output)!.shape.join();
+      const same = l.inputs.filter((i) => infos.get(i)?.shape.join() === outShape && spatialRank(i));
+      if (!cl.has(l.output) && free(l.output) && spatialRank(l.output) && same.some((i) => cl.has(i))) {
+        cl.add(l.output);
+        changed = true;
+      }
+      if (cl.has(l.output)) {
+        for (const i of same) {
+          if (!cl.has(i) && free(i)) {
+            cl.add(i);
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+  for (const t of cl) {
+    const info = infos.get(t)!;
+    info.layout = channelsLast(info.shape.length);
+  }
+}
+
+/** The memory order a shuffle's output has when it reuses its input's bytes, or undefined if it cannot. */
+export function shuffleViewLayout(layer: Extract<Layer, { type: "shuffle" }>, inShape: Shape, inLayout: Layout): Layout | undefined {
+  let shape: number[] = [...inShape];
+  let layout: number[] = [...inLayout];
+  if (layer.firstTranspose) {
+    const inv = invertPermutation(layer.firstTranspose);
+    layout = layout.map((a) => inv[a]);
+    const s = shape;
+    shape = layer.firstTranspose.map((p) => s[p]);
+  }
+  if (layer.reshape) {
+    if (!isRowMajor(shape, layout)) return undefined;
+    shape = [...layer.reshape];
+    layout = identityLayout(shape.length);
+  }
+  if (layer.secondTranspose) {
+    const inv = invertPermutation(layer.secondTranspose);
+    layout = layout.map((a) => inv[a]);
+  }
+  return layout;
+}
+
+function assignViews(net: Network, infos: Map<string, TensorInfo>): void {
+  for (const l of net.layers) {
+    const out = infos.get(l.output)!;
+    if (out.role !== "activation") continue;
+    const src = infos.get(l.inputs[0] ?? "");
+    if (!src || src.role === "output") continue;
+    if (l.type === "identity" || (l.type === "cast" && src.storage === out.storage)) {
+      if (src.storage !== out.storage) continue;
+      out.layout = src.layout;
+      out.viewOf = l.inputs[0];
+    } else if (l.type === "shuffle" && src.storage === out.storage) {
+      const layout = shuffleViewLayout(l, src.shape, src.layout);
+      if (layout) {
+        out.layout = layout;
+        out.viewOf = l.inputs[0];
+      }
+    }
+  }
+}
+
+/** The tensor that owns the memory `name` lives in (itself unless it is a view). */
+export function storageRoot(infos: ReadonlyMap<string, TensorInfo>, name: string): string {
+  let t = name;
+  for (let info = infos.get(t); info?.viewOf !== undefined; info = infos.get(t)) t = info.viewOf;
+  return t;
+}

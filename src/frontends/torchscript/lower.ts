@@ -1,0 +1,74 @@
+import { scalarTensor } from "../../ir/tensor.js";
+import { numel } from "../../ir/tensor.js";
+import { type EmitContext, OpError, callAten } from "./aten.js";
+import { knownScalar } from "./static-ops.js";
+import { type Val, describe } from "./values.js";
+
+type Lowering = (args: Val[], kwargs: ReadonlyMap<string, Val>, cx: EmitContext) => Val | undefined;
+
+function arg(args: Val[], kwargs: ReadonlyMap<string, Val>, i: number, name: string): Val | undefined {
+  return args[i] ?? kwargs.get(name);
+}
+
+/** A Python number as a 0-d tensor, as `prim::NumToTensor` makes it (int → int64, float → float64). */
+export function numToTensor(v: Val): Val | undefined {
+  if (v.k === "dyn") return { k: "tensor", box: v.box };
+  if (v.k === "int") return { k: "tensor", box: { known: scalarTensor("int64", v.v), type: { dtype: "int64", shape: [] } } };
+  if (v.k === "float") return { k: "tensor", box: { known: scalarTensor("float64", v.v), type: { dtype: "float64", shape: [] } } };
+  if (v.k === "bool") return { k: "tensor", box: { known: scalarTensor("bool", v.v ? 1 : 0), type: { dtype: "bool", shape: [] } } };
+  return undefined;
+}
+
+/** A Python number from a tensor: static when the tensor is known, else a number computed at run time. */
+export function tensorToNumber(v: Val, kind: "int" | "float" | "bool"): Val | undefined {
+  if (v.k === "dyn") return { k: "dyn", type: kind, box: v.box };
+  if (v.k !== "tensor") return undefined;
+  const known = knownScalar(v, kind);
+  if (known) return known;
+  if (numel(v.box.type.shape) !== 1) {
+    throw new OpError(`cannot convert ${describe(v)} to a Python ${kind}: it has ${numel(v.box.type.shape)} elements`, `aten::${kind}`, "op.args");
+  }
+  return { k: "dyn", type: kind, box: v.box };
+}
+
+/** A fresh alias of a tensor (clone, contiguous, detach): same value, its own box so in-place ops stay local. */
+function alias(v: Val | undefined): Val | undefined {
+  if (v?.k !== "tensor") return undefined;
+  return { k: "tensor", box: { ...v.box } };
+}
+
+/**
+ * Operators that exist only in TorchScript (`prim::NumToTensor`, `aten::Int`, …) or that torchc lowers to the
+ * ops export graphs use (`aten::_convolution` → `aten.conv2d.default`). Keyed `ns::name`.
+ */
+export const LOWERINGS: Record<string, Lowering> = {
+  "prim::NumToTensor": ([v]) => (v ? numToTensor(v) : undefined),
+  "aten::Int": ([v]) => (v ? tensorToNumber(v, "int") : undefined),
+  "aten::Float": ([v]) => (v ? tensorToNumber(v, "float") : undefined),
+  "aten::Bool": ([v]) => (v ? tensorToNumber(v, "bool") : undefined),
+  "aten::ScalarImplicit": ([v]) => (v ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int") : undefined),
+  "aten::IntImplicit": ([v]) => (v ? tensorToNumber(v, "int") : undefined),
+  "aten::FloatImplicit": ([v]) => (v ? tensorToNumber(v, "float") : undefined),
+  "aten::item": ([v]) => (v ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int") : undefined),
+  "aten::contiguous": ([v]) => alias(v),
+  "aten::detach": ([v]) => alias(v),
+  "prim::data": ([v]) => alias(v),
+  "aten::_convolution": (args, kwargs, cx) => {
+    const input = arg(args, kwargs, 0, "input");
+    const weight = arg(args, kwargs, 1, "weight");
+    if (input?.k !== "tensor" || !weight) return undefined;
+    const [bias, stride, padding, dilation, transposed, outputPadding, groups] = [2, 3, 4, 5, 6, 7, 8].map((i) =>
+      arg(args, kwargs, i, ["", "", "bias", "stride", "padding", "dilation", "transposed", "output_padding", "groups"][i]),
+    );
+    if (!bias || !stride || !padding || !dilation || transposed?.k !== "bool" || !outputPadding || !groups) return undefined;
+    const rank = input.box.type.shape.length;
+    const none = new Map<string, Val>();
+    if (!transposed.v && (rank === 4 || rank === 3)) {
+      return callAten(rank === 4 ? "conv2d" : "conv1d", [input, weight, bias, stride, padding, dilation, groups], none, cx);
+    }
+    if (transposed.v && (rank === 4 || rank === 3)) {
+      return callAten(rank === 4 ? "conv_transpose2d" : "conv_transpose1d", [input, weight, bias, stride, padding, outputPadding, groups, dilation], none, cx);
+    }
+    return callAten("convolution", [input, weight, bias, stride, padding, dilation, transposed, outputPadding, groups], none, cx);
+  },
+};

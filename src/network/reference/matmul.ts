@@ -1,0 +1,36 @@
+import type { MatMulLayer } from "../layers/matmul.js";
+import { numel } from "../../ir/tensor.js";
+import { broadcastIndex, read, write } from "./data.js";
+import type { LayerRunner } from "./types.js";
+
+export const runMatMul: LayerRunner<MatMulLayer> = (layer, [at, bt], out) => {
+  const a = read(at);
+  const b = read(bt);
+  const ra = at.shape.length;
+  const rb = bt.shape.length;
+  const [ar, ac] = [at.shape[ra - 2], at.shape[ra - 1]];
+  const [br, bc] = [bt.shape[rb - 2], bt.shape[rb - 1]];
+  const m = out.shape[out.shape.length - 2];
+  const n = out.shape[out.shape.length - 1];
+  const k = layer.transposeA ? ar : ac;
+  const batchShape = out.shape.slice(0, -2);
+  const batches = numel(batchShape);
+  const aBatch = broadcastIndex(at.shape.slice(0, -2), batchShape);
+  const bBatch = broadcastIndex(bt.shape.slice(0, -2), batchShape);
+  // Element (i, p) of op(A) and (p, j) of op(B), honouring the transpose flags.
+  const aIdx = layer.transposeA ? (i: number, p: number) => p * ac + i : (i: number, p: number) => i * ac + p;
+  const bIdx = layer.transposeB ? (p: number, j: number) => j * bc + p : (p: number, j: number) => p * bc + j;
+  const res = new Float64Array(batches * m * n);
+  for (let bi = 0; bi < batches; bi++) {
+    const ao = aBatch[bi] * ar * ac;
+    const bo = bBatch[bi] * br * bc;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += a[ao + aIdx(i, p)] * b[bo + bIdx(p, j)];
+        res[(bi * m + i) * n + j] = acc;
+      }
+    }
+  }
+  return write(out, res);
+};

@@ -1,0 +1,109 @@
+// Ops that do nothing to values in an inference graph. Removing them first lets later patterns see
+// conv → batch_norm even when a clone or an eval-mode dropout sits between them.
+import { type Pass, rulePass } from "./pass.js";
+import { bool, op, optional, scalar, value } from "./rewrite/pattern.js";
+import { type Rule, rule, ruleSet } from "./rewrite/rule.js";
+
+/** `op(input, …) ⇒ input` when `input` has the node's type (the type check is the driver's). */
+function passThrough(name: string, doc: string, ops: readonly string[], input: "self" | "input", extra = {}): Rule {
+  const x = value();
+  return rule({
+    name,
+    doc,
+    pattern: op(ops, { [input]: x, ...extra }),
+    captures: { x },
+    rewrite: ({ x, root }, ctx) => (sameType(x.type, root.out.type) ? ctx.replaceWith(x) : undefined),
+  });
+}
+
+const sameType = (a: { dtype: string; shape: readonly number[] }, b: { dtype: string; shape: readonly number[] }) =>
+  a.dtype === b.dtype && a.shape.join() === b.shape.join();
+
+export const removeEvalDropout = passThrough(
+  "remove-eval-dropout",
+  "dropout(x, p, train=False) ⇒ x",
+  ["aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default", "aten.feature_alpha_dropout.default"],
+  "input",
+  { train: bool(false) },
+);
+
+const dropped = value();
+export const removeEvalNativeDropout = rule({
+  name: "remove-eval-native-dropout",
+  doc: "native_dropout(x, p, train=False)[0] ⇒ x (the mask must be unused)",
+  pattern: op("aten.native_dropout.default", { input: dropped, train: optional(bool(false)) }),
+  captures: { x: dropped },
+  rewrite: ({ x, root }, ctx) => (ctx.index.isUnused(root.outputs[1].name) ? ctx.replaceWith(x) : undefined),
+});
+
+export const removeZeroDropout = passThrough(
+  "remove-zero-dropout",
+  "dropout(x, p=0, train) ⇒ x",
+  ["aten.dropout.default", "aten.feature_dropout.default"],
+  "input",
+  { p: scalar(0) },
+);
+
+export const removeCopies = passThrough(
+  "remove-copy",
+  "clone(x) / contiguous(x) / alias(x) / detach(x) / lift_fresh_copy(x) / positive(x) ⇒ x",
+  [
+    "aten.clone.default",
+    "aten.contiguous.default",
+    "aten.alias.default",
+    "aten.alias_copy.default",
+    "aten.detach.default",
+    "aten.detach_copy.default",
+    "aten.lift_fresh_copy.default",
+    "aten.positive.default",
+  ],
+  "self",
+);
+
+export const removeSameTypeCasts = passThrough(
+  "remove-same-type-cast",
+  "_to_copy(x) / to(x, …) / type_as(x, y) of x's own dtype ⇒ x",
+  [
+    "aten._to_copy.default",
+    "aten.to.dtype",
+    "aten.to.dtype_layout",
+    "aten.to.device",
+    "aten.to.other",
+    "aten.type_as.default",
+    "aten._to_dim_order_copy.default",
+  ],
+  "self",
+);
+
+const ASSERTS = [
+  "aten._assert_tensor_metadata.default",
+  "aten._assert_scalar.default",
+  "aten._assert_async.default",
+  "aten._assert_async.msg",
+  "aten.sym_constrain_range.default",
+  "aten.sym_constrain_range_for_size.default",
+  "aten._functional_assert_async.msg",
+];
+
+export const removeStaticAsserts = rule({
+  name: "remove-static-assert",
+  doc: "_assert_tensor_metadata(…) and other run-time checks of static facts ⇒ nothing",
+  pattern: op(ASSERTS),
+  rewrite: ({ root }, ctx) =>
+    root.outputs.every((o) => ctx.index.isUnused(o.name)) ? ctx.build().replace({}) : undefined,
+});
+
+export const evalNoOpRules = ruleSet(
+  removeEvalDropout,
+  removeEvalNativeDropout,
+  removeZeroDropout,
+  removeCopies,
+  removeSameTypeCasts,
+  removeStaticAsserts,
+);
+
+export const removeEvalNoOps: Pass = rulePass(
+  "remove-eval-no-ops",
+  "drop dropout (eval), clone, contiguous, alias, detach, same-dtype casts and static asserts",
+  evalNoOpRules,
+);

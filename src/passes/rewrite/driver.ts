@@ -1,0 +1,94 @@
+import { TorchcError } from "../../errors.js";
+import type { Graph, Node } from "../../ir/graph.js";
+import { applyReplacement } from "./apply.js";
+import { GraphIndex } from "./graph-index.js";
+import type { Rule, RuleSet } from "./rule.js";
+import type { TraceRecorder } from "./trace.js";
+
+export interface RewriteOptions {
+  /** Name recorded in the trace. */
+  readonly pass?: string;
+  readonly trace?: TraceRecorder;
+  /** Most rewrites before giving up (a rule set that never settles is a bug). Default: 10 000 + 20 per node. */
+  readonly maxSteps?: number;
+}
+
+/** The rule set keeps rewriting: almost always two rules undoing each other. */
+export class RewriteLimitError extends TorchcError {
+  constructor(pass: string, steps: number, recent: readonly string[]) {
+    super(
+      `pass '${pass}' did not settle after ${steps} rewrites; last rules fired: ${recent.join(", ")}`,
+      "passes.no-fixed-point",
+    );
+    this.name = "RewriteLimitError";
+  }
+}
+
+/** Rules of a set by the root op they can match; rules on any op are merged in, keeping list order. */
+function indexByRootOp(rules: RuleSet): (op: string) => readonly Rule[] {
+  const cache = new Map<string, readonly Rule[]>();
+  return (op) => {
+    let list = cache.get(op);
+    if (!list) {
+      list = rules.filter((r) => r.pattern.ops === undefined || r.pattern.ops.includes(op));
+      cache.set(op, list);
+    }
+    return list;
+  };
+}
+
+/**
+ * Applies a rule set until no rule matches anywhere (a fixed point).
+ *
+ * Traversal: forward sweeps in topological (graph) order. At each node the rules whose root op fits are
+ * tried in list order and the first replacement wins; the sweep then continues at the first new node, so
+ * a replacement is itself rewritten before later nodes (relu(relu(relu(x))) folds in one sweep). A rewrite
+ * can enable matches at earlier nodes (it changes how often a value is used), so sweeps repeat until one
+ * changes nothing. Every rewrite builds a new graph; the input graph is never touched.
+ */
+export function rewriteToFixedPoint(graph: Graph, rules: RuleSet, options: RewriteOptions = {}): Graph {
+  const pass = options.pass ?? "rewrite";
+  const maxSteps = options.maxSteps ?? 10_000 + 20 * graph.nodes.length;
+  const candidates = indexByRootOp(rules);
+  const recent: string[] = [];
+  let steps = 0;
+  let current = graph;
+  for (let changed = true; changed; ) {
+    changed = false;
+    let index = new GraphIndex(current);
+    for (let i = 0; i < current.nodes.length; ) {
+      const node = current.nodes[i];
+      const fired = tryRules(candidates(node.op), node, index);
+      if (!fired) {
+        i++;
+        continue;
+      }
+      if (++steps > maxSteps) throw new RewriteLimitError(pass, maxSteps, recent);
+      recent.push(fired.rule.name);
+      if (recent.length > 8) recent.shift();
+      options.trace?.fired(pass, fired.rule, node);
+      const next = applyReplacement(index, node, fired.replacement, fired.rule.name);
+      i = survivorsBefore(current, next, i);
+      current = next;
+      index = new GraphIndex(current);
+      changed = true;
+    }
+  }
+  return current;
+}
+
+function tryRules(rules: readonly Rule[], node: Node, index: GraphIndex) {
+  for (const rule of rules) {
+    const replacement = rule.apply(node, index);
+    if (replacement) return { rule, replacement };
+  }
+  return undefined;
+}
+
+/** How many of the nodes before position `i` of `before` are still in `after` (pruning removes some). */
+function survivorsBefore(before: Graph, after: Graph, i: number): number {
+  const kept = new Set(after.nodes.map((n) => n.name));
+  let count = 0;
+  for (let j = 0; j < i; j++) if (kept.has(before.nodes[j].name)) count++;
+  return count;
+}

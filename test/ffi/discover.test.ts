@@ -1,0 +1,226 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NativeError } from "../../src/errors.js";
+import {
+  type DiscoveryHost,
+  type LibraryTarget,
+  clearDiscoveryCache,
+  cudaIncludeDirs,
+  loadLibrary,
+  parseLdconfig,
+  searchPlaces,
+  systemHost,
+} from "../../src/ffi/discover.js";
+
+const CUDNN: LibraryTarget = { title: "cuDNN 9", files: ["libcudnn.so.9"], absolute: true };
+const DRIVER: LibraryTarget = { title: "the CUDA driver", files: ["libcuda.so.1"], absolute: false };
+const NVRTC: LibraryTarget = { title: "NVRTC", files: ["libnvrtc.so.13", "libnvrtc.so.12"], absolute: true };
+
+let root: string;
+
+function dir(...parts: string[]): string {
+  const d = join(root, ...parts);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function touch(...parts: string[]): string {
+  const p = join(root, ...parts);
+  mkdirSync(join(p, ".."), { recursive: true });
+  writeFileSync(p, "not really an ELF file");
+  return p;
+}
+
+function host(env: Record<string, string>, opts: { sp?: string; ldconfig?: Record<string, string> } = {}): DiscoveryHost {
+  return {
+    env,
+    sitePackages: (python) => (opts.sp ? { dir: opts.sp } : { error: `${python}: command not found` }),
+    ldconfig: () => new Map(Object.entries(opts.ldconfig ?? {})),
+    // Only the temp tree exists, so toolkit folders on the machine running the tests change nothing.
+    exists: (path) => path.startsWith(root) && existsSync(path),
+  };
+}
+
+/** A loader that "loads" any existing path (or the listed sonames) and records what it was asked. */
+function recorder(failing: string[] = [], sonames: string[] = []) {
+  const asked: string[] = [];
+  const load = (path: string) => {
+    asked.push(path);
+    if (failing.includes(path)) throw new Error(`${path}: wrong ELF class: ELFCLASS32\nsecond line`);
+    if (path.startsWith("/") ? !existsSync(path) : !sonames.includes(path)) throw new Error(`${path}: cannot open`);
+    return { handle: path };
+  };
+  return { asked, load };
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "torchc-discover-"));
+});
+
+afterAll(() => {
+  clearDiscoveryCache();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("search order", () => {
+  it("lists TORCHC_LIBRARY_PATH (left to right), the PyTorch install, CUDA_HOME/CUDA_PATH, then the toolkit", () => {
+    const { places, notes } = searchPlaces(
+      host({ TORCHC_LIBRARY_PATH: "/a:/b::", CUDA_HOME: "/opt/cuda", CUDA_PATH: "/opt/cuda2" }, { sp: "/sp" }),
+    );
+    expect(places.map((p) => p.dir)).toEqual([
+      "/a",
+      "/b",
+      "/sp/torch/lib",
+      "/sp/nvidia/cu13/lib",
+      "/sp/nvidia/cudnn/lib",
+      "/sp/nvidia/cublas/lib",
+      "/sp/nvidia/cuda_nvrtc/lib",
+      "/opt/cuda/lib64",
+      "/opt/cuda2/lib64",
+      "/usr/local/cuda/lib64",
+      "/usr/local/cuda/targets/x86_64-linux/lib",
+    ]);
+    expect(places[0]!.source).toBe("TORCHC_LIBRARY_PATH");
+    expect(places[2]!.source).toBe("PyTorch install (python3)");
+    expect(notes).toEqual([]);
+  });
+
+  it("prefers TORCHC_LIBRARY_PATH over the PyTorch install, and the PyTorch install over the toolkit", () => {
+    const sp = dir("order", "sp");
+    const own = dir("order", "own");
+    touch("order", "sp", "nvidia", "cudnn", "lib", "libcudnn.so.9");
+    const ownLib = touch("order", "own", "libcudnn.so.9");
+    const { load } = recorder();
+    expect(loadLibrary(CUDNN, load, host({ TORCHC_LIBRARY_PATH: own }, { sp })).path).toBe(ownLib);
+    const viaSp = loadLibrary(CUDNN, load, host({}, { sp }));
+    expect(viaSp.path).toBe(join(sp, "nvidia/cudnn/lib/libcudnn.so.9"));
+    expect(viaSp.source).toBe("PyTorch install (python3)");
+  });
+
+  it("tries the file names in preference order within a folder", () => {
+    const d = dir("names");
+    touch("names", "libnvrtc.so.12");
+    const hit = loadLibrary(NVRTC, recorder().load, host({ TORCHC_LIBRARY_PATH: d }));
+    expect(hit.path).toBe(join(d, "libnvrtc.so.12"));
+    touch("names", "libnvrtc.so.13");
+    expect(loadLibrary(NVRTC, recorder().load, host({ TORCHC_LIBRARY_PATH: d })).path).toBe(join(d, "libnvrtc.so.13"));
+  });
+
+  it("goes on past a file that exists but does not load, and reports it", () => {
+    const bad = touch("bad", "a", "libcudnn.so.9");
+    const good = touch("bad", "b", "libcudnn.so.9");
+    const { load, asked } = recorder([bad]);
+    const hit = loadLibrary(CUDNN, load, host({ TORCHC_LIBRARY_PATH: `${join(root, "bad/a")}:${join(root, "bad/b")}` }));
+    expect(hit.path).toBe(good);
+    expect(asked).toEqual([bad, good]);
+  });
+
+  it("resolves absolute-only libraries through LD_LIBRARY_PATH and ldconfig, never by bare soname", () => {
+    const ld = dir("ld");
+    const sys = touch("sys", "libcudnn.so.9");
+    const { load, asked } = recorder([], ["libcudnn.so.9"]);
+    const hit = loadLibrary(CUDNN, load, host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } }));
+    expect(hit).toMatchObject({ path: sys, source: "loader cache (ldconfig -p)" });
+    expect(asked).not.toContain("libcudnn.so.9");
+    const inLd = touch("ld", "libcudnn.so.9");
+    expect(loadLibrary(CUDNN, load, host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } })).path).toBe(inLd);
+  });
+
+  it("hands the driver to the loader by soname when no folder has it", () => {
+    const { load, asked } = recorder([], ["libcuda.so.1"]);
+    const hit = loadLibrary(DRIVER, load, host({ TORCHC_LIBRARY_PATH: dir("empty") }));
+    expect(hit).toMatchObject({ path: "libcuda.so.1", source: "loader path" });
+    expect(asked.at(-1)).toBe("libcuda.so.1");
+  });
+});
+
+describe("a missing library", () => {
+  it("is one NativeError naming the library and every place searched, in order", () => {
+    const empty = dir("missing", "own");
+    const sp = dir("missing", "sp");
+    let error: unknown;
+    try {
+      loadLibrary(CUDNN, recorder().load, host({ TORCHC_LIBRARY_PATH: empty, CUDA_HOME: "/nonexistent/cuda" }, { sp }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(NativeError);
+    const e = error as NativeError;
+    expect(e.code).toBe("native.library-missing");
+    const lines = e.message.split("\n");
+    expect(lines[0]).toBe("cannot load cuDNN 9 (libcudnn.so.9); searched, in order:");
+    const expected = [
+      `TORCHC_LIBRARY_PATH: ${empty}/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/torch/lib/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/nvidia/cu13/lib/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/nvidia/cudnn/lib/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/nvidia/cublas/lib/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/nvidia/cuda_nvrtc/lib/libcudnn.so.9 (not there)`,
+      "CUDA_HOME: /nonexistent/cuda/lib64/libcudnn.so.9 (not there)",
+      "CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
+      "CUDA toolkit: /usr/local/cuda/targets/x86_64-linux/lib/libcudnn.so.9 (not there)",
+      "loader cache (ldconfig -p): libcudnn.so.9 (not listed)",
+    ];
+    expected.forEach((text, i) => expect(lines[i + 1]).toBe(`  ${i + 1}. ${text}`));
+    expect(lines.at(-1)).toContain("Set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
+  });
+
+  it("says why the PyTorch install was not searched, and what the loader said", () => {
+    let message = "";
+    try {
+      loadLibrary(DRIVER, recorder().load, host({ TORCHC_PYTHON: "/no/such/python" }));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain("PyTorch install: /no/such/python gave no site-packages (/no/such/python: command not found)");
+    expect(message).toMatch(/loader path: dlopen\("libcuda.so.1"\) failed: libcuda.so.1: cannot open$/m);
+    let skipped = "";
+    try {
+      loadLibrary(DRIVER, recorder().load, host({ TORCHC_PYTHON: "none" }));
+    } catch (e) {
+      skipped = (e as Error).message;
+    }
+    expect(skipped).toContain("PyTorch install: skipped (TORCHC_PYTHON=none)");
+  });
+});
+
+describe("the real host", () => {
+  it("asks TORCHC_PYTHON for site-packages", () => {
+    clearDiscoveryCache();
+    const sp = dir("real", "site-packages");
+    const script = join(root, "fake-python");
+    writeFileSync(script, `#!/bin/sh\necho "${sp}"\n`);
+    chmodSync(script, 0o755);
+    const real: DiscoveryHost = { ...systemHost(), env: { TORCHC_PYTHON: script } };
+    const { places } = searchPlaces(real);
+    expect(places.find((p) => p.dir === join(sp, "torch/lib"))?.source).toBe(`PyTorch install (${script})`);
+    const broken: DiscoveryHost = { ...systemHost(), env: { TORCHC_PYTHON: join(root, "nope") } };
+    expect(searchPlaces(broken).notes[0]).toMatch(/^PyTorch install: .*nope gave no site-packages/);
+  });
+
+  it("parses ldconfig -p, preferring x86-64 entries", () => {
+    const text = [
+      "1234 libs found in cache `/etc/ld.so.cache'",
+      "\tlibcudnn.so.9 (libc6) => /usr/lib32/libcudnn.so.9",
+      "\tlibcudnn.so.9 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcudnn.so.9",
+      "\tlibcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1",
+      "Cache generated by: ldconfig",
+    ].join("\n");
+    const map = parseLdconfig(text);
+    expect(map.get("libcudnn.so.9")).toBe("/usr/lib/x86_64-linux-gnu/libcudnn.so.9");
+    expect(map.get("libcuda.so.1")).toBe("/usr/lib/x86_64-linux-gnu/libcuda.so.1");
+    expect(map.size).toBe(2);
+  });
+
+  it("finds the CUDA headers folder NVRTC needs", () => {
+    const sp = dir("inc", "sp");
+    touch("inc", "sp", "nvidia", "cu13", "include", "cuda_fp16.h");
+    expect(cudaIncludeDirs(host({}, { sp }))).toEqual([join(sp, "nvidia/cu13/include")]);
+    expect(cudaIncludeDirs(host({}))).toEqual([]);
+    const own = dir("inc", "own");
+    touch("inc", "own", "cuda_fp16.h");
+    expect(cudaIncludeDirs(host({ TORCHC_CUDA_INCLUDE_PATH: own }, { sp }))[0]).toBe(own);
+  });
+});

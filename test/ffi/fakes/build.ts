@@ -1,0 +1,41 @@
+/**
+ * Compiles the fake native libraries (fake_*.c) into a temp folder under the sonames discovery looks for.
+ * Returns null when no C compiler is available (the tests that need them are then skipped).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export const FAKES = {
+  "libcuda.so.1": "fake_cuda.c",
+  "libnvrtc.so.13": "fake_nvrtc.c",
+  "libcublasLt.so.13": "fake_cublaslt.c",
+  "libcudnn.so.9": "fake_cudnn.c",
+} as const;
+
+function compiler(): string | null {
+  for (const cc of [process.env.CC, "cc", "gcc", "clang"]) {
+    if (!cc) continue;
+    try {
+      execFileSync(cc, ["--version"], { stdio: "ignore" });
+      return cc;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+export function buildFakes(): string | null {
+  const cc = compiler();
+  if (cc === null) return null;
+  const out = mkdtempSync(join(tmpdir(), "torchc-fakes-"));
+  for (const [soname, source] of Object.entries(FAKES)) {
+    execFileSync(cc, ["-O1", "-shared", "-fPIC", "-o", join(out, soname), join(here, source)], { stdio: "pipe" });
+  }
+  return out;
+}

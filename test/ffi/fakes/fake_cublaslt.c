@@ -1,0 +1,103 @@
+/* A fake libcublasLt.so.13 that really computes fp32 column-major D = alpha*op(A)*op(B) (+bias per row of D)
+ * (ReLU) on host memory, checking layout consistency like cuBLASLt does. Other data types are NOT_SUPPORTED. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { int compute, scale, transa, transb; unsigned epilogue; uint64_t bias; } desc_t;
+typedef struct { int type; uint64_t rows, cols; int64_t ld; } layout_t;
+
+int cublasLtCreate(void **h) { *h = malloc(8); return 0; }
+int cublasLtDestroy(void *h) { free(h); return 0; }
+size_t cublasLtGetVersion(void) { return 130100; }
+const char *cublasLtGetStatusName(int s) { return s == 15 ? "CUBLAS_STATUS_NOT_SUPPORTED" : "CUBLAS_STATUS_FAKE"; }
+const char *cublasLtGetStatusString(int s) { return s == 15 ? "the functionality requested is not supported" : "fake status"; }
+int cublasLtMatmulDescCreate(void **d, int compute, int scale) {
+  desc_t *x = calloc(1, sizeof *x);
+  x->compute = compute; x->scale = scale; x->epilogue = 1;
+  *d = x;
+  return 0;
+}
+int cublasLtMatmulDescDestroy(void *d) { free(d); return 0; }
+int cublasLtMatmulDescSetAttribute(void *d, int attr, const void *buf, size_t n) {
+  desc_t *x = d;
+  switch (attr) {
+    case 3: if (n != 4) return 7; memcpy(&x->transa, buf, 4); return 0;
+    case 4: if (n != 4) return 7; memcpy(&x->transb, buf, 4); return 0;
+    case 7: if (n != 4) return 7; memcpy(&x->epilogue, buf, 4); return 0;
+    case 8: if (n != 8) return 7; memcpy(&x->bias, buf, 8); return 0;
+    default: return 7;
+  }
+}
+int cublasLtMatrixLayoutCreate(void **l, int type, uint64_t rows, uint64_t cols, int64_t ld) {
+  if (ld < (int64_t)rows) return 7;
+  layout_t *x = malloc(sizeof *x);
+  x->type = type; x->rows = rows; x->cols = cols; x->ld = ld;
+  *l = x;
+  return 0;
+}
+int cublasLtMatrixLayoutDestroy(void *l) { free(l); return 0; }
+int cublasLtMatrixLayoutSetAttribute(void *l, int a, const void *b, size_t n) { (void)l; (void)a; (void)b; (void)n; return 0; }
+int cublasLtMatmulPreferenceCreate(void **p) { *p = calloc(1, 8); return 0; }
+int cublasLtMatmulPreferenceDestroy(void *p) { free(p); return 0; }
+int cublasLtMatmulPreferenceSetAttribute(void *p, int a, const void *b, size_t n) {
+  if (a != 1 || n != 8) return 7;
+  memcpy(p, b, 8);
+  return 0;
+}
+
+static int shapes(desc_t *d, layout_t *a, layout_t *b, layout_t *c, uint64_t *m, uint64_t *n, uint64_t *k) {
+  *m = d->transa ? a->cols : a->rows;
+  *k = d->transa ? a->rows : a->cols;
+  uint64_t kb = d->transb ? b->cols : b->rows;
+  *n = d->transb ? b->rows : b->cols;
+  if (kb != *k || c->rows != *m || c->cols != *n) return 7;
+  if (a->type != 0 || b->type != 0 || c->type != 0) return 15;
+  return 0;
+}
+
+int cublasLtMatmulAlgoGetHeuristic(void *h, void *desc, void *a, void *b, void *c, void *dd, void *pref, int req,
+                                   void *results, int *returned) {
+  (void)h; (void)dd; (void)pref;
+  uint64_t m, n, k;
+  int rc = shapes(desc, a, b, c, &m, &n, &k);
+  if (rc) return rc;
+  if (req < 1) return 7;
+  unsigned char *r = results;
+  memset(r, 0, 96);
+  memset(r, 0xAB, 64);
+  *returned = 1;
+  return 0;
+}
+
+int cublasLtMatmul(void *h, void *desc, const void *alpha, const void *A, void *la, const void *B, void *lb,
+                   const void *beta, const void *C, void *lc, void *D, void *ld, const void *algo, void *ws,
+                   size_t wsSize, void *stream) {
+  (void)h; (void)C; (void)lc; (void)ws; (void)wsSize; (void)stream;
+  desc_t *d = desc;
+  layout_t *a = la, *b = lb, *o = ld;
+  uint64_t m, n, k;
+  int rc = shapes(d, a, b, o, &m, &n, &k);
+  if (rc) return rc;
+  if (!algo || ((const unsigned char *)algo)[0] != 0xAB) return 7;
+  float al = *(const float *)alpha, be = *(const float *)beta;
+  if (be != 0.0f) return 15;
+  const float *Am = A, *Bm = B, *bias = (const float *)(uintptr_t)d->bias;
+  float *Dm = D;
+  int has_bias = d->epilogue == 4 || d->epilogue == 6;
+  int relu = d->epilogue == 2 || d->epilogue == 6;
+  if (has_bias && !bias) return 7;
+  for (uint64_t j = 0; j < n; j++)
+    for (uint64_t i = 0; i < m; i++) {
+      double acc = 0;
+      for (uint64_t p = 0; p < k; p++) {
+        float x = d->transa ? Am[p + i * a->ld] : Am[i + p * a->ld];
+        float y = d->transb ? Bm[j + p * b->ld] : Bm[p + j * b->ld];
+        acc += (double)x * y;
+      }
+      float v = al * (float)acc + (has_bias ? bias[i] : 0.0f);
+      if (relu && v < 0) v = 0;
+      Dm[i + j * o->ld] = v;
+    }
+  return 0;
+}

@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import { eliminateDeadCodePass } from "../../src/passes/eliminate-dead-code.js";
+import { dtype, expectSameResults, lower, opsOf, TestGraph } from "./graphs.js";
+
+describe("eliminate-dead-code", () => {
+  it("removes unused chains and unused weights, keeps outputs and their producers", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [2, 3]);
+    const w = g.weight("w", [3]);
+    const unusedWeight = g.weight("unused", [3]);
+    const live = g.node("aten.add.Tensor", { self: x, other: w });
+    const dead1 = g.node("aten.neg.default", { self: live });
+    g.node("aten.exp.default", { self: dead1 });
+    g.node("aten.mul.Tensor", { self: x, other: unusedWeight });
+    const graph = g.build(live);
+    const { graph: out, trace } = lower(graph, eliminateDeadCodePass);
+    expect(opsOf(out)).toEqual(["aten.add.Tensor"]);
+    expect(Object.keys(out.weights)).toEqual(["w"]);
+    expect(Object.keys(out.values).sort()).toEqual(["add", "w", "x"]);
+    expect(trace.entries.map((e) => e.rule)).toEqual(["unused-result", "unused-result", "unused-result", "unused-weight"]);
+    expectSameResults(graph, out);
+  });
+
+  it("keeps nodes without outputs (they exist for an effect)", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [2]);
+    g.nodeOutputs("aten._assert_tensor_metadata.default", { a: x, dtype: dtype("float32") });
+    const graph = g.build(x);
+    expect(lower(graph, eliminateDeadCodePass).graph).toBe(graph);
+  });
+});
