@@ -17,6 +17,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`${command.summary}\n\n${command.usage}\n`);
+    return 0;
+  }
   try {
     return await command.run(rest);
   } catch (e) {

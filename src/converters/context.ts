@@ -1,15 +1,15 @@
 import type { Graph } from "../ir/graph.js";
-import { nodeInputs } from "../ir/graph.js";
+import { nodeReads } from "../partition/reads.js";
 import { type ConvertContext, DEFAULT_CAPABILITIES, type EngineCapabilities } from "./types.js";
 
 const usedCache = new WeakMap<Graph, ReadonlySet<string>>();
 
-/** Values some node reads or the graph returns (computed once per graph). */
+/** Values some node (or a block nested in it) reads or the graph returns, computed once per graph. */
 export function usedValues(graph: Graph): ReadonlySet<string> {
   let used = usedCache.get(graph);
   if (!used) {
     const s = new Set<string>(graph.outputs);
-    for (const n of graph.nodes) for (const i of nodeInputs(n)) s.add(i);
+    for (const n of graph.nodes) for (const i of nodeReads(n)) s.add(i);
     used = s;
     usedCache.set(graph, used);
   }

@@ -23,17 +23,10 @@ export class SegmentConversion implements ConversionNet {
     return this.ctx.caps;
   }
 
-  typeOf(value: string) {
-    return this.ctx.typeOf(value);
-  }
-
-  constantOf(value: string) {
-    return this.ctx.constantOf(value);
-  }
-
-  isUsed(value: string): boolean {
-    return this.ctx.isUsed(value);
-  }
+  // Arrow properties, so converters may pass them around unbound (e.g. `ctx.typeOf` as a callback).
+  readonly typeOf = (value: string) => this.ctx.typeOf(value);
+  readonly constantOf = (value: string) => this.ctx.constantOf(value);
+  readonly isUsed = (value: string): boolean => this.ctx.isUsed(value);
 
   bind(value: string, tensor: string): void {
     this.bound.set(value, tensor);

@@ -63,7 +63,8 @@ export const CUBLASLT = defineLibrary<CublasLtApi>({
     cublasLtGetVersion: "size_t cublasLtGetVersion(void)",
     cublasLtGetStatusName: "const char *cublasLtGetStatusName(int status)",
     cublasLtGetStatusString: "const char *cublasLtGetStatusString(int status)",
-    cublasLtMatmulDescCreate: "int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)",
+    cublasLtMatmulDescCreate:
+      "int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)",
     cublasLtMatmulDescDestroy: "int cublasLtMatmulDescDestroy(void *desc)",
     cublasLtMatmulDescSetAttribute:
       "int cublasLtMatmulDescSetAttribute(void *desc, int attr, const void *buf, size_t bytes)",
@@ -93,7 +94,14 @@ export const CUDA_R = { f32: 0, f16: 2, bf16: 14, f8e4m3: 28 } as const;
 /** `cublasOperation_t`. */
 export const CUBLAS_OP = { N: 0, T: 1 } as const;
 /** `cublasLtMatmulDescAttributes_t`. */
-export const MATMUL_DESC = { POINTER_MODE: 2, TRANSA: 3, TRANSB: 4, EPILOGUE: 7, BIAS_POINTER: 8, BIAS_DATA_TYPE: 26 } as const;
+export const MATMUL_DESC = {
+  POINTER_MODE: 2,
+  TRANSA: 3,
+  TRANSB: 4,
+  EPILOGUE: 7,
+  BIAS_POINTER: 8,
+  BIAS_DATA_TYPE: 26,
+} as const;
 /** `cublasLtMatrixLayoutAttribute_t`. */
 export const LAYOUT_ATTR = { TYPE: 0, ORDER: 1, BATCH_COUNT: 5, STRIDED_BATCH_OFFSET: 6 } as const;
 /** `cublasLtMatmulPreferenceAttributes_t`. */

@@ -116,9 +116,11 @@ export const CUDA = defineLibrary<CudaApi>({
     cuMemcpyDtoDAsync_v2:
       "int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, size_t bytes, void *stream)",
     cuMemsetD8_v2: "int cuMemsetD8_v2(unsigned long long dst, unsigned char value, size_t count)",
-    cuMemsetD8Async: "int cuMemsetD8Async(unsigned long long dst, unsigned char value, size_t count, void *stream)",
+    cuMemsetD8Async:
+      "int cuMemsetD8Async(unsigned long long dst, unsigned char value, size_t count, void *stream)",
     cuMemsetD32_v2: "int cuMemsetD32_v2(unsigned long long dst, unsigned int value, size_t count)",
-    cuMemsetD32Async: "int cuMemsetD32Async(unsigned long long dst, unsigned int value, size_t count, void *stream)",
+    cuMemsetD32Async:
+      "int cuMemsetD32Async(unsigned long long dst, unsigned int value, size_t count, void *stream)",
     cuModuleLoadData: "int cuModuleLoadData(_Out_ void **module, const void *image)",
     cuModuleUnload: "int cuModuleUnload(void *module)",
     cuModuleGetFunction: "int cuModuleGetFunction(_Out_ void **fn, void *module, const char *name)",
@@ -180,4 +182,9 @@ export const CU_STREAM_CAPTURE_MODE = { global: 0, threadLocal: 1, relaxed: 2 } 
 /** `CUstreamCaptureStatus`. */
 export const CU_STREAM_CAPTURE_STATUS = { none: 0, active: 1, invalidated: 2 } as const;
 /** `CUgraphInstantiate_flags`. */
-export const CU_GRAPH_INSTANTIATE = { autoFreeOnLaunch: 1, upload: 2, deviceLaunch: 4, useNodePriority: 8 } as const;
+export const CU_GRAPH_INSTANTIATE = {
+  autoFreeOnLaunch: 1,
+  upload: 2,
+  deviceLaunch: 4,
+  useNodePriority: 8,
+} as const;

@@ -15,7 +15,13 @@ export interface CudnnApi {
   cudnnSetStream(handle: Ptr, stream: Ptr): Status;
   cudnnBackendCreateDescriptor(type: number, desc: OutPtr): Status;
   cudnnBackendDestroyDescriptor(desc: Ptr): Status;
-  cudnnBackendSetAttribute(desc: Ptr, name: number, type: number, count: number, values: ArrayBufferView): Status;
+  cudnnBackendSetAttribute(
+    desc: Ptr,
+    name: number,
+    type: number,
+    count: number,
+    values: ArrayBufferView,
+  ): Status;
   cudnnBackendGetAttribute(
     desc: Ptr,
     name: number,
@@ -125,7 +131,15 @@ export const ATTR = {
 } as const;
 
 /** `cudnnDataType_t`. */
-export const CUDNN_DATA = { FLOAT: 0, DOUBLE: 1, HALF: 2, INT32: 4, INT8: 3, BFLOAT16: 9, INT64: 10 } as const;
+export const CUDNN_DATA = {
+  FLOAT: 0,
+  DOUBLE: 1,
+  HALF: 2,
+  INT32: 4,
+  INT8: 3,
+  BFLOAT16: 9,
+  INT64: 10,
+} as const;
 
 /** `cudnnPointwiseMode_t` values used here. */
 export const POINTWISE = {

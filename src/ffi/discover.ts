@@ -118,7 +118,12 @@ export function loadLibrary<H>(
     }
   };
   const { places, notes } = searchPlaces(host);
+  let notesPending = notes.length > 0;
   for (const { dir, source } of places) {
+    if (notesPending && source !== "TORCHC_LIBRARY_PATH") {
+      tried.push(...notes);
+      notesPending = false;
+    }
     for (const file of target.files) {
       const path = join(dir, file);
       if (!host.exists(path)) {
@@ -129,7 +134,7 @@ export function loadLibrary<H>(
       if (hit) return hit;
     }
   }
-  tried.push(...notes);
+  if (notesPending) tried.push(...notes);
   if (target.absolute) {
     for (const dir of splitPath(host.env.LD_LIBRARY_PATH)) {
       for (const file of target.files) {
@@ -238,7 +243,11 @@ function queryLdconfig(): Map<string, string> {
   ldconfigCache = new Map();
   for (const bin of ["ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"]) {
     try {
-      const out = execFileSync(bin, ["-p"], { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "ignore"] });
+      const out = execFileSync(bin, ["-p"], {
+        encoding: "utf8",
+        timeout: 10_000,
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       ldconfigCache = parseLdconfig(out);
       break;
     } catch {

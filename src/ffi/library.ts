@@ -4,7 +4,7 @@
  * library only fails the call that needs it).
  */
 import { NativeError } from "../errors.js";
-import { type Loaded, type LibraryTarget, loadLibrary } from "./discover.js";
+import { type LibraryTarget, type Loaded, loadLibrary } from "./discover.js";
 import { type KoffiLibrary, koffi } from "./koffi.js";
 
 export interface LibraryDefinition<Api> extends LibraryTarget {

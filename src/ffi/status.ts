@@ -46,7 +46,14 @@ export class NvrtcError extends NativeCallError {
 
 export class CublasError extends NativeCallError {
   constructor(call: string, status: number, detail?: string) {
-    super("cublaslt", call, status, cublasStatusName(status), detail ?? cublasDetail(status), "native.cublas");
+    super(
+      "cublaslt",
+      call,
+      status,
+      cublasStatusName(status),
+      detail ?? cublasDetail(status),
+      "native.cublas",
+    );
     this.name = "CublasError";
   }
 }
@@ -64,8 +71,19 @@ export class CudnnError extends NativeCallError {
 }
 
 export class TorchShimError extends NativeCallError {
-  constructor(call: string, status: number, detail = "PyTorch printed the exception and its backtrace on stderr") {
-    super("torch", call, status, status === 1 ? "AOTI_TORCH_FAILURE" : `AOTITorchError ${status}`, detail, "native.torch");
+  constructor(
+    call: string,
+    status: number,
+    detail = "PyTorch printed the exception and its backtrace on stderr",
+  ) {
+    super(
+      "torch",
+      call,
+      status,
+      status === 1 ? "AOTI_TORCH_FAILURE" : `AOTITorchError ${status}`,
+      detail,
+      "native.torch",
+    );
     this.name = "TorchShimError";
   }
 }

@@ -121,7 +121,8 @@ export const TORCH_CPU = defineLibrary<TorchCpuApi>({
     torch_list_size: "int32_t torch_list_size(void *list, _Out_ size_t *size)",
     torch_list_get_item: "int32_t torch_list_get_item(void *list, size_t index, uint64_t *value)",
     torch_delete_list: "int32_t torch_delete_list(void *list)",
-    torch_new_string_handle: "int32_t torch_new_string_handle(const char *data, size_t length, _Out_ void **ret)",
+    torch_new_string_handle:
+      "int32_t torch_new_string_handle(const char *data, size_t length, _Out_ void **ret)",
     torch_delete_string: "int32_t torch_delete_string(void *handle)",
     _Znwm: "void *_Znwm(size_t bytes)",
   },
@@ -133,7 +134,8 @@ export const TORCH_CUDA = defineLibrary<TorchCudaApi>({
   files: ["libtorch_cuda.so"],
   absolute: true,
   prototypes: {
-    aoti_torch_get_current_cuda_stream: "int32_t aoti_torch_get_current_cuda_stream(int32_t deviceIndex, _Out_ void **ret)",
+    aoti_torch_get_current_cuda_stream:
+      "int32_t aoti_torch_get_current_cuda_stream(int32_t deviceIndex, _Out_ void **ret)",
     torch_set_current_cuda_stream: "int32_t torch_set_current_cuda_stream(void *stream, int32_t deviceIndex)",
     aoti_torch_cuda_add_Tensor:
       "int32_t aoti_torch_cuda_add_Tensor(void *self, void *other, double alpha, _Out_ void **ret)",

@@ -8,6 +8,8 @@ import { evaluateNode, mutatedValue } from "./index.js";
 export interface InterpretOptions {
   /** Called after every node (control-flow nodes included, and nodes inside their blocks) with its results. */
   readonly onNode?: (node: Node, outputs: readonly Tensor[]) => void;
+  /** Called when an intermediate value is dropped after its last use (for tests and memory reports). */
+  readonly onRelease?: (valueName: string) => void;
 }
 
 /** Names a graph reads that it does not define itself: what a nested block takes from the enclosing graph. */
@@ -46,6 +48,7 @@ class Frame {
   constructor(
     readonly graph: Graph,
     private readonly parent: Frame | null,
+    private readonly onRelease?: (valueName: string) => void,
   ) {
     for (const node of graph.nodes)
       for (const n of nodeReads(node)) this.remaining.set(n, (this.remaining.get(n) ?? 0) + 1);
@@ -66,6 +69,7 @@ class Frame {
   define(name: string, t: Tensor): void {
     if (name === "") return;
     if ((this.remaining.get(name) ?? 0) > 0) this.values.set(name, t);
+    else this.onRelease?.(name);
   }
 
   /** An in-place op wrote `name`: later readers in this graph (and its blocks) see the new tensor. */
@@ -78,7 +82,7 @@ class Frame {
     for (const n of nodeReads(node)) {
       const left = (this.remaining.get(n) ?? 0) - 1;
       this.remaining.set(n, left);
-      if (left <= 0) this.values.delete(n);
+      if (left <= 0 && this.values.delete(n)) this.onRelease?.(n);
     }
   }
 }
@@ -115,7 +119,7 @@ function block(node: Node, i: number): Graph {
 
 function runIf(frame: Frame, node: Node, opts: InterpretOptions): Tensor[] {
   const sub = block(node, asBool(argValue(frame, node, "cond")) ? 0 : 1);
-  return runGraph(sub, new Frame(sub, frame), opts);
+  return runGraph(sub, new Frame(sub, frame, opts.onRelease), opts);
 }
 
 function runLoop(frame: Frame, node: Node, opts: InterpretOptions): Tensor[] {
@@ -137,7 +141,7 @@ function runLoop(frame: Frame, node: Node, opts: InterpretOptions): Tensor[] {
     );
   }
   for (let i = 0; i < trips && cond; i++) {
-    const f = new Frame(body, frame);
+    const f = new Frame(body, frame, opts.onRelease);
     const iter: Tensor = { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(i)) };
     [iter, ...carried].forEach((t, k) => {
       f.define(body.inputs[k], t);
@@ -183,7 +187,7 @@ export function interpret(graph: Graph, inputs: readonly Tensor[], opts: Interpr
       "input.count",
     );
   }
-  const frame = new Frame(graph, null);
+  const frame = new Frame(graph, null, opts.onRelease);
   graph.inputs.forEach((name, i) => {
     const want = graph.values[name];
     const got = inputs[i];

@@ -1,5 +1,5 @@
 import type { Graph, Node } from "../ir/graph.js";
-import { nodeInputs } from "../ir/graph.js";
+import { nodeReads } from "./reads.js";
 import type { SegmentKind } from "./segment.js";
 
 /**
@@ -16,7 +16,7 @@ export function groupByKind(graph: Graph, kindOf: (node: Node) => SegmentKind): 
   const users: number[][] = graph.nodes.map(() => []);
   graph.nodes.forEach((n, i) => {
     const deps = new Set<number>();
-    for (const v of nodeInputs(n)) {
+    for (const v of nodeReads(n)) {
       const p = producer.get(v);
       if (p !== undefined && p !== i) deps.add(p);
     }

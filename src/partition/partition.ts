@@ -1,15 +1,18 @@
 import { TorchcError } from "../errors.js";
 import type { Graph, Node, TensorType, Weight } from "../ir/graph.js";
-import { formatLocation, nodeInputs } from "../ir/graph.js";
+import { formatLocation } from "../ir/graph.js";
+import { DEFAULT_REGISTRY } from "../converters/index.js";
 import type { ConverterRegistry } from "../converters/registry.js";
 import type { EngineCapabilities } from "../converters/types.js";
 import { type Placement, classifyNodes } from "./classify.js";
 import { groupByKind } from "./group.js";
+import { nodeReads } from "./reads.js";
 import { type PartitionReport, buildReport } from "./report.js";
 import type { Segment, SegmentKind } from "./segment.js";
 
 export interface PartitionOptions {
-  readonly registry: ConverterRegistry;
+  /** Default: every converter torchc has. */
+  readonly registry?: ConverterRegistry;
   readonly caps?: EngineCapabilities;
   /** Engine blocks with fewer nodes run in the fallback instead (Torch-TensorRT's min_block_size). Default 5. */
   readonly minBlockSize?: number;
@@ -31,8 +34,8 @@ export const DEFAULT_MIN_BLOCK_SIZE = 5;
  * registry), grouped so each segment depends only on earlier ones, and engine blocks below `minBlockSize`
  * are handed to the fallback, repeating until the grouping is stable.
  */
-export function partitionGraph(graph: Graph, options: PartitionOptions): Partition {
-  const placement = classifyNodes(graph, options);
+export function partitionGraph(graph: Graph, options: PartitionOptions = {}): Partition {
+  const placement = classifyNodes(graph, { ...options, registry: options.registry ?? DEFAULT_REGISTRY });
   if (options.requireFullCompilation) {
     const bad = graph.nodes.filter((n) => placement.get(n)?.kind === "fallback");
     if (bad.length > 0) {
@@ -68,7 +71,7 @@ function buildSegments(graph: Graph, groups: readonly { kind: SegmentKind; nodes
   const exported = groups.map(() => new Set<string>());
   groups.forEach((g, i) => {
     for (const n of g.nodes) {
-      for (const v of nodeInputs(n)) {
+      for (const v of nodeReads(n)) {
         const s = segmentOf.get(v);
         if (s !== undefined && s !== i) exported[s].add(v);
       }
@@ -83,7 +86,7 @@ function buildSegments(graph: Graph, groups: readonly { kind: SegmentKind; nodes
     const inputs: string[] = [];
     const weights: string[] = [];
     for (const n of g.nodes) {
-      for (const v of nodeInputs(n)) {
+      for (const v of nodeReads(n)) {
         if (defined.has(v)) continue;
         const list = v in graph.weights ? weights : inputs;
         if (!list.includes(v)) list.push(v);

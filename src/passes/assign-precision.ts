@@ -123,8 +123,11 @@ class PrecisionAssigner {
     if (REDUCTION_OPS.includes(node.op)) {
       const input = node.args.self ?? node.args.input;
       if (input?.kind === "tensor") {
-        const per = numel(this.graph.values[input.name].shape) / Math.max(1, numel(this.graph.values[node.outputs[0]].shape));
-        if (per > this.maxReduction) return { dtype: "float32", reason: `reduces ${per} elements per result` };
+        const per =
+          numel(this.graph.values[input.name].shape) /
+          Math.max(1, numel(this.graph.values[node.outputs[0]].shape));
+        if (per > this.maxReduction)
+          return { dtype: "float32", reason: `reduces ${per} elements per result` };
       }
     }
     return { dtype: this.low };
@@ -142,7 +145,13 @@ class PrecisionAssigner {
     const w = this.weights[name];
     if (w) {
       this.weights[converted] = { ...w, tensor: castTensor(w.tensor, dtype) };
-      this.ctx?.trace.record({ pass: this.pass, rule: RULES.weight.name, node: converted, op: `weight:${w.kind}`, detail: `${name} → ${dtype}` });
+      this.ctx?.trace.record({
+        pass: this.pass,
+        rule: RULES.weight.name,
+        node: converted,
+        op: `weight:${w.kind}`,
+        detail: `${name} → ${dtype}`,
+      });
     } else {
       const cast: Node = {
         name: converted,
@@ -164,12 +173,15 @@ class PrecisionAssigner {
     const read = (v: string) => {
       const original = this.graph.values[v].dtype;
       const target = dtype === "original" ? original : dtype;
-      return isPrecision(original) && isPrecision(target) ? this.as(v, target, node) : (this.current.get(v) ?? v);
+      return isPrecision(original) && isPrecision(target)
+        ? this.as(v, target, node)
+        : (this.current.get(v) ?? v);
     };
     const args: Record<string, Arg> = {};
     for (const [k, a] of Object.entries(node.args)) {
       if (a.kind === "tensor") args[k] = { kind: "tensor", name: read(a.name) };
-      else if (a.kind === "tensors") args[k] = { kind: "tensors", names: a.names.map((n) => (n === null ? null : read(n))) };
+      else if (a.kind === "tensors")
+        args[k] = { kind: "tensors", names: a.names.map((n) => (n === null ? null : read(n))) };
       else args[k] = a;
     }
     return args;
@@ -177,8 +189,11 @@ class PrecisionAssigner {
 
   private lower(node: Node, graphOutputs: ReadonlySet<string>): void {
     // Only nodes with float results change precision: a float→int conversion must see the exact input.
-    const touchesFloat32 = [...node.outputs, ...nodeInputs(node)].some((v) => this.graph.values[v]?.dtype === "float32");
-    const floatResults = node.outputs.length > 0 && node.outputs.every((o) => isFloating(this.graph.values[o].dtype));
+    const touchesFloat32 = [...node.outputs, ...nodeInputs(node)].some(
+      (v) => this.graph.values[v]?.dtype === "float32",
+    );
+    const floatResults =
+      node.outputs.length > 0 && node.outputs.every((o) => isFloating(this.graph.values[o].dtype));
     const eligible = touchesFloat32 && floatResults && !node.subgraphs;
     const { dtype, reason } = eligible ? this.computeDtype(node) : { dtype: undefined, reason: undefined };
     let args: Record<string, Arg>;
@@ -191,7 +206,9 @@ class PrecisionAssigner {
       args = this.argsAt(node, dtype);
       if (castTarget) args = { ...args, dtype: { kind: "dtype", value: castTarget } };
       types = safeInfer(node.op, args, (v) => this.values[v]);
-      const fitsOriginal = types?.length === node.outputs.length && types.every((t, i) => sameShape(t, this.graph.values[node.outputs[i]]));
+      const fitsOriginal =
+        types?.length === node.outputs.length &&
+        types.every((t, i) => sameShape(t, this.graph.values[node.outputs[i]]));
       if (!fitsOriginal) {
         // The catalogue cannot type this op at another precision: run it as the model had it.
         args = this.argsAt(node, "original");
@@ -202,7 +219,10 @@ class PrecisionAssigner {
     }
     const outputs = node.outputs.map((o, i) => {
       const t = types![i];
-      const renamed = graphOutputs.has(o) && t.dtype !== this.graph.values[o].dtype ? this.fresh(`${o}_${SHORT[t.dtype as Precision] ?? t.dtype}`) : o;
+      const renamed =
+        graphOutputs.has(o) && t.dtype !== this.graph.values[o].dtype
+          ? this.fresh(`${o}_${SHORT[t.dtype as Precision] ?? t.dtype}`)
+          : o;
       this.values[renamed] = t;
       this.current.set(o, renamed);
       return renamed;
@@ -215,6 +235,7 @@ class PrecisionAssigner {
     const now = this.current.get(o) ?? o;
     const original = this.graph.values[o];
     if (!keepIO || this.values[now].dtype === original.dtype || now === o) return now;
+    this.current.set(o, o); // a value listed twice among the outputs gets one cast
     const cast: Node = {
       name: this.fresh(`${o}_cast`),
       op: "aten._to_copy.default",
@@ -239,7 +260,11 @@ function castRetarget(node: Node, dtype: Precision, graph: Graph): Precision | u
   return node.args.dtype.value === "float32" && from !== undefined && isPrecision(from) ? dtype : undefined;
 }
 
-function safeInfer(op: string, args: Record<string, Arg>, typeOf: (v: string) => TensorType): TensorType[] | undefined {
+function safeInfer(
+  op: string,
+  args: Record<string, Arg>,
+  typeOf: (v: string) => TensorType,
+): TensorType[] | undefined {
   try {
     return inferOutputTypes(op, args, typeOf);
   } catch {
@@ -247,7 +272,12 @@ function safeInfer(op: string, args: Record<string, Arg>, typeOf: (v: string) =>
   }
 }
 
-export function assignPrecision(graph: Graph, options: PrecisionOptions, ctx?: PassContext, pass = "assign-precision"): Graph {
+export function assignPrecision(
+  graph: Graph,
+  options: PrecisionOptions,
+  ctx?: PassContext,
+  pass = "assign-precision",
+): Graph {
   const low = reducedPrecisionOf(options.enabledPrecisions);
   return low ? new PrecisionAssigner(graph, low, options, ctx, pass).run() : graph;
 }

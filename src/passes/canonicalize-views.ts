@@ -40,7 +40,8 @@ export const removeIdentityView = rule({
   doc: "view(x, x.shape) ⇒ x",
   pattern: op(VIEW, { self: y }),
   captures: { y },
-  rewrite: ({ y, root }, ctx) => (sameShape(y.type.shape, root.out.type.shape) ? ctx.replaceWith(y) : undefined),
+  rewrite: ({ y, root }, ctx) =>
+    sameShape(y.type.shape, root.out.type.shape) ? ctx.replaceWith(y) : undefined,
 });
 
 const inner = value();
@@ -50,7 +51,11 @@ export const mergeViews = rule({
   pattern: op(VIEW, { self: op(VIEW, { self: inner }) }),
   captures: { inner },
   rewrite: ({ inner, root }, ctx) =>
-    ctx.replaceWithNode(VIEW, { self: arg.tensor(inner), size: arg.ints(root.out.type.shape) }, root.out.type),
+    ctx.replaceWithNode(
+      VIEW,
+      { self: arg.tensor(inner), size: arg.ints(root.out.type.shape) },
+      root.out.type,
+    ),
 });
 
 const size = ints();
@@ -59,7 +64,8 @@ export const explicitViewSize = rule({
   doc: "view(x, [.., -1, ..]) ⇒ view(x, out.shape)",
   pattern: op(VIEW, { self: value(), size: where(size, (s) => s.includes(-1), "has -1") }),
   captures: { size },
-  rewrite: ({ root }, ctx) => ctx.replaceWithNode(VIEW, { ...root.args, size: arg.ints(root.out.type.shape) }, root.out.type),
+  rewrite: ({ root }, ctx) =>
+    ctx.replaceWithNode(VIEW, { ...root.args, size: arg.ints(root.out.type.shape) }, root.out.type),
 });
 
 const expanded = value();
@@ -76,10 +82,17 @@ const expandSize = ints();
 export const explicitExpandSize = rule({
   name: "explicit-expand-size",
   doc: "expand(x, [.., -1, ..]) ⇒ expand(x, out.shape)",
-  pattern: op("aten.expand.default", { self: value(), size: where(expandSize, (s) => s.includes(-1), "has -1") }),
+  pattern: op("aten.expand.default", {
+    self: value(),
+    size: where(expandSize, (s) => s.includes(-1), "has -1"),
+  }),
   captures: { expandSize },
   rewrite: ({ root }, ctx) =>
-    ctx.replaceWithNode("aten.expand.default", { ...root.args, size: arg.ints(root.out.type.shape) }, root.out.type),
+    ctx.replaceWithNode(
+      "aten.expand.default",
+      { ...root.args, size: arg.ints(root.out.type.shape) },
+      root.out.type,
+    ),
 });
 
 const permuted = value();
@@ -106,7 +119,11 @@ export const mergePermutes = rule({
   rewrite: ({ source, first, second, root }, ctx) => {
     const rank = source.type.shape.length;
     const composed = second.map((d) => (first[(d + rank) % rank] + rank) % rank);
-    return ctx.replaceWithNode(PERMUTE, { self: arg.tensor(source), dims: arg.ints(composed) }, root.out.type);
+    return ctx.replaceWithNode(
+      PERMUTE,
+      { self: arg.tensor(source), dims: arg.ints(composed) },
+      root.out.type,
+    );
   },
 });
 
@@ -125,7 +142,11 @@ export const unitPermuteToView = rule({
     const rank = moved.type.shape.length;
     const big = order.map((d) => (d + rank) % rank).filter((d) => moved.type.shape[d] !== 1);
     if (!big.every((d, i) => i === 0 || d > big[i - 1])) return undefined;
-    return ctx.replaceWithNode(VIEW, { self: arg.tensor(moved), size: arg.ints(root.out.type.shape) }, root.out.type);
+    return ctx.replaceWithNode(
+      VIEW,
+      { self: arg.tensor(moved), size: arg.ints(root.out.type.shape) },
+      root.out.type,
+    );
   },
 });
 

@@ -6,8 +6,10 @@ import type { Graph } from "../ir/graph.js";
 
 export const CORE_OPS: Readonly<Record<string, string>> = {
   // Compute-bound ops: kept whole for library kernels with fused epilogues.
-  "aten.convolution.default": "every conv (1-3d, grouped, transposed) as one op: one cuDNN call with fused bias/activation",
-  "aten.linear.default": "x·Wᵀ+b as one op so cuBLASLt fuses bias and activation; core ATen's permute+addmm is recomposed into it",
+  "aten.convolution.default":
+    "every conv (1-3d, grouped, transposed) as one op: one cuDNN call with fused bias/activation",
+  "aten.linear.default":
+    "x·Wᵀ+b as one op so cuBLASLt fuses bias and activation; core ATen's permute+addmm is recomposed into it",
   "aten.addmm.default": "matmul + broadcast bias where the right operand is not a weight",
   "aten.mm.default": "matmul of two activations",
   "aten.bmm.default": "batched matmul; matmul with batch dims lowers to it",
@@ -15,7 +17,8 @@ export const CORE_OPS: Readonly<Record<string, string>> = {
   "aten.scaled_dot_product_attention.default": "kept whole for a fused attention kernel",
   "aten.embedding.default": "a gather of weight rows",
   // Normalization, in core ATen form; statistics stay fp32 under reduced precision.
-  "aten._native_batch_norm_legit_no_training.default": "inference batch norm (most fold into the conv before them)",
+  "aten._native_batch_norm_legit_no_training.default":
+    "inference batch norm (most fold into the conv before them)",
   "aten.native_layer_norm.default": "layer norm in core ATen form",
   "aten.native_group_norm.default": "group norm in core ATen form",
   "aten._softmax.default": "softmax in core ATen form (a reduction plus pointwise)",

@@ -1,6 +1,8 @@
 // Lowers both IR flavours (torch.export's default IR and core ATen) to the op set in core-ops.ts.
 // The view rules run here too: core ATen wraps matmuls in identity views and expands that hide the
 // linear patterns until they are gone. (canonicalize-views still runs on its own, for other passes' output.)
+
+import { viewRules } from "./canonicalize-views.js";
 import { activationRules } from "./decompositions/activation.js";
 import { convolutionRules } from "./decompositions/convolution.js";
 import { layoutRules } from "./decompositions/layout.js";
@@ -8,7 +10,6 @@ import { matmulRules } from "./decompositions/matmul.js";
 import { miscRules } from "./decompositions/misc.js";
 import { normalizationRules } from "./decompositions/normalization.js";
 import { poolingRules } from "./decompositions/pooling.js";
-import { viewRules } from "./canonicalize-views.js";
 import { type Pass, rulePass } from "./pass.js";
 import { ruleSet } from "./rewrite/rule.js";
 

@@ -25,7 +25,11 @@ function constantKey(w: Weight): string | undefined {
  * types. One forward walk suffices because merging renames later reads before they are keyed. Identical
  * small compile-time constants are merged first (parameters and buffers keep their identity).
  */
-export function eliminateCommonSubexpressions(graph: Graph, ctx?: PassContext, pass = "eliminate-common-subexpressions"): Graph {
+export function eliminateCommonSubexpressions(
+  graph: Graph,
+  ctx?: PassContext,
+  pass = "eliminate-common-subexpressions",
+): Graph {
   const rename = new Map<string, string>();
   const seenConstants = new Map<string, string>();
   const weights: Record<string, Weight> = {};
@@ -34,7 +38,13 @@ export function eliminateCommonSubexpressions(graph: Graph, ctx?: PassContext, p
     const first = key === undefined ? undefined : seenConstants.get(key);
     if (first !== undefined) {
       rename.set(name, first);
-      ctx?.trace.record({ pass, rule: WEIGHT_RULE.name, node: name, op: "weight:constant", detail: `same as ${first}` });
+      ctx?.trace.record({
+        pass,
+        rule: WEIGHT_RULE.name,
+        node: name,
+        op: "weight:constant",
+        detail: `same as ${first}`,
+      });
       continue;
     }
     if (key !== undefined) seenConstants.set(key, name);
@@ -49,7 +59,9 @@ export function eliminateCommonSubexpressions(graph: Graph, ctx?: PassContext, p
     const key = mergeable ? nodeKey(node, graph.values) : undefined;
     const first = key === undefined ? undefined : seen.get(key);
     if (first) {
-      node.outputs.forEach((o, i) => rename.set(o, first.outputs[i]));
+      node.outputs.forEach((o, i) => {
+        rename.set(o, first.outputs[i]);
+      });
       ctx?.trace.fired(pass, NODE_RULE, node, `same as ${first.name}`);
       continue;
     }

@@ -25,12 +25,21 @@ export function eliminateDeadCode(graph: Graph, ctx?: PassContext, pass = "elimi
   const weights: Record<string, Weight> = {};
   for (const [name, w] of Object.entries(graph.weights)) {
     if (live.has(name)) weights[name] = w;
-    else ctx?.trace.record({ pass, rule: WEIGHT_RULE.name, node: name, op: `weight:${w.kind}`, detail: w.target });
+    else
+      ctx?.trace.record({
+        pass,
+        rule: WEIGHT_RULE.name,
+        node: name,
+        op: `weight:${w.kind}`,
+        detail: w.target,
+      });
   }
-  if (keep.length === graph.nodes.length && Object.keys(weights).length === Object.keys(graph.weights).length) return graph;
+  if (keep.length === graph.nodes.length && Object.keys(weights).length === Object.keys(graph.weights).length)
+    return graph;
   keep.reverse();
   const values: Record<string, TensorType> = {};
-  for (const v of [...graph.inputs, ...Object.keys(weights), ...keep.flatMap((n) => n.outputs)]) values[v] = graph.values[v];
+  for (const v of [...graph.inputs, ...Object.keys(weights), ...keep.flatMap((n) => n.outputs)])
+    values[v] = graph.values[v];
   return Object.freeze({
     inputs: graph.inputs,
     outputs: graph.outputs,

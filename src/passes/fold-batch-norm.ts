@@ -19,9 +19,18 @@ interface BatchNormParams {
 }
 
 /** Per output channel: y = x·scale + shift. */
-function affineOf(bn: BatchNormParams, channels: number): { scale: Float64Array; shift: Float64Array } | undefined {
-  const read = (w: BoundWeight | null, fill: number) => (w ? toFloat64Array(w.weight.tensor) : new Float64Array(channels).fill(fill));
-  const [gamma, beta, mean, variance] = [read(bn.gamma, 1), read(bn.beta, 0), read(bn.mean, 0), read(bn.variance, 1)];
+function affineOf(
+  bn: BatchNormParams,
+  channels: number,
+): { scale: Float64Array; shift: Float64Array } | undefined {
+  const read = (w: BoundWeight | null, fill: number) =>
+    w ? toFloat64Array(w.weight.tensor) : new Float64Array(channels).fill(fill);
+  const [gamma, beta, mean, variance] = [
+    read(bn.gamma, 1),
+    read(bn.beta, 0),
+    read(bn.mean, 0),
+    read(bn.variance, 1),
+  ];
   if (![gamma, beta, mean, variance].every((a) => a.length === channels)) return undefined;
   const scale = new Float64Array(channels);
   const shift = new Float64Array(channels);
@@ -40,13 +49,22 @@ function scaleWeight(w: Tensor, scale: Float64Array, channelOf: (i: number) => n
   return tensorFromNumbers(w.dtype, w.shape, out);
 }
 
-function foldedBias(bias: BoundWeight | null, affine: { scale: Float64Array; shift: Float64Array }, dtype: Tensor["dtype"]) {
+function foldedBias(
+  bias: BoundWeight | null,
+  affine: { scale: Float64Array; shift: Float64Array },
+  dtype: Tensor["dtype"],
+) {
   const b = bias ? toFloat64Array(bias.weight.tensor) : new Float64Array(affine.scale.length);
-  return tensorFromNumbers(dtype, [b.length], b.map((v, c) => v * affine.scale[c] + affine.shift[c]));
+  return tensorFromNumbers(
+    dtype,
+    [b.length],
+    b.map((v, c) => v * affine.scale[c] + affine.shift[c]),
+  );
 }
 
 /** The batch norm's statistics outputs must be unused: only its normalized result is replaced. */
-const onlyResultUsed = (root: BoundNode, ctx: RewriteContext) => root.outputs.slice(1).every((o) => ctx.index.isUnused(o.name));
+const onlyResultUsed = (root: BoundNode, ctx: RewriteContext) =>
+  root.outputs.slice(1).every((o) => ctx.index.isUnused(o.name));
 
 function batchNormOf(input: ReturnType<typeof op>) {
   const gamma = optional(weight({ rank: 1 }));
@@ -54,7 +72,14 @@ function batchNormOf(input: ReturnType<typeof op>) {
   const mean = weight({ rank: 1 });
   const variance = weight({ rank: 1 });
   const eps = scalar();
-  const pattern = op(BATCH_NORM, { input, weight: gamma, bias: beta, running_mean: mean, running_var: variance, eps });
+  const pattern = op(BATCH_NORM, {
+    input,
+    weight: gamma,
+    bias: beta,
+    running_mean: mean,
+    running_var: variance,
+    eps,
+  });
   return { pattern, captures: { gamma, beta, mean, variance, eps } };
 }
 
@@ -62,7 +87,11 @@ const convWeight = weight();
 const convBias = optional(weight({ rank: 1 }));
 const transposed = bool();
 const groups = int();
-const conv = op("aten.convolution.default", { weight: convWeight, bias: convBias, transposed, groups }, { singleUse: true });
+const conv = op(
+  "aten.convolution.default",
+  { weight: convWeight, bias: convBias, transposed, groups },
+  { singleUse: true },
+);
 const convBn = batchNormOf(conv);
 
 export const foldBatchNormIntoConv = rule({
@@ -82,11 +111,21 @@ export const foldBatchNormIntoConv = rule({
     const inPerGroup = w.shape[0] / m.groups;
     const outPerGroup = w.shape[1];
     const channelOf = m.transposed
-      ? (i: number) => Math.floor(Math.floor(i / (outPerGroup * inner)) / inPerGroup) * outPerGroup + (Math.floor(i / inner) % outPerGroup)
+      ? (i: number) =>
+          Math.floor(Math.floor(i / (outPerGroup * inner)) / inPerGroup) * outPerGroup +
+          (Math.floor(i / inner) % outPerGroup)
       : (i: number) => Math.floor(i / perOut);
     const b = ctx.build();
-    const newWeight = b.weight(`${m.convWeight.name}_bn`, scaleWeight(w, affine.scale, channelOf), `folded:${m.root.name}`);
-    const newBias = b.weight(`${m.root.name}_bias`, foldedBias(m.convBias, affine, m.conv.out.type.dtype), `folded:${m.root.name}`);
+    const newWeight = b.weight(
+      `${m.convWeight.name}_bn`,
+      scaleWeight(w, affine.scale, channelOf),
+      `folded:${m.root.name}`,
+    );
+    const newBias = b.weight(
+      `${m.root.name}_bias`,
+      foldedBias(m.convBias, affine, m.conv.out.type.dtype),
+      `folded:${m.root.name}`,
+    );
     const out = b.node(
       "aten.convolution.default",
       { ...m.conv.args, weight: arg.tensor(newWeight), bias: arg.tensor(newBias) },
@@ -113,10 +152,20 @@ export const foldBatchNormIntoLinear = rule({
     if (!affine) return undefined;
     const b = ctx.build();
     const k = w.shape[1];
-    const newWeight = b.weight(`${m.linearWeight.name}_bn`, scaleWeight(w, affine.scale, (i) => Math.floor(i / k)));
-    const newBias = b.weight(`${m.root.name}_bias`, foldedBias(m.linearBias, affine, m.linear.out.type.dtype));
+    const newWeight = b.weight(
+      `${m.linearWeight.name}_bn`,
+      scaleWeight(w, affine.scale, (i) => Math.floor(i / k)),
+    );
+    const newBias = b.weight(
+      `${m.root.name}_bias`,
+      foldedBias(m.linearBias, affine, m.linear.out.type.dtype),
+    );
     return b.replace(
-      b.node("aten.linear.default", { ...m.linear.args, weight: arg.tensor(newWeight), bias: arg.tensor(newBias) }, m.root.out.type),
+      b.node(
+        "aten.linear.default",
+        { ...m.linear.args, weight: arg.tensor(newWeight), bias: arg.tensor(newBias) },
+        m.root.out.type,
+      ),
     );
   },
 });

@@ -2,7 +2,7 @@
 // compiled for inference), with the same reference implementations the interpreter uses.
 import { TorchcError } from "../errors.js";
 import type { Node } from "../ir/graph.js";
-import { castTensor, numel } from "../ir/tensor.js";
+import { castTensor, numel, type Tensor } from "../ir/tensor.js";
 import { readsOf } from "./graph-reads.js";
 import { evaluateOutputs } from "./op-catalogue.js";
 import { isDeterministic } from "./op-effects.js";
@@ -40,7 +40,7 @@ export function foldConstantsRules(options: FoldConstantsOptions = {}): RuleSet 
       doc: "op(constants…) ⇒ its value, computed by the reference implementation",
       pattern: anyOp({ where: (n, index) => foldable(n.node, index, limits) }),
       rewrite: ({ root }, ctx) => {
-        let results;
+        let results: Tensor[] | undefined;
         try {
           results = evaluateOutputs(root.node, (v) => ctx.index.weightOf(v)!.tensor);
         } catch (e) {
@@ -52,7 +52,8 @@ export function foldConstantsRules(options: FoldConstantsOptions = {}): RuleSet 
         const mapping: Record<string, string> = {};
         root.outputs.forEach((o, i) => {
           const t = castTensor(results[i], o.type.dtype);
-          if (t.shape.join() !== o.type.shape.join()) throw new Error(`fold-constant: ${root.op} gave shape [${t.shape}] for ${o.name}`);
+          if (t.shape.join() !== o.type.shape.join())
+            throw new Error(`fold-constant: ${root.op} gave shape [${t.shape}] for ${o.name}`);
           mapping[o.name] = b.weight(o.name, t, `folded:${root.name}`);
         });
         return b.replace(mapping);
@@ -62,5 +63,9 @@ export function foldConstantsRules(options: FoldConstantsOptions = {}): RuleSet 
 }
 
 export function foldConstantsPass(options: FoldConstantsOptions = {}): Pass {
-  return rulePass("fold-constants", "evaluate nodes whose inputs are all weights (size-bounded)", foldConstantsRules(options));
+  return rulePass(
+    "fold-constants",
+    "evaluate nodes whose inputs are all weights (size-bounded)",
+    foldConstantsRules(options),
+  );
 }

@@ -18,15 +18,27 @@ function freeReads(graph: Graph): string[] {
   return out;
 }
 
-/** Value names a node reads: its arguments, then the free reads of its nested graphs. */
-export function readsOf(node: Node): string[] {
-  const reads = nodeInputs(node);
-  for (const sub of node.subgraphs ?? []) reads.push(...freeReads(sub));
+// Nodes are immutable, so what a node reads can be cached by identity.
+const readsCache = new WeakMap<Node, readonly string[]>();
+
+/** Value names a node reads: its arguments, then the free reads of its nested graphs (do not mutate). */
+export function readsOf(node: Node): readonly string[] {
+  let reads = readsCache.get(node);
+  if (!reads) {
+    const list = nodeInputs(node);
+    for (const sub of node.subgraphs ?? []) list.push(...freeReads(sub));
+    reads = Object.freeze(list);
+    readsCache.set(node, reads);
+  }
   return reads;
 }
 
 function renameInGraph(graph: Graph, rename: (v: string) => string): Graph {
-  const inner = new Set<string>([...graph.inputs, ...Object.keys(graph.weights), ...graph.nodes.flatMap((n) => n.outputs)]);
+  const inner = new Set<string>([
+    ...graph.inputs,
+    ...Object.keys(graph.weights),
+    ...graph.nodes.flatMap((n) => n.outputs),
+  ]);
   const outer = (v: string) => (inner.has(v) ? v : rename(v));
   const nodes = graph.nodes.map((n) => renameReads(n, outer));
   const outputs = graph.outputs.map(outer);
@@ -36,6 +48,7 @@ function renameInGraph(graph: Graph, rename: (v: string) => string): Graph {
 
 /** Renames reads of a node, including free reads inside its nested graphs. Same node back if unchanged. */
 export function renameReads(node: Node, rename: (v: string) => string): Node {
+  if (readsOf(node).every((v) => rename(v) === v)) return node;
   const renamed = renameNodeInputs(node, rename);
   if (!node.subgraphs) return renamed;
   const subgraphs = node.subgraphs.map((g) => renameInGraph(g, rename));

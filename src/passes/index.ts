@@ -1,20 +1,29 @@
 // Public API of the lowering passes.
-export * from "./rewrite/index.js";
-export * from "./pass.js";
-export * from "./pipeline.js";
-export * from "./core-ops.js";
-export { removeEvalNoOps, evalNoOpRules } from "./remove-eval-no-ops.js";
-export { decomposeToCore, decompositionRules } from "./decompose-to-core.js";
-export { canonicalizeViews, viewRules } from "./canonicalize-views.js";
-export { foldConstantsPass, foldConstantsRules, type FoldConstantsOptions } from "./fold-constants.js";
-export { foldBatchNorm, batchNormFoldRules, foldBatchNormIntoConv, foldBatchNormIntoLinear } from "./fold-batch-norm.js";
-export { eliminateCommonSubexpressions, eliminateCommonSubexpressionsPass } from "./eliminate-common-subexpressions.js";
-export { eliminateDeadCode, eliminateDeadCodePass } from "./eliminate-dead-code.js";
+
 export {
   assignPrecision,
   assignPrecisionPass,
   FP32_OPS,
-  REDUCTION_OPS,
   type Precision,
   type PrecisionOptions,
+  REDUCTION_OPS,
 } from "./assign-precision.js";
+export { canonicalizeViews, viewRules } from "./canonicalize-views.js";
+export * from "./core-ops.js";
+export { decomposeToCore, decompositionRules } from "./decompose-to-core.js";
+export {
+  eliminateCommonSubexpressions,
+  eliminateCommonSubexpressionsPass,
+} from "./eliminate-common-subexpressions.js";
+export { eliminateDeadCode, eliminateDeadCodePass } from "./eliminate-dead-code.js";
+export {
+  batchNormFoldRules,
+  foldBatchNorm,
+  foldBatchNormIntoConv,
+  foldBatchNormIntoLinear,
+} from "./fold-batch-norm.js";
+export { type FoldConstantsOptions, foldConstantsPass, foldConstantsRules } from "./fold-constants.js";
+export * from "./pass.js";
+export * from "./pipeline.js";
+export { evalNoOpRules, removeEvalNoOps } from "./remove-eval-no-ops.js";
+export * from "./rewrite/index.js";

@@ -8,13 +8,23 @@ import { evaluateNode, getOp, withDefaults } from "../ops/index.js";
  * not the exporter wrote it. Unknown ops and records that do not fit the schema are returned as they are.
  */
 export function argsWithDefaults(node: Node): Readonly<Record<string, Arg>> {
-  if (!getOp(node.op)) return node.args;
-  try {
-    return withDefaults(node.op, node.args);
-  } catch {
-    return node.args;
+  let args = defaultsCache.get(node);
+  if (!args) {
+    args = node.args;
+    if (getOp(node.op)) {
+      try {
+        args = Object.freeze(withDefaults(node.op, node.args));
+      } catch {
+        // A record that does not fit the schema is matched as written; the verifier reports it elsewhere.
+      }
+    }
+    defaultsCache.set(node, args);
   }
+  return args;
 }
+
+// Nodes are immutable, so their completed argument records can be cached by identity.
+const defaultsCache = new WeakMap<Node, Readonly<Record<string, Arg>>>();
 
 /** Output types of `op` applied to `args`, or undefined for an op the catalogue does not know. */
 export function inferOutputTypes(
@@ -27,8 +37,8 @@ export function inferOutputTypes(
 }
 
 /** Evaluates a node with the reference implementation, or undefined for an op the catalogue does not know. */
-export function evaluateOutputs(node: Node, valueOf: (value: string) => Tensor): Tensor[] | undefined {
-  return getOp(node.op) ? evaluateNode(node, valueOf) : undefined;
+export function evaluateOutputs(node: Node, read: (value: string) => Tensor): Tensor[] | undefined {
+  return getOp(node.op) ? evaluateNode(node, read) : undefined;
 }
 
 export function isKnownOp(op: string): boolean {

@@ -27,7 +27,10 @@ const RANDOM_OPS: ReadonlySet<string> = new Set([
 ]);
 
 /** Two calls with equal arguments give equal results (false for random ops and uninitialised memory). */
-export function isDeterministic(op: string, args: Readonly<Record<string, { kind: string; value?: unknown }>>): boolean {
+export function isDeterministic(
+  op: string,
+  args: Readonly<Record<string, { kind: string; value?: unknown }>>,
+): boolean {
   if (RANDOM_OPS.has(op)) return false;
   // Dropout in training mode draws a mask.
   if (op.includes("dropout") && args.train?.kind === "bool" && args.train.value === true) return false;

@@ -17,11 +17,17 @@ export interface Pass {
 }
 
 /** A pass that runs a rule set to a fixed point (see rewriteToFixedPoint for the traversal order). */
-export function rulePass(name: string, doc: string, rules: RuleSet, options: { maxSteps?: number } = {}): Pass {
+export function rulePass(
+  name: string,
+  doc: string,
+  rules: RuleSet,
+  options: { maxSteps?: number } = {},
+): Pass {
   return Object.freeze({
     name,
     doc,
     rules,
-    run: (graph: Graph, ctx: PassContext) => rewriteToFixedPoint(graph, rules, { pass: name, trace: ctx.trace, ...options }),
+    run: (graph: Graph, ctx: PassContext) =>
+      rewriteToFixedPoint(graph, rules, { pass: name, trace: ctx.trace, ...options }),
   });
 }

@@ -3,7 +3,12 @@
 import { TorchcError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import { checkGraph } from "../ir/verify.js";
-import { assignPrecisionPass, type Precision, type PrecisionOptions, reducedPrecisionOf } from "./assign-precision.js";
+import {
+  assignPrecisionPass,
+  type Precision,
+  type PrecisionOptions,
+  reducedPrecisionOf,
+} from "./assign-precision.js";
 import { canonicalizeViews } from "./canonicalize-views.js";
 import { decomposeToCore } from "./decompose-to-core.js";
 import { eliminateCommonSubexpressionsPass } from "./eliminate-common-subexpressions.js";
@@ -44,10 +49,18 @@ export function defaultPipeline(options: PipelineOptions = {}): Pass[] {
 }
 
 /** A copy of `passes` with `pass` inserted before or after the pass named `anchor`. */
-export function insertPass(passes: readonly Pass[], pass: Pass, where: { before: string } | { after: string }): Pass[] {
+export function insertPass(
+  passes: readonly Pass[],
+  pass: Pass,
+  where: { before: string } | { after: string },
+): Pass[] {
   const anchor = "before" in where ? where.before : where.after;
   const i = passes.findIndex((p) => p.name === anchor);
-  if (i < 0) throw new TorchcError(`no pass named '${anchor}' in the pipeline (${passes.map((p) => p.name).join(", ")})`, "passes.unknown");
+  if (i < 0)
+    throw new TorchcError(
+      `no pass named '${anchor}' in the pipeline (${passes.map((p) => p.name).join(", ")})`,
+      "passes.unknown",
+    );
   const at = "before" in where ? i : i + 1;
   return [...passes.slice(0, at), pass, ...passes.slice(at)];
 }
@@ -59,8 +72,14 @@ export function removePass(passes: readonly Pass[], name: string): Pass[] {
 
 /** A pass left the graph malformed: a bug in that pass. */
 export class PassVerificationError extends TorchcError {
-  constructor(pass: string, readonly problems: readonly string[]) {
-    super(`pass '${pass}' produced a malformed graph:\n  ${problems.slice(0, 10).join("\n  ")}`, "passes.malformed");
+  constructor(
+    pass: string,
+    readonly problems: readonly string[],
+  ) {
+    super(
+      `pass '${pass}' produced a malformed graph:\n  ${problems.slice(0, 10).join("\n  ")}`,
+      "passes.malformed",
+    );
     this.name = "PassVerificationError";
   }
 }
@@ -73,7 +92,11 @@ export interface RunPipelineOptions {
 }
 
 /** Runs passes in order; returns the final graph and the trace of every change. */
-export function runPipeline(graph: Graph, passes: readonly Pass[], options: RunPipelineOptions = {}): { graph: Graph; trace: Trace } {
+export function runPipeline(
+  graph: Graph,
+  passes: readonly Pass[],
+  options: RunPipelineOptions = {},
+): { graph: Graph; trace: Trace } {
   const trace = options.trace ?? new TraceRecorder();
   let current = graph;
   for (const pass of passes) {

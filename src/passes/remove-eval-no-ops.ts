@@ -5,7 +5,13 @@ import { bool, op, optional, scalar, value } from "./rewrite/pattern.js";
 import { type Rule, rule, ruleSet } from "./rewrite/rule.js";
 
 /** `op(input, …) ⇒ input` when `input` has the node's type (the type check is the driver's). */
-function passThrough(name: string, doc: string, ops: readonly string[], input: "self" | "input", extra = {}): Rule {
+function passThrough(
+  name: string,
+  doc: string,
+  ops: readonly string[],
+  input: "self" | "input",
+  extra = {},
+): Rule {
   const x = value();
   return rule({
     name,
@@ -16,13 +22,20 @@ function passThrough(name: string, doc: string, ops: readonly string[], input: "
   });
 }
 
-const sameType = (a: { dtype: string; shape: readonly number[] }, b: { dtype: string; shape: readonly number[] }) =>
-  a.dtype === b.dtype && a.shape.join() === b.shape.join();
+const sameType = (
+  a: { dtype: string; shape: readonly number[] },
+  b: { dtype: string; shape: readonly number[] },
+) => a.dtype === b.dtype && a.shape.join() === b.shape.join();
 
 export const removeEvalDropout = passThrough(
   "remove-eval-dropout",
   "dropout(x, p, train=False) ⇒ x",
-  ["aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default", "aten.feature_alpha_dropout.default"],
+  [
+    "aten.dropout.default",
+    "aten.feature_dropout.default",
+    "aten.alpha_dropout.default",
+    "aten.feature_alpha_dropout.default",
+  ],
   "input",
   { train: bool(false) },
 );

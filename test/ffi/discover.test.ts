@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeError } from "../../src/errors.js";
 import {
-  type DiscoveryHost,
-  type LibraryTarget,
   clearDiscoveryCache,
   cudaIncludeDirs,
+  type DiscoveryHost,
+  type LibraryTarget,
   loadLibrary,
   parseLdconfig,
   searchPlaces,
@@ -33,7 +33,10 @@ function touch(...parts: string[]): string {
   return p;
 }
 
-function host(env: Record<string, string>, opts: { sp?: string; ldconfig?: Record<string, string> } = {}): DiscoveryHost {
+function host(
+  env: Record<string, string>,
+  opts: { sp?: string; ldconfig?: Record<string, string> } = {},
+): DiscoveryHost {
   return {
     env,
     sitePackages: (python) => (opts.sp ? { dir: opts.sp } : { error: `${python}: command not found` }),
@@ -49,7 +52,8 @@ function recorder(failing: string[] = [], sonames: string[] = []) {
   const load = (path: string) => {
     asked.push(path);
     if (failing.includes(path)) throw new Error(`${path}: wrong ELF class: ELFCLASS32\nsecond line`);
-    if (path.startsWith("/") ? !existsSync(path) : !sonames.includes(path)) throw new Error(`${path}: cannot open`);
+    if (path.startsWith("/") ? !existsSync(path) : !sonames.includes(path))
+      throw new Error(`${path}: cannot open`);
     return { handle: path };
   };
   return { asked, load };
@@ -67,7 +71,10 @@ afterAll(() => {
 describe("search order", () => {
   it("lists TORCHC_LIBRARY_PATH (left to right), the PyTorch install, CUDA_HOME/CUDA_PATH, then the toolkit", () => {
     const { places, notes } = searchPlaces(
-      host({ TORCHC_LIBRARY_PATH: "/a:/b::", CUDA_HOME: "/opt/cuda", CUDA_PATH: "/opt/cuda2" }, { sp: "/sp" }),
+      host(
+        { TORCHC_LIBRARY_PATH: "/a:/b::", CUDA_HOME: "/opt/cuda", CUDA_PATH: "/opt/cuda2" },
+        { sp: "/sp" },
+      ),
     );
     expect(places.map((p) => p.dir)).toEqual([
       "/a",
@@ -105,14 +112,20 @@ describe("search order", () => {
     const hit = loadLibrary(NVRTC, recorder().load, host({ TORCHC_LIBRARY_PATH: d }));
     expect(hit.path).toBe(join(d, "libnvrtc.so.12"));
     touch("names", "libnvrtc.so.13");
-    expect(loadLibrary(NVRTC, recorder().load, host({ TORCHC_LIBRARY_PATH: d })).path).toBe(join(d, "libnvrtc.so.13"));
+    expect(loadLibrary(NVRTC, recorder().load, host({ TORCHC_LIBRARY_PATH: d })).path).toBe(
+      join(d, "libnvrtc.so.13"),
+    );
   });
 
   it("goes on past a file that exists but does not load, and reports it", () => {
     const bad = touch("bad", "a", "libcudnn.so.9");
     const good = touch("bad", "b", "libcudnn.so.9");
     const { load, asked } = recorder([bad]);
-    const hit = loadLibrary(CUDNN, load, host({ TORCHC_LIBRARY_PATH: `${join(root, "bad/a")}:${join(root, "bad/b")}` }));
+    const hit = loadLibrary(
+      CUDNN,
+      load,
+      host({ TORCHC_LIBRARY_PATH: `${join(root, "bad/a")}:${join(root, "bad/b")}` }),
+    );
     expect(hit.path).toBe(good);
     expect(asked).toEqual([bad, good]);
   });
@@ -121,11 +134,17 @@ describe("search order", () => {
     const ld = dir("ld");
     const sys = touch("sys", "libcudnn.so.9");
     const { load, asked } = recorder([], ["libcudnn.so.9"]);
-    const hit = loadLibrary(CUDNN, load, host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } }));
+    const hit = loadLibrary(
+      CUDNN,
+      load,
+      host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } }),
+    );
     expect(hit).toMatchObject({ path: sys, source: "loader cache (ldconfig -p)" });
     expect(asked).not.toContain("libcudnn.so.9");
     const inLd = touch("ld", "libcudnn.so.9");
-    expect(loadLibrary(CUDNN, load, host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } })).path).toBe(inLd);
+    expect(
+      loadLibrary(CUDNN, load, host({ LD_LIBRARY_PATH: ld }, { ldconfig: { "libcudnn.so.9": sys } })).path,
+    ).toBe(inLd);
   });
 
   it("hands the driver to the loader by soname when no folder has it", () => {
@@ -142,7 +161,11 @@ describe("a missing library", () => {
     const sp = dir("missing", "sp");
     let error: unknown;
     try {
-      loadLibrary(CUDNN, recorder().load, host({ TORCHC_LIBRARY_PATH: empty, CUDA_HOME: "/nonexistent/cuda" }, { sp }));
+      loadLibrary(
+        CUDNN,
+        recorder().load,
+        host({ TORCHC_LIBRARY_PATH: empty, CUDA_HOME: "/nonexistent/cuda" }, { sp }),
+      );
     } catch (e) {
       error = e;
     }
@@ -163,7 +186,7 @@ describe("a missing library", () => {
       "CUDA toolkit: /usr/local/cuda/targets/x86_64-linux/lib/libcudnn.so.9 (not there)",
       "loader cache (ldconfig -p): libcudnn.so.9 (not listed)",
     ];
-    expected.forEach((text, i) => expect(lines[i + 1]).toBe(`  ${i + 1}. ${text}`));
+    for (const [i, text] of expected.entries()) expect(lines[i + 1]).toBe(`  ${i + 1}. ${text}`);
     expect(lines.at(-1)).toContain("Set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
   });
 
@@ -174,7 +197,9 @@ describe("a missing library", () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    expect(message).toContain("PyTorch install: /no/such/python gave no site-packages (/no/such/python: command not found)");
+    expect(message).toContain(
+      "PyTorch install: /no/such/python gave no site-packages (/no/such/python: command not found)",
+    );
     expect(message).toMatch(/loader path: dlopen\("libcuda.so.1"\) failed: libcuda.so.1: cannot open$/m);
     let skipped = "";
     try {
@@ -183,6 +208,18 @@ describe("a missing library", () => {
       skipped = (e as Error).message;
     }
     expect(skipped).toContain("PyTorch install: skipped (TORCHC_PYTHON=none)");
+    const own = dir("notes");
+    let ordered = "";
+    try {
+      loadLibrary(CUDNN, recorder().load, host({ TORCHC_PYTHON: "none", TORCHC_LIBRARY_PATH: own }));
+    } catch (e) {
+      ordered = (e as Error).message;
+    }
+    expect(ordered.split("\n").slice(1, 4)).toEqual([
+      `  1. TORCHC_LIBRARY_PATH: ${own}/libcudnn.so.9 (not there)`,
+      "  2. PyTorch install: skipped (TORCHC_PYTHON=none)",
+      "  3. CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
+    ]);
   });
 });
 

@@ -9,25 +9,34 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   BlasLt,
-  CudaContext,
-  Cudnn,
-  DeviceArgumentError,
-  DeviceBuffer,
-  KernelArgs,
-  KernelCache,
-  PinnedBuffer,
-  Stream,
   buildConvPlan,
   buildKernels,
+  CudaContext,
+  Cudnn,
   captureGraph,
   copyDevice,
+  DeviceArgumentError,
+  DeviceBuffer,
   deviceCount,
   downloadAsync,
+  KernelArgs,
+  KernelCache,
   launch,
+  PinnedBuffer,
+  Stream,
   timeOnStream,
   uploadAsync,
 } from "../../src/backends/cuda/device/index.js";
-import { CUDA, CUDNN, CublasError, CudaError, NVRTC, NvrtcError, clearDiscoveryCache, koffi } from "../../src/ffi/index.js";
+import {
+  CUDA,
+  CUDNN,
+  CublasError,
+  CudaError,
+  clearDiscoveryCache,
+  koffi,
+  NVRTC,
+  NvrtcError,
+} from "../../src/ffi/index.js";
 import { buildFakes } from "./fakes/build.js";
 
 const fakes = buildFakes();
@@ -56,7 +65,12 @@ suite("driver through the fake libcuda", () => {
   it("finds the library through TORCHC_LIBRARY_PATH and opens the primary context", () => {
     const ctx = CudaContext.get(0);
     expect(CUDA.path).toBe(join(fakes!, "libcuda.so.1"));
-    expect(ctx.info).toMatchObject({ name: "Fake GPU 0", computeCapability: [9, 0], multiprocessors: 132, driverVersion: 13000 });
+    expect(ctx.info).toMatchObject({
+      name: "Fake GPU 0",
+      computeCapability: [9, 0],
+      multiprocessors: 132,
+      driverVersion: 13000,
+    });
     expect(ctx.arch).toBe("sm_90");
     expect(deviceCount()).toBe(1);
     expect(ctx.memInfo().total).toBe(80 * 2 ** 30);
@@ -71,7 +85,9 @@ suite("driver through the fake libcuda", () => {
       error = e;
     }
     expect(error).toBeInstanceOf(CudaError);
-    expect((error as Error).message).toBe("cuDeviceGet failed: CUDA_ERROR_INVALID_DEVICE (101): fake driver error 101");
+    expect((error as Error).message).toBe(
+      "cuDeviceGet failed: CUDA_ERROR_INVALID_DEVICE (101): fake driver error 101",
+    );
   });
 
   it("round-trips memory through device buffers, views, copies and pinned async copies", () => {
@@ -103,7 +119,8 @@ suite("driver through the fake libcuda", () => {
 });
 
 suite("NVRTC, modules and launches through the fakes", () => {
-  const source = 'extern "C" __global__ void fill_f32(float *p, float v, int n) {}\ntemplate <typename T> __global__ void scale(T *p) {}\n';
+  const source =
+    'extern "C" __global__ void fill_f32(float *p, float v, int n) {}\ntemplate <typename T> __global__ void scale(T *p) {}\n';
 
   it("compiles, loads and launches with a reusable argument arena", () => {
     const built = buildKernels(source, ["fill_f32", "scale<float>"]);
@@ -113,15 +130,17 @@ suite("NVRTC, modules and launches through the fakes", () => {
     expect(built.kernels["scale<float>"].symbol).toBe("_lowered_scale<float>");
     const buf = DeviceBuffer.alloc(8 * 4);
     const args = new KernelArgs(["ptr", "f32", "i32"]).setAll([buf, 2.5, 8]);
-    expect(() => launch(built.kernels.fill_f32, { grid: 1, block: 8 }, new KernelArgs(["ptr", "f32", "i32"]))).toThrow(
-      "not every argument has been set",
-    );
+    expect(() =>
+      launch(built.kernels.fill_f32, { grid: 1, block: 8 }, new KernelArgs(["ptr", "f32", "i32"])),
+    ).toThrow("not every argument has been set");
     launch(built.kernels.fill_f32, { grid: 1, block: 8 }, args);
     expect(Array.from(buf.download(new Float32Array(8)))).toEqual(new Array(8).fill(2.5));
     args.set(1, -1).set(2, 4);
     launch(built.kernels.fill_f32, { grid: [2, 1, 1], block: [2, 1] }, args);
     expect(Array.from(buf.download(new Float32Array(8)))).toEqual([-1, -1, -1, -1, 2.5, 2.5, 2.5, 2.5]);
-    expect(() => launch(built.kernels.fill_f32, { grid: 1, block: [32, 33] }, args)).toThrow("at most 1024 threads");
+    expect(() => launch(built.kernels.fill_f32, { grid: 1, block: [32, 33] }, args)).toThrow(
+      "at most 1024 threads",
+    );
     args.free();
     buf.free();
     built.module.unload();
@@ -151,11 +170,15 @@ suite("NVRTC, modules and launches through the fakes", () => {
     }
     expect(error).toBeInstanceOf(NvrtcError);
     expect((error as NvrtcError).log).toContain("error: #error directive");
-    expect((error as Error).message).toMatch(/^nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION \(6\): options: --gpu-architecture=sm_90/);
+    expect((error as Error).message).toMatch(
+      /^nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION \(6\): options: --gpu-architecture=sm_90/,
+    );
   });
 
   it("captures launches into a graph that replays them with the arguments of capture time", () => {
-    const { kernels, module } = buildKernels('extern "C" __global__ void add_i32(int *p, int d, int n) {}', ["add_i32"]);
+    const { kernels, module } = buildKernels('extern "C" __global__ void add_i32(int *p, int d, int n) {}', [
+      "add_i32",
+    ]);
     const buf = DeviceBuffer.alloc(16).fill(0);
     const stream = Stream.create();
     const args = new KernelArgs(["ptr", "i32", "i32"]).setAll([buf, 1, 4]);
@@ -206,17 +229,50 @@ suite("cuBLASLt through the fake (a real fp32 column-major GEMM)", () => {
 
   it("computes nn.Linear with bias and ReLU through the row-major recipe", () => {
     const lt = BlasLt.create({ workspaceBytes: 1024 });
-    const [dx, dw, db, dy] = [DeviceBuffer.from(x), DeviceBuffer.from(w), DeviceBuffer.from(bias), DeviceBuffer.alloc(M * N * 4)];
-    lt.linear({ x: dx, weight: dw, bias: db, out: dy, m: M, inFeatures: K, outFeatures: N, dtype: "float32", activation: "relu" });
+    const [dx, dw, db, dy] = [
+      DeviceBuffer.from(x),
+      DeviceBuffer.from(w),
+      DeviceBuffer.from(bias),
+      DeviceBuffer.alloc(M * N * 4),
+    ];
+    lt.linear({
+      x: dx,
+      weight: dw,
+      bias: db,
+      out: dy,
+      m: M,
+      inFeatures: K,
+      outFeatures: N,
+      dtype: "float32",
+      activation: "relu",
+    });
     expect(Array.from(dy.download(new Float32Array(M * N)))).toEqual(Array.from(reference(true)));
-    lt.linear({ x: dx, weight: dw, bias: db, out: dy, m: M, inFeatures: K, outFeatures: N, dtype: "float32" });
+    lt.linear({
+      x: dx,
+      weight: dw,
+      bias: db,
+      out: dy,
+      m: M,
+      inFeatures: K,
+      outFeatures: N,
+      dtype: "float32",
+    });
     expect(Array.from(dy.download(new Float32Array(M * N)))).toEqual(Array.from(reference(false)));
     expect(lt.planCount).toBe(2);
-    lt.linear({ x: dx, weight: dw, bias: db, out: dy, m: M, inFeatures: K, outFeatures: N, dtype: "float32" });
+    lt.linear({
+      x: dx,
+      weight: dw,
+      bias: db,
+      out: dy,
+      m: M,
+      inFeatures: K,
+      outFeatures: N,
+      dtype: "float32",
+    });
     expect(lt.planCount).toBe(2);
-    expect(() => lt.linear({ x: dx, weight: dw, out: dy, m: M + 1, inFeatures: K, outFeatures: N, dtype: "float32" })).toThrow(
-      "x holds 80 bytes; 96 bytes at offset 0 are needed",
-    );
+    expect(() =>
+      lt.linear({ x: dx, weight: dw, out: dy, m: M + 1, inFeatures: K, outFeatures: N, dtype: "float32" }),
+    ).toThrow("x holds 80 bytes; 96 bytes at offset 0 are needed");
     let error: unknown;
     try {
       lt.linear({ x: dx, weight: dw, out: dy, m: 2, inFeatures: K, outFeatures: N, dtype: "float16" });
@@ -224,7 +280,9 @@ suite("cuBLASLt through the fake (a real fp32 column-major GEMM)", () => {
       error = e;
     }
     expect(error).toBeInstanceOf(CublasError);
-    expect((error as Error).message).toContain("CUBLAS_STATUS_NOT_SUPPORTED (15): the functionality requested is not supported");
+    expect((error as Error).message).toContain(
+      "CUBLAS_STATUS_NOT_SUPPORTED (15): the functionality requested is not supported",
+    );
     for (const b of [dx, dw, db, dy]) b.free();
     lt.destroy();
   });
@@ -237,8 +295,24 @@ suite("cuBLASLt through the fake (a real fp32 column-major GEMM)", () => {
     lt.matmul({ a: da, b: db, out: dc, m: 2, n: 2, k: 3, dtype: "float32" });
     expect(Array.from(dc.download(new Float32Array(4)))).toEqual([8, 7, 17, 16]);
     // Aᵀ·Bᵀ with A read as [3,2] and B as [2,3]: same buffers, other shapes.
-    lt.matmul({ a: da, b: db, out: dc, m: 2, n: 2, k: 3, transA: true, transB: true, alpha: 2, dtype: "float32" });
-    expect(Array.from(dc.download(new Float32Array(4)))).toEqual([2 * (1 * 1 + 3 * 0 + 5 * -1), 2 * (1 * 2 + 3 * 3 + 5 * 1), 2 * (2 * 1 + 4 * 0 + 6 * -1), 2 * (2 * 2 + 4 * 3 + 6 * 1)]);
+    lt.matmul({
+      a: da,
+      b: db,
+      out: dc,
+      m: 2,
+      n: 2,
+      k: 3,
+      transA: true,
+      transB: true,
+      alpha: 2,
+      dtype: "float32",
+    });
+    expect(Array.from(dc.download(new Float32Array(4)))).toEqual([
+      2 * (1 * 1 + 3 * 0 + 5 * -1),
+      2 * (1 * 2 + 3 * 3 + 5 * 1),
+      2 * (2 * 1 + 4 * 0 + 6 * -1),
+      2 * (2 * 2 + 4 * 3 + 6 * 1),
+    ]);
     for (const buf of [da, db, dc]) buf.free();
     lt.destroy();
   });
@@ -250,7 +324,20 @@ suite("cuDNN graph building through the recording fake", () => {
     const executions = fake<number>(CUDNN, "int fake_cudnn_executions(void)");
     const cudnn = Cudnn.create();
     expect(Cudnn.version()).toBe(91900);
-    const spec = { layout: "NHWC", dtype: "float16", n: 2, c: 16, h: 10, w: 10, k: 32, r: 3, s: 3, padding: 1, bias: true, activation: "silu" } as const;
+    const spec = {
+      layout: "NHWC",
+      dtype: "float16",
+      n: 2,
+      c: 16,
+      h: 10,
+      w: 10,
+      k: 32,
+      r: 3,
+      s: 3,
+      padding: 1,
+      bias: true,
+      activation: "silu",
+    } as const;
     const plan = buildConvPlan(cudnn, spec);
     expect(plan).toMatchObject({ engineIndex: 41, configsTried: 2, workspaceBytes: 1024 });
     const lines = log().split("\n");
@@ -285,7 +372,10 @@ suite("cuDNN graph building through the recording fake", () => {
     plan.execute(io, stream);
     plan.execute(io, stream);
     expect(executions()).toBe(2);
-    const packs = () => log().split("\n").filter((l) => l.startsWith("16.1001=")).length;
+    const packs = () =>
+      log()
+        .split("\n")
+        .filter((l) => l.startsWith("16.1001=")).length;
     expect(packs()).toBe(1);
     const y2 = DeviceBuffer.alloc(g.y.bytes);
     plan.execute({ ...io, y: y2 }, stream);

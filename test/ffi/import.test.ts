@@ -4,7 +4,14 @@ import * as ffi from "../../src/ffi/index.js";
 
 describe("importing src/ffi and the device runtime on a machine without a GPU", () => {
   it("loads no library", () => {
-    expect(ffi.ALL_LIBRARIES.map((l) => l.id)).toEqual(["cuda", "nvrtc", "cublaslt", "cudnn", "torch_cuda", "torch_cpu"]);
+    expect(ffi.ALL_LIBRARIES.map((l) => l.id)).toEqual([
+      "cuda",
+      "nvrtc",
+      "cublaslt",
+      "cudnn",
+      "torch_cuda",
+      "torch_cpu",
+    ]);
     for (const lib of ffi.ALL_LIBRARIES) expect(lib.isLoaded, lib.id).toBe(false);
     expect(typeof device.DeviceBuffer.alloc).toBe("function");
   });
@@ -21,7 +28,15 @@ describe("importing src/ffi and the device runtime on a machine without a GPU", 
 
   it("binds the driver's versioned symbols, never the 32-bit-size ABI names", () => {
     const names = Object.keys(ffi.CUDA.def.prototypes);
-    for (const legacy of ["cuMemAlloc", "cuMemFree", "cuMemcpyHtoD", "cuMemcpyDtoH", "cuMemsetD8", "cuStreamDestroy", "cuEventDestroy"]) {
+    for (const legacy of [
+      "cuMemAlloc",
+      "cuMemFree",
+      "cuMemcpyHtoD",
+      "cuMemcpyDtoH",
+      "cuMemsetD8",
+      "cuStreamDestroy",
+      "cuEventDestroy",
+    ]) {
       expect(names).not.toContain(legacy);
       expect(names).toContain(`${legacy}_v2`);
     }

@@ -4,8 +4,6 @@ import {
   CublasError,
   CudaError,
   CudnnError,
-  NvrtcError,
-  TorchShimError,
   checkCublas,
   checkCuda,
   checkCudnn,
@@ -14,7 +12,9 @@ import {
   cublasStatusName,
   cudaStatusName,
   cudnnStatusName,
+  NvrtcError,
   nvrtcStatusName,
+  TorchShimError,
 } from "../../src/ffi/status.js";
 
 describe("status names", () => {
@@ -47,11 +47,18 @@ describe("typed errors", () => {
     expect(e).toBeInstanceOf(NativeError);
     expect(e).toBeInstanceOf(TorchcError);
     expect(e.message).toMatch(/^cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY \(2\)/);
-    expect(e).toMatchObject({ call: "cuMemAlloc_v2", status: 2, statusName: "CUDA_ERROR_OUT_OF_MEMORY", code: "native.cuda" });
+    expect(e).toMatchObject({
+      call: "cuMemAlloc_v2",
+      status: 2,
+      statusName: "CUDA_ERROR_OUT_OF_MEMORY",
+      code: "native.cuda",
+    });
   });
 
   it("keeps the NVRTC log", () => {
-    const e = catchError(() => checkNvrtc("nvrtcCompileProgram", 6, "k.cu(3): error: identifier x is undefined\n"));
+    const e = catchError(() =>
+      checkNvrtc("nvrtcCompileProgram", 6, "k.cu(3): error: identifier x is undefined\n"),
+    );
     expect(e).toBeInstanceOf(NvrtcError);
     expect((e as NvrtcError).log).toContain("identifier x");
     expect(e.message).toContain("NVRTC_ERROR_COMPILATION (6): k.cu(3): error: identifier x is undefined");

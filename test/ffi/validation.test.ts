@@ -1,14 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   type ArgHost,
-  DeviceArgumentError,
-  KernelArgs,
   arg,
   checkDevice,
   checkDim3,
   contiguousStrides,
   convGeometry,
   copyDevice,
+  DeviceArgumentError,
   decodeFloat,
   decodeInt,
   defaultKernelCacheDir,
@@ -18,6 +17,7 @@ import {
   encodeStack,
   epilogueFor,
   fill,
+  KernelArgs,
   kernelCacheKey,
   ltRecipe,
   paramLayout,
@@ -42,17 +42,29 @@ function thrown(f: () => unknown): DeviceArgumentError {
 
 describe("memory arguments are checked before any library is touched", () => {
   it("refuses copies that do not fit, freed memory, bad offsets and non-typed-array hosts", () => {
-    expect(thrown(() => upload(mem(4), new Float32Array(2))).message).toBe("dst holds 4 bytes; 8 bytes at offset 0 are needed");
+    expect(thrown(() => upload(mem(4), new Float32Array(2))).message).toBe(
+      "dst holds 4 bytes; 8 bytes at offset 0 are needed",
+    );
     expect(thrown(() => upload(mem(8), new Float32Array(2), 4)).message).toContain("8 bytes at offset 4");
     expect(thrown(() => download(mem(16, false), new Uint8Array(4))).message).toBe("src has been freed");
-    expect(thrown(() => upload(mem(8), new DataView(new ArrayBuffer(4)) as never)).message).toContain("TypedArray or Buffer");
+    expect(thrown(() => upload(mem(8), new DataView(new ArrayBuffer(4)) as never)).message).toContain(
+      "TypedArray or Buffer",
+    );
     expect(thrown(() => upload(mem(8), [1, 2] as never)).message).toContain("got Array");
     expect(thrown(() => fill(mem(8), 256)).message).toContain("byte must be in [0, 255]");
     expect(thrown(() => fill(mem(8), 0, { offset: 4, bytes: 8 })).message).toContain("8 bytes at offset 4");
-    expect(thrown(() => copyDevice(mem(8), mem(16), { bytes: 16 })).message).toContain("dst holds 8 bytes; 16 bytes");
-    expect(thrown(() => copyDevice(mem(8), mem(8), { srcOffset: 12 })).message).toContain("bytes must be in [0");
-    expect(thrown(() => upload({ ptr: 0n, bytes: 8, alive: true }, new Uint8Array(4))).message).toContain("not a valid address");
-    expect(thrown(() => upload({ ptr: 4096, bytes: 8, alive: true } as never, new Uint8Array(4))).message).toContain("BigInt");
+    expect(thrown(() => copyDevice(mem(8), mem(16), { bytes: 16 })).message).toContain(
+      "dst holds 8 bytes; 16 bytes",
+    );
+    expect(thrown(() => copyDevice(mem(8), mem(8), { srcOffset: 12 })).message).toContain(
+      "bytes must be in [0",
+    );
+    expect(thrown(() => upload({ ptr: 0n, bytes: 8, alive: true }, new Uint8Array(4))).message).toContain(
+      "not a valid address",
+    );
+    expect(
+      thrown(() => upload({ ptr: 4096, bytes: 8, alive: true } as never, new Uint8Array(4))).message,
+    ).toContain("BigInt");
     expect(thrown(() => upload(null as never, new Uint8Array(4))).message).toContain("device memory");
     expect(thrown(() => checkDevice("x", mem(1.5), 1)).message).toContain("x size must be an integer");
     for (const lib of ALL_LIBRARIES) expect(lib.isLoaded).toBe(false);
@@ -68,7 +80,9 @@ describe("kernel parameters", () => {
     expect(paramLayout(["ptr", "f32", "i32"])).toEqual({ offsets: [0, 8, 12], size: 16 });
     expect(paramLayout(["f16", "ptr", "bf16", "f64"])).toEqual({ offsets: [0, 8, 16, 24], size: 32 });
     expect(paramLayout([])).toEqual({ offsets: [], size: 8 });
-    expect(thrown(() => paramLayout(["f32", "float" as never])).message).toBe('parameter 1: unknown type "float"');
+    expect(thrown(() => paramLayout(["f32", "float" as never])).message).toBe(
+      'parameter 1: unknown type "float"',
+    );
   });
 
   it("writes each value where its pointer points, and range-checks it", () => {
@@ -113,18 +127,42 @@ describe("cuBLASLt row-major recipe", () => {
   });
 
   it("handles plain and transposed A", () => {
-    expect(ltRecipe({ m: 5, n: 3, k: 4, transA: false, transB: false })).toMatchObject({ transa: 0, a: { rows: 3, cols: 4, ld: 3 } });
-    expect(ltRecipe({ m: 5, n: 3, k: 4, transA: true, transB: false })).toMatchObject({ transb: 1, b: { rows: 5, cols: 4, ld: 5 } });
+    expect(ltRecipe({ m: 5, n: 3, k: 4, transA: false, transB: false })).toMatchObject({
+      transa: 0,
+      a: { rows: 3, cols: 4, ld: 3 },
+    });
+    expect(ltRecipe({ m: 5, n: 3, k: 4, transA: true, transB: false })).toMatchObject({
+      transb: 1,
+      b: { rows: 5, cols: 4, ld: 5 },
+    });
   });
 
   it("maps activations and bias to epilogues", () => {
-    expect([epilogueFor("none", false), epilogueFor("none", true), epilogueFor("relu", true), epilogueFor("gelu", true)]).toEqual([1, 4, 6, 36]);
+    expect([
+      epilogueFor("none", false),
+      epilogueFor("none", true),
+      epilogueFor("relu", true),
+      epilogueFor("gelu", true),
+    ]).toEqual([1, 4, 6, 36]);
   });
 });
 
 describe("convolution geometry", () => {
   it("expresses NHWC through strides over logical NCHW dims", () => {
-    const g = convGeometry({ layout: "NHWC", dtype: "float16", n: 2, c: 16, h: 10, w: 10, k: 32, r: 3, s: 3, padding: 1, bias: true, activation: "silu" });
+    const g = convGeometry({
+      layout: "NHWC",
+      dtype: "float16",
+      n: 2,
+      c: 16,
+      h: 10,
+      w: 10,
+      k: 32,
+      r: 3,
+      s: 3,
+      padding: 1,
+      bias: true,
+      activation: "silu",
+    });
     expect([g.outH, g.outW]).toEqual([10, 10]);
     expect(g.x).toEqual({ dims: [2, 16, 10, 10], strides: [1600, 1, 160, 16], bytes: 6400 });
     expect(g.w).toEqual({ dims: [32, 16, 3, 3], strides: [144, 1, 48, 16], bytes: 9216 });
@@ -133,19 +171,42 @@ describe("convolution geometry", () => {
   });
 
   it("handles NCHW, stride, dilation, asymmetric padding and groups", () => {
-    const g = convGeometry({ layout: "NCHW", dtype: "float32", n: 1, c: 8, h: 9, w: 7, k: 8, r: 3, s: 3, stride: 2, padding: [0, 1, 1, 0], dilation: [1, 2], groups: 8 });
+    const g = convGeometry({
+      layout: "NCHW",
+      dtype: "float32",
+      n: 1,
+      c: 8,
+      h: 9,
+      w: 7,
+      k: 8,
+      r: 3,
+      s: 3,
+      stride: 2,
+      padding: [0, 1, 1, 0],
+      dilation: [1, 2],
+      groups: 8,
+    });
     expect([g.outH, g.outW]).toEqual([4, 2]);
     expect(g.w).toEqual({ dims: [8, 1, 3, 3], strides: [9, 9, 3, 1], bytes: 288 });
     expect(g.x.strides).toEqual([504, 63, 7, 1]);
-    expect([g.prePadding, g.postPadding]).toEqual([[0, 1], [1, 0]]);
+    expect([g.prePadding, g.postPadding]).toEqual([
+      [0, 1],
+      [1, 0],
+    ]);
   });
 
   it("refuses inconsistent specs", () => {
     const base = { layout: "NHWC", dtype: "float16", n: 1, c: 6, h: 4, w: 4, k: 4, r: 3, s: 3 } as const;
-    expect(thrown(() => convGeometry({ ...base, groups: 4 })).message).toBe("groups (4) must divide c (6) and k (4)");
+    expect(thrown(() => convGeometry({ ...base, groups: 4 })).message).toBe(
+      "groups (4) must divide c (6) and k (4)",
+    );
     expect(thrown(() => convGeometry({ ...base, r: 7 })).message).toContain("does not fit");
-    expect(thrown(() => convGeometry({ ...base, layout: "NCDHW" as never })).message).toContain('layout must be one of "NHWC", "NCHW"');
-    expect(thrown(() => convGeometry({ ...base, activation: "tanh" as never })).message).toContain("activation");
+    expect(thrown(() => convGeometry({ ...base, layout: "NCDHW" as never })).message).toContain(
+      'layout must be one of "NHWC", "NCHW"',
+    );
+    expect(thrown(() => convGeometry({ ...base, activation: "tanh" as never })).message).toContain(
+      "activation",
+    );
     expect(thrown(() => convGeometry({ ...base, stride: [1, 0] })).message).toContain("stride[1]");
   });
 });
@@ -200,7 +261,13 @@ describe("dispatcher arguments", () => {
     expect([stack[3], stack[4], stack[5], stack[6]]).toEqual([1n, 5n, encodeDevice(1, 3), 0n]);
     expect(encodeDevice(1, 3)).toBe((1n << 32n) | 3n);
     expect([stack[7], stack[8], stack[9]]).toEqual([0x7000n, 0x5000n, 0x6000n]);
-    expect(calls).toEqual([`handle ${0x1000n}`, `handle ${0x2000n}`, `box ${0x2001n}`, `list 1,${2n ** 64n - 2n}`, "str tanh"]);
+    expect(calls).toEqual([
+      `handle ${0x1000n}`,
+      `handle ${0x2000n}`,
+      `box ${0x2001n}`,
+      `list 1,${2n ** 64n - 2n}`,
+      "str tanh",
+    ]);
   });
 
   it("sizes the stack for the larger of arguments and returns", () => {
@@ -213,10 +280,16 @@ describe("dispatcher arguments", () => {
     const e = thrown(() => encodeStack([arg.tensor({ handle: 0x1000n }), arg.intList([1, 0.5])], 1, host));
     expect(e.message).toBe("argument 1[1] must be a safe integer, got 0.5");
     expect(calls).toEqual([]);
-    expect(thrown(() => encodeStack([arg.tensor({ handle: 0n })], 1, host)).message).toContain("no live handle");
-    expect(thrown(() => encodeStack([arg.optional(arg.none())], 1, host)).message).toContain("optional must hold a value");
+    expect(thrown(() => encodeStack([arg.tensor({ handle: 0n })], 1, host)).message).toContain(
+      "no live handle",
+    );
+    expect(thrown(() => encodeStack([arg.optional(arg.none())], 1, host)).message).toContain(
+      "optional must hold a value",
+    );
     expect(thrown(() => encodeStack([arg.int(2n ** 63n)], 1, host)).message).toContain("outside int64");
-    expect(thrown(() => encodeStack([{ kind: "scalar" } as never], 1, host)).message).toContain('unknown argument kind "scalar"');
+    expect(thrown(() => encodeStack([{ kind: "scalar" } as never], 1, host)).message).toContain(
+      'unknown argument kind "scalar"',
+    );
   });
 });
 
@@ -235,18 +308,26 @@ describe("kernel compilation inputs", () => {
   it("resolves NVRTC options from the target and include folders", () => {
     const none = () => [];
     expect(resolveOptions({}, "sm_90", none)).toEqual(["--gpu-architecture=sm_90"]);
-    expect(resolveOptions({ arch: "sm_90a", options: ["--use_fast_math"], includeDirs: ["/inc"] }, "sm_80", () => ["/cuda/include", "/other"])).toEqual([
-      "--gpu-architecture=sm_90a",
-      "-I/inc",
-      "-I/cuda/include",
-      "--use_fast_math",
-    ]);
+    expect(
+      resolveOptions({ arch: "sm_90a", options: ["--use_fast_math"], includeDirs: ["/inc"] }, "sm_80", () => [
+        "/cuda/include",
+        "/other",
+      ]),
+    ).toEqual(["--gpu-architecture=sm_90a", "-I/inc", "-I/cuda/include", "--use_fast_math"]);
     expect(resolveOptions({ output: "ptx" }, "sm_90", none)).toEqual(["--gpu-architecture=compute_90"]);
-    expect(thrown(() => resolveOptions({ arch: "hopper" }, "sm_90", none)).message).toContain('arch must look like "sm_90"');
+    expect(thrown(() => resolveOptions({ arch: "hopper" }, "sm_90", none)).message).toContain(
+      'arch must look like "sm_90"',
+    );
   });
 
   it("keys the cache on every input that changes the image", () => {
-    const base = { source: "k", options: ["--gpu-architecture=sm_90"], nameExpressions: [], output: "cubin", nvrtcVersion: [13, 0] } as const;
+    const base = {
+      source: "k",
+      options: ["--gpu-architecture=sm_90"],
+      nameExpressions: [],
+      output: "cubin",
+      nvrtcVersion: [13, 0],
+    } as const;
     const key = kernelCacheKey(base);
     expect(key).toMatch(/^[0-9a-f]{64}$/);
     expect(kernelCacheKey({ ...base })).toBe(key);

@@ -10,25 +10,25 @@ import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import {
+  arg,
   BlasLt,
+  buildConvPlan,
+  buildKernels,
   CudaContext,
   CudaEvent,
   Cudnn,
-  DeviceArgumentError,
-  DeviceBuffer,
-  KernelArgs,
-  LibTorch,
-  PinnedBuffer,
-  Stream,
-  TorchTensor,
-  arg,
-  buildConvPlan,
-  buildKernels,
   captureGraph,
   copyDevice,
+  DeviceArgumentError,
+  DeviceBuffer,
   download,
   downloadAsync,
+  KernelArgs,
+  LibTorch,
   launch,
+  PinnedBuffer,
+  Stream,
+  type TorchTensor,
   timeOnStream,
   uploadAsync,
 } from "../../src/backends/cuda/device/index.js";
@@ -48,7 +48,7 @@ try {
 }
 
 function report(name: string, values: Record<string, unknown>): void {
-  const line = JSON.stringify({ name, ...values });
+  const line = JSON.stringify({ check: name, ...values });
   console.log(`[ffi.gpu] ${line}`);
   const file = process.env.TORCHC_GPU_REPORT;
   if (file) appendFileSync(file, `${line}\n`);
@@ -90,7 +90,10 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function assertClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): number {
   const err = maxAbsDiff(got, want);
-  assert.ok(err <= tol, `${name}: max |error| ${err} exceeds ${tol} (first values got ${Array.from(got).slice(0, 4)}, want ${Array.from(want).slice(0, 4)})`);
+  assert.ok(
+    err <= tol,
+    `${name}: max |error| ${err} exceeds ${tol} (first values got ${Array.from(got).slice(0, 4)}, want ${Array.from(want).slice(0, 4)})`,
+  );
   return err;
 }
 
@@ -226,7 +229,10 @@ describe("CUDA graph", { skip }, () => {
     for (let i = 0; i < 5; i++) graph.launch(stream);
     stream.synchronize();
     const values = buf.download(new Float32Array(n));
-    assert.ok(values.every((v) => v === 50), `expected 50 everywhere, got ${values.slice(0, 4)}`);
+    assert.ok(
+      values.every((v) => v === 50),
+      `expected 50 everywhere, got ${values.slice(0, 4)}`,
+    );
     const ms = timeOnStream(stream, () => graph.launch(stream), { warmup: 5, reps: 50 });
     report("graph", { nodes: graph.nodeCount, usPerReplay: +(ms * 1000).toFixed(2) });
     graph.destroy();
@@ -277,10 +283,30 @@ describe("cuBLASLt", { skip }, () => {
     const db = keep(DeviceBuffer.from(toHalf(bias)));
     const dy = keep(DeviceBuffer.alloc(M * N * 2));
     for (const activation of ["none", "relu"] as const) {
-      lt.linear({ x: dx, weight: dw, bias: db, out: dy, m: M, inFeatures: K, outFeatures: N, dtype: "float16", activation });
+      lt.linear({
+        x: dx,
+        weight: dw,
+        bias: db,
+        out: dy,
+        m: M,
+        inFeatures: K,
+        outFeatures: N,
+        dtype: "float16",
+        activation,
+      });
       ctx!.synchronize();
-      const err = assertClose(`linear fp16 ${activation}`, fromHalf(dy.download(new Uint16Array(M * N))), reference(activation), 2e-2);
-      report("cublaslt.linear.fp16", { activation, maxAbsError: err, library: CUBLASLT.path, version: BlasLt.version() });
+      const err = assertClose(
+        `linear fp16 ${activation}`,
+        fromHalf(dy.download(new Uint16Array(M * N))),
+        reference(activation),
+        2e-2,
+      );
+      report("cublaslt.linear.fp16", {
+        activation,
+        maxAbsError: err,
+        library: CUBLASLT.path,
+        version: BlasLt.version(),
+      });
     }
     lt.destroy();
   });
@@ -292,7 +318,18 @@ describe("cuBLASLt", { skip }, () => {
     const db = keep(DeviceBuffer.from(bias));
     const dy = keep(DeviceBuffer.alloc(M * N * 4).fill(0));
     const stream = Stream.create();
-    const run = () => lt.linear({ x: dx, weight: dw, bias: db, out: dy, m: M, inFeatures: K, outFeatures: N, dtype: "float32", stream });
+    const run = () =>
+      lt.linear({
+        x: dx,
+        weight: dw,
+        bias: db,
+        out: dy,
+        m: M,
+        inFeatures: K,
+        outFeatures: N,
+        dtype: "float32",
+        stream,
+      });
     run();
     stream.synchronize();
     const err = assertClose("linear fp32", dy.download(new Float32Array(M * N)), reference("none"), 1e-3);
@@ -300,9 +337,18 @@ describe("cuBLASLt", { skip }, () => {
     const graph = captureGraph(stream, run);
     graph.launch(stream);
     stream.synchronize();
-    const errGraph = assertClose("linear fp32 (graph)", dy.download(new Float32Array(M * N)), reference("none"), 1e-3);
+    const errGraph = assertClose(
+      "linear fp32 (graph)",
+      dy.download(new Float32Array(M * N)),
+      reference("none"),
+      1e-3,
+    );
     const ms = timeOnStream(stream, run, { reps: 50 });
-    report("cublaslt.linear.fp32", { maxAbsError: err, maxAbsErrorGraph: errGraph, usPerCall: +(ms * 1000).toFixed(2) });
+    report("cublaslt.linear.fp32", {
+      maxAbsError: err,
+      maxAbsErrorGraph: errGraph,
+      usPerCall: +(ms * 1000).toFixed(2),
+    });
     graph.destroy();
     stream.destroy();
     lt.destroy();
@@ -326,7 +372,13 @@ interface ConvCase {
 }
 
 /** CPU reference convolution on logical NCHW values (x[n][c][h][w], w[k][c/g][r][s]). */
-function convReference(cs: ConvCase, x: Float32Array, wt: Float32Array, bias: Float32Array | null, act: (v: number) => number) {
+function convReference(
+  cs: ConvCase,
+  x: Float32Array,
+  wt: Float32Array,
+  bias: Float32Array | null,
+  act: (v: number) => number,
+) {
   const oh = Math.floor((cs.h + 2 * cs.pad - cs.r) / cs.stride) + 1;
   const ow = Math.floor((cs.w + 2 * cs.pad - cs.s) / cs.stride) + 1;
   const cg = cs.c / cs.groups;
@@ -344,7 +396,9 @@ function convReference(cs: ConvCase, x: Float32Array, wt: Float32Array, bias: Fl
                 const hi = i * cs.stride - cs.pad + r;
                 const wi = j * cs.stride - cs.pad + s;
                 if (hi < 0 || hi >= cs.h || wi < 0 || wi >= cs.w) continue;
-                acc += x[((n * cs.c + g * cg + c) * cs.h + hi) * cs.w + wi]! * wt[((k * cg + c) * cs.r + r) * cs.s + s]!;
+                acc +=
+                  x[((n * cs.c + g * cg + c) * cs.h + hi) * cs.w + wi]! *
+                  wt[((k * cg + c) * cs.r + r) * cs.s + s]!;
               }
           y[((n * cs.k + k) * oh + i) * ow + j] = act(acc);
         }
@@ -358,12 +412,15 @@ function toLayout(layout: "NHWC" | "NCHW", v: Float32Array, [n, c, h, w]: number
   const out = new Float32Array(v.length);
   for (let a = 0; a < n!; a++)
     for (let b = 0; b < c!; b++)
-      for (let y = 0; y < h!; y++) for (let x = 0; x < w!; x++) out[((a * h! + y) * w! + x) * c! + b] = v[((a * c! + b) * h! + y) * w! + x]!;
+      for (let y = 0; y < h!; y++)
+        for (let x = 0; x < w!; x++)
+          out[((a * h! + y) * w! + x) * c! + b] = v[((a * c! + b) * h! + y) * w! + x]!;
   return out;
 }
 
 describe("cuDNN", { skip }, () => {
-  let cudnn: Cudnn;
+  let handle: Cudnn | undefined;
+  const cudnn = () => (handle ??= Cudnn.create());
 
   function runConv(
     label: string,
@@ -377,10 +434,11 @@ describe("cuDNN", { skip }, () => {
     const x = round(uniform(cs.n * cs.c * cs.h * cs.w, 21));
     const wt = round(uniform(cs.k * (cs.c / cs.groups) * cs.r * cs.s, 22));
     const bias = withBias ? round(uniform(cs.k, 23, -1, 1)) : null;
-    const act = activation === "relu" ? (v: number) => Math.max(0, v) : activation === "silu" ? silu : (v: number) => v;
+    const act =
+      activation === "relu" ? (v: number) => Math.max(0, v) : activation === "silu" ? silu : (v: number) => v;
     const ref = convReference(cs, x, wt, bias, act);
     const enc = (v: Float32Array) => (dtype === "float16" ? toHalf(v) : v);
-    const plan = buildConvPlan(cudnn, {
+    const plan = buildConvPlan(cudnn(), {
       layout: cs.layout,
       dtype,
       n: cs.n,
@@ -406,7 +464,10 @@ describe("cuDNN", { skip }, () => {
     const stream = Stream.create();
     plan.execute(io, stream);
     stream.synchronize();
-    const raw = dtype === "float16" ? fromHalf(io.y.download(new Uint16Array(ref.y.length))) : io.y.download(new Float32Array(ref.y.length));
+    const raw =
+      dtype === "float16"
+        ? fromHalf(io.y.download(new Uint16Array(ref.y.length)))
+        : io.y.download(new Float32Array(ref.y.length));
     const want = toLayout(cs.layout, ref.y, [cs.n, cs.k, ref.oh, ref.ow]);
     const err = assertClose(label, raw, want, tol);
     const ms = timeOnStream(stream, () => plan.execute(io, stream), { reps: 20 });
@@ -422,33 +483,70 @@ describe("cuDNN", { skip }, () => {
   }
 
   it("creates a handle", () => {
-    cudnn = Cudnn.create();
+    assert.ok(cudnn().handle);
     report("cudnn", { library: CUDNN.path, version: Cudnn.version() });
     assert.ok(Cudnn.version() >= 90000);
   });
 
   it("runs NHWC fp16 conv + bias + SiLU like the CPU", () => {
-    const cs: ConvCase = { layout: "NHWC", n: 2, c: 16, h: 12, w: 12, k: 32, r: 3, s: 3, stride: 1, pad: 1, groups: 1 };
+    const cs: ConvCase = {
+      layout: "NHWC",
+      n: 2,
+      c: 16,
+      h: 12,
+      w: 12,
+      k: 32,
+      r: 3,
+      s: 3,
+      stride: 1,
+      pad: 1,
+      groups: 1,
+    };
     runConv("nhwc-fp16-bias-silu", cs, "float16", true, "silu", 2e-2);
   });
 
   it("runs NHWC fp16 depthwise stride-2 conv + bias + ReLU like the CPU", () => {
-    const cs: ConvCase = { layout: "NHWC", n: 2, c: 32, h: 14, w: 14, k: 32, r: 3, s: 3, stride: 2, pad: 1, groups: 32 };
+    const cs: ConvCase = {
+      layout: "NHWC",
+      n: 2,
+      c: 32,
+      h: 14,
+      w: 14,
+      k: 32,
+      r: 3,
+      s: 3,
+      stride: 2,
+      pad: 1,
+      groups: 32,
+    };
     runConv("nhwc-fp16-depthwise-bias-relu", cs, "float16", true, "relu", 2e-2);
   });
 
   it("runs NCHW fp32 stride-2 conv (no bias) like the CPU", () => {
-    const cs: ConvCase = { layout: "NCHW", n: 1, c: 8, h: 15, w: 15, k: 16, r: 3, s: 3, stride: 2, pad: 1, groups: 1 };
+    const cs: ConvCase = {
+      layout: "NCHW",
+      n: 1,
+      c: 8,
+      h: 15,
+      w: 15,
+      k: 16,
+      r: 3,
+      s: 3,
+      stride: 2,
+      pad: 1,
+      groups: 1,
+    };
     runConv("nchw-fp32", cs, "float32", false, "none", 1e-2);
   });
 
-  after(() => cudnn?.destroy());
+  after(() => handle?.destroy());
 });
 
 // ----------------------------------------------------------------------------------------- LibTorch
 
 describe("LibTorch shim", { skip }, () => {
-  let torch: LibTorch;
+  let loaded: LibTorch | undefined;
+  const lib = () => (loaded ??= LibTorch.load());
   const tensors: TorchTensor[] = [];
   const t = (x: TorchTensor) => {
     tensors.push(x);
@@ -457,13 +555,19 @@ describe("LibTorch shim", { skip }, () => {
 
   it("loads libtorch_cuda and libtorch_cpu", () => {
     const t0 = performance.now();
-    torch = LibTorch.load();
-    report("torch", { version: torch.version, loadMs: Math.round(performance.now() - t0), cuda: TORCH_CUDA.path, cpu: TORCH_CPU.path });
+    const torch = lib();
+    report("torch", {
+      version: torch.version,
+      loadMs: Math.round(performance.now() - t0),
+      cuda: TORCH_CUDA.path,
+      cpu: TORCH_CPU.path,
+    });
     assert.match(torch.version, /^2\.\d+\.\d+$/);
     assert.notEqual(torch.dtypeCode("float16"), torch.dtypeCode("float32"));
   });
 
   it("wraps a device buffer without copying and runs aten::relu through the dispatcher", () => {
+    const torch = lib();
     const values = uniform(32, 31, -1, 1);
     const buf = keep(DeviceBuffer.from(values));
     const x = t(torch.wrap(buf, { sizes: [4, 8], dtype: "float32" }));
@@ -475,30 +579,73 @@ describe("LibTorch shim", { skip }, () => {
     const y = t(torch.callTensor("aten::relu", "", [arg.tensor(x)]));
     assert.deepEqual(y.sizes(), [4, 8]);
     const got = download(y.memory(), new Float32Array(32));
-    assert.deepEqual(Array.from(got), Array.from(values, (v) => Math.max(0, v)));
+    assert.deepEqual(
+      Array.from(got),
+      Array.from(values, (v) => Math.max(0, v)),
+    );
     assert.ok(x.alive, "our handle survives the call (a new handle was passed)");
     assert.throws(() => torch.wrap(buf, { sizes: [4, 9], dtype: "float32" }), DeviceArgumentError);
   });
 
-  it("passes int lists and None (permute + clone), Scalars through the generated shim, and dtypes", () => {
+  it("passes int lists, None, boxed Tensor?, floats and bools (permute, flip, layer_norm), Scalars and dtypes", () => {
+    const torch = lib();
     const values = uniform(12, 41, -2, 2);
     const buf = keep(DeviceBuffer.from(values));
     const x = t(torch.wrap(buf, { sizes: [3, 4], dtype: "float32" }));
     const xt = t(torch.callTensor("aten::permute", "", [arg.tensor(x), arg.intList([1, 0])]));
+    assert.deepEqual(xt.sizes(), [4, 3]);
     assert.deepEqual(xt.strides(), [1, 4]);
-    const c = t(torch.callTensor("aten::clone", "", [arg.tensor(xt), arg.none()]));
-    assert.deepEqual(c.strides(), [3, 1]);
-    const want = new Float32Array(12);
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) want[j * 3 + i] = values[i * 4 + j]!;
-    assert.deepEqual(Array.from(download(c.memory(), new Float32Array(12))), Array.from(want));
+    assert.equal(xt.dataPtr(), buf.ptr, "permute is a view of our buffer");
+    const flipped = t(torch.callTensor("aten::flip", "", [arg.tensor(x), arg.intList([1])]));
+    const wantFlip = new Float32Array(12);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) wantFlip[i * 4 + (3 - j)] = values[i * 4 + j]!;
+    assert.deepEqual(Array.from(download(flipped.memory(), new Float32Array(12))), Array.from(wantFlip));
+    // layer_norm(input, normalized_shape, weight?, bias?, eps, cudnn_enable)
+    const gamma = uniform(4, 42, 0.5, 1.5);
+    const gammaBuf = keep(DeviceBuffer.from(gamma));
+    const g = t(torch.wrap(gammaBuf, { sizes: [4], dtype: "float32" }));
+    const eps = 1e-5;
+    const ln = t(
+      torch.callTensor("aten::layer_norm", "", [
+        arg.tensor(x),
+        arg.intList([4]),
+        arg.optional(arg.tensor(g)),
+        arg.none(),
+        arg.float(eps),
+        arg.bool(true),
+      ]),
+    );
+    const wantLn = new Float32Array(12);
+    for (let i = 0; i < 3; i++) {
+      const row = values.subarray(i * 4, i * 4 + 4);
+      const mean = row.reduce((a, b) => a + b, 0) / 4;
+      const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 4;
+      for (let j = 0; j < 4; j++)
+        wantLn[i * 4 + j] = ((row[j]! - mean) / Math.sqrt(variance + eps)) * gamma[j]!;
+    }
+    assertClose("layer_norm", download(ln.memory(), new Float32Array(12)), wantLn, 1e-4);
     const sum = t(torch.addTensor(x, x, 2));
-    assertClose("add_Tensor alpha=2", download(sum.memory(), new Float32Array(12)), values.map((v) => 3 * v), 1e-6);
-    const half = t(torch.callTensor("aten::to", "dtype", [arg.tensor(x), arg.dtype("float16"), arg.bool(false), arg.bool(false), arg.none()]));
+    assertClose(
+      "add_Tensor alpha=2",
+      download(sum.memory(), new Float32Array(12)),
+      values.map((v) => 3 * v),
+      1e-6,
+    );
+    const half = t(
+      torch.callTensor("aten::to", "dtype", [
+        arg.tensor(x),
+        arg.dtype("float16"),
+        arg.bool(false),
+        arg.bool(false),
+        arg.none(),
+      ]),
+    );
     assert.equal(half.dtype(), "float16");
     assertClose("to(float16)", fromHalf(download(half.memory(), new Uint16Array(12))), roundHalf(values), 0);
   });
 
   it("runs ATen work on our stream", () => {
+    const torch = lib();
     const stream = Stream.create();
     torch.setCurrentStream(stream);
     assert.equal(torch.currentStream(), stream.handle);
@@ -507,7 +654,10 @@ describe("LibTorch shim", { skip }, () => {
     const x = t(torch.wrap(buf, { sizes: [values.length], dtype: "float32" }));
     const y = t(torch.callTensor("aten::relu", "", [arg.tensor(x)]));
     stream.synchronize();
-    assert.deepEqual(Array.from(download(y.memory(), new Float32Array(values.length))), Array.from(values, (v) => Math.max(0, v)));
+    assert.deepEqual(
+      Array.from(download(y.memory(), new Float32Array(values.length))),
+      Array.from(values, (v) => Math.max(0, v)),
+    );
     const reps = 200;
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) torch.callTensor("aten::relu", "", [arg.tensor(x)]).delete();
@@ -518,6 +668,7 @@ describe("LibTorch shim", { skip }, () => {
   });
 
   it("turns a failed dispatcher call into a TorchShimError", () => {
+    const torch = lib();
     const buf = keep(DeviceBuffer.alloc(16));
     const x = t(torch.wrap(buf, { sizes: [4], dtype: "float32" }));
     assert.throws(() => torch.call("aten::definitely_not_an_op", "", [arg.tensor(x)]), TorchShimError);

@@ -23,3 +23,7 @@ export function runLayer(spec: (inputs: string[]) => LayerSpec, ...inputs: Tenso
   const [y] = runNetworkReference(network, inputs);
   return { shape: y.shape, values: Array.from(toFloat64Array(y)) };
 }
+
+export function nums(x: Tensor): number[] {
+  return Array.from(toFloat64Array(x));
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { iota, runLayer, t } from "./helpers.js";
+import { iota, nums, runLayer, t } from "./helpers.js";
 
 const close = (a: number[], b: number[], tol = 1e-6) => {
   expect(a.length).toBe(b.length);
@@ -28,8 +28,8 @@ describe("layer reference", () => {
     expect(cx.shape).toEqual([1, 3, 2, 2]);
     const dy = runLayer(([a, b]) => ({ type: "deconvolution", inputs: [a, b], ...attrs, outputPadding: [1, 1] }), y, wc);
     expect(dy.shape).toEqual([1, 2, 3, 3]);
-    const lhs = cx.values.reduce((s, v, i) => s + v * Array.from(y.data)[i], 0);
-    const rhs = dy.values.reduce((s, v, i) => s + v * Array.from(x.data)[i], 0);
+    const lhs = cx.values.reduce((s, v, i) => s + v * nums(y)[i], 0);
+    const rhs = dy.values.reduce((s, v, i) => s + v * nums(x)[i], 0);
     expect(lhs).toBeCloseTo(rhs, 4);
   });
 

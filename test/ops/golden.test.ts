@@ -1,4 +1,5 @@
-// Every op case PyTorch recorded in fixtures/ops/golden.json: parse → infer (shape, dtype) → evaluate → compare.
+// Every op case PyTorch recorded in fixtures/ops/golden.json (and test/ops/extra-golden.json, made by
+// test/ops/make_extra_golden.py): parse → infer (shape, dtype) → evaluate → compare.
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { DType } from "../../src/ir/dtype.js";
@@ -21,6 +22,7 @@ interface GoldenCase {
 }
 
 const FILE = new URL("../../fixtures/ops/golden.json", import.meta.url);
+const EXTRA = new URL("./extra-golden.json", import.meta.url);
 
 function decode(j: JsonTensor): Tensor {
   return tensorFromBytes(j.dtype, j.shape, new Uint8Array(Buffer.from(j.data, "base64")));
@@ -61,36 +63,46 @@ function mismatch(out: Tensor, ref: Tensor): string | null {
   return rel <= 1e-4 || maxErr <= 1e-6 ? null : `max error ${maxErr} is ${rel} of max |ref| ${maxRef}`;
 }
 
+function load(file: URL): { torch: string; cases: GoldenCase[] } {
+  // Python's json writes bare Infinity/NaN, which JSON.parse refuses: quote them, reviveArg turns them back.
+  return JSON.parse(readFileSync(file, "utf8").replace(/(-?)\b(Infinity|NaN)\b/g, '"$1$2"'));
+}
+
+function check(c: GoldenCase): void {
+  const def = getOp(c.op);
+  expect(def, `${c.op} is not in the op table`).toBeDefined();
+  if (!def) return;
+  const tensors = Object.fromEntries(Object.entries(c.tensors).map(([k, v]) => [k, decode(v)]));
+  const valueAt = (n: string) => {
+    const v = tensors[n];
+    if (!v) throw new Error(`case ${c.id} has no tensor '${n}'`);
+    return v;
+  };
+  const args = Object.fromEntries(Object.entries(c.args).map(([k, a]) => [k, reviveArg(a)]));
+  const parsed = def.parse(args);
+  const types = def.infer(parsed, valueAt);
+  const refs = c.outputs.map(decode);
+  expect(types.map((x) => `${x.dtype}[${x.shape}]`)).toEqual(refs.map((x) => `${x.dtype}[${x.shape}]`));
+  const outs = def.evaluate(parsed, valueAt);
+  expect(outs.map((x) => `${x.dtype}[${x.shape}]`)).toEqual(refs.map((x) => `${x.dtype}[${x.shape}]`));
+  refs.forEach((ref, i) => {
+    expect(mismatch(outs[i], ref), `${c.id} output ${i}`).toBeNull();
+  });
+}
+
 if (!existsSync(FILE)) {
   describe("golden op cases", () => {
-    it.skip("fixtures/ops/golden.json is absent: run fixtures/export.py (or the op fixture script) to create it", () => {});
+    it.skip("fixtures/ops/golden.json is absent: run fixtures/export.py to create it", () => {});
   });
   console.warn("test/ops/golden.test.ts: fixtures/ops/golden.json is absent, golden op cases skipped");
 } else {
-  const golden = JSON.parse(
-    readFileSync(FILE, "utf8").replace(/\b-?Infinity\b|\bNaN\b/g, (s) => `"${s}"`),
-  ) as { torch: string; cases: GoldenCase[] };
+  const golden = load(FILE);
   describe(`golden op cases (torch ${golden.torch})`, () => {
-    it.each(golden.cases.map((c) => [c.id, c] as const))("%s", (_id, c) => {
-      const def = getOp(c.op);
-      expect(def, `${c.op} is not in the op table`).toBeDefined();
-      if (!def) return;
-      const tensors = Object.fromEntries(Object.entries(c.tensors).map(([k, v]) => [k, decode(v)]));
-      const valueAt = (n: string) => {
-        const v = tensors[n];
-        if (!v) throw new Error(`case ${c.id} has no tensor '${n}'`);
-        return v;
-      };
-      const args = Object.fromEntries(Object.entries(c.args).map(([k, a]) => [k, reviveArg(a)]));
-      const parsed = def.parse(args);
-      const types = def.infer(parsed, valueAt);
-      const refs = c.outputs.map(decode);
-      expect(types.map((x) => `${x.dtype}[${x.shape}]`)).toEqual(refs.map((x) => `${x.dtype}[${x.shape}]`));
-      const outs = def.evaluate(parsed, valueAt);
-      expect(outs.map((x) => `${x.dtype}[${x.shape}]`)).toEqual(refs.map((x) => `${x.dtype}[${x.shape}]`));
-      refs.forEach((ref, i) => {
-        expect(mismatch(outs[i], ref), `${c.id} output ${i}`).toBeNull();
-      });
-    });
+    it.each(golden.cases.map((c) => [c.id, c] as const))("%s", (_id, c) => check(c));
   });
 }
+
+const extra = load(EXTRA);
+describe(`extra op cases (torch ${extra.torch})`, () => {
+  it.each(extra.cases.map((c) => [c.id, c] as const))("%s", (_id, c) => check(c));
+});

@@ -33,12 +33,17 @@ function convBnSoftmax(): Graph {
   return g.build(g.node("aten.mul.Tensor", { self: s, other: float(2) }));
 }
 
-const dtypeOf = (graph: Graph, op: string) => graph.values[graph.nodes.find((n) => n.op === op)!.outputs[0]].dtype;
+const dtypeOf = (graph: Graph, op: string) =>
+  graph.values[graph.nodes.find((n) => n.op === op)!.outputs[0]].dtype;
 
 describe("assign-precision", () => {
   it("computes in float16, keeps norms and softmax in float32, casts at the edges", () => {
     const graph = convBnSoftmax();
-    const { graph: out, trace } = lower(graph, assignPrecisionPass({ enabledPrecisions: ["float16", "float32"] }), eliminateDeadCodePass);
+    const { graph: out, trace } = lower(
+      graph,
+      assignPrecisionPass({ enabledPrecisions: ["float16", "float32"] }),
+      eliminateDeadCodePass,
+    );
     expect(out.values[out.inputs[0]].dtype).toBe("float32");
     expect(out.values[out.outputs[0]].dtype).toBe("float32");
     expect(out.outputs).toEqual(graph.outputs);
@@ -49,8 +54,18 @@ describe("assign-precision", () => {
     expect(out.weights.w_f16?.tensor.dtype).toBe("float16");
     expect(out.weights.mean.tensor.dtype).toBe("float32");
     const casts = out.nodes.filter((n) => n.op === "aten._to_copy.default").map((n) => n.args.dtype);
-    expect(casts).toEqual([dtype("float16"), dtype("float32"), dtype("float16"), dtype("float32"), dtype("float16"), dtype("float32")]);
-    expect(trace.entries.filter((e) => e.rule === "keep-float32").map((e) => e.op)).toEqual([BATCH_NORM, "aten._softmax.default"]);
+    expect(casts).toEqual([
+      dtype("float16"),
+      dtype("float32"),
+      dtype("float16"),
+      dtype("float32"),
+      dtype("float16"),
+      dtype("float32"),
+    ]);
+    expect(trace.entries.filter((e) => e.rule === "keep-float32").map((e) => e.op)).toEqual([
+      BATCH_NORM,
+      "aten._softmax.default",
+    ]);
     expectSameResults(graph, out, 2e-2);
   });
 
@@ -63,7 +78,10 @@ describe("assign-precision", () => {
 
   it("changes inputs and outputs too when keepIOTypes is false", () => {
     const graph = convBnSoftmax();
-    const { graph: out } = lower(graph, assignPrecisionPass({ enabledPrecisions: ["float16"], keepIOTypes: false }));
+    const { graph: out } = lower(
+      graph,
+      assignPrecisionPass({ enabledPrecisions: ["float16"], keepIOTypes: false }),
+    );
     expect(out.values[out.inputs[0]].dtype).toBe("float16");
   });
 
@@ -79,7 +97,10 @@ describe("assign-precision", () => {
     const graph = g.build(g.node("aten.sigmoid.default", { self: m }));
     const small = lower(graph, assignPrecisionPass({ enabledPrecisions: ["float16"] })).graph;
     expect(dtypeOf(small, "aten.mean.dim")).toBe("float16");
-    const big = lower(graph, assignPrecisionPass({ enabledPrecisions: ["float16"], maxReducedPrecisionReduction: 32 })).graph;
+    const big = lower(
+      graph,
+      assignPrecisionPass({ enabledPrecisions: ["float16"], maxReducedPrecisionReduction: 32 }),
+    ).graph;
     expect(dtypeOf(big, "aten.mean.dim")).toBe("float32");
     expectSameResults(graph, big, 1e-2);
   });
@@ -87,7 +108,12 @@ describe("assign-precision", () => {
   it("runs a float → int conversion at the model's precision (float32 input)", () => {
     const g = new TestGraph();
     const x = g.input("x", [4]);
-    const graph = g.build(g.node("aten._to_copy.default", { self: g.node("aten.mul.Tensor", { self: x, other: float(1000.3) }), dtype: dtype("int64") }));
+    const graph = g.build(
+      g.node("aten._to_copy.default", {
+        self: g.node("aten.mul.Tensor", { self: x, other: float(1000.3) }),
+        dtype: dtype("int64"),
+      }),
+    );
     const { graph: out } = lower(graph, assignPrecisionPass({ enabledPrecisions: ["float16"] }));
     const toInt = out.nodes.find((n) => n.args.dtype?.kind === "dtype" && n.args.dtype.value === "int64")!;
     const src = toInt.args.self.kind === "tensor" ? toInt.args.self.name : "";

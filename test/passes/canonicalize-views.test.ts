@@ -11,7 +11,10 @@ describe("canonicalize-views", () => {
     v = g.node("aten.unsqueeze.default", { self: v, dim: int(0) });
     v = g.node("aten.flatten.using_ints", { self: v, start_dim: int(1) });
     const r = g.node("aten.relu.default", { self: v });
-    const s = g.node("aten.squeeze.dim", { self: g.node("aten.unsqueeze.default", { self: r, dim: int(1) }), dim: int(1) });
+    const s = g.node("aten.squeeze.dim", {
+      self: g.node("aten.unsqueeze.default", { self: r, dim: int(1) }),
+      dim: int(1),
+    });
     const graph = g.build(s);
     const { graph: out } = lower(graph, canonicalizeViews);
     expect(opsOf(out)).toEqual(["aten.view.default", "aten.relu.default"]);
@@ -47,7 +50,10 @@ describe("canonicalize-views", () => {
   it("is idempotent", () => {
     const g = new TestGraph();
     const x = g.input("x", [4, 6]);
-    const v = g.node("aten.reshape.default", { self: g.node("aten.t.default", { self: x }), shape: ints([3, 8]) });
+    const v = g.node("aten.reshape.default", {
+      self: g.node("aten.t.default", { self: x }),
+      shape: ints([3, 8]),
+    });
     const graph = g.build(g.node("aten.view.default", { self: v, size: ints([-1]) }));
     const once = lower(graph, canonicalizeViews).graph;
     const twice = lower(once, canonicalizeViews);

@@ -17,17 +17,34 @@ interface Case {
 const cases: Case[] = [
   {
     name: "conv2d ⇒ convolution",
-    build: (g) => g.node("aten.conv2d.default", { input: g.input("x", [1, 2, 6, 6]), weight: g.weight("w", [4, 2, 3, 3]), bias: g.weight("b", [4]), stride: ints([2, 2]) }),
+    build: (g) =>
+      g.node("aten.conv2d.default", {
+        input: g.input("x", [1, 2, 6, 6]),
+        weight: g.weight("w", [4, 2, 3, 3]),
+        bias: g.weight("b", [4]),
+        stride: ints([2, 2]),
+      }),
     want: ["aten.convolution.default"],
   },
   {
     name: "conv1d with 'same' padding ⇒ convolution",
-    build: (g) => g.node("aten.conv1d.padding", { input: g.input("x", [1, 2, 9]), weight: g.weight("w", [3, 2, 5]), padding: str("same") }),
+    build: (g) =>
+      g.node("aten.conv1d.padding", {
+        input: g.input("x", [1, 2, 9]),
+        weight: g.weight("w", [3, 2, 5]),
+        padding: str("same"),
+      }),
     want: ["aten.convolution.default"],
   },
   {
     name: "conv_transpose2d ⇒ convolution(transposed)",
-    build: (g) => g.node("aten.conv_transpose2d.input", { input: g.input("x", [1, 4, 3, 3]), weight: g.weight("w", [4, 2, 3, 3]), stride: ints([2, 2]), output_padding: ints([1, 1]) }),
+    build: (g) =>
+      g.node("aten.conv_transpose2d.input", {
+        input: g.input("x", [1, 4, 3, 3]),
+        weight: g.weight("w", [4, 2, 3, 3]),
+        stride: ints([2, 2]),
+        output_padding: ints([1, 1]),
+      }),
     want: ["aten.convolution.default"],
   },
   {
@@ -43,27 +60,41 @@ const cases: Case[] = [
     build: (g) => {
       const flat = g.node("aten.view.default", { self: g.input("x", [2, 5, 3]), size: ints([10, 3]) });
       const wt = g.node("aten.t.default", { self: g.weight("w", [4, 3]) });
-      return g.node("aten._unsafe_view.default", { self: g.node("aten.mm.default", { self: flat, mat2: wt }), size: ints([2, 5, 4]) });
+      return g.node("aten._unsafe_view.default", {
+        self: g.node("aten.mm.default", { self: flat, mat2: wt }),
+        size: ints([2, 5, 4]),
+      });
     },
     want: ["aten.linear.default"],
   },
   {
     name: "linear + bias add ⇒ linear with bias",
     build: (g) => {
-      const y = g.node("aten.linear.default", { input: g.input("x", [2, 5, 3]), weight: g.weight("w", [4, 3]) });
+      const y = g.node("aten.linear.default", {
+        input: g.input("x", [2, 5, 3]),
+        weight: g.weight("w", [4, 3]),
+      });
       return g.node("aten.add.Tensor", { self: g.weight("b", [4]), other: y });
     },
     want: ["aten.linear.default"],
   },
   {
     name: "matmul by a weight ⇒ linear (the permute folds)",
-    build: (g) => g.node("aten.matmul.default", { self: g.input("x", [2, 5, 3]), other: g.weight("w", [3, 4]) }),
+    build: (g) =>
+      g.node("aten.matmul.default", { self: g.input("x", [2, 5, 3]), other: g.weight("w", [3, 4]) }),
     want: ["aten.linear.default"],
   },
   {
     name: "broadcast batched matmul ⇒ expand + view + bmm + view",
-    build: (g) => g.node("aten.matmul.default", { self: g.input("a", [2, 3, 4, 5]), other: g.input("b", [3, 5, 6]) }),
-    want: ["aten.view.default", "aten.expand.default", "aten.view.default", "aten.bmm.default", "aten.view.default"],
+    build: (g) =>
+      g.node("aten.matmul.default", { self: g.input("a", [2, 3, 4, 5]), other: g.input("b", [3, 5, 6]) }),
+    want: [
+      "aten.view.default",
+      "aten.expand.default",
+      "aten.view.default",
+      "aten.bmm.default",
+      "aten.view.default",
+    ],
   },
   {
     name: "batch_norm ⇒ _native_batch_norm_legit_no_training",
@@ -85,8 +116,18 @@ const cases: Case[] = [
     name: "layer_norm and group_norm ⇒ native forms",
     build: (g) => {
       const x = g.input("x", [2, 4, 3]);
-      const l = g.node("aten.layer_norm.default", { input: x, normalized_shape: ints([3]), weight: g.weight("g", [3]), bias: g.weight("b", [3]) });
-      return g.node("aten.group_norm.default", { input: l, num_groups: int(2), weight: g.weight("gg", [4]), bias: none });
+      const l = g.node("aten.layer_norm.default", {
+        input: x,
+        normalized_shape: ints([3]),
+        weight: g.weight("g", [3]),
+        bias: g.weight("b", [3]),
+      });
+      return g.node("aten.group_norm.default", {
+        input: l,
+        num_groups: int(2),
+        weight: g.weight("gg", [4]),
+        bias: none,
+      });
     },
     want: ["aten.native_layer_norm.default", "aten.native_group_norm.default"],
   },
@@ -104,9 +145,15 @@ const cases: Case[] = [
       const x = g.input("x", [16], "float32");
       const shifted = (v: string) => {
         const p = g.node("aten.add.Tensor", { self: v, other: int(3) });
-        return g.node("aten.clamp.default", { self: g.node("aten.clamp.default", { self: p, min: int(0) }), max: int(6) });
+        return g.node("aten.clamp.default", {
+          self: g.node("aten.clamp.default", { self: p, min: int(0) }),
+          max: int(6),
+        });
       };
-      const hs = g.node("aten.div.Tensor", { self: g.node("aten.mul.Tensor", { self: x, other: shifted(x) }), other: int(6) });
+      const hs = g.node("aten.div.Tensor", {
+        self: g.node("aten.mul.Tensor", { self: x, other: shifted(x) }),
+        other: int(6),
+      });
       return g.node("aten.div.Tensor", { self: shifted(hs), other: int(6) });
     },
     want: ["aten.hardswish.default", "aten.hardsigmoid.default"],
@@ -122,7 +169,10 @@ const cases: Case[] = [
   {
     name: "global adaptive pool ⇒ mean, max_pool2d_with_indices ⇒ max_pool2d",
     build: (g) => {
-      const [m] = g.nodeOutputs("aten.max_pool2d_with_indices.default", { self: g.input("x", [1, 2, 6, 6]), kernel_size: ints([2, 2]) });
+      const [m] = g.nodeOutputs("aten.max_pool2d_with_indices.default", {
+        self: g.input("x", [1, 2, 6, 6]),
+        kernel_size: ints([2, 2]),
+      });
       return g.node("aten.adaptive_avg_pool2d.default", { self: m, output_size: ints([1, 1]) });
     },
     want: ["aten.max_pool2d.default", "aten.mean.dim"],
@@ -143,13 +193,26 @@ const cases: Case[] = [
       const t = g.node("aten.transpose.int", { self: x, dim0: int(0), dim1: int(1) });
       const n = g.node("aten.narrow.default", { self: t, dim: int(0), start: int(1), length: int(3) });
       const s = g.node("aten.stack.default", { tensors: { kind: "tensors", names: [n, n] }, dim: int(1) });
-      return g.node("aten.pad.default", { self: s, pad: ints([1, 1]), mode: str("constant"), value: float(0.5) });
+      return g.node("aten.pad.default", {
+        self: s,
+        pad: ints([1, 1]),
+        mode: str("constant"),
+        value: float(0.5),
+      });
     },
-    want: ["aten.permute.default", "aten.slice.Tensor", "aten.view.default", "aten.view.default", "aten.cat.default", "aten.constant_pad_nd.default"],
+    want: [
+      "aten.permute.default",
+      "aten.slice.Tensor",
+      "aten.view.default",
+      "aten.view.default",
+      "aten.cat.default",
+      "aten.constant_pad_nd.default",
+    ],
   },
   {
     name: "in-place relu_ on a dead operand ⇒ relu",
-    build: (g) => g.node("aten.relu_.default", { self: g.node("aten.neg.default", { self: g.input("x", [4]) }) }),
+    build: (g) =>
+      g.node("aten.relu_.default", { self: g.node("aten.neg.default", { self: g.input("x", [4]) }) }),
     want: ["aten.neg.default", "aten.relu.default"],
   },
 ];
@@ -174,7 +237,13 @@ describe("decompose-to-core", () => {
 
   it("keeps 'same' padding that would need asymmetric pads", () => {
     const g = new TestGraph();
-    const graph = g.build(g.node("aten.conv2d.padding", { input: g.input("x", [1, 1, 5, 5]), weight: g.weight("w", [1, 1, 2, 2]), padding: str("same") }));
+    const graph = g.build(
+      g.node("aten.conv2d.padding", {
+        input: g.input("x", [1, 1, 5, 5]),
+        weight: g.weight("w", [1, 1, 2, 2]),
+        padding: str("same"),
+      }),
+    );
     expect(opsOf(lower(graph, decomposeToCore).graph)).toEqual(["aten.conv2d.padding"]);
   });
 });

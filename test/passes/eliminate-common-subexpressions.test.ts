@@ -16,7 +16,10 @@ describe("eliminate-common-subexpressions", () => {
     const { graph: out, trace } = lower(graph, eliminateCommonSubexpressionsPass);
     expect(opsOf(out)).toEqual(["aten.sigmoid.default", "aten.mul.Tensor", "aten.add.Tensor"]);
     expect(out.outputs[1]).toBe(b1);
-    expect(trace.entries.map((e) => e.detail)).toEqual([expect.stringMatching(/same as/), expect.stringMatching(/same as/)]);
+    expect(trace.entries.map((e) => e.detail)).toEqual([
+      expect.stringMatching(/same as/),
+      expect.stringMatching(/same as/),
+    ]);
     expectSameResults(graph, out);
   });
 

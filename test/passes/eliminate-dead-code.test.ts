@@ -17,7 +17,12 @@ describe("eliminate-dead-code", () => {
     expect(opsOf(out)).toEqual(["aten.add.Tensor"]);
     expect(Object.keys(out.weights)).toEqual(["w"]);
     expect(Object.keys(out.values).sort()).toEqual(["add", "w", "x"]);
-    expect(trace.entries.map((e) => e.rule)).toEqual(["unused-result", "unused-result", "unused-result", "unused-weight"]);
+    expect(trace.entries.map((e) => e.rule)).toEqual([
+      "unused-result",
+      "unused-result",
+      "unused-result",
+      "unused-weight",
+    ]);
     expectSameResults(graph, out);
   });
 

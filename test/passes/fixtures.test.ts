@@ -35,15 +35,20 @@ describe("pipeline on fixture models", () => {
   const input = (name: string) => readNpy(join(MODELS, `${name}.input.npy`));
   const output = (name: string) => readNpy(join(MODELS, `${name}.output.npy`));
 
-  it.each([...CONV_NETS, ...ATTENTION_NETS])("%s: both flavours reproduce PyTorch and end in core ops", async (name) => {
-    for (const flavour of ["", ".core"] as const) {
-      const { graph } = await lowered(name, flavour);
-      const [got] = interpret(graph, [input(name)]);
-      expect(maxRelativeError(got, output(name))).toBeLessThan(1e-4);
-      const leftover = [...nonCoreOps(graph).keys()];
-      expect(leftover.filter((op) => !(ATTENTION_NETS.includes(name) && SAFE_SOFTMAX_OPS.includes(op)))).toEqual([]);
-    }
-  });
+  it.each([...CONV_NETS, ...ATTENTION_NETS])(
+    "%s: both flavours reproduce PyTorch and end in core ops",
+    async (name) => {
+      for (const flavour of ["", ".core"] as const) {
+        const { graph } = await lowered(name, flavour);
+        const [got] = interpret(graph, [input(name)]);
+        expect(maxRelativeError(got, output(name))).toBeLessThan(1e-4);
+        const leftover = [...nonCoreOps(graph).keys()];
+        expect(
+          leftover.filter((op) => !(ATTENTION_NETS.includes(name) && SAFE_SOFTMAX_OPS.includes(op))),
+        ).toEqual([]);
+      }
+    },
+  );
 
   it.each(CONV_NETS)("%s: the default IR and core ATen lower to the same ops", async (name) => {
     const [a, b] = await Promise.all([lowered(name, ""), lowered(name, ".core")]);

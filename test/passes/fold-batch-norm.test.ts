@@ -12,10 +12,21 @@ function batchNorm(g: TestGraph, x: string, c: number, affine = true): string {
   const params: Record<string, Arg | string> = affine
     ? { weight: g.weight(`gamma${x}`, [c]), bias: g.weight(`beta${x}`, [c]) }
     : { weight: none, bias: none };
-  return g.nodeOutputs(BATCH_NORM, { input: x, ...params, ...stats, momentum: float(0.1), eps: float(1e-5) })[0];
+  return g.nodeOutputs(BATCH_NORM, {
+    input: x,
+    ...params,
+    ...stats,
+    momentum: float(0.1),
+    eps: float(1e-5),
+  })[0];
 }
 
-function conv(g: TestGraph, x: string, w: string, opts: { bias?: string; groups?: number; transposed?: boolean; stride?: number }) {
+function conv(
+  g: TestGraph,
+  x: string,
+  w: string,
+  opts: { bias?: string; groups?: number; transposed?: boolean; stride?: number },
+) {
   return g.node("aten.convolution.default", {
     input: x,
     weight: w,
@@ -38,7 +49,9 @@ describe("fold-batch-norm", () => {
   ])("folds into a $name convolution", ({ groups, bias, transposed, affine }) => {
     const g = new TestGraph();
     const x = g.input("x", [2, 4, 5, 5]);
-    const w = transposed ? g.weight("w", [4, 6 / groups, 3, 3]) : g.weight("w", [6 - (groups === 4 ? 2 : 0), 4 / groups, 3, 3]);
+    const w = transposed
+      ? g.weight("w", [4, 6 / groups, 3, 3])
+      : g.weight("w", [6 - (groups === 4 ? 2 : 0), 4 / groups, 3, 3]);
     const cout = transposed ? 6 : 6 - (groups === 4 ? 2 : 0);
     const y = conv(g, x, w, { groups, transposed, ...(bias ? { bias: g.weight("b", [cout]) } : {}) });
     const graph = g.build(g.node("aten.relu.default", { self: batchNorm(g, y, cout, affine) }));
@@ -52,7 +65,11 @@ describe("fold-batch-norm", () => {
   it("folds into a linear layer on [N, C]", () => {
     const g = new TestGraph();
     const x = g.input("x", [3, 5]);
-    const y = g.node("aten.linear.default", { input: x, weight: g.weight("w", [4, 5]), bias: g.weight("b", [4]) });
+    const y = g.node("aten.linear.default", {
+      input: x,
+      weight: g.weight("w", [4, 5]),
+      bias: g.weight("b", [4]),
+    });
     const graph = g.build(batchNorm(g, y, 4));
     const { graph: out } = lower(graph, foldBatchNorm, eliminateDeadCodePass);
     expect(opsOf(out)).toEqual(["aten.linear.default"]);

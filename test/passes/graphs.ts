@@ -1,10 +1,10 @@
 // Small-graph helpers for pass tests: a builder that types nodes with the op catalogue, seeded random
 // tensors, and an interpreter comparison.
 import { expect } from "vitest";
-import type { DType } from "../../src/ir/dtype.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
+import type { DType } from "../../src/ir/dtype.js";
 import type { Arg, Graph, WeightKind } from "../../src/ir/graph.js";
-import { type Tensor, numel, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
+import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { getOp, interpret } from "../../src/ops/index.js";
 import type { Pass } from "../../src/passes/pass.js";
 import { runPipeline } from "../../src/passes/pipeline.js";
@@ -21,9 +21,19 @@ export function random(seed: number): (lo?: number, hi?: number) => number {
   };
 }
 
-export function randomTensor(shape: readonly number[], seed: number, lo = -1, hi = 1, dtype: DType = "float32"): Tensor {
+export function randomTensor(
+  shape: readonly number[],
+  seed: number,
+  lo = -1,
+  hi = 1,
+  dtype: DType = "float32",
+): Tensor {
   const r = random(seed);
-  return tensorFromNumbers(dtype, shape, Array.from({ length: numel(shape) }, () => r(lo, hi)));
+  return tensorFromNumbers(
+    dtype,
+    shape,
+    Array.from({ length: numel(shape) }, () => r(lo, hi)),
+  );
 }
 
 type ArgLike = Arg | string;
@@ -38,7 +48,11 @@ export class TestGraph {
   }
 
   /** A weight with seeded values in [lo, hi), or the given values. */
-  weight(name: string, shape: readonly number[], opts: { lo?: number; hi?: number; values?: number[]; kind?: WeightKind } = {}): string {
+  weight(
+    name: string,
+    shape: readonly number[],
+    opts: { lo?: number; hi?: number; values?: number[]; kind?: WeightKind } = {},
+  ): string {
     const tensor = opts.values
       ? tensorFromNumbers("float32", shape, opts.values)
       : randomTensor(shape, this.seed++, opts.lo ?? -1, opts.hi ?? 1);
@@ -49,10 +63,14 @@ export class TestGraph {
     const def = getOp(op);
     if (!def) throw new Error(`test graph: op ${op} is not in the catalogue`);
     const full: Record<string, Arg> = {};
-    for (const [k, a] of Object.entries(args)) full[k] = typeof a === "string" ? { kind: "tensor", name: a } : a;
+    for (const [k, a] of Object.entries(args))
+      full[k] = typeof a === "string" ? { kind: "tensor", name: a } : a;
     const types = def.infer(def.parse(full), (v) => this.b.typeOf(v));
     const base = name ?? op.split(".")[1];
-    const outs = types.map((type, i) => ({ name: this.b.fresh(types.length === 1 ? base : `${base}_${i}`), type }));
+    const outs = types.map((type, i) => ({
+      name: this.b.fresh(types.length === 1 ? base : `${base}_${i}`),
+      type,
+    }));
     return this.b.addNode(op, full, outs, { sourceLocation: `model.py:${this.seed} in forward` }, name);
   }
 
@@ -67,11 +85,18 @@ export class TestGraph {
 }
 
 export function inputsFor(graph: Graph, seed = 7): Tensor[] {
-  return graph.inputs.map((name, i) => randomTensor(graph.values[name].shape, seed + i, -2, 2, graph.values[name].dtype));
+  return graph.inputs.map((name, i) =>
+    randomTensor(graph.values[name].shape, seed + i, -2, 2, graph.values[name].dtype),
+  );
 }
 
 /** Runs both graphs on the same inputs and expects equal outputs within a relative tolerance. */
-export function expectSameResults(before: Graph, after: Graph, rtol = 1e-4, inputs = inputsFor(before)): void {
+export function expectSameResults(
+  before: Graph,
+  after: Graph,
+  rtol = 1e-4,
+  inputs = inputsFor(before),
+): void {
   const want = interpret(before, inputs);
   const got = interpret(after, inputs);
   expect(got.length).toBe(want.length);

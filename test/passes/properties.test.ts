@@ -10,7 +10,7 @@ import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { expectSameResults, lower } from "./graphs.js";
 import { buildRandomGraph, type Recipe, recipes } from "./random-graphs.js";
 
-const RUNS = 60;
+const RUNS = Number(process.env.TORCHC_PROPERTY_RUNS ?? 60);
 const REGRESSIONS: Recipe[] = [
   {
     batch: 1,
@@ -62,7 +62,7 @@ describe("pipeline properties on random graphs", () => {
         const { graph: out } = runPipeline(graph, defaultPipeline({ enabledPrecisions: ["float16"] }));
         expectSameResults(graph, out, 3e-2);
       }),
-      { numRuns: 25 },
+      { numRuns: Math.ceil(RUNS / 2) },
     );
   });
 });

@@ -53,7 +53,12 @@ interface Value {
 /** Builds the graph a recipe describes. Every value stays [N, C, H, W] (views and permutes come back). */
 export function buildRandomGraph(r: Recipe): Graph {
   const g = new TestGraph();
-  const values: Value[] = [{ name: g.input("x", [r.batch, r.channels, r.height, r.width]), shape: [r.batch, r.channels, r.height, r.width] }];
+  const values: Value[] = [
+    {
+      name: g.input("x", [r.batch, r.channels, r.height, r.width]),
+      shape: [r.batch, r.channels, r.height, r.width],
+    },
+  ];
   const pick = (i: number) => values[i % values.length];
   const push = (name: string, shape: readonly number[]) => values.push({ name, shape });
   let w = 0;
@@ -71,11 +76,23 @@ export function buildRandomGraph(r: Recipe): Graph {
         const k = s.size >= 3 ? 3 : 1;
         const wgt = weight([cout, depthwise ? 1 : c, k, k]);
         const bias = s.size % 2 === 1 ? weight([cout]) : none;
-        const common = { input: v.name, weight: wgt, bias, stride: ints([1, 1]), padding: ints([k >> 1, k >> 1]), dilation: ints([1, 1]), groups: int(depthwise ? c : 1) };
+        const common = {
+          input: v.name,
+          weight: wgt,
+          bias,
+          stride: ints([1, 1]),
+          padding: ints([k >> 1, k >> 1]),
+          dilation: ints([1, 1]),
+          groups: int(depthwise ? c : 1),
+        };
         const conv =
           s.kind === 0
             ? g.node("aten.conv2d.default", common)
-            : g.node("aten.convolution.default", { ...common, transposed: bool(false), output_padding: ints([0, 0]) });
+            : g.node("aten.convolution.default", {
+                ...common,
+                transposed: bool(false),
+                output_padding: ints([0, 0]),
+              });
         const bnArgs = {
           input: conv,
           weight: weight([cout]),
@@ -88,28 +105,58 @@ export function buildRandomGraph(r: Recipe): Graph {
         const out = !s.flag
           ? conv
           : s.kind === 0
-            ? g.node("aten.batch_norm.default", { ...bnArgs, training: bool(false), cudnn_enabled: bool(true) })
+            ? g.node("aten.batch_norm.default", {
+                ...bnArgs,
+                training: bool(false),
+                cudnn_enabled: bool(true),
+              })
             : g.nodeOutputs(BATCH_NORM, bnArgs)[0];
         push(out, [n, cout, h, wd]);
         break;
       }
       case 2:
-        push(g.node(["aten.relu.default", "aten.relu6.default", "aten.silu.default", "aten.sigmoid.default"][s.size - 1], { self: v.name }), v.shape);
+        push(
+          g.node(
+            ["aten.relu.default", "aten.relu6.default", "aten.silu.default", "aten.sigmoid.default"][
+              s.size - 1
+            ],
+            { self: v.name },
+          ),
+          v.shape,
+        );
         break;
       case 3: {
         // core ATen's silu / hardswish spelling
         if (s.flag) {
-          push(g.node("aten.mul.Tensor", { self: v.name, other: g.node("aten.sigmoid.default", { self: v.name }) }), v.shape);
+          push(
+            g.node("aten.mul.Tensor", {
+              self: v.name,
+              other: g.node("aten.sigmoid.default", { self: v.name }),
+            }),
+            v.shape,
+          );
         } else {
           const p = g.node("aten.add.Tensor", { self: v.name, other: int(3) });
-          const cl = g.node("aten.clamp.default", { self: g.node("aten.clamp.default", { self: p, min: int(0) }), max: int(6) });
-          push(g.node("aten.div.Tensor", { self: g.node("aten.mul.Tensor", { self: v.name, other: cl }), other: int(6) }), v.shape);
+          const cl = g.node("aten.clamp.default", {
+            self: g.node("aten.clamp.default", { self: p, min: int(0) }),
+            max: int(6),
+          });
+          push(
+            g.node("aten.div.Tensor", {
+              self: g.node("aten.mul.Tensor", { self: v.name, other: cl }),
+              other: int(6),
+            }),
+            v.shape,
+          );
         }
         break;
       }
       case 4: {
         const u = values.find((x, i) => i >= s.b % values.length && x.shape.join() === v.shape.join()) ?? v;
-        push(g.node(s.flag ? "aten.add.Tensor" : "aten.mul.Tensor", { self: v.name, other: u.name }), v.shape);
+        push(
+          g.node(s.flag ? "aten.add.Tensor" : "aten.mul.Tensor", { self: v.name, other: u.name }),
+          v.shape,
+        );
         break;
       }
       case 5: {
@@ -132,29 +179,49 @@ export function buildRandomGraph(r: Recipe): Graph {
         break;
       }
       case 8:
-        push(g.node(["aten.clone.default", "aten.alias.default", "aten.detach.default", "aten.contiguous.default"][s.size - 1], { self: v.name }), v.shape);
+        push(
+          g.node(
+            ["aten.clone.default", "aten.alias.default", "aten.detach.default", "aten.contiguous.default"][
+              s.size - 1
+            ],
+            { self: v.name },
+          ),
+          v.shape,
+        );
         break;
       case 9:
         push(g.node("aten.dropout.default", { input: v.name, p: float(0.25), train: bool(false) }), v.shape);
         break;
       case 10:
-        push(g.node("aten.mul.Tensor", { self: v.name, other: s.flag ? int(1) : float(s.size / 2) }), v.shape);
+        push(
+          g.node("aten.mul.Tensor", { self: v.name, other: s.flag ? int(1) : float(s.size / 2) }),
+          v.shape,
+        );
         break;
       case 11: {
         // a squeeze-excite gate: mean → conv-free scale → sigmoid → mul
         const m = g.node("aten.mean.dim", { self: v.name, dim: ints([2, 3]), keepdim: bool(true) });
-        const gate = g.node("aten.sigmoid.default", { self: g.node("aten.mul.Tensor", { self: m, other: weight([1, c, 1, 1]) }) });
+        const gate = g.node("aten.sigmoid.default", {
+          self: g.node("aten.mul.Tensor", { self: m, other: weight([1, c, 1, 1]) }),
+        });
         push(g.node("aten.mul.Tensor", { self: v.name, other: gate }), v.shape);
         break;
       }
       case 12: {
         // a weight computed from weights (folds) added to the activation
-        const bias = g.node("aten.view.default", { self: g.node("aten.mul.Tensor", { self: weight([c]), other: float(2) }), size: ints([1, c, 1, 1]) });
+        const bias = g.node("aten.view.default", {
+          self: g.node("aten.mul.Tensor", { self: weight([c]), other: float(2) }),
+          size: ints([1, c, 1, 1]),
+        });
         push(g.node("aten.add.Tensor", { self: v.name, other: bias }), v.shape);
         break;
       }
       default: {
-        const x2 = g.node("aten.hardtanh.default", { self: v.name, min_val: float(-s.size), max_val: float(s.size) });
+        const x2 = g.node("aten.hardtanh.default", {
+          self: v.name,
+          min_val: float(-s.size),
+          max_val: float(s.size),
+        });
         push(g.node("aten.expand.default", { self: x2, size: ints([-1, c, h, wd]) }), v.shape);
       }
     }

@@ -33,7 +33,10 @@ describe("remove-eval-no-ops", () => {
     const d = g.node("aten.dropout.default", { input: x, p: float(0.5), train: bool(true) });
     const h = g.node("aten._to_copy.default", { self: d, dtype: dtype("float16") });
     const graph = g.build(h);
-    expect(opsOf(lower(graph, removeEvalNoOps).graph)).toEqual(["aten.dropout.default", "aten._to_copy.default"]);
+    expect(opsOf(lower(graph, removeEvalNoOps).graph)).toEqual([
+      "aten.dropout.default",
+      "aten._to_copy.default",
+    ]);
   });
 
   it("keeps a no-op whose input is a graph output twice over (outputs still resolve)", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { printGraph } from "../../src/ir/printer.js";
 import { verifyGraph } from "../../src/ir/verify.js";
-import { arg } from "../../src/passes/rewrite/args.js";
 import { RewriteError } from "../../src/passes/rewrite/apply.js";
+import { arg } from "../../src/passes/rewrite/args.js";
 import { RewriteLimitError, rewriteToFixedPoint } from "../../src/passes/rewrite/driver.js";
 import { commutative, constantScalar, op, value } from "../../src/passes/rewrite/pattern.js";
 import { rule, ruleSet } from "../../src/passes/rewrite/rule.js";
@@ -15,7 +15,8 @@ const reluOfRelu = rule({
   doc: "relu(relu(x)) ⇒ relu(x)",
   pattern: op("aten.relu.default", { self: op("aten.relu.default", { self: x }) }),
   captures: { x },
-  rewrite: ({ x, root }, ctx) => ctx.replaceWithNode("aten.relu.default", { self: arg.tensor(x) }, root.out.type),
+  rewrite: ({ x, root }, ctx) =>
+    ctx.replaceWithNode("aten.relu.default", { self: arg.tensor(x) }, root.out.type),
 });
 
 const s = value();
@@ -24,7 +25,8 @@ const silu = rule({
   doc: "x * sigmoid(x) ⇒ silu(x)",
   pattern: commutative("aten.mul.Tensor", s, op("aten.sigmoid.default", { self: s })),
   captures: { s },
-  rewrite: ({ s, root }, ctx) => ctx.replaceWithNode("aten.silu.default", { self: arg.tensor(s) }, root.out.type),
+  rewrite: ({ s, root }, ctx) =>
+    ctx.replaceWithNode("aten.silu.default", { self: arg.tensor(s) }, root.out.type),
 });
 
 function reluChain(n: number) {
@@ -69,7 +71,10 @@ describe("rewrite driver", () => {
     const a = g.input("a", [4]);
     const b = g.input("b", [4]);
     const same = g.node("aten.mul.Tensor", { self: g.node("aten.sigmoid.default", { self: a }), other: a });
-    const different = g.node("aten.mul.Tensor", { self: b, other: g.node("aten.sigmoid.default", { self: a }) });
+    const different = g.node("aten.mul.Tensor", {
+      self: b,
+      other: g.node("aten.sigmoid.default", { self: a }),
+    });
     const graph = g.build(same, different);
     const out = verifyGraph(rewriteToFixedPoint(graph, [silu]));
     expect(opsOf(out)).toEqual(["aten.silu.default", "aten.sigmoid.default", "aten.mul.Tensor"]);
@@ -89,8 +94,11 @@ describe("rewrite driver", () => {
     const single = rule({
       name: "single-use",
       doc: "neg(relu(x)) with relu used once ⇒ x (for the test)",
-      pattern: op("aten.neg.default", { self: op("aten.relu.default", { self: value() }, { singleUse: true }) }),
-      rewrite: ({ root }, ctx) => ctx.replaceWithNode("aten.relu.default", { self: root.args.self }, root.out.type),
+      pattern: op("aten.neg.default", {
+        self: op("aten.relu.default", { self: value() }, { singleUse: true }),
+      }),
+      rewrite: ({ root }, ctx) =>
+        ctx.replaceWithNode("aten.relu.default", { self: root.args.self }, root.out.type),
     });
     const g = new TestGraph();
     const r = g.node("aten.relu.default", { self: g.input("x", [3]) });
@@ -105,7 +113,8 @@ describe("rewrite driver", () => {
       doc: "x * 1 ⇒ x",
       pattern: commutative("aten.mul.Tensor", v, constantScalar(1)),
       captures: { v },
-      rewrite: ({ v, root }, ctx) => (v.type.shape.join() === root.out.type.shape.join() ? ctx.replaceWith(v) : undefined),
+      rewrite: ({ v, root }, ctx) =>
+        v.type.shape.join() === root.out.type.shape.join() ? ctx.replaceWith(v) : undefined,
     });
     const g = new TestGraph();
     const a = g.input("a", [2, 2]);
@@ -158,7 +167,11 @@ describe("rewrite driver", () => {
       doc: "relu(x) ⇒ x as float16 (wrong)",
       pattern: op("aten.relu.default"),
       rewrite: ({ root }, ctx) =>
-        ctx.replaceWithNode("aten._to_copy.default", { self: root.args.self, dtype: arg.dtype("float16") }, { ...root.out.type, dtype: "float16" }),
+        ctx.replaceWithNode(
+          "aten._to_copy.default",
+          { self: root.args.self, dtype: arg.dtype("float16") },
+          { ...root.out.type, dtype: "float16" },
+        ),
     });
     expect(() => rewriteToFixedPoint(reluChain(1), [bad])).toThrow(RewriteError);
   });
@@ -166,7 +179,13 @@ describe("rewrite driver", () => {
   it("reports a capture missing from the pattern when the rule is defined", () => {
     const stray = value();
     expect(() =>
-      rule({ name: "stray", doc: "", pattern: op("aten.relu.default"), captures: { stray }, rewrite: () => undefined }),
+      rule({
+        name: "stray",
+        doc: "",
+        pattern: op("aten.relu.default"),
+        captures: { stray },
+        rewrite: () => undefined,
+      }),
     ).toThrow(/capture 'stray'/);
   });
 

@@ -2,8 +2,10 @@ import type { Command } from "./command.js";
 import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { runCommand } from "./run.js";
+import { compileCommand } from "./compile.js";
+import { convertersCommand } from "./converters.js";
 
-export const COMMANDS: readonly Command[] = [inspectCommand, runCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, compileCommand, runCommand, convertersCommand, demoCommand];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

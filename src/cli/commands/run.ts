@@ -4,7 +4,9 @@ import { interpret } from "../../ops/interpret.js";
 import { validateInputs } from "../../runtime/validate-inputs.js";
 import { readNpy, writeNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
-import { parseInputShapes } from "../options.js";
+import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import { compile, loadCompiled } from "../../runtime/compile.js";
+import type { Tensor } from "../../ir/tensor.js";
 import type { Command } from "./command.js";
 import { InputError } from "../../errors.js";
 
@@ -13,7 +15,9 @@ export const runCommand: Command = {
   summary: "run a model on .npy inputs and write its outputs",
   usage:
     "usage: torchc run <model> --input x.npy [--input y.npy ...] [--output out.npy ...] [--expect ref.npy]\n" +
-    "                  [--backend reference|cuda] [--compiled] [--precision fp32|fp16]",
+    "       torchc run <model.torchc> --input x.npy ...   (a package saved by torchc compile -o)\n" +
+    "  --compiled   compile first (lowering, partition, engines) instead of interpreting the graph\n" +
+    COMPILE_USAGE,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -22,10 +26,8 @@ export const runCommand: Command = {
         input: { type: "string", multiple: true },
         output: { type: "string", multiple: true },
         expect: { type: "string", multiple: true },
-        backend: { type: "string", default: "reference" },
+        ...COMPILE_FLAGS,
         compiled: { type: "boolean" },
-        precision: { type: "string", default: "fp32" },
-        "input-shape": { type: "string", multiple: true },
         tolerance: { type: "string" },
       },
     });
@@ -35,27 +37,38 @@ export const runCommand: Command = {
     }
     const files = values.input ?? [];
     const inputs = files.map((f) => readNpy(f));
-    const inputTypes = parseInputShapes(values["input-shape"]) ?? inputs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
-    const model = await loadModel(positionals[0], { inputTypes });
-    validateInputs(model.graph, inputs, files);
-    const backend = values.backend ?? "reference";
-    let outputs;
-    if (values.compiled || backend !== "reference") {
-      const { compile } = await import("../../runtime/compile.js");
-      const compiled = await compile(model, { backend: backend as "reference", enabledPrecisions: [values.precision as "fp32"] });
+    const options = compileOptionsFrom(values);
+    const inputTypes = options.inputs ?? inputs.map((t) => ({ dtype: t.dtype, shape: t.shape }));
+    const path = positionals[0];
+    let outputs: Tensor[];
+    let outputNames: readonly string[];
+    const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
+    if (path.endsWith(".torchc")) {
+      const compiled = await loadCompiled(path, { backend: options.backend });
+      validateInputs(compiled.graph, inputs, files);
       outputs = await compiled.run(inputs);
-      await compiled.dispose?.();
+      outputNames = compiled.graph.outputs;
+      await compiled.dispose();
     } else {
-      outputs = interpret(model.graph, inputs);
+      const model = await loadModel(path, { inputTypes });
+      validateInputs(model.graph, inputs, files);
+      outputNames = model.graph.outputs;
+      if (values.compiled || options.backend === "cuda" || fp16) {
+        const compiled = await compile(model, options);
+        outputs = await compiled.run(inputs);
+        await compiled.dispose();
+      } else {
+        outputs = interpret(model.graph, inputs);
+      }
     }
     const outFiles = values.output ?? [];
     if (outFiles.length > outputs.length) throw new InputError(`${outFiles.length} --output files for ${outputs.length} model outputs`);
     outFiles.forEach((f, i) => writeNpy(f, outputs[i]));
     const expect = values.expect ?? [];
-    const tol = Number(values.tolerance ?? (values.precision === "fp16" ? "1e-2" : "1e-4"));
+    const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
     let ok = true;
     outputs.forEach((out, i) => {
-      const line = `output ${i} (${model.graph.outputs[i]}): ${out.dtype}[${out.shape.join(", ")}]`;
+      const line = `output ${i} (${outputNames[i]}): ${out.dtype}[${out.shape.join(", ")}]`;
       if (i < expect.length) {
         const a = compareTensors(out, readNpy(expect[i]));
         const pass = a.relative <= tol;

@@ -2,7 +2,7 @@ import type { ElementwiseOp } from "../../network/layers/elementwise.js";
 import type { Operand, ScalarValue } from "../../ops/index.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { scalar } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
 import { notBool, operand, outType } from "./common.js";
 
 // Binary arithmetic: computed in the node's result dtype (PyTorch's promotion already decided it), so
@@ -13,13 +13,17 @@ interface Binary {
   readonly other: Operand;
 }
 
+/** On bool, PyTorch's mul/max are logical and, min is and, max is or. */
+const BOOL_FORM: Partial<Record<ElementwiseOp, ElementwiseOp>> = { mul: "and", min: "and", max: "or" };
+
 function arithmetic(op: ElementwiseOp, name: string = op): ConverterSpec<Binary> {
   return {
     name,
-    supports: (node, _a, ctx) => notBool(outType(node, ctx).dtype, "result"),
+    supports: (node, _a, ctx) => (BOOL_FORM[op] ? SUPPORTED : notBool(outType(node, ctx).dtype, "result")),
     convert: (node, a, net) => {
       const d = outType(node, net).dtype;
-      return [binary(net.net, op, operand(net, a.self, d), operand(net, a.other, d))];
+      const layerOp = d === "bool" ? (BOOL_FORM[op] ?? op) : op;
+      return [binary(net.net, layerOp, operand(net, a.self, d), operand(net, a.other, d))];
     },
   };
 }
@@ -28,13 +32,14 @@ interface Alpha extends Binary {
   readonly alpha: ScalarValue;
 }
 
-/** self ± alpha·other (rsub: other − alpha·self); the multiplication is skipped when alpha is 1. */
+/** self ± alpha·other (rsub: other − alpha·self); the multiplication is skipped when alpha is 1. Bool add is or. */
 function alphaOp(op: "add" | "sub", reversed = false): ConverterSpec<Alpha> {
   return {
     name: reversed ? "rsub" : op,
-    supports: (node, _a, ctx) => notBool(outType(node, ctx).dtype, "result"),
+    supports: (node, _a, ctx) => (op === "add" && !reversed ? SUPPORTED : notBool(outType(node, ctx).dtype, "result")),
     convert: (node, a, net) => {
       const d = outType(node, net).dtype;
+      if (d === "bool") return [binary(net.net, "or", operand(net, a.self, d), operand(net, a.other, d))];
       const [x, y] = reversed ? [a.other, a.self] : [a.self, a.other];
       let yt = operand(net, y, d);
       if (a.alpha.value !== 1) yt = binary(net.net, "mul", yt, scalar(net.net, d, a.alpha.value));

@@ -1,6 +1,6 @@
 import type { NetworkBuilder } from "../../network/builder.js";
 import { binary } from "../impl/elementwise.js";
-import { broadcastTo, normalizeDim, permute, reshape, scalar } from "../impl/tensors.js";
+import { broadcastTo, cast, normalizeDim, permute, reshape, scalar } from "../impl/tensors.js";
 import { broadcastShapes } from "../../network/shape.js";
 import { type AnyCandidate, type ConverterSpec, SUPPORTED, allOf, converter, refuse } from "../types.js";
 import type { ConvertContext, Support } from "../types.js";
@@ -75,10 +75,10 @@ const advancedIndex: ConverterSpec<{ readonly self: string; readonly indices: re
     let stride = 1;
     for (let k = dims.length - 1; k >= 0; k--) {
       const d = dims[k];
-      const idx = broadcastTo(net.net, wrapNegative(net.net, net.input(a.indices[d]!), shape[d]), b);
+      const idx = broadcastTo(net.net, wrapNegative(net.net, cast(net.net, net.input(a.indices[d]!), "int64"), shape[d]), b);
       const dtype = net.net.typeOf(idx).dtype;
       const term = stride === 1 ? idx : binary(net.net, "mul", idx, scalar(net.net, dtype, stride));
-      flat = flat === null ? term : binary(net.net, "add", binary(net.net, "mul", flat, scalar(net.net, dtype, 1)), term, dtype);
+      flat = flat === null ? term : binary(net.net, "add", flat, term);
       stride *= shape[d];
     }
     const x = permute(net.net, net.input(a.self), [...dims, ...rest]);

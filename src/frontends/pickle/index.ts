@@ -1,14 +1,14 @@
-export { unpickle, isAllowedGlobal, PickleError, type GlobalHandler, type UnpickleOptions } from "./vm.js";
-export * from "./values.js";
+export { dataGlobals } from "./builtins.js";
+export { opcodeName } from "./opcodes.js";
 export {
   DTypeMarker,
   PickledStorage,
   PickledTensor,
   PyDevice,
+  type StorageSource,
   torchGlobals,
   torchPersistentLoad,
   torchUnpickleOptions,
-  type StorageSource,
 } from "./torch.js";
-export { opcodeName } from "./opcodes.js";
-export { dataGlobals } from "./builtins.js";
+export * from "./values.js";
+export { type GlobalHandler, isAllowedGlobal, PickleError, type UnpickleOptions, unpickle } from "./vm.js";

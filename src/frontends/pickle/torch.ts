@@ -1,9 +1,18 @@
 import { ArchiveError } from "../../errors.js";
 import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
-import { type Tensor, allocData, numel } from "../../ir/tensor.js";
+import { allocData, numel, type Tensor } from "../../ir/tensor.js";
 import { dataGlobals } from "./builtins.js";
+import {
+  asInt,
+  asIntTuple,
+  isExtension,
+  type PyExtension,
+  PyGlobal,
+  PyTuple,
+  type PyValue,
+  pyTypeName,
+} from "./values.js";
 import type { GlobalHandler, UnpickleOptions } from "./vm.js";
-import { PyGlobal, PyTuple, type PyExtension, type PyValue, asInt, asIntTuple, isExtension, pyTypeName } from "./values.js";
 
 /** A dtype named by a storage class (`torch.FloatStorage`) or a dtype object (`torch.float32`). */
 export class DTypeMarker implements PyExtension {
@@ -49,13 +58,30 @@ export class PickledStorage implements PyExtension {
     if (this.cached) return this.cached;
     const dtype = this.requireDtype();
     const need = this.numel * DTYPE_BYTES[dtype];
-    if (need === 0) return (this.cached = new Uint8Array(0));
+    if (need === 0) {
+      this.cached = new Uint8Array(0);
+      return this.cached;
+    }
     const raw = this.source.read(this.key);
     const path = this.source.recordPath(this.key);
-    if (raw === undefined) throw new ArchiveError(this.source.file, `storage record '${path}' is missing`, "archive.missing-record");
-    if (raw.length === 0) throw new ArchiveError(this.source.file, `storage record '${path}' holds no data (the archive was saved without tensor data)`, "archive.no-data");
+    if (raw === undefined)
+      throw new ArchiveError(
+        this.source.file,
+        `storage record '${path}' is missing`,
+        "archive.missing-record",
+      );
+    if (raw.length === 0)
+      throw new ArchiveError(
+        this.source.file,
+        `storage record '${path}' holds no data (the archive was saved without tensor data)`,
+        "archive.no-data",
+      );
     if (raw.length < need) {
-      throw new ArchiveError(this.source.file, `storage record '${path}' has ${raw.length} bytes, ${need} expected for ${this.numel} × ${dtype}`, "archive.truncated");
+      throw new ArchiveError(
+        this.source.file,
+        `storage record '${path}' has ${raw.length} bytes, ${need} expected for ${this.numel} × ${dtype}`,
+        "archive.truncated",
+      );
     }
     let b = raw.subarray(0, need);
     if (this.source.bigEndian && DTYPE_BYTES[dtype] > 1) b = swapBytes(b, DTYPE_BYTES[dtype]);
@@ -65,7 +91,11 @@ export class PickledStorage implements PyExtension {
 
   requireDtype(): DType {
     if (!this.dtype) {
-      throw new ArchiveError(this.source.file, `storage '${this.key}' holds ${this.dtypeName} elements, which torchc does not support`, "archive.unsupported-dtype");
+      throw new ArchiveError(
+        this.source.file,
+        `storage '${this.key}' holds ${this.dtypeName} elements, which torchc does not support`,
+        "archive.unsupported-dtype",
+      );
     }
     return this.dtype;
   }
@@ -112,7 +142,14 @@ export class PickledTensor implements PyExtension {
   }
 }
 
-function copyStrided(src: Uint8Array, dst: Uint8Array, es: number, offset: number, shape: readonly number[], stride: readonly number[]): void {
+function copyStrided(
+  src: Uint8Array,
+  dst: Uint8Array,
+  es: number,
+  offset: number,
+  shape: readonly number[],
+  stride: readonly number[],
+): void {
   const rank = shape.length;
   const contiguous = (() => {
     let s = 1;
@@ -198,11 +235,19 @@ function tensorOf(v: PyValue, what: string): PickledTensor {
 
 function rebuildTensor(args: readonly PyValue[]): PickledTensor {
   const [storage, offset, size, stride, requiresGrad] = args;
-  if (!isExtension(storage, "storage")) throw new TypeError(`_rebuild_tensor: expected a storage, found ${pyTypeName(storage)}`);
+  if (!isExtension(storage, "storage"))
+    throw new TypeError(`_rebuild_tensor: expected a storage, found ${pyTypeName(storage)}`);
   const shape = asIntTuple(size, "tensor size");
   const strides = asIntTuple(stride, "tensor stride");
-  if (shape.length !== strides.length) throw new TypeError(`tensor size [${shape}] and stride [${strides}] differ in rank`);
-  return new PickledTensor(storage as PickledStorage, asInt(offset, "storage offset"), shape, strides, requiresGrad === true);
+  if (shape.length !== strides.length)
+    throw new TypeError(`tensor size [${shape}] and stride [${strides}] differ in rank`);
+  return new PickledTensor(
+    storage as PickledStorage,
+    asInt(offset, "storage offset"),
+    shape,
+    strides,
+    requiresGrad === true,
+  );
 }
 
 /**
@@ -211,20 +256,31 @@ function rebuildTensor(args: readonly PyValue[]): PickledTensor {
  */
 export function torchGlobals(): Map<string, GlobalHandler> {
   const g = dataGlobals();
-  for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) g.set(`torch.${name}`, { value: new DTypeMarker(name, dtype) });
-  for (const [name, dtype] of Object.entries(DTYPE_OBJECTS)) g.set(`torch.${name}`, { value: new DTypeMarker(name, dtype) });
+  for (const [name, dtype] of Object.entries(STORAGE_DTYPES))
+    g.set(`torch.${name}`, { value: new DTypeMarker(name, dtype) });
+  for (const [name, dtype] of Object.entries(DTYPE_OBJECTS))
+    g.set(`torch.${name}`, { value: new DTypeMarker(name, dtype) });
   g.set("torch._utils._rebuild_tensor_v2", { call: rebuildTensor });
   g.set("torch._utils._rebuild_tensor", { call: rebuildTensor });
   g.set("torch._utils._rebuild_parameter", { call: (a) => tensorOf(a[0], "_rebuild_parameter") });
-  g.set("torch._utils._rebuild_parameter_with_state", { call: (a) => tensorOf(a[0], "_rebuild_parameter_with_state") });
+  g.set("torch._utils._rebuild_parameter_with_state", {
+    call: (a) => tensorOf(a[0], "_rebuild_parameter_with_state"),
+  });
   g.set("torch._tensor._rebuild_from_type_v2", {
     call: (a) => {
       const [fn, type, args] = a;
-      if (!(fn instanceof PyGlobal) || !(args instanceof PyTuple)) throw new TypeError("_rebuild_from_type_v2: malformed arguments");
+      if (!(fn instanceof PyGlobal) || !(args instanceof PyTuple))
+        throw new TypeError("_rebuild_from_type_v2: malformed arguments");
       const inner = g.get(fn.qualifiedName);
-      if (!inner?.call || !fn.module.startsWith("torch._utils")) throw new TypeError(`_rebuild_from_type_v2 may not call '${fn.qualifiedName}'`);
-      if (!(type instanceof PyGlobal) || !["torch.Tensor", "torch.nn.parameter.Parameter"].includes(type.qualifiedName)) {
-        throw new TypeError(`tensor subclass '${type instanceof PyGlobal ? type.qualifiedName : pyTypeName(type)}' is not supported`);
+      if (!inner?.call || !fn.module.startsWith("torch._utils"))
+        throw new TypeError(`_rebuild_from_type_v2 may not call '${fn.qualifiedName}'`);
+      if (
+        !(type instanceof PyGlobal) ||
+        !["torch.Tensor", "torch.nn.parameter.Parameter"].includes(type.qualifiedName)
+      ) {
+        throw new TypeError(
+          `tensor subclass '${type instanceof PyGlobal ? type.qualifiedName : pyTypeName(type)}' is not supported`,
+        );
       }
       return inner.call(args.items);
     },
@@ -233,7 +289,8 @@ export function torchGlobals(): Map<string, GlobalHandler> {
   g.set("torch.nn.parameter.Parameter", {});
   g.set("torch.Size", { call: (a) => new PyTuple(asIntTuple(a[0] ?? new PyTuple([]), "torch.Size")) });
   g.set("torch.device", {
-    call: (a) => new PyDevice(a.length > 1 && a[1] !== null ? `${String(a[0])}:${String(a[1])}` : String(a[0])),
+    call: (a) =>
+      new PyDevice(a.length > 1 && a[1] !== null ? `${String(a[0])}:${String(a[1])}` : String(a[0])),
   });
   for (const name of ["build_intlist", "build_tensorlist", "build_doublelist", "build_boollist"]) {
     g.set(`torch.jit._pickle.${name}`, { call: (a) => a[0] ?? [] });
@@ -247,7 +304,9 @@ export function torchPersistentLoad(source: StorageSource): (pid: PyValue) => Py
   const storages = new Map<string, PickledStorage>();
   return (pid) => {
     if (!(pid instanceof PyTuple) || pid.items[0] !== "storage" || pid.items.length < 5) {
-      throw new TypeError(`unknown persistent id ${pid instanceof PyTuple ? `('${String(pid.items[0])}', …)` : pyTypeName(pid)}`);
+      throw new TypeError(
+        `unknown persistent id ${pid instanceof PyTuple ? `('${String(pid.items[0])}', …)` : pyTypeName(pid)}`,
+      );
     }
     const [, type, key, location, n] = pid.items;
     if (!isExtension(type, "dtype")) throw new TypeError(`storage type is a ${pyTypeName(type)}`);
@@ -255,13 +314,24 @@ export function torchPersistentLoad(source: StorageSource): (pid: PyValue) => Py
     const k = typeof key === "string" ? key : String(key);
     const existing = storages.get(k);
     if (existing) return existing;
-    const s = new PickledStorage(marker.torchName, marker.dtype, k, String(location), asInt(n, "storage numel"), source);
+    const s = new PickledStorage(
+      marker.torchName,
+      marker.dtype,
+      k,
+      String(location),
+      asInt(n, "storage numel"),
+      source,
+    );
     storages.set(k, s);
     return s;
   };
 }
 
 /** Options for unpickling a PyTorch archive record whose storages come from `source`. */
-export function torchUnpickleOptions(file: string, source: StorageSource, dataClassModules: readonly string[] = ["__torch__"]): UnpickleOptions {
+export function torchUnpickleOptions(
+  file: string,
+  source: StorageSource,
+  dataClassModules: readonly string[] = ["__torch__"],
+): UnpickleOptions {
   return { file, globals: torchGlobals(), dataClassModules, persistentLoad: torchPersistentLoad(source) };
 }

@@ -36,7 +36,10 @@ export class PyTuple {
 }
 
 export class PySet {
-  constructor(readonly items: PyValue[] = [], readonly frozen = false) {}
+  constructor(
+    readonly items: PyValue[] = [],
+    readonly frozen = false,
+  ) {}
 }
 
 /** A dict; primitive keys compare by value, float keys by their number. */
@@ -139,7 +142,8 @@ export function pyTypeName(v: PyValue | undefined): string {
 /** A Python int as a JS number (throws on bigints beyond 2^53). */
 export function asInt(v: PyValue | undefined, what: string): number {
   if (typeof v === "number" && Number.isInteger(v)) return v;
-  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER))
+    return Number(v);
   if (typeof v === "boolean") return v ? 1 : 0;
   throw new TypeError(`${what}: expected an int, found ${pyTypeName(v)}`);
 }

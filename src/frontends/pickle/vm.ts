@@ -1,6 +1,7 @@
 import { ArchiveError } from "../../errors.js";
 import { OP, opcodeName } from "./opcodes.js";
 import {
+  isExtension,
   PyDict,
   PyFloat,
   PyGlobal,
@@ -8,7 +9,6 @@ import {
   PySet,
   PyTuple,
   type PyValue,
-  isExtension,
   pyTypeName,
 } from "./values.js";
 
@@ -33,7 +33,6 @@ export interface UnpickleOptions {
   /** Resolves persistent ids (PERSID/BINPERSID); without it such a pickle is refused. */
   persistentLoad?(pid: PyValue): PyValue;
 }
-
 
 /** Raised for anything the machine will not do; always names the file. */
 export class PickleError extends ArchiveError {
@@ -100,7 +99,10 @@ class Machine {
 
   private need(n: number): void {
     if (this.pos + n > this.bytes.length) {
-      this.fail(`the pickle is truncated: ${n} more bytes needed at byte ${this.pos} of ${this.bytes.length}`, "archive.truncated");
+      this.fail(
+        `the pickle is truncated: ${n} more bytes needed at byte ${this.pos} of ${this.bytes.length}`,
+        "archive.truncated",
+      );
     }
   }
   private u8(): number {
@@ -140,7 +142,11 @@ class Machine {
   }
   private line(): string {
     const end = this.bytes.indexOf(0x0a, this.pos);
-    if (end < 0) this.fail(`the pickle is truncated: a text argument at byte ${this.pos} has no end of line`, "archive.truncated");
+    if (end < 0)
+      this.fail(
+        `the pickle is truncated: a text argument at byte ${this.pos} has no end of line`,
+        "archive.truncated",
+      );
     const s = this.latin1.decode(this.bytes.subarray(this.pos, end));
     this.pos = end + 1;
     return s;
@@ -202,109 +208,148 @@ class Machine {
 
       // constants and numbers
       case OP.NONE:
-        return this.push(null);
+        this.push(null);
+        return;
       case OP.NEWTRUE:
-        return this.push(true);
+        this.push(true);
+        return;
       case OP.NEWFALSE:
-        return this.push(false);
+        this.push(false);
+        return;
       case OP.BININT:
-        return this.push(this.i32());
+        this.push(this.i32());
+        return;
       case OP.BININT1:
-        return this.push(this.u8());
+        this.push(this.u8());
+        return;
       case OP.BININT2:
-        return this.push(this.u16());
+        this.push(this.u16());
+        return;
       case OP.LONG1:
-        return this.push(decodeLong(this.take(this.u8())));
+        this.push(decodeLong(this.take(this.u8())));
+        return;
       case OP.LONG4: {
         const n = this.i32();
         if (n < 0) this.fail("LONG4 with a negative length");
-        return this.push(decodeLong(this.take(n)));
+        this.push(decodeLong(this.take(n)));
+        return;
       }
       case OP.INT: {
         const s = this.line();
-        if (s === "01") return this.push(true);
-        if (s === "00") return this.push(false);
-        return this.push(parseIntText(s, () => this.fail(`bad INT literal '${s}'`)));
+        this.push(
+          s === "01" ? true : s === "00" ? false : parseIntText(s, () => this.fail(`bad INT literal '${s}'`)),
+        );
+        return;
       }
       case OP.LONG: {
         const s = this.line().replace(/L$/, "");
-        return this.push(parseIntText(s, () => this.fail(`bad LONG literal '${s}'`)));
+        this.push(parseIntText(s, () => this.fail(`bad LONG literal '${s}'`)));
+        return;
       }
       case OP.FLOAT: {
         const s = this.line().trim();
-        const special: Record<string, number> = { inf: Infinity, "-inf": -Infinity, nan: Number.NaN, "-nan": Number.NaN };
+        const special: Record<string, number> = {
+          inf: Infinity,
+          "-inf": -Infinity,
+          nan: Number.NaN,
+          "-nan": Number.NaN,
+        };
         const v = s.toLowerCase() in special ? special[s.toLowerCase()] : Number(s);
         if (Number.isNaN(v) && !/nan/i.test(s)) this.fail(`bad FLOAT literal '${s}'`);
-        return this.push(new PyFloat(v));
+        this.push(new PyFloat(v));
+        return;
       }
       case OP.BINFLOAT: {
         this.need(8);
         const v = this.view.getFloat64(this.pos, false);
         this.pos += 8;
-        return this.push(new PyFloat(v));
+        this.push(new PyFloat(v));
+        return;
       }
 
       // strings and bytes
       case OP.BINUNICODE:
-        return this.push(this.utf8(this.u32()));
+        this.push(this.utf8(this.u32()));
+        return;
       case OP.SHORT_BINUNICODE:
-        return this.push(this.utf8(this.u8()));
+        this.push(this.utf8(this.u8()));
+        return;
       case OP.BINUNICODE8:
-        return this.push(this.utf8(this.u64()));
+        this.push(this.utf8(this.u64()));
+        return;
       case OP.UNICODE:
-        return this.push(decodeRawUnicodeEscape(this.line()));
+        this.push(decodeRawUnicodeEscape(this.line()));
+        return;
       case OP.STRING:
-        return this.push(decodeStringRepr(this.line(), () => this.fail("bad STRING literal")));
+        this.push(decodeStringRepr(this.line(), () => this.fail("bad STRING literal")));
+        return;
       case OP.BINSTRING:
-        return this.push(this.latin1.decode(this.take(this.i32())));
+        this.push(this.latin1.decode(this.take(this.i32())));
+        return;
       case OP.SHORT_BINSTRING:
-        return this.push(this.latin1.decode(this.take(this.u8())));
+        this.push(this.latin1.decode(this.take(this.u8())));
+        return;
       case OP.BINBYTES:
-        return this.push(this.take(this.u32()).slice());
+        this.push(this.take(this.u32()).slice());
+        return;
       case OP.SHORT_BINBYTES:
-        return this.push(this.take(this.u8()).slice());
+        this.push(this.take(this.u8()).slice());
+        return;
       case OP.BINBYTES8:
       case OP.BYTEARRAY8:
-        return this.push(this.take(this.u64()).slice());
+        this.push(this.take(this.u64()).slice());
+        return;
       case OP.NEXT_BUFFER:
-        return this.fail("out-of-band buffers (NEXT_BUFFER) are not supported");
+        this.fail("out-of-band buffers (NEXT_BUFFER) are not supported");
+        return;
       case OP.READONLY_BUFFER:
         return;
 
       // containers
       case OP.EMPTY_LIST:
-        return this.push([]);
+        this.push([]);
+        return;
       case OP.EMPTY_TUPLE:
-        return this.push(new PyTuple([]));
+        this.push(new PyTuple([]));
+        return;
       case OP.EMPTY_DICT:
-        return this.push(new PyDict());
+        this.push(new PyDict());
+        return;
       case OP.EMPTY_SET:
-        return this.push(new PySet());
+        this.push(new PySet());
+        return;
       case OP.LIST:
-        return this.push(this.popMark());
+        this.push(this.popMark());
+        return;
       case OP.TUPLE:
-        return this.push(new PyTuple(this.popMark()));
+        this.push(new PyTuple(this.popMark()));
+        return;
       case OP.TUPLE1:
-        return this.push(new PyTuple([this.pop()]));
+        this.push(new PyTuple([this.pop()]));
+        return;
       case OP.TUPLE2: {
         const b = this.pop();
         const a = this.pop();
-        return this.push(new PyTuple([a, b]));
+        this.push(new PyTuple([a, b]));
+        return;
       }
       case OP.TUPLE3: {
         const c = this.pop();
         const b = this.pop();
         const a = this.pop();
-        return this.push(new PyTuple([a, b, c]));
+        this.push(new PyTuple([a, b, c]));
+        return;
       }
       case OP.DICT: {
         const items = this.popMark();
         const d = new PyDict();
         for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
-        return this.push(d);
+        this.push(d);
+        return;
       }
       case OP.FROZENSET:
-        return this.push(new PySet(this.popMark(), true));
+        this.push(new PySet(this.popMark(), true));
+        return;
       case OP.APPEND: {
         const v = this.pop();
         this.appendTo(this.top(), [v]);
@@ -348,58 +393,71 @@ class Machine {
         this.memo.set(this.memo.size, this.top());
         return;
       case OP.GET:
-        return this.push(this.memoGet(parseIntText(this.line(), () => this.fail("bad GET index")) as number));
+        this.push(this.memoGet(parseIntText(this.line(), () => this.fail("bad GET index")) as number));
+        return;
       case OP.BINGET:
-        return this.push(this.memoGet(this.u8()));
+        this.push(this.memoGet(this.u8()));
+        return;
       case OP.LONG_BINGET:
-        return this.push(this.memoGet(this.u32()));
+        this.push(this.memoGet(this.u32()));
+        return;
 
       // globals and objects
       case OP.GLOBAL: {
         const module = this.line();
         const name = this.line();
-        return this.push(this.resolveGlobal(module, name));
+        this.push(this.resolveGlobal(module, name));
+        return;
       }
       case OP.STACK_GLOBAL: {
         const name = this.pop();
         const module = this.pop();
-        if (typeof module !== "string" || typeof name !== "string") this.fail("STACK_GLOBAL needs two strings");
-        return this.push(this.resolveGlobal(module, name));
+        if (typeof module !== "string" || typeof name !== "string")
+          this.fail("STACK_GLOBAL needs two strings");
+        this.push(this.resolveGlobal(module, name));
+        return;
       }
       case OP.EXT1:
       case OP.EXT2:
       case OP.EXT4:
-        return this.fail("extension-registry globals (EXT1/EXT2/EXT4) are not allowed", "pickle.forbidden-global");
+        this.fail("extension-registry globals (EXT1/EXT2/EXT4) are not allowed", "pickle.forbidden-global");
+        return;
       case OP.REDUCE: {
         const args = this.pop();
         const fn = this.pop();
         if (!(args instanceof PyTuple)) this.fail(`REDUCE arguments are a ${pyTypeName(args)}, not a tuple`);
-        return this.push(this.call(fn, args.items));
+        this.push(this.call(fn, args.items));
+        return;
       }
       case OP.NEWOBJ: {
         const args = this.pop();
         const cls = this.pop();
         if (!(args instanceof PyTuple)) this.fail(`NEWOBJ arguments are a ${pyTypeName(args)}, not a tuple`);
-        return this.push(this.call(cls, args.items));
+        this.push(this.call(cls, args.items));
+        return;
       }
       case OP.NEWOBJ_EX: {
         const kwargs = this.pop();
         const args = this.pop();
         const cls = this.pop();
         if (!(args instanceof PyTuple)) this.fail("NEWOBJ_EX arguments are not a tuple");
-        if (kwargs instanceof PyDict && kwargs.size > 0) this.fail("NEWOBJ_EX with keyword arguments is not supported");
-        return this.push(this.call(cls, args.items));
+        if (kwargs instanceof PyDict && kwargs.size > 0)
+          this.fail("NEWOBJ_EX with keyword arguments is not supported");
+        this.push(this.call(cls, args.items));
+        return;
       }
       case OP.OBJ: {
         const items = this.popMark();
         const cls = items.shift();
-        return this.push(this.call(cls ?? null, items));
+        this.push(this.call(cls ?? null, items));
+        return;
       }
       case OP.INST: {
         const module = this.line();
         const name = this.line();
         const cls = this.resolveGlobal(module, name);
-        return this.push(this.call(cls, this.popMark()));
+        this.push(this.call(cls, this.popMark()));
+        return;
       }
       case OP.BUILD: {
         const state = this.pop();
@@ -407,9 +465,11 @@ class Machine {
         return;
       }
       case OP.PERSID:
-        return this.push(this.persistent(this.line()));
+        this.push(this.persistent(this.line()));
+        return;
       case OP.BINPERSID:
-        return this.push(this.persistent(this.pop()));
+        this.push(this.persistent(this.pop()));
+        return;
       default:
         this.fail(`unknown opcode ${opcodeName(op)}`);
     }
@@ -443,7 +503,8 @@ class Machine {
     if (!(fn instanceof PyGlobal)) this.fail(`cannot call a ${pyTypeName(fn)}`);
     const handler = this.options.globals.get(fn.qualifiedName);
     if (handler?.call) return handler.call(args);
-    if (!handler && isAllowedGlobal(this.options, fn.module, fn.name)) return new PyObject(fn.module, fn.name, args);
+    if (!handler && isAllowedGlobal(this.options, fn.module, fn.name))
+      return new PyObject(fn.module, fn.name, args);
     this.fail(`global '${fn.qualifiedName}' is data, not something a pickle may call`);
   }
 
@@ -464,7 +525,8 @@ class Machine {
   }
 
   private persistent(pid: PyValue): PyValue {
-    if (!this.options.persistentLoad) this.fail("the pickle refers to external data (a persistent id) that this reader does not provide");
+    if (!this.options.persistentLoad)
+      this.fail("the pickle refers to external data (a persistent id) that this reader does not provide");
     return this.options.persistentLoad(pid);
   }
 }
@@ -486,7 +548,9 @@ function parseIntText(s: string, bad: () => never): number | bigint {
 }
 
 function decodeRawUnicodeEscape(s: string): string {
-  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a, b) => String.fromCodePoint(Number.parseInt(a ?? b, 16)));
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a, b) =>
+    String.fromCodePoint(Number.parseInt(a ?? b, 16)),
+  );
 }
 
 /** Python 2 `repr(str)`: 'abc' or "abc" with backslash escapes. */
@@ -497,6 +561,21 @@ function decodeStringRepr(s: string, bad: () => never): string {
   return body.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
     if (e[0] === "x") return String.fromCharCode(Number.parseInt(e.slice(1), 16));
     if (/^[0-7]/.test(e)) return String.fromCharCode(Number.parseInt(e, 8));
-    return ({ n: "\n", r: "\r", t: "\t", "\\": "\\", "'": "'", '"': '"', a: "\x07", b: "\b", f: "\f", v: "\v" } as Record<string, string>)[e] ?? `\\${e}`;
+    return (
+      (
+        {
+          n: "\n",
+          r: "\r",
+          t: "\t",
+          "\\": "\\",
+          "'": "'",
+          '"': '"',
+          a: "\x07",
+          b: "\b",
+          f: "\f",
+          v: "\v",
+        } as Record<string, string>
+      )[e] ?? `\\${e}`
+    );
   });
 }

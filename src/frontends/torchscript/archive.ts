@@ -29,7 +29,11 @@ export class TorchScriptArchive {
     }
     this.root = root;
     if (![...zip.entries.keys()].some((p) => p.startsWith(`${root}code/`))) {
-      throw new ArchiveError(this.file, `has ${root}data.pkl but no code/ folder; it is not a TorchScript module (a torch.save checkpoint?)`, "archive.not-torchscript");
+      throw new ArchiveError(
+        this.file,
+        `has ${root}data.pkl but no code/ folder; it is not a TorchScript module (a torch.save checkpoint?)`,
+        "archive.not-torchscript",
+      );
     }
     const order = this.text("byteorder")?.trim();
     if (order !== undefined && order !== "little" && order !== "big") {

@@ -7,19 +7,68 @@ export interface Pos {
 
 export type Expr =
   | { readonly kind: "name"; readonly id: string; readonly pos: Pos }
-  | { readonly kind: "const"; readonly value: number | string | boolean | null; readonly isFloat?: boolean; readonly pos: Pos }
+  | {
+      readonly kind: "const";
+      readonly value: number | string | boolean | null;
+      readonly isFloat?: boolean;
+      readonly pos: Pos;
+    }
   | { readonly kind: "attr"; readonly value: Expr; readonly attr: string; readonly pos: Pos }
-  | { readonly kind: "call"; readonly func: Expr; readonly args: readonly Expr[]; readonly kwargs: readonly Keyword[]; readonly pos: Pos }
+  | {
+      readonly kind: "call";
+      readonly func: Expr;
+      readonly args: readonly Expr[];
+      readonly kwargs: readonly Keyword[];
+      readonly pos: Pos;
+    }
   | { readonly kind: "subscript"; readonly value: Expr; readonly index: readonly Expr[]; readonly pos: Pos }
-  | { readonly kind: "slice"; readonly lower?: Expr; readonly upper?: Expr; readonly step?: Expr; readonly pos: Pos }
+  | {
+      readonly kind: "slice";
+      readonly lower?: Expr;
+      readonly upper?: Expr;
+      readonly step?: Expr;
+      readonly pos: Pos;
+    }
   | { readonly kind: "list"; readonly items: readonly Expr[]; readonly pos: Pos }
   | { readonly kind: "tuple"; readonly items: readonly Expr[]; readonly pos: Pos }
-  | { readonly kind: "dict"; readonly keys: readonly Expr[]; readonly values: readonly Expr[]; readonly pos: Pos }
-  | { readonly kind: "unary"; readonly op: "-" | "+" | "~" | "not"; readonly operand: Expr; readonly pos: Pos }
-  | { readonly kind: "binary"; readonly op: string; readonly left: Expr; readonly right: Expr; readonly pos: Pos }
-  | { readonly kind: "compare"; readonly ops: readonly string[]; readonly operands: readonly Expr[]; readonly pos: Pos }
-  | { readonly kind: "boolop"; readonly op: "and" | "or"; readonly operands: readonly Expr[]; readonly pos: Pos }
-  | { readonly kind: "ifexp"; readonly test: Expr; readonly body: Expr; readonly orelse: Expr; readonly pos: Pos }
+  | {
+      readonly kind: "dict";
+      readonly keys: readonly Expr[];
+      readonly values: readonly Expr[];
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "unary";
+      readonly op: "-" | "+" | "~" | "not";
+      readonly operand: Expr;
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "binary";
+      readonly op: string;
+      readonly left: Expr;
+      readonly right: Expr;
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "compare";
+      readonly ops: readonly string[];
+      readonly operands: readonly Expr[];
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "boolop";
+      readonly op: "and" | "or";
+      readonly operands: readonly Expr[];
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "ifexp";
+      readonly test: Expr;
+      readonly body: Expr;
+      readonly orelse: Expr;
+      readonly pos: Pos;
+    }
   | { readonly kind: "ellipsis"; readonly pos: Pos };
 
 export interface Keyword {
@@ -30,11 +79,35 @@ export interface Keyword {
 export type Stmt =
   | { readonly kind: "expr"; readonly value: Expr; readonly pos: Pos }
   | { readonly kind: "assign"; readonly targets: readonly Expr[]; readonly value: Expr; readonly pos: Pos }
-  | { readonly kind: "annassign"; readonly target: Expr; readonly annotation: Expr; readonly value?: Expr; readonly pos: Pos }
-  | { readonly kind: "augassign"; readonly target: Expr; readonly op: string; readonly value: Expr; readonly pos: Pos }
+  | {
+      readonly kind: "annassign";
+      readonly target: Expr;
+      readonly annotation: Expr;
+      readonly value?: Expr;
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "augassign";
+      readonly target: Expr;
+      readonly op: string;
+      readonly value: Expr;
+      readonly pos: Pos;
+    }
   | { readonly kind: "return"; readonly value?: Expr; readonly pos: Pos }
-  | { readonly kind: "if"; readonly test: Expr; readonly body: readonly Stmt[]; readonly orelse: readonly Stmt[]; readonly pos: Pos }
-  | { readonly kind: "for"; readonly target: Expr; readonly iter: Expr; readonly body: readonly Stmt[]; readonly pos: Pos }
+  | {
+      readonly kind: "if";
+      readonly test: Expr;
+      readonly body: readonly Stmt[];
+      readonly orelse: readonly Stmt[];
+      readonly pos: Pos;
+    }
+  | {
+      readonly kind: "for";
+      readonly target: Expr;
+      readonly iter: Expr;
+      readonly body: readonly Stmt[];
+      readonly pos: Pos;
+    }
   | { readonly kind: "while"; readonly test: Expr; readonly body: readonly Stmt[]; readonly pos: Pos }
   | { readonly kind: "pass"; readonly pos: Pos }
   | { readonly kind: "break"; readonly pos: Pos }

@@ -1,11 +1,11 @@
 import { isFloating } from "../../ir/dtype.js";
 import type { Arg, NodeMeta, TensorType } from "../../ir/graph.js";
-import { type Tensor, numel } from "../../ir/tensor.js";
-import { OP_NAMES, type OpDef, getOp, withDefaults } from "../../ops/index.js";
+import { numel, type Tensor } from "../../ir/tensor.js";
+import { getOp, OP_NAMES, type OpDef, withDefaults } from "../../ops/index.js";
 import { bindValues, toArg } from "./convert.js";
 import type { GraphState } from "./scope.js";
 import { StaticError } from "./static-ops.js";
-import { type TensorBox, type Val, describe, tensorVal } from "./values.js";
+import { describe, type TensorBox, tensorVal, type Val } from "./values.js";
 
 /** An operator the catalogue does not have, or arguments no overload accepts. */
 export class OpError extends StaticError {
@@ -39,7 +39,8 @@ function rank(d: OpDef<unknown>): number {
   return i < 0 ? PREFERRED.length : i;
 }
 
-const RANDOM = /^(dropout|feature_dropout|alpha_dropout|bernoulli|rand|randn|randint|randperm|normal|uniform|multinomial|empty|empty_like|poisson)/;
+const RANDOM =
+  /^(dropout|feature_dropout|alpha_dropout|bernoulli|rand|randn|randint|randperm|normal|uniform|multinomial|empty|empty_like|poisson)/;
 
 /** Limit on elements for evaluating an op at compile time (shape arithmetic, small constants). */
 const FOLD_LIMIT = 4096;
@@ -52,22 +53,44 @@ export interface EmitContext {
 }
 
 /** Chooses the overload of `aten.<name>` that fits the arguments, as TorchScript's schema matching would. */
-export function resolveOverload(name: string, positional: readonly Val[], named: ReadonlyMap<string, Val>): { def: OpDef<unknown>; bound: Map<string, Val> } {
+export function resolveOverload(
+  name: string,
+  positional: readonly Val[],
+  named: ReadonlyMap<string, Val>,
+): { def: OpDef<unknown>; bound: Map<string, Val> } {
   const defs = overloadsOf(name);
-  if (defs.length === 0) throw new OpError(`operator 'aten::${name}' is not supported: torchc's op catalogue has no aten.${name} overload`, `aten::${name}`, "op.unsupported");
-  const fits = defs.map((def) => ({ def, fit: bindValues(def, positional, named) })).filter((f) => f.fit !== undefined);
+  if (defs.length === 0)
+    throw new OpError(
+      `operator 'aten::${name}' is not supported: torchc's op catalogue has no aten.${name} overload`,
+      `aten::${name}`,
+      "op.unsupported",
+    );
+  const fits = defs
+    .map((def) => ({ def, fit: bindValues(def, positional, named) }))
+    .filter((f) => f.fit !== undefined);
   if (fits.length === 0) {
-    const given = [...positional.map(describe), ...[...named].map(([k, v]) => `${k}=${describe(v)}`)].join(", ");
-    const schemas = defs.map((d) => `${d.name}(${d.schema.map((s) => `${s.type} ${s.name}`).join(", ")})`).join("; ");
-    throw new OpError(`no overload of aten::${name} accepts (${given}); torchc knows ${schemas}`, `aten::${name}`, "op.args");
+    const given = [...positional.map(describe), ...[...named].map(([k, v]) => `${k}=${describe(v)}`)].join(
+      ", ",
+    );
+    const schemas = defs
+      .map((d) => `${d.name}(${d.schema.map((s) => `${s.type} ${s.name}`).join(", ")})`)
+      .join("; ");
+    throw new OpError(
+      `no overload of aten::${name} accepts (${given}); torchc knows ${schemas}`,
+      `aten::${name}`,
+      "op.args",
+    );
   }
   // PyTorch's Python binding picks X.Tensor over X.Scalar for a number operand; export graphs show the same.
   const hasTensor = (suffix: string) => fits.some((f) => f.def.name.endsWith(`.${suffix}`));
   const usable = fits.filter((f) => {
     const ovl = f.def.name.split(".")[2];
-    return !((ovl === "Scalar" && hasTensor("Tensor")) || (ovl === "Scalar_mode" && hasTensor("Tensor_mode")));
+    return !(
+      (ovl === "Scalar" && hasTensor("Tensor")) ||
+      (ovl === "Scalar_mode" && hasTensor("Tensor_mode"))
+    );
   });
-  usable.sort((a, b) => (a.fit!.cost - b.fit!.cost) || rank(a.def) - rank(b.def));
+  usable.sort((a, b) => a.fit!.cost - b.fit!.cost || rank(a.def) - rank(b.def));
   return { def: usable[0].def, bound: usable[0].fit!.bound };
 }
 
@@ -79,14 +102,22 @@ function category(d: string): number {
  * Emits `aten.<name>` (an in-place `name_` is emitted as its functional op and rebinds its first argument).
  * When every tensor operand is statically known and small, the op is evaluated now instead.
  */
-export function callAten(name: string, positional: readonly Val[], named: ReadonlyMap<string, Val>, cx: EmitContext): Val {
+export function callAten(
+  name: string,
+  positional: readonly Val[],
+  named: ReadonlyMap<string, Val>,
+  cx: EmitContext,
+): Val {
   const inPlace = name.endsWith("_") && !name.startsWith("_") && !name.endsWith("__");
   const base = inPlace ? name.slice(0, -1) : name;
   const { def, bound } = resolveOverload(base, positional, named);
   const g = cx.g;
 
   // Known one-element tensors next to run-time tensors become plain numbers, as export graphs show them.
-  const tensorVals = def.schema.filter((s) => s.type === "Tensor" || s.type === "Tensor?").map((s) => bound.get(s.name)).filter((v) => v?.k === "tensor" || v?.k === "dyn") as { box: TensorBox }[];
+  const tensorVals = def.schema
+    .filter((s) => s.type === "Tensor" || s.type === "Tensor?")
+    .map((s) => bound.get(s.name))
+    .filter((v) => v?.k === "tensor" || v?.k === "dyn") as { box: TensorBox }[];
   const runtime = tensorVals.filter((v) => !v.box.known && v.box.type.shape.length > 0);
   const asNumber = (v: Val): boolean => {
     if (v.k !== "tensor" || !v.box.known || v.box.type.shape.length !== 0) return false;
@@ -94,14 +125,18 @@ export function callAten(name: string, positional: readonly Val[], named: Readon
     return runtime.some((r) => category(r.box.type.dtype) >= c);
   };
 
-  const allKnown = [...bound.values()].every((v) => knownOrNotTensor(v)) && !RANDOM.test(base) && [...bound.values()].some((v) => v.k === "tensor");
+  const allKnown =
+    [...bound.values()].every((v) => knownOrNotTensor(v)) &&
+    !RANDOM.test(base) &&
+    [...bound.values()].some((v) => v.k === "tensor");
   const placeholders = new Map<string, Tensor>();
   const args: Record<string, Arg> = {};
   for (const spec of def.schema) {
     const v = bound.get(spec.name);
     if (v === undefined) continue;
     if (allKnown) args[spec.name] = knownArg(v, spec, g, placeholders);
-    else if ((spec.type === "Tensor" || spec.type === "Tensor?") && asNumber(v)) args[spec.name] = toArg(v, { ...spec, type: "Scalar" }, g);
+    else if ((spec.type === "Tensor" || spec.type === "Tensor?") && asNumber(v))
+      args[spec.name] = toArg(v, { ...spec, type: "Scalar" }, g);
     else args[spec.name] = toArg(v, spec, g);
   }
   const full = withDefaults(def, args);
@@ -117,13 +152,23 @@ export function callAten(name: string, positional: readonly Val[], named: Readon
     const results = def.evaluate(parsed, (n) => placeholders.get(n) ?? failKnown(n));
     boxes = results.map((t) => ({ known: t, type: { dtype: t.dtype, shape: t.shape } }));
   } else {
-    const names = g.addNode(def.name, full, types.map((type, i) => ({ hint: types.length > 1 ? `${cx.hint}_${i}` : cx.hint, type })), cx.meta);
+    const names = g.addNode(
+      def.name,
+      full,
+      types.map((type, i) => ({ hint: types.length > 1 ? `${cx.hint}_${i}` : cx.hint, type })),
+      cx.meta,
+    );
     boxes = names.map((n, i) => ({ name: n, type: types[i] }));
   }
 
   if (inPlace) {
     const self = positional[0] ?? bound.get(def.schema[0].name);
-    if (self?.k !== "tensor") throw new OpError(`in-place aten::${name} on ${self ? describe(self) : "nothing"}`, `aten::${name}`, "op.args");
+    if (self?.k !== "tensor")
+      throw new OpError(
+        `in-place aten::${name} on ${self ? describe(self) : "nothing"}`,
+        `aten::${name}`,
+        "op.args",
+      );
     const out = boxes[0];
     if (out.name === undefined) {
       self.box.known = out.known;
@@ -144,15 +189,24 @@ function knownOrNotTensor(v: Val): boolean {
   return true;
 }
 
-function knownArg(v: Val, spec: { name: string; type: string }, g: GraphState, placeholders: Map<string, Tensor>): Arg {
+function knownArg(
+  v: Val,
+  spec: { name: string; type: string },
+  g: GraphState,
+  placeholders: Map<string, Tensor>,
+): Arg {
   const place = (t: Tensor): string => {
     const n = `#known${placeholders.size}`;
     placeholders.set(n, t);
     return n;
   };
-  if (v.k === "tensor" && (spec.type === "Tensor" || spec.type === "Tensor?")) return { kind: "tensor", name: place(v.box.known as Tensor) };
+  if (v.k === "tensor" && (spec.type === "Tensor" || spec.type === "Tensor?"))
+    return { kind: "tensor", name: place(v.box.known as Tensor) };
   if ((v.k === "list" || v.k === "tuple") && spec.type.startsWith("Tensor")) {
-    return { kind: "tensors", names: v.items.map((x) => (x.k === "tensor" ? place(x.box.known as Tensor) : null)) };
+    return {
+      kind: "tensors",
+      names: v.items.map((x) => (x.k === "tensor" ? place(x.box.known as Tensor) : null)),
+    };
   }
   return toArg(v, spec as never, g);
 }

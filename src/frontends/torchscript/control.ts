@@ -4,7 +4,7 @@ import type { Expr, Pos, Stmt } from "./ast.js";
 import type { Interpreter } from "./interp.js";
 import type { Block } from "./scope.js";
 import { ModelRaise, truthy } from "./static-ops.js";
-import { type ObjectVal, type TensorBox, type Val, describe, int, sameVal } from "./values.js";
+import { describe, int, type ObjectVal, sameVal, type TensorBox, type Val } from "./values.js";
 
 /** Local variables of one function activation, and where its code lives. */
 export interface Frame {
@@ -15,12 +15,21 @@ export interface Frame {
   readonly module: ObjectVal | undefined;
 }
 
-export type Completion = { readonly k: "normal" } | { readonly k: "return"; readonly value: Val } | { readonly k: "break" } | { readonly k: "continue" };
+export type Completion =
+  | { readonly k: "normal" }
+  | { readonly k: "return"; readonly value: Val }
+  | { readonly k: "break" }
+  | { readonly k: "continue" };
 
 const MAX_UNROLL = 100_000;
 
 type BranchRun =
-  | { readonly ok: true; readonly block: Block; readonly vars: Map<string, Val>; readonly rebinds: Map<TensorBox, string> }
+  | {
+      readonly ok: true;
+      readonly block: Block;
+      readonly vars: Map<string, Val>;
+      readonly rebinds: Map<TensorBox, string>;
+    }
   | { readonly ok: false; readonly raise: ModelRaise };
 
 /**
@@ -39,11 +48,18 @@ export class ControlFlow {
   private condition(frame: Frame, pos: Pos, v: Val): boolean | TensorBox {
     if (v.k === "dyn") return v.box;
     if (v.k === "tensor" && !v.box.known) {
-      if (v.box.type.shape.reduce((a, b) => a * b, 1) !== 1) this.it.fail(frame, pos, `a condition must be a single value, got ${describe(v)}`, "torchscript.value");
+      if (v.box.type.shape.reduce((a, b) => a * b, 1) !== 1)
+        this.it.fail(
+          frame,
+          pos,
+          `a condition must be a single value, got ${describe(v)}`,
+          "torchscript.value",
+        );
       return v.box;
     }
     const t = truthy(v);
-    if (t === undefined) this.it.fail(frame, pos, `cannot use ${describe(v)} as a condition`, "torchscript.value");
+    if (t === undefined)
+      this.it.fail(frame, pos, `cannot use ${describe(v)} as a condition`, "torchscript.value");
     return t!;
   }
 
@@ -66,7 +82,11 @@ export class ControlFlow {
     const rebinds = this.g.undoRebinds(block);
     if ("raise" in result) return { ok: false, raise: result.raise as ModelRaise };
     if (result.c.k !== "normal") {
-      this.it.fail(frame, pos, `'${result.c.k}' inside an 'if' whose condition is only known at run time is not supported`);
+      this.it.fail(
+        frame,
+        pos,
+        `'${result.c.k}' inside an 'if' whose condition is only known at run time is not supported`,
+      );
     }
     return { ok: true, block, vars, rebinds };
   }
@@ -75,7 +95,14 @@ export class ControlFlow {
   private adopt(run: Extract<BranchRun, { ok: true }>, frame: Frame): void {
     const built = run.block.builder.build();
     for (const node of built.nodes) {
-      this.g.block.builder.addNode(node.op, node.args, node.outputs.map((o) => ({ name: o, type: built.values[o] })), node.meta, node.name, node.subgraphs);
+      this.g.block.builder.addNode(
+        node.op,
+        node.args,
+        node.outputs.map((o) => ({ name: o, type: built.values[o] })),
+        node.meta,
+        node.name,
+        node.subgraphs,
+      );
     }
     for (const [box, name] of run.rebinds) this.g.rebind(box, name, this.g.typeOf(name));
     frame.vars.clear();
@@ -92,7 +119,13 @@ export class ControlFlow {
       this.adopt((a.ok ? a : b) as Extract<BranchRun, { ok: true }>, frame);
       return { k: "normal" };
     }
-    const pairs: { then: string; else: string; type: TensorType; hint: string; assign: (name: string) => void }[] = [];
+    const pairs: {
+      then: string;
+      else: string;
+      type: TensorType;
+      hint: string;
+      assign: (name: string) => void;
+    }[] = [];
     const merged = new Map<string, Val>();
     for (const key of new Set([...a.vars.keys(), ...b.vars.keys()])) {
       const va = a.vars.get(key);
@@ -109,12 +142,16 @@ export class ControlFlow {
       const ta = this.tensorOf(va);
       const tb = this.tensorOf(vb);
       if (!ta || !tb) {
-        this.it.fail(frame, s.pos, `'${key}' is ${describe(va)} in one branch and ${describe(vb)} in the other of an 'if' decided at run time; torchc needs such values to be tensors`);
+        this.it.fail(
+          frame,
+          s.pos,
+          `'${key}' is ${describe(va)} in one branch and ${describe(vb)} in the other of an 'if' decided at run time; torchc needs such values to be tensors`,
+        );
       }
       this.checkSameType(frame, s.pos, key, ta!.type, tb!.type);
       pairs.push({
-        then: this.g.valueOf(ta!),
-        else: this.g.valueOf(tb!),
+        yes: this.g.valueOf(ta!),
+        no: this.g.valueOf(tb!),
         type: ta!.type,
         hint: key,
         assign: (name) => merged.set(key, retag(va, { name, type: ta!.type })),
@@ -125,13 +162,33 @@ export class ControlFlow {
       const other = b.rebinds.get(box) ?? this.g.valueOf(box);
       const type = this.g.typeOf(then);
       this.checkSameType(frame, s.pos, "an in-place result", type, this.g.typeOf(other));
-      pairs.push({ then, else: other, type, hint: box.name ?? "inplace", assign: (name) => this.g.rebind(box, name, type) });
+      pairs.push({
+        then,
+        else: other,
+        type,
+        hint: box.name ?? "inplace",
+        assign: (name) => this.g.rebind(box, name, type),
+      });
     }
-    const thenGraph = finish(a.block, pairs.map((p) => p.then));
-    const elseGraph = finish(b.block, pairs.map((p) => p.else));
+    const thenGraph = finish(
+      a.block,
+      pairs.map((p) => p.yes),
+    );
+    const elseGraph = finish(
+      b.block,
+      pairs.map((p) => p.no),
+    );
     const args: Record<string, Arg> = { cond: { kind: "tensor", name: condName } };
-    const outs = this.g.addNode("prim.If", args, pairs.map((p) => ({ hint: p.hint, type: p.type })), this.it.meta(frame, s.pos), [thenGraph, elseGraph]);
-    pairs.forEach((p, i) => p.assign(outs[i]));
+    const outs = this.g.addNode(
+      "prim.If",
+      args,
+      pairs.map((p) => ({ hint: p.hint, type: p.type })),
+      this.it.meta(frame, s.pos),
+      [thenGraph, elseGraph],
+    );
+    pairs.forEach((p, i) => {
+      p.assign(outs[i]);
+    });
     frame.vars.clear();
     for (const [k, v] of merged) frame.vars.set(k, v);
     return { k: "normal" };
@@ -148,18 +205,31 @@ export class ControlFlow {
 
   private checkSameType(frame: Frame, pos: Pos, what: string, a: TensorType, b: TensorType): void {
     if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) {
-      this.it.fail(frame, pos, `${what} is ${a.dtype}[${a.shape}] in one branch and ${b.dtype}[${b.shape}] in the other of an 'if' decided at run time; torchc compiles static shapes`);
+      this.it.fail(
+        frame,
+        pos,
+        `${what} is ${a.dtype}[${a.shape}] in one branch and ${b.dtype}[${b.shape}] in the other of an 'if' decided at run time; torchc compiles static shapes`,
+      );
     }
   }
 
   execFor(s: Extract<Stmt, { kind: "for" }>, frame: Frame): Completion {
     const iter = s.iter;
-    if (iter.kind === "call" && iter.func.kind === "name" && iter.func.id === "range" && !frame.vars.has("range")) {
+    if (
+      iter.kind === "call" &&
+      iter.func.kind === "name" &&
+      iter.func.id === "range" &&
+      !frame.vars.has("range")
+    ) {
       const args = iter.args.map((a) => this.it.evalExpr(a, frame));
       const dyn = args.find((a) => a.k === "dyn" || a.k === "tensor");
       if (dyn) {
         if (args.length !== 1) this.it.fail(frame, s.pos, "a run-time range() must have the form range(n)");
-        return this.dynamicLoop(frame, s.pos, s.body, { trips: (dyn as { box: TensorBox }).box, target: s.target, cond: true });
+        return this.dynamicLoop(frame, s.pos, s.body, {
+          trips: (dyn as { box: TensorBox }).box,
+          target: s.target,
+          cond: true,
+        });
       }
       const nums = args.map((a) => {
         if (a.k !== "int") this.it.fail(frame, s.pos, `range() of ${describe(a)}`, "torchscript.value");
@@ -172,13 +242,24 @@ export class ControlFlow {
     }
     const seq = this.it.evalExpr(iter, frame);
     if (seq.k === "list" || seq.k === "tuple") return this.unroll(s, [...seq.items], frame);
-    if (seq.k === "dict") return this.unroll(s, seq.entries.map(([k]) => k), frame);
-    if (seq.k === "str") return this.unroll(s, [...seq.v].map((c) => ({ k: "str", v: c }) as Val), frame);
+    if (seq.k === "dict")
+      return this.unroll(
+        s,
+        seq.entries.map(([k]) => k),
+        frame,
+      );
+    if (seq.k === "str")
+      return this.unroll(
+        s,
+        [...seq.v].map((c) => ({ k: "str", v: c }) as Val),
+        frame,
+      );
     return this.it.fail(frame, s.pos, `cannot iterate over ${describe(seq)}`);
   }
 
   private unroll(s: Extract<Stmt, { kind: "for" }>, items: Val[], frame: Frame): Completion {
-    if (items.length > MAX_UNROLL) this.it.fail(frame, s.pos, `a loop of ${items.length} iterations is too long to unroll`);
+    if (items.length > MAX_UNROLL)
+      this.it.fail(frame, s.pos, `a loop of ${items.length} iterations is too long to unroll`);
     for (const item of items) {
       this.it.assign(s.target, item, frame);
       const c = this.it.execBlock(s.body, frame);
@@ -190,7 +271,8 @@ export class ControlFlow {
 
   execWhile(s: Extract<Stmt, { kind: "while" }>, frame: Frame): Completion {
     for (let i = 0; ; i++) {
-      if (i > MAX_UNROLL) this.it.fail(frame, s.pos, `a while loop ran more than ${MAX_UNROLL} times at compile time`);
+      if (i > MAX_UNROLL)
+        this.it.fail(frame, s.pos, `a while loop ran more than ${MAX_UNROLL} times at compile time`);
       const c = this.condition(frame, s.pos, this.it.evalExpr(s.test, frame, "cond"));
       if (c === false) return { k: "normal" };
       if (c !== true) return this.dynamicLoop(frame, s.pos, s.body, { cond: c, condExpr: s.test });
@@ -201,12 +283,24 @@ export class ControlFlow {
   }
 
   /** Builds a prim.Loop: carried values are the variables the body assigns that exist before the loop. */
-  private dynamicLoop(frame: Frame, pos: Pos, body: readonly Stmt[], spec: { trips?: TensorBox; target?: Expr; cond: TensorBox | true; condExpr?: Expr }): Completion {
+  private dynamicLoop(
+    frame: Frame,
+    pos: Pos,
+    body: readonly Stmt[],
+    spec: { trips?: TensorBox; target?: Expr; cond: TensorBox | true; condExpr?: Expr },
+  ): Completion {
     const assigned = new Set<string>();
     collectAssigned(body, assigned);
     const targetName = spec.target?.kind === "name" ? spec.target.id : undefined;
-    if (spec.target && !targetName) this.it.fail(frame, pos, "a loop decided at run time must have a single loop variable");
-    const carried = [...assigned].filter((n) => n !== targetName && frame.vars.has(n) && this.tensorOf(frame.vars.get(n)!) && isRuntimeCandidate(frame.vars.get(n)!));
+    if (spec.target && !targetName)
+      this.it.fail(frame, pos, "a loop decided at run time must have a single loop variable");
+    const carried = [...assigned].filter(
+      (n) =>
+        n !== targetName &&
+        frame.vars.has(n) &&
+        this.tensorOf(frame.vars.get(n)!) &&
+        isRuntimeCandidate(frame.vars.get(n)!),
+    );
     const inits = carried.map((n) => this.tensorOf(frame.vars.get(n)!)!);
     const initNames = inits.map((b) => this.g.valueOf(b));
     const types = inits.map((b) => b.type);
@@ -224,36 +318,69 @@ export class ControlFlow {
         vars.set(n, retag(frame.vars.get(n)!, { name, type: types[i] }));
         return name;
       });
-      if (targetName) vars.set(targetName, { k: "dyn", type: "int", box: { name: iterName, type: iterType } });
+      if (targetName)
+        vars.set(targetName, { k: "dyn", type: "int", box: { name: iterName, type: iterType } });
       const inner: Frame = { ...frame, vars };
       const c = this.it.execBlock(body, inner);
-      if (c.k !== "normal" && c.k !== "continue") this.it.fail(frame, pos, `'${c.k}' inside a loop decided at run time is not supported`);
+      if (c.k !== "normal" && c.k !== "continue")
+        this.it.fail(frame, pos, `'${c.k}' inside a loop decided at run time is not supported`);
       let condBox: TensorBox;
       if (spec.condExpr) {
         const v = this.condition(inner, pos, this.it.evalExpr(spec.condExpr, inner, "cond"));
-        condBox = typeof v === "boolean" ? { known: scalarTensor("bool", v ? 1 : 0), type: { dtype: "bool", shape: [] } } : v;
+        condBox =
+          typeof v === "boolean"
+            ? { known: scalarTensor("bool", v ? 1 : 0), type: { dtype: "bool", shape: [] } }
+            : v;
       } else condBox = { known: scalarTensor("bool", 1), type: { dtype: "bool", shape: [] } };
       const outs = carried.map((n, i) => {
         const box = this.tensorOf(vars.get(n)!);
-        if (!box) this.it.fail(frame, pos, `loop variable '${n}' becomes ${describe(vars.get(n)!)} inside a loop decided at run time`);
+        if (!box)
+          this.it.fail(
+            frame,
+            pos,
+            `loop variable '${n}' becomes ${describe(vars.get(n)!)} inside a loop decided at run time`,
+          );
         this.checkSameType(frame, pos, `loop variable '${n}'`, types[i], box!.type);
         return this.g.valueOf(box!);
       });
       return { iterName, inputs, outputs: [this.g.valueOf(condBox, "cond"), ...outs] };
     });
-    if (block.rebinds.size > 0) this.it.fail(frame, pos, "in-place updates of outer tensors inside a loop decided at run time are not supported");
+    if (block.rebinds.size > 0)
+      this.it.fail(
+        frame,
+        pos,
+        "in-place updates of outer tensors inside a loop decided at run time are not supported",
+      );
     for (const n of assigned) {
       if (n === targetName || carried.includes(n) || !frame.vars.has(n)) continue;
-      if (!sameVal(frame.vars.get(n)!, vars.get(n)!)) this.it.fail(frame, pos, `'${n}' (${describe(frame.vars.get(n)!)}) changes inside a loop decided at run time; only tensors may`);
+      if (!sameVal(frame.vars.get(n)!, vars.get(n)!))
+        this.it.fail(
+          frame,
+          pos,
+          `'${n}' (${describe(frame.vars.get(n)!)}) changes inside a loop decided at run time; only tensors may`,
+        );
     }
     const bodyGraph = finish(block, result.outputs);
     const args: Record<string, Arg> = {
-      max_trip_count: spec.trips ? { kind: "tensor", name: this.g.valueOf(spec.trips) } : { kind: "int", value: Number.MAX_SAFE_INTEGER },
-      cond: spec.cond === true ? { kind: "bool", value: true } : { kind: "tensor", name: this.g.valueOf(spec.cond) },
+      max_trip_count: spec.trips
+        ? { kind: "tensor", name: this.g.valueOf(spec.trips) }
+        : { kind: "int", value: Number.MAX_SAFE_INTEGER },
+      cond:
+        spec.cond === true
+          ? { kind: "bool", value: true }
+          : { kind: "tensor", name: this.g.valueOf(spec.cond) },
       init: { kind: "tensors", names: initNames },
     };
-    const outs = this.g.addNode("prim.Loop", args, carried.map((n, i) => ({ hint: n, type: types[i] })), this.it.meta(frame, pos), [bodyGraph]);
-    carried.forEach((n, i) => frame.vars.set(n, retag(frame.vars.get(n)!, { name: outs[i], type: types[i] })));
+    const outs = this.g.addNode(
+      "prim.Loop",
+      args,
+      carried.map((n, i) => ({ hint: n, type: types[i] })),
+      this.it.meta(frame, pos),
+      [bodyGraph],
+    );
+    carried.forEach((n, i) => {
+      frame.vars.set(n, retag(frame.vars.get(n)!, { name: outs[i], type: types[i] }));
+    });
     return { k: "normal" };
   }
 }

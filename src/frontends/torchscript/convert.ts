@@ -2,7 +2,7 @@ import type { Arg } from "../../ir/graph.js";
 import { numel, toFloat64Array } from "../../ir/tensor.js";
 import type { ArgSpec, OpDef } from "../../ops/index.js";
 import type { GraphState } from "./scope.js";
-import { MEMORY_FORMATS, SCALAR_TYPES, type Val, isNumber, numberOf } from "./values.js";
+import { isNumber, MEMORY_FORMATS, numberOf, SCALAR_TYPES, type Val } from "./values.js";
 
 /** How well a value fits a schema argument: undefined = not at all; 0 = exactly; higher = with a conversion. */
 export function fitCost(v: Val, spec: ArgSpec): number | undefined {
@@ -17,7 +17,9 @@ export function fitCost(v: Val, spec: ArgSpec): number | undefined {
     case "Tensor[]":
     case "Tensor?[]": {
       if (v.k !== "list" && v.k !== "tuple") return undefined;
-      const ok = v.items.every((x) => x.k === "tensor" || x.k === "dyn" || (base === "Tensor?[]" && x.k === "none"));
+      const ok = v.items.every(
+        (x) => x.k === "tensor" || x.k === "dyn" || (base === "Tensor?[]" && x.k === "none"),
+      );
       return ok ? 0 : undefined;
     }
     case "int":
@@ -33,7 +35,8 @@ export function fitCost(v: Val, spec: ArgSpec): number | undefined {
       return smallKnown(v, false) ? 2 : undefined;
     case "float[]":
       if (v.k === "float" || v.k === "int") return 1;
-      if ((v.k === "list" || v.k === "tuple") && v.items.every((x) => x.k === "float" || x.k === "int")) return 0;
+      if ((v.k === "list" || v.k === "tuple") && v.items.every((x) => x.k === "float" || x.k === "int"))
+        return 0;
       return undefined;
     case "bool":
       if (v.k === "bool") return 0;
@@ -76,7 +79,9 @@ function numberArg(v: Val): Arg {
   const x = knownNumber(v);
   const d = v.k === "tensor" ? v.box.known?.dtype : undefined;
   if (d === "bool") return { kind: "bool", value: x !== 0 };
-  return d && !d.startsWith("float") && d !== "bfloat16" ? { kind: "int", value: x } : { kind: "float", value: x };
+  return d && !d.startsWith("float") && d !== "bfloat16"
+    ? { kind: "int", value: x }
+    : { kind: "float", value: x };
 }
 
 /** Converts a value that fits `spec` into the IR's argument form (tensors become graph values). */
@@ -90,7 +95,10 @@ export function toArg(v: Val, spec: ArgSpec, g: GraphState): Arg {
     case "Tensor[]":
     case "Tensor?[]": {
       const items = (v as { items: readonly Val[] }).items;
-      return { kind: "tensors", names: items.map((x) => (x.k === "tensor" || x.k === "dyn" ? g.valueOf(x.box) : null)) };
+      return {
+        kind: "tensors",
+        names: items.map((x) => (x.k === "tensor" || x.k === "dyn" ? g.valueOf(x.box) : null)),
+      };
     }
     case "int":
       return { kind: "int", value: knownNumber(v) };
@@ -100,12 +108,16 @@ export function toArg(v: Val, spec: ArgSpec, g: GraphState): Arg {
     case "float":
       return { kind: "float", value: knownNumber(v) };
     case "float[]":
-      if (isNumber(v)) return { kind: "floats", value: Array.from({ length: spec.size ?? 1 }, () => numberOf(v)) };
+      if (isNumber(v))
+        return { kind: "floats", value: Array.from({ length: spec.size ?? 1 }, () => numberOf(v)) };
       return { kind: "floats", value: (v as { items: readonly Val[] }).items.map(numberOf) };
     case "bool":
       return { kind: "bool", value: (v as { v: boolean }).v };
     case "bool[]":
-      return { kind: "bools", value: (v as { items: readonly Val[] }).items.map((x) => (x as { v: boolean }).v) };
+      return {
+        kind: "bools",
+        value: (v as { items: readonly Val[] }).items.map((x) => (x as { v: boolean }).v),
+      };
     case "Scalar":
       return numberArg(v);
     case "str":
@@ -123,10 +135,16 @@ export function toArg(v: Val, spec: ArgSpec, g: GraphState): Arg {
 }
 
 /** Binds call values to schema names: positional in schema order, then keywords. Undefined if they do not fit. */
-export function bindValues(def: OpDef<unknown>, positional: readonly Val[], named: ReadonlyMap<string, Val>): { bound: Map<string, Val>; cost: number } | undefined {
+export function bindValues(
+  def: OpDef<unknown>,
+  positional: readonly Val[],
+  named: ReadonlyMap<string, Val>,
+): { bound: Map<string, Val>; cost: number } | undefined {
   if (positional.length > def.schema.length) return undefined;
   const bound = new Map<string, Val>();
-  positional.forEach((v, i) => bound.set(def.schema[i].name, v));
+  positional.forEach((v, i) => {
+    bound.set(def.schema[i].name, v);
+  });
   for (const [k, v] of named) {
     if (bound.has(k) || !def.schema.some((s) => s.name === k)) return undefined;
     bound.set(k, v);

@@ -1,13 +1,13 @@
 import type { Graph, TensorType } from "../../ir/graph.js";
-import { type ZipArchive, readZip } from "../zip.js";
+import { readZip, type ZipArchive } from "../zip.js";
 import { TorchScriptArchive } from "./archive.js";
 import { translate } from "./translate.js";
 
 export { TorchScriptArchive } from "./archive.js";
 export { TorchScriptError } from "./errors.js";
-export { parseSource } from "./parser.js";
 export { tokenize } from "./lexer.js";
-export { translate, tracedInputTypes } from "./translate.js";
+export { parseSource } from "./parser.js";
+export { tracedInputTypes, translate } from "./translate.js";
 
 /** A TorchScript model read into a torchc graph (the shape the .pt2 frontend returns, format "torchscript"). */
 export interface LoadedModel {

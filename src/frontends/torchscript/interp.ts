@@ -1,24 +1,91 @@
 import { TorchcError } from "../../errors.js";
 import type { NodeMeta, WeightKind } from "../../ir/graph.js";
-import { PickledTensor, PyDevice } from "../pickle/torch.js";
-import { PyDict, PyFloat, PyGlobal, PyObject, PyTuple, type PyValue, isExtension, pyTypeName } from "../pickle/values.js";
+import { type PickledTensor, PyDevice } from "../pickle/torch.js";
+import {
+  isExtension,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  PyObject,
+  PyTuple,
+  type PyValue,
+  pyTypeName,
+} from "../pickle/values.js";
 import type { TorchScriptArchive } from "./archive.js";
-import { type EmitContext, OpError, callAten } from "./aten.js";
 import type { Expr, FunctionDef, Pos, Stmt } from "./ast.js";
 import { dottedName } from "./ast.js";
-import { type Frame, ControlFlow, type Completion } from "./control.js";
+import { callAten, type EmitContext, OpError } from "./aten.js";
+import { type Completion, ControlFlow, type Frame } from "./control.js";
+import { DebugInfo } from "./debug-info.js";
 import { TorchScriptError } from "./errors.js";
 import { LOWERINGS, numToTensor, tensorToNumber } from "./lower.js";
 import type { ClassInfo, Program } from "./program.js";
 import { GraphState, sanitize } from "./scope.js";
-import { ModelRaise, StaticError, evalStatic, pyStr, truthy } from "./static-ops.js";
+import { evalStatic, ModelRaise, pyStr, StaticError, truthy } from "./static-ops.js";
 import { hasType, scalarKind, typeText } from "./types.js";
-import { NONE, type ObjectVal, type Val, bool, describe, float, int, isNumber, numberOf, str } from "./values.js";
+import {
+  bool,
+  describe,
+  float,
+  int,
+  isNumber,
+  NONE,
+  numberOf,
+  type ObjectVal,
+  str,
+  type Val,
+} from "./values.js";
 
-const BUILTINS = new Set(["int", "float", "bool", "str", "len", "range", "print", "list", "tuple", "min", "max", "abs", "round", "sum", "hash", "divmod"]);
-const SPECIAL_FORMS = new Set(["annotate", "unchecked_cast", "uninitialized", "isinstance", "getattr", "hasattr", "fork"]);
-const BINARY_OPS: Record<string, string> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "//": "floordiv", "%": "remainder", "**": "pow", "@": "matmul", "&": "__and__", "|": "__or__", "^": "__xor__", "<<": "__lshift__", ">>": "__rshift__" };
-const COMPARE_OPS: Record<string, string> = { "<": "lt", ">": "gt", "==": "eq", "!=": "ne", "<=": "le", ">=": "ge" };
+const BUILTINS = new Set([
+  "int",
+  "float",
+  "bool",
+  "str",
+  "len",
+  "range",
+  "print",
+  "list",
+  "tuple",
+  "min",
+  "max",
+  "abs",
+  "round",
+  "sum",
+  "hash",
+  "divmod",
+]);
+const SPECIAL_FORMS = new Set([
+  "annotate",
+  "unchecked_cast",
+  "uninitialized",
+  "isinstance",
+  "getattr",
+  "hasattr",
+  "fork",
+]);
+const BINARY_OPS: Record<string, string> = {
+  "+": "add",
+  "-": "sub",
+  "*": "mul",
+  "/": "div",
+  "//": "floordiv",
+  "%": "remainder",
+  "**": "pow",
+  "@": "matmul",
+  "&": "__and__",
+  "|": "__or__",
+  "^": "__xor__",
+  "<<": "__lshift__",
+  ">>": "__rshift__",
+};
+const COMPARE_OPS: Record<string, string> = {
+  "<": "lt",
+  ">": "gt",
+  "==": "eq",
+  "!=": "ne",
+  "<=": "le",
+  ">=": "ge",
+};
 const MAX_DEPTH = 200;
 
 /**
@@ -32,18 +99,30 @@ export class Interpreter {
   private readonly weights = new Map<PickledTensor, Val>();
   private constantsTable: Val[] | undefined;
   private depth = 0;
+  private readonly debug: DebugInfo;
 
   constructor(
     readonly archive: TorchScriptArchive,
     readonly program: Program,
   ) {
     this.control = new ControlFlow(this);
+    this.debug = new DebugInfo(archive);
   }
 
   // ---- errors ----
 
-  fail(frame: Frame | undefined, pos: Pos | undefined, detail: string, code = "torchscript.unsupported"): never {
-    throw new TorchScriptError(this.archive.file, frame && pos ? { file: frame.file, ...pos } : undefined, detail, code);
+  fail(
+    frame: Frame | undefined,
+    pos: Pos | undefined,
+    detail: string,
+    code = "torchscript.unsupported",
+  ): never {
+    throw new TorchScriptError(
+      this.archive.file,
+      frame && pos ? { file: frame.file, ...pos } : undefined,
+      detail,
+      code,
+    );
   }
 
   /** Adds the code location to errors raised while evaluating `fn` at `pos`. */
@@ -59,8 +138,13 @@ export class Interpreter {
     }
   }
 
+  /** Node metadata: the user's source (from debug records) or else the code/ location, and the module path. */
   meta(frame: Frame, pos: Pos): NodeMeta {
-    const m: { sourceLocation: string; modulePath?: string } = { sourceLocation: `${frame.file}:${pos.line}:${pos.col} in ${frame.fn}` };
+    const original = this.debug.lookup(frame.file, pos.line, pos.col);
+    const m: { sourceLocation: string; modulePath?: string; stackTrace?: string } = {
+      sourceLocation: original?.location ?? `${frame.file}:${pos.line}:${pos.col} in ${frame.fn}`,
+    };
+    if (original?.stackTrace) m.stackTrace = original.stackTrace;
     if (frame.module?.fqn) m.modulePath = frame.module.fqn;
     return m;
   }
@@ -75,7 +159,14 @@ export class Interpreter {
     this.objects.set(py, obj);
     if (py.state !== undefined && !(py.state instanceof PyDict) && cls.methods.has("__setstate__")) {
       const state = this.toVal(py.state, `${fqn}.__state__`, undefined, "");
-      this.callFunction(cls.methods.get("__setstate__")!, cls.file, { k: "object", obj }, [state], new Map(), obj);
+      this.callFunction(
+        cls.methods.get("__setstate__")!,
+        cls.file,
+        { k: "object", obj },
+        [state],
+        new Map(),
+        obj,
+      );
     }
     return obj;
   }
@@ -87,26 +178,52 @@ export class Interpreter {
     if (typeof py === "bigint") return int(Number(py));
     if (typeof py === "string") return str(py);
     if (py instanceof PyFloat) return float(py.value);
-    if (Array.isArray(py)) return { k: "list", items: py.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)) };
-    if (py instanceof PyTuple) return { k: "tuple", items: py.items.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)) };
-    if (py instanceof PyDict) return { k: "dict", entries: py.entries().map(([k, v]) => [this.toVal(k, fqn, undefined, attr), this.toVal(v, `${fqn}.${String(k)}`, undefined, `${attr}.${String(k)}`)]) };
+    if (Array.isArray(py))
+      return { k: "list", items: py.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)) };
+    if (py instanceof PyTuple)
+      return {
+        k: "tuple",
+        items: py.items.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)),
+      };
+    if (py instanceof PyDict)
+      return {
+        k: "dict",
+        entries: py
+          .entries()
+          .map(([k, v]) => [
+            this.toVal(k, fqn, undefined, attr),
+            this.toVal(v, `${fqn}.${String(k)}`, undefined, `${attr}.${String(k)}`),
+          ]),
+      };
     if (py instanceof PyObject) return { k: "object", obj: this.objectOf(py, fqn) };
     if (py instanceof PyDevice) return { k: "device", v: py.device };
     if (isExtension(py, "tensor")) return this.weight(py as PickledTensor, fqn, owner, attr);
-    if (py instanceof PyGlobal) throw new StaticError(`attribute '${fqn}' holds a reference to ${py.qualifiedName}, which torchc cannot use`);
+    if (py instanceof PyGlobal)
+      throw new StaticError(
+        `attribute '${fqn}' holds a reference to ${py.qualifiedName}, which torchc cannot use`,
+      );
     throw new StaticError(`attribute '${fqn}' holds a ${pyTypeName(py)}, which torchc does not support`);
   }
 
   private weight(t: PickledTensor, fqn: string, owner: ClassInfo | undefined, attr: string): Val {
     const hit = this.weights.get(t);
     if (hit) return hit;
-    const kind: WeightKind = owner?.parameters.has(attr) ? "parameter" : owner?.buffers.has(attr) ? "buffer" : "constant";
+    const kind: WeightKind = owner?.parameters.has(attr)
+      ? "parameter"
+      : owner?.buffers.has(attr)
+        ? "buffer"
+        : "constant";
     const prefix = kind === "parameter" ? "p_" : kind === "buffer" ? "b_" : "c_";
     const tensor = t.toTensor();
-    const name = this.g.addWeight(`${prefix}${sanitize(fqn)}`, { kind, target: fqn, tensor });
+    const name = this.g.addWeight(sanitize(`${prefix}${fqn}`), { kind, target: fqn, tensor });
     const v: Val = { k: "tensor", box: { name, type: { dtype: tensor.dtype, shape: tensor.shape } } };
     this.weights.set(t, v);
     return v;
+  }
+
+  /** Reads constants.pkl (the tensors the code names `CONSTANTS.cN`). */
+  loadConstants(): Val[] {
+    return this.constants();
   }
 
   private constants(): Val[] {
@@ -132,24 +249,43 @@ export class Interpreter {
         if (have) return have;
         const py = obj.py.attr(attr);
         if (py !== undefined) {
-          const val = this.at(frame, pos, () => this.toVal(py, obj.fqn ? `${obj.fqn}.${attr}` : attr, obj.cls, attr));
+          const val = this.at(frame, pos, () =>
+            this.toVal(py, obj.fqn ? `${obj.fqn}.${attr}` : attr, obj.cls, attr),
+          );
           obj.attrs.set(attr, val);
           return val;
         }
         if (obj.cls.methods.has(attr)) return { k: "method", self: obj, name: attr };
         const c = obj.cls.constants.get(attr);
         if (c) return this.evalExpr(c, { ...frame, file: obj.cls.file, vars: new Map() });
-        return this.fail(frame, pos, `object of class ${obj.cls.qualname} has no attribute '${attr}'`, "torchscript.value");
+        return this.fail(
+          frame,
+          pos,
+          `object of class ${obj.cls.qualname} has no attribute '${attr}'`,
+          "torchscript.value",
+        );
       }
       case "ns": {
         if (v.path === "CONSTANTS") {
           const m = /^c(\d+)$/.exec(attr);
           const table = this.constants();
-          if (!m || Number(m[1]) >= table.length) return this.fail(frame, pos, `CONSTANTS.${attr} is not in constants.pkl (it has ${table.length} entries)`, "torchscript.value");
+          if (!m || Number(m[1]) >= table.length)
+            return this.fail(
+              frame,
+              pos,
+              `CONSTANTS.${attr} is not in constants.pkl (it has ${table.length} entries)`,
+              "torchscript.value",
+            );
           return table[Number(m[1])];
         }
         if (v.path === "math") {
-          const consts: Record<string, number> = { pi: Math.PI, e: Math.E, inf: Number.POSITIVE_INFINITY, nan: Number.NaN, tau: 2 * Math.PI };
+          const consts: Record<string, number> = {
+            pi: Math.PI,
+            e: Math.E,
+            inf: Number.POSITIVE_INFINITY,
+            nan: Number.NaN,
+            tau: 2 * Math.PI,
+          };
           if (attr in consts) return float(consts[attr]);
         }
         const path = `${v.path}.${attr}`;
@@ -175,16 +311,29 @@ export class Interpreter {
   }
 
   private setAttr(frame: Frame, target: Val, attr: string, value: Val, pos: Pos): void {
-    if (target.k !== "object") this.fail(frame, pos, `cannot set attribute '${attr}' on ${describe(target)}`, "torchscript.value");
+    if (target.k !== "object")
+      this.fail(frame, pos, `cannot set attribute '${attr}' on ${describe(target)}`, "torchscript.value");
     target.obj.attrs.set(attr, value);
   }
 
   // ---- calls ----
 
-  callFunction(def: FunctionDef, file: string, self: Val | undefined, args: readonly Val[], kwargs: ReadonlyMap<string, Val>, module: ObjectVal | undefined, callPos?: { frame: Frame; pos: Pos }): Val {
+  callFunction(
+    def: FunctionDef,
+    file: string,
+    self: Val | undefined,
+    args: readonly Val[],
+    kwargs: ReadonlyMap<string, Val>,
+    module: ObjectVal | undefined,
+    callPos?: { frame: Frame; pos: Pos },
+  ): Val {
     if (++this.depth > MAX_DEPTH) {
       this.depth = 0;
-      this.fail(callPos?.frame, callPos?.pos, `calls nest deeper than ${MAX_DEPTH} (recursion is not supported)`);
+      this.fail(
+        callPos?.frame,
+        callPos?.pos,
+        `calls nest deeper than ${MAX_DEPTH} (recursion is not supported)`,
+      );
     }
     try {
       const vars = new Map<string, Val>();
@@ -192,16 +341,33 @@ export class Interpreter {
       if (self) vars.set(def.params[0]?.name ?? "self", self);
       const frame: Frame = { vars, file, fn: def.name, module };
       if (args.length > params.length) {
-        this.fail(callPos?.frame, callPos?.pos, `${def.name}() takes ${params.length} arguments but ${args.length} were given`, "torchscript.value");
+        this.fail(
+          callPos?.frame,
+          callPos?.pos,
+          `${def.name}() takes ${params.length} arguments but ${args.length} were given`,
+          "torchscript.value",
+        );
       }
       params.forEach((p, i) => {
         let v = i < args.length ? args[i] : kwargs.get(p.name);
         if (v === undefined && p.default) v = this.evalExpr(p.default, { ...frame, vars: new Map() });
-        if (v === undefined) this.fail(callPos?.frame, callPos?.pos, `${def.name}() is missing argument '${p.name}'`, "torchscript.value");
+        if (v === undefined)
+          this.fail(
+            callPos?.frame,
+            callPos?.pos,
+            `${def.name}() is missing argument '${p.name}'`,
+            "torchscript.value",
+          );
         vars.set(p.name, v!);
       });
       for (const k of kwargs.keys()) {
-        if (!params.some((p) => p.name === k)) this.fail(callPos?.frame, callPos?.pos, `${def.name}() has no parameter '${k}'`, "torchscript.value");
+        if (!params.some((p) => p.name === k))
+          this.fail(
+            callPos?.frame,
+            callPos?.pos,
+            `${def.name}() has no parameter '${k}'`,
+            "torchscript.value",
+          );
       }
       const c = this.execBlock(def.body, frame);
       return c.k === "return" ? c.value : NONE;
@@ -211,7 +377,15 @@ export class Interpreter {
   }
 
   /** An operator call `torch.X(...)` / `ops.ns.X(...)`: compile-time evaluation, a lowering, or an aten node. */
-  callOp(frame: Frame, pos: Pos, ns: string, name: string, args: Val[], kwargs: ReadonlyMap<string, Val>, hint: string): Val {
+  callOp(
+    frame: Frame,
+    pos: Pos,
+    ns: string,
+    name: string,
+    args: Val[],
+    kwargs: ReadonlyMap<string, Val>,
+    hint: string,
+  ): Val {
     return this.at(frame, pos, () => {
       const cx: EmitContext = { g: this.g, meta: this.meta(frame, pos), hint };
       const s = evalStatic(ns, name, args, kwargs);
@@ -225,7 +399,8 @@ export class Interpreter {
   }
 
   private evalCall(e: Extract<Expr, { kind: "call" }>, frame: Frame, hint: string): Val {
-    if (e.func.kind === "name" && SPECIAL_FORMS.has(e.func.id) && !frame.vars.has(e.func.id)) return this.specialForm(e.func.id, e, frame, hint);
+    if (e.func.kind === "name" && SPECIAL_FORMS.has(e.func.id) && !frame.vars.has(e.func.id))
+      return this.specialForm(e.func.id, e, frame, hint);
     const fn = this.evalExpr(e.func, frame);
     const args = e.args.map((a) => this.evalExpr(a, frame));
     const kwargs = new Map(e.kwargs.map((k) => [k.name, this.evalExpr(k.value, frame)] as const));
@@ -238,9 +413,16 @@ export class Interpreter {
           if (parts[1] === "device") return { k: "device", v: args[0]?.k === "str" ? args[0].v : "cpu" };
           return this.callOp(frame, e.pos, "aten", parts[1], args, kwargs, hint);
         }
-        if (parts[0] === "ops" && parts.length === 3) return this.callOp(frame, e.pos, parts[1], parts[2], args, kwargs, hint);
-        if (parts[0] === "math" && parts.length === 2) return this.callOp(frame, e.pos, "aten", parts[1], args, kwargs, hint);
-        return this.fail(frame, e.pos, `'${fn.path}' is not a function torchc knows`, fn.path.startsWith("__torch__") ? "torchscript.missing-code" : "op.unsupported");
+        if (parts[0] === "ops" && parts.length === 3)
+          return this.callOp(frame, e.pos, parts[1], parts[2], args, kwargs, hint);
+        if (parts[0] === "math" && parts.length === 2)
+          return this.callOp(frame, e.pos, "aten", parts[1], args, kwargs, hint);
+        return this.fail(
+          frame,
+          e.pos,
+          `'${fn.path}' is not a function torchc knows`,
+          fn.path.startsWith("__torch__") ? "torchscript.missing-code" : "op.unsupported",
+        );
       }
       case "func": {
         const f = this.program.findFunction(fn.qualname)!;
@@ -248,14 +430,29 @@ export class Interpreter {
       }
       case "method": {
         const def = fn.self.cls.methods.get(fn.name)!;
-        return this.callFunction(def, fn.self.cls.file, { k: "object", obj: fn.self }, args, kwargs, fn.self, { frame, pos: e.pos });
+        return this.callFunction(
+          def,
+          fn.self.cls.file,
+          { k: "object", obj: fn.self },
+          args,
+          kwargs,
+          fn.self,
+          { frame, pos: e.pos },
+        );
       }
       default:
         return this.fail(frame, e.pos, `${describe(fn)} is not callable`, "torchscript.value");
     }
   }
 
-  private callBuiltin(frame: Frame, pos: Pos, name: string, args: Val[], kwargs: ReadonlyMap<string, Val>, hint: string): Val {
+  private callBuiltin(
+    frame: Frame,
+    pos: Pos,
+    name: string,
+    args: Val[],
+    kwargs: ReadonlyMap<string, Val>,
+    hint: string,
+  ): Val {
     const [a] = args;
     switch (name) {
       case "int":
@@ -278,7 +475,8 @@ export class Interpreter {
         return NONE;
       case "range": {
         const nums = args.map((x) => {
-          if (x.k !== "int") throw new StaticError(`range() needs ints known at compile time, got ${describe(x)}`);
+          if (x.k !== "int")
+            throw new StaticError(`range() needs ints known at compile time, got ${describe(x)}`);
           return x.v;
         });
         const [lo, hi, step] = nums.length === 1 ? [0, nums[0], 1] : [nums[0], nums[1], nums[2] ?? 1];
@@ -291,10 +489,21 @@ export class Interpreter {
         return l.k === "list" ? { k: "tuple", items: l.items } : l;
       }
       case "round":
-        if (a && isNumber(a)) return args[1] ? float(Math.round(numberOf(a) * 10 ** numberOf(args[1])) / 10 ** numberOf(args[1])) : int(roundHalfEven(numberOf(a)));
+        if (a && isNumber(a))
+          return args[1]
+            ? float(Math.round(numberOf(a) * 10 ** numberOf(args[1])) / 10 ** numberOf(args[1]))
+            : int(roundHalfEven(numberOf(a)));
         return this.callOp(frame, pos, "aten", "round", args, kwargs, hint);
       default:
-        return this.callOp(frame, pos, name === "len" || name === "list" || name === "sum" ? "aten" : "prim", name, args, kwargs, hint);
+        return this.callOp(
+          frame,
+          pos,
+          name === "len" || name === "list" || name === "sum" ? "aten" : "prim",
+          name,
+          args,
+          kwargs,
+          hint,
+        );
     }
   }
 
@@ -304,7 +513,8 @@ export class Interpreter {
       case "annotate": {
         const v = this.evalExpr(x, frame, hint);
         const kind = scalarKind(t);
-        if (kind && (v.k === "tensor" || v.k === "dyn")) return this.at(frame, e.pos, () => tensorToNumber(v, kind) as Val);
+        if (kind && (v.k === "tensor" || v.k === "dyn"))
+          return this.at(frame, e.pos, () => tensorToNumber(v, kind) as Val);
         if (kind === "float" && v.k === "int") return float(v.v);
         return v;
       }
@@ -315,7 +525,8 @@ export class Interpreter {
       case "isinstance": {
         const v = this.evalExpr(t, frame);
         const r = hasType(v, x);
-        if (r === undefined) this.fail(frame, e.pos, `cannot decide isinstance(${describe(v)}, ${typeText(x)}) at compile time`);
+        if (r === undefined)
+          this.fail(frame, e.pos, `cannot decide isinstance(${describe(v)}, ${typeText(x)}) at compile time`);
         return bool(r!);
       }
       case "getattr":
@@ -324,7 +535,11 @@ export class Interpreter {
         const attr = this.evalExpr(x, frame);
         if (attr.k !== "str") this.fail(frame, e.pos, `${name}() needs a constant attribute name`);
         const a = (attr as { v: string }).v;
-        if (name === "hasattr") return bool(obj.k === "object" && (obj.obj.py.attr(a) !== undefined || obj.obj.attrs.has(a) || obj.obj.cls.methods.has(a)));
+        if (name === "hasattr")
+          return bool(
+            obj.k === "object" &&
+              (obj.obj.py.attr(a) !== undefined || obj.obj.attrs.has(a) || obj.obj.cls.methods.has(a)),
+          );
         return this.getAttr(frame, obj, a, e.pos);
       }
       default:
@@ -349,18 +564,31 @@ export class Interpreter {
         return this.evalCall(e, frame, hint || defaultHint(e));
       case "subscript": {
         const base = this.evalExpr(e.value, frame);
-        if (e.index.length !== 1) return this.fail(frame, e.pos, "multi-dimensional subscripts are not supported");
+        if (e.index.length !== 1)
+          return this.fail(frame, e.pos, "multi-dimensional subscripts are not supported");
         const idx = e.index[0];
         if (idx.kind === "slice") {
-          const args = [base, ...[idx.lower, idx.upper, idx.step].map((x) => (x ? this.evalExpr(x, frame) : NONE))];
+          const args = [
+            base,
+            ...[idx.lower, idx.upper, idx.step].map((x) => (x ? this.evalExpr(x, frame) : NONE)),
+          ];
           if (base.k === "tuple") {
-            const l = this.callOp(frame, e.pos, "aten", "slice", [{ k: "list", items: [...base.items] }, ...args.slice(1)], new Map(), hint);
+            const l = this.callOp(
+              frame,
+              e.pos,
+              "aten",
+              "slice",
+              [{ k: "list", items: [...base.items] }, ...args.slice(1)],
+              new Map(),
+              hint,
+            );
             return l.k === "list" ? { k: "tuple", items: l.items } : l;
           }
           return this.callOp(frame, e.pos, "aten", "slice", args, new Map(), hint);
         }
         const i = this.evalExpr(idx, frame);
-        if ((base.k === "tensor" || base.k === "dyn") && i.k === "int") return this.callOp(frame, e.pos, "aten", "select", [base, int(0), i], new Map(), hint);
+        if ((base.k === "tensor" || base.k === "dyn") && i.k === "int")
+          return this.callOp(frame, e.pos, "aten", "select", [base, int(0), i], new Map(), hint);
         return this.callOp(frame, e.pos, "aten", "__getitem__", [base, i], new Map(), hint);
       }
       case "slice":
@@ -370,7 +598,10 @@ export class Interpreter {
       case "tuple":
         return { k: "tuple", items: e.items.map((x) => this.evalExpr(x, frame)) };
       case "dict":
-        return { k: "dict", entries: e.keys.map((k, i) => [this.evalExpr(k, frame), this.evalExpr(e.values[i], frame)]) };
+        return {
+          k: "dict",
+          entries: e.keys.map((k, i) => [this.evalExpr(k, frame), this.evalExpr(e.values[i], frame)]),
+        };
       case "unary": {
         const v = this.evalExpr(e.operand, frame);
         if (e.op === "+") return v;
@@ -394,8 +625,26 @@ export class Interpreter {
           if (op === "in" || op === "not in") {
             r = this.callOp(frame, e.pos, "aten", "__contains__", [right, left], new Map(), hint);
             if (op === "not in") r = this.callOp(frame, e.pos, "aten", "__not__", [r], new Map(), hint);
-          } else if (op === "is" || op === "is not") r = this.callOp(frame, e.pos, "aten", op === "is" ? "__is__" : "__isnot__", [left, right], new Map(), hint);
-          else r = this.callOp(frame, e.pos, "aten", COMPARE_OPS[op], [left, right], new Map(), hint || COMPARE_OPS[op]);
+          } else if (op === "is" || op === "is not")
+            r = this.callOp(
+              frame,
+              e.pos,
+              "aten",
+              op === "is" ? "__is__" : "__isnot__",
+              [left, right],
+              new Map(),
+              hint,
+            );
+          else
+            r = this.callOp(
+              frame,
+              e.pos,
+              "aten",
+              COMPARE_OPS[op],
+              [left, right],
+              new Map(),
+              hint || COMPARE_OPS[op],
+            );
           if (result !== undefined) {
             const both = this.staticTruth(frame, e.pos, result) && this.staticTruth(frame, e.pos, r);
             result = bool(both);
@@ -425,14 +674,20 @@ export class Interpreter {
   /** Truth of a value known at compile time; data-dependent values are refused here (only `if`/`while` take them). */
   staticTruth(frame: Frame, pos: Pos, v: Val): boolean {
     const t = truthy(v);
-    if (t === undefined) this.fail(frame, pos, `the truth of ${describe(v)} is only known at run time; torchc supports data-dependent conditions in 'if' and 'while' statements only`);
+    if (t === undefined)
+      this.fail(
+        frame,
+        pos,
+        `the truth of ${describe(v)} is only known at run time; torchc supports data-dependent conditions in 'if' and 'while' statements only`,
+      );
     return t!;
   }
 
   private lookup(name: string, frame: Frame, pos: Pos): Val {
     const v = frame.vars.get(name);
     if (v !== undefined) {
-      if (v.k === "uninit") this.fail(frame, pos, `'${name}' is used before it is assigned`, "torchscript.value");
+      if (v.k === "uninit")
+        this.fail(frame, pos, `'${name}' is used before it is assigned`, "torchscript.value");
       return v;
     }
     switch (name) {
@@ -483,7 +738,11 @@ export class Interpreter {
         const cur = this.evalExpr(s.target, frame);
         const r = this.evalExpr(s.value, frame);
         const op = BINARY_OPS[s.op];
-        this.assign(s.target, this.callOp(frame, s.pos, "aten", op, [cur, r], new Map(), targetHint(s.target)), frame);
+        this.assign(
+          s.target,
+          this.callOp(frame, s.pos, "aten", op, [cur, r], new Map(), targetHint(s.target)),
+          frame,
+        );
         return { k: "normal" };
       }
       case "return":
@@ -507,12 +766,17 @@ export class Interpreter {
       case "assert": {
         const v = this.evalExpr(s.test, frame);
         const t = truthy(v);
-        if (t === false) throw new ModelRaise(`AssertionError${s.msg ? `: ${pyStr(this.evalExpr(s.msg, frame))}` : ""}`);
+        if (t === false)
+          throw new ModelRaise(`AssertionError${s.msg ? `: ${pyStr(this.evalExpr(s.msg, frame))}` : ""}`);
         return { k: "normal" };
       }
       case "def":
       case "class":
-        return this.fail(frame, s.def.pos, `nested ${s.kind === "def" ? "functions" : "classes"} are not supported`);
+        return this.fail(
+          frame,
+          s.def.pos,
+          `nested ${s.kind === "def" ? "functions" : "classes"} are not supported`,
+        );
     }
   }
 
@@ -523,10 +787,19 @@ export class Interpreter {
         return;
       case "tuple":
       case "list": {
-        if (v.k !== "tuple" && v.k !== "list") this.fail(frame, target.pos, `cannot unpack ${describe(v)}`, "torchscript.value");
+        if (v.k !== "tuple" && v.k !== "list")
+          this.fail(frame, target.pos, `cannot unpack ${describe(v)}`, "torchscript.value");
         const items = (v as { items: readonly Val[] }).items;
-        if (items.length !== target.items.length) this.fail(frame, target.pos, `cannot unpack ${items.length} values into ${target.items.length}`, "torchscript.value");
-        target.items.forEach((t, i) => this.assign(t, items[i], frame));
+        if (items.length !== target.items.length)
+          this.fail(
+            frame,
+            target.pos,
+            `cannot unpack ${items.length} values into ${target.items.length}`,
+            "torchscript.value",
+          );
+        target.items.forEach((t, i) => {
+          this.assign(t, items[i], frame);
+        });
         return;
       }
       case "attr":

@@ -12,12 +12,68 @@ export interface Token {
 }
 
 const OPERATORS = [
-  "**=", "//=", ">>=", "<<=", "...",
-  "->", "**", "//", "==", "!=", "<=", ">=", "<<", ">>", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "@=",
-  "+", "-", "*", "/", "%", "@", "&", "|", "^", "~", "<", ">", "(", ")", "[", "]", "{", "}", ",", ":", ".", ";", "=",
+  "**=",
+  "//=",
+  ">>=",
+  "<<=",
+  "...",
+  "->",
+  "**",
+  "//",
+  "==",
+  "!=",
+  "<=",
+  ">=",
+  "<<",
+  ">>",
+  "+=",
+  "-=",
+  "*=",
+  "/=",
+  "%=",
+  "&=",
+  "|=",
+  "^=",
+  "@=",
+  "+",
+  "-",
+  "*",
+  "/",
+  "%",
+  "@",
+  "&",
+  "|",
+  "^",
+  "~",
+  "<",
+  ">",
+  "(",
+  ")",
+  "[",
+  "]",
+  "{",
+  "}",
+  ",",
+  ":",
+  ".",
+  ";",
+  "=",
 ];
 
-const ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", a: "\x07", b: "\b", f: "\f", v: "\v", "\n": "" };
+const ESCAPES: Record<string, string> = {
+  n: "\n",
+  t: "\t",
+  r: "\r",
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+  "0": "\0",
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  v: "\v",
+  "\n": "",
+};
 
 /**
  * Splits the Python subset `torch.jit.save` writes into tokens, with Python's INDENT/DEDENT/NEWLINE structure
@@ -113,7 +169,10 @@ export function tokenize(src: string, archive: string, file: string): Token[] {
       continue;
     }
     if (/[0-9]/.test(c) || (c === "." && /[0-9]/.test(src[i + 1] ?? ""))) {
-      const m = /^(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))[jJ]?/.exec(src.slice(i, i + 64));
+      const m =
+        /^(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))[jJ]?/.exec(
+          src.slice(i, i + 64),
+        );
       if (!m) fail(`bad number`);
       const text = m![0];
       if (/[jJ]$/.test(text)) fail(`complex literal '${text}' is not supported`);
@@ -139,7 +198,8 @@ export function tokenize(src: string, archive: string, file: string): Token[] {
     i += op!.length;
   }
   if (!atLineStart || out.length > 0) {
-    if (out.length > 0 && out[out.length - 1].kind !== "newline" && out[out.length - 1].kind !== "dedent") push("newline", "\n", i - lineStart + 1);
+    if (out.length > 0 && out[out.length - 1].kind !== "newline" && out[out.length - 1].kind !== "dedent")
+      push("newline", "\n", i - lineStart + 1);
   }
   while (indents.length > 1) {
     indents.pop();
@@ -166,7 +226,8 @@ function readString(
   let value = "";
   for (;;) {
     if (i >= src.length) fail("unterminated string", line0, start - lineStart0 + 1);
-    if (src.startsWith(close, i)) return { value, end: i + close.length, endLine: line, endLineStart: lineStart };
+    if (src.startsWith(close, i))
+      return { value, end: i + close.length, endLine: line, endLineStart: lineStart };
     const c = src[i];
     if (c === "\n") {
       if (!triple) fail("unterminated string", line0, start - lineStart0 + 1);

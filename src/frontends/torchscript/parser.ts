@@ -38,7 +38,12 @@ class Parser {
     return { line: t.line, col: t.col };
   }
   private fail(msg: string, t: Token = this.tok): never {
-    throw new TorchScriptError(this.archive, { file: this.path, line: t.line, col: t.col }, msg, "torchscript.syntax");
+    throw new TorchScriptError(
+      this.archive,
+      { file: this.path, line: t.line, col: t.col },
+      msg,
+      "torchscript.syntax",
+    );
   }
   private describe(t: Token): string {
     if (t.kind === "eof") return "end of file";
@@ -68,7 +73,8 @@ class Parser {
     return false;
   }
   private expectOp(text: string, what?: string): Token {
-    if (!this.isOp(text)) this.fail(`expected '${text}'${what ? ` ${what}` : ""}, found ${this.describe(this.tok)}`);
+    if (!this.isOp(text))
+      this.fail(`expected '${text}'${what ? ` ${what}` : ""}, found ${this.describe(this.tok)}`);
     return this.toks[this.i++];
   }
   private expectKw(text: string): Token {
@@ -117,7 +123,9 @@ class Parser {
         this.simpleStatements();
         continue;
       }
-      this.fail(`unexpected ${this.describe(this.tok)} at the top level of a code file (expected 'class' or 'def')`);
+      this.fail(
+        `unexpected ${this.describe(this.tok)} at the top level of a code file (expected 'class' or 'def')`,
+      );
     }
     return { path: this.path, classes, functions };
   }
@@ -153,7 +161,13 @@ class Parser {
       let def: Expr | undefined;
       if (this.eatOp(":")) annotation = this.expression();
       if (this.eatOp("=")) def = this.expression();
-      params.push({ name: t.text, annotation, default: def, pos: this.pos(t), ...(kwOnly ? { kwOnly } : {}) });
+      params.push({
+        name: t.text,
+        annotation,
+        default: def,
+        pos: this.pos(t),
+        ...(kwOnly ? { kwOnly } : {}),
+      });
       if (!this.eatOp(",")) break;
     }
     this.expectOp(")", "to close the parameter list");
@@ -309,7 +323,9 @@ class Parser {
   }
 
   private atStatementEnd(): boolean {
-    return this.tok.kind === "newline" || this.tok.kind === "eof" || this.tok.kind === "dedent" || this.isOp(";");
+    return (
+      this.tok.kind === "newline" || this.tok.kind === "eof" || this.tok.kind === "dedent" || this.isOp(";")
+    );
   }
 
   private checkTarget(e: Expr): void {
@@ -318,7 +334,12 @@ class Parser {
       for (const x of e.items) this.checkTarget(x);
       return;
     }
-    throw new TorchScriptError(this.archive, { file: this.path, ...e.pos }, "cannot assign to this expression", "torchscript.syntax");
+    throw new TorchScriptError(
+      this.archive,
+      { file: this.path, ...e.pos },
+      "cannot assign to this expression",
+      "torchscript.syntax",
+    );
   }
 
   private targetList(): Expr {
@@ -353,12 +374,19 @@ class Parser {
 
   private atExpressionListEnd(): boolean {
     const t = this.tok;
-    return t.kind === "newline" || t.kind === "eof" || t.kind === "dedent" || (t.kind === "op" && ["=", ")", "]", "}", ":", ";"].includes(t.text)) || AUG_OPS.has(t.text);
+    return (
+      t.kind === "newline" ||
+      t.kind === "eof" ||
+      t.kind === "dedent" ||
+      (t.kind === "op" && ["=", ")", "]", "}", ":", ";"].includes(t.text)) ||
+      AUG_OPS.has(t.text)
+    );
   }
 
   expression(): Expr {
     const pos = this.pos();
-    if (this.isKw("lambda")) this.fail("lambda expressions are not part of the TorchScript subset torchc reads");
+    if (this.isKw("lambda"))
+      this.fail("lambda expressions are not part of the TorchScript subset torchc reads");
     const body = this.orTest();
     if (this.isKw("if")) {
       this.i++;
@@ -520,7 +548,8 @@ class Parser {
     const args: Expr[] = [];
     const kwargs: Keyword[] = [];
     while (!this.isOp(")")) {
-      if (this.isOp("*") || this.isOp("**")) this.fail("starred arguments are not part of the TorchScript subset torchc reads");
+      if (this.isOp("*") || this.isOp("**"))
+        this.fail("starred arguments are not part of the TorchScript subset torchc reads");
       if (this.tok.kind === "name" && this.isOp("=", this.peek())) {
         const name = this.tok.text;
         this.i += 2;
@@ -555,7 +584,26 @@ class Parser {
         if (t.text === "True") return { kind: "const", value: true, pos };
         if (t.text === "False") return { kind: "const", value: false, pos };
         if (t.text === "None") return { kind: "const", value: null, pos };
-        if (["if", "else", "elif", "for", "while", "in", "is", "and", "or", "not", "def", "class", "return", "pass", "import", "from"].includes(t.text)) {
+        if (
+          [
+            "if",
+            "else",
+            "elif",
+            "for",
+            "while",
+            "in",
+            "is",
+            "and",
+            "or",
+            "not",
+            "def",
+            "class",
+            "return",
+            "pass",
+            "import",
+            "from",
+          ].includes(t.text)
+        ) {
           this.i--;
           this.fail(`unexpected keyword '${t.text}' in an expression`);
         }
@@ -580,7 +628,8 @@ class Parser {
           const items: Expr[] = [];
           while (!this.isOp("]")) {
             items.push(this.expression());
-            if (this.isKw("for")) this.fail("comprehensions are not part of the TorchScript subset torchc reads");
+            if (this.isKw("for"))
+              this.fail("comprehensions are not part of the TorchScript subset torchc reads");
             if (!this.eatOp(",")) break;
           }
           this.expectOp("]", "to close the list");

@@ -1,6 +1,6 @@
+import type { TorchScriptArchive } from "./archive.js";
 import type { ClassDef, Expr, FunctionDef, SourceFile } from "./ast.js";
 import { dottedName } from "./ast.js";
-import type { TorchScriptArchive } from "./archive.js";
 import { TorchScriptError } from "./errors.js";
 import { parseSource } from "./parser.js";
 
@@ -96,7 +96,9 @@ export class Program {
 
 function stringList(e: Expr | undefined): string[] {
   if (!e || (e.kind !== "list" && e.kind !== "tuple")) return [];
-  return e.items.filter((x) => x.kind === "const" && typeof x.value === "string").map((x) => (x as { value: string }).value);
+  return e.items
+    .filter((x) => x.kind === "const" && typeof x.value === "string")
+    .map((x) => (x as { value: string }).value);
 }
 
 function describeClass(qualname: string, file: string, def: ClassDef, archive: string): ClassInfo {
@@ -110,8 +112,10 @@ function describeClass(qualname: string, file: string, def: ClassDef, archive: s
     if (s.kind === "def") methods.set(s.def.name, s.def);
     else if (s.kind === "assign" && s.targets.length === 1) {
       const t = s.targets[0];
-      if (t.kind === "name" && t.id === "__parameters__") for (const n of stringList(s.value)) parameters.add(n);
-      else if (t.kind === "name" && t.id === "__buffers__") for (const n of stringList(s.value)) buffers.add(n);
+      if (t.kind === "name" && t.id === "__parameters__")
+        for (const n of stringList(s.value)) parameters.add(n);
+      else if (t.kind === "name" && t.id === "__buffers__")
+        for (const n of stringList(s.value)) buffers.add(n);
       else if (t.kind === "subscript" && t.value.kind === "name" && t.value.id === "__annotations__") {
         const k = t.index[0];
         if (k?.kind === "const" && typeof k.value === "string") attributes.set(k.value, s.value);
@@ -123,8 +127,23 @@ function describeClass(qualname: string, file: string, def: ClassDef, archive: s
     } else if (s.kind === "pass" || s.kind === "expr") {
       // docstrings and `pass`
     } else {
-      throw new TorchScriptError(archive, { file, ...("pos" in s ? s.pos : s.def.pos) }, `unexpected statement in the body of class ${def.name}`, "torchscript.syntax");
+      throw new TorchScriptError(
+        archive,
+        { file, ...("pos" in s ? s.pos : s.def.pos) },
+        `unexpected statement in the body of class ${def.name}`,
+        "torchscript.syntax",
+      );
     }
   }
-  return { qualname, file, def, isModule: base === "Module", parameters, buffers, attributes, constants, methods };
+  return {
+    qualname,
+    file,
+    def,
+    isModule: base === "Module",
+    parameters,
+    buffers,
+    attributes,
+    constants,
+    methods,
+  };
 }

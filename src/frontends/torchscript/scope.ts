@@ -87,7 +87,13 @@ export class GraphState {
     return name;
   }
 
-  addNode(op: string, args: Record<string, Arg>, outputs: { hint: string; type: TensorType }[], meta: NodeMeta, subgraphs?: Graph[]): string[] {
+  addNode(
+    op: string,
+    args: Record<string, Arg>,
+    outputs: { hint: string; type: TensorType }[],
+    meta: NodeMeta,
+    subgraphs?: Graph[],
+  ): string[] {
     const outs = outputs.map((o) => {
       const name = this.names.fresh(o.hint);
       this.types.set(name, o.type);

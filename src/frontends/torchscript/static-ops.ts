@@ -1,19 +1,18 @@
-import { numel } from "../../ir/tensor.js";
-import { toFloat64Array } from "../../ir/tensor.js";
+import { numel, toFloat64Array } from "../../ir/tensor.js";
 import {
-  FALSE,
-  NONE,
-  TRUE,
-  type Val,
   bool,
   describe,
+  FALSE,
   float,
   int,
   isNumber,
+  NONE,
   numberOf,
   sameVal,
   scalarTypeCode,
   str,
+  TRUE,
+  type Val,
 } from "./values.js";
 
 /** A Python-level error (wrong types, an exception the model raises); the interpreter adds the location. */
@@ -83,7 +82,14 @@ function compare(op: string, a: Val, b: Val): Val | undefined {
     return r === undefined ? undefined : bool(r);
   }
   if (a.k === "str" && b.k === "str") {
-    const r = { eq: a.v === b.v, ne: a.v !== b.v, lt: a.v < b.v, le: a.v <= b.v, gt: a.v > b.v, ge: a.v >= b.v }[op];
+    const r = {
+      eq: a.v === b.v,
+      ne: a.v !== b.v,
+      lt: a.v < b.v,
+      le: a.v <= b.v,
+      gt: a.v > b.v,
+      ge: a.v >= b.v,
+    }[op];
     return r === undefined ? undefined : bool(r);
   }
   if (a.k === "tensor" || b.k === "tensor" || a.k === "dyn" || b.k === "dyn") return undefined;
@@ -120,7 +126,12 @@ function normIndex(i: number, n: number): number {
 }
 
 /** Python slicing bounds (start/end may be None, negative or beyond the length). */
-export function sliceBounds(n: number, start: Val | undefined, end: Val | undefined, step: Val | undefined): number[] {
+export function sliceBounds(
+  n: number,
+  start: Val | undefined,
+  end: Val | undefined,
+  step: Val | undefined,
+): number[] {
   const s = step && step.k !== "none" ? num(step) : 1;
   if (s === 0) throw new StaticError("slice step cannot be zero");
   const clamp = (v: Val | undefined, dflt: number): number => {
@@ -216,7 +227,25 @@ function tensorType(v: Val) {
 }
 
 const TABLE: Record<string, StaticFn> = {};
-for (const op of ["add", "sub", "mul", "div", "floordiv", "floor_divide", "remainder", "fmod", "pow", "__and__", "__or__", "__xor__", "__lshift__", "__rshift__", "bitwise_and", "bitwise_or", "bitwise_xor"]) {
+for (const op of [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "floordiv",
+  "floor_divide",
+  "remainder",
+  "fmod",
+  "pow",
+  "__and__",
+  "__or__",
+  "__xor__",
+  "__lshift__",
+  "__rshift__",
+  "bitwise_and",
+  "bitwise_or",
+  "bitwise_xor",
+]) {
   TABLE[op] = ([a, b]) => {
     if (!a || !b) return undefined;
     if (op === "add") {
@@ -231,7 +260,8 @@ for (const op of ["add", "sub", "mul", "div", "floordiv", "floor_divide", "remai
     return arith(op, a, b);
   };
 }
-for (const op of ["eq", "ne", "lt", "le", "gt", "ge"]) TABLE[op] = ([a, b]) => (a && b ? compare(op, a, b) : undefined);
+for (const op of ["eq", "ne", "lt", "le", "gt", "ge"])
+  TABLE[op] = ([a, b]) => (a && b ? compare(op, a, b) : undefined);
 for (const [op, f] of Object.entries(UNARY_MATH)) {
   TABLE[op] = ([a]) => {
     if (!a || !isNumber(a)) return undefined;
@@ -248,7 +278,8 @@ Object.assign(TABLE, {
   },
   __is__: ([a, b]) => {
     if (!a || !b) return undefined;
-    if (a.k === "tensor" || b.k === "tensor") return bool(a.k === "tensor" && b.k === "tensor" && a.box === b.box);
+    if (a.k === "tensor" || b.k === "tensor")
+      return bool(a.k === "tensor" && b.k === "tensor" && a.box === b.box);
     return bool(a.k === b.k && sameVal(a, b));
   },
   __isnot__: ([a, b]) => {
@@ -328,12 +359,17 @@ Object.assign(TABLE, {
   },
   sum: ([l]) => {
     const s = l && seq(l);
-    if (!s || !s.every(isNumber)) return undefined;
+    if (!s?.every(isNumber)) return undefined;
     return s.reduce<Val>((acc, x) => arith("add", acc, x) as Val, int(0));
   },
   slice: ([l, start, end, step]) => {
     if (!l) return undefined;
-    if (l.k === "str") return str(sliceBounds(l.v.length, start, end, step).map((i) => l.v[i]).join(""));
+    if (l.k === "str")
+      return str(
+        sliceBounds(l.v.length, start, end, step)
+          .map((i) => l.v[i])
+          .join(""),
+      );
     const s = seq(l);
     if (!s || l.k !== "list") return undefined;
     return { k: "list", items: sliceBounds(s.length, start, end, step).map((i) => s[i]) };
@@ -365,7 +401,10 @@ Object.assign(TABLE, {
   },
   keys: ([d]) => (d?.k === "dict" ? { k: "list", items: d.entries.map(([k]) => k) } : undefined),
   values: ([d]) => (d?.k === "dict" ? { k: "list", items: d.entries.map(([, v]) => v) } : undefined),
-  items: ([d]) => (d?.k === "dict" ? { k: "list", items: d.entries.map(([k, v]) => ({ k: "tuple", items: [k, v] }) as Val) } : undefined),
+  items: ([d]) =>
+    d?.k === "dict"
+      ? { k: "list", items: d.entries.map(([k, v]) => ({ k: "tuple", items: [k, v] }) as Val) }
+      : undefined,
   __range_length: ([lo, hi, step]) => {
     if (!lo || !hi || !step || !isNumber(lo) || !isNumber(hi) || !isNumber(step)) return undefined;
     const s = num(step);
@@ -374,7 +413,8 @@ Object.assign(TABLE, {
     return int(Math.max(0, n));
   },
   __derive_index: ([index, start, step]) => {
-    if (!index || !start || !step || !isNumber(index) || !isNumber(start) || !isNumber(step)) return undefined;
+    if (!index || !start || !step || !isNumber(index) || !isNumber(start) || !isNumber(step))
+      return undefined;
     return int(num(start) + num(index) * num(step));
   },
   format: ([fmt, ...rest]) => (fmt?.k === "str" ? str(format(fmt.v, rest)) : undefined),
@@ -400,7 +440,14 @@ Object.assign(TABLE, {
     return ty ? bool(["float32", "float16", "bfloat16", "float64"].includes(ty.dtype)) : undefined;
   },
   Int: ([a]) => (a && isNumber(a) ? int(Math.trunc(num(a))) : a ? knownScalar(a, "int") : undefined),
-  Float: ([a]) => (a && isNumber(a) ? float(num(a)) : a?.k === "str" ? float(Number(a.v)) : a ? knownScalar(a, "float") : undefined),
+  Float: ([a]) =>
+    a && isNumber(a)
+      ? float(num(a))
+      : a?.k === "str"
+        ? float(Number(a.v))
+        : a
+          ? knownScalar(a, "float")
+          : undefined,
   Bool: ([a]) => (a && isNumber(a) ? bool(num(a) !== 0) : a ? knownScalar(a, "bool") : undefined),
   ScalarImplicit: ([a]) => (a ? knownScalar(a) : undefined),
   FloatImplicit: ([a]) => (a ? knownScalar(a, "float") : undefined),
@@ -443,11 +490,16 @@ function minMax(op: "min" | "max", args: Val[]): Val | undefined {
  * Evaluates an operator on values known at compile time (numbers, strings, lists, shapes of tensors).
  * Returns undefined when the operator needs the graph (a tensor operand), so the caller emits a node.
  */
-export function evalStatic(ns: string, name: string, args: Val[], kwargs: ReadonlyMap<string, Val>): Val | undefined {
+export function evalStatic(
+  ns: string,
+  name: string,
+  args: Val[],
+  kwargs: ReadonlyMap<string, Val>,
+): Val | undefined {
   const fn = ns === "prim" ? (PRIM[name] ?? TABLE[name]) : ns === "aten" ? TABLE[name] : undefined;
   if (!fn) return undefined;
   if (kwargs.size > 0 && !["format"].includes(name)) return undefined;
   return fn(args, kwargs);
 }
 
-export { TRUE, FALSE };
+export { FALSE, TRUE };

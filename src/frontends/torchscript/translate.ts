@@ -3,7 +3,7 @@ import type { Graph, TensorType } from "../../ir/graph.js";
 import { formatType } from "../../ir/printer.js";
 import { verifyGraph } from "../../ir/verify.js";
 import type { PickledTensor } from "../pickle/torch.js";
-import { PyDict, PyObject, PyTuple, isExtension } from "../pickle/values.js";
+import { isExtension, PyDict, PyObject, PyTuple } from "../pickle/values.js";
 import type { TorchScriptArchive } from "./archive.js";
 import { dottedName } from "./ast.js";
 import type { Frame } from "./control.js";
@@ -12,7 +12,7 @@ import { Interpreter } from "./interp.js";
 import { Program } from "./program.js";
 import { ModelRaise } from "./static-ops.js";
 import { typeText } from "./types.js";
-import { type Val, describe } from "./values.js";
+import { describe, type Val } from "./values.js";
 
 /** Input types recorded by torch.jit.trace (`traced_inputs.pkl`: shapes and dtypes, no data). */
 export function tracedInputTypes(archive: TorchScriptArchive): TensorType[] | undefined {
@@ -20,7 +20,7 @@ export function tracedInputTypes(archive: TorchScriptArchive): TensorType[] | un
   if (!(py instanceof PyDict)) return undefined;
   const fwd = py.get("forward");
   const items = Array.isArray(fwd) ? fwd : fwd instanceof PyTuple ? fwd.items : undefined;
-  if (!items || !items.every((x) => isExtension(x, "tensor"))) return undefined;
+  if (!items?.every((x) => isExtension(x, "tensor"))) return undefined;
   return items.map((x) => {
     const t = x as PickledTensor;
     return { dtype: t.dtype, shape: [...t.shape] };
@@ -32,14 +32,28 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
   const program = new Program(archive);
   const root = archive.pickle("data");
   if (!(root instanceof PyObject)) {
-    throw new TorchScriptError(archive.file, undefined, `${archive.root}data.pkl does not hold a TorchScript module`, "archive.not-torchscript");
+    throw new TorchScriptError(
+      archive.file,
+      undefined,
+      `${archive.root}data.pkl does not hold a TorchScript module`,
+      "archive.not-torchscript",
+    );
   }
   const it = new Interpreter(archive, program);
+  // Every pickle of the archive goes through the allow-list now, used or not.
+  it.loadConstants();
+  const traced = tracedInputTypes(archive);
   const self = it.objectOf(root, "");
   const forward = self.cls.methods.get("forward");
-  if (!forward) throw new TorchScriptError(archive.file, undefined, `module ${self.cls.qualname} has no forward method`, "torchscript.missing-code");
+  if (!forward)
+    throw new TorchScriptError(
+      archive.file,
+      undefined,
+      `module ${self.cls.qualname} has no forward method`,
+      "torchscript.missing-code",
+    );
   const params = forward.params.slice(1);
-  const types = inputTypes ?? tracedInputTypes(archive);
+  const types = inputTypes ?? traced;
   const file = self.cls.file;
   if (!types) {
     throw new InputError(
@@ -49,12 +63,20 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
     );
   }
   if (types.length !== params.length) {
-    throw new InputError(`${archive.file}: forward takes ${params.length} inputs (${params.map((p) => p.name).join(", ")}), ${types.length} input types were given`, "input.count");
+    throw new InputError(
+      `${archive.file}: forward takes ${params.length} inputs (${params.map((p) => p.name).join(", ")}), ${types.length} input types were given`,
+      "input.count",
+    );
   }
   const args: Val[] = params.map((p, i) => {
     const ann = p.annotation && dottedName(p.annotation)?.join(".");
     if (p.annotation && ann !== "Tensor") {
-      throw new TorchScriptError(archive.file, { file, ...p.pos }, `forward input '${p.name}' is ${typeText(p.annotation)}; torchc compiles models whose inputs are tensors`, "torchscript.unsupported");
+      throw new TorchScriptError(
+        archive.file,
+        { file, ...p.pos },
+        `forward input '${p.name}' is ${typeText(p.annotation)}; torchc compiles models whose inputs are tensors`,
+        "torchscript.unsupported",
+      );
     }
     const name = it.g.addInput(p.name, types[i]);
     return { k: "tensor", box: { name, type: types[i] } };
@@ -64,17 +86,31 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
     result = it.callFunction(forward, file, { k: "object", obj: self }, args, new Map(), self);
   } catch (e) {
     if (e instanceof ModelRaise) {
-      throw new TorchScriptError(archive.file, undefined, `the model raises for inputs ${types.map(formatType).join(", ")}: ${e.message}`, "torchscript.raises");
+      throw new TorchScriptError(
+        archive.file,
+        undefined,
+        `the model raises for inputs ${types.map(formatType).join(", ")}: ${e.message}`,
+        "torchscript.raises",
+      );
     }
     throw e;
   }
   const frame: Frame = { vars: new Map(), file, fn: "forward", module: self };
-  const outputs = flattenOutputs(result, (v) => it.fail(frame, forward.pos, `forward returns ${describe(v)}; torchc needs tensors (or tuples and lists of them)`));
+  const outputs = flattenOutputs(result, (v) =>
+    it.fail(
+      frame,
+      forward.pos,
+      `forward returns ${describe(v)}; torchc needs tensors (or tuples and lists of them)`,
+    ),
+  );
   it.g.top.builder.setOutputs(outputs.map((v) => it.g.valueOf(v, "out")));
   return verifyGraph(it.g.top.builder.build());
 }
 
-function flattenOutputs(v: Val, bad: (v: Val) => never): { name?: string; known?: import("../../ir/tensor.js").Tensor; type: TensorType }[] {
+function flattenOutputs(
+  v: Val,
+  bad: (v: Val) => never,
+): { name?: string; known?: import("../../ir/tensor.js").Tensor; type: TensorType }[] {
   if (v.k === "tensor" || v.k === "dyn") return [v.box];
   if (v.k === "tuple" || v.k === "list") return v.items.flatMap((x) => flattenOutputs(x, bad));
   return bad(v);

@@ -18,7 +18,12 @@ export function hasType(v: Val, t: Expr): boolean | undefined {
     if (rs.some((r) => r === true)) return true;
     return rs.some((r) => r === undefined) ? undefined : false;
   }
-  const name = t.kind === "subscript" ? dottedName(t.value)?.join(".") : t.kind === "const" && t.value === null ? "None" : dottedName(t)?.join(".");
+  const name =
+    t.kind === "subscript"
+      ? dottedName(t.value)?.join(".")
+      : t.kind === "const" && t.value === null
+        ? "None"
+        : dottedName(t)?.join(".");
   const args = t.kind === "subscript" ? t.index : [];
   switch (name) {
     case "Tensor":
@@ -45,7 +50,10 @@ export function hasType(v: Val, t: Expr): boolean | undefined {
       return v.items.length === 0 || !args[0] ? true : v.items.every((x) => hasType(x, args[0]) !== false);
     case "Tuple":
       if (v.k !== "tuple") return false;
-      return args.length === 0 || (args.length === v.items.length && v.items.every((x, i) => hasType(x, args[i]) !== false));
+      return (
+        args.length === 0 ||
+        (args.length === v.items.length && v.items.every((x, i) => hasType(x, args[i]) !== false))
+      );
     case "Dict":
       return v.k === "dict";
     case "Any":

@@ -79,7 +79,9 @@ export function scalarTypeCode(d: DType): number {
 
 export const MEMORY_FORMATS = ["contiguous_format", "preserve_format", "channels_last", "channels_last_3d"];
 
-export function isNumber(v: Val): v is { k: "int"; v: number } | { k: "float"; v: number } | { k: "bool"; v: boolean } {
+export function isNumber(
+  v: Val,
+): v is { k: "int"; v: number } | { k: "float"; v: number } | { k: "bool"; v: boolean } {
   return v.k === "int" || v.k === "float" || v.k === "bool";
 }
 

@@ -14,7 +14,11 @@ export const relu6ToHardtanh = rule({
   pattern: op("aten.relu6.default", { self: r6 }),
   captures: { r6 },
   rewrite: ({ r6, root }, ctx) =>
-    ctx.replaceWithNode(HARDTANH, { self: arg.tensor(r6), min_val: arg.float(0), max_val: arg.float(6) }, root.out.type),
+    ctx.replaceWithNode(
+      HARDTANH,
+      { self: arg.tensor(r6), min_val: arg.float(0), max_val: arg.float(6) },
+      root.out.type,
+    ),
 });
 
 const cm = value();
@@ -57,7 +61,11 @@ export const mergeClamps = rule({
     // Disjoint ranges would make the nested form a constant, which a merged clamp does not express.
     if (lo !== null && hi !== null && lo > hi) return undefined;
     const bound = (v: number | null) => (v === null ? arg.none : arg.float(v));
-    return ctx.replaceWithNode(CLAMP, { self: arg.tensor(inner), min: bound(lo), max: bound(hi) }, root.out.type);
+    return ctx.replaceWithNode(
+      CLAMP,
+      { self: arg.tensor(inner), min: bound(lo), max: bound(hi) },
+      root.out.type,
+    );
   },
 });
 
@@ -87,9 +95,14 @@ export const clampToActivation = rule({
   captures: { cx, lo, hi },
   rewrite: ({ cx, lo, hi, root }, ctx) => {
     if (lo !== null && hi !== null) {
-      return ctx.replaceWithNode(HARDTANH, { self: arg.tensor(cx), min_val: arg.float(lo), max_val: arg.float(hi) }, root.out.type);
+      return ctx.replaceWithNode(
+        HARDTANH,
+        { self: arg.tensor(cx), min_val: arg.float(lo), max_val: arg.float(hi) },
+        root.out.type,
+      );
     }
-    if (lo === 0 && hi === null) return ctx.replaceWithNode("aten.relu.default", { self: arg.tensor(cx) }, root.out.type);
+    if (lo === 0 && hi === null)
+      return ctx.replaceWithNode("aten.relu.default", { self: arg.tensor(cx) }, root.out.type);
     return undefined;
   },
 });
@@ -100,7 +113,8 @@ export const siluFromSigmoid = rule({
   doc: "x * sigmoid(x) ⇒ silu(x)",
   pattern: commutative("aten.mul.Tensor", sx, op("aten.sigmoid.default", { self: sx })),
   captures: { sx },
-  rewrite: ({ sx, root }, ctx) => ctx.replaceWithNode("aten.silu.default", { self: arg.tensor(sx) }, root.out.type),
+  rewrite: ({ sx, root }, ctx) =>
+    ctx.replaceWithNode("aten.silu.default", { self: arg.tensor(sx) }, root.out.type),
 });
 
 /** hardtanh(x + 3, 0, 6), the shared core of hardsigmoid and hardswish. */
@@ -115,16 +129,21 @@ export const hardsigmoidFromClamp = rule({
   doc: "hardtanh(x + 3, 0, 6) / 6 ⇒ hardsigmoid(x)",
   pattern: op("aten.div.Tensor", { self: shiftedRelu6(hx), other: constantScalar(6) }),
   captures: { hx },
-  rewrite: ({ hx, root }, ctx) => ctx.replaceWithNode("aten.hardsigmoid.default", { self: arg.tensor(hx) }, root.out.type),
+  rewrite: ({ hx, root }, ctx) =>
+    ctx.replaceWithNode("aten.hardsigmoid.default", { self: arg.tensor(hx) }, root.out.type),
 });
 
 const wx = value();
 export const hardswishFromClamp = rule({
   name: "hardswish-from-clamp",
   doc: "x * hardtanh(x + 3, 0, 6) / 6 ⇒ hardswish(x)",
-  pattern: op("aten.div.Tensor", { self: commutative("aten.mul.Tensor", wx, shiftedRelu6(wx)), other: constantScalar(6) }),
+  pattern: op("aten.div.Tensor", {
+    self: commutative("aten.mul.Tensor", wx, shiftedRelu6(wx)),
+    other: constantScalar(6),
+  }),
   captures: { wx },
-  rewrite: ({ wx, root }, ctx) => ctx.replaceWithNode("aten.hardswish.default", { self: arg.tensor(wx) }, root.out.type),
+  rewrite: ({ wx, root }, ctx) =>
+    ctx.replaceWithNode("aten.hardswish.default", { self: arg.tensor(wx) }, root.out.type),
 });
 
 const hs = value();
@@ -133,7 +152,8 @@ export const hardswishFromHardsigmoid = rule({
   doc: "x * hardsigmoid(x) ⇒ hardswish(x)",
   pattern: commutative("aten.mul.Tensor", hs, op("aten.hardsigmoid.default", { self: hs })),
   captures: { hs },
-  rewrite: ({ hs, root }, ctx) => ctx.replaceWithNode("aten.hardswish.default", { self: arg.tensor(hs) }, root.out.type),
+  rewrite: ({ hs, root }, ctx) =>
+    ctx.replaceWithNode("aten.hardswish.default", { self: arg.tensor(hs) }, root.out.type),
 });
 
 export const activationRules = ruleSet(

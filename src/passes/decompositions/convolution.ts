@@ -7,7 +7,12 @@ import { intsOfLength } from "./int-lists.js";
 
 const CONVOLUTION = "aten.convolution.default";
 
-function convolutionArgs(a: Readonly<Record<string, Arg>>, spatial: number, transposed: boolean, padding?: number[]) {
+function convolutionArgs(
+  a: Readonly<Record<string, Arg>>,
+  spatial: number,
+  transposed: boolean,
+  padding?: number[],
+) {
   return {
     input: a.input,
     weight: a.weight,
@@ -27,16 +32,29 @@ export const convNdToConvolution = rule({
   doc: "conv1d/2d/3d(x, W, b, stride, padding, dilation, groups) ⇒ convolution(…, transposed=False)",
   pattern: op(["aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default"], { weight: w }),
   captures: { w },
-  rewrite: ({ w, root }, ctx) => ctx.replaceWithNode(CONVOLUTION, convolutionArgs(root.args, w.type.shape.length - 2, false), root.out.type),
+  rewrite: ({ w, root }, ctx) =>
+    ctx.replaceWithNode(
+      CONVOLUTION,
+      convolutionArgs(root.args, w.type.shape.length - 2, false),
+      root.out.type,
+    ),
 });
 
 const wt = value();
 export const convTransposeToConvolution = rule({
   name: "conv-transpose-to-convolution",
   doc: "conv_transpose1d/2d/3d(x, W, b, stride, padding, output_padding, groups, dilation) ⇒ convolution(…, transposed=True)",
-  pattern: op(["aten.conv_transpose1d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"], { weight: wt }),
+  pattern: op(
+    ["aten.conv_transpose1d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"],
+    { weight: wt },
+  ),
   captures: { wt },
-  rewrite: ({ wt, root }, ctx) => ctx.replaceWithNode(CONVOLUTION, convolutionArgs(root.args, wt.type.shape.length - 2, true), root.out.type),
+  rewrite: ({ wt, root }, ctx) =>
+    ctx.replaceWithNode(
+      CONVOLUTION,
+      convolutionArgs(root.args, wt.type.shape.length - 2, true),
+      root.out.type,
+    ),
 });
 
 const ws = value();
@@ -44,7 +62,10 @@ const mode = str();
 export const stringPaddedConvToConvolution = rule({
   name: "string-padding-conv-to-convolution",
   doc: "conv2d(x, W, b, stride, padding='same'|'valid', …) ⇒ convolution with explicit symmetric padding",
-  pattern: op(["aten.conv1d.padding", "aten.conv2d.padding", "aten.conv3d.padding"], { weight: ws, padding: mode }),
+  pattern: op(["aten.conv1d.padding", "aten.conv2d.padding", "aten.conv3d.padding"], {
+    weight: ws,
+    padding: mode,
+  }),
   captures: { ws, mode },
   rewrite: ({ ws, mode, root }, ctx) => {
     const spatial = ws.type.shape.length - 2;
@@ -53,7 +74,11 @@ export const stringPaddedConvToConvolution = rule({
     // 'same' with an even total needs asymmetric padding, which convolution cannot express.
     if (mode === "same" && total.some((t) => t % 2 !== 0)) return undefined;
     const padding = mode === "valid" ? total.map(() => 0) : total.map((t) => t / 2);
-    return ctx.replaceWithNode(CONVOLUTION, convolutionArgs(root.args, spatial, false, padding), root.out.type);
+    return ctx.replaceWithNode(
+      CONVOLUTION,
+      convolutionArgs(root.args, spatial, false, padding),
+      root.out.type,
+    );
   },
 });
 
@@ -65,7 +90,11 @@ export const legacyConvolutionToConvolution = rule({
   pattern: op(["aten._convolution.default", "aten._convolution.deprecated"], { weight: wl, transposed }),
   captures: { wl, transposed },
   rewrite: ({ wl, transposed, root }, ctx) =>
-    ctx.replaceWithNode(CONVOLUTION, convolutionArgs(root.args, wl.type.shape.length - 2, transposed), root.out.type),
+    ctx.replaceWithNode(
+      CONVOLUTION,
+      convolutionArgs(root.args, wl.type.shape.length - 2, transposed),
+      root.out.type,
+    ),
 });
 
 export const convolutionRules = ruleSet(

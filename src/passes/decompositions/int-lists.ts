@@ -4,7 +4,8 @@ import type { Arg } from "../../ir/graph.js";
 export function intsOfLength(a: Arg | undefined, n: number, fill: number): number[] {
   if (a === undefined || a.kind === "none") return new Array<number>(n).fill(fill);
   if (a.kind === "int") return new Array<number>(n).fill(a.value);
-  if (a.kind === "ints") return a.value.length === 1 && n > 1 ? new Array<number>(n).fill(a.value[0]) : [...a.value];
+  if (a.kind === "ints")
+    return a.value.length === 1 && n > 1 ? new Array<number>(n).fill(a.value[0]) : [...a.value];
   throw new Error(`expected an int list, got ${a.kind}`);
 }
 

@@ -42,7 +42,11 @@ export const expandAsToExpand = rule({
   pattern: op("aten.expand_as.default", { self: ex }),
   captures: { ex },
   rewrite: ({ ex, root }, ctx) =>
-    ctx.replaceWithNode("aten.expand.default", { self: arg.tensor(ex), size: arg.ints(root.out.type.shape) }, root.out.type),
+    ctx.replaceWithNode(
+      "aten.expand.default",
+      { self: arg.tensor(ex), size: arg.ints(root.out.type.shape) },
+      root.out.type,
+    ),
 });
 
 const nx = value();
@@ -59,7 +63,13 @@ export const narrowToSlice = rule({
     const from = start < 0 ? start + size : start;
     return ctx.replaceWithNode(
       "aten.slice.Tensor",
-      { self: arg.tensor(nx), dim: arg.int(ndim), start: arg.int(from), end: arg.int(from + length), step: arg.int(1) },
+      {
+        self: arg.tensor(nx),
+        dim: arg.int(ndim),
+        start: arg.int(from),
+        end: arg.int(from + length),
+        step: arg.int(1),
+      },
       root.out.type,
     );
   },
@@ -80,9 +90,15 @@ export const stackToCat = rule({
     const parts = (list.names as string[]).map((name) => {
       const type = ctx.index.typeOf(name);
       const shape = [...type.shape.slice(0, d), 1, ...type.shape.slice(d)];
-      return b.node("aten.view.default", { self: arg.tensor(name), size: arg.ints(shape) }, { dtype: type.dtype, shape });
+      return b.node(
+        "aten.view.default",
+        { self: arg.tensor(name), size: arg.ints(shape) },
+        { dtype: type.dtype, shape },
+      );
     });
-    return b.replace(b.node("aten.cat.default", { tensors: arg.tensors(parts), dim: arg.int(d) }, root.out.type));
+    return b.replace(
+      b.node("aten.cat.default", { tensors: arg.tensors(parts), dim: arg.int(d) }, root.out.type),
+    );
   },
 });
 
@@ -95,8 +111,19 @@ export const padToConstantPad = rule({
   rewrite: ({ px, root }, ctx) => {
     const v = root.args.value;
     const padValue = v?.kind === "float" || v?.kind === "int" ? v : arg.float(0);
-    return ctx.replaceWithNode("aten.constant_pad_nd.default", { self: arg.tensor(px), pad: root.args.pad, value: padValue }, root.out.type);
+    return ctx.replaceWithNode(
+      "aten.constant_pad_nd.default",
+      { self: arg.tensor(px), pad: root.args.pad, value: padValue },
+      root.out.type,
+    );
   },
 });
 
-export const layoutRules = ruleSet(transposeToPermute, tToPermute, expandAsToExpand, narrowToSlice, stackToCat, padToConstantPad);
+export const layoutRules = ruleSet(
+  transposeToPermute,
+  tToPermute,
+  expandAsToExpand,
+  narrowToSlice,
+  stackToCat,
+  padToConstantPad,
+);

@@ -9,7 +9,8 @@ import { rule, ruleSet } from "../rewrite/rule.js";
 const LINEAR = "aten.linear.default";
 const VIEW = "aten.view.default";
 const RESHAPES = [VIEW, "aten._unsafe_view.default", "aten.reshape.default"];
-const transposedWeight = (w: ReturnType<typeof weight>) => op("aten.permute.default", { self: w, dims: ints([1, 0]) });
+const transposedWeight = (w: ReturnType<typeof weight>) =>
+  op("aten.permute.default", { self: w, dims: ints([1, 0]) });
 
 const x = value({ rank: 2 });
 const w = weight({ rank: 2 });
@@ -17,10 +18,20 @@ const bias = value({ rank: 1 });
 export const addmmToLinear = rule({
   name: "addmm-to-linear",
   doc: "addmm(b, x, permute(W, [1, 0])) ⇒ linear(x, W, b)",
-  pattern: op("aten.addmm.default", { self: bias, mat1: x, mat2: transposedWeight(w), beta: scalar(1), alpha: scalar(1) }),
+  pattern: op("aten.addmm.default", {
+    self: bias,
+    mat1: x,
+    mat2: transposedWeight(w),
+    beta: scalar(1),
+    alpha: scalar(1),
+  }),
   captures: { x, w, bias },
   rewrite: ({ x, w, bias, root }, ctx) =>
-    ctx.replaceWithNode(LINEAR, { input: arg.tensor(x), weight: arg.tensor(w), bias: arg.tensor(bias) }, root.out.type),
+    ctx.replaceWithNode(
+      LINEAR,
+      { input: arg.tensor(x), weight: arg.tensor(w), bias: arg.tensor(bias) },
+      root.out.type,
+    ),
 });
 
 const mx = value({ rank: 2 });
@@ -31,7 +42,11 @@ export const mmToLinear = rule({
   pattern: op("aten.mm.default", { self: mx, mat2: transposedWeight(mw) }),
   captures: { mx, mw },
   rewrite: ({ mx, mw, root }, ctx) =>
-    ctx.replaceWithNode(LINEAR, { input: arg.tensor(mx), weight: arg.tensor(mw), bias: arg.none }, root.out.type),
+    ctx.replaceWithNode(
+      LINEAR,
+      { input: arg.tensor(mx), weight: arg.tensor(mw), bias: arg.none },
+      root.out.type,
+    ),
 });
 
 const folded = value();
@@ -60,8 +75,14 @@ export const matmulWeightToLinear = rule({
     if (a.type.shape.length < 2) return undefined;
     const b = ctx.build();
     const [k, n] = bw.type.shape;
-    const wt = b.node("aten.permute.default", { self: arg.tensor(bw), dims: arg.ints([1, 0]) }, { dtype: bw.type.dtype, shape: [n, k] });
-    return b.replace(b.node(LINEAR, { input: arg.tensor(a), weight: arg.tensor(wt), bias: arg.none }, root.out.type));
+    const wt = b.node(
+      "aten.permute.default",
+      { self: arg.tensor(bw), dims: arg.ints([1, 0]) },
+      { dtype: bw.type.dtype, shape: [n, k] },
+    );
+    return b.replace(
+      b.node(LINEAR, { input: arg.tensor(a), weight: arg.tensor(wt), bias: arg.none }, root.out.type),
+    );
   },
 });
 
@@ -90,24 +111,45 @@ export const matmulToMmOrBmm = rule({
     const t = (shape: readonly number[]): TensorType => ({ dtype, shape });
     const [m, k, n] = [p[p.length - 2], p[p.length - 1], q[q.length - 1]];
     if (p.length === 2 && q.length === 2) {
-      return b.replace(b.node("aten.mm.default", { self: arg.tensor(lhs), mat2: arg.tensor(rhs) }, root.out.type));
+      return b.replace(
+        b.node("aten.mm.default", { self: arg.tensor(lhs), mat2: arg.tensor(rhs) }, root.out.type),
+      );
     }
     if (q.length === 2) {
       const rows = p.slice(0, -1).reduce((x, y) => x * y, 1);
       const flat = b.node(VIEW, { self: arg.tensor(lhs), size: arg.ints([rows, k]) }, t([rows, k]));
-      const product = b.node("aten.mm.default", { self: arg.tensor(flat), mat2: arg.tensor(rhs) }, t([rows, n]));
-      return b.replace(b.node(VIEW, { self: arg.tensor(product), size: arg.ints(root.out.type.shape) }, root.out.type));
+      const product = b.node(
+        "aten.mm.default",
+        { self: arg.tensor(flat), mat2: arg.tensor(rhs) },
+        t([rows, n]),
+      );
+      return b.replace(
+        b.node(VIEW, { self: arg.tensor(product), size: arg.ints(root.out.type.shape) }, root.out.type),
+      );
     }
     const batch = broadcastBatch(p.slice(0, -2), q.slice(0, -2));
     if (!batch) return undefined;
     const count = batch.reduce((x, y) => x * y, 1);
     const batched = (v: typeof lhs, rows: number, cols: number) => {
       const full = [...batch, rows, cols];
-      const e = v.type.shape.join() === full.join() ? v.name : b.node("aten.expand.default", { self: arg.tensor(v), size: arg.ints(full) }, t(full));
-      return b.node(VIEW, { self: arg.tensor(e), size: arg.ints([count, rows, cols]) }, t([count, rows, cols]));
+      const e =
+        v.type.shape.join() === full.join()
+          ? v.name
+          : b.node("aten.expand.default", { self: arg.tensor(v), size: arg.ints(full) }, t(full));
+      return b.node(
+        VIEW,
+        { self: arg.tensor(e), size: arg.ints([count, rows, cols]) },
+        t([count, rows, cols]),
+      );
     };
-    const product = b.node("aten.bmm.default", { self: arg.tensor(batched(lhs, m, k)), mat2: arg.tensor(batched(rhs, k, n)) }, t([count, m, n]));
-    return b.replace(b.node(VIEW, { self: arg.tensor(product), size: arg.ints(root.out.type.shape) }, root.out.type));
+    const product = b.node(
+      "aten.bmm.default",
+      { self: arg.tensor(batched(lhs, m, k)), mat2: arg.tensor(batched(rhs, k, n)) },
+      t([count, m, n]),
+    );
+    return b.replace(
+      b.node(VIEW, { self: arg.tensor(product), size: arg.ints(root.out.type.shape) }, root.out.type),
+    );
   },
 });
 
@@ -116,10 +158,17 @@ const bwt = weight({ rank: 2 });
 export const batchedWeightMatmulToLinear = rule({
   name: "bmm-expanded-weight-to-linear",
   doc: "bmm(x, expand(permute(W, [1, 0]), [B, K, N])) ⇒ linear(x, W)",
-  pattern: op("aten.bmm.default", { self: bx, mat2: op("aten.expand.default", { self: transposedWeight(bwt) }) }),
+  pattern: op("aten.bmm.default", {
+    self: bx,
+    mat2: op("aten.expand.default", { self: transposedWeight(bwt) }),
+  }),
   captures: { bx, bwt },
   rewrite: ({ bx, bwt, root }, ctx) =>
-    ctx.replaceWithNode(LINEAR, { input: arg.tensor(bx), weight: arg.tensor(bwt), bias: arg.none }, root.out.type),
+    ctx.replaceWithNode(
+      LINEAR,
+      { input: arg.tensor(bx), weight: arg.tensor(bwt), bias: arg.none },
+      root.out.type,
+    ),
 });
 
 const lx = value();
@@ -138,7 +187,11 @@ export const biasAddIntoLinear = rule({
   rewrite: ({ lx, lw, addend, root }, ctx) => {
     const n = lw.type.shape[0];
     if (addend.type.shape[0] !== n || addend.type.dtype !== root.out.type.dtype) return undefined;
-    return ctx.replaceWithNode(LINEAR, { input: arg.tensor(lx), weight: arg.tensor(lw), bias: arg.tensor(addend) }, root.out.type);
+    return ctx.replaceWithNode(
+      LINEAR,
+      { input: arg.tensor(lx), weight: arg.tensor(lw), bias: arg.tensor(addend) },
+      root.out.type,
+    );
   },
 });
 

@@ -1,6 +1,7 @@
 // Softmax, attention, casts and Scalar overloads in their core form.
-import { arg, pickArgs } from "../rewrite/args.js";
+
 import { functionalVariant } from "../../ops/index.js";
+import { arg, pickArgs } from "../rewrite/args.js";
 import { anyOp, dtype, op, scalar, value } from "../rewrite/pattern.js";
 import { rule, ruleSet } from "../rewrite/rule.js";
 
@@ -14,7 +15,11 @@ export const softmaxToCore = rule({
   rewrite: ({ sx, sdtype, root }, ctx) => {
     if (sdtype !== null && sdtype !== sx.type.dtype) return undefined;
     const core = root.op === "aten.softmax.int" ? "aten._softmax.default" : "aten._log_softmax.default";
-    return ctx.replaceWithNode(core, { self: arg.tensor(sx), dim: root.args.dim, half_to_float: arg.bool(false) }, root.out.type);
+    return ctx.replaceWithNode(
+      core,
+      { self: arg.tensor(sx), dim: root.args.dim, half_to_float: arg.bool(false) },
+      root.out.type,
+    );
   },
 });
 
@@ -36,14 +41,31 @@ const cx = value();
 export const castsToCopy = rule({
   name: "cast-to-copy",
   doc: "to(x, dtype) / type_as(x, y) changing the dtype ⇒ _to_copy(x, dtype=…)",
-  pattern: op(["aten.to.dtype", "aten.to.dtype_layout", "aten.to.other", "aten.type_as.default", "aten._to_copy.default"], { self: cx }),
+  pattern: op(
+    [
+      "aten.to.dtype",
+      "aten.to.dtype_layout",
+      "aten.to.other",
+      "aten.type_as.default",
+      "aten._to_copy.default",
+    ],
+    { self: cx },
+  ),
   captures: { cx },
   rewrite: ({ cx, root }, ctx) => {
     const target = root.out.type.dtype;
     if (target === cx.type.dtype) return undefined;
     // _to_copy with only self and dtype is the canonical cast; anything else (device, layout) is dropped.
-    if (root.op === "aten._to_copy.default" && Object.keys(root.node.args).every((k) => k === "self" || k === "dtype")) return undefined;
-    return ctx.replaceWithNode("aten._to_copy.default", { self: arg.tensor(cx), dtype: arg.dtype(target) }, root.out.type);
+    if (
+      root.op === "aten._to_copy.default" &&
+      Object.keys(root.node.args).every((k) => k === "self" || k === "dtype")
+    )
+      return undefined;
+    return ctx.replaceWithNode(
+      "aten._to_copy.default",
+      { self: arg.tensor(cx), dtype: arg.dtype(target) },
+      root.out.type,
+    );
   },
 });
 
@@ -73,7 +95,11 @@ export const fullLikeToFull = rule({
   rewrite: ({ fill, root }, ctx) =>
     ctx.replaceWithNode(
       "aten.full.default",
-      { size: arg.ints(root.out.type.shape), fill_value: arg.float(fill), dtype: arg.dtype(root.out.type.dtype) },
+      {
+        size: arg.ints(root.out.type.shape),
+        fill_value: arg.float(fill),
+        dtype: arg.dtype(root.out.type.dtype),
+      },
       root.out.type,
     ),
 });
@@ -92,7 +118,11 @@ export const inPlaceToFunctional = rule({
     const at = ctx.index.positionOf(root.node);
     if (ctx.index.usersOf(self.name).some((u) => ctx.index.positionOf(u) > at)) return undefined;
     const b = ctx.build();
-    const outs = b.nodeOutputs(functionalVariant(root.op)!, { ...root.node.args }, root.outputs.map((o) => o.type));
+    const outs = b.nodeOutputs(
+      functionalVariant(root.op)!,
+      { ...root.node.args },
+      root.outputs.map((o) => o.type),
+    );
     return b.replace(Object.fromEntries(root.outputs.map((o, i) => [o.name, outs[i]])));
   },
 });

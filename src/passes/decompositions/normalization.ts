@@ -18,15 +18,24 @@ function toNoTrainingBatchNorm(name: string, opName: string): Rule {
     rewrite: ({ root }, ctx) => {
       if (!root.outputs.slice(1).every((o) => ctx.index.isUnused(o.name))) return undefined;
       const b = ctx.build();
-      const [out] = b.nodeOutputs(BATCH_NORM, pickArgs(root.args, ["input", "weight", "bias", "running_mean", "running_var", "momentum", "eps"]));
+      const [out] = b.nodeOutputs(
+        BATCH_NORM,
+        pickArgs(root.args, ["input", "weight", "bias", "running_mean", "running_var", "momentum", "eps"]),
+      );
       return b.replace(out);
     },
   });
 }
 
 export const batchNormToCore = toNoTrainingBatchNorm("batch-norm-to-core", "aten.batch_norm.default");
-export const nativeBatchNormToCore = toNoTrainingBatchNorm("native-batch-norm-to-core", "aten.native_batch_norm.default");
-export const legitBatchNormToCore = toNoTrainingBatchNorm("legit-batch-norm-to-core", "aten._native_batch_norm_legit.default");
+export const nativeBatchNormToCore = toNoTrainingBatchNorm(
+  "native-batch-norm-to-core",
+  "aten.native_batch_norm.default",
+);
+export const legitBatchNormToCore = toNoTrainingBatchNorm(
+  "legit-batch-norm-to-core",
+  "aten._native_batch_norm_legit.default",
+);
 
 export const layerNormToCore = rule({
   name: "layer-norm-to-core",
@@ -34,7 +43,10 @@ export const layerNormToCore = rule({
   pattern: op("aten.layer_norm.default"),
   rewrite: ({ root }, ctx) => {
     const b = ctx.build();
-    const [out] = b.nodeOutputs("aten.native_layer_norm.default", pickArgs(root.args, ["input", "normalized_shape", "weight", "bias", "eps"]));
+    const [out] = b.nodeOutputs(
+      "aten.native_layer_norm.default",
+      pickArgs(root.args, ["input", "normalized_shape", "weight", "bias", "eps"]),
+    );
     return b.replace(out);
   },
 });
@@ -61,4 +73,10 @@ export const groupNormToCore = rule({
   },
 });
 
-export const normalizationRules = ruleSet(batchNormToCore, nativeBatchNormToCore, legitBatchNormToCore, layerNormToCore, groupNormToCore);
+export const normalizationRules = ruleSet(
+  batchNormToCore,
+  nativeBatchNormToCore,
+  legitBatchNormToCore,
+  layerNormToCore,
+  groupNormToCore,
+);

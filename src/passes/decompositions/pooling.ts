@@ -26,7 +26,12 @@ export const adaptiveAvgPoolToCore = rule({
   name: "adaptive-avg-pool-to-core",
   doc: "adaptive_avg_pool2d(x, size) ⇒ _adaptive_avg_pool2d(x, size)",
   pattern: op("aten.adaptive_avg_pool2d.default"),
-  rewrite: ({ root }, ctx) => ctx.replaceWithNode("aten._adaptive_avg_pool2d.default", pickArgs(root.args, ["self", "output_size"]), root.out.type),
+  rewrite: ({ root }, ctx) =>
+    ctx.replaceWithNode(
+      "aten._adaptive_avg_pool2d.default",
+      pickArgs(root.args, ["self", "output_size"]),
+      root.out.type,
+    ),
 });
 
 export const maxPoolWithIndicesToMaxPool = rule({

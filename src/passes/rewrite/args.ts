@@ -11,7 +11,8 @@ export const arg = {
   tensor: (v: ValueRef): Arg => ({ kind: "tensor", name: nameOf(v) }),
   tensors: (vs: readonly ValueRef[]): Arg => ({ kind: "tensors", names: vs.map(nameOf) }),
   /** A tensor, or None for null. */
-  optionalTensor: (v: ValueRef | null): Arg => (v === null ? { kind: "none" } : { kind: "tensor", name: nameOf(v) }),
+  optionalTensor: (v: ValueRef | null): Arg =>
+    v === null ? { kind: "none" } : { kind: "tensor", name: nameOf(v) },
   none: { kind: "none" } as Arg,
   int: (value: number): Arg => ({ kind: "int", value }),
   float: (value: number): Arg => ({ kind: "float", value }),

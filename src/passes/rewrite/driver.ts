@@ -67,8 +67,8 @@ export function rewriteToFixedPoint(graph: Graph, rules: RuleSet, options: Rewri
       recent.push(fired.rule.name);
       if (recent.length > 8) recent.shift();
       options.trace?.fired(pass, fired.rule, node);
-      const next = applyReplacement(index, node, fired.replacement, fired.rule.name);
-      i = survivorsBefore(current, next, i);
+      const { graph: next, pruned } = applyReplacement(index, node, fired.replacement, fired.rule.name);
+      i -= pruned;
       current = next;
       index = new GraphIndex(current);
       changed = true;
@@ -83,12 +83,4 @@ function tryRules(rules: readonly Rule[], node: Node, index: GraphIndex) {
     if (replacement) return { rule, replacement };
   }
   return undefined;
-}
-
-/** How many of the nodes before position `i` of `before` are still in `after` (pruning removes some). */
-function survivorsBefore(before: Graph, after: Graph, i: number): number {
-  const kept = new Set(after.nodes.map((n) => n.name));
-  let count = 0;
-  for (let j = 0; j < i; j++) if (kept.has(before.nodes[j].name)) count++;
-  return count;
 }

@@ -17,7 +17,6 @@ export class GraphIndex {
   private readonly users = new Map<string, Node[]>();
   private readonly positions = new Map<string, number>();
   private readonly outputSet: ReadonlySet<string>;
-  private readonly argsCache = new Map<Node, Readonly<Record<string, Arg>>>();
   private readonly names = new Set<string>();
 
   constructor(readonly graph: Graph) {
@@ -26,11 +25,13 @@ export class GraphIndex {
     graph.nodes.forEach((node, position) => {
       this.names.add(node.name);
       this.positions.set(node.name, position);
-      node.outputs.forEach((out, index) => this.producers.set(out, { node, index }));
-      for (const input of new Set(readsOf(node))) {
+      node.outputs.forEach((out, index) => {
+        this.producers.set(out, { node, index });
+      });
+      for (const input of readsOf(node)) {
         const list = this.users.get(input);
-        if (list) list.push(node);
-        else this.users.set(input, [node]);
+        if (!list) this.users.set(input, [node]);
+        else if (list[list.length - 1] !== node) list.push(node);
       }
     });
   }
@@ -74,14 +75,9 @@ export class GraphIndex {
     return p;
   }
 
-  /** The node's arguments with schema defaults applied (cached per node). */
+  /** The node's arguments with schema defaults applied. */
   argsOf(node: Node): Readonly<Record<string, Arg>> {
-    let args = this.argsCache.get(node);
-    if (!args) {
-      args = argsWithDefaults(node);
-      this.argsCache.set(node, args);
-    }
-    return args;
+    return argsWithDefaults(node);
   }
 
   /** Whether a name is taken by any value or node of this graph. */

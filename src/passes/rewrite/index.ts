@@ -1,5 +1,5 @@
-export * from "./args.js";
 export * from "./apply.js";
+export * from "./args.js";
 export * from "./driver.js";
 export * from "./graph-index.js";
 export * from "./pattern.js";

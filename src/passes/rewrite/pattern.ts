@@ -102,17 +102,29 @@ export function int(value?: number): Pattern<number> {
 
 /** A float or int literal, as a number (Scalar and float arguments accept both). */
 export function scalar(value?: number): Pattern<number> {
-  return literal(`scalar(${fmt(value)})`, (a) => (a?.kind === "int" || a?.kind === "float" ? a.value : undefined), value);
+  return literal(
+    `scalar(${fmt(value)})`,
+    (a) => (a?.kind === "int" || a?.kind === "float" ? a.value : undefined),
+    value,
+  );
 }
 
 export const float = scalar;
 
 export function ints(value?: readonly number[]): Pattern<readonly number[]> {
-  return literal(`ints(${fmt(value)})`, (a) => (a?.kind === "ints" ? a.value : a?.kind === "int" ? [a.value] : undefined), value);
+  return literal(
+    `ints(${fmt(value)})`,
+    (a) => (a?.kind === "ints" ? a.value : a?.kind === "int" ? [a.value] : undefined),
+    value,
+  );
 }
 
 export function floats(value?: readonly number[]): Pattern<readonly number[]> {
-  return literal(`floats(${fmt(value)})`, (a) => (a?.kind === "floats" || a?.kind === "ints" ? a.value : undefined), value);
+  return literal(
+    `floats(${fmt(value)})`,
+    (a) => (a?.kind === "floats" || a?.kind === "ints" ? a.value : undefined),
+    value,
+  );
 }
 
 export function bool(value?: boolean): Pattern<boolean> {
@@ -158,7 +170,10 @@ export interface ValueConstraint {
 }
 
 function fits(name: string, type: TensorType, c: ValueConstraint, index: GraphIndex): boolean {
-  if (c.dtype !== undefined && !(typeof c.dtype === "string" ? c.dtype === type.dtype : c.dtype.includes(type.dtype))) {
+  if (
+    c.dtype !== undefined &&
+    !(typeof c.dtype === "string" ? c.dtype === type.dtype : c.dtype.includes(type.dtype))
+  ) {
     return false;
   }
   if (c.floating !== undefined && isFloating(type.dtype) !== c.floating) return false;
@@ -223,7 +238,12 @@ function boundNode(node: Node, index: GraphIndex): BoundNode {
   return { node, name: node.name, op: node.op, args: index.argsOf(node), outputs, out: outputs[0] };
 }
 
-function matchArgs(args: Readonly<Record<string, Arg>>, patterns: ArgPatterns, index: GraphIndex, bindings: Bindings) {
+function matchArgs(
+  args: Readonly<Record<string, Arg>>,
+  patterns: ArgPatterns,
+  index: GraphIndex,
+  bindings: Bindings,
+) {
   let b: Bindings | undefined = bindings;
   for (const [name, p] of Object.entries(patterns)) {
     b = p.matchArg(args[name], index, b);
@@ -272,7 +292,11 @@ function nodePattern(
  * A node of one of `ops` whose arguments match `args` (unlisted arguments are free). As an argument
  * pattern it matches a value produced by such a node.
  */
-export function op(ops: string | readonly string[], args: ArgPatterns = {}, options: OpOptions = {}): NodePattern {
+export function op(
+  ops: string | readonly string[],
+  args: ArgPatterns = {},
+  options: OpOptions = {},
+): NodePattern {
   const list = typeof ops === "string" ? [ops] : ops;
   const shown = Object.entries(args).map(([k, p]) => `${k}=${p.text}`);
   return nodePattern(`${list.join("|")}(${shown.join(", ")})`, list, [args], options);
@@ -333,7 +357,11 @@ export function either<P extends readonly AnyPattern[]>(...alternatives: P): Pat
 }
 
 /** `p`, further constrained by a test on what it bound. */
-export function where<B>(p: Pattern<B>, test: (bound: B, index: GraphIndex) => boolean, text = "where"): Pattern<B> {
+export function where<B>(
+  p: Pattern<B>,
+  test: (bound: B, index: GraphIndex) => boolean,
+  text = "where",
+): Pattern<B> {
   const self: Pattern<B> = {
     text: `${p.text}[${text}]`,
     parts: [p],

@@ -21,7 +21,9 @@ const nameOf = (v: ValueRef) => (typeof v === "string" ? v : v.name);
 
 function isBoundValue(v: object): v is BoundValue {
   const t = (v as { type?: unknown }).type;
-  return typeof (v as { name?: unknown }).name === "string" && typeof t === "object" && t !== null && "dtype" in t;
+  return (
+    typeof (v as { name?: unknown }).name === "string" && typeof t === "object" && t !== null && "dtype" in t
+  );
 }
 
 /**
@@ -64,7 +66,8 @@ export class ReplacementBuilder {
         : "dtype" in types
           ? [types as TensorType]
           : (types as readonly TensorType[]);
-    if (!outTypes) throw new Error(`rewrite of '${this.root.name}': cannot infer the output types of ${op}; pass them`);
+    if (!outTypes)
+      throw new Error(`rewrite of '${this.root.name}': cannot infer the output types of ${op}; pass them`);
     const name = this.fresh(op.split(".")[1] ?? "node");
     const outputs = outTypes.map((t, i) => {
       const v = this.fresh(outTypes.length === 1 ? name : `${name}_${i}`);

@@ -71,7 +71,8 @@ export function rule<C extends Captures = Record<never, AnyPattern>>(spec: RuleS
   const captures = (spec.captures ?? {}) as C;
   const inTree = reachable(spec.pattern);
   for (const [field, p] of Object.entries(captures)) {
-    if (!inTree.has(p)) throw new Error(`rule '${spec.name}': capture '${field}' is not always bound by the pattern`);
+    if (!inTree.has(p))
+      throw new Error(`rule '${spec.name}': capture '${field}' is not always bound by the pattern`);
   }
   const location = callerLocation();
   return Object.freeze({

@@ -61,7 +61,10 @@ export class TraceRecorder {
   }
 
   snapshot(): Trace {
-    return Object.freeze({ entries: Object.freeze([...this.entries]), passes: Object.freeze([...this.passes]) });
+    return Object.freeze({
+      entries: Object.freeze([...this.entries]),
+      passes: Object.freeze([...this.passes]),
+    });
   }
 }
 

@@ -35,7 +35,9 @@ export function buildFakes(): string | null {
   if (cc === null) return null;
   const out = mkdtempSync(join(tmpdir(), "torchc-fakes-"));
   for (const [soname, source] of Object.entries(FAKES)) {
-    execFileSync(cc, ["-O1", "-shared", "-fPIC", "-o", join(out, soname), join(here, source)], { stdio: "pipe" });
+    execFileSync(cc, ["-O1", "-shared", "-fPIC", "-o", join(out, soname), join(here, source)], {
+      stdio: "pipe",
+    });
   }
   return out;
 }

@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TorchcError } from "../../../src/errors.js";
-import { toFloat64Array } from "../../../src/ir/tensor.js";
 import {
   PickledTensor,
   PyDict,
@@ -10,6 +9,7 @@ import {
   torchUnpickleOptions,
   unpickle,
 } from "../../../src/frontends/pickle/index.js";
+import { toFloat64Array } from "../../../src/ir/tensor.js";
 
 const DATA = join(import.meta.dirname, "data");
 const read = (name: string) => new Uint8Array(readFileSync(join(DATA, name)));

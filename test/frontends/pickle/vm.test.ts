@@ -3,12 +3,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TorchcError } from "../../../src/errors.js";
 import {
+  dataGlobals,
   PyDict,
   PyFloat,
-  PySet,
+  type PySet,
   PyTuple,
   type PyValue,
-  dataGlobals,
   unpickle,
 } from "../../../src/frontends/pickle/index.js";
 
@@ -26,8 +26,19 @@ describe("pickle machine: plain values", () => {
     it(`decodes protocol ${p}`, () => {
       const v = unpickle(read(`plain_p${p}.pkl`), opts(`plain_p${p}.pkl`));
       expect(get(v, "ints")).toEqual([
-        0, 1, 255, 256, 65535, 65536, -1, -(2 ** 31), 2 ** 31, 2 ** 62 < Number.MAX_SAFE_INTEGER ? 2 ** 62 : 2n ** 62n,
-        -(2n ** 62n), 2n ** 70n, -(2n ** 70n),
+        0,
+        1,
+        255,
+        256,
+        65535,
+        65536,
+        -1,
+        -(2 ** 31),
+        2 ** 31,
+        2 ** 62 < Number.MAX_SAFE_INTEGER ? 2 ** 62 : 2n ** 62n,
+        -(2n ** 62n),
+        2n ** 70n,
+        -(2n ** 70n),
       ]);
       const floats = get(v, "floats") as PyFloat[];
       expect(floats.map((f) => f.value)).toEqual([0.5, -1.25, 1e-5, Number.POSITIVE_INFINITY]);
@@ -95,7 +106,9 @@ describe("pickle machine: malformed input", () => {
 
   it("an empty pickle and an unknown opcode are refused", () => {
     expect(() => unpickle(new Uint8Array(0), opts("e.pkl"))).toThrowError(/e\.pkl: the pickle is empty/);
-    expect(() => unpickle(Uint8Array.of(0x80, 2, 0xff, 0x2e), opts("u.pkl"))).toThrowError(/unknown opcode 0xff/);
+    expect(() => unpickle(Uint8Array.of(0x80, 2, 0xff, 0x2e), opts("u.pkl"))).toThrowError(
+      /unknown opcode 0xff/,
+    );
   });
 
   it("refuses persistent ids when no loader is given", () => {

@@ -46,6 +46,10 @@ export function activationExpr(fn: ActivationFn, x: string, dtype: DType): strin
 }
 
 export function unaryExpr(op: UnaryOp, x: string, dtype: DType): string {
+  return unaryExprOf(op, x, dtype) ?? x;
+}
+
+function unaryExprOf(op: UnaryOp, x: string, dtype: DType): string | undefined {
   const ct = computeCType(dtype);
   const float = isFloatDType(dtype);
   switch (op) {
@@ -106,5 +110,6 @@ export function binaryExpr(op: ElementwiseOp, a: string, b: string, dtype: DType
     case "and": return `(${a} && ${b})`;
     case "or": return `(${a} || ${b})`;
     case "xor": return `(${a} != ${b})`;
+    default: throw new Error(`unknown elementwise op ${op as string}`);
   }
 }

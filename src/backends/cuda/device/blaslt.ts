@@ -18,7 +18,7 @@ import { CudaContext } from "./context.js";
 import { type LtLayout, ltRecipe } from "./matmul-layout.js";
 import { DeviceBuffer } from "./memory.js";
 import { type Stream, streamHandle } from "./stream.js";
-import { type DeviceMemory, checkDevice, checkFinite, checkInt, checkOneOf, fail } from "./validate.js";
+import { checkDevice, checkFinite, checkInt, checkOneOf, type DeviceMemory, fail } from "./validate.js";
 
 export type LtDType = "float16" | "bfloat16" | "float32";
 export type LtActivation = "none" | "relu" | "gelu";
@@ -26,7 +26,11 @@ export type LtActivation = "none" | "relu" | "gelu";
 const DTYPES: readonly LtDType[] = ["float16", "bfloat16", "float32"];
 const ACTIVATIONS: readonly LtActivation[] = ["none", "relu", "gelu"];
 const ELEMENT_BYTES: Readonly<Record<LtDType, number>> = { float16: 2, bfloat16: 2, float32: 4 };
-const DATA_TYPE: Readonly<Record<LtDType, number>> = { float16: CUDA_R.f16, bfloat16: CUDA_R.bf16, float32: CUDA_R.f32 };
+const DATA_TYPE: Readonly<Record<LtDType, number>> = {
+  float16: CUDA_R.f16,
+  bfloat16: CUDA_R.bf16,
+  float32: CUDA_R.f32,
+};
 const INT_MAX = 2 ** 31 - 1;
 
 export interface MatmulArgs {
@@ -142,11 +146,15 @@ export class BlasLt {
     this.alpha[0] = checkFinite("alpha", args.alpha ?? 1);
     const epilogue = epilogueFor(activation, hasBias);
     const key = `${dtype}|${m}|${n}|${k}|${+transA}|${+transB}|${epilogue}|${+tf32}`;
-    const plan = this.plans.get(key) ?? this.makePlan(key, { m, n, k, transA, transB }, dtype, epilogue, tf32);
+    const plan =
+      this.plans.get(key) ?? this.makePlan(key, { m, n, k, transA, transB }, dtype, epilogue, tf32);
     const f = CUBLASLT.fn;
     if (hasBias) {
       this.biasPtr[0] = bias;
-      checkCublas("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", f.cublasLtMatmulDescSetAttribute(plan.desc, MATMUL_DESC.BIAS_POINTER, this.biasPtr, 8));
+      checkCublas(
+        "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
+        f.cublasLtMatmulDescSetAttribute(plan.desc, MATMUL_DESC.BIAS_POINTER, this.biasPtr, 8),
+      );
     }
     const [la, lb, ld] = plan.layouts;
     // cuBLASLt's A is the user's B and its B the user's A (see matmul-layout.ts).
@@ -173,20 +181,23 @@ export class BlasLt {
 
   /** nn.Linear: out[M,outF] = activation(x[M,inF] · weightᵀ + bias). */
   linear(args: LinearArgs): void {
-    this.run({
-      a: args.x,
-      b: args.weight,
-      out: args.out,
-      bias: args.bias,
-      m: args.m,
-      n: args.outFeatures,
-      k: args.inFeatures,
-      transB: true,
-      dtype: args.dtype,
-      activation: args.activation,
-      allowTf32: args.allowTf32,
-      stream: args.stream,
-    }, LINEAR_NAMES);
+    this.run(
+      {
+        a: args.x,
+        b: args.weight,
+        out: args.out,
+        bias: args.bias,
+        m: args.m,
+        n: args.outFeatures,
+        k: args.inFeatures,
+        transB: true,
+        dtype: args.dtype,
+        activation: args.activation,
+        allowTf32: args.allowTf32,
+        stream: args.stream,
+      },
+      LINEAR_NAMES,
+    );
   }
 
   destroy(): void {
@@ -220,13 +231,19 @@ export class BlasLt {
     const pref: OutPtr = [null];
     try {
       const setDesc = (attr: number, value: Int32Array | Uint32Array, what: string) =>
-        checkCublas(`cublasLtMatmulDescSetAttribute(${what})`, f.cublasLtMatmulDescSetAttribute(desc, attr, value, 4));
+        checkCublas(
+          `cublasLtMatmulDescSetAttribute(${what})`,
+          f.cublasLtMatmulDescSetAttribute(desc, attr, value, 4),
+        );
       setDesc(MATMUL_DESC.TRANSA, new Int32Array([recipe.transa]), "TRANSA");
       setDesc(MATMUL_DESC.TRANSB, new Int32Array([recipe.transb]), "TRANSB");
       setDesc(MATMUL_DESC.EPILOGUE, new Uint32Array([epilogue]), "EPILOGUE");
       const layout = (l: LtLayout, what: string): Ptr => {
         const out: OutPtr = [null];
-        checkCublas(`cublasLtMatrixLayoutCreate(${what})`, f.cublasLtMatrixLayoutCreate(out, type, l.rows, l.cols, l.ld));
+        checkCublas(
+          `cublasLtMatrixLayoutCreate(${what})`,
+          f.cublasLtMatrixLayoutCreate(out, type, l.rows, l.cols, l.ld),
+        );
         made.push(out[0]);
         return out[0];
       };
@@ -244,7 +261,18 @@ export class BlasLt {
       const returned: OutNum = [0];
       checkCublas(
         `cublasLtMatmulAlgoGetHeuristic(${key})`,
-        f.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, la, lb, ld, ld, pref[0], requested, results, returned),
+        f.cublasLtMatmulAlgoGetHeuristic(
+          this.handle,
+          desc,
+          la,
+          lb,
+          ld,
+          ld,
+          pref[0],
+          requested,
+          results,
+          returned,
+        ),
       );
       const view = new DataView(results.buffer);
       for (let i = 0; i < returned[0]; i++) {
@@ -257,7 +285,11 @@ export class BlasLt {
         this.plans.set(key, plan);
         return plan;
       }
-      throw new CublasError(`cublasLtMatmulAlgoGetHeuristic(${key})`, 15, `no usable algorithm among ${returned[0]} returned`);
+      throw new CublasError(
+        `cublasLtMatmulAlgoGetHeuristic(${key})`,
+        15,
+        `no usable algorithm among ${returned[0]} returned`,
+      );
     } catch (e) {
       f.cublasLtMatmulDescDestroy(desc);
       for (const l of made) f.cublasLtMatrixLayoutDestroy(l);

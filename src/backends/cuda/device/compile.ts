@@ -4,7 +4,7 @@
  */
 import { cudaIncludeDirs } from "../../../ffi/discover.js";
 import { NVRTC } from "../../../ffi/nvrtc.js";
-import { NvrtcError, checkNvrtc } from "../../../ffi/status.js";
+import { checkNvrtc, NvrtcError } from "../../../ffi/status.js";
 import type { OutNum, OutPtr, OutStr, Ptr } from "../../../ffi/types.js";
 import { checkOneOf, fail } from "./validate.js";
 
@@ -36,7 +36,11 @@ export interface CompiledProgram {
 }
 
 /** The exact NVRTC option list compile() uses for `opts` (also part of the cache key). */
-export function resolveOptions(opts: CompileOptions, defaultArch = "sm_90", cudaIncludes?: () => string[]): string[] {
+export function resolveOptions(
+  opts: CompileOptions,
+  defaultArch = "sm_90",
+  cudaIncludes?: () => string[],
+): string[] {
   const output = checkOneOf("output", opts.output ?? "cubin", ["cubin", "ptx"] as const);
   const arch = opts.arch ?? defaultArch;
   const m = /^(?:sm|compute)_(\d+[a-z]?)$/.exec(arch);
@@ -68,7 +72,10 @@ export function compileWithOptions(
   const f = NVRTC.fn;
   const started = performance.now();
   const progOut: OutPtr = [null];
-  checkNvrtc("nvrtcCreateProgram", f.nvrtcCreateProgram(progOut, source, opts.name ?? "torchc.cu", 0, null, null));
+  checkNvrtc(
+    "nvrtcCreateProgram",
+    f.nvrtcCreateProgram(progOut, source, opts.name ?? "torchc.cu", 0, null, null),
+  );
   const prog: Ptr = progOut[0];
   try {
     for (const n of names) checkNvrtc(`nvrtcAddNameExpression(${n})`, f.nvrtcAddNameExpression(prog, n));
@@ -91,7 +98,11 @@ export function compileWithOptions(
 }
 
 /** Compiles CUDA C++ for the given (or default) architecture. */
-export function compileCuda(source: string, opts: CompileOptions = {}, defaultArch = "sm_90"): CompiledProgram {
+export function compileCuda(
+  source: string,
+  opts: CompileOptions = {},
+  defaultArch = "sm_90",
+): CompiledProgram {
   return compileWithOptions(source, resolveOptions(opts, defaultArch), {
     name: opts.name,
     output: opts.output,

@@ -62,7 +62,12 @@ const ELEMENT_BYTES: Readonly<Record<ConvDType, number>> = { float16: 2, bfloat1
 const ACTIVATIONS: readonly ConvActivation[] = ["none", "relu", "silu", "sigmoid", "gelu", "gelu_tanh"];
 const DIM_MAX = 2 ** 31 - 1;
 
-function pair(name: string, v: number | readonly number[] | undefined, dflt: number, min: number): [number, number] {
+function pair(
+  name: string,
+  v: number | readonly number[] | undefined,
+  dflt: number,
+  min: number,
+): [number, number] {
   if (v === undefined) return [dflt, dflt];
   if (typeof v === "number") return [checkInt(name, v, min, DIM_MAX), checkInt(name, v, min, DIM_MAX)];
   if (!Array.isArray(v) || v.length !== 2) fail(`${name} must be a number or [h, w]`);
@@ -107,7 +112,8 @@ export function convGeometry(spec: ConvSpec): ConvGeometry {
     Math.floor((size + pad.pre[i] + pad.post[i] - dilation[i] * (kernel - 1) - 1) / stride[i]) + 1;
   const outH = out(h, 0, r);
   const outW = out(w, 1, s);
-  if (outH < 1 || outW < 1) fail(`the kernel (${r}×${s}) does not fit the padded input (${h}×${w}): output ${outH}×${outW}`);
+  if (outH < 1 || outW < 1)
+    fail(`the kernel (${r}×${s}) does not fit the padded input (${h}×${w}): output ${outH}×${outW}`);
   const es = ELEMENT_BYTES[dtype];
   const bias: TensorGeometry = {
     dims: [1, k, 1, 1],

@@ -4,15 +4,30 @@
  * graph → engine heuristics (mode A, then FALLBACK) → the first engine config whose plan finalizes → variant
  * pack. Plans are reusable; the variant pack is rebuilt only when the data pointers change.
  */
-import { ATTR, ATTR_TYPE, CONV_MODE, CUDNN, CUDNN_DATA, DESC, HEUR_MODE, POINTWISE } from "../../../ffi/cudnn.js";
+import {
+  ATTR,
+  ATTR_TYPE,
+  CONV_MODE,
+  CUDNN,
+  CUDNN_DATA,
+  DESC,
+  HEUR_MODE,
+  POINTWISE,
+} from "../../../ffi/cudnn.js";
 import { CudnnError, checkCudnn, cudnnLastError } from "../../../ffi/status.js";
 import type { OutPtr } from "../../../ffi/types.js";
 import { CudaContext } from "./context.js";
-import { type ConvActivation, type ConvGeometry, type ConvSpec, type TensorGeometry, convGeometry } from "./conv-shape.js";
+import {
+  type ConvActivation,
+  type ConvGeometry,
+  type ConvSpec,
+  convGeometry,
+  type TensorGeometry,
+} from "./conv-shape.js";
 import { BackendDescriptor } from "./cudnn-backend.js";
 import { DeviceBuffer } from "./memory.js";
 import { type Stream, streamHandle } from "./stream.js";
-import { type DeviceMemory, checkDevice, checkOneOf, fail } from "./validate.js";
+import { checkDevice, checkOneOf, type DeviceMemory, fail } from "./validate.js";
 
 export class Cudnn {
   private destroyed = false;
@@ -63,7 +78,11 @@ const HEUR: Readonly<Record<HeuristicMode, number>> = {
   fallback: HEUR_MODE.FALLBACK,
 };
 
-const DATA_TYPE = { float16: CUDNN_DATA.HALF, bfloat16: CUDNN_DATA.BFLOAT16, float32: CUDNN_DATA.FLOAT } as const;
+const DATA_TYPE = {
+  float16: CUDNN_DATA.HALF,
+  bfloat16: CUDNN_DATA.BFLOAT16,
+  float32: CUDNN_DATA.FLOAT,
+} as const;
 
 const ACTIVATION_MODE: Readonly<Record<Exclude<ConvActivation, "none">, number>> = {
   relu: POINTWISE.RELU_FWD,
@@ -157,7 +176,11 @@ function aligned(name: string, mem: DeviceMemory | null | undefined, t: TensorGe
  * Builds an execution plan for conv(+bias)(+activation) described by `spec`. Throws CudnnError (with
  * cuDNN's last error message) when no engine supports the graph.
  */
-export function buildConvPlan(cudnn: Cudnn, spec: ConvSpec, opts: { heuristic?: HeuristicMode } = {}): ConvPlan {
+export function buildConvPlan(
+  cudnn: Cudnn,
+  spec: ConvSpec,
+  opts: { heuristic?: HeuristicMode } = {},
+): ConvPlan {
   const g = convGeometry(spec);
   const mode = checkOneOf("heuristic", opts.heuristic ?? "A", ["A", "B", "instant", "fallback"] as const);
   const owned: BackendDescriptor[] = [];
@@ -186,7 +209,12 @@ export function buildConvPlan(cudnn: Cudnn, spec: ConvSpec, opts: { heuristic?: 
     const convOut = last ? y : tensor("conv out", g.y, UID.conv, CUDNN_DATA.FLOAT, true);
     const conv = make(DESC.CONVOLUTION, "convolution")
       .enum32(ATTR.CONVOLUTION_COMP_TYPE, ATTR_TYPE.DATA_TYPE, CUDNN_DATA.FLOAT, "COMP_TYPE")
-      .enum32(ATTR.CONVOLUTION_CONV_MODE, ATTR_TYPE.CONVOLUTION_MODE, CONV_MODE.CROSS_CORRELATION, "CONV_MODE")
+      .enum32(
+        ATTR.CONVOLUTION_CONV_MODE,
+        ATTR_TYPE.CONVOLUTION_MODE,
+        CONV_MODE.CROSS_CORRELATION,
+        "CONV_MODE",
+      )
       .int64s(ATTR.CONVOLUTION_SPATIAL_DIMS, [2], "SPATIAL_DIMS")
       .int64s(ATTR.CONVOLUTION_DILATIONS, g.dilation, "DILATIONS")
       .int64s(ATTR.CONVOLUTION_FILTER_STRIDES, g.stride, "FILTER_STRIDES")
@@ -218,22 +246,43 @@ export function buildConvPlan(cudnn: Cudnn, spec: ConvSpec, opts: { heuristic?: 
     };
     if (g.bias) {
       const b = tensor("bias", g.b, UID.b, io, false);
-      pointwise("bias add", POINTWISE.ADD, act === "none" ? y : tensor("add out", g.y, UID.add, CUDNN_DATA.FLOAT, true), b);
+      pointwise(
+        "bias add",
+        POINTWISE.ADD,
+        act === "none" ? y : tensor("add out", g.y, UID.add, CUDNN_DATA.FLOAT, true),
+        b,
+      );
     }
     if (act !== "none") pointwise(act, ACTIVATION_MODE[act], y);
     const graph = make(DESC.OPERATIONGRAPH, "operation graph")
       .handleAttr(ATTR.OPERATIONGRAPH_HANDLE, cudnn.handle, "HANDLE")
       .descriptors(ATTR.OPERATIONGRAPH_OPS, ops, "OPS")
       .finalize();
-    const chosen = choosePlan(cudnn, graph, HEUR[mode], owned) ??
+    const chosen =
+      choosePlan(cudnn, graph, HEUR[mode], owned) ??
       (mode === "fallback" ? undefined : choosePlan(cudnn, graph, HEUR_MODE.FALLBACK, owned));
     if (chosen === undefined) {
-      throw new CudnnError(`buildConvPlan(${describeSpec(g)})`, 3000, `no engine config finalized; ${cudnnLastError() ?? "no detail from cuDNN"}`);
+      throw new CudnnError(
+        `buildConvPlan(${describeSpec(g)})`,
+        3000,
+        `no engine config finalized; ${cudnnLastError() ?? "no detail from cuDNN"}`,
+      );
     }
     try {
-      const workspaceBytes = Number(chosen.plan.getInt64(ATTR.EXECUTION_PLAN_WORKSPACE_SIZE, "WORKSPACE_SIZE"));
+      const workspaceBytes = Number(
+        chosen.plan.getInt64(ATTR.EXECUTION_PLAN_WORKSPACE_SIZE, "WORKSPACE_SIZE"),
+      );
       const workspace = workspaceBytes > 0 ? DeviceBuffer.alloc(workspaceBytes) : undefined;
-      return new ConvPlan(cudnn, g, chosen.plan, owned, workspaceBytes, workspace, chosen.engine, chosen.tried);
+      return new ConvPlan(
+        cudnn,
+        g,
+        chosen.plan,
+        owned,
+        workspaceBytes,
+        workspace,
+        chosen.engine,
+        chosen.tried,
+      );
     } catch (e) {
       chosen.plan.destroy();
       throw e;
@@ -250,7 +299,12 @@ interface Chosen {
   tried: number;
 }
 
-function choosePlan(cudnn: Cudnn, graph: BackendDescriptor, heurMode: number, owned: BackendDescriptor[]): Chosen | undefined {
+function choosePlan(
+  cudnn: Cudnn,
+  graph: BackendDescriptor,
+  heurMode: number,
+  owned: BackendDescriptor[],
+): Chosen | undefined {
   const heur = BackendDescriptor.create(DESC.ENGINEHEUR, "engine heuristics");
   owned.push(heur);
   heur
@@ -259,7 +313,9 @@ function choosePlan(cudnn: Cudnn, graph: BackendDescriptor, heurMode: number, ow
   if (heur.tryFinalize() !== 0) return undefined;
   const n = heur.countDescriptors(ATTR.ENGINEHEUR_RESULTS, "RESULTS");
   if (n === 0) return undefined;
-  const cfgs = Array.from({ length: n }, (_, i) => BackendDescriptor.create(DESC.ENGINECFG, `engine config ${i}`));
+  const cfgs = Array.from({ length: n }, (_, i) =>
+    BackendDescriptor.create(DESC.ENGINECFG, `engine config ${i}`),
+  );
   let chosen: Chosen | undefined;
   try {
     const filled = heur.getDescriptors(ATTR.ENGINEHEUR_RESULTS, cfgs, "RESULTS");
@@ -296,6 +352,8 @@ function engineIndex(cfg: BackendDescriptor): number | undefined {
 function describeSpec(g: ConvGeometry): string {
   const [n, c, h, w] = g.x.dims;
   const [k, , r, s] = g.w.dims;
-  return `${g.layout} ${g.dtype} x[${n},${c},${h},${w}] w[${k},${c / g.groups},${r},${s}] g${g.groups} stride ${g.stride} ` +
-    `pad ${g.prePadding}/${g.postPadding} dil ${g.dilation} bias ${g.bias} act ${g.activation}`;
+  return (
+    `${g.layout} ${g.dtype} x[${n},${c},${h},${w}] w[${k},${c / g.groups},${r},${s}] g${g.groups} stride ${g.stride} ` +
+    `pad ${g.prePadding}/${g.postPadding} dil ${g.dilation} bias ${g.bias} act ${g.activation}`
+  );
 }

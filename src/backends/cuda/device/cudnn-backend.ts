@@ -35,7 +35,12 @@ export class BackendDescriptor {
   }
 
   int64s(name: number, values: readonly (number | bigint)[], what = String(name)): this {
-    return this.set(name, ATTR_TYPE.INT64, BigInt64Array.from(values, (v) => BigInt(v)), what);
+    return this.set(
+      name,
+      ATTR_TYPE.INT64,
+      BigInt64Array.from(values, (v) => BigInt(v)),
+      what,
+    );
   }
 
   /** A 4-byte enum attribute (DATA_TYPE, CONVOLUTION_MODE, HEUR_MODE, POINTWISE_MODE). */
@@ -60,7 +65,12 @@ export class BackendDescriptor {
   }
 
   descriptors(name: number, descs: readonly BackendDescriptor[], what = String(name)): this {
-    return this.set(name, ATTR_TYPE.BACKEND_DESCRIPTOR, BigUint64Array.from(descs, (d) => d.handle), what);
+    return this.set(
+      name,
+      ATTR_TYPE.BACKEND_DESCRIPTOR,
+      BigUint64Array.from(descs, (d) => d.handle),
+      what,
+    );
   }
 
   pointers(name: number, ptrs: readonly bigint[], what = String(name)): this {
@@ -88,7 +98,14 @@ export class BackendDescriptor {
   /** How many descriptors attribute `name` holds. */
   countDescriptors(name: number, what = String(name)): number {
     const count = new BigInt64Array(1);
-    const rc = CUDNN.fn.cudnnBackendGetAttribute(this.handle, name, ATTR_TYPE.BACKEND_DESCRIPTOR, 0, count, null);
+    const rc = CUDNN.fn.cudnnBackendGetAttribute(
+      this.handle,
+      name,
+      ATTR_TYPE.BACKEND_DESCRIPTOR,
+      0,
+      count,
+      null,
+    );
     checkCudnn(`cudnnBackendGetAttribute(${this.label}.${what} count)`, rc);
     return Number(count[0]);
   }
@@ -97,7 +114,14 @@ export class BackendDescriptor {
   getDescriptors(name: number, into: readonly BackendDescriptor[], what = String(name)): number {
     const count = new BigInt64Array(1);
     const handles = BigUint64Array.from(into, (d) => d.handle);
-    const rc = CUDNN.fn.cudnnBackendGetAttribute(this.handle, name, ATTR_TYPE.BACKEND_DESCRIPTOR, into.length, count, handles);
+    const rc = CUDNN.fn.cudnnBackendGetAttribute(
+      this.handle,
+      name,
+      ATTR_TYPE.BACKEND_DESCRIPTOR,
+      into.length,
+      count,
+      handles,
+    );
     checkCudnn(`cudnnBackendGetAttribute(${this.label}.${what})`, rc);
     return Number(count[0]);
   }

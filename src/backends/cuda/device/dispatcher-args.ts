@@ -97,10 +97,12 @@ export function validateArg(a: OpArg, name: string): void {
   const value: unknown = (a as { value?: unknown }).value;
   switch (a.kind) {
     case "tensor":
-      if (typeof a.tensor?.handle !== "bigint" || a.tensor.handle === 0n) fail(`${name}: tensor has no live handle`);
+      if (typeof a.tensor?.handle !== "bigint" || a.tensor.handle === 0n)
+        fail(`${name}: tensor has no live handle`);
       return;
     case "int":
-      return checkInt64(name, a.value);
+      checkInt64(name, a.value);
+      return;
     case "float":
       if (typeof value !== "number") fail(`${name} must be a number, got ${describe(value)}`);
       return;
@@ -117,11 +119,13 @@ export function validateArg(a: OpArg, name: string): void {
     case "none":
       return;
     case "optional":
-      if (a.value?.kind === "none" || a.value?.kind === "optional") fail(`${name}: optional must hold a value`);
-      return validateArg(a.value, `${name}.value`);
+      if (a.value?.kind === "none" || a.value?.kind === "optional")
+        fail(`${name}: optional must hold a value`);
+      validateArg(a.value, `${name}.value`);
+      return;
     case "intList":
       if (!Array.isArray(a.values)) fail(`${name} must hold an array of integers`);
-      a.values.forEach((v, i) => checkInt64(`${name}[${i}]`, v));
+      for (const [i, v] of a.values.entries()) checkInt64(`${name}[${i}]`, v);
       return;
     case "str":
       if (typeof value !== "string") fail(`${name} must be a string, got ${describe(value)}`);
@@ -161,10 +165,8 @@ export function encodeArg(a: OpArg, host: ArgHost): bigint {
 export function encodeStack(args: readonly OpArg[], returns: number, host: ArgHost): BigUint64Array {
   if (!Array.isArray(args)) fail("args must be an array of OpArg");
   checkInt("returns", returns, 0, 64);
-  args.forEach((a, i) => validateArg(a, `argument ${i}`));
+  for (const [i, a] of args.entries()) validateArg(a, `argument ${i}`);
   const stack = new BigUint64Array(Math.max(args.length, returns, 1));
-  args.forEach((a, i) => {
-    stack[i] = encodeArg(a, host);
-  });
+  for (const [i, a] of args.entries()) stack[i] = encodeArg(a, host);
   return stack;
 }

@@ -66,7 +66,11 @@ export class CudaEvent {
  * GPU time per repetition of `body` on `stream`, from events around `reps` calls after `warmup` calls.
  * `body` must only queue work on `stream`.
  */
-export function timeOnStream(stream: Stream, body: () => void, opts: { warmup?: number; reps?: number } = {}): number {
+export function timeOnStream(
+  stream: Stream,
+  body: () => void,
+  opts: { warmup?: number; reps?: number } = {},
+): number {
   const warmup = checkInt("warmup", opts.warmup ?? 3, 0);
   const reps = checkInt("reps", opts.reps ?? 20, 1);
   for (let i = 0; i < warmup; i++) body();

@@ -57,8 +57,10 @@ export class CudaGraph {
  * ends, also when `body` throws (the partial graph is discarded and the error rethrown).
  */
 export function captureGraph(stream: Stream, body: () => void, opts: CaptureOptions = {}): CudaGraph {
-  if (!(stream instanceof Stream)) fail("capture needs a created Stream (the legacy NULL stream cannot capture)");
-  const mode = CU_STREAM_CAPTURE_MODE[checkOneOf("mode", opts.mode ?? "global", ["global", "threadLocal", "relaxed"])];
+  if (!(stream instanceof Stream))
+    fail("capture needs a created Stream (the legacy NULL stream cannot capture)");
+  const mode =
+    CU_STREAM_CAPTURE_MODE[checkOneOf("mode", opts.mode ?? "global", ["global", "threadLocal", "relaxed"])];
   const flags = checkInt("flags", opts.flags ?? 0, 0, 15);
   const f = CUDA.fn;
   const s = stream.handle;

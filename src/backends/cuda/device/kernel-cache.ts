@@ -7,7 +7,13 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { type CompileOptions, type CompiledProgram, compileWithOptions, nvrtcVersion, resolveOptions } from "./compile.js";
+import {
+  type CompiledProgram,
+  type CompileOptions,
+  compileWithOptions,
+  nvrtcVersion,
+  resolveOptions,
+} from "./compile.js";
 
 export interface CacheKeyParts {
   readonly source: string;
@@ -27,7 +33,9 @@ export function kernelCacheKey(parts: CacheKeyParts): string {
 }
 
 /** `$TORCHC_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/torchc/kernels`, else `~/.cache/torchc/kernels`. */
-export function defaultKernelCacheDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
+export function defaultKernelCacheDir(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
   if (env.TORCHC_CACHE_DIR) return join(env.TORCHC_CACHE_DIR, "kernels");
   const base = env.XDG_CACHE_HOME || join(homedir(), ".cache");
   return join(base, "torchc", "kernels");
@@ -47,7 +55,8 @@ export class KernelCache {
 
   /** `disk: true` uses defaultKernelCacheDir(); a string names the folder; false/undefined keeps it in memory. */
   constructor(opts: { disk?: boolean | string } = {}) {
-    this.diskDir = opts.disk === true ? defaultKernelCacheDir() : typeof opts.disk === "string" ? opts.disk : null;
+    this.diskDir =
+      opts.disk === true ? defaultKernelCacheDir() : typeof opts.disk === "string" ? opts.disk : null;
   }
 
   get size(): number {

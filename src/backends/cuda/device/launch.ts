@@ -4,13 +4,22 @@
  * launch passes a prebuilt BigUint64Array and allocates nothing. The driver copies the values at launch (and
  * at capture time inside a CUDA graph), so the arena may be rewritten right after a launch returns.
  */
-import { numberToBfloat16Bits, numberToFloat16Bits } from "../../../ir/half.js";
+
 import { CUDA } from "../../../ffi/cuda.js";
 import { koffi } from "../../../ffi/koffi.js";
 import { checkCuda } from "../../../ffi/status.js";
+import { numberToBfloat16Bits, numberToFloat16Bits } from "../../../ir/half.js";
 import type { Kernel } from "./module.js";
 import { type Stream, streamHandle } from "./stream.js";
-import { type DeviceMemory, type Dim3, checkDevice, checkDim3, checkInt, describe, fail } from "./validate.js";
+import {
+  checkDevice,
+  checkDim3,
+  checkInt,
+  type DeviceMemory,
+  type Dim3,
+  describe,
+  fail,
+} from "./validate.js";
 
 /** A kernel parameter's C type: ptr (any T*), i32/u32/i64/u64, f32/f64, f16/bf16 (given as a JS number). */
 export type ParamType = "ptr" | "i32" | "u32" | "i64" | "u64" | "f32" | "f64" | "f16" | "bf16";
@@ -69,13 +78,15 @@ export class KernelArgs {
   set(index: number, value: ParamValue): this {
     if (this.freed) fail("the kernel arguments have been freed");
     const type = this.types[index];
-    if (type === undefined) fail(`argument index ${index} is out of range (kernel takes ${this.types.length})`);
+    if (type === undefined)
+      fail(`argument index ${index} is out of range (kernel takes ${this.types.length})`);
     const at = this.offsets[index]!;
     const v = this.view;
     const name = `argument ${index} (${type})`;
     switch (type) {
       case "ptr": {
-        const p = typeof value === "object" ? checkDevice(name, value, 0) : toBigInt(name, value, 0n, U64_MAX);
+        const p =
+          typeof value === "object" ? checkDevice(name, value, 0) : toBigInt(name, value, 0n, U64_MAX);
         v.setBigUint64(at, p, true);
         break;
       }
@@ -113,8 +124,9 @@ export class KernelArgs {
 
   /** Writes every argument in order. */
   setAll(values: readonly ParamValue[]): this {
-    if (values.length !== this.types.length) fail(`expected ${this.types.length} arguments, got ${values.length}`);
-    values.forEach((value, i) => this.set(i, value));
+    if (values.length !== this.types.length)
+      fail(`expected ${this.types.length} arguments, got ${values.length}`);
+    for (const [i, value] of values.entries()) this.set(i, value);
     return this;
   }
 
@@ -180,7 +192,7 @@ export function launch(kernel: Kernel, config: LaunchConfig, args: KernelArgs): 
     bz,
     shared,
     streamHandle(config.stream),
-    args.params,
+    args.types.length > 0 ? args.params : null,
     null,
   );
   if (rc !== 0) checkCuda(`cuLaunchKernel(${kernel.symbol})`, rc);

@@ -3,14 +3,15 @@
  * through the dispatcher with typed arguments, and share the current CUDA stream with torch. Torch uses the
  * primary context, so buffers and streams from this runtime are valid on both sides.
  */
-import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
+
 import { koffi } from "../../../ffi/koffi.js";
 import { checkTorch } from "../../../ffi/status.js";
 import { TORCH_CPU, TORCH_CUDA } from "../../../ffi/torch.js";
 import type { OutNum, OutPtr } from "../../../ffi/types.js";
-import { type ArgHost, type OpArg, encodeStack } from "./dispatcher-args.js";
+import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
+import { type ArgHost, encodeStack, type OpArg } from "./dispatcher-args.js";
 import { type Stream, streamHandle } from "./stream.js";
-import { type DeviceMemory, checkDevice, checkInt, checkOneOf, fail } from "./validate.js";
+import { checkDevice, checkInt, checkOneOf, type DeviceMemory, fail } from "./validate.js";
 
 const DTYPE_GETTERS = {
   float16: "aoti_torch_dtype_float16",
@@ -48,7 +49,12 @@ export function contiguousStrides(sizes: readonly number[]): number[] {
 }
 
 /** Bytes a strided view spans from the start of its storage (0 when any size is 0). */
-export function viewExtentBytes(sizes: readonly number[], strides: readonly number[], offset: number, elementBytes: number): number {
+export function viewExtentBytes(
+  sizes: readonly number[],
+  strides: readonly number[],
+  offset: number,
+  elementBytes: number,
+): number {
   if (sizes.some((s) => s === 0)) return 0;
   let last = offset;
   sizes.forEach((s, i) => {
@@ -107,7 +113,8 @@ export class TorchTensor {
     const i = new Int32Array(1);
     checkTorch("aoti_torch_get_device_type", TORCH_CPU.fn.aoti_torch_get_device_type(this.handle, t));
     checkTorch("aoti_torch_get_device_index", TORCH_CPU.fn.aoti_torch_get_device_index(this.handle, i));
-    const type = t[0] === this.torch.deviceTypes.cuda ? "cuda" : t[0] === this.torch.deviceTypes.cpu ? "cpu" : t[0]!;
+    const type =
+      t[0] === this.torch.deviceTypes.cuda ? "cuda" : t[0] === this.torch.deviceTypes.cpu ? "cpu" : t[0]!;
     return { type, index: i[0]! };
   }
 
@@ -217,7 +224,8 @@ export class LibTorch implements ArgHost {
     if (!Array.isArray(opts.sizes)) fail("sizes must be an array");
     const sizes = opts.sizes.map((s, i) => checkInt(`sizes[${i}]`, s, 0));
     const strides = (opts.strides ?? contiguousStrides(sizes)).map((s, i) => checkInt(`strides[${i}]`, s, 0));
-    if (strides.length !== sizes.length) fail(`strides has ${strides.length} entries for ${sizes.length} sizes`);
+    if (strides.length !== sizes.length)
+      fail(`strides has ${strides.length} entries for ${sizes.length} sizes`);
     const offset = checkInt("storageOffset", opts.storageOffset ?? 0, 0);
     const device = checkOneOf("device", opts.device ?? "cuda", ["cuda", "cpu"] as const);
     const index = checkInt("deviceIndex", opts.deviceIndex ?? (device === "cuda" ? 0 : -1), -1, 1023);
@@ -243,7 +251,11 @@ export class LibTorch implements ArgHost {
   }
 
   /** A new torch-owned tensor (torch's caching allocator). */
-  empty(sizes: readonly number[], dtype: DType, opts: { strides?: readonly number[]; device?: "cuda" | "cpu"; deviceIndex?: number } = {}): TorchTensor {
+  empty(
+    sizes: readonly number[],
+    dtype: DType,
+    opts: { strides?: readonly number[]; device?: "cuda" | "cpu"; deviceIndex?: number } = {},
+  ): TorchTensor {
     const s = sizes.map((v, i) => checkInt(`sizes[${i}]`, v, 0));
     const st = (opts.strides ?? contiguousStrides(s)).map((v, i) => checkInt(`strides[${i}]`, v, 0));
     if (st.length !== s.length) fail(`strides has ${st.length} entries for ${s.length} sizes`);
@@ -268,9 +280,15 @@ export class LibTorch implements ArgHost {
    * Calls `op.overload` (e.g. "aten::relu", "") with every schema argument in order; returns the raw result
    * StableIValues (`returns` of them). Tensor results are new owning handles: wrap them with tensorAt().
    */
-  call(op: string, overload: string, args: readonly OpArg[], opts: { returns?: number } = {}): BigUint64Array {
-    if (typeof op !== "string" || !op.includes("::")) fail(`op must be a qualified name like "aten::relu", got ${JSON.stringify(op)}`);
-    if (typeof overload !== "string") fail("overload must be a string (\"\" for the default overload)");
+  call(
+    op: string,
+    overload: string,
+    args: readonly OpArg[],
+    opts: { returns?: number } = {},
+  ): BigUint64Array {
+    if (typeof op !== "string" || !op.includes("::"))
+      fail(`op must be a qualified name like "aten::relu", got ${JSON.stringify(op)}`);
+    if (typeof overload !== "string") fail('overload must be a string ("" for the default overload)');
     const returns = opts.returns ?? 1;
     const stack = encodeStack(args, returns, this);
     const rc = TORCH_CPU.fn.aoti_torch_call_dispatcher(op, overload, stack);
@@ -294,7 +312,10 @@ export class LibTorch implements ArgHost {
   addTensor(self: TorchTensor, other: TorchTensor, alpha = 1): TorchTensor {
     if (!this.cuda) fail("addTensor needs LibTorch loaded with cuda");
     const out: OutPtr = [null];
-    checkTorch("aoti_torch_cuda_add_Tensor", TORCH_CUDA.fn.aoti_torch_cuda_add_Tensor(self.handle, other.handle, alpha, out));
+    checkTorch(
+      "aoti_torch_cuda_add_Tensor",
+      TORCH_CUDA.fn.aoti_torch_cuda_add_Tensor(self.handle, other.handle, alpha, out),
+    );
     if (out[0] === null) fail("aoti_torch_cuda_add_Tensor returned NULL");
     return new TorchTensor(out[0], this);
   }
@@ -303,14 +324,20 @@ export class LibTorch implements ArgHost {
   currentStream(deviceIndex = 0): bigint | null {
     if (!this.cuda) fail("streams need LibTorch loaded with cuda");
     const out: OutPtr = [null];
-    checkTorch("aoti_torch_get_current_cuda_stream", TORCH_CUDA.fn.aoti_torch_get_current_cuda_stream(checkInt("deviceIndex", deviceIndex, 0, 1023), out));
+    checkTorch(
+      "aoti_torch_get_current_cuda_stream",
+      TORCH_CUDA.fn.aoti_torch_get_current_cuda_stream(checkInt("deviceIndex", deviceIndex, 0, 1023), out),
+    );
     return out[0];
   }
 
   /** Makes ATen queue its work on `stream` (null: back to the legacy default stream). */
   setCurrentStream(stream: Stream | null, deviceIndex = 0): void {
     if (!this.cuda) fail("streams need LibTorch loaded with cuda");
-    const rc = TORCH_CUDA.fn.torch_set_current_cuda_stream(streamHandle(stream), checkInt("deviceIndex", deviceIndex, 0, 1023));
+    const rc = TORCH_CUDA.fn.torch_set_current_cuda_stream(
+      streamHandle(stream),
+      checkInt("deviceIndex", deviceIndex, 0, 1023),
+    );
     checkTorch("torch_set_current_cuda_stream", rc);
   }
 

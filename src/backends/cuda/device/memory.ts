@@ -10,13 +10,13 @@ import type { OutPtr } from "../../../ffi/types.js";
 import { CudaContext } from "./context.js";
 import { type Stream, streamHandle } from "./stream.js";
 import {
-  type DeviceMemory,
-  type HostArray,
   checkBytes,
   checkDevice,
   checkHostArray,
   checkInt,
+  type DeviceMemory,
   fail,
+  type HostArray,
 } from "./validate.js";
 
 export interface CopyRange {
@@ -195,7 +195,12 @@ export function copyDevice(
 }
 
 /** Asynchronous pinned host → device copy on `stream`. */
-export function uploadAsync(dst: DeviceMemory, src: PinnedBuffer, stream: Stream | null, range: CopyRange = {}): void {
+export function uploadAsync(
+  dst: DeviceMemory,
+  src: PinnedBuffer,
+  stream: Stream | null,
+  range: CopyRange = {},
+): void {
   if (!(src instanceof PinnedBuffer)) fail("asynchronous copies need a PinnedBuffer as the host side");
   const [srcOffset, dstOffset, bytes] = resolveRange(range, src.bytes, dst.bytes);
   checkHostRange("src", src, bytes, srcOffset);
@@ -206,7 +211,12 @@ export function uploadAsync(dst: DeviceMemory, src: PinnedBuffer, stream: Stream
 }
 
 /** Asynchronous device → pinned host copy on `stream`; read the host side after synchronizing. */
-export function downloadAsync(src: DeviceMemory, dst: PinnedBuffer, stream: Stream | null, range: CopyRange = {}): void {
+export function downloadAsync(
+  src: DeviceMemory,
+  dst: PinnedBuffer,
+  stream: Stream | null,
+  range: CopyRange = {},
+): void {
   if (!(dst instanceof PinnedBuffer)) fail("asynchronous copies need a PinnedBuffer as the host side");
   const [srcOffset, dstOffset, bytes] = resolveRange(range, src.bytes, dst.bytes);
   checkHostRange("dst", dst, bytes, dstOffset);
@@ -225,5 +235,6 @@ function resolveRange(range: CopyRange, srcBytes: number, dstBytes: number): [nu
 
 function checkHostRange(name: string, buf: PinnedBuffer, bytes: number, offset: number): void {
   if (!buf.alive) fail(`${name} has been freed`);
-  if (offset + bytes > buf.bytes) fail(`${name} holds ${buf.bytes} bytes; ${bytes} bytes at offset ${offset} are needed`);
+  if (offset + bytes > buf.bytes)
+    fail(`${name} holds ${buf.bytes} bytes; ${bytes} bytes at offset ${offset} are needed`);
 }

@@ -2,7 +2,7 @@
 import { CU_FUNC_ATTRIBUTE, CUDA } from "../../../ffi/cuda.js";
 import { checkCuda } from "../../../ffi/status.js";
 import type { OutNum, OutPtr } from "../../../ffi/types.js";
-import type { CompileOptions, CompiledProgram } from "./compile.js";
+import type { CompiledProgram, CompileOptions } from "./compile.js";
 import { CudaContext } from "./context.js";
 import { type CacheHit, KernelCache } from "./kernel-cache.js";
 import { checkInt, fail } from "./validate.js";
@@ -49,7 +49,8 @@ export class CudaModule {
 
   /** Loads a CUBIN, fatbin or NUL-terminated PTX image into the current context. */
   static load(image: Uint8Array): CudaModule {
-    if (!(image instanceof Uint8Array) || image.byteLength === 0) fail("image must be a non-empty Uint8Array");
+    if (!(image instanceof Uint8Array) || image.byteLength === 0)
+      fail("image must be a non-empty Uint8Array");
     CudaContext.current();
     const out: OutPtr = [null];
     checkCuda("cuModuleLoadData", CUDA.fn.cuModuleLoadData(out, image));

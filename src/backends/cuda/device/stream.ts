@@ -16,7 +16,10 @@ export class Stream {
   static create(opts: { nonBlocking?: boolean } = {}): Stream {
     CudaContext.current();
     const out: OutPtr = [null];
-    checkCuda("cuStreamCreate", CUDA.fn.cuStreamCreate(out, opts.nonBlocking === false ? 0 : CU_STREAM_NON_BLOCKING));
+    checkCuda(
+      "cuStreamCreate",
+      CUDA.fn.cuStreamCreate(out, opts.nonBlocking === false ? 0 : CU_STREAM_NON_BLOCKING),
+    );
     if (out[0] === null) throw new Error("cuStreamCreate returned a NULL stream");
     return new Stream(out[0]);
   }

@@ -41,7 +41,8 @@ export function fail(message: string): never {
 
 /** An integer in [min, max]; returns it. */
 export function checkInt(name: string, value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) fail(`${name} must be an integer, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isInteger(value))
+    fail(`${name} must be an integer, got ${describe(value)}`);
   if (value < min || value > max) fail(`${name} must be in [${min}, ${max}], got ${value}`);
   return value;
 }
@@ -52,7 +53,8 @@ export function checkBytes(name: string, value: unknown): number {
 }
 
 export function checkFinite(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value)) fail(`${name} must be a finite number, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value))
+    fail(`${name} must be a finite number, got ${describe(value)}`);
   return value;
 }
 
@@ -105,7 +107,11 @@ export function deviceMemory(ptr: bigint, bytes: number): DeviceMemory {
 /** Grid/block dimensions: a number or up to three numbers. */
 export type Dim3 = number | readonly [number] | readonly [number, number] | readonly [number, number, number];
 
-export function checkDim3(name: string, dim: Dim3, max: readonly [number, number, number]): [number, number, number] {
+export function checkDim3(
+  name: string,
+  dim: Dim3,
+  max: readonly [number, number, number],
+): [number, number, number] {
   const d: readonly number[] = typeof dim === "number" ? [dim] : dim;
   if (!Array.isArray(d) || d.length < 1 || d.length > 3) fail(`${name} must be a number or 1–3 numbers`);
   return [

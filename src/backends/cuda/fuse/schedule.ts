@@ -34,6 +34,11 @@ interface OpenGroup {
   step: { kind: "element"; group: { layers: Layer[]; root: string; outputs: string[] } };
 }
 
+interface MutableGroupStep {
+  kind: "element";
+  group: { layers: Layer[]; root: string; outputs: string[] };
+}
+
 const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
 
 export function schedule(net: Network, infos: Map<string, TensorInfo>, opts: ScheduleOptions): Step[] {
@@ -41,7 +46,7 @@ export function schedule(net: Network, infos: Map<string, TensorInfo>, opts: Sch
 }
 
 class Scheduler {
-  private readonly steps: (Step | OpenGroup["step"])[] = [];
+  private readonly steps: (Step | MutableGroupStep)[] = [];
   private readonly index = new Map<Layer, number>();
   private readonly producer = new Map<string, Layer>();
   private readonly consumers = new Map<string, Layer[]>();
@@ -215,7 +220,7 @@ class Scheduler {
   private finalizeOutputs(): void {
     for (const s of this.steps) {
       if (s.kind !== "element") continue;
-      const g = s.group;
+      const g = (s as MutableGroupStep).group;
       const inside = new Set(g.layers.map((l) => l.output));
       const outs = [g.root];
       for (const l of g.layers) {

@@ -58,7 +58,7 @@ function freshKey(w: Work, base: string): string {
 function constantLayer(w: Work, name: string, output: string, value: Tensor): Layer {
   const weight = freshKey(w, `${name}/folded`);
   w.constants[weight] = value;
-  return Object.freeze({ type: "constant", name, inputs: [], output, weight, dtype: value.dtype, shape: value.shape }) as Layer;
+  return Object.freeze({ type: "constant", name, inputs: [], output, weight, dtype: value.dtype, shape: value.shape }) as unknown as Layer;
 }
 
 function foldConstants(w: Work, net: Network): number {
@@ -114,8 +114,14 @@ function affineOf(w: Work, byOutput: Map<string, Layer>, layer: Layer, x: string
     const s = constantValue(w, byOutput, layer.inputs[1]);
     const h = constantValue(w, byOutput, layer.inputs[2]);
     if (!s || !h) return undefined;
-    const scale = perChannel(s, outShape);
-    const shift = perChannel(h, outShape);
+    // A scale layer's vectors run along its channel axis (length C, or 1 for a uniform value).
+    const along = (t: Tensor): Float64Array | undefined => {
+      const v = toFloat64Array(t);
+      if (v.length === c) return v;
+      return v.length === 1 ? new Float64Array(c).fill(v[0]) : undefined;
+    };
+    const scale = along(s);
+    const shift = along(h);
     return scale && shift ? { scale, shift } : undefined;
   }
   if (layer.type !== "elementwise" || !["mul", "add", "sub"].includes(layer.op)) return undefined;
@@ -171,7 +177,7 @@ function rewriteConv(w: Work, conv: ConvolutionLayer, user: Layer, wt: Tensor, b
   const bLayer = constantLayer(w, bName, uniqueTensor(w, bName), tensorFromNumbers(dtype, [cout], bv));
   w.tensors[wLayer.output] = { dtype, shape: wt.shape };
   w.tensors[bLayer.output] = { dtype, shape: [cout] };
-  const newConv = Object.freeze({ ...conv, inputs: [conv.inputs[0], wLayer.output, bLayer.output], output: user.output }) as Layer;
+  const newConv = Object.freeze({ ...conv, inputs: [conv.inputs[0], wLayer.output, bLayer.output], output: user.output }) as unknown as Layer;
   const at = w.layers.indexOf(conv);
   w.layers = w.layers.filter((l) => l !== conv && l !== user);
   w.layers.splice(Math.min(at, w.layers.length), 0, wLayer, bLayer, newConv);

@@ -67,15 +67,16 @@ export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, 
 }
 
 function assignChannelsLast(net: Network, infos: Map<string, TensorInfo>): void {
-  const free = (t: string) => infos.get(t)?.role === "activation";
+  const free = (t: string | undefined) => t !== undefined && infos.get(t)?.role === "activation";
   const cl = new Set<string>();
-  const spatialRank = (t: string) => {
+  const spatialRank = (t: string | undefined) => {
+    if (t === undefined) return false;
     const r = infos.get(t)?.shape.length ?? 0;
     return r === 4 || r === 5;
   };
   for (const l of net.layers) {
     if (!SPATIAL.has(l.type)) continue;
-    for (const t of [l.inputs[0], l.output]) if (free(t) && spatialRank(t)) cl.add(t);
+    for (const t of [l.inputs[0], l.output]) if (t !== undefined && free(t) && spatialRank(t)) cl.add(t);
   }
   // Spread through layout-agnostic layers until nothing changes: outputs follow a channels-last input of their
   // own shape, and inputs of a channels-last output's shape follow it.

@@ -1,0 +1,8 @@
+/**
+ * The CUDA backend: a Network becomes a CudaEngine (cuDNN convolutions with fused epilogues, cuBLASLt
+ * matmuls, NVRTC-generated fused kernels for everything else, one activation arena, one CUDA graph).
+ */
+export { buildCudaEngine, type CudaBuildOptions } from "./builder.js";
+export { CudaEngine, type BuildStats, type EngineIO } from "./engine.js";
+export { planCudaEngine, type EnginePlan } from "./plan.js";
+export type { DeviceMemory } from "./device/validate.js";

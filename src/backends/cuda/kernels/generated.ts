@@ -1,0 +1,45 @@
+/**
+ * Source for every step that runs a generated kernel, and the one NVRTC program that holds them all
+ * (identical kernels are emitted once). Pure: compiling and loading happen in the builder.
+ */
+import type { DType } from "../../../ir/dtype.js";
+import type { GeneratedKernel, CodegenContext } from "../codegen/element.js";
+import { generateElementKernel } from "../codegen/element.js";
+import { PRELUDE } from "../codegen/ctypes.js";
+import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
+import { generateAttentionKernel } from "../codegen/attention.js";
+import type { Step } from "../fuse/steps.js";
+
+export function generateStepKernel(step: Step, name: string, ctx: CodegenContext): GeneratedKernel | undefined {
+  switch (step.kind) {
+    case "element": return generateElementKernel(name, step.group, ctx);
+    case "reduce": return generateReduceKernel(name, step.layer, ctx);
+    case "softmax": return generateSoftmaxKernel(name, step.layer, ctx);
+    case "normalization": return generateNormalizationKernel(name, step.layer, ctx);
+    case "attention": return generateAttentionKernel(name, step.layer, ctx);
+    default: return undefined;
+  }
+}
+
+export interface Program {
+  readonly source: string;
+  /** For each input kernel, the symbol of the (possibly shared) kernel in the program. */
+  readonly symbols: readonly string[];
+  readonly uniqueKernels: number;
+}
+
+/** Concatenates kernels into one translation unit, emitting each distinct body once. */
+export function assembleProgram(kernels: readonly GeneratedKernel[], dtypes: ReadonlySet<DType>): Program {
+  const byBody = new Map<string, string>();
+  const parts: string[] = [];
+  const symbols = kernels.map((k) => {
+    const body = k.source.replace(`void __launch_bounds__`, "").replace(new RegExp(`\\b${k.name}\\(`), "KERNEL(");
+    const known = byBody.get(body);
+    if (known) return known;
+    byBody.set(body, k.name);
+    parts.push(k.source);
+    return k.name;
+  });
+  const prelude = dtypes.has("bfloat16") ? PRELUDE : PRELUDE.replace("#include <cuda_bf16.h>\n", "");
+  return { source: `${prelude}\n${parts.join("\n")}`, symbols, uniqueKernels: parts.length };
+}

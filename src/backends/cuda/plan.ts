@@ -1,0 +1,61 @@
+/**
+ * The host-only part of a build, for inspection and tests: folding, per-tensor decisions, the schedule (with
+ * library support answered by the caller) and the generated kernel sources. No GPU needed.
+ */
+import type { DType } from "../../ir/dtype.js";
+import { numel, toFloat64Array } from "../../ir/tensor.js";
+import type { Network } from "../../network/network.js";
+import type { CodegenContext, GeneratedKernel } from "./codegen/element.js";
+import { schedule } from "./fuse/schedule.js";
+import { type ConvStep, type MatmulStep, type Step, describeStep, stepReads, stepWrites } from "./fuse/steps.js";
+import { type Program, assembleProgram, generateStepKernel } from "./kernels/generated.js";
+import { type FoldStats, foldNetwork } from "./plan/fold.js";
+import { type MemoryPlan, lifetimes, planMemory } from "./plan/memory.js";
+import { type Precision, type TensorInfo, planTensors } from "./plan/tensors.js";
+
+export interface EnginePlan {
+  readonly foldStats: FoldStats;
+  readonly network: Network;
+  readonly infos: ReadonlyMap<string, TensorInfo>;
+  readonly steps: readonly Step[];
+  readonly kernels: readonly (GeneratedKernel | undefined)[];
+  readonly program: Program;
+  readonly memory: MemoryPlan;
+  /** One line per step. */
+  readonly summary: readonly string[];
+}
+
+export interface PlanOptions {
+  readonly precision: Precision;
+  readonly channelsLast?: boolean;
+  /** Whether cuDNN runs this step (the builder makes and keeps the plan here); default yes. */
+  readonly convSupported?: (step: ConvStep, info: (t: string) => TensorInfo) => boolean;
+  readonly matmulSupported?: (step: MatmulStep, info: (t: string) => TensorInfo) => boolean;
+}
+
+export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
+  const { network: net, stats: foldStats } = foldNetwork(network);
+  const infos = planTensors(net, { precision: opts.precision, channelsLast: opts.channelsLast ?? opts.precision === "fp16" });
+  const info = (t: string) => {
+    const i = infos.get(t);
+    if (!i) throw new Error(`no tensor info for '${t}'`);
+    return i;
+  };
+  const steps = schedule(net, infos, {
+    precision: opts.precision,
+    convSupported: (s) => opts.convSupported?.(s, info) ?? true,
+    matmulSupported: (s) => opts.matmulSupported?.(s, info) ?? true,
+  });
+  const scalars = new Map<string, number>();
+  for (const l of net.layers) {
+    if (l.type !== "constant") continue;
+    const c = net.constants[l.weight];
+    if (numel(c.shape) === 1 && c.dtype !== "int64") scalars.set(l.output, toFloat64Array(c)[0]);
+  }
+  const ctx: CodegenContext = { info, scalarConstant: (t) => scalars.get(t) };
+  const kernels = steps.map((s, i) => generateStepKernel(s, `k${i}_${s.kind}`, ctx));
+  const dtypes = new Set<DType>([...infos.values()].map((i) => i.storage));
+  const program = assembleProgram(kernels.filter((k) => k !== undefined), dtypes);
+  const memory = planMemory(lifetimes(steps.map((s) => ({ reads: stepReads(s), writes: stepWrites(s) })), infos));
+  return { foldStats, network: net, infos, steps, kernels, program, memory, summary: steps.map(describeStep) };
+}

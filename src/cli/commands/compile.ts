@@ -1,0 +1,38 @@
+import { parseArgs } from "node:util";
+import { loadModel } from "../../frontends/load-model.js";
+import { formatTrace } from "../../passes/rewrite/trace.js";
+import { compile } from "../../runtime/compile.js";
+import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import type { Command } from "./command.js";
+
+export const compileCommand: Command = {
+  name: "compile",
+  summary: "lower, partition and build a model; report what happened; optionally save it",
+  usage: `usage: torchc compile <model> [-o model.torchc] [--trace-passes] [options]\n${COMPILE_USAGE}`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: { ...COMPILE_FLAGS, output: { type: "string", short: "o" }, "trace-passes": { type: "boolean" } },
+    });
+    if (positionals.length !== 1) {
+      process.stderr.write(`${this.usage}\n`);
+      return 2;
+    }
+    const options = compileOptionsFrom(values);
+    const t0 = performance.now();
+    const model = await loadModel(positionals[0], { inputTypes: options.inputs });
+    const t1 = performance.now();
+    const compiled = await compile(model, options);
+    const t2 = performance.now();
+    if (values["trace-passes"]) process.stdout.write(`${formatTrace(compiled.report.trace)}\n\n`);
+    process.stdout.write(`${compiled.report.text}\n`);
+    process.stdout.write(`load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`);
+    if (values.output) {
+      compiled.save(values.output);
+      process.stdout.write(`saved ${values.output}\n`);
+    }
+    await compiled.dispose();
+    return 0;
+  },
+};

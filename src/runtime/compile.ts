@@ -1,0 +1,146 @@
+import type { LoadedModel } from "../frontends/load-model.js";
+import type { Graph } from "../ir/graph.js";
+import { summarizeGraph } from "../ir/summary.js";
+import type { Tensor } from "../ir/tensor.js";
+import { defaultRegistry } from "../converters/index.js";
+import { convertSegment } from "../converters/convert-segment.js";
+import { type Partition, formatPartitionReport, partitionGraph } from "../partition/index.js";
+import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
+import type { Pass } from "../passes/pass.js";
+import { type Trace, formatTrace } from "../passes/rewrite/trace.js";
+import { reducedPrecisionOf } from "../passes/assign-precision.js";
+import { TorchcError } from "../errors.js";
+import { type CompileOptions, normalizePrecisions } from "./options.js";
+import type { Backend, SegmentRunner } from "./segment-runner.js";
+import { loadPackage, savePackage } from "./package.js";
+import { validateInputs } from "./validate-inputs.js";
+
+export interface CompileReport {
+  /** Nodes before and after lowering. */
+  readonly nodesBefore: number;
+  readonly nodesAfter: number;
+  readonly trace: Trace;
+  readonly partition: Partition["report"];
+  /** Milliseconds per phase. */
+  readonly timings: Readonly<Record<"lower" | "partition" | "convert" | "build", number>>;
+  readonly runners: readonly string[];
+  /** Everything above as text, for the CLI. */
+  readonly text: string;
+}
+
+/** A compiled model: lowered graph, segments and their runners. */
+export class CompiledModule {
+  constructor(
+    /** The model's graph after lowering (the one the segments were cut from). */
+    readonly graph: Graph,
+    readonly partition: Partition,
+    private readonly runners: readonly SegmentRunner[],
+    readonly report: CompileReport,
+    private readonly backend: Backend,
+    /** The options it was compiled with and the model file it came from, for save(). */
+    readonly options: CompileOptions,
+    readonly source: string,
+  ) {}
+
+  /** Writes the lowered graph, weights and options (see runtime/package.ts); engines are rebuilt on load. */
+  save(path: string): void {
+    savePackage(path, { graph: this.graph, options: this.options, source: this.source });
+  }
+
+  /** Runs the model; inputs in the model's input order, host tensors. */
+  async run(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    validateInputs(this.graph, inputs);
+    const values = new Map<string, Tensor>();
+    this.graph.inputs.forEach((name, i) => values.set(name, inputs[i]));
+    for (const runner of this.runners) {
+      for (const [k, v] of await runner.run(values)) values.set(k, v);
+    }
+    return this.graph.outputs.map((name) => {
+      const t = values.get(name) ?? (this.graph.weights[name]?.tensor as Tensor | undefined);
+      if (!t) throw new Error(`output '${name}' was not produced`);
+      return t;
+    });
+  }
+
+  async dispose(): Promise<void> {
+    for (const r of this.runners) await r.dispose?.();
+    await this.backend.dispose?.();
+  }
+}
+
+async function loadBackend(name: string, options: CompileOptions): Promise<Backend> {
+  if (name === "reference") return (await import("../backends/reference/index.js")).referenceBackend;
+  if (name === "cuda") return (await import("../backends/cuda-backend.js")).createCudaBackend(options);
+  throw new TorchcError(`unknown backend '${name}' (reference, cuda)`, "options.backend");
+}
+
+/**
+ * Lowers, partitions and builds a model. Engine segments go to the chosen backend; the rest falls back
+ * (LibTorch on the GPU, the aten reference interpreter on the CPU).
+ */
+export async function compile(model: LoadedModel | Graph, options: CompileOptions = {}): Promise<CompiledModule> {
+  const graph0 = "graph" in model ? model.graph : model;
+  const precisions = normalizePrecisions(options.enabledPrecisions);
+  const t0 = performance.now();
+  const defaults = defaultPipeline({ enabledPrecisions: precisions });
+  const passes: readonly Pass[] =
+    options.passes === undefined ? defaults : typeof options.passes === "function" ? options.passes(defaults) : options.passes;
+  const { graph, trace } = runPipeline(graph0, passes);
+  const t1 = performance.now();
+  const registry = defaultRegistry();
+  const partition = partitionGraph(graph, {
+    registry,
+    minBlockSize: options.minBlockSize,
+    torchExecutedOps: options.torchExecutedOps,
+    requireFullCompilation: options.requireFullCompilation,
+  });
+  const t2 = performance.now();
+  const backend = await loadBackend(options.backend ?? "reference", options);
+  const runners: SegmentRunner[] = [];
+  let convertMs = 0;
+  try {
+    for (const segment of partition.segments) {
+      if (segment.kind === "engine") {
+        const c0 = performance.now();
+        const network = convertSegment(graph, segment, { registry });
+        convertMs += performance.now() - c0;
+        runners.push(await backend.engine(segment, network));
+      } else {
+        runners.push(await backend.fallback(segment));
+      }
+    }
+  } catch (e) {
+    for (const r of runners) await r.dispose?.();
+    throw e;
+  }
+  const t3 = performance.now();
+  const timings = { lower: t1 - t0, partition: t2 - t1, convert: convertMs, build: t3 - t2 - convertMs };
+  const nodesBefore = summarizeGraph(graph0).nodes;
+  const nodesAfter = summarizeGraph(graph).nodes;
+  const low = reducedPrecisionOf(precisions);
+  const text = [
+    `lowering: ${nodesBefore} → ${nodesAfter} nodes (${trace.entries.length} rewrites) in ${timings.lower.toFixed(0)} ms; precision ${low ?? "float32"}`,
+    formatPartitionReport(partition.report),
+    `backend ${backend.name}: ${runners.map((r) => `segment ${r.segment.index}: ${r.description}`).join("; ")}`,
+    `build: convert ${timings.convert.toFixed(0)} ms, backend ${timings.build.toFixed(0)} ms`,
+  ].join("\n");
+  const report: CompileReport = {
+    nodesBefore,
+    nodesAfter,
+    trace,
+    partition: partition.report,
+    timings,
+    runners: runners.map((r) => r.description),
+    text,
+  };
+  const source = "path" in model ? model.path : "<graph>";
+  return new CompiledModule(graph, partition, runners, report, backend, options, source);
+}
+
+/** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */
+export async function loadCompiled(path: string, overrides: CompileOptions = {}): Promise<CompiledModule> {
+  const pkg = loadPackage(path);
+  return compile({ path: pkg.source, format: "pt2", graph: pkg.graph }, { ...pkg.options, ...overrides, passes: [] });
+}
+
+export { formatTrace };

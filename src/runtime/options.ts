@@ -1,0 +1,48 @@
+import type { TensorType } from "../ir/graph.js";
+import type { Pass } from "../passes/pass.js";
+import type { Precision } from "../passes/assign-precision.js";
+import { TorchcError } from "../errors.js";
+
+export type BackendName = "reference" | "cuda";
+
+/** Precisions as users spell them (Torch-TensorRT's names and PyTorch's dtype names). */
+export type PrecisionName = "fp32" | "fp16" | "bf16" | Precision;
+
+/** compile()'s options; names follow Torch-TensorRT's, camel-cased. */
+export interface CompileOptions {
+  /** Input types, needed for TorchScript archives; .pt2 archives carry them. */
+  readonly inputs?: readonly TensorType[];
+  /** Float types kernels may use. Default ["fp32"]. */
+  readonly enabledPrecisions?: readonly PrecisionName[];
+  /** Smallest engine segment worth building; shorter runs of convertible nodes fall back. Default 5. */
+  readonly minBlockSize?: number;
+  /** Ops that always run in the fallback (`aten.silu.default`). */
+  readonly torchExecutedOps?: readonly string[];
+  /** Fail instead of falling back. */
+  readonly requireFullCompilation?: boolean;
+  /** Where engine segments run: "reference" (CPU layer interpreter) or "cuda". Default "reference". */
+  readonly backend?: BackendName;
+  /** Replace or edit the lowering pipeline: a list of passes, or a function of the default list. */
+  readonly passes?: readonly Pass[] | ((defaults: Pass[]) => Pass[]);
+  /** Allow TF32 tensor cores for fp32 matmuls and convolutions (cuda backend). Default false. */
+  readonly tf32?: boolean;
+}
+
+export function normalizePrecisions(names: readonly PrecisionName[] | undefined): Precision[] {
+  const map: Record<string, Precision> = {
+    fp32: "float32",
+    float32: "float32",
+    fp16: "float16",
+    half: "float16",
+    float16: "float16",
+    bf16: "bfloat16",
+    bfloat16: "bfloat16",
+  };
+  const out = (names ?? ["fp32"]).map((n) => {
+    const p = map[n];
+    if (!p) throw new TorchcError(`unknown precision '${n}' (use fp32, fp16 or bf16)`, "options.precision");
+    return p;
+  });
+  if (!out.includes("float32")) out.push("float32");
+  return [...new Set(out)];
+}

@@ -1,0 +1,28 @@
+import type { Tensor } from "../ir/tensor.js";
+import type { Network } from "../network/network.js";
+import type { Segment } from "../partition/segment.js";
+
+/** Runs one segment: reads its inputs by value name, returns its outputs by value name. */
+export interface SegmentRunner {
+  readonly segment: Segment;
+  /** What runs it, for reports: "reference layers", "cuda engine (42 kernels)", "LibTorch", … */
+  readonly description: string;
+  run(values: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>>;
+  dispose?(): void | Promise<void>;
+}
+
+/** How a backend turns segments into runners. */
+export interface Backend {
+  readonly name: string;
+  engine(segment: Segment, network: Network): Promise<SegmentRunner>;
+  fallback(segment: Segment): Promise<SegmentRunner>;
+  dispose?(): void | Promise<void>;
+}
+
+export function gather(values: ReadonlyMap<string, Tensor>, names: readonly string[], where: string): Tensor[] {
+  return names.map((n) => {
+    const t = values.get(n);
+    if (!t) throw new Error(`${where}: value '${n}' was not computed before it was needed`);
+    return t;
+  });
+}

@@ -1,0 +1,14 @@
+import type fc from "fast-check";
+import type { OpName } from "../../../src/ops/index.js";
+import type { OpCase } from "../harness.js";
+
+/** The draws for one converter candidate of one op, all inside its supports() domain. */
+export interface CaseSpec {
+  readonly op: OpName;
+  readonly converter: string;
+  readonly arb: fc.Arbitrary<OpCase>;
+}
+
+export function spec(op: OpName, converter: string, arb: fc.Arbitrary<OpCase>): CaseSpec {
+  return { op, converter, arb };
+}
