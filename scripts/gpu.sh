@@ -195,7 +195,10 @@ PY
 run_tests() {
   local filter="${1:-}"
   local files=()
-  while IFS= read -r f; do files+=("$f"); done < <(find "$CARRY/build/test/gpu" -name '*.gpu.test.js' | sort | grep -F -- "$filter")
+  # Filter on the path relative to the build (test/gpu/ffi.gpu.test.js), not on where the repo lives.
+  while IFS= read -r f; do files+=("$CARRY/build/$f"); done < <(
+    cd "$CARRY/build" && find test/gpu -name '*.gpu.test.js' | sort | grep -F -- "$filter"
+  )
   [[ ${#files[@]} -gt 0 ]] || die "no compiled GPU tests match '${filter}'"
   say "GPU tests: ${files[*]#"$CARRY/build/"}"
   rm -f "$LOG_DIR/gpu-report.jsonl"
@@ -210,6 +213,10 @@ run_tests() {
   rc=${PIPESTATUS[0]}
   set -e
   [[ $rc -eq 124 || $rc -eq 137 ]] && echo "TIMED OUT after ${TORCHC_GPU_TIMEOUT:-540} s"
+  if [[ $rc -ne 0 && -s "$LOG_DIR/gpu-report.jsonl" ]]; then
+    echo "last lines of gpu-report.jsonl (the last 'started' names the test that was running):"
+    tail -n 4 "$LOG_DIR/gpu-report.jsonl"
+  fi
   say "GPU tests $([[ $rc -eq 0 ]] && echo PASSED || echo "FAILED (exit $rc)"); logs in $LOG_DIR"
   return "$rc"
 }
@@ -217,8 +224,8 @@ run_tests() {
 run_bench() {
   local filter="${1:-}"
   local files=()
-  while IFS= read -r f; do files+=("$f"); done < <(
-    find "$CARRY/build/scripts/gpu" "$CARRY/build/bench" -name '*.bench.js' 2>/dev/null | sort | grep -F -- "$filter"
+  while IFS= read -r f; do files+=("$CARRY/build/$f"); done < <(
+    cd "$CARRY/build" && find scripts/gpu bench -name '*.bench.js' 2>/dev/null | sort | grep -F -- "$filter"
   )
   [[ ${#files[@]} -gt 0 ]] || die "no compiled benchmarks match '${filter}'"
   local rc=0 one

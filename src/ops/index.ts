@@ -156,7 +156,15 @@ function located<T>(node: Node, f: () => T): T {
   }
 }
 
+/** Output types of a node; control-flow nodes take them from their blocks (If: the then-block; Loop: the body). */
 export function inferNode(node: Node, typeOf: TypeOf): TensorType[] {
+  if (node.op === "prim.If" || node.op === "prim.Loop") {
+    const sub = node.subgraphs?.[0];
+    if (!sub)
+      throw new TorchcError(`${node.op} has no blocks: ${formatLocation(node)}`, "graph.control-flow");
+    const outs = node.op === "prim.If" ? sub.outputs : sub.outputs.slice(1);
+    return outs.map((o) => sub.values[o] ?? typeOf(o));
+  }
   const def = nodeOp(node);
   return located(node, () => def.infer(def.parse(node.args), typeOf));
 }

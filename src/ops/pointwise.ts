@@ -51,6 +51,9 @@ export function mapN(
       const bb = expandNums(b, shape);
       for (let i = 0; i < n; i++) out[i] = f(a[i], bb[i]);
     }
+  } else if (tensors.length === 3) {
+    const [a, b, c] = tensors.map((t) => expandNums(t, shape));
+    for (let i = 0; i < n; i++) out[i] = f(a[i], b[i], c[i]);
   } else {
     const xs = tensors.map((t) => expandNums(t, shape));
     const args = new Array<number>(xs.length);

@@ -7,7 +7,7 @@ import { readsOf } from "./graph-reads.js";
 import { evaluateOutputs } from "./op-catalogue.js";
 import { isDeterministic } from "./op-effects.js";
 import { type Pass, rulePass } from "./pass.js";
-import type { GraphIndex } from "./rewrite/graph-index.js";
+import type { GraphView } from "./rewrite/graph-view.js";
 import { anyOp } from "./rewrite/pattern.js";
 import { type RuleSet, rule } from "./rewrite/rule.js";
 
@@ -21,7 +21,7 @@ export interface FoldConstantsOptions {
   readonly maxCreated?: number;
 }
 
-function foldable(node: Node, index: GraphIndex, options: Required<FoldConstantsOptions>): boolean {
+function foldable(node: Node, index: GraphView, options: Required<FoldConstantsOptions>): boolean {
   if (node.outputs.length === 0 || node.subgraphs || !isDeterministic(node.op, node.args)) return false;
   const reads = readsOf(node);
   if (!reads.every((v) => index.weightOf(v) !== undefined)) return false;

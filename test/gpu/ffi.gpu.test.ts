@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
-import { after, describe, it } from "node:test";
+import { after, beforeEach, describe, it } from "node:test";
 import {
   arg,
   BlasLt,
@@ -53,6 +53,12 @@ function report(name: string, values: Record<string, unknown>): void {
   const file = process.env.TORCHC_GPU_REPORT;
   if (file) appendFileSync(file, `${line}\n`);
 }
+
+// A native crash kills the whole file without naming the test: record each start first (synchronously).
+beforeEach((t) => {
+  const file = process.env.TORCHC_GPU_REPORT;
+  if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
+});
 
 /** Deterministic uniform values in [lo, hi). */
 function uniform(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {

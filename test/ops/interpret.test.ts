@@ -69,6 +69,7 @@ describe("interpret", () => {
     g.addNode("prim.If", { cond: T("c") }, [{ name: "r", type: f22 }], {}, "if", [then.build(), els.build()]);
     g.setOutputs(["r"]);
     const graph = g.build();
+    expect(inferNode(graph.nodes[0], (n) => graph.values[n])).toEqual([f22]);
     const x = t([2, 2], [1, 2, 3, 4]);
     expect(values(interpret(graph, [x, t([], [1], "bool")])[0])).toEqual([-1, -2, -3, -4]);
     expect(values(interpret(graph, [x, t([], [0], "bool")])[0])).toEqual([2, 4, 6, 8]);

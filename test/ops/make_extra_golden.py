@@ -1,9 +1,13 @@
-"""Writes test/ops/extra-golden.json and test/ops/torch-schemas.json with PyTorch (run where torch is installed).
+r"""Writes test/ops/extra-golden.json and test/ops/torch-schemas.json with PyTorch (run where torch is installed).
 
 extra-golden.json: op cases beyond fixtures/ops/golden.json, in the same format (explicit arguments only).
 torch-schemas.json: PyTorch's schema string for every op name listed in test/ops/op-names.txt.
+
+After adding ops, refresh the name list and rerun on a machine with torch 2.11:
+  npx tsx -e 'import("./src/ops/index.ts").then((m) => console.log(m.OP_NAMES.join("\n")))' > test/ops/op-names.txt
+  python3 test/ops/make_extra_golden.py
 """
-import base64, json, math, sys
+import base64, json, sys
 import torch
 
 torch.manual_seed(0)

@@ -4,7 +4,10 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { getOp, OP_NAMES, parseSchema } from "../../src/ops/index.js";
 
-const file = JSON.parse(readFileSync(new URL("./torch-schemas.json", import.meta.url), "utf8")) as { torch: string; schemas: Record<string, string | null> };
+const file = JSON.parse(readFileSync(new URL("./torch-schemas.json", import.meta.url), "utf8")) as {
+  torch: string;
+  schemas: Record<string, string | null>;
+};
 
 function split(schema: string): { args: string; returns: number | "list" } {
   const open = schema.indexOf("(");

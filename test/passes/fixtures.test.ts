@@ -24,9 +24,16 @@ function maxRelativeError(got: Tensor, want: Tensor): number {
   return worst;
 }
 
+const cache = new Map<string, ReturnType<typeof runPipeline>>();
+
 async function lowered(name: string, flavour: "" | ".core", options: PipelineOptions = {}) {
+  const key = JSON.stringify([name, flavour, options]);
+  const hit = cache.get(key);
+  if (hit) return hit;
   const model = await loadModel(join(MODELS, `${name}${flavour}.pt2`));
-  return runPipeline(model.graph, defaultPipeline(options));
+  const result = runPipeline(model.graph, defaultPipeline(options));
+  cache.set(key, result);
+  return result;
 }
 
 const opCounts = (g: Graph) => [...g.nodes.map((n) => n.op)].sort().join(" ");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { printGraph } from "../../src/ir/printer.js";
 import { verifyGraph } from "../../src/ir/verify.js";
-import { RewriteError } from "../../src/passes/rewrite/apply.js";
+import { RewriteError } from "../../src/passes/rewrite/working-graph.js";
 import { arg } from "../../src/passes/rewrite/args.js";
 import { RewriteLimitError, rewriteToFixedPoint } from "../../src/passes/rewrite/driver.js";
 import { commutative, constantScalar, op, value } from "../../src/passes/rewrite/pattern.js";

@@ -120,8 +120,8 @@ export class ControlFlow {
       return { k: "normal" };
     }
     const pairs: {
-      then: string;
-      else: string;
+      yes: string;
+      no: string;
       type: TensorType;
       hint: string;
       assign: (name: string) => void;
@@ -158,13 +158,13 @@ export class ControlFlow {
       });
     }
     for (const box of new Set([...a.rebinds.keys(), ...b.rebinds.keys()])) {
-      const then = a.rebinds.get(box) ?? this.g.valueOf(box);
-      const other = b.rebinds.get(box) ?? this.g.valueOf(box);
-      const type = this.g.typeOf(then);
-      this.checkSameType(frame, s.pos, "an in-place result", type, this.g.typeOf(other));
+      const yes = a.rebinds.get(box) ?? this.g.valueOf(box);
+      const no = b.rebinds.get(box) ?? this.g.valueOf(box);
+      const type = this.g.typeOf(yes);
+      this.checkSameType(frame, s.pos, "an in-place result", type, this.g.typeOf(no));
       pairs.push({
-        then,
-        else: other,
+        yes,
+        no,
         type,
         hint: box.name ?? "inplace",
         assign: (name) => this.g.rebind(box, name, type),

@@ -15,10 +15,12 @@ import type { TorchScriptArchive } from "./archive.js";
 import type { Expr, FunctionDef, Pos, Stmt } from "./ast.js";
 import { dottedName } from "./ast.js";
 import { callAten, type EmitContext, OpError } from "./aten.js";
+import { BUILTINS, callBuiltin, SPECIAL_FORMS, specialForm } from "./builtins.js";
 import { type Completion, ControlFlow, type Frame } from "./control.js";
 import { DebugInfo } from "./debug-info.js";
 import { TorchScriptError } from "./errors.js";
 import { LOWERINGS, numToTensor, tensorToNumber } from "./lower.js";
+import { ModuleData } from "./objects.js";
 import type { ClassInfo, Program } from "./program.js";
 import { GraphState, sanitize } from "./scope.js";
 import { evalStatic, ModelRaise, pyStr, StaticError, truthy } from "./static-ops.js";
@@ -36,33 +38,6 @@ import {
   type Val,
 } from "./values.js";
 
-const BUILTINS = new Set([
-  "int",
-  "float",
-  "bool",
-  "str",
-  "len",
-  "range",
-  "print",
-  "list",
-  "tuple",
-  "min",
-  "max",
-  "abs",
-  "round",
-  "sum",
-  "hash",
-  "divmod",
-]);
-const SPECIAL_FORMS = new Set([
-  "annotate",
-  "unchecked_cast",
-  "uninitialized",
-  "isinstance",
-  "getattr",
-  "hasattr",
-  "fork",
-]);
 const BINARY_OPS: Record<string, string> = {
   "+": "add",
   "-": "sub",
@@ -95,9 +70,7 @@ const MAX_DEPTH = 200;
 export class Interpreter {
   readonly g = new GraphState();
   readonly control: ControlFlow;
-  private readonly objects = new Map<PyObject, ObjectVal>();
-  private readonly weights = new Map<PickledTensor, Val>();
-  private constantsTable: Val[] | undefined;
+  readonly data: ModuleData;
   private depth = 0;
   private readonly debug: DebugInfo;
 
@@ -107,6 +80,10 @@ export class Interpreter {
   ) {
     this.control = new ControlFlow(this);
     this.debug = new DebugInfo(archive);
+    this.data = new ModuleData(archive, program, this.g, (obj, state) => {
+      const setstate = obj.cls.methods.get("__setstate__")!;
+      this.callFunction(setstate, obj.cls.file, { k: "object", obj }, [state], new Map(), obj);
+    });
   }
 
   // ---- errors ----
@@ -126,7 +103,7 @@ export class Interpreter {
   }
 
   /** Adds the code location to errors raised while evaluating `fn` at `pos`. */
-  private at<T>(frame: Frame, pos: Pos, fn: () => T): T {
+  located<T>(frame: Frame, pos: Pos, fn: () => T): T {
     try {
       return fn();
     } catch (e) {
@@ -149,109 +126,14 @@ export class Interpreter {
     return m;
   }
 
-  // ---- objects and weights ----
-
-  objectOf(py: PyObject, fqn: string): ObjectVal {
-    const hit = this.objects.get(py);
-    if (hit) return hit;
-    const cls = this.program.classOf(py.qualifiedName);
-    const obj: ObjectVal = { cls, py, fqn, attrs: new Map() };
-    this.objects.set(py, obj);
-    if (py.state !== undefined && !(py.state instanceof PyDict) && cls.methods.has("__setstate__")) {
-      const state = this.toVal(py.state, `${fqn}.__state__`, undefined, "");
-      this.callFunction(
-        cls.methods.get("__setstate__")!,
-        cls.file,
-        { k: "object", obj },
-        [state],
-        new Map(),
-        obj,
-      );
-    }
-    return obj;
-  }
-
-  private toVal(py: PyValue, fqn: string, owner: ClassInfo | undefined, attr: string): Val {
-    if (py === null) return NONE;
-    if (typeof py === "boolean") return bool(py);
-    if (typeof py === "number") return int(py);
-    if (typeof py === "bigint") return int(Number(py));
-    if (typeof py === "string") return str(py);
-    if (py instanceof PyFloat) return float(py.value);
-    if (Array.isArray(py))
-      return { k: "list", items: py.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)) };
-    if (py instanceof PyTuple)
-      return {
-        k: "tuple",
-        items: py.items.map((x, i) => this.toVal(x, `${fqn}.${i}`, undefined, `${attr}.${i}`)),
-      };
-    if (py instanceof PyDict)
-      return {
-        k: "dict",
-        entries: py
-          .entries()
-          .map(([k, v]) => [
-            this.toVal(k, fqn, undefined, attr),
-            this.toVal(v, `${fqn}.${String(k)}`, undefined, `${attr}.${String(k)}`),
-          ]),
-      };
-    if (py instanceof PyObject) return { k: "object", obj: this.objectOf(py, fqn) };
-    if (py instanceof PyDevice) return { k: "device", v: py.device };
-    if (isExtension(py, "tensor")) return this.weight(py as PickledTensor, fqn, owner, attr);
-    if (py instanceof PyGlobal)
-      throw new StaticError(
-        `attribute '${fqn}' holds a reference to ${py.qualifiedName}, which torchc cannot use`,
-      );
-    throw new StaticError(`attribute '${fqn}' holds a ${pyTypeName(py)}, which torchc does not support`);
-  }
-
-  private weight(t: PickledTensor, fqn: string, owner: ClassInfo | undefined, attr: string): Val {
-    const hit = this.weights.get(t);
-    if (hit) return hit;
-    const kind: WeightKind = owner?.parameters.has(attr)
-      ? "parameter"
-      : owner?.buffers.has(attr)
-        ? "buffer"
-        : "constant";
-    const prefix = kind === "parameter" ? "p_" : kind === "buffer" ? "b_" : "c_";
-    const tensor = t.toTensor();
-    const name = this.g.addWeight(sanitize(`${prefix}${fqn}`), { kind, target: fqn, tensor });
-    const v: Val = { k: "tensor", box: { name, type: { dtype: tensor.dtype, shape: tensor.shape } } };
-    this.weights.set(t, v);
-    return v;
-  }
-
-  /** Reads constants.pkl (the tensors the code names `CONSTANTS.cN`). */
-  loadConstants(): Val[] {
-    return this.constants();
-  }
-
-  private constants(): Val[] {
-    if (!this.constantsTable) {
-      const py = this.archive.pickle("constants");
-      const items = py instanceof PyTuple ? py.items : [];
-      this.constantsTable = items.map((x, i) => {
-        if (isExtension(x, "tensor")) {
-          const t = (x as PickledTensor).toTensor();
-          return { k: "tensor", box: { known: t, type: { dtype: t.dtype, shape: t.shape } } } as Val;
-        }
-        return this.toVal(x, `CONSTANTS.c${i}`, undefined, "");
-      });
-    }
-    return this.constantsTable;
-  }
-
   getAttr(frame: Frame, v: Val, attr: string, pos: Pos): Val {
     switch (v.k) {
       case "object": {
         const obj = v.obj;
         const have = obj.attrs.get(attr);
         if (have) return have;
-        const py = obj.py.attr(attr);
-        if (py !== undefined) {
-          const val = this.at(frame, pos, () =>
-            this.toVal(py, obj.fqn ? `${obj.fqn}.${attr}` : attr, obj.cls, attr),
-          );
+        const val = this.located(frame, pos, () => this.data.attribute(obj, attr));
+        if (val !== undefined) {
           obj.attrs.set(attr, val);
           return val;
         }
@@ -268,7 +150,7 @@ export class Interpreter {
       case "ns": {
         if (v.path === "CONSTANTS") {
           const m = /^c(\d+)$/.exec(attr);
-          const table = this.constants();
+          const table = this.data.constants();
           if (!m || Number(m[1]) >= table.length)
             return this.fail(
               frame,
@@ -386,7 +268,21 @@ export class Interpreter {
     kwargs: ReadonlyMap<string, Val>,
     hint: string,
   ): Val {
-    return this.at(frame, pos, () => {
+    const self = ns === "aten" ? args[0] : undefined;
+    if (self?.k === "object") {
+      // len(module), module[i], x in module: the class's own dunder methods, or a container's attributes
+      const dunder = name.startsWith("__") ? name : `__${name}__`;
+      const method = self.obj.cls.methods.get(dunder);
+      if (method)
+        return this.callFunction(method, self.obj.cls.file, self, args.slice(1), kwargs, self.obj, {
+          frame,
+          pos,
+        });
+      const key = args[1];
+      if (name === "__getitem__" && (key?.k === "int" || key?.k === "str"))
+        return this.getAttr(frame, self, String(key.v), pos);
+    }
+    return this.located(frame, pos, () => {
       const cx: EmitContext = { g: this.g, meta: this.meta(frame, pos), hint };
       const s = evalStatic(ns, name, args, kwargs);
       if (s !== undefined) return s;
@@ -400,13 +296,13 @@ export class Interpreter {
 
   private evalCall(e: Extract<Expr, { kind: "call" }>, frame: Frame, hint: string): Val {
     if (e.func.kind === "name" && SPECIAL_FORMS.has(e.func.id) && !frame.vars.has(e.func.id))
-      return this.specialForm(e.func.id, e, frame, hint);
+      return specialForm(this, e.func.id, e, frame, hint);
     const fn = this.evalExpr(e.func, frame);
     const args = e.args.map((a) => this.evalExpr(a, frame));
     const kwargs = new Map(e.kwargs.map((k) => [k.name, this.evalExpr(k.value, frame)] as const));
     switch (fn.k) {
       case "builtin":
-        return this.at(frame, e.pos, () => this.callBuiltin(frame, e.pos, fn.name, args, kwargs, hint));
+        return this.located(frame, e.pos, () => callBuiltin(this, frame, e.pos, fn.name, args, kwargs, hint));
       case "ns": {
         const parts = fn.path.split(".");
         if (parts[0] === "torch" && parts.length === 2) {
@@ -442,108 +338,6 @@ export class Interpreter {
       }
       default:
         return this.fail(frame, e.pos, `${describe(fn)} is not callable`, "torchscript.value");
-    }
-  }
-
-  private callBuiltin(
-    frame: Frame,
-    pos: Pos,
-    name: string,
-    args: Val[],
-    kwargs: ReadonlyMap<string, Val>,
-    hint: string,
-  ): Val {
-    const [a] = args;
-    switch (name) {
-      case "int":
-      case "float":
-      case "bool": {
-        if (!a) return name === "int" ? int(0) : name === "float" ? float(0) : bool(false);
-        if (a.k === "tensor" || a.k === "dyn") return tensorToNumber(a, name) as Val;
-        if (name === "bool") {
-          const t = truthy(a);
-          if (t === undefined) throw new StaticError(`bool() of ${describe(a)}`);
-          return bool(t);
-        }
-        if (a.k === "str") return name === "int" ? int(Number.parseInt(a.v, 10)) : float(Number(a.v));
-        if (!isNumber(a)) throw new StaticError(`${name}() of ${describe(a)}`);
-        return name === "int" ? int(Math.trunc(numberOf(a))) : float(numberOf(a));
-      }
-      case "str":
-        return str(a ? pyStr(a) : "");
-      case "print":
-        return NONE;
-      case "range": {
-        const nums = args.map((x) => {
-          if (x.k !== "int")
-            throw new StaticError(`range() needs ints known at compile time, got ${describe(x)}`);
-          return x.v;
-        });
-        const [lo, hi, step] = nums.length === 1 ? [0, nums[0], 1] : [nums[0], nums[1], nums[2] ?? 1];
-        const items: Val[] = [];
-        for (let i = lo; step > 0 ? i < hi : i > hi; i += step) items.push(int(i));
-        return { k: "list", items };
-      }
-      case "tuple": {
-        const l = this.callOp(frame, pos, "aten", "list", args, kwargs, hint);
-        return l.k === "list" ? { k: "tuple", items: l.items } : l;
-      }
-      case "round":
-        if (a && isNumber(a))
-          return args[1]
-            ? float(Math.round(numberOf(a) * 10 ** numberOf(args[1])) / 10 ** numberOf(args[1]))
-            : int(roundHalfEven(numberOf(a)));
-        return this.callOp(frame, pos, "aten", "round", args, kwargs, hint);
-      default:
-        return this.callOp(
-          frame,
-          pos,
-          name === "len" || name === "list" || name === "sum" ? "aten" : "prim",
-          name,
-          args,
-          kwargs,
-          hint,
-        );
-    }
-  }
-
-  private specialForm(name: string, e: Extract<Expr, { kind: "call" }>, frame: Frame, hint: string): Val {
-    const [t, x] = e.args;
-    switch (name) {
-      case "annotate": {
-        const v = this.evalExpr(x, frame, hint);
-        const kind = scalarKind(t);
-        if (kind && (v.k === "tensor" || v.k === "dyn"))
-          return this.at(frame, e.pos, () => tensorToNumber(v, kind) as Val);
-        if (kind === "float" && v.k === "int") return float(v.v);
-        return v;
-      }
-      case "unchecked_cast":
-        return this.evalExpr(x, frame, hint);
-      case "uninitialized":
-        return { k: "uninit" };
-      case "isinstance": {
-        const v = this.evalExpr(t, frame);
-        const r = hasType(v, x);
-        if (r === undefined)
-          this.fail(frame, e.pos, `cannot decide isinstance(${describe(v)}, ${typeText(x)}) at compile time`);
-        return bool(r!);
-      }
-      case "getattr":
-      case "hasattr": {
-        const obj = this.evalExpr(t, frame);
-        const attr = this.evalExpr(x, frame);
-        if (attr.k !== "str") this.fail(frame, e.pos, `${name}() needs a constant attribute name`);
-        const a = (attr as { v: string }).v;
-        if (name === "hasattr")
-          return bool(
-            obj.k === "object" &&
-              (obj.obj.py.attr(a) !== undefined || obj.obj.attrs.has(a) || obj.obj.cls.methods.has(a)),
-          );
-        return this.getAttr(frame, obj, a, e.pos);
-      }
-      default:
-        return this.fail(frame, e.pos, `'${name}' (asynchronous execution) is not supported`);
     }
   }
 
@@ -685,11 +479,8 @@ export class Interpreter {
 
   private lookup(name: string, frame: Frame, pos: Pos): Val {
     const v = frame.vars.get(name);
-    if (v !== undefined) {
-      if (v.k === "uninit")
-        this.fail(frame, pos, `'${name}' is used before it is assigned`, "torchscript.value");
-      return v;
-    }
+    // an `uninitialized(T)` placeholder may be copied around; using it in an operation fails there
+    if (v !== undefined) return v;
     switch (name) {
       case "torch":
       case "ops":
@@ -826,11 +617,6 @@ function targetHint(t: Expr): string {
 function defaultHint(e: Extract<Expr, { kind: "call" }>): string {
   const d = dottedName(e.func);
   return d ? d[d.length - 1] : "v";
-}
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 export { numToTensor };

@@ -41,9 +41,9 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
   }
   const it = new Interpreter(archive, program);
   // Every pickle of the archive goes through the allow-list now, used or not.
-  it.loadConstants();
+  it.data.constants();
   const traced = tracedInputTypes(archive);
-  const self = it.objectOf(root, "");
+  const self = it.data.objectOf(root, "");
   const forward = self.cls.methods.get("forward");
   if (!forward)
     throw new TorchScriptError(

@@ -115,8 +115,8 @@ export const inPlaceToFunctional = rule({
   rewrite: ({ root }, ctx) => {
     const self = root.node.args.self;
     if (self?.kind !== "tensor" || ctx.index.isGraphOutput(self.name)) return undefined;
-    const at = ctx.index.positionOf(root.node);
-    if (ctx.index.usersOf(self.name).some((u) => ctx.index.positionOf(u) > at)) return undefined;
+    const at = ctx.index.orderOf(root.node);
+    if (ctx.index.usersOf(self.name).some((u) => ctx.index.orderOf(u) > at)) return undefined;
     const b = ctx.build();
     const outs = b.nodeOutputs(
       functionalVariant(root.op)!,

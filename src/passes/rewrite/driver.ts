@@ -1,9 +1,9 @@
 import { TorchcError } from "../../errors.js";
 import type { Graph, Node } from "../../ir/graph.js";
-import { applyReplacement } from "./apply.js";
-import { GraphIndex } from "./graph-index.js";
+import type { GraphView } from "./graph-view.js";
 import type { Rule, RuleSet } from "./rule.js";
 import type { TraceRecorder } from "./trace.js";
+import { WorkingGraph } from "./working-graph.js";
 
 export interface RewriteOptions {
   /** Name recorded in the trace. */
@@ -44,42 +44,42 @@ function indexByRootOp(rules: RuleSet): (op: string) => readonly Rule[] {
  * tried in list order and the first replacement wins; the sweep then continues at the first new node, so
  * a replacement is itself rewritten before later nodes (relu(relu(relu(x))) folds in one sweep). A rewrite
  * can enable matches at earlier nodes (it changes how often a value is used), so sweeps repeat until one
- * changes nothing. Every rewrite builds a new graph; the input graph is never touched.
+ * changes nothing.
+ *
+ * Rules never mutate anything: they return Replacements. The driver applies them to private bookkeeping
+ * (WorkingGraph) in time proportional to each replacement, and builds one fresh frozen graph at the end;
+ * the input graph is never touched, and comes back as is when no rule fired.
  */
 export function rewriteToFixedPoint(graph: Graph, rules: RuleSet, options: RewriteOptions = {}): Graph {
   const pass = options.pass ?? "rewrite";
   const maxSteps = options.maxSteps ?? 10_000 + 20 * graph.nodes.length;
   const candidates = indexByRootOp(rules);
+  const work = new WorkingGraph(graph);
   const recent: string[] = [];
   let steps = 0;
-  let current = graph;
   for (let changed = true; changed; ) {
     changed = false;
-    let index = new GraphIndex(current);
-    for (let i = 0; i < current.nodes.length; ) {
-      const node = current.nodes[i];
-      const fired = tryRules(candidates(node.op), node, index);
+    for (let slot = work.first(); slot; ) {
+      const node = slot.node;
+      const fired = tryRules(candidates(node.op), node, work);
       if (!fired) {
-        i++;
+        slot = work.next(slot);
         continue;
       }
       if (++steps > maxSteps) throw new RewriteLimitError(pass, maxSteps, recent);
       recent.push(fired.rule.name);
       if (recent.length > 8) recent.shift();
       options.trace?.fired(pass, fired.rule, node);
-      const { graph: next, pruned } = applyReplacement(index, node, fired.replacement, fired.rule.name);
-      i -= pruned;
-      current = next;
-      index = new GraphIndex(current);
+      slot = work.replace(slot, fired.replacement, fired.rule.name);
       changed = true;
     }
   }
-  return current;
+  return work.toGraph();
 }
 
-function tryRules(rules: readonly Rule[], node: Node, index: GraphIndex) {
+function tryRules(rules: readonly Rule[], node: Node, view: GraphView) {
   for (const rule of rules) {
-    const replacement = rule.apply(node, index);
+    const replacement = rule.apply(node, view);
     if (replacement) return { rule, replacement };
   }
   return undefined;

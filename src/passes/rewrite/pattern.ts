@@ -6,7 +6,7 @@ import type { DType } from "../../ir/dtype.js";
 import { isFloating } from "../../ir/dtype.js";
 import type { Arg, Node, TensorType, Weight } from "../../ir/graph.js";
 import { type Shape, toFloat64Array } from "../../ir/tensor.js";
-import type { GraphIndex } from "./graph-index.js";
+import type { GraphView } from "./graph-view.js";
 
 /** A tensor value a pattern matched. */
 export interface BoundValue {
@@ -37,7 +37,7 @@ export interface Pattern<B> {
   /** Phantom: the type this pattern binds. Never set at run time. */
   readonly __binds?: B;
   /** Matches one argument; `undefined` means the argument is absent from the node. */
-  matchArg(arg: Arg | undefined, index: GraphIndex, bindings: Bindings): Bindings | undefined;
+  matchArg(arg: Arg | undefined, index: GraphView, bindings: Bindings): Bindings | undefined;
   /** A short rendering for docs and error messages. */
   readonly text: string;
   /** Sub-patterns that are bound whenever this one matches (not those of `either`/`optional` branches). */
@@ -48,7 +48,7 @@ export interface Pattern<B> {
 export interface NodePattern<B = BoundNode> extends Pattern<B> {
   /** The ops this pattern can match; undefined = any op. Used to index rules by root op. */
   readonly ops: readonly string[] | undefined;
-  matchNode(node: Node, index: GraphIndex, bindings: Bindings): Bindings | undefined;
+  matchNode(node: Node, index: GraphView, bindings: Bindings): Bindings | undefined;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the erased pattern type used as a map key
@@ -169,7 +169,7 @@ export interface ValueConstraint {
   readonly singleUse?: boolean;
 }
 
-function fits(name: string, type: TensorType, c: ValueConstraint, index: GraphIndex): boolean {
+function fits(name: string, type: TensorType, c: ValueConstraint, index: GraphView): boolean {
   if (
     c.dtype !== undefined &&
     !(typeof c.dtype === "string" ? c.dtype === type.dtype : c.dtype.includes(type.dtype))
@@ -230,10 +230,10 @@ export interface OpOptions {
   /** The matched output must be read by exactly one node (and not be a graph output). */
   readonly singleUse?: boolean;
   /** An extra test on the matched node. */
-  readonly where?: (node: BoundNode, index: GraphIndex) => boolean;
+  readonly where?: (node: BoundNode, index: GraphView) => boolean;
 }
 
-function boundNode(node: Node, index: GraphIndex): BoundNode {
+function boundNode(node: Node, index: GraphView): BoundNode {
   const outputs = node.outputs.map((name) => ({ name, type: index.typeOf(name) }));
   return { node, name: node.name, op: node.op, args: index.argsOf(node), outputs, out: outputs[0] };
 }
@@ -241,7 +241,7 @@ function boundNode(node: Node, index: GraphIndex): BoundNode {
 function matchArgs(
   args: Readonly<Record<string, Arg>>,
   patterns: ArgPatterns,
-  index: GraphIndex,
+  index: GraphView,
   bindings: Bindings,
 ) {
   let b: Bindings | undefined = bindings;
@@ -359,7 +359,7 @@ export function either<P extends readonly AnyPattern[]>(...alternatives: P): Pat
 /** `p`, further constrained by a test on what it bound. */
 export function where<B>(
   p: Pattern<B>,
-  test: (bound: B, index: GraphIndex) => boolean,
+  test: (bound: B, index: GraphView) => boolean,
   text = "where",
 ): Pattern<B> {
   const self: Pattern<B> = {

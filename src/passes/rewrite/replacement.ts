@@ -1,7 +1,7 @@
 import type { Arg, Node, TensorType, Weight } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import { inferOutputTypes } from "../op-catalogue.js";
-import type { GraphIndex } from "./graph-index.js";
+import type { GraphView } from "./graph-view.js";
 import type { BoundValue } from "./pattern.js";
 
 /**
@@ -38,7 +38,7 @@ export class ReplacementBuilder {
   private readonly taken = new Set<string>();
 
   constructor(
-    private readonly index: GraphIndex,
+    private readonly index: GraphView,
     private readonly root: Node,
   ) {}
 

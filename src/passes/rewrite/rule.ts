@@ -1,11 +1,11 @@
 import type { Arg, Node, TensorType } from "../../ir/graph.js";
-import type { GraphIndex } from "./graph-index.js";
+import type { GraphView } from "./graph-view.js";
 import type { AnyPattern, Bound, BoundNode, BoundValue, Captures, NodePattern } from "./pattern.js";
 import { type Replacement, ReplacementBuilder } from "./replacement.js";
 
 /** What a rewrite may use besides its captures: read-only graph lookups and a replacement builder. */
 export interface RewriteContext {
-  readonly index: GraphIndex;
+  readonly index: GraphView;
   /** A builder for new nodes and weights; its nodes take the root's place. */
   build(): ReplacementBuilder;
   /** The root's first output is replaced by an existing value; no new nodes. */
@@ -23,7 +23,7 @@ export interface Rule {
   /** Where the rule was written (`src/passes/…/file.ts:line`), for traces. */
   readonly location: string;
   /** The replacement for `node`, or undefined when the pattern does not match or the rewrite declines. */
-  apply(node: Node, index: GraphIndex): Replacement | undefined;
+  apply(node: Node, index: GraphView): Replacement | undefined;
 }
 
 export type RuleSet = readonly Rule[];
@@ -80,7 +80,7 @@ export function rule<C extends Captures = Record<never, AnyPattern>>(spec: RuleS
     doc: spec.doc,
     pattern: spec.pattern,
     location,
-    apply(node: Node, index: GraphIndex): Replacement | undefined {
+    apply(node: Node, index: GraphView): Replacement | undefined {
       const bindings = spec.pattern.matchNode(node, index, new Map());
       if (!bindings) return undefined;
       const match: Record<string, unknown> = { root: bindings.get(spec.pattern) };

@@ -7,8 +7,10 @@ export interface CaseSpec {
   readonly op: OpName;
   readonly converter: string;
   readonly arb: fc.Arbitrary<OpCase>;
+  /** Compare relative to the inputs' magnitude as well (see CheckOptions.inputScaled). */
+  readonly inputScaled?: boolean;
 }
 
-export function spec(op: OpName, converter: string, arb: fc.Arbitrary<OpCase>): CaseSpec {
-  return { op, converter, arb };
+export function spec(op: OpName, converter: string, arb: fc.Arbitrary<OpCase>, inputScaled = false): CaseSpec {
+  return { op, converter, arb, ...(inputScaled ? { inputScaled } : {}) };
 }

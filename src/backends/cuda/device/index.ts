@@ -19,4 +19,5 @@ export * from "./matmul-layout.js";
 export * from "./memory.js";
 export * from "./module.js";
 export * from "./stream.js";
+export * from "./torch-tensor.js";
 export * from "./validate.js";

@@ -1,0 +1,73 @@
+/**
+ * EfficientNet-B0 (timm layout, random weights, 224×224) through the CUDA backend: build time and statistics,
+ * fp16 vs fp32 agreement at batch 1, and the replayed CUDA graph's GPU time (events, many launches) at
+ * batch 1 and 128. Numbers go to stdout and TORCHC_GPU_REPORT. `bash scripts/gpu.sh test cuda-bench`.
+ */
+import assert from "node:assert/strict";
+import { appendFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
+import { CudaContext } from "../../src/backends/cuda/device/context.js";
+import { efficientNetB0, randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
+import { toFloat64Array } from "../../src/ir/tensor.js";
+
+const REQUIRE_GPU = process.env.TORCHC_REQUIRE_GPU === "1";
+let skip: string | false = false;
+let device = "";
+try {
+  device = CudaContext.get(0).info.name;
+} catch (e) {
+  if (REQUIRE_GPU) throw e;
+  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
+}
+
+function report(name: string, values: Record<string, unknown>): void {
+  const line = JSON.stringify({ bench: name, device, ...values });
+  console.log(`[cuda-bench] ${line}`);
+  const file = process.env.TORCHC_GPU_REPORT;
+  if (file) appendFileSync(file, `${line}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
+  for (const [batch, precision] of [[1, "fp16"], [1, "fp32"], [128, "fp16"]] as const) {
+    it(`batch ${batch} ${precision}`, async () => {
+      const net = efficientNetB0(batch);
+      const t0 = performance.now();
+      const engine = await buildCudaEngine(net, { precision, log: (m) => console.log(`  ${m}`) });
+      const buildMs = performance.now() - t0;
+      try {
+        const x = randomTensor(rng(batch), "float32", [batch, 3, 224, 224], 1);
+        const [y] = engine.run([x]);
+        const v = toFloat64Array(y);
+        assert.ok(v.every(Number.isFinite), "non-finite logits");
+        if (batch === 1 && precision === "fp16") {
+          const ref = await buildCudaEngine(net, { precision: "fp32" });
+          const [r] = ref.run([x]);
+          const w = toFloat64Array(r);
+          ref.dispose();
+          let num = 0;
+          let den = 0;
+          for (let i = 0; i < w.length; i++) {
+            num += (v[i] - w[i]) ** 2;
+            den += w[i] ** 2;
+          }
+          report("effnet-b0 fp16 vs fp32", { relError: Math.sqrt(num / den) });
+        }
+        const times = [0, 1, 2].map(() => engine.time({ warmup: 20, reps: batch === 1 ? 500 : 50 }));
+        report(`effnet-b0 bs${batch} ${precision}`, {
+          ms: median(times),
+          runs: times,
+          buildMs: Math.round(buildMs),
+          stats: engine.stats,
+        });
+      } finally {
+        engine.dispose();
+      }
+    });
+  }
+});
