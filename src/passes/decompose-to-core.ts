@@ -4,6 +4,7 @@
 
 import { viewRules } from "./canonicalize-views.js";
 import { activationRules } from "./decompositions/activation.js";
+import { attentionRules } from "./decompositions/attention.js";
 import { convolutionRules } from "./decompositions/convolution.js";
 import { layoutRules } from "./decompositions/layout.js";
 import { matmulRules } from "./decompositions/matmul.js";
@@ -21,6 +22,7 @@ export const decompositionRules = ruleSet(
   activationRules,
   poolingRules,
   miscRules,
+  attentionRules,
   viewRules,
 );
 

@@ -59,6 +59,16 @@ describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
           report("effnet-b0 fp16 vs fp32", { relError: Math.sqrt(num / den) });
         }
         const times = [0, 1, 2].map(() => engine.time({ warmup: 20, reps: batch === 1 ? 500 : 50 }));
+        if (precision === "fp16") {
+          const prof = engine.profile();
+          const byKind: Record<string, number> = {};
+          for (const p of prof) {
+            const k = p.step.split(/[ [\]]/)[0];
+            byKind[k] = Math.round(((byKind[k] ?? 0) + p.ms) * 1000) / 1000;
+          }
+          const top = [...prof].sort((a, b) => b.ms - a.ms).slice(0, 12).map((p) => `${p.ms.toFixed(4)} ${p.step}`);
+          report(`effnet-b0 bs${batch} ${precision} profile`, { sumMs: prof.reduce((a, p) => a + p.ms, 0), byKind, top });
+        }
         report(`effnet-b0 bs${batch} ${precision}`, {
           ms: median(times),
           runs: times,

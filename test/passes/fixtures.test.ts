@@ -11,10 +11,15 @@ import { defaultPipeline, type PipelineOptions, runPipeline } from "../../src/pa
 import { readNpy } from "../../src/util/npy.js";
 import { MODELS } from "../helpers.js";
 
-const CONV_NETS = ["tiny_efficientnet", "tiny_mobilenetv3", "tiny_resnet", "conv_zoo", "mlp"];
-/** Core ATen spells sdpa as bmm + "safe softmax" masking; recomposing it is not done yet. */
-const ATTENTION_NETS = ["tiny_vit", "tiny_text_encoder"];
-const SAFE_SOFTMAX_OPS = ["aten.eq.Scalar", "aten.logical_not.default", "aten.any.dim"];
+const MODELS_WITH_BOTH_FLAVOURS = [
+  "tiny_efficientnet",
+  "tiny_mobilenetv3",
+  "tiny_resnet",
+  "conv_zoo",
+  "mlp",
+  "tiny_vit",
+  "tiny_text_encoder",
+];
 
 function maxRelativeError(got: Tensor, want: Tensor): number {
   const [a, b] = [toFloat64Array(got), toFloat64Array(want)];
@@ -42,25 +47,25 @@ describe("pipeline on fixture models", () => {
   const input = (name: string) => readNpy(join(MODELS, `${name}.input.npy`));
   const output = (name: string) => readNpy(join(MODELS, `${name}.output.npy`));
 
-  it.each([...CONV_NETS, ...ATTENTION_NETS])(
+  it.each(MODELS_WITH_BOTH_FLAVOURS)(
     "%s: both flavours reproduce PyTorch and end in core ops",
     async (name) => {
       for (const flavour of ["", ".core"] as const) {
         const { graph } = await lowered(name, flavour);
         const [got] = interpret(graph, [input(name)]);
         expect(maxRelativeError(got, output(name))).toBeLessThan(1e-4);
-        const leftover = [...nonCoreOps(graph).keys()];
-        expect(
-          leftover.filter((op) => !(ATTENTION_NETS.includes(name) && SAFE_SOFTMAX_OPS.includes(op))),
-        ).toEqual([]);
+        expect([...nonCoreOps(graph).keys()]).toEqual([]);
       }
     },
   );
 
-  it.each(CONV_NETS)("%s: the default IR and core ATen lower to the same ops", async (name) => {
-    const [a, b] = await Promise.all([lowered(name, ""), lowered(name, ".core")]);
-    expect(opCounts(b.graph)).toBe(opCounts(a.graph));
-  });
+  it.each(MODELS_WITH_BOTH_FLAVOURS)(
+    "%s: the default IR and core ATen lower to the same ops",
+    async (name) => {
+      const [a, b] = await Promise.all([lowered(name, ""), lowered(name, ".core")]);
+      expect(opCounts(b.graph)).toBe(opCounts(a.graph));
+    },
+  );
 
   it("tiny_efficientnet: no batch norm survives, and float16 stays close", async () => {
     const { graph, trace } = await lowered("tiny_efficientnet", ".core", { enabledPrecisions: ["float16"] });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { printGraph } from "../../src/ir/printer.js";
 import { verifyGraph } from "../../src/ir/verify.js";
-import { RewriteError } from "../../src/passes/rewrite/working-graph.js";
 import { arg } from "../../src/passes/rewrite/args.js";
 import { RewriteLimitError, rewriteToFixedPoint } from "../../src/passes/rewrite/driver.js";
 import { commutative, constantScalar, op, value } from "../../src/passes/rewrite/pattern.js";
 import { rule, ruleSet } from "../../src/passes/rewrite/rule.js";
 import { formatTrace, TraceRecorder } from "../../src/passes/rewrite/trace.js";
+import { RewriteError } from "../../src/passes/rewrite/working-graph.js";
 import { expectSameResults, opsOf, TestGraph } from "./graphs.js";
 
 const x = value();

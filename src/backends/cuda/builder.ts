@@ -263,6 +263,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
         release();
       },
       useGraph: options.cudaGraph !== false,
+      steps: plan.summary,
       stats: {
         layers: network.layers.length,
         layersAfterFolding: net.layers.length,

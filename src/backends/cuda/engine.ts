@@ -55,6 +55,14 @@ export interface EngineParts {
   readonly release: () => void;
   readonly stats: Omit<BuildStats, "graphNodes">;
   readonly useGraph: boolean;
+  /** One line per step, in launch order. */
+  readonly steps: readonly string[];
+}
+
+export interface StepProfile {
+  readonly step: string;
+  /** Median GPU time of the step launched alone (ms). */
+  readonly ms: number;
 }
 
 export class CudaEngine {
@@ -179,6 +187,23 @@ export class CudaEngine {
     this.launch();
     this.synchronize();
     return timeOnStream(this.parts.stream, () => this.launch(), { warmup: opts.warmup ?? 10, reps: opts.reps ?? 100 });
+  }
+
+  /**
+   * GPU time of each step launched on its own (eager, between events; medians of `reps`). The sum exceeds a
+   * graph replay by the per-launch gaps the graph removes.
+   */
+  profile(reps = 20): StepProfile[] {
+    this.launch();
+    this.synchronize();
+    const launches = this.launches!;
+    const stream = this.parts.stream;
+    return launches.map((l, i) => {
+      const times: number[] = [];
+      for (let r = 0; r < 3; r++) times.push(timeOnStream(stream, l, { warmup: 2, reps }));
+      times.sort((a, b) => a - b);
+      return { step: this.parts.steps[i], ms: times[1] };
+    });
   }
 
   dispose(): void {

@@ -125,30 +125,51 @@ export function callAten(
     return runtime.some((r) => category(r.box.type.dtype) >= c);
   };
 
-  const allKnown =
-    [...bound.values()].every((v) => knownOrNotTensor(v)) &&
-    !RANDOM.test(base) &&
-    [...bound.values()].some((v) => v.k === "tensor");
-  const placeholders = new Map<string, Tensor>();
-  const args: Record<string, Arg> = {};
-  for (const spec of def.schema) {
-    const v = bound.get(spec.name);
-    if (v === undefined) continue;
-    if (allKnown) args[spec.name] = knownArg(v, spec, g, placeholders);
-    else if ((spec.type === "Tensor" || spec.type === "Tensor?") && asNumber(v))
-      args[spec.name] = toArg(v, { ...spec, type: "Scalar" }, g);
-    else args[spec.name] = toArg(v, spec, g);
+  const tensorParams = def.schema.filter((s) => s.type.startsWith("Tensor"));
+  const hasTensorArg = [...bound.values()].some(
+    (v) =>
+      v.k === "tensor" ||
+      v.k === "dyn" ||
+      ((v.k === "list" || v.k === "tuple") && v.items.some((x) => x.k === "tensor" || x.k === "dyn")),
+  );
+  if (tensorParams.length > 0 && !hasTensorArg) {
+    throw new OpError(
+      `aten::${name} is applied to Python values only (${positional.map(describe).join(", ")}); torchc evaluates such arithmetic at compile time but not this operator`,
+      `aten::${name}`,
+      "op.unsupported",
+    );
   }
-  const full = withDefaults(def, args);
-  const typeOf = (n: string): TensorType => {
-    const p = placeholders.get(n);
-    return p ? { dtype: p.dtype, shape: p.shape } : g.typeOf(n);
+  // Operators on statically known data (shape arithmetic, small constants, tensor factories) run now.
+  const allKnown = [...bound.values()].every((v) => knownOrNotTensor(v)) && !RANDOM.test(base);
+  const placeholders = new Map<string, Tensor>();
+  const prepare = (fold: boolean) => {
+    placeholders.clear();
+    const args: Record<string, Arg> = {};
+    for (const spec of def.schema) {
+      const v = bound.get(spec.name);
+      if (v === undefined) continue;
+      if (fold) args[spec.name] = knownArg(v, spec, g, placeholders);
+      else if ((spec.type === "Tensor" || spec.type === "Tensor?") && asNumber(v))
+        args[spec.name] = toArg(v, { ...spec, type: "Scalar" }, g);
+      else args[spec.name] = toArg(v, spec, g);
+    }
+    const full = withDefaults(def, args);
+    const typeOf = (n: string): TensorType => {
+      const p = placeholders.get(n);
+      return p ? { dtype: p.dtype, shape: p.shape } : g.typeOf(n);
+    };
+    const parsed = def.parse(full);
+    return { full, parsed, types: def.infer(parsed, typeOf) };
   };
-  const parsed = def.parse(full);
-  const types = def.infer(parsed, typeOf);
+  let fold = allKnown;
+  let { full, parsed, types } = prepare(fold);
+  if (fold && !types.every((t) => numel(t.shape) <= FOLD_LIMIT)) {
+    fold = false;
+    ({ full, parsed, types } = prepare(false));
+  }
 
   let boxes: TensorBox[];
-  if (allKnown) {
+  if (fold) {
     const results = def.evaluate(parsed, (n) => placeholders.get(n) ?? failKnown(n));
     boxes = results.map((t) => ({ known: t, type: { dtype: t.dtype, shape: t.shape } }));
   } else {

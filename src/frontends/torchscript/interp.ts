@@ -1,16 +1,5 @@
 import { TorchcError } from "../../errors.js";
-import type { NodeMeta, WeightKind } from "../../ir/graph.js";
-import { type PickledTensor, PyDevice } from "../pickle/torch.js";
-import {
-  isExtension,
-  PyDict,
-  PyFloat,
-  PyGlobal,
-  PyObject,
-  PyTuple,
-  type PyValue,
-  pyTypeName,
-} from "../pickle/values.js";
+import type { NodeMeta } from "../../ir/graph.js";
 import type { TorchScriptArchive } from "./archive.js";
 import type { Expr, FunctionDef, Pos, Stmt } from "./ast.js";
 import { dottedName } from "./ast.js";
@@ -19,24 +8,13 @@ import { BUILTINS, callBuiltin, SPECIAL_FORMS, specialForm } from "./builtins.js
 import { type Completion, ControlFlow, type Frame } from "./control.js";
 import { DebugInfo } from "./debug-info.js";
 import { TorchScriptError } from "./errors.js";
-import { LOWERINGS, numToTensor, tensorToNumber } from "./lower.js";
+import { LOWERINGS, numToTensor } from "./lower.js";
 import { ModuleData } from "./objects.js";
-import type { ClassInfo, Program } from "./program.js";
-import { GraphState, sanitize } from "./scope.js";
+import type { Program } from "./program.js";
+import { GraphState } from "./scope.js";
 import { evalStatic, ModelRaise, pyStr, StaticError, truthy } from "./static-ops.js";
-import { hasType, scalarKind, typeText } from "./types.js";
-import {
-  bool,
-  describe,
-  float,
-  int,
-  isNumber,
-  NONE,
-  numberOf,
-  type ObjectVal,
-  str,
-  type Val,
-} from "./values.js";
+import { scalarKind } from "./types.js";
+import { bool, describe, float, int, NONE, type ObjectVal, str, type Val } from "./values.js";
 
 const BINARY_OPS: Record<string, string> = {
   "+": "add",

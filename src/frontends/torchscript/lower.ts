@@ -1,7 +1,7 @@
 import { numel, scalarTensor } from "../../ir/tensor.js";
 import { callAten, type EmitContext, OpError } from "./aten.js";
 import { knownScalar } from "./static-ops.js";
-import { describe, type Val } from "./values.js";
+import { describe, numberOf, SCALAR_TYPES, type Val } from "./values.js";
 
 type Lowering = (args: Val[], kwargs: ReadonlyMap<string, Val>, cx: EmitContext) => Val | undefined;
 
@@ -43,6 +43,34 @@ export function tensorToNumber(v: Val, kind: "int" | "float" | "bool"): Val | un
   return { k: "dyn", type: kind, box: v.box };
 }
 
+/** `torch.tensor(data)`: a constant tensor from nested lists of Python numbers. */
+function tensorLiteral(data: Val, dtypeCode: number | undefined): Val | undefined {
+  const shape: number[] = [];
+  const flat: Val[] = [];
+  const walk = (v: Val, depth: number): boolean => {
+    if (v.k === "list" || v.k === "tuple") {
+      if (shape.length === depth) shape.push(v.items.length);
+      else if (shape[depth] !== v.items.length) return false;
+      return v.items.every((x) => walk(x, depth + 1));
+    }
+    if (v.k !== "int" && v.k !== "float" && v.k !== "bool") return false;
+    if (depth !== shape.length) return false;
+    flat.push(v);
+    return true;
+  };
+  if (!walk(data, 0)) return undefined;
+  const inferred: DType =
+    flat.length > 0 && flat.every((x) => x.k === "bool")
+      ? "bool"
+      : flat.every((x) => x.k === "int" || x.k === "bool") && flat.length > 0
+        ? "int64"
+        : "float32";
+  const dtype = dtypeCode !== undefined ? SCALAR_TYPES[dtypeCode] : inferred;
+  if (!dtype) return undefined;
+  const t = tensorFromNumbers(dtype, shape, flat.map(numberOf));
+  return { k: "tensor", box: { known: t, type: { dtype, shape } } };
+}
+
 /** A fresh alias of a tensor (clone, contiguous, detach): same value, its own box so in-place ops stay local. */
 function alias(v: Val | undefined): Val | undefined {
   if (v?.k !== "tensor") return undefined;
@@ -68,6 +96,11 @@ export const LOWERINGS: Record<string, Lowering> = {
     v
       ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int")
       : undefined,
+  "aten::tensor": (args, kwargs) => {
+    const data = arg(args, kwargs, 0, "data");
+    const dtypeArg = arg(args, kwargs, 1, "dtype");
+    return data ? tensorLiteral(data, dtypeArg?.k === "int" ? dtypeArg.v : undefined) : undefined;
+  },
   "aten::contiguous": ([v]) => alias(v),
   "aten::detach": ([v]) => alias(v),
   "prim::data": ([v]) => alias(v),

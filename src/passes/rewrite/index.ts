@@ -1,4 +1,3 @@
-export * from "./working-graph.js";
 export * from "./args.js";
 export * from "./driver.js";
 export * from "./graph-view.js";
@@ -6,3 +5,4 @@ export * from "./pattern.js";
 export * from "./replacement.js";
 export * from "./rule.js";
 export * from "./trace.js";
+export * from "./working-graph.js";

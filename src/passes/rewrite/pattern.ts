@@ -102,9 +102,10 @@ export function int(value?: number): Pattern<number> {
 
 /** A float or int literal, as a number (Scalar and float arguments accept both). */
 export function scalar(value?: number): Pattern<number> {
+  // Number(): some exporters spell ±inf and nan as strings ("-Infinity"); compare them as numbers.
   return literal(
     `scalar(${fmt(value)})`,
-    (a) => (a?.kind === "int" || a?.kind === "float" ? a.value : undefined),
+    (a) => (a?.kind === "int" || a?.kind === "float" ? Number(a.value) : undefined),
     value,
   );
 }

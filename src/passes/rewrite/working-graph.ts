@@ -253,7 +253,8 @@ export class WorkingGraph implements GraphView {
 
   /** Whether the orders from `before` to `after` still strictly increase (float gaps can run out). */
   private ordersDistinct(before: MutableSlot | null, after: MutableSlot | null): boolean {
-    for (let s = before ?? this.head; s && s !== after; s = s.next) if (s.next && s.next.order <= s.order) return false;
+    for (let s = before ?? this.head; s && s !== after; s = s.next)
+      if (s.next && s.next.order <= s.order) return false;
     return true;
   }
 
@@ -276,10 +277,12 @@ export class WorkingGraph implements GraphView {
       if (!root.outputs.includes(from)) throw fail(`maps '${from}', which is not an output of the node`);
       const t = typeOf(to);
       if (!t) throw fail(`maps '${from}' to unknown value '${to}'`);
-      if (!sameType(t, this.typeOf(from))) throw fail(`replaces '${from}': ${showType(this.typeOf(from))} by '${to}': ${showType(t)}`);
+      if (!sameType(t, this.typeOf(from)))
+        throw fail(`replaces '${from}': ${showType(this.typeOf(from))} by '${to}': ${showType(t)}`);
     }
     for (const out of root.outputs) {
-      if (!(out in r.mapping) && !this.isUnused(out)) throw fail(`drops output '${out}', which is still used`);
+      if (!(out in r.mapping) && !this.isUnused(out))
+        throw fail(`drops output '${out}', which is still used`);
     }
     const available = new Set<string>(Object.keys(r.weights));
     for (const node of r.nodes) {
@@ -291,7 +294,8 @@ export class WorkingGraph implements GraphView {
       for (const out of node.outputs) available.add(out);
     }
     for (const to of Object.values(r.mapping)) {
-      if (!available.has(to) && !this.isDefinedBefore(to, at)) throw fail(`maps an output to '${to}', not defined before the node`);
+      if (!available.has(to) && !this.isDefinedBefore(to, at))
+        throw fail(`maps an output to '${to}', not defined before the node`);
     }
   }
 
@@ -302,7 +306,10 @@ export class WorkingGraph implements GraphView {
     for (const [from, to] of Object.entries(r.mapping)) if (!this.isUnused(from)) live.add(to);
     const gone = new Set<MutableSlot>([at]);
     const used = (v: string) =>
-      this.isGraphOutput(v) || newReads.has(v) || live.has(v) || [...(this.users.get(v) ?? [])].some((u) => !gone.has(u));
+      this.isGraphOutput(v) ||
+      newReads.has(v) ||
+      live.has(v) ||
+      [...(this.users.get(v) ?? [])].some((u) => !gone.has(u));
     const work = readsOf(at.node).map((v) => this.producers.get(v)?.slot);
     while (work.length > 0) {
       const s = work.pop();

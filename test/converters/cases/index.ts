@@ -5,7 +5,11 @@ import { ELEMENTWISE_CASES } from "./elementwise.js";
 import { MATMUL_CASES } from "./matmul.js";
 import { NORMALIZATION_CASES } from "./normalization.js";
 import { POOLING_CASES } from "./pooling.js";
+import { ATTENTION_CASES } from "./attention.js";
+import { CREATION_CASES } from "./creation.js";
+import { INDEXING_CASES } from "./indexing.js";
 import { JOIN_CASES } from "./join.js";
+import { CAST_CASES, MISC_CASES, PADDING_CASES, RESIZE_CASES } from "./misc.js";
 import { REDUCE_CASES } from "./reduce.js";
 import { SHAPE_CASES } from "./shape.js";
 import { SLICING_CASES } from "./slicing.js";
@@ -27,4 +31,11 @@ export const ALL_CASES: readonly CaseSpec[] = [
   ...SHAPE_CASES,
   ...SLICING_CASES,
   ...JOIN_CASES,
+  ...INDEXING_CASES,
+  ...ATTENTION_CASES,
+  ...CREATION_CASES,
+  ...CAST_CASES,
+  ...PADDING_CASES,
+  ...RESIZE_CASES,
+  ...MISC_CASES,
 ];

@@ -103,7 +103,7 @@ const UTILS = `def _list_with_default(out_size: List[Optional[int]],
   return _1
 `;
 
-const CONV = `${moduleHeader("Conv2d", ["weight", "bias"], [], ["bias : Optional[Tensor]", "padding_mode : Final[str] = \"zeros\"", "stride : Final[Tuple[int, int]] = (1, 1)", "groups : Final[int] = 1"]).replace("  bias : Tensor\n", "")}
+const CONV = `${moduleHeader("Conv2d", ["weight", "bias"], [], ["bias : Optional[Tensor]", 'padding_mode : Final[str] = "zeros"', "stride : Final[Tuple[int, int]] = (1, 1)", "groups : Final[int] = 1"]).replace("  bias : Tensor\n", "")}
   def forward(self: __torch__.torch.nn.modules.conv.Conv2d,
     input: Tensor) -> Tensor:
     _0 = (self)._conv_forward(input, self.weight, self.bias, )
@@ -192,7 +192,8 @@ const ROOT = `${moduleHeader("Net", [], [], ["features : __torch__.torch.nn.modu
     return torch.flatten((self.pool).forward(y0, ), 1)
 `;
 
-const obj = (cls: string, state: Record<string, unknown>) => ({ obj: cls, state: { training: false, _is_full_backward_hook: null, ...state } }) as never;
+const obj = (cls: string, state: Record<string, unknown>) =>
+  ({ obj: cls, state: { training: false, _is_full_backward_hook: null, ...state } }) as never;
 
 describe("a scripted torchvision-style network", () => {
   const spec = {
@@ -208,7 +209,10 @@ describe("a scripted torchvision-style network", () => {
     },
     data: obj("__torch__.Net", {
       features: obj("__torch__.torch.nn.modules.container.Sequential", {
-        "0": obj("__torch__.torch.nn.modules.conv.Conv2d", { weight: { tensor: f32([1, 1, 1, 1], [1]) }, bias: null }),
+        "0": obj("__torch__.torch.nn.modules.conv.Conv2d", {
+          weight: { tensor: f32([1, 1, 1, 1], [1]) },
+          bias: null,
+        }),
         "1": obj("__torch__.torch.nn.modules.batchnorm.BatchNorm2d", {
           weight: { tensor: f32([1], [1]) },
           bias: { tensor: f32([1], [0]) },
@@ -236,7 +240,11 @@ describe("a scripted torchvision-style network", () => {
     expect(up.args.output_size).toEqual({ kind: "ints", value: [4, 4] });
     expect(graph.values[graph.outputs[0]]).toEqual({ dtype: "float32", shape: [1, 1] });
     expect(graph.nodes[1].meta.modulePath).toBe("features.1");
-    expect(Object.values(graph.weights).map((w) => w.target).sort()).toEqual([
+    expect(
+      Object.values(graph.weights)
+        .map((w) => w.target)
+        .sort(),
+    ).toEqual([
       "features.0.weight",
       "features.1.bias",
       "features.1.running_mean",
@@ -248,6 +256,8 @@ describe("a scripted torchvision-style network", () => {
   });
 
   it("raises the model's own error for inputs its checks reject", () => {
-    expect(() => loadArchive(spec, [{ dtype: "float32", shape: [1, 2, 2] }])).toThrowError(/ValueError: expected 4D input \(got 3D input\)/);
+    expect(() => loadArchive(spec, [{ dtype: "float32", shape: [1, 2, 2] }])).toThrowError(
+      /ValueError: expected 4D input \(got 3D input\)/,
+    );
   });
 });

@@ -5,12 +5,12 @@
  * of the group are inlined at the coordinates their consumer needs; everything else is loaded through its
  * layout's strides. The root and any extra outputs (same shape as the root) are stored at the thread's coords.
  */
-import type { DType } from "../../../ir/dtype.js";
+import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import { computeCType, convert, floatLiteral, isFloatDType, literal, lowest } from "./ctypes.js";
-import { Emitter, decompose, indexType } from "./emitter.js";
+import { Emitter, decompose, indexType, laneCoord } from "./emitter.js";
 import { activationExpr, binaryExpr, unaryExpr } from "./scalar-ops.js";
 
 export interface ElementGroup {
@@ -47,17 +47,60 @@ export function generateElementKernel(name: string, group: ElementGroup, ctx: Co
   const e = new Emitter(ctx.info, idx);
   const root = ctx.info(group.root);
   const n = numel(root.shape);
+  const { axis, width: V } = vectorWidth(group, ctx);
+  const threads = n / V;
   e.line(`const ${idx} i = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
-  e.line(`if (i >= ${n}) return;`);
-  const coords = decompose(e, "i", root.shape, root.layout);
+  e.line(`if (i >= ${threads}) return;`);
+  const coords = decompose(e, V === 1 ? "i" : `i * ${V}`, root.shape, root.layout);
   const g = new ElementEmitter(e, members, ctx);
-  for (const out of group.outputs) {
-    const info = ctx.info(out);
-    const v = g.value(out, coords);
-    e.store(out, coords, v, info.logicalDType);
+  if (V === 1) {
+    for (const out of group.outputs) e.store(out, coords, g.value(out, coords), ctx.info(out).logicalDType);
+  } else {
+    e.vec = { base: coords[axis], width: V };
+    const lanes = Array.from({ length: V }, (_, j) => coords.map((c, a) => (a === axis ? laneCoord(coords[axis], j) : c)));
+    for (const out of group.outputs) {
+      const info = ctx.info(out);
+      const values = lanes.map((lc) => g.value(out, lc));
+      if (e.vectorizable(out, axis)) e.storeVector(out, coords, values, info.logicalDType);
+      else values.forEach((v, j) => e.store(out, lanes[j], v, info.logicalDType));
+    }
   }
   const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return { name, source, params: e.params, grid: [Math.max(1, Math.ceil(n / BLOCK)), 1, 1], block: [BLOCK, 1, 1], sharedBytes: 0 };
+  return { name, source, params: e.params, grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1], block: [BLOCK, 1, 1], sharedBytes: 0 };
+}
+
+/**
+ * Lanes per thread: 8 (2-byte root) or 4 (4-byte root) consecutive elements along the root's innermost memory
+ * axis, when that axis divides evenly and every member can be computed lane by lane (loops only where they
+ * are lane-aware: depthwise convolution and pooling over other axes).
+ */
+function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: number; width: number } {
+  const root = ctx.info(group.root);
+  const axis = root.layout.filter((a) => root.shape[a] !== 1).at(-1);
+  if (axis === undefined) return { axis: 0, width: 1 };
+  const bytes = Math.max(...group.outputs.map((o) => DTYPE_BYTES[ctx.info(o).storage]));
+  const V = bytes === 2 ? 8 : bytes === 4 ? 4 : 1;
+  if (V === 1 || root.shape[axis] % V !== 0) return { axis, width: 1 };
+  if (group.outputs.some((o) => ctx.info(o).shape.join() !== root.shape.join())) return { axis, width: 1 };
+  for (const l of group.layers) {
+    switch (l.type) {
+      case "convolution": {
+        const w = ctx.info(l.inputs[1]).shape;
+        const depthwise = w[1] === 1 && l.groups === ctx.info(l.output).shape[1];
+        if (!depthwise || axis !== 1 || ctx.info(l.output).shape.join() !== root.shape.join()) return { axis, width: 1 };
+        break;
+      }
+      case "pooling":
+        if (axis >= ctx.info(l.inputs[0]).shape.length - l.kernel.length || ctx.info(l.output).shape.join() !== root.shape.join()) return { axis, width: 1 };
+        break;
+      case "adaptive_pooling": case "resize": case "deconvolution": case "gather": case "concatenation": case "shuffle":
+      case "slice": case "padding":
+        return { axis, width: 1 };
+      default:
+        break;
+    }
+  }
+  return { axis, width: V };
 }
 
 /** Coordinates of an input of shape `inShape` broadcast onto output coords (NumPy rules, right-aligned). */
@@ -149,16 +192,30 @@ export class ElementEmitter {
       case "resize":
         return this.resize(layer, c);
       case "pooling":
-        return this.pooling(layer, c);
+        return this.lanes(layer, c, (lanes) => this.pooling(layer, lanes));
       case "adaptive_pooling":
         return this.adaptivePooling(layer, c);
       case "convolution":
-        return this.convolution(layer, c);
+        return this.lanes(layer, c, (lanes) => this.convolution(layer, lanes));
       case "deconvolution":
         return this.deconvolution(layer, c);
       default:
         throw new Error(`element kernels cannot compute ${layer.type} layer '${layer.name}'`);
     }
+  }
+
+  /**
+   * Loop layers in vector mode: when `c` is lane 0, computes all lanes in one loop nest and memoizes lanes
+   * 1…V-1 (their coords differ only on the lane axis); otherwise one lane.
+   */
+  private lanes(layer: Layer, c: readonly string[], body: (lanes: string[][]) => string[]): string {
+    const vec = this.e.vec;
+    const axis = vec ? c.indexOf(laneCoord(vec.base, 0)) : -1;
+    if (!vec || axis < 0) return body([[...c]])[0];
+    const lanes = Array.from({ length: vec.width }, (_, j) => c.map((x, a) => (a === axis ? laneCoord(vec.base, j) : x)));
+    const vals = body(lanes);
+    lanes.forEach((lc, j) => this.e.memoSet(`${layer.output}@${lc.join(",")}`, vals[j]));
+    return vals[0];
   }
 
   private quant(layer: LayerOf<"quantize"> | LayerOf<"dequantize">, c: readonly string[]): string {
@@ -347,50 +404,52 @@ export class ElementEmitter {
     return e.let(this.ct(layer.output), terms.join(" + "));
   }
 
-  private pooling(layer: LayerOf<"pooling">, c: readonly string[]): string {
+  private pooling(layer: LayerOf<"pooling">, lanes: readonly (readonly string[])[]): string[] {
     const e = this.e;
+    const c = lanes[0];
     const input = layer.inputs[0];
     const inShape = this.ctx.info(input).shape;
     const sp = layer.kernel.length;
     const lead = inShape.length - sp;
     const ct = this.ct(layer.output);
     const max = layer.mode === "max";
-    const acc = e.fresh("acc");
+    const accs = lanes.map(() => e.fresh("acc"));
     const cnt = e.fresh("cnt");
-    e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
+    for (const acc of accs) e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
     e.line(`int ${cnt} = 0;`);
     const starts: string[] = [];
     for (let a = 0; a < sp; a++) starts.push(e.let(e.idx, `(${e.idx})(${c[lead + a]}) * ${layer.stride[a]} - ${layer.padding[a]}`, "st"));
-    const loop = (a: number, cc: string[]) => {
+    const loop = (a: number, pos: string[]) => {
       if (a === sp) {
-        const x = this.value(input, cc);
-        if (max) e.line(`if (${x} != ${x} || ${x} > ${acc}) ${acc} = ${x};`);
-        else e.line(`${acc} += (float)${x};`);
+        lanes.forEach((lc, j) => {
+          const x = this.value(input, [...lc.slice(0, lead), ...pos]);
+          if (max) e.line(`if (${x} != ${x} || ${x} > ${accs[j]}) ${accs[j]} = ${x};`);
+          else e.line(`${accs[j]} += (float)${x};`);
+        });
         e.line(`${cnt}++;`);
         return;
       }
       const k = e.fresh("k");
       e.block(`for (int ${k} = 0; ${k} < ${layer.kernel[a]}; ++${k})`, () => {
-        const pos = e.let(e.idx, `${starts[a]} + ${k} * ${layer.dilation[a]}`, "ix");
-        e.line(`if (${pos} < 0 || ${pos} >= ${inShape[lead + a]}) continue;`);
-        const next = [...cc];
-        next[lead + a] = pos;
-        loop(a + 1, next);
+        const p = e.let(e.idx, `${starts[a]} + ${k} * ${layer.dilation[a]}`, "ix");
+        e.line(`if (${p} < 0 || ${p} >= ${inShape[lead + a]}) continue;`);
+        loop(a + 1, [...pos, p]);
       });
     };
-    loop(0, [...c]);
-    if (max) return acc;
+    loop(0, []);
+    if (max) return accs;
     let divisor: string;
     if (layer.divisorOverride !== null) divisor = floatLiteral(layer.divisorOverride);
     else if (!layer.countIncludePad) divisor = `(float)${cnt}`;
     else {
-      const sizes = starts.map((s, a) => {
-        const end = `min(${s} + ${(layer.kernel[a] - 1) * layer.dilation[a] + 1}, (${e.idx})${inShape[lead + a] + layer.padding[a]})`;
-        return `(float)(${end} - ${s})`;
+      const sizes = starts.map((s0, a) => {
+        const end = `min(${s0} + ${(layer.kernel[a] - 1) * layer.dilation[a] + 1}, (${e.idx})${inShape[lead + a] + layer.padding[a]})`;
+        return `(float)(${end} - ${s0})`;
       });
       divisor = sizes.join(" * ");
     }
-    return e.let(ct, `${acc} / (${divisor})`);
+    const d = e.let("float", divisor, "div");
+    return accs.map((acc) => e.let(ct, `${acc} / ${d}`));
   }
 
   private adaptivePooling(layer: LayerOf<"adaptive_pooling">, c: readonly string[]): string {
@@ -432,9 +491,10 @@ export class ElementEmitter {
     return e.let(ct, `${acc} / (${count})`);
   }
 
-  /** Direct convolution: loops over the input channels of the group and the kernel window. */
-  private convolution(layer: LayerOf<"convolution">, c: readonly string[]): string {
+  /** Direct convolution: loops over the input channels of the group and the kernel window, all lanes at once. */
+  private convolution(layer: LayerOf<"convolution">, lanes: readonly (readonly string[])[]): string[] {
     const e = this.e;
+    const c = lanes[0];
     const [x, w, b] = layer.inputs;
     const xShape = this.ctx.info(x).shape;
     const wShape = this.ctx.info(w).shape;
@@ -442,28 +502,34 @@ export class ElementEmitter {
     const sp = wShape.length - 2;
     const cinG = wShape[1];
     const coutG = outShape[1] / layer.groups;
-    const acc = e.fresh("acc");
-    e.line(`float ${acc} = ${b ? `(float)${this.value(b, [c[1]])}` : "0.0f"};`);
-    const co = c[1];
-    const grp = layer.groups === 1 ? "0" : e.let(e.idx, `(${e.idx})(${co}) / ${coutG}`, "grp");
+    const accs = lanes.map((lc) => {
+      const acc = e.fresh("acc");
+      e.line(`float ${acc} = ${b ? `(float)${this.value(b, [lc[1]])}` : "0.0f"};`);
+      return acc;
+    });
+    const grps = lanes.map((lc) => (layer.groups === 1 ? "0" : coutG === 1 ? lc[1] : e.let(e.idx, `(${e.idx})(${lc[1]}) / ${coutG}`, "grp")));
     const ci = e.fresh("ci");
     e.block(`for (int ${ci} = 0; ${ci} < ${cinG}; ++${ci})`, () => {
-      const xc = layer.groups === 1 ? ci : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc");
-      const loop = (a: number, xcc: string[], wcc: string[]) => {
+      const xcs = grps.map((grp) => (layer.groups === 1 ? ci : cinG === 1 ? grp : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc")));
+      const loop = (a: number, pos: string[], ks: string[]) => {
         if (a === sp) {
-          e.line(`${acc} += (float)${this.value(x, xcc)} * (float)${this.value(w, wcc)};`);
+          lanes.forEach((lc, j) => {
+            const xv = this.value(x, [lc[0], xcs[j], ...pos]);
+            const wv = this.value(w, [lc[1], cinG === 1 ? "0" : ci, ...ks]);
+            e.line(`${accs[j]} += (float)${xv} * (float)${wv};`);
+          });
           return;
         }
         const k = e.fresh("k");
         e.block(`for (int ${k} = 0; ${k} < ${wShape[a + 2]}; ++${k})`, () => {
-          const pos = e.let(e.idx, `(${e.idx})(${c[a + 2]}) * ${layer.stride[a]} - ${layer.padding[a]} + ${k} * ${layer.dilation[a]}`, "ix");
-          e.line(`if (${pos} < 0 || ${pos} >= ${xShape[a + 2]}) continue;`);
-          loop(a + 1, [...xcc, pos], [...wcc, k]);
+          const p = e.let(e.idx, `(${e.idx})(${c[a + 2]}) * ${layer.stride[a]} - ${layer.padding[a]} + ${k} * ${layer.dilation[a]}`, "ix");
+          e.line(`if (${p} < 0 || ${p} >= ${xShape[a + 2]}) continue;`);
+          loop(a + 1, [...pos, p], [...ks, k]);
         });
       };
-      loop(0, [c[0], xc], [co, ci]);
+      loop(0, [], []);
     });
-    return acc;
+    return accs;
   }
 
   private deconvolution(layer: LayerOf<"deconvolution">, c: readonly string[]): string {

@@ -3,7 +3,7 @@
  * already computed (keyed by tensor and coordinate expressions) with block scoping, and loads from
  * materialized tensors through their layout's strides.
  */
-import type { DType } from "../../../ir/dtype.js";
+import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import { layoutStrides } from "../plan/layout.js";
 import { computeCType, fromStorage, storageCType, toStorage } from "./ctypes.js";
@@ -13,8 +13,19 @@ export interface KernelParam {
   readonly written: boolean;
 }
 
+/** Vector mode: each thread computes V consecutive elements along one axis; lane j's coordinate is `${base}+${j}`. */
+export interface VectorLanes {
+  readonly base: string;
+  readonly width: number;
+}
+
+export function laneCoord(base: string, j: number): string {
+  return `${base}+${j}`;
+}
+
 export class Emitter {
   readonly lines: string[] = [];
+  vec: VectorLanes | undefined;
   private depth = 1;
   private memo = new Map<string, string>();
   private next = 0;
@@ -96,9 +107,74 @@ export class Emitter {
     if (hit) return hit;
     const t = this.info(tensor);
     const p = this.param(tensor);
-    const v = this.let(computeCType(t.logicalDType), fromStorage(`${p}[${this.offset(tensor, coords)}]`, t.storage, t.logicalDType));
+    const lane = this.laneOf(tensor, coords);
+    let v: string;
+    if (lane) {
+      const arr = this.vectorLoad(tensor, lane.coords0);
+      v = this.let(computeCType(t.logicalDType), fromStorage(`${arr}[${lane.j}]`, t.storage, t.logicalDType));
+    } else {
+      v = this.let(computeCType(t.logicalDType), fromStorage(`${p}[${this.offset(tensor, coords)}]`, t.storage, t.logicalDType));
+    }
     this.memo.set(key, v);
     return v;
+  }
+
+  /** Whether `tensor` can be moved V lanes at a time along axis `axis` (unit stride, aligned rows). */
+  vectorizable(tensor: string, axis: number): boolean {
+    const V = this.vec?.width ?? 1;
+    const t = this.info(tensor);
+    const size = DTYPE_BYTES[t.storage];
+    if (V === 1 || (size !== 2 && size !== 4) || (V * size) % 4 !== 0) return false;
+    const strides = layoutStrides(t.shape, t.layout);
+    if (strides[axis] !== 1 || t.shape[axis] % V !== 0) return false;
+    return t.shape.every((d, i) => i === axis || d === 1 || strides[i] % V === 0);
+  }
+
+  /** For coords whose lane axis carries lane j, the lane and the lane-0 coords; else undefined. */
+  laneOf(tensor: string, coords: readonly string[]): { j: number; axis: number; coords0: string[] } | undefined {
+    const vec = this.vec;
+    if (!vec) return undefined;
+    const prefix = `${vec.base}+`;
+    const axis = coords.findIndex((c) => c.startsWith(prefix) && /^\d+$/.test(c.slice(prefix.length)));
+    if (axis < 0 || !this.vectorizable(tensor, axis)) return undefined;
+    const j = Number(coords[axis].slice(prefix.length));
+    const coords0 = [...coords];
+    coords0[axis] = vec.base;
+    return { j, axis, coords0 };
+  }
+
+  /** One wide load of V lanes into a local array of the storage type; returns the array's name. */
+  private vectorLoad(tensor: string, coords0: readonly string[]): string {
+    const key = `vec:${tensor}@${coords0.join(",")}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const t = this.info(tensor);
+    const V = this.vec!.width;
+    const arr = this.fresh("vl");
+    const bytes = V * DTYPE_BYTES[t.storage];
+    const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
+    const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
+    const p = this.param(tensor);
+    this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
+    this.line(`{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${this.offset(tensor, coords0)})); ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr});`);
+    this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`);
+    this.memo.set(key, arr);
+    return arr;
+  }
+
+  /** Stores V lane values (compute type of `valueDType`) with one wide store. */
+  storeVector(tensor: string, coords0: readonly string[], values: readonly string[], valueDType: DType): void {
+    const t = this.info(tensor);
+    const p = this.param(tensor, true);
+    const V = values.length;
+    const arr = this.fresh("vs");
+    const bytes = V * DTYPE_BYTES[t.storage];
+    const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
+    const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
+    this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
+    values.forEach((v, j) => this.line(`${arr}[${j}] = ${toStorage(v, t.storage, valueDType)};`));
+    this.line(`{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${arr}); ${chunk}* dst = reinterpret_cast<${chunk}*>(${p} + (${this.offset(tensor, coords0)}));`);
+    this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`);
   }
 
   store(tensor: string, coords: readonly string[], value: string, valueDType: DType): void {
