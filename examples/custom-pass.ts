@@ -7,8 +7,12 @@
 // one into a pipeline stage, and every firing shows up in the trace (`torchc --trace-passes`).
 // (Once src/index.ts exists these imports become `from "torchc"`.)
 import { pathToFileURL } from "node:url";
-import { type Graph, GraphBuilder, printGraph, type TensorType } from "../src/ir/index.js";
+// From another package this is `from "torchc"`; inside the repository, the same public entry point.
 import {
+  type Graph,
+  GraphBuilder,
+  printGraph,
+  type TensorType,
   arg,
   commutative,
   constantScalar,
@@ -21,7 +25,7 @@ import {
   ruleSet,
   runPipeline,
   value,
-} from "../src/passes/index.js";
+} from "../src/index.js";
 
 // x * 1 ⇒ x. `commutative` also matches 1 * x; constantScalar accepts a literal 1 or an all-ones weight.
 const x = value();

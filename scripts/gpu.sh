@@ -8,6 +8,8 @@
 #   bash scripts/gpu.sh bench [filter]  on the GPU machine: print the environment, then run
 #                                       scripts/gpu/*.bench.js and bench/**/*.bench.js (names containing filter)
 #   bash scripts/gpu.sh env             on the GPU machine: only print the environment
+#   bash scripts/gpu.sh torchc ARGS     on the GPU machine: the torchc command (e.g. bench model.pt2 --precision fp16)
+#   bash scripts/gpu.sh benchmark [--max-autotune]   on the GPU machine: bench/run.sh, the benchmark against PyTorch
 #   bash scripts/gpu.sh all [filter]    on the GPU machine: environment, tests, then benchmarks; exits with the
 #                                       tests' status
 #
@@ -255,6 +257,8 @@ main() {
     test) setup; env_report; run_tests "${1:-}" ;;
     bench) setup; env_report; run_bench "${1:-}" ;;
     env) setup; env_report ;;
+    torchc) setup; "$NODE_BIN" --enable-source-maps "$CARRY/build/src/cli/main.js" "$@" ;;
+    benchmark) setup; env_report; bash "$ROOT/bench/run.sh" "$NODE_BIN" "$CARRY/build/src/cli/main.js" "$@" ;;
     all)
       # Tests and benchmarks share one device command (at most 600 s): each gets half by default.
       export TORCHC_GPU_TIMEOUT="${TORCHC_GPU_TIMEOUT:-270}"

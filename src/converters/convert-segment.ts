@@ -37,28 +37,38 @@ export function convertNodes(
   for (const v of inputs) conv.bind(v, conv.net.addInput(v, graph.values[v]));
   for (const node of nodes) {
     const sel = selectConverter(options.registry, node, conv);
-    if (!sel.ok) throw new TorchcError(`cannot convert ${formatLocation(node)}: ${sel.reason}`, "converter.unsupported");
+    if (!sel.ok)
+      throw new TorchcError(`cannot convert ${formatLocation(node)}: ${sel.reason}`, "converter.unsupported");
     const c = sel.candidate as ConverterCandidate<OpName>;
     let results: readonly (string | null)[];
     try {
       results = conv.net.withScope(node.name, () => c.convert(node, sel.args as never, conv));
     } catch (e) {
-      if (e instanceof TorchcError) throw e;
+      // Layer shape errors included: a converter that builds an ill-typed layer is a torchc bug.
       throw new ConverterError(node, c.name, (e as Error).message);
     }
     if (results.length !== node.outputs.length) {
-      throw new ConverterError(node, c.name, `returned ${results.length} tensors for ${node.outputs.length} outputs`);
+      throw new ConverterError(
+        node,
+        c.name,
+        `returned ${results.length} tensors for ${node.outputs.length} outputs`,
+      );
     }
     node.outputs.forEach((value, i) => {
       const t = results[i];
       if (t === null) {
-        if (conv.isUsed(value)) throw new ConverterError(node, c.name, `left output '${value}' unproduced but it is used`);
+        if (conv.isUsed(value))
+          throw new ConverterError(node, c.name, `left output '${value}' unproduced but it is used`);
         return;
       }
       const got = conv.net.typeOf(t);
       const want = graph.values[value];
       if (got.dtype !== want.dtype || got.shape.join() !== want.shape.join()) {
-        throw new ConverterError(node, c.name, `output '${value}' is ${formatType(got)}, the graph says ${formatType(want)}`);
+        throw new ConverterError(
+          node,
+          c.name,
+          `output '${value}' is ${formatType(got)}, the graph says ${formatType(want)}`,
+        );
       }
       conv.bind(value, t);
     });

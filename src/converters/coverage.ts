@@ -3,7 +3,11 @@ import type { ConverterRegistry } from "./registry.js";
 
 export interface CoverageRow {
   readonly op: string;
-  readonly candidates: readonly { readonly name: string; readonly priority: number; readonly notes?: string }[];
+  readonly candidates: readonly {
+    readonly name: string;
+    readonly priority: number;
+    readonly notes?: string;
+  }[];
   /** Why an op of the catalogue has no converter, or the candidates' notes. */
   readonly notes: string;
 }
@@ -13,8 +17,15 @@ export function describeCoverage(registry: ConverterRegistry): CoverageRow[] {
   const ops = new Set<string>([...Object.keys(OPS), ...registry.byOp.keys()]);
   return [...ops].sort().map((op) => {
     const list = registry.byOp.get(op) ?? [];
-    const candidates = list.map((c) => ({ name: c.name, priority: c.priority, ...(c.notes ? { notes: c.notes } : {}) }));
-    let notes = list.map((c) => c.notes).filter((n): n is string => !!n).join("; ");
+    const candidates = list.map((c) => ({
+      name: c.name,
+      priority: c.priority,
+      ...(c.notes ? { notes: c.notes } : {}),
+    }));
+    let notes = list
+      .map((c) => c.notes)
+      .filter((n): n is string => !!n)
+      .join("; ");
     if (list.length === 0) notes = "no converter: runs in LibTorch (fallback)";
     else if (!(op in OPS)) notes = `not in the op catalogue${notes ? `; ${notes}` : ""}`;
     return { op, candidates, notes };
@@ -29,5 +40,10 @@ export function formatCoverage(rows: readonly CoverageRow[]): string {
     const cands = r.candidates.map((c) => `${c.name}(${c.priority})`).join(", ") || "—";
     return `${r.op.padEnd(width)}  ${cands}${r.notes ? `  # ${r.notes}` : ""}`;
   });
-  return [`${"op".padEnd(width)}  converters (priority)`, ...lines, "", `${covered} of ${rows.length} ops have a converter`].join("\n");
+  return [
+    `${"op".padEnd(width)}  converters (priority)`,
+    ...lines,
+    "",
+    `${covered} of ${rows.length} ops have a converter`,
+  ].join("\n");
 }

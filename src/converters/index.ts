@@ -1,3 +1,9 @@
+/**
+ * The converter registry: for each aten overload, ordered candidates that turn a node into network layers.
+ * To add a converter, write a `converter(op, { name, supports, convert })` entry in the family file under
+ * aten/ (building layers through impl/), list the family table in CONVERTER_TABLES below if it is new, and
+ * add property cases in test/converters/cases/. In-place overloads get candidates derived automatically.
+ */
 import type { Graph } from "../ir/graph.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
@@ -21,14 +27,26 @@ import { SHAPE_CONVERTERS } from "./aten/shape.js";
 import { SLICING_CONVERTERS } from "./aten/slicing.js";
 import { SOFTMAX_CONVERTERS } from "./aten/softmax.js";
 import { UNARY_CONVERTERS } from "./aten/unary.js";
-import { type ConvertOptions, convertNodes, convertSegment as convertSegmentWith } from "./convert-segment.js";
-import { type ConverterRegistry, buildRegistry } from "./registry.js";
+import {
+  type ConvertOptions,
+  convertNodes,
+  convertSegment as convertSegmentWith,
+} from "./convert-segment.js";
+import { inplaceCandidates } from "./inplace.js";
+import { buildRegistry, type ConverterRegistry } from "./registry.js";
 
-export * from "./types.js";
-export { buildRegistry, selectConverter, type ConverterRegistry, type Refusal, type Selection } from "./registry.js";
-export { describeCoverage, formatCoverage, type CoverageRow } from "./coverage.js";
-export { ConverterError, convertNodes, type ConvertOptions } from "./convert-segment.js";
 export { graphContext } from "./context.js";
+export { ConverterError, type ConvertOptions, convertNodes } from "./convert-segment.js";
+export { type CoverageRow, describeCoverage, formatCoverage } from "./coverage.js";
+export { inplaceCandidates } from "./inplace.js";
+export {
+  buildRegistry,
+  type ConverterRegistry,
+  type Refusal,
+  type Selection,
+  selectConverter,
+} from "./registry.js";
+export * from "./types.js";
 
 /** Every family's table, in the order ties between equal priorities are broken. */
 export const CONVERTER_TABLES = Object.freeze({
@@ -55,7 +73,10 @@ export const CONVERTER_TABLES = Object.freeze({
 });
 
 /** The registry torchc uses unless a caller builds its own (e.g. with extra or fewer candidates). */
-export const DEFAULT_REGISTRY: ConverterRegistry = buildRegistry(...Object.values(CONVERTER_TABLES));
+export const DEFAULT_REGISTRY: ConverterRegistry = buildRegistry(
+  ...Object.values(CONVERTER_TABLES),
+  inplaceCandidates(Object.values(CONVERTER_TABLES).flat()),
+);
 
 /** The default registry (a function, so callers never depend on module initialisation order). */
 export function defaultRegistry(): ConverterRegistry {
@@ -63,11 +84,18 @@ export function defaultRegistry(): ConverterRegistry {
 }
 
 /** The Network for one engine segment of `graph`; converters come from `options.registry` (default: all). */
-export function convertSegment(graph: Graph, segment: Segment, options: Partial<ConvertOptions> = {}): Network {
+export function convertSegment(
+  graph: Graph,
+  segment: Segment,
+  options: Partial<ConvertOptions> = {},
+): Network {
   return convertSegmentWith(graph, segment, { registry: DEFAULT_REGISTRY, ...options });
 }
 
 /** Converts a whole graph into one Network (every node must have a converter): handy for tests and tools. */
 export function convertGraph(graph: Graph, options: Partial<ConvertOptions> = {}): Network {
-  return convertNodes(graph, graph.nodes, graph.inputs, graph.outputs, { registry: DEFAULT_REGISTRY, ...options });
+  return convertNodes(graph, graph.nodes, graph.inputs, graph.outputs, {
+    registry: DEFAULT_REGISTRY,
+    ...options,
+  });
 }

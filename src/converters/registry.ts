@@ -1,7 +1,7 @@
 import type { Node } from "../ir/graph.js";
 import { nodeInputs } from "../ir/graph.js";
-import { type OpName, getOp } from "../ops/index.js";
-import type { AnyCandidate, ConverterCandidate, ConvertContext } from "./types.js";
+import { getOp, type OpName } from "../ops/index.js";
+import type { AnyCandidate, ConvertContext, ConverterCandidate } from "./types.js";
 
 /** Candidates per op overload, highest priority first (ties keep table order). Immutable. */
 export interface ConverterRegistry {
@@ -14,7 +14,8 @@ export function buildRegistry(...tables: readonly (readonly AnyCandidate[])[]): 
   for (const table of tables) {
     for (const c of table) {
       const list = byOp.get(c.op) ?? [];
-      if (list.some((x) => x.name === c.name)) throw new Error(`converter '${c.name}' for ${c.op} is registered twice`);
+      if (list.some((x) => x.name === c.name))
+        throw new Error(`converter '${c.name}' for ${c.op} is registered twice`);
       list.push(c);
       byOp.set(c.op, list);
     }
@@ -39,10 +40,14 @@ function fail(reason: string, refusals: readonly Refusal[] = []): Selection {
 
 /** The dtype check every converter shares: the engine must hold each tensor the node reads or writes. */
 function dtypeSupport(node: Node, ctx: ConvertContext): string | null {
-  const named = [...nodeInputs(node).map((v) => ["input", v] as const), ...node.outputs.map((v) => ["output", v] as const)];
+  const named = [
+    ...nodeInputs(node).map((v) => ["input", v] as const),
+    ...node.outputs.map((v) => ["output", v] as const),
+  ];
   for (const [role, v] of named) {
     const t = ctx.graph.values[v];
-    if (t && !ctx.caps.dtypes.has(t.dtype)) return `dtype ${t.dtype} not supported by ${ctx.caps.name} (${role} '${v}')`;
+    if (t && !ctx.caps.dtypes.has(t.dtype))
+      return `dtype ${t.dtype} not supported by ${ctx.caps.name} (${role} '${v}')`;
   }
   return null;
 }
@@ -72,6 +77,9 @@ export function selectConverter(registry: ConverterRegistry, node: Node, ctx: Co
     if (s.ok) return { ok: true, candidate: c, args };
     refusals.push({ converter: c.name, reason: s.reason });
   }
-  const reason = refusals.length === 1 ? refusals[0].reason : refusals.map((r) => `${r.converter}: ${r.reason}`).join("; ");
+  const reason =
+    refusals.length === 1
+      ? refusals[0].reason
+      : refusals.map((r) => `${r.converter}: ${r.reason}`).join("; ");
   return fail(reason, refusals);
 }

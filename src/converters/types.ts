@@ -2,8 +2,8 @@ import type { DType } from "../ir/dtype.js";
 import type { Graph, Node, TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { NetworkBuilder } from "../network/builder.js";
-import type { OpDef } from "../ops/types.js";
 import type { OPS, OpName } from "../ops/index.js";
+import type { OpDef } from "../ops/types.js";
 
 /** The typed argument record of an op overload, as its `parse` returns it. */
 export type ArgsOf<N extends OpName> = (typeof OPS)[N] extends OpDef<infer A> ? A : never;

@@ -1,6 +1,6 @@
 import type { TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
-import { type Layer, type LayerSpec, LayerShapeError, inferLayer } from "./layers/index.js";
+import { inferLayer, type Layer, LayerShapeError, type LayerSpec } from "./layers/index.js";
 import type { Network } from "./network.js";
 
 /** A network output: the tensor and the name the network should give it. */
@@ -58,7 +58,10 @@ export class NetworkBuilder {
     for (const input of layer.inputs) {
       if (!(input in this.tensors)) throw new LayerShapeError(layer.type, `input '${input}' is not defined`);
     }
-    this.tensors[name] = inferLayer(layer, layer.inputs.map((i) => this.tensors[i]));
+    this.tensors[name] = inferLayer(
+      layer,
+      layer.inputs.map((i) => this.tensors[i]),
+    );
     this.layers.push(Object.freeze(layer));
     return name;
   }
@@ -72,7 +75,13 @@ export class NetworkBuilder {
     if (existing) return existing;
     const weight = this.freshWeightKey(key ?? `${this.scope}/constant`);
     this.constants[weight] = tensor;
-    const spec: LayerSpec = { type: "constant", inputs: [], weight, dtype: tensor.dtype, shape: tensor.shape };
+    const spec: LayerSpec = {
+      type: "constant",
+      inputs: [],
+      weight,
+      dtype: tensor.dtype,
+      shape: tensor.shape,
+    };
     const out = key === undefined ? this.add(spec) : this.withScope("weights", () => this.add(spec, key));
     if (key !== undefined) this.constantTensors.set(key, out);
     return out;
@@ -93,7 +102,7 @@ export class NetworkBuilder {
         outNames.push(target);
         continue;
       }
-      if (target !== o.tensor && (target in this.tensors)) {
+      if (target !== o.tensor && target in this.tensors) {
         throw new Error(`NetworkBuilder: output name '${target}' is already a tensor of the network`);
       }
       const producer = this.layers.find((l) => l.output === o.tensor);
@@ -101,14 +110,23 @@ export class NetworkBuilder {
         rename.set(o.tensor, target);
       } else {
         const source = rename.get(o.tensor) ?? o.tensor;
-        this.layers.push(Object.freeze({ type: "identity", name: `${target}/identity`, inputs: [source], output: target } as Layer));
+        this.layers.push(
+          Object.freeze({
+            type: "identity",
+            name: `${target}/identity`,
+            inputs: [source],
+            output: target,
+          } as Layer),
+        );
         this.tensors[target] = this.tensors[o.tensor];
       }
       outNames.push(target);
     }
     const r = (t: string) => rename.get(t) ?? t;
     const layers = this.layers.map((l) =>
-      rename.size === 0 ? l : (Object.freeze({ ...l, inputs: l.inputs.map(r), output: r(l.output) }) as Layer),
+      rename.size === 0
+        ? l
+        : (Object.freeze({ ...l, inputs: l.inputs.map(r), output: r(l.output) }) as Layer),
     );
     const tensors: Record<string, TensorType> = {};
     for (const [k, v] of Object.entries(this.tensors)) tensors[r(k)] = v;

@@ -1,7 +1,12 @@
+export * from "./builder.js";
 export * from "./layers/index.js";
 export * from "./network.js";
-export * from "./builder.js";
-export * from "./verify.js";
 export * from "./printer.js";
+export {
+  LAYER_RUNNERS,
+  type ReferenceRunOptions,
+  runLayerReference,
+  runNetworkReference,
+} from "./reference/index.js";
 export { broadcastShapes } from "./shape.js";
-export { runNetworkReference, runLayerReference, LAYER_RUNNERS, type ReferenceRunOptions } from "./reference/index.js";
+export * from "./verify.js";

@@ -5,7 +5,9 @@ import type { Network } from "./network.js";
 function formatValue(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(formatValue).join(", ")}]`;
   if (v !== null && typeof v === "object") {
-    return `{${Object.entries(v).map(([k, x]) => `${k}: ${formatValue(x)}`).join(", ")}}`;
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${k}: ${formatValue(x)}`)
+      .join(", ")}}`;
   }
   return String(v);
 }
@@ -24,7 +26,9 @@ export function formatNetwork(net: Network): string {
   for (const layer of net.layers) {
     const attrs = formatLayerAttributes(layer);
     const args = layer.inputs.map((i) => `%${i}`).join(", ");
-    lines.push(`  %${layer.output}: ${formatType(net.tensors[layer.output])} = ${layer.type}(${args})${attrs ? ` ${attrs}` : ""}`);
+    lines.push(
+      `  %${layer.output}: ${formatType(net.tensors[layer.output])} = ${layer.type}(${args})${attrs ? ` ${attrs}` : ""}`,
+    );
   }
   lines.push(`  return (${net.outputs.map((o) => `%${o}`).join(", ")})`, "}");
   return lines.join("\n");

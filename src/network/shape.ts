@@ -26,7 +26,11 @@ export function checkAxis(layer: string, axis: number, rank: number): number {
 
 export function checkPermutation(layer: string, perm: readonly number[], rank: number): void {
   const seen = new Set(perm);
-  if (perm.length !== rank || seen.size !== rank || perm.some((p) => !Number.isInteger(p) || p < 0 || p >= rank)) {
+  if (
+    perm.length !== rank ||
+    seen.size !== rank ||
+    perm.some((p) => !Number.isInteger(p) || p < 0 || p >= rank)
+  ) {
     throw new LayerShapeError(layer, `[${perm.join(", ")}] is not a permutation of ${rank} axes`);
   }
 }

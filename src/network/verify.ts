@@ -20,16 +20,23 @@ export function checkNetwork(net: Network): string[] {
     names.add(layer.name);
     const missing = layer.inputs.filter((i) => !defined.has(i));
     if (missing.length > 0) {
-      problems.push(`layer '${layer.name}' reads ${missing.map((m) => `'${m}'`).join(", ")} before definition`);
+      problems.push(
+        `layer '${layer.name}' reads ${missing.map((m) => `'${m}'`).join(", ")} before definition`,
+      );
       continue;
     }
     if (defined.has(layer.output)) problems.push(`tensor '${layer.output}' is defined twice`);
     defined.add(layer.output);
     try {
-      const t = inferLayer(layer, layer.inputs.map((i) => net.tensors[i]));
+      const t = inferLayer(
+        layer,
+        layer.inputs.map((i) => net.tensors[i]),
+      );
       const rec = net.tensors[layer.output];
       if (!rec || rec.dtype !== t.dtype || rec.shape.join() !== t.shape.join()) {
-        problems.push(`layer '${layer.name}' produces ${t.dtype}[${t.shape}] but its tensor is typed ${rec?.dtype}[${rec?.shape}]`);
+        problems.push(
+          `layer '${layer.name}' produces ${t.dtype}[${t.shape}] but its tensor is typed ${rec?.dtype}[${rec?.shape}]`,
+        );
       }
     } catch (e) {
       problems.push(`layer '${layer.name}': ${(e as Error).message}`);
@@ -38,7 +45,9 @@ export function checkNetwork(net: Network): string[] {
       const c = net.constants[layer.weight];
       if (!c) problems.push(`constant layer '${layer.name}' refers to missing weight '${layer.weight}'`);
       else if (c.dtype !== layer.dtype || c.shape.join() !== layer.shape.join()) {
-        problems.push(`weight '${layer.weight}' is ${c.dtype}[${c.shape}], its layer says ${layer.dtype}[${layer.shape}]`);
+        problems.push(
+          `weight '${layer.weight}' is ${c.dtype}[${c.shape}], its layer says ${layer.dtype}[${layer.shape}]`,
+        );
       } else if (c.data.byteLength !== numel(c.shape) * DTYPE_BYTES[c.dtype]) {
         problems.push(`weight '${layer.weight}' has ${c.data.byteLength} bytes for [${c.shape}]`);
       }

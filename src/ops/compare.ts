@@ -29,7 +29,7 @@ function compare<const K extends keyof typeof CMPS>(k: K) {
   ] as const;
 }
 
-interface WhereArgs {
+export interface WhereArgs {
   readonly condition: string;
   readonly self: Operand;
   readonly other: Operand;
@@ -62,7 +62,7 @@ function whereOp<const N extends string>(name: N, schema: string) {
   });
 }
 
-interface MaskedFillArgs {
+export interface MaskedFillArgs {
   readonly self: string;
   readonly mask: string;
   readonly value: Operand;

@@ -5,7 +5,7 @@ import { type ArgReader, defineOp, OpArgError, opTable, type ScalarValue } from 
 
 const OPTS = "ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None";
 
-interface FillArgs {
+export interface FillArgs {
   readonly like: string | null;
   readonly size: number[] | null;
   readonly fill: ScalarValue;
@@ -45,7 +45,7 @@ function fillOp<const N extends string>(
 
 const num = (value: number): ScalarValue => ({ value, type: "float" });
 
-interface ArangeArgs {
+export interface ArangeArgs {
   readonly start: ScalarValue;
   readonly end: ScalarValue;
   readonly step: ScalarValue;

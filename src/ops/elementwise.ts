@@ -2,7 +2,7 @@ import { erf, roundHalfEven } from "./math.js";
 import { binaryOp, evalPointwise, inferPointwise, unaryOp } from "./pointwise.js";
 import { defineOp, type Operand, opTable, type ScalarValue } from "./schema.js";
 
-interface AlphaArgs {
+export interface AlphaArgs {
   readonly self: Operand;
   readonly other: Operand;
   readonly alpha: ScalarValue;
@@ -39,7 +39,7 @@ const rsub = (x: number, y: number, a: number) => y - a * x;
 const mul = (x: number, y: number) => x * y;
 const div = (x: number, y: number) => x / y;
 
-interface DivModeArgs {
+export interface DivModeArgs {
   readonly self: Operand;
   readonly other: Operand;
   readonly roundingMode: "trunc" | "floor" | null;
@@ -72,7 +72,7 @@ function divMode<const N extends string>(name: N, schema: string) {
 /** Integer powers stay integer (exact), any float operand makes the result float. */
 const pow = (x: number, y: number) => x ** y;
 
-interface PowScalarArgs {
+export interface PowScalarArgs {
   readonly self: ScalarValue;
   readonly exponent: Operand;
 }
@@ -85,7 +85,7 @@ const powScalar = defineOp({
   evaluate: (a, valueAt) => evalPointwise("aten.pow.Scalar", [a.self, a.exponent], "same", valueAt, pow),
 });
 
-interface ClampArgs {
+export interface ClampArgs {
   readonly self: Operand;
   readonly min: Operand | null;
   readonly max: Operand | null;

@@ -92,7 +92,7 @@ function check2d(op: string, arg: string, t: TensorType | Tensor, rank = 2): voi
     throw new OpArgError(op, arg, `expected a ${rank}-d tensor, got [${t.shape.join(", ")}]`);
 }
 
-interface LinearArgs {
+export interface LinearArgs {
   readonly input: string;
   readonly weight: string;
   readonly bias: string | null;
@@ -106,7 +106,7 @@ function linearShape(op: string, x: Shape, w: Shape): number[] {
   return [...x.slice(0, -1), ...(w.length === 2 ? [w[0]] : [])];
 }
 
-interface AddmmArgs {
+export interface AddmmArgs {
   readonly self: string;
   readonly mat1: string;
   readonly mat2: string;

@@ -8,7 +8,7 @@ export function castTo(t: Tensor, dtype: DType): Tensor {
   return t.dtype === dtype ? t : fromF64(dtype, t.shape, nums(t));
 }
 
-interface CastArgs {
+export interface CastArgs {
   readonly self: string;
   readonly dtype: DType | null;
   /** `to.other`/`type_as`: take the dtype of this tensor. */
@@ -31,7 +31,7 @@ function castOp<const N extends string>(name: N, schema: string, read: (r: ArgRe
   });
 }
 
-interface DropoutArgs {
+export interface DropoutArgs {
   readonly input: string;
   readonly p: number;
   readonly train: boolean;
@@ -63,7 +63,7 @@ function dropoutOp<const N extends string>(name: N) {
   });
 }
 
-interface TriArgs {
+export interface TriArgs {
   readonly self: string;
   readonly diagonal: number;
 }

@@ -34,7 +34,7 @@ function statsDtype(d: DType): DType {
   return d === "float64" ? "float64" : "float32";
 }
 
-interface LayerNormArgs {
+export interface LayerNormArgs {
   readonly input: string;
   readonly normalizedShape: number[];
   readonly weight: string | null;
@@ -82,7 +82,7 @@ function layerNorm(op: string, a: LayerNormArgs, valueAt: ValueOf) {
   ];
 }
 
-interface GroupNormArgs {
+export interface GroupNormArgs {
   readonly input: string;
   readonly weight: string | null;
   readonly bias: string | null;

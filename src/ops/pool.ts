@@ -24,7 +24,7 @@ export function poolOutSize(size: number, k: number, s: number, p: number, d: nu
   return out;
 }
 
-interface PoolArgs {
+export interface PoolArgs {
   readonly self: string;
   readonly kernel: number[];
   readonly stride: number[];

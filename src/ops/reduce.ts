@@ -110,7 +110,7 @@ function accDtype(d: DType, dtype: DType | null): DType {
   return dtype ?? (isFloating(d) ? d : "int64");
 }
 
-interface ReduceArgs {
+export interface ReduceArgs {
   readonly self: string;
   readonly dim: number[] | null;
   readonly keepdim: boolean;
@@ -176,7 +176,7 @@ const oneDim = (r: ArgReader): ReduceArgs => ({
   dtype: r.has("dtype") ? r.optDtype("dtype") : null,
 });
 
-interface DimArgs {
+export interface DimArgs {
   readonly self: string;
   readonly dim: number | null;
   readonly keepdim: boolean;
@@ -259,7 +259,7 @@ function argOp<const N extends string>(name: N, max: boolean) {
   });
 }
 
-interface VarArgs {
+export interface VarArgs {
   readonly self: string;
   readonly dim: number[] | null;
   readonly correction: number;

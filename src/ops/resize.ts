@@ -2,7 +2,7 @@ import type { Shape, Tensor } from "../ir/tensor.js";
 import { f64, fromF64, gather, tt } from "./data.js";
 import { type ArgReader, defineOp, OpArgError, opTable } from "./schema.js";
 
-interface ResizeArgs {
+export interface ResizeArgs {
   readonly self: string;
   readonly outputSize: number[] | null;
   /** Per spatial dim: the user's scale factor (PyTorch then samples at 1/scale), or null. */

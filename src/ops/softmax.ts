@@ -28,7 +28,7 @@ export function softmax(t: Tensor, dim: number, log: boolean, dtype: DType): Ten
   return fromF64(dtype, t.shape, out);
 }
 
-interface SoftmaxArgs {
+export interface SoftmaxArgs {
   readonly self: string;
   readonly dim: number;
   /** The result dtype given by the caller (`dtype=`, or `half_to_float`), else the input's. */

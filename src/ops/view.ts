@@ -103,7 +103,7 @@ export function expandTo(t: Tensor, shape: Shape): Tensor {
   );
 }
 
-interface SliceArgs {
+export interface SliceArgs {
   readonly self: string;
   readonly dim: number;
   readonly start: number | null;

@@ -1,7 +1,7 @@
-import type { Graph, Node } from "../ir/graph.js";
 import { graphContext } from "../converters/context.js";
 import { type ConverterRegistry, selectConverter } from "../converters/registry.js";
 import type { EngineCapabilities } from "../converters/types.js";
+import type { Graph, Node } from "../ir/graph.js";
 
 /** Where one node runs and, for a fallback, why. */
 export type Placement =
@@ -25,7 +25,10 @@ export function classifyNodes(graph: Graph, options: ClassifyOptions): Map<Node,
       continue;
     }
     const sel = selectConverter(options.registry, node, ctx);
-    out.set(node, sel.ok ? { kind: "engine", converter: sel.candidate.name } : { kind: "fallback", reason: sel.reason });
+    out.set(
+      node,
+      sel.ok ? { kind: "engine", converter: sel.candidate.name } : { kind: "fallback", reason: sel.reason },
+    );
   }
   return out;
 }

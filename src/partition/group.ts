@@ -5,9 +5,14 @@ import type { SegmentKind } from "./segment.js";
 /**
  * Orders the nodes topologically while keeping nodes of one kind together: it takes ready nodes of the
  * current kind (earliest first) for as long as there are any, then switches kind. Each group therefore
- * reads only what earlier groups produce, so running the groups in order introduces no cycles.
+ * reads only what earlier groups produce, so running the groups in order introduces no cycles. Once a kind
+ * runs dry only the other can have ready nodes, so the kind of the first group is the one free choice.
  */
-export function groupByKind(graph: Graph, kindOf: (node: Node) => SegmentKind): { kind: SegmentKind; nodes: Node[] }[] {
+export function groupByKind(
+  graph: Graph,
+  kindOf: (node: Node) => SegmentKind,
+  first: SegmentKind = "engine",
+): { kind: SegmentKind; nodes: Node[] }[] {
   const producer = new Map<string, number>();
   graph.nodes.forEach((n, i) => {
     for (const o of n.outputs) producer.set(o, i);
@@ -39,10 +44,11 @@ export function groupByKind(graph: Graph, kindOf: (node: Node) => SegmentKind): 
   let done = 0;
   while (done < graph.nodes.length) {
     if (current === null || ready[current].length === 0) {
-      const e = ready.engine[0] ?? Number.POSITIVE_INFINITY;
-      const f = ready.fallback[0] ?? Number.POSITIVE_INFINITY;
-      if (e === Number.POSITIVE_INFINITY && f === Number.POSITIVE_INFINITY) throw new Error("graph has a cycle");
-      current = e < f ? "engine" : "fallback";
+      const flip = (k: SegmentKind): SegmentKind => (k === "engine" ? "fallback" : "engine");
+      const next: SegmentKind =
+        current !== null ? flip(current) : ready[first].length > 0 ? first : flip(first);
+      if (ready[next].length === 0) throw new Error("graph has a cycle");
+      current = next;
       groups.push({ kind: current, nodes: [] });
     }
     const i = ready[current].shift()!;

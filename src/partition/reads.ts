@@ -22,6 +22,7 @@ function freeNames(graph: Graph): string[] {
  */
 export function nodeReads(node: Node): string[] {
   const reads = nodeInputs(node);
-  for (const sub of node.subgraphs ?? []) for (const n of freeNames(sub)) if (!reads.includes(n)) reads.push(n);
+  for (const sub of node.subgraphs ?? [])
+    for (const n of freeNames(sub)) if (!reads.includes(n)) reads.push(n);
   return reads;
 }

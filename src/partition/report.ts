@@ -37,10 +37,16 @@ export interface PartitionReport {
 function opCounts(nodes: readonly Node[]): { op: string; count: number }[] {
   const counts = new Map<string, number>();
   for (const n of nodes) counts.set(n.op, (counts.get(n.op) ?? 0) + 1);
-  return [...counts].map(([op, count]) => ({ op, count })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op));
+  return [...counts]
+    .map(([op, count]) => ({ op, count }))
+    .sort((a, b) => b.count - a.count || a.op.localeCompare(b.op));
 }
 
-export function buildReport(graph: Graph, segments: readonly Segment[], placement: ReadonlyMap<Node, Placement>): PartitionReport {
+export function buildReport(
+  graph: Graph,
+  segments: readonly Segment[],
+  placement: ReadonlyMap<Node, Placement>,
+): PartitionReport {
   const fallbackNodes: FallbackNode[] = [];
   for (const s of segments) {
     if (s.kind !== "fallback") continue;
@@ -98,7 +104,9 @@ export function formatPartitionReport(report: PartitionReport): string {
     const w = Math.max(...report.fallbackNodes.map((f) => f.node.length));
     const ow = Math.max(...report.fallbackNodes.map((f) => f.op.length));
     for (const f of report.fallbackNodes) {
-      const where = [f.modulePath ? `module ${f.modulePath}` : "", f.sourceLocation ?? ""].filter(Boolean).join(", ");
+      const where = [f.modulePath ? `module ${f.modulePath}` : "", f.sourceLocation ?? ""]
+        .filter(Boolean)
+        .join(", ");
       lines.push(`  ${f.node.padEnd(w)}  ${f.op.padEnd(ow)}  ${f.reason}${where ? `  (${where})` : ""}`);
     }
   } else {

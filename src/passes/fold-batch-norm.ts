@@ -64,7 +64,7 @@ function foldedBias(
 
 /** The batch norm's statistics outputs must be unused: only its normalized result is replaced. */
 const onlyResultUsed = (root: BoundNode, ctx: RewriteContext) =>
-  root.outputs.slice(1).every((o) => ctx.index.isUnused(o.name));
+  root.outputs.slice(1).every((o) => ctx.graph.isUnused(o.name));
 
 function batchNormOf(input: ReturnType<typeof op>) {
   const gamma = optional(weight({ rank: 1 }));

@@ -21,13 +21,13 @@ export interface FoldConstantsOptions {
   readonly maxCreated?: number;
 }
 
-function foldable(node: Node, index: GraphView, options: Required<FoldConstantsOptions>): boolean {
+function foldable(node: Node, graph: GraphView, options: Required<FoldConstantsOptions>): boolean {
   if (node.outputs.length === 0 || node.subgraphs || !isDeterministic(node.op, node.args)) return false;
   const reads = readsOf(node);
-  if (!reads.every((v) => index.weightOf(v) !== undefined)) return false;
-  const inputElements = reads.reduce((n, v) => n + numel(index.typeOf(v).shape), 0);
+  if (!reads.every((v) => graph.weightOf(v) !== undefined)) return false;
+  const inputElements = reads.reduce((n, v) => n + numel(graph.typeOf(v).shape), 0);
   return node.outputs.every((o) => {
-    const n = numel(index.typeOf(o).shape);
+    const n = numel(graph.typeOf(o).shape);
     return n <= options.maxElements && (reads.length === 0 ? n <= options.maxCreated : n <= inputElements);
   });
 }
@@ -38,11 +38,11 @@ export function foldConstantsRules(options: FoldConstantsOptions = {}): RuleSet 
     rule({
       name: "fold-constant",
       doc: "op(constants…) ⇒ its value, computed by the reference implementation",
-      pattern: anyOp({ where: (n, index) => foldable(n.node, index, limits) }),
+      pattern: anyOp({ where: (n, graph) => foldable(n.node, graph, limits) }),
       rewrite: ({ root }, ctx) => {
         let results: Tensor[] | undefined;
         try {
-          results = evaluateOutputs(root.node, (v) => ctx.index.weightOf(v)!.tensor);
+          results = evaluateOutputs(root.node, (v) => ctx.graph.weightOf(v)!.tensor);
         } catch (e) {
           if (e instanceof TorchcError) return undefined; // an op without a reference stays in the graph
           throw e;

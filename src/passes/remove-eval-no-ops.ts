@@ -46,7 +46,7 @@ export const removeEvalNativeDropout = rule({
   doc: "native_dropout(x, p, train=False)[0] ⇒ x (the mask must be unused)",
   pattern: op("aten.native_dropout.default", { input: dropped, train: optional(bool(false)) }),
   captures: { x: dropped },
-  rewrite: ({ x, root }, ctx) => (ctx.index.isUnused(root.outputs[1].name) ? ctx.replaceWith(x) : undefined),
+  rewrite: ({ x, root }, ctx) => (ctx.graph.isUnused(root.outputs[1].name) ? ctx.replaceWith(x) : undefined),
 });
 
 export const removeZeroDropout = passThrough(
@@ -103,7 +103,7 @@ export const removeStaticAsserts = rule({
   doc: "_assert_tensor_metadata(…) and other run-time checks of static facts ⇒ nothing",
   pattern: op(ASSERTS),
   rewrite: ({ root }, ctx) =>
-    root.outputs.every((o) => ctx.index.isUnused(o.name)) ? ctx.build().replace({}) : undefined,
+    root.outputs.every((o) => ctx.graph.isUnused(o.name)) ? ctx.build().replace({}) : undefined,
 });
 
 export const evalNoOpRules = ruleSet(

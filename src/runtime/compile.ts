@@ -15,6 +15,14 @@ import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { loadPackage, savePackage } from "./package.js";
 import { validateInputs } from "./validate-inputs.js";
 
+export interface BenchmarkResult {
+  readonly medianMs: number;
+  readonly p90Ms: number;
+  readonly reps: number;
+  /** Samples per second. */
+  readonly throughput: number;
+}
+
 export interface CompileReport {
   /** Nodes before and after lowering. */
   readonly nodesBefore: number;
@@ -50,6 +58,7 @@ export class CompiledModule {
   /** Runs the model; inputs in the model's input order, host tensors. */
   async run(inputs: readonly Tensor[]): Promise<Tensor[]> {
     validateInputs(this.graph, inputs);
+    if (this.backend.execute) return this.backend.execute(this.graph, this.runners, inputs);
     const values = new Map<string, Tensor>();
     this.graph.inputs.forEach((name, i) => values.set(name, inputs[i]));
     for (const runner of this.runners) {
@@ -60,6 +69,26 @@ export class CompiledModule {
       if (!t) throw new Error(`output '${name}' was not produced`);
       return t;
     });
+  }
+
+  /**
+   * Latency of whole forward passes, inputs already in place: median and p90 in ms, and throughput in
+   * samples per second for `batch` samples per pass. GPU backends time with CUDA events after warm-up.
+   */
+  benchmark(inputs: readonly Tensor[], options: { reps?: number; batch?: number } = {}): BenchmarkResult {
+    validateInputs(this.graph, inputs);
+    const reps = options.reps ?? 100;
+    let times: number[];
+    if (this.backend.time) {
+      times = this.backend.time(this.graph, this.runners, inputs, reps);
+    } else {
+      throw new TorchcError(`the ${this.backend.name} backend cannot time runs; use --backend cuda`, "bench.backend");
+    }
+    const sorted = [...times].sort((a, b) => a - b);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    const p90 = sorted[Math.floor(0.9 * (sorted.length - 1))];
+    const batch = options.batch ?? this.graph.values[this.graph.inputs[0]]?.shape[0] ?? 1;
+    return { medianMs: median, p90Ms: p90, reps: sorted.length, throughput: (batch * 1000) / median };
   }
 
   async dispose(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
@@ -16,6 +17,10 @@ export interface Backend {
   readonly name: string;
   engine(segment: Segment, network: Network): Promise<SegmentRunner>;
   fallback(segment: Segment): Promise<SegmentRunner>;
+  /** Runs all segments itself (e.g. keeping values on the GPU between them); else they run one by one on host tensors. */
+  execute?(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[]): Promise<Tensor[]>;
+  /** Times whole forward passes with the inputs already in place (ms each). */
+  time?(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[], reps?: number): number[];
   dispose?(): void | Promise<void>;
 }
 

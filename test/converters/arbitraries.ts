@@ -39,32 +39,55 @@ export function values(dtype: DType, n: number, range: ValueRange = {}): fc.Arbi
   if (dtype === "bool") v = fc.integer({ min: 0, max: 1 });
   // Magnitudes below 1e-6 become 0: denormals and near-underflow values only measure where intermediate
   // fp32 roundings flush to zero (as GPUs do), not whether a converter is right.
-  else if (float) v = fc.float({ min: Math.fround(min), max: Math.fround(max), noNaN: true, noDefaultInfinity: true }).map((x) => (Math.abs(x) < 1e-6 ? 0 : x));
+  else if (float)
+    v = fc
+      .float({ min: Math.fround(min), max: Math.fround(max), noNaN: true, noDefaultInfinity: true })
+      .map((x) => (Math.abs(x) < 1e-6 ? 0 : x));
   else v = fc.integer({ min: Math.ceil(min), max: Math.floor(max) });
   const away = range.awayFromZero;
   if (away !== undefined) v = v.map((x) => (Math.abs(x) < away ? (x < 0 ? -away : away) : x));
   return fc.array(v, { minLength: n, maxLength: n });
 }
 
-export function tensor(shape: readonly number[], dtype: DType = "float32", range: ValueRange = {}, weight = false): fc.Arbitrary<TensorSpec> {
-  return values(dtype, numel(shape), range).map((data) => ({ dtype, shape: [...shape], data, ...(weight ? { weight } : {}) }));
+export function tensor(
+  shape: readonly number[],
+  dtype: DType = "float32",
+  range: ValueRange = {},
+  weight = false,
+): fc.Arbitrary<TensorSpec> {
+  return values(dtype, numel(shape), range).map((data) => ({
+    dtype,
+    shape: [...shape],
+    data,
+    ...(weight ? { weight } : {}),
+  }));
 }
 
 /** A shape that broadcasts against `shape`: a suffix of it with some dims set to 1. */
 export function broadcastableTo(shape: readonly number[]): fc.Arbitrary<number[]> {
   return fc
-    .tuple(fc.integer({ min: 0, max: shape.length }), fc.array(fc.boolean(), { minLength: shape.length, maxLength: shape.length }))
+    .tuple(
+      fc.integer({ min: 0, max: shape.length }),
+      fc.array(fc.boolean(), { minLength: shape.length, maxLength: shape.length }),
+    )
     .map(([drop, ones]) => shape.slice(drop).map((d, i) => (ones[i + drop] ? 1 : d)));
 }
 
 /** Either order of a shape and a shape broadcastable to it, so both operands get to broadcast. */
 export function broadcastPair(minRank = 0, maxRank = 4): fc.Arbitrary<[number[], number[]]> {
   return shapeArb(minRank, maxRank).chain((s) =>
-    fc.tuple(broadcastableTo(s), fc.boolean()).map(([b, swap]) => (swap ? [b, s] : [s, b]) as [number[], number[]]),
+    fc
+      .tuple(broadcastableTo(s), fc.boolean())
+      .map(([b, swap]) => (swap ? [b, s] : [s, b]) as [number[], number[]]),
   );
 }
 
-export function opCase(op: OpName, args: Record<string, Arg>, tensors: Record<string, TensorSpec>, unusedOutputs?: number[]): OpCase {
+export function opCase(
+  op: OpName,
+  args: Record<string, Arg>,
+  tensors: Record<string, TensorSpec>,
+  unusedOutputs?: number[],
+): OpCase {
   return { op, args, tensors, ...(unusedOutputs ? { unusedOutputs } : {}) };
 }
 

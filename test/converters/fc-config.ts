@@ -8,12 +8,19 @@ import fc from "fast-check";
  *   TORCHC_FC_ONLY   run only properties whose title contains this text
  */
 export const FC_RUNS = Number(process.env.TORCHC_FC_RUNS ?? 100);
-export const FC_SEED = process.env.TORCHC_FC_SEED === undefined ? undefined : Number(process.env.TORCHC_FC_SEED);
+export const FC_SEED =
+  process.env.TORCHC_FC_SEED === undefined ? undefined : Number(process.env.TORCHC_FC_SEED);
 export const FC_PATH = process.env.TORCHC_FC_PATH;
 export const FC_ONLY = process.env.TORCHC_FC_ONLY;
 
 /** Runs a property; on failure throws with the replay command and the counterexample as JSON. */
-export function runProperty<T>(title: string, arb: fc.Arbitrary<T>, check: (value: T) => void, examples: readonly T[] = [], runs = FC_RUNS): void {
+export function runProperty<T>(
+  title: string,
+  arb: fc.Arbitrary<T>,
+  check: (value: T) => void,
+  examples: readonly T[] = [],
+  runs = FC_RUNS,
+): void {
   const details = fc.check(
     fc.property(arb, (v) => {
       check(v);
@@ -27,7 +34,8 @@ export function runProperty<T>(title: string, arb: fc.Arbitrary<T>, check: (valu
   );
   if (!details.failed) return;
   const counterexample = details.counterexample ? JSON.stringify(details.counterexample[0]) : "(none)";
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  const error =
+    details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   throw new Error(
     [
       `property '${title}' failed after ${details.numRuns} run(s) (${details.numShrinks} shrinks)`,

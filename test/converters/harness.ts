@@ -1,14 +1,20 @@
+import {
+  buildRegistry,
+  convertGraph,
+  DEFAULT_REGISTRY,
+  graphContext,
+  selectConverter,
+} from "../../src/converters/index.js";
+import type { AnyCandidate } from "../../src/converters/types.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
 import type { DType } from "../../src/ir/dtype.js";
 import { isFloating } from "../../src/ir/dtype.js";
 import type { Arg, Graph, Node } from "../../src/ir/graph.js";
-import { GraphBuilder } from "../../src/ir/builder.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { formatNetwork } from "../../src/network/printer.js";
 import { runNetworkReference } from "../../src/network/reference/index.js";
 import { verifyNetwork } from "../../src/network/verify.js";
-import { type OpName, evaluateNode, getOp } from "../../src/ops/index.js";
-import { DEFAULT_REGISTRY, buildRegistry, convertGraph, graphContext, selectConverter } from "../../src/converters/index.js";
-import type { AnyCandidate } from "../../src/converters/types.js";
+import { evaluateNode, getOp, type OpName } from "../../src/ops/index.js";
 
 /** A tensor of a case: plain numbers, so failing cases print as JSON and can be pasted into regressions.ts. */
 export interface TensorSpec {
@@ -49,7 +55,12 @@ export function oneNodeGraph(c: OpCase): { graph: Graph; node: Node } {
   return { graph, node: graph.nodes[0] };
 }
 
-const RTOL: Partial<Record<DType, number>> = { float32: 1e-5, float64: 1e-5, float16: 2e-3, bfloat16: 1.6e-2 };
+const RTOL: Partial<Record<DType, number>> = {
+  float32: 1e-5,
+  float64: 1e-5,
+  float16: 2e-3,
+  bfloat16: 1.6e-2,
+};
 
 /**
  * Float results agree when |a − e| ≤ rtol·(|e| + scale), scale being the largest |e| of the tensor (or a
@@ -57,8 +68,10 @@ const RTOL: Partial<Record<DType, number>> = { float32: 1e-5, float64: 1e-5, flo
  * and bools must be equal.
  */
 export function assertClose(actual: Tensor, expected: Tensor, what: string, minScale = 0): void {
-  if (actual.dtype !== expected.dtype) throw new Error(`${what}: dtype ${actual.dtype}, expected ${expected.dtype}`);
-  if (actual.shape.join() !== expected.shape.join()) throw new Error(`${what}: shape [${actual.shape}], expected [${expected.shape}]`);
+  if (actual.dtype !== expected.dtype)
+    throw new Error(`${what}: dtype ${actual.dtype}, expected ${expected.dtype}`);
+  if (actual.shape.join() !== expected.shape.join())
+    throw new Error(`${what}: shape [${actual.shape}], expected [${expected.shape}]`);
   const a = toFloat64Array(actual);
   const e = toFloat64Array(expected);
   const float = isFloating(expected.dtype);
@@ -69,7 +82,8 @@ export function assertClose(actual: Tensor, expected: Tensor, what: string, minS
     if (Object.is(a[i], e[i]) || a[i] === e[i]) continue;
     if (float && Number.isNaN(a[i]) && Number.isNaN(e[i])) continue;
     const ok = float && Number.isFinite(e[i]) && Math.abs(a[i] - e[i]) <= rtol * (Math.abs(e[i]) + scale);
-    if (!ok) throw new Error(`${what}: element ${i} is ${a[i]}, expected ${e[i]} (rtol ${rtol}, scale ${scale})`);
+    if (!ok)
+      throw new Error(`${what}: element ${i} is ${a[i]}, expected ${e[i]} (rtol ${rtol}, scale ${scale})`);
   }
 }
 
@@ -95,7 +109,8 @@ export interface CheckOptions {
 /** The largest finite |value| over the case's floating-point tensors. */
 function inputScale(c: OpCase): number {
   let m = 0;
-  for (const t of Object.values(c.tensors)) if (isFloating(t.dtype)) for (const v of t.data) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
+  for (const t of Object.values(c.tensors))
+    if (isFloating(t.dtype)) for (const v of t.data) if (Number.isFinite(v)) m = Math.max(m, Math.abs(v));
   return m;
 }
 

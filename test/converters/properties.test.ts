@@ -12,6 +12,8 @@ describe("converter properties", () => {
     const title = `${c.op} [${c.converter}]`;
     if (FC_ONLY && !title.includes(FC_ONLY)) continue;
     const kept = REGRESSIONS.filter((r) => r.op === c.op && r.converter === c.converter).map((r) => r.case);
-    it(title, () => runProperty(title, c.arb, (v) => checkCase(v, c.converter, { inputScaled: c.inputScaled }), kept));
+    it(title, () =>
+      runProperty(title, c.arb, (v) => checkCase(v, c.converter, { inputScaled: c.inputScaled }), kept),
+    );
   }
 });

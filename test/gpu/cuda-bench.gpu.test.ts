@@ -34,7 +34,11 @@ function median(xs: number[]): number {
 }
 
 describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
-  for (const [batch, precision] of [[1, "fp16"], [1, "fp32"], [128, "fp16"]] as const) {
+  for (const [batch, precision] of [
+    [1, "fp16"],
+    [1, "fp32"],
+    [128, "fp16"],
+  ] as const) {
     it(`batch ${batch} ${precision}`, async () => {
       const net = efficientNetB0(batch);
       const t0 = performance.now();
@@ -66,8 +70,15 @@ describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
             const k = p.step.split(/[ [\]]/)[0];
             byKind[k] = Math.round(((byKind[k] ?? 0) + p.ms) * 1000) / 1000;
           }
-          const top = [...prof].sort((a, b) => b.ms - a.ms).slice(0, 12).map((p) => `${p.ms.toFixed(4)} ${p.step}`);
-          report(`effnet-b0 bs${batch} ${precision} profile`, { sumMs: prof.reduce((a, p) => a + p.ms, 0), byKind, top });
+          const top = [...prof]
+            .sort((a, b) => b.ms - a.ms)
+            .slice(0, 12)
+            .map((p) => `${p.ms.toFixed(4)} ${p.step}`);
+          report(`effnet-b0 bs${batch} ${precision} profile`, {
+            sumMs: prof.reduce((a, p) => a + p.ms, 0),
+            byKind,
+            top,
+          });
         }
         report(`effnet-b0 bs${batch} ${precision}`, {
           ms: median(times),

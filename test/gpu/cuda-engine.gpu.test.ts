@@ -43,10 +43,19 @@ let seed = 1000;
 function inputFor(net: Network, name: string): Tensor {
   const t = net.tensors[name];
   const r = rng(seed++);
-  if (t.dtype === "bool") return tensorFromNumbers("bool", t.shape, Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => (r() < 0.7 ? 1 : 0)));
+  if (t.dtype === "bool")
+    return tensorFromNumbers(
+      "bool",
+      t.shape,
+      Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => (r() < 0.7 ? 1 : 0)),
+    );
   if (t.dtype === "int64" || t.dtype === "int32") {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    return tensorFromNumbers(t.dtype, t.shape, Array.from({ length: n }, () => Math.floor(r() * 7) - 3));
+    return tensorFromNumbers(
+      t.dtype,
+      t.shape,
+      Array.from({ length: n }, () => Math.floor(r() * 7) - 3),
+    );
   }
   return randomTensor(r, t.dtype, t.shape, 1.5);
 }
@@ -92,15 +101,23 @@ async function check(name: string, net: Network, opts: CheckOptions = {}): Promi
         const exact = !(dt === "float32" || dt === "float16" || dt === "bfloat16" || dt === "float64");
         const err = relError(g, want[i]);
         errors.push(err);
-        assert.ok(exact ? err === 0 : err <= tol, `${name} [${precision}] output ${i} round ${round}: relative error ${err} > ${exact ? 0 : tol}`);
+        assert.ok(
+          exact ? err === 0 : err <= tol,
+          `${name} [${precision}] output ${i} round ${round}: relative error ${err} > ${exact ? 0 : tol}`,
+        );
       });
     }
-    report(name, { precision, maxRelError: Math.max(...errors), steps: engine.stats.steps, kinds: engine.stats.stepKinds, nodes: engine.stats.graphNodes });
+    report(name, {
+      precision,
+      maxRelError: Math.max(...errors),
+      steps: engine.stats.steps,
+      kinds: engine.stats.stepKinds,
+      nodes: engine.stats.graphNodes,
+    });
   } finally {
     engine.dispose();
   }
 }
-
 
 describe("CUDA backend: layer families", { skip }, () => {
   for (const c of familyCases()) {
@@ -126,15 +143,20 @@ describe("CUDA backend: whole networks", { skip }, () => {
       const inputs = net.inputs.map((n) => inputFor(net, n));
       const want = engine.run(inputs);
       const { DeviceBuffer } = await import("../../src/backends/cuda/device/memory.js");
-      const ins = engine.inputs.map((io, i) => DeviceBuffer.from(new Uint8Array(inputs[i].data.buffer, inputs[i].data.byteOffset, io.bytes)));
+      const ins = engine.inputs.map((io, i) =>
+        DeviceBuffer.from(new Uint8Array(inputs[i].data.buffer, inputs[i].data.byteOffset, io.bytes)),
+      );
       const outs = engine.outputs.map((io) => DeviceBuffer.alloc(Math.max(256, io.bytes)).fill(0xff));
-      ins.forEach((b, i) => engine.bindInput(i, b));
-      outs.forEach((b, i) => engine.bindOutput(i, b));
+      for (const [i, b] of ins.entries()) engine.bindInput(i, b);
+      for (const [i, b] of outs.entries()) engine.bindOutput(i, b);
       engine.launch();
       engine.synchronize();
       outs.forEach((b, i) => {
         const bytes = b.download(new Uint8Array(engine.outputs[i].bytes));
-        assert.deepEqual(bytes, new Uint8Array(want[i].data.buffer, want[i].data.byteOffset, engine.outputs[i].bytes));
+        assert.deepEqual(
+          bytes,
+          new Uint8Array(want[i].data.buffer, want[i].data.byteOffset, engine.outputs[i].bytes),
+        );
       });
       for (const b of [...ins, ...outs]) b.free();
     } finally {
@@ -142,4 +164,3 @@ describe("CUDA backend: whole networks", { skip }, () => {
     }
   });
 });
-

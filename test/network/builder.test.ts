@@ -13,7 +13,14 @@ describe("NetworkBuilder", () => {
     const net = new NetworkBuilder();
     const x = net.addInput("x", f32([2, 3, 8, 8]));
     const w = net.constant(iota([4, 3, 3, 3]), "conv.weight");
-    const y = net.add({ type: "convolution", inputs: [x, w], stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 });
+    const y = net.add({
+      type: "convolution",
+      inputs: [x, w],
+      stride: [2, 2],
+      padding: [1, 1],
+      dilation: [1, 1],
+      groups: 1,
+    });
     expect(net.typeOf(y)).toEqual(f32([2, 4, 4, 4]));
     const p = net.add({ type: "adaptive_pooling", inputs: [y], mode: "avg", outputSize: [1, 1] });
     expect(net.typeOf(p).shape).toEqual([2, 4, 1, 1]);
@@ -23,8 +30,12 @@ describe("NetworkBuilder", () => {
     const net = new NetworkBuilder();
     const a = net.addInput("a", f32([2, 3]));
     const b = net.addInput("b", f32([4, 5]));
-    expect(() => net.add({ type: "matmul", inputs: [a, b], transposeA: false, transposeB: false })).toThrow(LayerShapeError);
-    expect(() => net.add({ type: "matmul", inputs: [a, b], transposeA: false, transposeB: false })).toThrow(/inner dimensions differ/);
+    expect(() => net.add({ type: "matmul", inputs: [a, b], transposeA: false, transposeB: false })).toThrow(
+      LayerShapeError,
+    );
+    expect(() => net.add({ type: "matmul", inputs: [a, b], transposeA: false, transposeB: false })).toThrow(
+      /inner dimensions differ/,
+    );
   });
 
   it("stores a weight read twice once", () => {
@@ -57,7 +68,9 @@ describe("NetworkBuilder", () => {
   it("prints one layer a line", () => {
     const net = new NetworkBuilder();
     const x = net.addInput("x", f32([2, 3]));
-    const y = net.withScope("softmax_1", () => net.add({ type: "softmax", inputs: [x], axis: 1, log: false }));
+    const y = net.withScope("softmax_1", () =>
+      net.add({ type: "softmax", inputs: [x], axis: 1, log: false }),
+    );
     const text = formatNetwork(net.build([{ tensor: y, as: "out" }]));
     expect(text).toContain("%out: float32[2, 3] = softmax(%x) axis=1 log=false");
   });

@@ -11,11 +11,18 @@ export function t(shape: number[], values: number[], dtype: DType = "float32"): 
 
 export function iota(shape: number[], dtype: DType = "float32", scale = 1): Tensor {
   const n = shape.reduce((a, d) => a * d, 1);
-  return t(shape, Array.from({ length: n }, (_, i) => i * scale), dtype);
+  return t(
+    shape,
+    Array.from({ length: n }, (_, i) => i * scale),
+    dtype,
+  );
 }
 
 /** Runs one layer whose inputs are network inputs; returns the output as plain numbers and its shape. */
-export function runLayer(spec: (inputs: string[]) => LayerSpec, ...inputs: Tensor[]): { shape: readonly number[]; values: number[] } {
+export function runLayer(
+  spec: (inputs: string[]) => LayerSpec,
+  ...inputs: Tensor[]
+): { shape: readonly number[]; values: number[] } {
   const net = new NetworkBuilder();
   const names = inputs.map((x, i) => net.addInput(`in${i}`, x));
   const out = net.add(spec(names));

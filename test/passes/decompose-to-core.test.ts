@@ -209,6 +209,51 @@ const cases: Case[] = [
       "aten.constant_pad_nd.default",
     ],
   },
+  ...[true, false].map((safe) => ({
+    name: `core ATen attention math${safe ? " with safe softmax" : ""} ⇒ scaled_dot_product_attention`,
+    build: (g: TestGraph) => {
+      const [q, k, v] = ["q", "k", "v"].map((n) => g.input(n, [2, 3, 5, 4]));
+      const qs = g.node("aten.mul.Scalar", { self: q, other: float(0.7) });
+      const kt = g.node("aten.mul.Tensor", {
+        self: g.node("aten.permute.default", { self: k, dims: ints([0, 1, 3, 2]) }),
+        other: float(0.7),
+      });
+      const bmm = g.node("aten.bmm.default", {
+        self: g.node("aten.view.default", { self: qs, size: ints([6, 5, 4]) }),
+        mat2: g.node("aten.view.default", { self: kt, size: ints([6, 4, 5]) }),
+      });
+      const scores = g.node("aten.view.default", { self: bmm, size: ints([2, 3, 5, 5]) });
+      let p = g.node("aten._softmax.default", { self: scores, dim: int(-1), half_to_float: bool(false) });
+      if (safe) {
+        const finite = g.node("aten.logical_not.default", {
+          self: g.node("aten.eq.Scalar", { self: scores, other: float(Number.NEGATIVE_INFINITY) }),
+        });
+        const masked = g.node("aten.logical_not.default", {
+          self: g.node("aten.any.dim", { self: finite, dim: int(-1), keepdim: bool(true) }),
+        });
+        p = g.node("aten.where.self", {
+          condition: masked,
+          self: g.node("aten.full_like.default", { self: p, fill_value: int(0) }),
+          other: p,
+        });
+      }
+      const out = g.node("aten.bmm.default", {
+        self: g.node("aten.view.default", { self: p, size: ints([6, 5, 5]) }),
+        mat2: g.node("aten.view.default", { self: v, size: ints([6, 5, 4]) }),
+      });
+      return g.node("aten.view.default", { self: out, size: ints([2, 3, 5, 4]) });
+    },
+    want: ["aten.scaled_dot_product_attention.default"],
+  })),
+  {
+    name: "upsample_nearest2d (TorchScript overload) ⇒ upsample_nearest2d.vec",
+    build: (g) =>
+      g.node("aten.upsample_nearest2d.default", {
+        self: g.input("x", [1, 2, 3, 4]),
+        output_size: ints([7, 9]),
+      }),
+    want: ["aten.upsample_nearest2d.vec"],
+  },
   {
     name: "in-place relu_ on a dead operand ⇒ relu",
     build: (g) =>

@@ -1,5 +1,5 @@
-// The pipeline on the PyTorch-made fixture models, in both torch.export flavours: the lowered graph must
-// reproduce PyTorch's output, use only core ops, and (for the conv nets) be the same graph either way.
+// The pipeline on the PyTorch-made fixture models, in all three archive flavours: the lowered graph must
+// reproduce PyTorch's output, use only core ops, and have the same ops whichever flavour it came from.
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/frontends/load-model.js";
@@ -9,9 +9,9 @@ import { interpret } from "../../src/ops/index.js";
 import { nonCoreOps } from "../../src/passes/core-ops.js";
 import { defaultPipeline, type PipelineOptions, runPipeline } from "../../src/passes/pipeline.js";
 import { readNpy } from "../../src/util/npy.js";
-import { MODELS } from "../helpers.js";
+import { MODELS as MODEL_DIR } from "../helpers.js";
 
-const MODELS_WITH_BOTH_FLAVOURS = [
+const MODELS = [
   "tiny_efficientnet",
   "tiny_mobilenetv3",
   "tiny_resnet",
@@ -31,11 +31,19 @@ function maxRelativeError(got: Tensor, want: Tensor): number {
 
 const cache = new Map<string, ReturnType<typeof runPipeline>>();
 
-async function lowered(name: string, flavour: "" | ".core", options: PipelineOptions = {}) {
+/** Flavours: torch.export's default IR (".pt2"), core ATen (".core.pt2"), TorchScript (".traced.pt"). */
+type Flavour = "" | ".core" | ".traced";
+const FLAVOURS: readonly Flavour[] = ["", ".core", ".traced"];
+
+async function lowered(name: string, flavour: Flavour, options: PipelineOptions = {}) {
   const key = JSON.stringify([name, flavour, options]);
   const hit = cache.get(key);
   if (hit) return hit;
-  const model = await loadModel(join(MODELS, `${name}${flavour}.pt2`));
+  const input = readNpy(join(MODEL_DIR, `${name}.input.npy`));
+  const file = flavour === ".traced" ? `${name}.traced.pt` : `${name}${flavour}.pt2`;
+  const model = await loadModel(join(MODEL_DIR, file), {
+    inputTypes: [{ dtype: input.dtype, shape: input.shape }],
+  });
   const result = runPipeline(model.graph, defaultPipeline(options));
   cache.set(key, result);
   return result;
@@ -44,28 +52,22 @@ async function lowered(name: string, flavour: "" | ".core", options: PipelineOpt
 const opCounts = (g: Graph) => [...g.nodes.map((n) => n.op)].sort().join(" ");
 
 describe("pipeline on fixture models", () => {
-  const input = (name: string) => readNpy(join(MODELS, `${name}.input.npy`));
-  const output = (name: string) => readNpy(join(MODELS, `${name}.output.npy`));
+  const input = (name: string) => readNpy(join(MODEL_DIR, `${name}.input.npy`));
+  const output = (name: string) => readNpy(join(MODEL_DIR, `${name}.output.npy`));
 
-  it.each(MODELS_WITH_BOTH_FLAVOURS)(
-    "%s: both flavours reproduce PyTorch and end in core ops",
-    async (name) => {
-      for (const flavour of ["", ".core"] as const) {
-        const { graph } = await lowered(name, flavour);
-        const [got] = interpret(graph, [input(name)]);
-        expect(maxRelativeError(got, output(name))).toBeLessThan(1e-4);
-        expect([...nonCoreOps(graph).keys()]).toEqual([]);
-      }
-    },
-  );
+  it.each(MODELS)("%s: every flavour reproduces PyTorch and ends in core ops", async (name) => {
+    for (const flavour of FLAVOURS) {
+      const { graph } = await lowered(name, flavour);
+      const [got] = interpret(graph, [input(name)]);
+      expect(maxRelativeError(got, output(name))).toBeLessThan(1e-4);
+      expect([...nonCoreOps(graph).keys()]).toEqual([]);
+    }
+  });
 
-  it.each(MODELS_WITH_BOTH_FLAVOURS)(
-    "%s: the default IR and core ATen lower to the same ops",
-    async (name) => {
-      const [a, b] = await Promise.all([lowered(name, ""), lowered(name, ".core")]);
-      expect(opCounts(b.graph)).toBe(opCounts(a.graph));
-    },
-  );
+  it.each(MODELS)("%s: the default IR, core ATen and TorchScript lower to the same ops", async (name) => {
+    const [first, ...others] = await Promise.all(FLAVOURS.map((f) => lowered(name, f)));
+    for (const other of others) expect(opCounts(other.graph)).toBe(opCounts(first.graph));
+  });
 
   it("tiny_efficientnet: no batch norm survives, and float16 stays close", async () => {
     const { graph, trace } = await lowered("tiny_efficientnet", ".core", { enabledPrecisions: ["float16"] });

@@ -1,31 +1,29 @@
-/**
- * buildCudaEngine: Network → CudaEngine.
- *   fold constants and batch-norm affines (host) → per-tensor dtype/layout/views → schedule (with cuDNN and
- *   cuBLASLt plans made as the schedule asks) → generated kernels, one NVRTC program → activation arena by
- *   liveness → weights converted on the host and uploaded once → launch list → CUDA graph (at first launch).
- */
-import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
-import { type Tensor, numel, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
+import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
-import { checkNetwork } from "../../network/verify.js";
 import { transpose } from "../../network/reference/data.js";
-import type { CodegenContext } from "./codegen/element.js";
+import { checkNetwork } from "../../network/verify.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
 import { KernelArgs, launch } from "./device/launch.js";
 import { DeviceBuffer } from "./device/memory.js";
-import { type Kernel, buildKernels } from "./device/module.js";
+import { buildKernels, type Kernel } from "./device/module.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import { CudaEngine, type EngineIO, ioBytes } from "./engine.js";
-import { type ConvStep, type MatmulStep, type Step, stepReads } from "./fuse/steps.js";
-import { planCudaEngine } from "./plan.js";
-import { type CudnnConvPlan, buildCudnnConv } from "./kernels/conv-cudnn.js";
-import { type LtMatmul, buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
+import { buildCudnnConv, type CudnnConvPlan } from "./kernels/conv-cudnn.js";
+import {
+  buildLtMatmul,
+  createLtHandle,
+  destroyLtHandle,
+  type LtMatmul,
+  matmulGeometry,
+} from "./kernels/matmul-cublaslt.js";
 import { isIdentity } from "./plan/layout.js";
-import { alignUp, tensorBytes as infoBytes } from "./plan/memory.js";
-import { type Precision, type TensorInfo, storageRoot } from "./plan/tensors.js";
+import { alignUp } from "./plan/memory.js";
+import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
+import { planCudaEngine } from "./plan.js";
 
 export interface CudaBuildOptions {
   readonly precision: Precision;
@@ -52,9 +50,11 @@ function elapsed(t0: number): number {
 export async function buildCudaEngine(network: Network, options: CudaBuildOptions): Promise<CudaEngine> {
   const tStart = performance.now();
   const precision = options.precision;
-  if (precision !== "fp32" && precision !== "fp16") throw new Error(`precision must be "fp32" or "fp16", got ${String(precision)}`);
+  if (precision !== "fp32" && precision !== "fp16")
+    throw new Error(`precision must be "fp32" or "fp16", got ${String(precision)}`);
   const problems = checkNetwork(network);
-  if (problems.length) throw new Error(`buildCudaEngine: network is not well formed:\n  ${problems.join("\n  ")}`);
+  if (problems.length)
+    throw new Error(`buildCudaEngine: network is not well formed:\n  ${problems.join("\n  ")}`);
   const log = options.log ?? (() => {});
   const tf32 = options.tf32 === true;
 
@@ -117,7 +117,13 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
           log(`matmul '${step.layer.name}': ${g}`);
           return false;
         }
-        const plan = buildLtMatmul(lt, g, { bias: step.bias !== undefined, activation: step.activation }, tf32, LT_WORKSPACE);
+        const plan = buildLtMatmul(
+          lt,
+          g,
+          { bias: step.bias !== undefined, activation: step.activation },
+          tf32,
+          LT_WORKSPACE,
+        );
         cublasMs += performance.now() - t;
         if (!plan) return false;
         ltPlans.set(step, plan);
@@ -143,7 +149,9 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     }
     const symbolOf = new Map(kernelList.map((k, i) => [k.name, program.symbols[i]] as const));
     const nvrtcMs = elapsed(t0);
-    log(`nvrtc: ${kernelList.length} kernels (${program.uniqueKernels} unique) in ${nvrtcMs} ms (${nvrtcCache})`);
+    log(
+      `nvrtc: ${kernelList.length} kernels (${program.uniqueKernels} unique) in ${nvrtcMs} ms (${nvrtcCache})`,
+    );
 
     // ---- memory
     t0 = performance.now();
@@ -187,7 +195,11 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     const weights = DeviceBuffer.alloc(Math.max(256, weightBytes));
     buffers.push(weights);
     for (const b of blobs) if (b.bytes.byteLength > 0) weights.upload(b.bytes, b.offset);
-    const workspaceBytes = Math.max(LT_WORKSPACE * (ltPlans.size > 0 ? 1 : 0), ...[...convPlans.values()].map((p) => p.workspaceBytes), 256);
+    const workspaceBytes = Math.max(
+      LT_WORKSPACE * (ltPlans.size > 0 ? 1 : 0),
+      ...[...convPlans.values()].map((p) => p.workspaceBytes),
+      256,
+    );
     const workspace = DeviceBuffer.alloc(workspaceBytes);
     buffers.push(workspace);
     const uploadMs = elapsed(t0);
@@ -202,8 +214,10 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
         const root = storageRoot(infos, t);
         const r = info(root);
         switch (r.role) {
-          case "input": return ins[inputIndex.get(root)!].ptr;
-          case "output": return outs[outputIndex.get(root)!].ptr;
+          case "input":
+            return ins[inputIndex.get(root)!].ptr;
+          case "output":
+            return outs[outputIndex.get(root)!].ptr;
           case "constant": {
             const off = constOffsets.get(root);
             if (off === undefined) throw new Error(`constant '${root}' was not uploaded`);
@@ -222,7 +236,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
           const kernel = kernels[symbolOf.get(gk.name)!];
           const args = new KernelArgs(gk.params.map(() => "ptr" as const));
           argsToFree.push(args);
-          gk.params.forEach((p, j) => args.set(j, ptr(p.tensor)));
+          for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));
           const cfg = { grid: gk.grid, block: gk.block, sharedBytes: gk.sharedBytes, stream };
           return () => launch(kernel, cfg, args);
         }
@@ -236,7 +250,16 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
             return [];
           });
           const bias = s.layer.inputs[2];
-          plan.bind({ x: ptr(s.x), w: ptr(s.layer.inputs[1]), bias: bias ? ptr(bias) : undefined, y: ptr(s.output), extra }, workspace.ptr);
+          plan.bind(
+            {
+              x: ptr(s.x),
+              w: ptr(s.layer.inputs[1]),
+              bias: bias ? ptr(bias) : undefined,
+              y: ptr(s.output),
+              extra,
+            },
+            workspace.ptr,
+          );
           return () => plan.execute(stream);
         }
         if (s.kind === "matmul") {
@@ -250,7 +273,9 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
 
     const kinds: Record<string, number> = {};
     for (const s of steps) kinds[s.kind] = (kinds[s.kind] ?? 0) + 1;
-    const groups = steps.filter((s) => s.kind === "element").map((s) => (s.kind === "element" ? s.group.layers.length : 0));
+    const groups = steps
+      .filter((s) => s.kind === "element")
+      .map((s) => (s.kind === "element" ? s.group.layers.length : 0));
     const engine = new CudaEngine({
       inputs,
       outputs,
@@ -273,7 +298,10 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
         stepKinds: kinds,
         fusedGroups: groups.filter((n) => n > 1).length,
         fusedLayers: groups.filter((n) => n > 1).reduce((a, b) => a + b, 0),
-        convEpilogueLayers: steps.reduce((a, s) => a + (s.kind === "conv" || s.kind === "matmul" ? s.fused.length : 0), 0),
+        convEpilogueLayers: steps.reduce(
+          (a, s) => a + (s.kind === "conv" || s.kind === "matmul" ? s.fused.length : 0),
+          0,
+        ),
         generatedKernels: kernelList.length,
         uniqueGeneratedKernels: program.uniqueKernels,
         activationBytes: mem.arenaBytes,
@@ -311,6 +339,3 @@ export function constantBytes(t: Tensor, info: TensorInfo): Uint8Array {
   const out = tensorFromNumbers(info.storage, shape, values);
   return tensorBytes(out);
 }
-
-export type { Step };
-export { infoBytes, DTYPE_BYTES };

@@ -5,14 +5,15 @@
  * stream); `bindInput`/`bindOutput` make the engine read and write caller-owned memory directly (zero-copy
  * hand-off with other segments; the graph is re-captured on the next launch).
  */
+
+import { InputError } from "../../errors.js";
 import { DTYPE_BYTES } from "../../ir/dtype.js";
 import type { TensorType } from "../../ir/graph.js";
-import { type Tensor, numel, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
-import { InputError } from "../../errors.js";
-import { type CudaGraph, captureGraph } from "./device/graph.js";
-import { type DeviceBuffer, copyDevice, download, upload } from "./device/memory.js";
-import type { Stream } from "./device/stream.js";
+import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
 import { timeOnStream } from "./device/event.js";
+import { type CudaGraph, captureGraph } from "./device/graph.js";
+import { copyDevice, type DeviceBuffer, download, upload } from "./device/memory.js";
+import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 
 export interface EngineIO {
@@ -40,7 +41,15 @@ export interface BuildStats {
   readonly weightBytes: number;
   readonly workspaceBytes: number;
   readonly folded: Readonly<{ constantsFolded: number; affinesFolded: number; layersDropped: number }>;
-  readonly ms: Readonly<{ plan: number; cudnn: number; cublas: number; nvrtc: number; upload: number; capture: number; total: number }>;
+  readonly ms: Readonly<{
+    plan: number;
+    cudnn: number;
+    cublas: number;
+    nvrtc: number;
+    upload: number;
+    capture: number;
+    total: number;
+  }>;
   readonly nvrtcCache: string;
 }
 
@@ -149,14 +158,19 @@ export class CudaEngine {
   run(inputs: readonly (Tensor | DeviceMemory)[]): Tensor[] | readonly DeviceMemory[] {
     this.assertLive();
     if (inputs.length !== this.parts.inputs.length) {
-      throw new InputError(`the engine takes ${this.parts.inputs.length} inputs, got ${inputs.length}`, "input.count");
+      throw new InputError(
+        `the engine takes ${this.parts.inputs.length} inputs, got ${inputs.length}`,
+        "input.count",
+      );
     }
-    if (inputs.every((t) => t !== null && typeof t === "object" && "data" in t)) return this.runHost(inputs as Tensor[]);
+    if (inputs.every((t) => t !== null && typeof t === "object" && "data" in t))
+      return this.runHost(inputs as Tensor[]);
     const stream = this.parts.stream;
     (inputs as DeviceMemory[]).forEach((mem, i) => {
       const io = this.parts.inputs[i];
       if (mem === this.boundInputs[i]) return;
-      if (mem.bytes < io.bytes) throw new InputError(`input '${io.name}' needs ${io.bytes} bytes, got ${mem.bytes}`, "input.shape");
+      if (mem.bytes < io.bytes)
+        throw new InputError(`input '${io.name}' needs ${io.bytes} bytes, got ${mem.bytes}`, "input.shape");
       copyDevice(this.boundInputs[i], mem, { bytes: io.bytes }, stream);
     });
     this.launch();
@@ -169,7 +183,10 @@ export class CudaEngine {
     inputs.forEach((t, i) => {
       const io = this.parts.inputs[i];
       if (t.dtype !== io.type.dtype || t.shape.join() !== io.type.shape.join()) {
-        throw new InputError(`input '${io.name}' is ${t.dtype}[${t.shape}], expected ${io.type.dtype}[${io.type.shape}]`, "input.shape");
+        throw new InputError(
+          `input '${io.name}' is ${t.dtype}[${t.shape}], expected ${io.type.dtype}[${io.type.shape}]`,
+          "input.shape",
+        );
       }
       if (io.bytes > 0) upload(this.boundInputs[i], tensorBytes(t));
     });
@@ -186,7 +203,10 @@ export class CudaEngine {
   time(opts: { warmup?: number; reps?: number } = {}): number {
     this.launch();
     this.synchronize();
-    return timeOnStream(this.parts.stream, () => this.launch(), { warmup: opts.warmup ?? 10, reps: opts.reps ?? 100 });
+    return timeOnStream(this.parts.stream, () => this.launch(), {
+      warmup: opts.warmup ?? 10,
+      reps: opts.reps ?? 100,
+    });
   }
 
   /**
@@ -227,8 +247,10 @@ export class CudaEngine {
     this.assertLive();
     const io = ios[i];
     if (!io) throw new InputError(`the engine has no ${kind} ${i}`, "input.count");
-    if (!mem.alive || mem.bytes < io.bytes) throw new InputError(`${kind} '${io.name}' needs ${io.bytes} live bytes`, "input.shape");
-    if (mem.ptr % 256n !== 0n) throw new InputError(`${kind} '${io.name}' must be 256-byte aligned`, "input.align");
+    if (!mem.alive || mem.bytes < io.bytes)
+      throw new InputError(`${kind} '${io.name}' needs ${io.bytes} live bytes`, "input.shape");
+    if (mem.ptr % 256n !== 0n)
+      throw new InputError(`${kind} '${io.name}' must be 256-byte aligned`, "input.align");
   }
 
   private assertLive(): void {

@@ -3,6 +3,6 @@
  * matmuls, NVRTC-generated fused kernels for everything else, one activation arena, one CUDA graph).
  */
 export { buildCudaEngine, type CudaBuildOptions } from "./builder.js";
-export { CudaEngine, type BuildStats, type EngineIO } from "./engine.js";
-export { planCudaEngine, type EnginePlan } from "./plan.js";
 export type { DeviceMemory } from "./device/validate.js";
+export { type BuildStats, CudaEngine, type EngineIO } from "./engine.js";
+export { type EnginePlan, planCudaEngine } from "./plan.js";

@@ -7,11 +7,18 @@ import { numel, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
 import type { CodegenContext, GeneratedKernel } from "./codegen/element.js";
 import { schedule } from "./fuse/schedule.js";
-import { type ConvStep, type MatmulStep, type Step, describeStep, stepReads, stepWrites } from "./fuse/steps.js";
-import { type Program, assembleProgram, generateStepKernel } from "./kernels/generated.js";
+import {
+  type ConvStep,
+  describeStep,
+  type MatmulStep,
+  type Step,
+  stepReads,
+  stepWrites,
+} from "./fuse/steps.js";
+import { assembleProgram, generateStepKernel, type Program } from "./kernels/generated.js";
 import { type FoldStats, foldNetwork } from "./plan/fold.js";
-import { type MemoryPlan, lifetimes, planMemory } from "./plan/memory.js";
-import { type Precision, type TensorInfo, planTensors } from "./plan/tensors.js";
+import { lifetimes, type MemoryPlan, planMemory } from "./plan/memory.js";
+import { type Precision, planTensors, type TensorInfo } from "./plan/tensors.js";
 
 export interface EnginePlan {
   readonly foldStats: FoldStats;
@@ -35,7 +42,10 @@ export interface PlanOptions {
 
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
   const { network: net, stats: foldStats } = foldNetwork(network);
-  const infos = planTensors(net, { precision: opts.precision, channelsLast: opts.channelsLast ?? opts.precision === "fp16" });
+  const infos = planTensors(net, {
+    precision: opts.precision,
+    channelsLast: opts.channelsLast ?? opts.precision === "fp16",
+  });
   const info = (t: string) => {
     const i = infos.get(t);
     if (!i) throw new Error(`no tensor info for '${t}'`);
@@ -55,7 +65,24 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
   const ctx: CodegenContext = { info, scalarConstant: (t) => scalars.get(t) };
   const kernels = steps.map((s, i) => generateStepKernel(s, `k${i}_${s.kind}`, ctx));
   const dtypes = new Set<DType>([...infos.values()].map((i) => i.storage));
-  const program = assembleProgram(kernels.filter((k) => k !== undefined), dtypes);
-  const memory = planMemory(lifetimes(steps.map((s) => ({ reads: stepReads(s), writes: stepWrites(s) })), infos));
-  return { foldStats, network: net, infos, steps, kernels, program, memory, summary: steps.map(describeStep) };
+  const program = assembleProgram(
+    kernels.filter((k) => k !== undefined),
+    dtypes,
+  );
+  const memory = planMemory(
+    lifetimes(
+      steps.map((s) => ({ reads: stepReads(s), writes: stepWrites(s) })),
+      infos,
+    ),
+  );
+  return {
+    foldStats,
+    network: net,
+    infos,
+    steps,
+    kernels,
+    program,
+    memory,
+    summary: steps.map(describeStep),
+  };
 }

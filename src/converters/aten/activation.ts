@@ -1,12 +1,16 @@
 import { isFloating } from "../../ir/dtype.js";
 import type { ActivationFn } from "../../network/layers/activation.js";
 import { cast } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter, refuse } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 import { outType } from "./common.js";
 
 // Activations map one to one onto the activation layer, so a backend can fuse them into a producer's epilogue.
 
-function activation<A extends { readonly self: string }>(name: string, fn: (a: A) => ActivationFn, intsToo = false): ConverterSpec<A> {
+function activation<A extends { readonly self: string }>(
+  name: string,
+  fn: (a: A) => ActivationFn,
+  intsToo = false,
+): ConverterSpec<A> {
   return {
     name,
     supports: (_node, a, ctx) => {
@@ -55,10 +59,30 @@ export const ACTIVATION_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten.hardswish.default", activation("hardswish", fixed({ kind: "hardswish" }))),
   converter("aten.hardsigmoid.default", activation("hardsigmoid", fixed({ kind: "hardsigmoid" }))),
   converter("aten.mish.default", activation("mish", fixed({ kind: "mish" }))),
-  converter("aten.hardtanh.default", activation<Hardtanh>("hardtanh", (a) => ({ kind: "clip", min: a.params.lo, max: a.params.hi }), true)),
-  converter("aten.leaky_relu.default", activation<Leaky>("leaky_relu", (a) => ({ kind: "leaky_relu", negativeSlope: a.params }))),
-  converter("aten.elu.default", activation<Elu>("elu", (a) => ({ kind: "elu", alpha: a.params.alpha, scale: a.params.scale, inputScale: a.params.inScale }))),
+  converter(
+    "aten.hardtanh.default",
+    activation<Hardtanh>("hardtanh", (a) => ({ kind: "clip", min: a.params.lo, max: a.params.hi }), true),
+  ),
+  converter(
+    "aten.leaky_relu.default",
+    activation<Leaky>("leaky_relu", (a) => ({ kind: "leaky_relu", negativeSlope: a.params })),
+  ),
+  converter(
+    "aten.elu.default",
+    activation<Elu>("elu", (a) => ({
+      kind: "elu",
+      alpha: a.params.alpha,
+      scale: a.params.scale,
+      inputScale: a.params.inScale,
+    })),
+  ),
   converter("aten.gelu.default", gelu),
-  converter("aten.softplus.default", activation<Softplus>("softplus", (a) => ({ kind: "softplus", beta: a.params.beta, threshold: a.params.threshold }))),
+  converter(
+    "aten.softplus.default",
+    activation<Softplus>("softplus", (a) => ({
+      kind: "softplus",
+      beta: a.params.beta,
+      threshold: a.params.threshold,
+    })),
+  ),
 ];
-

@@ -1,6 +1,6 @@
 import type { NetworkBuilder } from "../../network/builder.js";
 import { broadcastTo, cast, reshape } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, allOf, converter, refuse } from "../types.js";
+import { type AnyCandidate, allOf, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 import { needsFloat } from "./common.js";
 
 interface Sdpa {
@@ -31,15 +31,25 @@ function sdpa(withLse: boolean): ConverterSpec<Sdpa> {
     supports: (node, a, ctx) =>
       allOf(
         () => needsFloat(ctx.typeOf(a.query).dtype, "query"),
-        () => (a.dropoutP === 0 ? SUPPORTED : refuse(`dropout_p ${a.dropoutP} is random; only inference (0.0) is converted`)),
-        () => (!withLse || !ctx.isUsed(node.outputs[1]) ? SUPPORTED : refuse("the logsumexp output is used; the attention layer does not produce it")),
+        () =>
+          a.dropoutP === 0
+            ? SUPPORTED
+            : refuse(`dropout_p ${a.dropoutP} is random; only inference (0.0) is converted`),
+        () =>
+          !withLse || !ctx.isUsed(node.outputs[1])
+            ? SUPPORTED
+            : refuse("the logsumexp output is used; the attention layer does not produce it"),
       ),
-    convert: (node, a, net) => {
+    convert: (_node, a, net) => {
       const q = net.typeOf(a.query).shape;
       const k = net.typeOf(a.key).shape;
       const group = a.enableGqa && q.length >= 3 ? q[q.length - 3] / k[k.length - 3] : 1;
       const dtype = net.typeOf(a.query).dtype;
-      const inputs: [string, string, string] = [net.input(a.query), repeatHeads(net.net, net.input(a.key), group), repeatHeads(net.net, net.input(a.value), group)];
+      const inputs: [string, string, string] = [
+        net.input(a.query),
+        repeatHeads(net.net, net.input(a.key), group),
+        repeatHeads(net.net, net.input(a.value), group),
+      ];
       const scale = a.scale ?? 1 / Math.sqrt(q[q.length - 1]);
       let y: string;
       if (a.attnMask !== null) {

@@ -1,5 +1,5 @@
 import { cast } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { outType } from "./common.js";
 
 /** Every `.to(...)` flavour: a cast to the result dtype (device and layout moves are no-ops in an engine). */

@@ -1,10 +1,10 @@
 import type { DType } from "../../ir/dtype.js";
 import { isFloating } from "../../ir/dtype.js";
 import type { Node, TensorType } from "../../ir/graph.js";
-import type { Operand } from "../../ops/index.js";
 import { operandType, resultType } from "../../ops/data.js";
+import type { Operand } from "../../ops/index.js";
 import { cast, scalar } from "../impl/tensors.js";
-import { type ConversionNet, type ConvertContext, SUPPORTED, type Support, refuse } from "../types.js";
+import { type ConversionNet, type ConvertContext, refuse, SUPPORTED, type Support } from "../types.js";
 
 // Helpers the per-family adapters share: reading operands and output types, and common support checks.
 

@@ -1,7 +1,7 @@
 import type { Operand } from "../../ops/index.js";
 import { binary } from "../impl/elementwise.js";
 import { cast } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { operand, outType, promotedType } from "./common.js";
 
 interface Binary {
@@ -44,7 +44,12 @@ const where: ConverterSpec<Where> = {
   convert: (node, a, net) => {
     const d = outType(node, net).dtype;
     const c = cast(net.net, net.input(a.condition), "bool");
-    return [net.net.add({ type: "select", inputs: [c, operand(net, a.self, d), operand(net, a.other, d)] }, "where")];
+    return [
+      net.net.add(
+        { type: "select", inputs: [c, operand(net, a.self, d), operand(net, a.other, d)] },
+        "where",
+      ),
+    ];
   },
 };
 
@@ -61,7 +66,12 @@ const maskedFill: ConverterSpec<MaskedFill> = {
   convert: (node, a, net) => {
     const d = outType(node, net).dtype;
     const m = cast(net.net, net.input(a.mask), "bool");
-    return [net.net.add({ type: "select", inputs: [m, operand(net, a.value, d), operand(net, a.self, d)] }, "masked_fill")];
+    return [
+      net.net.add(
+        { type: "select", inputs: [m, operand(net, a.value, d), operand(net, a.self, d)] },
+        "masked_fill",
+      ),
+    ];
   },
 };
 

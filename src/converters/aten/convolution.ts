@@ -1,5 +1,5 @@
 import { convolution, perAxis } from "../impl/convolution.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, allOf, converter, refuse } from "../types.js";
+import { type AnyCandidate, allOf, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 import { needsFloat } from "./common.js";
 
 /** Every convolution overload parses to this record (see src/ops/conv.ts). */
@@ -25,8 +25,14 @@ const conv: ConverterSpec<Conv> = {
     const w = ctx.typeOf(a.weight);
     return allOf(
       () => needsFloat(ctx.typeOf(a.input).dtype),
-      () => (w.shape.length >= 3 && w.shape.length <= 5 ? SUPPORTED : refuse(`a ${w.shape.length}-d weight is not a 1-, 2- or 3-d convolution`)),
-      () => (a.bias === null || ctx.typeOf(a.bias).dtype === ctx.typeOf(a.input).dtype ? SUPPORTED : refuse("bias dtype differs from the input's")),
+      () =>
+        w.shape.length >= 3 && w.shape.length <= 5
+          ? SUPPORTED
+          : refuse(`a ${w.shape.length}-d weight is not a 1-, 2- or 3-d convolution`),
+      () =>
+        a.bias === null || ctx.typeOf(a.bias).dtype === ctx.typeOf(a.input).dtype
+          ? SUPPORTED
+          : refuse("bias dtype differs from the input's"),
     );
   },
   convert: (_node, a, net) => {

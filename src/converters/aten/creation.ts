@@ -2,7 +2,7 @@ import type { DType } from "../../ir/dtype.js";
 import { tensorFromNumbers } from "../../ir/tensor.js";
 import type { ScalarValue } from "../../ops/index.js";
 import { fill } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { outType } from "./common.js";
 
 // Factories produce constants: their shapes are static and their values do not depend on the inputs

@@ -2,7 +2,7 @@ import type { ElementwiseOp } from "../../network/layers/elementwise.js";
 import type { Operand, ScalarValue } from "../../ops/index.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { scalar } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { notBool, operand, outType } from "./common.js";
 
 // Binary arithmetic: computed in the node's result dtype (PyTorch's promotion already decided it), so
@@ -36,7 +36,8 @@ interface Alpha extends Binary {
 function alphaOp(op: "add" | "sub", reversed = false): ConverterSpec<Alpha> {
   return {
     name: reversed ? "rsub" : op,
-    supports: (node, _a, ctx) => (op === "add" && !reversed ? SUPPORTED : notBool(outType(node, ctx).dtype, "result")),
+    supports: (node, _a, ctx) =>
+      op === "add" && !reversed ? SUPPORTED : notBool(outType(node, ctx).dtype, "result"),
     convert: (node, a, net) => {
       const d = outType(node, net).dtype;
       if (d === "bool") return [binary(net.net, "or", operand(net, a.self, d), operand(net, a.other, d))];
@@ -106,7 +107,9 @@ const clamp: ConverterSpec<Clamp> = {
     if (isNumber(a.min) && isNumber(a.max)) {
       const lo = a.min?.value ?? Number.NEGATIVE_INFINITY;
       const hi = a.max?.value ?? Number.POSITIVE_INFINITY;
-      return [net.net.add({ type: "activation", inputs: [x], fn: { kind: "clip", min: lo, max: hi } }, "clamp")];
+      return [
+        net.net.add({ type: "activation", inputs: [x], fn: { kind: "clip", min: lo, max: hi } }, "clamp"),
+      ];
     }
     let y = x;
     if (a.min !== null) y = binary(net.net, "max", y, operand(net, a.min, d));
@@ -142,8 +145,20 @@ export const ELEMENTWISE_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten.min.other", arithmetic("min", "minimum")),
   converter("aten.clamp.default", clamp),
   converter("aten.clamp.Tensor", clamp),
-  converter("aten.clamp_min.default", { ...clamp, convert: (n, a, net) => clamp.convert(n, { ...a, max: null }, net) }),
-  converter("aten.clamp_min.Tensor", { ...clamp, convert: (n, a, net) => clamp.convert(n, { ...a, max: null }, net) }),
-  converter("aten.clamp_max.default", { ...clamp, convert: (n, a, net) => clamp.convert(n, { ...a, min: null }, net) }),
-  converter("aten.clamp_max.Tensor", { ...clamp, convert: (n, a, net) => clamp.convert(n, { ...a, min: null }, net) }),
+  converter("aten.clamp_min.default", {
+    ...clamp,
+    convert: (n, a, net) => clamp.convert(n, { ...a, max: null }, net),
+  }),
+  converter("aten.clamp_min.Tensor", {
+    ...clamp,
+    convert: (n, a, net) => clamp.convert(n, { ...a, max: null }, net),
+  }),
+  converter("aten.clamp_max.default", {
+    ...clamp,
+    convert: (n, a, net) => clamp.convert(n, { ...a, min: null }, net),
+  }),
+  converter("aten.clamp_max.Tensor", {
+    ...clamp,
+    convert: (n, a, net) => clamp.convert(n, { ...a, min: null }, net),
+  }),
 ];

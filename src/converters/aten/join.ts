@@ -1,5 +1,5 @@
 import { cast, normalizeDim, reshape } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { outType } from "./common.js";
 
 interface Join {
@@ -28,10 +28,17 @@ const stack: ConverterSpec<Join> = {
     const axis = normalizeDim(a.dim, out.shape.length);
     const inputs = a.tensors.map((v) => {
       const s = net.typeOf(v).shape;
-      return reshape(net.net, cast(net.net, net.input(v), out.dtype), [...s.slice(0, axis), 1, ...s.slice(axis)]);
+      return reshape(net.net, cast(net.net, net.input(v), out.dtype), [
+        ...s.slice(0, axis),
+        1,
+        ...s.slice(axis),
+      ]);
     });
     return [inputs.length === 1 ? inputs[0] : net.net.add({ type: "concatenation", inputs, axis }, "stack")];
   },
 };
 
-export const JOIN_CONVERTERS: readonly AnyCandidate[] = [converter("aten.cat.default", cat), converter("aten.stack.default", stack)];
+export const JOIN_CONVERTERS: readonly AnyCandidate[] = [
+  converter("aten.cat.default", cat),
+  converter("aten.stack.default", stack),
+];

@@ -26,7 +26,9 @@ interface Linear {
 const linearSpec: ConverterSpec<Linear> = {
   name: "linear",
   supports: (_node, a, ctx) => notBool(ctx.typeOf(a.input).dtype),
-  convert: (_node, a, net) => [linear(net.net, net.input(a.input), net.input(a.weight), a.bias === null ? null : net.input(a.bias))],
+  convert: (_node, a, net) => [
+    linear(net.net, net.input(a.input), net.input(a.weight), a.bias === null ? null : net.input(a.bias)),
+  ],
 };
 
 interface Addmm {

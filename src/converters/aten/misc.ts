@@ -1,6 +1,6 @@
 import { tensorFromNumbers } from "../../ir/tensor.js";
 import { fill } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter, refuse } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 
 interface Dropout {
   readonly input: string;
@@ -12,7 +12,10 @@ interface Dropout {
 function dropout(withMask: boolean): ConverterSpec<Dropout> {
   return {
     name: "identity",
-    supports: (_node, a) => (a.train && a.p !== 0 ? refuse(`dropout with train=True and p=${a.p} is random; export the model in eval mode`) : SUPPORTED),
+    supports: (_node, a) =>
+      a.train && a.p !== 0
+        ? refuse(`dropout with train=True and p=${a.p} is random; export the model in eval mode`)
+        : SUPPORTED,
     convert: (node, a, net) => {
       const x = net.input(a.input);
       if (!withMask) return [x];
@@ -23,12 +26,18 @@ function dropout(withMask: boolean): ConverterSpec<Dropout> {
 }
 
 /** A check on static metadata: the graph's types already decide it, so nothing runs. */
-const assertMetadata: ConverterSpec<{ readonly a: string; readonly size: readonly number[] | null; readonly dtype: string | null }> = {
+const assertMetadata: ConverterSpec<{
+  readonly a: string;
+  readonly size: readonly number[] | null;
+  readonly dtype: string | null;
+}> = {
   name: "static-check",
   supports: (_node, a, ctx) => {
     const t = ctx.typeOf(a.a);
-    if (a.dtype !== null && a.dtype !== t.dtype) return refuse(`tensor is ${t.dtype}, the assertion expects ${a.dtype}`);
-    if (a.size !== null && a.size.join() !== t.shape.join()) return refuse(`tensor is [${t.shape}], the assertion expects [${a.size}]`);
+    if (a.dtype !== null && a.dtype !== t.dtype)
+      return refuse(`tensor is ${t.dtype}, the assertion expects ${a.dtype}`);
+    if (a.size !== null && a.size.join() !== t.shape.join())
+      return refuse(`tensor is [${t.shape}], the assertion expects [${a.size}]`);
     return SUPPORTED;
   },
   convert: () => [],
@@ -38,7 +47,8 @@ const assertMetadata: ConverterSpec<{ readonly a: string; readonly size: readonl
 function triangle(lower: boolean): ConverterSpec<{ readonly self: string; readonly diagonal: number }> {
   return {
     name: lower ? "tril" : "triu",
-    supports: (_node, a, ctx) => (ctx.typeOf(a.self).shape.length >= 2 ? SUPPORTED : refuse("needs at least 2 dims")),
+    supports: (_node, a, ctx) =>
+      ctx.typeOf(a.self).shape.length >= 2 ? SUPPORTED : refuse("needs at least 2 dims"),
     convert: (_node, a, net) => {
       const t = net.typeOf(a.self);
       const [r, c] = t.shape.slice(-2);
@@ -48,7 +58,9 @@ function triangle(lower: boolean): ConverterSpec<{ readonly self: string; readon
       });
       const mask = net.net.constant(tensorFromNumbers("bool", [r, c], keep));
       const zero = fill(net.net, t.dtype, [], 0);
-      return [net.net.add({ type: "select", inputs: [mask, net.input(a.self), zero] }, lower ? "tril" : "triu")];
+      return [
+        net.net.add({ type: "select", inputs: [mask, net.input(a.self), zero] }, lower ? "tril" : "triu"),
+      ];
     },
   };
 }

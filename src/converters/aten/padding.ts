@@ -1,9 +1,22 @@
 import type { PaddingMode } from "../../network/layers/padding.js";
-import { type AnyCandidate, type ConverterSpec, type ConversionNet, SUPPORTED, converter, refuse } from "../types.js";
 import type { Support } from "../types.js";
+import {
+  type AnyCandidate,
+  type ConversionNet,
+  type ConverterSpec,
+  converter,
+  refuse,
+  SUPPORTED,
+} from "../types.js";
 
 /** PyTorch's pad list runs from the last dim backwards, (lo, hi) per dim. */
-function padLayer(net: ConversionNet, self: string, pad: readonly number[], mode: PaddingMode, value: number): string {
+function padLayer(
+  net: ConversionNet,
+  self: string,
+  pad: readonly number[],
+  mode: PaddingMode,
+  value: number,
+): string {
   const rank = net.typeOf(self).shape.length;
   const pre = new Array<number>(rank).fill(0);
   const post = new Array<number>(rank).fill(0);
@@ -19,19 +32,30 @@ function checkPad(pad: readonly number[], mode: PaddingMode): Support {
   return SUPPORTED;
 }
 
-const constantPad: ConverterSpec<{ readonly self: string; readonly pad: readonly number[]; readonly value: number }> = {
+const constantPad: ConverterSpec<{
+  readonly self: string;
+  readonly pad: readonly number[];
+  readonly value: number;
+}> = {
   name: "padding",
   supports: () => SUPPORTED,
   convert: (_node, a, net) => [padLayer(net, a.self, a.pad, "constant", a.value)],
 };
 
-const pad: ConverterSpec<{ readonly self: string; readonly pad: readonly number[]; readonly mode: PaddingMode; readonly value: number }> = {
+const pad: ConverterSpec<{
+  readonly self: string;
+  readonly pad: readonly number[];
+  readonly mode: PaddingMode;
+  readonly value: number;
+}> = {
   name: "padding",
   supports: (_node, a) => checkPad(a.pad, a.mode),
   convert: (_node, a, net) => [padLayer(net, a.self, a.pad, a.mode, a.value)],
 };
 
-function fixed(mode: PaddingMode): ConverterSpec<{ readonly self: string; readonly padding: readonly number[] }> {
+function fixed(
+  mode: PaddingMode,
+): ConverterSpec<{ readonly self: string; readonly padding: readonly number[] }> {
   return {
     name: "padding",
     supports: (_node, a) => checkPad(a.padding, mode),

@@ -1,4 +1,4 @@
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, allOf, converter, refuse } from "../types.js";
+import { type AnyCandidate, allOf, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 import { needsFloat } from "./common.js";
 
 interface Pool {
@@ -20,10 +20,12 @@ function pool(mode: "max" | "avg", withIndices = false): ConverterSpec<Pool> {
         () => needsFloat(ctx.typeOf(a.self).dtype),
         () =>
           withIndices && ctx.isUsed(node.outputs[1])
-            ? refuse("the indices output of max_pool2d_with_indices is used; the engine computes pooled values only")
+            ? refuse(
+                "the indices output of max_pool2d_with_indices is used; the engine computes pooled values only",
+              )
             : SUPPORTED,
       ),
-    convert: (node, a, net) => {
+    convert: (_node, a, net) => {
       const y = net.net.add({
         type: "pooling",
         inputs: [net.input(a.self)],
@@ -47,7 +49,14 @@ const adaptive: ConverterSpec<{ readonly self: string; readonly outputSize: read
   convert: (node, a, net) => {
     const out = net.typeOf(node.outputs[0]).shape;
     const sp = a.outputSize.length;
-    return [net.net.add({ type: "adaptive_pooling", inputs: [net.input(a.self)], mode: "avg", outputSize: out.slice(out.length - sp) })];
+    return [
+      net.net.add({
+        type: "adaptive_pooling",
+        inputs: [net.input(a.self)],
+        mode: "avg",
+        outputSize: out.slice(out.length - sp),
+      }),
+    ];
   },
 };
 

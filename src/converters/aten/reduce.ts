@@ -5,7 +5,7 @@ import type { ReduceOp } from "../../network/layers/reduce.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { matmul } from "../impl/matmul.js";
 import { cast, fill, normalizeDim, permute, reshape, scalar } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { needsFloat, outType, reductionAxes } from "./common.js";
 
 interface Reduce {
@@ -16,7 +16,13 @@ interface Reduce {
 }
 
 /** A reduce layer over `axes`; with no axes (a 0-d input) the input is the result. */
-export function reduceAxes(net: NetworkBuilder, op: ReduceOp, x: string, axes: readonly number[], keepDims: boolean): string {
+export function reduceAxes(
+  net: NetworkBuilder,
+  op: ReduceOp,
+  x: string,
+  axes: readonly number[],
+  keepDims: boolean,
+): string {
   if (axes.length === 0) return x;
   return net.add({ type: "reduce", op, inputs: [x], axes: [...axes], keepDims }, op);
 }
@@ -43,13 +49,25 @@ interface DimArgs {
 }
 
 /** argmax/argmin; without a dim they index the flattened tensor. */
-function argExtreme(net: NetworkBuilder, op: "argmax" | "argmin", x: string, dim: number | null, keepdim: boolean): string {
+function argExtreme(
+  net: NetworkBuilder,
+  op: "argmax" | "argmin",
+  x: string,
+  dim: number | null,
+  keepdim: boolean,
+): string {
   const shape = net.typeOf(x).shape;
   if (shape.length === 0) return fill(net, "int64", [], 0);
   if (dim === null) {
     const flat = reshape(net, x, [shape.reduce((p, d) => p * d, 1)]);
     const r = reduceAxes(net, op, flat, [0], false);
-    return keepdim ? reshape(net, r, shape.map(() => 1)) : r;
+    return keepdim
+      ? reshape(
+          net,
+          r,
+          shape.map(() => 1),
+        )
+      : r;
   }
   return reduceAxes(net, op, x, [normalizeDim(dim, shape.length)], keepdim);
 }

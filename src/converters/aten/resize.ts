@@ -16,7 +16,16 @@ function resize(mode: "nearest" | "linear"): ConverterSpec<Resize> {
       const out = outType(node, net).shape;
       const outputSize = out.slice(-2);
       const scales = [a.scales[0] ?? null, a.scales[1] ?? null];
-      return [net.net.add({ type: "resize", inputs: [net.input(a.self)], mode, outputSize, scales, alignCorners: a.alignCorners })];
+      return [
+        net.net.add({
+          type: "resize",
+          inputs: [net.input(a.self)],
+          mode,
+          outputSize,
+          scales,
+          alignCorners: a.alignCorners,
+        }),
+      ];
     },
   };
 }

@@ -1,5 +1,5 @@
 import { broadcastTo, cast, normalizeDim, permute, reshape, transposeAxes } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, SUPPORTED } from "../types.js";
 import { outType } from "./common.js";
 
 // Views and copies: the node's static result type already says the shape, so each becomes one shuffle,
@@ -17,7 +17,13 @@ const permuteSpec: ConverterSpec<{ readonly self: string; readonly dims: readonl
   supports: () => SUPPORTED,
   convert: (_node, a, net) => {
     const rank = net.typeOf(a.self).shape.length;
-    return [permute(net.net, net.input(a.self), a.dims.map((d) => normalizeDim(d, rank)))];
+    return [
+      permute(
+        net.net,
+        net.input(a.self),
+        a.dims.map((d) => normalizeDim(d, rank)),
+      ),
+    ];
   },
 };
 

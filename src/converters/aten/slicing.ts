@@ -1,7 +1,14 @@
 import type { NetworkBuilder } from "../../network/builder.js";
 import { flip, resolveSlice, selectIndex, sliceAxis } from "../impl/slice.js";
 import { broadcastTo, normalizeDim, reshape } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, type ConversionNet, SUPPORTED, converter, refuse } from "../types.js";
+import {
+  type AnyCandidate,
+  type ConversionNet,
+  type ConverterSpec,
+  converter,
+  refuse,
+  SUPPORTED,
+} from "../types.js";
 import { outType } from "./common.js";
 
 interface Slice {
@@ -23,7 +30,12 @@ const slice: ConverterSpec<Slice> = {
   },
 };
 
-const narrow: ConverterSpec<{ readonly self: string; readonly dim: number; readonly start: number; readonly length: number }> = {
+const narrow: ConverterSpec<{
+  readonly self: string;
+  readonly dim: number;
+  readonly start: number;
+  readonly length: number;
+}> = {
   name: "slice",
   supports: () => SUPPORTED,
   convert: (_node, a, net) => {
@@ -41,7 +53,13 @@ const select: ConverterSpec<{ readonly self: string; readonly dim: number; reado
 };
 
 /** Consecutive pieces along `dim` whose lengths are the outputs' sizes there (split, chunk, unbind). */
-function pieces(net: ConversionNet, outputs: readonly string[], self: string, dim: number, squeeze: boolean): string[] {
+function pieces(
+  net: ConversionNet,
+  outputs: readonly string[],
+  self: string,
+  dim: number,
+  squeeze: boolean,
+): string[] {
   const shape = net.typeOf(self).shape;
   const d = normalizeDim(dim, shape.length);
   const x = net.input(self);
@@ -83,10 +101,16 @@ function rollAxis(net: NetworkBuilder, x: string, d: number, shift: number): str
   return net.add({ type: "concatenation", inputs: [tail, head], axis: d }, "roll");
 }
 
-const roll: ConverterSpec<{ readonly self: string; readonly shifts: readonly number[]; readonly dims: readonly number[] }> = {
+const roll: ConverterSpec<{
+  readonly self: string;
+  readonly shifts: readonly number[];
+  readonly dims: readonly number[];
+}> = {
   name: "roll",
   supports: (_node, a) =>
-    a.dims.length === 0 || a.dims.length === a.shifts.length ? SUPPORTED : refuse(`${a.shifts.length} shifts for ${a.dims.length} dims`),
+    a.dims.length === 0 || a.dims.length === a.shifts.length
+      ? SUPPORTED
+      : refuse(`${a.shifts.length} shifts for ${a.dims.length} dims`),
   convert: (_node, a, net) => {
     const shape = net.typeOf(a.self).shape;
     let x = net.input(a.self);
@@ -109,8 +133,16 @@ const repeat: ConverterSpec<{ readonly self: string; readonly repeats: readonly 
     const s = net.typeOf(a.self).shape;
     const r = a.repeats;
     const padded = [...new Array<number>(r.length - s.length).fill(1), ...s];
-    const x = reshape(net.net, net.input(a.self), padded.flatMap((d) => [1, d]));
-    const b = broadcastTo(net.net, x, padded.flatMap((d, i) => [r[i], d]));
+    const x = reshape(
+      net.net,
+      net.input(a.self),
+      padded.flatMap((d) => [1, d]),
+    );
+    const b = broadcastTo(
+      net.net,
+      x,
+      padded.flatMap((d, i) => [r[i], d]),
+    );
     return [reshape(net.net, b, outType(node, net).shape)];
   },
 };

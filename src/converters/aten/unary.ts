@@ -2,7 +2,7 @@ import { isFloating } from "../../ir/dtype.js";
 import type { UnaryOp } from "../../network/layers/unary.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { cast, fill, scalar } from "../impl/tensors.js";
-import { type AnyCandidate, type ConverterSpec, SUPPORTED, converter, refuse } from "../types.js";
+import { type AnyCandidate, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 import { notBool, outType } from "./common.js";
 
 interface Self {
@@ -14,7 +14,9 @@ function math(op: UnaryOp): ConverterSpec<Self> {
   return {
     name: op,
     supports: (_node, a, ctx) => notBool(ctx.typeOf(a.self).dtype),
-    convert: (node, a, net) => [unary(net.net, op, cast(net.net, net.input(a.self), outType(node, net).dtype))],
+    convert: (node, a, net) => [
+      unary(net.net, op, cast(net.net, net.input(a.self), outType(node, net).dtype)),
+    ],
   };
 }
 
@@ -36,14 +38,20 @@ const isnan: ConverterSpec<Self> = {
   convert: (node, a, net) => {
     const t = net.typeOf(a.self);
     // Integers are never NaN: a constant, so the engine reads nothing.
-    return [isFloating(t.dtype) ? unary(net.net, "isnan", net.input(a.self)) : fill(net.net, "bool", outType(node, net).shape, 0)];
+    return [
+      isFloating(t.dtype)
+        ? unary(net.net, "isnan", net.input(a.self))
+        : fill(net.net, "bool", outType(node, net).shape, 0),
+    ];
   },
 };
 
 const logicalNot: ConverterSpec<Self> = {
   name: "logical_not",
   supports: () => SUPPORTED,
-  convert: (node, a, net) => [cast(net.net, unary(net.net, "not", cast(net.net, net.input(a.self), "bool")), outType(node, net).dtype)],
+  convert: (node, a, net) => [
+    cast(net.net, unary(net.net, "not", cast(net.net, net.input(a.self), "bool")), outType(node, net).dtype),
+  ],
 };
 
 /** ~x: logical not for bool, −x − 1 for two's-complement integers. */

@@ -29,7 +29,9 @@ export function convolution(net: NetworkBuilder, p: ConvParams): string {
   const xShape = net.typeOf(p.input).shape;
   const unbatched = xShape.length === sp + 1;
   const x = unbatched ? reshape(net, p.input, [1, ...xShape]) : p.input;
-  const inputs = (p.bias ? [x, p.weight, p.bias] : [x, p.weight]) as [string, string] | [string, string, string];
+  const inputs = (p.bias ? [x, p.weight, p.bias] : [x, p.weight]) as
+    | [string, string]
+    | [string, string, string];
   const common = {
     inputs,
     stride: perAxis(p.stride, sp),

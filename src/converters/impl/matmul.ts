@@ -17,7 +17,11 @@ export function matmul(net: NetworkBuilder, a: string, b: string, transposeB = f
     const drop = new Set<number>();
     if (as.length === 1) drop.add(ys.length - 2);
     if (bs.length === 1) drop.add(ys.length - 1);
-    y = reshape(net, y, ys.filter((_, i) => !drop.has(i)));
+    y = reshape(
+      net,
+      y,
+      ys.filter((_, i) => !drop.has(i)),
+    );
   }
   return y;
 }
@@ -29,7 +33,14 @@ export function linear(net: NetworkBuilder, x: string, weight: string, bias: str
 }
 
 /** beta·c + alpha·(a @ b), skipping the multiplications by 1 (and the term when beta is 0, as PyTorch). */
-export function gemm(net: NetworkBuilder, c: string | null, a: string, b: string, alpha: number, beta: number): string {
+export function gemm(
+  net: NetworkBuilder,
+  c: string | null,
+  a: string,
+  b: string,
+  alpha: number,
+  beta: number,
+): string {
   const dtype = net.typeOf(a).dtype;
   let ab = matmul(net, a, b);
   if (alpha !== 1) ab = binary(net, "mul", ab, scalar(net, dtype, alpha));

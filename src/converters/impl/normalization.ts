@@ -19,7 +19,11 @@ export interface BatchNormParams {
  * x·(w/√(var+ε)) + (b − mean·w/√(var+ε)), which a backend can fold into the convolution in front.
  * Otherwise it is an elementwise chain over [C, 1, …] views.
  */
-export function batchNormInference(net: NetworkBuilder, p: BatchNormParams, inputTensor: (t: Tensor | string) => string): string {
+export function batchNormInference(
+  net: NetworkBuilder,
+  p: BatchNormParams,
+  inputTensor: (t: Tensor | string) => string,
+): string {
   const x = net.typeOf(p.input);
   const dtype = x.dtype;
   const c = x.shape[1] ?? 1;
@@ -55,6 +59,12 @@ function castFloat(net: NetworkBuilder, t: string, dtype: DType): string {
 }
 
 /** Scale and bias for a normalization layer: the model's, or ones and zeros. */
-export function affineOrDefault(net: NetworkBuilder, t: string | null, dtype: DType, shape: readonly number[], value: number): string {
+export function affineOrDefault(
+  net: NetworkBuilder,
+  t: string | null,
+  dtype: DType,
+  shape: readonly number[],
+  value: number,
+): string {
   return t ?? fill(net, dtype, shape, value);
 }

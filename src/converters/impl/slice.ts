@@ -10,7 +10,14 @@ export function resolveSlice(size: number, start: number | null, end: number | n
 }
 
 /** x[..., start:end:step, ...] on one axis (positive step; bounds already absolute and clamped). */
-export function sliceAxis(net: NetworkBuilder, x: string, dim: number, start: number, end: number, step: number): string {
+export function sliceAxis(
+  net: NetworkBuilder,
+  x: string,
+  dim: number,
+  start: number,
+  end: number,
+  step: number,
+): string {
   const shape = net.typeOf(x).shape;
   const d = normalizeDim(dim, shape.length);
   if (start === 0 && end === shape[d] && step === 1) return x;
@@ -29,7 +36,11 @@ export function selectIndex(net: NetworkBuilder, x: string, dim: number, index: 
   const d = normalizeDim(dim, shape.length);
   const i = index < 0 ? index + shape[d] : index;
   const s = sliceAxis(net, x, d, i, i + 1, 1);
-  return reshape(net, s, shape.filter((_, k) => k !== d));
+  return reshape(
+    net,
+    s,
+    shape.filter((_, k) => k !== d),
+  );
 }
 
 /** Reverses the given axes with negative-step slices. */

@@ -22,12 +22,24 @@ export function cast(net: NetworkBuilder, t: string, dtype: DType): string {
 export function reshape(net: NetworkBuilder, t: string, shape: readonly number[]): string {
   const cur = net.typeOf(t).shape;
   if (cur.join() === shape.join()) return t;
-  return net.add({ type: "shuffle", inputs: [t], firstTranspose: null, reshape: [...shape], secondTranspose: null });
+  return net.add({
+    type: "shuffle",
+    inputs: [t],
+    firstTranspose: null,
+    reshape: [...shape],
+    secondTranspose: null,
+  });
 }
 
 export function permute(net: NetworkBuilder, t: string, perm: readonly number[]): string {
   if (perm.every((p, i) => p === i)) return t;
-  return net.add({ type: "shuffle", inputs: [t], firstTranspose: [...perm], reshape: null, secondTranspose: null });
+  return net.add({
+    type: "shuffle",
+    inputs: [t],
+    firstTranspose: [...perm],
+    reshape: null,
+    secondTranspose: null,
+  });
 }
 
 /** Swaps two axes (negative axes count from the end). */

@@ -285,6 +285,18 @@ export function torchGlobals(): Map<string, GlobalHandler> {
       return inner.call(args.items);
     },
   });
+  const unsupported: Record<string, string> = {
+    "torch._utils._rebuild_qtensor": "a quantized tensor",
+    "torch._utils._rebuild_sparse_tensor": "a sparse tensor",
+    "torch._utils._rebuild_sparse_csr_tensor": "a sparse tensor",
+    "torch._utils._rebuild_meta_tensor_no_storage": "a meta tensor without data",
+    "torch._utils._rebuild_wrapper_subclass": "a tensor subclass",
+    "torch._utils._rebuild_device_tensor_from_numpy": "a tensor stored as a NumPy array",
+    "torch._utils._rebuild_nested_tensor": "a nested tensor",
+    "torch.distributed.rpc.rref": "a remote reference",
+    "builtins.complex": "a complex number",
+  };
+  for (const [k, why] of Object.entries(unsupported)) g.set(k, { unsupported: why });
   g.set("torch.Tensor", {});
   g.set("torch.nn.parameter.Parameter", {});
   g.set("torch.Size", { call: (a) => new PyTuple(asIntTuple(a[0] ?? new PyTuple([]), "torch.Size")) });

@@ -18,6 +18,8 @@ export interface GlobalHandler {
   call?(args: readonly PyValue[]): PyValue;
   /** Replaces the reference GLOBAL pushes (e.g. a dtype marker); default: a PyGlobal. */
   value?: PyValue;
+  /** A legitimate PyTorch global torchc cannot rebuild (quantized or sparse tensors): why, for the message. */
+  unsupported?: string;
 }
 
 export interface UnpickleOptions {
@@ -489,6 +491,11 @@ class Machine {
   private resolveGlobal(module: string, name: string): PyValue {
     const key = `${module}.${name}`;
     const handler = this.options.globals.get(key);
+    if (handler?.unsupported)
+      this.fail(
+        `uses '${key}' (${handler.unsupported}), which torchc does not support`,
+        "archive.unsupported",
+      );
     if (handler) return handler.value ?? new PyGlobal(module, name);
     if (isAllowedGlobal(this.options, module, name)) return new PyGlobal(module, name);
     this.fail(

@@ -86,6 +86,11 @@ function readWeightConfig(zip: ZipArchive, root: string, name: string): Record<s
   }
 }
 
+/** PyTorch's serializer writes non-finite floats as the strings "Infinity", "-Infinity" and "NaN". */
+function jsonFloat(v: unknown): number {
+  return typeof v === "string" ? Number(v) : (v as number);
+}
+
 class ProgramReader {
   private readonly b = new GraphBuilder();
   private readonly graph;
@@ -264,9 +269,9 @@ class ProgramReader {
       case "as_sym_ints":
         return { kind: "ints", value: (v as SymIntLike[]).map((s) => this.int(s, where)) };
       case "as_float":
-        return { kind: "float", value: v as number };
+        return { kind: "float", value: jsonFloat(v) };
       case "as_floats":
-        return { kind: "floats", value: v as number[] };
+        return { kind: "floats", value: (v as unknown[]).map(jsonFloat) };
       case "as_bool":
         return { kind: "bool", value: v as boolean };
       case "as_bools":

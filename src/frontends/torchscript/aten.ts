@@ -125,6 +125,10 @@ export function callAten(
     return runtime.some((r) => category(r.box.type.dtype) >= c);
   };
 
+  for (const v of bound.values()) {
+    if ((v.k === "tensor" || v.k === "dyn") && v.box.stale)
+      throw new OpError(v.box.stale, `aten::${name}`, "torchscript.inplace-view");
+  }
   const tensorParams = def.schema.filter((s) => s.type.startsWith("Tensor"));
   const hasTensorArg = [...bound.values()].some(
     (v) =>
@@ -182,6 +186,11 @@ export function callAten(
     boxes = names.map((n, i) => ({ name: n, type: types[i] }));
   }
 
+  const first = bound.get(def.schema[0]?.name ?? "");
+  if (VIEW_OPS.has(base) && first?.k === "tensor") {
+    for (const b of boxes) linkView(first.box, b);
+  }
+
   if (inPlace) {
     const self = positional[0] ?? bound.get(def.schema[0].name);
     if (self?.k !== "tensor")
@@ -190,6 +199,7 @@ export function callAten(
         `aten::${name}`,
         "op.args",
       );
+    markAliasesStale(self.box, name);
     const out = boxes[0];
     if (out.name === undefined) {
       self.box.known = out.known;
@@ -201,6 +211,66 @@ export function callAten(
   if (def.returns === "list") return { k: "list", items: boxes.map(tensorVal) };
   if (boxes.length === 1) return tensorVal(boxes[0]);
   return { k: "tuple", items: boxes.map(tensorVal) };
+}
+
+/** Ops whose result shares its input's data in PyTorch. */
+const VIEW_OPS = new Set([
+  "view",
+  "view_as",
+  "reshape",
+  "reshape_as",
+  "flatten",
+  "unflatten",
+  "squeeze",
+  "unsqueeze",
+  "transpose",
+  "permute",
+  "t",
+  "expand",
+  "expand_as",
+  "select",
+  "slice",
+  "narrow",
+  "diagonal",
+  "as_strided",
+  "alias",
+  "detach",
+  "split",
+  "split_with_sizes",
+  "chunk",
+  "unbind",
+  "unfold",
+  "movedim",
+  "swapaxes",
+  "swapdims",
+  "real",
+  "imag",
+]);
+
+export function linkView(base: TensorBox, view: TensorBox): void {
+  view.viewOf = base;
+  (base.views ??= []).push(view);
+}
+
+/**
+ * An in-place op on a view changes its base, and one on a base changes its views. torchc rebinds only the
+ * tensor the op names, so every other alias is marked: reading one later fails instead of being silently stale.
+ */
+function markAliasesStale(box: TensorBox, op: string): void {
+  const why = `this tensor shares data with one that aten::${op} modified in place; torchc does not follow in-place updates through views (rewrite the model without the in-place op, or trace it with torch.jit.trace after torch.func.functionalize)`;
+  let base = box.viewOf;
+  while (base) {
+    base.stale = why;
+    for (const v of base.views ?? []) if (v !== box) v.stale = why;
+    base = base.viewOf;
+  }
+  const mark = (b: TensorBox): void => {
+    for (const v of b.views ?? []) {
+      v.stale = why;
+      mark(v);
+    }
+  };
+  mark(box);
 }
 
 function knownOrNotTensor(v: Val): boolean {

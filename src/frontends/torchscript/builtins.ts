@@ -1,7 +1,6 @@
 import type { Expr, Pos } from "./ast.js";
 import type { Frame } from "./control.js";
 import type { Interpreter } from "./interp.js";
-import { tensorToNumber } from "./lower.js";
 import { pyStr, StaticError, truthy } from "./static-ops.js";
 import { hasType, scalarKind, typeText } from "./types.js";
 import { bool, describe, float, int, isNumber, NONE, numberOf, str, type Val } from "./values.js";
@@ -53,7 +52,16 @@ export function callBuiltin(
     case "float":
     case "bool": {
       if (!a) return name === "int" ? int(0) : name === "float" ? float(0) : bool(false);
-      if (a.k === "tensor" || a.k === "dyn") return tensorToNumber(a, name) as Val;
+      if (a.k === "tensor" || a.k === "dyn")
+        return it.callOp(
+          frame,
+          pos,
+          "aten",
+          name === "int" ? "Int" : name === "float" ? "Float" : "Bool",
+          [a],
+          kwargs,
+          hint,
+        );
       if (name === "bool") {
         const t = truthy(a);
         if (t === undefined) throw new StaticError(`bool() of ${describe(a)}`);
@@ -115,7 +123,15 @@ export function specialForm(
       const v = it.evalExpr(x, frame, hint);
       const kind = scalarKind(t);
       if (kind && (v.k === "tensor" || v.k === "dyn"))
-        return it.located(frame, e.pos, () => tensorToNumber(v, kind) as Val);
+        return it.callOp(
+          frame,
+          e.pos,
+          "aten",
+          kind === "int" ? "IntImplicit" : kind === "float" ? "FloatImplicit" : "Bool",
+          [v],
+          new Map(),
+          hint,
+        );
       if (kind === "float" && v.k === "int") return float(v.v);
       return v;
     }

@@ -388,11 +388,13 @@ export class ControlFlow {
 /** A value of the same kind as `like` held in a new box. */
 function retag(like: Val, box: TensorBox): Val {
   if (like.k === "dyn") return { k: "dyn", type: like.type, box };
+  if (like.k === "int" || like.k === "float" || like.k === "bool") return { k: "dyn", type: like.k, box };
   return { k: "tensor", box };
 }
 
+/** Values a run-time loop may carry: tensors, and Python numbers (which become 0-d tensors). */
 function isRuntimeCandidate(v: Val): boolean {
-  return v.k === "tensor" || v.k === "dyn";
+  return v.k === "tensor" || v.k === "dyn" || v.k === "int" || v.k === "float" || v.k === "bool";
 }
 
 function finish(block: Block, outputs: string[]): Graph {

@@ -1,4 +1,4 @@
-import { TorchcError } from "../../errors.js";
+import { ArchiveError, TorchcError } from "../../errors.js";
 import type { NodeMeta } from "../../ir/graph.js";
 import type { TorchScriptArchive } from "./archive.js";
 import type { Expr, FunctionDef, Pos, Stmt } from "./ast.js";
@@ -7,6 +7,7 @@ import { callAten, type EmitContext, OpError } from "./aten.js";
 import { BUILTINS, callBuiltin, SPECIAL_FORMS, specialForm } from "./builtins.js";
 import { type Completion, ControlFlow, type Frame } from "./control.js";
 import { DebugInfo } from "./debug-info.js";
+import { dynScalarOp } from "./dyn-scalars.js";
 import { TorchScriptError } from "./errors.js";
 import { LOWERINGS, numToTensor } from "./lower.js";
 import { ModuleData } from "./objects.js";
@@ -85,7 +86,7 @@ export class Interpreter {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof TorchScriptError || e instanceof ModelRaise) throw e;
+      if (e instanceof TorchScriptError || e instanceof ModelRaise || e instanceof ArchiveError) throw e;
       if (e instanceof OpError) this.fail(frame, pos, e.message, e.code);
       if (e instanceof StaticError) this.fail(frame, pos, e.message, "torchscript.value");
       if (e instanceof TorchcError) this.fail(frame, pos, e.message, e.code);
@@ -264,6 +265,8 @@ export class Interpreter {
       const cx: EmitContext = { g: this.g, meta: this.meta(frame, pos), hint };
       const s = evalStatic(ns, name, args, kwargs);
       if (s !== undefined) return s;
+      const dyn = dynScalarOp(name, args, cx);
+      if (dyn !== undefined) return dyn;
       const lower = LOWERINGS[`${ns}::${name}`];
       const l = lower?.(args, kwargs, cx);
       if (l !== undefined) return l;
@@ -313,6 +316,18 @@ export class Interpreter {
           fn.self,
           { frame, pos: e.pos },
         );
+      }
+      case "class": {
+        // a NamedTuple constructor: `__torch__.Out(a, b)` builds the tuple; fields are read by index
+        const cls = this.program.findClass(fn.qualname);
+        const base = cls?.def.base && dottedName(cls.def.base)?.join(".");
+        if (base !== "NamedTuple" || !cls)
+          return this.fail(frame, e.pos, `constructing objects of class ${fn.qualname} is not supported`);
+        const fields = [...cls.attributes.keys()];
+        const items = fields.map((f, i) => args[i] ?? kwargs.get(f));
+        if (items.some((x) => x === undefined))
+          this.fail(frame, e.pos, `${fn.qualname}(...) needs ${fields.join(", ")}`, "torchscript.value");
+        return { k: "tuple", items: items as Val[] };
       }
       default:
         return this.fail(frame, e.pos, `${describe(fn)} is not callable`, "torchscript.value");

@@ -1,7 +1,9 @@
-import { numel, scalarTensor } from "../../ir/tensor.js";
-import { callAten, type EmitContext, OpError } from "./aten.js";
+import type { DType } from "../../ir/dtype.js";
+import { numel, scalarTensor, tensorFromNumbers } from "../../ir/tensor.js";
+import { callAten, type EmitContext, linkView, OpError } from "./aten.js";
+import { dynScalarOp } from "./dyn-scalars.js";
 import { knownScalar } from "./static-ops.js";
-import { describe, numberOf, SCALAR_TYPES, type Val } from "./values.js";
+import { describe, int, numberOf, SCALAR_TYPES, type Val } from "./values.js";
 
 type Lowering = (args: Val[], kwargs: ReadonlyMap<string, Val>, cx: EmitContext) => Val | undefined;
 
@@ -28,8 +30,11 @@ export function numToTensor(v: Val): Val | undefined {
 }
 
 /** A Python number from a tensor: static when the tensor is known, else a number computed at run time. */
-export function tensorToNumber(v: Val, kind: "int" | "float" | "bool"): Val | undefined {
-  if (v.k === "dyn") return { k: "dyn", type: kind, box: v.box };
+export function tensorToNumber(v: Val, kind: "int" | "float" | "bool", cx: EmitContext): Val | undefined {
+  if (v.k === "dyn")
+    return v.type === kind
+      ? v
+      : dynScalarOp(kind === "int" ? "Int" : kind === "float" ? "Float" : "Bool", [v], cx);
   if (v.k !== "tensor") return undefined;
   const known = knownScalar(v, kind);
   if (known) return known;
@@ -40,7 +45,17 @@ export function tensorToNumber(v: Val, kind: "int" | "float" | "bool"): Val | un
       "op.args",
     );
   }
-  return { k: "dyn", type: kind, box: v.box };
+  // a one-element tensor read as a Python number at run time: reshaped to 0-d, converted as Python converts
+  const none = new Map<string, Val>();
+  let t: Val =
+    v.box.type.shape.length === 0 ? v : callAten("reshape", [v, { k: "list", items: [] }], none, cx);
+  const d = v.box.type.dtype;
+  const floating = d === "float32" || d === "float64" || d === "float16" || d === "bfloat16";
+  if (kind === "bool" && d !== "bool") t = callAten("ne", [t, int(0)], none, cx);
+  if (kind === "int" && d !== "int64")
+    t = callAten("to", [floating ? callAten("trunc", [t], none, cx) : t, int(4)], none, cx);
+  if (kind === "float" && !floating) t = callAten("to", [t, int(7)], none, cx);
+  return t.k === "tensor" ? { k: "dyn", type: kind, box: t.box } : undefined;
 }
 
 /** `torch.tensor(data)`: a constant tensor from nested lists of Python numbers. */
@@ -72,9 +87,11 @@ function tensorLiteral(data: Val, dtypeCode: number | undefined): Val | undefine
 }
 
 /** A fresh alias of a tensor (clone, contiguous, detach): same value, its own box so in-place ops stay local. */
-function alias(v: Val | undefined): Val | undefined {
+function alias(v: Val | undefined, shares: boolean): Val | undefined {
   if (v?.k !== "tensor") return undefined;
-  return { k: "tensor", box: { ...v.box } };
+  const box = { name: v.box.name, known: v.box.known, type: v.box.type, stale: v.box.stale };
+  if (shares) linkView(v.box, box);
+  return { k: "tensor", box };
 }
 
 /**
@@ -83,27 +100,27 @@ function alias(v: Val | undefined): Val | undefined {
  */
 export const LOWERINGS: Record<string, Lowering> = {
   "prim::NumToTensor": ([v]) => (v ? numToTensor(v) : undefined),
-  "aten::Int": ([v]) => (v ? tensorToNumber(v, "int") : undefined),
-  "aten::Float": ([v]) => (v ? tensorToNumber(v, "float") : undefined),
-  "aten::Bool": ([v]) => (v ? tensorToNumber(v, "bool") : undefined),
-  "aten::ScalarImplicit": ([v]) =>
+  "aten::Int": ([v], _, cx) => (v ? tensorToNumber(v, "int", cx) : undefined),
+  "aten::Float": ([v], _, cx) => (v ? tensorToNumber(v, "float", cx) : undefined),
+  "aten::Bool": ([v], _, cx) => (v ? tensorToNumber(v, "bool", cx) : undefined),
+  "aten::ScalarImplicit": ([v], _, cx) =>
     v
-      ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int")
+      ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int", cx)
       : undefined,
-  "aten::IntImplicit": ([v]) => (v ? tensorToNumber(v, "int") : undefined),
-  "aten::FloatImplicit": ([v]) => (v ? tensorToNumber(v, "float") : undefined),
-  "aten::item": ([v]) =>
+  "aten::IntImplicit": ([v], _, cx) => (v ? tensorToNumber(v, "int", cx) : undefined),
+  "aten::FloatImplicit": ([v], _, cx) => (v ? tensorToNumber(v, "float", cx) : undefined),
+  "aten::item": ([v], _, cx) =>
     v
-      ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int")
+      ? tensorToNumber(v, v.k === "tensor" && v.box.type.dtype.startsWith("float") ? "float" : "int", cx)
       : undefined,
   "aten::tensor": (args, kwargs) => {
     const data = arg(args, kwargs, 0, "data");
     const dtypeArg = arg(args, kwargs, 1, "dtype");
     return data ? tensorLiteral(data, dtypeArg?.k === "int" ? dtypeArg.v : undefined) : undefined;
   },
-  "aten::contiguous": ([v]) => alias(v),
-  "aten::detach": ([v]) => alias(v),
-  "prim::data": ([v]) => alias(v),
+  "aten::contiguous": ([v]) => alias(v, true),
+  "aten::detach": ([v]) => alias(v, true),
+  "prim::data": ([v]) => alias(v, true),
   // A slice over a whole dimension is the tensor itself (export graphs drop it too).
   "aten::slice": (args, kwargs) => {
     const self = arg(args, kwargs, 0, "self");

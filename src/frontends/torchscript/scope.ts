@@ -1,6 +1,7 @@
 import { GraphBuilder } from "../../ir/builder.js";
 import type { Arg, Graph, NodeMeta, TensorType, Weight } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
+import { StaticError } from "./static-ops.js";
 import type { TensorBox } from "./values.js";
 
 /** Hands out value names that are unique across the graph and all its nested blocks. */
@@ -77,6 +78,7 @@ export class GraphState {
 
   /** A graph value holding `box`: materializes a statically known tensor as a constant. */
   valueOf(box: TensorBox, hint = "const"): string {
+    if (box.stale) throw new StaticError(box.stale);
     if (box.name !== undefined) return box.name;
     const t = box.known as Tensor;
     const name = this.names.fresh(hint);

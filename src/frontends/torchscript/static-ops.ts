@@ -498,6 +498,18 @@ export function evalStatic(
 ): Val | undefined {
   const fn = ns === "prim" ? (PRIM[name] ?? TABLE[name]) : ns === "aten" ? TABLE[name] : undefined;
   if (!fn) return undefined;
+  if (name === "div" && kwargs.has("rounding_mode")) {
+    const mode = kwargs.get("rounding_mode");
+    const [a, b] = args;
+    if (!a || !b || !isNumber(a) || !isNumber(b)) return undefined;
+    if (mode?.k === "none") return arith("div", a, b);
+    if (mode?.k === "str" && mode.v === "floor") return arith("floordiv", a, b);
+    if (mode?.k === "str" && mode.v === "trunc") {
+      const q = arith("div", a, b) as Val;
+      return isInt(a) && isInt(b) ? int(Math.trunc(numberOf(q))) : float(Math.trunc(numberOf(q)));
+    }
+    return undefined;
+  }
   if (kwargs.size > 0 && !["format"].includes(name)) return undefined;
   return fn(args, kwargs);
 }

@@ -53,7 +53,8 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
       "torchscript.missing-code",
     );
   const params = forward.params.slice(1);
-  const types = inputTypes ?? traced;
+  // an empty list (a caller that had no inputs at hand) counts as not given
+  const types = inputTypes && (inputTypes.length > 0 || params.length === 0) ? inputTypes : traced;
   const file = self.cls.file;
   if (!types) {
     throw new InputError(
@@ -62,13 +63,16 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
       "input.shape-required",
     );
   }
-  if (types.length !== params.length) {
+  // inputs bind to forward's leading parameters; the others keep their defaults (`scale: Optional[float]=None`)
+  const required = params.filter((p) => !p.default).length;
+  if (types.length < required || types.length > params.length) {
+    const range = required === params.length ? `${params.length}` : `${required} to ${params.length}`;
     throw new InputError(
-      `${archive.file}: forward takes ${params.length} inputs (${params.map((p) => p.name).join(", ")}), ${types.length} input types were given`,
+      `${archive.file}: forward takes ${range} inputs (${params.map((p) => p.name).join(", ")}), ${types.length} input types were given`,
       "input.count",
     );
   }
-  const args: Val[] = params.map((p, i) => {
+  const args: Val[] = params.slice(0, types.length).map((p, i) => {
     const ann = p.annotation && dottedName(p.annotation)?.join(".");
     if (p.annotation && ann !== "Tensor") {
       throw new TorchScriptError(

@@ -13,6 +13,14 @@ export interface TensorBox {
   name?: string;
   known?: Tensor;
   type: TensorType;
+  /** The tensor this one is a view of (select, slice, view, transpose …), and the views taken of this one. */
+  viewOf?: TensorBox;
+  views?: TensorBox[];
+  /**
+   * Set when an in-place op changed this tensor's data through an alias torchc does not track (a view or
+   * its base): reading it again would be silently wrong, so it fails with this reason instead.
+   */
+  stale?: string;
 }
 
 /** A TorchScript module or class instance rebuilt from data.pkl. */

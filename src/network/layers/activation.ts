@@ -30,6 +30,7 @@ export interface ActivationLayer extends LayerBase<"activation", readonly [input
 
 export function inferActivation(layer: ActivationLayer, [x]: InputTypes): TensorType {
   // relu and clip are also defined on integers in PyTorch; the others need floats.
-  if (layer.fn.kind !== "relu" && layer.fn.kind !== "clip") requireFloat(`activation ${layer.fn.kind}`, x.dtype);
+  if (layer.fn.kind !== "relu" && layer.fn.kind !== "clip")
+    requireFloat(`activation ${layer.fn.kind}`, x.dtype);
   return x;
 }

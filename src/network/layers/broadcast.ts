@@ -9,6 +9,7 @@ export interface BroadcastLayer extends LayerBase<"broadcast", readonly [input: 
 
 export function inferBroadcast(layer: BroadcastLayer, [x]: InputTypes): TensorType {
   const shape = broadcastShapes("broadcast", x.shape, layer.shape);
-  if (shape.join() !== layer.shape.join()) throw new LayerShapeError("broadcast", `[${x.shape}] does not expand to [${layer.shape}]`);
+  if (shape.join() !== layer.shape.join())
+    throw new LayerShapeError("broadcast", `[${x.shape}] does not expand to [${layer.shape}]`);
   return { dtype: x.dtype, shape };
 }

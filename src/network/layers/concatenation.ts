@@ -12,9 +12,16 @@ export function inferConcatenation(layer: ConcatenationLayer, inputs: InputTypes
   checkAxis("concatenation", layer.axis, first.shape.length);
   let total = 0;
   for (const t of inputs) {
-    if (t.dtype !== first.dtype) throw new LayerShapeError("concatenation", `mixed dtypes ${first.dtype} and ${t.dtype}`);
-    if (t.shape.length !== first.shape.length || t.shape.some((d, i) => i !== layer.axis && d !== first.shape[i])) {
-      throw new LayerShapeError("concatenation", `[${t.shape}] does not match [${first.shape}] off axis ${layer.axis}`);
+    if (t.dtype !== first.dtype)
+      throw new LayerShapeError("concatenation", `mixed dtypes ${first.dtype} and ${t.dtype}`);
+    if (
+      t.shape.length !== first.shape.length ||
+      t.shape.some((d, i) => i !== layer.axis && d !== first.shape[i])
+    ) {
+      throw new LayerShapeError(
+        "concatenation",
+        `[${t.shape}] does not match [${first.shape}] off axis ${layer.axis}`,
+      );
     }
     total += t.shape[layer.axis];
   }

@@ -2,7 +2,18 @@ import type { TensorType } from "../../ir/graph.js";
 import { broadcastShapes, requireSameDType } from "../shape.js";
 import { type InputTypes, type LayerBase, LayerShapeError } from "./base.js";
 
-export const ARITHMETIC_OPS = ["add", "sub", "mul", "div", "floor_div", "remainder", "fmod", "pow", "min", "max"] as const;
+export const ARITHMETIC_OPS = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "floor_div",
+  "remainder",
+  "fmod",
+  "pow",
+  "min",
+  "max",
+] as const;
 export const COMPARISON_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 export const LOGICAL_OPS = ["and", "or", "xor"] as const;
 

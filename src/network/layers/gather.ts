@@ -14,11 +14,16 @@ export interface GatherLayer extends LayerBase<"gather", readonly [data: string,
 
 export function inferGather(layer: GatherLayer, [data, idx]: InputTypes): TensorType {
   checkAxis("gather", layer.axis, data.shape.length);
-  if (idx.dtype !== "int32" && idx.dtype !== "int64") throw new LayerShapeError("gather", `indices of dtype ${idx.dtype}`);
+  if (idx.dtype !== "int32" && idx.dtype !== "int64")
+    throw new LayerShapeError("gather", `indices of dtype ${idx.dtype}`);
   if (layer.mode === "elements") {
-    if (idx.shape.length !== data.shape.length) throw new LayerShapeError("gather", "elements mode needs equal ranks");
+    if (idx.shape.length !== data.shape.length)
+      throw new LayerShapeError("gather", "elements mode needs equal ranks");
     if (idx.shape.some((d, i) => i !== layer.axis && d > data.shape[i])) {
-      throw new LayerShapeError("gather", `indices [${idx.shape}] exceed data [${data.shape}] off the gather axis`);
+      throw new LayerShapeError(
+        "gather",
+        `indices [${idx.shape}] exceed data [${data.shape}] off the gather axis`,
+      );
     }
     return { dtype: data.dtype, shape: idx.shape };
   }

@@ -7,23 +7,33 @@ import { type BroadcastLayer, inferBroadcast } from "./broadcast.js";
 import { type CastLayer, inferCast } from "./cast.js";
 import { type ConcatenationLayer, inferConcatenation } from "./concatenation.js";
 import { type ConstantLayer, inferConstant } from "./constant.js";
-import { type ConvolutionLayer, type DeconvolutionLayer, inferConvolution, inferDeconvolution } from "./convolution.js";
+import {
+  type ConvolutionLayer,
+  type DeconvolutionLayer,
+  inferConvolution,
+  inferDeconvolution,
+} from "./convolution.js";
 import { type ElementwiseLayer, inferElementwise } from "./elementwise.js";
 import { type GatherLayer, inferGather } from "./gather.js";
 import { type IdentityLayer, inferIdentity } from "./identity.js";
-import { type MatMulLayer, inferMatMul } from "./matmul.js";
-import { type NormalizationLayer, inferNormalization } from "./normalization.js";
-import { type PaddingLayer, inferPadding } from "./padding.js";
-import { type AdaptivePoolingLayer, type PoolingLayer, inferAdaptivePooling, inferPooling } from "./pooling.js";
-import { type DequantizeLayer, type QuantizeLayer, inferDequantize, inferQuantize } from "./quantize.js";
-import { type ReduceLayer, inferReduce } from "./reduce.js";
-import { type ResizeLayer, inferResize } from "./resize.js";
-import { type ScaleLayer, inferScale } from "./scale.js";
-import { type SelectLayer, inferSelect } from "./select.js";
-import { type ShuffleLayer, inferShuffle } from "./shuffle.js";
-import { type SliceLayer, inferSlice } from "./slice.js";
-import { type SoftmaxLayer, inferSoftmax } from "./softmax.js";
-import { type UnaryLayer, inferUnary } from "./unary.js";
+import { inferMatMul, type MatMulLayer } from "./matmul.js";
+import { inferNormalization, type NormalizationLayer } from "./normalization.js";
+import { inferPadding, type PaddingLayer } from "./padding.js";
+import {
+  type AdaptivePoolingLayer,
+  inferAdaptivePooling,
+  inferPooling,
+  type PoolingLayer,
+} from "./pooling.js";
+import { type DequantizeLayer, inferDequantize, inferQuantize, type QuantizeLayer } from "./quantize.js";
+import { inferReduce, type ReduceLayer } from "./reduce.js";
+import { inferResize, type ResizeLayer } from "./resize.js";
+import { inferScale, type ScaleLayer } from "./scale.js";
+import { inferSelect, type SelectLayer } from "./select.js";
+import { inferShuffle, type ShuffleLayer } from "./shuffle.js";
+import { inferSlice, type SliceLayer } from "./slice.js";
+import { inferSoftmax, type SoftmaxLayer } from "./softmax.js";
+import { inferUnary, type UnaryLayer } from "./unary.js";
 
 export * from "./activation.js";
 export * from "./attention.js";

@@ -8,16 +8,23 @@ import { type InputTypes, type LayerBase, LayerShapeError } from "./base.js";
  * `layer`: statistics over axes [beginAxis, rank); scale/bias have shape input[beginAxis:].
  * `group`: N C … input, statistics per sample over each group of C/numGroups channels; scale/bias are [C].
  */
-export type NormalizationLayer = LayerBase<"normalization", readonly [input: string, scale: string, bias: string]> & {
+export type NormalizationLayer = LayerBase<
+  "normalization",
+  readonly [input: string, scale: string, bias: string]
+> & {
   readonly epsilon: number;
-} & ({ readonly kind: "layer"; readonly beginAxis: number } | { readonly kind: "group"; readonly numGroups: number });
+} & (
+    | { readonly kind: "layer"; readonly beginAxis: number }
+    | { readonly kind: "group"; readonly numGroups: number }
+  );
 
 export function inferNormalization(layer: NormalizationLayer, [x, scale, bias]: InputTypes): TensorType {
   const name = `normalization ${layer.kind}`;
   requireFloat(name, x.dtype);
   let expected: readonly number[];
   if (layer.kind === "layer") {
-    if (layer.beginAxis < 0 || layer.beginAxis >= x.shape.length) throw new LayerShapeError(name, "beginAxis out of range");
+    if (layer.beginAxis < 0 || layer.beginAxis >= x.shape.length)
+      throw new LayerShapeError(name, "beginAxis out of range");
     expected = x.shape.slice(layer.beginAxis);
   } else {
     const c = x.shape[1];
@@ -26,8 +33,12 @@ export function inferNormalization(layer: NormalizationLayer, [x, scale, bias]: 
     }
     expected = [c];
   }
-  for (const [what, t] of [["scale", scale], ["bias", bias]] as const) {
-    if (t.shape.join() !== expected.join()) throw new LayerShapeError(name, `${what} [${t.shape}], expected [${expected}]`);
+  for (const [what, t] of [
+    ["scale", scale],
+    ["bias", bias],
+  ] as const) {
+    if (t.shape.join() !== expected.join())
+      throw new LayerShapeError(name, `${what} [${t.shape}], expected [${expected}]`);
     if (t.dtype !== x.dtype) throw new LayerShapeError(name, `${what} is ${t.dtype}, input ${x.dtype}`);
   }
   return x;

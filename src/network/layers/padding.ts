@@ -15,14 +15,18 @@ export interface PaddingLayer extends LayerBase<"padding", readonly [input: stri
 export function inferPadding(layer: PaddingLayer, [x]: InputTypes): TensorType {
   const name = `padding ${layer.mode}`;
   const rank = x.shape.length;
-  if (layer.pre.length !== rank || layer.post.length !== rank) throw new LayerShapeError(name, `needs ${rank} entries`);
+  if (layer.pre.length !== rank || layer.post.length !== rank)
+    throw new LayerShapeError(name, `needs ${rank} entries`);
   const shape = x.shape.map((d, i) => {
     const [a, b] = [layer.pre[i], layer.post[i]];
     if (layer.mode !== "constant") {
       if (a < 0 || b < 0) throw new LayerShapeError(name, "negative padding");
-      if (layer.mode === "reflect" && (a >= d || b >= d)) throw new LayerShapeError(name, `reflect pad ${a},${b} of size ${d}`);
-      if (layer.mode === "circular" && (a > d || b > d)) throw new LayerShapeError(name, `circular pad ${a},${b} of size ${d}`);
-      if (layer.mode === "replicate" && d === 0 && a + b > 0) throw new LayerShapeError(name, "replicate of an empty axis");
+      if (layer.mode === "reflect" && (a >= d || b >= d))
+        throw new LayerShapeError(name, `reflect pad ${a},${b} of size ${d}`);
+      if (layer.mode === "circular" && (a > d || b > d))
+        throw new LayerShapeError(name, `circular pad ${a},${b} of size ${d}`);
+      if (layer.mode === "replicate" && d === 0 && a + b > 0)
+        throw new LayerShapeError(name, "replicate of an empty axis");
     }
     const n = d + a + b;
     if (n < 0) throw new LayerShapeError(name, `axis ${i} would have size ${n}`);

@@ -25,7 +25,14 @@ export interface AdaptivePoolingLayer extends LayerBase<"adaptive_pooling", read
 }
 
 /** PyTorch's `pooling_output_shape`: a ceil-mode window must start inside the input or left padding. */
-export function poolOutputSize(inp: number, k: number, s: number, p: number, d: number, ceil: boolean): number {
+export function poolOutputSize(
+  inp: number,
+  k: number,
+  s: number,
+  p: number,
+  d: number,
+  ceil: boolean,
+): number {
   const span = inp + 2 * p - d * (k - 1) - 1 + (ceil ? s - 1 : 0);
   let out = Math.floor(span / s) + 1;
   if (ceil && (out - 1) * s >= inp + p) out--;
@@ -36,16 +43,26 @@ export function inferPooling(layer: PoolingLayer, [x]: InputTypes): TensorType {
   const name = `pooling ${layer.mode}`;
   requireFloat(name, x.dtype);
   const sp = layer.kernel.length;
-  if (sp < 1 || x.shape.length < sp + 1) throw new LayerShapeError(name, `input [${x.shape}] for ${sp}-d pooling`);
+  if (sp < 1 || x.shape.length < sp + 1)
+    throw new LayerShapeError(name, `input [${x.shape}] for ${sp}-d pooling`);
   for (const f of ["stride", "padding", "dilation"] as const) {
-    if (layer[f].length !== sp) throw new LayerShapeError(name, `${f} has ${layer[f].length} entries for ${sp} axes`);
+    if (layer[f].length !== sp)
+      throw new LayerShapeError(name, `${f} has ${layer[f].length} entries for ${sp} axes`);
   }
   const lead = x.shape.length - sp;
   const shape = x.shape.slice(0, lead);
   for (let i = 0; i < sp; i++) {
     const k = layer.kernel[i];
-    if (layer.padding[i] * 2 > k) throw new LayerShapeError(name, `padding ${layer.padding[i]} exceeds half the kernel ${k}`);
-    const o = poolOutputSize(x.shape[lead + i], k, layer.stride[i], layer.padding[i], layer.dilation[i], layer.ceilMode);
+    if (layer.padding[i] * 2 > k)
+      throw new LayerShapeError(name, `padding ${layer.padding[i]} exceeds half the kernel ${k}`);
+    const o = poolOutputSize(
+      x.shape[lead + i],
+      k,
+      layer.stride[i],
+      layer.padding[i],
+      layer.dilation[i],
+      layer.ceilMode,
+    );
     if (o < 1) throw new LayerShapeError(name, `window larger than the padded input on axis ${lead + i}`);
     shape.push(o);
   }
@@ -56,8 +73,10 @@ export function inferAdaptivePooling(layer: AdaptivePoolingLayer, [x]: InputType
   const name = `adaptive_pooling ${layer.mode}`;
   requireFloat(name, x.dtype);
   const sp = layer.outputSize.length;
-  if (sp < 1 || x.shape.length < sp + 1) throw new LayerShapeError(name, `input [${x.shape}] for ${sp}-d pooling`);
-  if (layer.outputSize.some((o) => !Number.isInteger(o) || o < 1)) throw new LayerShapeError(name, "output size ≥ 1");
+  if (sp < 1 || x.shape.length < sp + 1)
+    throw new LayerShapeError(name, `input [${x.shape}] for ${sp}-d pooling`);
+  if (layer.outputSize.some((o) => !Number.isInteger(o) || o < 1))
+    throw new LayerShapeError(name, "output size ≥ 1");
   if (x.shape.slice(-sp).some((d) => d < 1)) throw new LayerShapeError(name, "empty spatial axis");
   return { dtype: x.dtype, shape: [...x.shape.slice(0, x.shape.length - sp), ...layer.outputSize] };
 }

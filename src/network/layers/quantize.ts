@@ -23,7 +23,8 @@ export interface DequantizeLayer extends LayerBase<"dequantize", readonly [input
 
 function checkParams(name: string, p: QuantParams, x: TensorType): void {
   const n = p.axis === null ? 1 : x.shape[checkAxis(name, p.axis, x.shape.length)];
-  if (p.scale.length !== n || p.zeroPoint.length !== n) throw new LayerShapeError(name, `needs ${n} scales and zero points`);
+  if (p.scale.length !== n || p.zeroPoint.length !== n)
+    throw new LayerShapeError(name, `needs ${n} scales and zero points`);
   if (p.scale.some((s) => !(s > 0))) throw new LayerShapeError(name, "scales must be positive");
   if (p.qmin > p.qmax) throw new LayerShapeError(name, `qmin ${p.qmin} > qmax ${p.qmax}`);
 }

@@ -17,7 +17,8 @@ export function inferReduce(layer: ReduceLayer, [x]: InputTypes): TensorType {
   const rank = x.shape.length;
   layer.axes.forEach((a, i) => {
     checkAxis(name, a, rank);
-    if (i > 0 && a <= layer.axes[i - 1]) throw new LayerShapeError(name, "axes must be distinct and ascending");
+    if (i > 0 && a <= layer.axes[i - 1])
+      throw new LayerShapeError(name, "axes must be distinct and ascending");
   });
   if (layer.op === "mean") requireFloat(name, x.dtype);
   if ((layer.op === "argmax" || layer.op === "argmin") && layer.axes.length !== 1) {

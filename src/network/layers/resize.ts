@@ -21,6 +21,7 @@ export function inferResize(layer: ResizeLayer, [x]: InputTypes): TensorType {
   if (sp < 1 || x.shape.length < sp + 1 || layer.scales.length !== sp) {
     throw new LayerShapeError(name, `input [${x.shape}] for ${sp} spatial axes`);
   }
-  if (layer.outputSize.some((o) => !Number.isInteger(o) || o < 1)) throw new LayerShapeError(name, "output size ≥ 1");
+  if (layer.outputSize.some((o) => !Number.isInteger(o) || o < 1))
+    throw new LayerShapeError(name, "output size ≥ 1");
   return { dtype: x.dtype, shape: [...x.shape.slice(0, x.shape.length - sp), ...layer.outputSize] };
 }

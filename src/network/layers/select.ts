@@ -3,7 +3,8 @@ import { broadcastShapes, requireSameDType } from "../shape.js";
 import { type InputTypes, type LayerBase, LayerShapeError } from "./base.js";
 
 /** where(condition, a, b) with broadcasting of all three. */
-export interface SelectLayer extends LayerBase<"select", readonly [condition: string, a: string, b: string]> {}
+export interface SelectLayer
+  extends LayerBase<"select", readonly [condition: string, a: string, b: string]> {}
 
 export function inferSelect(_layer: SelectLayer, [c, a, b]: InputTypes): TensorType {
   if (c.dtype !== "bool") throw new LayerShapeError("select", `condition of dtype ${c.dtype}`);

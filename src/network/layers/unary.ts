@@ -5,8 +5,28 @@ import { type InputTypes, type LayerBase, LayerShapeError } from "./base.js";
 /** Ops defined on any numeric dtype; the rest need floating point (converters cast integers first). */
 export const NUMERIC_UNARY_OPS = ["abs", "neg", "sign", "ceil", "floor", "round", "trunc"] as const;
 export const FLOAT_UNARY_OPS = [
-  "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal", "erf",
-  "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+  "exp",
+  "exp2",
+  "expm1",
+  "log",
+  "log2",
+  "log10",
+  "log1p",
+  "sqrt",
+  "rsqrt",
+  "reciprocal",
+  "erf",
+  "sin",
+  "cos",
+  "tan",
+  "asin",
+  "acos",
+  "atan",
+  "sinh",
+  "cosh",
+  "asinh",
+  "acosh",
+  "atanh",
 ] as const;
 
 /** `round` rounds half to even, as PyTorch does; `not` is logical negation of bool; `isnan`/`isinf` give bool. */

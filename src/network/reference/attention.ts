@@ -1,5 +1,5 @@
-import type { AttentionLayer } from "../layers/attention.js";
 import { numel } from "../../ir/tensor.js";
+import type { AttentionLayer } from "../layers/attention.js";
 import { broadcastIndex, read, write } from "./data.js";
 import { softmaxInPlace } from "./softmax.js";
 import type { LayerRunner } from "./types.js";
@@ -35,7 +35,8 @@ export const runAttention: LayerRunner<AttentionLayer> = (layer, [qt, kt, vt, mt
     }
     // Fully masked rows give zeros, as PyTorch's math SDPA (`_safe_softmax`) does, not NaN.
     const dead = new Set<number>();
-    for (let i = 0; i < L; i++) if (scores.subarray(i * S, (i + 1) * S).every((x) => x === Number.NEGATIVE_INFINITY)) dead.add(i);
+    for (let i = 0; i < L; i++)
+      if (scores.subarray(i * S, (i + 1) * S).every((x) => x === Number.NEGATIVE_INFINITY)) dead.add(i);
     softmaxInPlace(scores, [L, S], 1, false);
     for (const i of dead) scores.fill(0, i * S, (i + 1) * S);
     for (let i = 0; i < L; i++) {

@@ -1,5 +1,5 @@
-import type { ConcatenationLayer } from "../layers/concatenation.js";
 import { numel } from "../../ir/tensor.js";
+import type { ConcatenationLayer } from "../layers/concatenation.js";
 import { axisSplit, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

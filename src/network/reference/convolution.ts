@@ -1,5 +1,5 @@
-import type { ConvolutionLayer, DeconvolutionLayer } from "../layers/convolution.js";
 import { stridesOf } from "../../ir/tensor.js";
+import type { ConvolutionLayer, DeconvolutionLayer } from "../layers/convolution.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

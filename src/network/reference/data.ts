@@ -1,5 +1,12 @@
 import type { TensorType } from "../../ir/graph.js";
-import { type Shape, type Tensor, numel, stridesOf, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
+import {
+  numel,
+  type Shape,
+  stridesOf,
+  type Tensor,
+  tensorFromNumbers,
+  toFloat64Array,
+} from "../../ir/tensor.js";
 
 // The reference reads every tensor as float64 and stores results in the layer's dtype, so float32 layers
 // round once per layer, as a GPU kernel writing fp32 does, while sums accumulate in float64.
@@ -17,7 +24,7 @@ export function broadcastIndex(inShape: Shape, out: Shape): Int32Array {
   const rank = out.length;
   const offset = rank - inShape.length;
   const inStrides = stridesOf(inShape);
-  const stride = out.map((d, i) => (i < offset || inShape[i - offset] === 1 ? 0 : inStrides[i - offset]));
+  const stride = out.map((_d, i) => (i < offset || inShape[i - offset] === 1 ? 0 : inStrides[i - offset]));
   const idx = new Array<number>(rank).fill(0);
   let flat = 0;
   for (let k = 0; k < n; k++) {

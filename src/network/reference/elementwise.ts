@@ -1,5 +1,5 @@
-import type { ElementwiseLayer, ElementwiseOp } from "../layers/elementwise.js";
 import { numel } from "../../ir/tensor.js";
+import type { ElementwiseLayer, ElementwiseOp } from "../layers/elementwise.js";
 import { isFloatType } from "../shape.js";
 import { broadcastIndex, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
@@ -27,25 +27,44 @@ type Binary = (a: number, b: number) => number;
 
 function opFor(op: ElementwiseOp, float: boolean): Binary {
   switch (op) {
-    case "add": return (a, b) => a + b;
-    case "sub": return (a, b) => a - b;
-    case "mul": return (a, b) => a * b;
-    case "div": return float ? (a, b) => a / b : (a, b) => (b === 0 ? 0 : Math.trunc(a / b));
-    case "floor_div": return float ? floorDivFloat : (a, b) => (b === 0 ? 0 : Math.floor(a / b));
-    case "remainder": return float ? remainder : (a, b) => (b === 0 ? 0 : remainder(a, b));
-    case "fmod": return float ? (a, b) => a % b : (a, b) => (b === 0 ? 0 : a % b);
-    case "pow": return float ? Math.pow : (a, b) => Math.trunc(a ** b);
-    case "min": return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : Math.min(a, b));
-    case "max": return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : Math.max(a, b));
-    case "eq": return (a, b) => Number(a === b);
-    case "ne": return (a, b) => Number(a !== b);
-    case "lt": return (a, b) => Number(a < b);
-    case "le": return (a, b) => Number(a <= b);
-    case "gt": return (a, b) => Number(a > b);
-    case "ge": return (a, b) => Number(a >= b);
-    case "and": return (a, b) => Number(a !== 0 && b !== 0);
-    case "or": return (a, b) => Number(a !== 0 || b !== 0);
-    case "xor": return (a, b) => Number((a !== 0) !== (b !== 0));
+    case "add":
+      return (a, b) => a + b;
+    case "sub":
+      return (a, b) => a - b;
+    case "mul":
+      return (a, b) => a * b;
+    case "div":
+      return float ? (a, b) => a / b : (a, b) => (b === 0 ? 0 : Math.trunc(a / b));
+    case "floor_div":
+      return float ? floorDivFloat : (a, b) => (b === 0 ? 0 : Math.floor(a / b));
+    case "remainder":
+      return float ? remainder : (a, b) => (b === 0 ? 0 : remainder(a, b));
+    case "fmod":
+      return float ? (a, b) => a % b : (a, b) => (b === 0 ? 0 : a % b);
+    case "pow":
+      return float ? Math.pow : (a, b) => Math.trunc(a ** b);
+    case "min":
+      return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : Math.min(a, b));
+    case "max":
+      return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : Math.max(a, b));
+    case "eq":
+      return (a, b) => Number(a === b);
+    case "ne":
+      return (a, b) => Number(a !== b);
+    case "lt":
+      return (a, b) => Number(a < b);
+    case "le":
+      return (a, b) => Number(a <= b);
+    case "gt":
+      return (a, b) => Number(a > b);
+    case "ge":
+      return (a, b) => Number(a >= b);
+    case "and":
+      return (a, b) => Number(a !== 0 && b !== 0);
+    case "or":
+      return (a, b) => Number(a !== 0 || b !== 0);
+    case "xor":
+      return (a, b) => Number((a !== 0) !== (b !== 0));
   }
 }
 

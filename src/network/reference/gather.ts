@@ -1,12 +1,13 @@
 import { TorchcError } from "../../errors.js";
-import type { GatherLayer } from "../layers/gather.js";
 import { numel, stridesOf } from "../../ir/tensor.js";
+import type { GatherLayer } from "../layers/gather.js";
 import { axisSplit, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 
 function resolve(i: number, size: number): number {
   const j = i < 0 ? i + size : i;
-  if (!(j >= 0 && j < size)) throw new TorchcError(`gather: index ${i} is out of range for size ${size}`, "network.index");
+  if (!(j >= 0 && j < size))
+    throw new TorchcError(`gather: index ${i} is out of range for size ${size}`, "network.index");
   return j;
 }
 

@@ -16,16 +16,16 @@ import { runDequantize, runQuantize } from "./quantize.js";
 import { runReduce } from "./reduce.js";
 import { runResize } from "./resize.js";
 import { runScale } from "./scale.js";
-import { runBroadcast, runCast, runConstant, runIdentity, runSelect } from "./simple.js";
 import { runShuffle } from "./shuffle.js";
+import { runBroadcast, runCast, runConstant, runIdentity, runSelect } from "./simple.js";
 import { runSlice } from "./slice.js";
 import { runSoftmax } from "./softmax.js";
 import type { LayerRunner, ReferenceEnv } from "./types.js";
 import { runUnary } from "./unary.js";
 
-export type { LayerRunner, ReferenceEnv } from "./types.js";
 export { activationFunction } from "./activation.js";
 export { erf } from "./math.js";
+export type { LayerRunner, ReferenceEnv } from "./types.js";
 
 /** The CPU reference of each layer type; a missing entry is a compile error. */
 export const LAYER_RUNNERS: { readonly [T in LayerType]: LayerRunner<LayerOf<T>> } = {
@@ -79,16 +79,25 @@ export function runNetworkReference(
 ): Tensor[] {
   const values = new Map<string, Tensor>();
   network.inputs.forEach((name, i) => {
-    const t = Array.isArray(inputs) ? (inputs as readonly Tensor[])[i] : (inputs as Record<string, Tensor>)[name];
+    const t = Array.isArray(inputs)
+      ? (inputs as readonly Tensor[])[i]
+      : (inputs as Record<string, Tensor>)[name];
     const want = network.tensors[name];
     if (!t) throw new InputError(`network input '${name}' was not given`, "input.missing");
     if (t.dtype !== want.dtype || t.shape.join() !== want.shape.join()) {
-      throw new InputError(`network input '${name}' is ${t.dtype}[${t.shape}], expected ${want.dtype}[${want.shape}]`, "input.shape");
+      throw new InputError(
+        `network input '${name}' is ${t.dtype}[${t.shape}], expected ${want.dtype}[${want.shape}]`,
+        "input.shape",
+      );
     }
     values.set(name, t);
   });
   for (const layer of network.layers) {
-    const out = runLayerReference(layer, layer.inputs.map((i) => values.get(i)!), network);
+    const out = runLayerReference(
+      layer,
+      layer.inputs.map((i) => values.get(i)!),
+      network,
+    );
     values.set(layer.output, out);
     options.onLayer?.(layer, out);
   }

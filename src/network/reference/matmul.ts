@@ -1,5 +1,5 @@
-import type { MatMulLayer } from "../layers/matmul.js";
 import { numel } from "../../ir/tensor.js";
+import type { MatMulLayer } from "../layers/matmul.js";
 import { broadcastIndex, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

@@ -1,5 +1,5 @@
-import type { NormalizationLayer } from "../layers/normalization.js";
 import { numel } from "../../ir/tensor.js";
+import type { NormalizationLayer } from "../layers/normalization.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

@@ -1,5 +1,5 @@
-import type { PaddingLayer } from "../layers/padding.js";
 import { numel, stridesOf } from "../../ir/tensor.js";
+import type { PaddingLayer } from "../layers/padding.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 
@@ -7,10 +7,14 @@ import type { LayerRunner } from "./types.js";
 function sourceIndex(mode: PaddingLayer["mode"], i: number, d: number): number {
   if (i >= 0 && i < d) return i;
   switch (mode) {
-    case "constant": return -1;
-    case "reflect": return i < 0 ? -i : 2 * (d - 1) - i;
-    case "replicate": return i < 0 ? 0 : d - 1;
-    case "circular": return ((i % d) + d) % d;
+    case "constant":
+      return -1;
+    case "reflect":
+      return i < 0 ? -i : 2 * (d - 1) - i;
+    case "replicate":
+      return i < 0 ? 0 : d - 1;
+    case "circular":
+      return ((i % d) + d) % d;
   }
 }
 

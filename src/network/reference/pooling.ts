@@ -1,5 +1,5 @@
-import type { AdaptivePoolingLayer, PoolingLayer } from "../layers/pooling.js";
 import { numel } from "../../ir/tensor.js";
+import type { AdaptivePoolingLayer, PoolingLayer } from "../layers/pooling.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

@@ -1,4 +1,4 @@
-import type { DequantizeLayer, QuantParams, QuantizeLayer } from "../layers/quantize.js";
+import type { DequantizeLayer, QuantizeLayer, QuantParams } from "../layers/quantize.js";
 import { axisSplit, read, roundHalfEven, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

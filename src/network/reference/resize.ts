@@ -1,5 +1,5 @@
-import type { ResizeLayer } from "../layers/resize.js";
 import { numel } from "../../ir/tensor.js";
+import type { ResizeLayer } from "../layers/resize.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 
@@ -11,11 +11,21 @@ function nearestScale(inp: number, outp: number, scale: number | null): number {
 }
 
 /** Input indices and weights per output index along one axis: [i0, i1, w0, w1]. */
-function axisTaps(layer: ResizeLayer, inp: number, outp: number, scale: number | null): [number, number, number, number][] {
+function axisTaps(
+  layer: ResizeLayer,
+  inp: number,
+  outp: number,
+  scale: number | null,
+): [number, number, number, number][] {
   const taps: [number, number, number, number][] = [];
   for (let o = 0; o < outp; o++) {
     if (layer.mode === "nearest") {
-      const i = outp === inp ? o : outp === 2 * inp ? o >> 1 : Math.min(Math.floor(f32(o * nearestScale(inp, outp, scale))), inp - 1);
+      const i =
+        outp === inp
+          ? o
+          : outp === 2 * inp
+            ? o >> 1
+            : Math.min(Math.floor(f32(o * nearestScale(inp, outp, scale))), inp - 1);
       taps.push([i, i, 1, 0]);
     } else if (layer.mode === "nearest_exact") {
       const i = Math.min(Math.floor(f32(f32(o + 0.5) * nearestScale(inp, outp, scale))), inp - 1);

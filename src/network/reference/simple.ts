@@ -1,15 +1,16 @@
+import { castTensor, numel } from "../../ir/tensor.js";
 import type { BroadcastLayer } from "../layers/broadcast.js";
 import type { CastLayer } from "../layers/cast.js";
 import type { ConstantLayer } from "../layers/constant.js";
 import type { IdentityLayer } from "../layers/identity.js";
 import type { SelectLayer } from "../layers/select.js";
-import { castTensor, numel } from "../../ir/tensor.js";
 import { broadcastIndex, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 
 // Layers with nothing to compute: data movement and dtype conversion.
 
-export const runConstant: LayerRunner<ConstantLayer> = (layer, _inputs, _out, env) => env.constant(layer.weight);
+export const runConstant: LayerRunner<ConstantLayer> = (layer, _inputs, _out, env) =>
+  env.constant(layer.weight);
 
 export const runIdentity: LayerRunner<IdentityLayer> = (_layer, [x]) => x;
 

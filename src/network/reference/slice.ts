@@ -1,5 +1,5 @@
-import type { SliceLayer } from "../layers/slice.js";
 import { numel, stridesOf } from "../../ir/tensor.js";
+import type { SliceLayer } from "../layers/slice.js";
 import { read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
 

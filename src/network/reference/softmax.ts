@@ -4,7 +4,8 @@ import type { LayerRunner } from "./types.js";
 
 /** Max-subtracted softmax; log-softmax as x − max − log Σ exp(x − max). */
 export function softmaxInPlace(x: Float64Array, shape: readonly number[], axis: number, log: boolean): void {
-  const { outer, size, inner } = shape.length === 0 ? { outer: 1, size: 1, inner: 1 } : axisSplit(shape, axis);
+  const { outer, size, inner } =
+    shape.length === 0 ? { outer: 1, size: 1, inner: 1 } : axisSplit(shape, axis);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * size * inner + i;

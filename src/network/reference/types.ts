@@ -7,4 +7,9 @@ export interface ReferenceEnv {
 }
 
 /** Runs one layer on host tensors; `out` is the output type the shape rule gave. */
-export type LayerRunner<L> = (layer: L, inputs: readonly Tensor[], out: TensorType, env: ReferenceEnv) => Tensor;
+export type LayerRunner<L> = (
+  layer: L,
+  inputs: readonly Tensor[],
+  out: TensorType,
+  env: ReferenceEnv,
+) => Tensor;

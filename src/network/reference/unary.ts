@@ -1,5 +1,5 @@
 import type { UnaryLayer, UnaryOp } from "../layers/unary.js";
-import { roundHalfEven, read, write } from "./data.js";
+import { read, roundHalfEven, write } from "./data.js";
 import { erf } from "./math.js";
 import type { LayerRunner } from "./types.js";
 

@@ -88,7 +88,7 @@ export const stackToCat = rule({
     const d = normDim(sdim, rank);
     const b = ctx.build();
     const parts = (list.names as string[]).map((name) => {
-      const type = ctx.index.typeOf(name);
+      const type = ctx.graph.typeOf(name);
       const shape = [...type.shape.slice(0, d), 1, ...type.shape.slice(d)];
       return b.node(
         "aten.view.default",

@@ -28,7 +28,7 @@ export const cpuFlashAttentionToSdpa = rule({
   doc: "_scaled_dot_product_flash_attention_for_cpu(q, k, v, …)[0] ⇒ scaled_dot_product_attention(q, k, v, …)",
   pattern: op("aten._scaled_dot_product_flash_attention_for_cpu.default"),
   rewrite: ({ root }, ctx) =>
-    ctx.index.isUnused(root.outputs[1].name)
+    ctx.graph.isUnused(root.outputs[1].name)
       ? ctx.replaceWithNode(
           "aten.scaled_dot_product_attention.default",
           pickArgs(root.args, ["query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"]),
@@ -114,9 +114,9 @@ export const inPlaceToFunctional = rule({
   pattern: anyOp({ where: (n) => functionalVariant(n.op) !== undefined }),
   rewrite: ({ root }, ctx) => {
     const self = root.node.args.self;
-    if (self?.kind !== "tensor" || ctx.index.isGraphOutput(self.name)) return undefined;
-    const at = ctx.index.orderOf(root.node);
-    if (ctx.index.usersOf(self.name).some((u) => ctx.index.orderOf(u) > at)) return undefined;
+    if (self?.kind !== "tensor" || ctx.graph.isGraphOutput(self.name)) return undefined;
+    const at = ctx.graph.orderOf(root.node);
+    if (ctx.graph.usersOf(self.name).some((u) => ctx.graph.orderOf(u) > at)) return undefined;
     const b = ctx.build();
     const outs = b.nodeOutputs(
       functionalVariant(root.op)!,

@@ -16,7 +16,7 @@ function toNoTrainingBatchNorm(name: string, opName: string): Rule {
     pattern: op(opName, { running_mean: mean, running_var: variance, training: bool(false) }),
     captures: { mean, variance },
     rewrite: ({ root }, ctx) => {
-      if (!root.outputs.slice(1).every((o) => ctx.index.isUnused(o.name))) return undefined;
+      if (!root.outputs.slice(1).every((o) => ctx.graph.isUnused(o.name))) return undefined;
       const b = ctx.build();
       const [out] = b.nodeOutputs(
         BATCH_NORM,

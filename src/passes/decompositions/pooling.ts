@@ -1,7 +1,7 @@
 // Global average pooling is a mean over the spatial dims (a reduction a fuser already handles); other
-// adaptive pools and max pools take their core ATen names.
+// adaptive pools, max pools and nearest upsampling take their core ATen names.
 import { arg, pickArgs } from "../rewrite/args.js";
-import { ints, op, value } from "../rewrite/pattern.js";
+import { ints, op, optional, scalar, value } from "../rewrite/pattern.js";
 import { rule, ruleSet } from "../rewrite/rule.js";
 
 const ADAPTIVE = ["aten.adaptive_avg_pool2d.default", "aten._adaptive_avg_pool2d.default"];
@@ -39,7 +39,7 @@ export const maxPoolWithIndicesToMaxPool = rule({
   doc: "max_pool2d_with_indices(x, …)[0] with unused indices ⇒ max_pool2d(x, …)",
   pattern: op("aten.max_pool2d_with_indices.default"),
   rewrite: ({ root }, ctx) =>
-    ctx.index.isUnused(root.outputs[1].name)
+    ctx.graph.isUnused(root.outputs[1].name)
       ? ctx.replaceWithNode(
           "aten.max_pool2d.default",
           pickArgs(root.args, ["self", "kernel_size", "stride", "padding", "dilation", "ceil_mode"]),
@@ -48,4 +48,33 @@ export const maxPoolWithIndicesToMaxPool = rule({
       : undefined,
 });
 
-export const poolingRules = ruleSet(globalAvgPoolToMean, adaptiveAvgPoolToCore, maxPoolWithIndicesToMaxPool);
+const ux = value();
+const scaleH = optional(scalar());
+const scaleW = optional(scalar());
+export const upsampleNearestToVec = rule({
+  name: "upsample-nearest-to-vec",
+  doc: "upsample_nearest2d(x, size, scales_h, scales_w) ⇒ upsample_nearest2d.vec(x, size | None, None | scales)",
+  pattern: op("aten.upsample_nearest2d.default", { self: ux, scales_h: scaleH, scales_w: scaleW }),
+  captures: { ux, scaleH, scaleW },
+  rewrite: ({ ux, scaleH, scaleW, root }, ctx) => {
+    // With scales PyTorch maps output to input positions by 1/scale, not by the size ratio: keep them.
+    if ((scaleH === null) !== (scaleW === null)) return undefined;
+    const bySize = scaleH === null || scaleW === null;
+    return ctx.replaceWithNode(
+      "aten.upsample_nearest2d.vec",
+      {
+        input: arg.tensor(ux),
+        output_size: bySize ? arg.ints(root.out.type.shape.slice(-2)) : arg.none,
+        scale_factors: bySize ? arg.none : arg.floats([scaleH, scaleW]),
+      },
+      root.out.type,
+    );
+  },
+});
+
+export const poolingRules = ruleSet(
+  globalAvgPoolToMean,
+  adaptiveAvgPoolToCore,
+  maxPoolWithIndicesToMaxPool,
+  upsampleNearestToVec,
+);

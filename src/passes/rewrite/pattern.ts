@@ -37,7 +37,7 @@ export interface Pattern<B> {
   /** Phantom: the type this pattern binds. Never set at run time. */
   readonly __binds?: B;
   /** Matches one argument; `undefined` means the argument is absent from the node. */
-  matchArg(arg: Arg | undefined, index: GraphView, bindings: Bindings): Bindings | undefined;
+  matchArg(arg: Arg | undefined, graph: GraphView, bindings: Bindings): Bindings | undefined;
   /** A short rendering for docs and error messages. */
   readonly text: string;
   /** Sub-patterns that are bound whenever this one matches (not those of `either`/`optional` branches). */
@@ -48,7 +48,7 @@ export interface Pattern<B> {
 export interface NodePattern<B = BoundNode> extends Pattern<B> {
   /** The ops this pattern can match; undefined = any op. Used to index rules by root op. */
   readonly ops: readonly string[] | undefined;
-  matchNode(node: Node, index: GraphView, bindings: Bindings): Bindings | undefined;
+  matchNode(node: Node, graph: GraphView, bindings: Bindings): Bindings | undefined;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the erased pattern type used as a map key
@@ -83,7 +83,7 @@ function literal<B>(text: string, read: (arg: Arg | undefined) => B | undefined,
   const self: Pattern<B> = {
     text,
     parts: [],
-    matchArg(arg, _index, bindings) {
+    matchArg(arg, _graph, bindings) {
       const v = read(arg);
       if (v === undefined) return undefined;
       if (expected !== undefined && !sameBinding(v, expected)) return undefined;
@@ -155,7 +155,7 @@ export function anyArg(): Pattern<Arg | undefined> {
   const self: Pattern<Arg | undefined> = {
     text: "_",
     parts: [],
-    matchArg: (arg, _index, bindings) => bind(self, arg, bindings),
+    matchArg: (arg, _graph, bindings) => bind(self, arg, bindings),
   };
   return self;
 }
@@ -170,7 +170,7 @@ export interface ValueConstraint {
   readonly singleUse?: boolean;
 }
 
-function fits(name: string, type: TensorType, c: ValueConstraint, index: GraphView): boolean {
+function fits(name: string, type: TensorType, c: ValueConstraint, graph: GraphView): boolean {
   if (
     c.dtype !== undefined &&
     !(typeof c.dtype === "string" ? c.dtype === type.dtype : c.dtype.includes(type.dtype))
@@ -180,7 +180,7 @@ function fits(name: string, type: TensorType, c: ValueConstraint, index: GraphVi
   if (c.floating !== undefined && isFloating(type.dtype) !== c.floating) return false;
   if (c.rank !== undefined && type.shape.length !== c.rank) return false;
   if (c.shape !== undefined && c.shape.join() !== type.shape.join()) return false;
-  if (c.singleUse && !index.hasSingleUser(name)) return false;
+  if (c.singleUse && !graph.hasSingleUser(name)) return false;
   return true;
 }
 
@@ -195,10 +195,10 @@ export function value(constraint: ValueConstraint = {}): Pattern<BoundValue> {
   const self: Pattern<BoundValue> = {
     text: `value(${describe(constraint)})`,
     parts: [],
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       if (arg?.kind !== "tensor") return undefined;
-      const type = index.typeOf(arg.name);
-      if (!fits(arg.name, type, constraint, index)) return undefined;
+      const type = graph.typeOf(arg.name);
+      if (!fits(arg.name, type, constraint, graph)) return undefined;
       return bind(self, { name: arg.name, type }, bindings);
     },
   };
@@ -210,12 +210,12 @@ export function weight(constraint: ValueConstraint = {}): Pattern<BoundWeight> {
   const self: Pattern<BoundWeight> = {
     text: `weight(${describe(constraint)})`,
     parts: [],
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       if (arg?.kind !== "tensor") return undefined;
-      const w = index.weightOf(arg.name);
+      const w = graph.weightOf(arg.name);
       if (!w) return undefined;
-      const type = index.typeOf(arg.name);
-      if (!fits(arg.name, type, constraint, index)) return undefined;
+      const type = graph.typeOf(arg.name);
+      if (!fits(arg.name, type, constraint, graph)) return undefined;
       return bind(self, { name: arg.name, type, weight: w }, bindings);
     },
   };
@@ -231,23 +231,23 @@ export interface OpOptions {
   /** The matched output must be read by exactly one node (and not be a graph output). */
   readonly singleUse?: boolean;
   /** An extra test on the matched node. */
-  readonly where?: (node: BoundNode, index: GraphView) => boolean;
+  readonly where?: (node: BoundNode, graph: GraphView) => boolean;
 }
 
-function boundNode(node: Node, index: GraphView): BoundNode {
-  const outputs = node.outputs.map((name) => ({ name, type: index.typeOf(name) }));
-  return { node, name: node.name, op: node.op, args: index.argsOf(node), outputs, out: outputs[0] };
+function boundNode(node: Node, graph: GraphView): BoundNode {
+  const outputs = node.outputs.map((name) => ({ name, type: graph.typeOf(name) }));
+  return { node, name: node.name, op: node.op, args: graph.argsOf(node), outputs, out: outputs[0] };
 }
 
 function matchArgs(
   args: Readonly<Record<string, Arg>>,
   patterns: ArgPatterns,
-  index: GraphView,
+  graph: GraphView,
   bindings: Bindings,
 ) {
   let b: Bindings | undefined = bindings;
   for (const [name, p] of Object.entries(patterns)) {
-    b = p.matchArg(args[name], index, b);
+    b = p.matchArg(args[name], graph, b);
     if (!b) return undefined;
   }
   return b;
@@ -265,25 +265,25 @@ function nodePattern(
     text,
     ops,
     parts: [...common[0]].filter((p) => common.every((set) => set.has(p))),
-    matchNode(node, index, bindings) {
+    matchNode(node, graph, bindings) {
       if (opSet && !opSet.has(node.op)) return undefined;
-      const args = index.argsOf(node);
+      const args = graph.argsOf(node);
       for (const alternative of argAlternatives) {
-        const b = matchArgs(args, alternative, index, bindings);
+        const b = matchArgs(args, alternative, graph, bindings);
         if (!b) continue;
-        const bound = boundNode(node, index);
-        if (options.where && !options.where(bound, index)) continue;
+        const bound = boundNode(node, graph);
+        if (options.where && !options.where(bound, graph)) continue;
         const out = bind(self, bound, b);
         if (out) return out;
       }
       return undefined;
     },
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       if (arg?.kind !== "tensor") return undefined;
-      const producer = index.producerOf(arg.name);
+      const producer = graph.producerOf(arg.name);
       if (!producer || producer.index !== (options.output ?? 0)) return undefined;
-      if (options.singleUse && !index.hasSingleUser(arg.name)) return undefined;
-      return self.matchNode(producer.node, index, bindings);
+      if (options.singleUse && !graph.hasSingleUser(arg.name)) return undefined;
+      return self.matchNode(producer.node, graph, bindings);
     },
   };
   return self;
@@ -329,9 +329,9 @@ export function optional<B>(p: Pattern<B>): Pattern<B | null> {
   const self: Pattern<B | null> = {
     text: `${p.text}?`,
     parts: [],
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       if (arg === undefined || arg.kind === "none") return bind(self, null, bindings);
-      const b = p.matchArg(arg, index, bindings);
+      const b = p.matchArg(arg, graph, bindings);
       return b && bind(self, b.get(p), b);
     },
   };
@@ -343,9 +343,9 @@ export function either<P extends readonly AnyPattern[]>(...alternatives: P): Pat
   const self: Pattern<BoundBy<P[number]>> = {
     text: `(${alternatives.map((p) => p.text).join(" | ")})`,
     parts: [],
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       for (const p of alternatives) {
-        const b = p.matchArg(arg, index, bindings);
+        const b = p.matchArg(arg, graph, bindings);
         if (b) {
           const out = bind(self, b.get(p), b);
           if (out) return out;
@@ -360,15 +360,15 @@ export function either<P extends readonly AnyPattern[]>(...alternatives: P): Pat
 /** `p`, further constrained by a test on what it bound. */
 export function where<B>(
   p: Pattern<B>,
-  test: (bound: B, index: GraphView) => boolean,
+  test: (bound: B, graph: GraphView) => boolean,
   text = "where",
 ): Pattern<B> {
   const self: Pattern<B> = {
     text: `${p.text}[${text}]`,
     parts: [p],
-    matchArg(arg, index, bindings) {
-      const b = p.matchArg(arg, index, bindings);
-      if (!b || !test(b.get(p) as B, index)) return undefined;
+    matchArg(arg, graph, bindings) {
+      const b = p.matchArg(arg, graph, bindings);
+      if (!b || !test(b.get(p) as B, graph)) return undefined;
       return bind(self, b.get(p), b);
     },
   };
@@ -383,10 +383,10 @@ export function constantScalar(value?: number): Pattern<number> {
   const self: Pattern<number> = {
     text: `const(${fmt(value)})`,
     parts: [],
-    matchArg(arg, index, bindings) {
+    matchArg(arg, graph, bindings) {
       let v: number | undefined;
       if (arg?.kind === "int" || arg?.kind === "float") v = arg.value;
-      else if (arg?.kind === "tensor") v = uniformWeightValue(index.weightOf(arg.name));
+      else if (arg?.kind === "tensor") v = uniformWeightValue(graph.weightOf(arg.name));
       if (v === undefined || (value !== undefined && v !== value)) return undefined;
       return bind(self, v, bindings);
     },

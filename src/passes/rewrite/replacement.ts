@@ -38,19 +38,19 @@ export class ReplacementBuilder {
   private readonly taken = new Set<string>();
 
   constructor(
-    private readonly index: GraphView,
+    private readonly graph: GraphView,
     private readonly root: Node,
   ) {}
 
   typeOf(v: ValueRef): TensorType {
     const name = nameOf(v);
-    return this.values[name] ?? this.index.typeOf(name);
+    return this.values[name] ?? this.graph.typeOf(name);
   }
 
   /** A value or node name unused in the graph and in this replacement. */
   fresh(base: string): string {
     let name = base;
-    for (let i = 1; this.index.isNameTaken(name) || this.taken.has(name); i++) name = `${base}_${i}`;
+    for (let i = 1; this.graph.isNameTaken(name) || this.taken.has(name); i++) name = `${base}_${i}`;
     this.taken.add(name);
     return name;
   }

@@ -5,7 +5,7 @@ import { type Replacement, ReplacementBuilder } from "./replacement.js";
 
 /** What a rewrite may use besides its captures: read-only graph lookups and a replacement builder. */
 export interface RewriteContext {
-  readonly index: GraphView;
+  readonly graph: GraphView;
   /** A builder for new nodes and weights; its nodes take the root's place. */
   build(): ReplacementBuilder;
   /** The root's first output is replaced by an existing value; no new nodes. */
@@ -23,7 +23,7 @@ export interface Rule {
   /** Where the rule was written (`src/passes/…/file.ts:line`), for traces. */
   readonly location: string;
   /** The replacement for `node`, or undefined when the pattern does not match or the rewrite declines. */
-  apply(node: Node, index: GraphView): Replacement | undefined;
+  apply(node: Node, graph: GraphView): Replacement | undefined;
 }
 
 export type RuleSet = readonly Rule[];
@@ -80,17 +80,17 @@ export function rule<C extends Captures = Record<never, AnyPattern>>(spec: RuleS
     doc: spec.doc,
     pattern: spec.pattern,
     location,
-    apply(node: Node, index: GraphView): Replacement | undefined {
-      const bindings = spec.pattern.matchNode(node, index, new Map());
+    apply(node: Node, graph: GraphView): Replacement | undefined {
+      const bindings = spec.pattern.matchNode(node, graph, new Map());
       if (!bindings) return undefined;
       const match: Record<string, unknown> = { root: bindings.get(spec.pattern) };
       for (const [field, p] of Object.entries(captures)) match[field] = bindings.get(p);
       const ctx: RewriteContext = {
-        index,
-        build: () => new ReplacementBuilder(index, node),
-        replaceWith: (v) => new ReplacementBuilder(index, node).replace(v),
+        graph,
+        build: () => new ReplacementBuilder(graph, node),
+        replaceWith: (v) => new ReplacementBuilder(graph, node).replace(v),
         replaceWithNode: (op, args, type) => {
-          const b = new ReplacementBuilder(index, node);
+          const b = new ReplacementBuilder(graph, node);
           return b.replace(b.node(op, args, type));
         },
       };

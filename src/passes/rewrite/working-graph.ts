@@ -55,8 +55,9 @@ export class WorkingGraph implements GraphView {
     this.outputs = [...original.outputs];
     for (const o of this.outputs) this.outputCounts.set(o, (this.outputCounts.get(o) ?? 0) + 1);
     for (const [name, w] of Object.entries(original.weights)) this.weights.set(name, w);
-    let order = 0;
-    for (const node of original.nodes) this.link(node, this.tail, (order += 1), false);
+    original.nodes.forEach((node, i) => {
+      this.link(node, this.tail, i + 1, false);
+    });
   }
 
   // ---- GraphView ----
@@ -241,9 +242,9 @@ export class WorkingGraph implements GraphView {
 
   private addUses(s: MutableSlot): void {
     for (const v of readsOf(s.node)) {
-      let set = this.users.get(v);
-      if (!set) this.users.set(v, (set = new Set()));
-      set.add(s);
+      const set = this.users.get(v);
+      if (set) set.add(s);
+      else this.users.set(v, new Set([s]));
     }
   }
 
@@ -260,7 +261,10 @@ export class WorkingGraph implements GraphView {
 
   private renumber(): void {
     let order = 0;
-    for (let s = this.head; s; s = s.next) s.order = order += 1;
+    for (let s = this.head; s; s = s.next) {
+      order += 1;
+      s.order = order;
+    }
   }
 
   private isDefinedBefore(value: string, root: MutableSlot): boolean {

@@ -1,10 +1,11 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { stepReads, stepWrites } from "../../../src/backends/cuda/fuse/steps.js";
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { familyCases } from "../../../src/backends/cuda/testing/families.js";
 import { efficientNetB0, mbconvNet } from "../../../src/backends/cuda/testing/nets.js";
 import { checkNetwork } from "../../../src/network/verify.js";
@@ -21,21 +22,24 @@ const NVCC = hasNvcc();
 const dir = mkdtempSync(join(tmpdir(), "torchc-cuda-"));
 
 /** Compiles generated CUDA for sm_90 with the local toolkit (the same front end NVRTC uses). */
-function compiles(name: string, source: string): void {
+async function compiles(name: string, source: string): Promise<void> {
   const file = join(dir, `${name.replace(/\W+/g, "_")}.cu`);
   writeFileSync(file, source);
-  execFileSync("nvcc", ["-arch=sm_90", "-cubin", "-o", `${file}.cubin`, file], { stdio: "pipe" });
+  await promisify(execFile)("nvcc", ["-arch=sm_90", "-cubin", "-o", `${file}.cubin`, file]);
 }
 
 describe("CUDA backend planning (no GPU)", () => {
   for (const c of familyCases()) {
     for (const precision of c.precisions) {
-      it(`plans ${c.name} ${precision}`, () => {
+      it(`plans ${c.name} ${precision}`, async () => {
         expect(checkNetwork(c.net)).toEqual([]);
         const plan = planCudaEngine(c.net, { precision });
         expect(checkNetwork(plan.network)).toEqual([]);
         // Every tensor a step reads is an input, a constant or written by an earlier step.
-        const ready = new Set([...plan.network.inputs, ...plan.network.layers.filter((l) => l.type === "constant").map((l) => l.output)]);
+        const ready = new Set([
+          ...plan.network.inputs,
+          ...plan.network.layers.filter((l) => l.type === "constant").map((l) => l.output),
+        ]);
         const root = (t: string) => {
           let r = t;
           for (let i = plan.infos.get(r); i?.viewOf; i = plan.infos.get(r)) r = i.viewOf;
@@ -46,7 +50,7 @@ describe("CUDA backend planning (no GPU)", () => {
           for (const t of stepWrites(s)) ready.add(t);
         }
         for (const o of plan.network.outputs) expect(ready.has(o)).toBe(true);
-        if (NVCC) compiles(`${c.name}_${precision}`, plan.program.source);
+        if (NVCC) await compiles(`${c.name}_${precision}`, plan.program.source);
       }, 60_000);
     }
   }
@@ -55,14 +59,16 @@ describe("CUDA backend planning (no GPU)", () => {
     const plan = planCudaEngine(mbconvNet(2), { precision: "fp16" });
     expect(plan.network.layers.filter((l) => l.type === "scale")).toHaveLength(0);
     expect(plan.summary).toContain("element[convolution+activation] → net/activation_1");
-    expect(plan.steps.filter((s) => s.kind === "conv").every((s) => s.kind === "conv" && s.layout === "NHWC")).toBe(true);
+    expect(
+      plan.steps.filter((s) => s.kind === "conv").every((s) => s.kind === "conv" && s.layout === "NHWC"),
+    ).toBe(true);
     expect(plan.steps.length).toBeLessThanOrEqual(12);
   });
 
-  it("plans EfficientNet-B0 in ≤ 120 steps with activation memory reused", () => {
+  it("plans EfficientNet-B0 in ≤ 120 steps with activation memory reused", async () => {
     const plan = planCudaEngine(efficientNetB0(1), { precision: "fp16" });
     expect(plan.steps.length).toBeLessThanOrEqual(120);
     expect(plan.memory.arenaBytes).toBeLessThan(plan.memory.naiveBytes / 3);
-    if (NVCC) compiles("effnet_fp16", plan.program.source);
+    if (NVCC) await compiles("effnet_fp16", plan.program.source);
   }, 120_000);
 });

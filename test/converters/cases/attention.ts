@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { B, F, NONE, T, broadcastableTo, opCase, tensor } from "../arbitraries.js";
+import { B, broadcastableTo, F, NONE, opCase, T, tensor } from "../arbitraries.js";
 import type { TensorSpec } from "../harness.js";
 import { type CaseSpec, spec } from "./types.js";
 
@@ -28,21 +28,53 @@ function sdpaCase(op: OpName, flash: boolean) {
       const k = [...lead(gqa ? g.hk : hq), g.S, g.E];
       const v = [...lead(gqa ? g.hk : hq), g.S, g.Ev];
       const maskShape = broadcastableTo([...lead(hq), g.L, g.S]);
-      return fc.tuple(tensor(q), tensor(k), tensor(v), maskShape.chain((ms) => tensor(ms, g.mask === "bool" ? "bool" : "float32"))).map(([qt, kt, vt, mt]) => {
-        const tensors: Record<string, TensorSpec> = { q: qt, k: kt, v: vt };
-        const hasMask = g.mask === "bool" || g.mask === "float";
-        if (hasMask) tensors.m = mt;
-        const mask: Arg = hasMask ? T("m") : NONE;
-        const scale: Arg = g.scale === null ? NONE : F(g.scale);
-        const args: Record<string, Arg> = flash
-          ? { query: T("q"), key: T("k"), value: T("v"), dropout_p: F(0), is_causal: B(g.mask === "causal"), attn_mask: mask, scale }
-          : { query: T("q"), key: T("k"), value: T("v"), attn_mask: mask, dropout_p: F(0), is_causal: B(g.mask === "causal"), scale, enable_gqa: B(gqa) };
-        return opCase(op, args, tensors, flash ? [1] : undefined);
-      });
+      return fc
+        .tuple(
+          tensor(q),
+          tensor(k),
+          tensor(v),
+          maskShape.chain((ms) => tensor(ms, g.mask === "bool" ? "bool" : "float32")),
+        )
+        .map(([qt, kt, vt, mt]) => {
+          const tensors: Record<string, TensorSpec> = { q: qt, k: kt, v: vt };
+          const hasMask = g.mask === "bool" || g.mask === "float";
+          if (hasMask) tensors.m = mt;
+          const mask: Arg = hasMask ? T("m") : NONE;
+          const scale: Arg = g.scale === null ? NONE : F(g.scale);
+          const args: Record<string, Arg> = flash
+            ? {
+                query: T("q"),
+                key: T("k"),
+                value: T("v"),
+                dropout_p: F(0),
+                is_causal: B(g.mask === "causal"),
+                attn_mask: mask,
+                scale,
+              }
+            : {
+                query: T("q"),
+                key: T("k"),
+                value: T("v"),
+                attn_mask: mask,
+                dropout_p: F(0),
+                is_causal: B(g.mask === "causal"),
+                scale,
+                enable_gqa: B(gqa),
+              };
+          return opCase(op, args, tensors, flash ? [1] : undefined);
+        });
     });
 }
 
 export const ATTENTION_CASES: CaseSpec[] = [
-  spec("aten.scaled_dot_product_attention.default", "attention", sdpaCase("aten.scaled_dot_product_attention.default", false)),
-  spec("aten._scaled_dot_product_flash_attention_for_cpu.default", "attention", sdpaCase("aten._scaled_dot_product_flash_attention_for_cpu.default", true)),
+  spec(
+    "aten.scaled_dot_product_attention.default",
+    "attention",
+    sdpaCase("aten.scaled_dot_product_attention.default", false),
+  ),
+  spec(
+    "aten._scaled_dot_product_flash_attention_for_cpu.default",
+    "attention",
+    sdpaCase("aten._scaled_dot_product_flash_attention_for_cpu.default", true),
+  ),
 ];

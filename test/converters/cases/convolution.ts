@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { B, Is, NONE, S, T, I, opCase, tensor } from "../arbitraries.js";
+import { B, I, Is, NONE, opCase, S, T, tensor } from "../arbitraries.js";
 import type { OpCase, TensorSpec } from "../harness.js";
 import { type CaseSpec, spec } from "./types.js";
 
@@ -43,12 +43,40 @@ function geometry(sp: number, transposed: boolean, unpadded = false): fc.Arbitra
     })
     .map((g) => {
       const span = g.k.map((k, i) => g.dilation[i] * (k - 1) + 1);
-      const outputPadding = g.opad.map((p, i) => (transposed && p < Math.max(g.stride[i], g.dilation[i]) ? p : 0));
+      const outputPadding = g.opad.map((p, i) =>
+        transposed && p < Math.max(g.stride[i], g.dilation[i]) ? p : 0,
+      );
       // Input big enough that the (padded) kernel fits, and for transposed convs that 2·padding stays inside.
       const inSize = span.map((s, i) => (unpadded ? s : Math.max(1, s - 2 * g.padding[i])) + g.extra[i]);
-      return { sp, batch: g.batch, groups: g.groups, cinG: g.cinG, coutG: g.coutG, k: g.k, stride: g.stride, padding: g.padding, dilation: g.dilation, outputPadding, inSize, bias: g.bias, weightIsConstant: g.weightIsConstant };
+      return {
+        sp,
+        batch: g.batch,
+        groups: g.groups,
+        cinG: g.cinG,
+        coutG: g.coutG,
+        k: g.k,
+        stride: g.stride,
+        padding: g.padding,
+        dilation: g.dilation,
+        outputPadding,
+        inSize,
+        bias: g.bias,
+        weightIsConstant: g.weightIsConstant,
+      };
     })
-    .filter((g) => !transposed || g.inSize.every((n, i) => (n - 1) * g.stride[i] - 2 * g.padding[i] + g.dilation[i] * (g.k[i] - 1) + g.outputPadding[i] + 1 >= 1));
+    .filter(
+      (g) =>
+        !transposed ||
+        g.inSize.every(
+          (n, i) =>
+            (n - 1) * g.stride[i] -
+              2 * g.padding[i] +
+              g.dilation[i] * (g.k[i] - 1) +
+              g.outputPadding[i] +
+              1 >=
+            1,
+        ),
+    );
 }
 
 function tensorsFor(g: Geometry, transposed: boolean): fc.Arbitrary<Record<string, TensorSpec>> {
@@ -56,16 +84,30 @@ function tensorsFor(g: Geometry, transposed: boolean): fc.Arbitrary<Record<strin
   const cout = g.coutG * g.groups;
   const xShape = [...(g.batch === null ? [] : [g.batch]), cin, ...g.inSize];
   const wShape = transposed ? [cin, g.coutG, ...g.k] : [cout, g.cinG, ...g.k];
-  return fc.tuple(tensor(xShape), tensor(wShape, "float32", {}, g.weightIsConstant), tensor([cout], "float32", {}, g.weightIsConstant)).map(([x, w, b]) => ({
-    x,
-    w,
-    ...(g.bias ? { b } : {}),
-  }));
+  return fc
+    .tuple(
+      tensor(xShape),
+      tensor(wShape, "float32", {}, g.weightIsConstant),
+      tensor([cout], "float32", {}, g.weightIsConstant),
+    )
+    .map(([x, w, b]) => ({
+      x,
+      w,
+      ...(g.bias ? { b } : {}),
+    }));
 }
 
-function convCase(op: OpName, sp: number, transposed: boolean, args: (g: Geometry) => Record<string, Arg>, unpadded = false): fc.Arbitrary<OpCase> {
+function convCase(
+  op: OpName,
+  sp: number,
+  transposed: boolean,
+  args: (g: Geometry) => Record<string, Arg>,
+  unpadded = false,
+): fc.Arbitrary<OpCase> {
   return geometry(sp, transposed, unpadded).chain((g) =>
-    tensorsFor(g, transposed).map((tensors) => opCase(op, { input: T("x"), weight: T("w"), bias: g.bias ? T("b") : NONE, ...args(g) }, tensors)),
+    tensorsFor(g, transposed).map((tensors) =>
+      opCase(op, { input: T("x"), weight: T("w"), bias: g.bias ? T("b") : NONE, ...args(g) }, tensors),
+    ),
   );
 }
 
@@ -86,7 +128,12 @@ const underscore = (transposed: boolean, allowTf32: boolean) => (g: Geometry) =>
   ...(allowTf32 ? { allow_tf32: B(true) } : {}),
 });
 
-const direct = (g: Geometry) => ({ stride: Is(...g.stride), padding: Is(...g.padding), dilation: Is(...g.dilation), groups: I(g.groups) });
+const direct = (g: Geometry) => ({
+  stride: Is(...g.stride),
+  padding: Is(...g.padding),
+  dilation: Is(...g.dilation),
+  groups: I(g.groups),
+});
 
 /** "same" needs stride 1; odd total padding exercises the explicit padding layer. */
 const stringPadding = (mode: "same" | "valid") => (g: Geometry) => ({
@@ -117,12 +164,48 @@ export const CONVOLUTION_CASES: CaseSpec[] = [
       convCase("aten.convolution.default", 1, true, generic(true)),
     ),
   ),
-  spec("aten._convolution.default", "convolution", either(convCase("aten._convolution.default", 2, false, underscore(false, true)), convCase("aten._convolution.default", 2, true, underscore(true, true)))),
-  spec("aten._convolution.deprecated", "convolution", either(convCase("aten._convolution.deprecated", 1, false, underscore(false, false)), convCase("aten._convolution.deprecated", 2, true, underscore(true, false)))),
+  spec(
+    "aten._convolution.default",
+    "convolution",
+    either(
+      convCase("aten._convolution.default", 2, false, underscore(false, true)),
+      convCase("aten._convolution.default", 2, true, underscore(true, true)),
+    ),
+  ),
+  spec(
+    "aten._convolution.deprecated",
+    "convolution",
+    either(
+      convCase("aten._convolution.deprecated", 1, false, underscore(false, false)),
+      convCase("aten._convolution.deprecated", 2, true, underscore(true, false)),
+    ),
+  ),
   spec("aten.conv1d.default", "convolution", convCase("aten.conv1d.default", 1, false, direct)),
   spec("aten.conv2d.default", "convolution", convCase("aten.conv2d.default", 2, false, direct)),
-  spec("aten.conv1d.padding", "convolution", either(convCase("aten.conv1d.padding", 1, false, stringPadding("same")), convCase("aten.conv1d.padding", 1, false, stringPadding("valid"), true))),
-  spec("aten.conv2d.padding", "convolution", either(convCase("aten.conv2d.padding", 2, false, stringPadding("same")), convCase("aten.conv2d.padding", 2, false, stringPadding("valid"), true))),
-  spec("aten.conv_transpose1d.default", "convolution", convCase("aten.conv_transpose1d.default", 1, true, transposedDirect)),
-  spec("aten.conv_transpose2d.input", "convolution", convCase("aten.conv_transpose2d.input", 2, true, transposedDirect)),
+  spec(
+    "aten.conv1d.padding",
+    "convolution",
+    either(
+      convCase("aten.conv1d.padding", 1, false, stringPadding("same")),
+      convCase("aten.conv1d.padding", 1, false, stringPadding("valid"), true),
+    ),
+  ),
+  spec(
+    "aten.conv2d.padding",
+    "convolution",
+    either(
+      convCase("aten.conv2d.padding", 2, false, stringPadding("same")),
+      convCase("aten.conv2d.padding", 2, false, stringPadding("valid"), true),
+    ),
+  ),
+  spec(
+    "aten.conv_transpose1d.default",
+    "convolution",
+    convCase("aten.conv_transpose1d.default", 1, true, transposedDirect),
+  ),
+  spec(
+    "aten.conv_transpose2d.input",
+    "convolution",
+    convCase("aten.conv_transpose2d.input", 2, true, transposedDirect),
+  ),
 ];

@@ -11,6 +11,11 @@ export interface CaseSpec {
   readonly inputScaled?: boolean;
 }
 
-export function spec(op: OpName, converter: string, arb: fc.Arbitrary<OpCase>, inputScaled = false): CaseSpec {
+export function spec(
+  op: OpName,
+  converter: string,
+  arb: fc.Arbitrary<OpCase>,
+  inputScaled = false,
+): CaseSpec {
   return { op, converter, arb, ...(inputScaled ? { inputScaled } : {}) };
 }

@@ -1,11 +1,13 @@
 import fc from "fast-check";
 import type { DType } from "../../../src/ir/dtype.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { type ValueRange, opCase, shapeArb, T, tensor } from "../arbitraries.js";
+import { opCase, shapeArb, T, tensor, type ValueRange } from "../arbitraries.js";
 import { type CaseSpec, spec } from "./types.js";
 
 function unaryCase(op: OpName, dtypes: DType[] = ["float32"], range: ValueRange = {}) {
-  return fc.tuple(shapeArb(0, 4), fc.constantFrom(...dtypes)).chain(([s, d]) => tensor(s, d, range).map((x) => opCase(op, { self: T("x") }, { x })));
+  return fc
+    .tuple(shapeArb(0, 4), fc.constantFrom(...dtypes))
+    .chain(([s, d]) => tensor(s, d, range).map((x) => opCase(op, { self: T("x") }, { x })));
 }
 
 const u = (op: string, converter: string, dtypes?: DType[], range?: ValueRange) =>

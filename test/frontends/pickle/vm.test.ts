@@ -9,6 +9,7 @@ import {
   type PySet,
   PyTuple,
   type PyValue,
+  torchGlobals,
   unpickle,
 } from "../../../src/frontends/pickle/index.js";
 
@@ -115,5 +116,16 @@ describe("pickle machine: malformed input", () => {
     // (S'x'\n P? -- protocol 0 PERSID
     const bytes = new TextEncoder().encode("Pkey\n.");
     expect(() => unpickle(bytes, opts("p.pkl"))).toThrowError(/persistent id/);
+  });
+});
+
+describe("pickle machine: known PyTorch globals torchc cannot rebuild", () => {
+  it("says what is unsupported instead of calling it dangerous", () => {
+    // GLOBAL torch._utils _rebuild_qtensor; STOP
+    const bytes = Uint8Array.from("\x80\x02ctorch._utils\n_rebuild_qtensor\n.", (c) => c.charCodeAt(0));
+    const opts = { file: "q.pt:archive/data.pkl", globals: torchGlobals() };
+    expect(() => unpickle(bytes, opts)).toThrowError(
+      /q\.pt:archive\/data\.pkl: uses 'torch\._utils\._rebuild_qtensor' \(a quantized tensor\), which torchc does not support/,
+    );
   });
 });

@@ -150,3 +150,32 @@ describe("TorchScript frontend errors", () => {
     expect(e.code).toBe("input.count");
   });
 });
+
+describe("in-place updates through views", () => {
+  it("refuses to read a tensor after an in-place op changed it through a view", () => {
+    const e = failure(() =>
+      loadArchive(
+        ok("    y = torch.select(x, 0, 0)\n    _0 = torch.add_(y, 1.)\n    return torch.mul(x, 2.)"),
+        [T],
+        "m.pt",
+      ),
+    );
+    expect(e.code).toBe("torchscript.inplace-view");
+    expect(e.message).toMatch(
+      /code\/__torch__\.py:10:18: this tensor shares data with one that aten::add_ modified in place/,
+    );
+  });
+
+  it("accepts in-place ops whose aliases are not read again", () => {
+    const m = loadArchive(
+      ok("    y = torch.select(x, 0, 0)\n    _0 = torch.add_(y, 1.)\n    return torch.relu_(y)"),
+      [T],
+      "m.pt",
+    );
+    expect(m.graph.nodes.map((n) => n.op)).toEqual([
+      "aten.select.int",
+      "aten.add.Tensor",
+      "aten.relu.default",
+    ]);
+  });
+});

@@ -286,6 +286,53 @@ def _list(n: int) -> List[int]:
     expect(run(graph, [[2], [20, 2]])).toEqual([[20, 2]]);
   });
 
+  it("carries Python numbers through a run-time loop as 0-d tensors (counters, 'and' conditions)", () => {
+    const code = `${moduleHeader("Net")}
+  def forward(self: __torch__.Net,
+    x: Tensor) -> Tensor:
+    n = 0
+    _0 = bool(torch.gt(torch.max(torch.abs(x)), 1.))
+    if _0:
+      _1 = torch.lt(n, 20)
+    else:
+      _1 = False
+    x0, n0 = x, n
+    _2 = _1
+    while _2:
+      x1 = torch.mul(x0, 0.5)
+      n1 = torch.add(n0, 1)
+      _3 = bool(torch.gt(torch.max(torch.abs(x1)), 1.))
+      if _3:
+        _4 = torch.lt(n1, 20)
+      else:
+        _4 = False
+      _2, x0, n0 = _4, x1, n1
+    return torch.mul(x0, n0)
+`;
+    const { graph } = loadArchive(
+      { code: { "__torch__.py": code }, data: { obj: "__torch__.Net", state: { training: false } } },
+      [T([2])],
+    );
+    const loop = graph.nodes.find((n) => n.op === "prim.Loop")!;
+    expect(loop.subgraphs![0].nodes.some((n) => n.op === "prim.If")).toBe(true);
+    expect(run(graph, [[2], [3, -0.5]])).toEqual([[1.5, -0.25]]);
+    expect(run(graph, [[2], [0.5, -0.5]])).toEqual([[0, -0]]);
+  });
+
+  it("converts run-time numbers as Python does (int() truncates)", () => {
+    const code = `${moduleHeader("Net")}
+  def forward(self: __torch__.Net,
+    x: Tensor) -> Tensor:
+    k = int(torch.sum(x))
+    return torch.mul(x, torch.add(k, 1))
+`;
+    const { graph } = loadArchive(
+      { code: { "__torch__.py": code }, data: { obj: "__torch__.Net", state: { training: false } } },
+      [T([2])],
+    );
+    expect(run(graph, [[2], [1.25, 1.5]])).toEqual([[1.25 * 3, 1.5 * 3]]);
+  });
+
   it("builds prim.Loop for range() over a number known only at run time", () => {
     const code = `${moduleHeader("Net")}
   def forward(self: __torch__.Net,
@@ -303,5 +350,88 @@ def _list(n: int) -> List[int]:
     expect(graph.nodes.some((n) => n.op === "prim.Loop")).toBe(true);
     const [y] = interpret(graph, [f32([1], [0]), scalarTensor("int64", 4)]);
     expect(Array.from(toFloat64Array(y))).toEqual([0 + 1 + 2 + 3]);
+  });
+});
+
+describe("translation of less common constructs", () => {
+  it("folds tensor literals and factories, returns NamedTuples as several outputs", () => {
+    const code = `${moduleHeader("Net")}
+  def forward(self: __torch__.Net,
+    x: Tensor) -> __torch__.Out:
+    w = torch.tensor([[1., 2.]], dtype=None, device=None, requires_grad=False)
+    z = torch.zeros([1, 2], dtype=6, layout=None, device=torch.device("cpu"), pin_memory=False)
+    a = torch.add(torch.mul(x, w), z)
+    _0 = __torch__.Out(a, torch.neg(a))
+    return _0
+class Out(NamedTuple):
+  first : Tensor
+  second : Tensor
+`;
+    const { graph } = loadArchive(
+      { code: { "__torch__.py": code }, data: { obj: "__torch__.Net", state: { training: false } } },
+      [T([1, 2])],
+    );
+    expect(graph.outputs).toHaveLength(2);
+    expect(ops(graph)).toEqual(["aten.mul.Tensor", "aten.add.Tensor", "aten.neg.default"]);
+    expect(
+      run(graph, [
+        [1, 2],
+        [3, 4],
+      ]),
+    ).toEqual([
+      [3, 8],
+      [-3, -8],
+    ]);
+  });
+
+  it("indexes module containers and calls their __len__", () => {
+    const code = `${moduleHeader("Net", [], [], ["layers : __torch__.Layers"])}
+  def forward(self: __torch__.Net,
+    x: Tensor) -> Tensor:
+    layers = self.layers
+    _0 = torch.len(layers)
+    _1 = layers[torch.sub(_0, 1)]
+    return (_1).forward(x, )
+${moduleHeader("Layers")}
+  __annotations__["0"] = __torch__.Neg
+  __annotations__["1"] = __torch__.Neg
+  def __len__(self: __torch__.Layers) -> int:
+    return 2
+${moduleHeader("Neg")}
+  def forward(self: __torch__.Neg,
+    x: Tensor) -> Tensor:
+    return torch.neg(x)
+`;
+    const neg = { obj: "__torch__.Neg", state: { training: false } };
+    const { graph } = loadArchive(
+      {
+        code: { "__torch__.py": code },
+        data: {
+          obj: "__torch__.Net",
+          state: {
+            training: false,
+            layers: { obj: "__torch__.Layers", state: { training: false, "0": neg, "1": neg } },
+          },
+        },
+      },
+      [T([1])],
+    );
+    expect(ops(graph)).toEqual(["aten.neg.default"]);
+    expect(graph.nodes[0].meta.modulePath).toBe("layers.1");
+  });
+
+  it("refuses tensor operators applied to Python numbers only", () => {
+    const code = `${moduleHeader("Net")}
+  def forward(self: __torch__.Net,
+    x: Tensor) -> Tensor:
+    _0 = torch.sigmoid(3)
+    return x
+`;
+    expect(() =>
+      loadArchive(
+        { code: { "__torch__.py": code }, data: { obj: "__torch__.Net", state: { training: false } } },
+        [T([1])],
+      ),
+    ).toThrowError(/code\/__torch__\.py:\d+:\d+: aten::sigmoid is applied to Python values only/);
   });
 });

@@ -7,11 +7,15 @@ import { numel } from "../../../ir/tensor.js";
 import type { AttentionLayer } from "../../../network/layers/index.js";
 import { floatLiteral } from "./ctypes.js";
 import { broadcastCoords, type CodegenContext, type GeneratedKernel } from "./element.js";
-import { Emitter, decompose, indexType } from "./emitter.js";
+import { decompose, Emitter, indexType } from "./emitter.js";
 
 const THREADS = 128;
 
-export function generateAttentionKernel(name: string, layer: AttentionLayer, ctx: CodegenContext): GeneratedKernel {
+export function generateAttentionKernel(
+  name: string,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+): GeneratedKernel {
   const [q, k, v, mask] = layer.inputs;
   const qi = ctx.info(q);
   const ki = ctx.info(k);
@@ -22,8 +26,13 @@ export function generateAttentionKernel(name: string, layer: AttentionLayer, ctx
   const S = ki.shape[ki.shape.length - 2];
   const Ev = vi.shape[vi.shape.length - 1];
   const smemBytes = (S + E) * 4;
-  if (smemBytes > 46 * 1024) throw new Error(`attention layer '${layer.name}': ${S} keys × ${E} features exceed the fused kernel's shared memory`);
-  const idx = indexType([q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4));
+  if (smemBytes > 46 * 1024)
+    throw new Error(
+      `attention layer '${layer.name}': ${S} keys × ${E} features exceed the fused kernel's shared memory`,
+    );
+  const idx = indexType(
+    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+  );
   const e = new Emitter(ctx.info, idx);
   const nb = numel(batch);
   e.line(`__shared__ float qs[${E}];`);
@@ -33,7 +42,12 @@ export function generateAttentionKernel(name: string, layer: AttentionLayer, ctx
   e.line(`const ${idx} blk = blockIdx.x;`);
   e.line(`const ${idx} i = blk % ${L};`);
   e.line(`const ${idx} b = blk / ${L};`);
-  const bc = decompose(e, "b", batch, batch.map((_, a) => a));
+  const bc = decompose(
+    e,
+    "b",
+    batch,
+    batch.map((_, a) => a),
+  );
   const qb = broadcastCoords(bc, qi.shape.slice(0, -2));
   const kb = broadcastCoords(bc, ki.shape.slice(0, -2));
   const vb = broadcastCoords(bc, vi.shape.slice(0, -2));
@@ -64,7 +78,9 @@ export function generateAttentionKernel(name: string, layer: AttentionLayer, ctx
     e.line(`if ((tid & 31) == 0) red[tid >> 5] = ${v};`);
     e.line("__syncthreads();");
     e.line(`${v} = red[0];`);
-    e.line(`for (int w = 1; w < ${THREADS / 32}; ++w) ${v} = ${op === "max" ? `fmaxf(${v}, red[w])` : `${v} + red[w]`};`);
+    e.line(
+      `for (int w = 1; w < ${THREADS / 32}; ++w) ${v} = ${op === "max" ? `fmaxf(${v}, red[w])` : `${v} + red[w]`};`,
+    );
     e.line("__syncthreads();");
   };
   blockReduce("mx", "max");
@@ -85,5 +101,12 @@ export function generateAttentionKernel(name: string, layer: AttentionLayer, ctx
     e.store(layer.output, [...bc, "i", "t"], "acc * inv", out.logicalDType);
   });
   const source = `extern "C" __global__ void __launch_bounds__(${THREADS}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return { name, source, params: e.params, grid: [Math.max(1, nb * L), 1, 1], block: [THREADS, 1, 1], sharedBytes: 0 };
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [Math.max(1, nb * L), 1, 1],
+    block: [THREADS, 1, 1],
+    sharedBytes: 0,
+  };
 }

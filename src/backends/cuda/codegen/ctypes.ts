@@ -7,16 +7,26 @@ import type { DType } from "../../../ir/dtype.js";
 /** Storage type in device memory. */
 export function storageCType(dtype: DType): string {
   switch (dtype) {
-    case "float32": return "float";
-    case "float64": return "double";
-    case "float16": return "__half";
-    case "bfloat16": return "__nv_bfloat16";
-    case "int64": return "long long";
-    case "int32": return "int";
-    case "int16": return "short";
-    case "int8": return "signed char";
-    case "uint8": return "unsigned char";
-    case "bool": return "unsigned char";
+    case "float32":
+      return "float";
+    case "float64":
+      return "double";
+    case "float16":
+      return "__half";
+    case "bfloat16":
+      return "__nv_bfloat16";
+    case "int64":
+      return "long long";
+    case "int32":
+      return "int";
+    case "int16":
+      return "short";
+    case "int8":
+      return "signed char";
+    case "uint8":
+      return "unsigned char";
+    case "bool":
+      return "unsigned char";
   }
 }
 
@@ -27,10 +37,14 @@ export function computeCType(dtype: DType): string {
     case "float16":
     case "bfloat16":
       return "float";
-    case "float64": return "double";
-    case "int64": return "long long";
-    case "bool": return "bool";
-    default: return "int";
+    case "float64":
+      return "double";
+    case "int64":
+      return "long long";
+    case "bool":
+      return "bool";
+    default:
+      return "int";
   }
 }
 
@@ -38,7 +52,8 @@ export function computeCType(dtype: DType): string {
 export function fromStorage(expr: string, storage: DType, logical: DType): string {
   const ct = computeCType(logical);
   if (storage === "float16") return ct === "float" ? `__half2float(${expr})` : `(${ct})__half2float(${expr})`;
-  if (storage === "bfloat16") return ct === "float" ? `__bfloat162float(${expr})` : `(${ct})__bfloat162float(${expr})`;
+  if (storage === "bfloat16")
+    return ct === "float" ? `__bfloat162float(${expr})` : `(${ct})__bfloat162float(${expr})`;
   if (storage === "bool") return ct === "bool" ? `(${expr} != 0)` : `(${ct})(${expr} != 0)`;
   return `(${ct})(${expr})`;
 }
@@ -70,9 +85,12 @@ export function isFloatDType(d: DType): boolean {
 
 /** A float literal that C parses exactly (also inf and nan). */
 export function floatLiteral(v: number, ctype = "float"): string {
-  if (Number.isNaN(v)) return ctype === "double" ? "__longlong_as_double(0x7ff8000000000000LL)" : "__int_as_float(0x7fc00000)";
-  if (v === Number.POSITIVE_INFINITY) return ctype === "double" ? "__longlong_as_double(0x7ff0000000000000LL)" : "__int_as_float(0x7f800000)";
-  if (v === Number.NEGATIVE_INFINITY) return ctype === "double" ? "__longlong_as_double(0xfff0000000000000LL)" : "__int_as_float(0xff800000)";
+  if (Number.isNaN(v))
+    return ctype === "double" ? "__longlong_as_double(0x7ff8000000000000LL)" : "__int_as_float(0x7fc00000)";
+  if (v === Number.POSITIVE_INFINITY)
+    return ctype === "double" ? "__longlong_as_double(0x7ff0000000000000LL)" : "__int_as_float(0x7f800000)";
+  if (v === Number.NEGATIVE_INFINITY)
+    return ctype === "double" ? "__longlong_as_double(0xfff0000000000000LL)" : "__int_as_float(0xff800000)";
   const s = Number.isInteger(v) && Math.abs(v) < 1e15 ? `${v}.0` : v.toPrecision(17);
   return ctype === "double" ? s : `${s}f`;
 }

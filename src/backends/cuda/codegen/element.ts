@@ -10,7 +10,7 @@ import { numel } from "../../../ir/tensor.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import { computeCType, convert, floatLiteral, isFloatDType, literal, lowest } from "./ctypes.js";
-import { Emitter, decompose, indexType, laneCoord } from "./emitter.js";
+import { decompose, Emitter, indexType, laneCoord } from "./emitter.js";
 import { activationExpr, binaryExpr, unaryExpr } from "./scalar-ops.js";
 
 export interface ElementGroup {
@@ -40,9 +40,16 @@ export interface CodegenContext {
 
 const BLOCK = 256;
 
-export function generateElementKernel(name: string, group: ElementGroup, ctx: CodegenContext): GeneratedKernel {
+export function generateElementKernel(
+  name: string,
+  group: ElementGroup,
+  ctx: CodegenContext,
+): GeneratedKernel {
   const members = new Map(group.layers.map((l) => [l.output, l] as const));
-  const touched = new Set<string>([...group.outputs, ...group.layers.flatMap((l) => [...l.inputs, l.output])]);
+  const touched = new Set<string>([
+    ...group.outputs,
+    ...group.layers.flatMap((l) => [...l.inputs, l.output]),
+  ]);
   const idx = indexType([...touched].map((t) => numel(ctx.info(t).shape) * 4));
   const e = new Emitter(ctx.info, idx);
   const root = ctx.info(group.root);
@@ -57,16 +64,25 @@ export function generateElementKernel(name: string, group: ElementGroup, ctx: Co
     for (const out of group.outputs) e.store(out, coords, g.value(out, coords), ctx.info(out).logicalDType);
   } else {
     e.vec = { base: coords[axis], width: V };
-    const lanes = Array.from({ length: V }, (_, j) => coords.map((c, a) => (a === axis ? laneCoord(coords[axis], j) : c)));
+    const lanes = Array.from({ length: V }, (_, j) =>
+      coords.map((c, a) => (a === axis ? laneCoord(coords[axis], j) : c)),
+    );
     for (const out of group.outputs) {
       const info = ctx.info(out);
       const values = lanes.map((lc) => g.value(out, lc));
       if (e.vectorizable(out, axis)) e.storeVector(out, coords, values, info.logicalDType);
-      else values.forEach((v, j) => e.store(out, lanes[j], v, info.logicalDType));
+      else for (const [j, v] of values.entries()) e.store(out, lanes[j], v, info.logicalDType);
     }
   }
   const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return { name, source, params: e.params, grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1], block: [BLOCK, 1, 1], sharedBytes: 0 };
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
+    block: [BLOCK, 1, 1],
+    sharedBytes: 0,
+  };
 }
 
 /**
@@ -87,14 +103,25 @@ function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: number; 
       case "convolution": {
         const w = ctx.info(l.inputs[1]).shape;
         const depthwise = w[1] === 1 && l.groups === ctx.info(l.output).shape[1];
-        if (!depthwise || axis !== 1 || ctx.info(l.output).shape.join() !== root.shape.join()) return { axis, width: 1 };
+        if (!depthwise || axis !== 1 || ctx.info(l.output).shape.join() !== root.shape.join())
+          return { axis, width: 1 };
         break;
       }
       case "pooling":
-        if (axis >= ctx.info(l.inputs[0]).shape.length - l.kernel.length || ctx.info(l.output).shape.join() !== root.shape.join()) return { axis, width: 1 };
+        if (
+          axis >= ctx.info(l.inputs[0]).shape.length - l.kernel.length ||
+          ctx.info(l.output).shape.join() !== root.shape.join()
+        )
+          return { axis, width: 1 };
         break;
-      case "adaptive_pooling": case "resize": case "deconvolution": case "gather": case "concatenation": case "shuffle":
-      case "slice": case "padding":
+      case "adaptive_pooling":
+      case "resize":
+      case "deconvolution":
+      case "gather":
+      case "concatenation":
+      case "shuffle":
+      case "slice":
+      case "padding":
         return { axis, width: 1 };
       default:
         break;
@@ -181,7 +208,11 @@ export class ElementEmitter {
       case "slice":
         return this.value(
           layer.inputs[0],
-          c.map((x, i) => (layer.starts[i] === 0 && layer.steps[i] === 1 ? x : e.let(e.idx, `${layer.starts[i]} + (${e.idx})(${x}) * ${layer.steps[i]}`, "s"))),
+          c.map((x, i) =>
+            layer.starts[i] === 0 && layer.steps[i] === 1
+              ? x
+              : e.let(e.idx, `${layer.starts[i]} + (${e.idx})(${x}) * ${layer.steps[i]}`, "s"),
+          ),
         );
       case "padding":
         return this.padding(layer, c);
@@ -212,9 +243,11 @@ export class ElementEmitter {
     const vec = this.e.vec;
     const axis = vec ? c.indexOf(laneCoord(vec.base, 0)) : -1;
     if (!vec || axis < 0) return body([[...c]])[0];
-    const lanes = Array.from({ length: vec.width }, (_, j) => c.map((x, a) => (a === axis ? laneCoord(vec.base, j) : x)));
+    const lanes = Array.from({ length: vec.width }, (_, j) =>
+      c.map((x, a) => (a === axis ? laneCoord(vec.base, j) : x)),
+    );
     const vals = body(lanes);
-    lanes.forEach((lc, j) => this.e.memoSet(`${layer.output}@${lc.join(",")}`, vals[j]));
+    for (const [j, lc] of lanes.entries()) this.e.memoSet(`${layer.output}@${lc.join(",")}`, vals[j]);
     return vals[0];
   }
 
@@ -229,14 +262,21 @@ export class ElementEmitter {
     } else {
       const sv = e.fresh("qs");
       const zv = e.fresh("qz");
-      e.line(`const float ${sv}[${layer.scale.length}] = {${layer.scale.map((v) => floatLiteral(v)).join(", ")}};`);
-      e.line(`const float ${zv}[${layer.zeroPoint.length}] = {${layer.zeroPoint.map((v) => floatLiteral(v)).join(", ")}};`);
+      e.line(
+        `const float ${sv}[${layer.scale.length}] = {${layer.scale.map((v) => floatLiteral(v)).join(", ")}};`,
+      );
+      e.line(
+        `const float ${zv}[${layer.zeroPoint.length}] = {${layer.zeroPoint.map((v) => floatLiteral(v)).join(", ")}};`,
+      );
       scale = `${sv}[${c[layer.axis]}]`;
       zp = `${zv}[${c[layer.axis]}]`;
     }
     if (layer.type === "quantize") {
       const q = `(rintf((float)${x} * (1.0f / ${scale})) + ${zp})`;
-      return e.let(computeCType(layer.dtype), `(${computeCType(layer.dtype)})fminf(fmaxf(${q}, ${floatLiteral(layer.qmin)}), ${floatLiteral(layer.qmax)})`);
+      return e.let(
+        computeCType(layer.dtype),
+        `(${computeCType(layer.dtype)})fminf(fmaxf(${q}, ${floatLiteral(layer.qmin)}), ${floatLiteral(layer.qmax)})`,
+      );
     }
     return e.let(computeCType(layer.dtype), `(((float)${x} - ${zp}) * ${scale})`);
   }
@@ -259,11 +299,17 @@ export class ElementEmitter {
       const terms: string[] = [];
       let stride = 1;
       for (let i = rs.length - 1; i >= 0; i--) {
-        if (rs[i] !== 1 && coords[i] !== "0") terms.push(stride === 1 ? `(${e.idx})${coords[i]}` : `(${e.idx})${coords[i]} * ${stride}`);
+        if (rs[i] !== 1 && coords[i] !== "0")
+          terms.push(stride === 1 ? `(${e.idx})${coords[i]}` : `(${e.idx})${coords[i]} * ${stride}`);
         stride *= rs[i];
       }
       const lin = e.let(e.idx, terms.length ? terms.join(" + ") : "0", "l");
-      coords = decompose(e, lin, y1Shape, y1Shape.map((_, i) => i));
+      coords = decompose(
+        e,
+        lin,
+        y1Shape,
+        y1Shape.map((_, i) => i),
+      );
     }
     if (layer.firstTranspose) {
       const cx = new Array<string>(coords.length);
@@ -321,7 +367,12 @@ export class ElementEmitter {
       const lo = offset;
       offset += n;
       const last = k === layer.inputs.length - 1;
-      const head = k === 0 ? `if (${c[layer.axis]} < ${offset})` : last ? "else" : `else if (${c[layer.axis]} < ${offset})`;
+      const head =
+        k === 0
+          ? `if (${c[layer.axis]} < ${offset})`
+          : last
+            ? "else"
+            : `else if (${c[layer.axis]} < ${offset})`;
       e.block(layer.inputs.length === 1 ? "" : head, () => {
         const cc = [...c];
         if (lo !== 0) cc[layer.axis] = e.let(e.idx, `(${e.idx})(${c[layer.axis]}) - ${lo}`, "k");
@@ -339,7 +390,11 @@ export class ElementEmitter {
     const size = dShape[layer.axis];
     const fix = (raw: string) => {
       const j = e.let("long long", `(long long)(${raw})`, "g");
-      return e.let(e.idx, `(${e.idx})(${j} < 0 ? (${j} + ${size} < 0 ? 0 : ${j} + ${size}) : (${j} >= ${size} ? ${size - 1} : ${j}))`, "g");
+      return e.let(
+        e.idx,
+        `(${e.idx})(${j} < 0 ? (${j} + ${size} < 0 ? 0 : ${j} + ${size}) : (${j} >= ${size} ? ${size - 1} : ${j}))`,
+        "g",
+      );
     };
     if (layer.mode === "elements") {
       const j = fix(this.value(indices, c));
@@ -370,13 +425,17 @@ export class ElementEmitter {
         let i: string;
         if (layer.mode === "nearest" && outp === inp) i = o;
         else {
-          const pos = layer.mode === "nearest" ? `(float)${o} * ${floatLiteral(s)}` : `((float)${o} + 0.5f) * ${floatLiteral(s)}`;
+          const pos =
+            layer.mode === "nearest"
+              ? `(float)${o} * ${floatLiteral(s)}`
+              : `((float)${o} + 0.5f) * ${floatLiteral(s)}`;
           i = e.let(e.idx, `min((${e.idx})floorf(${pos}), (${e.idx})${inp - 1})`, "n");
         }
         taps.push({ i0: i, i1: i, w1: null });
       } else {
         let src: string;
-        if (layer.alignCorners) src = outp > 1 ? `(float)${o} * ${floatLiteral((inp - 1) / (outp - 1))}` : "0.0f";
+        if (layer.alignCorners)
+          src = outp > 1 ? `(float)${o} * ${floatLiteral((inp - 1) / (outp - 1))}` : "0.0f";
         else {
           const s = scale !== null && scale > 0 ? 1 / scale : inp / outp;
           src = `fmaxf(${floatLiteral(s)} * ((float)${o} + 0.5f) - 0.5f, 0.0f)`;
@@ -415,10 +474,14 @@ export class ElementEmitter {
     const max = layer.mode === "max";
     const accs = lanes.map(() => e.fresh("acc"));
     const cnt = e.fresh("cnt");
-    for (const acc of accs) e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
+    for (const acc of accs)
+      e.line(`${max ? ct : "float"} ${acc} = ${max ? lowest(this.dtype(layer.output)) : "0.0f"};`);
     e.line(`int ${cnt} = 0;`);
     const starts: string[] = [];
-    for (let a = 0; a < sp; a++) starts.push(e.let(e.idx, `(${e.idx})(${c[lead + a]}) * ${layer.stride[a]} - ${layer.padding[a]}`, "st"));
+    for (let a = 0; a < sp; a++)
+      starts.push(
+        e.let(e.idx, `(${e.idx})(${c[lead + a]}) * ${layer.stride[a]} - ${layer.padding[a]}`, "st"),
+      );
     const loop = (a: number, pos: string[]) => {
       if (a === sp) {
         lanes.forEach((lc, j) => {
@@ -507,10 +570,14 @@ export class ElementEmitter {
       e.line(`float ${acc} = ${b ? `(float)${this.value(b, [lc[1]])}` : "0.0f"};`);
       return acc;
     });
-    const grps = lanes.map((lc) => (layer.groups === 1 ? "0" : coutG === 1 ? lc[1] : e.let(e.idx, `(${e.idx})(${lc[1]}) / ${coutG}`, "grp")));
+    const grps = lanes.map((lc) =>
+      layer.groups === 1 ? "0" : coutG === 1 ? lc[1] : e.let(e.idx, `(${e.idx})(${lc[1]}) / ${coutG}`, "grp"),
+    );
     const ci = e.fresh("ci");
     e.block(`for (int ${ci} = 0; ${ci} < ${cinG}; ++${ci})`, () => {
-      const xcs = grps.map((grp) => (layer.groups === 1 ? ci : cinG === 1 ? grp : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc")));
+      const xcs = grps.map((grp) =>
+        layer.groups === 1 ? ci : cinG === 1 ? grp : e.let(e.idx, `${grp} * ${cinG} + ${ci}`, "xc"),
+      );
       const loop = (a: number, pos: string[], ks: string[]) => {
         if (a === sp) {
           lanes.forEach((lc, j) => {
@@ -522,7 +589,11 @@ export class ElementEmitter {
         }
         const k = e.fresh("k");
         e.block(`for (int ${k} = 0; ${k} < ${wShape[a + 2]}; ++${k})`, () => {
-          const p = e.let(e.idx, `(${e.idx})(${c[a + 2]}) * ${layer.stride[a]} - ${layer.padding[a]} + ${k} * ${layer.dilation[a]}`, "ix");
+          const p = e.let(
+            e.idx,
+            `(${e.idx})(${c[a + 2]}) * ${layer.stride[a]} - ${layer.padding[a]} + ${k} * ${layer.dilation[a]}`,
+            "ix",
+          );
           e.line(`if (${p} < 0 || ${p} >= ${xShape[a + 2]}) continue;`);
           loop(a + 1, [...pos, p], [...ks, k]);
         });
@@ -554,7 +625,11 @@ export class ElementEmitter {
         }
         const k = e.fresh("k");
         e.block(`for (int ${k} = 0; ${k} < ${wShape[a + 2]}; ++${k})`, () => {
-          const num = e.let(e.idx, `(${e.idx})(${c[a + 2]}) + ${layer.padding[a]} - ${k} * ${layer.dilation[a]}`, "nm");
+          const num = e.let(
+            e.idx,
+            `(${e.idx})(${c[a + 2]}) + ${layer.padding[a]} - ${k} * ${layer.dilation[a]}`,
+            "nm",
+          );
           e.line(`if (${num} < 0 || ${num} % ${layer.stride[a]} != 0) continue;`);
           const pos = e.let(e.idx, `${num} / ${layer.stride[a]}`, "ix");
           e.line(`if (${pos} >= ${xShape[a + 2]}) continue;`);
@@ -570,9 +645,25 @@ export class ElementEmitter {
 /** Whether `layer` can be computed by an element kernel (as a fused member or on its own). */
 export function isElementLayer(layer: Layer): boolean {
   switch (layer.type) {
-    case "identity": case "cast": case "elementwise": case "unary": case "activation": case "scale": case "select":
-    case "quantize": case "dequantize": case "shuffle": case "slice": case "padding": case "concatenation":
-    case "gather": case "resize": case "pooling": case "adaptive_pooling": case "convolution": case "deconvolution":
+    case "identity":
+    case "cast":
+    case "elementwise":
+    case "unary":
+    case "activation":
+    case "scale":
+    case "select":
+    case "quantize":
+    case "dequantize":
+    case "shuffle":
+    case "slice":
+    case "padding":
+    case "concatenation":
+    case "gather":
+    case "resize":
+    case "pooling":
+    case "adaptive_pooling":
+    case "convolution":
+    case "deconvolution":
       return true;
     default:
       return false;
@@ -582,8 +673,15 @@ export function isElementLayer(layer: Layer): boolean {
 /** Layers whose value at a coordinate is cheap pointwise math on inputs at the same (broadcast) coordinate. */
 export function isPointwiseLayer(layer: Layer): boolean {
   switch (layer.type) {
-    case "identity": case "cast": case "elementwise": case "unary": case "activation": case "scale": case "select":
-    case "quantize": case "dequantize":
+    case "identity":
+    case "cast":
+    case "elementwise":
+    case "unary":
+    case "activation":
+    case "scale":
+    case "select":
+    case "quantize":
+    case "dequantize":
       return true;
     default:
       return false;
@@ -592,7 +690,12 @@ export function isPointwiseLayer(layer: Layer): boolean {
 
 /** Layers that read each input element at most once per output element with no arithmetic (pure data movement). */
 export function isMovementLayer(layer: Layer): boolean {
-  return layer.type === "shuffle" || layer.type === "slice" || layer.type === "padding" || layer.type === "concatenation";
+  return (
+    layer.type === "shuffle" ||
+    layer.type === "slice" ||
+    layer.type === "padding" ||
+    layer.type === "concatenation"
+  );
 }
 
 export { isFloatDType };

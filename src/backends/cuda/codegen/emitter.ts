@@ -4,8 +4,8 @@
  * materialized tensors through their layout's strides.
  */
 import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
-import type { TensorInfo } from "../plan/tensors.js";
 import { layoutStrides } from "../plan/layout.js";
+import type { TensorInfo } from "../plan/tensors.js";
 import { computeCType, fromStorage, storageCType, toStorage } from "./ctypes.js";
 
 export interface KernelParam {
@@ -113,7 +113,10 @@ export class Emitter {
       const arr = this.vectorLoad(tensor, lane.coords0);
       v = this.let(computeCType(t.logicalDType), fromStorage(`${arr}[${lane.j}]`, t.storage, t.logicalDType));
     } else {
-      v = this.let(computeCType(t.logicalDType), fromStorage(`${p}[${this.offset(tensor, coords)}]`, t.storage, t.logicalDType));
+      v = this.let(
+        computeCType(t.logicalDType),
+        fromStorage(`${p}[${this.offset(tensor, coords)}]`, t.storage, t.logicalDType),
+      );
     }
     this.memo.set(key, v);
     return v;
@@ -131,7 +134,10 @@ export class Emitter {
   }
 
   /** For coords whose lane axis carries lane j, the lane and the lane-0 coords; else undefined. */
-  laneOf(tensor: string, coords: readonly string[]): { j: number; axis: number; coords0: string[] } | undefined {
+  laneOf(
+    tensor: string,
+    coords: readonly string[],
+  ): { j: number; axis: number; coords0: string[] } | undefined {
     const vec = this.vec;
     if (!vec) return undefined;
     const prefix = `${vec.base}+`;
@@ -156,14 +162,23 @@ export class Emitter {
     const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
     const p = this.param(tensor);
     this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
-    this.line(`{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${this.offset(tensor, coords0)})); ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr});`);
-    this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`);
+    this.line(
+      `{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${this.offset(tensor, coords0)})); ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr});`,
+    );
+    this.line(
+      `  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`,
+    );
     this.memo.set(key, arr);
     return arr;
   }
 
   /** Stores V lane values (compute type of `valueDType`) with one wide store. */
-  storeVector(tensor: string, coords0: readonly string[], values: readonly string[], valueDType: DType): void {
+  storeVector(
+    tensor: string,
+    coords0: readonly string[],
+    values: readonly string[],
+    valueDType: DType,
+  ): void {
     const t = this.info(tensor);
     const p = this.param(tensor, true);
     const V = values.length;
@@ -172,9 +187,14 @@ export class Emitter {
     const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
     const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
     this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
-    values.forEach((v, j) => this.line(`${arr}[${j}] = ${toStorage(v, t.storage, valueDType)};`));
-    this.line(`{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${arr}); ${chunk}* dst = reinterpret_cast<${chunk}*>(${p} + (${this.offset(tensor, coords0)}));`);
-    this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`);
+    for (const [j, v] of values.entries())
+      this.line(`${arr}[${j}] = ${toStorage(v, t.storage, valueDType)};`);
+    this.line(
+      `{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${arr}); ${chunk}* dst = reinterpret_cast<${chunk}*>(${p} + (${this.offset(tensor, coords0)}));`,
+    );
+    this.line(
+      `  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`,
+    );
   }
 
   store(tensor: string, coords: readonly string[], value: string, valueDType: DType): void {
@@ -200,7 +220,12 @@ export class Emitter {
 }
 
 /** Statements decomposing linear index `linear` over `shape` walked in `layout` order into logical coords. */
-export function decompose(e: Emitter, linear: string, shape: readonly number[], layout: readonly number[]): string[] {
+export function decompose(
+  e: Emitter,
+  linear: string,
+  shape: readonly number[],
+  layout: readonly number[],
+): string[] {
   const coords = new Array<string>(shape.length).fill("0");
   const axes = layout.filter((a) => shape[a] !== 1);
   if (axes.length === 0) return coords;

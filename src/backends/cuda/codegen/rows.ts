@@ -8,10 +8,15 @@
  */
 import type { DType } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
-import type { AdaptivePoolingLayer, NormalizationLayer, ReduceLayer, SoftmaxLayer } from "../../../network/layers/index.js";
+import type {
+  AdaptivePoolingLayer,
+  NormalizationLayer,
+  ReduceLayer,
+  SoftmaxLayer,
+} from "../../../network/layers/index.js";
 import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
 import type { CodegenContext, GeneratedKernel } from "./element.js";
-import { Emitter, decompose, indexType } from "./emitter.js";
+import { decompose, Emitter, indexType } from "./emitter.js";
 
 const THREADS = 256;
 
@@ -25,6 +30,7 @@ interface Frame {
   TY: number;
   rows: number;
   inner: number;
+  threads: number;
 }
 
 interface RowSpec {
@@ -48,11 +54,15 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   const inner = spec.inner.reduce((p, a) => p * x.shape[a], 1);
   const innermost = x.layout.filter((a) => x.shape[a] !== 1).at(-1);
   const alongRow = innermost === undefined || spec.inner.includes(innermost);
+  // Rows across memory (NHWC spatial means): 1024-thread blocks, so many loads are in flight per row;
+  // 32 adjacent rows per block (coalesced), or 8 with 128 threads each when there are few rows.
+  const threads = !alongRow && inner >= 256 ? 1024 : THREADS;
   let TY: number;
   if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
+  else if (threads === 1024) TY = rows <= 256 ? 128 : 32;
   else TY = rows <= 32 * 64 ? 32 : 8;
   TY = Math.min(TY, pow2ceil(Math.max(1, inner)) >= 2 ? TY : 1) || 1;
-  const TX = THREADS / TY;
+  const TX = threads / TY;
   e.line("const int tid = threadIdx.x;");
   e.line(alongRow ? `const int tx = tid / ${TY};` : `const int tx = tid % ${TX};`);
   e.line(alongRow ? `const int ty = tid % ${TY};` : `const int ty = tid / ${TX};`);
@@ -62,7 +72,7 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   const outerOrder = x.layout.filter((a) => spec.outer.includes(a));
   const rowShape = x.shape.map((d, a) => (spec.outer.includes(a) ? d : 1));
   const rowCoords = decompose(e, "row", rowShape, outerOrder.length ? outerOrder : [0]);
-  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner };
+  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner, threads };
 }
 
 /** Emits `for (e = ty; e < inner; e += TY)` with the element's input coords, calling body(coords). */
@@ -78,14 +88,22 @@ function rowLoop(f: Frame, ctx: CodegenContext, spec: RowSpec, body: (coords: st
 }
 
 /** Tree-combines `acc` (type ct) over the TY threads of each row; returns the row's result variable. */
-function blockCombine(f: Frame, ct: string, acc: string, combine: (a: string, b: string) => string, name: string): string {
+function blockCombine(
+  f: Frame,
+  ct: string,
+  acc: string,
+  combine: (a: string, b: string) => string,
+  name: string,
+): string {
   const e = f.e;
   const sm = `sm_${name}`;
   e.line(`__shared__ ${ct} ${sm}[${f.TX * f.TY}];`);
   e.line(`${sm}[tx * ${f.TY} + ty] = ${acc};`);
   e.line("__syncthreads();");
   e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
-    e.line(`if (ty < s) ${sm}[tx * ${f.TY} + ty] = ${combine(`${sm}[tx * ${f.TY} + ty]`, `${sm}[tx * ${f.TY} + ty + s]`)};`);
+    e.line(
+      `if (ty < s) ${sm}[tx * ${f.TY} + ty] = ${combine(`${sm}[tx * ${f.TY} + ty]`, `${sm}[tx * ${f.TY} + ty + s]`)};`,
+    );
     e.line("__syncthreads();");
   });
   const r = e.let(ct, `${sm}[tx * ${f.TY}]`, name);
@@ -94,14 +112,25 @@ function blockCombine(f: Frame, ct: string, acc: string, combine: (a: string, b:
 }
 
 function finish(name: string, f: Frame): GeneratedKernel {
-  const source = `extern "C" __global__ void __launch_bounds__(${THREADS}) ${name}(${f.e.signature()}) {\n${f.e.body()}\n}\n`;
-  return { name, source, params: f.e.params, grid: [Math.max(1, Math.ceil(f.rows / f.TX)), 1, 1], block: [THREADS, 1, 1], sharedBytes: 0 };
+  const source = `extern "C" __global__ void __launch_bounds__(${f.threads}) ${name}(${f.e.signature()}) {\n${f.e.body()}\n}\n`;
+  return {
+    name,
+    source,
+    params: f.e.params,
+    grid: [Math.max(1, Math.ceil(f.rows / f.TX)), 1, 1],
+    block: [f.threads, 1, 1],
+    sharedBytes: 0,
+  };
 }
 
 type ReduceKind = ReduceLayer["op"];
 
 /** reduce layers, and adaptive pooling to size 1 (a mean or max over the spatial axes). */
-export function generateReduceKernel(name: string, layer: ReduceLayer | AdaptivePoolingLayer, ctx: CodegenContext): GeneratedKernel {
+export function generateReduceKernel(
+  name: string,
+  layer: ReduceLayer | AdaptivePoolingLayer,
+  ctx: CodegenContext,
+): GeneratedKernel {
   const input = layer.inputs[0];
   const x = ctx.info(input);
   const rank = x.shape.length;
@@ -142,7 +171,11 @@ export function generateReduceKernel(name: string, layer: ReduceLayer | Adaptive
     accCt = "int";
     init = op === "all" ? "1" : "0";
   }
-  if (arg && float) init = op === "argmax" ? floatLiteral(Number.NEGATIVE_INFINITY, inCt) : floatLiteral(Number.POSITIVE_INFINITY, inCt);
+  if (arg && float)
+    init =
+      op === "argmax"
+        ? floatLiteral(Number.NEGATIVE_INFINITY, inCt)
+        : floatLiteral(Number.POSITIVE_INFINITY, inCt);
   e.line(`${accCt} acc = ${init};`);
   if (arg) e.line("long long aidx = 0x7fffffffffffffffLL;");
   const innerOrder = x.layout.filter((a) => axes.includes(a));
@@ -150,19 +183,37 @@ export function generateReduceKernel(name: string, layer: ReduceLayer | Adaptive
     e.line("if (!active) break;");
     const v = e.load(input, coords);
     switch (op) {
-      case "sum": case "mean": e.line(`acc += (${accCt})${v};`); break;
-      case "prod": e.line(`acc *= (${accCt})${v};`); break;
-      case "max": e.line(`acc = tc_max(acc, (${accCt})${v});`); break;
-      case "min": e.line(`acc = tc_min(acc, (${accCt})${v});`); break;
-      case "any": e.line(`acc = acc || ${v};`); break;
-      case "all": e.line(`acc = acc && ${v};`); break;
-      case "argmax": case "argmin": {
+      case "sum":
+      case "mean":
+        e.line(`acc += (${accCt})${v};`);
+        break;
+      case "prod":
+        e.line(`acc *= (${accCt})${v};`);
+        break;
+      case "max":
+        e.line(`acc = tc_max(acc, (${accCt})${v});`);
+        break;
+      case "min":
+        e.line(`acc = tc_min(acc, (${accCt})${v});`);
+        break;
+      case "any":
+        e.line(`acc = acc || ${v};`);
+        break;
+      case "all":
+        e.line(`acc = acc && ${v};`);
+        break;
+      case "argmax":
+      case "argmin": {
         // The reduced axis' coordinate is the index; a NaN wins, then the first occurrence.
         const a = axes[0];
         const k = coords[a];
         const better = op === "argmax" ? ">" : "<";
-        e.line(`{ const long long kk = (long long)(${k}); const bool vn = ${v} != ${v}; const bool an = acc != acc;`);
-        e.line(`  if ((vn && !an) || (vn == an && (${v} ${better} acc || (${v} == acc && kk < aidx))) || (vn && an && kk < aidx)) { acc = ${v}; aidx = kk; } }`);
+        e.line(
+          `{ const long long kk = (long long)(${k}); const bool vn = ${v} != ${v}; const bool an = acc != acc;`,
+        );
+        e.line(
+          `  if ((vn && !an) || (vn == an && (${v} ${better} acc || (${v} == acc && kk < aidx))) || (vn && an && kk < aidx)) { acc = ${v}; aidx = kk; } }`,
+        );
         break;
       }
     }
@@ -180,23 +231,38 @@ export function generateReduceKernel(name: string, layer: ReduceLayer | Adaptive
     e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
       e.block("if (ty < s)", () => {
         e.line(`const int p = tx * ${f.TY} + ty, q = p + s;`);
-        e.line(`const ${ct} a = ${sm}_v[p], b = ${sm}_v[q]; const long long ia = ${sm}_i[p], ib = ${sm}_i[q];`);
+        e.line(
+          `const ${ct} a = ${sm}_v[p], b = ${sm}_v[q]; const long long ia = ${sm}_i[p], ib = ${sm}_i[q];`,
+        );
         e.line(`const bool an = a != a, bn = b != b;`);
-        e.line(`const bool takeB = (bn && !an) || (an == bn && (b ${better} a || (b == a && ib < ia))) || (an && bn && ib < ia);`);
+        e.line(
+          `const bool takeB = (bn && !an) || (an == bn && (b ${better} a || (b == a && ib < ia))) || (an && bn && ib < ia);`,
+        );
         e.line(`if (takeB) { ${sm}_v[p] = b; ${sm}_i[p] = ib; }`);
       });
       e.line("__syncthreads();");
     });
-    result = e.let("long long", `${sm}_i[tx * ${f.TY}] == 0x7fffffffffffffffLL ? 0LL : ${sm}_i[tx * ${f.TY}]`, "res");
+    result = e.let(
+      "long long",
+      `${sm}_i[tx * ${f.TY}] == 0x7fffffffffffffffLL ? 0LL : ${sm}_i[tx * ${f.TY}]`,
+      "res",
+    );
   } else {
     const combine = (a: string, b: string): string => {
       switch (op) {
-        case "sum": case "mean": return `${a} + ${b}`;
-        case "prod": return `${a} * ${b}`;
-        case "max": return `tc_max(${a}, ${b})`;
-        case "min": return `tc_min(${a}, ${b})`;
-        case "any": return `(${a} || ${b})`;
-        default: return `(${a} && ${b})`;
+        case "sum":
+        case "mean":
+          return `${a} + ${b}`;
+        case "prod":
+          return `${a} * ${b}`;
+        case "max":
+          return `tc_max(${a}, ${b})`;
+        case "min":
+          return `tc_min(${a}, ${b})`;
+        case "any":
+          return `(${a} || ${b})`;
+        default:
+          return `(${a} && ${b})`;
       }
     };
     result = blockCombine(f, accCt, "acc", combine, "red");
@@ -209,16 +275,26 @@ export function generateReduceKernel(name: string, layer: ReduceLayer | Adaptive
     if (!axes.includes(a)) outCoords.push(f.rowCoords[a]);
     else if (keep) outCoords.push("0");
   }
-  e.block("if (active && ty == 0)", () => e.store(layer.output, outCoords, result, arg ? "int64" : out.logicalDType));
+  e.block("if (active && ty == 0)", () =>
+    e.store(layer.output, outCoords, result, arg ? "int64" : out.logicalDType),
+  );
   return finish(name, f);
 }
 
-export function generateSoftmaxKernel(name: string, layer: SoftmaxLayer, ctx: CodegenContext): GeneratedKernel {
+export function generateSoftmaxKernel(
+  name: string,
+  layer: SoftmaxLayer,
+  ctx: CodegenContext,
+): GeneratedKernel {
   const input = layer.inputs[0];
   const x = ctx.info(input);
   const rank = x.shape.length;
   const axis = rank === 0 ? 0 : layer.axis;
-  const spec: RowSpec = { input, outer: Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axis), inner: rank === 0 ? [] : [axis] };
+  const spec: RowSpec = {
+    input,
+    outer: Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axis),
+    inner: rank === 0 ? [] : [axis],
+  };
   const f = frame(ctx, spec, []);
   const e = f.e;
   const ct = x.logicalDType === "float64" ? "double" : "float";
@@ -245,7 +321,11 @@ export function generateSoftmaxKernel(name: string, layer: SoftmaxLayer, ctx: Co
   return finish(name, f);
 }
 
-export function generateNormalizationKernel(name: string, layer: NormalizationLayer, ctx: CodegenContext): GeneratedKernel {
+export function generateNormalizationKernel(
+  name: string,
+  layer: NormalizationLayer,
+  ctx: CodegenContext,
+): GeneratedKernel {
   const [input, scale, bias] = layer.inputs;
   const x = ctx.info(input);
   const rank = x.shape.length;
@@ -286,14 +366,23 @@ export function generateNormalizationKernel(name: string, layer: NormalizationLa
       e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${e.load(input, c)} - ${mean}; q += d * d; }`);
     });
     const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq");
-    const rstd = e.let(ct, `(${ct})1 / sqrt(${sq} / (${ct})${innerCount} + (${ct})${floatLiteral(layer.epsilon, ct)})`, "rstd");
+    const rstd = e.let(
+      ct,
+      `(${ct})1 / sqrt(${sq} / (${ct})${innerCount} + (${ct})${floatLiteral(layer.epsilon, ct)})`,
+      "rstd",
+    );
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
       e.block(g === null ? "" : `if (${inGroup(c)})`, () => {
         const v = e.load(input, c);
         const sc = e.load(scale, scaleCoords(c));
         const bi = e.load(bias, scaleCoords(c));
-        e.store(layer.output, c, `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`, ctx.info(layer.output).logicalDType);
+        e.store(
+          layer.output,
+          c,
+          `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`,
+          ctx.info(layer.output).logicalDType,
+        );
       });
     });
   };

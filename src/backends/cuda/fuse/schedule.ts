@@ -13,8 +13,8 @@ import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
 import { perChannel } from "../plan/fold.js";
-import { type Layout, channelsLast, identityLayout, layoutKey } from "../plan/layout.js";
-import { type Precision, type TensorInfo, storageDType } from "../plan/tensors.js";
+import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
+import { type Precision, storageDType, type TensorInfo } from "../plan/tensors.js";
 import type { ConvActivationKind, ConvEpilogueOp, ConvStep, MatmulStep, Step } from "./steps.js";
 
 export interface ScheduleOptions {
@@ -103,7 +103,9 @@ class Scheduler {
   /** Network outputs reachable from `t` through views (they are read after the engine runs). */
   private isOutputish(t: string): boolean {
     if (this.outputs.has(t)) return true;
-    return (this.consumers.get(t) ?? []).some((c) => this.infos.get(c.output)?.viewOf === t && this.isOutputish(c.output));
+    return (this.consumers.get(t) ?? []).some(
+      (c) => this.infos.get(c.output)?.viewOf === t && this.isOutputish(c.output),
+    );
   }
 
   private place(layer: Layer): void {
@@ -120,7 +122,8 @@ class Scheduler {
         return;
       case "adaptive_pooling": {
         const x = this.info(layer.inputs[0]);
-        const window = numel(x.shape.slice(x.shape.length - layer.outputSize.length)) / numel(layer.outputSize);
+        const window =
+          numel(x.shape.slice(x.shape.length - layer.outputSize.length)) / numel(layer.outputSize);
         if (layer.outputSize.every((o) => o === 1) && window > 16) this.steps.push({ kind: "reduce", layer });
         else this.placeElement(layer);
         return;
@@ -135,7 +138,8 @@ class Scheduler {
         this.steps.push({ kind: "attention", layer });
         return;
       default:
-        if (!isElementLayer(layer)) throw new Error(`no CUDA implementation for ${layer.type} layer '${layer.name}'`);
+        if (!isElementLayer(layer))
+          throw new Error(`no CUDA implementation for ${layer.type} layer '${layer.name}'`);
         this.placeElement(layer);
     }
   }
@@ -156,7 +160,11 @@ class Scheduler {
   /** Inputs whose values must be loaded from memory inside loops (never inlined). */
   private loopInputs(layer: Layer): Set<string> {
     switch (layer.type) {
-      case "pooling": case "adaptive_pooling": case "resize": case "convolution": case "deconvolution":
+      case "pooling":
+      case "adaptive_pooling":
+      case "resize":
+      case "convolution":
+      case "deconvolution":
         return new Set(layer.inputs);
       case "gather":
         return new Set(layer.inputs);
@@ -180,12 +188,17 @@ class Scheduler {
       }
     }
     // Anything else reading `via` (or any other member) needs it stored by this kernel at the new root's coords.
-    const viaExternal = this.isOutputish(via) || this.readers(via).some((r) => r !== layer && this.groupOf.get(r.output) !== g);
+    const viaExternal =
+      this.isOutputish(via) || this.readers(via).some((r) => r !== layer && this.groupOf.get(r.output) !== g);
     if (viaExternal && !(identityMap && g.identity.has(via))) return false;
     if (!identityMap) {
       for (const m of g.layers) {
         if (m.output === via) continue;
-        if (this.isOutputish(m.output) || this.readers(m.output).some((r) => this.groupOf.get(r.output) !== g)) return false;
+        if (
+          this.isOutputish(m.output) ||
+          this.readers(m.output).some((r) => this.groupOf.get(r.output) !== g)
+        )
+          return false;
       }
     }
     return true;
@@ -225,7 +238,9 @@ class Scheduler {
       const outs = [g.root];
       for (const l of g.layers) {
         if (l.output === g.root) continue;
-        const external = this.isOutputish(l.output) || this.readers(l.output).some((r) => !inside.has(r.output) || this.consumed.has(r));
+        const external =
+          this.isOutputish(l.output) ||
+          this.readers(l.output).some((r) => !inside.has(r.output) || this.consumed.has(r));
         if (external) outs.push(l.output);
       }
       g.outputs = outs;
@@ -246,7 +261,14 @@ class Scheduler {
     const known = this.relayouts.get(key);
     if (known) return known;
     const s = this.info(src);
-    this.infos.set(key, { name: key, shape: s.shape, logicalDType: s.logicalDType, storage, layout: [...layout], role: "activation" });
+    this.infos.set(key, {
+      name: key,
+      shape: s.shape,
+      logicalDType: s.logicalDType,
+      storage,
+      layout: [...layout],
+      role: "activation",
+    });
     const copy = { type: "identity", name: `relayout(${src})`, inputs: [src], output: key } as Layer;
     this.steps.push(this.newGroup([copy], key).step);
     this.relayouts.set(key, key);
@@ -254,15 +276,31 @@ class Scheduler {
   }
 
   /** A staging tensor in `layout`/`storage` for a library call that must end in `final`, plus the copy after. */
-  private staging(final: string, layout: Layout, storage: TensorInfo["storage"]): { target: string; copy?: () => void } {
+  private staging(
+    final: string,
+    layout: Layout,
+    storage: TensorInfo["storage"],
+  ): { target: string; copy?: () => void } {
     if (this.matches(final, layout, storage)) return { target: final };
     const f = this.info(final);
     const target = `${final}#staged`;
-    this.infos.set(target, { name: target, shape: f.shape, logicalDType: f.logicalDType, storage, layout: [...layout], role: "activation" });
+    this.infos.set(target, {
+      name: target,
+      shape: f.shape,
+      logicalDType: f.logicalDType,
+      storage,
+      layout: [...layout],
+      role: "activation",
+    });
     return {
       target,
       copy: () => {
-        const copy = { type: "identity", name: `unstage(${final})`, inputs: [target], output: final } as Layer;
+        const copy = {
+          type: "identity",
+          name: `unstage(${final})`,
+          inputs: [target],
+          output: final,
+        } as Layer;
         this.steps.push(this.newGroup([copy], final).step);
       },
     };
@@ -276,7 +314,8 @@ class Scheduler {
     const xShape = this.info(x).shape;
     if (wShape.length !== 4) return false;
     if (this.producer.get(w)?.type !== "constant") return false;
-    if (layer.inputs[2] !== undefined && this.producer.get(layer.inputs[2])?.type !== "constant") return false;
+    if (layer.inputs[2] !== undefined && this.producer.get(layer.inputs[2])?.type !== "constant")
+      return false;
     const depthwise = layer.groups > 1 && wShape[1] === 1 && layer.groups === xShape[1];
     if (depthwise) {
       this.preferDepthwiseWeights(layer);
@@ -284,6 +323,27 @@ class Scheduler {
     }
     const out = this.info(layer.output);
     const nhwc = out.layout.join() === channelsLast(4).join();
+    const pointLike = [2, 3].every((a) => xShape[a] === 1 && wShape[a] === 1 && out.shape[a] === 1);
+    if (layer.groups === 1 && pointLike && layer.padding.every((p) => p === 0)) {
+      const acts = [];
+      for (const f of this.convChain(layer, out.layout, out.storage)) {
+        if (f.op.kind !== "act") break;
+        acts.push(f);
+      }
+      const final = acts.length ? acts[acts.length - 1].layer.output : layer.output;
+      this.steps.push({
+        kind: "conv",
+        engine: "gemv",
+        layer,
+        x,
+        epilogue: acts.map((f) => f.op),
+        fused: acts.map((f) => f.layer),
+        output: final,
+        layout: nhwc ? "NHWC" : "NCHW",
+      });
+      for (const f of acts) this.consumed.add(f.layer);
+      return true;
+    }
     const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
     const storage = storageDType(this.info(x).logicalDType, this.opts.precision);
     const chain = this.convChain(layer, layout, storage);
@@ -302,6 +362,7 @@ class Scheduler {
         fused: fused.map((f) => f.layer),
         output: target,
         layout: nhwc ? "NHWC" : "NCHW",
+        engine: "cudnn",
       };
       if (!this.opts.convSupported(step)) {
         if (target !== final) this.infos.delete(target);
@@ -329,7 +390,11 @@ class Scheduler {
   }
 
   /** The pointwise layers after `conv` that cuDNN could fuse, in order. */
-  private convChain(conv: LayerOf<"convolution">, layout: Layout, storage: string): { layer: Layer; op: ConvEpilogueOp }[] {
+  private convChain(
+    conv: LayerOf<"convolution">,
+    layout: Layout,
+    storage: string,
+  ): { layer: Layer; op: ConvEpilogueOp }[] {
     const chain: { layer: Layer; op: ConvEpilogueOp }[] = [];
     const convIndex = this.index.get(conv)!;
     let t = conv.output;
@@ -341,8 +406,13 @@ class Scheduler {
       const next = rs[0];
       if (this.info(next.output).shape.join() !== shape.join()) break;
       let op: ConvEpilogueOp | undefined;
-      if (next.type === "activation" && CONV_ACTS.has(next.fn.kind)) op = { kind: "act", fn: next.fn.kind as ConvActivationKind };
-      else if (next.type === "elementwise" && (next.op === "add" || next.op === "mul") && next.inputs[0] !== next.inputs[1]) {
+      if (next.type === "activation" && CONV_ACTS.has(next.fn.kind))
+        op = { kind: "act", fn: next.fn.kind as ConvActivationKind };
+      else if (
+        next.type === "elementwise" &&
+        (next.op === "add" || next.op === "mul") &&
+        next.inputs[0] !== next.inputs[1]
+      ) {
         const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
         const p = this.producer.get(other);
         if (p?.type === "constant") {
@@ -351,7 +421,12 @@ class Scheduler {
         } else {
           const oi = this.info(other);
           const ready = p === undefined || this.index.get(p)! < convIndex;
-          if (ready && oi.shape.join() === shape.join() && this.matches(other, layout, storage) && oi.viewOf === undefined) {
+          if (
+            ready &&
+            oi.shape.join() === shape.join() &&
+            this.matches(other, layout, storage) &&
+            oi.viewOf === undefined
+          ) {
             op = { kind: "tensor", op: next.op, tensor: other };
           }
         }
@@ -379,14 +454,17 @@ class Scheduler {
   private placeMatmul(layer: LayerOf<"matmul">): void {
     const [a0, b0] = layer.inputs;
     const storage = storageDType(this.info(a0).logicalDType, this.opts.precision);
-    const fix = (t: string) => (this.matrixOk(t, storage) ? t : this.materialize(t, identityLayout(this.info(t).shape.length), storage));
+    const fix = (t: string) =>
+      this.matrixOk(t, storage) ? t : this.materialize(t, identityLayout(this.info(t).shape.length), storage);
     const a = fix(a0);
     const b = fix(b0);
     const out = this.info(layer.output);
     const batch = numel(out.shape.slice(0, -2));
     const bBatch = numel(this.info(b).shape.slice(0, -2));
     const aInfo = this.info(a);
-    const aRowMajor = layoutKey(aInfo.shape, aInfo.layout) === layoutKey(aInfo.shape, identityLayout(aInfo.shape.length)) && !layer.transposeA;
+    const aRowMajor =
+      layoutKey(aInfo.shape, aInfo.layout) === layoutKey(aInfo.shape, identityLayout(aInfo.shape.length)) &&
+      !layer.transposeA;
     const flat = batch === 1 || (bBatch === 1 && aRowMajor);
     // Epilogue: + row bias (a constant varying along the last axis only), then relu / tanh-gelu.
     const fused: Layer[] = [];
@@ -397,11 +475,20 @@ class Scheduler {
     if (flat) {
       const rs = this.readers(t);
       const next = rs.length === 1 && !this.outputs.has(t) ? rs[0] : undefined;
-      if (next?.type === "elementwise" && next.op === "add" && this.info(next.output).shape.join() === out.shape.join()) {
+      if (
+        next?.type === "elementwise" &&
+        next.op === "add" &&
+        this.info(next.output).shape.join() === out.shape.join()
+      ) {
         const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
         const oi = this.info(other);
         const p = this.producer.get(other);
-        if (p?.type === "constant" && oi.shape.at(-1) === n && numel(oi.shape) === n && oi.storage === storage) {
+        if (
+          p?.type === "constant" &&
+          oi.shape.at(-1) === n &&
+          numel(oi.shape) === n &&
+          oi.storage === storage
+        ) {
           bias = other;
           fused.push(next);
           t = next.output;
@@ -441,5 +528,4 @@ class Scheduler {
     for (let k = fused.length; k >= 0; k--) if (tryStep(k)) return;
     throw new Error(`cuBLASLt cannot run matmul layer '${layer.name}'`);
   }
-
 }

@@ -28,6 +28,8 @@ export interface ConvStep {
   /** Where cuDNN writes (the last fused layer's output, or a staging tensor). */
   readonly output: string;
   readonly layout: "NHWC" | "NCHW";
+  /** cuDNN, or a generated warp-per-output kernel for 1×1 convolutions on 1×1 maps. */
+  readonly engine: "cudnn" | "gemv";
 }
 
 export interface MatmulStep {
@@ -72,17 +74,25 @@ export function stepReads(s: Step): string[] {
 /** Tensors a step writes. */
 export function stepWrites(s: Step): string[] {
   switch (s.kind) {
-    case "element": return [...s.group.outputs];
-    case "conv": case "matmul": return [s.output];
-    default: return [s.layer.output];
+    case "element":
+      return [...s.group.outputs];
+    case "conv":
+    case "matmul":
+      return [s.output];
+    default:
+      return [s.layer.output];
   }
 }
 
 export function describeStep(s: Step): string {
   switch (s.kind) {
-    case "element": return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}`;
-    case "conv": return `conv ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}`;
-    case "matmul": return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
-    default: return `${s.kind} → ${s.layer.output}`;
+    case "element":
+      return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}`;
+    case "conv":
+      return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}`;
+    case "matmul":
+      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
+    default:
+      return `${s.kind} → ${s.layer.output}`;
   }
 }

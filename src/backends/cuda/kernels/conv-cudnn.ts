@@ -5,7 +5,16 @@
  * that use tensor cores or down-convert inputs are skipped (as PyTorch does). The device runtime's
  * BackendDescriptor wraps each descriptor; the plan and variant pack are built once (pointers are fixed).
  */
-import { ATTR, ATTR_TYPE, CONV_MODE, CUDNN, CUDNN_DATA, DESC, HEUR_MODE, POINTWISE } from "../../../ffi/cudnn.js";
+import {
+  ATTR,
+  ATTR_TYPE,
+  CONV_MODE,
+  CUDNN,
+  CUDNN_DATA,
+  DESC,
+  HEUR_MODE,
+  POINTWISE,
+} from "../../../ffi/cudnn.js";
 import { checkCudnn } from "../../../ffi/status.js";
 import type { Cudnn } from "../device/conv.js";
 import { BackendDescriptor } from "../device/cudnn-backend.js";
@@ -78,9 +87,11 @@ export class CudnnConvPlan {
   bind(ops: ConvOperands, workspace: bigint): void {
     this.variantPack?.destroy();
     const ptrs = [ops.x, ops.w, ...(this.spec.bias ? [ops.bias ?? 0n] : []), ops.y, ...ops.extra];
-    if (ptrs.length !== this.uids.length) throw new Error(`conv plan needs ${this.uids.length} pointers, got ${ptrs.length}`);
+    if (ptrs.length !== this.uids.length)
+      throw new Error(`conv plan needs ${this.uids.length} pointers, got ${ptrs.length}`);
     for (const [i, p] of ptrs.entries()) {
-      if (p === 0n || p % 16n !== 0n) throw new Error(`conv operand ${i} at 0x${p.toString(16)} is not 16-byte aligned`);
+      if (p === 0n || p % 16n !== 0n)
+        throw new Error(`conv operand ${i} at 0x${p.toString(16)} is not 16-byte aligned`);
     }
     const vp = BackendDescriptor.create(DESC.VARIANT_PACK, "variant pack");
     vp.int64s(ATTR.VARIANT_PACK_UNIQUE_IDS, this.uids, "UNIQUE_IDS")
@@ -118,7 +129,13 @@ export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvPlan
     const io = spec.dtype === "float16" ? CUDNN_DATA.HALF : CUDNN_DATA.FLOAT;
     let nextUid = 1n;
     const uids: bigint[] = [];
-    const tensor = (label: string, dims: readonly number[], str: readonly number[], dataType: number, isVirtual: boolean) => {
+    const tensor = (
+      label: string,
+      dims: readonly number[],
+      str: readonly number[],
+      dataType: number,
+      isVirtual: boolean,
+    ) => {
       const uid = nextUid++;
       const d = make(DESC.TENSOR, `tensor ${label}`)
         .enum32(ATTR.TENSOR_DATA_TYPE, ATTR_TYPE.DATA_TYPE, dataType, "DATA_TYPE")
@@ -148,7 +165,12 @@ export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvPlan
     const convOut = stages === 0 ? y : virt("conv out");
     const conv = make(DESC.CONVOLUTION, "convolution")
       .enum32(ATTR.CONVOLUTION_COMP_TYPE, ATTR_TYPE.DATA_TYPE, CUDNN_DATA.FLOAT, "COMP_TYPE")
-      .enum32(ATTR.CONVOLUTION_CONV_MODE, ATTR_TYPE.CONVOLUTION_MODE, CONV_MODE.CROSS_CORRELATION, "CONV_MODE")
+      .enum32(
+        ATTR.CONVOLUTION_CONV_MODE,
+        ATTR_TYPE.CONVOLUTION_MODE,
+        CONV_MODE.CROSS_CORRELATION,
+        "CONV_MODE",
+      )
       .int64s(ATTR.CONVOLUTION_SPATIAL_DIMS, [2], "SPATIAL_DIMS")
       .int64s(ATTR.CONVOLUTION_DILATIONS, spec.dilation, "DILATIONS")
       .int64s(ATTR.CONVOLUTION_FILTER_STRIDES, spec.stride, "FILTER_STRIDES")
@@ -191,7 +213,9 @@ export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvPlan
       .descriptors(ATTR.OPERATIONGRAPH_OPS, ops, "OPS")
       .finalize();
     const strict = spec.dtype === "float32" && !spec.allowTf32;
-    const chosen = choose(cudnn, graph, HEUR_MODE.A, owned, strict) ?? choose(cudnn, graph, HEUR_MODE.FALLBACK, owned, strict);
+    const chosen =
+      choose(cudnn, graph, HEUR_MODE.A, owned, strict) ??
+      choose(cudnn, graph, HEUR_MODE.FALLBACK, owned, strict);
     if (!chosen) {
       for (const d of owned.reverse()) d.destroy();
       return undefined;
@@ -217,7 +241,14 @@ function engineOf(cfg: BackendDescriptor): BackendDescriptor | undefined {
 function notes(engine: BackendDescriptor): number[] {
   const count = new BigInt64Array(1);
   const values = new Int32Array(NOTE_TYPE_COUNT);
-  const rc = CUDNN.fn.cudnnBackendGetAttribute(engine.handle, ENGINE_NUMERICAL_NOTE, TYPE_NUMERICAL_NOTE, NOTE_TYPE_COUNT, count, values);
+  const rc = CUDNN.fn.cudnnBackendGetAttribute(
+    engine.handle,
+    ENGINE_NUMERICAL_NOTE,
+    TYPE_NUMERICAL_NOTE,
+    NOTE_TYPE_COUNT,
+    count,
+    values,
+  );
   if (rc !== 0) return [];
   return [...values.subarray(0, Number(count[0]))];
 }
@@ -231,7 +262,9 @@ function choose(
 ): { plan: BackendDescriptor; engine: number | undefined } | undefined {
   const heur = BackendDescriptor.create(DESC.ENGINEHEUR, "engine heuristics");
   owned.push(heur);
-  heur.descriptors(ATTR.ENGINEHEUR_OPERATION_GRAPH, [graph], "OPERATION_GRAPH").enum32(ATTR.ENGINEHEUR_MODE, ATTR_TYPE.HEUR_MODE, mode, "MODE");
+  heur
+    .descriptors(ATTR.ENGINEHEUR_OPERATION_GRAPH, [graph], "OPERATION_GRAPH")
+    .enum32(ATTR.ENGINEHEUR_MODE, ATTR_TYPE.HEUR_MODE, mode, "MODE");
   if (heur.tryFinalize() !== 0) return undefined;
   let n: number;
   try {
@@ -240,7 +273,9 @@ function choose(
     return undefined;
   }
   if (n === 0) return undefined;
-  const cfgs = Array.from({ length: n }, (_, i) => BackendDescriptor.create(DESC.ENGINECFG, `engine config ${i}`));
+  const cfgs = Array.from({ length: n }, (_, i) =>
+    BackendDescriptor.create(DESC.ENGINECFG, `engine config ${i}`),
+  );
   try {
     const filled = heur.getDescriptors(ATTR.ENGINEHEUR_RESULTS, cfgs, "RESULTS");
     for (let i = 0; i < Math.min(filled, n); i++) {

@@ -3,21 +3,34 @@
  * (identical kernels are emitted once). Pure: compiling and loading happen in the builder.
  */
 import type { DType } from "../../../ir/dtype.js";
-import type { GeneratedKernel, CodegenContext } from "../codegen/element.js";
-import { generateElementKernel } from "../codegen/element.js";
-import { PRELUDE } from "../codegen/ctypes.js";
-import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import { generateAttentionKernel } from "../codegen/attention.js";
+import { PRELUDE } from "../codegen/ctypes.js";
+import type { CodegenContext, GeneratedKernel } from "../codegen/element.js";
+import { generateElementKernel } from "../codegen/element.js";
+import { generateGemvKernel } from "../codegen/gemv.js";
+import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import type { Step } from "../fuse/steps.js";
 
-export function generateStepKernel(step: Step, name: string, ctx: CodegenContext): GeneratedKernel | undefined {
+export function generateStepKernel(
+  step: Step,
+  name: string,
+  ctx: CodegenContext,
+): GeneratedKernel | undefined {
   switch (step.kind) {
-    case "element": return generateElementKernel(name, step.group, ctx);
-    case "reduce": return generateReduceKernel(name, step.layer, ctx);
-    case "softmax": return generateSoftmaxKernel(name, step.layer, ctx);
-    case "normalization": return generateNormalizationKernel(name, step.layer, ctx);
-    case "attention": return generateAttentionKernel(name, step.layer, ctx);
-    default: return undefined;
+    case "element":
+      return generateElementKernel(name, step.group, ctx);
+    case "reduce":
+      return generateReduceKernel(name, step.layer, ctx);
+    case "softmax":
+      return generateSoftmaxKernel(name, step.layer, ctx);
+    case "normalization":
+      return generateNormalizationKernel(name, step.layer, ctx);
+    case "attention":
+      return generateAttentionKernel(name, step.layer, ctx);
+    case "conv":
+      return step.engine === "gemv" ? generateGemvKernel(name, step, ctx) : undefined;
+    default:
+      return undefined;
   }
 }
 
@@ -33,7 +46,9 @@ export function assembleProgram(kernels: readonly GeneratedKernel[], dtypes: Rea
   const byBody = new Map<string, string>();
   const parts: string[] = [];
   const symbols = kernels.map((k) => {
-    const body = k.source.replace(`void __launch_bounds__`, "").replace(new RegExp(`\\b${k.name}\\(`), "KERNEL(");
+    const body = k.source
+      .replace(`void __launch_bounds__`, "")
+      .replace(new RegExp(`\\b${k.name}\\(`), "KERNEL(");
     const known = byBody.get(body);
     if (known) return known;
     byBody.set(body, k.name);

@@ -4,7 +4,16 @@
  * when asked). Operands may be stored transposed (their last two axes swapped in memory), and a batch
  * operand may be broadcast (batch stride 0). When B has no batch and A is row-major, A's batch axes fold into M.
  */
-import { CUBLAS_COMPUTE, CUBLASLT, CUDA_R, EPILOGUE, HEURISTIC_RESULT, LAYOUT_ATTR, MATMUL_DESC, PREF_ATTR } from "../../../ffi/cublaslt.js";
+import {
+  CUBLAS_COMPUTE,
+  CUBLASLT,
+  CUDA_R,
+  EPILOGUE,
+  HEURISTIC_RESULT,
+  LAYOUT_ATTR,
+  MATMUL_DESC,
+  PREF_ATTR,
+} from "../../../ffi/cublaslt.js";
 import { checkCublas } from "../../../ffi/status.js";
 import type { OutNum, OutPtr, Ptr } from "../../../ffi/types.js";
 import { numel } from "../../../ir/tensor.js";
@@ -41,9 +50,9 @@ export function matmulGeometry(step: MatmulStep, info: (t: string) => TensorInfo
   const b = info(step.b);
   const out = info(step.output);
   const dtype = a.storage;
-  if ((dtype !== "float16" && dtype !== "float32") || b.storage !== dtype || out.storage !== dtype) return `dtypes ${a.storage}/${b.storage}/${out.storage}`;
+  if ((dtype !== "float16" && dtype !== "float32") || b.storage !== dtype || out.storage !== dtype)
+    return `dtypes ${a.storage}/${b.storage}/${out.storage}`;
   const ra = a.shape.length;
-  const rb = b.shape.length;
   const ro = out.shape.length;
   const m = out.shape[ro - 2];
   const n = out.shape[ro - 1];
@@ -93,7 +102,10 @@ export class LtMatmul {
   bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, workspace: bigint): void {
     if (this.hasBias) {
       const p = new BigUint64Array([bias ?? 0n]);
-      checkCublas("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", CUBLASLT.fn.cublasLtMatmulDescSetAttribute(this.desc, MATMUL_DESC.BIAS_POINTER, p, 8));
+      checkCublas(
+        "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
+        CUBLASLT.fn.cublasLtMatmulDescSetAttribute(this.desc, MATMUL_DESC.BIAS_POINTER, p, 8),
+      );
     }
     this.ptrs = { a, b, d, ws: workspace };
   }
@@ -104,8 +116,22 @@ export class LtMatmul {
     const [la, lb, ld] = this.layouts;
     // cuBLASLt's A is the user's B, its B the user's A (Yᵀ = Bᵀ·Aᵀ in column-major terms).
     const rc = CUBLASLT.fn.cublasLtMatmul(
-      this.handle, this.desc, this.alpha, p.b, la, p.a, lb, this.beta, p.d, ld, p.d, ld, this.algo,
-      this.workspaceBytes > 0 ? p.ws : null, this.workspaceBytes, streamHandle(stream),
+      this.handle,
+      this.desc,
+      this.alpha,
+      p.b,
+      la,
+      p.a,
+      lb,
+      this.beta,
+      p.d,
+      ld,
+      p.d,
+      ld,
+      this.algo,
+      this.workspaceBytes > 0 ? p.ws : null,
+      this.workspaceBytes,
+      streamHandle(stream),
     );
     if (rc !== 0) checkCublas("cublasLtMatmul", rc);
   }
@@ -141,19 +167,41 @@ export function buildLtMatmul(
     return undefined;
   };
   try {
-    const set = (attr: number, v: Int32Array | Uint32Array) => f.cublasLtMatmulDescSetAttribute(desc, attr, v, 4) === 0;
+    const set = (attr: number, v: Int32Array | Uint32Array) =>
+      f.cublasLtMatmulDescSetAttribute(desc, attr, v, 4) === 0;
     let ep: number = EPILOGUE.DEFAULT;
     if (epilogue.activation === "relu") ep = epilogue.bias ? EPILOGUE.RELU_BIAS : EPILOGUE.RELU;
     else if (epilogue.activation === "gelu") ep = epilogue.bias ? EPILOGUE.GELU_BIAS : EPILOGUE.GELU;
     else if (epilogue.bias) ep = EPILOGUE.BIAS;
-    if (!set(MATMUL_DESC.TRANSA, new Int32Array([g.bT ? 1 : 0])) || !set(MATMUL_DESC.TRANSB, new Int32Array([g.aT ? 1 : 0])) || !set(MATMUL_DESC.EPILOGUE, new Uint32Array([ep]))) return fail();
+    if (
+      !set(MATMUL_DESC.TRANSA, new Int32Array([g.bT ? 1 : 0])) ||
+      !set(MATMUL_DESC.TRANSB, new Int32Array([g.aT ? 1 : 0])) ||
+      !set(MATMUL_DESC.EPILOGUE, new Uint32Array([ep]))
+    )
+      return fail();
     const layout = (rows: number, cols: number, ld: number, stride: number): Ptr | undefined => {
       const out: OutPtr = [null];
       if (f.cublasLtMatrixLayoutCreate(out, type, rows, cols, ld) !== 0) return undefined;
       made.push(out[0]);
       if (g.batch > 1) {
-        if (f.cublasLtMatrixLayoutSetAttribute(out[0], LAYOUT_ATTR.BATCH_COUNT, new Int32Array([g.batch]), 4) !== 0) return undefined;
-        if (f.cublasLtMatrixLayoutSetAttribute(out[0], LAYOUT_ATTR.STRIDED_BATCH_OFFSET, new BigInt64Array([BigInt(stride)]), 8) !== 0) return undefined;
+        if (
+          f.cublasLtMatrixLayoutSetAttribute(
+            out[0],
+            LAYOUT_ATTR.BATCH_COUNT,
+            new Int32Array([g.batch]),
+            4,
+          ) !== 0
+        )
+          return undefined;
+        if (
+          f.cublasLtMatrixLayoutSetAttribute(
+            out[0],
+            LAYOUT_ATTR.STRIDED_BATCH_OFFSET,
+            new BigInt64Array([BigInt(stride)]),
+            8,
+          ) !== 0
+        )
+          return undefined;
       }
       return out[0];
     };
@@ -163,18 +211,45 @@ export function buildLtMatmul(
     const ld = layout(g.n, g.m, g.n, g.strideD);
     if (la === undefined || lb === undefined || ld === undefined) return fail();
     if (f.cublasLtMatmulPreferenceCreate(pref) !== 0) return fail();
-    f.cublasLtMatmulPreferenceSetAttribute(pref[0], PREF_ATTR.MAX_WORKSPACE_BYTES, new BigUint64Array([BigInt(maxWorkspace)]), 8);
+    f.cublasLtMatmulPreferenceSetAttribute(
+      pref[0],
+      PREF_ATTR.MAX_WORKSPACE_BYTES,
+      new BigUint64Array([BigInt(maxWorkspace)]),
+      8,
+    );
     const requested = 8;
     const results = new Uint8Array(HEURISTIC_RESULT.size * requested);
     const returned: OutNum = [0];
-    if (f.cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ld, ld, pref[0], requested, results, returned) !== 0) return fail();
+    if (
+      f.cublasLtMatmulAlgoGetHeuristic(
+        handle,
+        desc,
+        la,
+        lb,
+        ld,
+        ld,
+        pref[0],
+        requested,
+        results,
+        returned,
+      ) !== 0
+    )
+      return fail();
     const view = new DataView(results.buffer);
     for (let i = 0; i < returned[0]; i++) {
       const base = i * HEURISTIC_RESULT.size;
       if (view.getInt32(base + HEURISTIC_RESULT.state, true) !== 0) continue;
       const ws = Number(view.getBigUint64(base + HEURISTIC_RESULT.workspaceSize, true));
       if (ws > maxWorkspace) continue;
-      return new LtMatmul(handle, g, desc, [la, lb, ld], results.slice(base, base + HEURISTIC_RESULT.algoBytes), ws, epilogue.bias);
+      return new LtMatmul(
+        handle,
+        g,
+        desc,
+        [la, lb, ld],
+        results.slice(base, base + HEURISTIC_RESULT.algoBytes),
+        ws,
+        epilogue.bias,
+      );
     }
     return fail();
   } catch {

@@ -8,7 +8,7 @@
  */
 import type { DType } from "../../../ir/dtype.js";
 import type { TensorType } from "../../../ir/graph.js";
-import { type Tensor, numel, tensorFromNumbers, toFloat64Array } from "../../../ir/tensor.js";
+import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../../../ir/tensor.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { LAYER_RUNNERS, type LayerRunner } from "../../../network/reference/index.js";
@@ -58,7 +58,15 @@ function freshKey(w: Work, base: string): string {
 function constantLayer(w: Work, name: string, output: string, value: Tensor): Layer {
   const weight = freshKey(w, `${name}/folded`);
   w.constants[weight] = value;
-  return Object.freeze({ type: "constant", name, inputs: [], output, weight, dtype: value.dtype, shape: value.shape }) as unknown as Layer;
+  return Object.freeze({
+    type: "constant",
+    name,
+    inputs: [],
+    output,
+    weight,
+    dtype: value.dtype,
+    shape: value.shape,
+  }) as unknown as Layer;
 }
 
 function foldConstants(w: Work, net: Network): number {
@@ -66,7 +74,11 @@ function foldConstants(w: Work, net: Network): number {
   let folded = 0;
   w.layers = w.layers.map((layer) => {
     let result = layer;
-    if (layer.type !== "constant" && layer.inputs.length > 0 && numel(w.tensors[layer.output].shape) <= FOLD_LIMIT) {
+    if (
+      layer.type !== "constant" &&
+      layer.inputs.length > 0 &&
+      numel(w.tensors[layer.output].shape) <= FOLD_LIMIT
+    ) {
       const values = layer.inputs.map((i) => constantValue(w, byOutput, i));
       if (values.every((v): v is Tensor => v !== undefined)) {
         const runner = LAYER_RUNNERS[layer.type] as LayerRunner<Layer>;
@@ -105,7 +117,13 @@ interface Affine {
 }
 
 /** The per-channel affine y = x·scale + shift that `layer` applies to conv output `x`, if it is one. */
-function affineOf(w: Work, byOutput: Map<string, Layer>, layer: Layer, x: string, outShape: readonly number[]): Affine | undefined {
+function affineOf(
+  w: Work,
+  byOutput: Map<string, Layer>,
+  layer: Layer,
+  x: string,
+  outShape: readonly number[],
+): Affine | undefined {
   const c = outShape[1];
   const ones = () => new Float64Array(c).fill(1);
   const zeros = () => new Float64Array(c);
@@ -163,7 +181,14 @@ function foldAffines(w: Work, net: Network): number {
   return folded;
 }
 
-function rewriteConv(w: Work, conv: ConvolutionLayer, user: Layer, wt: Tensor, bt: Tensor | undefined, aff: Affine): void {
+function rewriteConv(
+  w: Work,
+  conv: ConvolutionLayer,
+  user: Layer,
+  wt: Tensor,
+  bt: Tensor | undefined,
+  aff: Affine,
+): void {
   const cout = wt.shape[0];
   const per = numel(wt.shape) / cout;
   const wv = toFloat64Array(wt);
@@ -177,7 +202,11 @@ function rewriteConv(w: Work, conv: ConvolutionLayer, user: Layer, wt: Tensor, b
   const bLayer = constantLayer(w, bName, uniqueTensor(w, bName), tensorFromNumbers(dtype, [cout], bv));
   w.tensors[wLayer.output] = { dtype, shape: wt.shape };
   w.tensors[bLayer.output] = { dtype, shape: [cout] };
-  const newConv = Object.freeze({ ...conv, inputs: [conv.inputs[0], wLayer.output, bLayer.output], output: user.output }) as unknown as Layer;
+  const newConv = Object.freeze({
+    ...conv,
+    inputs: [conv.inputs[0], wLayer.output, bLayer.output],
+    output: user.output,
+  }) as unknown as Layer;
   const at = w.layers.indexOf(conv);
   w.layers = w.layers.filter((l) => l !== conv && l !== user);
   w.layers.splice(Math.min(at, w.layers.length), 0, wLayer, bLayer, newConv);

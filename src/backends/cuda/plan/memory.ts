@@ -5,7 +5,7 @@
  */
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
-import { type TensorInfo, storageRoot } from "./tensors.js";
+import { storageRoot, type TensorInfo } from "./tensors.js";
 
 export const ALIGN = 256;
 

@@ -8,7 +8,7 @@ import type { DType } from "../../../ir/dtype.js";
 import type { Shape } from "../../../ir/tensor.js";
 import type { Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { type Layout, channelsLast, identityLayout, invertPermutation, isRowMajor } from "./layout.js";
+import { channelsLast, identityLayout, invertPermutation, isRowMajor, type Layout } from "./layout.js";
 
 export type Precision = "fp32" | "fp16";
 export type TensorRole = "input" | "output" | "activation" | "constant";
@@ -39,8 +39,22 @@ export function storageDType(dtype: DType, precision: Precision): DType {
 
 /** Layers that can write their output in any layout and read inputs in any layout. */
 const LAYOUT_AGNOSTIC = new Set<Layer["type"]>([
-  "elementwise", "unary", "activation", "scale", "cast", "select", "identity", "quantize", "dequantize",
-  "padding", "concatenation", "pooling", "adaptive_pooling", "resize", "convolution", "deconvolution",
+  "elementwise",
+  "unary",
+  "activation",
+  "scale",
+  "cast",
+  "select",
+  "identity",
+  "quantize",
+  "dequantize",
+  "padding",
+  "concatenation",
+  "pooling",
+  "adaptive_pooling",
+  "resize",
+  "convolution",
+  "deconvolution",
 ]);
 const SPATIAL = new Set<Layer["type"]>(["convolution", "deconvolution", "pooling", "adaptive_pooling"]);
 
@@ -50,7 +64,13 @@ export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, 
   const inputs = new Set(net.inputs);
   const constants = new Set(net.layers.filter((l) => l.type === "constant").map((l) => l.output));
   for (const [name, t] of Object.entries(net.tensors)) {
-    const role: TensorRole = inputs.has(name) ? "input" : outputs.has(name) ? "output" : constants.has(name) ? "constant" : "activation";
+    const role: TensorRole = inputs.has(name)
+      ? "input"
+      : outputs.has(name)
+        ? "output"
+        : constants.has(name)
+          ? "constant"
+          : "activation";
     const io = role === "input" || role === "output";
     infos.set(name, {
       name,
@@ -107,7 +127,11 @@ function assignChannelsLast(net: Network, infos: Map<string, TensorInfo>): void 
 }
 
 /** The memory order a shuffle's output has when it reuses its input's bytes, or undefined if it cannot. */
-export function shuffleViewLayout(layer: Extract<Layer, { type: "shuffle" }>, inShape: Shape, inLayout: Layout): Layout | undefined {
+export function shuffleViewLayout(
+  layer: Extract<Layer, { type: "shuffle" }>,
+  inShape: Shape,
+  inLayout: Layout,
+): Layout | undefined {
   let shape: number[] = [...inShape];
   let layout: number[] = [...inLayout];
   if (layer.firstTranspose) {

@@ -4,7 +4,7 @@
  * EfficientNet-B0 (timm's efficientnet_b0 layer for layer, 224×224) for benchmarks.
  */
 import type { DType } from "../../../ir/dtype.js";
-import { type Tensor, numel, tensorFromNumbers } from "../../../ir/tensor.js";
+import { numel, type Tensor, tensorFromNumbers } from "../../../ir/tensor.js";
 import { NetworkBuilder } from "../../../network/builder.js";
 import type { ActivationFn } from "../../../network/layers/activation.js";
 import type { Network } from "../../../network/network.js";
@@ -21,7 +21,13 @@ export function rng(seed: number): () => number {
   };
 }
 
-export function randomTensor(r: () => number, dtype: DType, shape: readonly number[], scale = 1, offset = 0): Tensor {
+export function randomTensor(
+  r: () => number,
+  dtype: DType,
+  shape: readonly number[],
+  scale = 1,
+  offset = 0,
+): Tensor {
   const n = numel(shape);
   const v = new Float64Array(n);
   for (let i = 0; i < n; i++) v[i] = offset + (r() * 2 - 1) * scale;
@@ -33,7 +39,10 @@ export class NetMaker {
   readonly r: () => number;
   private n = 0;
 
-  constructor(seed: number, readonly dtype: DType = "float32") {
+  constructor(
+    seed: number,
+    readonly dtype: DType = "float32",
+  ) {
     this.r = rng(seed);
   }
 
@@ -45,21 +54,39 @@ export class NetMaker {
     return this.b.constant(randomTensor(this.r, this.dtype, shape, scale, offset), `w${this.n++}`);
   }
 
-  conv(x: string, cout: number, k: number, opts: { stride?: number; groups?: number; bias?: boolean; pad?: number; dilation?: number } = {}): string {
+  conv(
+    x: string,
+    cout: number,
+    k: number,
+    opts: { stride?: number; groups?: number; bias?: boolean; pad?: number; dilation?: number } = {},
+  ): string {
     const cin = this.b.typeOf(x).shape[1];
     const g = opts.groups ?? 1;
     const fan = (cin / g) * k * k;
     const w = this.const([cout, cin / g, k, k], Math.sqrt(3 / fan));
-    const inputs: [string, string] | [string, string, string] = opts.bias ? [x, w, this.const([cout], 0.1)] : [x, w];
+    const inputs: [string, string] | [string, string, string] = opts.bias
+      ? [x, w, this.const([cout], 0.1)]
+      : [x, w];
     const s = opts.stride ?? 1;
     const d = opts.dilation ?? 1;
     const p = opts.pad ?? Math.floor(((k - 1) * d) / 2);
-    return this.b.add({ type: "convolution", inputs, stride: [s, s], padding: [p, p], dilation: [d, d], groups: g });
+    return this.b.add({
+      type: "convolution",
+      inputs,
+      stride: [s, s],
+      padding: [p, p],
+      dilation: [d, d],
+      groups: g,
+    });
   }
 
   bn(x: string): string {
     const c = this.b.typeOf(x).shape[1];
-    return this.b.add({ type: "scale", inputs: [x, this.const([c], 0.3, 1), this.const([c], 0.2)], channelAxis: 1 });
+    return this.b.add({
+      type: "scale",
+      inputs: [x, this.const([c], 0.3, 1), this.const([c], 0.2)],
+      channelAxis: 1,
+    });
   }
 
   act(x: string, fn: ActivationFn): string {
@@ -101,7 +128,13 @@ export class NetMaker {
 
   flatten(x: string): string {
     const s = this.b.typeOf(x).shape;
-    return this.b.add({ type: "shuffle", inputs: [x], firstTranspose: null, reshape: [s[0], numel(s.slice(1))], secondTranspose: null });
+    return this.b.add({
+      type: "shuffle",
+      inputs: [x],
+      firstTranspose: null,
+      reshape: [s[0], numel(s.slice(1))],
+      secondTranspose: null,
+    });
   }
 
   build(outputs: string[]): Network {

@@ -1,0 +1,103 @@
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { loadModel } from "../../frontends/load-model.js";
+import { type Tensor, numel, tensorFromNumbers } from "../../ir/tensor.js";
+import { compile } from "../../runtime/compile.js";
+import { readNpy } from "../../util/npy.js";
+import { compareTensors } from "../compare.js";
+import { InputError } from "../../errors.js";
+import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import type { Command } from "./command.js";
+import type { TensorType } from "../../ir/graph.js";
+
+/** Seeded normal samples (Box–Muller over a xorshift generator), so runs are repeatable. */
+function randomInput(type: TensorType, seed: number): Tensor {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) + 0.5) / 4294967296;
+  };
+  const n = numel(type.shape);
+  const v = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    v[i] = type.dtype === "int64" || type.dtype === "int32" ? Math.floor(next() * 10) : Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+  }
+  return tensorFromNumbers(type.dtype, type.shape, v);
+}
+
+export const benchCommand: Command = {
+  name: "bench",
+  summary: "compile for the GPU and measure latency (median, p90) and throughput with CUDA events",
+  usage:
+    "usage: torchc bench <model> [--batch N] [--reps 100] [--input x.npy ...] [--json out.json] [options]\n" +
+    "  --batch N   check that the model was exported at batch N (torchc compiles static shapes)\n" +
+    COMPILE_USAGE,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        ...COMPILE_FLAGS,
+        batch: { type: "string" },
+        reps: { type: "string" },
+        input: { type: "string", multiple: true },
+        json: { type: "string" },
+        expect: { type: "string", multiple: true },
+        tolerance: { type: "string" },
+      },
+    });
+    if (positionals.length !== 1) {
+      process.stderr.write(`${this.usage}\n`);
+      return 2;
+    }
+    const options = compileOptionsFrom(values, { backend: "cuda" });
+    const t0 = performance.now();
+    const model = await loadModel(positionals[0], { inputTypes: options.inputs });
+    const t1 = performance.now();
+    const batch = model.graph.values[model.graph.inputs[0]]?.shape[0] ?? 1;
+    if (values.batch !== undefined && Number(values.batch) !== batch) {
+      throw new InputError(
+        `${positionals[0]} was exported at batch ${batch}, not ${values.batch}: torchc compiles static shapes, so export the model with an example input of batch ${values.batch}`,
+        "bench.batch",
+      );
+    }
+    const compiled = await compile(model, options);
+    const t2 = performance.now();
+    const inputs = values.input?.length
+      ? values.input.map((f) => readNpy(f))
+      : model.graph.inputs.map((n, i) => randomInput(model.graph.values[n], 1234 + i));
+    // Correctness first: the same compiled module, checked against PyTorch's output before it is timed.
+    const checks = [];
+    if (values.expect?.length) {
+      const outs = await compiled.run(inputs);
+      const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
+      const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
+      for (const [i, f] of values.expect.entries()) {
+        const a = compareTensors(outs[i], readNpy(f));
+        checks.push({ output: i, relative: a.relative, maxAbsError: a.maxAbsError, tolerance: tol, ok: a.relative <= tol });
+        process.stdout.write(`output ${i}: max|err|/max|ref| = ${a.relative.toExponential(2)} against ${f} ${a.relative <= tol ? "ok" : `FAILS (tolerance ${tol})`}\n`);
+      }
+    }
+    const r = compiled.benchmark(inputs, { reps: Number(values.reps ?? 100), batch });
+    const result = {
+      model: positionals[0],
+      batch,
+      precision: options.enabledPrecisions ?? ["fp32"],
+      backend: options.backend,
+      loadMs: t1 - t0,
+      compileMs: t2 - t1,
+      ...r,
+      checks,
+      segments: compiled.report.runners,
+    };
+    process.stdout.write(
+      `${compiled.report.text}\n\n${positionals[0]} batch ${batch}: median ${r.medianMs.toFixed(3)} ms, p90 ${r.p90Ms.toFixed(3)} ms, ` +
+        `${r.throughput.toFixed(0)} samples/s (${r.reps} runs, CUDA events); compile ${(result.compileMs / 1000).toFixed(1)} s\n`,
+    );
+    if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
+    await compiled.dispose();
+    return checks.every((c) => c.ok) ? 0 : 1;
+  },
+};
