@@ -1,8 +1,9 @@
 /**
  * A fresh tensor of a static type filled with one number, built on the GPU from a 0-d constant:
- * `clone(expand(c, shape), contiguous_format)`. Used for creation ops whose fill value is a Scalar or that
- * have no tensor input to take a device from (full, zeros, full_like, …): nothing big is uploaded, and each
- * run gets its own tensor.
+ * `clone(expand(c, shape))`. Cloning an expanded (overlapping) tensor under preserve_format gives a
+ * contiguous one, so no MemoryFormat argument is needed. Used for creation ops whose fill value is a Scalar
+ * or that have no tensor input to take a device from (full, zeros, full_like, …): nothing big is uploaded,
+ * and each run gets its own tensor.
  */
 import type { TensorType } from "../../ir/graph.js";
 import { type RewriteContext, tensorArg } from "./rewrite-context.js";
@@ -19,10 +20,5 @@ export function emitFilled(
     self: tensorArg(c),
     size: { kind: "ints", value: [...type.shape] },
   });
-  cx.emit(
-    rule,
-    "aten.clone.default",
-    { self: tensorArg(e), memory_format: { kind: "memoryFormat", value: "contiguous_format" } },
-    outputs,
-  );
+  cx.emit(rule, "aten.clone.default", { self: tensorArg(e) }, outputs);
 }

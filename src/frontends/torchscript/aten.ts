@@ -249,7 +249,8 @@ const VIEW_OPS = new Set([
 
 export function linkView(base: TensorBox, view: TensorBox): void {
   view.viewOf = base;
-  (base.views ??= []).push(view);
+  if (!base.views) base.views = [];
+  base.views.push(view);
 }
 
 /**

@@ -21,7 +21,9 @@ const numberArg = (dtype: DType, range: ValueRange = {}): fc.Arbitrary<Arg> => {
   const lo = range.min ?? -3;
   const hi = range.max ?? 3;
   const away = range.awayFromZero ?? 0;
-  // fp32-representable and no denormals: the engine computes in the tensor's dtype (see the report).
+  // fp32-representable, no denormals. PyTorch casts a Python float to the tensor's dtype before the op
+  // (checked with torch 2.11, CPU and CUDA: float32 [-3.] floor-divided by 2.9999998807907104 gives -1), as
+  // the converters do; the aten reference keeps it in double precision. Draws stay where both agree.
   const push = (x: number) =>
     Math.fround(Math.abs(x) < away ? (x < 0 ? -away : away) : Math.abs(x) < 1e-3 ? 0 : x);
   return dtype === "float32"
