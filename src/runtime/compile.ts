@@ -131,7 +131,7 @@ export async function compile(model: LoadedModel | Graph, options: CompileOption
     for (const segment of partition.segments) {
       if (segment.kind === "engine") {
         const c0 = performance.now();
-        const network = convertSegment(graph, segment, { registry });
+        const network = convertSegment(partition.graph, segment, { registry });
         convertMs += performance.now() - c0;
         runners.push(await backend.engine(segment, network));
       } else {
@@ -163,7 +163,8 @@ export async function compile(model: LoadedModel | Graph, options: CompileOption
     text,
   };
   const source = "path" in model ? model.path : "<graph>";
-  return new CompiledModule(graph, partition, runners, report, backend, options, source);
+  // The partitioner may rename reads of in-place results; its graph is the one the segments were cut from.
+  return new CompiledModule(partition.graph, partition, runners, report, backend, options, source);
 }
 
 /** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */

@@ -62,14 +62,12 @@ export interface RewriteContext {
   fresh(base: string): string;
   /** A 0-d constant tensor (uploaded once when the runner is built); returns its value name. */
   scalarConstant(value: number, dtype: DType): string;
-  /** A constant tensor of any shape. */
-  constant(t: Tensor, base?: string): string;
   /** Adds a node and lowers it again; returns its output names (fresh ones unless given). */
   emit(rule: string, op: string, args: Record<string, Arg>, outputs?: readonly string[]): string[];
   /** Adds a node exactly as given (no further rewriting). */
   keep(rule: string, node: Node): void;
   /** Binds `output` to the constant tensor `t` (the node computes nothing at run time). */
-  bindConstant(rule: string, output: string, t: Tensor): void;
+  bindConstant(output: string, t: Tensor): void;
 }
 
 export function tensorArg(name: string): Arg {
@@ -124,7 +122,6 @@ export class SegmentRewriter {
       typeOf: (n) => this.typeOf(n),
       fresh: (b) => this.fresh(b),
       scalarConstant: (value, dtype) => this.addConstant(scalarTensor(dtype, value), `${root.name}_c`),
-      constant: (t, base) => this.addConstant(t, base ?? `${root.name}_c`),
       emit: (rule, op, args, outputs) => {
         const made: Node = {
           name: this.fresh(`${root.name}_${op.split(".")[1] ?? "op"}`),
@@ -144,7 +141,7 @@ export class SegmentRewriter {
       keep: (rule, n) => {
         this.nodes.push({ node: n, source: root, rules: rule ? [...rules, rule] : [...rules] });
       },
-      bindConstant: (_rule, output, t) => {
+      bindConstant: (output, t) => {
         this.constants[output] = t;
         if (!this.graphType(output)) this.types.set(output, { dtype: t.dtype, shape: t.shape });
       },

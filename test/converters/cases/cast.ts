@@ -2,7 +2,7 @@ import fc from "fast-check";
 import type { DType } from "../../../src/ir/dtype.js";
 import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { B, D, F, I, Is, NONE, opCase, S, shapeArb, T, tensor } from "../arbitraries.js";
+import { D, NONE, opCase, shapeArb, T, tensor } from "../arbitraries.js";
 import { type CaseSpec, spec } from "./types.js";
 
 const anyDtype = fc.constantFrom<DType>("float32", "int64", "int32", "bool", "uint8", "float16");

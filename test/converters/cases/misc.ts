@@ -1,8 +1,6 @@
 import fc from "fast-check";
-import type { DType } from "../../../src/ir/dtype.js";
-import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { B, D, F, I, Is, NONE, opCase, S, shapeArb, T, tensor } from "../arbitraries.js";
+import { B, D, F, I, Is, NONE, opCase, shapeArb, T, tensor } from "../arbitraries.js";
 import { type CaseSpec, spec } from "./types.js";
 
 function dropoutCase(op: OpName, native: boolean) {
