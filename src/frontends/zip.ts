@@ -47,12 +47,17 @@ function findEndOfCentralDirectory(bytes: Uint8Array): number {
   return -1;
 }
 
-/** The folder every entry lives under (`tiny_resnet/…`), recognised by a marker file or folder. */
+/**
+ * The folder every entry lives under (`tiny_resnet/…`), recognised by a marker file or folder at the top of the
+ * archive or one folder down (deeper matches, like `code/__torch__/timm/models/…`, are not markers).
+ */
 export function archiveRoot(zip: ZipArchive, markers: readonly string[]): string | undefined {
   for (const path of zip.entries.keys()) {
     for (const m of markers) {
       const i = path.indexOf(m);
-      if (i >= 0 && (i === 0 || path[i - 1] === "/")) return path.slice(0, i);
+      if (i < 0 || (i > 0 && path[i - 1] !== "/")) continue;
+      const root = path.slice(0, i);
+      if (root.split("/").length <= 2) return root;
     }
   }
   return undefined;

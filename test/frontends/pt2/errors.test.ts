@@ -118,3 +118,18 @@ describe("pt2 loading", () => {
     expect(m.graph.nodes.some((n) => n.op === "aten.convolution.default")).toBe(true);
   });
 });
+
+describe("archive format detection", () => {
+  it("does not mistake a TorchScript archive with a models/ package in its code for a .pt2", async () => {
+    const { archiveRoot } = await import("../../../src/frontends/zip.js");
+    const zip = {
+      file: "m.pt",
+      entries: new Map<string, Uint8Array>([
+        ["m/code/__torch__/timm/models/efficientnet.py", new Uint8Array()],
+        ["m/data.pkl", new Uint8Array()],
+      ]),
+    };
+    expect(archiveRoot(zip, ["archive_format", "models/"])).toBeUndefined();
+    expect(archiveRoot(zip, ["data.pkl"])).toBe("m/");
+  });
+});
