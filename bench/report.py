@@ -10,6 +10,15 @@ import sys
 
 work = sys.argv[1]
 peers = json.load(open(os.path.join(work, "peers.json")))
+# torch.compile max-autotune takes minutes per model, so it is measured by a second command on the same machine
+# (bench/peers.py --only-max-autotune --json-name autotune.json) and merged here.
+autotune_file = os.path.join(work, "autotune.json")
+autotune = json.load(open(autotune_file)) if os.path.exists(autotune_file) else None
+if autotune:
+    for a in autotune["runs"]:
+        for r in peers["runs"]:
+            if (r["model"], r["batch"]) == (a["model"], a["batch"]):
+                r["compile_max_autotune"] = a["compile_max_autotune"]
 
 
 def fmt(entry):
@@ -34,7 +43,11 @@ lines = [
     " (bench/run.sh): every number below was measured in that run on that card.",
     "Latency of one forward pass, CUDA events, median (p90) over 100 (peers) or 200 (torchc) runs after warm-up;"
     " random weights, 224×224 inputs. fp16 peers run channels-last. torchc times its whole compiled module"
-    " (one CUDA graph replay when the model is one engine).",
+    " (one CUDA graph replay when the model is one engine). The fp32 oracle is PyTorch eager fp32 with TF32 off;"
+    " eager fp32 is timed with PyTorch's defaults.",
+    ("torch.compile max-autotune was measured by a second command on the same machine, card "
+     + autotune["card"] + "; where it says 'not run', it was not attempted (several minutes per model and batch)."
+     if autotune else "torch.compile max-autotune: not run in this benchmark (several minutes per model and batch)."),
     "",
     "| model | batch | eager fp32 | eager fp16 | eager fp16 CUDA graph | torch.compile reduce-overhead | torch.compile max-autotune | torchc fp32 | torchc fp16 | torchc fp16 error vs eager fp32 |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
