@@ -9,21 +9,21 @@
 import { pathToFileURL } from "node:url";
 // From another package this is `from "torchc"`; inside the repository, the same public entry point.
 import {
-  type Graph,
-  GraphBuilder,
-  printGraph,
-  type TensorType,
   arg,
   commutative,
   constantScalar,
   defaultPipeline,
   formatTrace,
+  type Graph,
+  GraphBuilder,
   insertPass,
   op,
+  printGraph,
   rule,
   rulePass,
   ruleSet,
   runPipeline,
+  type TensorType,
   value,
 } from "../src/index.js";
 

@@ -15,7 +15,11 @@ export class TorchcError extends Error {
 
 /** A model archive that cannot be read (missing, not a zip, truncated, malformed metadata). */
 export class ArchiveError extends TorchcError {
-  constructor(readonly file: string, detail: string, code = "archive.invalid") {
+  constructor(
+    readonly file: string,
+    detail: string,
+    code = "archive.invalid",
+  ) {
     super(`${file}: ${detail}`, code);
     this.name = "ArchiveError";
   }
@@ -23,7 +27,10 @@ export class ArchiveError extends TorchcError {
 
 /** An op the compiler or an interpreter cannot execute. */
 export class UnsupportedOpError extends TorchcError {
-  constructor(message: string, readonly op: string) {
+  constructor(
+    message: string,
+    readonly op: string,
+  ) {
     super(message, "op.unsupported");
     this.name = "UnsupportedOpError";
   }

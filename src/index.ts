@@ -1,32 +1,55 @@
 // torchc's public API: `import { loadModel, compile } from "torchc"`.
-export { loadModel, type LoadedModel, type LoadOptions } from "./frontends/load-model.js";
-export { loadPt2 } from "./frontends/pt2/load.js";
-export { compile, loadCompiled, CompiledModule, type CompileReport, type BenchmarkResult } from "./runtime/compile.js";
-export type { CompileOptions, BackendName, PrecisionName } from "./runtime/options.js";
-export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
-export * from "./errors.js";
-export * from "./ir/index.js";
-export { summarizeGraph, formatSummary, type GraphSummary } from "./ir/summary.js";
-export { readNpy, writeNpy, parseNpy, encodeNpy } from "./util/npy.js";
-export * from "./passes/index.js";
-export { OPS, OP_NAMES, getOp, isOpName, inferNode, evaluateNode, normalizeArgs, withDefaults, type OpName } from "./ops/index.js";
-export { interpret } from "./ops/interpret.js";
-export type { OpDef, ArgSpec, SchemaType } from "./ops/types.js";
+
 export {
-  defaultRegistry,
   buildRegistry,
-  selectConverter,
+  CONVERTER_TABLES,
+  type ConverterCandidate,
+  type ConverterRegistry,
+  converter,
+  defaultRegistry,
   describeCoverage,
   formatCoverage,
-  converter,
   refuse,
   SUPPORTED,
-  CONVERTER_TABLES,
-  type ConverterRegistry,
-  type ConverterCandidate,
   type Support,
+  selectConverter,
 } from "./converters/index.js";
-export { partitionGraph, formatPartitionReport, type Partition, type PartitionOptions, type PartitionReport } from "./partition/index.js";
-export type { Network } from "./network/network.js";
+export * from "./errors.js";
+export { type LoadedModel, type LoadOptions, loadModel } from "./frontends/load-model.js";
+export { loadPt2 } from "./frontends/pt2/load.js";
+export * from "./ir/index.js";
+export { formatSummary, type GraphSummary, summarizeGraph } from "./ir/summary.js";
 export type { Layer } from "./network/layers/index.js";
+export type { Network } from "./network/network.js";
 export { runNetworkReference } from "./network/reference/index.js";
+export {
+  evaluateNode,
+  getOp,
+  inferNode,
+  isOpName,
+  normalizeArgs,
+  OP_NAMES,
+  OPS,
+  type OpName,
+  withDefaults,
+} from "./ops/index.js";
+export { interpret } from "./ops/interpret.js";
+export type { ArgSpec, OpDef, SchemaType } from "./ops/types.js";
+export {
+  formatPartitionReport,
+  type Partition,
+  type PartitionOptions,
+  type PartitionReport,
+  partitionGraph,
+} from "./partition/index.js";
+export * from "./passes/index.js";
+export {
+  type BenchmarkResult,
+  CompiledModule,
+  type CompileReport,
+  compile,
+  loadCompiled,
+} from "./runtime/compile.js";
+export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
+export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
+export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";

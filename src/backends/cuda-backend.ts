@@ -1,17 +1,17 @@
 import { DTYPE_BYTES } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
-import { type Tensor, numel, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
+import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import { type CompileOptions, normalizePrecisions } from "../runtime/options.js";
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
 import { buildCudaEngine } from "./cuda/builder.js";
-import type { CudaEngine } from "./cuda/engine.js";
 import { CudaContext } from "./cuda/device/context.js";
 import { timeOnStream } from "./cuda/device/event.js";
 import { DeviceBuffer, download, upload } from "./cuda/device/memory.js";
 import type { DeviceMemory } from "./cuda/device/validate.js";
+import type { CudaEngine } from "./cuda/engine.js";
 
 /** A segment runner that also runs on device memory, so segments hand buffers to each other without copies. */
 export interface DeviceSegmentRunner extends SegmentRunner {
@@ -58,12 +58,15 @@ class EngineRunner implements DeviceSegmentRunner {
  * The CUDA backend: engine segments become CudaEngines (cuDNN, cuBLASLt, NVRTC kernels, one CUDA graph);
  * fallback segments run through LibTorch on the same device buffers. Values stay on the GPU between segments.
  */
-export async function createCudaBackend(options: CompileOptions): Promise<Backend & {
-  execute(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[]): Promise<Tensor[]>;
-  time(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[], reps?: number): number[];
-}> {
+export async function createCudaBackend(options: CompileOptions): Promise<
+  Backend & {
+    execute(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[]): Promise<Tensor[]>;
+    time(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[], reps?: number): number[];
+  }
+> {
   const ctx = CudaContext.get(0);
-  const precision = reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
+  const precision =
+    reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   const inputBuffers = new Map<string, DeviceBuffer>();
   let torchEnv: unknown;
 
@@ -125,7 +128,8 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
         engine.run(graph.inputs.map((n) => values.get(n)!));
         engine.synchronize();
         const out: number[] = [];
-        for (let i = 0; i < reps; i++) out.push(timeOnStream(engine.stream, () => engine.launch(), { warmup: i === 0 ? 20 : 0, reps: 1 }));
+        for (let i = 0; i < reps; i++)
+          out.push(timeOnStream(engine.stream, () => engine.launch(), { warmup: i === 0 ? 20 : 0, reps: 1 }));
         return out;
       }
       const out: number[] = [];

@@ -11,7 +11,13 @@ export interface Agreement {
 
 export function compareTensors(out: Tensor, ref: Tensor): Agreement {
   const shapeMatches = out.shape.length === ref.shape.length && out.shape.every((d, i) => d === ref.shape[i]);
-  if (!shapeMatches) return { maxAbsError: Number.POSITIVE_INFINITY, maxAbsReference: 0, relative: Number.POSITIVE_INFINITY, shapeMatches };
+  if (!shapeMatches)
+    return {
+      maxAbsError: Number.POSITIVE_INFINITY,
+      maxAbsReference: 0,
+      relative: Number.POSITIVE_INFINITY,
+      shapeMatches,
+    };
   const a = toFloat64Array(out);
   const b = toFloat64Array(ref);
   let err = 0;

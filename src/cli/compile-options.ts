@@ -1,5 +1,5 @@
-import type { CompileOptions, PrecisionName, BackendName } from "../runtime/options.js";
 import { InputError } from "../errors.js";
+import type { BackendName, CompileOptions, PrecisionName } from "../runtime/options.js";
 import { parseInputShapes } from "./options.js";
 
 /** The compile options every command that compiles accepts (names as in Torch-TensorRT, kebab-cased). */
@@ -22,18 +22,26 @@ export const COMPILE_USAGE =
   "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives)\n" +
   "  --tf32                         allow TF32 for fp32 (cuda)";
 
-export function compileOptionsFrom(values: Record<string, unknown>, defaults: Partial<CompileOptions> = {}): CompileOptions {
+export function compileOptionsFrom(
+  values: Record<string, unknown>,
+  defaults: Partial<CompileOptions> = {},
+): CompileOptions {
   const minBlock = values["min-block-size"] as string | undefined;
   const n = minBlock === undefined ? undefined : Number(minBlock);
-  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new InputError(`--min-block-size ${minBlock}: expected a positive integer`);
-  const ops = (values["torch-executed-ops"] as string[] | undefined)?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1))
+    throw new InputError(`--min-block-size ${minBlock}: expected a positive integer`);
+  const ops = (values["torch-executed-ops"] as string[] | undefined)
+    ?.flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean);
   return {
     ...defaults,
     enabledPrecisions: (values.precision as PrecisionName[] | undefined) ?? defaults.enabledPrecisions,
     backend: (values.backend as BackendName | undefined) ?? defaults.backend,
     minBlockSize: n ?? defaults.minBlockSize,
     torchExecutedOps: ops ?? defaults.torchExecutedOps,
-    requireFullCompilation: (values["require-full-compilation"] as boolean | undefined) ?? defaults.requireFullCompilation,
+    requireFullCompilation:
+      (values["require-full-compilation"] as boolean | undefined) ?? defaults.requireFullCompilation,
     inputs: parseInputShapes(values["input-shape"] as string[] | undefined) ?? defaults.inputs,
     tf32: (values.tf32 as boolean | undefined) ?? defaults.tf32,
   };

@@ -36,7 +36,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`error: ${e.message}\n\n${command.usage}\n`);
       return 2;
     }
-    process.stderr.write(`internal error in torchc (please report it with the command you ran):\n${(e as Error).stack ?? e}\n`);
+    process.stderr.write(
+      `internal error in torchc (please report it with the command you ran):\n${(e as Error).stack ?? e}\n`,
+    );
     return 70;
   }
 }

@@ -1,16 +1,18 @@
+import { InputError } from "../errors.js";
 import type { DType } from "../ir/dtype.js";
 import { DTYPES } from "../ir/dtype.js";
 import type { TensorType } from "../ir/graph.js";
-import { InputError } from "../errors.js";
 
 /** `--input-shape 1x3x224x224` or `--input-shape int64:2x12`, once per input. */
 export function parseInputShapes(specs: readonly string[] | undefined): TensorType[] | undefined {
   if (!specs || specs.length === 0) return undefined;
   return specs.map((spec) => {
     const [maybeType, maybeShape] = spec.includes(":") ? spec.split(":", 2) : ["float32", spec];
-    if (!DTYPES.includes(maybeType as DType)) throw new InputError(`--input-shape ${spec}: unknown dtype '${maybeType}'`);
+    if (!DTYPES.includes(maybeType as DType))
+      throw new InputError(`--input-shape ${spec}: unknown dtype '${maybeType}'`);
     const shape = maybeShape === "" ? [] : maybeShape.split(/[x,]/).map(Number);
-    if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new InputError(`--input-shape ${spec}: expected sizes like 1x3x224x224`);
+    if (shape.some((d) => !Number.isInteger(d) || d < 0))
+      throw new InputError(`--input-shape ${spec}: expected sizes like 1x3x224x224`);
     return { dtype: maybeType as DType, shape };
   });
 }

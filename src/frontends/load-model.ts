@@ -1,5 +1,5 @@
-import type { Graph, TensorType } from "../ir/graph.js";
 import { ArchiveError } from "../errors.js";
+import type { Graph, TensorType } from "../ir/graph.js";
 import { loadPt2FromZip } from "./pt2/load.js";
 import { archiveRoot, readZip } from "./zip.js";
 

@@ -9,7 +9,8 @@ export function userSourceLocation(stackTrace: string | undefined): string | und
   for (let m = re.exec(stackTrace); m; m = re.exec(stackTrace)) {
     frames.push({ file: m[1], line: m[2], fn: m[3].trim(), code: m[4].trim() });
   }
-  const isLibrary = (f: string) => /[/\\](torch|timm|torchvision|transformers)[/\\]/.test(f) && /site-packages|dist-packages/.test(f);
+  const isLibrary = (f: string) =>
+    /[/\\](torch|timm|torchvision|transformers)[/\\]/.test(f) && /site-packages|dist-packages/.test(f);
   const user = [...frames].reverse().find((f) => !isLibrary(f.file)) ?? frames[frames.length - 1];
   if (!user) return undefined;
   const short = user.file.split(/[/\\]/).slice(-2).join("/");

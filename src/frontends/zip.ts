@@ -11,30 +11,48 @@ export interface ZipArchive {
 export function readZip(file: string): ZipArchive {
   let bytes: Uint8Array;
   try {
-    if (statSync(file).isDirectory()) throw new ArchiveError(file, "is a directory, not a model archive", "archive.missing");
+    if (statSync(file).isDirectory())
+      throw new ArchiveError(file, "is a directory, not a model archive", "archive.missing");
     bytes = readFileSync(file);
   } catch (e) {
     if (e instanceof ArchiveError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ArchiveError(file, code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`, "archive.missing");
+    throw new ArchiveError(
+      file,
+      code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`,
+      "archive.missing",
+    );
   }
   return parseZip(bytes, file);
 }
 
 export function parseZip(bytes: Uint8Array, file: string): ZipArchive {
-  const isZip = bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5);
+  const isZip =
+    bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5);
   if (!isZip) {
-    throw new ArchiveError(file, "is not a zip archive (expected a .pt2 from torch.export.save or a .pt from torch.jit.save)", "archive.not-zip");
+    throw new ArchiveError(
+      file,
+      "is not a zip archive (expected a .pt2 from torch.export.save or a .pt from torch.jit.save)",
+      "archive.not-zip",
+    );
   }
   // The central directory sits at the end; without its end record the archive was cut short.
   if (findEndOfCentralDirectory(bytes) < 0) {
-    throw new ArchiveError(file, "is truncated: the zip directory at its end is missing (was the download or copy cut short?)", "archive.truncated");
+    throw new ArchiveError(
+      file,
+      "is truncated: the zip directory at its end is missing (was the download or copy cut short?)",
+      "archive.truncated",
+    );
   }
   let raw: Record<string, Uint8Array>;
   try {
     raw = unzipSync(bytes);
   } catch (e) {
-    throw new ArchiveError(file, `is a damaged or truncated zip archive (${(e as Error).message})`, "archive.truncated");
+    throw new ArchiveError(
+      file,
+      `is a damaged or truncated zip archive (${(e as Error).message})`,
+      "archive.truncated",
+    );
   }
   return { file, entries: new Map(Object.entries(raw)) };
 }

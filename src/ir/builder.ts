@@ -57,10 +57,20 @@ export class GraphBuilder {
     nodeName?: string,
     subgraphs?: readonly Graph[],
   ): string[] {
-    const name = nodeName && !this.nodeNames.has(nodeName) ? nodeName : this.fresh(nodeName ?? op.split(".")[1] ?? "node");
+    const name =
+      nodeName && !this.nodeNames.has(nodeName)
+        ? nodeName
+        : this.fresh(nodeName ?? op.split(".")[1] ?? "node");
     this.nodeNames.add(name);
     for (const o of outputs) this.define(o.name, o.type);
-    const node: Node = { name, op, args, outputs: outputs.map((o) => o.name), meta, ...(subgraphs ? { subgraphs } : {}) };
+    const node: Node = {
+      name,
+      op,
+      args,
+      outputs: outputs.map((o) => o.name),
+      meta,
+      ...(subgraphs ? { subgraphs } : {}),
+    };
     this.nodes.push(node);
     return node.outputs.slice();
   }

@@ -48,7 +48,32 @@ export function isIntegral(dtype: DType): boolean {
 /** PyTorch's type promotion for two tensor operands of the same category rank. */
 export function promoteTypes(a: DType, b: DType): DType {
   if (a === b) return a;
-  const order: DType[] = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64"];
+  const order: DType[] = [
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+  ];
   if ((a === "float16" && b === "bfloat16") || (a === "bfloat16" && b === "float16")) return "float32";
   return order.indexOf(a) > order.indexOf(b) ? a : b;
 }
+
+/** c10::ScalarType codes, as TorchScript code, aten defaults and the LibTorch C shim spell dtypes. */
+export const C10_SCALAR_TYPES: Readonly<Record<number, DType>> = {
+  0: "uint8",
+  1: "int8",
+  2: "int16",
+  3: "int32",
+  4: "int64",
+  5: "float16",
+  6: "float32",
+  7: "float64",
+  11: "bool",
+  15: "bfloat16",
+};

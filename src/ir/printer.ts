@@ -47,11 +47,15 @@ export function printGraph(graph: Graph, options: PrintOptions = {}): string {
   lines.push(`${ind}graph(${sig}) {`);
   if (options.weights !== false) {
     for (const [name, w] of Object.entries(graph.weights)) {
-      lines.push(`${ind}  %${name}: ${formatType(graph.values[name])} = ${w.kind}(${JSON.stringify(w.target)})`);
+      lines.push(
+        `${ind}  %${name}: ${formatType(graph.values[name])} = ${w.kind}(${JSON.stringify(w.target)})`,
+      );
     }
   }
   for (const node of graph.nodes) {
-    const outs = node.outputs.map((o) => `%${o}: ${graph.values[o] ? formatType(graph.values[o]) : "?"}`).join(", ");
+    const outs = node.outputs
+      .map((o) => `%${o}: ${graph.values[o] ? formatType(graph.values[o]) : "?"}`)
+      .join(", ");
     const args = Object.entries(node.args)
       .map(([k, a]) => `${k}=${formatArg(a)}`)
       .join(", ");

@@ -59,8 +59,11 @@ export function formatSummary(s: GraphSummary): string {
   lines.push(
     `parameters: ${s.parameters.elements.toLocaleString("en-US")} in ${s.parameters.count} tensors (${formatBytes(s.parameters.bytes)})`,
   );
-  lines.push(`buffers: ${s.buffers.elements.toLocaleString("en-US")} in ${s.buffers.count} tensors (${formatBytes(s.buffers.bytes)})`);
-  if (s.constants.count > 0) lines.push(`constants: ${s.constants.count} tensors (${formatBytes(s.constants.bytes)})`);
+  lines.push(
+    `buffers: ${s.buffers.elements.toLocaleString("en-US")} in ${s.buffers.count} tensors (${formatBytes(s.buffers.bytes)})`,
+  );
+  if (s.constants.count > 0)
+    lines.push(`constants: ${s.constants.count} tensors (${formatBytes(s.constants.bytes)})`);
   lines.push(`nodes: ${s.nodes}`);
   lines.push("ops:");
   const width = Math.max(...s.ops.map(([op]) => op.length), 0);

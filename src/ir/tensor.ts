@@ -1,8 +1,21 @@
 import { DTYPE_BYTES, type DType } from "./dtype.js";
-import { float16BitsToNumber, numberToFloat16Bits, bfloat16BitsToNumber, numberToBfloat16Bits } from "./half.js";
+import {
+  bfloat16BitsToNumber,
+  float16BitsToNumber,
+  numberToBfloat16Bits,
+  numberToFloat16Bits,
+} from "./half.js";
 
 /** The typed array that stores each dtype. float16/bfloat16 keep their raw bits. */
-export type TensorData = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array;
 
 export type Shape = readonly number[];
 
@@ -57,7 +70,9 @@ export function tensorFromBytes(dtype: DType, shape: Shape, bytes: Uint8Array): 
   const n = numel(shape);
   const need = n * DTYPE_BYTES[dtype];
   if (bytes.byteLength < need) {
-    throw new RangeError(`tensorFromBytes: ${bytes.byteLength} bytes for ${need} needed by ${dtype}[${shape.join(", ")}]`);
+    throw new RangeError(
+      `tensorFromBytes: ${bytes.byteLength} bytes for ${need} needed by ${dtype}[${shape.join(", ")}]`,
+    );
   }
   const data = allocData(dtype, n);
   new Uint8Array(data.buffer, data.byteOffset, need).set(bytes.subarray(0, need));

@@ -4,7 +4,9 @@ import { numel } from "./tensor.js";
 
 export class GraphVerificationError extends Error {
   constructor(readonly problems: readonly string[]) {
-    super(`graph is not well formed:\n  ${problems.slice(0, 20).join("\n  ")}${problems.length > 20 ? `\n  … and ${problems.length - 20} more` : ""}`);
+    super(
+      `graph is not well formed:\n  ${problems.slice(0, 20).join("\n  ")}${problems.length > 20 ? `\n  … and ${problems.length - 20} more` : ""}`,
+    );
     this.name = "GraphVerificationError";
   }
 }
@@ -26,10 +28,14 @@ export function checkGraph(graph: Graph, outer: ReadonlySet<string> = new Set())
     define(name, "weight");
     const t = graph.values[name];
     if (t && (t.dtype !== w.tensor.dtype || t.shape.join() !== w.tensor.shape.join())) {
-      problems.push(`weight '${name}' holds ${w.tensor.dtype}[${w.tensor.shape}] but is typed ${t.dtype}[${t.shape}]`);
+      problems.push(
+        `weight '${name}' holds ${w.tensor.dtype}[${w.tensor.shape}] but is typed ${t.dtype}[${t.shape}]`,
+      );
     }
     if (w.tensor.data.byteLength !== numel(w.tensor.shape) * DTYPE_BYTES[w.tensor.dtype]) {
-      problems.push(`weight '${name}' has ${w.tensor.data.byteLength} bytes of data for shape [${w.tensor.shape}]`);
+      problems.push(
+        `weight '${name}' has ${w.tensor.data.byteLength} bytes of data for shape [${w.tensor.shape}]`,
+      );
     }
   }
   const nodeNames = new Set<string>();
@@ -37,16 +43,19 @@ export function checkGraph(graph: Graph, outer: ReadonlySet<string> = new Set())
     if (nodeNames.has(node.name)) problems.push(`node name '${node.name}' is used twice`);
     nodeNames.add(node.name);
     for (const input of nodeInputs(node)) {
-      if (!defined.has(input)) problems.push(`node '${node.name}' (${node.op}) reads '${input}' before it is defined`);
+      if (!defined.has(input))
+        problems.push(`node '${node.name}' (${node.op}) reads '${input}' before it is defined`);
     }
     node.subgraphs?.forEach((sub, i) => {
       for (const p of checkGraph(sub, defined)) problems.push(`in block ${i} of '${node.name}': ${p}`);
     });
     for (const out of node.outputs) define(out, `output of node '${node.name}'`);
   }
-  for (const out of graph.outputs) if (!defined.has(out)) problems.push(`graph output '${out}' is never defined`);
+  for (const out of graph.outputs)
+    if (!defined.has(out)) problems.push(`graph output '${out}' is never defined`);
   for (const [name, t] of Object.entries(graph.values)) {
-    if (t.shape.some((d) => !Number.isInteger(d) || d < 0)) problems.push(`value '${name}' has a bad shape [${t.shape}]`);
+    if (t.shape.some((d) => !Number.isInteger(d) || d < 0))
+      problems.push(`value '${name}' has a bad shape [${t.shape}]`);
   }
   return problems;
 }

@@ -1,5 +1,6 @@
 import { TorchcError } from "../errors.js";
 import type { DType } from "../ir/dtype.js";
+import { C10_SCALAR_TYPES } from "../ir/dtype.js";
 import type { Arg, TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { ArgSpec, OpDef, SchemaType, TypeOf, ValueOf } from "./types.js";
@@ -146,18 +147,7 @@ export function parseSchema(op: string, text: string): ArgSpec[] {
   return specs;
 }
 
-const SCALAR_TYPE_CODES: Readonly<Record<number, DType>> = {
-  0: "uint8",
-  1: "int8",
-  2: "int16",
-  3: "int32",
-  4: "int64",
-  5: "float16",
-  6: "float32",
-  7: "float64",
-  11: "bool",
-  15: "bfloat16",
-};
+const SCALAR_TYPE_CODES = C10_SCALAR_TYPES;
 
 /** Reads one op's argument record against its schema: defaults applied, kinds checked, errors name the argument. */
 export class ArgReader {

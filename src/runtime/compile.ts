@@ -1,18 +1,18 @@
+import { convertSegment } from "../converters/convert-segment.js";
+import { defaultRegistry } from "../converters/index.js";
+import { TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
 import type { Graph } from "../ir/graph.js";
 import { summarizeGraph } from "../ir/summary.js";
 import type { Tensor } from "../ir/tensor.js";
-import { defaultRegistry } from "../converters/index.js";
-import { convertSegment } from "../converters/convert-segment.js";
-import { type Partition, formatPartitionReport, partitionGraph } from "../partition/index.js";
-import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
-import type { Pass } from "../passes/pass.js";
-import { type Trace, formatTrace } from "../passes/rewrite/trace.js";
+import { formatPartitionReport, type Partition, partitionGraph } from "../partition/index.js";
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
-import { TorchcError } from "../errors.js";
+import type { Pass } from "../passes/pass.js";
+import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
+import { formatTrace, type Trace } from "../passes/rewrite/trace.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
-import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { loadPackage, savePackage } from "./package.js";
+import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { validateInputs } from "./validate-inputs.js";
 
 export interface BenchmarkResult {
@@ -60,7 +60,7 @@ export class CompiledModule {
     validateInputs(this.graph, inputs);
     if (this.backend.execute) return this.backend.execute(this.graph, this.runners, inputs);
     const values = new Map<string, Tensor>();
-    this.graph.inputs.forEach((name, i) => values.set(name, inputs[i]));
+    for (const [i, name] of this.graph.inputs.entries()) values.set(name, inputs[i]);
     for (const runner of this.runners) {
       for (const [k, v] of await runner.run(values)) values.set(k, v);
     }
@@ -82,7 +82,10 @@ export class CompiledModule {
     if (this.backend.time) {
       times = this.backend.time(this.graph, this.runners, inputs, reps);
     } else {
-      throw new TorchcError(`the ${this.backend.name} backend cannot time runs; use --backend cuda`, "bench.backend");
+      throw new TorchcError(
+        `the ${this.backend.name} backend cannot time runs; use --backend cuda`,
+        "bench.backend",
+      );
     }
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor((sorted.length - 1) / 2)];
@@ -107,13 +110,20 @@ async function loadBackend(name: string, options: CompileOptions): Promise<Backe
  * Lowers, partitions and builds a model. Engine segments go to the chosen backend; the rest falls back
  * (LibTorch on the GPU, the aten reference interpreter on the CPU).
  */
-export async function compile(model: LoadedModel | Graph, options: CompileOptions = {}): Promise<CompiledModule> {
+export async function compile(
+  model: LoadedModel | Graph,
+  options: CompileOptions = {},
+): Promise<CompiledModule> {
   const graph0 = "graph" in model ? model.graph : model;
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
   const defaults = defaultPipeline({ enabledPrecisions: precisions });
   const passes: readonly Pass[] =
-    options.passes === undefined ? defaults : typeof options.passes === "function" ? options.passes(defaults) : options.passes;
+    options.passes === undefined
+      ? defaults
+      : typeof options.passes === "function"
+        ? options.passes(defaults)
+        : options.passes;
   const { graph, trace } = runPipeline(graph0, passes);
   const t1 = performance.now();
   const registry = defaultRegistry();
@@ -170,7 +180,10 @@ export async function compile(model: LoadedModel | Graph, options: CompileOption
 /** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */
 export async function loadCompiled(path: string, overrides: CompileOptions = {}): Promise<CompiledModule> {
   const pkg = loadPackage(path);
-  return compile({ path: pkg.source, format: "pt2", graph: pkg.graph }, { ...pkg.options, ...overrides, passes: [] });
+  return compile(
+    { path: pkg.source, format: "pt2", graph: pkg.graph },
+    { ...pkg.options, ...overrides, passes: [] },
+  );
 }
 
 export { formatTrace };

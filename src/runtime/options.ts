@@ -1,7 +1,7 @@
-import type { TensorType } from "../ir/graph.js";
-import type { Pass } from "../passes/pass.js";
-import type { Precision } from "../passes/assign-precision.js";
 import { TorchcError } from "../errors.js";
+import type { TensorType } from "../ir/graph.js";
+import type { Precision } from "../passes/assign-precision.js";
+import type { Pass } from "../passes/pass.js";
 
 export type BackendName = "reference" | "cuda";
 

@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { strToU8, strFromU8, unzipSync, zipSync } from "fflate";
+import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
+import { ArchiveError } from "../errors.js";
 import type { Graph, Weight } from "../ir/graph.js";
 import { tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 import { verifyGraph } from "../ir/verify.js";
-import { ArchiveError } from "../errors.js";
 import type { CompileOptions } from "./options.js";
 
 /**
@@ -21,7 +21,10 @@ const FORMAT = "torchc-package";
 const VERSION = 1;
 
 export function savePackage(path: string, pkg: SavedPackage): void {
-  const weights: Record<string, Omit<Weight, "tensor"> & { dtype: string; shape: readonly number[]; file: string }> = {};
+  const weights: Record<
+    string,
+    Omit<Weight, "tensor"> & { dtype: string; shape: readonly number[]; file: string }
+  > = {};
   const files: Record<string, Uint8Array> = {};
   Object.entries(pkg.graph.weights).forEach(([name, w], i) => {
     const file = `weights/${i}`;
@@ -34,7 +37,12 @@ export function savePackage(path: string, pkg: SavedPackage): void {
     version: VERSION,
     source: pkg.source,
     options,
-    graph: { inputs: pkg.graph.inputs, outputs: pkg.graph.outputs, nodes: pkg.graph.nodes, values: pkg.graph.values },
+    graph: {
+      inputs: pkg.graph.inputs,
+      outputs: pkg.graph.outputs,
+      nodes: pkg.graph.nodes,
+      values: pkg.graph.values,
+    },
     weights,
   };
   files["manifest.json"] = strToU8(JSON.stringify(manifest));
@@ -56,9 +64,19 @@ export function loadPackage(path: string): SavedPackage {
   if (!raw) throw new ArchiveError(path, "is not a torchc package (no manifest.json)", "package.invalid");
   const m = JSON.parse(strFromU8(raw));
   if (m.format !== FORMAT) throw new ArchiveError(path, "is not a torchc package", "package.invalid");
-  if (m.version !== VERSION) throw new ArchiveError(path, `is a version ${m.version} package; this torchc reads version ${VERSION}`, "package.version");
+  if (m.version !== VERSION)
+    throw new ArchiveError(
+      path,
+      `is a version ${m.version} package; this torchc reads version ${VERSION}`,
+      "package.version",
+    );
   const weights: Record<string, Weight> = {};
-  for (const [name, w] of Object.entries(m.weights as Record<string, { kind: Weight["kind"]; target: string; dtype: never; shape: number[]; file: string }>)) {
+  for (const [name, w] of Object.entries(
+    m.weights as Record<
+      string,
+      { kind: Weight["kind"]; target: string; dtype: never; shape: number[]; file: string }
+    >,
+  )) {
     const bytes = entries[w.file];
     if (!bytes) throw new ArchiveError(path, `weight file ${w.file} is missing`, "package.invalid");
     weights[name] = { kind: w.kind, target: w.target, tensor: tensorFromBytes(w.dtype, w.shape, bytes) };

@@ -24,7 +24,11 @@ export interface Backend {
   dispose?(): void | Promise<void>;
 }
 
-export function gather(values: ReadonlyMap<string, Tensor>, names: readonly string[], where: string): Tensor[] {
+export function gather(
+  values: ReadonlyMap<string, Tensor>,
+  names: readonly string[],
+  where: string,
+): Tensor[] {
   return names.map((n) => {
     const t = values.get(n);
     if (!t) throw new Error(`${where}: value '${n}' was not computed before it was needed`);

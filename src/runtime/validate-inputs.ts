@@ -1,6 +1,6 @@
+import { InputError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import { formatShape, type Tensor } from "../ir/tensor.js";
-import { InputError } from "../errors.js";
 
 /**
  * Checks run-time inputs against the graph's input types before anything executes (and before any pointer
@@ -9,8 +9,13 @@ import { InputError } from "../errors.js";
 export function validateInputs(graph: Graph, inputs: readonly Tensor[], labels?: readonly string[]): void {
   const label = (i: number) => labels?.[i] ?? `input ${i}`;
   if (inputs.length !== graph.inputs.length) {
-    const expected = graph.inputs.map((n) => `${n}: ${graph.values[n].dtype}${formatShape(graph.values[n].shape)}`).join(", ");
-    throw new InputError(`the model takes ${graph.inputs.length} input(s) (${expected}) but ${inputs.length} were given`, "input.count");
+    const expected = graph.inputs
+      .map((n) => `${n}: ${graph.values[n].dtype}${formatShape(graph.values[n].shape)}`)
+      .join(", ");
+    throw new InputError(
+      `the model takes ${graph.inputs.length} input(s) (${expected}) but ${inputs.length} were given`,
+      "input.count",
+    );
   }
   inputs.forEach((t, i) => {
     const want = graph.values[graph.inputs[i]];

@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { InputError } from "../errors.js";
 import type { DType } from "../ir/dtype.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
-import { type Tensor, numel, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
-import { InputError } from "../errors.js";
+import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 
 // NumPy's .npy format, versions 1–3: magic, header length, a Python-literal dict, then raw C-order data.
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
@@ -46,9 +46,13 @@ export function parseNpy(bytes: Uint8Array, file = "<buffer>"): Tensor {
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) return fail(`malformed header ${header.trim()}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    return fail(`malformed header ${header.trim()}`);
   const dtype = DESCR_TO_DTYPE[descr === "<b1" ? "|b1" : descr];
-  if (!dtype) return fail(`dtype '${descr}' is not supported (float32, float16, float64, int64, int32, int16, int8, uint8, bool are)`);
+  if (!dtype)
+    return fail(
+      `dtype '${descr}' is not supported (float32, float16, float64, int64, int32, int16, int8, uint8, bool are)`,
+    );
   if (fortran === "True") fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
   const shape = shapeText
     .split(",")
@@ -58,7 +62,8 @@ export function parseNpy(bytes: Uint8Array, file = "<buffer>"): Tensor {
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`bad shape (${shapeText})`);
   const start = offset + headerLen;
   const need = numel(shape) * DTYPE_BYTES[dtype];
-  if (bytes.length - start < need) fail(`data is truncated: ${bytes.length - start} bytes for ${need} expected`);
+  if (bytes.length - start < need)
+    fail(`data is truncated: ${bytes.length - start} bytes for ${need} expected`);
   return tensorFromBytes(dtype, shape, bytes.subarray(start, start + need));
 }
 
@@ -67,7 +72,10 @@ export function readNpy(path: string): Tensor {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new InputError(`${path}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, "npy.missing");
+    throw new InputError(
+      `${path}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      "npy.missing",
+    );
   }
   return parseNpy(bytes, path);
 }

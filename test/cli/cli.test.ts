@@ -4,10 +4,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tensorFromNumbers } from "../../src/ir/tensor.js";
 import { readNpy, writeNpy } from "../../src/util/npy.js";
-import { MODELS, ROOT, editArchive, entryName, tempDir } from "../helpers.js";
+import { editArchive, entryName, MODELS, ROOT, tempDir } from "../helpers.js";
 
 function torchc(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], { encoding: "utf8", timeout: 120_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -53,7 +56,9 @@ describe("torchc command", () => {
     writeNpy(bad, tensorFromNumbers("float32", [3, 20], new Array(60).fill(0.5)));
     const r = torchc("run", join(MODELS, "mlp.pt2"), "--input", bad);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^error: .*bad\.npy: shape \[3, 20\] does not match model input 'x' which expects \[4, 20\]\n$/);
+    expect(r.err).toMatch(
+      /^error: .*bad\.npy: shape \[3, 20\] does not match model input 'x' which expects \[4, 20\]\n$/,
+    );
     noStackTrace(r.err);
   });
 
@@ -69,7 +74,9 @@ describe("torchc command", () => {
     const f = editArchive(join(MODELS, "mlp.pt2"), (e) => {
       const name = entryName(e, "models/model.json");
       const json = JSON.parse(new TextDecoder().decode(e[name]));
-      const node = json.graph_module.graph.nodes.find((n: { target: string }) => n.target === "torch.ops.aten.leaky_relu.default");
+      const node = json.graph_module.graph.nodes.find(
+        (n: { target: string }) => n.target === "torch.ops.aten.leaky_relu.default",
+      );
       node.target = "torch.ops.aten.frobnicate.default";
       e[name] = new TextEncoder().encode(JSON.stringify(json));
     });
@@ -77,7 +84,9 @@ describe("torchc command", () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/aten\.frobnicate\.default/);
     expect(r.err).toMatch(/node 'leaky_relu'/);
-    expect(r.err).toMatch(/export\.py:\d+ in forward: x = F\.leaky_relu\(self\.fc2\(self\.drop\(x\)\), 0\.1\)/);
+    expect(r.err).toMatch(
+      /export\.py:\d+ in forward: x = F\.leaky_relu\(self\.fc2\(self\.drop\(x\)\), 0\.1\)/,
+    );
     noStackTrace(r.err);
   });
 
@@ -88,10 +97,20 @@ describe("torchc command", () => {
   });
 
   it("inspect --partition shows torchExecutedOps nodes in fallback segments with that reason", () => {
-    const r = torchc("inspect", join(MODELS, "tiny_efficientnet.pt2"), "--partition", "--torch-executed-ops", "aten.silu.default", "--min-block-size", "1");
+    const r = torchc(
+      "inspect",
+      join(MODELS, "tiny_efficientnet.pt2"),
+      "--partition",
+      "--torch-executed-ops",
+      "aten.silu.default",
+      "--min-block-size",
+      "1",
+    );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/fallback/);
-    const siluLines = r.out.split("\n").filter((l) => l.includes("aten.silu.default") && l.includes("torchExecutedOps"));
+    const siluLines = r.out
+      .split("\n")
+      .filter((l) => l.includes("aten.silu.default") && l.includes("torchExecutedOps"));
     expect(siluLines.length).toBeGreaterThan(5);
   });
 
@@ -100,7 +119,14 @@ describe("torchc command", () => {
     const c = torchc("compile", join(MODELS, "mlp.pt2"), "-o", pkg, "--trace-passes");
     expect(c.code).toBe(0);
     expect(c.out).toMatch(/engine/);
-    const r = torchc("run", pkg, "--input", join(MODELS, "mlp.input.npy"), "--expect", join(MODELS, "mlp.output.npy"));
+    const r = torchc(
+      "run",
+      pkg,
+      "--input",
+      join(MODELS, "mlp.input.npy"),
+      "--expect",
+      join(MODELS, "mlp.output.npy"),
+    );
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/ok/);

@@ -91,4 +91,44 @@ describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
       }
     });
   }
+
+  // Same card, same call: cuDNN engines timed at the first launch (default) vs the heuristic's first pick.
+  for (const batch of [1, 128]) {
+    it(`batch ${batch} fp16: tuned cuDNN engines vs heuristic first`, async () => {
+      const net = efficientNetB0(batch);
+      const first = await buildCudaEngine(net, { precision: "fp16", tuneConvs: false });
+      const tuned = await buildCudaEngine(net, { precision: "fp16", log: (m) => console.log(`  ${m}`) });
+      try {
+        const x = randomTensor(rng(batch + 7), "float32", [batch, 3, 224, 224], 1);
+        const a = toFloat64Array(first.run([x])[0]);
+        const b = toFloat64Array(tuned.run([x])[0]);
+        let num = 0;
+        let den = 0;
+        for (let i = 0; i < a.length; i++) {
+          num += (a[i] - b[i]) ** 2;
+          den += a[i] ** 2;
+        }
+        const relDiff = Math.sqrt(num / den);
+        assert.ok(b.every(Number.isFinite), "non-finite logits (tuned)");
+        assert.ok(relDiff < 1e-2, `tuned vs untuned logits differ by ${relDiff}`);
+        const reps = batch === 1 ? 500 : 50;
+        const tf: number[] = [];
+        const tt: number[] = [];
+        for (let r = 0; r < 3; r++) {
+          tf.push(first.time({ warmup: 20, reps }));
+          tt.push(tuned.time({ warmup: 20, reps }));
+        }
+        report(`effnet-b0 bs${batch} fp16 cudnn tuning A/B`, {
+          heuristicFirstMs: median(tf),
+          tunedMs: median(tt),
+          heuristicFirstRuns: tf,
+          tunedRuns: tt,
+          relDiff,
+        });
+      } finally {
+        first.dispose();
+        tuned.dispose();
+      }
+    });
+  }
 });

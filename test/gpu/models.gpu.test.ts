@@ -20,7 +20,9 @@ import { readNpy } from "../../src/util/npy.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Compiled to .gpu-carry/build/test/gpu: the repository root is three or four levels up.
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) => existsSync(join(r, "fixtures", "models")))!;
+const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
+  existsSync(join(r, "fixtures", "models")),
+)!;
 const MODELS = join(ROOT, "fixtures", "models");
 
 let skip: string | false = false;
@@ -46,7 +48,9 @@ async function check(file: string, input: string, output: string, precision: "fp
     const [out] = await compiled.run([readNpy(input)]);
     const a = compareTensors(out, readNpy(output));
     const tol = precision === "fp16" ? 1e-2 : 1e-4;
-    console.log(`[models] ${JSON.stringify({ file: file.split("/").pop(), precision, relative: a.relative, runners: compiled.report.runners })}`);
+    console.log(
+      `[models] ${JSON.stringify({ file: file.split("/").pop(), precision, relative: a.relative, runners: compiled.report.runners })}`,
+    );
     assert.ok(a.shapeMatches, "output shape");
     assert.ok(a.relative <= tol, `${file} ${precision}: max|err|/max|ref| ${a.relative} > ${tol}`);
     return compiled.report;
@@ -86,7 +90,10 @@ describe("EfficientNet-B0 (timm), exported at test time", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "torchc-effnet-"));
   const exported = skip
     ? undefined
-    : spawnSync("python3", [join(ROOT, "fixtures", "export_large.py"), dir, "2"], { encoding: "utf8", timeout: 240_000 });
+    : spawnSync("python3", [join(ROOT, "fixtures", "export_large.py"), dir, "2"], {
+        encoding: "utf8",
+        timeout: 240_000,
+      });
   const ok = exported?.status === 0;
   const why = ok ? false : `export failed: ${exported?.stderr?.split("\n").slice(-3).join(" ")}`;
   const input = join(dir, "efficientnet_b0.input.npy");

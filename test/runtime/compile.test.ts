@@ -11,15 +11,18 @@ const pt2Archives = manifest().models.flatMap((m) =>
 );
 
 describe("compile() with the reference backend", () => {
-  it.each(pt2Archives.map((a) => [a.file, a] as const))("%s matches PyTorch within 1e-4", async (_f, { model, file }) => {
-    const loaded = await loadModel(join(MODELS, file));
-    const compiled = await compile(loaded, { backend: "reference" });
-    expect(compiled.report.partition.totals.fallbackNodes).toBe(0);
-    const [out] = await compiled.run([readNpy(join(MODELS, model.input!))]);
-    const a = compareTensors(out, readNpy(join(MODELS, model.output!)));
-    expect(a.shapeMatches).toBe(true);
-    expect(a.relative).toBeLessThanOrEqual(1e-4);
-  });
+  it.each(pt2Archives.map((a) => [a.file, a] as const))(
+    "%s matches PyTorch within 1e-4",
+    async (_f, { model, file }) => {
+      const loaded = await loadModel(join(MODELS, file));
+      const compiled = await compile(loaded, { backend: "reference" });
+      expect(compiled.report.partition.totals.fallbackNodes).toBe(0);
+      const [out] = await compiled.run([readNpy(join(MODELS, model.input!))]);
+      const a = compareTensors(out, readNpy(join(MODELS, model.output!)));
+      expect(a.shapeMatches).toBe(true);
+      expect(a.relative).toBeLessThanOrEqual(1e-4);
+    },
+  );
 
   it("runs torchExecutedOps nodes in fallback segments and still matches PyTorch", async () => {
     const loaded = await loadModel(join(MODELS, "tiny_efficientnet.pt2"));
@@ -30,7 +33,9 @@ describe("compile() with the reference backend", () => {
     expect(silu.every((n) => /torchExecutedOps/.test(n.reason))).toBe(true);
     expect(report.totals.engineSegments).toBeGreaterThan(1);
     const [out] = await compiled.run([readNpy(join(MODELS, "tiny_efficientnet.input.npy"))]);
-    expect(compareTensors(out, readNpy(join(MODELS, "tiny_efficientnet.output.npy"))).relative).toBeLessThanOrEqual(1e-4);
+    expect(
+      compareTensors(out, readNpy(join(MODELS, "tiny_efficientnet.output.npy"))).relative,
+    ).toBeLessThanOrEqual(1e-4);
   });
 
   it("lowers away every batch norm of the EfficientNet-family model and records which rules did it", async () => {
@@ -44,14 +49,18 @@ describe("compile() with the reference backend", () => {
 
   it("refuses with requireFullCompilation when something would fall back", async () => {
     const loaded = await loadModel(join(MODELS, "mlp.pt2"));
-    await expect(compile(loaded, { torchExecutedOps: ["aten.relu.default"], requireFullCompilation: true })).rejects.toThrow(/relu/);
+    await expect(
+      compile(loaded, { torchExecutedOps: ["aten.relu.default"], requireFullCompilation: true }),
+    ).rejects.toThrow(/relu/);
   });
 
   it("fp16 stays within 1e-2 of PyTorch's fp32 output", async () => {
     const loaded = await loadModel(join(MODELS, "tiny_resnet.pt2"));
     const compiled = await compile(loaded, { enabledPrecisions: ["fp16"] });
     const [out] = await compiled.run([readNpy(join(MODELS, "tiny_resnet.input.npy"))]);
-    expect(compareTensors(out, readNpy(join(MODELS, "tiny_resnet.output.npy"))).relative).toBeLessThanOrEqual(1e-2);
+    expect(compareTensors(out, readNpy(join(MODELS, "tiny_resnet.output.npy"))).relative).toBeLessThanOrEqual(
+      1e-2,
+    );
   });
 
   it("saves and reloads a compiled module", async () => {

@@ -18,8 +18,21 @@ describe("npy", () => {
   });
 
   it("round-trips every supported dtype", () => {
-    for (const dtype of ["float32", "float16", "float64", "int64", "int32", "bool", "uint8", "int8"] as const) {
-      const t = tensorFromNumbers(dtype, [2, 3], [0, 1, 2, 3, 4, 5].map((v) => (dtype === "bool" ? v % 2 : v)));
+    for (const dtype of [
+      "float32",
+      "float16",
+      "float64",
+      "int64",
+      "int32",
+      "bool",
+      "uint8",
+      "int8",
+    ] as const) {
+      const t = tensorFromNumbers(
+        dtype,
+        [2, 3],
+        [0, 1, 2, 3, 4, 5].map((v) => (dtype === "bool" ? v % 2 : v)),
+      );
       const back = parseNpy(encodeNpy(t));
       expect(back.dtype).toBe(dtype);
       expect(back.shape).toEqual([2, 3]);

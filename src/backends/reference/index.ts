@@ -3,7 +3,7 @@ import type { Network } from "../../network/network.js";
 import { runNetworkReference } from "../../network/reference/index.js";
 import { interpret } from "../../ops/interpret.js";
 import type { Segment } from "../../partition/segment.js";
-import { type Backend, type SegmentRunner, gather } from "../../runtime/segment-runner.js";
+import { type Backend, gather, type SegmentRunner } from "../../runtime/segment-runner.js";
 
 /**
  * The CPU backend: engine segments run their converted Network through the layer reference interpreter,
@@ -16,7 +16,10 @@ export const referenceBackend: Backend = {
       segment,
       description: `reference layers (${network.layers.length} layers)`,
       async run(values) {
-        const outs = runNetworkReference(network, gather(values, network.inputs, `engine segment ${segment.index}`));
+        const outs = runNetworkReference(
+          network,
+          gather(values, network.inputs, `engine segment ${segment.index}`),
+        );
         return new Map(network.outputs.map((n, i) => [n, outs[i]] as [string, Tensor]));
       },
     };

@@ -12,7 +12,7 @@
  *   its tensor inputs); ops with no tensor input are rewritten into constants or expand-of-constant first.
  */
 import type { DType } from "../../ir/dtype.js";
-import { isFloating } from "../../ir/dtype.js";
+import { C10_SCALAR_TYPES, isFloating } from "../../ir/dtype.js";
 import type { Arg, Node, TensorType } from "../../ir/graph.js";
 import { getOp, withDefaults } from "../../ops/index.js";
 import type { ArgSpec } from "../../ops/types.js";
@@ -24,18 +24,7 @@ export const SHIM_OPS: Readonly<Record<string, ShimName>> = {
   "aten.add.Tensor": "aoti_torch_cuda_add_Tensor",
 };
 
-const SCALAR_TYPE_CODES: Readonly<Record<number, DType>> = {
-  0: "uint8",
-  1: "int8",
-  2: "int16",
-  3: "int32",
-  4: "int64",
-  5: "float16",
-  6: "float32",
-  7: "float64",
-  11: "bool",
-  15: "bfloat16",
-};
+const SCALAR_TYPE_CODES = C10_SCALAR_TYPES;
 
 /** c10::MemoryFormat values (raw int32 in the StableIValue, per the stable ABI table). */
 export const MEMORY_FORMAT_CODES: Readonly<Record<string, number>> = {

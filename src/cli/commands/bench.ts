@@ -1,14 +1,14 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
-import { type Tensor, numel, tensorFromNumbers } from "../../ir/tensor.js";
+import type { TensorType } from "../../ir/graph.js";
+import { numel, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
 import { compile } from "../../runtime/compile.js";
 import { readNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
-import { InputError } from "../../errors.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
 import type { Command } from "./command.js";
-import type { TensorType } from "../../ir/graph.js";
 
 /** Seeded normal samples (Box–Muller over a xorshift generator), so runs are repeatable. */
 function randomInput(type: TensorType, seed: number): Tensor {
@@ -22,7 +22,10 @@ function randomInput(type: TensorType, seed: number): Tensor {
   const n = numel(type.shape);
   const v = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    v[i] = type.dtype === "int64" || type.dtype === "int32" ? Math.floor(next() * 10) : Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+    v[i] =
+      type.dtype === "int64" || type.dtype === "int32"
+        ? Math.floor(next() * 10)
+        : Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
   }
   return tensorFromNumbers(type.dtype, type.shape, v);
 }
@@ -76,8 +79,16 @@ export const benchCommand: Command = {
       const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
       for (const [i, f] of values.expect.entries()) {
         const a = compareTensors(outs[i], readNpy(f));
-        checks.push({ output: i, relative: a.relative, maxAbsError: a.maxAbsError, tolerance: tol, ok: a.relative <= tol });
-        process.stdout.write(`output ${i}: max|err|/max|ref| = ${a.relative.toExponential(2)} against ${f} ${a.relative <= tol ? "ok" : `FAILS (tolerance ${tol})`}\n`);
+        checks.push({
+          output: i,
+          relative: a.relative,
+          maxAbsError: a.maxAbsError,
+          tolerance: tol,
+          ok: a.relative <= tol,
+        });
+        process.stdout.write(
+          `output ${i}: max|err|/max|ref| = ${a.relative.toExponential(2)} against ${f} ${a.relative <= tol ? "ok" : `FAILS (tolerance ${tol})`}\n`,
+        );
       }
     }
     const r = compiled.benchmark(inputs, { reps: Number(values.reps ?? 100), batch });

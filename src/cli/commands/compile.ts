@@ -13,7 +13,11 @@ export const compileCommand: Command = {
     const { values, positionals } = parseArgs({
       args: [...argv],
       allowPositionals: true,
-      options: { ...COMPILE_FLAGS, output: { type: "string", short: "o" }, "trace-passes": { type: "boolean" } },
+      options: {
+        ...COMPILE_FLAGS,
+        output: { type: "string", short: "o" },
+        "trace-passes": { type: "boolean" },
+      },
     });
     if (positionals.length !== 1) {
       process.stderr.write(`${this.usage}\n`);
@@ -27,7 +31,9 @@ export const compileCommand: Command = {
     const t2 = performance.now();
     if (values["trace-passes"]) process.stdout.write(`${formatTrace(compiled.report.trace)}\n\n`);
     process.stdout.write(`${compiled.report.text}\n`);
-    process.stdout.write(`load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`);
+    process.stdout.write(
+      `load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`,
+    );
     if (values.output) {
       compiled.save(values.output);
       process.stdout.write(`saved ${values.output}\n`);

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
-import { defaultRegistry } from "../../converters/index.js";
 import { describeCoverage, formatCoverage } from "../../converters/coverage.js";
+import { defaultRegistry } from "../../converters/index.js";
 import type { Command } from "./command.js";
 
 export const convertersCommand: Command = {

@@ -20,7 +20,9 @@ export const demoCommand: Command = {
     const t0 = performance.now();
     const model = await loadModel(path);
     const t1 = performance.now();
-    process.stdout.write(`torchc demo: ${path}\nloaded in ${(t1 - t0).toFixed(0)} ms\n\n${formatSummary(summarizeGraph(model.graph))}\n\n`);
+    process.stdout.write(
+      `torchc demo: ${path}\nloaded in ${(t1 - t0).toFixed(0)} ms\n\n${formatSummary(summarizeGraph(model.graph))}\n\n`,
+    );
     const input = readNpy(join(dir, `${name}.input.npy`));
     const expected = readNpy(join(dir, `${name}.output.npy`));
     const { compile } = await import("../../runtime/compile.js");

@@ -1,12 +1,19 @@
+import { benchCommand } from "./bench.js";
 import type { Command } from "./command.js";
+import { compileCommand } from "./compile.js";
+import { convertersCommand } from "./converters.js";
 import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { runCommand } from "./run.js";
-import { compileCommand } from "./compile.js";
-import { convertersCommand } from "./converters.js";
-import { benchCommand } from "./bench.js";
 
-export const COMMANDS: readonly Command[] = [inspectCommand, compileCommand, runCommand, convertersCommand, benchCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [
+  inspectCommand,
+  compileCommand,
+  runCommand,
+  convertersCommand,
+  benchCommand,
+  demoCommand,
+];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

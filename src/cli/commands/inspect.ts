@@ -41,7 +41,10 @@ export const inspectCommand: Command = {
     const model = await loadModel(positionals[0], { inputTypes: options.inputs });
     const lower = values.lowered || values["trace-passes"] || values.partition;
     const lowered = lower
-      ? runPipeline(model.graph, defaultPipeline({ enabledPrecisions: normalizePrecisions(options.enabledPrecisions) }))
+      ? runPipeline(
+          model.graph,
+          defaultPipeline({ enabledPrecisions: normalizePrecisions(options.enabledPrecisions) }),
+        )
       : undefined;
     const graph = values.lowered && lowered ? lowered.graph : model.graph;
     const partition =
@@ -66,7 +69,9 @@ export const inspectCommand: Command = {
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       return 0;
     }
-    process.stdout.write(`${model.path} (${model.format}${values.lowered ? ", after lowering" : ""})\n${formatSummary(summary)}\n`);
+    process.stdout.write(
+      `${model.path} (${model.format}${values.lowered ? ", after lowering" : ""})\n${formatSummary(summary)}\n`,
+    );
     if (values.graph) process.stdout.write(`\n${printGraph(graph, { weights: false })}\n`);
     if (values["trace-passes"] && lowered) process.stdout.write(`\n${formatTrace(lowered.trace)}\n`);
     if (partition) process.stdout.write(`\n${formatPartitionReport(partition.report)}\n`);

@@ -1,14 +1,14 @@
 import { parseArgs } from "node:util";
+import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
+import type { Tensor } from "../../ir/tensor.js";
 import { interpret } from "../../ops/interpret.js";
+import { compile, loadCompiled } from "../../runtime/compile.js";
 import { validateInputs } from "../../runtime/validate-inputs.js";
 import { readNpy, writeNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
-import { compile, loadCompiled } from "../../runtime/compile.js";
-import type { Tensor } from "../../ir/tensor.js";
 import type { Command } from "./command.js";
-import { InputError } from "../../errors.js";
 
 export const runCommand: Command = {
   name: "run",
@@ -62,8 +62,9 @@ export const runCommand: Command = {
       }
     }
     const outFiles = values.output ?? [];
-    if (outFiles.length > outputs.length) throw new InputError(`${outFiles.length} --output files for ${outputs.length} model outputs`);
-    outFiles.forEach((f, i) => writeNpy(f, outputs[i]));
+    if (outFiles.length > outputs.length)
+      throw new InputError(`${outFiles.length} --output files for ${outputs.length} model outputs`);
+    for (const [i, f] of outFiles.entries()) writeNpy(f, outputs[i]);
     const expect = values.expect ?? [];
     const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
     let ok = true;
@@ -73,7 +74,9 @@ export const runCommand: Command = {
         const a = compareTensors(out, readNpy(expect[i]));
         const pass = a.relative <= tol;
         ok &&= pass;
-        process.stdout.write(`${line}  max|err|/max|ref| = ${a.relative.toExponential(2)} ${pass ? "ok" : `FAILS (tolerance ${tol})`}\n`);
+        process.stdout.write(
+          `${line}  max|err|/max|ref| = ${a.relative.toExponential(2)} ${pass ? "ok" : `FAILS (tolerance ${tol})`}\n`,
+        );
       } else {
         process.stdout.write(`${line}${outFiles[i] ? ` -> ${outFiles[i]}` : ""}\n`);
       }

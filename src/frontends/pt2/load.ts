@@ -1,21 +1,21 @@
 import { TextDecoder } from "node:util";
-import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
-import { GraphBuilder } from "../../ir/builder.js";
-import type { Arg, Graph, NodeMeta, TensorType, WeightKind } from "../../ir/graph.js";
-import { type Tensor, numel, tensorFromBytes, allocData } from "../../ir/tensor.js";
-import { verifyGraph } from "../../ir/verify.js";
 import { ArchiveError } from "../../errors.js";
+import { GraphBuilder } from "../../ir/builder.js";
+import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
+import type { Arg, Graph, NodeMeta, TensorType, WeightKind } from "../../ir/graph.js";
+import { allocData, numel, type Tensor, tensorFromBytes } from "../../ir/tensor.js";
+import { verifyGraph } from "../../ir/verify.js";
 import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
 import { archiveRoot, readZip, type ZipArchive } from "../zip.js";
 import {
   LAYOUTS,
   MEMORY_FORMATS,
-  SCALAR_TYPES,
-  SUPPORTED_SCHEMA_MAJORS,
   type NamedArgument,
+  SCALAR_TYPES,
   type SerializedArgument,
   type SerializedExportedProgram,
   type SerializedTensorMeta,
+  SUPPORTED_SCHEMA_MAJORS,
   type SymIntLike,
   type WeightEntry,
 } from "./schema.js";
@@ -37,7 +37,11 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
   const file = zip.file;
   const root = archiveRoot(zip, ["archive_format", "models/"]);
   if (root === undefined) {
-    throw new ArchiveError(file, "is a zip archive but not a torch.export archive (no archive_format or models/ inside)", "archive.not-pt2");
+    throw new ArchiveError(
+      file,
+      "is a zip archive but not a torch.export archive (no archive_format or models/ inside)",
+      "archive.not-pt2",
+    );
   }
   const text = (name: string): string | undefined => {
     const bytes = zip.entries.get(root + name);
@@ -45,22 +49,40 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
   };
   const format = text("archive_format")?.trim();
   if (format !== undefined && format !== "pt2") {
-    throw new ArchiveError(file, `has archive_format '${format}'; torchc reads 'pt2' archives`, "archive.version");
+    throw new ArchiveError(
+      file,
+      `has archive_format '${format}'; torchc reads 'pt2' archives`,
+      "archive.version",
+    );
   }
   const models = [...zip.entries.keys()].filter((p) => p.startsWith(`${root}models/`) && p.endsWith(".json"));
-  const wanted = modelName ?? (models.length !== 1 || models[0] === `${root}models/model.json` ? "model" : undefined);
+  const wanted =
+    modelName ?? (models.length !== 1 || models[0] === `${root}models/model.json` ? "model" : undefined);
   const modelPath = wanted ? `${root}models/${wanted}.json` : models[0];
   const json = modelPath && text(modelPath.slice(root.length));
-  if (!json) throw new ArchiveError(file, `has no ${wanted ? `models/${wanted}.json` : "models/*.json"} (the serialized program)`, "archive.no-model");
+  if (!json)
+    throw new ArchiveError(
+      file,
+      `has no ${wanted ? `models/${wanted}.json` : "models/*.json"} (the serialized program)`,
+      "archive.no-model",
+    );
   let program: SerializedExportedProgram;
   try {
     program = JSON.parse(json) as SerializedExportedProgram;
   } catch (e) {
-    throw new ArchiveError(file, `${modelPath.slice(root.length)} is not valid JSON (${(e as Error).message})`, "archive.bad-model");
+    throw new ArchiveError(
+      file,
+      `${modelPath.slice(root.length)} is not valid JSON (${(e as Error).message})`,
+      "archive.bad-model",
+    );
   }
   const major = program?.schema_version?.major;
   if (typeof major !== "number" || !program.graph_module?.graph || !program.graph_module.signature) {
-    throw new ArchiveError(file, `${modelPath.slice(root.length)} is not a serialized ExportedProgram (graph_module or schema_version missing)`, "archive.bad-model");
+    throw new ArchiveError(
+      file,
+      `${modelPath.slice(root.length)} is not a serialized ExportedProgram (graph_module or schema_version missing)`,
+      "archive.bad-model",
+    );
   }
   if (!SUPPORTED_SCHEMA_MAJORS.includes(major)) {
     throw new ArchiveError(
@@ -82,7 +104,11 @@ function readWeightConfig(zip: ZipArchive, root: string, name: string): Record<s
     const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { config?: Record<string, WeightEntry> };
     return parsed.config ?? {};
   } catch (e) {
-    throw new ArchiveError(zip.file, `${name} is not valid JSON (${(e as Error).message})`, "archive.bad-model");
+    throw new ArchiveError(
+      zip.file,
+      `${name} is not valid JSON (${(e as Error).message})`,
+      "archive.bad-model",
+    );
   }
 }
 
@@ -113,7 +139,10 @@ class ProgramReader {
     for (const spec of sig.output_specs) {
       if (!spec.user_output) continue; // buffer mutations and the like do not exist in inference graphs
       const t = (spec.user_output.arg as { as_tensor?: { name: string } }).as_tensor;
-      if (!t) this.fail(`user output ${JSON.stringify(spec.user_output.arg)} is not a tensor; torchc compiles tensor outputs only`);
+      if (!t)
+        this.fail(
+          `user output ${JSON.stringify(spec.user_output.arg)} is not a tensor; torchc compiles tensor outputs only`,
+        );
       outputs.push(t!.name);
     }
     this.b.setOutputs(outputs);
@@ -130,7 +159,11 @@ class ProgramReader {
     switch (kind) {
       case "user_input": {
         const t = body.arg.as_tensor as { name: string } | undefined;
-        if (!t) this.fail(`a user input is ${JSON.stringify(body.arg)}; torchc compiles tensor inputs only`, "archive.unsupported");
+        if (!t)
+          this.fail(
+            `a user input is ${JSON.stringify(body.arg)}; torchc compiles tensor inputs only`,
+            "archive.unsupported",
+          );
         this.b.addInput(t!.name, this.typeOf(t!.name));
         return;
       }
@@ -142,7 +175,13 @@ class ProgramReader {
       }
       case "tensor_constant": {
         const target = body.tensor_constant_name as string;
-        this.addWeight(body.arg.name as string, target, "constant", this.constants[target], "data/constants/");
+        this.addWeight(
+          body.arg.name as string,
+          target,
+          "constant",
+          this.constants[target],
+          "data/constants/",
+        );
         return;
       }
       default:
@@ -150,11 +189,26 @@ class ProgramReader {
     }
   }
 
-  private addWeight(name: string, target: string, kind: WeightKind, entry: WeightEntry | undefined, folder: string): void {
-    if (!entry) this.fail(`${kind} '${target}' is listed in the signature but missing from ${folder}*_config.json`);
-    if (entry!.use_pickle) this.fail(`${kind} '${target}' is stored pickled; torchc reads raw weight files only`, "archive.unsupported");
+  private addWeight(
+    name: string,
+    target: string,
+    kind: WeightKind,
+    entry: WeightEntry | undefined,
+    folder: string,
+  ): void {
+    if (!entry)
+      this.fail(`${kind} '${target}' is listed in the signature but missing from ${folder}*_config.json`);
+    if (entry!.use_pickle)
+      this.fail(
+        `${kind} '${target}' is stored pickled; torchc reads raw weight files only`,
+        "archive.unsupported",
+      );
     const bytes = this.zip.entries.get(`${this.root}${folder}${entry!.path_name}`);
-    if (!bytes) this.fail(`weight file ${folder}${entry!.path_name} for ${kind} '${target}' is missing`, "archive.truncated");
+    if (!bytes)
+      this.fail(
+        `weight file ${folder}${entry!.path_name} for ${kind} '${target}' is missing`,
+        "archive.truncated",
+      );
     const tensor = this.weightTensor(`${folder}${entry!.path_name}`, target, entry!.tensor_meta, bytes!);
     this.b.addWeight(name, { kind, target, tensor });
   }
@@ -177,7 +231,9 @@ class ProgramReader {
         "archive.weight-size",
       );
     }
-    const contiguous = offset === 0 && strides.every((s, i) => shape[i] === 1 || s === shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    const contiguous =
+      offset === 0 &&
+      strides.every((s, i) => shape[i] === 1 || s === shape.slice(i + 1).reduce((a, b) => a * b, 1));
     if (contiguous) return tensorFromBytes(dtype, shape, bytes.subarray(0, n * item));
     const out = allocData(dtype, n);
     const dst = new Uint8Array(out.buffer);
@@ -202,7 +258,8 @@ class ProgramReader {
 
   private dtype(code: number, what: string): DType {
     const d = SCALAR_TYPES[code];
-    if (!d) this.fail(`'${what}' has dtype code ${code}, which torchc does not support`, "archive.unsupported");
+    if (!d)
+      this.fail(`'${what}' has dtype code ${code}, which torchc does not support`, "archive.unsupported");
     return d!;
   }
 
@@ -214,7 +271,13 @@ class ProgramReader {
     );
   }
 
-  private readNode(node: { target: string; inputs: NamedArgument[]; outputs: SerializedArgument[]; metadata: Record<string, string>; name?: string }): void {
+  private readNode(node: {
+    target: string;
+    inputs: NamedArgument[];
+    outputs: SerializedArgument[];
+    metadata: Record<string, string>;
+    name?: string;
+  }): void {
     const op = node.target.replace(/^torch\.ops\./, "");
     const meta: NodeMeta = {
       stackTrace: node.metadata?.stack_trace,
@@ -223,7 +286,8 @@ class ProgramReader {
     };
     const where = `node '${node.name ?? op}' (${op})`;
     const args: Record<string, Arg> = {};
-    for (const input of node.inputs) args[input.name] = this.arg(input.arg, `${where}, argument '${input.name}'`);
+    for (const input of node.inputs)
+      args[input.name] = this.arg(input.arg, `${where}, argument '${input.name}'`);
     const outputs: { name: string; type: TensorType }[] = [];
     for (const out of node.outputs) {
       const key = Object.keys(out)[0];
@@ -231,7 +295,8 @@ class ProgramReader {
         const name = (out.as_tensor as { name: string }).name;
         outputs.push({ name, type: this.typeOf(name) });
       } else if (key === "as_tensors") {
-        for (const t of out.as_tensors as { name: string }[]) outputs.push({ name: t.name, type: this.typeOf(t.name) });
+        for (const t of out.as_tensors as { name: string }[])
+          outputs.push({ name: t.name, type: this.typeOf(t.name) });
       } else if (key === "as_none") {
         // an output nobody reads and PyTorch did not name
       } else {
@@ -254,7 +319,9 @@ class ProgramReader {
       case "as_optional_tensors":
         return {
           kind: "tensors",
-          names: (v as Record<string, { name: string }>[]).map((t) => (t.as_tensor ? t.as_tensor.name : null)),
+          names: (v as Record<string, { name: string }>[]).map((t) =>
+            t.as_tensor ? t.as_tensor.name : null,
+          ),
         };
       case "as_optional_tensor": {
         const t = (v as { as_tensor?: { name: string } }).as_tensor;
@@ -286,7 +353,10 @@ class ProgramReader {
         return { kind: "layout", value: LAYOUTS[v as number] ?? `layout_${v}` };
       case "as_device": {
         const d = v as { type: string; index: number | null };
-        return { kind: "device", value: d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}` };
+        return {
+          kind: "device",
+          value: d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}`,
+        };
       }
       default:
         return this.fail(`${where} is ${key ?? "empty"}, which torchc cannot read`, "archive.unsupported");

@@ -1,4 +1,5 @@
 import type { DType } from "../../ir/dtype.js";
+import { C10_SCALAR_TYPES } from "../../ir/dtype.js";
 import type { TensorType } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import type { PyObject } from "../pickle/values.js";
@@ -67,18 +68,7 @@ export const str = (v: string): Val => ({ k: "str", v });
 export const tensorVal = (box: TensorBox): Val => ({ k: "tensor", box });
 
 /** TorchScript's ScalarType codes (dtype arguments are ints in serialized code). */
-export const SCALAR_TYPES: Readonly<Record<number, DType>> = {
-  0: "uint8",
-  1: "int8",
-  2: "int16",
-  3: "int32",
-  4: "int64",
-  5: "float16",
-  6: "float32",
-  7: "float64",
-  11: "bool",
-  15: "bfloat16",
-};
+export const SCALAR_TYPES = C10_SCALAR_TYPES;
 
 export function scalarTypeCode(d: DType): number {
   for (const [code, t] of Object.entries(SCALAR_TYPES)) if (t === d) return Number(code);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ArchiveError } from "../../../src/errors.js";
 import { loadPt2 } from "../../../src/frontends/pt2/load.js";
-import { MODELS, editArchive, entryName, tempDir } from "../../helpers.js";
+import { editArchive, entryName, MODELS, tempDir } from "../../helpers.js";
 
 const MLP = join(MODELS, "mlp.pt2");
 
@@ -21,7 +21,12 @@ function expectArchiveError(fn: () => unknown, code: string, ...fragments: (stri
 
 describe("pt2 archive errors", () => {
   it("names a missing file", () => {
-    expectArchiveError(() => loadPt2("/nonexistent/model.pt2"), "archive.missing", "/nonexistent/model.pt2", "no such file");
+    expectArchiveError(
+      () => loadPt2("/nonexistent/model.pt2"),
+      "archive.missing",
+      "/nonexistent/model.pt2",
+      "no such file",
+    );
   });
 
   it("rejects a file that is not a zip", () => {
