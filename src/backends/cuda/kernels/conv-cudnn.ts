@@ -4,6 +4,10 @@
  * fp32 compute. Engine configs come from heuristics mode A, then FALLBACK; with fp32 and TF32 off, engines
  * that use tensor cores or down-convert inputs are skipped (as PyTorch does). The device runtime's
  * BackendDescriptor wraps each descriptor; the plan and variant pack are built once (pointers are fixed).
+ * Up to MAX_CANDIDATES finalizable plans are kept (the heuristic's first, then later ones without
+ * reduced-precision, FFT, Winograd or nondeterministic notes and with a bounded workspace); tune() times
+ * each on the bound pointers (a captured graph of several executes, so launch overhead stays out) and
+ * keeps the fastest.
  */
 import {
   ATTR,
@@ -18,6 +22,8 @@ import {
 import { checkCudnn } from "../../../ffi/status.js";
 import type { Cudnn } from "../device/conv.js";
 import { BackendDescriptor } from "../device/cudnn-backend.js";
+import { CudaEvent } from "../device/event.js";
+import { captureGraph } from "../device/graph.js";
 import type { Stream } from "../device/stream.js";
 import type { ConvActivationKind, ConvEpilogueOp } from "../fuse/steps.js";
 
@@ -26,6 +32,14 @@ const ENGINE_NUMERICAL_NOTE = 1303;
 const TYPE_NUMERICAL_NOTE = 11;
 const NOTE_TENSOR_CORE = 0;
 const NOTE_DOWN_CONVERT_INPUTS = 1;
+/** REDUCED_PRECISION_REDUCTION, FFT, NONDETERMINISTIC, WINOGRAD (and its tile sizes). */
+const NOTES_EXTRA_CANDIDATE_SKIPS: readonly number[] = [2, 3, 4, 5, 6, 7, 8];
+/** Plans kept for build-time timing (the heuristic's first plus up to this many minus one more). */
+const MAX_CANDIDATES = 6;
+/** Extra candidates needing more workspace than this are skipped (the first is always kept). */
+const CANDIDATE_WORKSPACE_CAP = 64 << 20;
+/** A later candidate replaces the first only when it is faster by more than this fraction. */
+const TUNE_MARGIN = 0.03;
 const NOTE_TYPE_COUNT = 16;
 const PW_TANH = 101;
 
@@ -68,24 +82,57 @@ export interface ConvOperands {
   extra: bigint[];
 }
 
+interface Candidate {
+  readonly plan: BackendDescriptor;
+  readonly cfg: BackendDescriptor;
+  readonly engine: number | undefined;
+  readonly workspaceBytes: number;
+  variantPack?: BackendDescriptor;
+}
+
+export interface ConvTuneResult {
+  /** Candidates timed (0 when there was only one). */
+  readonly timed: number;
+  /** Whether a plan other than the heuristic's first was kept. */
+  readonly switched: boolean;
+  /** ms per execute of the heuristic's first plan and of the kept plan (NaN when not timed). */
+  readonly firstMs: number;
+  readonly bestMs: number;
+}
+
 export class CudnnConvPlan {
-  private variantPack: BackendDescriptor | undefined;
   private destroyed = false;
+  private candidates: Candidate[];
 
   constructor(
     private readonly cudnn: Cudnn,
     readonly spec: CudnnConvSpec,
-    private readonly plan: BackendDescriptor,
+    candidates: Candidate[],
     private readonly owned: BackendDescriptor[],
-    readonly workspaceBytes: number,
-    readonly engineIndex: number | undefined,
     /** The ids of real tensors in the order bind() takes pointers: x, w, (bias), y, extras. */
     private readonly uids: bigint[],
-  ) {}
+  ) {
+    if (candidates.length === 0) throw new Error("CudnnConvPlan needs at least one plan");
+    this.candidates = candidates;
+  }
+
+  /** Workspace the plan may use: the largest over the candidates until tune() has picked one. */
+  get workspaceBytes(): number {
+    return Math.max(...this.candidates.map((c) => c.workspaceBytes));
+  }
+
+  /** The global engine index of the plan execute() runs. */
+  get engineIndex(): number | undefined {
+    return this.candidates[0].engine;
+  }
+
+  /** Plans still in the running (1 after tune()). */
+  get candidateCount(): number {
+    return this.candidates.length;
+  }
 
   /** Fixes the data pointers (and the shared workspace) for every later execute(). */
   bind(ops: ConvOperands, workspace: bigint): void {
-    this.variantPack?.destroy();
     const ptrs = [ops.x, ops.w, ...(this.spec.bias ? [ops.bias ?? 0n] : []), ops.y, ...ops.extra];
     if (ptrs.length !== this.uids.length)
       throw new Error(`conv plan needs ${this.uids.length} pointers, got ${ptrs.length}`);
@@ -93,26 +140,96 @@ export class CudnnConvPlan {
       if (p === 0n || p % 16n !== 0n)
         throw new Error(`conv operand ${i} at 0x${p.toString(16)} is not 16-byte aligned`);
     }
-    const vp = BackendDescriptor.create(DESC.VARIANT_PACK, "variant pack");
-    vp.int64s(ATTR.VARIANT_PACK_UNIQUE_IDS, this.uids, "UNIQUE_IDS")
-      .pointers(ATTR.VARIANT_PACK_DATA_POINTERS, ptrs, "DATA_POINTERS")
-      .pointers(ATTR.VARIANT_PACK_WORKSPACE, [this.workspaceBytes > 0 ? workspace : 0n], "WORKSPACE")
-      .finalize();
-    this.variantPack = vp;
+    for (const c of this.candidates) {
+      c.variantPack?.destroy();
+      c.variantPack = undefined;
+      const vp = BackendDescriptor.create(DESC.VARIANT_PACK, "variant pack");
+      vp.int64s(ATTR.VARIANT_PACK_UNIQUE_IDS, this.uids, "UNIQUE_IDS")
+        .pointers(ATTR.VARIANT_PACK_DATA_POINTERS, ptrs, "DATA_POINTERS")
+        .pointers(ATTR.VARIANT_PACK_WORKSPACE, [c.workspaceBytes > 0 ? workspace : 0n], "WORKSPACE")
+        .finalize();
+      c.variantPack = vp;
+    }
+  }
+
+  private run(c: Candidate, stream: Stream): void {
+    if (!c.variantPack) throw new Error("conv plan executed before bind()");
+    this.cudnn.setStream(stream);
+    const rc = CUDNN.fn.cudnnBackendExecute(this.cudnn.handle, c.plan.handle, c.variantPack.handle);
+    if (rc !== 0) checkCudnn("cudnnBackendExecute", rc);
   }
 
   execute(stream: Stream): void {
-    if (!this.variantPack) throw new Error("conv plan executed before bind()");
-    this.cudnn.setStream(stream);
-    const rc = CUDNN.fn.cudnnBackendExecute(this.cudnn.handle, this.plan.handle, this.variantPack.handle);
-    if (rc !== 0) checkCudnn("cudnnBackendExecute", rc);
+    this.run(this.candidates[0], stream);
+  }
+
+  /**
+   * Times every candidate on the bound pointers and keeps the fastest (writes y: call it before the
+   * results matter). Each candidate runs once eagerly, then a graph of `perGraph` executes is captured and
+   * replayed `replays` times between two events. A candidate that fails is dropped; the heuristic's first
+   * is kept unless another beats it by more than TUNE_MARGIN.
+   */
+  tune(stream: Stream, opts: { perGraph?: number; replays?: number } = {}): ConvTuneResult {
+    if (this.candidates.length <= 1)
+      return { timed: 0, switched: false, firstMs: Number.NaN, bestMs: Number.NaN };
+    const perGraph = opts.perGraph ?? 8;
+    const replays = opts.replays ?? 3;
+    const times = this.candidates.map((c) => {
+      try {
+        this.run(c, stream);
+        stream.synchronize();
+        const graph = captureGraph(stream, () => {
+          for (let i = 0; i < perGraph; i++) this.run(c, stream);
+        });
+        try {
+          graph.launch(stream);
+          const start = CudaEvent.create();
+          const end = CudaEvent.create();
+          try {
+            start.record(stream);
+            for (let r = 0; r < replays; r++) graph.launch(stream);
+            end.record(stream);
+            end.synchronize();
+            return end.elapsedSince(start) / (perGraph * replays);
+          } finally {
+            start.destroy();
+            end.destroy();
+          }
+        } finally {
+          graph.destroy();
+        }
+      } catch {
+        try {
+          stream.synchronize();
+        } catch {
+          // the stream's error is reported by the next real launch
+        }
+        return Number.POSITIVE_INFINITY;
+      }
+    });
+    let best = 0;
+    for (let i = 1; i < times.length; i++) if (times[i] < times[best]) best = i;
+    if (best !== 0 && !(times[best] < times[0] * (1 - TUNE_MARGIN))) best = 0;
+    if (!Number.isFinite(times[best])) best = 0;
+    const kept = this.candidates[best];
+    for (const c of this.candidates) {
+      if (c === kept) continue;
+      c.variantPack?.destroy();
+      c.plan.destroy();
+      c.cfg.destroy();
+    }
+    this.candidates = [kept];
+    return { timed: times.length, switched: best !== 0, firstMs: times[0], bestMs: times[best] };
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.variantPack?.destroy();
-    this.plan.destroy();
+    for (const c of this.candidates) {
+      c.variantPack?.destroy();
+      c.plan.destroy();
+      c.cfg.destroy();
+    }
     for (const d of [...this.owned].reverse()) d.destroy();
   }
 }
@@ -213,15 +330,13 @@ export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvPlan
       .descriptors(ATTR.OPERATIONGRAPH_OPS, ops, "OPS")
       .finalize();
     const strict = spec.dtype === "float32" && !spec.allowTf32;
-    const chosen =
-      choose(cudnn, graph, HEUR_MODE.A, owned, strict) ??
-      choose(cudnn, graph, HEUR_MODE.FALLBACK, owned, strict);
-    if (!chosen) {
+    const chosen = choose(cudnn, graph, HEUR_MODE.A, owned, strict);
+    const candidates = chosen.length > 0 ? chosen : choose(cudnn, graph, HEUR_MODE.FALLBACK, owned, strict);
+    if (candidates.length === 0) {
       for (const d of owned.reverse()) d.destroy();
       return undefined;
     }
-    const ws = Number(chosen.plan.getInt64(ATTR.EXECUTION_PLAN_WORKSPACE_SIZE, "WORKSPACE_SIZE"));
-    return new CudnnConvPlan(cudnn, spec, chosen.plan, owned, ws, chosen.engine, uids);
+    return new CudnnConvPlan(cudnn, spec, candidates, owned, uids);
   } catch {
     for (const d of owned.reverse()) d.destroy();
     return undefined;
@@ -259,56 +374,71 @@ function choose(
   mode: number,
   owned: BackendDescriptor[],
   strictFp32: boolean,
-): { plan: BackendDescriptor; engine: number | undefined } | undefined {
+): Candidate[] {
   const heur = BackendDescriptor.create(DESC.ENGINEHEUR, "engine heuristics");
   owned.push(heur);
   heur
     .descriptors(ATTR.ENGINEHEUR_OPERATION_GRAPH, [graph], "OPERATION_GRAPH")
     .enum32(ATTR.ENGINEHEUR_MODE, ATTR_TYPE.HEUR_MODE, mode, "MODE");
-  if (heur.tryFinalize() !== 0) return undefined;
+  if (heur.tryFinalize() !== 0) return [];
   let n: number;
   try {
     n = heur.countDescriptors(ATTR.ENGINEHEUR_RESULTS, "RESULTS");
   } catch {
-    return undefined;
+    return [];
   }
-  if (n === 0) return undefined;
+  if (n === 0) return [];
   const cfgs = Array.from({ length: n }, (_, i) =>
     BackendDescriptor.create(DESC.ENGINECFG, `engine config ${i}`),
   );
+  const kept: Candidate[] = [];
   try {
     const filled = heur.getDescriptors(ATTR.ENGINEHEUR_RESULTS, cfgs, "RESULTS");
-    for (let i = 0; i < Math.min(filled, n); i++) {
+    for (let i = 0; i < Math.min(filled, n) && kept.length < MAX_CANDIDATES; i++) {
       const engine = engineOf(cfgs[i]);
       let index: number | undefined;
+      let skip = false;
       try {
         if (engine) {
-          if (strictFp32) {
-            const ns = notes(engine);
-            if (ns.includes(NOTE_TENSOR_CORE) || ns.includes(NOTE_DOWN_CONVERT_INPUTS)) continue;
-          }
+          const ns = strictFp32 || kept.length > 0 ? notes(engine) : [];
+          if (strictFp32 && (ns.includes(NOTE_TENSOR_CORE) || ns.includes(NOTE_DOWN_CONVERT_INPUTS)))
+            skip = true;
+          if (kept.length > 0 && ns.some((x) => NOTES_EXTRA_CANDIDATE_SKIPS.includes(x))) skip = true;
           try {
             index = Number(engine.getInt64(ATTR.ENGINE_GLOBAL_INDEX, "GLOBAL_INDEX"));
           } catch {
             index = undefined;
           }
+        } else if (kept.length > 0) {
+          skip = true;
         }
       } finally {
         engine?.destroy();
       }
+      if (skip) continue;
       const plan = BackendDescriptor.create(DESC.EXECUTION_PLAN, "execution plan");
       plan.handleAttr(ATTR.EXECUTION_PLAN_HANDLE, cudnn.handle, "HANDLE");
       plan.descriptors(ATTR.EXECUTION_PLAN_ENGINE_CONFIG, [cfgs[i]], "ENGINE_CONFIG");
-      if (plan.tryFinalize() === 0) {
-        owned.push(cfgs[i]);
-        for (const c of cfgs) if (c !== cfgs[i]) c.destroy();
-        return { plan, engine: index };
+      if (plan.tryFinalize() !== 0) {
+        plan.destroy();
+        continue;
       }
-      plan.destroy();
+      let ws: number;
+      try {
+        ws = Number(plan.getInt64(ATTR.EXECUTION_PLAN_WORKSPACE_SIZE, "WORKSPACE_SIZE"));
+      } catch {
+        plan.destroy();
+        continue;
+      }
+      if (kept.length > 0 && ws > CANDIDATE_WORKSPACE_CAP) {
+        plan.destroy();
+        continue;
+      }
+      kept.push({ plan, cfg: cfgs[i], engine: index, workspaceBytes: ws });
     }
   } catch {
-    // fall through: no plan
+    // keep what was finalized so far
   }
-  for (const c of cfgs) if (!owned.includes(c)) c.destroy();
-  return undefined;
+  for (const c of cfgs) if (!kept.some((k) => k.cfg === c)) c.destroy();
+  return kept;
 }
