@@ -91,8 +91,15 @@ export function floatLiteral(v: number, ctype = "float"): string {
     return ctype === "double" ? "__longlong_as_double(0x7ff0000000000000LL)" : "__int_as_float(0x7f800000)";
   if (v === Number.NEGATIVE_INFINITY)
     return ctype === "double" ? "__longlong_as_double(0xfff0000000000000LL)" : "__int_as_float(0xff800000)";
-  const s = Number.isInteger(v) && Math.abs(v) < 1e15 ? `${v}.0` : v.toPrecision(17);
-  return ctype === "double" ? s : `${s}f`;
+  if (ctype === "double") return Number.isInteger(v) && Math.abs(v) < 1e15 ? `${v}.0` : v.toPrecision(17);
+  // A float constant is the float nearest v; subnormals (and anything NVRTC would call out of range) by bits.
+  const f = Math.fround(v);
+  if (f !== 0 && Math.abs(f) < 1.1754943508222875e-38) {
+    const bits = new Uint32Array(new Float32Array([f]).buffer)[0];
+    return `__int_as_float(0x${bits.toString(16).padStart(8, "0")})`;
+  }
+  if (Object.is(f, -0)) return "-0.0f";
+  return Number.isInteger(f) && Math.abs(f) < 1e15 ? `${f}.0f` : `${f.toPrecision(9)}f`;
 }
 
 /** A literal of `dtype`'s compute type. */

@@ -122,6 +122,7 @@ function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: number; 
       case "shuffle":
       case "slice":
       case "padding":
+      case "broadcast":
         return { axis, width: 1 };
       default:
         break;
@@ -205,6 +206,8 @@ export class ElementEmitter {
         return this.quant(layer, c);
       case "shuffle":
         return this.value(layer.inputs[0], this.shuffleCoords(layer, c));
+      case "broadcast":
+        return this.value(layer.inputs[0], broadcastCoords(c, inShape(0)));
       case "slice":
         return this.value(
           layer.inputs[0],
@@ -657,6 +660,7 @@ export function isElementLayer(layer: Layer): boolean {
     case "shuffle":
     case "slice":
     case "padding":
+    case "broadcast":
     case "concatenation":
     case "gather":
     case "resize":
@@ -694,6 +698,7 @@ export function isMovementLayer(layer: Layer): boolean {
     layer.type === "shuffle" ||
     layer.type === "slice" ||
     layer.type === "padding" ||
+    layer.type === "broadcast" ||
     layer.type === "concatenation"
   );
 }

@@ -154,6 +154,9 @@ export function binaryExpr(op: ElementwiseOp, a: string, b: string, dtype: DType
       return float ? `tc_floordiv(${a}, ${b})` : `tc_ifloordiv(${a}, ${b})`;
     case "remainder":
       return float ? `tc_remainder(${a}, ${b})` : `tc_iremainder(${a}, ${b})`;
+    case "fmod":
+      // C's fmod and integer % both truncate toward zero, as torch.fmod does.
+      return float ? `fmod(${a}, ${b})` : `(${a} % ${b})`;
     case "pow":
       return float ? `pow(${a}, ${b})` : `tc_ipow(${a}, ${b})`;
     case "min":

@@ -34,6 +34,7 @@ export function foldNetwork(net: Network): { network: Network; stats: FoldStats 
   const affinesFolded = foldAffines(w, net);
   const before = w.layers.length;
   dropDead(w, net);
+  materializeConstantOutputs(w, net);
   const network: Network = Object.freeze({
     inputs: net.inputs,
     outputs: net.outputs,
@@ -42,6 +43,23 @@ export function foldNetwork(net: Network): { network: Network; stats: FoldStats 
     constants: Object.freeze(w.constants),
   });
   return { network, stats: { constantsFolded, affinesFolded, layersDropped: before - w.layers.length } };
+}
+
+/**
+ * A network output that folding turned into a constant still needs a step that writes the output buffer (the
+ * engine's outputs are buffers the caller may bind): the constant moves to its own tensor, and an identity copies it.
+ */
+function materializeConstantOutputs(w: Work, net: Network): void {
+  const outputs = new Set(net.outputs);
+  w.layers = w.layers.flatMap((l) => {
+    if (l.type !== "constant" || !outputs.has(l.output)) return [l];
+    let source = `${l.output}#constant`;
+    for (let i = 1; source in w.tensors; i++) source = `${l.output}#constant${i}`;
+    w.tensors[source] = w.tensors[l.output];
+    const constant = Object.freeze({ ...l, output: source }) as Layer;
+    const copy = Object.freeze({ type: "identity", name: `${l.name}/output`, inputs: [source], output: l.output }) as unknown as Layer;
+    return [constant, copy];
+  });
 }
 
 function constantValue(w: Work, byOutput: Map<string, Layer>, tensor: string): Tensor | undefined {
