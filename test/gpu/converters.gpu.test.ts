@@ -69,6 +69,15 @@ function disagreement(actual: Tensor, expected: Tensor): number {
   return mag > 0 ? err / mag : err;
 }
 
+/** Ops whose result values PyTorch leaves unspecified (uninitialized memory): only shape and dtype can be compared. */
+const UNSPECIFIED_VALUES: ReadonlySet<string> = new Set([
+  "aten.empty_like.default",
+  "aten.new_empty.default",
+  "aten.empty.memory_format",
+  "aten.empty_strided.default",
+  "aten.new_empty_strided.default",
+]);
+
 interface Outcome {
   precision: "fp32" | "fp16";
   worst: number;
@@ -97,6 +106,10 @@ async function checkOnGpu(c: OpCase, converterName: string, env: TorchFallbackEn
       const outs = engine.run(inputs);
       let worst = 0;
       outs.forEach((o, i) => {
+        if (UNSPECIFIED_VALUES.has(c.op)) {
+          assert.deepEqual([o.dtype, ...o.shape], [expected[i].dtype, ...expected[i].shape], "dtype and shape");
+          return;
+        }
         worst = Math.max(worst, disagreement(o, expected[i]));
       });
       outcomes.push({ precision, worst });
