@@ -100,7 +100,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
     async engine(segment: Segment, network: Network): Promise<SegmentRunner> {
-      const engine = await buildCudaEngine(network, { precision, tf32: options.tf32 === true });
+      const engine = await buildCudaEngine(network, { precision, tf32: options.tf32 === true, tuneConvs: options.tune === true });
       return new EngineRunner(segment, engine, network);
     },
     async fallback(segment: Segment): Promise<SegmentRunner> {

@@ -11,6 +11,7 @@ export const COMPILE_FLAGS = {
   "require-full-compilation": { type: "boolean" },
   "input-shape": { type: "string", multiple: true },
   tf32: { type: "boolean" },
+  tune: { type: "boolean" },
 } as const;
 
 export const COMPILE_USAGE =
@@ -20,7 +21,8 @@ export const COMPILE_USAGE =
   "  --torch-executed-ops OP[,OP]   ops that always fall back, e.g. aten.silu.default\n" +
   "  --require-full-compilation     fail instead of falling back\n" +
   "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives)\n" +
-  "  --tf32                         allow TF32 for fp32 (cuda)";
+  "  --tf32                         allow TF32 for fp32 (cuda)\n" +
+  "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)";
 
 export function compileOptionsFrom(
   values: Record<string, unknown>,
@@ -44,5 +46,6 @@ export function compileOptionsFrom(
       (values["require-full-compilation"] as boolean | undefined) ?? defaults.requireFullCompilation,
     inputs: parseInputShapes(values["input-shape"] as string[] | undefined) ?? defaults.inputs,
     tf32: (values.tf32 as boolean | undefined) ?? defaults.tf32,
+    tune: (values.tune as boolean | undefined) ?? defaults.tune,
   };
 }

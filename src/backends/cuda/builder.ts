@@ -41,7 +41,7 @@ export interface CudaBuildOptions {
   readonly log?: (message: string) => void;
   /**
    * Time the top cuDNN engine candidates of every convolution on the first launch and keep the fastest
-   * (default true); false keeps the heuristic's first choice.
+   * (default false: it adds seconds of compile time for a few percent; see bench/NOTES.md).
    */
   readonly tuneConvs?: boolean;
 }
@@ -213,7 +213,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
     const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
     const argsToFree: KernelArgs[] = [];
-    let convsTuned = options.tuneConvs === false;
+    let convsTuned = options.tuneConvs !== true;
     const prepare = (ins: readonly DeviceMemory[], outs: readonly DeviceMemory[]): (() => void)[] => {
       for (const a of argsToFree.splice(0)) a.free();
       const ptr = (t: string): bigint => {
