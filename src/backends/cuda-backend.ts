@@ -109,6 +109,20 @@ export async function createCudaBackend(options: CompileOptions): Promise<
       return torch.createTorchFallbackRunner(segment, torchEnv as never);
     },
     async execute(graph, runners, inputs) {
+      // One engine for the whole graph (the common case): it uploads straight into its own input buffers.
+      const only = runners.length === 1 ? (runners[0] as DeviceSegmentRunner) : undefined;
+      if (
+        only?.engine &&
+        only.segment.inputs.join() === graph.inputs.join() &&
+        graph.outputs.every((o) => only.segment.outputs.includes(o))
+      ) {
+        const outs = await only.run(new Map(graph.inputs.map((n, i) => [n, inputs[i]] as [string, Tensor])));
+        return graph.outputs.map((n) => {
+          const t = outs.get(n);
+          if (!t) throw new Error(`output '${n}' was not produced by the engine`);
+          return t;
+        });
+      }
       const values = runAll(runners, deviceInputs(graph, inputs), true);
       return graph.outputs.map((name) => {
         const mem = values.get(name);
