@@ -117,19 +117,32 @@ function validRange(off: number, s: number, size: number, outLen: number): [numb
   return [lo, Math.max(lo, hi)];
 }
 
-function forward(x: Float64Array, w: Float64Array, out: Float64Array, g: Geometry, a: ConvArgs): void {
-  const [H, W] = g.inSize.length === 2 ? g.inSize : [1, g.inSize[0]];
-  const [KH, KW] = g.k.length === 2 ? g.k : [1, g.k[0]];
-  const [OH, OW] = g.outSize.length === 2 ? g.outSize : [1, g.outSize[0]];
+/** 1-d convolutions run as 2-d ones with a height of 1: sizes, strides, dilations and padding per plane axis. */
+function planeGeometry(g: Geometry, a: ConvArgs) {
   const two = g.k.length === 2;
-  const sh = two ? a.stride[0] : 1;
-  const sw = a.stride[a.stride.length - 1];
-  const dh = two ? a.dilation[0] : 1;
-  const dw = a.dilation[a.dilation.length - 1];
-  const ph = two ? g.padLo[0] : 0;
-  const pw = g.padLo[g.padLo.length - 1];
-  const cg = g.c / a.groups;
-  const ocg = g.oc / a.groups;
+  const [H, W] = two ? g.inSize : [1, g.inSize[0]];
+  const [KH, KW] = two ? g.k : [1, g.k[0]];
+  const [OH, OW] = two ? g.outSize : [1, g.outSize[0]];
+  return {
+    H,
+    W,
+    KH,
+    KW,
+    OH,
+    OW,
+    sh: two ? a.stride[0] : 1,
+    sw: a.stride[a.stride.length - 1],
+    dh: two ? a.dilation[0] : 1,
+    dw: a.dilation[a.dilation.length - 1],
+    ph: two ? g.padLo[0] : 0,
+    pw: g.padLo[g.padLo.length - 1],
+    cg: g.c / a.groups,
+    ocg: g.oc / a.groups,
+  };
+}
+
+function forward(x: Float64Array, w: Float64Array, out: Float64Array, g: Geometry, a: ConvArgs): void {
+  const { H, W, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw, cg, ocg } = planeGeometry(g, a);
   const HW = H * W;
   const OHW = OH * OW;
   const pointwise =
@@ -168,18 +181,7 @@ function forward(x: Float64Array, w: Float64Array, out: Float64Array, g: Geometr
 
 /** Transposed convolution as the scatter of each input pixel through the kernel. */
 function transposed(x: Float64Array, w: Float64Array, out: Float64Array, g: Geometry, a: ConvArgs): void {
-  const [H, W] = g.inSize.length === 2 ? g.inSize : [1, g.inSize[0]];
-  const [KH, KW] = g.k.length === 2 ? g.k : [1, g.k[0]];
-  const [OH, OW] = g.outSize.length === 2 ? g.outSize : [1, g.outSize[0]];
-  const two = g.k.length === 2;
-  const sh = two ? a.stride[0] : 1;
-  const sw = a.stride[a.stride.length - 1];
-  const dh = two ? a.dilation[0] : 1;
-  const dw = a.dilation[a.dilation.length - 1];
-  const ph = two ? g.padLo[0] : 0;
-  const pw = g.padLo[g.padLo.length - 1];
-  const cg = g.c / a.groups;
-  const ocg = g.oc / a.groups;
+  const { H, W, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw, cg, ocg } = planeGeometry(g, a);
   // input position i lands at output i*s + k*d - p: valid inputs are those whose target is inside the output.
   const ihR = Array.from({ length: KH }, (_, kh) => validRange(kh * dh - ph, sh, OH, H));
   const iwR = Array.from({ length: KW }, (_, kw) => validRange(kw * dw - pw, sw, OW, W));
