@@ -17,8 +17,6 @@ import type { CudaEngine } from "./cuda/engine.js";
 export interface DeviceSegmentRunner extends SegmentRunner {
   /** Reads inputs from device memory by value name, returns outputs' device memory; work is complete on return. */
   runDevice(values: ReadonlyMap<string, DeviceMemory>): Map<string, DeviceMemory>;
-  /** Queues the segment without waiting, when it can (engines); used for timing. */
-  launchDevice?(values: ReadonlyMap<string, DeviceMemory>): Map<string, DeviceMemory>;
   readonly engine?: CudaEngine;
 }
 
@@ -87,12 +85,10 @@ export async function createCudaBackend(options: CompileOptions): Promise<
     return values;
   };
 
-  const runAll = (runners: readonly SegmentRunner[], values: Map<string, DeviceMemory>, wait: boolean) => {
+  // Each segment finishes before the next starts (runners use their own streams).
+  const runAll = (runners: readonly SegmentRunner[], values: Map<string, DeviceMemory>) => {
     for (const r of runners) {
-      const dr = r as DeviceSegmentRunner;
-      const last = r === runners[runners.length - 1];
-      const outs = !wait && last && dr.launchDevice ? dr.launchDevice(values) : dr.runDevice(values);
-      for (const [k, v] of outs) values.set(k, v);
+      for (const [k, v] of (r as DeviceSegmentRunner).runDevice(values)) values.set(k, v);
     }
     return values;
   };
@@ -100,7 +96,11 @@ export async function createCudaBackend(options: CompileOptions): Promise<
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
     async engine(segment: Segment, network: Network): Promise<SegmentRunner> {
-      const engine = await buildCudaEngine(network, { precision, tf32: options.tf32 === true, tuneConvs: options.tune === true });
+      const engine = await buildCudaEngine(network, {
+        precision,
+        tf32: options.tf32 === true,
+        tuneConvs: options.tune === true,
+      });
       return new EngineRunner(segment, engine, network);
     },
     async fallback(segment: Segment): Promise<SegmentRunner> {
@@ -123,7 +123,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<
           return t;
         });
       }
-      const values = runAll(runners, deviceInputs(graph, inputs), true);
+      const values = runAll(runners, deviceInputs(graph, inputs));
       return graph.outputs.map((name) => {
         const mem = values.get(name);
         const type = graph.values[name];
@@ -139,7 +139,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<
       const engines = runners.map((r) => (r as DeviceSegmentRunner).engine);
       if (engines.length === 1 && engines[0]) {
         const engine = engines[0];
-        engine.run(graph.inputs.map((n) => values.get(n)!));
+        engine.run(engine.inputs.map((io) => values.get(io.name)!));
         engine.synchronize();
         const out: number[] = [];
         for (let i = 0; i < reps; i++)
@@ -149,7 +149,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<
       const out: number[] = [];
       for (let i = 0; i < reps + 10; i++) {
         const t0 = performance.now();
-        runAll(runners, new Map(values), true);
+        runAll(runners, new Map(values));
         if (i >= 10) out.push(performance.now() - t0);
       }
       return out;

@@ -647,21 +647,8 @@ export class ElementEmitter {
 
 /** Whether `layer` can be computed by an element kernel (as a fused member or on its own). */
 export function isElementLayer(layer: Layer): boolean {
+  if (isPointwiseLayer(layer) || isMovementLayer(layer)) return true;
   switch (layer.type) {
-    case "identity":
-    case "cast":
-    case "elementwise":
-    case "unary":
-    case "activation":
-    case "scale":
-    case "select":
-    case "quantize":
-    case "dequantize":
-    case "shuffle":
-    case "slice":
-    case "padding":
-    case "broadcast":
-    case "concatenation":
     case "gather":
     case "resize":
     case "pooling":
