@@ -8,11 +8,14 @@
  * Runs under Node's test runner on the GPU machine: `bash scripts/gpu.sh test converters`.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import fc from "fast-check";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
-import { CudaContext } from "../../src/backends/cuda/device/context.js";
-import { createTorchEnv, createTorchFallbackRunner, type TorchFallbackEnv } from "../../src/backends/torch/index.js";
+import {
+  createTorchEnv,
+  createTorchFallbackRunner,
+  type TorchFallbackEnv,
+} from "../../src/backends/torch/index.js";
 import { buildRegistry, convertGraph } from "../../src/converters/index.js";
 import { isFloating } from "../../src/ir/dtype.js";
 import type { Graph } from "../../src/ir/graph.js";
@@ -20,18 +23,16 @@ import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 import type { Segment } from "../../src/partition/segment.js";
 import { ALL_CASES } from "../converters/cases/index.js";
 import { candidate, type OpCase, oneNodeGraph, toTensor } from "../converters/harness.js";
+import { openGpu } from "./support.js";
 
-let skip: string | false = false;
-try {
-  CudaContext.get(0);
-} catch (e) {
-  if (process.env.TORCHC_REQUIRE_GPU === "1") throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { skip } = openGpu();
 
 const SEED = Number(process.env.TORCHC_GPU_FC_SEED ?? 7);
 const RUNS = Number(process.env.TORCHC_GPU_FC_RUNS ?? 2);
 const ONLY = process.env.TORCHC_FC_ONLY;
+// Draws the oracle refused (e.g. batch norm outputs whose shape differs between PyTorch's CPU and CUDA kernels)
+// are logged, and may not become the rule: a broken LibTorch must fail this file, not skip it.
+const tally = { checked: 0, refused: 0 };
 
 function wholeGraphSegment(graph: Graph): Segment {
   return {
@@ -95,7 +96,13 @@ async function checkOnGpu(c: OpCase, converterName: string, env: TorchFallbackEn
     expected = graph.outputs.map((n) => values.get(n)!);
     runner.dispose();
   } catch (e) {
-    return [{ precision: "fp32", worst: 0, skipped: `LibTorch oracle refused: ${(e as Error).message.split("\n")[0]}` }];
+    return [
+      {
+        precision: "fp32",
+        worst: 0,
+        skipped: `LibTorch oracle refused: ${(e as Error).message.split("\n")[0]}`,
+      },
+    ];
   }
   const network = convertGraph(graph, { registry: buildRegistry([candidate(c.op, converterName)]) });
   const floatOut = graph.outputs.some((n) => isFloating(graph.values[n].dtype));
@@ -107,7 +114,11 @@ async function checkOnGpu(c: OpCase, converterName: string, env: TorchFallbackEn
       let worst = 0;
       outs.forEach((o, i) => {
         if (UNSPECIFIED_VALUES.has(c.op)) {
-          assert.deepEqual([o.dtype, ...o.shape], [expected[i].dtype, ...expected[i].shape], "dtype and shape");
+          assert.deepEqual(
+            [o.dtype, ...o.shape],
+            [expected[i].dtype, ...expected[i].shape],
+            "dtype and shape",
+          );
           return;
         }
         worst = Math.max(worst, disagreement(o, expected[i]));
@@ -122,6 +133,14 @@ async function checkOnGpu(c: OpCase, converterName: string, env: TorchFallbackEn
 
 describe("converter properties on the CUDA backend, LibTorch as the oracle", { skip }, async () => {
   const env = skip ? undefined : await createTorchEnv({ allowTf32: false });
+  after(() => {
+    console.log(`[converters-gpu] ${JSON.stringify(tally)}`);
+    const total = tally.checked + tally.refused;
+    assert.ok(
+      total === 0 || tally.refused <= 0.05 * total,
+      `the LibTorch oracle refused ${tally.refused} of ${total} draws`,
+    );
+  });
   for (const spec of ALL_CASES) {
     const title = `${spec.op} [${spec.converter}]`;
     if (ONLY && !title.includes(ONLY)) continue;
@@ -131,7 +150,11 @@ describe("converter properties on the CUDA backend, LibTorch as the oracle", { s
         const outcomes = await checkOnGpu(c, spec.converter, env!);
         for (const o of outcomes) {
           console.log(`[converters-gpu] ${JSON.stringify({ title, draw: k, ...o })}`);
-          if (o.skipped) continue;
+          if (o.skipped) {
+            tally.refused++;
+            continue;
+          }
+          tally.checked++;
           const tol = o.precision === "fp16" ? 1e-2 : 1e-4;
           assert.ok(
             o.worst <= tol,

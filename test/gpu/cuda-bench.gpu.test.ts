@@ -7,19 +7,12 @@ import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
-import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { efficientNetB0, randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
 import { toFloat64Array } from "../../src/ir/tensor.js";
+import { openGpu } from "./support.js";
 
-const REQUIRE_GPU = process.env.TORCHC_REQUIRE_GPU === "1";
-let skip: string | false = false;
-let device = "";
-try {
-  device = CudaContext.get(0).info.name;
-} catch (e) {
-  if (REQUIRE_GPU) throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { ctx, skip } = openGpu();
+const device = ctx?.info.name ?? "";
 
 function report(name: string, values: Record<string, unknown>): void {
   const line = JSON.stringify({ bench: name, device, ...values });
@@ -97,7 +90,11 @@ describe("EfficientNet-B0 on the CUDA backend", { skip }, () => {
     it(`batch ${batch} fp16: tuned cuDNN engines vs heuristic first`, async () => {
       const net = efficientNetB0(batch);
       const first = await buildCudaEngine(net, { precision: "fp16", tuneConvs: false });
-      const tuned = await buildCudaEngine(net, { precision: "fp16", tuneConvs: true, log: (m) => console.log(`  ${m}`) });
+      const tuned = await buildCudaEngine(net, {
+        precision: "fp16",
+        tuneConvs: true,
+        log: (m) => console.log(`  ${m}`),
+      });
       try {
         const x = randomTensor(rng(batch + 7), "float32", [batch, 3, 224, 224], 1);
         const a = toFloat64Array(first.run([x])[0]);

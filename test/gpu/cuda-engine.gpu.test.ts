@@ -5,10 +5,8 @@
  * Runs under Node's test runner on the GPU machine (`bash scripts/gpu.sh test cuda-engine`).
  */
 import assert from "node:assert/strict";
-import { appendFileSync } from "node:fs";
-import { beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
-import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { fill } from "../../src/backends/cuda/device/memory.js";
 import { familyCases } from "../../src/backends/cuda/testing/families.js";
 import { mbconvNet, randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
@@ -16,27 +14,13 @@ import type { DType } from "../../src/ir/dtype.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import type { Network } from "../../src/network/network.js";
 import { runNetworkReference } from "../../src/network/reference/index.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
-const REQUIRE_GPU = process.env.TORCHC_REQUIRE_GPU === "1";
-let skip: string | false = false;
-try {
-  CudaContext.get(0);
-} catch (e) {
-  if (REQUIRE_GPU) throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { skip } = openGpu();
 
-function report(name: string, values: Record<string, unknown>): void {
-  const line = JSON.stringify({ check: name, ...values });
-  console.log(`[cuda-engine] ${line}`);
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${line}\n`);
-}
+const report = gpuReporter("cuda-engine");
 
-beforeEach((t) => {
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
-});
+recordTestStarts();
 
 let seed = 1000;
 

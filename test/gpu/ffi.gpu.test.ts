@@ -7,14 +7,12 @@
  * turns that into a failure. Set TORCHC_GPU_REPORT to a file to get one JSON line per measurement.
  */
 import assert from "node:assert/strict";
-import { appendFileSync } from "node:fs";
-import { after, beforeEach, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import {
   arg,
   BlasLt,
   buildConvPlan,
   buildKernels,
-  CudaContext,
   CudaEvent,
   Cudnn,
   captureGraph,
@@ -34,31 +32,16 @@ import {
 } from "../../src/backends/cuda/device/index.js";
 import { CUBLASLT, CUDA, CUDNN, NVRTC, TORCH_CPU, TORCH_CUDA, TorchShimError } from "../../src/ffi/index.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
 // ----------------------------------------------------------------------------------------- harness
 
-const REQUIRE_GPU = process.env.TORCHC_REQUIRE_GPU === "1";
-let ctx: CudaContext | undefined;
-let skip: string | false = false;
-try {
-  ctx = CudaContext.get(0);
-} catch (e) {
-  if (REQUIRE_GPU) throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { ctx, skip } = openGpu();
 
-function report(name: string, values: Record<string, unknown>): void {
-  const line = JSON.stringify({ check: name, ...values });
-  console.log(`[ffi.gpu] ${line}`);
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${line}\n`);
-}
+const report = gpuReporter("ffi.gpu");
 
 // A native crash kills the whole file without naming the test: record each start first (synchronously).
-beforeEach((t) => {
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
-});
+recordTestStarts();
 
 /** Deterministic uniform values in [lo, hi). */
 function uniform(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {

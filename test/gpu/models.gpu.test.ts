@@ -12,11 +12,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { compareTensors } from "../../src/cli/compare.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { compile } from "../../src/runtime/compile.js";
 import { readNpy } from "../../src/util/npy.js";
+import { openGpu } from "./support.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Compiled to .gpu-carry/build/test/gpu: the repository root is three or four levels up.
@@ -25,13 +25,7 @@ const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((
 )!;
 const MODELS = join(ROOT, "fixtures", "models");
 
-let skip: string | false = false;
-try {
-  CudaContext.get(0);
-} catch (e) {
-  if (process.env.TORCHC_REQUIRE_GPU === "1") throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { skip } = openGpu();
 
 interface Entry {
   name: string;

@@ -7,9 +7,9 @@
  * Runs under Node's test runner on the GPU machine: `bash scripts/gpu.sh test torch-fallback`.
  */
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { DeviceBuffer, download } from "../../src/backends/cuda/device/memory.js";
@@ -30,27 +30,13 @@ import type { Segment } from "../../src/partition/segment.js";
 import { readNpy } from "../../src/util/npy.js";
 import { caseGraph, REWRITE_CASES, randomTensor, rng } from "../backends/torch/cases.js";
 import { relMaxError } from "../backends/torch/compare.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
-const REQUIRE_GPU = process.env.TORCHC_REQUIRE_GPU === "1";
-let skip: string | false = false;
-try {
-  CudaContext.get(0);
-} catch (e) {
-  if (REQUIRE_GPU) throw e;
-  skip = `no usable GPU: ${(e as Error).message.split("\n")[0]}`;
-}
+const { skip } = openGpu();
 
-function report(name: string, values: Record<string, unknown>): void {
-  const line = JSON.stringify({ check: name, ...values });
-  console.log(`[torch-fallback] ${line}`);
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${line}\n`);
-}
+const report = gpuReporter("torch-fallback");
 
-beforeEach((t) => {
-  const file = process.env.TORCHC_GPU_REPORT;
-  if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
-});
+recordTestStarts();
 
 /** The repository root (the folder holding fixtures/models), from wherever the compiled test lives. */
 function repoRoot(): string {

@@ -1,0 +1,34 @@
+/**
+ * What every GPU test file starts with: open the GPU or say why the file is skipped (TORCHC_REQUIRE_GPU=1, set by
+ * scripts/gpu.sh, turns a missing GPU into a failure), and report lines to the console and TORCHC_GPU_REPORT.
+ */
+import { appendFileSync } from "node:fs";
+import { beforeEach } from "node:test";
+import { CudaContext } from "../../src/backends/cuda/device/context.js";
+
+export function openGpu(): { ctx: CudaContext | undefined; skip: string | false } {
+  try {
+    return { ctx: CudaContext.get(0), skip: false };
+  } catch (e) {
+    if (process.env.TORCHC_REQUIRE_GPU === "1") throw e;
+    return { ctx: undefined, skip: `no usable GPU: ${(e as Error).message.split("\n")[0]}` };
+  }
+}
+
+/** A reporter that prints `[tag] {json}` and appends the JSON to TORCHC_GPU_REPORT when set. */
+export function gpuReporter(tag: string): (name: string, values: Record<string, unknown>) => void {
+  return (name, values) => {
+    const line = JSON.stringify({ check: name, ...values });
+    console.log(`[${tag}] ${line}`);
+    const file = process.env.TORCHC_GPU_REPORT;
+    if (file) appendFileSync(file, `${line}\n`);
+  };
+}
+
+/** Records each test's start in TORCHC_GPU_REPORT, so a crash inside native code still names the test. */
+export function recordTestStarts(): void {
+  beforeEach((t) => {
+    const file = process.env.TORCHC_GPU_REPORT;
+    if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
+  });
+}
