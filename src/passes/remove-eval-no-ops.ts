@@ -1,7 +1,8 @@
 // Ops that do nothing to values in an inference graph. Removing them first lets later patterns see
 // conv → batch_norm even when a clone or an eval-mode dropout sits between them.
+import { evalDropoutRules } from "./eval-dropout.js";
 import { type Pass, rulePass } from "./pass.js";
-import { bool, op, optional, scalar, value } from "./rewrite/pattern.js";
+import { op, value } from "./rewrite/pattern.js";
 import { type Rule, rule, ruleSet } from "./rewrite/rule.js";
 
 /** `op(input, …) ⇒ input` when `input` has the node's type (the type check is the driver's). */
@@ -26,36 +27,6 @@ const sameType = (
   a: { dtype: string; shape: readonly number[] },
   b: { dtype: string; shape: readonly number[] },
 ) => a.dtype === b.dtype && a.shape.join() === b.shape.join();
-
-export const removeEvalDropout = passThrough(
-  "remove-eval-dropout",
-  "dropout(x, p, train=False) ⇒ x",
-  [
-    "aten.dropout.default",
-    "aten.feature_dropout.default",
-    "aten.alpha_dropout.default",
-    "aten.feature_alpha_dropout.default",
-  ],
-  "input",
-  { train: bool(false) },
-);
-
-const dropped = value();
-export const removeEvalNativeDropout = rule({
-  name: "remove-eval-native-dropout",
-  doc: "native_dropout(x, p, train=False)[0] ⇒ x (the mask must be unused)",
-  pattern: op("aten.native_dropout.default", { input: dropped, train: optional(bool(false)) }),
-  captures: { x: dropped },
-  rewrite: ({ x, root }, ctx) => (ctx.graph.isUnused(root.outputs[1].name) ? ctx.replaceWith(x) : undefined),
-});
-
-export const removeZeroDropout = passThrough(
-  "remove-zero-dropout",
-  "dropout(x, p=0, train) ⇒ x",
-  ["aten.dropout.default", "aten.feature_dropout.default"],
-  "input",
-  { p: scalar(0) },
-);
 
 export const removeCopies = passThrough(
   "remove-copy",
@@ -107,13 +78,18 @@ export const removeStaticAsserts = rule({
 });
 
 export const evalNoOpRules = ruleSet(
-  removeEvalDropout,
-  removeEvalNativeDropout,
-  removeZeroDropout,
+  evalDropoutRules,
   removeCopies,
   removeSameTypeCasts,
   removeStaticAsserts,
 );
+
+export {
+  removeEvalDropout,
+  removeEvalInplaceDropout,
+  removeEvalNativeDropout,
+  removeZeroDropout,
+} from "./eval-dropout.js";
 
 export const removeEvalNoOps: Pass = rulePass(
   "remove-eval-no-ops",
