@@ -3,7 +3,8 @@ import fc from "fast-check";
 /**
  * How the converter properties run. Override with environment variables:
  *   TORCHC_FC_RUNS   runs per converter (default 100)
- *   TORCHC_FC_SEED   fast-check seed, to replay a failure (printed when a property fails)
+ *   TORCHC_FC_SEED   fast-check seed: fixed in `npm test`, `random` in `npm run test:fuzz`, or a number to
+ *                    replay a failure (printed when a property fails); see test/setup/fast-check-seed.ts
  *   TORCHC_FC_PATH   fast-check path of the shrunk counterexample (printed with the seed)
  *   TORCHC_FC_ONLY   run only properties whose title contains this text
  */

@@ -99,4 +99,31 @@ export const REGRESSIONS: readonly Regression[] = [
       },
     },
   },
+  {
+    op: "aten.batch_norm.default",
+    converter: "batch-norm-batch-statistics",
+    note: "fp32 x − mean on a nearly constant channel (var ≪ eps) amplified by rsqrt(var + eps); tolerance scaled by the channel's conditioning (batchStatsScale)",
+    case: {
+      op: "aten.batch_norm.default",
+      args: {
+        input: { kind: "tensor", name: "x" },
+        weight: { kind: "tensor", name: "w" },
+        bias: { kind: "none" },
+        running_mean: { kind: "none" },
+        running_var: { kind: "none" },
+        training: { kind: "bool", value: false },
+        momentum: { kind: "float", value: 0.1 },
+        eps: { kind: "float", value: 0.00001 },
+        cudnn_enabled: { kind: "bool", value: true },
+      },
+      tensors: {
+        x: {
+          dtype: "float32",
+          shape: [1, 3, 2, 1],
+          data: [-3.9999377727508545, -3.9999327659606934, 0, 0, 0, 0],
+        },
+        w: { dtype: "float32", shape: [3], data: [1.0612902641296387, 0, 0] },
+      },
+    },
+  },
 ];

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
 import { B, F, I, Is, NONE, opCase, shapeArb, T, tensor } from "../arbitraries.js";
-import type { TensorSpec } from "../harness.js";
+import { inputScale, type OpCase, type TensorSpec } from "../harness.js";
 import { type CaseSpec, spec } from "./types.js";
 
 type Flavour = "batch_norm" | "no_training" | "legit" | "native";
@@ -89,6 +89,36 @@ function batchStatsCase(op: OpName, flavour: "batch_norm" | "native" | "no_stats
     );
 }
 
+/**
+ * The error scale of batch statistics in fp32. The engine computes (x − mean)·rsqrt(var + eps)·w in fp32 layers,
+ * so x − mean carries an error of a few ε·max|x| per channel, which rsqrt(var + eps)·|w| then amplifies: on a
+ * nearly constant channel (var ≪ eps) the output is a small difference blown up by up to 1/√eps, and its fp32
+ * error is far above ε times the output (seed -21653162: x = [-3.99994, -3.99993], eps 1e-5). The float64
+ * reference has no such loss, so the tolerance is scaled by each channel's conditioning, max|x_c|·|w_c|/√(var_c + eps),
+ * and never below the inputs' magnitude. Well-spread channels (var comparable to x²) get about the plain input
+ * scale; only ill-conditioned ones get more.
+ */
+export function batchStatsScale(c: OpCase): number {
+  const x = c.tensors.x;
+  const eps = c.args.eps.kind === "float" ? c.args.eps.value : 0;
+  const channels = x.shape[1] ?? 1;
+  const inner = x.shape.slice(2).reduce((p, d) => p * d, 1);
+  const n = x.shape[0] ?? 1;
+  let scale = inputScale(c);
+  for (let ch = 0; ch < channels; ch++) {
+    const vals: number[] = [];
+    for (let b = 0; b < n; b++)
+      for (let i = 0; i < inner; i++) vals.push(x.data[(b * channels + ch) * inner + i]);
+    if (vals.length === 0) continue;
+    const mean = vals.reduce((p, v) => p + v, 0) / vals.length;
+    const variance = vals.reduce((p, v) => p + (v - mean) ** 2, 0) / vals.length;
+    const maxAbs = vals.reduce((p, v) => Math.max(p, Math.abs(v)), 0);
+    const w = c.tensors.w ? Math.abs(c.tensors.w.data[ch]) : 1;
+    scale = Math.max(scale, (maxAbs * w) / Math.sqrt(variance + eps));
+  }
+  return scale;
+}
+
 function layerNormCase(op: OpName) {
   return fc
     .tuple(shapeArb(1, 4), fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean(), fc.boolean())
@@ -172,19 +202,19 @@ export const NORMALIZATION_CASES: CaseSpec[] = [
     "aten.batch_norm.default",
     "batch-norm-batch-statistics",
     batchStatsCase("aten.batch_norm.default", "batch_norm"),
-    true,
+    batchStatsScale,
   ),
   spec(
     "aten.native_batch_norm.default",
     "batch-norm-batch-statistics",
     batchStatsCase("aten.native_batch_norm.default", "native"),
-    true,
+    batchStatsScale,
   ),
   spec(
     "aten._native_batch_norm_legit.no_stats",
     "batch-norm-batch-statistics",
     batchStatsCase("aten._native_batch_norm_legit.no_stats", "no_stats"),
-    true,
+    batchStatsScale,
   ),
   spec("aten.layer_norm.default", "layer-norm", layerNormCase("aten.layer_norm.default")),
   spec("aten.native_layer_norm.default", "layer-norm", layerNormCase("aten.native_layer_norm.default")),

@@ -8,14 +8,14 @@ export interface CaseSpec {
   readonly converter: string;
   readonly arb: fc.Arbitrary<OpCase>;
   /** Compare relative to the inputs' magnitude as well (see CheckOptions.inputScaled). */
-  readonly inputScaled?: boolean;
+  readonly inputScaled?: boolean | ((c: OpCase) => number);
 }
 
 export function spec(
   op: OpName,
   converter: string,
   arb: fc.Arbitrary<OpCase>,
-  inputScaled = false,
+  inputScaled: boolean | ((c: OpCase) => number) = false,
 ): CaseSpec {
   return { op, converter, arb, ...(inputScaled ? { inputScaled } : {}) };
 }
