@@ -14,15 +14,18 @@ export const COMPILE_FLAGS = {
   tune: { type: "boolean" },
 } as const;
 
-export const COMPILE_USAGE =
+/** The compile options' help, stating the default backend of the command it is printed for. */
+export const compileUsage = (defaultBackend: BackendName = "reference"): string =>
   "  --precision fp32|fp16|bf16     enabled precisions (repeatable; default fp32)\n" +
-  "  --backend reference|cuda       where engine segments run (default reference)\n" +
+  `  --backend reference|cuda       where engine segments run (default ${defaultBackend})\n` +
   "  --min-block-size N             smallest engine segment (default 5)\n" +
   "  --torch-executed-ops OP[,OP]   ops that always fall back, e.g. aten.silu.default\n" +
   "  --require-full-compilation     fail instead of falling back\n" +
   "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives)\n" +
   "  --tf32                         allow TF32 for fp32 (cuda)\n" +
   "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)";
+
+export const COMPILE_USAGE = compileUsage();
 
 export function compileOptionsFrom(
   values: Record<string, unknown>,

@@ -43,8 +43,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that stops early (`torchc inspect --graph | head -1`) closes the pipe; the rest of the output has
+ * nowhere to go, so the command ends quietly with status 0 instead of printing an EPIPE stack trace.
+ */
+export function endQuietlyOnClosedPipe(stream: NodeJS.WritableStream, exit: (code: number) => void): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") exit(0);
+    else throw e;
+  });
+}
+
 const isEntry = process.argv[1] && /(?:^|[/\\])(main\.(?:ts|js)|torchc(?:\.js)?)$/.test(process.argv[1]);
 if (isEntry || process.env.TORCHC_CLI_ENTRY === "1") {
+  endQuietlyOnClosedPipe(process.stdout, (code) => process.exit(code));
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

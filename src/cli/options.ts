@@ -16,3 +16,12 @@ export function parseInputShapes(specs: readonly string[] | undefined): TensorTy
     return { dtype: maybeType as DType, shape };
   });
 }
+
+/** `--tolerance X`: the largest max|err|/max|ref| accepted, a non-negative number; 1e-2 with fp16/bf16, else 1e-4. */
+export function parseTolerance(value: string | undefined, reducedPrecision: boolean): number {
+  if (value === undefined) return reducedPrecision ? 1e-2 : 1e-4;
+  const tol = value.trim() === "" ? Number.NaN : Number(value);
+  if (!Number.isFinite(tol) || tol < 0)
+    throw new InputError(`--tolerance ${value}: expected a non-negative number, e.g. 1e-4`);
+  return tol;
+}

@@ -12,7 +12,9 @@
  *     can resolve to a different copy than the one torch uses) are looked up in `LD_LIBRARY_PATH` and
  *     `ldconfig -p`; the others (the driver, `libcuda.so.1`) are handed to the loader by soname.
  *
- * A library found nowhere is one NativeError that names it and lists every place searched.
+ * A library found nowhere is one LibraryMissingError: a one-line message that names it, says how many places
+ * were searched and what to do (the driver comes with the NVIDIA driver install, the others with PyTorch), and
+ * `searched`, every place in order, which the message lists too when TORCHC_VERBOSE=1.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -166,17 +168,40 @@ export function loadLibrary<H>(
       }
     }
   }
-  throw new NativeError(missingMessage(target, tried), "native.library-missing");
+  throw new LibraryMissingError(target, tried, host.env.TORCHC_VERBOSE === "1");
 }
 
-function missingMessage(target: LibraryTarget, tried: readonly string[]): string {
-  const lines = tried.map((t, i) => `  ${i + 1}. ${t}`);
-  return [
-    `cannot load ${target.title} (${target.files.join(" or ")}); searched, in order:`,
-    ...lines,
-    `Set TORCHC_LIBRARY_PATH to the folder that holds ${target.files[0]}, or install PyTorch with CUDA ` +
-      "(pip install torch) so that its bundled libraries are found.",
-  ].join("\n");
+/** A native library found nowhere: one line for the user, every place searched in `searched`. */
+export class LibraryMissingError extends NativeError {
+  constructor(
+    readonly target: LibraryTarget,
+    /** Every place searched, in order, with what was found there. */
+    readonly searched: readonly string[],
+    verbose = false,
+  ) {
+    super(missingMessage(target, searched, verbose), "native.library-missing");
+    this.name = "LibraryMissingError";
+  }
+}
+
+/** The driver library ships with the NVIDIA driver, never with PyTorch or the CUDA toolkit's wheels. */
+export function isDriverLibrary(target: LibraryTarget): boolean {
+  return target.files.some((f) => f.startsWith("libcuda.so"));
+}
+
+function missingMessage(target: LibraryTarget, tried: readonly string[], verbose: boolean): string {
+  const file = target.files[0];
+  const failed = tried.find((t) => t.includes("exists but failed to load"));
+  const where = failed
+    ? `${failed.replace(/^[^:]*: /, "found ")}`
+    : `not found in ${tried.length} places (TORCHC_VERBOSE=1 lists them)`;
+  const advice = isDriverLibrary(target)
+    ? `${file} comes with the NVIDIA driver (≥ 580), not with PyTorch: run on a machine with an NVIDIA GPU and its driver ` +
+      "(check nvidia-smi), or use the reference backend (--backend reference) on the CPU"
+    : `set TORCHC_LIBRARY_PATH to the folder that holds ${file}, or install PyTorch with CUDA 13 ` +
+      "(pip install torch) so that its bundled libraries are found";
+  const line = `cannot load ${target.title} (${target.files.join(" or ")}): ${where}; ${advice}`;
+  return verbose ? [line, ...tried.map((t, i) => `  ${i + 1}. ${t}`)].join("\n") : line;
 }
 
 function firstLine(e: unknown): string {

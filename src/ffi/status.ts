@@ -290,14 +290,28 @@ export function cudnnStatusName(status: number): string {
 
 // ------------------------------------------------------------------------------------------ details
 
-function cudaDetail(status: number): string | undefined {
-  if (!CUDA.isLoaded) return undefined;
-  try {
-    const out: OutStr = [null];
-    return CUDA.fn.cuGetErrorString(status, out) === 0 && out[0] ? out[0] : undefined;
-  } catch {
-    return undefined;
+/** What to do about the CUDA statuses that mean "no usable GPU here" rather than a torchc bug. */
+const CUDA_ADVICE: Readonly<Record<number, string>> = {
+  34: "the libcuda.so.1 that was loaded is the CUDA toolkit's stub; install the NVIDIA driver, or set TORCHC_LIBRARY_PATH to the driver's folder",
+  46: "the GPU is busy or in exclusive-process mode (check nvidia-smi)",
+  100: "no NVIDIA GPU is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES), or use the reference backend (--backend reference) on the CPU",
+  803: "the driver library and the loaded kernel module are different versions (a driver update needs a reboot)",
+};
+
+/** cuGetErrorString's text when the driver is loaded, then what to do, on one line. */
+export function cudaDetail(status: number): string | undefined {
+  let text: string | undefined;
+  if (CUDA.isLoaded) {
+    try {
+      const out: OutStr = [null];
+      if (CUDA.fn.cuGetErrorString(status, out) === 0 && out[0]) text = out[0];
+    } catch {
+      text = undefined;
+    }
   }
+  const advice = CUDA_ADVICE[status];
+  if (text && advice) return `${text}; ${advice}`;
+  return text ?? advice;
 }
 
 function cublasDetail(status: number): string | undefined {

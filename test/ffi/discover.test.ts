@@ -7,6 +7,7 @@ import {
   clearDiscoveryCache,
   cudaIncludeDirs,
   type DiscoveryHost,
+  LibraryMissingError,
   type LibraryTarget,
   loadLibrary,
   parseLdconfig,
@@ -155,26 +156,39 @@ describe("search order", () => {
   });
 });
 
+/** What loadLibrary threw. */
+function missing(
+  target: LibraryTarget,
+  load: (path: string) => unknown,
+  h: DiscoveryHost,
+): LibraryMissingError {
+  try {
+    loadLibrary(target, load, h);
+  } catch (e) {
+    expect(e).toBeInstanceOf(LibraryMissingError);
+    expect(e).toBeInstanceOf(NativeError);
+    return e as LibraryMissingError;
+  }
+  throw new Error(`${target.title} loaded`);
+}
+
 describe("a missing library", () => {
-  it("is one NativeError naming the library and every place searched, in order", () => {
+  it("is one line naming the library, with every place searched kept in order on the error", () => {
     const empty = dir("missing", "own");
     const sp = dir("missing", "sp");
-    let error: unknown;
-    try {
-      loadLibrary(
-        CUDNN,
-        recorder().load,
-        host({ TORCHC_LIBRARY_PATH: empty, CUDA_HOME: "/nonexistent/cuda" }, { sp }),
-      );
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(NativeError);
-    const e = error as NativeError;
+    const e = missing(
+      CUDNN,
+      recorder().load,
+      host({ TORCHC_LIBRARY_PATH: empty, CUDA_HOME: "/nonexistent/cuda" }, { sp }),
+    );
     expect(e.code).toBe("native.library-missing");
-    const lines = e.message.split("\n");
-    expect(lines[0]).toBe("cannot load cuDNN 9 (libcudnn.so.9); searched, in order:");
-    const expected = [
+    expect(e.message).not.toContain("\n");
+    expect(e.message).toMatch(
+      /^cannot load cuDNN 9 \(libcudnn\.so\.9\): not found in 10 places \(TORCHC_VERBOSE=1/,
+    );
+    expect(e.message).toContain("set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
+    expect(e.message).toContain("pip install torch");
+    expect(e.searched).toEqual([
       `TORCHC_LIBRARY_PATH: ${empty}/libcudnn.so.9 (not there)`,
       `PyTorch install (python3): ${sp}/torch/lib/libcudnn.so.9 (not there)`,
       `PyTorch install (python3): ${sp}/nvidia/cu13/lib/libcudnn.so.9 (not there)`,
@@ -185,40 +199,58 @@ describe("a missing library", () => {
       "CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
       "CUDA toolkit: /usr/local/cuda/targets/x86_64-linux/lib/libcudnn.so.9 (not there)",
       "loader cache (ldconfig -p): libcudnn.so.9 (not listed)",
-    ];
-    for (const [i, text] of expected.entries()) expect(lines[i + 1]).toBe(`  ${i + 1}. ${text}`);
-    expect(lines.at(-1)).toContain("Set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
+    ]);
+  });
+
+  it("lists every place in the message with TORCHC_VERBOSE=1", () => {
+    const empty = dir("verbose", "own");
+    const e = missing(CUDNN, recorder().load, host({ TORCHC_LIBRARY_PATH: empty, TORCHC_VERBOSE: "1" }));
+    const lines = e.message.split("\n");
+    expect(lines[0]).toMatch(/^cannot load cuDNN 9 \(libcudnn\.so\.9\): not found in \d+ places/);
+    expect(lines.slice(1)).toEqual(e.searched.map((t, i) => `  ${i + 1}. ${t}`));
+    expect(lines[1]).toBe(`  1. TORCHC_LIBRARY_PATH: ${empty}/libcudnn.so.9 (not there)`);
+  });
+
+  it("for the driver says it comes with the NVIDIA driver, not with PyTorch", () => {
+    const e = missing(DRIVER, recorder().load, host({ TORCHC_PYTHON: "none" }));
+    expect(e.message).not.toContain("\n");
+    expect(e.message).toMatch(/^cannot load the CUDA driver \(libcuda\.so\.1\): not found in \d+ places/);
+    expect(e.message).toContain("libcuda.so.1 comes with the NVIDIA driver");
+    expect(e.message).toContain("--backend reference");
+    expect(e.message).not.toContain("pip install");
+  });
+
+  it("names a file that exists but failed to load, with the loader's first line", () => {
+    const bad = touch("broken", "libcudnn.so.9");
+    const e = missing(CUDNN, recorder([bad]).load, host({ TORCHC_LIBRARY_PATH: join(root, "broken") }));
+    expect(e.message).not.toContain("\n");
+    expect(e.message).toContain(
+      `found ${bad} (exists but failed to load: ${bad}: wrong ELF class: ELFCLASS32)`,
+    );
   });
 
   it("says why the PyTorch install was not searched, and what the loader said", () => {
-    let message = "";
-    try {
-      loadLibrary(DRIVER, recorder().load, host({ TORCHC_PYTHON: "/no/such/python" }));
-    } catch (e) {
-      message = (e as Error).message;
-    }
+    const message = missing(
+      DRIVER,
+      recorder().load,
+      host({ TORCHC_PYTHON: "/no/such/python" }),
+    ).searched.join("\n");
     expect(message).toContain(
       "PyTorch install: /no/such/python gave no site-packages (/no/such/python: command not found)",
     );
     expect(message).toMatch(/loader path: dlopen\("libcuda.so.1"\) failed: libcuda.so.1: cannot open$/m);
-    let skipped = "";
-    try {
-      loadLibrary(DRIVER, recorder().load, host({ TORCHC_PYTHON: "none" }));
-    } catch (e) {
-      skipped = (e as Error).message;
-    }
+    const skipped = missing(DRIVER, recorder().load, host({ TORCHC_PYTHON: "none" })).searched;
     expect(skipped).toContain("PyTorch install: skipped (TORCHC_PYTHON=none)");
     const own = dir("notes");
-    let ordered = "";
-    try {
-      loadLibrary(CUDNN, recorder().load, host({ TORCHC_PYTHON: "none", TORCHC_LIBRARY_PATH: own }));
-    } catch (e) {
-      ordered = (e as Error).message;
-    }
-    expect(ordered.split("\n").slice(1, 4)).toEqual([
-      `  1. TORCHC_LIBRARY_PATH: ${own}/libcudnn.so.9 (not there)`,
-      "  2. PyTorch install: skipped (TORCHC_PYTHON=none)",
-      "  3. CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
+    const ordered = missing(
+      CUDNN,
+      recorder().load,
+      host({ TORCHC_PYTHON: "none", TORCHC_LIBRARY_PATH: own }),
+    );
+    expect(ordered.searched.slice(0, 3)).toEqual([
+      `TORCHC_LIBRARY_PATH: ${own}/libcudnn.so.9 (not there)`,
+      "PyTorch install: skipped (TORCHC_PYTHON=none)",
+      "CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
     ]);
   });
 });

@@ -55,6 +55,16 @@ describe("typed errors", () => {
     });
   });
 
+  it("says what to do when there is no usable GPU, on one line, and nothing extra for other statuses", () => {
+    const e = catchError(() => checkCuda("cuInit", 100));
+    expect(e.message).toMatch(/^cuInit failed: CUDA_ERROR_NO_DEVICE \(100\): .*no NVIDIA GPU is visible/);
+    expect(e.message).toContain("--backend reference");
+    expect(e.message).not.toContain("\n");
+    expect(e.message).not.toContain("pip install");
+    expect(catchError(() => checkCuda("cuInit", 34)).message).toContain("stub");
+    expect(catchError(() => checkCuda("cuCtxSynchronize", 700)).message).not.toMatch(/nvidia-smi|reference/);
+  });
+
   it("keeps the NVRTC log", () => {
     const e = catchError(() =>
       checkNvrtc("nvrtcCompileProgram", 6, "k.cu(3): error: identifier x is undefined\n"),

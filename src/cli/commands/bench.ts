@@ -7,7 +7,8 @@ import { numel, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
 import { compile } from "../../runtime/compile.js";
 import { readNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
-import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
+import { parseTolerance } from "../options.js";
 import type { Command } from "./command.js";
 
 /** Seeded normal samples (Box–Muller over a xorshift generator), so runs are repeatable. */
@@ -36,7 +37,8 @@ export const benchCommand: Command = {
   usage:
     "usage: torchc bench <model> [--batch N] [--reps 100] [--input x.npy ...] [--json out.json] [options]\n" +
     "  --batch N   check that the model was exported at batch N (torchc compiles static shapes)\n" +
-    COMPILE_USAGE,
+    "  --expect ref.npy  check the output first (--tolerance X, default 1e-4, 1e-2 with fp16/bf16)\n" +
+    compileUsage("cuda"),
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -56,6 +58,8 @@ export const benchCommand: Command = {
       return 2;
     }
     const options = compileOptionsFrom(values, { backend: "cuda" });
+    const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
+    const tol = parseTolerance(values.tolerance, fp16);
     const t0 = performance.now();
     const model = await loadModel(positionals[0], { inputTypes: options.inputs });
     const t1 = performance.now();
@@ -75,8 +79,6 @@ export const benchCommand: Command = {
     const checks = [];
     if (values.expect?.length) {
       const outs = await compiled.run(inputs);
-      const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
-      const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
       for (const [i, f] of values.expect.entries()) {
         const a = compareTensors(outs[i], readNpy(f));
         checks.push({

@@ -8,6 +8,7 @@ import { validateInputs } from "../../runtime/validate-inputs.js";
 import { readNpy, writeNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import { parseTolerance } from "../options.js";
 import type { Command } from "./command.js";
 
 export const runCommand: Command = {
@@ -17,6 +18,7 @@ export const runCommand: Command = {
     "usage: torchc run <model> --input x.npy [--input y.npy ...] [--output out.npy ...] [--expect ref.npy]\n" +
     "       torchc run <model.torchc> --input x.npy ...   (a package saved by torchc compile -o)\n" +
     "  --compiled   compile first (lowering, partition, engines) instead of interpreting the graph\n" +
+    "  --tolerance X  with --expect: the largest max|err|/max|ref| accepted (default 1e-4, 1e-2 with fp16/bf16)\n" +
     COMPILE_USAGE,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -43,6 +45,7 @@ export const runCommand: Command = {
     let outputs: Tensor[];
     let outputNames: readonly string[];
     const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
+    const tol = parseTolerance(values.tolerance, fp16);
     if (path.endsWith(".torchc")) {
       const compiled = await loadCompiled(path, { backend: options.backend });
       validateInputs(compiled.graph, inputs, files);
@@ -66,7 +69,6 @@ export const runCommand: Command = {
       throw new InputError(`${outFiles.length} --output files for ${outputs.length} model outputs`);
     for (const [i, f] of outFiles.entries()) writeNpy(f, outputs[i]);
     const expect = values.expect ?? [];
-    const tol = Number(values.tolerance ?? (fp16 ? "1e-2" : "1e-4"));
     let ok = true;
     outputs.forEach((out, i) => {
       const line = `output ${i} (${outputNames[i]}): ${out.dtype}[${out.shape.join(", ")}]`;
