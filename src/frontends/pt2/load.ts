@@ -1,23 +1,39 @@
-import { TextDecoder } from "node:util";
 import { ArchiveError } from "../../errors.js";
 import { GraphBuilder } from "../../ir/builder.js";
-import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
+import type { DType } from "../../ir/dtype.js";
 import type { Arg, Graph, NodeMeta, TensorType, WeightKind } from "../../ir/graph.js";
-import { allocData, numel, type Tensor, tensorFromBytes } from "../../ir/tensor.js";
-import { verifyGraph } from "../../ir/verify.js";
+import { verifyLoadedGraph } from "../../ir/verify-loaded.js";
+import {
+  array,
+  bool,
+  DecodeFailure,
+  decodeEntry,
+  float,
+  int,
+  nullable,
+  optional,
+  parseJson,
+  str,
+  struct,
+  tagged,
+} from "../decode.js";
+import { checkFileName } from "../names.js";
 import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
+import { viewTensor } from "../strided.js";
 import { archiveRoot, readZip, type ZipArchive } from "../zip.js";
 import {
+  exportedProgram,
   LAYOUTS,
   MEMORY_FORMATS,
-  type NamedArgument,
   SCALAR_TYPES,
-  type SerializedArgument,
   type SerializedExportedProgram,
+  type SerializedNode,
   type SerializedTensorMeta,
   SUPPORTED_SCHEMA_MAJORS,
-  type SymIntLike,
+  symInt,
+  tensorName,
   type WeightEntry,
+  weightConfig,
 } from "./schema.js";
 
 export interface Pt2Model {
@@ -43,90 +59,96 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
       "archive.not-pt2",
     );
   }
-  const text = (name: string): string | undefined => {
-    const bytes = zip.entries.get(root + name);
-    return bytes && new TextDecoder().decode(bytes);
-  };
-  const format = text("archive_format")?.trim();
+  const format = zip.text(`${root}archive_format`)?.trim();
   if (format !== undefined && format !== "pt2") {
     throw new ArchiveError(
       file,
-      `has archive_format '${format}'; torchc reads 'pt2' archives`,
+      `has archive_format '${format.slice(0, 40)}'; torchc reads 'pt2' archives`,
       "archive.version",
     );
   }
-  const models = [...zip.entries.keys()].filter((p) => p.startsWith(`${root}models/`) && p.endsWith(".json"));
+  const models = zip.names.filter((p) => p.startsWith(`${root}models/`) && p.endsWith(".json"));
   const wanted =
     modelName ?? (models.length !== 1 || models[0] === `${root}models/model.json` ? "model" : undefined);
   const modelPath = wanted ? `${root}models/${wanted}.json` : models[0];
-  const json = modelPath && text(modelPath.slice(root.length));
-  if (!json)
+  const json = modelPath ? zip.read(modelPath) : undefined;
+  if (!json?.length)
     throw new ArchiveError(
       file,
       `has no ${wanted ? `models/${wanted}.json` : "models/*.json"} (the serialized program)`,
       "archive.no-model",
     );
-  let program: SerializedExportedProgram;
-  try {
-    program = JSON.parse(json) as SerializedExportedProgram;
-  } catch (e) {
+  const entry = modelPath.slice(root.length);
+  const raw = parseJson(json, file, entry);
+  const rawObject = raw as {
+    schema_version?: { major?: unknown; minor?: unknown };
+    graph_module?: unknown;
+    torch_version?: unknown;
+  } | null;
+  const major = typeof rawObject === "object" ? rawObject?.schema_version?.major : undefined;
+  if (
+    typeof major !== "number" ||
+    typeof rawObject?.graph_module !== "object" ||
+    rawObject.graph_module === null
+  ) {
     throw new ArchiveError(
       file,
-      `${modelPath.slice(root.length)} is not valid JSON (${(e as Error).message})`,
-      "archive.bad-model",
-    );
-  }
-  const major = program?.schema_version?.major;
-  if (typeof major !== "number" || !program.graph_module?.graph || !program.graph_module.signature) {
-    throw new ArchiveError(
-      file,
-      `${modelPath.slice(root.length)} is not a serialized ExportedProgram (graph_module or schema_version missing)`,
+      `${entry} is not a serialized ExportedProgram (graph_module or schema_version missing)`,
       "archive.bad-model",
     );
   }
   if (!SUPPORTED_SCHEMA_MAJORS.includes(major)) {
     throw new ArchiveError(
       file,
-      `uses export schema ${major}.${program.schema_version.minor} (torch ${program.torch_version ?? "?"}); torchc reads schema ${SUPPORTED_SCHEMA_MAJORS.join(", ")}.x (PyTorch 2.11)`,
+      `uses export schema ${major}.${String(rawObject.schema_version?.minor).slice(0, 20)} (torch ${String(rawObject.torch_version ?? "?").slice(0, 40)}); torchc reads schema ${SUPPORTED_SCHEMA_MAJORS.join(", ")}.x (PyTorch 2.11)`,
       "archive.version",
     );
   }
+  const program = decodeEntry(exportedProgram, raw, file, entry);
   const weights = readWeightConfig(zip, root, "data/weights/model_weights_config.json");
   const constants = readWeightConfig(zip, root, "data/constants/model_constants_config.json");
-  const graph = new ProgramReader(zip, root, program, weights, constants).read();
+  const graph = new ProgramReader(zip, root, entry, program, weights, constants).read();
   return { path: file, format: "pt2", graph, torchVersion: program.torch_version };
 }
 
-function readWeightConfig(zip: ZipArchive, root: string, name: string): Record<string, WeightEntry> {
-  const bytes = zip.entries.get(root + name);
-  if (!bytes) return {};
-  try {
-    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { config?: Record<string, WeightEntry> };
-    return parsed.config ?? {};
-  } catch (e) {
-    throw new ArchiveError(
-      zip.file,
-      `${name} is not valid JSON (${(e as Error).message})`,
-      "archive.bad-model",
-    );
-  }
+function readWeightConfig(zip: ZipArchive, root: string, name: string): ReadonlyMap<string, WeightEntry> {
+  const text = zip.read(root + name);
+  if (text === undefined) return new Map();
+  return decodeEntry(weightConfig, parseJson(text, zip.file, name), zip.file, name).config;
 }
 
-/** PyTorch's serializer writes non-finite floats as the strings "Infinity", "-Infinity" and "NaN". */
-function jsonFloat(v: unknown): number {
-  return typeof v === "string" ? Number(v) : (v as number);
-}
+const optionalTensor = (v: unknown, p: string): string | null => {
+  const t = tagged(v, p);
+  if (t.tag === "as_tensor") return tensorName(t.value, t.path).name;
+  if (t.tag === "as_none") return null;
+  throw new DecodeFailure(p, "as_tensor or as_none", v);
+};
+
+const device = struct({ type: str, index: optional(nullable(int)) });
+const withArg = struct({ arg: tagged });
+const parameterSpec = struct({ arg: tensorName, parameter_name: str });
+const bufferSpec = struct({ arg: tensorName, buffer_name: str });
+const constantSpec = struct({ arg: tensorName, tensor_constant_name: str });
+const tensorNames = array(tensorName);
+const optionalTensors = array(optionalTensor);
+const ints = array(int);
+const symInts = array(symInt);
+const floats = array(float);
+const bools = array(bool);
 
 class ProgramReader {
   private readonly b = new GraphBuilder();
   private readonly graph;
+  /** Values defined so far (inputs, weights, node outputs), to report misuse before the builder sees it. */
+  private readonly defined = new Set<string>();
 
   constructor(
     private readonly zip: ZipArchive,
     private readonly root: string,
+    private readonly entry: string,
     private readonly program: SerializedExportedProgram,
-    private readonly weights: Record<string, WeightEntry>,
-    private readonly constants: Record<string, WeightEntry>,
+    private readonly weights: ReadonlyMap<string, WeightEntry>,
+    private readonly constants: ReadonlyMap<string, WeightEntry>,
   ) {
     this.graph = program.graph_module.graph;
   }
@@ -134,58 +156,95 @@ class ProgramReader {
   read(): Graph {
     const sig = this.program.graph_module.signature;
     for (const spec of sig.input_specs) this.readInput(spec);
-    for (const node of this.graph.nodes) this.readNode(node);
+    this.graph.nodes.forEach((node, i) => {
+      this.readNode(node, `$.graph_module.graph.nodes[${i}]`);
+    });
     const outputs: string[] = [];
     for (const spec of sig.output_specs) {
-      if (!spec.user_output) continue; // buffer mutations and the like do not exist in inference graphs
-      const t = (spec.user_output.arg as { as_tensor?: { name: string } }).as_tensor;
-      if (!t)
-        this.fail(
-          `user output ${JSON.stringify(spec.user_output.arg)} is not a tensor; torchc compiles tensor outputs only`,
-        );
-      outputs.push(t!.name);
+      if (spec.kind !== "user_output") continue; // buffer mutations and the like do not exist in inference graphs
+      const arg = this.decode(withArg, spec.body, spec.path).arg;
+      if (arg.tag !== "as_tensor")
+        this.fail(`a user output is ${arg.tag}; torchc compiles tensor outputs only`, "archive.unsupported");
+      const name = this.decode(tensorName, arg.value, arg.path).name;
+      if (!this.defined.has(name)) this.fail(`graph output '${this.name(name, arg.path)}' is never defined`);
+      outputs.push(name);
     }
     this.b.setOutputs(outputs);
-    return verifyGraph(this.b.build());
+    return verifyLoadedGraph(this.b.build(), this.zip.file);
   }
 
   private fail(detail: string, code = "archive.bad-model"): never {
     throw new ArchiveError(this.zip.file, detail, code);
   }
 
-  private readInput(spec: Record<string, unknown>): void {
-    const kind = Object.keys(spec)[0];
-    const body = spec[kind] as Record<string, unknown> & { arg: Record<string, unknown> };
+  /** Runs a decoder at a JSON path of model.json, turning a mismatch into a one-line ArchiveError. */
+  private decode<T>(d: (v: unknown, p: string) => T, v: unknown, path: string): T {
+    try {
+      return d(v, path);
+    } catch (e) {
+      if (e instanceof DecodeFailure) this.fail(`${this.entry}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** A value name from the file, checked so that it cannot collide with an object's built-in properties. */
+  private name(name: string, path: string): string {
+    checkFileName(name, this.zip.file, `${this.entry} at ${path}`);
+    return name;
+  }
+
+  private define(name: string, where: string): void {
+    if (this.defined.has(name)) this.fail(`${where} defines value '${name}', which is already defined`);
+    this.defined.add(name);
+  }
+
+  private readInput(spec: { kind: string; body: Record<string, unknown>; path: string }): void {
+    const { kind, body, path } = spec;
     switch (kind) {
       case "user_input": {
-        const t = body.arg.as_tensor as { name: string } | undefined;
-        if (!t)
-          this.fail(
-            `a user input is ${JSON.stringify(body.arg)}; torchc compiles tensor inputs only`,
-            "archive.unsupported",
-          );
-        this.b.addInput(t!.name, this.typeOf(t!.name));
+        const arg = this.decode(withArg, body, path).arg;
+        if (arg.tag !== "as_tensor")
+          this.fail(`a user input is ${arg.tag}; torchc compiles tensor inputs only`, "archive.unsupported");
+        const name = this.name(this.decode(tensorName, arg.value, arg.path).name, arg.path);
+        this.define(name, "user input");
+        this.b.addInput(name, this.typeOf(name));
         return;
       }
       case "parameter":
       case "buffer": {
-        const target = (body.parameter_name ?? body.buffer_name) as string;
-        this.addWeight(body.arg.name as string, target, kind, this.weights[target], "data/weights/");
+        const s =
+          kind === "parameter" ? this.decode(parameterSpec, body, path) : this.decode(bufferSpec, body, path);
+        const target = "parameter_name" in s ? s.parameter_name : s.buffer_name;
+        const name = this.name(s.arg.name, `${path}.arg`);
+        // A non-persistent buffer is not in the state dict: torch.export.save stores it among the constants.
+        const inWeights = this.weights.get(target);
+        const entry = inWeights ?? (kind === "buffer" ? this.constants.get(target) : undefined);
+        this.addWeight(
+          name,
+          target,
+          kind,
+          entry,
+          inWeights ? "data/weights/" : "data/constants/",
+          kind === "buffer" ? "data/weights/ or data/constants/" : "data/weights/",
+        );
         return;
       }
       case "tensor_constant": {
-        const target = body.tensor_constant_name as string;
+        const s = this.decode(constantSpec, body, path);
+        const name = this.name(s.arg.name, `${path}.arg`);
+        const target = s.tensor_constant_name;
         this.addWeight(
-          body.arg.name as string,
+          name,
           target,
           "constant",
-          this.constants[target],
+          this.constants.get(target),
+          "data/constants/",
           "data/constants/",
         );
         return;
       }
       default:
-        this.fail(`input kind '${kind}' is not supported by torchc yet`, "archive.unsupported");
+        this.fail(`input kind '${kind.slice(0, 40)}' is not supported by torchc yet`, "archive.unsupported");
     }
   }
 
@@ -195,171 +254,181 @@ class ProgramReader {
     kind: WeightKind,
     entry: WeightEntry | undefined,
     folder: string,
+    searched: string,
   ): void {
     if (!entry)
-      this.fail(`${kind} '${target}' is listed in the signature but missing from ${folder}*_config.json`);
-    if (entry!.use_pickle)
+      this.fail(`${kind} '${target}' is listed in the signature but missing from ${searched}*_config.json`);
+    if (entry.use_pickle)
       this.fail(
         `${kind} '${target}' is stored pickled; torchc reads raw weight files only`,
         "archive.unsupported",
       );
-    const bytes = this.zip.entries.get(`${this.root}${folder}${entry!.path_name}`);
-    if (!bytes)
+    this.define(name, `${kind} '${target}'`);
+    const path = `${this.root}${folder}${entry.path_name}`;
+    const size = this.zip.size(path);
+    if (size === undefined)
       this.fail(
-        `weight file ${folder}${entry!.path_name} for ${kind} '${target}' is missing`,
+        `weight file ${folder}${entry.path_name} for ${kind} '${target}' is missing`,
         "archive.truncated",
       );
-    const tensor = this.weightTensor(`${folder}${entry!.path_name}`, target, entry!.tensor_meta, bytes!);
+    const tensor = viewTensor(
+      {
+        file: `${folder}${entry.path_name}`,
+        what: `'${target}'`,
+        dtype: this.dtype(entry.tensor_meta.dtype, target),
+        sizes: this.sizes(entry.tensor_meta.sizes, target),
+        strides: this.sizes(entry.tensor_meta.strides, target),
+        offset: this.sizes([entry.tensor_meta.storage_offset], target)[0],
+        storageBytes: size,
+        read: (prefix) => this.zip.read(path, prefix) ?? new Uint8Array(),
+        budget: this.zip.budget,
+      },
+      (detail, code) => this.fail(detail, code),
+    );
     this.b.addWeight(name, { kind, target, tensor });
   }
 
-  /** Weight files hold the tensor's storage; a strided view is gathered into a contiguous tensor. */
-  private weightTensor(file: string, target: string, meta: SerializedTensorMeta, bytes: Uint8Array): Tensor {
-    const dtype = this.dtype(meta.dtype, target);
-    const shape = meta.sizes.map((s) => this.int(s, target));
-    const strides = meta.strides.map((s) => this.int(s, target));
-    const offset = this.int(meta.storage_offset, target);
-    const item = DTYPE_BYTES[dtype];
-    const n = numel(shape);
-    let extent = n === 0 ? 0 : offset + 1;
-    shape.forEach((d, i) => {
-      if (d > 0) extent += (d - 1) * strides[i];
-    });
-    if (bytes.byteLength < extent * item || bytes.byteLength % item !== 0) {
-      this.fail(
-        `weight file ${file} for '${target}' has ${bytes.byteLength} bytes but its metadata (${dtype}[${shape.join(", ")}]) needs ${extent * item}`,
-        "archive.weight-size",
-      );
-    }
-    const contiguous =
-      offset === 0 &&
-      strides.every((s, i) => shape[i] === 1 || s === shape.slice(i + 1).reduce((a, b) => a * b, 1));
-    if (contiguous) return tensorFromBytes(dtype, shape, bytes.subarray(0, n * item));
-    const out = allocData(dtype, n);
-    const dst = new Uint8Array(out.buffer);
-    const idx = new Array<number>(shape.length).fill(0);
-    for (let i = 0; i < n; i++) {
-      let src = offset;
-      for (let d = 0; d < shape.length; d++) src += idx[d] * strides[d];
-      dst.set(bytes.subarray(src * item, src * item + item), i * item);
-      for (let d = shape.length - 1; d >= 0; d--) {
-        if (++idx[d] < shape[d]) break;
-        idx[d] = 0;
-      }
-    }
-    return { dtype, shape, data: out };
-  }
-
   private typeOf(name: string): TensorType {
-    const meta = this.graph.tensor_values[name];
+    const meta: SerializedTensorMeta | undefined = this.graph.tensor_values.get(name);
     if (!meta) this.fail(`value '${name}' has no entry in tensor_values`);
-    return { dtype: this.dtype(meta.dtype, name), shape: meta.sizes.map((s) => this.int(s, name)) };
+    return { dtype: this.dtype(meta.dtype, name), shape: this.sizes(meta.sizes, name) };
   }
 
   private dtype(code: number, what: string): DType {
-    const d = SCALAR_TYPES[code];
+    const d = SCALAR_TYPES.get(code);
     if (!d)
       this.fail(`'${what}' has dtype code ${code}, which torchc does not support`, "archive.unsupported");
-    return d!;
+    return d;
   }
 
-  private int(s: SymIntLike, what: string): number {
-    if (typeof s?.as_int === "number") return s.as_int;
-    return this.fail(
-      `'${what}' has a symbolic size ${JSON.stringify(s)}; torchc compiles static shapes (export without dynamic_shapes)`,
-      "archive.dynamic-shape",
-    );
+  /** Static, non-negative sizes (symbolic ones are refused: torchc compiles static shapes). */
+  private sizes(s: readonly (number | undefined)[], what: string): number[] {
+    return s.map((d) => {
+      if (d === undefined)
+        this.fail(
+          `'${what}' has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
+          "archive.dynamic-shape",
+        );
+      if (d < 0) this.fail(`'${what}' has a negative size or stride (${d})`);
+      return d;
+    });
   }
 
-  private readNode(node: {
-    target: string;
-    inputs: NamedArgument[];
-    outputs: SerializedArgument[];
-    metadata: Record<string, string>;
-    name?: string;
-  }): void {
+  private readNode(node: SerializedNode, path: string): void {
     const op = node.target.replace(/^torch\.ops\./, "");
+    const stack = node.metadata.get("stack_trace");
+    const moduleStack = node.metadata.get("nn_module_stack");
     const meta: NodeMeta = {
-      stackTrace: node.metadata?.stack_trace,
-      sourceLocation: userSourceLocation(node.metadata?.stack_trace),
-      modulePath: modulePathFromStack(node.metadata?.nn_module_stack),
+      stackTrace: typeof stack === "string" ? stack : undefined,
+      sourceLocation: typeof stack === "string" ? userSourceLocation(stack) : undefined,
+      modulePath: typeof moduleStack === "string" ? modulePathFromStack(moduleStack) : undefined,
     };
     const where = `node '${node.name ?? op}' (${op})`;
-    const args: Record<string, Arg> = {};
-    for (const input of node.inputs)
-      args[input.name] = this.arg(input.arg, `${where}, argument '${input.name}'`);
+    const args: Record<string, Arg> = Object.create(null);
+    node.inputs.forEach((input, i) => {
+      const p = `${path}.inputs[${i}]`;
+      const argName = this.name(input.name, `${p}.name`);
+      if (Object.hasOwn(args, argName)) this.fail(`${where} has two arguments named '${argName}'`);
+      const arg = this.arg(input.arg, `${where}, argument '${argName}'`, `${p}.arg`);
+      for (const read of arg.kind === "tensor" ? [arg.name] : arg.kind === "tensors" ? arg.names : [])
+        if (read !== null && !this.defined.has(read))
+          this.fail(`${where} reads '${read}' before it is defined (argument '${argName}')`);
+      args[argName] = arg;
+    });
     const outputs: { name: string; type: TensorType }[] = [];
-    for (const out of node.outputs) {
-      const key = Object.keys(out)[0];
-      if (key === "as_tensor") {
-        const name = (out.as_tensor as { name: string }).name;
+    node.outputs.forEach((out, i) => {
+      const p = `${path}.outputs[${i}]`;
+      const t = this.decode(tagged, out, p);
+      const names =
+        t.tag === "as_tensor"
+          ? [this.decode(tensorName, t.value, t.path).name]
+          : t.tag === "as_tensors"
+            ? this.decode(tensorNames, t.value, t.path).map((x) => x.name)
+            : t.tag === "as_none"
+              ? [] // an output nobody reads and PyTorch did not name
+              : this.fail(
+                  `${where} returns ${t.tag.slice(0, 40)}; torchc supports tensor results only`,
+                  "archive.unsupported",
+                );
+      for (const name of names) {
+        this.name(name, t.path);
+        this.define(name, where);
         outputs.push({ name, type: this.typeOf(name) });
-      } else if (key === "as_tensors") {
-        for (const t of out.as_tensors as { name: string }[])
-          outputs.push({ name: t.name, type: this.typeOf(t.name) });
-      } else if (key === "as_none") {
-        // an output nobody reads and PyTorch did not name
-      } else {
-        this.fail(`${where} returns ${key}; torchc supports tensor results only`, "archive.unsupported");
       }
-    }
-    this.b.addNode(op, args, outputs, meta, node.name);
+    });
+    if (node.name) this.name(node.name, `${path}.name`);
+    this.b.addNode(op, { ...args }, outputs, meta, node.name ?? undefined);
   }
 
-  private arg(a: SerializedArgument, where: string): Arg {
-    const key = Object.keys(a ?? {})[0];
-    const v = (a as Record<string, unknown>)[key];
-    switch (key) {
+  private arg(a: unknown, where: string, path: string): Arg {
+    const { tag, value: v, path: p } = this.decode(tagged, a, path);
+    switch (tag) {
       case "as_none":
         return { kind: "none" };
       case "as_tensor":
-        return { kind: "tensor", name: (v as { name: string }).name };
+        return { kind: "tensor", name: this.name(this.decode(tensorName, v, p).name, p) };
       case "as_tensors":
-        return { kind: "tensors", names: (v as { name: string }[]).map((t) => t.name) };
+        return { kind: "tensors", names: this.decode(tensorNames, v, p).map((t) => this.name(t.name, p)) };
       case "as_optional_tensors":
         return {
           kind: "tensors",
-          names: (v as Record<string, { name: string }>[]).map((t) =>
-            t.as_tensor ? t.as_tensor.name : null,
-          ),
+          names: this.decode(optionalTensors, v, p).map((n) => (n === null ? null : this.name(n, p))),
         };
       case "as_optional_tensor": {
-        const t = (v as { as_tensor?: { name: string } }).as_tensor;
-        return t ? { kind: "tensor", name: t.name } : { kind: "none" };
+        const n = this.decode(optionalTensor, v, p);
+        return n === null ? { kind: "none" } : { kind: "tensor", name: this.name(n, p) };
       }
       case "as_int":
-        return { kind: "int", value: v as number };
+        return { kind: "int", value: this.decode(int, v, p) };
       case "as_sym_int":
-        return { kind: "int", value: this.int(v as SymIntLike, where) };
+        return { kind: "int", value: this.sizesOrInts([this.decode(symInt, v, p)], where)[0] };
       case "as_ints":
-        return { kind: "ints", value: v as number[] };
+        return { kind: "ints", value: this.decode(ints, v, p) };
       case "as_sym_ints":
-        return { kind: "ints", value: (v as SymIntLike[]).map((s) => this.int(s, where)) };
+        return { kind: "ints", value: this.sizesOrInts(this.decode(symInts, v, p), where) };
       case "as_float":
-        return { kind: "float", value: jsonFloat(v) };
+        return { kind: "float", value: this.decode(float, v, p) };
       case "as_floats":
-        return { kind: "floats", value: (v as unknown[]).map(jsonFloat) };
+        return { kind: "floats", value: this.decode(floats, v, p) };
       case "as_bool":
-        return { kind: "bool", value: v as boolean };
+        return { kind: "bool", value: this.decode(bool, v, p) };
       case "as_bools":
-        return { kind: "bools", value: v as boolean[] };
+        return { kind: "bools", value: this.decode(bools, v, p) };
       case "as_string":
-        return { kind: "string", value: v as string };
+        return { kind: "string", value: this.decode(str, v, p) };
       case "as_scalar_type":
-        return { kind: "dtype", value: this.dtype(v as number, where) };
-      case "as_memory_format":
-        return { kind: "memoryFormat", value: MEMORY_FORMATS[v as number] ?? `memory_format_${v}` };
-      case "as_layout":
-        return { kind: "layout", value: LAYOUTS[v as number] ?? `layout_${v}` };
+        return { kind: "dtype", value: this.dtype(this.decode(int, v, p), where) };
+      case "as_memory_format": {
+        const code = this.decode(int, v, p);
+        return { kind: "memoryFormat", value: MEMORY_FORMATS.get(code) ?? `memory_format_${code}` };
+      }
+      case "as_layout": {
+        const code = this.decode(int, v, p);
+        return { kind: "layout", value: LAYOUTS.get(code) ?? `layout_${code}` };
+      }
       case "as_device": {
-        const d = v as { type: string; index: number | null };
+        const dev = this.decode(device, v, p);
         return {
           kind: "device",
-          value: d.index === null || d.index === undefined ? d.type : `${d.type}:${d.index}`,
+          value: dev.index === null || dev.index === undefined ? dev.type : `${dev.type}:${dev.index}`,
         };
       }
       default:
-        return this.fail(`${where} is ${key ?? "empty"}, which torchc cannot read`, "archive.unsupported");
+        return this.fail(
+          `${where} is ${tag.slice(0, 40) || "empty"}, which torchc cannot read`,
+          "archive.unsupported",
+        );
     }
+  }
+
+  private sizesOrInts(s: readonly (number | undefined)[], where: string): number[] {
+    return s.map((d) => {
+      if (d === undefined)
+        this.fail(
+          `${where} has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
+          "archive.dynamic-shape",
+        );
+      return d;
+    });
   }
 }

@@ -1,97 +1,117 @@
-// The parts of PyTorch's serialized ExportedProgram (torch/_export/serde/schema.py, schema 8.x) that torchc reads.
+// The parts of PyTorch's serialized ExportedProgram (torch/_export/serde/schema.py, schema 8.x) that torchc reads,
+// as typed decoders: model.json and the weights/constants configs are checked against these before use.
 import type { DType } from "../../ir/dtype.js";
+import {
+  array,
+  bool,
+  type Decoder,
+  int,
+  nullable,
+  object,
+  optional,
+  size,
+  str,
+  struct,
+  table,
+  tagged,
+  unknownValue,
+} from "../decode.js";
 
-/** A union in the schema is an object with exactly one key. */
-export type SerializedArgument = Record<string, unknown>;
+/** A union in the schema is an object with exactly one key; decoded later, where the key is known. */
+export type SerializedArgument = unknown;
 
-export interface NamedArgument {
-  name: string;
-  arg: SerializedArgument;
-  kind?: number;
-}
+/** `{as_int: n}` (static) or `{as_expr: …}` (symbolic): returns the int, or undefined when symbolic. */
+export const symInt: Decoder<number | undefined> = (v, p) => {
+  const t = tagged(v, p);
+  if (t.tag === "as_int") return int(t.value, t.path);
+  return undefined;
+};
 
-export interface SerializedNode {
-  target: string;
-  inputs: NamedArgument[];
-  outputs: SerializedArgument[];
-  metadata: Record<string, string>;
-  name?: string;
-}
+export const tensorName = struct({ name: str });
 
-export interface SymIntLike {
-  as_int?: number;
-  as_expr?: unknown;
-}
+const tensorMeta = struct({
+  dtype: int,
+  sizes: array(symInt),
+  strides: array(symInt),
+  storage_offset: symInt,
+});
+export type SerializedTensorMeta = ReturnType<typeof tensorMeta>;
 
-export interface SerializedTensorMeta {
-  dtype: number;
-  sizes: SymIntLike[];
-  strides: SymIntLike[];
-  storage_offset: SymIntLike;
-  requires_grad?: boolean;
-  device?: { type: string; index: number | null };
-  layout?: number;
-}
+const namedArgument = struct({ name: str, arg: unknownValue });
+export type NamedArgument = ReturnType<typeof namedArgument>;
 
-export interface SerializedGraph {
-  inputs: SerializedArgument[];
-  outputs: SerializedArgument[];
-  nodes: SerializedNode[];
-  tensor_values: Record<string, SerializedTensorMeta>;
-}
+const metadata: Decoder<Map<string, unknown>> = (v, p) =>
+  v === undefined || v === null ? new Map() : table(unknownValue)(v, p);
 
-export interface InputSpec {
-  user_input?: { arg: SerializedArgument };
-  parameter?: { arg: { name: string }; parameter_name: string };
-  buffer?: { arg: { name: string }; buffer_name: string; persistent?: boolean };
-  tensor_constant?: { arg: { name: string }; tensor_constant_name: string };
-  [other: string]: unknown;
-}
+const node = struct({
+  target: str,
+  inputs: array(namedArgument),
+  outputs: array(unknownValue),
+  metadata,
+  name: optional(nullable(str)),
+});
+export type SerializedNode = ReturnType<typeof node>;
 
-export interface OutputSpec {
-  user_output?: { arg: SerializedArgument };
-  [other: string]: unknown;
-}
+const inputSpec: Decoder<{ kind: string; body: Record<string, unknown>; path: string }> = (v, p) => {
+  const t = tagged(v, p);
+  const body = object(t.value, t.path);
+  return { kind: t.tag, body, path: t.path };
+};
+export type InputSpec = ReturnType<typeof inputSpec>;
 
-export interface SerializedExportedProgram {
-  graph_module: {
-    graph: SerializedGraph;
-    signature: { input_specs: InputSpec[]; output_specs: OutputSpec[] };
-  };
-  schema_version: { major: number; minor: number };
-  torch_version?: string;
-}
+const outputSpec: Decoder<{ kind: string; body: unknown; path: string }> = (v, p) => {
+  const t = tagged(v, p);
+  return { kind: t.tag, body: t.value, path: t.path };
+};
 
-export interface WeightEntry {
-  path_name: string;
-  is_param?: boolean;
-  use_pickle?: boolean;
-  tensor_meta: SerializedTensorMeta;
-}
+export const exportedProgram = struct({
+  schema_version: struct({ major: int, minor: int }),
+  torch_version: optional(str),
+  graph_module: struct({
+    graph: struct({
+      nodes: array(node),
+      tensor_values: table(tensorMeta),
+    }),
+    signature: struct({ input_specs: array(inputSpec), output_specs: array(outputSpec) }),
+  }),
+});
+export type SerializedExportedProgram = ReturnType<typeof exportedProgram>;
+
+const weightEntry = struct({
+  path_name: str,
+  use_pickle: optional(nullable(bool)),
+  tensor_meta: tensorMeta,
+});
+export type WeightEntry = ReturnType<typeof weightEntry>;
+
+/** data/weights/model_weights_config.json and data/constants/model_constants_config.json. */
+export const weightConfig = struct({ config: table(weightEntry) });
+
+export { size };
 
 /** torch/_export/serde/schema.py ScalarType. */
-export const SCALAR_TYPES: Readonly<Record<number, DType>> = {
-  1: "uint8",
-  2: "int8",
-  3: "int16",
-  4: "int32",
-  5: "int64",
-  6: "float16",
-  7: "float32",
-  8: "float64",
-  12: "bool",
-  13: "bfloat16",
-};
+export const SCALAR_TYPES: ReadonlyMap<number, DType> = new Map([
+  [1, "uint8"],
+  [2, "int8"],
+  [3, "int16"],
+  [4, "int32"],
+  [5, "int64"],
+  [6, "float16"],
+  [7, "float32"],
+  [8, "float64"],
+  [12, "bool"],
+  [13, "bfloat16"],
+]);
 
-export const MEMORY_FORMATS: Readonly<Record<number, string>> = {
-  0: "unknown",
-  1: "contiguous_format",
-  2: "channels_last",
-  3: "channels_last_3d",
-  4: "preserve_format",
-};
+export const MEMORY_FORMATS: ReadonlyMap<number, string> = new Map([
+  [0, "unknown"],
+  [1, "contiguous_format"],
+  [2, "channels_last"],
+  [3, "channels_last_3d"],
+  [4, "preserve_format"],
+]);
 
-export const LAYOUTS: Readonly<Record<number, string>> = { 7: "strided" };
+export const LAYOUTS: ReadonlyMap<number, string> = new Map([[7, "strided"]]);
 
 /** Schema majors this reader understands. */
 export const SUPPORTED_SCHEMA_MAJORS: readonly number[] = [8];

@@ -18,7 +18,7 @@ export class TorchScriptArchive {
     this.file = zip.file;
     const root = archiveRoot(zip, ["data.pkl"]);
     if (root === undefined) {
-      const unified = [...zip.entries.keys()].some((p) => p.includes(".data/ts_code/"));
+      const unified = zip.names.some((p) => p.includes(".data/ts_code/"));
       throw new ArchiveError(
         this.file,
         unified
@@ -28,7 +28,7 @@ export class TorchScriptArchive {
       );
     }
     this.root = root;
-    if (![...zip.entries.keys()].some((p) => p.startsWith(`${root}code/`))) {
+    if (!zip.names.some((p) => p.startsWith(`${root}code/`))) {
       throw new ArchiveError(
         this.file,
         `has ${root}data.pkl but no code/ folder; it is not a TorchScript module (a torch.save checkpoint?)`,
@@ -44,7 +44,7 @@ export class TorchScriptArchive {
 
   /** A record by its path under the root (`code/__torch__.py`), or undefined. */
   record(path: string): Uint8Array | undefined {
-    return this.zip.entries.get(this.root + path);
+    return this.zip.read(this.root + path);
   }
 
   text(path: string): string | undefined {
@@ -53,13 +53,13 @@ export class TorchScriptArchive {
   }
 
   has(path: string): boolean {
-    return this.zip.entries.has(this.root + path);
+    return this.zip.has(this.root + path);
   }
 
   /** Is there any record whose path starts with `prefix` (under the root)? */
   hasPrefix(prefix: string): boolean {
     const full = this.root + prefix;
-    for (const k of this.zip.entries.keys()) if (k.startsWith(full)) return true;
+    for (const k of this.zip.names) if (k.startsWith(full)) return true;
     return false;
   }
 

@@ -1,0 +1,21 @@
+import { ArchiveError } from "../errors.js";
+
+/**
+ * Names read from a file become keys of graph tables (values, weights, arguments). A name that an object
+ * already answers to (`__proto__`, `constructor`, `toString`, …) would read or replace a built-in property
+ * instead of an entry, so such names are refused at the boundary with one clear line.
+ */
+const RESERVED = new Set<string>(Object.getOwnPropertyNames(Object.prototype));
+
+export function isReservedName(name: string): boolean {
+  return RESERVED.has(name);
+}
+
+export function checkFileName(name: string, file: string, where: string): void {
+  if (isReservedName(name))
+    throw new ArchiveError(
+      file,
+      `${where}: the name '${name}' is reserved (it names a built-in property of JavaScript objects); refusing it`,
+      "archive.bad-name",
+    );
+}
