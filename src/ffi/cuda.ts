@@ -28,6 +28,7 @@ export interface CudaApi {
   cuMemAllocAsync(dptr: BigUint64Array, bytes: number, stream: Ptr): Status;
   cuMemFreeAsync(dptr: DevicePtr, stream: Ptr): Status;
   cuMemAllocHost_v2(pp: OutPtr, bytes: number): Status;
+  cuLaunchHostFunc(stream: Ptr, fn: unknown, userData: Ptr): Status;
   cuMemFreeHost(p: bigint): Status;
   cuMemcpyHtoD_v2(dst: DevicePtr, src: Mem, bytes: number): Status;
   cuMemcpyDtoH_v2(dst: Mem, src: DevicePtr, bytes: number): Status;
@@ -106,6 +107,8 @@ export const CUDA = defineLibrary<CudaApi>({
     cuMemFreeAsync: "int cuMemFreeAsync(unsigned long long dptr, void *stream)",
     cuMemAllocHost_v2: "int cuMemAllocHost_v2(_Out_ void **pp, size_t bytes)",
     cuMemFreeHost: "int cuMemFreeHost(void *p)",
+    // fn: a koffi-registered `void fn(void *userData)` (see backends/cuda/device/completion.ts).
+    cuLaunchHostFunc: "int cuLaunchHostFunc(void *stream, void *fn, void *userData)",
     cuMemcpyHtoD_v2: "int cuMemcpyHtoD_v2(unsigned long long dst, const void *src, size_t bytes)",
     cuMemcpyDtoH_v2: "int cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t bytes)",
     cuMemcpyDtoD_v2: "int cuMemcpyDtoD_v2(unsigned long long dst, unsigned long long src, size_t bytes)",

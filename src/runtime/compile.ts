@@ -13,6 +13,9 @@ import { formatTrace, type Trace } from "../passes/rewrite/trace.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
+import { ContextPool, type PoolStats } from "./context-pool.js";
+import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
+import type { ContextMemory, DeviceAllocator, ExecutionContext, ModuleMemory, RunOptions } from "./execution.js";
 import { validateInputs } from "./validate-inputs.js";
 
 export interface BenchmarkResult {
@@ -36,8 +39,11 @@ export interface CompileReport {
   readonly text: string;
 }
 
-/** A compiled model: lowered graph, segments and their runners. */
+/** A compiled model: lowered graph, segments and their runners, and (on the GPU) its execution contexts. */
 export class CompiledModule {
+  private readonly pool: ContextPool<ExecutionContext> | undefined;
+  private disposed = false;
+
   constructor(
     /** The model's graph after lowering (the one the segments were cut from). */
     readonly graph: Graph,
@@ -48,19 +54,41 @@ export class CompiledModule {
     /** The options it was compiled with and the model file it came from, for save(). */
     readonly options: CompileOptions,
     readonly source: string,
-  ) {}
+    private readonly contexts: readonly ExecutionContext[] = [],
+  ) {
+    this.pool = contexts.length > 0 ? new ContextPool(contexts) : undefined;
+  }
 
   /** Writes the lowered graph, weights and options (see runtime/package.ts); engines are rebuilt on load. */
   save(path: string): void {
-    savePackage(path, { graph: this.graph, options: this.options, source: this.source });
+    const { backend, ...rest } = this.options;
+    const options = typeof backend === "string" ? { ...rest, backend } : rest;
+    savePackage(path, { graph: this.graph, options, source: this.source });
   }
 
-  /** Runs the model; inputs in the model's input order, host tensors. */
-  async run(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  /**
+   * Runs the model on inputs in the model's input order: host tensors or DeviceTensors. The promise settles
+   * when the outputs are ready, without blocking the event loop while the GPU works. Overlapping calls are
+   * safe: each runs in an execution context of its own, or waits in order for one (`contexts` option).
+   * Outputs are new host tensors unless `outputs` asks for "device" tensors or names tensors to fill.
+   */
+  async run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  async run(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    opts: RunOptions & { outputs: "device" },
+  ): Promise<DeviceTensor[]>;
+  async run(inputs: readonly (Tensor | DeviceTensor)[], opts?: RunOptions): Promise<(Tensor | DeviceTensor)[]>;
+  async run(inputs: readonly (Tensor | DeviceTensor)[], opts: RunOptions = {}): Promise<(Tensor | DeviceTensor)[]> {
+    if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
     validateInputs(this.graph, inputs);
-    if (this.backend.execute) return this.backend.execute(this.graph, this.runners, inputs);
+    if (this.pool) return this.pool.use((ctx) => ctx.run(inputs, opts));
+    if (inputs.some(isDeviceTensor) || opts.outputs !== undefined)
+      throw new TorchcError(
+        `the ${this.backend.name} backend runs on host tensors only; DeviceTensors and output buffers need --backend cuda`,
+        "options.backend",
+      );
     const values = new Map<string, Tensor>();
-    for (const [i, name] of this.graph.inputs.entries()) values.set(name, inputs[i]);
+    for (const [i, name] of this.graph.inputs.entries()) values.set(name, inputs[i] as Tensor);
     for (const runner of this.runners) {
       for (const [k, v] of await runner.run(values)) values.set(k, v);
     }
@@ -71,6 +99,59 @@ export class CompiledModule {
     });
   }
 
+  /** Calls in flight and waiting (execution-context backends). */
+  get queue(): PoolStats | undefined {
+    return this.pool?.stats;
+  }
+
+  /** Bytes the module holds: weights, activation arenas, workspaces, I/O buffers, pinned host staging. */
+  memory(): ModuleMemory {
+    const per = this.contexts.map((c) => c.memory);
+    const sum = (k: keyof ContextMemory) => per.reduce((a, m) => a + m[k], 0);
+    const weights = this.backend.weightBytes?.(this.runners) ?? 0;
+    const activations = sum("activations");
+    const workspaces = sum("workspaces");
+    const io = sum("io");
+    const last = per[per.length - 1] ?? { activations: 0, workspaces: 0, io: 0, pinnedHost: 0 };
+    return {
+      weights,
+      activations,
+      workspaces,
+      io,
+      pinnedHost: sum("pinnedHost"),
+      deviceTotal: weights + activations + workspaces + io,
+      contexts: per.length,
+      perContext: last,
+    };
+  }
+
+  /** DeviceTensors shaped like the model's inputs, to fill on the device and pass to run() (no host trip). */
+  allocateInputs(): DeviceTensor[] {
+    return this.graph.inputs.map((n) => this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+  }
+
+  /** DeviceTensors shaped like the model's outputs, for `run(inputs, { outputs })`. */
+  allocateOutputs(): DeviceTensor[] {
+    return this.graph.outputs.map((n) => this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+  }
+
+  /** Host tensors in page-locked memory shaped like the inputs: run() copies them to the GPU with no staging copy. */
+  allocateHostInputs(): Tensor[] {
+    return this.graph.inputs.map((n) => this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+  }
+
+  /** Page-locked host tensors shaped like the outputs, for `run(inputs, { outputs })`. */
+  allocateHostOutputs(): Tensor[] {
+    return this.graph.outputs.map((n) => this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+  }
+
+  private allocator(): DeviceAllocator {
+    const b = this.backend as Partial<DeviceAllocator>;
+    if (!b.deviceTensor || !b.pinnedTensor)
+      throw new TorchcError(`the ${this.backend.name} backend has no device memory; use --backend cuda`, "options.backend");
+    return b as DeviceAllocator;
+  }
+
   /**
    * Latency of whole forward passes, inputs already in place: median and p90 in ms, and throughput in
    * samples per second for `batch` samples per pass. GPU backends time with CUDA events after warm-up.
@@ -78,15 +159,10 @@ export class CompiledModule {
   benchmark(inputs: readonly Tensor[], options: { reps?: number; batch?: number } = {}): BenchmarkResult {
     validateInputs(this.graph, inputs);
     const reps = options.reps ?? 100;
-    let times: number[];
-    if (this.backend.time) {
-      times = this.backend.time(this.graph, this.runners, inputs, reps);
-    } else {
-      throw new TorchcError(
-        `the ${this.backend.name} backend cannot time runs; use --backend cuda`,
-        "bench.backend",
-      );
-    }
+    const ctx = this.contexts[0];
+    if (!ctx?.time)
+      throw new TorchcError(`the ${this.backend.name} backend cannot time runs; use --backend cuda`, "bench.backend");
+    const times = ctx.time(reps);
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor((sorted.length - 1) / 2)];
     const p90 = sorted[Math.floor(0.9 * (sorted.length - 1))];
@@ -94,13 +170,26 @@ export class CompiledModule {
     return { medianMs: median, p90Ms: p90, reps: sorted.length, throughput: (batch * 1000) / median };
   }
 
+  /** Lets running calls finish, refuses new ones, then frees everything. */
   async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.pool?.close();
+    for (const c of this.contexts) c.dispose();
     for (const r of this.runners) await r.dispose?.();
     await this.backend.dispose?.();
   }
 }
 
-async function loadBackend(name: string, options: CompileOptions): Promise<Backend> {
+function contextCount(options: CompileOptions): number {
+  const n = options.contexts ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new TorchcError(`contexts must be an integer from 1 to 64, got ${String(n)}`, "options.contexts");
+  return n;
+}
+
+async function loadBackend(name: string | Backend, options: CompileOptions): Promise<Backend> {
+  if (typeof name === "object" && name !== null) return name;
   if (name === "reference") return (await import("../backends/reference/index.js")).referenceBackend;
   if (name === "cuda") return (await import("../backends/cuda-backend.js")).createCudaBackend(options);
   throw new TorchcError(`unknown backend '${name}' (reference, cuda)`, "options.backend");
@@ -115,6 +204,7 @@ export async function compile(
   options: CompileOptions = {},
 ): Promise<CompiledModule> {
   const graph0 = "graph" in model ? model.graph : model;
+  contextCount(options);
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
   const defaults = defaultPipeline({ enabledPrecisions: precisions });
@@ -174,7 +264,18 @@ export async function compile(
   };
   const source = "path" in model ? model.path : "<graph>";
   // The partitioner may rename reads of in-place results; its graph is the one the segments were cut from.
-  return new CompiledModule(partition.graph, partition, runners, report, backend, options, source);
+  const contexts: ExecutionContext[] = [];
+  if (backend.createContext) {
+    try {
+      for (let i = 0; i < contextCount(options); i++)
+        contexts.push(backend.createContext(partition.graph, runners, i));
+    } catch (e) {
+      for (const c of contexts) c.dispose();
+      for (const r of runners) await r.dispose?.();
+      throw e;
+    }
+  }
+  return new CompiledModule(partition.graph, partition, runners, report, backend, options, source, contexts);
 }
 
 /** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */

@@ -2,6 +2,7 @@ import { TorchcError } from "../errors.js";
 import type { TensorType } from "../ir/graph.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
+import type { Backend } from "./segment-runner.js";
 
 export type BackendName = "reference" | "cuda";
 
@@ -21,7 +22,7 @@ export interface CompileOptions {
   /** Fail instead of falling back. */
   readonly requireFullCompilation?: boolean;
   /** Where engine segments run: "reference" (CPU layer interpreter) or "cuda". Default "reference". */
-  readonly backend?: BackendName;
+  readonly backend?: BackendName | Backend;
   /** Replace or edit the lowering pipeline: a list of passes, or a function of the default list. */
   readonly passes?: readonly Pass[] | ((defaults: Pass[]) => Pass[]);
   /** Allow TF32 tensor cores for fp32 matmuls and convolutions (cuda backend). Default false. */
@@ -31,6 +32,20 @@ export interface CompileOptions {
    * backend). Default false: on an H100 it bought 1–6% (EfficientNet-B0, ResNet-50 fp16) for 9–23 s more compile time.
    */
   readonly tune?: boolean;
+  /**
+   * Execution contexts (cuda backend): how many forward passes can be in flight at once. Each has its own
+   * stream, activation arenas, workspaces, I/O buffers and CUDA graphs (compiled.memory() reports the cost);
+   * weights are shared. Overlapping run() calls beyond this queue in order. Default 1.
+   */
+  readonly contexts?: number;
+  /**
+   * How run() waits for the GPU without blocking the event loop (cuda backend): "worker" (default; an event
+   * wait on a worker thread), "poll" (event queries between event-loop turns) or "hostfn" (cuLaunchHostFunc).
+   * bench/NOTES.md has the measurements.
+   */
+  readonly completion?: "worker" | "poll" | "hostfn";
+  /** CUDA device ordinal (cuda backend). Default 0. */
+  readonly device?: number;
 }
 
 export function normalizePrecisions(names: readonly PrecisionName[] | undefined): Precision[] {

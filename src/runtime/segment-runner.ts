@@ -2,6 +2,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
+import type { ExecutionContext } from "./execution.js";
 
 /** Runs one segment: reads its inputs by value name, returns its outputs by value name. */
 export interface SegmentRunner {
@@ -17,10 +18,13 @@ export interface Backend {
   readonly name: string;
   engine(segment: Segment, network: Network): Promise<SegmentRunner>;
   fallback(segment: Segment): Promise<SegmentRunner>;
-  /** Runs all segments itself (e.g. keeping values on the GPU between them); else they run one by one on host tensors. */
-  execute?(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[]): Promise<Tensor[]>;
-  /** Times whole forward passes with the inputs already in place (ms each). */
-  time?(graph: Graph, runners: readonly SegmentRunner[], inputs: readonly Tensor[], reps?: number): number[];
+  /**
+   * An execution context that runs whole forward passes itself (values stay on the device between
+   * segments). Without it, segments run one by one on host tensors.
+   */
+  createContext?(graph: Graph, runners: readonly SegmentRunner[], index: number): ExecutionContext;
+  /** Device bytes of the runners' weights. */
+  weightBytes?(runners: readonly SegmentRunner[]): number;
   dispose?(): void | Promise<void>;
 }
 

@@ -1,12 +1,16 @@
 import { InputError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
-import { formatShape, type Tensor } from "../ir/tensor.js";
+import { formatShape, numel, type Tensor } from "../ir/tensor.js";
 
 /**
  * Checks run-time inputs against the graph's input types before anything executes (and before any pointer
  * reaches native code). `labels` name the inputs in messages (file names on the command line).
  */
-export function validateInputs(graph: Graph, inputs: readonly Tensor[], labels?: readonly string[]): void {
+export function validateInputs(
+  graph: Graph,
+  inputs: readonly Pick<Tensor, "dtype" | "shape">[],
+  labels?: readonly string[],
+): void {
   const label = (i: number) => labels?.[i] ?? `input ${i}`;
   if (inputs.length !== graph.inputs.length) {
     const expected = graph.inputs
@@ -17,9 +21,12 @@ export function validateInputs(graph: Graph, inputs: readonly Tensor[], labels?:
       "input.count",
     );
   }
+  if (!Array.isArray(inputs)) throw new InputError("inputs must be an array of tensors", "input.invalid");
   inputs.forEach((t, i) => {
     const want = graph.values[graph.inputs[i]];
-    const shapeOk = t.shape.length === want.shape.length && t.shape.every((d, k) => d === want.shape[k]);
+    if (typeof t !== "object" || t === null || !Array.isArray(t.shape))
+      throw new InputError(`${label(i)}: not a tensor (expected { dtype, shape, data } or a DeviceTensor)`, "input.invalid");
+    const shapeOk = t.shape.length === want.shape.length && t.shape.every((d: number, k: number) => d === want.shape[k]);
     if (!shapeOk) {
       throw new InputError(
         `${label(i)}: shape ${formatShape(t.shape)} does not match model input '${graph.inputs[i]}' which expects ${formatShape(want.shape)}`,
@@ -31,6 +38,14 @@ export function validateInputs(graph: Graph, inputs: readonly Tensor[], labels?:
         `${label(i)}: dtype ${t.dtype} does not match model input '${graph.inputs[i]}' which expects ${want.dtype}`,
         "input.dtype",
       );
+    }
+    const data = (t as { data?: unknown }).data;
+    if ((t as { kind?: unknown }).kind !== "device") {
+      if (!ArrayBuffer.isView(data) || (data as unknown as { length: number }).length !== numel(want.shape))
+        throw new InputError(
+          `${label(i)}: data must be a typed array of ${numel(want.shape)} elements for model input '${graph.inputs[i]}' ${formatShape(want.shape)}`,
+          "input.shape",
+        );
     }
   });
 }

@@ -9,8 +9,15 @@ import { KernelArgs, launch } from "./device/launch.js";
 import { DeviceBuffer } from "./device/memory.js";
 import { buildKernels, type Kernel } from "./device/module.js";
 import { Stream } from "./device/stream.js";
-import type { DeviceMemory } from "./device/validate.js";
-import { CudaEngine, type EngineIO, ioBytes } from "./engine.js";
+import {
+  CudaEngine,
+  type EngineIO,
+  type EngineProgram,
+  type BuildStats,
+  type InstanceBindings,
+  type InstanceResources,
+  ioBytes,
+} from "./engine.js";
 import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan } from "./kernels/conv-cudnn.js";
 import {
@@ -23,7 +30,7 @@ import {
 import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
-import { planCudaEngine } from "./plan.js";
+import { type EnginePlan, planCudaEngine } from "./plan.js";
 
 export interface CudaBuildOptions {
   readonly precision: Precision;
@@ -52,307 +59,396 @@ function elapsed(t0: number): number {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
 
+/** Library handles and plans a build makes; released together. */
+class LibraryPlans {
+  cudnn: Cudnn | undefined;
+  lt: ReturnType<typeof createLtHandle> | undefined;
+  readonly convs = new Map<ConvStep, CudnnConvPlan>();
+  readonly matmuls = new Map<MatmulStep, LtMatmul>();
+  cudnnMs = 0;
+  cublasMs = 0;
+
+  release(): void {
+    for (const p of this.convs.values()) p.destroy();
+    for (const p of this.matmuls.values()) p.destroy();
+    if (this.lt !== undefined) destroyLtHandle(this.lt);
+    this.cudnn?.destroy();
+    this.convs.clear();
+    this.matmuls.clear();
+    this.lt = undefined;
+    this.cudnn = undefined;
+  }
+}
+
+/** Phase 1: fold, place and schedule; cuDNN and cuBLASLt plans are made as the scheduler asks. */
+function scheduleEngine(network: Network, options: CudaBuildOptions, libs: LibraryPlans): EnginePlan {
+  const tf32 = options.tf32 === true;
+  const log = options.log ?? (() => {});
+  return planCudaEngine(network, {
+    precision: options.precision,
+    channelsLast: options.channelsLast ?? options.precision === "fp16",
+    convSupported(step, info) {
+      const t = performance.now();
+      libs.cudnn ??= Cudnn.create();
+      const [x, w] = [info(step.x), info(step.layer.inputs[1])];
+      const y = info(step.output);
+      const dtype = x.storage;
+      if (dtype !== "float16" && dtype !== "float32") return false;
+      if (w.storage !== dtype || y.storage !== dtype) return false;
+      const l = step.layer;
+      const plan = buildCudnnConv(libs.cudnn, {
+        layout: step.layout,
+        dtype,
+        x: x.shape as [number, number, number, number],
+        w: w.shape as [number, number, number, number],
+        y: y.shape as [number, number, number, number],
+        stride: [l.stride[0], l.stride[1]],
+        padding: [l.padding[0], l.padding[1]],
+        dilation: [l.dilation[0], l.dilation[1]],
+        bias: l.inputs[2] !== undefined,
+        epilogue: step.epilogue,
+        allowTf32: tf32,
+      });
+      libs.cudnnMs += performance.now() - t;
+      if (!plan) return false;
+      libs.convs.set(step, plan);
+      return true;
+    },
+    matmulSupported(step, info) {
+      const t = performance.now();
+      libs.lt ??= createLtHandle();
+      const g = matmulGeometry(step, info);
+      if (typeof g === "string") {
+        log(`matmul '${step.layer.name}': ${g}`);
+        return false;
+      }
+      const plan = buildLtMatmul(
+        libs.lt,
+        g,
+        { bias: step.bias !== undefined, activation: step.activation },
+        tf32,
+        LT_WORKSPACE,
+      );
+      libs.cublasMs += performance.now() - t;
+      if (!plan) return false;
+      libs.matmuls.set(step, plan);
+      return true;
+    },
+  });
+}
+
+/** Phase 2: the generated kernels, compiled by NVRTC (or read from the kernel cache). */
+function compileKernels(
+  plan: EnginePlan,
+  options: CudaBuildOptions,
+): { kernels: Readonly<Record<string, Kernel>>; symbolOf: ReadonlyMap<string, string>; count: number; cache: string } {
+  const list = plan.kernels.filter((k) => k !== undefined);
+  let kernels: Readonly<Record<string, Kernel>> = {};
+  let cache = "none";
+  if (list.length > 0) {
+    const symbols = [...new Set(plan.program.symbols)];
+    const built = buildKernels(plan.program.source, symbols, {
+      cache: new KernelCache({ disk: options.kernelCache ?? true }),
+      name: "torchc_engine.cu",
+    });
+    kernels = built.kernels;
+    cache = built.cacheHit;
+  }
+  const symbolOf = new Map(list.map((k, i) => [k.name, plan.program.symbols[i]] as const));
+  return { kernels, symbolOf, count: list.length, cache };
+}
+
+interface UploadedWeights {
+  readonly buffer: DeviceBuffer;
+  readonly bytes: number;
+  readonly constOffsets: ReadonlyMap<string, number>;
+  readonly channelOffsets: ReadonlyMap<ConvStep, readonly number[]>;
+}
+
+/** Phase 3: every constant a step reads, in its storage dtype and layout, and conv channel operands, in one buffer. */
+function uploadWeights(plan: EnginePlan, libs: LibraryPlans): UploadedWeights {
+  const { network: net, infos, steps } = plan;
+  const used = new Set(steps.flatMap((s) => stepReads(s)).map((t) => storageRoot(infos, t)));
+  const constOffsets = new Map<string, number>();
+  const blobs: { offset: number; bytes: Uint8Array }[] = [];
+  let bytes = 0;
+  const place = (b: Uint8Array): number => {
+    const off = bytes;
+    blobs.push({ offset: off, bytes: b });
+    bytes = alignUp(off + Math.max(1, b.byteLength));
+    return off;
+  };
+  for (const l of net.layers) {
+    if (l.type !== "constant" || !used.has(l.output)) continue;
+    constOffsets.set(l.output, place(constantBytes(net.constants[l.weight], infos.get(l.output)!)));
+  }
+  const channelOffsets = new Map<ConvStep, number[]>();
+  for (const [step, p] of libs.convs) {
+    const offs: number[] = [];
+    for (const op of step.epilogue) {
+      if (op.kind !== "channel") continue;
+      offs.push(place(tensorBytes(tensorFromNumbers(p.spec.dtype, [op.values.length], op.values))));
+    }
+    channelOffsets.set(step, offs);
+  }
+  const buffer = DeviceBuffer.alloc(Math.max(256, bytes));
+  try {
+    for (const b of blobs) if (b.bytes.byteLength > 0) buffer.upload(b.bytes, b.offset);
+  } catch (e) {
+    buffer.free();
+    throw e;
+  }
+  return { buffer, bytes, constOffsets, channelOffsets };
+}
+
+/** Phase 4: the launch list of one instance, every pointer resolved against that instance's memory. */
+function makeLauncher(
+  plan: EnginePlan,
+  compiled: ReturnType<typeof compileKernels>,
+  weights: UploadedWeights,
+  libs: LibraryPlans,
+  options: CudaBuildOptions,
+): (b: InstanceBindings) => (() => void)[] {
+  const { network: net, infos, steps } = plan;
+  const info = (t: string): TensorInfo => infos.get(t)!;
+  const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
+  const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
+  // Library plans hold their pointers: an instance rebinds before executing when another bound last.
+  const boundBy = new Map<object, InstanceBindings>();
+  let convsTuned = options.tuneConvs !== true;
+  return (b) => {
+    const { arena, workspace, stream } = b.resources;
+    const ptr = (t: string): bigint => {
+      const root = storageRoot(infos, t);
+      switch (info(root).role) {
+        case "input":
+          return b.inputs[inputIndex.get(root)!].ptr;
+        case "output":
+          return b.outputs[outputIndex.get(root)!].ptr;
+        case "constant": {
+          const off = weights.constOffsets.get(root);
+          if (off === undefined) throw new Error(`constant '${root}' was not uploaded`);
+          return weights.buffer.ptr + BigInt(off);
+        }
+        default: {
+          const off = plan.memory.offsets.get(root);
+          if (off === undefined) throw new Error(`tensor '${root}' has no arena slot`);
+          return arena.ptr + BigInt(off);
+        }
+      }
+    };
+    const launches = steps.map((s, i): (() => void) => {
+      const gk = plan.kernels[i];
+      if (gk) {
+        const kernel = compiled.kernels[compiled.symbolOf.get(gk.name)!];
+        const args = new KernelArgs(gk.params.map(() => "ptr" as const));
+        b.args.push(args);
+        for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));
+        const cfg = { grid: gk.grid, block: gk.block, sharedBytes: gk.sharedBytes, stream };
+        return () => launch(kernel, cfg, args);
+      }
+      if (s.kind === "conv") {
+        const p = libs.convs.get(s)!;
+        const chan = weights.channelOffsets.get(s) ?? [];
+        let ci = 0;
+        const extra = s.epilogue.flatMap((op) => {
+          if (op.kind === "tensor") return [ptr(op.tensor)];
+          if (op.kind === "channel") return [weights.buffer.ptr + BigInt(chan[ci++])];
+          return [];
+        });
+        const bias = s.layer.inputs[2];
+        const operands = {
+          x: ptr(s.x),
+          w: ptr(s.layer.inputs[1]),
+          bias: bias ? ptr(bias) : undefined,
+          y: ptr(s.output),
+          extra,
+        };
+        const bind = () => {
+          p.bind(operands, workspace.ptr);
+          boundBy.set(p, b);
+        };
+        bind();
+        return () => {
+          if (boundBy.get(p) !== b) bind();
+          p.execute(stream);
+        };
+      }
+      if (s.kind === "matmul") {
+        const p = libs.matmuls.get(s)!;
+        const bind = () => {
+          p.bind(ptr(s.a), ptr(s.b), ptr(s.output), s.bias ? ptr(s.bias) : undefined, workspace.ptr);
+          boundBy.set(p, b);
+        };
+        bind();
+        return () => {
+          if (boundBy.get(p) !== b) bind();
+          p.execute(stream);
+        };
+      }
+      throw new Error(`no launcher for step ${s.kind}`);
+    });
+    if (!convsTuned) {
+      convsTuned = true;
+      tuneConvs(libs, arena, stream, options.log ?? (() => {}));
+    }
+    return launches;
+  };
+}
+
+/**
+ * Before the first forward pass: nothing in the arena matters yet, and the conv outputs written here are all
+ * rewritten by the pass. Non-zero activations, so timing does not run on zeros.
+ */
+function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log: (m: string) => void): void {
+  const t = performance.now();
+  arena.fill(0x3c, { stream });
+  let timed = 0;
+  let switched = 0;
+  let firstMs = 0;
+  let bestMs = 0;
+  for (const p of libs.convs.values()) {
+    const r = p.tune(stream);
+    if (r.timed === 0) continue;
+    timed++;
+    if (r.switched) switched++;
+    firstMs += r.firstMs;
+    bestMs += r.bestMs;
+  }
+  stream.synchronize();
+  log(
+    `cuDNN tuning: ${timed}/${libs.convs.size} convs timed, ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
+  );
+}
+
+function buildStats(
+  network: Network,
+  plan: EnginePlan,
+  compiled: ReturnType<typeof compileKernels>,
+  weights: UploadedWeights,
+  workspaceBytes: number,
+  ms: BuildStats["ms"],
+): Omit<BuildStats, "graphNodes"> {
+  const { steps } = plan;
+  const kinds: Record<string, number> = {};
+  for (const s of steps) kinds[s.kind] = (kinds[s.kind] ?? 0) + 1;
+  const groups = steps.map((s) => (s.kind === "element" ? s.group.layers.length : 0));
+  return {
+    layers: network.layers.length,
+    layersAfterFolding: plan.network.layers.length,
+    folded: plan.foldStats,
+    steps: steps.length,
+    kernels: steps.length,
+    stepKinds: kinds,
+    fusedGroups: groups.filter((n) => n > 1).length,
+    fusedLayers: groups.filter((n) => n > 1).reduce((a, b) => a + b, 0),
+    convEpilogueLayers: steps.reduce(
+      (a, s) => a + (s.kind === "conv" || s.kind === "matmul" ? s.fused.length : 0),
+      0,
+    ),
+    generatedKernels: compiled.count,
+    uniqueGeneratedKernels: plan.program.uniqueKernels,
+    activationBytes: plan.memory.arenaBytes,
+    activationBytesWithoutReuse: plan.memory.naiveBytes,
+    weightBytes: weights.bytes,
+    workspaceBytes,
+    ms,
+    nvrtcCache: compiled.cache,
+  };
+}
+
+/** Builds an engine: schedule, compile kernels, upload weights; each instance prepares its launches and graph. */
 export async function buildCudaEngine(network: Network, options: CudaBuildOptions): Promise<CudaEngine> {
   const tStart = performance.now();
-  const precision = options.precision;
-  if (precision !== "fp32" && precision !== "fp16")
-    throw new Error(`precision must be "fp32" or "fp16", got ${String(precision)}`);
+  if (options.precision !== "fp32" && options.precision !== "fp16")
+    throw new Error(`precision must be "fp32" or "fp16", got ${String(options.precision)}`);
   const problems = checkNetwork(network);
   if (problems.length)
     throw new Error(`buildCudaEngine: network is not well formed:\n  ${problems.join("\n  ")}`);
   const log = options.log ?? (() => {});
-  const tf32 = options.tf32 === true;
-
   CudaContext.get(options.device ?? 0);
-  const stream = Stream.create();
-  let cudnn: Cudnn | undefined;
-  let lt: ReturnType<typeof createLtHandle> | undefined;
-  const convPlans = new Map<ConvStep, CudnnConvPlan>();
-  const ltPlans = new Map<MatmulStep, LtMatmul>();
-  let cudnnMs = 0;
-  let cublasMs = 0;
-  const buffers: DeviceBuffer[] = [];
+  const libs = new LibraryPlans();
+  let weights: UploadedWeights | undefined;
   const release = () => {
-    for (const p of convPlans.values()) p.destroy();
-    for (const p of ltPlans.values()) p.destroy();
-    if (lt !== undefined) destroyLtHandle(lt);
-    cudnn?.destroy();
-    for (const b of buffers) b.free();
-    stream.destroy();
+    libs.release();
+    weights?.buffer.free();
   };
-
   try {
-    // ---- schedule (library plans are made as the scheduler asks)
     let t0 = performance.now();
-    const plan = planCudaEngine(network, {
-      precision,
-      channelsLast: options.channelsLast ?? precision === "fp16",
-      convSupported(step, info) {
-        const t = performance.now();
-        cudnn ??= Cudnn.create();
-        const [x, w] = [info(step.x), info(step.layer.inputs[1])];
-        const y = info(step.output);
-        const dtype = x.storage;
-        if (dtype !== "float16" && dtype !== "float32") return false;
-        if (w.storage !== dtype || y.storage !== dtype) return false;
-        const l = step.layer;
-        const plan = buildCudnnConv(cudnn, {
-          layout: step.layout,
-          dtype,
-          x: x.shape as [number, number, number, number],
-          w: w.shape as [number, number, number, number],
-          y: y.shape as [number, number, number, number],
-          stride: [l.stride[0], l.stride[1]],
-          padding: [l.padding[0], l.padding[1]],
-          dilation: [l.dilation[0], l.dilation[1]],
-          bias: l.inputs[2] !== undefined,
-          epilogue: step.epilogue,
-          allowTf32: tf32,
-        });
-        cudnnMs += performance.now() - t;
-        if (!plan) return false;
-        convPlans.set(step, plan);
-        return true;
-      },
-      matmulSupported(step, info) {
-        const t = performance.now();
-        lt ??= createLtHandle();
-        const g = matmulGeometry(step, info);
-        if (typeof g === "string") {
-          log(`matmul '${step.layer.name}': ${g}`);
-          return false;
-        }
-        const plan = buildLtMatmul(
-          lt,
-          g,
-          { bias: step.bias !== undefined, activation: step.activation },
-          tf32,
-          LT_WORKSPACE,
-        );
-        cublasMs += performance.now() - t;
-        if (!plan) return false;
-        ltPlans.set(step, plan);
-        return true;
-      },
-    });
-    const { network: net, infos, steps, kernels: generated, program } = plan;
-    const info = (t: string): TensorInfo => infos.get(t)!;
-    const planMs = elapsed(t0) - Math.round(cudnnMs + cublasMs);
-    log(`plan: ${steps.length} steps, ${program.uniqueKernels} unique generated kernels`);
-
-    // ---- generated kernels
+    const plan = scheduleEngine(network, options, libs);
+    const planMs = elapsed(t0) - Math.round(libs.cudnnMs + libs.cublasMs);
+    log(`plan: ${plan.steps.length} steps, ${plan.program.uniqueKernels} unique generated kernels`);
     t0 = performance.now();
-    const kernelList = generated.filter((k) => k !== undefined);
-    const cache = new KernelCache({ disk: options.kernelCache ?? true });
-    let kernels: Readonly<Record<string, Kernel>> = {};
-    let nvrtcCache = "none";
-    if (kernelList.length > 0) {
-      const symbols = [...new Set(program.symbols)];
-      const built = buildKernels(program.source, symbols, { cache, name: "torchc_engine.cu" });
-      kernels = built.kernels;
-      nvrtcCache = built.cacheHit;
-    }
-    const symbolOf = new Map(kernelList.map((k, i) => [k.name, program.symbols[i]] as const));
+    const compiled = compileKernels(plan, options);
     const nvrtcMs = elapsed(t0);
-    log(
-      `nvrtc: ${kernelList.length} kernels (${program.uniqueKernels} unique) in ${nvrtcMs} ms (${nvrtcCache})`,
-    );
-
-    // ---- memory
+    log(`nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`);
     t0 = performance.now();
-    const mem = plan.memory;
-    const arena = DeviceBuffer.alloc(Math.max(256, mem.arenaBytes));
-    buffers.push(arena);
+    weights = uploadWeights(plan, libs);
+    const uploadMs = elapsed(t0);
+    const workspaceBytes = Math.max(
+      LT_WORKSPACE * (libs.matmuls.size > 0 ? 1 : 0),
+      ...[...libs.convs.values()].map((p) => p.workspaceBytes),
+      256,
+    );
     const ioOf = (name: string): EngineIO => {
       const t = network.tensors[name];
       return { name, type: t, bytes: ioBytes(t) };
     };
-    const inputs = net.inputs.map(ioOf);
-    const outputs = net.outputs.map(ioOf);
-    const inputBuffers = inputs.map((io) => DeviceBuffer.alloc(Math.max(256, io.bytes)));
-    const outputBuffers = outputs.map((io) => DeviceBuffer.alloc(Math.max(256, io.bytes)));
-    buffers.push(...inputBuffers, ...outputBuffers);
-
-    // Weights: every constant a step reads, converted to its storage dtype and layout; conv channel operands.
-    const used = new Set(steps.flatMap((s) => stepReads(s)).map((t) => storageRoot(infos, t)));
-    const constOffsets = new Map<string, number>();
-    const blobs: { offset: number; bytes: Uint8Array }[] = [];
-    let weightBytes = 0;
-    const place = (bytes: Uint8Array): number => {
-      const off = weightBytes;
-      blobs.push({ offset: off, bytes });
-      weightBytes = alignUp(off + Math.max(1, bytes.byteLength));
-      return off;
-    };
-    for (const l of net.layers) {
-      if (l.type !== "constant" || !used.has(l.output)) continue;
-      constOffsets.set(l.output, place(constantBytes(net.constants[l.weight], info(l.output))));
-    }
-    const channelOffsets = new Map<ConvStep, number[]>();
-    for (const [step, plan] of convPlans) {
-      const offs: number[] = [];
-      for (const op of step.epilogue) {
-        if (op.kind !== "channel") continue;
-        offs.push(place(tensorBytes(tensorFromNumbers(plan.spec.dtype, [op.values.length], op.values))));
-      }
-      channelOffsets.set(step, offs);
-    }
-    const weights = DeviceBuffer.alloc(Math.max(256, weightBytes));
-    buffers.push(weights);
-    for (const b of blobs) if (b.bytes.byteLength > 0) weights.upload(b.bytes, b.offset);
-    const workspaceBytes = Math.max(
-      LT_WORKSPACE * (ltPlans.size > 0 ? 1 : 0),
-      ...[...convPlans.values()].map((p) => p.workspaceBytes),
-      256,
-    );
-    const workspace = DeviceBuffer.alloc(workspaceBytes);
-    buffers.push(workspace);
-    const uploadMs = elapsed(t0);
-
-    // ---- launch list
-    const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
-    const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
-    const argsToFree: KernelArgs[] = [];
-    let convsTuned = options.tuneConvs !== true;
-    const prepare = (ins: readonly DeviceMemory[], outs: readonly DeviceMemory[]): (() => void)[] => {
-      for (const a of argsToFree.splice(0)) a.free();
-      const ptr = (t: string): bigint => {
-        const root = storageRoot(infos, t);
-        const r = info(root);
-        switch (r.role) {
-          case "input":
-            return ins[inputIndex.get(root)!].ptr;
-          case "output":
-            return outs[outputIndex.get(root)!].ptr;
-          case "constant": {
-            const off = constOffsets.get(root);
-            if (off === undefined) throw new Error(`constant '${root}' was not uploaded`);
-            return weights.ptr + BigInt(off);
-          }
-          default: {
-            const off = mem.offsets.get(root);
-            if (off === undefined) throw new Error(`tensor '${root}' has no arena slot`);
-            return arena.ptr + BigInt(off);
-          }
-        }
-      };
-      const launches = steps.map((s, i) => {
-        const gk = generated[i];
-        if (gk) {
-          const kernel = kernels[symbolOf.get(gk.name)!];
-          const args = new KernelArgs(gk.params.map(() => "ptr" as const));
-          argsToFree.push(args);
-          for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));
-          const cfg = { grid: gk.grid, block: gk.block, sharedBytes: gk.sharedBytes, stream };
-          return () => launch(kernel, cfg, args);
-        }
-        if (s.kind === "conv") {
-          const plan = convPlans.get(s)!;
-          const chan = channelOffsets.get(s) ?? [];
-          let ci = 0;
-          const extra = s.epilogue.flatMap((op) => {
-            if (op.kind === "tensor") return [ptr(op.tensor)];
-            if (op.kind === "channel") return [weights.ptr + BigInt(chan[ci++])];
-            return [];
-          });
-          const bias = s.layer.inputs[2];
-          plan.bind(
-            {
-              x: ptr(s.x),
-              w: ptr(s.layer.inputs[1]),
-              bias: bias ? ptr(bias) : undefined,
-              y: ptr(s.output),
-              extra,
-            },
-            workspace.ptr,
-          );
-          return () => plan.execute(stream);
-        }
-        if (s.kind === "matmul") {
-          const plan = ltPlans.get(s)!;
-          plan.bind(ptr(s.a), ptr(s.b), ptr(s.output), s.bias ? ptr(s.bias) : undefined, workspace.ptr);
-          return () => plan.execute(stream);
-        }
-        throw new Error(`no launcher for step ${s.kind}`);
-      });
-      if (!convsTuned) {
-        // Before the first forward pass: nothing in the arena matters yet, and the conv outputs written
-        // here are all rewritten by the pass. Non-zero activations, so timing does not run on zeros.
-        convsTuned = true;
-        const t = performance.now();
-        arena.fill(0x3c, { stream });
-        let timed = 0;
-        let switched = 0;
-        let firstMs = 0;
-        let bestMs = 0;
-        for (const p of convPlans.values()) {
-          const r = p.tune(stream);
-          if (r.timed === 0) continue;
-          timed++;
-          if (r.switched) switched++;
-          firstMs += r.firstMs;
-          bestMs += r.bestMs;
-        }
-        stream.synchronize();
-        log(
-          `cuDNN tuning: ${timed}/${convPlans.size} convs timed, ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
-        );
-      }
-      return launches;
-    };
-
-    const kinds: Record<string, number> = {};
-    for (const s of steps) kinds[s.kind] = (kinds[s.kind] ?? 0) + 1;
-    const groups = steps
-      .filter((s) => s.kind === "element")
-      .map((s) => (s.kind === "element" ? s.group.layers.length : 0));
-    const engine = new CudaEngine({
+    const inputs = plan.network.inputs.map(ioOf);
+    const outputs = plan.network.outputs.map(ioOf);
+    const program: EngineProgram = {
       inputs,
       outputs,
-      inputBuffers,
-      outputBuffers,
-      stream,
-      prepare,
-      release: () => {
-        for (const a of argsToFree) a.free();
-        release();
-      },
       useGraph: options.cudaGraph !== false,
       steps: plan.summary,
-      stats: {
-        layers: network.layers.length,
-        layersAfterFolding: net.layers.length,
-        folded: plan.foldStats,
-        steps: steps.length,
-        kernels: steps.length,
-        stepKinds: kinds,
-        fusedGroups: groups.filter((n) => n > 1).length,
-        fusedLayers: groups.filter((n) => n > 1).reduce((a, b) => a + b, 0),
-        convEpilogueLayers: steps.reduce(
-          (a, s) => a + (s.kind === "conv" || s.kind === "matmul" ? s.fused.length : 0),
-          0,
-        ),
-        generatedKernels: kernelList.length,
-        uniqueGeneratedKernels: program.uniqueKernels,
-        activationBytes: mem.arenaBytes,
-        activationBytesWithoutReuse: mem.naiveBytes,
-        weightBytes,
-        workspaceBytes,
-        ms: {
-          plan: planMs,
-          cudnn: Math.round(cudnnMs),
-          cublas: Math.round(cublasMs),
-          nvrtc: nvrtcMs,
-          upload: uploadMs,
-          capture: 0,
-          total: elapsed(tStart),
-        },
-        nvrtcCache,
-      },
-    });
-    return engine;
+      stats: buildStats(network, plan, compiled, weights, workspaceBytes, {
+        plan: planMs,
+        cudnn: Math.round(libs.cudnnMs),
+        cublas: Math.round(libs.cublasMs),
+        nvrtc: nvrtcMs,
+        upload: uploadMs,
+        capture: 0,
+        total: elapsed(tStart),
+      }),
+      allocate: (stream) => allocateInstance(plan.memory.arenaBytes, workspaceBytes, inputs, outputs, stream),
+      prepare: makeLauncher(plan, compiled, weights, libs, options),
+      release,
+    };
+    return new CudaEngine(program, program.allocate());
   } catch (e) {
     release();
+    throw e;
+  }
+}
+
+/** One instance's memory; everything made so far is freed if an allocation fails. */
+function allocateInstance(
+  arenaBytes: number,
+  workspaceBytes: number,
+  inputs: readonly EngineIO[],
+  outputs: readonly EngineIO[],
+  stream?: Stream,
+): InstanceResources {
+  const made: DeviceBuffer[] = [];
+  const alloc = (bytes: number) => {
+    const b = DeviceBuffer.alloc(Math.max(256, bytes));
+    made.push(b);
+    return b;
+  };
+  const own = stream === undefined;
+  const s = stream ?? Stream.create();
+  try {
+    return {
+      stream: s,
+      ownsStream: own,
+      arena: alloc(arenaBytes),
+      workspace: alloc(workspaceBytes),
+      inputBuffers: inputs.map((io) => alloc(io.bytes)),
+      outputBuffers: outputs.map((io) => alloc(io.bytes)),
+    };
+  } catch (e) {
+    for (const b of made) b.free();
+    if (own) s.destroy();
     throw e;
   }
 }

@@ -1,9 +1,10 @@
 /**
- * A built CUDA engine: fixed device buffers for inputs and outputs, one activation arena, uploaded weights, and
- * the forward pass captured as one CUDA graph that each run replays. Inputs can be host tensors (copied in,
- * results copied out) or device memory (copied device-to-device into the input buffers on the engine's
- * stream); `bindInput`/`bindOutput` make the engine read and write caller-owned memory directly (zero-copy
- * hand-off with other segments; the graph is re-captured on the next launch).
+ * A built CUDA engine. What a build makes once (library plans, compiled kernels, uploaded weights) is the
+ * engine's program; what one forward pass needs for itself (a stream, an activation arena, a library
+ * workspace, input and output buffers, kernel arguments, a captured CUDA graph) is an instance. A
+ * `CudaEngine` is one instance over a program; `fork()` makes another over the same program, so several
+ * forward passes can be in flight at once (TensorRT's IExecutionContext). See ./README.md for the ordering
+ * rules.
  */
 
 import { InputError } from "../../errors.js";
@@ -12,7 +13,14 @@ import type { TensorType } from "../../ir/graph.js";
 import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
 import { timeOnStream } from "./device/event.js";
 import { type CudaGraph, captureGraph } from "./device/graph.js";
-import { copyDevice, type DeviceBuffer, download, upload } from "./device/memory.js";
+import type { KernelArgs } from "./device/launch.js";
+import {
+  copyDevice,
+  type DeviceBuffer,
+  downloadAsync,
+  PinnedBuffer,
+  uploadAsync,
+} from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 
@@ -53,19 +61,40 @@ export interface BuildStats {
   readonly nvrtcCache: string;
 }
 
-export interface EngineParts {
+/** The device memory one instance owns. */
+export interface InstanceResources {
+  readonly stream: Stream;
+  /** Whether the instance made the stream (and destroys it). */
+  readonly ownsStream: boolean;
+  readonly arena: DeviceBuffer;
+  readonly workspace: DeviceBuffer;
+  readonly inputBuffers: readonly DeviceBuffer[];
+  readonly outputBuffers: readonly DeviceBuffer[];
+}
+
+/** Where one instance's launches read and write. */
+export interface InstanceBindings {
+  readonly resources: InstanceResources;
+  readonly inputs: readonly DeviceMemory[];
+  readonly outputs: readonly DeviceMemory[];
+  /** Kernel argument blocks the launches use; the instance frees them. */
+  readonly args: KernelArgs[];
+}
+
+/** What a build made once and every instance shares. */
+export interface EngineProgram {
   readonly inputs: readonly EngineIO[];
   readonly outputs: readonly EngineIO[];
-  readonly inputBuffers: DeviceBuffer[];
-  readonly outputBuffers: DeviceBuffer[];
-  readonly stream: Stream;
-  /** Rebuilds the launch list for the current bindings (pointers resolved). */
-  readonly prepare: (inputs: readonly DeviceMemory[], outputs: readonly DeviceMemory[]) => (() => void)[];
-  readonly release: () => void;
   readonly stats: Omit<BuildStats, "graphNodes">;
   readonly useGraph: boolean;
   /** One line per step, in launch order. */
   readonly steps: readonly string[];
+  /** A new instance's memory, on `stream` when given (else a stream of its own). */
+  allocate(stream?: Stream): InstanceResources;
+  /** The launch list for one instance's bindings (each launch queues work on the instance's stream). */
+  prepare(bindings: InstanceBindings): (() => void)[];
+  /** Frees what the build made (plans, handles, weights); every instance must be released first. */
+  release(): void;
 }
 
 export interface StepProfile {
@@ -74,33 +103,53 @@ export interface StepProfile {
   readonly ms: number;
 }
 
+/** Device bytes of one instance: what each extra execution context costs. */
+export interface InstanceMemory {
+  readonly activations: number;
+  readonly workspace: number;
+  readonly io: number;
+}
+
 export class CudaEngine {
   private graph: CudaGraph | undefined;
   private launches: (() => void)[] | undefined;
+  private readonly args: KernelArgs[] = [];
   private readonly boundInputs: DeviceMemory[];
   private readonly boundOutputs: DeviceMemory[];
+  private readonly forks = new Set<CudaEngine>();
+  private staging: { inputs: PinnedBuffer[]; outputs: PinnedBuffer[] } | undefined;
   private disposed = false;
   private graphNodes = 0;
 
-  constructor(private readonly parts: EngineParts) {
-    this.boundInputs = [...parts.inputBuffers];
-    this.boundOutputs = [...parts.outputBuffers];
+  constructor(
+    private readonly program: EngineProgram,
+    private res: InstanceResources,
+    private readonly parent?: CudaEngine,
+  ) {
+    this.boundInputs = [...res.inputBuffers];
+    this.boundOutputs = [...res.outputBuffers];
   }
 
   get inputs(): readonly EngineIO[] {
-    return this.parts.inputs;
+    return this.program.inputs;
   }
 
   get outputs(): readonly EngineIO[] {
-    return this.parts.outputs;
+    return this.program.outputs;
   }
 
   get stream(): Stream {
-    return this.parts.stream;
+    return this.res.stream;
   }
 
   get stats(): BuildStats {
-    return { ...this.parts.stats, graphNodes: this.graphNodes };
+    return { ...this.program.stats, graphNodes: this.graphNodes };
+  }
+
+  /** Device bytes this instance owns (weights and library plans are the program's, shared). */
+  get instanceMemory(): InstanceMemory {
+    const io = [...this.res.inputBuffers, ...this.res.outputBuffers].reduce((a, b) => a + b.bytes, 0);
+    return { activations: this.res.arena.bytes, workspace: this.res.workspace.bytes, io };
   }
 
   /** The device memory each input is read from (the engine's own buffers unless rebound). */
@@ -112,62 +161,115 @@ export class CudaEngine {
     return this.boundOutputs;
   }
 
+  /**
+   * Another instance over the same program: its own arena, workspace, I/O buffers and graph, launching on
+   * `stream` (a new stream when omitted). Disposed with this engine at the latest.
+   */
+  fork(stream?: Stream): CudaEngine {
+    this.assertLive();
+    const root = this.parent ?? this;
+    const child = new CudaEngine(this.program, this.program.allocate(stream), root);
+    root.forks.add(child);
+    return child;
+  }
+
+  /**
+   * Launches on `stream` from now on, instead of the instance's own (destroyed if it made it). An execution
+   * context gives all its segments one stream, so they are ordered with no host wait between them.
+   */
+  adoptStream(stream: Stream): void {
+    this.assertLive();
+    if (stream === this.res.stream) return;
+    this.res.stream.synchronize();
+    this.invalidate();
+    if (this.res.ownsStream) this.res.stream.destroy();
+    this.res = { ...this.res, stream, ownsStream: false };
+  }
+
   /** Reads input `i` from `mem` from now on (no copy); the graph is re-captured at the next launch. */
   bindInput(i: number, mem: DeviceMemory): void {
-    this.checkIO("input", i, mem, this.parts.inputs);
+    this.checkIO("input", i, mem, this.program.inputs);
     this.boundInputs[i] = mem;
     this.invalidate();
   }
 
   /** Writes output `i` into `mem` from now on (no copy). */
   bindOutput(i: number, mem: DeviceMemory): void {
-    this.checkIO("output", i, mem, this.parts.outputs);
+    this.checkIO("output", i, mem, this.program.outputs);
     this.boundOutputs[i] = mem;
     this.invalidate();
   }
 
-  /** Queues one forward pass on the engine's stream (inputs must already be in the input buffers). */
+  /**
+   * Builds the launch list and captures the graph now (not at the first launch). Synchronizes this
+   * instance's stream; call it before runs are in flight.
+   */
+  warm(): void {
+    this.assertLive();
+    if (this.launches) return;
+    const t0 = performance.now();
+    this.launches = this.program.prepare({
+      resources: this.res,
+      inputs: this.boundInputs,
+      outputs: this.boundOutputs,
+      args: this.args,
+    });
+    const stream = this.res.stream;
+    // Run once eagerly so lazy library initialisation happens outside capture.
+    for (const l of this.launches) l();
+    stream.synchronize();
+    if (this.program.useGraph) {
+      const launches = this.launches;
+      // Thread-local capture: koffi worker threads waiting on other streams' events stay legal meanwhile.
+      this.graph = captureGraph(
+        stream,
+        () => {
+          for (const l of launches) l();
+        },
+        { mode: "threadLocal" },
+      );
+      this.graphNodes = this.graph.nodeCount;
+      this.graph.upload(stream);
+      stream.synchronize();
+    }
+    this.captureMs = performance.now() - t0;
+  }
+
+  /** Milliseconds the last warm() took (launch-list preparation, one eager pass, capture). */
+  captureMs = 0;
+
+  /** Queues one forward pass on the instance's stream; inputs must be in (or queued into) the input buffers. */
   launch(): void {
     this.assertLive();
-    if (!this.launches) {
-      this.launches = this.parts.prepare(this.boundInputs, this.boundOutputs);
-      // Run once eagerly so lazy library initialisation happens outside capture.
-      for (const l of this.launches) l();
-      this.parts.stream.synchronize();
-      if (this.parts.useGraph) {
-        const launches = this.launches;
-        this.graph = captureGraph(this.parts.stream, () => {
-          for (const l of launches) l();
-        });
-        this.graphNodes = this.graph.nodeCount;
-        this.graph.upload(this.parts.stream);
-      }
-    }
-    if (this.graph) this.graph.launch(this.parts.stream);
-    else for (const l of this.launches) l();
+    if (!this.launches) this.warm();
+    if (this.graph) this.graph.launch(this.res.stream);
+    else for (const l of this.launches!) l();
   }
 
   synchronize(): void {
-    this.parts.stream.synchronize();
+    this.res.stream.synchronize();
   }
 
-  /** Host tensors in, host tensors out (synchronous). */
+  /**
+   * Host tensors in, host tensors out, synchronously: the inputs go through this instance's pinned staging
+   * and every copy is queued on its stream, so a copy never races the forward pass.
+   */
   run(inputs: readonly Tensor[]): Tensor[];
   /** Device memory in (copied into the input buffers on the stream), the output buffers out (not synchronized). */
   run(inputs: readonly DeviceMemory[]): readonly DeviceMemory[];
   run(inputs: readonly (Tensor | DeviceMemory)[]): Tensor[] | readonly DeviceMemory[] {
     this.assertLive();
-    if (inputs.length !== this.parts.inputs.length) {
+    if (inputs.length !== this.program.inputs.length) {
       throw new InputError(
-        `the engine takes ${this.parts.inputs.length} inputs, got ${inputs.length}`,
+        `the engine takes ${this.program.inputs.length} inputs, got ${inputs.length}`,
         "input.count",
       );
     }
     if (inputs.every((t) => t !== null && typeof t === "object" && "data" in t))
       return this.runHost(inputs as Tensor[]);
-    const stream = this.parts.stream;
+    const stream = this.res.stream;
     (inputs as DeviceMemory[]).forEach((mem, i) => {
-      const io = this.parts.inputs[i];
+      const io = this.program.inputs[i];
       if (mem === this.boundInputs[i]) return;
       if (mem.bytes < io.bytes)
         throw new InputError(`input '${io.name}' needs ${io.bytes} bytes, got ${mem.bytes}`, "input.shape");
@@ -178,32 +280,50 @@ export class CudaEngine {
   }
 
   private runHost(inputs: readonly Tensor[]): Tensor[] {
-    const stream = this.parts.stream;
-    stream.synchronize();
+    const stream = this.res.stream;
     inputs.forEach((t, i) => {
-      const io = this.parts.inputs[i];
+      const io = this.program.inputs[i];
       if (t.dtype !== io.type.dtype || t.shape.join() !== io.type.shape.join()) {
         throw new InputError(
           `input '${io.name}' is ${t.dtype}[${t.shape}], expected ${io.type.dtype}[${io.type.shape}]`,
           "input.shape",
         );
       }
-      if (io.bytes > 0) upload(this.boundInputs[i], tensorBytes(t));
+    });
+    const staging = this.hostStaging();
+    // The previous run's copies out of staging must be done before staging is rewritten.
+    stream.synchronize();
+    inputs.forEach((t, i) => {
+      const bytes = tensorBytes(t);
+      if (bytes.byteLength === 0) return;
+      new Uint8Array(staging.inputs[i].arrayBuffer, 0, bytes.byteLength).set(bytes);
+      uploadAsync(this.boundInputs[i], staging.inputs[i], stream, { bytes: bytes.byteLength });
     });
     this.launch();
+    this.program.outputs.forEach((io, i) => {
+      if (io.bytes > 0) downloadAsync(this.boundOutputs[i], staging.outputs[i], stream, { bytes: io.bytes });
+    });
     stream.synchronize();
-    return this.parts.outputs.map((io, i) => {
+    return this.program.outputs.map((io, i) => {
       const bytes = new Uint8Array(io.bytes);
-      if (io.bytes > 0) download(this.boundOutputs[i], bytes);
+      if (io.bytes > 0) bytes.set(new Uint8Array(staging.outputs[i].arrayBuffer, 0, io.bytes));
       return tensorFromBytes(io.type.dtype, io.type.shape, bytes);
     });
   }
 
-  /** Median-free mean GPU time of one forward pass (ms), measured with events around `reps` launches. */
+  private hostStaging(): { inputs: PinnedBuffer[]; outputs: PinnedBuffer[] } {
+    this.staging ??= {
+      inputs: this.program.inputs.map((io) => PinnedBuffer.alloc(Math.max(1, io.bytes))),
+      outputs: this.program.outputs.map((io) => PinnedBuffer.alloc(Math.max(1, io.bytes))),
+    };
+    return this.staging;
+  }
+
+  /** Mean GPU time of one forward pass (ms), measured with events around `reps` launches. */
   time(opts: { warmup?: number; reps?: number } = {}): number {
     this.launch();
     this.synchronize();
-    return timeOnStream(this.parts.stream, () => this.launch(), {
+    return timeOnStream(this.res.stream, () => this.launch(), {
       warmup: opts.warmup ?? 10,
       reps: opts.reps ?? 100,
     });
@@ -217,23 +337,32 @@ export class CudaEngine {
     this.launch();
     this.synchronize();
     const launches = this.launches!;
-    const stream = this.parts.stream;
+    const stream = this.res.stream;
     return launches.map((l, i) => {
       const times: number[] = [];
       for (let r = 0; r < 3; r++) times.push(timeOnStream(stream, l, { warmup: 2, reps }));
       times.sort((a, b) => a - b);
-      return { step: this.parts.steps[i], ms: times[1] };
+      return { step: this.program.steps[i], ms: times[1] };
     });
   }
 
+  /** Frees this instance; the first instance (the one the build returned) also frees its forks and the program. */
   dispose(): void {
     if (this.disposed) return;
+    for (const f of this.forks) f.dispose();
+    this.forks.clear();
     this.disposed = true;
+    this.parent?.forks.delete(this);
     try {
-      this.parts.stream.synchronize();
+      if (this.res.stream.alive) this.res.stream.synchronize();
     } finally {
       this.graph?.destroy();
-      this.parts.release();
+      for (const a of this.args.splice(0)) a.free();
+      for (const p of [...(this.staging?.inputs ?? []), ...(this.staging?.outputs ?? [])]) p.free();
+      for (const b of [this.res.arena, this.res.workspace, ...this.res.inputBuffers, ...this.res.outputBuffers])
+        b.free();
+      if (this.res.ownsStream) this.res.stream.destroy();
+      if (!this.parent) this.program.release();
     }
   }
 
@@ -241,6 +370,7 @@ export class CudaEngine {
     this.graph?.destroy();
     this.graph = undefined;
     this.launches = undefined;
+    for (const a of this.args.splice(0)) a.free();
   }
 
   private checkIO(kind: string, i: number, mem: DeviceMemory, ios: readonly EngineIO[]): void {

@@ -91,11 +91,18 @@ export interface RunDeviceOptions {
   readonly outputs?: ReadonlyMap<string, DeviceMemory>;
   /** Sees each input/output tensor while it is alive (zero-copy checks, tracing). */
   readonly onTensor?: (e: TensorEvent) => void;
+  /**
+   * The stream ATen queues this run on (default: the runner's own). An execution context passes its stream,
+   * so the segment is ordered after whatever the context queued before it, with no host wait.
+   */
+  readonly stream?: Stream;
 }
 
 export interface TorchFallbackRunner extends SegmentRunner {
   readonly plan: FallbackPlan;
   readonly stream: Stream;
+  /** Device bytes of the weights and constants the runner uploaded. */
+  readonly weightBytes: number;
   /** Queues the segment on the runner's stream; see the module comment for who owns the outputs. */
   launchDevice(
     inputs: ReadonlyMap<string, DeviceValue | DeviceMemory>,
@@ -169,6 +176,12 @@ class Runner implements TorchFallbackRunner {
     for (const [v, i] of last) if (!pinned.has(v)) this.releaseAfter[i].push(v);
   }
 
+  get weightBytes(): number {
+    let n = 0;
+    for (const d of this.persistent.values()) n += d.buffer.bytes;
+    return n;
+  }
+
   /** Uploads weights and constants; frees what it made if anything fails. */
   upload(): void {
     const g = this.segment.graph;
@@ -199,7 +212,7 @@ class Runner implements TorchFallbackRunner {
     opts: RunDeviceOptions = {},
   ): Map<string, DeviceValue> {
     const out = this.launchDevice(inputs, opts);
-    this.stream.synchronize();
+    (opts.stream ?? this.stream).synchronize();
     return out;
   }
 
@@ -228,7 +241,10 @@ class Runner implements TorchFallbackRunner {
           "input.invalid",
         );
     }
-    this.lib.setCurrentStream(this.stream, this.deviceIndex);
+    const stream = opts.stream ?? this.stream;
+    if (!(stream instanceof Stream) || !stream.alive)
+      throw new TorchcError(`${where}: the stream to run on must be a live Stream`, "runtime.stream");
+    this.lib.setCurrentStream(stream, this.deviceIndex);
     const live = new Map<string, TorchTensor>();
     const resolve = (n: string): TorchTensor | undefined => live.get(n) ?? this.persistent.get(n)?.tensor;
     const result = new Map<string, DeviceValue>();

@@ -131,6 +131,12 @@ export class PinnedBuffer {
     return this.buffer;
   }
 
+  /** A new ArrayBuffer over the memory that this object does not keep (so it can be garbage-collected). */
+  freshView(): ArrayBuffer {
+    if (this.freed) fail("the pinned buffer has been freed");
+    return koffi().view(this.address, this.bytes);
+  }
+
   /** A typed view over the whole buffer, e.g. `pinned.as(Float32Array)`. */
   as<T extends HostArray>(ctor: { new (buffer: ArrayBuffer): T; BYTES_PER_ELEMENT: number }): T {
     if (this.bytes % ctor.BYTES_PER_ELEMENT !== 0) {

@@ -1,0 +1,86 @@
+/**
+ * DeviceTensor (src/runtime/device-tensor.ts) over CUDA memory, and host tensors in pinned memory. Pinned
+ * host tensors are what `allocateHostInputs()` hands out: the module copies straight from them (no staging
+ * copy), which is how large batches reach the PCIe rate. Their memory is freed when the JS array that views
+ * it is garbage-collected, so a user holding one never touches freed memory.
+ */
+import { InputError } from "../../errors.js";
+import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
+import { allocData, numel, type Shape, type Tensor, type TensorData } from "../../ir/tensor.js";
+import type { DeviceTensor } from "../../runtime/device-tensor.js";
+import { DeviceBuffer, PinnedBuffer } from "./device/memory.js";
+import type { DeviceMemory } from "./device/validate.js";
+
+export class CudaDeviceTensor implements DeviceTensor {
+  readonly kind = "device" as const;
+
+  constructor(
+    private readonly mem: DeviceMemory & { free?: () => void },
+    readonly dtype: DType,
+    readonly shape: Shape,
+    readonly device: number,
+    readonly owner: "torchc" | "user",
+  ) {
+    const need = numel(shape) * DTYPE_BYTES[dtype];
+    if (mem.bytes < need)
+      throw new InputError(`a ${dtype}[${shape}] device tensor needs ${need} bytes, got ${mem.bytes}`, "input.shape");
+  }
+
+  /** A new, uninitialised device tensor owned by torchc. */
+  static alloc(dtype: DType, shape: Shape, device: number): CudaDeviceTensor {
+    const bytes = numel(shape) * DTYPE_BYTES[dtype];
+    return new CudaDeviceTensor(DeviceBuffer.alloc(Math.max(256, bytes)), dtype, [...shape], device, "torchc");
+  }
+
+  get ptr(): bigint {
+    return this.mem.ptr;
+  }
+
+  get bytes(): number {
+    return numel(this.shape) * DTYPE_BYTES[this.dtype];
+  }
+
+  get alive(): boolean {
+    return this.mem.alive;
+  }
+
+  dispose(): void {
+    if (this.owner === "torchc" && this.mem.alive) this.mem.free?.();
+  }
+}
+
+/** Device memory of a DeviceTensor after checking it is alive and holds `type`. */
+export function checkDeviceTensor(t: DeviceTensor, dtype: DType, shape: Shape, what: string): DeviceMemory {
+  if (!t.alive) throw new InputError(`${what}: the device tensor has been disposed`, "input.disposed");
+  if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+    throw new InputError(`${what}: device tensor is ${t.dtype}[${t.shape}], expected ${dtype}[${shape}]`, "input.shape");
+  return t;
+}
+
+const pinnedOf = new WeakMap<ArrayBuffer, PinnedBuffer>();
+const collect = new FinalizationRegistry<PinnedBuffer>((p) => {
+  try {
+    p.free();
+  } catch {
+    // The context may be gone at exit; the driver reclaims it then.
+  }
+});
+
+/** A host tensor in page-locked memory (freed once nothing references its array). */
+export function allocPinnedTensor(dtype: DType, shape: Shape): Tensor {
+  const n = numel(shape);
+  const bytes = n * DTYPE_BYTES[dtype];
+  const pinned = PinnedBuffer.alloc(Math.max(64, bytes));
+  const buffer = pinned.freshView();
+  pinnedOf.set(buffer, pinned);
+  collect.register(buffer, pinned);
+  const ctor = (allocData(dtype, 0) as TensorData).constructor as new (b: ArrayBuffer, o: number, n: number) => TensorData;
+  return { dtype, shape: [...shape], data: new ctor(buffer, 0, n) };
+}
+
+/** The pinned buffer and offset behind a tensor's data, when it is a pinned tensor. */
+export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number } | undefined {
+  const pinned = pinnedOf.get(t.data.buffer as ArrayBuffer);
+  if (!pinned || !pinned.alive) return undefined;
+  return { pinned, offset: t.data.byteOffset };
+}

@@ -1,0 +1,75 @@
+/**
+ * Waiting for queued GPU work without blocking the JS event loop. Three ways, chosen per module
+ * (bench/NOTES.md has the measurements behind the default):
+ *
+ * - "worker" (default): cuEventSynchronize on one of koffi's worker threads; the promise settles when the
+ *   worker returns. The main thread stays free; latency is one thread hand-off.
+ * - "poll": cuEventQuery between turns of the event loop (setImmediate). Lowest latency, but the main
+ *   thread spins while the GPU works (timers still fire, CPU use is 100% of one core).
+ * - "hostfn": cuLaunchHostFunc with a koffi-registered callback. The driver's callback thread blocks until
+ *   the main thread has run the callback, so the stream (and every stream's host functions) stalls behind a
+ *   busy event loop; and a host-blocking CUDA call on the main thread while one is pending deadlocks. Kept
+ *   for the measurement, not for production.
+ */
+import { CUDA } from "../../../ffi/cuda.js";
+import { koffi } from "../../../ffi/koffi.js";
+import { callAsync } from "../../../ffi/library.js";
+import { checkCuda } from "../../../ffi/status.js";
+import type { CudaEvent } from "./event.js";
+import { type Stream, streamHandle } from "./stream.js";
+import { fail } from "./validate.js";
+
+export type CompletionStrategy = "worker" | "poll" | "hostfn";
+
+export const COMPLETION_STRATEGIES: readonly CompletionStrategy[] = ["worker", "poll", "hostfn"];
+
+const immediate = () => new Promise<void>((r) => setImmediate(r));
+
+/** Resolves once all work recorded before `event` on `stream` has finished. */
+export async function whenComplete(
+  stream: Stream,
+  event: CudaEvent,
+  strategy: CompletionStrategy = "worker",
+): Promise<void> {
+  switch (strategy) {
+    case "worker":
+      // Fast path: already done (small models finish while the host was still copying).
+      if (event.query()) return;
+      checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
+      return;
+    case "poll":
+      while (!event.query()) await immediate();
+      return;
+    case "hostfn":
+      return hostFunctionDone(stream);
+    default:
+      fail(`unknown completion strategy '${String(strategy)}' (worker, poll, hostfn)`);
+  }
+}
+
+let hostFn: { pointer: unknown; pending: Map<number, () => void>; next: number } | undefined;
+
+function hostFunctionDone(stream: Stream): Promise<void> {
+  if (!hostFn) {
+    const k = koffi();
+    const proto = k.proto("void torchc_host_fn(void *userData)");
+    const pending = new Map<number, () => void>();
+    const pointer = k.register((userData: unknown) => {
+      const id = Number(typeof userData === "bigint" ? userData : k.address(userData as never));
+      const done = pending.get(id);
+      pending.delete(id);
+      done?.();
+    }, k.pointer(proto));
+    hostFn = { pointer, pending, next: 1 };
+  }
+  const h = hostFn;
+  const id = h.next++;
+  return new Promise<void>((resolve) => {
+    h.pending.set(id, resolve);
+    const rc = CUDA.fn.cuLaunchHostFunc(streamHandle(stream), h.pointer, BigInt(id) as never);
+    if (rc !== 0) {
+      h.pending.delete(id);
+      checkCuda("cuLaunchHostFunc", rc);
+    }
+  });
+}

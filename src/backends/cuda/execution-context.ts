@@ -1,0 +1,280 @@
+/**
+ * One execution context of a compiled module on the CUDA backend: one stream, and everything one forward
+ * pass writes (engine instances with their arenas and captured graphs, fallback output buffers, pinned host
+ * staging). All of a run's work (input copies, engine graphs, LibTorch calls, output copies) is queued on the
+ * context's stream in program order, so each step waits for the one before it on the GPU, not on the host.
+ * The host waits once, at the end, without blocking the event loop (device/completion.ts). The ordering
+ * rules are written down in ./README.md.
+ */
+import { InputError, TorchcError } from "../../errors.js";
+import { DTYPE_BYTES } from "../../ir/dtype.js";
+import type { Graph, TensorType } from "../../ir/graph.js";
+import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
+import type { DeviceTensor } from "../../runtime/device-tensor.js";
+import { isDeviceTensor } from "../../runtime/device-tensor.js";
+import type { ContextMemory, ExecutionContext, OutputRequest, RunOptions } from "../../runtime/execution.js";
+import type { SegmentRunner } from "../../runtime/segment-runner.js";
+import type { TorchFallbackRunner } from "../torch/runner.js";
+import { type CompletionStrategy, whenComplete } from "./device/completion.js";
+import { CudaEvent, timeOnStream } from "./device/event.js";
+import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
+import { Stream } from "./device/stream.js";
+import type { DeviceMemory } from "./device/validate.js";
+import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
+import type { CudaEngine } from "./engine.js";
+
+/** Host inputs are staged in chunks of this size; the DMA of one overlaps the host copy of the next. */
+const CHUNK_BYTES = 4 << 20;
+/** The host copy yields to the event loop after about this long, so timers keep firing. */
+const YIELD_MS = 1;
+
+
+/** What the contexts need from the compiled segments. */
+export type EngineSegment = SegmentRunner & { readonly engine: CudaEngine };
+export type FallbackSegment = SegmentRunner & Pick<TorchFallbackRunner, "plan" | "launchDevice">;
+
+function bytesOf(t: TensorType): number {
+  return numel(t.shape) * DTYPE_BYTES[t.dtype];
+}
+
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+export class CudaExecutionContext implements ExecutionContext {
+  readonly stream: Stream;
+  private readonly done: CudaEvent;
+  private readonly values = new Map<string, DeviceMemory>();
+  private readonly owned: DeviceBuffer[] = [];
+  private readonly instances: CudaEngine[] = [];
+  private readonly forks: CudaEngine[] = [];
+  private readonly steps: (() => void)[] = [];
+  private readonly inputStaging: PinnedBuffer[];
+  private readonly outputStaging: PinnedBuffer[];
+  private disposed = false;
+
+  /**
+   * `primary`: context 0 runs on the engines the build made (moved onto its stream); the others fork
+   * instances of them.
+   */
+  constructor(
+    readonly index: number,
+    private readonly graph: Graph,
+    runners: readonly SegmentRunner[],
+    primary: boolean,
+    private readonly completion: CompletionStrategy,
+    private readonly deviceIndex: number,
+  ) {
+    this.stream = Stream.create();
+    this.done = CudaEvent.create({ timing: false });
+    try {
+      for (const r of runners) this.addSegment(r, primary);
+      for (const name of graph.inputs) if (!this.values.has(name)) this.values.set(name, this.alloc(graph.values[name]));
+      this.inputStaging = graph.inputs.map((n) => PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))));
+      this.outputStaging = graph.outputs.map((n) => PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))));
+      // Graphs are captured now, before any run is in flight.
+      for (const e of this.instances) e.warm();
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  private alloc(t: TensorType): DeviceBuffer {
+    const b = DeviceBuffer.alloc(Math.max(256, bytesOf(t)));
+    this.owned.push(b);
+    return b;
+  }
+
+  private addSegment(r: SegmentRunner, primary: boolean): void {
+    const engine = (r as Partial<EngineSegment>).engine;
+    if (engine) {
+      const inst = primary ? engine : engine.fork(this.stream);
+      if (primary) engine.adoptStream(this.stream);
+      else this.forks.push(inst);
+      this.instances.push(inst);
+      inst.inputs.forEach((io, i) => {
+        const have = this.values.get(io.name);
+        if (have) inst.bindInput(i, have);
+        else this.values.set(io.name, inst.inputBuffers[i]);
+      });
+      inst.outputs.forEach((io, i) => this.values.set(io.name, inst.outputBuffers[i]));
+      this.steps.push(() => inst.launch());
+      return;
+    }
+    const fb = r as FallbackSegment;
+    if (typeof fb.launchDevice !== "function")
+      throw new TorchcError(`segment ${r.segment.index} cannot run on device memory`, "runtime.segment");
+    const outputs = new Map<string, DeviceMemory>();
+    for (const o of fb.plan.outputs) {
+      const b = this.alloc(o.type);
+      outputs.set(o.name, b);
+      this.values.set(o.name, b);
+    }
+    const reads = fb.plan.inputs.map((i) => i.name);
+    this.steps.push(() => {
+      const ins = new Map<string, DeviceMemory>();
+      for (const n of reads) {
+        const v = this.values.get(n);
+        if (!v) throw new TorchcError(`fallback segment ${r.segment.index}: value '${n}' is not on the device`, "runtime.segment");
+        ins.set(n, v);
+      }
+      fb.launchDevice(ins, { outputs, stream: this.stream });
+    });
+  }
+
+  /** One forward pass; resolves when its outputs are where `opts.outputs` asked. */
+  async run(inputs: readonly (Tensor | DeviceTensor)[], opts: RunOptions = {}): Promise<(Tensor | DeviceTensor)[]> {
+    this.assertLive();
+    const request = opts.outputs ?? "host";
+    const fresh: CudaDeviceTensor[] = [];
+    try {
+      await this.queueInputs(inputs);
+      for (const step of this.steps) step();
+      const result = this.queueOutputs(request, fresh);
+      this.done.record(this.stream);
+      await whenComplete(this.stream, this.done, this.completion);
+      return result.map((r) => (typeof r === "function" ? r() : r));
+    } catch (e) {
+      // Nothing this run queued may still be writing when the context is handed to the next call.
+      if (this.stream.alive) this.stream.synchronize();
+      for (const t of fresh) t.dispose();
+      throw e;
+    }
+  }
+
+  private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[]): Promise<void> {
+    let last = performance.now();
+    for (const [i, name] of this.graph.inputs.entries()) {
+      const type = this.graph.values[name];
+      const dst = this.values.get(name)!;
+      const bytes = bytesOf(type);
+      const x = inputs[i];
+      if (bytes === 0) continue;
+      if (isDeviceTensor(x)) {
+        copyDevice(dst, checkDeviceTensor(x, type.dtype, type.shape, `input '${name}'`), { bytes }, this.stream);
+        continue;
+      }
+      const pinned = pinnedSource(x);
+      if (pinned) {
+        uploadAsync(dst, pinned.pinned, this.stream, { srcOffset: pinned.offset, bytes });
+        continue;
+      }
+      const src = tensorBytes(x);
+      if (src.byteLength !== bytes)
+        throw new InputError(`input '${name}' holds ${src.byteLength} bytes, ${bytes} expected`, "input.shape");
+      const staging = this.inputStaging[i];
+      const view = new Uint8Array(staging.arrayBuffer, 0, bytes);
+      for (let off = 0; off < bytes; off += CHUNK_BYTES) {
+        const n = Math.min(CHUNK_BYTES, bytes - off);
+        view.set(src.subarray(off, off + n), off);
+        uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n });
+        if (off + n < bytes && performance.now() - last > YIELD_MS) {
+          await nextTurn();
+          last = performance.now();
+        }
+      }
+    }
+  }
+
+  /** Queues the output copies; returns each output, or a function that makes it once the copies are done. */
+  private queueOutputs(request: OutputRequest, fresh: CudaDeviceTensor[]): (Tensor | DeviceTensor | (() => Tensor))[] {
+    const given = Array.isArray(request) ? (request as readonly (Tensor | DeviceTensor)[]) : undefined;
+    if (given && given.length !== this.graph.outputs.length)
+      throw new InputError(
+        `${given.length} output tensors given, the model has ${this.graph.outputs.length} outputs`,
+        "input.count",
+      );
+    return this.graph.outputs.map((name, k) => {
+      const type = this.graph.values[name];
+      const bytes = bytesOf(type);
+      const src = this.values.get(name);
+      const weight = this.graph.weights[name]?.tensor as Tensor | undefined;
+      if (!src && !weight) throw new TorchcError(`output '${name}' was not produced on the device`, "runtime.output");
+      const target = given?.[k];
+      if (target !== undefined && isDeviceTensor(target)) {
+        const dst = checkDeviceTensor(target, type.dtype, type.shape, `output '${name}'`);
+        if (src) copyDevice(dst, src, { bytes }, this.stream);
+        else uploadWeight(dst, weight!, this.stream);
+        return target;
+      }
+      if (request === "device") {
+        const t = CudaDeviceTensor.alloc(type.dtype, type.shape, this.deviceIndex);
+        fresh.push(t);
+        if (src) copyDevice(t, src, { bytes }, this.stream);
+        else uploadWeight(t, weight!, this.stream);
+        return t;
+      }
+      if (!src) return weight!;
+      if (target !== undefined) {
+        const pinned = pinnedSource(target);
+        if (!pinned || target.dtype !== type.dtype || target.shape.join() !== type.shape.join())
+          throw new InputError(
+            `output '${name}': pass a DeviceTensor or a pinned ${type.dtype}[${type.shape}] host tensor from allocateHostOutputs()`,
+            "input.invalid",
+          );
+        if (bytes > 0) downloadAsync(src, pinned.pinned, this.stream, { dstOffset: pinned.offset, bytes });
+        return target;
+      }
+      const staging = this.outputStaging[k];
+      if (bytes > 0) downloadAsync(src, staging, this.stream, { bytes });
+      return () => {
+        const out = new Uint8Array(bytes);
+        if (bytes > 0) out.set(new Uint8Array(staging.arrayBuffer, 0, bytes));
+        return tensorFromBytes(type.dtype, type.shape, out);
+      };
+    });
+  }
+
+  /** GPU time (ms) of each of `reps` forward passes with the inputs already in place (events, after warm-up). */
+  time(reps: number): number[] {
+    this.assertLive();
+    const body = () => {
+      for (const s of this.steps) s();
+    };
+    const out: number[] = [];
+    for (let i = 0; i < reps; i++) out.push(timeOnStream(this.stream, body, { warmup: i === 0 ? 20 : 0, reps: 1 }));
+    return out;
+  }
+
+  get memory(): ContextMemory {
+    let activations = 0;
+    let workspaces = 0;
+    let io = 0;
+    for (const e of this.instances) {
+      const m = e.instanceMemory;
+      activations += m.activations;
+      workspaces += m.workspace;
+      io += m.io;
+    }
+    for (const b of this.owned) io += b.bytes;
+    const pinnedHost = [...this.inputStaging, ...this.outputStaging].reduce((a, p) => a + p.bytes, 0);
+    return { activations, workspaces, io, pinnedHost };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.stream.alive) this.stream.synchronize();
+    for (const f of this.forks) f.dispose();
+    for (const b of this.owned) b.free();
+    for (const p of [...(this.inputStaging ?? []), ...(this.outputStaging ?? [])]) p.free();
+    this.done.destroy();
+    // The stream outlives the primary engines that adopted it until the runners are disposed: they only
+    // synchronize it while it is alive, so destroying it here is safe in either order.
+    this.stream.destroy();
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
+  }
+}
+
+function uploadWeight(dst: DeviceMemory, t: Tensor, stream: Stream): void {
+  // A constant output: rare (a model that returns a buffer); a pinned copy keeps the copy on the stream.
+  const bytes = tensorBytes(t);
+  if (bytes.byteLength === 0) return;
+  const p = PinnedBuffer.alloc(bytes.byteLength);
+  new Uint8Array(p.arrayBuffer).set(bytes);
+  uploadAsync(dst, p, stream, { bytes: bytes.byteLength });
+  stream.synchronize();
+  p.free();
+}

@@ -1,0 +1,74 @@
+/**
+ * The contract between CompiledModule and a backend that runs whole forward passes itself: execution
+ * contexts. A context owns everything one forward pass writes; the module keeps a pool of them
+ * (runtime/context-pool.ts) so overlapping run() calls never share buffers.
+ */
+import type { DType } from "../ir/dtype.js";
+import type { Shape, Tensor } from "../ir/tensor.js";
+import type { DeviceTensor } from "./device-tensor.js";
+
+/** Where run() puts the outputs: "host" (default) new host tensors; "device" new DeviceTensors; or these tensors. */
+export type OutputRequest = "host" | "device" | readonly (Tensor | DeviceTensor)[];
+
+export interface RunOptions {
+  readonly outputs?: OutputRequest;
+}
+
+/** Bytes one execution context owns. */
+export interface ContextMemory {
+  /** Activation arenas of its engine instances. */
+  readonly activations: number;
+  /** cuDNN/cuBLASLt workspaces of its engine instances. */
+  readonly workspaces: number;
+  /** Device buffers for inputs, outputs and values handed between segments. */
+  readonly io: number;
+  /** Page-locked host staging for inputs and outputs. */
+  readonly pinnedHost: number;
+}
+
+/** compiled.memory(): what the module holds, in bytes. */
+export interface ModuleMemory {
+  /** Device weights and constants (engines and LibTorch fallback), shared by all contexts. */
+  readonly weights: number;
+  readonly activations: number;
+  readonly workspaces: number;
+  readonly io: number;
+  readonly pinnedHost: number;
+  /** Device bytes in all. */
+  readonly deviceTotal: number;
+  readonly contexts: number;
+  /** What one more execution context costs (device bytes, pinned bytes). */
+  readonly perContext: ContextMemory;
+}
+
+export interface ExecutionContext {
+  run(inputs: readonly (Tensor | DeviceTensor)[], opts?: RunOptions): Promise<(Tensor | DeviceTensor)[]>;
+  readonly memory: ContextMemory;
+  /** GPU ms of each of `reps` forward passes, inputs in place. */
+  time?(reps: number): number[];
+  dispose(): void;
+}
+
+/** What a backend with execution contexts provides besides the contexts. */
+export interface DeviceAllocator {
+  /** A DeviceTensor of this type on the module's device. */
+  deviceTensor(dtype: DType, shape: Shape): DeviceTensor;
+  /** A host tensor in page-locked memory (copied to and from the GPU without staging). */
+  pinnedTensor(dtype: DType, shape: Shape): Tensor;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export function formatMemory(m: ModuleMemory): string {
+  const f = formatBytes;
+  return (
+    `memory: weights ${f(m.weights)}, activations ${f(m.activations)}, workspaces ${f(m.workspaces)}, ` +
+    `I/O buffers ${f(m.io)}, pinned host ${f(m.pinnedHost)} (device total ${f(m.deviceTotal)}; ` +
+    `${m.contexts} execution context(s), each ${f(m.perContext.activations + m.perContext.workspaces + m.perContext.io)} device + ${f(m.perContext.pinnedHost)} pinned)`
+  );
+}
