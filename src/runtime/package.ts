@@ -1,9 +1,30 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
+import { writeFileSync } from "node:fs";
+import { strFromU8, strToU8, zipSync } from "fflate";
 import { ArchiveError } from "../errors.js";
-import type { Graph, Weight } from "../ir/graph.js";
+import {
+  array,
+  bool,
+  DecodeFailure,
+  type Decoder,
+  decodeEntry,
+  float,
+  int,
+  nullable,
+  oneOf,
+  optional,
+  parseJson,
+  size,
+  str,
+  struct,
+  table,
+} from "../frontends/decode.js";
+import { checkFileName } from "../frontends/names.js";
+import { readZip, type ZipArchive } from "../frontends/zip.js";
+import { DTYPE_BYTES, DTYPES, type DType } from "../ir/dtype.js";
+import type { Arg, Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { tensorBytes, tensorFromBytes } from "../ir/tensor.js";
-import { verifyGraph } from "../ir/verify.js";
+import { verifyLoadedGraph } from "../ir/verify-loaded.js";
+import { writeFailure } from "../util/npy.js";
 import type { CompileOptions } from "./options.js";
 
 /**
@@ -46,41 +67,178 @@ export function savePackage(path: string, pkg: SavedPackage): void {
     weights,
   };
   files["manifest.json"] = strToU8(JSON.stringify(manifest));
-  writeFileSync(path, zipSync(files, { level: 0 }));
+  const bytes = zipSync(files, { level: 0 });
+  try {
+    writeFileSync(path, bytes);
+  } catch (e) {
+    throw new ArchiveError(path, `cannot write the package (${writeFailure(e, path)})`, "package.write");
+  }
 }
 
 export function isPackage(entries: ReadonlyMap<string, Uint8Array>): boolean {
   return entries.has("manifest.json") && strFromU8(entries.get("manifest.json")!).includes(`"${FORMAT}"`);
 }
 
-export function loadPackage(path: string): SavedPackage {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(readFileSync(path));
-  } catch (e) {
-    throw new ArchiveError(path, `is not a torchc package (${(e as Error).message})`, "package.invalid");
+/** The manifest's shape: every field checked before use; tables come out as `Map`s. */
+const dtype = oneOf(DTYPES);
+const shape = array(size);
+const argDecoder: Decoder<Arg> = (v, p) => {
+  const kind = struct({ kind: str })(v, p).kind;
+  const o = v as Record<string, unknown>;
+  const at = `${p}.value`;
+  switch (kind) {
+    case "tensor":
+      return { kind, name: str(o.name, `${p}.name`) };
+    case "tensors":
+      return { kind, names: array(nullable(str))(o.names, `${p}.names`) };
+    case "none":
+      return { kind };
+    case "int":
+      return { kind, value: int(o.value, at) };
+    case "float":
+      return { kind, value: float(o.value, at) };
+    case "bool":
+      return { kind, value: bool(o.value, at) };
+    case "ints":
+      return { kind, value: array(int)(o.value, at) };
+    case "floats":
+      return { kind, value: array(float)(o.value, at) };
+    case "bools":
+      return { kind, value: array(bool)(o.value, at) };
+    case "dtype":
+      return { kind, value: dtype(o.value, at) };
+    case "string":
+    case "device":
+    case "layout":
+    case "memoryFormat":
+      return { kind, value: str(o.value, at) };
+    default:
+      throw new DecodeFailure(`${p}.kind`, "an argument kind", kind);
   }
-  const raw = entries["manifest.json"];
+};
+const meta = struct({
+  stackTrace: optional(str),
+  sourceLocation: optional(str),
+  modulePath: optional(str),
+});
+type GraphJson = {
+  inputs: string[];
+  outputs: string[];
+  nodes: {
+    name: string;
+    op: string;
+    args: Map<string, Arg>;
+    outputs: string[];
+    meta: ReturnType<typeof meta>;
+    subgraphs?: GraphJson[];
+  }[];
+  values: Map<string, { dtype: DType; shape: number[] }>;
+};
+const graphJson: Decoder<GraphJson> = (v, p) =>
+  struct({
+    inputs: array(str),
+    outputs: array(str),
+    nodes: array(
+      struct({
+        name: str,
+        op: str,
+        args: table(argDecoder),
+        outputs: array(str),
+        meta: (m: unknown, q: string) => meta(m === undefined ? {} : m, q),
+        subgraphs: optional(array(graphJson)),
+      }),
+    ),
+    values: table(struct({ dtype, shape })),
+  })(v, p);
+const manifestJson = struct({
+  source: str,
+  options: (v, p) => struct({})(v, p) && (v as CompileOptions),
+  graph: graphJson,
+  weights: table(
+    struct({
+      kind: oneOf(["parameter", "buffer", "constant"] as const),
+      target: str,
+      dtype,
+      shape,
+      file: str,
+    }),
+  ),
+});
+
+export function loadPackage(path: string): SavedPackage {
+  const zip = readPackageZip(path);
+  const raw = zip.read("manifest.json");
   if (!raw) throw new ArchiveError(path, "is not a torchc package (no manifest.json)", "package.invalid");
-  const m = JSON.parse(strFromU8(raw));
-  if (m.format !== FORMAT) throw new ArchiveError(path, "is not a torchc package", "package.invalid");
-  if (m.version !== VERSION)
+  const m = parseJson(raw, path, "manifest.json", "package.invalid");
+  const head = m as { format?: unknown; version?: unknown } | null;
+  if (typeof head !== "object" || head?.format !== FORMAT)
+    throw new ArchiveError(path, "is not a torchc package", "package.invalid");
+  if (head.version !== VERSION)
     throw new ArchiveError(
       path,
-      `is a version ${m.version} package; this torchc reads version ${VERSION}`,
+      `is a version ${String(head.version).slice(0, 20)} package; this torchc reads version ${VERSION}`,
       "package.version",
     );
-  const weights: Record<string, Weight> = {};
-  for (const [name, w] of Object.entries(
-    m.weights as Record<
-      string,
-      { kind: Weight["kind"]; target: string; dtype: never; shape: number[]; file: string }
-    >,
-  )) {
-    const bytes = entries[w.file];
-    if (!bytes) throw new ArchiveError(path, `weight file ${w.file} is missing`, "package.invalid");
+  const manifest = decodeEntry(manifestJson, m, path, "manifest.json", "package.invalid");
+  const fail = (detail: string): never => {
+    throw new ArchiveError(path, `manifest.json: ${detail}`, "package.invalid");
+  };
+  const weights: Record<string, Weight> = Object.create(null);
+  for (const [name, w] of manifest.weights) {
+    checkFileName(name, path, "manifest.json weights");
+    const size = zip.size(w.file);
+    if (size === undefined)
+      throw new ArchiveError(path, `weight file ${w.file} is missing`, "package.invalid");
+    const need = w.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[w.dtype];
+    if (size !== need)
+      fail(
+        `weight '${name}' is ${w.dtype}[${w.shape.join(", ")}] (${need} bytes) but ${w.file} has ${size} bytes`,
+      );
+    zip.budget.charge(need, `weight '${name}'`);
+    const bytes = zip.read(w.file) ?? new Uint8Array();
     weights[name] = { kind: w.kind, target: w.target, tensor: tensorFromBytes(w.dtype, w.shape, bytes) };
   }
-  const graph = verifyGraph(Object.freeze({ ...m.graph, weights }) as Graph);
-  return { graph, options: m.options, source: m.source };
+  const graph = verifyLoadedGraph(
+    Object.freeze({ ...toGraph(manifest.graph, path), weights: Object.freeze(weights) }),
+    path,
+    "package.invalid",
+  );
+  return { graph, options: manifest.options, source: manifest.source };
+}
+
+function readPackageZip(path: string): ZipArchive {
+  try {
+    return readZip(path);
+  } catch (e) {
+    if (e instanceof ArchiveError && e.code === "archive.not-zip")
+      throw new ArchiveError(path, "is not a torchc package (not a zip archive)", "package.invalid");
+    throw e;
+  }
+}
+
+/** Graph tables from the manifest's Maps, as null-prototype objects, names checked. */
+function toGraph(g: GraphJson, file: string): Omit<Graph, "weights"> {
+  const values: Record<string, TensorType> = Object.create(null);
+  for (const [name, t] of g.values) {
+    checkFileName(name, file, "manifest.json graph values");
+    values[name] = t;
+  }
+  const nodes: Node[] = g.nodes.map((n) => {
+    const args: Record<string, Arg> = Object.create(null);
+    for (const [k, a] of n.args) {
+      checkFileName(k, file, `manifest.json node '${n.name}'`);
+      args[k] = a;
+    }
+    return {
+      name: n.name,
+      op: n.op,
+      args,
+      outputs: n.outputs,
+      meta: n.meta,
+      ...(n.subgraphs
+        ? { subgraphs: n.subgraphs.map((sg) => Object.freeze({ ...toGraph(sg, file), weights: {} })) }
+        : {}),
+    };
+  });
+  return { inputs: g.inputs, outputs: g.outputs, nodes, values };
 }

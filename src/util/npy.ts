@@ -1,26 +1,33 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { InputError } from "../errors.js";
+import { limits } from "../frontends/limits.js";
+import { isReadFailure, readFileBounded } from "../frontends/read-file.js";
 import type { DType } from "../ir/dtype.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
-import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
+import { type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 
 // NumPy's .npy format, versions 1–3: magic, header length, a Python-literal dict, then raw C-order data.
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
-const DESCR_TO_DTYPE: Record<string, DType> = {
-  "<f4": "float32",
-  "<f2": "float16",
-  "<f8": "float64",
-  "<i8": "int64",
-  "<i4": "int32",
-  "<i2": "int16",
-  "|i1": "int8",
-  "|u1": "uint8",
-  "|b1": "bool",
-};
-const DTYPE_TO_DESCR: Partial<Record<DType, string>> = Object.fromEntries(
-  Object.entries(DESCR_TO_DTYPE).map(([d, t]) => [t, d]),
+const DESCR_TO_DTYPE: ReadonlyMap<string, DType> = new Map([
+  ["<f4", "float32"],
+  ["<f2", "float16"],
+  ["<f8", "float64"],
+  ["<i8", "int64"],
+  ["<i4", "int32"],
+  ["<i2", "int16"],
+  ["|i1", "int8"],
+  ["|u1", "uint8"],
+  ["|b1", "bool"],
+  ["<b1", "bool"],
+]);
+const DTYPE_TO_DESCR: ReadonlyMap<DType, string> = new Map(
+  [...DESCR_TO_DTYPE].filter(([d]) => d !== "<b1").map(([d, t]) => [t, d]),
 );
+
+/** NumPy refuses headers longer than this (`np.load`'s `max_header_size`). */
+const MAX_HEADER = 10000;
 
 export function parseNpy(bytes: Uint8Array, file = "<buffer>"): Tensor {
   const fail = (why: string): never => {
@@ -41,47 +48,129 @@ export function parseNpy(bytes: Uint8Array, file = "<buffer>"): Tensor {
   } else {
     return fail(`unsupported format version ${major}`);
   }
+  if (headerLen > MAX_HEADER)
+    fail(`its header is ${headerLen} bytes, more than NumPy's limit of ${MAX_HEADER}`);
   if (offset + headerLen > bytes.length) fail("truncated header");
-  const header = new TextDecoder().decode(bytes.subarray(offset, offset + headerLen));
-  const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined)
-    return fail(`malformed header ${header.trim()}`);
-  const dtype = DESCR_TO_DTYPE[descr === "<b1" ? "|b1" : descr];
+  const text = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
+    bytes.subarray(offset, offset + headerLen),
+  );
+  const header = parseHeader(text, fail);
+  const dtype = DESCR_TO_DTYPE.get(header.descr);
   if (!dtype)
     return fail(
-      `dtype '${descr}' is not supported (float32, float16, float64, int64, int32, int16, int8, uint8, bool are)`,
+      `dtype ${JSON.stringify(header.descr)} is not supported (float32, float16, float64, int64, int32, int16, int8, uint8, bool are)`,
     );
-  if (fortran === "True") fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
-  const shape = shapeText
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map(Number);
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`bad shape (${shapeText})`);
+  if (header.fortranOrder) fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+  const shape = header.shape;
   const start = offset + headerLen;
-  const need = numel(shape) * DTYPE_BYTES[dtype];
-  if (bytes.length - start < need)
+  const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+  if (!Number.isSafeInteger(need) || bytes.length - start < need)
     fail(`data is truncated: ${bytes.length - start} bytes for ${need} expected`);
   return tensorFromBytes(dtype, shape, bytes.subarray(start, start + need));
 }
 
-export function readNpy(path: string): Tensor {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new InputError(
-      `${path}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
-      "npy.missing",
-    );
+interface NpyHeader {
+  readonly descr: string;
+  readonly fortranOrder: boolean;
+  readonly shape: number[];
+}
+
+/**
+ * The header is a Python dict literal with exactly the keys `descr` (a string), `fortran_order` (True/False) and
+ * `shape` (a tuple of non-negative ints), as NumPy requires; it is read by a small tokenizer, not patterns, so
+ * a key hidden inside a string or a float in the shape is refused as NumPy refuses it.
+ */
+function parseHeader(text: string, fail: (why: string) => never): NpyHeader {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const bad = (what: string): never => fail(`malformed header (${what} at offset ${i})`);
+  const expect = (c: string) => {
+    ws();
+    if (text[i] !== c) bad(`expected '${c}'`);
+    i++;
+  };
+  const string = (): string => {
+    ws();
+    const q = text[i];
+    if (q !== "'" && q !== '"') return bad("expected a string");
+    const end = text.indexOf(q, i + 1);
+    if (end < 0 || text.slice(i + 1, end).includes("\\")) return bad("unterminated or escaped string");
+    const s = text.slice(i + 1, end);
+    i = end + 1;
+    return s;
+  };
+  const value = (key: string): string | boolean | number[] => {
+    ws();
+    if (key === "descr") return string();
+    if (key === "fortran_order") {
+      for (const [word, v] of [
+        ["True", true],
+        ["False", false],
+      ] as const)
+        if (text.startsWith(word, i)) {
+          i += word.length;
+          return v;
+        }
+      return bad("expected True or False");
+    }
+    expect("(");
+    const dims: number[] = [];
+    for (;;) {
+      ws();
+      if (text[i] === ")") break;
+      const m = /^\d{1,16}(?![\w.])/.exec(text.slice(i, i + 24));
+      if (!m) return bad("expected a non-negative integer in the shape");
+      dims.push(Number(m[0]));
+      i += m[0].length;
+      ws();
+      if (text[i] === ",") i++;
+      else if (text[i] !== ")") return bad("expected ',' or ')' in the shape");
+    }
+    i++;
+    if (dims.length > 64) return bad("more than 64 dimensions");
+    return dims;
+  };
+  expect("{");
+  const seen = new Map<string, string | boolean | number[]>();
+  for (;;) {
+    ws();
+    if (text[i] === "}") break;
+    const key = string();
+    if (key !== "descr" && key !== "fortran_order" && key !== "shape")
+      return fail(`unexpected key ${JSON.stringify(key)} in the header`);
+    if (seen.has(key)) return fail(`the key '${key}' appears twice in the header`);
+    expect(":");
+    seen.set(key, value(key));
+    ws();
+    if (text[i] === ",") i++;
+    else if (text[i] !== "}") bad("expected ',' or '}'");
   }
+  i++;
+  ws();
+  if (i !== text.length) bad("unexpected text after the dict");
+  for (const key of ["descr", "fortran_order", "shape"])
+    if (!seen.has(key)) fail(`the header has no '${key}'`);
+  return {
+    descr: seen.get("descr") as string,
+    fortranOrder: seen.get("fortran_order") as boolean,
+    shape: seen.get("shape") as number[],
+  };
+}
+
+export function readNpy(path: string): Tensor {
+  const bytes = readFileBounded(path, limits().maxMemory);
+  if (isReadFailure(bytes))
+    throw new InputError(
+      `${path}: ${bytes.kind === "missing" ? `cannot read input file (${bytes.detail})` : bytes.detail}`,
+      bytes.kind === "missing" ? "npy.missing" : "npy.too-large",
+    );
   return parseNpy(bytes, path);
 }
 
 export function encodeNpy(t: Tensor): Uint8Array {
-  const descr = DTYPE_TO_DESCR[t.dtype];
+  const descr = DTYPE_TO_DESCR.get(t.dtype);
   if (!descr) throw new InputError(`cannot write ${t.dtype} tensors as .npy`, "npy.dtype");
   const shape = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(", ")})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
@@ -99,5 +188,21 @@ export function encodeNpy(t: Tensor): Uint8Array {
 }
 
 export function writeNpy(path: string, t: Tensor): void {
-  writeFileSync(path, encodeNpy(t));
+  const bytes = encodeNpy(t);
+  try {
+    writeFileSync(path, bytes);
+  } catch (e) {
+    throw new InputError(`${path}: cannot write the output (${writeFailure(e, path)})`, "npy.write");
+  }
+}
+
+/** Why a file could not be written, in words: a missing folder, no permission, a folder in the way. */
+export function writeFailure(e: unknown, path: string): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return `the folder ${dirname(path)} does not exist`;
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "EISDIR") return "it is a folder";
+  if (code === "ENOTDIR") return "a parent of it is not a folder";
+  if (code === "ENOSPC") return "no space left on the device";
+  return code ?? String((e as Error).message ?? e);
 }
