@@ -1,0 +1,337 @@
+/**
+ * A CPU emulator of a planned CUDA engine, for tests on machines without a GPU: the engine's own plan (tensor
+ * layouts, views, the activation arena with its reused offsets, the schedule) is executed step by step. Element
+ * steps run their generated CUDA C source, compiled as C++ with g++ behind a small host shim (one host thread
+ * walks every block and thread in order; element kernels have no shared memory or barriers) and called through
+ * koffi. Steps that run library calls or cooperative kernels (cuBLASLt, cuDNN, rows, attention) run the layer
+ * reference on their operands read back from emulated memory, and write their result there in the output's
+ * layout, so index arithmetic, layouts, views and arena reuse of everything around them are still exercised.
+ * fp32 only (no half types on the host).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PRELUDE } from "../../../src/backends/cuda/codegen/ctypes.js";
+import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
+import { layoutStrides } from "../../../src/backends/cuda/plan/layout.js";
+import { storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
+import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { DTYPE_BYTES, type DType } from "../../../src/ir/dtype.js";
+import { allocData, numel, type Tensor, type TensorData } from "../../../src/ir/tensor.js";
+import type { Layer } from "../../../src/network/layers/index.js";
+import type { Network } from "../../../src/network/network.js";
+import { runLayerReference } from "../../../src/network/reference/index.js";
+
+export function hasGxx(): boolean {
+  try {
+    execFileSync("g++", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const HOST_PRELUDE = `#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <omp.h>
+struct tc_dim3 { unsigned x, y, z; };
+struct alignas(16) uint4 { unsigned int x, y, z, w; };
+struct alignas(8) uint2 { unsigned int x, y; };
+static tc_dim3 blockIdx;
+static thread_local tc_dim3 threadIdx;
+// Cooperative kernels: the threads of a block are OpenMP threads; shared memory is a function-local static,
+// a barrier is an OpenMP barrier, and a warp reduction goes through a block-wide buffer between two barriers.
+#define __shared__ static
+#define __syncthreads() _Pragma("omp barrier")
+static float tc_warp_buf[1024];
+static inline float tc_warp_sum(float v) {
+  const int t = threadIdx.x; tc_warp_buf[t] = v;
+  _Pragma("omp barrier")
+  float s = 0.0f; for (int i = 0; i < 32; ++i) s += tc_warp_buf[(t & ~31) + i];
+  _Pragma("omp barrier")
+  return s;
+}
+static inline float tc_warp_max(float v) {
+  const int t = threadIdx.x; tc_warp_buf[t] = v;
+  _Pragma("omp barrier")
+  float m = tc_warp_buf[t & ~31]; for (int i = 1; i < 32; ++i) m = fmaxf(m, tc_warp_buf[(t & ~31) + i]);
+  _Pragma("omp barrier")
+  return m;
+}
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(n)
+#define __restrict__ __restrict
+#define __align__(n) alignas(n)
+static inline float __int_as_float(unsigned int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline double __longlong_as_double(unsigned long long i) { double d; memcpy(&d, &i, 8); return d; }
+#define __expf(x) expf(x)
+template <typename A, typename B> static inline auto min(A a, B b) -> decltype(a + b) { return a < b ? a : b; }
+template <typename A, typename B> static inline auto max(A a, B b) -> decltype(a + b) { return a > b ? a : b; }
+`;
+
+/** The CUDA prelude's helpers that make sense on the host (no headers, no warp shuffles). */
+function hostHelpers(prelude: string): string {
+  return prelude
+    .split("\n")
+    .filter((l) => !l.startsWith("#include") && !l.includes("tc_warp_"))
+    .join("\n");
+}
+
+const CTYPE: Partial<Record<DType, string>> = {
+  float32: "float",
+  float64: "double",
+  int64: "long long",
+  int32: "int",
+  int16: "short",
+  int8: "signed char",
+  uint8: "unsigned char",
+  bool: "unsigned char",
+};
+
+function typedView(dtype: DType, buffer: ArrayBuffer, byteOffset: number, n: number): TensorData {
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(buffer, byteOffset, n);
+    case "float64":
+      return new Float64Array(buffer, byteOffset, n);
+    case "int64":
+      return new BigInt64Array(buffer, byteOffset, n);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, n);
+    case "int16":
+      return new Int16Array(buffer, byteOffset, n);
+    case "int8":
+      return new Int8Array(buffer, byteOffset, n);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(buffer, byteOffset, n);
+    default:
+      throw new Error(`emulator: ${dtype} storage is not supported (fp32 plans only)`);
+  }
+}
+
+export interface EmulatorOptions {
+  readonly channelsLast?: boolean;
+  /**
+   * Run the generated cooperative kernels (reduce, softmax, normalization, attention, gemv) too, block by block
+   * with OpenMP threads (default true); false runs their layers' reference instead (faster).
+   */
+  readonly cooperative?: boolean;
+  /** Called after every step with the tensors it wrote, read back as logical tensors. */
+  readonly onStep?: (index: number, description: string, written: ReadonlyMap<string, Tensor>) => void;
+}
+
+export interface Emulation {
+  readonly plan: EnginePlan;
+  readonly outputs: Tensor[];
+}
+
+let libCounter = 0;
+
+/** Runs `net` the way the CUDA engine would, on the CPU. */
+export function emulateEngine(
+  net: Network,
+  inputs: Readonly<Record<string, Tensor>>,
+  opts: EmulatorOptions = {},
+): Emulation {
+  const plan = planCudaEngine(net, { precision: "fp32", channelsLast: opts.channelsLast ?? false });
+  const infos = plan.infos;
+  const info = (t: string): TensorInfo => {
+    const i = infos.get(t);
+    if (!i) throw new Error(`emulator: no info for ${t}`);
+    return i;
+  };
+  // Memory: the arena (filled with NaN bytes, so reading what nobody wrote shows), and one buffer per
+  // input, output and constant.
+  const arena = new ArrayBuffer(Math.max(8, plan.memory.arenaBytes));
+  new Uint8Array(arena).fill(0xff);
+  const own = new Map<string, ArrayBuffer>();
+  const location = (t: string): { buffer: ArrayBuffer; offset: number } => {
+    const root = storageRoot(infos, t);
+    const off = plan.memory.offsets.get(root);
+    if (off !== undefined && info(root).role === "activation") return { buffer: arena, offset: off };
+    let b = own.get(root);
+    if (!b) {
+      const r = info(root);
+      b = new ArrayBuffer(Math.max(8, numel(r.shape) * DTYPE_BYTES[r.storage]));
+      new Uint8Array(b).fill(0xff);
+      own.set(root, b);
+    }
+    return { buffer: b, offset: 0 };
+  };
+  const storage = (t: string): TensorData => {
+    const i = info(t);
+    const { buffer, offset } = location(t);
+    return typedView(i.storage, buffer, offset, numel(i.shape));
+  };
+  /** Logical (row-major) tensor ⇄ memory in the tensor's layout. */
+  const offsets = (t: string): Int32Array => {
+    const i = info(t);
+    const strides = layoutStrides(i.shape, i.layout);
+    const n = numel(i.shape);
+    const out = new Int32Array(n);
+    const coord = new Array<number>(i.shape.length).fill(0);
+    for (let k = 0; k < n; k++) {
+      let o = 0;
+      for (let a = 0; a < coord.length; a++) o += coord[a] * strides[a];
+      out[k] = o;
+      for (let a = coord.length - 1; a >= 0; a--) {
+        if (++coord[a] < i.shape[a]) break;
+        coord[a] = 0;
+      }
+    }
+    return out;
+  };
+  const read = (t: string): Tensor => {
+    const i = info(t);
+    const mem = storage(t);
+    const data = allocData(i.logicalDType, numel(i.shape));
+    const off = offsets(t);
+    for (let k = 0; k < off.length; k++)
+      (data as unknown as number[])[k] = (mem as unknown as number[])[off[k]];
+    return { dtype: i.logicalDType, shape: i.shape, data };
+  };
+  const write = (t: string, value: Tensor) => {
+    const i = info(t);
+    if (value.dtype !== i.storage)
+      throw new Error(`emulator: writing ${value.dtype} into ${t} stored as ${i.storage}`);
+    const mem = storage(t);
+    const off = offsets(t);
+    for (let k = 0; k < off.length; k++)
+      (mem as unknown as number[])[off[k]] = (value.data as unknown as number[])[k];
+  };
+
+  // The plan's network: constants folded, batch norm folded into convolutions.
+  const pnet = plan.network;
+  for (const name of pnet.inputs) write(name, inputs[name]);
+  for (const l of pnet.layers) if (l.type === "constant") write(l.output, pnet.constants[l.weight]);
+
+  // One shared library with every element kernel and a launcher for each.
+  const elementKernels = new Map<number, GeneratedKernel>();
+  plan.steps.forEach((s, i) => {
+    const k = plan.kernels[i];
+    if (k && (s.kind === "element" || opts.cooperative !== false)) elementKernels.set(i, k);
+  });
+  const lib = compileKernels(
+    [...elementKernels.entries()].map(([i, k]) => ({
+      kernel: k,
+      cooperative: plan.steps[i].kind !== "element",
+    })),
+    infos,
+  );
+
+  plan.steps.forEach((s, i) => {
+    const k = elementKernels.get(i);
+    let written: string[];
+    if (k) {
+      const args: unknown[] = k.params.map((p) => storage(p.tensor));
+      lib.launch(k.name)(...args, k.grid[0], k.block[0]);
+      written = k.params.filter((p) => p.written).map((p) => p.tensor);
+    } else {
+      written = runLibraryStep(s, read, write, pnet);
+    }
+    if (opts.onStep) opts.onStep(i, plan.summary[i], new Map(written.map((t) => [t, read(t)])));
+  });
+  return { plan, outputs: pnet.outputs.map(read) };
+}
+
+/** A non-generated step: the layer reference on operands read from memory. Returns the tensors written. */
+function runLibraryStep(
+  s: EnginePlan["steps"][number],
+  read: (t: string) => Tensor,
+  write: (t: string, v: Tensor) => void,
+  net: Network,
+): string[] {
+  const chain = (first: Layer, operands: readonly string[], fused: readonly Layer[], final: string) => {
+    let v = runLayerReference(first, operands.map(read), net);
+    let prev = first.output;
+    for (const f of fused) {
+      const ins = f.inputs.map((t) => (t === prev ? v : read(t)));
+      v = runLayerReference(f, ins, net);
+      prev = f.output;
+    }
+    write(final, v);
+    return [final];
+  };
+  switch (s.kind) {
+    case "conv":
+      return chain(s.layer, [s.x, ...s.layer.inputs.slice(1)], s.fused, s.output);
+    case "matmul":
+      return chain(s.layer, [s.a, s.b, ...s.layer.inputs.slice(2)], s.fused, s.output);
+    case "element":
+      throw new Error("emulator: element step without a kernel");
+    default: {
+      const l = s.layer as Layer;
+      write(l.output, runLayerReference(l, l.inputs.map(read), net));
+      return [l.output];
+    }
+  }
+}
+
+interface KernelLibrary {
+  launch(name: string): (...args: unknown[]) => void;
+}
+
+function compileKernels(
+  kernels: readonly { kernel: GeneratedKernel; cooperative: boolean }[],
+  infos: ReadonlyMap<string, TensorInfo>,
+): KernelLibrary {
+  if (kernels.length === 0) return { launch: () => () => undefined };
+  // The CUDA prelude's helpers, kept in step with the generated code.
+  const parts = [HOST_PRELUDE, hostHelpers(PRELUDE)];
+  const protos = new Map<string, string>();
+  for (const { kernel: k, cooperative } of kernels) {
+    if (k.block[1] !== 1 || k.block[2] !== 1 || k.grid[1] !== 1 || k.grid[2] !== 1)
+      throw new Error(`emulator: ${k.name} has a multi-dimensional launch`);
+    if (k.sharedBytes !== 0) throw new Error(`emulator: ${k.name} uses dynamic shared memory`);
+    parts.push(k.source);
+    const params = k.params.map((p, j) => {
+      const ct = CTYPE[infos.get(p.tensor)!.storage];
+      if (!ct) throw new Error(`emulator: no host type for ${p.tensor}`);
+      return { ct, j };
+    });
+    const sig = params.map(({ j }) => `void* a${j}`).join(", ");
+    const call = params.map(({ ct, j }) => `(${ct}*)a${j}`).join(", ");
+    const body = cooperative
+      ? `omp_set_dynamic(0);
+  for (int b = 0; b < grid; ++b) {
+    blockIdx.x = b;
+    #pragma omp parallel num_threads(block)
+    { threadIdx.x = omp_get_thread_num(); if (omp_get_num_threads() == block) ${k.name}(${call}); }
+  }`
+      : `for (int b = 0; b < grid; ++b) { blockIdx.x = b; for (int t = 0; t < block; ++t) { threadIdx.x = t; ${k.name}(${call}); } }`;
+    parts.push(`extern "C" void run_${k.name}(${sig}${sig ? ", " : ""}int grid, int block) {\n  ${body}\n}`);
+    protos.set(
+      k.name,
+      `void run_${k.name}(${params.map(() => "void*").join(", ")}${params.length ? ", " : ""}int, int)`,
+    );
+  }
+  const dir = mkdtempSync(join(tmpdir(), "torchc-emu-"));
+  const src = join(dir, "kernels.cpp");
+  const so = join(dir, `kernels${libCounter++}.so`);
+  writeFileSync(src, parts.join("\n"));
+  execFileSync("g++", ["-std=c++17", "-O1", "-w", "-fopenmp", "-shared", "-fPIC", "-o", so, src], {
+    stdio: "pipe",
+  });
+  // Threads of an emulated block wait at barriers by sleeping, not spinning (two cores, 256 threads).
+  process.env.OMP_WAIT_POLICY ??= "passive";
+  const require = createRequire(import.meta.url);
+  const koffi = require("koffi");
+  const lib = koffi.load(so);
+  const fns = new Map<string, (...a: unknown[]) => void>();
+  return {
+    launch(name) {
+      let f = fns.get(name);
+      if (!f) {
+        f = lib.func(protos.get(name)!) as (...a: unknown[]) => void;
+        fns.set(name, f);
+      }
+      return f;
+    },
+  };
+}

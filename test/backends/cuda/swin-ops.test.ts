@@ -1,0 +1,80 @@
+// Swin-T's building blocks through the whole CPU side of the CUDA path: lowering, converters, the engine plan
+// and its generated element kernels (emulated with g++, see emulate.ts). Each is compared three ways: the aten
+// reference interpreter on the original graph (PyTorch semantics), the layer reference on the converted
+// network, and the emulated engine.
+import { describe, expect, it } from "vitest";
+import { convertGraph } from "../../../src/converters/index.js";
+import type { Graph } from "../../../src/ir/graph.js";
+import type { Tensor } from "../../../src/ir/tensor.js";
+import { runNetworkReference } from "../../../src/network/reference/index.js";
+import { interpret } from "../../../src/ops/index.js";
+import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { assertClose } from "../../converters/harness.js";
+import { inputsFor } from "../../passes/graphs.js";
+import { emulateEngine, hasGxx } from "./emulate.js";
+import { patchMergingGraph, stemAndHeadGraph, swinBlockGraph } from "./swin-graphs.js";
+
+/** The larger cases take tens of seconds on two cores: TORCHC_SLOW=1 runs them. */
+const SLOW = process.env.TORCHC_SLOW === "1";
+
+function threeWay(graph: Graph, channelsLast = false) {
+  const inputs = inputsFor(graph, 11);
+  const want = interpret(graph, inputs);
+  const lowered = runPipeline(graph, defaultPipeline()).graph;
+  const net = convertGraph(lowered);
+  const named: Record<string, Tensor> = Object.fromEntries(lowered.inputs.map((n, i) => [n, inputs[i]]));
+  const ref = runNetworkReference(net, named);
+  const emu = emulateEngine(net, named, { channelsLast });
+  return { want, ref, emu: emu.outputs, plan: emu.plan };
+}
+
+describe.skipIf(!hasGxx())(
+  "Swin-T blocks: aten reference vs converted network vs emulated CUDA engine",
+  () => {
+    const cases = [
+      {
+        name: "shifted block 14×14×32, 2 heads, window 7, shift 3",
+        s: { B: 1, H: 14, W: 14, C: 32, heads: 2, window: 7, shift: 3 },
+      },
+      ...(SLOW
+        ? [
+            {
+              name: "unshifted block 14×14×32",
+              s: { B: 1, H: 14, W: 14, C: 32, heads: 2, window: 7, shift: 0 },
+            },
+            {
+              name: "shifted block, batch 2, 21×14",
+              s: { B: 2, H: 21, W: 14, C: 16, heads: 2, window: 7, shift: 3 },
+            },
+            // Swin-T's first stage: 56×56×96, 3 heads
+            {
+              name: "Swin-T stage 1 shifted block 56×56×96",
+              s: { B: 1, H: 56, W: 56, C: 96, heads: 3, window: 7, shift: 3 },
+            },
+          ]
+        : []),
+    ];
+    for (const c of cases) {
+      for (const maskFromInput of c.s.shift > 0 && SLOW ? [false, true] : [false]) {
+        it(`${c.name}${maskFromInput ? ", mask built from new_zeros(x)" : ""}`, () => {
+          const { want, ref, emu } = threeWay(swinBlockGraph(c.s, { maskFromInput }));
+          assertClose(ref[0], want[0], "converted network vs aten reference", 1e-2);
+          assertClose(emu[0], want[0], "emulated engine vs aten reference", 1e-2);
+          expect(emu[0].shape).toEqual([c.s.B, c.s.H, c.s.W, c.s.C]);
+        }, 120_000);
+      }
+    }
+    for (const channelsLast of [false, true]) {
+      it(`stem (conv 4×4/4 → NHWC → layer norm) and head (→ NCHW → avg pool → linear), channelsLast=${channelsLast}`, () => {
+        const { want, ref, emu } = threeWay(stemAndHeadGraph(2, 32, 24, 10), channelsLast);
+        assertClose(ref[0], want[0], "converted network vs aten reference", 1e-2);
+        assertClose(emu[0], want[0], "emulated engine vs aten reference", 1e-2);
+      }, 120_000);
+    }
+    it("patch merging 14×14×16", () => {
+      const { want, ref, emu } = threeWay(patchMergingGraph(1, 14, 14, 16));
+      assertClose(ref[0], want[0], "converted network vs aten reference", 1e-2);
+      assertClose(emu[0], want[0], "emulated engine vs aten reference", 1e-2);
+    }, 120_000);
+  },
+);
