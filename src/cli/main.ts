@@ -1,5 +1,25 @@
 import { TorchcError } from "../errors.js";
+import { parseByteSize, setLimits } from "../frontends/limits.js";
 import { COMMANDS, usage } from "./commands/index.js";
+import { oneLine } from "./escape.js";
+
+/**
+ * `--max-memory 8g` (or `--max-memory=8g`) is accepted by every command: it sets the memory budget for reading
+ * untrusted files (archives, inputs, packages). Returns the arguments without it.
+ */
+export function takeMaxMemory(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--max-memory" || a.startsWith("--max-memory=")) {
+      const v = a === "--max-memory" ? argv[++i] : a.slice("--max-memory=".length);
+      if (v === undefined)
+        throw new TorchcError("--max-memory needs a size, like 8g or 512m", "limits.invalid");
+      setLimits({ maxMemory: parseByteSize(v) });
+    } else out.push(a);
+  }
+  return out;
+}
 
 /** The `torchc` command: user errors print one line and exit 1; anything else is a torchc bug. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -22,10 +42,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    return await command.run(rest);
+    return await command.run(takeMaxMemory(rest));
   } catch (e) {
     if (e instanceof TorchcError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${oneLine(e.message)}\n`);
+      return 1;
+    }
+    const resource = resourceError(e);
+    if (resource) {
+      process.stderr.write(`error: ${resource}\n`);
       return 1;
     }
     if (e instanceof TypeError && (e as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
@@ -41,6 +66,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
     return 70;
   }
+}
+
+/**
+ * Running out of memory or stack is refused as one line: the budgets (limits.ts) stop hostile files before
+ * this, and this is the last line of defence for whatever a budget does not cover.
+ */
+function resourceError(e: unknown): string | undefined {
+  if (!(e instanceof RangeError)) return undefined;
+  if (/Array buffer allocation failed|Invalid (typed )?array length|Invalid string length/.test(e.message))
+    return `out of memory (${oneLine(e.message)}); the model or input is too large for this machine`;
+  if (/Maximum call stack size exceeded/.test(e.message))
+    return "the model nests too deeply to process (maximum call stack size exceeded)";
+  return undefined;
 }
 
 /**

@@ -13,7 +13,7 @@ import { InputError } from "../errors.js";
  * | TorchScript list length | 10,000,000 | `TORCHC_MAX_LIST_LENGTH` |
  * | TorchScript integer size (bits) | 64 (int64, as TorchScript) | — |
  * | TorchScript call depth and syntax nesting depth | 200 | `TORCHC_MAX_NESTING` |
- * | pickle integer size (bytes of a LONG1/LONG4 or digits of a LONG) | 64 | `TORCHC_MAX_PICKLE_INT_BYTES` |
+ * | pickle integer size (bytes of a LONG4, or the digits of as many bytes in a LONG) | 256 (LONG1's most) | `TORCHC_MAX_PICKLE_INT_BYTES` |
  */
 export interface Limits {
   maxMemory: number;
@@ -34,7 +34,7 @@ const DEFAULTS: Limits = {
   maxLoopTrips: 1_000_000,
   maxListLength: 10_000_000,
   maxNesting: 200,
-  maxPickleIntBytes: 64,
+  maxPickleIntBytes: 256,
 };
 
 const ENV: Record<keyof Limits, string> = {

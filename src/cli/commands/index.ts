@@ -19,5 +19,5 @@ export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `torchc — compile trained PyTorch models for NVIDIA GPUs\n\nusage: torchc <command> [options]\n\ncommands:\n${COMMANDS.map(
     (c) => `  ${c.name.padEnd(width)}  ${c.summary}`,
-  ).join("\n")}\n\nRun 'torchc <command> --help' for a command's options.\n`;
+  ).join("\n")}\n\nEvery command takes --max-memory <size> (default 4g, or TORCHC_MAX_MEMORY): the most memory that reading\nuntrusted files may take (archives, inputs, packages); larger files are refused in one line.\nRun 'torchc <command> --help' for a command's options.\n`;
 }

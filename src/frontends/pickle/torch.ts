@@ -1,6 +1,7 @@
 import { ArchiveError } from "../../errors.js";
 import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
 import { allocData, numel, type Tensor } from "../../ir/tensor.js";
+import { MemoryBudget } from "../limits.js";
 import { dataGlobals } from "./builtins.js";
 import {
   asInt,
@@ -38,6 +39,8 @@ export interface StorageSource {
   read(key: string): Uint8Array | undefined;
   /** True when the archive was written big-endian (its `byteorder` record says "big"). */
   readonly bigEndian?: boolean;
+  /** Charged before a tensor is materialised (a stride-0 view can be far larger than its storage). */
+  readonly budget?: MemoryBudget;
 }
 
 /** A storage named by a persistent id: ('storage', torch.FloatStorage, key, location, numel). */
@@ -117,26 +120,38 @@ export class PickledTensor implements PyExtension {
     return this.storage.requireDtype();
   }
 
-  /** A dense row-major copy of the view. */
+  /** A dense row-major copy of the view, checked against its storage and the memory budget first. */
   toTensor(): Tensor {
     if (this.cached) return this.cached;
     const dtype = this.dtype;
     const es = DTYPE_BYTES[dtype];
+    const file = this.storage.source.file;
+    const view = `a tensor view [${this.shape}] with strides [${this.stride}] at offset ${this.offset}`;
+    if (this.shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw new ArchiveError(file, `${view} has a negative or impossible size`, "archive.invalid");
     const n = numel(this.shape);
-    const data = allocData(dtype, n);
-    const out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (!Number.isSafeInteger(n * es))
+      throw new ArchiveError(file, `${view} is impossibly large`, "archive.too-large");
     if (n > 0) {
       let maxIndex = this.offset;
       for (let d = 0; d < this.shape.length; d++) maxIndex += (this.shape[d] - 1) * this.stride[d];
       if (this.offset < 0 || maxIndex >= this.storage.numel || this.stride.some((s) => s < 0)) {
         throw new ArchiveError(
-          this.storage.source.file,
-          `a tensor view [${this.shape}] with strides [${this.stride}] at offset ${this.offset} exceeds its storage '${this.storage.key}' of ${this.storage.numel} elements`,
+          file,
+          `${view} exceeds its storage '${this.storage.key}' of ${this.storage.numel} elements`,
           "archive.invalid",
         );
       }
-      copyStrided(this.storage.bytes(), out, es, this.offset, this.shape, this.stride);
     }
+    const budget =
+      this.storage.source.budget ??
+      new MemoryBudget((detail) => {
+        throw new ArchiveError(file, detail, "archive.too-large");
+      });
+    budget.charge(n * es, `${view} of storage '${this.storage.key}'`);
+    const data = allocData(dtype, n);
+    const out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (n > 0) copyStrided(this.storage.bytes(), out, es, this.offset, this.shape, this.stride);
     this.cached = { dtype, shape: [...this.shape], data };
     return this.cached;
   }
@@ -167,7 +182,7 @@ function copyStrided(
   const idx = new Array<number>(rank).fill(0);
   let at = offset;
   for (let i = 0; i < n; i++) {
-    dst.set(src.subarray(at * es, at * es + es), i * es);
+    for (let k = 0, a = at * es, b = i * es; k < es; k++) dst[b + k] = src[a + k];
     for (let d = rank - 1; d >= 0; d--) {
       idx[d]++;
       at += stride[d];

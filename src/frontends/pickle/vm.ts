@@ -1,4 +1,5 @@
 import { ArchiveError } from "../../errors.js";
+import { limits } from "../limits.js";
 import { OP, opcodeName } from "./opcodes.js";
 import {
   isExtension,
@@ -233,6 +234,11 @@ class Machine {
       case OP.LONG4: {
         const n = this.i32();
         if (n < 0) this.fail("LONG4 with a negative length");
+        const max = limits().maxPickleIntBytes;
+        if (n > max)
+          this.fail(
+            `an integer of ${n} bytes is larger than torchc reads (${max} bytes; TORCHC_MAX_PICKLE_INT_BYTES)`,
+          );
         this.push(decodeLong(this.take(n)));
         return;
       }
@@ -538,18 +544,20 @@ class Machine {
   }
 }
 
-/** Little-endian two's complement, as LONG1/LONG4 store it. */
+/** Little-endian two's complement, as LONG1/LONG4 store it (through hex: linear in the length). */
 export function decodeLong(b: Uint8Array): number | bigint {
   if (b.length === 0) return 0;
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  let hex = "";
+  for (let i = b.length - 1; i >= 0; i--) hex += b[i].toString(16).padStart(2, "0");
+  let v = BigInt(`0x${hex}`);
   if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
 function parseIntText(s: string, bad: () => never): number | bigint {
   const t = s.trim();
-  if (!/^[-+]?\d+$/.test(t)) bad();
+  // as many decimal digits as the largest integer LONG4 may carry (2.41 digits a byte)
+  if (t.length > Math.ceil(limits().maxPickleIntBytes * 2.41) + 1 || !/^[-+]?\d+$/.test(t)) bad();
   const v = BigInt(t);
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }

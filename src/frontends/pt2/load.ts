@@ -17,6 +17,7 @@ import {
   struct,
   tagged,
 } from "../decode.js";
+import { escapeControl, hasControl } from "../escape.js";
 import { checkFileName } from "../names.js";
 import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
 import { viewTensor } from "../strided.js";
@@ -256,6 +257,11 @@ class ProgramReader {
     folder: string,
     searched: string,
   ): void {
+    if (hasControl(target))
+      this.fail(
+        `${kind} '${escapeControl(target.slice(0, 80))}' has control characters in its name`,
+        "archive.bad-name",
+      );
     if (!entry)
       this.fail(`${kind} '${target}' is listed in the signature but missing from ${searched}*_config.json`);
     if (entry.use_pickle)
@@ -315,13 +321,15 @@ class ProgramReader {
   }
 
   private readNode(node: SerializedNode, path: string): void {
-    const op = node.target.replace(/^torch\.ops\./, "");
+    const op = this.name(node.target, `${path}.target`).replace(/^torch\.ops\./, "");
     const stack = node.metadata.get("stack_trace");
     const moduleStack = node.metadata.get("nn_module_stack");
+    const location = typeof stack === "string" ? userSourceLocation(stack) : undefined;
+    const modulePath = typeof moduleStack === "string" ? modulePathFromStack(moduleStack) : undefined;
     const meta: NodeMeta = {
       stackTrace: typeof stack === "string" ? stack : undefined,
-      sourceLocation: typeof stack === "string" ? userSourceLocation(stack) : undefined,
-      modulePath: typeof moduleStack === "string" ? modulePathFromStack(moduleStack) : undefined,
+      sourceLocation: location && escapeControl(location),
+      modulePath: modulePath && escapeControl(modulePath),
     };
     const where = `node '${node.name ?? op}' (${op})`;
     const args: Record<string, Arg> = Object.create(null);

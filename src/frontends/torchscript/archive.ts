@@ -72,6 +72,7 @@ export class TorchScriptArchive {
       bigEndian: this.bigEndian,
       recordPath: (key: string) => `${this.root}${name}/${key}`,
       read: (key: string) => this.record(`${name}/${key}`),
+      budget: this.zip.budget,
     };
     return unpickle(bytes, torchUnpickleOptions(`${this.file}:${this.root}${name}.pkl`, source));
   }

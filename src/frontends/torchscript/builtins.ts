@@ -1,4 +1,5 @@
 import type { Expr, Pos } from "./ast.js";
+import { rangeValues } from "./budget.js";
 import type { Frame } from "./control.js";
 import type { Interpreter } from "./interp.js";
 import { pyStr, StaticError, truthy } from "./static-ops.js";
@@ -82,9 +83,7 @@ export function callBuiltin(
         return x.v;
       });
       const [lo, hi, step] = nums.length === 1 ? [0, nums[0], 1] : [nums[0], nums[1], nums[2] ?? 1];
-      const items: Val[] = [];
-      for (let i = lo; step > 0 ? i < hi : i > hi; i += step) items.push(int(i));
-      return { k: "list", items };
+      return { k: "list", items: rangeValues(lo, hi, step).map(int) };
     }
     case "tuple": {
       const l = it.callOp(frame, pos, "aten", "list", args, kwargs, hint);

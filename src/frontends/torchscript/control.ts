@@ -1,6 +1,7 @@
 import type { Arg, Graph, TensorType } from "../../ir/graph.js";
 import { scalarTensor } from "../../ir/tensor.js";
 import type { Expr, Pos, Stmt } from "./ast.js";
+import { chargeTrips, rangeValues } from "./budget.js";
 import type { Interpreter } from "./interp.js";
 import type { Block } from "./scope.js";
 import { ModelRaise, truthy } from "./static-ops.js";
@@ -236,8 +237,7 @@ export class ControlFlow {
         return (a as { v: number }).v;
       });
       const [lo, hi, step] = nums.length === 1 ? [0, nums[0], 1] : [nums[0], nums[1], nums[2] ?? 1];
-      const items: Val[] = [];
-      for (let i = lo; step > 0 ? i < hi : i > hi; i += step) items.push(int(i));
+      const items = this.it.located(frame, s.pos, () => rangeValues(lo, hi, step)).map(int);
       return this.unroll(s, items, frame);
     }
     const seq = this.it.evalExpr(iter, frame);
@@ -260,6 +260,7 @@ export class ControlFlow {
   private unroll(s: Extract<Stmt, { kind: "for" }>, items: Val[], frame: Frame): Completion {
     if (items.length > MAX_UNROLL)
       this.it.fail(frame, s.pos, `a loop of ${items.length} iterations is too long to unroll`);
+    this.it.located(frame, s.pos, () => chargeTrips(items.length));
     for (const item of items) {
       this.it.assign(s.target, item, frame);
       const c = this.it.execBlock(s.body, frame);
@@ -273,6 +274,7 @@ export class ControlFlow {
     for (let i = 0; ; i++) {
       if (i > MAX_UNROLL)
         this.it.fail(frame, s.pos, `a while loop ran more than ${MAX_UNROLL} times at compile time`);
+      this.it.located(frame, s.pos, () => chargeTrips(1));
       const c = this.condition(frame, s.pos, this.it.evalExpr(s.test, frame, "cond"));
       if (c === false) return { k: "normal" };
       if (c !== true) return this.dynamicLoop(frame, s.pos, s.body, { cond: c, condExpr: s.test });

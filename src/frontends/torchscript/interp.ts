@@ -4,6 +4,7 @@ import type { TorchScriptArchive } from "./archive.js";
 import type { Expr, FunctionDef, Pos, Stmt } from "./ast.js";
 import { dottedName } from "./ast.js";
 import { callAten, type EmitContext, OpError } from "./aten.js";
+import { chargeStep, ScriptBudgetError } from "./budget.js";
 import { BUILTINS, callBuiltin, SPECIAL_FORMS, specialForm } from "./builtins.js";
 import { type Completion, ControlFlow, type Frame } from "./control.js";
 import { DebugInfo } from "./debug-info.js";
@@ -89,6 +90,7 @@ export class Interpreter {
       if (e instanceof TorchScriptError || e instanceof ModelRaise || e instanceof ArchiveError) throw e;
       if (e instanceof OpError) this.fail(frame, pos, e.message, e.code);
       if (e instanceof StaticError) this.fail(frame, pos, e.message, "torchscript.value");
+      if (e instanceof ScriptBudgetError) this.fail(frame, pos, e.message, "torchscript.budget");
       if (e instanceof TorchcError) this.fail(frame, pos, e.message, e.code);
       throw e;
     }
@@ -494,6 +496,8 @@ export class Interpreter {
 
   execBlock(stmts: readonly Stmt[], frame: Frame): Completion {
     for (const s of stmts) {
+      const spent = chargeStep();
+      if (spent) this.fail(frame, "pos" in s ? s.pos : undefined, spent, "torchscript.budget");
       const c = this.exec(s, frame);
       if (c.k !== "normal") return c;
     }

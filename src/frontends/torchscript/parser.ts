@@ -1,3 +1,4 @@
+import { limits } from "../limits.js";
 import type { ClassDef, Expr, FunctionDef, Keyword, Param, Pos, SourceFile, Stmt } from "./ast.js";
 import { TorchScriptError } from "./errors.js";
 import { type Token, tokenize } from "./lexer.js";
@@ -19,6 +20,9 @@ export function parseExpression(src: string, archive: string, path: string): Exp
 
 class Parser {
   private i = 0;
+  /** Nesting of blocks, expressions and unary operators, bounded so hostile code cannot exhaust the stack. */
+  private depth = 0;
+  private readonly maxDepth = limits().maxNesting;
 
   constructor(
     private readonly toks: readonly Token[],
@@ -177,7 +181,24 @@ class Parser {
     return { name, params, returns, body: this.suite(), pos };
   }
 
+  /** Runs one level of nesting, refusing code nested deeper than the budget. */
+  private nest<T>(f: () => T): T {
+    if (++this.depth > this.maxDepth)
+      this.fail(
+        `the code nests deeper than ${this.maxDepth} levels; refusing it (TORCHC_MAX_NESTING raises the limit)`,
+      );
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
+  }
+
   private suite(): Stmt[] {
+    return this.nest(() => this.suiteBody());
+  }
+
+  private suiteBody(): Stmt[] {
     if (this.tok.kind !== "newline") return this.simpleStatements();
     this.i++;
     while (this.tok.kind === "newline") this.i++;
@@ -384,6 +405,10 @@ class Parser {
   }
 
   expression(): Expr {
+    return this.nest(() => this.expressionBody());
+  }
+
+  private expressionBody(): Expr {
     const pos = this.pos();
     if (this.isKw("lambda"))
       this.fail("lambda expressions are not part of the TorchScript subset torchc reads");
@@ -418,7 +443,7 @@ class Parser {
 
   private notTest(): Expr {
     const pos = this.pos();
-    if (this.eatKw("not")) return { kind: "unary", op: "not", operand: this.notTest(), pos };
+    if (this.eatKw("not")) return { kind: "unary", op: "not", operand: this.nest(() => this.notTest()), pos };
     return this.comparison();
   }
 
@@ -485,7 +510,7 @@ class Parser {
     const t = this.tok;
     if (t.kind === "op" && (t.text === "-" || t.text === "+" || t.text === "~")) {
       this.i++;
-      const operand = this.factor();
+      const operand = this.nest(() => this.factor());
       if (t.text === "-" && operand.kind === "const" && typeof operand.value === "number") {
         return { kind: "const", value: -operand.value, isFloat: operand.isFloat, pos };
       }
@@ -497,7 +522,8 @@ class Parser {
   private power(): Expr {
     const pos = this.pos();
     const base = this.atomExpr();
-    if (this.eatOp("**")) return { kind: "binary", op: "**", left: base, right: this.factor(), pos };
+    if (this.eatOp("**"))
+      return { kind: "binary", op: "**", left: base, right: this.nest(() => this.factor()), pos };
     return base;
   }
 

@@ -1,4 +1,5 @@
 import { numel, toFloat64Array } from "../../ir/tensor.js";
+import { checkInt, checkListLength } from "./budget.js";
 import {
   bool,
   describe,
@@ -250,14 +251,19 @@ for (const op of [
     if (!a || !b) return undefined;
     if (op === "add") {
       if (a.k === "str" && b.k === "str") return str(a.v + b.v);
+      if ((a.k === "list" && b.k === "list") || (a.k === "tuple" && b.k === "tuple"))
+        checkListLength(a.items.length + b.items.length);
       if (a.k === "list" && b.k === "list") return { k: "list", items: [...a.items, ...b.items] };
       if (a.k === "tuple" && b.k === "tuple") return { k: "tuple", items: [...a.items, ...b.items] };
     }
     if (op === "mul" && (a.k === "list" || a.k === "tuple") && b.k === "int") {
+      checkListLength(a.items.length * Math.max(0, b.v));
       const items = Array.from({ length: Math.max(0, b.v) }, () => a.items).flat();
       return a.k === "list" ? { k: "list", items } : { k: "tuple", items };
     }
-    return arith(op, a, b);
+    const r = arith(op, a, b);
+    if (r?.k === "int") checkInt(r.v);
+    return r;
   };
 }
 for (const op of ["eq", "ne", "lt", "le", "gt", "ge"])

@@ -6,6 +6,7 @@ import type { PickledTensor } from "../pickle/torch.js";
 import { isExtension, PyDict, PyObject, PyTuple } from "../pickle/values.js";
 import type { TorchScriptArchive } from "./archive.js";
 import { dottedName } from "./ast.js";
+import { resetScriptBudget } from "./budget.js";
 import type { Frame } from "./control.js";
 import { TorchScriptError } from "./errors.js";
 import { Interpreter } from "./interp.js";
@@ -29,6 +30,7 @@ export function tracedInputTypes(archive: TorchScriptArchive): TensorType[] | un
 
 /** Translates the archive's `forward` into a graph, with the given (or traced) input types. */
 export function translate(archive: TorchScriptArchive, inputTypes?: readonly TensorType[]): Graph {
+  resetScriptBudget();
   const program = new Program(archive);
   const root = archive.pickle("data");
   if (!(root instanceof PyObject)) {
