@@ -18,6 +18,8 @@ function attempt(label: string, f: () => unknown): void {
   }
 }
 
+// A library found nowhere: the full list of places searched, not only the one-line summary.
+process.env.TORCHC_VERBOSE ??= "1";
 const host = systemHost();
 line("node", process.version);
 attempt("koffi", () => koffi().version);

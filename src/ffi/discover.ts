@@ -194,7 +194,7 @@ function missingMessage(target: LibraryTarget, tried: readonly string[], verbose
   const failed = tried.find((t) => t.includes("exists but failed to load"));
   const where = failed
     ? `${failed.replace(/^[^:]*: /, "found ")}`
-    : `not found in ${tried.length} places (TORCHC_VERBOSE=1 lists them)`;
+    : `not found in ${tried.length} places (${verbose ? "listed below" : "TORCHC_VERBOSE=1 lists them"})`;
   const advice = isDriverLibrary(target)
     ? `${file} comes with the NVIDIA driver (≥ 580), not with PyTorch: run on a machine with an NVIDIA GPU and its driver ` +
       "(check nvidia-smi), or use the reference backend (--backend reference) on the CPU"
