@@ -10,7 +10,7 @@ import { type CompileOptions, normalizePrecisions } from "../runtime/options.js"
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext } from "./cuda/device/context.js";
-import { allocPinnedTensor, CudaDeviceTensor } from "./cuda/device-tensor.js";
+import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
 import type { CudaEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
 
@@ -83,6 +83,14 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
     pinnedTensor(dtype: DType, shape: Shape): Tensor {
       CudaContext.get(device);
       return allocPinnedTensor(dtype, shape);
+    },
+    async toDevice(t: Tensor): Promise<DeviceTensor> {
+      CudaContext.get(device);
+      return copyToDevice(t, device, completion);
+    },
+    async toHost(t: DeviceTensor): Promise<Tensor> {
+      CudaContext.get(device);
+      return copyToHost(t, completion);
     },
   };
 }

@@ -145,9 +145,19 @@ export class CompiledModule {
     return this.graph.outputs.map((n) => this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
   }
 
+  /** A device copy of a host tensor (for device-resident inputs and chains of models). */
+  toDevice(t: Tensor): Promise<DeviceTensor> {
+    return this.allocator().toDevice(t);
+  }
+
+  /** A host copy of a device tensor. */
+  toHost(t: DeviceTensor): Promise<Tensor> {
+    return this.allocator().toHost(t);
+  }
+
   private allocator(): DeviceAllocator {
     const b = this.backend as Partial<DeviceAllocator>;
-    if (!b.deviceTensor || !b.pinnedTensor)
+    if (!b.deviceTensor || !b.pinnedTensor || !b.toDevice || !b.toHost)
       throw new TorchcError(`the ${this.backend.name} backend has no device memory; use --backend cuda`, "options.backend");
     return b as DeviceAllocator;
   }

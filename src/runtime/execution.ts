@@ -12,6 +12,10 @@ export type OutputRequest = "host" | "device" | readonly (Tensor | DeviceTensor)
 
 export interface RunOptions {
   readonly outputs?: OutputRequest;
+  /** Overrides the module's `completion` option for this run (for measuring the strategies). */
+  readonly completion?: "worker" | "poll" | "hostfn";
+  /** Diagnostics: called with each phase of the run as it ends ("inputs", "launch", "complete", "outputs"). */
+  readonly onPhase?: (phase: "inputs" | "launch" | "complete" | "outputs", at: number) => void;
 }
 
 /** Bytes one execution context owns. */
@@ -55,6 +59,10 @@ export interface DeviceAllocator {
   deviceTensor(dtype: DType, shape: Shape): DeviceTensor;
   /** A host tensor in page-locked memory (copied to and from the GPU without staging). */
   pinnedTensor(dtype: DType, shape: Shape): Tensor;
+  /** A copy of a host tensor on the device. */
+  toDevice(t: Tensor): Promise<DeviceTensor>;
+  /** A copy of a device tensor on the host. */
+  toHost(t: DeviceTensor): Promise<Tensor>;
 }
 
 export function formatBytes(n: number): string {

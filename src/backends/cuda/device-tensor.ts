@@ -6,9 +6,20 @@
  */
 import { InputError } from "../../errors.js";
 import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
-import { allocData, numel, type Shape, type Tensor, type TensorData } from "../../ir/tensor.js";
+import {
+  allocData,
+  numel,
+  type Shape,
+  type Tensor,
+  type TensorData,
+  tensorBytes,
+  tensorFromBytes,
+} from "../../ir/tensor.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
-import { DeviceBuffer, PinnedBuffer } from "./device/memory.js";
+import { type CompletionStrategy, whenComplete } from "./device/completion.js";
+import { CudaEvent } from "./device/event.js";
+import { DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
+import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 
 export class CudaDeviceTensor implements DeviceTensor {
@@ -83,4 +94,53 @@ export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number 
   const pinned = pinnedOf.get(t.data.buffer as ArrayBuffer);
   if (!pinned || !pinned.alive) return undefined;
   return { pinned, offset: t.data.byteOffset };
+}
+
+/** A device copy of `t` (through pinned staging on a stream of its own). */
+export async function copyToDevice(t: Tensor, device: number, completion: CompletionStrategy): Promise<CudaDeviceTensor> {
+  const bytes = tensorBytes(t);
+  const out = CudaDeviceTensor.alloc(t.dtype, t.shape, device);
+  if (bytes.byteLength === 0) return out;
+  const stream = Stream.create();
+  const done = CudaEvent.create({ timing: false });
+  const staging = PinnedBuffer.alloc(bytes.byteLength);
+  try {
+    new Uint8Array(staging.arrayBuffer).set(bytes);
+    uploadAsync(out, staging, stream, { bytes: bytes.byteLength });
+    done.record(stream);
+    await whenComplete(stream, done, completion);
+    return out;
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    if (stream.alive) stream.synchronize();
+    staging.free();
+    done.destroy();
+    stream.destroy();
+  }
+}
+
+/** A host copy of a device tensor. */
+export async function copyToHost(t: DeviceTensor, completion: CompletionStrategy): Promise<Tensor> {
+  const mem = checkDeviceTensor(t, t.dtype, t.shape, "toHost");
+  const n = numel(t.shape) * DTYPE_BYTES[t.dtype];
+  const out = new Uint8Array(n);
+  if (n > 0) {
+    const stream = Stream.create();
+    const done = CudaEvent.create({ timing: false });
+    const staging = PinnedBuffer.alloc(n);
+    try {
+      downloadAsync(mem, staging, stream, { bytes: n });
+      done.record(stream);
+      await whenComplete(stream, done, completion);
+      out.set(new Uint8Array(staging.arrayBuffer, 0, n));
+    } finally {
+      if (stream.alive) stream.synchronize();
+      staging.free();
+      done.destroy();
+      stream.destroy();
+    }
+  }
+  return tensorFromBytes(t.dtype, t.shape, out);
 }

@@ -24,9 +24,9 @@ import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tens
 import type { CudaEngine } from "./engine.js";
 
 /** Host inputs are staged in chunks of this size; the DMA of one overlaps the host copy of the next. */
-const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 2 << 20;
 /** The host copy yields to the event loop after about this long, so timers keep firing. */
-const YIELD_MS = 1;
+const YIELD_MS = 0.5;
 
 
 /** What the contexts need from the compiled segments. */
@@ -127,12 +127,18 @@ export class CudaExecutionContext implements ExecutionContext {
     const request = opts.outputs ?? "host";
     const fresh: CudaDeviceTensor[] = [];
     try {
+      const phase = opts.onPhase ?? (() => {});
       await this.queueInputs(inputs);
+      phase("inputs", performance.now());
       for (const step of this.steps) step();
       const result = this.queueOutputs(request, fresh);
       this.done.record(this.stream);
-      await whenComplete(this.stream, this.done, this.completion);
-      return result.map((r) => (typeof r === "function" ? r() : r));
+      phase("launch", performance.now());
+      await whenComplete(this.stream, this.done, opts.completion ?? this.completion);
+      phase("complete", performance.now());
+      const outs = result.map((r) => (typeof r === "function" ? r() : r));
+      phase("outputs", performance.now());
+      return outs;
     } catch (e) {
       // Nothing this run queued may still be writing when the context is handed to the next call.
       if (this.stream.alive) this.stream.synchronize();

@@ -1,0 +1,113 @@
+/**
+ * End-to-end latency on the GPU machine (host fp32 in, host fp32 out: what a Node.js service sees), for
+ * EfficientNet-B0 fp16 at batch 1 and 128, beside the GPU-only time of the same module:
+ * - plain: `await run([x])` on ordinary Float32Array inputs (rotating among 4 distinct ones);
+ * - pinned: inputs from allocateHostInputs() (no staging copy on the host);
+ * - pipelined: 2 execution contexts with 2 calls in flight; time per call at steady state;
+ * - the three completion strategies (worker, poll, hostfn) at batch 1;
+ * and the memory report. Needs TORCHC_RUNTIME_DIR from fixtures/export_runtime.py. Writes e2e.json into
+ * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench e2e`
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadModel } from "../src/frontends/load-model.js";
+import type { Tensor } from "../src/ir/tensor.js";
+import { compile } from "../src/runtime/compile.js";
+import { formatMemory } from "../src/runtime/execution.js";
+import type { RunOptions } from "../src/runtime/execution.js";
+import { readNpy } from "../src/util/npy.js";
+
+const dir = process.env.TORCHC_RUNTIME_DIR ?? "/tmp/torchc-runtime";
+const rows: Record<string, unknown>[] = [];
+
+function stats(times: number[]): { median: number; p90: number; n: number } {
+  const s = [...times].sort((a, b) => a - b);
+  return { median: s[Math.floor((s.length - 1) / 2)], p90: s[Math.floor(0.9 * (s.length - 1))], n: s.length };
+}
+
+async function timeRuns(n: number, once: (i: number) => Promise<unknown>): Promise<{ median: number; p90: number; n: number }> {
+  for (let i = 0; i < Math.min(20, n); i++) await once(i);
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await once(i);
+    t.push(performance.now() - t0);
+  }
+  return stats(t);
+}
+
+function variants(x: Tensor, n: number): Tensor[] {
+  return Array.from({ length: n }, (_, k) => ({
+    ...x,
+    data: (x.data as Float32Array).map((v) => v * (1 + 0.1 * k)),
+  }));
+}
+
+async function measure(batch: number): Promise<void> {
+  const model = await loadModel(join(dir, `efficientnet_b0_b${batch}.pt2`));
+  const x = readNpy(join(dir, `efficientnet_b0_b${batch}`, "input_0.npy"));
+  const xs = variants(x, 4);
+  const n = batch === 1 ? 400 : 40;
+  const t0 = performance.now();
+  const one = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+  const compileS = (performance.now() - t0) / 1000;
+  const gpu = one.benchmark([x], { reps: batch === 1 ? 200 : 50 });
+  const plain = await timeRuns(n, (i) => one.run([xs[i % 4]]));
+  const [pinnedIn] = one.allocateHostInputs();
+  (pinnedIn.data as Float32Array).set(x.data as Float32Array);
+  const pinned = await timeRuns(n, () => one.run([pinnedIn]));
+  const [pinnedOut] = one.allocateHostOutputs();
+  const pinnedBoth = await timeRuns(n, () => one.run([pinnedIn], { outputs: [pinnedOut] }));
+  const strategies: Record<string, unknown> = {};
+  for (const completion of ["worker", "poll", "hostfn"] as const) {
+    const opts: RunOptions = { completion };
+    strategies[completion] = await timeRuns(n, (i) => one.run([xs[i % 4]], opts));
+  }
+  const memory = one.memory();
+  await one.dispose();
+  const two = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"], contexts: 2 });
+  const pipelined: Record<string, number> = {};
+  for (const [label, input] of [["plain", xs], ["pinned", null]] as const) {
+    let pins: Tensor[] = [];
+    if (input === null) {
+      pins = [two.allocateHostInputs()[0], two.allocateHostInputs()[0]];
+      for (const p of pins) (p.data as Float32Array).set(x.data as Float32Array);
+    }
+    const get = (i: number) => (input === null ? pins[i % 2] : input[i % 4]);
+    let i = 0;
+    const worker = async () => {
+      while (i < n + 20) await two.run([get(i++)]);
+    };
+    await Promise.all([worker(), worker()]);
+    i = 0;
+    const s = performance.now();
+    await Promise.all([worker(), worker()]);
+    pipelined[label] = (performance.now() - s) / (n + 20);
+  }
+  const memory2 = two.memory();
+  await two.dispose();
+  const row = { model: "efficientnet_b0", batch, compileS, gpu, plain, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
+  rows.push(row);
+  console.log(JSON.stringify(row));
+  console.log(`  contexts=1 ${formatMemory(memory)}`);
+  console.log(`  contexts=2 ${formatMemory(memory2)}`);
+}
+
+const f = (s: { median: number }) => s.median.toFixed(3);
+for (const b of [1, 128]) await measure(b);
+console.log("\n| batch | GPU only | e2e plain | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+for (const r of rows as never as {
+  batch: number;
+  gpu: { medianMs: number };
+  plain: { median: number };
+  pinned: { median: number };
+  pinnedBoth: { median: number };
+  pipelined: Record<string, number>;
+  strategies: Record<string, { median: number }>;
+}[]) {
+  console.log(
+    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${f(r.plain)} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} |`,
+  );
+}
+writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "e2e.json"), JSON.stringify(rows, null, 1));
