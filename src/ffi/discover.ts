@@ -192,9 +192,11 @@ export function isDriverLibrary(target: LibraryTarget): boolean {
 function missingMessage(target: LibraryTarget, tried: readonly string[], verbose: boolean): string {
   const file = target.files[0];
   const failed = tried.find((t) => t.includes("exists but failed to load"));
+  // Notes on places that could not be asked ("PyTorch install: skipped …") are listed but are not places.
+  const places = tried.filter((t) => !t.startsWith("PyTorch install: ")).length;
   const where = failed
     ? `${failed.replace(/^[^:]*: /, "found ")}`
-    : `not found in ${tried.length} places (${verbose ? "listed below" : "TORCHC_VERBOSE=1 lists them"})`;
+    : `not found in ${places} places (${verbose ? "listed below" : "TORCHC_VERBOSE=1 lists them"})`;
   const advice = isDriverLibrary(target)
     ? `${file} comes with the NVIDIA driver (≥ 580), not with PyTorch: run on a machine with an NVIDIA GPU and its driver ` +
       "(check nvidia-smi), or use the reference backend (--backend reference) on the CPU"
