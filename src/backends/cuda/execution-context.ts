@@ -18,15 +18,12 @@ import type { TorchFallbackRunner } from "../torch/runner.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
 import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
+import { copyIntoPinned } from "./device/host-copy.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
 import type { CudaEngine } from "./engine.js";
 
-/** Host inputs are staged in chunks of this size; the DMA of one overlaps the host copy of the next. */
-const CHUNK_BYTES = 2 << 20;
-/** The host copy yields to the event loop after about this long, so timers keep firing. */
-const YIELD_MS = 0.5;
 
 
 /** What the contexts need from the compiled segments. */
@@ -37,7 +34,6 @@ function bytesOf(t: TensorType): number {
   return numel(t.shape) * DTYPE_BYTES[t.dtype];
 }
 
-const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 export class CudaExecutionContext implements ExecutionContext {
   readonly stream: Stream;
@@ -148,7 +144,6 @@ export class CudaExecutionContext implements ExecutionContext {
   }
 
   private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[]): Promise<void> {
-    let last = performance.now();
     for (const [i, name] of this.graph.inputs.entries()) {
       const type = this.graph.values[name];
       const dst = this.values.get(name)!;
@@ -168,16 +163,10 @@ export class CudaExecutionContext implements ExecutionContext {
       if (src.byteLength !== bytes)
         throw new InputError(`input '${name}' holds ${src.byteLength} bytes, ${bytes} expected`, "input.shape");
       const staging = this.inputStaging[i];
-      const view = new Uint8Array(staging.arrayBuffer, 0, bytes);
-      for (let off = 0; off < bytes; off += CHUNK_BYTES) {
-        const n = Math.min(CHUNK_BYTES, bytes - off);
-        view.set(src.subarray(off, off + n), off);
-        uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n });
-        if (off + n < bytes && performance.now() - last > YIELD_MS) {
-          await nextTurn();
-          last = performance.now();
-        }
-      }
+      // Worker-thread memcpys into staging; each chunk's DMA is queued as soon as it lands.
+      await copyIntoPinned(staging, 0, src, {
+        onChunk: (off, n) => uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n }),
+      });
     }
   }
 

@@ -48,6 +48,8 @@ export async function whenComplete(
 }
 
 let hostFn: { pointer: unknown; pending: Map<number, () => void>; next: number } | undefined;
+// A callback from the driver's thread does not keep Node's event loop alive: a timer does while any is pending.
+let keepAlive: ReturnType<typeof setInterval> | undefined;
 
 function hostFunctionDone(stream: Stream): Promise<void> {
   if (!hostFn) {
@@ -58,6 +60,10 @@ function hostFunctionDone(stream: Stream): Promise<void> {
       const id = Number(typeof userData === "bigint" ? userData : k.address(userData as never));
       const done = pending.get(id);
       pending.delete(id);
+      if (pending.size === 0 && keepAlive) {
+        clearInterval(keepAlive);
+        keepAlive = undefined;
+      }
       done?.();
     }, k.pointer(proto));
     hostFn = { pointer, pending, next: 1 };
@@ -66,9 +72,14 @@ function hostFunctionDone(stream: Stream): Promise<void> {
   const id = h.next++;
   return new Promise<void>((resolve) => {
     h.pending.set(id, resolve);
+    keepAlive ??= setInterval(() => {}, 1 << 30);
     const rc = CUDA.fn.cuLaunchHostFunc(streamHandle(stream), h.pointer, BigInt(id) as never);
     if (rc !== 0) {
       h.pending.delete(id);
+      if (h.pending.size === 0 && keepAlive) {
+        clearInterval(keepAlive);
+        keepAlive = undefined;
+      }
       checkCuda("cuLaunchHostFunc", rc);
     }
   });

@@ -1,0 +1,65 @@
+/**
+ * Host → pinned staging copies that run on koffi's worker threads (memcpy from the C library), several
+ * chunks at once, so a large input is copied at the host's memory bandwidth rather than one core's, and the
+ * JS thread stays free for the event loop while it happens. Each chunk is handed to `onChunk` as soon as it
+ * has landed (to queue its DMA), so the copy to the GPU overlaps the host copy of the next chunks.
+ *
+ * The source must stay unchanged, and its buffer neither transferred nor detached, until the returned
+ * promise settles (run() documents this for its inputs). Small copies are done on the JS thread: a thread
+ * hand-off costs more than they do.
+ */
+import { koffi } from "../../../ffi/koffi.js";
+import { LIBC } from "../../../ffi/libc.js";
+import { callAsync } from "../../../ffi/library.js";
+import { checkBytes, fail } from "./validate.js";
+
+/** Below this, copy on the JS thread. */
+export const WORKER_COPY_MIN_BYTES = 256 << 10;
+
+export interface HostCopyOptions {
+  /** Bytes per memcpy (default 4 MiB; smaller for medium copies so that several threads share them). */
+  readonly chunkBytes?: number;
+  /** Called on the JS thread as each chunk lands: [offset, offset + bytes) of the destination is written. */
+  readonly onChunk?: (offset: number, bytes: number) => void;
+}
+
+/** Host memory outside the JS heap (a PinnedBuffer, or any koffi allocation in tests). */
+export interface HostMemory {
+  readonly ptr: bigint;
+  readonly bytes: number;
+  readonly alive: boolean;
+  readonly arrayBuffer: ArrayBuffer;
+}
+
+export async function copyIntoPinned(
+  dst: HostMemory,
+  dstOffset: number,
+  src: Uint8Array,
+  opts: HostCopyOptions = {},
+): Promise<void> {
+  const bytes = src.byteLength;
+  checkBytes("dstOffset", dstOffset);
+  if (!dst.alive) fail("the pinned staging buffer has been freed");
+  if (dstOffset + bytes > dst.bytes) fail(`${bytes} bytes at offset ${dstOffset} do not fit ${dst.bytes} bytes of staging`);
+  if (bytes === 0) return;
+  if (bytes < WORKER_COPY_MIN_BYTES) {
+    new Uint8Array(dst.arrayBuffer, dstOffset, bytes).set(src);
+    opts.onChunk?.(dstOffset, bytes);
+    return;
+  }
+  // Off-heap (≥ 256 KiB) typed arrays never move, so their address is stable for the copy's duration.
+  const from = koffi().address(src);
+  const to = dst.ptr + BigInt(dstOffset);
+  const chunk = opts.chunkBytes ?? Math.max(WORKER_COPY_MIN_BYTES / 2, Math.min(4 << 20, Math.ceil(bytes / 4 / 4096) * 4096));
+  const copies: Promise<void>[] = [];
+  for (let off = 0; off < bytes; off += chunk) {
+    const n = Math.min(chunk, bytes - off);
+    copies.push(
+      callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() => opts.onChunk?.(dstOffset + off, n)),
+    );
+  }
+  // Every chunk must have stopped writing before this returns, also when one fails.
+  const settled = await Promise.allSettled(copies);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}

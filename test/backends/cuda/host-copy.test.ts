@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { copyIntoPinned, type HostMemory, WORKER_COPY_MIN_BYTES } from "../../../src/backends/cuda/device/host-copy.js";
+import { koffi } from "../../../src/ffi/koffi.js";
+
+/** Off-heap memory from koffi standing in for pinned staging (no GPU needed). */
+function hostMemory(bytes: number): HostMemory & { free(): void } {
+  const k = koffi();
+  const p = k.alloc("uint8_t", bytes);
+  let alive = true;
+  return {
+    ptr: k.address(p),
+    bytes,
+    get alive() {
+      return alive;
+    },
+    arrayBuffer: k.view(p, bytes),
+    free() {
+      alive = false;
+      k.free(p);
+    },
+  };
+}
+
+describe("copyIntoPinned (worker-thread memcpy into staging)", () => {
+  it.each([100, WORKER_COPY_MIN_BYTES - 1, WORKER_COPY_MIN_BYTES, 5 * 1024 * 1024 + 12345])(
+    "copies %i bytes exactly, reporting chunks that tile the range",
+    async (n) => {
+      const dst = hostMemory(n + 64);
+      const src = new Uint8Array(n);
+      for (let i = 0; i < n; i++) src[i] = (i * 2654435761) >>> 24;
+      new Uint8Array(dst.arrayBuffer).fill(0xee);
+      const chunks: [number, number][] = [];
+      await copyIntoPinned(dst, 32, src, { onChunk: (o, b) => chunks.push([o, b]) });
+      const out = new Uint8Array(dst.arrayBuffer);
+      expect(Buffer.compare(out.subarray(32, 32 + n), src)).toBe(0);
+      expect(out[31]).toBe(0xee);
+      expect(out[32 + n]).toBe(0xee);
+      chunks.sort((a, b) => a[0] - b[0]);
+      let at = 32;
+      for (const [o, b] of chunks) {
+        expect(o).toBe(at);
+        at += b;
+      }
+      expect(at).toBe(32 + n);
+      if (n >= WORKER_COPY_MIN_BYTES) expect(chunks.length).toBeGreaterThan(1);
+      dst.free();
+    },
+  );
+
+  it("copies from a view at an offset inside a larger buffer", async () => {
+    const whole = new Float32Array(300_000).map((_, i) => i);
+    const view = new Uint8Array(whole.buffer, 4000, 1_000_000);
+    const dst = hostMemory(view.byteLength);
+    await copyIntoPinned(dst, 0, view);
+    expect(new Float32Array(dst.arrayBuffer)[0]).toBe(1000);
+    expect(Buffer.compare(new Uint8Array(dst.arrayBuffer), view)).toBe(0);
+    dst.free();
+  });
+
+  it("refuses a copy that does not fit, or into freed memory, before any native call", async () => {
+    const dst = hostMemory(1024);
+    await expect(copyIntoPinned(dst, 1000, new Uint8Array(100))).rejects.toThrow(/do not fit/);
+    dst.free();
+    await expect(copyIntoPinned(dst, 0, new Uint8Array(10))).rejects.toThrow(/freed/);
+  });
+});
