@@ -11,6 +11,7 @@ import { ACTIVATION_CONVERTERS } from "./aten/activation.js";
 import { ATTENTION_CONVERTERS } from "./aten/attention.js";
 import { CAST_CONVERTERS } from "./aten/cast.js";
 import { COMPARE_CONVERTERS } from "./aten/compare.js";
+import { COMPOSITE_CONVERTERS } from "./aten/composite.js";
 import { CONVOLUTION_CONVERTERS } from "./aten/convolution.js";
 import { CREATION_CONVERTERS } from "./aten/creation.js";
 import { ELEMENTWISE_CONVERTERS } from "./aten/elementwise.js";
@@ -70,6 +71,7 @@ export const CONVERTER_TABLES = Object.freeze({
   padding: PADDING_CONVERTERS,
   resize: RESIZE_CONVERTERS,
   misc: MISC_CONVERTERS,
+  composite: COMPOSITE_CONVERTERS,
 });
 
 /** The registry torchc uses unless a caller builds its own (e.g. with extra or fewer candidates). */

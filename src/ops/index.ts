@@ -6,6 +6,7 @@ import { ACTIVATION_OPS } from "./activation.js";
 import { ATTENTION_OPS } from "./attention.js";
 import { BATCHNORM_OPS } from "./batchnorm.js";
 import { COMPARE_OPS } from "./compare.js";
+import { COMPOSITE_OPS } from "./composite.js";
 import { CONV_OPS } from "./conv.js";
 import { CREATION_OPS } from "./creation.js";
 import { ELEMENTWISE_OPS } from "./elementwise.js";
@@ -48,6 +49,7 @@ export const OPS = Object.freeze({
   ...PAD_OPS,
   ...RESIZE_OPS,
   ...MISC_OPS,
+  ...COMPOSITE_OPS,
   ...INPLACE_OPS,
 });
 

@@ -5,6 +5,7 @@
 import { viewRules } from "./canonicalize-views.js";
 import { activationRules } from "./decompositions/activation.js";
 import { attentionRules } from "./decompositions/attention.js";
+import { compositeRules } from "./decompositions/composite.js";
 import { convolutionRules } from "./decompositions/convolution.js";
 import { layoutRules } from "./decompositions/layout.js";
 import { matmulRules } from "./decompositions/matmul.js";
@@ -23,6 +24,7 @@ export const decompositionRules = ruleSet(
   poolingRules,
   miscRules,
   attentionRules,
+  compositeRules,
   viewRules,
 );
 

@@ -138,6 +138,27 @@ case("aten.squeeze.default", self=R(1, 3, 1, 2))
 case("aten.softmax.int", self=R(3, 4), dim=0, dtype=torch.float64)
 case("aten.log_softmax.int", self=R(3, 4) * 20, dim=0)
 case("aten.split.sizes", self=R(5, 2), split_size=[2, 3])
+# composite ops (src/ops/composite.ts) and Swin-T's shapes
+case("aten.addcmul.default", self=R(2, 3), tensor1=R(3), tensor2=R(2, 1), value=0.7)
+case("aten.addcdiv.default", self=R(2, 3), tensor1=R(2, 3), tensor2=R(2, 3) + 3, value=-1.5)
+x5 = R(2, 3, 4)
+case("aten.linalg_vector_norm.default", self=x5)
+case("aten.linalg_vector_norm.default", self=x5, ord=1, dim=[1], keepdim=True)
+case("aten.linalg_vector_norm.default", self=x5, ord=float("inf"), dim=[0, 2])
+case("aten.linalg_vector_norm.default", self=x5, ord=float("-inf"), dim=[-1])
+case("aten.linalg_vector_norm.default", self=x5, ord=0, dim=[2])
+case("aten.linalg_vector_norm.default", self=x5, ord=3.5, dim=[-1], dtype=torch.float64)
+case("aten.einsum.default", equation="bhqd,bhkd->bhqk", tensors=[R(2, 3, 4, 5), R(2, 3, 6, 5)])
+case("aten.einsum.default", equation="...ij,...jk", tensors=[R(2, 1, 3, 4), R(5, 4, 2)])
+case("aten.einsum.default", equation="bii->bi", tensors=[R(2, 3, 3)])
+case("aten.einsum.default", equation="i,j,ij->", tensors=[R(3), R(4), R(3, 4)])
+case("aten.as_strided.default", self=R(3, 4), size=[2, 2], stride=[1, 4], storage_offset=1)
+case("aten.as_strided.default", self=R(2, 6), size=[2, 2, 3], stride=[6, 3, 1])
+for aa in ("bilinear", "bicubic"):
+    case(f"aten._upsample_{aa}2d_aa.default", self=R(1, 2, 9, 7), output_size=[4, 3], align_corners=False)
+    case(f"aten._upsample_{aa}2d_aa.default", self=R(1, 2, 5, 6), output_size=[8, 3], align_corners=True)
+    case(f"aten._upsample_{aa}2d_aa.vec", input=R(2, 1, 14, 14), output_size=None, align_corners=False, scale_factors=[0.5, 0.75])
+case("aten.roll.default", self=R(1, 14, 14, 3), shifts=[-3, -3], dims=[1, 2])
 
 def arg(v, tensors):
     if isinstance(v, torch.Tensor):

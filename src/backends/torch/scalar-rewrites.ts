@@ -17,6 +17,7 @@ import { isFloating } from "../../ir/dtype.js";
 import type { Arg, Node } from "../../ir/graph.js";
 import { allocData, type Tensor } from "../../ir/tensor.js";
 import { evaluateNode, withDefaults } from "../../ops/index.js";
+import { COMPOSITE_REWRITES } from "./composite-rewrites.js";
 import { emitFilled } from "./filled.js";
 import { referenceDtype } from "./number-operands.js";
 import {
@@ -570,4 +571,5 @@ export const SCALAR_REWRITES: Readonly<Record<string, ScalarRewrite>> = {
   "aten.arange.default": FOLDED,
   "aten.arange.start": FOLDED,
   "aten.arange.start_step": FOLDED,
+  ...COMPOSITE_REWRITES,
 };

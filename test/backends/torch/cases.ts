@@ -254,6 +254,39 @@ export const REWRITE_CASES: readonly RewriteCase[] = [
       groups: I(1),
     },
   ),
+  // composite ops with a Scalar (composite-rewrites.ts)
+  c(
+    "addcmul, value 0.5, broadcast",
+    "aten.addcmul.default",
+    { x: f32(2, 3), a: f32(3), b: f32(2, 1) },
+    { self: T("x"), tensor1: T("a"), tensor2: T("b"), value: F(0.5) },
+  ),
+  c(
+    "addcmul, int tensors",
+    "aten.addcmul.default",
+    { x: i64(2, 3), a: i64(3), b: i64(2, 3) },
+    { self: T("x"), tensor1: T("a"), tensor2: T("b"), value: I(3) },
+  ),
+  c(
+    "addcdiv, value −2",
+    "aten.addcdiv.default",
+    { x: f32(2, 3), a: f32(2, 3), b: f32(2, 3) },
+    { self: T("x"), tensor1: T("a"), tensor2: T("b"), value: F(-2) },
+  ),
+  ...[2, 1, 0, 3, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY].map((ord) =>
+    c(
+      `linalg_vector_norm ord ${ord}`,
+      "aten.linalg_vector_norm.default",
+      { x: f32(2, 3, 4) },
+      { self: T("x"), ord: F(ord), dim: L(-1), keepdim: B(ord === 1) },
+    ),
+  ),
+  c(
+    "linalg_vector_norm over all dims, float64",
+    "aten.linalg_vector_norm.default",
+    { x: f32(2, 3) },
+    { self: T("x"), dtype: D("float64") },
+  ),
 ];
 
 /** A deterministic PRNG (mulberry32). */

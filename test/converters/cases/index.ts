@@ -5,6 +5,7 @@ import { ACTIVATION_CASES } from "./activation.js";
 import { ATTENTION_CASES } from "./attention.js";
 import { CAST_CASES } from "./cast.js";
 import { COMPARE_CASES } from "./compare.js";
+import { COMPOSITE_CASES } from "./composite.js";
 import { CONVOLUTION_CASES } from "./convolution.js";
 import { CREATION_CASES } from "./creation.js";
 import { ELEMENTWISE_CASES } from "./elementwise.js";
@@ -63,6 +64,7 @@ function inplaceCases(functional: readonly CaseSpec[]): CaseSpec[] {
 const FUNCTIONAL_CASES: readonly CaseSpec[] = [
   ...ELEMENTWISE_CASES,
   ...UNARY_CASES,
+  ...COMPOSITE_CASES,
   ...ACTIVATION_CASES,
   ...COMPARE_CASES,
   ...CONVOLUTION_CASES,

@@ -1,0 +1,137 @@
+// Converters of the composite ops (src/ops/composite.ts) with the same recipes the lowering pass uses
+// (src/ops/composite-lowering.ts), emitted as layers. The default pipeline decomposes these ops before
+// conversion; these converters serve graphs lowered with other pipelines and keep the catalogue convertible.
+import { isFloating, promoteTypes } from "../../ir/dtype.js";
+import type { Tensor } from "../../ir/tensor.js";
+import { tensorFromNumbers } from "../../ir/tensor.js";
+import type { NetworkBuilder } from "../../network/builder.js";
+import {
+  type AaResizeArgs,
+  type AddcArgs,
+  type AsStridedArgs,
+  aaGeometry,
+  einsumSizes,
+  normAxes,
+  parseEinsum,
+  type VectorNormArgs,
+} from "../../ops/composite.js";
+import {
+  type Emitter,
+  lowerAaResize,
+  lowerAddc,
+  lowerAsStrided,
+  lowerEinsum,
+  lowerVectorNorm,
+} from "../../ops/composite-lowering.js";
+import { binary, unary } from "../impl/elementwise.js";
+import { matmul } from "../impl/matmul.js";
+import { broadcastTo, cast, permute, reshape, scalar } from "../impl/tensors.js";
+import { type AnyCandidate, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
+import { outType } from "./common.js";
+import { reduceAxes } from "./reduce.js";
+
+/** The emitter over network layers. */
+function layerEmitter(net: NetworkBuilder): Emitter<string> {
+  return {
+    shape: (v) => net.typeOf(v).shape,
+    dtype: (v) => net.typeOf(v).dtype,
+    permute: (v, perm) => permute(net, v, perm),
+    reshape: (v, shape) => reshape(net, v, shape),
+    expand: (v, shape) => broadcastTo(net, v, shape),
+    bmm: (a, b) => net.add({ type: "matmul", inputs: [a, b], transposeA: false, transposeB: false }),
+    reduce: (op, v, axes, keepdim) => reduceAxes(net, op, v, axes, keepdim),
+    unary: (op, v) => unary(net, op, v),
+    binary: (op, a, b) => binary(net, op, a, b, promoteTypes(net.typeOf(a).dtype, net.typeOf(b).dtype)),
+    scalar: (op, v, c) => binary(net, op, v, scalar(net, net.typeOf(v).dtype, c)),
+    nonzero: (v, dtype) => cast(net, binary(net, "ne", v, scalar(net, net.typeOf(v).dtype, 0)), dtype),
+    cast: (v, dtype) => cast(net, v, dtype),
+    constant: (t: Tensor) => net.constant(t),
+    linear: (x, w) => matmul(net, x, net.constant(w), true),
+    take: (v, positions, shape) => {
+      const n = net.typeOf(v).shape.reduce((p, d) => p * d, 1);
+      const flat = reshape(net, v, [n]);
+      const idx = net.constant(tensorFromNumbers("int64", shape, positions));
+      return net.add({ type: "gather", inputs: [flat, idx], axis: 0, mode: "default" });
+    },
+  };
+}
+
+const addc = (divide: boolean): ConverterSpec<AddcArgs> => ({
+  name: divide ? "addcdiv" : "addcmul",
+  supports: () => SUPPORTED,
+  convert: (node, a, net) => {
+    const e = layerEmitter(net.net);
+    const out = outType(node, net).dtype;
+    const [s, t1, t2] = [a.self, a.tensor1, a.tensor2].map((t) => cast(net.net, net.input(t), out));
+    return [lowerAddc(e, s, t1, t2, Number(a.value.value), divide)];
+  },
+});
+
+const vectorNorm: ConverterSpec<VectorNormArgs> = {
+  name: "vector-norm",
+  supports: () => SUPPORTED,
+  convert: (node, a, net) => {
+    const x = net.input(a.self);
+    const axes = normAxes(node.op, a.dim, net.typeOf(a.self).shape.length);
+    return [lowerVectorNorm(layerEmitter(net.net), x, a.ord, axes, a.keepdim, a.dtype)];
+  },
+};
+
+const einsum: ConverterSpec<{ readonly equation: string; readonly tensors: readonly string[] }> = {
+  name: "einsum-bmm",
+  supports: (node, a, ctx) => {
+    const spec = parseEinsum(
+      node.op,
+      a.equation,
+      a.tensors.map((t) => ctx.typeOf(t).shape.length),
+    );
+    return spec.inputs.some((ls) => new Set(ls).size !== ls.length)
+      ? refuse("a subscript repeated within one operand (a diagonal) has no layer form here")
+      : SUPPORTED;
+  },
+  convert: (node, a, net) => {
+    const shapes = a.tensors.map((t) => net.typeOf(t).shape);
+    const spec = parseEinsum(
+      node.op,
+      a.equation,
+      shapes.map((s) => s.length),
+    );
+    const sizes = einsumSizes(node.op, spec, shapes);
+    const v = lowerEinsum(
+      layerEmitter(net.net),
+      spec,
+      sizes,
+      a.tensors.map((t) => net.input(t)),
+    );
+    if (v === undefined) throw new Error(`${node.op}: '${a.equation}' has no bmm form`);
+    return [v];
+  },
+};
+
+const asStrided: ConverterSpec<AsStridedArgs> = {
+  name: "as-strided",
+  supports: () => SUPPORTED,
+  convert: (_node, a, net) => [lowerAsStrided(layerEmitter(net.net), net.input(a.self), a)],
+};
+
+const aaResize = (kind: "bilinear" | "bicubic"): ConverterSpec<AaResizeArgs> => ({
+  name: `${kind}-aa-matmul`,
+  supports: (_node, a, ctx) =>
+    isFloating(ctx.typeOf(a.input).dtype) ? SUPPORTED : refuse("antialiased resize needs a float input"),
+  convert: (node, a, net) => {
+    const { out, scale } = aaGeometry(node.op, a, net.typeOf(a.input).shape);
+    return [lowerAaResize(layerEmitter(net.net), net.input(a.input), kind, out, scale)];
+  },
+});
+
+export const COMPOSITE_CONVERTERS: readonly AnyCandidate[] = [
+  converter("aten.addcmul.default", addc(false)),
+  converter("aten.addcdiv.default", addc(true)),
+  converter("aten.linalg_vector_norm.default", vectorNorm),
+  converter("aten.einsum.default", einsum),
+  converter("aten.as_strided.default", asStrided),
+  converter("aten._upsample_bilinear2d_aa.default", aaResize("bilinear")),
+  converter("aten._upsample_bilinear2d_aa.vec", aaResize("bilinear")),
+  converter("aten._upsample_bicubic2d_aa.default", aaResize("bicubic")),
+  converter("aten._upsample_bicubic2d_aa.vec", aaResize("bicubic")),
+];

@@ -1,0 +1,541 @@
+// Composite ops that real networks use and that the lowering pipeline decomposes into the core set
+// (src/passes/decompositions/composite.ts): addcmul/addcdiv (timm ConvNeXt-V2), linalg_vector_norm (XCiT,
+// EdgeNeXt), einsum (MaxViT), as_strided (core ATen's adaptive pooling), and the antialiased resizes (timm's
+// position-embedding resampling). Each reference is written from PyTorch's definition in float64.
+import { isFloating } from "../ir/dtype.js";
+import { numel, type Shape, type Tensor } from "../ir/tensor.js";
+import {
+  broadcastShapes,
+  expandNums,
+  f64,
+  fromF64,
+  normDim,
+  reducedShape,
+  resultType,
+  scalarDtype,
+  tt,
+} from "./data.js";
+import { defineOp, OpArgError, opTable, type ScalarValue } from "./schema.js";
+import type { TypeOf } from "./types.js";
+
+// ------------------------------------------------------------------------------------------ addcmul / addcdiv
+
+export interface AddcArgs {
+  readonly self: string;
+  readonly tensor1: string;
+  readonly tensor2: string;
+  readonly value: ScalarValue;
+}
+
+function addcType(name: string, a: AddcArgs, typeOf: TypeOf) {
+  const types = [a.self, a.tensor1, a.tensor2].map((t) => typeOf(t));
+  const dtype = resultType(...types.map((t) => ({ dtype: t.dtype, shape: t.shape, wrapped: false })));
+  if (name === "aten.addcdiv.default" && !isFloating(dtype))
+    throw new OpArgError(name, "tensor1", "integer division with addcdiv is not supported (as in PyTorch)");
+  if (!isFloating(dtype) && isFloating(scalarDtype(a.value)))
+    throw new OpArgError(name, "value", `a float value for ${dtype} tensors`);
+  return tt(dtype, broadcastShapes(name, ...types.map((t) => t.shape)));
+}
+
+/** self + value·t1·t2 (addcmul) or self + value·t1/t2 (addcdiv), evaluated left to right as ATen's CPU kernel. */
+function addcOp<const N extends string>(name: N, divide: boolean) {
+  return defineOp({
+    name,
+    schema: "Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1",
+    read: (r): AddcArgs => ({
+      self: r.tensor("self"),
+      tensor1: r.tensor("tensor1"),
+      tensor2: r.tensor("tensor2"),
+      value: r.scalar("value"),
+    }),
+    infer: (a, typeOf) => [addcType(name, a, typeOf)],
+    evaluate: (a, valueAt) => {
+      const out = addcType(name, a, (t) => valueAt(t));
+      const [s, t1, t2] = [a.self, a.tensor1, a.tensor2].map((t) => expandNums(valueAt(t), out.shape));
+      const v = Number(a.value.value);
+      const n = numel(out.shape);
+      const res = new Float64Array(n);
+      for (let i = 0; i < n; i++) res[i] = s[i] + (divide ? (v * t1[i]) / t2[i] : v * t1[i] * t2[i]);
+      return [fromF64(out.dtype, out.shape, res)];
+    },
+  });
+}
+
+// ------------------------------------------------------------------------------------------ linalg_vector_norm
+
+export interface VectorNormArgs {
+  readonly self: string;
+  readonly ord: number;
+  readonly dim: readonly number[] | null;
+  readonly keepdim: boolean;
+  readonly dtype: ReturnType<typeof scalarDtype> | null;
+}
+
+/** The reduced axes: all of them for None or [] (as PyTorch), else the normalized, sorted, distinct list. */
+export function normAxes(op: string, dim: readonly number[] | null, rank: number): number[] {
+  if (dim === null || dim.length === 0) return Array.from({ length: rank }, (_, i) => i);
+  const axes = dim.map((d) => normDim(op, d, Math.max(rank, 1)));
+  if (new Set(axes).size !== axes.length) throw new OpArgError(op, "dim", `repeated dims [${dim}]`);
+  return axes.sort((x, y) => x - y);
+}
+
+const VECTOR_NORM = "aten.linalg_vector_norm.default";
+
+function vectorNormType(a: VectorNormArgs, typeOf: TypeOf) {
+  const t = typeOf(a.self);
+  if (!isFloating(t.dtype))
+    throw new OpArgError(VECTOR_NORM, "self", `expected a floating point tensor, got ${t.dtype}`);
+  const axes = normAxes(VECTOR_NORM, a.dim, t.shape.length);
+  if (a.ord < 0 || !Number.isFinite(a.ord))
+    for (const ax of axes)
+      if (t.shape[ax] === 0)
+        throw new OpArgError(VECTOR_NORM, "ord", `ord=${a.ord} over an empty dimension is undefined`);
+  return { type: tt(a.dtype ?? t.dtype, reducedShape(t.shape, axes, a.keepdim)), axes };
+}
+
+/** ‖x‖_ord over `axes`: Σ|x|^p)^(1/p); max |x| (inf); min |x| (−inf); the count of nonzeros (0). */
+export function vectorNorm(x: Tensor, ord: number, axes: readonly number[]): Float64Array {
+  const v = f64(x);
+  const shape = x.shape;
+  const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const n = numel(outShape);
+  const acc = new Float64Array(n).fill(
+    ord === Number.POSITIVE_INFINITY ? 0 : ord === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : 0,
+  );
+  const outStrides = stridesFor(outShape);
+  const coord = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < v.length; i++) {
+    let o = 0;
+    for (let k = 0; k < shape.length; k++) if (!axes.includes(k)) o += coord[k] * outStrides[k];
+    const m = Math.abs(v[i]);
+    if (ord === Number.POSITIVE_INFINITY) acc[o] = Number.isNaN(m) || m > acc[o] ? m : acc[o];
+    else if (ord === Number.NEGATIVE_INFINITY) acc[o] = Number.isNaN(m) || m < acc[o] ? m : acc[o];
+    else if (ord === 0) acc[o] += m !== 0 ? 1 : 0;
+    else if (ord === 1) acc[o] += m;
+    else if (ord === 2) acc[o] += m * m;
+    else acc[o] += m ** ord;
+    for (let k = shape.length - 1; k >= 0; k--) {
+      if (++coord[k] < shape[k]) break;
+      coord[k] = 0;
+    }
+  }
+  if (ord !== 0 && ord !== 1 && Number.isFinite(ord))
+    for (let i = 0; i < n; i++) acc[i] = ord === 2 ? Math.sqrt(acc[i]) : acc[i] ** (1 / ord);
+  return acc;
+}
+
+function stridesFor(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let p = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = p;
+    p *= shape[i];
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------------------------------ einsum
+
+/** An einsum equation with its ellipses expanded for the given operand ranks. */
+export interface EinsumSpec {
+  /** Per operand, one label per dim (ellipsis dims get labels "0", "1", … right-aligned across operands). */
+  readonly inputs: readonly (readonly string[])[];
+  readonly output: readonly string[];
+}
+
+const isLetter = (c: string) => /^[a-zA-Z]$/.test(c);
+
+/** Parses `equation` for operands of `ranks` (PyTorch's rules: implicit output = sorted labels seen once). */
+export function parseEinsum(op: string, equation: string, ranks: readonly number[]): EinsumSpec {
+  const eq = equation.replace(/\s+/g, "");
+  const arrow = eq.indexOf("->");
+  const lhs = arrow < 0 ? eq : eq.slice(0, arrow);
+  const terms = lhs.split(",");
+  if (terms.length !== ranks.length)
+    throw new OpArgError(op, "equation", `${terms.length} operand terms for ${ranks.length} tensors`);
+  const read = (term: string, where: string) => {
+    const labels: string[] = [];
+    let ellipsis = false;
+    for (let i = 0; i < term.length; i++) {
+      if (term.startsWith("...", i)) {
+        if (ellipsis) throw new OpArgError(op, "equation", `two ellipses in ${where}`);
+        ellipsis = true;
+        labels.push("...");
+        i += 2;
+      } else if (isLetter(term[i])) labels.push(term[i]);
+      else throw new OpArgError(op, "equation", `invalid subscript '${term[i]}' in ${where}`);
+    }
+    return labels;
+  };
+  const raw = terms.map((t, i) => read(t, `operand ${i}`));
+  // Ellipsis dims are labelled by their distance from the ellipsis' right end ("0" is its last dim), so they
+  // line up right-aligned across operands, as broadcasting does.
+  let ellipsisRank = 0;
+  const fixed = raw.map((labels, i) => {
+    const letters = labels.filter((l) => l !== "...").length;
+    const pos = labels.indexOf("...");
+    if (pos < 0 ? ranks[i] !== letters : ranks[i] < letters)
+      throw new OpArgError(
+        op,
+        "equation",
+        `operand ${i} has rank ${ranks[i]}, the equation gives it ${letters} subscripts`,
+      );
+    if (pos < 0) return labels;
+    const e = ranks[i] - letters;
+    ellipsisRank = Math.max(ellipsisRank, e);
+    const ell = Array.from({ length: e }, (_, k) => `${e - 1 - k}`);
+    return [...labels.slice(0, pos), ...ell, ...labels.slice(pos + 1)];
+  });
+  const ellipsisLabels = Array.from({ length: ellipsisRank }, (_, k) => `${ellipsisRank - 1 - k}`);
+  let output: string[];
+  if (arrow >= 0) {
+    const out = read(eq.slice(arrow + 2), "the output");
+    const seen = new Set<string>();
+    for (const l of out) {
+      if (l !== "..." && !fixed.some((ls) => ls.includes(l)))
+        throw new OpArgError(op, "equation", `output subscript '${l}' does not appear in the operands`);
+      if (seen.has(l)) throw new OpArgError(op, "equation", `output subscript '${l}' appears twice`);
+      seen.add(l);
+    }
+    output = out.flatMap((l) => (l === "..." ? ellipsisLabels : [l]));
+  } else {
+    const counts = new Map<string, number>();
+    for (const ls of fixed) for (const l of ls) if (isLetter(l)) counts.set(l, (counts.get(l) ?? 0) + 1);
+    const once = [...counts].filter(([, c]) => c === 1).map(([l]) => l);
+    output = [...ellipsisLabels, ...once.sort()];
+  }
+  return { inputs: fixed, output };
+}
+
+/** The size of every label (1-sized dims broadcast; any other mismatch is an error). */
+export function einsumSizes(op: string, spec: EinsumSpec, shapes: readonly Shape[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  spec.inputs.forEach((labels, i) => {
+    labels.forEach((l, d) => {
+      const n = shapes[i][d];
+      const known = sizes.get(l);
+      if (known === undefined || known === 1) sizes.set(l, n);
+      else if (n !== known && n !== 1)
+        throw new OpArgError(op, "tensors", `subscript '${l}' has sizes ${known} and ${n}`);
+    });
+  });
+  return sizes;
+}
+
+const EINSUM = "aten.einsum.default";
+
+function einsumType(a: { equation: string; tensors: readonly string[] }, typeOf: TypeOf) {
+  const types = a.tensors.map((t) => typeOf(t));
+  if (types.length === 0) throw new OpArgError(EINSUM, "tensors", "no operands");
+  const dtype = types[0].dtype;
+  if (types.some((t) => t.dtype !== dtype))
+    throw new OpArgError(EINSUM, "tensors", `operands of different dtypes (${types.map((t) => t.dtype)})`);
+  const spec = parseEinsum(
+    EINSUM,
+    a.equation,
+    types.map((t) => t.shape.length),
+  );
+  const sizes = einsumSizes(
+    EINSUM,
+    spec,
+    types.map((t) => t.shape),
+  );
+  return {
+    spec,
+    sizes,
+    type: tt(
+      dtype,
+      spec.output.map((l) => sizes.get(l) ?? 1),
+    ),
+  };
+}
+
+// ------------------------------------------------------------------------------------------ as_strided
+
+export interface AsStridedArgs {
+  readonly self: string;
+  readonly size: readonly number[];
+  readonly stride: readonly number[];
+  readonly storageOffset: number;
+}
+
+const AS_STRIDED = "aten.as_strided.default";
+
+/** Flat (row-major) positions in `self`'s storage that as_strided reads, in output order. */
+export function stridedIndex(a: AsStridedArgs, selfNumel: number): Float64Array {
+  if (a.size.length !== a.stride.length)
+    throw new OpArgError(AS_STRIDED, "stride", `${a.stride.length} strides for ${a.size.length} dims`);
+  if (a.stride.some((s) => s < 0)) throw new OpArgError(AS_STRIDED, "stride", "negative strides");
+  const n = numel(a.size);
+  const idx = new Float64Array(n);
+  const coord = new Array<number>(a.size.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    let o = a.storageOffset;
+    for (let k = 0; k < coord.length; k++) o += coord[k] * a.stride[k];
+    if (o >= selfNumel)
+      throw new OpArgError(
+        AS_STRIDED,
+        "size",
+        `reads element ${o} of a storage of ${selfNumel} (torchc treats the input as its own contiguous storage)`,
+      );
+    idx[i] = o;
+    for (let k = coord.length - 1; k >= 0; k--) {
+      if (++coord[k] < a.size[k]) break;
+      coord[k] = 0;
+    }
+  }
+  return idx;
+}
+
+// ------------------------------------------------------------------------------------------ antialiased resize
+
+export type AaKind = "bilinear" | "bicubic";
+
+/** PIL's filters as ATen's UpSampleKernel.cpp uses them with antialias=True (Keys cubic with a = −0.5). */
+export function aaFilter(kind: AaKind, x: number): number {
+  const t = Math.abs(x);
+  if (kind === "bilinear") return t < 1 ? 1 - t : 0;
+  const a = -0.5;
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+  return 0;
+}
+
+/** area_pixel_compute_scale: input/output (or 1/scale when given), or (in−1)/(out−1) with align_corners. */
+export function aaScale(
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+  scale: number | null,
+): number {
+  if (alignCorners) return outSize > 1 ? (inSize - 1) / (outSize - 1) : 0;
+  return scale !== null && scale > 0 ? 1 / scale : inSize / outSize;
+}
+
+/**
+ * The [out, in] weight matrix of one axis: the filter's support widened by the downsampling factor, centred on
+ * scale·(i + 0.5), each row normalized to sum 1 (ATen's _compute_indices_min_size_weights_aa).
+ */
+export function aaWeights(kind: AaKind, inSize: number, outSize: number, scale: number): Float64Array {
+  const interp = kind === "bilinear" ? 2 : 4;
+  const support = scale >= 1 ? (interp / 2) * scale : interp / 2;
+  const maxSize = Math.ceil(support) * 2 + 1;
+  const invscale = scale >= 1 ? 1 / scale : 1;
+  const w = new Float64Array(outSize * inSize);
+  for (let i = 0; i < outSize; i++) {
+    const center = scale * (i + 0.5);
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xsize = Math.min(Math.max(Math.min(Math.trunc(center + support + 0.5), inSize) - xmin, 0), maxSize);
+    let total = 0;
+    const row: number[] = [];
+    for (let j = 0; j < xsize; j++) {
+      const v = aaFilter(kind, (j + xmin - center + 0.5) * invscale);
+      row.push(v);
+      total += v;
+    }
+    for (let j = 0; j < xsize; j++) w[i * inSize + xmin + j] = total !== 0 ? row[j] / total : row[j];
+  }
+  return w;
+}
+
+export interface AaResizeArgs {
+  readonly input: string;
+  readonly outputSize: readonly number[] | null;
+  readonly alignCorners: boolean;
+  /** Per spatial axis (h, w): the scale factor the caller gave, or null. */
+  readonly scales: readonly (number | null)[];
+}
+
+/** Output size and per-axis source scale of a 2-D antialiased resize. */
+export function aaGeometry(op: string, a: AaResizeArgs, shape: Shape): { out: number[]; scale: number[] } {
+  if (shape.length !== 4) throw new OpArgError(op, "input", `expected a 4-D input, got [${shape}]`);
+  const inHW = shape.slice(2);
+  let out: number[];
+  if (a.outputSize !== null) {
+    if (a.outputSize.length !== 2)
+      throw new OpArgError(op, "output_size", `expected 2 sizes, got [${a.outputSize}]`);
+    out = [...a.outputSize];
+  } else {
+    if (a.scales.some((s) => s === null))
+      throw new OpArgError(op, "scale_factors", "needs output_size or scale_factors");
+    out = inHW.map((d, i) => Math.floor(d * (a.scales[i] as number)));
+  }
+  if (out.some((d) => d <= 0) || inHW.some((d) => d <= 0))
+    throw new OpArgError(op, "output_size", `input [${inHW}] and output [${out}] must be positive`);
+  return { out, scale: inHW.map((d, i) => aaScale(d, out[i], a.alignCorners, a.scales[i])) };
+}
+
+/** Applies per-axis weight matrices [out, in] to the last two dims of an [N, C, H, W] tensor. */
+export function applySeparable(
+  x: Tensor,
+  wh: Float64Array,
+  ww: Float64Array,
+  outH: number,
+  outW: number,
+): Float64Array {
+  const [N, C, H, W] = x.shape;
+  const v = f64(x);
+  const tmp = new Float64Array(N * C * H * outW);
+  for (let p = 0; p < N * C; p++)
+    for (let h = 0; h < H; h++)
+      for (let o = 0; o < outW; o++) {
+        let s = 0;
+        for (let w = 0; w < W; w++) s += ww[o * W + w] * v[(p * H + h) * W + w];
+        tmp[(p * H + h) * outW + o] = s;
+      }
+  const out = new Float64Array(N * C * outH * outW);
+  for (let p = 0; p < N * C; p++)
+    for (let o = 0; o < outH; o++)
+      for (let c = 0; c < outW; c++) {
+        let s = 0;
+        for (let h = 0; h < H; h++) s += wh[o * H + h] * tmp[(p * H + h) * outW + c];
+        out[(p * outH + o) * outW + c] = s;
+      }
+  return out;
+}
+
+function aaInfer(op: string, a: AaResizeArgs, typeOf: TypeOf) {
+  const t = typeOf(a.input);
+  if (!isFloating(t.dtype)) throw new OpArgError(op, "input", `expected floating point, got ${t.dtype}`);
+  const { out } = aaGeometry(op, a, t.shape);
+  return [tt(t.dtype, [t.shape[0], t.shape[1], ...out])];
+}
+
+function aaEvaluate(kind: AaKind, op: string, a: AaResizeArgs, x: Tensor) {
+  const { out, scale } = aaGeometry(op, a, x.shape);
+  const wh = aaWeights(kind, x.shape[2], out[0], scale[0]);
+  const ww = aaWeights(kind, x.shape[3], out[1], scale[1]);
+  return [fromF64(x.dtype, [x.shape[0], x.shape[1], ...out], applySeparable(x, wh, ww, out[0], out[1]))];
+}
+
+/** `_upsample_*2d_aa.default`: an explicit output size and optional per-axis scales. */
+function aaOp<const N extends string>(kind: AaKind, name: N) {
+  return defineOp({
+    name,
+    schema:
+      "Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None",
+    read: (r): AaResizeArgs => ({
+      input: r.tensor("self"),
+      outputSize: r.ints("output_size"),
+      alignCorners: r.bool("align_corners"),
+      scales: [r.optFloat("scales_h"), r.optFloat("scales_w")],
+    }),
+    infer: (a, typeOf) => aaInfer(name, a, typeOf),
+    evaluate: (a, valueAt) => aaEvaluate(kind, name, a, valueAt(a.input)),
+  });
+}
+
+/** `_upsample_*2d_aa.vec`: an output size or scale factors. */
+function aaVecOp<const N extends string>(kind: AaKind, name: N) {
+  return defineOp({
+    name,
+    schema: "Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors",
+    read: (r): AaResizeArgs => {
+      const f = r.optFloats("scale_factors");
+      return {
+        input: r.tensor("input"),
+        outputSize: r.optInts("output_size"),
+        alignCorners: r.bool("align_corners"),
+        scales: f === null ? [null, null] : f.length === 1 ? [f[0], f[0]] : f,
+      };
+    },
+    infer: (a, typeOf) => aaInfer(name, a, typeOf),
+    evaluate: (a, valueAt) => aaEvaluate(kind, name, a, valueAt(a.input)),
+  });
+}
+
+export const COMPOSITE_OPS = opTable(
+  addcOp("aten.addcmul.default", false),
+  addcOp("aten.addcdiv.default", true),
+  defineOp({
+    name: "aten.linalg_vector_norm.default",
+    schema: "Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None",
+    read: (r): VectorNormArgs => ({
+      self: r.tensor("self"),
+      ord: Number(r.scalar("ord").value),
+      dim: r.optInts("dim"),
+      keepdim: r.bool("keepdim"),
+      dtype: r.optDtype("dtype"),
+    }),
+    infer: (a, typeOf) => [vectorNormType(a, typeOf).type],
+    evaluate: (a, valueAt) => {
+      const x = valueAt(a.self);
+      const { type, axes } = vectorNormType(a, () => x);
+      return [fromF64(type.dtype, type.shape, vectorNorm(x, a.ord, axes))];
+    },
+  }),
+  defineOp({
+    name: "aten.einsum.default",
+    schema: "str equation, Tensor[] tensors, *, int[]? path=None",
+    read: (r) => ({ equation: r.str("equation"), tensors: r.tensors("tensors") }),
+    infer: (a, typeOf) => [einsumType(a, typeOf).type],
+    evaluate: (a, valueAt) => {
+      const xs = a.tensors.map((t) => valueAt(t));
+      const { spec, sizes, type } = einsumType(a, (t) => valueAt(t));
+      const labels = [...sizes.keys()];
+      const extent = labels.map((l) => sizes.get(l) as number);
+      const pos = new Map(labels.map((l, i) => [l, i] as const));
+      const vals = xs.map((x) => f64(x));
+      const strides = xs.map((x, i) => {
+        const s = stridesFor(x.shape);
+        // a size-1 dim broadcast against a larger label size reads its only element
+        return spec.inputs[i].map((l, d) => ({
+          at: pos.get(l) as number,
+          stride: x.shape[d] === 1 ? 0 : s[d],
+        }));
+      });
+      const outStrides = stridesFor(type.shape);
+      const outMap = spec.output.map((l, d) => ({ at: pos.get(l) as number, stride: outStrides[d] }));
+      const out = new Float64Array(numel(type.shape));
+      const total = numel(extent);
+      const c = new Array<number>(labels.length).fill(0);
+      for (let i = 0; i < total; i++) {
+        let prod = 1;
+        for (let k = 0; k < xs.length; k++) {
+          let o = 0;
+          for (const m of strides[k]) o += c[m.at] * m.stride;
+          prod *= vals[k][o];
+        }
+        let oo = 0;
+        for (const m of outMap) oo += c[m.at] * m.stride;
+        out[oo] += prod;
+        for (let k = labels.length - 1; k >= 0; k--) {
+          if (++c[k] < extent[k]) break;
+          c[k] = 0;
+        }
+      }
+      return [fromF64(type.dtype, type.shape, out)];
+    },
+  }),
+  defineOp({
+    name: "aten.as_strided.default",
+    schema: "Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None",
+    read: (r): AsStridedArgs => ({
+      self: r.tensor("self"),
+      size: r.ints("size"),
+      stride: r.ints("stride"),
+      storageOffset: r.optInt("storage_offset") ?? 0,
+    }),
+    infer: (a, typeOf) => {
+      const t = typeOf(a.self);
+      stridedIndex(a, numel(t.shape));
+      return [tt(t.dtype, a.size)];
+    },
+    evaluate: (a, valueAt) => {
+      const x = valueAt(a.self);
+      const idx = stridedIndex(a, numel(x.shape));
+      const v = f64(x);
+      return [
+        fromF64(
+          x.dtype,
+          a.size,
+          Array.from(idx, (i) => v[i]),
+        ),
+      ];
+    },
+  }),
+  aaOp("bilinear", "aten._upsample_bilinear2d_aa.default"),
+  aaVecOp("bilinear", "aten._upsample_bilinear2d_aa.vec"),
+  aaOp("bicubic", "aten._upsample_bicubic2d_aa.default"),
+  aaVecOp("bicubic", "aten._upsample_bicubic2d_aa.vec"),
+);

@@ -1,0 +1,186 @@
+// The composite ops' decompositions (src/passes/decompositions/composite.ts) through the default pipeline: the
+// lowered graph holds only core ops and computes what the op's own reference computes (two independent
+// computations: the op's float64 definition, and the core ops' references).
+import { describe, expect, it } from "vitest";
+import type { Arg } from "../../src/ir/graph.js";
+import { nonCoreOps } from "../../src/passes/core-ops.js";
+import { defaultPipeline } from "../../src/passes/pipeline.js";
+import { expectSameResults, float, ints, lower, none, opsOf, TestGraph } from "./graphs.js";
+
+const S = (value: string): Arg => ({ kind: "string", value });
+const B = (value: boolean): Arg => ({ kind: "bool", value });
+const Ts = (...names: string[]): Arg => ({ kind: "tensors", names });
+
+function lowersToCore(build: (g: TestGraph) => string, rtol = 1e-5, allowed: string[] = []) {
+  const g = new TestGraph();
+  const graph = g.build(build(g));
+  const { graph: out } = lower(graph, ...defaultPipeline());
+  expect([...nonCoreOps(out).keys()].filter((o) => !allowed.includes(o))).toEqual([]);
+  expectSameResults(graph, out, rtol);
+  return out;
+}
+
+describe("composite decompositions", () => {
+  it("addcmul / addcdiv with broadcasting and a value", () => {
+    lowersToCore((g) => {
+      const x = g.input("x", [2, 3]);
+      const a = g.input("a", [3]);
+      const b = g.input("b", [2, 1]);
+      const m = g.node("aten.addcmul.default", { self: x, tensor1: a, tensor2: b, value: float(0.3) });
+      return g.node("aten.addcdiv.default", { self: m, tensor1: x, tensor2: m, value: float(-2) });
+    });
+  });
+
+  for (const ord of [2, 1, 0, 3, 0.5, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    for (const dim of [null, [1], [0, 2]] as const) {
+      it(`linalg_vector_norm ord=${ord} dim=${JSON.stringify(dim)}`, () => {
+        lowersToCore(
+          (g) =>
+            g.node("aten.linalg_vector_norm.default", {
+              self: g.input("x", [2, 3, 4]),
+              ord: float(ord),
+              dim: dim === null ? none : ints([...dim]),
+              keepdim: B(dim?.length === 1),
+            }),
+          1e-5,
+          ord === 0 ? ["aten.ne.Scalar"] : [], // the count of nonzeros needs a comparison
+        );
+      });
+    }
+  }
+
+  const einsums: [string, number[][]][] = [
+    [
+      "ij,jk->ik",
+      [
+        [3, 4],
+        [4, 5],
+      ],
+    ],
+    [
+      "bij,bjk->bik",
+      [
+        [2, 3, 4],
+        [2, 4, 5],
+      ],
+    ],
+    [
+      "bhqd,bhkd->bhqk",
+      [
+        [2, 3, 4, 5],
+        [2, 3, 6, 5],
+      ],
+    ],
+    [
+      "bhqk,bhkd->bqhd",
+      [
+        [2, 3, 4, 6],
+        [2, 3, 6, 5],
+      ],
+    ],
+    [
+      "ij,jk",
+      [
+        [3, 4],
+        [4, 5],
+      ],
+    ],
+    ["i,j->ij", [[3], [4]]],
+    ["ij->ji", [[3, 4]]],
+    ["ijk->j", [[2, 3, 4]]],
+    [
+      "...ij,...jk->...ik",
+      [
+        [2, 1, 3, 4],
+        [5, 4, 2],
+      ],
+    ],
+    [
+      "bnc,bmc->bnm",
+      [
+        [2, 7, 8],
+        [2, 5, 8],
+      ],
+    ],
+    ["i,i->", [[5], [5]]],
+    [
+      "ab,bc,cd->ad",
+      [
+        [2, 3],
+        [3, 4],
+        [4, 5],
+      ],
+    ],
+    [
+      "abc,cd,ae->bde",
+      [
+        [2, 3, 4],
+        [4, 5],
+        [2, 6],
+      ],
+    ],
+  ];
+  for (const [eq, shapes] of einsums) {
+    it(`einsum ${eq} ${JSON.stringify(shapes)}`, () => {
+      const out = lowersToCore((g) =>
+        g.node("aten.einsum.default", {
+          equation: S(eq),
+          tensors: Ts(...shapes.map((s, i) => g.input(`x${i}`, s))),
+        }),
+      );
+      expect(opsOf(out)).not.toContain("aten.einsum.default");
+    });
+  }
+
+  it("einsum with a diagonal stays einsum (the lowering declines)", () => {
+    const g = new TestGraph();
+    const y = g.node("aten.einsum.default", { equation: S("ii->i"), tensors: Ts(g.input("m", [3, 3])) });
+    const { graph: out } = lower(g.build(y), ...defaultPipeline());
+    expect(opsOf(out)).toEqual(["aten.einsum.default"]);
+  });
+
+  const strided: [number[], number[], number, string[]][] = [
+    [[4, 3], [3, 1], 0, ["aten.view.default"]],
+    [[2, 3, 4], [0, 4, 1], 0, ["aten.view.default", "aten.expand.default"]],
+    [[2, 2], [1, 4], 1, ["aten.view.default", "aten.index.Tensor"]],
+    [[3, 3], [2, 1], 2, ["aten.view.default", "aten.index.Tensor"]],
+  ];
+  for (const [size, stride, offset, ops] of strided) {
+    it(`as_strided size=${size} stride=${stride} offset=${offset} ⇒ ${ops.join(" + ")}`, () => {
+      const g = new TestGraph();
+      const x = g.input("x", [3, 4]);
+      const r = g.node("aten.relu.default", { self: x });
+      const y = g.node("aten.as_strided.default", {
+        self: r,
+        size: ints(size),
+        stride: ints(stride),
+        storage_offset: { kind: "int", value: offset },
+      });
+      const graph = g.build(y);
+      const { graph: out } = lower(graph, ...defaultPipeline());
+      expect(opsOf(out).filter((o) => o !== "aten.relu.default")).toEqual(ops);
+      expectSameResults(graph, out);
+    });
+  }
+
+  for (const [opName, args] of [
+    ["aten._upsample_bilinear2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],
+    ["aten._upsample_bicubic2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],
+    ["aten._upsample_bicubic2d_aa.default", { output_size: ints([12, 5]), align_corners: B(true) }],
+  ] as const) {
+    it(`${opName} ${JSON.stringify(args.output_size)} ⇒ two linears with constant weights`, () => {
+      const out = lowersToCore((g) => g.node(opName, { self: g.input("x", [2, 3, 9, 7]), ...args }));
+      expect(opsOf(out).filter((o) => o === "aten.linear.default")).toHaveLength(2);
+    });
+  }
+  it("_upsample_bilinear2d_aa.vec with scale factors", () => {
+    lowersToCore((g) =>
+      g.node("aten._upsample_bilinear2d_aa.vec", {
+        input: g.input("x", [1, 2, 14, 10]),
+        output_size: none,
+        align_corners: B(false),
+        scale_factors: { kind: "floats", value: [0.5, 0.3] },
+      }),
+    );
+  });
+});
