@@ -86,7 +86,10 @@ export function shiftRegionIds(H: number, W: number, ws: number, shift: number):
  * x + attn(norm1(x)), then + mlp(norm2(·)). `mask` selects how the attention mask is built: from a constant
  * region-id map (what folding leaves) or from the input through new_zeros (ops on activations).
  */
-export function swinBlockGraph(s: SwinSizes, opts: { maskFromInput?: boolean } = {}) {
+export function swinBlockGraph(
+  s: SwinSizes,
+  opts: { maskFromInput?: boolean; maskBySliceWrites?: boolean } = {},
+) {
   const g = new TestGraph();
   const { B, H, W, C, heads, window: ws, shift } = s;
   const hd = C / heads;
@@ -138,7 +141,30 @@ export function swinBlockGraph(s: SwinSizes, opts: { maskFromInput?: boolean } =
   attn = g.node("aten.add.Tensor", { self: attn, other: bias });
   if (shift > 0) {
     let ids: string;
-    if (opts.maskFromInput) {
+    if (opts.maskBySliceWrites) {
+      // torchvision's own construction as torch.export records it: attn_mask = x.new_zeros((H, W)), then
+      // attn_mask[h0:h1, w0:w1] = count for the 3×3 regions (slice → slice → copy_ of a 0-d constant)
+      ids = g.node("aten.new_zeros.default", { self: x, size: Is([H, W]) });
+      const cuts: [number, number][] = [
+        [0, -ws],
+        [-ws, -shift],
+        [-shift, Number.MAX_SAFE_INTEGER],
+      ];
+      let count = 0;
+      for (const [h0, h1] of cuts)
+        for (const [w0, w1] of cuts) {
+          const a = g.node("aten.slice.Tensor", {
+            self: ids,
+            dim: I(0),
+            start: I(h0),
+            end: I(h1),
+            step: I(1),
+          });
+          const b = g.node("aten.slice.Tensor", { self: a, dim: I(1), start: I(w0), end: I(w1), step: I(1) });
+          g.node("aten.copy_.default", { self: b, src: g.weight(`count_${count}`, [], { values: [count] }) });
+          count++;
+        }
+    } else if (opts.maskFromInput) {
       // new_zeros on the activation, then + a constant id map (ops the engine must run)
       const z = g.node("aten.new_zeros.default", { self: x, size: Is([H, W]) });
       ids = g.node("aten.add.Tensor", {
