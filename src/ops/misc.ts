@@ -100,6 +100,32 @@ function triOp<const N extends string>(name: N, lower: boolean) {
 
 const noCopy = "bool non_blocking=False, bool copy=False";
 
+export interface FillArgs {
+  readonly self: string;
+  /** A number, a 0-d tensor, or null for zero(). */
+  readonly value: number | string | null;
+}
+
+/** fill.Scalar / fill.Tensor / zero: self's shape and dtype, every element the value (cast to self's dtype). */
+function fillLikeOp<const N extends string>(name: N, schema: string, read: (r: ArgReader) => FillArgs) {
+  return defineOp({
+    name,
+    schema,
+    read,
+    infer: (a, typeOf) => {
+      const t = typeOf(a.self);
+      if (typeof a.value === "string" && typeOf(a.value).shape.length !== 0)
+        throw new OpArgError(name, "value", "must be a 0-d tensor");
+      return [tt(t.dtype, t.shape)];
+    },
+    evaluate: (a, valueAt) => {
+      const t = valueAt(a.self);
+      const v = a.value === null ? 0 : typeof a.value === "number" ? a.value : nums(valueAt(a.value))[0];
+      return [fromF64(t.dtype, t.shape, new Float64Array(t.data.length).fill(v))];
+    },
+  });
+}
+
 export const MISC_OPS = opTable(
   castOp(
     "aten._to_copy.default",
@@ -193,6 +219,15 @@ export const MISC_OPS = opTable(
       return [t, fromF64("bool", t.shape, new Float64Array(t.data.length).fill(1))];
     },
   }),
+  fillLikeOp("aten.fill.Scalar", "Tensor self, Scalar value", (r) => ({
+    self: r.tensor("self"),
+    value: Number(r.scalar("value").value),
+  })),
+  fillLikeOp("aten.fill.Tensor", "Tensor self, Tensor value", (r) => ({
+    self: r.tensor("self"),
+    value: r.tensor("value"),
+  })),
+  fillLikeOp("aten.zero.default", "Tensor self", (r) => ({ self: r.tensor("self"), value: null })),
   triOp("aten.tril.default", true),
   triOp("aten.triu.default", false),
 );

@@ -159,6 +159,9 @@ for aa in ("bilinear", "bicubic"):
     case(f"aten._upsample_{aa}2d_aa.default", self=R(1, 2, 5, 6), output_size=[8, 3], align_corners=True)
     case(f"aten._upsample_{aa}2d_aa.vec", input=R(2, 1, 14, 14), output_size=None, align_corners=False, scale_factors=[0.5, 0.75])
 case("aten.roll.default", self=R(1, 14, 14, 3), shifts=[-3, -3], dims=[1, 2])
+case("aten.fill.Scalar", self=Ri(-5, 5, 2, 3), value=2.7)
+case("aten.fill.Tensor", self=R(2, 3), value=R())
+case("aten.zero.default", self=R(3))
 
 def arg(v, tensors):
     if isinstance(v, torch.Tensor):

@@ -17,7 +17,7 @@ function regionIds(H: number, W: number, ws: number, s: number): number[] {
 }
 
 /** The mask construction as torch.export's default IR records it. */
-function swinMaskGraph(H: number, W: number, ws: number, s: number) {
+function swinMaskGraph(H: number, W: number, ws: number, s: number, write: "copy_" | "fill_" = "copy_") {
   const g = new TestGraph();
   const x = g.input("x", [1, 4]);
   const mask = g.node("aten.new_zeros.default", { self: x, size: ints([H, W]) });
@@ -44,8 +44,9 @@ function swinMaskGraph(H: number, W: number, ws: number, s: number) {
         end: int(w1),
         step: int(1),
       });
-      const c = g.weight(`count${count}`, [], { values: [count] });
-      g.node("aten.copy_.default", { self: b, src: c });
+      if (write === "copy_")
+        g.node("aten.copy_.default", { self: b, src: g.weight(`count${count}`, [], { values: [count] }) });
+      else g.node("aten.fill_.Scalar", { self: b, value: float(count) });
       count++;
     }
   // reads of the base after the writes, as torchvision's view/permute/reshape of attn_mask
@@ -69,6 +70,13 @@ describe("functionalize-view-mutations", () => {
     // and through the whole pipeline (folded to a constant, or computed: either way the same numbers)
     const { graph: lowered } = lower(graph, ...defaultPipeline());
     expect(Array.from(toFloat64Array(interpret(lowered, inputs)[0]))).toEqual(want);
+  });
+
+  it("the same mask written with fill_.Scalar", () => {
+    const graph = swinMaskGraph(14, 21, 7, 3, "fill_");
+    const inputs = inputsFor(graph);
+    const { graph: lowered } = lower(graph, ...defaultPipeline());
+    expect(Array.from(toFloat64Array(interpret(lowered, inputs)[0]))).toEqual(regionIds(14, 21, 7, 3));
   });
 
   it("a write through a select and a permute, read through the base and through another view", () => {

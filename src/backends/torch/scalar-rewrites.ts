@@ -571,5 +571,6 @@ export const SCALAR_REWRITES: Readonly<Record<string, ScalarRewrite>> = {
   "aten.arange.default": FOLDED,
   "aten.arange.start": FOLDED,
   "aten.arange.start_step": FOLDED,
+  "aten.fill.Scalar": tensorOverload("aten.fill.Tensor", "value"),
   ...COMPOSITE_REWRITES,
 };

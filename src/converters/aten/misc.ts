@@ -1,5 +1,5 @@
 import { tensorFromNumbers } from "../../ir/tensor.js";
-import { fill } from "../impl/tensors.js";
+import { broadcastTo, cast, fill, reshape } from "../impl/tensors.js";
 import { type AnyCandidate, type ConverterSpec, converter, refuse, SUPPORTED } from "../types.js";
 
 interface Dropout {
@@ -65,7 +65,31 @@ function triangle(lower: boolean): ConverterSpec<{ readonly self: string; readon
   };
 }
 
+/** fill / zero: a constant of the input's type (a number), or the 0-d value broadcast to it. */
+const fillLike: ConverterSpec<{ readonly self: string; readonly value: number | string | null }> = {
+  name: "fill",
+  supports: () => SUPPORTED,
+  convert: (_node, a, net) => {
+    const t = net.typeOf(a.self);
+    if (typeof a.value !== "string") return [fill(net.net, t.dtype, t.shape, a.value ?? 0)];
+    return [
+      broadcastTo(
+        net.net,
+        reshape(
+          net.net,
+          cast(net.net, net.input(a.value), t.dtype),
+          t.shape.map(() => 1),
+        ),
+        t.shape,
+      ),
+    ];
+  },
+};
+
 export const MISC_CONVERTERS: readonly AnyCandidate[] = [
+  converter("aten.fill.Scalar", fillLike),
+  converter("aten.fill.Tensor", fillLike),
+  converter("aten.zero.default", fillLike),
   converter("aten.dropout.default", dropout(false)),
   converter("aten.feature_dropout.default", dropout(false)),
   converter("aten.alpha_dropout.default", dropout(false)),

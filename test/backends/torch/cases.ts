@@ -254,6 +254,8 @@ export const REWRITE_CASES: readonly RewriteCase[] = [
       groups: I(1),
     },
   ),
+  c("fill.Scalar into int64", "aten.fill.Scalar", { x: i64(2, 3) }, { self: T("x"), value: F(2.7) }),
+  c("fill.Scalar into float", "aten.fill.Scalar", { x: f32(4) }, { self: T("x"), value: I(-3) }),
   // composite ops with a Scalar (composite-rewrites.ts)
   c(
     "addcmul, value 0.5, broadcast",

@@ -13,7 +13,32 @@ function dropoutCase(op: OpName, native: boolean) {
     );
 }
 
+const fillDtype = fc.constantFrom<"float32" | "int32" | "int64" | "bool">(
+  "float32",
+  "int32",
+  "int64",
+  "bool",
+);
+
+const fillCase = (op: "aten.fill.Scalar" | "aten.fill.Tensor" | "aten.zero.default") =>
+  fc
+    .tuple(shapeArb(0, 3), fillDtype, fc.constantFrom(0, 1, -2.5, 3))
+    .chain(([s, d, v]) =>
+      fc
+        .tuple(tensor(s, d), tensor([], "float32", { min: -3, max: 3 }))
+        .map(([x, val]) =>
+          op === "aten.zero.default"
+            ? opCase(op, { self: T("x") }, { x })
+            : op === "aten.fill.Scalar"
+              ? opCase(op, { self: T("x"), value: F(v) }, { x })
+              : opCase(op, { self: T("x"), value: T("v") }, { x, v: val }),
+        ),
+    );
+
 export const MISC_CASES: CaseSpec[] = [
+  spec("aten.fill.Scalar", "fill", fillCase("aten.fill.Scalar")),
+  spec("aten.fill.Tensor", "fill", fillCase("aten.fill.Tensor")),
+  spec("aten.zero.default", "fill", fillCase("aten.zero.default")),
   ...(["dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout"] as const).map((op) =>
     spec(`aten.${op}.default`, "identity", dropoutCase(`aten.${op}.default`, false)),
   ),
