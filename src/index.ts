@@ -51,5 +51,15 @@ export {
   loadCompiled,
 } from "./runtime/compile.js";
 export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
+export { type DeviceTensor, isDeviceTensor } from "./runtime/device-tensor.js";
+export {
+  type ContextMemory,
+  type ExecutionContext,
+  formatMemory,
+  type ModuleMemory,
+  type OutputRequest,
+  type RunOptions,
+} from "./runtime/execution.js";
+export type { PoolStats } from "./runtime/context-pool.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
 export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";

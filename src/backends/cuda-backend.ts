@@ -51,7 +51,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
   const precision =
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   let torchEnv: unknown;
-  const completion = options.completion ?? "worker";
+  const completion = options.completion ?? "poll";
 
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,

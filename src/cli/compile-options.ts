@@ -12,6 +12,8 @@ export const COMPILE_FLAGS = {
   "input-shape": { type: "string", multiple: true },
   tf32: { type: "boolean" },
   tune: { type: "boolean" },
+  contexts: { type: "string" },
+  device: { type: "string" },
 } as const;
 
 /** The compile options' help, stating the default backend of the command it is printed for. */
@@ -23,7 +25,9 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --require-full-compilation     fail instead of falling back\n" +
   "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives)\n" +
   "  --tf32                         allow TF32 for fp32 (cuda)\n" +
-  "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)";
+  "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)\n" +
+  "  --contexts N                   execution contexts: forward passes in flight at once (cuda; default 1)\n" +
+  "  --device N                     CUDA device ordinal (cuda; default 0)";
 
 export const COMPILE_USAGE = compileUsage();
 
@@ -39,8 +43,17 @@ export function compileOptionsFrom(
     ?.flatMap((s) => s.split(","))
     .map((s) => s.trim())
     .filter(Boolean);
+  const count = (flag: string): number | undefined => {
+    const v = values[flag] as string | undefined;
+    if (v === undefined) return undefined;
+    const k = Number(v);
+    if (!Number.isInteger(k) || k < 0) throw new InputError(`--${flag} ${v}: expected a whole number`);
+    return k;
+  };
   return {
     ...defaults,
+    contexts: count("contexts") ?? defaults.contexts,
+    device: count("device") ?? defaults.device,
     enabledPrecisions: (values.precision as PrecisionName[] | undefined) ?? defaults.enabledPrecisions,
     backend: (values.backend as BackendName | undefined) ?? defaults.backend,
     minBlockSize: n ?? defaults.minBlockSize,

@@ -10,12 +10,18 @@ import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { formatTrace, type Trace } from "../passes/rewrite/trace.js";
+import { ContextPool, type PoolStats } from "./context-pool.js";
+import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
+import type {
+  ContextMemory,
+  DeviceAllocator,
+  ExecutionContext,
+  ModuleMemory,
+  RunOptions,
+} from "./execution.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
-import { ContextPool, type PoolStats } from "./context-pool.js";
-import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
-import type { ContextMemory, DeviceAllocator, ExecutionContext, ModuleMemory, RunOptions } from "./execution.js";
 import { validateInputs } from "./validate-inputs.js";
 
 export interface BenchmarkResult {
@@ -77,8 +83,14 @@ export class CompiledModule {
     inputs: readonly (Tensor | DeviceTensor)[],
     opts: RunOptions & { outputs: "device" },
   ): Promise<DeviceTensor[]>;
-  async run(inputs: readonly (Tensor | DeviceTensor)[], opts?: RunOptions): Promise<(Tensor | DeviceTensor)[]>;
-  async run(inputs: readonly (Tensor | DeviceTensor)[], opts: RunOptions = {}): Promise<(Tensor | DeviceTensor)[]> {
+  async run(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    opts?: RunOptions,
+  ): Promise<(Tensor | DeviceTensor)[]>;
+  async run(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    opts: RunOptions = {},
+  ): Promise<(Tensor | DeviceTensor)[]> {
     if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
     validateInputs(this.graph, inputs);
     if (this.pool) return this.pool.use((ctx) => ctx.run(inputs, opts));
@@ -127,22 +139,30 @@ export class CompiledModule {
 
   /** DeviceTensors shaped like the model's inputs, to fill on the device and pass to run() (no host trip). */
   allocateInputs(): DeviceTensor[] {
-    return this.graph.inputs.map((n) => this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+    return this.graph.inputs.map((n) =>
+      this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape),
+    );
   }
 
   /** DeviceTensors shaped like the model's outputs, for `run(inputs, { outputs })`. */
   allocateOutputs(): DeviceTensor[] {
-    return this.graph.outputs.map((n) => this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+    return this.graph.outputs.map((n) =>
+      this.allocator().deviceTensor(this.graph.values[n].dtype, this.graph.values[n].shape),
+    );
   }
 
   /** Host tensors in page-locked memory shaped like the inputs: run() copies them to the GPU with no staging copy. */
   allocateHostInputs(): Tensor[] {
-    return this.graph.inputs.map((n) => this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+    return this.graph.inputs.map((n) =>
+      this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape),
+    );
   }
 
   /** Page-locked host tensors shaped like the outputs, for `run(inputs, { outputs })`. */
   allocateHostOutputs(): Tensor[] {
-    return this.graph.outputs.map((n) => this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape));
+    return this.graph.outputs.map((n) =>
+      this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape),
+    );
   }
 
   /** A device copy of a host tensor (for device-resident inputs and chains of models). */
@@ -158,7 +178,10 @@ export class CompiledModule {
   private allocator(): DeviceAllocator {
     const b = this.backend as Partial<DeviceAllocator>;
     if (!b.deviceTensor || !b.pinnedTensor || !b.toDevice || !b.toHost)
-      throw new TorchcError(`the ${this.backend.name} backend has no device memory; use --backend cuda`, "options.backend");
+      throw new TorchcError(
+        `the ${this.backend.name} backend has no device memory; use --backend cuda`,
+        "options.backend",
+      );
     return b as DeviceAllocator;
   }
 
@@ -171,7 +194,10 @@ export class CompiledModule {
     const reps = options.reps ?? 100;
     const ctx = this.contexts[0];
     if (!ctx?.time)
-      throw new TorchcError(`the ${this.backend.name} backend cannot time runs; use --backend cuda`, "bench.backend");
+      throw new TorchcError(
+        `the ${this.backend.name} backend cannot time runs; use --backend cuda`,
+        "bench.backend",
+      );
     const times = ctx.time(reps);
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor((sorted.length - 1) / 2)];

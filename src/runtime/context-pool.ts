@@ -26,7 +26,8 @@ export class ContextPool<C> {
   private drained: (() => void) | undefined;
 
   constructor(readonly contexts: readonly C[]) {
-    if (contexts.length < 1) throw new TorchcError("a context pool needs at least one context", "options.contexts");
+    if (contexts.length < 1)
+      throw new TorchcError("a context pool needs at least one context", "options.contexts");
     this.free = [...contexts];
   }
 

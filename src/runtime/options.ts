@@ -39,9 +39,9 @@ export interface CompileOptions {
    */
   readonly contexts?: number;
   /**
-   * How run() waits for the GPU without blocking the event loop (cuda backend): "worker" (default; an event
-   * wait on a worker thread), "poll" (event queries between event-loop turns) or "hostfn" (cuLaunchHostFunc).
-   * bench/NOTES.md has the measurements.
+   * How run() waits for the GPU without blocking the event loop (cuda backend): "poll" (default; event
+   * queries between event-loop turns, lowest latency), "worker" (an event wait on a worker thread, leaves
+   * the JS thread idle) or "hostfn" (cuLaunchHostFunc; measured only). bench/NOTES.md has the measurements.
    */
   readonly completion?: "worker" | "poll" | "hostfn";
   /** CUDA device ordinal (cuda backend). Default 0. */

@@ -25,8 +25,12 @@ export function validateInputs(
   inputs.forEach((t, i) => {
     const want = graph.values[graph.inputs[i]];
     if (typeof t !== "object" || t === null || !Array.isArray(t.shape))
-      throw new InputError(`${label(i)}: not a tensor (expected { dtype, shape, data } or a DeviceTensor)`, "input.invalid");
-    const shapeOk = t.shape.length === want.shape.length && t.shape.every((d: number, k: number) => d === want.shape[k]);
+      throw new InputError(
+        `${label(i)}: not a tensor (expected { dtype, shape, data } or a DeviceTensor)`,
+        "input.invalid",
+      );
+    const shapeOk =
+      t.shape.length === want.shape.length && t.shape.every((d: number, k: number) => d === want.shape[k]);
     if (!shapeOk) {
       throw new InputError(
         `${label(i)}: shape ${formatShape(t.shape)} does not match model input '${graph.inputs[i]}' which expects ${formatShape(want.shape)}`,

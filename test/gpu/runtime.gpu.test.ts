@@ -35,9 +35,13 @@ function runtimeDir(): string {
   const given = process.env.TORCHC_RUNTIME_DIR;
   if (given && existsSync(join(given, "efficientnet_b0_b1.pt2"))) return given;
   const dir = given ?? "/tmp/torchc-runtime";
-  const r = spawnSync(process.env.TORCHC_PYTHON ?? "python3", [join(ROOT, "fixtures", "export_runtime.py"), dir], {
-    stdio: "inherit",
-  });
+  const r = spawnSync(
+    process.env.TORCHC_PYTHON ?? "python3",
+    [join(ROOT, "fixtures", "export_runtime.py"), dir],
+    {
+      stdio: "inherit",
+    },
+  );
   if (r.status !== 0) throw new Error(`fixtures/export_runtime.py failed (exit ${r.status})`);
   return dir;
 }
@@ -74,7 +78,10 @@ function fp16Tolerance(c: Case): number {
 function assertInputMatters(cs: readonly Case[]): void {
   for (let k = 1; k < cs.length; k++) {
     const d = compareTensors(cs[k].output, cs[0].output).relative;
-    assert.ok(d > 0.05, `PyTorch's outputs for inputs 0 and ${k} differ by only ${d}: the check could not catch a stale input`);
+    assert.ok(
+      d > 0.05,
+      `PyTorch's outputs for inputs 0 and ${k} differ by only ${d}: the check could not catch a stale input`,
+    );
   }
 }
 
@@ -87,25 +94,41 @@ function check(got: Tensor, c: Case, tol: number | "fp16", what: string): number
 }
 
 /** The three patterns the issue names, plus device-resident and pinned I/O; returns the worst error seen. */
-async function exercise(name: string, compiled: CompiledModule, cs: readonly Case[], tol: number | "fp16"): Promise<void> {
+async function exercise(
+  name: string,
+  compiled: CompiledModule,
+  cs: readonly Case[],
+  tol: number | "fp16",
+): Promise<void> {
   let worst = 0;
   const note = (e: number) => {
     worst = Math.max(worst, e);
   };
-  for (const [k, c] of cs.entries()) note(check((await compiled.run([c.input]))[0], c, tol, `${name} one at a time, input ${k}`));
+  for (const [k, c] of cs.entries())
+    note(check((await compiled.run([c.input]))[0], c, tol, `${name} one at a time, input ${k}`));
   for (const [k, c] of cs.entries()) {
     note(check((await compiled.run([c.input]))[0], c, tol, `${name} twice in a row (1st), input ${k}`));
     note(check((await compiled.run([c.input]))[0], c, tol, `${name} twice in a row (2nd), input ${k}`));
   }
   for (let k = cs.length - 1; k >= 0; k--)
     note(check((await compiled.run([cs[k].input]))[0], cs[k], tol, `${name} reverse order, input ${k}`));
-  const all = await Promise.all(Array.from({ length: 64 }, (_, i) => compiled.run([cs[(i * 7) % cs.length].input])));
-  all.forEach(([out], i) => note(check(out, cs[(i * 7) % cs.length], tol, `${name} Promise.all of 64, call ${i}`)));
+  const all = await Promise.all(
+    Array.from({ length: 64 }, (_, i) => compiled.run([cs[(i * 7) % cs.length].input])),
+  );
+  for (const [i, [out]] of all.entries())
+    note(check(out, cs[(i * 7) % cs.length], tol, `${name} Promise.all of 64, call ${i}`));
   // Device-resident inputs and outputs, overlapping too.
   const devIn = await Promise.all(cs.map((c) => compiled.toDevice(c.input)));
   const devOut = await Promise.all(devIn.map((d) => compiled.run([d], { outputs: "device" })));
   for (const [k, [o]] of devOut.entries()) {
-    note(check(await compiled.toHost(o as DeviceTensor), cs[k], tol, `${name} device in, device out, input ${k}`));
+    note(
+      check(
+        await compiled.toHost(o as DeviceTensor),
+        cs[k],
+        tol,
+        `${name} device in, device out, input ${k}`,
+      ),
+    );
     (o as DeviceTensor).dispose();
   }
   // Caller-owned outputs (allocateOutputs) and pinned host inputs (allocateHostInputs).
@@ -115,7 +138,9 @@ async function exercise(name: string, compiled: CompiledModule, cs: readonly Cas
   for (const [k, c] of cs.entries()) {
     (pinnedIn.data as Float32Array).set(c.input.data as Float32Array);
     await compiled.run([pinnedIn], { outputs: [outBuf] });
-    note(check(await compiled.toHost(outBuf), c, tol, `${name} pinned in, allocateOutputs() out, input ${k}`));
+    note(
+      check(await compiled.toHost(outBuf), c, tol, `${name} pinned in, allocateOutputs() out, input ${k}`),
+    );
     await compiled.run([devIn[k]], { outputs: [pinnedOut] });
     note(check(pinnedOut, c, tol, `${name} device in, pinned out, input ${k}`));
   }
@@ -178,7 +203,12 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
       try {
         const t = compiled.report.partition.totals;
         assert.ok(t.fallbackSegments > 0 && t.engineSegments > 1, "engine and fallback segments alternate");
-        await exercise(`${name} mixed (${ops.join(", ")} in LibTorch) contexts=${contexts}`, compiled, cs, 1e-4);
+        await exercise(
+          `${name} mixed (${ops.join(", ")} in LibTorch) contexts=${contexts}`,
+          compiled,
+          cs,
+          1e-4,
+        );
       } finally {
         await compiled.dispose();
       }
@@ -226,7 +256,10 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         phaseOfMax,
       });
       check(out!, c, "fp16", "batch 128 output");
-      assert.ok(gaps.length >= 10, `the timer fired only ${gaps.length} times over ${(wall * 10).toFixed(1)} ms`);
+      assert.ok(
+        gaps.length >= 10,
+        `the timer fired only ${gaps.length} times over ${(wall * 10).toFixed(1)} ms`,
+      );
       assert.ok(maxGap <= 3, `the event loop was blocked for ${maxGap.toFixed(2)} ms (limit 3 ms)`);
     } finally {
       await compiled.dispose();

@@ -28,7 +28,12 @@ const MiB = 1 << 20;
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
-describe("soak", { skip: skip || (!existsSync(join(dir, "efficientnet_b0_b1.pt2")) && `no ${dir}/efficientnet_b0_b1.pt2 (run fixtures/export_runtime.py first)`) }, () => {
+describe("soak", {
+  skip:
+    skip ||
+    (!existsSync(join(dir, "efficientnet_b0_b1.pt2")) &&
+      `no ${dir}/efficientnet_b0_b1.pt2 (run fixtures/export_runtime.py first)`),
+}, () => {
   it("100,000 runs of EfficientNet-B0 batch 1: right answers, no memory growth", async () => {
     const runs = Number(process.env.TORCHC_SOAK_RUNS ?? 100_000);
     // fp16 judged against PyTorch's own fp16 on the same input: within 1e-2 or 1.5× its error.
@@ -82,7 +87,10 @@ describe("soak", { skip: skip || (!existsSync(join(dir, "efficientnet_b0_b1.pt2"
         deviceUsedMiB: used1 / MiB,
       };
       report("soak", result);
-      assert.ok(result.deviceGrowthMiB <= 5, `device memory grew by ${result.deviceGrowthMiB.toFixed(2)} MiB`);
+      assert.ok(
+        result.deviceGrowthMiB <= 5,
+        `device memory grew by ${result.deviceGrowthMiB.toFixed(2)} MiB`,
+      );
       assert.ok(result.rssGrowthMiB <= 5, `host RSS grew by ${result.rssGrowthMiB.toFixed(2)} MiB`);
     } finally {
       await compiled.dispose();

@@ -16,7 +16,11 @@ const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe("ContextPool", () => {
   it("gives each call a context of its own, never more calls than contexts, in FIFO order", async () => {
-    const contexts = [{ id: 0, inUse: 0 }, { id: 1, inUse: 0 }, { id: 2, inUse: 0 }];
+    const contexts = [
+      { id: 0, inUse: 0 },
+      { id: 1, inUse: 0 },
+      { id: 2, inUse: 0 },
+    ];
     const pool = new ContextPool(contexts);
     let running = 0;
     let peak = 0;
@@ -122,22 +126,31 @@ describe("CompiledModule with execution contexts (fake backend)", () => {
     data: (input.data as Float32Array).map((v, i) => v * (1 + 0.25 * k) + Math.sin(i + k)),
   }));
 
-  it.each([1, 3])("64 overlapping run() calls on %i context(s) each get the answer for their own input", async (n) => {
-    const model = await loadModel(join(MODELS, "mlp.pt2"));
-    const reference = await compile(model, { backend: "reference" });
-    const want = await Promise.all(variants.map(async (v) => (await reference.run([v]))[0]));
-    // The check is only meaningful if different inputs give clearly different outputs.
-    expect(compareTensors(want[0], want[1]).relative).toBeGreaterThan(1e-2);
-    const backend = stagingBackend();
-    const compiled = await compile(model, { backend, contexts: n });
-    const got = await Promise.all(Array.from({ length: 64 }, (_, i) => compiled.run([variants[i % 16]])));
-    got.forEach(([out], i) => expect(compareTensors(out as Tensor, want[i % 16]).relative).toBeLessThan(1e-6));
-    expect(backend.peakPerContext).toBe(1);
-    expect(compiled.queue?.completed).toBe(64);
-    expect(compiled.memory()).toMatchObject({ weights: 1000, activations: 100 * n, contexts: n, pinnedHost: 30 * n });
-    await compiled.dispose();
-    await expect(compiled.run([variants[0]])).rejects.toThrow(/disposed/);
-  });
+  it.each([1, 3])(
+    "64 overlapping run() calls on %i context(s) each get the answer for their own input",
+    async (n) => {
+      const model = await loadModel(join(MODELS, "mlp.pt2"));
+      const reference = await compile(model, { backend: "reference" });
+      const want = await Promise.all(variants.map(async (v) => (await reference.run([v]))[0]));
+      // The check is only meaningful if different inputs give clearly different outputs.
+      expect(compareTensors(want[0], want[1]).relative).toBeGreaterThan(1e-2);
+      const backend = stagingBackend();
+      const compiled = await compile(model, { backend, contexts: n });
+      const got = await Promise.all(Array.from({ length: 64 }, (_, i) => compiled.run([variants[i % 16]])));
+      for (const [i, [out]] of got.entries())
+        expect(compareTensors(out as Tensor, want[i % 16]).relative).toBeLessThan(1e-6);
+      expect(backend.peakPerContext).toBe(1);
+      expect(compiled.queue?.completed).toBe(64);
+      expect(compiled.memory()).toMatchObject({
+        weights: 1000,
+        activations: 100 * n,
+        contexts: n,
+        pinnedHost: 30 * n,
+      });
+      await compiled.dispose();
+      await expect(compiled.run([variants[0]])).rejects.toThrow(/disposed/);
+    },
+  );
 
   it("refuses a context count outside 1..64 before building anything", async () => {
     const model = await loadModel(join(MODELS, "mlp.pt2"));
@@ -148,7 +161,17 @@ describe("CompiledModule with execution contexts (fake backend)", () => {
   it("the reference backend refuses device tensors with a clear message", async () => {
     const model = await loadModel(join(MODELS, "mlp.pt2"));
     const compiled = await compile(model, { backend: "reference" });
-    const fake = { kind: "device", dtype: input.dtype, shape: input.shape, ptr: 0n, bytes: 0, device: 0, owner: "user", alive: true, dispose() {} } as const;
+    const fake = {
+      kind: "device",
+      dtype: input.dtype,
+      shape: input.shape,
+      ptr: 0n,
+      bytes: 0,
+      device: 0,
+      owner: "user",
+      alive: true,
+      dispose() {},
+    } as const;
     await expect(compiled.run([fake])).rejects.toThrow(/host tensors only/);
     expect(() => compiled.allocateInputs()).toThrow(/no device memory/);
   });

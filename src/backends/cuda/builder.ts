@@ -10,10 +10,10 @@ import { DeviceBuffer } from "./device/memory.js";
 import { buildKernels, type Kernel } from "./device/module.js";
 import { Stream } from "./device/stream.js";
 import {
+  type BuildStats,
   CudaEngine,
   type EngineIO,
   type EngineProgram,
-  type BuildStats,
   type InstanceBindings,
   type InstanceResources,
   ioBytes,
@@ -141,7 +141,12 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
 function compileKernels(
   plan: EnginePlan,
   options: CudaBuildOptions,
-): { kernels: Readonly<Record<string, Kernel>>; symbolOf: ReadonlyMap<string, string>; count: number; cache: string } {
+): {
+  kernels: Readonly<Record<string, Kernel>>;
+  symbolOf: ReadonlyMap<string, string>;
+  count: number;
+  cache: string;
+} {
   const list = plan.kernels.filter((k) => k !== undefined);
   let kernels: Readonly<Record<string, Kernel>> = {};
   let cache = "none";
@@ -381,7 +386,9 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     t0 = performance.now();
     const compiled = compileKernels(plan, options);
     const nvrtcMs = elapsed(t0);
-    log(`nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`);
+    log(
+      `nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`,
+    );
     t0 = performance.now();
     weights = uploadWeights(plan, libs);
     const uploadMs = elapsed(t0);

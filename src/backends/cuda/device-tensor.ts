@@ -34,13 +34,22 @@ export class CudaDeviceTensor implements DeviceTensor {
   ) {
     const need = numel(shape) * DTYPE_BYTES[dtype];
     if (mem.bytes < need)
-      throw new InputError(`a ${dtype}[${shape}] device tensor needs ${need} bytes, got ${mem.bytes}`, "input.shape");
+      throw new InputError(
+        `a ${dtype}[${shape}] device tensor needs ${need} bytes, got ${mem.bytes}`,
+        "input.shape",
+      );
   }
 
   /** A new, uninitialised device tensor owned by torchc. */
   static alloc(dtype: DType, shape: Shape, device: number): CudaDeviceTensor {
     const bytes = numel(shape) * DTYPE_BYTES[dtype];
-    return new CudaDeviceTensor(DeviceBuffer.alloc(Math.max(256, bytes)), dtype, [...shape], device, "torchc");
+    return new CudaDeviceTensor(
+      DeviceBuffer.alloc(Math.max(256, bytes)),
+      dtype,
+      [...shape],
+      device,
+      "torchc",
+    );
   }
 
   get ptr(): bigint {
@@ -64,7 +73,10 @@ export class CudaDeviceTensor implements DeviceTensor {
 export function checkDeviceTensor(t: DeviceTensor, dtype: DType, shape: Shape, what: string): DeviceMemory {
   if (!t.alive) throw new InputError(`${what}: the device tensor has been disposed`, "input.disposed");
   if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-    throw new InputError(`${what}: device tensor is ${t.dtype}[${t.shape}], expected ${dtype}[${shape}]`, "input.shape");
+    throw new InputError(
+      `${what}: device tensor is ${t.dtype}[${t.shape}], expected ${dtype}[${shape}]`,
+      "input.shape",
+    );
   return t;
 }
 
@@ -85,19 +97,27 @@ export function allocPinnedTensor(dtype: DType, shape: Shape): Tensor {
   const buffer = pinned.freshView();
   pinnedOf.set(buffer, pinned);
   collect.register(buffer, pinned);
-  const ctor = (allocData(dtype, 0) as TensorData).constructor as new (b: ArrayBuffer, o: number, n: number) => TensorData;
+  const ctor = (allocData(dtype, 0) as TensorData).constructor as new (
+    b: ArrayBuffer,
+    o: number,
+    n: number,
+  ) => TensorData;
   return { dtype, shape: [...shape], data: new ctor(buffer, 0, n) };
 }
 
 /** The pinned buffer and offset behind a tensor's data, when it is a pinned tensor. */
 export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number } | undefined {
   const pinned = pinnedOf.get(t.data.buffer as ArrayBuffer);
-  if (!pinned || !pinned.alive) return undefined;
+  if (!pinned?.alive) return undefined;
   return { pinned, offset: t.data.byteOffset };
 }
 
 /** A device copy of `t` (through pinned staging on a stream of its own). */
-export async function copyToDevice(t: Tensor, device: number, completion: CompletionStrategy): Promise<CudaDeviceTensor> {
+export async function copyToDevice(
+  t: Tensor,
+  device: number,
+  completion: CompletionStrategy,
+): Promise<CudaDeviceTensor> {
   const bytes = tensorBytes(t);
   const out = CudaDeviceTensor.alloc(t.dtype, t.shape, device);
   if (bytes.byteLength === 0) return out;

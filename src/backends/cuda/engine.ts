@@ -14,13 +14,7 @@ import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tenso
 import { timeOnStream } from "./device/event.js";
 import { type CudaGraph, captureGraph } from "./device/graph.js";
 import type { KernelArgs } from "./device/launch.js";
-import {
-  copyDevice,
-  type DeviceBuffer,
-  downloadAsync,
-  PinnedBuffer,
-  uploadAsync,
-} from "./device/memory.js";
+import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 
@@ -359,7 +353,12 @@ export class CudaEngine {
       this.graph?.destroy();
       for (const a of this.args.splice(0)) a.free();
       for (const p of [...(this.staging?.inputs ?? []), ...(this.staging?.outputs ?? [])]) p.free();
-      for (const b of [this.res.arena, this.res.workspace, ...this.res.inputBuffers, ...this.res.outputBuffers])
+      for (const b of [
+        this.res.arena,
+        this.res.workspace,
+        ...this.res.inputBuffers,
+        ...this.res.outputBuffers,
+      ])
         b.free();
       if (this.res.ownsStream) this.res.stream.destroy();
       if (!this.parent) this.program.release();

@@ -17,14 +17,12 @@ import type { SegmentRunner } from "../../runtime/segment-runner.js";
 import type { TorchFallbackRunner } from "../torch/runner.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
-import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import { copyIntoPinned } from "./device/host-copy.js";
+import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
 import type { CudaEngine } from "./engine.js";
-
-
 
 /** What the contexts need from the compiled segments. */
 export type EngineSegment = SegmentRunner & { readonly engine: CudaEngine };
@@ -33,7 +31,6 @@ export type FallbackSegment = SegmentRunner & Pick<TorchFallbackRunner, "plan" |
 function bytesOf(t: TensorType): number {
   return numel(t.shape) * DTYPE_BYTES[t.dtype];
 }
-
 
 export class CudaExecutionContext implements ExecutionContext {
   readonly stream: Stream;
@@ -63,9 +60,12 @@ export class CudaExecutionContext implements ExecutionContext {
     this.done = CudaEvent.create({ timing: false });
     try {
       for (const r of runners) this.addSegment(r, primary);
-      for (const name of graph.inputs) if (!this.values.has(name)) this.values.set(name, this.alloc(graph.values[name]));
+      for (const name of graph.inputs)
+        if (!this.values.has(name)) this.values.set(name, this.alloc(graph.values[name]));
       this.inputStaging = graph.inputs.map((n) => PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))));
-      this.outputStaging = graph.outputs.map((n) => PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))));
+      this.outputStaging = graph.outputs.map((n) =>
+        PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))),
+      );
       // Graphs are captured now, before any run is in flight.
       for (const e of this.instances) e.warm();
     } catch (e) {
@@ -92,7 +92,7 @@ export class CudaExecutionContext implements ExecutionContext {
         if (have) inst.bindInput(i, have);
         else this.values.set(io.name, inst.inputBuffers[i]);
       });
-      inst.outputs.forEach((io, i) => this.values.set(io.name, inst.outputBuffers[i]));
+      for (const [i, io] of inst.outputs.entries()) this.values.set(io.name, inst.outputBuffers[i]);
       this.steps.push(() => inst.launch());
       return;
     }
@@ -110,7 +110,11 @@ export class CudaExecutionContext implements ExecutionContext {
       const ins = new Map<string, DeviceMemory>();
       for (const n of reads) {
         const v = this.values.get(n);
-        if (!v) throw new TorchcError(`fallback segment ${r.segment.index}: value '${n}' is not on the device`, "runtime.segment");
+        if (!v)
+          throw new TorchcError(
+            `fallback segment ${r.segment.index}: value '${n}' is not on the device`,
+            "runtime.segment",
+          );
         ins.set(n, v);
       }
       fb.launchDevice(ins, { outputs, stream: this.stream });
@@ -118,7 +122,10 @@ export class CudaExecutionContext implements ExecutionContext {
   }
 
   /** One forward pass; resolves when its outputs are where `opts.outputs` asked. */
-  async run(inputs: readonly (Tensor | DeviceTensor)[], opts: RunOptions = {}): Promise<(Tensor | DeviceTensor)[]> {
+  async run(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    opts: RunOptions = {},
+  ): Promise<(Tensor | DeviceTensor)[]> {
     this.assertLive();
     const request = opts.outputs ?? "host";
     const fresh: CudaDeviceTensor[] = [];
@@ -151,7 +158,12 @@ export class CudaExecutionContext implements ExecutionContext {
       const x = inputs[i];
       if (bytes === 0) continue;
       if (isDeviceTensor(x)) {
-        copyDevice(dst, checkDeviceTensor(x, type.dtype, type.shape, `input '${name}'`), { bytes }, this.stream);
+        copyDevice(
+          dst,
+          checkDeviceTensor(x, type.dtype, type.shape, `input '${name}'`),
+          { bytes },
+          this.stream,
+        );
         continue;
       }
       const pinned = pinnedSource(x);
@@ -161,17 +173,24 @@ export class CudaExecutionContext implements ExecutionContext {
       }
       const src = tensorBytes(x);
       if (src.byteLength !== bytes)
-        throw new InputError(`input '${name}' holds ${src.byteLength} bytes, ${bytes} expected`, "input.shape");
+        throw new InputError(
+          `input '${name}' holds ${src.byteLength} bytes, ${bytes} expected`,
+          "input.shape",
+        );
       const staging = this.inputStaging[i];
       // Worker-thread memcpys into staging; each chunk's DMA is queued as soon as it lands.
       await copyIntoPinned(staging, 0, src, {
-        onChunk: (off, n) => uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n }),
+        onChunk: (off, n) =>
+          uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n }),
       });
     }
   }
 
   /** Queues the output copies; returns each output, or a function that makes it once the copies are done. */
-  private queueOutputs(request: OutputRequest, fresh: CudaDeviceTensor[]): (Tensor | DeviceTensor | (() => Tensor))[] {
+  private queueOutputs(
+    request: OutputRequest,
+    fresh: CudaDeviceTensor[],
+  ): (Tensor | DeviceTensor | (() => Tensor))[] {
     const given = Array.isArray(request) ? (request as readonly (Tensor | DeviceTensor)[]) : undefined;
     if (given && given.length !== this.graph.outputs.length)
       throw new InputError(
@@ -183,7 +202,8 @@ export class CudaExecutionContext implements ExecutionContext {
       const bytes = bytesOf(type);
       const src = this.values.get(name);
       const weight = this.graph.weights[name]?.tensor as Tensor | undefined;
-      if (!src && !weight) throw new TorchcError(`output '${name}' was not produced on the device`, "runtime.output");
+      if (!src && !weight)
+        throw new TorchcError(`output '${name}' was not produced on the device`, "runtime.output");
       const target = given?.[k];
       if (target !== undefined && isDeviceTensor(target)) {
         const dst = checkDeviceTensor(target, type.dtype, type.shape, `output '${name}'`);
@@ -226,7 +246,8 @@ export class CudaExecutionContext implements ExecutionContext {
       for (const s of this.steps) s();
     };
     const out: number[] = [];
-    for (let i = 0; i < reps; i++) out.push(timeOnStream(this.stream, body, { warmup: i === 0 ? 20 : 0, reps: 1 }));
+    for (let i = 0; i < reps; i++)
+      out.push(timeOnStream(this.stream, body, { warmup: i === 0 ? 20 : 0, reps: 1 }));
     return out;
   }
 

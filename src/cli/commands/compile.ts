@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { loadModel } from "../../frontends/load-model.js";
 import { formatTrace } from "../../passes/rewrite/trace.js";
 import { compile } from "../../runtime/compile.js";
+import { formatMemory } from "../../runtime/execution.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
 import type { Command } from "./command.js";
 
@@ -34,6 +35,7 @@ export const compileCommand: Command = {
     process.stdout.write(
       `load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`,
     );
+    if (compiled.queue) process.stdout.write(`${formatMemory(compiled.memory())}\n`);
     if (values.output) {
       compiled.save(values.output);
       process.stdout.write(`saved ${values.output}\n`);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { copyIntoPinned, type HostMemory, WORKER_COPY_MIN_BYTES } from "../../../src/backends/cuda/device/host-copy.js";
+import {
+  copyIntoPinned,
+  type HostMemory,
+  WORKER_COPY_MIN_BYTES,
+} from "../../../src/backends/cuda/device/host-copy.js";
 import { koffi } from "../../../src/ffi/koffi.js";
 
 /** Off-heap memory from koffi standing in for pinned staging (no GPU needed). */

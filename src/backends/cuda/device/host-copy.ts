@@ -40,7 +40,8 @@ export async function copyIntoPinned(
   const bytes = src.byteLength;
   checkBytes("dstOffset", dstOffset);
   if (!dst.alive) fail("the pinned staging buffer has been freed");
-  if (dstOffset + bytes > dst.bytes) fail(`${bytes} bytes at offset ${dstOffset} do not fit ${dst.bytes} bytes of staging`);
+  if (dstOffset + bytes > dst.bytes)
+    fail(`${bytes} bytes at offset ${dstOffset} do not fit ${dst.bytes} bytes of staging`);
   if (bytes === 0) return;
   if (bytes < WORKER_COPY_MIN_BYTES) {
     new Uint8Array(dst.arrayBuffer, dstOffset, bytes).set(src);
@@ -50,12 +51,16 @@ export async function copyIntoPinned(
   // Off-heap (≥ 256 KiB) typed arrays never move, so their address is stable for the copy's duration.
   const from = koffi().address(src);
   const to = dst.ptr + BigInt(dstOffset);
-  const chunk = opts.chunkBytes ?? Math.max(WORKER_COPY_MIN_BYTES / 2, Math.min(4 << 20, Math.ceil(bytes / 4 / 4096) * 4096));
+  const chunk =
+    opts.chunkBytes ??
+    Math.max(WORKER_COPY_MIN_BYTES / 2, Math.min(4 << 20, Math.ceil(bytes / 4 / 4096) * 4096));
   const copies: Promise<void>[] = [];
   for (let off = 0; off < bytes; off += chunk) {
     const n = Math.min(chunk, bytes - off);
     copies.push(
-      callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() => opts.onChunk?.(dstOffset + off, n)),
+      callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() =>
+        opts.onChunk?.(dstOffset + off, n),
+      ),
     );
   }
   // Every chunk must have stopped writing before this returns, also when one fails.

@@ -57,7 +57,12 @@ function materializeConstantOutputs(w: Work, net: Network): void {
     for (let i = 1; source in w.tensors; i++) source = `${l.output}#constant${i}`;
     w.tensors[source] = w.tensors[l.output];
     const constant = Object.freeze({ ...l, output: source }) as Layer;
-    const copy = Object.freeze({ type: "identity", name: `${l.name}/output`, inputs: [source], output: l.output }) as unknown as Layer;
+    const copy = Object.freeze({
+      type: "identity",
+      name: `${l.name}/output`,
+      inputs: [source],
+      output: l.output,
+    }) as unknown as Layer;
     return [constant, copy];
   });
 }
