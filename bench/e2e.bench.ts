@@ -62,6 +62,9 @@ async function measure(batch: number): Promise<void> {
   for (const completion of ["worker", "poll", "hostfn"] as const) {
     const opts: RunOptions = { completion };
     strategies[completion] = await timeRuns(n, (i) => one.run([xs[i % 4]], opts));
+    strategies[`${completion}Pinned`] = await timeRuns(n, () =>
+      one.run([pinnedIn], { ...opts, outputs: [pinnedOut] }),
+    );
   }
   const memory = one.memory();
   await one.dispose();
@@ -95,8 +98,8 @@ async function measure(batch: number): Promise<void> {
 
 const f = (s: { median: number }) => s.median.toFixed(3);
 for (const b of [1, 128]) await measure(b);
-console.log("\n| batch | GPU only | e2e plain | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn |");
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+console.log("\n| batch | GPU only | e2e plain | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows as never as {
   batch: number;
   gpu: { medianMs: number };
@@ -107,7 +110,7 @@ for (const r of rows as never as {
   strategies: Record<string, { median: number }>;
 }[]) {
   console.log(
-    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${f(r.plain)} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} |`,
+    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${f(r.plain)} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} | ${f(r.strategies.workerPinned)} | ${f(r.strategies.pollPinned)} | ${f(r.strategies.hostfnPinned)} |`,
   );
 }
 writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "e2e.json"), JSON.stringify(rows, null, 1));

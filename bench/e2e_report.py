@@ -1,0 +1,50 @@
+"""End-to-end table for bench/RESULTS.md from one device command: PyTorch's peers (fixtures/export_runtime.py
+--peers → peers_e2e.json) and torchc (bench/e2e.bench.ts → e2e.json), measured on the same machine.
+
+  python3 bench/e2e_report.py PEERS_E2E_JSON TORCHC_E2E_JSON
+"""
+
+import json
+import sys
+
+peers = json.load(open(sys.argv[1]))
+ours = {r["batch"]: r for r in json.load(open(sys.argv[2]))}
+mib = lambda b: f"{b / 2**20:.0f} MiB"
+print(f"Card: **{peers['card']}**, torch {peers['torch']}. EfficientNet-B0 (timm, random weights), fp16; host fp32 in, host fp32 out.")
+print("PyTorch: a fresh `.cuda()` of the pageable host tensor, cast to fp16 channels-last, the forward pass, `.float().cpu()`; host wall time per call, median of 200 (batch 1) or 50 (batch 128) calls.")
+print("torchc: `await compiled.run([x])` (poll completion, the default), median of 400 / 40 calls; *plain* = an ordinary Float32Array, *pinned* = tensors from `allocateHostInputs()`/`allocateHostOutputs()`; *2 contexts* = `contexts: 2` with two calls always in flight (time per call at steady state).\n")
+print("| batch | PyTorch CUDA graph e2e | PyTorch reduce-overhead e2e | torchc GPU only | torchc e2e plain | torchc e2e pinned in+out | torchc 2 contexts plain | torchc 2 contexts pinned |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for p in peers["runs"]:
+    b = p["batch"]
+    o = ours.get(b)
+    if not o:
+        continue
+    s = o["strategies"]
+    print(
+        f"| {b} | {p['cuda_graph_e2e']['median_ms']:.3f} ms | {p['reduce_overhead_e2e']['median_ms']:.3f} ms | "
+        f"{o['gpu']['medianMs']:.3f} ms | {s['poll']['median']:.3f} ms | {s['pollPinned']['median']:.3f} ms | "
+        f"{o['pipelined']['plain']:.3f} ms | {o['pipelined']['pinned']:.3f} ms |"
+    )
+print("\nCompletion strategies (torchc e2e median, ms): plain input / pinned input and output.\n")
+print("| batch | poll | worker | hostfn |")
+print("| --- | --- | --- | --- |")
+for b, o in sorted(ours.items()):
+    s = o["strategies"]
+    cell = lambda k: f"{s[k]['median']:.3f} / {s[k + 'Pinned']['median']:.3f}"
+    print(f"| {b} | {cell('poll')} | {cell('worker')} | {cell('hostfn')} |")
+print("\nDevice memory: torchc `compiled.memory()` against PyTorch's `torch.cuda.max_memory_allocated()` for the same forward pass.\n")
+print("| batch | torchc device total (1 context) | of which weights / activations / workspaces / I/O | each extra context | PyTorch CUDA graph | PyTorch reduce-overhead |")
+print("| --- | --- | --- | --- | --- | --- |")
+for p in peers["runs"]:
+    b = p["batch"]
+    o = ours.get(b)
+    if not o:
+        continue
+    m = o["memory"]
+    pc = m["perContext"]
+    print(
+        f"| {b} | {mib(m['deviceTotal'])} | {mib(m['weights'])} / {mib(m['activations'])} / {mib(m['workspaces'])} / {mib(m['io'])} | "
+        f"{mib(pc['activations'] + pc['workspaces'] + pc['io'])} device + {mib(pc['pinnedHost'])} pinned | "
+        f"{mib(p['cuda_graph_max_memory_allocated'])} | {mib(p['reduce_overhead_max_memory_allocated'])} |"
+    )
