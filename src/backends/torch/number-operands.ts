@@ -6,7 +6,7 @@
  */
 import type { DType } from "../../ir/dtype.js";
 import type { Arg, Node } from "../../ir/graph.js";
-import { getOp } from "../../ops/index.js";
+import { callSchema } from "./op-schema.js";
 import { type RewriteContext, scalarOf, tensorArg, wrappedDtype } from "./rewrite-context.js";
 
 /** Arguments that select rather than compute (a condition or mask): they do not decide the compute dtype. */
@@ -14,8 +14,8 @@ const SELECTORS = new Set(["condition", "mask"]);
 
 /** The dtype a number in `node` is promoted against: another tensor operand's, else the node's result. */
 export function referenceDtype(node: Node, cx: RewriteContext, except?: string): DType {
-  const def = getOp(node.op);
-  for (const s of def?.schema ?? []) {
+  const found = callSchema(node.op);
+  for (const s of "schema" in found ? found.schema : []) {
     if (s.name === except || SELECTORS.has(s.name) || !s.type.startsWith("Tensor")) continue;
     const a = node.args[s.name];
     if (a?.kind === "tensor") return cx.typeOf(a.name).dtype;
@@ -32,8 +32,8 @@ export function numberConstant(node: Node, cx: RewriteContext, a: Arg, except?: 
 
 /** `node` with every number in a Tensor/Tensor? slot replaced by a 0-d constant, or undefined if it has none. */
 export function replaceNumberOperands(node: Node, cx: RewriteContext): Node | undefined {
-  const def = getOp(node.op);
-  if (!def) return undefined;
+  const def = callSchema(node.op);
+  if (!("schema" in def)) return undefined;
   let args: Record<string, Arg> | undefined;
   for (const s of def.schema) {
     if (s.type !== "Tensor" && s.type !== "Tensor?") continue;

@@ -14,10 +14,10 @@
 import type { DType } from "../../ir/dtype.js";
 import { C10_SCALAR_TYPES, isFloating } from "../../ir/dtype.js";
 import type { Arg, Node, TensorType } from "../../ir/graph.js";
-import { getOp, withDefaults } from "../../ops/index.js";
 import type { ArgSpec } from "../../ops/types.js";
 import type { DispatchPlan, EncodedArg, ShimName, Unsupported } from "./encoded-arg.js";
 import { splitOpName } from "./encoded-arg.js";
+import { callSchema, withSchemaDefaults } from "./op-schema.js";
 
 /** Ops whose Scalar arguments go to a generated CUDA shim taking doubles, in schema order. */
 export const SHIM_OPS: Readonly<Record<string, ShimName>> = {
@@ -185,15 +185,15 @@ export interface PlanDispatchOptions {
 
 /** The dispatcher plan for `node`, or why it cannot be called through the 2.11 shim as it stands. */
 export function planDispatch(node: Node, opts: PlanDispatchOptions = {}): DispatchPlan | Unsupported {
-  const def = getOp(node.op);
-  if (!def) return { unsupported: `${node.op} is not in torchc's op table` };
+  const def = callSchema(node.op);
+  if ("unsupported" in def) return def;
   const qualified = splitOpName(node.op);
   if (!qualified?.[0].startsWith("aten::"))
     return { unsupported: `${node.op} is not an aten overload the dispatcher knows` };
   if (node.subgraphs?.length) return { unsupported: `${node.op} has nested blocks (control flow)` };
   let args: Record<string, Arg>;
   try {
-    args = withDefaults(def, node.args);
+    args = withSchemaDefaults(def, node.args);
   } catch (e) {
     return { unsupported: (e as Error).message };
   }

@@ -8,7 +8,7 @@ import { TorchcError, UnsupportedOpError } from "../../errors.js";
 import type { Graph, Node, TensorType } from "../../ir/graph.js";
 import { formatLocation, renameNodeInputs } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
-import { mutatedValue } from "../../ops/index.js";
+import { getOp, mutatedValue } from "../../ops/index.js";
 import { convolutionWithTf32 } from "./conv-precision.js";
 import type { DispatchPlan } from "./encoded-arg.js";
 import { isUnsupported } from "./encoded-arg.js";
@@ -65,7 +65,10 @@ export function lowerNode(node: Node, cx: RewriteContext): void {
   if (functionalize(node, cx)) return;
   const replaced = replaceNumberOperands(node, cx);
   if (replaced) {
-    cx.emit("numbers in Tensor slots → 0-d constants", replaced.op, replaced.args, replaced.outputs);
+    // an op outside the catalogue has no type inference: it keeps the graph's output types as it is
+    if (getOp(replaced.op))
+      cx.emit("numbers in Tensor slots → 0-d constants", replaced.op, replaced.args, replaced.outputs);
+    else cx.keep("numbers in Tensor slots → 0-d constants", replaced);
     return;
   }
   const scalar = SCALAR_REWRITES[node.op];

@@ -182,7 +182,7 @@ describe("refusals", () => {
   });
 
   it("refuses ops it cannot name, creation ops without a tensor, and a required Device", () => {
-    expect(refusal("aten.not_an_op.default", { self: T("x") })).toMatch(/not in torchc's op table/);
+    expect(refusal("aten.not_an_op.default", { self: T("x") })).toMatch(/torchc's op table/);
     expect(refusal("aten.zeros.default", { size: L(2) })).toMatch(/without a tensor input/);
     expect(
       refusal("aten.to.device", {
