@@ -379,7 +379,8 @@ const CODE_SNIPPETS = [
   "_z = 9223372036854775807 * 4",
   "_z = " + "(".repeat(3000) + "1" + ")".repeat(3000),
   "_z = " + "-".repeat(5000) + "1",
-  `raise Exception("\u001b[2J\u001b[31mowned\nsecond line")`,
+  'ops.prim.RaiseException("\\x1b[2J\\x1b[31mowned\\nsecond line", "builtins.ValueError")',
+  `ops.prim.RaiseException("\u001b[2J\u001b[31mraw escape", "builtins.ValueError")`,
   "while True:\n{ind}  _z = 1",
 ];
 
