@@ -10,6 +10,7 @@ import { type CompileOptions, normalizePrecisions } from "../runtime/options.js"
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext } from "./cuda/device/context.js";
+import { useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
 import type { CudaEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
@@ -46,6 +47,7 @@ class EngineRunner implements SegmentRunner {
  * contexts (cuda/execution-context.ts): one stream each, values stay on the GPU between segments.
  */
 export async function createCudaBackend(options: CompileOptions): Promise<Backend & DeviceAllocator> {
+  useHostCopyThreads();
   const device = options.device ?? 0;
   const ctx = CudaContext.get(device);
   const precision =

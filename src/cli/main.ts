@@ -1,3 +1,4 @@
+import { useHostCopyThreads } from "../backends/cuda/device/host-copy.js";
 import { TorchcError } from "../errors.js";
 import { parseByteSize, setLimits } from "../frontends/limits.js";
 import { COMMANDS, usage } from "./commands/index.js";
@@ -23,6 +24,7 @@ export function takeMaxMemory(argv: readonly string[]): string[] {
 
 /** The `torchc` command: user errors print one line and exit 1; anything else is a torchc bug. */
 export async function main(argv: readonly string[]): Promise<number> {
+  useHostCopyThreads();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage());

@@ -13,6 +13,16 @@ import { LIBC } from "../../../ffi/libc.js";
 import { callAsync } from "../../../ffi/library.js";
 import { checkBytes, fail } from "./validate.js";
 
+/**
+ * Asks for 8 libuv worker threads (Node's default is 4) unless UV_THREADPOOL_SIZE is set: host copies of large
+ * inputs run on them. It only takes effect before the first asynchronous work of the process, so the torchc
+ * command calls it first thing and the CUDA backend calls it when created; a program that already used the
+ * pool can set UV_THREADPOOL_SIZE itself.
+ */
+export function useHostCopyThreads(): void {
+  process.env.UV_THREADPOOL_SIZE ??= "8";
+}
+
 /** Below this, copy on the JS thread. */
 export const WORKER_COPY_MIN_BYTES = 256 << 10;
 
