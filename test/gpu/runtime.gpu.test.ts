@@ -146,6 +146,11 @@ async function exercise(
   }
   for (const d of devIn) d.dispose();
   outBuf.dispose();
+  // Refused before any pointer reaches the driver: a disposed tensor, a forged one; the module still works after.
+  await assert.rejects(compiled.run([devIn[0]]), /disposed/);
+  const forged = { ...devIn[0], kind: "device" as const, alive: true, ptr: 4096n, dispose() {} };
+  await assert.rejects(compiled.run([forged]), /not a DeviceTensor made by torchc/);
+  note(check((await compiled.run([cs[0].input]))[0], cs[0], tol, `${name} after refused inputs`));
   report(name, { worst, tolerance: tol, memory: compiled.memory(), queue: compiled.queue });
   console.log(`  ${name}: ${formatMemory(compiled.memory())}`);
 }

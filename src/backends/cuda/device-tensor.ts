@@ -71,6 +71,12 @@ export class CudaDeviceTensor implements DeviceTensor {
 
 /** Device memory of a DeviceTensor after checking it is alive and holds `type`. */
 export function checkDeviceTensor(t: DeviceTensor, dtype: DType, shape: Shape, what: string): DeviceMemory {
+  // Only memory torchc allocated reaches the driver: a made-up pointer could corrupt the context.
+  if (!(t instanceof CudaDeviceTensor))
+    throw new InputError(
+      `${what}: not a DeviceTensor made by torchc (use allocateInputs(), allocateOutputs(), toDevice() or run(…, { outputs: "device" }))`,
+      "input.invalid",
+    );
   if (!t.alive) throw new InputError(`${what}: the device tensor has been disposed`, "input.disposed");
   if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
     throw new InputError(
