@@ -9,9 +9,15 @@ import { checkGraph } from "./verify.js";
  * Verifies a graph read from a file before anything else sees it, reporting what the file got wrong as one
  * line that names the node: the structural invariants of `checkGraph` (order, duplicates, self-reads, unknown
  * values), value sizes within the memory budget, and each node's declared output types against what its op's
- * schema infers from its inputs. Only top-level nodes of ops in the op table are inferred.
+ * schema infers from its inputs. Only top-level nodes of ops in the op table are inferred (`inferTypes: false`
+ * skips this for frontends whose output types already come from the same inference, like TorchScript's).
  */
-export function verifyLoadedGraph(graph: Graph, file: string, code = "archive.bad-graph"): Graph {
+export function verifyLoadedGraph(
+  graph: Graph,
+  file: string,
+  code = "archive.bad-graph",
+  opts: { readonly inferTypes?: boolean } = {},
+): Graph {
   const fail = (detail: string): never => {
     throw new ArchiveError(file, detail, code);
   };
@@ -34,6 +40,7 @@ export function verifyLoadedGraph(graph: Graph, file: string, code = "archive.ba
     if (!t) throw new TorchcError(`unknown value '${n}'`, "graph.unknown-value");
     return t;
   };
+  if (opts.inferTypes === false) return graph;
   for (const node of graph.nodes) {
     if (node.subgraphs || !getOp(node.op)) continue;
     let inferred: TensorType[];

@@ -1,7 +1,7 @@
 import { InputError } from "../../errors.js";
 import type { Graph, TensorType } from "../../ir/graph.js";
 import { formatType } from "../../ir/printer.js";
-import { verifyGraph } from "../../ir/verify.js";
+import { verifyLoadedGraph } from "../../ir/verify-loaded.js";
 import type { PickledTensor } from "../pickle/torch.js";
 import { isExtension, PyDict, PyObject, PyTuple } from "../pickle/values.js";
 import type { TorchScriptArchive } from "./archive.js";
@@ -110,7 +110,9 @@ export function translate(archive: TorchScriptArchive, inputTypes?: readonly Ten
     ),
   );
   it.g.top.builder.setOutputs(outputs.map((v) => it.g.valueOf(v, "out")));
-  return verifyGraph(it.g.top.builder.build());
+  return verifyLoadedGraph(it.g.top.builder.build(), archive.file, "torchscript.bad-graph", {
+    inferTypes: false,
+  });
 }
 
 function flattenOutputs(
