@@ -169,6 +169,28 @@ export function lowerEinsum<V>(
 // ------------------------------------------------------------------------------------------ as_strided
 
 /**
+ * Ops whose result PyTorch stores with non-contiguous strides (a view of its input's memory). as_strided reads
+ * memory, so over such a result it reads the *input's* storage, which torchc's dense values do not model:
+ * the lowering and the converter leave that case to LibTorch, which sees the same strided view.
+ */
+export const STRIDED_VIEW_OPS: ReadonlySet<string> = new Set([
+  "aten.permute.default",
+  "aten.transpose.int",
+  "aten.t.default",
+  "aten.expand.default",
+  "aten.slice.Tensor",
+  "aten.select.int",
+  "aten.narrow.default",
+  "aten.diagonal.default",
+  "aten.unfold.default",
+  "aten.as_strided.default",
+  "aten.split.Tensor",
+  "aten.split_with_sizes.default",
+  "aten.chunk.default",
+  "aten.unbind.int",
+]);
+
+/**
  * as_strided over a contiguous input: a view when (size, stride, offset) are the contiguous strides of `size`
  * at offset 0, a broadcast when the only difference is stride-0 axes, else a gather of constant positions.
  */

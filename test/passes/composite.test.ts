@@ -2,6 +2,7 @@
 // lowered graph holds only core ops and computes what the op's own reference computes (two independent
 // computations: the op's float64 definition, and the core ops' references).
 import { describe, expect, it } from "vitest";
+import { DEFAULT_REGISTRY, graphContext, selectConverter } from "../../src/converters/index.js";
 import type { Arg } from "../../src/ir/graph.js";
 import { nonCoreOps } from "../../src/passes/core-ops.js";
 import { defaultPipeline } from "../../src/passes/pipeline.js";
@@ -162,6 +163,20 @@ describe("composite decompositions", () => {
       expectSameResults(graph, out);
     });
   }
+
+  it("as_strided of a permuted view is left to LibTorch (it reads the base's storage in PyTorch)", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [3, 4]);
+    const p = g.node("aten.permute.default", { self: x, dims: ints([1, 0]) });
+    const y = g.node("aten.as_strided.default", { self: p, size: ints([2, 2]), stride: ints([1, 4]) });
+    const graph = g.build(y);
+    const { graph: out } = lower(graph, ...defaultPipeline());
+    expect(opsOf(out)).toContain("aten.as_strided.default");
+    const node = out.nodes.find((n) => n.op === "aten.as_strided.default")!;
+    const sel = selectConverter(DEFAULT_REGISTRY, node, graphContext(out));
+    expect(sel.ok).toBe(false);
+    expect(JSON.stringify(sel)).toMatch(/base storage/);
+  });
 
   for (const [opName, args] of [
     ["aten._upsample_bilinear2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],

@@ -22,6 +22,7 @@ import {
   lowerAsStrided,
   lowerEinsum,
   lowerVectorNorm,
+  STRIDED_VIEW_OPS,
 } from "../../ops/composite-lowering.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { matmul } from "../impl/matmul.js";
@@ -110,7 +111,12 @@ const einsum: ConverterSpec<{ readonly equation: string; readonly tensors: reado
 
 const asStrided: ConverterSpec<AsStridedArgs> = {
   name: "as-strided",
-  supports: () => SUPPORTED,
+  supports: (_node, a, ctx) => {
+    const producer = ctx.graph.nodes.find((n) => n.outputs.includes(a.self))?.op;
+    return producer !== undefined && STRIDED_VIEW_OPS.has(producer)
+      ? refuse(`as_strided of a ${producer} result reads that view's base storage; LibTorch runs it`)
+      : SUPPORTED;
+  },
   convert: (_node, a, net) => [lowerAsStrided(layerEmitter(net.net), net.input(a.self), a)],
 };
 

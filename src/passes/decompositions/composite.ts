@@ -14,6 +14,7 @@ import {
   lowerEinsum,
   lowerVectorNorm,
   numberFor,
+  STRIDED_VIEW_OPS,
 } from "../../ops/composite-lowering.js";
 import { getOp } from "../../ops/index.js";
 import { arg } from "../rewrite/args.js";
@@ -143,6 +144,9 @@ export const decomposeAsStrided = rule({
       root.op,
       root.args,
     );
+    // over a strided view, as_strided reads the view's base storage: left to LibTorch
+    const producer = ctx.graph.producerOf(a.self)?.node.op;
+    if (producer !== undefined && STRIDED_VIEW_OPS.has(producer)) return undefined;
     const b = ctx.build();
     return b.replace(lowerAsStrided(atenEmitter(b), a.self, a));
   },
