@@ -8,7 +8,8 @@ import { B, F, I, Is, iota, NONE, run, S, T, t } from "./helpers.js";
 const vals = (x: Parameters<typeof toFloat64Array>[0]) => Array.from(toFloat64Array(x));
 const close = (got: number[], want: number[], tol = 1e-6) => {
   expect(got.length).toBe(want.length);
-  got.forEach((g, i) => expect(Math.abs(g - want[i])).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(want[i]))));
+  for (const [i, g] of got.entries())
+    expect(Math.abs(g - want[i])).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(want[i])));
 };
 
 describe("addcmul / addcdiv", () => {
@@ -67,8 +68,8 @@ function naive(eq: string, a: number[], aShape: number[], b: number[], bShape: n
   const [lhs, out] = eq.split("->");
   const [la, lb] = lhs.split(",");
   const size = new Map<string, number>();
-  [...la].forEach((l, i) => size.set(l, aShape[i]));
-  [...lb].forEach((l, i) => size.set(l, bShape[i]));
+  for (const [i, l] of [...la].entries()) size.set(l, aShape[i]);
+  for (const [i, l] of [...lb].entries()) size.set(l, bShape[i]);
   const labels = [...size.keys()];
   const outShape = [...out].map((l) => size.get(l)!);
   const res = new Array(outShape.reduce((p, d) => p * d, 1)).fill(0);
@@ -87,7 +88,10 @@ function naive(eq: string, a: number[], aShape: number[], b: number[], bShape: n
 
 describe("einsum", () => {
   const A = iota([2, 3, 4]);
-  const Bt = t([2, 4, 5], Array.from({ length: 40 }, (_, i) => Math.sin(i)));
+  const Bt = t(
+    [2, 4, 5],
+    Array.from({ length: 40 }, (_, i) => Math.sin(i)),
+  );
   const es = (eq: string, ...names: string[]) =>
     run(
       "aten.einsum.default",
@@ -153,7 +157,11 @@ describe("antialiased resize", () => {
     const k = (s: number) => {
       const a = -0.5;
       const u = Math.abs(s);
-      return u < 1 ? ((a + 2) * u - (a + 3)) * u * u + 1 : u < 2 ? ((a * u - 5 * a) * u + 8 * a) * u - 4 * a : 0;
+      return u < 1
+        ? ((a + 2) * u - (a + 3)) * u * u + 1
+        : u < 2
+          ? ((a * u - 5 * a) * u + 8 * a) * u - 4 * a
+          : 0;
     };
     const w = [-0.25, 0.25, 0.75, 1.25].map(k);
     const sum = w.reduce((p, q) => p + q, 0);
@@ -166,7 +174,10 @@ describe("antialiased resize", () => {
     close([vals(y)[0]], [(w[0] * 1 + w[1] * -2 + w[2] * 5 + w[3] * 3) / sum]);
   });
   it("upsampling with antialias is plain bilinear (align_corners=False)", () => {
-    const x = t([1, 2, 3, 4], Array.from({ length: 24 }, (_, i) => Math.cos(i)));
+    const x = t(
+      [1, 2, 3, 4],
+      Array.from({ length: 24 }, (_, i) => Math.cos(i)),
+    );
     const args = { output_size: Is(5, 7), align_corners: B(false) };
     const [aa] = run("aten._upsample_bilinear2d_aa.default", { self: T("x"), ...args }, { x });
     const [plain] = run("aten.upsample_bilinear2d.default", { self: T("x"), ...args }, { x });

@@ -48,7 +48,6 @@ class TestGraph {
   }
 }
 
-const T = (name: string): Arg => ({ kind: "tensor", name });
 const I = (value: number): Arg => ({ kind: "int", value });
 const Is = (value: readonly number[]): Arg => ({ kind: "ints", value: [...value] });
 const F = (value: number): Arg => ({ kind: "float", value });

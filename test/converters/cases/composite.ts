@@ -114,20 +114,18 @@ const asStrided = fc
         )
         .filter(([r, c, sr, off]) => off + (r - 1) * sr + (c - 1) < n)
         .map(([r, c, sr, off]) => ({ size: [r, c], stride: [sr, 1], offset: off }));
-    return fc
-      .tuple(tensor(s), args)
-      .map(([x, a]) =>
-        opCase(
-          "aten.as_strided.default",
-          {
-            self: T("x"),
-            size: Is(...a.size),
-            stride: Is(...a.stride),
-            storage_offset: { kind: "int", value: a.offset },
-          },
-          { x },
-        ),
-      );
+    return fc.tuple(tensor(s), args).map(([x, a]) =>
+      opCase(
+        "aten.as_strided.default",
+        {
+          self: T("x"),
+          size: Is(...a.size),
+          stride: Is(...a.stride),
+          storage_offset: { kind: "int", value: a.offset },
+        },
+        { x },
+      ),
+    );
   });
 
 function aaCase(op: OpName, vec: boolean) {
