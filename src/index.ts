@@ -17,6 +17,7 @@ export {
 export * from "./errors.js";
 export { type LoadedModel, type LoadOptions, loadModel } from "./frontends/load-model.js";
 export { loadPt2 } from "./frontends/pt2/load.js";
+export { loadTorchScript } from "./frontends/torchscript/index.js";
 export * from "./ir/index.js";
 export { formatSummary, type GraphSummary, summarizeGraph } from "./ir/summary.js";
 export type { Layer } from "./network/layers/index.js";
@@ -50,7 +51,7 @@ export {
   compile,
   loadCompiled,
 } from "./runtime/compile.js";
-export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
+export type { PoolStats } from "./runtime/context-pool.js";
 export { type DeviceTensor, isDeviceTensor } from "./runtime/device-tensor.js";
 export {
   type ContextMemory,
@@ -60,6 +61,6 @@ export {
   type OutputRequest,
   type RunOptions,
 } from "./runtime/execution.js";
-export type { PoolStats } from "./runtime/context-pool.js";
+export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
 export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";

@@ -63,6 +63,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
         device,
         tf32: options.tf32 === true,
         tuneConvs: options.tune === true,
+        workspaceBytes: options.workspaceBytes,
       });
       return new EngineRunner(segment, engine, network);
     },

@@ -1,6 +1,7 @@
 import { convertSegment } from "../converters/convert-segment.js";
-import { defaultRegistry } from "../converters/index.js";
-import { TorchcError } from "../errors.js";
+import { buildRegistry, CONVERTER_TABLES, defaultRegistry } from "../converters/index.js";
+import { inplaceCandidates } from "../converters/inplace.js";
+import { InputError, TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
 import type { Graph } from "../ir/graph.js";
 import { summarizeGraph } from "../ir/summary.js";
@@ -23,6 +24,7 @@ import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { validateInputs } from "./validate-inputs.js";
+import { checkCompileOptions } from "./validate-options.js";
 
 export interface BenchmarkResult {
   readonly medianMs: number;
@@ -87,9 +89,45 @@ export class CompiledModule {
     inputs: readonly (Tensor | DeviceTensor)[],
     opts?: RunOptions,
   ): Promise<(Tensor | DeviceTensor)[]>;
+  /** Inputs by name (the model's input names): outputs come back by name too. */
   async run(
-    inputs: readonly (Tensor | DeviceTensor)[],
+    inputs: Readonly<Record<string, Tensor | DeviceTensor>>,
+    opts?: RunOptions,
+  ): Promise<Record<string, Tensor | DeviceTensor>>;
+  async run(
+    inputs: readonly (Tensor | DeviceTensor)[] | Readonly<Record<string, Tensor | DeviceTensor>>,
     opts: RunOptions = {},
+  ): Promise<(Tensor | DeviceTensor)[] | Record<string, Tensor | DeviceTensor>> {
+    if (Array.isArray(inputs)) return this.runPositional(inputs, opts);
+    if (typeof inputs !== "object" || inputs === null)
+      throw new InputError(
+        "inputs must be an array of tensors or a record of them by input name",
+        "input.invalid",
+      );
+    const record = inputs as Readonly<Record<string, Tensor | DeviceTensor>>;
+    const expected = this.graph.inputs;
+    const extra = Object.keys(record).filter((k) => !expected.includes(k));
+    const missing = expected.filter((k) => !Object.hasOwn(record, k));
+    if (extra.length || missing.length) {
+      const parts = [
+        missing.length ? `missing ${missing.map((n) => `'${n}'`).join(", ")}` : "",
+        extra.length ? `unknown ${extra.map((n) => `'${n}'`).join(", ")}` : "",
+      ].filter(Boolean);
+      throw new InputError(
+        `inputs by name: ${parts.join("; ")} (the model's inputs: ${expected.join(", ")})`,
+        "input.names",
+      );
+    }
+    const outs = await this.runPositional(
+      expected.map((n) => record[n]),
+      opts,
+    );
+    return Object.fromEntries(this.graph.outputs.map((n, i) => [n, outs[i]]));
+  }
+
+  private async runPositional(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    opts: RunOptions,
   ): Promise<(Tensor | DeviceTensor)[]> {
     if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
     validateInputs(this.graph, inputs);
@@ -217,6 +255,18 @@ export class CompiledModule {
   }
 }
 
+function registryWith(extra: NonNullable<CompileOptions["converters"]>) {
+  try {
+    return buildRegistry(
+      ...Object.values(CONVERTER_TABLES),
+      inplaceCandidates(Object.values(CONVERTER_TABLES).flat()),
+      ...extra,
+    );
+  } catch (e) {
+    throw new TorchcError(`converters: ${(e as Error).message}`, "options.converters");
+  }
+}
+
 function contextCount(options: CompileOptions): number {
   const n = options.contexts ?? 1;
   if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -240,7 +290,7 @@ export async function compile(
   options: CompileOptions = {},
 ): Promise<CompiledModule> {
   const graph0 = "graph" in model ? model.graph : model;
-  contextCount(options);
+  checkCompileOptions(options, graph0);
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
   const defaults = defaultPipeline({ enabledPrecisions: precisions });
@@ -252,7 +302,7 @@ export async function compile(
         : options.passes;
   const { graph, trace } = runPipeline(graph0, passes);
   const t1 = performance.now();
-  const registry = defaultRegistry();
+  const registry = options.converters?.length ? registryWith(options.converters) : defaultRegistry();
   const partition = partitionGraph(graph, {
     registry,
     minBlockSize: options.minBlockSize,

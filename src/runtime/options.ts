@@ -1,3 +1,4 @@
+import type { AnyCandidate } from "../converters/types.js";
 import { TorchcError } from "../errors.js";
 import type { TensorType } from "../ir/graph.js";
 import type { Precision } from "../passes/assign-precision.js";
@@ -46,6 +47,16 @@ export interface CompileOptions {
   readonly completion?: "worker" | "poll" | "hostfn";
   /** CUDA device ordinal (cuda backend). Default 0. */
   readonly device?: number;
+  /**
+   * Most bytes of cuBLASLt workspace per execution context (cuda backend; default 32 MiB). cuDNN plans keep
+   * the workspace their engine needs.
+   */
+  readonly workspaceBytes?: number;
+  /**
+   * Extra converter tables, ranked by priority together with the built-in ones (Torch-TensorRT's custom
+   * converters). Build candidates with `converter(…)` from "torchc".
+   */
+  readonly converters?: readonly (readonly AnyCandidate[])[];
 }
 
 export function normalizePrecisions(names: readonly PrecisionName[] | undefined): Precision[] {

@@ -51,9 +51,15 @@ export interface CudaBuildOptions {
    * (default false: it adds seconds of compile time for a few percent; see bench/NOTES.md).
    */
   readonly tuneConvs?: boolean;
+  /** Most bytes of cuBLASLt workspace (default and most 32 MiB). */
+  readonly workspaceBytes?: number;
 }
 
 const LT_WORKSPACE = 32 << 20;
+
+function ltWorkspaceBytes(options: CudaBuildOptions): number {
+  return Math.min(LT_WORKSPACE, options.workspaceBytes ?? LT_WORKSPACE);
+}
 
 function elapsed(t0: number): number {
   return Math.round((performance.now() - t0) * 10) / 10;
@@ -127,7 +133,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         g,
         { bias: step.bias !== undefined, activation: step.activation },
         tf32,
-        LT_WORKSPACE,
+        ltWorkspaceBytes(options),
       );
       libs.cublasMs += performance.now() - t;
       if (!plan) return false;
@@ -393,7 +399,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     weights = uploadWeights(plan, libs);
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
-      LT_WORKSPACE * (libs.matmuls.size > 0 ? 1 : 0),
+      ltWorkspaceBytes(options) * (libs.matmuls.size > 0 ? 1 : 0),
       ...[...libs.convs.values()].map((p) => p.workspaceBytes),
       256,
     );
