@@ -28,6 +28,8 @@ export interface Emitter<V> {
   linear(x: V, w: Tensor): V;
   /** Elements of the flattened v at the given constant int64 positions, shaped `shape`. */
   take(v: V, positions: readonly number[], shape: readonly number[]): V;
+  /** where(mask, a, b) with a constant bool mask. */
+  choose(mask: Tensor, a: V, b: V): V;
 }
 
 /** A number operand next to a tensor of `dtype`: an int literal for integral tensors (keeps their dtype). */
@@ -220,6 +222,27 @@ export function lowerAsStrided<V>(e: Emitter<V>, x: V, a: AsStridedArgs): V {
   )
     return e.expand(reshapeIfNeeded(e, x, kept), a.size);
   return e.take(x, Array.from(stridedIndex(a, n)), a.size);
+}
+
+// ------------------------------------------------------------------------------------------ scatter into a view
+
+/**
+ * `self` with the elements at flat `positions` (row-major) replaced by `src`'s, in src order: the update of a
+ * slice_scatter / select_scatter, and of a write through a view. where(M, take(src, P), self), with M marking
+ * the written positions and P, for each of them, the src element written there.
+ */
+export function lowerScatter<V>(e: Emitter<V>, self: V, src: V, positions: ArrayLike<number>): V {
+  if (positions.length === 0) return self; // an empty slice writes nothing
+  const shape = e.shape(self);
+  const n = numel(shape);
+  const mask = new Float64Array(n);
+  const from = new Array<number>(n).fill(0);
+  for (let k = 0; k < positions.length; k++) {
+    mask[positions[k]] = 1;
+    from[positions[k]] = k;
+  }
+  const s = e.dtype(src) === e.dtype(self) ? src : e.cast(src, e.dtype(self));
+  return e.choose(tensorFromNumbers("bool", shape, mask), e.take(s, from, shape), self);
 }
 
 // ------------------------------------------------------------------------------------------ antialiased resize

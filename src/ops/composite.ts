@@ -15,7 +15,7 @@ import {
   scalarDtype,
   tt,
 } from "./data.js";
-import { defineOp, OpArgError, opTable, type ScalarValue } from "./schema.js";
+import { type ArgReader, defineOp, OpArgError, opTable, type ScalarValue } from "./schema.js";
 import type { TypeOf } from "./types.js";
 
 // ------------------------------------------------------------------------------------------ addcmul / addcdiv
@@ -444,6 +444,81 @@ function aaVecOp<const N extends string>(kind: AaKind, name: N) {
   });
 }
 
+// ------------------------------------------------------------------------------------------ slice/select_scatter
+
+export interface ScatterArgs {
+  readonly self: string;
+  readonly src: string;
+  readonly dim: number;
+  /** slice_scatter: start, end (None = open), step; select_scatter: index. */
+  readonly start: number | null;
+  readonly end: number | null;
+  readonly step: number;
+  readonly index: number | null;
+}
+
+/** Flat (row-major) positions in `self` of the slice or selected plane that `src` replaces, in src order. */
+export function scatterPositions(
+  op: string,
+  a: ScatterArgs,
+  shape: Shape,
+): { positions: Float64Array; srcShape: number[] } {
+  const dim = normDim(op, a.dim, shape.length);
+  const size = shape[dim];
+  let idx: number[];
+  if (a.index !== null) {
+    if (a.index < -size || a.index >= size)
+      throw new OpArgError(op, "index", `${a.index} out of range for size ${size}`);
+    idx = [a.index < 0 ? a.index + size : a.index];
+  } else {
+    if (a.step < 1) throw new OpArgError(op, "step", `must be positive, got ${a.step}`);
+    const clamp = (v: number | null, dflt: number) =>
+      v === null ? dflt : Math.min(Math.max(v < 0 ? v + size : v, 0), size);
+    const start = clamp(a.start, 0);
+    const end = Math.max(clamp(a.end, size), start);
+    idx = [];
+    for (let k = start; k < end; k += a.step) idx.push(k);
+  }
+  const srcShape =
+    a.index !== null ? shape.filter((_, d) => d !== dim) : shape.map((n, d) => (d === dim ? idx.length : n));
+  const outer = shape.slice(0, dim).reduce((p, n) => p * n, 1);
+  const inner = shape.slice(dim + 1).reduce((p, n) => p * n, 1);
+  const positions = new Float64Array(outer * idx.length * inner);
+  let k = 0;
+  for (let o = 0; o < outer; o++)
+    for (const j of idx) for (let i = 0; i < inner; i++) positions[k++] = (o * size + j) * inner + i;
+  return { positions, srcShape };
+}
+
+function scatterOp<const N extends string>(name: N, schema: string, read: (r: ArgReader) => ScatterArgs) {
+  const check = (a: ScatterArgs, self: Shape, src: Shape) => {
+    const { srcShape } = scatterPositions(name, a, self);
+    if (srcShape.join() !== src.join())
+      throw new OpArgError(name, "src", `expected shape [${srcShape}], got [${src}]`);
+  };
+  return defineOp({
+    name,
+    schema,
+    read,
+    infer: (a, typeOf) => {
+      const t = typeOf(a.self);
+      check(a, t.shape, typeOf(a.src).shape);
+      return [tt(t.dtype, t.shape)];
+    },
+    evaluate: (a, valueAt) => {
+      const x = valueAt(a.self);
+      const src = valueAt(a.src);
+      check(a, x.shape, src.shape);
+      const out = Float64Array.from(f64(x));
+      const v = f64(src);
+      scatterPositions(name, a, x.shape).positions.forEach((p, k) => {
+        out[p] = v[k];
+      });
+      return [fromF64(x.dtype, x.shape, out)];
+    },
+  });
+}
+
 export const COMPOSITE_OPS = opTable(
   addcOp("aten.addcmul.default", false),
   addcOp("aten.addcdiv.default", true),
@@ -534,6 +609,28 @@ export const COMPOSITE_OPS = opTable(
       ];
     },
   }),
+  scatterOp(
+    "aten.slice_scatter.default",
+    "Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1",
+    (r) => ({
+      self: r.tensor("self"),
+      src: r.tensor("src"),
+      dim: r.int("dim"),
+      start: r.optInt("start"),
+      end: r.optInt("end"),
+      step: r.int("step"),
+      index: null,
+    }),
+  ),
+  scatterOp("aten.select_scatter.default", "Tensor self, Tensor src, int dim, SymInt index", (r) => ({
+    self: r.tensor("self"),
+    src: r.tensor("src"),
+    dim: r.int("dim"),
+    start: null,
+    end: null,
+    step: 1,
+    index: r.int("index"),
+  })),
   aaOp("bilinear", "aten._upsample_bilinear2d_aa.default"),
   aaVecOp("bilinear", "aten._upsample_bilinear2d_aa.vec"),
   aaOp("bicubic", "aten._upsample_bicubic2d_aa.default"),

@@ -140,6 +140,27 @@ describe("as_strided", () => {
   });
 });
 
+describe("slice_scatter / select_scatter", () => {
+  it("replace a strided slice or a plane of self with src", () => {
+    const x = iota([3, 5]);
+    const src = t([3, 2], [-1, -2, -3, -4, -5, -6]);
+    // columns 1 and 3 (start -4 → 1, step 2, end None)
+    const [y] = run(
+      "aten.slice_scatter.default",
+      { self: T("x"), src: T("src"), dim: I(1), start: I(-4), end: NONE, step: I(2) },
+      { x, src },
+    );
+    expect(vals(y)).toEqual([0, -1, 2, -2, 4, 5, -3, 7, -4, 9, 10, -5, 12, -6, 14]);
+    const row = t([5], [9, 8, 7, 6, 5]);
+    const [z] = run(
+      "aten.select_scatter.default",
+      { self: T("x"), src: T("r"), dim: I(0), index: I(-1) },
+      { x, r: row },
+    );
+    expect(vals(z)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 8, 7, 6, 5]);
+  });
+});
+
 describe("antialiased resize", () => {
   it("bilinear 4 → 2: PIL's triangle of support 2, normalized", () => {
     // scale 2, support 2·1 = 2. Output 0: centre 1, taps 0..2 with triangle((j − 0.5)/2) = 0.75, 0.75, 0.25

@@ -162,6 +162,8 @@ case("aten.roll.default", self=R(1, 14, 14, 3), shifts=[-3, -3], dims=[1, 2])
 case("aten.fill.Scalar", self=Ri(-5, 5, 2, 3), value=2.7)
 case("aten.fill.Tensor", self=R(2, 3), value=R())
 case("aten.zero.default", self=R(3))
+case("aten.slice_scatter.default", self=R(4, 6), src=R(4, 2), dim=1, start=-5, end=5, step=3)
+case("aten.select_scatter.default", self=R(3, 4, 2), src=R(3, 2), dim=1, index=-1)
 
 def arg(v, tensors):
     if isinstance(v, torch.Tensor):

@@ -178,6 +178,30 @@ describe("composite decompositions", () => {
     expect(JSON.stringify(sel)).toMatch(/base storage/);
   });
 
+  it("slice_scatter and select_scatter ⇒ where over constant maps", () => {
+    lowersToCore(
+      (g) => {
+        const x = g.input("x", [4, 6]);
+        const s = g.node("aten.slice_scatter.default", {
+          self: x,
+          src: g.input("s", [4, 2]),
+          dim: { kind: "int", value: 1 },
+          start: { kind: "int", value: 1 },
+          end: { kind: "int", value: -1 },
+          step: { kind: "int", value: 3 },
+        });
+        return g.node("aten.select_scatter.default", {
+          self: s,
+          src: g.input("r", [6]),
+          dim: { kind: "int", value: 0 },
+          index: { kind: "int", value: 2 },
+        });
+      },
+      1e-6,
+      ["aten.index.Tensor"],
+    );
+  });
+
   for (const [opName, args] of [
     ["aten._upsample_bilinear2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],
     ["aten._upsample_bicubic2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],

@@ -10,9 +10,6 @@
 export const ATEN_SCHEMAS_TORCH = "seed";
 
 export const ATEN_SCHEMAS: Readonly<Record<string, string>> = {
-  "aten.slice_scatter.default":
-    "Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1 -> Tensor",
-  "aten.select_scatter.default": "Tensor self, Tensor src, int dim, SymInt index -> Tensor",
   "aten.index_put.default": "Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False -> Tensor",
   "aten.pixel_shuffle.default": "Tensor self, int upscale_factor -> Tensor",
   "aten.pixel_unshuffle.default": "Tensor self, int downscale_factor -> Tensor",

@@ -56,6 +56,11 @@ export function fallbackEmitter(cx: RewriteContext, rule: string): Emitter<strin
       cx.bindConstant(name, w);
       return emit("aten.linear.default", { input: t(x), weight: t(name), bias: { kind: "none" } });
     },
+    choose: (mask, x, y) => {
+      const m = cx.fresh(`${cx.source.name}_mask`);
+      cx.bindConstant(m, mask);
+      return emit("aten.where.self", { condition: t(m), self: t(x), other: t(y) });
+    },
     take: (v, positions, shape) => {
       const n = cx.typeOf(v).shape.reduce((p, d) => p * d, 1);
       const flat = emit("aten.reshape.default", { self: t(v), shape: ints([n]) });

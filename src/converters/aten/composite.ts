@@ -13,6 +13,8 @@ import {
   einsumSizes,
   normAxes,
   parseEinsum,
+  type ScatterArgs,
+  scatterPositions,
   type VectorNormArgs,
 } from "../../ops/composite.js";
 import {
@@ -21,6 +23,7 @@ import {
   lowerAddc,
   lowerAsStrided,
   lowerEinsum,
+  lowerScatter,
   lowerVectorNorm,
   STRIDED_VIEW_OPS,
 } from "../../ops/composite-lowering.js";
@@ -48,6 +51,7 @@ function layerEmitter(net: NetworkBuilder): Emitter<string> {
     cast: (v, dtype) => cast(net, v, dtype),
     constant: (t: Tensor) => net.constant(t),
     linear: (x, w) => matmul(net, x, net.constant(w), true),
+    choose: (mask, x, y) => net.add({ type: "select", inputs: [net.constant(mask), x, y] }),
     take: (v, positions, shape) => {
       const n = net.typeOf(v).shape.reduce((p, d) => p * d, 1);
       const flat = reshape(net, v, [n]);
@@ -120,6 +124,15 @@ const asStrided: ConverterSpec<AsStridedArgs> = {
   convert: (_node, a, net) => [lowerAsStrided(layerEmitter(net.net), net.input(a.self), a)],
 };
 
+const scatter: ConverterSpec<ScatterArgs> = {
+  name: "scatter-select",
+  supports: () => SUPPORTED,
+  convert: (node, a, net) => {
+    const { positions } = scatterPositions(node.op, a, net.typeOf(a.self).shape);
+    return [lowerScatter(layerEmitter(net.net), net.input(a.self), net.input(a.src), positions)];
+  },
+};
+
 const aaResize = (kind: "bilinear" | "bicubic"): ConverterSpec<AaResizeArgs> => ({
   name: `${kind}-aa-matmul`,
   supports: (_node, a, ctx) =>
@@ -136,6 +149,8 @@ export const COMPOSITE_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten.linalg_vector_norm.default", vectorNorm),
   converter("aten.einsum.default", einsum),
   converter("aten.as_strided.default", asStrided),
+  converter("aten.slice_scatter.default", scatter),
+  converter("aten.select_scatter.default", scatter),
   converter("aten._upsample_bilinear2d_aa.default", aaResize("bilinear")),
   converter("aten._upsample_bilinear2d_aa.vec", aaResize("bilinear")),
   converter("aten._upsample_bicubic2d_aa.default", aaResize("bicubic")),

@@ -5,13 +5,21 @@
 import type { DType } from "../../ir/dtype.js";
 import type { Arg } from "../../ir/graph.js";
 import { type Shape, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
-import { aaGeometry, einsumSizes, normAxes, parseEinsum } from "../../ops/composite.js";
+import {
+  aaGeometry,
+  einsumSizes,
+  normAxes,
+  parseEinsum,
+  type ScatterArgs,
+  scatterPositions,
+} from "../../ops/composite.js";
 import {
   type Emitter,
   lowerAaResize,
   lowerAddc,
   lowerAsStrided,
   lowerEinsum,
+  lowerScatter,
   lowerVectorNorm,
   numberFor,
   STRIDED_VIEW_OPS,
@@ -58,6 +66,12 @@ function atenEmitter(b: ReplacementBuilder): Emitter<string> {
         input: arg.tensor(x),
         weight: arg.tensor(b.weight("resize_weight", w)),
         bias: arg.none,
+      }),
+    choose: (mask, x, y) =>
+      node("aten.where.self", {
+        condition: arg.tensor(b.weight("scatter_mask", mask)),
+        self: arg.tensor(x),
+        other: arg.tensor(y),
       }),
     take: (v, positions, shape) => {
       const n = b.typeOf(v).shape.reduce((p, d) => p * d, 1);
@@ -152,6 +166,18 @@ export const decomposeAsStrided = rule({
   },
 });
 
+export const decomposeScatter = rule({
+  name: "decompose-slice-select-scatter",
+  doc: "slice_scatter / select_scatter(x, src, …) ⇒ where(constant mask, index(view(src, [-1]), constant positions), x)",
+  pattern: op(["aten.slice_scatter.default", "aten.select_scatter.default"]),
+  rewrite: ({ root }, ctx) => {
+    const a = parsed<ScatterArgs>(root.op, root.args);
+    const b = ctx.build();
+    const { positions } = scatterPositions(root.op, a, b.typeOf(a.self).shape);
+    return b.replace(lowerScatter(atenEmitter(b), a.self, a.src, positions));
+  },
+});
+
 const AA: Record<string, "bilinear" | "bicubic"> = {
   "aten._upsample_bilinear2d_aa.default": "bilinear",
   "aten._upsample_bilinear2d_aa.vec": "bilinear",
@@ -181,5 +207,6 @@ export const compositeRules = ruleSet(
   decomposeVectorNorm,
   decomposeEinsum,
   decomposeAsStrided,
+  decomposeScatter,
   decomposeAaResize,
 );

@@ -147,7 +147,63 @@ function aaCase(op: OpName, vec: boolean) {
     );
 }
 
+const sliceScatter = shapeArb(1, 3, 5).chain((s) =>
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: s.length - 1 }),
+      fc.option(fc.integer({ min: -6, max: 6 }), { nil: null }),
+      fc.option(fc.integer({ min: -6, max: 6 }), { nil: null }),
+      fc.integer({ min: 1, max: 3 }),
+    )
+    .chain(([dim, start, end, step]) => {
+      const n = s[dim];
+      const clamp = (v: number | null, d: number) =>
+        v === null ? d : Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+      const lo = clamp(start, 0);
+      const hi = Math.max(clamp(end, n), lo);
+      const len = Math.ceil((hi - lo) / step);
+      return fc.tuple(tensor(s), tensor(s.map((d, i) => (i === dim ? len : d)))).map(([x, src]) =>
+        opCase(
+          "aten.slice_scatter.default",
+          {
+            self: T("x"),
+            src: T("src"),
+            dim: { kind: "int", value: dim },
+            start: start === null ? NONE : { kind: "int", value: start },
+            end: end === null ? NONE : { kind: "int", value: end },
+            step: { kind: "int", value: step },
+          },
+          { x, src },
+        ),
+      );
+    }),
+);
+
+const selectScatter = shapeArb(1, 3, 4).chain((s) =>
+  fc
+    .tuple(fc.integer({ min: 0, max: s.length - 1 }), fc.integer({ min: 0, max: 3 }), fc.boolean())
+    .chain(([dim, i, neg]) => {
+      const index = (i % s[dim]) - (neg ? s[dim] : 0);
+      return fc
+        .tuple(tensor(s), tensor(s.filter((_, d) => d !== dim)))
+        .map(([x, src]) =>
+          opCase(
+            "aten.select_scatter.default",
+            {
+              self: T("x"),
+              src: T("src"),
+              dim: { kind: "int", value: dim },
+              index: { kind: "int", value: index },
+            },
+            { x, src },
+          ),
+        );
+    }),
+);
+
 export const COMPOSITE_CASES: CaseSpec[] = [
+  spec("aten.slice_scatter.default", "scatter-select", sliceScatter),
+  spec("aten.select_scatter.default", "scatter-select", selectScatter),
   spec("aten.addcmul.default", "addcmul", addc("aten.addcmul.default", false)),
   spec("aten.addcdiv.default", "addcdiv", addc("aten.addcdiv.default", true)),
   spec("aten.linalg_vector_norm.default", "vector-norm", vectorNorm, true),
