@@ -204,7 +204,8 @@ export function functionalizeViewMutations(
     out.push({ ...node, op: functional, outputs: [result, ...node.outputs.slice(1)] });
     let newRoot: string;
     if (info.chain.length === 0) newRoot = result;
-    else if (numel(values[m].shape) === 0) newRoot = cur(info.root); // an empty view writes nothing
+    else if (numel(values[m].shape) === 0)
+      newRoot = cur(info.root); // an empty view writes nothing
     else {
       const rootType = values[info.root];
       const n = numel(rootType.shape);

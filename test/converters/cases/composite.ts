@@ -184,20 +184,18 @@ const selectScatter = shapeArb(1, 3, 4).chain((s) =>
     .tuple(fc.integer({ min: 0, max: s.length - 1 }), fc.integer({ min: 0, max: 3 }), fc.boolean())
     .chain(([dim, i, neg]) => {
       const index = (i % s[dim]) - (neg ? s[dim] : 0);
-      return fc
-        .tuple(tensor(s), tensor(s.filter((_, d) => d !== dim)))
-        .map(([x, src]) =>
-          opCase(
-            "aten.select_scatter.default",
-            {
-              self: T("x"),
-              src: T("src"),
-              dim: { kind: "int", value: dim },
-              index: { kind: "int", value: index },
-            },
-            { x, src },
-          ),
-        );
+      return fc.tuple(tensor(s), tensor(s.filter((_, d) => d !== dim))).map(([x, src]) =>
+        opCase(
+          "aten.select_scatter.default",
+          {
+            self: T("x"),
+            src: T("src"),
+            dim: { kind: "int", value: dim },
+            index: { kind: "int", value: index },
+          },
+          { x, src },
+        ),
+      );
     }),
 );
 
