@@ -41,6 +41,49 @@ const fail = (path: string, expected: string, got: unknown): never => {
   throw new DecodeFailure(path, expected, got);
 };
 
+/**
+ * Whether decoders spell out JSON paths as they descend. Building a path string for every field of a large
+ * model.json costs more than the checks themselves, so `fastDecode` runs without paths and, should a check fail,
+ * runs again with them to name the place.
+ */
+let tracking = true;
+
+/** The path of a field or element below `p` (or `p` itself while paths are not tracked). */
+export function field(p: string, key: string): string {
+  return tracking ? `${p}.${key}` : p;
+}
+export function index(p: string, i: number): string {
+  return tracking ? `${p}[${i}]` : p;
+}
+export function key(p: string, k: string): string {
+  return tracking ? `${p}[${JSON.stringify(k)}]` : p;
+}
+
+/**
+ * Runs `f` without path tracking; if a decoder fails, runs `f` again with tracking so that the error names the
+ * JSON path. `f` must be repeatable (a pure read of the same input).
+ */
+export function fastDecode<T>(f: () => T): T {
+  if (!tracking) return f();
+  tracking = false;
+  try {
+    return f();
+  } catch (e) {
+    if (!(e instanceof DecodeFailure) && !(e instanceof NeedsPath)) throw e;
+  } finally {
+    tracking = true;
+  }
+  return f();
+}
+
+/** Thrown by checks that need the path for their message while paths are not tracked. */
+export class NeedsPath extends Error {}
+
+/** Throws NeedsPath while paths are not tracked, so `fastDecode` repeats the work with paths. */
+export function requirePath(): void {
+  if (!tracking) throw new NeedsPath();
+}
+
 export const str: Decoder<string> = (v, p) => (typeof v === "string" ? v : fail(p, "a string", v));
 export const bool: Decoder<boolean> = (v, p) => (typeof v === "boolean" ? v : fail(p, "true or false", v));
 export const num: Decoder<number> = (v, p) => (typeof v === "number" ? v : fail(p, "a number", v));
@@ -66,12 +109,20 @@ export function object(v: unknown, p: string): Record<string, unknown> {
   return isObject(v) ? v : fail(p, "an object", v);
 }
 
+/** An array whose items `item` accepts; the input array itself when no item was transformed. */
 export function array<T>(item: Decoder<T>): Decoder<T[]> {
   return (v, p) => {
     if (!Array.isArray(v)) return fail(p, "an array", v);
-    const out = new Array<T>(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = item(v[i], `${p}[${i}]`);
-    return out;
+    let out: T[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = item(v[i], index(p, i));
+      if (out) out[i] = x;
+      else if (x !== v[i]) {
+        out = v.slice(0, i) as T[];
+        out[i] = x;
+      }
+    }
+    return out ?? (v as T[]);
   };
 }
 
@@ -91,16 +142,30 @@ export function oneOf<T extends string>(values: readonly T[]): Decoder<T> {
 type Fields = Record<string, Decoder<unknown>>;
 type Decoded<F extends Fields> = { [K in keyof F]: ReturnType<F[K]> };
 
-/** An object with these fields (others are ignored); an optional field's decoder accepts undefined. */
+/**
+ * An object with these fields (others are ignored); an optional field's decoder accepts undefined. The input
+ * object itself is returned when no field was transformed (a decoded object is only read, never written).
+ */
 export function struct<F extends Fields>(fields: F): Decoder<Decoded<F>> {
+  const keys = Object.keys(fields);
+  const decoders = keys.map((k) => fields[k]);
+  // a field named like a built-in property must not be read through the prototype when absent
+  const copyAlways = keys.some((k) => k in Object.prototype);
   return (v, p) => {
     const o = object(v, p);
-    const out = {} as Record<string, unknown>;
-    for (const key in fields) {
-      const raw = Object.hasOwn(o, key) ? o[key] : undefined;
-      out[key] = fields[key](raw, `${p}.${key}`);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const raw = Object.hasOwn(o, k) ? o[k] : undefined;
+      const x = decoders[i](raw, field(p, k));
+      if (out) out[k] = x;
+      else if (x !== raw || copyAlways) {
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+        out[k] = x;
+      }
     }
-    return out as Decoded<F>;
+    return (out ?? o) as Decoded<F>;
   };
 }
 
@@ -109,7 +174,7 @@ export function table<T>(item: Decoder<T>): Decoder<Map<string, T>> {
   return (v, p) => {
     const o = object(v, p);
     const out = new Map<string, T>();
-    for (const key of Object.keys(o)) out.set(key, item(o[key], `${p}[${JSON.stringify(key)}]`));
+    for (const k of Object.keys(o)) out.set(k, item(o[k], key(p, k)));
     return out;
   };
 }
@@ -119,26 +184,34 @@ export function tagged(v: unknown, p: string): { tag: string; value: unknown; pa
   const o = object(v, p);
   const keys = Object.keys(o);
   if (keys.length !== 1) return fail(p, "an object with exactly one key", v);
-  return { tag: keys[0], value: o[keys[0]], path: `${p}.${keys[0]}` };
+  return { tag: keys[0], value: o[keys[0]], path: field(p, keys[0]) };
 }
 
 /**
- * `JSON.parse` after checking the nesting depth in one pass over the UTF-8 bytes (arrays and objects nested more
- * than `maxJsonDepth` deep are refused before anything recursive, like `JSON.stringify`, can see them).
+ * `JSON.parse`, as one ArchiveError line when the text is not JSON. V8's parser is iterative, so nesting cannot
+ * overflow its stack; what comes after must not recurse into arbitrary JSON either. The typed decoders only
+ * descend as deep as their schema, so for fixed schemas that is all; a recursive schema (a package's nested
+ * graphs) passes `maxDepth` and the nesting is checked in one pass over the bytes before parsing.
  */
 export function parseJson(
   data: Uint8Array | string,
   file: string,
   entry: string,
   code = "archive.bad-model",
+  opts: { readonly checkDepth?: boolean } = {},
 ): unknown {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const depth = maxDepth(bytes);
-  const limit = limits().maxJsonDepth;
-  if (depth > limit)
-    throw new ArchiveError(file, `${entry} nests deeper than ${limit} levels; refusing it`, code);
+  const bytes = typeof data === "string" ? undefined : data;
+  if (opts.checkDepth) {
+    const limit = limits().maxJsonDepth;
+    if (maxDepth(bytes ?? new TextEncoder().encode(data as string)) > limit)
+      throw new ArchiveError(file, `${entry} nests deeper than ${limit} levels; refusing it`, code);
+  }
   try {
-    return JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(bytes));
+    return JSON.parse(
+      bytes
+        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")
+        : (data as string),
+    );
   } catch (e) {
     throw new ArchiveError(file, `${entry} is not valid JSON (${(e as Error).message})`, code);
   }
@@ -152,11 +225,14 @@ function maxDepth(bytes: Uint8Array): number {
   for (let i = 0; i < n; i++) {
     const c = bytes[i];
     if (c === 34) {
-      // skip a string, honouring backslash escapes
-      for (i++; i < n; i++) {
-        const d = bytes[i];
-        if (d === 92) i++;
-        else if (d === 34) break;
+      // skip a string: the next quote not escaped by an odd run of backslashes
+      for (;;) {
+        const q = bytes.indexOf(34, i + 1);
+        if (q < 0) return max;
+        let b = q - 1;
+        while (bytes[b] === 92) b--;
+        i = q;
+        if ((q - 1 - b) % 2 === 0) break;
       }
     } else if (c === 91 || c === 123) {
       if (++depth > max) max = depth;
@@ -176,7 +252,10 @@ export function decodeEntry<T>(
   try {
     return d(value, "$");
   } catch (e) {
-    if (e instanceof DecodeFailure) throw new ArchiveError(file, `${entry}: ${e.message}`, code);
+    if (e instanceof DecodeFailure) {
+      requirePath();
+      throw new ArchiveError(file, `${entry}: ${e.message}`, code);
+    }
     throw e;
   }
 }

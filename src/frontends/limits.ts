@@ -7,7 +7,7 @@ import { InputError } from "../errors.js";
  * | budget | default | environment variable |
  * | --- | --- | --- |
  * | bytes read from files, inflated from zip entries and materialised from views, per load | 4 GiB | `TORCHC_MAX_MEMORY` (or `--max-memory`) |
- * | JSON nesting depth (model.json, weight configs, package manifest) | 512 | `TORCHC_MAX_JSON_DEPTH` |
+ * | JSON nesting depth of a package manifest (fixed schemas are decoded no deeper than the schema) | 512 | `TORCHC_MAX_JSON_DEPTH` |
  * | TorchScript interpreter steps per model | 50,000,000 | `TORCHC_MAX_SCRIPT_STEPS` |
  * | TorchScript loop iterations in total | 1,000,000 | `TORCHC_MAX_LOOP_TRIPS` |
  * | TorchScript list length | 10,000,000 | `TORCHC_MAX_LIST_LENGTH` |
@@ -126,5 +126,10 @@ export class MemoryBudget {
 
   get bytesUsed(): number {
     return this.used;
+  }
+
+  /** Back to an earlier `bytesUsed`, for work that is repeated (a decode rerun to name a JSON path). */
+  resetTo(used: number): void {
+    this.used = Math.min(this.used, used);
   }
 }

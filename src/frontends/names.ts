@@ -13,6 +13,11 @@ export function isReservedName(name: string): boolean {
   return RESERVED.has(name);
 }
 
+/** The common case, cheaply: not a built-in property name and no control characters. */
+export function isSafeName(name: string): boolean {
+  return !RESERVED.has(name) && !hasControl(name);
+}
+
 export function checkFileName(name: string, file: string, where: string): void {
   if (hasControl(name))
     throw new ArchiveError(

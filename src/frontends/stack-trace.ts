@@ -4,6 +4,18 @@
  */
 export function userSourceLocation(stackTrace: string | undefined): string | undefined {
   if (!stackTrace) return undefined;
+  // nodes from one source line share their trace: remember the last few
+  const hit = recent.get(stackTrace);
+  if (hit !== undefined) return hit ?? undefined;
+  const found = findUserFrame(stackTrace);
+  if (recent.size > 256) recent.clear();
+  recent.set(stackTrace, found ?? null);
+  return found;
+}
+
+const recent = new Map<string, string | null>();
+
+function findUserFrame(stackTrace: string): string | undefined {
   const frames: { file: string; line: string; fn: string; code: string }[] = [];
   const re = /File "([^"]+)", line (\d+), in ([^\n]+)\n\s*([^\n]*)/g;
   for (let m = re.exec(stackTrace); m; m = re.exec(stackTrace)) {

@@ -10,18 +10,19 @@ import { checkGraph } from "./verify.js";
  * line that names the node: the structural invariants of `checkGraph` (order, duplicates, self-reads, unknown
  * values), value sizes within the memory budget, and each node's declared output types against what its op's
  * schema infers from its inputs. Only top-level nodes of ops in the op table are inferred (`inferTypes: false`
- * skips this for frontends whose output types already come from the same inference, like TorchScript's).
+ * skips this for frontends whose output types already come from the same inference, like TorchScript's;
+ * `checkStructure: false` skips `checkGraph` for a frontend that enforces the same invariants as it reads).
  */
 export function verifyLoadedGraph(
   graph: Graph,
   file: string,
   code = "archive.bad-graph",
-  opts: { readonly inferTypes?: boolean } = {},
+  opts: { readonly inferTypes?: boolean; readonly checkStructure?: boolean } = {},
 ): Graph {
   const fail = (detail: string): never => {
     throw new ArchiveError(file, detail, code);
   };
-  const problems = checkGraph(graph);
+  const problems = opts.checkStructure === false ? [] : checkGraph(graph);
   if (problems.length > 0)
     fail(
       `the graph is not well formed: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ""}`,

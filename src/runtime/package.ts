@@ -169,7 +169,7 @@ export function loadPackage(path: string): SavedPackage {
   const zip = readPackageZip(path);
   const raw = zip.read("manifest.json");
   if (!raw) throw new ArchiveError(path, "is not a torchc package (no manifest.json)", "package.invalid");
-  const m = parseJson(raw, path, "manifest.json", "package.invalid");
+  const m = parseJson(raw, path, "manifest.json", "package.invalid", { checkDepth: true });
   const head = m as { format?: unknown; version?: unknown } | null;
   if (typeof head !== "object" || head?.format !== FORMAT)
     throw new ArchiveError(path, "is not a torchc package", "package.invalid");

@@ -8,17 +8,22 @@ import {
   bool,
   DecodeFailure,
   decodeEntry,
+  fastDecode,
+  field,
   float,
+  index,
   int,
+  key,
   nullable,
   optional,
   parseJson,
+  requirePath,
   str,
   struct,
   tagged,
 } from "../decode.js";
 import { escapeControl, hasControl } from "../escape.js";
-import { checkFileName } from "../names.js";
+import { checkFileName, isSafeName } from "../names.js";
 import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
 import { viewTensor } from "../strided.js";
 import { archiveRoot, readZip, type ZipArchive } from "../zip.js";
@@ -32,6 +37,7 @@ import {
   type SerializedTensorMeta,
   SUPPORTED_SCHEMA_MAJORS,
   symInt,
+  tensorMeta,
   tensorName,
   type WeightEntry,
   weightConfig,
@@ -105,11 +111,16 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
       "archive.version",
     );
   }
-  const program = decodeEntry(exportedProgram, raw, file, entry);
-  const weights = readWeightConfig(zip, root, "data/weights/model_weights_config.json");
-  const constants = readWeightConfig(zip, root, "data/constants/model_constants_config.json");
-  const graph = new ProgramReader(zip, root, entry, program, weights, constants).read();
-  return { path: file, format: "pt2", graph, torchVersion: program.torch_version };
+  // Decoded without JSON paths first (fast); a failure repeats the work with paths to name the place.
+  const used = zip.budget.bytesUsed;
+  return fastDecode(() => {
+    zip.budget.resetTo(used);
+    const program = decodeEntry(exportedProgram, raw, file, entry);
+    const weights = readWeightConfig(zip, root, "data/weights/model_weights_config.json");
+    const constants = readWeightConfig(zip, root, "data/constants/model_constants_config.json");
+    const graph = new ProgramReader(zip, root, entry, program, weights, constants).read();
+    return { path: file, format: "pt2" as const, graph, torchVersion: program.torch_version };
+  });
 }
 
 function readWeightConfig(zip: ZipArchive, root: string, name: string): ReadonlyMap<string, WeightEntry> {
@@ -157,9 +168,8 @@ class ProgramReader {
   read(): Graph {
     const sig = this.program.graph_module.signature;
     for (const spec of sig.input_specs) this.readInput(spec);
-    this.graph.nodes.forEach((node, i) => {
-      this.readNode(node, `$.graph_module.graph.nodes[${i}]`);
-    });
+    const nodes = this.graph.nodes;
+    for (let i = 0; i < nodes.length; i++) this.readNode(nodes[i], index("$.graph_module.graph.nodes", i));
     const outputs: string[] = [];
     for (const spec of sig.output_specs) {
       if (spec.kind !== "user_output") continue; // buffer mutations and the like do not exist in inference graphs
@@ -171,7 +181,8 @@ class ProgramReader {
       outputs.push(name);
     }
     this.b.setOutputs(outputs);
-    return verifyLoadedGraph(this.b.build(), this.zip.file);
+    // order, duplicates, self-reads and unknown values were checked above, as each node was read
+    return verifyLoadedGraph(this.b.build(), this.zip.file, "archive.bad-graph", { checkStructure: false });
   }
 
   private fail(detail: string, code = "archive.bad-model"): never {
@@ -183,13 +194,18 @@ class ProgramReader {
     try {
       return d(v, path);
     } catch (e) {
-      if (e instanceof DecodeFailure) this.fail(`${this.entry}: ${e.message}`);
+      if (e instanceof DecodeFailure) {
+        requirePath();
+        this.fail(`${this.entry}: ${e.message}`);
+      }
       throw e;
     }
   }
 
   /** A value name from the file, checked so that it cannot collide with an object's built-in properties. */
   private name(name: string, path: string): string {
+    if (isSafeName(name)) return name;
+    requirePath();
     checkFileName(name, this.zip.file, `${this.entry} at ${path}`);
     return name;
   }
@@ -216,7 +232,7 @@ class ProgramReader {
         const s =
           kind === "parameter" ? this.decode(parameterSpec, body, path) : this.decode(bufferSpec, body, path);
         const target = "parameter_name" in s ? s.parameter_name : s.buffer_name;
-        const name = this.name(s.arg.name, `${path}.arg`);
+        const name = this.name(s.arg.name, field(path, "arg"));
         // A non-persistent buffer is not in the state dict: torch.export.save stores it among the constants.
         const inWeights = this.weights.get(target);
         const entry = inWeights ?? (kind === "buffer" ? this.constants.get(target) : undefined);
@@ -232,7 +248,7 @@ class ProgramReader {
       }
       case "tensor_constant": {
         const s = this.decode(constantSpec, body, path);
-        const name = this.name(s.arg.name, `${path}.arg`);
+        const name = this.name(s.arg.name, field(path, "arg"));
         const target = s.tensor_constant_name;
         this.addWeight(
           name,
@@ -295,8 +311,13 @@ class ProgramReader {
   }
 
   private typeOf(name: string): TensorType {
-    const meta: SerializedTensorMeta | undefined = this.graph.tensor_values.get(name);
-    if (!meta) this.fail(`value '${name}' has no entry in tensor_values`);
+    const values = this.graph.tensor_values;
+    if (!Object.hasOwn(values, name)) this.fail(`value '${name}' has no entry in tensor_values`);
+    const meta: SerializedTensorMeta = this.decode(
+      tensorMeta,
+      values[name],
+      key("$.graph_module.graph.tensor_values", name),
+    );
     return { dtype: this.dtype(meta.dtype, name), shape: this.sizes(meta.sizes, name) };
   }
 
@@ -321,9 +342,10 @@ class ProgramReader {
   }
 
   private readNode(node: SerializedNode, path: string): void {
-    const op = this.name(node.target, `${path}.target`).replace(/^torch\.ops\./, "");
-    const stack = node.metadata.get("stack_trace");
-    const moduleStack = node.metadata.get("nn_module_stack");
+    const op = this.name(node.target, field(path, "target")).replace(/^torch\.ops\./, "");
+    const md = node.metadata;
+    const stack = Object.hasOwn(md, "stack_trace") ? md.stack_trace : undefined;
+    const moduleStack = Object.hasOwn(md, "nn_module_stack") ? md.nn_module_stack : undefined;
     const location = typeof stack === "string" ? userSourceLocation(stack) : undefined;
     const modulePath = typeof moduleStack === "string" ? modulePathFromStack(moduleStack) : undefined;
     const meta: NodeMeta = {
@@ -331,22 +353,24 @@ class ProgramReader {
       sourceLocation: location && escapeControl(location),
       modulePath: modulePath && escapeControl(modulePath),
     };
-    const where = `node '${node.name ?? op}' (${op})`;
-    const args: Record<string, Arg> = Object.create(null);
-    node.inputs.forEach((input, i) => {
-      const p = `${path}.inputs[${i}]`;
-      const argName = this.name(input.name, `${p}.name`);
-      if (Object.hasOwn(args, argName)) this.fail(`${where} has two arguments named '${argName}'`);
-      const arg = this.arg(input.arg, `${where}, argument '${argName}'`, `${p}.arg`);
-      for (const read of arg.kind === "tensor" ? [arg.name] : arg.kind === "tensors" ? arg.names : [])
-        if (read !== null && !this.defined.has(read))
-          this.fail(`${where} reads '${read}' before it is defined (argument '${argName}')`);
+    const where = () => `node '${node.name ?? op}' (${op})`;
+    const args: Record<string, Arg> = {};
+    const inputs = field(path, "inputs");
+    for (let i = 0; i < node.inputs.length; i++) {
+      const input = node.inputs[i];
+      const p = index(inputs, i);
+      const argName = this.name(input.name, field(p, "name"));
+      if (Object.hasOwn(args, argName)) this.fail(`${where()} has two arguments named '${argName}'`);
+      const arg = this.arg(input.arg, () => `${where()}, argument '${argName}'`, field(p, "arg"));
+      if (arg.kind === "tensor") this.mustBeDefined(arg.name, where, argName);
+      else if (arg.kind === "tensors")
+        for (const n of arg.names) if (n !== null) this.mustBeDefined(n, where, argName);
       args[argName] = arg;
-    });
+    }
     const outputs: { name: string; type: TensorType }[] = [];
-    node.outputs.forEach((out, i) => {
-      const p = `${path}.outputs[${i}]`;
-      const t = this.decode(tagged, out, p);
+    const outs = field(path, "outputs");
+    for (let i = 0; i < node.outputs.length; i++) {
+      const t = this.decode(tagged, node.outputs[i], index(outs, i));
       const names =
         t.tag === "as_tensor"
           ? [this.decode(tensorName, t.value, t.path).name]
@@ -355,20 +379,25 @@ class ProgramReader {
             : t.tag === "as_none"
               ? [] // an output nobody reads and PyTorch did not name
               : this.fail(
-                  `${where} returns ${t.tag.slice(0, 40)}; torchc supports tensor results only`,
+                  `${where()} returns ${t.tag.slice(0, 40)}; torchc supports tensor results only`,
                   "archive.unsupported",
                 );
       for (const name of names) {
         this.name(name, t.path);
-        this.define(name, where);
+        this.define(name, where());
         outputs.push({ name, type: this.typeOf(name) });
       }
-    });
-    if (node.name) this.name(node.name, `${path}.name`);
-    this.b.addNode(op, { ...args }, outputs, meta, node.name ?? undefined);
+    }
+    if (node.name) this.name(node.name, field(path, "name"));
+    this.b.addNode(op, args, outputs, meta, node.name ?? undefined);
   }
 
-  private arg(a: unknown, where: string, path: string): Arg {
+  private mustBeDefined(name: string, where: () => string, argName: string): void {
+    if (!this.defined.has(name))
+      this.fail(`${where()} reads '${name}' before it is defined (argument '${argName}')`);
+  }
+
+  private arg(a: unknown, where: () => string, path: string): Arg {
     const { tag, value: v, path: p } = this.decode(tagged, a, path);
     switch (tag) {
       case "as_none":
@@ -405,7 +434,7 @@ class ProgramReader {
       case "as_string":
         return { kind: "string", value: this.decode(str, v, p) };
       case "as_scalar_type":
-        return { kind: "dtype", value: this.dtype(this.decode(int, v, p), where) };
+        return { kind: "dtype", value: this.dtype(this.decode(int, v, p), where()) };
       case "as_memory_format": {
         const code = this.decode(int, v, p);
         return { kind: "memoryFormat", value: MEMORY_FORMATS.get(code) ?? `memory_format_${code}` };
@@ -423,17 +452,17 @@ class ProgramReader {
       }
       default:
         return this.fail(
-          `${where} is ${tag.slice(0, 40) || "empty"}, which torchc cannot read`,
+          `${where()} is ${tag.slice(0, 40) || "empty"}, which torchc cannot read`,
           "archive.unsupported",
         );
     }
   }
 
-  private sizesOrInts(s: readonly (number | undefined)[], where: string): number[] {
+  private sizesOrInts(s: readonly (number | undefined)[], where: () => string): number[] {
     return s.map((d) => {
       if (d === undefined)
         this.fail(
-          `${where} has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
+          `${where()} has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
           "archive.dynamic-shape",
         );
       return d;

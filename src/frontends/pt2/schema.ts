@@ -29,7 +29,7 @@ export const symInt: Decoder<number | undefined> = (v, p) => {
 
 export const tensorName = struct({ name: str });
 
-const tensorMeta = struct({
+export const tensorMeta = struct({
   dtype: int,
   sizes: array(symInt),
   strides: array(symInt),
@@ -40,8 +40,10 @@ export type SerializedTensorMeta = ReturnType<typeof tensorMeta>;
 const namedArgument = struct({ name: str, arg: unknownValue });
 export type NamedArgument = ReturnType<typeof namedArgument>;
 
-const metadata: Decoder<Map<string, unknown>> = (v, p) =>
-  v === undefined || v === null ? new Map() : table(unknownValue)(v, p);
+const NO_METADATA: Readonly<Record<string, unknown>> = Object.freeze({});
+/** Node metadata: an object whose own string values are read with `Object.hasOwn` (absent or null: none). */
+const metadata: Decoder<Readonly<Record<string, unknown>>> = (v, p) =>
+  v === undefined || v === null ? NO_METADATA : object(v, p);
 
 const node = struct({
   target: str,
@@ -70,7 +72,8 @@ export const exportedProgram = struct({
   graph_module: struct({
     graph: struct({
       nodes: array(node),
-      tensor_values: table(tensorMeta),
+      // decoded entry by entry as values are looked up (see ProgramReader.typeOf)
+      tensor_values: object,
     }),
     signature: struct({ input_specs: array(inputSpec), output_specs: array(outputSpec) }),
   }),
