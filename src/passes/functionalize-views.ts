@@ -58,6 +58,32 @@ interface ViewInfo {
   readonly chain: readonly { node: Node; output: number }[];
 }
 
+/**
+ * The value name a write stores everywhere in its view, when it is one value of the view's dtype: copy_ of a
+ * one-element source, or fill_ of a number (made a 0-d constant). Undefined otherwise.
+ */
+function uniformValue(
+  node: Node,
+  view: TensorType,
+  typeOf: (v: string) => TensorType,
+  constant: (t: Tensor) => string,
+): string | undefined {
+  if (node.op === "aten.copy_.default" || node.op === "aten.fill_.Tensor") {
+    const src = node.args.src ?? node.args.value;
+    if (src?.kind !== "tensor") return undefined;
+    const t = typeOf(src.name);
+    return numel(t.shape) === 1 && t.dtype === view.dtype && t.shape.length <= view.shape.length
+      ? src.name
+      : undefined;
+  }
+  if (node.op === "aten.fill_.Scalar") {
+    const v = node.args.value;
+    if (v?.kind !== "int" && v?.kind !== "float") return undefined;
+    return constant(tensorFromNumbers(view.dtype, [], [Number(v.value)]));
+  }
+  return undefined;
+}
+
 export function functionalizeViewMutations(
   graph: Graph,
   onChange?: (node: Node, detail: string) => void,
@@ -203,10 +229,37 @@ export function functionalizeViewMutations(
     values[result] = values[m];
     out.push({ ...node, op: functional, outputs: [result, ...node.outputs.slice(1)] });
     let newRoot: string;
+    const uniform =
+      info.chain.length > 0
+        ? uniformValue(
+            node,
+            values[m],
+            (v) => values[v],
+            (t) => addConstant(`${original.name}_value`, t),
+          )
+        : undefined;
     if (info.chain.length === 0) newRoot = result;
     else if (numel(values[m].shape) === 0)
       newRoot = cur(info.root); // an empty view writes nothing
-    else {
+    else if (uniform !== undefined) {
+      // one value written everywhere (copy_ of a one-element source, fill_): where(M, value, root), the value
+      // broadcast, so a mask built from constants (Swin's) folds to a constant
+      const rootType = values[info.root];
+      const mask = new Float64Array(numel(rootType.shape));
+      for (const p of positions(info)) mask[p] = 1;
+      const maskC = addConstant(`${info.root}_written`, tensorFromNumbers("bool", rootType.shape, mask));
+      newRoot = addNode(
+        original,
+        "aten.where.self",
+        {
+          condition: { kind: "tensor", name: maskC },
+          self: { kind: "tensor", name: uniform },
+          other: { kind: "tensor", name: cur(info.root) },
+        },
+        rootType,
+        `${info.root}_updated`,
+      );
+    } else {
       const rootType = values[info.root];
       const n = numel(rootType.shape);
       const pos = positions(info);

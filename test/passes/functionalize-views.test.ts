@@ -70,6 +70,8 @@ describe("functionalize-view-mutations", () => {
     // and through the whole pipeline (folded to a constant, or computed: either way the same numbers)
     const { graph: lowered } = lower(graph, ...defaultPipeline());
     expect(Array.from(toFloat64Array(interpret(lowered, inputs)[0]))).toEqual(want);
+    // one value per write (a 0-d source) over a new_zeros base: the whole mask folds to a constant
+    expect(opsOf(lowered).filter((o) => /where|copy|index|new_zeros|full/.test(o))).toEqual([]);
   });
 
   it("the same mask written with fill_.Scalar", () => {

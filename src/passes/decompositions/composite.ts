@@ -202,7 +202,35 @@ export const decomposeAaResize = rule({
   },
 });
 
+const NEW_FILL: Readonly<Record<string, number | "fill_value">> = {
+  "aten.new_zeros.default": 0,
+  "aten.new_ones.default": 1,
+  "aten.new_full.default": "fill_value",
+  "aten.zeros_like.default": 0,
+  "aten.ones_like.default": 1,
+};
+
+/** new_zeros(x, size) and friends read only x's type: a `full` without inputs, which folding can turn constant. */
+export const newFillToFull = rule({
+  name: "new-fill-to-full",
+  doc: "new_zeros / new_ones / new_full(x, size) and zeros_like / ones_like(x) ⇒ full(size, v, dtype)",
+  pattern: op(Object.keys(NEW_FILL)),
+  rewrite: ({ root }, ctx) => {
+    const spec = NEW_FILL[root.op];
+    const v = spec === "fill_value" ? root.args.fill_value : { kind: "int" as const, value: spec };
+    if (v?.kind !== "int" && v?.kind !== "float" && v?.kind !== "bool") return undefined;
+    const value = v.kind === "bool" ? (v.value ? 1 : 0) : Number(v.value);
+    const t = root.out.type;
+    return ctx.replaceWithNode(
+      "aten.full.default",
+      { size: arg.ints(t.shape), fill_value: arg.float(value), dtype: arg.dtype(t.dtype) },
+      t,
+    );
+  },
+});
+
 export const compositeRules = ruleSet(
+  newFillToFull,
   decomposeAddc,
   decomposeVectorNorm,
   decomposeEinsum,
