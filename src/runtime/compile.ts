@@ -1,5 +1,10 @@
 import { convertSegment } from "../converters/convert-segment.js";
-import { buildRegistry, CONVERTER_TABLES, defaultRegistry } from "../converters/index.js";
+import {
+  buildRegistry,
+  CONVERTER_TABLES,
+  type ConverterRegistry,
+  defaultRegistry,
+} from "../converters/index.js";
 import { inplaceCandidates } from "../converters/inplace.js";
 import { InputError, TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
@@ -11,6 +16,8 @@ import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { formatTrace, type Trace } from "../passes/rewrite/trace.js";
+import { randomInput } from "../util/random-input.js";
+import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import type {
@@ -50,6 +57,8 @@ export interface CompileReport {
 /** A compiled model: lowered graph, segments and their runners, and (on the GPU) its execution contexts. */
 export class CompiledModule {
   private readonly pool: ContextPool<ExecutionContext> | undefined;
+  /** What `verify` found, when compiled with it (see src/verify/verify.ts). */
+  verification: VerifyReport | undefined;
   private disposed = false;
 
   constructor(
@@ -63,13 +72,16 @@ export class CompiledModule {
     readonly options: CompileOptions,
     readonly source: string,
     private readonly contexts: readonly ExecutionContext[] = [],
+    /** The converter registry the engine segments were converted with (custom converters included). */
+    readonly registry: ConverterRegistry = defaultRegistry(),
   ) {
     this.pool = contexts.length > 0 ? new ContextPool(contexts) : undefined;
   }
 
   /** Writes the lowered graph, weights and options (see runtime/package.ts); engines are rebuilt on load. */
   save(path: string): void {
-    const { backend, ...rest } = this.options;
+    // Functions and tensors in the options (custom backend, converters, verify inputs) are not saved.
+    const { backend, converters: _converters, verify: _verify, ...rest } = this.options;
     const options = typeof backend === "string" ? { ...rest, backend } : rest;
     savePackage(path, { graph: this.graph, options, source: this.source });
   }
@@ -361,7 +373,24 @@ export async function compile(
       throw e;
     }
   }
-  return new CompiledModule(partition.graph, partition, runners, report, backend, options, source, contexts);
+  const compiled = new CompiledModule(
+    partition.graph,
+    partition,
+    runners,
+    report,
+    backend,
+    options,
+    source,
+    contexts,
+    registry,
+  );
+  if (options.verify) {
+    const v = options.verify === true ? {} : options.verify;
+    const inputs =
+      v.inputs ?? compiled.graph.inputs.map((n, k) => randomInput(compiled.graph.values[n], 1234 + k));
+    compiled.verification = await verifyCompiled(compiled, inputs, { tolerance: v.tolerance });
+  }
+  return compiled;
 }
 
 /** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */

@@ -1,6 +1,7 @@
 import type { AnyCandidate } from "../converters/types.js";
 import { TorchcError } from "../errors.js";
 import type { TensorType } from "../ir/graph.js";
+import type { Tensor } from "../ir/tensor.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import type { Backend } from "./segment-runner.js";
@@ -57,6 +58,12 @@ export interface CompileOptions {
    * converters). Build candidates with `converter(…)` from "torchc".
    */
   readonly converters?: readonly (readonly AnyCandidate[])[];
+  /**
+   * After building, run the model once on a seeded random input (or `verify.inputs`) and compare it with the
+   * aten reference, node by node for engine segments (`torchc verify`); the result is `compiled.verification`
+   * and ends the report text. Default false.
+   */
+  readonly verify?: boolean | { readonly inputs?: readonly Tensor[]; readonly tolerance?: number };
 }
 
 export function normalizePrecisions(names: readonly PrecisionName[] | undefined): Precision[] {

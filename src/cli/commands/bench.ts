@@ -2,35 +2,14 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
-import type { TensorType } from "../../ir/graph.js";
-import { numel, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
 import { compile } from "../../runtime/compile.js";
 import { formatMemory } from "../../runtime/execution.js";
 import { readNpy } from "../../util/npy.js";
+import { randomInput } from "../../util/random-input.js";
 import { compareTensors } from "../compare.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { parseTolerance } from "../options.js";
 import type { Command } from "./command.js";
-
-/** Seeded normal samples (Box–Muller over a xorshift generator), so runs are repeatable. */
-function randomInput(type: TensorType, seed: number): Tensor {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) + 0.5) / 4294967296;
-  };
-  const n = numel(type.shape);
-  const v = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    v[i] =
-      type.dtype === "int64" || type.dtype === "int32"
-        ? Math.floor(next() * 10)
-        : Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
-  }
-  return tensorFromNumbers(type.dtype, type.shape, v);
-}
 
 export const benchCommand: Command = {
   name: "bench",

@@ -9,7 +9,7 @@ import type { Command } from "./command.js";
 export const compileCommand: Command = {
   name: "compile",
   summary: "lower, partition and build a model; report what happened; optionally save it",
-  usage: `usage: torchc compile <model> [-o model.torchc] [--trace-passes] [options]\n${COMPILE_USAGE}`,
+  usage: `usage: torchc compile <model> [-o model.torchc] [--trace-passes] [--verify] [options]\n  --verify   run once on a random input and compare with the aten reference, node by node (torchc verify)\n${COMPILE_USAGE}`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -18,13 +18,14 @@ export const compileCommand: Command = {
         ...COMPILE_FLAGS,
         output: { type: "string", short: "o" },
         "trace-passes": { type: "boolean" },
+        verify: { type: "boolean" },
       },
     });
     if (positionals.length !== 1) {
       process.stderr.write(`${this.usage}\n`);
       return 2;
     }
-    const options = compileOptionsFrom(values);
+    const options = { ...compileOptionsFrom(values), verify: values.verify === true };
     const t0 = performance.now();
     const model = await loadModel(positionals[0], { inputTypes: options.inputs });
     const t1 = performance.now();
@@ -36,6 +37,7 @@ export const compileCommand: Command = {
       `load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`,
     );
     if (compiled.queue) process.stdout.write(`${formatMemory(compiled.memory())}\n`);
+    if (compiled.verification) process.stdout.write(`${compiled.verification.text}\n`);
     if (values.output) {
       compiled.save(values.output);
       process.stdout.write(`saved ${values.output}\n`);

@@ -5,6 +5,7 @@ import { convertersCommand } from "./converters.js";
 import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { runCommand } from "./run.js";
+import { verifyCommand } from "./verify.js";
 
 export const COMMANDS: readonly Command[] = [
   inspectCommand,
@@ -12,6 +13,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   convertersCommand,
   benchCommand,
+  verifyCommand,
   demoCommand,
 ];
 
@@ -19,5 +21,7 @@ export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `torchc — compile trained PyTorch models for NVIDIA GPUs\n\nusage: torchc <command> [options]\n\ncommands:\n${COMMANDS.map(
     (c) => `  ${c.name.padEnd(width)}  ${c.summary}`,
-  ).join("\n")}\n\nEvery command takes --max-memory <size> (default 4g, or TORCHC_MAX_MEMORY): the most memory that reading\nuntrusted files may take (archives, inputs, packages); larger files are refused in one line.\nRun 'torchc <command> --help' for a command's options.\n`;
+  ).join(
+    "\n",
+  )}\n\nEvery command takes --max-memory <size> (default 4g, or TORCHC_MAX_MEMORY): the most memory that reading\nuntrusted files may take (archives, inputs, packages); larger files are refused in one line.\nRun 'torchc <command> --help' for a command's options.\n`;
 }

@@ -1,0 +1,22 @@
+import type { TensorType } from "../ir/graph.js";
+import { numel, type Tensor, tensorFromNumbers } from "../ir/tensor.js";
+
+/** Seeded normal samples (Box–Muller over a xorshift generator), so runs are repeatable. */
+export function randomInput(type: TensorType, seed: number): Tensor {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) + 0.5) / 4294967296;
+  };
+  const n = numel(type.shape);
+  const v = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    v[i] =
+      type.dtype === "int64" || type.dtype === "int32"
+        ? Math.floor(next() * 10)
+        : Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+  }
+  return tensorFromNumbers(type.dtype, type.shape, v);
+}

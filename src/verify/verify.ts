@@ -1,0 +1,177 @@
+/**
+ * `torchc verify` / `compile(…, { verify: true })`: does the compiled model compute what the model says, and
+ * if not, where does it first go wrong? Polygraphy's `--compare` in one step:
+ *
+ * 1. The aten reference interpreter runs the lowered graph on the input (every intermediate value kept).
+ * 2. The compiled module runs on the same input; each output is compared with the reference.
+ * 3. Every node of every engine segment is converted on its own and run through the layer reference on the
+ *    reference values of its inputs; the first node whose converted output leaves the tolerance is named,
+ *    with its module path, source line and converter. This finds a wrong converter wherever it sits, also one
+ *    whose error a later layer hides.
+ * 4. The first node whose reference output is not finite (inf/NaN, typically fp16 overflow) is named, and
+ *    whether float32 would have kept it finite.
+ */
+import { compareTensors } from "../cli/compare.js";
+import { SegmentConversion } from "../converters/conversion-net.js";
+import { convertNodes } from "../converters/convert-segment.js";
+import { selectConverter } from "../converters/registry.js";
+import { isFloating } from "../ir/dtype.js";
+import { formatLocation, type Graph, type Node, nodeInputs } from "../ir/graph.js";
+import { type Tensor, toFloat64Array } from "../ir/tensor.js";
+import { runNetworkReference } from "../network/reference/index.js";
+import { interpret } from "../ops/interpret.js";
+import type { CompiledModule } from "../runtime/compile.js";
+
+export interface NodeFinding {
+  readonly node: string;
+  readonly op: string;
+  readonly modulePath?: string;
+  readonly source?: string;
+  /** "node 'x' (aten.op) in module '…' at file.py:12" */
+  readonly where: string;
+  readonly converter?: string;
+  readonly relative?: number;
+  readonly detail?: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly tolerance: number;
+  readonly outputs: readonly { readonly name: string; readonly relative: number; readonly ok: boolean }[];
+  /** Engine nodes checked one by one, and those that left the tolerance (first in graph order first). */
+  readonly nodesChecked: number;
+  readonly diverging: readonly NodeFinding[];
+  readonly firstNonFinite?: NodeFinding;
+  readonly text: string;
+}
+
+export interface VerifyOptions {
+  /** max|err|/max|ref|; default 1e-4 for float32 models, 1e-2 when fp16/bf16 is enabled. */
+  readonly tolerance?: number;
+}
+
+function finding(node: Node, extra: Partial<NodeFinding> = {}): NodeFinding {
+  return {
+    node: node.name,
+    op: node.op,
+    modulePath: node.meta.modulePath,
+    source: node.meta.sourceLocation,
+    where: formatLocation(node),
+    ...extra,
+  };
+}
+
+function allFinite(t: Tensor): boolean {
+  if (!isFloating(t.dtype)) return true;
+  for (const v of toFloat64Array(t)) if (!Number.isFinite(v)) return false;
+  return true;
+}
+
+/** Reference values of every value in the lowered graph (inputs, weights, node outputs). */
+function referenceValues(
+  graph: Graph,
+  inputs: readonly Tensor[],
+): { values: Map<string, Tensor>; order: Node[] } {
+  const values = new Map<string, Tensor>();
+  const order: Node[] = [];
+  for (const [i, n] of graph.inputs.entries()) values.set(n, inputs[i]);
+  for (const [n, w] of Object.entries(graph.weights)) values.set(n, w.tensor as Tensor);
+  interpret(graph, inputs, {
+    onNode(node, outs) {
+      order.push(node);
+      node.outputs.forEach((o, i) => {
+        if (o && outs[i]) values.set(o, outs[i]);
+      });
+    },
+  });
+  return { values, order };
+}
+
+/** Converts one node alone and runs it on the reference values of its inputs. */
+function checkNode(
+  compiled: CompiledModule,
+  node: Node,
+  values: ReadonlyMap<string, Tensor>,
+  tolerance: number,
+): NodeFinding | undefined {
+  const graph = compiled.graph;
+  const ins = [...new Set(nodeInputs(node))].filter((v) => !(v in graph.weights) && graph.values[v]);
+  const outs = node.outputs.filter((o): o is string => o !== null && values.has(o));
+  if (outs.length === 0) return undefined;
+  const sel = selectConverter(compiled.registry, node, new SegmentConversion(graph));
+  const converter = sel.ok ? sel.candidate.name : undefined;
+  let got: Tensor[];
+  try {
+    const net = convertNodes(graph, [node], ins, outs, { registry: compiled.registry });
+    got = runNetworkReference(
+      net,
+      ins.map((v) => values.get(v)!),
+    );
+  } catch (e) {
+    return finding(node, { converter, detail: (e as Error).message.split("\n")[0] });
+  }
+  let worst = 0;
+  for (const [i, o] of outs.entries()) {
+    const a = compareTensors(got[i], values.get(o)!);
+    worst = Math.max(worst, a.shapeMatches ? a.relative : Number.POSITIVE_INFINITY);
+  }
+  return worst > tolerance ? finding(node, { converter, relative: worst }) : undefined;
+}
+
+export async function verifyCompiled(
+  compiled: CompiledModule,
+  inputs: readonly Tensor[],
+  opts: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const reduced = (compiled.options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
+  const tolerance = opts.tolerance ?? (reduced ? 1e-2 : 1e-4);
+  const graph = compiled.graph;
+  const { values, order } = referenceValues(graph, inputs);
+
+  const got = (await compiled.run(inputs)) as Tensor[];
+  const outputs = graph.outputs.map((name, i) => {
+    const a = compareTensors(got[i], values.get(name)!);
+    return { name, relative: a.relative, ok: a.shapeMatches && a.relative <= tolerance };
+  });
+
+  const engineNodes = new Set<string>();
+  for (const s of compiled.partition.segments)
+    if (s.kind === "engine") for (const n of s.graph.nodes) engineNodes.add(n.name);
+  const diverging: NodeFinding[] = [];
+  let nodesChecked = 0;
+  for (const node of order) {
+    if (!engineNodes.has(node.name)) continue;
+    nodesChecked++;
+    const f = checkNode(compiled, node, values, tolerance);
+    if (f) diverging.push(f);
+  }
+
+  let firstNonFinite: NodeFinding | undefined;
+  for (const node of order) {
+    const bad = node.outputs.some((o) => o !== null && values.has(o) && !allFinite(values.get(o)!));
+    if (bad) {
+      const inputsFinite = nodeInputs(node).every((v) => !values.has(v) || allFinite(values.get(v)!));
+      if (inputsFinite) {
+        firstNonFinite = finding(node, {
+          detail: `first non-finite value (${node.outputs.map((o) => (o ? graph.values[o]?.dtype : "")).join(", ")})`,
+        });
+        break;
+      }
+    }
+  }
+
+  const ok = outputs.every((o) => o.ok) && diverging.length === 0;
+  const lines = [
+    `verify: ${ok ? "ok" : "MISMATCH"} (tolerance ${tolerance} on max|err|/max|ref| against the aten reference of the lowered graph)`,
+    ...outputs.map((o) => `  output '${o.name}': ${o.relative.toExponential(2)} ${o.ok ? "ok" : "FAILS"}`),
+    `  ${nodesChecked} engine node(s) converted one by one and checked: ${diverging.length} diverge`,
+    ...diverging
+      .slice(0, 5)
+      .map(
+        (d, i) =>
+          `  ${i === 0 ? "first divergence" : "then"}: ${d.where}${d.converter ? ` [converter '${d.converter}']` : ""}: ${d.relative !== undefined ? `error ${d.relative.toExponential(2)}` : d.detail}`,
+      ),
+    ...(firstNonFinite ? [`  ${firstNonFinite.detail}: ${firstNonFinite.where}`] : []),
+  ];
+  return { ok, tolerance, outputs, nodesChecked, diverging, firstNonFinite, text: lines.join("\n") };
+}
