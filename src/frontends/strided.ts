@@ -1,6 +1,6 @@
 import type { DType } from "../ir/dtype.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
-import { allocData, type Tensor, tensorFromBytes } from "../ir/tensor.js";
+import { allocData, type Tensor, type TensorData, tensorFromBytes } from "../ir/tensor.js";
 import { formatBytes, type MemoryBudget } from "./limits.js";
 
 /** A tensor stored as a view into a storage: sizes, strides and offset in elements, as PyTorch records them. */
@@ -71,4 +71,29 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
     }
   }
   return { dtype, shape: [...sizes], data: out };
+}
+
+/** The elements of `bytes` (aligned for the dtype) as the typed array that stores the dtype, without a copy. */
+function typedView(dtype: DType, bytes: Uint8Array, n: number): TensorData {
+  const { buffer, byteOffset } = bytes;
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(buffer, byteOffset, n);
+    case "float64":
+      return new Float64Array(buffer, byteOffset, n);
+    case "float16":
+    case "bfloat16":
+      return new Uint16Array(buffer, byteOffset, n);
+    case "int64":
+      return new BigInt64Array(buffer, byteOffset, n);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, n);
+    case "int16":
+      return new Int16Array(buffer, byteOffset, n);
+    case "int8":
+      return new Int8Array(buffer, byteOffset, n);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(buffer, byteOffset, n);
+  }
 }
