@@ -5,6 +5,7 @@ import { convertersCommand } from "./converters.js";
 import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { runCommand } from "./run.js";
+import { serveCommand } from "./serve.js";
 import { verifyCommand } from "./verify.js";
 
 export const COMMANDS: readonly Command[] = [
@@ -14,6 +15,7 @@ export const COMMANDS: readonly Command[] = [
   convertersCommand,
   benchCommand,
   verifyCommand,
+  serveCommand,
   demoCommand,
 ];
 

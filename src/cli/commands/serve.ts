@@ -1,0 +1,78 @@
+import { parseArgs } from "node:util";
+import { InputError } from "../../errors.js";
+import { loadModel } from "../../frontends/load-model.js";
+import { compile, loadCompiled } from "../../runtime/compile.js";
+import { serve } from "../../serve/server.js";
+import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
+import type { Command } from "./command.js";
+
+function count(flag: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InputError(`--${flag} ${v}: expected an integer ≥ ${min}`);
+  return n;
+}
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "serve a model over the Open Inference Protocol (REST), with dynamic batching and /metrics",
+  usage:
+    "usage: torchc serve <model.pt2|model.torchc> [--name model] [--port 8000] [--host 127.0.0.1]\n" +
+    "       [--max-batch N] [--max-queue-delay-us 2000] [--max-queue ROWS] [--instances N] [options]\n" +
+    "  --max-batch N            rows merged into one run (default: the model's batch; 1 = no batching)\n" +
+    "  --max-queue-delay-us US  how long a request may wait for others to batch with (default 2000)\n" +
+    "  --max-queue ROWS         queued rows before 503 + Retry-After (default 16 × the model's batch)\n" +
+    "  --instances N            batches in flight at once (execution contexts; default 1)\n" +
+    "SIGTERM or SIGINT: stop taking requests, answer the queued and running ones, exit.\n" +
+    compileUsage("cuda"),
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        ...COMPILE_FLAGS,
+        name: { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        "max-batch": { type: "string" },
+        "max-queue-delay-us": { type: "string" },
+        "max-queue": { type: "string" },
+        instances: { type: "string" },
+      },
+    });
+    if (positionals.length !== 1) {
+      process.stderr.write(`${this.usage}\n`);
+      return 2;
+    }
+    const instances = count("instances", values.instances, 1);
+    const options = {
+      ...compileOptionsFrom(values, { backend: "cuda" }),
+      ...(instances ? { contexts: instances } : {}),
+    };
+    const path = positionals[0];
+    const compiled = path.endsWith(".torchc")
+      ? await loadCompiled(path, options)
+      : await compile(await loadModel(path, { inputTypes: options.inputs }), options);
+    const server = await serve(compiled, {
+      name: values.name,
+      port: count("port", values.port, 0) ?? 8000,
+      host: values.host,
+      maxBatch: count("max-batch", values["max-batch"], 1),
+      maxQueueDelayUs: count("max-queue-delay-us", values["max-queue-delay-us"], 0),
+      maxQueue: count("max-queue", values["max-queue"], 1),
+    });
+    process.stderr.write(
+      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"} (${compiled.report.runners.join("; ")})\n`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+        void server.drain().then(resolve);
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,239 @@
+/**
+ * Dynamic batching for a model compiled at a fixed batch size B: requests (each of batch 1..B) wait up to
+ * `maxQueueDelayUs` and are merged in arrival order while their rows fit in `maxBatch` (≤ B); the merged
+ * rows are padded with zeros up to B, run once, and each request gets its own rows back. Eval-mode models
+ * compute each row independently, so padding changes no request's answer (the tests check it against
+ * unbatched runs). Up to `concurrency` batches run at once (the module's execution contexts).
+ *
+ * Backpressure: more than `maxQueue` queued rows answers QueueFullError (HTTP 503 with Retry-After).
+ * Deadlines: a request whose deadline passes while queued is answered DeadlineError and never runs; one that
+ * passes while its batch runs is answered DeadlineError when the batch returns.
+ */
+import { allocData, numel, type Tensor } from "../ir/tensor.js";
+import type { TensorSpec } from "./protocol.js";
+
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterS: number) {
+    super("the request queue is full");
+    this.name = "QueueFullError";
+  }
+}
+
+export class DeadlineError extends Error {
+  constructor() {
+    super("the request's deadline passed before its result was ready");
+    this.name = "DeadlineError";
+  }
+}
+
+export interface BatchModel {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Runs one full batch (shapes exactly the model's). */
+  run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+}
+
+export interface BatcherOptions {
+  /** Most rows merged into one run (default: the model's batch). 1: each request runs alone (padded). */
+  readonly maxBatch?: number;
+  readonly maxQueueDelayUs?: number;
+  /** Most rows waiting (default 16 × the model's batch). */
+  readonly maxQueue?: number;
+  /** Batches in flight at once (default 1). */
+  readonly concurrency?: number;
+}
+
+export interface BatchStats {
+  readonly batches: number;
+  readonly rows: number;
+  readonly queuedRows: number;
+  readonly inFlight: number;
+}
+
+interface Pending {
+  readonly tensors: readonly Tensor[];
+  readonly rows: number;
+  readonly deadline: number;
+  readonly enqueued: number;
+  resolve(outs: { tensors: Tensor[]; queueMs: number; computeMs: number; batchRows: number }): void;
+  reject(e: unknown): void;
+}
+
+/** Row `r0 .. r0+n` of a tensor whose dim 0 is the batch. */
+function rows(t: Tensor, r0: number, n: number): Tensor {
+  const per = numel(t.shape.slice(1));
+  const data = t.data.slice(r0 * per, (r0 + n) * per) as Tensor["data"];
+  return { dtype: t.dtype, shape: [n, ...t.shape.slice(1)], data };
+}
+
+export class DynamicBatcher {
+  private readonly queue: Pending[] = [];
+  private queuedRows = 0;
+  private inFlight = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private batches = 0;
+  private rowsRun = 0;
+  private closed = false;
+  private idle: (() => void) | undefined;
+  readonly modelBatch: number;
+  readonly maxBatch: number;
+  /** Whether dim 0 of every input and output is the batch, so requests may carry 1..modelBatch rows. */
+  readonly batching: boolean;
+  private readonly delayMs: number;
+  private readonly maxQueue: number;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly model: BatchModel,
+    opts: BatcherOptions = {},
+    /** Called with each batch's row count (metrics). */
+    private readonly onBatch: (rows: number) => void = () => {},
+  ) {
+    this.modelBatch = model.inputs[0]?.shape[0] ?? 1;
+    this.batching =
+      model.inputs.every((s) => s.shape.length > 0 && s.shape[0] === this.modelBatch) &&
+      model.outputs.every((s) => s.shape.length > 0 && s.shape[0] === this.modelBatch);
+    // maxBatch 1: one request per run (padded to the model's batch), no merging.
+    this.maxBatch = this.batching ? Math.max(1, Math.min(opts.maxBatch ?? this.modelBatch, this.modelBatch)) : 1;
+    this.delayMs = (opts.maxQueueDelayUs ?? 2000) / 1000;
+    this.maxQueue = opts.maxQueue ?? 16 * this.modelBatch;
+    this.concurrency = Math.max(1, opts.concurrency ?? 1);
+  }
+
+  get stats(): BatchStats {
+    return {
+      batches: this.batches,
+      rows: this.rowsRun,
+      queuedRows: this.queuedRows,
+      inFlight: this.inFlight,
+    };
+  }
+
+  submit(
+    tensors: readonly Tensor[],
+    rowCount: number,
+    deadline = Number.POSITIVE_INFINITY,
+  ): Promise<{ tensors: Tensor[]; queueMs: number; computeMs: number; batchRows: number }> {
+    if (this.closed) return Promise.reject(new QueueFullError(1));
+    if (this.queuedRows + rowCount > this.maxQueue) {
+      // A rough wait: the queue ahead, at one batch per delay window.
+      return Promise.reject(
+        new QueueFullError(
+          Math.max(1, Math.ceil(((this.queuedRows / this.modelBatch) * this.delayMs) / 1000)),
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ tensors, rows: rowCount, deadline, enqueued: performance.now(), resolve, reject });
+      this.queuedRows += rowCount;
+      this.schedule();
+    });
+  }
+
+  /** Stops taking requests; resolves when everything queued and running has been answered. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    this.pump();
+    if (this.inFlight === 0 && this.queue.length === 0) return;
+    await new Promise<void>((r) => {
+      this.idle = r;
+    });
+  }
+
+  private schedule(): void {
+    if (this.queuedRows >= this.maxBatch || this.closed) {
+      this.pump();
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, this.delayMs);
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.concurrency && this.queue.length > 0) {
+      const now = performance.now();
+      const take: Pending[] = [];
+      let n = 0;
+      while (this.queue.length > 0) {
+        const p = this.queue[0];
+        if (p.deadline <= now) {
+          this.queue.shift();
+          this.queuedRows -= p.rows;
+          p.reject(new DeadlineError());
+          continue;
+        }
+        if (n + p.rows > this.maxBatch && take.length > 0) break;
+        this.queue.shift();
+        this.queuedRows -= p.rows;
+        take.push(p);
+        n += p.rows;
+      }
+      if (take.length > 0) void this.runBatch(take, n);
+    }
+    if (this.queue.length > 0 && !this.timer && !this.closed)
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.pump();
+      }, this.delayMs);
+    this.checkIdle();
+  }
+
+  private async runBatch(take: Pending[], n: number): Promise<void> {
+    this.inFlight++;
+    this.batches++;
+    this.rowsRun += n;
+    this.onBatch(n);
+    const start = performance.now();
+    try {
+      const merged = this.model.inputs.map((spec, k) =>
+        this.merge(
+          spec,
+          take.map((p) => p.tensors[k]),
+        ),
+      );
+      const outs = await this.model.run(merged);
+      const computeMs = performance.now() - start;
+      let r = 0;
+      const end = performance.now();
+      for (const p of take) {
+        const mine = outs.map((t) => (this.batching ? rows(t, r, p.rows) : t));
+        r += p.rows;
+        if (p.deadline < end) p.reject(new DeadlineError());
+        else p.resolve({ tensors: mine, queueMs: start - p.enqueued, computeMs, batchRows: n });
+      }
+    } catch (e) {
+      for (const p of take) p.reject(e);
+    } finally {
+      this.inFlight--;
+      this.pump();
+    }
+  }
+
+  /** The requests' rows in order, zero-padded to the model's batch. */
+  private merge(spec: TensorSpec, parts: readonly Tensor[]): Tensor {
+    if (!this.batching || (parts.length === 1 && parts[0].shape[0] === spec.shape[0])) return parts[0];
+    const data = allocData(spec.dtype, numel(spec.shape));
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let at = 0;
+    for (const t of parts) {
+      const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      bytes.set(src, at);
+      at += src.byteLength;
+    }
+    return { dtype: spec.dtype, shape: [...spec.shape], data };
+  }
+
+  private checkIdle(): void {
+    if (this.idle && this.inFlight === 0 && this.queue.length === 0) {
+      const r = this.idle;
+      this.idle = undefined;
+      r();
+    }
+  }
+}

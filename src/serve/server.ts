@@ -1,0 +1,200 @@
+/**
+ * `torchc serve` / `serve()`: a compiled module behind the Open Inference Protocol's REST endpoints
+ * (fastify), with dynamic batching (./batcher.ts), Prometheus metrics (prom-client), JSON-line logs with a
+ * request id, backpressure, deadlines and a graceful drain on SIGTERM.
+ *
+ *   GET  /v2/health/live · /v2/health/ready · /v2 · /v2/models/{name} · /v2/models/{name}/ready
+ *   POST /v2/models/{name}/infer                                     GET /metrics
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Tensor } from "../ir/tensor.js";
+import type { CompiledModule } from "../runtime/compile.js";
+import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
+import { DATATYPE, decodeRequest, encodeTensor, ProtocolError, type TensorSpec } from "./protocol.js";
+
+export interface ServeOptions extends BatcherOptions {
+  /** The model's name in URLs (default "model"). */
+  readonly name?: string;
+  readonly version?: string;
+  readonly port?: number;
+  readonly host?: string;
+  /** Largest request body in bytes (default 64 MiB). */
+  readonly bodyLimit?: number;
+  /** JSON-line logs (default true; false for tests). */
+  readonly log?: boolean;
+}
+
+export interface Server {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly batcher: DynamicBatcher;
+  /** Stops accepting, answers everything queued and running, closes, disposes the module. */
+  drain(): Promise<void>;
+}
+
+const SERVER = { name: "torchc", version: "0.1.0", extensions: ["model_repository_metadata"] };
+
+function specs(compiled: CompiledModule, names: readonly string[]): TensorSpec[] {
+  return names.map((name) => ({
+    name,
+    dtype: compiled.graph.values[name].dtype,
+    shape: compiled.graph.values[name].shape,
+  }));
+}
+
+function metrics(registry: Registry) {
+  collectDefaultMetrics({ register: registry });
+  return {
+    requests: new Counter({
+      name: "torchc_requests_total",
+      help: "Inference requests by HTTP status",
+      labelNames: ["model", "status"],
+      registers: [registry],
+    }),
+    queue: new Histogram({
+      name: "torchc_queue_seconds",
+      help: "Time requests waited for a batch",
+      labelNames: ["model"],
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+      registers: [registry],
+    }),
+    compute: new Histogram({
+      name: "torchc_compute_seconds",
+      help: "Time a batch ran on the device",
+      labelNames: ["model"],
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+      registers: [registry],
+    }),
+    batch: new Histogram({
+      name: "torchc_batch_rows",
+      help: "Rows per batch run",
+      labelNames: ["model"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+    deviceBytes: new Gauge({
+      name: "torchc_device_memory_bytes",
+      help: "Device memory the compiled module holds",
+      labelNames: ["model"],
+      registers: [registry],
+    }),
+  };
+}
+
+export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): Promise<Server> {
+  const name = opts.name ?? "model";
+  const inputs = specs(compiled, compiled.graph.inputs);
+  const outputs = specs(compiled, compiled.graph.outputs);
+  const registry = new Registry();
+  const m = metrics(registry);
+  const contexts = compiled.queue?.contexts ?? 1;
+  const batcher = new DynamicBatcher(
+    { inputs, outputs, run: (x) => compiled.run(x) as Promise<Tensor[]> },
+    { concurrency: contexts, ...opts },
+    (rows) => m.batch.observe({ model: name }, rows),
+  );
+  if (compiled.queue) m.deviceBytes.set({ model: name }, compiled.memory().deviceTotal);
+  let draining = false;
+  const app = Fastify({
+    logger: opts.log === false ? false : { level: "info" },
+    bodyLimit: opts.bodyLimit ?? 64 << 20,
+    genReqId: () => crypto.randomUUID(),
+  });
+  const modelPath = `/v2/models/${encodeURIComponent(name)}`;
+  const metadata = {
+    name,
+    versions: opts.version ? [opts.version] : [],
+    platform: "torchc",
+    inputs: inputs.map((s) => ({
+      name: s.name,
+      datatype: DATATYPE[s.dtype],
+      shape: batcher.batching ? [-1, ...s.shape.slice(1)] : s.shape,
+    })),
+    outputs: outputs.map((s) => ({
+      name: s.name,
+      datatype: DATATYPE[s.dtype],
+      shape: batcher.batching ? [-1, ...s.shape.slice(1)] : s.shape,
+    })),
+  };
+
+  app.setErrorHandler((e, req, reply) => {
+    const err = e as Error & { statusCode?: number };
+    // Body too large, malformed JSON: fastify's own 4xx; anything else is ours.
+    const status = err.statusCode ?? 500;
+    req.log.warn({ err: err.message }, "request failed");
+    m.requests.inc({ model: name, status: String(status) });
+    void reply.status(status).send({ error: err.message.split("\n")[0] });
+  });
+
+  app.get("/v2/health/live", async () => ({ live: true }));
+  app.get("/v2/health/ready", async (_req, reply) =>
+    draining ? reply.status(503).send({ ready: false }) : { ready: true },
+  );
+  app.get("/v2", async () => SERVER);
+  app.get(modelPath, async () => metadata);
+  app.get(`${modelPath}/ready`, async (_req, reply) =>
+    draining ? reply.status(503).send({ ready: false }) : { name, ready: true },
+  );
+  app.get("/metrics", async (_req, reply) => {
+    if (compiled.queue) m.deviceBytes.set({ model: name }, compiled.memory().deviceTotal);
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  app.post(`${modelPath}/infer`, async (req, reply) => {
+    const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
+      m.requests.inc({ model: name, status: String(status) });
+      return reply.status(status).headers(headers).send({ error: message });
+    };
+    if (draining) return fail(503, "the server is shutting down", { "retry-after": "1" });
+    let decoded: ReturnType<typeof decodeRequest>;
+    try {
+      decoded = decodeRequest(req.body, inputs, batcher.batching);
+      for (const o of decoded.outputs ?? [])
+        if (!outputs.some((s) => s.name === o)) throw new ProtocolError(`unknown output '${o.slice(0, 80)}'`);
+    } catch (e) {
+      if (e instanceof ProtocolError) return fail(e.status, e.message);
+      throw e;
+    }
+    const deadline =
+      decoded.timeoutUs === undefined
+        ? Number.POSITIVE_INFINITY
+        : performance.now() + decoded.timeoutUs / 1000;
+    try {
+      const r = await batcher.submit(decoded.tensors, decoded.batch, deadline);
+      m.queue.observe({ model: name }, r.queueMs / 1000);
+      m.compute.observe({ model: name }, r.computeMs / 1000);
+      const wanted = decoded.outputs ?? outputs.map((s) => s.name);
+      m.requests.inc({ model: name, status: "200" });
+      return {
+        model_name: name,
+        ...(opts.version ? { model_version: opts.version } : {}),
+        ...(decoded.id !== undefined ? { id: decoded.id } : {}),
+        outputs: outputs.flatMap((s, k) =>
+          wanted.includes(s.name) ? [encodeTensor(s.name, r.tensors[k])] : [],
+        ),
+      };
+    } catch (e) {
+      if (e instanceof QueueFullError) return fail(503, e.message, { "retry-after": String(e.retryAfterS) });
+      if (e instanceof DeadlineError) return fail(504, e.message);
+      req.log.error({ err: (e as Error).message }, "inference failed");
+      return fail(500, `inference failed: ${(e as Error).message.split("\n")[0]}`);
+    }
+  });
+
+  const address = await app.listen({ port: opts.port ?? 8000, host: opts.host ?? "127.0.0.1" });
+  let drained: Promise<void> | undefined;
+  return {
+    app,
+    url: address,
+    batcher,
+    drain() {
+      drained ??= (async () => {
+        draining = true;
+        await batcher.drain();
+        await app.close();
+        await compiled.dispose();
+      })();
+      return drained;
+    },
+  };
+}

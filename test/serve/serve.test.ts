@@ -1,0 +1,239 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { referenceBackend } from "../../src/backends/reference/index.js";
+import { compareTensors } from "../../src/cli/compare.js";
+import { loadModel } from "../../src/frontends/load-model.js";
+import type { Graph } from "../../src/ir/graph.js";
+import type { Tensor } from "../../src/ir/tensor.js";
+import { compile } from "../../src/runtime/compile.js";
+import type { ExecutionContext } from "../../src/runtime/execution.js";
+import type { Backend, SegmentRunner } from "../../src/runtime/segment-runner.js";
+import { InferenceClient, type InferenceError } from "../../src/serve/client.js";
+import { type ServeOptions, type Server, serve } from "../../src/serve/server.js";
+import { readNpy } from "../../src/util/npy.js";
+import { MODELS, ROOT } from "../helpers.js";
+
+const X = readNpy(join(MODELS, "mlp.input.npy")); // [4, 20]
+const Y = readNpy(join(MODELS, "mlp.output.npy")); // [4, 10], PyTorch
+const row = (t: Tensor, r: number): Tensor => {
+  const per = t.shape[1];
+  return { dtype: t.dtype, shape: [1, per], data: (t.data as Float32Array).slice(r * per, (r + 1) * per) };
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The reference backend with contexts that take `delayMs` per run and fail on a marker value (999). */
+function slowBackend(delayMs: number): Backend {
+  return {
+    ...referenceBackend,
+    name: "slow-reference",
+    createContext(graph: Graph, runners: readonly SegmentRunner[]): ExecutionContext {
+      return {
+        async run(inputs) {
+          await sleep(delayMs);
+          const x = inputs[0] as Tensor;
+          if ((x.data as Float32Array).includes(999)) throw new Error("injected failure");
+          const values = new Map<string, Tensor>([[graph.inputs[0], x]]);
+          for (const r of runners) for (const [k, v] of await r.run(values)) values.set(k, v);
+          return graph.outputs.map((n) => values.get(n)!);
+        },
+        memory: { activations: 0, workspaces: 0, io: 0, pinnedHost: 0 },
+        dispose() {},
+      };
+    },
+  };
+}
+
+let server: Server | undefined;
+afterEach(async () => {
+  await server?.drain();
+  server = undefined;
+});
+
+async function start(
+  opts: ServeOptions = {},
+  backend: Backend | "reference" = "reference",
+): Promise<InferenceClient> {
+  const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend });
+  server = await serve(compiled, { port: 0, log: false, ...opts });
+  return new InferenceClient(server.url, opts.name ?? "model");
+}
+
+const post = (path: string, body: unknown) =>
+  fetch(new URL(path, server!.url), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+
+describe("torchc serve: Open Inference Protocol endpoints", () => {
+  it("health, server and model metadata, readiness", async () => {
+    const c = await start({ name: "mlp", version: "3" });
+    expect(await c.live()).toBe(true);
+    expect(await c.ready()).toBe(true);
+    expect(await (await fetch(new URL("/v2", server!.url))).json()).toMatchObject({ name: "torchc" });
+    expect(await c.metadata()).toEqual({
+      name: "mlp",
+      versions: ["3"],
+      platform: "torchc",
+      inputs: [{ name: "x", datatype: "FP32", shape: [-1, 20] }],
+      outputs: [{ name: "softmax", datatype: "FP32", shape: [-1, 10] }],
+    });
+  });
+
+  it("infer: the full batch matches PyTorch, with the request id echoed", async () => {
+    const c = await start();
+    const r = await post("/v2/models/model/infer", {
+      id: "req-1",
+      inputs: [{ name: "x", shape: [4, 20], datatype: "FP32", data: Array.from(X.data as Float32Array) }],
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { id: string; outputs: { shape: number[]; data: number[] }[] };
+    expect(body.id).toBe("req-1");
+    const out: Tensor = {
+      dtype: "float32",
+      shape: body.outputs[0].shape,
+      data: Float32Array.from(body.outputs[0].data),
+    };
+    expect(compareTensors(out, Y).relative).toBeLessThanOrEqual(1e-4);
+    const viaClient = await c.infer({ x: X });
+    expect(compareTensors(viaClient.softmax, Y).relative).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("dynamic batching: 16 concurrent one-row requests are merged and each gets its own row", async () => {
+    const c = await start({ maxQueueDelayUs: 20_000 });
+    const outs = await Promise.all(Array.from({ length: 16 }, (_, k) => c.infer({ x: row(X, k % 4) })));
+    for (const [k, o] of outs.entries())
+      expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
+    const stats = server!.batcher.stats;
+    expect(stats.rows).toBe(16);
+    expect(stats.batches).toBeLessThan(16);
+    const metrics = await (await fetch(new URL("/metrics", server!.url))).text();
+    expect(metrics).toMatch(/torchc_requests_total\{model="model",status="200"\} 16/);
+    expect(metrics).toMatch(/torchc_batch_rows_count\{model="model"\} \d+/);
+  });
+
+  it.each([
+    [
+      { inputs: [{ name: "y", shape: [1, 20], datatype: "FP32", data: new Array(20).fill(0) }] },
+      /unknown input 'y'/,
+    ],
+    [
+      { inputs: [{ name: "x", shape: [1, 20], datatype: "INT64", data: new Array(20).fill(0) }] },
+      /datatype INT64, expected FP32/,
+    ],
+    [
+      { inputs: [{ name: "x", shape: [5, 20], datatype: "FP32", data: new Array(100).fill(0) }] },
+      /shape \[5, 20\], expected \[1\.\.4, 20\]/,
+    ],
+    [
+      { inputs: [{ name: "x", shape: [1, 21], datatype: "FP32", data: new Array(21).fill(0) }] },
+      /shape \[1, 21\]/,
+    ],
+    [
+      { inputs: [{ name: "x", shape: [1, 20], datatype: "FP32", data: new Array(19).fill(0) }] },
+      /19 values for shape \[1, 20\]/,
+    ],
+    [
+      { inputs: [{ name: "x", shape: [1, 20], datatype: "FP32", data: ["a", ...new Array(19).fill(0)] }] },
+      /value 0 is not a number/,
+    ],
+    [{ nothing: true }, /no 'inputs' list/],
+    ["{not json", /json/i],
+  ])("a malformed request answers 400 with one line: %j", async (body, msg) => {
+    await start();
+    const r = await post("/v2/models/model/infer", body);
+    expect(r.status).toBe(400);
+    const { error } = (await r.json()) as { error: string };
+    expect(error).toMatch(msg);
+    expect(error).not.toContain("\n");
+    expect(server!.batcher.stats.batches).toBe(0);
+  });
+
+  it("a body over the limit is refused (413) before it is parsed", async () => {
+    await start({ bodyLimit: 1000 });
+    const r = await post("/v2/models/model/infer", {
+      inputs: [{ name: "x", shape: [4, 20], datatype: "FP32", data: new Array(80).fill(0.123456789) }],
+    });
+    expect(r.status).toBe(413);
+  });
+
+  it("a full queue answers 503 with Retry-After", async () => {
+    const c = await start({ maxQueue: 4, maxQueueDelayUs: 0 }, slowBackend(100));
+    const results = await Promise.allSettled(
+      Array.from({ length: 16 }, (_, k) => c.infer({ x: row(X, k % 4) })),
+    );
+    const refused = results
+      .filter((r) => r.status === "rejected")
+      .map((r) => (r as PromiseRejectedResult).reason as InferenceError);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((e) => e.status === 503 && Number(e.retryAfter) >= 1)).toBe(true);
+    expect(results.some((r) => r.status === "fulfilled")).toBe(true);
+  });
+
+  it("a request whose deadline passes answers 504; a failing run answers 500 for that request only", async () => {
+    // maxBatch 1: one request per run, so the failing request shares its run with no other.
+    const c = await start({ maxQueueDelayUs: 0, maxBatch: 1 }, slowBackend(30));
+    await expect(c.infer({ x: row(X, 0) }, { timeoutUs: 1000 })).rejects.toMatchObject({ status: 504 });
+    const bad: Tensor = { ...row(X, 0), data: new Float32Array(20).fill(999) };
+    const [failed, fine] = await Promise.allSettled([c.infer({ x: bad }), c.infer({ x: row(X, 1) })]);
+    expect((failed as PromiseRejectedResult).reason).toMatchObject({ status: 500 });
+    expect(((failed as PromiseRejectedResult).reason as Error).message).toMatch(/injected failure/);
+    expect(fine.status).toBe("fulfilled");
+    expect(await c.ready()).toBe(true);
+  });
+
+  it("drain: stops taking requests, answers the queued ones, then closes", async () => {
+    const c = await start({ maxQueueDelayUs: 0 }, slowBackend(80));
+    const inFlight = c.infer({ x: row(X, 2) });
+    await sleep(10);
+    const s = server!;
+    server = undefined;
+    const draining = s.drain();
+    const readyDuring = await fetch(new URL("/v2/health/ready", s.url))
+      .then((r) => r.status)
+      .catch(() => "closed");
+    const out = await inFlight;
+    expect(compareTensors(out.softmax, row(Y, 2)).relative).toBeLessThanOrEqual(1e-4);
+    await draining;
+    expect([503, "closed"]).toContain(readyDuring);
+    await expect(fetch(new URL("/v2/health/live", s.url))).rejects.toThrow();
+  });
+
+  it("torchc serve: SIGTERM drains the request in flight and exits 0", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        "serve",
+        join(MODELS, "mlp.pt2"),
+        "--backend",
+        "reference",
+        "--port",
+        "0",
+        "--max-queue-delay-us",
+        "400000",
+      ],
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let err = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on("data", (d) => {
+        err += String(d);
+        const m = /torchc serve: (http:\/\/[^/\s]+)/.exec(err);
+        if (m) resolve(m[1]);
+      });
+      child.on("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    const client = new InferenceClient(url);
+    const pending = client.infer({ x: row(X, 3) });
+    await sleep(100);
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    child.kill("SIGTERM");
+    const out = await pending;
+    expect(compareTensors(out.softmax, row(Y, 3)).relative).toBeLessThanOrEqual(1e-4);
+    expect(await exited).toBe(0);
+  }, 30_000);
+});
