@@ -63,6 +63,6 @@ export {
 } from "./runtime/execution.js";
 export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
-export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";
-export { type Server, type ServeOptions, serve } from "./serve/server.js";
 export { InferenceClient, InferenceError } from "./serve/client.js";
+export { type ServeOptions, type Server, serve } from "./serve/server.js";
+export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";

@@ -94,7 +94,9 @@ export class DynamicBatcher {
       model.inputs.every((s) => s.shape.length > 0 && s.shape[0] === this.modelBatch) &&
       model.outputs.every((s) => s.shape.length > 0 && s.shape[0] === this.modelBatch);
     // maxBatch 1: one request per run (padded to the model's batch), no merging.
-    this.maxBatch = this.batching ? Math.max(1, Math.min(opts.maxBatch ?? this.modelBatch, this.modelBatch)) : 1;
+    this.maxBatch = this.batching
+      ? Math.max(1, Math.min(opts.maxBatch ?? this.modelBatch, this.modelBatch))
+      : 1;
     this.delayMs = (opts.maxQueueDelayUs ?? 2000) / 1000;
     this.maxQueue = opts.maxQueue ?? 16 * this.modelBatch;
     this.concurrency = Math.max(1, opts.concurrency ?? 1);
