@@ -181,21 +181,21 @@ class Parser {
     return { name, params, returns, body: this.suite(), pos };
   }
 
-  /** Runs one level of nesting, refusing code nested deeper than the budget. */
-  private nest<T>(f: () => T): T {
+  /** Enters one level of nesting (leave with `this.depth--`), refusing code nested deeper than the budget. */
+  private enter(): void {
     if (++this.depth > this.maxDepth)
       this.fail(
         `the code nests deeper than ${this.maxDepth} levels; refusing it (TORCHC_MAX_NESTING raises the limit)`,
       );
-    try {
-      return f();
-    } finally {
-      this.depth--;
-    }
   }
 
   private suite(): Stmt[] {
-    return this.nest(() => this.suiteBody());
+    this.enter();
+    try {
+      return this.suiteBody();
+    } finally {
+      this.depth--;
+    }
   }
 
   private suiteBody(): Stmt[] {
@@ -405,7 +405,12 @@ class Parser {
   }
 
   expression(): Expr {
-    return this.nest(() => this.expressionBody());
+    this.enter();
+    try {
+      return this.expressionBody();
+    } finally {
+      this.depth--;
+    }
   }
 
   private expressionBody(): Expr {
@@ -443,7 +448,14 @@ class Parser {
 
   private notTest(): Expr {
     const pos = this.pos();
-    if (this.eatKw("not")) return { kind: "unary", op: "not", operand: this.nest(() => this.notTest()), pos };
+    if (this.eatKw("not")) {
+      this.enter();
+      try {
+        return { kind: "unary", op: "not", operand: this.notTest(), pos };
+      } finally {
+        this.depth--;
+      }
+    }
     return this.comparison();
   }
 
@@ -510,7 +522,13 @@ class Parser {
     const t = this.tok;
     if (t.kind === "op" && (t.text === "-" || t.text === "+" || t.text === "~")) {
       this.i++;
-      const operand = this.nest(() => this.factor());
+      this.enter();
+      let operand: Expr;
+      try {
+        operand = this.factor();
+      } finally {
+        this.depth--;
+      }
       if (t.text === "-" && operand.kind === "const" && typeof operand.value === "number") {
         return { kind: "const", value: -operand.value, isFloat: operand.isFloat, pos };
       }
@@ -522,9 +540,13 @@ class Parser {
   private power(): Expr {
     const pos = this.pos();
     const base = this.atomExpr();
-    if (this.eatOp("**"))
-      return { kind: "binary", op: "**", left: base, right: this.nest(() => this.factor()), pos };
-    return base;
+    if (!this.eatOp("**")) return base;
+    this.enter();
+    try {
+      return { kind: "binary", op: "**", left: base, right: this.factor(), pos };
+    } finally {
+      this.depth--;
+    }
   }
 
   private atomExpr(): Expr {
