@@ -44,11 +44,19 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
       `weight file ${v.file} for ${v.what} has ${v.storageBytes} bytes but its metadata (${dtype}[${sizes.join(", ")}]) needs ${need}`,
       "archive.weight-size",
     );
-  v.budget.charge(n * item, `${v.what} (${dtype}[${sizes.join(", ")}], ${formatBytes(n * item)})`);
   const contiguous =
     offset === 0 &&
     strides.every((s, i) => sizes[i] === 1 || s === sizes.slice(i + 1).reduce((a, b) => a * b, 1));
-  if (contiguous) return tensorFromBytes(dtype, sizes, v.read(n * item));
+  const charge = () =>
+    v.budget.charge(n * item, `${v.what} (${dtype}[${sizes.join(", ")}], ${formatBytes(n * item)})`);
+  if (contiguous) {
+    // the storage's bytes are ours (read from the file or inflated): an aligned one is used in place
+    const bytes = v.read(n * item);
+    if (bytes.byteOffset % item === 0) return { dtype, shape: [...sizes], data: typedView(dtype, bytes, n) };
+    charge();
+    return tensorFromBytes(dtype, sizes, bytes);
+  }
+  charge();
   const bytes = v.read(need);
   const out = allocData(dtype, n);
   const dst = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
