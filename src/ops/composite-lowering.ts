@@ -127,8 +127,29 @@ function contract<V>(
 }
 
 /**
- * einsum as permutes, views, sums and bmm (operands contracted left to right). Undefined when an operand
- * repeats a label (a diagonal), which this lowering does not express.
+ * A label repeated within one operand (`ii`, `bii`) reads its diagonal: a gather of constant positions that
+ * keeps each label once, in first-occurrence order.
+ */
+function diagonal<V>(e: Emitter<V>, t: Term<V>, size: ReadonlyMap<string, number>): Term<V> {
+  const unique = [...new Set(t.labels)];
+  if (unique.length === t.labels.length) return t;
+  const dims = unique.map((l) => size.get(l) as number);
+  const shape = t.labels.map((l) => size.get(l) as number);
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((p, d) => p * d, 1));
+  const positions: number[] = [];
+  const coord = new Array<number>(unique.length).fill(0);
+  for (let k = 0; k < numel(dims); k++) {
+    positions.push(t.labels.reduce((o, l, i) => o + coord[unique.indexOf(l)] * strides[i], 0));
+    for (let a = unique.length - 1; a >= 0; a--) {
+      if (++coord[a] < dims[a]) break;
+      coord[a] = 0;
+    }
+  }
+  return { v: e.take(t.v, positions, dims), labels: unique };
+}
+
+/**
+ * einsum as permutes, views, sums and bmm (operands contracted left to right); diagonals as constant gathers.
  */
 export function lowerEinsum<V>(
   e: Emitter<V>,
@@ -136,13 +157,12 @@ export function lowerEinsum<V>(
   size: ReadonlyMap<string, number>,
   operands: readonly V[],
 ): V | undefined {
-  if (spec.inputs.some((ls) => new Set(ls).size !== ls.length)) return undefined;
   let terms: Term<V>[] = operands.map((v, i) => {
     const labels = [...spec.inputs[i]];
     const full = labels.map((l) => size.get(l) as number);
     // size-1 dims broadcast against the label's size
     const v2 = e.shape(v).join() === full.join() ? v : e.expand(v, full);
-    return { v: v2, labels };
+    return diagonal(e, { v: v2, labels }, size);
   });
   const out = new Set(spec.output);
   const neededAfter = (k: number) => {

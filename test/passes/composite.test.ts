@@ -133,12 +133,37 @@ describe("composite decompositions", () => {
     });
   }
 
-  it("einsum with a diagonal stays einsum (the lowering declines)", () => {
-    const g = new TestGraph();
-    const y = g.node("aten.einsum.default", { equation: S("ii->i"), tensors: Ts(g.input("m", [3, 3])) });
-    const { graph: out } = lower(g.build(y), ...defaultPipeline());
-    expect(opsOf(out)).toEqual(["aten.einsum.default"]);
-  });
+  for (const [eq, shapes] of [
+    ["ii->i", [[3, 3]]],
+    ["ii", [[4, 4]]],
+    [
+      "bii,bi->bi",
+      [
+        [2, 3, 3],
+        [2, 3],
+      ],
+    ],
+    [
+      "iij,jk->ik",
+      [
+        [3, 3, 4],
+        [4, 2],
+      ],
+    ],
+  ] as [string, number[][]][]) {
+    it(`einsum with a diagonal ${eq} ⇒ a constant gather, then bmm`, () => {
+      const out = lowersToCore(
+        (g) =>
+          g.node("aten.einsum.default", {
+            equation: S(eq),
+            tensors: Ts(...shapes.map((s, i) => g.input(`x${i}`, s))),
+          }),
+        1e-5,
+        ["aten.index.Tensor"],
+      );
+      expect(opsOf(out)).toContain("aten.index.Tensor");
+    });
+  }
 
   const strided: [number[], number[], number, string[]][] = [
     [[4, 3], [3, 1], 0, ["aten.view.default"]],

@@ -84,16 +84,7 @@ const vectorNorm: ConverterSpec<VectorNormArgs> = {
 
 const einsum: ConverterSpec<{ readonly equation: string; readonly tensors: readonly string[] }> = {
   name: "einsum-bmm",
-  supports: (node, a, ctx) => {
-    const spec = parseEinsum(
-      node.op,
-      a.equation,
-      a.tensors.map((t) => ctx.typeOf(t).shape.length),
-    );
-    return spec.inputs.some((ls) => new Set(ls).size !== ls.length)
-      ? refuse("a subscript repeated within one operand (a diagonal) has no layer form here")
-      : SUPPORTED;
-  },
+  supports: () => SUPPORTED,
   convert: (node, a, net) => {
     const shapes = a.tensors.map((t) => net.typeOf(t).shape);
     const spec = parseEinsum(

@@ -53,6 +53,8 @@ const EINSUMS: [string, number][] = [
   ["ab,bc,cd->ad", 3],
   ["...ij,...jk->...ik", 2],
   ["bij,bjk", 2],
+  ["ii->i", 1],
+  ["bii,bi->bi", 2],
 ];
 
 const LETTERS = "abcdefghijklmnopqrstuvwxyz";
