@@ -4,7 +4,7 @@
  * model is a ProtocolError (HTTP 400) with one line naming the input and what was expected.
  * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  */
-import type { DType } from "../ir/dtype.js";
+import { DTYPE_BYTES, type DType } from "../ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../ir/half.js";
 import { allocData, numel, type Tensor, toFloat64Array } from "../ir/tensor.js";
 
@@ -42,7 +42,9 @@ export interface RequestInput {
   readonly name: string;
   readonly shape: readonly number[];
   readonly datatype: string;
-  readonly data: unknown;
+  readonly data?: unknown;
+  /** Binary tensor data extension: `binary_data_size` bytes of this input follow the JSON header. */
+  readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
 export interface InferRequest {
@@ -56,7 +58,29 @@ export interface ResponseTensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly datatype: string;
-  readonly data: readonly (number | boolean)[];
+  readonly data?: readonly (number | boolean)[];
+  readonly parameters?: { readonly binary_data_size: number };
+}
+
+/**
+ * Splits a binary-extension body: the first `headerLength` bytes are the JSON request, the rest the tensors'
+ * bytes in input order (https://github.com/kserve/open-inference-protocol, binary tensor data extension).
+ */
+export function splitBinaryBody(
+  body: Uint8Array,
+  headerLength: number,
+): { json: unknown; binary: Uint8Array } {
+  if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.byteLength)
+    throw new ProtocolError(
+      `Inference-Header-Content-Length ${headerLength} does not fit a ${body.byteLength}-byte body`,
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(body.subarray(0, headerLength)));
+  } catch {
+    throw new ProtocolError("the JSON header of the binary request is not valid JSON");
+  }
+  return { json, binary: body.subarray(headerLength) };
 }
 
 function flatten(data: unknown, out: unknown[], depth = 0): void {
@@ -75,7 +99,16 @@ export function decodeRequest(
   body: unknown,
   inputs: readonly TensorSpec[],
   batched: boolean,
-): { id?: string; tensors: Tensor[]; batch: number; outputs?: string[]; timeoutUs?: number } {
+  binary?: Uint8Array,
+): {
+  id?: string;
+  tensors: Tensor[];
+  batch: number;
+  outputs?: string[];
+  binaryOutputs: ReadonlySet<string> | "all";
+  timeoutUs?: number;
+} {
+  let binaryAt = 0;
   if (typeof body !== "object" || body === null || Array.isArray(body))
     throw new ProtocolError("the request body must be a JSON object with an 'inputs' list");
   const req = body as Partial<InferRequest>;
@@ -117,27 +150,58 @@ export function decodeRequest(
     const b = shape[0] ?? 1;
     if (batch === -1) batch = b;
     else if (b !== batch) throw new ProtocolError(`inputs disagree on the batch size (${batch} and ${b})`);
+    const n = numel(shape);
+    const size = x.parameters?.binary_data_size;
+    if (size !== undefined) {
+      const bytes = n * DTYPE_BYTES[spec.dtype];
+      if (size !== bytes)
+        throw new ProtocolError(
+          `input '${spec.name}': binary_data_size ${safe(size)}, expected ${bytes} for shape [${shape.join(", ")}]`,
+        );
+      if (!binary || binaryAt + bytes > binary.byteLength)
+        throw new ProtocolError(
+          `input '${spec.name}': the body holds fewer binary bytes than binary_data_size says`,
+        );
+      const data = allocData(spec.dtype, n);
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(
+        binary.subarray(binaryAt, binaryAt + bytes),
+      );
+      binaryAt += bytes;
+      return { dtype: spec.dtype, shape: [...shape], data };
+    }
     const flat: unknown[] = [];
     flatten(x.data, flat);
-    const n = numel(shape);
     if (flat.length !== n)
       throw new ProtocolError(
         `input '${spec.name}': ${flat.length} values for shape [${shape.join(", ")}] (${n} expected)`,
       );
     return { dtype: spec.dtype, shape: [...shape], data: encodeValues(spec.dtype, flat, spec.name) };
   });
+  if (binary && binaryAt !== binary.byteLength)
+    throw new ProtocolError(`the body has ${binary.byteLength - binaryAt} binary bytes no input claims`);
   let outputs: string[] | undefined;
+  const binaryNamed = new Set<string>();
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new ProtocolError("'outputs' must be a list");
     outputs = req.outputs.map((o) => {
       if (typeof o?.name !== "string") throw new ProtocolError("each requested output needs a 'name'");
+      if ((o as { parameters?: { binary_data?: unknown } }).parameters?.binary_data === true)
+        binaryNamed.add(o.name);
       return o.name;
     });
   }
+  const binaryOutputs = req.parameters?.binary_data_output === true ? ("all" as const) : binaryNamed;
   const t = req.parameters?.timeout;
   if (t !== undefined && (typeof t !== "number" || !(t > 0)))
     throw new ProtocolError("parameters.timeout must be a positive number of microseconds");
-  return { id: req.id, tensors, batch: Math.max(batch, 1), outputs, timeoutUs: t as number | undefined };
+  return {
+    id: req.id,
+    tensors,
+    batch: Math.max(batch, 1),
+    outputs,
+    binaryOutputs,
+    timeoutUs: t as number | undefined,
+  };
 }
 
 function encodeValues(dtype: DType, values: readonly unknown[], name: string): Tensor["data"] {
@@ -175,4 +239,9 @@ export function encodeTensor(name: string, t: Tensor): ResponseTensor {
   else if (t.dtype === "float16") data = Array.from(t.data as Uint16Array, float16BitsToNumber);
   else data = Array.from(toFloat64Array(t));
   return { name, shape: [...t.shape], datatype, data };
+}
+
+/** The raw little-endian bytes of a tensor (binary extension). */
+export function tensorData(t: Tensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }

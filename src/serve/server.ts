@@ -11,7 +11,16 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
-import { DATATYPE, decodeRequest, encodeTensor, ProtocolError, type TensorSpec } from "./protocol.js";
+import {
+  DATATYPE,
+  decodeRequest,
+  encodeTensor,
+  ProtocolError,
+  type ResponseTensor,
+  splitBinaryBody,
+  type TensorSpec,
+  tensorData,
+} from "./protocol.js";
 
 export interface ServeOptions extends BatcherOptions {
   /** The model's name in URLs (default "model"). */
@@ -33,7 +42,7 @@ export interface Server {
   drain(): Promise<void>;
 }
 
-const SERVER = { name: "torchc", version: "0.1.0", extensions: ["model_repository_metadata"] };
+const SERVER = { name: "torchc", version: "0.1.0", extensions: ["binary_tensor_data"] };
 
 function specs(compiled: CompiledModule, names: readonly string[]): TensorSpec[] {
   return names.map((name) => ({
@@ -118,6 +127,11 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
     })),
   };
 
+  // Binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensors.
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
+    done(null, body),
+  );
+
   app.setErrorHandler((e, req, reply) => {
     const err = e as Error & { statusCode?: number };
     // Body too large, malformed JSON: fastify's own 4xx; anything else is ours.
@@ -148,7 +162,14 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
     if (draining) return fail(503, "the server is shutting down", { "retry-after": "1" });
     let decoded: ReturnType<typeof decodeRequest>;
     try {
-      decoded = decodeRequest(req.body, inputs, batcher.batching);
+      const headerLength = req.headers["inference-header-content-length"];
+      if (headerLength !== undefined || Buffer.isBuffer(req.body)) {
+        if (!Buffer.isBuffer(req.body))
+          throw new ProtocolError("Inference-Header-Content-Length needs an application/octet-stream body");
+        const n = headerLength === undefined ? req.body.byteLength : Number(headerLength);
+        const { json, binary } = splitBinaryBody(req.body, n);
+        decoded = decodeRequest(json, inputs, batcher.batching, binary);
+      } else decoded = decodeRequest(req.body, inputs, batcher.batching);
       for (const o of decoded.outputs ?? [])
         if (!outputs.some((s) => s.name === o)) throw new ProtocolError(`unknown output '${o.slice(0, 80)}'`);
     } catch (e) {
@@ -165,14 +186,30 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
       m.compute.observe({ model: name }, r.computeMs / 1000);
       const wanted = decoded.outputs ?? outputs.map((s) => s.name);
       m.requests.inc({ model: name, status: "200" });
-      return {
+      const bin = decoded.binaryOutputs;
+      const chunks: Uint8Array[] = [];
+      const body = {
         model_name: name,
         ...(opts.version ? { model_version: opts.version } : {}),
         ...(decoded.id !== undefined ? { id: decoded.id } : {}),
-        outputs: outputs.flatMap((s, k) =>
-          wanted.includes(s.name) ? [encodeTensor(s.name, r.tensors[k])] : [],
-        ),
+        outputs: outputs.flatMap((s, k): ResponseTensor[] => {
+          if (!wanted.includes(s.name)) return [];
+          const t = r.tensors[k];
+          if (bin !== "all" && !bin.has(s.name)) return [encodeTensor(s.name, t)];
+          const bytes = tensorData(t);
+          chunks.push(bytes);
+          const meta = { binary_data_size: bytes.byteLength };
+          return [
+            { name: s.name, shape: [...t.shape], datatype: DATATYPE[t.dtype] ?? t.dtype, parameters: meta },
+          ];
+        }),
       };
+      if (chunks.length === 0) return body;
+      const header = Buffer.from(JSON.stringify(body));
+      return reply
+        .header("inference-header-content-length", String(header.byteLength))
+        .type("application/octet-stream")
+        .send(Buffer.concat([header, ...chunks]));
     } catch (e) {
       if (e instanceof QueueFullError) return fail(503, e.message, { "retry-after": String(e.retryAfterS) });
       if (e instanceof DeadlineError) return fail(504, e.message);

@@ -237,3 +237,40 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
     expect(await exited).toBe(0);
   }, 30_000);
 });
+
+describe("torchc serve: the binary tensor data extension", () => {
+  it("binary inputs and outputs give the same answer as JSON", async () => {
+    const c = await start();
+    const viaJson = await c.infer({ x: X });
+    const viaBinary = await c.infer({ x: X }, { binary: true });
+    expect(compareTensors(viaBinary.softmax, viaJson.softmax).relative).toBe(0);
+    expect(compareTensors(viaBinary.softmax, Y).relative).toBeLessThanOrEqual(1e-4);
+    const meta = (await (await fetch(new URL("/v2", server!.url))).json()) as { extensions: string[] };
+    expect(meta.extensions).toContain("binary_tensor_data");
+  });
+
+  it("a binary body whose sizes do not add up answers 400", async () => {
+    await start();
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        inputs: [{ name: "x", shape: [4, 20], datatype: "FP32", parameters: { binary_data_size: 320 } }],
+      }),
+    );
+    const send = (body: Uint8Array, headerLength: number) =>
+      fetch(new URL("/v2/models/model/infer", server!.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/octet-stream",
+          "inference-header-content-length": String(headerLength),
+        },
+        body,
+      });
+    const short = await send(Buffer.concat([header, new Uint8Array(100)]), header.byteLength);
+    expect(short.status).toBe(400);
+    expect(((await short.json()) as { error: string }).error).toMatch(/fewer binary bytes/);
+    const long = await send(Buffer.concat([header, new Uint8Array(400)]), header.byteLength);
+    expect(((await long.json()) as { error: string }).error).toMatch(/80 binary bytes no input claims/);
+    const badLen = await send(Buffer.concat([header, new Uint8Array(320)]), 99999);
+    expect(((await badLen.json()) as { error: string }).error).toMatch(/does not fit/);
+  });
+});
