@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import type { DType } from "../../../src/ir/dtype.js";
 import type { Arg, TensorType } from "../../../src/ir/graph.js";
+import { type Tensor, tensorFromBytes, tensorFromNumbers } from "../../../src/ir/tensor.js";
 import { getOp, inferNode, OP_NAMES } from "../../../src/ops/index.js";
 import type { ArgSpec } from "../../../src/ops/types.js";
 import { ALL_CASES } from "../../converters/cases/index.js";
@@ -17,7 +18,7 @@ import type { RewriteCase } from "./cases.js";
 interface JsonCase {
   op: string;
   args: Record<string, Arg>;
-  tensors: Record<string, { dtype: DType; shape: number[] }>;
+  tensors: Record<string, { dtype: DType; shape: number[]; data: string }>;
 }
 
 function goldenCases(): JsonCase[] {
@@ -29,6 +30,21 @@ function goldenCases(): JsonCase[] {
 }
 
 const f32 = (...shape: number[]): TensorType => ({ dtype: "float32", shape });
+
+/** Python's json writes inf and nan as strings; turn them back into numbers (as test/ops/golden.test.ts does). */
+function reviveArgs(args: Record<string, Arg>): Record<string, Arg> {
+  const num = (v: unknown) =>
+    typeof v === "string"
+      ? Number(v.replace(/^-?inf/, (x) => (x.startsWith("-") ? "-Infinity" : "Infinity")))
+      : v;
+  const out: Record<string, Arg> = {};
+  for (const [k, a] of Object.entries(args)) {
+    if (a.kind === "float") out[k] = { kind: "float", value: num(a.value) as number };
+    else if (a.kind === "floats") out[k] = { kind: "floats", value: a.value.map((v) => num(v) as number) };
+    else out[k] = a;
+  }
+  return out;
+}
 
 /** A plain value of a non-tensor schema type (for required arguments of synthesized calls). */
 function plainValue(spec: ArgSpec): Arg | undefined {
@@ -71,10 +87,20 @@ function synthesized(op: string): RewriteCase | undefined {
   return { label: `${op} (synthesized)`, op, inputs, args };
 }
 
+/** Ops whose results are uninitialised memory: only their type is comparable. */
+export const UNINITIALIZED: ReadonlySet<string> = new Set([
+  "aten.empty.memory_format",
+  "aten.empty_like.default",
+  "aten.new_empty.default",
+  "aten.empty_strided.default",
+]);
+
 export interface CatalogueCase {
   readonly op: string;
   readonly source: "golden" | "property" | "synthesized";
   readonly case: RewriteCase;
+  /** Valid operand values (PyTorch's recorded ones, or a draw inside the converter's domain); none when synthesized. */
+  readonly values?: Readonly<Record<string, Tensor>>;
 }
 
 /** Whether the catalogue can type the call (a synthesized one may not be well-formed for its op). */
@@ -98,9 +124,15 @@ export function catalogueCases(): Map<string, CatalogueCase | undefined> {
       const inputs = Object.fromEntries(
         Object.entries(g.tensors).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]),
       );
-      const k: RewriteCase = { label: `${op} (golden)`, op, inputs, args: g.args };
+      const k: RewriteCase = { label: `${op} (golden)`, op, inputs, args: reviveArgs(g.args) };
       if (types(k)) {
-        out.set(op, { op, source: "golden", case: k });
+        const values = Object.fromEntries(
+          Object.entries(g.tensors).map(([n, t]) => [
+            n,
+            tensorFromBytes(t.dtype, t.shape, new Uint8Array(Buffer.from(t.data, "base64"))),
+          ]),
+        );
+        out.set(op, { op, source: "golden", case: k, values });
         continue;
       }
     }
@@ -113,7 +145,10 @@ export function catalogueCases(): Map<string, CatalogueCase | undefined> {
       );
       const k: RewriteCase = { label: `${op} (property)`, op, inputs, args: draw.args };
       if (types(k)) {
-        out.set(op, { op, source: "property", case: k });
+        const values = Object.fromEntries(
+          Object.entries(draw.tensors).map(([n, t]) => [n, tensorFromNumbers(t.dtype, t.shape, t.data)]),
+        );
+        out.set(op, { op, source: "property", case: k, values });
         continue;
       }
     }
