@@ -11,6 +11,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
+import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
 import {
   DATATYPE,
   decodeRequest,
@@ -32,12 +33,16 @@ export interface ServeOptions extends BatcherOptions {
   readonly bodyLimit?: number;
   /** JSON-line logs (default true; false for tests). */
   readonly log?: boolean;
+  /** Also serve the protocol over gRPC on this port (0: any free port); off when undefined. */
+  readonly grpcPort?: number;
 }
 
 export interface Server {
   readonly app: FastifyInstance;
   readonly url: string;
   readonly batcher: DynamicBatcher;
+  /** host:port of the gRPC endpoint, when started. */
+  readonly grpcAddress?: string;
   /** Stops accepting, answers everything queued and running, closes, disposes the module. */
   drain(): Promise<void>;
 }
@@ -154,6 +159,24 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
     if (compiled.queue) m.deviceBytes.set({ model: name }, compiled.memory().deviceTotal);
     return reply.type(registry.contentType).send(await registry.metrics());
   });
+  /** A decoded request through the batcher: the wanted outputs, or a thrown ProtocolError/QueueFull/Deadline/other. */
+  const inferDecoded = async (decoded: ReturnType<typeof decodeRequest>, deadline: number) => {
+    for (const o of decoded.outputs ?? [])
+      if (!outputs.some((s) => s.name === o)) throw new ProtocolError(`unknown output '${o.slice(0, 80)}'`);
+    if (draining) throw new QueueFullError(1);
+    const timeout =
+      decoded.timeoutUs === undefined
+        ? deadline
+        : Math.min(deadline, performance.now() + decoded.timeoutUs / 1000);
+    const r = await batcher.submit(decoded.tensors, decoded.batch, timeout);
+    m.queue.observe({ model: name }, r.queueMs / 1000);
+    m.compute.observe({ model: name }, r.computeMs / 1000);
+    const wanted = decoded.outputs ?? outputs.map((s) => s.name);
+    return outputs.flatMap((s, k) =>
+      wanted.includes(s.name) ? [{ name: s.name, tensor: r.tensors[k] }] : [],
+    );
+  };
+
   app.post(`${modelPath}/infer`, async (req, reply) => {
     const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
       m.requests.inc({ model: name, status: String(status) });
@@ -170,21 +193,12 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
         const { json, binary } = splitBinaryBody(req.body, n);
         decoded = decodeRequest(json, inputs, batcher.batching, binary);
       } else decoded = decodeRequest(req.body, inputs, batcher.batching);
-      for (const o of decoded.outputs ?? [])
-        if (!outputs.some((s) => s.name === o)) throw new ProtocolError(`unknown output '${o.slice(0, 80)}'`);
     } catch (e) {
       if (e instanceof ProtocolError) return fail(e.status, e.message);
       throw e;
     }
-    const deadline =
-      decoded.timeoutUs === undefined
-        ? Number.POSITIVE_INFINITY
-        : performance.now() + decoded.timeoutUs / 1000;
     try {
-      const r = await batcher.submit(decoded.tensors, decoded.batch, deadline);
-      m.queue.observe({ model: name }, r.queueMs / 1000);
-      m.compute.observe({ model: name }, r.computeMs / 1000);
-      const wanted = decoded.outputs ?? outputs.map((s) => s.name);
+      const results = await inferDecoded(decoded, Number.POSITIVE_INFINITY);
       m.requests.inc({ model: name, status: "200" });
       const bin = decoded.binaryOutputs;
       const chunks: Uint8Array[] = [];
@@ -192,16 +206,12 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
         model_name: name,
         ...(opts.version ? { model_version: opts.version } : {}),
         ...(decoded.id !== undefined ? { id: decoded.id } : {}),
-        outputs: outputs.flatMap((s, k): ResponseTensor[] => {
-          if (!wanted.includes(s.name)) return [];
-          const t = r.tensors[k];
-          if (bin !== "all" && !bin.has(s.name)) return [encodeTensor(s.name, t)];
+        outputs: results.map(({ name: n, tensor: t }): ResponseTensor => {
+          if (bin !== "all" && !bin.has(n)) return encodeTensor(n, t);
           const bytes = tensorData(t);
           chunks.push(bytes);
           const meta = { binary_data_size: bytes.byteLength };
-          return [
-            { name: s.name, shape: [...t.shape], datatype: DATATYPE[t.dtype] ?? t.dtype, parameters: meta },
-          ];
+          return { name: n, shape: [...t.shape], datatype: DATATYPE[t.dtype] ?? t.dtype, parameters: meta };
         }),
       };
       if (chunks.length === 0) return body;
@@ -211,6 +221,7 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
         .type("application/octet-stream")
         .send(Buffer.concat([header, ...chunks]));
     } catch (e) {
+      if (e instanceof ProtocolError) return fail(e.status, e.message);
       if (e instanceof QueueFullError) return fail(503, e.message, { "retry-after": String(e.retryAfterS) });
       if (e instanceof DeadlineError) return fail(504, e.message);
       req.log.error({ err: (e as Error).message }, "inference failed");
@@ -219,19 +230,102 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
   });
 
   const address = await app.listen({ port: opts.port ?? 8000, host: opts.host ?? "127.0.0.1" });
+  const rpc =
+    opts.grpcPort === undefined
+      ? undefined
+      : await startGrpc(opts.host ?? "127.0.0.1", opts.grpcPort, {
+          ready: () => !draining,
+          metadata,
+          name,
+          version: opts.version,
+          infer: async (body, binary, deadline) =>
+            inferDecoded(decodeRequest(body, inputs, batcher.batching, binary), deadline),
+          count: (status) => m.requests.inc({ model: name, status }),
+        });
   let drained: Promise<void> | undefined;
   return {
     app,
     url: address,
     batcher,
+    grpcAddress: rpc?.address,
     drain() {
       drained ??= (async () => {
         draining = true;
         await batcher.drain();
-        await app.close();
+        await Promise.all([app.close(), rpc?.close()]);
         await compiled.dispose();
       })();
       return drained;
     },
+  };
+}
+
+interface GrpcHandlers {
+  ready(): boolean;
+  readonly metadata: { inputs: unknown[]; outputs: unknown[]; versions: string[]; platform: string };
+  readonly name: string;
+  readonly version?: string;
+  infer(
+    body: unknown,
+    binary: Uint8Array | undefined,
+    deadline: number,
+  ): Promise<{ name: string; tensor: Tensor }[]>;
+  count(status: string): void;
+}
+
+/** The gRPC transport over the same checked path as REST (./grpc.ts). */
+async function startGrpc(
+  host: string,
+  port: number,
+  h: GrpcHandlers,
+): Promise<{ address: string; close(): Promise<void> }> {
+  const server = new grpc.Server();
+  type Call<T> = grpc.ServerUnaryCall<T, unknown>;
+  type Done = grpc.sendUnaryData<unknown>;
+  const unary =
+    <T>(f: (req: T, call: Call<T>) => unknown | Promise<unknown>) =>
+    (call: Call<T>, done: Done) => {
+      Promise.resolve()
+        .then(() => f(call.request, call))
+        .then(
+          (r) => done(null, r),
+          (e) => {
+            const s = grpcStatusOf(e);
+            h.count(String({ 3: 400, 14: 503, 4: 504 }[s.code as number] ?? 500));
+            done({ code: s.code, details: s.details });
+          },
+        );
+    };
+  server.addService(loadInferenceService().service, {
+    ServerLive: unary(() => ({ live: true })),
+    ServerReady: unary(() => ({ ready: h.ready() })),
+    ModelReady: unary((r: { name: string }) => ({ ready: h.ready() && r.name === h.name })),
+    ServerMetadata: unary(() => SERVER),
+    ModelMetadata: unary((r: { name: string }) => {
+      if (r.name !== h.name) throw new ProtocolError(`unknown model '${String(r.name).slice(0, 80)}'`);
+      return { name: h.name, ...h.metadata };
+    }),
+    ModelInfer: unary(async (r: Parameters<typeof requestFromGrpc>[0] & { model_name: string }, call) => {
+      if (r.model_name !== h.name)
+        throw new ProtocolError(`unknown model '${String(r.model_name).slice(0, 80)}'`);
+      const { body, binary } = requestFromGrpc(r);
+      const d = call.getDeadline();
+      const deadline =
+        d === Number.POSITIVE_INFINITY || d === undefined
+          ? Number.POSITIVE_INFINITY
+          : performance.now() + (new Date(d).getTime() - Date.now());
+      const outs = await h.infer(body, binary, deadline);
+      h.count("200");
+      return responseToGrpc(h.name, h.version, (body as { id?: string }).id, outs);
+    }),
+  });
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  return {
+    address: `${host}:${bound}`,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
   };
 }

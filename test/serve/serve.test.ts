@@ -10,6 +10,7 @@ import { compile } from "../../src/runtime/compile.js";
 import type { ExecutionContext } from "../../src/runtime/execution.js";
 import type { Backend, SegmentRunner } from "../../src/runtime/segment-runner.js";
 import { InferenceClient, type InferenceError } from "../../src/serve/client.js";
+import { grpc, loadInferenceService } from "../../src/serve/grpc.js";
 import { type ServeOptions, type Server, serve } from "../../src/serve/server.js";
 import { readNpy } from "../../src/util/npy.js";
 import { MODELS, ROOT } from "../helpers.js";
@@ -213,6 +214,8 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
         "reference",
         "--port",
         "0",
+        "--grpc-port",
+        "0",
         "--max-queue-delay-us",
         "400000",
       ],
@@ -272,5 +275,86 @@ describe("torchc serve: the binary tensor data extension", () => {
     expect(((await long.json()) as { error: string }).error).toMatch(/80 binary bytes no input claims/);
     const badLen = await send(Buffer.concat([header, new Uint8Array(320)]), 99999);
     expect(((await badLen.json()) as { error: string }).error).toMatch(/does not fit/);
+  });
+});
+
+describe("torchc serve: gRPC (the protocol's GRPCInferenceService)", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: a dynamic client from the .proto
+  const call = (client: any, method: string, req: unknown) =>
+    new Promise<Record<string, unknown>>((resolve, reject) =>
+      client[method](req, (e: unknown, r: Record<string, unknown>) => (e ? reject(e) : resolve(r))),
+    );
+  const connect = () => {
+    const Service = loadInferenceService();
+    return new Service(server!.grpcAddress!, grpc.credentials.createInsecure());
+  };
+
+  it("live, ready, metadata, and infer with typed and with raw contents match PyTorch", async () => {
+    await start({ grpcPort: 0 });
+    const client = connect();
+    try {
+      expect(await call(client, "ServerLive", {})).toEqual({ live: true });
+      expect(await call(client, "ModelReady", { name: "model" })).toEqual({ ready: true });
+      const meta = await call(client, "ModelMetadata", { name: "model" });
+      expect(meta.inputs).toEqual([{ name: "x", datatype: "FP32", shape: [-1, 20] }]);
+      const typed = await call(client, "ModelInfer", {
+        model_name: "model",
+        id: "g1",
+        inputs: [
+          {
+            name: "x",
+            datatype: "FP32",
+            shape: [4, 20],
+            contents: { fp32_contents: Array.from(X.data as Float32Array) },
+          },
+        ],
+      });
+      expect(typed.id).toBe("g1");
+      const raw = typed.raw_output_contents as Buffer[];
+      const out = (b: Buffer): Tensor => ({
+        dtype: "float32",
+        shape: [4, 10],
+        data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+      });
+      expect(compareTensors(out(raw[0]), Y).relative).toBeLessThanOrEqual(1e-4);
+      const rawReq = await call(client, "ModelInfer", {
+        model_name: "model",
+        inputs: [{ name: "x", datatype: "FP32", shape: [4, 20] }],
+        raw_input_contents: [Buffer.from((X.data as Float32Array).buffer.slice(0))],
+      });
+      expect(
+        compareTensors(out((rawReq.raw_output_contents as Buffer[])[0]), Y).relative,
+      ).toBeLessThanOrEqual(1e-4);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("a malformed request is INVALID_ARGUMENT with the same message as over REST", async () => {
+    await start({ grpcPort: 0 });
+    const client = connect();
+    try {
+      await expect(
+        call(client, "ModelInfer", {
+          model_name: "model",
+          inputs: [
+            {
+              name: "x",
+              datatype: "FP32",
+              shape: [1, 21],
+              contents: { fp32_contents: new Array(21).fill(0) },
+            },
+          ],
+        }),
+      ).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: expect.stringMatching(/shape \[1, 21\]/),
+      });
+      await expect(call(client, "ModelInfer", { model_name: "other", inputs: [] })).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+      });
+    } finally {
+      client.close();
+    }
   });
 });

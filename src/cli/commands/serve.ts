@@ -17,12 +17,13 @@ export const serveCommand: Command = {
   name: "serve",
   summary: "serve a model over the Open Inference Protocol (REST), with dynamic batching and /metrics",
   usage:
-    "usage: torchc serve <model.pt2|model.torchc> [--name model] [--port 8000] [--host 127.0.0.1]\n" +
+    "usage: torchc serve <model.pt2|model.torchc> [--name model] [--port 8000] [--grpc-port 8001] [--host 127.0.0.1]\n" +
     "       [--max-batch N] [--max-queue-delay-us 2000] [--max-queue ROWS] [--instances N] [options]\n" +
     "  --max-batch N            rows merged into one run (default: the model's batch; 1 = no batching)\n" +
     "  --max-queue-delay-us US  how long a request may wait for others to batch with (default 2000)\n" +
     "  --max-queue ROWS         queued rows before 503 + Retry-After (default 16 × the model's batch)\n" +
     "  --instances N            batches in flight at once (execution contexts; default 1)\n" +
+    "  --grpc-port P            the protocol over gRPC too (default 8001; off with --grpc-port off)\n" +
     "SIGTERM or SIGINT: stop taking requests, answer the queued and running ones, exit.\n" +
     compileUsage("cuda"),
   async run(argv) {
@@ -33,6 +34,7 @@ export const serveCommand: Command = {
         ...COMPILE_FLAGS,
         name: { type: "string" },
         port: { type: "string" },
+        "grpc-port": { type: "string" },
         host: { type: "string" },
         "max-batch": { type: "string" },
         "max-queue-delay-us": { type: "string" },
@@ -60,9 +62,11 @@ export const serveCommand: Command = {
       maxBatch: count("max-batch", values["max-batch"], 1),
       maxQueueDelayUs: count("max-queue-delay-us", values["max-queue-delay-us"], 0),
       maxQueue: count("max-queue", values["max-queue"], 1),
+      grpcPort:
+        values["grpc-port"] === "off" ? undefined : (count("grpc-port", values["grpc-port"], 0) ?? 8001),
     });
     process.stderr.write(
-      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"} (${compiled.report.runners.join("; ")})\n`,
+      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${compiled.report.runners.join("; ")})\n`,
     );
     await new Promise<void>((resolve) => {
       const stop = () => {
