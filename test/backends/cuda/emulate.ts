@@ -6,7 +6,8 @@
  * koffi. Steps that run library calls or cooperative kernels (cuBLASLt, cuDNN, rows, attention) run the layer
  * reference on their operands read back from emulated memory, and write their result there in the output's
  * layout, so index arithmetic, layouts, views and arena reuse of everything around them are still exercised.
- * fp32 only (no half types on the host).
+ * fp32 and fp16 plans (fp16 storage as the host compiler's _Float16, round-to-nearest-even like __float2half_rn);
+ * bfloat16 storage is not emulated.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -19,7 +20,8 @@ import { layoutStrides } from "../../../src/backends/cuda/plan/layout.js";
 import { storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { DTYPE_BYTES, type DType } from "../../../src/ir/dtype.js";
-import { allocData, numel, type Tensor, type TensorData } from "../../../src/ir/tensor.js";
+import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
+import { allocData, numel, type Tensor, type TensorData, toFloat64Array } from "../../../src/ir/tensor.js";
 import type { Layer } from "../../../src/network/layers/index.js";
 import type { Network } from "../../../src/network/network.js";
 import { runLayerReference } from "../../../src/network/reference/index.js";
@@ -70,6 +72,9 @@ static inline float tc_warp_max(float v) {
 static inline float __int_as_float(unsigned int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline double __longlong_as_double(unsigned long long i) { double d; memcpy(&d, &i, 8); return d; }
 #define __expf(x) expf(x)
+typedef _Float16 __half;
+static inline float __half2float(__half x) { return (float)x; }
+static inline __half __float2half_rn(float x) { return (__half)x; }
 template <typename A, typename B> static inline auto min(A a, B b) -> decltype(a + b) { return a < b ? a : b; }
 template <typename A, typename B> static inline auto max(A a, B b) -> decltype(a + b) { return a > b ? a : b; }
 `;
@@ -83,6 +88,7 @@ function hostHelpers(prelude: string): string {
 }
 
 const CTYPE: Partial<Record<DType, string>> = {
+  float16: "__half",
   float32: "float",
   float64: "double",
   int64: "long long",
@@ -99,6 +105,8 @@ function typedView(dtype: DType, buffer: ArrayBuffer, byteOffset: number, n: num
       return new Float32Array(buffer, byteOffset, n);
     case "float64":
       return new Float64Array(buffer, byteOffset, n);
+    case "float16":
+      return new Uint16Array(buffer, byteOffset, n);
     case "int64":
       return new BigInt64Array(buffer, byteOffset, n);
     case "int32":
@@ -117,6 +125,8 @@ function typedView(dtype: DType, buffer: ArrayBuffer, byteOffset: number, n: num
 
 export interface EmulatorOptions {
   readonly channelsLast?: boolean;
+  /** The plan's precision (default fp32; fp16 stores float activations and constants in half precision). */
+  readonly precision?: "fp32" | "fp16";
   /**
    * Run the generated cooperative kernels (reduce, softmax, normalization, attention, gemv) too, block by block
    * with OpenMP threads (default true); false runs their layers' reference instead (faster).
@@ -139,7 +149,8 @@ export function emulateEngine(
   inputs: Readonly<Record<string, Tensor>>,
   opts: EmulatorOptions = {},
 ): Emulation {
-  const plan = planCudaEngine(net, { precision: "fp32", channelsLast: opts.channelsLast ?? false });
+  const precision = opts.precision ?? "fp32";
+  const plan = planCudaEngine(net, { precision, channelsLast: opts.channelsLast ?? precision === "fp16" });
   const infos = plan.infos;
   const info = (t: string): TensorInfo => {
     const i = infos.get(t);
@@ -189,21 +200,24 @@ export function emulateEngine(
   };
   const read = (t: string): Tensor => {
     const i = info(t);
-    const mem = storage(t);
-    const data = allocData(i.logicalDType, numel(i.shape));
+    const mem = storage(t) as unknown as number[];
+    const data = allocData(i.logicalDType, numel(i.shape)) as unknown as number[];
     const off = offsets(t);
-    for (let k = 0; k < off.length; k++)
-      (data as unknown as number[])[k] = (mem as unknown as number[])[off[k]];
-    return { dtype: i.logicalDType, shape: i.shape, data };
+    const half = i.storage === "float16" && i.logicalDType !== "float16";
+    for (let k = 0; k < off.length; k++) data[k] = half ? float16BitsToNumber(mem[off[k]]) : mem[off[k]];
+    return { dtype: i.logicalDType, shape: i.shape, data: data as unknown as TensorData };
   };
   const write = (t: string, value: Tensor) => {
     const i = info(t);
-    if (value.dtype !== i.storage)
-      throw new Error(`emulator: writing ${value.dtype} into ${t} stored as ${i.storage}`);
-    const mem = storage(t);
+    const mem = storage(t) as unknown as number[];
     const off = offsets(t);
-    for (let k = 0; k < off.length; k++)
-      (mem as unknown as number[])[off[k]] = (value.data as unknown as number[])[k];
+    if (value.dtype === i.storage) {
+      const v = value.data as unknown as number[];
+      for (let k = 0; k < off.length; k++) mem[off[k]] = v[k];
+    } else if (i.storage === "float16") {
+      const v = toFloat64Array(value);
+      for (let k = 0; k < off.length; k++) mem[off[k]] = numberToFloat16Bits(v[k]);
+    } else throw new Error(`emulator: writing ${value.dtype} into ${t} stored as ${i.storage}`);
   };
 
   // The plan's network: constants folded, batch norm folded into convolutions.
