@@ -14,6 +14,17 @@ import { MODELS } from "../helpers.js";
 
 const tick = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Seeded jitter (xorshift), so the interleavings are the same on every run. */
+function jitter(seed: number): (n: number) => number {
+  let s = seed >>> 0 || 1;
+  return (n) => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) % n;
+  };
+}
+
 describe("ContextPool", () => {
   it("gives each call a context of its own, never more calls than contexts, in FIFO order", async () => {
     const contexts = [
@@ -88,6 +99,7 @@ describe("ContextPool", () => {
  */
 function stagingBackend(): Backend & { peakPerContext: number } {
   const state = { peakPerContext: 0 };
+  const rand = jitter(7);
   const backend: Backend & { peakPerContext: number } = {
     ...referenceBackend,
     name: "fake-staging",
@@ -103,10 +115,10 @@ function stagingBackend(): Backend & { peakPerContext: number } {
           state.peakPerContext = Math.max(state.peakPerContext, active);
           const x = inputs[0] as Tensor;
           staged = new Float32Array(x.data as Float32Array);
-          await tick(Math.floor(Math.random() * 3));
+          await tick(rand(3));
           const values = new Map<string, Tensor>([[graph.inputs[0], { ...x, data: staged }]]);
           for (const r of runners) for (const [k, v] of await r.run(values)) values.set(k, v);
-          await tick(Math.floor(Math.random() * 2));
+          await tick(rand(2));
           active--;
           return graph.outputs.map((n) => values.get(n)!);
         },
