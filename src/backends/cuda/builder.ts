@@ -212,6 +212,55 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans): UploadedWeights {
   return { buffer, bytes, constOffsets, channelOffsets };
 }
 
+/** Where each tensor of one instance lives: its address, resolved through views to the storage root. */
+function pointerResolver(
+  plan: EnginePlan,
+  weights: UploadedWeights,
+  b: InstanceBindings,
+): (tensor: string) => bigint {
+  const { network: net, infos } = plan;
+  const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
+  const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
+  return (t) => {
+    const root = storageRoot(infos, t);
+    switch (infos.get(root)!.role) {
+      case "input":
+        return b.inputs[inputIndex.get(root)!].ptr;
+      case "output":
+        return b.outputs[outputIndex.get(root)!].ptr;
+      case "constant": {
+        const off = weights.constOffsets.get(root);
+        if (off === undefined) throw new Error(`constant '${root}' was not uploaded`);
+        return weights.buffer.ptr + BigInt(off);
+      }
+      default: {
+        const off = plan.memory.offsets.get(root);
+        if (off === undefined) throw new Error(`tensor '${root}' has no arena slot`);
+        return b.resources.arena.ptr + BigInt(off);
+      }
+    }
+  };
+}
+
+/** The cuDNN operands of a conv step: x, w, bias, y, then epilogue tensors and channel vectors in order. */
+function convOperands(s: ConvStep, ptr: (t: string) => bigint, weights: UploadedWeights) {
+  const chan = weights.channelOffsets.get(s) ?? [];
+  let ci = 0;
+  const extra = s.epilogue.flatMap((op) => {
+    if (op.kind === "tensor") return [ptr(op.tensor)];
+    if (op.kind === "channel") return [weights.buffer.ptr + BigInt(chan[ci++])];
+    return [];
+  });
+  const bias = s.layer.inputs[2];
+  return {
+    x: ptr(s.x),
+    w: ptr(s.layer.inputs[1]),
+    bias: bias ? ptr(bias) : undefined,
+    y: ptr(s.output),
+    extra,
+  };
+}
+
 /** Phase 4: the launch list of one instance, every pointer resolved against that instance's memory. */
 function makeLauncher(
   plan: EnginePlan,
@@ -220,35 +269,24 @@ function makeLauncher(
   libs: LibraryPlans,
   options: CudaBuildOptions,
 ): (b: InstanceBindings) => (() => void)[] {
-  const { network: net, infos, steps } = plan;
-  const info = (t: string): TensorInfo => infos.get(t)!;
-  const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
-  const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
   // Library plans hold their pointers: an instance rebinds before executing when another bound last.
   const boundBy = new Map<object, InstanceBindings>();
+  const library = (b: InstanceBindings, p: object, bind: () => void, execute: () => void) => {
+    const rebind = () => {
+      bind();
+      boundBy.set(p, b);
+    };
+    rebind();
+    return () => {
+      if (boundBy.get(p) !== b) rebind();
+      execute();
+    };
+  };
   let convsTuned = options.tuneConvs !== true;
   return (b) => {
-    const { arena, workspace, stream } = b.resources;
-    const ptr = (t: string): bigint => {
-      const root = storageRoot(infos, t);
-      switch (info(root).role) {
-        case "input":
-          return b.inputs[inputIndex.get(root)!].ptr;
-        case "output":
-          return b.outputs[outputIndex.get(root)!].ptr;
-        case "constant": {
-          const off = weights.constOffsets.get(root);
-          if (off === undefined) throw new Error(`constant '${root}' was not uploaded`);
-          return weights.buffer.ptr + BigInt(off);
-        }
-        default: {
-          const off = plan.memory.offsets.get(root);
-          if (off === undefined) throw new Error(`tensor '${root}' has no arena slot`);
-          return arena.ptr + BigInt(off);
-        }
-      }
-    };
-    const launches = steps.map((s, i): (() => void) => {
+    const { workspace, stream } = b.resources;
+    const ptr = pointerResolver(plan, weights, b);
+    const launches = plan.steps.map((s, i): (() => void) => {
       const gk = plan.kernels[i];
       if (gk) {
         const kernel = compiled.kernels[compiled.symbolOf.get(gk.name)!];
@@ -260,48 +298,30 @@ function makeLauncher(
       }
       if (s.kind === "conv") {
         const p = libs.convs.get(s)!;
-        const chan = weights.channelOffsets.get(s) ?? [];
-        let ci = 0;
-        const extra = s.epilogue.flatMap((op) => {
-          if (op.kind === "tensor") return [ptr(op.tensor)];
-          if (op.kind === "channel") return [weights.buffer.ptr + BigInt(chan[ci++])];
-          return [];
-        });
-        const bias = s.layer.inputs[2];
-        const operands = {
-          x: ptr(s.x),
-          w: ptr(s.layer.inputs[1]),
-          bias: bias ? ptr(bias) : undefined,
-          y: ptr(s.output),
-          extra,
-        };
-        const bind = () => {
-          p.bind(operands, workspace.ptr);
-          boundBy.set(p, b);
-        };
-        bind();
-        return () => {
-          if (boundBy.get(p) !== b) bind();
-          p.execute(stream);
-        };
+        const ops = convOperands(s, ptr, weights);
+        return library(
+          b,
+          p,
+          () => p.bind(ops, workspace.ptr),
+          () => p.execute(stream),
+        );
       }
       if (s.kind === "matmul") {
         const p = libs.matmuls.get(s)!;
-        const bind = () => {
-          p.bind(ptr(s.a), ptr(s.b), ptr(s.output), s.bias ? ptr(s.bias) : undefined, workspace.ptr);
-          boundBy.set(p, b);
-        };
-        bind();
-        return () => {
-          if (boundBy.get(p) !== b) bind();
-          p.execute(stream);
-        };
+        const bias = s.bias ? ptr(s.bias) : undefined;
+        const [a, m, out] = [ptr(s.a), ptr(s.b), ptr(s.output)];
+        return library(
+          b,
+          p,
+          () => p.bind(a, m, out, bias, workspace.ptr),
+          () => p.execute(stream),
+        );
       }
       throw new Error(`no launcher for step ${s.kind}`);
     });
     if (!convsTuned) {
       convsTuned = true;
-      tuneConvs(libs, arena, stream, options.log ?? (() => {}));
+      tuneConvs(libs, b.resources.arena, stream, options.log ?? (() => {}));
     }
     return launches;
   };

@@ -223,28 +223,8 @@ class Runner implements TorchFallbackRunner {
     if (this.disposed)
       throw new TorchcError("LibTorch fallback: the runner has been disposed", "runtime.disposed");
     const where = `fallback segment ${this.segment.index}`;
-    for (const { name, type } of this.plan.inputs) {
-      const v = inputs.get(name);
-      if (!v) throw new InputError(`${where}: input '${name}' is missing`, "input.missing");
-      if (isDeviceValue(v) && !sameType(v.type, type))
-        throw new InputError(
-          `${where}: input '${name}' is ${formatType(v.type)}, expected ${formatType(type)}`,
-          "input.type",
-        );
-    }
-    for (const [name, mem] of opts.outputs ?? []) {
-      const o = this.plan.outputs.find((x) => x.name === name);
-      if (!o) throw new InputError(`${where}: '${name}' is not an output of this segment`, "input.invalid");
-      if (mem.bytes < bytesOf(o.type))
-        throw new InputError(
-          `${where}: output buffer for '${name}' holds ${mem.bytes} bytes, ${bytesOf(o.type)} needed`,
-          "input.invalid",
-        );
-    }
-    const stream = opts.stream ?? this.stream;
-    if (!(stream instanceof Stream) || !stream.alive)
-      throw new TorchcError(`${where}: the stream to run on must be a live Stream`, "runtime.stream");
-    this.lib.setCurrentStream(stream, this.deviceIndex);
+    this.checkLaunch(where, inputs, opts);
+    this.lib.setCurrentStream(opts.stream ?? this.stream, this.deviceIndex);
     const live = new Map<string, TorchTensor>();
     const resolve = (n: string): TorchTensor | undefined => live.get(n) ?? this.persistent.get(n)?.tensor;
     const result = new Map<string, DeviceValue>();
@@ -276,42 +256,80 @@ class Runner implements TorchFallbackRunner {
         }
       });
       this.plan.outputs.forEach((o, k) => {
-        const src = resolve(o.value);
-        if (!src)
-          throw new TorchcError(`${where}: output '${o.name}' was not computed`, "graph.undefined-value");
-        const got: TensorType = { dtype: src.dtype(), shape: src.sizes() };
-        if (!sameType(got, o.type))
-          throw new TorchcError(
-            `${where}: output '${o.name}' came out ${formatType(got)}, expected ${formatType(o.type)}`,
-            "torch.output-type",
-          );
         const mem = opts.outputs?.get(o.name) ?? this.outputBuffers[k];
-        const dst = this.lib.wrap(mem, {
-          sizes: o.type.shape,
-          dtype: o.type.dtype,
-          deviceIndex: this.deviceIndex,
-        });
-        try {
-          opts.onTensor?.({ role: "output", name: o.name, tensor: dst });
-          const io = new Map<string, HandleRef>([
-            ["dst", dst],
-            ["src", src],
-          ]);
-          const stack = encodeStack(COPY_INTO, (n) => io.get(n) as HandleRef, this.lib);
-          checkTorch(
-            "aoti_torch_call_dispatcher(aten::copy_)",
-            TORCH_CPU.fn.aoti_torch_call_dispatcher("aten::copy_", "", stack),
-          );
-          if (stack[0] !== 0n) new TorchTensor(stack[0], this.lib).delete();
-        } finally {
-          dst.delete();
-        }
+        this.copyOutput(where, o, resolve(o.value), mem, opts);
         result.set(o.name, deviceValue(mem, o.type));
       });
     } finally {
       for (const t of live.values()) t.delete();
     }
     return result;
+  }
+
+  /** Inputs present and of the segment's types, output buffers large enough, the stream alive: before any C call. */
+  private checkLaunch(
+    where: string,
+    inputs: ReadonlyMap<string, DeviceValue | DeviceMemory>,
+    opts: RunDeviceOptions,
+  ): void {
+    for (const { name, type } of this.plan.inputs) {
+      const v = inputs.get(name);
+      if (!v) throw new InputError(`${where}: input '${name}' is missing`, "input.missing");
+      if (isDeviceValue(v) && !sameType(v.type, type))
+        throw new InputError(
+          `${where}: input '${name}' is ${formatType(v.type)}, expected ${formatType(type)}`,
+          "input.type",
+        );
+    }
+    for (const [name, mem] of opts.outputs ?? []) {
+      const o = this.plan.outputs.find((x) => x.name === name);
+      if (!o) throw new InputError(`${where}: '${name}' is not an output of this segment`, "input.invalid");
+      if (mem.bytes < bytesOf(o.type))
+        throw new InputError(
+          `${where}: output buffer for '${name}' holds ${mem.bytes} bytes, ${bytesOf(o.type)} needed`,
+          "input.invalid",
+        );
+    }
+    const stream = opts.stream ?? this.stream;
+    if (!(stream instanceof Stream) || !stream.alive)
+      throw new TorchcError(`${where}: the stream to run on must be a live Stream`, "runtime.stream");
+  }
+
+  /** `aten::copy_` of a segment output into its device memory (on the current stream), type checked first. */
+  private copyOutput(
+    where: string,
+    o: FallbackPlan["outputs"][number],
+    src: TorchTensor | undefined,
+    mem: DeviceMemory,
+    opts: RunDeviceOptions,
+  ): void {
+    if (!src) throw new TorchcError(`${where}: output '${o.name}' was not computed`, "graph.undefined-value");
+    const got: TensorType = { dtype: src.dtype(), shape: src.sizes() };
+    if (!sameType(got, o.type))
+      throw new TorchcError(
+        `${where}: output '${o.name}' came out ${formatType(got)}, expected ${formatType(o.type)}`,
+        "torch.output-type",
+      );
+    const dst = this.lib.wrap(mem, {
+      sizes: o.type.shape,
+      dtype: o.type.dtype,
+      deviceIndex: this.deviceIndex,
+    });
+    try {
+      opts.onTensor?.({ role: "output", name: o.name, tensor: dst });
+      const io = new Map<string, HandleRef>([
+        ["dst", dst],
+        ["src", src],
+      ]);
+      const stack = encodeStack(COPY_INTO, (n) => io.get(n) as HandleRef, this.lib);
+      checkTorch(
+        "aoti_torch_call_dispatcher(aten::copy_)",
+        TORCH_CPU.fn.aoti_torch_call_dispatcher("aten::copy_", "", stack),
+      );
+      if (stack[0] !== 0n) new TorchTensor(stack[0], this.lib).delete();
+    } finally {
+      dst.delete();
+    }
   }
 
   /** One step: the dispatcher (or the add shim); returns the result tensors (owned by the caller). */
