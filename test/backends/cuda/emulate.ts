@@ -128,8 +128,9 @@ export interface EmulatorOptions {
   /** The plan's precision (default fp32; fp16 stores float activations and constants in half precision). */
   readonly precision?: "fp32" | "fp16";
   /**
-   * Run the generated cooperative kernels (reduce, softmax, normalization, attention, gemv) too, block by block
-   * with OpenMP threads (default true); false runs their layers' reference instead (faster).
+   * Run the generated row kernels (reduce, softmax, normalization) too, block by block with OpenMP threads
+   * (default true); false runs their layers' reference instead (faster). Attention and gemv kernels (warp
+   * shuffles) always run as their layers' reference.
    */
   readonly cooperative?: boolean;
   /** Called after every step with the tensors it wrote, read back as logical tensors. */
@@ -229,7 +230,11 @@ export function emulateEngine(
   const elementKernels = new Map<number, GeneratedKernel>();
   plan.steps.forEach((s, i) => {
     const k = plan.kernels[i];
-    if (k && (s.kind === "element" || opts.cooperative !== false)) elementKernels.set(i, k);
+    // Cooperative kernels whose barriers are block-uniform (rows: reduce, softmax, normalization) run on
+    // OpenMP threads. Warp-shuffle kernels (attention, gemv) are not emulated: a warp reduction inside a loop
+    // whose trip count differs between warps would deadlock the block-wide emulation of __shfl_xor_sync.
+    const rows = s.kind === "reduce" || s.kind === "softmax" || s.kind === "normalization";
+    if (k && (s.kind === "element" || (rows && opts.cooperative !== false))) elementKernels.set(i, k);
   });
   const lib = compileKernels(
     [...elementKernels.entries()].map(([i, k]) => ({
