@@ -126,6 +126,9 @@ export function array<T>(item: Decoder<T>): Decoder<T[]> {
   };
 }
 
+/** An array whose items are checked later, where they are read (`array(unknownValue)` without the walk). */
+export const list: Decoder<readonly unknown[]> = (v, p) => (Array.isArray(v) ? v : fail(p, "an array", v));
+
 export function optional<T>(d: Decoder<T>): Decoder<T | undefined> {
   return (v, p) => (v === undefined ? undefined : d(v, p));
 }
@@ -179,9 +182,26 @@ export function table<T>(item: Decoder<T>): Decoder<Map<string, T>> {
   };
 }
 
+/**
+ * The one own key of a plain object that has exactly one (what `tagged` accepts), else undefined; without
+ * allocating, for the fast paths of readers. A `for…in` also sees inherited enumerable keys, so one key seen
+ * that is the object's own is exactly `Object.keys(v).length === 1`.
+ */
+export function onlyKey(v: unknown): string | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  let only: string | undefined;
+  for (const k in v) {
+    if (only !== undefined) return undefined;
+    only = k;
+  }
+  return only !== undefined && Object.hasOwn(v, only) ? only : undefined;
+}
+
 /** A tagged union written as an object with exactly one key: returns the key and the raw value. */
 export function tagged(v: unknown, p: string): { tag: string; value: unknown; path: string } {
   const o = object(v, p);
+  const tag = onlyKey(o);
+  if (tag !== undefined) return { tag, value: o[tag], path: field(p, tag) };
   const keys = Object.keys(o);
   if (keys.length !== 1) return fail(p, "an object with exactly one key", v);
   return { tag: keys[0], value: o[keys[0]], path: field(p, keys[0]) };

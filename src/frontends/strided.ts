@@ -44,19 +44,20 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
       `weight file ${v.file} for ${v.what} has ${v.storageBytes} bytes but its metadata (${dtype}[${sizes.join(", ")}]) needs ${need}`,
       "archive.weight-size",
     );
-  const contiguous =
-    offset === 0 &&
-    strides.every((s, i) => sizes[i] === 1 || s === sizes.slice(i + 1).reduce((a, b) => a * b, 1));
-  const charge = () =>
-    v.budget.charge(n * item, `${v.what} (${dtype}[${sizes.join(", ")}], ${formatBytes(n * item)})`);
+  // contiguous: each stride is the product of the sizes after it (any stride will do along a size of 1)
+  let contiguous = offset === 0;
+  for (let i = sizes.length - 1, dense = 1; contiguous && i >= 0; i--) {
+    if (sizes[i] !== 1 && strides[i] !== dense) contiguous = false;
+    dense *= sizes[i];
+  }
   if (contiguous) {
     // the storage's bytes are ours (read from the file or inflated): an aligned one is used in place
     const bytes = v.read(n * item);
     if (bytes.byteOffset % item === 0) return { dtype, shape: [...sizes], data: typedView(dtype, bytes, n) };
-    charge();
+    chargeDense(v, n * item);
     return tensorFromBytes(dtype, sizes, bytes);
   }
-  charge();
+  chargeDense(v, n * item);
   const bytes = v.read(need);
   const out = allocData(dtype, n);
   const dst = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
@@ -79,6 +80,11 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
     }
   }
   return { dtype, shape: [...sizes], data: out };
+}
+
+/** Charges the dense copy of a view to the budget, before it is allocated. */
+function chargeDense(v: StridedView, bytes: number): void {
+  v.budget.charge(bytes, `${v.what} (${v.dtype}[${v.sizes.join(", ")}], ${formatBytes(bytes)})`);
 }
 
 /** The elements of `bytes` (aligned for the dtype) as the typed array that stores the dtype, without a copy. */

@@ -28,25 +28,29 @@ export function verifyLoadedGraph(
       `the graph is not well formed: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ""}`,
     );
   const budget = limits().maxMemory;
-  for (const name of Object.keys(graph.values)) {
-    const t = graph.values[name];
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  const values = graph.values;
+  for (const name of Object.keys(values)) {
+    const t = values[name];
+    const shape = t.shape;
+    let bytes = 1;
+    for (let i = 0; i < shape.length; i++) bytes *= shape[i];
+    bytes *= DTYPE_BYTES[t.dtype];
     if (!(bytes <= budget))
       fail(
-        `value '${name}' is ${t.dtype}[${t.shape.join(", ")}], larger than the memory budget (raise it with --max-memory or TORCHC_MAX_MEMORY)`,
+        `value '${name}' is ${t.dtype}[${shape.join(", ")}], larger than the memory budget (raise it with --max-memory or TORCHC_MAX_MEMORY)`,
       );
   }
+  if (opts.inferTypes === false) return graph;
   const typeOf = (n: string): TensorType => {
-    const t = graph.values[n];
+    const t = values[n];
     if (!t) throw new TorchcError(`unknown value '${n}'`, "graph.unknown-value");
     return t;
   };
-  if (opts.inferTypes === false) return graph;
   for (const node of graph.nodes) {
     if (node.subgraphs || !getOp(node.op)) continue;
-    let inferred: TensorType[];
+    let got: TensorType[];
     try {
-      inferred = inferNode(node, typeOf);
+      got = inferNode(node, typeOf);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       const where = formatLocation(node);
@@ -54,15 +58,26 @@ export function verifyLoadedGraph(
         `${where} does not fit its op's schema: ${why.includes(where) ? why.replace(` (${where})`, "") : why}`,
       );
     }
-    node.outputs.forEach((out, i) => {
-      const declared = graph.values[out];
-      const got = inferred[i];
-      if (!got) return;
-      if (declared.dtype !== got.dtype || declared.shape.join() !== got.shape.join())
+    const outputs = node.outputs;
+    for (let i = 0; i < outputs.length; i++) {
+      const t = got[i];
+      if (!t) continue;
+      const declared = values[outputs[i]];
+      if (declared.dtype !== t.dtype || !sameShape(declared.shape, t.shape))
         fail(
-          `${formatLocation(node)} declares output '${out}' as ${declared.dtype}[${declared.shape.join(", ")}] but its op gives ${got.dtype}[${got.shape.join(", ")}] for these inputs`,
+          `${formatLocation(node)} declares output '${outputs[i]}' as ${declared.dtype}[${declared.shape.join(", ")}] but its op gives ${t.dtype}[${t.shape.join(", ")}] for these inputs`,
         );
-    });
+    }
   }
   return graph;
+}
+
+/** `a.join() === b.join()`, without building the strings when the shapes are equal element by element. */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length === b.length) {
+    let i = 0;
+    while (i < a.length && a[i] === b[i]) i++;
+    if (i === a.length) return true;
+  }
+  return a.join() === b.join();
 }

@@ -13,8 +13,10 @@ import {
   float,
   index,
   int,
+  isObject,
   key,
   nullable,
+  onlyKey,
   optional,
   parseJson,
   requirePath,
@@ -36,6 +38,7 @@ import {
   type SerializedNode,
   type SerializedTensorMeta,
   SUPPORTED_SCHEMA_MAJORS,
+  serializedNode,
   symInt,
   tensorMeta,
   tensorName,
@@ -57,6 +60,20 @@ export function loadPt2(path: string, modelName?: string): Pt2Model {
 }
 
 export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
+  const { graph, torchVersion } = readProgram(zip, modelName);
+  // Verified after readProgram has returned, when the parsed model.json is garbage: the op inference allocates,
+  // and a young-generation collection then has only the graph to keep, not every object of the JSON.
+  // Order, duplicates, self-reads and unknown values were checked as each node was read.
+  return {
+    path: zip.file,
+    format: "pt2",
+    graph: verifyLoadedGraph(graph, zip.file, "archive.bad-graph", { checkStructure: false }),
+    torchVersion,
+  };
+}
+
+/** The program's graph as model.json and the weights describe it, checked but for op inference. */
+function readProgram(zip: ZipArchive, modelName?: string): { graph: Graph; torchVersion?: string } {
   const file = zip.file;
   const root = archiveRoot(zip, ["archive_format", "models/"]);
   if (root === undefined) {
@@ -119,7 +136,7 @@ export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
     const weights = readWeightConfig(zip, root, "data/weights/model_weights_config.json");
     const constants = readWeightConfig(zip, root, "data/constants/model_constants_config.json");
     const graph = new ProgramReader(zip, root, entry, program, weights, constants).read();
-    return { path: file, format: "pt2" as const, graph, torchVersion: program.torch_version };
+    return { graph, torchVersion: program.torch_version };
   });
 }
 
@@ -181,8 +198,7 @@ class ProgramReader {
       outputs.push(name);
     }
     this.b.setOutputs(outputs);
-    // order, duplicates, self-reads and unknown values were checked above, as each node was read
-    return verifyLoadedGraph(this.b.build(), this.zip.file, "archive.bad-graph", { checkStructure: false });
+    return this.b.build();
   }
 
   private fail(detail: string, code = "archive.bad-model"): never {
@@ -229,10 +245,23 @@ class ProgramReader {
       }
       case "parameter":
       case "buffer": {
-        const s =
-          kind === "parameter" ? this.decode(parameterSpec, body, path) : this.decode(bufferSpec, body, path);
-        const target = "parameter_name" in s ? s.parameter_name : s.buffer_name;
-        const name = this.name(s.arg.name, field(path, "arg"));
+        // `{arg: {name}, parameter_name}` (or buffer_name) checked in place; anything else through the decoders
+        const arg = body.arg;
+        const t = kind === "parameter" ? body.parameter_name : body.buffer_name;
+        let argName: string;
+        let target: string;
+        if (isObject(arg) && typeof arg.name === "string" && typeof t === "string") {
+          argName = arg.name;
+          target = t;
+        } else {
+          const s =
+            kind === "parameter"
+              ? this.decode(parameterSpec, body, path)
+              : this.decode(bufferSpec, body, path);
+          argName = s.arg.name;
+          target = "parameter_name" in s ? s.parameter_name : s.buffer_name;
+        }
+        const name = this.name(argName, field(path, "arg"));
         // A non-persistent buffer is not in the state dict: torch.export.save stores it among the constants.
         const inWeights = this.weights.get(target);
         const entry = inWeights ?? (kind === "buffer" ? this.constants.get(target) : undefined);
@@ -285,37 +314,55 @@ class ProgramReader {
         `${kind} '${target}' is stored pickled; torchc reads raw weight files only`,
         "archive.unsupported",
       );
-    this.define(name, `${kind} '${target}'`);
-    const path = `${this.root}${folder}${entry.path_name}`;
+    if (this.defined.has(name))
+      this.fail(`${kind} '${target}' defines value '${name}', which is already defined`);
+    this.defined.add(name);
+    const file = folder + entry.path_name;
+    const path = this.root + file;
     const size = this.zip.size(path);
     if (size === undefined)
-      this.fail(
-        `weight file ${folder}${entry.path_name} for ${kind} '${target}' is missing`,
-        "archive.truncated",
-      );
+      this.fail(`weight file ${file} for ${kind} '${target}' is missing`, "archive.truncated");
+    const meta = entry.tensor_meta;
     const tensor = viewTensor(
       {
-        file: `${folder}${entry.path_name}`,
+        file,
         what: `'${target}'`,
-        dtype: this.dtype(entry.tensor_meta.dtype, target),
-        sizes: this.sizes(entry.tensor_meta.sizes, target),
-        strides: this.sizes(entry.tensor_meta.strides, target),
-        offset: this.sizes([entry.tensor_meta.storage_offset], target)[0],
+        dtype: this.dtype(meta.dtype, target),
+        sizes: this.sizes(meta.sizes, target),
+        strides: this.sizes(meta.strides, target),
+        offset: this.size(meta.storage_offset, target),
         storageBytes: size,
-        read: (prefix) => this.zip.read(path, prefix) ?? new Uint8Array(),
+        read: this.reader(path),
         budget: this.zip.budget,
       },
-      (detail, code) => this.fail(detail, code),
+      this.failWith,
     );
     this.b.addWeight(name, { kind, target, tensor });
   }
 
+  /** Reads the prefix of one weight file (a function made here, so that it carries no name of its own). */
+  private reader(path: string): (prefix?: number) => Uint8Array {
+    return (prefix) => this.zip.read(path, prefix) ?? new Uint8Array();
+  }
+
+  private readonly failWith = (detail: string, code?: string): never => this.fail(detail, code);
+
   private typeOf(name: string): TensorType {
     const values = this.graph.tensor_values;
     if (!Object.hasOwn(values, name)) this.fail(`value '${name}' has no entry in tensor_values`);
+    const raw = values[name];
+    // the common case (static sizes, a known dtype) checked without allocating; anything else, and every
+    // failure, goes through the decoder and the checks below, which name the problem
+    if (isObject(raw)) {
+      const code = raw.dtype;
+      const dtype = typeof code === "number" ? SCALAR_TYPES.get(code) : undefined;
+      const shape = dtype && Number.isSafeInteger(code) ? staticSizes(raw.sizes) : undefined;
+      if (dtype && shape && allStatic(raw.strides) && staticSize(raw.storage_offset) !== undefined)
+        return { dtype, shape };
+    }
     const meta: SerializedTensorMeta = this.decode(
       tensorMeta,
-      values[name],
+      raw,
       key("$.graph_module.graph.tensor_values", name),
     );
     return { dtype: this.dtype(meta.dtype, name), shape: this.sizes(meta.sizes, name) };
@@ -330,47 +377,55 @@ class ProgramReader {
 
   /** Static, non-negative sizes (symbolic ones are refused: torchc compiles static shapes). */
   private sizes(s: readonly (number | undefined)[], what: string): number[] {
-    return s.map((d) => {
-      if (d === undefined)
-        this.fail(
-          `'${what}' has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
-          "archive.dynamic-shape",
-        );
-      if (d < 0) this.fail(`'${what}' has a negative size or stride (${d})`);
-      return d;
-    });
+    const out = new Array<number>(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = this.size(s[i], what);
+    return out;
   }
 
-  private readNode(node: SerializedNode, path: string): void {
-    const op = this.name(node.target, field(path, "target")).replace(/^torch\.ops\./, "");
+  private size(d: number | undefined, what: string): number {
+    if (d === undefined)
+      this.fail(
+        `'${what}' has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
+        "archive.dynamic-shape",
+      );
+    if (d < 0) this.fail(`'${what}' has a negative size or stride (${d})`);
+    return d;
+  }
+
+  private readNode(raw: unknown, path: string): void {
+    const node: RawNode = isNode(raw) ? raw : this.decode(serializedNode, raw, path);
+    const op = this.name(node.target, field(path, "target")).replace(TORCH_OPS, "");
     const md = node.metadata;
-    const stack = Object.hasOwn(md, "stack_trace") ? md.stack_trace : undefined;
-    const moduleStack = Object.hasOwn(md, "nn_module_stack") ? md.nn_module_stack : undefined;
-    const location = typeof stack === "string" ? userSourceLocation(stack) : undefined;
-    const modulePath = typeof moduleStack === "string" ? modulePathFromStack(moduleStack) : undefined;
-    const meta: NodeMeta = {
-      stackTrace: typeof stack === "string" ? stack : undefined,
-      sourceLocation: location && escapeControl(location),
-      modulePath: modulePath && escapeControl(modulePath),
-    };
-    const where = () => `node '${node.name ?? op}' (${op})`;
+    const stack = md && Object.hasOwn(md, "stack_trace") ? md.stack_trace : undefined;
+    const moduleStack = md && Object.hasOwn(md, "nn_module_stack") ? md.nn_module_stack : undefined;
+    const meta = nodeMeta(
+      typeof stack === "string" ? stack : undefined,
+      typeof moduleStack === "string" ? moduleStack : undefined,
+    );
+    const at: NodeAt = { name: node.name ?? op, op };
     const args: Record<string, Arg> = {};
     const inputs = field(path, "inputs");
     for (let i = 0; i < node.inputs.length; i++) {
       const input = node.inputs[i];
       const p = index(inputs, i);
       const argName = this.name(input.name, field(p, "name"));
-      if (Object.hasOwn(args, argName)) this.fail(`${where()} has two arguments named '${argName}'`);
-      const arg = this.arg(input.arg, () => `${where()}, argument '${argName}'`, field(p, "arg"));
-      if (arg.kind === "tensor") this.mustBeDefined(arg.name, where, argName);
+      if (Object.hasOwn(args, argName)) this.fail(`${where(at)} has two arguments named '${argName}'`);
+      const arg = this.arg(input.arg, at, argName, field(p, "arg"));
+      if (arg.kind === "tensor") this.mustBeDefined(arg.name, at, argName);
       else if (arg.kind === "tensors")
-        for (const n of arg.names) if (n !== null) this.mustBeDefined(n, where, argName);
+        for (const n of arg.names) if (n !== null) this.mustBeDefined(n, at, argName);
       args[argName] = arg;
     }
     const outputs: { name: string; type: TensorType }[] = [];
     const outs = field(path, "outputs");
     for (let i = 0; i < node.outputs.length; i++) {
-      const t = this.decode(tagged, node.outputs[i], index(outs, i));
+      const out = node.outputs[i];
+      const single = tensorOutput(out);
+      if (single !== undefined) {
+        this.output(single, field(index(outs, i), "as_tensor"), at, outputs);
+        continue;
+      }
+      const t = this.decode(tagged, out, index(outs, i));
       const names =
         t.tag === "as_tensor"
           ? [this.decode(tensorName, t.value, t.path).name]
@@ -379,25 +434,64 @@ class ProgramReader {
             : t.tag === "as_none"
               ? [] // an output nobody reads and PyTorch did not name
               : this.fail(
-                  `${where()} returns ${t.tag.slice(0, 40)}; torchc supports tensor results only`,
+                  `${where(at)} returns ${t.tag.slice(0, 40)}; torchc supports tensor results only`,
                   "archive.unsupported",
                 );
-      for (const name of names) {
-        this.name(name, t.path);
-        this.define(name, where());
-        outputs.push({ name, type: this.typeOf(name) });
-      }
+      for (const name of names) this.output(name, t.path, at, outputs);
     }
     if (node.name) this.name(node.name, field(path, "name"));
     this.b.addNode(op, args, outputs, meta, node.name ?? undefined);
   }
 
-  private mustBeDefined(name: string, where: () => string, argName: string): void {
-    if (!this.defined.has(name))
-      this.fail(`${where()} reads '${name}' before it is defined (argument '${argName}')`);
+  private output(
+    name: string,
+    path: string,
+    at: NodeAt,
+    outputs: { name: string; type: TensorType }[],
+  ): void {
+    this.name(name, path);
+    if (this.defined.has(name)) this.fail(`${where(at)} defines value '${name}', which is already defined`);
+    this.defined.add(name);
+    outputs.push({ name, type: this.typeOf(name) });
   }
 
-  private arg(a: unknown, where: () => string, path: string): Arg {
+  private mustBeDefined(name: string, at: NodeAt, argName: string): void {
+    if (!this.defined.has(name))
+      this.fail(`${where(at)} reads '${name}' before it is defined (argument '${argName}')`);
+  }
+
+  private arg(a: unknown, at: NodeAt, argName: string, path: string): Arg {
+    // the common kinds checked in place (exactly what their decoders accept); anything else, and every
+    // failure, goes through the decoders below, which name the JSON path
+    const tag = onlyKey(a);
+    if (tag !== undefined) {
+      const v = (a as Record<string, unknown>)[tag];
+      switch (tag) {
+        case "as_tensor":
+          if (isObject(v) && typeof v.name === "string")
+            return { kind: "tensor", name: this.name(v.name, field(path, tag)) };
+          break;
+        case "as_none":
+          return { kind: "none" };
+        case "as_int":
+          if (typeof v === "number" && Number.isSafeInteger(v)) return { kind: "int", value: v };
+          break;
+        case "as_ints":
+          if (isIntArray(v)) return { kind: "ints", value: v };
+          break;
+        case "as_float":
+          if (typeof v === "number") return { kind: "float", value: v };
+          break;
+        case "as_bool":
+          if (typeof v === "boolean") return { kind: "bool", value: v };
+          break;
+      }
+    }
+    return this.decodeArg(a, at, argName, path);
+  }
+
+  private decodeArg(a: unknown, at: NodeAt, argName: string, path: string): Arg {
+    const whereArg = (): string => `${where(at)}, argument '${argName}'`;
     const { tag, value: v, path: p } = this.decode(tagged, a, path);
     switch (tag) {
       case "as_none":
@@ -418,11 +512,11 @@ class ProgramReader {
       case "as_int":
         return { kind: "int", value: this.decode(int, v, p) };
       case "as_sym_int":
-        return { kind: "int", value: this.sizesOrInts([this.decode(symInt, v, p)], where)[0] };
+        return { kind: "int", value: this.sizesOrInts([this.decode(symInt, v, p)], whereArg)[0] };
       case "as_ints":
         return { kind: "ints", value: this.decode(ints, v, p) };
       case "as_sym_ints":
-        return { kind: "ints", value: this.sizesOrInts(this.decode(symInts, v, p), where) };
+        return { kind: "ints", value: this.sizesOrInts(this.decode(symInts, v, p), whereArg) };
       case "as_float":
         return { kind: "float", value: this.decode(float, v, p) };
       case "as_floats":
@@ -434,7 +528,7 @@ class ProgramReader {
       case "as_string":
         return { kind: "string", value: this.decode(str, v, p) };
       case "as_scalar_type":
-        return { kind: "dtype", value: this.dtype(this.decode(int, v, p), where()) };
+        return { kind: "dtype", value: this.dtype(this.decode(int, v, p), whereArg()) };
       case "as_memory_format": {
         const code = this.decode(int, v, p);
         return { kind: "memoryFormat", value: MEMORY_FORMATS.get(code) ?? `memory_format_${code}` };
@@ -452,7 +546,7 @@ class ProgramReader {
       }
       default:
         return this.fail(
-          `${where()} is ${tag.slice(0, 40) || "empty"}, which torchc cannot read`,
+          `${whereArg()} is ${tag.slice(0, 40) || "empty"}, which torchc cannot read`,
           "archive.unsupported",
         );
     }
@@ -468,4 +562,105 @@ class ProgramReader {
       return d;
     });
   }
+}
+
+const TORCH_OPS = /^torch\.ops\./;
+
+/** A node as messages name it, `node 'conv' (aten.convolution.default)`, built only when a message is. */
+interface NodeAt {
+  readonly name: string;
+  readonly op: string;
+}
+
+function where(at: NodeAt): string {
+  return `node '${at.name}' (${at.op})`;
+}
+
+/** A node of model.json as `serializedNode` checks it, with metadata possibly left absent or null. */
+type RawNode = Omit<SerializedNode, "metadata"> & {
+  readonly metadata?: Readonly<Record<string, unknown>> | null;
+};
+
+/**
+ * Whether `v` passes `serializedNode` unchanged but for absent metadata (plain reads stand in for its own-property
+ * reads: none of these keys is a property of Object.prototype).
+ */
+function isNode(v: unknown): v is RawNode {
+  if (!isObject(v)) return false;
+  const { target, inputs, outputs, metadata, name } = v;
+  if (typeof target !== "string" || !Array.isArray(inputs) || !Array.isArray(outputs)) return false;
+  if (metadata !== undefined && metadata !== null && !isObject(metadata)) return false;
+  if (name !== undefined && name !== null && typeof name !== "string") return false;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i];
+    if (!isObject(input) || typeof input.name !== "string") return false;
+  }
+  return true;
+}
+
+/** The name of `{as_tensor: {name}}`, else undefined (then the decoders read the output). */
+function tensorOutput(v: unknown): string | undefined {
+  if (onlyKey(v) !== "as_tensor") return undefined;
+  const t = (v as { as_tensor: unknown }).as_tensor;
+  return isObject(t) && typeof t.name === "string" ? t.name : undefined;
+}
+
+/** What `array(int)` accepts and returns unchanged. */
+function isIntArray(v: unknown): v is number[] {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (!Number.isSafeInteger(v[i])) return false;
+  return true;
+}
+
+/** `{as_int: n}` with a non-negative n, else undefined. */
+function staticSize(v: unknown): number | undefined {
+  const n = typeof v === "object" && v !== null ? (v as { as_int?: unknown }).as_int : undefined;
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 && onlyKey(v) === "as_int"
+    ? n
+    : undefined;
+}
+
+/** Whether `v` is a list of `staticSize`s. */
+function allStatic(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (staticSize(v[i]) === undefined) return false;
+  return true;
+}
+
+/** A list of `staticSize`s as numbers, else undefined. */
+function staticSizes(v: unknown): number[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out = new Array<number>(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const n = staticSize(v[i]);
+    if (n === undefined) return undefined;
+    out[i] = n;
+  }
+  return out;
+}
+
+/**
+ * A node's metadata. Its source location and module path are derived from the recorded stack texts when first
+ * read (messages and reports read them; most loads never do), escaped like any text from the file.
+ */
+function nodeMeta(stack: string | undefined, moduleStack: string | undefined): NodeMeta {
+  let location: string | undefined | null = null;
+  let modulePath: string | undefined | null = null;
+  return {
+    stackTrace: stack,
+    get sourceLocation(): string | undefined {
+      if (location === null) {
+        const l = userSourceLocation(stack);
+        location = l && escapeControl(l);
+      }
+      return location;
+    },
+    get modulePath(): string | undefined {
+      if (modulePath === null) {
+        const m = modulePathFromStack(moduleStack);
+        modulePath = m && escapeControl(m);
+      }
+      return modulePath;
+    },
+  };
 }

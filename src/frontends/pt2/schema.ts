@@ -6,8 +6,11 @@ import {
   bool,
   type Decoder,
   int,
+  isObject,
+  list,
   nullable,
   object,
+  onlyKey,
   optional,
   size,
   str,
@@ -22,6 +25,9 @@ export type SerializedArgument = unknown;
 
 /** `{as_int: n}` (static) or `{as_expr: …}` (symbolic): returns the int, or undefined when symbolic. */
 export const symInt: Decoder<number | undefined> = (v, p) => {
+  // the common case, a static size, without allocating
+  const n = typeof v === "object" && v !== null ? (v as { as_int?: unknown }).as_int : undefined;
+  if (typeof n === "number" && Number.isSafeInteger(n) && onlyKey(v) === "as_int") return n;
   const t = tagged(v, p);
   if (t.tag === "as_int") return int(t.value, t.path);
   return undefined;
@@ -45,14 +51,15 @@ const NO_METADATA: Readonly<Record<string, unknown>> = Object.freeze({});
 const metadata: Decoder<Readonly<Record<string, unknown>>> = (v, p) =>
   v === undefined || v === null ? NO_METADATA : object(v, p);
 
-const node = struct({
+/** One of graph.nodes; decoded by the reader as it reads the node (see ProgramReader.readNode). */
+export const serializedNode = struct({
   target: str,
   inputs: array(namedArgument),
   outputs: array(unknownValue),
   metadata,
   name: optional(nullable(str)),
 });
-export type SerializedNode = ReturnType<typeof node>;
+export type SerializedNode = ReturnType<typeof serializedNode>;
 
 const inputSpec: Decoder<{ kind: string; body: Record<string, unknown>; path: string }> = (v, p) => {
   const t = tagged(v, p);
@@ -71,7 +78,8 @@ export const exportedProgram = struct({
   torch_version: optional(str),
   graph_module: struct({
     graph: struct({
-      nodes: array(node),
+      // each node is decoded as it is read, in one pass with the reader's own checks
+      nodes: list,
       // decoded entry by entry as values are looked up (see ProgramReader.typeOf)
       tensor_values: object,
     }),
@@ -80,12 +88,55 @@ export const exportedProgram = struct({
 });
 export type SerializedExportedProgram = ReturnType<typeof exportedProgram>;
 
-const weightEntry = struct({
+const weightEntryFields = struct({
   path_name: str,
   use_pickle: optional(nullable(bool)),
   tensor_meta: tensorMeta,
 });
-export type WeightEntry = ReturnType<typeof weightEntry>;
+export type WeightEntry = ReturnType<typeof weightEntryFields>;
+
+/** `weightEntryFields`, with the common case (static sizes) checked and built in place. */
+const weightEntry: Decoder<WeightEntry> = (v, p) => {
+  if (isObject(v)) {
+    // plain reads stand in for own-property reads: none of these keys is a property of Object.prototype
+    const { path_name, use_pickle, tensor_meta: m } = v;
+    if (
+      typeof path_name === "string" &&
+      (use_pickle === undefined || use_pickle === null || typeof use_pickle === "boolean") &&
+      isObject(m) &&
+      Number.isSafeInteger(m.dtype)
+    ) {
+      const sizes = staticInts(m.sizes);
+      const strides = staticInts(m.strides);
+      const offset = staticInt(m.storage_offset);
+      if (sizes && strides && offset !== undefined)
+        return {
+          path_name,
+          use_pickle: use_pickle as boolean | null | undefined,
+          tensor_meta: { dtype: m.dtype as number, sizes, strides, storage_offset: offset },
+        };
+    }
+  }
+  return weightEntryFields(v, p);
+};
+
+/** What `symInt` returns for `{as_int: n}`, else undefined (then the decoder reads it). */
+function staticInt(v: unknown): number | undefined {
+  const n = typeof v === "object" && v !== null ? (v as { as_int?: unknown }).as_int : undefined;
+  return typeof n === "number" && Number.isSafeInteger(n) && onlyKey(v) === "as_int" ? n : undefined;
+}
+
+/** What `array(symInt)` returns for a list of `{as_int: n}`, else undefined. */
+function staticInts(v: unknown): number[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out = new Array<number>(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const n = staticInt(v[i]);
+    if (n === undefined) return undefined;
+    out[i] = n;
+  }
+  return out;
+}
 
 /** data/weights/model_weights_config.json and data/constants/model_constants_config.json. */
 export const weightConfig = struct({ config: table(weightEntry) });
