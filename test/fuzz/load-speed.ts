@@ -1,7 +1,11 @@
 // Loading speed of every fixture model, median of N rounds:
 //   npx tsx test/fuzz/load-speed.ts [rounds] [other-checkout]
 // With a second checkout (e.g. `git archive HEAD~3 | tar -x -C /tmp/base`), both loaders run interleaved in one
-// process, so the comparison sees the same machine load.
+// process, so the comparison sees the same machine load. "Before issue 9" is 9d4ae90, the parent of 9f1668e
+// (issue 9, part 1); the checkout needs node_modules (a symlink to this one's will do):
+//   mkdir /tmp/base && git archive 9d4ae90 | tar -x -C /tmp/base && ln -s "$PWD/node_modules" /tmp/base/
+// The first fixture in the list also pays each loader's JIT warm-up, and the machine's other work moves single
+// runs by 10-20%: compare medians of several runs.
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readNpy } from "../../src/util/npy.js";
