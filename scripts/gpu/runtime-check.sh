@@ -10,7 +10,8 @@ export TORCHC_RUNTIME_DIR=/tmp/rt UV_THREADPOOL_SIZE=8
 S=$(date +%s); el() { echo "$(( $(date +%s) - S ))s"; }
 # TORCHC_CHECK_S: the seconds this script may take in all (default 575, inside one 600 s device command).
 left() { echo $(( ${TORCHC_CHECK_S:-575} - ($(date +%s) - S) )); }
-echo "== export + PyTorch e2e peers"; PYTHONUNBUFFERED=1 timeout 220 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt --peers 2>&1 | tail -4
+PEERS=--peers; [ "${TORCHC_PEERS:-1}" = 0 ] && PEERS=""
+echo "== export ${PEERS:++ PyTorch e2e peers}"; PYTHONUNBUFFERED=1 timeout 220 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt $PEERS 2>&1 | tail -4
 cp /tmp/rt/peers_e2e.json "$OUT/" 2>/dev/null
 echo "== e2e bench ($(el))"; TORCHC_GPU_TIMEOUT=150 bash "$ROOT/scripts/gpu.sh" bench e2e > "$OUT/e2e.log" 2>&1; echo "e2e rc=$?"
 grep -E "^\||memory:" "$OUT/e2e.log" | head -12
