@@ -1,7 +1,7 @@
 import type { TensorType } from "../ir/graph.js";
 import { numel, type Shape, type Tensor } from "../ir/tensor.js";
 import { broadcastIndex, broadcastShapes, expandNums, f64, fromF64, tt } from "./data.js";
-import { type ArgReader, defineOp, OpArgError, opTable } from "./schema.js";
+import { defineOp, OpArgError, opTable } from "./schema.js";
 import type { TypeOf } from "./types.js";
 
 export interface SdpaArgs {
@@ -153,15 +153,15 @@ export function sdpa(
   return { out: fromF64(q.dtype, [...p.batch, L, Ev], out), lse: fromF64("float32", [...p.batch, L], lse) };
 }
 
-const qkv = (r: ArgReader) => ({ query: r.tensor("query"), key: r.tensor("key"), value: r.tensor("value") });
-
 export const ATTENTION_OPS = opTable(
   defineOp({
     name: "aten.scaled_dot_product_attention.default",
     schema:
       "Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False",
     read: (r): SdpaArgs => ({
-      ...qkv(r),
+      query: r.tensor("query"),
+      key: r.tensor("key"),
+      value: r.tensor("value"),
       attnMask: r.optTensor("attn_mask"),
       dropoutP: r.float("dropout_p"),
       isCausal: r.bool("is_causal"),
@@ -189,7 +189,9 @@ export const ATTENTION_OPS = opTable(
       "Tensor query, Tensor key, Tensor value, float dropout_p=0., bool is_causal=False, *, Tensor? attn_mask=None, float? scale=None",
     returns: 2,
     read: (r): SdpaArgs => ({
-      ...qkv(r),
+      query: r.tensor("query"),
+      key: r.tensor("key"),
+      value: r.tensor("value"),
       attnMask: r.optTensor("attn_mask"),
       dropoutP: r.float("dropout_p"),
       isCausal: r.bool("is_causal"),

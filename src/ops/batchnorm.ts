@@ -2,7 +2,7 @@ import type { DType } from "../ir/dtype.js";
 import type { TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { f64, fromF64, tt } from "./data.js";
-import { type ArgReader, defineOp, OpArgError, opTable } from "./schema.js";
+import { defineOp, OpArgError, opTable } from "./schema.js";
 import type { TypeOf, ValueOf } from "./types.js";
 
 export interface BatchNormArgs {
@@ -90,20 +90,16 @@ export function batchNorm(op: string, a: BatchNormArgs, valueAt: ValueOf): Tenso
   return [fromF64(xt.dtype, shape, out), ...stats];
 }
 
-const base = (r: ArgReader) => ({
-  input: r.tensor("input"),
-  weight: r.optTensor("weight"),
-  bias: r.optTensor("bias"),
-  eps: r.float("eps"),
-});
-
 export const BATCHNORM_OPS = opTable(
   defineOp({
     name: "aten.batch_norm.default",
     schema:
       "Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled",
     read: (r): BatchNormArgs => ({
-      ...base(r),
+      input: r.tensor("input"),
+      weight: r.optTensor("weight"),
+      bias: r.optTensor("bias"),
+      eps: r.float("eps"),
       runningMean: r.optTensor("running_mean"),
       runningVar: r.optTensor("running_var"),
       training: r.bool("training"),
@@ -117,7 +113,10 @@ export const BATCHNORM_OPS = opTable(
       "Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps",
     returns: 3,
     read: (r): BatchNormArgs => ({
-      ...base(r),
+      input: r.tensor("input"),
+      weight: r.optTensor("weight"),
+      bias: r.optTensor("bias"),
+      eps: r.float("eps"),
       runningMean: r.tensor("running_mean"),
       runningVar: r.tensor("running_var"),
       training: false,
@@ -131,7 +130,10 @@ export const BATCHNORM_OPS = opTable(
       "Tensor input, Tensor? weight, Tensor? bias, Tensor(a!) running_mean, Tensor(b!) running_var, bool training, float momentum, float eps",
     returns: 3,
     read: (r): BatchNormArgs => ({
-      ...base(r),
+      input: r.tensor("input"),
+      weight: r.optTensor("weight"),
+      bias: r.optTensor("bias"),
+      eps: r.float("eps"),
       runningMean: r.tensor("running_mean"),
       runningVar: r.tensor("running_var"),
       training: r.bool("training"),
@@ -144,7 +146,10 @@ export const BATCHNORM_OPS = opTable(
     schema: "Tensor input, Tensor? weight, Tensor? bias, bool training, float momentum, float eps",
     returns: 3,
     read: (r): BatchNormArgs => ({
-      ...base(r),
+      input: r.tensor("input"),
+      weight: r.optTensor("weight"),
+      bias: r.optTensor("bias"),
+      eps: r.float("eps"),
       runningMean: null,
       runningVar: null,
       training: r.bool("training"),
@@ -158,7 +163,10 @@ export const BATCHNORM_OPS = opTable(
       "Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps",
     returns: 3,
     read: (r): BatchNormArgs => ({
-      ...base(r),
+      input: r.tensor("input"),
+      weight: r.optTensor("weight"),
+      bias: r.optTensor("bias"),
+      eps: r.float("eps"),
       runningMean: r.optTensor("running_mean"),
       runningVar: r.optTensor("running_var"),
       training: r.bool("training"),

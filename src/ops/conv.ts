@@ -244,15 +244,13 @@ function convOp<const N extends string>(name: N, schema: string, read: (r: ArgRe
   });
 }
 
-const common = (r: ArgReader) => ({
-  input: r.tensor("input"),
-  weight: r.tensor("weight"),
-  bias: r.optTensor("bias"),
-});
-
+// Readers write their records out field by field: an object spread there costs ~0.6 µs per later field on
+// Node 20 (measured while loading models, issue 9), against ~20 ns written out.
 function readPadded(r: ArgReader): ConvArgs {
   return {
-    ...common(r),
+    input: r.tensor("input"),
+    weight: r.tensor("weight"),
+    bias: r.optTensor("bias"),
     stride: r.ints("stride"),
     padding: r.ints("padding"),
     dilation: r.ints("dilation"),
@@ -266,7 +264,9 @@ function readPadMode(r: ArgReader): ConvArgs {
   const p = r.str("padding");
   if (p !== "same" && p !== "valid") r.fail("padding", `'${p}' is not 'same' or 'valid'`);
   return {
-    ...common(r),
+    input: r.tensor("input"),
+    weight: r.tensor("weight"),
+    bias: r.optTensor("bias"),
     stride: r.ints("stride"),
     padding: p,
     dilation: r.ints("dilation"),
@@ -278,7 +278,9 @@ function readPadMode(r: ArgReader): ConvArgs {
 
 function readGeneral(r: ArgReader): ConvArgs {
   return {
-    ...common(r),
+    input: r.tensor("input"),
+    weight: r.tensor("weight"),
+    bias: r.optTensor("bias"),
     stride: r.ints("stride"),
     padding: r.ints("padding"),
     dilation: r.ints("dilation"),
@@ -290,7 +292,9 @@ function readGeneral(r: ArgReader): ConvArgs {
 
 function readTransposed(r: ArgReader): ConvArgs {
   return {
-    ...common(r),
+    input: r.tensor("input"),
+    weight: r.tensor("weight"),
+    bias: r.optTensor("bias"),
     stride: r.ints("stride"),
     padding: r.ints("padding"),
     dilation: r.ints("dilation"),

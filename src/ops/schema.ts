@@ -150,6 +150,8 @@ export function parseSchema(op: string, text: string): ArgSpec[] {
 const SCALAR_TYPE_CODES = C10_SCALAR_TYPES;
 
 /** Reads one op's argument record against its schema: defaults applied, kinds checked, errors name the argument. */
+const SPEC_MAPS = new WeakMap<readonly ArgSpec[], ReadonlyMap<string, ArgSpec>>();
+
 export class ArgReader {
   private readonly specs: ReadonlyMap<string, ArgSpec>;
 
@@ -158,7 +160,13 @@ export class ArgReader {
     schema: readonly ArgSpec[],
     readonly args: Readonly<Record<string, Arg>>,
   ) {
-    this.specs = new Map(schema.map((s) => [s.name, s]));
+    // One Map per schema, not per parse (models are loaded node by node through here).
+    let specs = SPEC_MAPS.get(schema);
+    if (!specs) {
+      specs = new Map(schema.map((s) => [s.name, s]));
+      SPEC_MAPS.set(schema, specs);
+    }
+    this.specs = specs;
     for (const k of Object.keys(args))
       if (!this.specs.has(k)) throw new OpArgError(op, k, "not in the schema");
   }
