@@ -36,7 +36,9 @@ describe("compile options are checked before anything is built", () => {
 
   it("suggestions only when close", () => {
     expect(editDistance("kitten", "sitting")).toBe(3);
-    expect(closest("aten.sillu.default", ["aten.silu.default", "aten.relu.default"])).toBe("aten.silu.default");
+    expect(closest("aten.sillu.default", ["aten.silu.default", "aten.relu.default"])).toBe(
+      "aten.silu.default",
+    );
     expect(closest("something.else", ["aten.silu.default"])).toBeUndefined();
   });
 });
@@ -50,7 +52,9 @@ describe("extra converters (compile({ converters }))", () => {
       supports: () => SUPPORTED,
       convert: (_node, a, net) => {
         used++;
-        return [net.net.add({ type: "activation", inputs: [net.input(a.self)], fn: { kind: "relu" } }, "my-relu")];
+        return [
+          net.net.add({ type: "activation", inputs: [net.input(a.self)], fn: { kind: "relu" } }, "my-relu"),
+        ];
       },
     });
     const c = await compile(await mlp(), { converters: [[myRelu]] });
@@ -65,7 +69,9 @@ describe("extra converters (compile({ converters }))", () => {
       supports: () => SUPPORTED,
       convert: () => [null],
     });
-    await expect(compile(await mlp(), { converters: [[clash]] })).rejects.toThrow(/converters: .*registered twice/);
+    await expect(compile(await mlp(), { converters: [[clash]] })).rejects.toThrow(
+      /converters: .*registered twice/,
+    );
   });
 });
 
@@ -83,7 +89,9 @@ describe("inputs and outputs by name", () => {
     const c = await compile(await mlp(), { backend: "reference" });
     const x = readNpy(join(MODELS, "mlp.input.npy"));
     await expect(c.run({ nope: x })).rejects.toThrow(
-      new RegExp(`missing '${c.graph.inputs[0]}'; unknown 'nope' \\(the model's inputs: ${c.graph.inputs[0]}\\)`),
+      new RegExp(
+        `missing '${c.graph.inputs[0]}'; unknown 'nope' \\(the model's inputs: ${c.graph.inputs[0]}\\)`,
+      ),
     );
   });
 });
