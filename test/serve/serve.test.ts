@@ -187,7 +187,8 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
   it("drain: stops taking requests, answers the queued ones, then closes", async () => {
     const c = await start({ maxQueueDelayUs: 0 }, slowBackend(80));
     const inFlight = c.infer({ x: row(X, 2) });
-    await sleep(10);
+    // Drain only once the request is in the server (queued or running), however slow the machine.
+    while (server!.batcher.stats.queuedRows + server!.batcher.stats.inFlight === 0) await sleep(2);
     const s = server!;
     server = undefined;
     const draining = s.drain();
@@ -219,7 +220,7 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
         "--max-queue-delay-us",
         "400000",
       ],
-      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
     );
     let err = "";
     const url = await new Promise<string>((resolve, reject) => {
@@ -231,8 +232,17 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
       child.on("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
     });
     const client = new InferenceClient(url);
+    // The server logs each request it receives (JSON lines on stdout): send SIGTERM once ours is there.
+    let logs = "";
+    const received = new Promise<void>((resolve) =>
+      child.stdout.on("data", (d) => {
+        logs += String(d);
+        if (logs.includes("/v2/models/model/infer")) resolve();
+      }),
+    );
     const pending = client.infer({ x: row(X, 3) });
-    await sleep(100);
+    await received;
+    await sleep(50); // from received to queued is microseconds; the batch waits 400 ms
     const exited = new Promise<number | null>((r) => child.on("exit", r));
     child.kill("SIGTERM");
     const out = await pending;
