@@ -102,7 +102,7 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
   });
 
   it("dynamic batching: 16 concurrent one-row requests are merged and each gets its own row", async () => {
-    const c = await start({ maxQueueDelayUs: 20_000 });
+    const c = await start({ maxQueueDelayUs: 100_000 });
     const outs = await Promise.all(Array.from({ length: 16 }, (_, k) => c.infer({ x: row(X, k % 4) })));
     for (const [k, o] of outs.entries())
       expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
@@ -160,7 +160,7 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
   });
 
   it("a full queue answers 503 with Retry-After", async () => {
-    const c = await start({ maxQueue: 4, maxQueueDelayUs: 0 }, slowBackend(100));
+    const c = await start({ maxQueue: 4, maxQueueDelayUs: 0 }, slowBackend(300));
     const results = await Promise.allSettled(
       Array.from({ length: 16 }, (_, k) => c.infer({ x: row(X, k % 4) })),
     );
