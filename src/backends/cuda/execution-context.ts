@@ -143,9 +143,16 @@ export class CudaExecutionContext implements ExecutionContext {
       phase("outputs", performance.now());
       return outs;
     } catch (e) {
-      // Nothing this run queued may still be writing when the context is handed to the next call.
-      if (this.stream.alive) this.stream.synchronize();
-      for (const t of fresh) t.dispose();
+      // Nothing this run queued may still be writing when the context is handed to the next call. A device
+      // fault makes that wait fail too; the run's own error is the one to report.
+      try {
+        if (this.stream.alive) this.stream.synchronize();
+      } catch {}
+      for (const t of fresh) {
+        try {
+          t.dispose();
+        } catch {}
+      }
       throw e;
     }
   }
