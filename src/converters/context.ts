@@ -1,5 +1,5 @@
 import type { Graph } from "../ir/graph.js";
-import { nodeReads } from "../partition/reads.js";
+import { nodeReads } from "../ir/reads.js";
 import { type ConvertContext, DEFAULT_CAPABILITIES, type EngineCapabilities } from "./types.js";
 
 const usedCache = new WeakMap<Graph, ReadonlySet<string>>();

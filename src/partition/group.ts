@@ -1,5 +1,5 @@
 import type { Graph, Node } from "../ir/graph.js";
-import { nodeReads } from "./reads.js";
+import { nodeReads } from "../ir/reads.js";
 import type { SegmentKind } from "./segment.js";
 
 /**

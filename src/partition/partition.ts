@@ -4,10 +4,10 @@ import type { EngineCapabilities } from "../converters/types.js";
 import { TorchcError } from "../errors.js";
 import type { Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { formatLocation } from "../ir/graph.js";
+import { nodeReads } from "../ir/reads.js";
 import { classifyNodes, type Placement } from "./classify.js";
 import { functionalize } from "./functionalize.js";
 import { groupByKind } from "./group.js";
-import { nodeReads } from "./reads.js";
 import { buildReport, type PartitionReport } from "./report.js";
 import type { Segment, SegmentKind } from "./segment.js";
 

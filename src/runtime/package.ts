@@ -19,11 +19,11 @@ import {
   table,
 } from "../frontends/decode.js";
 import { checkFileName } from "../frontends/names.js";
+import { verifyLoadedGraph } from "../frontends/verify-loaded.js";
 import { readZip, type ZipArchive } from "../frontends/zip.js";
 import { DTYPE_BYTES, DTYPES, type DType } from "../ir/dtype.js";
 import type { Arg, Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { tensorBytes, tensorFromBytes } from "../ir/tensor.js";
-import { verifyLoadedGraph } from "../ir/verify-loaded.js";
 import { writeFailure } from "../util/npy.js";
 import type { CompileOptions } from "./options.js";
 

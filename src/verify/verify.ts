@@ -11,7 +11,7 @@
  * 4. The first node whose reference output is not finite (inf/NaN, typically fp16 overflow) is named, and
  *    whether float32 would have kept it finite.
  */
-import { compareTensors } from "../cli/compare.js";
+
 import { SegmentConversion } from "../converters/conversion-net.js";
 import { convertNodes } from "../converters/convert-segment.js";
 import { selectConverter } from "../converters/registry.js";
@@ -21,6 +21,7 @@ import { type Tensor, toFloat64Array } from "../ir/tensor.js";
 import { runNetworkReference } from "../network/reference/index.js";
 import { interpret } from "../ops/interpret.js";
 import type { CompiledModule } from "../runtime/compile.js";
+import { compareTensors } from "../util/compare.js";
 
 export interface NodeFinding {
   readonly node: string;

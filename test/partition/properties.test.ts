@@ -2,10 +2,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Graph } from "../../src/ir/graph.js";
+import { nodeReads } from "../../src/ir/reads.js";
 import { toFloat64Array } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/index.js";
 import { partitionGraph } from "../../src/partition/index.js";
-import { nodeReads } from "../../src/partition/reads.js";
 import { runProperty } from "../converters/fc-config.js";
 import { f32, randomTensor, runPartition, T } from "./helpers.js";
 

@@ -2,7 +2,6 @@ import { ArchiveError } from "../../errors.js";
 import { GraphBuilder } from "../../ir/builder.js";
 import type { DType } from "../../ir/dtype.js";
 import type { Arg, Graph, NodeMeta, TensorType, WeightKind } from "../../ir/graph.js";
-import { verifyLoadedGraph } from "../../ir/verify-loaded.js";
 import {
   array,
   bool,
@@ -28,6 +27,7 @@ import { escapeControl, hasControl } from "../escape.js";
 import { checkFileName, isSafeName } from "../names.js";
 import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
 import { viewTensor } from "../strided.js";
+import { verifyLoadedGraph } from "../verify-loaded.js";
 import { archiveRoot, readZip, type ZipArchive } from "../zip.js";
 import {
   exportedProgram,

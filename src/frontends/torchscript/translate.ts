@@ -1,9 +1,9 @@
 import { InputError } from "../../errors.js";
 import type { Graph, TensorType } from "../../ir/graph.js";
 import { formatType } from "../../ir/printer.js";
-import { verifyLoadedGraph } from "../../ir/verify-loaded.js";
 import type { PickledTensor } from "../pickle/torch.js";
 import { isExtension, PyDict, PyObject, PyTuple } from "../pickle/values.js";
+import { verifyLoadedGraph } from "../verify-loaded.js";
 import type { TorchScriptArchive } from "./archive.js";
 import { dottedName } from "./ast.js";
 import { resetScriptBudget } from "./budget.js";

@@ -1,5 +1,5 @@
-import type { Graph, Node } from "../ir/graph.js";
-import { nodeInputs } from "../ir/graph.js";
+import type { Graph, Node } from "./graph.js";
+import { nodeInputs } from "./graph.js";
 
 /** Names a nested block reads from the graph around it. */
 function freeNames(graph: Graph): string[] {

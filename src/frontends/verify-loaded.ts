@@ -1,9 +1,9 @@
 import { ArchiveError, TorchcError } from "../errors.js";
-import { limits } from "../frontends/limits.js";
+import { DTYPE_BYTES } from "../ir/dtype.js";
+import { formatLocation, type Graph, type TensorType } from "../ir/graph.js";
+import { checkGraph } from "../ir/verify.js";
 import { getOp } from "../ops/index.js";
-import { DTYPE_BYTES } from "./dtype.js";
-import { formatLocation, type Graph, type TensorType } from "./graph.js";
-import { checkGraph } from "./verify.js";
+import { limits } from "./limits.js";
 
 /**
  * Verifies a graph read from a file before anything else sees it, reporting what the file got wrong as one
