@@ -13,6 +13,19 @@ function count(flag: string, v: string | undefined, min: number): number | undef
   return n;
 }
 
+/** The flags `torchc serve` takes (besides the compile options), for deploy/ manifests' tests too. */
+export const SERVE_FLAGS = {
+  ...COMPILE_FLAGS,
+  name: { type: "string" },
+  port: { type: "string" },
+  "grpc-port": { type: "string" },
+  host: { type: "string" },
+  "max-batch": { type: "string" },
+  "max-queue-delay-us": { type: "string" },
+  "max-queue": { type: "string" },
+  instances: { type: "string" },
+} as const;
+
 export const serveCommand: Command = {
   name: "serve",
   summary: "serve a model over the Open Inference Protocol (REST), with dynamic batching and /metrics",
@@ -30,17 +43,7 @@ export const serveCommand: Command = {
     const { values, positionals } = parseArgs({
       args: [...argv],
       allowPositionals: true,
-      options: {
-        ...COMPILE_FLAGS,
-        name: { type: "string" },
-        port: { type: "string" },
-        "grpc-port": { type: "string" },
-        host: { type: "string" },
-        "max-batch": { type: "string" },
-        "max-queue-delay-us": { type: "string" },
-        "max-queue": { type: "string" },
-        instances: { type: "string" },
-      },
+      options: SERVE_FLAGS,
     });
     if (positionals.length !== 1) {
       process.stderr.write(`${this.usage}\n`);
