@@ -64,5 +64,5 @@ export {
 export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
 export { InferenceClient, InferenceError } from "./serve/client.js";
-export { type ServeOptions, type Server, serve } from "./serve/server.js";
+export { type ServeOptions, type Server, serve } from "./serve/lazy.js";
 export { encodeNpy, parseNpy, readNpy, writeNpy } from "./util/npy.js";

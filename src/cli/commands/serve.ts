@@ -2,7 +2,6 @@ import { parseArgs } from "node:util";
 import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
 import { compile, loadCompiled } from "../../runtime/compile.js";
-import { serve } from "../../serve/server.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import type { Command } from "./command.js";
 
@@ -58,6 +57,8 @@ export const serveCommand: Command = {
     const compiled = path.endsWith(".torchc")
       ? await loadCompiled(path, options)
       : await compile(await loadModel(path, { inputTypes: options.inputs }), options);
+    // Loaded here, not at start-up: fastify and gRPC cost ~230 ms that no other command should pay.
+    const { serve } = await import("../../serve/server.js");
     const server = await serve(compiled, {
       name: values.name,
       port: count("port", values.port, 0) ?? 8000,
