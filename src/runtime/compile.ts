@@ -279,13 +279,6 @@ function registryWith(extra: NonNullable<CompileOptions["converters"]>) {
   }
 }
 
-function contextCount(options: CompileOptions): number {
-  const n = options.contexts ?? 1;
-  if (!Number.isInteger(n) || n < 1 || n > 64)
-    throw new TorchcError(`contexts must be an integer from 1 to 64, got ${String(n)}`, "options.contexts");
-  return n;
-}
-
 async function loadBackend(name: string | Backend, options: CompileOptions): Promise<Backend> {
   if (typeof name === "object" && name !== null) return name;
   if (name === "reference") return (await import("../backends/reference/index.js")).referenceBackend;
@@ -365,7 +358,7 @@ export async function compile(
   const contexts: ExecutionContext[] = [];
   if (backend.createContext) {
     try {
-      for (let i = 0; i < contextCount(options); i++)
+      for (let i = 0; i < (options.contexts ?? 1); i++)
         contexts.push(backend.createContext(partition.graph, runners, i));
     } catch (e) {
       for (const c of contexts) c.dispose();

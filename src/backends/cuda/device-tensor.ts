@@ -5,7 +5,7 @@
  * it is garbage-collected, so a user holding one never touches freed memory.
  */
 import { InputError } from "../../errors.js";
-import { DTYPE_BYTES, type DType } from "../../ir/dtype.js";
+import type { DType } from "../../ir/dtype.js";
 import {
   allocData,
   numel,
@@ -21,6 +21,7 @@ import { CudaEvent } from "./device/event.js";
 import { DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
+import { ioBytes } from "./engine.js";
 
 export class CudaDeviceTensor implements DeviceTensor {
   readonly kind = "device" as const;
@@ -32,7 +33,7 @@ export class CudaDeviceTensor implements DeviceTensor {
     readonly device: number,
     readonly owner: "torchc" | "user",
   ) {
-    const need = numel(shape) * DTYPE_BYTES[dtype];
+    const need = ioBytes({ dtype, shape });
     if (mem.bytes < need)
       throw new InputError(
         `a ${dtype}[${shape}] device tensor needs ${need} bytes, got ${mem.bytes}`,
@@ -42,7 +43,7 @@ export class CudaDeviceTensor implements DeviceTensor {
 
   /** A new, uninitialised device tensor owned by torchc. */
   static alloc(dtype: DType, shape: Shape, device: number): CudaDeviceTensor {
-    const bytes = numel(shape) * DTYPE_BYTES[dtype];
+    const bytes = ioBytes({ dtype, shape });
     return new CudaDeviceTensor(
       DeviceBuffer.alloc(Math.max(256, bytes)),
       dtype,
@@ -57,7 +58,7 @@ export class CudaDeviceTensor implements DeviceTensor {
   }
 
   get bytes(): number {
-    return numel(this.shape) * DTYPE_BYTES[this.dtype];
+    return ioBytes(this);
   }
 
   get alive(): boolean {
@@ -98,7 +99,7 @@ const collect = new FinalizationRegistry<PinnedBuffer>((p) => {
 /** A host tensor in page-locked memory (freed once nothing references its array). */
 export function allocPinnedTensor(dtype: DType, shape: Shape): Tensor {
   const n = numel(shape);
-  const bytes = n * DTYPE_BYTES[dtype];
+  const bytes = ioBytes({ dtype, shape });
   const pinned = PinnedBuffer.alloc(Math.max(64, bytes));
   const buffer = pinned.freshView();
   pinnedOf.set(buffer, pinned);
@@ -118,27 +119,27 @@ export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number 
   return { pinned, offset: t.data.byteOffset };
 }
 
-/** A device copy of `t` (through pinned staging on a stream of its own). */
-export async function copyToDevice(
-  t: Tensor,
-  device: number,
+/**
+ * One copy through `bytes` of pinned staging on a stream of its own: `fill` writes the staging (host → device),
+ * `queue` queues the copy, `drain` reads the staging once it has landed (device → host).
+ */
+async function viaStaging(
+  bytes: number,
   completion: CompletionStrategy,
-): Promise<CudaDeviceTensor> {
-  const bytes = tensorBytes(t);
-  const out = CudaDeviceTensor.alloc(t.dtype, t.shape, device);
-  if (bytes.byteLength === 0) return out;
+  queue: (staging: PinnedBuffer, stream: Stream) => void,
+  fill?: (staging: Uint8Array) => void,
+  drain?: (staging: Uint8Array) => void,
+): Promise<void> {
+  if (bytes === 0) return;
   const stream = Stream.create();
   const done = CudaEvent.create({ timing: false });
-  const staging = PinnedBuffer.alloc(bytes.byteLength);
+  const staging = PinnedBuffer.alloc(bytes);
   try {
-    new Uint8Array(staging.arrayBuffer).set(bytes);
-    uploadAsync(out, staging, stream, { bytes: bytes.byteLength });
+    fill?.(new Uint8Array(staging.arrayBuffer, 0, bytes));
+    queue(staging, stream);
     done.record(stream);
     await whenComplete(stream, done, completion);
-    return out;
-  } catch (e) {
-    out.dispose();
-    throw e;
+    drain?.(new Uint8Array(staging.arrayBuffer, 0, bytes));
   } finally {
     if (stream.alive) stream.synchronize();
     staging.free();
@@ -147,26 +148,39 @@ export async function copyToDevice(
   }
 }
 
+/** A device copy of `t` (through pinned staging on a stream of its own). */
+export async function copyToDevice(
+  t: Tensor,
+  device: number,
+  completion: CompletionStrategy,
+): Promise<CudaDeviceTensor> {
+  const bytes = tensorBytes(t);
+  const out = CudaDeviceTensor.alloc(t.dtype, t.shape, device);
+  try {
+    await viaStaging(
+      bytes.byteLength,
+      completion,
+      (staging, stream) => uploadAsync(out, staging, stream, { bytes: bytes.byteLength }),
+      (staging) => staging.set(bytes),
+    );
+    return out;
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+}
+
 /** A host copy of a device tensor. */
 export async function copyToHost(t: DeviceTensor, completion: CompletionStrategy): Promise<Tensor> {
   const mem = checkDeviceTensor(t, t.dtype, t.shape, "toHost");
-  const n = numel(t.shape) * DTYPE_BYTES[t.dtype];
+  const n = ioBytes(t);
   const out = new Uint8Array(n);
-  if (n > 0) {
-    const stream = Stream.create();
-    const done = CudaEvent.create({ timing: false });
-    const staging = PinnedBuffer.alloc(n);
-    try {
-      downloadAsync(mem, staging, stream, { bytes: n });
-      done.record(stream);
-      await whenComplete(stream, done, completion);
-      out.set(new Uint8Array(staging.arrayBuffer, 0, n));
-    } finally {
-      if (stream.alive) stream.synchronize();
-      staging.free();
-      done.destroy();
-      stream.destroy();
-    }
-  }
+  await viaStaging(
+    n,
+    completion,
+    (staging, stream) => downloadAsync(mem, staging, stream, { bytes: n }),
+    undefined,
+    (staging) => out.set(staging),
+  );
   return tensorFromBytes(t.dtype, t.shape, out);
 }

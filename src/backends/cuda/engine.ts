@@ -114,6 +114,8 @@ export class CudaEngine {
   private staging: { inputs: PinnedBuffer[]; outputs: PinnedBuffer[] } | undefined;
   private disposed = false;
   private graphNodes = 0;
+  /** Milliseconds the last warm() took (launch-list preparation, one eager pass, capture). */
+  private captureMs = 0;
 
   constructor(
     private readonly program: EngineProgram,
@@ -136,8 +138,10 @@ export class CudaEngine {
     return this.res.stream;
   }
 
+  /** The build's statistics, with this instance's graph: its node count and the ms warm() took. */
   get stats(): BuildStats {
-    return { ...this.program.stats, graphNodes: this.graphNodes };
+    const ms = { ...this.program.stats.ms, capture: Math.round(this.captureMs * 10) / 10 };
+    return { ...this.program.stats, ms, graphNodes: this.graphNodes };
   }
 
   /** Device bytes this instance owns (weights and library plans are the program's, shared). */
@@ -228,9 +232,6 @@ export class CudaEngine {
     }
     this.captureMs = performance.now() - t0;
   }
-
-  /** Milliseconds the last warm() took (launch-list preparation, one eager pass, capture). */
-  captureMs = 0;
 
   /** Queues one forward pass on the instance's stream; inputs must be in (or queued into) the input buffers. */
   launch(): void {

@@ -7,9 +7,8 @@
  * rules are written down in ./README.md.
  */
 import { InputError, TorchcError } from "../../errors.js";
-import { DTYPE_BYTES } from "../../ir/dtype.js";
 import type { Graph, TensorType } from "../../ir/graph.js";
-import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
+import { type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
 import { isDeviceTensor } from "../../runtime/device-tensor.js";
 import type { ContextMemory, ExecutionContext, OutputRequest, RunOptions } from "../../runtime/execution.js";
@@ -22,15 +21,11 @@ import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } fr
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
-import type { CudaEngine } from "./engine.js";
+import { type CudaEngine, ioBytes } from "./engine.js";
 
 /** What the contexts need from the compiled segments. */
 export type EngineSegment = SegmentRunner & { readonly engine: CudaEngine };
 export type FallbackSegment = SegmentRunner & Pick<TorchFallbackRunner, "plan" | "launchDevice">;
-
-function bytesOf(t: TensorType): number {
-  return numel(t.shape) * DTYPE_BYTES[t.dtype];
-}
 
 export class CudaExecutionContext implements ExecutionContext {
   readonly stream: Stream;
@@ -62,9 +57,9 @@ export class CudaExecutionContext implements ExecutionContext {
       for (const r of runners) this.addSegment(r, primary);
       for (const name of graph.inputs)
         if (!this.values.has(name)) this.values.set(name, this.alloc(graph.values[name]));
-      this.inputStaging = graph.inputs.map((n) => PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))));
+      this.inputStaging = graph.inputs.map((n) => PinnedBuffer.alloc(Math.max(64, ioBytes(graph.values[n]))));
       this.outputStaging = graph.outputs.map((n) =>
-        PinnedBuffer.alloc(Math.max(64, bytesOf(graph.values[n]))),
+        PinnedBuffer.alloc(Math.max(64, ioBytes(graph.values[n]))),
       );
       // Graphs are captured now, before any run is in flight.
       for (const e of this.instances) e.warm();
@@ -75,7 +70,7 @@ export class CudaExecutionContext implements ExecutionContext {
   }
 
   private alloc(t: TensorType): DeviceBuffer {
-    const b = DeviceBuffer.alloc(Math.max(256, bytesOf(t)));
+    const b = DeviceBuffer.alloc(Math.max(256, ioBytes(t)));
     this.owned.push(b);
     return b;
   }
@@ -105,18 +100,20 @@ export class CudaExecutionContext implements ExecutionContext {
       outputs.set(o.name, b);
       this.values.set(o.name, b);
     }
-    const reads = fb.plan.inputs.map((i) => i.name);
+    // The value → buffer map is fixed once every segment is placed: resolved at the first run, reused after.
+    let ins: Map<string, DeviceMemory> | undefined;
     this.steps.push(() => {
-      const ins = new Map<string, DeviceMemory>();
-      for (const n of reads) {
-        const v = this.values.get(n);
-        if (!v)
-          throw new TorchcError(
-            `fallback segment ${r.segment.index}: value '${n}' is not on the device`,
-            "runtime.segment",
-          );
-        ins.set(n, v);
-      }
+      ins ??= new Map(
+        fb.plan.inputs.map(({ name }) => {
+          const v = this.values.get(name);
+          if (!v)
+            throw new TorchcError(
+              `fallback segment ${r.segment.index}: value '${name}' is not on the device`,
+              "runtime.segment",
+            );
+          return [name, v] as const;
+        }),
+      );
       fb.launchDevice(ins, { outputs, stream: this.stream });
     });
   }
@@ -161,7 +158,7 @@ export class CudaExecutionContext implements ExecutionContext {
     for (const [i, name] of this.graph.inputs.entries()) {
       const type = this.graph.values[name];
       const dst = this.values.get(name)!;
-      const bytes = bytesOf(type);
+      const bytes = ioBytes(type);
       const x = inputs[i];
       if (bytes === 0) continue;
       if (isDeviceTensor(x)) {
@@ -206,7 +203,7 @@ export class CudaExecutionContext implements ExecutionContext {
       );
     return this.graph.outputs.map((name, k) => {
       const type = this.graph.values[name];
-      const bytes = bytesOf(type);
+      const bytes = ioBytes(type);
       const src = this.values.get(name);
       const weight = this.graph.weights[name]?.tensor as Tensor | undefined;
       if (!src && !weight)

@@ -17,13 +17,13 @@ import { CUDA } from "../../../ffi/cuda.js";
 import { koffi } from "../../../ffi/koffi.js";
 import { callAsync } from "../../../ffi/library.js";
 import { checkCuda } from "../../../ffi/status.js";
+import type { CompileOptions } from "../../../runtime/options.js";
 import type { CudaEvent } from "./event.js";
 import { type Stream, streamHandle } from "./stream.js";
 import { fail } from "./validate.js";
 
-export type CompletionStrategy = "worker" | "poll" | "hostfn";
-
-export const COMPLETION_STRATEGIES: readonly CompletionStrategy[] = ["worker", "poll", "hostfn"];
+/** The `completion` compile option (checked there: runtime/validate-options.ts). */
+export type CompletionStrategy = NonNullable<CompileOptions["completion"]>;
 
 const immediate = () => new Promise<void>((r) => setImmediate(r));
 
