@@ -3,8 +3,8 @@
 // converters with network layers (src/converters/aten/composite.ts), so both paths compute the same thing.
 import { type DType, isFloating } from "../ir/dtype.js";
 import type { Arg } from "../ir/graph.js";
-import { numel, type Shape, type Tensor, tensorFromNumbers } from "../ir/tensor.js";
-import { type AaKind, type AsStridedArgs, aaWeights, type EinsumSpec, stridedIndex } from "./composite.js";
+import { numel, type Shape, stridesOf, type Tensor, tensorFromNumbers } from "../ir/tensor.js";
+import { type AaKind, type AsStridedArgs, aaWeights, asStridedIndex, type EinsumSpec } from "./composite.js";
 
 /** The operations a lowering may emit; `V` is a value handle (an aten value name or a layer output). */
 export interface Emitter<V> {
@@ -135,7 +135,7 @@ function diagonal<V>(e: Emitter<V>, t: Term<V>, size: ReadonlyMap<string, number
   if (unique.length === t.labels.length) return t;
   const dims = unique.map((l) => size.get(l) as number);
   const shape = t.labels.map((l) => size.get(l) as number);
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((p, d) => p * d, 1));
+  const strides = stridesOf(shape);
   const positions: number[] = [];
   const coord = new Array<number>(unique.length).fill(0);
   for (let k = 0; k < numel(dims); k++) {
@@ -156,7 +156,7 @@ export function lowerEinsum<V>(
   spec: EinsumSpec,
   size: ReadonlyMap<string, number>,
   operands: readonly V[],
-): V | undefined {
+): V {
   let terms: Term<V>[] = operands.map((v, i) => {
     const labels = [...spec.inputs[i]];
     const full = labels.map((l) => size.get(l) as number);
@@ -218,22 +218,13 @@ export const STRIDED_VIEW_OPS: ReadonlySet<string> = new Set([
  */
 export function lowerAsStrided<V>(e: Emitter<V>, x: V, a: AsStridedArgs): V {
   const n = numel(e.shape(x));
-  const contiguous = (sizes: readonly number[]) => {
-    const s = new Array<number>(sizes.length);
-    let p = 1;
-    for (let i = sizes.length - 1; i >= 0; i--) {
-      s[i] = p;
-      p *= sizes[i];
-    }
-    return s;
-  };
-  const cs = contiguous(a.size);
+  const cs = stridesOf(a.size);
   const sameStride = (i: number) => a.size[i] === 1 || a.stride[i] === cs[i];
   if (a.storageOffset === 0 && numel(a.size) === n && a.size.every((_, i) => sameStride(i)))
     return reshapeIfNeeded(e, x, a.size);
   // stride-0 axes over a contiguous rest: view the rest, then broadcast
   const kept = a.size.map((d, i) => (a.stride[i] === 0 ? 1 : d));
-  const ks = contiguous(kept);
+  const ks = stridesOf(kept);
   if (
     a.storageOffset === 0 &&
     numel(kept) === n &&
@@ -241,7 +232,7 @@ export function lowerAsStrided<V>(e: Emitter<V>, x: V, a: AsStridedArgs): V {
     kept.every((d, i) => d === 1 || a.stride[i] === ks[i])
   )
     return e.expand(reshapeIfNeeded(e, x, kept), a.size);
-  return e.take(x, Array.from(stridedIndex(a, n)), a.size);
+  return e.take(x, Array.from(asStridedIndex(a, n)), a.size);
 }
 
 // ------------------------------------------------------------------------------------------ scatter into a view

@@ -3,7 +3,7 @@
 // EdgeNeXt), einsum (MaxViT), as_strided (core ATen's adaptive pooling), and the antialiased resizes (timm's
 // position-embedding resampling). Each reference is written from PyTorch's definition in float64.
 import { isFloating } from "../ir/dtype.js";
-import { numel, type Shape, type Tensor } from "../ir/tensor.js";
+import { numel, type Shape, stridesOf, type Tensor } from "../ir/tensor.js";
 import {
   broadcastShapes,
   expandNums,
@@ -17,6 +17,7 @@ import {
 } from "./data.js";
 import { type ArgReader, defineOp, OpArgError, opTable, type ScalarValue } from "./schema.js";
 import type { TypeOf } from "./types.js";
+import { stridedIndex } from "./view.js";
 
 // ------------------------------------------------------------------------------------------ addcmul / addcdiv
 
@@ -102,7 +103,7 @@ export function vectorNorm(x: Tensor, ord: number, axes: readonly number[]): Flo
   const acc = new Float64Array(n).fill(
     ord === Number.POSITIVE_INFINITY ? 0 : ord === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : 0,
   );
-  const outStrides = stridesFor(outShape);
+  const outStrides = stridesOf(outShape);
   const coord = new Array<number>(shape.length).fill(0);
   for (let i = 0; i < v.length; i++) {
     let o = 0;
@@ -122,16 +123,6 @@ export function vectorNorm(x: Tensor, ord: number, axes: readonly number[]): Flo
   if (ord !== 0 && ord !== 1 && Number.isFinite(ord))
     for (let i = 0; i < n; i++) acc[i] = ord === 2 ? Math.sqrt(acc[i]) : acc[i] ** (1 / ord);
   return acc;
-}
-
-function stridesFor(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let p = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = p;
-    p *= shape[i];
-  }
-  return s;
 }
 
 // ------------------------------------------------------------------------------------------ einsum
@@ -262,29 +253,26 @@ export interface AsStridedArgs {
 const AS_STRIDED = "aten.as_strided.default";
 
 /** Flat (row-major) positions in `self`'s storage that as_strided reads, in output order. */
-export function stridedIndex(a: AsStridedArgs, selfNumel: number): Float64Array {
+/** Checks (size, stride, offset) against a storage of `selfNumel` elements, without building the index. */
+export function checkAsStrided(a: AsStridedArgs, selfNumel: number): void {
   if (a.size.length !== a.stride.length)
     throw new OpArgError(AS_STRIDED, "stride", `${a.stride.length} strides for ${a.size.length} dims`);
   if (a.stride.some((s) => s < 0)) throw new OpArgError(AS_STRIDED, "stride", "negative strides");
-  const n = numel(a.size);
-  const idx = new Float64Array(n);
-  const coord = new Array<number>(a.size.length).fill(0);
-  for (let i = 0; i < n; i++) {
-    let o = a.storageOffset;
-    for (let k = 0; k < coord.length; k++) o += coord[k] * a.stride[k];
-    if (o >= selfNumel)
-      throw new OpArgError(
-        AS_STRIDED,
-        "size",
-        `reads element ${o} of a storage of ${selfNumel} (torchc treats the input as its own contiguous storage)`,
-      );
-    idx[i] = o;
-    for (let k = coord.length - 1; k >= 0; k--) {
-      if (++coord[k] < a.size[k]) break;
-      coord[k] = 0;
-    }
-  }
-  return idx;
+  if (numel(a.size) === 0) return;
+  // Strides are non-negative, so the last element read is the largest offset.
+  const last = a.size.reduce((o, d, k) => o + (d - 1) * a.stride[k], a.storageOffset);
+  if (last >= selfNumel)
+    throw new OpArgError(
+      AS_STRIDED,
+      "size",
+      `reads element ${last} of a storage of ${selfNumel} (torchc treats the input as its own contiguous storage)`,
+    );
+}
+
+/** The storage position of each element of the as_strided view (checked first). */
+export function asStridedIndex(a: AsStridedArgs, selfNumel: number): Int32Array {
+  checkAsStrided(a, selfNumel);
+  return stridedIndex(a.size, a.stride, a.storageOffset);
 }
 
 // ------------------------------------------------------------------------------------------ antialiased resize
@@ -457,12 +445,12 @@ export interface ScatterArgs {
   readonly index: number | null;
 }
 
-/** Flat (row-major) positions in `self` of the slice or selected plane that `src` replaces, in src order. */
-export function scatterPositions(
+/** The indices along `dim` that `src` replaces, and the shape `src` must have (cheap: no per-element work). */
+function scatterIndex(
   op: string,
   a: ScatterArgs,
   shape: Shape,
-): { positions: Float64Array; srcShape: number[] } {
+): { dim: number; idx: number[]; srcShape: number[] } {
   const dim = normDim(op, a.dim, shape.length);
   const size = shape[dim];
   let idx: number[];
@@ -481,6 +469,17 @@ export function scatterPositions(
   }
   const srcShape =
     a.index !== null ? shape.filter((_, d) => d !== dim) : shape.map((n, d) => (d === dim ? idx.length : n));
+  return { dim, idx, srcShape };
+}
+
+/** Flat (row-major) positions in `self` of the slice or selected plane that `src` replaces, in src order. */
+export function scatterPositions(
+  op: string,
+  a: ScatterArgs,
+  shape: Shape,
+): { positions: Float64Array; srcShape: number[] } {
+  const { dim, idx, srcShape } = scatterIndex(op, a, shape);
+  const size = shape[dim];
   const outer = shape.slice(0, dim).reduce((p, n) => p * n, 1);
   const inner = shape.slice(dim + 1).reduce((p, n) => p * n, 1);
   const positions = new Float64Array(outer * idx.length * inner);
@@ -492,7 +491,7 @@ export function scatterPositions(
 
 function scatterOp<const N extends string>(name: N, schema: string, read: (r: ArgReader) => ScatterArgs) {
   const check = (a: ScatterArgs, self: Shape, src: Shape) => {
-    const { srcShape } = scatterPositions(name, a, self);
+    const { srcShape } = scatterIndex(name, a, self);
     if (srcShape.join() !== src.join())
       throw new OpArgError(name, "src", `expected shape [${srcShape}], got [${src}]`);
   };
@@ -552,14 +551,14 @@ export const COMPOSITE_OPS = opTable(
       const pos = new Map(labels.map((l, i) => [l, i] as const));
       const vals = xs.map((x) => f64(x));
       const strides = xs.map((x, i) => {
-        const s = stridesFor(x.shape);
+        const s = stridesOf(x.shape);
         // a size-1 dim broadcast against a larger label size reads its only element
         return spec.inputs[i].map((l, d) => ({
           at: pos.get(l) as number,
           stride: x.shape[d] === 1 ? 0 : s[d],
         }));
       });
-      const outStrides = stridesFor(type.shape);
+      const outStrides = stridesOf(type.shape);
       const outMap = spec.output.map((l, d) => ({ at: pos.get(l) as number, stride: outStrides[d] }));
       const out = new Float64Array(numel(type.shape));
       const total = numel(extent);
@@ -593,12 +592,12 @@ export const COMPOSITE_OPS = opTable(
     }),
     infer: (a, typeOf) => {
       const t = typeOf(a.self);
-      stridedIndex(a, numel(t.shape));
+      checkAsStrided(a, numel(t.shape));
       return [tt(t.dtype, a.size)];
     },
     evaluate: (a, valueAt) => {
       const x = valueAt(a.self);
-      const idx = stridedIndex(a, numel(x.shape));
+      const idx = asStridedIndex(a, numel(x.shape));
       const v = f64(x);
       return [
         fromF64(

@@ -90,12 +90,14 @@ export function functionalizeViewMutations(
 ): Graph {
   const views = new Map<string, ViewInfo>();
   const infoOf = (v: string): ViewInfo => views.get(v) ?? { root: v, chain: [] };
+  // This pass runs first on every graph: most have no in-place node at all.
+  if (!graph.nodes.some((n) => mutatedValue(n) !== undefined)) return graph;
   // Does any in-place node write into a view, or into a root whose views are read after it?
-  const readers = new Map<string, number[]>();
+  const lastRead = new Map<string, number>();
   graph.nodes.forEach((n, i) => {
     for (const a of Object.values(n.args)) {
       const names = a.kind === "tensor" ? [a.name] : a.kind === "tensors" ? a.names : [];
-      for (const x of names) if (x !== null) readers.set(x, [...(readers.get(x) ?? []), i]);
+      for (const x of names) if (x !== null) lastRead.set(x, i);
     }
   });
   let needed = false;
@@ -113,7 +115,7 @@ export function functionalizeViewMutations(
     if (m === undefined) continue;
     const root = infoOf(m).root;
     const aliases = [root, ...[...views].filter(([, v]) => v.root === root).map(([k]) => k)];
-    const readLater = (v: string) => (readers.get(v) ?? []).some((r) => r > i) || graph.outputs.includes(v);
+    const readLater = (v: string) => (lastRead.get(v) ?? -1) > i || graph.outputs.includes(v);
     if (aliases.some((v) => v !== m && readLater(v))) needed = true;
   }
   if (!needed) return graph;

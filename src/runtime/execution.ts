@@ -4,6 +4,7 @@
  * (runtime/context-pool.ts) so overlapping run() calls never share buffers.
  */
 import type { DType } from "../ir/dtype.js";
+import { formatBytes } from "../ir/summary.js";
 import type { Shape, Tensor } from "../ir/tensor.js";
 import type { DeviceTensor } from "./device-tensor.js";
 
@@ -63,13 +64,6 @@ export interface DeviceAllocator {
   toDevice(t: Tensor): Promise<DeviceTensor>;
   /** A copy of a device tensor on the host. */
   toHost(t: DeviceTensor): Promise<Tensor>;
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 export function formatMemory(m: ModuleMemory): string {

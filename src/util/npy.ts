@@ -5,7 +5,7 @@ import { limits } from "../frontends/limits.js";
 import { isReadFailure, readFileBounded } from "../frontends/read-file.js";
 import type { DType } from "../ir/dtype.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
-import { type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
+import { numel, type Tensor, tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 
 // NumPy's .npy format, versions 1–3: magic, header length, a Python-literal dict, then raw C-order data.
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
@@ -63,7 +63,7 @@ export function parseNpy(bytes: Uint8Array, file = "<buffer>"): Tensor {
   if (header.fortranOrder) fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
   const shape = header.shape;
   const start = offset + headerLen;
-  const need = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+  const need = numel(shape) * DTYPE_BYTES[dtype];
   if (!Number.isSafeInteger(need) || bytes.length - start < need)
     fail(`data is truncated: ${bytes.length - start} bytes for ${need} expected`);
   return tensorFromBytes(dtype, shape, bytes.subarray(start, start + need));

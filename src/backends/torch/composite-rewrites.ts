@@ -6,7 +6,7 @@
  * the generated shim). The result is bound to the node's output with aten.alias (a view, no copy).
  */
 import type { Arg, Node } from "../../ir/graph.js";
-import { tensorFromNumbers } from "../../ir/tensor.js";
+import { numel, tensorFromNumbers } from "../../ir/tensor.js";
 import { normAxes } from "../../ops/composite.js";
 import { type Emitter, lowerAddc, lowerVectorNorm, numberFor } from "../../ops/composite-lowering.js";
 import { getOp } from "../../ops/index.js";
@@ -62,7 +62,7 @@ export function fallbackEmitter(cx: RewriteContext, rule: string): Emitter<strin
       return emit("aten.where.self", { condition: t(m), self: t(x), other: t(y) });
     },
     take: (v, positions, shape) => {
-      const n = cx.typeOf(v).shape.reduce((p, d) => p * d, 1);
+      const n = numel(cx.typeOf(v).shape);
       const flat = emit("aten.reshape.default", { self: t(v), shape: ints([n]) });
       const idx = cx.fresh(`${cx.source.name}_index`);
       cx.bindConstant(idx, tensorFromNumbers("int64", shape, positions));

@@ -3,7 +3,7 @@
 // conversion; these converters serve graphs lowered with other pipelines and keep the catalogue convertible.
 import { isFloating, promoteTypes } from "../../ir/dtype.js";
 import type { Tensor } from "../../ir/tensor.js";
-import { tensorFromNumbers } from "../../ir/tensor.js";
+import { numel, tensorFromNumbers } from "../../ir/tensor.js";
 import type { NetworkBuilder } from "../../network/builder.js";
 import {
   type AaResizeArgs,
@@ -53,7 +53,7 @@ function layerEmitter(net: NetworkBuilder): Emitter<string> {
     linear: (x, w) => matmul(net, x, net.constant(w), true),
     choose: (mask, x, y) => net.add({ type: "select", inputs: [net.constant(mask), x, y] }),
     take: (v, positions, shape) => {
-      const n = net.typeOf(v).shape.reduce((p, d) => p * d, 1);
+      const n = numel(net.typeOf(v).shape);
       const flat = reshape(net, v, [n]);
       const idx = net.constant(tensorFromNumbers("int64", shape, positions));
       return net.add({ type: "gather", inputs: [flat, idx], axis: 0, mode: "default" });
@@ -99,7 +99,6 @@ const einsum: ConverterSpec<{ readonly equation: string; readonly tensors: reado
       sizes,
       a.tensors.map((t) => net.input(t)),
     );
-    if (v === undefined) throw new Error(`${node.op}: '${a.equation}' has no bmm form`);
     return [v];
   },
 };

@@ -4,7 +4,7 @@
 // products with constant weight matrices, which become linear layers).
 import type { DType } from "../../ir/dtype.js";
 import type { Arg } from "../../ir/graph.js";
-import { type Shape, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
+import { numel, type Shape, type Tensor, tensorFromNumbers } from "../../ir/tensor.js";
 import {
   aaGeometry,
   einsumSizes,
@@ -74,7 +74,7 @@ function atenEmitter(b: ReplacementBuilder): Emitter<string> {
         other: arg.tensor(y),
       }),
     take: (v, positions, shape) => {
-      const n = b.typeOf(v).shape.reduce((p, d) => p * d, 1);
+      const n = numel(b.typeOf(v).shape);
       const flat = node("aten.view.default", { self: arg.tensor(v), size: arg.ints([n]) });
       const idx = b.weight("strided_index", tensorFromNumbers("int64", shape as Shape, positions));
       return node("aten.index.Tensor", { self: arg.tensor(flat), indices: arg.tensors([idx]) });
@@ -143,7 +143,6 @@ export const decomposeEinsum = rule({
     );
     const sizes = einsumSizes(root.op, spec, shapes);
     const v = lowerEinsum(atenEmitter(b), spec, sizes, a.tensors);
-    if (v === undefined) return undefined;
     // a lone operand whose einsum is the identity: the value itself
     return b.replace(v);
   },
