@@ -2,6 +2,7 @@ import { ArchiveError, TorchcError } from "../errors.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
 import { formatLocation, type Graph, type TensorType } from "../ir/graph.js";
 import { checkGraph } from "../ir/verify.js";
+import { sameShape } from "../ops/data.js";
 import { getOp } from "../ops/index.js";
 import { limits } from "./limits.js";
 
@@ -73,14 +74,4 @@ export function verifyLoadedGraph(
     }
   }
   return graph;
-}
-
-/** `a.join() === b.join()`, without building the strings when the shapes are equal element by element. */
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length === b.length) {
-    let i = 0;
-    while (i < a.length && a[i] === b[i]) i++;
-    if (i === a.length) return true;
-  }
-  return a.join() === b.join();
 }

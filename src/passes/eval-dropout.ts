@@ -25,7 +25,8 @@ export const INPLACE_DROPOUT_OPS = [
   "aten.feature_alpha_dropout_.default",
 ] as const;
 
-const sameType = (
+/** Same dtype and shape: a no-op may only be dropped when its output is its input's type. */
+export const sameType = (
   a: { dtype: string; shape: readonly number[] },
   b: { dtype: string; shape: readonly number[] },
 ) => a.dtype === b.dtype && a.shape.join() === b.shape.join();

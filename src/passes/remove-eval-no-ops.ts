@@ -1,6 +1,6 @@
 // Ops that do nothing to values in an inference graph. Removing them first lets later patterns see
 // conv → batch_norm even when a clone or an eval-mode dropout sits between them.
-import { evalDropoutRules } from "./eval-dropout.js";
+import { evalDropoutRules, sameType } from "./eval-dropout.js";
 import { type Pass, rulePass } from "./pass.js";
 import { op, value } from "./rewrite/pattern.js";
 import { type Rule, rule, ruleSet } from "./rewrite/rule.js";
@@ -22,11 +22,6 @@ function passThrough(
     rewrite: ({ x, root }, ctx) => (sameType(x.type, root.out.type) ? ctx.replaceWith(x) : undefined),
   });
 }
-
-const sameType = (
-  a: { dtype: string; shape: readonly number[] },
-  b: { dtype: string; shape: readonly number[] },
-) => a.dtype === b.dtype && a.shape.join() === b.shape.join();
 
 export const removeCopies = passThrough(
   "remove-copy",
