@@ -58,6 +58,13 @@ export interface CudaApi {
     kernelParams: BigUint64Array | null,
     extra: BigUint64Array | null,
   ): Status;
+  /** `config` is the address of a CUlaunchConfig (see LAUNCH_CONFIG_BYTES). */
+  cuLaunchKernelEx(
+    config: bigint,
+    fn: bigint,
+    kernelParams: BigUint64Array | null,
+    extra: BigUint64Array | null,
+  ): Status;
   cuStreamCreate(stream: OutPtr, flags: number): Status;
   cuStreamSynchronize(stream: Ptr): Status;
   cuStreamQuery(stream: Ptr): Status;
@@ -133,6 +140,7 @@ export const CUDA = defineLibrary<CudaApi>({
       "int cuLaunchKernel(void *fn, unsigned int gridX, unsigned int gridY, unsigned int gridZ, " +
       "unsigned int blockX, unsigned int blockY, unsigned int blockZ, unsigned int sharedMemBytes, " +
       "void *stream, void **kernelParams, void **extra)",
+    cuLaunchKernelEx: "int cuLaunchKernelEx(void *config, void *fn, void **kernelParams, void **extra)",
     cuStreamCreate: "int cuStreamCreate(_Out_ void **stream, unsigned int flags)",
     cuStreamSynchronize: "int cuStreamSynchronize(void *stream)",
     cuStreamQuery: "int cuStreamQuery(void *stream)",
@@ -176,6 +184,14 @@ export const CU_FUNC_ATTRIBUTE = {
 } as const;
 
 export const CU_STREAM_NON_BLOCKING = 1;
+/**
+ * CUlaunchConfig { u32 gridDimX..Z, blockDimX..Z, sharedMemBytes; CUstream hStream @32; CUlaunchAttribute* attrs @40;
+ * u32 numAttrs @48 } and CUlaunchAttribute { u32 id; pad[4]; union value[64] @8 } (cuda.h, CUDA 12+).
+ */
+export const LAUNCH_CONFIG_BYTES = 56;
+export const LAUNCH_ATTRIBUTE_BYTES = 72;
+/** CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the kernel may start before the previous one ends. */
+export const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 export const CU_EVENT_DEFAULT = 0;
 export const CU_EVENT_BLOCKING_SYNC = 1;
 export const CU_EVENT_DISABLE_TIMING = 2;

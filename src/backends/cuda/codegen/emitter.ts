@@ -214,10 +214,23 @@ export class Emitter {
       .join(", ");
   }
 
+  /** The kernel body, behind the programmatic-dependent-launch prologue. */
   body(): string {
-    return this.lines.join("\n");
+    return `${PDL_PROLOGUE}\n${this.lines.join("\n")}`;
   }
 }
+
+/**
+ * Every generated kernel may be launched before the previous kernel on its stream has finished (device/launch.ts,
+ * programmatic dependent launch): it waits here until that kernel's writes are visible, then lets the next kernel
+ * be scheduled early. Without the launch attribute (or before sm_90) the wait returns at once.
+ */
+export const PDL_PROLOGUE = [
+  "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900",
+  '  asm volatile("griddepcontrol.wait;" ::: "memory");',
+  '  asm volatile("griddepcontrol.launch_dependents;");',
+  "#endif",
+].join("\n");
 
 /** Statements decomposing linear index `linear` over `shape` walked in `layout` order into logical coords. */
 export function decompose(

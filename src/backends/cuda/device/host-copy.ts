@@ -23,8 +23,13 @@ export function useHostCopyThreads(): void {
   process.env.UV_THREADPOOL_SIZE ??= "8";
 }
 
-/** Below this, copy on the JS thread. */
+/** Below this, copy on the JS thread (TORCHC_WORKER_COPY_MIN_BYTES overrides it, for A/B timing). */
 export const WORKER_COPY_MIN_BYTES = 256 << 10;
+
+function workerCopyMinBytes(): number {
+  const env = Number(process.env.TORCHC_WORKER_COPY_MIN_BYTES);
+  return Number.isSafeInteger(env) && env >= WORKER_COPY_MIN_BYTES ? env : WORKER_COPY_MIN_BYTES;
+}
 
 export interface HostCopyOptions {
   /** Bytes per memcpy (default 4 MiB; smaller for medium copies so that several threads share them). */
@@ -53,7 +58,7 @@ export async function copyIntoPinned(
   if (dstOffset + bytes > dst.bytes)
     fail(`${bytes} bytes at offset ${dstOffset} do not fit ${dst.bytes} bytes of staging`);
   if (bytes === 0) return;
-  if (bytes < WORKER_COPY_MIN_BYTES) {
+  if (bytes < workerCopyMinBytes()) {
     new Uint8Array(dst.arrayBuffer, dstOffset, bytes).set(src);
     opts.onChunk?.(dstOffset, bytes);
     return;

@@ -5,10 +5,16 @@
  * at capture time inside a CUDA graph), so the arena may be rewritten right after a launch returns.
  */
 
-import { CUDA } from "../../../ffi/cuda.js";
+import {
+  CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+  CUDA,
+  LAUNCH_ATTRIBUTE_BYTES,
+  LAUNCH_CONFIG_BYTES,
+} from "../../../ffi/cuda.js";
 import { koffi } from "../../../ffi/koffi.js";
 import { checkCuda } from "../../../ffi/status.js";
 import { numberToBfloat16Bits, numberToFloat16Bits } from "../../../ir/half.js";
+import { CudaContext } from "./context.js";
 import type { Kernel } from "./module.js";
 import { type Stream, streamHandle } from "./stream.js";
 import {
@@ -169,6 +175,12 @@ export interface LaunchConfig {
   sharedBytes?: number;
   /** The stream; null or omitted: the legacy default stream. */
   stream?: Stream | null;
+  /**
+   * Programmatic dependent launch (Hopper+): the kernel may be scheduled while the previous kernel on the stream
+   * drains; it must begin with `griddepcontrol.wait` (every generated kernel does, see codegen/emitter.ts).
+   * Default: on where the device supports it, unless TORCHC_PDL=0.
+   */
+  programmatic?: boolean;
 }
 
 const GRID_MAX = [2 ** 31 - 1, 65535, 65535] as const;
@@ -182,6 +194,13 @@ export function launch(kernel: Kernel, config: LaunchConfig, args: KernelArgs): 
   const shared = checkInt("sharedBytes", config.sharedBytes ?? 0, 0, 2 ** 31 - 1);
   if (!(args instanceof KernelArgs) || !args.alive) fail("args must be live KernelArgs");
   if (!args.complete) fail(`kernel ${kernel.symbol}: not every argument has been set`);
+  const params = args.types.length > 0 ? args.params : null;
+  if (config.programmatic ?? programmaticByDefault()) {
+    const at = launchConfig.write([gx, gy, gz], [bx, by, bz], shared, streamHandle(config.stream));
+    const rc = CUDA.fn.cuLaunchKernelEx(at, kernel.handle, params, null);
+    if (rc !== 0) checkCuda(`cuLaunchKernelEx(${kernel.symbol})`, rc);
+    return;
+  }
   const rc = CUDA.fn.cuLaunchKernel(
     kernel.handle,
     gx,
@@ -192,8 +211,55 @@ export function launch(kernel: Kernel, config: LaunchConfig, args: KernelArgs): 
     bz,
     shared,
     streamHandle(config.stream),
-    args.types.length > 0 ? args.params : null,
+    params,
     null,
   );
   if (rc !== 0) checkCuda(`cuLaunchKernel(${kernel.symbol})`, rc);
 }
+
+const pdlByContext = new WeakMap<CudaContext, boolean>();
+
+/** Compute capability 9.0+ runs `griddepcontrol`; TORCHC_PDL=0 turns it off (for A/B timing). */
+function programmaticByDefault(): boolean {
+  if (process.env.TORCHC_PDL === "0") return false;
+  const ctx = CudaContext.current();
+  let on = pdlByContext.get(ctx);
+  if (on === undefined) {
+    on = ctx.info.computeCapability[0] >= 9;
+    pdlByContext.set(ctx, on);
+  }
+  return on;
+}
+
+/**
+ * One CUlaunchConfig + one attribute (programmatic stream serialization), rewritten per launch: the driver reads
+ * it during the call, so a single block serves every launch on the JS thread.
+ */
+class LaunchConfigBlock {
+  private base: bigint | undefined;
+  private view: DataView | undefined;
+
+  write(grid: readonly number[], block: readonly number[], shared: number, stream: bigint | null): bigint {
+    if (this.base === undefined) {
+      const k = koffi();
+      const bytes = LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES;
+      this.base = k.alloc("uint8_t", bytes) as bigint;
+      this.view = new DataView(k.view(this.base, bytes));
+      const attr = LAUNCH_CONFIG_BYTES;
+      this.view.setUint32(attr, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
+      this.view.setInt32(attr + 8, 1, true);
+      this.view.setBigUint64(40, this.base + BigInt(attr), true);
+      this.view.setUint32(48, 1, true);
+    }
+    const v = this.view!;
+    for (let i = 0; i < 3; i++) {
+      v.setUint32(4 * i, grid[i]!, true);
+      v.setUint32(12 + 4 * i, block[i]!, true);
+    }
+    v.setUint32(24, shared, true);
+    v.setBigUint64(32, stream ?? 0n, true);
+    return this.base;
+  }
+}
+
+const launchConfig = new LaunchConfigBlock();
