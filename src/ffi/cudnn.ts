@@ -83,6 +83,7 @@ export const ATTR_TYPE = {
   VOID_PTR: 6,
   CONVOLUTION_MODE: 7,
   HEUR_MODE: 8,
+  NUMERICAL_NOTE: 11,
   POINTWISE_MODE: 14,
   BACKEND_DESCRIPTOR: 15,
 } as const;
@@ -128,6 +129,7 @@ export const ATTR = {
   VARIANT_PACK_DATA_POINTERS: 1001,
   VARIANT_PACK_WORKSPACE: 1003,
   ENGINE_GLOBAL_INDEX: 1301,
+  ENGINE_NUMERICAL_NOTE: 1303,
 } as const;
 
 /** `cudnnDataType_t`. */
@@ -146,11 +148,15 @@ export const POINTWISE = {
   ADD: 0,
   MUL: 1,
   RELU_FWD: 100,
+  TANH_FWD: 101,
   SIGMOID_FWD: 102,
   GELU_FWD: 104,
   SWISH_FWD: 106,
   GELU_APPROX_TANH_FWD: 107,
 } as const;
+
+/** `cudnnBackendNumericalNote_t` values used here. */
+export const NUMERICAL_NOTE = { TENSOR_CORE: 0, DOWN_CONVERT_INPUTS: 1 } as const;
 
 /** `cudnnBackendHeurMode_t`. */
 export const HEUR_MODE = { INSTANT: 0, B: 1, FALLBACK: 2, A: 3 } as const;

@@ -204,7 +204,7 @@ describe("convolution geometry", () => {
     expect(thrown(() => convGeometry({ ...base, layout: "NCDHW" as never })).message).toContain(
       'layout must be one of "NHWC", "NCHW"',
     );
-    expect(thrown(() => convGeometry({ ...base, activation: "tanh" as never })).message).toContain(
+    expect(thrown(() => convGeometry({ ...base, activation: "gelu" as never })).message).toContain(
       "activation",
     );
     expect(thrown(() => convGeometry({ ...base, stride: [1, 0] })).message).toContain("stride[1]");

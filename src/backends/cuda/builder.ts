@@ -2,6 +2,7 @@ import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../
 import type { Network } from "../../network/network.js";
 import { transpose } from "../../network/reference/data.js";
 import { checkNetwork } from "../../network/verify.js";
+import type { EngineChoices } from "./artifacts.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
@@ -19,7 +20,7 @@ import {
   ioBytes,
 } from "./engine.js";
 import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
-import { buildCudnnConv, type CudnnConvPlan } from "./kernels/conv-cudnn.js";
+import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import {
   buildLtMatmul,
   createLtHandle,
@@ -53,6 +54,8 @@ export interface CudaBuildOptions {
   readonly tuneConvs?: boolean;
   /** Most bytes of cuBLASLt workspace (default and most 32 MiB). */
   readonly workspaceBytes?: number;
+  /** Library plans and kernels saved in a package, and the record of this build's (see ./artifacts.ts). */
+  readonly choices?: EngineChoices;
 }
 
 const LT_WORKSPACE = 32 << 20;
@@ -73,6 +76,14 @@ class LibraryPlans {
   readonly matmuls = new Map<MatmulStep, LtMatmul>();
   cudnnMs = 0;
   cublasMs = 0;
+  /** Why cuDNN or cuBLASLt refused a step the scheduler offered (it then tried a shorter fusion or a kernel). */
+  readonly refusals: string[] = [];
+  log: (message: string) => void = () => {};
+
+  refuse(what: string, reason: string): void {
+    this.refusals.push(`${what}: ${reason}`);
+    this.log(`${what}: ${reason}`);
+  }
 
   release(): void {
     for (const p of this.convs.values()) p.destroy();
@@ -96,28 +107,18 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     convSupported(step, info) {
       const t = performance.now();
       libs.cudnn ??= Cudnn.create();
-      const [x, w] = [info(step.x), info(step.layer.inputs[1])];
-      const y = info(step.output);
-      const dtype = x.storage;
-      if (dtype !== "float16" && dtype !== "float32") return false;
-      if (w.storage !== dtype || y.storage !== dtype) return false;
-      const l = step.layer;
-      const plan = buildCudnnConv(libs.cudnn, {
-        layout: step.layout,
-        dtype,
-        x: x.shape as [number, number, number, number],
-        w: w.shape as [number, number, number, number],
-        y: y.shape as [number, number, number, number],
-        stride: [l.stride[0], l.stride[1]],
-        padding: [l.padding[0], l.padding[1]],
-        dilation: [l.dilation[0], l.dilation[1]],
-        bias: l.inputs[2] !== undefined,
-        epilogue: step.epilogue,
-        allowTf32: tf32,
-      });
+      const spec = cudnnConvSpec(step, info, tf32);
+      const built =
+        typeof spec === "string"
+          ? undefined
+          : (options.choices?.conv(libs.cudnn, spec) ?? buildCudnnConv(libs.cudnn, spec));
       libs.cudnnMs += performance.now() - t;
-      if (!plan) return false;
-      libs.convs.set(step, plan);
+      if (!built?.ok) {
+        if (built)
+          libs.refuse(`conv '${step.layer.name}' (${step.epilogue.length} epilogue ops)`, built.reason);
+        return false;
+      }
+      libs.convs.set(step, built.plan);
       return true;
     },
     matmulSupported(step, info) {
@@ -128,16 +129,16 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         log(`matmul '${step.layer.name}': ${g}`);
         return false;
       }
-      const plan = buildLtMatmul(
-        libs.lt,
-        g,
-        { bias: step.bias !== undefined, activation: step.activation },
-        tf32,
-        ltWorkspaceBytes(options),
-      );
+      const epilogue = { bias: step.bias !== undefined, activation: step.activation };
+      const built = options.choices
+        ? options.choices.matmul(libs.lt, g, epilogue, tf32, ltWorkspaceBytes(options))
+        : buildLtMatmul(libs.lt, g, epilogue, tf32, ltWorkspaceBytes(options));
       libs.cublasMs += performance.now() - t;
-      if (!plan) return false;
-      libs.matmuls.set(step, plan);
+      if (!built.ok) {
+        libs.refuse(`matmul '${step.layer.name}'`, built.reason);
+        return false;
+      }
+      libs.matmuls.set(step, built.plan);
       return true;
     },
   });
@@ -159,7 +160,9 @@ function compileKernels(
   if (list.length > 0) {
     const symbols = [...new Set(plan.program.symbols)];
     const built = buildKernels(plan.program.source, symbols, {
-      cache: new KernelCache({ disk: options.kernelCache ?? true }),
+      cache:
+        options.choices?.kernelCache(options.kernelCache ?? true) ??
+        new KernelCache({ disk: options.kernelCache ?? true }),
       name: "torchc_engine.cu",
     });
     kernels = built.kernels;
@@ -359,6 +362,7 @@ function buildStats(
   weights: UploadedWeights,
   workspaceBytes: number,
   ms: BuildStats["ms"],
+  libraryRefusals: readonly string[],
 ): Omit<BuildStats, "graphNodes"> {
   const { steps } = plan;
   const kinds: Record<string, number> = {};
@@ -385,6 +389,7 @@ function buildStats(
     workspaceBytes,
     ms,
     nvrtcCache: compiled.cache,
+    libraryRefusals,
   };
 }
 
@@ -399,6 +404,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
   const log = options.log ?? (() => {});
   CudaContext.get(options.device ?? 0);
   const libs = new LibraryPlans();
+  libs.log = log;
   let weights: UploadedWeights | undefined;
   const release = () => {
     libs.release();
@@ -407,6 +413,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
   try {
     let t0 = performance.now();
     const plan = scheduleEngine(network, options, libs);
+    options.choices?.notePlan(plan);
     const planMs = elapsed(t0) - Math.round(libs.cudnnMs + libs.cublasMs);
     log(`plan: ${plan.steps.length} steps, ${plan.program.uniqueKernels} unique generated kernels`);
     t0 = performance.now();
@@ -434,15 +441,23 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       outputs,
       useGraph: options.cudaGraph !== false,
       steps: plan.summary,
-      stats: buildStats(network, plan, compiled, weights, workspaceBytes, {
-        plan: planMs,
-        cudnn: Math.round(libs.cudnnMs),
-        cublas: Math.round(libs.cublasMs),
-        nvrtc: nvrtcMs,
-        upload: uploadMs,
-        capture: 0,
-        total: elapsed(tStart),
-      }),
+      stats: buildStats(
+        network,
+        plan,
+        compiled,
+        weights,
+        workspaceBytes,
+        {
+          plan: planMs,
+          cudnn: Math.round(libs.cudnnMs),
+          cublas: Math.round(libs.cublasMs),
+          nvrtc: nvrtcMs,
+          upload: uploadMs,
+          capture: 0,
+          total: elapsed(tStart),
+        },
+        libs.refusals,
+      ),
       allocate: (stream) => allocateInstance(plan.memory.arenaBytes, workspaceBytes, inputs, outputs, stream),
       prepare: makeLauncher(plan, compiled, weights, libs, options),
       release,

@@ -53,6 +53,20 @@ export interface BuildStats {
     total: number;
   }>;
   readonly nvrtcCache: string;
+  /**
+   * Why cuDNN or cuBLASLt refused a step the scheduler offered, with the library's status and message
+   * ("conv 'c1' (2 epilogue ops): cuDNN refused: CUDNN_STATUS_NOT_SUPPORTED_3000 (…)"). The step then ran
+   * with a shorter fused epilogue or as a generated kernel.
+   */
+  readonly libraryRefusals: readonly string[];
+}
+
+/** One line for reports: what the engine became, and why any library call was refused. */
+export function describeEngine(s: BuildStats): string {
+  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups)`;
+  const n = s.libraryRefusals.length;
+  if (n === 0) return base;
+  return `${base}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}`;
 }
 
 /** The device memory one instance owns. */

@@ -7,7 +7,10 @@ import { checkInt, checkOneOf, fail } from "./validate.js";
 
 export type ConvLayout = "NHWC" | "NCHW";
 export type ConvDType = "float16" | "bfloat16" | "float32";
-export type ConvActivation = "none" | "relu" | "silu" | "sigmoid" | "gelu" | "gelu_tanh";
+/** A pointwise activation cuDNN can fuse after a convolution (gelu_erf is exact GELU, gelu_tanh its approximation). */
+export type ConvActivationKind = "relu" | "silu" | "sigmoid" | "tanh" | "gelu_erf" | "gelu_tanh";
+export type ConvActivation = "none" | ConvActivationKind;
+export type Dims4 = readonly [number, number, number, number];
 
 export interface ConvSpec {
   /** Memory layout of x, y and w (w is KRSC for NHWC, KCRS for NCHW). */
@@ -59,7 +62,15 @@ export interface ConvGeometry {
 }
 
 const ELEMENT_BYTES: Readonly<Record<ConvDType, number>> = { float16: 2, bfloat16: 2, float32: 4 };
-const ACTIVATIONS: readonly ConvActivation[] = ["none", "relu", "silu", "sigmoid", "gelu", "gelu_tanh"];
+const ACTIVATIONS: readonly ConvActivation[] = [
+  "none",
+  "relu",
+  "silu",
+  "sigmoid",
+  "tanh",
+  "gelu_erf",
+  "gelu_tanh",
+];
 const DIM_MAX = 2 ** 31 - 1;
 
 function pair(
@@ -83,11 +94,19 @@ function padding(v: ConvSpec["padding"]): { pre: [number, number]; post: [number
   return { pre: p, post: [p[0], p[1]] };
 }
 
+/** Strides of logical [N, C, H, W] (or [K, C, R, S]) dims stored NHWC (KRSC) or NCHW (KCRS). */
+export function layoutStrides(layout: ConvLayout, [, c, h, w]: Dims4): [number, number, number, number] {
+  return layout === "NHWC" ? [h * w * c, 1, w * c, c] : [c * h * w, h * w, w, 1];
+}
+
+/** Strides of a per-channel [1, K, 1, 1] operand (bias, channel constants). */
+export function channelStrides(layout: ConvLayout, k: number): [number, number, number, number] {
+  return layout === "NHWC" ? [k, 1, k, k] : [k, 1, 1, 1];
+}
+
 function tensor(layout: ConvLayout, dims: [number, number, number, number], es: number): TensorGeometry {
   const [n, c, h, w] = dims;
-  const strides: [number, number, number, number] =
-    layout === "NHWC" ? [h * w * c, 1, w * c, c] : [c * h * w, h * w, w, 1];
-  return { dims, strides, bytes: n * c * h * w * es };
+  return { dims, strides: layoutStrides(layout, dims), bytes: n * c * h * w * es };
 }
 
 /** Validates `spec` and works out every tensor's dims, strides and size. */
@@ -117,7 +136,7 @@ export function convGeometry(spec: ConvSpec): ConvGeometry {
   const es = ELEMENT_BYTES[dtype];
   const bias: TensorGeometry = {
     dims: [1, k, 1, 1],
-    strides: layout === "NHWC" ? [k, 1, k, k] : [k, 1, 1, 1],
+    strides: channelStrides(layout, k),
     bytes: k * es,
   };
   return {

@@ -2,7 +2,7 @@
  * A thin typed wrapper over one cuDNN backend descriptor: create, set typed attributes (always as arrays, per
  * the attribute-type table in native-apis §5), finalize, get, destroy.
  */
-import { ATTR_TYPE, CUDNN } from "../../../ffi/cudnn.js";
+import { ATTR, ATTR_TYPE, CUDNN, DESC } from "../../../ffi/cudnn.js";
 import { checkCudnn } from "../../../ffi/status.js";
 import type { OutPtr, Ptr } from "../../../ffi/types.js";
 import { fail } from "./validate.js";
@@ -21,6 +21,21 @@ export class BackendDescriptor {
     checkCudnn(`cudnnBackendCreateDescriptor(${label})`, CUDNN.fn.cudnnBackendCreateDescriptor(type, out));
     if (out[0] === null) throw new Error(`cudnnBackendCreateDescriptor(${label}) returned NULL`);
     return new BackendDescriptor(out[0], label);
+  }
+
+  /** A finalized variant pack: one data pointer per real tensor id (in `uids` order) and the workspace. */
+  static variantPack(uids: readonly bigint[], ptrs: readonly bigint[], workspace: bigint): BackendDescriptor {
+    const vp = BackendDescriptor.create(DESC.VARIANT_PACK, "variant pack");
+    try {
+      return vp
+        .int64s(ATTR.VARIANT_PACK_UNIQUE_IDS, uids, "UNIQUE_IDS")
+        .pointers(ATTR.VARIANT_PACK_DATA_POINTERS, ptrs, "DATA_POINTERS")
+        .pointers(ATTR.VARIANT_PACK_WORKSPACE, [workspace], "WORKSPACE")
+        .finalize();
+    } catch (e) {
+      vp.destroy();
+      throw e;
+    }
   }
 
   get handle(): bigint {

@@ -7,7 +7,9 @@
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { ElementGroup } from "../codegen/element.js";
 
-export type ConvActivationKind = "relu" | "silu" | "sigmoid" | "tanh" | "gelu_erf" | "gelu_tanh";
+import type { ConvActivationKind } from "../device/conv-shape.js";
+
+export type { ConvActivationKind };
 
 /** One pointwise op applied to the convolution's result inside cuDNN's fused graph. */
 export type ConvEpilogueOp =

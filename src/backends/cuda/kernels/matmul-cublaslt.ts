@@ -4,21 +4,18 @@
  * when asked). Operands may be stored transposed (their last two axes swapped in memory), and a batch
  * operand may be broadcast (batch stride 0). When B has no batch and A is row-major, A's batch axes fold into M.
  */
-import {
-  CUBLAS_COMPUTE,
-  CUBLASLT,
-  CUDA_R,
-  EPILOGUE,
-  HEURISTIC_RESULT,
-  LAYOUT_ATTR,
-  MATMUL_DESC,
-  PREF_ATTR,
-} from "../../../ffi/cublaslt.js";
-import { checkCublas } from "../../../ffi/status.js";
-import type { OutNum, OutPtr, Ptr } from "../../../ffi/types.js";
 import { numel } from "../../../ir/tensor.js";
+import {
+  buildLtPlan,
+  destroyLtPlan,
+  epilogueFor,
+  type LtActivation,
+  type LtHandle,
+  type LtPlan,
+  runLtPlan,
+  setLtBias,
+} from "../device/blaslt-plan.js";
 import type { Stream } from "../device/stream.js";
-import { streamHandle } from "../device/stream.js";
 import type { MatmulStep } from "../fuse/steps.js";
 import type { TensorInfo } from "../plan/tensors.js";
 
@@ -90,181 +87,66 @@ export class LtMatmul {
   private destroyed = false;
 
   constructor(
-    private readonly handle: Ptr,
+    private readonly handle: LtHandle,
     readonly geometry: MatmulGeometry,
-    private readonly desc: Ptr,
-    private readonly layouts: [Ptr, Ptr, Ptr],
-    private readonly algo: Uint8Array,
-    readonly workspaceBytes: number,
+    private readonly plan: LtPlan,
     readonly hasBias: boolean,
   ) {}
 
+  get workspaceBytes(): number {
+    return this.plan.workspaceBytes;
+  }
+
+  /** The cublasLtMatmulAlgo_t in use (what a saved package keeps). */
+  get algo(): Uint8Array {
+    return this.plan.algo;
+  }
+
   bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, workspace: bigint): void {
-    if (this.hasBias) {
-      const p = new BigUint64Array([bias ?? 0n]);
-      checkCublas(
-        "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
-        CUBLASLT.fn.cublasLtMatmulDescSetAttribute(this.desc, MATMUL_DESC.BIAS_POINTER, p, 8),
-      );
-    }
+    if (this.hasBias) setLtBias(this.plan, bias ?? 0n);
     this.ptrs = { a, b, d, ws: workspace };
   }
 
   execute(stream: Stream): void {
     const p = this.ptrs;
     if (!p) throw new Error("matmul executed before bind()");
-    const [la, lb, ld] = this.layouts;
-    // cuBLASLt's A is the user's B, its B the user's A (Yᵀ = Bᵀ·Aᵀ in column-major terms).
-    const rc = CUBLASLT.fn.cublasLtMatmul(
-      this.handle,
-      this.desc,
-      this.alpha,
-      p.b,
-      la,
-      p.a,
-      lb,
-      this.beta,
-      p.d,
-      ld,
-      p.d,
-      ld,
-      this.algo,
-      this.workspaceBytes > 0 ? p.ws : null,
-      this.workspaceBytes,
-      streamHandle(stream),
-    );
-    if (rc !== 0) checkCublas("cublasLtMatmul", rc);
+    const workspace = this.plan.workspaceBytes > 0 ? p.ws : null;
+    runLtPlan(this.handle, this.plan, { ...p, alpha: this.alpha, beta: this.beta, workspace }, stream);
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    const f = CUBLASLT.fn;
-    f.cublasLtMatmulDescDestroy(this.desc);
-    for (const l of this.layouts) f.cublasLtMatrixLayoutDestroy(l);
+    destroyLtPlan(this.plan);
   }
 }
 
-/** Plans a matmul; undefined when cuBLASLt offers no algorithm. */
+export type LtMatmulBuild =
+  | { readonly ok: true; readonly plan: LtMatmul }
+  | { readonly ok: false; readonly reason: string };
+
+/** Plans a matmul through the device layer, or says why cuBLASLt refused (its status and message). */
 export function buildLtMatmul(
-  handle: Ptr,
+  handle: LtHandle,
   g: MatmulGeometry,
-  epilogue: { bias: boolean; activation: "none" | "relu" | "gelu" },
+  epilogue: { bias: boolean; activation: LtActivation },
   allowTf32: boolean,
   maxWorkspace: number,
-): LtMatmul | undefined {
-  const f = CUBLASLT.fn;
-  const type = g.dtype === "float16" ? CUDA_R.f16 : CUDA_R.f32;
-  const compute = g.dtype === "float32" && allowTf32 ? CUBLAS_COMPUTE.f32FastTf32 : CUBLAS_COMPUTE.f32;
-  const descOut: OutPtr = [null];
-  if (f.cublasLtMatmulDescCreate(descOut, compute, CUDA_R.f32) !== 0) return undefined;
-  const desc = descOut[0];
-  const made: Ptr[] = [];
-  const pref: OutPtr = [null];
-  const fail = () => {
-    f.cublasLtMatmulDescDestroy(desc);
-    for (const l of made) f.cublasLtMatrixLayoutDestroy(l);
-    return undefined;
-  };
+  saved?: { readonly algo: Uint8Array; readonly workspaceBytes: number },
+): LtMatmulBuild {
   try {
-    const set = (attr: number, v: Int32Array | Uint32Array) =>
-      f.cublasLtMatmulDescSetAttribute(desc, attr, v, 4) === 0;
-    let ep: number = EPILOGUE.DEFAULT;
-    if (epilogue.activation === "relu") ep = epilogue.bias ? EPILOGUE.RELU_BIAS : EPILOGUE.RELU;
-    else if (epilogue.activation === "gelu") ep = epilogue.bias ? EPILOGUE.GELU_BIAS : EPILOGUE.GELU;
-    else if (epilogue.bias) ep = EPILOGUE.BIAS;
-    if (
-      !set(MATMUL_DESC.TRANSA, new Int32Array([g.bT ? 1 : 0])) ||
-      !set(MATMUL_DESC.TRANSB, new Int32Array([g.aT ? 1 : 0])) ||
-      !set(MATMUL_DESC.EPILOGUE, new Uint32Array([ep]))
-    )
-      return fail();
-    const layout = (rows: number, cols: number, ld: number, stride: number): Ptr | undefined => {
-      const out: OutPtr = [null];
-      if (f.cublasLtMatrixLayoutCreate(out, type, rows, cols, ld) !== 0) return undefined;
-      made.push(out[0]);
-      if (g.batch > 1) {
-        if (
-          f.cublasLtMatrixLayoutSetAttribute(
-            out[0],
-            LAYOUT_ATTR.BATCH_COUNT,
-            new Int32Array([g.batch]),
-            4,
-          ) !== 0
-        )
-          return undefined;
-        if (
-          f.cublasLtMatrixLayoutSetAttribute(
-            out[0],
-            LAYOUT_ATTR.STRIDED_BATCH_OFFSET,
-            new BigInt64Array([BigInt(stride)]),
-            8,
-          ) !== 0
-        )
-          return undefined;
-      }
-      return out[0];
+    const problem = {
+      ...g,
+      transA: g.aT,
+      transB: g.bT,
+      epilogue: epilogueFor(epilogue.activation, epilogue.bias),
+      tf32: allowTf32,
     };
-    // Column-major views: user B (K×N row-major = N×K col-major) is cuBLASLt's A, user A is its B, D = Yᵀ (N×M).
-    const la = g.bT ? layout(g.k, g.n, g.k, g.strideB) : layout(g.n, g.k, g.n, g.strideB);
-    const lb = g.aT ? layout(g.m, g.k, g.m, g.strideA) : layout(g.k, g.m, g.k, g.strideA);
-    const ld = layout(g.n, g.m, g.n, g.strideD);
-    if (la === undefined || lb === undefined || ld === undefined) return fail();
-    if (f.cublasLtMatmulPreferenceCreate(pref) !== 0) return fail();
-    f.cublasLtMatmulPreferenceSetAttribute(
-      pref[0],
-      PREF_ATTR.MAX_WORKSPACE_BYTES,
-      new BigUint64Array([BigInt(maxWorkspace)]),
-      8,
-    );
-    const requested = 8;
-    const results = new Uint8Array(HEURISTIC_RESULT.size * requested);
-    const returned: OutNum = [0];
-    if (
-      f.cublasLtMatmulAlgoGetHeuristic(
-        handle,
-        desc,
-        la,
-        lb,
-        ld,
-        ld,
-        pref[0],
-        requested,
-        results,
-        returned,
-      ) !== 0
-    )
-      return fail();
-    const view = new DataView(results.buffer);
-    for (let i = 0; i < returned[0]; i++) {
-      const base = i * HEURISTIC_RESULT.size;
-      if (view.getInt32(base + HEURISTIC_RESULT.state, true) !== 0) continue;
-      const ws = Number(view.getBigUint64(base + HEURISTIC_RESULT.workspaceSize, true));
-      if (ws > maxWorkspace) continue;
-      return new LtMatmul(
-        handle,
-        g,
-        desc,
-        [la, lb, ld],
-        results.slice(base, base + HEURISTIC_RESULT.algoBytes),
-        ws,
-        epilogue.bias,
-      );
-    }
-    return fail();
-  } catch {
-    return fail();
-  } finally {
-    if (pref[0] !== null) f.cublasLtMatmulPreferenceDestroy(pref[0]);
+    const plan = buildLtPlan(handle, problem, maxWorkspace, `${g.m}x${g.n}x${g.k} batch ${g.batch}`, saved);
+    return { ok: true, plan: new LtMatmul(handle, g, plan, epilogue.bias) };
+  } catch (e) {
+    return { ok: false, reason: `cuBLASLt refused: ${e instanceof Error ? e.message : String(e)}` };
   }
 }
 
-export function createLtHandle(): Ptr {
-  const out: OutPtr = [null];
-  checkCublas("cublasLtCreate", CUBLASLT.fn.cublasLtCreate(out));
-  return out[0];
-}
-
-export function destroyLtHandle(h: Ptr): void {
-  CUBLASLT.fn.cublasLtDestroy(h);
-}
+export { createLtHandle, destroyLtHandle } from "../device/blaslt-plan.js";
