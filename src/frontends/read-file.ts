@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { formatBytes } from "./limits.js";
 
 /** Why a file could not be read: `missing` (absent, a folder, unreadable) or `too-large` (over the limit). */
@@ -49,4 +49,95 @@ function tooLarge(size: number, limit: number, atLeast = false): string {
 
 export function isReadFailure(v: Uint8Array | ReadFailure): v is ReadFailure {
   return !(v instanceof Uint8Array);
+}
+
+/** The most bytes one readSync call takes (Node refuses lengths of 2 GiB and more). */
+const MAX_READ = 1 << 30;
+
+/**
+ * A regular file read a piece at a time at given positions, never whole: archives over 2 GiB (more than one
+ * Buffer or readFileSync holds) stay readable, and only the pieces read cost memory. Each read opens the file
+ * and checks that it is the same size and age as when it was first opened, unless a `hold` keeps it open.
+ */
+export class PositionedFile {
+  private fd: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    readonly size: number,
+    private readonly mtimeMs: number,
+  ) {}
+
+  /**
+   * The file, if it is a regular file; a failure if it is missing or a folder; undefined for anything else (a
+   * pipe, a device like /dev/zero), which has no positions to read and must be read whole with a limit.
+   */
+  static open(path: string): PositionedFile | ReadFailure | undefined {
+    let st: Stats;
+    try {
+      st = fstatOf(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return {
+        kind: "missing",
+        detail: code === "ENOENT" ? "no such file" : `cannot read (${code ?? String(e)})`,
+      };
+    }
+    if (st.isDirectory()) return { kind: "missing", detail: "is a directory, not a file" };
+    return st.isFile() ? new PositionedFile(path, st.size, st.mtimeMs) : undefined;
+  }
+
+  /** Runs `fn` with the file kept open, so that its many small reads (a zip directory's) open it once. */
+  hold<T>(fn: () => T): T {
+    if (this.fd !== undefined) return fn();
+    this.fd = this.openChecked();
+    try {
+      return fn();
+    } finally {
+      closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+
+  /** `length` bytes at `offset`, in a buffer of their own; throws an Error whose message says what went wrong. */
+  read(offset: number, length: number): Uint8Array {
+    if (offset < 0 || length < 0 || offset + length > this.size)
+      throw new Error(`has no bytes ${offset}..${offset + length} (it is ${this.size} bytes)`);
+    const fd = this.fd ?? this.openChecked();
+    try {
+      const out = new Uint8Array(length);
+      for (let got = 0; got < length; ) {
+        const n = readSync(fd, out, got, Math.min(length - got, MAX_READ), offset + got);
+        if (n === 0) throw new Error(`ended at byte ${offset + got} while being read (was it truncated?)`);
+        got += n;
+      }
+      return out;
+    } finally {
+      if (this.fd === undefined) closeSync(fd);
+    }
+  }
+
+  private openChecked(): number {
+    let fd: number;
+    try {
+      fd = openSync(this.path, "r");
+    } catch (e) {
+      throw new Error(`can no longer be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    const st = fstatSync(fd);
+    if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) {
+      closeSync(fd);
+      throw new Error(`changed while it was being read (${this.size} bytes before, ${st.size} now)`);
+    }
+    return fd;
+  }
+}
+
+function fstatOf(path: string): Stats {
+  const fd = openSync(path, "r");
+  try {
+    return fstatSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
