@@ -56,8 +56,8 @@ const MAX_READ = 1 << 30;
 
 /**
  * A regular file read a piece at a time at given positions, never whole: archives over 2 GiB (more than one
- * Buffer or readFileSync holds) stay readable, and only the pieces read cost memory. Each read opens the file
- * and checks that it is the same size and age as when it was first opened, unless a `hold` keeps it open.
+ * Buffer or readFileSync holds) stay readable, and only the pieces read cost memory. Each time the file is
+ * opened again it is checked to be the same size and age as when it was first opened.
  */
 export class PositionedFile {
   private fd: number | undefined;
@@ -90,12 +90,13 @@ export class PositionedFile {
   /** Runs `fn` with the file kept open, so that its many small reads (a zip directory's) open it once. */
   hold<T>(fn: () => T): T {
     if (this.fd !== undefined) return fn();
-    this.fd = this.openChecked();
+    const fd = this.openChecked();
+    this.fd = fd;
     try {
       return fn();
     } finally {
-      closeSync(this.fd);
       this.fd = undefined;
+      closeSync(fd);
     }
   }
 
@@ -103,18 +104,28 @@ export class PositionedFile {
   read(offset: number, length: number): Uint8Array {
     if (offset < 0 || length < 0 || offset + length > this.size)
       throw new Error(`has no bytes ${offset}..${offset + length} (it is ${this.size} bytes)`);
-    const fd = this.fd ?? this.openChecked();
-    try {
-      const out = new Uint8Array(length);
-      for (let got = 0; got < length; ) {
-        const n = readSync(fd, out, got, Math.min(length - got, MAX_READ), offset + got);
-        if (n === 0) throw new Error(`ended at byte ${offset + got} while being read (was it truncated?)`);
-        got += n;
-      }
-      return out;
-    } finally {
-      if (this.fd === undefined) closeSync(fd);
+    const fd = this.fd ?? this.openForNow();
+    const out = new Uint8Array(length);
+    for (let got = 0; got < length; ) {
+      const n = readSync(fd, out, got, Math.min(length - got, MAX_READ), offset + got);
+      if (n === 0) throw new Error(`ended at byte ${offset + got} while being read (was it truncated?)`);
+      got += n;
     }
+    return out;
+  }
+
+  /**
+   * Opens the file for the reads of this turn of the event loop (a model's load reads its entries one after
+   * another synchronously) and closes it right after, so that no descriptor outlives the work.
+   */
+  private openForNow(): number {
+    const fd = this.openChecked();
+    this.fd = fd;
+    setImmediate(() => {
+      if (this.fd === fd) this.fd = undefined;
+      closeSync(fd);
+    }).unref();
+    return fd;
   }
 
   private openChecked(): number {
