@@ -17,15 +17,13 @@
  * (the segment's type is assumed; the size is checked). Outputs are DeviceValues, which are also DeviceMemory.
  */
 import { InputError, TorchcError } from "../../errors.js";
-import { checkTorch, NativeCallError } from "../../ffi/status.js";
-import { TORCH_CPU } from "../../ffi/torch.js";
 import { DTYPE_BYTES } from "../../ir/dtype.js";
 import type { TensorType } from "../../ir/graph.js";
 import { allocData, formatShape, numel, type Tensor, tensorBytes } from "../../ir/tensor.js";
 import type { Segment } from "../../partition/segment.js";
 import { gather, type SegmentRunner } from "../../runtime/segment-runner.js";
 import { CudaContext } from "../cuda/device/context.js";
-import { LibTorch } from "../cuda/device/libtorch.js";
+import { LibTorch, NativeCallError } from "../cuda/device/libtorch.js";
 import { DeviceBuffer, download, upload } from "../cuda/device/memory.js";
 import { Stream } from "../cuda/device/stream.js";
 import { TorchTensor } from "../cuda/device/torch-tensor.js";
@@ -322,10 +320,7 @@ class Runner implements TorchFallbackRunner {
         ["src", src],
       ]);
       const stack = encodeStack(COPY_INTO, (n) => io.get(n) as HandleRef, this.lib);
-      checkTorch(
-        "aoti_torch_call_dispatcher(aten::copy_)",
-        TORCH_CPU.fn.aoti_torch_call_dispatcher("aten::copy_", "", stack),
-      );
+      this.lib.dispatch("aten::copy_", "", stack);
       if (stack[0] !== 0n) new TorchTensor(stack[0], this.lib).delete();
     } finally {
       dst.delete();
@@ -348,10 +343,7 @@ class Runner implements TorchFallbackRunner {
         return [this.lib.addTensor(get(self.value), get(other.value), alpha.value)];
       }
       const stack = encodeStack(c, get, this.lib);
-      checkTorch(
-        `aoti_torch_call_dispatcher(${c.op}${c.overload ? `.${c.overload}` : ""})`,
-        TORCH_CPU.fn.aoti_torch_call_dispatcher(c.op, c.overload, stack),
-      );
+      this.lib.dispatch(c.op, c.overload, stack);
       return resultHandles(c, stack, (l) => this.lib.takeIntList(l)).map((h) =>
         h === 0n ? undefined : new TorchTensor(h, this.lib),
       );

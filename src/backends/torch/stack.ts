@@ -9,7 +9,7 @@
  * the callee) and a `Tensor?[]` item is 0 or a boxed handle.
  */
 import { TorchcError } from "../../errors.js";
-import { type ArgHost, encodeFloat, encodeInt } from "../cuda/device/dispatcher-args.js";
+import { type ArgHost, encodeStackArg, type StackArg } from "../cuda/device/dispatcher-args.js";
 import { argValues, type DispatchPlan, type EncodedArg } from "./encoded-arg.js";
 
 /** A live tensor handle (TorchTensor satisfies it). */
@@ -22,40 +22,11 @@ export interface HandleRef {
 export const STACK_SLACK = 8;
 
 export function encodeValue(a: EncodedArg, resolve: (name: string) => HandleRef, host: ArgHost): bigint {
+  if (a.kind === "double")
+    throw new TorchcError("a Scalar (double) argument cannot go on a dispatcher stack", "torch.plan");
+  // The device layer's one encoder; a double never sits inside an optional (plan-dispatch.ts never wraps one).
   const handle = (name: string) => host.newTensorHandle(resolve(name).handle);
-  switch (a.kind) {
-    case "tensor":
-      return handle(a.value);
-    case "tensorList":
-      return host.newIntList(a.values.map(handle));
-    case "optTensorList":
-      return host.newIntList(a.values.map((v) => (v === null ? 0n : host.box(handle(v)))));
-    case "int":
-      return encodeInt(a.value);
-    case "float":
-      return encodeFloat(a.value);
-    case "bool":
-      return a.value ? 1n : 0n;
-    case "intList":
-      return host.newIntList(a.values.map(encodeInt));
-    case "floatList":
-      return host.newIntList(a.values.map(encodeFloat));
-    case "boolList":
-      return host.newIntList(a.values.map((b) => (b ? 1n : 0n)));
-    case "str":
-      return host.newString(a.value);
-    case "dtype":
-      return encodeInt(host.dtypeCode(a.value));
-    case "layout":
-    case "memoryFormat":
-      return encodeInt(a.code);
-    case "none":
-      return 0n;
-    case "optional":
-      return host.box(encodeValue(a.value, resolve, host));
-    case "double":
-      throw new TorchcError("a Scalar (double) argument cannot go on a dispatcher stack", "torch.plan");
-  }
+  return encodeStackArg(a as StackArg<string>, handle, host);
 }
 
 /** Checks every tensor the call reads is bound and alive; throws naming the first that is not. */

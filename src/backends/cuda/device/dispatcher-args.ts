@@ -14,21 +14,35 @@ export interface TensorRef {
   readonly handle: bigint;
 }
 
-export type OpArg =
-  | { readonly kind: "tensor"; readonly tensor: TensorRef }
+/**
+ * One schema argument as it goes on a dispatcher stack. `T` is how a tensor is named: a live handle
+ * (OpArg, for LibTorch.call) or a value name the caller resolves later (torch/'s DispatchPlan).
+ */
+export type StackArg<T> =
+  | { readonly kind: "tensor"; readonly value: T }
+  /** `Tensor[]`: a StableListHandle of new tensor handles. */
+  | { readonly kind: "tensorList"; readonly values: readonly T[] }
+  /** `Tensor?[]`: a StableListHandle whose items are boxed handles, or 0 for None. */
+  | { readonly kind: "optTensorList"; readonly values: readonly (T | null)[] }
   | { readonly kind: "int"; readonly value: number | bigint }
   | { readonly kind: "float"; readonly value: number }
   | { readonly kind: "bool"; readonly value: boolean }
   | { readonly kind: "dtype"; readonly value: DType }
+  /** `Layout` / `MemoryFormat`: the c10 enum's code as an int. */
+  | { readonly kind: "layout" | "memoryFormat"; readonly code: number }
   | { readonly kind: "device"; readonly type: "cpu" | "cuda"; readonly index: number }
   | { readonly kind: "none" }
-  | { readonly kind: "optional"; readonly value: OpArg }
+  | { readonly kind: "optional"; readonly value: StackArg<T> }
   | { readonly kind: "intList"; readonly values: readonly (number | bigint)[] }
+  | { readonly kind: "floatList"; readonly values: readonly number[] }
+  | { readonly kind: "boolList"; readonly values: readonly boolean[] }
   | { readonly kind: "str"; readonly value: string };
+
+export type OpArg = StackArg<TensorRef>;
 
 /** Constructors, so a call reads like its schema: `[arg.tensor(x), arg.intList([1, 0])]`. */
 export const arg = {
-  tensor: (tensor: TensorRef): OpArg => ({ kind: "tensor", tensor }),
+  tensor: (tensor: TensorRef): OpArg => ({ kind: "tensor", value: tensor }),
   int: (value: number | bigint): OpArg => ({ kind: "int", value }),
   float: (value: number): OpArg => ({ kind: "float", value }),
   bool: (value: boolean): OpArg => ({ kind: "bool", value }),
@@ -91,14 +105,28 @@ function checkInt64(name: string, v: unknown): void {
   }
 }
 
+function checkTensorRef(name: string, t: TensorRef | undefined): void {
+  if (typeof t?.handle !== "bigint" || t.handle === 0n) fail(`${name}: tensor has no live handle`);
+}
+
 /** Checks one argument completely, so that nothing is allocated for a call that would be refused. */
 export function validateArg(a: OpArg, name: string): void {
   if (a === null || typeof a !== "object") fail(`${name} must be an OpArg, got ${describe(a)}`);
   const value: unknown = (a as { value?: unknown }).value;
   switch (a.kind) {
     case "tensor":
-      if (typeof a.tensor?.handle !== "bigint" || a.tensor.handle === 0n)
-        fail(`${name}: tensor has no live handle`);
+      checkTensorRef(name, a.value);
+      return;
+    case "tensorList":
+      for (const [i, t] of a.values.entries()) checkTensorRef(`${name}[${i}]`, t);
+      return;
+    case "optTensorList":
+      for (const [i, t] of a.values.entries()) if (t !== null) checkTensorRef(`${name}[${i}]`, t);
+      return;
+    case "floatList":
+    case "boolList":
+    case "layout":
+    case "memoryFormat":
       return;
     case "int":
       checkInt64(name, a.value);
@@ -135,11 +163,18 @@ export function validateArg(a: OpArg, name: string): void {
   }
 }
 
-/** The StableIValue for `a` (allocating through `host` where the schema type needs it). */
-export function encodeArg(a: OpArg, host: ArgHost): bigint {
+/**
+ * The StableIValue for `a`, allocating through `host` where the schema type needs it. `newHandle` makes the
+ * new owning tensor handle the callee takes over.
+ */
+export function encodeStackArg<T>(a: StackArg<T>, newHandle: (t: T) => bigint, host: ArgHost): bigint {
   switch (a.kind) {
     case "tensor":
-      return host.newTensorHandle(a.tensor.handle);
+      return newHandle(a.value);
+    case "tensorList":
+      return host.newIntList(a.values.map(newHandle));
+    case "optTensorList":
+      return host.newIntList(a.values.map((v) => (v === null ? 0n : host.box(newHandle(v)))));
     case "int":
       return encodeInt(a.value);
     case "float":
@@ -148,17 +183,31 @@ export function encodeArg(a: OpArg, host: ArgHost): bigint {
       return a.value ? 1n : 0n;
     case "dtype":
       return encodeInt(host.dtypeCode(a.value));
+    case "layout":
+    case "memoryFormat":
+      return encodeInt(a.code);
     case "device":
       return encodeDevice(host.deviceTypeCode(a.type), a.index);
     case "none":
       return 0n;
     case "optional":
-      return host.box(encodeArg(a.value, host));
+      return host.box(encodeStackArg(a.value, newHandle, host));
     case "intList":
       return host.newIntList(a.values.map(encodeInt));
+    case "floatList":
+      return host.newIntList(a.values.map(encodeFloat));
+    case "boolList":
+      return host.newIntList(a.values.map((b) => (b ? 1n : 0n)));
     case "str":
       return host.newString(a.value);
+    default:
+      return fail(`a ${describe((a as { kind?: unknown }).kind)} argument cannot go on a dispatcher stack`);
   }
+}
+
+/** The StableIValue for an OpArg (a new handle to each tensor). */
+export function encodeArg(a: OpArg, host: ArgHost): bigint {
+  return encodeStackArg(a, (t) => host.newTensorHandle(t.handle), host);
 }
 
 /** Validates all of `args`, then fills a stack of max(args, returns) StableIValues. */

@@ -6,6 +6,10 @@
 
 import { koffi } from "../../../ffi/koffi.js";
 import { checkTorch } from "../../../ffi/status.js";
+
+/** A failed native call (LibTorch's shim reports failures this way): re-exported so torch/ need not import ffi/. */
+export { NativeCallError } from "../../../ffi/status.js";
+
 import { TORCH_CPU, TORCH_CUDA } from "../../../ffi/torch.js";
 import type { OutNum, OutPtr } from "../../../ffi/types.js";
 import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
@@ -168,9 +172,14 @@ export class LibTorch implements ArgHost, TensorHost {
     if (typeof overload !== "string") fail('overload must be a string ("" for the default overload)');
     const returns = opts.returns ?? 1;
     const stack = encodeStack(args, returns, this);
+    this.dispatch(op, overload, stack);
+    return stack.subarray(0, returns);
+  }
+
+  /** The boxed dispatcher on a ready StableIValue stack; results are written over its first slots. */
+  dispatch(op: string, overload: string, stack: BigUint64Array): void {
     const rc = TORCH_CPU.fn.aoti_torch_call_dispatcher(op, overload, stack);
     checkTorch(`aoti_torch_call_dispatcher(${op}${overload ? `.${overload}` : ""})`, rc);
-    return stack.subarray(0, returns);
   }
 
   /** Calls an op that returns one tensor. */
