@@ -7,7 +7,9 @@ import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import type { DeviceTensor } from "../runtime/device-tensor.js";
 import type { DeviceAllocator, ExecutionContext } from "../runtime/execution.js";
 import { type CompileOptions, normalizePrecisions } from "../runtime/options.js";
+import { acceptArtifacts } from "../runtime/package-artifacts.js";
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
+import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext } from "./cuda/device/context.js";
 import { useHostCopyThreads } from "./cuda/device/host-copy.js";
@@ -54,6 +56,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   let torchEnv: unknown;
   const completion = options.completion ?? "poll";
+  const artifacts = new ArtifactRecorder(options.artifacts, device, acceptArtifacts);
 
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
@@ -64,6 +67,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
         tf32: options.tf32 === true,
         tuneConvs: options.tune === true,
         workspaceBytes: options.workspaceBytes,
+        choices: artifacts.forSegment(segment.index),
       });
       return new EngineRunner(segment, engine, network);
     },
@@ -76,6 +80,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
       CudaContext.get(device);
       return new CudaExecutionContext(index, graph, runners, index === 0, completion, device);
     },
+    saveArtifacts: () => artifacts.save(),
     weightBytes(runners: readonly SegmentRunner[]): number {
       return runners.reduce((a, r) => a + ((r as { weightBytes?: number }).weightBytes ?? 0), 0);
     },

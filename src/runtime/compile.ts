@@ -29,9 +29,10 @@ import type {
 } from "./execution.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
+import type { RebuildPolicy } from "./package-artifacts.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { validateInputs } from "./validate-inputs.js";
-import { checkCompileOptions } from "./validate-options.js";
+import { checkCompileOptions, checkRebuild } from "./validate-options.js";
 
 export interface BenchmarkResult {
   readonly medianMs: number;
@@ -83,7 +84,13 @@ export class CompiledModule {
     // Functions and tensors in the options (custom backend, converters, verify inputs) are not saved.
     const { backend, converters: _converters, verify: _verify, ...rest } = this.options;
     const options = typeof backend === "string" ? { ...rest, backend } : rest;
-    savePackage(path, { graph: this.graph, options, source: this.source });
+    const artifacts = this.backend.saveArtifacts?.(this.runners);
+    savePackage(path, {
+      graph: this.graph,
+      options,
+      source: this.source,
+      ...(artifacts ? { artifacts } : {}),
+    });
   }
 
   /**
@@ -386,12 +393,26 @@ export async function compile(
   return compiled;
 }
 
-/** Loads a package written by `CompiledModule.save` and builds its engines (lowering is not repeated). */
-export async function loadCompiled(path: string, overrides: CompileOptions = {}): Promise<CompiledModule> {
+/**
+ * Loads a package written by `CompiledModule.save`. Lowering is not repeated; saved engines are reused (no
+ * heuristics, timing or NVRTC) when they were built for this GPU and these library versions, else loading fails
+ * with a `package.mismatch` error naming the difference, unless `rebuild` is "if-needed" (rebuild them, with a
+ * warning) or "always".
+ */
+export async function loadCompiled(
+  path: string,
+  overrides: CompileOptions & { readonly rebuild?: RebuildPolicy } = {},
+): Promise<CompiledModule> {
   const pkg = loadPackage(path);
+  const { rebuild = "never", ...rest } = overrides;
+  checkRebuild(rebuild);
+  const artifacts =
+    pkg.artifacts && rebuild !== "always" ? { ...pkg.artifacts, origin: path, rebuild } : undefined;
+  // Saved engines reach the backend only from the package's own checked entries, never from its options.
+  const { artifacts: _fromOptions, ...saved } = pkg.options;
   return compile(
     { path: pkg.source, format: "pt2", graph: pkg.graph },
-    { ...pkg.options, ...overrides, passes: [] },
+    { ...saved, ...rest, passes: [], ...(artifacts ? { artifacts } : {}) },
   );
 }
 

@@ -4,6 +4,7 @@ import type { TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
+import type { LoadedArtifacts } from "./package-artifacts.js";
 import type { Backend } from "./segment-runner.js";
 
 export type BackendName = "reference" | "cuda";
@@ -64,6 +65,11 @@ export interface CompileOptions {
    * and ends the report text. Default false.
    */
   readonly verify?: boolean | { readonly inputs?: readonly Tensor[]; readonly tolerance?: number };
+  /**
+   * Engines saved in a package, for the backend to reuse instead of choosing plans again (set by
+   * `loadCompiled`; see runtime/package-artifacts.ts). Not saved, not a user option.
+   */
+  readonly artifacts?: LoadedArtifacts;
 }
 
 export function normalizePrecisions(names: readonly PrecisionName[] | undefined): Precision[] {

@@ -10,6 +10,7 @@ import {
   float,
   int,
   nullable,
+  object,
   oneOf,
   optional,
   parseJson,
@@ -26,20 +27,31 @@ import type { Arg, Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { tensorBytes, tensorFromBytes } from "../ir/tensor.js";
 import { writeFailure } from "../util/npy.js";
 import type { CompileOptions } from "./options.js";
+import type { BuildTarget, SavedArtifacts } from "./package-artifacts.js";
+import { checkEntries, type EntryRecord, entryTable } from "./package-entries.js";
 
 /**
- * The saved form of a compiled model (`torchc compile -o model.torchc`): the lowered graph as JSON, its weights
- * as raw little-endian files, and the options it was compiled with. Loading skips the frontend and lowering;
- * engines are rebuilt for the GPU at hand (they are tied to the card and library versions).
+ * The saved form of a compiled model (`torchc compile -o model.torchc`), a zip of:
+ * - `manifest.json`: format and version, the options it was compiled with, the lowered graph, the weight table,
+ *   what the engines were built for (GPU architecture, driver, CUDA, cuDNN, cuBLASLt), the backend's per-engine
+ *   records, and the size and SHA-256 of every other entry;
+ * - `weights/<i>`: raw little-endian tensors;
+ * - `engines/<name>`: the backend's binary artifacts (compiled kernels).
+ * Loading skips the frontend and lowering; with saved engines it also skips heuristics, timing and NVRTC
+ * (docs: runtime/package-artifacts.ts). Version 1 packages (no engines, no hashes) still load.
  */
 export interface SavedPackage {
   readonly graph: Graph;
   readonly options: CompileOptions;
   readonly source: string;
+  /** The built engines, when the backend could save them. */
+  readonly artifacts?: SavedArtifacts;
 }
 
 const FORMAT = "torchc-package";
-const VERSION = 1;
+const VERSION = 2;
+/** The versions this torchc reads. */
+const READS = [1, 2];
 
 export function savePackage(path: string, pkg: SavedPackage): void {
   const weights: Record<
@@ -52,11 +64,15 @@ export function savePackage(path: string, pkg: SavedPackage): void {
     weights[name] = { kind: w.kind, target: w.target, dtype: w.tensor.dtype, shape: w.tensor.shape, file };
     files[file] = tensorBytes(w.tensor);
   });
-  const { passes: _passes, ...options } = pkg.options;
+  for (const [name, bytes] of Object.entries(pkg.artifacts?.blobs ?? {})) files[`engines/${name}`] = bytes;
+  const { passes: _passes, artifacts: _artifacts, ...options } = pkg.options;
   const manifest = {
     format: FORMAT,
     version: VERSION,
     source: pkg.source,
+    builtFor: pkg.artifacts?.builtFor ?? null,
+    engines: pkg.artifacts?.engines ?? null,
+    entries: entryTable(files),
     options,
     graph: {
       inputs: pkg.graph.inputs,
@@ -163,6 +179,21 @@ const manifestJson = struct({
       file: str,
     }),
   ),
+  builtFor: optional(
+    nullable(
+      struct({
+        backend: str,
+        arch: str,
+        device: str,
+        driver: int,
+        cuda: str,
+        cudnn: int,
+        cublasLt: int,
+      }) as Decoder<BuildTarget>,
+    ),
+  ),
+  engines: optional(nullable((v, p) => object(v, p) as Record<string, unknown>)),
+  entries: optional(table(struct({ bytes: size, sha256: str }) as Decoder<EntryRecord>)),
 });
 
 export function loadPackage(path: string): SavedPackage {
@@ -173,16 +204,18 @@ export function loadPackage(path: string): SavedPackage {
   const head = m as { format?: unknown; version?: unknown } | null;
   if (typeof head !== "object" || head?.format !== FORMAT)
     throw new ArchiveError(path, "is not a torchc package", "package.invalid");
-  if (head.version !== VERSION)
+  if (!READS.includes(head.version as number))
     throw new ArchiveError(
       path,
-      `is a version ${String(head.version).slice(0, 20)} package; this torchc reads version ${VERSION}`,
+      `is a version ${String(head.version).slice(0, 20)} package; this torchc reads versions ${READS.join(" and ")}`,
       "package.version",
     );
   const manifest = decodeEntry(manifestJson, m, path, "manifest.json", "package.invalid");
   const fail = (detail: string): never => {
     throw new ArchiveError(path, `manifest.json: ${detail}`, "package.invalid");
   };
+  if (head.version !== 1 && !manifest.entries) fail("entries: expected the table of entries, got nothing");
+  const entry = manifest.entries ? checkEntries(zip, manifest.entries, path) : undefined;
   const weights: Record<string, Weight> = Object.create(null);
   for (const [name, w] of manifest.weights) {
     checkFileName(name, path, "manifest.json weights");
@@ -194,8 +227,12 @@ export function loadPackage(path: string): SavedPackage {
       fail(
         `weight '${name}' is ${w.dtype}[${w.shape.join(", ")}] (${need} bytes) but ${w.file} has ${size} bytes`,
       );
-    zip.budget.charge(need, `weight '${name}'`);
-    const bytes = zip.read(w.file) ?? new Uint8Array();
+    let bytes: Uint8Array;
+    if (entry) bytes = entry(w.file);
+    else {
+      zip.budget.charge(need, `weight '${name}'`);
+      bytes = zip.read(w.file) ?? new Uint8Array();
+    }
     weights[name] = { kind: w.kind, target: w.target, tensor: tensorFromBytes(w.dtype, w.shape, bytes) };
   }
   const graph = verifyLoadedGraph(
@@ -203,7 +240,20 @@ export function loadPackage(path: string): SavedPackage {
     path,
     "package.invalid",
   );
-  return { graph, options: manifest.options, source: manifest.source };
+  const artifacts = savedArtifacts(manifest, entry);
+  return { graph, options: manifest.options, source: manifest.source, ...(artifacts ? { artifacts } : {}) };
+}
+
+/** The engines' records and blobs, when the package has them (every blob already checked against its hash). */
+function savedArtifacts(
+  m: ReturnType<typeof manifestJson>,
+  entry: ((name: string) => Uint8Array) | undefined,
+): SavedArtifacts | undefined {
+  if (!m.builtFor || !m.engines || !entry || !m.entries) return undefined;
+  const blobs: Record<string, Uint8Array> = Object.create(null);
+  for (const name of m.entries.keys())
+    if (name.startsWith("engines/")) blobs[name.slice("engines/".length)] = entry(name);
+  return { builtFor: m.builtFor, engines: m.engines, blobs };
 }
 
 function readPackageZip(path: string): ZipArchive {

@@ -3,6 +3,7 @@ import type { Tensor } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
 import type { ExecutionContext } from "./execution.js";
+import type { SavedArtifacts } from "./package-artifacts.js";
 
 /** Runs one segment: reads its inputs by value name, returns its outputs by value name. */
 export interface SegmentRunner {
@@ -25,6 +26,8 @@ export interface Backend {
   createContext?(graph: Graph, runners: readonly SegmentRunner[], index: number): ExecutionContext;
   /** Device bytes of the runners' weights. */
   weightBytes?(runners: readonly SegmentRunner[]): number;
+  /** What a package needs to run the built engines without building them again (runtime/package-artifacts.ts). */
+  saveArtifacts?(runners: readonly SegmentRunner[]): SavedArtifacts | undefined;
   dispose?(): void | Promise<void>;
 }
 

@@ -76,3 +76,12 @@ export function checkCompileOptions(options: CompileOptions, graph: Graph): void
       "options.invalid",
     );
 }
+
+/** loadCompiled's `rebuild`. */
+export function checkRebuild(v: unknown): void {
+  if (v !== "never" && v !== "if-needed" && v !== "always")
+    throw new TorchcError(
+      `rebuild must be never, if-needed or always, got '${String(v)}'`,
+      "options.invalid",
+    );
+}

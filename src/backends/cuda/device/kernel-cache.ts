@@ -41,7 +41,8 @@ export function defaultKernelCacheDir(
   return join(base, "torchc", "kernels");
 }
 
-export type CacheHit = "memory" | "disk" | "miss";
+/** "package": the image came with a saved .torchc package (backends/cuda/artifacts-kernels.ts). */
+export type CacheHit = "memory" | "disk" | "miss" | "package";
 
 export interface CachedProgram extends CompiledProgram {
   readonly key: string;

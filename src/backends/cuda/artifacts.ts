@@ -1,0 +1,253 @@
+/**
+ * What the CUDA backend saves of its built engines, and how a build reuses it. One `EngineChoices` per engine
+ * segment sits between the builder and the libraries: every cuDNN plan, cuBLASLt algorithm and NVRTC program
+ * the build asks for goes through it, comes from the package when the package has it (no heuristics, no
+ * timing, no compiling), and is remembered for the next save. Choices are keyed by the problem (the conv's spec,
+ * the matmul's geometry and epilogue, the program's source and target), so a stale record can only miss,
+ * never run the wrong plan. The memory plan is saved too and compared when the engine is planned again.
+ */
+import { TorchcError } from "../../errors.js";
+import type { BuildTarget, LoadedArtifacts, SavedArtifacts } from "../../runtime/package-artifacts.js";
+import { type ConvChoice, describeConvCandidate, restoreConv } from "./artifacts-cudnn.js";
+import { PackageKernelCache, type SavedKernel } from "./artifacts-kernels.js";
+import { BlasLt } from "./device/blaslt.js";
+import { nvrtcVersion } from "./device/compile.js";
+import { CudaContext } from "./device/context.js";
+import { Cudnn } from "./device/conv.js";
+import {
+  buildCudnnConv,
+  type CudnnConvBuild,
+  type CudnnConvPlan,
+  type CudnnConvSpec,
+} from "./kernels/conv-cudnn.js";
+import {
+  buildLtMatmul,
+  type LtMatmul,
+  type LtMatmulBuild,
+  type MatmulGeometry,
+} from "./kernels/matmul-cublaslt.js";
+import type { EnginePlan } from "./plan.js";
+
+export interface MatmulChoice {
+  /** The 64-byte cublasLtMatmulAlgo_t, base64. */
+  readonly algo: string;
+  readonly workspaceBytes: number;
+}
+
+export interface KernelChoice {
+  /** The blob holding the image. */
+  readonly blob: string;
+  readonly kind: "cubin" | "ptx";
+  readonly loweredNames: Readonly<Record<string, string>>;
+}
+
+/** One engine's saved record (JSON). */
+export interface EngineRecord {
+  readonly convs: Readonly<Record<string, ConvChoice>>;
+  readonly matmuls: Readonly<Record<string, MatmulChoice>>;
+  readonly kernels: Readonly<Record<string, KernelChoice>>;
+  readonly memory: { readonly arenaBytes: number; readonly offsets: Readonly<Record<string, number>> };
+  readonly steps: number;
+}
+
+export interface MatmulEpilogue {
+  readonly bias: boolean;
+  readonly activation: "none" | "relu" | "gelu";
+}
+
+/** What a build restored from the package and what it had to choose itself. */
+export interface ChoiceStats {
+  restored: number;
+  chosen: number;
+}
+
+export function convKey(spec: CudnnConvSpec): string {
+  return JSON.stringify(spec);
+}
+
+export function matmulKey(
+  g: MatmulGeometry,
+  epilogue: MatmulEpilogue,
+  tf32: boolean,
+  maxWorkspace: number,
+): string {
+  return JSON.stringify([g, epilogue, tf32, maxWorkspace]);
+}
+
+const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+const fromB64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
+
+export class EngineChoices {
+  private readonly convs = new Map<string, CudnnConvPlan>();
+  private readonly matmuls = new Map<string, LtMatmul>();
+  private kernels: PackageKernelCache | undefined;
+  private memory: EngineRecord["memory"] | undefined;
+  private steps = 0;
+  readonly stats: ChoiceStats = { restored: 0, chosen: 0 };
+  /** Why the saved memory plan was not the one planned now, if it was not. */
+  memoryMismatch: string | undefined;
+
+  constructor(
+    private readonly saved: EngineRecord | undefined,
+    private readonly blobs: Readonly<Record<string, Uint8Array>> = {},
+  ) {}
+
+  /** The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it). */
+  conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
+    const key = convKey(spec);
+    const choice = this.saved?.convs[key];
+    let built: CudnnConvBuild | undefined;
+    if (choice) {
+      built = restoreConv(cudnn, spec, choice);
+      if (built.ok) this.stats.restored++;
+    }
+    if (!built?.ok) {
+      built = buildCudnnConv(cudnn, spec);
+      this.stats.chosen++;
+    }
+    if (built.ok) this.convs.set(key, built.plan);
+    return built;
+  }
+
+  /** The cuBLASLt plan for a matmul: the saved algorithm when there is one, else cuBLASLt's heuristic. */
+  matmul(
+    handle: Parameters<typeof buildLtMatmul>[0],
+    g: MatmulGeometry,
+    epilogue: MatmulEpilogue,
+    tf32: boolean,
+    maxWorkspace: number,
+  ): LtMatmulBuild {
+    const key = matmulKey(g, epilogue, tf32, maxWorkspace);
+    const choice = this.saved?.matmuls[key];
+    const algo = choice ? { algo: fromB64(choice.algo), workspaceBytes: choice.workspaceBytes } : undefined;
+    let built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, algo);
+    if (choice && built.ok) this.stats.restored++;
+    else {
+      if (choice) built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace);
+      this.stats.chosen++;
+    }
+    if (built.ok) this.matmuls.set(key, built.plan);
+    return built;
+  }
+
+  /** The NVRTC cache for the build's program, holding the package's images. */
+  kernelCache(disk: boolean | string): PackageKernelCache {
+    const saved = new Map<string, SavedKernel>();
+    for (const [id, k] of Object.entries(this.saved?.kernels ?? {})) {
+      const image = this.blobs[k.blob];
+      if (image) saved.set(id, { kind: k.kind, image, loweredNames: k.loweredNames });
+    }
+    this.kernels = new PackageKernelCache(disk, saved);
+    return this.kernels;
+  }
+
+  /** Records the planned engine's memory plan, and whether it is the saved one. */
+  notePlan(plan: EnginePlan): void {
+    const offsets: Record<string, number> = {};
+    for (const [t, o] of plan.memory.offsets) offsets[t] = o;
+    this.memory = { arenaBytes: plan.memory.arenaBytes, offsets };
+    this.steps = plan.steps.length;
+    const s = this.saved?.memory;
+    if (!s) return;
+    const same =
+      s.arenaBytes === plan.memory.arenaBytes &&
+      Object.keys(s.offsets).length === plan.memory.offsets.size &&
+      [...plan.memory.offsets].every(([t, o]) => s.offsets[t] === o);
+    if (!same)
+      this.memoryMismatch = `memory plan differs from the package's (${s.arenaBytes} → ${plan.memory.arenaBytes} arena bytes)`;
+  }
+
+  /** The record and blobs to save (plans as they are now: after tuning, the kept one). */
+  record(): { record: EngineRecord; blobs: Record<string, Uint8Array> } {
+    const convs: Record<string, ConvChoice> = {};
+    for (const [k, p] of this.convs) {
+      const c = p.chosen;
+      if (c) convs[k] = describeConvCandidate(c);
+    }
+    const matmuls: Record<string, MatmulChoice> = {};
+    for (const [k, p] of this.matmuls) matmuls[k] = { algo: b64(p.algo), workspaceBytes: p.workspaceBytes };
+    const kernels: Record<string, KernelChoice> = {};
+    const blobs: Record<string, Uint8Array> = {};
+    for (const [id, k] of this.kernels?.used ?? []) {
+      const blob = `kernels/${id}.${k.kind}`;
+      blobs[blob] = k.image;
+      kernels[id] = { blob, kind: k.kind, loweredNames: k.loweredNames };
+    }
+    return {
+      record: {
+        convs,
+        matmuls,
+        kernels,
+        memory: this.memory ?? { arenaBytes: 0, offsets: {} },
+        steps: this.steps,
+      },
+      blobs,
+    };
+  }
+
+  /** Restored and compiled NVRTC programs. */
+  get kernelStats(): { restored: number; used: number } {
+    return { restored: this.kernels?.restored ?? 0, used: this.kernels?.used.size ?? 0 };
+  }
+}
+
+/** The GPU and library versions engines built now are for. */
+export function currentTarget(device: number): BuildTarget {
+  const info = CudaContext.get(device).info;
+  const [major, minor] = nvrtcVersion();
+  return {
+    backend: "cuda",
+    arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
+    device: info.name,
+    driver: info.driverVersion,
+    cuda: `${major}.${minor}`,
+    cudnn: Cudnn.version(),
+    cublasLt: BlasLt.version(),
+  };
+}
+
+/** One module's engine choices: hands each engine build its saved record, and gathers them all for a save. */
+export class ArtifactRecorder {
+  private readonly engines = new Map<number, EngineChoices>();
+  private readonly saved: LoadedArtifacts | undefined;
+
+  constructor(
+    loaded: LoadedArtifacts | undefined,
+    private readonly device: number,
+    accept: (saved: LoadedArtifacts, current: BuildTarget) => boolean,
+  ) {
+    this.saved = loaded && accept(loaded, currentTarget(device)) ? loaded : undefined;
+  }
+
+  /** Whether saved engines are being reused. */
+  get restoring(): boolean {
+    return this.saved !== undefined;
+  }
+
+  forSegment(index: number): EngineChoices {
+    const record = this.saved?.engines[String(index)] as EngineRecord | undefined;
+    if (this.saved && !record)
+      throw new TorchcError(
+        `${this.saved.origin}: the package has no saved engine for segment ${index} (saved by a different partition?)`,
+        "package.mismatch",
+      );
+    const c = new EngineChoices(record, this.saved?.blobs);
+    this.engines.set(index, c);
+    return c;
+  }
+
+  choicesOf(index: number): EngineChoices | undefined {
+    return this.engines.get(index);
+  }
+
+  save(): SavedArtifacts {
+    const engines: Record<string, EngineRecord> = {};
+    const blobs: Record<string, Uint8Array> = {};
+    for (const [i, c] of this.engines) {
+      const r = c.record();
+      engines[String(i)] = r.record;
+      Object.assign(blobs, r.blobs);
+    }
+    return { builtFor: currentTarget(this.device), engines, blobs };
+  }
+}
