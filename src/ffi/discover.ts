@@ -13,7 +13,8 @@
  *     `ldconfig -p`; the others (the driver, `libcuda.so.1`) are handed to the loader by soname.
  *
  * A library found nowhere is one LibraryMissingError: a one-line message that names it, says how many places
- * were searched and what to do (the driver comes with the NVIDIA driver install, the others with PyTorch), and
+ * were searched and what to do (the driver comes with the NVIDIA driver install; the others from their pip
+ * package, PyTorch's CUDA 13 build, or TORCHC_LIBRARY_PATH), and
  * `searched`, every place in order, which the message lists too when TORCHC_VERBOSE=1.
  */
 import { execFileSync } from "node:child_process";
@@ -189,20 +190,48 @@ export function isDriverLibrary(target: LibraryTarget): boolean {
   return target.files.some((f) => f.startsWith("libcuda.so"));
 }
 
+/**
+ * The pip package that installs a library where discovery looks (site-packages/nvidia/…), by file name. The
+ * CUDA 13 wheels are unsuffixed except cuDNN's; PyTorch's CUDA 13 build depends on all of them.
+ */
+const PIP_PACKAGES: readonly (readonly [RegExp, string])[] = [
+  [/^libcudnn/, "nvidia-cudnn-cu13"],
+  [/^libcublas/, "nvidia-cublas"],
+  [/^libnvrtc/, "nvidia-cuda-nvrtc"],
+  [/^libtorch/, "torch"],
+];
+
+/** What to do about a missing library, in a clause. */
+function adviceFor(target: LibraryTarget): string {
+  const file = target.files[0];
+  if (isDriverLibrary(target))
+    return (
+      `${file} comes with the NVIDIA driver (≥ 580), not with PyTorch or pip: run on a machine with an NVIDIA GPU ` +
+      "and its driver (check nvidia-smi), or use the reference backend (--backend reference) on the CPU"
+    );
+  const pip = PIP_PACKAGES.find(([re]) => re.test(file))?.[1];
+  const install =
+    pip === "torch"
+      ? "install PyTorch built for CUDA 13 (pip install torch --index-url https://download.pytorch.org/whl/cu130)"
+      : pip
+        ? `pip install ${pip} (PyTorch's CUDA 13 build brings it too)`
+        : "install PyTorch built for CUDA 13, which brings it";
+  return `${install}, or set TORCHC_LIBRARY_PATH to the folder that holds ${file}`;
+}
+
 function missingMessage(target: LibraryTarget, tried: readonly string[], verbose: boolean): string {
   const file = target.files[0];
   const failed = tried.find((t) => t.includes("exists but failed to load"));
   // Notes on places that could not be asked ("PyTorch install: skipped …") are listed but are not places.
   const places = tried.filter((t) => !t.startsWith("PyTorch install: ")).length;
+  const listed = verbose ? "listed below" : "TORCHC_VERBOSE=1 lists them";
   const where = failed
     ? `${failed.replace(/^[^:]*: /, "found ")}`
-    : `not found in ${places} places (${verbose ? "listed below" : "TORCHC_VERBOSE=1 lists them"})`;
-  const advice = isDriverLibrary(target)
-    ? `${file} comes with the NVIDIA driver (≥ 580), not with PyTorch: run on a machine with an NVIDIA GPU and its driver ` +
-      "(check nvidia-smi), or use the reference backend (--backend reference) on the CPU"
-    : `set TORCHC_LIBRARY_PATH to the folder that holds ${file}, or install PyTorch with CUDA 13 ` +
-      "(pip install torch) so that its bundled libraries are found";
-  const line = `cannot load ${target.title} (${target.files.join(" or ")}): ${where}; ${advice}`;
+    : `not found in ${places} places (${listed})`;
+  const line =
+    isDriverLibrary(target) && !failed
+      ? `no NVIDIA driver found: ${file} is not in ${places} places (${listed}); ${adviceFor(target)}`
+      : `cannot load ${target.title} (${target.files.join(" or ")}): ${where}; ${adviceFor(target)}`;
   return verbose ? [line, ...tried.map((t, i) => `  ${i + 1}. ${t}`)].join("\n") : line;
 }
 

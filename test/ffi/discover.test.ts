@@ -187,7 +187,7 @@ describe("a missing library", () => {
       /^cannot load cuDNN 9 \(libcudnn\.so\.9\): not found in 10 places \(TORCHC_VERBOSE=1/,
     );
     expect(e.message).toContain("set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
-    expect(e.message).toContain("pip install torch");
+    expect(e.message).toContain("pip install nvidia-cudnn-cu13");
     expect(e.searched).toEqual([
       `TORCHC_LIBRARY_PATH: ${empty}/libcudnn.so.9 (not there)`,
       `PyTorch install (python3): ${sp}/torch/lib/libcudnn.so.9 (not there)`,
@@ -211,14 +211,50 @@ describe("a missing library", () => {
     expect(lines[1]).toBe(`  1. TORCHC_LIBRARY_PATH: ${empty}/libcudnn.so.9 (not there)`);
   });
 
-  it("for the driver says it comes with the NVIDIA driver, not with PyTorch", () => {
+  it("for the driver says no NVIDIA driver was found, and that it comes with the driver, not with PyTorch", () => {
     const e = missing(DRIVER, recorder().load, host({ TORCHC_PYTHON: "none" }));
     expect(e.message).not.toContain("\n");
     // The toolkit's two folders and the loader: the skipped PyTorch install is a note, not a place.
-    expect(e.message).toMatch(/^cannot load the CUDA driver \(libcuda\.so\.1\): not found in 3 places/);
+    expect(e.message).toMatch(
+      /^no NVIDIA driver found: libcuda\.so\.1 is not in 3 places \(TORCHC_VERBOSE=1/,
+    );
     expect(e.message).toContain("libcuda.so.1 comes with the NVIDIA driver");
     expect(e.message).toContain("--backend reference");
     expect(e.message).not.toContain("pip install");
+  });
+
+  it("names the pip package that brings each library, or TORCHC_LIBRARY_PATH", () => {
+    const libs: [LibraryTarget, string][] = [
+      [CUDNN, "pip install nvidia-cudnn-cu13 (PyTorch's CUDA 13 build brings it too)"],
+      [
+        { title: "cuBLASLt", files: ["libcublasLt.so.13", "libcublasLt.so.12"], absolute: true },
+        "pip install nvidia-cublas (PyTorch's CUDA 13 build brings it too)",
+      ],
+      [NVRTC, "pip install nvidia-cuda-nvrtc (PyTorch's CUDA 13 build brings it too)"],
+      [
+        { title: "LibTorch (libtorch_cpu)", files: ["libtorch_cpu.so"], absolute: true },
+        "install PyTorch built for CUDA 13 (pip install torch --index-url https://download.pytorch.org/whl/cu130)",
+      ],
+    ];
+    const empty = dir("advice");
+    for (const [target, advice] of libs) {
+      const e = missing(target, recorder().load, host({ TORCHC_PYTHON: "none", TORCHC_LIBRARY_PATH: empty }));
+      expect(e.message).not.toContain("\n");
+      expect(e.message).toMatch(new RegExp(`^cannot load ${target.title.replace(/[()]/g, "\\$&")} \\(`));
+      expect(e.message).toContain(
+        `; ${advice}, or set TORCHC_LIBRARY_PATH to the folder that holds ${target.files[0]}`,
+      );
+      expect(e.message).not.toContain("NVIDIA driver");
+    }
+  });
+
+  it("says where a driver library that exists failed to load, instead of 'no driver'", () => {
+    const bad = touch("baddriver", "libcuda.so.1");
+    const e = missing(DRIVER, recorder([bad]).load, host({ TORCHC_LIBRARY_PATH: join(root, "baddriver") }));
+    expect(e.message).toMatch(
+      /^cannot load the CUDA driver \(libcuda\.so\.1\): found .*libcuda\.so\.1 \(exists but failed to load/,
+    );
+    expect(e.message).toContain("comes with the NVIDIA driver");
   });
 
   it("names a file that exists but failed to load, with the loader's first line", () => {
