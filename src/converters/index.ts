@@ -22,6 +22,7 @@ import { MISC_CONVERTERS } from "./aten/misc.js";
 import { NORMALIZATION_CONVERTERS } from "./aten/normalization.js";
 import { PADDING_CONVERTERS } from "./aten/padding.js";
 import { POOLING_CONVERTERS } from "./aten/pooling.js";
+import { QUANTIZE_CONVERTERS } from "./aten/quantize.js";
 import { REDUCE_CONVERTERS } from "./aten/reduce.js";
 import { RESIZE_CONVERTERS } from "./aten/resize.js";
 import { SHAPE_CONVERTERS } from "./aten/shape.js";
@@ -72,6 +73,7 @@ export const CONVERTER_TABLES = Object.freeze({
   resize: RESIZE_CONVERTERS,
   misc: MISC_CONVERTERS,
   composite: COMPOSITE_CONVERTERS,
+  quantize: QUANTIZE_CONVERTERS,
 });
 
 /** The registry torchc uses unless a caller builds its own (e.g. with extra or fewer candidates). */

@@ -18,6 +18,7 @@ import { MISC_OPS } from "./misc.js";
 import { NORM_OPS } from "./norm.js";
 import { PAD_OPS } from "./pad.js";
 import { POOL_OPS } from "./pool.js";
+import { QUANTIZE_OPS } from "./quantize.js";
 import { REDUCE_OPS } from "./reduce.js";
 import { RESIZE_OPS } from "./resize.js";
 import { OpArgError } from "./schema.js";
@@ -51,6 +52,7 @@ export const OPS = Object.freeze({
   ...MISC_OPS,
   ...COMPOSITE_OPS,
   ...INPLACE_OPS,
+  ...QUANTIZE_OPS,
 });
 
 export type OpName = keyof typeof OPS;

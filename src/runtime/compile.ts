@@ -15,7 +15,7 @@ import { formatPartitionReport, type Partition, partitionGraph } from "../partit
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
-import { formatTrace, type Trace } from "../passes/rewrite/trace.js";
+import { appendTrace, formatTrace, type Trace } from "../passes/rewrite/trace.js";
 import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
@@ -354,7 +354,7 @@ export async function compile(
   const report: CompileReport = {
     nodesBefore,
     nodesAfter,
-    trace,
+    trace: appendTrace(trace, ...runners.flatMap((r) => (r.trace ? [r.trace] : []))),
     partition: partition.report,
     timings,
     runners: runners.map((r) => r.description),

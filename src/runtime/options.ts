@@ -4,13 +4,15 @@ import type { TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
+import type { QuantPrecision } from "../passes/quantize-insert.js";
+import type { CalibrationOptions } from "./calibration.js";
 import type { LoadedArtifacts } from "./package-artifacts.js";
 import type { Backend } from "./segment-runner.js";
 
 export type BackendName = "reference" | "cuda";
 
 /** Precisions as users spell them (Torch-TensorRT's names and PyTorch's dtype names). */
-export type PrecisionName = "fp32" | "fp16" | "bf16" | Precision;
+export type PrecisionName = "fp32" | "fp16" | "bf16" | Precision | QuantPrecision;
 
 /** compile()'s options; names follow Torch-TensorRT's, camel-cased. */
 export interface CompileOptions {
@@ -18,6 +20,8 @@ export interface CompileOptions {
   readonly inputs?: readonly TensorType[];
   /** Float types kernels may use. Default ["fp32"]. */
   readonly enabledPrecisions?: readonly PrecisionName[];
+  /** int8 / fp8 post-training quantization: calibration data, algorithm and cache (runtime/calibration.ts). */
+  readonly calibration?: CalibrationOptions;
   /** Smallest engine segment worth building; shorter runs of convertible nodes fall back. Default 5. */
   readonly minBlockSize?: number;
   /** Ops that always run in the fallback (`aten.silu.default`). */
@@ -82,9 +86,15 @@ export function normalizePrecisions(names: readonly PrecisionName[] | undefined)
     bf16: "bfloat16",
     bfloat16: "bfloat16",
   };
-  const out = (names ?? ["fp32"]).map((n) => {
+  // int8 / fp8 are applied by calibration (runtime/calibration.ts) before the float precisions below.
+  const floats = (names ?? ["fp32"]).filter((n) => n !== "int8" && n !== "fp8");
+  const out = floats.map((n) => {
     const p = map[n];
-    if (!p) throw new TorchcError(`unknown precision '${n}' (use fp32, fp16 or bf16)`, "options.precision");
+    if (!p)
+      throw new TorchcError(
+        `unknown precision '${n}' (use fp32, fp16, bf16, int8 or fp8)`,
+        "options.precision",
+      );
     return p;
   });
   if (!out.includes("float32")) out.push("float32");

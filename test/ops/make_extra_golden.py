@@ -9,6 +9,7 @@ After adding ops, refresh the name list and rerun on a machine with torch 2.11:
 """
 import base64, json, sys
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
 torch.manual_seed(0)
 here = sys.argv[1] if len(sys.argv) > 1 else "test/ops"
@@ -200,9 +201,9 @@ json.dump({"torch": torch.__version__, "cases": cases}, open(f"{out_dir}/extra-g
 
 schemas = {}
 for name in open(f"{here}/op-names.txt").read().split():
-    _, base, ov = name.split(".")
+    ns, base, ov = name.split(".")
     try:
-        schemas[name] = str(getattr(getattr(torch.ops.aten, base), ov)._schema)
+        schemas[name] = str(getattr(getattr(getattr(torch.ops, ns), base), ov)._schema)
     except Exception:
         schemas[name] = None
 json.dump({"torch": torch.__version__, "schemas": schemas}, open(f"{out_dir}/torch-schemas.json", "w"), indent=0)

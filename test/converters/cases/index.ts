@@ -16,6 +16,7 @@ import { MISC_CASES } from "./misc.js";
 import { NORMALIZATION_CASES } from "./normalization.js";
 import { PADDING_CASES } from "./padding.js";
 import { POOLING_CASES } from "./pooling.js";
+import { QUANTIZE_CASES } from "./quantize.js";
 import { REDUCE_CASES } from "./reduce.js";
 import { RESIZE_CASES } from "./resize.js";
 import { SHAPE_CASES } from "./shape.js";
@@ -83,6 +84,7 @@ const FUNCTIONAL_CASES: readonly CaseSpec[] = [
   ...PADDING_CASES,
   ...RESIZE_CASES,
   ...MISC_CASES,
+  ...QUANTIZE_CASES,
 ];
 
 export const ALL_CASES: readonly CaseSpec[] = [...FUNCTIONAL_CASES, ...inplaceCases(FUNCTIONAL_CASES)];
