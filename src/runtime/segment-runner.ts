@@ -2,6 +2,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
+import type { Trace } from "../passes/rewrite/trace.js";
 import type { ExecutionContext } from "./execution.js";
 import type { SavedArtifacts } from "./package-artifacts.js";
 
@@ -12,6 +13,8 @@ export interface SegmentRunner {
   readonly description: string;
   run(values: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>>;
   dispose?(): void | Promise<void>;
+  /** Rewrites made while the runner was built (the LibTorch lowering); compile() appends them to its trace. */
+  readonly trace?: Trace;
 }
 
 /** How a backend turns segments into runners. */

@@ -10,11 +10,13 @@ import { numel, tensorFromNumbers } from "../../ir/tensor.js";
 import { normAxes } from "../../ops/composite.js";
 import { type Emitter, lowerAddc, lowerVectorNorm, numberFor } from "../../ops/composite-lowering.js";
 import { getOp } from "../../ops/index.js";
-import { type RewriteContext, refuse, tensorArg as t } from "./rewrite-context.js";
+import type { Rule } from "../../passes/rewrite/rule.js";
+import { type LoweringContext, loweringRule } from "./lowering-rule.js";
+import { refuse, tensorArg as t } from "./rewrite-context.js";
 
 /** The emitter over fallback ops: every call is one emitted (and further lowered) aten node. */
-export function fallbackEmitter(cx: RewriteContext, rule: string): Emitter<string> {
-  const emit = (op: string, args: Record<string, Arg>) => cx.emit(rule, op, args)[0];
+export function fallbackEmitter(cx: LoweringContext): Emitter<string> {
+  const emit = (op: string, args: Record<string, Arg>) => cx.emit(op, args)[0];
   const ints = (value: readonly number[]): Arg => ({ kind: "ints", value: [...value] });
   const reduceArgs = (v: string, axes: readonly number[], keepdim: boolean): Record<string, Arg> => ({
     self: t(v),
@@ -46,72 +48,64 @@ export function fallbackEmitter(cx: RewriteContext, rule: string): Emitter<strin
         dtype: { kind: "dtype", value: dtype },
       }),
     cast: (v, dtype) => emit("aten._to_copy.default", { self: t(v), dtype: { kind: "dtype", value: dtype } }),
-    constant: (tensor) => {
-      const name = cx.fresh(`${cx.source.name}_const`);
-      cx.bindConstant(name, tensor);
-      return name;
-    },
+    constant: (tensor) => cx.constant(`${cx.source.name}_const`, tensor),
     linear: (x, w) => {
-      const name = cx.fresh(`${cx.source.name}_weight`);
-      cx.bindConstant(name, w);
+      const name = cx.constant(`${cx.source.name}_weight`, w);
       return emit("aten.linear.default", { input: t(x), weight: t(name), bias: { kind: "none" } });
     },
     choose: (mask, x, y) => {
-      const m = cx.fresh(`${cx.source.name}_mask`);
-      cx.bindConstant(m, mask);
+      const m = cx.constant(`${cx.source.name}_mask`, mask);
       return emit("aten.where.self", { condition: t(m), self: t(x), other: t(y) });
     },
     take: (v, positions, shape) => {
       const n = numel(cx.typeOf(v).shape);
       const flat = emit("aten.reshape.default", { self: t(v), shape: ints([n]) });
-      const idx = cx.fresh(`${cx.source.name}_index`);
-      cx.bindConstant(idx, tensorFromNumbers("int64", shape, positions));
+      const idx = cx.constant(`${cx.source.name}_index`, tensorFromNumbers("int64", shape, positions));
       return emit("aten.index.Tensor", { self: t(flat), indices: { kind: "tensors", names: [idx] } });
     },
   };
 }
 
-function bind(cx: RewriteContext, rule: string, v: string, node: Node): void {
+function bind(cx: LoweringContext, rule: string, v: string, node: Node): void {
   const want = cx.typeOf(node.outputs[0]);
   const got = cx.typeOf(v);
   if (got.dtype !== want.dtype || got.shape.join() !== want.shape.join())
     refuse(`${rule} gave ${got.dtype}[${got.shape}] for ${want.dtype}[${want.shape}]`);
-  cx.emit(rule, "aten.alias.default", { self: t(v) }, node.outputs);
+  cx.emit("aten.alias.default", { self: t(v) }, node.outputs);
 }
 
-export interface CompositeRewrite {
-  readonly reason: string;
-  readonly rewrite: (node: Node, cx: RewriteContext) => void;
-}
-
-function addc(divide: boolean): CompositeRewrite {
-  return {
-    reason: `value is a Scalar: → add(self, ${divide ? "div" : "mul"}(mul(tensor1, c(value)), tensor2)), ATen's order of evaluation`,
-    rewrite: (node, cx) => {
+function addc(divide: boolean): Rule {
+  const name = divide ? "addcdiv" : "addcmul";
+  return loweringRule({
+    name: `${name} → mul/div + add`,
+    doc: `value is a Scalar: → add(self, ${divide ? "div" : "mul"}(mul(tensor1, c(value)), tensor2)), ATen's order of evaluation`,
+    ops: `aten.${name}.default`,
+    lower: (node, cx) => {
       const a = getOp(node.op)!.parse(node.args) as {
         self: string;
         tensor1: string;
         tensor2: string;
         value: { value: number };
       };
-      const rule = `${node.op.split(".")[1]} → mul/div + add`;
-      const e = fallbackEmitter(cx, rule);
+      const rule = `${name} → mul/div + add`;
+      const e = fallbackEmitter(cx);
       const out = cx.typeOf(node.outputs[0]).dtype;
       const [s, t1, t2] = [a.self, a.tensor1, a.tensor2].map((x) =>
         cx.typeOf(x).dtype === out ? x : e.cast(x, out),
       );
       bind(cx, rule, lowerAddc(e, s, t1, t2, Number(a.value.value), divide), node);
     },
-  };
+  });
 }
 
-export const COMPOSITE_REWRITES: Readonly<Record<string, CompositeRewrite>> = {
-  "aten.addcmul.default": addc(false),
-  "aten.addcdiv.default": addc(true),
-  "aten.linalg_vector_norm.default": {
-    reason:
-      "ord is a Scalar: → sqrt(sum(x·x)) / sum(|x|) / amax(|x|) / amin(|x|) / count of nonzeros / sum(|x|^p)^(1/p)",
-    rewrite: (node, cx) => {
+export const COMPOSITE_RULES: readonly Rule[] = [
+  addc(false),
+  addc(true),
+  loweringRule({
+    name: "linalg_vector_norm → reductions",
+    doc: "ord is a Scalar: → sqrt(sum(x·x)) / sum(|x|) / amax(|x|) / amin(|x|) / count of nonzeros / sum(|x|^p)^(1/p)",
+    ops: "aten.linalg_vector_norm.default",
+    lower: (node, cx) => {
       const a = getOp(node.op)!.parse(node.args) as {
         self: string;
         ord: number;
@@ -121,12 +115,7 @@ export const COMPOSITE_REWRITES: Readonly<Record<string, CompositeRewrite>> = {
       };
       const rule = "linalg_vector_norm → reductions";
       const axes = normAxes(node.op, a.dim, cx.typeOf(a.self).shape.length);
-      bind(
-        cx,
-        rule,
-        lowerVectorNorm(fallbackEmitter(cx, rule), a.self, a.ord, axes, a.keepdim, a.dtype),
-        node,
-      );
+      bind(cx, rule, lowerVectorNorm(fallbackEmitter(cx), a.self, a.ord, axes, a.keepdim, a.dtype), node);
     },
-  },
-};
+  }),
+];

@@ -6,19 +6,19 @@
  * and each run gets its own tensor.
  */
 import type { TensorType } from "../../ir/graph.js";
-import { type RewriteContext, tensorArg } from "./rewrite-context.js";
+import type { LoweringContext } from "./lowering-rule.js";
+import { tensorArg } from "./rewrite-context.js";
 
 export function emitFilled(
-  cx: RewriteContext,
-  rule: string,
+  cx: LoweringContext,
   value: number,
   type: TensorType,
   outputs: readonly string[],
 ): void {
   const c = cx.scalarConstant(value, type.dtype);
-  const [e] = cx.emit(rule, "aten.expand.default", {
+  const [e] = cx.emit("aten.expand.default", {
     self: tensorArg(c),
     size: { kind: "ints", value: [...type.shape] },
   });
-  cx.emit(rule, "aten.clone.default", { self: tensorArg(e) }, outputs);
+  cx.emit("aten.clone.default", { self: tensorArg(e) }, outputs);
 }

@@ -12,19 +12,18 @@ export {
   type Unsupported,
 } from "./encoded-arg.js";
 export { TorchFallbackError } from "./errors.js";
-export { OP_REWRITES } from "./op-rewrites.js";
+export { libtorchLowering } from "./lowering-rules.js";
 export { planDispatch, SHIM_OPS } from "./plan-dispatch.js";
 export {
   type FallbackPlan,
   type FallbackPlanOptions,
-  lowerNode,
   type PlanOutput,
   type PlanStep,
   planFallback,
   planFallbackOrThrow,
   type UnsupportedNode,
 } from "./plan-segment.js";
-export { wrappedDtype } from "./rewrite-context.js";
+export { LIBTORCH_LOWERING, wrappedDtype } from "./rewrite-context.js";
 export {
   createTorchEnv,
   createTorchFallbackRunner,
@@ -35,4 +34,3 @@ export {
   type TorchFallbackEnv,
   type TorchFallbackRunner,
 } from "./runner.js";
-export { SCALAR_REWRITES, type ScalarRewrite } from "./scalar-rewrites.js";

@@ -6,14 +6,15 @@
  */
 import type { DType } from "../../ir/dtype.js";
 import type { Arg, Node } from "../../ir/graph.js";
+import type { LoweringContext } from "./lowering-rule.js";
 import { callSchema } from "./op-schema.js";
-import { type RewriteContext, scalarOf, tensorArg, wrappedDtype } from "./rewrite-context.js";
+import { scalarOf, tensorArg, wrappedDtype } from "./rewrite-context.js";
 
 /** Arguments that select rather than compute (a condition or mask): they do not decide the compute dtype. */
 const SELECTORS = new Set(["condition", "mask"]);
 
 /** The dtype a number in `node` is promoted against: another tensor operand's, else the node's result. */
-export function referenceDtype(node: Node, cx: RewriteContext, except?: string): DType {
+export function referenceDtype(node: Node, cx: LoweringContext, except?: string): DType {
   const found = callSchema(node.op);
   for (const s of "schema" in found ? found.schema : []) {
     if (s.name === except || SELECTORS.has(s.name) || !s.type.startsWith("Tensor")) continue;
@@ -24,14 +25,14 @@ export function referenceDtype(node: Node, cx: RewriteContext, except?: string):
 }
 
 /** A 0-d constant standing for the number in `a` next to `node`'s other operands; its value name. */
-export function numberConstant(node: Node, cx: RewriteContext, a: Arg, except?: string): string | undefined {
+export function numberConstant(node: Node, cx: LoweringContext, a: Arg, except?: string): string | undefined {
   const s = scalarOf(a);
   if (!s) return undefined;
   return cx.scalarConstant(s.value, wrappedDtype(s.kind, referenceDtype(node, cx, except)));
 }
 
 /** `node` with every number in a Tensor/Tensor? slot replaced by a 0-d constant, or undefined if it has none. */
-export function replaceNumberOperands(node: Node, cx: RewriteContext): Node | undefined {
+export function replaceNumberOperands(node: Node, cx: LoweringContext): Node | undefined {
   const def = callSchema(node.op);
   if (!("schema" in def)) return undefined;
   let args: Record<string, Arg> | undefined;

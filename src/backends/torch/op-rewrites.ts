@@ -7,13 +7,10 @@
 import type { Arg, Node } from "../../ir/graph.js";
 import { functionalVariant, getOp, inferNode, withDefaults } from "../../ops/index.js";
 import { MUTATED_ARG } from "../../ops/inplace.js";
+import { type Rule, ruleSet } from "../../passes/rewrite/rule.js";
 import { emitFilled } from "./filled.js";
-import { type RewriteContext, refuse, tensorArg } from "./rewrite-context.js";
-
-export interface OpRewrite {
-  readonly reason: string;
-  readonly rewrite: (node: Node, cx: RewriteContext) => void;
-}
+import { type LoweringContext, loweringRule } from "./lowering-rule.js";
+import { refuse, tensorArg } from "./rewrite-context.js";
 
 function arg(node: Node, name: string): Arg {
   return withDefaults(node.op, node.args)[name];
@@ -26,82 +23,90 @@ function selfName(node: Node, name = "self"): string {
 }
 
 /** `to` without a device move: a cast (or the tensor itself when no dtype is given). */
-function castOrAlias(node: Node, cx: RewriteContext, dtype: Arg, copy: Arg | undefined, rule: string): void {
+function castOrAlias(node: Node, cx: LoweringContext): void {
+  const dtype = arg(node, "dtype");
+  const copy = arg(node, "copy");
   const self = tensorArg(selfName(node));
   const copying = copy?.kind === "bool" && copy.value;
   if (dtype.kind === "none") {
-    cx.emit(rule, copying ? "aten.clone.default" : "aten.alias.default", { self }, node.outputs);
+    cx.emit(copying ? "aten.clone.default" : "aten.alias.default", { self }, node.outputs);
     return;
   }
-  cx.emit(rule, "aten.to.dtype", { self, dtype, ...(copy ? { copy } : {}) }, node.outputs);
+  cx.emit("aten.to.dtype", { self, dtype, ...(copy ? { copy } : {}) }, node.outputs);
 }
 
-/** Factories with no tensor input take their device from a Device argument, which cannot be encoded. */
-function filledWith(value: number): OpRewrite {
-  return {
-    reason:
-      "no tensor input to take a device from: clone(expand(0-d GPU constant, shape)) of the static output type",
-    rewrite: (node, cx) =>
-      emitFilled(cx, `${node.op}→filled`, value, cx.typeOf(node.outputs[0]), node.outputs),
-  };
-}
-
-export const OP_REWRITES: Readonly<Record<string, OpRewrite>> = {
-  "aten.zeros.default": filledWith(0),
-  "aten.ones.default": filledWith(1),
-  // Its contents are undefined: zeros are as good as any.
-  "aten.empty.memory_format": filledWith(0),
-  "aten._assert_tensor_metadata.default": {
-    reason:
-      "an export-time assertion with no result; its device and strides describe the exporting process, not this GPU",
-    rewrite: () => {},
-  },
-  "aten.to.device": {
-    reason:
-      "the segment runs on one GPU: moving to a device is only a cast (the Device argument cannot be encoded)",
-    rewrite: (node, cx) => castOrAlias(node, cx, arg(node, "dtype"), arg(node, "copy"), "to.device→to.dtype"),
-  },
-  "aten.to.prim_Device": {
-    reason:
-      "a TorchScript-only overload (not in the c10 dispatcher); on one GPU it is a cast or the tensor itself",
-    rewrite: (node, cx) =>
-      castOrAlias(node, cx, arg(node, "dtype"), arg(node, "copy"), "to.prim_Device→to.dtype"),
-  },
-  "aten.to.prim_dtype": {
-    reason: "a TorchScript-only overload (not in the c10 dispatcher); `to.dtype` computes the same",
-    rewrite: (node, cx) =>
-      castOrAlias(node, cx, arg(node, "dtype"), arg(node, "copy"), "to.prim_dtype→to.dtype"),
-  },
-  "aten._scaled_dot_product_flash_attention_for_cpu.default": {
-    reason: "a CPU-only kernel",
-    rewrite: () => refuse("aten._scaled_dot_product_flash_attention_for_cpu has no CUDA kernel"),
-  },
+/** The fill value of factories with no tensor input (empty's contents are undefined: zeros are as good). */
+const FACTORY_FILL: Readonly<Record<string, number>> = {
+  "aten.zeros.default": 0,
+  "aten.ones.default": 1,
+  "aten.empty.memory_format": 0,
 };
+
+export const OP_RULES: readonly Rule[] = ruleSet(
+  loweringRule({
+    name: "factory→filled",
+    doc: "no tensor input to take a device from (the Device argument cannot be encoded): clone(expand(0-d GPU constant, shape)) of the static output type",
+    ops: Object.keys(FACTORY_FILL),
+    lower: (node, cx) => emitFilled(cx, FACTORY_FILL[node.op], cx.typeOf(node.outputs[0]), node.outputs),
+  }),
+  loweringRule({
+    name: "drop _assert_tensor_metadata",
+    doc: "an export-time assertion with no result; its device and strides describe the exporting process, not this GPU",
+    ops: "aten._assert_tensor_metadata.default",
+    lower: () => {},
+  }),
+  loweringRule({
+    name: "to.device→to.dtype",
+    doc: "the segment runs on one GPU: moving to a device is only a cast (the Device argument cannot be encoded)",
+    ops: "aten.to.device",
+    lower: castOrAlias,
+  }),
+  loweringRule({
+    name: "to.prim_Device→to.dtype",
+    doc: "a TorchScript-only overload (not in the c10 dispatcher); on one GPU it is a cast or the tensor itself",
+    ops: "aten.to.prim_Device",
+    lower: castOrAlias,
+  }),
+  loweringRule({
+    name: "to.prim_dtype→to.dtype",
+    doc: "a TorchScript-only overload (not in the c10 dispatcher); `to.dtype` computes the same",
+    ops: "aten.to.prim_dtype",
+    lower: castOrAlias,
+  }),
+  loweringRule({
+    name: "refuse CPU-only flash attention",
+    doc: "a CPU-only kernel",
+    ops: "aten._scaled_dot_product_flash_attention_for_cpu.default",
+    lower: () => refuse("aten._scaled_dot_product_flash_attention_for_cpu has no CUDA kernel"),
+  }),
+);
 
 /**
  * An in-place node as its functional op, cast back to the mutated tensor's dtype where the functional result
- * differs (in-place ops compute into `self`). Returns false for functional nodes.
+ * differs (in-place ops compute into `self`).
  */
-export function functionalize(node: Node, cx: RewriteContext): boolean {
-  const functional = functionalVariant(node.op);
-  if (!functional) return false;
-  const def = getOp(functional);
-  if (!def) refuse(`${functional} is not in the op table`);
-  const first = def.schema[0].name;
-  const args: Record<string, Arg> = {};
-  for (const [k, v] of Object.entries(node.args)) args[k === MUTATED_ARG ? first : k] = v;
-  const [result] = inferNode({ ...node, op: functional, args }, (n) => cx.typeOf(n));
-  const want = cx.typeOf(node.outputs[0]);
-  if (result.dtype === want.dtype) {
-    cx.emit("functionalize", functional, args, node.outputs);
-  } else {
-    const [t] = cx.emit("functionalize", functional, args);
-    cx.emit(
-      "functionalize (cast to self's dtype)",
-      "aten.to.dtype",
-      { self: tensorArg(t), dtype: { kind: "dtype", value: want.dtype } },
-      node.outputs,
-    );
-  }
-  return true;
-}
+export const FUNCTIONALIZE: Rule = loweringRule({
+  name: "functionalize",
+  doc: "in-place op → its functional op (the runner rebinds the mutated value), cast back to self's dtype where they differ",
+  lower: (node, cx) => {
+    const functional = functionalVariant(node.op);
+    if (!functional) return false;
+    const def = getOp(functional);
+    if (!def) refuse(`${functional} is not in the op table`);
+    const first = def.schema[0].name;
+    const args: Record<string, Arg> = {};
+    for (const [k, v] of Object.entries(node.args)) args[k === MUTATED_ARG ? first : k] = v;
+    const [result] = inferNode({ ...node, op: functional, args }, (n) => cx.typeOf(n));
+    const want = cx.typeOf(node.outputs[0]);
+    if (result.dtype === want.dtype) {
+      cx.emit(functional, args, node.outputs);
+    } else {
+      const [t] = cx.emit(functional, args);
+      cx.emit(
+        "aten.to.dtype",
+        { self: tensorArg(t), dtype: { kind: "dtype", value: want.dtype } },
+        node.outputs,
+      );
+    }
+  },
+});

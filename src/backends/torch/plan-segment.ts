@@ -1,22 +1,20 @@
 /**
- * Plans a whole fallback segment for LibTorch: every node is lowered (op rewrites, in-place → functional,
- * numbers in Tensor slots → 0-d constants, Scalar rewrites, convolutions with TF32 off) and then planned with
- * planDispatch. Pure: the result names the constants to upload and the dispatcher calls to make, in order.
+ * Plans a whole fallback segment for LibTorch: every node is lowered by the rule set `libtorch-lowering`
+ * (lowering-rules.ts: op rewrites, in-place → functional, numbers in Tensor slots → 0-d constants, Scalar
+ * rewrites, convolutions with TF32 off) and then planned with planDispatch. Pure: the result names the constants to upload and the dispatcher calls to make, in order.
  * Every node that cannot be run is reported with its location and reason, before any native call.
  */
 import { TorchcError, UnsupportedOpError } from "../../errors.js";
 import type { Graph, Node, TensorType } from "../../ir/graph.js";
 import { formatLocation, renameNodeInputs } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
-import { getOp, mutatedValue } from "../../ops/index.js";
-import { convolutionWithTf32 } from "./conv-precision.js";
+import { mutatedValue } from "../../ops/index.js";
+import type { Trace } from "../../passes/rewrite/trace.js";
 import type { DispatchPlan } from "./encoded-arg.js";
 import { isUnsupported } from "./encoded-arg.js";
-import { replaceNumberOperands } from "./number-operands.js";
-import { functionalize, OP_REWRITES } from "./op-rewrites.js";
+import { libtorchLowering } from "./lowering-rules.js";
 import { planDispatch } from "./plan-dispatch.js";
-import { type RewriteContext, RewriteRefused, SegmentRewriter } from "./rewrite-context.js";
-import { SCALAR_REWRITES } from "./scalar-rewrites.js";
+import { RewriteRefused, SegmentRewriter } from "./rewrite-context.js";
 
 export interface FallbackPlanOptions {
   /** Let cuDNN convolutions use TF32 (PyTorch's default). Off by default: fp32 results within 1e-4 of CPU. */
@@ -48,43 +46,13 @@ export interface FallbackPlan {
   readonly inputs: readonly { name: string; type: TensorType }[];
   readonly weights: readonly string[];
   readonly outputs: readonly PlanOutput[];
+  /** Every lowering rule that fired (the `libtorch-lowering` pass), for `--trace-passes`. */
+  readonly trace: Trace;
 }
 
 export interface UnsupportedNode {
   readonly node: Node;
   readonly reason: string;
-}
-
-/** The per-node lowering pipeline; each stage either handles the node (emitting replacements) or passes. */
-export function lowerNode(node: Node, cx: RewriteContext): void {
-  const op = OP_REWRITES[node.op];
-  if (op) {
-    op.rewrite(node, cx);
-    return;
-  }
-  if (functionalize(node, cx)) return;
-  const replaced = replaceNumberOperands(node, cx);
-  if (replaced) {
-    // an op outside the catalogue has no type inference: it keeps the graph's output types as it is
-    if (getOp(replaced.op))
-      cx.emit("numbers in Tensor slots → 0-d constants", replaced.op, replaced.args, replaced.outputs);
-    else cx.keep("numbers in Tensor slots → 0-d constants", replaced);
-    return;
-  }
-  const scalar = SCALAR_REWRITES[node.op];
-  if (scalar) {
-    scalar.rewrite(node, cx);
-    return;
-  }
-  const conv = convolutionWithTf32(node, cx.allowTf32, (n) => cx.typeOf(n));
-  if (conv) {
-    cx.keep(
-      cx.allowTf32 ? "convolution → _convolution" : "convolution → _convolution(allow_tf32=False)",
-      conv,
-    );
-    return;
-  }
-  cx.keep("", node);
 }
 
 /** Plans `graph` (a segment's standalone graph), or lists every node that cannot run on LibTorch. */
@@ -98,7 +66,7 @@ export function planFallback(
     ...Object.keys(graph.weights),
     ...graph.nodes.map((n) => n.name),
   ];
-  const rw = new SegmentRewriter((n) => graph.values[n], used, opts.allowTf32 === true, lowerNode);
+  const rw = new SegmentRewriter((n) => graph.values[n], used, libtorchLowering(opts.allowTf32 === true));
   // In-place ops: later readers of the mutated value (and of earlier results aliasing it) see the new result.
   const rename = new Map<string, string>();
   const aliases = new Map<string, Set<string>>();
@@ -138,6 +106,7 @@ export function planFallback(
       value: rename.get(name) ?? name,
       type: graph.values[name],
     })),
+    trace: rw.trace(),
   };
 }
 

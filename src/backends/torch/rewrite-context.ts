@@ -1,14 +1,20 @@
 /**
- * What a rewrite rule sees while it lowers one node for the LibTorch fallback: value types (the graph's and
- * those of values it made), fresh names, 0-d constants, and `emit` to add a node that is lowered again (so a
- * rule may produce ops that other rules rewrite further) or `keep` to add one as it is.
+ * How the LibTorch fallback lowers a segment: each node is rewritten to a fixed point by the rule set
+ * `libtorch-lowering` (lowering-rules.ts) in the rewrite engine of src/passes, on a graph of that node alone
+ * (in-place rebinding between nodes is planFallback's). The rules' firings go to a trace like the pipeline's.
+ * Also the number helpers the rules share: a Python number's kind and the dtype PyTorch computes it in.
  */
 import { TorchcError } from "../../errors.js";
 import type { DType } from "../../ir/dtype.js";
 import { isFloating } from "../../ir/dtype.js";
-import type { Arg, Node, TensorType } from "../../ir/graph.js";
-import { scalarTensor, type Tensor } from "../../ir/tensor.js";
-import { inferNode } from "../../ops/index.js";
+import type { Arg, Graph, Node, TensorType } from "../../ir/graph.js";
+import type { Tensor } from "../../ir/tensor.js";
+import { readsOf } from "../../passes/graph-reads.js";
+import { rewriteToFixedPoint } from "../../passes/rewrite/driver.js";
+import type { RuleSet } from "../../passes/rewrite/rule.js";
+import { type Trace, TraceRecorder } from "../../passes/rewrite/trace.js";
+
+export { tensorArg } from "../../ir/graph.js";
 
 /** A rule cannot lower this node; the reason reaches the user with the node's location. */
 export class RewriteRefused extends Error {}
@@ -49,110 +55,93 @@ export interface LoweredNode {
   readonly node: Node;
   /** The graph node it came from. */
   readonly source: Node;
-  /** Rules applied on the way, outermost first. */
+  /** The rules that fired while its source node was lowered, in order. */
   readonly rules: readonly string[];
 }
 
-export interface RewriteContext {
-  readonly source: Node;
-  /** Options of the plan (TF32 for convolutions). */
-  readonly allowTf32: boolean;
-  typeOf(name: string): TensorType;
-  /** A name no value uses yet. */
-  fresh(base: string): string;
-  /** A 0-d constant tensor (uploaded once when the runner is built); returns its value name. */
-  scalarConstant(value: number, dtype: DType): string;
-  /** Adds a node and lowers it again; returns its output names (fresh ones unless given). */
-  emit(rule: string, op: string, args: Record<string, Arg>, outputs?: readonly string[]): string[];
-  /** Adds a node exactly as given (no further rewriting). */
-  keep(rule: string, node: Node): void;
-  /** Binds `output` to the constant tensor `t` (the node computes nothing at run time). */
-  bindConstant(output: string, t: Tensor): void;
+/** The name of the fallback's rule set in traces (`torchc compile --trace-passes`). */
+export const LIBTORCH_LOWERING = "libtorch-lowering";
+
+/** Rewrites of one node that keep firing are a bug in the rule set; a node never needs this many. */
+const MAX_REWRITES_PER_NODE = 1000;
+
+/** A graph of `node` alone: what it reads are inputs, its outputs are outputs. */
+function nodeGraph(node: Node, typeOf: (name: string) => TensorType): Graph {
+  const inputs = [...new Set(readsOf(node))];
+  const values: Record<string, TensorType> = {};
+  for (const v of [...inputs, ...node.outputs]) values[v] = typeOf(v);
+  return { inputs, outputs: [...node.outputs], nodes: [node], values, weights: {} };
 }
 
-export function tensorArg(name: string): Arg {
-  return { kind: "tensor", name };
-}
-
-export const MAX_REWRITE_DEPTH = 8;
-
-/** Collects the lowered nodes and constants of one segment; `lowerOne` is the per-node pipeline. */
+/** Lowers the nodes of one segment with a rule set; collects the lowered nodes, constants and the trace. */
 export class SegmentRewriter {
   readonly nodes: LoweredNode[] = [];
   readonly constants: Record<string, Tensor> = {};
-  private readonly types = new Map<string, TensorType>();
   private readonly used: Set<string>;
-  private counter = 0;
-  private root: Node | undefined;
+  private readonly recorder = new TraceRecorder();
+  private lowered = 0;
+  private ms = 0;
 
   constructor(
     private readonly graphType: (name: string) => TensorType | undefined,
     usedNames: Iterable<string>,
-    readonly allowTf32: boolean,
-    private readonly lowerOne: (node: Node, cx: RewriteContext) => void,
+    private readonly rules: RuleSet,
   ) {
     this.used = new Set(usedNames);
   }
 
   typeOf(name: string): TensorType {
-    const t = this.types.get(name) ?? this.graphType(name);
+    const t = this.graphType(name);
     if (!t) throw new TorchcError(`LibTorch fallback: value '${name}' has no type`, "graph.undefined-value");
     return t;
   }
 
-  fresh(base: string): string {
-    let name = base;
-    while (this.used.has(name)) name = `${base}_${++this.counter}`;
-    this.used.add(name);
-    return name;
-  }
-
-  /** Lowers one graph node; throws RewriteRefused when no rule can make it dispatchable. */
+  /** Lowers one graph node; throws RewriteRefused (or a TorchcError) when it cannot be made dispatchable. */
   lower(node: Node): void {
-    this.root = node;
-    this.lowerAt(node, [], 0);
+    const start = performance.now();
+    const first = this.recorder.size;
+    this.lowered++;
+    try {
+      const g = rewriteToFixedPoint(
+        nodeGraph(node, (n) => this.typeOf(n)),
+        this.rules,
+        {
+          pass: LIBTORCH_LOWERING,
+          trace: this.recorder,
+          maxSteps: MAX_REWRITES_PER_NODE,
+          reservedNames: (n) => this.used.has(n),
+        },
+      );
+      const rules = this.recorder.since(first).map((e) => e.rule);
+      for (const n of g.nodes) {
+        this.nodes.push({ node: n, source: node, rules });
+        this.used.add(n.name);
+        for (const o of n.outputs) this.used.add(o);
+      }
+      for (const [name, w] of Object.entries(g.weights)) {
+        this.constants[name] = w.tensor;
+        this.used.add(name);
+      }
+    } finally {
+      this.ms += performance.now() - start;
+    }
   }
 
-  private lowerAt(node: Node, rules: readonly string[], depth: number): void {
-    if (depth > MAX_REWRITE_DEPTH) refuse(`rewrites of ${node.op} did not settle`);
-    const root = this.root ?? node;
-    const cx: RewriteContext = {
-      source: root,
-      allowTf32: this.allowTf32,
-      typeOf: (n) => this.typeOf(n),
-      fresh: (b) => this.fresh(b),
-      scalarConstant: (value, dtype) => this.addConstant(scalarTensor(dtype, value), `${root.name}_c`),
-      emit: (rule, op, args, outputs) => {
-        const made: Node = {
-          name: this.fresh(`${root.name}_${op.split(".")[1] ?? "op"}`),
-          op,
-          args,
-          outputs: [],
-          meta: root.meta,
-        };
-        const types = inferNode(made, (n) => this.typeOf(n));
-        const outs = outputs ? [...outputs] : types.map(() => this.fresh(`${root.name}_v`));
-        outs.forEach((o, i) => {
-          if (o !== "" && !this.graphType(o) && types[i]) this.types.set(o, types[i]);
-        });
-        this.lowerAt({ ...made, outputs: outs }, [...rules, rule], depth + 1);
-        return outs;
-      },
-      keep: (rule, n) => {
-        this.nodes.push({ node: n, source: root, rules: rule ? [...rules, rule] : [...rules] });
-      },
-      bindConstant: (output, t) => {
-        this.constants[output] = t;
-        if (!this.graphType(output)) this.types.set(output, { dtype: t.dtype, shape: t.shape });
-      },
-    };
-    this.lowerOne(node, cx);
-  }
-
-  private addConstant(t: Tensor, base: string): string {
-    const name = this.fresh(base);
-    this.constants[name] = t;
-    this.types.set(name, { dtype: t.dtype, shape: t.shape });
-    return name;
+  /** Every rule that fired, as one run of the `libtorch-lowering` pass. */
+  trace(): Trace {
+    const recorded = this.recorder.snapshot();
+    return Object.freeze({
+      entries: recorded.entries,
+      passes: Object.freeze([
+        Object.freeze({
+          pass: LIBTORCH_LOWERING,
+          firstEntry: 0,
+          nodesBefore: this.lowered,
+          nodesAfter: this.nodes.length,
+          changes: recorded.entries.length,
+          ms: this.ms,
+        }),
+      ]),
+    });
   }
 }

@@ -21,6 +21,7 @@ import { DTYPE_BYTES } from "../../ir/dtype.js";
 import type { TensorType } from "../../ir/graph.js";
 import { allocData, formatShape, numel, type Tensor, tensorBytes } from "../../ir/tensor.js";
 import type { Segment } from "../../partition/segment.js";
+import type { Trace } from "../../passes/rewrite/trace.js";
 import { gather, type SegmentRunner } from "../../runtime/segment-runner.js";
 import { CudaContext } from "../cuda/device/context.js";
 import { LibTorch, NativeCallError } from "../cuda/device/libtorch.js";
@@ -151,6 +152,11 @@ class Runner implements TorchFallbackRunner {
   private readonly releaseAfter: string[][];
   private readonly deviceIndex: number;
   private disposed = false;
+
+  /** The rules that lowered the segment for LibTorch (appended to the compile report's trace). */
+  get trace(): Trace {
+    return this.plan.trace;
+  }
 
   constructor(
     readonly segment: Segment,

@@ -11,6 +11,11 @@ export interface RewriteOptions {
   readonly trace?: TraceRecorder;
   /** Most rewrites before giving up (a rule set that never settles is a bug). Default: 10 000 + 20 per node. */
   readonly maxSteps?: number;
+  /**
+   * Names taken outside the graph being rewritten (a caller rewriting one node of a bigger graph at a time):
+   * new values and nodes never get them.
+   */
+  readonly reservedNames?: (name: string) => boolean;
 }
 
 /** The rule set keeps rewriting: almost always two rules undoing each other. */
@@ -54,7 +59,7 @@ export function rewriteToFixedPoint(graph: Graph, rules: RuleSet, options: Rewri
   const pass = options.pass ?? "rewrite";
   const maxSteps = options.maxSteps ?? 10_000 + 20 * graph.nodes.length;
   const candidates = indexByRootOp(rules);
-  const work = new WorkingGraph(graph);
+  const work = new WorkingGraph(graph, options.reservedNames);
   const recent: string[] = [];
   let steps = 0;
   for (let changed = true; changed; ) {

@@ -35,6 +35,8 @@ export interface RuleSpec<C extends Captures> {
   readonly pattern: NodePattern<unknown>;
   /** Sub-patterns whose bindings the rewrite receives, by field name (typed). */
   readonly captures?: C;
+  /** Where the rule is written, when `rule()` is called by a helper rather than by the rule's own module. */
+  readonly location?: string;
   /** Returns the replacement, or undefined to decline the match. `root` is always provided. */
   rewrite(match: Bound<C> & { readonly root: BoundNode }, ctx: RewriteContext): Replacement | undefined;
 }
@@ -51,10 +53,15 @@ function reachable(root: AnyPattern): Set<AnyPattern> {
   return seen;
 }
 
-/** `file:line` of the code that called `rule()`. */
-function callerLocation(): string {
+/**
+ * `file:line` of the code that called `rule()`, skipping frames in files whose path contains one of `skip`
+ * (helpers that build rules for a table, so the trace points at the table entry).
+ */
+export function callerLocation(skip: readonly string[] = []): string {
   const frames = (new Error().stack ?? "").split("\n").slice(1);
-  const frame = frames.find((f) => !f.includes("/rewrite/rule.") && !f.includes("node:internal")) ?? "";
+  const skipped = (f: string) =>
+    f.includes("/rewrite/rule.") || f.includes("node:internal") || skip.some((s) => f.includes(s));
+  const frame = frames.find((f) => !skipped(f)) ?? "";
   const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):\d+\)?\s*$/.exec(frame);
   if (!m) return "?";
   const file = m[1].replace(/^file:\/\//, "");
@@ -74,7 +81,7 @@ export function rule<C extends Captures = Record<never, AnyPattern>>(spec: RuleS
     if (!inTree.has(p))
       throw new Error(`rule '${spec.name}': capture '${field}' is not always bound by the pattern`);
   }
-  const location = callerLocation();
+  const location = spec.location ?? callerLocation();
   return Object.freeze({
     name: spec.name,
     doc: spec.doc,

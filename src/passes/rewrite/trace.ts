@@ -55,6 +55,11 @@ export class TraceRecorder {
     this.passes.push(Object.freeze(summary));
   }
 
+  /** Entries recorded from position `first` on (a caller's own share of the trace). */
+  since(first: number): readonly TraceEntry[] {
+    return this.entries.slice(first);
+  }
+
   /** Changes recorded so far (for a pass to count its own). */
   get size(): number {
     return this.entries.length;
@@ -66,6 +71,21 @@ export class TraceRecorder {
       passes: Object.freeze([...this.passes]),
     });
   }
+}
+
+/**
+ * `base` followed by `more` (e.g. the pipeline's trace, then the LibTorch lowering of each fallback segment,
+ * recorded when the segment's runner is built); summaries of `more` point at its entries' new positions.
+ */
+export function appendTrace(base: Trace, ...more: readonly Trace[]): Trace {
+  const entries = [...base.entries];
+  const passes = [...base.passes];
+  for (const t of more) {
+    const offset = entries.length;
+    entries.push(...t.entries);
+    for (const p of t.passes) passes.push(Object.freeze({ ...p, firstEntry: p.firstEntry + offset }));
+  }
+  return Object.freeze({ entries: Object.freeze(entries), passes: Object.freeze(passes) });
 }
 
 function sourceOf(node: Node): string | undefined {

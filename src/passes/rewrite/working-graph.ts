@@ -50,7 +50,10 @@ export class WorkingGraph implements GraphView {
   private readonly names = new Set<string>();
   private changed = false;
 
-  constructor(private readonly original: Graph) {
+  constructor(
+    private readonly original: Graph,
+    private readonly reserved: (name: string) => boolean = () => false,
+  ) {
     this.inputs = new Set(original.inputs);
     this.outputs = [...original.outputs];
     for (const o of this.outputs) this.outputCounts.set(o, (this.outputCounts.get(o) ?? 0) + 1);
@@ -114,7 +117,9 @@ export class WorkingGraph implements GraphView {
   }
 
   isNameTaken(name: string): boolean {
-    return this.names.has(name) || this.slots.has(name) || name in this.original.values;
+    return (
+      this.names.has(name) || this.slots.has(name) || name in this.original.values || this.reserved(name)
+    );
   }
 
   // ---- walking and rewriting (driver only) ----
