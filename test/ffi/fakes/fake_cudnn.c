@@ -10,9 +10,13 @@ typedef struct desc { int type, finalized, index; int has[1100]; int64_t count_i
 static char logbuf[1 << 16];
 static char last_error[256] = "";
 static int executions = 0;
+static int refuse_plans = 0;
 
 const char *fake_cudnn_log(void) { return logbuf; }
 int fake_cudnn_executions(void) { return executions; }
+/* While on, every execution plan is refused (CUDNN_STATUS_NOT_SUPPORTED_SHAPE), as a real cuDNN does for a
+ * graph no engine supports: callers must report cuDNN's status and message. */
+void fake_cudnn_refuse_plans(int on) { refuse_plans = on; }
 size_t cudnnGetVersion(void) { return 91900; }
 const char *cudnnGetErrorString(int s) { return s == 0 ? "CUDNN_STATUS_SUCCESS" : "CUDNN_STATUS_FAKE_ERROR"; }
 void cudnnGetLastErrorString(char *msg, size_t n) { snprintf(msg, n, "%s", last_error); }
@@ -68,6 +72,7 @@ int cudnnBackendFinalize(void *d) {
   if (x->type == 5) {
     if (!x->has[400] || !x->has[401]) return 2000;
     if (x->index == 0) { snprintf(last_error, sizeof last_error, "engine 0 does not support this graph"); return 3000; }
+    if (refuse_plans) { snprintf(last_error, sizeof last_error, "fake: no engine supports this shape"); return 3002; }
   }
   x->finalized = 1;
   return 0;

@@ -85,7 +85,8 @@ export interface ConvGraphLayout {
 export function convGraphLayout(spec: ConvGraphSpec): ConvGraphLayout {
   const tensors: GraphTensor[] = [];
   const add = (label: string, t: StridedDims, dataType: number, isVirtual: boolean): number => {
-    tensors.push({ label, uid: BigInt(tensors.length + 1), ...t, dataType, isVirtual });
+    const { dims, strides } = t;
+    tensors.push({ label, uid: BigInt(tensors.length + 1), dims, strides, dataType, isVirtual });
     return tensors.length - 1;
   };
   const io = CUDNN_DTYPE[spec.dtype];
