@@ -6,6 +6,7 @@
  * the matmul's geometry and epilogue, the program's source and target), so a stale record can only miss,
  * never run the wrong plan. The memory plan is saved too and compared when the engine is planned again.
  */
+import { createHash } from "node:crypto";
 import { TorchcError } from "../../errors.js";
 import type { BuildTarget, LoadedArtifacts, SavedArtifacts } from "../../runtime/package-artifacts.js";
 import { type ConvChoice, describeConvCandidate, restoreConv } from "./artifacts-cudnn.js";
@@ -41,9 +42,12 @@ export interface KernelChoice {
   readonly loweredNames: Readonly<Record<string, string>>;
 }
 
+/** A conv's saved choice, its (large) cuDNN plan serialization in a blob of its own. */
+export type SavedConv = Omit<ConvChoice, "plan"> & { readonly planBlob?: string };
+
 /** One engine's saved record (JSON). */
 export interface EngineRecord {
-  readonly convs: Readonly<Record<string, ConvChoice>>;
+  readonly convs: Readonly<Record<string, SavedConv>>;
   readonly matmuls: Readonly<Record<string, MatmulChoice>>;
   readonly kernels: Readonly<Record<string, KernelChoice>>;
   readonly memory: { readonly arenaBytes: number; readonly offsets: Readonly<Record<string, number>> };
@@ -61,8 +65,9 @@ export interface ChoiceStats {
   chosen: number;
 }
 
+/** A conv problem's key: its spec without the epilogue's constant values (they do not change the plan; refit changes them). */
 export function convKey(spec: CudnnConvSpec): string {
-  return JSON.stringify(spec);
+  return hash(JSON.stringify(spec, (k, v) => (k === "values" ? undefined : v)));
 }
 
 export function matmulKey(
@@ -71,7 +76,11 @@ export function matmulKey(
   tf32: boolean,
   maxWorkspace: number,
 ): string {
-  return JSON.stringify([g, epilogue, tf32, maxWorkspace]);
+  return hash(JSON.stringify([g, epilogue, tf32, maxWorkspace]));
+}
+
+function hash(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }
 
 const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
@@ -95,7 +104,7 @@ export class EngineChoices {
   /** The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it). */
   conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
     const key = convKey(spec);
-    const choice = this.saved?.convs[key];
+    const choice = this.savedConv(key);
     let built: CudnnConvBuild | undefined;
     if (choice) {
       built = restoreConv(cudnn, spec, choice);
@@ -107,6 +116,14 @@ export class EngineChoices {
     }
     if (built.ok) this.convs.set(key, built.plan);
     return built;
+  }
+
+  private savedConv(key: string): ConvChoice | undefined {
+    const c = this.saved?.convs[key];
+    if (!c) return undefined;
+    const { planBlob, ...rest } = c;
+    const bytes = planBlob !== undefined ? this.blobs[planBlob] : undefined;
+    return bytes ? { ...rest, plan: new TextDecoder().decode(bytes) } : rest;
   }
 
   /** The cuBLASLt plan for a matmul: the saved algorithm when there is one, else cuBLASLt's heuristic. */
@@ -159,15 +176,22 @@ export class EngineChoices {
 
   /** The record and blobs to save (plans as they are now: after tuning, the kept one). */
   record(): { record: EngineRecord; blobs: Record<string, Uint8Array> } {
-    const convs: Record<string, ConvChoice> = {};
+    const convs: Record<string, SavedConv> = {};
+    const blobs: Record<string, Uint8Array> = {};
     for (const [k, p] of this.convs) {
       const c = p.chosen;
-      if (c) convs[k] = describeConvCandidate(c);
+      if (!c) continue;
+      const { plan, ...rest } = describeConvCandidate(c);
+      if (plan === undefined) convs[k] = rest;
+      else {
+        const planBlob = `cudnn/${hash(plan)}.json`;
+        blobs[planBlob] = new TextEncoder().encode(plan);
+        convs[k] = { ...rest, planBlob };
+      }
     }
     const matmuls: Record<string, MatmulChoice> = {};
     for (const [k, p] of this.matmuls) matmuls[k] = { algo: b64(p.algo), workspaceBytes: p.workspaceBytes };
     const kernels: Record<string, KernelChoice> = {};
-    const blobs: Record<string, Uint8Array> = {};
     for (const [id, k] of this.kernels?.used ?? []) {
       const blob = `kernels/${id}.${k.kind}`;
       blobs[blob] = k.image;

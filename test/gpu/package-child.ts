@@ -1,0 +1,19 @@
+/**
+ * The fresh process of test/gpu/package.gpu.test.ts: loads a .torchc package, runs one input, writes the output
+ * and prints `[package-child] {"loadMs":…,"firstRunMs":…,"totalMs":…}`. Timing starts after the imports (process
+ * start and module loading excluded) and includes the CUDA context, the libraries and the engines.
+ *   node package-child.js model.torchc input.npy output.npy
+ */
+import { loadCompiled } from "../../src/runtime/compile.js";
+import { readNpy, writeNpy } from "../../src/util/npy.js";
+
+const [pkg, input, output] = process.argv.slice(2);
+const x = readNpy(input);
+const t0 = performance.now();
+const compiled = await loadCompiled(pkg);
+const t1 = performance.now();
+const [y] = await compiled.run([x]);
+const t2 = performance.now();
+writeNpy(output, y);
+console.log(`[package-child] ${JSON.stringify({ loadMs: t1 - t0, firstRunMs: t2 - t1, totalMs: t2 - t0 })}`);
+await compiled.dispose();
