@@ -1,10 +1,10 @@
+import type { Segment } from "../core/segment.js";
 import { TorchcError } from "../errors.js";
 import type { Graph, Node } from "../ir/graph.js";
 import { formatLocation } from "../ir/graph.js";
 import { formatType } from "../ir/printer.js";
 import type { Network } from "../network/network.js";
 import type { OpName } from "../ops/index.js";
-import type { Segment } from "../partition/segment.js";
 import { SegmentConversion } from "./conversion-net.js";
 import { type ConverterRegistry, selectConverter } from "./registry.js";
 import type { ConverterCandidate, EngineCapabilities } from "./types.js";

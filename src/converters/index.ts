@@ -4,9 +4,10 @@
  * aten/ (building layers through impl/), list the family table in CONVERTER_TABLES below if it is new, and
  * add property cases in test/converters/cases/. In-place overloads get candidates derived automatically.
  */
+
+import type { Segment } from "../core/segment.js";
 import type { Graph } from "../ir/graph.js";
 import type { Network } from "../network/network.js";
-import type { Segment } from "../partition/segment.js";
 import { ACTIVATION_CONVERTERS } from "./aten/activation.js";
 import { ATTENTION_CONVERTERS } from "./aten/attention.js";
 import { CAST_CONVERTERS } from "./aten/cast.js";

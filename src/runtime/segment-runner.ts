@@ -1,47 +1,9 @@
-import type { Graph } from "../ir/graph.js";
-import type { Tensor } from "../ir/tensor.js";
-import type { Network } from "../network/network.js";
-import type { Segment } from "../partition/segment.js";
-import type { Trace } from "../passes/rewrite/trace.js";
-import type { ExecutionContext } from "./execution.js";
+// The runner and backend contracts live in src/core (backends implement them without importing the
+// runtime); here Backend is bound to the runtime's package artifacts.
+import type { Backend as BackendContract } from "../core/segment-runner.js";
 import type { SavedArtifacts } from "./package-artifacts.js";
 
-/** Runs one segment: reads its inputs by value name, returns its outputs by value name. */
-export interface SegmentRunner {
-  readonly segment: Segment;
-  /** What runs it, for reports: "reference layers", "cuda engine (42 kernels)", "LibTorch", … */
-  readonly description: string;
-  run(values: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>>;
-  dispose?(): void | Promise<void>;
-  /** Rewrites made while the runner was built (the LibTorch lowering); compile() appends them to its trace. */
-  readonly trace?: Trace;
-}
+export { gather, type SegmentRunner } from "../core/segment-runner.js";
 
-/** How a backend turns segments into runners. */
-export interface Backend {
-  readonly name: string;
-  engine(segment: Segment, network: Network): Promise<SegmentRunner>;
-  fallback(segment: Segment): Promise<SegmentRunner>;
-  /**
-   * An execution context that runs whole forward passes itself (values stay on the device between
-   * segments). Without it, segments run one by one on host tensors.
-   */
-  createContext?(graph: Graph, runners: readonly SegmentRunner[], index: number): ExecutionContext;
-  /** Device bytes of the runners' weights. */
-  weightBytes?(runners: readonly SegmentRunner[]): number;
-  /** What a package needs to run the built engines without building them again (runtime/package-artifacts.ts). */
-  saveArtifacts?(runners: readonly SegmentRunner[]): SavedArtifacts | undefined;
-  dispose?(): void | Promise<void>;
-}
-
-export function gather(
-  values: ReadonlyMap<string, Tensor>,
-  names: readonly string[],
-  where: string,
-): Tensor[] {
-  return names.map((n) => {
-    const t = values.get(n);
-    if (!t) throw new Error(`${where}: value '${n}' was not computed before it was needed`);
-    return t;
-  });
-}
+/** A backend whose saved engines are the runtime package's SavedArtifacts. */
+export type Backend = BackendContract<SavedArtifacts>;

@@ -14,14 +14,23 @@
 
 import { SegmentConversion } from "../converters/conversion-net.js";
 import { convertNodes } from "../converters/convert-segment.js";
-import { selectConverter } from "../converters/registry.js";
+import { type ConverterRegistry, selectConverter } from "../converters/registry.js";
 import { isFloating } from "../ir/dtype.js";
 import { formatLocation, type Graph, type Node, nodeInputs } from "../ir/graph.js";
 import { type Tensor, toFloat64Array } from "../ir/tensor.js";
 import { runNetworkReference } from "../network/reference/index.js";
 import { interpret } from "../ops/interpret.js";
-import type { CompiledModule } from "../runtime/compile.js";
+import type { Partition } from "../partition/index.js";
 import { compareTensors } from "../util/compare.js";
+
+/** What verification reads of a compiled module (the runtime's CompiledModule), named here so verify sits below it. */
+export interface VerifiableModule {
+  readonly graph: Graph;
+  readonly partition: Pick<Partition, "segments">;
+  readonly registry: ConverterRegistry;
+  readonly options: { readonly enabledPrecisions?: readonly string[] };
+  run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+}
 
 export interface NodeFinding {
   readonly node: string;
@@ -90,7 +99,7 @@ function referenceValues(
 
 /** Converts one node alone and runs it on the reference values of its inputs. */
 function checkNode(
-  compiled: CompiledModule,
+  compiled: VerifiableModule,
   node: Node,
   values: ReadonlyMap<string, Tensor>,
   tolerance: number,
@@ -120,7 +129,7 @@ function checkNode(
 }
 
 export async function verifyCompiled(
-  compiled: CompiledModule,
+  compiled: VerifiableModule,
   inputs: readonly Tensor[],
   opts: VerifyOptions = {},
 ): Promise<VerifyReport> {

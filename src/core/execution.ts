@@ -1,0 +1,66 @@
+/**
+ * The contract between CompiledModule and a backend that runs whole forward passes itself: execution
+ * contexts. A context owns everything one forward pass writes; the module keeps a pool of them
+ * (runtime/context-pool.ts) so overlapping run() calls never share buffers.
+ */
+import type { DType } from "../ir/dtype.js";
+import type { Shape, Tensor } from "../ir/tensor.js";
+import type { DeviceTensor } from "./device-tensor.js";
+
+/** Where run() puts the outputs: "host" (default) new host tensors; "device" new DeviceTensors; or these tensors. */
+export type OutputRequest = "host" | "device" | readonly (Tensor | DeviceTensor)[];
+
+export interface RunOptions {
+  readonly outputs?: OutputRequest;
+  /** Overrides the module's `completion` option for this run (for measuring the strategies). */
+  readonly completion?: "worker" | "poll" | "hostfn";
+  /** Diagnostics: called with each phase of the run as it ends ("inputs", "launch", "complete", "outputs"). */
+  readonly onPhase?: (phase: "inputs" | "launch" | "complete" | "outputs", at: number) => void;
+}
+
+/** Bytes one execution context owns. */
+export interface ContextMemory {
+  /** Activation arenas of its engine instances. */
+  readonly activations: number;
+  /** cuDNN/cuBLASLt workspaces of its engine instances. */
+  readonly workspaces: number;
+  /** Device buffers for inputs, outputs and values handed between segments. */
+  readonly io: number;
+  /** Page-locked host staging for inputs and outputs. */
+  readonly pinnedHost: number;
+}
+
+/** compiled.memory(): what the module holds, in bytes. */
+export interface ModuleMemory {
+  /** Device weights and constants (engines and LibTorch fallback), shared by all contexts. */
+  readonly weights: number;
+  readonly activations: number;
+  readonly workspaces: number;
+  readonly io: number;
+  readonly pinnedHost: number;
+  /** Device bytes in all. */
+  readonly deviceTotal: number;
+  readonly contexts: number;
+  /** What one more execution context costs (device bytes, pinned bytes). */
+  readonly perContext: ContextMemory;
+}
+
+export interface ExecutionContext {
+  run(inputs: readonly (Tensor | DeviceTensor)[], opts?: RunOptions): Promise<(Tensor | DeviceTensor)[]>;
+  readonly memory: ContextMemory;
+  /** GPU ms of each of `reps` forward passes, inputs in place. */
+  time?(reps: number): number[];
+  dispose(): void;
+}
+
+/** What a backend with execution contexts provides besides the contexts. */
+export interface DeviceAllocator {
+  /** A DeviceTensor of this type on the module's device. */
+  deviceTensor(dtype: DType, shape: Shape): DeviceTensor;
+  /** A host tensor in page-locked memory (copied to and from the GPU without staging). */
+  pinnedTensor(dtype: DType, shape: Shape): Tensor;
+  /** A copy of a host tensor on the device. */
+  toDevice(t: Tensor): Promise<DeviceTensor>;
+  /** A copy of a device tensor on the host. */
+  toHost(t: DeviceTensor): Promise<Tensor>;
+}
