@@ -119,6 +119,7 @@ pack() {
   pack_build
   pack_node
   pack_modules
+  node "$ROOT/fixtures/mnist_digits.mjs" "$CARRY/mnist"  # real MNIST digits for test/gpu/quant (issue 14)
   pack_check
   {
     echo "packed: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

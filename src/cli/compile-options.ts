@@ -1,5 +1,6 @@
 import { InputError } from "../errors.js";
 import type { BackendName, CompileOptions, PrecisionName } from "../runtime/options.js";
+import { calibrationFrom } from "./calibration-options.js";
 import { parseInputShapes } from "./options.js";
 
 /** The compile options every command that compiles accepts (names as in Torch-TensorRT, kebab-cased). */
@@ -14,11 +15,17 @@ export const COMPILE_FLAGS = {
   tune: { type: "boolean" },
   contexts: { type: "string" },
   device: { type: "string" },
+  "calibration-data": { type: "string" },
+  "calibration-cache": { type: "string" },
+  "calibration-algorithm": { type: "string" },
 } as const;
 
 /** The compile options' help, stating the default backend of the command it is printed for. */
 export const compileUsage = (defaultBackend: BackendName = "reference"): string =>
-  "  --precision fp32|fp16|bf16     enabled precisions (repeatable; default fp32)\n" +
+  "  --precision fp32|fp16|bf16|int8|fp8   enabled precisions (repeatable; default fp32)\n" +
+  "  --calibration-data DIR         int8/fp8: a folder of .npy input batches to calibrate on\n" +
+  "  --calibration-cache FILE       int8/fp8: JSON of calibrated ranges, read if it exists, else written\n" +
+  "  --calibration-algorithm entropy|minmax|percentile   int8/fp8 ranges (default entropy; percentile = 99.99 %)\n" +
   `  --backend reference|cuda       where engine segments run (default ${defaultBackend})\n` +
   "  --min-block-size N             smallest engine segment (default 5)\n" +
   "  --torch-executed-ops OP[,OP]   ops that always fall back, e.g. aten.silu.default\n" +
@@ -63,5 +70,6 @@ export function compileOptionsFrom(
     inputs: parseInputShapes(values["input-shape"] as string[] | undefined) ?? defaults.inputs,
     tf32: (values.tf32 as boolean | undefined) ?? defaults.tf32,
     tune: (values.tune as boolean | undefined) ?? defaults.tune,
+    calibration: calibrationFrom(values) ?? defaults.calibration,
   };
 }
