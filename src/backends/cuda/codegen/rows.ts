@@ -125,6 +125,129 @@ function finish(name: string, f: Frame): GeneratedKernel {
 
 type ReduceKind = ReduceLayer["op"];
 
+/** The reduced axes and the reduction: a reduce layer's own, or adaptive pooling to 1 over the spatial axes. */
+function reduction(
+  layer: ReduceLayer | AdaptivePoolingLayer,
+  rank: number,
+): { axes: number[]; op: ReduceKind } {
+  if (layer.type === "reduce") return { axes: [...layer.axes], op: layer.op };
+  const sp = layer.outputSize.length;
+  return {
+    axes: Array.from({ length: sp }, (_, i) => rank - sp + i),
+    op: layer.mode === "avg" ? "mean" : "max",
+  };
+}
+
+/** The accumulator's C type and initial value for `op` over `inT`. */
+function accumulator(op: ReduceKind, inT: DType): { accCt: string; init: string } {
+  const inCt = computeCType(inT);
+  const float = isFloatDType(inT);
+  const wide = inCt === "double" ? "double" : float ? "float" : "long long";
+  switch (op) {
+    case "sum":
+    case "mean":
+      return { accCt: wide, init: "0" };
+    case "prod":
+      return { accCt: wide, init: "1" };
+    case "max":
+      return { accCt: inCt, init: lowest(inT) };
+    case "argmax":
+      return { accCt: inCt, init: float ? floatLiteral(Number.NEGATIVE_INFINITY, inCt) : lowest(inT) };
+    case "min":
+      return { accCt: inCt, init: highest(inT) };
+    case "argmin":
+      return { accCt: inCt, init: float ? floatLiteral(Number.POSITIVE_INFINITY, inCt) : highest(inT) };
+    default:
+      return { accCt: "int", init: op === "all" ? "1" : "0" };
+  }
+}
+
+/** One element `v` (at `coords`) folded into acc (and aidx for argmax/argmin). */
+function accumulate(e: Frame["e"], op: ReduceKind, accCt: string, v: string, k: string): void {
+  switch (op) {
+    case "sum":
+    case "mean":
+      e.line(`acc += (${accCt})${v};`);
+      return;
+    case "prod":
+      e.line(`acc *= (${accCt})${v};`);
+      return;
+    case "max":
+      e.line(`acc = tc_max(acc, (${accCt})${v});`);
+      return;
+    case "min":
+      e.line(`acc = tc_min(acc, (${accCt})${v});`);
+      return;
+    case "any":
+      e.line(`acc = acc || ${v};`);
+      return;
+    case "all":
+      e.line(`acc = acc && ${v};`);
+      return;
+    case "argmax":
+    case "argmin": {
+      // The reduced axis' coordinate is the index; a NaN wins, then the first occurrence.
+      const better = op === "argmax" ? ">" : "<";
+      e.line(
+        `{ const long long kk = (long long)(${k}); const bool vn = ${v} != ${v}; const bool an = acc != acc;`,
+      );
+      e.line(
+        `  if ((vn && !an) || (vn == an && (${v} ${better} acc || (${v} == acc && kk < aidx))) || (vn && an && kk < aidx)) { acc = ${v}; aidx = kk; } }`,
+      );
+      return;
+    }
+  }
+}
+
+/** argmax/argmin across the block's rows of threads: value and index pairs, NaN first, then the lowest index. */
+function combineArg(f: Frame, op: "argmax" | "argmin", ct: string): string {
+  const e = f.e;
+  const sm = "sm_arg";
+  e.line(`__shared__ ${ct} ${sm}_v[${f.TX * f.TY}];`);
+  e.line(`__shared__ long long ${sm}_i[${f.TX * f.TY}];`);
+  e.line(`${sm}_v[tx * ${f.TY} + ty] = acc; ${sm}_i[tx * ${f.TY} + ty] = aidx;`);
+  e.line("__syncthreads();");
+  const better = op === "argmax" ? ">" : "<";
+  e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
+    e.block("if (ty < s)", () => {
+      e.line(`const int p = tx * ${f.TY} + ty, q = p + s;`);
+      e.line(`const ${ct} a = ${sm}_v[p], b = ${sm}_v[q]; const long long ia = ${sm}_i[p], ib = ${sm}_i[q];`);
+      e.line(`const bool an = a != a, bn = b != b;`);
+      e.line(
+        `const bool takeB = (bn && !an) || (an == bn && (b ${better} a || (b == a && ib < ia))) || (an && bn && ib < ia);`,
+      );
+      e.line(`if (takeB) { ${sm}_v[p] = b; ${sm}_i[p] = ib; }`);
+    });
+    e.line("__syncthreads();");
+  });
+  return e.let(
+    "long long",
+    `${sm}_i[tx * ${f.TY}] == 0x7fffffffffffffffLL ? 0LL : ${sm}_i[tx * ${f.TY}]`,
+    "res",
+  );
+}
+
+/** How two partial results of `op` combine. */
+function combineOf(op: ReduceKind): (a: string, b: string) => string {
+  return (a, b) => {
+    switch (op) {
+      case "sum":
+      case "mean":
+        return `${a} + ${b}`;
+      case "prod":
+        return `${a} * ${b}`;
+      case "max":
+        return `tc_max(${a}, ${b})`;
+      case "min":
+        return `tc_min(${a}, ${b})`;
+      case "any":
+        return `(${a} || ${b})`;
+      default:
+        return `(${a} && ${b})`;
+    }
+  };
+}
+
 /** reduce layers, and adaptive pooling to size 1 (a mean or max over the spatial axes). */
 export function generateReduceKernel(
   name: string,
@@ -134,138 +257,25 @@ export function generateReduceKernel(
   const input = layer.inputs[0];
   const x = ctx.info(input);
   const rank = x.shape.length;
-  let axes: number[];
-  let op: ReduceKind;
-  if (layer.type === "reduce") {
-    axes = [...layer.axes];
-    op = layer.op;
-  } else {
-    const sp = layer.outputSize.length;
-    axes = Array.from({ length: sp }, (_, i) => rank - sp + i);
-    op = layer.mode === "avg" ? "mean" : "max";
-  }
+  const { axes, op } = reduction(layer, rank);
   const outer = Array.from({ length: rank }, (_, a) => a).filter((a) => !axes.includes(a));
   const spec: RowSpec = { input, outer, inner: axes };
   const out = ctx.info(layer.output);
   const f = frame(ctx, spec, [numel(out.shape) * 4]);
   const e = f.e;
-  const inT = x.logicalDType;
-  const inCt = computeCType(inT);
-  const float = isFloatDType(inT);
   const arg = op === "argmax" || op === "argmin";
-  let accCt: string;
-  let init: string;
-  if (op === "sum" || op === "mean") {
-    accCt = inCt === "double" ? "double" : float ? "float" : "long long";
-    init = "0";
-  } else if (op === "prod") {
-    accCt = inCt === "double" ? "double" : float ? "float" : "long long";
-    init = "1";
-  } else if (op === "max" || op === "argmax") {
-    accCt = inCt;
-    init = lowest(inT);
-  } else if (op === "min" || op === "argmin") {
-    accCt = inCt;
-    init = highest(inT);
-  } else {
-    accCt = "int";
-    init = op === "all" ? "1" : "0";
-  }
-  if (arg && float)
-    init =
-      op === "argmax"
-        ? floatLiteral(Number.NEGATIVE_INFINITY, inCt)
-        : floatLiteral(Number.POSITIVE_INFINITY, inCt);
+  const { accCt, init } = accumulator(op, x.logicalDType);
   e.line(`${accCt} acc = ${init};`);
   if (arg) e.line("long long aidx = 0x7fffffffffffffffLL;");
-  const innerOrder = x.layout.filter((a) => axes.includes(a));
   rowLoop(f, ctx, spec, (coords) => {
     e.line("if (!active) break;");
     const v = e.load(input, coords);
-    switch (op) {
-      case "sum":
-      case "mean":
-        e.line(`acc += (${accCt})${v};`);
-        break;
-      case "prod":
-        e.line(`acc *= (${accCt})${v};`);
-        break;
-      case "max":
-        e.line(`acc = tc_max(acc, (${accCt})${v});`);
-        break;
-      case "min":
-        e.line(`acc = tc_min(acc, (${accCt})${v});`);
-        break;
-      case "any":
-        e.line(`acc = acc || ${v};`);
-        break;
-      case "all":
-        e.line(`acc = acc && ${v};`);
-        break;
-      case "argmax":
-      case "argmin": {
-        // The reduced axis' coordinate is the index; a NaN wins, then the first occurrence.
-        const a = axes[0];
-        const k = coords[a];
-        const better = op === "argmax" ? ">" : "<";
-        e.line(
-          `{ const long long kk = (long long)(${k}); const bool vn = ${v} != ${v}; const bool an = acc != acc;`,
-        );
-        e.line(
-          `  if ((vn && !an) || (vn == an && (${v} ${better} acc || (${v} == acc && kk < aidx))) || (vn && an && kk < aidx)) { acc = ${v}; aidx = kk; } }`,
-        );
-        break;
-      }
-    }
+    accumulate(e, op, accCt, v, coords[axes[0]]);
   });
-  void innerOrder;
   let result: string;
-  if (arg) {
-    const ct = accCt;
-    const sm = "sm_arg";
-    e.line(`__shared__ ${ct} ${sm}_v[${f.TX * f.TY}];`);
-    e.line(`__shared__ long long ${sm}_i[${f.TX * f.TY}];`);
-    e.line(`${sm}_v[tx * ${f.TY} + ty] = acc; ${sm}_i[tx * ${f.TY} + ty] = aidx;`);
-    e.line("__syncthreads();");
-    const better = op === "argmax" ? ">" : "<";
-    e.block(`for (int s = ${f.TY / 2}; s > 0; s >>= 1)`, () => {
-      e.block("if (ty < s)", () => {
-        e.line(`const int p = tx * ${f.TY} + ty, q = p + s;`);
-        e.line(
-          `const ${ct} a = ${sm}_v[p], b = ${sm}_v[q]; const long long ia = ${sm}_i[p], ib = ${sm}_i[q];`,
-        );
-        e.line(`const bool an = a != a, bn = b != b;`);
-        e.line(
-          `const bool takeB = (bn && !an) || (an == bn && (b ${better} a || (b == a && ib < ia))) || (an && bn && ib < ia);`,
-        );
-        e.line(`if (takeB) { ${sm}_v[p] = b; ${sm}_i[p] = ib; }`);
-      });
-      e.line("__syncthreads();");
-    });
-    result = e.let(
-      "long long",
-      `${sm}_i[tx * ${f.TY}] == 0x7fffffffffffffffLL ? 0LL : ${sm}_i[tx * ${f.TY}]`,
-      "res",
-    );
-  } else {
-    const combine = (a: string, b: string): string => {
-      switch (op) {
-        case "sum":
-        case "mean":
-          return `${a} + ${b}`;
-        case "prod":
-          return `${a} * ${b}`;
-        case "max":
-          return `tc_max(${a}, ${b})`;
-        case "min":
-          return `tc_min(${a}, ${b})`;
-        case "any":
-          return `(${a} || ${b})`;
-        default:
-          return `(${a} && ${b})`;
-      }
-    };
-    result = blockCombine(f, accCt, "acc", combine, "red");
+  if (arg) result = combineArg(f, op, accCt);
+  else {
+    result = blockCombine(f, accCt, "acc", combineOf(op), "red");
     if (op === "mean") result = e.let(accCt, `${result} / (${accCt})${f.inner}`, "res");
   }
   // Output coords: kept axes in order (with size-1 axes where dims are kept).

@@ -12,10 +12,28 @@ export interface FamilyCase {
   readonly precisions: readonly ("fp32" | "fp16")[];
 }
 
+/** Adds one case; precisions default to fp32 only. */
+type AddCase = (name: string, net: Network, precisions?: readonly ("fp32" | "fp16")[]) => void;
+
 export function familyCases(): FamilyCase[] {
   const cases: FamilyCase[] = [];
-  const add = (name: string, net: Network, precisions: readonly ("fp32" | "fp16")[] = ["fp32"]) =>
+  const add: AddCase = (name, net, precisions = ["fp32"]) => {
     cases.push({ name, net, precisions });
+  };
+  for (const group of [
+    elementCases,
+    convolutionAndMatmulCases,
+    reduceAndPoolingCases,
+    softmaxAndNormalizationCases,
+    dataMovementCases,
+    attentionAndQuantizeCases,
+  ])
+    group(add);
+  return cases;
+}
+
+/** Pointwise chains and every activation kind. */
+function elementCases(add: AddCase): void {
   {
     // pointwise chains with broadcasting, unary, cast, select, comparison
     const m = new NetMaker(1);
@@ -66,6 +84,10 @@ export function familyCases(): FamilyCase[] {
     const outs = kinds.map((fn) => m.act(m.bn(x), fn));
     add("activations", m.build(outs));
   }
+}
+
+/** Convolution, deconvolution and matmul. */
+function convolutionAndMatmulCases(add: AddCase): void {
   // convolution: dense, strided, grouped, depthwise, dilated, 1×1, with bias and activations
   for (const precision of ["fp32", "fp16"] as const) {
     const m = new NetMaker(3);
@@ -109,6 +131,10 @@ export function familyCases(): FamilyCase[] {
     const bc = m.b.add({ type: "matmul", inputs: [a, w], transposeA: false, transposeB: false });
     add("matmul", m.build([ab, act, lin2, bc]), [precision]);
   }
+}
+
+/** Reductions and pooling. */
+function reduceAndPoolingCases(add: AddCase): void {
   {
     // reduce: sum, mean, max, min, prod, argmax, argmin over axes
     const m = new NetMaker(6);
@@ -164,6 +190,10 @@ export function familyCases(): FamilyCase[] {
       [precision],
     );
   }
+}
+
+/** Softmax and normalization. */
+function softmaxAndNormalizationCases(add: AddCase): void {
   {
     // softmax and log-softmax along any axis
     const m = new NetMaker(8);
@@ -193,6 +223,10 @@ export function familyCases(): FamilyCase[] {
     });
     add("normalization", m.build([ln, gn]), ["fp32", "fp16"]);
   }
+}
+
+/** Data movement. */
+function dataMovementCases(add: AddCase): void {
   {
     // data movement: shuffle, concat, slice, padding, gather, resize
     const m = new NetMaker(10);
@@ -250,6 +284,10 @@ export function familyCases(): FamilyCase[] {
     });
     add("data movement", m.build([sq, sl, ...pads, g, ge, rn, rl, ra]));
   }
+}
+
+/** Attention, quantize and dequantize. */
+function attentionAndQuantizeCases(add: AddCase): void {
   // attention: plain, masked, causal
   for (const precision of ["fp32", "fp16"] as const) {
     const m = new NetMaker(11);
@@ -288,5 +326,4 @@ export function familyCases(): FamilyCase[] {
     });
     add("quantize", m.build([q, dq]));
   }
-  return cases;
 }
