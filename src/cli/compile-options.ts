@@ -30,7 +30,8 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --min-block-size N             smallest engine segment (default 5)\n" +
   "  --torch-executed-ops OP[,OP]   ops that always fall back, e.g. aten.silu.default\n" +
   "  --require-full-compilation     fail instead of falling back\n" +
-  "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives)\n" +
+  "  --input-shape [dtype:]1x3x224x224   input types (TorchScript archives), or a batch range\n" +
+  "                                 min:opt:max, e.g. 1x3x224x224:8x3x224x224:64x3x224x224\n" +
   "  --tf32                         allow TF32 for fp32 (cuda)\n" +
   "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)\n" +
   "  --contexts N                   execution contexts: forward passes in flight at once (cuda; default 1)\n" +

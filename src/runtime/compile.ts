@@ -16,6 +16,7 @@ import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { appendTrace, formatTrace, type Trace } from "../passes/rewrite/trace.js";
+import { reportProgress } from "../util/progress.js";
 import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
@@ -31,6 +32,7 @@ import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { RebuildPolicy } from "./package-artifacts.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
+import { resolveShapes } from "./shape-range.js";
 import { validateInputs } from "./validate-inputs.js";
 import { checkCompileOptions, checkRebuild } from "./validate-options.js";
 
@@ -144,7 +146,7 @@ export class CompiledModule {
     return Object.fromEntries(this.graph.outputs.map((n, i) => [n, outs[i]]));
   }
 
-  private async runPositional(
+  protected async runPositional(
     inputs: readonly (Tensor | DeviceTensor)[],
     opts: RunOptions,
   ): Promise<(Tensor | DeviceTensor)[]> {
@@ -286,7 +288,7 @@ function registryWith(extra: NonNullable<CompileOptions["converters"]>) {
   }
 }
 
-async function loadBackend(name: string | Backend, options: CompileOptions): Promise<Backend> {
+export async function loadBackend(name: string | Backend, options: CompileOptions): Promise<Backend> {
   if (typeof name === "object" && name !== null) return name;
   if (name === "reference") return (await import("../backends/reference/index.js")).referenceBackend;
   if (name === "cuda") return (await import("../backends/cuda-backend.js")).createCudaBackend(options);
@@ -301,8 +303,20 @@ export async function compile(
   model: LoadedModel | Graph,
   options: CompileOptions = {},
 ): Promise<CompiledModule> {
-  const graph0 = "graph" in model ? model.graph : model;
-  checkCompileOptions(options, graph0);
+  const loaded = "graph" in model ? model.graph : model;
+  checkCompileOptions(options, loaded);
+  // inputs (static shapes or a batch range) against the model; a range compiles one module per size bucket
+  const shapes = resolveShapes(
+    loaded,
+    "dynamic" in model ? model.dynamic : undefined,
+    options.inputs,
+    options.dynamic,
+  );
+  if (shapes.kind === "dynamic") {
+    const { compileDynamic } = await import("./dynamic-module.js");
+    return compileDynamic(model, shapes.symbolic, shapes.range, options);
+  }
+  const graph0 = shapes.graph;
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
   const defaults = defaultPipeline({ enabledPrecisions: precisions });
@@ -312,9 +326,11 @@ export async function compile(
       : typeof options.passes === "function"
         ? options.passes(defaults)
         : options.passes;
+  reportProgress({ phase: "passes" });
   const { graph, trace } = runPipeline(graph0, passes);
   const t1 = performance.now();
   const registry = options.converters?.length ? registryWith(options.converters) : defaultRegistry();
+  reportProgress({ phase: "partition" });
   const partition = partitionGraph(graph, {
     registry,
     minBlockSize: options.minBlockSize,
@@ -327,6 +343,8 @@ export async function compile(
   let convertMs = 0;
   try {
     for (const segment of partition.segments) {
+      const detail = `${segment.kind}, ${segment.nodes.length} nodes`;
+      reportProgress({ phase: "segment", done: segment.index + 1, total: partition.segments.length, detail });
       if (segment.kind === "engine") {
         const c0 = performance.now();
         const network = convertSegment(partition.graph, segment, { registry });
@@ -365,8 +383,10 @@ export async function compile(
   const contexts: ExecutionContext[] = [];
   if (backend.createContext) {
     try {
-      for (let i = 0; i < (options.contexts ?? 1); i++)
+      for (let i = 0; i < (options.contexts ?? 1); i++) {
+        reportProgress({ phase: "warm up and capture", done: i + 1, total: options.contexts ?? 1 });
         contexts.push(backend.createContext(partition.graph, runners, i));
+      }
     } catch (e) {
       for (const c of contexts) c.dispose();
       for (const r of runners) await r.dispose?.();

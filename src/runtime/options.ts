@@ -1,6 +1,5 @@
 import type { AnyCandidate } from "../converters/types.js";
 import { TorchcError } from "../errors.js";
-import type { TensorType } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
@@ -8,6 +7,7 @@ import type { QuantPrecision } from "../passes/quantize-insert.js";
 import type { CalibrationOptions } from "./calibration.js";
 import type { LoadedArtifacts } from "./package-artifacts.js";
 import type { Backend } from "./segment-runner.js";
+import type { DynamicOptions, InputSpec } from "./shape-range.js";
 
 export type BackendName = "reference" | "cuda";
 
@@ -16,8 +16,14 @@ export type PrecisionName = "fp32" | "fp16" | "bf16" | Precision | QuantPrecisio
 
 /** compile()'s options; names follow Torch-TensorRT's, camel-cased. */
 export interface CompileOptions {
-  /** Input types, needed for TorchScript archives; .pt2 archives carry them. */
-  readonly inputs?: readonly TensorType[];
+  /**
+   * Input shapes: static (`{ dtype, shape }`, needed for TorchScript archives; .pt2 archives carry them), or a
+   * range `{ minShape, optShape, maxShape }` of the dimension torch.export made dynamic (runtime/shape-range.ts).
+   * A .pt2 exported with dynamic shapes gets the ranges it recorded by default.
+   */
+  readonly inputs?: readonly InputSpec[];
+  /** Buckets, build time and cache bound of a module with a batch range (runtime/shape-range.ts). */
+  readonly dynamic?: DynamicOptions;
   /** Float types kernels may use. Default ["fp32"]. */
   readonly enabledPrecisions?: readonly PrecisionName[];
   /** int8 / fp8 post-training quantization: calibration data, algorithm and cache (runtime/calibration.ts). */

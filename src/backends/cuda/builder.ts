@@ -2,6 +2,7 @@ import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../
 import type { Network } from "../../network/network.js";
 import { transpose } from "../../network/reference/data.js";
 import { checkNetwork } from "../../network/verify.js";
+import { reportProgress } from "../../util/progress.js";
 import type { EngineChoices } from "./artifacts.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
@@ -341,7 +342,9 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   let switched = 0;
   let firstMs = 0;
   let bestMs = 0;
+  let tried = 0;
   for (const p of libs.convs.values()) {
+    reportProgress({ phase: "tune convs", sub: true, done: ++tried, total: libs.convs.size });
     const r = p.tune(stream);
     if (r.timed === 0) continue;
     timed++;
@@ -412,17 +415,20 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
   };
   try {
     let t0 = performance.now();
+    reportProgress({ phase: "schedule", sub: true, detail: `${network.layers.length} layers` });
     const plan = scheduleEngine(network, options, libs);
     options.choices?.notePlan(plan);
     const planMs = elapsed(t0) - Math.round(libs.cudnnMs + libs.cublasMs);
     log(`plan: ${plan.steps.length} steps, ${plan.program.uniqueKernels} unique generated kernels`);
     t0 = performance.now();
+    reportProgress({ phase: "compile kernels", sub: true, detail: `${plan.program.uniqueKernels} kernels` });
     const compiled = compileKernels(plan, options);
     const nvrtcMs = elapsed(t0);
     log(
       `nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`,
     );
     t0 = performance.now();
+    reportProgress({ phase: "upload weights", sub: true });
     weights = uploadWeights(plan, libs);
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(

@@ -9,6 +9,7 @@ import { randomInput } from "../../util/random-input.js";
 import { compareTensors } from "../compare.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { parseTolerance } from "../options.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 export const benchCommand: Command = {
@@ -50,7 +51,7 @@ export const benchCommand: Command = {
         "bench.batch",
       );
     }
-    const compiled = await compile(model, options);
+    const compiled = await withProgress("passes", () => compile(model, options));
     const t2 = performance.now();
     const inputs = values.input?.length
       ? values.input.map((f) => readNpy(f))

@@ -4,6 +4,7 @@ import { formatTrace } from "../../passes/rewrite/trace.js";
 import { compile } from "../../runtime/compile.js";
 import { formatMemory } from "../../runtime/execution.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 export const compileCommand: Command = {
@@ -27,9 +28,12 @@ export const compileCommand: Command = {
     }
     const options = { ...compileOptionsFrom(values), verify: values.verify === true };
     const t0 = performance.now();
-    const model = await loadModel(positionals[0], { inputTypes: options.inputs });
-    const t1 = performance.now();
-    const compiled = await compile(model, options);
+    let t1 = t0;
+    const compiled = await withProgress("load", async () => {
+      const model = await loadModel(positionals[0], { inputTypes: options.inputs });
+      t1 = performance.now();
+      return compile(model, options);
+    });
     const t2 = performance.now();
     if (values["trace-passes"]) process.stdout.write(`${formatTrace(compiled.report.trace)}\n\n`);
     process.stdout.write(`${compiled.report.text}\n`);

@@ -7,6 +7,7 @@ import { formatSummary, summarizeGraph } from "../../ir/summary.js";
 import { type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
 import { readNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 /** The package root: src/cli/commands in a checkout, dist/cli/commands in an installed package. */
@@ -82,7 +83,7 @@ export const demoCommand: Command = {
       `torchc demo: ${shown}\nloaded in ${(t1 - t0).toFixed(0)} ms\n\n${formatSummary(summarizeGraph(model.graph))}\n\n`,
     );
     const { compile } = await import("../../runtime/compile.js");
-    const compiled = await compile(model, { backend: "reference" });
+    const compiled = await withProgress("passes", () => compile(model, { backend: "reference" }));
     const t2 = performance.now();
     process.stdout.write(`${compiled.report.text}\ncompiled in ${(t2 - t1).toFixed(0)} ms\n\n`);
 

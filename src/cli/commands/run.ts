@@ -9,6 +9,7 @@ import { readNpy, writeNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
 import { parseTolerance } from "../options.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 export const runCommand: Command = {
@@ -47,7 +48,7 @@ export const runCommand: Command = {
     const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
     const tol = parseTolerance(values.tolerance, fp16);
     if (path.endsWith(".torchc")) {
-      const compiled = await loadCompiled(path, { backend: options.backend });
+      const compiled = await withProgress("load", () => loadCompiled(path, { backend: options.backend }));
       validateInputs(compiled.graph, inputs, files);
       outputs = await compiled.run(inputs);
       outputNames = compiled.graph.outputs;
@@ -57,7 +58,7 @@ export const runCommand: Command = {
       validateInputs(model.graph, inputs, files);
       outputNames = model.graph.outputs;
       if (values.compiled || options.backend === "cuda" || fp16) {
-        const compiled = await compile(model, options);
+        const compiled = await withProgress("passes", () => compile(model, options));
         outputs = await compiled.run(inputs);
         await compiled.dispose();
       } else {

@@ -3,6 +3,7 @@ import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
 import { compile, loadCompiled } from "../../runtime/compile.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 function count(flag: string, v: string | undefined, min: number): number | undefined {
@@ -54,9 +55,11 @@ export const serveCommand: Command = {
       ...(instances ? { contexts: instances } : {}),
     };
     const path = positionals[0];
-    const compiled = path.endsWith(".torchc")
-      ? await loadCompiled(path, options)
-      : await compile(await loadModel(path, { inputTypes: options.inputs }), options);
+    const compiled = await withProgress("load", async () =>
+      path.endsWith(".torchc")
+        ? loadCompiled(path, options)
+        : compile(await loadModel(path, { inputTypes: options.inputs }), options),
+    );
     // Loaded here, not at start-up: fastify and gRPC cost ~230 ms that no other command should pay.
     const { serve } = await import("../../serve/server.js");
     const server = await serve(compiled, {

@@ -6,6 +6,7 @@ import { randomInput } from "../../util/random-input.js";
 import { verifyCompiled } from "../../verify/verify.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { parseTolerance } from "../options.js";
+import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
 
 export const verifyCommand: Command = {
@@ -29,8 +30,9 @@ export const verifyCommand: Command = {
     const options = compileOptionsFrom(values);
     const fp16 = (options.enabledPrecisions ?? []).some((p) => p !== "fp32" && p !== "float32");
     const tolerance = parseTolerance(values.tolerance, fp16);
-    const model = await loadModel(positionals[0], { inputTypes: options.inputs });
-    const compiled = await compile(model, options);
+    const compiled = await withProgress("load", async () =>
+      compile(await loadModel(positionals[0], { inputTypes: options.inputs }), options),
+    );
     try {
       const inputs = values.input?.length
         ? values.input.map((f) => readNpy(f))

@@ -2,6 +2,8 @@ import { ArchiveError } from "../../errors.js";
 import { GraphBuilder } from "../../ir/builder.js";
 import type { DType } from "../../ir/dtype.js";
 import type { Arg, Graph, NodeMeta, TensorType, WeightKind } from "../../ir/graph.js";
+import type { SymbolicGraph, SymbolicType, SymbolRange, SymDim } from "../../ir/symbolic.js";
+import type { Tensor } from "../../ir/tensor.js";
 import {
   array,
   bool,
@@ -39,12 +41,16 @@ import {
   type SerializedTensorMeta,
   SUPPORTED_SCHEMA_MAJORS,
   serializedNode,
+  symExprHint,
+  symExprText,
   symInt,
+  symIntArgument,
   tensorMeta,
   tensorName,
   type WeightEntry,
   weightConfig,
 } from "./schema.js";
+import { bareSymbol, evalSymExpr, SymExprError } from "./sym-expr.js";
 
 export interface Pt2Model {
   readonly path: string;
@@ -52,6 +58,12 @@ export interface Pt2Model {
   readonly graph: Graph;
   /** PyTorch version that wrote the archive. */
   readonly torchVersion?: string;
+  /**
+   * Present when the program was exported with dynamic sizes (`dynamic_shapes`): its symbols with the ranges
+   * torch.export recorded, and the program at any value of them. `graph` is the program at the example
+   * input's sizes (the hints in the archive).
+   */
+  readonly dynamic?: SymbolicGraph;
 }
 
 /** Reads an archive written by `torch.export.save` (PyTorch 2.11, schema 8.x) into a torchc graph. */
@@ -60,20 +72,35 @@ export function loadPt2(path: string, modelName?: string): Pt2Model {
 }
 
 export function loadPt2FromZip(zip: ZipArchive, modelName?: string): Pt2Model {
-  const { graph, torchVersion } = readProgram(zip, modelName);
+  const { graph, torchVersion, symbolic } = readProgram(zip, modelName);
   // Verified after readProgram has returned, when the parsed model.json is garbage: the op inference allocates,
   // and a young-generation collection then has only the graph to keep, not every object of the JSON.
   // Order, duplicates, self-reads and unknown values were checked as each node was read.
-  return {
-    path: zip.file,
-    format: "pt2",
-    graph: verifyLoadedGraph(graph, zip.file, "archive.bad-graph", { checkStructure: false }),
-    torchVersion,
+  const verify = (g: Graph) => verifyLoadedGraph(g, zip.file, "archive.bad-graph", { checkStructure: false });
+  const model = { path: zip.file, format: "pt2" as const, graph: verify(graph), torchVersion };
+  if (!symbolic) return model;
+  // Every specialization reads model.json again with the symbols bound; weights are read once and shared.
+  const weights = symbolic.weights;
+  const dynamic: SymbolicGraph = {
+    symbols: symbolic.symbols,
+    inputTypes: symbolic.inputTypes,
+    specialize: (binding) => verify(readProgram(zip, modelName, { binding, weights }).graph),
   };
+  return { ...model, dynamic };
+}
+
+/** How to read a dynamic program: its symbols' values, and weights already read (shared by every specialization). */
+interface Specialization {
+  readonly binding: Readonly<Record<string, number>>;
+  readonly weights: Map<string, Tensor>;
 }
 
 /** The program's graph as model.json and the weights describe it, checked but for op inference. */
-function readProgram(zip: ZipArchive, modelName?: string): { graph: Graph; torchVersion?: string } {
+function readProgram(
+  zip: ZipArchive,
+  modelName?: string,
+  spec?: Specialization,
+): { graph: Graph; torchVersion?: string; symbolic?: DynamicInputs } {
   const file = zip.file;
   const root = archiveRoot(zip, ["archive_format", "models/"]);
   if (root === undefined) {
@@ -135,8 +162,9 @@ function readProgram(zip: ZipArchive, modelName?: string): { graph: Graph; torch
     const program = decodeEntry(exportedProgram, raw, file, entry);
     const weights = readWeightConfig(zip, root, "data/weights/model_weights_config.json");
     const constants = readWeightConfig(zip, root, "data/constants/model_constants_config.json");
-    const graph = new ProgramReader(zip, root, entry, program, weights, constants).read();
-    return { graph, torchVersion: program.torch_version };
+    const reader = new ProgramReader(zip, root, entry, program, weights, constants, spec);
+    const graph = reader.read();
+    return { graph, torchVersion: program.torch_version, symbolic: reader.symbolic };
   });
 }
 
@@ -161,15 +189,27 @@ const constantSpec = struct({ arg: tensorName, tensor_constant_name: str });
 const tensorNames = array(tensorName);
 const optionalTensors = array(optionalTensor);
 const ints = array(int);
-const symInts = array(symInt);
+const symIntArguments = array(symIntArgument);
 const floats = array(float);
 const bools = array(bool);
+
+/** A dynamic program's symbols (ranges from range_constraints), its inputs' symbolic types, and its weights. */
+interface DynamicInputs {
+  readonly symbols: SymbolRange[];
+  readonly inputTypes: Record<string, SymbolicType>;
+  readonly weights: Map<string, Tensor>;
+}
 
 class ProgramReader {
   private readonly b = new GraphBuilder();
   private readonly graph;
   /** Values defined so far (inputs, weights, node outputs), to report misuse before the builder sees it. */
   private readonly defined = new Set<string>();
+  /** Values of the symbols when the program has symbolic sizes (the hints unless a specialization is asked for). */
+  private binding: Readonly<Record<string, number>> | undefined;
+  private weightCache: Map<string, Tensor> | undefined;
+  /** Set by read() when the program's inputs have symbolic sizes. */
+  symbolic: DynamicInputs | undefined;
 
   constructor(
     private readonly zip: ZipArchive,
@@ -178,12 +218,14 @@ class ProgramReader {
     private readonly program: SerializedExportedProgram,
     private readonly weights: ReadonlyMap<string, WeightEntry>,
     private readonly constants: ReadonlyMap<string, WeightEntry>,
+    private readonly spec?: Specialization,
   ) {
     this.graph = program.graph_module.graph;
   }
 
   read(): Graph {
     const sig = this.program.graph_module.signature;
+    this.readSymbols(sig.input_specs);
     for (const spec of sig.input_specs) this.readInput(spec);
     const nodes = this.graph.nodes;
     for (let i = 0; i < nodes.length; i++) this.readNode(nodes[i], index("$.graph_module.graph.nodes", i));
@@ -203,6 +245,73 @@ class ProgramReader {
 
   private fail(detail: string, code = "archive.bad-model"): never {
     throw new ArchiveError(this.zip.file, detail, code);
+  }
+
+  /**
+   * Finds the symbols of the user inputs' sizes (each a bare symbol, `s0`) and their ranges, and binds them:
+   * to the specialization's values, else to the hints (the example input's sizes).
+   */
+  private readSymbols(specs: readonly { kind: string; body: Record<string, unknown> }[]): void {
+    const values = this.graph.tensor_values;
+    const hints = new Map<string, number | undefined>();
+    const inputTypes: Record<string, SymbolicType> = {};
+    for (const { kind, body } of specs) {
+      if (kind !== "user_input") continue;
+      const arg = isObject(body.arg) ? body.arg.as_tensor : undefined;
+      const name = isObject(arg) && typeof arg.name === "string" ? arg.name : undefined;
+      const meta = name !== undefined && Object.hasOwn(values, name) ? values[name] : undefined;
+      const sizes = isObject(meta) && Array.isArray(meta.sizes) ? meta.sizes : undefined;
+      if (name === undefined || !sizes || allStatic(sizes)) continue;
+      const shape: SymDim[] = [];
+      for (const d of sizes) {
+        const expr = symExprText(d);
+        if (expr === undefined) {
+          shape.push(this.size(symInt(d, name), name));
+          continue;
+        }
+        const symbol = bareSymbol(expr);
+        if (symbol === undefined)
+          this.fail(
+            `input '${name}' has a size '${expr.slice(0, 40)}'; torchc takes input sizes that are one symbol each`,
+            "archive.dynamic-shape",
+          );
+        if (!hints.has(symbol) || hints.get(symbol) === undefined) hints.set(symbol, symExprHint(d));
+        shape.push({ symbol, coeff: 1 });
+      }
+      inputTypes[name] = { dtype: this.dtype(Number((meta as { dtype?: unknown }).dtype), name), shape };
+    }
+    if (hints.size === 0) return;
+    const ranges = this.program.range_constraints;
+    const symbols: SymbolRange[] = [...hints.keys()].map((sym) => {
+      const r = ranges?.get(sym);
+      const bound = (v: number | null | undefined) =>
+        typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+      return { name: sym, min: bound(r?.min_val) ?? 0, max: bound(r?.max_val) };
+    });
+    const binding: Record<string, number> = {};
+    for (const s of symbols) {
+      const hint = hints.get(s.name);
+      const v = this.spec?.binding[s.name] ?? hint ?? Math.max(s.min, 1);
+      binding[s.name] = v;
+    }
+    this.binding = binding;
+    this.weightCache = this.spec?.weights ?? new Map();
+    this.symbolic = { symbols, inputTypes, weights: this.weightCache };
+  }
+
+  /** A symbolic size's value under the binding (an archive with symbols but no binding cannot get here). */
+  private symbolicValue(expr: string, what: string): number {
+    if (!this.binding)
+      this.fail(
+        `'${what}' has a symbolic size but the program's inputs have none; torchc specializes input dimensions`,
+        "archive.dynamic-shape",
+      );
+    try {
+      return evalSymExpr(expr, this.binding);
+    } catch (e) {
+      if (e instanceof SymExprError) this.fail(`'${what}': ${e.message}`, "archive.dynamic-shape");
+      throw e;
+    }
   }
 
   /** Runs a decoder at a JSON path of model.json, turning a mismatch into a one-line ArchiveError. */
@@ -323,6 +432,11 @@ class ProgramReader {
     if (size === undefined)
       this.fail(`weight file ${file} for ${kind} '${target}' is missing`, "archive.truncated");
     const meta = entry.tensor_meta;
+    const cached = this.weightCache?.get(path);
+    if (cached) {
+      this.b.addWeight(name, { kind, target, tensor: cached });
+      return;
+    }
     const tensor = viewTensor(
       {
         file,
@@ -337,6 +451,7 @@ class ProgramReader {
       },
       this.failWith,
     );
+    this.weightCache?.set(path, tensor);
     this.b.addWeight(name, { kind, target, tensor });
   }
 
@@ -365,7 +480,8 @@ class ProgramReader {
       raw,
       key("$.graph_module.graph.tensor_values", name),
     );
-    return { dtype: this.dtype(meta.dtype, name), shape: this.sizes(meta.sizes, name) };
+    const rawSizes = isObject(raw) && Array.isArray(raw.sizes) ? raw.sizes : undefined;
+    return { dtype: this.dtype(meta.dtype, name), shape: this.sizes(meta.sizes, name, rawSizes) };
   }
 
   private dtype(code: number, what: string): DType {
@@ -375,10 +491,16 @@ class ProgramReader {
     return d;
   }
 
-  /** Static, non-negative sizes (symbolic ones are refused: torchc compiles static shapes). */
-  private sizes(s: readonly (number | undefined)[], what: string): number[] {
+  /**
+   * Non-negative sizes; a symbolic one (`raw[i]` is `{as_expr}`) is evaluated when the program's input sizes
+   * are bound, else refused.
+   */
+  private sizes(s: readonly (number | undefined)[], what: string, raw?: readonly unknown[]): number[] {
     const out = new Array<number>(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = this.size(s[i], what);
+    for (let i = 0; i < s.length; i++) {
+      const expr = s[i] === undefined && this.binding ? symExprText(raw?.[i]) : undefined;
+      out[i] = this.size(expr === undefined ? s[i] : this.symbolicValue(expr, what), what);
+    }
     return out;
   }
 
@@ -395,6 +517,9 @@ class ProgramReader {
   private readNode(raw: unknown, path: string): void {
     const node: RawNode = isNode(raw) ? raw : this.decode(serializedNode, raw, path);
     const op = this.name(node.target, field(path, "target")).replace(TORCH_OPS, "");
+    // In a dynamic program, size arithmetic (`sym_size`, `operator.mul`) and the checks on it are evaluated
+    // under the binding: their values are in sym_int_values, and the sizes they feed are already numbers.
+    if (this.binding && (SIZE_CHECKS.has(op) || isSizeArithmetic(node.outputs))) return;
     const md = node.metadata;
     const stack = md && Object.hasOwn(md, "stack_trace") ? md.stack_trace : undefined;
     const moduleStack = md && Object.hasOwn(md, "nn_module_stack") ? md.nn_module_stack : undefined;
@@ -512,11 +637,14 @@ class ProgramReader {
       case "as_int":
         return { kind: "int", value: this.decode(int, v, p) };
       case "as_sym_int":
-        return { kind: "int", value: this.sizesOrInts([this.decode(symInt, v, p)], whereArg)[0] };
+        return { kind: "int", value: this.symArg(this.decode(symIntArgument, v, p), whereArg) };
       case "as_ints":
         return { kind: "ints", value: this.decode(ints, v, p) };
       case "as_sym_ints":
-        return { kind: "ints", value: this.sizesOrInts(this.decode(symInts, v, p), whereArg) };
+        return {
+          kind: "ints",
+          value: this.decode(symIntArguments, v, p).map((a) => this.symArg(a, whereArg)),
+        };
       case "as_float":
         return { kind: "float", value: this.decode(float, v, p) };
       case "as_floats":
@@ -552,19 +680,51 @@ class ProgramReader {
     }
   }
 
-  private sizesOrInts(s: readonly (number | undefined)[], where: () => string): number[] {
-    return s.map((d) => {
-      if (d === undefined)
-        this.fail(
-          `${where()} has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
-          "archive.dynamic-shape",
-        );
-      return d;
-    });
+  /** A SymIntArgument's value: a literal, or a named symbolic size evaluated under the binding. */
+  private symArg(a: number | { readonly name: string }, where: () => string): number {
+    if (typeof a === "number") return a;
+    const values = this.graph.sym_int_values;
+    const v = values && Object.hasOwn(values, a.name) ? values[a.name] : undefined;
+    const n = staticSize(v);
+    if (n !== undefined) return n;
+    const expr = symExprText(v);
+    if (expr === undefined)
+      this.fail(`${where()} names symbolic size '${a.name}', which sym_int_values does not define`);
+    if (!this.binding)
+      this.fail(
+        `${where()} has a symbolic size; torchc compiles static shapes (export without dynamic_shapes)`,
+        "archive.dynamic-shape",
+      );
+    return this.symbolicValue(expr, where());
   }
 }
 
 const TORCH_OPS = /^torch\.ops\./;
+
+/** Nodes of a dynamic program that only check sizes (their arguments are symbolic booleans or sizes). */
+const SIZE_CHECKS: ReadonlySet<string> = new Set([
+  "aten._assert_scalar.default",
+  "aten.sym_constrain_range.default",
+  "aten.sym_constrain_range_for_size.default",
+  "aten._assert_async.msg",
+]);
+
+const SYM_OUTPUTS: ReadonlySet<string> = new Set([
+  "as_sym_int",
+  "as_sym_ints",
+  "as_sym_bool",
+  "as_sym_float",
+]);
+
+/** Whether a node's results are all symbolic scalars (sizes or conditions on them), and there is one. */
+function isSizeArithmetic(outputs: readonly unknown[]): boolean {
+  if (outputs.length === 0) return false;
+  for (const o of outputs) {
+    const k = onlyKey(o);
+    if (k === undefined || !SYM_OUTPUTS.has(k)) return false;
+  }
+  return true;
+}
 
 /** A node as messages name it, `node 'conv' (aten.convolution.default)`, built only when a message is. */
 interface NodeAt {

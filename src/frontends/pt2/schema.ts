@@ -4,11 +4,13 @@ import type { DType } from "../../ir/dtype.js";
 import {
   array,
   bool,
+  DecodeFailure,
   type Decoder,
   int,
   isObject,
   list,
   nullable,
+  num,
   object,
   onlyKey,
   optional,
@@ -34,6 +36,35 @@ export const symInt: Decoder<number | undefined> = (v, p) => {
 };
 
 export const tensorName = struct({ name: str });
+
+/** `{as_expr: {expr_str}}` → the expression text, else undefined (a static size, or not a SymInt). */
+export function symExprText(v: unknown): string | undefined {
+  if (onlyKey(v) !== "as_expr") return undefined;
+  const e = (v as { as_expr: unknown }).as_expr;
+  return isObject(e) && typeof e.expr_str === "string" ? e.expr_str : undefined;
+}
+
+/** The hint torch.export recorded with a symbolic size (the example input's size), if any. */
+export function symExprHint(v: unknown): number | undefined {
+  if (onlyKey(v) !== "as_expr") return undefined;
+  const e = (v as { as_expr: unknown }).as_expr;
+  const h = isObject(e) && isObject(e.hint) ? e.hint.as_int : undefined;
+  return typeof h === "number" && Number.isSafeInteger(h) ? h : undefined;
+}
+
+/** A SymIntArgument: `{as_int: n}`, or `{as_name}` naming an entry of graph.sym_int_values. */
+export const symIntArgument: Decoder<number | { readonly name: string }> = (v, p) => {
+  const t = tagged(v, p);
+  if (t.tag === "as_int") return int(t.value, t.path);
+  if (t.tag === "as_name") return { name: str(t.value, t.path) };
+  throw new DecodeFailure(p, "as_int or as_name", v);
+};
+
+/** range_constraints: `{min_val, max_val}` per symbol; null (or PyTorch's int_oo) means unbounded. */
+export const rangeConstraint = struct({
+  min_val: optional(nullable(num)),
+  max_val: optional(nullable(num)),
+});
 
 export const tensorMeta = struct({
   dtype: int,
@@ -82,9 +113,12 @@ export const exportedProgram = struct({
       nodes: list,
       // decoded entry by entry as values are looked up (see ProgramReader.typeOf)
       tensor_values: object,
+      // symbolic sizes that arguments name (`{as_sym_int: {as_name}}`), read when a dynamic program is specialized
+      sym_int_values: optional(object),
     }),
     signature: struct({ input_specs: array(inputSpec), output_specs: array(outputSpec) }),
   }),
+  range_constraints: optional(table(rangeConstraint)),
 });
 export type SerializedExportedProgram = ReturnType<typeof exportedProgram>;
 
