@@ -11,54 +11,61 @@ import { decompose, Emitter, indexType } from "./emitter.js";
 
 const THREADS = 128;
 
-export function generateAttentionKernel(
-  name: string,
-  layer: AttentionLayer,
-  ctx: CodegenContext,
-): GeneratedKernel {
-  const [q, k, v, mask] = layer.inputs;
+interface AttentionShape {
+  readonly batch: readonly number[];
+  /** Query rows, features, keys, value features. */
+  readonly L: number;
+  readonly E: number;
+  readonly S: number;
+  readonly Ev: number;
+}
+
+function attentionShape(layer: AttentionLayer, ctx: CodegenContext): AttentionShape {
+  const [q, k, v] = layer.inputs;
   const qi = ctx.info(q);
   const ki = ctx.info(k);
   const vi = ctx.info(v);
-  const out = ctx.info(layer.output);
-  const batch = out.shape.slice(0, -2);
   const [L, E] = qi.shape.slice(-2);
   const S = ki.shape[ki.shape.length - 2];
   const Ev = vi.shape[vi.shape.length - 1];
-  const smemBytes = (S + E) * 4;
-  if (smemBytes > 46 * 1024)
+  if ((S + E) * 4 > 46 * 1024)
     throw new Error(
       `attention layer '${layer.name}': ${S} keys × ${E} features exceed the fused kernel's shared memory`,
     );
-  const idx = indexType(
-    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+  return { batch: ctx.info(layer.output).shape.slice(0, -2), L, E, S, Ev };
+}
+
+/** `v` reduced (max or sum) over the block: warp shuffles, then the warps' partials through `red`. */
+function blockReduce(e: Emitter, v: string, op: "max" | "sum"): void {
+  e.line(`${v} = ${op === "max" ? `tc_warp_max(${v})` : `tc_warp_sum(${v})`};`);
+  e.line(`if ((tid & 31) == 0) red[tid >> 5] = ${v};`);
+  e.line("__syncthreads();");
+  e.line(`${v} = red[0];`);
+  e.line(
+    `for (int w = 1; w < ${THREADS / 32}; ++w) ${v} = ${op === "max" ? `fmaxf(${v}, red[w])` : `${v} + red[w]`};`,
   );
-  const e = new Emitter(ctx.info, idx);
-  const nb = numel(batch);
-  e.line(`__shared__ float qs[${E}];`);
-  e.line(`__shared__ float sc[${S}];`);
-  e.line(`__shared__ float red[${THREADS / 32}];`);
-  e.line("const int tid = threadIdx.x;");
-  e.line(`const ${idx} blk = blockIdx.x;`);
-  e.line(`const ${idx} i = blk % ${L};`);
-  e.line(`const ${idx} b = blk / ${L};`);
-  const bc = decompose(
-    e,
-    "b",
-    batch,
-    batch.map((_, a) => a),
-  );
-  const qb = broadcastCoords(bc, qi.shape.slice(0, -2));
-  const kb = broadcastCoords(bc, ki.shape.slice(0, -2));
-  const vb = broadcastCoords(bc, vi.shape.slice(0, -2));
-  e.block(`for (int t = tid; t < ${E}; t += ${THREADS})`, () => {
+  e.line("__syncthreads();");
+}
+
+/** The query row into shared memory, then each key's scaled (causal, masked) score into sc and its max into mx. */
+function emitScores(
+  e: Emitter,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+  sh: AttentionShape,
+  bc: string[],
+): void {
+  const [q, k, , mask] = layer.inputs;
+  const qb = broadcastCoords(bc, ctx.info(q).shape.slice(0, -2));
+  const kb = broadcastCoords(bc, ctx.info(k).shape.slice(0, -2));
+  e.block(`for (int t = tid; t < ${sh.E}; t += ${THREADS})`, () => {
     e.line(`qs[t] = (float)${e.load(q, [...qb, "i", "t"])};`);
   });
   e.line("__syncthreads();");
   e.line(`float mx = -TC_INF;`);
-  e.block(`for (int j = tid; j < ${S}; j += ${THREADS})`, () => {
+  e.block(`for (int j = tid; j < ${sh.S}; j += ${THREADS})`, () => {
     e.line("float s = 0.0f;");
-    e.block(`for (int t = 0; t < ${E}; ++t)`, () => {
+    e.block(`for (int t = 0; t < ${sh.E}; ++t)`, () => {
       e.line(`s += qs[t] * (float)${e.load(k, [...kb, "j", "t"])};`);
     });
     e.line(`s *= ${floatLiteral(layer.scale)};`);
@@ -73,39 +80,69 @@ export function generateAttentionKernel(
     e.line("sc[j] = s;");
     e.line("mx = fmaxf(mx, s);");
   });
-  const blockReduce = (v: string, op: "max" | "sum") => {
-    e.line(`${v} = ${op === "max" ? `tc_warp_max(${v})` : `tc_warp_sum(${v})`};`);
-    e.line(`if ((tid & 31) == 0) red[tid >> 5] = ${v};`);
-    e.line("__syncthreads();");
-    e.line(`${v} = red[0];`);
-    e.line(
-      `for (int w = 1; w < ${THREADS / 32}; ++w) ${v} = ${op === "max" ? `fmaxf(${v}, red[w])` : `${v} + red[w]`};`,
-    );
-    e.line("__syncthreads();");
-  };
-  blockReduce("mx", "max");
+}
+
+/** Softmax of the scores in place (a fully masked row gives zeros), then the weighted sum of values. */
+function emitSoftmaxAndValues(
+  e: Emitter,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+  sh: AttentionShape,
+  bc: string[],
+): void {
+  const v = layer.inputs[2];
+  const vb = broadcastCoords(bc, ctx.info(v).shape.slice(0, -2));
+  blockReduce(e, "mx", "max");
   e.line("const bool dead = mx == -TC_INF;");
   e.line("float sum = 0.0f;");
-  e.block(`for (int j = tid; j < ${S}; j += ${THREADS})`, () => {
+  e.block(`for (int j = tid; j < ${sh.S}; j += ${THREADS})`, () => {
     e.line("const float p = dead ? 0.0f : __expf(sc[j] - mx);");
     e.line("sc[j] = p;");
     e.line("sum += p;");
   });
-  blockReduce("sum", "sum");
+  blockReduce(e, "sum", "sum");
   e.line("const float inv = dead ? 0.0f : 1.0f / sum;");
-  e.block(`for (int t = tid; t < ${Ev}; t += ${THREADS})`, () => {
+  e.block(`for (int t = tid; t < ${sh.Ev}; t += ${THREADS})`, () => {
     e.line("float acc = 0.0f;");
-    e.block(`for (int j = 0; j < ${S}; ++j)`, () => {
+    e.block(`for (int j = 0; j < ${sh.S}; ++j)`, () => {
       e.line(`acc += sc[j] * (float)${e.load(v, [...vb, "j", "t"])};`);
     });
-    e.store(layer.output, [...bc, "i", "t"], "acc * inv", out.logicalDType);
+    e.store(layer.output, [...bc, "i", "t"], "acc * inv", ctx.info(layer.output).logicalDType);
   });
+}
+
+export function generateAttentionKernel(
+  name: string,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+): GeneratedKernel {
+  const [q, k, v, mask] = layer.inputs;
+  const sh = attentionShape(layer, ctx);
+  const idx = indexType(
+    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+  );
+  const e = new Emitter(ctx.info, idx);
+  e.line(`__shared__ float qs[${sh.E}];`);
+  e.line(`__shared__ float sc[${sh.S}];`);
+  e.line(`__shared__ float red[${THREADS / 32}];`);
+  e.line("const int tid = threadIdx.x;");
+  e.line(`const ${idx} blk = blockIdx.x;`);
+  e.line(`const ${idx} i = blk % ${sh.L};`);
+  e.line(`const ${idx} b = blk / ${sh.L};`);
+  const bc = decompose(
+    e,
+    "b",
+    sh.batch,
+    sh.batch.map((_, a) => a),
+  );
+  emitScores(e, layer, ctx, sh, bc);
+  emitSoftmaxAndValues(e, layer, ctx, sh, bc);
   const source = `extern "C" __global__ void __launch_bounds__(${THREADS}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
   return {
     name,
     source,
     params: e.params,
-    grid: [Math.max(1, nb * L), 1, 1],
+    grid: [Math.max(1, numel(sh.batch) * sh.L), 1, 1],
     block: [THREADS, 1, 1],
     sharedBytes: 0,
   };
