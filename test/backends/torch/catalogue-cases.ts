@@ -5,7 +5,9 @@
  * rest at their defaults, or a plain value of their type). Only the argument kinds matter to the planner, so a
  * synthesized call that PyTorch would reject for its values still says whether the fallback can encode it.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import type { DType } from "../../../src/ir/dtype.js";
 import type { Arg, TensorType } from "../../../src/ir/graph.js";
@@ -21,11 +23,18 @@ interface JsonCase {
   tensors: Record<string, { dtype: DType; shape: number[]; data: string }>;
 }
 
+// From the sources (test/backends/torch) or compiled for the GPU machine (.gpu-carry/build/test/backends/torch).
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = [join(here, "..", "..", ".."), join(here, "..", "..", "..", "..", "..")].find((r) =>
+  existsSync(join(r, "fixtures", "ops", "golden.json")),
+);
+
 function goldenCases(): JsonCase[] {
-  const read = (url: URL) => (JSON.parse(readFileSync(url, "utf8")) as { cases: JsonCase[] }).cases;
+  if (ROOT === undefined) throw new Error("fixtures/ops/golden.json not found above " + here);
+  const read = (path: string) => (JSON.parse(readFileSync(path, "utf8")) as { cases: JsonCase[] }).cases;
   return [
-    ...read(new URL("../../../fixtures/ops/golden.json", import.meta.url)),
-    ...read(new URL("../../ops/extra-golden.json", import.meta.url)),
+    ...read(join(ROOT, "fixtures", "ops", "golden.json")),
+    ...read(join(ROOT, "test", "ops", "extra-golden.json")),
   ];
 }
 
