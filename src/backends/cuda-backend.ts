@@ -16,6 +16,7 @@ import { useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
 import type { CudaEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
+import { WeightStore } from "./cuda/shared-weights.js";
 
 class EngineRunner implements SegmentRunner {
   readonly description: string;
@@ -48,7 +49,9 @@ class EngineRunner implements SegmentRunner {
  * fallback segments run through LibTorch on the same device buffers. Forward passes run in execution
  * contexts (cuda/execution-context.ts): one stream each, values stay on the GPU between segments.
  */
-export async function createCudaBackend(options: CompileOptions): Promise<Backend & DeviceAllocator> {
+export async function createCudaBackend(
+  options: CompileOptions,
+): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
   const ctx = CudaContext.get(device);
@@ -57,6 +60,8 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
   let torchEnv: unknown;
   const completion = options.completion ?? "poll";
   const artifacts = new ArtifactRecorder(options.artifacts, device, acceptArtifacts);
+  // Engines of the same program (a batch range's buckets) keep one device copy of their weights.
+  const weightStore = new WeightStore();
 
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
@@ -68,6 +73,7 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
         tuneConvs: options.tune === true,
         workspaceBytes: options.workspaceBytes,
         choices: artifacts.forSegment(segment.index),
+        weightStore,
       });
       return new EngineRunner(segment, engine, network);
     },
@@ -81,6 +87,8 @@ export async function createCudaBackend(options: CompileOptions): Promise<Backen
       return new CudaExecutionContext(index, graph, runners, index === 0, completion, device);
     },
     saveArtifacts: () => artifacts.save(),
+    /** Device bytes of distinct engine weight sets (what a module with a batch range holds once). */
+    sharedWeightBytes: () => weightStore.bytes,
     weightBytes(runners: readonly SegmentRunner[]): number {
       return runners.reduce((a, r) => a + ((r as { weightBytes?: number }).weightBytes ?? 0), 0);
     },

@@ -319,7 +319,9 @@ export class DynamicModule extends CompiledModule {
     const all = [...this.resident.values()].map((b) => b.module.memory());
     const sum = (k: "activations" | "workspaces" | "io" | "pinnedHost" | "contexts") =>
       all.reduce((a, m) => a + m[k], 0);
-    const weights = all.reduce((a, m) => Math.max(a, m.weights), 0);
+    // the CUDA backend counts its shared weight sets; elsewhere every bucket reads the same host weights
+    const shared = (this.shared as { sharedWeightBytes?: () => number }).sharedWeightBytes?.();
+    const weights = shared ?? all.reduce((a, m) => Math.max(a, m.weights), 0);
     const opt = this.resident.get(this.range.opt)?.module.memory();
     const activations = sum("activations");
     const workspaces = sum("workspaces");

@@ -33,6 +33,7 @@ import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
+import type { WeightBuffer, WeightStore } from "./shared-weights.js";
 
 export interface CudaBuildOptions {
   readonly precision: Precision;
@@ -57,6 +58,8 @@ export interface CudaBuildOptions {
   readonly workspaceBytes?: number;
   /** Library plans and kernels saved in a package, and the record of this build's (see ./artifacts.ts). */
   readonly choices?: EngineChoices;
+  /** Uploads identical weight sets once across engines (a batch range's buckets; ./shared-weights.ts). */
+  readonly weightStore?: WeightStore;
 }
 
 const LT_WORKSPACE = 32 << 20;
@@ -174,14 +177,14 @@ function compileKernels(
 }
 
 interface UploadedWeights {
-  readonly buffer: DeviceBuffer;
+  readonly buffer: WeightBuffer;
   readonly bytes: number;
   readonly constOffsets: ReadonlyMap<string, number>;
   readonly channelOffsets: ReadonlyMap<ConvStep, readonly number[]>;
 }
 
 /** Phase 3: every constant a step reads, in its storage dtype and layout, and conv channel operands, in one buffer. */
-function uploadWeights(plan: EnginePlan, libs: LibraryPlans): UploadedWeights {
+function uploadWeights(plan: EnginePlan, libs: LibraryPlans, store?: WeightStore): UploadedWeights {
   const { network: net, infos, steps } = plan;
   const used = new Set(steps.flatMap((s) => stepReads(s)).map((t) => storageRoot(infos, t)));
   const constOffsets = new Map<string, number>();
@@ -206,6 +209,7 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans): UploadedWeights {
     }
     channelOffsets.set(step, offs);
   }
+  if (store) return { buffer: store.acquire(blobs, bytes), bytes, constOffsets, channelOffsets };
   const buffer = DeviceBuffer.alloc(Math.max(256, bytes));
   try {
     for (const b of blobs) if (b.bytes.byteLength > 0) buffer.upload(b.bytes, b.offset);
@@ -429,7 +433,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     );
     t0 = performance.now();
     reportProgress({ phase: "upload weights", sub: true });
-    weights = uploadWeights(plan, libs);
+    weights = uploadWeights(plan, libs, options.weightStore);
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
       ltWorkspaceBytes(options) * (libs.matmuls.size > 0 ? 1 : 0),
