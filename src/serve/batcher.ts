@@ -29,8 +29,13 @@ export class DeadlineError extends Error {
 export interface BatchModel {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
-  /** Runs one full batch (shapes exactly the model's). */
+  /** Runs one full batch (shapes exactly the model's, or any batch in `rowRange`). */
   run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  /**
+   * A model compiled with a batch range (runtime/dynamic-module.ts) runs any batch from min to max rows (the
+   * specs' dim 0 is max): merged rows are padded only up to min, not to the specs' batch.
+   */
+  readonly rowRange?: { readonly min: number; readonly max: number };
 }
 
 export interface BatcherOptions {
@@ -217,10 +222,13 @@ export class DynamicBatcher {
     }
   }
 
-  /** The requests' rows in order, zero-padded to the model's batch. */
+  /** The requests' rows in order, zero-padded to the model's batch (a batch range: to its least size). */
   private merge(spec: TensorSpec, parts: readonly Tensor[]): Tensor {
-    if (!this.batching || (parts.length === 1 && parts[0].shape[0] === spec.shape[0])) return parts[0];
-    const data = allocData(spec.dtype, numel(spec.shape));
+    const range = this.model.rowRange;
+    const n = parts.reduce((a, t) => a + t.shape[0], 0);
+    const shape = range ? [Math.max(n, range.min), ...spec.shape.slice(1)] : spec.shape;
+    if (!this.batching || (parts.length === 1 && parts[0].shape[0] === shape[0])) return parts[0];
+    const data = allocData(spec.dtype, numel(shape));
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
     for (const t of parts) {
@@ -228,7 +236,7 @@ export class DynamicBatcher {
       bytes.set(src, at);
       at += src.byteLength;
     }
-    return { dtype: spec.dtype, shape: [...spec.shape], data };
+    return { dtype: spec.dtype, shape: [...shape], data };
   }
 
   private checkIdle(): void {

@@ -98,13 +98,17 @@ function metrics(registry: Registry) {
 
 export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): Promise<Server> {
   const name = opts.name ?? "model";
-  const inputs = specs(compiled, compiled.graph.inputs);
-  const outputs = specs(compiled, compiled.graph.outputs);
+  // A batch range: requests of up to its max rows, merged batches run at their own size (no padding to opt).
+  const range = (compiled as { range?: { min: number; opt: number; max: number } }).range;
+  const atMax = (s: TensorSpec): TensorSpec =>
+    range && s.shape[0] === range.opt ? { ...s, shape: [range.max, ...s.shape.slice(1)] } : s;
+  const inputs = specs(compiled, compiled.graph.inputs).map(atMax);
+  const outputs = specs(compiled, compiled.graph.outputs).map(atMax);
   const registry = new Registry();
   const m = metrics(registry);
   const contexts = compiled.queue?.contexts ?? 1;
   const batcher = new DynamicBatcher(
-    { inputs, outputs, run: (x) => compiled.run(x) as Promise<Tensor[]> },
+    { inputs, outputs, run: (x) => compiled.run(x) as Promise<Tensor[]>, rowRange: range },
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
   );
