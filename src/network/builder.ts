@@ -53,7 +53,20 @@ export class NetworkBuilder {
 
   /** Adds a layer and returns its output tensor. `hint` names the layer within the current scope. */
   add(spec: LayerSpec, hint?: string): string {
-    const name = this.freshLayerName(hint ?? spec.type);
+    return this.addNamed(spec, this.freshLayerName(hint ?? spec.type));
+  }
+
+  /**
+   * Adds a copy of `layer` (a layer of another network, e.g. one being rewritten) reading `inputs`; it keeps
+   * its name where that is still free. Returns its output tensor.
+   */
+  copy(layer: Layer, inputs: readonly string[]): string {
+    const { name, output: _output, ...rest } = layer;
+    // a layer without its name and output is its spec; TypeScript's rest of a union keeps only common keys
+    return this.addNamed({ ...rest, inputs } as LayerSpec, this.freshName(name));
+  }
+
+  private addNamed(spec: LayerSpec, name: string): string {
     const layer = { ...spec, name, output: name } as Layer;
     for (const input of layer.inputs) {
       if (!(input in this.tensors)) throw new LayerShapeError(layer.type, `input '${input}' is not defined`);
@@ -140,7 +153,10 @@ export class NetworkBuilder {
   }
 
   private freshLayerName(hint: string): string {
-    const base = `${this.scope}/${hint}`;
+    return this.freshName(`${this.scope}/${hint}`);
+  }
+
+  private freshName(base: string): string {
     let name = base;
     for (let i = 1; this.layerNames.has(name) || name in this.tensors; i++) name = `${base}_${i}`;
     this.layerNames.add(name);

@@ -82,3 +82,30 @@ describe("NetworkBuilder", () => {
     expect(() => runNetworkReference(network, [iota([3])])).toThrow(/expected float32\[2\]/);
   });
 });
+
+describe("NetworkBuilder.copy", () => {
+  it("adds another network's layer under its own name, reading the tensors it is given", () => {
+    const a = new NetworkBuilder();
+    const x = a.addInput("x", f32([2, 3]));
+    const relu = a.withScope("block", () => a.add({ type: "activation", inputs: [x], fn: { kind: "relu" } }));
+    const source = a.build([{ tensor: relu }]).layers[0];
+    const b = new NetworkBuilder();
+    const z = b.addInput("z", f32([2, 3]));
+    const out = b.copy(source, [z]);
+    expect(out).toBe("block/activation");
+    expect(b.copy(source, [z])).toBe("block/activation_1");
+    const net = b.build([{ tensor: out, as: "y" }]);
+    expect(net.layers[0]).toMatchObject({ type: "activation", name: "block/activation", inputs: ["z"] });
+  });
+
+  it("shape-checks a copy like any added layer", () => {
+    const a = new NetworkBuilder();
+    const p = a.addInput("p", f32([2, 3]));
+    const sum = a.add({ type: "elementwise", op: "add", inputs: [p, p] });
+    const layer = a.build([{ tensor: sum }]).layers[0];
+    const b = new NetworkBuilder();
+    const u = b.addInput("u", f32([2, 3]));
+    const v = b.addInput("v", f32([4]));
+    expect(() => b.copy(layer, [u, v])).toThrow(LayerShapeError);
+  });
+});

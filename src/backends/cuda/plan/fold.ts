@@ -1,14 +1,16 @@
 /**
- * Build-time rewrites of a network before planning, all on the host:
+ * Build-time rewrites of a network before planning, all on the host, rebuilt through the NetworkBuilder (so
+ * every layer it makes is type-checked by the layer's shape rule, like a converter's):
  *  - layers whose inputs are all constants are evaluated with the reference interpreter (weight reshapes,
  *    casts and transposes cost nothing at run time);
- *  - a per-channel affine (scale layer, or elementwise mul/add/sub by a per-channel constant) right after a
- *    convolution with constant weights is folded into the convolution's weight and bias (inference batch norm);
- *  - layers whose outputs nothing reads are dropped.
+ *  - a chain of per-channel affines (scale layer, or elementwise mul/add/sub by a per-channel constant) right
+ *    after a convolution with constant weights is folded into the convolution's weight and bias (the graph's
+ *    fold-batch-norm covers batch norm; this covers affines converters or models spell otherwise);
+ *  - layers whose outputs nothing reads are dropped, and constants are emitted only where a layer reads them.
  */
 import type { DType } from "../../../ir/dtype.js";
-import type { TensorType } from "../../../ir/graph.js";
 import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../../../ir/tensor.js";
+import { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { LAYER_RUNNERS, type LayerRunner } from "../../../network/reference/index.js";
@@ -19,101 +21,90 @@ const FOLD_LIMIT = 1 << 22;
 export interface FoldStats {
   readonly constantsFolded: number;
   readonly affinesFolded: number;
+  /** Layers of the input with nothing in the output: dead ones, and constants no remaining layer reads. */
   readonly layersDropped: number;
 }
 
-interface Work {
-  layers: Layer[];
-  constants: Record<string, Tensor>;
-  tensors: Record<string, TensorType>;
-}
-
 export function foldNetwork(net: Network): { network: Network; stats: FoldStats } {
-  const w: Work = { layers: [...net.layers], constants: { ...net.constants }, tensors: { ...net.tensors } };
-  const constantsFolded = foldConstants(w, net);
-  const affinesFolded = foldAffines(w, net);
-  const before = w.layers.length;
-  dropDead(w, net);
-  materializeConstantOutputs(w, net);
-  const network: Network = Object.freeze({
-    inputs: net.inputs,
-    outputs: net.outputs,
-    layers: Object.freeze(w.layers),
-    tensors: Object.freeze(w.tensors),
-    constants: Object.freeze(w.constants),
-  });
-  return { network, stats: { constantsFolded, affinesFolded, layersDropped: before - w.layers.length } };
-}
-
-/**
- * A network output that folding turned into a constant still needs a step that writes the output buffer (the
- * engine's outputs are buffers the caller may bind): the constant moves to its own tensor, and an identity copies it.
- */
-function materializeConstantOutputs(w: Work, net: Network): void {
-  const outputs = new Set(net.outputs);
-  w.layers = w.layers.flatMap((l) => {
-    if (l.type !== "constant" || !outputs.has(l.output)) return [l];
-    let source = `${l.output}#constant`;
-    for (let i = 1; source in w.tensors; i++) source = `${l.output}#constant${i}`;
-    w.tensors[source] = w.tensors[l.output];
-    const constant = Object.freeze({ ...l, output: source }) as Layer;
-    const copy = Object.freeze({
-      type: "identity",
-      name: `${l.name}/output`,
-      inputs: [source],
-      output: l.output,
-    }) as unknown as Layer;
-    return [constant, copy];
-  });
-}
-
-function constantValue(w: Work, byOutput: Map<string, Layer>, tensor: string): Tensor | undefined {
-  const l = byOutput.get(tensor);
-  return l?.type === "constant" ? w.constants[l.weight] : undefined;
-}
-
-function freshKey(w: Work, base: string): string {
-  let key = base;
-  for (let i = 1; key in w.constants; i++) key = `${base}#${i}`;
-  return key;
-}
-
-function constantLayer(w: Work, name: string, output: string, value: Tensor): Layer {
-  const weight = freshKey(w, `${name}/folded`);
-  w.constants[weight] = value;
-  return Object.freeze({
-    type: "constant",
-    name,
-    inputs: [],
-    output,
-    weight,
-    dtype: value.dtype,
-    shape: value.shape,
-  }) as unknown as Layer;
-}
-
-function foldConstants(w: Work, net: Network): number {
-  const byOutput = new Map<string, Layer>();
-  let folded = 0;
-  w.layers = w.layers.map((layer) => {
-    let result = layer;
-    if (
-      layer.type !== "constant" &&
-      layer.inputs.length > 0 &&
-      numel(w.tensors[layer.output].shape) <= FOLD_LIMIT
-    ) {
-      const values = layer.inputs.map((i) => constantValue(w, byOutput, i));
-      if (values.every((v): v is Tensor => v !== undefined)) {
-        const runner = LAYER_RUNNERS[layer.type] as LayerRunner<Layer>;
-        const out = runner(layer, values, net.tensors[layer.output], { constant: (k) => w.constants[k] });
-        result = constantLayer(w, layer.name, layer.output, out);
-        folded++;
-      }
+  const live = liveLayers(net);
+  const { values, folded: constantsFolded } = constantValues(net, live);
+  const consumers = consumersOf(live);
+  const b = new NetworkBuilder();
+  const to = new Map<string, string>();
+  for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
+  // constants are emitted on first read, scoped by the layer that made them
+  const read = (tensor: string): string => {
+    let t = to.get(tensor);
+    if (t === undefined) {
+      const value = values.get(tensor);
+      if (!value) throw new Error(`foldNetwork: tensor '${tensor}' is read before it is made`);
+      t = b.withScope(producerName(live, tensor), () => b.constant(value));
+      to.set(tensor, t);
     }
-    byOutput.set(result.output, result);
-    return result;
-  });
-  return folded;
+    return t;
+  };
+  const absorbed = new Set<Layer>();
+  let affinesFolded = 0;
+  let copied = 0;
+  for (const layer of live) {
+    if (absorbed.has(layer) || values.has(layer.output)) continue;
+    const fold = layer.type === "convolution" ? affineChain(net, layer, values, consumers) : undefined;
+    copied++;
+    if (!fold) {
+      to.set(layer.output, b.copy(layer, layer.inputs.map(read)));
+      continue;
+    }
+    for (const l of fold.absorbed) absorbed.add(l);
+    affinesFolded += fold.absorbed.length;
+    const w = b.withScope(layer.name, () => b.constant(fold.weight));
+    const bias = b.withScope(layer.name, () => b.constant(fold.bias));
+    to.set(fold.output, b.copy(layer, [read(fold.input), w, bias]));
+  }
+  const network = b.build(net.outputs.map((o) => ({ tensor: read(o), as: o })));
+  // what is left of the input: copied layers and the constants something still reads
+  const constantsKept = live.filter((l) => values.has(l.output) && to.has(l.output)).length;
+  const layersDropped = net.layers.length - copied - constantsKept - affinesFolded;
+  return { network, stats: { constantsFolded, affinesFolded, layersDropped } };
+}
+
+/** The layers some network output depends on, in order. */
+function liveLayers(net: Network): Layer[] {
+  const live = new Set(net.outputs);
+  const kept: Layer[] = [];
+  for (let i = net.layers.length - 1; i >= 0; i--) {
+    const l = net.layers[i];
+    if (!live.has(l.output)) continue;
+    kept.push(l);
+    for (const inp of l.inputs) live.add(inp);
+  }
+  return kept.reverse();
+}
+
+function producerName(layers: readonly Layer[], tensor: string): string {
+  return layers.find((l) => l.output === tensor)?.name ?? tensor;
+}
+
+/** The value of every tensor known at build time: constant layers, and layers of constants (evaluated). */
+function constantValues(
+  net: Network,
+  layers: readonly Layer[],
+): { values: Map<string, Tensor>; folded: number } {
+  const values = new Map<string, Tensor>();
+  let folded = 0;
+  for (const layer of layers) {
+    if (layer.type === "constant") {
+      values.set(layer.output, net.constants[layer.weight]);
+      continue;
+    }
+    if (layer.inputs.length === 0 || numel(net.tensors[layer.output].shape) > FOLD_LIMIT) continue;
+    const inputs = layer.inputs.map((i) => values.get(i));
+    if (!inputs.every((v): v is Tensor => v !== undefined)) continue;
+    const runner = LAYER_RUNNERS[layer.type] as LayerRunner<Layer>;
+    const env = { constant: (k: string) => net.constants[k] };
+    values.set(layer.output, runner(layer, inputs, net.tensors[layer.output], env));
+    folded++;
+  }
+  return { values, folded };
 }
 
 function consumersOf(layers: readonly Layer[]): Map<string, Layer[]> {
@@ -139,10 +130,51 @@ interface Affine {
   shift: Float64Array;
 }
 
+/**
+ * The affines after `conv` (each the single reader of the one before, none a network output) folded into its
+ * constant weight and bias: its input, the new weight and bias, the absorbed layers and the tensor it now makes.
+ */
+function affineChain(
+  net: Network,
+  conv: ConvolutionLayer,
+  values: ReadonlyMap<string, Tensor>,
+  consumers: ReadonlyMap<string, Layer[]>,
+): { input: string; weight: Tensor; bias: Tensor; absorbed: Layer[]; output: string } | undefined {
+  const wt = values.get(conv.inputs[1]);
+  const bt = conv.inputs[2] === undefined ? undefined : values.get(conv.inputs[2]);
+  if (!wt || (conv.inputs[2] !== undefined && !bt)) return undefined;
+  const outShape = net.tensors[conv.output].shape;
+  const cout = wt.shape[0];
+  const per = numel(wt.shape) / cout;
+  const wv = toFloat64Array(wt);
+  const bv = bt ? toFloat64Array(bt) : new Float64Array(cout);
+  const absorbed: Layer[] = [];
+  let at: string = conv.output;
+  for (;;) {
+    const users = consumers.get(at) ?? [];
+    if (net.outputs.includes(at) || users.length !== 1) break;
+    const aff = affineOf(net, values, users[0], at, outShape);
+    if (!aff) break;
+    for (let i = 0; i < wv.length; i++) wv[i] *= aff.scale[Math.floor(i / per)];
+    for (let c = 0; c < cout; c++) bv[c] = bv[c] * aff.scale[c] + aff.shift[c];
+    absorbed.push(users[0]);
+    at = users[0].output;
+  }
+  if (absorbed.length === 0) return undefined;
+  const dtype: DType = wt.dtype;
+  return {
+    input: conv.inputs[0],
+    weight: tensorFromNumbers(dtype, wt.shape, wv),
+    bias: tensorFromNumbers(dtype, [cout], bv),
+    absorbed,
+    output: at,
+  };
+}
+
 /** The per-channel affine y = x·scale + shift that `layer` applies to conv output `x`, if it is one. */
 function affineOf(
-  w: Work,
-  byOutput: Map<string, Layer>,
+  net: Network,
+  values: ReadonlyMap<string, Tensor>,
   layer: Layer,
   x: string,
   outShape: readonly number[],
@@ -152,8 +184,8 @@ function affineOf(
   const zeros = () => new Float64Array(c);
   if (layer.type === "scale") {
     if (layer.channelAxis !== 1 || layer.inputs[0] !== x) return undefined;
-    const s = constantValue(w, byOutput, layer.inputs[1]);
-    const h = constantValue(w, byOutput, layer.inputs[2]);
+    const s = values.get(layer.inputs[1]);
+    const h = values.get(layer.inputs[2]);
     if (!s || !h) return undefined;
     // A scale layer's vectors run along its channel axis (length C, or 1 for a uniform value).
     const along = (t: Tensor): Float64Array | undefined => {
@@ -169,91 +201,12 @@ function affineOf(
   const [a, b] = layer.inputs;
   if (a === b) return undefined;
   const other = a === x ? b : a;
-  const t = constantValue(w, byOutput, other);
-  if (!t || w.tensors[layer.output].shape.join() !== outShape.join()) return undefined;
+  const t = values.get(other);
+  if (!t || net.tensors[layer.output].shape.join() !== outShape.join()) return undefined;
   const v = perChannel(t, outShape);
   if (!v) return undefined;
   if (layer.op === "mul") return { scale: v, shift: zeros() };
   if (layer.op === "add") return { scale: ones(), shift: v };
   // sub: x - v, or v - x
   return a === x ? { scale: ones(), shift: v.map((e) => -e) } : { scale: ones().map(() => -1), shift: v };
-}
-
-function foldAffines(w: Work, net: Network): number {
-  let folded = 0;
-  for (let changed = true; changed; ) {
-    changed = false;
-    const byOutput = new Map(w.layers.map((l) => [l.output, l] as const));
-    const consumers = consumersOf(w.layers);
-    for (const conv of w.layers) {
-      if (conv.type !== "convolution" || net.outputs.includes(conv.output)) continue;
-      const users = consumers.get(conv.output) ?? [];
-      if (users.length !== 1) continue;
-      const wt = constantValue(w, byOutput, conv.inputs[1]);
-      const bt = conv.inputs[2] === undefined ? undefined : constantValue(w, byOutput, conv.inputs[2]);
-      if (!wt || (conv.inputs[2] !== undefined && !bt)) continue;
-      const outShape = w.tensors[conv.output].shape;
-      const aff = affineOf(w, byOutput, users[0], conv.output, outShape);
-      if (!aff) continue;
-      rewriteConv(w, conv, users[0], wt, bt, aff);
-      folded++;
-      changed = true;
-      break;
-    }
-  }
-  return folded;
-}
-
-function rewriteConv(
-  w: Work,
-  conv: ConvolutionLayer,
-  user: Layer,
-  wt: Tensor,
-  bt: Tensor | undefined,
-  aff: Affine,
-): void {
-  const cout = wt.shape[0];
-  const per = numel(wt.shape) / cout;
-  const wv = toFloat64Array(wt);
-  for (let i = 0; i < wv.length; i++) wv[i] *= aff.scale[Math.floor(i / per)];
-  const bv = bt ? toFloat64Array(bt) : new Float64Array(cout);
-  for (let c = 0; c < cout; c++) bv[c] = bv[c] * aff.scale[c] + aff.shift[c];
-  const dtype: DType = wt.dtype;
-  const wName = `${conv.name}/w_folded`;
-  const bName = `${conv.name}/b_folded`;
-  const wLayer = constantLayer(w, wName, uniqueTensor(w, wName), tensorFromNumbers(dtype, wt.shape, wv));
-  const bLayer = constantLayer(w, bName, uniqueTensor(w, bName), tensorFromNumbers(dtype, [cout], bv));
-  w.tensors[wLayer.output] = { dtype, shape: wt.shape };
-  w.tensors[bLayer.output] = { dtype, shape: [cout] };
-  const newConv = Object.freeze({
-    ...conv,
-    inputs: [conv.inputs[0], wLayer.output, bLayer.output],
-    output: user.output,
-  }) as unknown as Layer;
-  const at = w.layers.indexOf(conv);
-  w.layers = w.layers.filter((l) => l !== conv && l !== user);
-  w.layers.splice(Math.min(at, w.layers.length), 0, wLayer, bLayer, newConv);
-  delete w.tensors[conv.output];
-}
-
-function uniqueTensor(w: Work, base: string): string {
-  let name = base;
-  for (let i = 1; name in w.tensors; i++) name = `${base}_${i}`;
-  return name;
-}
-
-function dropDead(w: Work, net: Network): void {
-  const live = new Set(net.outputs);
-  const kept: Layer[] = [];
-  for (let i = w.layers.length - 1; i >= 0; i--) {
-    const l = w.layers[i];
-    if (!live.has(l.output)) continue;
-    kept.push(l);
-    for (const inp of l.inputs) live.add(inp);
-  }
-  w.layers = kept.reverse();
-  const used = new Set(w.layers.flatMap((l) => (l.type === "constant" ? [l.weight] : [])));
-  for (const k of Object.keys(w.constants)) if (!used.has(k)) delete w.constants[k];
-  const tensors = new Set([...net.inputs, ...w.layers.map((l) => l.output)]);
-  for (const k of Object.keys(w.tensors)) if (!tensors.has(k)) delete w.tensors[k];
 }
