@@ -7,10 +7,12 @@
  * Inputs come from fixtures/export_runtime.py (run here when TORCHC_RUNTIME_DIR is not set).
  * `bash scripts/gpu.sh test runtime`
  */
+
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { PerformanceObserver } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { compareTensors } from "../../src/cli/compare.js";
@@ -227,6 +229,17 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
     try {
       await compiled.run([c.input]);
       const gaps: number[] = [];
+      // Garbage-collection pauses in the window, to tell a GC pause from a blocking call when a gap is long.
+      const gcs: { start: number; ms: number; kind: number }[] = [];
+      const gcObserver = new PerformanceObserver((list) => {
+        for (const e of list.getEntries())
+          gcs.push({
+            start: e.startTime,
+            ms: e.duration,
+            kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1,
+          });
+      });
+      gcObserver.observe({ entryTypes: ["gc"] });
       let last = performance.now();
       const timer = setInterval(() => {
         const now = performance.now();
@@ -241,6 +254,7 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         for (let i = 0; i < 10; i++) [out] = (await compiled.run([c.input], { onPhase })) as Tensor[];
       } finally {
         clearInterval(timer);
+        gcObserver.disconnect();
       }
       const wall = (performance.now() - t0) / 10;
       const maxGap = Math.max(...gaps);
@@ -259,6 +273,9 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         ticks: gaps.length,
         msPerRun: wall,
         phaseOfMax,
+        gcPauses: gcs.length,
+        longestGcMs: Math.max(0, ...gcs.map((g) => g.ms)),
+        gcInLongestGap: gcs.filter((g) => g.start <= at && g.start >= at - maxGap).map((g) => g.ms),
       });
       check(out!, c, "fp16", "batch 128 output");
       assert.ok(

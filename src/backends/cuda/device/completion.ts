@@ -25,8 +25,6 @@ import { fail } from "./validate.js";
 /** The `completion` compile option (checked there: runtime/validate-options.ts). */
 export type CompletionStrategy = NonNullable<CompileOptions["completion"]>;
 
-const immediate = () => new Promise<void>((r) => setImmediate(r));
-
 /** Resolves once all work recorded before `event` on `stream` has finished. */
 export async function whenComplete(
   stream: Stream,
@@ -40,8 +38,19 @@ export async function whenComplete(
       checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
       return;
     case "poll":
-      while (!event.query()) await immediate();
-      return;
+      // One promise per wait, not one per turn: the loop allocates nothing while it spins.
+      if (event.query()) return;
+      return new Promise<void>((resolve, reject) => {
+        const tick = () => {
+          try {
+            if (event.query()) resolve();
+            else setImmediate(tick);
+          } catch (e) {
+            reject(e);
+          }
+        };
+        setImmediate(tick);
+      });
     case "hostfn":
       return hostFunctionDone(stream);
     default:
