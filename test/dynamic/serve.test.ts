@@ -32,7 +32,7 @@ describe("torchc serve with a batch range", () => {
     };
     server = await serve(compiled, { port: 0, log: false, maxQueueDelayUs: 100_000 });
     const client = new InferenceClient(server.url, "model");
-    const meta = await client.metadata();
+    const meta = (await client.metadata()) as { inputs: { shape: number[] }[] };
     expect(meta.inputs[0].shape).toEqual([-1, 20]);
     const requests = [[0], [3, 1], [2], [1, 0, 3]];
     const outs = await Promise.all(requests.map((rows) => client.infer({ x: pickRows(input, rows) })));
