@@ -1,3 +1,4 @@
+import { TorchcError } from "../errors.js";
 import type { DType } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
 import type { Shape, Tensor } from "../ir/tensor.js";
@@ -87,6 +88,15 @@ export async function createCudaBackend(
       return new CudaExecutionContext(index, graph, runners, index === 0, completion, device);
     },
     saveArtifacts: () => artifacts.save(),
+    prepareRefit(runner: SegmentRunner, network: Network): () => void {
+      const choices = artifacts.choicesOf(runner.segment.index);
+      if (!choices)
+        throw new TorchcError(
+          `refit: segment ${runner.segment.index} has no CUDA engine`,
+          "refit.unsupported",
+        );
+      return choices.prepareRefit(network, runner.segment.index);
+    },
     /** Device bytes of distinct engine weight sets (what a module with a batch range holds once). */
     sharedWeightBytes: () => weightStore.bytes,
     weightBytes(runners: readonly SegmentRunner[]): number {

@@ -34,6 +34,11 @@ export interface Backend<Artifacts = unknown> {
   weightBytes?(runners: readonly SegmentRunner[]): number;
   /** What a package needs to run the built engines without building them again (runtime/package-artifacts.ts). */
   saveArtifacts?(runners: readonly SegmentRunner[]): Artifacts | undefined;
+  /**
+   * Refit (runtime/refit.ts): checks that `network` (the same structure as the one built, new constants) fits the
+   * runner's engine and returns the upload that swaps its constants in; nothing changes until that is called.
+   */
+  prepareRefit?(runner: SegmentRunner, network: Network): () => void;
   dispose?(): void | Promise<void>;
 }
 

@@ -31,6 +31,7 @@ import type {
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { RebuildPolicy } from "./package-artifacts.js";
+import { type RefitReport, type RefitSource, refitModule } from "./refit.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { resolveShapes } from "./shape-range.js";
 import { validateInputs } from "./validate-inputs.js";
@@ -168,6 +169,33 @@ export class CompiledModule {
       if (!t) throw new Error(`output '${name}' was not produced`);
       return t;
     });
+  }
+
+  /**
+   * Swaps in the weights of a model with the same architecture (a loaded model, a graph, a .torchc package or a
+   * path) without rebuilding engines; the structure must match after lowering (runtime/refit.ts). Call it with
+   * no run() in flight. Outputs afterwards are those of a fresh compile of the new model.
+   */
+  async refit(source: RefitSource): Promise<RefitReport> {
+    if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
+    const q = this.pool?.stats;
+    if (q && (q.busy > 0 || q.queued > 0))
+      throw new TorchcError("refit: runs are in flight; await them first", "refit.busy");
+    const r = await refitModule(
+      {
+        graph: this.graph,
+        partition: this.partition,
+        options: this.options,
+        registry: this.registry,
+        runners: this.runners as SegmentRunner[],
+        backend: this.backend,
+        contexts: this.contexts.length > 0,
+      },
+      source,
+    );
+    // The module now stands for the new weights (save() writes them).
+    Object.assign(this, { graph: r.graph, partition: r.partition });
+    return r.report;
   }
 
   /** Calls in flight and waiting (execution-context backends). */

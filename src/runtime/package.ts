@@ -91,6 +91,16 @@ export function savePackage(path: string, pkg: SavedPackage): void {
   }
 }
 
+/** Whether the file at `path` is a .torchc package (a zip whose manifest names the format). */
+export function isPackageFile(path: string): boolean {
+  try {
+    const m = readZip(path).read("manifest.json");
+    return m !== undefined && strFromU8(m.subarray(0, 200)).includes(`"${FORMAT}"`);
+  } catch {
+    return false;
+  }
+}
+
 export function isPackage(entries: ReadonlyMap<string, Uint8Array>): boolean {
   return entries.has("manifest.json") && strFromU8(entries.get("manifest.json")!).includes(`"${FORMAT}"`);
 }

@@ -8,9 +8,11 @@
  */
 import { createHash } from "node:crypto";
 import { TorchcError } from "../../errors.js";
+import type { Network } from "../../network/network.js";
 import type { BuildTarget, LoadedArtifacts, SavedArtifacts } from "../../runtime/package-artifacts.js";
 import { type ConvChoice, describeConvCandidate, restoreConv } from "./artifacts-cudnn.js";
 import { PackageKernelCache, type SavedKernel } from "./artifacts-kernels.js";
+import { type BuiltEngine, prepareEngineRefit } from "./artifacts-refit.js";
 import { BlasLt } from "./device/blaslt.js";
 import { nvrtcVersion } from "./device/compile.js";
 import { CudaContext } from "./device/context.js";
@@ -90,6 +92,10 @@ export class EngineChoices {
   private readonly convs = new Map<string, CudnnConvPlan>();
   private readonly matmuls = new Map<string, LtMatmul>();
   private kernels: PackageKernelCache | undefined;
+  /** The build's answers to the scheduler by problem key, and the matmul workspace bound it asked with (for refit). */
+  private readonly answers = { conv: new Map<string, boolean>(), matmul: new Map<string, boolean>() };
+  private maxWorkspace = 0;
+  private built: BuiltEngine | undefined;
   private memory: EngineRecord["memory"] | undefined;
   private steps = 0;
   readonly stats: ChoiceStats = { restored: 0, chosen: 0 };
@@ -115,6 +121,7 @@ export class EngineChoices {
       this.stats.chosen++;
     }
     if (built.ok) this.convs.set(key, built.plan);
+    this.answers.conv.set(key, built.ok);
     return built;
   }
 
@@ -144,6 +151,8 @@ export class EngineChoices {
       this.stats.chosen++;
     }
     if (built.ok) this.matmuls.set(key, built.plan);
+    this.answers.matmul.set(key, built.ok);
+    this.maxWorkspace = maxWorkspace;
     return built;
   }
 
@@ -172,6 +181,30 @@ export class EngineChoices {
       [...plan.memory.offsets].every(([t, o]) => s.offsets[t] === o);
     if (!same)
       this.memoryMismatch = `memory plan differs from the package's (${s.arenaBytes} → ${plan.memory.arenaBytes} arena bytes)`;
+  }
+
+  /** Keeps what a later refit needs of the finished build. */
+  noteBuilt(built: BuiltEngine): void {
+    this.built = built;
+  }
+
+  /** Checks the new constants of `network` fit the built engine; returns the upload that swaps them in. */
+  prepareRefit(network: Network, segment: number): () => void {
+    if (!this.built)
+      throw new TorchcError(`refit: engine segment ${segment} was not built`, "refit.unsupported");
+    const { conv, matmul } = this.answers;
+    const tf32 = this.built.options.tf32 === true;
+    return prepareEngineRefit(
+      this.built,
+      network,
+      {
+        conv: (k) => conv.get(k) === true,
+        matmul: (k) => matmul.get(k) === true,
+        convKey,
+        matmulKey: (g, e) => matmulKey(g, e, tf32, this.maxWorkspace),
+      },
+      segment,
+    );
   }
 
   /** The record and blobs to save (plans as they are now: after tuning, the kept one). */

@@ -434,6 +434,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     t0 = performance.now();
     reportProgress({ phase: "upload weights", sub: true });
     weights = uploadWeights(plan, libs, options.weightStore);
+    options.choices?.noteBuilt({ plan, weights, convs: libs.convs, options });
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
       ltWorkspaceBytes(options) * (libs.matmuls.size > 0 ? 1 : 0),

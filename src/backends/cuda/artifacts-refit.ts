@@ -1,0 +1,133 @@
+/**
+ * Refit of one built CUDA engine: the new network (same structure, new constants) is planned again on the host
+ * with every library question answered as the build answered it, the schedule, generated code and memory plan are
+ * checked to be the build's, and each constant (and conv channel operand) is converted to the storage dtype and
+ * layout the engine uses and copied over the old one at the same offset of the same weight buffer. Library plans
+ * and captured CUDA graphs point at that buffer, so nothing else changes. Everything is checked before the first
+ * byte is copied: a refused refit leaves the engine as it was.
+ */
+import { TorchcError } from "../../errors.js";
+import { DTYPE_BYTES } from "../../ir/dtype.js";
+import { numel, tensorBytes, tensorFromNumbers } from "../../ir/tensor.js";
+import type { Network } from "../../network/network.js";
+import { constantBytes } from "./builder.js";
+import { upload } from "./device/memory.js";
+import type { ConvStep } from "./fuse/steps.js";
+import { type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
+import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import type { Precision } from "./plan/tensors.js";
+import { type EnginePlan, planCudaEngine } from "./plan.js";
+
+/** What a build leaves for a later refit. */
+export interface BuiltEngine {
+  readonly plan: EnginePlan;
+  readonly weights: {
+    readonly buffer: { readonly ptr: bigint };
+    readonly bytes: number;
+    readonly constOffsets: ReadonlyMap<string, number>;
+    readonly channelOffsets: ReadonlyMap<ConvStep, readonly number[]>;
+  };
+  readonly convs: ReadonlyMap<ConvStep, CudnnConvPlan>;
+  readonly options: {
+    readonly precision: Precision;
+    readonly channelsLast?: boolean;
+    readonly tf32?: boolean;
+  };
+}
+
+/** The build's answers to the scheduler, by problem key (see artifacts.ts). */
+export interface LibraryAnswers {
+  conv(key: string): boolean;
+  matmul(key: string): boolean;
+  convKey(spec: Exclude<ReturnType<typeof cudnnConvSpec>, string>): string;
+  matmulKey(
+    g: Exclude<ReturnType<typeof matmulGeometry>, string>,
+    epilogue: { bias: boolean; activation: "none" | "relu" | "gelu" },
+  ): string;
+}
+
+function refused(segment: number, detail: string): never {
+  throw new TorchcError(
+    `refit: engine segment ${segment}: ${detail}; compile the new model instead`,
+    "refit.mismatch",
+  );
+}
+
+/** Checks `network` against the built engine; returns the copy that swaps its constants in. */
+export function prepareEngineRefit(
+  built: BuiltEngine,
+  network: Network,
+  answers: LibraryAnswers,
+  segment: number,
+): () => void {
+  const old = built.plan;
+  const tf32 = built.options.tf32 === true;
+  const plan = planCudaEngine(network, {
+    precision: built.options.precision,
+    channelsLast: built.options.channelsLast ?? built.options.precision === "fp16",
+    convSupported(step, info) {
+      const spec = cudnnConvSpec(step, info, tf32);
+      return typeof spec !== "string" && answers.conv(answers.convKey(spec));
+    },
+    matmulSupported(step, info) {
+      const g = matmulGeometry(step, info);
+      const epilogue = { bias: step.bias !== undefined, activation: step.activation };
+      return typeof g !== "string" && answers.matmul(answers.matmulKey(g, epilogue));
+    },
+  });
+  const kinds = (p: EnginePlan) => p.steps.map((s) => s.kind).join(",");
+  if (kinds(plan) !== kinds(old)) refused(segment, "its schedule differs after folding the new constants");
+  if (plan.program.source !== old.program.source)
+    refused(segment, "its generated kernels differ (a scalar constant folded into kernel code changed)");
+  if (plan.memory.arenaBytes !== old.memory.arenaBytes) refused(segment, "its memory plan differs");
+  const constants = (p: EnginePlan) => p.network.layers.filter((l) => l.type === "constant");
+  const [was, now] = [constants(old), constants(plan)];
+  if (was.length !== now.length)
+    refused(
+      segment,
+      `it folds to ${now.length} constants, the built engine to ${was.length} (identical weights were merged in one of them)`,
+    );
+  const copies: { offset: number; bytes: Uint8Array }[] = [];
+  for (const [i, l] of now.entries()) {
+    const w = was[i];
+    if (l.type !== "constant" || w.type !== "constant") continue;
+    const offset = built.weights.constOffsets.get(w.output);
+    if (offset === undefined) continue;
+    const [infoWas, infoNow] = [old.infos.get(w.output)!, plan.infos.get(l.output)!];
+    const expected = numel(infoWas.shape) * DTYPE_BYTES[infoWas.storage];
+    const bytes = constantBytes(network.constants[l.weight], infoNow);
+    if (
+      infoNow.storage !== infoWas.storage ||
+      infoNow.layout.join() !== infoWas.layout.join() ||
+      bytes.byteLength !== expected
+    )
+      refused(
+        segment,
+        `constant '${l.output}' is stored as ${infoNow.storage} (${bytes.byteLength} bytes), the built one as ${infoWas.storage} (${expected} bytes)`,
+      );
+    copies.push({ offset, bytes });
+  }
+  for (const [i, s] of plan.steps.entries()) {
+    const o = old.steps[i];
+    // Convs that run as generated kernels carry their constants in the (already compared) kernel code.
+    if (s.kind !== "conv" || o.kind !== "conv" || !built.convs.has(o)) continue;
+    const offsets = built.weights.channelOffsets.get(o) ?? [];
+    const dtype = built.convs.get(o)?.spec.dtype;
+    const channels = s.epilogue.filter((op) => op.kind === "channel");
+    if (channels.length !== offsets.length || (channels.length > 0 && dtype === undefined))
+      refused(
+        segment,
+        `conv step ${i} has ${channels.length} channel operands, the built one ${offsets.length}`,
+      );
+    for (const [j, op] of channels.entries())
+      if (op.kind === "channel")
+        copies.push({
+          offset: offsets[j],
+          bytes: tensorBytes(tensorFromNumbers(dtype!, [op.values.length], op.values)),
+        });
+  }
+  const target = { ptr: built.weights.buffer.ptr, bytes: built.weights.bytes, alive: true };
+  return () => {
+    for (const c of copies) if (c.bytes.byteLength > 0) upload(target, c.bytes, c.offset);
+  };
+}
