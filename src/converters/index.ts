@@ -24,6 +24,7 @@ import { NORMALIZATION_CONVERTERS } from "./aten/normalization.js";
 import { PADDING_CONVERTERS } from "./aten/padding.js";
 import { POOLING_CONVERTERS } from "./aten/pooling.js";
 import { QUANTIZE_CONVERTERS } from "./aten/quantize.js";
+import { QUANTIZED_LAYER_CONVERTERS } from "./aten/quantized-layers.js";
 import { REDUCE_CONVERTERS } from "./aten/reduce.js";
 import { RESIZE_CONVERTERS } from "./aten/resize.js";
 import { SHAPE_CONVERTERS } from "./aten/shape.js";
@@ -75,6 +76,7 @@ export const CONVERTER_TABLES = Object.freeze({
   misc: MISC_CONVERTERS,
   composite: COMPOSITE_CONVERTERS,
   quantize: QUANTIZE_CONVERTERS,
+  quantizedLayers: QUANTIZED_LAYER_CONVERTERS,
 });
 
 /** The registry torchc uses unless a caller builds its own (e.g. with extra or fewer candidates). */

@@ -19,6 +19,7 @@ import { NORM_OPS } from "./norm.js";
 import { PAD_OPS } from "./pad.js";
 import { POOL_OPS } from "./pool.js";
 import { QUANTIZE_OPS } from "./quantize.js";
+import { QUANTIZED_LAYER_OPS } from "./quantized-layers.js";
 import { REDUCE_OPS } from "./reduce.js";
 import { RESIZE_OPS } from "./resize.js";
 import { OpArgError } from "./schema.js";
@@ -53,6 +54,7 @@ export const OPS = Object.freeze({
   ...COMPOSITE_OPS,
   ...INPLACE_OPS,
   ...QUANTIZE_OPS,
+  ...QUANTIZED_LAYER_OPS,
 });
 
 export type OpName = keyof typeof OPS;

@@ -17,6 +17,7 @@ import { foldBatchNorm } from "./fold-batch-norm.js";
 import { type FoldConstantsOptions, foldConstantsPass } from "./fold-constants.js";
 import { functionalizeViews } from "./functionalize-views.js";
 import type { Pass } from "./pass.js";
+import { foldQuantizedLayersPass } from "./quantize-fold.js";
 import { removeEvalNoOps } from "./remove-eval-no-ops.js";
 import { type Trace, TraceRecorder } from "./rewrite/trace.js";
 
@@ -38,7 +39,13 @@ export interface PipelineOptions {
  * clean up what folding duplicated or orphaned; precision runs last, on the final op set.
  */
 export function defaultPipeline(options: PipelineOptions = {}): Pass[] {
-  const passes: Pass[] = [functionalizeViews, removeEvalNoOps, decomposeToCore, canonicalizeViews];
+  const passes: Pass[] = [
+    functionalizeViews,
+    removeEvalNoOps,
+    decomposeToCore,
+    canonicalizeViews,
+    foldQuantizedLayersPass,
+  ];
   if (options.foldConstants !== false) passes.push(foldConstantsPass(options.foldConstants || {}));
   if (options.foldBatchNorm !== false) passes.push(foldBatchNorm);
   passes.push(eliminateCommonSubexpressionsPass, eliminateDeadCodePass);

@@ -48,7 +48,7 @@ describe("the op table", () => {
     expect(OP_NAMES.length).toBe(Object.keys(OPS).length);
     expect([...OP_NAMES].sort()).toEqual(OP_NAMES);
     for (const name of OP_NAMES) {
-      expect(name).toMatch(/^(aten|quantized_decomposed)\.\w+\.\w+$/);
+      expect(name).toMatch(/^(aten|quantized_decomposed|torchc)\.\w+\.\w+$/);
       const def = getOp(name);
       expect(def?.name).toBe(name);
       const argNames = def?.schema.map((a) => a.name) ?? [];

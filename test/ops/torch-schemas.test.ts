@@ -22,7 +22,8 @@ function split(schema: string): { args: string; returns: number | "list" } {
 
 describe(`op schemas match torch ${file.torch}`, () => {
   it("knows every op in the table", () => {
-    expect(OP_NAMES.filter((n) => !file.schemas[n])).toEqual([]);
+    // torchc.* ops are torchc's own (quantized layers): no PyTorch schema to match
+    expect(OP_NAMES.filter((n) => !file.schemas[n] && !n.startsWith("torchc."))).toEqual([]);
   });
 
   it.each(OP_NAMES.filter((n) => file.schemas[n]).map((n) => [n]))("%s", (name) => {

@@ -65,17 +65,17 @@ describe("int8 and fp8 post-training quantization (reference backend)", async ()
     }
   });
 
-  it("inserts int8 quantize/dequantize before both convolutions and the linear layer", async () => {
+  it("quantizes both convolutions and the linear layer, keeping int8 weights", async () => {
     const m = await compile(tinyCnn(), {
       backend: "reference",
       enabledPrecisions: ["int8"],
       calibration: { data: calib, algorithm: "minmax" },
     });
+    // inserted as PT2E's Q/DQ pattern, then folded into torchc's quantized layers
     const ops = m.graph.nodes.map((n) => n.op);
-    expect(ops.filter((o) => o === "quantized_decomposed.quantize_per_tensor.default")).toHaveLength(3);
-    expect(m.graph.nodes.some((n) => n.op === "quantized_decomposed.dequantize_per_tensor.default")).toBe(
-      true,
-    );
+    expect(ops.filter((o) => o === "torchc.quantized_convolution.default")).toHaveLength(2);
+    expect(ops.filter((o) => o === "torchc.quantized_linear.default")).toHaveLength(1);
+    expect(Object.values(m.graph.weights).filter((w) => w.tensor.dtype === "int8")).toHaveLength(3);
   });
 
   it("a cache round-trips: compiled again from the cache alone, the graph and outputs are identical", async () => {

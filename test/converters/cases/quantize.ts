@@ -201,3 +201,69 @@ export const QUANTIZE_CASES: CaseSpec[] = [
     fakePerChannel("aten.fake_quantize_per_channel_affine_cachemask.default", true),
   ),
 ];
+
+/** torchc's quantized layers: float input quantized per tensor, int8 weight per channel (or per tensor). */
+function quantizedLayer(conv: boolean) {
+  const op: OpName = conv ? "torchc.quantized_convolution.default" : "torchc.quantized_linear.default";
+  const geometry = conv
+    ? fc.record({
+        n: fc.integer({ min: 1, max: 2 }),
+        c: fc.integer({ min: 1, max: 3 }),
+        oc: fc.integer({ min: 1, max: 3 }),
+        hw: fc.integer({ min: 3, max: 5 }),
+        k: fc.constantFrom(1, 3),
+        stride: fc.constantFrom(1, 2),
+        pad: fc.constantFrom(0, 1),
+      })
+    : fc.record({
+        n: fc.integer({ min: 1, max: 3 }),
+        c: fc.integer({ min: 1, max: 6 }),
+        oc: fc.integer({ min: 1, max: 4 }),
+        hw: fc.constant(0),
+        k: fc.constant(0),
+        stride: fc.constant(1),
+        pad: fc.constant(0),
+      });
+  return fc
+    .tuple(geometry, scaleArb, storageArb, fc.boolean(), fc.boolean())
+    .chain(([g, sx, st, perTensorW, bias]) => {
+      const xShape = conv ? [g.n, g.c, g.hw, g.hw] : [g.n, g.c];
+      const wShape = conv ? [g.oc, g.c, g.k, g.k] : [g.oc, g.c];
+      const nScales = perTensorW ? 1 : g.oc;
+      return fc
+        .tuple(
+          tensor(xShape, "float32", { min: -100 * sx, max: 100 * sx }),
+          tensor(wShape, "int8", { min: -127, max: 127 }, true),
+          fc.array(scaleArb, { minLength: nScales, maxLength: nScales }),
+          st.zp,
+          tensor([g.oc], "float32", {}, true),
+        )
+        .map(([x, w, ws, zp, b]) => {
+          const args: Record<string, Arg> = {
+            input: T("x"),
+            input_scale: F(sx),
+            input_zero_point: I(zp),
+            input_quant_min: I(st.qmin),
+            input_quant_max: I(st.qmax),
+            weight: T("w"),
+            weight_scales: T("ws"),
+            weight_zero_points: { kind: "none" },
+            bias: bias ? T("b") : { kind: "none" },
+          };
+          if (conv) {
+            args.stride = { kind: "ints", value: [g.stride, g.stride] };
+            args.padding = { kind: "ints", value: [g.pad, g.pad] };
+            args.dilation = { kind: "ints", value: [1, 1] };
+            args.groups = I(1);
+          }
+          const tensors: Record<string, TensorSpec> = { x, w, ws: f32Weight(ws) };
+          if (bias) tensors.b = b;
+          return opCase(op, args, tensors);
+        });
+    });
+}
+
+QUANTIZE_CASES.push(
+  spec("torchc.quantized_convolution.default", "quantized-convolution-simulated", quantizedLayer(true)),
+  spec("torchc.quantized_linear.default", "quantized-linear-simulated", quantizedLayer(false)),
+);
