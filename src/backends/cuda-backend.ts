@@ -15,7 +15,7 @@ import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext } from "./cuda/device/context.js";
 import { useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
-import type { CudaEngine } from "./cuda/engine.js";
+import { type CudaEngine, describeEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
 import { WeightStore } from "./cuda/shared-weights.js";
 
@@ -26,8 +26,7 @@ class EngineRunner implements SegmentRunner {
     readonly engine: CudaEngine,
     private readonly network: Network,
   ) {
-    const s = engine.stats;
-    this.description = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups)`;
+    this.description = describeEngine(engine.stats);
   }
 
   /** Host tensors through the engine alone (synchronous, on its own stream); modules run through contexts. */
