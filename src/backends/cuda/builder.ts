@@ -350,6 +350,7 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   for (const p of libs.convs.values()) {
     reportProgress({ phase: "tune convs", sub: true, done: ++tried, total: libs.convs.size });
     const r = p.tune(stream);
+    for (const f of r.failures) log(`cuDNN tuning dropped a candidate: ${f}`);
     if (r.timed === 0) continue;
     timed++;
     if (r.switched) switched++;
