@@ -1,7 +1,8 @@
 // Post-training quantization: measure each quantized layer's input range on calibration data (or read it
 // from a cache), then insert quantize/dequantize around the layers (src/passes/quantize-insert.ts).
-// Calibration runs the lowered fp32 graph on the CPU reference interpreter (src/ops/interpret.ts), so it
-// needs no GPU and gives the same ranges on every machine.
+// Calibration runs the lowered fp32 graph on the CPU reference interpreter (src/ops/interpret.ts) by default;
+// compile() with a GPU backend runs it on an fp32 engine of that backend instead (the observed activations
+// become extra engine outputs), which is much faster on large models. TF32 stays off there.
 import { TorchcError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
@@ -50,30 +51,61 @@ export interface CalibrationResult {
   readonly fromCache: boolean;
 }
 
-/** Measures ranges of `values` over the data with the reference interpreter. */
+/** Something that runs a graph: compile()'s fp32 engine, when calibration runs on the GPU. */
+export interface CalibrationRunner {
+  run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  dispose(): Promise<void>;
+}
+
+/** Builds a runner for a graph (compile() passes one that builds an fp32 engine on the chosen backend). */
+export type CalibrationEngine = (graph: Graph) => Promise<CalibrationRunner>;
+
+/** The graph with every observed activation made a graph output too, so an engine hands them back. */
+function observing(graph: Graph, values: readonly string[]): { graph: Graph; extra: string[] } {
+  const extra = values.filter((v) => !graph.inputs.includes(v) && !graph.outputs.includes(v));
+  return { graph: { ...graph, outputs: [...graph.outputs, ...extra] }, extra };
+}
+
+/**
+ * Measures ranges of `values` over the data: on the reference interpreter, or on `engine` (a build of the
+ * graph with the observed activations as extra outputs).
+ */
 async function measure(
   graph: Graph,
   values: readonly string[],
   options: CalibrationOptions,
+  engine?: CalibrationEngine,
 ): Promise<{ hist: Map<string, AbsHistogram>; batches: number }> {
   const hist = new Map(values.map((v) => [v, new AbsHistogram()]));
   const inputIndex = new Map(graph.inputs.map((n, i) => [n, i]));
+  const observed = engine ? observing(graph, values) : undefined;
+  const runner = observed && engine ? await engine(observed.graph) : undefined;
   let batches = 0;
-  for await (const inputs of calibrationBatches(options.data as CalibrationData, graph)) {
-    for (const [v, h] of hist) {
-      const k = inputIndex.get(v);
-      if (k !== undefined) h.add(nums(inputs[k]));
-    }
-    interpret(graph, inputs, {
-      onNode: (node, outs: readonly Tensor[]) => {
-        node.outputs.forEach((o, i) => {
+  try {
+    for await (const inputs of calibrationBatches(options.data as CalibrationData, graph)) {
+      for (const [v, h] of hist) {
+        const k = inputIndex.get(v);
+        if (k !== undefined) h.add(nums(inputs[k]));
+      }
+      if (runner && observed) {
+        const outs = await runner.run(inputs);
+        observed.graph.outputs.forEach((o, i) => {
           hist.get(o)?.add(nums(outs[i]));
         });
-      },
-    });
-    batches++;
-    options.onProgress?.(batches);
-    if (options.maxBatches !== undefined && batches >= options.maxBatches) break;
+      } else
+        interpret(graph, inputs, {
+          onNode: (node, outs: readonly Tensor[]) => {
+            node.outputs.forEach((o, i) => {
+              hist.get(o)?.add(nums(outs[i]));
+            });
+          },
+        });
+      batches++;
+      options.onProgress?.(batches);
+      if (options.maxBatches !== undefined && batches >= options.maxBatches) break;
+    }
+  } finally {
+    await runner?.dispose();
   }
   return { hist, batches };
 }
@@ -83,6 +115,7 @@ export async function calibrate(
   graph: Graph,
   precision: QuantPrecision,
   options: CalibrationOptions,
+  engine?: CalibrationEngine,
 ): Promise<CalibrationResult> {
   const algorithm = options.algorithm ?? "entropy";
   if (!CALIBRATION_ALGORITHMS.includes(algorithm))
@@ -103,7 +136,7 @@ export async function calibrate(
         : `${precision} needs calibration data (calibration.data) or a cache (calibration.cache)`,
       "calibration.no-data",
     );
-  const { hist, batches } = await measure(graph, values, options);
+  const { hist, batches } = await measure(graph, values, options, engine);
   const tensors: Record<string, { amax: number; int8Scale: number }> = {};
   const amax = new Map<string, number>();
   for (const v of values) {
@@ -132,18 +165,21 @@ export function quantPrecisionOf(names: readonly string[] | undefined): QuantPre
 
 /**
  * compile()'s first step for int8/fp8: lower the model in fp32 with the default passes, calibrate, and hand
- * back the quantized graph (which compile() then lowers again for the float precisions asked for).
+ * back the quantized graph (which compile() then lowers again for the float precisions asked for). A graph
+ * with nothing left to quantize (already quantized: PT2E models, saved int8 packages) comes back as it is.
  */
 export async function quantizeForCompile(
   graph: Graph,
   precision: QuantPrecision,
   options: CalibrationOptions | undefined,
-): Promise<CalibrationResult> {
+  engine?: CalibrationEngine,
+): Promise<Graph> {
+  const { graph: lowered } = runPipeline(graph, defaultPipeline({}));
+  if (calibratedValues(lowered).length === 0) return graph;
   if (!options)
     throw new TorchcError(
       `enabledPrecisions has ${precision}: pass calibration: { data, algorithm, cache } (a cache alone is enough once written)`,
       "calibration.no-data",
     );
-  const { graph: lowered } = runPipeline(graph, defaultPipeline({}));
-  return calibrate(lowered, precision, options);
+  return (await calibrate(lowered, precision, options, engine)).graph;
 }

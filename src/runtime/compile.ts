@@ -19,6 +19,7 @@ import { appendTrace, formatTrace, type Trace } from "../passes/rewrite/trace.js
 import { reportProgress } from "../util/progress.js";
 import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
+import { quantizeForCompile, quantPrecisionOf } from "./calibration.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import type {
@@ -354,8 +355,23 @@ export async function compile(
       : typeof options.passes === "function"
         ? options.passes(defaults)
         : options.passes;
+  // int8 / fp8: calibrate on the fp32-lowered graph (or read the cache), then lower the quantized graph.
+  const quant = quantPrecisionOf(options.enabledPrecisions);
+  // On a GPU backend the calibration batches run through an fp32 engine of it (runtime/calibration.ts).
+  const engine =
+    options.backend === undefined || options.backend === "reference"
+      ? undefined
+      : (g: Graph) =>
+          compile(g, {
+            ...options,
+            enabledPrecisions: ["fp32"],
+            calibration: undefined,
+            passes: [],
+            verify: false,
+          });
+  const input = quant ? await quantizeForCompile(graph0, quant, options.calibration, engine) : graph0;
   reportProgress({ phase: "passes" });
-  const { graph, trace } = runPipeline(graph0, passes);
+  const { graph, trace } = runPipeline(input, passes);
   const t1 = performance.now();
   const registry = options.converters?.length ? registryWith(options.converters) : defaultRegistry();
   reportProgress({ phase: "partition" });
