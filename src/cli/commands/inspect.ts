@@ -8,15 +8,17 @@ import { formatPartitionReport, partitionGraph } from "../../partition/index.js"
 import { defaultPipeline, runPipeline } from "../../passes/pipeline.js";
 import { formatTrace } from "../../passes/rewrite/trace.js";
 import { normalizePrecisions } from "../../runtime/options.js";
+import { isPackageFile } from "../../runtime/package.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
 import { writePartitionHtml } from "../partition-html.js";
 import type { Command } from "./command.js";
+import { inspectPackage } from "./inspect-package.js";
 
 export const inspectCommand: Command = {
   name: "inspect",
   summary: "show a model's inputs, outputs, parameters, op histogram and graph; --partition is the dry run",
   usage:
-    "usage: torchc inspect <model.pt2|model.pt> [--json] [--graph] [--lowered] [--trace-passes] [--partition [--html out.html]] [options]\n" +
+    "usage: torchc inspect <model.pt2|model.pt|model.torchc> [--json] [--graph] [--lowered] [--trace-passes] [--partition [--html out.html]] [options]\n" +
     "  --graph          print the graph, one node a line\n" +
     "  --lowered        summarize (and with --graph print) the graph after the lowering passes\n" +
     "  --trace-passes   print every rewrite rule that fired, where, and why\n" +
@@ -42,6 +44,7 @@ export const inspectCommand: Command = {
       process.stderr.write(`${this.usage}\n`);
       return 2;
     }
+    if (isPackageFile(positionals[0])) return inspectPackage(positionals[0], values.json === true);
     if (values.html !== undefined && !values.partition)
       throw new InputError("--html writes the partition report: use it with --partition", "cli.usage");
     const options = compileOptionsFrom(values);
