@@ -266,20 +266,35 @@ function runLibraryStep(
   write: (t: string, v: Tensor) => void,
   net: Network,
 ): string[] {
-  const chain = (first: Layer, operands: readonly string[], fused: readonly Layer[], final: string) => {
-    let v = runLayerReference(first, operands.map(read), net);
+  const compute = (
+    first: Layer,
+    operands: readonly Tensor[],
+    fused: readonly Layer[],
+    load: (t: string) => Tensor = read,
+  ) => {
+    let v = runLayerReference(first, [...operands], net);
     let prev = first.output;
     for (const f of fused) {
-      const ins = f.inputs.map((t) => (t === prev ? v : read(t)));
+      const ins = f.inputs.map((t) => (t === prev ? v : load(t)));
       v = runLayerReference(f, ins, net);
       prev = f.output;
     }
-    write(final, v);
+    return v;
+  };
+  const chain = (first: Layer, operands: readonly string[], fused: readonly Layer[], final: string) => {
+    write(final, compute(first, operands.map(read), fused));
     return [final];
   };
   switch (s.kind) {
-    case "conv":
-      return chain(s.layer, [s.x, ...s.layer.inputs.slice(1)], s.fused, s.output);
+    case "conv": {
+      if (!s.next) return chain(s.layer, [s.x, ...s.layer.inputs.slice(1)], s.fused, s.output);
+      // A merged gemv pair: the hidden vector never reaches memory.
+      const hidden = compute(s.layer, [s.x, ...s.layer.inputs.slice(1)].map(read), s.fused);
+      const n = s.next;
+      const load = (t: string) => (t === s.output ? hidden : read(t));
+      write(n.output, compute(n.layer, [n.x, ...n.layer.inputs.slice(1)].map(load), n.fused, load));
+      return [n.output];
+    }
     case "matmul":
       return chain(s.layer, [s.a, s.b, ...s.layer.inputs.slice(2)], s.fused, s.output);
     case "element":

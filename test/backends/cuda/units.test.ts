@@ -87,8 +87,20 @@ describe("code generation", () => {
     expect(dw?.source).toContain("tc_sigmoid");
   });
 
-  it("uses a warp-per-output kernel for squeeze-excite 1×1 convolutions", () => {
+  it("runs squeeze-excite's two 1×1 convolutions in one warp-per-output kernel", () => {
     const plan = planCudaEngine(mbconvNet(2), { precision: "fp16" });
-    expect(plan.summary.filter((s) => s.startsWith("conv(gemv)"))).toHaveLength(2);
+    const gemv = plan.summary.filter((s) => s.startsWith("conv(gemv)"));
+    expect(gemv).toHaveLength(1);
+    expect(gemv[0]).toMatch(/⇒ conv\(gemv\)/);
+    const k = plan.kernels.find((k) => k?.source.includes("__shared__ float hid["));
+    expect(k?.source).toContain("__syncthreads();");
+    process.env.TORCHC_MERGE_GEMV = "0";
+    try {
+      const apart = planCudaEngine(mbconvNet(2), { precision: "fp16" });
+      expect(apart.summary.filter((s) => s.startsWith("conv(gemv)"))).toHaveLength(2);
+      expect(apart.steps.length).toBe(plan.steps.length + 1);
+    } finally {
+      delete process.env.TORCHC_MERGE_GEMV;
+    }
   });
 });

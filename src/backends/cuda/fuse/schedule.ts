@@ -39,6 +39,9 @@ interface MutableGroupStep {
   group: { layers: Layer[]; root: string; outputs: string[] };
 }
 
+/** Largest hidden width of a merged gemv pair (its fp32 values sit in 16 KiB of shared memory). */
+export const MAX_EXCITE_HIDDEN = 4096;
+
 const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
 
 export function schedule(net: Network, infos: Map<string, TensorInfo>, opts: ScheduleOptions): Step[] {
@@ -331,7 +334,7 @@ class Scheduler {
         acts.push(f);
       }
       const final = acts.length ? acts[acts.length - 1].layer.output : layer.output;
-      this.steps.push({
+      const step: ConvStep = {
         kind: "conv",
         engine: "gemv",
         layer,
@@ -340,7 +343,8 @@ class Scheduler {
         fused: acts.map((f) => f.layer),
         output: final,
         layout: nhwc ? "NHWC" : "NCHW",
-      });
+      };
+      if (!this.joinPreviousGemv(step)) this.steps.push(step);
       for (const f of acts) this.consumed.add(f.layer);
       return true;
     }
@@ -381,6 +385,24 @@ class Scheduler {
     }
     this.info(w).layout = identityLayout(4);
     return false;
+  }
+
+  /**
+   * Squeeze-excite's two 1×1 convolutions: a gemv whose input is the previous step's gemv output, read by nothing
+   * else, runs in that step's kernel (ConvStep.next), one launch instead of two. TORCHC_MERGE_GEMV=0 keeps them
+   * apart (for A/B timing).
+   */
+  private joinPreviousGemv(step: ConvStep): boolean {
+    if (process.env.TORCHC_MERGE_GEMV === "0") return false;
+    const prev = this.steps[this.steps.length - 1];
+    if (prev?.kind !== "conv" || prev.engine !== "gemv" || prev.next !== undefined) return false;
+    if (prev.output !== step.x || this.isOutputish(step.x)) return false;
+    const readers = this.readers(step.x);
+    if (readers.length !== 1 || readers[0] !== step.layer) return false;
+    // The hidden vector of one sample lives in shared memory (fp32).
+    if (this.info(step.x).shape[1] > MAX_EXCITE_HIDDEN) return false;
+    this.steps[this.steps.length - 1] = { ...prev, next: step };
+    return true;
   }
 
   private preferDepthwiseWeights(layer: LayerOf<"convolution">): void {

@@ -32,6 +32,12 @@ export interface ConvStep {
   readonly layout: "NHWC" | "NCHW";
   /** cuDNN, or a generated warp-per-output kernel for 1×1 convolutions on 1×1 maps. */
   readonly engine: "cudnn" | "gemv";
+  /**
+   * gemv only: a second 1×1 convolution that reads this step's output and nothing else does (squeeze-excite's
+   * reduce and expand convolutions). Both run in one kernel (codegen/excite.ts); this step's output then stays in
+   * shared memory and is never stored.
+   */
+  readonly next?: ConvStep;
 }
 
 export interface MatmulStep {
@@ -64,7 +70,8 @@ export function stepReads(s: Step): string[] {
     }
     case "conv": {
       const extra = s.epilogue.flatMap((o) => (o.kind === "tensor" ? [o.tensor] : []));
-      return [s.x, ...s.layer.inputs.slice(1), ...extra];
+      const own = [s.x, ...s.layer.inputs.slice(1), ...extra];
+      return s.next ? [...own, ...stepReads(s.next).filter((t) => t !== s.output)] : own;
     }
     case "matmul":
       return [s.a, s.b, ...(s.bias ? [s.bias] : [])];
@@ -79,6 +86,7 @@ export function stepWrites(s: Step): string[] {
     case "element":
       return [...s.group.outputs];
     case "conv":
+      return [s.next ? s.next.output : s.output];
     case "matmul":
       return [s.output];
     default:
@@ -91,7 +99,7 @@ export function describeStep(s: Step): string {
     case "element":
       return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}`;
+      return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
     default:

@@ -7,6 +7,7 @@ import { generateAttentionKernel } from "../codegen/attention.js";
 import { PRELUDE } from "../codegen/ctypes.js";
 import type { CodegenContext, GeneratedKernel } from "../codegen/element.js";
 import { generateElementKernel } from "../codegen/element.js";
+import { generateExciteKernel } from "../codegen/excite.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
 import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import type { Step } from "../fuse/steps.js";
@@ -28,7 +29,8 @@ export function generateStepKernel(
     case "attention":
       return generateAttentionKernel(name, step.layer, ctx);
     case "conv":
-      return step.engine === "gemv" ? generateGemvKernel(name, step, ctx) : undefined;
+      if (step.engine !== "gemv") return undefined;
+      return step.next ? generateExciteKernel(name, step, ctx) : generateGemvKernel(name, step, ctx);
     default:
       return undefined;
   }
