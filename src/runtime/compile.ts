@@ -86,7 +86,14 @@ export class CompiledModule {
   /** Writes the lowered graph, weights and options (see runtime/package.ts); engines are rebuilt on load. */
   save(path: string): void {
     // Functions and tensors in the options (custom backend, converters, verify inputs) are not saved.
-    const { backend, converters: _converters, verify: _verify, ...rest } = this.options;
+    // Calibration data is not saved either: the saved graph is already quantized.
+    const {
+      backend,
+      converters: _converters,
+      verify: _verify,
+      calibration: _calibration,
+      ...rest
+    } = this.options;
     const options = typeof backend === "string" ? { ...rest, backend } : rest;
     const artifacts = this.backend.saveArtifacts?.(this.runners);
     savePackage(path, {

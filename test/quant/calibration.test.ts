@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { calibrate } from "../../src/runtime/calibration.js";
-import { compile } from "../../src/runtime/compile.js";
+import { compile, loadCompiled } from "../../src/runtime/compile.js";
 import { encodeNpy } from "../../src/util/npy.js";
 import { tempDir } from "../helpers.js";
 import { images, tinyCnn } from "./tiny-cnn.js";
@@ -121,6 +121,34 @@ describe("int8 and fp8 post-training quantization (reference backend)", async ()
     // The same samples as an iterable give the same ranges.
     const s = await calibrate(tinyCnnLowered(), "int8", { data: calib, algorithm: "minmax" });
     expect(r.cache.tensors).toEqual(s.cache.tensors);
+  });
+
+  it("calibrating through an engine (the observed activations as extra outputs) gives the interpreter's ranges", async () => {
+    const g = tinyCnnLowered();
+    const viaInterpreter = await calibrate(g, "int8", { data: calib, algorithm: "minmax" });
+    let built = 0;
+    const viaEngine = await calibrate(g, "int8", { data: calib, algorithm: "minmax" }, async (observing) => {
+      built++;
+      expect(observing.outputs.length).toBeGreaterThan(g.outputs.length);
+      return compile(observing, { backend: "reference", passes: [] });
+    });
+    expect(built).toBe(1);
+    for (const [v, e] of Object.entries(viaInterpreter.cache.tensors))
+      expect(viaEngine.cache.tensors[v].amax).toBeCloseTo(e.amax, 5);
+  });
+
+  it("a saved int8 module loads without calibrating again", async () => {
+    const m = await compile(tinyCnn(), {
+      backend: "reference",
+      enabledPrecisions: ["int8"],
+      calibration: { data: calib, algorithm: "minmax" },
+    });
+    const file = join(tempDir(), "q.torchc");
+    m.save(file);
+    const back = await loadCompiled(file);
+    const [a] = await m.run([held[0]]);
+    const [b] = await back.run([held[0]]);
+    expect(Array.from(toFloat64Array(b))).toEqual(Array.from(toFloat64Array(a)));
   });
 
   describe("bad calibration input is one clear error", () => {
