@@ -78,6 +78,12 @@ async function measure(batch: number): Promise<void> {
   const gpuNoPdl = noPdl.benchmark([x], { reps: batch === 1 ? 200 : 50 });
   await noPdl.dispose();
   delete process.env.TORCHC_PDL;
+  // A/B: squeeze-excite's 1×1 convolutions as two kernels again.
+  process.env.TORCHC_MERGE_GEMV = "0";
+  const noMerge = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+  const gpuNoMerge = noMerge.benchmark([x], { reps: batch === 1 ? 200 : 50 });
+  await noMerge.dispose();
+  delete process.env.TORCHC_MERGE_GEMV;
   const two = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"], contexts: 2 });
   const pipelined: Record<string, number> = {};
   for (const [label, input] of [["plain", xs], ["pinned", null]] as const) {
@@ -99,7 +105,7 @@ async function measure(batch: number): Promise<void> {
   }
   const memory2 = two.memory();
   await two.dispose();
-  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoPdl, plain, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
+  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoPdl, gpuNoMerge, plain, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
   rows.push(row);
   console.log(JSON.stringify(row));
   console.log(`  contexts=1 ${formatMemory(memory)}`);
@@ -108,12 +114,13 @@ async function measure(batch: number): Promise<void> {
 
 const f = (s: { median: number }) => s.median.toFixed(3);
 for (const b of [1, 128]) await measure(b);
-console.log("\n| batch | GPU only | GPU only, no PDL | e2e plain | e2e plain, worker-thread copy | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+console.log("\n| batch | GPU only | GPU only, no PDL | GPU only, SE convs apart | e2e plain | e2e plain, worker-thread copy | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows as never as {
   batch: number;
   gpu: { medianMs: number };
   gpuNoPdl: { medianMs: number };
+  gpuNoMerge: { medianMs: number };
   plain: { median: number };
   plainWorkerCopy?: { median: number };
   pinned: { median: number };
@@ -122,7 +129,7 @@ for (const r of rows as never as {
   strategies: Record<string, { median: number }>;
 }[]) {
   console.log(
-    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${r.gpuNoPdl.medianMs.toFixed(3)} | ${f(r.plain)} | ${r.plainWorkerCopy ? f(r.plainWorkerCopy) : "—"} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} | ${f(r.strategies.workerPinned)} | ${f(r.strategies.pollPinned)} | ${f(r.strategies.hostfnPinned)} |`,
+    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${r.gpuNoPdl.medianMs.toFixed(3)} | ${r.gpuNoMerge.medianMs.toFixed(3)} | ${f(r.plain)} | ${r.plainWorkerCopy ? f(r.plainWorkerCopy) : "—"} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} | ${f(r.strategies.workerPinned)} | ${f(r.strategies.pollPinned)} | ${f(r.strategies.hostfnPinned)} |`,
   );
 }
 writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "e2e.json"), JSON.stringify(rows, null, 1));

@@ -27,12 +27,14 @@ for p in peers["runs"]:
         f"{o['pipelined']['plain']:.3f} ms | {o['pipelined']['pinned']:.3f} ms |"
     )
 print("\nA/B in the same process: GPU only with and without programmatic dependent launch (PDL, `TORCHC_PDL=0`), and batch 1 plain with the input's host copy on worker threads instead of the JS thread (the default below 1 MiB).\n")
-print("| batch | GPU only (PDL) | GPU only (no PDL) | e2e plain (JS-thread copy, default) | e2e plain (worker-thread copy) |")
-print("| --- | --- | --- | --- | --- |")
+print("| batch | GPU only (PDL, SE merged) | GPU only (no PDL) | GPU only (SE convs apart) | e2e plain (JS-thread copy, default) | e2e plain (worker-thread copy) |")
+print("| --- | --- | --- | --- | --- | --- |")
 for b, o in sorted(ours.items()):
-    js = o.get("plainWorkerCopy")
-    nop = o.get("gpuNoPdl")
-    print(f"| {b} | {o['gpu']['medianMs']:.3f} | {nop['medianMs']:.3f} | {o['strategies']['poll']['median']:.3f} | {js['median']:.3f} |" if nop and js else f"| {b} | {o['gpu']['medianMs']:.3f} | {nop['medianMs'] if nop else '—'} | {o['strategies']['poll']['median']:.3f} | — |")
+    cell = lambda r, k: f"{r[k]:.3f}" if r else "—"
+    print(
+        f"| {b} | {o['gpu']['medianMs']:.3f} | {cell(o.get('gpuNoPdl'), 'medianMs')} | {cell(o.get('gpuNoMerge'), 'medianMs')} | "
+        f"{o['strategies']['poll']['median']:.3f} | {cell(o.get('plainWorkerCopy'), 'median')} |"
+    )
 print("\nCompletion strategies (torchc e2e median, ms): plain input / pinned input and output.\n")
 print("| batch | poll | worker | hostfn |")
 print("| --- | --- | --- | --- |")
