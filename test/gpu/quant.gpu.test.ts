@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
@@ -201,4 +201,80 @@ describe("MNIST int8 / fp8 top-1 on the CUDA backend", { skip }, () => {
       ].join("\n"),
     );
   });
+});
+
+/** Cosine similarity of two outputs (1 = same direction). */
+function cosine(a: Tensor, b: Tensor): number {
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  let xy = 0;
+  let xx = 0;
+  let yy = 0;
+  for (let i = 0; i < x.length; i++) {
+    xy += x[i] * y[i];
+    xx += x[i] * x[i];
+    yy += y[i] * y[i];
+  }
+  return xy / Math.sqrt(xx * yy);
+}
+
+describe("ImageNet-shaped models (random weights): int8 and fp8 against fp32", { skip: noGpu }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "torchc-imagenet-q-"));
+  const exported = noGpu
+    ? undefined
+    : spawnSync("python3", [join(ROOT, "fixtures", "imagenet_quant.py"), dir], {
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+  const why =
+    noGpu ||
+    (exported?.status === 0 ? false : `export failed: ${exported?.stderr?.split("\n").slice(-3).join(" ")}`);
+  for (const name of ["resnet50", "efficientnet_b0"]) {
+    it(`${name}: fp32 matches PyTorch; int8 and fp8 (calibrated on 8 inputs) reported as error and cosine`, {
+      skip: why,
+    }, async () => {
+      const input = readNpy(join(dir, `${name}.input.npy`));
+      const pytorch = readNpy(join(dir, `${name}.output.npy`));
+      const model = await loadModel(join(dir, `${name}.pt2`));
+      const outputs: Record<string, Tensor> = {};
+      for (const [label, options] of [
+        ["fp32", {}],
+        ["fp16", { enabledPrecisions: ["fp16"] }],
+        ["int8", { enabledPrecisions: ["int8"], calibration: { data: join(dir, "calib") } }],
+        ["int8+fp16", { enabledPrecisions: ["int8", "fp16"], calibration: { data: join(dir, "calib") } }],
+        ["fp8", { enabledPrecisions: ["fp8"], calibration: { data: join(dir, "calib") } }],
+      ] as const) {
+        const t0 = performance.now();
+        const m = await compile(model, { backend: "cuda", ...(options as CompileOptions) });
+        const compileMs = performance.now() - t0;
+        try {
+          const [a] = await m.run([input]);
+          const [b] = await m.run([input]);
+          assert.deepEqual(
+            Array.from(b.data as Float32Array),
+            Array.from(a.data as Float32Array),
+            `${label}: run twice`,
+          );
+          outputs[label] = a;
+          const vsFp32 = outputs.fp32 ? compareTensors(a, outputs.fp32) : undefined;
+          const vsTorch = compareTensors(a, pytorch);
+          report(`${name} ${label}`, {
+            relativeToPytorchFp32: vsTorch.relative,
+            cosineToPytorchFp32: cosine(a, pytorch),
+            relativeToTorchcFp32: vsFp32?.relative,
+            compileMs: Math.round(compileMs),
+          });
+          assert.ok((a.data as Float32Array).every(Number.isFinite), `${label}: finite`);
+        } finally {
+          await m.dispose();
+        }
+      }
+      assert.ok(compareTensors(outputs.fp32, pytorch).relative <= 1e-3, "torchc fp32 vs PyTorch");
+    });
+  }
+  // calibration.npy holds 8 inputs; the folder form splits it into batches of the model's batch (1)
+  if (!why) {
+    mkdirSync(join(dir, "calib"), { recursive: true });
+    copyFileSync(join(dir, "calibration.npy"), join(dir, "calib", "calibration.npy"));
+  }
 });
