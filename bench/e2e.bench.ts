@@ -57,6 +57,14 @@ async function measure(batch: number): Promise<void> {
   process.env.TORCHC_WORKER_COPY_MIN_BYTES = "0";
   const plainWorkerCopy = batch === 1 ? await timeRuns(n, (i) => one.run([xs[i % 4]])) : undefined;
   delete process.env.TORCHC_WORKER_COPY_MIN_BYTES;
+  // A/B: the worker copies' piece size at batch 128 (default min(4 MiB, a quarter of the input)).
+  const plainByChunk: Record<string, unknown> = {};
+  if (batch > 1)
+    for (const mib of [1, 2]) {
+      process.env.TORCHC_COPY_CHUNK_BYTES = String(mib << 20);
+      plainByChunk[`${mib}MiB`] = await timeRuns(n, (i) => one.run([xs[i % 4]]));
+      delete process.env.TORCHC_COPY_CHUNK_BYTES;
+    }
   const [pinnedIn] = one.allocateHostInputs();
   (pinnedIn.data as Float32Array).set(x.data as Float32Array);
   const pinned = await timeRuns(n, () => one.run([pinnedIn]));
@@ -105,7 +113,7 @@ async function measure(batch: number): Promise<void> {
   }
   const memory2 = two.memory();
   await two.dispose();
-  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoPdl, gpuNoMerge, plain, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
+  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoPdl, gpuNoMerge, plain, plainByChunk, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
   rows.push(row);
   console.log(JSON.stringify(row));
   console.log(`  contexts=1 ${formatMemory(memory)}`);

@@ -35,6 +35,13 @@ for b, o in sorted(ours.items()):
         f"| {b} | {o['gpu']['medianMs']:.3f} | {cell(o.get('gpuNoPdl'), 'medianMs')} | {cell(o.get('gpuNoMerge'), 'medianMs')} | "
         f"{o['strategies']['poll']['median']:.3f} | {cell(o.get('plainWorkerCopy'), 'median')} |"
     )
+print("\nBatch 128, plain input: the host copy's piece size (worker threads; each piece's DMA queued as it lands).\n")
+print("| batch | default (4 MiB) | 1 MiB | 2 MiB |")
+print("| --- | --- | --- | --- |")
+for b, o in sorted(ours.items()):
+    ch = o.get("plainByChunk") or {}
+    if ch:
+        print(f"| {b} | {o['plain']['median']:.3f} | {ch['1MiB']['median']:.3f} | {ch['2MiB']['median']:.3f} |")
 print("\nCompletion strategies (torchc e2e median, ms): plain input / pinned input and output.\n")
 print("| batch | poll | worker | hostfn |")
 print("| --- | --- | --- | --- |")

@@ -33,6 +33,12 @@ export const WORKER_COPY_MIN_BYTES = 1 << 20;
 /** JS-thread copies above this go in pieces, each handed to `onChunk` at once, so its DMA overlaps the next. */
 const JS_CHUNK_BYTES = 128 << 10;
 
+/** TORCHC_COPY_CHUNK_BYTES: the worker copies' piece size (for A/B timing); multiples of 4 KiB. */
+function chunkBytesFromEnv(): number | undefined {
+  const env = Number(process.env.TORCHC_COPY_CHUNK_BYTES);
+  return Number.isSafeInteger(env) && env >= 4096 ? Math.ceil(env / 4096) * 4096 : undefined;
+}
+
 function workerCopyMinBytes(): number {
   const env = Number(process.env.TORCHC_WORKER_COPY_MIN_BYTES);
   return process.env.TORCHC_WORKER_COPY_MIN_BYTES !== undefined && Number.isSafeInteger(env) && env >= 0
@@ -82,7 +88,8 @@ export async function copyIntoPinned(
   const to = dst.ptr + BigInt(dstOffset);
   const chunk =
     opts.chunkBytes ??
-    Math.max(WORKER_COPY_MIN_BYTES / 2, Math.min(4 << 20, Math.ceil(bytes / 4 / 4096) * 4096));
+    chunkBytesFromEnv() ??
+    Math.max(128 << 10, Math.min(4 << 20, Math.ceil(bytes / 4 / 4096) * 4096));
   const copies: Promise<void>[] = [];
   for (let off = 0; off < bytes; off += chunk) {
     const n = Math.min(chunk, bytes - off);
