@@ -1,3 +1,4 @@
+import { freezeGraph } from "./frozen.js";
 import type { Arg, Graph, Node, NodeMeta, TensorType, Weight } from "./graph.js";
 import type { Tensor } from "./tensor.js";
 
@@ -80,12 +81,12 @@ export class GraphBuilder {
   }
 
   build(): Graph {
-    return Object.freeze({
-      inputs: Object.freeze([...this.inputs]),
-      outputs: Object.freeze([...this.outputs]),
-      nodes: Object.freeze([...this.nodes]),
-      values: Object.freeze({ ...this.values }),
-      weights: Object.freeze({ ...this.weights }),
+    return freezeGraph({
+      inputs: [...this.inputs],
+      outputs: [...this.outputs],
+      nodes: [...this.nodes],
+      values: { ...this.values },
+      weights: { ...this.weights },
     });
   }
 

@@ -4,6 +4,7 @@
 // in float32 with casts around them. Weights are converted once, at compile time.
 import type { DType } from "../ir/dtype.js";
 import { isFloating } from "../ir/dtype.js";
+import { freezeGraph } from "../ir/frozen.js";
 import { type Arg, type Graph, type Node, nodeInputs, type TensorType, type Weight } from "../ir/graph.js";
 import { castTensor, numel } from "../ir/tensor.js";
 import { inferOutputTypes } from "./op-catalogue.js";
@@ -102,12 +103,12 @@ class PrecisionAssigner {
     const outputs = new Set(this.graph.outputs);
     for (const node of this.graph.nodes) this.lower(node, keepIO ? outputs : new Set());
     const graphOutputs = this.graph.outputs.map((o) => this.finishOutput(o, keepIO));
-    return Object.freeze({
+    return freezeGraph({
       inputs: this.graph.inputs,
-      outputs: Object.freeze(graphOutputs),
-      nodes: Object.freeze(this.nodes),
-      values: Object.freeze(this.values),
-      weights: Object.freeze(this.weights),
+      outputs: graphOutputs,
+      nodes: this.nodes,
+      values: this.values,
+      weights: this.weights,
     });
   }
 

@@ -1,3 +1,5 @@
+import type { Draft } from "immer";
+import { editGraph } from "../ir/frozen.js";
 import type { Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { tensorBytes } from "../ir/tensor.js";
 import { renameReads } from "./graph-reads.js";
@@ -69,14 +71,11 @@ export function eliminateCommonSubexpressions(
     nodes.push(node);
   }
   if (rename.size === 0) return graph;
-  const values: Record<string, TensorType> = { ...graph.values };
-  for (const v of rename.keys()) delete values[v];
-  return Object.freeze({
-    inputs: graph.inputs,
-    outputs: Object.freeze(graph.outputs.map(to)),
-    nodes: Object.freeze(nodes),
-    values: Object.freeze(values),
-    weights: Object.freeze(weights),
+  return editGraph(graph, (g) => {
+    g.outputs = g.outputs.map(to);
+    g.nodes = nodes as Draft<Node>[];
+    for (const v of rename.keys()) delete g.values[v];
+    g.weights = weights as Draft<Record<string, Weight>>;
   });
 }
 

@@ -1,4 +1,6 @@
-import type { Graph, Node, TensorType, Weight } from "../ir/graph.js";
+import type { Draft } from "immer";
+import { editGraph } from "../ir/frozen.js";
+import type { Graph, Node, Weight } from "../ir/graph.js";
 import { readsOf } from "./graph-reads.js";
 import type { Pass, PassContext } from "./pass.js";
 
@@ -37,15 +39,11 @@ export function eliminateDeadCode(graph: Graph, ctx?: PassContext, pass = "elimi
   if (keep.length === graph.nodes.length && Object.keys(weights).length === Object.keys(graph.weights).length)
     return graph;
   keep.reverse();
-  const values: Record<string, TensorType> = {};
-  for (const v of [...graph.inputs, ...Object.keys(weights), ...keep.flatMap((n) => n.outputs)])
-    values[v] = graph.values[v];
-  return Object.freeze({
-    inputs: graph.inputs,
-    outputs: graph.outputs,
-    nodes: Object.freeze(keep),
-    values: Object.freeze(values),
-    weights: Object.freeze(weights),
+  const kept = new Set([...graph.inputs, ...Object.keys(weights), ...keep.flatMap((n) => n.outputs)]);
+  return editGraph(graph, (g) => {
+    g.nodes = keep as Draft<Node>[];
+    for (const v of Object.keys(g.values)) if (!kept.has(v)) delete g.values[v];
+    for (const w of Object.keys(g.weights)) if (!(w in weights)) delete g.weights[w];
   });
 }
 

@@ -13,6 +13,7 @@
 // The positions come from running the view chain on an iota tensor with the op catalogue's references, so any
 // chain of static view ops works (slice, select, view, permute, transpose, squeeze, unsqueeze, split …).
 import { TorchcError } from "../errors.js";
+import { freezeGraph } from "../ir/frozen.js";
 import type { Arg, Graph, Node, TensorType } from "../ir/graph.js";
 import { formatLocation, renameNodeInputs } from "../ir/graph.js";
 import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../ir/tensor.js";
@@ -311,12 +312,12 @@ export function functionalizeViewMutations(
       `${original.op} through ${info.chain.map((s) => s.node.op.split(".")[1]).join(" → ") || "its root"} of '${info.root}'`,
     );
   }
-  return Object.freeze({
+  return freezeGraph({
     inputs: graph.inputs,
-    outputs: Object.freeze(graph.outputs.map(cur)),
-    nodes: Object.freeze(out),
-    values: Object.freeze(values),
-    weights: Object.freeze(weights),
+    outputs: graph.outputs.map(cur),
+    nodes: out,
+    values,
+    weights,
   });
 }
 

@@ -1,4 +1,5 @@
 import { TorchcError } from "../../errors.js";
+import { freezeGraph } from "../../ir/frozen.js";
 import type { Arg, Graph, Node, TensorType, Weight } from "../../ir/graph.js";
 import { readsOf, renameReads } from "../graph-reads.js";
 import { argsWithDefaults } from "../op-catalogue.js";
@@ -206,12 +207,12 @@ export class WorkingGraph implements GraphView {
       values[name] = this.typeOf(name);
     }
     for (const n of nodes) for (const o of n.outputs) values[o] = this.typeOf(o);
-    return Object.freeze({
+    return freezeGraph({
       inputs: this.original.inputs,
-      outputs: Object.freeze([...this.outputs]),
-      nodes: Object.freeze(nodes),
-      values: Object.freeze(values),
-      weights: Object.freeze(weights),
+      outputs: [...this.outputs],
+      nodes,
+      values,
+      weights,
     });
   }
 
