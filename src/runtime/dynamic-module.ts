@@ -100,6 +100,8 @@ export class DynamicModule extends CompiledModule {
   private readonly resident = new Map<number, Bucket>();
   private readonly building = new Map<number, Promise<Bucket>>();
   private readonly builds = new Map<number, number>();
+  /** Calls waiting for a bucket's build: it is not freed between its build and their first use. */
+  private readonly waiters = new Map<number, number>();
   private clock = 0;
   private closed = false;
   private readonly maxResident: number;
@@ -165,7 +167,13 @@ export class DynamicModule extends CompiledModule {
       this.building.set(size, pending);
       pending.finally(() => this.building.delete(size)).catch(() => {});
     }
-    const b = await pending;
+    this.waiters.set(size, (this.waiters.get(size) ?? 0) + 1);
+    let b: Bucket;
+    try {
+      b = await pending;
+    } finally {
+      this.waiters.set(size, (this.waiters.get(size) ?? 1) - 1);
+    }
     b.inflight++;
     b.lastUse = ++this.clock;
     // counted in first, so that it is not the one freed
@@ -191,7 +199,12 @@ export class DynamicModule extends CompiledModule {
     while (this.resident.size > this.maxResident) {
       let victim: Bucket | undefined;
       for (const b of this.resident.values())
-        if (b.size !== this.range.opt && b.inflight === 0 && (!victim || b.lastUse < victim.lastUse))
+        if (
+          b.size !== this.range.opt &&
+          b.inflight === 0 &&
+          !this.waiters.get(b.size) &&
+          (!victim || b.lastUse < victim.lastUse)
+        )
           victim = b;
       if (!victim) return; // all busy: freed when they finish
       this.resident.delete(victim.size);
