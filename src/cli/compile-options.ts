@@ -1,4 +1,5 @@
 import { InputError } from "../errors.js";
+import type { OpName } from "../ops/index.js";
 import type { BackendName, CompileOptions, PrecisionName } from "../runtime/options.js";
 import { calibrationFrom } from "./calibration-options.js";
 import { parseInputShapes } from "./options.js";
@@ -65,7 +66,8 @@ export function compileOptionsFrom(
     enabledPrecisions: (values.precision as PrecisionName[] | undefined) ?? defaults.enabledPrecisions,
     backend: (values.backend as BackendName | undefined) ?? defaults.backend,
     minBlockSize: n ?? defaults.minBlockSize,
-    torchExecutedOps: ops ?? defaults.torchExecutedOps,
+    // Names typed on the command line are checked against the catalogue (and the model) by compile().
+    torchExecutedOps: (ops as OpName[] | undefined) ?? defaults.torchExecutedOps,
     requireFullCompilation:
       (values["require-full-compilation"] as boolean | undefined) ?? defaults.requireFullCompilation,
     inputs: parseInputShapes(values["input-shape"] as string[] | undefined) ?? defaults.inputs,

@@ -35,6 +35,7 @@ import type { RebuildPolicy } from "./package-artifacts.js";
 import { type RefitReport, type RefitSource, refitModule } from "./refit.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { resolveShapes } from "./shape-range.js";
+import { truncateDouble } from "./truncate-double.js";
 import { validateInputs } from "./validate-inputs.js";
 import { checkCompileOptions, checkRebuild } from "./validate-options.js";
 
@@ -352,7 +353,7 @@ export async function compile(
     const { compileDynamic } = await import("./dynamic-module.js");
     return compileDynamic(model, shapes.symbolic, shapes.range, options);
   }
-  const graph0 = shapes.graph;
+  const graph0 = options.truncateDouble ? truncateDouble(shapes.graph) : shapes.graph;
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
   const defaults = defaultPipeline({ enabledPrecisions: precisions });

@@ -1,6 +1,7 @@
 import type { AnyCandidate } from "../converters/types.js";
 import { TorchcError } from "../errors.js";
 import type { Tensor } from "../ir/tensor.js";
+import type { OpName } from "../ops/index.js";
 import type { Precision } from "../passes/assign-precision.js";
 import type { Pass } from "../passes/pass.js";
 import type { QuantPrecision } from "../passes/quantize-insert.js";
@@ -30,8 +31,12 @@ export interface CompileOptions {
   readonly calibration?: CalibrationOptions;
   /** Smallest engine segment worth building; shorter runs of convertible nodes fall back. Default 5. */
   readonly minBlockSize?: number;
-  /** Ops that always run in the fallback (`aten.silu.default`). */
-  readonly torchExecutedOps?: readonly string[];
+  /**
+   * Ops that always run in the fallback (`aten.silu.default`), typed as the op catalogue's names and checked at
+   * run time too, with a "did you mean" for a near miss. An op the model uses that the catalogue lacks is accepted
+   * at run time (pass it with a cast).
+   */
+  readonly torchExecutedOps?: readonly OpName[];
   /** Fail instead of falling back. */
   readonly requireFullCompilation?: boolean;
   /** Where engine segments run: "reference" (CPU layer interpreter) or "cuda". Default "reference". */
@@ -75,6 +80,11 @@ export interface CompileOptions {
    * and ends the report text. Default false.
    */
   readonly verify?: boolean | { readonly inputs?: readonly Tensor[]; readonly tolerance?: number };
+  /**
+   * Compute float64 as float32 (Torch-TensorRT's truncate_double): float64 weights, constants and values inside
+   * the model become float32; float64 inputs and outputs keep their type (cast on entry and exit). Default false.
+   */
+  readonly truncateDouble?: boolean;
   /**
    * Engines saved in a package, for the backend to reuse instead of choosing plans again (set by
    * `loadCompiled`; see runtime/package-artifacts.ts). Not saved, not a user option.

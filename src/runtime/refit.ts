@@ -18,6 +18,7 @@ import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { changedWeights, firstDifference, firstSegmentDifference } from "./refit-compare.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
+import { truncateDouble } from "./truncate-double.js";
 
 /** New weights: a loaded model, a graph, a saved package, or a path to any of them (.pt2, .pt, .torchc). */
 export type RefitSource = LoadedModel | Graph | string;
@@ -70,7 +71,7 @@ function lower(graph: Graph, options: CompileOptions): Graph {
       : typeof options.passes === "function"
         ? options.passes(defaults)
         : options.passes;
-  return runPipeline(graph, passes).graph;
+  return runPipeline(options.truncateDouble ? truncateDouble(graph) : graph, passes).graph;
 }
 
 /** Refits `target` with `source`'s weights; returns the new graph and partition (for save) and a report. */

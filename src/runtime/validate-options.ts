@@ -5,7 +5,7 @@
 import { TorchcError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import { OP_NAMES } from "../ops/index.js";
-import type { CompileOptions } from "./options.js";
+import { type CompileOptions, normalizePrecisions } from "./options.js";
 
 /** Edit distance (insertions, deletions, substitutions), for suggestions. */
 export function editDistance(a: string, b: string): number {
@@ -63,8 +63,96 @@ function checkCount(name: string, v: number | undefined, min: number, max: numbe
     );
 }
 
+/** Every option compile() reads; listing a new option here is a type error until it is added (and checked below). */
+const OPTION_NAMES: Readonly<Record<keyof CompileOptions, true>> = {
+  inputs: true,
+  dynamic: true,
+  enabledPrecisions: true,
+  calibration: true,
+  minBlockSize: true,
+  torchExecutedOps: true,
+  requireFullCompilation: true,
+  backend: true,
+  passes: true,
+  tf32: true,
+  tune: true,
+  contexts: true,
+  completion: true,
+  device: true,
+  workspaceBytes: true,
+  converters: true,
+  verify: true,
+  truncateDouble: true,
+  artifacts: true,
+};
+
+function invalid(detail: string): never {
+  throw new TorchcError(detail, "options.invalid");
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+
+/** Option names compile() does not know (a typo from JavaScript), with a "did you mean". */
+function checkNames(options: object): void {
+  const known = Object.keys(OPTION_NAMES);
+  for (const k of Object.keys(options)) {
+    if (Object.hasOwn(OPTION_NAMES, k)) continue;
+    const hint = closest(k, known);
+    throw new TorchcError(
+      `unknown option '${k}'${hint ? ` (did you mean '${hint}'?)` : ""}`,
+      "options.unknown",
+    );
+  }
+}
+
+function checkBoolean(name: string, v: unknown): void {
+  if (v !== undefined && typeof v !== "boolean") invalid(`${name} must be true or false, got ${String(v)}`);
+}
+
+/** The options whose values are objects or functions: their shape, before anything is built. */
+function checkShapes(o: CompileOptions): void {
+  const b = o.backend as unknown;
+  if (b !== undefined && b !== "reference" && b !== "cuda") {
+    if (!isObject(b) || typeof b.engine !== "function" || typeof b.fallback !== "function")
+      invalid(
+        `backend must be "reference", "cuda" or an object with engine() and fallback(), got ${String(b)}`,
+      );
+  }
+  const p = o.passes as unknown;
+  if (p !== undefined && typeof p !== "function") {
+    if (!Array.isArray(p)) invalid("passes must be a list of passes or a function of the default list");
+    for (const x of p)
+      if (!isObject(x) || typeof x.name !== "string" || typeof x.run !== "function")
+        invalid(`passes: ${String(x)} is not a pass (an object with a name and run())`);
+  }
+  const c = o.converters as unknown;
+  if (c !== undefined && (!Array.isArray(c) || !c.every(Array.isArray)))
+    invalid("converters must be a list of converter tables (lists of candidates made with converter())");
+  const v = o.verify as unknown;
+  if (v !== undefined && typeof v !== "boolean") {
+    if (!isObject(v)) invalid(`verify must be true, false or { inputs?, tolerance? }, got ${String(v)}`);
+    if (v.inputs !== undefined && !Array.isArray(v.inputs))
+      invalid("verify.inputs must be a list of tensors");
+    const t = v.tolerance;
+    if (t !== undefined && !(typeof t === "number" && t > 0 && Number.isFinite(t)))
+      invalid(`verify.tolerance must be a positive number, got ${String(t)}`);
+  }
+  const e = o.enabledPrecisions as unknown;
+  if (e !== undefined && !Array.isArray(e)) invalid('enabledPrecisions must be a list, e.g. ["fp16"]');
+  for (const k of ["inputs"] as const)
+    if (o[k] !== undefined && !Array.isArray(o[k])) invalid(`${k} must be a list of input specs`);
+  for (const k of ["dynamic", "calibration", "artifacts"] as const)
+    if (o[k] !== undefined && !isObject(o[k])) invalid(`${k} must be an object`);
+}
+
 /** Every option check that needs no device. */
 export function checkCompileOptions(options: CompileOptions, graph: Graph): void {
+  if (!isObject(options as unknown)) invalid("compile options must be an object");
+  checkNames(options);
+  checkShapes(options);
+  for (const k of ["requireFullCompilation", "tf32", "tune", "truncateDouble"] as const)
+    checkBoolean(k, options[k]);
+  if (options.enabledPrecisions) normalizePrecisions(options.enabledPrecisions);
   checkOpNames(options.torchExecutedOps, graph);
   checkCount("contexts", options.contexts, 1, 64);
   checkCount("device", options.device, 0, 1023);

@@ -138,6 +138,14 @@ suite("NVRTC, modules and launches through the fakes", () => {
     args.set(1, -1).set(2, 4);
     launch(built.kernels.fill_f32, { grid: [2, 1, 1], block: [2, 1] }, args);
     expect(Array.from(buf.download(new Float32Array(8)))).toEqual([-1, -1, -1, -1, 2.5, 2.5, 2.5, 2.5]);
+    // On compute capability 9.0 (the fake's) launches carry the programmatic-dependent-launch attribute, read by
+    // the fake through cuda.h's struct layout; programmatic: false takes cuLaunchKernel.
+    const programmatic = fake<number>(CUDA, "int fake_cuda_last_programmatic(void)");
+    expect(programmatic()).toBe(1);
+    args.set(1, 7);
+    launch(built.kernels.fill_f32, { grid: [2, 1, 1], block: [2, 1], programmatic: false }, args);
+    expect(Array.from(buf.download(new Float32Array(8)))).toEqual([7, 7, 7, 7, 2.5, 2.5, 2.5, 2.5]);
+    args.set(1, -1);
     expect(() => launch(built.kernels.fill_f32, { grid: 1, block: [32, 33] }, args)).toThrow(
       "at most 1024 threads",
     );

@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { compareTensors } from "../../src/cli/compare.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
+import type { OpName } from "../../src/ops/index.js";
 import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { DeviceTensor } from "../../src/runtime/device-tensor.js";
 import { formatMemory } from "../../src/runtime/execution.js";
@@ -202,7 +203,7 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
       const model = await loadModel(join(ROOT, "fixtures", "models", `${name}.pt2`));
       const opts: CompileOptions = {
         backend: "cuda",
-        torchExecutedOps: ops,
+        torchExecutedOps: ops as OpName[],
         minBlockSize: 1,
         contexts,
       };

@@ -5,6 +5,7 @@ import { converter, SUPPORTED } from "../../src/converters/index.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { compile } from "../../src/runtime/compile.js";
+import type { CompileOptions } from "../../src/runtime/options.js";
 import { closest, editDistance } from "../../src/runtime/validate-options.js";
 import { readNpy } from "../../src/util/npy.js";
 import { MODELS } from "../helpers.js";
@@ -12,10 +13,13 @@ import { MODELS } from "../helpers.js";
 const mlp = () => loadModel(join(MODELS, "mlp.pt2"));
 
 describe("compile options are checked before anything is built", () => {
-  it("a misspelled torchExecutedOps name is an error with a suggestion", async () => {
-    await expect(compile(await mlp(), { torchExecutedOps: ["aten.sillu.default"] })).rejects.toThrow(
+  it("a misspelled torchExecutedOps name is a type error, and at run time an error with a suggestion", async () => {
+    // @ts-expect-error: op names are the catalogue's OpName union (TypeScript suggests 'aten.silu.default')
+    const misspelled: CompileOptions = { torchExecutedOps: ["aten.sillu.default"] };
+    await expect(compile(await mlp(), misspelled)).rejects.toThrow(
       /unknown op 'aten\.sillu\.default' \(did you mean 'aten\.silu\.default'\?\)/,
     );
+    // @ts-expect-error: not an overload name
     await expect(compile(await mlp(), { torchExecutedOps: ["relu"] })).rejects.toThrow(/unknown op 'relu'/);
   });
 
@@ -29,9 +33,58 @@ describe("compile options are checked before anything is built", () => {
     [{ device: -1 }, /device must be an integer/],
     [{ minBlockSize: 0 }, /minBlockSize must be an integer/],
     [{ workspaceBytes: 1.5 }, /workspaceBytes must be an integer/],
-    [{ completion: "spin" as never }, /completion must be poll, worker or hostfn/],
+    [{ completion: "spin" }, /completion must be poll, worker or hostfn/],
+    [{ minBlocksize: 3 }, /unknown option 'minBlocksize' \(did you mean 'minBlockSize'\?\)/],
+    [{ truncate_double: true }, /unknown option 'truncate_double' \(did you mean 'truncateDouble'\?\)/],
+    [{ truncateDouble: "yes" }, /truncateDouble must be true or false/],
+    [{ tf32: 1 }, /tf32 must be true or false/],
+    [{ tune: "fast" }, /tune must be true or false/],
+    [{ requireFullCompilation: null }, /requireFullCompilation must be true or false/],
+    [{ enabledPrecisions: "fp16" }, /enabledPrecisions must be a list/],
+    [{ enabledPrecisions: ["fp17"] }, /unknown precision 'fp17'/],
+    [
+      { backend: "tensorrt" },
+      /backend must be "reference", "cuda" or an object with engine\(\) and fallback\(\)/,
+    ],
+    [{ backend: { engine: () => 0 } }, /backend must be/],
+    [{ passes: "none" }, /passes must be a list of passes or a function/],
+    [{ passes: [{ name: "x" }] }, /passes: .* is not a pass/],
+    [{ converters: [{}] }, /converters must be a list of converter tables/],
+    [{ verify: "yes" }, /verify must be true, false or \{ inputs\?, tolerance\? \}/],
+    [{ verify: { tolerance: -1 } }, /verify\.tolerance must be a positive number/],
+    [{ verify: { inputs: 3 } }, /verify\.inputs must be a list of tensors/],
+    [{ inputs: { shape: [1] } }, /inputs must be a list of input specs/],
+    [{ dynamic: 3 }, /dynamic must be an object/],
+    [{ calibration: "cache.json" }, /calibration must be an object/],
+    [{ torchExecutedOps: "aten.relu.default" }, /torchExecutedOps must be a list of op names/],
   ])("refuses %o", async (opts, msg) => {
-    await expect(compile(await mlp(), opts)).rejects.toThrow(msg);
+    await expect(compile(await mlp(), opts as CompileOptions)).rejects.toThrow(msg);
+  });
+
+  it("names every CompileOptions key it checks (a new option must be added to the checks)", async () => {
+    const all: Required<Record<keyof CompileOptions, unknown>> = {
+      inputs: undefined,
+      dynamic: undefined,
+      enabledPrecisions: undefined,
+      calibration: undefined,
+      minBlockSize: undefined,
+      torchExecutedOps: undefined,
+      requireFullCompilation: undefined,
+      backend: undefined,
+      passes: undefined,
+      tf32: undefined,
+      tune: undefined,
+      contexts: undefined,
+      completion: undefined,
+      device: undefined,
+      workspaceBytes: undefined,
+      converters: undefined,
+      verify: undefined,
+      truncateDouble: undefined,
+      artifacts: undefined,
+    };
+    const c = await compile(await mlp(), all as CompileOptions);
+    expect(c.graph.nodes.length).toBeGreaterThan(0);
   });
 
   it("suggestions only when close", () => {

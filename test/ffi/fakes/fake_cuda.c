@@ -179,6 +179,25 @@ int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
   return run_node(&n);
 }
 
+/* CUlaunchConfig and CUlaunchAttribute as cuda.h (CUDA 12+) lays them out, so a wrong offset in src/ffi shows here. */
+typedef struct { unsigned id; char pad[4]; union { char raw[64]; int programmaticStreamSerializationAllowed; } value; } fake_launch_attr_t;
+typedef struct {
+  unsigned gx, gy, gz, bx, by, bz, shared;
+  void *stream;
+  fake_launch_attr_t *attrs;
+  unsigned num_attrs;
+} fake_launch_config_t;
+static int last_programmatic = -1;
+int fake_cuda_last_programmatic(void) { return last_programmatic; }
+
+int cuLaunchKernelEx(const fake_launch_config_t *c, void *f, void **params, void **extra) {
+  if (!c || (c->num_attrs && !c->attrs)) return 1;
+  last_programmatic = 0;
+  for (unsigned i = 0; i < c->num_attrs; i++)
+    if (c->attrs[i].id == 6) last_programmatic = c->attrs[i].value.programmaticStreamSerializationAllowed;
+  return cuLaunchKernel(f, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shared, c->stream, params, extra);
+}
+
 int cuStreamCreate(void **s, unsigned flags) { (void)flags; *s = calloc(1, sizeof(stream_t)); return 0; }
 int cuStreamSynchronize(void *s) { (void)s; return 0; }
 int cuStreamQuery(void *s) { (void)s; return 0; }
