@@ -3,7 +3,7 @@
  * and the batch range they give: checked against the model's inputs and the symbolic dimensions torch.export
  * recorded, whose ranges are the default.
  */
-import { TorchcError } from "../errors.js";
+import { InputError, TorchcError } from "../errors.js";
 import type { DType } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
 import { isSymbolic, type SymbolicGraph } from "../ir/symbolic.js";
@@ -227,6 +227,45 @@ export function resolveShapes(
     return k >= 0 ? k : undefined;
   });
   return { kind: "dynamic", range: { symbol, min, opt, max, buckets, inputAxes, fixed }, symbolic };
+}
+
+/**
+ * A model with symbolic sizes at the sizes of these inputs (for one run, e.g. `torchc run`): the static program
+ * with each symbol bound from the inputs; a size outside the exported range is an InputError naming the input.
+ * Inputs that do not fit the model are left for `validateInputs` to report.
+ */
+export function specializeToInputs<M extends { readonly graph: Graph; readonly dynamic?: SymbolicGraph }>(
+  model: M,
+  shapes: readonly Shape[],
+  labels?: readonly string[],
+): M {
+  const symbolic = model.dynamic;
+  if (!symbolic) return model;
+  const binding: Record<string, number> = {};
+  const ranges = new Map(symbolic.symbols.map((s) => [s.name, s]));
+  model.graph.inputs.forEach((name, i) => {
+    const t = symbolic.inputTypes[name];
+    const shape = shapes[i];
+    if (!t || !shape || shape.length !== t.shape.length) return;
+    t.shape.forEach((d, k) => {
+      if (!isSymbolic(d)) return;
+      const v = shape[k];
+      const r = ranges.get(d.symbol);
+      const least = r && r.min <= 2 ? Math.min(r.min, 1) : (r?.min ?? 1);
+      if (r && (v < least || (r.max !== undefined && v > r.max)))
+        throw new InputError(
+          `${labels?.[i] ?? `input '${name}'`}: dimension ${k} is ${v}, outside the range ${least}–${r.max ?? "∞"} the model was exported with`,
+          "input.range",
+        );
+      binding[d.symbol] ??= v;
+    });
+  });
+  // a symbol no given input sets keeps the size the loaded graph has (the archive's example size)
+  for (const name of model.graph.inputs)
+    symbolic.inputTypes[name]?.shape.forEach((d, k) => {
+      if (isSymbolic(d)) binding[d.symbol] ??= model.graph.values[name].shape[k];
+    });
+  return { ...model, graph: symbolic.specialize(binding), dynamic: undefined };
 }
 
 /** Checks the `dynamic` compile option before anything is built. */

@@ -4,6 +4,7 @@ import { loadModel } from "../../frontends/load-model.js";
 import type { Tensor } from "../../ir/tensor.js";
 import { interpret } from "../../ops/interpret.js";
 import { compile, loadCompiled } from "../../runtime/compile.js";
+import { specializeToInputs } from "../../runtime/shape-range.js";
 import { validateInputs } from "../../runtime/validate-inputs.js";
 import { readNpy, writeNpy } from "../../util/npy.js";
 import { compareTensors } from "../compare.js";
@@ -54,7 +55,12 @@ export const runCommand: Command = {
       outputNames = compiled.graph.outputs;
       await compiled.dispose();
     } else {
-      const model = await loadModel(path, { inputTypes });
+      // a .pt2 exported with a dynamic batch runs at the inputs' sizes
+      const model = specializeToInputs(
+        await loadModel(path, { inputTypes }),
+        inputs.map((t) => t.shape),
+        files,
+      );
       validateInputs(model.graph, inputs, files);
       outputNames = model.graph.outputs;
       if (values.compiled || options.backend === "cuda" || fp16) {
