@@ -13,14 +13,15 @@ export function quantizeValue(
   qmax: number,
   wide = false,
 ): number {
-  const scaled = wide ? x * invScale : f32(x * invScale);
+  // a float32 tensor times a Python float: the factor is rounded to float32, then the product
+  const scaled = wide ? x * invScale : f32(x * f32(invScale));
   return Math.min(Math.max(roundHalfEven(scaled) + zeroPoint, qmin), qmax);
 }
 
 /** quantized_decomposed.dequantize_*: (q − zp) · scale, rounded to float32 unless the scales are float64. */
 export function dequantizeValue(q: number, scale: number, zeroPoint: number, wide = false): number {
-  const v = (q - zeroPoint) * scale;
-  return wide ? v : f32(v);
+  // PyTorch multiplies a float32 tensor by the scale: the scale is rounded to float32 first
+  return wide ? (q - zeroPoint) * scale : f32((q - zeroPoint) * f32(scale));
 }
 
 /**

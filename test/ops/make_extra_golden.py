@@ -58,6 +58,7 @@ case("aten.native_group_norm.default", input=R(2, 6, 3, 3), weight=R(6), bias=R(
 case("aten.group_norm.default", input=R(2, 4, 5), num_groups=2, weight=R(4), bias=R(4), eps=1e-3)
 case("aten.var_mean.correction", self=x3, dim=[0, 2], correction=0, keepdim=True)
 case("aten.std.correction", self=x3, dim=[1])
+
 case("aten.var.dim", self=x3, dim=[2], unbiased=False)
 case("aten.tril.default", self=R(4, 5), diagonal=-1)
 case("aten.triu.default", self=R(2, 4, 3), diagonal=1)
@@ -166,6 +167,21 @@ case("aten.zero.default", self=R(3))
 case("aten.slice_scatter.default", self=R(4, 6), src=R(4, 2), dim=1, start=-5, end=5, step=3)
 case("aten.select_scatter.default", self=R(3, 4, 2), src=R(3, 2), dim=1, index=-1)
 
+# quantization (issue 14): quantized_decomposed Q/DQ and aten fake_quantize, values straddling rounding ties
+xq = torch.cat([R(2, 3, 4) * 3, torch.tensor([0.025, 0.075, -0.125, 10.0]).expand(2, 3, 4)], dim=-1)
+case("quantized_decomposed.quantize_per_tensor.default", input=xq, scale=0.05, zero_point=3, quant_min=-128, quant_max=127, dtype=torch.int8)
+case("quantized_decomposed.quantize_per_tensor.tensor", input=xq, scale=torch.tensor([0.07]), zero_point=torch.tensor([128]), quant_min=0, quant_max=255, dtype=torch.uint8)
+case("quantized_decomposed.dequantize_per_tensor.default", input=Ri(-128, 128, 3, 5).to(torch.int8), scale=0.013, zero_point=-4, quant_min=-128, quant_max=127, dtype=torch.int8)
+case("quantized_decomposed.dequantize_per_tensor.tensor", input=Ri(0, 256, 3, 5).to(torch.uint8), scale=torch.tensor([0.2]), zero_point=torch.tensor([120]), quant_min=0, quant_max=255, dtype=torch.uint8)
+case("quantized_decomposed.quantize_per_channel.default", input=R(4, 3, 2) * 2, scales=R(4).abs() + 0.01, zero_points=Ri(-3, 3, 4), axis=0, quant_min=-127, quant_max=127, dtype=torch.int8)
+case("quantized_decomposed.dequantize_per_channel.default", input=Ri(-127, 128, 3, 4).to(torch.int8), scales=R(4).abs() + 0.01, zero_points=Ri(-3, 3, 4), axis=1, quant_min=-127, quant_max=127, dtype=torch.int8)
+case("aten.fake_quantize_per_tensor_affine.default", self=xq, scale=0.1, zero_point=2, quant_min=-128, quant_max=127)
+case("aten.fake_quantize_per_tensor_affine.tensor_qparams", self=xq, scale=torch.tensor([0.05]), zero_point=torch.tensor([0], dtype=torch.int32), quant_min=-128, quant_max=127)
+case("aten.fake_quantize_per_tensor_affine_cachemask.default", self=xq, scale=0.03, zero_point=0, quant_min=-128, quant_max=127)
+case("aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams.default", self=xq, scale=torch.tensor([0.03]), zero_point=torch.tensor([1], dtype=torch.int32), fake_quant_enabled=torch.tensor([1]), quant_min=-128, quant_max=127)
+case("aten.fake_quantize_per_channel_affine.default", self=R(3, 4) * 2, scale=R(3).abs() + 0.05, zero_point=Ri(-2, 2, 3).to(torch.int32), axis=0, quant_min=-128, quant_max=127)
+case("aten.fake_quantize_per_channel_affine_cachemask.default", self=R(3, 4) * 2, scale=R(4).abs() + 0.05, zero_point=Ri(0, 3, 4).to(torch.int32), axis=1, quant_min=0, quant_max=255)
+
 def arg(v, tensors):
     if isinstance(v, torch.Tensor):
         name = f"t{len(tensors)}"; tensors[name] = v; return {"kind": "tensor", "name": name}
@@ -189,8 +205,8 @@ def enc(t):
 
 cases = []
 for i, (op, kw) in enumerate(C):
-    _, base, ov = op.split(".")
-    fn = getattr(getattr(torch.ops.aten, base), ov)
+    ns, base, ov = op.split(".")
+    fn = getattr(getattr(getattr(torch.ops, ns), base), ov)
     tensors = {}
     args = {k: arg(v, tensors) for k, v in kw.items()}
     call = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
