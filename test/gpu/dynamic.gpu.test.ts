@@ -179,6 +179,28 @@ describe("EfficientNet-B0 with a batch range 1–128 (opt 32), fp16", { skip }, 
     );
   });
 
+  it("with silu forced to LibTorch (fallback segments sized per bucket): batches 8 and 5 match PyTorch", async () => {
+    assert.ok(!why, why || "");
+    const m = (await compile(await loadModel(join(dir, "efficientnet_b0.dyn.pt2")), {
+      backend: "cuda",
+      enabledPrecisions: ["fp16"],
+      torchExecutedOps: ["aten.silu.default"],
+      inputs: [{ minShape: [1, 3, 224, 224], optShape: [8, 3, 224, 224], maxShape: [8, 3, 224, 224] }],
+    })) as DynamicModule;
+    try {
+      assert.ok(m.report.partition.totals.fallbackSegments > 0, "fallback segments exist");
+      const want = readNpy(join(dir, "output_8.npy"));
+      const [y8] = await m.run([head(input, 8)]);
+      const [y5] = await m.run([head(input, 5)]); // padded into the bucket of 8
+      const a8 = compareTensors(y8, want).relative;
+      const a5 = compareTensors(y5, head(want, 5)).relative;
+      report("fallback", { relative8: a8, relative5: a5, buckets: m.buckets });
+      assert.ok(a8 <= TOL && a5 <= TOL, `fallback module: ${a8}, ${a5}`);
+    } finally {
+      await m.dispose();
+    }
+  });
+
   it("concurrent runs at two sizes each get their own rows; a batch outside the range is refused", async () => {
     assert.ok(!why, why || "");
     const m = dynamic as DynamicModule;
