@@ -83,7 +83,7 @@ function foldOf(node: Node, graph: Graph, producer: ReadonlyMap<string, Node>): 
   if (!qp || !dqp || !same(qp, dqp) || (qp.dtype !== "int8" && qp.dtype !== "uint8")) return undefined;
   if (dq.args.out_dtype && dq.args.out_dtype.kind !== "none") return undefined;
   const dw = producer.get(wArg.name);
-  if (!dw || dw.args.input?.kind !== "tensor") return undefined;
+  if (dw?.args.input?.kind !== "tensor") return undefined;
   const wq = graph.weights[dw.args.input.name]?.tensor;
   if (!wq || (wq.dtype !== "int8" && wq.dtype !== "uint8")) return undefined;
   if (dw.op === DQ_CHANNEL) {
