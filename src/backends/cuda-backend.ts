@@ -59,7 +59,9 @@ export async function createCudaBackend(
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   let torchEnv: unknown;
   const completion = options.completion ?? "poll";
-  const artifacts = new ArtifactRecorder(options.artifacts, device, acceptArtifacts);
+  const artifacts = new ArtifactRecorder(options.artifacts, device, acceptArtifacts, {
+    tune: options.tune === true,
+  });
   // Engines of the same program (a batch range's buckets) keep one device copy of their weights.
   const weightStore = new WeightStore();
 

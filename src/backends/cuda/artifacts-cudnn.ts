@@ -38,8 +38,8 @@ export interface ConvChoice {
 }
 
 /** What to save of the candidate a conv plan executes. Parts cuDNN cannot report are left out. */
-export function describeConvCandidate(c: EngineCandidate): ConvChoice {
-  const plan = readPlanJson(c.plan);
+export function describeConvCandidate(c: EngineCandidate, withPlan = true): ConvChoice {
+  const plan = withPlan ? readPlanJson(c.plan) : undefined;
   const knobs = readKnobs(c.cfg);
   return {
     ...(c.engine !== undefined ? { engine: c.engine } : {}),

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { TorchcError } from "../../errors.js";
 import type { Network } from "../../network/network.js";
 import type { BuildTarget, LoadedArtifacts, SavedArtifacts } from "../../runtime/package-artifacts.js";
+import { PlanCache } from "./artifacts-cache.js";
 import { type ConvChoice, describeConvCandidate, restoreConv } from "./artifacts-cudnn.js";
 import { PackageKernelCache, type SavedKernel } from "./artifacts-kernels.js";
 import { type BuiltEngine, prepareEngineRefit } from "./artifacts-refit.js";
@@ -105,6 +106,9 @@ export class EngineChoices {
   constructor(
     private readonly saved: EngineRecord | undefined,
     private readonly blobs: Readonly<Record<string, Uint8Array>> = {},
+    /** Choices of earlier compiles by problem (artifacts-cache.ts); `tune` uses only timed ones. */
+    private readonly cache: PlanCache = new PlanCache(undefined),
+    private readonly tune = false,
   ) {}
 
   /** The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it). */
@@ -112,8 +116,9 @@ export class EngineChoices {
     const key = convKey(spec);
     const choice = this.savedConv(key);
     let built: CudnnConvBuild | undefined;
-    if (choice) {
-      built = restoreConv(cudnn, spec, choice);
+    const known = choice ?? this.cache.conv(key, this.tune);
+    if (known) {
+      built = restoreConv(cudnn, spec, known);
       if (built.ok) this.stats.restored++;
     }
     if (!built?.ok) {
@@ -142,7 +147,7 @@ export class EngineChoices {
     maxWorkspace: number,
   ): LtMatmulBuild {
     const key = matmulKey(g, epilogue, tf32, maxWorkspace);
-    const choice = this.saved?.matmuls[key];
+    const choice = this.saved?.matmuls[key] ?? this.cache.matmul(key);
     const algo = choice ? { algo: fromB64(choice.algo), workspaceBytes: choice.workspaceBytes } : undefined;
     let built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, algo);
     if (choice && built.ok) this.stats.restored++;
@@ -186,6 +191,24 @@ export class EngineChoices {
   /** Keeps what a later refit needs of the finished build. */
   noteBuilt(built: BuiltEngine): void {
     this.built = built;
+    for (const [k, p] of this.matmuls)
+      this.cache.putMatmul(k, { algo: b64(p.algo), workspaceBytes: p.workspaceBytes });
+    // With tune, conv choices are cached once timed (noteTuned).
+    if (!this.tune) this.cacheConvs(false);
+    this.cache.flush();
+  }
+
+  /** After the build's conv timing: the winners go to the plan cache. */
+  noteTuned(): void {
+    this.cacheConvs(true);
+    this.cache.flush();
+  }
+
+  private cacheConvs(tuned: boolean): void {
+    for (const [k, p] of this.convs) {
+      const c = p.chosen;
+      if (c) this.cache.putConv(k, { ...describeConvCandidate(c, false), tuned });
+    }
   }
 
   /** Checks the new constants of `network` fit the built engine; returns the upload that swaps them in. */
@@ -268,12 +291,26 @@ export class ArtifactRecorder {
   private readonly engines = new Map<number, EngineChoices>();
   private readonly saved: LoadedArtifacts | undefined;
 
+  private cache: PlanCache | undefined;
+
   constructor(
     loaded: LoadedArtifacts | undefined,
     private readonly device: number,
     accept: (saved: LoadedArtifacts, current: BuildTarget) => boolean,
+    private readonly opts: { readonly tune?: boolean } = {},
   ) {
     this.saved = loaded && accept(loaded, currentTarget(device)) ? loaded : undefined;
+  }
+
+  /** The persistent plan cache of this GPU and these libraries (opened at the first engine). */
+  private planCache(): PlanCache {
+    const info = CudaContext.get(this.device).info;
+    this.cache ??= PlanCache.forTarget({
+      arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
+      cudnn: Cudnn.version(),
+      cublasLt: BlasLt.version(),
+    });
+    return this.cache;
   }
 
   /** Whether saved engines are being reused. */
@@ -288,7 +325,7 @@ export class ArtifactRecorder {
         `${this.saved.origin}: the package has no saved engine for segment ${index} (saved by a different partition?)`,
         "package.mismatch",
       );
-    const c = new EngineChoices(record, this.saved?.blobs);
+    const c = new EngineChoices(record, this.saved?.blobs, this.planCache(), this.opts.tune === true);
     this.engines.set(index, c);
     return c;
   }

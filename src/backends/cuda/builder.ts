@@ -330,6 +330,7 @@ function makeLauncher(
     if (!convsTuned) {
       convsTuned = true;
       tuneConvs(libs, b.resources.arena, stream, options.log ?? (() => {}));
+      options.choices?.noteTuned();
     }
     return launches;
   };

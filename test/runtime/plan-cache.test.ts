@@ -1,0 +1,80 @@
+// The CUDA backend's persistent plan cache (issue 12): choices by problem kept across processes, one file per
+// GPU architecture and library versions, bounded (least recently used dropped), timed choices kept apart, merged
+// with what another process wrote, off with TORCHC_PLAN_CACHE=0. No GPU needed: the cache is plain JSON.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { bound, defaultPlanCacheDir, PlanCache } from "../../src/backends/cuda/artifacts-cache.js";
+import { tempDir } from "../helpers.js";
+
+const target = { arch: "sm_90", cudnn: 91900, cublasLt: 130100 };
+const conv = (engine: number, tuned = false) => ({
+  engine,
+  knobs: [[1, 2]] as [number, number][],
+  workspaceBytes: 0,
+  tuned,
+});
+
+describe("the persistent plan cache", () => {
+  it("lives under TORCHC_CACHE_DIR/plans, one file per architecture and library versions", () => {
+    const env = { TORCHC_CACHE_DIR: "/c" };
+    expect(defaultPlanCacheDir(env)).toBe("/c/plans");
+    expect(defaultPlanCacheDir({ XDG_CACHE_HOME: "/x" })).toBe("/x/torchc/plans");
+    const dir = tempDir();
+    const a = PlanCache.forTarget(target, { TORCHC_CACHE_DIR: dir });
+    a.putMatmul("m", { algo: "AAAA", workspaceBytes: 0 });
+    a.flush();
+    const b = PlanCache.forTarget({ ...target, cudnn: 91000 }, { TORCHC_CACHE_DIR: dir });
+    expect(b.matmul("m")).toBeUndefined();
+    expect(PlanCache.forTarget(target, { TORCHC_CACHE_DIR: dir }).matmul("m")?.algo).toBe("AAAA");
+  });
+
+  it("gives a later process the choices of an earlier one; a compile with tune only timed convs", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const first = PlanCache.forTarget(target, env);
+    first.putConv("c1", conv(3));
+    first.putConv("c2", conv(4, true));
+    first.flush();
+    const later = PlanCache.forTarget(target, env);
+    expect(later.conv("c1", false)?.engine).toBe(3);
+    expect(later.conv("c1", true)).toBeUndefined();
+    expect(later.conv("c2", true)?.engine).toBe(4);
+    later.putConv("c2", conv(9, false));
+    expect(later.conv("c2", true)?.engine, "an untimed choice never replaces a timed one").toBe(4);
+  });
+
+  it("merges with entries another process wrote meanwhile", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const a = PlanCache.forTarget(target, env);
+    const b = PlanCache.forTarget(target, env);
+    a.putConv("from-a", conv(1));
+    b.putConv("from-b", conv(2));
+    a.flush();
+    b.flush();
+    const c = PlanCache.forTarget(target, env);
+    expect(c.conv("from-a", false)?.engine).toBe(1);
+    expect(c.conv("from-b", false)?.engine).toBe(2);
+  });
+
+  it("keeps at most its bound, the most recently used", () => {
+    const t = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, { used: i }]));
+    expect(Object.keys(bound(t, 3)).sort()).toEqual(["k7", "k8", "k9"]);
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const file = join(env.TORCHC_CACHE_DIR, "plans");
+    const small = new PlanCache(join(file, "x.json"), 2);
+    for (let i = 0; i < 5; i++) small.putMatmul(`m${i}`, { algo: "A", workspaceBytes: 0 });
+    small.flush();
+    const saved = JSON.parse(readFileSync(join(file, "x.json"), "utf8"));
+    expect(Object.keys(saved.matmuls).sort()).toEqual(["m3", "m4"]);
+  });
+
+  it("is off with TORCHC_PLAN_CACHE=0, and an unreadable file only means an empty cache", () => {
+    const dir = tempDir();
+    const off = PlanCache.forTarget(target, { TORCHC_CACHE_DIR: dir, TORCHC_PLAN_CACHE: "0" });
+    off.putConv("c", conv(1));
+    off.flush();
+    expect(existsSync(join(dir, "plans"))).toBe(false);
+    const broken = new PlanCache(join(dir, "not-json.txt"));
+    expect(broken.conv("c", false)).toBeUndefined();
+  });
+});
