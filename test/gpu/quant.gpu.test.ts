@@ -2,7 +2,11 @@
  * int8 / fp8 on real MNIST digits (issue 14), on the CUDA backend: top-1 on the 2,000 held-out digits for
  * torchc fp32, fp16, int8 PTQ (calibrated on 500 training digits), int8 QAT (PyTorch's PT2E model), PyTorch's
  * own PT2E PTQ model, and fp8; one markdown table row per configuration; the issue's bars asserted (PTQ within
- * 0.5 points of fp32, QAT within 0.3, fp8 within 0.5); the calibration cache round trip on the GPU.
+ * 0.5 points of fp32, QAT within 0.3, fp8 within 0.5); the calibration cache round trip on the GPU. Then
+ * ResNet-50 and EfficientNet-B0 (random weights, fixtures/imagenet_quant.py at test time): int8 and fp8 output
+ * against PyTorch fp32 as max error / max reference and cosine (reported, not asserted: no bar in the issue).
+ * int8 and fp8 here are simulated in float (quantize/dequantize kernels around fp32 convolutions and GEMMs):
+ * the numbers measure accuracy, not int8 speed.
  *
  * Needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`) and the models of fixtures/mnist_quant.py:
  * from TORCHC_MNIST_DIR if set, else the script is run here first (PyTorch on the GPU machine, ~1 min).
@@ -237,12 +241,13 @@ describe("ImageNet-shaped models (random weights): int8 and fp8 against fp32", {
       const pytorch = readNpy(join(dir, `${name}.output.npy`));
       const model = await loadModel(join(dir, `${name}.pt2`));
       const outputs: Record<string, Tensor> = {};
+      // int8 calibrates (through an fp32 engine) and writes the cache; fp8 reads the same ranges from it.
+      // Few builds on purpose: each large-model build takes seconds and the whole GPU run has a time limit.
+      const cache = join(dir, `${name}.scales.json`);
       for (const [label, options] of [
         ["fp32", {}],
-        ["fp16", { enabledPrecisions: ["fp16"] }],
-        ["int8", { enabledPrecisions: ["int8"], calibration: { data: join(dir, "calib") } }],
-        ["int8+fp16", { enabledPrecisions: ["int8", "fp16"], calibration: { data: join(dir, "calib") } }],
-        ["fp8", { enabledPrecisions: ["fp8"], calibration: { data: join(dir, "calib") } }],
+        ["int8", { enabledPrecisions: ["int8"], calibration: { data: join(dir, "calib"), cache } }],
+        ["fp8", { enabledPrecisions: ["fp8"], calibration: { cache } }],
       ] as const) {
         const t0 = performance.now();
         const m = await compile(model, { backend: "cuda", ...(options as CompileOptions) });
