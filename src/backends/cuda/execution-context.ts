@@ -13,19 +13,19 @@ import type { DeviceTensor } from "../../runtime/device-tensor.js";
 import { isDeviceTensor } from "../../runtime/device-tensor.js";
 import type { ContextMemory, ExecutionContext, OutputRequest, RunOptions } from "../../runtime/execution.js";
 import type { SegmentRunner } from "../../runtime/segment-runner.js";
-import type { TorchFallbackRunner } from "../torch/runner.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
 import { copyIntoPinned } from "./device/host-copy.js";
 import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
+import type { DeviceFallbackRunner } from "./device-fallback.js";
 import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
 import { type CudaEngine, ioBytes } from "./engine.js";
 
 /** What the contexts need from the compiled segments. */
 export type EngineSegment = SegmentRunner & { readonly engine: CudaEngine };
-export type FallbackSegment = SegmentRunner & Pick<TorchFallbackRunner, "plan" | "launchDevice">;
+export type FallbackSegment = DeviceFallbackRunner;
 
 export class CudaExecutionContext implements ExecutionContext {
   readonly stream: Stream;

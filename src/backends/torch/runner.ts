@@ -22,13 +22,14 @@ import type { TensorType } from "../../ir/graph.js";
 import { allocData, formatShape, numel, type Tensor, tensorBytes } from "../../ir/tensor.js";
 import type { Segment } from "../../partition/segment.js";
 import type { Trace } from "../../passes/rewrite/trace.js";
-import { gather, type SegmentRunner } from "../../runtime/segment-runner.js";
+import { gather } from "../../runtime/segment-runner.js";
 import { CudaContext } from "../cuda/device/context.js";
 import { LibTorch, NativeCallError } from "../cuda/device/libtorch.js";
 import { DeviceBuffer, download, upload } from "../cuda/device/memory.js";
 import { Stream } from "../cuda/device/stream.js";
 import { TorchTensor } from "../cuda/device/torch-tensor.js";
 import type { DeviceMemory } from "../cuda/device/validate.js";
+import type { DeviceFallbackRunner } from "../cuda/device-fallback.js";
 import { argValues, type DispatchPlan, formatPlan } from "./encoded-arg.js";
 import { TorchFallbackError } from "./errors.js";
 import { type DeviceTensor, releaseTensor, uploadTensor } from "./persistent.js";
@@ -97,7 +98,7 @@ export interface RunDeviceOptions {
   readonly stream?: Stream;
 }
 
-export interface TorchFallbackRunner extends SegmentRunner {
+export interface TorchFallbackRunner extends DeviceFallbackRunner {
   readonly plan: FallbackPlan;
   readonly stream: Stream;
   /** Device bytes of the weights and constants the runner uploaded. */
