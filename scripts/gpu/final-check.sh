@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole GPU check in one device command (≤ 600 s), most important first, for a session whose device time allows
+# one run:
+#   1. alone on the GPU: the runtime fixtures with PyTorch's end-to-end peers, then the e2e benchmark ($OUT/E2E.md);
+#   2. two lanes at once (correctness only, no timing asserted): the runtime, engine, device-plan and LibTorch tests
+#      in one, the model, quantization and catalogue tests in the other;
+#   3. alone again (their assertions involve time): serialized packages, refit, dynamic shapes.
+# A test that no longer fits the time left is skipped and says so. Logs go to $OUT/logs.tgz (at most 8 files come
+# back from $OUT), the summary to stdout and $OUT/SUMMARY.md.
+#   bash scripts/gpu/final-check.sh        (on the GPU machine, carry .gpu-carry; TORCHC_CHECK_S, default 575)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT/logs"
+export TORCHC_RUNTIME_DIR=/tmp/rt UV_THREADPOOL_SIZE=8
+S=$(date +%s)
+el() { echo "$(( $(date +%s) - S ))s"; }
+left() { echo $(( ${TORCHC_CHECK_S:-575} - ($(date +%s) - S) )); }
+SUMMARY="$OUT/SUMMARY.md"; : >"$SUMMARY"
+
+# gpu_test NAME CAP_S [DEADLINE_LEFT_S]: one GPU test file, bounded by CAP_S and by the time left minus DEADLINE_LEFT_S.
+gpu_test() {
+  local name=$1 cap=$2 keep=${3:-0} L to rc
+  L=$(( $(left) - keep ))
+  if [ "$L" -lt 25 ]; then echo "| $name | skipped: no time left |" >>"$SUMMARY"; echo "== skip $name"; return; fi
+  to=$(( cap < L ? cap : L ))
+  OUT="$OUT/logs/$name" TORCHC_GPU_TIMEOUT=$to bash "$ROOT/scripts/gpu.sh" test "$name" >"$OUT/logs/$name.log" 2>&1
+  rc=$?
+  local counts; counts=$(grep -E "^ℹ (pass|fail) " "$OUT/logs/$name.log" | tr '\n' ' ')
+  echo "| $name | rc=$rc ${counts}| $(el) |" >>"$SUMMARY"
+  echo "== $name rc=$rc ${counts}($(el))"
+  grep -E "^\[[a-z0-9-]+\]|✖ .*ms\)$|AssertionError|TIMED OUT" "$OUT/logs/$name.log" | cut -c1-260 | head -14
+}
+
+echo "== 1. export + PyTorch e2e peers"
+PYTHONUNBUFFERED=1 timeout 200 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt --peers >"$OUT/logs/export.log" 2>&1
+echo "export rc=$? ($(el))"; tail -2 "$OUT/logs/export.log"
+cp /tmp/rt/peers_e2e.json "$OUT/" 2>/dev/null
+OUT="$OUT" TORCHC_GPU_TIMEOUT=170 bash "$ROOT/scripts/gpu.sh" bench e2e >"$OUT/logs/e2e.log" 2>&1
+echo "e2e rc=$? ($(el))"
+[ -s "$OUT/e2e.json" ] && python3 "$ROOT/bench/e2e_report.py" "$OUT/peers_e2e.json" "$OUT/e2e.json" >"$OUT/E2E.md"
+grep -E "^\|" "$OUT/logs/e2e.log" | head -4
+
+echo "== 2. correctness, two lanes"
+# Lane deadlines leave time for phase 3.
+KEEP3=${TORCHC_PHASE3_S:-230}
+(for t in runtime cuda-engine device-plans torch-fallback fallback-catalogue; do gpu_test "$t" 200 "$KEEP3"; done) >"$OUT/logs/laneA.txt" 2>&1 &
+A=$!
+(for t in models quant swin-ops; do gpu_test "$t" 240 "$KEEP3"; done) >"$OUT/logs/laneB.txt" 2>&1 &
+B=$!
+wait $A $B
+cat "$OUT/logs/laneA.txt" "$OUT/logs/laneB.txt"
+
+echo "== 3. timed tests, alone"
+for t in package refit dynamic; do gpu_test "$t" 200; done
+
+echo; echo "| test | result | at |"; echo "| --- | --- | --- |"; cat "$SUMMARY"
+(cd "$OUT" && tar czf logs.tgz logs && rm -rf logs)
+echo "== done ($(el))"
