@@ -92,11 +92,22 @@ describe("EfficientNet-B0 fp16 as a serialized .torchc package", { skip }, () =>
     fresh!.save(pkg);
     const saveMs = performance.now() - s0;
 
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
     const t0 = performance.now();
     const loaded = await loadCompiled(pkg);
     const t1 = performance.now();
     const [out] = await loaded.run([x]);
     const t2 = performance.now();
+    await new Promise((r) => setImmediate(r));
+    process.off("warning", onWarning);
+    // Every cuDNN plan, cuBLASLt algorithm and kernel program came from the package (none chosen or compiled again).
+    assert.deepEqual(
+      warnings.filter((w) => /saved engine not fully reused/.test(w)),
+      [],
+      "the package's engines were reused whole",
+    );
     try {
       assertBitIdentical(out, freshOut, "loaded in this process");
       const [again] = await loaded.run([x]);

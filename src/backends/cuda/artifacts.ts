@@ -191,6 +191,20 @@ export class EngineChoices {
   /** Keeps what a later refit needs of the finished build. */
   noteBuilt(built: BuiltEngine): void {
     this.built = built;
+    // A saved engine that could not be used whole is still correct (choices made again), only slower: say so.
+    const missed = [
+      ...(this.saved && this.stats.chosen > 0
+        ? [`${this.stats.chosen} library plans chosen again (${this.stats.restored} restored)`]
+        : []),
+      ...(this.saved && this.kernelStats.used > this.kernelStats.restored
+        ? [`${this.kernelStats.used - this.kernelStats.restored} kernel programs compiled again`]
+        : []),
+      ...(this.memoryMismatch ? [this.memoryMismatch] : []),
+    ];
+    if (missed.length > 0)
+      process.emitWarning(`saved engine not fully reused: ${missed.join("; ")}`, {
+        code: "TORCHC_PACKAGE_PARTIAL",
+      });
     for (const [k, p] of this.matmuls)
       this.cache.putMatmul(k, { algo: b64(p.algo), workspaceBytes: p.workspaceBytes });
     // With tune, conv choices are cached once timed (noteTuned).
