@@ -62,6 +62,9 @@ export {
   type RunOptions,
 } from "./runtime/execution.js";
 export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
+export type { BuildTarget, RebuildPolicy } from "./runtime/package-artifacts.js";
+export { describePackage, type PackageDescription } from "./runtime/package-inspect.js";
+export type { RefitReport, RefitSource } from "./runtime/refit.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
 export { InferenceClient, InferenceError } from "./serve/client.js";
 export { type ServeOptions, type Server, serve } from "./serve/lazy.js";
