@@ -4,7 +4,7 @@
 // The pack runs in a copy of the checkout, so it never races another run over dist/ nor leaves one behind.
 // The install is offline: the consumer's lockfile lists torchc's dependencies with the integrity of this
 // checkout's package-lock.json, so `npm ci --offline` takes them from the npm cache that `npm ci` filled here.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,20 +18,40 @@ interface Run {
   readonly err: string;
 }
 
-function sh(cmd: string, args: readonly string[], cwd: string, timeout = 120_000): Run {
-  const r = spawnSync(cmd, args, {
-    cwd,
-    encoding: "utf8",
-    timeout,
-    // No update check, audit or funding message; no prompt from npx.
-    env: {
-      ...process.env,
-      npm_config_update_notifier: "false",
-      npm_config_audit: "false",
-      npm_config_fund: "false",
-    },
+// No update check, audit or funding message; no prompt from npx.
+const NPM_ENV = {
+  ...process.env,
+  npm_config_update_notifier: "false",
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+};
+
+/**
+ * Runs a command without blocking this worker: `npm pack` and `npm ci` take a minute or more on a slow machine,
+ * and a worker blocked that long misses vitest's RPC deadline ("Timeout calling onTaskUpdate").
+ */
+function sh(cmd: string, args: readonly string[], cwd: string, timeout = 120_000): Promise<Run> {
+  return new Promise((resolve) => {
+    let out = "";
+    let err = "";
+    let settled = false;
+    const settle = (code: number | null) => {
+      if (!settled) resolve({ code, out, err });
+      settled = true;
+    };
+    const child = spawn(cmd, args, { cwd, timeout, env: NPM_ENV });
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+    });
+    child.on("error", (e) => {
+      err += String(e);
+      settle(null);
+    });
+    child.on("close", (code) => settle(code));
   });
-  return { code: r.status, out: r.stdout ?? "", err: `${r.stderr ?? ""}${r.error ? String(r.error) : ""}` };
 }
 
 /** stderr without npm's own warnings and notices (a user's npmrc can add some to every npx call). */
@@ -41,11 +61,16 @@ const withoutNpmNotices = (err: string) =>
     .filter((l) => l !== "" && !/^npm (warn|notice)\b/.test(l))
     .join("\n");
 
-const npmVersion = sh("npm", ["--version"], ROOT, 30_000);
-const npmMissing = npmVersion.code !== 0;
+const npmVersion = spawnSync("npm", ["--version"], {
+  cwd: ROOT,
+  encoding: "utf8",
+  timeout: 30_000,
+  env: NPM_ENV,
+});
+const npmMissing = npmVersion.status !== 0;
 if (npmMissing)
   process.stderr.write(
-    `test/package skipped: npm is not available (${npmVersion.err.trim() || "no npm on PATH"})\n`,
+    `test/package skipped: npm is not available (${(npmVersion.stderr ?? "").trim() || String(npmVersion.error ?? "no npm on PATH")})\n`,
   );
 
 const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
@@ -90,7 +115,7 @@ describe.skipIf(npmMissing)("the npm package", () => {
   let tarball: string;
   let files: string[];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "torchc-pack-"));
     const copy = join(work, "checkout");
     // Not the git-ignored bulk (node_modules is linked; the GPU carry can be tens of MiB).
@@ -99,7 +124,7 @@ describe.skipIf(npmMissing)("the npm package", () => {
     );
     cpSync(ROOT, copy, { recursive: true, filter: (src) => !skip.has(src) });
     symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"), "dir");
-    const pack = sh("npm", ["pack", "--json", "--pack-destination", work], copy, 240_000);
+    const pack = await sh("npm", ["pack", "--json", "--pack-destination", work], copy, 240_000);
     if (pack.code !== 0) throw new Error(`npm pack failed (${pack.code}):\n${pack.err}\n${pack.out}`);
     const [info] = JSON.parse(pack.out.slice(pack.out.indexOf("[")));
     files = info.files.map((f: { path: string }) => f.path);
@@ -130,7 +155,7 @@ describe.skipIf(npmMissing)("the npm package", () => {
     expect(PKG.devDependencies.tsx).toBeDefined();
   });
 
-  it("installs offline into an empty project, type-checks and runs a consumer, and runs `npx torchc demo`", () => {
+  it("installs offline into an empty project, type-checks and runs a consumer, and runs `npx torchc demo`", async () => {
     // The consumer's lockfile: torchc from the tarball, its dependencies as this checkout locked them.
     const integrity = `sha512-${createHash("sha512")
       .update(readFileSync(join(project, tarball)))
@@ -163,12 +188,12 @@ describe.skipIf(npmMissing)("the npm package", () => {
       JSON.stringify({ name: "consumer", lockfileVersion: 3, requires: true, packages }, null, 2),
     );
     // Offline from the cache that `npm ci` filled; should the cache have lost a tarball, the network may fill it.
-    let install = sh("npm", ["ci", "--offline", "--no-audit", "--no-fund"], project);
+    let install = await sh("npm", ["ci", "--offline", "--no-audit", "--no-fund"], project);
     if (install.code !== 0 && install.err.includes("ENOTCACHED")) {
       process.stderr.write(
         "test/package: a dependency is not in the npm cache; retrying npm ci --prefer-offline\n",
       );
-      install = sh("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], project);
+      install = await sh("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], project);
     }
     if (install.code !== 0) throw new Error(`npm ci failed in the consumer project:\n${install.err}`);
     const installed = join(project, "node_modules", "torchc");
@@ -192,13 +217,13 @@ describe.skipIf(npmMissing)("the npm package", () => {
         files: ["consumer.ts"],
       }),
     );
-    const tsc = sh(process.execPath, [TSC, "-p", "."], project);
+    const tsc = await sh(process.execPath, [TSC, "-p", "."], project);
     expect(`${tsc.out}${tsc.err}`).toBe("");
     expect(tsc.code).toBe(0);
     const models = relative(project, join(installed, "fixtures", "models"))
       .split(sep)
       .join("/");
-    const run = sh(process.execPath, [join("out", "consumer.js"), models], project);
+    const run = await sh(process.execPath, [join("out", "consumer.js"), models], project);
     expect(run.err).toBe("");
     expect(run.code).toBe(0);
     const result = JSON.parse(run.out);
@@ -208,7 +233,7 @@ describe.skipIf(npmMissing)("the npm package", () => {
     expect(result.missing).toMatch(/\S/);
 
     writeFileSync(join(project, "wrong.ts"), WRONG);
-    const refused = sh(
+    const refused = await sh(
       process.execPath,
       [
         TSC,
@@ -227,10 +252,12 @@ describe.skipIf(npmMissing)("the npm package", () => {
     expect(refused.out).toMatch(/wrong\.ts.*"tpu"/);
 
     // The installed command (no sources, no tsx): the demo from the shipped model.
-    const demo = sh("npx", ["--no", "torchc", "demo"], project);
+    const demo = await sh("npx", ["--no", "torchc", "demo"], project);
     expect(withoutNpmNotices(demo.err)).toBe("");
     expect(demo.code).toBe(0);
     expect(demo.out).toMatch(/^ok: the compiled tiny_resnet reproduces PyTorch/m);
-    expect(sh("npx", ["--no", "--", "torchc", "--version"], project).out).toBe(`torchc ${PKG.version}\n`);
+    expect((await sh("npx", ["--no", "--", "torchc", "--version"], project)).out).toBe(
+      `torchc ${PKG.version}\n`,
+    );
   }, 180_000);
 });
