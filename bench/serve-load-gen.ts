@@ -46,7 +46,7 @@ export interface LoadResult {
   readonly wrong: number;
   readonly worstRelative: number;
   readonly examples: readonly string[];
-  readonly malformed: { sent: number; byStatus: Record<string, number> };
+  readonly malformed: { sent: number; byStatus: Record<string, number>; byKind: Record<string, number> };
   /** The busiest generator thread's event-loop utilization in the window. */
   readonly generatorElu: number;
   readonly threads: number;
@@ -121,10 +121,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const window: Record<string, number> = {};
   const total: Record<string, number> = {};
   const byStatus: Record<string, number> = {};
+  const byKind: Record<string, number> = {};
   for (const r of done) {
     add(window, r.window);
     add(total, r.total);
     add(byStatus, r.malformed.byStatus);
+    add(byKind, r.malformed.byKind);
   }
   const inWindow = Object.values(window).reduce((a, b) => a + b, 0);
   return {
@@ -142,7 +144,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     wrong: total.wrong ?? 0,
     worstRelative: Math.max(...done.map((r) => r.worstRelative)),
     examples: done.flatMap((r) => r.examples).slice(0, 8),
-    malformed: { sent: done.reduce((a, r) => a + r.malformed.sent, 0), byStatus },
+    malformed: { sent: done.reduce((a, r) => a + r.malformed.sent, 0), byStatus, byKind },
     generatorElu: Math.max(...done.map((r) => r.elu)),
     threads,
   };

@@ -7,7 +7,9 @@
  *   `--max-batch 32` (merged requests run at their own size, in buckets 1, 2, 4, …, 32). fp16, cuda backend.
  * - SERVE_LOAD_DRY=1 (no GPU): the committed fixture mlp.pt2 (batch 4, 4 PyTorch rows) on the reference
  *   backend, batching by padding to the model's batch of 4, at small concurrency and short points.
- * Every knob is an environment variable (see the README of bench/serve-load.bench.ts).
+ * - SERVE_MODEL (+ SERVE_INPUTS, SERVE_OUTPUTS: .npy rows and PyTorch's outputs; SERVE_ROW_SHAPE=20 or
+ *   3x224x224 when the model has a dynamic batch, to serve it as above): any other model.
+ * Every knob is an environment variable (listed at the top of bench/serve-load.bench.ts).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -117,6 +119,11 @@ export function readSetup(): Setup {
     ...(instances > 1 ? ["--instances", String(instances)] : []),
   ];
   const batching = ["--max-batch", String(maxBatch), "--max-queue-delay-us", String(queueDelayUs)];
+  // A model exported with a dynamic batch: static batch 1 without batching, the range 1..maxBatch with it.
+  const ranged = (row: string): [string[], string[]] => [
+    [...common, "--input-shape", `1x${row}`, "--max-batch", "1"],
+    [...common, "--input-shape", `1x${row}:${maxBatch}x${row}:${maxBatch}x${row}`, ...batching],
+  ];
   let model: string;
   let cases: Case[];
   let off: string[];
@@ -125,9 +132,14 @@ export function readSetup(): Setup {
   if (env("SERVE_MODEL")) {
     model = env("SERVE_MODEL") as string;
     cases = casesFrom(env("SERVE_INPUTS") ?? "", env("SERVE_OUTPUTS") ?? "");
-    off = [...common, "--max-batch", "1"];
-    on = [...common, ...batching];
-    what = model;
+    const row = env("SERVE_ROW_SHAPE");
+    [off, on] = row
+      ? ranged(row)
+      : [
+          [...common, "--max-batch", "1"],
+          [...common, ...batching],
+        ];
+    what = `${model}${row ? ` (batch range 1–${maxBatch} / static batch 1)` : ""}`;
   } else if (dry) {
     const models = join(ROOT ?? join(here, ".."), "fixtures", "models");
     model = join(models, "mlp.pt2");
@@ -140,9 +152,7 @@ export function readSetup(): Setup {
     exportEfficientNet(dir, maxBatch);
     model = join(dir, "efficientnet_b0.dyn.pt2");
     cases = casesFrom(join(dir, "input.npy"), env("SERVE_OUTPUTS") ?? join(dir, `output_${maxBatch}.npy`));
-    const row = "3x224x224";
-    off = [...common, "--input-shape", `1x${row}`, "--max-batch", "1"];
-    on = [...common, "--input-shape", `1x${row}:${maxBatch}x${row}:${maxBatch}x${row}`, ...batching];
+    [off, on] = ranged("3x224x224");
     what = `timm efficientnet_b0 (random weights), batch range 1–${maxBatch} / static batch 1`;
   }
   const soakS = num("SOAK_S", 0);

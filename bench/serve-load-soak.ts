@@ -23,7 +23,7 @@ export interface SoakReport {
   /** Valid requests over the whole soak (warm-up included), by outcome. */
   readonly valid: Record<string, number>;
   readonly failedValid: number;
-  readonly malformed: { sent: number; byStatus: Record<string, number> };
+  readonly malformed: { sent: number; byStatus: Record<string, number>; byKind: Record<string, number> };
   readonly crashed: boolean;
   readonly readyAfter: boolean;
   readonly rss: {
@@ -41,7 +41,7 @@ export interface SoakReport {
 export async function soak(
   server: ServerChild,
   wire: Wire,
-  setup: Setup,
+  setup: Pick<Setup, "cases" | "tolerance" | "threads">,
   o: { seconds: number; concurrency: number; malformedEvery: number },
 ): Promise<SoakReport> {
   const warmS = Math.min(10, o.seconds / 10);
@@ -98,7 +98,9 @@ export async function soak(
     failures.push(
       `soak: ${failedValid} valid requests failed (${JSON.stringify(r.total)}): ${r.examples.join("; ")}`,
     );
-  if (r.malformed.sent === 0) failures.push("soak: no malformed request was sent");
+  const kindsSent = Object.keys(r.malformed.byKind).length;
+  if (kindsSent < 3)
+    failures.push(`soak: malformed kinds sent ${JSON.stringify(r.malformed.byKind)}, expected all 3`);
   if (malformedNot400 > 0)
     failures.push(`soak: malformed requests not answered 400: ${JSON.stringify(r.malformed.byStatus)}`);
   if (crashed) failures.push(`soak: the server exited (${server.exit?.code ?? server.exit?.signal})`);
@@ -128,7 +130,7 @@ export async function soak(
   };
   const validN = Object.values(r.total).reduce((a, b) => a + b, 0);
   console.log(
-    `[serve-load] soak: ${validN} valid requests, ${failedValid} failed; ${r.malformed.sent} malformed → ${JSON.stringify(r.malformed.byStatus)}; ` +
+    `[serve-load] soak: ${validN} valid requests, ${failedValid} failed; ${r.malformed.sent} malformed ${JSON.stringify(r.malformed.byKind)} → ${JSON.stringify(r.malformed.byStatus)}; ` +
       `${r.throughput.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; ` +
       `crashed ${crashed}, ready after ${readyAfter}; RSS ${report.rss.startMiB} → ${report.rss.endMiB} MiB (peak ${report.rss.peakMiB}, growth ${report.rss.growthMiB} MiB, limit ${GROWTH_LIMIT_MIB})`,
   );

@@ -40,7 +40,11 @@ export interface WorkerResult {
   readonly worstRelative: number;
   /** The first few wrong answers and transport errors, for the log. */
   readonly examples: readonly string[];
-  readonly malformed: { readonly sent: number; readonly byStatus: Record<string, number> };
+  readonly malformed: {
+    readonly sent: number;
+    readonly byStatus: Record<string, number>;
+    readonly byKind: Record<string, number>;
+  };
   /** This thread's event-loop utilization over the window (near 1: the generator itself is the limit). */
   readonly elu: number;
 }
@@ -57,7 +61,7 @@ async function run(job: WorkerJob, startAt: number): Promise<WorkerResult> {
   const latencies: number[] = [];
   const window: Record<string, number> = {};
   const total: Record<string, number> = {};
-  const malformed = { sent: 0, byStatus: {} as Record<string, number> };
+  const malformed = { sent: 0, byStatus: {} as Record<string, number>, byKind: {} as Record<string, number> };
   const examples: string[] = [];
   let checked = 0;
   let worst = 0;
@@ -85,6 +89,7 @@ async function run(job: WorkerJob, startAt: number): Promise<WorkerResult> {
       const kind =
         MALFORMED_KINDS[Math.floor((k + id) / Math.max(1, job.malformedEvery)) % MALFORMED_KINDS.length];
       const req = bad ? malformedBody(job.wire, job.cases[which].input, kind) : valid[which];
+      if (bad) bump(malformed.byKind, kind);
       const t0 = performance.now();
       let outcome: string;
       try {

@@ -203,7 +203,10 @@ async function tableRun(s: Setup): Promise<void> {
   let on: ServerChild | undefined;
   try {
     // Both compile at once (the compile is most of the start-up); each is idle while the other is measured.
-    [off, on] = await Promise.all([start("no-batching", s.off), start("batching", s.on)]);
+    const started = await Promise.allSettled([start("no-batching", s.off), start("batching", s.on)]);
+    [off, on] = started.map((r) => (r.status === "fulfilled" ? r.value : undefined));
+    for (const r of started) if (r.status === "rejected") throw r.reason;
+    if (!off || !on) throw new Error("unreachable: both servers started");
     const wire = await wireOf(on);
     const offWire = await wireOf(off);
     if (JSON.stringify(offWire) !== JSON.stringify(wire))

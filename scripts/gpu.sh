@@ -112,7 +112,11 @@ pack_modules() {
   done
   # koffi: only the ESM/CJS entry points and the prebuilt linux x64 addon are needed at run time.
   (cd "$dst/koffi" && rm -rf doc vendor lib src/koffi/src/abi src/koffi/CMakeLists.txt cnoke.cjs CHANGELOG.md && find src/koffi/src -type f ! -name "*.js" ! -name "*.cjs" -delete)
-  find "$dst" \( -name '*.map' -o -name '*.md' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -type f -delete
+  find "$dst" \( -name '*.map' -o -name '*.md' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \) -type f -delete
+  # Packages' own tests, benchmarks, examples and docs (fastify's and bintrees' tests alone are ~5 MiB).
+  for pkg in "${pkgs[@]}"; do
+    (cd "$dst/$pkg" && rm -rf test tests __tests__ benchmark benchmarks bench example examples docs)
+  done
   echo "node_modules: $(mib "$dst") MiB"
 }
 
@@ -135,6 +139,7 @@ pack() {
   pack_build
   pack_node
   pack_modules
+  cp -R "$ROOT/proto" "$CARRY/build/proto"  # the Open Inference Protocol's .proto, for torchc serve's gRPC
   node "$ROOT/fixtures/mnist_digits.mjs" "$CARRY/mnist"  # real MNIST digits for test/gpu/quant (issue 14)
   pack_check
   {
