@@ -93,6 +93,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       }),
   );
   let timers: ReturnType<typeof setTimeout>[] = [];
+  // Each edge exactly once: the threads can report a hair before the closing timer fires.
+  const fired = new Set<"open" | "close">();
+  const edge = (e: "open" | "close") => {
+    if (fired.has(e)) return;
+    fired.add(e);
+    o.onWindow?.(e);
+  };
   let done: WorkerResult[];
   try {
     // Every thread up (or one failed: its error, not a hang).
@@ -102,11 +109,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     for (const w of workers) w.postMessage({ startAt });
     timers = o.onWindow
       ? [
-          setTimeout(() => o.onWindow?.("open"), startAt + o.warmS * 1000 - Date.now()),
-          setTimeout(() => o.onWindow?.("close"), startAt + (o.warmS + o.measureS) * 1000 - Date.now()),
+          setTimeout(() => edge("open"), startAt + o.warmS * 1000 - Date.now()),
+          setTimeout(() => edge("close"), startAt + (o.warmS + o.measureS) * 1000 - Date.now()),
         ]
       : [];
     done = await Promise.all(results);
+    if (o.onWindow) {
+      edge("open");
+      edge("close");
+    }
   } finally {
     for (const t of timers) clearTimeout(t);
     await Promise.all(workers.map((w) => w.terminate()));
