@@ -64,6 +64,7 @@ async function run(job: WorkerJob, startAt: number): Promise<WorkerResult> {
   const malformed = { sent: 0, byStatus: {} as Record<string, number>, byKind: {} as Record<string, number> };
   const examples: string[] = [];
   let checked = 0;
+  let badCount = 0;
   let worst = 0;
   let eluStart = performance.eventLoopUtilization();
   let eluEnd: ReturnType<typeof performance.eventLoopUtilization> | undefined;
@@ -86,10 +87,13 @@ async function run(job: WorkerJob, startAt: number): Promise<WorkerResult> {
       k++;
       const bad = job.malformedEvery > 0 && (k + id) % job.malformedEvery === 0;
       const which = (id + k) % job.cases.length;
-      const kind =
-        MALFORMED_KINDS[Math.floor((k + id) / Math.max(1, job.malformedEvery)) % MALFORMED_KINDS.length];
+      // The kinds in turn across this thread's malformed requests.
+      const kind = MALFORMED_KINDS[badCount % MALFORMED_KINDS.length];
+      if (bad) {
+        badCount++;
+        bump(malformed.byKind, kind);
+      }
       const req = bad ? malformedBody(job.wire, job.cases[which].input, kind) : valid[which];
-      if (bad) bump(malformed.byKind, kind);
       const t0 = performance.now();
       let outcome: string;
       try {
