@@ -9,11 +9,13 @@
  *   bash scripts/gpu.sh bench serve-load                         (GPU machine, carry .gpu-carry; ~3–4 min)
  *   SERVE_LOAD_DRY=1 npx tsx bench/serve-load.bench.ts           (no GPU: mlp.pt2 on the reference backend)
  *   SOAK_S=300 bash scripts/gpu.sh bench serve-load              (soak only: batching server, concurrency 64,
- *                                                                 1 in 100 requests malformed, RSS sampled)
+ *                                                                 1 in 100 requests malformed, RSS sampled;
+ *                                                                 the issue's 600 s does not fit one device command)
  * Knobs: SERVE_CONCURRENCY=1,16,128  SERVE_POINT_S=12  SERVE_WARM_S=2  SERVE_MAX_BATCH=32
- * SERVE_QUEUE_DELAY_US=500  SERVE_INSTANCES=1  SERVE_PRECISION=fp16  SERVE_MAX_QUEUE=1024  SERVE_THREADS=4
- * SERVE_EXPORT_DIR=/tmp/torchc-serve-load  SOAK_CONCURRENCY=64  SOAK_MALFORMED_EVERY=100  SERVE_TOL
- * SERVE_MODEL/SERVE_INPUTS/SERVE_OUTPUTS (another model: .npy rows of inputs and PyTorch's outputs).
+ * SERVE_QUEUE_DELAY_US=500  SERVE_INSTANCES=1  SERVE_PRECISION=fp16  SERVE_BACKEND=cuda  SERVE_MAX_QUEUE=1024
+ * SERVE_THREADS=4 (load threads)  SERVE_START_S=240  SERVE_EXPORT_DIR=/tmp/torchc-serve-load  SERVE_TOL
+ * SOAK_CONCURRENCY=64  SOAK_MALFORMED_EVERY=100
+ * SERVE_MODEL/SERVE_INPUTS/SERVE_OUTPUTS[/SERVE_ROW_SHAPE] (another model: ./serve-load-setup.ts).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
