@@ -43,7 +43,7 @@ grep -E "^\|" "$OUT/logs/e2e.log" | head -4
 echo "== 2. correctness, two lanes"
 # Lane deadlines leave time for phase 3.
 KEEP3=${TORCHC_PHASE3_S:-230}
-(for t in runtime cuda-engine device-plans torch-fallback fallback-trace fallback-catalogue; do gpu_test "$t" 200 "$KEEP3"; done) >"$OUT/logs/laneA.txt" 2>&1 &
+(for t in runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue; do gpu_test "$t" 200 "$KEEP3"; done) >"$OUT/logs/laneA.txt" 2>&1 &
 A=$!
 (
   gpu_test models 200 "$KEEP3"
