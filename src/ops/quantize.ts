@@ -4,7 +4,7 @@
 import type { DType } from "../ir/dtype.js";
 import { isFloating } from "../ir/dtype.js";
 import type { TensorType } from "../ir/graph.js";
-import { numel } from "../ir/tensor.js";
+import { numel, type Tensor } from "../ir/tensor.js";
 import { fromF64, nums, splitAt, tt } from "./data.js";
 import { roundHalfEven } from "./math.js";
 import { dequantizeValue, fakeQuantizeValue, quantizeValue } from "./quantize-math.js";
@@ -57,8 +57,8 @@ function readRange(op: string, r: ArgReader, dtype: DType): { qmin: number; qmax
   return { qmin, qmax };
 }
 
-function requireFloatInput(op: string, t: TensorType): void {
-  if (!isFloating(t.dtype)) throw new OpArgError(op, "input", `expected a floating tensor, got ${t.dtype}`);
+function requireFloatInput(op: string, t: TensorType, arg = "input"): void {
+  if (!isFloating(t.dtype)) throw new OpArgError(op, arg, `expected a floating tensor, got ${t.dtype}`);
 }
 
 /** The single value of a `.tensor` overload's scale or zero point tensor (PyTorch's `.item()`). */
@@ -74,25 +74,35 @@ function checkOneElement(op: string, arg: string, p: Param, typeOf: TypeOf): voi
     throw new OpArgError(op, arg, `expected one element, got shape [${typeOf(p).shape}]`);
 }
 
+/** A per-tensor op's input, scale and zero point (numbers, or one-element tensors for `.tensor`). */
+function readInputParams(
+  r: ArgReader,
+  tensorParams: boolean,
+): Pick<PerTensor, "input" | "scale" | "zeroPoint"> {
+  return {
+    input: r.tensor("input"),
+    scale: tensorParams ? r.tensor("scale") : r.float("scale"),
+    zeroPoint: tensorParams ? r.tensor("zero_point") : r.int("zero_point"),
+  };
+}
+
+function checkOneElementParams(op: string, a: PerTensor, typeOf: TypeOf): void {
+  checkOneElement(op, "scale", a.scale, typeOf);
+  checkOneElement(op, "zero_point", a.zeroPoint, typeOf);
+}
+
 function quantizePerTensor<const N extends string>(name: N, schema: string, tensorParams: boolean) {
   return defineOp({
     name,
     schema,
     read: (r): QuantizeArgs => {
       const dtype = r.dtype("dtype");
-      return {
-        input: r.tensor("input"),
-        scale: tensorParams ? r.tensor("scale") : r.float("scale"),
-        zeroPoint: tensorParams ? r.tensor("zero_point") : r.int("zero_point"),
-        dtype,
-        ...readRange(name, r, dtype),
-      };
+      return { ...readInputParams(r, tensorParams), dtype, ...readRange(name, r, dtype) };
     },
     infer: (a, typeOf) => {
       const x = typeOf(a.input);
       requireFloatInput(name, x);
-      checkOneElement(name, "scale", a.scale, typeOf);
-      checkOneElement(name, "zero_point", a.zeroPoint, typeOf);
+      checkOneElementParams(name, a, typeOf);
       return [tt(a.dtype, x.shape)];
     },
     evaluate: (a, valueAt) => {
@@ -114,9 +124,7 @@ function dequantizePerTensor<const N extends string>(name: N, schema: string, te
     read: (r): DequantizeArgs => {
       const dtype = r.dtype("dtype");
       return {
-        input: r.tensor("input"),
-        scale: tensorParams ? r.tensor("scale") : r.float("scale"),
-        zeroPoint: tensorParams ? r.tensor("zero_point") : r.int("zero_point"),
+        ...readInputParams(r, tensorParams),
         dtype,
         outDtype: r.optDtype("out_dtype") ?? "float32",
         ...readRange(name, r, dtype),
@@ -126,8 +134,7 @@ function dequantizePerTensor<const N extends string>(name: N, schema: string, te
       const q = typeOf(a.input);
       if (q.dtype !== a.dtype)
         throw new OpArgError(name, "input", `has dtype ${q.dtype}, expected ${a.dtype}`);
-      checkOneElement(name, "scale", a.scale, typeOf);
-      checkOneElement(name, "zero_point", a.zeroPoint, typeOf);
+      checkOneElementParams(name, a, typeOf);
       return [tt(a.outDtype, q.shape)];
     },
     evaluate: (a, valueAt) => {
@@ -181,6 +188,34 @@ const TYPEOF_FROM =
   (n) =>
     valueAt(n);
 
+/**
+ * A per-channel reference's loop: checks the channels of `x`, reads the scales (`wide` when they are float64)
+ * and zero points, and maps each element x[i] of channel c to `perChannel(...)(x[i], c)`.
+ */
+function mapChannels(
+  op: string,
+  x: Tensor,
+  a: PerChannel,
+  valueAt: ValueOf,
+  perChannel: (
+    s: ArrayLike<number>,
+    zp: ArrayLike<number> | null,
+    wide: boolean,
+  ) => (v: number, c: number) => number,
+): Float64Array {
+  const axis = checkChannels(op, x.shape, a, TYPEOF_FROM(valueAt));
+  const st = valueAt(a.scales);
+  const s = nums(st);
+  const zp = a.zeroPoints === null ? null : nums(valueAt(a.zeroPoints));
+  const f = perChannel(s, zp, st.dtype === "float64");
+  const v = nums(x);
+  const out = new Float64Array(v.length);
+  forEachChannel(x.shape, axis, (i, c) => {
+    out[i] = f(v[i], c);
+  });
+  return out;
+}
+
 const quantizePerChannel = defineOp({
   name: "quantized_decomposed.quantize_per_channel.default",
   schema:
@@ -197,23 +232,17 @@ const quantizePerChannel = defineOp({
   },
   evaluate: (a, valueAt) => {
     const x = valueAt(a.input);
-    const axis = checkChannels(
+    const out = mapChannels(
       "quantized_decomposed.quantize_per_channel.default",
-      x.shape,
+      x,
       a,
-      TYPEOF_FROM(valueAt),
+      valueAt,
+      (s, zp, wide) => {
+        // `input * (1.0 / scales)`: the reciprocal is a tensor op in the scales' dtype.
+        const inv = Array.from(s, (v) => (wide ? 1 / v : Math.fround(1 / v)));
+        return (v, c) => quantizeValue(v, inv[c], zp ? zp[c] : 0, a.qmin, a.qmax, wide);
+      },
     );
-    const st = valueAt(a.scales);
-    const s = nums(st);
-    const zp = a.zeroPoints === null ? null : nums(valueAt(a.zeroPoints));
-    // `input * (1.0 / scales)`: the reciprocal is a tensor op in the scales' dtype.
-    const wide = st.dtype === "float64";
-    const inv = Array.from(s, (v) => (wide ? 1 / v : Math.fround(1 / v)));
-    const v = nums(x);
-    const out = new Float64Array(v.length);
-    forEachChannel(x.shape, axis, (i, c) => {
-      out[i] = quantizeValue(v[i], inv[c], zp ? zp[c] : 0, a.qmin, a.qmax, wide);
-    });
     return [fromF64(a.dtype, x.shape, out)];
   },
 });
@@ -239,21 +268,13 @@ const dequantizePerChannel = defineOp({
   },
   evaluate: (a, valueAt) => {
     const q = valueAt(a.input);
-    const axis = checkChannels(
+    const out = mapChannels(
       "quantized_decomposed.dequantize_per_channel.default",
-      q.shape,
+      q,
       a,
-      TYPEOF_FROM(valueAt),
+      valueAt,
+      (s, zp, wide) => (v, c) => dequantizeValue(v, s[c], zp ? zp[c] : 0, wide),
     );
-    const st = valueAt(a.scales);
-    const s = nums(st);
-    const zp = a.zeroPoints === null ? null : nums(valueAt(a.zeroPoints));
-    const wide = st.dtype === "float64";
-    const v = nums(q);
-    const out = new Float64Array(v.length);
-    forEachChannel(q.shape, axis, (i, c) => {
-      out[i] = dequantizeValue(v[i], s[c], zp ? zp[c] : 0, wide);
-    });
     return [fromF64(a.outDtype, q.shape, out)];
   },
 });
@@ -293,8 +314,7 @@ function fakePerTensor<const N extends string>(
     }),
     infer: (a, typeOf) => {
       const x = typeOf(a.self);
-      if (!isFloating(x.dtype))
-        throw new OpArgError(name, "self", `expected a floating tensor, got ${x.dtype}`);
+      requireFloatInput(name, x, "self");
       checkOneElement(name, "scale", a.scale, typeOf);
       checkOneElement(name, "zero_point", a.zeroPoint, typeOf);
       return form.mask ? [tt(x.dtype, x.shape), tt("bool", x.shape)] : [tt(x.dtype, x.shape)];
@@ -342,8 +362,7 @@ function fakePerChannel<const N extends string>(name: N, schema: string, mask: b
     }),
     infer: (a, typeOf) => {
       const x = typeOf(a.self);
-      if (!isFloating(x.dtype))
-        throw new OpArgError(name, "self", `expected a floating tensor, got ${x.dtype}`);
+      requireFloatInput(name, x, "self");
       checkChannels(name, x.shape, channels(a), typeOf);
       return mask ? [tt(x.dtype, x.shape), tt("bool", x.shape)] : [tt(x.dtype, x.shape)];
     },
