@@ -246,7 +246,7 @@ function convOp<const N extends string>(name: N, schema: string, read: (r: ArgRe
 
 // Readers write their records out field by field: an object spread there costs ~0.6 µs per later field on
 // Node 20 (measured while loading models, issue 9), against ~20 ns written out.
-function readPadded(r: ArgReader): ConvArgs {
+export function readPadded(r: ArgReader): ConvArgs {
   return {
     input: r.tensor("input"),
     weight: r.tensor("weight"),

@@ -8,7 +8,7 @@
 // They are not PyTorch ops (no torch schema); the schema strings follow PyTorch's syntax so they parse alike.
 import type { TensorType } from "../ir/graph.js";
 import { numel, type Tensor } from "../ir/tensor.js";
-import { CONV_OPS, type ConvArgs, convolve } from "./conv.js";
+import { CONV_OPS, type ConvArgs, convolve, readPadded } from "./conv.js";
 import { fromF64, nums, tt } from "./data.js";
 import { gemm } from "./matmul.js";
 import { quantizeValue } from "./quantize-math.js";
@@ -123,18 +123,7 @@ export const QUANTIZED_LAYER_OPS = opTable(
   defineOp<typeof CONV, QuantizedConvArgs>({
     name: CONV,
     schema: `${Q_SCHEMA}, SymInt[] stride, SymInt[] padding, SymInt[] dilation, SymInt groups`,
-    read: (r): QuantizedConvArgs => ({
-      input: r.tensor("input"),
-      weight: r.tensor("weight"),
-      bias: r.optTensor("bias"),
-      stride: r.ints("stride"),
-      padding: r.ints("padding"),
-      dilation: r.ints("dilation"),
-      transposed: false,
-      outputPadding: [],
-      groups: r.int("groups"),
-      ...readQuant(r),
-    }),
+    read: (r): QuantizedConvArgs => ({ ...readPadded(r), ...readQuant(r) }),
     infer: (a, typeOf) => {
       requireFloatInput(CONV, typeOf(a.input));
       checkWeight(CONV, a, typeOf);
