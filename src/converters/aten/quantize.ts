@@ -34,8 +34,8 @@ function constantParams(ctx: ConvertContext, ...ps: (Param | null)[]): Support {
   return SUPPORTED;
 }
 
-/** The storage type of a fake-quant range: int8 or uint8 where it fits (the network's quantize layer types). */
-function storageOf(qmin: number, qmax: number): "int8" | "uint8" | undefined {
+/** The storage type of a quantization range: int8 or uint8 where it fits (the network's quantize layer types). */
+export function storageOf(qmin: number, qmax: number): "int8" | "uint8" | undefined {
   if (qmin >= -128 && qmax <= 127) return "int8";
   if (qmin >= 0 && qmax <= 255) return "uint8";
   return undefined;
@@ -118,10 +118,15 @@ const dequantizePerTensor = {
   ],
 };
 
+/** Network value `x` rounded to its quantization grid: quantize, then dequantize with the same parameters to `dtype`. */
+export function roundToGrid(net: ConversionNet, x: string, p: QuantParams, dtype: DType): string {
+  const storage = storageOf(p.qmin, p.qmax) as "int8" | "uint8";
+  return dequantizeLayer(net, quantizeLayer(net, x, p, storage), p, dtype);
+}
+
 /** Fake quantization = quantize then dequantize with the same parameters, back in the input's float type. */
 function fakeQuant(net: ConversionNet, node: Node, x: string, p: QuantParams): readonly (string | null)[] {
-  const storage = storageOf(p.qmin, p.qmax) as "int8" | "uint8";
-  const y = dequantizeLayer(net, quantizeLayer(net, net.input(x), p, storage), p, outType(node, net).dtype);
+  const y = roundToGrid(net, net.input(x), p, outType(node, net).dtype);
   return node.outputs.length > 1 ? [y, null] : [y];
 }
 

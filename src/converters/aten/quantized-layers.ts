@@ -18,6 +18,7 @@ import {
   SUPPORTED,
   type Support,
 } from "../types.js";
+import { roundToGrid, storageOf } from "./quantize.js";
 
 type Args = QuantizedInput & {
   readonly input: string;
@@ -29,14 +30,14 @@ function supported(a: Args, ctx: ConvertContext): Support {
   for (const v of [a.weight, a.weightScales, a.weightZeroPoints])
     if (v !== null && !ctx.constantOf(v))
       return refuse(`'${v}' is computed at run time; the engine needs constants`);
-  const fits = (a.qmin >= -128 && a.qmax <= 127) || (a.qmin >= 0 && a.qmax <= 255);
-  return fits ? SUPPORTED : refuse(`input range [${a.qmin}, ${a.qmax}] needs more than 8 bits`);
+  return storageOf(a.qmin, a.qmax)
+    ? SUPPORTED
+    : refuse(`input range [${a.qmin}, ${a.qmax}] needs more than 8 bits`);
 }
 
 /** The input rounded to its quantization grid, back in its float type. */
 function fakeQuantizedInput(net: ConversionNet, a: Args): string {
   const x = net.input(a.input);
-  const dtype = net.net.typeOf(x).dtype as "float32" | "float16" | "bfloat16";
   const p: QuantParams = {
     scale: [a.inputScale],
     zeroPoint: [a.inputZeroPoint],
@@ -44,9 +45,7 @@ function fakeQuantizedInput(net: ConversionNet, a: Args): string {
     qmin: a.qmin,
     qmax: a.qmax,
   };
-  const storage = a.qmin >= -128 && a.qmax <= 127 ? "int8" : "uint8";
-  const q = net.net.add({ type: "quantize", inputs: [x], ...p, dtype: storage });
-  return net.net.add({ type: "dequantize", inputs: [q], ...p, dtype });
+  return roundToGrid(net, x, p, net.net.typeOf(x).dtype);
 }
 
 /** (wq − zw[c]) · sw[c] in float32, then in the input's float type. */
