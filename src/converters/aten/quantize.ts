@@ -75,6 +75,28 @@ const floatOut = (dtype: DType): Support =>
     ? SUPPORTED
     : refuse(`output dtype ${dtype}`);
 
+function quantizeSupports(dtype: DType, ctx: ConvertContext, ...ps: (Param | null)[]): Support {
+  const s = int8Storage(dtype);
+  return s.ok ? constantParams(ctx, ...ps) : s;
+}
+
+function dequantizeSupports(node: Node, dtype: DType, ctx: ConvertContext, ...ps: (Param | null)[]): Support {
+  const s = int8Storage(dtype);
+  if (!s.ok) return s;
+  const o = floatOut(outType(node, ctx).dtype);
+  return o.ok ? constantParams(ctx, ...ps) : o;
+}
+
+/** The quantize layer of a Q node: network input `x`, parameters `p`, the node's output storage type. */
+const quantizeNode = (node: Node, net: ConversionNet, x: string, p: QuantParams) => [
+  quantizeLayer(net, net.input(x), p, outType(node, net).dtype as "int8" | "uint8"),
+];
+
+/** The dequantize layer of a DQ node: network input `q`, parameters `p`, the node's output float type. */
+const dequantizeNode = (node: Node, net: ConversionNet, q: string, p: QuantParams) => [
+  dequantizeLayer(net, net.input(q), p, outType(node, net).dtype),
+];
+
 interface PerTensorArgs {
   readonly input: string;
   readonly scale: Param;
@@ -86,36 +108,18 @@ interface PerTensorArgs {
 
 const quantizePerTensor = {
   name: "quantize",
-  supports: (_n: Node, a: PerTensorArgs, ctx: ConvertContext) => {
-    const s = int8Storage(a.dtype);
-    return s.ok ? constantParams(ctx, a.scale, a.zeroPoint) : s;
-  },
-  convert: (node: Node, a: PerTensorArgs, net: ConversionNet) => [
-    quantizeLayer(
-      net,
-      net.input(a.input),
-      params(net, a.scale, a.zeroPoint, null, a.qmin, a.qmax, 0),
-      outType(node, net).dtype as "int8" | "uint8",
-    ),
-  ],
+  supports: (_n: Node, a: PerTensorArgs, ctx: ConvertContext) =>
+    quantizeSupports(a.dtype, ctx, a.scale, a.zeroPoint),
+  convert: (node: Node, a: PerTensorArgs, net: ConversionNet) =>
+    quantizeNode(node, net, a.input, params(net, a.scale, a.zeroPoint, null, a.qmin, a.qmax, 0)),
 };
 
 const dequantizePerTensor = {
   name: "dequantize",
-  supports: (node: Node, a: PerTensorArgs, ctx: ConvertContext) => {
-    const s = int8Storage(a.dtype);
-    if (!s.ok) return s;
-    const o = floatOut(outType(node, ctx).dtype);
-    return o.ok ? constantParams(ctx, a.scale, a.zeroPoint) : o;
-  },
-  convert: (node: Node, a: PerTensorArgs, net: ConversionNet) => [
-    dequantizeLayer(
-      net,
-      net.input(a.input),
-      params(net, a.scale, a.zeroPoint, null, a.qmin, a.qmax, 0),
-      outType(node, net).dtype,
-    ),
-  ],
+  supports: (node: Node, a: PerTensorArgs, ctx: ConvertContext) =>
+    dequantizeSupports(node, a.dtype, ctx, a.scale, a.zeroPoint),
+  convert: (node: Node, a: PerTensorArgs, net: ConversionNet) =>
+    dequantizeNode(node, net, a.input, params(net, a.scale, a.zeroPoint, null, a.qmin, a.qmax, 0)),
 };
 
 /** Network value `x` rounded to its quantization grid: quantize, then dequantize with the same parameters to `dtype`. */
@@ -150,35 +154,25 @@ export const QUANTIZE_CONVERTERS: readonly AnyCandidate[] = [
   converter("quantized_decomposed.dequantize_per_tensor.tensor", dequantizePerTensor),
   converter("quantized_decomposed.quantize_per_channel.default", {
     name: "quantize-per-channel",
-    supports: (_n, a, ctx) => {
-      const s = int8Storage(a.dtype);
-      return s.ok ? constantParams(ctx, a.scales, a.zeroPoints) : s;
-    },
-    convert: (node, a, net) => [
-      quantizeLayer(
+    supports: (_n, a, ctx) => quantizeSupports(a.dtype, ctx, a.scales, a.zeroPoints),
+    convert: (node, a, net) =>
+      quantizeNode(
+        node,
         net,
-        net.input(a.input),
+        a.input,
         params(net, a.scales, a.zeroPoints, a.axis, a.qmin, a.qmax, net.typeOf(a.input).shape.length),
-        outType(node, net).dtype as "int8" | "uint8",
       ),
-    ],
   }),
   converter("quantized_decomposed.dequantize_per_channel.default", {
     name: "dequantize-per-channel",
-    supports: (node, a, ctx) => {
-      const s = int8Storage(a.dtype);
-      if (!s.ok) return s;
-      const o = floatOut(outType(node, ctx).dtype);
-      return o.ok ? constantParams(ctx, a.scales, a.zeroPoints) : o;
-    },
-    convert: (node, a, net) => [
-      dequantizeLayer(
+    supports: (node, a, ctx) => dequantizeSupports(node, a.dtype, ctx, a.scales, a.zeroPoints),
+    convert: (node, a, net) =>
+      dequantizeNode(
+        node,
         net,
-        net.input(a.input),
+        a.input,
         params(net, a.scales, a.zeroPoints, a.axis, a.qmin, a.qmax, net.typeOf(a.input).shape.length),
-        outType(node, net).dtype,
       ),
-    ],
   }),
   ...(
     [
