@@ -22,12 +22,13 @@ import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { quantizeForCompile, quantPrecisionOf } from "./calibration.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
-import type {
-  ContextMemory,
-  DeviceAllocator,
-  ExecutionContext,
-  ModuleMemory,
-  RunOptions,
+import {
+  type ContextMemory,
+  type DeviceAllocator,
+  type ExecutionContext,
+  type ModuleMemory,
+  moduleMemory,
+  type RunOptions,
 } from "./execution.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
@@ -217,20 +218,7 @@ export class CompiledModule {
     const per = this.contexts.map((c) => c.memory);
     const sum = (k: keyof ContextMemory) => per.reduce((a, m) => a + m[k], 0);
     const weights = this.backend.weightBytes?.(this.runners) ?? 0;
-    const activations = sum("activations");
-    const workspaces = sum("workspaces");
-    const io = sum("io");
-    const last = per[per.length - 1] ?? { activations: 0, workspaces: 0, io: 0, pinnedHost: 0 };
-    return {
-      weights,
-      activations,
-      workspaces,
-      io,
-      pinnedHost: sum("pinnedHost"),
-      deviceTotal: weights + activations + workspaces + io,
-      contexts: per.length,
-      perContext: last,
-    };
+    return moduleMemory(weights, sum, per.length, per[per.length - 1]);
   }
 
   /** DeviceTensors shaped like the model's inputs, to fill on the device and pass to run() (no host trip). */

@@ -17,7 +17,7 @@ import type { PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import { padRows, sliceRows } from "./dynamic-pad.js";
 import { batchAxisOf, checkRowIndependence } from "./dynamic-rows.js";
-import type { ModuleMemory, RunOptions } from "./execution.js";
+import { type ModuleMemory, moduleMemory, type RunOptions } from "./execution.js";
 import type { CompileOptions } from "./options.js";
 import type { Backend } from "./segment-runner.js";
 import { type BatchRange, bucketFor, checkDynamicOptions, maxResidentBuckets } from "./shape-range.js";
@@ -336,19 +336,7 @@ export class DynamicModule extends CompiledModule {
     const shared = (this.shared as { sharedWeightBytes?: () => number }).sharedWeightBytes?.();
     const weights = shared ?? all.reduce((a, m) => Math.max(a, m.weights), 0);
     const opt = this.resident.get(this.range.opt)?.module.memory();
-    const activations = sum("activations");
-    const workspaces = sum("workspaces");
-    const io = sum("io");
-    return {
-      weights,
-      activations,
-      workspaces,
-      io,
-      pinnedHost: sum("pinnedHost"),
-      deviceTotal: weights + activations + workspaces + io,
-      contexts: sum("contexts"),
-      perContext: opt?.perContext ?? { activations: 0, workspaces: 0, io: 0, pinnedHost: 0 },
-    };
+    return moduleMemory(weights, sum, sum("contexts"), opt?.perContext);
   }
 
   override async dispose(): Promise<void> {

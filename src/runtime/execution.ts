@@ -1,5 +1,5 @@
 /** How compiled.memory() is shown; the execution-context contracts themselves are in src/core/execution.ts. */
-import type { ModuleMemory } from "../core/execution.js";
+import type { ContextMemory, ModuleMemory } from "../core/execution.js";
 import { formatBytes } from "../ir/summary.js";
 
 // The contracts live in src/core (backends implement them without importing the runtime); re-exported here.
@@ -11,6 +11,31 @@ export type {
   OutputRequest,
   RunOptions,
 } from "../core/execution.js";
+
+/**
+ * A module's memory from its device weight bytes, the sum of each part over its contexts (or buckets), how many
+ * contexts it holds and what one more costs (zeros where it holds none); the device total counts weights once.
+ */
+export function moduleMemory(
+  weights: number,
+  sum: (k: keyof ContextMemory) => number,
+  contexts: number,
+  perContext: ContextMemory | undefined,
+): ModuleMemory {
+  const activations = sum("activations");
+  const workspaces = sum("workspaces");
+  const io = sum("io");
+  return {
+    weights,
+    activations,
+    workspaces,
+    io,
+    pinnedHost: sum("pinnedHost"),
+    deviceTotal: weights + activations + workspaces + io,
+    contexts,
+    perContext: perContext ?? { activations: 0, workspaces: 0, io: 0, pinnedHost: 0 },
+  };
+}
 
 export function formatMemory(m: ModuleMemory): string {
   const f = formatBytes;
