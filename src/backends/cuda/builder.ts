@@ -33,7 +33,7 @@ import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
-import type { WeightBuffer, WeightStore } from "./shared-weights.js";
+import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
 
 export interface CudaBuildOptions {
   readonly precision: Precision;
@@ -210,14 +210,7 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans, store?: WeightStore
     channelOffsets.set(step, offs);
   }
   if (store) return { buffer: store.acquire(blobs, bytes), bytes, constOffsets, channelOffsets };
-  const buffer = DeviceBuffer.alloc(Math.max(256, bytes));
-  try {
-    for (const b of blobs) if (b.bytes.byteLength > 0) buffer.upload(b.bytes, b.offset);
-  } catch (e) {
-    buffer.free();
-    throw e;
-  }
-  return { buffer, bytes, constOffsets, channelOffsets };
+  return { buffer: uploadWeightSet(blobs, bytes), bytes, constOffsets, channelOffsets };
 }
 
 /** Where each tensor of one instance lives: its address, resolved through views to the storage root. */

@@ -21,6 +21,18 @@ export interface WeightBlob {
   readonly bytes: Uint8Array;
 }
 
+/** A device buffer of `total` bytes (256 at least) holding the packed set; freed again if an upload fails. */
+export function uploadWeightSet(blobs: readonly WeightBlob[], total: number): DeviceBuffer {
+  const buffer = DeviceBuffer.alloc(Math.max(256, total));
+  try {
+    for (const b of blobs) if (b.bytes.byteLength > 0) buffer.upload(b.bytes, b.offset);
+  } catch (e) {
+    buffer.free();
+    throw e;
+  }
+  return buffer;
+}
+
 interface Entry {
   readonly buffer: DeviceBuffer;
   readonly bytes: number;
@@ -47,14 +59,7 @@ export class WeightStore {
     const key = keyOf(blobs, total);
     let entry = this.sets.get(key);
     if (!entry) {
-      const buffer = DeviceBuffer.alloc(Math.max(256, total));
-      try {
-        for (const b of blobs) if (b.bytes.byteLength > 0) buffer.upload(b.bytes, b.offset);
-      } catch (e) {
-        buffer.free();
-        throw e;
-      }
-      entry = { buffer, bytes: total, refs: 0 };
+      entry = { buffer: uploadWeightSet(blobs, total), bytes: total, refs: 0 };
       this.sets.set(key, entry);
     }
     entry.refs++;
