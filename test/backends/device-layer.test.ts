@@ -28,6 +28,7 @@ import { matmulGeometry } from "../../src/backends/cuda/kernels/matmul-cublaslt.
 import type { TensorInfo } from "../../src/backends/cuda/plan/tensors.js";
 import { buildFakes } from "../ffi/fakes/build.js";
 import { ROOT } from "../helpers.js";
+import { convSpec, fusedEpilogue, matmulShape } from "./cuda/specs.js";
 
 const SRC = join(ROOT, "src");
 
@@ -63,26 +64,17 @@ describe("one device layer", () => {
   });
 });
 
-describe("the cuDNN conv graph (pure part)", () => {
-  const spec: CudnnConvSpec = {
-    layout: "NHWC",
-    dtype: "float16",
-    x: [2, 16, 10, 10],
-    w: [32, 16, 3, 3],
-    y: [2, 32, 10, 10],
-    stride: [1, 1],
-    padding: [1, 1],
-    dilation: [1, 1],
-    bias: true,
-    epilogue: [
-      { kind: "act", fn: "tanh" },
-      { kind: "tensor", op: "add", tensor: "r" },
-      { kind: "channel", op: "mul", values: new Float64Array(32) },
-      { kind: "act", fn: "gelu_erf" },
-    ],
-    allowTf32: false,
-  };
+/** NHWC fp16 3×3 conv with bias → tanh → + r → × channel → gelu_erf. */
+const spec = convSpec({
+  layout: "NHWC",
+  dtype: "float16",
+  x: [2, 16, 10, 10],
+  w: [32, 16, 3, 3],
+  y: [2, 32, 10, 10],
+  epilogue: fusedEpilogue("r", new Float64Array(32)),
+});
 
+describe("the cuDNN conv graph (pure part)", () => {
   it("maps every activation to cuDNN's pointwise mode (cudnnPointwiseMode_t)", () => {
     const expected: Record<ConvActivationKind, number> = {
       relu: 100,
@@ -159,19 +151,18 @@ describe("the cuDNN conv graph (pure part)", () => {
         activation: "silu",
       }),
     );
-    const engine = convGraphSpec({
-      layout: "NCHW",
-      dtype: "float32",
-      x: [1, 8, 7, 9],
-      w: [4, 8, 3, 3],
-      y: [1, 4, 4, 5],
-      stride: [2, 2],
-      padding: [1, 1],
-      dilation: [1, 1],
-      bias: true,
-      epilogue: [{ kind: "act", fn: "silu" }],
-      allowTf32: true,
-    });
+    const engine = convGraphSpec(
+      convSpec({
+        layout: "NCHW",
+        dtype: "float32",
+        x: [1, 8, 7, 9],
+        w: [4, 8, 3, 3],
+        y: [1, 4, 4, 5],
+        stride: [2, 2],
+        epilogue: [{ kind: "act", fn: "silu" }],
+        allowTf32: true,
+      }),
+    );
     expect(convGraphLayout(device)).toEqual(convGraphLayout(engine));
   });
 });
@@ -245,19 +236,16 @@ describe("engine steps → library problems", () => {
       epilogue: [{ kind: "act", fn: "relu" }],
       layer: { name: "c", inputs: ["x", "w", "b"], stride: [1, 1], padding: [1, 1], dilation: [1, 1] },
     };
-    expect(cudnnConvSpec(step as never, (t) => infos[t], false)).toEqual({
-      layout: "NHWC",
-      dtype: "float16",
-      x: [1, 3, 8, 8],
-      w: [4, 3, 3, 3],
-      y: [1, 4, 8, 8],
-      stride: [1, 1],
-      padding: [1, 1],
-      dilation: [1, 1],
-      bias: true,
-      epilogue: [{ kind: "act", fn: "relu" }],
-      allowTf32: false,
-    });
+    expect(cudnnConvSpec(step as never, (t) => infos[t], false)).toEqual(
+      convSpec({
+        layout: "NHWC",
+        dtype: "float16",
+        x: [1, 3, 8, 8],
+        w: [4, 3, 3, 3],
+        y: [1, 4, 8, 8],
+        epilogue: [{ kind: "act", fn: "relu" }],
+      }),
+    );
     const mixed = { ...step, layer: { ...step.layer, inputs: ["x", "w32"] } };
     expect(cudnnConvSpec(mixed as never, (t) => infos[t], false)).toBe("dtypes float16/float32/float16");
   });
@@ -277,15 +265,7 @@ describe("engine steps → library problems", () => {
       layer: { transposeA: false, transposeB },
     });
     expect(matmulGeometry(step("b", false) as never, (t) => infos[t])).toEqual({
-      m: 15,
-      n: 6,
-      k: 8,
-      aT: false,
-      bT: false,
-      batch: 1,
-      strideA: 0,
-      strideB: 0,
-      strideD: 0,
+      ...matmulShape(15, 6, 8),
       dtype: "float32",
     });
     // bb is [3, 6, 8] stored with its last two axes swapped: used transposed, it is already [K, N] in memory
@@ -319,22 +299,8 @@ afterAll(() => {
 });
 
 native("production plan builders through the fake cuDNN and cuBLASLt", () => {
-  const spec: CudnnConvSpec = {
-    layout: "NHWC",
-    dtype: "float16",
-    x: [2, 16, 10, 10],
-    w: [32, 16, 3, 3],
-    y: [2, 32, 10, 10],
-    stride: [1, 1],
-    padding: [1, 1],
-    dilation: [1, 1],
-    bias: true,
-    epilogue: [
-      { kind: "act", fn: "tanh" },
-      { kind: "tensor", op: "add", tensor: "r" },
-    ],
-    allowTf32: false,
-  };
+  // the pure part's conv with its epilogue cut after the residual add (bias → tanh → + r)
+  const twoOps: CudnnConvSpec = { ...spec, epilogue: spec.epilogue.slice(0, 2) };
 
   async function fakeCudnn() {
     const ffi = await import("../../src/ffi/index.js");
@@ -351,7 +317,7 @@ native("production plan builders through the fake cuDNN and cuBLASLt", () => {
     const { buildCudnnConv } = await import("../../src/backends/cuda/kernels/conv-cudnn.js");
     const fake = await fakeCudnn();
     const cudnn = device.Cudnn.create();
-    const built = buildCudnnConv(cudnn, spec);
+    const built = buildCudnnConv(cudnn, twoOps);
     if (!built.ok) throw new Error(built.reason);
     const plan = built.plan;
     // engine config 0 is refused by the fake; config 1 (global index 41) is kept
@@ -389,7 +355,7 @@ native("production plan builders through the fake cuDNN and cuBLASLt", () => {
     const cudnn = device.Cudnn.create();
     fake.refuse(1);
     try {
-      const built = buildCudnnConv(cudnn, spec);
+      const built = buildCudnnConv(cudnn, twoOps);
       expect(built).toEqual({
         ok: false,
         reason: "cuDNN refused: CUDNN_STATUS_NOT_SUPPORTED_SHAPE (fake: no engine supports this shape)",
@@ -420,7 +386,7 @@ native("production plan builders through the fake cuDNN and cuBLASLt", () => {
     );
     device.CudaContext.current();
     const handle = createLtHandle();
-    const g = { m: 2, n: 2, k: 3, aT: false, bT: false, batch: 1, strideA: 0, strideB: 0, strideD: 0 };
+    const g = matmulShape(2, 2, 3);
     const built = buildLtMatmul(
       handle,
       { ...g, dtype: "float32" },

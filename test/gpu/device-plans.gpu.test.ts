@@ -21,6 +21,7 @@ import {
 } from "../../src/backends/cuda/kernels/matmul-cublaslt.js";
 import { rng } from "../../src/backends/cuda/testing/nets.js";
 import { tensorBytes, tensorFromBytes, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
+import { convSpec, fusedEpilogue, matmulShape } from "../backends/cuda/specs.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
 const { skip } = openGpu();
@@ -134,24 +135,17 @@ const W: Dims = [16, 8, 3, 3];
 const Y: Dims = [2, 16, 7, 7];
 
 function fusedSpec(layout: "NHWC" | "NCHW", dtype: IoDType, channel: Float64Array): CudnnConvSpec {
-  return {
-    layout,
-    dtype,
-    x: X,
-    w: W,
-    y: Y,
-    stride: [1, 1],
-    padding: [1, 1],
-    dilation: [1, 1],
-    bias: true,
-    epilogue: [
-      { kind: "act", fn: "tanh" },
-      { kind: "tensor", op: "add", tensor: "residual" },
-      { kind: "channel", op: "mul", values: channel },
-      { kind: "act", fn: "gelu_erf" },
-    ],
-    allowTf32: false,
-  };
+  return convSpec({ layout, dtype, x: X, w: W, y: Y, epilogue: fusedEpilogue("residual", channel) });
+}
+
+/** f with a cuDNN handle, destroyed after. */
+function withCudnn(f: (cudnn: Cudnn) => void): void {
+  const cudnn = Cudnn.create();
+  try {
+    f(cudnn);
+  } finally {
+    cudnn.destroy();
+  }
 }
 
 /** Runs the engine's fused conv on random data and returns ‖y − ref‖ / ‖ref‖ (after tuning when asked). */
@@ -198,36 +192,27 @@ function runFusedConv(cudnn: Cudnn, layout: "NHWC" | "NCHW", dtype: IoDType, tun
 
 describe("engine conv plans on cuDNN", { skip }, () => {
   it("bias → tanh → +residual → ×channel → gelu_erf, NHWC fp16 and NCHW fp32 (TF32 off)", () => {
-    const cudnn = Cudnn.create();
-    try {
+    withCudnn((cudnn) => {
       assert.ok(runFusedConv(cudnn, "NHWC", "float16", false) <= 1e-2);
       assert.ok(runFusedConv(cudnn, "NCHW", "float32", false) <= 1e-4);
-    } finally {
-      cudnn.destroy();
-    }
+    });
   });
 
   it("tune() keeps one candidate and the result stays right", () => {
-    const cudnn = Cudnn.create();
-    try {
+    withCudnn((cudnn) => {
       assert.ok(runFusedConv(cudnn, "NHWC", "float16", true) <= 1e-2);
-    } finally {
-      cudnn.destroy();
-    }
+    });
   });
 
   it("a refused graph comes back with cuDNN's status, not as a silent undefined", () => {
-    const cudnn = Cudnn.create();
-    try {
+    withCudnn((cudnn) => {
       // y's spatial size does not match the convolution's output (7×7 with padding 1): cuDNN must refuse
       const bad = { ...fusedSpec("NHWC", "float16", new Float64Array(16)), y: [2, 16, 5, 5] as Dims };
       const built = buildCudnnConv(cudnn, bad);
       report("conv.refused", { built: built.ok ? "ok" : built.reason });
       assert.equal(built.ok, false);
       if (!built.ok) assert.match(built.reason, /^cuDNN refused: .*CUDNN_STATUS_/);
-    } finally {
-      cudnn.destroy();
-    }
+    });
   });
 });
 
@@ -297,52 +282,19 @@ describe("engine matmul plans on cuBLASLt", { skip }, () => {
   const cases: { name: string; g: MatmulGeometry; bias: boolean; activation: "none" | "relu" | "gelu" }[] = [
     {
       name: "strided batch 3, B [N,K] broadcast",
-      g: {
-        m: 5,
-        n: 6,
-        k: 8,
-        aT: false,
-        bT: true,
-        batch: 3,
-        strideA: 40,
-        strideB: 0,
-        strideD: 30,
-        dtype: "float32",
-      },
+      g: { ...matmulShape(5, 6, 8, { bT: true, batch: 3, strideA: 40, strideD: 30 }), dtype: "float32" },
       bias: false,
       activation: "none",
     },
     {
       name: "linear (batch folded into M) + bias + gelu",
-      g: {
-        m: 12,
-        n: 24,
-        k: 32,
-        aT: false,
-        bT: true,
-        batch: 1,
-        strideA: 0,
-        strideB: 0,
-        strideD: 0,
-        dtype: "float32",
-      },
+      g: { ...matmulShape(12, 24, 32, { bT: true }), dtype: "float32" },
       bias: true,
       activation: "gelu",
     },
     {
       name: "B [K,N] + bias + relu",
-      g: {
-        m: 7,
-        n: 16,
-        k: 16,
-        aT: false,
-        bT: false,
-        batch: 1,
-        strideA: 0,
-        strideB: 0,
-        strideD: 0,
-        dtype: "float32",
-      },
+      g: { ...matmulShape(7, 16, 16), dtype: "float32" },
       bias: true,
       activation: "relu",
     },

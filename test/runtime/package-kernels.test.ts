@@ -5,23 +5,20 @@ import { describe, expect, it } from "vitest";
 import { convKey, matmulKey } from "../../src/backends/cuda/artifacts.js";
 import { PackageKernelCache, programId } from "../../src/backends/cuda/artifacts-kernels.js";
 import type { CudnnConvSpec } from "../../src/backends/cuda/kernels/conv-cudnn.js";
+import { convSpec, matmulShape } from "../backends/cuda/specs.js";
 
-const spec: CudnnConvSpec = {
+const spec: CudnnConvSpec = convSpec({
   layout: "NHWC",
   dtype: "float16",
   x: [1, 32, 112, 112],
   w: [16, 32, 1, 1],
   y: [1, 16, 112, 112],
-  stride: [1, 1],
   padding: [0, 0],
-  dilation: [1, 1],
-  bias: true,
   epilogue: [
     { kind: "channel", op: "mul", values: [1, 2, 3] } as never,
     { kind: "act", fn: "silu" } as never,
   ],
-  allowTf32: false,
-};
+});
 
 describe("saved-engine problem keys", () => {
   it("a conv's key ignores its epilogue's constants but not its shape, layout or epilogue ops", () => {
@@ -36,17 +33,7 @@ describe("saved-engine problem keys", () => {
   });
 
   it("a matmul's key covers geometry, epilogue, TF32 and the workspace bound", () => {
-    const g = {
-      m: 8,
-      n: 16,
-      k: 32,
-      aT: false,
-      bT: true,
-      batch: 1,
-      strideA: 0,
-      strideB: 0,
-      strideD: 0,
-    } as never;
+    const g = matmulShape(8, 16, 32, { bT: true }) as never;
     const e = { bias: true, activation: "gelu" } as const;
     const k = matmulKey(g, e, false, 1 << 20);
     expect(matmulKey(g, e, false, 1 << 20)).toBe(k);
