@@ -27,6 +27,7 @@ import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
+import { cosine } from "../quant/cosine.js";
 import { gpuReporter, openGpu } from "./support.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -211,21 +212,6 @@ describe("MNIST int8 / fp8 top-1 on the CUDA backend", { skip }, () => {
     );
   });
 });
-
-/** Cosine similarity of two outputs (1 = same direction). */
-function cosine(a: Tensor, b: Tensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  let xy = 0;
-  let xx = 0;
-  let yy = 0;
-  for (let i = 0; i < x.length; i++) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-  }
-  return xy / Math.sqrt(xx * yy);
-}
 
 const skipImagenet = noGpu || skipImagenetPart;
 describe("ImageNet-shaped models (random weights): int8 and fp8 against fp32", { skip: skipImagenet }, () => {

@@ -9,24 +9,11 @@ import { calibrate } from "../../src/runtime/calibration.js";
 import { compile, loadCompiled } from "../../src/runtime/compile.js";
 import { encodeNpy } from "../../src/util/npy.js";
 import { tempDir } from "../helpers.js";
+import { cosine } from "./cosine.js";
 import { images, tinyCnn } from "./tiny-cnn.js";
 
 const calib = images(24, 1000);
 const held = images(6, 5000);
-
-function cosine(a: Tensor, b: Tensor): number {
-  const x = toFloat64Array(a);
-  const y = toFloat64Array(b);
-  let xy = 0;
-  let xx = 0;
-  let yy = 0;
-  for (let i = 0; i < x.length; i++) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-  }
-  return xy / Math.sqrt(xx * yy);
-}
 
 async function outputs(options: Parameters<typeof compile>[1], graph = tinyCnn()): Promise<Tensor[]> {
   const m = await compile(graph, { backend: "reference", ...options });

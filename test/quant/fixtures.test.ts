@@ -9,21 +9,8 @@ import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 import { compile } from "../../src/runtime/compile.js";
 import { readNpy, writeNpy } from "../../src/util/npy.js";
 import { MODELS, ROOT, tempDir } from "../helpers.js";
+import { cosine } from "./cosine.js";
 import { seeded } from "./tiny-cnn.js";
-
-function cosine(a: Tensor, b: Tensor): number {
-  const x = toFloat64Array(a);
-  const y = toFloat64Array(b);
-  let xy = 0;
-  let xx = 0;
-  let yy = 0;
-  for (let i = 0; i < x.length; i++) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-  }
-  return xy / Math.sqrt(xx * yy);
-}
 
 /** Calibration batches around the fixture input: it, and copies with seeded noise of 10 % of its spread. */
 function around(x: Tensor, n: number): Tensor[] {
