@@ -11,31 +11,20 @@ import { compile, loadCompiled } from "../../src/runtime/compile.js";
 import { loadPackage, savePackage } from "../../src/runtime/package.js";
 import {
   acceptArtifacts,
-  type BuildTarget,
   type LoadedArtifacts,
   targetMismatch,
 } from "../../src/runtime/package-artifacts.js";
 import { readNpy } from "../../src/util/npy.js";
 import { MODELS, tempDir } from "../helpers.js";
-
-const H100: BuildTarget = {
-  backend: "cuda",
-  arch: "sm_90",
-  device: "NVIDIA H100 80GB HBM3",
-  driver: 13000,
-  cuda: "13.0",
-  cudnn: 91900,
-  cublasLt: 130100,
-};
+import { H100, plainMlpPackage } from "./package-fixtures.js";
 
 const KERNEL = new Uint8Array(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
 
 let plain: string;
 let withEngines: string;
 beforeAll(async () => {
-  const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
-  plain = join(tempDir(), "mlp.torchc");
-  compiled.save(plain);
+  const { compiled, plain: saved } = await plainMlpPackage();
+  plain = saved;
   withEngines = join(tempDir(), "mlp-engines.torchc");
   savePackage(withEngines, {
     graph: compiled.graph,

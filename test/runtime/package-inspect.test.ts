@@ -3,33 +3,23 @@
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { loadModel } from "../../src/frontends/load-model.js";
-import { compile } from "../../src/runtime/compile.js";
 import { savePackage } from "../../src/runtime/package.js";
 import { describePackage, formatPackage } from "../../src/runtime/package-inspect.js";
-import { MODELS, tempDir } from "../helpers.js";
+import { tempDir } from "../helpers.js";
+import { H100, plainMlpPackage } from "./package-fixtures.js";
 
 let plain: string;
 let built: string;
 beforeAll(async () => {
-  const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
-  plain = join(tempDir(), "mlp.torchc");
-  compiled.save(plain);
+  const { compiled, plain: saved } = await plainMlpPackage();
+  plain = saved;
   built = join(tempDir(), "mlp-built.torchc");
   savePackage(built, {
     graph: compiled.graph,
     options: { backend: "cuda", enabledPrecisions: ["fp16"] },
     source: "mlp.pt2",
     artifacts: {
-      builtFor: {
-        backend: "cuda",
-        arch: "sm_90",
-        device: "NVIDIA H100 80GB HBM3",
-        driver: 13000,
-        cuda: "13.0",
-        cudnn: 91900,
-        cublasLt: 130100,
-      },
+      builtFor: H100,
       engines: {
         "0": {
           convs: {
