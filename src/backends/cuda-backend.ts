@@ -25,12 +25,14 @@ class EngineRunner implements SegmentRunner {
     readonly segment: Segment,
     readonly engine: CudaEngine,
     private readonly network: Network,
+    private readonly device: number,
   ) {
     this.description = describeEngine(engine.stats);
   }
 
   /** Host tensors through the engine alone (synchronous, on its own stream); modules run through contexts. */
   async run(values: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+    CudaContext.get(this.device);
     const outs = this.engine.run(this.network.inputs.map((n) => values.get(n)!));
     return new Map(this.network.outputs.map((n, i) => [n, outs[i]] as [string, Tensor]));
   }
@@ -40,6 +42,7 @@ class EngineRunner implements SegmentRunner {
   }
 
   dispose(): void {
+    CudaContext.get(this.device);
     this.engine.dispose();
   }
 }
@@ -77,11 +80,13 @@ export async function createCudaBackend(
         choices: artifacts.forSegment(segment.index),
         weightStore,
       });
-      return new EngineRunner(segment, engine, network);
+      return new EngineRunner(segment, engine, network, device);
     },
     async fallback(segment: Segment): Promise<SegmentRunner> {
       const torch = await import("./torch/index.js");
       torchEnv ??= await torch.createTorchEnv({ deviceIndex: device });
+      // The awaits above let a module on another device build meanwhile; the runner uploads its weights now.
+      CudaContext.get(device);
       return torch.createTorchFallbackRunner(segment, torchEnv as never);
     },
     createContext(graph: Graph, runners: readonly SegmentRunner[], index: number): ExecutionContext {
@@ -96,7 +101,12 @@ export async function createCudaBackend(
           `refit: segment ${runner.segment.index} has no CUDA engine`,
           "refit.unsupported",
         );
-      return choices.prepareRefit(network, runner.segment.index);
+      CudaContext.get(device);
+      const apply = choices.prepareRefit(network, runner.segment.index);
+      return () => {
+        CudaContext.get(device);
+        apply();
+      };
     },
     /** Device bytes of distinct engine weight sets (what a module with a batch range holds once). */
     sharedWeightBytes: () => weightStore.bytes,

@@ -17,6 +17,7 @@ import {
 } from "../../ir/tensor.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
+import { CudaContext } from "./device/context.js";
 import { CudaEvent } from "./device/event.js";
 import { DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import { Stream } from "./device/stream.js";
@@ -44,6 +45,7 @@ export class CudaDeviceTensor implements DeviceTensor {
   /** A new, uninitialised device tensor owned by torchc. */
   static alloc(dtype: DType, shape: Shape, device: number): CudaDeviceTensor {
     const bytes = ioBytes({ dtype, shape });
+    CudaContext.get(device);
     return new CudaDeviceTensor(
       DeviceBuffer.alloc(Math.max(256, bytes)),
       dtype,
@@ -66,7 +68,10 @@ export class CudaDeviceTensor implements DeviceTensor {
   }
 
   dispose(): void {
-    if (this.owner === "torchc" && this.mem.alive) this.mem.free?.();
+    if (this.owner !== "torchc" || !this.mem.alive) return;
+    // Freed in its own device's context, whichever module ran last on this thread.
+    CudaContext.get(this.device);
+    this.mem.free?.();
   }
 }
 
@@ -124,6 +129,7 @@ export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number 
  * `queue` queues the copy, `drain` reads the staging once it has landed (device → host).
  */
 async function viaStaging(
+  device: number,
   bytes: number,
   completion: CompletionStrategy,
   queue: (staging: PinnedBuffer, stream: Stream) => void,
@@ -131,6 +137,7 @@ async function viaStaging(
   drain?: (staging: Uint8Array) => void,
 ): Promise<void> {
   if (bytes === 0) return;
+  CudaContext.get(device);
   const stream = Stream.create();
   const done = CudaEvent.create({ timing: false });
   const staging = PinnedBuffer.alloc(bytes);
@@ -141,6 +148,8 @@ async function viaStaging(
     await whenComplete(stream, done, completion);
     drain?.(new Uint8Array(staging.arrayBuffer, 0, bytes));
   } finally {
+    // The wait let work on other devices run: back to this one before freeing.
+    CudaContext.get(device);
     if (stream.alive) stream.synchronize();
     staging.free();
     done.destroy();
@@ -158,6 +167,7 @@ export async function copyToDevice(
   const out = CudaDeviceTensor.alloc(t.dtype, t.shape, device);
   try {
     await viaStaging(
+      device,
       bytes.byteLength,
       completion,
       (staging, stream) => uploadAsync(out, staging, stream, { bytes: bytes.byteLength }),
@@ -176,6 +186,7 @@ export async function copyToHost(t: DeviceTensor, completion: CompletionStrategy
   const n = ioBytes(t);
   const out = new Uint8Array(n);
   await viaStaging(
+    t.device,
     n,
     completion,
     (staging, stream) => downloadAsync(mem, staging, stream, { bytes: n }),

@@ -14,6 +14,7 @@ import { isDeviceTensor } from "../../runtime/device-tensor.js";
 import type { ContextMemory, ExecutionContext, OutputRequest, RunOptions } from "../../runtime/execution.js";
 import type { SegmentRunner } from "../../runtime/segment-runner.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
+import { CudaContext } from "./device/context.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
 import { copyIntoPinned } from "./device/host-copy.js";
 import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
@@ -51,6 +52,7 @@ export class CudaExecutionContext implements ExecutionContext {
     private readonly completion: CompletionStrategy,
     private readonly deviceIndex: number,
   ) {
+    this.activate();
     this.stream = Stream.create();
     this.done = CudaEvent.create({ timing: false });
     try {
@@ -130,6 +132,8 @@ export class CudaExecutionContext implements ExecutionContext {
       const phase = opts.onPhase ?? (() => {});
       await this.queueInputs(inputs);
       phase("inputs", performance.now());
+      // A module on another device may have run while the inputs were copied.
+      this.activate();
       for (const step of this.steps) step();
       const result = this.queueOutputs(request, fresh);
       this.done.record(this.stream);
@@ -143,6 +147,7 @@ export class CudaExecutionContext implements ExecutionContext {
       // Nothing this run queued may still be writing when the context is handed to the next call. A device
       // fault makes that wait fail too; the run's own error is the one to report.
       try {
+        this.activate();
         if (this.stream.alive) this.stream.synchronize();
       } catch {}
       for (const t of fresh) {
@@ -156,6 +161,7 @@ export class CudaExecutionContext implements ExecutionContext {
 
   private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[]): Promise<void> {
     for (const [i, name] of this.graph.inputs.entries()) {
+      this.activate();
       const type = this.graph.values[name];
       const dst = this.values.get(name)!;
       const bytes = ioBytes(type);
@@ -184,8 +190,10 @@ export class CudaExecutionContext implements ExecutionContext {
       const staging = this.inputStaging[i];
       // Worker-thread memcpys into staging; each chunk's DMA is queued as soon as it lands.
       await copyIntoPinned(staging, 0, src, {
-        onChunk: (off, n) =>
-          uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n }),
+        onChunk: (off, n) => {
+          this.activate();
+          uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n });
+        },
       });
     }
   }
@@ -246,6 +254,7 @@ export class CudaExecutionContext implements ExecutionContext {
   /** GPU time (ms) of each of `reps` forward passes with the inputs already in place (events, after warm-up). */
   time(reps: number): number[] {
     this.assertLive();
+    this.activate();
     const body = () => {
       for (const s of this.steps) s();
     };
@@ -273,6 +282,7 @@ export class CudaExecutionContext implements ExecutionContext {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.activate();
     if (this.stream.alive) this.stream.synchronize();
     for (const f of this.forks) f.dispose();
     for (const b of this.owned) b.free();
@@ -285,6 +295,11 @@ export class CudaExecutionContext implements ExecutionContext {
 
   private assertLive(): void {
     if (this.disposed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
+  }
+
+  /** Makes this module's device current: before every synchronous stretch of driver calls (see context.ts). */
+  private activate(): void {
+    CudaContext.get(this.deviceIndex);
   }
 }
 

@@ -229,6 +229,8 @@ class Runner implements TorchFallbackRunner {
       throw new TorchcError("LibTorch fallback: the runner has been disposed", "runtime.disposed");
     const where = `fallback segment ${this.segment.index}`;
     this.checkLaunch(where, inputs, opts);
+    // Torch's current device follows the current context: this segment's device, whoever ran before.
+    CudaContext.get(this.deviceIndex);
     this.lib.setCurrentStream(opts.stream ?? this.stream, this.deviceIndex);
     const live = new Map<string, TorchTensor>();
     const resolve = (n: string): TorchTensor | undefined => live.get(n) ?? this.persistent.get(n)?.tensor;
@@ -368,6 +370,7 @@ class Runner implements TorchFallbackRunner {
     const where = `fallback segment ${this.segment.index}`;
     const names = this.plan.inputs.map((i) => i.name);
     const hostInputs = gather(values, names, where);
+    CudaContext.get(this.deviceIndex);
     const device = new Map<string, DeviceValue>();
     hostInputs.forEach((t, i) => {
       const { name, type } = this.plan.inputs[i];
@@ -387,6 +390,7 @@ class Runner implements TorchFallbackRunner {
     CudaContext.current().synchronize();
     const outs = this.launchDevice(device);
     await this.stream.synchronizeAsync();
+    CudaContext.get(this.deviceIndex);
     const host = new Map<string, Tensor>();
     for (const [name, { mem, type }] of outs) {
       const data = allocData(type.dtype, numel(type.shape));
@@ -399,6 +403,7 @@ class Runner implements TorchFallbackRunner {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    CudaContext.get(this.deviceIndex);
     if (this.stream.alive) this.stream.synchronize();
     for (const d of this.persistent.values()) releaseTensor(d);
     this.persistent.clear();
@@ -438,6 +443,7 @@ export function createTorchFallbackRunner(segment: Segment, env: TorchFallbackEn
       "torch.env",
     );
   const runner = new Runner(segment, plan, env.lib, env.stream, deviceIndex);
+  CudaContext.get(deviceIndex);
   runner.upload();
   return runner;
 }

@@ -50,12 +50,18 @@ export class CudaContext {
     readonly info: DeviceInfo,
   ) {}
 
-  /** The primary context of device `ordinal`, retained once and made current. */
+  /**
+   * The primary context of device `ordinal`, retained once and made current. Every entry point that touches the
+   * driver for a module calls this first: modules on several devices share the one JS thread, and an await lets
+   * another device's work run in between.
+   */
   static get(ordinal = 0): CudaContext {
     checkInt("ordinal", ordinal, 0, 1023);
     const known = contexts.get(ordinal);
     if (known) {
-      if (current !== known) known.makeCurrent();
+      // With one device the cache is exact. With several, LibTorch's device guards may have switched the thread
+      // to another primary context behind the cache, so it is set again (one cheap driver call).
+      if (current !== known || contexts.size > 1) known.makeCurrent();
       return known;
     }
     init();
