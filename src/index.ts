@@ -64,6 +64,15 @@ export {
 export type { BackendName, CompileOptions, PrecisionName } from "./runtime/options.js";
 export type { BuildTarget, RebuildPolicy } from "./runtime/package-artifacts.js";
 export { describePackage, type PackageDescription } from "./runtime/package-inspect.js";
+export {
+  buildPool,
+  createPool,
+  type DeviceLoad,
+  ModulePool,
+  type PoolMemory,
+  type PoolOptions,
+  type PoolReplica,
+} from "./runtime/pool.js";
 export type { RefitReport, RefitSource } from "./runtime/refit.js";
 export type { Backend, SegmentRunner } from "./runtime/segment-runner.js";
 export { InferenceClient, InferenceError } from "./serve/client.js";

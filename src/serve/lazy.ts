@@ -1,9 +1,8 @@
-import type { CompiledModule } from "../runtime/compile.js";
-import type { ServeOptions, Server } from "./server.js";
+import type { Served, ServeOptions, Server } from "./server.js";
 
-export type { ServeOptions, Server };
+export type { Served, ServeOptions, Server };
 
 /** serve() for the public entry: fastify, gRPC and prom-client (~230 ms to load) load on the first call, not on import. */
-export async function serve(compiled: CompiledModule, opts?: ServeOptions): Promise<Server> {
+export async function serve(compiled: Served, opts?: ServeOptions): Promise<Server> {
   return (await import("./server.js")).serve(compiled, opts);
 }

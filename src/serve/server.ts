@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
+import type { ModulePool } from "../runtime/pool.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
 import {
@@ -49,7 +50,48 @@ export interface Server {
 
 const SERVER = { name: "torchc", version: "0.1.0", extensions: ["binary_tensor_data"] };
 
-function specs(compiled: CompiledModule, names: readonly string[]): TensorSpec[] {
+/** What serve() runs: one compiled module, or a pool of replicas across GPUs (runtime/pool.ts). */
+export type Served = CompiledModule | ModulePool;
+
+/** Per device: its runs at once (instances), running now, finished, failed, and the device bytes held there. */
+interface DeviceCounts {
+  readonly device: number;
+  readonly instances: number;
+  readonly busy: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly bytes: number;
+}
+
+/** The devices `served` runs on; none for a single module without device memory (the reference backend). */
+function deviceCounts(served: Served): DeviceCounts[] {
+  if ("replicas" in served) {
+    const memory = served.memory().devices;
+    return served.load().map((l, i) => ({
+      device: l.device,
+      instances: l.capacity,
+      busy: l.busy,
+      completed: l.completed,
+      failed: l.failed,
+      bytes: memory[i].memory.deviceTotal,
+    }));
+  }
+  const q = served.queue;
+  if (!q) return [];
+  return [
+    {
+      device: served.options.device ?? 0,
+      instances: q.contexts,
+      busy: q.busy,
+      completed: q.completed,
+      // A single module's queue does not count failures; the per-status request counter does.
+      failed: 0,
+      bytes: served.memory().deviceTotal,
+    },
+  ];
+}
+
+function specs(compiled: Served, names: readonly string[]): TensorSpec[] {
   return names.map((name) => ({
     name,
     dtype: compiled.graph.values[name].dtype,
@@ -89,14 +131,55 @@ function metrics(registry: Registry) {
     }),
     deviceBytes: new Gauge({
       name: "torchc_device_memory_bytes",
-      help: "Device memory the compiled module holds",
-      labelNames: ["model"],
+      help: "Device memory the compiled module holds, per device",
+      labelNames: ["model", "device"],
+      registers: [registry],
+    }),
+    deviceInstances: new Gauge({
+      name: "torchc_device_instances",
+      help: "Runs a device may have in flight at once (execution contexts of its replica)",
+      labelNames: ["model", "device"],
+      registers: [registry],
+    }),
+    deviceBusy: new Gauge({
+      name: "torchc_device_busy",
+      help: "Runs in flight on a device",
+      labelNames: ["model", "device"],
+      registers: [registry],
+    }),
+    deviceRuns: new Counter({
+      name: "torchc_device_runs_total",
+      help: "Batch runs finished on a device",
+      labelNames: ["model", "device"],
+      registers: [registry],
+    }),
+    deviceFailures: new Counter({
+      name: "torchc_device_run_failures_total",
+      help: "Batch runs that failed on a device",
+      labelNames: ["model", "device"],
       registers: [registry],
     }),
   };
 }
 
-export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): Promise<Server> {
+/** Sets the per-device metrics from `counts` (the run counters move by what finished since the last call). */
+function deviceMetrics(m: ReturnType<typeof metrics>, model: string) {
+  const last = new Map<number, { completed: number; failed: number }>();
+  return (counts: readonly DeviceCounts[]) => {
+    for (const c of counts) {
+      const labels = { model, device: String(c.device) };
+      const before = last.get(c.device) ?? { completed: 0, failed: 0 };
+      m.deviceBytes.set(labels, c.bytes);
+      m.deviceInstances.set(labels, c.instances);
+      m.deviceBusy.set(labels, c.busy);
+      if (c.completed > before.completed) m.deviceRuns.inc(labels, c.completed - before.completed);
+      if (c.failed > before.failed) m.deviceFailures.inc(labels, c.failed - before.failed);
+      last.set(c.device, { completed: c.completed, failed: c.failed });
+    }
+  };
+}
+
+export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<Server> {
   const name = opts.name ?? "model";
   // A batch range: requests of up to its max rows, merged batches run at their own size (no padding to opt).
   const range = (compiled as { range?: { min: number; opt: number; max: number } }).range;
@@ -112,7 +195,9 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
   );
-  if (compiled.queue) m.deviceBytes.set({ model: name }, compiled.memory().deviceTotal);
+  const updateDevices = deviceMetrics(m, name);
+  const devices = deviceCounts(compiled);
+  updateDevices(devices);
   let draining = false;
   const app = Fastify({
     logger: opts.log === false ? false : { level: "info" },
@@ -134,6 +219,10 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
       datatype: DATATYPE[s.dtype],
       shape: batcher.batching ? [-1, ...s.shape.slice(1)] : s.shape,
     })),
+    // Where it runs, and how many batches each device takes at once (absent on the CPU reference backend).
+    ...(devices.length
+      ? { devices: devices.map((d) => ({ device: d.device, instances: d.instances })) }
+      : {}),
   };
 
   // Binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensors.
@@ -160,7 +249,7 @@ export async function serve(compiled: CompiledModule, opts: ServeOptions = {}): 
     draining ? reply.status(503).send({ ready: false }) : { name, ready: true },
   );
   app.get("/metrics", async (_req, reply) => {
-    if (compiled.queue) m.deviceBytes.set({ model: name }, compiled.memory().deviceTotal);
+    updateDevices(deviceCounts(compiled));
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   /** A decoded request through the batcher: the wanted outputs, or a thrown ProtocolError/QueueFull/Deadline/other. */

@@ -1,7 +1,9 @@
 import { parseArgs } from "node:util";
 import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
-import { compile, loadCompiled } from "../../runtime/compile.js";
+import { type CompiledModule, compile, loadCompiled } from "../../runtime/compile.js";
+import type { CompileOptions } from "../../runtime/options.js";
+import { buildPool } from "../../runtime/pool.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
@@ -11,6 +13,17 @@ function count(flag: string, v: string | undefined, min: number): number | undef
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new InputError(`--${flag} ${v}: expected an integer ≥ ${min}`);
   return n;
+}
+
+/** `--device 0,1`: the devices to serve from (one replica each); a single ordinal, as every command takes it. */
+export function parseDevices(v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  return v.split(",").map((part) => {
+    const n = Number(part.trim());
+    if (part.trim() === "" || !Number.isInteger(n) || n < 0 || n > 1023)
+      throw new InputError(`--device ${v}: expected a device ordinal or a list of them, e.g. 0,1`);
+    return n;
+  });
 }
 
 /** The flags `torchc serve` takes (besides the compile options), for deploy/ manifests' tests too. */
@@ -35,7 +48,8 @@ export const serveCommand: Command = {
     "  --max-batch N            rows merged into one run (default: the model's batch; 1 = no batching)\n" +
     "  --max-queue-delay-us US  how long a request may wait for others to batch with (default 2000)\n" +
     "  --max-queue ROWS         queued rows before 503 + Retry-After (default 16 × the model's batch)\n" +
-    "  --instances N            batches in flight at once (execution contexts; default 1)\n" +
+    "  --instances N            batches in flight at once on each device (execution contexts; default 1)\n" +
+    "  --device 0,1             one replica per listed GPU; batches go to the least busy (--instances each)\n" +
     "  --grpc-port P            the protocol over gRPC too (default 8001; off with --grpc-port off)\n" +
     "SIGTERM or SIGINT: stop taking requests, answer the queued and running ones, exit.\n" +
     compileUsage("cuda"),
@@ -50,16 +64,25 @@ export const serveCommand: Command = {
       return 2;
     }
     const instances = count("instances", values.instances, 1);
-    const options = {
-      ...compileOptionsFrom(values, { backend: "cuda" }),
+    const devices = parseDevices(values.device);
+    const options: CompileOptions = {
+      ...compileOptionsFrom({ ...values, device: undefined }, { backend: "cuda" }),
       ...(instances ? { contexts: instances } : {}),
+      ...(devices?.length === 1 ? { device: devices[0] } : {}),
     };
     const path = positionals[0];
-    const compiled = await withProgress("load", async () =>
-      path.endsWith(".torchc")
-        ? loadCompiled(path, options)
-        : compile(await loadModel(path, { inputTypes: options.inputs }), options),
-    );
+    const compiled = await withProgress("load", async () => {
+      const model = path.endsWith(".torchc")
+        ? undefined
+        : await loadModel(path, { inputTypes: options.inputs });
+      const build = (o: CompileOptions): Promise<CompiledModule> =>
+        model ? compile(model, o) : loadCompiled(path, o);
+      return devices && devices.length > 1
+        ? buildPool(devices, (device) => build({ ...options, device }))
+        : build(options);
+    });
+    const first = "replicas" in compiled ? compiled.replicas[0].module : compiled;
+    const where = "replicas" in compiled ? `devices ${compiled.devices.join(", ")}; ` : "";
     // Loaded here, not at start-up: fastify and gRPC cost ~230 ms that no other command should pay.
     const { serve } = await import("../../serve/server.js");
     const server = await serve(compiled, {
@@ -73,7 +96,7 @@ export const serveCommand: Command = {
         values["grpc-port"] === "off" ? undefined : (count("grpc-port", values["grpc-port"], 0) ?? 8001),
     });
     process.stderr.write(
-      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${compiled.report.runners.join("; ")})\n`,
+      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${where}${first.report.runners.join("; ")})\n`,
     );
     await new Promise<void>((resolve) => {
       const stop = () => {
