@@ -12,7 +12,7 @@ import { acceptArtifacts } from "../runtime/package-artifacts.js";
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
 import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
-import { CudaContext } from "./cuda/device/context.js";
+import { CudaContext, deviceCount } from "./cuda/device/context.js";
 import { useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
 import { type CudaEngine, describeEngine } from "./cuda/engine.js";
@@ -57,6 +57,12 @@ export async function createCudaBackend(
 ): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
+  const count = deviceCount();
+  if (device >= count)
+    throw new TorchcError(
+      `device ${device}: no such GPU (the driver sees ${count}${count > 0 ? `: ordinals 0 to ${count - 1}` : ""})`,
+      "options.device",
+    );
   const ctx = CudaContext.get(device);
   const precision =
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";

@@ -3,8 +3,8 @@
  * spreads run() over replicas, one per GPU.
  *
  * One GPU (runs on any GPU machine): `device: 0` given explicitly and a pool of one device give PyTorch's output
- * (committed fixture tiny_resnet), with the module's memory on device 0 (cuMemGetInfo before/after); a pool
- * naming a device that does not exist fails with that device in the message.
+ * (committed fixture tiny_resnet), with the module's memory on device 0 (cuMemGetInfo before/after); compile()
+ * and a pool naming a device that does not exist fail with that device in the message.
  *
  * Two GPUs (skipped, with the reason, on fewer): EfficientNet-B0 (timm, fp16, batch 32; fixtures/export_multi_gpu.py
  * run here unless TORCHC_MULTI_GPU_DIR holds its output) compiled on device 1 takes its memory there and not on
@@ -113,7 +113,11 @@ describe("one GPU: device 0 given explicitly, and a pool of one device", { skip 
     }
   });
 
-  it("a pool naming a device that does not exist fails naming it, and frees the replica it built", async () => {
+  it("a device that does not exist is refused by name, by compile() and by a pool (free memory before/after reported)", async () => {
+    await assert.rejects(
+      compile(model, { backend: "cuda", device: gpus }),
+      (e: Error & { code?: string }) => e.code === "options.device" && /no such GPU/.test(e.message),
+    );
     const free0 = freeOn(0);
     await assert.rejects(createPool(model, { devices: [0, gpus], backend: "cuda" }), (e: Error) =>
       e.message.startsWith(`device ${gpus}: `),
