@@ -47,6 +47,17 @@ class EngineRunner implements SegmentRunner {
   }
 }
 
+/** Device `device`'s primary context, made current; an ordinal the driver does not see is refused by name. */
+function openDevice(device: number): CudaContext {
+  const count = deviceCount();
+  if (device >= count)
+    throw new TorchcError(
+      `device ${device}: no such GPU (the driver sees ${count}${count > 0 ? `: ordinals 0 to ${count - 1}` : ""})`,
+      "options.device",
+    );
+  return CudaContext.get(device);
+}
+
 /**
  * The CUDA backend: engine segments become CudaEngines (cuDNN, cuBLASLt, NVRTC kernels, one CUDA graph);
  * fallback segments run through LibTorch on the same device buffers. Forward passes run in execution
@@ -57,13 +68,7 @@ export async function createCudaBackend(
 ): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
-  const count = deviceCount();
-  if (device >= count)
-    throw new TorchcError(
-      `device ${device}: no such GPU (the driver sees ${count}${count > 0 ? `: ordinals 0 to ${count - 1}` : ""})`,
-      "options.device",
-    );
-  const ctx = CudaContext.get(device);
+  const ctx = openDevice(device);
   const precision =
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   let torchEnv: unknown;
