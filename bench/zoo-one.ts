@@ -146,6 +146,8 @@ export async function runOne(job: OneJob): Promise<{ run: PrecisionRun; error?: 
 
 // Run as a process (forked by the runner, or by hand): the job is argv[2].
 if (process.argv[1] && /zoo-one\.[jt]s$/.test(process.argv[1])) {
+  // The runner went away (killed at its time limit): nobody will read the result.
+  process.on("disconnect", () => process.exit(2));
   const job = JSON.parse(process.argv[2] ?? "{}") as OneJob;
   const { run, error } = await runOne(job);
   await send({ type: "result", run, ...(error ? { error } : {}) });

@@ -51,6 +51,13 @@ class GpuLock {
   }
 }
 
+/** Children alive now, so that a runner stopped by a signal can take them down with it. */
+const LIVE = new Set<ChildProcess>();
+
+export function killChildren(): void {
+  for (const c of LIVE) c.kill("SIGKILL");
+}
+
 function runChild(job: OneJob, slot: Slot, lock: GpuLock, o: PoolOptions, tag: string): Promise<JobOutcome> {
   return new Promise((settle) => {
     const env = { ...process.env, ...(slot.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: slot.gpu } : {}) };
@@ -59,6 +66,7 @@ function runChild(job: OneJob, slot: Slot, lock: GpuLock, o: PoolOptions, tag: s
       execArgv: [...process.execArgv, ...(o.nodeFlags ?? [])],
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
+    LIVE.add(child);
     let stage: Stage | undefined;
     let outcome: JobOutcome | undefined;
     let stderrTail = "";
@@ -87,6 +95,7 @@ function runChild(job: OneJob, slot: Slot, lock: GpuLock, o: PoolOptions, tag: s
       child.kill("SIGKILL");
     }, limitMs);
     child.on("exit", (code, signal) => {
+      LIVE.delete(child);
       clearTimeout(timer);
       lock.release(child);
       settle(

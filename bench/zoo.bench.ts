@@ -10,10 +10,10 @@
  *
  * Environment: ZOO_DIR (zoo.py's --out, default /tmp/torchc-zoo), ZOO_SHARD (i/n, zoo.py's rule), ZOO_ONLY (a,b),
  * ZOO_PRECISIONS (fp32,fp16), ZOO_TIMEOUT_S (per model and precision, default 180), ZOO_BUDGET_S (the whole run;
- * default TORCHC_GPU_TIMEOUT − 25 s), ZOO_GPUS (ids, default all visible), ZOO_JOBS_PER_GPU (default 2; timing
+ * default TORCHC_GPU_TIMEOUT − 25 s), ZOO_GPUS (ids, default all visible), ZOO_JOBS_PER_GPU (default 3; timing
  * stays exclusive per GPU), ZOO_REPS (benchmark repetitions, default 100), ZOO_RESUME=1 (skip jobs a previous run
- * on this machine finished: ZOO_DIR/zoo.results.json), ZOO_DRY=1, ZOO_BACKEND=reference (check numbers on the CPU,
- * no timing; ZOO_JOBS processes), TORCHC_BENCH_OUT (where zoo.json goes).
+ * on this machine finished: ZOO_DIR/zoo.results.json), ZOO_DRY=1 (fixture models; ZOO_FIXTURES), ZOO_BACKEND
+ * (reference: numbers on the CPU, nothing timed, ZOO_JOBS processes; cuda), TORCHC_BENCH_OUT (where zoo.json goes).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -31,7 +31,7 @@ import {
 } from "./zoo-classify.js";
 import { readZooDir, readZooIndex, selectEntries, writeDryManifest, type ZooEntry } from "./zoo-entries.js";
 import type { OneJob } from "./zoo-one.js";
-import { type JobOutcome, runPool, type Slot } from "./zoo-pool.js";
+import { type JobOutcome, killChildren, runPool, type Slot } from "./zoo-pool.js";
 
 type Precision = "fp32" | "fp16";
 
@@ -60,8 +60,14 @@ export interface ZooRow {
 const HERE = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 const dry = env.ZOO_DRY === "1";
-// The reference backend (CPU) checks numbers and fallback counts without a GPU; nothing is timed there.
-const backend: OneJob["backend"] = env.ZOO_BACKEND === "reference" || dry ? "reference" : "cuda";
+// The reference backend (CPU) checks numbers and fallback counts without a GPU; nothing is timed there. A dry run
+// uses it unless ZOO_BACKEND=cuda (the fixtures through the GPU: a minute's smoke test of the harness).
+const backend: OneJob["backend"] =
+  env.ZOO_BACKEND === "reference" || env.ZOO_BACKEND === "cuda"
+    ? env.ZOO_BACKEND
+    : dry
+      ? "reference"
+      : "cuda";
 const started = performance.now();
 const budgetS = Number(env.ZOO_BUDGET_S ?? Number(env.TORCHC_GPU_TIMEOUT ?? 540) - 25);
 const timeoutS = Number(env.ZOO_TIMEOUT_S ?? (dry ? 60 : 180));
@@ -74,8 +80,16 @@ const outFile = join(outDir, `zoo${shardTag}.json`);
 
 function zooDir(): string {
   if (!dry) return env.ZOO_DIR ?? "/tmp/torchc-zoo";
-  // From source (tsx) the fixtures are two levels up; the carried build has none, so the dry run is a dev-box thing.
-  const fixtures = env.ZOO_FIXTURES ?? resolve(HERE, "..", "fixtures", "models");
+  // From source (tsx) the fixtures are one level up; from the carried build (.gpu-carry/build/bench) three, or
+  // wherever the command runs (scripts/gpu.sh runs from the repository root).
+  const candidates = [
+    env.ZOO_FIXTURES,
+    resolve(HERE, "..", "fixtures", "models"),
+    resolve(HERE, "..", "..", "..", "fixtures", "models"),
+    resolve("fixtures", "models"),
+  ].filter((c): c is string => c !== undefined);
+  const fixtures = candidates.find((c) => existsSync(join(c, "tiny_resnet.pt2")));
+  if (!fixtures) throw new Error(`ZOO_DRY: no fixture models in ${candidates.join(", ")} (set ZOO_FIXTURES)`);
   return writeDryManifest(fixtures, env.ZOO_DIR ?? mkdtempSync(join(tmpdir(), "torchc-zoo-dry-")));
 }
 
@@ -93,7 +107,7 @@ function gpuSlots(): Slot[] {
       gpus = [];
     }
   }
-  const perGpu = Number(env.ZOO_JOBS_PER_GPU ?? 2);
+  const perGpu = Number(env.ZOO_JOBS_PER_GPU ?? 3);
   if (gpus.length === 0) return Array.from({ length: perGpu }, () => ({}));
   return gpus.flatMap((gpu) => Array.from({ length: perGpu }, () => ({ gpu })));
 }
@@ -295,5 +309,12 @@ async function main(): Promise<void> {
       console.log(`  ${r.name}: ${describeFailure(r.verdict.failure)}`);
   console.log(`wrote ${outFile}; report: python3 bench/zoo_report.py ${outFile} --out bench/ZOO.md`);
 }
+
+// scripts/gpu.sh's timeout sends SIGTERM: take the children down too (zoo.json already holds every finished job).
+for (const sig of ["SIGTERM", "SIGINT"] as const)
+  process.on(sig, () => {
+    killChildren();
+    process.exit(128 + (sig === "SIGTERM" ? 15 : 2));
+  });
 
 await main();

@@ -219,7 +219,7 @@ def render(runs, rows):
             precs = [p for p in ("fp32", "fp16") if r["verdict"][p]["status"] == "fail"
                      and r["verdict"][p]["failure"]["class"] == f["class"]]
             pr = f" [{', '.join(precs)}]" if precs and not r.get("upstream") else ""
-            w(f"- `{r['name']}`: **{f['class']}**{op}{pr}{where}: {esc(first_line(f['message']))}")
+            w(f"- `{r['name']}`: **{f['class']}**{op}{pr}{where}: {first_line(f['message'])}")
         w("")
 
     ops = collections.defaultdict(lambda: {"models": set(), "nodes": 0, "reason": ""})
