@@ -42,6 +42,8 @@ cp /tmp/rt/peers_e2e.json "$OUT/" 2>/dev/null
 grep -E "^\|" "$OUT/logs/e2e.log" 2>/dev/null | head -4
 
 echo "== 2. correctness, two lanes"
+# Unpack the carried Node once, before two lanes race to write the same file ("Text file busy").
+OUT="$OUT/logs/env" bash "$ROOT/scripts/gpu.sh" env >"$OUT/logs/env.log" 2>&1
 # Lane deadlines leave time for phase 3.
 KEEP3=${TORCHC_PHASE3_S:-230}
 # LANE_A, LANE_B and PHASE3 (space-separated test names) override the lists; "mnist-quant" is the MNIST export
