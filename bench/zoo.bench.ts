@@ -211,11 +211,13 @@ async function main(): Promise<void> {
   const { entries: all, unreadable } = readZooDir(dir);
   for (const u of unreadable) console.log(`zoo: skipping ${u}`);
   const { selected, missing } = selectEntries(all, { shard: env.ZOO_SHARD, only: env.ZOO_ONLY });
+  // Every run on this machine adds to the store; ZOO_RESUME=1 also skips the jobs it holds (one runner at a time
+  // per ZOO_DIR: several GPUs are slots of one runner, not runners of their own).
   const storeFile = join(dir, "zoo.results.json");
-  const store: Record<string, Partial<Record<Precision, PrecisionRun>>> = env.ZOO_RESUME === "1" &&
-  existsSync(storeFile)
+  const previous: Record<string, Partial<Record<Precision, PrecisionRun>>> = existsSync(storeFile)
     ? JSON.parse(readFileSync(storeFile, "utf8"))
     : {};
+  const store = env.ZOO_RESUME === "1" ? previous : {};
   const runs = new Map<string, Partial<Record<Precision, PrecisionRun>>>();
   const jobs: { job: OneJob; tag: string; entry: ZooEntry; precision: Precision }[] = [];
   for (const e of selected) {
@@ -271,7 +273,7 @@ async function main(): Promise<void> {
   const write = (complete: boolean) => {
     const rows = [...selected.map((e) => rowOf(e, runs.get(e.name) ?? {})), ...missingRows];
     writeAtomic(outFile, { ...header, complete, elapsedS: (performance.now() - started) / 1000, rows });
-    const merged = { ...store };
+    const merged = { ...previous };
     for (const [name, r] of runs) merged[name] = { ...merged[name], ...r };
     writeAtomic(storeFile, merged);
   };

@@ -13,17 +13,33 @@ const PYTHON = spawnSync("python3", ["--version"]).status === 0;
 
 describe("the zoo's dry run", () => {
   const out = tempDir();
-  const run = () =>
+  const run = (extra: Record<string, string>) =>
     spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "bench", "zoo.bench.ts")], {
       cwd: ROOT,
       encoding: "utf8",
-      env: { ...process.env, ZOO_DRY: "1", ZOO_DIR: join(out, "zoo"), TORCHC_BENCH_OUT: out, ZOO_JOBS: "3" },
+      env: {
+        ...process.env,
+        ZOO_DRY: "1",
+        ZOO_DIR: join(out, "zoo"),
+        TORCHC_BENCH_OUT: out,
+        ZOO_JOBS: "3",
+        ...extra,
+      },
       timeout: 60_000,
     });
+  const rowsOf = () => (JSON.parse(readFileSync(join(out, "zoo.json"), "utf8")) as { rows: ZooRow[] }).rows;
 
   it("checks every fixture model in fp32 and fp16, classifies the broken ones and writes zoo.json", () => {
-    const p = run();
+    // A first run does one model; the second (ZOO_RESUME=1) must keep that result and run only the rest.
+    const first = run({ ZOO_ONLY: "dry.mlp" });
+    expect(first.status, `${first.stdout}\n${first.stderr}`).toBe(0);
+    const mlpFirst = rowsOf().find((r) => r.name === "dry.mlp");
+    expect(mlpFirst?.verdict.matched).toBe(true);
+    const p = run({ ZOO_RESUME: "1" });
     expect(p.status, `${p.stdout}\n${p.stderr}`).toBe(0);
+    // 6 entries, one without an export, 2 precisions, the 2 jobs of dry.mlp done: 8 jobs
+    expect(p.stdout).toContain("(8 jobs;");
+    expect(p.stdout).not.toContain("start dry.mlp fp32");
     const zoo = JSON.parse(readFileSync(join(out, "zoo.json"), "utf8")) as {
       complete: boolean;
       backend: string;
@@ -41,6 +57,7 @@ describe("the zoo's dry run", () => {
       expect(r.fp32?.compileS).toBeGreaterThan(0);
       expect(r.fp16?.latency).toBeUndefined(); // the reference backend times nothing
     }
+    expect(row("mlp").fp32?.compileS).toBe(mlpFirst?.fp32?.compileS); // kept, not measured again
     expect(row("tiny_resnet").fp32?.fallbackNodes).toBe(0);
     const fb = row("mlp_relu_fallback").fp32;
     expect(fb?.fallbackNodes).toBeGreaterThan(0);
