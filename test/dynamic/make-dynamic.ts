@@ -18,11 +18,16 @@ export interface DynamicFixture {
   readonly max: number;
   /** Replace `flatten` by `sym_size` + `view` with a symbolic size argument (what the core IR has). */
   readonly symbolicView?: boolean;
+  /** Write the symbol in sympy's srepr form, as torch 2.11 did on the GPU machine: `Symbol('s0', positive=True, …)`. */
+  readonly srepr?: boolean;
   /** Edit the program further (for row-check tests). */
   readonly edit?: (graph: Json) => void;
 }
 
-const sym = (batch: number) => ({ as_expr: { expr_str: "s0", hint: { as_int: batch } } });
+const SREPR = "Symbol('s0', positive=True, integer=True)";
+const sym = (batch: number, srepr = false) => ({
+  as_expr: { expr_str: srepr ? SREPR : "s0", hint: { as_int: batch } },
+});
 
 export function dynamicArchive(f: DynamicFixture): string {
   return editArchive(join(MODELS, `${f.name}.pt2`), (entries) => {
@@ -36,7 +41,7 @@ export function dynamicArchive(f: DynamicFixture): string {
     }
     for (const [value, meta] of Object.entries(g.tensor_values as Record<string, Json>)) {
       if (weights.has(value)) continue;
-      if (meta.sizes[0]?.as_int === f.batch) meta.sizes[0] = sym(f.batch);
+      if (meta.sizes[0]?.as_int === f.batch) meta.sizes[0] = sym(f.batch, f.srepr);
     }
     if (f.symbolicView) {
       const i = (g.nodes as Json[]).findIndex((n) => n.target === "torch.ops.aten.flatten.using_ints");

@@ -3,7 +3,7 @@ import { compileOptionsFrom } from "../../src/cli/compile-options.js";
 import { parseInputShapes } from "../../src/cli/options.js";
 import { ArchiveError, TorchcError } from "../../src/errors.js";
 import { loadModel } from "../../src/frontends/load-model.js";
-import { evalSymExpr } from "../../src/frontends/pt2/sym-expr.js";
+import { evalSymExpr, normalizeSymExpr } from "../../src/frontends/pt2/sym-expr.js";
 import { compile } from "../../src/runtime/compile.js";
 import { bucketFor, defaultBuckets, parseInputShape } from "../../src/runtime/shape-range.js";
 import { dynamicArchive } from "./make-dynamic.js";
@@ -20,6 +20,23 @@ describe("size expressions as torch.export prints them", () => {
     expect(evalSymExpr("Min(s0, s1)*2**3", b)).toBe(32);
     expect(evalSymExpr("FloorDiv(s0, 4) + Mod(s0, 4)", b)).toBe(3);
     expect(evalSymExpr("s0*s1/2", b)).toBe(12);
+  });
+
+  it("reads sympy's srepr form (torch 2.11 wrote the batch of a timm model as Symbol('s77', …))", () => {
+    expect(normalizeSymExpr("Symbol('s77', positive=True, integer=True)")).toBe("s77");
+    const b = { s77: 3, s0: 6 };
+    expect(
+      evalSymExpr(normalizeSymExpr("Mul(Integer(49), Symbol('s77', integer=True, positive=True))"), b),
+    ).toBe(147);
+    expect(evalSymExpr(normalizeSymExpr("Add(Symbol('s0', positive=True), Integer(-1))"), b)).toBe(5);
+    expect(evalSymExpr(normalizeSymExpr("Pow(Symbol('s77'), Integer(2))"), b)).toBe(9);
+  });
+
+  it("loads an archive whose input size is written in srepr form, with the same range", async () => {
+    const plain = await loadModel(dynamicArchive({ name: "mlp", batch: 4, min: 1, max: 8 }));
+    const srepr = await loadModel(dynamicArchive({ name: "mlp", batch: 4, min: 1, max: 8, srepr: true }));
+    expect(JSON.stringify(srepr.dynamic)).toBe(JSON.stringify(plain.dynamic));
+    expect(srepr.dynamic).toBeDefined();
   });
 
   it("refuses what it cannot evaluate, naming the expression", () => {

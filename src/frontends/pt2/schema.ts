@@ -21,6 +21,7 @@ import {
   tagged,
   unknownValue,
 } from "../decode.js";
+import { normalizeSymExpr } from "./sym-expr.js";
 
 /** A union in the schema is an object with exactly one key; decoded later, where the key is known. */
 export type SerializedArgument = unknown;
@@ -41,7 +42,7 @@ export const tensorName = struct({ name: str });
 export function symExprText(v: unknown): string | undefined {
   if (onlyKey(v) !== "as_expr") return undefined;
   const e = (v as { as_expr: unknown }).as_expr;
-  return isObject(e) && typeof e.expr_str === "string" ? e.expr_str : undefined;
+  return isObject(e) && typeof e.expr_str === "string" ? normalizeSymExpr(e.expr_str) : undefined;
 }
 
 /** The hint torch.export recorded with a symbolic size (the example input's size), if any. */

@@ -42,6 +42,10 @@ const FUNCTIONS: Readonly<Record<string, (args: number[]) => number>> = {
   Mod: ([a, b]) => a - b * Math.floor(a / b),
   CeilToInt: ([a]) => Math.ceil(a),
   FloorToInt: ([a]) => Math.floor(a),
+  // sympy's srepr node names (normalizeSymExpr keeps them as calls)
+  Mul: (a) => a.reduce((x, y) => x * y, 1),
+  Add: (a) => a.reduce((x, y) => x + y, 0),
+  Pow: ([a, b]) => a ** b,
 };
 
 /** The value of `expr` with symbols bound by `binding` (an unbound symbol is an error naming it). */
@@ -121,6 +125,17 @@ export function evalSymExpr(expr: string, binding: Readonly<Record<string, numbe
   const v = sum();
   if (i !== tokens.length) fail(`unexpected '${(tokens[i] as Token).value}'`);
   return integer(v);
+}
+
+/**
+ * torch 2.11 writes some sizes in sympy's `srepr` form (`Symbol('s77', positive=True, integer=True)`, seen on the
+ * GPU machine for a dynamic batch; `Integer(2)`, `Mul(…)`, `Add(…)`, `Pow(…)` in compound ones): the infix form the
+ * evaluator reads, with Mul/Add/Pow left as functions it knows.
+ */
+export function normalizeSymExpr(expr: string): string {
+  return expr
+    .replace(/Symbol\(\s*'([A-Za-z_][A-Za-z0-9_]*)'(?:\s*,\s*[A-Za-z_]+\s*=\s*(?:True|False))*\s*\)/g, "$1")
+    .replace(/Integer\(\s*(-?\d+)\s*\)/g, "($1)");
 }
 
 /** The symbol an expression is exactly (`s0`), else undefined. */
