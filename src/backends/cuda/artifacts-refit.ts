@@ -95,7 +95,8 @@ export function prepareEngineRefit(
     if (offset === undefined) continue;
     const [infoWas, infoNow] = [old.infos.get(w.output)!, plan.infos.get(l.output)!];
     const expected = numel(infoWas.shape) * DTYPE_BYTES[infoWas.storage];
-    const bytes = constantBytes(network.constants[l.weight], infoNow);
+    // Folding makes new constants (batch norm into conv weights): they live in the folded network.
+    const bytes = constantBytes(plan.network.constants[l.weight], infoNow);
     if (
       infoNow.storage !== infoWas.storage ||
       infoNow.layout.join() !== infoWas.layout.join() ||
