@@ -6,14 +6,22 @@
  */
 import { loadCompiled } from "../../src/runtime/compile.js";
 import { readNpy, writeNpy } from "../../src/util/npy.js";
+import { onProgress } from "../../src/util/progress.js";
 
 const [pkg, input, output] = process.argv.slice(2);
 const x = readNpy(input);
+// Where a fresh process spends its load (session 3's H100 run: 1.48 s here against 0.65 s in a warm process).
+const phases: [string, number][] = [];
 const t0 = performance.now();
+const stop = onProgress((e) =>
+  phases.push([`${e.phase}${e.detail ? ` ${e.detail}` : ""}`, performance.now() - t0]),
+);
 const compiled = await loadCompiled(pkg);
+stop();
 const t1 = performance.now();
 const [y] = await compiled.run([x]);
 const t2 = performance.now();
 writeNpy(output, y);
 console.log(`[package-child] ${JSON.stringify({ loadMs: t1 - t0, firstRunMs: t2 - t1, totalMs: t2 - t0 })}`);
+console.log(`[package-child-phases] ${JSON.stringify(phases.map(([p, at]) => `${p} @${at.toFixed(0)}ms`))}`);
 await compiled.dispose();

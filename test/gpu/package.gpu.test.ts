@@ -125,6 +125,9 @@ describe("EfficientNet-B0 fp16 as a serialized .torchc package", { skip }, () =>
     assert.equal(child.status, 0, `child failed: ${child.stderr.split("\n").slice(-5).join(" | ")}`);
     const line = child.stdout.split("\n").find((l) => l.startsWith("[package-child] "));
     assert.ok(line, `no timing line from the child: ${child.stdout}`);
+    // The child's load phases with their times, for the record (where a fresh process spends its second).
+    const phases = child.stdout.split("\n").find((l) => l.startsWith("[package-child-phases] "));
+    if (phases) console.log(phases);
     const c = JSON.parse(line.slice("[package-child] ".length)) as {
       loadMs: number;
       firstRunMs: number;
