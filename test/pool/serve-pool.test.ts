@@ -42,7 +42,7 @@ describe("torchc serve over a pool of replicas (fake devices 0 and 1, 2 instance
     const log = deviceLog();
     const model = await loadModel(join(MODELS, "mlp.pt2"));
     const pool = await buildPool([0, 1], (d) =>
-      compile(model, { backend: fakeDeviceBackend(d, log, { delayMs: 20 }), contexts: 2 }),
+      compile(model, { backend: fakeDeviceBackend(d, log, { delayMs: 100 }), contexts: 2 }),
     );
     // No merging (max batch 1): every request is a run of its own, so the runs spread over the devices.
     server = await serve(pool, { port: 0, log: false, maxBatch: 1 });
