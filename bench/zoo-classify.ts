@@ -132,7 +132,9 @@ export function pytorchFp16Excuse(p: PyTorchSide): string | undefined {
 export type Judgement =
   | { readonly status: "match"; readonly relErr: number }
   | { readonly status: "judged-in-fp32"; readonly relErr?: number; readonly reason: string }
-  | { readonly status: "fail"; readonly failure: Failure };
+  | { readonly status: "fail"; readonly failure: Failure }
+  /** The run left this precision out (ZOO_PRECISIONS). */
+  | { readonly status: "skipped" };
 
 /** One precision's run against its bar. */
 export function judge(run: PrecisionRun | undefined, pytorch: PyTorchSide): Judgement {
@@ -169,14 +171,20 @@ export interface Verdict {
   readonly fp16: Judgement;
 }
 
-/** The model's verdict: matched when fp32 matches and fp16 matches or is judged in fp32. */
+/**
+ * The model's verdict: matched when fp32 matches and fp16 matches or is judged in fp32. A precision the run left
+ * out (ZOO_PRECISIONS) is "skipped" and decides nothing; one it asked for but has no result for is "not-run".
+ */
 export function verdictOf(
   runs: { readonly fp32?: PrecisionRun; readonly fp16?: PrecisionRun },
   pytorch: PyTorchSide,
   upstream?: Failure,
+  requested: readonly ("fp32" | "fp16")[] = ["fp32", "fp16"],
 ): Verdict {
-  const fp32 = judge(runs.fp32, pytorch);
-  const fp16 = judge(runs.fp16, pytorch);
+  const judged = (p: "fp32" | "fp16"): Judgement =>
+    requested.includes(p) ? judge(runs[p], pytorch) : { status: "skipped" };
+  const fp32 = judged("fp32");
+  const fp16 = judged("fp16");
   if (upstream) return { matched: false, failure: upstream, fp32, fp16 };
   const fails = [fp32, fp16].flatMap((j) => (j.status === "fail" ? [j.failure] : []));
   // A timeout or failure in one precision and "not run" in the other: the real failure names the row.

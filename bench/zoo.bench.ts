@@ -184,7 +184,7 @@ function rowOf(e: ZooEntry, runs: Partial<Record<Precision, PrecisionRun>>): Zoo
     pytorch,
     ...(upstream ? { upstream } : {}),
     ...runs,
-    verdict: verdictOf(runs, pytorch, upstream),
+    verdict: verdictOf(runs, pytorch, upstream, precisions),
   };
 }
 

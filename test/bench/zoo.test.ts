@@ -104,6 +104,10 @@ describe("zoo verdicts", () => {
     expect(v.failure?.class).toBe("timeout");
     const both = verdictOf({ fp32: ok("fp32", 1e-2), fp16: timeout }, plain);
     expect(both.failure?.class).toBe("wrong-numbers");
+    // ZOO_PRECISIONS=fp32: fp16 was never asked for, so it decides nothing
+    const fp32Only = verdictOf({ fp32: ok("fp32", 1e-6) }, plain, undefined, ["fp32"]);
+    expect(fp32Only).toMatchObject({ matched: true, fp16: { status: "skipped" } });
+    expect(verdictOf({ fp32: ok("fp32", 1e-6) }, plain).failure?.class).toBe("not-run");
     const upstream = verdictOf({}, plain, { class: "export", message: "Unsupported" });
     expect(upstream).toMatchObject({ matched: false, failure: { class: "export" } });
   });
