@@ -94,7 +94,8 @@ function runChild(job: OneJob, slot: Slot, lock: GpuLock, o: PoolOptions, tag: s
         : { kind: "timeout", ...(stage ? { stage } : {}), seconds: o.timeoutS };
       child.kill("SIGKILL");
     }, limitMs);
-    child.on("exit", (code, signal) => {
+    // "close", not "exit": by then every IPC message and the last stderr lines have arrived.
+    child.on("close", (code, signal) => {
       LIVE.delete(child);
       clearTimeout(timer);
       lock.release(child);

@@ -74,7 +74,8 @@ const timeoutS = Number(env.ZOO_TIMEOUT_S ?? (dry ? 60 : 180));
 const precisions = (env.ZOO_PRECISIONS ?? "fp32,fp16")
   .split(",")
   .filter((p): p is Precision => p === "fp32" || p === "fp16");
-const outDir = env.TORCHC_BENCH_OUT ?? ".";
+// scripts/gpu.sh sets TORCHC_BENCH_OUT ($OUT); a dry run by hand writes into the temp folder, not the repository.
+const outDir = env.TORCHC_BENCH_OUT ?? (dry ? tmpdir() : ".");
 const shardTag = env.ZOO_SHARD ? `.${env.ZOO_SHARD.replace("/", "of")}` : "";
 const outFile = join(outDir, `zoo${shardTag}.json`);
 
@@ -309,7 +310,10 @@ async function main(): Promise<void> {
   for (const r of rows)
     if (!r.verdict.matched && r.verdict.failure)
       console.log(`  ${r.name}: ${describeFailure(r.verdict.failure)}`);
-  console.log(`wrote ${outFile}; report: python3 bench/zoo_report.py ${outFile} --out bench/ZOO.md`);
+  // A dry run's table is no coverage table: it goes to stdout, never into bench/ZOO.md.
+  console.log(
+    `wrote ${outFile}; report: python3 bench/zoo_report.py ${outFile}${dry ? "" : " --out bench/ZOO.md"}`,
+  );
 }
 
 // scripts/gpu.sh's timeout sends SIGTERM: take the children down too (zoo.json already holds every finished job).
