@@ -34,7 +34,8 @@ FP16_TOLERANCE = 1e-2  # the zoo's fp16 bar (bench/zoo-classify.ts has the same)
 CASES = 2  # seeded inputs per model: a match on one input can be a stale-input accident (DESIGN.md, lessons)
 
 # (name, source, architecture, family, options). Input: timm's pretrained_cfg input size, torchvision 3x224x224,
-# unless "input" says otherwise. The first eleven entries after the plain CNNs are the issue's failing models.
+# unless "input" says otherwise. Issue 11's nine failing models are all here (swin_t, mobilenet_v3_large, mnasnet1_0,
+# efficientnet_v2_s, maxvit_t, convnextv2_atto, xcit_nano_12_p16_224, edgenext_xx_small, levit_128).
 TV, TIMM = "torchvision", "timm"
 ZOO = [
     # torchvision classification CNNs
