@@ -87,8 +87,20 @@ export function requirePath(): void {
 export const str: Decoder<string> = (v, p) => (typeof v === "string" ? v : fail(p, "a string", v));
 export const bool: Decoder<boolean> = (v, p) => (typeof v === "boolean" ? v : fail(p, "true or false", v));
 export const num: Decoder<number> = (v, p) => (typeof v === "number" ? v : fail(p, "a number", v));
-export const int: Decoder<number> = (v, p) =>
-  typeof v === "number" && Number.isSafeInteger(v) ? v : fail(p, "an integer", v);
+/**
+ * An integer argument, with int64's extremes (INT64_MAX / INT64_MIN, which JSON.parse reads as ±2^63) kept as
+ * ±Number.MAX_SAFE_INTEGER: PyTorch writes them as "to the end" sentinels (a slice's end, e.g. timm's and
+ * torchvision's Swin), where any value past the size means the same.
+ */
+export function intOrSentinel(v: unknown): number | undefined {
+  if (typeof v !== "number") return undefined;
+  if (Number.isSafeInteger(v)) return v;
+  if (v === 2 ** 63) return Number.MAX_SAFE_INTEGER;
+  if (v === -(2 ** 63)) return -Number.MAX_SAFE_INTEGER;
+  return undefined;
+}
+
+export const int: Decoder<number> = (v, p) => intOrSentinel(v) ?? fail(p, "an integer", v);
 export const size: Decoder<number> = (v, p) =>
   typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : fail(p, "a non-negative integer", v);
 /** PyTorch's serializer writes non-finite floats as the strings "Infinity", "-Infinity" and "NaN". */

@@ -14,6 +14,7 @@ import {
   float,
   index,
   int,
+  intOrSentinel,
   isObject,
   key,
   nullable,
@@ -598,11 +599,13 @@ class ProgramReader {
           break;
         case "as_none":
           return { kind: "none" };
-        case "as_int":
-          if (typeof v === "number" && Number.isSafeInteger(v)) return { kind: "int", value: v };
+        case "as_int": {
+          const n = intOrSentinel(v);
+          if (n !== undefined) return { kind: "int", value: n };
           break;
+        }
         case "as_ints":
-          if (isIntArray(v)) return { kind: "ints", value: v };
+          if (isIntArray(v)) return { kind: "ints", value: v.map((x) => intOrSentinel(x) as number) };
           break;
         case "as_float":
           if (typeof v === "number") return { kind: "float", value: v };
@@ -768,7 +771,7 @@ function tensorOutput(v: unknown): string | undefined {
 /** What `array(int)` accepts and returns unchanged. */
 function isIntArray(v: unknown): v is number[] {
   if (!Array.isArray(v)) return false;
-  for (let i = 0; i < v.length; i++) if (!Number.isSafeInteger(v[i])) return false;
+  for (let i = 0; i < v.length; i++) if (intOrSentinel(v[i]) === undefined) return false;
   return true;
 }
 
