@@ -8,19 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  createTorchEnv,
-  createTorchFallbackRunner,
-  type TorchFallbackEnv,
-} from "../../src/backends/torch/index.js";
-import type { Graph } from "../../src/ir/graph.js";
+import { createTorchFallbackRunner } from "../../src/backends/torch/index.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { evaluateNode } from "../../src/ops/index.js";
-import type { Segment } from "../../src/partition/segment.js";
 import { caseGraph } from "../backends/torch/cases.js";
 import { catalogueCases, UNINITIALIZED } from "../backends/torch/catalogue-cases.js";
 import { relMaxError } from "../backends/torch/compare.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { torchEnv, wholeGraph } from "./torch-support.js";
 
 const { skip } = openGpu();
 const report = gpuReporter("fallback-catalogue");
@@ -28,20 +23,7 @@ recordTestStarts();
 
 const EXPECTED_REFUSALS = new Set(["aten._scaled_dot_product_flash_attention_for_cpu.default"]);
 
-function wholeGraph(graph: Graph): Segment {
-  return {
-    index: 0,
-    kind: "fallback",
-    nodes: graph.nodes,
-    inputs: graph.inputs,
-    weights: Object.keys(graph.weights),
-    outputs: graph.outputs,
-    graph,
-  };
-}
-
-let envPromise: Promise<TorchFallbackEnv> | undefined;
-const env = () => (envPromise ??= createTorchEnv());
+const env = torchEnv;
 
 describe("LibTorch fallback: every catalogue overload alone, against the aten reference", { skip }, () => {
   it("runs and matches", async () => {

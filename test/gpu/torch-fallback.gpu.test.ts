@@ -14,23 +14,20 @@ import { fileURLToPath } from "node:url";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { DeviceBuffer, download } from "../../src/backends/cuda/device/memory.js";
 import {
-  createTorchEnv,
   createTorchFallbackRunner,
   deviceValue,
-  type TorchFallbackEnv,
   TorchFallbackError,
 } from "../../src/backends/torch/index.js";
 import { loadPt2 } from "../../src/frontends/pt2/load.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import { DTYPE_BYTES } from "../../src/ir/dtype.js";
-import type { Graph } from "../../src/ir/graph.js";
 import { numel, type Tensor, tensorBytes, tensorFromBytes, tensorFromNumbers } from "../../src/ir/tensor.js";
 import { evaluateNode } from "../../src/ops/index.js";
-import type { Segment } from "../../src/partition/segment.js";
 import { readNpy } from "../../src/util/npy.js";
 import { caseGraph, REWRITE_CASES, randomTensor, rng } from "../backends/torch/cases.js";
 import { relMaxError } from "../backends/torch/compare.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { torchEnv, wholeGraph } from "./torch-support.js";
 
 const { skip } = openGpu();
 
@@ -74,20 +71,7 @@ function fixtures(): Fixture[] {
   return out;
 }
 
-function wholeGraph(graph: Graph): Segment {
-  return {
-    index: 0,
-    kind: "fallback",
-    nodes: graph.nodes,
-    inputs: graph.inputs,
-    weights: Object.keys(graph.weights),
-    outputs: graph.outputs,
-    graph,
-  };
-}
-
-let envPromise: Promise<TorchFallbackEnv> | undefined;
-const env = () => (envPromise ??= createTorchEnv());
+const env = torchEnv;
 
 describe("LibTorch fallback: each fixture model as one segment", { skip }, () => {
   it("reports the card", async () => {
