@@ -142,8 +142,11 @@ suite("NVRTC, modules and launches through the fakes", () => {
     // the fake through cuda.h's struct layout; programmatic: false takes cuLaunchKernel.
     const programmatic = fake<number>(CUDA, "int fake_cuda_last_programmatic(void)");
     expect(programmatic()).toBe(1);
+    const exLaunches = fake<number>(CUDA, "int fake_cuda_ex_launches(void)");
+    const before = exLaunches();
     args.set(1, 7);
     launch(built.kernels.fill_f32, { grid: [2, 1, 1], block: [2, 1], programmatic: false }, args);
+    expect(exLaunches()).toBe(before);
     expect(Array.from(buf.download(new Float32Array(8)))).toEqual([7, 7, 7, 7, 2.5, 2.5, 2.5, 2.5]);
     args.set(1, -1);
     expect(() => launch(built.kernels.fill_f32, { grid: 1, block: [32, 33] }, args)).toThrow(

@@ -188,10 +188,13 @@ typedef struct {
   unsigned num_attrs;
 } fake_launch_config_t;
 static int last_programmatic = -1;
+static int ex_launches = 0;
 int fake_cuda_last_programmatic(void) { return last_programmatic; }
+int fake_cuda_ex_launches(void) { return ex_launches; }
 
 int cuLaunchKernelEx(const fake_launch_config_t *c, void *f, void **params, void **extra) {
   if (!c || (c->num_attrs && !c->attrs)) return 1;
+  ex_launches++;
   last_programmatic = 0;
   for (unsigned i = 0; i < c->num_attrs; i++)
     if (c->attrs[i].id == 6) last_programmatic = c->attrs[i].value.programmaticStreamSerializationAllowed;
