@@ -1,6 +1,6 @@
 import type { DType } from "../ir/dtype.js";
 import { DTYPE_BYTES } from "../ir/dtype.js";
-import { allocData, type Tensor, type TensorData, tensorFromBytes } from "../ir/tensor.js";
+import { allocData, type Tensor, tensorFromBytes, typedDataView } from "../ir/tensor.js";
 import { formatBytes, type MemoryBudget } from "./limits.js";
 
 /** A tensor stored as a view into a storage: sizes, strides and offset in elements, as PyTorch records them. */
@@ -53,7 +53,8 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
   if (contiguous) {
     // the storage's bytes are ours (read from the file or inflated): an aligned one is used in place
     const bytes = v.read(n * item);
-    if (bytes.byteOffset % item === 0) return { dtype, shape: [...sizes], data: typedView(dtype, bytes, n) };
+    if (bytes.byteOffset % item === 0)
+      return { dtype, shape: [...sizes], data: typedDataView(dtype, bytes.buffer, bytes.byteOffset, n) };
     chargeDense(v, n * item);
     return tensorFromBytes(dtype, sizes, bytes);
   }
@@ -85,29 +86,4 @@ export function viewTensor(v: StridedView, fail: Fail): Tensor {
 /** Charges the dense copy of a view to the budget, before it is allocated. */
 function chargeDense(v: StridedView, bytes: number): void {
   v.budget.charge(bytes, `${v.what} (${v.dtype}[${v.sizes.join(", ")}], ${formatBytes(bytes)})`);
-}
-
-/** The elements of `bytes` (aligned for the dtype) as the typed array that stores the dtype, without a copy. */
-function typedView(dtype: DType, bytes: Uint8Array, n: number): TensorData {
-  const { buffer, byteOffset } = bytes;
-  switch (dtype) {
-    case "float32":
-      return new Float32Array(buffer, byteOffset, n);
-    case "float64":
-      return new Float64Array(buffer, byteOffset, n);
-    case "float16":
-    case "bfloat16":
-      return new Uint16Array(buffer, byteOffset, n);
-    case "int64":
-      return new BigInt64Array(buffer, byteOffset, n);
-    case "int32":
-      return new Int32Array(buffer, byteOffset, n);
-    case "int16":
-      return new Int16Array(buffer, byteOffset, n);
-    case "int8":
-      return new Int8Array(buffer, byteOffset, n);
-    case "uint8":
-    case "bool":
-      return new Uint8Array(buffer, byteOffset, n);
-  }
 }

@@ -43,25 +43,35 @@ export function stridesOf(shape: Shape): number[] {
 }
 
 export function allocData(dtype: DType, n: number): TensorData {
+  return typedDataView(dtype, new ArrayBuffer(n * DTYPE_BYTES[dtype]), 0, n);
+}
+
+/** `n` elements of `dtype` at `byteOffset` of `buffer` (aligned for the dtype), as the typed array that stores it. */
+export function typedDataView(
+  dtype: DType,
+  buffer: ArrayBufferLike,
+  byteOffset: number,
+  n: number,
+): TensorData {
   switch (dtype) {
     case "float32":
-      return new Float32Array(n);
+      return new Float32Array(buffer, byteOffset, n);
     case "float64":
-      return new Float64Array(n);
+      return new Float64Array(buffer, byteOffset, n);
     case "float16":
     case "bfloat16":
-      return new Uint16Array(n);
+      return new Uint16Array(buffer, byteOffset, n);
     case "int64":
-      return new BigInt64Array(n);
+      return new BigInt64Array(buffer, byteOffset, n);
     case "int32":
-      return new Int32Array(n);
+      return new Int32Array(buffer, byteOffset, n);
     case "int16":
-      return new Int16Array(n);
+      return new Int16Array(buffer, byteOffset, n);
     case "int8":
-      return new Int8Array(n);
+      return new Int8Array(buffer, byteOffset, n);
     case "uint8":
     case "bool":
-      return new Uint8Array(n);
+      return new Uint8Array(buffer, byteOffset, n);
   }
 }
 

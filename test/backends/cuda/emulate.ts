@@ -21,7 +21,14 @@ import { storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/te
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { DTYPE_BYTES, type DType } from "../../../src/ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
-import { allocData, numel, type Tensor, type TensorData, toFloat64Array } from "../../../src/ir/tensor.js";
+import {
+  allocData,
+  numel,
+  type Tensor,
+  type TensorData,
+  toFloat64Array,
+  typedDataView,
+} from "../../../src/ir/tensor.js";
 import type { Layer } from "../../../src/network/layers/index.js";
 import type { Network } from "../../../src/network/network.js";
 import { runLayerReference } from "../../../src/network/reference/index.js";
@@ -100,27 +107,8 @@ const CTYPE: Partial<Record<DType, string>> = {
 };
 
 function typedView(dtype: DType, buffer: ArrayBuffer, byteOffset: number, n: number): TensorData {
-  switch (dtype) {
-    case "float32":
-      return new Float32Array(buffer, byteOffset, n);
-    case "float64":
-      return new Float64Array(buffer, byteOffset, n);
-    case "float16":
-      return new Uint16Array(buffer, byteOffset, n);
-    case "int64":
-      return new BigInt64Array(buffer, byteOffset, n);
-    case "int32":
-      return new Int32Array(buffer, byteOffset, n);
-    case "int16":
-      return new Int16Array(buffer, byteOffset, n);
-    case "int8":
-      return new Int8Array(buffer, byteOffset, n);
-    case "uint8":
-    case "bool":
-      return new Uint8Array(buffer, byteOffset, n);
-    default:
-      throw new Error(`emulator: ${dtype} storage is not supported (fp32 plans only)`);
-  }
+  if (dtype === "bfloat16") throw new Error("emulator: bfloat16 storage is not supported");
+  return typedDataView(dtype, buffer, byteOffset, n);
 }
 
 export interface EmulatorOptions {
