@@ -3,7 +3,7 @@
  *
  *  1. `TORCHC_LIBRARY_PATH`: colon-separated folders, searched left to right.
  *  2. The installed PyTorch: `$SP/torch/lib`, `$SP/nvidia/cu13/lib`, `$SP/nvidia/cudnn/lib` (then the CUDA 12
- *     wheel folders `$SP/nvidia/{cublas,cuda_nvrtc}/lib`), where `$SP` is what
+ *     wheel folders `$SP/nvidia/{cublas,cuda_nvrtc}/lib`, and cuSPARSELt's `$SP/nvidia/cusparselt/lib`), where `$SP` is what
  *     `$TORCHC_PYTHON -c "import site; print(site.getsitepackages()[0])"` prints (`TORCHC_PYTHON` defaults
  *     to `python3`; `TORCHC_PYTHON=none` skips this step).
  *  3. The CUDA toolkit: `$CUDA_HOME/lib64`, `$CUDA_PATH/lib64`, `/usr/local/cuda/lib64`,
@@ -61,6 +61,7 @@ const PYTORCH_SUBDIRS = [
   "nvidia/cudnn/lib",
   "nvidia/cublas/lib",
   "nvidia/cuda_nvrtc/lib",
+  "nvidia/cusparselt/lib",
 ];
 const TOOLKIT_DIRS = ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"];
 
@@ -198,6 +199,7 @@ const PIP_PACKAGES: readonly (readonly [RegExp, string])[] = [
   [/^libcudnn/, "nvidia-cudnn-cu13"],
   [/^libcublas/, "nvidia-cublas"],
   [/^libnvrtc/, "nvidia-cuda-nvrtc"],
+  [/^libcusparseLt/, "nvidia-cusparselt-cu13"],
   [/^libtorch/, "torch"],
 ];
 

@@ -6,6 +6,7 @@
 export * from "./cublaslt.js";
 export * from "./cuda.js";
 export * from "./cudnn.js";
+export * from "./cusparselt.js";
 export * from "./discover.js";
 export { koffi } from "./koffi.js";
 export * from "./library.js";
@@ -17,6 +18,7 @@ export * from "./types.js";
 import { CUBLASLT } from "./cublaslt.js";
 import { CUDA } from "./cuda.js";
 import { CUDNN } from "./cudnn.js";
+import { CUSPARSELT } from "./cusparselt.js";
 import type { NativeLibrary } from "./library.js";
 import { NVRTC } from "./nvrtc.js";
 import { TORCH_CPU, TORCH_CUDA } from "./torch.js";
@@ -27,6 +29,7 @@ export const ALL_LIBRARIES: readonly NativeLibrary<object>[] = [
   NVRTC,
   CUBLASLT,
   CUDNN,
+  CUSPARSELT,
   TORCH_CUDA,
   TORCH_CPU,
 ];

@@ -7,6 +7,7 @@ import { NativeError } from "../errors.js";
 import { CUBLASLT } from "./cublaslt.js";
 import { CUDA } from "./cuda.js";
 import { CUDNN } from "./cudnn.js";
+import { CUSPARSELT } from "./cusparselt.js";
 import { NVRTC } from "./nvrtc.js";
 import type { OutStr } from "./types.js";
 
@@ -70,6 +71,13 @@ export class CudnnError extends NativeCallError {
   }
 }
 
+export class CusparseLtError extends NativeCallError {
+  constructor(call: string, status: number, detail = cusparseLtDetail(status)) {
+    super("cusparselt", call, status, cusparseStatusName(status), detail, "native.cusparselt");
+    this.name = "CusparseLtError";
+  }
+}
+
 export class TorchShimError extends NativeCallError {
   constructor(
     call: string,
@@ -104,6 +112,10 @@ export function checkCublas(call: string, status: number): void {
 
 export function checkCudnn(call: string, status: number): void {
   if (status !== 0) throw new CudnnError(call, status);
+}
+
+export function checkCusparseLt(call: string, status: number): void {
+  if (status !== 0) throw new CusparseLtError(call, status);
 }
 
 export function checkTorch(call: string, status: number): void {
@@ -209,6 +221,22 @@ const CUBLAS_STATUS: Readonly<Record<number, string>> = {
   16: "LICENSE_ERROR",
 };
 
+/** `cusparseStatus_t`, which cuSPARSELt returns. */
+const CUSPARSE_STATUS: readonly string[] = [
+  "SUCCESS",
+  "NOT_INITIALIZED",
+  "ALLOC_FAILED",
+  "INVALID_VALUE",
+  "ARCH_MISMATCH",
+  "MAPPING_ERROR",
+  "EXECUTION_FAILED",
+  "INTERNAL_ERROR",
+  "MATRIX_TYPE_NOT_SUPPORTED",
+  "ZERO_PIVOT",
+  "NOT_SUPPORTED",
+  "INSUFFICIENT_RESOURCES",
+];
+
 const CUDNN_STATUS: Readonly<Record<number, string>> = {
   0: "SUCCESS",
   1001: "NOT_INITIALIZED",
@@ -281,6 +309,10 @@ export function cublasStatusName(status: number): string {
   return `CUBLAS_STATUS_${CUBLAS_STATUS[status] ?? `UNRECOGNIZED_${status}`}`;
 }
 
+export function cusparseStatusName(status: number): string {
+  return `CUSPARSE_STATUS_${CUSPARSE_STATUS[status] ?? `UNRECOGNIZED_${status}`}`;
+}
+
 export function cudnnStatusName(status: number): string {
   const exact = CUDNN_STATUS[status];
   if (exact) return `CUDNN_STATUS_${exact}`;
@@ -318,6 +350,16 @@ function cublasDetail(status: number): string | undefined {
   if (!CUBLASLT.isLoaded) return undefined;
   try {
     return CUBLASLT.fn.cublasLtGetStatusString(status) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** cuSPARSELt's own description of a status, when it is loaded and has cusparseLtGetErrorString (0.6+). */
+function cusparseLtDetail(status: number): string | undefined {
+  if (!CUSPARSELT.isLoaded) return undefined;
+  try {
+    return CUSPARSELT.fn.cusparseLtGetErrorString(status) || undefined;
   } catch {
     return undefined;
   }

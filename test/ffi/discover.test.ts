@@ -85,6 +85,7 @@ describe("search order", () => {
       "/sp/nvidia/cudnn/lib",
       "/sp/nvidia/cublas/lib",
       "/sp/nvidia/cuda_nvrtc/lib",
+      "/sp/nvidia/cusparselt/lib",
       "/opt/cuda/lib64",
       "/opt/cuda2/lib64",
       "/usr/local/cuda/lib64",
@@ -184,7 +185,7 @@ describe("a missing library", () => {
     expect(e.code).toBe("native.library-missing");
     expect(e.message).not.toContain("\n");
     expect(e.message).toMatch(
-      /^cannot load cuDNN 9 \(libcudnn\.so\.9\): not found in 10 places \(TORCHC_VERBOSE=1/,
+      /^cannot load cuDNN 9 \(libcudnn\.so\.9\): not found in 11 places \(TORCHC_VERBOSE=1/,
     );
     expect(e.message).toContain("set TORCHC_LIBRARY_PATH to the folder that holds libcudnn.so.9");
     expect(e.message).toContain("pip install nvidia-cudnn-cu13");
@@ -195,6 +196,7 @@ describe("a missing library", () => {
       `PyTorch install (python3): ${sp}/nvidia/cudnn/lib/libcudnn.so.9 (not there)`,
       `PyTorch install (python3): ${sp}/nvidia/cublas/lib/libcudnn.so.9 (not there)`,
       `PyTorch install (python3): ${sp}/nvidia/cuda_nvrtc/lib/libcudnn.so.9 (not there)`,
+      `PyTorch install (python3): ${sp}/nvidia/cusparselt/lib/libcudnn.so.9 (not there)`,
       "CUDA_HOME: /nonexistent/cuda/lib64/libcudnn.so.9 (not there)",
       "CUDA toolkit: /usr/local/cuda/lib64/libcudnn.so.9 (not there)",
       "CUDA toolkit: /usr/local/cuda/targets/x86_64-linux/lib/libcudnn.so.9 (not there)",

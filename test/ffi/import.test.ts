@@ -9,6 +9,7 @@ describe("importing src/ffi and the device runtime on a machine without a GPU", 
       "nvrtc",
       "cublaslt",
       "cudnn",
+      "cusparselt",
       "torch_cuda",
       "torch_cpu",
     ]);
@@ -44,10 +45,11 @@ describe("importing src/ffi and the device runtime on a machine without a GPU", 
     expect(names).toContain("cuStreamBeginCapture_v2");
   });
 
-  it("loads cuDNN, cuBLASLt, NVRTC and LibTorch by absolute path only", () => {
+  it("loads cuDNN, cuBLASLt, cuSPARSELt, NVRTC and LibTorch by absolute path only", () => {
     expect(ffi.CUDNN.def.absolute).toBe(true);
     expect(ffi.CUBLASLT.def.absolute).toBe(true);
     expect(ffi.NVRTC.def.absolute).toBe(true);
+    expect(ffi.CUSPARSELT.def.absolute).toBe(true);
     expect(ffi.TORCH_CPU.def.absolute).toBe(true);
     expect(ffi.TORCH_CUDA.def.absolute).toBe(true);
     expect(ffi.CUDA.def.absolute).toBe(false);
