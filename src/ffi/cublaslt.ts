@@ -88,9 +88,9 @@ export const CUBLASLT = defineLibrary<CublasLtApi>({
 });
 
 /** `cublasComputeType_t`. */
-export const CUBLAS_COMPUTE = { f16: 64, f32: 68, f32FastTf32: 77 } as const;
+export const CUBLAS_COMPUTE = { f16: 64, f32: 68, f32FastTf32: 77, i32: 72 } as const;
 /** `cudaDataType_t`. */
-export const CUDA_R = { f32: 0, f16: 2, bf16: 14, f8e4m3: 28 } as const;
+export const CUDA_R = { f32: 0, f16: 2, i8: 3, i32: 10, bf16: 14, f8e4m3: 28 } as const;
 /** `cublasOperation_t`. */
 export const CUBLAS_OP = { N: 0, T: 1 } as const;
 /** `cublasLtMatmulDescAttributes_t`. */
@@ -100,8 +100,15 @@ export const MATMUL_DESC = {
   TRANSB: 4,
   EPILOGUE: 7,
   BIAS_POINTER: 8,
+  /** Device float scales of the fp8 operands (cuBLASLt's A and B), as 8-byte device addresses. */
+  A_SCALE_POINTER: 17,
+  B_SCALE_POINTER: 18,
+  /** fp8 only (int8 value): 1 = fast accumulation (no periodic promotion of partial sums to full fp32). */
+  FAST_ACCUM: 25,
   BIAS_DATA_TYPE: 26,
 } as const;
+/** `cublasLtPointerMode_t`: ALPHA_DEVICE_VECTOR_BETA_ZERO makes alpha a device float vector over D's rows. */
+export const POINTER_MODE = { HOST: 0, DEVICE: 1, ALPHA_DEVICE_VECTOR_BETA_ZERO: 3 } as const;
 /** `cublasLtMatrixLayoutAttribute_t`. */
 export const LAYOUT_ATTR = { TYPE: 0, ORDER: 1, BATCH_COUNT: 5, STRIDED_BATCH_OFFSET: 6 } as const;
 /** `cublasLtMatmulPreferenceAttributes_t`. */

@@ -58,3 +58,28 @@ export function roundToE4M3(x: number): number {
   const r = Math.min(roundHalfEven(a / step) * step, E4M3_MAX);
   return x < 0 ? -r : r;
 }
+
+/**
+ * The float8 E4M3fn byte of `x` (rounded as roundToE4M3): sign, 4 exponent bits (bias 7), 3 mantissa bits;
+ * exponent field 0 holds the subnormals (multiples of 2⁻⁹), NaN is 0x7F. What fp8 weights are stored as.
+ */
+export function e4m3Bits(x: number): number {
+  if (Number.isNaN(x)) return 0x7f;
+  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
+  const r = Math.abs(roundToE4M3(x));
+  if (r === 0) return sign;
+  if (r < 2 ** -6) return sign | (r / 2 ** -9);
+  let e = Math.floor(Math.log2(r));
+  if (2 ** e > r) e--;
+  else if (2 ** (e + 1) <= r) e++;
+  return sign | ((e + 7) << 3) | ((r / 2 ** e - 1) * 8);
+}
+
+/** The value of a float8 E4M3fn byte (the inverse of e4m3Bits). */
+export function e4m3Value(bits: number): number {
+  const sign = bits & 0x80 ? -1 : 1;
+  const exp = (bits >> 3) & 0xf;
+  const mant = bits & 7;
+  if (exp === 0xf && mant === 7) return Number.NaN;
+  return sign * (exp === 0 ? mant * 2 ** -9 : (1 + mant / 8) * 2 ** (exp - 7));
+}

@@ -117,8 +117,8 @@ function matrixLayout(p: LtProblem, l: LtLayout, stride: number, what: string, m
   return out[0];
 }
 
-/** The first algorithm the heuristic returns that succeeded and fits `maxWorkspace`. */
-function pickAlgo(
+/** The first algorithm the heuristic returns that succeeded and fits `maxWorkspace` (also blaslt-quant.ts's). */
+export function pickLtAlgo(
   handle: Ptr,
   desc: Ptr,
   layouts: readonly [Ptr, Ptr, Ptr],
@@ -197,7 +197,7 @@ export function buildLtPlan(
       matrixLayout(p, recipe.b, p.strideA ?? 0, "B", made),
       matrixLayout(p, recipe.d, p.strideD ?? 0, "D", made),
     ] as const;
-    return { desc, layouts, ...(saved ?? pickAlgo(handle, desc, layouts, maxWorkspace, what)) };
+    return { desc, layouts, ...(saved ?? pickLtAlgo(handle, desc, layouts, maxWorkspace, what)) };
   } catch (e) {
     f.cublasLtMatmulDescDestroy(desc);
     for (const l of made) f.cublasLtMatrixLayoutDestroy(l);
