@@ -198,6 +198,8 @@ export function lowerEinsum<V>(
 export const STRIDED_VIEW_OPS: ReadonlySet<string> = new Set([
   "aten.permute.default",
   "aten.transpose.int",
+  "aten.swapaxes.default",
+  "aten.swapdims.default",
   "aten.t.default",
   "aten.expand.default",
   "aten.slice.Tensor",

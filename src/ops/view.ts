@@ -67,9 +67,15 @@ export function permute(op: string, t: Tensor, dims: readonly number[]): Tensor 
   );
 }
 
-function transposeDims(op: string, rank: number, d0: number, d1: number): number[] {
-  const a = normDim(op, d0, rank, "dim0");
-  const b = normDim(op, d1, rank, "dim1");
+function transposeDims(
+  op: string,
+  rank: number,
+  d0: number,
+  d1: number,
+  names: readonly [string, string] = ["dim0", "dim1"],
+): number[] {
+  const a = normDim(op, d0, rank, names[0]);
+  const b = normDim(op, d1, rank, names[1]);
   const dims = Array.from({ length: rank }, (_, i) => i);
   if (rank > 0) [dims[a], dims[b]] = [dims[b], dims[a]];
   return dims;
@@ -245,6 +251,18 @@ function flipOrRoll(t: Tensor, map: (d: number, i: number) => number): Tensor {
   return gather(t, shape, idx);
 }
 
+/** transpose.int, or one of its aliases: the same op under another name and argument names. */
+function transposeOp<const N extends string>(name: N, arg0: string, arg1: string) {
+  const names = [arg0, arg1] as const;
+  return gatherOp(
+    name,
+    `Tensor(a) self, int ${arg0}, int ${arg1}`,
+    (r) => ({ self: r.tensor("self"), dim0: r.int(arg0), dim1: r.int(arg1) }),
+    (a, s) => transposeDims(name, s.length, a.dim0, a.dim1, names).map((d) => s[d]),
+    (a, t) => permute(name, t, transposeDims(name, t.shape.length, a.dim0, a.dim1, names)),
+  );
+}
+
 export const VIEW_OPS = opTable(
   reshapeOp(
     "aten.view.default",
@@ -325,14 +343,10 @@ export const VIEW_OPS = opTable(
     (a, s) => permuteShape("aten.permute.default", s, a.dims).map((d) => s[d]),
     (a, t) => permute("aten.permute.default", t, a.dims),
   ),
-  gatherOp(
-    "aten.transpose.int",
-    "Tensor(a) self, int dim0, int dim1",
-    (r) => ({ self: r.tensor("self"), dim0: r.int("dim0"), dim1: r.int("dim1") }),
-    (a, s) => transposeDims("aten.transpose.int", s.length, a.dim0, a.dim1).map((d) => s[d]),
-    (a, t) =>
-      permute("aten.transpose.int", t, transposeDims("aten.transpose.int", t.shape.length, a.dim0, a.dim1)),
-  ),
+  transposeOp("aten.transpose.int", "dim0", "dim1"),
+  // numpy-style aliases of transpose.int (CompositeImplicitAutograd in PyTorch; TorchScript keeps them)
+  transposeOp("aten.swapaxes.default", "axis0", "axis1"),
+  transposeOp("aten.swapdims.default", "dim0", "dim1"),
   gatherOp(
     "aten.t.default",
     "Tensor(a) self",

@@ -31,6 +31,26 @@ describe("shape ops by hand", () => {
     expect(values(run1("aten.t.default", { self: T("m") }, { m: iota([2, 3]) }))).toEqual([0, 3, 1, 4, 2, 5]);
   });
 
+  it("swaps axes under transpose's numpy names (swapaxes, swapdims)", () => {
+    const m = { m: iota([2, 3, 4]) };
+    // out[i][j][k] = m[k][j][i], and m[k][j][i] = 12k + 4j + i (iota)
+    const want: number[] = [];
+    for (let i = 0; i < 4; i++)
+      for (let j = 0; j < 3; j++) for (let k = 0; k < 2; k++) want.push(12 * k + 4 * j + i);
+    const s = run1("aten.swapaxes.default", { self: T("m"), axis0: I(0), axis1: I(-1) }, m);
+    expect(s.shape).toEqual([4, 3, 2]);
+    expect(values(s)).toEqual(want);
+    expect(values(run1("aten.swapdims.default", { self: T("m"), dim0: I(2), dim1: I(0) }, m))).toEqual(want);
+    // the same axis twice is the identity
+    expect(values(run1("aten.swapaxes.default", { self: T("m"), axis0: I(1), axis1: I(-2) }, m))).toEqual(
+      values(m.m),
+    );
+    expect(() => run1("aten.swapaxes.default", { self: T("m"), axis0: I(3), axis1: I(0) }, m)).toThrow(
+      /axis0/,
+    );
+    expect(() => run1("aten.swapdims.default", { self: T("m"), dim0: I(0), dim1: I(-4) }, m)).toThrow(/dim1/);
+  });
+
   it("slices with negative bounds and steps, and selects", () => {
     const r = { r: iota([10]) };
     expect(

@@ -80,6 +80,8 @@ export const SHAPE_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten.contiguous.default", reshapeToResult),
   converter("aten.permute.default", permuteSpec),
   converter("aten.transpose.int", transpose),
+  converter("aten.swapaxes.default", transpose),
+  converter("aten.swapdims.default", transpose),
   converter("aten.t.default", t),
   converter("aten.expand.default", expand),
   converter("aten.expand_as.default", expand),

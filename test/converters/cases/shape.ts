@@ -176,6 +176,22 @@ export const SHAPE_CASES: CaseSpec[] = [
       fc.tuple(dimArb(x.shape.length), dimArb(x.shape.length)).map(([a, b]) => ({ dim0: I(a), dim1: I(b) })),
     ),
   ),
+  spec(
+    "aten.swapaxes.default",
+    "transpose",
+    self("aten.swapaxes.default", (x) =>
+      fc
+        .tuple(dimArb(x.shape.length), dimArb(x.shape.length))
+        .map(([a, b]) => ({ axis0: I(a), axis1: I(b) })),
+    ),
+  ),
+  spec(
+    "aten.swapdims.default",
+    "transpose",
+    self("aten.swapdims.default", (x) =>
+      fc.tuple(dimArb(x.shape.length), dimArb(x.shape.length)).map(([a, b]) => ({ dim0: I(a), dim1: I(b) })),
+    ),
+  ),
   spec("aten.t.default", "transpose", self("aten.t.default", none, 0, 2)),
   spec("aten.expand.default", "broadcast", expandCase("aten.expand.default")),
   spec("aten.expand_as.default", "broadcast", expandCase("aten.expand_as.default")),
