@@ -1,0 +1,391 @@
+// Quantized GEMM plans (issue 14): which cuBLASLt variant a problem gets and why others are refused, the
+// scale and zero-point arithmetic against the torchc.quantized_linear reference (the int8 oracle), and the
+// int8 / fp8 plans run through the fake cuBLASLt (test/ffi/fakes/fake_cublaslt.c computes what cuBLASLt's
+// documented int8 and fp8 matmuls compute, on host memory).
+import { rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type QuantLtProblem,
+  quantLtRefusal,
+  quantLtVariants,
+} from "../../src/backends/cuda/device/blaslt-quant.js";
+import { QUANT_KERNEL_NAMES, quantKernelSource } from "../../src/backends/cuda/kernels/matmul-int8.js";
+import {
+  type Int8LinearSpec,
+  int8Alpha,
+  int8Bias,
+  quantizedLinearRefusal,
+} from "../../src/backends/cuda/kernels/quantized-linear.js";
+import type { Arg } from "../../src/ir/graph.js";
+import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
+import { getOp } from "../../src/ops/index.js";
+import { e4m3Bits, e4m3Value, quantizeValue, roundToE4M3 } from "../../src/ops/quantize-math.js";
+import { buildFakes } from "../ffi/fakes/build.js";
+
+const T = (name: string): Arg => ({ kind: "tensor", name });
+const f = Math.fround;
+
+/** A seeded generator (mulberry32), so every run draws the same problem. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+interface Problem {
+  m: number;
+  k: number;
+  n: number;
+  x: Float32Array;
+  w: Int8Array;
+  sw: Float32Array;
+  bias: Float32Array;
+  sx: number;
+}
+
+function problem(m: number, k: number, n: number, seed: number): Problem {
+  const r = rng(seed);
+  const x = Float32Array.from({ length: m * k }, () => (r() - 0.5) * 4);
+  const w = Int8Array.from({ length: n * k }, () => Math.round((r() - 0.5) * 254));
+  const sw = Float32Array.from({ length: n }, () => f(0.001 + r() * 0.01));
+  const bias = Float32Array.from({ length: n }, () => f(r() - 0.5));
+  return { m, k, n, x, w, sw, bias, sx: 2 / 127 };
+}
+
+/** torchc.quantized_linear's reference output for `p` (activation zero point `zp`, range [qmin, qmax]). */
+function reference(p: Problem, zp = 0, qmin = -128, qmax = 127): Float64Array {
+  const tensors: Record<string, Tensor> = {
+    x: tensorFromNumbers("float32", [p.m, p.k], Array.from(p.x)),
+    w: tensorFromNumbers("int8", [p.n, p.k], Array.from(p.w)),
+    s: tensorFromNumbers("float32", [p.n], Array.from(p.sw)),
+    b: tensorFromNumbers("float32", [p.n], Array.from(p.bias)),
+  };
+  const def = getOp("torchc.quantized_linear.default")!;
+  const a = def.parse({
+    input: T("x"),
+    input_scale: { kind: "float", value: p.sx },
+    input_zero_point: { kind: "int", value: zp },
+    input_quant_min: { kind: "int", value: qmin },
+    input_quant_max: { kind: "int", value: qmax },
+    weight: T("w"),
+    weight_scales: T("s"),
+    weight_zero_points: { kind: "none" },
+    bias: T("b"),
+  });
+  return toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]);
+}
+
+/** What the activation-quantize kernel stores: clamp(rint(x · f32(1/s)) + zp) − offset (128 for uint8 ranges). */
+function quantizeInput(p: Problem, zp = 0, qmin = -128, qmax = 127): Int8Array {
+  const offset = qmax > 127 ? 128 : 0;
+  const inv = f(1 / p.sx);
+  return Int8Array.from(p.x, (v) => quantizeValue(v, inv, zp, qmin, qmax) - offset);
+}
+
+function spec(p: Problem, extra: Partial<Int8LinearSpec> = {}): Int8LinearSpec {
+  return {
+    kind: "int8",
+    m: p.m,
+    inFeatures: p.k,
+    outFeatures: p.n,
+    dtype: "float32",
+    inputScale: p.sx,
+    weight: p.w,
+    weightScales: p.sw,
+    bias: p.bias,
+    ...extra,
+  };
+}
+
+/** The int32 epilogue kernel's arithmetic: f32(f32(acc) · alpha[n]) then + bias[n], rounded per step. */
+function epilogue(acc: ArrayLike<number>, n: number, alpha: Float32Array, bias: Float32Array | null) {
+  return Float64Array.from({ length: acc.length }, (_, i) => {
+    const y = f(f(acc[i]) * alpha[i % n]);
+    return bias ? f(y + bias[i % n]) : y;
+  });
+}
+
+function int32Product(xq: Int8Array, w: Int8Array, m: number, k: number, n: number): Int32Array {
+  const acc = new Int32Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += xq[i * k + p] * w[j * k + p];
+      acc[i * n + j] = s;
+    }
+  return acc;
+}
+
+const base: QuantLtProblem = { kind: "int8", m: 8, n: 16, k: 32, out: "float16", bias: true };
+
+describe("quantized GEMM eligibility", () => {
+  it("accepts int8 and fp8 problems whose sizes fit the kernels' alignment", () => {
+    expect(quantLtRefusal(base)).toBeNull();
+    expect(quantLtRefusal({ ...base, kind: "fp8", n: 3072, k: 768 })).toBeNull();
+  });
+
+  it("refuses with the rule that failed", () => {
+    expect(quantLtRefusal({ ...base, k: 6 })).toBe("int8 GEMM: in_features 6 is not a multiple of 4");
+    expect(quantLtRefusal({ ...base, n: 10 })).toBe("int8 GEMM: out_features 10 is not a multiple of 4");
+    expect(quantLtRefusal({ ...base, kind: "fp8", k: 24 })).toBe(
+      "fp8 GEMM: in_features 24 is not a multiple of 16",
+    );
+    expect(quantLtRefusal({ ...base, kind: "fp8", n: 40 })).toBe(
+      "fp8 GEMM: out_features 40 is not a multiple of 16",
+    );
+    expect(quantLtRefusal({ ...base, m: 0 })).toBe("m = 0 is not a positive 32-bit size");
+  });
+
+  it("tries the fused variants first and the int32 result last", () => {
+    expect(quantLtVariants(base)).toEqual(["int8-vector-bias", "int8-vector", "int8-int32"]);
+    expect(quantLtVariants({ ...base, bias: false })).toEqual(["int8-vector", "int8-int32"]);
+    expect(quantLtVariants({ ...base, kind: "fp8" })).toEqual(["fp8-bias", "fp8"]);
+  });
+
+  it("checks a layer's weights, scales and ranges before anything reaches the device", () => {
+    const p = problem(2, 8, 4, 1);
+    expect(quantizedLinearRefusal(spec(p))).toBeNull();
+    expect(quantizedLinearRefusal(spec(p, { weightScales: new Float32Array(3) }))).toBe(
+      "3 weight scales for 4 output channels",
+    );
+    expect(quantizedLinearRefusal(spec(p, { qmin: -200 }))).toBe(
+      "activation range [-200, 127] does not fit int8 or uint8",
+    );
+    expect(quantizedLinearRefusal(spec(p, { inputScale: 0 }))).toBe(
+      "input scale 0 is not a positive finite number",
+    );
+    expect(quantizedLinearRefusal(spec(p, { weight: new Int8Array(5) }))).toBe(
+      "weight holds 5 values, [4, 8] needs 32",
+    );
+  });
+});
+
+describe("int8 scale math against the torchc.quantized_linear reference", () => {
+  it("alpha[c] = f32(sx · sw[c]): int32 product + epilogue equals the reference bit for bit", () => {
+    const p = problem(5, 12, 8, 7);
+    const alpha = int8Alpha(p.sx, p.sw, p.n);
+    expect(Array.from(alpha)).toEqual(Array.from(p.sw, (s) => f(f(p.sx) * s)));
+    const acc = int32Product(quantizeInput(p), p.w, p.m, p.k, p.n);
+    expect(Array.from(epilogue(acc, p.n, alpha, int8Bias(spec(p), alpha)))).toEqual(Array.from(reference(p)));
+  });
+
+  it("a per-tensor weight scale broadcasts to every channel", () => {
+    const alpha = int8Alpha(0.5, Float32Array.of(0.25), 3);
+    expect(Array.from(alpha)).toEqual([0.125, 0.125, 0.125]);
+  });
+
+  it("folds a nonzero activation zero point (int8, and uint8 stored minus 128) into the bias", () => {
+    for (const [zp, qmin, qmax] of [
+      [5, -128, 127],
+      [128, 0, 255],
+      [100, 0, 255],
+    ] as const) {
+      const p = problem(4, 16, 8, 11 + zp);
+      const s = spec(p, { inputZeroPoint: zp, qmin, qmax });
+      const alpha = int8Alpha(p.sx, p.sw, p.n);
+      const bias = int8Bias(s, alpha);
+      if (qmax > 127 && zp === 128) expect(bias).toBe(p.bias); // the offset equals the zero point: nothing to fold
+      const got = epilogue(
+        int32Product(quantizeInput(p, zp, qmin, qmax), p.w, p.m, p.k, p.n),
+        p.n,
+        alpha,
+        bias,
+      );
+      const want = reference(p, zp, qmin, qmax);
+      const scale = Math.max(...want.map(Math.abs));
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-5 * scale);
+    }
+  });
+});
+
+describe("fp8 E4M3 bytes", () => {
+  it("every finite byte decodes and re-encodes to itself, and values round as roundToE4M3", () => {
+    for (let b = 0; b < 256; b++) {
+      const v = e4m3Value(b);
+      if (Number.isNaN(v)) {
+        expect(b & 0x7f).toBe(0x7f);
+        continue;
+      }
+      expect(e4m3Bits(v)).toBe(b);
+    }
+    for (const x of [0.3, -1000, 1e-5, 3.1, -0.0013, 447, 2 ** -7 + 2 ** -12])
+      expect(e4m3Value(e4m3Bits(x))).toBe(roundToE4M3(x));
+    expect(e4m3Bits(448)).toBe(0x7e);
+    expect(e4m3Bits(2 ** -9)).toBe(0x01);
+  });
+});
+
+describe("quantize kernels' source", () => {
+  it("defines each named kernel once, for fp32 and fp16 inputs", () => {
+    const src = quantKernelSource();
+    expect(QUANT_KERNEL_NAMES).toHaveLength(8);
+    for (const name of QUANT_KERNEL_NAMES) expect(src.split(`void ${name}(`)).toHaveLength(2);
+    expect(src).toContain("#include <cuda_fp16.h>");
+  });
+});
+
+// ------------------------------------------------------------------------- through the fake cuBLASLt
+
+const fakes = buildFakes();
+const native = fakes ? describe : describe.skip;
+
+beforeAll(async () => {
+  if (!fakes) return;
+  process.env.TORCHC_LIBRARY_PATH = fakes;
+  process.env.TORCHC_PYTHON = "none";
+  (await import("../../src/ffi/index.js")).clearDiscoveryCache();
+});
+
+afterAll(() => {
+  if (fakes) rmSync(fakes, { recursive: true, force: true });
+});
+
+native("quantized plans through the fake cuBLASLt", () => {
+  async function setup() {
+    const ffi = await import("../../src/ffi/index.js");
+    const device = await import("../../src/backends/cuda/device/index.js");
+    const plans = await import("../../src/backends/cuda/device/blaslt-quant.js");
+    const { createLtHandle } = await import("../../src/backends/cuda/device/blaslt-plan.js");
+    const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
+    const floatOut = lib.func("void fake_cublaslt_int8_float_out(int on)") as (on: number) => void;
+    device.CudaContext.current();
+    return { device, plans, handle: createLtHandle(), floatOut };
+  }
+
+  it("int8: picks the int32 variant where int8 → fp32 is refused, and names the refusals", async () => {
+    const { device, plans, handle } = await setup();
+    const p = problem(3, 8, 4, 21);
+    const built = plans.buildQuantLtPlan(
+      handle,
+      { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: true },
+      1024,
+    );
+    if (!built.ok) throw new Error(built.reason);
+    const plan = built.plan;
+    expect(plan.variant).toBe("int8-int32");
+    expect(plan.dType).toBe("int32");
+    expect(plan.post).toEqual({ scale: true, bias: true });
+    expect(plan.refused).toHaveLength(2);
+    expect(plan.refused[0]).toMatch(/^int8-vector-bias: .*CUBLAS_STATUS_NOT_SUPPORTED/);
+    expect(plan.refused[1]).toMatch(/^int8-vector: .*CUBLAS_STATUS_NOT_SUPPORTED/);
+    const xq = device.DeviceBuffer.from(quantizeInput(p));
+    const wq = device.DeviceBuffer.from(p.w);
+    const d = device.DeviceBuffer.alloc(p.m * p.n * 4);
+    plans.bindQuantLtPlan(plan, {});
+    plans.runQuantLtPlan(handle, plan, { xq: xq.ptr, wq: wq.ptr, d: d.ptr, workspace: null }, null);
+    const acc = d.download(new Int32Array(p.m * p.n));
+    expect(Array.from(acc)).toEqual(Array.from(int32Product(quantizeInput(p), p.w, p.m, p.k, p.n)));
+    const alpha = int8Alpha(p.sx, p.sw, p.n);
+    expect(Array.from(epilogue(acc, p.n, alpha, p.bias))).toEqual(Array.from(reference(p)));
+    plans.destroyQuantLtPlan(plan);
+    for (const b of [xq, wq, d]) b.free();
+  });
+
+  it("int8: with int8 → fp32 allowed, the alpha vector (device memory) scales each output channel", async () => {
+    const { device, plans, handle, floatOut } = await setup();
+    floatOut(1);
+    try {
+      const p = problem(4, 12, 8, 33);
+      const built = plans.buildQuantLtPlan(
+        handle,
+        { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: false },
+        1024,
+      );
+      if (!built.ok) throw new Error(built.reason);
+      expect(built.plan.variant).toBe("int8-vector");
+      expect(built.plan.post).toEqual({ scale: false, bias: false });
+      const alpha = int8Alpha(p.sx, p.sw, p.n);
+      const bufs = {
+        xq: device.DeviceBuffer.from(quantizeInput(p)),
+        wq: device.DeviceBuffer.from(p.w),
+        alpha: device.DeviceBuffer.from(alpha),
+        d: device.DeviceBuffer.alloc(p.m * p.n * 4),
+      };
+      plans.runQuantLtPlan(
+        handle,
+        built.plan,
+        { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, alpha: bufs.alpha.ptr, workspace: null },
+        null,
+      );
+      const got = bufs.d.download(new Float32Array(p.m * p.n));
+      const noBias = { ...p, bias: new Float32Array(p.n) };
+      expect(Array.from(got)).toEqual(Array.from(reference(noBias)));
+      expect(() =>
+        plans.runQuantLtPlan(handle, built.plan, { xq: 1n, wq: 1n, d: 1n, workspace: null }, null),
+      ).toThrow("int8-vector: no alpha vector");
+      plans.destroyQuantLtPlan(built.plan);
+      for (const b of Object.values(bufs)) b.free();
+    } finally {
+      floatOut(0);
+    }
+  });
+
+  it("fp8: E4M3 operands with device scales for the weight and the input", async () => {
+    const { device, plans, handle } = await setup();
+    const r = rng(5);
+    const m = 3;
+    const k = 16;
+    const n = 16;
+    const x = Float32Array.from({ length: m * k }, () => (r() - 0.5) * 6);
+    const w = Float32Array.from({ length: n * k }, () => (r() - 0.5) * 0.2);
+    const sx = f(3 / 448);
+    const sw = f(0.1 / 448);
+    const xq = Uint8Array.from(x, (v) => e4m3Bits(f(v * f(1 / sx))));
+    const wq = Uint8Array.from(w, (v) => e4m3Bits(v / sw));
+    const built = plans.buildQuantLtPlan(handle, { kind: "fp8", m, n, k, out: "float32", bias: false }, 1024);
+    if (!built.ok) throw new Error(built.reason);
+    expect(built.plan.variant).toBe("fp8");
+    const scales = device.DeviceBuffer.from(Float32Array.of(sw, sx));
+    const bufs = {
+      xq: device.DeviceBuffer.from(xq),
+      wq: device.DeviceBuffer.from(wq),
+      d: device.DeviceBuffer.alloc(m * n * 4),
+    };
+    expect(() => plans.bindQuantLtPlan(built.plan, {})).toThrow(
+      "fp8 plan: weight and input scales are required",
+    );
+    plans.bindQuantLtPlan(built.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
+    plans.runQuantLtPlan(
+      handle,
+      built.plan,
+      { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null },
+      null,
+    );
+    const got = bufs.d.download(new Float32Array(m * n));
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += e4m3Value(xq[i * k + p]) * sx * e4m3Value(wq[j * k + p]) * sw;
+        expect(got[i * n + j]).toBeCloseTo(s, 5);
+      }
+    plans.destroyQuantLtPlan(built.plan);
+    for (const b of [...Object.values(bufs), scales]) b.free();
+  });
+
+  it("a problem no variant can run is refused with every variant's reason", async () => {
+    const { plans, handle } = await setup();
+    // the fake computes fp32 results only: an fp16 output is NOT_SUPPORTED for both fp8 variants
+    const built = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true },
+      1024,
+    );
+    expect(built.ok).toBe(false);
+    if (!built.ok) {
+      expect(built.reason).toMatch(
+        /^cuBLASLt refused every fp8 variant \(fp8-bias: .*NOT_SUPPORTED.*; fp8: .*NOT_SUPPORTED/,
+      );
+    }
+    const misaligned = plans.buildQuantLtPlan(
+      handle,
+      { kind: "int8", m: 2, n: 6, k: 16, out: "float32", bias: false },
+      1024,
+    );
+    expect(misaligned).toEqual({ ok: false, reason: "int8 GEMM: out_features 6 is not a multiple of 4" });
+  });
+});
