@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PRELUDE } from "../../../src/backends/cuda/codegen/ctypes.js";
 import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
+import { stepWrites } from "../../../src/backends/cuda/fuse/steps.js";
 import { layoutStrides } from "../../../src/backends/cuda/plan/layout.js";
 import { storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
@@ -287,6 +288,18 @@ function runLibraryStep(
       return chain(s.layer, [s.a, s.b, ...s.layer.inputs.slice(2)], s.fused, s.output);
     case "element":
       throw new Error("emulator: element step without a kernel");
+    case "normalization": {
+      // Fused layers around the norm: the prologue's values stay local except those the step stores.
+      const local = new Map<string, Tensor>();
+      const load = (t: string) => local.get(t) ?? read(t);
+      for (const l of s.prologue ?? []) local.set(l.output, runLayerReference(l, l.inputs.map(load), net));
+      for (const t of s.stores ?? []) write(t, local.get(t)!);
+      for (const l of [s.layer, ...(s.epilogue ?? [])])
+        local.set(l.output, runLayerReference(l, l.inputs.map(load), net));
+      const final = stepWrites(s).at(-1)!;
+      write(final, local.get(final)!);
+      return [...(s.stores ?? []), final];
+    }
     default: {
       const l = s.layer as Layer;
       write(l.output, runLayerReference(l, l.inputs.map(read), net));

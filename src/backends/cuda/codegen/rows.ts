@@ -14,8 +14,9 @@ import type {
   ReduceLayer,
   SoftmaxLayer,
 } from "../../../network/layers/index.js";
+import type { RowsFusion } from "../fuse/steps.js";
 import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
-import type { CodegenContext, GeneratedKernel } from "./element.js";
+import { type CodegenContext, ElementEmitter, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
 
 const THREADS = 256;
@@ -331,12 +332,24 @@ export function generateSoftmaxKernel(
   return finish(name, f);
 }
 
+/**
+ * Layer or group normalization. With `fusion` (layer norm only), the row's input is computed from the prologue's
+ * members at each element (stored where `stores` says, on the first pass) and the normalized value goes through
+ * the epilogue before it is stored: a pre-norm block's residual add, norm and casts in one kernel. Statistics
+ * and the affine map are computed in float32 (float64 for float64 inputs) whatever the storage.
+ */
 export function generateNormalizationKernel(
   name: string,
   layer: NormalizationLayer,
   ctx: CodegenContext,
+  fusion: Partial<RowsFusion> = {},
 ): GeneratedKernel {
   const [input, scale, bias] = layer.inputs;
+  const prologue = fusion.prologue ?? [];
+  const epilogue = fusion.epilogue ?? [];
+  if ((prologue.length || epilogue.length) && layer.kind !== "layer")
+    throw new Error(`normalization '${layer.name}': only layer norm takes fused layers`);
+  const final = epilogue.length ? epilogue[epilogue.length - 1].output : layer.output;
   const x = ctx.info(input);
   const rank = x.shape.length;
   const ct = x.logicalDType === "float64" ? "double" : "float";
@@ -358,6 +371,9 @@ export function generateNormalizationKernel(
   const cg = layer.kind === "group" ? x.shape[1] / groups : 1;
   const f = frame(ctx, spec, []);
   const e = f.e;
+  const pro = new ElementEmitter(e, new Map(prologue.map((l) => [l.output, l] as const)), ctx);
+  const epi = new ElementEmitter(e, new Map(epilogue.map((l) => [l.output, l] as const)), ctx);
+  const load = (c: string[]) => (prologue.length ? pro.value(input, c) : e.load(input, c));
   // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
   const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
   const scaleCoords = (c: string[]) => (layer.kind === "layer" ? c.slice(layer.beginAxis) : [channelOf(c)]);
@@ -366,14 +382,15 @@ export function generateNormalizationKernel(
     e.line(`${ct} s = 0;`);
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
-      e.line(`if (${inGroup(c)}) s += (${ct})${e.load(input, c)};`);
+      for (const t of fusion.stores ?? []) e.store(t, c, pro.value(t, c), ctx.info(t).logicalDType);
+      e.line(`if (${inGroup(c)}) s += (${ct})${load(c)};`);
     });
     const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
     const mean = e.let(ct, `${sum} / (${ct})${innerCount}`, "mean");
     e.line(`${ct} q = 0;`);
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
-      e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${e.load(input, c)} - ${mean}; q += d * d; }`);
+      e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${load(c)} - ${mean}; q += d * d; }`);
     });
     const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq");
     const rstd = e.let(
@@ -384,15 +401,16 @@ export function generateNormalizationKernel(
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
       e.block(g === null ? "" : `if (${inGroup(c)})`, () => {
-        const v = e.load(input, c);
+        const v = load(c);
         const sc = e.load(scale, scaleCoords(c));
         const bi = e.load(bias, scaleCoords(c));
-        e.store(
-          layer.output,
-          c,
-          `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`,
-          ctx.info(layer.output).logicalDType,
-        );
+        const y = `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`;
+        if (epilogue.length === 0) {
+          e.store(layer.output, c, y, ctx.info(layer.output).logicalDType);
+          return;
+        }
+        e.memoSet(`${layer.output}@${c.join(",")}`, e.let(ct, y, "y"));
+        e.store(final, c, epi.value(final, c), ctx.info(final).logicalDType);
       });
     });
   };

@@ -15,7 +15,15 @@ import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/el
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, type TensorInfo } from "../plan/tensors.js";
-import type { ConvActivationKind, ConvEpilogueOp, ConvStep, MatmulStep, Step } from "./steps.js";
+import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
+import type {
+  ConvActivationKind,
+  ConvEpilogueOp,
+  ConvStep,
+  MatmulStep,
+  NormalizationStep,
+  Step,
+} from "./steps.js";
 
 export interface ScheduleOptions {
   readonly precision: Precision;
@@ -135,7 +143,7 @@ class Scheduler {
         this.steps.push({ kind: "softmax", layer });
         return;
       case "normalization":
-        this.steps.push({ kind: "normalization", layer });
+        this.placeNormalization(layer);
         return;
       case "attention":
         this.steps.push({ kind: "attention", layer });
@@ -145,6 +153,52 @@ class Scheduler {
           throw new Error(`no CUDA implementation for ${layer.type} layer '${layer.name}'`);
         this.placeElement(layer);
     }
+  }
+
+  // ------------------------------------------------------------------------------------- rows kernels
+
+  /**
+   * A normalization kernel that also computes the element group making its input (the residual add of a
+   * pre-norm block, casts) and the pointwise chain after it (the cast back). TORCHC_FUSE_ROWS=0 keeps them
+   * apart (for A/B timing).
+   */
+  private placeNormalization(layer: LayerOf<"normalization">): void {
+    if (process.env.TORCHC_FUSE_ROWS === "0" || layer.kind !== "layer") {
+      this.steps.push({ kind: "normalization", layer });
+      return;
+    }
+    const pro = rowsPrologue(this.rowsView(), layer);
+    if (pro) {
+      const g = this.groupOf.get(pro.group);
+      if (g) {
+        this.steps.splice(this.steps.indexOf(g.step), 1);
+        for (const l of g.layers) this.groupOf.delete(l.output);
+      }
+    }
+    const epilogue = rowsEpilogue(this.rowsView(), layer.output);
+    for (const l of epilogue) this.consumed.add(l);
+    const step: NormalizationStep = {
+      kind: "normalization",
+      layer,
+      prologue: pro?.layers ?? [],
+      stores: pro?.stores ?? [],
+      epilogue,
+    };
+    this.steps.push(step);
+  }
+
+  /** What the rows fusion rules may ask of the schedule so far. */
+  private rowsView(): RowsScheduleView {
+    return {
+      info: (t: string) => this.info(t),
+      producer: (t: string) => this.producer.get(t),
+      consumers: (t: string) => this.consumers.get(t) ?? [],
+      readers: (t: string) => this.readers(t),
+      isOutputish: (t: string) => this.isOutputish(t),
+      index: (l: Layer) => this.index.get(l)!,
+      current: this.current,
+      group: (t: string) => this.groupOf.get(t),
+    };
   }
 
   // ------------------------------------------------------------------------------------- element groups

@@ -52,11 +52,30 @@ export interface MatmulStep {
   readonly output: string;
 }
 
+/**
+ * Pointwise layers a rows kernel computes around its own layer, so they need no kernel of their own: the
+ * prologue makes the row's input from loaded tensors at the same coordinates (a pre-norm residual add, casts),
+ * the epilogue maps the result on its way to memory (casts).
+ */
+export interface RowsFusion {
+  /** Members in topological order; the last one's output is the layer's input. */
+  readonly prologue: readonly Layer[];
+  /** Prologue outputs read elsewhere (the residual sum): stored by the kernel at the input's coordinates. */
+  readonly stores: readonly string[];
+  /** A chain after the layer's output; the last one's output is what the kernel stores. */
+  readonly epilogue: readonly Layer[];
+}
+
+export interface NormalizationStep extends Partial<RowsFusion> {
+  readonly kind: "normalization";
+  readonly layer: LayerOf<"normalization">;
+}
+
 export type Step =
   | { readonly kind: "element"; readonly group: ElementGroup }
   | { readonly kind: "reduce"; readonly layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling"> }
   | { readonly kind: "softmax"; readonly layer: LayerOf<"softmax"> }
-  | { readonly kind: "normalization"; readonly layer: LayerOf<"normalization"> }
+  | NormalizationStep
   | { readonly kind: "attention"; readonly layer: LayerOf<"attention"> }
   | ConvStep
   | MatmulStep;
@@ -75,8 +94,34 @@ export function stepReads(s: Step): string[] {
     }
     case "matmul":
       return [s.a, s.b, ...(s.bias ? [s.bias] : [])];
+    case "normalization": {
+      const layers = stepLayers(s);
+      const inside = new Set(layers.map((l) => l.output));
+      return [...new Set(layers.flatMap((l) => l.inputs).filter((t) => !inside.has(t)))];
+    }
     default:
       return [...s.layer.inputs];
+  }
+}
+
+/** The layer a normalization step stores last: its own output or its epilogue's. */
+export function rowsOutput(s: NormalizationStep): string {
+  return s.epilogue?.length ? s.epilogue[s.epilogue.length - 1].output : s.layer.output;
+}
+
+/** Every layer a step computes, in order. */
+export function stepLayers(s: Step): readonly Layer[] {
+  switch (s.kind) {
+    case "element":
+      return s.group.layers;
+    case "conv":
+      return [s.layer, ...s.fused, ...(s.next ? stepLayers(s.next) : [])];
+    case "matmul":
+      return [s.layer, ...s.fused];
+    case "normalization":
+      return [...(s.prologue ?? []), s.layer, ...(s.epilogue ?? [])];
+    default:
+      return [s.layer];
   }
 }
 
@@ -89,6 +134,8 @@ export function stepWrites(s: Step): string[] {
       return [s.next ? s.next.output : s.output];
     case "matmul":
       return [s.output];
+    case "normalization":
+      return [...(s.stores ?? []), rowsOutput(s)];
     default:
       return [s.layer.output];
   }
@@ -102,6 +149,11 @@ export function describeStep(s: Step): string {
       return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
+    case "normalization": {
+      const pro = s.prologue?.length ? `[${s.prologue.map((l) => l.type).join("+")}]+` : "";
+      const epi = s.epilogue?.length ? `+[${s.epilogue.map((l) => l.type).join("+")}]` : "";
+      return `normalization${pro || epi ? ` ${pro}norm${epi}` : ""} → ${stepWrites(s).join(", ")}`;
+    }
     default:
       return `${s.kind} → ${s.layer.output}`;
   }

@@ -25,7 +25,7 @@ export function generateStepKernel(
     case "softmax":
       return generateSoftmaxKernel(name, step.layer, ctx);
     case "normalization":
-      return generateNormalizationKernel(name, step.layer, ctx);
+      return generateNormalizationKernel(name, step.layer, ctx, step);
     case "attention":
       return generateAttentionKernel(name, step.layer, ctx);
     case "conv":

@@ -1,0 +1,137 @@
+// Pre-norm transformer blocks through the CUDA plan, emulated on the CPU (emulate.ts): the residual add before
+// each LayerNorm and the casts around it run inside the norm's rows kernel (no step is a lone cast or a lone
+// residual add), and the emulated engine still computes what the aten reference interpreter computes.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { convertGraph } from "../../../src/converters/index.js";
+import { GraphBuilder } from "../../../src/ir/builder.js";
+import type { Graph } from "../../../src/ir/graph.js";
+import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
+import { interpret } from "../../../src/ops/index.js";
+import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { inputsFor } from "../../passes/graphs.js";
+import { emulateEngine, hasGxx } from "./emulate.js";
+import { preNormBlocksGraph } from "./transformer-graphs.js";
+
+/** max |got − want| / max |want|. */
+function relMax(got: Tensor, want: Tensor): number {
+  const g = toFloat64Array(got);
+  const w = toFloat64Array(want);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < w.length; i++) {
+    err = Math.max(err, Math.abs(g[i] - w[i]));
+    scale = Math.max(scale, Math.abs(w[i]));
+  }
+  return err / scale;
+}
+
+const isLoneCast = (s: Step) => s.kind === "element" && s.group.layers.every((l) => l.type === "cast");
+const elementAdds = (steps: readonly Step[]) =>
+  steps.filter((s) => s.kind === "element" && s.group.layers.some((l) => l.type === "elementwise")).length;
+
+function lower(graph: Graph, precision: "fp32" | "fp16") {
+  const enabledPrecisions = precision === "fp16" ? (["float16"] as const) : (["float32"] as const);
+  return runPipeline(graph, defaultPipeline({ enabledPrecisions: [...enabledPrecisions] })).graph;
+}
+
+afterEach(() => {
+  delete process.env.TORCHC_FUSE_ROWS;
+});
+
+describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emulated", () => {
+  const depth = 2;
+  const graph = preNormBlocksGraph({ B: 2, N: 9, C: 32, heads: 2, depth });
+  for (const precision of ["fp32", "fp16"] as const) {
+    it(`${precision}: each residual add runs in the next norm's kernel; numbers match the aten reference`, () => {
+      const lowered = lower(graph, precision);
+      const net = convertGraph(lowered);
+      process.env.TORCHC_FUSE_ROWS = "0";
+      const apart = planCudaEngine(net, { precision }).steps;
+      delete process.env.TORCHC_FUSE_ROWS;
+      const inputs = inputsFor(graph, 7);
+      const named = Object.fromEntries(lowered.inputs.map((n, i) => [n, inputs[i]]));
+      const { plan, outputs } = emulateEngine(net, named, { precision });
+      const norms = plan.steps.filter((s) => s.kind === "normalization");
+      // 2 norms per block and the final one; every norm but the first (which reads the input) takes in the
+      // residual add before it, and stores the sum where the next residual add reads it.
+      expect(norms).toHaveLength(2 * depth + 1);
+      expect(norms.filter((s) => s.prologue?.length)).toHaveLength(2 * depth);
+      expect(norms.filter((s) => s.stores?.length)).toHaveLength(2 * depth - 1);
+      expect(plan.steps.length).toBe(apart.length - 2 * depth);
+      expect(elementAdds(apart)).toBe(2 * depth);
+      expect(elementAdds(plan.steps)).toBe(0);
+      expect(plan.steps.filter(isLoneCast), plan.summary.join("\n")).toHaveLength(0);
+      const [want] = interpret(graph, inputs);
+      expect(relMax(outputs[0], want)).toBeLessThan(precision === "fp32" ? 1e-4 : 1e-2);
+    }, 120_000);
+  }
+
+  it("fp16: the same numbers with the norms' fused layers on the layer reference", () => {
+    const lowered = lower(graph, "fp16");
+    const net = convertGraph(lowered);
+    const inputs = inputsFor(graph, 8);
+    const named = Object.fromEntries(lowered.inputs.map((n, i) => [n, inputs[i]]));
+    const { outputs } = emulateEngine(net, named, { precision: "fp16", cooperative: false });
+    const [want] = interpret(graph, inputs);
+    expect(relMax(outputs[0], want)).toBeLessThan(1e-2);
+  }, 120_000);
+
+  it("fp32 plan: a cast after the norm is stored by the norm kernel, computed in float32 first", () => {
+    // y = layer_norm(x + r).to(float16); z = (x + r) * 2 reads the sum after the norm
+    const b = new GraphBuilder();
+    const x = b.addInput("x", { dtype: "float32", shape: [3, 40] });
+    const r = b.addInput("r", { dtype: "float32", shape: [3, 40] });
+    const t = (name: string, shape: number[], dtype: "float32" | "float16" = "float32") => [
+      { name, type: { dtype, shape } },
+    ];
+    const w = (name: string, v: number) =>
+      b.addWeight(name, {
+        kind: "parameter",
+        target: name,
+        tensor: { dtype: "float32", shape: [40], data: new Float32Array(40).map((_, i) => v + i / 80) },
+      });
+    const tensor = (name: string) => ({ kind: "tensor" as const, name });
+    const [s] = b.addNode("aten.add.Tensor", { self: tensor(x), other: tensor(r) }, t("s", [3, 40]), {});
+    const [n] = b.addNode(
+      "aten.layer_norm.default",
+      {
+        input: tensor(s),
+        normalized_shape: { kind: "ints", value: [40] },
+        weight: tensor(w("g", 0.5)),
+        bias: tensor(w("h", -0.2)),
+        eps: { kind: "float", value: 1e-5 },
+      },
+      t("n", [3, 40]),
+      {},
+    );
+    const [y] = b.addNode(
+      "aten._to_copy.default",
+      { self: tensor(n), dtype: { kind: "dtype", value: "float16" } },
+      t("y", [3, 40], "float16"),
+      {},
+    );
+    const [z] = b.addNode(
+      "aten.mul.Tensor",
+      { self: tensor(s), other: { kind: "float", value: 2 } },
+      t("z", [3, 40]),
+      {},
+    );
+    b.setOutputs([y, z]);
+    const graph1 = b.build();
+    const lowered = lower(graph1, "fp32");
+    const net = convertGraph(lowered);
+    const inputs = inputsFor(graph1, 3);
+    const named = Object.fromEntries(lowered.inputs.map((k, i) => [k, inputs[i]]));
+    const { plan, outputs } = emulateEngine(net, named, { precision: "fp32" });
+    expect(plan.summary).toHaveLength(2);
+    const norm = plan.steps.find((st) => st.kind === "normalization");
+    expect(norm?.prologue?.map((l) => l.type)).toEqual(["elementwise"]);
+    expect(norm?.epilogue?.map((l) => l.type)).toEqual(["cast"]);
+    const want = interpret(graph1, inputs);
+    expect(outputs[0].dtype).toBe("float16");
+    expect(relMax(outputs[0], want[0])).toBeLessThan(1e-3);
+    expect(relMax(outputs[1], want[1])).toBeLessThan(1e-6);
+  }, 60_000);
+});
