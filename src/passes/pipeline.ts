@@ -9,6 +9,7 @@ import {
   type PrecisionOptions,
   reducedPrecisionOf,
 } from "./assign-precision.js";
+import { cancelCasts } from "./cancel-casts.js";
 import { canonicalizeViews } from "./canonicalize-views.js";
 import { decomposeToCore } from "./decompose-to-core.js";
 import { eliminateCommonSubexpressionsPass } from "./eliminate-common-subexpressions.js";
@@ -51,7 +52,11 @@ export function defaultPipeline(options: PipelineOptions = {}): Pass[] {
   passes.push(eliminateCommonSubexpressionsPass, eliminateDeadCodePass);
   const enabledPrecisions = options.enabledPrecisions ?? ["float32"];
   if (reducedPrecisionOf(enabledPrecisions)) {
-    passes.push(assignPrecisionPass({ ...options.precision, enabledPrecisions }), eliminateDeadCodePass);
+    passes.push(
+      assignPrecisionPass({ ...options.precision, enabledPrecisions }),
+      cancelCasts,
+      eliminateDeadCodePass,
+    );
   }
   return passes;
 }
