@@ -6,28 +6,53 @@
  * ResNet-50 and EfficientNet-B0 (random weights, fixtures/imagenet_quant.py at test time): int8 and fp8 output
  * against PyTorch fp32 as max error / max reference and cosine (reported, not asserted: no bar in the issue).
  * int8 and fp8 here are simulated in float (quantize/dequantize kernels around fp32 convolutions and GEMMs):
- * the numbers measure accuracy, not int8 speed.
+ * the numbers measure accuracy, not int8 speed. The third part ("kernels") runs real int8 (cuBLASLt IMMA) and
+ * fp8 E4M3 GEMMs through the device QuantizedLinear (test/gpu/quant-kernels.ts): a 768→3072→768 linear stack
+ * against the simulated arithmetic layer by layer and against PyTorch fp32, and a timing table int8 / fp8 /
+ * fp16 (printed; JSON in $OUT/quant-kernels.json when OUT is set).
  *
  * Needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`) and the models of fixtures/mnist_quant.py:
  * from TORCHC_MNIST_DIR if set, else the script is run here first (PyTorch on the GPU machine, ~1 min).
  *   bash scripts/gpu.sh test quant                              both halves
  *   TORCHC_QUANT_PART=mnist bash scripts/gpu.sh test quant      MNIST only (…=imagenet: the ImageNet half)
+ *   TORCHC_QUANT_PART=kernels bash scripts/gpu.sh test quant    the int8 / fp8 GEMM kernels only
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
+import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
+import { Stream } from "../../src/backends/cuda/device/stream.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
+import { E4M3_MAX } from "../../src/ops/quantize-math.js";
 import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
 import { cosine } from "../quant/cosine.js";
+import {
+  amax,
+  cosineOf,
+  downloadAs,
+  type FloatLinear,
+  fp8Reference,
+  fp8Weights,
+  int8Reference,
+  int8Weights,
+  normals,
+  pytorchStack,
+  quantizedLayer,
+  relative,
+  type TimingRow,
+  timeShape,
+  uploadAs,
+} from "./quant-kernels.js";
 import { gpuReporter, openGpu } from "./support.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,10 +65,11 @@ const BATCH = 100;
 const report = gpuReporter("quant");
 
 const { skip: noGpu } = openGpu();
-// TORCHC_QUANT_PART=mnist or imagenet runs one half (each fits a GPU run's time limit on its own).
+// TORCHC_QUANT_PART=mnist, imagenet or kernels runs one part (each fits a GPU run's time limit on its own).
 const PART = process.env.TORCHC_QUANT_PART ?? "all";
-const skipMnistPart = PART === "imagenet" ? "TORCHC_QUANT_PART=imagenet" : false;
-const skipImagenetPart = PART === "mnist" ? "TORCHC_QUANT_PART=mnist" : false;
+const onlyPart = (name: string) => (PART === "all" || PART === name ? false : `TORCHC_QUANT_PART=${PART}`);
+const skipMnistPart = onlyPart("mnist");
+const skipImagenetPart = onlyPart("imagenet");
 const noDigits = existsSync(join(DIGITS, "test_images.npy.gz"))
   ? false
   : `no digits in ${DIGITS}: run 'bash scripts/gpu.sh pack' (fixtures/mnist_digits.mjs)`;
@@ -274,4 +300,119 @@ describe("ImageNet-shaped models (random weights): int8 and fp8 against fp32", {
     mkdirSync(join(dir, "calib"), { recursive: true });
     copyFileSync(join(dir, "calibration.npy"), join(dir, "calib", "calibration.npy"));
   }
+});
+
+describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch fp32 and fp16 speed", {
+  skip: noGpu || onlyPart("kernels"),
+}, () => {
+  const M = 128;
+  const layers: FloatLinear[] = [
+    { k: 768, n: 3072, w: normals(3072 * 768, 11, 0.03), b: normals(3072, 12, 0.1) },
+    { k: 3072, n: 768, w: normals(768 * 3072, 13, 0.02), b: normals(768, 14, 0.1) },
+  ];
+  const x = normals(M * 768, 15, 1);
+  const torch = noGpu || onlyPart("kernels") ? "skipped" : pytorchStack(x, M, layers);
+
+  for (const kind of ["int8", "fp8"] as const)
+    for (const dtype of ["float16", "float32"] as const)
+      it(`${kind}, ${dtype} in and out: each layer matches the simulated arithmetic on its input`, () => {
+        const handle = createLtHandle();
+        const workspace = DeviceBuffer.alloc(32 << 20);
+        const stream = Stream.create();
+        const levels = kind === "int8" ? 127 : E4M3_MAX;
+        const owned: DeviceBuffer[] = [workspace];
+        try {
+          let input = uploadAs(x, dtype);
+          owned.push(input);
+          for (const [i, l] of layers.entries()) {
+            const inValues = downloadAs(input, M * l.k, dtype);
+            const scale = amax(inValues) / levels;
+            const layer = quantizedLayer(handle, workspace, kind, l, M, dtype, scale);
+            const out = DeviceBuffer.alloc(M * l.n * (dtype === "float16" ? 2 : 4));
+            owned.push(out);
+            try {
+              layer.run(input, out, stream);
+              stream.synchronize();
+              const got = downloadAs(out, M * l.n, dtype);
+              const want =
+                kind === "int8"
+                  ? int8Reference(inValues, M, l, int8Weights(l), scale)
+                  : fp8Reference(inValues, M, l, fp8Weights(l), scale);
+              const err = relative(got, want);
+              report(`${kind} ${dtype} layer ${i} vs simulated`, {
+                variant: layer.variant,
+                refused: layer.plan.refused,
+                relative: err,
+              });
+              // int8: exact int32 sums, the fp32 epilogue rounded as the reference (fp16: one output rounding);
+              // fp8: fp32 accumulation against float64 sums of the same E4M3 operands
+              const bound = dtype === "float16" ? 2e-3 : kind === "int8" ? 1e-5 : 1e-4;
+              assert.ok(err <= bound, `${kind} ${dtype} layer ${i}: ${err} > ${bound}`);
+              // run twice: the same bits
+              layer.run(input, out, stream);
+              stream.synchronize();
+              assert.deepEqual(Array.from(downloadAs(out, M * l.n, dtype)), Array.from(got));
+            } finally {
+              layer.destroy();
+            }
+            input = out;
+          }
+          if (typeof torch !== "string") {
+            const y = downloadAs(input, M * 768, dtype);
+            const c = cosineOf(y, torch);
+            report(`${kind} ${dtype} stack vs PyTorch fp32`, { relative: relative(y, torch), cosine: c });
+            assert.ok(c >= (kind === "int8" ? 0.995 : 0.99), `${kind} ${dtype}: cosine ${c} to PyTorch fp32`);
+          } else report(`${kind} ${dtype} stack vs PyTorch fp32`, { skipped: torch });
+        } finally {
+          stream.synchronize();
+          for (const b of owned) b.free();
+          stream.destroy();
+          destroyLtHandle(handle);
+        }
+      });
+
+  it("refuses misaligned sizes with the rule, before cuBLASLt is asked", () => {
+    const handle = createLtHandle();
+    const workspace = DeviceBuffer.alloc(1024);
+    try {
+      const l: FloatLinear = { k: 30, n: 8, w: normals(240, 1, 0.1), b: normals(8, 2, 0.1) };
+      assert.throws(
+        () => quantizedLayer(handle, workspace, "int8", l, 4, "float16", 0.1),
+        /in_features 30 is not a multiple of 4/,
+      );
+    } finally {
+      workspace.free();
+      destroyLtHandle(handle);
+    }
+  });
+
+  it("times int8 / fp8 / fp16 linear layers (768→3072, 3072→768; M = 1024, 4096)", () => {
+    const stream = Stream.create();
+    const rows: TimingRow[] = [];
+    try {
+      for (const m of [1024, 4096])
+        for (const [k, n] of [
+          [768, 3072],
+          [3072, 768],
+        ])
+          rows.push(timeShape(m, k, n, stream));
+    } finally {
+      stream.destroy();
+    }
+    const ms = (v: number) => `${(v * 1000).toFixed(1)} µs`;
+    console.log(
+      [
+        "",
+        "| M | K→N | fp16 cuBLASLt (+bias) | int8 GEMM | int8 layer (quantize+GEMM+epilogue) | int8 variant | fp8 GEMM | fp8 layer | int8 layer / fp16 | fp8 layer / fp16 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ...rows.map(
+          (r) =>
+            `| ${r.m} | ${r.k}→${r.n} | ${ms(r.fp16Ms)} | ${ms(r.int8GemmMs)} | ${ms(r.int8LayerMs)} | ${r.int8Variant} | ${ms(r.fp8GemmMs)} | ${ms(r.fp8LayerMs)} | ${(r.int8LayerMs / r.fp16Ms).toFixed(2)} | ${(r.fp8LayerMs / r.fp16Ms).toFixed(2)} |`,
+        ),
+      ].join("\n"),
+    );
+    for (const r of rows) report("timing", { ...r });
+    if (process.env.OUT)
+      writeFileSync(join(process.env.OUT, "quant-kernels.json"), JSON.stringify(rows, null, 2));
+  });
 });

@@ -1,0 +1,305 @@
+/**
+ * The "kernels" part of quant.gpu.test.ts: real int8 (cuBLASLt IMMA) and fp8 E4M3 GEMMs through the device
+ * QuantizedLinear, checked layer by layer against the simulated arithmetic on the same input (the
+ * torchc.quantized_linear reference for int8; E4M3-rounded operands summed in float64 for fp8), the stack
+ * against PyTorch fp32, and a timing table against cuBLASLt fp16.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BlasLt } from "../../src/backends/cuda/device/blaslt.js";
+import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
+import {
+  bindQuantLtPlan,
+  buildQuantLtPlan,
+  destroyQuantLtPlan,
+  runQuantLtPlan,
+} from "../../src/backends/cuda/device/blaslt-quant.js";
+import { timeOnStream } from "../../src/backends/cuda/device/event.js";
+import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
+import type { Stream } from "../../src/backends/cuda/device/stream.js";
+import type { QuantIoDType } from "../../src/backends/cuda/kernels/matmul-int8.js";
+import {
+  QuantizedLinear,
+  type QuantizedLinearSpec,
+} from "../../src/backends/cuda/kernels/quantized-linear.js";
+import type { Arg } from "../../src/ir/graph.js";
+import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
+import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
+import { getOp } from "../../src/ops/index.js";
+import { E4M3_MAX, e4m3Bits, e4m3Value, quantizeValue } from "../../src/ops/quantize-math.js";
+import { readNpy, writeNpy } from "../../src/util/npy.js";
+
+/** A seeded generator (mulberry32) of roughly normal values (sum of four uniforms). */
+export function normals(n: number, seed: number, scale: number): Float32Array {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  return Float32Array.from({ length: n }, () => (u() + u() + u() + u() - 2) * scale);
+}
+
+export interface FloatLinear {
+  readonly k: number;
+  readonly n: number;
+  /** [n, k] */
+  readonly w: Float32Array;
+  readonly b: Float32Array;
+}
+
+/** Symmetric per-channel int8: scale amax_c / 127, values in [-127, 127] (quantize-insert.ts's rule). */
+export function int8Weights(l: FloatLinear): { q: Int8Array; scales: Float32Array } {
+  const scales = new Float32Array(l.n);
+  const q = new Int8Array(l.n * l.k);
+  for (let c = 0; c < l.n; c++) {
+    let amax = 0;
+    for (let i = c * l.k; i < (c + 1) * l.k; i++) amax = Math.max(amax, Math.abs(l.w[i]));
+    scales[c] = Math.fround(amax > 0 ? amax / 127 : 1);
+    const inv = Math.fround(1 / scales[c]);
+    for (let i = c * l.k; i < (c + 1) * l.k; i++) q[i] = quantizeValue(l.w[i], inv, 0, -127, 127);
+  }
+  return { q, scales };
+}
+
+/** E4M3 with one per-tensor scale amax / 448. */
+export function fp8Weights(l: FloatLinear): { bytes: Uint8Array; scale: number } {
+  let amax = 0;
+  for (const v of l.w) amax = Math.max(amax, Math.abs(v));
+  const scale = Math.fround(amax / E4M3_MAX);
+  return { bytes: Uint8Array.from(l.w, (v) => e4m3Bits(v / scale)), scale };
+}
+
+const T = (name: string): Arg => ({ kind: "tensor", name });
+
+/** torchc.quantized_linear's reference (what the simulated path computes) on the values `x` [m, k]. */
+export function int8Reference(
+  x: Float64Array,
+  m: number,
+  l: FloatLinear,
+  q: { q: Int8Array; scales: Float32Array },
+  inputScale: number,
+): Float64Array {
+  const tensors: Record<string, Tensor> = {
+    x: tensorFromNumbers("float32", [m, l.k], Array.from(x)),
+    w: tensorFromNumbers("int8", [l.n, l.k], Array.from(q.q)),
+    s: tensorFromNumbers("float32", [l.n], Array.from(q.scales)),
+    b: tensorFromNumbers("float32", [l.n], Array.from(l.b)),
+  };
+  const def = getOp("torchc.quantized_linear.default")!;
+  const a = def.parse({
+    input: T("x"),
+    input_scale: { kind: "float", value: inputScale },
+    input_zero_point: { kind: "int", value: 0 },
+    input_quant_min: { kind: "int", value: -128 },
+    input_quant_max: { kind: "int", value: 127 },
+    weight: T("w"),
+    weight_scales: T("s"),
+    weight_zero_points: { kind: "none" },
+    bias: T("b"),
+  });
+  return toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]);
+}
+
+/** Σ e4m3(x/sx)·sx · e4m3(w/sw)·sw + b in float64, with the kernel's f32 x · f32(1/sx) before rounding. */
+export function fp8Reference(
+  x: Float64Array,
+  m: number,
+  l: FloatLinear,
+  w: { bytes: Uint8Array; scale: number },
+  inputScale: number,
+): Float64Array {
+  const f = Math.fround;
+  const inv = f(1 / inputScale);
+  const xq = Float64Array.from(x, (v) => e4m3Value(e4m3Bits(f(v * inv))) * inputScale);
+  const wq = Float64Array.from(w.bytes, (b) => e4m3Value(b) * w.scale);
+  const out = new Float64Array(m * l.n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < l.n; j++) {
+      let s = 0;
+      for (let p = 0; p < l.k; p++) s += xq[i * l.k + p] * wq[j * l.k + p];
+      out[i * l.n + j] = s + l.b[j];
+    }
+  return out;
+}
+
+/** PyTorch fp32 (CUDA, TF32 off) through the stack of linear layers, or why it could not run. */
+export function pytorchStack(
+  x: Float32Array,
+  m: number,
+  layers: readonly FloatLinear[],
+): Float32Array | string {
+  const dir = mkdtempSync(join(tmpdir(), "torchc-qk-"));
+  writeNpy(join(dir, "x.npy"), { dtype: "float32", shape: [m, layers[0].k], data: x });
+  layers.forEach((l, i) => {
+    writeNpy(join(dir, `w${i}.npy`), { dtype: "float32", shape: [l.n, l.k], data: l.w });
+    writeNpy(join(dir, `b${i}.npy`), { dtype: "float32", shape: [l.n], data: l.b });
+  });
+  const script = [
+    "import sys, numpy as np, torch",
+    "torch.backends.cuda.matmul.allow_tf32 = False",
+    "d = sys.argv[1]",
+    "y = torch.from_numpy(np.load(f'{d}/x.npy')).cuda()",
+    `for i in range(${layers.length}):`,
+    "    w = torch.from_numpy(np.load(f'{d}/w{i}.npy')).cuda()",
+    "    b = torch.from_numpy(np.load(f'{d}/b{i}.npy')).cuda()",
+    "    y = torch.nn.functional.linear(y, w, b)",
+    "np.save(f'{d}/y.npy', y.cpu().numpy())",
+  ].join("\n");
+  const r = spawnSync("python3", ["-c", script, dir], { encoding: "utf8", timeout: 120_000 });
+  if (r.status !== 0) return `PyTorch failed: ${(r.stderr ?? "").split("\n").slice(-3).join(" ")}`;
+  return readNpy(join(dir, "y.npy")).data as Float32Array;
+}
+
+/** Host values → a device buffer of `dtype`; and back to float64 values. */
+export function uploadAs(v: ArrayLike<number>, dtype: QuantIoDType): DeviceBuffer {
+  return DeviceBuffer.from(
+    dtype === "float16" ? Uint16Array.from(v, numberToFloat16Bits) : Float32Array.from(v),
+  );
+}
+
+export function downloadAs(buf: DeviceBuffer, n: number, dtype: QuantIoDType): Float64Array {
+  if (dtype === "float16") return Float64Array.from(buf.download(new Uint16Array(n)), float16BitsToNumber);
+  return Float64Array.from(buf.download(new Float32Array(n)));
+}
+
+export function amax(v: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
+}
+
+/** max |a − b| / max |b|. */
+export function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < b.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d / (amax(b) || 1);
+}
+
+export function cosineOf(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < b.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** A QuantizedLinear for `l` of `kind`, or throws with cuBLASLt's or the checks' reason. */
+export function quantizedLayer(
+  handle: bigint | null,
+  workspace: DeviceBuffer,
+  kind: "int8" | "fp8",
+  l: FloatLinear,
+  m: number,
+  dtype: QuantIoDType,
+  inputScale: number,
+  fastAccum = false,
+): QuantizedLinear {
+  const common = { m, inFeatures: l.k, outFeatures: l.n, dtype, inputScale, bias: l.b };
+  let spec: QuantizedLinearSpec;
+  if (kind === "int8") {
+    const q = int8Weights(l);
+    spec = { kind, ...common, weight: q.q, weightScales: q.scales };
+  } else {
+    const q = fp8Weights(l);
+    spec = { kind, ...common, weight: q.bytes, weightScale: q.scale, fastAccum };
+  }
+  const built = QuantizedLinear.create(handle, spec, workspace);
+  if (!built.ok) throw new Error(`${kind} ${m}x${l.k}→${l.n} ${dtype}: ${built.reason}`);
+  return built.layer;
+}
+
+export interface TimingRow {
+  m: number;
+  k: number;
+  n: number;
+  fp16Ms: number;
+  int8GemmMs: number;
+  int8LayerMs: number;
+  int8Variant: string;
+  fp8GemmMs: number;
+  fp8LayerMs: number;
+}
+
+/** GPU time of fp16 cuBLASLt linear, the int8 and fp8 GEMMs alone, and the whole quantized layers (fp16 I/O). */
+export function timeShape(m: number, k: number, n: number, stream: Stream): TimingRow {
+  const lt = BlasLt.create();
+  const handle = createLtHandle();
+  const workspace = DeviceBuffer.alloc(32 << 20);
+  const owned: DeviceBuffer[] = [workspace];
+  const buf = (bytes: number) => {
+    const b = DeviceBuffer.alloc(bytes);
+    owned.push(b);
+    return b;
+  };
+  const x = buf(m * k * 2);
+  const w = buf(n * k * 2);
+  const bias = buf(n * 2);
+  const out = buf(m * n * 2);
+  const l: FloatLinear = { k, n, w: normals(n * k, 3, 0.02), b: normals(n, 4, 0.1) };
+  x.upload(Uint16Array.from(normals(m * k, 5, 1), numberToFloat16Bits));
+  w.upload(Uint16Array.from(l.w, numberToFloat16Bits));
+  bias.upload(Uint16Array.from(l.b, numberToFloat16Bits));
+  const opts = { warmup: 5, reps: 50 };
+  try {
+    const fp16Ms = timeOnStream(
+      stream,
+      () =>
+        lt.linear({ x, weight: w, bias, out, m, inFeatures: k, outFeatures: n, dtype: "float16", stream }),
+      opts,
+    );
+    const row = { m, k, n, fp16Ms } as TimingRow;
+    for (const kind of ["int8", "fp8"] as const) {
+      const layer = quantizedLayer(handle, workspace, kind, l, m, "float16", 4 / 127, true);
+      try {
+        const layerMs = timeOnStream(stream, () => layer.run(x, out, stream), opts);
+        // the GEMM alone: the same plan kind on already-quantized operands, no bias
+        const g = buildQuantLtPlan(
+          handle,
+          { kind, m, n, k, out: "float16", bias: false, fastAccum: true },
+          workspace.bytes,
+        );
+        if (!g.ok) throw new Error(g.reason);
+        const scales = buf(8);
+        scales.upload(Float32Array.of(1, 1));
+        const alpha = buf(n * 4);
+        alpha.upload(new Float32Array(n).fill(1));
+        const acc = g.plan.dType === "int32" ? buf(m * n * 4) : out;
+        const xq = buf(m * k);
+        const wq = buf(n * k);
+        bindQuantLtPlan(g.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
+        const gemmMs = timeOnStream(
+          stream,
+          () =>
+            runQuantLtPlan(
+              handle,
+              g.plan,
+              { xq: xq.ptr, wq: wq.ptr, d: acc.ptr, alpha: alpha.ptr, workspace: workspace.ptr },
+              stream,
+            ),
+          opts,
+        );
+        destroyQuantLtPlan(g.plan);
+        if (kind === "int8")
+          Object.assign(row, { int8GemmMs: gemmMs, int8LayerMs: layerMs, int8Variant: layer.variant });
+        else Object.assign(row, { fp8GemmMs: gemmMs, fp8LayerMs: layerMs });
+      } finally {
+        layer.destroy();
+      }
+    }
+    return row;
+  } finally {
+    stream.synchronize();
+    for (const b of owned) b.free();
+    destroyLtHandle(handle);
+    lt.destroy();
+  }
+}
