@@ -18,6 +18,7 @@ import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from ".
 import { type CudaEngine, describeEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
 import { WeightStore } from "./cuda/shared-weights.js";
+import { sparseWeightsFor } from "./cuda/sparse-select.js";
 
 class EngineRunner implements SegmentRunner {
   readonly description: string;
@@ -58,6 +59,20 @@ function openDevice(device: number): CudaContext {
   return CudaContext.get(device);
 }
 
+/** The engine choices a refit of `runner` starts from, or why it cannot be refit. */
+function refitChoices(artifacts: ArtifactRecorder, runner: SegmentRunner) {
+  const choices = artifacts.choicesOf(runner.segment.index);
+  if (!choices)
+    throw new TorchcError(`refit: segment ${runner.segment.index} has no CUDA engine`, "refit.unsupported");
+  // Sparse plans hold compressed copies of their weights, which a refit of the weight buffer would not reach.
+  if ((runner as EngineRunner).engine.stats.sparse?.layers.some((l) => l.ran === "sparse"))
+    throw new TorchcError(
+      `refit: segment ${runner.segment.index} runs 2:4-sparse layers from compressed copies of their weights; compile without sparseWeights to refit`,
+      "refit.unsupported",
+    );
+  return choices;
+}
+
 /**
  * The CUDA backend: engine segments become CudaEngines (cuDNN, cuBLASLt, NVRTC kernels, one CUDA graph);
  * fallback segments run through LibTorch on the same device buffers. Forward passes run in execution
@@ -78,6 +93,8 @@ export async function createCudaBackend(
   });
   // Engines of the same program (a batch range's buckets) keep one device copy of their weights.
   const weightStore = new WeightStore();
+  // sparseWeights: true fails here, in one line, when this GPU or machine cannot run 2:4 sparse at all.
+  const sparseWeights = sparseWeightsFor(options.sparseWeights, ctx);
 
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
@@ -90,6 +107,7 @@ export async function createCudaBackend(
         workspaceBytes: options.workspaceBytes,
         choices: artifacts.forSegment(segment.index),
         weightStore,
+        sparseWeights,
       });
       return new EngineRunner(segment, engine, network, device);
     },
@@ -106,12 +124,7 @@ export async function createCudaBackend(
     },
     saveArtifacts: () => artifacts.save(),
     prepareRefit(runner: SegmentRunner, network: Network): () => void {
-      const choices = artifacts.choicesOf(runner.segment.index);
-      if (!choices)
-        throw new TorchcError(
-          `refit: segment ${runner.segment.index} has no CUDA engine`,
-          "refit.unsupported",
-        );
+      const choices = refitChoices(artifacts, runner);
       CudaContext.get(device);
       const apply = choices.prepareRefit(network, runner.segment.index);
       return () => {

@@ -19,6 +19,7 @@ export const COMPILE_FLAGS = {
   "calibration-data": { type: "string" },
   "calibration-cache": { type: "string" },
   "calibration-algorithm": { type: "string" },
+  "sparse-weights": { type: "string" },
 } as const;
 
 /** The compile options' help, stating the default backend of the command it is printed for. */
@@ -36,7 +37,9 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --tf32                         allow TF32 for fp32 (cuda)\n" +
   "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)\n" +
   "  --contexts N                   execution contexts: forward passes in flight at once (cuda; default 1)\n" +
-  "  --device N                     CUDA device ordinal (cuda; default 0)";
+  "  --device N                     CUDA device ordinal (cuda; default 0)\n" +
+  "  --sparse-weights[=prefer]      run 2:4-sparse linear weights on sparse tensor cores where faster (cuda, fp16);\n" +
+  "                                 =prefer compiles dense when cuSPARSELt or the GPU cannot";
 
 export const COMPILE_USAGE = compileUsage();
 
@@ -74,5 +77,22 @@ export function compileOptionsFrom(
     tf32: (values.tf32 as boolean | undefined) ?? defaults.tf32,
     tune: (values.tune as boolean | undefined) ?? defaults.tune,
     calibration: calibrationFrom(values) ?? defaults.calibration,
+    sparseWeights: sparseWeightsFrom(values["sparse-weights"]) ?? defaults.sparseWeights,
   };
+}
+
+/**
+ * `--sparse-weights` takes an optional value, which parseArgs cannot express: a bare `--sparse-weights` becomes
+ * `--sparse-weights=true` before parsing (main.ts), so it never swallows the next argument.
+ */
+export function expandSparseWeightsFlag(argv: readonly string[]): string[] {
+  return argv.map((a) => (a === "--sparse-weights" ? "--sparse-weights=true" : a));
+}
+
+/** `--sparse-weights` is true, `--sparse-weights=prefer` is "prefer". */
+function sparseWeightsFrom(v: unknown): boolean | "prefer" | undefined {
+  if (v === undefined) return undefined;
+  if (v === "true") return true;
+  if (v === "prefer" || v === "false") return v === "prefer" ? "prefer" : false;
+  throw new InputError(`--sparse-weights=${String(v)}: expected nothing, prefer or false`);
 }

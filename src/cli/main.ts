@@ -2,6 +2,7 @@ import { useHostCopyThreads } from "../backends/cuda/device/host-copy.js";
 import { TorchcError } from "../errors.js";
 import { parseByteSize, setLimits } from "../frontends/limits.js";
 import { COMMANDS, usage } from "./commands/index.js";
+import { expandSparseWeightsFlag } from "./compile-options.js";
 import { oneLine } from "./escape.js";
 
 /**
@@ -44,7 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    return await command.run(takeMaxMemory(rest));
+    return await command.run(expandSparseWeightsFlag(takeMaxMemory(rest)));
   } catch (e) {
     if (e instanceof TorchcError) {
       process.stderr.write(`error: ${oneLine(e.message)}\n`);

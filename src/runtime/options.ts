@@ -86,6 +86,14 @@ export interface CompileOptions {
    */
   readonly truncateDouble?: boolean;
   /**
+   * Run linear layers whose weights are 2:4 structured-sparse along K (exact zeros) on sparse tensor cores
+   * through cuSPARSELt (cuda backend, fp16), each only where it times faster than dense; the compile report
+   * lists every such layer and why any ran dense (Torch-TensorRT's sparse_weights). true fails the compile
+   * when this GPU (compute capability < 8.0) or machine (no cuSPARSELt) cannot run sparse at all; "prefer"
+   * compiles dense then. Default false: nothing is checked.
+   */
+  readonly sparseWeights?: boolean | "prefer";
+  /**
    * Engines saved in a package, for the backend to reuse instead of choosing plans again (set by
    * `loadCompiled`; see runtime/package-artifacts.ts). Not saved, not a user option.
    */

@@ -83,6 +83,7 @@ const OPTION_NAMES: Readonly<Record<keyof CompileOptions, true>> = {
   converters: true,
   verify: true,
   truncateDouble: true,
+  sparseWeights: true,
   artifacts: true,
 };
 
@@ -158,10 +159,23 @@ export function checkCompileOptions(options: CompileOptions, graph: Graph): void
   checkCount("device", options.device, 0, 1023);
   checkCount("minBlockSize", options.minBlockSize, 1, 1 << 20);
   checkCount("workspaceBytes", options.workspaceBytes, 0, 2 ** 40);
+  checkSparseWeights(options);
   if (options.completion !== undefined && !["poll", "worker", "hostfn"].includes(options.completion))
     throw new TorchcError(
       `completion must be poll, worker or hostfn, got '${String(options.completion)}'`,
       "options.invalid",
+    );
+}
+
+/** sparseWeights is true, false or "prefer"; true needs the cuda backend (a custom backend decides for itself). */
+function checkSparseWeights(o: CompileOptions): void {
+  const v = o.sparseWeights as unknown;
+  if (v !== undefined && v !== true && v !== false && v !== "prefer")
+    invalid(`sparseWeights must be true, false or "prefer", got ${JSON.stringify(v)}`);
+  if (v === true && (o.backend === undefined || o.backend === "reference"))
+    throw new TorchcError(
+      `sparseWeights: the reference backend runs every layer dense; use backend "cuda", or sparseWeights: "prefer"`,
+      "sparse.unavailable",
     );
 }
 

@@ -78,6 +78,7 @@ describe("compile options are checked before anything is built", () => {
       completion: undefined,
       device: undefined,
       workspaceBytes: undefined,
+      sparseWeights: undefined,
       converters: undefined,
       verify: undefined,
       truncateDouble: undefined,

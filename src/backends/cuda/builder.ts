@@ -22,18 +22,14 @@ import {
 } from "./engine.js";
 import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
-import {
-  buildLtMatmul,
-  createLtHandle,
-  destroyLtHandle,
-  type LtMatmul,
-  matmulGeometry,
-} from "./kernels/matmul-cublaslt.js";
+import { buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
+import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
+import type { SparseSummary, SparseWeightsSetting } from "./sparse-weights.js";
 
 export interface CudaBuildOptions {
   readonly precision: Precision;
@@ -60,6 +56,8 @@ export interface CudaBuildOptions {
   readonly choices?: EngineChoices;
   /** Uploads identical weight sets once across engines (a batch range's buckets; ./shared-weights.ts). */
   readonly weightStore?: WeightStore;
+  /** Run 2:4-sparse weights through cuSPARSELt where that times faster (./sparse-select.ts); off when absent. */
+  readonly sparseWeights?: SparseWeightsSetting;
 }
 
 const LT_WORKSPACE = 32 << 20;
@@ -77,7 +75,9 @@ class LibraryPlans {
   cudnn: Cudnn | undefined;
   lt: ReturnType<typeof createLtHandle> | undefined;
   readonly convs = new Map<ConvStep, CudnnConvPlan>();
-  readonly matmuls = new Map<MatmulStep, LtMatmul>();
+  readonly matmuls = new Map<MatmulStep, EngineMatmul>();
+  /** What `sparseWeights` chose, when it was on. */
+  sparse: SparseSummary | undefined;
   cudnnMs = 0;
   cublasMs = 0;
   /** Why cuDNN or cuBLASLt refused a step the scheduler offered (it then tried a shorter fusion or a kernel). */
@@ -105,7 +105,7 @@ class LibraryPlans {
 function scheduleEngine(network: Network, options: CudaBuildOptions, libs: LibraryPlans): EnginePlan {
   const tf32 = options.tf32 === true;
   const log = options.log ?? (() => {});
-  return planCudaEngine(network, {
+  const plan = planCudaEngine(network, {
     precision: options.precision,
     channelsLast: options.channelsLast ?? options.precision === "fp16",
     convSupported(step, info) {
@@ -146,6 +146,14 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
       return true;
     },
   });
+  libs.sparse = chooseSparseMatmuls(
+    plan,
+    libs.matmuls,
+    options.sparseWeights,
+    ltWorkspaceBytes(options),
+    log,
+  );
+  return plan;
 }
 
 /** Phase 2: the generated kernels, compiled by NVRTC (or read from the kernel cache). */
@@ -365,6 +373,7 @@ function buildStats(
   workspaceBytes: number,
   ms: BuildStats["ms"],
   libraryRefusals: readonly string[],
+  sparse?: SparseSummary,
 ): Omit<BuildStats, "graphNodes"> {
   const { steps } = plan;
   const kinds: Record<string, number> = {};
@@ -392,6 +401,7 @@ function buildStats(
     ms,
     nvrtcCache: compiled.cache,
     libraryRefusals,
+    ...(sparse ? { sparse } : {}),
   };
 }
 
@@ -463,6 +473,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
           total: elapsed(tStart),
         },
         libs.refusals,
+        libs.sparse,
       ),
       allocate: (stream) => allocateInstance(plan.memory.arenaBytes, workspaceBytes, inputs, outputs, stream),
       prepare: makeLauncher(plan, compiled, weights, libs, options),

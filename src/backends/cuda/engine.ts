@@ -17,6 +17,8 @@ import type { KernelArgs } from "./device/launch.js";
 import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
+import type { StepLabel } from "./profile/labels.js";
+import { formatSparseSummary, type SparseSummary } from "./sparse-weights.js";
 
 export interface EngineIO {
   readonly name: string;
@@ -59,14 +61,17 @@ export interface BuildStats {
    * with a shorter fused epilogue or as a generated kernel.
    */
   readonly libraryRefusals: readonly string[];
+  /** With `sparseWeights`: every 2:4-sparse layer, whether it ran sparse, and why not (./sparse-weights.ts). */
+  readonly sparse?: SparseSummary;
 }
 
-/** One line for reports: what the engine became, and why any library call was refused. */
+/** One line for reports: what the engine became, and why any library call was refused (then the sparse lines). */
 export function describeEngine(s: BuildStats): string {
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups)`;
+  const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
   const n = s.libraryRefusals.length;
-  if (n === 0) return base;
-  return `${base}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}`;
+  if (n === 0) return base + sparse;
+  return `${base}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}${sparse}`;
 }
 
 /** The device memory one instance owns. */
@@ -97,6 +102,8 @@ export interface EngineProgram {
   readonly useGraph: boolean;
   /** One line per step, in launch order. */
   readonly steps: readonly string[];
+  /** Per step: what kind of kernel or library call it is and the IR nodes it covers (for ./profile). */
+  readonly labels?: readonly StepLabel[];
   /** A new instance's memory, on `stream` when given (else a stream of its own). */
   allocate(stream?: Stream): InstanceResources;
   /** The launch list for one instance's bindings (each launch queues work on the instance's stream). */
@@ -150,6 +157,11 @@ export class CudaEngine {
 
   get stream(): Stream {
     return this.res.stream;
+  }
+
+  /** One line per step, in launch order (plan.ts's summary: which kernel or library call each step got). */
+  get steps(): readonly string[] {
+    return this.program.steps;
   }
 
   /** The build's statistics, with this instance's graph: its node count and the ms warm() took. */
@@ -353,6 +365,20 @@ export class CudaEngine {
       times.sort((a, b) => a - b);
       return { step: this.program.steps[i], ms: times[1] };
     });
+  }
+
+  /**
+   * Each step's launch (eager, on this instance's stream) with its description and label, for a per-step profile
+   * that times them one by one (./profile/measure.ts). Builds the launch list if needed.
+   */
+  stepLaunches(): { readonly description: string; readonly label?: StepLabel; readonly launch: () => void }[] {
+    this.assertLive();
+    if (!this.launches) this.warm();
+    return this.launches!.map((launch, i) => ({
+      description: this.program.steps[i],
+      label: this.program.labels?.[i],
+      launch,
+    }));
   }
 
   /** Frees this instance; the first instance (the one the build returned) also frees its forks and the program. */

@@ -15,6 +15,7 @@ export const FAKES = {
   "libnvrtc.so.13": "fake_nvrtc.c",
   "libcublasLt.so.13": "fake_cublaslt.c",
   "libcudnn.so.9": "fake_cudnn.c",
+  "libcusparseLt.so.0": "fake_cusparselt.c",
 } as const;
 
 function compiler(): string | null {

@@ -1,0 +1,72 @@
+/**
+ * An engine matmul step run by cuSPARSELt: the same bind/execute/destroy surface as LtMatmul
+ * (./matmul-cublaslt.ts), so the builder's launcher runs either. The plan owns the compressed weight and its
+ * copy of the bias, so bind() takes only the input, output and workspace addresses.
+ */
+import {
+  destroySparseLtPlan,
+  runSparseLtPlan,
+  type SparseLtHandle,
+  type SparseLtPlan,
+} from "../device/sparselt-plan.js";
+import type { Stream } from "../device/stream.js";
+
+/** One cuSPARSELt handle shared by an engine's sparse plans; destroyed with the last of them. */
+export class SharedSparseHandle {
+  private refs = 0;
+
+  constructor(readonly handle: SparseLtHandle) {}
+
+  acquire(): SparseLtHandle {
+    this.refs++;
+    return this.handle;
+  }
+
+  release(): void {
+    if (--this.refs <= 0) this.handle.destroy();
+  }
+}
+
+export class SparseLtMatmul {
+  private ptrs: { x: bigint; y: bigint; ws: bigint } | undefined;
+  /** cuSPARSELt takes an array of streams; one cell, rewritten before each call (read during the call only). */
+  private readonly streams = new BigUint64Array(1);
+  private destroyed = false;
+  private readonly handle: SparseLtHandle;
+
+  constructor(
+    private readonly shared: SharedSparseHandle,
+    readonly plan: SparseLtPlan,
+  ) {
+    this.handle = shared.acquire();
+  }
+
+  get workspaceBytes(): number {
+    return this.plan.workspaceBytes;
+  }
+
+  /** `weight` and `bias` are the dense step's operands; the plan has its own compressed and bias copies. */
+  bind(x: bigint, _weight: bigint, y: bigint, _bias: bigint | undefined, workspace: bigint): void {
+    for (const [name, p] of [
+      ["input", x],
+      ["output", y],
+    ] as const)
+      if (p % 16n !== 0n)
+        throw new Error(`cuSPARSELt needs 16-byte aligned operands: ${name} at 0x${p.toString(16)}`);
+    this.ptrs = { x, y, ws: this.plan.workspaceBytes > 0 ? workspace : 0n };
+  }
+
+  execute(stream: Stream): void {
+    const p = this.ptrs;
+    if (!p) throw new Error("sparse matmul executed before bind()");
+    this.streams[0] = stream.handle;
+    runSparseLtPlan(this.handle, this.plan, { x: p.x, y: p.y, workspace: p.ws }, this.streams);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    destroySparseLtPlan(this.plan);
+    this.shared.release();
+  }
+}

@@ -1,0 +1,51 @@
+// Small networks with 2:4-pruned linear weights for the sparse-weights tests (no vitest here).
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
+import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
+import { NetworkBuilder } from "../../../src/network/builder.js";
+import type { Network } from "../../../src/network/network.js";
+
+/** 2:4 magnitude pruning along the last axis: in each group of four, the two largest |w| stay. */
+export function prune24(w: Tensor): Tensor {
+  const v = toFloat64Array(w);
+  for (let g = 0; g < v.length; g += 4) {
+    const order = [0, 1, 2, 3].sort((a, b) => Math.abs(v[g + b]) - Math.abs(v[g + a]));
+    v[g + order[2]] = 0;
+    v[g + order[3]] = 0;
+  }
+  return tensorFromNumbers(w.dtype, w.shape, v);
+}
+
+export interface LinearSpec {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** Prune the weight 2:4 (default true). */
+  readonly sparse?: boolean;
+  readonly bias?: boolean;
+  readonly activation?: "relu" | "none";
+  readonly seed?: number;
+}
+
+/** y = act(x[M,K] · Wᵀ + b), as the aten.linear converter writes it; returns the weights too. */
+export function linearNet(s: LinearSpec): { net: Network; weight: Tensor; bias?: Tensor } {
+  const r = rng(s.seed ?? 3);
+  const b = new NetworkBuilder();
+  const x = b.addInput("x", { dtype: "float32", shape: [s.m, s.k] });
+  const dense = randomTensor(r, "float32", [s.n, s.k], Math.sqrt(3 / s.k));
+  const weight = s.sparse === false ? dense : prune24(dense);
+  let y = b.add({ type: "matmul", inputs: [x, b.constant(weight, "w")], transposeA: false, transposeB: true });
+  const bias = s.bias === false ? undefined : randomTensor(r, "float32", [s.n], 0.1);
+  if (bias) y = b.add({ type: "elementwise", inputs: [y, b.constant(bias, "b")], op: "add" });
+  if ((s.activation ?? "relu") === "relu") y = b.add({ type: "activation", inputs: [y], fn: { kind: "relu" } });
+  // A last op, so the matmul's epilogue writes an internal fp16 tensor rather than the fp32 output.
+  y = b.add({ type: "unary", inputs: [y], op: "neg" });
+  return { net: b.build([{ tensor: y, as: "y" }]), weight, bias };
+}
+
+/** The host-only engine plan of `net` (every matmul accepted) and its matmul steps. */
+export function planOf(net: Network, precision: "fp16" | "fp32" = "fp16") {
+  const plan = planCudaEngine(net, { precision });
+  const matmuls = plan.steps.filter((s) => s.kind === "matmul");
+  return { plan, matmuls };
+}

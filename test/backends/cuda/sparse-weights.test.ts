@@ -1,0 +1,185 @@
+/**
+ * 2:4 sparse weights without a GPU: the exact-zero 2:4 check along K, which matmuls are sparse-eligible and why
+ * an eligible one cannot run sparse (shape, precision, layout), the availability rules (GPU generation, library,
+ * true vs "prefer"), the report lines, the option checks and the CLI flag.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { matmulGeometry } from "../../../src/backends/cuda/kernels/matmul-cublaslt.js";
+import {
+  first24Violation,
+  formatSparseSummary,
+  gpuSparseRefusal,
+  is24Sparse,
+  type SparseSummary,
+  sparseCandidate,
+  sparseWeightsSetting,
+} from "../../../src/backends/cuda/sparse-weights.js";
+import { compileOptionsFrom, expandSparseWeightsFlag } from "../../../src/cli/compile-options.js";
+import { TorchcError } from "../../../src/errors.js";
+import { loadModel } from "../../../src/frontends/load-model.js";
+import { compile } from "../../../src/runtime/compile.js";
+import type { CompileOptions } from "../../../src/runtime/options.js";
+import { MODELS } from "../../helpers.js";
+import { linearNet, planOf, prune24 } from "./sparse-nets.js";
+
+describe("the 2:4 check along K", () => {
+  it("accepts at most two non-zeros in each group of four, with exact zeros only", () => {
+    expect(is24Sparse([1, 0, 2, 0, 0, 0, 0, 3], 1, 8)).toBe(true);
+    expect(is24Sparse([1, -0, 0, 2], 1, 4)).toBe(true);
+    // 1e-30 is not zero: a nearly pruned weight is dense
+    expect(first24Violation([1, 1e-30, 2, 0, 0, 0, 0, 0], 2, 4)).toEqual({ row: 0, column: 0, nonzeros: 3 });
+    expect(first24Violation([0, 0, 0, 0, 1, 2, 3, 0, 4, 5, 0, 0], 3, 4)).toEqual({ row: 1, column: 0, nonzeros: 3 });
+    // groups run along each row: a row of 6 is not groups of four
+    expect(first24Violation([1, 0, 0, 0, 0, 0], 1, 6)).toEqual({ row: 0, column: 4, nonzeros: -1 });
+  });
+
+  it("groups along K, not across rows", () => {
+    // [2,8]: every column pair is dense, each row is 2:4
+    const w = [1, 2, 0, 0, 3, 0, 4, 0, 5, 6, 0, 0, 0, 7, 0, 8];
+    expect(is24Sparse(w, 2, 8)).toBe(true);
+    expect(is24Sparse(w, 4, 4)).toBe(true);
+    expect(is24Sparse([1, 2, 3, 0, 0, 0, 0, 0], 2, 4)).toBe(false);
+  });
+});
+
+describe("which matmuls are sparse-eligible", () => {
+  const candidate = (net: ReturnType<typeof linearNet>["net"], precision: "fp16" | "fp32" = "fp16") => {
+    const { plan, matmuls } = planOf(net, precision);
+    expect(matmuls).toHaveLength(1);
+    const step = matmuls[0]!;
+    return sparseCandidate(step, plan.network, plan.infos, matmulGeometry(step, (t) => plan.infos.get(t)!));
+  };
+
+  it("a 2:4-pruned nn.Linear in fp16 with aligned dims runs sparse, its bias and ReLU in the epilogue", () => {
+    const { net, weight, bias } = linearNet({ m: 32, n: 16, k: 64 });
+    const c = candidate(net);
+    expect(c?.runnable).toBe(true);
+    if (!c?.runnable) return;
+    expect(c.problem).toEqual({ dtype: "float16", m: 32, n: 16, k: 64, bias: true, activation: "relu" });
+    expect(Array.from(c.weight.data as Float32Array)).toEqual(Array.from(weight.data as Float32Array));
+    expect(Array.from(c.bias!.data as Float32Array)).toEqual(Array.from(bias!.data as Float32Array));
+  });
+
+  it("a dense weight is not eligible, and not reported", () => {
+    expect(candidate(linearNet({ m: 32, n: 16, k: 64, sparse: false }).net)).toBeUndefined();
+  });
+
+  it("a 2:4 weight whose K is not a multiple of 16 is eligible but refused, naming the dimension", () => {
+    const c = candidate(linearNet({ m: 32, n: 16, k: 36 }).net);
+    expect(c).toMatchObject({ runnable: false, shape: "M=32 N=16 K=36" });
+    if (c && !c.runnable) expect(c.reason).toMatch(/^shape not aligned: K=36 not a multiple of 16/);
+    const rows = candidate(linearNet({ m: 20, n: 16, k: 64 }).net);
+    if (rows && !rows.runnable) expect(rows.reason).toMatch(/^shape not aligned: M=20 not a multiple of 16/);
+    else throw new Error("M=20 should be refused");
+  });
+
+  it("fp32 is refused: cuSPARSELt's fp32 kernels are 1:2, not 2:4", () => {
+    const c = candidate(linearNet({ m: 32, n: 16, k: 64 }).net, "fp32");
+    expect(c?.runnable).toBe(false);
+    if (c && !c.runnable) expect(c.reason).toMatch(/^precision fp32: sparse needs fp16\/bf16\/int8/);
+  });
+
+  it("prune24 keeps the two largest magnitudes of each group", () => {
+    const w = prune24({ dtype: "float32", shape: [1, 8], data: Float32Array.from([1, -4, 3, 2, 0.5, 0, -1, 0.25]) });
+    expect(Array.from(w.data as Float32Array)).toEqual([0, -4, 3, 0, 0.5, 0, -1, 0]);
+  });
+});
+
+describe("when sparse cannot run at all", () => {
+  it("needs compute capability 8.0", () => {
+    expect(gpuSparseRefusal("Tesla T4", [7, 5])).toBe(
+      "GPU 'Tesla T4' (sm_75) has no sparse tensor cores: 2:4 sparsity needs compute capability 8.0 or newer",
+    );
+    expect(gpuSparseRefusal("NVIDIA H100", [9, 0])).toBeUndefined();
+    expect(gpuSparseRefusal("A100", [8, 0])).toBeUndefined();
+  });
+
+  it("true fails in one line naming what is missing; prefer records it; off asks nothing", () => {
+    const why = "cannot load cuSPARSELt (libcusparseLt.so.0): not found in 11 places";
+    let asked = 0;
+    const probe = () => {
+      asked++;
+      return why;
+    };
+    expect(sparseWeightsSetting(undefined, probe)).toBeUndefined();
+    expect(sparseWeightsSetting(false, probe)).toBeUndefined();
+    expect(asked).toBe(0);
+    let err: unknown;
+    try {
+      sparseWeightsSetting(true, probe);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TorchcError);
+    const msg = (err as TorchcError).message;
+    expect(msg).not.toContain("\n");
+    expect(msg).toBe(
+      `sparseWeights: ${why}; pass sparseWeights: "prefer" (--sparse-weights=prefer) to compile dense instead`,
+    );
+    expect((err as TorchcError).code).toBe("sparse.unavailable");
+    expect(sparseWeightsSetting("prefer", probe)).toEqual({ mode: "prefer", unavailable: why });
+    expect(sparseWeightsSetting(true, () => undefined)).toEqual({ mode: true });
+  });
+});
+
+describe("the compile report's sparse lines", () => {
+  it("lists every sparse-eligible layer: sparse ones with both times, dense ones with the reason", () => {
+    const s: SparseSummary = {
+      mode: true,
+      weightsChecked: 5,
+      layers: [
+        { layer: "fc1", shape: "M=1024 N=3072 K=768", ran: "sparse", sparseMs: 0.02, denseMs: 0.03, algorithm: "2 of 5" },
+        {
+          layer: "fc2",
+          shape: "M=1024 N=768 K=3072",
+          ran: "dense",
+          reason: "timing lost: sparse 0.0400 ms vs dense cuBLASLt 0.0300 ms",
+        },
+      ],
+    };
+    expect(formatSparseSummary(s)).toEqual([
+      "sparse weights (2:4, cuSPARSELt, required): 1 of 2 sparse-eligible layers ran sparse (5 matmul weights checked)",
+      "  sparse: 'fc1' M=1024 N=3072 K=768 (0.0200 ms vs dense 0.0300 ms, 1.50× faster), algorithm 2 of 5",
+      "  dense:  'fc2' M=1024 N=768 K=3072: timing lost: sparse 0.0400 ms vs dense cuBLASLt 0.0300 ms",
+    ]);
+    expect(formatSparseSummary({ mode: "prefer", unavailable: "no cuSPARSELt", weightsChecked: 1, layers: [] })[0]).toBe(
+      "sparse weights (2:4, cuSPARSELt, preferred): 0 of 0 sparse-eligible layers ran sparse (1 matmul weight checked); not available here: no cuSPARSELt",
+    );
+  });
+});
+
+describe("the sparseWeights option and --sparse-weights", () => {
+  const mlp = () => loadModel(join(MODELS, "mlp.pt2"));
+
+  it.each([
+    [{ sparseWeights: "yes" }, /sparseWeights must be true, false or "prefer", got "yes"/],
+    [{ sparseWeights: 1 }, /sparseWeights must be true, false or "prefer", got 1/],
+    [{ sparseWeights: true }, /sparseWeights: the reference backend runs every layer dense/],
+  ])("refuses %o", async (opts, msg) => {
+    await expect(compile(await mlp(), opts as CompileOptions)).rejects.toThrow(msg);
+  });
+
+  it("changes nothing on the reference backend with prefer, and nothing without it", async () => {
+    const model = await mlp();
+    const a = await compile(model, { sparseWeights: "prefer" });
+    const b = await compile(model, {});
+    expect(a.report.runners).toEqual(b.report.runners);
+    expect(a.report.text).not.toMatch(/sparse/);
+  });
+
+  it("parses --sparse-weights alone as true and =prefer as prefer, never taking the next argument", () => {
+    expect(expandSparseWeightsFlag(["m.pt2", "--sparse-weights", "--precision", "fp16"])).toEqual([
+      "m.pt2",
+      "--sparse-weights=true",
+      "--precision",
+      "fp16",
+    ]);
+    expect(compileOptionsFrom({ "sparse-weights": "true" }).sparseWeights).toBe(true);
+    expect(compileOptionsFrom({ "sparse-weights": "prefer" }).sparseWeights).toBe("prefer");
+    expect(compileOptionsFrom({}).sparseWeights).toBeUndefined();
+    expect(() => compileOptionsFrom({ "sparse-weights": "always" })).toThrow(
+      "--sparse-weights=always: expected nothing, prefer or false",
+    );
+  });
+});
