@@ -17,7 +17,6 @@ import type { KernelArgs } from "./device/launch.js";
 import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
-import type { StepLabel } from "./profile/labels.js";
 import { formatSparseSummary, type SparseSummary } from "./sparse-weights.js";
 
 export interface EngineIO {
@@ -65,7 +64,7 @@ export interface BuildStats {
   readonly sparse?: SparseSummary;
 }
 
-/** One line for reports: what the engine became, and why any library call was refused (then the sparse lines). */
+/** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
 export function describeEngine(s: BuildStats): string {
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups)`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
@@ -102,8 +101,6 @@ export interface EngineProgram {
   readonly useGraph: boolean;
   /** One line per step, in launch order. */
   readonly steps: readonly string[];
-  /** Per step: what kind of kernel or library call it is and the IR nodes it covers (for ./profile). */
-  readonly labels?: readonly StepLabel[];
   /** A new instance's memory, on `stream` when given (else a stream of its own). */
   allocate(stream?: Stream): InstanceResources;
   /** The launch list for one instance's bindings (each launch queues work on the instance's stream). */
@@ -157,11 +154,6 @@ export class CudaEngine {
 
   get stream(): Stream {
     return this.res.stream;
-  }
-
-  /** One line per step, in launch order (plan.ts's summary: which kernel or library call each step got). */
-  get steps(): readonly string[] {
-    return this.program.steps;
   }
 
   /** The build's statistics, with this instance's graph: its node count and the ms warm() took. */
@@ -365,20 +357,6 @@ export class CudaEngine {
       times.sort((a, b) => a - b);
       return { step: this.program.steps[i], ms: times[1] };
     });
-  }
-
-  /**
-   * Each step's launch (eager, on this instance's stream) with its description and label, for a per-step profile
-   * that times them one by one (./profile/measure.ts). Builds the launch list if needed.
-   */
-  stepLaunches(): { readonly description: string; readonly label?: StepLabel; readonly launch: () => void }[] {
-    this.assertLive();
-    if (!this.launches) this.warm();
-    return this.launches!.map((launch, i) => ({
-      description: this.program.steps[i],
-      label: this.program.labels?.[i],
-      launch,
-    }));
   }
 
   /** Frees this instance; the first instance (the one the build returned) also frees its forks and the program. */
