@@ -29,7 +29,11 @@ describe("the 2:4 check along K", () => {
     expect(is24Sparse([1, -0, 0, 2], 1, 4)).toBe(true);
     // 1e-30 is not zero: a nearly pruned weight is dense
     expect(first24Violation([1, 1e-30, 2, 0, 0, 0, 0, 0], 2, 4)).toEqual({ row: 0, column: 0, nonzeros: 3 });
-    expect(first24Violation([0, 0, 0, 0, 1, 2, 3, 0, 4, 5, 0, 0], 3, 4)).toEqual({ row: 1, column: 0, nonzeros: 3 });
+    expect(first24Violation([0, 0, 0, 0, 1, 2, 3, 0, 4, 5, 0, 0], 3, 4)).toEqual({
+      row: 1,
+      column: 0,
+      nonzeros: 3,
+    });
     // groups run along each row: a row of 6 is not groups of four
     expect(first24Violation([1, 0, 0, 0, 0, 0], 1, 6)).toEqual({ row: 0, column: 4, nonzeros: -1 });
   });
@@ -48,7 +52,12 @@ describe("which matmuls are sparse-eligible", () => {
     const { plan, matmuls } = planOf(net, precision);
     expect(matmuls).toHaveLength(1);
     const step = matmuls[0]!;
-    return sparseCandidate(step, plan.network, plan.infos, matmulGeometry(step, (t) => plan.infos.get(t)!));
+    return sparseCandidate(
+      step,
+      plan.network,
+      plan.infos,
+      matmulGeometry(step, (t) => plan.infos.get(t)!),
+    );
   };
 
   it("a 2:4-pruned nn.Linear in fp16 with aligned dims runs sparse, its bias and ReLU in the epilogue", () => {
@@ -81,7 +90,11 @@ describe("which matmuls are sparse-eligible", () => {
   });
 
   it("prune24 keeps the two largest magnitudes of each group", () => {
-    const w = prune24({ dtype: "float32", shape: [1, 8], data: Float32Array.from([1, -4, 3, 2, 0.5, 0, -1, 0.25]) });
+    const w = prune24({
+      dtype: "float32",
+      shape: [1, 8],
+      data: Float32Array.from([1, -4, 3, 2, 0.5, 0, -1, 0.25]),
+    });
     expect(Array.from(w.data as Float32Array)).toEqual([0, -4, 3, 0, 0.5, 0, -1, 0]);
   });
 });
@@ -129,7 +142,14 @@ describe("the compile report's sparse lines", () => {
       mode: true,
       weightsChecked: 5,
       layers: [
-        { layer: "fc1", shape: "M=1024 N=3072 K=768", ran: "sparse", sparseMs: 0.02, denseMs: 0.03, algorithm: "2 of 5" },
+        {
+          layer: "fc1",
+          shape: "M=1024 N=3072 K=768",
+          ran: "sparse",
+          sparseMs: 0.02,
+          denseMs: 0.03,
+          algorithm: "2 of 5",
+        },
         {
           layer: "fc2",
           shape: "M=1024 N=768 K=3072",
@@ -143,7 +163,9 @@ describe("the compile report's sparse lines", () => {
       "  sparse: 'fc1' M=1024 N=3072 K=768 (0.0200 ms vs dense 0.0300 ms, 1.50× faster), algorithm 2 of 5",
       "  dense:  'fc2' M=1024 N=768 K=3072: timing lost: sparse 0.0400 ms vs dense cuBLASLt 0.0300 ms",
     ]);
-    expect(formatSparseSummary({ mode: "prefer", unavailable: "no cuSPARSELt", weightsChecked: 1, layers: [] })[0]).toBe(
+    expect(
+      formatSparseSummary({ mode: "prefer", unavailable: "no cuSPARSELt", weightsChecked: 1, layers: [] })[0],
+    ).toBe(
       "sparse weights (2:4, cuSPARSELt, preferred): 0 of 0 sparse-eligible layers ran sparse (1 matmul weight checked); not available here: no cuSPARSELt",
     );
   });

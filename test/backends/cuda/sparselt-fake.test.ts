@@ -1,0 +1,279 @@
+/**
+ * The cuSPARSELt plan and the build step that chooses it, through koffi against the fake libraries
+ * (test/ffi/fakes: "device" memory is host memory, fake_cusparselt.c computes the fp16 sparse linear from the
+ * compressed weight, the fake event clock advances by one tick per record). Checks the numbers against a host
+ * product of the same fp16 values, the 2:4 refusal, the search's workspace, and that the build keeps the
+ * faster of sparse and dense with both times in the report. Skipped without a C compiler.
+ */
+import { rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CudaContext } from "../../../src/backends/cuda/device/context.js";
+import { CudaEvent } from "../../../src/backends/cuda/device/event.js";
+import { DeviceBuffer } from "../../../src/backends/cuda/device/memory.js";
+import {
+  buildSparseLtPlan,
+  destroySparseLtPlan,
+  runSparseLtPlan,
+  SparseLtHandle,
+  searchSparseLtPlan,
+  streamCell,
+} from "../../../src/backends/cuda/device/sparselt-plan.js";
+import { Stream } from "../../../src/backends/cuda/device/stream.js";
+import type { MatmulStep } from "../../../src/backends/cuda/fuse/steps.js";
+import { SparseLtMatmul } from "../../../src/backends/cuda/kernels/matmul-sparselt.js";
+import {
+  chooseSparseMatmuls,
+  type EngineMatmul,
+  sparseWeightsFor,
+} from "../../../src/backends/cuda/sparse-select.js";
+import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
+import { CUSPARSELT, CusparseLtError, clearDiscoveryCache } from "../../../src/ffi/index.js";
+import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
+import { buildFakes } from "../../ffi/fakes/build.js";
+import { linearNet, planOf, prune24 } from "./sparse-nets.js";
+
+const fakes = buildFakes();
+const suite = fakes ? describe : describe.skip;
+
+beforeAll(() => {
+  if (!fakes) return;
+  process.env.TORCHC_LIBRARY_PATH = fakes;
+  process.env.TORCHC_PYTHON = "none";
+  clearDiscoveryCache();
+  CUSPARSELT.forget();
+  CudaContext.get(0);
+});
+
+afterAll(() => {
+  if (fakes) rmSync(fakes, { recursive: true, force: true });
+});
+
+const half = (t: Tensor) => tensorFromNumbers("float16", t.shape, toFloat64Array(t));
+const f16bytes = (t: Tensor) => tensorBytes(half(t));
+
+/** act(x·Wᵀ + b) on the host from the fp16-rounded values, in float64. */
+function reference(x: Tensor, w: Tensor, b: Tensor | undefined, relu: boolean): Float64Array {
+  const [m, k] = x.shape;
+  const n = w.shape[0];
+  const xv = toFloat64Array(half(x));
+  const wv = toFloat64Array(half(w));
+  const bv = b ? toFloat64Array(half(b)) : undefined;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let acc = bv ? bv[j] : 0;
+      for (let p = 0; p < k; p++) acc += xv[i * k + p] * wv[j * k + p];
+      out[i * n + j] = relu && acc < 0 ? 0 : acc;
+    }
+  return out;
+}
+
+function download16(buf: DeviceBuffer, count: number): Float64Array {
+  const bytes = buf.download(new Uint8Array(count * 2));
+  return toFloat64Array({ dtype: "float16", shape: [count], data: new Uint16Array(bytes.buffer) } as never);
+}
+
+function maxRelError(got: Float64Array, want: Float64Array): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return err / scale;
+}
+
+suite("the cuSPARSELt plan through the fake library", () => {
+  const m = 32;
+  const n = 16;
+  const k = 64;
+  const r = rng(11);
+  const x = randomTensor(r, "float32", [m, k], 1);
+  const w = prune24(randomTensor(r, "float32", [n, k], 0.2));
+  const b = randomTensor(r, "float32", [n], 0.5);
+
+  it("compresses once, searches, and computes relu(x·Wᵀ + b) from the compressed weight", () => {
+    const handle = SparseLtHandle.create();
+    const stream = Stream.create();
+    const weight = DeviceBuffer.from(f16bytes(w));
+    const xd = DeviceBuffer.from(f16bytes(x));
+    const yd = DeviceBuffer.alloc(m * n * 2);
+    const ws = DeviceBuffer.alloc(1 << 16);
+    try {
+      expect(handle.version()).toBe(801);
+      const problem = { dtype: "float16", m, n, k, bias: true, activation: "relu" } as const;
+      const plan = buildSparseLtPlan(handle, problem, { weight: weight.ptr, bias: f16bytes(b) }, stream);
+      expect(plan.workspaceBytes).toBe(0);
+      // the dense weight is no longer read: the plan runs from its compressed copy
+      weight.fill(0);
+      const operands = { x: xd.ptr, y: yd.ptr, workspace: ws.ptr };
+      searchSparseLtPlan(handle, plan, operands, stream);
+      // the fake's search picks configuration 2 with split-K 2, which needs 4 bytes per output of workspace
+      expect(plan.algorithm).toEqual({ id: 2, count: 4, splitK: 2 });
+      expect(plan.workspaceBytes).toBe(m * n * 4);
+      yd.fill(0);
+      runSparseLtPlan(handle, plan, operands, streamCell(stream));
+      const want = reference(x, w, b, true);
+      expect(maxRelError(download16(yd, m * n), want)).toBeLessThan(2e-3);
+      expect(want.some((v) => v === 0) && want.some((v) => v > 0)).toBe(true);
+      destroySparseLtPlan(plan);
+      expect(() => runSparseLtPlan(handle, plan, operands, streamCell(stream))).toThrow(/after destroy/);
+    } finally {
+      for (const buf of [weight, xd, yd, ws]) buf.free();
+      stream.destroy();
+      handle.destroy();
+    }
+  });
+
+  it("refuses a weight that is not 2:4 with cuSPARSELt's own check, and a misaligned shape before any call", () => {
+    const handle = SparseLtHandle.create();
+    const stream = Stream.create();
+    const dense = DeviceBuffer.from(f16bytes(randomTensor(r, "float32", [n, k], 0.2)));
+    try {
+      const problem = { dtype: "float16", m, n, k, bias: false, activation: "none" } as const;
+      expect(() => buildSparseLtPlan(handle, problem, { weight: dense.ptr }, stream)).toThrow(
+        /cusparseLtSpMMAPruneCheck failed: CUSPARSE_STATUS_INVALID_VALUE \(3\): the weight is not 2:4 sparse along K/,
+      );
+      let err: unknown;
+      try {
+        buildSparseLtPlan(handle, { ...problem, k: 40 }, { weight: dense.ptr }, stream);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(CusparseLtError);
+      expect((err as Error).message).toMatch(/shape not aligned: K=40 not a multiple of 16/);
+    } finally {
+      dense.free();
+      stream.destroy();
+      handle.destroy();
+    }
+  });
+});
+
+/** A stand-in for the dense cuBLASLt plan: each call costs `ticks` event records on the fake clock. */
+class DensePlan {
+  destroyed = false;
+  bound: bigint[] = [];
+  constructor(private readonly ticks: number) {}
+  bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, ws: bigint): void {
+    this.bound = [a, b, d, bias ?? 0n, ws];
+  }
+  execute(stream: Stream): void {
+    for (let i = 0; i < this.ticks; i++) {
+      const e = CudaEvent.create();
+      e.record(stream);
+      e.destroy();
+    }
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+suite("choosing sparse or dense per layer at build time (fake timing)", () => {
+  function setup(denseTicks: number, spec: Parameters<typeof linearNet>[0] = { m: 32, n: 16, k: 64 }) {
+    const { net, weight, bias } = linearNet(spec);
+    const { plan, matmuls } = planOf(net);
+    const dense = new DensePlan(denseTicks);
+    const map = new Map<MatmulStep, EngineMatmul>([[matmuls[0]!, dense as unknown as EngineMatmul]]);
+    return { plan, step: matmuls[0]!, dense, map, weight, bias };
+  }
+
+  it("keeps sparse where it times faster, destroys the dense plan, and the kept plan computes the layer", () => {
+    const s = setup(3);
+    const lines: string[] = [];
+    const summary = chooseSparseMatmuls(s.plan, s.map, { mode: true }, 1 << 20, (l) => lines.push(l));
+    expect(summary?.weightsChecked).toBe(1);
+    expect(summary?.layers).toHaveLength(1);
+    const layer = summary!.layers[0]!;
+    expect(layer).toMatchObject({ ran: "sparse", shape: "M=32 N=16 K=64", algorithm: "2 of 4, split-K 2" });
+    expect(layer.denseMs!).toBeGreaterThan(layer.sparseMs!);
+    expect(s.dense.destroyed).toBe(true);
+    const chosen = s.map.get(s.step);
+    expect(chosen).toBeInstanceOf(SparseLtMatmul);
+    expect(lines).toEqual(["sparse weights: 1 of 1 2:4-sparse layers run sparse (1 weights checked)"]);
+    // the engine binds the dense operands' addresses; the plan reads its own weight and bias copies
+    const x = randomTensor(rng(5), "float32", [32, 64], 1);
+    const xd = DeviceBuffer.from(f16bytes(x));
+    const yd = DeviceBuffer.alloc(32 * 16 * 2);
+    const ws = DeviceBuffer.alloc(chosen!.workspaceBytes);
+    const stream = Stream.create();
+    try {
+      chosen!.bind(xd.ptr, 0n, yd.ptr, undefined, ws.ptr);
+      chosen!.execute(stream);
+      expect(maxRelError(download16(yd, 32 * 16), reference(x, s.weight, s.bias, true))).toBeLessThan(2e-3);
+      expect(() => chosen!.bind(xd.ptr + 2n, 0n, yd.ptr, undefined, ws.ptr)).toThrow(/16-byte aligned/);
+    } finally {
+      chosen!.destroy();
+      for (const buf of [xd, yd, ws]) buf.free();
+      stream.destroy();
+    }
+  });
+
+  it("keeps dense when sparse is not faster, with both times as the reason", () => {
+    const s = setup(0);
+    const summary = chooseSparseMatmuls(s.plan, s.map, { mode: "prefer" }, 1 << 20, () => {});
+    const layer = summary!.layers[0]!;
+    expect(layer.ran).toBe("dense");
+    expect(layer.reason).toMatch(/^timing lost: sparse \d+\.\d{4} ms vs dense cuBLASLt \d+\.\d{4} ms$/);
+    expect(s.dense.destroyed).toBe(false);
+    expect(s.map.get(s.step)).toBe(s.dense);
+  });
+
+  it("reports misaligned and unavailable layers as dense without touching the library", () => {
+    const misaligned = setup(3, { m: 20, n: 16, k: 64 });
+    const a = chooseSparseMatmuls(misaligned.plan, misaligned.map, { mode: true }, 1 << 20, () => {});
+    expect(a!.layers[0]).toMatchObject({ ran: "dense", shape: "M=20 N=16 K=64" });
+    expect(a!.layers[0]!.reason).toMatch(/^shape not aligned: M=20/);
+    const off = setup(3);
+    const b = chooseSparseMatmuls(
+      off.plan,
+      off.map,
+      { mode: "prefer", unavailable: "no cuSPARSELt" },
+      1 << 20,
+      () => {},
+    );
+    expect(b!.layers[0]).toMatchObject({ ran: "dense", reason: "no cuSPARSELt" });
+    expect(off.map.get(off.step)).toBe(off.dense);
+    expect(chooseSparseMatmuls(off.plan, off.map, undefined, 1 << 20, () => {})).toBeUndefined();
+  });
+
+  it("finds the library and a capable GPU, and names the GPU when it has no sparse tensor cores", () => {
+    const fake = { info: { name: "Fake GPU 0", computeCapability: [9, 0] as [number, number] } };
+    expect(sparseWeightsFor(true, fake)).toEqual({ mode: true });
+    const turing = { info: { name: "Tesla T4", computeCapability: [7, 5] as [number, number] } };
+    expect(() => sparseWeightsFor(true, turing)).toThrow(
+      /^sparseWeights: GPU 'Tesla T4' \(sm_75\) has no sparse tensor cores/,
+    );
+    expect(sparseWeightsFor("prefer", turing)?.unavailable).toMatch(/compute capability 8\.0/);
+  });
+
+  it("with no cuSPARSELt anywhere, true fails in one line naming the library and the pip package", () => {
+    const saved = process.env.TORCHC_LIBRARY_PATH;
+    process.env.TORCHC_LIBRARY_PATH = "/nonexistent/torchc-libs";
+    clearDiscoveryCache();
+    CUSPARSELT.forget();
+    try {
+      const fake = { info: { name: "Fake GPU 0", computeCapability: [9, 0] as [number, number] } };
+      let msg = "";
+      try {
+        sparseWeightsFor(true, fake);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      expect(msg).not.toContain("\n");
+      expect(msg).toMatch(
+        /^sparseWeights: cannot load cuSPARSELt \(libcusparseLt\.so\.0\): not found in \d+ places/,
+      );
+      expect(msg).toContain("pip install nvidia-cusparselt-cu13");
+      expect(msg).toMatch(
+        /pass sparseWeights: "prefer" \(--sparse-weights=prefer\) to compile dense instead$/,
+      );
+      expect(sparseWeightsFor("prefer", fake)?.unavailable).toMatch(/^cannot load cuSPARSELt/);
+    } finally {
+      process.env.TORCHC_LIBRARY_PATH = saved;
+      clearDiscoveryCache();
+      CUSPARSELT.forget();
+    }
+  });
+});
