@@ -32,6 +32,7 @@ import { modulePathFromStack, userSourceLocation } from "../stack-trace.js";
 import { viewTensor } from "../strided.js";
 import { verifyLoadedGraph } from "../verify-loaded.js";
 import { archiveRoot, readZip, type ZipArchive } from "../zip.js";
+import { inlineRegion, REGION_OPS } from "./regions.js";
 import {
   exportedProgram,
   LAYOUTS,
@@ -209,6 +210,9 @@ class ProgramReader {
   /** Values of the symbols when the program has symbolic sizes (the hints unless a specialization is asked for). */
   private binding: Readonly<Record<string, number>> | undefined;
   private weightCache: Map<string, Tensor> | undefined;
+  /** Tensor metadata of the values inlined region bodies add (their names are not in graph.tensor_values). */
+  private readonly regionValues = new Map<string, unknown>();
+  private regionDepth = 0;
   /** Set by read() when the program's inputs have symbolic sizes. */
   symbolic: DynamicInputs | undefined;
 
@@ -465,8 +469,9 @@ class ProgramReader {
 
   private typeOf(name: string): TensorType {
     const values = this.graph.tensor_values;
-    if (!Object.hasOwn(values, name)) this.fail(`value '${name}' has no entry in tensor_values`);
-    const raw = values[name];
+    const inRegion = !Object.hasOwn(values, name) && this.regionValues.has(name);
+    if (!Object.hasOwn(values, name) && !inRegion) this.fail(`value '${name}' has no entry in tensor_values`);
+    const raw = inRegion ? this.regionValues.get(name) : values[name];
     // the common case (static sizes, a known dtype) checked without allocating; anything else, and every
     // failure, goes through the decoder and the checks below, which name the problem
     if (isObject(raw)) {
@@ -521,6 +526,10 @@ class ProgramReader {
     // In a dynamic program, size arithmetic (`sym_size`, `operator.mul`) and the checks on it are evaluated
     // under the binding: their values are in sym_int_values, and the sizes they feed are already numbers.
     if (this.binding && (SIZE_CHECKS.has(op) || isSizeArithmetic(node.outputs))) return;
+    if (REGION_OPS.has(op)) {
+      this.readRegion(node, op, path);
+      return;
+    }
     const md = node.metadata;
     const stack = md && Object.hasOwn(md, "stack_trace") ? md.stack_trace : undefined;
     const moduleStack = md && Object.hasOwn(md, "nn_module_stack") ? md.nn_module_stack : undefined;
@@ -567,6 +576,27 @@ class ProgramReader {
     }
     if (node.name) this.name(node.name, field(path, "name"));
     this.b.addNode(op, args, outputs, meta, node.name ?? undefined);
+  }
+
+  /** A higher-order op wrapping a region (autocast, grad mode): its body's nodes, read in its place. */
+  private readRegion(node: RawNode, op: string, path: string): void {
+    // a hostile file could nest bodies until the stack overflows
+    if (this.regionDepth >= MAX_REGION_DEPTH)
+      this.fail(`regions are nested more than ${MAX_REGION_DEPTH} deep at ${path}`, "archive.unsupported");
+    const values = this.graph.tensor_values;
+    const region = inlineRegion(op, node, {
+      taken: (n) => Object.hasOwn(values, n) || this.regionValues.has(n) || this.defined.has(n),
+      fail: this.failWith,
+      where: where({ name: node.name ?? op, op }),
+    });
+    for (const [name, meta] of region.values) this.regionValues.set(name, meta);
+    const at = field(path, "body");
+    this.regionDepth++;
+    try {
+      for (let i = 0; i < region.nodes.length; i++) this.readNode(region.nodes[i], index(at, i));
+    } finally {
+      this.regionDepth--;
+    }
   }
 
   private output(
@@ -703,6 +733,9 @@ class ProgramReader {
 }
 
 const TORCH_OPS = /^torch\.ops\./;
+
+/** How deep region ops (autocast, grad mode) may nest. */
+const MAX_REGION_DEPTH = 64;
 
 /** Nodes of a dynamic program that only check sizes (their arguments are symbolic booleans or sizes). */
 const SIZE_CHECKS: ReadonlySet<string> = new Set([
