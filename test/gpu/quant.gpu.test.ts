@@ -28,6 +28,8 @@ import { gunzipSync } from "node:zlib";
 import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
+import { QuantizedLinear } from "../../src/backends/cuda/kernels/quantized-linear.js";
+import { pointwiseLinearSpec } from "../../src/backends/cuda/kernels/quantized-pointwise.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { E4M3_MAX } from "../../src/ops/quantize-math.js";
@@ -370,6 +372,54 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
           destroyLtHandle(handle);
         }
       });
+
+  it("a 1×1 convolution (NHWC, 8×64×14×14 → 128 channels) runs as an int8 GEMM over channels", () => {
+    const g = {
+      layout: "NHWC",
+      n: 8,
+      c: 64,
+      h: 14,
+      w: 14,
+      k: 128,
+      kernel: [1, 1],
+      stride: [1, 1],
+      padding: [0, 0],
+      groups: 1,
+    } as const;
+    const M = g.n * g.h * g.w;
+    const l: FloatLinear = { k: g.c, n: g.k, w: normals(g.k * g.c, 21, 0.1), b: normals(g.k, 22, 0.1) };
+    const xs = normals(M * g.c, 23, 1);
+    const scale = amax(xs) / 127;
+    const q = int8Weights(l);
+    const spec = pointwiseLinearSpec(g, {
+      dtype: "float16",
+      inputScale: scale,
+      weight: q.q,
+      weightScales: q.scales,
+      bias: l.b,
+    });
+    const handle = createLtHandle();
+    const workspace = DeviceBuffer.alloc(32 << 20);
+    const stream = Stream.create();
+    const x = uploadAs(xs, "float16");
+    const out = DeviceBuffer.alloc(M * g.k * 2);
+    const built = QuantizedLinear.create(handle, spec, workspace);
+    try {
+      if (!built.ok) throw new Error(built.reason);
+      built.layer.run(x, out, stream);
+      stream.synchronize();
+      const got = downloadAs(out, M * g.k, "float16");
+      const want = int8Reference(downloadAs(x, M * g.c, "float16"), M, l, q, scale);
+      const err = relative(got, want);
+      report("1x1 conv int8 GEMM vs simulated", { variant: built.layer.variant, relative: err });
+      assert.ok(err <= 2e-3, `1×1 conv: ${err}`);
+    } finally {
+      if (built.ok) built.layer.destroy();
+      for (const b of [workspace, x, out]) b.free();
+      stream.destroy();
+      destroyLtHandle(handle);
+    }
+  });
 
   it("refuses misaligned sizes with the rule, before cuBLASLt is asked", () => {
     const handle = createLtHandle();

@@ -16,6 +16,11 @@ import {
   int8Bias,
   quantizedLinearRefusal,
 } from "../../src/backends/cuda/kernels/quantized-linear.js";
+import {
+  type PointwiseGeometry,
+  pointwiseLinearSpec,
+  pointwiseRefusal,
+} from "../../src/backends/cuda/kernels/quantized-pointwise.js";
 import type { Arg } from "../../src/ir/graph.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { getOp } from "../../src/ops/index.js";
@@ -200,6 +205,82 @@ describe("int8 scale math against the torchc.quantized_linear reference", () => 
       const scale = Math.max(...want.map(Math.abs));
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-5 * scale);
     }
+  });
+});
+
+describe("1×1 convolutions as int8 GEMMs over channels", () => {
+  const g: PointwiseGeometry = {
+    layout: "NHWC",
+    n: 2,
+    c: 8,
+    h: 3,
+    w: 5,
+    k: 4,
+    kernel: [1, 1],
+    stride: [1, 1],
+    padding: [0, 0],
+    groups: 1,
+  };
+
+  it("refuses what is not one GEMM, naming why", () => {
+    expect(pointwiseRefusal(g)).toBeNull();
+    expect(pointwiseRefusal({ ...g, kernel: [3, 3] })).toBe(
+      "a 3×3 kernel (only 1×1 convolutions run as int8 GEMMs)",
+    );
+    expect(pointwiseRefusal({ ...g, stride: [2, 2] })).toBe("stride 2×2 (a 1×1 GEMM needs stride 1)");
+    expect(pointwiseRefusal({ ...g, padding: [1, 1] })).toBe("padding 1×1 (a 1×1 GEMM needs none)");
+    expect(pointwiseRefusal({ ...g, groups: 2 })).toBe("2 groups (a grouped convolution is not one GEMM)");
+    expect(pointwiseRefusal({ ...g, layout: "NCHW" })).toBe("NCHW layout (the GEMM reads channels last)");
+  });
+
+  it("the GEMM of the NHWC input equals torchc.quantized_convolution's reference, bit for bit", () => {
+    const M = g.n * g.h * g.w;
+    const p = problem(M, g.c, g.k, 99); // x as [N·H·W, C] (NHWC), w as [K, C]
+    const s = pointwiseLinearSpec(g, {
+      dtype: "float32",
+      inputScale: p.sx,
+      weight: p.w,
+      weightScales: p.sw,
+      bias: p.bias,
+    });
+    expect([s.m, s.inFeatures, s.outFeatures]).toEqual([30, 8, 4]);
+    const alpha = int8Alpha(p.sx, p.sw, p.n);
+    const nhwc = epilogue(int32Product(quantizeInput(p), p.w, M, g.c, g.k), g.k, alpha, p.bias);
+    // the reference reads NCHW: x[n, c, h, w] = nhwcX[(n·H + h)·W + w, c]
+    const hw = g.h * g.w;
+    const nchw = new Array<number>(M * g.c);
+    for (let b = 0; b < g.n; b++)
+      for (let c = 0; c < g.c; c++)
+        for (let i = 0; i < hw; i++) nchw[(b * g.c + c) * hw + i] = p.x[(b * hw + i) * g.c + c];
+    const tensors: Record<string, Tensor> = {
+      x: tensorFromNumbers("float32", [g.n, g.c, g.h, g.w], nchw),
+      w: tensorFromNumbers("int8", [g.k, g.c, 1, 1], Array.from(p.w)),
+      s: tensorFromNumbers("float32", [g.k], Array.from(p.sw)),
+      b: tensorFromNumbers("float32", [g.k], Array.from(p.bias)),
+    };
+    const def = getOp("torchc.quantized_convolution.default")!;
+    const a = def.parse({
+      input: T("x"),
+      input_scale: { kind: "float", value: p.sx },
+      input_zero_point: { kind: "int", value: 0 },
+      input_quant_min: { kind: "int", value: -128 },
+      input_quant_max: { kind: "int", value: 127 },
+      weight: T("w"),
+      weight_scales: T("s"),
+      weight_zero_points: { kind: "none" },
+      bias: T("b"),
+      stride: { kind: "ints", value: [1, 1] },
+      padding: { kind: "ints", value: [0, 0] },
+      dilation: { kind: "ints", value: [1, 1] },
+      groups: { kind: "int", value: 1 },
+    });
+    const ref = toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]); // [N, K, H, W]
+    for (let b = 0; b < g.n; b++)
+      for (let k = 0; k < g.k; k++)
+        for (let i = 0; i < hw; i++) expect(nhwc[(b * hw + i) * g.k + k]).toBe(ref[(b * g.k + k) * hw + i]);
+    expect(() => pointwiseLinearSpec({ ...g, stride: [2, 2] }, s)).toThrow(
+      "1×1 convolution as int8 GEMM: stride 2×2",
+    );
   });
 });
 
