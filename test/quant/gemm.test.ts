@@ -2,7 +2,10 @@
 // scale and zero-point arithmetic against the torchc.quantized_linear reference (the int8 oracle), and the
 // int8 / fp8 plans run through the fake cuBLASLt (test/ffi/fakes/fake_cublaslt.c computes what cuBLASLt's
 // documented int8 and fp8 matmuls compute, on host memory).
-import { rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type QuantLtProblem,
@@ -298,6 +301,57 @@ describe("fp8 E4M3 bytes", () => {
       expect(e4m3Value(e4m3Bits(x))).toBe(roundToE4M3(x));
     expect(e4m3Bits(448)).toBe(0x7e);
     expect(e4m3Bits(2 ** -9)).toBe(0x01);
+  });
+});
+
+/** A C compiler, or null (the kernel's E4M3 encoder is then not checked on the host). */
+function cc(): string | null {
+  for (const c of [process.env.CC, "cc", "gcc", "clang"]) {
+    if (!c) continue;
+    try {
+      execFileSync(c, ["--version"], { stdio: "ignore" });
+      return c;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+describe("the quantize kernel's E4M3 encoder, compiled for the host", () => {
+  const compiler = cc();
+  it.skipIf(!compiler)("rounds like roundToE4M3 and encodes like e4m3Bits, NaN and −0 included", () => {
+    const src = quantKernelSource();
+    const fn = src.slice(
+      src.indexOf("__device__ __forceinline__ unsigned char tc_e4m3"),
+      src.indexOf('extern "C"'),
+    );
+    const dir = mkdtempSync(join(tmpdir(), "torchc-e4m3-"));
+    try {
+      writeFileSync(
+        join(dir, "e4m3.c"),
+        [
+          "#include <math.h>",
+          "#include <stdio.h>",
+          "#include <string.h>",
+          "static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }",
+          fn.replace("__device__ __forceinline__", "static inline"),
+          "int main(void) { float x; while (fread(&x, 4, 1, stdin) == 1) putchar(tc_e4m3(x)); return 0; }",
+        ].join("\n"),
+      );
+      execFileSync(compiler!, ["-O1", "-o", join(dir, "e4m3"), join(dir, "e4m3.c"), "-lm"]);
+      const r = rng(17);
+      const xs = Float32Array.from({ length: 50_000 }, () => (r() - 0.5) * 2 ** Math.floor(r() * 30 - 15));
+      xs.set([Number.NaN, -0, 0, 448, 449, -1e9, 2 ** -10, 2 ** -9 * 1.5, 2 ** -9 * 2.5, 0.0625 * 1.0625], 0);
+      const out = execFileSync(join(dir, "e4m3"), { input: Buffer.from(xs.buffer) });
+      expect(out.length).toBe(xs.length);
+      let mismatches = 0;
+      for (let i = 0; i < xs.length; i++) if (out[i] !== e4m3Bits(xs[i])) mismatches++;
+      expect(mismatches).toBe(0);
+      expect([out[0], out[1], out[3], out[4]]).toEqual([0x7f, 0x80, 0x7e, 0x7e]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

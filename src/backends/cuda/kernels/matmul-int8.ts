@@ -34,13 +34,13 @@ export const QUANT_BLOCK = 256;
 
 const E4M3 = `
 __device__ __forceinline__ unsigned char tc_e4m3(float y) {
-  if (isnan(y)) return 0x7f;
-  unsigned char s = signbit(y) ? 0x80 : 0;
+  if (y != y) return 0x7f;  // NaN
+  unsigned char s = (__float_as_uint(y) >> 31) ? 0x80 : 0;
   float a = fminf(fabsf(y), 448.f);
   if (a == 0.f) return s;
   int ex;
   frexpf(a, &ex);
-  int e = max(ex - 1, -6);
+  int e = ex - 1 > -6 ? ex - 1 : -6;
   float step = ldexpf(1.f, e - 3);
   float r = fminf(rintf(a / step) * step, 448.f);  // a / step is exact: step is a power of two
   if (r == 0.f) return s;
