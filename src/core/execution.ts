@@ -6,6 +6,7 @@
 import type { DType } from "../ir/dtype.js";
 import type { Shape, Tensor } from "../ir/tensor.js";
 import type { DeviceTensor } from "./device-tensor.js";
+import type { ProfileReport } from "./profile.js";
 
 /** Where run() puts the outputs: "host" (default) new host tensors; "device" new DeviceTensors; or these tensors. */
 export type OutputRequest = "host" | "device" | readonly (Tensor | DeviceTensor)[];
@@ -50,6 +51,8 @@ export interface ExecutionContext {
   readonly memory: ContextMemory;
   /** GPU ms of each of `reps` forward passes, inputs in place. */
   time?(reps: number): number[];
+  /** Each step of a forward pass timed on its own (`reps` times, medians), inputs in place. */
+  profile?(reps: number): ProfileReport;
   dispose(): void;
 }
 

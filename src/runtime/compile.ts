@@ -6,6 +6,7 @@ import {
   defaultRegistry,
 } from "../converters/index.js";
 import { inplaceCandidates } from "../converters/inplace.js";
+import type { ProfileReport } from "../core/profile.js";
 import { InputError, TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
 import type { Graph } from "../ir/graph.js";
@@ -288,6 +289,21 @@ export class CompiledModule {
     const p90 = sorted[Math.floor(0.9 * (sorted.length - 1))];
     const batch = options.batch ?? this.graph.values[this.graph.inputs[0]]?.shape[0] ?? 1;
     return { medianMs: median, p90Ms: p90, reps: sorted.length, throughput: (batch * 1000) / median };
+  }
+
+  /**
+   * Where a forward pass spends GPU time: each step (generated kernel, library call, fallback segment) run on its
+   * own between CUDA events, eagerly, `reps` times (default 50); medians, shares, totals per kind. Inputs already
+   * in place, as for benchmark(): run() the inputs first.
+   */
+  profile(options: { reps?: number } = {}): ProfileReport {
+    const ctx = this.contexts[0];
+    if (!ctx?.profile)
+      throw new TorchcError(
+        `the ${this.backend.name} backend cannot profile steps; use --backend cuda`,
+        "bench.backend",
+      );
+    return ctx.profile(options.reps ?? 50);
   }
 
   /** Lets running calls finish, refuses new ones, then frees everything. */

@@ -27,6 +27,7 @@ import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
+import { stepLabel } from "./profile/labels.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
 import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
 import type { SparseSummary, SparseWeightsSetting } from "./sparse-weights.js";
@@ -457,6 +458,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       outputs,
       useGraph: options.cudaGraph !== false,
       steps: plan.summary,
+      labels: plan.steps.map(stepLabel),
       stats: buildStats(
         network,
         plan,

@@ -17,6 +17,7 @@ import type { KernelArgs } from "./device/launch.js";
 import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
+import type { StepLabel } from "./profile/labels.js";
 import { formatSparseSummary, type SparseSummary } from "./sparse-weights.js";
 
 export interface EngineIO {
@@ -101,6 +102,8 @@ export interface EngineProgram {
   readonly useGraph: boolean;
   /** One line per step, in launch order. */
   readonly steps: readonly string[];
+  /** Per step: what kind of kernel or library call it is and the IR nodes it covers (for ./profile). */
+  readonly labels?: readonly StepLabel[];
   /** A new instance's memory, on `stream` when given (else a stream of its own). */
   allocate(stream?: Stream): InstanceResources;
   /** The launch list for one instance's bindings (each launch queues work on the instance's stream). */
@@ -113,6 +116,13 @@ export interface StepProfile {
   readonly step: string;
   /** Median GPU time of the step launched alone (ms). */
   readonly ms: number;
+}
+
+/** One step's launch, for timing steps one by one. */
+export interface StepLaunch {
+  readonly description: string;
+  readonly label?: StepLabel;
+  readonly launch: () => void;
 }
 
 /** Device bytes of one instance: what each extra execution context costs. */
@@ -357,6 +367,20 @@ export class CudaEngine {
       times.sort((a, b) => a - b);
       return { step: this.program.steps[i], ms: times[1] };
     });
+  }
+
+  /**
+   * Each step's launch (eager, on this instance's stream) with its description and label, for a per-step profile
+   * that times them one by one (./profile/measure.ts). Builds the launch list if needed.
+   */
+  stepLaunches(): StepLaunch[] {
+    this.assertLive();
+    if (!this.launches) this.warm();
+    return this.launches!.map((launch, i) => ({
+      description: this.program.steps[i],
+      label: this.program.labels?.[i],
+      launch,
+    }));
   }
 
   /** Frees this instance; the first instance (the one the build returned) also frees its forks and the program. */

@@ -6,6 +6,8 @@
  * The host waits once, at the end, without blocking the event loop (device/completion.ts). The ordering
  * rules are written down in ./README.md.
  */
+
+import type { ProfiledKind, ProfileReport } from "../../core/profile.js";
 import { InputError, TorchcError } from "../../errors.js";
 import type { Graph, TensorType } from "../../ir/graph.js";
 import { type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
@@ -23,10 +25,19 @@ import type { DeviceMemory } from "./device/validate.js";
 import type { DeviceFallbackRunner } from "./device-fallback.js";
 import { CudaDeviceTensor, checkDeviceTensor, pinnedSource } from "./device-tensor.js";
 import { type CudaEngine, ioBytes } from "./engine.js";
+import { timeStepsWithEvents } from "./profile/measure.js";
+import { buildProfileReport } from "./profile/report.js";
 
 /** What the contexts need from the compiled segments. */
 export type EngineSegment = SegmentRunner & { readonly engine: CudaEngine };
 export type FallbackSegment = DeviceFallbackRunner;
+
+interface ProfiledLaunch {
+  readonly kind: ProfiledKind;
+  readonly description: string;
+  readonly nodes: readonly string[];
+  readonly launch: () => void;
+}
 
 export class CudaExecutionContext implements ExecutionContext {
   readonly stream: Stream;
@@ -36,6 +47,8 @@ export class CudaExecutionContext implements ExecutionContext {
   private readonly instances: CudaEngine[] = [];
   private readonly forks: CudaEngine[] = [];
   private readonly steps: (() => void)[] = [];
+  /** Per entry of `steps`: its launches one by one, labelled, for the per-step profile. */
+  private readonly profiled: (() => ProfiledLaunch[])[] = [];
   private readonly inputStaging: PinnedBuffer[];
   private readonly outputStaging: PinnedBuffer[];
   private disposed = false;
@@ -91,6 +104,14 @@ export class CudaExecutionContext implements ExecutionContext {
       });
       for (const [i, io] of inst.outputs.entries()) this.values.set(io.name, inst.outputBuffers[i]);
       this.steps.push(() => inst.launch());
+      this.profiled.push(() =>
+        inst.stepLaunches().map((l) => ({
+          kind: l.label?.kind ?? "element",
+          description: l.description,
+          nodes: l.label?.nodes ?? [],
+          launch: l.launch,
+        })),
+      );
       return;
     }
     const fb = r as FallbackSegment;
@@ -118,6 +139,15 @@ export class CudaExecutionContext implements ExecutionContext {
       );
       fb.launchDevice(ins, { outputs, stream: this.stream });
     });
+    const step = this.steps[this.steps.length - 1];
+    this.profiled.push(() => [
+      {
+        kind: "libtorch",
+        description: `LibTorch segment ${r.segment.index} (${r.segment.nodes.length} nodes)`,
+        nodes: r.segment.nodes.map((n) => n.name),
+        launch: step,
+      },
+    ]);
   }
 
   /** One forward pass; resolves when its outputs are where `opts.outputs` asked. */
@@ -262,6 +292,25 @@ export class CudaExecutionContext implements ExecutionContext {
     for (let i = 0; i < reps; i++)
       out.push(timeOnStream(this.stream, body, { warmup: i === 0 ? 20 : 0, reps: 1 }));
     return out;
+  }
+
+  /**
+   * Each step of a forward pass (engine kernels and library calls one by one, fallback segments whole) between
+   * its own pair of CUDA events, eagerly (no CUDA graph), `reps` times after warm-up; inputs in place.
+   */
+  profile(reps: number): ProfileReport {
+    this.assertLive();
+    this.activate();
+    const launches = this.profiled.flatMap((p) => p());
+    const ms = timeStepsWithEvents(
+      this.stream,
+      launches.map((l) => l.launch),
+      { reps, warmup: 3 },
+    );
+    return buildProfileReport(
+      launches.map((l, i) => ({ kind: l.kind, description: l.description, nodes: l.nodes, ms: ms[i] })),
+      reps,
+    );
   }
 
   get memory(): ContextMemory {

@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { formatProfileReport } from "../../backends/cuda/profile/report.js";
 import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
 import { compile } from "../../runtime/compile.js";
@@ -19,6 +20,8 @@ export const benchCommand: Command = {
     "usage: torchc bench <model> [--batch N] [--reps 100] [--input x.npy ...] [--json out.json] [options]\n" +
     "  --batch N   check that the model was exported at batch N (torchc compiles static shapes)\n" +
     "  --expect ref.npy  check the output first (--tolerance X, default 1e-4, 1e-2 with fp16/bf16)\n" +
+    "  --profile   also time each step alone between CUDA events (no CUDA graph) and print where the time goes\n" +
+    "              (also with TORCHC_PROFILE=1; in --json as `profile`)\n" +
     compileUsage("cuda"),
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -32,6 +35,7 @@ export const benchCommand: Command = {
         json: { type: "string" },
         expect: { type: "string", multiple: true },
         tolerance: { type: "string" },
+        profile: { type: "boolean" },
       },
     });
     if (positionals.length !== 1) {
@@ -85,6 +89,11 @@ export const benchCommand: Command = {
     }
     e2e.sort((a, b) => a - b);
     const endToEndMs = e2e[Math.floor((e2e.length - 1) / 2)];
+    // After run(): the inputs are in place. Steps one by one, so the sum exceeds the graph replay's time.
+    const profile =
+      values.profile || process.env.TORCHC_PROFILE === "1"
+        ? compiled.profile({ reps: Number(values.reps ?? 100) })
+        : undefined;
     const memory = compiled.queue ? compiled.memory() : undefined;
     const result = {
       model: positionals[0],
@@ -98,6 +107,7 @@ export const benchCommand: Command = {
       memory,
       checks,
       segments: compiled.report.runners,
+      profile,
     };
     process.stdout.write(
       `${compiled.report.text}\n\n${positionals[0]} batch ${batch}: median ${r.medianMs.toFixed(3)} ms, p90 ${r.p90Ms.toFixed(3)} ms, ` +
@@ -105,6 +115,7 @@ export const benchCommand: Command = {
         `end to end (host in, host out, run()): median ${endToEndMs.toFixed(3)} ms over ${e2e.length} runs\n` +
         (memory ? `${formatMemory(memory)}\n` : ""),
     );
+    if (profile) process.stdout.write(`\n${formatProfileReport(profile)}\n`);
     if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
     await compiled.dispose();
     return checks.every((c) => c.ok) ? 0 : 1;

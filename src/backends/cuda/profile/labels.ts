@@ -1,0 +1,40 @@
+/**
+ * What a scheduled step is, for the profile: its kind (which kind of kernel or library call) and the IR nodes
+ * its layers came from (converters name layers `<node>/<what>`).
+ */
+import type { ProfiledKind } from "../../../core/profile.js";
+import type { Layer } from "../../../network/layers/index.js";
+import { type Step, stepLayers } from "../fuse/steps.js";
+
+export interface StepLabel {
+  readonly kind: ProfiledKind;
+  readonly nodes: readonly string[];
+}
+
+/** The IR node a layer came from. */
+export function nodeOf(layer: Layer): string {
+  const slash = layer.name.indexOf("/");
+  return slash > 0 ? layer.name.slice(0, slash) : layer.name;
+}
+
+function kindOf(s: Step): ProfiledKind {
+  switch (s.kind) {
+    case "element":
+      // Relayout and unstage copies the scheduler adds around library calls are groups of identities.
+      return s.group.layers.every((l) => l.type === "identity") ? "copy" : "element";
+    case "reduce":
+    case "softmax":
+    case "normalization":
+      return "rows";
+    case "attention":
+      return "attention";
+    case "conv":
+      return s.engine === "gemv" ? "gemv" : "cudnn";
+    case "matmul":
+      return "cublaslt";
+  }
+}
+
+export function stepLabel(s: Step): StepLabel {
+  return { kind: kindOf(s), nodes: [...new Set(stepLayers(s).map(nodeOf))] };
+}
