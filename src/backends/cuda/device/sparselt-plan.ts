@@ -315,13 +315,7 @@ export function buildSparseLtPlan(
         "BIAS_POINTER",
       );
     }
-    setMatmulAttr(
-      handle,
-      structs,
-      SPARSELT_MATMUL_DESC.SPARSE_MAT_POINTER,
-      new BigUint64Array([w.weight]),
-      "SPARSE_MAT_POINTER",
-    );
+    // No SPARSE_MAT_POINTER: the dense weight is freed after compression (PyTorch's _cslt_sparse_mm sets none).
     check(
       "cusparseLtMatmulAlgSelectionInit",
       f.cusparseLtMatmulAlgSelectionInit(handle.ptr, structs.alg, structs.matmul, SPARSELT_ALG_DEFAULT),

@@ -1,0 +1,328 @@
+/**
+ * 2:4 structured sparsity on the GPU (issue 15): models pruned 2:4 by fixtures/prune_2_4.py, each compiled fp16
+ * dense and with sparseWeights in the same run. Checks every output against PyTorch fp32 on two inputs (max error
+ * ≤ 1e-2 of max |reference|), times dense and sparse alternately (CompiledModule.benchmark, median of medians),
+ * reads the per-layer GEMM times the build measured from the compile report, prints one table and writes JSON to
+ * $OUT/sparsity.json when OUT is set. Asserts the issue's bars: the linear GEMMs (768→768, 768→3072, 3072→768 at
+ * M = 1024) ≥ 1.5× faster sparse, the encoder (8 × 128 tokens) ≥ 1.3×, ResNet-50 (batch 32) no slower (3 %
+ * noise allowed), the pruned and fine-tuned MNIST CNN within 1 point of the dense one's top-1.
+ *
+ *   bash scripts/gpu.sh test sparsity                                     everything (~5 min)
+ *   TORCHC_SPARSE_PART=linears,encoder bash scripts/gpu.sh test sparsity  some parts (linears, encoder, resnet50, mnist)
+ *   TORCHC_SPARSE_DIR=DIR   fixtures already made by `python3 fixtures/prune_2_4.py DIR` (else made here)
+ *
+ * MNIST needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { loadModel } from "../../src/frontends/load-model.js";
+import type { Tensor } from "../../src/ir/tensor.js";
+import { type CompiledModule, compile } from "../../src/runtime/compile.js";
+import type { CompileOptions } from "../../src/runtime/options.js";
+import { compareTensors } from "../../src/util/compare.js";
+import { parseNpy, readNpy } from "../../src/util/npy.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Compiled to .gpu-carry/build/test/gpu: the repository root is four levels up (two from the sources).
+const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
+  existsSync(join(r, "fixtures", "prune_2_4.py")),
+)!;
+const DIGITS = join(ROOT, ".gpu-carry", "mnist");
+const ALL_PARTS = ["linears", "encoder", "resnet50", "mnist"] as const;
+const PARTS = new Set(
+  (process.env.TORCHC_SPARSE_PART ?? ALL_PARTS.join(",")).split(",").map((s) => s.trim()),
+);
+const report = gpuReporter("sparsity");
+recordTestStarts();
+
+const { skip: noGpu } = openGpu();
+const FP16: CompileOptions = { backend: "cuda", enabledPrecisions: ["fp16"] };
+const TOLERANCE = 1e-2;
+
+interface Row {
+  model: string;
+  denseMs: number;
+  sparseMs: number;
+  speedup: number;
+  sparseLayers: number;
+  eligibleLayers: number;
+  relativeErrorDense: number;
+  relativeErrorSparse: number;
+  gemms?: {
+    layer: string;
+    shape: string;
+    ran: string;
+    sparseMs?: number;
+    denseMs?: number;
+    reason?: string;
+  }[];
+  note?: string;
+}
+const rows: Row[] = [];
+
+/** Runs fixtures/prune_2_4.py for the parts asked (or uses TORCHC_SPARSE_DIR). */
+function fixtures(): { dir: string; why: string | false } {
+  const given = process.env.TORCHC_SPARSE_DIR;
+  if (given && existsSync(join(given, "prune_2_4.json"))) return { dir: given, why: false };
+  const dir = mkdtempSync(join(tmpdir(), "torchc-sparse-"));
+  const parts = ALL_PARTS.filter((p) => PARTS.has(p));
+  const r = spawnSync(
+    "python3",
+    [join(ROOT, "fixtures", "prune_2_4.py"), dir, ...parts, "--digits", DIGITS],
+    {
+      encoding: "utf8",
+      timeout: 400_000,
+    },
+  );
+  console.log(r.stdout);
+  if (r.status !== 0)
+    return { dir, why: `prune_2_4.py failed: ${(r.stderr ?? "").split("\n").slice(-5).join(" ")}` };
+  return { dir, why: false };
+}
+
+/** The sparse lines of the compile report, parsed (the build's own per-layer GEMM timings). */
+function sparseLayers(m: CompiledModule): NonNullable<Row["gemms"]> {
+  const out: NonNullable<Row["gemms"]> = [];
+  for (const line of m.report.runners.join("\n").split("\n")) {
+    const s = /^ {2}sparse: '(.*)' (M=\d+ N=\d+ K=\d+)(?: \(([\d.]+) ms vs dense ([\d.]+) ms)?/.exec(line);
+    if (s)
+      out.push({ layer: s[1], shape: s[2], ran: "sparse", sparseMs: Number(s[3]), denseMs: Number(s[4]) });
+    const d = /^ {2}dense: {2}'(.*)' (M=\d+ N=\d+ K=\d+|K=\d+): (.*)$/.exec(line);
+    if (d) {
+      const t = /sparse ([\d.]+) ms vs dense cuBLASLt ([\d.]+) ms/.exec(d[3]);
+      out.push({
+        layer: d[1],
+        shape: d[2],
+        ran: "dense",
+        reason: d[3],
+        ...(t ? { sparseMs: Number(t[1]), denseMs: Number(t[2]) } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+/** The reference must depend on the input, or a match proves nothing (DESIGN.md's lessons). */
+function assertVaries(a: Tensor, b: Tensor, what: string): void {
+  const d = compareTensors(a, b);
+  assert.ok(
+    d.maxAbsError > 1e-3 * d.maxAbsReference,
+    `${what}: PyTorch's output barely depends on its input`,
+  );
+}
+
+async function checkAgainstPytorch(m: CompiledModule, dir: string, name: string): Promise<number> {
+  let worst = 0;
+  for (const suffix of ["", "2", ""]) {
+    const x = readNpy(join(dir, `${name}.input${suffix}.npy`));
+    const ref = readNpy(join(dir, `${name}.output${suffix}.npy`));
+    const [y] = await m.run([x]);
+    const a = compareTensors(y, ref);
+    assert.ok(a.shapeMatches, `${name}: output shape`);
+    worst = Math.max(worst, a.relative);
+  }
+  return worst;
+}
+
+/** Median of alternating dense/sparse medians (the same run, the same GPU state for both). */
+function timeBoth(dense: CompiledModule, sparse: CompiledModule, x: Tensor, reps: number) {
+  const d: number[] = [];
+  const s: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    d.push(dense.benchmark([x], { reps }).medianMs);
+    s.push(sparse.benchmark([x], { reps }).medianMs);
+  }
+  const med = (v: number[]) => [...v].sort((p, q) => p - q)[1];
+  return { denseMs: med(d), sparseMs: med(s) };
+}
+
+async function denseVsSparse(dir: string, name: string, reps: number, note?: string): Promise<Row> {
+  const model = await loadModel(join(dir, `${name}.pt2`));
+  assertVaries(readNpy(join(dir, `${name}.output.npy`)), readNpy(join(dir, `${name}.output2.npy`)), name);
+  const dense = await compile(model, FP16);
+  const sparse = await compile(model, { ...FP16, sparseWeights: true });
+  try {
+    const relativeErrorDense = await checkAgainstPytorch(dense, dir, name);
+    const relativeErrorSparse = await checkAgainstPytorch(sparse, dir, name);
+    const x = readNpy(join(dir, `${name}.input.npy`));
+    await dense.run([x]);
+    await sparse.run([x]);
+    const t = timeBoth(dense, sparse, x, reps);
+    const gemms = sparseLayers(sparse);
+    const row: Row = {
+      model: name,
+      ...t,
+      speedup: t.denseMs / t.sparseMs,
+      sparseLayers: gemms.filter((g) => g.ran === "sparse").length,
+      eligibleLayers: gemms.length,
+      relativeErrorDense,
+      relativeErrorSparse,
+      gemms,
+      note,
+    };
+    rows.push(row);
+    report(name, { ...row, gemms: undefined, report: sparse.report.runners });
+    for (const g of gemms) report(`${name} layer`, g);
+    assert.ok(relativeErrorDense <= TOLERANCE, `${name} dense fp16 vs PyTorch fp32: ${relativeErrorDense}`);
+    assert.ok(
+      relativeErrorSparse <= TOLERANCE,
+      `${name} sparse fp16 vs PyTorch fp32: ${relativeErrorSparse}`,
+    );
+    return row;
+  } finally {
+    await dense.dispose();
+    await sparse.dispose();
+  }
+}
+
+describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same run", { skip: noGpu }, () => {
+  const { dir, why } = noGpu ? { dir: "", why: noGpu } : fixtures();
+  const info = why
+    ? undefined
+    : (JSON.parse(readFileSync(join(dir, "prune_2_4.json"), "utf8")) as {
+        models: Record<string, { top1?: number; top1_before_fine_tune?: number; zero_fraction?: number }>;
+      });
+
+  for (const [k, n] of [
+    [768, 768],
+    [768, 3072],
+    [3072, 768],
+  ]) {
+    const name = `linear_${k}_${n}`;
+    it(`${name} at M = 1024: the GEMM ≥ 1.5× faster sparse, both within fp16 tolerance`, {
+      skip: why || (PARTS.has("linears") ? false : "TORCHC_SPARSE_PART"),
+    }, async () => {
+      const row = await denseVsSparse(
+        dir,
+        name,
+        200,
+        "one nn.Linear + bias; module time includes the fp32↔fp16 casts",
+      );
+      const g = row.gemms?.[0];
+      assert.ok(g, `${name}: the report lists no sparse-eligible layer`);
+      assert.ok(g.sparseMs && g.denseMs, `${name}: ${g.reason ?? "no timing"}`);
+      const speedup = g.denseMs / g.sparseMs;
+      report(`${name} gemm`, { speedup, sparseMs: g.sparseMs, denseMs: g.denseMs });
+      assert.ok(
+        speedup >= 1.5,
+        `${name}: GEMM ${g.denseMs} ms dense vs ${g.sparseMs} ms sparse = ${speedup.toFixed(2)}×`,
+      );
+    });
+  }
+
+  it("BERT-base-sized encoder, 8 × 128 tokens: ≥ 1.3× faster sparse", {
+    skip: why || (PARTS.has("encoder") ? false : "TORCHC_SPARSE_PART"),
+  }, async () => {
+    const row = await denseVsSparse(dir, "encoder", 50);
+    assert.ok(row.sparseLayers > 0, "no layer of the encoder ran sparse");
+    assert.ok(row.speedup >= 1.3, `encoder: ${row.denseMs} ms dense vs ${row.sparseMs} ms sparse`);
+  });
+
+  it("ResNet-50, batch 32: no slower with sparseWeights", {
+    skip: why || (PARTS.has("resnet50") ? false : "TORCHC_SPARSE_PART"),
+  }, async () => {
+    const row = await denseVsSparse(
+      dir,
+      "resnet50",
+      30,
+      "1×1 convolutions are not run sparse yet: only the fc layer is eligible",
+    );
+    assert.ok(
+      row.sparseMs <= row.denseMs * 1.03,
+      `resnet50: ${row.denseMs} ms dense vs ${row.sparseMs} ms sparse`,
+    );
+  });
+
+  it("MNIST CNN pruned 2:4 and fine-tuned: top-1 within 1 point of the dense net", {
+    skip:
+      why ||
+      (PARTS.has("mnist") ? false : "TORCHC_SPARSE_PART") ||
+      (info?.models.mnist_pruned ? false : "no MNIST digits"),
+  }, async () => {
+    const labels = parseNpy(gunzipSync(readFileSync(join(DIGITS, "test_labels.npy.gz"))), "labels")
+      .data as Uint8Array;
+    const images = parseNpy(gunzipSync(readFileSync(join(DIGITS, "test_images.npy.gz"))), "images");
+    const batch = 80;
+    const px = 28 * 28;
+    const batches: Tensor[] = [];
+    for (let i = 0; i + batch <= images.shape[0]; i += batch) {
+      const data = new Float32Array(batch * px);
+      for (let k = 0; k < data.length; k++) data[k] = (images.data as Uint8Array)[i * px + k] / 255;
+      batches.push({ dtype: "float32", shape: [batch, 1, 28, 28], data });
+    }
+    const top1 = async (file: string, options: CompileOptions) => {
+      const m = await compile(await loadModel(join(dir, file)), options);
+      try {
+        let correct = 0;
+        for (const [b, x] of batches.entries()) {
+          const v = (await m.run([x]))[0].data as Float32Array;
+          for (let i = 0; i < batch; i++) {
+            let best = 0;
+            for (let c = 1; c < 10; c++) if (v[i * 10 + c] > v[i * 10 + best]) best = c;
+            if (best === labels[b * batch + i]) correct++;
+          }
+        }
+        const err = await checkAgainstPytorch(m, dir, file.replace(".pt2", ""));
+        return { top1: (100 * correct) / (batches.length * batch), err, report: m.report.runners };
+      } finally {
+        await m.dispose();
+      }
+    };
+    const dense = await top1("mnist_dense.pt2", FP16);
+    const pruned = await top1("mnist_pruned.pt2", { ...FP16, sparseWeights: "prefer" });
+    const py = info!.models;
+    report("mnist", {
+      torchcDense: dense.top1,
+      torchcPruned: pruned.top1,
+      pytorchDense: py.mnist_dense.top1,
+      pytorchPruned: py.mnist_pruned.top1,
+      pytorchPrunedBeforeFineTune: py.mnist_pruned.top1_before_fine_tune,
+      zeroFraction: py.mnist_pruned.zero_fraction,
+      relativeErrorDense: dense.err,
+      relativeErrorPruned: pruned.err,
+      report: pruned.report,
+    });
+    rows.push({
+      model: "mnist (top-1)",
+      denseMs: Number.NaN,
+      sparseMs: Number.NaN,
+      speedup: Number.NaN,
+      sparseLayers: 0,
+      eligibleLayers: 0,
+      relativeErrorDense: dense.err,
+      relativeErrorSparse: pruned.err,
+      note: `top-1 torchc dense ${dense.top1.toFixed(2)} %, pruned ${pruned.top1.toFixed(2)} %; PyTorch ${py.mnist_dense.top1?.toFixed(2)} / ${py.mnist_pruned.top1?.toFixed(2)} %`,
+    });
+    assert.ok(
+      dense.err <= TOLERANCE && pruned.err <= TOLERANCE,
+      `MNIST vs PyTorch: ${dense.err}, ${pruned.err}`,
+    );
+    assert.ok(
+      Math.abs(pruned.top1 - py.mnist_pruned.top1!) <= 0.3,
+      "torchc's pruned top-1 disagrees with PyTorch's",
+    );
+    assert.ok(dense.top1 - pruned.top1 <= 1, `pruned ${pruned.top1} % vs dense ${dense.top1} %`);
+  });
+
+  after(() => {
+    const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : "");
+    const table = [
+      "",
+      "| model | dense fp16 ms | sparse fp16 ms | speedup | layers sparse / eligible | max err dense / sparse | note |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      ...rows.map(
+        (r) =>
+          `| ${r.model} | ${fmt(r.denseMs)} | ${fmt(r.sparseMs)} | ${fmt(r.speedup, 2)}× | ${r.sparseLayers} / ${r.eligibleLayers} | ${r.relativeErrorDense.toExponential(1)} / ${r.relativeErrorSparse.toExponential(1)} | ${r.note ?? ""} |`,
+      ),
+    ].join("\n");
+    console.log(table);
+    if (process.env.OUT) writeFileSync(join(process.env.OUT, "sparsity.json"), JSON.stringify(rows, null, 1));
+  });
+});
