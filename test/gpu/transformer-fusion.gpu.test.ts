@@ -1,0 +1,150 @@
+/**
+ * Transformer fusion on the GPU (issue 13): timm pre-norm ViTs exported here at test time
+ * (fixtures/export_transformer_blocks.py: a 2-block 64-wide ViT at batch 2, and deit_tiny_patch16_224 at batch 1)
+ * compiled on the CUDA backend. Checks, for two different inputs each, the output against PyTorch eager fp32 (fp32
+ * ≤ 1e-4, fp16 ≤ 1e-2 of max|ref|), that the reference depends on the input, and that the residual adds before
+ * LayerNorms run inside the norm kernels (the profile's rows steps with a fused prologue). Prints the per-step
+ * profile of the fp16 engines and, for DeiT-tiny, the kernel count and GPU time with rows fusion on and off
+ * (TORCHC_FUSE_ROWS=0).   `bash scripts/gpu.sh test transformer-fusion`
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { formatProfileReport } from "../../src/backends/cuda/profile/report.js";
+import { compareTensors } from "../../src/cli/compare.js";
+import type { ProfileReport } from "../../src/core/profile.js";
+import { loadModel } from "../../src/frontends/load-model.js";
+import { compile } from "../../src/runtime/compile.js";
+import { readNpy } from "../../src/util/npy.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Compiled to .gpu-carry/build/test/gpu: the repository root is three or four levels up.
+const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
+  existsSync(join(r, "fixtures", "export_transformer_blocks.py")),
+)!;
+
+const { skip } = openGpu();
+const report = gpuReporter("transformer-fusion");
+recordTestStarts();
+
+/** Depth of each exported model: its LayerNorms are 2 per block plus the final one. */
+const MODELS = { vit_small_blocks: 2, deit_tiny: 12 } as const;
+
+interface Run {
+  readonly profile: ProfileReport;
+  readonly medianMs: number;
+  readonly runners: readonly string[];
+}
+
+async function compileAndCheck(dir: string, name: string, precision: "fp32" | "fp16"): Promise<Run> {
+  const tol = precision === "fp16" ? 1e-2 : 1e-4;
+  const model = await loadModel(join(dir, `${name}.pt2`));
+  const compiled = await compile(model, { backend: "cuda", enabledPrecisions: [precision] });
+  try {
+    const outs = [];
+    for (let round = 0; round < 2; round++) {
+      for (const k of [0, 1]) {
+        const [out] = await compiled.run([readNpy(join(dir, `${name}.in${k}.npy`))]);
+        const a = compareTensors(out, readNpy(join(dir, `${name}.out${k}.npy`)));
+        report("accuracy", { name, precision, input: k, round, relative: a.relative });
+        assert.ok(a.shapeMatches, `${name}: output shape`);
+        assert.ok(
+          a.relative <= tol,
+          `${name} ${precision} input ${k}: max|err|/max|ref| ${a.relative} > ${tol}`,
+        );
+        outs.push(out);
+      }
+    }
+    // run() left input 1 in place: the profile and the timing run on real data.
+    const profile = compiled.profile({ reps: 30 });
+    const { medianMs } = compiled.benchmark([readNpy(join(dir, `${name}.in1.npy`))], { reps: 100 });
+    return { profile, medianMs, runners: compiled.report.runners };
+  } finally {
+    await compiled.dispose();
+  }
+}
+
+/** Rows steps whose kernel also computes the element layers before the norm (scheduler's description). */
+const fusedNorms = (p: ProfileReport) =>
+  p.steps.filter((s) => s.kind === "rows" && /^normalization \[.*\]\+norm/.test(s.description));
+const loneCasts = (p: ProfileReport) => p.steps.filter((s) => /^element\[cast\] /.test(s.description));
+
+describe("timm pre-norm ViTs on the CUDA backend: fused norms, accuracy, profile", { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "torchc-transformers-"));
+  const exported = skip
+    ? undefined
+    : spawnSync("python3", [join(ROOT, "fixtures", "export_transformer_blocks.py"), dir], {
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+  const ok = exported?.status === 0;
+  const why = ok ? false : `export failed: ${exported?.stderr?.split("\n").slice(-4).join(" ")}`;
+  if (exported?.stdout) console.log(exported.stdout.trim());
+
+  for (const [name, depth] of Object.entries(MODELS)) {
+    it(`${name}: the PyTorch reference depends on the input`, { skip: why }, () => {
+      const meta = JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
+      report("reference", { name, ...meta });
+      assert.ok(
+        meta.outputs_differ > 1e-3,
+        `${name}: outputs for two inputs differ by only ${meta.outputs_differ}`,
+      );
+    });
+    for (const precision of ["fp32", "fp16"] as const) {
+      it(`${name} ${precision}: matches PyTorch fp32; residual adds run in the norm kernels`, {
+        skip: why,
+      }, async () => {
+        const r = await compileAndCheck(dir, name, precision);
+        const fused = fusedNorms(r.profile);
+        report("structure", {
+          name,
+          precision,
+          kernels: r.profile.kernels,
+          fusedNorms: fused.length,
+          loneCasts: loneCasts(r.profile).map((s) => s.description),
+          medianMs: r.medianMs,
+          profileTotalMs: r.profile.totalMs,
+          byKind: r.profile.byKind,
+          runners: r.runners,
+        });
+        if (precision === "fp16") console.log(`${name} ${precision}\n${formatProfileReport(r.profile)}`);
+        // Every norm after the first reads a residual sum (2 per block), computed inside its kernel; the first one
+        // may also take in the class-token concatenation and position embedding.
+        assert.ok(fused.length >= 2 * depth, `${name}: ${fused.length} norms with fused element layers`);
+        // Casts of their own only at the engine's edges (the fp32 input into the patch convolution, the output).
+        assert.ok(
+          loneCasts(r.profile).length <= 2,
+          `${name}: lone cast steps ${loneCasts(r.profile).length}`,
+        );
+      });
+    }
+  }
+
+  it("deit_tiny fp16: rows fusion on vs off (TORCHC_FUSE_ROWS=0), same device", { skip: why }, async () => {
+    process.env.TORCHC_FUSE_ROWS = "0";
+    let apart: Run;
+    try {
+      apart = await compileAndCheck(dir, "deit_tiny", "fp16");
+    } finally {
+      delete process.env.TORCHC_FUSE_ROWS;
+    }
+    const fused = await compileAndCheck(dir, "deit_tiny", "fp16");
+    report("rows-fusion-ab", {
+      kernelsApart: apart.profile.kernels,
+      kernelsFused: fused.profile.kernels,
+      medianMsApart: apart.medianMs,
+      medianMsFused: fused.medianMs,
+      rowsUsApart: (apart.profile.byKind.find((k) => k.kind === "rows")?.ms ?? 0) * 1000,
+      rowsUsFused: (fused.profile.byKind.find((k) => k.kind === "rows")?.ms ?? 0) * 1000,
+      elementUsApart: (apart.profile.byKind.find((k) => k.kind === "element")?.ms ?? 0) * 1000,
+      elementUsFused: (fused.profile.byKind.find((k) => k.kind === "element")?.ms ?? 0) * 1000,
+    });
+    // 24 residual adds (2 per block) stop being kernels of their own
+    assert.ok(apart.profile.kernels - fused.profile.kernels >= 24, "kernels saved by rows fusion");
+  });
+});
