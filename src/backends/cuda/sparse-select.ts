@@ -29,6 +29,7 @@ import {
   type SparseSummary,
   type SparseWeightsSetting,
   sparseCandidate,
+  sparseConvRefusal,
   sparseWeightsSetting,
   timingLost,
 } from "./sparse-weights.js";
@@ -79,6 +80,16 @@ function candidates(plan: EnginePlan, matmuls: ReadonlyMap<MatmulStep, EngineMat
   const found: SparseCandidate[] = [];
   let checked = 0;
   for (const step of plan.steps) {
+    if (step.kind === "conv") {
+      for (const conv of step.next ? [step, step.next] : [step]) {
+        if (plan.network.layers.some((l) => l.type === "constant" && l.output === conv.layer.inputs[1]))
+          checked++;
+        const refused = sparseConvRefusal(conv, plan.network, plan.infos);
+        if (refused)
+          found.push({ runnable: false, step: conv, shape: refused.shape, reason: refused.reason });
+      }
+      continue;
+    }
     if (step.kind !== "matmul" || !matmuls.has(step)) continue;
     const c = sparseCandidate(step, plan.network, plan.infos, matmulGeometry(step, info));
     if (plan.network.layers.some((l) => l.type === "constant" && l.output === step.b)) checked++;

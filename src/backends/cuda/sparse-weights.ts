@@ -9,7 +9,7 @@ import { TorchcError } from "../../errors.js";
 import { type Tensor, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
 import { type SparseLinearProblem, sparseShapeRefusal } from "./device/sparselt-plan.js";
-import type { MatmulStep } from "./fuse/steps.js";
+import type { ConvStep, MatmulStep } from "./fuse/steps.js";
 import type { MatmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { storageRoot, type TensorInfo } from "./plan/tensors.js";
 
@@ -45,7 +45,7 @@ export function is24Sparse(values: ArrayLike<number>, rows: number, k: number): 
   return first24Violation(values, rows, k) === null;
 }
 
-/** A matmul whose constant weight is 2:4 sparse along K: runnable by cuSPARSELt (problem) or not (reason). */
+/** A layer whose constant weight is 2:4 sparse along K: runnable by cuSPARSELt (problem) or not (reason). */
 export type SparseCandidate =
   | {
       readonly runnable: true;
@@ -55,7 +55,12 @@ export type SparseCandidate =
       readonly weight: Tensor;
       readonly bias?: Tensor;
     }
-  | { readonly runnable: false; readonly step: MatmulStep; readonly shape: string; readonly reason: string };
+  | {
+      readonly runnable: false;
+      readonly step: MatmulStep | ConvStep;
+      readonly shape: string;
+      readonly reason: string;
+    };
 
 /** The constant tensor behind `tensor` (through views), or undefined when it is computed. */
 export function constantBehind(
@@ -126,6 +131,35 @@ export function sparseCandidate(
   return { runnable: true, step, problem, weight, bias };
 }
 
+/**
+ * A convolution whose constant weight [Cout, Cin, kh, kw] is 2:4 sparse along Cin at each kernel position (the
+ * K order of a channels-last implicit GEMM): reported as eligible but dense, since only linear layers run
+ * sparse. Undefined when the weight is not a constant or not 2:4.
+ */
+export function sparseConvRefusal(
+  step: ConvStep,
+  net: Network,
+  infos: ReadonlyMap<string, TensorInfo>,
+): { readonly layer: string; readonly shape: string; readonly reason: string } | undefined {
+  const weight = constantBehind(net, infos, step.layer.inputs[1]);
+  if (weight?.shape.length !== 4) return undefined;
+  const [cout, cin, kh, kw] = weight.shape;
+  const v = toFloat64Array(weight);
+  const perm = new Float64Array(v.length);
+  for (let o = 0; o < cout; o++)
+    for (let c = 0; c < cin; c++)
+      for (let i = 0; i < kh * kw; i++) perm[(o * kh * kw + i) * cin + c] = v[(o * cin + c) * kh * kw + i];
+  if (!is24Sparse(perm, cout * kh * kw, cin)) return undefined;
+  const oneByOne = kh === 1 && kw === 1;
+  return {
+    layer: step.layer.name,
+    shape: `Cout=${cout} Cin=${cin} ${kh}×${kw}`,
+    reason: oneByOne
+      ? "1×1 convolution: runs on cuDNN (1×1 convolutions as sparse GEMMs are not built yet)"
+      : `${kh}×${kw} convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)`,
+  };
+}
+
 function transpose2d(v: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(v.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
@@ -182,7 +216,7 @@ export interface SparseSummary {
   readonly mode: SparseWeightsMode;
   /** Why nothing could run sparse on this machine ("prefer" only). */
   readonly unavailable?: string;
-  /** Matmuls with a constant weight that were checked for 2:4 sparsity. */
+  /** Matmuls and convolutions with a constant weight that were checked for 2:4 sparsity. */
   readonly weightsChecked: number;
   /** Every layer whose weight is 2:4 sparse along K, in schedule order. */
   readonly layers: readonly SparseLayerReport[];
@@ -197,7 +231,7 @@ export function formatSparseSummary(s: SparseSummary): string[] {
   const head =
     `sparse weights (2:4, cuSPARSELt, ${s.mode === true ? "required" : "preferred"}): ` +
     `${ran.length} of ${eligible} sparse-eligible layer${eligible === 1 ? "" : "s"} ran sparse` +
-    ` (${s.weightsChecked} matmul weight${s.weightsChecked === 1 ? "" : "s"} checked)` +
+    ` (${s.weightsChecked} linear and convolution weight${s.weightsChecked === 1 ? "" : "s"} checked)` +
     (s.unavailable ? `; not available here: ${s.unavailable}` : "");
   const lines = s.layers.map((l) => {
     if (l.ran === "sparse") {

@@ -34,10 +34,16 @@ export function linearNet(s: LinearSpec): { net: Network; weight: Tensor; bias?:
   const x = b.addInput("x", { dtype: "float32", shape: [s.m, s.k] });
   const dense = randomTensor(r, "float32", [s.n, s.k], Math.sqrt(3 / s.k));
   const weight = s.sparse === false ? dense : prune24(dense);
-  let y = b.add({ type: "matmul", inputs: [x, b.constant(weight, "w")], transposeA: false, transposeB: true });
+  let y = b.add({
+    type: "matmul",
+    inputs: [x, b.constant(weight, "w")],
+    transposeA: false,
+    transposeB: true,
+  });
   const bias = s.bias === false ? undefined : randomTensor(r, "float32", [s.n], 0.1);
   if (bias) y = b.add({ type: "elementwise", inputs: [y, b.constant(bias, "b")], op: "add" });
-  if ((s.activation ?? "relu") === "relu") y = b.add({ type: "activation", inputs: [y], fn: { kind: "relu" } });
+  if ((s.activation ?? "relu") === "relu")
+    y = b.add({ type: "activation", inputs: [y], fn: { kind: "relu" } });
   // A last op, so the matmul's epilogue writes an internal fp16 tensor rather than the fp32 output.
   y = b.add({ type: "unary", inputs: [y], op: "neg" });
   return { net: b.build([{ tensor: y, as: "y" }]), weight, bias };
@@ -48,4 +54,46 @@ export function planOf(net: Network, precision: "fp16" | "fp32" = "fp16") {
   const plan = planCudaEngine(net, { precision });
   const matmuls = plan.steps.filter((s) => s.kind === "matmul");
   return { plan, matmuls };
+}
+
+/** 2:4 magnitude pruning of a conv weight [Cout, Cin, kh, kw] along Cin at each kernel position. */
+export function prune24Conv(w: Tensor): Tensor {
+  const [cout, cin, kh, kw] = w.shape;
+  const v = toFloat64Array(w);
+  const at = (o: number, c: number, i: number) => (o * cin + c) * kh * kw + i;
+  for (let o = 0; o < cout; o++)
+    for (let i = 0; i < kh * kw; i++)
+      for (let c = 0; c < cin; c += 4) {
+        const order = [0, 1, 2, 3].sort(
+          (a, b) => Math.abs(v[at(o, c + b, i)]) - Math.abs(v[at(o, c + a, i)]),
+        );
+        v[at(o, c + order[2], i)] = 0;
+        v[at(o, c + order[3], i)] = 0;
+      }
+  return tensorFromNumbers(w.dtype, w.shape, v);
+}
+
+/** conv 1×1 (pruned) → relu → conv 3×3 (pruned) → relu → conv 1×1 (dense), NCHW [2, 16, 8, 8]. */
+export function convNet(): Network {
+  const r = rng(9);
+  const b = new NetworkBuilder();
+  let y = b.addInput("x", { dtype: "float32", shape: [2, 16, 8, 8] });
+  const conv = (cout: number, k: number, pruned: boolean, name: string) => {
+    const cin = b.typeOf(y).shape[1];
+    const w = randomTensor(r, "float32", [cout, cin, k, k], Math.sqrt(3 / (cin * k * k)));
+    const p = (k - 1) / 2;
+    y = b.add({
+      type: "convolution",
+      inputs: [y, b.constant(pruned ? prune24Conv(w) : w, name)],
+      stride: [1, 1],
+      padding: [p, p],
+      dilation: [1, 1],
+      groups: 1,
+    });
+    y = b.add({ type: "activation", inputs: [y], fn: { kind: "relu" } });
+  };
+  conv(32, 1, true, "c1");
+  conv(32, 3, true, "c2");
+  conv(16, 1, false, "c3");
+  return b.build([{ tensor: y, as: "y" }]);
 }

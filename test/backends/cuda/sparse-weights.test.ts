@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { matmulGeometry } from "../../../src/backends/cuda/kernels/matmul-cublaslt.js";
+import { chooseSparseMatmuls } from "../../../src/backends/cuda/sparse-select.js";
 import {
   first24Violation,
   formatSparseSummary,
@@ -21,7 +22,7 @@ import { loadModel } from "../../../src/frontends/load-model.js";
 import { compile } from "../../../src/runtime/compile.js";
 import type { CompileOptions } from "../../../src/runtime/options.js";
 import { MODELS } from "../../helpers.js";
-import { linearNet, planOf, prune24 } from "./sparse-nets.js";
+import { convNet, linearNet, planOf, prune24 } from "./sparse-nets.js";
 
 describe("the 2:4 check along K", () => {
   it("accepts at most two non-zeros in each group of four, with exact zeros only", () => {
@@ -87,6 +88,26 @@ describe("which matmuls are sparse-eligible", () => {
     const c = candidate(linearNet({ m: 32, n: 16, k: 64 }).net, "fp32");
     expect(c?.runnable).toBe(false);
     if (c && !c.runnable) expect(c.reason).toMatch(/^precision fp32: sparse needs fp16\/bf16\/int8/);
+  });
+
+  it("2:4 convolutions (along Cin at each kernel position) are listed as eligible and dense, with the reason", () => {
+    const { plan } = planOf(convNet());
+    const convs = plan.steps.filter((s) => s.kind === "conv");
+    expect(convs).toHaveLength(3);
+    const summary = chooseSparseMatmuls(plan, new Map(), { mode: true }, 1 << 20, () => {});
+    expect(summary?.weightsChecked).toBe(3);
+    expect(summary?.layers.map((l) => [l.shape, l.ran, l.reason])).toEqual([
+      [
+        "Cout=32 Cin=16 1×1",
+        "dense",
+        "1×1 convolution: runs on cuDNN (1×1 convolutions as sparse GEMMs are not built yet)",
+      ],
+      [
+        "Cout=32 Cin=32 3×3",
+        "dense",
+        "3×3 convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)",
+      ],
+    ]);
   });
 
   it("prune24 keeps the two largest magnitudes of each group", () => {
@@ -159,14 +180,14 @@ describe("the compile report's sparse lines", () => {
       ],
     };
     expect(formatSparseSummary(s)).toEqual([
-      "sparse weights (2:4, cuSPARSELt, required): 1 of 2 sparse-eligible layers ran sparse (5 matmul weights checked)",
+      "sparse weights (2:4, cuSPARSELt, required): 1 of 2 sparse-eligible layers ran sparse (5 linear and convolution weights checked)",
       "  sparse: 'fc1' M=1024 N=3072 K=768 (0.0200 ms vs dense 0.0300 ms, 1.50× faster), algorithm 2 of 5",
       "  dense:  'fc2' M=1024 N=768 K=3072: timing lost: sparse 0.0400 ms vs dense cuBLASLt 0.0300 ms",
     ]);
     expect(
       formatSparseSummary({ mode: "prefer", unavailable: "no cuSPARSELt", weightsChecked: 1, layers: [] })[0],
     ).toBe(
-      "sparse weights (2:4, cuSPARSELt, preferred): 0 of 0 sparse-eligible layers ran sparse (1 matmul weight checked); not available here: no cuSPARSELt",
+      "sparse weights (2:4, cuSPARSELt, preferred): 0 of 0 sparse-eligible layers ran sparse (1 linear and convolution weight checked); not available here: no cuSPARSELt",
     );
   });
 });
