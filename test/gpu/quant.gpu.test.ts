@@ -347,8 +347,8 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
                 relative: err,
               });
               // int8: exact int32 sums, the fp32 epilogue rounded as the reference (fp16: one output rounding);
-              // fp8: fp32 accumulation against float64 sums of the same E4M3 operands
-              const bound = dtype === "float16" ? 2e-3 : kind === "int8" ? 1e-5 : 1e-4;
+              // fp8: Hopper's fp8 tensor cores accumulate in reduced precision between promotions to fp32
+              const bound = kind === "int8" ? (dtype === "float16" ? 2e-3 : 1e-5) : 2e-3;
               assert.ok(err <= bound, `${kind} ${dtype} layer ${i}: ${err} > ${bound}`);
               // run twice: the same bits
               layer.run(input, out, stream);
