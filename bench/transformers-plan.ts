@@ -109,6 +109,14 @@ export interface TorchcRow {
   readonly nonFinite?: number;
   readonly withinTolerance?: boolean;
   readonly latency?: { readonly medianMs: number; readonly p90Ms: number; readonly reps: number };
+  /** CompiledModule.profile(): kernel count, time per step kind, and the slowest steps (TRANSFORMERS_PROFILE=0: none). */
+  readonly profile?: {
+    readonly kernels: number;
+    readonly totalMs: number;
+    readonly byKind: readonly { readonly kind: string; readonly steps: number; readonly ms: number }[];
+    readonly slowest: readonly { readonly kind: string; readonly description: string; readonly medianMs: number }[];
+  };
+  readonly profileError?: string;
 }
 
 /**

@@ -12,8 +12,8 @@
  *
  * Environment: TRANSFORMERS_DIR (bench/transformers.py's --out, default /tmp/torchc-transformers), TRANSFORMERS_ONLY
  * (keys or model names, a,b), TRANSFORMERS_REPS (timed passes, default 100 at batch 1 and 50 above; at least 50),
- * TRANSFORMERS_DRY=1 (fixture models, reference backend, nothing timed; TRANSFORMERS_FIXTURES), TORCHC_BENCH_OUT
- * (where transformers.json goes).
+ * TRANSFORMERS_PROFILE=0 (no per-step profile after the timing), TRANSFORMERS_DRY=1 (fixture models, reference
+ * backend, nothing timed; TRANSFORMERS_FIXTURES), TORCHC_BENCH_OUT (where transformers.json goes).
  */
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -201,6 +201,15 @@ async function measure(dir: string, run: PeerRun): Promise<TorchcRow> {
       mark();
       const r = compiled.benchmark([cases[0].input], { reps: repsFor(run.batch, reps) });
       row.latency = { medianMs: r.medianMs, p90Ms: r.p90Ms, reps: r.reps };
+      if (env.TRANSFORMERS_PROFILE !== "0") {
+        stage = "profile";
+        mark();
+        try {
+          row.profile = profileOf(compiled);
+        } catch (e) {
+          row.profileError = message(e); // the row's numbers stand without it
+        }
+      }
     }
     row.ok = true;
   } catch (e) {
@@ -212,10 +221,25 @@ async function measure(dir: string, run: PeerRun): Promise<TorchcRow> {
   return row;
 }
 
+/** The per-step profile, cut to what the report needs (the full one is `torchc bench --profile`). */
+function profileOf(compiled: CompiledModule): NonNullable<TorchcRow["profile"]> {
+  const p = compiled.profile({ reps: 20 });
+  return {
+    kernels: p.kernels,
+    totalMs: p.totalMs,
+    byKind: p.byKind.map((k) => ({ kind: k.kind, steps: k.steps, ms: k.ms })),
+    slowest: [...p.steps]
+      .sort((a, b) => b.medianMs - a.medianMs)
+      .slice(0, 8)
+      .map((s) => ({ kind: s.kind, description: s.description, medianMs: s.medianMs })),
+  };
+}
+
 function summary(r: TorchcRow): string {
   if (r.failure) return `FAILED in ${r.failure.stage}: ${r.failure.message}`;
   const lat = r.latency ? `${r.latency.medianMs.toFixed(3)} ms` : "not timed";
-  return `${lat}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}`;
+  const kernels = r.profile ? `, ${r.profile.kernels} kernels` : "";
+  return `${lat}${kernels}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}`;
 }
 
 const dir = runDir();

@@ -135,9 +135,10 @@ def report(peer_docs, our_docs):
     out.append("")
     out.append(
         "| model | batch | torchc | eager fp16 | eager fp16 CUDA graph | reduce-overhead | max-autotune | "
-        "speed-up vs reduce-overhead | torchc error | torchc compile cold / warm | reduce-overhead compile cold / warm |"
+        "speed-up vs reduce-overhead | torchc error | torchc compile cold / warm | reduce-overhead compile cold / warm | "
+        "torchc kernels |"
     )
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     ups, ups_ok, slower, notes = [], [], [], []
     for k in keys:
         p = peers.get(k) or {}
@@ -180,9 +181,11 @@ def report(peer_docs, our_docs):
             notes.append(f"- {k}: PyTorch's output barely depends on the input ({sens:.1e}): a match proves little")
         compile_t = f"{secs((o or {}).get('compileColdS'))} / {secs((o or {}).get('compileWarmS'))}"
         compile_p = f"{secs(ro.get('compile_s'))} / {secs(ro.get('warm_compile_s'))}"
+        kernels = ((o or {}).get("profile") or {}).get("kernels", "—")
         out.append(
             f"| {model} | {batch} | {mine} | {peer_cell(p.get('eager_fp16'))} | {peer_cell(p.get('eager_fp16_cuda_graph'))} | "
-            f"{peer_cell(ro or None)} | {peer_cell(p.get('max_autotune'))} | {s_cell} | {err} | {compile_t} | {compile_p} |"
+            f"{peer_cell(ro or None)} | {peer_cell(p.get('max_autotune'))} | {s_cell} | {err} | {compile_t} | {compile_p} | "
+            f"{kernels} |"
         )
     out.append("")
     g = geomean(ups)

@@ -139,6 +139,7 @@ describe.skipIf(!PYTHON)("bench/transformers_report.py", () => {
     nonFinite: 0,
     withinTolerance: relErr <= 0.01,
     latency: { medianMs, p90Ms: medianMs, reps: 100 },
+    profile: { kernels: 42, totalMs: medianMs, byKind: [], slowest: [] },
     ...extra,
   });
   // First torchc file: ViT b1 finished, ViT b64 failed; the second file re-ran ViT b64 (finished) and Swin, and
@@ -208,6 +209,7 @@ describe.skipIf(!PYTHON)("bench/transformers_report.py", () => {
       "2.0e-03",
       "7.2 / 1.5",
       "14.2 / 3.1",
+      "42",
     ]);
     // 5.0 / 4.0 = 1.25×; the re-run replaced the failed row
     expect(rowOf("vit_base_patch16_224", 64)?.slice(2, 9)).toEqual([
