@@ -1,6 +1,6 @@
 """The transformer benchmark's PyTorch side (issue 13): exports the models for torchc and measures PyTorch's peers.
 
-  python3 bench/transformers.py [--out /tmp/torchc-transformers] [--models a,b] [--batches 1,64] [--max-autotune]
+  python3 bench/transformers.py [--out /tmp/torchc-transformers] [--models a,b] [--batches 1,64] [--max-autotune] [--list]
                                 [--autotune-limit-s 420] [--budget-s 450] [--runs 100] [--no-warm-compile]
 
 Runs on the GPU machine (torch 2.11, timm, torchvision; no network, random weights, seeded). Models (MODELS below):
@@ -376,6 +376,7 @@ def main():
     ap.add_argument("--autotune-limit-s", type=int, default=420)
     ap.add_argument("--budget-s", type=float, default=450, help="models not started by then are recorded as skipped")
     ap.add_argument("--no-warm-compile", dest="warm_compile", action="store_false")
+    ap.add_argument("--list", action="store_true", help="print the runs as JSON lines and stop (no torch needed)")
     ap.add_argument("--autotune-child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.autotune_child:
@@ -388,6 +389,10 @@ def main():
         raise SystemExit(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     batches = [int(b) for b in a.batches.split(",") if b.strip()]
     jobs = [(n, b) for n in names for b in (batches or MODELS[n][1])]
+    if a.list:
+        for n, b in jobs:
+            print(json.dumps({"key": f"{n}_b{b}", "model": n, "batch": b, "input_shape": [b, *MODELS[n][2]]}))
+        return
     os.makedirs(a.out, exist_ok=True)
 
     import torch

@@ -78,6 +78,52 @@ describe("the runs torchc's side compiles", () => {
   });
 });
 
+describe.skipIf(!PYTHON)("bench/transformers.py's run list (no torch needed)", () => {
+  const list = (...args: string[]) => {
+    const p = spawnSync("python3", [join(ROOT, "bench", "transformers.py"), "--list", ...args], {
+      encoding: "utf8",
+    });
+    expect(p.status, p.stderr).toBe(0);
+    return p.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { key: string; input_shape: number[] });
+  };
+
+  it("covers issue 13's models at batch 1 and their large batch by default", () => {
+    expect(list().map((r) => r.key)).toEqual([
+      "vit_base_patch16_224_b1",
+      "vit_base_patch16_224_b64",
+      "deit_tiny_patch16_224_b1",
+      "deit_tiny_patch16_224_b64",
+      "deit_tiny_patch16_224_b128",
+      "swin_t_b1",
+      "swin_t_b64",
+      "bert_encoder_b1",
+      "bert_encoder_b8",
+      "resnet50_b1",
+      "resnet50_b128",
+      "efficientnet_b0_b1",
+      "efficientnet_b0_b128",
+    ]);
+    // the encoder takes 128 tokens of BERT-base width per sequence
+    expect(list("--models", "bert_encoder", "--batches", "8")[0].input_shape).toEqual([8, 128, 768]);
+    expect(list("--models", "swin_t", "--batches", "2")[0].input_shape).toEqual([2, 3, 224, 224]);
+  });
+
+  it("refuses a model it does not know", () => {
+    const p = spawnSync(
+      "python3",
+      [join(ROOT, "bench", "transformers.py"), "--list", "--models", "vit_b_16"],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(p.status).not.toBe(0);
+    expect(p.stderr).toContain("unknown model(s) vit_b_16");
+  });
+});
+
 describe.skipIf(!PYTHON)("bench/transformers_report.py", () => {
   const dir = tempDir();
   const timing = (median_ms: number) => ({ median_ms, p90_ms: median_ms * 1.1, runs: 100 });
