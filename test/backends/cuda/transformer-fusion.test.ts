@@ -38,6 +38,7 @@ function lower(graph: Graph, precision: "fp32" | "fp16") {
 
 afterEach(() => {
   delete process.env.TORCHC_FUSE_ROWS;
+  delete process.env.TORCHC_FUSE_SIBLINGS;
 });
 
 describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emulated", () => {
@@ -63,6 +64,16 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
       expect(elementAdds(apart)).toBe(2 * depth);
       expect(elementAdds(plan.steps)).toBe(0);
       expect(plan.steps.filter(isLoneCast), plan.summary.join("\n")).toHaveLength(0);
+      // the q, k and v slices of each block are one kernel with three outputs
+      const qkv = plan.steps.filter(
+        (st) => st.kind === "element" && st.group.layers.every((l) => l.type === "slice"),
+      );
+      expect(qkv.map((st) => (st.kind === "element" ? st.group.outputs.length : 0))).toEqual(
+        Array(depth).fill(3),
+      );
+      process.env.TORCHC_FUSE_SIBLINGS = "0";
+      process.env.TORCHC_FUSE_ROWS = "0";
+      expect(planCudaEngine(net, { precision }).steps.length - plan.steps.length).toBe(4 * depth);
       const [want] = interpret(graph, inputs);
       expect(relMax(outputs[0], want)).toBeLessThan(precision === "fp32" ? 1e-4 : 1e-2);
     }, 120_000);

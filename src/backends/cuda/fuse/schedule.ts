@@ -14,7 +14,7 @@ import type { Network } from "../../../network/network.js";
 import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
-import { type Precision, storageDType, type TensorInfo } from "../plan/tensors.js";
+import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
 import type {
   ConvActivationKind,
@@ -271,6 +271,7 @@ class Scheduler {
     const outShape = this.info(layer.output).shape.join();
     const identityMapped = (t: string) => isPointwiseLayer(layer) && this.info(t).shape.join() === outShape;
     if (joinable.length === 0) {
+      if (this.joinSibling(layer)) return;
       const g = this.newGroup([layer], layer.output);
       this.steps.push(g.step);
       return;
@@ -284,6 +285,32 @@ class Scheduler {
     const merged = this.newGroup([...layers, layer], layer.output);
     merged.identity = identity;
     this.steps.push(merged.step);
+  }
+
+  /**
+   * Horizontal fusion: an element layer that reads nothing of the last step's group but has its root's shape, and
+   * whose readers are not element layers, becomes one more output of that kernel, stored at the same coordinates
+   * (the q, k and v slices of one qkv tensor for attention: one launch instead of three). TORCHC_FUSE_SIBLINGS=0
+   * keeps them apart (for A/B timing).
+   */
+  private joinSibling(layer: Layer): boolean {
+    if (process.env.TORCHC_FUSE_SIBLINGS === "0") return false;
+    if (!isPointwiseLayer(layer) && !isMovementLayer(layer)) return false;
+    // Only values that go to library calls or rows kernels: an element reader would rather fuse with it.
+    const element = (r: Layer) => isElementLayer(r) && this.infos.get(r.output)?.viewOf === undefined;
+    if (this.readers(layer.output).some(element)) return false;
+    const last = this.steps[this.steps.length - 1];
+    if (last?.kind !== "element") return false;
+    const g = this.groupOf.get((last as MutableGroupStep).group.root);
+    if (!g || g.step !== last || g.layers.length >= (this.opts.maxGroupLayers ?? 48)) return false;
+    if (this.info(g.root).shape.join() !== this.info(layer.output).shape.join()) return false;
+    // Independent of the group: no input is a member or a view of one.
+    const members = new Set(g.layers.map((l) => l.output));
+    if (layer.inputs.some((t) => members.has(t) || members.has(storageRoot(this.infos, t)))) return false;
+    g.layers.push(layer);
+    g.identity.add(layer.output);
+    this.groupOf.set(layer.output, g);
+    return true;
   }
 
   /** Stores of every group: its root and members read outside it. Called once all steps exist. */
