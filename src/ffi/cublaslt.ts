@@ -106,7 +106,12 @@ export const MATMUL_DESC = {
   /** fp8 only (int8 value): 1 = fast accumulation (no periodic promotion of partial sums to full fp32). */
   FAST_ACCUM: 25,
   BIAS_DATA_TYPE: 26,
+  /** How A's and B's scale pointers are read (`cublasLtMatmulMatrixScale_t`, int32). */
+  A_SCALE_MODE: 31,
+  B_SCALE_MODE: 32,
 } as const;
+/** `cublasLtMatmulMatrixScale_t`: one float, or one float per row of op(A) / column of op(B). */
+export const MATRIX_SCALE = { SCALAR_32F: 0, OUTER_VEC_32F: 3 } as const;
 /** `cublasLtPointerMode_t`: ALPHA_DEVICE_VECTOR_BETA_ZERO makes alpha a device float vector over D's rows. */
 export const POINTER_MODE = { HOST: 0, DEVICE: 1, ALPHA_DEVICE_VECTOR_BETA_ZERO: 3 } as const;
 /** `cublasLtMatrixLayoutAttribute_t`. */

@@ -21,6 +21,7 @@ import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import type { Stream } from "../../src/backends/cuda/device/stream.js";
 import type { QuantIoDType } from "../../src/backends/cuda/kernels/matmul-int8.js";
 import {
+  type Fp8LinearSpec,
   QuantizedLinear,
   type QuantizedLinearSpec,
 } from "../../src/backends/cuda/kernels/quantized-linear.js";
@@ -66,12 +67,21 @@ export function int8Weights(l: FloatLinear): { q: Int8Array; scales: Float32Arra
   return { q, scales };
 }
 
-/** E4M3 with one per-tensor scale amax / 448. */
-export function fp8Weights(l: FloatLinear): { bytes: Uint8Array; scale: number } {
-  let amax = 0;
-  for (const v of l.w) amax = Math.max(amax, Math.abs(v));
-  const scale = Math.fround(amax / E4M3_MAX);
-  return { bytes: Uint8Array.from(l.w, (v) => e4m3Bits(v / scale)), scale };
+/** E4M3 with one scale amax / 448 per output channel (quantize-insert.ts's rule), or one for the tensor. */
+export function fp8Weights(
+  l: FloatLinear,
+  perChannel: boolean,
+): { bytes: Uint8Array; scale: number | Float32Array } {
+  const rows = perChannel ? l.n : 1;
+  const per = (l.n * l.k) / rows;
+  const scales = new Float32Array(rows);
+  for (let c = 0; c < rows; c++) {
+    let amax = 0;
+    for (let i = c * per; i < (c + 1) * per; i++) amax = Math.max(amax, Math.abs(l.w[i]));
+    scales[c] = Math.fround(amax > 0 ? amax / E4M3_MAX : 1);
+  }
+  const bytes = Uint8Array.from(l.w, (v, i) => e4m3Bits(v / scales[Math.floor(i / per)]));
+  return { bytes, scale: perChannel ? scales : scales[0] };
 }
 
 const T = (name: string): Arg => ({ kind: "tensor", name });
@@ -105,18 +115,20 @@ export function int8Reference(
   return toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]);
 }
 
-/** Σ e4m3(x/sx)·sx · e4m3(w/sw)·sw + b in float64, with the kernel's f32 x · f32(1/sx) before rounding. */
-export function fp8Reference(
-  x: Float64Array,
-  m: number,
-  l: FloatLinear,
-  w: { bytes: Uint8Array; scale: number },
-  inputScale: number,
-): Float64Array {
+/**
+ * Σ e4m3(x/sx)·sx · e4m3(w/sw[c])·sw[c] + b in float64, with the kernel's f32 x · f32(1/sx) before rounding; the
+ * weight bytes and scales are the layer's own (a per-tensor fallback requantizes them).
+ */
+export function fp8Reference(x: Float64Array, m: number, l: FloatLinear, spec: Fp8LinearSpec): Float64Array {
   const f = Math.fround;
-  const inv = f(1 / inputScale);
-  const xq = Float64Array.from(x, (v) => e4m3Value(e4m3Bits(f(v * inv))) * inputScale);
-  const wq = Float64Array.from(w.bytes, (b) => e4m3Value(b) * w.scale);
+  const inv = f(1 / spec.inputScale);
+  const sx = f(spec.inputScale);
+  const ws = typeof spec.weightScale === "number" ? Float32Array.of(spec.weightScale) : spec.weightScale;
+  const xq = Float64Array.from(x, (v) => e4m3Value(e4m3Bits(f(v * inv))) * sx);
+  const wq = Float64Array.from(
+    spec.weight,
+    (b, i) => e4m3Value(b) * ws[ws.length === 1 ? 0 : Math.floor(i / l.k)],
+  );
   const out = new Float64Array(m * l.n);
   for (let i = 0; i < m; i++)
     for (let j = 0; j < l.n; j++) {
@@ -201,7 +213,7 @@ export function quantizedLayer(
   m: number,
   dtype: QuantIoDType,
   inputScale: number,
-  fastAccum = false,
+  opts: { fastAccum?: boolean; fp8PerChannel?: boolean } = {},
 ): QuantizedLinear {
   const common = { m, inFeatures: l.k, outFeatures: l.n, dtype, inputScale, bias: l.b };
   let spec: QuantizedLinearSpec;
@@ -209,8 +221,8 @@ export function quantizedLayer(
     const q = int8Weights(l);
     spec = { kind, ...common, weight: q.q, weightScales: q.scales };
   } else {
-    const q = fp8Weights(l);
-    spec = { kind, ...common, weight: q.bytes, weightScale: q.scale, fastAccum };
+    const q = fp8Weights(l, opts.fp8PerChannel ?? false);
+    spec = { kind, ...common, weight: q.bytes, weightScale: q.scale, fastAccum: opts.fastAccum };
   }
   const built = QuantizedLinear.create(handle, spec, workspace);
   if (!built.ok) throw new Error(`${kind} ${m}x${l.k}→${l.n} ${dtype}: ${built.reason}`);
@@ -258,7 +270,7 @@ export function timeShape(m: number, k: number, n: number, stream: Stream): Timi
     );
     const row = { m, k, n, fp16Ms } as TimingRow;
     for (const kind of ["int8", "fp8"] as const) {
-      const layer = quantizedLayer(handle, workspace, kind, l, m, "float16", 4 / 127, true);
+      const layer = quantizedLayer(handle, workspace, kind, l, m, "float16", 4 / 127, { fastAccum: true });
       try {
         const layerMs = timeOnStream(stream, () => layer.run(x, out, stream), opts);
         // the GEMM alone: the same plan kind on already-quantized operands, no bias

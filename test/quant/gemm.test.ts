@@ -14,6 +14,7 @@ import {
 } from "../../src/backends/cuda/device/blaslt-quant.js";
 import { QUANT_KERNEL_NAMES, quantKernelSource } from "../../src/backends/cuda/kernels/matmul-int8.js";
 import {
+  fp8PerTensor,
   type Int8LinearSpec,
   int8Alpha,
   int8Bias,
@@ -153,6 +154,10 @@ describe("quantized GEMM eligibility", () => {
     expect(quantLtVariants(base)).toEqual(["int8-vector-bias", "int8-vector", "int8-int32"]);
     expect(quantLtVariants({ ...base, bias: false })).toEqual(["int8-vector", "int8-int32"]);
     expect(quantLtVariants({ ...base, kind: "fp8" })).toEqual(["fp8-bias", "fp8"]);
+    expect(quantLtVariants({ ...base, kind: "fp8", fp8Scales: "channel" })).toEqual([
+      "fp8-channel-bias",
+      "fp8-channel",
+    ]);
   });
 
   it("checks a layer's weights, scales and ranges before anything reaches the device", () => {
@@ -284,6 +289,36 @@ describe("1×1 convolutions as int8 GEMMs over channels", () => {
     expect(() => pointwiseLinearSpec({ ...g, stride: [2, 2] }, s)).toThrow(
       "1×1 convolution as int8 GEMM: stride 2×2",
     );
+  });
+});
+
+describe("per-channel fp8 weights requantized per tensor (the fallback where cuBLASLt refuses outer-vector scales)", () => {
+  it("keeps every weight within one E4M3 step of its per-channel value, on one scale max|w| / 448", () => {
+    const ws = Float32Array.of(0.001, 0.01);
+    const values = [0.3, -2.5, 448, -7, 100, 0.05, -448, 1]; // in units of each channel's scale
+    const spec = {
+      kind: "fp8" as const,
+      m: 1,
+      inFeatures: 4,
+      outFeatures: 2,
+      dtype: "float32" as const,
+      inputScale: 1,
+      weight: Uint8Array.from(values, (v) => e4m3Bits(v)),
+      weightScale: ws,
+    };
+    expect(quantizedLinearRefusal(spec)).toBeNull();
+    expect(quantizedLinearRefusal({ ...spec, weightScale: Float32Array.of(1, 2, 3) })).toBe(
+      "3 fp8 weight scales for 2 output channels",
+    );
+    const t = fp8PerTensor(spec);
+    const scale = t.weightScale as number;
+    expect(scale).toBe(f((448 * 0.01) / 448));
+    for (let i = 0; i < values.length; i++) {
+      const before = e4m3Value(spec.weight[i]) * ws[Math.floor(i / 4)];
+      const after = e4m3Value(t.weight[i]) * scale;
+      // one E4M3 rounding of `before` at the new scale: relative 2⁻⁴, or the subnormal step 2⁻⁹ · scale
+      expect(Math.abs(after - before)).toBeLessThanOrEqual(Math.max(Math.abs(before) / 16, 2 ** -10 * scale));
+    }
   });
 });
 
@@ -500,6 +535,48 @@ native("quantized plans through the fake cuBLASLt", () => {
       }
     plans.destroyQuantLtPlan(built.plan);
     for (const b of [...Object.values(bufs), scales]) b.free();
+  });
+
+  it("fp8 with outer-vector scales: one weight scale per output channel, one input scale per row", async () => {
+    const { device, plans, handle } = await setup();
+    const r = rng(8);
+    const m = 2;
+    const k = 16;
+    const n = 16;
+    const xq = Uint8Array.from({ length: m * k }, () => e4m3Bits((r() - 0.5) * 100));
+    const wq = Uint8Array.from({ length: n * k }, () => e4m3Bits((r() - 0.5) * 100));
+    const sw = Float32Array.from({ length: n }, () => f(0.001 + r() * 0.01));
+    const sx = Float32Array.from({ length: m }, () => f(0.01 + r() * 0.01));
+    const built = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m, n, k, out: "float32", bias: false, fp8Scales: "channel" },
+      1024,
+    );
+    if (!built.ok) throw new Error(built.reason);
+    expect(built.plan.variant).toBe("fp8-channel");
+    const bufs = {
+      xq: device.DeviceBuffer.from(xq),
+      wq: device.DeviceBuffer.from(wq),
+      sw: device.DeviceBuffer.from(sw),
+      sx: device.DeviceBuffer.from(sx),
+      d: device.DeviceBuffer.alloc(m * n * 4),
+    };
+    plans.bindQuantLtPlan(built.plan, { weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr });
+    plans.runQuantLtPlan(
+      handle,
+      built.plan,
+      { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null },
+      null,
+    );
+    const got = bufs.d.download(new Float32Array(m * n));
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += e4m3Value(xq[i * k + p]) * e4m3Value(wq[j * k + p]);
+        expect(got[i * n + j]).toBeCloseTo(s * sw[j] * sx[i], 4);
+      }
+    plans.destroyQuantLtPlan(built.plan);
+    for (const b of Object.values(bufs)) b.free();
   });
 
   it("a problem no variant can run is refused with every variant's reason", async () => {

@@ -2,13 +2,14 @@
  * (ReLU) on host memory, checking layout consistency like cuBLASLt does. Quantized matmuls as cuBLASLt documents
  * them: int8 A/B (compute 32I) in the TN form only, with an int32 D (int32 scale) or, when
  * fake_cublaslt_int8_float_out(1) was called, an fp32 D with a per-row alpha vector (pointer mode 3); fp8 E4M3
- * A/B (TN only) with device scale pointers and an fp32 D. Other data types (fp16 D included) are NOT_SUPPORTED. */
+ * A/B (TN only) with device scale pointers (scalars, or outer vectors over D's rows and columns) and an fp32 D.
+ * Other data types (fp16 D included) are NOT_SUPPORTED. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-  int compute, scale, transa, transb, pointer_mode, bias_type;
+  int compute, scale, transa, transb, pointer_mode, bias_type, a_scale_mode, b_scale_mode;
   unsigned epilogue;
   uint64_t bias, a_scale, b_scale;
   signed char fast_accum;
@@ -43,6 +44,8 @@ int cublasLtMatmulDescSetAttribute(void *d, int attr, const void *buf, size_t n)
     case 18: if (n != 8) return 7; memcpy(&x->b_scale, buf, 8); return 0;
     case 25: if (n != 1) return 7; memcpy(&x->fast_accum, buf, 1); return 0;
     case 26: if (n != 4) return 7; memcpy(&x->bias_type, buf, 4); return 0;
+    case 31: if (n != 4) return 7; memcpy(&x->a_scale_mode, buf, 4); return 0;
+    case 32: if (n != 4) return 7; memcpy(&x->b_scale_mode, buf, 4); return 0;
     default: return 7;
   }
 }
@@ -70,6 +73,8 @@ static int shapes(desc_t *d, layout_t *a, layout_t *b, layout_t *c, uint64_t *m,
   *n = d->transb ? b->rows : b->cols;
   if (kb != *k || c->rows != *m || c->cols != *n) return 7;
   if (a->type != b->type) return 15;
+  if (d->a_scale_mode != d->b_scale_mode || (d->a_scale_mode != 0 && (a->type != 28 || d->a_scale_mode != 3)))
+    return 15; /* outer-vector scales (3) on fp8 only, both operands alike */
   int tn = d->transa == 1 && d->transb == 0;
   if (a->type == 0) return (d->compute == 68 || d->compute == 77) && d->scale == 0 && c->type == 0 && d->pointer_mode == 0 ? 0 : 15;
   if (a->type == 3) { /* int8: TN, int32 out, or fp32 out with an alpha vector when enabled */
@@ -121,9 +126,11 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, const void *A, void *
   int vector = d->pointer_mode == 3, int_out = o->type == 10;
   if (!vector && (int_out ? *(const int *)beta != 0 : *(const float *)beta != 0.0f)) return 15;
   float al = vector || int_out ? 1.0f : *(const float *)alpha;
+  const float *sa = (const float *)(uintptr_t)d->a_scale, *sb = (const float *)(uintptr_t)d->b_scale;
+  int outer = d->a_scale_mode == 3;
   if (a->type == 28) {
-    if (!d->a_scale || !d->b_scale) return 7;
-    al *= *(const float *)(uintptr_t)d->a_scale * *(const float *)(uintptr_t)d->b_scale;
+    if (!sa || !sb) return 7;
+    if (!outer) al *= sa[0] * sb[0];
   }
   const float *bias = (const float *)(uintptr_t)d->bias;
   float *Dm = D;
@@ -139,7 +146,8 @@ int cublasLtMatmul(void *h, void *desc, const void *alpha, const void *A, void *
         acc += x * y;
       }
       if (int_out) { ((int *)D)[i + j * o->ld] = (int)acc * *(const int *)alpha; continue; }
-      float v = (vector ? ((const float *)alpha)[i] : al) * (float)acc + (has_bias ? bias[i] : 0.0f);
+      float scale = vector ? ((const float *)alpha)[i] : outer ? al * sa[i] * sb[j] : al;
+      float v = scale * (float)acc + (has_bias ? bias[i] : 0.0f);
       if (relu && v < 0) v = 0;
       Dm[i + j * o->ld] = v;
     }

@@ -16,6 +16,7 @@ import {
   CUDA_R,
   EPILOGUE,
   MATMUL_DESC,
+  MATRIX_SCALE,
   POINTER_MODE,
 } from "../../../ffi/cublaslt.js";
 import { checkCublas } from "../../../ffi/status.js";
@@ -41,6 +42,11 @@ export interface QuantLtProblem {
   readonly bias: boolean;
   /** fp8 only: cuBLASLt's fast accumulation (partial sums never promoted to full fp32); default false. */
   readonly fastAccum?: boolean;
+  /**
+   * fp8 only: "channel" reads the weight's scales per output channel and the input's as a per-row vector
+   * (cuBLASLt's outer-vector scale mode, cuBLASLt 12.9+ on Hopper); default "tensor" (one float each).
+   */
+  readonly fp8Scales?: "tensor" | "channel";
 }
 
 /**
@@ -48,9 +54,17 @@ export interface QuantLtProblem {
  * - int8-vector-bias: D(out) = alpha[n]·acc + bias[n] in cuBLASLt (alpha a device vector, beta 0);
  * - int8-vector: the same without the bias epilogue (the caller adds the bias);
  * - int8-int32: D(int32) = acc; the caller applies alpha[n] and the bias;
- * - fp8-bias / fp8: D(out) = sW·sX·acc (+ bias[n]), sW and sX device floats.
+ * - fp8-bias / fp8: D(out) = sW·sX·acc (+ bias[n]), sW and sX device floats;
+ * - fp8-channel-bias / fp8-channel: the same with sW[n] and sX[m] device vectors (outer-vector scales).
  */
-export type QuantLtVariant = "int8-vector-bias" | "int8-vector" | "int8-int32" | "fp8-bias" | "fp8";
+export type QuantLtVariant =
+  | "int8-vector-bias"
+  | "int8-vector"
+  | "int8-int32"
+  | "fp8-bias"
+  | "fp8"
+  | "fp8-channel-bias"
+  | "fp8-channel";
 
 /** What the caller must still do after cuBLASLt: scale by alpha[n], add the bias (or neither). */
 export interface QuantLtPost {
@@ -107,6 +121,8 @@ export function quantLtRefusal(p: QuantLtProblem): string | null {
 
 /** The variants to try for `p`, best first. */
 export function quantLtVariants(p: QuantLtProblem): QuantLtVariant[] {
+  if (p.kind === "fp8" && p.fp8Scales === "channel")
+    return p.bias ? ["fp8-channel-bias", "fp8-channel"] : ["fp8-channel"];
   if (p.kind === "fp8") return p.bias ? ["fp8-bias", "fp8"] : ["fp8"];
   return p.bias ? ["int8-vector-bias", "int8-vector", "int8-int32"] : ["int8-vector", "int8-int32"];
 }
@@ -126,6 +142,8 @@ interface VariantTypes {
   readonly dType: "int32" | QuantOutDType;
   readonly pointerMode: number;
   readonly epilogue: number;
+  /** fp8: cublasLtMatmulMatrixScale_t of both operands' scales. */
+  readonly scaleMode: number;
   readonly post: QuantLtPost;
 }
 
@@ -142,6 +160,7 @@ function variantTypes(p: QuantLtProblem, v: QuantLtVariant): VariantTypes {
         dType: p.out,
         pointerMode: POINTER_MODE.ALPHA_DEVICE_VECTOR_BETA_ZERO,
         epilogue: v === "int8-vector-bias" ? EPILOGUE.BIAS : EPILOGUE.DEFAULT,
+        scaleMode: MATRIX_SCALE.SCALAR_32F,
         post: { scale: false, bias: p.bias && v === "int8-vector" },
       };
     case "int8-int32":
@@ -153,10 +172,13 @@ function variantTypes(p: QuantLtProblem, v: QuantLtVariant): VariantTypes {
         dType: "int32",
         pointerMode: POINTER_MODE.HOST,
         epilogue: EPILOGUE.DEFAULT,
+        scaleMode: MATRIX_SCALE.SCALAR_32F,
         post: { scale: true, bias: p.bias },
       };
     case "fp8-bias":
     case "fp8":
+    case "fp8-channel-bias":
+    case "fp8-channel":
       return {
         compute: CUBLAS_COMPUTE.f32,
         scale: CUDA_R.f32,
@@ -164,8 +186,9 @@ function variantTypes(p: QuantLtProblem, v: QuantLtVariant): VariantTypes {
         d: out,
         dType: p.out,
         pointerMode: POINTER_MODE.HOST,
-        epilogue: v === "fp8-bias" ? EPILOGUE.BIAS : EPILOGUE.DEFAULT,
-        post: { scale: false, bias: p.bias && v === "fp8" },
+        epilogue: v.endsWith("-bias") ? EPILOGUE.BIAS : EPILOGUE.DEFAULT,
+        scaleMode: v.startsWith("fp8-channel") ? MATRIX_SCALE.OUTER_VEC_32F : MATRIX_SCALE.SCALAR_32F,
+        post: { scale: false, bias: p.bias && !v.endsWith("-bias") },
       };
   }
 }
@@ -198,6 +221,10 @@ function buildVariant(
     }
     if (p.kind === "fp8")
       setDesc(desc, MATMUL_DESC.FAST_ACCUM, new Int8Array([p.fastAccum ? 1 : 0]), "FAST_ACCUM");
+    if (t.scaleMode !== MATRIX_SCALE.SCALAR_32F) {
+      setDesc(desc, MATMUL_DESC.A_SCALE_MODE, new Int32Array([t.scaleMode]), "A_SCALE_MODE");
+      setDesc(desc, MATMUL_DESC.B_SCALE_MODE, new Int32Array([t.scaleMode]), "B_SCALE_MODE");
+    }
     const layout = (type: number, l: { rows: number; cols: number; ld: number }, what: string): Ptr => {
       const out: OutPtr = [null];
       checkCublas(
@@ -268,7 +295,10 @@ function setPointer(plan: QuantLtPlan, attr: number, ptr: bigint, what: string):
 export interface QuantLtScales {
   /** int8 vector variants: device float32 [N], alpha[n] = sX · sW[n]. */
   readonly alpha?: bigint;
-  /** fp8: device float32 scalars, the weight's (cuBLASLt's A) and the input's (its B). */
+  /**
+   * fp8: device float32 scales of the weight (cuBLASLt's A) and the input (its B): scalars, or for the
+   * channel variants vectors of N (one per output channel) and M (one per input row).
+   */
   readonly weightScale?: bigint;
   readonly inputScale?: bigint;
   /** Bias variants: device [N] (float32 for int8, the output type for fp8). */
@@ -277,7 +307,7 @@ export interface QuantLtScales {
 
 /** Points the plan's descriptor at its scale and bias buffers (once, before running or capturing it). */
 export function bindQuantLtPlan(plan: QuantLtPlan, s: QuantLtScales): void {
-  if (plan.variant === "int8-vector-bias" || plan.variant === "fp8-bias") {
+  if (plan.variant.endsWith("-bias")) {
     if (!s.bias) throw new Error(`${plan.variant}: no bias buffer`);
     setPointer(plan, MATMUL_DESC.BIAS_POINTER, s.bias, "BIAS_POINTER");
   }

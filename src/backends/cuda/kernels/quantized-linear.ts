@@ -2,16 +2,19 @@
  * One quantized nn.Linear on the device: quantize the fp32/fp16 input (matmul-int8.ts), run the int8 or fp8
  * cuBLASLt plan (device/blaslt-quant.ts), then whatever the plan left to do (the int32 epilogue or a bias add).
  * It owns its weight, scales, bias and scratch buffers. The arithmetic is the reference's
- * (src/ops/quantized-layers.ts for int8: alpha[n] = f32(sX · sW[n]); E4M3 per-tensor scales for fp8), and
+ * (src/ops/quantized-layers.ts for int8: alpha[n] = f32(sX · sW[n]); E4M3 with per-tensor or per-channel
+ * weight scales for fp8), and
  * every argument is checked before a buffer is allocated.
  */
 import { numberToFloat16Bits } from "../../../ir/half.js";
+import { E4M3_MAX, e4m3Bits, e4m3Value } from "../../../ops/quantize-math.js";
 import type { LtHandle } from "../device/blaslt-plan.js";
 import {
   bindQuantLtPlan,
   buildQuantLtPlan,
   destroyQuantLtPlan,
   type QuantLtPlan,
+  type QuantLtProblem,
   type QuantLtVariant,
   runQuantLtPlan,
 } from "../device/blaslt-quant.js";
@@ -56,10 +59,13 @@ export interface Int8LinearSpec extends Common {
 
 export interface Fp8LinearSpec extends Common {
   readonly kind: "fp8";
-  /** [outFeatures, inFeatures] E4M3 bytes (quantize-math.ts's e4m3Bits of w / weightScale). */
+  /** [outFeatures, inFeatures] E4M3 bytes (quantize-math.ts's e4m3Bits of w / weightScale[c]). */
   readonly weight: Uint8Array;
-  /** One per-tensor scale (cuBLASLt's fp8 scales are scalars). */
-  readonly weightScale: number;
+  /**
+   * One per-tensor scale, or one per output channel ([outFeatures]: cuBLASLt's outer-vector scales; where
+   * cuBLASLt refuses those, the weight is requantized per tensor on the host and the refusal kept).
+   */
+  readonly weightScale: number | Float32Array;
   readonly fastAccum?: boolean;
 }
 
@@ -76,7 +82,10 @@ export function quantizedLinearRefusal(spec: QuantizedLinearSpec): string | null
     return `weight holds ${spec.weight.length} values, [${n}, ${k}] needs ${n * k}`;
   if (spec.bias && spec.bias.length !== n) return `bias holds ${spec.bias.length} values for ${n} outputs`;
   if (spec.kind === "fp8") {
-    if (!(spec.weightScale > 0)) return `fp8 weight scale ${spec.weightScale} is not positive`;
+    const ws = typeof spec.weightScale === "number" ? [spec.weightScale] : Array.from(spec.weightScale);
+    if (ws.length !== 1 && ws.length !== n) return `${ws.length} fp8 weight scales for ${n} output channels`;
+    if (ws.some((v) => !(v > 0) || !Number.isFinite(v)))
+      return "an fp8 weight scale is not a positive finite number";
     return null;
   }
   const s = spec.weightScales;
@@ -113,6 +122,37 @@ export function int8Bias(spec: Int8LinearSpec, alpha: Float32Array): Float32Arra
   });
 }
 
+/** Whether an fp8 layer's weight has one scale per output channel. */
+function perChannel(spec: Fp8LinearSpec): boolean {
+  return typeof spec.weightScale !== "number" && spec.weightScale.length > 1;
+}
+
+/** The cuBLASLt problem of a layer. */
+function problemOf(spec: QuantizedLinearSpec): QuantLtProblem {
+  const common = { m: spec.m, n: spec.outFeatures, k: spec.inFeatures, out: spec.dtype };
+  if (spec.kind === "fp8")
+    return {
+      kind: "fp8",
+      ...common,
+      bias: !!spec.bias,
+      fastAccum: spec.fastAccum,
+      fp8Scales: perChannel(spec) ? "channel" : "tensor",
+    };
+  const alpha = int8Alpha(spec.inputScale, spec.weightScales, spec.outFeatures);
+  return { kind: "int8", ...common, bias: int8Bias(spec, alpha) !== null };
+}
+
+/** A per-channel fp8 layer requantized to one weight scale (max |w| / 448): rounds each weight a second time. */
+export function fp8PerTensor(spec: Fp8LinearSpec): Fp8LinearSpec {
+  const ws = spec.weightScale as Float32Array;
+  const k = spec.inFeatures;
+  const values = Float64Array.from(spec.weight, (b, i) => e4m3Value(b) * ws[Math.floor(i / k)]);
+  let amax = 0;
+  for (const v of values) amax = Math.max(amax, Math.abs(v));
+  const scale = Math.fround(amax > 0 ? amax / E4M3_MAX : 1);
+  return { ...spec, weight: Uint8Array.from(values, (v) => e4m3Bits(v / scale)), weightScale: scale };
+}
+
 export type QuantizedLinearBuild =
   | { readonly ok: true; readonly layer: QuantizedLinear }
   | { readonly ok: false; readonly reason: string };
@@ -129,11 +169,17 @@ export class QuantizedLinear {
     readonly plan: QuantLtPlan,
     private readonly kernels: ReturnType<typeof buildKernels<(typeof QUANT_KERNEL_NAMES)[number]>>["kernels"],
     private readonly workspace: DeviceMemory | null,
+    private readonly refusedBefore: readonly string[],
   ) {}
 
-  /** Which cuBLASLt variant runs, and the ones refused before it. */
+  /** Which cuBLASLt variant runs. */
   get variant(): QuantLtVariant {
     return this.plan.variant;
+  }
+
+  /** The variants refused before it, with cuBLASLt's reasons (per-channel fp8 scales included). */
+  get refused(): readonly string[] {
+    return [...this.refusedBefore, ...this.plan.refused];
   }
 
   /**
@@ -147,25 +193,18 @@ export class QuantizedLinear {
   ): QuantizedLinearBuild {
     const why = quantizedLinearRefusal(spec);
     if (why) return { ok: false, reason: why };
-    const built = buildQuantLtPlan(
-      handle,
-      {
-        kind: spec.kind,
-        m: spec.m,
-        n: spec.outFeatures,
-        k: spec.inFeatures,
-        out: spec.dtype,
-        bias:
-          spec.kind === "int8"
-            ? int8Bias(spec, int8Alpha(spec.inputScale, spec.weightScales, spec.outFeatures)) !== null
-            : !!spec.bias,
-        fastAccum: spec.kind === "fp8" ? spec.fastAccum : undefined,
-      },
-      workspace?.bytes ?? 0,
-    );
-    if (!built.ok) return built;
+    const maxWorkspace = workspace?.bytes ?? 0;
+    let built = buildQuantLtPlan(handle, problemOf(spec), maxWorkspace);
+    let used = spec;
+    const refusedBefore: string[] = [];
+    if (!built.ok && spec.kind === "fp8" && perChannel(spec)) {
+      refusedBefore.push(`per-channel fp8 scales: ${built.reason}`);
+      used = fp8PerTensor(spec);
+      built = buildQuantLtPlan(handle, problemOf(used), maxWorkspace);
+    }
+    if (!built.ok) return { ok: false, reason: [...refusedBefore, built.reason].join("; ") };
     const { kernels } = buildKernels(quantKernelSource(), QUANT_KERNEL_NAMES, { name: "torchc_quant" });
-    const layer = new QuantizedLinear(handle, spec, built.plan, kernels, workspace);
+    const layer = new QuantizedLinear(handle, used, built.plan, kernels, workspace, refusedBefore);
     try {
       layer.upload();
     } catch (e) {
@@ -205,10 +244,14 @@ export class QuantizedLinear {
       if (b) bias = this.own(DeviceBuffer.from(b));
       if (this.plan.dType === "int32") acc = this.own(DeviceBuffer.alloc(s.m * n * 4));
     } else {
-      scales = this.own(DeviceBuffer.from(Float32Array.of(s.weightScale, s.inputScale)));
+      // scalars [sW, sX], or for outer-vector scales [sW[0..N), sX repeated for each of the M rows]
+      const ws = typeof s.weightScale === "number" ? Float32Array.of(s.weightScale) : s.weightScale;
+      const all = new Float32Array(ws.length + (perChannel(s) ? s.m : 1)).fill(s.inputScale);
+      all.set(ws);
+      scales = this.own(DeviceBuffer.from(all));
       if (s.bias) {
         // the fp8 bias epilogue reads the output's type; the bias-add kernel reads float32
-        const inEpilogue = this.plan.variant === "fp8-bias" && s.dtype === "float16";
+        const inEpilogue = this.plan.variant.endsWith("-bias") && s.dtype === "float16";
         bias = this.own(
           DeviceBuffer.from(inEpilogue ? Uint16Array.from(s.bias, numberToFloat16Bits) : s.bias),
         );
@@ -219,7 +262,7 @@ export class QuantizedLinear {
       alpha: alpha?.ptr,
       bias: bias?.ptr,
       weightScale: scales?.ptr,
-      inputScale: scales ? scales.ptr + 4n : undefined,
+      inputScale: scales && s.kind === "fp8" ? scales.ptr + 4n * BigInt(perChannel(s) ? n : 1) : undefined,
     });
   }
 
