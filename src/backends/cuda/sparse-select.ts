@@ -5,6 +5,7 @@
  * one is kept. Layers that cannot run sparse, or lose the timing, stay dense with the reason in the summary.
  */
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
+import { CudaContext } from "./device/context.js";
 import { timeOnStream } from "./device/event.js";
 import { DeviceBuffer } from "./device/memory.js";
 import {
@@ -144,6 +145,8 @@ function tryCandidate(
     const workspace = bench.buffer(maxWorkspace, 0);
     const weight = bench.upload(f16(c.weight));
     const bias = c.bias ? f16(c.bias) : undefined;
+    // The weight's pageable upload may still be in flight: the bench stream is not ordered with it.
+    CudaContext.current().synchronize();
     plan = buildSparseLtPlan(shared.handle, c.problem, { weight: weight.ptr, bias }, bench.stream);
     const operands = { x: x.ptr, y: y.ptr, workspace: workspace.ptr };
     searchSparseLtPlan(shared.handle, plan, operands, bench.stream);

@@ -22,6 +22,7 @@ import {
 import { koffi } from "../../../ffi/koffi.js";
 import { CusparseLtError, checkCusparseLt } from "../../../ffi/status.js";
 import type { OutNum } from "../../../ffi/types.js";
+import { CudaContext } from "./context.js";
 import { DeviceBuffer } from "./memory.js";
 import { type Stream, streamHandle } from "./stream.js";
 
@@ -127,7 +128,7 @@ export interface SparseLtPlan {
 }
 
 export interface SparseLtWeights {
-  /** The dense (2:4-pruned) weight [N,K] row-major in the problem's dtype, on the device; read once. */
+  /** The dense (2:4-pruned) weight [N,K] row-major in the problem's dtype, on the device (upload complete). */
   readonly weight: bigint;
   /** Bias values [N] in the problem's dtype, as bytes (the plan uploads its own copy). */
   readonly bias?: Uint8Array;
@@ -307,6 +308,8 @@ export function buildSparseLtPlan(
     }
     if (w.bias) {
       biasBuffer = DeviceBuffer.from(w.bias);
+      // A pageable upload may return before its DMA lands; the plan's stream must not read it early.
+      CudaContext.current().synchronize();
       setMatmulAttr(
         handle,
         structs,
