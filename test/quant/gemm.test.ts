@@ -579,6 +579,69 @@ native("quantized plans through the fake cuBLASLt", () => {
     for (const b of Object.values(bufs)) b.free();
   });
 
+  it("QuantizedLinear: plans, uploads, checks its operands before launching, and frees everything", async () => {
+    const { device, handle } = await setup();
+    const ffi = await import("../../src/ffi/index.js");
+    const { QuantizedLinear } = await import("../../src/backends/cuda/kernels/quantized-linear.js");
+    const cuda = ffi.koffi().load(ffi.CUDA.load().path);
+    const live = cuda.func("int fake_live_allocations(void)") as () => number;
+    const before = live();
+    const p = problem(4, 8, 4, 3);
+    const workspace = device.DeviceBuffer.alloc(1024);
+    const built = QuantizedLinear.create(handle, spec(p), workspace);
+    if (!built.ok) throw new Error(built.reason);
+    const layer = built.layer;
+    expect(layer.variant).toBe("int8-int32");
+    expect(layer.refused.map((r) => r.split(":")[0])).toEqual(["int8-vector-bias", "int8-vector"]);
+    // weight, quantized input, alpha, bias, int32 accumulator
+    expect(live() - before).toBe(1 + 5);
+    const small = device.DeviceBuffer.alloc(8);
+    expect(() => layer.run(small, small, null)).toThrow(/x holds 8 bytes; 128 bytes at offset 0 are needed/);
+    layer.destroy();
+    layer.destroy();
+    expect(() => layer.run(small, small, null)).toThrow("the quantized linear layer has been destroyed");
+    small.free();
+    workspace.free();
+    expect(live()).toBe(before);
+  });
+
+  it("QuantizedLinear: per-channel fp8 weights fall back to one scale where outer-vector scales are refused", async () => {
+    const { device, handle } = await setup();
+    const ffi = await import("../../src/ffi/index.js");
+    const { QuantizedLinear } = await import("../../src/backends/cuda/kernels/quantized-linear.js");
+    const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
+    const refuseOuter = lib.func("void fake_cublaslt_refuse_outer_vec(int on)") as (on: number) => void;
+    const r = rng(4);
+    const fp8 = {
+      kind: "fp8" as const,
+      m: 2,
+      inFeatures: 16,
+      outFeatures: 16,
+      dtype: "float32" as const,
+      inputScale: 0.01,
+      weight: Uint8Array.from({ length: 256 }, () => e4m3Bits((r() - 0.5) * 400)),
+      weightScale: Float32Array.from({ length: 16 }, (_, c) => 0.001 * (c + 1)),
+    };
+    const workspace = device.DeviceBuffer.alloc(1024);
+    const channel = QuantizedLinear.create(handle, fp8, workspace);
+    if (!channel.ok) throw new Error(channel.reason);
+    expect(channel.layer.variant).toBe("fp8-channel");
+    expect(channel.layer.spec).toBe(fp8);
+    channel.layer.destroy();
+    refuseOuter(1);
+    try {
+      const tensor = QuantizedLinear.create(handle, fp8, workspace);
+      if (!tensor.ok) throw new Error(tensor.reason);
+      expect(tensor.layer.variant).toBe("fp8");
+      expect(tensor.layer.refused[0]).toMatch(/^per-channel fp8 scales: cuBLASLt refused every fp8 variant/);
+      expect(typeof (tensor.layer.spec as typeof fp8 & { weightScale: unknown }).weightScale).toBe("number");
+      tensor.layer.destroy();
+    } finally {
+      refuseOuter(0);
+      workspace.free();
+    }
+  });
+
   it("a problem no variant can run is refused with every variant's reason", async () => {
     const { plans, handle } = await setup();
     // the fake computes fp32 results only: an fp16 output is NOT_SUPPORTED for both fp8 variants

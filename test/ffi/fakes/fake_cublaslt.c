@@ -15,6 +15,8 @@ typedef struct {
   signed char fast_accum;
 } desc_t;
 static int int8_float_out = 0;
+static int refuse_outer_vec = 0;
+void fake_cublaslt_refuse_outer_vec(int on) { refuse_outer_vec = on; }
 static int matmuls = 0;
 void fake_cublaslt_int8_float_out(int on) { int8_float_out = on; }
 int fake_cublaslt_matmuls(void) { return matmuls; }
@@ -75,6 +77,7 @@ static int shapes(desc_t *d, layout_t *a, layout_t *b, layout_t *c, uint64_t *m,
   if (a->type != b->type) return 15;
   if (d->a_scale_mode != d->b_scale_mode || (d->a_scale_mode != 0 && (a->type != 28 || d->a_scale_mode != 3)))
     return 15; /* outer-vector scales (3) on fp8 only, both operands alike */
+  if (d->a_scale_mode == 3 && refuse_outer_vec) return 15;
   int tn = d->transa == 1 && d->transb == 0;
   if (a->type == 0) return (d->compute == 68 || d->compute == 77) && d->scale == 0 && c->type == 0 && d->pointer_mode == 0 ? 0 : 15;
   if (a->type == 3) { /* int8: TN, int32 out, or fp32 out with an alpha vector when enabled */

@@ -22,7 +22,7 @@ import { KernelArgs, launch, type ParamType } from "../device/launch.js";
 import { DeviceBuffer } from "../device/memory.js";
 import { buildKernels } from "../device/module.js";
 import type { Stream } from "../device/stream.js";
-import { checkDevice, type DeviceMemory } from "../device/validate.js";
+import { checkDevice, type DeviceMemory, fail } from "../device/validate.js";
 import {
   QUANT_BLOCK,
   QUANT_KERNEL,
@@ -273,6 +273,9 @@ export class QuantizedLinear {
     const es = ELEMENT_BYTES[s.dtype];
     const xin = checkDevice("x", x, s.m * s.inFeatures * es);
     const y = checkDevice("out", out, s.m * s.outFeatures * es);
+    // cuBLASLt's heuristics assume 256-byte aligned operands (its default MIN_ALIGNMENT preferences)
+    if (!this.buffers.acc && y % 256n !== 0n)
+      fail(`out must be 256-byte aligned for cuBLASLt, got 0x${y.toString(16)}`);
     const b = this.buffers;
     const total = s.m * s.inFeatures;
     if (s.kind === "int8") {
