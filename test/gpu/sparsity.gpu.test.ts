@@ -1,5 +1,7 @@
 /**
- * 2:4 structured sparsity on the GPU (issue 15): models pruned 2:4 by fixtures/prune_2_4.py, each compiled fp16
+ * 2:4 structured sparsity on the GPU (issue 15). First the cuSPARSELt plan alone (device/sparselt-plan.ts):
+ * y = act(x·Wᵀ + b) for no activation, ReLU and GELU against a float64 host product of the same fp16 values.
+ * Then models pruned 2:4 by fixtures/prune_2_4.py, each compiled fp16
  * dense and with sparseWeights in the same run. Checks every output against PyTorch fp32 on two inputs (max error
  * ≤ 1e-2 of max |reference|), times dense and sparse alternately (CompiledModule.benchmark, median of medians),
  * reads the per-layer GEMM times the build measured from the compile report, prints one table and writes JSON to
@@ -21,8 +23,20 @@ import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
+import {
+  buildSparseLtPlan,
+  destroySparseLtPlan,
+  runSparseLtPlan,
+  type SparseActivation,
+  SparseLtHandle,
+  searchSparseLtPlan,
+  streamCell,
+} from "../../src/backends/cuda/device/sparselt-plan.js";
+import { Stream } from "../../src/backends/cuda/device/stream.js";
+import { randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
 import { loadModel } from "../../src/frontends/load-model.js";
-import type { Tensor } from "../../src/ir/tensor.js";
+import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
@@ -181,6 +195,74 @@ async function denseVsSparse(dir: string, name: string, reps: number, note?: str
     await sparse.dispose();
   }
 }
+
+/** 2:4 magnitude pruning along the last axis (the fixture's mask, on the host). */
+function prune24(v: Float64Array): Float64Array {
+  for (let g = 0; g < v.length; g += 4) {
+    const order = [0, 1, 2, 3].sort((a, b) => Math.abs(v[g + b]) - Math.abs(v[g + a]));
+    v[g + order[2]] = 0;
+    v[g + order[3]] = 0;
+  }
+  return v;
+}
+
+describe("the cuSPARSELt plan on the device, against a host product", { skip: noGpu }, () => {
+  const [m, n, k] = [64, 48, 128];
+  const r = rng(15);
+  const half = (shape: number[], v: Float64Array) => tensorFromNumbers("float16", shape, v);
+  const x = half([m, k], toFloat64Array(randomTensor(r, "float32", [m, k], 1)));
+  const w = half([n, k], prune24(toFloat64Array(randomTensor(r, "float32", [n, k], 0.3))));
+  const b = half([n], toFloat64Array(randomTensor(r, "float32", [n], 0.5)));
+  const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
+
+  for (const activation of ["none", "relu", "gelu"] as SparseActivation[]) {
+    it(`y = ${activation}(x·Wᵀ + b), ${m}×${n}×${k} fp16, after cusparseLtMatmulSearch`, () => {
+      const handle = SparseLtHandle.create();
+      const stream = Stream.create();
+      const bufs = [tensorBytes(w), tensorBytes(x)].map((bytes) => DeviceBuffer.from(bytes));
+      const [wd, xd] = bufs;
+      const yd = DeviceBuffer.alloc(m * n * 2);
+      const ws = DeviceBuffer.alloc(32 << 20);
+      try {
+        const problem = { dtype: "float16", m, n, k, bias: true, activation } as const;
+        const plan = buildSparseLtPlan(handle, problem, { weight: wd.ptr, bias: tensorBytes(b) }, stream);
+        const operands = { x: xd.ptr, y: yd.ptr, workspace: ws.ptr };
+        searchSparseLtPlan(handle, plan, operands, stream);
+        yd.fill(0, { stream });
+        runSparseLtPlan(handle, plan, operands, streamCell(stream));
+        stream.synchronize();
+        const got = toFloat64Array({
+          dtype: "float16",
+          shape: [m * n],
+          data: yd.download(new Uint16Array(m * n)),
+        });
+        const [xv, wv, bv] = [x, w, b].map(toFloat64Array);
+        let err = 0;
+        let mag = 0;
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            let acc = bv[j];
+            for (let p = 0; p < k; p++) acc += xv[i * k + p] * wv[j * k + p];
+            const want = activation === "relu" ? Math.max(0, acc) : activation === "gelu" ? gelu(acc) : acc;
+            err = Math.max(err, Math.abs(got[i * n + j] - want));
+            mag = Math.max(mag, Math.abs(want));
+          }
+        report(`plan ${activation}`, {
+          version: handle.version(),
+          algorithm: plan.algorithm,
+          workspaceBytes: plan.workspaceBytes,
+          relative: err / mag,
+        });
+        destroySparseLtPlan(plan);
+        assert.ok(err / mag <= 5e-3, `${activation}: max error ${err} of ${mag}`);
+      } finally {
+        for (const buf of [...bufs, yd, ws]) buf.free();
+        stream.destroy();
+        handle.destroy();
+      }
+    });
+  }
+});
 
 describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same run", { skip: noGpu }, () => {
   const { dir, why } = noGpu ? { dir: "", why: noGpu } : fixtures();
