@@ -3,6 +3,7 @@
  * an eligible one cannot run sparse (shape, precision, layout), the availability rules (GPU generation, library,
  * true vs "prefer"), the report lines, the option checks and the CLI flag.
  */
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { matmulGeometry } from "../../../src/backends/cuda/kernels/matmul-cublaslt.js";
@@ -21,7 +22,7 @@ import { TorchcError } from "../../../src/errors.js";
 import { loadModel } from "../../../src/frontends/load-model.js";
 import { compile } from "../../../src/runtime/compile.js";
 import type { CompileOptions } from "../../../src/runtime/options.js";
-import { MODELS } from "../../helpers.js";
+import { MODELS, ROOT } from "../../helpers.js";
 import { convNet, linearNet, planOf, prune24 } from "./sparse-nets.js";
 
 describe("the 2:4 check along K", () => {
@@ -224,5 +225,23 @@ describe("the sparseWeights option and --sparse-weights", () => {
     expect(() => compileOptionsFrom({ "sparse-weights": "always" })).toThrow(
       "--sparse-weights=always: expected nothing, prefer or false",
     );
+  });
+
+  it("the torchc command: a bare --sparse-weights before another flag is true; =prefer compiles", () => {
+    const torchc = (...args: string[]) =>
+      spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], {
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+    const model = join(MODELS, "mlp.pt2");
+    const strict = torchc("compile", model, "--sparse-weights", "--min-block-size", "1");
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toBe(
+      `error: sparseWeights: the reference backend runs every layer dense; use backend "cuda", or sparseWeights: "prefer"\n`,
+    );
+    const prefer = torchc("compile", model, "--sparse-weights=prefer");
+    expect(prefer.status, prefer.stderr).toBe(0);
+    const bad = torchc("compile", model, "--sparse-weights=maybe");
+    expect(bad.stderr).toMatch(/--sparse-weights=maybe: expected nothing, prefer or false/);
   });
 });
