@@ -26,11 +26,13 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
+import { captureGraph } from "../../src/backends/cuda/device/graph.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
 import { type Fp8LinearSpec, QuantizedLinear } from "../../src/backends/cuda/kernels/quantized-linear.js";
 import { pointwiseLinearSpec } from "../../src/backends/cuda/kernels/quantized-pointwise.js";
 import { loadModel } from "../../src/frontends/load-model.js";
+import { numberToFloat16Bits } from "../../src/ir/half.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { E4M3_MAX } from "../../src/ops/quantize-math.js";
 import { compile } from "../../src/runtime/compile.js";
@@ -417,6 +419,56 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
     } finally {
       if (built.ok) built.layer.destroy();
       for (const b of [workspace, x, out]) b.free();
+      stream.destroy();
+      destroyLtHandle(handle);
+    }
+  });
+
+  it("a quantized layer captured in a CUDA graph replays to the same bits, for a new input too", () => {
+    const l = layers[0];
+    const handle = createLtHandle();
+    const workspace = DeviceBuffer.alloc(32 << 20);
+    const stream = Stream.create();
+    const x1 = normals(M * l.k, 31, 1);
+    const x2 = normals(M * l.k, 32, 1);
+    const input = uploadAs(x1, "float16");
+    const eager = DeviceBuffer.alloc(M * l.n * 2);
+    const replayed = DeviceBuffer.alloc(M * l.n * 2);
+    const owned = [workspace, input, eager, replayed];
+    try {
+      for (const kind of ["int8", "fp8"] as const) {
+        const layer = quantizedLayer(
+          handle,
+          workspace,
+          kind,
+          l,
+          M,
+          "float16",
+          4 / (kind === "int8" ? 127 : 448),
+        );
+        const graph = captureGraph(stream, () => layer.run(input, replayed, stream));
+        try {
+          for (const x of [x1, x2, x1]) {
+            input.upload(Uint16Array.from(x, numberToFloat16Bits));
+            layer.run(input, eager, stream);
+            graph.launch(stream);
+            stream.synchronize();
+            const a = downloadAs(eager, M * l.n, "float16");
+            assert.deepEqual(
+              Array.from(downloadAs(replayed, M * l.n, "float16")),
+              Array.from(a),
+              `${kind} replay`,
+            );
+          }
+          report(`${kind} graph capture`, { nodes: graph.nodeCount, variant: layer.variant });
+        } finally {
+          graph.destroy();
+          layer.destroy();
+        }
+      }
+    } finally {
+      stream.synchronize();
+      for (const b of owned) b.free();
       stream.destroy();
       destroyLtHandle(handle);
     }
