@@ -1,0 +1,131 @@
+/**
+ * Which matmul steps of an engine are quantized linear layers that can run as real int8 GEMMs
+ * (kernels/quantized-linear.ts), read off the planned network: the converter of torchc.quantized_linear
+ * (src/converters/aten/quantized-layers.ts) emits quantize → dequantize on the input and a float weight
+ * f32((q − 0) · s[c]); both are recovered here exactly or the step is refused with the reason (it then keeps
+ * the simulated float GEMM).
+ */
+import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
+import type { Layer } from "../../network/layers/index.js";
+import type { MatmulStep } from "./fuse/steps.js";
+import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import type { Int8LinearSpec } from "./kernels/quantized-linear.js";
+import type { EnginePlan } from "./plan.js";
+
+const f32 = Math.fround;
+
+/**
+ * Symmetric int8 values and one scale per row that give back every element of the float32 weight `w` [N, K]
+ * exactly as f32(q · s[c]), or why there are none. A row's scale is its largest magnitude over 127 (or 128),
+ * tried with its neighbouring float32 values.
+ */
+export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
+  if (w.dtype !== "float32") return `the weight is ${w.dtype}, not float32`;
+  if (w.shape.length !== 2) return `the weight has shape [${w.shape}], not [N, K]`;
+  const [n, k] = w.shape;
+  const v = toFloat64Array(w);
+  const q = new Int8Array(n * k);
+  const scales = new Float32Array(n);
+  for (let c = 0; c < n; c++) {
+    const row = v.subarray(c * k, (c + 1) * k);
+    const s = rowScale(row);
+    if (s === undefined) return `row ${c} of the weight is not on an int8 grid`;
+    scales[c] = s;
+    for (let i = 0; i < k; i++) q[c * k + i] = Math.round(row[i] / s);
+  }
+  return { q, scales };
+}
+
+function rowScale(row: Float64Array): number | undefined {
+  let amax = 0;
+  for (const x of row) amax = Math.max(amax, Math.abs(x));
+  if (amax === 0) return 1;
+  const cells = new Float32Array(1);
+  const bits = new Uint32Array(cells.buffer);
+  for (const levels of [127, 128]) {
+    cells[0] = amax / levels;
+    const base = bits[0];
+    for (const d of [0, -1, 1, -2, 2]) {
+      bits[0] = base + d;
+      const s = cells[0];
+      if (s > 0 && onGrid(row, s)) return s;
+    }
+  }
+  return undefined;
+}
+
+function onGrid(row: Float64Array, s: number): boolean {
+  for (const x of row) {
+    const q = Math.round(x / s);
+    if (q < -128 || q > 127 || f32(q * s) !== x) return false;
+  }
+  return true;
+}
+
+/** A matmul step: a float layer, a quantized layer with its int8 spec, or a quantized layer refused with why. */
+export type QuantizedMatmulSite =
+  | { readonly kind: "float" }
+  | { readonly kind: "refused"; readonly reason: string }
+  | { readonly kind: "int8"; readonly spec: Int8LinearSpec };
+
+/** What a matmul step is to the int8 path (see QuantizedMatmulSite). */
+export function quantizedMatmulSite(step: MatmulStep, plan: EnginePlan): QuantizedMatmulSite {
+  const net = plan.network;
+  const producer = (t: string): Layer | undefined => net.layers.find((l) => l.output === t);
+  const dq = producer(step.a);
+  if (dq?.type !== "dequantize") return { kind: "float" };
+  const spec = int8Spec(step, plan, producer);
+  return typeof spec === "string" ? { kind: "refused", reason: spec } : { kind: "int8", spec };
+}
+
+function int8Spec(
+  step: MatmulStep,
+  plan: EnginePlan,
+  producer: (t: string) => Layer | undefined,
+): Int8LinearSpec | string {
+  const net = plan.network;
+  const constant = (t: string): Tensor | undefined => {
+    const l = producer(t);
+    return l?.type === "constant" ? net.constants[l.weight] : undefined;
+  };
+  if (step.activation !== "none") return `a fused ${step.activation} epilogue (the int8 path has none)`;
+  const dq = producer(step.a);
+  if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
+  const q = producer(dq.inputs[0]);
+  if (q?.type !== "quantize" || q.axis !== null) return "the input is not dequantize(quantize(x))";
+  if (
+    q.scale[0] !== dq.scale[0] ||
+    q.zeroPoint[0] !== dq.zeroPoint[0] ||
+    q.qmin !== dq.qmin ||
+    q.qmax !== dq.qmax
+  )
+    return "quantize and dequantize parameters differ";
+  const info = (t: string) => plan.infos.get(t)!;
+  const g = matmulGeometry(step, info);
+  if (typeof g === "string") return g;
+  if (g.batch !== 1 || g.aT || !g.bT) return "not x · wᵀ with one batch (batch axes folded into rows)";
+  const w = constant(step.b);
+  if (!w) return "the weight is not a constant";
+  const grid = int8Grid(w);
+  if (typeof grid === "string") return grid;
+  let bias: Float32Array | null = null;
+  if (step.bias) {
+    const b = constant(step.bias);
+    if (!b || numel(b.shape) !== g.n) return "the bias is not a constant of one value per output";
+    bias = Float32Array.from(toFloat64Array(b));
+  }
+  return {
+    kind: "int8",
+    m: g.m,
+    inFeatures: g.k,
+    outFeatures: g.n,
+    dtype: g.dtype,
+    inputScale: q.scale[0],
+    inputZeroPoint: q.zeroPoint[0],
+    qmin: q.qmin,
+    qmax: q.qmax,
+    weight: grid.q,
+    weightScales: grid.scales,
+    bias,
+  };
+}

@@ -1,0 +1,77 @@
+// Which matmul steps of a planned CUDA engine are quantized linear layers (src/backends/cuda/quant-sites.ts):
+// the int8 weight and scales are recovered exactly from the converter's float weight, the activation's
+// parameters from its quantize → dequantize, and the recovered layer computes what torchc.quantized_linear does.
+import { describe, expect, it } from "vitest";
+import type { MatmulStep } from "../../src/backends/cuda/fuse/steps.js";
+import { planCudaEngine } from "../../src/backends/cuda/plan.js";
+import { int8Grid, quantizedMatmulSite } from "../../src/backends/cuda/quant-sites.js";
+import { convertGraph } from "../../src/converters/index.js";
+import { tensorFromNumbers } from "../../src/ir/tensor.js";
+import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
+import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
+import { tinyCnn } from "./tiny-cnn.js";
+
+describe("int8 grid recovery", () => {
+  it("finds q and s with f32(q · s) equal to every weight, per row", () => {
+    const s = [0.0123, 0.5, 3e-5].map(Math.fround);
+    const q = [127, -3, 0, 64, -127, 5, 1, 2, 127, -128, 7, 0];
+    const w = tensorFromNumbers(
+      "float32",
+      [3, 4],
+      q.map((v, i) => Math.fround(v * s[Math.floor(i / 4)])),
+    );
+    const g = int8Grid(w);
+    if (typeof g === "string") throw new Error(g);
+    expect(Array.from(g.q)).toEqual(q);
+    expect(Array.from(g.scales)).toEqual(s);
+  });
+
+  it("refuses weights off any int8 grid, and other shapes or types", () => {
+    expect(int8Grid(tensorFromNumbers("float32", [1, 3], [1, 0.3, 0.7]))).toBe(
+      "row 0 of the weight is not on an int8 grid",
+    );
+    expect(int8Grid(tensorFromNumbers("float32", [4], [1, 2, 3, 4]))).toBe(
+      "the weight has shape [4], not [N, K]",
+    );
+    expect(int8Grid(tensorFromNumbers("float16", [1, 1], [1]))).toBe("the weight is float16, not float32");
+  });
+});
+
+describe("quantized matmul steps of a planned engine", () => {
+  const lowered = runPipeline(tinyCnn(), defaultPipeline({})).graph;
+  const amax = new Map(quantizationSites(lowered).map((s) => [s.input, 2]));
+  const graph = foldQuantizedLayers(insertQuantization(lowered, amax, "int8"));
+  const linear = graph.nodes.find((n) => n.op === "torchc.quantized_linear.default")!;
+
+  for (const precision of ["fp32", "fp16"] as const)
+    it(`recovers the layer's int8 weight, scales, activation and bias (${precision})`, () => {
+      const plan = planCudaEngine(convertGraph(graph), { precision });
+      const steps = plan.steps.filter((s): s is MatmulStep => s.kind === "matmul");
+      expect(steps).toHaveLength(1);
+      const site = quantizedMatmulSite(steps[0], plan);
+      if (site.kind !== "int8") throw new Error(JSON.stringify(site));
+      const spec = site.spec;
+      const w = graph.weights[(linear.args.weight as { name: string }).name].tensor;
+      const sw = graph.weights[(linear.args.weight_scales as { name: string }).name].tensor;
+      expect(Array.from(spec.weight)).toEqual(Array.from(w.data as Int8Array));
+      expect(Array.from(spec.weightScales)).toEqual(Array.from(sw.data as Float32Array));
+      expect(spec.inputScale).toBe((linear.args.input_scale as { value: number }).value);
+      expect([spec.inputZeroPoint, spec.qmin, spec.qmax]).toEqual([0, -128, 127]);
+      expect(spec.dtype).toBe(precision === "fp16" ? "float16" : "float32");
+      expect(spec.bias).not.toBeNull();
+      expect([spec.inFeatures, spec.outFeatures]).toEqual([w.shape[1], w.shape[0]]);
+    });
+
+  it("tells a float linear layer from a quantized one it refuses, with the reason", () => {
+    const float = planCudaEngine(convertGraph(lowered), { precision: "fp32" });
+    const step = float.steps.find((s): s is MatmulStep => s.kind === "matmul")!;
+    expect(quantizedMatmulSite(step, float)).toEqual({ kind: "float" });
+    const plan = planCudaEngine(convertGraph(graph), { precision: "fp32" });
+    const q = plan.steps.find((s): s is MatmulStep => s.kind === "matmul")!;
+    expect(quantizedMatmulSite({ ...q, activation: "relu" }, plan)).toEqual({
+      kind: "refused",
+      reason: "a fused relu epilogue (the int8 path has none)",
+    });
+  });
+});
