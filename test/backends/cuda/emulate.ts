@@ -288,8 +288,9 @@ function runLibraryStep(
       return chain(s.layer, [s.a, s.b, ...s.layer.inputs.slice(2)], s.fused, s.output);
     case "element":
       throw new Error("emulator: element step without a kernel");
-    case "normalization": {
-      // Fused layers around the norm: the prologue's values stay local except those the step stores.
+    case "normalization":
+    case "softmax": {
+      // Fused layers around the norm or softmax: the prologue's values stay local except those the step stores.
       const local = new Map<string, Tensor>();
       const load = (t: string) => local.get(t) ?? read(t);
       for (const l of s.prologue ?? []) local.set(l.output, runLayerReference(l, l.inputs.map(load), net));

@@ -145,4 +145,46 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
     expect(relMax(outputs[0], want[0])).toBeLessThan(1e-3);
     expect(relMax(outputs[1], want[1])).toBeLessThan(1e-6);
   }, 60_000);
+
+  it("fp32 plan: softmax(x·0.5 + mask).to(float16) is one rows kernel", () => {
+    const b = new GraphBuilder();
+    const x = b.addInput("x", { dtype: "float32", shape: [2, 3, 50] });
+    const m = b.addInput("m", { dtype: "float32", shape: [1, 3, 50] });
+    const t = (name: string, dtype: "float32" | "float16" = "float32") => [
+      { name, type: { dtype, shape: [2, 3, 50] } },
+    ];
+    const tensor = (name: string) => ({ kind: "tensor" as const, name });
+    const [h] = b.addNode(
+      "aten.mul.Tensor",
+      { self: tensor(x), other: { kind: "float", value: 0.5 } },
+      t("h"),
+      {},
+    );
+    const [s] = b.addNode("aten.add.Tensor", { self: tensor(h), other: tensor(m) }, t("s"), {});
+    const [p] = b.addNode(
+      "aten._softmax.default",
+      { self: tensor(s), dim: { kind: "int", value: -1 }, half_to_float: { kind: "bool", value: false } },
+      t("p"),
+      {},
+    );
+    const [y] = b.addNode(
+      "aten._to_copy.default",
+      { self: tensor(p), dtype: { kind: "dtype", value: "float16" } },
+      t("y", "float16"),
+      {},
+    );
+    b.setOutputs([y]);
+    const graph1 = b.build();
+    const lowered = lower(graph1, "fp32");
+    const inputs = inputsFor(graph1, 4);
+    const named = Object.fromEntries(lowered.inputs.map((k, i) => [k, inputs[i]]));
+    for (const cooperative of [true, false]) {
+      const { plan, outputs } = emulateEngine(convertGraph(lowered), named, {
+        precision: "fp32",
+        cooperative,
+      });
+      expect(plan.summary).toEqual(["softmax [elementwise+elementwise]+softmax+[cast] → y"]);
+      expect(relMax(outputs[0], interpret(graph1, inputs)[0])).toBeLessThan(1e-3);
+    }
+  }, 60_000);
 });

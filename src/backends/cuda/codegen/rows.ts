@@ -292,10 +292,47 @@ export function generateReduceKernel(
   return finish(name, f);
 }
 
+/**
+ * A rows kernel's input and output through its fused element layers (fuse/steps.ts RowsFusion): `load` gives the
+ * input at coordinates (loaded, or computed by the prologue), `storeShared` stores the prologue values read
+ * elsewhere (call it in exactly one pass, so each element is written once), `store` writes the layer's value (an
+ * expression of compute type `ct`) through the epilogue.
+ */
+function fusedIO(
+  e: Emitter,
+  ctx: CodegenContext,
+  input: string,
+  output: string,
+  fusion: Partial<RowsFusion>,
+) {
+  const prologue = fusion.prologue ?? [];
+  const epilogue = fusion.epilogue ?? [];
+  const pro = new ElementEmitter(e, new Map(prologue.map((l) => [l.output, l] as const)), ctx);
+  const epi = new ElementEmitter(e, new Map(epilogue.map((l) => [l.output, l] as const)), ctx);
+  const final = epilogue.length ? epilogue[epilogue.length - 1].output : output;
+  return {
+    load: (c: string[]) => (prologue.length ? pro.value(input, c) : e.load(input, c)),
+    storeShared(c: string[]): void {
+      for (const t of fusion.stores ?? []) e.store(t, c, pro.value(t, c), ctx.info(t).logicalDType);
+    },
+    store(c: string[], y: string, ct: string): void {
+      if (epilogue.length === 0) {
+        e.store(output, c, y, ctx.info(output).logicalDType);
+        return;
+      }
+      // The layer's value is the epilogue's input at these coordinates.
+      e.memoSet(`${output}@${c.join(",")}`, e.let(ct, y, "y"));
+      e.store(final, c, epi.value(final, c), ctx.info(final).logicalDType);
+    },
+  };
+}
+
+/** Softmax or log-softmax along one axis; with `fusion`, element layers before and after it as for layer norm. */
 export function generateSoftmaxKernel(
   name: string,
   layer: SoftmaxLayer,
   ctx: CodegenContext,
+  fusion: Partial<RowsFusion> = {},
 ): GeneratedKernel {
   const input = layer.inputs[0];
   const x = ctx.info(input);
@@ -309,25 +346,26 @@ export function generateSoftmaxKernel(
   const f = frame(ctx, spec, []);
   const e = f.e;
   const ct = x.logicalDType === "float64" ? "double" : "float";
+  const io = fusedIO(e, ctx, input, layer.output, fusion);
   e.line(`${ct} m = ${floatLiteral(Number.NEGATIVE_INFINITY, ct)};`);
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
-    e.line(`m = fmax(m, (${ct})${e.load(input, c)});`);
+    io.storeShared(c);
+    e.line(`m = fmax(m, (${ct})${io.load(c)});`);
   });
   const mx = blockCombine(f, ct, "m", (a, b) => `fmax(${a}, ${b})`, "max");
   const m0 = e.let(ct, `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY, ct)} ? (${ct})0 : ${mx}`, "m");
   e.line(`${ct} s = 0;`);
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
-    e.line(`s += exp((${ct})${e.load(input, c)} - ${m0});`);
+    e.line(`s += exp((${ct})${io.load(c)} - ${m0});`);
   });
   const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
   const ls = e.let(ct, `log(${sum})`, "ls");
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
-    const v = e.load(input, c);
-    const y = layer.log ? `(${ct})${v} - ${m0} - ${ls}` : `exp((${ct})${v} - ${m0}) / ${sum}`;
-    e.store(layer.output, c, y, ctx.info(layer.output).logicalDType);
+    const v = io.load(c);
+    io.store(c, layer.log ? `(${ct})${v} - ${m0} - ${ls}` : `exp((${ct})${v} - ${m0}) / ${sum}`, ct);
   });
   return finish(name, f);
 }
@@ -345,11 +383,8 @@ export function generateNormalizationKernel(
   fusion: Partial<RowsFusion> = {},
 ): GeneratedKernel {
   const [input, scale, bias] = layer.inputs;
-  const prologue = fusion.prologue ?? [];
-  const epilogue = fusion.epilogue ?? [];
-  if ((prologue.length || epilogue.length) && layer.kind !== "layer")
+  if ((fusion.prologue?.length || fusion.epilogue?.length) && layer.kind !== "layer")
     throw new Error(`normalization '${layer.name}': only layer norm takes fused layers`);
-  const final = epilogue.length ? epilogue[epilogue.length - 1].output : layer.output;
   const x = ctx.info(input);
   const rank = x.shape.length;
   const ct = x.logicalDType === "float64" ? "double" : "float";
@@ -371,9 +406,8 @@ export function generateNormalizationKernel(
   const cg = layer.kind === "group" ? x.shape[1] / groups : 1;
   const f = frame(ctx, spec, []);
   const e = f.e;
-  const pro = new ElementEmitter(e, new Map(prologue.map((l) => [l.output, l] as const)), ctx);
-  const epi = new ElementEmitter(e, new Map(epilogue.map((l) => [l.output, l] as const)), ctx);
-  const load = (c: string[]) => (prologue.length ? pro.value(input, c) : e.load(input, c));
+  const io = fusedIO(e, ctx, input, layer.output, fusion);
+  const load = io.load;
   // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
   const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
   const scaleCoords = (c: string[]) => (layer.kind === "layer" ? c.slice(layer.beginAxis) : [channelOf(c)]);
@@ -382,7 +416,7 @@ export function generateNormalizationKernel(
     e.line(`${ct} s = 0;`);
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
-      for (const t of fusion.stores ?? []) e.store(t, c, pro.value(t, c), ctx.info(t).logicalDType);
+      io.storeShared(c);
       e.line(`if (${inGroup(c)}) s += (${ct})${load(c)};`);
     });
     const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
@@ -404,13 +438,7 @@ export function generateNormalizationKernel(
         const v = load(c);
         const sc = e.load(scale, scaleCoords(c));
         const bi = e.load(bias, scaleCoords(c));
-        const y = `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`;
-        if (epilogue.length === 0) {
-          e.store(layer.output, c, y, ctx.info(layer.output).logicalDType);
-          return;
-        }
-        e.memoSet(`${layer.output}@${c.join(",")}`, e.let(ct, y, "y"));
-        e.store(final, c, epi.value(final, c), ctx.info(final).logicalDType);
+        io.store(c, `((${ct})${v} - ${mean}) * ${rstd} * (${ct})${sc} + (${ct})${bi}`, ct);
       });
     });
   };

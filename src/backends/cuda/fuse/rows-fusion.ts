@@ -1,5 +1,5 @@
 /**
- * Which element layers a rows kernel (normalization) computes itself. Before it: the element group that makes
+ * Which element layers a rows kernel (layer norm, softmax) computes itself. Before it: the element group that makes
  * its input, when every member is pointwise math or data movement (a pre-norm block's residual add, the cast to
  * float32), reached through free views (same-storage casts); members read elsewhere (of the input's shape) are
  * stored by the rows kernel on its first pass. After it: a chain of same-shape pointwise layers that only it feeds (the cast back
@@ -36,7 +36,10 @@ const MAX_EPILOGUE = 8;
 const sameShape = (v: RowsScheduleView, a: string, b: string) =>
   v.info(a).shape.join() === v.info(b).shape.join();
 
-export function rowsPrologue(v: RowsScheduleView, layer: LayerOf<"normalization">): RowsPrologue | undefined {
+export function rowsPrologue(
+  v: RowsScheduleView,
+  layer: LayerOf<"normalization"> | LayerOf<"softmax">,
+): RowsPrologue | undefined {
   const input = layer.inputs[0];
   // Free views between the group and the layer (same-storage casts) become members too.
   const views: Layer[] = [];

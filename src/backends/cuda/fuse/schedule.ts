@@ -20,8 +20,8 @@ import type {
   ConvActivationKind,
   ConvEpilogueOp,
   ConvStep,
+  FusedRowsStep,
   MatmulStep,
-  NormalizationStep,
   Step,
 } from "./steps.js";
 
@@ -140,10 +140,8 @@ class Scheduler {
         return;
       }
       case "softmax":
-        this.steps.push({ kind: "softmax", layer });
-        return;
       case "normalization":
-        this.placeNormalization(layer);
+        this.placeRows(layer);
         return;
       case "attention":
         this.steps.push({ kind: "attention", layer });
@@ -158,13 +156,15 @@ class Scheduler {
   // ------------------------------------------------------------------------------------- rows kernels
 
   /**
-   * A normalization kernel that also computes the element group making its input (the residual add of a
-   * pre-norm block, casts) and the pointwise chain after it (the cast back). TORCHC_FUSE_ROWS=0 keeps them
-   * apart (for A/B timing).
+   * A layer-norm or softmax kernel that also computes the element group making its input (the residual add of a
+   * pre-norm block, casts; the scores' bias and mask) and the pointwise chain after it (the cast back).
+   * TORCHC_FUSE_ROWS=0 keeps them apart (for A/B timing).
    */
-  private placeNormalization(layer: LayerOf<"normalization">): void {
-    if (process.env.TORCHC_FUSE_ROWS === "0" || layer.kind !== "layer") {
-      this.steps.push({ kind: "normalization", layer });
+  private placeRows(layer: LayerOf<"normalization"> | LayerOf<"softmax">): void {
+    const alone = (): FusedRowsStep =>
+      layer.type === "softmax" ? { kind: "softmax", layer } : { kind: "normalization", layer };
+    if (process.env.TORCHC_FUSE_ROWS === "0" || (layer.type === "normalization" && layer.kind !== "layer")) {
+      this.steps.push(alone());
       return;
     }
     const pro = rowsPrologue(this.rowsView(), layer);
@@ -177,14 +177,7 @@ class Scheduler {
     }
     const epilogue = rowsEpilogue(this.rowsView(), layer.output);
     for (const l of epilogue) this.consumed.add(l);
-    const step: NormalizationStep = {
-      kind: "normalization",
-      layer,
-      prologue: pro?.layers ?? [],
-      stores: pro?.stores ?? [],
-      epilogue,
-    };
-    this.steps.push(step);
+    this.steps.push({ ...alone(), prologue: pro?.layers ?? [], stores: pro?.stores ?? [], epilogue });
   }
 
   /** What the rows fusion rules may ask of the schedule so far. */

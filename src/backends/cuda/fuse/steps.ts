@@ -71,10 +71,18 @@ export interface NormalizationStep extends Partial<RowsFusion> {
   readonly layer: LayerOf<"normalization">;
 }
 
+export interface SoftmaxStep extends Partial<RowsFusion> {
+  readonly kind: "softmax";
+  readonly layer: LayerOf<"softmax">;
+}
+
+/** Rows kernels that take in element layers around them. */
+export type FusedRowsStep = NormalizationStep | SoftmaxStep;
+
 export type Step =
   | { readonly kind: "element"; readonly group: ElementGroup }
   | { readonly kind: "reduce"; readonly layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling"> }
-  | { readonly kind: "softmax"; readonly layer: LayerOf<"softmax"> }
+  | SoftmaxStep
   | NormalizationStep
   | { readonly kind: "attention"; readonly layer: LayerOf<"attention"> }
   | ConvStep
@@ -94,7 +102,8 @@ export function stepReads(s: Step): string[] {
     }
     case "matmul":
       return [s.a, s.b, ...(s.bias ? [s.bias] : [])];
-    case "normalization": {
+    case "normalization":
+    case "softmax": {
       const layers = stepLayers(s);
       const inside = new Set(layers.map((l) => l.output));
       return [...new Set(layers.flatMap((l) => l.inputs).filter((t) => !inside.has(t)))];
@@ -104,8 +113,8 @@ export function stepReads(s: Step): string[] {
   }
 }
 
-/** The layer a normalization step stores last: its own output or its epilogue's. */
-export function rowsOutput(s: NormalizationStep): string {
+/** The tensor a rows step stores last: its layer's output or its epilogue's. */
+export function rowsOutput(s: FusedRowsStep): string {
   return s.epilogue?.length ? s.epilogue[s.epilogue.length - 1].output : s.layer.output;
 }
 
@@ -119,6 +128,7 @@ export function stepLayers(s: Step): readonly Layer[] {
     case "matmul":
       return [s.layer, ...s.fused];
     case "normalization":
+    case "softmax":
       return [...(s.prologue ?? []), s.layer, ...(s.epilogue ?? [])];
     default:
       return [s.layer];
@@ -135,6 +145,7 @@ export function stepWrites(s: Step): string[] {
     case "matmul":
       return [s.output];
     case "normalization":
+    case "softmax":
       return [...(s.stores ?? []), rowsOutput(s)];
     default:
       return [s.layer.output];
@@ -149,10 +160,12 @@ export function describeStep(s: Step): string {
       return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
-    case "normalization": {
+    case "normalization":
+    case "softmax": {
       const pro = s.prologue?.length ? `[${s.prologue.map((l) => l.type).join("+")}]+` : "";
       const epi = s.epilogue?.length ? `+[${s.epilogue.map((l) => l.type).join("+")}]` : "";
-      return `normalization${pro || epi ? ` ${pro}norm${epi}` : ""} → ${stepWrites(s).join(", ")}`;
+      const own = s.kind === "normalization" ? "norm" : "softmax";
+      return `${s.kind}${pro || epi ? ` ${pro}${own}${epi}` : ""} → ${stepWrites(s).join(", ")}`;
     }
     default:
       return `${s.kind} → ${s.layer.output}`;

@@ -23,7 +23,7 @@ export function generateStepKernel(
     case "reduce":
       return generateReduceKernel(name, step.layer, ctx);
     case "softmax":
-      return generateSoftmaxKernel(name, step.layer, ctx);
+      return generateSoftmaxKernel(name, step.layer, ctx, step);
     case "normalization":
       return generateNormalizationKernel(name, step.layer, ctx, step);
     case "attention":
