@@ -297,6 +297,8 @@ class Scheduler {
     const g = this.groupOf.get((last as MutableGroupStep).group.root);
     if (!g || g.step !== last || g.layers.length >= (this.opts.maxGroupLayers ?? 48)) return false;
     if (this.info(g.root).shape.join() !== this.info(layer.output).shape.join()) return false;
+    // Data movement makes a kernel scalar (codegen/element.ts vectorWidth): never slow down a vector group.
+    if (isMovementLayer(layer) && !g.layers.some(isMovementLayer)) return false;
     // Independent of the group: no input is a member or a view of one.
     const members = new Set(g.layers.map((l) => l.output));
     if (layer.inputs.some((t) => members.has(t) || members.has(storageRoot(this.infos, t)))) return false;
