@@ -28,6 +28,7 @@ import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 import { stepLabel } from "./profile/labels.js";
+import { chooseQuantizedMatmuls, quantKernelsEnabled } from "./quant-select.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
 import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
 import type { SparseSummary, SparseWeightsSetting } from "./sparse-weights.js";
@@ -154,6 +155,15 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     ltWorkspaceBytes(options),
     log,
   );
+  // opt-in real int8 GEMMs for quantized linear layers (./quant-select.ts)
+  if (quantKernelsEnabled())
+    chooseQuantizedMatmuls(
+      plan,
+      libs.matmuls,
+      (libs.lt ??= createLtHandle()),
+      (w, r) => libs.refuse(w, r),
+      log,
+    );
   return plan;
 }
 

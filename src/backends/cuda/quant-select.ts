@@ -111,6 +111,7 @@ export function chooseQuantizedMatmuls<M extends { destroy(): void }>(
   plan: EnginePlan,
   matmuls: Map<MatmulStep, M | QuantizedEngineMatmul>,
   handle: LtHandle,
+  refuse: (what: string, reason: string) => void,
   log: (message: string) => void,
 ): QuantMatmulReport[] {
   const reports: QuantMatmulReport[] = [];
@@ -135,6 +136,10 @@ export function chooseQuantizedMatmuls<M extends { destroy(): void }>(
     dense.destroy();
     reports.push({ layer: name, ran: "int8", detail: built.layer.variant });
   }
-  for (const r of reports) log(`int8 GEMM: ${r.layer} → ${r.ran} (${r.detail})`);
+  for (const r of reports) {
+    log(`int8 GEMM: ${r.layer} → ${r.ran} (${r.detail})`);
+    if (r.ran === "simulated")
+      refuse(`int8 GEMM for matmul '${r.layer}' (kept simulated in float)`, r.detail);
+  }
   return reports;
 }

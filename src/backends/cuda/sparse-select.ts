@@ -23,6 +23,7 @@ import type { MatmulStep } from "./fuse/steps.js";
 import { type LtMatmul, matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import type { EnginePlan } from "./plan.js";
+import type { QuantizedEngineMatmul } from "./quant-select.js";
 import {
   gpuSparseRefusal,
   type SparseCandidate,
@@ -35,8 +36,8 @@ import {
   timingLost,
 } from "./sparse-weights.js";
 
-/** A matmul step's plan in the engine: dense cuBLASLt, or cuSPARSELt once this step chose it. */
-export type EngineMatmul = LtMatmul | SparseLtMatmul;
+/** A matmul step's plan in the engine: dense cuBLASLt, cuSPARSELt once this step chose it, or an int8 GEMM. */
+export type EngineMatmul = LtMatmul | SparseLtMatmul | QuantizedEngineMatmul;
 
 /** Timing repetitions per candidate (each a single GEMM: tens of microseconds). */
 const TIMING = { warmup: 5, reps: 30 } as const;
