@@ -69,9 +69,11 @@ describe("quantized matmul steps of a planned engine", () => {
     expect(quantizedMatmulSite(step, float)).toEqual({ kind: "float" });
     const plan = planCudaEngine(convertGraph(graph), { precision: "fp32" });
     const q = plan.steps.find((s): s is MatmulStep => s.kind === "matmul")!;
-    expect(quantizedMatmulSite({ ...q, activation: "relu" }, plan)).toEqual({
+    expect(quantizedMatmulSite({ ...q, activation: "gelu" }, plan)).toEqual({
       kind: "refused",
-      reason: "a fused relu epilogue (the int8 path has none)",
+      reason: "a fused gelu epilogue (the int8 path applies ReLU only)",
     });
+    const relu = quantizedMatmulSite({ ...q, activation: "relu" }, plan);
+    expect(relu.kind === "int8" && relu.spec.activation).toBe("relu");
   });
 });

@@ -153,6 +153,7 @@ describe("quantized GEMM eligibility", () => {
   it("tries the fused variants first and the int32 result last", () => {
     expect(quantLtVariants(base)).toEqual(["int8-vector-bias", "int8-vector", "int8-int32"]);
     expect(quantLtVariants({ ...base, bias: false })).toEqual(["int8-vector", "int8-int32"]);
+    expect(quantLtVariants({ ...base, relu: true })).toEqual(["int8-int32"]);
     expect(quantLtVariants({ ...base, kind: "fp8" })).toEqual(["fp8-bias", "fp8"]);
     expect(quantLtVariants({ ...base, kind: "fp8", fp8Scales: "channel" })).toEqual([
       "fp8-channel-bias",

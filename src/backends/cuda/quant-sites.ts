@@ -88,7 +88,7 @@ function int8Spec(
     const l = producer(t);
     return l?.type === "constant" ? net.constants[l.weight] : undefined;
   };
-  if (step.activation !== "none") return `a fused ${step.activation} epilogue (the int8 path has none)`;
+  if (step.activation === "gelu") return "a fused gelu epilogue (the int8 path applies ReLU only)";
   const dq = producer(step.a);
   if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
   const q = producer(dq.inputs[0]);
@@ -127,5 +127,6 @@ function int8Spec(
     weight: grid.q,
     weightScales: grid.scales,
     bias,
+    activation: step.activation,
   };
 }

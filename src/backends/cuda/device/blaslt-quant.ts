@@ -47,6 +47,8 @@ export interface QuantLtProblem {
    * (cuBLASLt's outer-vector scale mode, cuBLASLt 12.9+ on Hopper); default "tensor" (one float each).
    */
   readonly fp8Scales?: "tensor" | "channel";
+  /** int8 only: a ReLU after the bias, which only the int32 variant's epilogue kernel applies. */
+  readonly relu?: boolean;
 }
 
 /**
@@ -124,6 +126,7 @@ export function quantLtVariants(p: QuantLtProblem): QuantLtVariant[] {
   if (p.kind === "fp8" && p.fp8Scales === "channel")
     return p.bias ? ["fp8-channel-bias", "fp8-channel"] : ["fp8-channel"];
   if (p.kind === "fp8") return p.bias ? ["fp8-bias", "fp8"] : ["fp8"];
+  if (p.relu) return ["int8-int32"];
   return p.bias ? ["int8-vector-bias", "int8-vector", "int8-int32"] : ["int8-vector", "int8-int32"];
 }
 

@@ -3,8 +3,8 @@
  * - activation quantize: fp32/fp16 → int8 (per tensor: clamp(rint(x · (1/s)) + zp, qmin, qmax), stored minus
  *   an offset of 128 for uint8 ranges so the GEMM's signed int8 holds it) and fp32/fp16 → E4M3 bytes (x · (1/s),
  *   rounded as src/ops/quantize-math.ts's roundToE4M3, saturating at ±448);
- * - the int32 epilogue: out = float(acc) · alpha[n] + bias[n], rounded per step as the reference
- *   (src/ops/quantized-layers.ts) does, for plans whose cuBLASLt result is int32;
+ * - the int32 epilogue: out = float(acc) · alpha[n] + bias[n] (then ReLU when asked), rounded per step as the
+ *   reference (src/ops/quantized-layers.ts) does, for plans whose cuBLASLt result is int32;
  * - a bias add for plans whose cuBLASLt epilogue could not take the bias.
  * Kernels are launched without programmatic dependent launch (they do not wait on griddepcontrol).
  */
@@ -70,11 +70,12 @@ extern "C" __global__ void ${QUANT_KERNEL.fp8(t)}(const ${T} *__restrict__ x, un
   ${loop} q[i] = tc_e4m3(__fmul_rn(${load}(x[i]), inv));
 }
 extern "C" __global__ void ${QUANT_KERNEL.int32Epilogue(t)}(const int *__restrict__ acc, ${T} *__restrict__ out,
-    const float *__restrict__ alpha, const float *__restrict__ bias, int cols, long long n) {
+    const float *__restrict__ alpha, const float *__restrict__ bias, int relu, int cols, long long n) {
   ${loop} {
     int c = (int)(i % cols);
     float y = __fmul_rn((float)acc[i], alpha[c]);
     if (bias) y = __fadd_rn(y, bias[c]);
+    if (relu) y = fmaxf(y, 0.f);
     out[i] = ${store}(y);
   }
 }

@@ -55,6 +55,8 @@ export interface Int8LinearSpec extends Common {
   readonly weight: Int8Array;
   /** Per output channel ([outFeatures]) or per tensor ([1]). */
   readonly weightScales: Float32Array;
+  /** A ReLU after the bias (the engine fuses a following relu into the matmul step); default none. */
+  readonly activation?: "none" | "relu";
 }
 
 export interface Fp8LinearSpec extends Common {
@@ -139,7 +141,7 @@ function problemOf(spec: QuantizedLinearSpec): QuantLtProblem {
       fp8Scales: perChannel(spec) ? "channel" : "tensor",
     };
   const alpha = int8Alpha(spec.inputScale, spec.weightScales, spec.outFeatures);
-  return { kind: "int8", ...common, bias: int8Bias(spec, alpha) !== null };
+  return { kind: "int8", ...common, bias: int8Bias(spec, alpha) !== null, relu: spec.activation === "relu" };
 }
 
 /** A per-channel fp8 layer requantized to one weight scale (max |w| / 448): rounds each weight a second time. */
@@ -317,8 +319,16 @@ export class QuantizedLinear {
       this.launch(
         QUANT_KERNEL.int32Epilogue(s.dtype),
         outs,
-        ["ptr", "ptr", "ptr", "ptr", "i32", "i64"],
-        [d, y, (b.alpha as DeviceBuffer).ptr, b.bias ? b.bias.ptr : 0n, s.outFeatures, outs],
+        ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i64"],
+        [
+          d,
+          y,
+          (b.alpha as DeviceBuffer).ptr,
+          b.bias ? b.bias.ptr : 0n,
+          s.kind === "int8" && s.activation === "relu" ? 1 : 0,
+          s.outFeatures,
+          outs,
+        ],
         stream,
       );
     } else if (this.plan.post.bias) {
