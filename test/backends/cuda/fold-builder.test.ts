@@ -28,17 +28,19 @@ const BEFORE_REBUILD: Readonly<Record<string, readonly [number, number, number]>
 
 describe("layer folding on the network builder", () => {
   // The kernel counts were recorded before squeeze-excite gemv pairs shared a kernel, before normalization kernels
-  // took in the element layers around them and before sibling element layers shared a kernel; those are scheduling
-  // changes, not folding, so they are off here.
+  // took in the element layers around them, before sibling element layers shared a kernel and before attention
+  // outputs were stored tokens-major; those are scheduling changes, not folding, so they are off here.
   beforeAll(() => {
     process.env.TORCHC_MERGE_GEMV = "0";
     process.env.TORCHC_FUSE_ROWS = "0";
     process.env.TORCHC_FUSE_SIBLINGS = "0";
+    process.env.TORCHC_ATTENTION_LAYOUT = "0";
   });
   afterAll(() => {
     delete process.env.TORCHC_MERGE_GEMV;
     delete process.env.TORCHC_FUSE_ROWS;
     delete process.env.TORCHC_FUSE_SIBLINGS;
+    delete process.env.TORCHC_ATTENTION_LAYOUT;
   });
   it.each(Object.keys(BEFORE_REBUILD))(
     "%s: same layers and kernels as before, same outputs",

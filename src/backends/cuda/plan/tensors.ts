@@ -8,6 +8,7 @@ import type { DType } from "../../../ir/dtype.js";
 import type { Shape } from "../../../ir/tensor.js";
 import type { Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
+import { assignAttentionOutputLayouts } from "./attention-layout.js";
 import { channelsLast, identityLayout, invertPermutation, isRowMajor, type Layout } from "./layout.js";
 
 export type Precision = "fp32" | "fp16";
@@ -82,6 +83,7 @@ export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, 
     });
   }
   if (opts.channelsLast) assignChannelsLast(net, infos);
+  assignAttentionOutputLayouts(net, infos);
   assignViews(net, infos);
   return infos;
 }
