@@ -25,11 +25,16 @@ import {
   QuantizedLinear,
   type QuantizedLinearSpec,
 } from "../../src/backends/cuda/kernels/quantized-linear.js";
-import type { Arg } from "../../src/ir/graph.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
+import type { Arg, Graph } from "../../src/ir/graph.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { getOp } from "../../src/ops/index.js";
 import { E4M3_MAX, e4m3Bits, e4m3Value, quantizeValue } from "../../src/ops/quantize-math.js";
+import { inferOutputTypes } from "../../src/passes/op-catalogue.js";
+import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
+import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
 import { readNpy, writeNpy } from "../../src/util/npy.js";
 
 /** A seeded generator (mulberry32) of roughly normal values (sum of four uniforms). */
@@ -314,4 +319,47 @@ export function timeShape(m: number, k: number, n: number, stream: Stream): Timi
     destroyLtHandle(handle);
     lt.destroy();
   }
+}
+
+/**
+ * A two-layer MLP as an aten graph, x [m, 768] → linear 3072 → relu → linear 768, quantized the way PTQ does it
+ * (quantize-insert.ts: int8 activations at max|x| / 127, per-channel symmetric weights) and folded into
+ * torchc.quantized_linear layers (quantize-fold.ts). The hidden range is the float model's on `x`.
+ */
+export function quantizedMlp(x: Float32Array, m: number): Graph {
+  const b = new GraphBuilder();
+  b.addInput("x", { dtype: "float32", shape: [m, 768] });
+  const l1: FloatLinear = { k: 768, n: 3072, w: normals(3072 * 768, 41, 0.03), b: normals(3072, 42, 0.1) };
+  const l2: FloatLinear = { k: 3072, n: 768, w: normals(768 * 3072, 43, 0.02), b: normals(768, 44, 0.1) };
+  for (const [name, l] of [
+    ["fc1", l1],
+    ["fc2", l2],
+  ] as const) {
+    const weight = (target: string, shape: number[], data: Float32Array) =>
+      b.addWeight(target, { kind: "parameter", target, tensor: { dtype: "float32", shape, data } });
+    weight(`${name}.weight`, [l.n, l.k], l.w);
+    weight(`${name}.bias`, [l.n], l.b);
+  }
+  const node = (op: string, args: Record<string, Arg>, out: string) => {
+    const [type] = inferOutputTypes(op, args, (v) => b.typeOf(v)) ?? [];
+    b.addNode(op, args, [{ name: out, type }], {}, out);
+    return out;
+  };
+  const T = (name: string): Arg => ({ kind: "tensor", name });
+  const h = node("aten.linear.default", { input: T("x"), weight: T("fc1.weight"), bias: T("fc1.bias") }, "h");
+  const r = node("aten.relu.default", { self: T(h) }, "r");
+  node("aten.linear.default", { input: T(r), weight: T("fc2.weight"), bias: T("fc2.bias") }, "y");
+  b.setOutputs(["y"]);
+  const lowered = runPipeline(b.build(), defaultPipeline({})).graph;
+  // the float hidden activation's range on x, as calibration would observe it
+  let hidden = 0;
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < l1.n; j++) {
+      let s = l1.b[j];
+      for (let p = 0; p < l1.k; p++) s += x[i * l1.k + p] * l1.w[j * l1.k + p];
+      hidden = Math.max(hidden, s);
+    }
+  const sites = quantizationSites(lowered);
+  const amaxOf = new Map(sites.map((s) => [s.input, s.input === "x" ? amax(x) : hidden]));
+  return foldQuantizedLayers(insertQuantization(lowered, amaxOf, "int8"));
 }

@@ -25,15 +25,18 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
 import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
 import { captureGraph } from "../../src/backends/cuda/device/graph.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
 import { type Fp8LinearSpec, QuantizedLinear } from "../../src/backends/cuda/kernels/quantized-linear.js";
 import { pointwiseLinearSpec } from "../../src/backends/cuda/kernels/quantized-pointwise.js";
+import { convertGraph } from "../../src/converters/index.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { numberToFloat16Bits } from "../../src/ir/half.js";
-import type { Tensor } from "../../src/ir/tensor.js";
+import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
+import { interpret } from "../../src/ops/index.js";
 import { E4M3_MAX } from "../../src/ops/quantize-math.js";
 import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
@@ -51,6 +54,7 @@ import {
   normals,
   pytorchStack,
   quantizedLayer,
+  quantizedMlp,
   relative,
   type TimingRow,
   timeShape,
@@ -471,6 +475,47 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
       for (const b of owned) b.free();
       stream.destroy();
       destroyLtHandle(handle);
+    }
+  });
+
+  it("engine with TORCHC_QUANT_KERNELS=1: a quantized MLP's linear layers run as int8 GEMMs and match the int8 reference", async () => {
+    const m = 64;
+    const x1 = normals(m * 768, 51, 1);
+    const x2 = normals(m * 768, 52, 1.5);
+    const graph = quantizedMlp(x1, m);
+    const network = convertGraph(graph);
+    const inputs = [x1, x2].map((data): Tensor => ({ dtype: "float32", shape: [m, 768], data }));
+    const refs = inputs.map((t) => toFloat64Array(interpret(graph, [t])[0]));
+    assert.ok(relative(refs[0], refs[1]) > 0.1, "the reference depends on the input");
+    const saved = process.env.TORCHC_QUANT_KERNELS;
+    try {
+      for (const precision of ["fp32", "fp16"] as const)
+        for (const mode of ["simulated", "int8"] as const) {
+          process.env.TORCHC_QUANT_KERNELS = mode === "int8" ? "1" : "0";
+          const logs: string[] = [];
+          const engine = await buildCudaEngine(network, { precision, log: (line) => logs.push(line) });
+          try {
+            const int8 = logs.filter((l) => l.startsWith("int8 GEMM:"));
+            if (mode === "int8")
+              assert.equal(int8.filter((l) => l.includes("→ int8")).length, 2, int8.join("; "));
+            else assert.equal(int8.length, 0);
+            const errs: number[] = [];
+            for (const i of [0, 1, 0]) {
+              const [y] = engine.run([inputs[i]]) as Tensor[];
+              errs.push(relative(toFloat64Array(y), refs[i]));
+            }
+            report(`engine MLP ${precision} ${mode} vs int8 reference`, { relative: errs, int8 });
+            // fp16 storage may move a hidden value across a rounding boundary of its quantization step
+            const bound = precision === "fp32" ? 1e-5 : 5e-3;
+            for (const e of errs) assert.ok(e <= bound, `${precision} ${mode}: ${e} > ${bound}`);
+            assert.equal(errs[0], errs[2], "the same input twice gives the same output");
+          } finally {
+            engine.dispose();
+          }
+        }
+    } finally {
+      if (saved === undefined) delete process.env.TORCHC_QUANT_KERNELS;
+      else process.env.TORCHC_QUANT_KERNELS = saved;
     }
   });
 
