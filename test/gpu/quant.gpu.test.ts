@@ -9,7 +9,8 @@
  * the numbers measure accuracy, not int8 speed. The third part ("kernels") runs real int8 (cuBLASLt IMMA) and
  * fp8 E4M3 GEMMs through the device QuantizedLinear (test/gpu/quant-kernels.ts): a 768→3072→768 linear stack
  * against the simulated arithmetic layer by layer and against PyTorch fp32, and a timing table int8 / fp8 /
- * fp16 (printed; JSON in $OUT/quant-kernels.json when OUT is set).
+ * fp16 (printed; JSON in $OUT/quant-kernels.json when OUT is set), a 1×1 convolution as an int8 GEMM, CUDA graph
+ * replay, and the engine with TORCHC_QUANT_KERNELS=1 on a quantized MLP.
  *
  * Needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`) and the models of fixtures/mnist_quant.py:
  * from TORCHC_MNIST_DIR if set, else the script is run here first (PyTorch on the GPU machine, ~1 min).
