@@ -156,14 +156,10 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     log,
   );
   // opt-in real int8 GEMMs for quantized linear layers (./quant-select.ts)
-  if (quantKernelsEnabled())
-    chooseQuantizedMatmuls(
-      plan,
-      libs.matmuls,
-      (libs.lt ??= createLtHandle()),
-      (w, r) => libs.refuse(w, r),
-      log,
-    );
+  if (quantKernelsEnabled()) {
+    libs.lt ??= createLtHandle();
+    chooseQuantizedMatmuls(plan, libs.matmuls, libs.lt, (w, r) => libs.refuse(w, r), log);
+  }
   return plan;
 }
 
