@@ -17,9 +17,8 @@ export interface RowsScheduleView {
   /** Layers that read `t`'s memory, through views. */
   readers(t: string): readonly Layer[];
   isOutputish(t: string): boolean;
-  index(l: Layer): number;
-  /** Index of the layer being placed. */
-  readonly current: number;
+  /** Whether a step already placed computes `l` (it comes earlier in order, or a library call absorbed it). */
+  placed(l: Layer): boolean;
   /** The open element group a tensor belongs to. */
   group(t: string): { readonly root: string; readonly layers: readonly Layer[] } | undefined;
 }
@@ -63,7 +62,7 @@ export function rowsPrologue(
   for (const m of g.layers) {
     const outside = v.readers(m.output).filter((r) => r !== layer && !inside.has(r.output));
     // The group's values now appear when this kernel runs: nothing placed already may read them.
-    if (outside.some((r) => v.index(r) < v.current)) return undefined;
+    if (outside.some((r) => v.placed(r))) return undefined;
     if (outside.length === 0 && !v.isOutputish(m.output)) continue;
     // A stored member is written at the row's coordinates: it must have the input's shape.
     if (!sameShape(v, m.output, input)) return undefined;

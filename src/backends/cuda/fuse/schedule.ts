@@ -188,8 +188,7 @@ class Scheduler {
       consumers: (t: string) => this.consumers.get(t) ?? [],
       readers: (t: string) => this.readers(t),
       isOutputish: (t: string) => this.isOutputish(t),
-      index: (l: Layer) => this.index.get(l)!,
-      current: this.current,
+      placed: (l: Layer) => this.index.get(l)! < this.current || this.consumed.has(l),
       group: (t: string) => this.groupOf.get(t),
     };
   }
