@@ -1,15 +1,18 @@
 // Pre-norm transformer blocks through the CUDA plan, emulated on the CPU (emulate.ts): the residual add before
 // each LayerNorm and the casts around it run inside the norm's rows kernel (no step is a lone cast or a lone
 // residual add), and the emulated engine still computes what the aten reference interpreter computes.
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { convertGraph } from "../../../src/converters/index.js";
+import { loadModel } from "../../../src/frontends/load-model.js";
 import { GraphBuilder } from "../../../src/ir/builder.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
 import { interpret } from "../../../src/ops/index.js";
 import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { MODELS } from "../../helpers.js";
 import { inputsFor } from "../../passes/graphs.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 import { preNormBlocksGraph } from "./transformer-graphs.js";
@@ -40,6 +43,38 @@ afterEach(() => {
   delete process.env.TORCHC_FUSE_ROWS;
   delete process.env.TORCHC_FUSE_SIBLINGS;
   delete process.env.TORCHC_ATTENTION_LAYOUT;
+});
+
+describe("PyTorch-exported transformers: the CUDA plan's fused kernels", () => {
+  // tiny_vit: 2 pre-norm blocks (patch conv, class token, position embedding); tiny_text_encoder: token and
+  // position embeddings, 1 block with tanh-GELU. Their numbers on the emulator: emulate-models.test.ts.
+  for (const [name, depth] of [
+    ["tiny_vit", 2],
+    ["tiny_text_encoder", 1],
+  ] as const) {
+    it(`${name} fp16: every norm takes in the element layers before it; q/k/v one kernel; no head-merge copy`, async () => {
+      const model = await loadModel(join(MODELS, `${name}.pt2`));
+      const plan = planCudaEngine(convertGraph(lower(model.graph, "fp16")), { precision: "fp16" });
+      const summary = plan.summary.join("\n");
+      const norms = plan.steps.filter((s) => s.kind === "normalization");
+      expect(norms).toHaveLength(2 * depth + 1);
+      // the first norm computes the embeddings' sum (concat + position, or gather + position)
+      expect(
+        norms.every((s) => s.prologue?.length),
+        summary,
+      ).toBe(true);
+      const slices = plan.steps.filter(
+        (s) => s.kind === "element" && s.group.layers.every((l) => l.type === "slice"),
+      );
+      expect(slices.filter((s) => s.kind === "element" && s.group.outputs.length === 3)).toHaveLength(depth);
+      expect(
+        plan.steps.filter((s) => s.kind === "element" && s.group.layers.every((l) => l.type === "shuffle"))
+          .length,
+      ).toBeLessThanOrEqual(1);
+      expect(plan.steps.filter(isLoneCast).length, summary).toBeLessThanOrEqual(2);
+      expect(elementAdds(plan.steps)).toBe(0);
+    });
+  }
 });
 
 describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emulated", () => {

@@ -53,9 +53,10 @@ export function rowsPrologue(
   }
   const g = v.group(src);
   if (!g || g.root !== src) return undefined;
-  // Values at the row's coordinates, with no loops: pointwise math and data movement (the patch tokens'
-  // concatenation with the class token).
-  if (!g.layers.every((l) => isPointwiseLayer(l) || isMovementLayer(l))) return undefined;
+  // Values at the row's coordinates, with no loops: pointwise math, data movement (the patch tokens'
+  // concatenation with the class token) and gathers (token embeddings).
+  const inline = (l: Layer) => isPointwiseLayer(l) || isMovementLayer(l) || l.type === "gather";
+  if (!g.layers.every(inline)) return undefined;
   const layers = [...g.layers, ...views];
   const inside = new Set(layers.map((l) => l.output));
   const stores: string[] = [];
