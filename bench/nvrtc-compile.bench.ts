@@ -19,6 +19,7 @@ import { planCudaEngine } from "../src/backends/cuda/plan.js";
 import { efficientNetB0 } from "../src/backends/cuda/testing/nets.js";
 import { callAsync } from "../src/ffi/library.js";
 import { NVRTC } from "../src/ffi/nvrtc.js";
+import type { OutPtr } from "../src/ffi/types.js";
 
 function uniqueKernels(kernels: readonly (GeneratedKernel | undefined)[]): GeneratedKernel[] {
   const seen = new Set<string>();
@@ -46,7 +47,7 @@ async function compileParallel(sources: readonly string[], options: readonly str
   const f = NVRTC.fn;
   await Promise.all(
     sources.map(async (src, i) => {
-      const out: [unknown] = [null];
+      const out: OutPtr = [null];
       f.nvrtcCreateProgram(out, src, `part${i}.cu`, 0, null, null);
       const rc = await callAsync(f.nvrtcCompileProgram, out[0], options.length, [...options]);
       f.nvrtcDestroyProgram([out[0]]);
