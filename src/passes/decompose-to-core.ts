@@ -2,6 +2,7 @@
 // The view rules run here too: core ATen wraps matmuls in identity views and expands that hide the
 // linear patterns until they are gone. (canonicalize-views still runs on its own, for other passes' output.)
 
+import { attentionBiasRules } from "./attention-bias.js";
 import { viewRules } from "./canonicalize-views.js";
 import { activationRules } from "./decompositions/activation.js";
 import { attentionRules } from "./decompositions/attention.js";
@@ -24,6 +25,7 @@ export const decompositionRules = ruleSet(
   poolingRules,
   miscRules,
   attentionRules,
+  attentionBiasRules,
   compositeRules,
   viewRules,
 );

@@ -306,6 +306,8 @@ function makeLauncher(
       const gk = plan.kernels[i];
       if (gk) {
         const kernel = compiled.kernels[compiled.symbolOf.get(gk.name)!];
+        // Above 48 KiB a kernel must opt in to dynamic shared memory (sm_90 allows up to 227 KiB).
+        if (gk.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(gk.sharedBytes);
         const args = new KernelArgs(gk.params.map(() => "ptr" as const));
         b.args.push(args);
         for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));

@@ -166,6 +166,11 @@ export class CudaEngine {
     return this.res.stream;
   }
 
+  /** One line per step, in launch order (plan.ts's summary: which kernel or library call each step got). */
+  get steps(): readonly string[] {
+    return this.program.steps;
+  }
+
   /** The build's statistics, with this instance's graph: its node count and the ms warm() took. */
   get stats(): BuildStats {
     const ms = { ...this.program.stats.ms, capture: Math.round(this.captureMs * 10) / 10 };

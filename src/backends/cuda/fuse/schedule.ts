@@ -12,6 +12,7 @@ import { numel } from "../../../ir/tensor.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
+import { chooseAttentionKernel } from "../codegen/flash-attention.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
@@ -144,7 +145,11 @@ class Scheduler {
         this.placeRows(layer);
         return;
       case "attention":
-        this.steps.push({ kind: "attention", layer });
+        this.steps.push({
+          kind: "attention",
+          layer,
+          choice: chooseAttentionKernel(layer, (t) => this.info(t)),
+        });
         return;
       default:
         if (!isElementLayer(layer))

@@ -6,6 +6,7 @@
  */
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { ElementGroup } from "../codegen/element.js";
+import { type AttentionKernelChoice, describeAttentionChoice } from "../codegen/flash-attention.js";
 
 import type { ConvActivationKind } from "../device/conv-shape.js";
 
@@ -84,7 +85,12 @@ export type Step =
   | { readonly kind: "reduce"; readonly layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling"> }
   | SoftmaxStep
   | NormalizationStep
-  | { readonly kind: "attention"; readonly layer: LayerOf<"attention"> }
+  | {
+      readonly kind: "attention";
+      readonly layer: LayerOf<"attention">;
+      /** The tensor-core flash kernel or the row-wise one (codegen/flash-attention.ts says which and why). */
+      readonly choice: AttentionKernelChoice;
+    }
   | ConvStep
   | MatmulStep;
 
@@ -167,6 +173,8 @@ export function describeStep(s: Step): string {
       const own = s.kind === "normalization" ? "norm" : "softmax";
       return `${s.kind}${pro || epi ? ` ${pro}${own}${epi}` : ""} → ${stepWrites(s).join(", ")}`;
     }
+    case "attention":
+      return `attention(${describeAttentionChoice(s.choice)}) → ${s.layer.output}`;
     default:
       return `${s.kind} → ${s.layer.output}`;
   }

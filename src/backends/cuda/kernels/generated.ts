@@ -8,6 +8,7 @@ import { PRELUDE } from "../codegen/ctypes.js";
 import type { CodegenContext, GeneratedKernel } from "../codegen/element.js";
 import { generateElementKernel } from "../codegen/element.js";
 import { generateExciteKernel } from "../codegen/excite.js";
+import { generateFlashAttentionKernel } from "../codegen/flash-attention.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
 import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import type { Step } from "../fuse/steps.js";
@@ -27,7 +28,9 @@ export function generateStepKernel(
     case "normalization":
       return generateNormalizationKernel(name, step.layer, ctx, step);
     case "attention":
-      return generateAttentionKernel(name, step.layer, ctx);
+      return step.choice.kernel === "flash"
+        ? generateFlashAttentionKernel(name, step.layer, ctx, step.choice.config)
+        : generateAttentionKernel(name, step.layer, ctx);
     case "conv":
       if (step.engine !== "gemv") return undefined;
       return step.next ? generateExciteKernel(name, step, ctx) : generateGemvKernel(name, step, ctx);

@@ -1,0 +1,549 @@
+/**
+ * A FlashAttention-2 style kernel on tensor cores for fp16/bf16 attention layers.
+ *
+ * One CTA per (batch·head, tile of 16·warps query rows); each warp owns 16 query rows. K and V stream through
+ * shared memory 64 keys at a time (cp.async, K of the next tile loading while P·V of this one runs, V while
+ * Q·Kᵀ runs). S = Q·Kᵀ and O = P·V are `mma.sync.m16n8k16` (fp16 or bf16 in, fp32 accumulate) fed by
+ * `ldmatrix`; the scores never leave registers: the m16n8 accumulators of S are, pairwise, exactly the A
+ * fragments of P·V. The softmax is online in fp32 (running max and sum per row, rescaling O), in base 2 with
+ * the scale folded into one FMA when no additive mask needs the scaled scores first.
+ *
+ * Semantics match the row-wise kernel (codegen/attention.ts): scores scaled, causal (key > query masked,
+ * top-left aligned), boolean mask (false masks) or additive mask, each broadcast over batch axes; a row with
+ * every key masked gives zeros. Rows past L and keys past S in the ragged last tiles are zero-filled on load,
+ * keys past S masked, rows past L not stored.
+ *
+ * Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"): lane = 4·g + t. A (16×16, row): a0 (g,
+ * 2t..2t+1), a1 (g+8, 2t..), a2 (g, 8+2t..), a3 (g+8, 8+2t..). B (16×8, col): b0 (k 2t..2t+1, n g), b1 (k
+ * 8+2t.., n g). C (16×8 fp32): c0,c1 (g, 2t..2t+1), c2,c3 (g+8, 2t..). `ldmatrix.x4` gives register i the
+ * 8×8 matrix whose row addresses lanes 8i..8i+7 supply, lane holding (row g, cols 2t..2t+1); `.trans` gives
+ * (rows 2t..2t+1, col g).
+ *
+ * The warp-level primitives are small inline functions (TC_FLASH_HELPERS) so that a host shim can stand in
+ * for them in CPU tests (test/backends/cuda/flash-host.ts).
+ */
+import { numel } from "../../../ir/tensor.js";
+import type { AttentionLayer } from "../../../network/layers/index.js";
+import { layoutStrides } from "../plan/layout.js";
+import type { TensorInfo } from "../plan/tensors.js";
+import { floatLiteral, fromStorage, storageCType, toStorage } from "./ctypes.js";
+import { broadcastCoords, type CodegenContext, type GeneratedKernel } from "./element.js";
+import { decompose, Emitter, indexType } from "./emitter.js";
+
+/** Keys per K/V tile. */
+export const FLASH_BLOCK_N = 64;
+/** Largest head (and value) dimension: Q fragments and the O accumulator live in registers. */
+export const FLASH_MAX_HEAD_DIM = 128;
+/** Streaming multiprocessors of an H100 SXM: below this many CTAs, smaller query tiles buy parallelism. */
+const SM_COUNT = 132;
+
+export interface FlashAttentionConfig {
+  /** Warps per CTA; each computes 16 query rows. */
+  readonly warps: 1 | 2 | 4;
+  /** Keys per tile streamed through shared memory. */
+  readonly blockN: number;
+  readonly dtype: "float16" | "bfloat16";
+  /** Query/key features (E) and value features (Ev). */
+  readonly headDim: number;
+  readonly valueDim: number;
+}
+
+/** Which kernel an attention layer runs, and why not the flash kernel when it doesn't. */
+export type AttentionKernelChoice =
+  | { readonly kernel: "flash"; readonly config: FlashAttentionConfig }
+  | { readonly kernel: "rowwise"; readonly reason: string };
+
+const LAST = (shape: readonly number[]) => shape.length - 1;
+
+/** Whether the last (feature) axis is stored contiguously. */
+function featuresContiguous(t: TensorInfo): boolean {
+  return layoutStrides(t.shape, t.layout)[LAST(t.shape)] === 1;
+}
+
+/**
+ * The flash kernel for fp16/bf16 storage, head and value dims multiples of 16 up to 128, and features stored
+ * contiguously; anything else (fp32 storage above all: its tolerance is 1e-4) keeps the row-wise kernel.
+ * TORCHC_FLASH_ATTENTION=0 turns the flash kernel off and TORCHC_FLASH_WARPS=1|2|4 fixes its query tile (16
+ * rows per warp), both for A/B timing.
+ */
+export function chooseAttentionKernel(
+  layer: AttentionLayer,
+  info: (tensor: string) => TensorInfo,
+  opts: { readonly warps?: 1 | 2 | 4 } = {},
+): AttentionKernelChoice {
+  const rowwise = (reason: string): AttentionKernelChoice => ({ kernel: "rowwise", reason });
+  if (process.env.TORCHC_FLASH_ATTENTION === "0") return rowwise("TORCHC_FLASH_ATTENTION=0");
+  const [q, k, v] = layer.inputs.slice(0, 3).map(info);
+  const dtype = q.storage;
+  if (dtype !== "float16" && dtype !== "bfloat16") return rowwise(`${dtype} storage`);
+  if (k.storage !== dtype || v.storage !== dtype)
+    return rowwise(`mixed storage ${dtype}/${k.storage}/${v.storage}`);
+  const E = q.shape[LAST(q.shape)];
+  const Ev = v.shape[LAST(v.shape)];
+  for (const [what, d] of [
+    ["head dim", E],
+    ["value dim", Ev],
+  ] as const) {
+    if (d % 16 !== 0 || d < 16 || d > FLASH_MAX_HEAD_DIM)
+      return rowwise(`${what} ${d} is not a multiple of 16 in 16…${FLASH_MAX_HEAD_DIM}`);
+  }
+  for (const [what, t] of [
+    ["query", q],
+    ["key", k],
+    ["value", v],
+  ] as const) {
+    if (!featuresContiguous(t)) return rowwise(`${what} features are not contiguous`);
+  }
+  const out = info(layer.output);
+  const L = q.shape[q.shape.length - 2];
+  const batch = numel(out.shape.slice(0, -2));
+  const forced = process.env.TORCHC_FLASH_WARPS;
+  const warps =
+    opts.warps ??
+    (forced === "1" || forced === "2" || forced === "4" ? (Number(forced) as 1 | 2 | 4) : undefined);
+  return {
+    kernel: "flash",
+    config: { warps: warps ?? chooseWarps(batch, L), blockN: FLASH_BLOCK_N, dtype, headDim: E, valueDim: Ev },
+  };
+}
+
+/**
+ * 4 warps (64 query rows) when that fills the GPU; fewer, smaller CTAs when it would leave SMs idle (ViT or
+ * DeiT at batch 1: 12 or 3 heads × 4 tiles).
+ */
+export function chooseWarps(batch: number, L: number): 1 | 2 | 4 {
+  for (const w of [4, 2] as const) if (batch * Math.ceil(L / (16 * w)) >= SM_COUNT) return w;
+  return batch * Math.ceil(L / 32) >= SM_COUNT / 2 ? 2 : 1;
+}
+
+export function describeAttentionChoice(c: AttentionKernelChoice): string {
+  if (c.kernel === "rowwise") return `rowwise: ${c.reason}`;
+  const f = c.config;
+  const dims = f.headDim === f.valueDim ? `d${f.headDim}` : `d${f.headDim}/${f.valueDim}`;
+  return `flash ${f.dtype === "float16" ? "fp16" : "bf16"} ${dims} ${16 * f.warps}×${f.blockN}`;
+}
+
+/** Static shared memory of a flash kernel: the K tile, and the V tile (which first holds the Q tile). */
+export function flashSharedBytes(c: FlashAttentionConfig): number {
+  const bm = 16 * c.warps;
+  return 2 * (c.blockN * (c.headDim + 8) + Math.max(c.blockN * (c.valueDim + 8), bm * (c.headDim + 8)));
+}
+
+/**
+ * Device versions of the warp-level primitives. The host shim of the CPU tests defines TC_FLASH_HELPERS and
+ * its own versions first.
+ */
+export const FLASH_HELPERS = `#ifndef TC_FLASH_HELPERS
+#define TC_FLASH_HELPERS
+__device__ __forceinline__ unsigned tc_smem(const void* p) {
+  unsigned r; asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p)); return r;
+}
+__device__ __forceinline__ void tc_cp_async16(unsigned dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void tc_cp_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+__device__ __forceinline__ void tc_ldsm_x4(unsigned (&r)[4], unsigned a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+__device__ __forceinline__ void tc_ldsm_x4_t(unsigned (&r)[4], unsigned a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+__device__ __forceinline__ void tc_mma_f16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void tc_mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned tc_pack_f16(float lo, float hi) {
+  unsigned r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
+}
+__device__ __forceinline__ unsigned tc_pack_bf16(float lo, float hi) {
+  unsigned r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
+}
+__device__ __forceinline__ float tc_ex2(float x) { float r; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x)); return r; }
+__device__ __forceinline__ float tc_quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1)); return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float tc_quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1); return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+#endif
+`;
+
+interface Operand {
+  /** Pointer expression (as `const unsigned short*`) to this CTA's batch slice. */
+  readonly base: string;
+  /** Element stride between rows (the L or S axis). */
+  readonly rowStride: number;
+}
+
+/** Element strides of the last two axes (0 where the axis is broadcast or absent), right-aligned. */
+function rowColStrides(t: TensorInfo): [number, number] {
+  const s = layoutStrides(t.shape, t.layout);
+  const r = t.shape.length;
+  const at = (a: number) => (a < 0 || t.shape[a] === 1 ? 0 : s[a]);
+  return [at(r - 2), at(r - 1)];
+}
+
+/** What the parts of one kernel's source share. */
+interface Gen {
+  readonly e: Emitter;
+  readonly layer: AttentionLayer;
+  readonly ctx: CodegenContext;
+  readonly cfg: FlashAttentionConfig;
+  readonly L: number;
+  readonly S: number;
+  readonly E: number;
+  readonly Ev: number;
+  /** Query rows per CTA, keys per tile, threads per CTA. */
+  readonly BM: number;
+  readonly BN: number;
+  readonly threads: number;
+  /** Leading dimensions (halves) of the Q, K and V tiles in shared memory: rows padded by 16 bytes. */
+  readonly LDQ: number;
+  readonly LDK: number;
+  readonly LDV: number;
+  readonly mma: string;
+  readonly pack: string;
+  /**
+   * Scores are kept in "units": raw q·k when nothing needs the scaled value (the scale then rides in the
+   * exponent's FMA), else scale·q·k + mask. `toLog2` converts units to log2 units.
+   */
+  readonly raw: boolean;
+  readonly toLog2: string;
+}
+
+export function generateFlashAttentionKernel(
+  name: string,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+  cfg: FlashAttentionConfig,
+): GeneratedKernel {
+  const [q, k, v, mask] = layer.inputs;
+  const qi = ctx.info(q);
+  const [L, E] = qi.shape.slice(-2);
+  const S = ctx.info(k).shape.at(-2)!;
+  const Ev = ctx.info(v).shape.at(-1)!;
+  if (E !== cfg.headDim || Ev !== cfg.valueDim || qi.storage !== cfg.dtype)
+    throw new Error(`flash attention '${layer.name}': the configuration does not fit the layer`);
+  const idx = indexType(
+    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+  );
+  const additive = mask !== undefined && ctx.info(mask).logicalDType !== "bool";
+  const raw = !additive && layer.scale > 0;
+  const g: Gen = {
+    e: new Emitter(ctx.info, idx),
+    layer,
+    ctx,
+    cfg,
+    L,
+    S,
+    E,
+    Ev,
+    BM: 16 * cfg.warps,
+    BN: cfg.blockN,
+    threads: 32 * cfg.warps,
+    LDQ: E + 8,
+    LDK: E + 8,
+    LDV: Ev + 8,
+    mma: cfg.dtype === "float16" ? "tc_mma_f16" : "tc_mma_bf16",
+    pack: cfg.dtype === "float16" ? "tc_pack_f16" : "tc_pack_bf16",
+    raw,
+    toLog2: floatLiteral(raw ? layer.scale * Math.LOG2E : Math.LOG2E),
+  };
+  const { bc, kg, vg } = emitPrologue(g);
+  g.e.line("for (int t = 0; t < nt; ++t) {");
+  g.e.line(`  const int k0 = t * ${g.BN};`);
+  loadTile(g, "vs", vg, "k0", g.BN, Ev, S, g.LDV);
+  g.e.line("  tc_cp_commit();");
+  emitQK(g);
+  emitScoreFixups(g.e, layer, ctx, { raw, S, L, BN: g.BN, bc, tail: S % g.BN !== 0 });
+  emitOnlineSoftmax(g);
+  emitPV(g, kg);
+  g.e.line("}");
+  emitEpilogue(g.e, layer, ctx, { bc, L, Ev, pack: g.pack });
+  const e = g.e;
+  const source = `${FLASH_HELPERS}extern "C" __global__ void __launch_bounds__(${g.threads}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [Math.max(1, numel(ctx.info(layer.output).shape.slice(0, -2)) * Math.ceil(L / g.BM)), 1, 1],
+    block: [g.threads, 1, 1],
+    sharedBytes: 0,
+  };
+}
+
+/** Rows [r0, r0 + rows) of an [n × d] operand into shared memory at `dst` (leading dimension ld), zero past n. */
+function loadTile(
+  g: Gen,
+  dst: string,
+  src: Operand,
+  r0: string,
+  rows: number,
+  d: number,
+  n: number,
+  ld: number,
+) {
+  const e = g.e;
+  const chunks = d / 8;
+  e.line("#pragma unroll");
+  e.line(`for (int c = tid; c < ${rows * chunks}; c += ${g.threads}) {`);
+  e.line(`  const int r = c / ${chunks}, col = (c % ${chunks}) * 8;`);
+  e.line(`  const int gr = ${r0} + r;`);
+  e.line(
+    `  tc_cp_async16(tc_smem(${dst} + r * ${ld} + col), ${src.base} + (${e.idx})min(gr, ${n - 1}) * ${src.rowStride} + col, gr < ${n});`,
+  );
+  e.line("}");
+}
+
+/**
+ * Shared memory, this CTA's batch and query tile, pointers to its q/k/v slices; Q (through the V buffer) and
+ * K_0 loaded, Q into registers as A fragments; O, row max and row sum zeroed; `nt` key tiles to visit.
+ */
+function emitPrologue(g: Gen): { bc: string[]; kg: Operand; vg: Operand } {
+  const { e, layer, ctx, BM, BN, L, S, E } = g;
+  const [q, k, v] = layer.inputs;
+  const MT = Math.ceil(L / BM);
+  const NT = Math.ceil(S / BN);
+  const batch = ctx.info(layer.output).shape.slice(0, -2);
+  e.line(`__shared__ __align__(16) unsigned short ks[${BN * g.LDK}];`);
+  e.line(`__shared__ __align__(16) unsigned short vs[${Math.max(BN * g.LDV, BM * g.LDQ)}];`);
+  e.line("const int tid = threadIdx.x;");
+  e.line("const int warp = tid >> 5;");
+  e.line("const int lane = tid & 31;");
+  e.line("const int tg = lane & 3;");
+  e.line(`const ${e.idx} blk = blockIdx.x;`);
+  // Causal: the heaviest query tiles (most keys) first.
+  e.line(`const int mt = ${layer.causal ? `${MT - 1} - ` : ""}(int)(blk % ${MT});`);
+  e.line(`const ${e.idx} b = blk / ${MT};`);
+  const bc = decompose(
+    e,
+    "b",
+    batch,
+    batch.map((_, a) => a),
+  );
+  const operand = (t: string): Operand => {
+    const info = ctx.info(t);
+    const off = e.offset(t, [...broadcastCoords(bc, info.shape.slice(0, -2)), "0", "0"]);
+    const base = e.fresh("g");
+    const p = `reinterpret_cast<const unsigned short*>(${e.param(t)})`;
+    e.line(`const unsigned short* ${base} = ${p}${off === "0" ? "" : ` + (${off})`};`);
+    return { base, rowStride: rowColStrides(info)[0] };
+  };
+  const [qg, kg, vg] = [operand(q), operand(k), operand(v)];
+  e.line(`const int q0 = mt * ${BM};`);
+  e.line("const int rowBase = q0 + warp * 16 + (lane >> 2);");
+  loadTile(g, "vs", qg, "q0", BM, E, L, g.LDQ);
+  loadTile(g, "ks", kg, "0", BN, E, S, g.LDK);
+  e.line("tc_cp_commit();");
+  e.line("tc_cp_wait_all();");
+  e.line("__syncthreads();");
+  e.line(`unsigned qf[${E / 16}][4];`);
+  e.line("#pragma unroll");
+  e.line(
+    `for (int kk = 0; kk < ${E / 16}; ++kk) tc_ldsm_x4(qf[kk], tc_smem(vs + (warp * 16 + (lane & 15)) * ${g.LDQ} + kk * 16 + (lane >> 4) * 8));`,
+  );
+  e.line("__syncthreads();");
+  e.line(`float o[${g.Ev / 8}][4];`);
+  e.line("#pragma unroll");
+  e.line(`for (int n = 0; n < ${g.Ev / 8}; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;`);
+  e.line("float m0 = -TC_INF, m1 = -TC_INF, l0 = 0.0f, l1 = 0.0f;");
+  // Causal: key tiles past the last query row of this CTA are fully masked.
+  if (layer.causal) e.line(`const int nt = min(${NT}, (min(q0 + ${BM}, ${L}) - 1) / ${BN} + 1);`);
+  else e.line(`const int nt = ${NT};`);
+  return { bc, kg, vg };
+}
+
+/** S = Q·K_tᵀ: 8 m16n8 accumulators per 64 keys, K fragments by ldmatrix. */
+function emitQK(g: Gen): void {
+  const e = g.e;
+  e.line(`  float s[${g.BN / 8}][4];`);
+  e.line("  #pragma unroll");
+  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;`);
+  e.line("  #pragma unroll");
+  e.line(`  for (int kk = 0; kk < ${g.E / 16}; ++kk) {`);
+  e.line("    #pragma unroll");
+  e.line(`    for (int nn = 0; nn < ${g.BN / 16}; ++nn) {`);
+  e.line("      unsigned bk[4];");
+  e.line(
+    `      tc_ldsm_x4(bk, tc_smem(ks + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${g.LDK} + kk * 16 + ((lane >> 3) & 1) * 8));`,
+  );
+  e.line(`      ${g.mma}(s[2 * nn], qf[kk], bk[0], bk[1]);`);
+  e.line(`      ${g.mma}(s[2 * nn + 1], qf[kk], bk[2], bk[3]);`);
+  e.line("    }");
+  e.line("  }");
+}
+
+/**
+ * The online softmax over this tile: rows rowBase (c0, c1) and rowBase + 8 (c2, c3), each spread over a lane
+ * quad. New row max, O and the row sum rescaled, scores → probabilities → P as A fragments (accumulators 2kk
+ * and 2kk+1 cover keys 16kk…16kk+15).
+ */
+function emitOnlineSoftmax(g: Gen): void {
+  const { e, toLog2: K } = g;
+  e.line("  float x0 = -TC_INF, x1 = -TC_INF;");
+  e.line("  #pragma unroll");
+  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) {`);
+  e.line("    x0 = fmaxf(x0, fmaxf(s[j][0], s[j][1]));");
+  e.line("    x1 = fmaxf(x1, fmaxf(s[j][2], s[j][3]));");
+  e.line("  }");
+  e.line("  x0 = fmaxf(m0, tc_quad_max(x0));");
+  e.line("  x1 = fmaxf(m1, tc_quad_max(x1));");
+  // A row with nothing unmasked yet keeps max -inf: exponents then use 0, so every p and alpha is 0.
+  e.line(`  const float u0 = x0 == -TC_INF ? 0.0f : x0 * ${K};`);
+  e.line(`  const float u1 = x1 == -TC_INF ? 0.0f : x1 * ${K};`);
+  e.line(`  const float a0 = tc_ex2(fmaf(m0, ${K}, -u0));`);
+  e.line(`  const float a1 = tc_ex2(fmaf(m1, ${K}, -u1));`);
+  e.line("  m0 = x0;");
+  e.line("  m1 = x1;");
+  e.line("  float ps0 = 0.0f, ps1 = 0.0f;");
+  e.line("  #pragma unroll");
+  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) {`);
+  e.line(`    s[j][0] = tc_ex2(fmaf(s[j][0], ${K}, -u0));`);
+  e.line(`    s[j][1] = tc_ex2(fmaf(s[j][1], ${K}, -u0));`);
+  e.line(`    s[j][2] = tc_ex2(fmaf(s[j][2], ${K}, -u1));`);
+  e.line(`    s[j][3] = tc_ex2(fmaf(s[j][3], ${K}, -u1));`);
+  e.line("    ps0 += s[j][0] + s[j][1];");
+  e.line("    ps1 += s[j][2] + s[j][3];");
+  e.line("  }");
+  e.line("  l0 = l0 * a0 + ps0;");
+  e.line("  l1 = l1 * a1 + ps1;");
+  e.line("  #pragma unroll");
+  e.line(
+    `  for (int n = 0; n < ${g.Ev / 8}; ++n) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }`,
+  );
+  e.line(`  unsigned pf[${g.BN / 16}][4];`);
+  e.line("  #pragma unroll");
+  e.line(`  for (int kk = 0; kk < ${g.BN / 16}; ++kk) {`);
+  e.line(`    pf[kk][0] = ${g.pack}(s[2 * kk][0], s[2 * kk][1]);`);
+  e.line(`    pf[kk][1] = ${g.pack}(s[2 * kk][2], s[2 * kk][3]);`);
+  e.line(`    pf[kk][2] = ${g.pack}(s[2 * kk + 1][0], s[2 * kk + 1][1]);`);
+  e.line(`    pf[kk][3] = ${g.pack}(s[2 * kk + 1][2], s[2 * kk + 1][3]);`);
+  e.line("  }");
+}
+
+/** O += P·V_t (V fragments by ldmatrix.trans), with K_{t+1} loading meanwhile. */
+function emitPV(g: Gen, kg: Operand): void {
+  const e = g.e;
+  // V_t has landed and every warp is done with K_t: K_{t+1} may overwrite it.
+  e.line("  tc_cp_wait_all();");
+  e.line("  __syncthreads();");
+  e.line("  if (t + 1 < nt) {");
+  loadTile(g, "ks", kg, `(k0 + ${g.BN})`, g.BN, g.E, g.S, g.LDK);
+  e.line("    tc_cp_commit();");
+  e.line("  }");
+  e.line("  #pragma unroll");
+  e.line(`  for (int kk = 0; kk < ${g.BN / 16}; ++kk) {`);
+  e.line("    #pragma unroll");
+  e.line(`    for (int nn = 0; nn < ${g.Ev / 16}; ++nn) {`);
+  e.line("      unsigned bv[4];");
+  e.line(
+    `      tc_ldsm_x4_t(bv, tc_smem(vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ${g.LDV} + nn * 16 + (lane >> 4) * 8));`,
+  );
+  e.line(`      ${g.mma}(o[2 * nn], pf[kk], bv[0], bv[1]);`);
+  e.line(`      ${g.mma}(o[2 * nn + 1], pf[kk], bv[2], bv[3]);`);
+  e.line("    }");
+  e.line("  }");
+  // K_{t+1} visible to all, and every warp done reading V_t before the next V load.
+  e.line("  tc_cp_wait_all();");
+  e.line("  __syncthreads();");
+}
+
+/** Scale (unless raw), causal, the ragged key tail and the mask, applied to the scores in place. */
+function emitScoreFixups(
+  e: Emitter,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+  o: { raw: boolean; S: number; L: number; BN: number; bc: string[]; tail: boolean },
+): void {
+  const mask = layer.inputs[3];
+  const body: string[] = [];
+  if (!o.raw) body.push(`x *= ${floatLiteral(layer.scale)};`);
+  if (layer.causal) body.push("if (key > row) x = -TC_INF;");
+  if (o.tail) body.push(`if (key >= ${o.S}) x = -TC_INF;`);
+  let maskPrefix: string[] = [];
+  if (mask) {
+    const mi = ctx.info(mask);
+    const coords = [...broadcastCoords([...o.bc, "0", "0"], mi.shape)];
+    const off = e.offset(mask, coords);
+    const mg = e.fresh("mg");
+    maskPrefix = [
+      `const ${storageCType(mi.storage)}* ${mg} = ${e.param(mask)}${off === "0" ? "" : ` + (${off})`};`,
+    ];
+    const [rs, cs] = rowColStrides(mi);
+    const terms = [
+      ...(rs ? [`(${e.idx})min(row, ${o.L - 1}) * ${rs}`] : []),
+      ...(cs ? [`min(key, ${o.S - 1})${cs === 1 ? "" : ` * ${cs}`}`] : []),
+    ];
+    const m = fromStorage(`${mg}[${terms.length ? terms.join(" + ") : "0"}]`, mi.storage, mi.logicalDType);
+    body.push(mi.logicalDType === "bool" ? `if (!${m}) x = -TC_INF;` : `x += ${m};`);
+  }
+  if (body.length === 0) return;
+  for (const l of maskPrefix) e.line(`  ${l}`);
+  // Only the tiles that need it do the work when the fixups are masks alone (the scale is in the exponent).
+  const conds: string[] = [];
+  if (o.raw && !mask) {
+    if (layer.causal) conds.push(`k0 + ${o.BN - 1} > q0 + warp * 16`);
+    if (o.tail) conds.push("t == nt - 1");
+  }
+  e.line(conds.length ? `  if (${conds.join(" || ")}) {` : "  {");
+  e.line("    #pragma unroll");
+  e.line(`    for (int j = 0; j < ${o.BN / 8}; ++j) {`);
+  e.line("      #pragma unroll");
+  e.line("      for (int c = 0; c < 4; ++c) {");
+  e.line("        const int key = k0 + j * 8 + tg * 2 + (c & 1);");
+  e.line("        const int row = rowBase + (c >> 1) * 8;");
+  e.line("        float x = s[j][c];");
+  for (const l of body) e.line(`        ${l}`);
+  e.line("        s[j][c] = x;");
+  e.line("      }");
+  e.line("    }");
+  e.line("  }");
+}
+
+/** Row sums across the quad, 1/sum (0 for a fully masked row), and the stores of rows below L. */
+function emitEpilogue(
+  e: Emitter,
+  layer: AttentionLayer,
+  ctx: CodegenContext,
+  o: { bc: string[]; L: number; Ev: number; pack: string },
+): void {
+  const oi = ctx.info(layer.output);
+  const off = e.offset(layer.output, [...o.bc, "0", "0"]);
+  const [rs, cs] = rowColStrides(oi);
+  const st = storageCType(oi.storage);
+  const og = e.fresh("og");
+  e.line(`${st}* ${og} = ${e.param(layer.output, true)}${off === "0" ? "" : ` + (${off})`};`);
+  e.line("l0 = tc_quad_sum(l0);");
+  e.line("l1 = tc_quad_sum(l1);");
+  e.line("const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f;");
+  e.line("const float i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;");
+  const paired = cs === 1 && oi.storage === ctx.info(layer.inputs[0]).storage;
+  for (const [h, row, inv] of [
+    [0, "rowBase", "i0"],
+    [1, "rowBase + 8", "i1"],
+  ] as const) {
+    e.line(`if (${row} < ${o.L}) {`);
+    e.line(`  ${st}* orow = ${og} + (${e.idx})(${row}) * ${rs};`);
+    e.line("  #pragma unroll");
+    e.line(`  for (int n = 0; n < ${o.Ev / 8}; ++n) {`);
+    e.line("    const int col = n * 8 + tg * 2;");
+    const v0 = `o[n][${2 * h}] * ${inv}`;
+    const v1 = `o[n][${2 * h + 1}] * ${inv}`;
+    if (paired) {
+      e.line(`    *reinterpret_cast<unsigned*>(orow + col) = ${o.pack}(${v0}, ${v1});`);
+    } else {
+      const c = (x: string) => (cs === 1 ? x : `(${x}) * ${cs}`);
+      e.line(`    orow[${c("col")}] = ${toStorage(v0, oi.storage, oi.logicalDType)};`);
+      e.line(`    orow[${c("col + 1")}] = ${toStorage(v1, oi.storage, oi.logicalDType)};`);
+    }
+    e.line("  }");
+    e.line("}");
+  }
+}

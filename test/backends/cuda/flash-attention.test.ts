@@ -1,0 +1,392 @@
+// The flash-attention kernel (src/backends/cuda/codegen/flash-attention.ts) without a GPU: which attention
+// layers get it, its launch geometry and shared memory against sm_90's limits, and its numerics with the
+// generated source run on the CPU behind a host shim of the warp-level primitives (flash-host.ts).
+import { afterEach, describe, expect, it } from "vitest";
+import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
+import {
+  chooseWarps,
+  type FlashAttentionConfig,
+  flashSharedBytes,
+  generateFlashAttentionKernel,
+} from "../../../src/backends/cuda/codegen/flash-attention.js";
+import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
+import { storageRoot } from "../../../src/backends/cuda/plan/tensors.js";
+import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
+import type { DType } from "../../../src/ir/dtype.js";
+import {
+  numel,
+  type Tensor,
+  tensorBytes,
+  tensorFromBytes,
+  tensorFromNumbers,
+  toFloat64Array,
+} from "../../../src/ir/tensor.js";
+import { NetworkBuilder } from "../../../src/network/builder.js";
+import type { Network } from "../../../src/network/network.js";
+import { runNetworkReference } from "../../../src/network/reference/index.js";
+import { hasGxx } from "./emulate.js";
+import { compileFlashOnHost, type HostCType } from "./flash-host.js";
+
+interface Case {
+  readonly name: string;
+  readonly dtype: "float16" | "bfloat16" | "float32";
+  readonly b: number;
+  readonly h: number;
+  readonly L: number;
+  readonly S?: number;
+  readonly E: number;
+  readonly Ev?: number;
+  readonly causal?: boolean;
+  readonly scale?: number;
+  /** A boolean key-padding mask [b, 1, 1, S] or an additive mask [1, h, L, S] (with -inf entries). */
+  readonly mask?: "padding" | "additive" | "additive-dead-row";
+  /** q arrives as [b, L, h, E] transposed to [b, h, L, E] (a strided view). */
+  readonly stridedQ?: boolean;
+}
+
+/** A network of one attention layer over inputs of the case's dtype (their storage in either precision). */
+function attentionNet(c: Case): Network {
+  const S = c.S ?? c.L;
+  const Ev = c.Ev ?? c.E;
+  const b = new NetworkBuilder();
+  let q: string;
+  if (c.stridedQ) {
+    const x = b.addInput("x", { dtype: c.dtype, shape: [c.b, c.L, c.h, c.E] });
+    q = b.add({
+      type: "shuffle",
+      inputs: [x],
+      firstTranspose: [0, 2, 1, 3],
+      reshape: null,
+      secondTranspose: null,
+    });
+  } else q = b.addInput("q", { dtype: c.dtype, shape: [c.b, c.h, c.L, c.E] });
+  const k = b.addInput("k", { dtype: c.dtype, shape: [c.b, c.h, S, c.E] });
+  const v = b.addInput("v", { dtype: c.dtype, shape: [c.b, c.h, S, Ev] });
+  const scale = c.scale ?? 1 / Math.sqrt(c.E);
+  let y: string;
+  if (c.mask === "padding") {
+    const m = b.addInput("mask", { dtype: "bool", shape: [c.b, 1, 1, S] });
+    y = b.add({ type: "attention", inputs: [q, k, v, m], scale, causal: c.causal ?? false });
+  } else if (c.mask) {
+    const m = b.addInput("mask", { dtype: c.dtype, shape: [1, c.h, c.L, S] });
+    y = b.add({ type: "attention", inputs: [q, k, v, m], scale, causal: c.causal ?? false });
+  } else y = b.add({ type: "attention", inputs: [q, k, v], scale, causal: c.causal ?? false });
+  return b.build([{ tensor: y, as: "out" }]);
+}
+
+function attentionStep(plan: EnginePlan): { step: Extract<Step, { kind: "attention" }>; index: number } {
+  const index = plan.steps.findIndex((s) => s.kind === "attention");
+  const step = plan.steps[index];
+  if (step?.kind !== "attention") throw new Error("no attention step");
+  return { step, index };
+}
+
+function inputsFor(net: Network, c: Case, seed: number): Record<string, Tensor> {
+  const r = rng(seed);
+  const out: Record<string, Tensor> = {};
+  for (const name of net.inputs) {
+    const t = net.tensors[name];
+    if (name !== "mask") {
+      out[name] = randomTensor(r, t.dtype, t.shape, 1.5);
+      continue;
+    }
+    const n = numel(t.shape);
+    const S = t.shape[3];
+    const vals = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      if (c.mask === "padding") {
+        // batch item j keeps its first S - 3j keys
+        const batch = Math.floor(i / S);
+        vals[i] = i % S < S - 3 * batch ? 1 : 0;
+      } else {
+        vals[i] = r() < 0.15 ? Number.NEGATIVE_INFINITY : (r() * 2 - 1) * 2;
+        // a query row with every key masked (row 1 of head 0) must give zeros
+        if (c.mask === "additive-dead-row" && Math.floor(i / S) === 1) vals[i] = Number.NEGATIVE_INFINITY;
+      }
+    }
+    out[name] = tensorFromNumbers(t.dtype, t.shape, vals);
+  }
+  return out;
+}
+
+const HOST_CTYPE: Partial<Record<DType, HostCType>> = {
+  float16: "__half",
+  bfloat16: "__nv_bfloat16",
+  float32: "float",
+  bool: "unsigned char",
+};
+
+/** Runs kernel `k` of `plan` on the host with `inputs`; returns the network output. */
+function runOnHost(plan: EnginePlan, k: GeneratedKernel, inputs: Record<string, Tensor>): Tensor {
+  const buffers = new Map<string, Uint8Array>();
+  const bufferOf = (t: string) => {
+    const root = storageRoot(plan.infos, t);
+    let buf = buffers.get(root);
+    if (!buf) {
+      const info = plan.infos.get(root)!;
+      const given = inputs[root];
+      buf = given ? new Uint8Array(tensorBytes(given)) : new Uint8Array(numel(info.shape) * 4).fill(0xff);
+      buffers.set(root, buf);
+    }
+    return buf;
+  };
+  const run = compileFlashOnHost(
+    k,
+    k.params.map((p) => HOST_CTYPE[plan.infos.get(p.tensor)!.storage]!),
+  );
+  run(k.params.map((p) => bufferOf(p.tensor)));
+  const out = plan.network.outputs[0];
+  const info = plan.infos.get(out)!;
+  const bytes = bufferOf(out).subarray(0, numel(info.shape) * (info.storage === "float32" ? 4 : 2));
+  return tensorFromBytes(info.storage, info.shape, bytes);
+}
+
+/** max |got − want| / max |want| */
+function relToMax(got: Tensor, want: Tensor): number {
+  const g = toFloat64Array(got);
+  const w = toFloat64Array(want);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < g.length; i++) {
+    if (!Number.isFinite(g[i])) return Number.POSITIVE_INFINITY;
+    num = Math.max(num, Math.abs(g[i] - w[i]));
+    den = Math.max(den, Math.abs(w[i]));
+  }
+  return num / den;
+}
+
+afterEach(() => {
+  delete process.env.TORCHC_FLASH_ATTENTION;
+});
+
+describe("attention kernel selection", () => {
+  const choose = (c: Case, precision: "fp32" | "fp16" = "fp16") => {
+    const plan = planCudaEngine(attentionNet(c), { precision, channelsLast: false });
+    return { plan, ...attentionStep(plan) };
+  };
+  const vit: Case = { name: "vit", dtype: "float16", b: 2, h: 12, L: 197, E: 64 };
+
+  it("takes the flash kernel for fp16 and bf16 storage with head dims 16…128", () => {
+    for (const [dtype, E] of [
+      ["float16", 64],
+      ["float16", 32],
+      ["float16", 128],
+      ["bfloat16", 64],
+      ["float16", 16],
+    ] as const) {
+      const { step, plan, index } = choose({ ...vit, dtype, E });
+      expect(step.choice.kernel, `${dtype} d${E}`).toBe("flash");
+      if (step.choice.kernel !== "flash") continue;
+      expect(step.choice.config).toMatchObject({ dtype, headDim: E, valueDim: E, blockN: 64 });
+      expect(plan.summary[index]).toMatch(
+        new RegExp(`^attention\\(flash ${dtype === "float16" ? "fp16" : "bf16"} d${E} \\d+×64\\) → `),
+      );
+    }
+  });
+
+  it("keeps the row-wise kernel for fp32 storage, odd head dims and non-contiguous features", () => {
+    const cases: [Case, "fp32" | "fp16", RegExp][] = [
+      [{ ...vit, dtype: "float32" }, "fp32", /float32 storage/],
+      [{ ...vit, E: 40 }, "fp16", /head dim 40 is not a multiple of 16/],
+      [{ ...vit, E: 256 }, "fp16", /head dim 256/],
+      [{ ...vit, Ev: 8 }, "fp16", /value dim 8/],
+    ];
+    for (const [c, precision, why] of cases) {
+      const { step, plan, index } = choose(c, precision);
+      expect(step.choice.kernel).toBe("rowwise");
+      if (step.choice.kernel === "rowwise") expect(step.choice.reason).toMatch(why);
+      expect(plan.summary[index]).toMatch(/^attention\(rowwise: /);
+      expect(plan.kernels[index]?.source).not.toContain("mma.sync");
+    }
+    // q read through a transpose of its last two axes: features strided
+    const b = new NetworkBuilder();
+    const qt = b.addInput("qt", { dtype: "float16", shape: [1, 2, 64, 40] });
+    const q = b.add({
+      type: "shuffle",
+      inputs: [qt],
+      firstTranspose: [0, 1, 3, 2],
+      reshape: null,
+      secondTranspose: null,
+    });
+    const k = b.addInput("k", { dtype: "float16", shape: [1, 2, 40, 64] });
+    const v = b.addInput("v", { dtype: "float16", shape: [1, 2, 40, 64] });
+    const y = b.add({ type: "attention", inputs: [q, k, v], scale: 0.125, causal: false });
+    const plan = planCudaEngine(b.build([{ tensor: y, as: "out" }]), { precision: "fp16" });
+    const { step } = attentionStep(plan);
+    expect(step.choice).toEqual({ kernel: "rowwise", reason: "query features are not contiguous" });
+  });
+
+  it("a strided (permuted) q with contiguous features still takes the flash kernel", () => {
+    expect(choose({ ...vit, stridedQ: true }).step.choice.kernel).toBe("flash");
+  });
+
+  it("TORCHC_FLASH_ATTENTION=0 turns it off", () => {
+    process.env.TORCHC_FLASH_ATTENTION = "0";
+    const { step } = choose(vit);
+    expect(step.choice).toEqual({ kernel: "rowwise", reason: "TORCHC_FLASH_ATTENTION=0" });
+  });
+
+  it("fp16 precision of an fp32 network: activations are stored in fp16, so the flash kernel", () => {
+    // q, k, v made inside the network (network inputs keep their fp32 storage)
+    const b = new NetworkBuilder();
+    const x = b.addInput("x", { dtype: "float32", shape: [2, 4, 50, 32] });
+    const q = b.add({ type: "unary", inputs: [x], op: "neg" });
+    const y = b.add({ type: "attention", inputs: [q, q, q], scale: 0.2, causal: false });
+    const z = b.add({ type: "unary", inputs: [y], op: "neg" });
+    const net = b.build([{ tensor: z, as: "out" }]);
+    expect(attentionStep(planCudaEngine(net, { precision: "fp16" })).step.choice.kernel).toBe("flash");
+    expect(attentionStep(planCudaEngine(net, { precision: "fp32" })).step.choice.kernel).toBe("rowwise");
+  });
+
+  it("picks smaller query tiles when 64-row tiles would leave SMs idle", () => {
+    expect(chooseWarps(64 * 12, 197)).toBe(4); // ViT-B b64
+    expect(chooseWarps(8 * 12, 128)).toBe(4); // BERT-base 8×128
+    expect(chooseWarps(64 * 3, 49)).toBe(4); // Swin-T stage 1 windows
+    expect(chooseWarps(12, 197)).toBe(2); // ViT-B b1
+    expect(chooseWarps(3, 197)).toBe(1); // DeiT-tiny b1
+  });
+});
+
+describe("flash kernel geometry within sm_90 limits", () => {
+  const configs: FlashAttentionConfig[] = [];
+  for (const warps of [1, 2, 4] as const)
+    for (const [headDim, valueDim] of [
+      [16, 16],
+      [32, 32],
+      [64, 64],
+      [128, 128],
+      [32, 128],
+      [128, 32],
+    ])
+      for (const dtype of ["float16", "bfloat16"] as const)
+        configs.push({ warps, blockN: 64, dtype, headDim, valueDim });
+
+  it("static shared memory stays under 48 KiB (no opt-in needed), blocks ≤ 1024 threads", () => {
+    for (const cfg of configs) {
+      expect(flashSharedBytes(cfg), JSON.stringify(cfg)).toBeLessThanOrEqual(48 * 1024);
+    }
+    expect(flashSharedBytes({ warps: 4, blockN: 64, dtype: "float16", headDim: 128, valueDim: 128 })).toBe(
+      2 * (64 * 136 + 64 * 136),
+    );
+  });
+
+  it("emits the declared shared arrays, launch bounds and grid for each variant", () => {
+    for (const cfg of configs) {
+      const c: Case = {
+        name: "g",
+        dtype: cfg.dtype,
+        b: 3,
+        h: 5,
+        L: 197,
+        S: 77,
+        E: cfg.headDim,
+        Ev: cfg.valueDim,
+      };
+      const plan = planCudaEngine(attentionNet(c), { precision: "fp16", channelsLast: false });
+      const { step } = attentionStep(plan);
+      const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), cfg);
+      const threads = 32 * cfg.warps;
+      expect(k.block).toEqual([threads, 1, 1]);
+      expect(k.grid).toEqual([15 * Math.ceil(197 / (16 * cfg.warps)), 1, 1]);
+      expect(k.grid[0]).toBeLessThan(2 ** 31);
+      expect(k.sharedBytes).toBe(0);
+      expect(k.source).toContain(`__launch_bounds__(${threads})`);
+      const arrays = [...k.source.matchAll(/__shared__ __align__\(16\) unsigned short \w+\[(\d+)\];/g)];
+      expect(arrays.reduce((a, m) => a + 2 * Number(m[1]), 0)).toBe(flashSharedBytes(cfg));
+      expect(k.source).toContain(cfg.dtype === "float16" ? "tc_mma_f16(s[2 * nn]" : "tc_mma_bf16(s[2 * nn]");
+      // identical helper blocks are guarded, so several flash kernels share one program
+      expect(k.source.startsWith("#ifndef TC_FLASH_HELPERS")).toBe(true);
+    }
+  });
+});
+
+function ctxOf(plan: EnginePlan) {
+  return { info: (t: string) => plan.infos.get(t)!, scalarConstant: () => undefined };
+}
+
+describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives emulated)", () => {
+  const cases: (Case & { warps: 1 | 2 | 4 })[] = [
+    { name: "ragged single tile", dtype: "float16", b: 1, h: 2, L: 37, E: 32, warps: 2 },
+    {
+      name: "3 key tiles, ragged, Ev ≠ E",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 20,
+      S: 130,
+      E: 32,
+      Ev: 64,
+      warps: 1,
+    },
+    { name: "causal 80×80", dtype: "float16", b: 1, h: 2, L: 80, E: 16, causal: true, warps: 4 },
+    {
+      name: "causal, more queries than keys",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 40,
+      S: 20,
+      E: 16,
+      causal: true,
+      warps: 1,
+    },
+    { name: "padding mask", dtype: "float16", b: 2, h: 1, L: 17, S: 70, E: 16, mask: "padding", warps: 1 },
+    {
+      name: "additive mask with -inf",
+      dtype: "float16",
+      b: 1,
+      h: 2,
+      L: 33,
+      S: 65,
+      E: 16,
+      mask: "additive",
+      warps: 2,
+    },
+    {
+      name: "fully masked row → zeros",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 9,
+      S: 20,
+      E: 16,
+      mask: "additive-dead-row",
+      warps: 1,
+    },
+    { name: "bf16, strided q", dtype: "bfloat16", b: 1, h: 2, L: 30, S: 66, E: 32, stridedQ: true, warps: 1 },
+    {
+      name: "negative scale (scores scaled before the max)",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 16,
+      S: 24,
+      E: 16,
+      scale: -0.3,
+      warps: 1,
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)`, () => {
+      const net = attentionNet(c);
+      const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
+      const { step } = attentionStep(plan);
+      expect(step.choice.kernel).toBe("flash");
+      if (step.choice.kernel !== "flash") return;
+      const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
+        ...step.choice.config,
+        warps: c.warps,
+      });
+      const inputs = inputsFor(net, c, 7);
+      const got = runOnHost(plan, k, inputs);
+      const want = runNetworkReference(net, inputs)[0];
+      expect(relToMax(got, want)).toBeLessThan(1e-2);
+      if (c.mask === "additive-dead-row") {
+        const g = toFloat64Array(got);
+        const Ev = c.Ev ?? c.E;
+        expect([...g.subarray(Ev, 2 * Ev)].every((x) => x === 0)).toBe(true);
+      }
+    }, 60_000);
+  }
+});
