@@ -47,10 +47,15 @@ OUT="$OUT/logs/env" bash "$ROOT/scripts/gpu.sh" env >"$OUT/logs/env.log" 2>&1
 # Lane deadlines leave time for phase 3.
 KEEP3=${TORCHC_PHASE3_S:-230}
 # LANE_A, LANE_B and PHASE3 (space-separated test names) override the lists; "mnist-quant" is the MNIST export
-# followed by the quantization test's MNIST half.
+# followed by the quantization test's MNIST half, "quant-kernels" the quantization test's int8/fp8 GEMM part,
+# "sparsity-linears" the cuSPARSELt plan and single-Linear part of the sparsity test.
 lane() {
   for t in $1; do
-    if [ "$t" = mnist-quant ]; then
+    if [ "$t" = quant-kernels ]; then
+      TORCHC_QUANT_PART=kernels gpu_test quant 150 "$KEEP3"
+    elif [ "$t" = sparsity-linears ]; then
+      TORCHC_SPARSE_PART=linears gpu_test sparsity 120 "$KEEP3"
+    elif [ "$t" = mnist-quant ]; then
       PYTHONUNBUFFERED=1 timeout 120 python3 "$ROOT/fixtures/mnist_quant.py" /tmp/mq "$ROOT/.gpu-carry/mnist" >"$OUT/logs/mnist-export.log" 2>&1
       echo "mnist export rc=$? ($(el))"; tail -3 "$OUT/logs/mnist-export.log"
       TORCHC_MNIST_DIR=/tmp/mq TORCHC_QUANT_PART=mnist gpu_test quant 200 "$KEEP3"
@@ -59,9 +64,9 @@ lane() {
     fi
   done
 }
-lane "${LANE_A:-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue}" >"$OUT/logs/laneA.txt" 2>&1 &
+lane "${LANE_A:-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue attention quant-kernels}" >"$OUT/logs/laneA.txt" 2>&1 &
 A=$!
-lane "${LANE_B:-models mnist-quant swin-ops}" >"$OUT/logs/laneB.txt" 2>&1 &
+lane "${LANE_B:-models mnist-quant swin-ops transformer-fusion sparsity-linears}" >"$OUT/logs/laneB.txt" 2>&1 &
 B=$!
 wait $A $B
 cat "$OUT/logs/laneA.txt" "$OUT/logs/laneB.txt"
