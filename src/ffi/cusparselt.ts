@@ -171,8 +171,11 @@ export const CUSPARSELT = defineLibrary<CusparseLtApi>({
  * as 11024 in one release; a larger block than the library writes is harmless, a smaller one is not.
  */
 export const OPAQUE_BYTES = 16384;
-/** `cusparseOrder_t`. */
-export const CUSPARSE_ORDER = { COL: 0, ROW: 1 } as const;
+/**
+ * `cusparseOrder_t`, from cusparse.h: COL = 1, ROW = 2 (0 is no order; cuSPARSELt refuses it as parameter 8,
+ * `order`). Not cuBLASLt's cublasLtOrder_t, where COL = 0 and ROW = 1.
+ */
+export const CUSPARSE_ORDER = { COL: 1, ROW: 2 } as const;
 /** `cusparseOperation_t`. */
 export const CUSPARSE_OP = { N: 0, T: 1 } as const;
 /** `cusparseComputeType` since cuSPARSELt 0.5.2 (before it fp16 took COMPUTE_16F = 0). */

@@ -27,7 +27,9 @@ import {
   sparseWeightsFor,
 } from "../../../src/backends/cuda/sparse-select.js";
 import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
+import { CUSPARSE_ORDER, OPAQUE_BYTES } from "../../../src/ffi/cusparselt.js";
 import { CUSPARSELT, CusparseLtError, clearDiscoveryCache } from "../../../src/ffi/index.js";
+import { koffi } from "../../../src/ffi/koffi.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
 import { buildFakes } from "../../ffi/fakes/build.js";
 import { linearNet, planOf, prune24 } from "./sparse-nets.js";
@@ -82,6 +84,58 @@ function maxRelError(got: Float64Array, want: Float64Array): number {
   }
   return err / scale;
 }
+
+suite("matrix descriptors as cuSPARSELt documents them (the fake refuses what the real library refuses)", () => {
+  /** Status of cusparseLtDenseDescriptorInit with these arguments, and the parameter the fake refused. */
+  function dense(rows: number, cols: number, ld: number, alignment: number, order: number) {
+    const k = koffi();
+    const handle = k.alloc("uint8_t", OPAQUE_BYTES) as unknown as bigint;
+    const mat = k.alloc("uint8_t", OPAQUE_BYTES) as unknown as bigint;
+    const refusal = k.load(CUSPARSELT.load().path).func("const char *fake_cusparselt_last_refusal(void)");
+    try {
+      expect(CUSPARSELT.fn.cusparseLtInit(handle)).toBe(0);
+      const f16 = 2;
+      const rc = CUSPARSELT.fn.cusparseLtDenseDescriptorInit(
+        handle,
+        mat,
+        rows,
+        cols,
+        ld,
+        alignment,
+        f16,
+        order,
+      );
+      const why = rc === 0 ? "" : (refusal() as string);
+      if (rc === 0) CUSPARSELT.fn.cusparseLtMatDescriptorDestroy(mat);
+      CUSPARSELT.fn.cusparseLtDestroy(handle);
+      return { rc, why };
+    } finally {
+      k.free(mat as never);
+      k.free(handle as never);
+    }
+  }
+
+  it("uses cusparse.h's cusparseOrder_t values: COL = 1, ROW = 2", () => {
+    expect(CUSPARSE_ORDER).toEqual({ COL: 1, ROW: 2 });
+  });
+
+  it("refuses order 0 (what the first H100 run passed for the column-major y), as parameter 8", () => {
+    expect(dense(48, 64, 48, 16, 0)).toEqual({ rc: 3, why: "order" });
+    expect(dense(48, 64, 48, 16, 3)).toEqual({ rc: 3, why: "order" });
+  });
+
+  it("wants ld ≥ rows column-major and ld ≥ cols row-major, and the alignment in bytes (a multiple of 16)", () => {
+    // y of the 64×48×128 plan: column-major [N=48, M=64], ld = N
+    expect(dense(48, 64, 48, 16, CUSPARSE_ORDER.COL).rc).toBe(0);
+    expect(dense(48, 64, 32, 16, CUSPARSE_ORDER.COL)).toEqual({ rc: 3, why: "ld" });
+    // x: row-major [M=64, K=128], ld = K; the same numbers with ld = M are too short a row
+    expect(dense(64, 128, 128, 16, CUSPARSE_ORDER.ROW).rc).toBe(0);
+    expect(dense(64, 128, 64, 16, CUSPARSE_ORDER.ROW)).toEqual({ rc: 3, why: "ld" });
+    // 8 elements of fp16 are 16 bytes, but the alignment is given in bytes
+    expect(dense(64, 128, 128, 8, CUSPARSE_ORDER.ROW)).toEqual({ rc: 3, why: "alignment" });
+    expect(dense(64, 128, 128, 0, CUSPARSE_ORDER.ROW)).toEqual({ rc: 3, why: "alignment" });
+  });
+});
 
 suite("the cuSPARSELt plan through the fake library", () => {
   const m = 32;

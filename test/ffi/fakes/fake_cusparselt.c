@@ -1,14 +1,19 @@
 /* A fake libcusparseLt.so.0 that really computes the fp16 2:4 sparse linear of the PyTorch recipe on host
  * memory: A structured row-major [N,K], B dense row-major [M,K] read with op T, C = D column-major [N,M],
  * D = act(A·Bᵀ + bias). It keeps the handle and descriptors inside the caller's opaque structs, checks what
- * cuSPARSELt documents (fp16 only here, rows/cols/ld multiples of 16, 16-byte alignment, 2:4 along K), and
- * compresses to its own format (kept values + 2-bit positions), so the matmul reads only the compressed
- * weight. fake_cusparselt_calls() counts matmuls and searches. */
+ * cuSPARSELt documents for a matrix descriptor (order is cusparse.h's CUSPARSE_ORDER_COL = 1 or
+ * CUSPARSE_ORDER_ROW = 2, anything else is refused as the real library refuses parameter 8; ld at least rows
+ * for column-major and at least cols for row-major; alignment in bytes, a multiple of 16; fp16 only here;
+ * rows/cols/ld multiples of 16; 2:4 along K), and compresses to its own format (kept values + 2-bit
+ * positions), so the matmul reads only the compressed weight. fake_cusparselt_calls() counts matmuls and
+ * searches; fake_cusparselt_last_refusal() names the parameter the last refused descriptor broke. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #define MAGIC 0x5350524CU
+#define ORDER_COL 1 /* cusparse.h cusparseOrder_t */
+#define ORDER_ROW 2
 typedef struct { uint32_t magic; } handle_t;
 typedef struct { uint32_t magic; int structured; int64_t rows, cols, ld; uint32_t align; int type, order; } mat_t;
 typedef struct {
@@ -28,13 +33,19 @@ int cusparseLtInit(handle_t *h) { h->magic = MAGIC; return 0; }
 int cusparseLtDestroy(handle_t *h) { if (h->magic != MAGIC) return 1; h->magic = 0; return 0; }
 int cusparseLtGetVersion(const handle_t *h, int *v) { if (h->magic != MAGIC) return 1; *v = 801; return 0; }
 
+static const char *refusal = "";
+const char *fake_cusparselt_last_refusal(void) { return refusal; }
+static int refuse(const char *why) { refusal = why; return 3; }
+
 static int init_mat(const handle_t *h, mat_t *m, int64_t rows, int64_t cols, int64_t ld, uint32_t align, int type,
                     int order, int structured) {
   if (h->magic != MAGIC) return 1;
+  if (order != ORDER_COL && order != ORDER_ROW) return refuse("order");
+  if (align == 0 || align % 16 != 0) return refuse("alignment");
+  if (rows <= 0 || cols <= 0) return refuse("rows/cols");
+  if (ld < (order == ORDER_ROW ? cols : rows)) return refuse("ld");
   if (type != 2) return 10;
-  if (align % 16 != 0 || rows <= 0 || cols <= 0) return 3;
-  if (ld < (order == 1 ? cols : rows)) return 3;
-  if (rows % 16 || cols % 16 || ld % 16) return 3;
+  if (rows % 16 || cols % 16 || ld % 16) return refuse("multiple of 16");
   m->magic = MAGIC; m->structured = structured; m->rows = rows; m->cols = cols; m->ld = ld;
   m->align = align; m->type = type; m->order = order;
   return 0;
@@ -54,7 +65,9 @@ int cusparseLtMatmulDescriptorInit(const handle_t *h, matmul_t *mm, int opA, int
   if (a->magic != MAGIC || b->magic != MAGIC || c->magic != MAGIC || d->magic != MAGIC) return 3;
   if (compute != 2) return 10;
   /* only the recipe torchc uses: A row-major op N, B row-major op T, C = D column-major */
-  if (!a->structured || a->order != 1 || opA != 0 || b->order != 1 || opB != 1 || d->order != 0) return 10;
+  if (!a->structured || a->order != ORDER_ROW || opA != 0 || b->order != ORDER_ROW || opB != 1 ||
+      d->order != ORDER_COL || c->order != d->order)
+    return 10;
   if (a->cols != b->cols || d->rows != a->rows || d->cols != b->rows) return 3;
   memset(mm, 0, sizeof *mm);
   mm->magic = MAGIC; mm->opA = opA; mm->opB = opB; mm->compute = compute;
