@@ -10,6 +10,7 @@ import type { DeviceAllocator, ExecutionContext } from "../runtime/execution.js"
 import { type CompileOptions, normalizePrecisions } from "../runtime/options.js";
 import { acceptArtifacts } from "../runtime/package-artifacts.js";
 import type { Backend, SegmentRunner } from "../runtime/segment-runner.js";
+import { reportProgress } from "../util/progress.js";
 import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext, deviceCount } from "./cuda/device/context.js";
@@ -83,11 +84,14 @@ export async function createCudaBackend(
 ): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
+  reportProgress({ phase: "open device", sub: true });
   const ctx = openDevice(device);
   const precision =
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";
   let torchEnv: unknown;
   const completion = options.completion ?? "poll";
+  // Checking a package's target loads NVRTC, cuDNN and cuBLASLt (their versions): a phase of its own.
+  reportProgress({ phase: "library versions", sub: true });
   const artifacts = new ArtifactRecorder(options.artifacts, device, acceptArtifacts, {
     tune: options.tune === true,
   });

@@ -2,7 +2,18 @@
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** Every half's value, filled on first use from halfValue: a table read instead of a power per element. */
+let halfTable: Float64Array | undefined;
+
 export function float16BitsToNumber(h: number): number {
+  if (halfTable === undefined) {
+    halfTable = new Float64Array(0x10000);
+    for (let i = 0; i < 0x10000; i++) halfTable[i] = halfValue(i);
+  }
+  return halfTable[h & 0xffff];
+}
+
+function halfValue(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;
@@ -13,7 +24,11 @@ export function float16BitsToNumber(h: number): number {
 
 export function numberToFloat16Bits(value: number): number {
   f32[0] = value;
-  const x = u32[0];
+  return float32BitsToFloat16Bits(u32[0]);
+}
+
+/** A float32's bits (as a Float32Array's Uint32Array view reads them) to the nearest half's. */
+export function float32BitsToFloat16Bits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

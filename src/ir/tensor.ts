@@ -2,6 +2,7 @@ import { DTYPE_BYTES, type DType } from "./dtype.js";
 import {
   bfloat16BitsToNumber,
   float16BitsToNumber,
+  float32BitsToFloat16Bits,
   numberToBfloat16Bits,
   numberToFloat16Bits,
 } from "./half.js";
@@ -139,6 +140,14 @@ export function scalarTensor(dtype: DType, value: number): Tensor {
 
 export function castTensor(t: Tensor, dtype: DType): Tensor {
   if (t.dtype === dtype) return t;
+  // float32 → float16 (every weight of an fp16 compile) straight from the float's bits, no double in between.
+  if (t.dtype === "float32" && dtype === "float16") {
+    const d = t.data as Float32Array;
+    const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
+    const out = allocData("float16", d.length) as Uint16Array;
+    for (let i = 0; i < bits.length; i++) out[i] = float32BitsToFloat16Bits(bits[i]);
+    return { dtype, shape: [...t.shape], data: out };
+  }
   return tensorFromNumbers(dtype, t.shape, toFloat64Array(t));
 }
 

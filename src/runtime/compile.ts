@@ -394,6 +394,7 @@ export async function compile(
     requireFullCompilation: options.requireFullCompilation,
   });
   const t2 = performance.now();
+  reportProgress({ phase: "open backend" });
   const backend = await loadBackend(options.backend ?? "reference", options);
   const runners: SegmentRunner[] = [];
   let convertMs = 0;
@@ -479,6 +480,7 @@ export async function loadCompiled(
   path: string,
   overrides: CompileOptions & { readonly rebuild?: RebuildPolicy } = {},
 ): Promise<CompiledModule> {
+  reportProgress({ phase: "read package" });
   const pkg = loadPackage(path);
   const { rebuild = "never", ...rest } = overrides;
   checkRebuild(rebuild);

@@ -46,6 +46,14 @@ function assertBitIdentical(a: Tensor, b: Tensor, what: string): void {
   assert.equal(i, -1, `${what}: first differing byte at ${i}`);
 }
 
+/** "duration ms  phase" rows from [phase, start ms] stamps (a phase lasts until the next one starts). */
+function phaseTable(stamps: readonly [string, number][]): string[] {
+  return stamps.slice(0, -1).map(([phase, at], i) => {
+    const ms = stamps[i + 1][1] - at;
+    return `${ms.toFixed(1).padStart(8)} ms  @${at.toFixed(0).padStart(5)}  ${phase}`;
+  });
+}
+
 /** A copy of the package with its manifest edited (the entries' hashes do not cover the manifest). */
 function editManifest(src: string, dst: string, edit: (m: Record<string, unknown>) => void): string {
   const files = unzipSync(readFileSync(src));
@@ -125,9 +133,15 @@ describe("EfficientNet-B0 fp16 as a serialized .torchc package", { skip }, () =>
     assert.equal(child.status, 0, `child failed: ${child.stderr.split("\n").slice(-5).join(" | ")}`);
     const line = child.stdout.split("\n").find((l) => l.startsWith("[package-child] "));
     assert.ok(line, `no timing line from the child: ${child.stdout}`);
-    // The child's load phases with their times, for the record (where a fresh process spends its second).
+    // Where a fresh process spends its load: one row per phase with its duration, and the engines' own split.
     const phases = child.stdout.split("\n").find((l) => l.startsWith("[package-child-phases] "));
-    if (phases) console.log(phases);
+    if (phases) {
+      const table = phaseTable(JSON.parse(phases.slice("[package-child-phases] ".length)));
+      console.log(`[package-child-phases]\n${table.map((r) => `  ${r}`).join("\n")}`);
+      report("child phases", { phases: table });
+    }
+    const engines = child.stdout.split("\n").find((l) => l.startsWith("[package-child-engines] "));
+    if (engines) console.log(engines);
     const c = JSON.parse(line.slice("[package-child] ".length)) as {
       loadMs: number;
       firstRunMs: number;

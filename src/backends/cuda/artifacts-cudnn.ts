@@ -7,7 +7,7 @@
  */
 import { ATTR, CUDNN, DESC } from "../../ffi/cudnn.js";
 import type { Cudnn } from "./device/conv.js";
-import { buildConvGraph, ownedMaker } from "./device/conv-graph.js";
+import { buildConvGraph, convGraphLayout, ownedMaker } from "./device/conv-graph.js";
 import { BackendDescriptor } from "./device/cudnn-backend.js";
 import { destroyCandidate, type EngineCandidate } from "./device/cudnn-engines.js";
 import {
@@ -56,10 +56,15 @@ export function restoreConv(cudnn: Cudnn, spec: CudnnConvSpec, choice: ConvChoic
     for (const d of owned.reverse()) d.destroy();
   };
   try {
-    const { graph, uids } = buildConvGraph(cudnn.handle, convGraphSpec(spec), ownedMaker(owned));
-    const c =
-      (choice.plan !== undefined ? planFromJson(cudnn.handle, choice) : undefined) ??
-      (choice.engine !== undefined ? planFromEngine(cudnn.handle, graph, choice, owned) : undefined);
+    const graphSpec = convGraphSpec(spec);
+    // A serialized plan needs only the variant pack's ids, not the operation graph's ~15 descriptors.
+    const fromJson = choice.plan !== undefined ? planFromJson(cudnn.handle, choice) : undefined;
+    const fromEngine = () => {
+      const { graph } = buildConvGraph(cudnn.handle, graphSpec, ownedMaker(owned));
+      return planFromEngine(cudnn.handle, graph, choice, owned);
+    };
+    const c = fromJson ?? (choice.engine !== undefined ? fromEngine() : undefined);
+    const uids = convGraphLayout(graphSpec).uids;
     if (!c) {
       cleanup();
       return { ok: false, reason: "cuDNN refused the saved execution plan" };

@@ -23,6 +23,7 @@ import {
 import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import { permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
@@ -112,7 +113,12 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     channelsLast: options.channelsLast ?? options.precision === "fp16",
     convSupported(step, info) {
       const t = performance.now();
-      libs.cudnn ??= Cudnn.create();
+      if (!libs.cudnn) {
+        // The first handle loads cuDNN's engine libraries: a phase of its own, so a fresh process shows its cost.
+        reportProgress({ phase: "cudnn handle", sub: true });
+        libs.cudnn = Cudnn.create();
+        reportProgress({ phase: "schedule", sub: true, detail: "with cuDNN plans" });
+      }
       const spec = cudnnConvSpec(step, info, tf32);
       const built =
         typeof spec === "string"
@@ -129,7 +135,11 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     },
     matmulSupported(step, info) {
       const t = performance.now();
-      libs.lt ??= createLtHandle();
+      if (libs.lt === undefined) {
+        reportProgress({ phase: "cublasLt handle", sub: true });
+        libs.lt = createLtHandle();
+        reportProgress({ phase: "schedule", sub: true, detail: "with cuBLASLt plans" });
+      }
       const g = matmulGeometry(step, info);
       if (typeof g === "string") {
         log(`matmul '${step.layer.name}': ${g}`);
@@ -224,6 +234,7 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans, store?: WeightStore
     }
     channelOffsets.set(step, offs);
   }
+  reportProgress({ phase: "copy weights", sub: true, detail: `${blobs.length} blobs, ${bytes} bytes` });
   if (store) return { buffer: store.acquire(blobs, bytes), bytes, constOffsets, channelOffsets };
   return { buffer: uploadWeightSet(blobs, bytes), bytes, constOffsets, channelOffsets };
 }
@@ -448,6 +459,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     t0 = performance.now();
     reportProgress({ phase: "upload weights", sub: true });
     weights = uploadWeights(plan, libs, options.weightStore);
+    reportProgress({ phase: "record choices", sub: true });
     options.choices?.noteBuilt({ plan, weights, convs: libs.convs, options });
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
@@ -489,6 +501,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       prepare: makeLauncher(plan, compiled, weights, libs, options),
       release,
     };
+    reportProgress({ phase: "allocate", sub: true });
     return new CudaEngine(program, program.allocate());
   } catch (e) {
     release();
@@ -531,6 +544,8 @@ function allocateInstance(
 /** A constant's bytes in its planned storage dtype and layout. */
 export function constantBytes(t: Tensor, info: TensorInfo): Uint8Array {
   if (t.dtype === info.storage && isIdentity(info.layout)) return tensorBytes(t);
+  // Same dtype in another layout: the stored elements move bit for bit (no float round trip).
+  if (t.dtype === info.storage) return permutedBytes(t, info.layout);
   let values = toFloat64Array(t);
   let shape: readonly number[] = t.shape;
   if (!isIdentity(info.layout)) {

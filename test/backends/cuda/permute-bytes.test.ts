@@ -1,0 +1,82 @@
+// Weight bytes for the engine: the same-dtype relayout (permutedBytes, bit for bit) against the float round trip it
+// replaces (toFloat64Array → transpose → tensorFromNumbers), for every element width; and the half conversions
+// it sits next to (the table lookup and the float32-bits cast) against the formulas they replace.
+import { describe, expect, it } from "vitest";
+import { permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
+import type { DType } from "../../../src/ir/dtype.js";
+import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
+import { castTensor, numel, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
+import { transpose } from "../../../src/network/reference/data.js";
+
+function reference(dtype: DType, shape: number[], values: number[], perm: number[]): Uint8Array {
+  const t = tensorFromNumbers(dtype, shape, values);
+  const out = transpose(toFloat64Array(t), shape, perm);
+  return tensorBytes(
+    tensorFromNumbers(
+      dtype,
+      perm.map((p) => shape[p]),
+      out,
+    ),
+  );
+}
+
+describe("permutedBytes", () => {
+  const shape = [4, 3, 2, 5];
+  const values = Array.from({ length: numel(shape) }, (_, i) => ((i * 37) % 101) - 50);
+  for (const dtype of [
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int32",
+    "int64",
+    "int8",
+    "bool",
+  ] as DType[])
+    for (const perm of [
+      [0, 2, 3, 1],
+      [3, 2, 1, 0],
+      [0, 1, 2, 3],
+    ])
+      it(`${dtype} ${perm.join("")} matches the float round trip`, () => {
+        const t = tensorFromNumbers(dtype, shape, values);
+        expect(permutedBytes(t, perm)).toEqual(reference(dtype, shape, values, perm));
+      });
+
+  it("keeps a NaN's payload (the round trip would make it canonical)", () => {
+    const t = { dtype: "float16" as const, shape: [2, 1], data: new Uint16Array([0x7c01, 0xfe00]) };
+    expect([...new Uint16Array(permutedBytes(t, [1, 0]).buffer)]).toEqual([0x7c01, 0xfe00]);
+  });
+});
+
+describe("half conversions", () => {
+  it("the table gives every half's value by the formula", () => {
+    const formula = (h: number) => {
+      const sign = h & 0x8000 ? -1 : 1;
+      const exp = (h >> 10) & 0x1f;
+      const frac = h & 0x3ff;
+      if (exp === 0) return sign * frac * 2 ** -24;
+      if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+      return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+    };
+    for (let h = 0; h < 0x10000; h++) expect(Object.is(float16BitsToNumber(h), formula(h)) || h).toBe(true);
+  });
+
+  it("float32 → float16 from the float's bits rounds as numberToFloat16Bits does", () => {
+    const bits = new Uint32Array(1 << 16);
+    let s = 12345;
+    for (let i = 0; i < bits.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      bits[i] = s;
+    }
+    // rounding ties, subnormals, overflow, infinities, NaN and signed zero
+    bits.set([
+      0x33000000, 0x33000001, 0x387fe000, 0x477fefff, 0x477ff000, 0x7f800000, 0x7fc00001, 0x80000000,
+    ]);
+    const f = new Float32Array(bits.buffer);
+    const t = { dtype: "float32" as const, shape: [f.length], data: f };
+    const got = castTensor(t, "float16").data as Uint16Array;
+    for (let i = 0; i < f.length; i++)
+      if (got[i] !== numberToFloat16Bits(f[i])) expect([i, got[i]]).toBe(null);
+  });
+});
