@@ -129,12 +129,10 @@ export function bytesDiffer(
 ): boolean {
   const [x, y] = [a.data, b.data];
   if (x.byteLength !== y.byteLength) return true;
-  const [u, v] = [
-    new Uint8Array(x.buffer, x.byteOffset, x.byteLength),
-    new Uint8Array(y.buffer, y.byteOffset, y.byteLength),
-  ];
-  for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return true;
-  return false;
+  // memcmp, not a loop in JS: refit compares every weight of the model.
+  return !Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(
+    Buffer.from(y.buffer, y.byteOffset, y.byteLength),
+  );
 }
 
 /** Weights of `next` (read in `nodes`, when given) whose values differ from those `built` reads there. */

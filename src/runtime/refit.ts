@@ -12,9 +12,11 @@ import type { ConverterRegistry } from "../converters/index.js";
 import { TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
 import type { Graph } from "../ir/graph.js";
+import { checkGraph } from "../ir/verify.js";
 import { type Partition, partitionGraph } from "../partition/index.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
+import { reportProgress } from "../util/progress.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { changedWeights, firstDifference, firstSegmentDifference } from "./refit-compare.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
@@ -71,7 +73,14 @@ function lower(graph: Graph, options: CompileOptions): Graph {
       : typeof options.passes === "function"
         ? options.passes(defaults)
         : options.passes;
-  return runPipeline(options.truncateDouble ? truncateDouble(graph) : graph, passes).graph;
+  // Checked once at the end, not after every pass: a refit is timed against the compile (issue 12), and its result
+  // is compared node by node with the compiled graph, which every pass's output was checked for.
+  const lowered = runPipeline(options.truncateDouble ? truncateDouble(graph) : graph, passes, {
+    verify: false,
+  }).graph;
+  const problems = checkGraph(lowered);
+  if (problems.length > 0) refused(`the new model does not lower to a well-formed graph: ${problems[0]}`);
+  return lowered;
 }
 
 /** Refits `target` with `source`'s weights; returns the new graph and partition (for save) and a report. */
@@ -86,7 +95,9 @@ export async function refitModule(
       "quantized modules cannot be refitted (their scales come from calibration); compile again",
       "refit.unsupported",
     );
+  reportProgress({ phase: "refit: lower" });
   const lowered = await loweredGraph(source, options);
+  reportProgress({ phase: "refit: partition and compare" });
   const partition = partitionGraph(lowered, {
     registry: target.registry,
     minBlockSize: options.minBlockSize,
@@ -103,6 +114,7 @@ export async function refitModule(
   // Device backends: every engine is checked and every fallback segment's weights compared before anything is
   // uploaded, so a refused refit changes nothing.
   const uploads: (() => void)[] = [];
+  reportProgress({ phase: "refit: plan engines" });
   for (const [i, segment] of partition.segments.entries()) {
     if (!target.contexts) break;
     if (segment.kind === "engine") {
@@ -121,6 +133,7 @@ export async function refitModule(
         "refit.unsupported",
       );
   }
+  reportProgress({ phase: "refit: upload" });
   for (const u of uploads) u();
   // Host backends: runners cost nothing to build again.
   let rebuilt = 0;
@@ -138,6 +151,7 @@ export async function refitModule(
     rebuilt++;
   }
   const engines = uploads.length;
+  reportProgress({ phase: "refit: count changes" });
   return {
     graph: partition.graph,
     partition,

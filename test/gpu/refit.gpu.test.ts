@@ -17,6 +17,7 @@ import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { compile } from "../../src/runtime/compile.js";
 import { readNpy } from "../../src/util/npy.js";
+import { onProgress } from "../../src/util/progress.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
 const { skip } = openGpu();
@@ -71,9 +72,17 @@ describe("refit of EfficientNet-B0 fp16 on the CUDA backend", { skip }, () => {
     try {
       const [before] = await compiled.run([x]);
       const [want] = await fresh.run([x]);
+      const phases: [string, number][] = [];
       const t1 = performance.now();
+      const stop = onProgress((e) => phases.push([e.phase, performance.now() - t1]));
       const r = await compiled.refit(b);
       const refitMs = performance.now() - t1;
+      stop();
+      // Where the refit's time goes: one row per phase (a phase lasts until the next starts).
+      const table = phases.map(
+        ([p, at], i) => `${((phases[i + 1]?.[1] ?? refitMs) - at).toFixed(1).padStart(8)} ms  ${p}`,
+      );
+      console.log(`[refit-phases]\n${table.map((row) => `  ${row}`).join("\n")}`);
       const [got] = await compiled.run([x]);
       const [again] = await compiled.run([x]);
 
@@ -89,6 +98,7 @@ describe("refit of EfficientNet-B0 fp16 on the CUDA backend", { skip }, () => {
         identicalToFresh: identical,
         relativeToFresh: vsFresh.relative,
         relativeToPyTorch: golden.relative,
+        phases: table,
       });
       assert.ok(identical, `refitted output differs from a fresh compile (relative ${vsFresh.relative})`);
       assert.ok(

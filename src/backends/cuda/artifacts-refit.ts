@@ -1,14 +1,15 @@
 /**
  * Refit of one built CUDA engine: the new network (same structure, new constants) is planned again on the host
  * with every library question answered as the build answered it, the schedule, generated code and memory plan are
- * checked to be the build's, and each constant (and conv channel operand) is converted to the storage dtype and
- * layout the engine uses and copied over the old one at the same offset of the same weight buffer. Library plans
+ * checked to be the build's, and each constant (and conv channel operand) whose value differs from the one the
+ * buffer holds is converted to the storage dtype and layout the engine uses and copied over the old one at the same
+ * offset of the same weight buffer (unchanged ones are neither converted nor copied). Library plans
  * and captured CUDA graphs point at that buffer, so nothing else changes. Everything is checked before the first
  * byte is copied: a refused refit leaves the engine as it was.
  */
 import { TorchcError } from "../../errors.js";
 import { DTYPE_BYTES } from "../../ir/dtype.js";
-import { numel, tensorBytes, tensorFromNumbers } from "../../ir/tensor.js";
+import { numel, type Tensor, tensorBytes, tensorFromNumbers } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
 import { constantBytes } from "./builder.js";
 import { upload } from "./device/memory.js";
@@ -59,7 +60,9 @@ export function prepareEngineRefit(
   network: Network,
   answers: LibraryAnswers,
   segment: number,
-): () => void {
+  /** The plan whose constants the weight buffer holds now (the last refit's; the build's at first). */
+  current: EnginePlan = built.plan,
+): { apply: () => void; plan: EnginePlan } {
   const old = built.plan;
   const tf32 = built.options.tf32 === true;
   const plan = planCudaEngine(network, {
@@ -96,12 +99,14 @@ export function prepareEngineRefit(
     const [infoWas, infoNow] = [old.infos.get(w.output)!, plan.infos.get(l.output)!];
     const expected = numel(infoWas.shape) * DTYPE_BYTES[infoWas.storage];
     // Folding makes new constants (batch norm into conv weights): they live in the folded network.
-    const bytes = constantBytes(plan.network.constants[l.weight], infoNow);
-    if (
-      infoNow.storage !== infoWas.storage ||
-      infoNow.layout.join() !== infoWas.layout.join() ||
-      bytes.byteLength !== expected
-    )
+    const held = constants(current)[i];
+    const tensorWas = held?.type === "constant" ? current.network.constants[held.weight] : undefined;
+    const tensorNow = plan.network.constants[l.weight];
+    const same = infoNow.storage === infoWas.storage && infoNow.layout.join() === infoWas.layout.join();
+    // Only what changed is converted and copied: a refit costs what its new bytes cost.
+    if (same && tensorWas !== undefined && sameTensor(tensorWas, tensorNow)) continue;
+    const bytes = constantBytes(tensorNow, infoNow);
+    if (!same || bytes.byteLength !== expected)
       refused(
         segment,
         `constant '${l.output}' is stored as ${infoNow.storage} (${bytes.byteLength} bytes), the built one as ${infoWas.storage} (${expected} bytes)`,
@@ -120,15 +125,37 @@ export function prepareEngineRefit(
         segment,
         `conv step ${i} has ${channels.length} channel operands, the built one ${offsets.length}`,
       );
+    const h = current.steps[i];
+    const channelsWas = h?.kind === "conv" ? h.epilogue.filter((op) => op.kind === "channel") : [];
     for (const [j, op] of channels.entries())
-      if (op.kind === "channel")
+      if (op.kind === "channel" && !sameValues(op.values, channelsWas[j]))
         copies.push({
           offset: offsets[j],
           bytes: tensorBytes(tensorFromNumbers(dtype!, [op.values.length], op.values)),
         });
   }
   const target = { ptr: built.weights.buffer.ptr, bytes: built.weights.bytes, alive: true };
-  return () => {
-    for (const c of copies) if (c.bytes.byteLength > 0) upload(target, c.bytes, c.offset);
+  return {
+    apply: () => {
+      for (const c of copies) if (c.bytes.byteLength > 0) upload(target, c.bytes, c.offset);
+    },
+    plan,
   };
+}
+
+/** Whether two constants hold the same dtype, shape and bytes (memcmp). */
+export function sameTensor(a: Tensor, b: Tensor): boolean {
+  if (a === b) return true;
+  if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
+  const [x, y] = [tensorBytes(a), tensorBytes(b)];
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(
+    Buffer.from(y.buffer, y.byteOffset, y.byteLength),
+  );
+}
+
+/** Whether a channel operand's values are those of the built step's operand. */
+function sameValues(values: Float64Array, was: ConvStep["epilogue"][number] | undefined): boolean {
+  if (was?.kind !== "channel" || was.values.length !== values.length) return false;
+  for (let i = 0; i < values.length; i++) if (!Object.is(was.values[i], values[i])) return false;
+  return true;
 }

@@ -97,6 +97,8 @@ export class EngineChoices {
   private readonly answers = { conv: new Map<string, boolean>(), matmul: new Map<string, boolean>() };
   private maxWorkspace = 0;
   private built: BuiltEngine | undefined;
+  /** The plan whose constants the engine's weight buffer holds (set by each refit). */
+  private held: EnginePlan | undefined;
   private memory: EngineRecord["memory"] | undefined;
   private steps = 0;
   readonly stats: ChoiceStats = { restored: 0, chosen: 0 };
@@ -205,6 +207,8 @@ export class EngineChoices {
       process.emitWarning(`saved engine not fully reused: ${missed.join("; ")}`, {
         code: "TORCHC_PACKAGE_PARTIAL",
       });
+    // An engine restored whole from its package chose nothing new: no cache entries to read back or file to write.
+    if (this.saved && this.stats.chosen === 0) return;
     for (const [k, p] of this.matmuls)
       this.cache.putMatmul(k, { algo: b64(p.algo), workspaceBytes: p.workspaceBytes });
     // With tune, conv choices are cached once timed (noteTuned).
@@ -231,7 +235,7 @@ export class EngineChoices {
       throw new TorchcError(`refit: engine segment ${segment} was not built`, "refit.unsupported");
     const { conv, matmul } = this.answers;
     const tf32 = this.built.options.tf32 === true;
-    return prepareEngineRefit(
+    const { apply, plan } = prepareEngineRefit(
       this.built,
       network,
       {
@@ -241,7 +245,13 @@ export class EngineChoices {
         matmulKey: (g, e) => matmulKey(g, e, tf32, this.maxWorkspace),
       },
       segment,
+      this.held,
     );
+    return () => {
+      apply();
+      // The next refit compares against what the buffer holds now.
+      this.held = plan;
+    };
   }
 
   /** The record and blobs to save (plans as they are now: after tuning, the kept one). */
