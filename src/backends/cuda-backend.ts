@@ -15,6 +15,7 @@ import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext, deviceCount } from "./cuda/device/context.js";
 import { useHostCopyThreads } from "./cuda/device/host-copy.js";
+import { prewarmCudaLibraries } from "./cuda/device/prewarm.js";
 import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
 import { type CudaEngine, describeEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
@@ -84,6 +85,8 @@ export async function createCudaBackend(
 ): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
+  // The libraries load on worker threads while this thread makes the context (device/prewarm.ts).
+  prewarmCudaLibraries();
   reportProgress({ phase: "open device", sub: true });
   const ctx = openDevice(device);
   const precision =

@@ -125,11 +125,28 @@ describe("EfficientNet-B0 fp16 as a serialized .torchc package", { skip }, () =>
     }
 
     const childOut = join(dir, "child.output.npy");
-    const child = spawnSync(process.execPath, [join(here, "package-child.js"), pkg, input, childOut], {
-      encoding: "utf8",
-      timeout: 120_000,
-      env: { ...process.env, TORCHC_CACHE_DIR: mkdtempSync(join(tmpdir(), "torchc-empty-cache-")) },
-    });
+    const runChild = (env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [join(here, "package-child.js"), pkg, input, childOut], {
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, TORCHC_CACHE_DIR: mkdtempSync(join(tmpdir(), "torchc-empty-cache-")), ...env },
+      });
+    // For the record (no assertion): a fresh process without the library prewarm (cuda/device/prewarm.ts). This
+    // process has loaded every library, so both children read them from the page cache.
+    const cold = runChild({ TORCHC_PREWARM: "0" });
+    const coldLine = cold.stdout.split("\n").find((l) => l.startsWith("[package-child] "));
+    const coldPhases = cold.stdout.split("\n").find((l) => l.startsWith("[package-child-phases] "));
+    if (coldLine && coldPhases) {
+      const table = phaseTable(JSON.parse(coldPhases.slice("[package-child-phases] ".length)));
+      console.log(
+        `[package-child-phases, TORCHC_PREWARM=0] ${coldLine}\n${table.map((r) => `  ${r}`).join("\n")}`,
+      );
+      report("child without prewarm", {
+        ...JSON.parse(coldLine.slice("[package-child] ".length)),
+        phases: table,
+      });
+    }
+    const child = runChild();
     assert.equal(child.status, 0, `child failed: ${child.stderr.split("\n").slice(-5).join(" | ")}`);
     const line = child.stdout.split("\n").find((l) => l.startsWith("[package-child] "));
     assert.ok(line, `no timing line from the child: ${child.stdout}`);
