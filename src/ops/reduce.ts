@@ -3,9 +3,12 @@ import { numel, type Shape, type Tensor } from "../ir/tensor.js";
 import { f64, fromF64, normDim, nums, reducedShape, splitAt, tt } from "./data.js";
 import { type ArgReader, defineOp, OpArgError, opTable } from "./schema.js";
 
-/** Normalized, de-duplicated reduction dims; null or [] means every dim. */
-function reduceDims(op: string, rank: number, dims: readonly number[] | null): number[] {
-  if (dims === null || dims.length === 0) return Array.from({ length: rank }, (_, i) => i);
+/**
+ * Normalized, de-duplicated reduction dims; null means every dim, and so does [] except where `allowEmpty`
+ * (any.dims/all.dims: ATen's allany_meta passes allow_empty_dims=true, so `dim=[]` reduces nothing).
+ */
+function reduceDims(op: string, rank: number, dims: readonly number[] | null, allowEmpty = false): number[] {
+  if (dims === null || (dims.length === 0 && !allowEmpty)) return Array.from({ length: rank }, (_, i) => i);
   const ds = dims.map((d) => normDim(op, d, rank));
   if (new Set(ds).size !== ds.length)
     throw new OpArgError(op, "dim", `dim [${dims.join(", ")}] repeats a dim`);
@@ -115,6 +118,8 @@ export interface ReduceArgs {
   readonly dim: number[] | null;
   readonly keepdim: boolean;
   readonly dtype: DType | null;
+  /** `dim=[]` reduces no dim (any.dims/all.dims), where other reductions read it as every dim. */
+  readonly allowEmptyDims?: boolean;
 }
 
 function reduceOp<const N extends string>(
@@ -138,12 +143,15 @@ function reduceOp<const N extends string>(
       if (kind === "mean" && !isFloating(a.dtype ?? t.dtype))
         throw new OpArgError(name, "self", `mean needs a floating dtype, got ${t.dtype}`);
       return [
-        tt(outDtype(t.dtype, a), reducedShape(t.shape, reduceDims(name, t.shape.length, a.dim), a.keepdim)),
+        tt(
+          outDtype(t.dtype, a),
+          reducedShape(t.shape, reduceDims(name, t.shape.length, a.dim, a.allowEmptyDims), a.keepdim),
+        ),
       ];
     },
     evaluate: (a, valueAt) => {
       const t = valueAt(a.self);
-      const dims = reduceDims(name, t.shape.length, a.dim);
+      const dims = reduceDims(name, t.shape.length, a.dim, a.allowEmptyDims);
       if ((kind === "amax" || kind === "amin") && dims.some((d) => t.shape[d] === 0))
         throw new OpArgError(name, "self", "reduction over an empty dim");
       return [
@@ -169,6 +177,8 @@ const listDims = (r: ArgReader): ReduceArgs => ({
   keepdim: r.bool("keepdim"),
   dtype: r.has("dtype") ? r.optDtype("dtype") : null,
 });
+/** any.dims/all.dims: `dim=None` reduces every dim, `dim=[]` none (allow_empty_dims in ATen's allany_meta). */
+const allAnyDims = (r: ArgReader): ReduceArgs => ({ ...listDims(r), allowEmptyDims: true });
 const oneDim = (r: ArgReader): ReduceArgs => ({
   self: r.tensor("self"),
   dim: [r.int("dim")],
@@ -344,10 +354,10 @@ export const REDUCE_OPS = opTable(
   reduceOp("aten.min.default", "Tensor self", "amin", all),
   reduceOp("aten.any.default", "Tensor self", "any", all),
   reduceOp("aten.any.dim", "Tensor self, int dim, bool keepdim=False", "any", oneDim),
-  reduceOp("aten.any.dims", "Tensor self, int[]? dim=None, bool keepdim=False", "any", listDims),
+  reduceOp("aten.any.dims", "Tensor self, int[]? dim=None, bool keepdim=False", "any", allAnyDims),
   reduceOp("aten.all.default", "Tensor self", "all", all),
   reduceOp("aten.all.dim", "Tensor self, int dim, bool keepdim=False", "all", oneDim),
-  reduceOp("aten.all.dims", "Tensor self, int[]? dim=None, bool keepdim=False", "all", listDims),
+  reduceOp("aten.all.dims", "Tensor self, int[]? dim=None, bool keepdim=False", "all", allAnyDims),
   maxDim("aten.max.dim", true),
   maxDim("aten.min.dim", false),
   argOp("aten.argmax.default", true),

@@ -17,6 +17,24 @@ describe("reductions by hand", () => {
     expect(values(run1("aten.sum.dim_IntList", { self: T("x"), dim: NONE }, x))).toEqual([15]);
   });
 
+  it("any.dims/all.dims: dim=None reduces every dim, dim=[] none (ATen's allow_empty_dims)", () => {
+    // PyTorch 2.11: torch.any(torch.tensor([True, False]), dim=[], keepdim=True) → tensor([True, False]);
+    // with dim=None → tensor([True]). The CUDA run of the fallback catalogue gave bool[2] for the first.
+    const b = { b: t([2], [1, 0], "bool") };
+    const none = run1("aten.any.dims", { self: T("b"), dim: Is(), keepdim: B(true) }, b);
+    expect(none.shape).toEqual([2]);
+    expect(values(none)).toEqual([1, 0]);
+    expect(values(run1("aten.all.dims", { self: T("b"), dim: Is() }, b))).toEqual([1, 0]);
+    const every = run1("aten.any.dims", { self: T("b"), dim: NONE, keepdim: B(true) }, b);
+    expect(every.shape).toEqual([1]);
+    expect(values(every)).toEqual([1]);
+    expect(values(run1("aten.all.dims", { self: T("b") }, b))).toEqual([0]);
+    // float input: nonzero is true
+    const f = run1("aten.any.dims", { self: T("x"), dim: Is() }, x);
+    expect(f.dtype).toBe("bool");
+    expect(values(f)).toEqual([0, 1, 1, 1, 1, 1]);
+  });
+
   it("sums integers and bools into int64", () => {
     expect(run1("aten.sum.default", { self: T("b") }, { b: t([3], [1, 0, 1], "bool") })).toMatchObject({
       dtype: "int64",

@@ -13,6 +13,8 @@ interface Reduce {
   readonly dim: readonly number[] | null;
   readonly keepdim: boolean;
   readonly dtype: DType | null;
+  /** any.dims/all.dims: `dim=[]` reduces nothing (src/ops/reduce.ts). */
+  readonly allowEmptyDims?: boolean;
 }
 
 /** A reduce layer over `axes`; with no axes (a 0-d input) the input is the result. */
@@ -36,7 +38,8 @@ function reduce(op: ReduceOp): ConverterSpec<Reduce> {
       const out = outType(node, net).dtype;
       const computeIn = op === "any" || op === "all" ? "bool" : out;
       const x = cast(net.net, net.input(a.self), computeIn);
-      const axes = reductionAxes(a.dim, net.typeOf(a.self).shape.length);
+      const axes =
+        a.allowEmptyDims && a.dim?.length === 0 ? [] : reductionAxes(a.dim, net.typeOf(a.self).shape.length);
       return [cast(net.net, reduceAxes(net.net, op, x, axes, a.keepdim), out)];
     },
   };
