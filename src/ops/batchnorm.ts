@@ -30,7 +30,11 @@ function channels(op: string, shape: readonly number[]): number {
   return shape[1];
 }
 
-/** The three-result forms: (out, save_mean, save_invstd); PyTorch's CPU kernels return empty stats in eval mode. */
+/**
+ * The three-result forms: (out, save_mean, save_invstd). In eval mode PyTorch's CPU kernels (and export's meta on
+ * the CPU) return empty [0] stats; CUDA's return [C], which the LibTorch fallback slices to these types
+ * (backends/torch/batch-norm-stats.ts).
+ */
 function inferThree(op: string, a: BatchNormArgs, typeOf: TypeOf): TensorType[] {
   const x = typeOf(a.input);
   const c = channels(op, x.shape);

@@ -137,7 +137,9 @@ export const QUANTIZED_LAYER_OPS = opTable(
     evaluate: (a, valueAt) => {
       const { x, w, scale, oc, outDtype } = integerOperands(a, valueAt);
       const acc = convolve(CONV, { ...a, bias: null }, x, w, null);
-      const plane = numel(acc.shape) / (acc.shape[0] * oc);
+      // an unbatched convolution ([C, …] in, [oc, …] out) has no batch dim to divide by
+      const batch = acc.shape.length === w.shape.length ? acc.shape[0] : 1;
+      const plane = numel(acc.shape) / (batch * oc);
       const bias = a.bias === null ? null : nums(valueAt(a.bias));
       return [fromF64(outDtype, acc.shape, epilogue(acc.data as Float64Array, oc, plane, scale, bias))];
     },

@@ -29,6 +29,16 @@ export interface LoweringContext {
    * outputs the node computes (they keep the source's types), else its outputs are new values.
    */
   emit(op: string, args: Record<string, Arg>, outputs?: readonly string[]): string[];
+  /**
+   * Adds a node whose outputs have the given types, for a kernel whose results differ in shape from what the
+   * catalogue infers (CUDA's batch norm stats); `outputs[i]`, where given, is the source output it computes.
+   */
+  emitTyped(
+    op: string,
+    args: Record<string, Arg>,
+    types: readonly TensorType[],
+    outputs?: readonly (string | undefined)[],
+  ): string[];
   /** The source's output `output` is the constant `t`: nothing runs for it. */
   bindConstant(output: string, t: Tensor): void;
 }
@@ -66,6 +76,19 @@ class LoweringBuilder implements LoweringContext {
     const made = this.b.nodeOutputs(op, args, outputs ? outputs.map((o) => this.b.typeOf(o)) : inferred);
     outputs?.forEach((o, i) => {
       this.mapping[o] = made[i];
+    });
+    return made;
+  }
+
+  emitTyped(
+    op: string,
+    args: Record<string, Arg>,
+    types: readonly TensorType[],
+    outputs?: readonly (string | undefined)[],
+  ): string[] {
+    const made = this.b.nodeOutputs(op, args, types);
+    outputs?.forEach((o, i) => {
+      if (o) this.mapping[o] = made[i];
     });
     return made;
   }

@@ -1,14 +1,17 @@
 /**
  * The rule set the LibTorch fallback lowers every node with (`libtorch-lowering` in `--trace-passes`), in the
- * order a node is handled: device moves and other op fixes, in-place → functional, numbers in Tensor slots →
+ * order a node is handled: device moves and other op fixes, eval batch norm's stats, quantization ops → aten
+ * arithmetic (quantize-rewrites.ts), in-place → functional, numbers in Tensor slots →
  * 0-d constants, Scalar arguments → Tensor overloads, convolutions with TF32 off. The first rule that fits a
  * node fires, and what it emits is lowered again by the same set until nothing fires.
  */
 import { type Rule, type RuleSet, ruleSet } from "../../passes/rewrite/rule.js";
+import { BATCH_NORM_STATS } from "./batch-norm-stats.js";
 import { convolutionWithTf32 } from "./conv-precision.js";
 import { loweringRule } from "./lowering-rule.js";
 import { replaceNumberOperands } from "./number-operands.js";
 import { FUNCTIONALIZE, OP_RULES } from "./op-rewrites.js";
+import { QUANTIZATION_RULES } from "./quantize-rewrites.js";
 import { SCALAR_RULES } from "./scalar-rewrites.js";
 
 const NUMBER_OPERANDS = loweringRule({
@@ -39,7 +42,15 @@ const SETS = new Map<boolean, RuleSet>();
 export function libtorchLowering(allowTf32: boolean): RuleSet {
   let set = SETS.get(allowTf32);
   if (!set) {
-    set = ruleSet(OP_RULES, FUNCTIONALIZE, NUMBER_OPERANDS, SCALAR_RULES, convolutionRule(allowTf32));
+    set = ruleSet(
+      OP_RULES,
+      BATCH_NORM_STATS,
+      QUANTIZATION_RULES,
+      FUNCTIONALIZE,
+      NUMBER_OPERANDS,
+      SCALAR_RULES,
+      convolutionRule(allowTf32),
+    );
     SETS.set(allowTf32, set);
   }
   return set;

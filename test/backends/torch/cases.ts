@@ -24,6 +24,7 @@ const f16 = (...shape: number[]): TensorType => ({ dtype: "float16", shape });
 const i64 = (...shape: number[]): TensorType => ({ dtype: "int64", shape });
 const i32 = (...shape: number[]): TensorType => ({ dtype: "int32", shape });
 const b8 = (...shape: number[]): TensorType => ({ dtype: "bool", shape });
+const i8 = (...shape: number[]): TensorType => ({ dtype: "int8", shape });
 
 const T = (name: string): Arg => ({ kind: "tensor", name });
 const F = (value: number): Arg => ({ kind: "float", value });
@@ -289,7 +290,104 @@ export const REWRITE_CASES: readonly RewriteCase[] = [
     { x: f32(2, 3) },
     { self: T("x"), dtype: D("float64") },
   ),
+  // eval-mode batch norm: CUDA's [C] stats sliced to the graph's [0] (batch-norm-stats.ts)
+  ...batchNormCases(),
+  // quantization ops outside LibTorch's dispatcher → aten arithmetic (quantize-rewrites.ts)
+  ...quantizationCases(),
 ];
+
+function batchNormCases(): RewriteCase[] {
+  const inputs = { x: f32(2, 3, 4), w: f32(3), b: f32(3), m: f32(3), v: f32(3) };
+  const affine = { input: T("x"), weight: T("w"), bias: T("b"), running_mean: T("m"), running_var: T("v") };
+  const num = { momentum: F(0.1), eps: F(1e-3) };
+  return [
+    c("batch norm no_training", "aten._native_batch_norm_legit_no_training.default", inputs, {
+      ...affine,
+      ...num,
+    }),
+    c("_native_batch_norm_legit eval", "aten._native_batch_norm_legit.default", inputs, {
+      ...affine,
+      training: B(false),
+      ...num,
+    }),
+    c("native_batch_norm eval", "aten.native_batch_norm.default", inputs, {
+      ...affine,
+      training: B(false),
+      ...num,
+    }),
+  ];
+}
+
+function quantizationCases(): RewriteCase[] {
+  const range = { quant_min: I(-128), quant_max: I(127), dtype: D("int8") };
+  const layer = {
+    input_scale: F(0.1),
+    input_zero_point: I(3),
+    input_quant_min: I(-128),
+    input_quant_max: I(127),
+    weight: T("w"),
+    weight_scales: T("ws"),
+  };
+  return [
+    c(
+      "quantize_per_tensor",
+      "quantized_decomposed.quantize_per_tensor.default",
+      { x: f32(2, 3) },
+      { input: T("x"), scale: F(0.1), zero_point: I(3), ...range },
+    ),
+    c(
+      "quantize_per_tensor.tensor",
+      "quantized_decomposed.quantize_per_tensor.tensor",
+      { x: f32(2, 3), s: f32(1), z: i64(1) },
+      { input: T("x"), scale: T("s"), zero_point: T("z"), ...range },
+    ),
+    c(
+      "dequantize_per_tensor to float16",
+      "quantized_decomposed.dequantize_per_tensor.default",
+      { q: i8(2, 3) },
+      { input: T("q"), scale: F(0.1), zero_point: I(-2), ...range, out_dtype: D("float16") },
+    ),
+    c(
+      "dequantize_per_tensor.tensor",
+      "quantized_decomposed.dequantize_per_tensor.tensor",
+      { q: i8(2, 3), s: f32(1), z: i64(1) },
+      { input: T("q"), scale: T("s"), zero_point: T("z"), ...range },
+    ),
+    c(
+      "quantize_per_channel axis 1",
+      "quantized_decomposed.quantize_per_channel.default",
+      { x: f32(2, 3), s: f32(3), z: i64(3) },
+      { input: T("x"), scales: T("s"), zero_points: T("z"), axis: I(1), ...range },
+    ),
+    c(
+      "dequantize_per_channel, no zero points",
+      "quantized_decomposed.dequantize_per_channel.default",
+      { q: i8(2, 3), s: f32(3) },
+      { input: T("q"), scales: T("s"), zero_points: NONE, axis: I(-1), ...range },
+    ),
+    c(
+      "torchc quantized_linear",
+      "torchc.quantized_linear.default",
+      { x: f32(2, 4), w: i8(3, 4), ws: f32(3), b: f32(3) },
+      { input: T("x"), ...layer, weight_zero_points: NONE, bias: T("b") },
+    ),
+    c(
+      "torchc quantized_convolution",
+      "torchc.quantized_convolution.default",
+      { x: f32(1, 2, 4, 4), w: i8(3, 2, 3, 3), ws: f32(1) },
+      {
+        input: T("x"),
+        ...layer,
+        weight_zero_points: NONE,
+        bias: NONE,
+        stride: L(1, 1),
+        padding: L(1, 1),
+        dilation: L(1, 1),
+        groups: I(1),
+      },
+    ),
+  ];
+}
 
 /** A deterministic PRNG (mulberry32). */
 export function rng(seed: number): () => number {
