@@ -103,4 +103,11 @@ describe("code generation", () => {
       delete process.env.TORCHC_MERGE_GEMV;
     }
   });
+
+  it("keeps squeeze-excite's convolutions apart above batch 8, where the merged kernel measured slower", () => {
+    const gemvs = (batch: number) =>
+      planCudaEngine(mbconvNet(batch), { precision: "fp16" }).summary.filter((s) => s.startsWith("conv(gemv)"));
+    expect(gemvs(8)).toHaveLength(1);
+    expect(gemvs(9)).toHaveLength(2);
+  });
 });

@@ -50,6 +50,12 @@ interface MutableGroupStep {
 
 /** Largest hidden width of a merged gemv pair (its fp32 values sit in 16 KiB of shared memory). */
 export const MAX_EXCITE_HIDDEN = 4096;
+/**
+ * Above this batch the two SE gemvs stay apart: one launch saved is worth less than the merged kernel's lost
+ * parallelism. H100, session 4 run 1 (bench/RESULTS.md): EfficientNet-B0 GPU time merged vs apart 0.389 / 0.394 ms
+ * at batch 1, 3.668 / 3.614 ms at batch 128; the crossover between them was not measured.
+ */
+const MAX_EXCITE_BATCH = 8;
 
 const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
 
@@ -481,6 +487,7 @@ class Scheduler {
     if (readers.length !== 1 || readers[0] !== step.layer) return false;
     // The hidden vector of one sample lives in shared memory (fp32).
     if (this.info(step.x).shape[1] > MAX_EXCITE_HIDDEN) return false;
+    if (this.info(step.x).shape[0] > MAX_EXCITE_BATCH) return false;
     this.steps[this.steps.length - 1] = { ...prev, next: step };
     return true;
   }
