@@ -1,13 +1,19 @@
 /**
  * 2:4 structured sparsity on the GPU (issue 15). First the cuSPARSELt plan alone (device/sparselt-plan.ts):
  * y = act(x·Wᵀ + b) for no activation, ReLU and GELU against a float64 host product of the same fp16 values.
- * Then models pruned 2:4 by fixtures/prune_2_4.py, each compiled fp16
- * dense and with sparseWeights in the same run. Checks every output against PyTorch fp32 on two inputs (max error
- * ≤ 1e-2 of max |reference|), times dense and sparse alternately (CompiledModule.benchmark, median of medians),
- * reads the per-layer GEMM times the build measured from the compile report, prints one table and writes JSON to
- * $OUT/sparsity.json when OUT is set. Asserts the issue's bars: the linear GEMMs (768→768, 768→3072, 3072→768 at
- * M = 1024) ≥ 1.5× faster sparse, the encoder (8 × 128 tokens) ≥ 1.3×, ResNet-50 (batch 32) no slower (3 %
- * noise allowed), the pruned and fine-tuned MNIST CNN within 1 point of the dense one's top-1.
+ * Then the issue's linear microbenchmark, one per shape class (768→768, 768→3072, 3072→768 at M = 1024, with
+ * bias): the cuSPARSELt plan against the dense cuBLASLt plan of the same layer, on the same buffers and stream,
+ * each captured as a CUDA graph of 20 calls and replayed (as the engine replays its graph, so koffi's and the
+ * libraries' host time per call is not what is measured), alternately, median of 5; asserts ≥ 1.5× and that
+ * both give the same y. Then models pruned 2:4 by fixtures/prune_2_4.py, each compiled fp16 dense and with
+ * sparseWeights in the same run. Checks every output against PyTorch fp32 on two inputs (max error ≤ 1e-2 of
+ * max |reference|), that an engine checked the weights (the single-Linear models compile with
+ * requireFullCompilation: their three nodes are below the default minBlockSize and would run in LibTorch),
+ * times dense and sparse alternately (CompiledModule.benchmark, median of medians; module times include the
+ * fp32↔fp16 casts), reads the per-layer GEMM times the build measured from the compile report, prints one
+ * table and writes JSON to $OUT/sparsity.json when OUT is set. Asserts the issue's other bars: the encoder
+ * (8 × 128 tokens) ≥ 1.3×, ResNet-50 (batch 32) no slower (3 % noise allowed), the pruned and fine-tuned MNIST
+ * CNN within 1 point of the dense one's top-1.
  *
  *   bash scripts/gpu.sh test sparsity                                     everything (~5 min)
  *   TORCHC_SPARSE_PART=linears,encoder bash scripts/gpu.sh test sparsity  some parts (linears, encoder, resnet50, mnist)
@@ -23,6 +29,9 @@ import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { CudaContext } from "../../src/backends/cuda/device/context.js";
+import { CudaEvent, timeOnStream } from "../../src/backends/cuda/device/event.js";
+import { captureGraph } from "../../src/backends/cuda/device/graph.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import {
   buildSparseLtPlan,
@@ -34,6 +43,12 @@ import {
   streamCell,
 } from "../../src/backends/cuda/device/sparselt-plan.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
+import {
+  buildLtMatmul,
+  createLtHandle,
+  destroyLtHandle,
+  type MatmulGeometry,
+} from "../../src/backends/cuda/kernels/matmul-cublaslt.js";
 import { randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
@@ -157,12 +172,29 @@ function timeBoth(dense: CompiledModule, sparse: CompiledModule, x: Tensor, reps
   return { denseMs: med(d), sparseMs: med(s) };
 }
 
-async function denseVsSparse(dir: string, name: string, reps: number, note?: string): Promise<Row> {
+/** Fails, naming where the model ran, when no engine of the sparse module checked its weights. */
+function assertEngineChecked(m: CompiledModule, name: string): void {
+  const checked = m.report.runners.some((r) => r.includes("sparse weights (2:4"));
+  const fallback = m.report.partition.fallbackNodes.slice(0, 3).map((f) => `${f.op}: ${f.reason}`);
+  assert.ok(
+    checked,
+    `${name}: no engine checked the weights (runners: ${m.report.runners.join(" | ")}; fallback: ${fallback.join("; ")})`,
+  );
+}
+
+async function denseVsSparse(
+  dir: string,
+  name: string,
+  reps: number,
+  note?: string,
+  extra: CompileOptions = {},
+): Promise<Row> {
   const model = await loadModel(join(dir, `${name}.pt2`));
   assertVaries(readNpy(join(dir, `${name}.output.npy`)), readNpy(join(dir, `${name}.output2.npy`)), name);
-  const dense = await compile(model, FP16);
-  const sparse = await compile(model, { ...FP16, sparseWeights: true });
+  const dense = await compile(model, { ...FP16, ...extra });
+  const sparse = await compile(model, { ...FP16, ...extra, sparseWeights: true });
   try {
+    assertEngineChecked(sparse, name);
     const relativeErrorDense = await checkAgainstPytorch(dense, dir, name);
     const relativeErrorSparse = await checkAgainstPytorch(sparse, dir, name);
     const x = readNpy(join(dir, `${name}.input.npy`));
@@ -264,6 +296,176 @@ describe("the cuSPARSELt plan on the device, against a host product", { skip: no
   }
 });
 
+/** GPU ms per call of `run`, as the engine runs it: a CUDA graph of PER_GRAPH calls, replayed; eager if it cannot be captured. */
+const PER_GRAPH = 20;
+function gpuMsPerCall(stream: Stream, run: () => void): { ms: number; captured: boolean; why?: string } {
+  run();
+  stream.synchronize();
+  let graph: ReturnType<typeof captureGraph>;
+  try {
+    // the engine captures thread-locally too (engine.ts)
+    graph = captureGraph(
+      stream,
+      () => {
+        for (let i = 0; i < PER_GRAPH; i++) run();
+      },
+      { mode: "threadLocal" },
+    );
+  } catch (e) {
+    stream.synchronize();
+    const ms = timeOnStream(stream, run, { warmup: 20, reps: 200 });
+    return { ms, captured: false, why: (e instanceof Error ? e.message : String(e)).split("\n")[0] };
+  }
+  const start = CudaEvent.create();
+  const end = CudaEvent.create();
+  try {
+    graph.upload(stream);
+    graph.launch(stream);
+    start.record(stream);
+    for (let r = 0; r < 10; r++) graph.launch(stream);
+    end.record(stream);
+    end.synchronize();
+    return { ms: end.elapsedSince(start) / (PER_GRAPH * 10), captured: true };
+  } finally {
+    start.destroy();
+    end.destroy();
+    graph.destroy();
+  }
+}
+
+describe("the linear GEMMs alone: cuSPARSELt plan against dense cuBLASLt plan, one per shape class", {
+  skip: noGpu || (PARTS.has("linears") ? false : "TORCHC_SPARSE_PART"),
+}, () => {
+  const m = 1024;
+  const WORKSPACE = 32 << 20;
+  for (const [k, n] of [
+    [768, 768],
+    [768, 3072],
+    [3072, 768],
+  ]) {
+    it(`${k}→${n} at M = ${m} with bias, fp16: sparse ≥ 1.5× faster, the same y`, () => {
+      const r = rng(k + n);
+      const half = (shape: number[], v: Float64Array) => tensorFromNumbers("float16", shape, v);
+      const x = half([m, k], toFloat64Array(randomTensor(r, "float32", [m, k], 1)));
+      const w = half([n, k], prune24(toFloat64Array(randomTensor(r, "float32", [n, k], Math.sqrt(3 / k)))));
+      const b = half([n], toFloat64Array(randomTensor(r, "float32", [n], 0.1)));
+      const stream = Stream.create();
+      const lt = createLtHandle();
+      const handle = SparseLtHandle.create();
+      const [wd, xd] = [w, x].map((t) => DeviceBuffer.from(tensorBytes(t)));
+      const yDense = DeviceBuffer.alloc(m * n * 2);
+      const ySparse = DeviceBuffer.alloc(m * n * 2);
+      const ws = DeviceBuffer.alloc(WORKSPACE);
+      CudaContext.current().synchronize(); // the pageable uploads have landed before the stream reads them
+      let sparsePlan: ReturnType<typeof buildSparseLtPlan> | undefined;
+      let densePlan: { destroy(): void } | undefined;
+      try {
+        const problem = { dtype: "float16", m, n, k, bias: true, activation: "none" } as const;
+        const plan = buildSparseLtPlan(handle, problem, { weight: wd.ptr, bias: tensorBytes(b) }, stream);
+        sparsePlan = plan;
+        const sparseOps = { x: xd.ptr, y: ySparse.ptr, workspace: ws.ptr };
+        searchSparseLtPlan(handle, plan, sparseOps, stream);
+        assert.ok(
+          plan.workspaceBytes <= WORKSPACE,
+          `cuSPARSELt wants ${plan.workspaceBytes} bytes of workspace`,
+        );
+        // the dense plan the engine would build for this layer: x [M,K] row-major, W [N,K] (bT), bias epilogue
+        const geometry: MatmulGeometry = {
+          m,
+          n,
+          k,
+          aT: false,
+          bT: true,
+          batch: 1,
+          strideA: 0,
+          strideB: 0,
+          strideD: m * n,
+          dtype: "float16",
+        };
+        const built = buildLtMatmul(lt, geometry, { bias: true, activation: "none" }, false, WORKSPACE);
+        assert.ok(built.ok, built.ok ? "" : built.reason);
+        const dense = built.plan;
+        densePlan = dense;
+        dense.bind(xd.ptr, wd.ptr, yDense.ptr, plan.biasBuffer!.ptr, ws.ptr);
+        const cell = streamCell(stream);
+        const runSparse = () => runSparseLtPlan(handle, plan, sparseOps, cell);
+        const runDense = () => dense.execute(stream);
+        const d: number[] = [];
+        const s: number[] = [];
+        let captured = true;
+        let why: string | undefined;
+        for (let round = 0; round < 5; round++) {
+          const td = gpuMsPerCall(stream, runDense);
+          const ts = gpuMsPerCall(stream, runSparse);
+          d.push(td.ms);
+          s.push(ts.ms);
+          captured &&= td.captured && ts.captured;
+          why ??= td.why ?? ts.why;
+        }
+        const med = (v: number[]) => [...v].sort((p, q) => p - q)[2];
+        const [denseMs, sparseMs] = [med(d), med(s)];
+        stream.synchronize();
+        const yd = toFloat64Array({
+          dtype: "float16",
+          shape: [m * n],
+          data: yDense.download(new Uint16Array(m * n)),
+        });
+        const ys = toFloat64Array({
+          dtype: "float16",
+          shape: [m * n],
+          data: ySparse.download(new Uint16Array(m * n)),
+        });
+        let diff = 0;
+        let mag = 0;
+        for (let i = 0; i < yd.length; i++) {
+          diff = Math.max(diff, Math.abs(yd[i] - ys[i]));
+          mag = Math.max(mag, Math.abs(yd[i]));
+        }
+        const speedup = denseMs / sparseMs;
+        const values = {
+          m,
+          n,
+          k,
+          denseMs,
+          sparseMs,
+          speedup,
+          captured,
+          ...(why ? { notCaptured: why } : {}),
+          algorithm: plan.algorithm,
+          workspaceBytes: plan.workspaceBytes,
+          version: handle.version(),
+          relativeDiff: diff / mag,
+          rounds: { dense: d, sparse: s },
+        };
+        report(`gemm ${k}→${n}`, values);
+        rows.push({
+          model: `GEMM ${k}→${n}, M=${m}`,
+          denseMs,
+          sparseMs,
+          speedup,
+          sparseLayers: 1,
+          eligibleLayers: 1,
+          relativeErrorDense: 0,
+          relativeErrorSparse: diff / mag,
+          note: `plan against plan (dense cuBLASLt vs cuSPARSELt, bias epilogue), ${captured ? `CUDA graph of ${PER_GRAPH} calls` : `eager: ${why}`}; error column: sparse vs dense y`,
+        });
+        assert.ok(mag > 0 && diff / mag <= 1e-2, `sparse y differs from dense y: ${diff} of ${mag}`);
+        assert.ok(
+          speedup >= 1.5,
+          `GEMM ${k}→${n}: ${denseMs.toFixed(4)} ms dense vs ${sparseMs.toFixed(4)} ms sparse = ${speedup.toFixed(2)}×`,
+        );
+      } finally {
+        if (sparsePlan) destroySparseLtPlan(sparsePlan);
+        densePlan?.destroy();
+        for (const buf of [wd, xd, yDense, ySparse, ws]) buf.free();
+        destroyLtHandle(lt);
+        handle.destroy();
+        stream.destroy();
+      }
+    });
+  }
+});
+
 describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same run", { skip: noGpu }, () => {
   const { dir, why } = noGpu ? { dir: "", why: noGpu } : fixtures();
   const info = why
@@ -278,24 +480,28 @@ describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same ru
     [3072, 768],
   ]) {
     const name = `linear_${k}_${n}`;
-    it(`${name} at M = 1024: the GEMM ≥ 1.5× faster sparse, both within fp16 tolerance`, {
+    it(`${name} at M = 1024 compiled: the layer is found and timed by the build, both within fp16 tolerance`, {
       skip: why || (PARTS.has("linears") ? false : "TORCHC_SPARSE_PART"),
     }, async () => {
+      // three nodes (cast, linear, cast): below the default minBlockSize they would all run in LibTorch
       const row = await denseVsSparse(
         dir,
         name,
         200,
-        "one nn.Linear + bias; module time includes the fp32↔fp16 casts",
+        "one nn.Linear + bias, compiled whole (requireFullCompilation); module time includes the fp32↔fp16 casts",
+        { requireFullCompilation: true },
       );
       const g = row.gemms?.[0];
       assert.ok(g, `${name}: the report lists no sparse-eligible layer`);
+      assert.equal(g.shape, `M=1024 N=${n} K=${k}`);
       assert.ok(g.sparseMs && g.denseMs, `${name}: ${g.reason ?? "no timing"}`);
-      const speedup = g.denseMs / g.sparseMs;
-      report(`${name} gemm`, { speedup, sparseMs: g.sparseMs, denseMs: g.denseMs });
-      assert.ok(
-        speedup >= 1.5,
-        `${name}: GEMM ${g.denseMs} ms dense vs ${g.sparseMs} ms sparse = ${speedup.toFixed(2)}×`,
-      );
+      // the bar itself is asserted on the GEMM microbenchmark above; this is the build's own (eager) timing
+      report(`${name} build timing`, {
+        ran: g.ran,
+        speedup: g.denseMs / g.sparseMs,
+        sparseMs: g.sparseMs,
+        denseMs: g.denseMs,
+      });
     });
   }
 
