@@ -394,7 +394,6 @@ export async function compile(
     requireFullCompilation: options.requireFullCompilation,
   });
   const t2 = performance.now();
-  reportProgress({ phase: "open backend" });
   const backend = await loadBackend(options.backend ?? "reference", options);
   const runners: SegmentRunner[] = [];
   let convertMs = 0;
