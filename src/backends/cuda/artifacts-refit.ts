@@ -84,7 +84,7 @@ export function prepareEngineRefit(
     refused(segment, "its generated kernels differ (a scalar constant folded into kernel code changed)");
   if (plan.memory.arenaBytes !== old.memory.arenaBytes) refused(segment, "its memory plan differs");
   const constants = (p: EnginePlan) => p.network.layers.filter((l) => l.type === "constant");
-  const [was, now] = [constants(old), constants(plan)];
+  const [was, now, holds] = [constants(old), constants(plan), constants(current)];
   if (was.length !== now.length)
     refused(
       segment,
@@ -99,7 +99,7 @@ export function prepareEngineRefit(
     const [infoWas, infoNow] = [old.infos.get(w.output)!, plan.infos.get(l.output)!];
     const expected = numel(infoWas.shape) * DTYPE_BYTES[infoWas.storage];
     // Folding makes new constants (batch norm into conv weights): they live in the folded network.
-    const held = constants(current)[i];
+    const held = holds[i];
     const tensorWas = held?.type === "constant" ? current.network.constants[held.weight] : undefined;
     const tensorNow = plan.network.constants[l.weight];
     const same = infoNow.storage === infoWas.storage && infoNow.layout.join() === infoWas.layout.join();
