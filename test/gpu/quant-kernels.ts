@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { BlasLt } from "../../src/backends/cuda/device/blaslt.js";
 import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
 import {
-  bindQuantLtPlan,
   buildQuantLtPlan,
   destroyQuantLtPlan,
   runQuantLtPlan,
@@ -234,19 +233,98 @@ export function quantizedLayer(
   return built.layer;
 }
 
+/** One quantized kind's timing cells: GPU times, or why cuBLASLt (or the checks) refused it. */
+export interface QuantTiming {
+  readonly gemmMs?: number;
+  readonly layerMs?: number;
+  readonly variant?: string;
+  readonly refused?: string;
+}
+
 export interface TimingRow {
   m: number;
   k: number;
   n: number;
   fp16Ms: number;
-  int8GemmMs: number;
-  int8LayerMs: number;
-  int8Variant: string;
-  fp8GemmMs: number;
-  fp8LayerMs: number;
+  int8: QuantTiming;
+  fp8: QuantTiming;
 }
 
-/** GPU time of fp16 cuBLASLt linear, the int8 and fp8 GEMMs alone, and the whole quantized layers (fp16 I/O). */
+function reasonOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The whole layer's time, then the GEMM alone on already-quantized operands (no bias), for one kind. */
+function timeKind(
+  kind: "int8" | "fp8",
+  m: number,
+  l: FloatLinear,
+  x: DeviceBuffer,
+  out: DeviceBuffer,
+  stream: Stream,
+  handle: bigint | null,
+  workspace: DeviceBuffer,
+  buf: (bytes: number) => DeviceBuffer,
+  opts: { warmup: number; reps: number },
+): QuantTiming {
+  const { k, n } = l;
+  let layer: QuantizedLinear;
+  try {
+    layer = quantizedLayer(handle, workspace, kind, l, m, "float16", 4 / 127, { fastAccum: true });
+  } catch (e) {
+    return { refused: reasonOf(e) };
+  }
+  try {
+    const layerMs = timeOnStream(stream, () => layer.run(x, out, stream), opts);
+    // scales in their own buffers, given to the plan before cuBLASLt's heuristic (as QuantizedLinear does)
+    const sw = buf(4);
+    const sx = buf(4);
+    sw.upload(Float32Array.of(1));
+    sx.upload(Float32Array.of(1));
+    const g = buildQuantLtPlan(
+      handle,
+      { kind, m, n, k, out: "float16", bias: false, fastAccum: true },
+      workspace.bytes,
+      { pointers: () => ({ weightScale: sw.ptr, inputScale: sx.ptr }) },
+    );
+    if (!g.ok) return { layerMs, variant: layer.variant, refused: `GEMM alone: ${g.reason}` };
+    try {
+      const alpha = buf(n * 4);
+      alpha.upload(new Float32Array(n).fill(1));
+      const acc = g.plan.dType === "int32" ? buf(m * n * 4) : out;
+      const xq = buf(m * k);
+      const wq = buf(n * k);
+      const gemmMs = timeOnStream(
+        stream,
+        () =>
+          runQuantLtPlan(
+            handle,
+            g.plan,
+            { xq: xq.ptr, wq: wq.ptr, d: acc.ptr, alpha: alpha.ptr, workspace: workspace.ptr },
+            stream,
+          ),
+        opts,
+      );
+      return { gemmMs, layerMs, variant: layer.variant };
+    } catch (e) {
+      return { layerMs, variant: layer.variant, refused: `GEMM alone: ${reasonOf(e)}` };
+    } finally {
+      stream.synchronize();
+      destroyQuantLtPlan(g.plan);
+    }
+  } catch (e) {
+    return { refused: reasonOf(e) };
+  } finally {
+    stream.synchronize();
+    layer.destroy();
+  }
+}
+
+/**
+ * GPU time of fp16 cuBLASLt linear, the int8 and fp8 GEMMs alone, and the whole quantized layers (fp16 I/O).
+ * A kind cuBLASLt refuses gets its reason instead of times (the correctness tests fail on it; the table should
+ * still show the other columns).
+ */
 export function timeShape(m: number, k: number, n: number, stream: Stream): TimingRow {
   const lt = BlasLt.create();
   const handle = createLtHandle();
@@ -273,52 +351,25 @@ export function timeShape(m: number, k: number, n: number, stream: Stream): Timi
         lt.linear({ x, weight: w, bias, out, m, inFeatures: k, outFeatures: n, dtype: "float16", stream }),
       opts,
     );
-    const row = { m, k, n, fp16Ms } as TimingRow;
-    for (const kind of ["int8", "fp8"] as const) {
-      const layer = quantizedLayer(handle, workspace, kind, l, m, "float16", 4 / 127, { fastAccum: true });
-      try {
-        const layerMs = timeOnStream(stream, () => layer.run(x, out, stream), opts);
-        // the GEMM alone: the same plan kind on already-quantized operands, no bias
-        const g = buildQuantLtPlan(
-          handle,
-          { kind, m, n, k, out: "float16", bias: false, fastAccum: true },
-          workspace.bytes,
-        );
-        if (!g.ok) throw new Error(g.reason);
-        const scales = buf(8);
-        scales.upload(Float32Array.of(1, 1));
-        const alpha = buf(n * 4);
-        alpha.upload(new Float32Array(n).fill(1));
-        const acc = g.plan.dType === "int32" ? buf(m * n * 4) : out;
-        const xq = buf(m * k);
-        const wq = buf(n * k);
-        bindQuantLtPlan(g.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
-        const gemmMs = timeOnStream(
-          stream,
-          () =>
-            runQuantLtPlan(
-              handle,
-              g.plan,
-              { xq: xq.ptr, wq: wq.ptr, d: acc.ptr, alpha: alpha.ptr, workspace: workspace.ptr },
-              stream,
-            ),
-          opts,
-        );
-        destroyQuantLtPlan(g.plan);
-        if (kind === "int8")
-          Object.assign(row, { int8GemmMs: gemmMs, int8LayerMs: layerMs, int8Variant: layer.variant });
-        else Object.assign(row, { fp8GemmMs: gemmMs, fp8LayerMs: layerMs });
-      } finally {
-        layer.destroy();
-      }
-    }
-    return row;
+    const time = (kind: "int8" | "fp8") => timeKind(kind, m, l, x, out, stream, handle, workspace, buf, opts);
+    return { m, k, n, fp16Ms, int8: time("int8"), fp8: time("fp8") };
   } finally {
     stream.synchronize();
     for (const b of owned) b.free();
     destroyLtHandle(handle);
     lt.destroy();
   }
+}
+
+/** The table's cells for one kind: GEMM, layer, variant, layer / fp16 — or "refused: …" across them. */
+export function timingCells(t: QuantTiming, fp16Ms: number, withVariant: boolean): string[] {
+  const ms = (v: number | undefined) => (v === undefined ? "—" : `${(v * 1000).toFixed(1)} µs`);
+  const cells = [ms(t.gemmMs), ms(t.layerMs)];
+  if (withVariant) cells.push(t.variant ?? "—");
+  cells.push(t.layerMs === undefined ? "—" : (t.layerMs / fp16Ms).toFixed(2));
+  // the GEMM cell holds the reason (the layer's cells stay when only the GEMM-alone plan was refused)
+  if (t.refused) cells[0] = `refused: ${t.refused.replaceAll("|", "/")}`;
+  return cells;
 }
 
 /**

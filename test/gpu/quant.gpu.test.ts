@@ -59,6 +59,7 @@ import {
   relative,
   type TimingRow,
   timeShape,
+  timingCells,
   uploadAs,
 } from "./quant-kernels.js";
 import { gpuReporter, openGpu } from "./support.js";
@@ -340,6 +341,8 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
             });
             const out = DeviceBuffer.alloc(M * l.n * (dtype === "float16" ? 2 : 4));
             owned.push(out);
+            // the plan first, so a failing run below still shows which variant ran and what was refused
+            report(`${kind} ${dtype} layer ${i} plan`, { variant: layer.variant, refused: layer.refused });
             try {
               layer.run(input, out, stream);
               stream.synchronize();
@@ -506,8 +509,15 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
               errs.push(relative(toFloat64Array(y), refs[i]));
             }
             report(`engine MLP ${precision} ${mode} vs int8 reference`, { relative: errs, int8 });
-            // fp16 storage may move a hidden value across a rounding boundary of its quantization step
-            const bound = precision === "fp32" ? 1e-5 : 5e-3;
+            // Not bit-exact in any mode: the hidden activation is requantized (int8, step max|h| / 127 ≈ 0.01
+            // here) before the second layer, and a value that lands within an ulp of a rounding boundary of that
+            // step may round the other way when computed by other arithmetic than the reference's. The
+            // simulated path sums the dequantized products in a float GEMM (cuBLASLt's order and fused
+            // multiply-adds, not the reference's f32(Σ int32) · alpha), fp16 stores the hidden in half; each
+            // flipped element moves outputs by one step × a weight (≈ 1e-4 against max |y| ≈ 0.35 here). The
+            // H100 run measured 6.1e-4 and 2.9e-3 for the simulated fp32 engine (x2 is 1.5× the calibration
+            // input: more values at boundaries). A wrong scale, bias or layout errs by 1e-1 or more.
+            const bound = 5e-3;
             for (const e of errs) assert.ok(e <= bound, `${precision} ${mode}: ${e} > ${bound}`);
             assert.equal(errs[0], errs[2], "the same input twice gives the same output");
           } finally {
@@ -552,11 +562,15 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
     console.log(
       [
         "",
-        "| M | K→N | fp16 cuBLASLt (+bias) | int8 GEMM | int8 layer (quantize+GEMM+epilogue) | int8 variant | fp8 GEMM (per-tensor, fast accum) | fp8 layer | int8 layer / fp16 | fp8 layer / fp16 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| M | K→N | fp16 cuBLASLt (+bias) | int8 GEMM | int8 layer (quantize+GEMM+epilogue) | int8 variant | int8 layer / fp16 | fp8 GEMM (per-tensor, fast accum) | fp8 layer | fp8 variant | fp8 layer / fp16 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ...rows.map(
           (r) =>
-            `| ${r.m} | ${r.k}→${r.n} | ${ms(r.fp16Ms)} | ${ms(r.int8GemmMs)} | ${ms(r.int8LayerMs)} | ${r.int8Variant} | ${ms(r.fp8GemmMs)} | ${ms(r.fp8LayerMs)} | ${(r.int8LayerMs / r.fp16Ms).toFixed(2)} | ${(r.fp8LayerMs / r.fp16Ms).toFixed(2)} |`,
+            [
+              `| ${r.m} | ${r.k}→${r.n} | ${ms(r.fp16Ms)}`,
+              ...timingCells(r.int8, r.fp16Ms, true),
+              ...timingCells(r.fp8, r.fp16Ms, true),
+            ].join(" | ") + " |",
         ),
       ].join("\n"),
     );

@@ -10,6 +10,7 @@ import { tensorFromNumbers } from "../../src/ir/tensor.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
+import { normals, quantizedMlp } from "../gpu/quant-kernels.js";
 import { tinyCnn } from "./tiny-cnn.js";
 
 describe("int8 grid recovery", () => {
@@ -76,4 +77,23 @@ describe("quantized matmul steps of a planned engine", () => {
     const relu = quantizedMatmulSite({ ...q, activation: "relu" }, plan);
     expect(relu.kind === "int8" && relu.spec.activation).toBe("relu");
   });
+
+  // The graph the GPU test (quant.gpu.test.ts, "engine with TORCHC_QUANT_KERNELS=1") builds: its H100 run
+  // failed on the simulated engine's bound before the int8 engine was built, so its empty int8 list was the
+  // simulated mode's. Both layers must be sites at both precisions for the int8 mode's "2 layers" assertion.
+  for (const precision of ["fp32", "fp16"] as const)
+    it(`finds both layers of the GPU test's quantized 768→3072(relu)→768 MLP (${precision})`, () => {
+      const plan = planCudaEngine(convertGraph(quantizedMlp(normals(64 * 768, 51, 1), 64)), { precision });
+      const sites = plan.steps
+        .filter((s): s is MatmulStep => s.kind === "matmul")
+        .map((s) => quantizedMatmulSite(s, plan));
+      expect(
+        sites.map((s) =>
+          s.kind === "int8" ? [s.spec.inFeatures, s.spec.outFeatures, s.spec.activation] : s,
+        ),
+      ).toEqual([
+        [768, 3072, "relu"],
+        [3072, 768, "none"],
+      ]);
+    });
 });

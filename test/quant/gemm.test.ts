@@ -159,6 +159,11 @@ describe("quantized GEMM eligibility", () => {
       "fp8-channel-bias",
       "fp8-channel",
     ]);
+    // cuBLASLt's fp8 bias for an fp32 output is bf16: torchc adds the fp32 bias itself instead
+    expect(quantLtVariants({ ...base, kind: "fp8", out: "float32" })).toEqual(["fp8"]);
+    expect(quantLtVariants({ ...base, kind: "fp8", out: "float32", fp8Scales: "channel" })).toEqual([
+      "fp8-channel",
+    ]);
   });
 
   it("checks a layer's weights, scales and ranges before anything reaches the device", () => {
@@ -508,25 +513,33 @@ native("quantized plans through the fake cuBLASLt", () => {
     const sw = f(0.1 / 448);
     const xq = Uint8Array.from(x, (v) => e4m3Bits(f(v * f(1 / sx))));
     const wq = Uint8Array.from(w, (v) => e4m3Bits(v / sw));
-    const built = plans.buildQuantLtPlan(handle, { kind: "fp8", m, n, k, out: "float32", bias: false }, 1024);
-    if (!built.ok) throw new Error(built.reason);
-    expect(built.plan.variant).toBe("fp8");
-    const scales = device.DeviceBuffer.from(Float32Array.of(sw, sx));
     const bufs = {
       xq: device.DeviceBuffer.from(xq),
       wq: device.DeviceBuffer.from(wq),
+      sw: device.DeviceBuffer.from(Float32Array.of(sw)),
+      sx: device.DeviceBuffer.from(Float32Array.of(sx)),
       d: device.DeviceBuffer.alloc(m * n * 4),
+      workspace: device.DeviceBuffer.alloc(1 << 20),
     };
+    const pointers = () => ({ weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr });
+    const built = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m, n, k, out: "float32", bias: false },
+      bufs.workspace.bytes,
+      { pointers },
+    );
+    if (!built.ok) throw new Error(built.reason);
+    expect(built.plan.variant).toBe("fp8");
+    // the fake's fp8 algorithms take 4 KiB of workspace where allowed; less is INVALID_VALUE, as documented
+    expect(built.plan.workspaceBytes).toBe(4096);
     expect(() => plans.bindQuantLtPlan(built.plan, {})).toThrow(
       "fp8 plan: weight and input scales are required",
     );
-    plans.bindQuantLtPlan(built.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
-    plans.runQuantLtPlan(
-      handle,
-      built.plan,
-      { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null },
-      null,
+    const operands = { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr };
+    expect(() => plans.runQuantLtPlan(handle, built.plan, { ...operands, workspace: null }, null)).toThrow(
+      /CUBLAS_STATUS_FAKE|INVALID_VALUE|status 7/,
     );
+    plans.runQuantLtPlan(handle, built.plan, { ...operands, workspace: bufs.workspace.ptr }, null);
     const got = bufs.d.download(new Float32Array(m * n));
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {
@@ -535,7 +548,129 @@ native("quantized plans through the fake cuBLASLt", () => {
         expect(got[i * n + j]).toBeCloseTo(s, 5);
       }
     plans.destroyQuantLtPlan(built.plan);
+    for (const b of Object.values(bufs)) b.free();
+  });
+
+  it("fp8: scale pointers set after the heuristic, one 4 bytes into a buffer, are refused by cublasLtMatmul (as on the H100)", async () => {
+    const { device, plans, handle } = await setup();
+    const scales = device.DeviceBuffer.from(Float32Array.of(0.01, 0.02));
+    const bufs = {
+      xq: device.DeviceBuffer.alloc(2 * 16),
+      wq: device.DeviceBuffer.alloc(16 * 16),
+      d: device.DeviceBuffer.alloc(2 * 16 * 4),
+    };
+    const p = { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: false } as const;
+    const late = plans.buildQuantLtPlan(handle, p, 0);
+    if (!late.ok) throw new Error(late.reason);
+    plans.bindQuantLtPlan(late.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
+    const operands = { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null };
+    expect(() => plans.runQuantLtPlan(handle, late.plan, operands, null)).toThrow(
+      /cublasLtMatmul\(fp8 2x16x16\) failed: CUBLAS_STATUS_NOT_SUPPORTED/,
+    );
+    // the same pointers given to the heuristic: it picks an algorithm that takes them
+    const early = plans.buildQuantLtPlan(handle, p, 0, {
+      pointers: () => ({ weightScale: scales.ptr, inputScale: scales.ptr + 4n }),
+    });
+    if (!early.ok) throw new Error(early.reason);
+    plans.runQuantLtPlan(handle, early.plan, operands, null);
+    // and C = D (what the H100 run passed; PyTorch's scaled_gemm: C must be neither D nor NULL) is refused
+    const { CUBLASLT } = await import("../../src/ffi/cublaslt.js");
+    const [la, lb, ld] = early.plan.layouts;
+    const one = Float32Array.of(1);
+    const zero = Float32Array.of(0);
+    const call = (c: bigint | null) =>
+      CUBLASLT.fn.cublasLtMatmul(
+        handle,
+        early.plan.desc,
+        one,
+        bufs.wq.ptr,
+        la,
+        bufs.xq.ptr,
+        lb,
+        zero,
+        c,
+        ld,
+        bufs.d.ptr,
+        ld,
+        early.plan.algo,
+        null,
+        0,
+        null,
+      );
+    expect([call(bufs.d.ptr), call(null), call(bufs.wq.ptr)]).toEqual([15, 15, 0]);
+    for (const plan of [late.plan, early.plan]) plans.destroyQuantLtPlan(plan);
     for (const b of [...Object.values(bufs), scales]) b.free();
+  });
+
+  it("fp8: a heuristic algorithm cublasLtMatmul refuses is skipped by the trial run, the reason kept", async () => {
+    const { device, plans, handle } = await setup();
+    const ffi = await import("../../src/ffi/index.js");
+    const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
+    const refuseFirst = lib.func("void fake_cublaslt_refuse_first_algo(int on)") as (on: number) => void;
+    const scales = [
+      device.DeviceBuffer.from(Float32Array.of(1)),
+      device.DeviceBuffer.from(Float32Array.of(1)),
+    ];
+    const bufs = {
+      xq: device.DeviceBuffer.alloc(32),
+      wq: device.DeviceBuffer.alloc(256),
+      d: device.DeviceBuffer.alloc(128),
+    };
+    const p = { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: false } as const;
+    const tried: number[] = [];
+    const probe = (plan: import("../../src/backends/cuda/device/blaslt-quant.js").QuantLtPlan) => {
+      tried.push(plan.algo[1]);
+      return plans.launchQuantLtPlan(
+        handle,
+        plan,
+        { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null },
+        null,
+      );
+    };
+    const pointers = () => ({ weightScale: scales[0].ptr, inputScale: scales[1].ptr });
+    refuseFirst(1);
+    try {
+      const built = plans.buildQuantLtPlan(handle, p, 0, { pointers, probe });
+      if (!built.ok) throw new Error(built.reason);
+      expect(tried).toEqual([0, 1]);
+      expect(built.plan.algo[1]).toBe(1);
+      plans.destroyQuantLtPlan(built.plan);
+      // no algorithm runs: the variant is refused with each algorithm's status
+      const none = plans.buildQuantLtPlan(handle, p, 0, { pointers, probe: () => 15 });
+      expect(none.ok).toBe(false);
+      if (!none.ok)
+        expect(none.reason).toMatch(
+          /fp8: cublasLtMatmul\(fp8 2x16x16, trial run\) failed: .*algorithm 1 of 2: CUBLAS_STATUS_NOT_SUPPORTED, algorithm 2 of 2/,
+        );
+    } finally {
+      refuseFirst(0);
+      for (const b of [...Object.values(bufs), ...scales]) b.free();
+    }
+  });
+
+  it("fp8: documented type rules: C of D's type, bias of D's type (bf16 for an fp32 D)", async () => {
+    const { plans, handle } = await setup();
+    const scales = { weightScale: 256n, inputScale: 512n };
+    const fp16 = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true },
+      0,
+      { pointers: () => ({ ...scales, bias: 768n }) },
+    );
+    if (!fp16.ok) throw new Error(fp16.reason);
+    expect(fp16.plan.variant).toBe("fp8-bias");
+    expect(fp16.plan.post).toEqual({ scale: false, bias: false });
+    plans.destroyQuantLtPlan(fp16.plan);
+    const fp32 = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: true },
+      0,
+      { pointers: () => scales },
+    );
+    if (!fp32.ok) throw new Error(fp32.reason);
+    expect(fp32.plan.variant).toBe("fp8");
+    expect(fp32.plan.post).toEqual({ scale: false, bias: true });
+    plans.destroyQuantLtPlan(fp32.plan);
   });
 
   it("fp8 with outer-vector scales: one weight scale per output channel, one input scale per row", async () => {
@@ -548,13 +683,6 @@ native("quantized plans through the fake cuBLASLt", () => {
     const wq = Uint8Array.from({ length: n * k }, () => e4m3Bits((r() - 0.5) * 100));
     const sw = Float32Array.from({ length: n }, () => f(0.001 + r() * 0.01));
     const sx = Float32Array.from({ length: m }, () => f(0.01 + r() * 0.01));
-    const built = plans.buildQuantLtPlan(
-      handle,
-      { kind: "fp8", m, n, k, out: "float32", bias: false, fp8Scales: "channel" },
-      1024,
-    );
-    if (!built.ok) throw new Error(built.reason);
-    expect(built.plan.variant).toBe("fp8-channel");
     const bufs = {
       xq: device.DeviceBuffer.from(xq),
       wq: device.DeviceBuffer.from(wq),
@@ -562,7 +690,14 @@ native("quantized plans through the fake cuBLASLt", () => {
       sx: device.DeviceBuffer.from(sx),
       d: device.DeviceBuffer.alloc(m * n * 4),
     };
-    plans.bindQuantLtPlan(built.plan, { weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr });
+    const built = plans.buildQuantLtPlan(
+      handle,
+      { kind: "fp8", m, n, k, out: "float32", bias: false, fp8Scales: "channel" },
+      1024,
+      { pointers: () => ({ weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr }) },
+    );
+    if (!built.ok) throw new Error(built.reason);
+    expect(built.plan.variant).toBe("fp8-channel");
     plans.runQuantLtPlan(
       handle,
       built.plan,
@@ -643,18 +778,71 @@ native("quantized plans through the fake cuBLASLt", () => {
     }
   });
 
+  it("QuantizedLinear fp8: scales in their own buffers, set before the heuristic; a refused algorithm is skipped at creation", async () => {
+    const { device, handle } = await setup();
+    const ffi = await import("../../src/ffi/index.js");
+    const { QuantizedLinear } = await import("../../src/backends/cuda/kernels/quantized-linear.js");
+    const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
+    const refuseFirst = lib.func("void fake_cublaslt_refuse_first_algo(int on)") as (on: number) => void;
+    const cuda = ffi.koffi().load(ffi.CUDA.load().path);
+    const live = cuda.func("int fake_live_allocations(void)") as () => number;
+    const before = live();
+    const r = rng(6);
+    const layer = (dtype: "float16" | "float32") => ({
+      kind: "fp8" as const,
+      m: 2,
+      inFeatures: 16,
+      outFeatures: 16,
+      dtype,
+      inputScale: 0.01,
+      bias: Float32Array.from({ length: 16 }, () => r() - 0.5),
+      weight: Uint8Array.from({ length: 256 }, () => e4m3Bits((r() - 0.5) * 400)),
+      weightScale: 0.002,
+    });
+    const workspace = device.DeviceBuffer.alloc(1 << 20);
+    refuseFirst(1);
+    try {
+      const half = QuantizedLinear.create(handle, layer("float16"), workspace);
+      if (!half.ok) throw new Error(half.reason);
+      expect([half.layer.variant, half.layer.plan.algo[1], half.layer.plan.workspaceBytes]).toEqual([
+        "fp8-bias",
+        1,
+        4096,
+      ]);
+      // weight, quantized input, weight scale, input scale, fp32 bias, fp16 bias (the trial output is freed)
+      expect(live() - before).toBe(1 + 6);
+      half.layer.destroy();
+      const single = QuantizedLinear.create(handle, layer("float32"), workspace);
+      if (!single.ok) throw new Error(single.reason);
+      expect([single.layer.variant, single.layer.plan.post]).toEqual(["fp8", { scale: false, bias: true }]);
+      single.layer.destroy();
+    } finally {
+      refuseFirst(0);
+      workspace.free();
+    }
+    expect(live()).toBe(before);
+  });
+
   it("a problem no variant can run is refused with every variant's reason", async () => {
     const { plans, handle } = await setup();
-    // the fake computes fp32 results only: an fp16 output is NOT_SUPPORTED for both fp8 variants
-    const built = plans.buildQuantLtPlan(
-      handle,
-      { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true },
-      1024,
-    );
+    const ffi = await import("../../src/ffi/index.js");
+    const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
+    const refuseOuter = lib.func("void fake_cublaslt_refuse_outer_vec(int on)") as (on: number) => void;
+    refuseOuter(1);
+    let built: ReturnType<typeof plans.buildQuantLtPlan>;
+    try {
+      built = plans.buildQuantLtPlan(
+        handle,
+        { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true, fp8Scales: "channel" },
+        1024,
+      );
+    } finally {
+      refuseOuter(0);
+    }
     expect(built.ok).toBe(false);
     if (!built.ok) {
       expect(built.reason).toMatch(
-        /^cuBLASLt refused every fp8 variant \(fp8-bias: .*NOT_SUPPORTED.*; fp8: .*NOT_SUPPORTED/,
+        /^cuBLASLt refused every fp8 variant \(fp8-channel-bias: .*NOT_SUPPORTED.*; fp8-channel: .*NOT_SUPPORTED/,
       );
     }
     const misaligned = plans.buildQuantLtPlan(

@@ -117,14 +117,25 @@ function matrixLayout(p: LtProblem, l: LtLayout, stride: number, what: string, m
   return out[0];
 }
 
-/** The first algorithm the heuristic returns that succeeded and fits `maxWorkspace` (also blaslt-quant.ts's). */
-export function pickLtAlgo(
+/** One heuristic answer: the algorithm (64 bytes) and the workspace it needs. */
+export interface LtAlgo {
+  readonly algo: Uint8Array;
+  readonly workspaceBytes: number;
+}
+
+/**
+ * Every algorithm the heuristic returns (up to REQUESTED_ALGOS, best first) that succeeded and fits
+ * `maxWorkspace`; throws CublasError when there is none. cuBLASLt documents that a heuristic answer does not
+ * guarantee the matmul runs (cublasLtMatmulAlgoCheck: "will fail if e.g. buffers are not correctly aligned"),
+ * so callers that can try a run (blaslt-quant.ts) walk the list.
+ */
+export function ltAlgoCandidates(
   handle: Ptr,
   desc: Ptr,
   layouts: readonly [Ptr, Ptr, Ptr],
   maxWorkspace: number,
   what: string,
-): { algo: Uint8Array; workspaceBytes: number } {
+): LtAlgo[] {
   const f = CUBLASLT.fn;
   const pref: OutPtr = [null];
   try {
@@ -153,21 +164,35 @@ export function pickLtAlgo(
       ),
     );
     const view = new DataView(results.buffer);
+    const out: LtAlgo[] = [];
     for (let i = 0; i < returned[0]; i++) {
       const base = i * HEURISTIC_RESULT.size;
       if (view.getInt32(base + HEURISTIC_RESULT.state, true) !== 0) continue;
       const workspaceBytes = Number(view.getBigUint64(base + HEURISTIC_RESULT.workspaceSize, true));
       if (workspaceBytes > maxWorkspace) continue;
-      return { algo: results.slice(base, base + HEURISTIC_RESULT.algoBytes), workspaceBytes };
+      out.push({ algo: results.slice(base, base + HEURISTIC_RESULT.algoBytes), workspaceBytes });
     }
-    throw new CublasError(
-      `cublasLtMatmulAlgoGetHeuristic(${what})`,
-      15,
-      `no usable algorithm among ${returned[0]} returned`,
-    );
+    if (out.length === 0)
+      throw new CublasError(
+        `cublasLtMatmulAlgoGetHeuristic(${what})`,
+        15,
+        `no usable algorithm among ${returned[0]} returned`,
+      );
+    return out;
   } finally {
     if (pref[0] !== null) f.cublasLtMatmulPreferenceDestroy(pref[0]);
   }
+}
+
+/** The first algorithm the heuristic returns that succeeded and fits `maxWorkspace`. */
+export function pickLtAlgo(
+  handle: Ptr,
+  desc: Ptr,
+  layouts: readonly [Ptr, Ptr, Ptr],
+  maxWorkspace: number,
+  what: string,
+): LtAlgo {
+  return ltAlgoCandidates(handle, desc, layouts, maxWorkspace, what)[0];
 }
 
 /** Plans `p` on `handle`; throws CublasError (status and reason) when cuBLASLt cannot. */

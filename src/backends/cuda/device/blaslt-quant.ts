@@ -9,6 +9,17 @@
  * alpha vector); int8 in with fp16/fp32 out is tried first and, where refused, the plan falls back to an int32
  * result that the caller scales per channel (kernels/matmul-int8.ts). Each plan says which variant it is and
  * why the earlier ones were refused.
+ *
+ * fp8 (cuBLASLt's fp8 rules: TN only, compute 32F, scale type 32F, C of D's type, 16-byte aligned operands):
+ * a bias epilogue only for fp16/bf16 outputs (its type is the output's). For an fp32 output cuBLASLt's fp8
+ * bias is bf16 (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE; PyTorch refuses a bias for fp32 scaled_mm
+ * outright), which would round the model's bias, so torchc adds the fp32 bias itself.
+ * On an H100 (cuBLASLt 13.1) fp8 plans were accepted by the heuristic and refused by cublasLtMatmul
+ * (NOT_SUPPORTED). Three differences from what PyTorch's scaled_gemm does on that cuBLASLt are gone: C is now
+ * a pointer other than D (fp8 refuses C = D or NULL, per PyTorch's comment), the scale and bias pointers are
+ * set before the heuristic (cublasLt.h: it reads such pointers' values for the alignment it may assume), and
+ * each scale has its own allocation (the input scale sat 4 bytes into the weight scale's buffer). Where the
+ * caller can run the plan (QuantizedLinear's probe), each heuristic answer is tried until one runs.
  */
 import {
   CUBLAS_COMPUTE,
@@ -19,9 +30,9 @@ import {
   MATRIX_SCALE,
   POINTER_MODE,
 } from "../../../ffi/cublaslt.js";
-import { checkCublas } from "../../../ffi/status.js";
+import { CublasError, checkCublas, cublasStatusName } from "../../../ffi/status.js";
 import type { OutPtr, Ptr } from "../../../ffi/types.js";
-import { type LtHandle, pickLtAlgo } from "./blaslt-plan.js";
+import { type LtHandle, ltAlgoCandidates } from "./blaslt-plan.js";
 import { ltRecipe } from "./matmul-layout.js";
 import { type Stream, streamHandle } from "./stream.js";
 
@@ -123,9 +134,11 @@ export function quantLtRefusal(p: QuantLtProblem): string | null {
 
 /** The variants to try for `p`, best first. */
 export function quantLtVariants(p: QuantLtProblem): QuantLtVariant[] {
+  // fp8 with an fp32 output: cuBLASLt's bias would be bf16, so the bias is added in fp32 after the GEMM
+  const fp8Bias = p.bias && p.out !== "float32";
   if (p.kind === "fp8" && p.fp8Scales === "channel")
-    return p.bias ? ["fp8-channel-bias", "fp8-channel"] : ["fp8-channel"];
-  if (p.kind === "fp8") return p.bias ? ["fp8-bias", "fp8"] : ["fp8"];
+    return fp8Bias ? ["fp8-channel-bias", "fp8-channel"] : ["fp8-channel"];
+  if (p.kind === "fp8") return fp8Bias ? ["fp8-bias", "fp8"] : ["fp8"];
   if (p.relu) return ["int8-int32"];
   return p.bias ? ["int8-vector-bias", "int8-vector", "int8-int32"] : ["int8-vector", "int8-int32"];
 }
@@ -196,6 +209,15 @@ function variantTypes(p: QuantLtProblem, v: QuantLtVariant): VariantTypes {
   }
 }
 
+/**
+ * What a caller that owns the buffers gives the plan builder: the pointers each variant's descriptor holds
+ * (set before the heuristic), and a trial run of a candidate plan that answers cuBLASLt's status.
+ */
+export interface QuantLtBuildHooks {
+  readonly pointers?: (variant: QuantLtVariant) => QuantLtScales;
+  readonly probe?: (plan: QuantLtPlan) => number;
+}
+
 /** One variant's descriptor, layouts and algorithm; throws CublasError when cuBLASLt refuses it. */
 function buildVariant(
   handle: LtHandle,
@@ -203,6 +225,7 @@ function buildVariant(
   v: QuantLtVariant,
   maxWorkspace: number,
   refused: readonly string[],
+  hooks: QuantLtBuildHooks,
 ): QuantLtPlan {
   const f = CUBLASLT.fn;
   const t = variantTypes(p, v);
@@ -218,7 +241,7 @@ function buildVariant(
       setDesc(desc, MATMUL_DESC.POINTER_MODE, new Int32Array([t.pointerMode]), "POINTER_MODE");
     if (t.epilogue !== EPILOGUE.DEFAULT) {
       setDesc(desc, MATMUL_DESC.EPILOGUE, new Uint32Array([t.epilogue]), "EPILOGUE");
-      // int8 biases are float32 (the alpha·acc sum is fp32); fp8 biases have the output's type
+      // int8 biases are float32 (the alpha·acc sum is fp32); fp8 biases have the (fp16/bf16) output's type
       const biasType = p.kind === "int8" ? CUDA_R.f32 : OUT_TYPE[p.out];
       setDesc(desc, MATMUL_DESC.BIAS_DATA_TYPE, new Int32Array([biasType]), "BIAS_DATA_TYPE");
     }
@@ -228,6 +251,7 @@ function buildVariant(
       setDesc(desc, MATMUL_DESC.A_SCALE_MODE, new Int32Array([t.scaleMode]), "A_SCALE_MODE");
       setDesc(desc, MATMUL_DESC.B_SCALE_MODE, new Int32Array([t.scaleMode]), "B_SCALE_MODE");
     }
+    if (hooks.pointers) bindDesc(desc, p, v, hooks.pointers(v));
     const layout = (type: number, l: { rows: number; cols: number; ld: number }, what: string): Ptr => {
       const out: OutPtr = [null];
       checkCublas(
@@ -243,18 +267,31 @@ function buildVariant(
       layout(t.d, recipe.d, "D"),
     ] as const;
     const what = `${v} ${p.m}x${p.n}x${p.k}`;
-    const { algo, workspaceBytes } = pickLtAlgo(handle, desc, layouts, maxWorkspace, what);
-    return {
-      problem: p,
-      variant: v,
-      desc,
-      layouts,
-      algo,
-      workspaceBytes,
-      dType: t.dType,
-      post: t.post,
-      refused,
-    };
+    const candidates = ltAlgoCandidates(handle, desc, layouts, maxWorkspace, what);
+    const failed: string[] = [];
+    let status = 0;
+    for (const [i, c] of candidates.entries()) {
+      const plan: QuantLtPlan = {
+        problem: p,
+        variant: v,
+        desc,
+        layouts,
+        algo: c.algo,
+        workspaceBytes: c.workspaceBytes,
+        dType: t.dType,
+        post: t.post,
+        refused,
+      };
+      if (!hooks.probe) return plan;
+      status = hooks.probe(plan);
+      if (status === 0) return plan;
+      failed.push(`algorithm ${i + 1} of ${candidates.length}: ${cublasStatusName(status)}`);
+    }
+    throw new CublasError(
+      `cublasLtMatmul(${what}, trial run)`,
+      status,
+      `the heuristic's algorithms all refused to run (${failed.join(", ")})`,
+    );
   } catch (e) {
     f.cublasLtMatmulDescDestroy(desc);
     for (const l of made) f.cublasLtMatrixLayoutDestroy(l);
@@ -267,13 +304,18 @@ export type QuantLtBuild =
   | { readonly ok: false; readonly reason: string };
 
 /** The first variant of `p` cuBLASLt accepts, or why none can run (the rule that failed, or each refusal). */
-export function buildQuantLtPlan(handle: LtHandle, p: QuantLtProblem, maxWorkspace: number): QuantLtBuild {
+export function buildQuantLtPlan(
+  handle: LtHandle,
+  p: QuantLtProblem,
+  maxWorkspace: number,
+  hooks: QuantLtBuildHooks = {},
+): QuantLtBuild {
   const why = quantLtRefusal(p);
   if (why) return { ok: false, reason: why };
   const refused: string[] = [];
   for (const v of quantLtVariants(p)) {
     try {
-      return { ok: true, plan: buildVariant(handle, p, v, maxWorkspace, [...refused]) };
+      return { ok: true, plan: buildVariant(handle, p, v, maxWorkspace, [...refused], hooks) };
     } catch (e) {
       refused.push(`${v}: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -287,10 +329,10 @@ export function destroyQuantLtPlan(plan: QuantLtPlan): void {
   for (const l of plan.layouts) f.cublasLtMatrixLayoutDestroy(l);
 }
 
-function setPointer(plan: QuantLtPlan, attr: number, ptr: bigint, what: string): void {
+function setPointer(desc: Ptr, attr: number, ptr: bigint, what: string): void {
   checkCublas(
     `cublasLtMatmulDescSetAttribute(${what})`,
-    CUBLASLT.fn.cublasLtMatmulDescSetAttribute(plan.desc, attr, new BigUint64Array([ptr]), 8),
+    CUBLASLT.fn.cublasLtMatmulDescSetAttribute(desc, attr, new BigUint64Array([ptr]), 8),
   );
 }
 
@@ -308,17 +350,24 @@ export interface QuantLtScales {
   readonly bias?: bigint;
 }
 
-/** Points the plan's descriptor at its scale and bias buffers (once, before running or capturing it). */
-export function bindQuantLtPlan(plan: QuantLtPlan, s: QuantLtScales): void {
-  if (plan.variant.endsWith("-bias")) {
-    if (!s.bias) throw new Error(`${plan.variant}: no bias buffer`);
-    setPointer(plan, MATMUL_DESC.BIAS_POINTER, s.bias, "BIAS_POINTER");
+function bindDesc(desc: Ptr, p: QuantLtProblem, v: QuantLtVariant, s: QuantLtScales): void {
+  if (v.endsWith("-bias")) {
+    if (!s.bias) throw new Error(`${v}: no bias buffer`);
+    setPointer(desc, MATMUL_DESC.BIAS_POINTER, s.bias, "BIAS_POINTER");
   }
-  if (plan.problem.kind === "fp8") {
+  if (p.kind === "fp8") {
     if (!s.weightScale || !s.inputScale) throw new Error("fp8 plan: weight and input scales are required");
-    setPointer(plan, MATMUL_DESC.A_SCALE_POINTER, s.weightScale, "A_SCALE_POINTER");
-    setPointer(plan, MATMUL_DESC.B_SCALE_POINTER, s.inputScale, "B_SCALE_POINTER");
+    setPointer(desc, MATMUL_DESC.A_SCALE_POINTER, s.weightScale, "A_SCALE_POINTER");
+    setPointer(desc, MATMUL_DESC.B_SCALE_POINTER, s.inputScale, "B_SCALE_POINTER");
   }
+}
+
+/**
+ * Points the plan's descriptor at its scale and bias buffers (before running or capturing it). Plans built
+ * with `hooks.pointers` are bound already; rebinding to other buffers should keep their alignment.
+ */
+export function bindQuantLtPlan(plan: QuantLtPlan, s: QuantLtScales): void {
+  bindDesc(plan.desc, plan.problem, plan.variant, s);
 }
 
 const ONE_I32 = new Int32Array([1]);
@@ -326,20 +375,32 @@ const ZERO_I32 = new Int32Array([0]);
 const ONE_F32 = new Float32Array([1]);
 const ZERO_F32 = new Float32Array([0]);
 
-/** D = the plan's product of the quantized input xq [M,K] and weight wq [N,K], on `stream`. */
-export function runQuantLtPlan(
+export interface QuantLtOperands {
+  readonly xq: bigint;
+  readonly wq: bigint;
+  readonly d: bigint;
+  readonly alpha?: bigint;
+  readonly workspace: bigint | null;
+}
+
+/** Enqueues the plan's cublasLtMatmul on `stream` and answers cuBLASLt's status (0: enqueued). */
+export function launchQuantLtPlan(
   handle: LtHandle,
   plan: QuantLtPlan,
-  o: { xq: bigint; wq: bigint; d: bigint; alpha?: bigint; workspace: bigint | null },
+  o: QuantLtOperands,
   stream: Stream | null | undefined,
-): void {
+): number {
   const vector = plan.variant === "int8-vector" || plan.variant === "int8-vector-bias";
   if (vector && !o.alpha) throw new Error(`${plan.variant}: no alpha vector`);
   const int32 = plan.variant === "int8-int32";
   const alpha = vector ? (o.alpha as bigint) : int32 ? ONE_I32 : ONE_F32;
   const beta = int32 ? ZERO_I32 : ZERO_F32;
   const [la, lb, ld] = plan.layouts;
-  const rc = CUBLASLT.fn.cublasLtMatmul(
+  // beta is 0, so C is never read. fp8: PyTorch's scaled_gemm (CUDABlas.cpp) passes the first operand as C,
+  // noting "cublasLtMatmul requires a C pointer that is not result_ptr or nullptr" — the C = D this code passed
+  // is the likeliest cause of the H100's NOT_SUPPORTED; int8 keeps C = D, which ran (as PyTorch's int8_gemm).
+  const c = plan.problem.kind === "fp8" ? o.wq : o.d;
+  return CUBLASLT.fn.cublasLtMatmul(
     handle,
     plan.desc,
     alpha,
@@ -348,7 +409,7 @@ export function runQuantLtPlan(
     o.xq,
     lb,
     beta,
-    o.d,
+    c,
     ld,
     o.d,
     ld,
@@ -357,6 +418,16 @@ export function runQuantLtPlan(
     plan.workspaceBytes,
     streamHandle(stream),
   );
+}
+
+/** D = the plan's product of the quantized input xq [M,K] and weight wq [N,K], on `stream`. */
+export function runQuantLtPlan(
+  handle: LtHandle,
+  plan: QuantLtPlan,
+  o: QuantLtOperands,
+  stream: Stream | null | undefined,
+): void {
+  const rc = launchQuantLtPlan(handle, plan, o, stream);
   if (rc !== 0)
     checkCublas(`cublasLtMatmul(${plan.variant} ${plan.problem.m}x${plan.problem.n}x${plan.problem.k})`, rc);
 }

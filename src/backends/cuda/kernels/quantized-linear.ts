@@ -10,14 +10,17 @@ import { numberToFloat16Bits } from "../../../ir/half.js";
 import { E4M3_MAX, e4m3Bits, e4m3Value } from "../../../ops/quantize-math.js";
 import type { LtHandle } from "../device/blaslt-plan.js";
 import {
-  bindQuantLtPlan,
   buildQuantLtPlan,
   destroyQuantLtPlan,
+  launchQuantLtPlan,
   type QuantLtPlan,
   type QuantLtProblem,
+  type QuantLtScales,
   type QuantLtVariant,
+  quantLtRefusal,
   runQuantLtPlan,
 } from "../device/blaslt-quant.js";
+import { CudaContext } from "../device/context.js";
 import { KernelArgs, launch, type ParamType } from "../device/launch.js";
 import { DeviceBuffer } from "../device/memory.js";
 import { buildKernels } from "../device/module.js";
@@ -161,8 +164,106 @@ export type QuantizedLinearBuild =
 
 const ELEMENT_BYTES: Readonly<Record<QuantIoDType, number>> = { float32: 4, float16: 2 };
 
+/** A layer's device operands, made before its plan (the plan's descriptor points at the scales and bias). */
+interface LayerBuffers {
+  wq: DeviceBuffer;
+  xq: DeviceBuffer;
+  alpha: DeviceBuffer | null;
+  /** float32 [N]: int8 plans and torchc's bias-add kernel. */
+  bias: DeviceBuffer | null;
+  /** fp16 [N]: an fp8 bias epilogue with an fp16 output (cuBLASLt's fp8 bias has the output's type). */
+  biasHalf: DeviceBuffer | null;
+  /** int8-int32 plans: the int32 result [M, N]. */
+  acc: DeviceBuffer | null;
+  /** fp8: the weight's scales (1 or N) and the input's (1, or M for outer-vector scales), each its own buffer. */
+  weightScale: DeviceBuffer | null;
+  inputScale: DeviceBuffer | null;
+}
+
+function uploadOperands(s: QuantizedLinearSpec, owned: DeviceBuffer[]): LayerBuffers {
+  const own = (b: DeviceBuffer) => {
+    owned.push(b);
+    return b;
+  };
+  const n = s.outFeatures;
+  const b: LayerBuffers = {
+    wq: own(DeviceBuffer.from(s.weight)),
+    xq: own(DeviceBuffer.alloc(s.m * s.inFeatures)),
+    alpha: null,
+    bias: null,
+    biasHalf: null,
+    acc: null,
+    weightScale: null,
+    inputScale: null,
+  };
+  if (s.kind === "int8") {
+    const a = int8Alpha(s.inputScale, s.weightScales, n);
+    b.alpha = own(DeviceBuffer.from(a));
+    const bias = int8Bias(s, a);
+    if (bias) b.bias = own(DeviceBuffer.from(bias));
+    return b;
+  }
+  // Separate allocations, so every scale pointer is 256-byte aligned: a scale 4 bytes into a shared buffer
+  // was one of the two differences from the NVIDIA fp8 sample when H100's cublasLtMatmul refused the plan.
+  const ws = typeof s.weightScale === "number" ? Float32Array.of(s.weightScale) : s.weightScale;
+  b.weightScale = own(DeviceBuffer.from(ws));
+  b.inputScale = own(DeviceBuffer.from(new Float32Array(perChannel(s) ? s.m : 1).fill(s.inputScale)));
+  if (s.bias) {
+    b.bias = own(DeviceBuffer.from(s.bias));
+    if (s.dtype === "float16")
+      b.biasHalf = own(DeviceBuffer.from(Uint16Array.from(s.bias, numberToFloat16Bits)));
+  }
+  return b;
+}
+
+/** The descriptor pointers of `variant` over `b`. */
+function pointersOf(
+  kind: QuantizedLinearSpec["kind"],
+  variant: QuantLtVariant,
+  b: LayerBuffers,
+): QuantLtScales {
+  const epilogueBias = variant.endsWith("-bias") ? (kind === "fp8" ? b.biasHalf : b.bias) : null;
+  return { bias: epilogueBias?.ptr, weightScale: b.weightScale?.ptr, inputScale: b.inputScale?.ptr };
+}
+
+/**
+ * cuBLASLt's status for one run of `plan` on the layer's operands into a scratch output (the input scratch
+ * holds whatever it holds: only whether cublasLtMatmul accepts the call matters), on the legacy stream, then
+ * synchronized before the scratch is freed.
+ */
+function trialRun(
+  handle: LtHandle,
+  plan: QuantLtPlan,
+  s: QuantizedLinearSpec,
+  b: LayerBuffers,
+  workspace: DeviceMemory | null,
+): number {
+  const bytes = plan.dType === "int32" || plan.dType === "float32" ? 4 : 2;
+  const d = DeviceBuffer.alloc(s.m * s.outFeatures * bytes);
+  try {
+    return launchQuantLtPlan(
+      handle,
+      plan,
+      { xq: b.xq.ptr, wq: b.wq.ptr, d: d.ptr, alpha: b.alpha?.ptr, workspace: workspace?.ptr ?? null },
+      null,
+    );
+  } finally {
+    CudaContext.current().synchronize();
+    d.free();
+  }
+}
+
+export interface QuantizedLinearOptions {
+  /**
+   * Run each candidate plan once at creation (on scratch output, then synchronize), so an algorithm that
+   * cublasLtMatmul refuses is skipped for the next one and a variant no algorithm of which runs is refused.
+   * Default: on for fp8 (an H100 refused fp8 plans only at cublasLtMatmul), off for int8 (its plans ran as the
+   * heuristic promised, and the engine may create a second instance's int8 layer while a stream captures).
+   */
+  readonly probe?: boolean;
+}
+
 export class QuantizedLinear {
-  private readonly owned: DeviceBuffer[] = [];
   private destroyed = false;
 
   private constructor(
@@ -172,6 +273,8 @@ export class QuantizedLinear {
     private readonly kernels: ReturnType<typeof buildKernels<(typeof QUANT_KERNEL_NAMES)[number]>>["kernels"],
     private readonly workspace: DeviceMemory | null,
     private readonly refusedBefore: readonly string[],
+    private readonly buffers: LayerBuffers,
+    private readonly owned: DeviceBuffer[],
   ) {}
 
   /** Which cuBLASLt variant runs. */
@@ -186,86 +289,64 @@ export class QuantizedLinear {
 
   /**
    * Plans the layer on `handle` (workspace: device scratch shared by the caller, `workspace.bytes` the most a
-   * plan may use), uploads its weight and scales, and compiles the quantize kernels (cached per process).
+   * plan may use), uploads its weight and scales first (the plan's descriptor points at them before cuBLASLt's
+   * heuristic is asked), and compiles the quantize kernels (cached per process).
    */
   static create(
     handle: LtHandle,
     spec: QuantizedLinearSpec,
     workspace: DeviceMemory | null,
+    options: QuantizedLinearOptions = {},
   ): QuantizedLinearBuild {
-    const why = quantizedLinearRefusal(spec);
+    const why = quantizedLinearRefusal(spec) ?? quantLtRefusal(problemOf(spec));
     if (why) return { ok: false, reason: why };
     const maxWorkspace = workspace?.bytes ?? 0;
-    let built = buildQuantLtPlan(handle, problemOf(spec), maxWorkspace);
+    const probe = options.probe ?? spec.kind === "fp8";
+    const attempt = (s: QuantizedLinearSpec) => {
+      const owned: DeviceBuffer[] = [];
+      try {
+        const buffers = uploadOperands(s, owned);
+        const built = buildQuantLtPlan(handle, problemOf(s), maxWorkspace, {
+          pointers: (v) => pointersOf(s.kind, v, buffers),
+          probe: probe ? (plan) => trialRun(handle, plan, s, buffers, workspace) : undefined,
+        });
+        if (!built.ok) for (const b of owned) b.free();
+        return { built, buffers, owned };
+      } catch (e) {
+        for (const b of owned) b.free();
+        throw e;
+      }
+    };
     let used = spec;
+    let a = attempt(spec);
     const refusedBefore: string[] = [];
-    if (!built.ok && spec.kind === "fp8" && perChannel(spec)) {
-      refusedBefore.push(`per-channel fp8 scales: ${built.reason}`);
+    if (!a.built.ok && spec.kind === "fp8" && perChannel(spec)) {
+      refusedBefore.push(`per-channel fp8 scales: ${a.built.reason}`);
       used = fp8PerTensor(spec);
-      built = buildQuantLtPlan(handle, problemOf(used), maxWorkspace);
+      a = attempt(used);
     }
-    if (!built.ok) return { ok: false, reason: [...refusedBefore, built.reason].join("; ") };
-    const { kernels } = buildKernels(quantKernelSource(), QUANT_KERNEL_NAMES, { name: "torchc_quant" });
-    const layer = new QuantizedLinear(handle, used, built.plan, kernels, workspace, refusedBefore);
+    if (!a.built.ok) return { ok: false, reason: [...refusedBefore, a.built.reason].join("; ") };
+    const plan = a.built.plan;
     try {
-      layer.upload();
+      if (plan.dType === "int32") a.buffers.acc = DeviceBuffer.alloc(used.m * used.outFeatures * 4);
+      if (a.buffers.acc) a.owned.push(a.buffers.acc);
+      const { kernels } = buildKernels(quantKernelSource(), QUANT_KERNEL_NAMES, { name: "torchc_quant" });
+      const layer = new QuantizedLinear(
+        handle,
+        used,
+        plan,
+        kernels,
+        workspace,
+        refusedBefore,
+        a.buffers,
+        a.owned,
+      );
+      return { ok: true, layer };
     } catch (e) {
-      layer.destroy();
+      destroyQuantLtPlan(plan);
+      for (const b of a.owned) b.free();
       throw e;
     }
-    return { ok: true, layer };
-  }
-
-  private buffers!: {
-    wq: DeviceBuffer;
-    xq: DeviceBuffer;
-    alpha: DeviceBuffer | null;
-    bias: DeviceBuffer | null;
-    acc: DeviceBuffer | null;
-    scales: DeviceBuffer | null;
-  };
-
-  private own(b: DeviceBuffer): DeviceBuffer {
-    this.owned.push(b);
-    return b;
-  }
-
-  private upload(): void {
-    const s = this.spec;
-    const n = s.outFeatures;
-    const wq = this.own(DeviceBuffer.from(s.weight));
-    const xq = this.own(DeviceBuffer.alloc(s.m * s.inFeatures));
-    let alpha: DeviceBuffer | null = null;
-    let bias: DeviceBuffer | null = null;
-    let acc: DeviceBuffer | null = null;
-    let scales: DeviceBuffer | null = null;
-    if (s.kind === "int8") {
-      const a = int8Alpha(s.inputScale, s.weightScales, n);
-      alpha = this.own(DeviceBuffer.from(a));
-      const b = int8Bias(s, a);
-      if (b) bias = this.own(DeviceBuffer.from(b));
-      if (this.plan.dType === "int32") acc = this.own(DeviceBuffer.alloc(s.m * n * 4));
-    } else {
-      // scalars [sW, sX], or for outer-vector scales [sW[0..N), sX repeated for each of the M rows]
-      const ws = typeof s.weightScale === "number" ? Float32Array.of(s.weightScale) : s.weightScale;
-      const all = new Float32Array(ws.length + (perChannel(s) ? s.m : 1)).fill(s.inputScale);
-      all.set(ws);
-      scales = this.own(DeviceBuffer.from(all));
-      if (s.bias) {
-        // the fp8 bias epilogue reads the output's type; the bias-add kernel reads float32
-        const inEpilogue = this.plan.variant.endsWith("-bias") && s.dtype === "float16";
-        bias = this.own(
-          DeviceBuffer.from(inEpilogue ? Uint16Array.from(s.bias, numberToFloat16Bits) : s.bias),
-        );
-      }
-    }
-    this.buffers = { wq, xq, alpha, bias, acc, scales };
-    bindQuantLtPlan(this.plan, {
-      alpha: alpha?.ptr,
-      bias: bias?.ptr,
-      weightScale: scales?.ptr,
-      inputScale: scales && s.kind === "fp8" ? scales.ptr + 4n * BigInt(perChannel(s) ? n : 1) : undefined,
-    });
   }
 
   /** out[M, outFeatures] = the layer applied to x[M, inFeatures] (both of the spec's dtype), on `stream`. */
