@@ -1,8 +1,42 @@
 import { numel } from "../../ir/tensor.js";
-import { gemm } from "../../ops/matmul.js";
 import type { MatMulLayer } from "../layers/matmul.js";
 import { broadcastIndex, read, write } from "./data.js";
 import type { LayerRunner } from "./types.js";
+
+/**
+ * res[o + i·n + j] = Σ_p a[i, p]·b[p, j] for a row-major [m, k] and b [k, n] (or [n, k] when `bT`), summed over
+ * p in order as the plain triple loop does (the same float64 result), with unit-stride inner loops: a Swin
+ * stage-4 MLP ([49, 768]·[768, 3072]) went from 13 s to under 1 s of the reference's time.
+ */
+function rowMajorProduct(
+  a: Float64Array,
+  ao: number,
+  b: Float64Array,
+  bo: number,
+  res: Float64Array,
+  o: number,
+  [m, k, n]: readonly [number, number, number],
+  bT: boolean,
+): void {
+  for (let i = 0; i < m; i++) {
+    const ar = ao + i * k;
+    const row = o + i * n;
+    if (bT) {
+      for (let j = 0; j < n; j++) {
+        const br = bo + j * k;
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += a[ar + p] * b[br + p];
+        res[row + j] = acc;
+      }
+      continue;
+    }
+    for (let p = 0; p < k; p++) {
+      const ap = a[ar + p];
+      const br = bo + p * n;
+      for (let j = 0; j < n; j++) res[row + j] += ap * b[br + j];
+    }
+  }
+}
 
 export const runMatMul: LayerRunner<MatMulLayer> = (layer, [at, bt], out) => {
   const a = read(at);
@@ -26,8 +60,7 @@ export const runMatMul: LayerRunner<MatMulLayer> = (layer, [at, bt], out) => {
     const ao = aBatch[bi] * ar * ac;
     const bo = bBatch[bi] * br * bc;
     if (!layer.transposeA) {
-      // the ops' cache-friendly loop, summing over p in the same order (the same float64 result)
-      gemm(a, ao, b, bo, res, bi * m * n, m, k, n, layer.transposeB);
+      rowMajorProduct(a, ao, b, bo, res, bi * m * n, [m, k, n], layer.transposeB);
       continue;
     }
     for (let i = 0; i < m; i++) {
