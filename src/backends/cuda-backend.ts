@@ -52,6 +52,9 @@ class EngineRunner implements SegmentRunner {
 
 /** Device `device`'s primary context, made current; an ordinal the driver does not see is refused by name. */
 function openDevice(device: number): CudaContext {
+  // The libraries load on worker threads while this thread makes the context (device/prewarm.ts).
+  prewarmCudaLibraries();
+  reportProgress({ phase: "open device", sub: true });
   const count = deviceCount();
   if (device >= count)
     throw new TorchcError(
@@ -85,9 +88,6 @@ export async function createCudaBackend(
 ): Promise<Backend & DeviceAllocator & { sharedWeightBytes(): number }> {
   useHostCopyThreads();
   const device = options.device ?? 0;
-  // The libraries load on worker threads while this thread makes the context (device/prewarm.ts).
-  prewarmCudaLibraries();
-  reportProgress({ phase: "open device", sub: true });
   const ctx = openDevice(device);
   const precision =
     reducedPrecisionOf(normalizePrecisions(options.enabledPrecisions)) === "float16" ? "fp16" : "fp32";

@@ -113,6 +113,25 @@ export function prepareEngineRefit(
       );
     copies.push({ offset, bytes });
   }
+  copies.push(...channelCopies(built, plan, current, segment));
+  const target = { ptr: built.weights.buffer.ptr, bytes: built.weights.bytes, alive: true };
+  return {
+    apply: () => {
+      for (const c of copies) if (c.bytes.byteLength > 0) upload(target, c.bytes, c.offset);
+    },
+    plan,
+  };
+}
+
+/** The conv channel operands (per-channel epilogue vectors) whose values differ from those the buffer holds. */
+function channelCopies(
+  built: BuiltEngine,
+  plan: EnginePlan,
+  current: EnginePlan,
+  segment: number,
+): { offset: number; bytes: Uint8Array }[] {
+  const old = built.plan;
+  const copies: { offset: number; bytes: Uint8Array }[] = [];
   for (const [i, s] of plan.steps.entries()) {
     const o = old.steps[i];
     // Convs that run as generated kernels carry their constants in the (already compared) kernel code.
@@ -134,13 +153,7 @@ export function prepareEngineRefit(
           bytes: tensorBytes(tensorFromNumbers(dtype!, [op.values.length], op.values)),
         });
   }
-  const target = { ptr: built.weights.buffer.ptr, bytes: built.weights.bytes, alive: true };
-  return {
-    apply: () => {
-      for (const c of copies) if (c.bytes.byteLength > 0) upload(target, c.bytes, c.offset);
-    },
-    plan,
-  };
+  return copies;
 }
 
 /** Whether two constants hold the same dtype, shape and bytes (memcmp). */

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { TorchcError } from "../../errors.js";
 import type { Network } from "../../network/network.js";
 import type { BuildTarget, LoadedArtifacts, SavedArtifacts } from "../../runtime/package-artifacts.js";
+import { reportProgress } from "../../util/progress.js";
 import { PlanCache } from "./artifacts-cache.js";
 import { type ConvChoice, describeConvCandidate, restoreConv } from "./artifacts-cudnn.js";
 import { PackageKernelCache, type SavedKernel } from "./artifacts-kernels.js";
@@ -192,6 +193,7 @@ export class EngineChoices {
 
   /** Keeps what a later refit needs of the finished build. */
   noteBuilt(built: BuiltEngine): void {
+    reportProgress({ phase: "record choices", sub: true });
     this.built = built;
     // A saved engine that could not be used whole is still correct (choices made again), only slower: say so.
     const missed = [

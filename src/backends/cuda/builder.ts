@@ -459,7 +459,6 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     t0 = performance.now();
     reportProgress({ phase: "upload weights", sub: true });
     weights = uploadWeights(plan, libs, options.weightStore);
-    reportProgress({ phase: "record choices", sub: true });
     options.choices?.noteBuilt({ plan, weights, convs: libs.convs, options });
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
@@ -501,7 +500,6 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       prepare: makeLauncher(plan, compiled, weights, libs, options),
       release,
     };
-    reportProgress({ phase: "allocate", sub: true });
     return new CudaEngine(program, program.allocate());
   } catch (e) {
     release();
@@ -517,6 +515,7 @@ function allocateInstance(
   outputs: readonly EngineIO[],
   stream?: Stream,
 ): InstanceResources {
+  reportProgress({ phase: "allocate", sub: true });
   const made: DeviceBuffer[] = [];
   const alloc = (bytes: number) => {
     const b = DeviceBuffer.alloc(Math.max(256, bytes));
