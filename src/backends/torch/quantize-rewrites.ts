@@ -55,7 +55,7 @@ function along(o: Ops, cx: LoweringContext, v: string, rank: number, axis: numbe
   return o.reshape(v, shape);
 }
 
-/** A per-tensor parameter: a number as a 0-d float32 constant, or a one-element tensor as 0-d `dtype`. */
+/** A per-tensor parameter as a 0-d `dtype` value: a number as a constant, a one-element tensor reshaped and cast. */
 function perTensor(o: Ops, cx: LoweringContext, p: number | string, dtype: DType): string {
   if (typeof p === "number") return cx.scalarConstant(p, dtype);
   return o.cast(o.reshape(p, []), dtype);
