@@ -47,6 +47,8 @@ export interface PrecisionOptions {
   readonly maxReducedPrecisionReduction?: number;
   /** Keep float32 graph inputs and outputs, casting at the edges (default true). */
   readonly keepIOTypes?: boolean;
+  /** Nodes (by name) computed in float32 regardless, e.g. where fp16 overflows (passes/fp16-overflow.ts). */
+  readonly fp32Nodes?: readonly string[];
 }
 
 const SHORT: Readonly<Record<Precision, string>> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
@@ -74,6 +76,7 @@ class PrecisionAssigner {
   private readonly casts = new Map<string, string>();
   private readonly taken: Set<string>;
   private readonly fp32Ops: ReadonlySet<string>;
+  private readonly fp32Nodes: ReadonlySet<string>;
   private readonly maxReduction: number;
 
   constructor(
@@ -85,6 +88,7 @@ class PrecisionAssigner {
   ) {
     this.taken = new Set([...Object.keys(graph.values), ...graph.nodes.map((n) => n.name)]);
     this.fp32Ops = new Set(options.fp32Ops ?? FP32_OPS);
+    this.fp32Nodes = new Set(options.fp32Nodes ?? []);
     this.maxReduction = options.maxReducedPrecisionReduction ?? 65_536;
   }
 
@@ -121,6 +125,8 @@ class PrecisionAssigner {
 
   private computeDtype(node: Node): { dtype: Precision; reason?: string } {
     if (this.fp32Ops.has(node.op)) return { dtype: "float32", reason: "op needs float32 statistics" };
+    if (this.fp32Nodes.has(node.name))
+      return { dtype: "float32", reason: "node kept in float32 (fp32Nodes)" };
     if (REDUCTION_OPS.includes(node.op)) {
       const input = node.args.self ?? node.args.input;
       if (input?.kind === "tensor") {

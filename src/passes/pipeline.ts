@@ -16,6 +16,7 @@ import { eliminateCommonSubexpressionsPass } from "./eliminate-common-subexpress
 import { eliminateDeadCodePass } from "./eliminate-dead-code.js";
 import { foldBatchNorm } from "./fold-batch-norm.js";
 import { type FoldConstantsOptions, foldConstantsPass } from "./fold-constants.js";
+import { type Fp16OverflowPassOptions, fp16OverflowPass } from "./fp16-overflow.js";
 import { functionalizeViews } from "./functionalize-views.js";
 import type { Pass } from "./pass.js";
 import { foldQuantizedLayersPass } from "./quantize-fold.js";
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   readonly foldConstants?: FoldConstantsOptions | false;
   /** Fold inference batch norm into the conv/linear before it (default true). */
   readonly foldBatchNorm?: boolean;
+  /** Keep nodes where sample inputs overflow fp16 in float32, or fail (passes/fp16-overflow.ts). Default: neither. */
+  readonly fp16Overflow?: Fp16OverflowPassOptions;
 }
 
 /**
@@ -52,8 +55,11 @@ export function defaultPipeline(options: PipelineOptions = {}): Pass[] {
   passes.push(eliminateCommonSubexpressionsPass, eliminateDeadCodePass);
   const enabledPrecisions = options.enabledPrecisions ?? ["float32"];
   if (reducedPrecisionOf(enabledPrecisions)) {
+    const precision = { ...options.precision, enabledPrecisions };
     passes.push(
-      assignPrecisionPass({ ...options.precision, enabledPrecisions }),
+      options.fp16Overflow
+        ? fp16OverflowPass(precision, options.fp16Overflow)
+        : assignPrecisionPass(precision),
       cancelCasts,
       eliminateDeadCodePass,
     );

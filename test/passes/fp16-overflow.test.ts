@@ -1,0 +1,149 @@
+// fp16 overflow: a graph whose hidden values exceed 65504 gives inf in the reference fp16 run; keeping the nodes
+// the analysis names in float32 gives a finite result within fp16 tolerance of the float32 reference.
+import { describe, expect, it } from "vitest";
+import type { Graph } from "../../src/ir/graph.js";
+import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
+import { interpret } from "../../src/ops/interpret.js";
+import { assignPrecision } from "../../src/passes/assign-precision.js";
+import {
+  FP16_MAX,
+  Fp16OverflowError,
+  formatKeptNodes,
+  fp16OverflowPass,
+  keepOverflowInFloat32,
+} from "../../src/passes/fp16-overflow.js";
+import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { float, ints, none, randomTensor, TestGraph } from "./graphs.js";
+
+const FP16 = { enabledPrecisions: ["float16", "float32"] } as const;
+
+/**
+ * x·1000 → mm with positive weights (K = 256: hidden values ≈ 1.3e5, beyond fp16) → layer norm over the features
+ * (back to ≈ 1), plus the row sum of the hidden values scaled by 1e-6 (≈ 30): a real net's overflow shape.
+ */
+function overflowingGraph(): Graph {
+  const g = new TestGraph();
+  const x = g.input("x", [1, 256]);
+  const big = g.node("aten.mul.Tensor", { self: x, other: float(1000) }, "scale_up");
+  const y = g.node(
+    "aten.mm.default",
+    { self: big, mat2: g.weight("w", [256, 32], { lo: 0.5, hi: 1.5 }) },
+    "proj",
+  );
+  const [z] = g.nodeOutputs(
+    "aten.native_layer_norm.default",
+    { input: y, normalized_shape: ints([32]), weight: none, bias: none, eps: float(1e-5) },
+    "norm",
+  );
+  const s = g.node(
+    "aten.sum.dim_IntList",
+    { self: y, dim: ints([1]), keepdim: { kind: "bool", value: true } },
+    "total",
+  );
+  const small = g.node("aten.mul.Tensor", { self: s, other: float(1e-6) }, "scale_down");
+  return g.build(g.node("aten.add.Tensor", { self: z, other: small }, "out"));
+}
+
+/** Two small linear layers with ReLU: nothing near fp16's limit. */
+function tameGraph(): Graph {
+  const g = new TestGraph();
+  const x = g.input("x", [2, 16]);
+  const h = g.node("aten.relu.default", {
+    self: g.node("aten.mm.default", { self: x, mat2: g.weight("w1", [16, 8]) }),
+  });
+  return g.build(g.node("aten.mm.default", { self: h, mat2: g.weight("w2", [8, 4]) }));
+}
+
+const sample = (graph: Graph, seed = 3): Tensor[] =>
+  graph.inputs.map((n) => randomTensor(graph.values[n].shape, seed, 0, 1));
+
+const values = (t: Tensor) => Array.from(toFloat64Array(t));
+const allFinite = (t: Tensor) => values(t).every(Number.isFinite);
+
+/** max|got − want| / max|want| */
+function relative(got: Tensor, want: Tensor): number {
+  const [a, b] = [values(got), values(want)];
+  const scale = Math.max(...b.map(Math.abs));
+  return Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / scale;
+}
+
+describe("fp16 overflow analysis", () => {
+  it("the reference fp16 run of the plain assignment overflows (the premise)", () => {
+    const graph = overflowingGraph();
+    const inputs = sample(graph);
+    const fp32 = interpret(graph, inputs)[0];
+    expect(allFinite(fp32)).toBe(true);
+    const fp16 = interpret(assignPrecision(graph, FP16), inputs)[0];
+    expect(allFinite(fp16)).toBe(false);
+  });
+
+  it("keeps the overflowing nodes in float32: finite, within fp16 tolerance of the float32 reference", () => {
+    const graph = overflowingGraph();
+    const inputs = sample(graph);
+    const r = keepOverflowInFloat32(graph, FP16, { samples: [inputs] });
+    expect(r.finite).toBe(true);
+    // proj makes values beyond 65504; norm, total read them; total makes 3e7; scale_down reads it.
+    expect(r.kept.map((k) => k.node)).toEqual(["proj", "norm", "total", "scale_down"]);
+    const proj = r.kept[0];
+    expect(proj.op).toBe("aten.mm.default");
+    expect(proj.maxAbs).toBeGreaterThan(FP16_MAX);
+    expect(proj.source).toMatch(/model\.py/);
+    // The unrelated scale-up and the final add still compute in float16.
+    const dtypeOut = (name: string) =>
+      r.graph.values[r.graph.nodes.find((n) => n.name === name)!.outputs[0]].dtype;
+    expect(dtypeOut("scale_up")).toBe("float16");
+    expect(dtypeOut("proj")).toBe("float32");
+    expect(dtypeOut("out")).toBe("float16");
+    // Golden: the float32 reference interpreter on the original graph, on a second input too.
+    for (const seed of [3, 11]) {
+      const x = sample(graph, seed);
+      const want = interpret(graph, x)[0];
+      const got = interpret(r.graph, x)[0];
+      expect(allFinite(got)).toBe(true);
+      expect(relative(got, want)).toBeLessThan(1e-2);
+    }
+    expect(formatKeptNodes(r)).toMatch(/proj \(aten\.mm\.default\) max \|x\| 1\.\d+e\+5 at model\.py/);
+  });
+
+  it("pins readers of an inserted cast that overflows when only the float16 run shows it", () => {
+    const graph = overflowingGraph();
+    // A limit above every value: the float32 pass pins nothing, so the float16 runs must find it all.
+    const r = keepOverflowInFloat32(graph, FP16, { samples: [sample(graph)], maxMagnitude: 1e12 });
+    expect(r.finite).toBe(true);
+    expect(r.kept.every((k) => k.reason === "fp16-overflow")).toBe(true);
+    expect(r.kept.map((k) => k.node)).toContain("proj");
+    expect(r.runs).toBeGreaterThan(2);
+  });
+
+  it("never changes a graph that does not overflow", () => {
+    for (const graph of [tameGraph(), overflowingGraph()]) {
+      const x = graph.inputs.map((n) => randomTensor(graph.values[n].shape, 5, -1e-3, 1e-3));
+      const plain = assignPrecision(graph, FP16);
+      const r = keepOverflowInFloat32(graph, FP16, { samples: [x] });
+      expect(r.kept).toEqual([]);
+      expect(r.graph).toEqual(plain);
+    }
+  });
+
+  it("as the pipeline's assign-precision: keep-fp32 records the nodes, error names the first", () => {
+    const graph = overflowingGraph();
+    const samples = [sample(graph)];
+    let seen: ReturnType<typeof keepOverflowInFloat32> | undefined;
+    const passes = defaultPipeline({
+      enabledPrecisions: ["float16", "float32"],
+      fp16Overflow: { mode: "keep-fp32", samples, onResult: (r) => (seen = r) },
+    });
+    const { graph: out, trace } = runPipeline(graph, passes);
+    expect(passes.map((p) => p.name)).toContain("assign-precision");
+    expect(seen?.kept.length).toBe(4);
+    expect(trace.entries.filter((e) => e.rule === "keep-float32-on-overflow").map((e) => e.node)).toEqual(
+      seen?.kept.map((k) => k.node),
+    );
+    expect(allFinite(interpret(out, samples[0])[0])).toBe(true);
+    const failing = fp16OverflowPass({ enabledPrecisions: ["float16"] }, { mode: "error", samples });
+    expect(() => runPipeline(graph, [failing])).toThrow(Fp16OverflowError);
+    expect(() => runPipeline(graph, [failing])).toThrow(
+      /node 'proj' \(aten\.mm\.default\).*--fp16-overflow=keep-fp32/,
+    );
+  });
+});
