@@ -1,6 +1,7 @@
 import type { Graph, Node } from "../ir/graph.js";
 
-export type SegmentKind = "engine" | "fallback";
+/** "control": one `prim.If` / `prim.Loop` node, whose blocks are compiled on their own (runtime/control-runner.ts). */
+export type SegmentKind = "engine" | "fallback" | "control";
 
 /**
  * A contiguous run of nodes that one executor runs: an engine (converted to a Network) or a fallback

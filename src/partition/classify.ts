@@ -6,7 +6,9 @@ import type { Graph, Node } from "../ir/graph.js";
 /** Where one node runs and, for a fallback, why. */
 export type Placement =
   | { readonly kind: "engine"; readonly converter: string }
-  | { readonly kind: "fallback"; readonly reason: string };
+  | { readonly kind: "fallback"; readonly reason: string }
+  /** A node with nested blocks (`prim.If`, `prim.Loop`): a segment of its own. */
+  | { readonly kind: "control" };
 
 export interface ClassifyOptions {
   readonly registry: ConverterRegistry;
@@ -20,6 +22,10 @@ export function classifyNodes(graph: Graph, options: ClassifyOptions): Map<Node,
   const forced = new Set(options.torchExecutedOps ?? []);
   const out = new Map<Node, Placement>();
   for (const node of graph.nodes) {
+    if (node.subgraphs && node.subgraphs.length > 0) {
+      out.set(node, { kind: "control" });
+      continue;
+    }
     if (forced.has(node.op)) {
       out.set(node, { kind: "fallback", reason: "in torchExecutedOps" });
       continue;

@@ -31,6 +31,8 @@ export interface PartitionReport {
     readonly fallbackNodes: number;
     readonly engineSegments: number;
     readonly fallbackSegments: number;
+    /** Segments of one control-flow node each (`prim.If`, `prim.Loop`). */
+    readonly controlSegments: number;
   };
 }
 
@@ -78,7 +80,8 @@ export function buildReport(
       engineNodes: engine.reduce((a, s) => a + s.nodes.length, 0),
       fallbackNodes: fallbackNodes.length,
       engineSegments: engine.length,
-      fallbackSegments: segments.length - engine.length,
+      fallbackSegments: segments.filter((s) => s.kind === "fallback").length,
+      controlSegments: segments.filter((s) => s.kind === "control").length,
     },
   };
 }
@@ -91,7 +94,8 @@ export function formatPartitionReport(report: PartitionReport): string {
   const t = report.totals;
   const lines = [
     `${plural(t.nodes, "node")}: ${plural(t.engineNodes, "node")} in ${plural(t.engineSegments, "engine segment")}, ` +
-      `${plural(t.fallbackNodes, "node")} in ${plural(t.fallbackSegments, "fallback segment")}`,
+      `${plural(t.fallbackNodes, "node")} in ${plural(t.fallbackSegments, "fallback segment")}` +
+      (t.controlSegments > 0 ? `, ${plural(t.controlSegments, "control-flow segment")}` : ""),
     "",
   ];
   for (const s of report.segments) {

@@ -22,6 +22,8 @@ import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { quantizeForCompile, quantPrecisionOf } from "./calibration.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
+import { blockCompiler, controlFlowSummary } from "./control-compile.js";
+import { createControlRunner } from "./control-runner.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import {
   type ContextMemory,
@@ -406,6 +408,8 @@ export async function compile(
         const network = convertSegment(partition.graph, segment, { registry });
         convertMs += performance.now() - c0;
         runners.push(await backend.engine(segment, network));
+      } else if (segment.kind === "control") {
+        runners.push(await createControlRunner(segment, partition.graph, blockCompiler(compile, options)));
       } else {
         runners.push(await backend.fallback(segment));
       }
@@ -424,6 +428,7 @@ export async function compile(
     formatPartitionReport(partition.report),
     `backend ${backend.name}: ${runners.map((r) => `segment ${r.segment.index}: ${r.description}`).join("; ")}`,
     `build: convert ${timings.convert.toFixed(0)} ms, backend ${timings.build.toFixed(0)} ms`,
+    ...controlFlowSummary(runners),
   ].join("\n");
   const report: CompileReport = {
     nodesBefore,

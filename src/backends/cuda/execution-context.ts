@@ -11,10 +11,12 @@ import type { ProfiledKind, ProfileReport } from "../../core/profile.js";
 import { InputError, TorchcError } from "../../errors.js";
 import type { Graph, TensorType } from "../../ir/graph.js";
 import { type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
+import { type ControlRunner, isControlRunner } from "../../runtime/control-runner.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
 import { isDeviceTensor } from "../../runtime/device-tensor.js";
 import type { ContextMemory, ExecutionContext, OutputRequest, RunOptions } from "../../runtime/execution.js";
 import type { SegmentRunner } from "../../runtime/segment-runner.js";
+import { ContextControlHost } from "./control-host.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
 import { CudaContext } from "./device/context.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
@@ -46,7 +48,9 @@ export class CudaExecutionContext implements ExecutionContext {
   private readonly owned: DeviceBuffer[] = [];
   private readonly instances: CudaEngine[] = [];
   private readonly forks: CudaEngine[] = [];
-  private readonly steps: (() => void)[] = [];
+  /** A step returns a promise only for a control-flow segment, which waits on the host (control-host.ts). */
+  private readonly steps: (() => void | Promise<void>)[] = [];
+  private controlHost: ContextControlHost | undefined;
   /** Per entry of `steps`: its launches one by one, labelled, for the per-step profile. */
   private readonly profiled: (() => ProfiledLaunch[])[] = [];
   private readonly inputStaging: PinnedBuffer[];
@@ -91,6 +95,10 @@ export class CudaExecutionContext implements ExecutionContext {
   }
 
   private addSegment(r: SegmentRunner, primary: boolean): void {
+    if (isControlRunner(r)) {
+      this.addControl(r);
+      return;
+    }
     const engine = (r as Partial<EngineSegment>).engine;
     if (engine) {
       const inst = primary ? engine : engine.fork(this.stream);
@@ -150,6 +158,29 @@ export class CudaExecutionContext implements ExecutionContext {
     ]);
   }
 
+  /**
+   * A control-flow segment: buffers for the node's outputs, and a step that reads the predicate back and runs
+   * the chosen block's module on the context's buffers. Its blocks' engines keep their own CUDA graphs.
+   */
+  private addControl(r: ControlRunner): void {
+    for (const o of r.node.outputs) this.values.set(o, this.alloc(this.graph.values[o]));
+    this.controlHost ??= new ContextControlHost(
+      this.graph,
+      this.values,
+      this.stream,
+      this.deviceIndex,
+      this.completion,
+    );
+    const host = this.controlHost;
+    this.steps.push(() => r.runDevice(host));
+    this.profiled.push(() => {
+      throw new TorchcError(
+        `profile: segment ${r.segment.index} is control flow (${r.node.op}), whose steps depend on values read at run time; time run() instead`,
+        "bench.control-flow",
+      );
+    });
+  }
+
   /** One forward pass; resolves when its outputs are where `opts.outputs` asked. */
   async run(
     inputs: readonly (Tensor | DeviceTensor)[],
@@ -164,7 +195,13 @@ export class CudaExecutionContext implements ExecutionContext {
       phase("inputs", performance.now());
       // A module on another device may have run while the inputs were copied.
       this.activate();
-      for (const step of this.steps) step();
+      for (const step of this.steps) {
+        const waited = step();
+        if (waited) {
+          await waited;
+          this.activate();
+        }
+      }
       const result = this.queueOutputs(request, fresh);
       this.done.record(this.stream);
       phase("launch", performance.now());
@@ -285,6 +322,11 @@ export class CudaExecutionContext implements ExecutionContext {
   time(reps: number): number[] {
     this.assertLive();
     this.activate();
+    if (this.controlHost)
+      throw new TorchcError(
+        "benchmark: the module has control flow, which reads predicates back on the host between steps; time run() instead",
+        "bench.control-flow",
+      );
     const body = () => {
       for (const s of this.steps) s();
     };
@@ -337,6 +379,7 @@ export class CudaExecutionContext implements ExecutionContext {
     for (const b of this.owned) b.free();
     for (const p of [...(this.inputStaging ?? []), ...(this.outputStaging ?? [])]) p.free();
     this.done.destroy();
+    this.controlHost?.dispose();
     // The stream outlives the primary engines that adopted it until the runners are disposed: they only
     // synchronize it while it is alive, so destroying it here is safe in either order.
     this.stream.destroy();
