@@ -16,7 +16,8 @@ interface Entry {
   input?: string;
   output?: string;
   archives: Record<string, string>;
-  cases?: { input: string; output: string; branch: string }[];
+  /** Per case: one input file, or several (`inputs`, in the model's input order). */
+  cases?: { input?: string; inputs?: string[]; output: string; branch: string }[];
 }
 
 const manifest: { models: Entry[] } = existsSync(MANIFEST)
@@ -64,12 +65,13 @@ describe.skipIf(scripted.length === 0)("TorchScript fixtures: scripted models ma
   for (const m of scripted) {
     const cases = m.cases ?? [{ input: m.input!, output: m.output!, branch: "" }];
     for (const c of cases) {
-      it(`${m.archives.scripted} on ${c.input}${c.branch ? ` (takes the ${c.branch} branch)` : ""}`, async () => {
-        const x = npy(c.input);
+      const files = c.inputs ?? [c.input!];
+      it(`${m.archives.scripted} on ${files.join(", ")}${c.branch ? ` (takes the ${c.branch} branch)` : ""}`, async () => {
+        const xs = files.map(npy);
         const model = await loadTorchScript(join(DIR, m.archives.scripted), {
-          inputTypes: [{ dtype: x.dtype, shape: x.shape }],
+          inputTypes: xs.map((x) => ({ dtype: x.dtype, shape: x.shape })),
         });
-        const [y] = interpret(model.graph, [x]);
+        const [y] = interpret(model.graph, xs);
         expect(relErr(y, npy(c.output))).toBeLessThan(1e-4);
       });
     }
