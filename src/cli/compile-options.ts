@@ -1,5 +1,6 @@
 import { InputError } from "../errors.js";
 import type { OpName } from "../ops/index.js";
+import { FP16_OVERFLOW_MODES, type Fp16OverflowMode } from "../passes/fp16-overflow.js";
 import type { BackendName, CompileOptions, PrecisionName } from "../runtime/options.js";
 import { calibrationFrom } from "./calibration-options.js";
 import { parseInputShapes } from "./options.js";
@@ -20,6 +21,7 @@ export const COMPILE_FLAGS = {
   "calibration-cache": { type: "string" },
   "calibration-algorithm": { type: "string" },
   "sparse-weights": { type: "string" },
+  "fp16-overflow": { type: "string" },
 } as const;
 
 /** The compile options' help, stating the default backend of the command it is printed for. */
@@ -38,6 +40,8 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)\n" +
   "  --contexts N                   execution contexts: forward passes in flight at once (cuda; default 1)\n" +
   "  --device N                     CUDA device ordinal (cuda; default 0)\n" +
+  "  --fp16-overflow keep-fp32|error|ignore   fp16: where a sample run overflows fp16, keep those nodes in fp32,\n" +
+  "                                 or fail naming them (default ignore; sample: --calibration-data, else random)\n" +
   "  --sparse-weights[=prefer]      run 2:4-sparse linear weights on sparse tensor cores where faster (cuda, fp16);\n" +
   "                                 =prefer compiles dense when cuSPARSELt or the GPU cannot";
 
@@ -78,6 +82,7 @@ export function compileOptionsFrom(
     tune: (values.tune as boolean | undefined) ?? defaults.tune,
     calibration: calibrationFrom(values) ?? defaults.calibration,
     sparseWeights: sparseWeightsFrom(values["sparse-weights"]) ?? defaults.sparseWeights,
+    fp16Overflow: fp16OverflowFrom(values["fp16-overflow"]) ?? defaults.fp16Overflow,
   };
 }
 
@@ -95,4 +100,11 @@ function sparseWeightsFrom(v: unknown): boolean | "prefer" | undefined {
   if (v === "true") return true;
   if (v === "prefer" || v === "false") return v === "prefer" ? "prefer" : false;
   throw new InputError(`--sparse-weights=${String(v)}: expected nothing, prefer or false`);
+}
+
+/** `--fp16-overflow keep-fp32|error|ignore`. */
+function fp16OverflowFrom(v: unknown): Fp16OverflowMode | undefined {
+  if (v === undefined) return undefined;
+  if (FP16_OVERFLOW_MODES.includes(v as Fp16OverflowMode)) return v as Fp16OverflowMode;
+  throw new InputError(`--fp16-overflow ${String(v)}: expected ${FP16_OVERFLOW_MODES.join(", ")}`);
 }

@@ -187,8 +187,8 @@ export function keepOverflowInFloat32(
 }
 
 /** One line per kept node, for the compile report. */
-export function formatKeptNodes(r: Fp16OverflowResult): string {
-  const head = `fp16 overflow: ${r.kept.length} node(s) kept in float32 because fp16 overflows (${r.samples} sample(s), ${r.runs} interpreter run(s), ${r.ms.toFixed(0)} ms)`;
+export function formatKeptNodes(r: Fp16OverflowResult, sampleSource = "sample inputs"): string {
+  const head = `fp16 overflow: ${r.kept.length} node(s) kept in float32 because fp16 overflows on ${sampleSource} (${r.runs} interpreter run(s), ${r.ms.toFixed(0)} ms)`;
   const lines = r.kept.map(
     (k) =>
       `  ${k.modulePath ?? k.node} (${k.op}) max |x| ${k.maxAbs.toExponential(2)}${k.source ? ` at ${k.source}` : ""}`,

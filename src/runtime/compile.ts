@@ -14,6 +14,7 @@ import { summarizeGraph } from "../ir/summary.js";
 import type { Tensor } from "../ir/tensor.js";
 import { formatPartitionReport, type Partition, partitionGraph } from "../partition/index.js";
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
+import { type Fp16OverflowResult, formatKeptNodes, type KeptNode } from "../passes/fp16-overflow.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { appendTrace, formatTrace, type Trace } from "../passes/rewrite/trace.js";
@@ -33,6 +34,7 @@ import {
   moduleMemory,
   type RunOptions,
 } from "./execution.js";
+import { fp16OverflowPipelineOption } from "./fp16-overflow-samples.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 import { loadPackage, savePackage } from "./package.js";
 import type { RebuildPolicy } from "./package-artifacts.js";
@@ -57,6 +59,8 @@ export interface CompileReport {
   readonly nodesAfter: number;
   readonly trace: Trace;
   readonly partition: Partition["report"];
+  /** Nodes kept in float32 because a sample run overflows fp16 (the fp16Overflow option), in graph order. */
+  readonly fp32Islands?: readonly KeptNode[];
   /** Milliseconds per phase. */
   readonly timings: Readonly<Record<"lower" | "partition" | "convert" | "build", number>>;
   readonly runners: readonly string[];
@@ -362,7 +366,17 @@ export async function compile(
   const graph0 = options.truncateDouble ? truncateDouble(shapes.graph) : shapes.graph;
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();
-  const defaults = defaultPipeline({ enabledPrecisions: precisions });
+  // fp16Overflow: the analysis runs inside the pipeline's assign-precision; its result goes to the report.
+  let overflow = undefined as { result: Fp16OverflowResult; source: string } | undefined;
+  const fp16Overflow = await fp16OverflowPipelineOption(
+    graph0,
+    options,
+    reducedPrecisionOf(precisions) === "float16",
+    (result, source) => {
+      overflow = { result, source };
+    },
+  );
+  const defaults = defaultPipeline({ enabledPrecisions: precisions, fp16Overflow });
   const passes: readonly Pass[] =
     options.passes === undefined
       ? defaults
@@ -425,6 +439,7 @@ export async function compile(
   const low = reducedPrecisionOf(precisions);
   const text = [
     `lowering: ${nodesBefore} → ${nodesAfter} nodes (${trace.entries.length} rewrites) in ${timings.lower.toFixed(0)} ms; precision ${low ?? "float32"}`,
+    ...(overflow ? [formatKeptNodes(overflow.result, overflow.source)] : []),
     formatPartitionReport(partition.report),
     `backend ${backend.name}: ${runners.map((r) => `segment ${r.segment.index}: ${r.description}`).join("; ")}`,
     `build: convert ${timings.convert.toFixed(0)} ms, backend ${timings.build.toFixed(0)} ms`,
@@ -435,6 +450,7 @@ export async function compile(
     nodesAfter,
     trace: appendTrace(trace, ...runners.flatMap((r) => (r.trace ? [r.trace] : []))),
     partition: partition.report,
+    ...(overflow ? { fp32Islands: overflow.result.kept } : {}),
     timings,
     runners: runners.map((r) => r.description),
     text,

@@ -3,6 +3,7 @@ import { TorchcError } from "../errors.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { OpName } from "../ops/index.js";
 import type { Precision } from "../passes/assign-precision.js";
+import type { Fp16OverflowMode } from "../passes/fp16-overflow.js";
 import type { Pass } from "../passes/pass.js";
 import type { QuantPrecision } from "../passes/quantize-insert.js";
 import type { CalibrationOptions } from "./calibration.js";
@@ -80,6 +81,14 @@ export interface CompileOptions {
    * and ends the report text. Default false.
    */
   readonly verify?: boolean | { readonly inputs?: readonly Tensor[]; readonly tolerance?: number };
+  /**
+   * fp16 only: what to do where a sample run overflows float16 (|x| > 65504 becomes inf). "keep-fp32" keeps the
+   * nodes that make or read such values in float32 (found on the CPU reference interpreter; the sample is the first
+   * calibration batch, else `verify.inputs`, else seeded random inputs of the declared shapes) and the compile
+   * report lists them; "error" fails the compile naming them; "ignore" (default) checks nothing
+   * (passes/fp16-overflow.ts).
+   */
+  readonly fp16Overflow?: Fp16OverflowMode;
   /**
    * Compute float64 as float32 (Torch-TensorRT's truncate_double): float64 weights, constants and values inside
    * the model become float32; float64 inputs and outputs keep their type (cast on entry and exit). Default false.

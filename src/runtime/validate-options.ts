@@ -5,6 +5,7 @@
 import { TorchcError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import { OP_NAMES } from "../ops/index.js";
+import { FP16_OVERFLOW_MODES } from "../passes/fp16-overflow.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 
 /** Edit distance (insertions, deletions, substitutions), for suggestions. */
@@ -84,6 +85,7 @@ const OPTION_NAMES: Readonly<Record<keyof CompileOptions, true>> = {
   verify: true,
   truncateDouble: true,
   sparseWeights: true,
+  fp16Overflow: true,
   artifacts: true,
 };
 
@@ -160,6 +162,9 @@ export function checkCompileOptions(options: CompileOptions, graph: Graph): void
   checkCount("minBlockSize", options.minBlockSize, 1, 1 << 20);
   checkCount("workspaceBytes", options.workspaceBytes, 0, 2 ** 40);
   checkSparseWeights(options);
+  const f = options.fp16Overflow as unknown;
+  if (f !== undefined && !FP16_OVERFLOW_MODES.includes(f as never))
+    invalid(`fp16Overflow must be ${FP16_OVERFLOW_MODES.join(", ")}, got ${JSON.stringify(f)}`);
   if (options.completion !== undefined && !["poll", "worker", "hostfn"].includes(options.completion))
     throw new TorchcError(
       `completion must be poll, worker or hostfn, got '${String(options.completion)}'`,

@@ -17,8 +17,9 @@ import { convertNodes } from "../converters/convert-segment.js";
 import { type ConverterRegistry, selectConverter } from "../converters/registry.js";
 import { isFloating } from "../ir/dtype.js";
 import { formatLocation, type Graph, type Node, nodeInputs } from "../ir/graph.js";
-import { type Tensor, toFloat64Array } from "../ir/tensor.js";
+import { castTensor, type Tensor, toFloat64Array } from "../ir/tensor.js";
 import { runNetworkReference } from "../network/reference/index.js";
+import { evaluateNode } from "../ops/index.js";
 import { interpret } from "../ops/interpret.js";
 import type { Partition } from "../partition/index.js";
 import { compareTensors } from "../util/compare.js";
@@ -42,6 +43,8 @@ export interface NodeFinding {
   readonly converter?: string;
   readonly relative?: number;
   readonly detail?: string;
+  /** A non-finite result that float32 keeps finite from the same inputs: an fp16 overflow. */
+  readonly fixedByFloat32?: boolean;
 }
 
 export interface VerifyReport {
@@ -75,6 +78,28 @@ function allFinite(t: Tensor): boolean {
   if (!isFloating(t.dtype)) return true;
   for (const v of toFloat64Array(t)) if (!Number.isFinite(v)) return false;
   return true;
+}
+
+export const FP16_OVERFLOW_HINT =
+  'float32 keeps this node finite from the same inputs: an fp16 overflow; compile with fp16Overflow: "keep-fp32" (--fp16-overflow=keep-fp32) to keep the overflowing layers in float32';
+
+/**
+ * Whether a node that gave inf/NaN gives a finite result computing in float32 from the same inputs (float16 inputs
+ * widened exactly). A cast down to float16 of a finite value overflows only because of the float16 target.
+ */
+function finiteInFloat32(node: Node, values: ReadonlyMap<string, Tensor>): boolean {
+  const to = node.args.dtype;
+  if (node.op === "aten._to_copy.default" && to?.kind === "dtype" && to.value === "float16") return true;
+  try {
+    const outs = evaluateNode(node, (n) => {
+      const t = values.get(n);
+      if (!t) throw new Error(`no reference value for '${n}'`);
+      return t.dtype === "float16" ? castTensor(t, "float32") : t;
+    });
+    return outs.every(allFinite);
+  } catch {
+    return false;
+  }
 }
 
 /** Reference values of every value in the lowered graph (inputs, weights, node outputs). */
@@ -164,6 +189,7 @@ export async function verifyCompiled(
       if (inputsFinite) {
         firstNonFinite = finding(node, {
           detail: `first non-finite value (${node.outputs.map((o) => (o ? graph.values[o]?.dtype : "")).join(", ")})`,
+          ...(finiteInFloat32(node, values) ? { fixedByFloat32: true } : {}),
         });
         break;
       }
@@ -182,6 +208,7 @@ export async function verifyCompiled(
           `  ${i === 0 ? "first divergence" : "then"}: ${d.where}${d.converter ? ` [converter '${d.converter}']` : ""}: ${d.relative !== undefined ? `error ${d.relative.toExponential(2)}` : d.detail}`,
       ),
     ...(firstNonFinite ? [`  ${firstNonFinite.detail}: ${firstNonFinite.where}`] : []),
+    ...(firstNonFinite?.fixedByFloat32 ? [`  ${FP16_OVERFLOW_HINT}`] : []),
   ];
   return { ok, tolerance, outputs, nodesChecked, diverging, firstNonFinite, text: lines.join("\n") };
 }

@@ -57,6 +57,7 @@ describe("compile options are checked before anything is built", () => {
     [{ dynamic: 3 }, /dynamic must be an object/],
     [{ calibration: "cache.json" }, /calibration must be an object/],
     [{ torchExecutedOps: "aten.relu.default" }, /torchExecutedOps must be a list of op names/],
+    [{ fp16Overflow: "keep" }, /fp16Overflow must be ignore, error, keep-fp32/],
   ])("refuses %o", async (opts, msg) => {
     await expect(compile(await mlp(), opts as CompileOptions)).rejects.toThrow(msg);
   });
@@ -82,6 +83,7 @@ describe("compile options are checked before anything is built", () => {
       converters: undefined,
       verify: undefined,
       truncateDouble: undefined,
+      fp16Overflow: undefined,
       artifacts: undefined,
     };
     const c = await compile(await mlp(), all as CompileOptions);
