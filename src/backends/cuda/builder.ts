@@ -40,6 +40,8 @@ export interface CudaBuildOptions {
   readonly tf32?: boolean;
   /** Store 4-d/5-d activations channels-last (default: true for fp16, false for fp32). */
   readonly channelsLast?: boolean;
+  /** fp16: float32 tensors of the network stay float32 (fp16Overflow's islands; plan/tensors.ts). Default false. */
+  readonly keepFloat32?: boolean;
   /** Capture the forward pass as a CUDA graph (default true). */
   readonly cudaGraph?: boolean;
   /** Device ordinal (default 0). */
@@ -111,6 +113,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
   const plan = planCudaEngine(network, {
     precision: options.precision,
     channelsLast: options.channelsLast ?? options.precision === "fp16",
+    keepFloat32: options.keepFloat32,
     convSupported(step, info) {
       const t = performance.now();
       if (!libs.cudnn) {

@@ -35,6 +35,8 @@ export interface EnginePlan {
 export interface PlanOptions {
   readonly precision: Precision;
   readonly channelsLast?: boolean;
+  /** fp16 mode: float32 tensors stay float32 (plan/tensors.ts). Default false. */
+  readonly keepFloat32?: boolean;
   /** Whether cuDNN runs this step (the builder makes and keeps the plan here); default yes. */
   readonly convSupported?: (step: ConvStep, info: (t: string) => TensorInfo) => boolean;
   readonly matmulSupported?: (step: MatmulStep, info: (t: string) => TensorInfo) => boolean;
@@ -45,6 +47,7 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
   const infos = planTensors(net, {
     precision: opts.precision,
     channelsLast: opts.channelsLast ?? opts.precision === "fp16",
+    keepFloat32: opts.keepFloat32,
   });
   const info = (t: string) => {
     const i = infos.get(t);
@@ -53,6 +56,7 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
   };
   const steps = schedule(net, infos, {
     precision: opts.precision,
+    keepFloat32: opts.keepFloat32,
     convSupported: (s) => opts.convSupported?.(s, info) ?? true,
     matmulSupported: (s) => opts.matmulSupported?.(s, info) ?? true,
   });

@@ -116,6 +116,8 @@ export interface EmulatorOptions {
   readonly channelsLast?: boolean;
   /** The plan's precision (default fp32; fp16 stores float activations and constants in half precision). */
   readonly precision?: "fp32" | "fp16";
+  /** fp16: float32 tensors stay float32 (the CUDA backend sets it for fp16Overflow: "keep-fp32"). */
+  readonly keepFloat32?: boolean;
   /**
    * Run the generated row kernels (reduce, softmax, normalization) too, block by block with OpenMP threads
    * (default true); false runs their layers' reference instead (faster). Attention and gemv kernels (warp
@@ -140,7 +142,11 @@ export function emulateEngine(
   opts: EmulatorOptions = {},
 ): Emulation {
   const precision = opts.precision ?? "fp32";
-  const plan = planCudaEngine(net, { precision, channelsLast: opts.channelsLast ?? precision === "fp16" });
+  const plan = planCudaEngine(net, {
+    precision,
+    channelsLast: opts.channelsLast ?? precision === "fp16",
+    keepFloat32: opts.keepFloat32,
+  });
   const infos = plan.infos;
   const info = (t: string): TensorInfo => {
     const i = infos.get(t);

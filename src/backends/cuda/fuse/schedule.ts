@@ -28,6 +28,8 @@ import type {
 
 export interface ScheduleOptions {
   readonly precision: Precision;
+  /** fp16 mode: convolutions and matmuls on float32 tensors run in float32 (plan/tensors.ts storageDType). */
+  readonly keepFloat32?: boolean;
   /** Whether the convolution library can run this step (the builder plans it and keeps the plan). */
   convSupported(step: ConvStep): boolean;
   matmulSupported(step: MatmulStep): boolean;
@@ -435,7 +437,7 @@ class Scheduler {
       return true;
     }
     const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
-    const storage = storageDType(this.info(x).logicalDType, this.opts.precision);
+    const storage = storageDType(this.info(x).logicalDType, this.opts.precision, this.opts.keepFloat32);
     const chain = this.convChain(layer, layout, storage);
     const before = this.steps.length;
     const xs = this.materialize(x, layout, storage);
@@ -562,7 +564,7 @@ class Scheduler {
 
   private placeMatmul(layer: LayerOf<"matmul">): void {
     const [a0, b0] = layer.inputs;
-    const storage = storageDType(this.info(a0).logicalDType, this.opts.precision);
+    const storage = storageDType(this.info(a0).logicalDType, this.opts.precision, this.opts.keepFloat32);
     const fix = (t: string) =>
       this.matrixOk(t, storage) ? t : this.materialize(t, identityLayout(this.info(t).shape.length), storage);
     const a = fix(a0);

@@ -30,10 +30,16 @@ export interface TensorInfo {
 export interface TensorPlanOptions {
   precision: Precision;
   channelsLast: boolean;
+  /** fp16 mode: float32 tensors stay float32 (the graph keeps them so on purpose: fp16Overflow). Default false. */
+  keepFloat32?: boolean;
 }
 
-/** Float tensors are stored in fp16 in fp16 mode; everything else as declared. */
-export function storageDType(dtype: DType, precision: Precision): DType {
+/**
+ * Float tensors are stored in fp16 in fp16 mode (float32 ones stay float32 with `keepFloat32`: the float32
+ * islands the precision pass left where fp16 overflows); everything else as declared.
+ */
+export function storageDType(dtype: DType, precision: Precision, keepFloat32 = false): DType {
+  if (keepFloat32 && dtype === "float32") return dtype;
   if (precision === "fp16" && (dtype === "float32" || dtype === "float64")) return "float16";
   return dtype;
 }
@@ -77,7 +83,7 @@ export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, 
       name,
       shape: t.shape,
       logicalDType: t.dtype,
-      storage: io ? t.dtype : storageDType(t.dtype, opts.precision),
+      storage: io ? t.dtype : storageDType(t.dtype, opts.precision, opts.keepFloat32),
       layout: identityLayout(t.shape.length),
       role,
     });

@@ -1,0 +1,62 @@
+// The CUDA engine honours the float32 islands fp16Overflow leaves in an fp16 graph: with keepFloat32 (what the
+// backend sets for fp16Overflow: "keep-fp32") the plan stores and computes them in float32, and the emulated
+// fp16 engine gives a finite result within fp16 tolerance of the float32 reference interpreter. Without it the
+// plan stores every float tensor in half precision and the engine returns inf, as PyTorch eager fp16 does.
+import { describe, expect, it } from "vitest";
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { convertGraph } from "../../../src/converters/index.js";
+import type { Graph } from "../../../src/ir/graph.js";
+import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
+import { interpret } from "../../../src/ops/interpret.js";
+import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { randomTensor } from "../../passes/graphs.js";
+import { overflowingGraph } from "../../passes/overflow-graphs.js";
+import { emulateEngine, hasGxx } from "./emulate.js";
+
+const values = (t: Tensor) => Array.from(toFloat64Array(t));
+const x = (seed: number) => randomTensor([1, 256], seed, 0, 1);
+
+function lowered(graph: Graph): Graph {
+  const passes = defaultPipeline({
+    enabledPrecisions: ["float16", "float32"],
+    fp16Overflow: { mode: "keep-fp32", samples: [[x(3)]] },
+  });
+  return runPipeline(graph, passes).graph;
+}
+
+describe("fp16 engine with float32 islands", () => {
+  it("the plan stores the kept nodes' tensors in float32 only with keepFloat32", () => {
+    const net = convertGraph(lowered(overflowingGraph()));
+    const storage = (keepFloat32: boolean) => {
+      const infos = planCudaEngine(net, { precision: "fp16", keepFloat32 }).infos;
+      return (t: string) => infos.get(t)?.storage;
+    };
+    const kept = storage(true);
+    const plain = storage(false);
+    expect(kept("proj/matmul")).toBe("float32");
+    expect(kept("total/sum")).toBe("float32");
+    expect(kept("scale_up/mul")).toBe("float16");
+    expect(kept("out/add")).toBe("float16");
+    expect(plain("proj/matmul")).toBe("float16");
+  });
+
+  it.skipIf(!hasGxx())(
+    "emulated: finite and within 1e-2 of the float32 reference; inf without keepFloat32",
+    () => {
+      const graph = overflowingGraph();
+      const net = convertGraph(lowered(graph));
+      for (const seed of [3, 11]) {
+        const inputs = { [net.inputs[0]]: x(seed) };
+        const [want] = interpret(graph, [x(seed)]);
+        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
+        const [a, b] = [values(got), values(want)];
+        expect(a.every(Number.isFinite)).toBe(true);
+        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+        expect(err).toBeLessThan(1e-2);
+        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
+        expect(values(half).every(Number.isFinite)).toBe(false);
+      }
+    },
+    120_000,
+  );
+});
