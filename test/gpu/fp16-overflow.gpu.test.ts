@@ -1,0 +1,96 @@
+/**
+ * Keeping fp16 honest (issue 11) on the GPU: torchvision mobilenet_v2 with random weights (weights=None, seeded)
+ * overflows in PyTorch eager fp16. Exported here; checks that
+ *   - PyTorch eager fp16 on the GPU gives inf/NaN or an error > 1e-2 against PyTorch fp32 (the premise);
+ *   - torchc fp16 on the CUDA backend with fp16Overflow: "keep-fp32" gives a finite output within 1e-2 of PyTorch
+ *     fp32. The analysis sample is torchc's own seeded random input (no user data), not the test input.
+ * Also reported, not asserted: torchc fp16 without the option, the nodes kept in float32 and the analysis time.
+ *   bash scripts/gpu.sh test fp16-overflow
+ * Prints `[fp16-overflow] {"check":"mobilenet_v2",…}`.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { loadModel } from "../../src/frontends/load-model.js";
+import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
+import { compile } from "../../src/runtime/compile.js";
+import { compareTensors } from "../../src/util/compare.js";
+import { readNpy } from "../../src/util/npy.js";
+import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+
+const { skip } = openGpu();
+const report = gpuReporter("fp16-overflow");
+recordTestStarts();
+
+/** Exports mobilenet_v2 (random weights, seed 0); PyTorch fp32 (TF32 off) and eager fp16 outputs on the GPU. */
+const EXPORT = `
+import copy, sys, numpy as np, torch, torchvision
+out = sys.argv[1]
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+torch.manual_seed(0)
+m = torchvision.models.mobilenet_v2(weights=None).eval()
+x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+with torch.no_grad():
+    torch.export.save(torch.export.export(m, (x,)), f"{out}/mobilenet_v2.pt2")
+    y32 = copy.deepcopy(m).cuda()(x.cuda()).float().cpu()
+    y16 = copy.deepcopy(m).half().cuda()(x.half().cuda()).float().cpu()
+np.save(f"{out}/input.npy", x.numpy())
+np.save(f"{out}/fp32.npy", y32.numpy())
+np.save(f"{out}/eager_fp16.npy", y16.numpy())
+`;
+
+const finite = (t: Tensor) => toFloat64Array(t).every(Number.isFinite);
+
+describe("fp16 overflow: mobilenet_v2 with random weights", { skip }, () => {
+  it("PyTorch eager fp16 overflows; torchc fp16 with fp16Overflow: keep-fp32 is finite and within 1e-2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "torchc-fp16-overflow-"));
+    const r = spawnSync("python3", ["-c", EXPORT, dir], { encoding: "utf8", timeout: 240_000 });
+    assert.equal(r.status, 0, `export failed: ${r.stderr?.split("\n").slice(-3).join(" ")}`);
+    const x = readNpy(join(dir, "input.npy"));
+    const want = readNpy(join(dir, "fp32.npy"));
+    const eager = readNpy(join(dir, "eager_fp16.npy"));
+    const eagerRel = compareTensors(eager, want).relative;
+    const model = await loadModel(join(dir, "mobilenet_v2.pt2"));
+
+    const plain = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+    const [plainOut] = await plain.run([x]);
+    await plain.dispose();
+
+    const t0 = performance.now();
+    const kept = await compile(model, {
+      backend: "cuda",
+      enabledPrecisions: ["fp16"],
+      fp16Overflow: "keep-fp32",
+    });
+    const compileMs = performance.now() - t0;
+    try {
+      const [got] = await kept.run([x]);
+      const rel = compareTensors(got, want).relative;
+      const islands = kept.report.fp32Islands ?? [];
+      report("mobilenet_v2", {
+        eagerFp16: { finite: finite(eager), relative: eagerRel },
+        torchcFp16: { finite: finite(plainOut), relative: compareTensors(plainOut, want).relative },
+        torchcKeepFp32: { finite: finite(got), relative: rel },
+        keptNodes: islands.length,
+        kept: islands
+          .slice(0, 12)
+          .map((k) => `${k.modulePath ?? k.node} (${k.op}) ${k.maxAbs.toExponential(2)}`),
+        analysis: kept.report.text.split("\n").find((l) => l.startsWith("fp16 overflow:")),
+        compileMs: Math.round(compileMs),
+      });
+      assert.ok(
+        !finite(eager) || eagerRel > 1e-2,
+        `premise: PyTorch eager fp16 should overflow on this model (finite, relative ${eagerRel})`,
+      );
+      assert.ok(islands.length > 0, "the analysis kept some nodes in float32");
+      assert.ok(finite(got), "torchc fp16 with keep-fp32 is finite");
+      assert.ok(rel <= 1e-2, `torchc fp16 keep-fp32 vs PyTorch fp32: relative ${rel}`);
+    } finally {
+      await kept.dispose();
+    }
+  });
+});
