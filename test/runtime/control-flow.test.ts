@@ -353,3 +353,61 @@ function sameShapeIf(): Graph {
   g.setOutputs(["r"]);
   return g.build();
 }
+
+describe("blocks that hand a value through unchanged", () => {
+  it("an else-branch that returns the input, and a loop body that carries one of two values unchanged", async () => {
+    const then = new GraphBuilder();
+    then.addNode("aten.neg.default", { self: T("x") }, [{ name: "a", type: f38 }]);
+    then.setOutputs(["a"]);
+    const els = new GraphBuilder();
+    els.setOutputs(["x"]);
+    const body = new GraphBuilder();
+    body.addInput("i", i64);
+    body.addInput("y0", f38);
+    body.addInput("k0", f38);
+    body.addNode("aten.mul.Tensor", { self: T("y0"), other: F(2) }, [{ name: "y1", type: f38 }]);
+    body.setOutputs([body.addConstant("go", tensorFromNumbers("bool", [], [1])), "y1", "k0"]);
+    const g = new GraphBuilder();
+    g.addInput("x", f38);
+    g.addInput("c", bool0);
+    g.addInput("n", i64);
+    g.addNode("prim.If", { cond: T("c") }, [{ name: "r", type: f38 }], {}, "if", [then.build(), els.build()]);
+    g.addNode(
+      "prim.Loop",
+      { max_trip_count: T("n"), cond: B(true), init: { kind: "tensors", names: ["r", "x"] } },
+      [
+        { name: "y", type: f38 },
+        { name: "k", type: f38 },
+      ],
+      {},
+      "loop",
+      [body.build()],
+    );
+    g.setOutputs(["y", "k"]);
+    const m = await compile(g.build(), { backend: "reference" });
+    try {
+      const x = input(1);
+      const xs = toFloat64Array(x);
+      for (const [c, n] of [
+        [1, 3],
+        [0, 2],
+        [0, 0],
+      ]) {
+        const [y, k] = await m.run([
+          x,
+          tensorFromNumbers("bool", [], [c]),
+          tensorFromNumbers("int64", [], [n]),
+        ]);
+        expect(
+          maxAbsDiff(
+            y,
+            xs.map((v) => (c ? -v : v) * 2 ** n),
+          ),
+        ).toBe(0);
+        expect(maxAbsDiff(k, xs)).toBe(0);
+      }
+    } finally {
+      await m.dispose();
+    }
+  });
+});
