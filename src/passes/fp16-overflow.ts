@@ -32,7 +32,7 @@ export interface Fp16OverflowOptions {
   readonly samples: readonly (readonly Tensor[])[];
   /** |x| above which a float32 value counts as overflowing. Default FP16_MAX; lower it to leave headroom. */
   readonly maxMagnitude?: number;
-  /** Most float16 runs after the float32 one. Default 8. */
+  /** Most float16 runs (rounds) after the float32 one. Default 8. */
   readonly maxIterations?: number;
 }
 
@@ -161,14 +161,14 @@ export function keepOverflowInFloat32(
     if (large) keep(node.name, "magnitude");
   }
   const fp32Broken = new Set(fp32.sources.map((n) => n.name));
-  let runs = 1;
+  let rounds = 0;
   let assigned: Graph;
   let last: RunStats;
   for (;;) {
     assigned = assignPrecision(graph, { ...precision, fp32Nodes: [...kept.keys()] });
     last = observe(assigned, options.samples);
-    runs++;
-    if (last.sources.length === 0 || runs > (options.maxIterations ?? 8)) break;
+    rounds++;
+    if (last.sources.length === 0 || rounds >= (options.maxIterations ?? 8)) break;
     const fresh = last.sources
       .flatMap((n) => originalsOf(n, assigned, byName))
       .filter((n) => !fp32Broken.has(n) && keep(n, "fp16-overflow"));
@@ -180,7 +180,7 @@ export function keepOverflowInFloat32(
     kept: sorted,
     finite: last.sources.length === 0,
     remaining: last.sources[0] ? formatLocation(last.sources[0]) : undefined,
-    runs: runs * options.samples.length,
+    runs: (1 + rounds) * options.samples.length,
     samples: options.samples.length,
     ms: performance.now() - t0,
   };

@@ -1,5 +1,6 @@
 // fp16 overflow: a graph whose hidden values exceed 65504 gives inf in the reference fp16 run; keeping the nodes
 // the analysis names in float32 gives a finite result within fp16 tolerance of the float32 reference.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Graph } from "../../src/ir/graph.js";
 import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
@@ -13,8 +14,9 @@ import {
   keepOverflowInFloat32,
 } from "../../src/passes/fp16-overflow.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
-import { randomTensor } from "./graphs.js";
+import { inputsFor, randomTensor } from "./graphs.js";
 import { overflowingGraph, tameGraph } from "./overflow-graphs.js";
+import { buildRandomGraph, recipes } from "./random-graphs.js";
 
 const FP16 = { enabledPrecisions: ["float16", "float32"] } as const;
 
@@ -109,5 +111,33 @@ describe("fp16 overflow analysis", () => {
     expect(() => runPipeline(graph, [failing])).toThrow(
       /node 'proj' \(aten\.mm\.default\).*--fp16-overflow=keep-fp32/,
     );
+  });
+
+  it("property: on random conv/bn/activation/view graphs that do not overflow, the pipeline's graph is the same", () => {
+    let quiet = 0;
+    fc.assert(
+      fc.property(recipes, (recipe) => {
+        const graph = buildRandomGraph(recipe);
+        const enabledPrecisions = ["float16", "float32"] as const;
+        let kept = -1;
+        const samples = [inputsFor(graph, 9)];
+        const onResult = (r: { kept: readonly unknown[] }) => {
+          kept = r.kept.length;
+        };
+        const passes = defaultPipeline({
+          enabledPrecisions,
+          fp16Overflow: { mode: "keep-fp32", samples, onResult },
+        });
+        const withOption = runPipeline(graph, passes).graph;
+        const without = runPipeline(graph, defaultPipeline({ enabledPrecisions })).graph;
+        expect(kept).toBeGreaterThanOrEqual(0);
+        if (kept === 0) {
+          quiet++;
+          expect(withOption).toEqual(without);
+        }
+      }),
+      { numRuns: Number(process.env.TORCHC_PROPERTY_RUNS ?? 40) },
+    );
+    expect(quiet).toBeGreaterThan(0);
   });
 });
