@@ -188,7 +188,11 @@ export function keepOverflowInFloat32(
 
 /** One line per kept node, for the compile report. */
 export function formatKeptNodes(r: Fp16OverflowResult, sampleSource = "sample inputs"): string {
-  const head = `fp16 overflow: ${r.kept.length} node(s) kept in float32 because fp16 overflows on ${sampleSource} (${r.runs} interpreter run(s), ${r.ms.toFixed(0)} ms)`;
+  const cost = `${r.runs} interpreter run(s), ${r.ms.toFixed(0)} ms`;
+  const head =
+    r.kept.length === 0 && r.finite
+      ? `fp16 overflow: none on ${sampleSource}; every node stays in fp16 (${cost})`
+      : `fp16 overflow: ${r.kept.length} node(s) kept in float32 because fp16 overflows on ${sampleSource} (${cost})`;
   const lines = r.kept.map(
     (k) =>
       `  ${k.modulePath ?? k.node} (${k.op}) max |x| ${k.maxAbs.toExponential(2)}${k.source ? ` at ${k.source}` : ""}`,

@@ -64,7 +64,7 @@ describe("compile with fp16Overflow", () => {
       calibration: { data: [tiny] },
     });
     expect(quiet.report.fp32Islands).toEqual([]);
-    expect(quiet.report.text).toContain("on 1 calibration batch(es)");
+    expect(quiet.report.text).toContain("fp16 overflow: none on 1 calibration batch(es)");
   });
 
   it("error: fails naming the first overflowing node; a model that fits compiles as without the option", async () => {
