@@ -2,7 +2,8 @@
  * A control-flow segment inside a CUDA execution context, through the fake libcuda (test/ffi/fakes: "device"
  * memory is host memory, copies happen at once): the predicate a fallback segment wrote is read back from its
  * device buffer, the branch it picks runs on views of the context's buffers (inputs: the producer's output
- * buffer; outputs: the context's buffer of the node's result), and the step after it reads that buffer. The block
+ * buffer; outputs: the context's buffer of the node's result), and the step after it reads that buffer; a loop
+ * reads its trip count back, alternates its body's two output sets and copies the last into the node's output. The block
  * modules here are stand-ins that record what they were given; real ones are compiled in the GPU test
  * (test/gpu/control-flow.gpu.test.ts).
  */
@@ -19,6 +20,9 @@ import { ControlRunner } from "../../../src/runtime/control-runner.js";
 import { buildFakes } from "../../ffi/fakes/build.js";
 
 const fakes = buildFakes();
+afterAll(() => {
+  if (fakes) rmSync(fakes, { recursive: true, force: true });
+});
 const f4: TensorType = { dtype: "float32", shape: [4] };
 const bool0: TensorType = { dtype: "bool", shape: [] };
 
@@ -49,9 +53,6 @@ describe.skipIf(!fakes)("a control-flow segment in a CUDA execution context (fak
     process.env.TORCHC_LIBRARY_PATH = fakes!;
     process.env.TORCHC_PYTHON = "none";
     clearDiscoveryCache();
-  });
-  afterAll(() => {
-    if (fakes) rmSync(fakes, { recursive: true, force: true });
   });
 
   it("reads the predicate its producer wrote and runs the branch it picks on the context's buffers", async () => {
@@ -137,6 +138,127 @@ describe.skipIf(!fakes)("a control-flow segment in a CUDA execution context (fak
       // the output view is the same context buffer whichever branch ran
       expect(new Set(seen.map((s) => s.output)).size).toBe(1);
       expect(() => ctx.time(1)).toThrow(/control flow/);
+    } finally {
+      ctx.dispose();
+      pinned.free();
+    }
+  });
+});
+
+/** y = x; for i in range(n): y = y * 2, stopping early once i reaches `stop` - 1 (the body's condition). */
+function loopGraph(): Graph {
+  const body = new GraphBuilder();
+  body.addInput("i", { dtype: "int64", shape: [] });
+  body.addInput("y0", f4);
+  body.addNode(
+    "aten.mul.Scalar",
+    { self: { kind: "tensor", name: "y0" }, other: { kind: "float", value: 2 } },
+    [{ name: "y1", type: f4 }],
+  );
+  body.addNode("test.go", {}, [{ name: "go", type: bool0 }]);
+  body.setOutputs(["go", "y1"]);
+  const g = new GraphBuilder();
+  g.addInput("x", f4);
+  g.addInput("n", { dtype: "int64", shape: [] });
+  g.addNode(
+    "prim.Loop",
+    {
+      max_trip_count: { kind: "tensor", name: "n" },
+      cond: { kind: "bool", value: true },
+      init: { kind: "tensors", names: ["x"] },
+    },
+    [{ name: "y", type: f4 }],
+    {},
+    "loop",
+    [body.build()],
+  );
+  g.setOutputs(["y"]);
+  return g.build();
+}
+
+describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcuda)", () => {
+  beforeAll(() => {
+    process.env.TORCHC_LIBRARY_PATH = fakes!;
+    process.env.TORCHC_PYTHON = "none";
+    clearDiscoveryCache();
+  });
+
+  it("reads the trip count back, alternates the body's output buffers, and copies the last into the node's output", async () => {
+    const { CudaContext } = await import("../../../src/backends/cuda/device/context.js");
+    const { PinnedBuffer, uploadAsync, downloadAsync } = await import(
+      "../../../src/backends/cuda/device/memory.js"
+    );
+    const { CudaDeviceTensor } = await import("../../../src/backends/cuda/device-tensor.js");
+    const { CudaExecutionContext } = await import("../../../src/backends/cuda/execution-context.js");
+    CudaContext.get(0);
+    const graph = loopGraph();
+    const pinned = PinnedBuffer.alloc(64);
+    const read = (src: DeviceTensor, bytes: number) => {
+      downloadAsync(src, pinned, null, { bytes });
+      return new Uint8Array(pinned.arrayBuffer, 0, bytes).slice();
+    };
+    const write = (dst: DeviceTensor, bytes: Uint8Array) => {
+      new Uint8Array(pinned.arrayBuffer).set(bytes);
+      uploadAsync(dst, pinned, null, { bytes: bytes.byteLength });
+    };
+    let stop = 100;
+    const iterations: { i: number; input: bigint; output: bigint }[] = [];
+    const allocated: DeviceTensor[] = [];
+    // A stand-in body module: y1 = y0 * 2 and go = i < stop - 1, read and written through device memory.
+    const bodyModule = {
+      report: { runners: ["body engine"] },
+      allocateOutputs: () => {
+        const set = [CudaDeviceTensor.alloc("bool", [], 0), CudaDeviceTensor.alloc("float32", [4], 0)];
+        allocated.push(...set);
+        return set;
+      },
+      async run(inputs: (Tensor | DeviceTensor)[], opts: { outputs: DeviceTensor[] }) {
+        const i = Number((inputs[0] as Tensor).data[0]);
+        const y = inputs[1] as DeviceTensor;
+        iterations.push({ i, input: y.ptr, output: opts.outputs[1].ptr });
+        const doubled = new Float32Array(read(y, 16).buffer).map((v) => v * 2);
+        write(opts.outputs[1], new Uint8Array(doubled.buffer));
+        write(opts.outputs[0], Uint8Array.of(i < stop - 1 ? 1 : 0));
+        return opts.outputs;
+      },
+      async toHost(t: DeviceTensor) {
+        return { dtype: "bool", shape: [], data: read(t, 1) } as unknown as Tensor;
+      },
+      async dispose() {},
+    } as unknown as CompiledModule;
+    const node = graph.nodes[0];
+    const segment = {
+      index: 0,
+      kind: "control" as const,
+      nodes: [node],
+      inputs: ["n", "x"],
+      weights: [],
+      outputs: ["y"],
+      graph,
+    };
+    const blocks = node.subgraphs!.map((b) => closeBlock(graph, node, b));
+    const control = new ControlRunner(segment, blocks, [bodyModule]);
+    const ctx = new CudaExecutionContext(0, graph, [control], true, "poll", 0);
+    try {
+      const x = tensorFromNumbers("float32", [4], [1, -2, 3, -4]);
+      const run = async (n: number) => {
+        iterations.length = 0;
+        const [y] = (await ctx.run([x, tensorFromNumbers("int64", [], [n])])) as Tensor[];
+        return Array.from(toFloat64Array(y));
+      };
+      expect(await run(3)).toEqual([8, -16, 24, -32]);
+      expect(iterations.map((it) => it.i)).toEqual([0, 1, 2]);
+      // each iteration reads what the one before wrote, and writes the other set
+      for (let k = 1; k < iterations.length; k++) {
+        expect(iterations[k].input).toBe(iterations[k - 1].output);
+        expect(iterations[k].output).not.toBe(iterations[k].input);
+      }
+      expect(allocated.every((t) => !t.alive)).toBe(true);
+      stop = 2;
+      expect(await run(10)).toEqual([4, -8, 12, -16]);
+      expect(iterations).toHaveLength(2);
+      expect(await run(0)).toEqual([1, -2, 3, -4]);
+      expect(iterations).toHaveLength(0);
     } finally {
       ctx.dispose();
       pinned.free();
