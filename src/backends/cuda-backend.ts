@@ -110,8 +110,7 @@ export async function createCudaBackend(
         precision,
         device,
         tf32: options.tf32 === true,
-        // The precision pass left float32 islands where fp16 overflows: they must not be stored in fp16.
-        keepFloat32: options.fp16Overflow === "keep-fp32",
+        keepFloat32: options.fp16Overflow === "keep-fp32", // its float32 islands must not be stored in fp16
         tuneConvs: options.tune === true,
         workspaceBytes: options.workspaceBytes,
         choices: artifacts.forSegment(segment.index),
