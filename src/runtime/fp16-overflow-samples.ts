@@ -5,7 +5,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { Fp16OverflowPassOptions, Fp16OverflowResult } from "../passes/fp16-overflow.js";
 import { randomInput } from "../util/random-input.js";
-import { calibrationBatches } from "./calibration-data.js";
+import { CalibrationError, calibrationBatches } from "./calibration-data.js";
 import type { CompileOptions } from "./options.js";
 
 export interface Fp16OverflowSamples {
@@ -19,12 +19,19 @@ export async function fp16OverflowSamples(
   options: CompileOptions,
 ): Promise<Fp16OverflowSamples> {
   const data = options.calibration?.data;
+  let note = "";
   if (data !== undefined) {
     const want = options.calibration?.maxBatches ?? 1;
     const samples: Tensor[][] = [];
-    for await (const batch of calibrationBatches(data, graph)) {
-      samples.push(batch);
-      if (samples.length >= want) break;
+    try {
+      for await (const batch of calibrationBatches(data, graph)) {
+        samples.push(batch);
+        if (samples.length >= want) break;
+      }
+    } catch (e) {
+      // A batch range compiles one module per size: batches of another size cannot feed this one.
+      if (!(e instanceof CalibrationError && e.code === "calibration.shape")) throw e;
+      note = " (the calibration batches do not fit this input shape)";
     }
     if (samples.length > 0) return { samples, source: `${samples.length} calibration batch(es)` };
   }
@@ -32,7 +39,7 @@ export async function fp16OverflowSamples(
   if (typeof v === "object" && v.inputs) return { samples: [[...v.inputs]], source: "verify.inputs" };
   return {
     samples: [graph.inputs.map((n, k) => randomInput(graph.values[n], 1234 + k))],
-    source: "seeded random inputs of the declared shapes (seed 1234)",
+    source: `seeded random inputs of the declared shapes (seed 1234)${note}`,
   };
 }
 

@@ -65,6 +65,13 @@ describe("compile with fp16Overflow", () => {
     });
     expect(quiet.report.fp32Islands).toEqual([]);
     expect(quiet.report.text).toContain("fp16 overflow: none on 1 calibration batch(es)");
+    // Batches of another shape (a batch range's other buckets): random inputs, and the report says why.
+    const other = await compile(graph, {
+      enabledPrecisions: ["fp16"],
+      fp16Overflow: "keep-fp32",
+      calibration: { data: [randomTensor([1, 128], 4)] },
+    });
+    expect(other.report.text).toContain("(the calibration batches do not fit this input shape)");
   });
 
   it("error: fails naming the first overflowing node; a model that fits compiles as without the option", async () => {
