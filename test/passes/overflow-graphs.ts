@@ -38,3 +38,39 @@ export function tameGraph(): Graph {
   });
   return g.build(g.node("aten.mm.default", { self: h, mat2: g.weight("w2", [8, 4]) }));
 }
+
+/**
+ * A conv block: x·2000 → 3×3 conv with positive weights (values ≈ 1.4e5, beyond fp16) → 1×1 conv with mixed-sign
+ * weights → global mean → ·1e-4 (back into range). In fp16 the big conv gives inf and the 1×1 conv inf − inf = NaN.
+ * (A per-channel scale right after the conv would not do: the CUDA plan folds it into the conv's weights; nor a
+ * relu6, which clamps inf to 6, the right value.)
+ */
+export function overflowingConvGraph(): Graph {
+  const g = new TestGraph();
+  const x = g.input("x", [1, 16, 8, 8]);
+  const conv = (input: string, w: string, k: number, name: string) =>
+    g.node(
+      "aten.convolution.default",
+      {
+        input,
+        weight: w,
+        bias: none,
+        stride: ints([1, 1]),
+        padding: ints([(k - 1) / 2, (k - 1) / 2]),
+        dilation: ints([1, 1]),
+        transposed: { kind: "bool", value: false },
+        output_padding: ints([0, 0]),
+        groups: { kind: "int", value: 1 },
+      },
+      name,
+    );
+  const big = g.node("aten.mul.Tensor", { self: x, other: float(2000) }, "scale_up");
+  const c1 = conv(big, g.weight("w1", [16, 16, 3, 3], { lo: 0.5, hi: 1.5 }), 3, "expand");
+  const c2 = conv(c1, g.weight("w2", [8, 16, 1, 1]), 1, "project");
+  const pooled = g.node(
+    "aten.mean.dim",
+    { self: c2, dim: ints([2, 3]), keepdim: { kind: "bool", value: false } },
+    "pool",
+  );
+  return g.build(g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down"));
+}

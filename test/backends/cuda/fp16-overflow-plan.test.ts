@@ -10,16 +10,16 @@ import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
 import { interpret } from "../../../src/ops/interpret.js";
 import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
 import { randomTensor } from "../../passes/graphs.js";
-import { overflowingGraph } from "../../passes/overflow-graphs.js";
+import { overflowingConvGraph, overflowingGraph } from "../../passes/overflow-graphs.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 
 const values = (t: Tensor) => Array.from(toFloat64Array(t));
 const x = (seed: number) => randomTensor([1, 256], seed, 0, 1);
 
-function lowered(graph: Graph): Graph {
+function lowered(graph: Graph, sample: Tensor = x(3)): Graph {
   const passes = defaultPipeline({
     enabledPrecisions: ["float16", "float32"],
-    fp16Overflow: { mode: "keep-fp32", samples: [[x(3)]] },
+    fp16Overflow: { mode: "keep-fp32", samples: [[sample]] },
   });
   return runPipeline(graph, passes).graph;
 }
@@ -48,6 +48,34 @@ describe("fp16 engine with float32 islands", () => {
       for (const seed of [3, 11]) {
         const inputs = { [net.inputs[0]]: x(seed) };
         const [want] = interpret(graph, [x(seed)]);
+        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
+        const [a, b] = [values(got), values(want)];
+        expect(a.every(Number.isFinite)).toBe(true);
+        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+        expect(err).toBeLessThan(1e-2);
+        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
+        expect(values(half).every(Number.isFinite)).toBe(false);
+      }
+    },
+    120_000,
+  );
+
+  it.skipIf(!hasGxx())(
+    "emulated conv block (channels-last fp32 conv island): finite, within 1e-2; NaN without keepFloat32",
+    () => {
+      const graph = overflowingConvGraph();
+      const xc = (seed: number) => randomTensor([1, 16, 8, 8], seed, 0, 1);
+      const low = lowered(graph, xc(3));
+      const kept = low.nodes.filter((n) => low.values[n.outputs[0]].dtype === "float32").map((n) => n.name);
+      expect(kept).toEqual(expect.arrayContaining(["expand", "project", "pool", "scale_down"]));
+      expect(kept).not.toContain("scale_up");
+      const net = convertGraph(low);
+      const infos = planCudaEngine(net, { precision: "fp16", keepFloat32: true }).infos;
+      const convOut = [...infos.values()].find((i) => i.name.startsWith("expand/"));
+      expect(convOut?.storage).toBe("float32");
+      for (const seed of [3, 11]) {
+        const inputs = { [net.inputs[0]]: xc(seed) };
+        const [want] = interpret(graph, [xc(seed)]);
         const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
         const [a, b] = [values(got), values(want)];
         expect(a.every(Number.isFinite)).toBe(true);
