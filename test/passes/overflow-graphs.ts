@@ -74,3 +74,48 @@ export function overflowingConvGraph(): Graph {
   );
   return g.build(g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down"));
 }
+
+/**
+ * A MobileNetV2 inverted residual whose residual stream leaves fp16's range: x·40000 → 1×1 expand (values ≈ 5e5) →
+ * relu6 → 3×3 depthwise → relu6 → 1×1 project (large weights: ≈ 3e4) → + the scaled input (sum ≈ 7e4) → global mean
+ * → ·1e-4. In fp16 the expand's inf is clamped by relu6 (harmless) but the residual add overflows.
+ */
+export function invertedResidualGraph(): Graph {
+  const g = new TestGraph();
+  const x = g.input("x", [1, 16, 6, 6]);
+  const conv = (input: string, w: string, k: number, groups: number, name: string) =>
+    g.node(
+      "aten.convolution.default",
+      {
+        input,
+        weight: w,
+        bias: none,
+        stride: ints([1, 1]),
+        padding: ints([(k - 1) / 2, (k - 1) / 2]),
+        dilation: ints([1, 1]),
+        transposed: { kind: "bool", value: false },
+        output_padding: ints([0, 0]),
+        groups: { kind: "int", value: groups },
+      },
+      name,
+    );
+  const relu6 = (v: string, name: string) =>
+    g.node("aten.hardtanh.default", { self: v, min_val: float(0), max_val: float(6) }, name);
+  const big = g.node("aten.mul.Tensor", { self: x, other: float(40000) }, "scale_up");
+  const e = relu6(
+    conv(big, g.weight("we", [32, 16, 1, 1], { lo: 0.5, hi: 1.5 }), 1, 1, "expand"),
+    "expand_relu6",
+  );
+  const d = relu6(
+    conv(e, g.weight("wd", [32, 1, 3, 3], { lo: 0.5, hi: 1.5 }), 3, 32, "depthwise"),
+    "dw_relu6",
+  );
+  const p = conv(d, g.weight("wp", [16, 32, 1, 1], { lo: 100, hi: 200 }), 1, 1, "project");
+  const sum = g.node("aten.add.Tensor", { self: p, other: big }, "residual");
+  const pooled = g.node(
+    "aten.mean.dim",
+    { self: sum, dim: ints([2, 3]), keepdim: { kind: "bool", value: false } },
+    "pool",
+  );
+  return g.build(g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down"));
+}

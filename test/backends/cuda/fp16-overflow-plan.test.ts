@@ -10,7 +10,11 @@ import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
 import { interpret } from "../../../src/ops/interpret.js";
 import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
 import { randomTensor } from "../../passes/graphs.js";
-import { overflowingConvGraph, overflowingGraph } from "../../passes/overflow-graphs.js";
+import {
+  invertedResidualGraph,
+  overflowingConvGraph,
+  overflowingGraph,
+} from "../../passes/overflow-graphs.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 
 const values = (t: Tensor) => Array.from(toFloat64Array(t));
@@ -76,6 +80,33 @@ describe("fp16 engine with float32 islands", () => {
       for (const seed of [3, 11]) {
         const inputs = { [net.inputs[0]]: xc(seed) };
         const [want] = interpret(graph, [xc(seed)]);
+        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
+        const [a, b] = [values(got), values(want)];
+        expect(a.every(Number.isFinite)).toBe(true);
+        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+        expect(err).toBeLessThan(1e-2);
+        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
+        expect(values(half).every(Number.isFinite)).toBe(false);
+      }
+    },
+    120_000,
+  );
+
+  it.skipIf(!hasGxx())(
+    "emulated inverted residual: fp32 expand and residual add around an fp16 depthwise conv; inf without",
+    () => {
+      const graph = invertedResidualGraph();
+      const xr = (seed: number) => randomTensor([1, 16, 6, 6], seed, 0.5, 1);
+      const low = lowered(graph, xr(3));
+      const f32 = low.nodes.filter((n) => low.values[n.outputs[0]].dtype === "float32").map((n) => n.name);
+      expect(f32).toEqual(expect.arrayContaining(["expand", "expand_relu6", "residual", "pool"]));
+      expect(f32).not.toContain("depthwise");
+      expect(f32).not.toContain("project");
+      expect(f32).not.toContain("scale_down"); // it reads the mean, 6.3e4: within range
+      const net = convertGraph(low);
+      for (const seed of [3, 11]) {
+        const inputs = { [net.inputs[0]]: xr(seed) };
+        const [want] = interpret(graph, [xr(seed)]);
         const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
         const [a, b] = [values(got), values(want)];
         expect(a.every(Number.isFinite)).toBe(true);
