@@ -33,6 +33,7 @@ export interface BuiltEngine {
     readonly precision: Precision;
     readonly channelsLast?: boolean;
     readonly tf32?: boolean;
+    readonly keepFloat32?: boolean;
   };
 }
 
@@ -68,6 +69,8 @@ export function prepareEngineRefit(
   const plan = planCudaEngine(network, {
     precision: built.options.precision,
     channelsLast: built.options.channelsLast ?? built.options.precision === "fp16",
+    // An fp16 engine with float32 islands (fp16Overflow: keep-fp32) re-plans with them, or its storage differs.
+    keepFloat32: built.options.keepFloat32,
     convSupported(step, info) {
       const spec = cudnnConvSpec(step, info, tf32);
       return typeof spec !== "string" && answers.conv(answers.convKey(spec));

@@ -61,6 +61,21 @@ describe("refit of a built CUDA engine", () => {
     copies.length = 0;
   });
 
+  it("re-plans an engine with float32 islands (fp16Overflow: keep-fp32) with them kept", () => {
+    const net = mbconvNet(1, 16, 12, 1);
+    const islands = planCudaEngine(net, {
+      ...OPTIONS,
+      keepFloat32: true,
+      convSupported: () => true,
+      matmulSupported: () => true,
+    });
+    // The islands change storage, so an engine re-planned without them would not be this one.
+    expect(islands.memory.arenaBytes).not.toBe(plan(net).memory.arenaBytes);
+    const b = { ...built(islands), options: { ...OPTIONS, keepFloat32: true } };
+    const { plan: next } = prepareEngineRefit(b, mbconvNet(1, 16, 12, 2), answers, 0);
+    expect(next.memory.arenaBytes).toBe(islands.memory.arenaBytes);
+  });
+
   it("copies nothing when the new weights are the ones the buffer holds", () => {
     const b = built(plan(mbconvNet(1, 16, 12, 1)));
     prepareEngineRefit(b, mbconvNet(1, 16, 12, 1), answers, 0).apply();
