@@ -64,9 +64,9 @@ lane() {
     fi
   done
 }
-lane "${LANE_A:-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue attention quant-kernels}" >"$OUT/logs/laneA.txt" 2>&1 &
+lane "${LANE_A:-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue attention quant-kernels fp16-overflow}" >"$OUT/logs/laneA.txt" 2>&1 &
 A=$!
-lane "${LANE_B:-models mnist-quant swin-ops transformer-fusion sparsity-linears}" >"$OUT/logs/laneB.txt" 2>&1 &
+lane "${LANE_B:-models mnist-quant swin-ops transformer-fusion sparsity-linears control-flow}" >"$OUT/logs/laneB.txt" 2>&1 &
 B=$!
 wait $A $B
 cat "$OUT/logs/laneA.txt" "$OUT/logs/laneB.txt"
