@@ -2,6 +2,35 @@
 import type { Graph } from "../../src/ir/graph.js";
 import { float, ints, none, TestGraph } from "./graphs.js";
 
+/** A stride-1 k×k convolution without bias, padded to keep the spatial size. */
+function sameConv(g: TestGraph, input: string, w: string, k: number, groups: number, name: string): string {
+  return g.node(
+    "aten.convolution.default",
+    {
+      input,
+      weight: w,
+      bias: none,
+      stride: ints([1, 1]),
+      padding: ints([(k - 1) / 2, (k - 1) / 2]),
+      dilation: ints([1, 1]),
+      transposed: { kind: "bool", value: false },
+      output_padding: ints([0, 0]),
+      groups: { kind: "int", value: groups },
+    },
+    name,
+  );
+}
+
+/** The global (spatial) mean of an NCHW value as "pool", times 1e-4 as "scale_down": back into fp16's range. */
+function meanScaledDown(g: TestGraph, v: string): string {
+  const pooled = g.node(
+    "aten.mean.dim",
+    { self: v, dim: ints([2, 3]), keepdim: { kind: "bool", value: false } },
+    "pool",
+  );
+  return g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down");
+}
+
 /**
  * x·1000 → mm with positive weights (K = 256: hidden values ≈ 1.3e5, beyond fp16) → layer norm over the features
  * (back to ≈ 1), plus the row sum of the hidden values scaled by 1e-6 (≈ 30): a real net's overflow shape.
@@ -48,31 +77,11 @@ export function tameGraph(): Graph {
 export function overflowingConvGraph(): Graph {
   const g = new TestGraph();
   const x = g.input("x", [1, 16, 8, 8]);
-  const conv = (input: string, w: string, k: number, name: string) =>
-    g.node(
-      "aten.convolution.default",
-      {
-        input,
-        weight: w,
-        bias: none,
-        stride: ints([1, 1]),
-        padding: ints([(k - 1) / 2, (k - 1) / 2]),
-        dilation: ints([1, 1]),
-        transposed: { kind: "bool", value: false },
-        output_padding: ints([0, 0]),
-        groups: { kind: "int", value: 1 },
-      },
-      name,
-    );
+  const conv = (input: string, w: string, k: number, name: string) => sameConv(g, input, w, k, 1, name);
   const big = g.node("aten.mul.Tensor", { self: x, other: float(2000) }, "scale_up");
   const c1 = conv(big, g.weight("w1", [16, 16, 3, 3], { lo: 0.5, hi: 1.5 }), 3, "expand");
   const c2 = conv(c1, g.weight("w2", [8, 16, 1, 1]), 1, "project");
-  const pooled = g.node(
-    "aten.mean.dim",
-    { self: c2, dim: ints([2, 3]), keepdim: { kind: "bool", value: false } },
-    "pool",
-  );
-  return g.build(g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down"));
+  return g.build(meanScaledDown(g, c2));
 }
 
 /**
@@ -84,21 +93,7 @@ export function invertedResidualGraph(): Graph {
   const g = new TestGraph();
   const x = g.input("x", [1, 16, 6, 6]);
   const conv = (input: string, w: string, k: number, groups: number, name: string) =>
-    g.node(
-      "aten.convolution.default",
-      {
-        input,
-        weight: w,
-        bias: none,
-        stride: ints([1, 1]),
-        padding: ints([(k - 1) / 2, (k - 1) / 2]),
-        dilation: ints([1, 1]),
-        transposed: { kind: "bool", value: false },
-        output_padding: ints([0, 0]),
-        groups: { kind: "int", value: groups },
-      },
-      name,
-    );
+    sameConv(g, input, w, k, groups, name);
   const relu6 = (v: string, name: string) =>
     g.node("aten.hardtanh.default", { self: v, min_val: float(0), max_val: float(6) }, name);
   const big = g.node("aten.mul.Tensor", { self: x, other: float(40000) }, "scale_up");
@@ -112,10 +107,5 @@ export function invertedResidualGraph(): Graph {
   );
   const p = conv(d, g.weight("wp", [16, 32, 1, 1], { lo: 100, hi: 200 }), 1, 1, "project");
   const sum = g.node("aten.add.Tensor", { self: p, other: big }, "residual");
-  const pooled = g.node(
-    "aten.mean.dim",
-    { self: sum, dim: ints([2, 3]), keepdim: { kind: "bool", value: false } },
-    "pool",
-  );
-  return g.build(g.node("aten.mul.Tensor", { self: pooled, other: float(1e-4) }, "scale_down"));
+  return g.build(meanScaledDown(g, sum));
 }

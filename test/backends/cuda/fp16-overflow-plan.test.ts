@@ -7,6 +7,7 @@ import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { convertGraph } from "../../../src/converters/index.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
+import type { Network } from "../../../src/network/network.js";
 import { interpret } from "../../../src/ops/interpret.js";
 import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
 import { randomTensor } from "../../passes/graphs.js";
@@ -26,6 +27,28 @@ function lowered(graph: Graph, sample: Tensor = x(3)): Graph {
     fp16Overflow: { mode: "keep-fp32", samples: [[sample]] },
   });
   return runPipeline(graph, passes).graph;
+}
+
+/** The names of the nodes whose output the lowered graph keeps in float32. */
+const float32Nodes = (low: Graph) =>
+  low.nodes.filter((n) => low.values[n.outputs[0]].dtype === "float32").map((n) => n.name);
+
+/**
+ * For seeds 3 and 11: the emulated fp16 engine with keepFloat32 is finite and within 1e-2 (relative to the
+ * largest reference magnitude) of the float32 interpreter on `graph`; without keepFloat32 it is not finite.
+ */
+function expectFiniteOnlyWithKeepFloat32(graph: Graph, net: Network, sample: (seed: number) => Tensor): void {
+  for (const seed of [3, 11]) {
+    const inputs = { [net.inputs[0]]: sample(seed) };
+    const [want] = interpret(graph, [sample(seed)]);
+    const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
+    const [a, b] = [values(got), values(want)];
+    expect(a.every(Number.isFinite)).toBe(true);
+    const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+    expect(err).toBeLessThan(1e-2);
+    const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
+    expect(values(half).every(Number.isFinite)).toBe(false);
+  }
 }
 
 describe("fp16 engine with float32 islands", () => {
@@ -49,17 +72,7 @@ describe("fp16 engine with float32 islands", () => {
     () => {
       const graph = overflowingGraph();
       const net = convertGraph(lowered(graph));
-      for (const seed of [3, 11]) {
-        const inputs = { [net.inputs[0]]: x(seed) };
-        const [want] = interpret(graph, [x(seed)]);
-        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
-        const [a, b] = [values(got), values(want)];
-        expect(a.every(Number.isFinite)).toBe(true);
-        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
-        expect(err).toBeLessThan(1e-2);
-        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
-        expect(values(half).every(Number.isFinite)).toBe(false);
-      }
+      expectFiniteOnlyWithKeepFloat32(graph, net, x);
     },
     120_000,
   );
@@ -70,24 +83,14 @@ describe("fp16 engine with float32 islands", () => {
       const graph = overflowingConvGraph();
       const xc = (seed: number) => randomTensor([1, 16, 8, 8], seed, 0, 1);
       const low = lowered(graph, xc(3));
-      const kept = low.nodes.filter((n) => low.values[n.outputs[0]].dtype === "float32").map((n) => n.name);
+      const kept = float32Nodes(low);
       expect(kept).toEqual(expect.arrayContaining(["expand", "project", "pool", "scale_down"]));
       expect(kept).not.toContain("scale_up");
       const net = convertGraph(low);
       const infos = planCudaEngine(net, { precision: "fp16", keepFloat32: true }).infos;
       const convOut = [...infos.values()].find((i) => i.name.startsWith("expand/"));
       expect(convOut?.storage).toBe("float32");
-      for (const seed of [3, 11]) {
-        const inputs = { [net.inputs[0]]: xc(seed) };
-        const [want] = interpret(graph, [xc(seed)]);
-        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
-        const [a, b] = [values(got), values(want)];
-        expect(a.every(Number.isFinite)).toBe(true);
-        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
-        expect(err).toBeLessThan(1e-2);
-        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
-        expect(values(half).every(Number.isFinite)).toBe(false);
-      }
+      expectFiniteOnlyWithKeepFloat32(graph, net, xc);
     },
     120_000,
   );
@@ -98,23 +101,13 @@ describe("fp16 engine with float32 islands", () => {
       const graph = invertedResidualGraph();
       const xr = (seed: number) => randomTensor([1, 16, 6, 6], seed, 0.5, 1);
       const low = lowered(graph, xr(3));
-      const f32 = low.nodes.filter((n) => low.values[n.outputs[0]].dtype === "float32").map((n) => n.name);
+      const f32 = float32Nodes(low);
       expect(f32).toEqual(expect.arrayContaining(["expand", "expand_relu6", "residual", "pool"]));
       expect(f32).not.toContain("depthwise");
       expect(f32).not.toContain("project");
       expect(f32).not.toContain("scale_down"); // it reads the mean, 6.3e4: within range
       const net = convertGraph(low);
-      for (const seed of [3, 11]) {
-        const inputs = { [net.inputs[0]]: xr(seed) };
-        const [want] = interpret(graph, [xr(seed)]);
-        const got = emulateEngine(net, inputs, { precision: "fp16", keepFloat32: true }).outputs[0];
-        const [a, b] = [values(got), values(want)];
-        expect(a.every(Number.isFinite)).toBe(true);
-        const err = Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
-        expect(err).toBeLessThan(1e-2);
-        const half = emulateEngine(net, inputs, { precision: "fp16" }).outputs[0];
-        expect(values(half).every(Number.isFinite)).toBe(false);
-      }
+      expectFiniteOnlyWithKeepFloat32(graph, net, xr);
     },
     120_000,
   );
