@@ -5,9 +5,9 @@
  * libraries (test/ffi/fakes) for the native parts, refusals included. Enum values are cuDNN's and cuBLASLt's
  * header values (cudnn_graph.h, cublasLt.h), not read back from src/ffi.
  */
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { convGraphSpecOf } from "../../src/backends/cuda/device/conv.js";
 import { ACTIVATION_MODE, convGraphLayout } from "../../src/backends/cuda/device/conv-graph.js";
 import {
@@ -26,7 +26,7 @@ import {
 } from "../../src/backends/cuda/kernels/conv-cudnn.js";
 import { matmulGeometry } from "../../src/backends/cuda/kernels/matmul-cublaslt.js";
 import type { TensorInfo } from "../../src/backends/cuda/plan/tensors.js";
-import { buildFakes } from "../ffi/fakes/build.js";
+import { fakeLibrarySuite } from "../ffi/fakes/suite.js";
 import { ROOT } from "../helpers.js";
 import { convSpec, fusedEpilogue, matmulShape } from "./cuda/specs.js";
 
@@ -284,19 +284,7 @@ describe("engine steps → library problems", () => {
 
 // ------------------------------------------------------------------------- native parts, through the fakes
 
-const fakes = buildFakes();
-const native = fakes ? describe : describe.skip;
-
-beforeAll(async () => {
-  if (!fakes) return;
-  process.env.TORCHC_LIBRARY_PATH = fakes;
-  process.env.TORCHC_PYTHON = "none";
-  (await import("../../src/ffi/index.js")).clearDiscoveryCache();
-});
-
-afterAll(() => {
-  if (fakes) rmSync(fakes, { recursive: true, force: true });
-});
+const native = fakeLibrarySuite();
 
 native("production plan builders through the fake cuDNN and cuBLASLt", () => {
   // the pure part's conv with its epilogue cut after the residual add (bias → tanh → + r)

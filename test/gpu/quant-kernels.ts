@@ -24,28 +24,21 @@ import {
   QuantizedLinear,
   type QuantizedLinearSpec,
 } from "../../src/backends/cuda/kernels/quantized-linear.js";
+import { rng } from "../../src/backends/cuda/testing/nets.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Arg, Graph } from "../../src/ir/graph.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
-import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
-import { getOp } from "../../src/ops/index.js";
 import { E4M3_MAX, e4m3Bits, e4m3Value, quantizeValue } from "../../src/ops/quantize-math.js";
 import { inferOutputTypes } from "../../src/passes/op-catalogue.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
 import { readNpy, writeNpy } from "../../src/util/npy.js";
+import { quantizedLinearReference } from "../quant/reference.js";
 
 /** A seeded generator (mulberry32) of roughly normal values (sum of four uniforms). */
 export function normals(n: number, seed: number, scale: number): Float32Array {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const u = rng(seed);
   return Float32Array.from({ length: n }, () => (u() + u() + u() + u() - 2) * scale);
 }
 
@@ -88,8 +81,6 @@ export function fp8Weights(
   return { bytes, scale: perChannel ? scales : scales[0] };
 }
 
-const T = (name: string): Arg => ({ kind: "tensor", name });
-
 /** torchc.quantized_linear's reference (what the simulated path computes) on the values `x` [m, k]. */
 export function int8Reference(
   x: Float64Array,
@@ -98,25 +89,10 @@ export function int8Reference(
   q: { q: Int8Array; scales: Float32Array },
   inputScale: number,
 ): Float64Array {
-  const tensors: Record<string, Tensor> = {
-    x: tensorFromNumbers("float32", [m, l.k], Array.from(x)),
-    w: tensorFromNumbers("int8", [l.n, l.k], Array.from(q.q)),
-    s: tensorFromNumbers("float32", [l.n], Array.from(q.scales)),
-    b: tensorFromNumbers("float32", [l.n], Array.from(l.b)),
-  };
-  const def = getOp("torchc.quantized_linear.default")!;
-  const a = def.parse({
-    input: T("x"),
-    input_scale: { kind: "float", value: inputScale },
-    input_zero_point: { kind: "int", value: 0 },
-    input_quant_min: { kind: "int", value: -128 },
-    input_quant_max: { kind: "int", value: 127 },
-    weight: T("w"),
-    weight_scales: T("s"),
-    weight_zero_points: { kind: "none" },
-    bias: T("b"),
-  });
-  return toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]);
+  return quantizedLinearReference(
+    { m, k: l.k, n: l.n, x, w: q.q, scales: q.scales, bias: l.b },
+    { scale: inputScale },
+  );
 }
 
 /**
@@ -194,18 +170,6 @@ export function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < b.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   return d / (amax(b) || 1);
-}
-
-export function cosineOf(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < b.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 /** A QuantizedLinear for `l` of `kind`, or throws with cuBLASLt's or the checks' reason. */

@@ -43,10 +43,9 @@ import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
-import { cosine } from "../quant/cosine.js";
+import { cosine, cosineOf } from "../quant/cosine.js";
 import {
   amax,
-  cosineOf,
   downloadAs,
   type FloatLinear,
   fp8Reference,

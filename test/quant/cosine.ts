@@ -3,15 +3,18 @@ import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 
 /** Cosine similarity of two outputs (1 = same direction). */
 export function cosine(a: Tensor, b: Tensor): number {
-  const x = toFloat64Array(a);
-  const y = toFloat64Array(b);
-  let xy = 0;
-  let xx = 0;
-  let yy = 0;
-  for (let i = 0; i < x.length; i++) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
+  return cosineOf(toFloat64Array(a), toFloat64Array(b));
+}
+
+/** Cosine similarity of two equally long value arrays. */
+export function cosineOf(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < b.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
   }
-  return xy / Math.sqrt(xx * yy);
+  return ab / Math.sqrt(aa * bb);
 }

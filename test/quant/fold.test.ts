@@ -1,14 +1,13 @@
 // The fold of PT2E's Q/DQ patterns into torchc's quantized layers, and those layers' int8 reference.
 import { describe, expect, it } from "vitest";
-import type { Arg, Graph } from "../../src/ir/graph.js";
+import type { Graph } from "../../src/ir/graph.js";
 import { tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
-import { getOp, interpret } from "../../src/ops/index.js";
+import { interpret } from "../../src/ops/index.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
+import { quantizedReference } from "./reference.js";
 import { images, tinyCnn } from "./tiny-cnn.js";
-
-const T = (name: string): Arg => ({ kind: "tensor", name });
 
 describe("torchc.quantized_linear reference (int32 accumulation, fp32 epilogue)", () => {
   it("matches the integer arithmetic worked by hand", () => {
@@ -18,22 +17,10 @@ describe("torchc.quantized_linear reference (int32 accumulation, fp32 epilogue)"
       s: tensorFromNumbers("float32", [2], [0.5, 0.25]),
       b: tensorFromNumbers("float32", [2], [0.1, -0.2]),
     };
-    const def = getOp("torchc.quantized_linear.default")!;
-    const a = def.parse({
-      input: T("x"),
-      input_scale: { kind: "float", value: 0.25 },
-      input_zero_point: { kind: "int", value: 0 },
-      input_quant_min: { kind: "int", value: -128 },
-      input_quant_max: { kind: "int", value: 127 },
-      weight: T("w"),
-      weight_scales: T("s"),
-      weight_zero_points: { kind: "none" },
-      bias: T("b"),
-    });
-    const [y] = def.evaluate(a, (v) => tensors[v as keyof typeof tensors]);
+    const y = quantizedReference("torchc.quantized_linear.default", tensors, { scale: 0.25 });
     // xq = 2, −4, 8; acc = 2 − 8 + 24 = 18 and −8 + 0 + 40 = 32; scales 0.25·0.5, 0.25·0.25
     const f = Math.fround;
-    expect(Array.from(toFloat64Array(y))).toEqual([f(18 * 0.125 + f(0.1)), f(32 * 0.0625 + f(-0.2))]);
+    expect(Array.from(y)).toEqual([f(18 * 0.125 + f(0.1)), f(32 * 0.0625 + f(-0.2))]);
   });
 });
 

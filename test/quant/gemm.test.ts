@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   type QuantLtProblem,
   quantLtRefusal,
@@ -25,26 +25,14 @@ import {
   pointwiseLinearSpec,
   pointwiseRefusal,
 } from "../../src/backends/cuda/kernels/quantized-pointwise.js";
-import type { Arg } from "../../src/ir/graph.js";
-import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
-import { getOp } from "../../src/ops/index.js";
+import { rng } from "../../src/backends/cuda/testing/nets.js";
+import { tensorFromNumbers } from "../../src/ir/tensor.js";
 import { e4m3Bits, e4m3Value, quantizeValue, roundToE4M3 } from "../../src/ops/quantize-math.js";
-import { buildFakes } from "../ffi/fakes/build.js";
+import { cCompiler } from "../ffi/fakes/build.js";
+import { fakeLibrarySuite } from "../ffi/fakes/suite.js";
+import { quantizedLinearReference, quantizedReference } from "./reference.js";
 
-const T = (name: string): Arg => ({ kind: "tensor", name });
 const f = Math.fround;
-
-/** A seeded generator (mulberry32), so every run draws the same problem. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface Problem {
   m: number;
@@ -68,25 +56,7 @@ function problem(m: number, k: number, n: number, seed: number): Problem {
 
 /** torchc.quantized_linear's reference output for `p` (activation zero point `zp`, range [qmin, qmax]). */
 function reference(p: Problem, zp = 0, qmin = -128, qmax = 127): Float64Array {
-  const tensors: Record<string, Tensor> = {
-    x: tensorFromNumbers("float32", [p.m, p.k], Array.from(p.x)),
-    w: tensorFromNumbers("int8", [p.n, p.k], Array.from(p.w)),
-    s: tensorFromNumbers("float32", [p.n], Array.from(p.sw)),
-    b: tensorFromNumbers("float32", [p.n], Array.from(p.bias)),
-  };
-  const def = getOp("torchc.quantized_linear.default")!;
-  const a = def.parse({
-    input: T("x"),
-    input_scale: { kind: "float", value: p.sx },
-    input_zero_point: { kind: "int", value: zp },
-    input_quant_min: { kind: "int", value: qmin },
-    input_quant_max: { kind: "int", value: qmax },
-    weight: T("w"),
-    weight_scales: T("s"),
-    weight_zero_points: { kind: "none" },
-    bias: T("b"),
-  });
-  return toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]);
+  return quantizedLinearReference({ ...p, scales: p.sw }, { scale: p.sx, zeroPoint: zp, qmin, qmax });
 }
 
 /** What the activation-quantize kernel stores: clamp(rint(x · f32(1/s)) + zp) − offset (128 for uint8 ranges). */
@@ -266,29 +236,24 @@ describe("1×1 convolutions as int8 GEMMs over channels", () => {
     for (let b = 0; b < g.n; b++)
       for (let c = 0; c < g.c; c++)
         for (let i = 0; i < hw; i++) nchw[(b * g.c + c) * hw + i] = p.x[(b * hw + i) * g.c + c];
-    const tensors: Record<string, Tensor> = {
+    const tensors = {
       x: tensorFromNumbers("float32", [g.n, g.c, g.h, g.w], nchw),
-      w: tensorFromNumbers("int8", [g.k, g.c, 1, 1], Array.from(p.w)),
-      s: tensorFromNumbers("float32", [g.k], Array.from(p.sw)),
-      b: tensorFromNumbers("float32", [g.k], Array.from(p.bias)),
+      w: tensorFromNumbers("int8", [g.k, g.c, 1, 1], p.w),
+      s: tensorFromNumbers("float32", [g.k], p.sw),
+      b: tensorFromNumbers("float32", [g.k], p.bias),
     };
-    const def = getOp("torchc.quantized_convolution.default")!;
-    const a = def.parse({
-      input: T("x"),
-      input_scale: { kind: "float", value: p.sx },
-      input_zero_point: { kind: "int", value: 0 },
-      input_quant_min: { kind: "int", value: -128 },
-      input_quant_max: { kind: "int", value: 127 },
-      weight: T("w"),
-      weight_scales: T("s"),
-      weight_zero_points: { kind: "none" },
-      bias: T("b"),
-      stride: { kind: "ints", value: [1, 1] },
-      padding: { kind: "ints", value: [0, 0] },
-      dilation: { kind: "ints", value: [1, 1] },
-      groups: { kind: "int", value: 1 },
-    });
-    const ref = toFloat64Array(def.evaluate(a, (v) => tensors[v])[0]); // [N, K, H, W]
+    // the reference's output is [N, K, H, W]
+    const ref = quantizedReference(
+      "torchc.quantized_convolution.default",
+      tensors,
+      { scale: p.sx },
+      {
+        stride: { kind: "ints", value: [1, 1] },
+        padding: { kind: "ints", value: [0, 0] },
+        dilation: { kind: "ints", value: [1, 1] },
+        groups: { kind: "int", value: 1 },
+      },
+    );
     for (let b = 0; b < g.n; b++)
       for (let k = 0; k < g.k; k++)
         for (let i = 0; i < hw; i++) expect(nhwc[(b * hw + i) * g.k + k]).toBe(ref[(b * g.k + k) * hw + i]);
@@ -345,22 +310,8 @@ describe("fp8 E4M3 bytes", () => {
   });
 });
 
-/** A C compiler, or null (the kernel's E4M3 encoder is then not checked on the host). */
-function cc(): string | null {
-  for (const c of [process.env.CC, "cc", "gcc", "clang"]) {
-    if (!c) continue;
-    try {
-      execFileSync(c, ["--version"], { stdio: "ignore" });
-      return c;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
 describe("the quantize kernel's E4M3 encoder, compiled for the host", () => {
-  const compiler = cc();
+  const compiler = cCompiler(); // without one, the kernel's E4M3 encoder is not checked on the host
   it.skipIf(!compiler)("rounds like roundToE4M3 and encodes like e4m3Bits, NaN and −0 included", () => {
     const src = quantKernelSource();
     const fn = src.slice(
@@ -407,19 +358,7 @@ describe("quantize kernels' source", () => {
 
 // ------------------------------------------------------------------------- through the fake cuBLASLt
 
-const fakes = buildFakes();
-const native = fakes ? describe : describe.skip;
-
-beforeAll(async () => {
-  if (!fakes) return;
-  process.env.TORCHC_LIBRARY_PATH = fakes;
-  process.env.TORCHC_PYTHON = "none";
-  (await import("../../src/ffi/index.js")).clearDiscoveryCache();
-});
-
-afterAll(() => {
-  if (fakes) rmSync(fakes, { recursive: true, force: true });
-});
+const native = fakeLibrarySuite();
 
 native("quantized plans through the fake cuBLASLt", () => {
   async function setup() {

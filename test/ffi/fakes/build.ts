@@ -18,7 +18,8 @@ export const FAKES = {
   "libcusparseLt.so.0": "fake_cusparselt.c",
 } as const;
 
-function compiler(): string | null {
+/** The first C compiler that answers (CC, cc, gcc, clang), or null. */
+export function cCompiler(): string | null {
   for (const cc of [process.env.CC, "cc", "gcc", "clang"]) {
     if (!cc) continue;
     try {
@@ -32,7 +33,7 @@ function compiler(): string | null {
 }
 
 export function buildFakes(): string | null {
-  const cc = compiler();
+  const cc = cCompiler();
   if (cc === null) return null;
   const out = mkdtempSync(join(tmpdir(), "torchc-fakes-"));
   for (const [soname, source] of Object.entries(FAKES)) {
