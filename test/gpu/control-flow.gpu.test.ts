@@ -9,24 +9,19 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { loadTorchScript } from "../../src/frontends/torchscript/index.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import { ControlRunner } from "../../src/runtime/control-runner.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is two or four levels up.
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const MODELS = join(ROOT, "fixtures", "models");
 
 const { skip } = openGpu();

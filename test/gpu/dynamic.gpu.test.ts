@@ -9,24 +9,19 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { numel, type Tensor } from "../../src/ir/tensor.js";
 import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { DynamicModule } from "../../src/runtime/dynamic-module.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu } from "./support.js";
+import { gpuReporter, openGpu, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is three or four levels up.
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "export_dynamic.py")),
-)!;
+const ROOT = repoRoot("fixtures", "export_dynamic.py");
 const BATCHES = [1, 8, 32, 128];
 const RANGE = { min: 1, opt: 32, max: 128 };
 const TOL = 1e-2;

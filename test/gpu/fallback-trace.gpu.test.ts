@@ -7,23 +7,16 @@
  * Run on the GPU machine: `bash scripts/gpu.sh test fallback-trace`.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { formatTrace } from "../../src/passes/rewrite/trace.js";
 import { compile } from "../../src/runtime/compile.js";
 import { readNpy } from "../../src/util/npy.js";
 import { relMaxError } from "../backends/torch/compare.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root (with fixtures/) is four levels up there, two here
-// (test/helpers.ts's MODELS is relative to the compiled file, so it named .gpu-carry/build/fixtures).
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const MODELS = join(ROOT, "fixtures", "models");
 
 const { skip } = openGpu();

@@ -17,9 +17,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { CudaContext, deviceCount } from "../../src/backends/cuda/device/context.js";
 import { compareTensors } from "../../src/cli/compare.js";
 import { type LoadedModel, loadModel } from "../../src/frontends/load-model.js";
@@ -29,13 +28,9 @@ import type { DeviceTensor } from "../../src/runtime/device-tensor.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { createPool, type ModulePool } from "../../src/runtime/pool.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is two or four levels up.
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const MODELS = join(ROOT, "fixtures", "models");
 const { skip } = openGpu();
 const gpus = skip ? 0 : deviceCount();

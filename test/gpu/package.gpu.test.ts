@@ -20,12 +20,10 @@ import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { type CompiledModule, compile, loadCompiled } from "../../src/runtime/compile.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const MAX_MS = Number(process.env.TORCHC_PACKAGE_MAX_MS ?? 1000);
 
 const { skip } = openGpu();

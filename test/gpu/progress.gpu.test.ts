@@ -5,19 +5,14 @@
  * `bash scripts/gpu.sh test progress`
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { compile } from "../../src/runtime/compile.js";
 import { onProgress, type ProgressEvent } from "../../src/util/progress.js";
-import { gpuReporter, openGpu } from "./support.js";
+import { gpuReporter, openGpu, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const { skip } = openGpu();
 const report = gpuReporter("progress");
 

@@ -22,9 +22,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
 import { createLtHandle, destroyLtHandle } from "../../src/backends/cuda/device/blaslt-plan.js";
@@ -61,13 +60,9 @@ import {
   timingCells,
   uploadAs,
 } from "./quant-kernels.js";
-import { gpuReporter, openGpu } from "./support.js";
+import { gpuReporter, openGpu, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is four levels up (two from the sources).
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "mnist_quant.py")),
-)!;
+const ROOT = repoRoot("fixtures", "mnist_quant.py");
 const DIGITS = join(ROOT, ".gpu-carry", "mnist");
 const BATCH = 100;
 const report = gpuReporter("quant");

@@ -11,10 +11,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { compareTensors } from "../../src/cli/compare.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import type { Tensor } from "../../src/ir/tensor.js";
@@ -24,12 +23,9 @@ import type { DeviceTensor } from "../../src/runtime/device-tensor.js";
 import { formatMemory } from "../../src/runtime/execution.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "models")),
-)!;
+const ROOT = repoRoot("fixtures", "models");
 const { skip } = openGpu();
 const report = gpuReporter("runtime");
 recordTestStarts();

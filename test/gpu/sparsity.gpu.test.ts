@@ -25,9 +25,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
 import { CudaEvent, timeOnStream } from "../../src/backends/cuda/device/event.js";
@@ -56,13 +55,9 @@ import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is four levels up (two from the sources).
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "prune_2_4.py")),
-)!;
+const ROOT = repoRoot("fixtures", "prune_2_4.py");
 const DIGITS = join(ROOT, ".gpu-carry", "mnist");
 const ALL_PARTS = ["linears", "encoder", "resnet50", "mnist"] as const;
 const PARTS = new Set(

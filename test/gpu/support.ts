@@ -2,8 +2,10 @@
  * What every GPU test file starts with: open the GPU or say why the file is skipped (TORCHC_REQUIRE_GPU=1, set by
  * scripts/gpu.sh, turns a missing GPU into a failure), and report lines to the console and TORCHC_GPU_REPORT.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { beforeEach } from "node:test";
+import { fileURLToPath } from "node:url";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
 
 export function openGpu(): { ctx: CudaContext | undefined; skip: string | false } {
@@ -31,4 +33,18 @@ export function recordTestStarts(): void {
     const file = process.env.TORCHC_GPU_REPORT;
     if (file) appendFileSync(file, `${JSON.stringify({ started: t.name })}\n`);
   });
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The repository root: two levels above test/gpu in a checkout, four above .gpu-carry/build/test/gpu where the
+ * GPU tests run compiled (so a path relative to the compiled file, like test/helpers.ts's MODELS, names
+ * .gpu-carry/build/fixtures instead). The first of those holding `marker` (path parts below the root);
+ * undefined, despite its type, where neither does.
+ */
+export function repoRoot(...marker: string[]): string {
+  return [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
+    existsSync(join(r, ...marker)),
+  )!;
 }

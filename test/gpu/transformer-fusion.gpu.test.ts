@@ -9,24 +9,19 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { formatProfileReport } from "../../src/backends/cuda/profile/report.js";
 import { compareTensors } from "../../src/cli/compare.js";
 import type { ProfileReport } from "../../src/core/profile.js";
 import { loadModel } from "../../src/frontends/load-model.js";
 import { compile } from "../../src/runtime/compile.js";
 import { readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .gpu-carry/build/test/gpu: the repository root is three or four levels up.
-const ROOT = [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
-  existsSync(join(r, "fixtures", "export_transformer_blocks.py")),
-)!;
+const ROOT = repoRoot("fixtures", "export_transformer_blocks.py");
 
 const { skip } = openGpu();
 const report = gpuReporter("transformer-fusion");
