@@ -23,10 +23,11 @@ import { randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
 import { convertGraph } from "../../src/converters/index.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Arg, Graph } from "../../src/ir/graph.js";
-import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
+import { numel, type Tensor, tensorFromNumbers } from "../../src/ir/tensor.js";
 import { NetworkBuilder } from "../../src/network/builder.js";
 import { getOp, interpret } from "../../src/ops/index.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { compareTensors } from "../../src/util/compare.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
 
 const { skip } = openGpu();
@@ -119,19 +120,11 @@ function inputsFor(graph: Graph): Tensor[] {
   });
 }
 
-/** max |got − want| / max |want| */
+/** max |got − want| / max |want| (infinite where got is not finite); the shapes must match. */
 function relToMax(got: Tensor, want: Tensor): number {
-  const g = toFloat64Array(got);
-  const w = toFloat64Array(want);
-  assert.equal(g.length, w.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < g.length; i++) {
-    if (!Number.isFinite(g[i])) return Number.POSITIVE_INFINITY;
-    num = Math.max(num, Math.abs(g[i] - w[i]));
-    den = Math.max(den, Math.abs(w[i]));
-  }
-  return den === 0 ? num : num / den;
+  const c = compareTensors(got, want);
+  assert.ok(c.shapeMatches, `shape [${got.shape}] vs [${want.shape}]`);
+  return c.relative;
 }
 
 /** An fp16 engine for `graph` with the attention kernel the environment asks for. */

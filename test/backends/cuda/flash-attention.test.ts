@@ -25,6 +25,7 @@ import {
 import { NetworkBuilder } from "../../../src/network/builder.js";
 import type { Network } from "../../../src/network/network.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
+import { compareTensors } from "../../../src/util/compare.js";
 import { hasGxx } from "./emulate.js";
 import { compileFlashOnHost, type HostCType } from "./flash-host.js";
 
@@ -140,20 +141,6 @@ function runOnHost(plan: EnginePlan, k: GeneratedKernel, inputs: Record<string, 
   const info = plan.infos.get(out)!;
   const bytes = bufferOf(out).subarray(0, numel(info.shape) * (info.storage === "float32" ? 4 : 2));
   return tensorFromBytes(info.storage, info.shape, bytes);
-}
-
-/** max |got − want| / max |want| */
-function relToMax(got: Tensor, want: Tensor): number {
-  const g = toFloat64Array(got);
-  const w = toFloat64Array(want);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < g.length; i++) {
-    if (!Number.isFinite(g[i])) return Number.POSITIVE_INFINITY;
-    num = Math.max(num, Math.abs(g[i] - w[i]));
-    den = Math.max(den, Math.abs(w[i]));
-  }
-  return num / den;
 }
 
 afterEach(() => {
@@ -381,7 +368,7 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
       const inputs = inputsFor(net, c, 7);
       const got = runOnHost(plan, k, inputs);
       const want = runNetworkReference(net, inputs)[0];
-      expect(relToMax(got, want)).toBeLessThan(1e-2);
+      expect(compareTensors(got, want).relative).toBeLessThan(1e-2); // max |got − want| / max |want|
       if (c.mask === "additive-dead-row") {
         const g = toFloat64Array(got);
         const Ev = c.Ev ?? c.E;
