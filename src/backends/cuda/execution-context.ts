@@ -9,7 +9,7 @@
 
 import type { ProfiledKind, ProfileReport } from "../../core/profile.js";
 import { InputError, TorchcError } from "../../errors.js";
-import type { Graph, TensorType } from "../../ir/graph.js";
+import { type Graph, nodeInputs, type TensorType } from "../../ir/graph.js";
 import { type Tensor, tensorBytes, tensorFromBytes } from "../../ir/tensor.js";
 import { type ControlRunner, isControlRunner } from "../../runtime/control-runner.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
@@ -164,6 +164,15 @@ export class CudaExecutionContext implements ExecutionContext {
    */
   private addControl(r: ControlRunner): void {
     for (const o of r.node.outputs) this.values.set(o, this.alloc(this.graph.values[o]));
+    // Constants the node reads itself (a loop's init or a predicate that fold-constants made a weight) get a
+    // buffer uploaded now, before any run: no segment puts them on the device, and blocks read them.
+    for (const n of nodeInputs(r.node)) {
+      const w = this.graph.weights[n]?.tensor as Tensor | undefined;
+      if (!w || this.values.has(n)) continue;
+      const b = this.alloc(w);
+      uploadWeight(b, w, this.stream);
+      this.values.set(n, b);
+    }
     this.controlHost ??= new ContextControlHost(
       this.graph,
       this.values,

@@ -145,8 +145,11 @@ describe.skipIf(!fakes)("a control-flow segment in a CUDA execution context (fak
   });
 });
 
-/** y = x; for i in range(n): y = y * 2, stopping early once i reaches `stop` - 1 (the body's condition). */
-function loopGraph(): Graph {
+/**
+ * y = x; for i in range(n): y = y * 2, stopping early once i reaches `stop` - 1 (the body's condition). With
+ * `init`, y starts from that constant instead (a weight of the graph, as fold-constants makes `torch.zeros(…)`).
+ */
+function loopGraph(init?: Tensor): Graph {
   const body = new GraphBuilder();
   body.addInput("i", { dtype: "int64", shape: [] });
   body.addInput("y0", f4);
@@ -160,12 +163,13 @@ function loopGraph(): Graph {
   const g = new GraphBuilder();
   g.addInput("x", f4);
   g.addInput("n", { dtype: "int64", shape: [] });
+  const y0 = init ? g.addConstant("z", init) : "x";
   g.addNode(
     "prim.Loop",
     {
       max_trip_count: { kind: "tensor", name: "n" },
       cond: { kind: "bool", value: true },
-      init: { kind: "tensors", names: ["x"] },
+      init: { kind: "tensors", names: [y0] },
     },
     [{ name: "y", type: f4 }],
     {},
@@ -183,7 +187,8 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
     clearDiscoveryCache();
   });
 
-  it("reads the trip count back, alternates the body's output buffers, and copies the last into the node's output", async () => {
+  /** A CUDA execution context running `graph`'s loop with a stand-in body module; `stop` sets its condition. */
+  async function loopHarness(graph: Graph) {
     const { CudaContext } = await import("../../../src/backends/cuda/device/context.js");
     const { PinnedBuffer, uploadAsync, downloadAsync } = await import(
       "../../../src/backends/cuda/device/memory.js"
@@ -191,7 +196,6 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
     const { CudaDeviceTensor } = await import("../../../src/backends/cuda/device-tensor.js");
     const { CudaExecutionContext } = await import("../../../src/backends/cuda/execution-context.js");
     CudaContext.get(0);
-    const graph = loopGraph();
     const pinned = PinnedBuffer.alloc(64);
     const read = (src: DeviceTensor, bytes: number) => {
       downloadAsync(src, pinned, null, { bytes });
@@ -201,7 +205,7 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
       new Uint8Array(pinned.arrayBuffer).set(bytes);
       uploadAsync(dst, pinned, null, { bytes: bytes.byteLength });
     };
-    let stop = 100;
+    const state = { stop: 100 };
     const iterations: { i: number; input: bigint; output: bigint }[] = [];
     const allocated: DeviceTensor[] = [];
     // A stand-in body module: y1 = y0 * 2 and go = i < stop - 1, read and written through device memory.
@@ -218,7 +222,7 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
         iterations.push({ i, input: y.ptr, output: opts.outputs[1].ptr });
         const doubled = new Float32Array(read(y, 16).buffer).map((v) => v * 2);
         write(opts.outputs[1], new Uint8Array(doubled.buffer));
-        write(opts.outputs[0], Uint8Array.of(i < stop - 1 ? 1 : 0));
+        write(opts.outputs[0], Uint8Array.of(i < state.stop - 1 ? 1 : 0));
         return opts.outputs;
       },
       async toHost(t: DeviceTensor) {
@@ -239,13 +243,22 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
     const blocks = node.subgraphs!.map((b) => closeBlock(graph, node, b));
     const control = new ControlRunner(segment, blocks, [bodyModule]);
     const ctx = new CudaExecutionContext(0, graph, [control], true, "poll", 0);
+    const x = tensorFromNumbers("float32", [4], [1, -2, 3, -4]);
+    const run = async (n: number) => {
+      iterations.length = 0;
+      const [y] = (await ctx.run([x, tensorFromNumbers("int64", [], [n])])) as Tensor[];
+      return Array.from(toFloat64Array(y));
+    };
+    const dispose = () => {
+      ctx.dispose();
+      pinned.free();
+    };
+    return { run, iterations, allocated, state, dispose };
+  }
+
+  it("reads the trip count back, alternates the body's output buffers, and copies the last into the node's output", async () => {
+    const { run, iterations, allocated, state, dispose } = await loopHarness(loopGraph());
     try {
-      const x = tensorFromNumbers("float32", [4], [1, -2, 3, -4]);
-      const run = async (n: number) => {
-        iterations.length = 0;
-        const [y] = (await ctx.run([x, tensorFromNumbers("int64", [], [n])])) as Tensor[];
-        return Array.from(toFloat64Array(y));
-      };
       expect(await run(3)).toEqual([8, -16, 24, -32]);
       expect(iterations.map((it) => it.i)).toEqual([0, 1, 2]);
       // each iteration reads what the one before wrote, and writes the other set
@@ -254,14 +267,26 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
         expect(iterations[k].output).not.toBe(iterations[k].input);
       }
       expect(allocated.every((t) => !t.alive)).toBe(true);
-      stop = 2;
+      state.stop = 2;
       expect(await run(10)).toEqual([4, -8, 12, -16]);
       expect(iterations).toHaveLength(2);
       expect(await run(0)).toEqual([1, -2, 3, -4]);
       expect(iterations).toHaveLength(0);
     } finally {
-      ctx.dispose();
-      pinned.free();
+      dispose();
+    }
+  });
+
+  it("starts from a constant (a graph weight, as a folded torch.zeros is) on the device, for 2 trips and for 0", async () => {
+    const init = tensorFromNumbers("float32", [4], [0.5, 1, -1, 2]);
+    const { run, iterations, dispose } = await loopHarness(loopGraph(init));
+    try {
+      expect(await run(2)).toEqual([2, 4, -4, 8]);
+      expect(iterations.map((it) => it.i)).toEqual([0, 1]);
+      // 0 trips: the node's output is the constant itself
+      expect(await run(0)).toEqual([0.5, 1, -1, 2]);
+    } finally {
+      dispose();
     }
   });
 });
