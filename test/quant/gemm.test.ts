@@ -369,19 +369,19 @@ native("quantized plans through the fake cuBLASLt", () => {
     const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
     const floatOut = lib.func("void fake_cublaslt_int8_float_out(int on)") as (on: number) => void;
     device.CudaContext.current();
-    return { device, plans, handle: createLtHandle(), floatOut };
+    /** buildQuantLtPlan's plan, or its reason thrown. */
+    const build = (...args: Parameters<typeof plans.buildQuantLtPlan>) => {
+      const built = plans.buildQuantLtPlan(...args);
+      if (!built.ok) throw new Error(built.reason);
+      return built.plan;
+    };
+    return { device, plans, build, handle: createLtHandle(), floatOut };
   }
 
   it("int8: picks the int32 variant where int8 → fp32 is refused, and names the refusals", async () => {
-    const { device, plans, handle } = await setup();
+    const { device, plans, build, handle } = await setup();
     const p = problem(3, 8, 4, 21);
-    const built = plans.buildQuantLtPlan(
-      handle,
-      { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: true },
-      1024,
-    );
-    if (!built.ok) throw new Error(built.reason);
-    const plan = built.plan;
+    const plan = build(handle, { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: true }, 1024);
     expect(plan.variant).toBe("int8-int32");
     expect(plan.dType).toBe("int32");
     expect(plan.post).toEqual({ scale: true, bias: true });
@@ -402,18 +402,13 @@ native("quantized plans through the fake cuBLASLt", () => {
   });
 
   it("int8: with int8 → fp32 allowed, the alpha vector (device memory) scales each output channel", async () => {
-    const { device, plans, handle, floatOut } = await setup();
+    const { device, plans, build, handle, floatOut } = await setup();
     floatOut(1);
     try {
       const p = problem(4, 12, 8, 33);
-      const built = plans.buildQuantLtPlan(
-        handle,
-        { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: false },
-        1024,
-      );
-      if (!built.ok) throw new Error(built.reason);
-      expect(built.plan.variant).toBe("int8-vector");
-      expect(built.plan.post).toEqual({ scale: false, bias: false });
+      const plan = build(handle, { kind: "int8", m: p.m, n: p.n, k: p.k, out: "float32", bias: false }, 1024);
+      expect(plan.variant).toBe("int8-vector");
+      expect(plan.post).toEqual({ scale: false, bias: false });
       const alpha = int8Alpha(p.sx, p.sw, p.n);
       const bufs = {
         xq: device.DeviceBuffer.from(quantizeInput(p)),
@@ -423,7 +418,7 @@ native("quantized plans through the fake cuBLASLt", () => {
       };
       plans.runQuantLtPlan(
         handle,
-        built.plan,
+        plan,
         { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, alpha: bufs.alpha.ptr, workspace: null },
         null,
       );
@@ -431,9 +426,9 @@ native("quantized plans through the fake cuBLASLt", () => {
       const noBias = { ...p, bias: new Float32Array(p.n) };
       expect(Array.from(got)).toEqual(Array.from(reference(noBias)));
       expect(() =>
-        plans.runQuantLtPlan(handle, built.plan, { xq: 1n, wq: 1n, d: 1n, workspace: null }, null),
+        plans.runQuantLtPlan(handle, plan, { xq: 1n, wq: 1n, d: 1n, workspace: null }, null),
       ).toThrow("int8-vector: no alpha vector");
-      plans.destroyQuantLtPlan(built.plan);
+      plans.destroyQuantLtPlan(plan);
       for (const b of Object.values(bufs)) b.free();
     } finally {
       floatOut(0);
@@ -441,7 +436,7 @@ native("quantized plans through the fake cuBLASLt", () => {
   });
 
   it("fp8: E4M3 operands with device scales for the weight and the input", async () => {
-    const { device, plans, handle } = await setup();
+    const { device, plans, build, handle } = await setup();
     const r = rng(5);
     const m = 3;
     const k = 16;
@@ -461,24 +456,18 @@ native("quantized plans through the fake cuBLASLt", () => {
       workspace: device.DeviceBuffer.alloc(1 << 20),
     };
     const pointers = () => ({ weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr });
-    const built = plans.buildQuantLtPlan(
-      handle,
-      { kind: "fp8", m, n, k, out: "float32", bias: false },
-      bufs.workspace.bytes,
-      { pointers },
-    );
-    if (!built.ok) throw new Error(built.reason);
-    expect(built.plan.variant).toBe("fp8");
+    const plan = build(handle, { kind: "fp8", m, n, k, out: "float32", bias: false }, bufs.workspace.bytes, {
+      pointers,
+    });
+    expect(plan.variant).toBe("fp8");
     // the fake's fp8 algorithms take 4 KiB of workspace where allowed; less is INVALID_VALUE, as documented
-    expect(built.plan.workspaceBytes).toBe(4096);
-    expect(() => plans.bindQuantLtPlan(built.plan, {})).toThrow(
-      "fp8 plan: weight and input scales are required",
-    );
+    expect(plan.workspaceBytes).toBe(4096);
+    expect(() => plans.bindQuantLtPlan(plan, {})).toThrow("fp8 plan: weight and input scales are required");
     const operands = { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr };
-    expect(() => plans.runQuantLtPlan(handle, built.plan, { ...operands, workspace: null }, null)).toThrow(
+    expect(() => plans.runQuantLtPlan(handle, plan, { ...operands, workspace: null }, null)).toThrow(
       /CUBLAS_STATUS_FAKE|INVALID_VALUE|status 7/,
     );
-    plans.runQuantLtPlan(handle, built.plan, { ...operands, workspace: bufs.workspace.ptr }, null);
+    plans.runQuantLtPlan(handle, plan, { ...operands, workspace: bufs.workspace.ptr }, null);
     const got = bufs.d.download(new Float32Array(m * n));
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {
@@ -486,12 +475,12 @@ native("quantized plans through the fake cuBLASLt", () => {
         for (let p = 0; p < k; p++) s += e4m3Value(xq[i * k + p]) * sx * e4m3Value(wq[j * k + p]) * sw;
         expect(got[i * n + j]).toBeCloseTo(s, 5);
       }
-    plans.destroyQuantLtPlan(built.plan);
+    plans.destroyQuantLtPlan(plan);
     for (const b of Object.values(bufs)) b.free();
   });
 
   it("fp8: scale pointers set after the heuristic, one 4 bytes into a buffer, are refused by cublasLtMatmul (as on the H100)", async () => {
-    const { device, plans, handle } = await setup();
+    const { device, plans, build, handle } = await setup();
     const scales = device.DeviceBuffer.from(Float32Array.of(0.01, 0.02));
     const bufs = {
       xq: device.DeviceBuffer.alloc(2 * 16),
@@ -499,28 +488,26 @@ native("quantized plans through the fake cuBLASLt", () => {
       d: device.DeviceBuffer.alloc(2 * 16 * 4),
     };
     const p = { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: false } as const;
-    const late = plans.buildQuantLtPlan(handle, p, 0);
-    if (!late.ok) throw new Error(late.reason);
-    plans.bindQuantLtPlan(late.plan, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
+    const late = build(handle, p, 0);
+    plans.bindQuantLtPlan(late, { weightScale: scales.ptr, inputScale: scales.ptr + 4n });
     const operands = { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null };
-    expect(() => plans.runQuantLtPlan(handle, late.plan, operands, null)).toThrow(
+    expect(() => plans.runQuantLtPlan(handle, late, operands, null)).toThrow(
       /cublasLtMatmul\(fp8 2x16x16\) failed: CUBLAS_STATUS_NOT_SUPPORTED/,
     );
     // the same pointers given to the heuristic: it picks an algorithm that takes them
-    const early = plans.buildQuantLtPlan(handle, p, 0, {
+    const early = build(handle, p, 0, {
       pointers: () => ({ weightScale: scales.ptr, inputScale: scales.ptr + 4n }),
     });
-    if (!early.ok) throw new Error(early.reason);
-    plans.runQuantLtPlan(handle, early.plan, operands, null);
+    plans.runQuantLtPlan(handle, early, operands, null);
     // and C = D (what the H100 run passed; PyTorch's scaled_gemm: C must be neither D nor NULL) is refused
     const { CUBLASLT } = await import("../../src/ffi/cublaslt.js");
-    const [la, lb, ld] = early.plan.layouts;
+    const [la, lb, ld] = early.layouts;
     const one = Float32Array.of(1);
     const zero = Float32Array.of(0);
     const call = (c: bigint | null) =>
       CUBLASLT.fn.cublasLtMatmul(
         handle,
-        early.plan.desc,
+        early.desc,
         one,
         bufs.wq.ptr,
         la,
@@ -531,18 +518,18 @@ native("quantized plans through the fake cuBLASLt", () => {
         ld,
         bufs.d.ptr,
         ld,
-        early.plan.algo,
+        early.algo,
         null,
         0,
         null,
       );
     expect([call(bufs.d.ptr), call(null), call(bufs.wq.ptr)]).toEqual([15, 15, 0]);
-    for (const plan of [late.plan, early.plan]) plans.destroyQuantLtPlan(plan);
+    for (const plan of [late, early]) plans.destroyQuantLtPlan(plan);
     for (const b of [...Object.values(bufs), scales]) b.free();
   });
 
   it("fp8: a heuristic algorithm cublasLtMatmul refuses is skipped by the trial run, the reason kept", async () => {
-    const { device, plans, handle } = await setup();
+    const { device, plans, build, handle } = await setup();
     const ffi = await import("../../src/ffi/index.js");
     const lib = ffi.koffi().load(ffi.CUBLASLT.load().path);
     const refuseFirst = lib.func("void fake_cublaslt_refuse_first_algo(int on)") as (on: number) => void;
@@ -569,11 +556,10 @@ native("quantized plans through the fake cuBLASLt", () => {
     const pointers = () => ({ weightScale: scales[0].ptr, inputScale: scales[1].ptr });
     refuseFirst(1);
     try {
-      const built = plans.buildQuantLtPlan(handle, p, 0, { pointers, probe });
-      if (!built.ok) throw new Error(built.reason);
+      const plan = build(handle, p, 0, { pointers, probe });
       expect(tried).toEqual([0, 1]);
-      expect(built.plan.algo[1]).toBe(1);
-      plans.destroyQuantLtPlan(built.plan);
+      expect(plan.algo[1]).toBe(1);
+      plans.destroyQuantLtPlan(plan);
       // no algorithm runs: the variant is refused with each algorithm's status
       const none = plans.buildQuantLtPlan(handle, p, 0, { pointers, probe: () => 15 });
       expect(none.ok).toBe(false);
@@ -588,32 +574,24 @@ native("quantized plans through the fake cuBLASLt", () => {
   });
 
   it("fp8: documented type rules: C of D's type, bias of D's type (bf16 for an fp32 D)", async () => {
-    const { plans, handle } = await setup();
+    const { plans, build, handle } = await setup();
     const scales = { weightScale: 256n, inputScale: 512n };
-    const fp16 = plans.buildQuantLtPlan(
-      handle,
-      { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true },
-      0,
-      { pointers: () => ({ ...scales, bias: 768n }) },
-    );
-    if (!fp16.ok) throw new Error(fp16.reason);
-    expect(fp16.plan.variant).toBe("fp8-bias");
-    expect(fp16.plan.post).toEqual({ scale: false, bias: false });
-    plans.destroyQuantLtPlan(fp16.plan);
-    const fp32 = plans.buildQuantLtPlan(
-      handle,
-      { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: true },
-      0,
-      { pointers: () => scales },
-    );
-    if (!fp32.ok) throw new Error(fp32.reason);
-    expect(fp32.plan.variant).toBe("fp8");
-    expect(fp32.plan.post).toEqual({ scale: false, bias: true });
-    plans.destroyQuantLtPlan(fp32.plan);
+    const fp16 = build(handle, { kind: "fp8", m: 2, n: 16, k: 16, out: "float16", bias: true }, 0, {
+      pointers: () => ({ ...scales, bias: 768n }),
+    });
+    expect(fp16.variant).toBe("fp8-bias");
+    expect(fp16.post).toEqual({ scale: false, bias: false });
+    plans.destroyQuantLtPlan(fp16);
+    const fp32 = build(handle, { kind: "fp8", m: 2, n: 16, k: 16, out: "float32", bias: true }, 0, {
+      pointers: () => scales,
+    });
+    expect(fp32.variant).toBe("fp8");
+    expect(fp32.post).toEqual({ scale: false, bias: true });
+    plans.destroyQuantLtPlan(fp32);
   });
 
   it("fp8 with outer-vector scales: one weight scale per output channel, one input scale per row", async () => {
-    const { device, plans, handle } = await setup();
+    const { device, plans, build, handle } = await setup();
     const r = rng(8);
     const m = 2;
     const k = 16;
@@ -629,17 +607,16 @@ native("quantized plans through the fake cuBLASLt", () => {
       sx: device.DeviceBuffer.from(sx),
       d: device.DeviceBuffer.alloc(m * n * 4),
     };
-    const built = plans.buildQuantLtPlan(
+    const plan = build(
       handle,
       { kind: "fp8", m, n, k, out: "float32", bias: false, fp8Scales: "channel" },
       1024,
       { pointers: () => ({ weightScale: bufs.sw.ptr, inputScale: bufs.sx.ptr }) },
     );
-    if (!built.ok) throw new Error(built.reason);
-    expect(built.plan.variant).toBe("fp8-channel");
+    expect(plan.variant).toBe("fp8-channel");
     plans.runQuantLtPlan(
       handle,
-      built.plan,
+      plan,
       { xq: bufs.xq.ptr, wq: bufs.wq.ptr, d: bufs.d.ptr, workspace: null },
       null,
     );
@@ -650,7 +627,7 @@ native("quantized plans through the fake cuBLASLt", () => {
         for (let p = 0; p < k; p++) s += e4m3Value(xq[i * k + p]) * e4m3Value(wq[j * k + p]);
         expect(got[i * n + j]).toBeCloseTo(s * sw[j] * sx[i], 4);
       }
-    plans.destroyQuantLtPlan(built.plan);
+    plans.destroyQuantLtPlan(plan);
     for (const b of Object.values(bufs)) b.free();
   });
 
