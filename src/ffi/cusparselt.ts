@@ -167,36 +167,56 @@ export const CUSPARSELT = defineLibrary<CusparseLtApi>({
 });
 
 /**
- * Bytes allocated for each opaque struct. cuSPARSELt's header has declared them as 1024 bytes (0.4–0.8) and
- * as 11024 in one release; a larger block than the library writes is harmless, a smaller one is not.
+ * Bytes allocated for each opaque struct. cuSPARSELt 0.8.1's header declares all five (handle, matrix, matmul,
+ * algorithm selection, plan) as `struct { alignas(16) uint8_t data[512]; }` (cusparseLt.h lines 54-62); older
+ * releases declared 1024 and, before 0.3, 11024 bytes. A larger block than the library writes is harmless, a
+ * smaller one is not, so this covers every release. `calloc` (koffi.alloc) gives the 16-byte alignment the
+ * `alignas(16)` asks for on x86-64 and aarch64; sparselt-plan.ts checks it before the first call.
  */
 export const OPAQUE_BYTES = 16384;
+/** The `alignas(16)` of the opaque structs (cusparseLt.h lines 54-62). */
+export const OPAQUE_ALIGNMENT = 16;
+/**
+ * What cuSPARSELt requires of every operand address (d_A, d_B, d_C, d_D): a multiple of 16 bytes (the library
+ * refuses others with "unsupported alignment value for d_A (...), only multiples of 16 are supported"), and the
+ * `alignment` argument of the descriptor inits, in bytes, a multiple of 16.
+ */
+export const OPERAND_ALIGNMENT = 16;
 /**
  * `cusparseOrder_t`, from cusparse.h: COL = 1, ROW = 2 (0 is no order; cuSPARSELt refuses it as parameter 8,
  * `order`). Not cuBLASLt's cublasLtOrder_t, where COL = 0 and ROW = 1.
  */
 export const CUSPARSE_ORDER = { COL: 1, ROW: 2 } as const;
-/** `cusparseOperation_t`. */
+/** `cusparseOperation_t`, from cusparse.h: NON_TRANSPOSE = 0, TRANSPOSE = 1 (CONJUGATE_TRANSPOSE = 2 unused). */
 export const CUSPARSE_OP = { N: 0, T: 1 } as const;
-/** `cusparseComputeType` since cuSPARSELt 0.5.2 (before it fp16 took COMPUTE_16F = 0). */
+/**
+ * `cusparseComputeType` since cuSPARSELt 0.5.2 (cusparseLt.h lines 148-152: 32I, 16F, 32F); before it fp16 took
+ * COMPUTE_16F = 0. fp16/bf16 operands use 32F (PyTorch's _cslt_sparse_mm does too), so alpha/beta are floats.
+ */
 export const CUSPARSE_COMPUTE = { i32: 0, f16: 1, f32: 2 } as const;
-/** `cusparseLtSparsity_t`: 2:4 for fp16/bf16/int8/fp8, 1:2 for fp32. */
+/** `cusparseLtSparsity_t` (line 105): 2:4 for fp16/bf16/int8/fp8, 1:2 for fp32. */
 export const SPARSITY_50_PERCENT = 0;
-/** `cusparseLtMatmulDescAttribute_t`. */
+/**
+ * `cusparseLtMatmulDescAttribute_t` (lines 167-190). ACTIVATION_RELU and ACTIVATION_GELU take an int (0/1);
+ * BIAS_POINTER takes the device address itself (`&ptr, sizeof(void *)`), a vector of D's rows in C's data type
+ * for fp16/bf16 (fp32 only for int8 output): there is no bias-type attribute. cuSPARSELt 0.8.1 fuses GELU only
+ * for int8 and fp8 inputs ("GeLU is only supported in the following types: A/B=INT8 ..., A/B=E4M3 ...", from
+ * the library), never for fp16/bf16 — see sparseActivationRefusal in sparselt-plan.ts.
+ */
 export const SPARSELT_MATMUL_DESC = {
   ACTIVATION_RELU: 0,
   ACTIVATION_GELU: 3,
   BIAS_POINTER: 8,
   SPARSE_MAT_POINTER: 9,
 } as const;
-/** `cusparseLtMatmulAlg_t`. */
+/** `cusparseLtMatmulAlg_t` (line 218). */
 export const SPARSELT_ALG_DEFAULT = 0;
-/** `cusparseLtMatmulAlgAttribute_t`. */
+/** `cusparseLtMatmulAlgAttribute_t` (lines 232-239); every one an int. */
 export const SPARSELT_ALG_ATTR = {
   CONFIG_ID: 0,
   CONFIG_MAX_ID: 1,
   SEARCH_ITERATIONS: 2,
   SPLIT_K: 3,
 } as const;
-/** `cusparseLtPruneAlg_t`. */
+/** `cusparseLtPruneAlg_t` (lines 321-324). */
 export const SPARSELT_PRUNE = { TILE: 0, STRIP: 1 } as const;

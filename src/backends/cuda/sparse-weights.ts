@@ -8,7 +8,11 @@
 import { TorchcError } from "../../errors.js";
 import { type Tensor, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
-import { type SparseLinearProblem, sparseShapeRefusal } from "./device/sparselt-plan.js";
+import {
+  type SparseLinearProblem,
+  sparseActivationRefusal,
+  sparseShapeRefusal,
+} from "./device/sparselt-plan.js";
 import type { ConvStep, MatmulStep } from "./fuse/steps.js";
 import type { MatmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { storageRoot, type TensorInfo } from "./plan/tensors.js";
@@ -126,6 +130,8 @@ export function sparseCandidate(
   };
   const misaligned = sparseShapeRefusal(problem);
   if (misaligned) return refuse(shape, misaligned);
+  const activation = sparseActivationRefusal(problem);
+  if (activation) return refuse(shape, activation);
   const bias = step.bias ? constantBehind(net, infos, step.bias) : undefined;
   if (step.bias && !bias) return refuse(shape, "bias is not a constant");
   return { runnable: true, step, problem, weight, bias };

@@ -23,7 +23,8 @@ export interface LinearSpec {
   /** Prune the weight 2:4 (default true). */
   readonly sparse?: boolean;
   readonly bias?: boolean;
-  readonly activation?: "relu" | "none";
+  /** "gelu" is the tanh GELU, the one a matmul epilogue fuses (default "relu"). */
+  readonly activation?: "relu" | "gelu" | "none";
   readonly seed?: number;
 }
 
@@ -42,8 +43,9 @@ export function linearNet(s: LinearSpec): { net: Network; weight: Tensor; bias?:
   });
   const bias = s.bias === false ? undefined : randomTensor(r, "float32", [s.n], 0.1);
   if (bias) y = b.add({ type: "elementwise", inputs: [y, b.constant(bias, "b")], op: "add" });
-  if ((s.activation ?? "relu") === "relu")
-    y = b.add({ type: "activation", inputs: [y], fn: { kind: "relu" } });
+  const act = s.activation ?? "relu";
+  if (act !== "none")
+    y = b.add({ type: "activation", inputs: [y], fn: { kind: act === "relu" ? "relu" : "gelu_tanh" } });
   // A last op, so the matmul's epilogue writes an internal fp16 tensor rather than the fp32 output.
   y = b.add({ type: "unary", inputs: [y], op: "neg" });
   return { net: b.build([{ tensor: y, as: "y" }]), weight, bias };

@@ -72,6 +72,16 @@ describe("which matmuls are sparse-eligible", () => {
     expect(Array.from(c.bias!.data as Float32Array)).toEqual(Array.from(bias!.data as Float32Array));
   });
 
+  it("a fused tanh GELU is eligible but refused before any cuSPARSELt call: it has no fp16 GELU epilogue", () => {
+    const c = candidate(linearNet({ m: 32, n: 16, k: 64, activation: "gelu" }).net);
+    expect(c).toMatchObject({ runnable: false, shape: "M=32 N=16 K=64" });
+    if (c?.runnable !== false) return;
+    expect(c.reason).toBe("GELU epilogue: cuSPARSELt fuses GELU only for int8/fp8 inputs, not float16");
+    // without an activation it runs sparse
+    const plain = candidate(linearNet({ m: 32, n: 16, k: 64, activation: "none" }).net);
+    expect(plain?.runnable && plain.problem.activation).toBe("none");
+  });
+
   it("a dense weight is not eligible, and not reported", () => {
     expect(candidate(linearNet({ m: 32, n: 16, k: 64, sparse: false }).net)).toBeUndefined();
   });

@@ -27,7 +27,7 @@ import {
   sparseWeightsFor,
 } from "../../../src/backends/cuda/sparse-select.js";
 import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
-import { CUSPARSE_ORDER, OPAQUE_BYTES } from "../../../src/ffi/cusparselt.js";
+import { CUSPARSE_ORDER, OPAQUE_BYTES, SPARSELT_MATMUL_DESC } from "../../../src/ffi/cusparselt.js";
 import { CUSPARSELT, CusparseLtError, clearDiscoveryCache } from "../../../src/ffi/index.js";
 import { koffi } from "../../../src/ffi/koffi.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
@@ -135,6 +135,22 @@ suite("matrix descriptors as cuSPARSELt documents them (the fake refuses what th
     expect(dense(64, 128, 128, 8, CUSPARSE_ORDER.ROW)).toEqual({ rc: 3, why: "alignment" });
     expect(dense(64, 128, 128, 0, CUSPARSE_ORDER.ROW)).toEqual({ rc: 3, why: "alignment" });
   });
+
+  it("wants the opaque structs 16-byte aligned (cusparseLt.h: alignas(16) uint8_t data[512]), as allocated", () => {
+    expect(OPAQUE_BYTES).toBeGreaterThanOrEqual(512);
+    const k = koffi();
+    const block = k.alloc("uint8_t", OPAQUE_BYTES + 16) as unknown as bigint;
+    const refusal = k.load(CUSPARSELT.load().path).func("const char *fake_cusparselt_last_refusal(void)");
+    try {
+      expect(block % 16n).toBe(0n);
+      expect(CUSPARSELT.fn.cusparseLtInit(block + 8n)).toBe(3);
+      expect(refusal()).toBe("handle alignment");
+    } finally {
+      k.free(block as never);
+    }
+    // the plan's own structs pass (SparseLtHandle.create checks the alignment before cusparseLtInit)
+    SparseLtHandle.create().destroy();
+  });
 });
 
 suite("the cuSPARSELt plan through the fake library", () => {
@@ -174,6 +190,106 @@ suite("the cuSPARSELt plan through the fake library", () => {
       expect(() => runSparseLtPlan(handle, plan, operands, streamCell(stream))).toThrow(/after destroy/);
     } finally {
       for (const buf of [weight, xd, yd, ws]) buf.free();
+      stream.destroy();
+      handle.destroy();
+    }
+  });
+
+  it("checks every operand's 16-byte alignment before the call; the fake, like the library, refuses the rest", () => {
+    const handle = SparseLtHandle.create();
+    const stream = Stream.create();
+    const weight = DeviceBuffer.from(f16bytes(w));
+    const xd = DeviceBuffer.alloc(m * k * 2 + 16);
+    const yd = DeviceBuffer.alloc(m * n * 2 + 16);
+    const ws = DeviceBuffer.alloc(1 << 16);
+    const lib = koffi().load(CUSPARSELT.load().path);
+    const calls = lib.func("int fake_cusparselt_calls(int which)");
+    const refusal = lib.func("const char *fake_cusparselt_last_refusal(void)");
+    try {
+      const problem = { dtype: "float16", m, n, k, bias: false, activation: "none" } as const;
+      expect(() => buildSparseLtPlan(handle, problem, { weight: weight.ptr + 2n }, stream)).toThrow(
+        /^cuSPARSELt needs 16-byte aligned operands: weight at 0x[0-9a-f]+$/,
+      );
+      const plan = buildSparseLtPlan(handle, problem, { weight: weight.ptr }, stream);
+      const good = { x: xd.ptr, y: yd.ptr, workspace: ws.ptr };
+      const [matmuls, searches] = [calls(0), calls(1)];
+      expect(() => searchSparseLtPlan(handle, plan, { ...good, x: xd.ptr + 8n }, stream)).toThrow(
+        /16-byte aligned operands: x at/,
+      );
+      expect(() => runSparseLtPlan(handle, plan, { ...good, y: yd.ptr + 2n }, streamCell(stream))).toThrow(
+        /16-byte aligned operands: y at/,
+      );
+      expect(() =>
+        runSparseLtPlan(handle, plan, { ...good, workspace: ws.ptr + 4n }, streamCell(stream)),
+      ).toThrow(/16-byte aligned operands: workspace at/);
+      expect([calls(0), calls(1)]).toEqual([matmuls, searches]);
+      // what the library does with a misaligned d_B: INVALID_VALUE
+      const one = new Float32Array([1]);
+      const zero = new Float32Array([0]);
+      const f = CUSPARSELT.fn;
+      const cell = streamCell(stream);
+      const run = (x: bigint, y: bigint) =>
+        f.cusparseLtMatmul(
+          handle.ptr,
+          plan.structs.plan,
+          one,
+          plan.compressed.ptr,
+          x,
+          zero,
+          y,
+          y,
+          null,
+          cell,
+          1,
+        );
+      expect(run(xd.ptr + 8n, yd.ptr)).toBe(3);
+      expect(refusal()).toBe("d_B alignment");
+      expect(run(xd.ptr, yd.ptr + 8n)).toBe(3);
+      expect(refusal()).toBe("d_C alignment");
+      expect(run(xd.ptr, yd.ptr)).toBe(0);
+      destroySparseLtPlan(plan);
+    } finally {
+      for (const buf of [weight, xd, yd, ws]) buf.free();
+      stream.destroy();
+      handle.destroy();
+    }
+  });
+
+  it("refuses a GELU epilogue before any call: cuSPARSELt fuses GELU only for int8/fp8, not fp16", () => {
+    const handle = SparseLtHandle.create();
+    const stream = Stream.create();
+    const weight = DeviceBuffer.from(f16bytes(w));
+    const refusal = koffi()
+      .load(CUSPARSELT.load().path)
+      .func("const char *fake_cusparselt_last_refusal(void)");
+    try {
+      const problem = { dtype: "float16", m, n, k, bias: false, activation: "gelu" } as const;
+      let err: unknown;
+      try {
+        buildSparseLtPlan(handle, problem, { weight: weight.ptr }, stream);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(CusparseLtError);
+      expect((err as Error).message).toMatch(
+        /GELU epilogue: cuSPARSELt fuses GELU only for int8\/fp8 inputs, not float16/,
+      );
+      // the fake, like the library, refuses the attribute on an fp16 matmul descriptor
+      const plan = buildSparseLtPlan(
+        handle,
+        { ...problem, activation: "none" },
+        { weight: weight.ptr },
+        stream,
+      );
+      const on = new Int32Array([1]);
+      const gelu = SPARSELT_MATMUL_DESC.ACTIVATION_GELU;
+      expect(
+        CUSPARSELT.fn.cusparseLtMatmulDescSetAttribute(handle.ptr, plan.structs.matmul, gelu, on, 4),
+      ).toBe(10);
+      expect(refusal()).toBe("GELU with fp16/bf16");
+      destroySparseLtPlan(plan);
+    } finally {
+      weight.free();
       stream.destroy();
       handle.destroy();
     }

@@ -5,9 +5,14 @@
  * CUSPARSE_ORDER_ROW = 2, anything else is refused as the real library refuses parameter 8; ld at least rows
  * for column-major and at least cols for row-major; alignment in bytes, a multiple of 16; fp16 only here;
  * rows/cols/ld multiples of 16; 2:4 along K), and compresses to its own format (kept values + 2-bit
- * positions), so the matmul reads only the compressed weight. fake_cusparselt_calls() counts matmuls and
- * searches; fake_cusparselt_last_refusal() names the parameter the last refused descriptor broke. */
+ * positions), so the matmul reads only the compressed weight. As cusparseLt.h (0.8.1) and the library do, it
+ * wants the opaque structs 16-byte aligned (alignas(16)) and no larger than their 512 bytes, every operand
+ * address (d_A, d_B, d_C, d_D, the weight to compress) a multiple of 16 bytes, a stream array when numStreams
+ * > 0, and refuses the GELU epilogue for fp16/bf16 (the library fuses GELU only for int8/fp8 inputs).
+ * fake_cusparselt_calls() counts matmuls and searches; fake_cusparselt_last_refusal() names the parameter the
+ * last refused call broke. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -22,6 +27,14 @@ typedef struct {
 } matmul_t;
 typedef struct { uint32_t magic; int config, max_config, iterations, split_k, split_k_mode, split_k_buffers; } alg_t;
 typedef struct { uint32_t magic; matmul_t mm; alg_t *alg; } plan_t;
+/* cusparseLt.h: typedef struct { alignas(16) uint8_t data[512]; } for all five opaque types */
+#define OPAQUE_BYTES 512
+_Static_assert(sizeof(handle_t) <= OPAQUE_BYTES, "handle fits cusparseLtHandle_t");
+_Static_assert(sizeof(mat_t) <= OPAQUE_BYTES, "matrix fits cusparseLtMatDescriptor_t");
+_Static_assert(sizeof(matmul_t) <= OPAQUE_BYTES, "matmul fits cusparseLtMatmulDescriptor_t");
+_Static_assert(sizeof(alg_t) <= OPAQUE_BYTES, "selection fits cusparseLtMatmulAlgSelection_t");
+_Static_assert(sizeof(plan_t) <= OPAQUE_BYTES, "plan fits cusparseLtMatmulPlan_t");
+static int aligned16(const void *p) { return p && ((uintptr_t)p & 15) == 0; }
 
 static int matmuls = 0, searches = 0;
 int fake_cusparselt_calls(int which) { return which == 0 ? matmuls : searches; }
@@ -29,17 +42,19 @@ int fake_cusparselt_calls(int which) { return which == 0 ? matmuls : searches; }
 const char *cusparseLtGetErrorName(int s) { return s == 3 ? "CUSPARSE_STATUS_INVALID_VALUE" : "CUSPARSE_STATUS_FAKE"; }
 const char *cusparseLtGetErrorString(int s) { return s == 3 ? "fake: an invalid value was passed" : s == 10 ? "fake: not supported" : "fake status"; }
 
-int cusparseLtInit(handle_t *h) { h->magic = MAGIC; return 0; }
-int cusparseLtDestroy(handle_t *h) { if (h->magic != MAGIC) return 1; h->magic = 0; return 0; }
-int cusparseLtGetVersion(const handle_t *h, int *v) { if (h->magic != MAGIC) return 1; *v = 801; return 0; }
-
 static const char *refusal = "";
 const char *fake_cusparselt_last_refusal(void) { return refusal; }
 static int refuse(const char *why) { refusal = why; return 3; }
+static int unsupported(const char *why) { refusal = why; return 10; }
+
+int cusparseLtInit(handle_t *h) { if (!aligned16(h)) return refuse("handle alignment"); h->magic = MAGIC; return 0; }
+int cusparseLtDestroy(handle_t *h) { if (h->magic != MAGIC) return 1; h->magic = 0; return 0; }
+int cusparseLtGetVersion(const handle_t *h, int *v) { if (h->magic != MAGIC) return 1; *v = 801; return 0; }
 
 static int init_mat(const handle_t *h, mat_t *m, int64_t rows, int64_t cols, int64_t ld, uint32_t align, int type,
                     int order, int structured) {
   if (h->magic != MAGIC) return 1;
+  if (!aligned16(m)) return refuse("matDescr alignment");
   if (order != ORDER_COL && order != ORDER_ROW) return refuse("order");
   if (align == 0 || align % 16 != 0) return refuse("alignment");
   if (rows <= 0 || cols <= 0) return refuse("rows/cols");
@@ -62,6 +77,7 @@ int cusparseLtMatDescriptorDestroy(mat_t *m) { if (m->magic != MAGIC) return 3; 
 int cusparseLtMatmulDescriptorInit(const handle_t *h, matmul_t *mm, int opA, int opB, const mat_t *a, const mat_t *b,
                                    const mat_t *c, const mat_t *d, int compute) {
   if (h->magic != MAGIC) return 1;
+  if (!aligned16(mm)) return refuse("matmulDescr alignment");
   if (a->magic != MAGIC || b->magic != MAGIC || c->magic != MAGIC || d->magic != MAGIC) return 3;
   if (compute != 2) return 10;
   /* only the recipe torchc uses: A row-major op N, B row-major op T, C = D column-major */
@@ -78,7 +94,10 @@ int cusparseLtMatmulDescSetAttribute(const handle_t *h, matmul_t *mm, int attr, 
   if (h->magic != MAGIC || mm->magic != MAGIC) return 3;
   switch (attr) {
     case 0: if (n != 4) return 3; mm->relu = *(const int *)v; return 0;
-    case 3: if (n != 4) return 3; mm->gelu = *(const int *)v; return 0;
+    case 3:
+      if (n != 4) return 3;
+      if (*(const int *)v && (mm->a.type == 2 || mm->a.type == 14)) return unsupported("GELU with fp16/bf16");
+      mm->gelu = *(const int *)v; return 0;
     case 8: if (n != 8) return 3; memcpy(&mm->bias, v, 8); return 0;
     case 9: if (n != 8) return 3; memcpy(&mm->sparse, v, 8); return 0;
     default: return 10;
@@ -86,6 +105,7 @@ int cusparseLtMatmulDescSetAttribute(const handle_t *h, matmul_t *mm, int attr, 
 }
 int cusparseLtMatmulAlgSelectionInit(const handle_t *h, alg_t *alg, const matmul_t *mm, int which) {
   if (h->magic != MAGIC || mm->magic != MAGIC || which != 0) return 3;
+  if (!aligned16(alg)) return refuse("algSelection alignment");
   memset(alg, 0, sizeof *alg);
   alg->magic = MAGIC; alg->max_config = 4; alg->iterations = 5; alg->split_k = 1;
   return 0;
@@ -112,6 +132,7 @@ int cusparseLtMatmulAlgGetAttribute(const handle_t *h, alg_t *a, int attr, void 
 }
 int cusparseLtMatmulPlanInit(const handle_t *h, plan_t *p, const matmul_t *mm, alg_t *alg) {
   if (h->magic != MAGIC || mm->magic != MAGIC || alg->magic != MAGIC) return 3;
+  if (!aligned16(p)) return refuse("plan alignment");
   p->magic = MAGIC; p->mm = *mm; p->alg = alg;
   return 0;
 }
@@ -156,6 +177,8 @@ int cusparseLtSpMMACompress(const handle_t *h, const plan_t *p, const void *dens
                             void *stream) {
   (void)stream;
   if (h->magic != MAGIC || p->magic != MAGIC || !buffer) return 3;
+  if (!aligned16(dense)) return refuse("d_dense alignment");
+  if (!aligned16(out)) return refuse("d_compressed alignment");
   const matmul_t *mm = &p->mm;
   if (!valid_24(mm, dense)) return 3;
   int64_t n = mm->a.rows, k = mm->a.cols;
@@ -175,6 +198,14 @@ int cusparseLtSpMMACompress(const handle_t *h, const plan_t *p, const void *dens
   return 0;
 }
 
+/* the library's own check: "unsupported alignment value for d_A (...), only multiples of 16 are supported" */
+static int operands_aligned(const void *A, const void *B, const void *C, const void *D) {
+  if (!aligned16(A)) return refuse("d_A alignment");
+  if (!aligned16(B)) return refuse("d_B alignment");
+  if (!aligned16(C)) return refuse("d_C alignment");
+  if (!aligned16(D)) return refuse("d_D alignment");
+  return 0;
+}
 static int run(const plan_t *p, const void *alpha, const void *A, const void *B, const void *beta, void *D) {
   const matmul_t *mm = &p->mm;
   if (*(const float *)alpha != 1.0f || *(const float *)beta != 0.0f) return 10;
@@ -202,8 +233,10 @@ static int run(const plan_t *p, const void *alpha, const void *A, const void *B,
 }
 int cusparseLtMatmulSearch(const handle_t *h, plan_t *p, const void *alpha, const void *A, const void *B,
                            const void *beta, const void *C, void *D, void *ws, void **streams, int ns) {
-  (void)C; (void)ws; (void)streams;
-  if (h->magic != MAGIC || p->magic != MAGIC || ns != 1) return 3;
+  (void)ws;
+  if (h->magic != MAGIC || p->magic != MAGIC || ns != 1 || !streams) return 3;
+  int rc = operands_aligned(A, B, C, D);
+  if (rc) return rc;
   searches++;
   p->alg->config = 2;
   p->alg->split_k = 2;
@@ -211,8 +244,9 @@ int cusparseLtMatmulSearch(const handle_t *h, plan_t *p, const void *alpha, cons
 }
 int cusparseLtMatmul(const handle_t *h, const plan_t *p, const void *alpha, const void *A, const void *B,
                      const void *beta, const void *C, void *D, void *ws, void **streams, int ns) {
-  (void)C;
   if (h->magic != MAGIC || p->magic != MAGIC || ns != 1 || !streams) return 3;
+  int rc = operands_aligned(A, B, C, D);
+  if (rc) return rc;
   if (p->alg->split_k > 1 && !ws) return 3;
   matmuls++;
   return run(p, alpha, A, B, beta, D);

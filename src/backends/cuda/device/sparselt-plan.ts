@@ -6,14 +6,17 @@
  *
  * The weight is compressed once into device memory the plan owns (with its own copy of the bias, whose
  * address the plan is built with), and the algorithm is chosen by cusparseLtMatmulSearch, which times them.
- * Every shape rule is checked before a pointer reaches C; every failing call throws CusparseLtError.
+ * Every shape rule, the activation and every operand's 16-byte alignment are checked before a pointer reaches
+ * C; every failing call throws CusparseLtError.
  */
 import {
   CUSPARSE_COMPUTE,
   CUSPARSE_OP,
   CUSPARSE_ORDER,
   CUSPARSELT,
+  OPAQUE_ALIGNMENT,
   OPAQUE_BYTES,
+  OPERAND_ALIGNMENT,
   SPARSELT_ALG_ATTR,
   SPARSELT_ALG_DEFAULT,
   SPARSELT_MATMUL_DESC,
@@ -33,8 +36,8 @@ export type SparseActivation = "none" | "relu" | "gelu";
 const DATA_TYPE: Readonly<Record<SparseDType, number>> = { float16: 2, bfloat16: 14 };
 /** What every row count, column count and leading dimension must be a multiple of (cuSPARSELt's 2:4 rules). */
 export const SPARSE_DIM_MULTIPLE: Readonly<Record<SparseDType, number>> = { float16: 16, bfloat16: 16 };
-/** Byte alignment promised for every operand pointer (device buffers are 256-byte aligned). */
-const ALIGNMENT = 16;
+/** Byte alignment promised for every operand pointer (device buffers are 256-byte aligned); cuSPARSELt needs 16. */
+const ALIGNMENT = OPERAND_ALIGNMENT;
 /** cusparseComputeType's values changed in 0.5.2; 0.6 is the oldest release this was written against. */
 export const MIN_CUSPARSELT_VERSION = 600;
 
@@ -59,6 +62,29 @@ export function sparseShapeRefusal(p: SparseLinearProblem): string | undefined {
   if (bad.length === 0) return undefined;
   const dims = bad.map((d) => `${d.toUpperCase()}=${p[d]}`).join(", ");
   return `shape not aligned: ${dims} not a multiple of ${q} (M=${p.m} N=${p.n} K=${p.k}; ${p.dtype} needs every dimension a multiple of ${q})`;
+}
+
+/**
+ * Why cuSPARSELt cannot fuse this activation, or undefined. cuSPARSELt 0.8.1 has a GELU epilogue only for int8
+ * and fp8 inputs (the library refuses it otherwise: "GeLU is only supported in the following types: A/B=INT8,
+ * C/D=INT8, Compute=INT32; A/B=E4M3 ..."); ReLU and bias are fused for fp16/bf16.
+ */
+export function sparseActivationRefusal(p: SparseLinearProblem): string | undefined {
+  if (p.activation !== "gelu") return undefined;
+  return `GELU epilogue: cuSPARSELt fuses GELU only for int8/fp8 inputs, not ${p.dtype}`;
+}
+
+/** The first operand address that is not 16-byte aligned, named, or undefined (checked before any call). */
+export function misalignedOperand(operands: Readonly<Record<string, bigint>>): string | undefined {
+  for (const [name, p] of Object.entries(operands))
+    if (p % BigInt(ALIGNMENT) !== 0n)
+      return `cuSPARSELt needs ${ALIGNMENT}-byte aligned operands: ${name} at 0x${p.toString(16)}`;
+  return undefined;
+}
+
+function checkAligned(operands: Readonly<Record<string, bigint>>): void {
+  const why = misalignedOperand(operands);
+  if (why) throw new Error(why);
 }
 
 // ------------------------------------------------------------------------------------------ handle
@@ -99,6 +125,12 @@ export class SparseLtHandle {
 function allocOpaque(): bigint {
   const k = koffi();
   const p = k.alloc("uint8_t", OPAQUE_BYTES) as unknown as bigint;
+  if (p % BigInt(OPAQUE_ALIGNMENT) !== 0n) {
+    k.free(p as never);
+    throw new Error(
+      `cuSPARSELt's opaque structs are alignas(${OPAQUE_ALIGNMENT}); calloc gave 0x${p.toString(16)}`,
+    );
+  }
   new Uint8Array(k.view(p as never, OPAQUE_BYTES)).fill(0);
   return p;
 }
@@ -285,8 +317,11 @@ export function buildSparseLtPlan(
 ): SparseLtPlan {
   const refusal = sparseShapeRefusal(p);
   if (refusal) throw new CusparseLtError("cusparseLtStructuredDescriptorInit", 3, refusal);
+  const act = sparseActivationRefusal(p);
+  if (act) throw new CusparseLtError("cusparseLtMatmulDescSetAttribute", 10, act);
   if (p.bias !== (w.bias !== undefined))
     throw new Error("buildSparseLtPlan: problem.bias and the bias values disagree");
+  checkAligned({ weight: w.weight });
   const made: bigint[] = [];
   const opaque = () => {
     const ptr = allocOpaque();
@@ -387,6 +422,7 @@ export function searchSparseLtPlan(
   o: SparseLtOperands,
   stream: Stream,
 ): void {
+  checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
   const streams = new BigUint64Array([streamHandle(stream) ?? 0n]);
   check(
     "cusparseLtMatmulSearch",
@@ -422,6 +458,7 @@ export function runSparseLtPlan(
   streams: BigUint64Array,
 ): void {
   if (plan.destroyed) throw new Error("cuSPARSELt plan used after destroy()");
+  checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
   const rc = CUSPARSELT.fn.cusparseLtMatmul(
     handle.ptr,
     plan.structs.plan,

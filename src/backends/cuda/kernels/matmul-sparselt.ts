@@ -5,6 +5,7 @@
  */
 import {
   destroySparseLtPlan,
+  misalignedOperand,
   runSparseLtPlan,
   type SparseLtHandle,
   type SparseLtPlan,
@@ -47,13 +48,10 @@ export class SparseLtMatmul {
 
   /** `weight` and `bias` are the dense step's operands; the plan has its own compressed and bias copies. */
   bind(x: bigint, _weight: bigint, y: bigint, _bias: bigint | undefined, workspace: bigint): void {
-    for (const [name, p] of [
-      ["input", x],
-      ["output", y],
-    ] as const)
-      if (p % 16n !== 0n)
-        throw new Error(`cuSPARSELt needs 16-byte aligned operands: ${name} at 0x${p.toString(16)}`);
-    this.ptrs = { x, y, ws: this.plan.workspaceBytes > 0 ? workspace : 0n };
+    const ws = this.plan.workspaceBytes > 0 ? workspace : 0n;
+    const why = misalignedOperand({ input: x, output: y, workspace: ws });
+    if (why) throw new Error(why);
+    this.ptrs = { x, y, ws };
   }
 
   execute(stream: Stream): void {
