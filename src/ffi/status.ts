@@ -346,45 +346,36 @@ export function cudaDetail(status: number): string | undefined {
   return text ?? advice;
 }
 
-function cublasDetail(status: number): string | undefined {
-  if (!CUBLASLT.isLoaded) return undefined;
+/** What a library says through `describe`: undefined where it is not loaded, `describe` throws or says nothing. */
+function libraryText(lib: { readonly isLoaded: boolean }, describe: () => string): string | undefined {
+  if (!lib.isLoaded) return undefined;
   try {
-    return CUBLASLT.fn.cublasLtGetStatusString(status) || undefined;
+    return describe() || undefined;
   } catch {
     return undefined;
   }
+}
+
+function cublasDetail(status: number): string | undefined {
+  return libraryText(CUBLASLT, () => CUBLASLT.fn.cublasLtGetStatusString(status));
 }
 
 /** cuSPARSELt's own description of a status, when it is loaded and has cusparseLtGetErrorString (0.6+). */
 function cusparseLtDetail(status: number): string | undefined {
-  if (!CUSPARSELT.isLoaded) return undefined;
-  try {
-    return CUSPARSELT.fn.cusparseLtGetErrorString(status) || undefined;
-  } catch {
-    return undefined;
-  }
+  return libraryText(CUSPARSELT, () => CUSPARSELT.fn.cusparseLtGetErrorString(status));
 }
 
 /** cuDNN's most recent error message (thread-local in cuDNN), or undefined. */
 export function cudnnLastError(): string | undefined {
-  if (!CUDNN.isLoaded) return undefined;
-  try {
+  return libraryText(CUDNN, () => {
     const buf = new Uint8Array(2048);
     CUDNN.fn.cudnnGetLastErrorString(buf, buf.length);
     const end = buf.indexOf(0);
-    const text = new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end)).trim();
-    return text || undefined;
-  } catch {
-    return undefined;
-  }
+    return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end)).trim();
+  });
 }
 
 /** NVRTC's own description of a status, when NVRTC is loaded. */
 export function nvrtcErrorString(status: number): string | undefined {
-  if (!NVRTC.isLoaded) return undefined;
-  try {
-    return NVRTC.fn.nvrtcGetErrorString(status) || undefined;
-  } catch {
-    return undefined;
-  }
+  return libraryText(NVRTC, () => NVRTC.fn.nvrtcGetErrorString(status));
 }
