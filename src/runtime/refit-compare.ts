@@ -3,8 +3,9 @@
  * arguments, outputs) in the same order, the same value types, and weights of the same dtypes and shapes read in
  * the same places. Only weight values (and so which constants folding merged) may differ. The answer names the first difference, for refit's error.
  */
-import type { Arg, Graph, TensorType } from "../ir/graph.js";
+import type { Arg, Graph, Node, TensorType } from "../ir/graph.js";
 import type { Segment } from "../partition/segment.js";
+import { readsOf } from "../passes/graph-reads.js";
 
 const typeText = (t: TensorType | undefined) => (t ? `${t.dtype}[${t.shape.join(", ")}]` : "absent");
 const list = (xs: readonly string[]) => `[${xs.join(", ")}]`;
@@ -140,4 +141,30 @@ export function changedWeights(built: Graph, next: Graph, nodes?: ReadonlySet<st
   return weightReads(built, next, nodes)
     .filter(([m, n]) => bytesDiffer(built.weights[m].tensor as never, next.weights[n].tensor as never))
     .map(([, n]) => n);
+}
+
+/**
+ * Weights a control-flow node's blocks use whose values changed: their own weights (constants folded inside a
+ * branch or loop body) and the outer weights they read, paired by position (the graphs have the same structure).
+ * refit's check of a control segment; `changedWeights` sees only a node's direct arguments.
+ */
+export function changedBlockWeights(built: Graph, next: Graph, a: Node, b: Node): string[] {
+  const changed: string[] = [];
+  const differ = (x: TensorType | undefined, y: TensorType | undefined) =>
+    x === undefined || y === undefined || bytesDiffer(x as never, y as never);
+  const [ra, rb] = [readsOf(a), readsOf(b)];
+  for (const [j, n] of rb.entries())
+    if (Object.hasOwn(next.weights, n) && differ(built.weights[ra[j]]?.tensor, next.weights[n].tensor))
+      changed.push(n);
+  for (const [k, sb] of (b.subgraphs ?? []).entries()) {
+    const sa = a.subgraphs?.[k];
+    const [ka, kb] = [Object.keys(sa?.weights ?? {}), Object.keys(sb.weights)];
+    for (const [j, n] of kb.entries())
+      if (differ(sa?.weights[ka[j]]?.tensor, sb.weights[n].tensor)) changed.push(`${b.name}/${n}`);
+    for (const [i, nb] of sb.nodes.entries()) {
+      const na = sa?.nodes[i];
+      if (nb.subgraphs?.length && na && sa) changed.push(...changedBlockWeights(sa, sb, na, nb));
+    }
+  }
+  return changed;
 }

@@ -18,7 +18,12 @@ import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { reportProgress } from "../util/progress.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
-import { changedWeights, firstDifference, firstSegmentDifference } from "./refit-compare.js";
+import {
+  changedBlockWeights,
+  changedWeights,
+  firstDifference,
+  firstSegmentDifference,
+} from "./refit-compare.js";
 import type { Backend, SegmentRunner } from "./segment-runner.js";
 import { truncateDouble } from "./truncate-double.js";
 
@@ -127,9 +132,13 @@ export async function refitModule(
       partition.graph,
       new Set(segment.nodes.map((n) => n.name)),
     );
+    // A control segment's blocks are compiled modules of their own, which refit does not reach: new weights
+    // inside them would be silently ignored.
+    if (segment.kind === "control")
+      changed.push(...controlChanges(target.partition.graph, partition.graph, segment));
     if (changed.length > 0)
       refused(
-        `fallback segment ${i} reads weights whose values changed ('${changed[0]}'), and the ${backend.name} backend cannot swap a fallback segment's constants`,
+        `${segment.kind} segment ${i} reads weights whose values changed ('${changed[0]}'), and the ${backend.name} backend cannot swap a ${segment.kind} segment's constants`,
         "refit.unsupported",
       );
   }
@@ -162,4 +171,12 @@ export async function refitModule(
       changedWeights: changedWeights(target.partition.graph, partition.graph).length,
     },
   };
+}
+
+/** Weights that changed inside the blocks of a control segment's nodes (paired with the built graph by position). */
+function controlChanges(built: Graph, next: Graph, segment: Partition["segments"][number]): string[] {
+  return segment.nodes.flatMap((node) => {
+    const at = next.nodes.indexOf(node);
+    return at < 0 ? [] : changedBlockWeights(built, next, built.nodes[at], node);
+  });
 }

@@ -17,6 +17,7 @@ import { interpret } from "../../src/ops/index.js";
 import { partitionGraph } from "../../src/partition/index.js";
 import { compile } from "../../src/runtime/compile.js";
 import { ControlRunner } from "../../src/runtime/control-runner.js";
+import { changedBlockWeights, changedWeights } from "../../src/runtime/refit-compare.js";
 import { parseNpy } from "../../src/util/npy.js";
 
 const DIR = join(import.meta.dirname, "../../fixtures/models");
@@ -127,14 +128,14 @@ function overTwo(b: GraphBuilder, y: string, tag: string): string {
  * fixtures/export_control.py's Looped as TorchScript builds it: `for _ in range(int(n)): y = y + 0.5 *
  * tanh(fc(y))`, then `while bool(y.abs().max() > 2.0): y = y * 0.5`.
  */
-function looped(): Graph {
+function looped(weight: readonly number[] = W): Graph {
   const g = new GraphBuilder();
   g.addInput("x", f38);
   g.addInput("n", i64);
   g.addWeight("fc.weight", {
     kind: "parameter",
     target: "fc.weight",
-    tensor: tensorFromNumbers("float32", [8, 8], W),
+    tensor: tensorFromNumbers("float32", [8, 8], weight),
   });
   g.addWeight("fc.bias", {
     kind: "parameter",
@@ -409,5 +410,19 @@ describe("blocks that hand a value through unchanged", () => {
     } finally {
       await m.dispose();
     }
+  });
+});
+
+describe("refit's check of control-flow blocks", () => {
+  const loopOf = (g: Graph) => g.nodes.find((n) => n.op === "prim.Loop")!;
+
+  it("finds a changed outer weight that only a loop body reads, and nothing when the weights are the same", () => {
+    const built = looped();
+    const same = looped();
+    expect(changedBlockWeights(built, same, loopOf(built), loopOf(same))).toEqual([]);
+    const next = looped(W.map((v) => v * 2));
+    expect(changedBlockWeights(built, next, loopOf(built), loopOf(next))).toEqual(["fc.weight"]);
+    // The node's direct arguments do not show it: the body reads fc.weight by name.
+    expect(changedWeights(built, next, new Set([loopOf(next).name]))).toEqual([]);
   });
 });
