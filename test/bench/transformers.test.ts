@@ -173,10 +173,14 @@ describe.skipIf(!PYTHON)("bench/transformers_report.py", () => {
       { key: "bert_encoder_b8", model: "bert_encoder", batch: 8, ok: true, reduce_overhead: timing(2.0) },
     ],
   };
-  const row = (key: string, medianMs: number, relErr: number, extra: Partial<TorchcRow> = {}): TorchcRow => ({
+  // "<model>_b<batch>" → the row's key, model and batch
+  const named = (key: string) => ({
     key,
     model: key.replace(/_b\d+$/, ""),
     batch: Number(key.split("_b").pop()),
+  });
+  const row = (key: string, medianMs: number, relErr: number, extra: Partial<TorchcRow> = {}): TorchcRow => ({
+    ...named(key),
     ok: true,
     compileColdS: 7.25,
     compileWarmS: 1.5,
@@ -188,40 +192,27 @@ describe.skipIf(!PYTHON)("bench/transformers_report.py", () => {
     profile: { kernels: 42, totalMs: medianMs, byKind: [], slowest: [] },
     ...extra,
   });
+  const failed = (key: string, stage: string, message: string) => ({
+    ...named(key),
+    ok: false,
+    failure: { stage, message },
+  });
   // First torchc file: ViT b1 finished, ViT b64 failed; the second file re-ran ViT b64 (finished) and Swin, and
   // carries a failed ViT b1 row that must not replace the finished one.
   const first = {
     kind: "torchc-transformers",
     rows: [
       row("vit_base_patch16_224_b1", 0.3, 2e-3),
-      {
-        key: "vit_base_patch16_224_b64",
-        model: "vit_base_patch16_224",
-        batch: 64,
-        ok: false,
-        failure: { stage: "compile (cold)", message: "old failure" },
-      },
+      failed("vit_base_patch16_224_b64", "compile (cold)", "old failure"),
     ],
   };
   const second = {
     kind: "torchc-transformers",
     rows: [
-      {
-        key: "vit_base_patch16_224_b1",
-        model: "vit_base_patch16_224",
-        batch: 1,
-        ok: false,
-        failure: { stage: "run", message: "later failure" },
-      },
+      failed("vit_base_patch16_224_b1", "run", "later failure"),
       row("vit_base_patch16_224_b64", 4.0, 3e-3),
       row("swin_t_b1", 1.0, 2.6e-2),
-      {
-        key: "bert_encoder_b8",
-        model: "bert_encoder",
-        batch: 8,
-        ok: false,
-        failure: { stage: "compile (cold)", message: "NativeError: cuDNN says no" },
-      },
+      failed("bert_encoder_b8", "compile (cold)", "NativeError: cuDNN says no"),
     ],
   };
   writeFileSync(join(dir, "transformers.peers.json"), JSON.stringify(peers));
