@@ -14,6 +14,7 @@ import {
   keepOverflowInFloat32,
 } from "../../src/passes/fp16-overflow.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { compareTensors } from "../../src/util/compare.js";
 import { inputsFor, randomTensor } from "./graphs.js";
 import { overflowingGraph, tameGraph } from "./overflow-graphs.js";
 import { buildRandomGraph, recipes } from "./random-graphs.js";
@@ -25,13 +26,6 @@ const sample = (graph: Graph, seed = 3): Tensor[] =>
 
 const values = (t: Tensor) => Array.from(toFloat64Array(t));
 const allFinite = (t: Tensor) => values(t).every(Number.isFinite);
-
-/** max|got − want| / max|want| */
-function relative(got: Tensor, want: Tensor): number {
-  const [a, b] = [values(got), values(want)];
-  const scale = Math.max(...b.map(Math.abs));
-  return Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / scale;
-}
 
 describe("fp16 overflow analysis", () => {
   it("the reference fp16 run of the plain assignment overflows (the premise)", () => {
@@ -66,7 +60,7 @@ describe("fp16 overflow analysis", () => {
       const want = interpret(graph, x)[0];
       const got = interpret(r.graph, x)[0];
       expect(allFinite(got)).toBe(true);
-      expect(relative(got, want)).toBeLessThan(1e-2);
+      expect(compareTensors(got, want).relative).toBeLessThan(1e-2); // max |got − want| / max |want|
     }
     expect(formatKeptNodes(r)).toMatch(/proj \(aten\.mm\.default\) max \|x\| 1\.\d+e\+5 at model\.py/);
   });

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/interpret.js";
 import { compile } from "../../src/runtime/compile.js";
+import { compareTensors } from "../../src/util/compare.js";
 import { verifyCompiled } from "../../src/verify/verify.js";
 import { randomTensor } from "../passes/graphs.js";
 import { overflowingGraph, tameGraph } from "../passes/overflow-graphs.js";
@@ -11,11 +12,6 @@ import { overflowingGraph, tameGraph } from "../passes/overflow-graphs.js";
 const values = (t: Tensor) => Array.from(toFloat64Array(t));
 const allFinite = (t: Tensor) => values(t).every(Number.isFinite);
 const x = (seed: number) => randomTensor([1, 256], seed, 0, 1);
-
-function relative(got: Tensor, want: Tensor): number {
-  const [a, b] = [values(got), values(want)];
-  return Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
-}
 
 describe("compile with fp16Overflow", () => {
   it("without the option the fp16 compile returns inf, and verify names the layer and the option", async () => {
@@ -45,7 +41,7 @@ describe("compile with fp16Overflow", () => {
       const [got] = await c.run([x(seed)]);
       const [want] = interpret(graph, [x(seed)]);
       expect(allFinite(got)).toBe(true);
-      expect(relative(got, want)).toBeLessThan(1e-2);
+      expect(compareTensors(got, want).relative).toBeLessThan(1e-2); // max |got − want| / max |want|
     }
     const r = await verifyCompiled(c, [x(3)]);
     expect(r.firstNonFinite).toBeUndefined();
