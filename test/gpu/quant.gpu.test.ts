@@ -60,7 +60,7 @@ import {
   timingCells,
   uploadAs,
 } from "./quant-kernels.js";
-import { gpuReporter, openGpu, repoRoot } from "./support.js";
+import { gpuReporter, openGpu, repoRoot, scriptFixtures } from "./support.js";
 
 const ROOT = repoRoot("fixtures", "mnist_quant.py");
 const DIGITS = join(ROOT, ".gpu-carry", "mnist");
@@ -95,17 +95,14 @@ function batches(u8: Tensor, count = u8.shape[0]): Tensor[] {
 }
 
 function modelsDir(): { dir: string; why: string | false } {
-  const given = process.env.TORCHC_MNIST_DIR;
-  if (given && existsSync(join(given, "mnist_quant.json"))) return { dir: given, why: false };
-  const dir = mkdtempSync(join(tmpdir(), "torchc-mnist-"));
-  const r = spawnSync("python3", [join(ROOT, "fixtures", "mnist_quant.py"), dir, DIGITS], {
-    encoding: "utf8",
-    timeout: 400_000,
+  return scriptFixtures({
+    given: process.env.TORCHC_MNIST_DIR,
+    marker: "mnist_quant.json",
+    prefix: "torchc-mnist-",
+    script: join(ROOT, "fixtures", "mnist_quant.py"),
+    args: [DIGITS],
+    tailLines: 4,
   });
-  console.log(r.stdout);
-  if (r.status !== 0)
-    return { dir, why: `mnist_quant.py failed: ${(r.stderr ?? "").split("\n").slice(-4).join(" ")}` };
-  return { dir, why: false };
 }
 
 async function top1(file: string, options: CompileOptions, test: readonly Tensor[], labels: Uint8Array) {

@@ -22,9 +22,7 @@
  * MNIST needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
@@ -55,7 +53,7 @@ import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
-import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
+import { gpuReporter, openGpu, recordTestStarts, repoRoot, scriptFixtures } from "./support.js";
 
 const ROOT = repoRoot("fixtures", "prune_2_4.py");
 const DIGITS = join(ROOT, ".gpu-carry", "mnist");
@@ -93,22 +91,14 @@ const rows: Row[] = [];
 
 /** Runs fixtures/prune_2_4.py for the parts asked (or uses TORCHC_SPARSE_DIR). */
 function fixtures(): { dir: string; why: string | false } {
-  const given = process.env.TORCHC_SPARSE_DIR;
-  if (given && existsSync(join(given, "prune_2_4.json"))) return { dir: given, why: false };
-  const dir = mkdtempSync(join(tmpdir(), "torchc-sparse-"));
-  const parts = ALL_PARTS.filter((p) => PARTS.has(p));
-  const r = spawnSync(
-    "python3",
-    [join(ROOT, "fixtures", "prune_2_4.py"), dir, ...parts, "--digits", DIGITS],
-    {
-      encoding: "utf8",
-      timeout: 400_000,
-    },
-  );
-  console.log(r.stdout);
-  if (r.status !== 0)
-    return { dir, why: `prune_2_4.py failed: ${(r.stderr ?? "").split("\n").slice(-5).join(" ")}` };
-  return { dir, why: false };
+  return scriptFixtures({
+    given: process.env.TORCHC_SPARSE_DIR,
+    marker: "prune_2_4.json",
+    prefix: "torchc-sparse-",
+    script: join(ROOT, "fixtures", "prune_2_4.py"),
+    args: [...ALL_PARTS.filter((p) => PARTS.has(p)), "--digits", DIGITS],
+    tailLines: 5,
+  });
 }
 
 /** The sparse lines of the compile report, parsed (the build's own per-layer GEMM timings). */

@@ -2,8 +2,10 @@
  * What every GPU test file starts with: open the GPU or say why the file is skipped (TORCHC_REQUIRE_GPU=1, set by
  * scripts/gpu.sh, turns a missing GPU into a failure), and report lines to the console and TORCHC_GPU_REPORT.
  */
-import { appendFileSync, existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
@@ -47,4 +49,29 @@ export function repoRoot(...marker: string[]): string {
   return [join(here, "..", ".."), join(here, "..", "..", "..", "..")].find((r) =>
     existsSync(join(r, ...marker)),
   )!;
+}
+
+/**
+ * A folder of script-made fixtures: `given` (an environment variable's value) when it holds `marker`, else a fresh
+ * temporary one (named from `prefix`) that `python3 <script> <dir> ...args` fills, its stdout printed. `why` says
+ * why there are none: the script's exit with the last `tailLines` lines of its stderr.
+ */
+export function scriptFixtures(opts: {
+  readonly given: string | undefined;
+  readonly marker: string;
+  readonly prefix: string;
+  readonly script: string;
+  readonly args: readonly string[];
+  readonly tailLines: number;
+}): { dir: string; why: string | false } {
+  const { given, script } = opts;
+  if (given && existsSync(join(given, opts.marker))) return { dir: given, why: false };
+  const dir = mkdtempSync(join(tmpdir(), opts.prefix));
+  const r = spawnSync("python3", [script, dir, ...opts.args], { encoding: "utf8", timeout: 400_000 });
+  console.log(r.stdout);
+  if (r.status !== 0) {
+    const tail = (r.stderr ?? "").split("\n").slice(-opts.tailLines).join(" ");
+    return { dir, why: `${basename(script)} failed: ${tail}` };
+  }
+  return { dir, why: false };
 }
