@@ -113,20 +113,29 @@ function withRegion(region: (values: Record<string, Json>) => NodeJson, regionDt
   });
 }
 
-const autocastRegion =
-  (enabled: boolean, dtype: number | null, bodyDtype: number) =>
-  (values: Record<string, Json>): NodeJson => ({
+/** A wrap_with_autocast node running fc1's body on `operands` (input, weight, bias) into `output`. */
+function autocastNode(
+  values: Record<string, Json>,
+  autocast: { enabled: boolean; dtype: number | null; bodyDtype: number },
+  operands: readonly string[],
+  output: string,
+): NodeJson {
+  return {
     target: "torch.ops.higher_order.wrap_with_autocast",
     inputs: [
-      ...autocastArgs(enabled, dtype),
-      pos({ as_graph: { name: "submod_1", graph: fc1Body(values, bodyDtype) } }),
-      pos(T("x")),
-      pos(T("p_fc1_weight")),
-      pos(T("p_fc1_bias")),
+      ...autocastArgs(autocast.enabled, autocast.dtype),
+      pos({ as_graph: { name: "submod_1", graph: fc1Body(values, autocast.bodyDtype) } }),
+      ...operands.map((o) => pos(T(o))),
     ],
-    outputs: [T("relu")],
+    outputs: [T(output)],
     name: "wrap_with_autocast",
-  });
+  };
+}
+
+const autocastRegion =
+  (enabled: boolean, dtype: number | null, bodyDtype: number) =>
+  (values: Record<string, Json>): NodeJson =>
+    autocastNode(values, { enabled, dtype, bodyDtype }, ["x", "p_fc1_weight", "p_fc1_bias"], "relu");
 
 function relErr(file: string): number {
   const m = loadPt2(file);
@@ -196,18 +205,12 @@ describe("pt2 regions: wrap_with_autocast and wrap_with_set_grad_enabled", () =>
               graph: {
                 inputs: [T("a"), T("w"), T("c")],
                 nodes: [
-                  {
-                    target: "torch.ops.higher_order.wrap_with_autocast",
-                    inputs: [
-                      ...autocastArgs(false, null),
-                      pos({ as_graph: { name: "submod_1", graph: fc1Body(values, FP32) } }),
-                      pos(T("a")),
-                      pos(T("w")),
-                      pos(T("c")),
-                    ],
-                    outputs: [T("getitem")],
-                    name: "wrap_with_autocast",
-                  },
+                  autocastNode(
+                    values,
+                    { enabled: false, dtype: null, bodyDtype: FP32 },
+                    ["a", "w", "c"],
+                    "getitem",
+                  ),
                 ],
                 // the body's result, and its first operand passed through
                 outputs: [T("getitem"), T("a")],
