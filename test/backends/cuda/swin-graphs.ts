@@ -3,54 +3,7 @@
  * `PatchMerging`, `SwinTransformerBlock`), at configurable sizes: for CPU tests of lowering + converters + the
  * CUDA plan (emulated), and for the GPU test that runs them on the device.
  */
-import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
-import { GraphBuilder } from "../../../src/ir/builder.js";
-import type { Arg, Graph } from "../../../src/ir/graph.js";
-import { tensorFromNumbers } from "../../../src/ir/tensor.js";
-import { getOp } from "../../../src/ops/index.js";
-
-/** Builds aten graphs typed by the op catalogue (no test-runner imports: the GPU tests use it under node:test). */
-class TestGraph {
-  private readonly b = new GraphBuilder();
-  private seed = 1;
-
-  input(name: string, shape: readonly number[]): string {
-    return this.b.addInput(name, { dtype: "float32", shape });
-  }
-
-  weight(
-    name: string,
-    shape: readonly number[],
-    opts: { lo?: number; hi?: number; values?: number[] } = {},
-  ): string {
-    const lo = opts.lo ?? -1;
-    const hi = opts.hi ?? 1;
-    const tensor = opts.values
-      ? tensorFromNumbers("float32", shape, opts.values)
-      : randomTensor(rng(this.seed++), "float32", shape, (hi - lo) / 2, (hi + lo) / 2);
-    return this.b.addWeight(name, { kind: "parameter", target: name, tensor });
-  }
-
-  node(op: string, args: Record<string, Arg | string>): string {
-    const def = getOp(op);
-    if (!def) throw new Error(`${op} is not in the catalogue`);
-    const full: Record<string, Arg> = {};
-    for (const [k, a] of Object.entries(args))
-      full[k] = typeof a === "string" ? { kind: "tensor", name: a } : a;
-    const [type] = def.infer(def.parse(full), (v) => this.b.typeOf(v));
-    const name = this.b.fresh(op.split(".")[1]);
-    return this.b.addNode(op, full, [{ name, type }], {})[0];
-  }
-
-  build(...outputs: string[]): Graph {
-    this.b.setOutputs(outputs);
-    return this.b.build();
-  }
-}
-
-const I = (value: number): Arg => ({ kind: "int", value });
-const Is = (value: readonly number[]): Arg => ({ kind: "ints", value: [...value] });
-const F = (value: number): Arg => ({ kind: "float", value });
+import { AtenGraph, F, I, Is } from "./aten-graph.js";
 
 export interface SwinSizes {
   readonly B: number;
@@ -89,7 +42,7 @@ export function swinBlockGraph(
   s: SwinSizes,
   opts: { maskFromInput?: boolean; maskBySliceWrites?: boolean } = {},
 ) {
-  const g = new TestGraph();
+  const g = new AtenGraph();
   const { B, H, W, C, heads, window: ws, shift } = s;
   const hd = C / heads;
   const nW = (H / ws) * (W / ws);
@@ -228,7 +181,7 @@ export function swinBlockGraph(
 
 /** torchvision's PatchMerging: the four stride-2 sub-grids concatenated on channels, layer norm, linear. */
 export function patchMergingGraph(B: number, H: number, W: number, C: number) {
-  const g = new TestGraph();
+  const g = new AtenGraph();
   const x = g.input("x", [B, H, W, C]);
   const sub = (h0: number, w0: number) => {
     const a = g.node("aten.slice.Tensor", {
@@ -266,7 +219,7 @@ export function patchMergingGraph(B: number, H: number, W: number, C: number) {
 
 /** Swin-T's stem and head: conv 4×4/4 → permute to NHWC → layer norm …, then layer norm → NCHW → avg pool → linear. */
 export function stemAndHeadGraph(B: number, S: number, C: number, classes: number) {
-  const g = new TestGraph();
+  const g = new AtenGraph();
   const x = g.input("x", [B, 3, S, S]);
   let v = g.node("aten.conv2d.default", {
     input: x,

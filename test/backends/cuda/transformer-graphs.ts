@@ -3,14 +3,8 @@
  * (norm1(x)))), then x + fc2(gelu(fc1(norm2(x)))), `depth` times, then a final norm. For CPU tests of the CUDA
  * plan's fusion (emulated) at sizes that run in seconds.
  */
-import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
-import { GraphBuilder } from "../../../src/ir/builder.js";
-import type { Arg, Graph } from "../../../src/ir/graph.js";
-import { getOp } from "../../../src/ops/index.js";
-
-const I = (value: number): Arg => ({ kind: "int", value });
-const Is = (value: readonly number[]): Arg => ({ kind: "ints", value: [...value] });
-const F = (value: number): Arg => ({ kind: "float", value });
+import type { Graph } from "../../../src/ir/graph.js";
+import { AtenGraph, F, I, Is } from "./aten-graph.js";
 
 export interface BlockSizes {
   readonly B: number;
@@ -26,23 +20,10 @@ export interface BlockSizes {
 }
 
 export function preNormBlocksGraph(s: BlockSizes): Graph {
-  const b = new GraphBuilder();
-  let seed = 1;
+  const graph = new AtenGraph();
   const weight = (name: string, shape: readonly number[], lo: number, hi: number) =>
-    b.addWeight(name, {
-      kind: "parameter",
-      target: name,
-      tensor: randomTensor(rng(seed++), "float32", shape, (hi - lo) / 2, (hi + lo) / 2),
-    });
-  const node = (op: string, args: Record<string, Arg | string>): string => {
-    const def = getOp(op);
-    if (!def) throw new Error(`${op} is not in the catalogue`);
-    const full: Record<string, Arg> = {};
-    for (const [k, a] of Object.entries(args))
-      full[k] = typeof a === "string" ? { kind: "tensor", name: a } : a;
-    const [type] = def.infer(def.parse(full), (v) => b.typeOf(v));
-    return b.addNode(op, full, [{ name: b.fresh(op.split(".")[1]), type }], {})[0];
-  };
+    graph.weight(name, shape, { lo, hi });
+  const node = (op: string, args: Parameters<AtenGraph["node"]>[1]) => graph.node(op, args);
   const { B, N, C, heads } = s;
   const hd = C / heads;
   const hidden = s.hidden ?? 4 * C;
@@ -60,7 +41,7 @@ export function preNormBlocksGraph(s: BlockSizes): Graph {
       weight: weight(`${name}_w`, [n, k], -1 / Math.sqrt(k), 1 / Math.sqrt(k)),
       bias: weight(`${name}_b`, [n], -0.1, 0.1),
     });
-  let x = b.addInput("x", { dtype: "float32", shape: [B, N, C] });
+  let x = graph.input("x", [B, N, C]);
   for (let d = 0; d < s.depth; d++) {
     const qkv = linear(norm(x, `b${d}_norm1`), `b${d}_qkv`, C, 3 * C);
     let q5 = node("aten.reshape.default", { self: qkv, shape: Is([B, N, 3, heads, hd]) });
@@ -77,6 +58,5 @@ export function preNormBlocksGraph(s: BlockSizes): Graph {
     });
     x = node("aten.add.Tensor", { self: x, other: linear(g, `b${d}_fc2`, hidden, C) });
   }
-  b.setOutputs([norm(x, "norm")]);
-  return b.build();
+  return graph.build(norm(x, "norm"));
 }
