@@ -15,15 +15,15 @@
  * TRANSFORMERS_PROFILE=0 (no per-step profile after the timing), TRANSFORMERS_DRY=1 (fixture models, reference
  * backend, nothing timed; TRANSFORMERS_FIXTURES), TORCHC_BENCH_OUT (where transformers.json goes).
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadModel } from "../src/frontends/load-model.js";
 import type { Tensor } from "../src/ir/tensor.js";
 import { type CompiledModule, compile } from "../src/runtime/compile.js";
 import { compareTensors } from "../src/util/compare.js";
 import { readNpy } from "../src/util/npy.js";
+import { carried, fixtureModels, writeAtomic } from "./harness-files.js";
 import {
   type PeerRun,
   readPeers,
@@ -35,7 +35,6 @@ import {
   writeDryPeers,
 } from "./transformers-plan.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 const dry = env.TRANSFORMERS_DRY === "1";
 const backend = dry ? "reference" : "cuda";
@@ -44,15 +43,7 @@ const outFile = join(outDir, "transformers.json");
 const reps = env.TRANSFORMERS_REPS ? Number(env.TRANSFORMERS_REPS) : undefined;
 
 function fixturesDir(): string {
-  // From source (tsx) the fixtures are one level up; from the carried build (.gpu-carry/build/bench) three, or
-  // wherever the command runs (scripts/gpu.sh runs from the repository root).
-  const candidates = [
-    env.TRANSFORMERS_FIXTURES,
-    resolve(HERE, "..", "fixtures", "models"),
-    resolve(HERE, "..", "..", "..", "fixtures", "models"),
-    resolve("fixtures", "models"),
-  ].filter((c): c is string => c !== undefined);
-  const found = candidates.find((c) => existsSync(join(c, "tiny_vit.pt2")));
+  const { found, candidates } = fixtureModels(env.TRANSFORMERS_FIXTURES, "tiny_vit.pt2");
   if (!found) throw new Error(`no fixture models in ${candidates.join(", ")} (set TRANSFORMERS_FIXTURES)`);
   return found;
 }
@@ -60,11 +51,6 @@ function fixturesDir(): string {
 function runDir(): string {
   if (!dry) return env.TRANSFORMERS_DIR ?? "/tmp/torchc-transformers";
   return writeDryPeers(fixturesDir(), env.TRANSFORMERS_DIR ?? mkdtempSync(join(tmpdir(), "torchc-tr-dry-")));
-}
-
-function carried(): string | undefined {
-  const f = resolve(HERE, "..", "..", "MANIFEST.txt"); // .gpu-carry/MANIFEST.txt beside build/
-  return existsSync(f) ? readFileSync(f, "utf8").trim().replace(/\n+/g, "; ") : undefined;
 }
 
 function message(e: unknown): string {
@@ -134,8 +120,7 @@ const doc = {
 };
 
 function save(): void {
-  writeFileSync(`${outFile}.tmp`, JSON.stringify(doc, null, 1));
-  renameSync(`${outFile}.tmp`, outFile);
+  writeAtomic(outFile, doc);
 }
 
 /** Records `row` in place of the run's earlier row (its "started" marker) and saves. */

@@ -16,9 +16,9 @@
  * (reference: numbers on the CPU, nothing timed, ZOO_JOBS processes; cuda), TORCHC_BENCH_OUT (where zoo.json goes).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   classifyError,
@@ -29,6 +29,7 @@ import {
   type Verdict,
   verdictOf,
 } from "./zoo-classify.js";
+import { carried, fixtureModels, writeAtomic } from "./harness-files.js";
 import { readZooDir, readZooIndex, selectEntries, writeDryManifest, type ZooEntry } from "./zoo-entries.js";
 import type { OneJob } from "./zoo-one.js";
 import { type JobOutcome, killChildren, runPool, type Slot } from "./zoo-pool.js";
@@ -81,15 +82,7 @@ const outFile = join(outDir, `zoo${shardTag}.json`);
 
 function zooDir(): string {
   if (!dry) return env.ZOO_DIR ?? "/tmp/torchc-zoo";
-  // From source (tsx) the fixtures are one level up; from the carried build (.gpu-carry/build/bench) three, or
-  // wherever the command runs (scripts/gpu.sh runs from the repository root).
-  const candidates = [
-    env.ZOO_FIXTURES,
-    resolve(HERE, "..", "fixtures", "models"),
-    resolve(HERE, "..", "..", "..", "fixtures", "models"),
-    resolve("fixtures", "models"),
-  ].filter((c): c is string => c !== undefined);
-  const fixtures = candidates.find((c) => existsSync(join(c, "tiny_resnet.pt2")));
+  const { found: fixtures, candidates } = fixtureModels(env.ZOO_FIXTURES, "tiny_resnet.pt2");
   if (!fixtures) throw new Error(`ZOO_DRY: no fixture models in ${candidates.join(", ")} (set ZOO_FIXTURES)`);
   return writeDryManifest(fixtures, env.ZOO_DIR ?? mkdtempSync(join(tmpdir(), "torchc-zoo-dry-")));
 }
@@ -111,11 +104,6 @@ function gpuSlots(): Slot[] {
   const perGpu = Number(env.ZOO_JOBS_PER_GPU ?? 3);
   if (gpus.length === 0) return Array.from({ length: perGpu }, () => ({}));
   return gpus.flatMap((gpu) => Array.from({ length: perGpu }, () => ({ gpu })));
-}
-
-function carried(): string | undefined {
-  const f = resolve(HERE, "..", "..", "MANIFEST.txt"); // .gpu-carry/MANIFEST.txt beside build/
-  return existsSync(f) ? readFileSync(f, "utf8").trim().replace(/\n+/g, "; ") : undefined;
 }
 
 function upstreamFailure(e: ZooEntry): Failure | undefined {
@@ -187,11 +175,6 @@ function rowOf(e: ZooEntry, runs: Partial<Record<Precision, PrecisionRun>>): Zoo
     ...runs,
     verdict: verdictOf(runs, pytorch, upstream, precisions),
   };
-}
-
-function writeAtomic(file: string, value: unknown): void {
-  writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 1));
-  renameSync(`${file}.tmp`, file);
 }
 
 function summary(r: PrecisionRun, row: ZooRow): string {
