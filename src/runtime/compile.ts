@@ -23,7 +23,7 @@ import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { quantizeForCompile, quantPrecisionOf } from "./calibration.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
-import { blockCompiler, controlFlowSummary } from "./control-compile.js";
+import { blockCompiler, controlFlowSummary, savedControlGraph } from "./control-compile.js";
 import { createControlRunner } from "./control-runner.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import {
@@ -106,11 +106,19 @@ export class CompiledModule {
     const options = typeof backend === "string" ? { ...rest, backend } : rest;
     const artifacts = this.backend.saveArtifacts?.(this.runners);
     savePackage(path, {
-      graph: this.graph,
+      graph: this.savedGraph(),
       options,
       source: this.source,
       ...(artifacts ? { artifacts } : {}),
     });
+  }
+
+  /**
+   * The graph save() writes: this.graph, with each control-flow node's blocks as they were compiled (lowered,
+   * precisions assigned; runtime/control-compile.ts), so that a load, which runs no passes, builds the same blocks.
+   */
+  savedGraph(): Graph {
+    return savedControlGraph(this.graph, this.runners, (m) => m.savedGraph());
   }
 
   /**

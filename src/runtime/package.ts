@@ -39,6 +39,13 @@ import { checkEntries, type EntryRecord, entryTable } from "./package-entries.js
  * - `engines/<name>`: the backend's binary artifacts (compiled kernels).
  * Loading skips the frontend and lowering; with saved engines it also skips heuristics, timing and NVRTC
  * (docs: runtime/package-artifacts.ts). Version 1 packages (no engines, no hashes) still load.
+ *
+ * Control-flow nodes (`prim.If`, `prim.Loop`) keep their blocks in the graph's node records (`subgraphs`), each
+ * block as it was compiled (lowered, precisions assigned: runtime/control-compile.ts's savedControlGraph) with a
+ * weight table of its own (its constants, stored as `weights/<i>` like the model's). That is version 3; a
+ * package without blocks is still written as version 2, so an older torchc reads it. A version 1 or 2 package
+ * with blocks was written before blocks had weights and lowering of their own (it would load blocks without
+ * their constants, unlowered), so it is refused as `package.version`, like a version this torchc does not read.
  */
 export interface SavedPackage {
   readonly graph: Graph;
@@ -49,37 +56,52 @@ export interface SavedPackage {
 }
 
 const FORMAT = "torchc-package";
+/** The version written for a graph without control-flow blocks, and the one for a graph with them. */
 const VERSION = 2;
+const VERSION_BLOCKS = 3;
 /** The versions this torchc reads. */
-const READS = [1, 2];
+const READS = [1, 2, 3];
+
+type WeightRecord = Omit<Weight, "tensor"> & { dtype: string; shape: readonly number[]; file: string };
+
+const hasBlocks = (g: Graph): boolean => g.nodes.some((n) => (n.subgraphs?.length ?? 0) > 0);
 
 export function savePackage(path: string, pkg: SavedPackage): void {
-  const weights: Record<
-    string,
-    Omit<Weight, "tensor"> & { dtype: string; shape: readonly number[]; file: string }
-  > = {};
   const files: Record<string, Uint8Array> = {};
-  Object.entries(pkg.graph.weights).forEach(([name, w], i) => {
-    const file = `weights/${i}`;
-    weights[name] = { kind: w.kind, target: w.target, dtype: w.tensor.dtype, shape: w.tensor.shape, file };
-    files[file] = tensorBytes(w.tensor);
+  let next = 0;
+  const weightTable = (ws: Readonly<Record<string, Weight>>): Record<string, WeightRecord> => {
+    const out: Record<string, WeightRecord> = {};
+    for (const [name, w] of Object.entries(ws)) {
+      const file = `weights/${next++}`;
+      out[name] = { kind: w.kind, target: w.target, dtype: w.tensor.dtype, shape: w.tensor.shape, file };
+      files[file] = tensorBytes(w.tensor);
+    }
+    return out;
+  };
+  // The model's weights first (weights/0 …), then each block's own, depth first.
+  const weights = weightTable(pkg.graph.weights);
+  const graphRecord = (g: Graph): object => ({
+    inputs: g.inputs,
+    outputs: g.outputs,
+    nodes: g.nodes.map(({ subgraphs, ...n }) =>
+      subgraphs
+        ? { ...n, subgraphs: subgraphs.map((b) => ({ ...graphRecord(b), weights: weightTable(b.weights) })) }
+        : n,
+    ),
+    values: g.values,
   });
+  const graph = graphRecord(pkg.graph);
   for (const [name, bytes] of Object.entries(pkg.artifacts?.blobs ?? {})) files[`engines/${name}`] = bytes;
   const { passes: _passes, artifacts: _artifacts, ...options } = pkg.options;
   const manifest = {
     format: FORMAT,
-    version: VERSION,
+    version: hasBlocks(pkg.graph) ? VERSION_BLOCKS : VERSION,
     source: pkg.source,
     builtFor: pkg.artifacts?.builtFor ?? null,
     engines: pkg.artifacts?.engines ?? null,
     entries: entryTable(files),
     options,
-    graph: {
-      inputs: pkg.graph.inputs,
-      outputs: pkg.graph.outputs,
-      nodes: pkg.graph.nodes,
-      values: pkg.graph.values,
-    },
+    graph,
     weights,
   };
   files["manifest.json"] = strToU8(JSON.stringify(manifest));
@@ -147,6 +169,14 @@ const meta = struct({
   sourceLocation: optional(str),
   modulePath: optional(str),
 });
+const weightJson = struct({
+  kind: oneOf(["parameter", "buffer", "constant"] as const),
+  target: str,
+  dtype,
+  shape,
+  file: str,
+});
+type WeightJson = ReturnType<typeof weightJson>;
 type GraphJson = {
   inputs: string[];
   outputs: string[];
@@ -159,6 +189,8 @@ type GraphJson = {
     subgraphs?: GraphJson[];
   }[];
   values: Map<string, { dtype: DType; shape: number[] }>;
+  /** A block's own weights (version 3); the model's are the manifest's `weights`. */
+  weights?: Map<string, WeightJson>;
 };
 const graphJson: Decoder<GraphJson> = (v, p) =>
   struct({
@@ -175,20 +207,13 @@ const graphJson: Decoder<GraphJson> = (v, p) =>
       }),
     ),
     values: table(struct({ dtype, shape })),
+    weights: optional(table(weightJson)),
   })(v, p);
 const manifestJson = struct({
   source: str,
   options: (v, p) => struct({})(v, p) && (v as CompileOptions),
   graph: graphJson,
-  weights: table(
-    struct({
-      kind: oneOf(["parameter", "buffer", "constant"] as const),
-      target: str,
-      dtype,
-      shape,
-      file: str,
-    }),
-  ),
+  weights: table(weightJson),
   builtFor: optional(
     nullable(
       struct({
@@ -217,7 +242,7 @@ export function loadPackage(path: string): SavedPackage {
   if (!READS.includes(head.version as number))
     throw new ArchiveError(
       path,
-      `is a version ${String(head.version).slice(0, 20)} package; this torchc reads versions ${READS.join(" and ")}`,
+      `is a version ${String(head.version).slice(0, 20)} package; this torchc reads versions ${READS.slice(0, -1).join(", ")} and ${READS.at(-1)}`,
       "package.version",
     );
   const manifest = decodeEntry(manifestJson, m, path, "manifest.json", "package.invalid");
@@ -226,27 +251,43 @@ export function loadPackage(path: string): SavedPackage {
   };
   if (head.version !== 1 && !manifest.entries) fail("entries: expected the table of entries, got nothing");
   const entry = manifest.entries ? checkEntries(zip, manifest.entries, path) : undefined;
-  const weights: Record<string, Weight> = Object.create(null);
-  for (const [name, w] of manifest.weights) {
-    checkFileName(name, path, "manifest.json weights");
-    const size = zip.size(w.file);
-    if (size === undefined)
-      throw new ArchiveError(path, `weight file ${w.file} is missing`, "package.invalid");
-    const need = w.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[w.dtype];
-    if (size !== need)
-      fail(
-        `weight '${name}' is ${w.dtype}[${w.shape.join(", ")}] (${need} bytes) but ${w.file} has ${size} bytes`,
-      );
-    let bytes: Uint8Array;
-    if (entry) bytes = entry(w.file);
-    else {
-      zip.budget.charge(need, `weight '${name}'`);
-      bytes = zip.read(w.file) ?? new Uint8Array();
+  const readWeights = (table: ReadonlyMap<string, WeightJson>, where: string): Record<string, Weight> => {
+    const weights: Record<string, Weight> = Object.create(null);
+    for (const [name, w] of table) {
+      checkFileName(name, path, `manifest.json ${where}`);
+      const size = zip.size(w.file);
+      if (size === undefined)
+        throw new ArchiveError(path, `weight file ${w.file} is missing`, "package.invalid");
+      const need = w.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[w.dtype];
+      if (size !== need)
+        fail(
+          `weight '${name}' is ${w.dtype}[${w.shape.join(", ")}] (${need} bytes) but ${w.file} has ${size} bytes`,
+        );
+      let bytes: Uint8Array;
+      if (entry) bytes = entry(w.file);
+      else {
+        zip.budget.charge(need, `weight '${name}'`);
+        bytes = zip.read(w.file) ?? new Uint8Array();
+      }
+      weights[name] = { kind: w.kind, target: w.target, tensor: tensorFromBytes(w.dtype, w.shape, bytes) };
     }
-    weights[name] = { kind: w.kind, target: w.target, tensor: tensorFromBytes(w.dtype, w.shape, bytes) };
-  }
+    return Object.freeze(weights);
+  };
+  const blockWeights = (block: GraphJson, where: string): Record<string, Weight> => {
+    if (head.version === 1 || head.version === 2)
+      throw new ArchiveError(
+        path,
+        `is a version ${head.version} package with control-flow blocks (${where}), written before blocks were saved with their own weights and lowering; compile the model again`,
+        "package.version",
+      );
+    if (!block.weights) return fail(`graph: ${where} has no weights table`);
+    return readWeights(block.weights, `${where} weights`);
+  };
   const graph = verifyLoadedGraph(
-    Object.freeze({ ...toGraph(manifest.graph, path), weights: Object.freeze(weights) }),
+    Object.freeze({
+      ...toGraph(manifest.graph, path, blockWeights),
+      weights: readWeights(manifest.weights, "weights"),
+    }),
     path,
     "package.invalid",
   );
@@ -276,8 +317,12 @@ function readPackageZip(path: string): ZipArchive {
   }
 }
 
-/** Graph tables from the manifest's Maps, as null-prototype objects, names checked. */
-function toGraph(g: GraphJson, file: string): Omit<Graph, "weights"> {
+/** Graph tables from the manifest's Maps, as null-prototype objects, names checked; blocks with their weights. */
+function toGraph(
+  g: GraphJson,
+  file: string,
+  blockWeights: (block: GraphJson, where: string) => Record<string, Weight>,
+): Omit<Graph, "weights"> {
   const values: Record<string, TensorType> = Object.create(null);
   for (const [name, t] of g.values) {
     checkFileName(name, file, "manifest.json graph values");
@@ -296,7 +341,12 @@ function toGraph(g: GraphJson, file: string): Omit<Graph, "weights"> {
       outputs: n.outputs,
       meta: n.meta,
       ...(n.subgraphs
-        ? { subgraphs: n.subgraphs.map((sg) => Object.freeze({ ...toGraph(sg, file), weights: {} })) }
+        ? {
+            subgraphs: n.subgraphs.map((sg, i) => {
+              const where = `block ${i} of node '${n.name}'`;
+              return Object.freeze({ ...toGraph(sg, file, blockWeights), weights: blockWeights(sg, where) });
+            }),
+          }
         : {}),
     };
   });

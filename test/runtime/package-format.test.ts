@@ -152,9 +152,13 @@ describe(".torchc format version 2", () => {
 
   it("names the versions it reads when a package is newer", () => {
     const f = edited(plain, (_files, m) => {
-      m.version = 3;
+      m.version = 4;
     });
-    refusal(() => loadPackage(f), "package.version", /version 3 package; this torchc reads versions 1 and 2/);
+    refusal(
+      () => loadPackage(f),
+      "package.version",
+      /version 4 package; this torchc reads versions 1, 2 and 3/,
+    );
   });
 });
 
