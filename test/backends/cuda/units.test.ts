@@ -106,7 +106,9 @@ describe("code generation", () => {
 
   it("keeps squeeze-excite's convolutions apart above batch 8, where the merged kernel measured slower", () => {
     const gemvs = (batch: number) =>
-      planCudaEngine(mbconvNet(batch), { precision: "fp16" }).summary.filter((s) => s.startsWith("conv(gemv)"));
+      planCudaEngine(mbconvNet(batch), { precision: "fp16" }).summary.filter((s) =>
+        s.startsWith("conv(gemv)"),
+      );
     expect(gemvs(8)).toHaveLength(1);
     expect(gemvs(9)).toHaveLength(2);
   });
