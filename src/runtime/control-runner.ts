@@ -7,7 +7,9 @@
  *
  * On host tensors (the reference backend) that is `run`. On a device backend the execution context calls
  * `runDevice` with a `ControlDeviceHost`: the values stay on the device, and each read of a predicate is one
- * small device-to-host copy queued on the context's stream after the work that produced it.
+ * small device-to-host copy queued on the context's stream after the work that produced it. A loop's two
+ * output sets are allocated once per execution context (`prepareDevice`, at the context's build) and kept
+ * with it.
  */
 import type { DeviceTensor } from "../core/device-tensor.js";
 import type { Segment } from "../core/segment.js";
@@ -32,6 +34,16 @@ export interface ControlDeviceHost {
   tensor(name: string): DeviceTensor;
   /** A host copy of 0-d value `name`, read after everything queued before it on the context's stream. */
   read(name: string): Promise<Tensor>;
+  /**
+   * A host copy of 0-d device tensor `t` whose producer has completed (a block's run() that resolved), read
+   * the way `read` reads (the context's readback buffer and event, on its stream).
+   */
+  readTensor(t: DeviceTensor): Promise<Tensor>;
+  /**
+   * Device tensors kept for `owner` while the context lives: `make` runs on the first call, later calls get
+   * the same tensors, and the context frees them when it is disposed.
+   */
+  keep(owner: object, make: () => DeviceTensor[][]): DeviceTensor[][];
   /** Resolves once everything queued so far on the context's stream is done. */
   settle(): Promise<void>;
   /** Queues a copy of `src` into value `name`'s buffer on the context's stream. */
@@ -115,26 +127,51 @@ export class ControlRunner implements SegmentRunner {
     await this.loopOnDevice(host, await arg("max_trip_count"), (await arg("cond")) !== 0);
   }
 
+  /**
+   * The buffers `runDevice` needs on this host, made now (an execution context calls this at its build): a
+   * loop body's two output sets, kept with the context and reused by every run.
+   */
+  prepareDevice(host: ControlDeviceHost): void {
+    if (this.op === "loop") this.outputSets(host);
+  }
+
+  private outputSets(host: ControlDeviceHost): DeviceTensor[][] {
+    const body = this.modules[0];
+    return host.keep(this, () => {
+      const first = body.allocateOutputs();
+      try {
+        return [first, body.allocateOutputs()];
+      } catch (e) {
+        for (const t of first) t.dispose();
+        throw e;
+      }
+    });
+  }
+
+  /** The body's condition when it is a constant of the body's compiled graph (a `for`): nothing to read. */
+  private constantCondition(): boolean | undefined {
+    const g = this.modules[0].graph as Graph | undefined;
+    const w = g?.weights[g.outputs[0]]?.tensor as Tensor | undefined;
+    return w ? truthy(w, this.node) : undefined;
+  }
+
   /** The body's outputs alternate between two sets of buffers: one holds the carried values the next reads. */
   private async loopOnDevice(host: ControlDeviceHost, trips: number, cond: boolean): Promise<void> {
     const body = this.modules[0];
     const captured = this.blocks[0].captured.map(host.tensor);
     let carried: DeviceTensor[] = this.initNames().map(host.tensor);
-    const sets = trips > 0 && cond ? [body.allocateOutputs(), body.allocateOutputs()] : [];
-    try {
-      for (let i = 0; i < trips && cond; i++) {
-        const out = sets[i % 2];
-        await body.run([iteration(i), ...carried, ...captured], { outputs: out });
-        cond = truthy(await body.toHost(out[0]), this.node);
-        carried = out.slice(1);
-      }
-      carried.forEach((t, k) => {
-        host.copyInto(this.node.outputs[k], t);
-      });
-      await host.settle();
-    } finally {
-      for (const t of sets.flat()) t.dispose();
+    const sets = trips > 0 && cond ? this.outputSets(host) : [];
+    const constant = this.constantCondition();
+    for (let i = 0; i < trips && cond; i++) {
+      const out = sets[i % 2];
+      await body.run([iteration(i), ...carried, ...captured], { outputs: out });
+      cond = constant ?? truthy(await host.readTensor(out[0]), this.node);
+      carried = out.slice(1);
     }
+    carried.forEach((t, k) => {
+      host.copyInto(this.node.outputs[k], t);
+    });
+    await host.settle();
   }
 
   private initNames(): string[] {

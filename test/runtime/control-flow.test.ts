@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { DeviceTensor } from "../../src/core/device-tensor.js";
 import { TorchcError } from "../../src/errors.js";
 import { loadTorchScript } from "../../src/frontends/torchscript/index.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
@@ -15,8 +16,9 @@ import type { Graph } from "../../src/ir/graph.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/index.js";
 import { partitionGraph } from "../../src/partition/index.js";
-import { compile } from "../../src/runtime/compile.js";
-import { ControlRunner } from "../../src/runtime/control-runner.js";
+import { type CompiledModule, compile } from "../../src/runtime/compile.js";
+import { closeBlock } from "../../src/runtime/control-blocks.js";
+import { type ControlDeviceHost, ControlRunner } from "../../src/runtime/control-runner.js";
 import { changedBlockWeights, changedWeights } from "../../src/runtime/refit-compare.js";
 import { parseNpy } from "../../src/util/npy.js";
 import { B, BIAS, bool0, F, f38, I, i64, looped, T, W } from "./looped-fixture.js";
@@ -340,5 +342,150 @@ describe("refit's check of control-flow blocks", () => {
     expect(changedBlockWeights(built, next, loopOf(built), loopOf(next))).toEqual(["fc.weight"]);
     // The node's direct arguments do not show it: the body reads fc.weight by name.
     expect(changedWeights(built, next, new Set([loopOf(next).name]))).toEqual([]);
+  });
+});
+
+/**
+ * `runDevice` of a loop through a ControlDeviceHost that records what it is asked (no device: "device tensors"
+ * hold numbers): its two output sets are made once per host (at `prepareDevice`, the context's build) and
+ * reused by every run, the body's condition is read through the host, and a constant one is not read at all.
+ */
+describe("a loop's device run through a ControlDeviceHost", () => {
+  type Fake = DeviceTensor & { value: number[] };
+  let ptr = 0n;
+  const fake = (dtype: "bool" | "float32", value: number[]): Fake => {
+    const t = {
+      kind: "device" as const,
+      dtype,
+      shape: dtype === "bool" ? [] : [3, 8],
+      ptr: ++ptr,
+      bytes: value.length * 4,
+      device: 0,
+      owner: "torchc" as const,
+      alive: true,
+      value,
+      dispose: () => {
+        t.alive = false;
+      },
+    };
+    return t;
+  };
+  const boolTensor = (v: boolean) => tensorFromNumbers("bool", [], [v ? 1 : 0]);
+  function harness(constantCondition: boolean) {
+    // Looped's `for` node: (x, n) → y_for, its body's weights its own (nothing captured)
+    const graph = looped();
+    const node = graph.nodes[0];
+    const made: Fake[][] = [];
+    const body = {
+      report: { runners: ["body"] },
+      graph: constantCondition
+        ? { outputs: ["go", "y1"], weights: { go: { tensor: boolTensor(true) } } }
+        : undefined,
+      allocateOutputs: () => {
+        const set = [fake("bool", [0]), fake("float32", [])];
+        made.push(set);
+        return set;
+      },
+      async run(inputs: (Tensor | DeviceTensor)[], opts: { outputs: Fake[] }) {
+        const i = Number((inputs[0] as Tensor).data[0]);
+        opts.outputs[1].value = (inputs[1] as Fake).value.map((v) => v * 2);
+        opts.outputs[0].value = [constantCondition || i < 1 ? 1 : 0];
+        return opts.outputs;
+      },
+      async dispose() {},
+    } as unknown as CompiledModule;
+    const segment = {
+      index: 0,
+      kind: "control" as const,
+      nodes: [node],
+      inputs: [],
+      weights: [],
+      outputs: [],
+      graph,
+    };
+    const runner = new ControlRunner(
+      segment as never,
+      node.subgraphs!.map((b) => closeBlock(graph, node, b)),
+      [body],
+    );
+    const host = (n: number) => {
+      const values = new Map<string, Fake>([
+        ["x", fake("float32", [1, -2])],
+        ["n", fake("float32", [n])],
+        [node.outputs[0], fake("float32", [])],
+      ]);
+      const asked = { keep: 0, made: 0, readTensor: 0 };
+      const kept = new Map<object, DeviceTensor[][]>();
+      const h: ControlDeviceHost = {
+        tensor: (name) => values.get(name)!,
+        read: async (name) => tensorFromNumbers("int64", [], values.get(name)!.value),
+        readTensor: async (t) => {
+          asked.readTensor++;
+          return boolTensor((t as Fake).value[0] !== 0);
+        },
+        settle: async () => {},
+        copyInto: (name, src) => {
+          values.get(name)!.value = [...(src as Fake).value];
+        },
+        keep: (owner, make) => {
+          asked.keep++;
+          if (!kept.has(owner)) {
+            asked.made++;
+            kept.set(owner, make());
+          }
+          return kept.get(owner)!;
+        },
+      };
+      return {
+        h,
+        asked,
+        y: () => values.get(node.outputs[0])!.value,
+        setN: (k: number) => values.get("n")!.value.splice(0, 1, k),
+      };
+    };
+    return { runner, made, host };
+  }
+
+  it("makes the two output sets once per host, at prepareDevice, and reads the condition through the host", async () => {
+    const { runner, made, host } = harness(false);
+    const a = host(3);
+    runner.prepareDevice(a.h);
+    expect(made).toHaveLength(2);
+    await runner.runDevice(a.h);
+    // the condition (i < 1) stops it after two trips, each condition read through the host
+    expect(a.y()).toEqual([4, -8]);
+    expect(a.asked.readTensor).toBe(2);
+    a.setN(1);
+    await runner.runDevice(a.h);
+    expect(a.y()).toEqual([2, -4]);
+    expect(a.asked.made).toBe(1);
+    expect(made).toHaveLength(2);
+    // another context (host) gets sets of its own
+    const b = host(2);
+    await runner.runDevice(b.h);
+    expect(b.y()).toEqual([4, -8]);
+    expect(b.asked.made).toBe(1);
+    expect(made).toHaveLength(4);
+  });
+
+  it("reads nothing for a constant condition", async () => {
+    const { runner, host } = harness(true);
+    const a = host(3);
+    await runner.runDevice(a.h);
+    expect(a.y()).toEqual([8, -16]);
+    expect(a.asked.readTensor).toBe(0);
+  });
+
+  it("finds the for body's condition constant in its compiled graph, and the while body's not", async () => {
+    const m = await compile(looped(), { backend: "reference" });
+    try {
+      const [forLoop, whileLoop] = controlRunners(m).map((r) =>
+        (r as unknown as { constantCondition(): boolean | undefined }).constantCondition(),
+      );
+      expect(forLoop).toBe(true);
+      expect(whileLoop).toBeUndefined();
+    } finally {
+      await m.dispose();
+    }
   });
 });

@@ -55,6 +55,8 @@ export class CudaExecutionContext implements ExecutionContext {
   private readonly profiled: (() => ProfiledLaunch[])[] = [];
   private readonly inputStaging: PinnedBuffer[];
   private readonly outputStaging: PinnedBuffer[];
+  /** A device copy of each constant output (a weight the graph returns), uploaded once, at build. */
+  private readonly constants = new Map<string, DeviceMemory>();
   private disposed = false;
 
   /**
@@ -80,6 +82,7 @@ export class CudaExecutionContext implements ExecutionContext {
       this.outputStaging = graph.outputs.map((n) =>
         PinnedBuffer.alloc(Math.max(64, ioBytes(graph.values[n]))),
       );
+      this.uploadConstantOutputs();
       // Graphs are captured now, before any run is in flight.
       for (const e of this.instances) e.warm();
     } catch (e) {
@@ -92,6 +95,21 @@ export class CudaExecutionContext implements ExecutionContext {
     const b = DeviceBuffer.alloc(Math.max(256, ioBytes(t)));
     this.owned.push(b);
     return b;
+  }
+
+  /**
+   * A weight the graph returns (a loop body's constant condition, every iteration) is copied device-to-device
+   * on the stream in each run, from a buffer uploaded here, before any run: no pinned buffer or host wait in
+   * a run.
+   */
+  private uploadConstantOutputs(): void {
+    for (const name of this.graph.outputs) {
+      const w = this.graph.weights[name]?.tensor as Tensor | undefined;
+      if (!w || this.values.has(name) || this.constants.has(name)) continue;
+      const b = this.alloc(w);
+      uploadWeight(b, w, this.stream);
+      this.constants.set(name, b);
+    }
   }
 
   private addSegment(r: SegmentRunner, primary: boolean): void {
@@ -181,6 +199,8 @@ export class CudaExecutionContext implements ExecutionContext {
       this.completion,
     );
     const host = this.controlHost;
+    // A loop's two body output sets are allocated now and kept with the context, not per run.
+    r.prepareDevice(host);
     this.steps.push(() => r.runDevice(host));
     this.profiled.push(() => {
       throw new TorchcError(
@@ -290,20 +310,23 @@ export class CudaExecutionContext implements ExecutionContext {
       const bytes = ioBytes(type);
       const src = this.values.get(name);
       const weight = this.graph.weights[name]?.tensor as Tensor | undefined;
+      const constant = this.constants.get(name);
       if (!src && !weight)
         throw new TorchcError(`output '${name}' was not produced on the device`, "runtime.output");
       const target = given?.[k];
-      if (target !== undefined && isDeviceTensor(target)) {
-        const dst = checkDeviceTensor(target, type.dtype, type.shape, `output '${name}'`);
-        if (src) copyDevice(dst, src, { bytes }, this.stream);
+      const toDevice = (dst: DeviceMemory) => {
+        const from = src ?? constant;
+        if (from) copyDevice(dst, from, { bytes }, this.stream);
         else uploadWeight(dst, weight!, this.stream);
+      };
+      if (target !== undefined && isDeviceTensor(target)) {
+        toDevice(checkDeviceTensor(target, type.dtype, type.shape, `output '${name}'`));
         return target;
       }
       if (request === "device") {
         const t = CudaDeviceTensor.alloc(type.dtype, type.shape, this.deviceIndex);
         fresh.push(t);
-        if (src) copyDevice(t, src, { bytes }, this.stream);
-        else uploadWeight(t, weight!, this.stream);
+        toDevice(t);
         return t;
       }
       if (!src) return weight!;
@@ -375,6 +398,7 @@ export class CudaExecutionContext implements ExecutionContext {
       io += m.io;
     }
     for (const b of this.owned) io += b.bytes;
+    io += this.controlHost?.keptBytes ?? 0;
     const pinnedHost = [...this.inputStaging, ...this.outputStaging].reduce((a, p) => a + p.bytes, 0);
     return { activations, workspaces, io, pinnedHost };
   }

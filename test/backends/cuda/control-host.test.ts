@@ -3,12 +3,14 @@
  * memory is host memory, copies happen at once): the predicate a fallback segment wrote is read back from its
  * device buffer, the branch it picks runs on views of the context's buffers (inputs: the producer's output
  * buffer; outputs: the context's buffer of the node's result), and the step after it reads that buffer; a loop
- * reads its trip count back, alternates its body's two output sets and copies the last into the node's output. The block
+ * reads its trip count back, alternates its body's two output sets (allocated once, at the context's build, and
+ * freed with it) and copies the last into the node's output, reading the body's condition through the context's
+ * readback buffer and event after each iteration (none when the condition is a constant). The block
  * modules here are stand-ins that record what they were given; real ones are compiled in the GPU test
  * (test/gpu/control-flow.gpu.test.ts).
  */
 import { rmSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { DeviceTensor } from "../../../src/core/device-tensor.js";
 import { clearDiscoveryCache } from "../../../src/ffi/index.js";
 import { GraphBuilder } from "../../../src/ir/builder.js";
@@ -188,13 +190,14 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
   });
 
   /** A CUDA execution context running `graph`'s loop with a stand-in body module; `stop` sets its condition. */
-  async function loopHarness(graph: Graph) {
+  async function loopHarness(graph: Graph, opts: { constantCondition?: boolean } = {}) {
     const { CudaContext } = await import("../../../src/backends/cuda/device/context.js");
     const { PinnedBuffer, uploadAsync, downloadAsync } = await import(
       "../../../src/backends/cuda/device/memory.js"
     );
     const { CudaDeviceTensor } = await import("../../../src/backends/cuda/device-tensor.js");
     const { CudaExecutionContext } = await import("../../../src/backends/cuda/execution-context.js");
+    const { CudaEvent } = await import("../../../src/backends/cuda/device/event.js");
     CudaContext.get(0);
     const pinned = PinnedBuffer.alloc(64);
     const read = (src: DeviceTensor, bytes: number) => {
@@ -208,6 +211,16 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
     const state = { stop: 100 };
     const iterations: { i: number; input: bigint; output: bigint }[] = [];
     const allocated: DeviceTensor[] = [];
+    /** Body runs and events recorded on the context's stream, in order (`log` is on while a run is timed). */
+    const log: string[] = [];
+    const counts = { toHost: 0 };
+    // The body's compiled graph, as far as the runner reads it: with a constant condition (a `for`), `go` is a weight.
+    const bodyGraph = opts.constantCondition
+      ? {
+          outputs: ["go", "y1"],
+          weights: { go: { tensor: { dtype: "bool", shape: [], data: Uint8Array.of(1) } } },
+        }
+      : undefined;
     // A stand-in body module: y1 = y0 * 2 and go = i < stop - 1, read and written through device memory.
     const bodyModule = {
       report: { runners: ["body engine"] },
@@ -220,15 +233,18 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
         const i = Number((inputs[0] as Tensor).data[0]);
         const y = inputs[1] as DeviceTensor;
         iterations.push({ i, input: y.ptr, output: opts.outputs[1].ptr });
+        log.push(`run ${i}`);
         const doubled = new Float32Array(read(y, 16).buffer).map((v) => v * 2);
         write(opts.outputs[1], new Uint8Array(doubled.buffer));
-        write(opts.outputs[0], Uint8Array.of(i < state.stop - 1 ? 1 : 0));
+        write(opts.outputs[0], Uint8Array.of(bodyGraph || i < state.stop - 1 ? 1 : 0));
         return opts.outputs;
       },
       async toHost(t: DeviceTensor) {
+        counts.toHost++;
         return { dtype: "bool", shape: [], data: read(t, 1) } as unknown as Tensor;
       },
       async dispose() {},
+      graph: bodyGraph,
     } as unknown as CompiledModule;
     const node = graph.nodes[0];
     const segment = {
@@ -244,16 +260,23 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
     const control = new ControlRunner(segment, blocks, [bodyModule]);
     const ctx = new CudaExecutionContext(0, graph, [control], true, "poll", 0);
     const x = tensorFromNumbers("float32", [4], [1, -2, 3, -4]);
+    const record = CudaEvent.prototype.record;
+    const recorded = vi.spyOn(CudaEvent.prototype, "record").mockImplementation(function (this: never, s) {
+      log.push(s === ctx.stream ? "event on the context's stream" : "event elsewhere");
+      return record.call(this, s);
+    });
     const run = async (n: number) => {
       iterations.length = 0;
+      log.length = 0;
       const [y] = (await ctx.run([x, tensorFromNumbers("int64", [], [n])])) as Tensor[];
       return Array.from(toFloat64Array(y));
     };
     const dispose = () => {
+      recorded.mockRestore();
       ctx.dispose();
       pinned.free();
     };
-    return { run, iterations, allocated, state, dispose };
+    return { run, iterations, allocated, state, log, counts, dispose };
   }
 
   it("reads the trip count back, alternates the body's output buffers, and copies the last into the node's output", async () => {
@@ -266,12 +289,70 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
         expect(iterations[k].input).toBe(iterations[k - 1].output);
         expect(iterations[k].output).not.toBe(iterations[k].input);
       }
-      expect(allocated.every((t) => !t.alive)).toBe(true);
+      // the two sets were allocated once, at the context's build, and stay with it between runs
+      expect(allocated).toHaveLength(4);
+      expect(allocated.every((t) => t.alive)).toBe(true);
       state.stop = 2;
       expect(await run(10)).toEqual([4, -8, 12, -16]);
       expect(iterations).toHaveLength(2);
       expect(await run(0)).toEqual([1, -2, 3, -4]);
       expect(iterations).toHaveLength(0);
+      expect(allocated).toHaveLength(4);
+    } finally {
+      dispose();
+    }
+    // the context frees them
+    expect(allocated.every((t) => !t.alive)).toBe(true);
+  });
+
+  it("allocates nothing, creates no stream and no pinned buffer, and never synchronizes in runs of several iterations", async () => {
+    const memory = await import("../../../src/backends/cuda/device/memory.js");
+    const { Stream } = await import("../../../src/backends/cuda/device/stream.js");
+    const { CudaEvent } = await import("../../../src/backends/cuda/device/event.js");
+    const ffi = await import("../../../src/ffi/index.js");
+    const live = ffi
+      .koffi()
+      .load(ffi.CUDA.load().path)
+      .func("int fake_live_allocations(void)") as () => number;
+    const { run, iterations, allocated, log, counts, dispose } = await loopHarness(loopGraph());
+    // each wrapper is the one path to its driver call (device/ is the only caller of src/ffi)
+    const spies = {
+      cuMemAlloc: vi.spyOn(memory.DeviceBuffer, "alloc"),
+      cuMemFree: vi.spyOn(memory.DeviceBuffer.prototype, "free"),
+      cuMemHostAlloc: vi.spyOn(memory.PinnedBuffer, "alloc"),
+      cuMemFreeHost: vi.spyOn(memory.PinnedBuffer.prototype, "free"),
+      cuStreamCreate: vi.spyOn(Stream, "create"),
+      cuStreamSynchronize: vi.spyOn(Stream.prototype, "synchronize"),
+      cuEventCreate: vi.spyOn(CudaEvent, "create"),
+    };
+    try {
+      const before = live();
+      expect(await run(5)).toEqual([32, -64, 96, -128]);
+      expect(iterations).toHaveLength(5);
+      // each body run is followed by its condition's readback event on the context's stream, before the next
+      for (const i of [0, 1, 2, 3, 4])
+        expect(log[log.indexOf(`run ${i}`) + 1]).toBe("event on the context's stream");
+      expect(log).not.toContain("event elsewhere");
+      expect(await run(3)).toEqual([8, -16, 24, -32]);
+      expect(iterations).toHaveLength(3);
+      const calls = Object.entries(spies).map(([k, s]) => [k, s.mock.calls.length]);
+      expect(calls).toEqual(Object.keys(spies).map((k) => [k, 0]));
+      expect(live()).toBe(before);
+      expect(counts.toHost).toBe(0);
+      expect(allocated).toHaveLength(4);
+    } finally {
+      for (const s of Object.values(spies)) s.mockRestore();
+      dispose();
+    }
+  });
+
+  it("reads nothing back for a constant condition (a `for`): one body run after another", async () => {
+    const { run, iterations, log, dispose } = await loopHarness(loopGraph(), { constantCondition: true });
+    try {
+      expect(await run(3)).toEqual([8, -16, 24, -32]);
+      expect(iterations.map((it) => it.i)).toEqual([0, 1, 2]);
+      expect(log.slice(log.indexOf("run 0"), log.indexOf("run 2") + 1)).toEqual(["run 0", "run 1", "run 2"]);
+      expect(await run(0)).toEqual([1, -2, 3, -4]);
     } finally {
       dispose();
     }
@@ -287,6 +368,53 @@ describe.skipIf(!fakes)("a loop segment in a CUDA execution context (fake libcud
       expect(await run(0)).toEqual([0.5, 1, -1, 2]);
     } finally {
       dispose();
+    }
+  });
+});
+
+describe.skipIf(!fakes)("a constant output in a CUDA execution context (fake libcuda)", () => {
+  beforeAll(() => {
+    process.env.TORCHC_LIBRARY_PATH = fakes!;
+    process.env.TORCHC_PYTHON = "none";
+    clearDiscoveryCache();
+  });
+
+  it("is uploaded once, at the context's build, and copied on the stream in each run (a for body's condition)", async () => {
+    const { CudaContext } = await import("../../../src/backends/cuda/device/context.js");
+    const memory = await import("../../../src/backends/cuda/device/memory.js");
+    const { Stream } = await import("../../../src/backends/cuda/device/stream.js");
+    const { CudaDeviceTensor } = await import("../../../src/backends/cuda/device-tensor.js");
+    const { CudaExecutionContext } = await import("../../../src/backends/cuda/execution-context.js");
+    CudaContext.get(0);
+    const g = new GraphBuilder();
+    g.addInput("i", { dtype: "int64", shape: [] });
+    g.addConstant("go", { dtype: "bool", shape: [], data: Uint8Array.of(1) } as unknown as Tensor);
+    g.setOutputs(["go"]);
+    const ctx = new CudaExecutionContext(0, g.build(), [], true, "poll", 0);
+    const out = CudaDeviceTensor.alloc("bool", [], 0);
+    const pinned = memory.PinnedBuffer.alloc(64);
+    const spies = [
+      vi.spyOn(memory.PinnedBuffer, "alloc"),
+      vi.spyOn(memory.DeviceBuffer, "alloc"),
+      vi.spyOn(Stream.prototype, "synchronize"),
+    ];
+    try {
+      for (const i of [0, 1, 2]) {
+        new Uint8Array(pinned.arrayBuffer)[0] = 7;
+        memory.uploadAsync(out, pinned, null, { bytes: 1 });
+        await ctx.run([tensorFromNumbers("int64", [], [i])], { outputs: [out] });
+        memory.downloadAsync(out, pinned, null, { bytes: 1 });
+        expect(new Uint8Array(pinned.arrayBuffer)[0]).toBe(1);
+      }
+      expect(spies.map((s) => s.mock.calls.length)).toEqual([0, 0, 0]);
+      // a host output is still the weight itself
+      const [host] = (await ctx.run([tensorFromNumbers("int64", [], [0])])) as Tensor[];
+      expect(Array.from(toFloat64Array(host))).toEqual([1]);
+    } finally {
+      for (const s of spies) s.mockRestore();
+      out.dispose();
+      pinned.free();
+      ctx.dispose();
     }
   });
 });
