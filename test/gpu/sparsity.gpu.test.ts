@@ -27,8 +27,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { CudaContext } from "../../src/backends/cuda/device/context.js";
-import { CudaEvent, timeOnStream } from "../../src/backends/cuda/device/event.js";
-import { captureGraph } from "../../src/backends/cuda/device/graph.js";
+import { timePairOnStream } from "../../src/backends/cuda/device/graph-timing.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import {
   buildSparseLtPlan,
@@ -295,42 +294,12 @@ describe("the cuSPARSELt plan on the device, against a host product", { skip: no
   }
 });
 
-/** GPU ms per call of `run`, as the engine runs it: a CUDA graph of PER_GRAPH calls, replayed; eager if it cannot be captured. */
+/**
+ * GEMM timing as the engine runs it, with the helper the build's sparse-or-dense choice uses (graph-timing.ts):
+ * CUDA graphs of PER_GRAPH calls each, replayed, dense and sparse alternating, median; eager if not capturable.
+ */
 const PER_GRAPH = 20;
-function gpuMsPerCall(stream: Stream, run: () => void): { ms: number; captured: boolean; why?: string } {
-  run();
-  stream.synchronize();
-  let graph: ReturnType<typeof captureGraph>;
-  try {
-    // the engine captures thread-locally too (engine.ts)
-    graph = captureGraph(
-      stream,
-      () => {
-        for (let i = 0; i < PER_GRAPH; i++) run();
-      },
-      { mode: "threadLocal" },
-    );
-  } catch (e) {
-    stream.synchronize();
-    const ms = timeOnStream(stream, run, { warmup: 20, reps: 200 });
-    return { ms, captured: false, why: (e instanceof Error ? e.message : String(e)).split("\n")[0] };
-  }
-  const start = CudaEvent.create();
-  const end = CudaEvent.create();
-  try {
-    graph.upload(stream);
-    graph.launch(stream);
-    start.record(stream);
-    for (let r = 0; r < 10; r++) graph.launch(stream);
-    end.record(stream);
-    end.synchronize();
-    return { ms: end.elapsedSince(start) / (PER_GRAPH * 10), captured: true };
-  } finally {
-    start.destroy();
-    end.destroy();
-    graph.destroy();
-  }
-}
+const GEMM_TIMING = { perGraph: PER_GRAPH, replays: 10, rounds: 5 } as const;
 
 describe("the linear GEMMs alone: cuSPARSELt plan against dense cuBLASLt plan, one per shape class", {
   skip: noGpu || (PARTS.has("linears") ? false : "TORCHC_SPARSE_PART"),
@@ -389,20 +358,10 @@ describe("the linear GEMMs alone: cuSPARSELt plan against dense cuBLASLt plan, o
         const cell = streamCell(stream);
         const runSparse = () => runSparseLtPlan(handle, plan, sparseOps, cell);
         const runDense = () => dense.execute(stream);
-        const d: number[] = [];
-        const s: number[] = [];
-        let captured = true;
-        let why: string | undefined;
-        for (let round = 0; round < 5; round++) {
-          const td = gpuMsPerCall(stream, runDense);
-          const ts = gpuMsPerCall(stream, runSparse);
-          d.push(td.ms);
-          s.push(ts.ms);
-          captured &&= td.captured && ts.captured;
-          why ??= td.why ?? ts.why;
-        }
-        const med = (v: number[]) => [...v].sort((p, q) => p - q)[2];
-        const [denseMs, sparseMs] = [med(d), med(s)];
+        const timing = timePairOnStream(stream, [runDense, runSparse], GEMM_TIMING);
+        const [denseMs, sparseMs] = timing.ms;
+        const [d, s] = timing.rounds;
+        const { graph: captured, why } = timing;
         stream.synchronize();
         const yd = toFloat64Array({
           dtype: "float16",
@@ -494,7 +453,7 @@ describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same ru
       assert.ok(g, `${name}: the report lists no sparse-eligible layer`);
       assert.equal(g.shape, `M=1024 N=${n} K=${k}`);
       assert.ok(g.sparseMs && g.denseMs, `${name}: ${g.reason ?? "no timing"}`);
-      // the bar itself is asserted on the GEMM microbenchmark above; this is the build's own (eager) timing
+      // the bar itself is asserted on the GEMM microbenchmark above; this is the build's own timing (graph replay)
       report(`${name} build timing`, {
         ran: g.ran,
         speedup: g.denseMs / g.sparseMs,

@@ -1,12 +1,13 @@
 /**
  * The build step of `sparseWeights`: after the schedule is made (every matmul has its dense cuBLASLt plan),
  * each matmul whose constant weight is 2:4 sparse along K gets a cuSPARSELt plan (weight compressed once,
- * algorithm chosen by cusparseLtMatmulSearch), both are timed on the same buffers and stream, and the faster
- * one is kept. Layers that cannot run sparse, or lose the timing, stay dense with the reason in the summary.
+ * algorithm chosen by cusparseLtMatmulSearch), both are timed on the same buffers and stream the way the engine
+ * runs them (calls captured into a CUDA graph and replayed: graph-timing.ts), and the faster one is kept.
+ * Layers that cannot run sparse, or lose the timing, stay dense with the reason in the summary.
  */
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import { CudaContext } from "./device/context.js";
-import { timeOnStream } from "./device/event.js";
+import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
 import { DeviceBuffer } from "./device/memory.js";
 import {
   buildSparseLtPlan,
@@ -39,8 +40,11 @@ import {
 /** A matmul step's plan in the engine: dense cuBLASLt, cuSPARSELt once this step chose it, or an int8 GEMM. */
 export type EngineMatmul = LtMatmul | SparseLtMatmul | QuantizedEngineMatmul;
 
-/** Timing repetitions per candidate (each a single GEMM: tens of microseconds). */
-const TIMING = { warmup: 5, reps: 30 } as const;
+/**
+ * How each candidate is timed: graphs of `perGraph` calls, `replays` replays per round, dense and sparse
+ * alternating for `rounds` rounds, median (each call a single GEMM: microseconds to tens of microseconds).
+ */
+export const SPARSE_TIMING: Required<PairTimingOptions> = { perGraph: 20, replays: 3, rounds: 5 };
 
 /**
  * The builder's `sparseWeights` setting on this device, or undefined when off; `true` throws, in one line,
@@ -158,18 +162,24 @@ function tryCandidate(
       );
     const cell = streamCell(bench.stream);
     const p = plan;
-    const sparseMs = timeOnStream(
-      bench.stream,
-      () => runSparseLtPlan(shared.handle, p, operands, cell),
-      TIMING,
-    );
     dense.bind(x.ptr, weight.ptr, y.ptr, plan.biasBuffer?.ptr, workspace.ptr);
-    const denseMs = timeOnStream(bench.stream, () => dense.execute(bench.stream), TIMING);
+    const timing = timePairOnStream(
+      bench.stream,
+      [() => dense.execute(bench.stream), () => runSparseLtPlan(shared.handle, p, operands, cell)],
+      SPARSE_TIMING,
+    );
+    const [denseMs, sparseMs] = timing.ms;
+    // said on the layer's line when the times come from eager calls rather than graph replays
+    const eager = timing.graph ? "" : `; eager timing: ${timing.why}`;
     const algorithm = `${plan.algorithm.id} of ${plan.algorithm.count}${plan.algorithm.splitK > 1 ? `, split-K ${plan.algorithm.splitK}` : ""}`;
-    if (sparseMs >= denseMs) return ranDense({ ...base, sparseMs, denseMs }, timingLost(sparseMs, denseMs));
+    if (sparseMs >= denseMs)
+      return ranDense({ ...base, sparseMs, denseMs }, `${timingLost(sparseMs, denseMs)}${eager}`);
     const chosen = new SparseLtMatmul(shared, plan);
     plan = undefined;
-    return { report: { ...base, ran: "sparse", sparseMs, denseMs, algorithm }, chosen };
+    return {
+      report: { ...base, ran: "sparse", sparseMs, denseMs, algorithm: `${algorithm}${eager}` },
+      chosen,
+    };
   } catch (e) {
     return ranDense(
       base,

@@ -1,9 +1,10 @@
 /**
  * The cuSPARSELt plan and the build step that chooses it, through koffi against the fake libraries
  * (test/ffi/fakes: "device" memory is host memory, fake_cusparselt.c computes the fp16 sparse linear from the
- * compressed weight, the fake event clock advances by one tick per record). Checks the numbers against a host
- * product of the same fp16 values, the 2:4 refusal, the search's workspace, and that the build keeps the
- * faster of sparse and dense with both times in the report. Skipped without a C compiler.
+ * compressed weight, the fake event clock advances by one tick per record, and a record captured into a graph
+ * ticks at each replay). Checks the numbers against a host product of the same fp16 values, the 2:4 refusal, the
+ * search's workspace, and that the build keeps the faster of sparse and dense, timed by graph replay, with both
+ * times in the report. Skipped without a C compiler.
  */
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,12 +25,15 @@ import { SparseLtMatmul } from "../../../src/backends/cuda/kernels/matmul-sparse
 import {
   chooseSparseMatmuls,
   type EngineMatmul,
+  SPARSE_TIMING,
   sparseWeightsFor,
 } from "../../../src/backends/cuda/sparse-select.js";
+import { formatSparseSummary } from "../../../src/backends/cuda/sparse-weights.js";
 import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
 import { CUSPARSE_ORDER, OPAQUE_BYTES, SPARSELT_MATMUL_DESC } from "../../../src/ffi/cusparselt.js";
 import { CUSPARSELT, CusparseLtError, clearDiscoveryCache } from "../../../src/ffi/index.js";
 import { koffi } from "../../../src/ffi/koffi.js";
+import { CudaError } from "../../../src/ffi/status.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
 import { buildFakes } from "../../ffi/fakes/build.js";
 import { linearNet, planOf, prune24 } from "./sparse-nets.js";
@@ -320,31 +324,47 @@ suite("the cuSPARSELt plan through the fake library", () => {
   });
 });
 
-/** A stand-in for the dense cuBLASLt plan: each call costs `ticks` event records on the fake clock. */
+/**
+ * A stand-in for the dense cuBLASLt plan: each call costs `ticks` event records on the fake clock, or
+ * `eagerTicks` when called outside a capture (the host's per-call cost, which graph replay leaves out). It counts
+ * its calls inside and outside captures; `refuseCapture` makes a call inside a capture fail as a library's
+ * synchronizing call does (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED).
+ */
 class DensePlan {
   destroyed = false;
   bound: bigint[] = [];
-  constructor(private readonly ticks: number) {}
+  calls = { captured: 0, eager: 0 };
+  // kept for the plan's life: a record captured into a graph records this event at each replay
+  private readonly event = CudaEvent.create();
+  constructor(
+    private readonly ticks: number,
+    private readonly opts: { eagerTicks?: number; refuseCapture?: boolean } = {},
+  ) {}
   bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, ws: bigint): void {
     this.bound = [a, b, d, bias ?? 0n, ws];
   }
   execute(stream: Stream): void {
-    for (let i = 0; i < this.ticks; i++) {
-      const e = CudaEvent.create();
-      e.record(stream);
-      e.destroy();
-    }
+    const captured = stream.isCapturing();
+    if (captured && this.opts.refuseCapture) throw new CudaError("cuStreamSynchronize", 900);
+    this.calls[captured ? "captured" : "eager"]++;
+    const ticks = captured ? this.ticks : (this.opts.eagerTicks ?? this.ticks);
+    for (let i = 0; i < ticks; i++) this.event.record(stream);
   }
   destroy(): void {
     this.destroyed = true;
+    this.event.destroy();
   }
 }
 
 suite("choosing sparse or dense per layer at build time (fake timing)", () => {
-  function setup(denseTicks: number, spec: Parameters<typeof linearNet>[0] = { m: 32, n: 16, k: 64 }) {
+  function setup(
+    denseTicks: number,
+    spec: Parameters<typeof linearNet>[0] = { m: 32, n: 16, k: 64 },
+    opts: ConstructorParameters<typeof DensePlan>[1] = {},
+  ) {
     const { net, weight, bias } = linearNet(spec);
     const { plan, matmuls } = planOf(net);
-    const dense = new DensePlan(denseTicks);
+    const dense = new DensePlan(denseTicks, opts);
     const map = new Map<MatmulStep, EngineMatmul>([[matmuls[0]!, dense as unknown as EngineMatmul]]);
     return { plan, step: matmuls[0]!, dense, map, weight, bias };
   }
@@ -386,8 +406,56 @@ suite("choosing sparse or dense per layer at build time (fake timing)", () => {
     const layer = summary!.layers[0]!;
     expect(layer.ran).toBe("dense");
     expect(layer.reason).toMatch(/^timing lost: sparse \d+\.\d{4} ms vs dense cuBLASLt \d+\.\d{4} ms$/);
+    expect(layer.sparseMs).toBe(layer.denseMs);
     expect(s.dense.destroyed).toBe(false);
     expect(s.map.get(s.step)).toBe(s.dense);
+    s.dense.destroy();
+  });
+
+  it("chooses from graph replays: the calls are captured, and eager-only cost does not count", () => {
+    // slow only when called eagerly: eager timing would say sparse; in the engine's graph it costs nothing
+    const eagerSlow = setup(0, undefined, { eagerTicks: 5 });
+    const a = chooseSparseMatmuls(eagerSlow.plan, eagerSlow.map, { mode: true }, 1 << 20, () => {});
+    expect(a!.layers[0]).toMatchObject({ ran: "dense" });
+    expect(a!.layers[0]!.reason).toMatch(/^timing lost: sparse (\S+) ms vs dense cuBLASLt \1 ms$/);
+    // one eager call before capture, then one graph of SPARSE_TIMING.perGraph calls
+    expect(eagerSlow.dense.calls).toEqual({ eager: 1, captured: SPARSE_TIMING.perGraph });
+    eagerSlow.dense.destroy();
+    // slow only inside the graph: eager timing would call it a tie (dense); the replays make sparse win
+    const graphSlow = setup(1, undefined, { eagerTicks: 0 });
+    const b = chooseSparseMatmuls(graphSlow.plan, graphSlow.map, { mode: true }, 1 << 20, () => {});
+    const layer = b!.layers[0]!;
+    expect(layer).toMatchObject({ ran: "sparse", algorithm: "2 of 4, split-K 2" });
+    // per call: a tick of 2 ms per dense record; the replay's start and end records (2 ms) are spread over the calls
+    const { perGraph, replays } = SPARSE_TIMING;
+    expect(layer.sparseMs).toBeCloseTo(2 / (perGraph * replays), 6);
+    expect(layer.denseMs).toBeCloseTo(2 + 2 / (perGraph * replays), 6);
+    expect(graphSlow.dense.calls).toEqual({ eager: 1, captured: perGraph });
+    expect(graphSlow.dense.destroyed).toBe(true);
+    (graphSlow.map.get(graphSlow.step) as SparseLtMatmul).destroy();
+  });
+
+  it("falls back to eager timing when a plan cannot be captured, and says so on the layer's line", () => {
+    const wins = setup(3, undefined, { refuseCapture: true });
+    const a = chooseSparseMatmuls(wins.plan, wins.map, { mode: true }, 1 << 20, () => {});
+    const layer = a!.layers[0]!;
+    expect(layer.ran).toBe("sparse");
+    expect(layer.denseMs!).toBeGreaterThan(layer.sparseMs!);
+    expect(wins.dense.calls.captured).toBe(0);
+    const line = formatSparseSummary(a!)[1]!;
+    expect(line).toMatch(
+      /^ {2}sparse: 'net\/matmul' M=32 N=16 K=64 \(\d+\.\d{4} ms vs dense \d+\.\d{4} ms, \d+\.\d{2}× faster\), algorithm 2 of 4, split-K 2; eager timing: cuStreamSynchronize failed/,
+    );
+    expect(line).toContain("CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED (900)");
+    (wins.map.get(wins.step) as SparseLtMatmul).destroy();
+    const tie = setup(0, undefined, { refuseCapture: true });
+    const b = chooseSparseMatmuls(tie.plan, tie.map, { mode: true }, 1 << 20, () => {});
+    expect(b!.layers[0]!.ran).toBe("dense");
+    expect(b!.layers[0]!.reason).toMatch(
+      /^timing lost: sparse \S+ ms vs dense cuBLASLt \S+ ms; eager timing: cuStreamSynchronize failed/,
+    );
+    expect(tie.map.get(tie.step)).toBe(tie.dense);
+    tie.dense.destroy();
   });
 
   it("reports misaligned and unavailable layers as dense without touching the library", () => {
@@ -406,6 +474,8 @@ suite("choosing sparse or dense per layer at build time (fake timing)", () => {
     expect(b!.layers[0]).toMatchObject({ ran: "dense", reason: "no cuSPARSELt" });
     expect(off.map.get(off.step)).toBe(off.dense);
     expect(chooseSparseMatmuls(off.plan, off.map, undefined, 1 << 20, () => {})).toBeUndefined();
+    misaligned.dense.destroy();
+    off.dense.destroy();
   });
 
   it("finds the library and a capable GPU, and names the GPU when it has no sparse tensor cores", () => {

@@ -1,7 +1,8 @@
 /* A fake libcuda.so.1 for tests without a GPU: "device" memory is host memory, two kernels run on the CPU
  * (fill_f32(float *p, float v, int n) and add_i32(int *p, int delta, int n)), stream capture records launches
- * into graphs that replay them. It checks what a real driver would reject (unknown or out-of-range pointers,
- * capture on the NULL stream), so runtime bugs show up as error statuses. */
+ * and event records into graphs that replay them (a captured cuEventRecord records the event, a tick of the
+ * event clock, at each replay, as the driver's event-record node does). It checks what a real driver would reject
+ * (unknown or out-of-range pointers, capture on the NULL stream), so runtime bugs show up as error statuses. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@ static void *current_ctx = 0;
 static int event_clock = 0;
 
 typedef struct { char name[128]; } fn_t;
+/* A node with fn NULL is a captured event record: args[0] is the event. */
 typedef struct { fn_t *fn; unsigned grid, block; uint64_t args[3]; } node_t;
 /* Kernels the fake can run: fill_f32(float *p, float v, int n), add_i32(int *p, int d, int n),
  * add_one(float *p, int n); kernels named *empty* do nothing. */
@@ -130,6 +132,7 @@ int cuFuncSetAttribute(void *f, int a, int v) { (void)f; (void)a; return v < 0 ?
 int cuFuncGetAttribute(int *v, int a, void *f) { (void)f; *v = a == 4 ? 32 : 1024; return 0; }
 
 static int run_node(const node_t *n) {
+  if (!n->fn) { ((event_t *)(uintptr_t)n->args[0])->time = event_clock += 2; return 0; }
   unsigned count = n->grid * n->block;
   dptr_t p = n->args[0];
   int len = (int)(int32_t)n->args[2];
@@ -148,6 +151,12 @@ static int run_node(const node_t *n) {
   } else {
     return 500;
   }
+  return 0;
+}
+
+static int capture_node(graph_t *g, node_t n) {
+  if (g->count == g->cap) { g->cap = g->cap ? g->cap * 2 : 8; g->nodes = realloc(g->nodes, g->cap * sizeof(node_t)); }
+  g->nodes[g->count++] = n;
   return 0;
 }
 
@@ -170,12 +179,7 @@ int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
     return 500;
   }
   stream_t *s = (stream_t *)stream;
-  if (s && s->capturing) {
-    graph_t *g = s->graph;
-    if (g->count == g->cap) { g->cap = g->cap ? g->cap * 2 : 8; g->nodes = realloc(g->nodes, g->cap * sizeof(node_t)); }
-    g->nodes[g->count++] = n;
-    return 0;
-  }
+  if (s && s->capturing) return capture_node(s->graph, n);
   return run_node(&n);
 }
 
@@ -224,7 +228,12 @@ int cuStreamEndCapture(void *s, void **g) {
 }
 int cuStreamIsCapturing(void *s, int *status) { *status = s && ((stream_t *)s)->capturing ? 1 : 0; return 0; }
 int cuEventCreate(void **e, unsigned flags) { (void)flags; *e = calloc(1, sizeof(event_t)); return 0; }
-int cuEventRecord(void *e, void *s) { (void)s; ((event_t *)e)->time = event_clock += 2; return 0; }
+int cuEventRecord(void *e, void *s) {
+  stream_t *st = s;
+  if (st && st->capturing) return capture_node(st->graph, (node_t){0, 0, 0, {(uint64_t)(uintptr_t)e, 0, 0}});
+  ((event_t *)e)->time = event_clock += 2;
+  return 0;
+}
 int cuEventQuery(void *e) { (void)e; return 0; }
 int cuEventSynchronize(void *e) { (void)e; return 0; }
 int cuEventElapsedTime_v2(float *ms, void *a, void *b) { *ms = (float)(((event_t *)b)->time - ((event_t *)a)->time); return 0; }
