@@ -18,12 +18,11 @@ import {
 } from "../../src/backends/torch/index.js";
 import { buildRegistry, convertGraph } from "../../src/converters/index.js";
 import { isFloating } from "../../src/ir/dtype.js";
-import type { Graph } from "../../src/ir/graph.js";
 import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
-import type { Segment } from "../../src/partition/segment.js";
 import { ALL_CASES } from "../converters/cases/index.js";
 import { candidate, type OpCase, oneNodeGraph, toTensor } from "../converters/harness.js";
 import { openGpu } from "./support.js";
+import { wholeGraph } from "./torch-support.js";
 
 const { skip } = openGpu();
 
@@ -33,18 +32,6 @@ const ONLY = process.env.TORCHC_FC_ONLY;
 // Draws the oracle refused (e.g. batch norm outputs whose shape differs between PyTorch's CPU and CUDA kernels)
 // are logged, and may not become the rule: a broken LibTorch must fail this file, not skip it.
 const tally = { checked: 0, refused: 0 };
-
-function wholeGraphSegment(graph: Graph): Segment {
-  return {
-    index: 0,
-    kind: "fallback",
-    nodes: graph.nodes,
-    inputs: graph.inputs,
-    weights: Object.keys(graph.weights),
-    outputs: graph.outputs,
-    graph,
-  };
-}
 
 /** max |a − e| over max |e| for floats (the measure issue #5 names); exact equality otherwise. */
 function disagreement(actual: Tensor, expected: Tensor): number {
@@ -91,7 +78,7 @@ async function checkOnGpu(c: OpCase, converterName: string, env: TorchFallbackEn
   // The oracle: LibTorch runs the aten node itself.
   let expected: Tensor[];
   try {
-    const runner = createTorchFallbackRunner(wholeGraphSegment(graph), env);
+    const runner = createTorchFallbackRunner(wholeGraph(graph), env);
     const values = await runner.run(new Map(graph.inputs.map((n, i) => [n, inputs[i]] as [string, Tensor])));
     expected = graph.outputs.map((n) => values.get(n)!);
     runner.dispose();
