@@ -423,7 +423,7 @@ export function searchSparseLtPlan(
   stream: Stream,
 ): void {
   checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
-  const streams = new BigUint64Array([streamHandle(stream) ?? 0n]);
+  const streams = streamCell(stream);
   check(
     "cusparseLtMatmulSearch",
     CUSPARSELT.fn.cusparseLtMatmulSearch(
