@@ -217,14 +217,22 @@ describe("scaled_dot_product_attention on the flash kernel vs the aten reference
         const step = attentionStep(engine);
         assert.match(step ?? "", /^attention\(flash /, `${c.name}: ${step}`);
         const errs: number[] = [];
+        const moved: number[] = [];
         for (let round = 0; round < 2; round++) {
           const inputs = inputsFor(graph);
           const want = interpret(graph, inputs)[0];
           const got = engine.run(order(inputs))[0];
           errs.push(relToMax(got, want));
+          if (c.mask || c.causal) {
+            // the mask (or causality) must move the reference well past 1e-2, or a kernel ignoring it passes;
+            // q, k, v are the graph's first three inputs (CPU: 0.78 padding, 1.05 causal / Swin / cross)
+            const plain = sdpaGraph({ ...c, mask: undefined, causal: false });
+            moved.push(relToMax(interpret(plain, inputs.slice(0, 3))[0], want));
+          }
         }
-        report(c.name, { step, errors: errs });
+        report(c.name, { step, errors: errs, maskMoves: moved });
         for (const e of errs) assert.ok(e <= 1e-2, `${c.name}: ${e} > 1e-2 of max |ref| (${step})`);
+        for (const m of moved) assert.ok(m > 5e-2, `${c.name}: the mask moves the reference by only ${m}`);
       } finally {
         engine.dispose();
       }
