@@ -4,21 +4,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseDevices } from "../../src/cli/commands/serve.js";
 import { compareTensors } from "../../src/cli/compare.js";
 import { loadModel } from "../../src/frontends/load-model.js";
-import type { Tensor } from "../../src/ir/tensor.js";
 import { compile } from "../../src/runtime/compile.js";
 import { buildPool } from "../../src/runtime/pool.js";
 import { InferenceClient } from "../../src/serve/client.js";
 import { type Server, serve } from "../../src/serve/server.js";
-import { readNpy } from "../../src/util/npy.js";
 import { MODELS, ROOT } from "../helpers.js";
+import { row, servedUrl, X, Y } from "../serve/support.js";
 import { deviceLog, fakeDeviceBackend } from "./fake-device.js";
-
-const X = readNpy(join(MODELS, "mlp.input.npy")); // [4, 20]
-const Y = readNpy(join(MODELS, "mlp.output.npy")); // [4, 10], PyTorch
-const row = (t: Tensor, r: number): Tensor => {
-  const per = t.shape[1];
-  return { dtype: t.dtype, shape: [1, per], data: (t.data as Float32Array).slice(r * per, (r + 1) * per) };
-};
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -112,17 +104,9 @@ describe("torchc serve --device", () => {
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
     );
-    let err = "";
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on("data", (d) => {
-          err += String(d);
-          const m = /torchc serve: (http:\/\/[^/\s]+)/.exec(err);
-          if (m) resolve(m[1]);
-        });
-        child.on("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
-      });
-      expect(err).toMatch(/devices 0, 1;/);
+      const { url, stderr } = await servedUrl(child);
+      expect(stderr()).toMatch(/devices 0, 1;/);
       const c = new InferenceClient(url, "model");
       const outs = await Promise.all(Array.from({ length: 8 }, (_, k) => c.infer({ x: row(X, k % 4) })));
       for (const [k, o] of outs.entries())

@@ -12,15 +12,9 @@ import type { Backend, SegmentRunner } from "../../src/runtime/segment-runner.js
 import { InferenceClient, type InferenceError } from "../../src/serve/client.js";
 import { grpc, loadInferenceService } from "../../src/serve/grpc.js";
 import { type ServeOptions, type Server, serve } from "../../src/serve/server.js";
-import { readNpy } from "../../src/util/npy.js";
 import { MODELS, ROOT } from "../helpers.js";
+import { row, servedUrl, X, Y } from "./support.js";
 
-const X = readNpy(join(MODELS, "mlp.input.npy")); // [4, 20]
-const Y = readNpy(join(MODELS, "mlp.output.npy")); // [4, 10], PyTorch
-const row = (t: Tensor, r: number): Tensor => {
-  const per = t.shape[1];
-  return { dtype: t.dtype, shape: [1, per], data: (t.data as Float32Array).slice(r * per, (r + 1) * per) };
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The reference backend with contexts that take `delayMs` per run and fail on a marker value (999). */
@@ -224,15 +218,7 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
     );
-    let err = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stderr.on("data", (d) => {
-        err += String(d);
-        const m = /torchc serve: (http:\/\/[^/\s]+)/.exec(err);
-        if (m) resolve(m[1]);
-      });
-      child.on("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
-    });
+    const { url } = await servedUrl(child);
     const client = new InferenceClient(url);
     // The server logs each request it receives (JSON lines on stdout): send SIGTERM once ours is there.
     let logs = "";
