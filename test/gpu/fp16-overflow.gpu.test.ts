@@ -3,7 +3,8 @@
  * overflows in PyTorch eager fp16. Exported here; checks that
  *   - PyTorch eager fp16 on the GPU gives inf/NaN or an error > 1e-2 against PyTorch fp32 (the premise);
  *   - torchc fp16 on the CUDA backend with fp16Overflow: "keep-fp32" gives a finite output within 1e-2 of PyTorch
- *     fp32. The analysis sample is torchc's own seeded random input (no user data), not the test input.
+ *     fp32, on two inputs (PyTorch fp32's outputs for them must differ). The analysis sample is torchc's own
+ *     seeded random input (no user data), not a test input.
  * Also reported, not asserted: torchc fp16 without the option, the nodes kept in float32 and the analysis time.
  *   bash scripts/gpu.sh test fp16-overflow
  * Prints `[fp16-overflow] {"check":"mobilenet_v2",…}`.
@@ -34,12 +35,16 @@ torch.backends.cudnn.allow_tf32 = False
 torch.manual_seed(0)
 m = torchvision.models.mobilenet_v2(weights=None).eval()
 x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+x2 = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(8))
 with torch.no_grad():
     torch.export.save(torch.export.export(m, (x,)), f"{out}/mobilenet_v2.pt2")
     y32 = copy.deepcopy(m).cuda()(x.cuda()).float().cpu()
     y16 = copy.deepcopy(m).half().cuda()(x.half().cuda()).float().cpu()
+    y32_2 = copy.deepcopy(m).cuda()(x2.cuda()).float().cpu()
 np.save(f"{out}/input.npy", x.numpy())
 np.save(f"{out}/fp32.npy", y32.numpy())
+np.save(f"{out}/input2.npy", x2.numpy())
+np.save(f"{out}/fp32_2.npy", y32_2.numpy())
 np.save(f"{out}/eager_fp16.npy", y16.numpy())
 `;
 
@@ -54,6 +59,10 @@ describe("fp16 overflow: mobilenet_v2 with random weights", { skip }, () => {
     const want = readNpy(join(dir, "fp32.npy"));
     const eager = readNpy(join(dir, "eager_fp16.npy"));
     const eagerRel = compareTensors(eager, want).relative;
+    // a second input: PyTorch's fp32 output must depend on it, or matching it proves nothing
+    const x2 = readNpy(join(dir, "input2.npy"));
+    const want2 = readNpy(join(dir, "fp32_2.npy"));
+    const varies = compareTensors(want, want2);
     const model = await loadModel(join(dir, "mobilenet_v2.pt2"));
 
     const plain = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
@@ -70,11 +79,15 @@ describe("fp16 overflow: mobilenet_v2 with random weights", { skip }, () => {
     try {
       const [got] = await kept.run([x]);
       const rel = compareTensors(got, want).relative;
+      const [got2] = await kept.run([x2]);
+      const rel2 = compareTensors(got2, want2).relative;
       const islands = kept.report.fp32Islands ?? [];
       report("mobilenet_v2", {
         eagerFp16: { finite: finite(eager), relative: eagerRel },
         torchcFp16: { finite: finite(plainOut), relative: compareTensors(plainOut, want).relative },
         torchcKeepFp32: { finite: finite(got), relative: rel },
+        torchcKeepFp32Input2: { finite: finite(got2), relative: rel2 },
+        referenceVaries: varies.maxAbsError / varies.maxAbsReference,
         keptNodes: islands.length,
         kept: islands
           .slice(0, 12)
@@ -85,6 +98,12 @@ describe("fp16 overflow: mobilenet_v2 with random weights", { skip }, () => {
       assert.ok(islands.length > 0, "the analysis kept some nodes in float32");
       assert.ok(finite(got), "torchc fp16 with keep-fp32 is finite");
       assert.ok(rel <= 1e-2, `torchc fp16 keep-fp32 vs PyTorch fp32: relative ${rel}`);
+      assert.ok(
+        varies.maxAbsError > 1e-3 * varies.maxAbsReference,
+        "PyTorch fp32's output barely depends on the input",
+      );
+      assert.ok(finite(got2), "torchc fp16 with keep-fp32 is finite on the second input");
+      assert.ok(rel2 <= 1e-2, `torchc fp16 keep-fp32 vs PyTorch fp32, second input: relative ${rel2}`);
       assert.ok(
         !finite(eager) || eagerRel > 1e-2,
         `premise: PyTorch eager fp16 should overflow on this model (finite, relative ${eagerRel})`,
