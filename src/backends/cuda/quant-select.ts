@@ -9,7 +9,7 @@
  */
 import type { LtHandle } from "./device/blaslt-plan.js";
 import type { Stream } from "./device/stream.js";
-import { deviceMemory } from "./device/validate.js";
+import { type DeviceMemory, deviceMemory } from "./device/validate.js";
 import type { MatmulStep } from "./fuse/steps.js";
 import type { MatmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { QuantizedLinear } from "./kernels/quantized-linear.js";
@@ -32,6 +32,8 @@ export class QuantizedEngineMatmul {
   /** The layer adds its own float32 bias: the engine's bias pointer is not read. */
   readonly hasBias = false;
   private ptrs: { a: bigint; d: bigint } | undefined;
+  /** The bound input and output as device memory, made at the first execute() after bind(). */
+  private operands: { x: DeviceMemory; y: DeviceMemory } | undefined;
   private spare: QuantizedLinear | undefined;
   private readonly byStream = new Map<Stream, QuantizedLinear>();
 
@@ -58,19 +60,23 @@ export class QuantizedEngineMatmul {
 
   bind(a: bigint, _b: bigint, d: bigint, _bias: bigint | undefined, _workspace: bigint): void {
     this.ptrs = { a, d };
+    this.operands = undefined;
   }
 
   execute(stream: Stream): void {
     const p = this.ptrs;
     if (!p) throw new Error("quantized matmul executed before bind()");
     const layer = this.layerFor(stream);
-    const s = layer.spec;
-    const es = BYTES[s.dtype];
-    layer.run(
-      deviceMemory(p.a, s.m * s.inFeatures * es),
-      deviceMemory(p.d, s.m * s.outFeatures * es),
-      stream,
-    );
+    // Every stream's layer has the same spec, so the bound operands are made once per bind(), not per run.
+    if (!this.operands) {
+      const s = layer.spec;
+      const es = BYTES[s.dtype];
+      this.operands = {
+        x: deviceMemory(p.a, s.m * s.inFeatures * es),
+        y: deviceMemory(p.d, s.m * s.outFeatures * es),
+      };
+    }
+    layer.run(this.operands.x, this.operands.y, stream);
   }
 
   private layerFor(stream: Stream): QuantizedLinear {
