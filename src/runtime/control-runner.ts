@@ -148,11 +148,17 @@ export class ControlRunner implements SegmentRunner {
     });
   }
 
+  /** constantCondition()'s answer, found at its first call (the body's compiled graph does not change). */
+  private constantConditionOnce: { readonly value: boolean | undefined } | undefined;
+
   /** The body's condition when it is a constant of the body's compiled graph (a `for`): nothing to read. */
   private constantCondition(): boolean | undefined {
+    if (this.constantConditionOnce) return this.constantConditionOnce.value;
     const g = this.modules[0].graph as Graph | undefined;
     const w = g?.weights[g.outputs[0]]?.tensor as Tensor | undefined;
-    return w ? truthy(w, this.node) : undefined;
+    const value = w ? truthy(w, this.node) : undefined;
+    this.constantConditionOnce = { value };
+    return value;
   }
 
   /** The body's outputs alternate between two sets of buffers: one holds the carried values the next reads. */
