@@ -4,7 +4,7 @@
  * host time went to converting every half to a double and back).
  */
 import { DTYPE_BYTES } from "../../ir/dtype.js";
-import { type Tensor, tensorBytes } from "../../ir/tensor.js";
+import { stridesOf, type Tensor, tensorBytes } from "../../ir/tensor.js";
 
 /** The bytes of `t` with its axes in the order `perm` (output axis i is input axis perm[i]). */
 export function permutedBytes(t: Tensor, perm: readonly number[]): Uint8Array {
@@ -26,12 +26,8 @@ export function permutedBytes(t: Tensor, perm: readonly number[]): Uint8Array {
   const shape = t.shape;
   const rank = shape.length;
   const outShape = perm.map((p) => shape[p]);
-  const inStrides = new Array<number>(rank);
-  for (let a = rank - 1, s = words; a >= 0; a--) {
-    inStrides[a] = s;
-    s *= shape[a];
-  }
-  const stride = perm.map((p) => inStrides[p]);
+  const inStrides = stridesOf(shape);
+  const stride = perm.map((p) => inStrides[p] * words);
   const n = y.length / words;
   const idx = new Array<number>(rank).fill(0);
   let at = 0;
