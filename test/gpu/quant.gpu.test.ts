@@ -447,18 +447,23 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
         );
         const graph = captureGraph(stream, () => layer.run(input, replayed, stream));
         try {
+          const eagerOuts: Float64Array[] = [];
           for (const x of [x1, x2, x1]) {
             input.upload(Uint16Array.from(x, numberToFloat16Bits));
             layer.run(input, eager, stream);
             graph.launch(stream);
             stream.synchronize();
             const a = downloadAs(eager, M * l.n, "float16");
+            eagerOuts.push(a);
             assert.deepEqual(
               Array.from(downloadAs(replayed, M * l.n, "float16")),
               Array.from(a),
               `${kind} replay`,
             );
           }
+          // the new input reached the layer (else eager and replay agree on a stale output)
+          assert.ok(relative(eagerOuts[1], eagerOuts[0]) > 0.1, `${kind}: x2's output equals x1's`);
+          assert.deepEqual(Array.from(eagerOuts[2]), Array.from(eagerOuts[0]), `${kind}: x1 again`);
           report(`${kind} graph capture`, { nodes: graph.nodeCount, variant: layer.variant });
         } finally {
           graph.destroy();
