@@ -408,6 +408,18 @@ describe("the linear GEMMs alone: cuSPARSELt plan against dense cuBLASLt plan, o
           note: `plan against plan (dense cuBLASLt vs cuSPARSELt, bias epilogue), ${captured ? `CUDA graph of ${PER_GRAPH} calls` : `eager: ${why}`}; error column: sparse vs dense y`,
         });
         assert.ok(mag > 0 && diff / mag <= 1e-2, `sparse y differs from dense y: ${diff} of ${mag}`);
+        // the dense plan reads the sparse plan's bias copy: rows of y against a host product with the bias, too
+        const [xv, wv, bv] = [x, w, b].map(toFloat64Array);
+        let hostDiff = 0;
+        let hostMag = 0;
+        for (const i of [0, m >> 1, m - 1])
+          for (let j = 0; j < n; j++) {
+            let acc = bv[j];
+            for (let p = 0; p < k; p++) acc += xv[i * k + p] * wv[j * k + p];
+            hostDiff = Math.max(hostDiff, Math.abs(ys[i * n + j] - acc));
+            hostMag = Math.max(hostMag, Math.abs(acc));
+          }
+        assert.ok(hostDiff / hostMag <= 1e-2, `sparse y vs host product: ${hostDiff} of ${hostMag}`);
         assert.ok(
           speedup >= 1.5,
           `GEMM ${k}→${n}: ${denseMs.toFixed(4)} ms dense vs ${sparseMs.toFixed(4)} ms sparse = ${speedup.toFixed(2)}×`,
