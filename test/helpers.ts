@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -6,6 +7,15 @@ import { unzipSync, zipSync } from "fflate";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const MODELS = join(ROOT, "fixtures", "models");
+
+/** Runs the built CLI (bin/torchc.js) to the end: its exit status, stdout and stderr. */
+export function torchc(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
 
 export interface FixtureModel {
   name: string;

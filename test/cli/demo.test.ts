@@ -1,17 +1,7 @@
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { rotateBatch } from "../../src/cli/commands/demo.js";
 import { tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
-import { ROOT } from "../helpers.js";
-
-function torchc(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], {
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { torchc } from "../helpers.js";
 
 describe("torchc demo", () => {
   it("compiles the bundled model, matches PyTorch on two inputs, and shows that other inputs would not match", () => {

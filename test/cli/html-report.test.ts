@@ -9,19 +9,13 @@ import { loadModel } from "../../src/frontends/load-model.js";
 import { renderPartitionHtml } from "../../src/partition/html-report.js";
 import { partitionGraph } from "../../src/partition/index.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
-import { MODELS, ROOT, tempDir } from "../helpers.js";
+import { MODELS, tempDir, torchc } from "../helpers.js";
 import { all, type El, hasClass, parseHtml } from "./html-dom.js";
 import { readPng } from "./png.js";
 
-const BIN = join(ROOT, "bin", "torchc.js");
 const MODEL = join(MODELS, "tiny_efficientnet.pt2");
 // SiLU forced to the fallback: engine and fallback segments alternate, with both kinds of reason.
 const FLAGS = ["--torch-executed-ops", "aten.silu.default"];
-
-function torchc(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 async function partitionOf(file: string) {
   const model = await loadModel(file);

@@ -3,14 +3,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { endQuietlyOnClosedPipe } from "../../src/cli/main.js";
 import { parseTolerance } from "../../src/cli/options.js";
-import { MODELS, ROOT } from "../helpers.js";
+import { MODELS, ROOT, torchc } from "../helpers.js";
 
 const BIN = join(ROOT, "bin", "torchc.js");
-
-function torchc(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 describe("a reader that closes the pipe early", () => {
   it("ends `torchc inspect --graph | head -1` quietly, with status 0", () => {

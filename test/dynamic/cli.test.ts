@@ -1,18 +1,9 @@
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeNpy } from "../../src/util/npy.js";
-import { ROOT, tempDir } from "../helpers.js";
+import { tempDir, torchc } from "../helpers.js";
 import { dynamicArchive } from "./make-dynamic.js";
 import { golden, pickRows } from "./rows.js";
-
-function torchc(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin", "torchc.js"), ...args], {
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 describe("torchc with a .pt2 exported with a dynamic batch", () => {
   const archive = dynamicArchive({ name: "mlp", batch: 4, min: 1, max: 8 });
