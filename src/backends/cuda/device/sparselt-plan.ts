@@ -450,15 +450,19 @@ export function streamCell(stream: Stream): BigUint64Array {
   return new BigUint64Array([streamHandle(stream) ?? 0n]);
 }
 
-/** Queues y = act(x·Wᵀ + bias) on the stream in `streams` (streamCell). */
+/**
+ * Queues y = act(x·Wᵀ + bias) on the stream in `streams` (streamCell). `aligned`: the caller has already checked
+ * these operands with misalignedOperand (a bound runner checks once, at bind), so they are not checked again.
+ */
 export function runSparseLtPlan(
   handle: SparseLtHandle,
   plan: SparseLtPlan,
   o: SparseLtOperands,
   streams: BigUint64Array,
+  aligned = false,
 ): void {
   if (plan.destroyed) throw new Error("cuSPARSELt plan used after destroy()");
-  checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
+  if (!aligned) checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
   const rc = CUSPARSELT.fn.cusparseLtMatmul(
     handle.ptr,
     plan.structs.plan,

@@ -8,6 +8,7 @@ import {
   misalignedOperand,
   runSparseLtPlan,
   type SparseLtHandle,
+  type SparseLtOperands,
   type SparseLtPlan,
 } from "../device/sparselt-plan.js";
 import type { Stream } from "../device/stream.js";
@@ -29,7 +30,8 @@ export class SharedSparseHandle {
 }
 
 export class SparseLtMatmul {
-  private ptrs: { x: bigint; y: bigint; ws: bigint } | undefined;
+  /** The bound operands, checked for alignment once, at bind(). */
+  private operands: SparseLtOperands | undefined;
   /** cuSPARSELt takes an array of streams; one cell, rewritten before each call (read during the call only). */
   private readonly streams = new BigUint64Array(1);
   private destroyed = false;
@@ -51,14 +53,14 @@ export class SparseLtMatmul {
     const ws = this.plan.workspaceBytes > 0 ? workspace : 0n;
     const why = misalignedOperand({ input: x, output: y, workspace: ws });
     if (why) throw new Error(why);
-    this.ptrs = { x, y, ws };
+    this.operands = { x, y, workspace: ws };
   }
 
   execute(stream: Stream): void {
-    const p = this.ptrs;
-    if (!p) throw new Error("sparse matmul executed before bind()");
+    const o = this.operands;
+    if (!o) throw new Error("sparse matmul executed before bind()");
     this.streams[0] = stream.handle;
-    runSparseLtPlan(this.handle, this.plan, { x: p.x, y: p.y, workspace: p.ws }, this.streams);
+    runSparseLtPlan(this.handle, this.plan, o, this.streams, true);
   }
 
   destroy(): void {
