@@ -164,6 +164,12 @@ export type QuantizedLinearBuild =
 
 const ELEMENT_BYTES: Readonly<Record<QuantIoDType, number>> = { float32: 4, float16: 2 };
 
+/** Each kernel's parameter types (read when its KernelArgs is first made), shared rather than rebuilt per run. */
+const INT8_QUANTIZE_PARAMS: readonly ParamType[] = ["ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i64"];
+const FP8_QUANTIZE_PARAMS: readonly ParamType[] = ["ptr", "ptr", "f32", "i64"];
+const INT32_EPILOGUE_PARAMS: readonly ParamType[] = ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i64"];
+const ADD_BIAS_PARAMS: readonly ParamType[] = ["ptr", "ptr", "i32", "i64"];
+
 /** A layer's device operands, made before its plan (the plan's descriptor points at the scales and bias). */
 interface LayerBuffers {
   wq: DeviceBuffer;
@@ -366,7 +372,7 @@ export class QuantizedLinear {
       this.launch(
         QUANT_KERNEL.int8(s.dtype),
         total,
-        ["ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i64"],
+        INT8_QUANTIZE_PARAMS,
         [
           xin,
           b.xq.ptr,
@@ -383,7 +389,7 @@ export class QuantizedLinear {
       this.launch(
         QUANT_KERNEL.fp8(s.dtype),
         total,
-        ["ptr", "ptr", "f32", "i64"],
+        FP8_QUANTIZE_PARAMS,
         [xin, b.xq.ptr, Math.fround(1 / s.inputScale), total],
         stream,
       );
@@ -400,7 +406,7 @@ export class QuantizedLinear {
       this.launch(
         QUANT_KERNEL.int32Epilogue(s.dtype),
         outs,
-        ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i64"],
+        INT32_EPILOGUE_PARAMS,
         [
           d,
           y,
@@ -416,7 +422,7 @@ export class QuantizedLinear {
       this.launch(
         QUANT_KERNEL.addBias(s.dtype),
         outs,
-        ["ptr", "ptr", "i32", "i64"],
+        ADD_BIAS_PARAMS,
         [y, (b.bias as DeviceBuffer).ptr, s.outFeatures, outs],
         stream,
       );
@@ -428,7 +434,7 @@ export class QuantizedLinear {
   private launch(
     name: (typeof QUANT_KERNEL_NAMES)[number],
     n: number,
-    types: ParamType[],
+    types: readonly ParamType[],
     values: (number | bigint)[],
     stream: Stream | null,
   ): void {
