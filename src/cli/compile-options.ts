@@ -20,6 +20,10 @@ export const COMPILE_FLAGS = {
   "calibration-data": { type: "string" },
   "calibration-cache": { type: "string" },
   "calibration-algorithm": { type: "string" },
+  "keep-sensitive": { type: "string" },
+  "sensitivity-metric": { type: "string" },
+  "sensitivity-target": { type: "string" },
+  "sensitivity-batches": { type: "string" },
   "sparse-weights": { type: "string" },
   "fp16-overflow": { type: "string" },
 } as const;
@@ -30,6 +34,11 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --calibration-data DIR         int8/fp8: a folder of .npy input batches to calibrate on\n" +
   "  --calibration-cache FILE       int8/fp8: JSON of calibrated ranges, read if it exists, else written\n" +
   "  --calibration-algorithm entropy|minmax|percentile   int8/fp8 ranges (default entropy; percentile = 99.99 %)\n" +
+  "  --keep-sensitive N|auto        int8/fp8: keep the N layers whose quantization moves the output most in the\n" +
+  "                                 float precision (auto: until the rest's summed score is at most the target)\n" +
+  "  --sensitivity-metric cosine|relative-max   the score: 1 − cos or max|err|/max|ref| against fp32 (default cosine)\n" +
+  "  --sensitivity-target X         --keep-sensitive auto's target (default 1e-3 cosine, 2e-2 relative-max)\n" +
+  "  --sensitivity-batches N        calibration batches the scores are measured on (default 8, at most 64)\n" +
   `  --backend reference|cuda       where engine segments run (default ${defaultBackend})\n` +
   "  --min-block-size N             smallest engine segment (default 5)\n" +
   "  --torch-executed-ops OP[,OP]   ops that always fall back, e.g. aten.silu.default\n" +

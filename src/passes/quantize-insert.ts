@@ -218,12 +218,15 @@ const F = (value: number): Arg => ({ kind: "float", value });
 /**
  * The graph with quantization around every site. `amax` holds each site input's calibrated clipping range;
  * a missing one is an error (the caller checked the cache against the graph), a zero one leaves that
- * activation unquantized (it was all zeros in the calibration data).
+ * activation unquantized (it was all zeros in the calibration data). Sites named in `keep` stay float
+ * (mixed precision by sensitivity, runtime/calibration-sensitivity.ts): neither their activation nor their
+ * weight is quantized, also where another site reads the same activation quantized.
  */
 export function insertQuantization(
   graph: Graph,
   amax: ReadonlyMap<string, number>,
   precision: QuantPrecision,
+  keep: ReadonlySet<string> = new Set(),
 ): Graph {
   const sites = new Map(quantizationSites(graph).map((s) => [s.node, s]));
   const qb = new QuantizedGraphBuilder(graph, precision);
@@ -231,7 +234,7 @@ export function insertQuantization(
   for (const name of graph.inputs) b.addInput(name, graph.values[name]);
   for (const [name, w] of Object.entries(graph.weights)) b.addWeight(name, w);
   for (const node of graph.nodes) {
-    const site = sites.get(node.name);
+    const site = keep.has(node.name) ? undefined : sites.get(node.name);
     let args = node.args;
     if (site) {
       const m = amax.get(site.input);

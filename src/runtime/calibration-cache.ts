@@ -1,10 +1,12 @@
 // The calibration cache: one JSON file of per-tensor clipping ranges (amax) and the int8 scales they give,
 // keyed to the graph it was measured on by a fingerprint of the lowered graph (ops, arguments, types and
-// weight bytes). A cache from another model, or from this model with other weights, is refused.
+// weight bytes). A cache from another model, or from this model with other weights, is refused. It also
+// records each layer's sensitivity score when mixed precision by sensitivity asked for them.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Graph } from "../ir/graph.js";
 import { tensorBytes } from "../ir/tensor.js";
+import type { SensitivityMetric } from "../passes/quantize-sensitivity.js";
 import { CalibrationError } from "./calibration-data.js";
 import type { CalibrationAlgorithm } from "./calibration-histogram.js";
 
@@ -18,6 +20,18 @@ export interface CalibrationCache {
   readonly batches: number;
   /** Per calibrated tensor: its clipping range and the symmetric int8 scale amax/127 (fp8 uses amax/448). */
   readonly tensors: Readonly<Record<string, { readonly amax: number; readonly int8Scale: number }>>;
+  /**
+   * Per quantization site (node name): its sensitivity score, when calibrated with `sensitivity`
+   * (runtime/calibration-sensitivity.ts). Checked only when a compile asks for sensitivity.
+   */
+  readonly sensitivity?: CachedSensitivity;
+}
+
+export interface CachedSensitivity {
+  readonly metric: SensitivityMetric;
+  /** Batches the scores were measured on. */
+  readonly batches: number;
+  readonly scores: Readonly<Record<string, number>>;
 }
 
 /** A hex digest of everything the calibrated ranges depend on. */

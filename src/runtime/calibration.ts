@@ -24,11 +24,23 @@ import {
   CALIBRATION_ALGORITHMS,
   type CalibrationAlgorithm,
 } from "./calibration-histogram.js";
+import {
+  cachedScores,
+  checkSensitivityOptions,
+  DEFAULT_SENSITIVITY_BATCHES,
+  decideFromScores,
+  firstBatches,
+  measureAndDecide,
+  type SensitivityDecision,
+  type SensitivityOptions,
+  type SensitivityReport,
+} from "./calibration-sensitivity.js";
 
 export type { QuantPrecision } from "../passes/quantize-insert.js";
 export type { CalibrationCache } from "./calibration-cache.js";
 export { type CalibrationBatch, type CalibrationData, CalibrationError } from "./calibration-data.js";
 export type { CalibrationAlgorithm } from "./calibration-histogram.js";
+export type { SensitivityMetric, SensitivityOptions, SensitivityReport } from "./calibration-sensitivity.js";
 
 export interface CalibrationOptions {
   /** Input batches: an (async) iterable, or a folder of .npy files. Not needed when `cache` exists. */
@@ -41,14 +53,23 @@ export interface CalibrationOptions {
   readonly maxBatches?: number;
   /** Called after each calibration forward pass with the number done so far. */
   readonly onProgress?: (batches: number) => void;
+  /**
+   * Mixed precision by sensitivity: the layers whose quantization alone moves the output most stay in the float
+   * precision (runtime/calibration-sensitivity.ts; docs/quantization.md).
+   */
+  readonly sensitivity?: SensitivityOptions;
+  /** Called with the sensitivity decision (every layer's score, which stayed float and why) when `sensitivity` is set. */
+  readonly onSensitivity?: (report: SensitivityReport) => void;
 }
 
 export interface CalibrationResult {
   /** The graph with quantize/dequantize inserted. */
   readonly graph: Graph;
   readonly cache: CalibrationCache;
-  /** Whether the ranges came from an existing cache file (no data was read). */
+  /** Whether the ranges came from an existing cache file (no data was read for them). */
   readonly fromCache: boolean;
+  /** The sensitivity decision, when `sensitivity` was set. */
+  readonly sensitivity?: SensitivityReport;
 }
 
 /** Something that runs a graph: compile()'s fp32 engine, when calibration runs on the GPU. */
@@ -68,14 +89,17 @@ function observing(graph: Graph, values: readonly string[]): { graph: Graph; ext
 
 /**
  * Measures ranges of `values` over the data: on the reference interpreter, or on `engine` (a build of the
- * graph with the observed activations as extra outputs).
+ * graph with the observed activations as extra outputs). The first `hold` batches are handed back (for the
+ * sensitivity scores).
  */
 async function measure(
   graph: Graph,
   values: readonly string[],
   options: CalibrationOptions,
-  engine?: CalibrationEngine,
-): Promise<{ hist: Map<string, AbsHistogram>; batches: number }> {
+  engine: CalibrationEngine | undefined,
+  hold: number,
+): Promise<{ hist: Map<string, AbsHistogram>; batches: number; held: Tensor[][] }> {
+  const held: Tensor[][] = [];
   const hist = new Map(values.map((v) => [v, new AbsHistogram()]));
   const inputIndex = new Map(graph.inputs.map((n, i) => [n, i]));
   const observed = engine ? observing(graph, values) : undefined;
@@ -83,6 +107,7 @@ async function measure(
   let batches = 0;
   try {
     for await (const inputs of calibrationBatches(options.data as CalibrationData, graph)) {
+      if (held.length < hold) held.push(inputs);
       for (const [v, h] of hist) {
         const k = inputIndex.get(v);
         if (k !== undefined) h.add(nums(inputs[k]));
@@ -107,7 +132,56 @@ async function measure(
   } finally {
     await runner?.dispose();
   }
-  return { hist, batches };
+  return { hist, batches, held };
+}
+
+/** The quantized graph (the decision's kept sites left float), reporting the decision. */
+function finish(
+  graph: Graph,
+  amax: ReadonlyMap<string, number>,
+  precision: QuantPrecision,
+  options: CalibrationOptions,
+  result: { cache: CalibrationCache; fromCache: boolean; decision?: SensitivityDecision },
+): CalibrationResult {
+  const { cache, fromCache, decision } = result;
+  if (decision) options.onSensitivity?.(decision.report);
+  return {
+    graph: insertQuantization(graph, amax, precision, decision?.keep),
+    cache,
+    fromCache,
+    ...(decision ? { sensitivity: decision.report } : {}),
+  };
+}
+
+/** The ranges from the cache; sensitivity scores from it too, or measured on the data and added to it. */
+async function fromCache(
+  graph: Graph,
+  precision: QuantPrecision,
+  options: CalibrationOptions,
+  cached: CalibrationCache,
+  values: readonly string[],
+): Promise<CalibrationResult> {
+  const path = options.cache as string;
+  const amax = new Map(values.map((v) => [v, cached.tensors[v].amax]));
+  const sens = options.sensitivity;
+  if (!sens) return finish(graph, amax, precision, options, { cache: cached, fromCache: true });
+  const metric = sens.metric ?? "cosine";
+  const scores = cachedScores(cached.sensitivity, graph, metric, path);
+  if (scores && cached.sensitivity) {
+    const how = { batches: cached.sensitivity.batches, fromCache: true };
+    const decision = decideFromScores(graph, precision, sens, scores, how);
+    return finish(graph, amax, precision, options, { cache: cached, fromCache: true, decision });
+  }
+  if (options.data === undefined)
+    throw new CalibrationError(
+      `the cache '${path}' has no ${metric} sensitivity scores${cached.sensitivity ? ` (it has ${cached.sensitivity.metric} ones)` : ""}; pass the calibration data once to measure them (they are then added to the cache)`,
+      "calibration.no-sensitivity",
+    );
+  const held = await firstBatches(options.data, graph, sens.batches ?? DEFAULT_SENSITIVITY_BATCHES);
+  const decision = measureAndDecide(graph, amax, precision, sens, held);
+  const cache = { ...cached, sensitivity: decision.record };
+  writeCalibrationCache(path, cache);
+  return finish(graph, amax, precision, options, { cache, fromCache: true, decision });
 }
 
 /** Calibrates a lowered fp32 graph (or reads its cache) and returns it quantized for `precision`. */
@@ -123,12 +197,11 @@ export async function calibrate(
       `unknown algorithm '${algorithm}' (${CALIBRATION_ALGORITHMS.join(", ")})`,
       "calibration.algorithm",
     );
+  const sens = options.sensitivity;
+  checkSensitivityOptions(sens, true);
   const values = calibratedValues(graph);
   const cached = options.cache ? readCalibrationCache(options.cache, graph, values) : undefined;
-  if (cached) {
-    const amax = new Map(values.map((v) => [v, cached.tensors[v].amax]));
-    return { graph: insertQuantization(graph, amax, precision), cache: cached, fromCache: true };
-  }
+  if (cached) return fromCache(graph, precision, options, cached, values);
   if (options.data === undefined)
     throw new CalibrationError(
       options.cache
@@ -136,7 +209,8 @@ export async function calibrate(
         : `${precision} needs calibration data (calibration.data) or a cache (calibration.cache)`,
       "calibration.no-data",
     );
-  const { hist, batches } = await measure(graph, values, options, engine);
+  const hold = sens ? (sens.batches ?? DEFAULT_SENSITIVITY_BATCHES) : 0;
+  const { hist, batches, held } = await measure(graph, values, options, engine, hold);
   const tensors: Record<string, { amax: number; int8Scale: number }> = {};
   const amax = new Map<string, number>();
   for (const v of values) {
@@ -144,15 +218,17 @@ export async function calibrate(
     amax.set(v, m);
     tensors[v] = { amax: m, int8Scale: m / 127 };
   }
+  const decision = sens ? measureAndDecide(graph, amax, precision, sens, held) : undefined;
   const cache: CalibrationCache = {
     format: CACHE_FORMAT,
     fingerprint: graphFingerprint(graph),
     algorithm,
     batches,
     tensors,
+    ...(decision ? { sensitivity: decision.record } : {}),
   };
   if (options.cache) writeCalibrationCache(options.cache, cache);
-  return { graph: insertQuantization(graph, amax, precision), cache, fromCache: false };
+  return finish(graph, amax, precision, options, { cache, fromCache: false, decision });
 }
 
 /** The integer/fp8 precision compile() was asked for, if any ("int8" wins over "fp8"). */

@@ -6,6 +6,8 @@ import { TorchcError } from "../errors.js";
 import type { Graph } from "../ir/graph.js";
 import { OP_NAMES } from "../ops/index.js";
 import { FP16_OVERFLOW_MODES } from "../passes/fp16-overflow.js";
+import { quantPrecisionOf } from "./calibration.js";
+import { checkSensitivityOptions } from "./calibration-sensitivity.js";
 import { type CompileOptions, normalizePrecisions } from "./options.js";
 
 /** Edit distance (insertions, deletions, substitutions), for suggestions. */
@@ -162,6 +164,7 @@ export function checkCompileOptions(options: CompileOptions, graph: Graph): void
   checkCount("minBlockSize", options.minBlockSize, 1, 1 << 20);
   checkCount("workspaceBytes", options.workspaceBytes, 0, 2 ** 40);
   checkSparseWeights(options);
+  checkCalibration(options);
   const f = options.fp16Overflow as unknown;
   if (f !== undefined && !FP16_OVERFLOW_MODES.includes(f as never))
     invalid(`fp16Overflow must be ${FP16_OVERFLOW_MODES.join(", ")}, got ${JSON.stringify(f)}`);
@@ -170,6 +173,15 @@ export function checkCompileOptions(options: CompileOptions, graph: Graph): void
       `completion must be poll, worker or hostfn, got '${String(options.completion)}'`,
       "options.invalid",
     );
+}
+
+/** calibration's callbacks, and its sensitivity option (which needs int8 or fp8 enabled). */
+function checkCalibration(o: CompileOptions): void {
+  const c = o.calibration as Record<string, unknown> | undefined;
+  if (c === undefined) return;
+  for (const k of ["onProgress", "onSensitivity"])
+    if (c[k] !== undefined && typeof c[k] !== "function") invalid(`calibration.${k} must be a function`);
+  checkSensitivityOptions(c.sensitivity, quantPrecisionOf(o.enabledPrecisions) !== undefined);
 }
 
 /** sparseWeights is true, false or "prefer"; true needs the cuda backend (a custom backend decides for itself). */

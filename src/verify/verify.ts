@@ -22,6 +22,7 @@ import { runNetworkReference } from "../network/reference/index.js";
 import { evaluateNode } from "../ops/index.js";
 import { interpret } from "../ops/interpret.js";
 import type { Partition } from "../partition/index.js";
+import { formatSensitivity, keptPrecisionName, type SensitivityReport } from "../passes/quantize-keep.js";
 import { compareTensors } from "../util/compare.js";
 
 /** What verification reads of a compiled module (the runtime's CompiledModule), named here so verify sits below it. */
@@ -61,6 +62,11 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** max|err|/max|ref|; default 1e-4 for float32 models, 1e-2 when fp16/bf16 is enabled. */
   readonly tolerance?: number;
+  /**
+   * The mixed-precision decision of the compile (calibration.onSensitivity): the report then lists the layers
+   * kept unquantized, with their scores, and checks that each is unquantized in the compiled graph.
+   */
+  readonly sensitivity?: SensitivityReport;
 }
 
 function finding(node: Node, extra: Partial<NodeFinding> = {}): NodeFinding {
@@ -153,6 +159,33 @@ function checkNode(
   return worst > tolerance ? finding(node, { converter, relative: worst }) : undefined;
 }
 
+/** A node that computes quantized: a folded torchc.quantized_* layer, or one reading a dequantize's output. */
+function computesQuantized(graph: Graph, node: Node): boolean {
+  if (node.op.startsWith("torchc.quantized_")) return true;
+  const producer = new Map(graph.nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
+  return nodeInputs(node).some((v) => (producer.get(v) ?? "").startsWith("quantized_decomposed.dequantize"));
+}
+
+/**
+ * The layers the sensitivity decision kept unquantized, with their scores, and those of them the compiled graph
+ * computes quantized after all (which fails verification).
+ */
+function keptLayers(
+  compiled: VerifiableModule,
+  r: SensitivityReport,
+): { lines: string[]; quantized: string[] } {
+  const byName = new Map(compiled.graph.nodes.map((n) => [n.name, n]));
+  const quantized = r.kept.filter((k) => {
+    const n = byName.get(k);
+    return n !== undefined && computesQuantized(compiled.graph, n);
+  });
+  const text = formatSensitivity(r, keptPrecisionName(compiled.options.enabledPrecisions));
+  const check = quantized.length
+    ? `  kept layers the compiled graph still quantizes: ${quantized.join(", ")} (FAILS)`
+    : `  kept layers unquantized in the compiled graph: ${r.kept.length ? "yes" : "none kept"}`;
+  return { lines: [...text.split("\n").map((l) => `  ${l}`), check], quantized };
+}
+
 export async function verifyCompiled(
   compiled: VerifiableModule,
   inputs: readonly Tensor[],
@@ -196,7 +229,8 @@ export async function verifyCompiled(
     }
   }
 
-  const ok = outputs.every((o) => o.ok) && diverging.length === 0;
+  const kept = opts.sensitivity ? keptLayers(compiled, opts.sensitivity) : undefined;
+  const ok = outputs.every((o) => o.ok) && diverging.length === 0 && !kept?.quantized.length;
   const lines = [
     `verify: ${ok ? "ok" : "MISMATCH"} (tolerance ${tolerance} on max|err|/max|ref| against the aten reference of the lowered graph)`,
     ...outputs.map((o) => `  output '${o.name}': ${o.relative.toExponential(2)} ${o.ok ? "ok" : "FAILS"}`),
@@ -209,6 +243,7 @@ export async function verifyCompiled(
       ),
     ...(firstNonFinite ? [`  ${firstNonFinite.detail}: ${firstNonFinite.where}`] : []),
     ...(firstNonFinite?.fixedByFloat32 ? [`  ${FP16_OVERFLOW_HINT}`] : []),
+    ...(kept?.lines ?? []),
   ];
   return { ok, tolerance, outputs, nodesChecked, diverging, firstNonFinite, text: lines.join("\n") };
 }

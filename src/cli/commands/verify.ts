@@ -4,6 +4,7 @@ import { compile } from "../../runtime/compile.js";
 import { readNpy } from "../../util/npy.js";
 import { randomInput } from "../../util/random-input.js";
 import { verifyCompiled } from "../../verify/verify.js";
+import { sensitivityOf } from "../calibration-options.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { parseTolerance } from "../options.js";
 import { withProgress } from "../progress.js";
@@ -37,7 +38,11 @@ export const verifyCommand: Command = {
       const inputs = values.input?.length
         ? values.input.map((f) => readNpy(f))
         : compiled.graph.inputs.map((n, i) => randomInput(compiled.graph.values[n], 1234 + i));
-      const report = await verifyCompiled(compiled, inputs, { tolerance });
+      const sensitivity = sensitivityOf(options.calibration);
+      const report = await verifyCompiled(compiled, inputs, {
+        tolerance,
+        ...(sensitivity ? { sensitivity } : {}),
+      });
       process.stdout.write(`${report.text}\n`);
       return report.ok ? 0 : 1;
     } finally {
