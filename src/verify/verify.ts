@@ -179,10 +179,19 @@ function keptLayers(
     const n = byName.get(k);
     return n !== undefined && computesQuantized(compiled.graph, n);
   });
+  // A lowering pass may have renamed a kept layer; it is then not checked, and the report says so.
+  const unseen = r.kept.filter((k) => !byName.has(k));
   const text = formatSensitivity(r, keptPrecisionName(compiled.options.enabledPrecisions));
+  const checked = r.kept.length - unseen.length;
+  const status =
+    r.kept.length === 0
+      ? "none kept"
+      : unseen.length === 0
+        ? "yes"
+        : `${checked} of ${r.kept.length} (not found by name: ${unseen.join(", ")})`;
   const check = quantized.length
     ? `  kept layers the compiled graph still quantizes: ${quantized.join(", ")} (FAILS)`
-    : `  kept layers unquantized in the compiled graph: ${r.kept.length ? "yes" : "none kept"}`;
+    : `  kept layers unquantized in the compiled graph: ${status}`;
   return { lines: [...text.split("\n").map((l) => `  ${l}`), check], quantized };
 }
 

@@ -110,6 +110,14 @@ describe("mixed precision by sensitivity (reference backend)", async () => {
     expect(w.text).toMatch(/still quantizes: conv2 \(FAILS\)/);
   });
 
+  it("works for fp8 too, and a keep beyond the layer count keeps them all", async () => {
+    const r = await calibrate(lowered(outlierCnn()), "fp8", { data: calib, sensitivity: { keep: 9 } });
+    expect(r.sensitivity?.precision).toBe("fp8");
+    expect([...(r.sensitivity?.kept ?? [])].sort()).toEqual(["conv1", "conv2", "logits"]);
+    // Nothing quantized is left: the graph is the float32 one.
+    expect(r.graph.nodes.map((n) => n.op)).toEqual(lowered(outlierCnn()).nodes.map((n) => n.op));
+  });
+
   it("uses at most `batches` calibration batches (default 8)", async () => {
     const r = await calibrate(lowered(outlierCnn()), "int8", { data: calib, sensitivity: { keep: 1 } });
     expect(r.sensitivity?.batches).toBe(8);
