@@ -3,7 +3,7 @@
 // the float32 outputs. The layers whose lone quantization moves the output most are the ones worth keeping in
 // float (mixed precision by sensitivity; the decision is in quantize-keep.ts, the wiring in
 // runtime/calibration-sensitivity.ts).
-import type { Graph } from "../ir/graph.js";
+import { type Graph, nodeInputs } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { nums } from "../ops/data.js";
 import { interpret } from "../ops/interpret.js";
@@ -84,9 +84,43 @@ export interface SensitivityInput {
   readonly reference: readonly (readonly Tensor[])[];
 }
 
+/** The part of `quantized` from its first node that differs from `graph` on, as a graph of the values it reads. */
+function suffixOf(graph: Graph, quantized: Graph, site: string): Graph {
+  let i = 0;
+  while (
+    i < graph.nodes.length &&
+    quantized.nodes[i].name === graph.nodes[i].name &&
+    graph.nodes[i].name !== site
+  )
+    i++;
+  const nodes = quantized.nodes.slice(i);
+  const defined = new Set(nodes.flatMap((n) => n.outputs));
+  const reads = [...nodes.flatMap((n) => nodeInputs(n)), ...quantized.outputs];
+  const inputs = [...new Set(reads)].filter((v) => !defined.has(v) && !(v in quantized.weights));
+  return { ...quantized, inputs, nodes };
+}
+
+/** The float32 run of one batch, keeping the values in `wanted`. */
+function capture(graph: Graph, inputs: readonly Tensor[], wanted: ReadonlySet<string>): Map<string, Tensor> {
+  const values = new Map<string, Tensor>();
+  graph.inputs.forEach((n, k) => {
+    values.set(n, inputs[k]);
+  });
+  interpret(graph, inputs, {
+    onNode: (node, outs) => {
+      node.outputs.forEach((o, k) => {
+        if (wanted.has(o)) values.set(o, outs[k]);
+      });
+    },
+  });
+  return values;
+}
+
 /**
- * Each site's score: the output distance when that site alone is quantized. Costs one interpreter pass over
- * the batches per site.
+ * Each site's score: the output distance when that site alone is quantized. Everything before a site computes
+ * what float32 does, so only the graph from the site on is run again, on the float32 run's values (graphs with
+ * control flow, whose blocks read outer values implicitly, are run whole). About half an interpreter pass over
+ * the batches per site on a chain of layers.
  */
 export function measureSensitivity(
   input: SensitivityInput,
@@ -94,14 +128,24 @@ export function measureSensitivity(
 ): Map<string, number> {
   const { graph, amax, precision, batches, metric, reference } = input;
   const names = quantizationSites(graph).map((s) => s.node);
-  const scores = new Map<string, number>();
-  for (const site of names) {
-    const others = new Set(names.filter((n) => n !== site));
-    const alone = insertQuantization(graph, amax, precision, others);
-    scores.set(site, outputDistance(run(alone, batches), reference, metric));
-    onSite?.(scores.size, names.length);
-  }
-  return scores;
+  const whole = graph.nodes.some((n) => n.subgraphs?.length);
+  const runs = names.map((site) => {
+    const q = insertQuantization(graph, amax, precision, new Set(names.filter((n) => n !== site)));
+    return whole ? q : suffixOf(graph, q, site);
+  });
+  const wanted = new Set(runs.flatMap((g) => g.inputs));
+  const dist = names.map(() => new Distance());
+  batches.forEach((inputs, b) => {
+    const values = whole ? undefined : capture(graph, inputs, wanted);
+    runs.forEach((g, k) => {
+      const ins = values ? g.inputs.map((v) => values.get(v) as Tensor) : inputs;
+      interpret(g, ins).forEach((o, j) => {
+        dist[k].add(o, reference[b][j]);
+      });
+      onSite?.(b * names.length + k + 1, batches.length * names.length);
+    });
+  });
+  return new Map(names.map((n, k) => [n, dist[k].value(metric)]));
 }
 
 /** The whole model's output distance with every site quantized except those in `keep`. */

@@ -130,7 +130,8 @@ export function decideFromScores(
 
 /**
  * Scores every site on the batches and decides which stay float; the whole model's distance is measured too,
- * all quantized and with the decision. Costs (sites + 3) CPU interpreter passes over the batches.
+ * all quantized and with the decision. Costs, over the batches, a float32 pass for the reference, the tail of
+ * the graph from each site on, and two whole passes (CPU interpreter).
  */
 export function measureAndDecide(
   graph: Graph,

@@ -4,15 +4,19 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadModel } from "../../src/frontends/load-model.js";
 import type { Graph } from "../../src/ir/graph.js";
 import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
+import { interpret } from "../../src/ops/interpret.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
+import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
 import { calibrate, type SensitivityOptions, type SensitivityReport } from "../../src/runtime/calibration.js";
 import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
+import { randomInput } from "../../src/util/random-input.js";
 import { verifyCompiled } from "../../src/verify/verify.js";
-import { tempDir } from "../helpers.js";
-import { cosine } from "./cosine.js";
+import { MODELS, tempDir } from "../helpers.js";
+import { cosine, cosineOf } from "./cosine.js";
 import { outlierCnn } from "./outlier-cnn.js";
 import { images, tinyCnn } from "./tiny-cnn.js";
 
@@ -116,6 +120,26 @@ describe("mixed precision by sensitivity (reference backend)", async () => {
     expect([...(r.sensitivity?.kept ?? [])].sort()).toEqual(["conv1", "conv2", "logits"]);
     // Nothing quantized is left: the graph is the float32 one.
     expect(r.graph.nodes.map((n) => n.op)).toEqual(lowered(outlierCnn()).nodes.map((n) => n.op));
+  });
+
+  it("each score is 1 − cos of the whole model's outputs with that layer alone quantized (residual net)", async () => {
+    // Scores re-run only the graph from each layer on; here the whole graph runs, and cos is the test's own.
+    const graph = lowered((await loadModel(join(MODELS, "tiny_resnet.pt2"))).graph);
+    const batches = [0, 1, 2].map((i) => [randomInput(graph.values[graph.inputs[0]], 40 + i)]);
+    const r = await calibrate(graph, "int8", { data: batches, sensitivity: { keep: 0, batches: 3 } });
+    const amax = new Map(Object.entries(r.cache.tensors).map(([k, v]) => [k, v.amax]));
+    const sites = quantizationSites(graph).map((s) => s.node);
+    expect(sites.length).toBeGreaterThan(5);
+    const flat = (g: Graph) =>
+      batches.flatMap((b) => interpret(g, b).flatMap((t) => Array.from(toFloat64Array(t))));
+    const ref = flat(graph);
+    for (const site of sites) {
+      const alone = insertQuantization(graph, amax, "int8", new Set(sites.filter((n) => n !== site)));
+      const want = 1 - cosineOf(flat(alone), ref);
+      const got = r.sensitivity?.layers.find((l) => l.node === site)?.score as number;
+      expect(got).toBeGreaterThan(0);
+      expect(Math.abs(got - want)).toBeLessThan(1e-9 + 1e-6 * want);
+    }
   });
 
   it("uses at most `batches` calibration batches (default 8)", async () => {
