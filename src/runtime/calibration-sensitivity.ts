@@ -75,6 +75,11 @@ export function cachedScores(
   path: string,
 ): Map<string, number> | undefined {
   if (cached === undefined || cached.metric !== metric) return undefined;
+  if (!(Number.isInteger(cached.batches) && cached.batches > 0))
+    throw new CalibrationError(
+      `the cache '${path}' has no valid batch count for its sensitivity scores`,
+      "calibration.cache-invalid",
+    );
   const scores = new Map<string, number>();
   for (const { node } of quantizationSites(graph)) {
     const v = cached.scores?.[node];

@@ -1,7 +1,7 @@
 // Mixed precision by sensitivity (issue 14) on the CPU: the per-layer measure finds the one int8-hostile layer of
 // outlierCnn, keeping it unquantized brings the output back to float32's, the decision survives a cache round
 // trip, and bad options are one clear error. Every error below is computed against float32 outputs of this run.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/frontends/load-model.js";
@@ -10,6 +10,7 @@ import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/interpret.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
+import { keptCount } from "../../src/passes/quantize-keep.js";
 import { calibrate, type SensitivityOptions, type SensitivityReport } from "../../src/runtime/calibration.js";
 import { compile } from "../../src/runtime/compile.js";
 import type { CompileOptions } from "../../src/runtime/options.js";
@@ -191,6 +192,43 @@ describe("the calibration cache records the scores", () => {
     await expect(int8({ cache, sensitivity: { keep: 1, metric: "relative-max" } })).rejects.toThrow(
       /no relative-max sensitivity scores \(it has cosine ones\)/,
     );
+  });
+});
+
+describe("keep auto's rule", () => {
+  it("keeps the most sensitive until the rest's summed score is at most the target", () => {
+    // 0.5 + 0.3 + 0.1 + 0.05 = 0.95; without the first two the rest is 0.15.
+    expect(keptCount([0.5, 0.3, 0.1, 0.05], "auto", 0.2)).toBe(2);
+    expect(keptCount([0.5, 0.3, 0.1, 0.05], "auto", 1)).toBe(0);
+    expect(keptCount([0.5, 0.3, 0.1, 0.05], "auto", 0)).toBe(4);
+    expect(keptCount([0.5, 0.3], 5, 0)).toBe(2);
+  });
+});
+
+describe("a damaged cache is one clear error", () => {
+  it.each([
+    [
+      { metric: "cosine", batches: 3, scores: { conv1: 1, conv2: "x", logits: 1 } },
+      /no valid sensitivity score for layer 'conv2'/,
+    ],
+    [
+      { metric: "cosine", batches: 3, scores: { conv1: 1, logits: 1 } },
+      /no valid sensitivity score for layer 'conv2'/,
+    ],
+    [
+      { metric: "cosine", batches: 3, scores: { conv1: 1, conv2: -1, logits: 1 } },
+      /no valid sensitivity score/,
+    ],
+    [
+      { metric: "cosine", batches: "many", scores: { conv1: 1, conv2: 1, logits: 1 } },
+      /no valid batch count/,
+    ],
+  ])("sensitivity %o", async (sensitivity, msg) => {
+    const cache = join(tempDir(), "scales.json");
+    await int8({ data: calib.slice(0, 4), cache });
+    const c = JSON.parse(readFileSync(cache, "utf8"));
+    writeFileSync(cache, JSON.stringify({ ...c, sensitivity }));
+    await expect(int8({ cache, sensitivity: { keep: 1 } })).rejects.toThrow(msg);
   });
 });
 
