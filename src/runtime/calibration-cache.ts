@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Graph } from "../ir/graph.js";
 import { tensorBytes } from "../ir/tensor.js";
+import type { QuantPrecision } from "../passes/quantize-insert.js";
 import type { SensitivityMetric } from "../passes/quantize-sensitivity.js";
 import { CalibrationError } from "./calibration-data.js";
 import type { CalibrationAlgorithm } from "./calibration-histogram.js";
@@ -28,6 +29,8 @@ export interface CalibrationCache {
 }
 
 export interface CachedSensitivity {
+  /** The precision each layer was quantized to when scored: int8 scores do not stand for fp8. */
+  readonly precision: QuantPrecision;
   readonly metric: SensitivityMetric;
   /** Batches the scores were measured on. */
   readonly batches: number;

@@ -67,14 +67,15 @@ export function checkSensitivityOptions(s: unknown, quantized: boolean): void {
   if (!quantized) invalid('needs int8 or fp8 in enabledPrecisions (e.g. ["int8", "fp16"])');
 }
 
-/** The cache's scores for these sites and this metric; undefined when it has none or another metric's. */
+/** The cache's scores for these sites, precision and metric; undefined when it has none or other ones. */
 export function cachedScores(
   cached: CachedSensitivity | undefined,
   graph: Graph,
-  metric: SensitivityMetric,
+  kind: { readonly precision: QuantPrecision; readonly metric: SensitivityMetric },
   path: string,
 ): Map<string, number> | undefined {
-  if (cached === undefined || cached.metric !== metric) return undefined;
+  if (cached === undefined || cached.metric !== kind.metric || cached.precision !== kind.precision)
+    return undefined;
   if (!(Number.isInteger(cached.batches) && cached.batches > 0))
     throw new CalibrationError(
       `the cache '${path}' has no valid batch count for its sensitivity scores`,
@@ -129,7 +130,7 @@ export function decideFromScores(
   return {
     keep: new Set(report.kept),
     report,
-    record: { metric, batches: how.batches, scores: Object.fromEntries(scores) },
+    record: { precision, metric, batches: how.batches, scores: Object.fromEntries(scores) },
   };
 }
 

@@ -166,7 +166,7 @@ async function fromCache(
   const sens = options.sensitivity;
   if (!sens) return finish(graph, amax, precision, options, { cache: cached, fromCache: true });
   const metric = sens.metric ?? "cosine";
-  const scores = cachedScores(cached.sensitivity, graph, metric, path);
+  const scores = cachedScores(cached.sensitivity, graph, { precision, metric }, path);
   if (scores && cached.sensitivity) {
     const how = { batches: cached.sensitivity.batches, fromCache: true };
     const decision = decideFromScores(graph, precision, sens, scores, how);
@@ -174,7 +174,7 @@ async function fromCache(
   }
   if (options.data === undefined)
     throw new CalibrationError(
-      `the cache '${path}' has no ${metric} sensitivity scores${cached.sensitivity ? ` (it has ${cached.sensitivity.metric} ones)` : ""}; pass the calibration data once to measure them (they are then added to the cache)`,
+      `the cache '${path}' has no ${precision} ${metric} sensitivity scores${cached.sensitivity ? ` (it has ${cached.sensitivity.precision} ${cached.sensitivity.metric} ones)` : ""}; pass the calibration data once to measure them (they are then added to the cache)`,
       "calibration.no-sensitivity",
     );
   const held = await firstBatches(options.data, graph, sens.batches ?? DEFAULT_SENSITIVITY_BATCHES);

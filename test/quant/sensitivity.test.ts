@@ -156,6 +156,7 @@ describe("the calibration cache records the scores", () => {
     const first = await int8({ data: calib, cache, sensitivity: { keep: 1 } });
     const written = JSON.parse(readFileSync(cache, "utf8"));
     expect(written.sensitivity.metric).toBe("cosine");
+    expect(written.sensitivity.precision).toBe("int8");
     expect(Object.keys(written.sensitivity.scores).sort()).toEqual(["conv1", "conv2", "logits"]);
     let report: SensitivityReport | undefined;
     const second = await int8({
@@ -178,7 +179,7 @@ describe("the calibration cache records the scores", () => {
     await int8({ data: calib, cache });
     expect(JSON.parse(readFileSync(cache, "utf8")).sensitivity).toBeUndefined();
     await expect(int8({ cache, sensitivity: { keep: 1 } })).rejects.toThrow(
-      /the cache '.*scales\.json' has no cosine sensitivity scores; pass the calibration data once/,
+      /the cache '.*scales\.json' has no int8 cosine sensitivity scores; pass the calibration data once/,
     );
     let report: SensitivityReport | undefined;
     await int8({
@@ -190,8 +191,15 @@ describe("the calibration cache records the scores", () => {
     expect(report?.kept).toEqual(["conv2"]);
     expect(Object.keys(JSON.parse(readFileSync(cache, "utf8")).sensitivity.scores)).toHaveLength(3);
     await expect(int8({ cache, sensitivity: { keep: 1, metric: "relative-max" } })).rejects.toThrow(
-      /no relative-max sensitivity scores \(it has cosine ones\)/,
+      /no int8 relative-max sensitivity scores \(it has int8 cosine ones\)/,
     );
+    // int8 scores do not stand for fp8.
+    const fp8 = compile(outlierCnn(), {
+      backend: "reference",
+      enabledPrecisions: ["fp8"],
+      calibration: { cache, sensitivity: { keep: 1 } },
+    });
+    await expect(fp8).rejects.toThrow(/no fp8 cosine sensitivity scores \(it has int8 cosine ones\)/);
   });
 });
 
@@ -208,19 +216,19 @@ describe("keep auto's rule", () => {
 describe("a damaged cache is one clear error", () => {
   it.each([
     [
-      { metric: "cosine", batches: 3, scores: { conv1: 1, conv2: "x", logits: 1 } },
+      { precision: "int8", metric: "cosine", batches: 3, scores: { conv1: 1, conv2: "x", logits: 1 } },
       /no valid sensitivity score for layer 'conv2'/,
     ],
     [
-      { metric: "cosine", batches: 3, scores: { conv1: 1, logits: 1 } },
+      { precision: "int8", metric: "cosine", batches: 3, scores: { conv1: 1, logits: 1 } },
       /no valid sensitivity score for layer 'conv2'/,
     ],
     [
-      { metric: "cosine", batches: 3, scores: { conv1: 1, conv2: -1, logits: 1 } },
+      { precision: "int8", metric: "cosine", batches: 3, scores: { conv1: 1, conv2: -1, logits: 1 } },
       /no valid sensitivity score/,
     ],
     [
-      { metric: "cosine", batches: "many", scores: { conv1: 1, conv2: 1, logits: 1 } },
+      { precision: "int8", metric: "cosine", batches: "many", scores: { conv1: 1, conv2: 1, logits: 1 } },
       /no valid batch count/,
     ],
   ])("sensitivity %o", async (sensitivity, msg) => {
