@@ -4,7 +4,15 @@
 import { type DType, isFloating } from "../ir/dtype.js";
 import type { Arg } from "../ir/graph.js";
 import { numel, type Shape, stridesOf, type Tensor, tensorFromNumbers } from "../ir/tensor.js";
-import { type AaKind, type AsStridedArgs, aaWeights, asStridedIndex, type EinsumSpec } from "./composite.js";
+import {
+  type AsStridedArgs,
+  asStridedIndex,
+  type EinsumSpec,
+  type RepeatInterleaveArgs,
+  type ResizeKind,
+  repeatInterleaveGeometry,
+  resizeWeights,
+} from "./composite.js";
 
 /** The operations a lowering may emit; `V` is a value handle (an aten value name or a layer output). */
 export interface Emitter<V> {
@@ -264,15 +272,27 @@ export function lowerScatter<V>(e: Emitter<V>, self: V, src: V, positions: Array
 export function lowerAaResize<V>(
   e: Emitter<V>,
   x: V,
-  kind: AaKind,
+  kind: ResizeKind,
   out: readonly number[],
   scale: readonly number[],
+  alignCorners = false,
 ): V {
   const [, , H, W] = e.shape(x);
   const dtype = e.dtype(x);
-  const ww = tensorFromNumbers(dtype, [out[1], W], aaWeights(kind, W, out[1], scale[1]));
-  const wh = tensorFromNumbers(dtype, [out[0], H], aaWeights(kind, H, out[0], scale[0]));
+  const ww = tensorFromNumbers(dtype, [out[1], W], resizeWeights(kind, W, out[1], scale[1], alignCorners));
+  const wh = tensorFromNumbers(dtype, [out[0], H], resizeWeights(kind, H, out[0], scale[0], alignCorners));
   const y = e.linear(x, ww); // [N, C, H, outW]
   const t = e.permute(y, [0, 1, 3, 2]); // [N, C, outW, H]
   return e.permute(e.linear(t, wh), [0, 1, 3, 2]); // [N, C, outH, outW]
+}
+
+// ------------------------------------------------------------------------------------------ repeat_interleave
+
+/** repeat_interleave(x, r, dim): a new axis of size r after dim, broadcast, then merged into dim. */
+export function lowerRepeatInterleave<V>(e: Emitter<V>, x: V, a: RepeatInterleaveArgs): V {
+  const { src, axis, out } = repeatInterleaveGeometry(a, e.shape(x));
+  const flat = reshapeIfNeeded(e, x, src);
+  const split = [...src.slice(0, axis + 1), 1, ...src.slice(axis + 1)];
+  const wide = [...src.slice(0, axis + 1), a.repeats, ...src.slice(axis + 1)];
+  return e.reshape(e.expand(e.reshape(flat, split), wide), out);
 }

@@ -278,6 +278,8 @@ export function asStridedIndex(a: AsStridedArgs, selfNumel: number): Int32Array 
 // ------------------------------------------------------------------------------------------ antialiased resize
 
 export type AaKind = "bilinear" | "bicubic";
+/** The separable resizes lowered to two constant matrix products: the antialiased ones and plain bicubic ("cubic"). */
+export type ResizeKind = AaKind | "cubic";
 
 /** PIL's filters as ATen's UpSampleKernel.cpp uses them with antialias=True (Keys cubic with a = −0.5). */
 export function aaFilter(kind: AaKind, x: number): number {
@@ -324,6 +326,50 @@ export function aaWeights(kind: AaKind, inSize: number, outSize: number, scale: 
     for (let j = 0; j < xsize; j++) w[i * inSize + xmin + j] = total !== 0 ? row[j] / total : row[j];
   }
   return w;
+}
+
+/** Keys' cubic convolution with a = −0.75, as ATen's non-antialiased bicubic uses it (UpSample.h). */
+function cubicCoefficients(t: number): [number, number, number, number] {
+  const A = -0.75;
+  const near = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
+  const far = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  return [far(t + 1), near(t), near(1 - t), far(2 - t)];
+}
+
+/**
+ * The [out, in] weight matrix of plain bicubic along one axis: four taps around the source position
+ * (align_corners ? scale·i : scale·(i + 0.5) − 0.5, not clamped), indices clamped to the edge as ATen does.
+ */
+export function cubicWeights(
+  inSize: number,
+  outSize: number,
+  scale: number,
+  alignCorners: boolean,
+): Float64Array {
+  const w = new Float64Array(outSize * inSize);
+  for (let i = 0; i < outSize; i++) {
+    const real = alignCorners ? scale * i : scale * (i + 0.5) - 0.5;
+    const base = Math.floor(real);
+    const c = cubicCoefficients(real - base);
+    for (let k = 0; k < 4; k++) {
+      const j = Math.min(Math.max(base - 1 + k, 0), inSize - 1);
+      w[i * inSize + j] += c[k];
+    }
+  }
+  return w;
+}
+
+/** The weight matrix of one axis for any separable resize kind. */
+export function resizeWeights(
+  kind: ResizeKind,
+  inSize: number,
+  outSize: number,
+  scale: number,
+  alignCorners: boolean,
+): Float64Array {
+  return kind === "cubic"
+    ? cubicWeights(inSize, outSize, scale, alignCorners)
+    : aaWeights(kind, inSize, outSize, scale);
 }
 
 export interface AaResizeArgs {
@@ -389,15 +435,15 @@ function aaInfer(op: string, a: AaResizeArgs, typeOf: TypeOf) {
   return [tt(t.dtype, [t.shape[0], t.shape[1], ...out])];
 }
 
-function aaEvaluate(kind: AaKind, op: string, a: AaResizeArgs, x: Tensor) {
+function aaEvaluate(kind: ResizeKind, op: string, a: AaResizeArgs, x: Tensor) {
   const { out, scale } = aaGeometry(op, a, x.shape);
-  const wh = aaWeights(kind, x.shape[2], out[0], scale[0]);
-  const ww = aaWeights(kind, x.shape[3], out[1], scale[1]);
+  const wh = resizeWeights(kind, x.shape[2], out[0], scale[0], a.alignCorners);
+  const ww = resizeWeights(kind, x.shape[3], out[1], scale[1], a.alignCorners);
   return [fromF64(x.dtype, [x.shape[0], x.shape[1], ...out], applySeparable(x, wh, ww, out[0], out[1]))];
 }
 
 /** `_upsample_*2d_aa.default`: an explicit output size and optional per-axis scales. */
-function aaOp<const N extends string>(kind: AaKind, name: N) {
+function aaOp<const N extends string>(kind: ResizeKind, name: N) {
   return defineOp({
     name,
     schema:
@@ -414,7 +460,7 @@ function aaOp<const N extends string>(kind: AaKind, name: N) {
 }
 
 /** `_upsample_*2d_aa.vec`: an output size or scale factors. */
-function aaVecOp<const N extends string>(kind: AaKind, name: N) {
+function aaVecOp<const N extends string>(kind: ResizeKind, name: N) {
   return defineOp({
     name,
     schema: "Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors",
@@ -431,6 +477,67 @@ function aaVecOp<const N extends string>(kind: AaKind, name: N) {
     evaluate: (a, valueAt) => aaEvaluate(kind, name, a, valueAt(a.input)),
   });
 }
+
+// ------------------------------------------------------------------------------------------ repeat_interleave
+
+export interface RepeatInterleaveArgs {
+  readonly self: string;
+  readonly repeats: number;
+  /** null: the input is flattened first. */
+  readonly dim: number | null;
+  readonly outputSize: number | null;
+}
+
+const REPEAT_INTERLEAVE = "aten.repeat_interleave.self_int";
+
+/** The result's shape, and the axis of the (flattened, when dim is None) input that repeats. */
+export function repeatInterleaveGeometry(
+  a: RepeatInterleaveArgs,
+  shape: Shape,
+): { src: number[]; axis: number; out: number[] } {
+  if (a.repeats < 0)
+    throw new OpArgError(REPEAT_INTERLEAVE, "repeats", `must be non-negative, got ${a.repeats}`);
+  const src = a.dim === null ? [numel(shape)] : [...shape];
+  const axis = a.dim === null ? 0 : normDim(REPEAT_INTERLEAVE, a.dim, shape.length);
+  if (src.length === 0) src.push(1);
+  const out = src.map((d, i) => (i === axis ? d * a.repeats : d));
+  if (a.outputSize !== null && a.outputSize !== out[axis])
+    throw new OpArgError(
+      REPEAT_INTERLEAVE,
+      "output_size",
+      `${a.outputSize} but the result has ${out[axis]} along dim ${axis}`,
+    );
+  return { src, axis, out };
+}
+
+function repeatInterleave(a: RepeatInterleaveArgs, x: Tensor): Tensor {
+  const { src, axis, out } = repeatInterleaveGeometry(a, x.shape);
+  const v = f64(x);
+  const inner = src.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const outer = src.slice(0, axis).reduce((p, d) => p * d, 1);
+  const res: number[] = [];
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < src[axis]; i++)
+      for (let r = 0; r < a.repeats; r++)
+        for (let k = 0; k < inner; k++) res.push(v[(o * src[axis] + i) * inner + k]);
+  return fromF64(x.dtype, out, res);
+}
+
+const repeatInterleaveOp = defineOp({
+  name: REPEAT_INTERLEAVE,
+  schema: "Tensor self, SymInt repeats, int? dim=None, *, SymInt? output_size=None",
+  read: (r): RepeatInterleaveArgs => ({
+    self: r.tensor("self"),
+    repeats: r.int("repeats"),
+    dim: r.optInt("dim"),
+    outputSize: r.optInt("output_size"),
+  }),
+  infer: (a, typeOf) => {
+    const t = typeOf(a.self);
+    return [tt(t.dtype, repeatInterleaveGeometry(a, t.shape).out)];
+  },
+  evaluate: (a, valueAt) => [repeatInterleave(a, valueAt(a.self))],
+});
 
 // ------------------------------------------------------------------------------------------ slice/select_scatter
 
@@ -634,4 +741,7 @@ export const COMPOSITE_OPS = opTable(
   aaVecOp("bilinear", "aten._upsample_bilinear2d_aa.vec"),
   aaOp("bicubic", "aten._upsample_bicubic2d_aa.default"),
   aaVecOp("bicubic", "aten._upsample_bicubic2d_aa.vec"),
+  aaOp("cubic", "aten.upsample_bicubic2d.default"),
+  aaVecOp("cubic", "aten.upsample_bicubic2d.vec"),
+  repeatInterleaveOp,
 );

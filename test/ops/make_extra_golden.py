@@ -7,7 +7,7 @@ After adding ops, refresh the name list and rerun on a machine with torch 2.11:
   npx tsx -e 'import("./src/ops/index.ts").then((m) => console.log(m.OP_NAMES.join("\n")))' > test/ops/op-names.txt
   python3 test/ops/make_extra_golden.py
 """
-import base64, json, sys
+import base64, json, math, sys
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
@@ -15,7 +15,7 @@ torch.manual_seed(0)
 here = sys.argv[1] if len(sys.argv) > 1 else "test/ops"
 out_dir = sys.argv[2] if len(sys.argv) > 2 else here
 
-def R(*s): return torch.randn(*s)
+def R(*s): return torch.randn(s)  # a tuple: torch 2.13 refuses randn() without sizes
 def Ri(lo, hi, *s): return torch.randint(lo, hi, s)
 def Rb(*s): return torch.rand(*s) > 0.5
 
@@ -182,6 +182,19 @@ case("aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams.default", s
 case("aten.fake_quantize_per_channel_affine.default", self=R(3, 4) * 2, scale=R(3).abs() + 0.05, zero_point=Ri(-2, 2, 3).to(torch.int32), axis=0, quant_min=-128, quant_max=127)
 case("aten.fake_quantize_per_channel_affine_cachemask.default", self=R(3, 4) * 2, scale=R(4).abs() + 0.05, zero_point=Ri(0, 3, 4).to(torch.int32), axis=1, quant_min=0, quant_max=255)
 
+# plain bicubic (timm CrossViT's position resampling) and repeat_interleave with an int (timm ConViT): issue 11's zoo
+case("aten.upsample_bicubic2d.default", self=R(1, 2, 5, 6), output_size=[9, 4], align_corners=False)
+case("aten.upsample_bicubic2d.default", self=R(1, 2, 5, 6), output_size=[3, 11], align_corners=True)
+case("aten.upsample_bicubic2d.vec", input=R(2, 3, 7, 7), output_size=None, align_corners=False, scale_factors=[1.5, 0.6])
+case("aten.upsample_bicubic2d.vec", input=R(1, 4, 14, 14), output_size=[15, 15], align_corners=False, scale_factors=None)
+case("aten.repeat_interleave.self_int", self=R(2, 3, 4), repeats=3, dim=1)
+case("aten.repeat_interleave.self_int", self=R(2, 3), repeats=2)
+case("aten.repeat_interleave.self_int", self=Ri(0, 9, 4, 2), repeats=2, dim=-1, output_size=4)
+
+def finite(x):
+    """inf / nan as the strings the readers revive: bare Infinity is not JSON."""
+    return x if math.isfinite(x) else str(x)
+
 def arg(v, tensors):
     if isinstance(v, torch.Tensor):
         name = f"t{len(tensors)}"; tensors[name] = v; return {"kind": "tensor", "name": name}
@@ -190,13 +203,13 @@ def arg(v, tensors):
     if v is None: return {"kind": "none"}
     if isinstance(v, bool): return {"kind": "bool", "value": v}
     if isinstance(v, int): return {"kind": "int", "value": v}
-    if isinstance(v, float): return {"kind": "float", "value": v}
+    if isinstance(v, float): return {"kind": "float", "value": finite(v)}
     if isinstance(v, str): return {"kind": "string", "value": v}
     if isinstance(v, torch.dtype): return {"kind": "dtype", "value": str(v).replace("torch.", "")}
     if isinstance(v, (list, tuple)):
         if all(isinstance(x, bool) for x in v): return {"kind": "bools", "value": list(v)}
         if all(isinstance(x, int) for x in v): return {"kind": "ints", "value": list(v)}
-        return {"kind": "floats", "value": [float(x) for x in v]}
+        return {"kind": "floats", "value": [finite(float(x)) for x in v]}
     raise TypeError(v)
 
 def enc(t):

@@ -231,10 +231,24 @@ describe("composite decompositions", () => {
     ["aten._upsample_bilinear2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],
     ["aten._upsample_bicubic2d_aa.default", { output_size: ints([4, 3]), align_corners: B(false) }],
     ["aten._upsample_bicubic2d_aa.default", { output_size: ints([12, 5]), align_corners: B(true) }],
+    ["aten.upsample_bicubic2d.default", { output_size: ints([14, 3]), align_corners: B(false) }],
+    ["aten.upsample_bicubic2d.default", { output_size: ints([5, 11]), align_corners: B(true) }],
   ] as const) {
     it(`${opName} ${JSON.stringify(args.output_size)} ⇒ two linears with constant weights`, () => {
       const out = lowersToCore((g) => g.node(opName, { self: g.input("x", [2, 3, 9, 7]), ...args }));
       expect(opsOf(out).filter((o) => o === "aten.linear.default")).toHaveLength(2);
+    });
+  }
+  for (const dim of [1, -1, null]) {
+    it(`repeat_interleave.self_int dim=${dim} ⇒ reshape, expand, reshape`, () => {
+      const out = lowersToCore((g) =>
+        g.node("aten.repeat_interleave.self_int", {
+          self: g.input("x", [2, 3, 4]),
+          repeats: { kind: "int", value: 3 },
+          dim: dim === null ? none : { kind: "int", value: dim },
+        }),
+      );
+      expect(opsOf(out)).toContain("aten.expand.default");
     });
   }
   it("_upsample_bilinear2d_aa.vec with scale factors", () => {

@@ -13,6 +13,8 @@ import {
   einsumSizes,
   normAxes,
   parseEinsum,
+  type RepeatInterleaveArgs,
+  type ResizeKind,
   type ScatterArgs,
   scatterPositions,
   type VectorNormArgs,
@@ -23,6 +25,7 @@ import {
   lowerAddc,
   lowerAsStrided,
   lowerEinsum,
+  lowerRepeatInterleave,
   lowerScatter,
   lowerVectorNorm,
   STRIDED_VIEW_OPS,
@@ -123,15 +126,21 @@ const scatter: ConverterSpec<ScatterArgs> = {
   },
 };
 
-const aaResize = (kind: "bilinear" | "bicubic"): ConverterSpec<AaResizeArgs> => ({
-  name: `${kind}-aa-matmul`,
+const aaResize = (kind: ResizeKind): ConverterSpec<AaResizeArgs> => ({
+  name: kind === "cubic" ? "bicubic-matmul" : `${kind}-aa-matmul`,
   supports: (_node, a, ctx) =>
-    isFloating(ctx.typeOf(a.input).dtype) ? SUPPORTED : refuse("antialiased resize needs a float input"),
+    isFloating(ctx.typeOf(a.input).dtype) ? SUPPORTED : refuse("a separable resize needs a float input"),
   convert: (node, a, net) => {
     const { out, scale } = aaGeometry(node.op, a, net.typeOf(a.input).shape);
-    return [lowerAaResize(layerEmitter(net.net), net.input(a.input), kind, out, scale)];
+    return [lowerAaResize(layerEmitter(net.net), net.input(a.input), kind, out, scale, a.alignCorners)];
   },
 });
+
+const repeatInterleave: ConverterSpec<RepeatInterleaveArgs> = {
+  name: "repeat-interleave-broadcast",
+  supports: () => SUPPORTED,
+  convert: (_node, a, net) => [lowerRepeatInterleave(layerEmitter(net.net), net.input(a.self), a)],
+};
 
 export const COMPOSITE_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten.addcmul.default", addc(false)),
@@ -145,4 +154,7 @@ export const COMPOSITE_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten._upsample_bilinear2d_aa.vec", aaResize("bilinear")),
   converter("aten._upsample_bicubic2d_aa.default", aaResize("bicubic")),
   converter("aten._upsample_bicubic2d_aa.vec", aaResize("bicubic")),
+  converter("aten.upsample_bicubic2d.default", aaResize("cubic")),
+  converter("aten.upsample_bicubic2d.vec", aaResize("cubic")),
+  converter("aten.repeat_interleave.self_int", repeatInterleave),
 ];

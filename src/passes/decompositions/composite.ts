@@ -10,6 +10,8 @@ import {
   einsumSizes,
   normAxes,
   parseEinsum,
+  type RepeatInterleaveArgs,
+  type ResizeKind,
   type ScatterArgs,
   scatterPositions,
 } from "../../ops/composite.js";
@@ -19,6 +21,7 @@ import {
   lowerAddc,
   lowerAsStrided,
   lowerEinsum,
+  lowerRepeatInterleave,
   lowerScatter,
   lowerVectorNorm,
   numberFor,
@@ -177,16 +180,18 @@ export const decomposeScatter = rule({
   },
 });
 
-const AA: Record<string, "bilinear" | "bicubic"> = {
+const AA: Record<string, ResizeKind> = {
   "aten._upsample_bilinear2d_aa.default": "bilinear",
   "aten._upsample_bilinear2d_aa.vec": "bilinear",
   "aten._upsample_bicubic2d_aa.default": "bicubic",
   "aten._upsample_bicubic2d_aa.vec": "bicubic",
+  "aten.upsample_bicubic2d.default": "cubic",
+  "aten.upsample_bicubic2d.vec": "cubic",
 };
 
 export const decomposeAaResize = rule({
   name: "decompose-antialiased-resize",
-  doc: "_upsample_{bilinear,bicubic}2d_aa(x) ⇒ linear over W, then over H, with constant normalized filter weights",
+  doc: "_upsample_{bilinear,bicubic}2d_aa(x), upsample_bicubic2d(x) ⇒ linear over W, then over H, with constant filter weights",
   pattern: op(Object.keys(AA)),
   rewrite: ({ root }, ctx) => {
     const a = parsed<{
@@ -197,7 +202,18 @@ export const decomposeAaResize = rule({
     }>(root.op, root.args);
     const b = ctx.build();
     const { out, scale } = aaGeometry(root.op, a, b.typeOf(a.input).shape);
-    return b.replace(lowerAaResize(atenEmitter(b), a.input, AA[root.op], out, scale));
+    return b.replace(lowerAaResize(atenEmitter(b), a.input, AA[root.op], out, scale, a.alignCorners));
+  },
+});
+
+export const decomposeRepeatInterleave = rule({
+  name: "decompose-repeat-interleave",
+  doc: "repeat_interleave(x, r, dim) ⇒ reshape(expand(reshape(x, […, n, 1, …]), […, n, r, …]), […, n·r, …])",
+  pattern: op("aten.repeat_interleave.self_int"),
+  rewrite: ({ root }, ctx) => {
+    const a = parsed<RepeatInterleaveArgs>(root.op, root.args);
+    const b = ctx.build();
+    return b.replace(lowerRepeatInterleave(atenEmitter(b), a.self, a));
   },
 });
 
@@ -236,4 +252,5 @@ export const compositeRules = ruleSet(
   decomposeAsStrided,
   decomposeScatter,
   decomposeAaResize,
+  decomposeRepeatInterleave,
 );

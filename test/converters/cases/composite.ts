@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import type { Arg } from "../../../src/ir/graph.js";
 import type { OpName } from "../../../src/ops/index.js";
-import { B, broadcastPair, F, Is, NONE, opCase, S, shapeArb, T, Ts, tensor } from "../arbitraries.js";
+import { B, broadcastPair, F, I, Is, NONE, opCase, S, shapeArb, T, Ts, tensor } from "../arbitraries.js";
 import { type CaseSpec, spec } from "./types.js";
 
 const addc = (op: OpName, divide: boolean) =>
@@ -149,6 +149,24 @@ function aaCase(op: OpName, vec: boolean) {
     );
 }
 
+/** repeat_interleave with an int count, along a dim or over the flattened input (dim None). */
+const repeatInterleave = shapeArb(1, 3, 4).chain((s) =>
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: 3 }),
+      fc.option(fc.integer({ min: -s.length, max: s.length - 1 }), { nil: null }),
+    )
+    .chain(([repeats, dim]) =>
+      tensor(s).map((x) =>
+        opCase(
+          "aten.repeat_interleave.self_int",
+          { self: T("x"), repeats: I(repeats), dim: dim === null ? NONE : I(dim) },
+          { x },
+        ),
+      ),
+    ),
+);
+
 const sliceScatter = shapeArb(1, 3, 5).chain((s) =>
   fc
     .tuple(
@@ -233,4 +251,12 @@ export const COMPOSITE_CASES: CaseSpec[] = [
     aaCase("aten._upsample_bicubic2d_aa.vec", true),
     true,
   ),
+  spec(
+    "aten.upsample_bicubic2d.default",
+    "bicubic-matmul",
+    aaCase("aten.upsample_bicubic2d.default", false),
+    true,
+  ),
+  spec("aten.upsample_bicubic2d.vec", "bicubic-matmul", aaCase("aten.upsample_bicubic2d.vec", true), true),
+  spec("aten.repeat_interleave.self_int", "repeat-interleave-broadcast", repeatInterleave),
 ];
