@@ -254,7 +254,9 @@ function pruneCheck(
 ): void {
   const valid = DeviceBuffer.alloc(4);
   try {
-    valid.fill(0xff, { stream });
+    // Zeroed, as in NVIDIA's sample (a fresh cudaMalloc): the check kernel only writes the flag when it finds a
+    // violation. Pre-filled with 0xff, every weight read as "not 2:4" on the H100 (session 5).
+    valid.fill(0, { stream });
     check(
       "cusparseLtSpMMAPruneCheck",
       CUSPARSELT.fn.cusparseLtSpMMAPruneCheck(handle.ptr, s.matmul, weight, valid.ptr, streamHandle(stream)),
