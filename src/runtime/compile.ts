@@ -17,6 +17,7 @@ import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import { type Fp16OverflowResult, formatKeptNodes, type KeptNode } from "../passes/fp16-overflow.js";
 import type { Pass } from "../passes/pass.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
+import { formatSensitivity, keptPrecisionName, type SensitivityReport } from "../passes/quantize-keep.js";
 import { appendTrace, formatTrace, type Trace } from "../passes/rewrite/trace.js";
 import { reportProgress } from "../util/progress.js";
 import { randomInput } from "../util/random-input.js";
@@ -405,7 +406,16 @@ export async function compile(
             passes: [],
             verify: false,
           });
-  const input = quant ? await quantizeForCompile(graph0, quant, options.calibration, engine) : graph0;
+  // The mixed-precision decision reaches the report and verify; the user's own callback still runs.
+  let sensitivity: SensitivityReport | undefined;
+  const calibration = options.calibration && {
+    ...options.calibration,
+    onSensitivity: (r: SensitivityReport) => {
+      sensitivity = r;
+      options.calibration?.onSensitivity?.(r);
+    },
+  };
+  const input = quant ? await quantizeForCompile(graph0, quant, calibration, engine) : graph0;
   reportProgress({ phase: "passes" });
   const { graph, trace } = runPipeline(input, passes);
   const t1 = performance.now();
@@ -448,6 +458,7 @@ export async function compile(
   const text = [
     `lowering: ${nodesBefore} → ${nodesAfter} nodes (${trace.entries.length} rewrites) in ${timings.lower.toFixed(0)} ms; precision ${low ?? "float32"}`,
     ...(overflow ? [formatKeptNodes(overflow.result, overflow.source)] : []),
+    ...(sensitivity ? [formatSensitivity(sensitivity, keptPrecisionName(options.enabledPrecisions))] : []),
     formatPartitionReport(partition.report),
     `backend ${backend.name}: ${runners.map((r) => `segment ${r.segment.index}: ${r.description}`).join("; ")}`,
     `build: convert ${timings.convert.toFixed(0)} ms, backend ${timings.build.toFixed(0)} ms`,
@@ -493,7 +504,7 @@ export async function compile(
     const v = options.verify === true ? {} : options.verify;
     const inputs =
       v.inputs ?? compiled.graph.inputs.map((n, k) => randomInput(compiled.graph.values[n], 1234 + k));
-    compiled.verification = await verifyCompiled(compiled, inputs, { tolerance: v.tolerance });
+    compiled.verification = await verifyCompiled(compiled, inputs, { tolerance: v.tolerance, sensitivity });
   }
   return compiled;
 }

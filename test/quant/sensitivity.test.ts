@@ -98,6 +98,15 @@ describe("mixed precision by sensitivity (reference backend)", async () => {
       calibration: { data: calib, sensitivity: { keep: 1, batches: 3 }, onSensitivity: (r) => (report = r) },
     });
     expect(report?.batches).toBe(3);
+    // compile()'s own report carries the decision, and compile(…, { verify }) checks it.
+    expect(m.report.text).toMatch(/node 'conv2' \(aten\.convolution\.default\): kept in fp16: sensitivity/);
+    const verified = await compile(outlierCnn(), {
+      backend: "reference",
+      enabledPrecisions: ["int8", "fp16"],
+      calibration: { data: calib, sensitivity: { keep: 1, batches: 3 } },
+      verify: { inputs: [held[0]], tolerance: 1 },
+    });
+    expect(verified.verification?.text).toMatch(/kept layers unquantized in the compiled graph: yes/);
     const v = await verifyCompiled(m, [held[0]], { tolerance: 1, sensitivity: report });
     expect(v.text).toMatch(
       /node 'conv2' \(aten\.convolution\.default\): kept in fp16: sensitivity \d\.\de-\d+, rank 1 of 3/,
