@@ -44,6 +44,8 @@ export {
   partitionGraph,
 } from "./partition/index.js";
 export * from "./passes/index.js";
+export type { SensitivityReport } from "./passes/quantize-keep.js";
+export type { CalibrationOptions } from "./runtime/calibration.js";
 export {
   type BenchmarkResult,
   CompiledModule,
