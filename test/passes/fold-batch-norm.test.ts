@@ -76,6 +76,35 @@ describe("fold-batch-norm", () => {
     expectSameResults(graph, out);
   });
 
+  // The folded weight is each float32 element times its channel's scale in double, rounded once to float32 (what
+  // compile and refit upload): checked bit for bit, for a conv and a linear layer.
+  it.each([
+    { name: "convolution", rule: "conv" },
+    { name: "linear", rule: "linear" },
+  ])("scales every $name weight element by its channel's scale, rounded once", ({ rule }) => {
+    const g = new TestGraph();
+    const c = 6;
+    const x = rule === "conv" ? g.input("x", [1, 4, 5, 5]) : g.input("x", [3, 4]);
+    const w = g.weight("w", rule === "conv" ? [c, 4, 3, 3] : [c, 4]);
+    const y =
+      rule === "conv"
+        ? conv(g, x, w, {})
+        : g.node("aten.linear.default", { input: x, weight: w, bias: none });
+    const graph = g.build(batchNorm(g, y, c));
+    const { graph: out } = lower(graph, foldBatchNorm, eliminateDeadCodePass);
+    const read = (gr: typeof graph, name: string) => gr.weights[name].tensor.data as Float32Array;
+    const folded = out.nodes[0].args.weight;
+    expect(folded.kind).toBe("tensor");
+    const got = read(out, (folded as { name: string }).name);
+    const [wv, gamma, variance] = [read(graph, w), read(graph, `gamma${y}`), read(graph, `var${y}`)];
+    const per = wv.length / c;
+    const want = Float32Array.from(wv, (v, i) => {
+      const ch = Math.floor(i / per);
+      return v * (gamma[ch] / Math.sqrt(variance[ch] + 1e-5));
+    });
+    expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength)).toEqual(Buffer.from(want.buffer));
+  });
+
   it("leaves the batch norm when the conv output has another user", () => {
     const g = new TestGraph();
     const x = g.input("x", [1, 2, 4, 4]);
