@@ -33,7 +33,7 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --precision fp32|fp16|bf16|int8|fp8   enabled precisions (repeatable; default fp32)\n" +
   "  --calibration-data DIR         int8/fp8: a folder of .npy input batches to calibrate on\n" +
   "  --calibration-cache FILE       int8/fp8: JSON of calibrated ranges, read if it exists, else written\n" +
-  "  --calibration-algorithm entropy|minmax|percentile   int8/fp8 ranges (default entropy; percentile = 99.99 %)\n" +
+  "  --calibration-algorithm percentile|entropy|minmax   int8/fp8 ranges (default percentile = 99.99 %)\n" +
   "  --keep-sensitive N|auto        int8/fp8: keep the N layers whose quantization moves the output most in the\n" +
   "                                 float precision (auto: until the rest's summed score is at most the target)\n" +
   "  --sensitivity-metric cosine|relative-max   the score: 1 − cos or max|err|/max|ref| against fp32 (default cosine)\n" +

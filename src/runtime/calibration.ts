@@ -45,7 +45,11 @@ export type { SensitivityMetric, SensitivityOptions, SensitivityReport } from ".
 export interface CalibrationOptions {
   /** Input batches: an (async) iterable, or a folder of .npy files. Not needed when `cache` exists. */
   readonly data?: CalibrationData;
-  /** How ranges are chosen: "entropy" (default, TensorRT's KL method), "minmax" or "percentile" (99.99 %). */
+  /**
+   * How ranges are chosen: "percentile" (default: the 99.99th percentile of |x|), "entropy" (TensorRT's KL
+   * method) or "minmax". Entropy is not the default: on the MNIST CNN (docs/quantization.md) it clips a post-ReLU
+   * activation at ~15 % of its range and loses 4–6 points of top-1, where percentile loses 0.1.
+   */
   readonly algorithm?: CalibrationAlgorithm;
   /** A JSON file of ranges: read (and checked against the model) if it exists, else written after calibrating. */
   readonly cache?: string;
@@ -191,7 +195,7 @@ export async function calibrate(
   options: CalibrationOptions,
   engine?: CalibrationEngine,
 ): Promise<CalibrationResult> {
-  const algorithm = options.algorithm ?? "entropy";
+  const algorithm = options.algorithm ?? "percentile";
   if (!CALIBRATION_ALGORITHMS.includes(algorithm))
     throw new CalibrationError(
       `unknown algorithm '${algorithm}' (${CALIBRATION_ALGORITHMS.join(", ")})`,

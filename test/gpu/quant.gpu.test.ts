@@ -163,12 +163,11 @@ describe("MNIST int8 / fp8 top-1 on the CUDA backend", { skip }, () => {
     assert.ok(Math.abs(r.top1 - results.fp32) <= 0.5);
   });
 
-  it("int8 PTQ (entropy, 500 training digits) within 0.5 points of fp32", { skip: why }, async () => {
-    const opts: CompileOptions = {
-      enabledPrecisions: ["int8"],
-      calibration: { data: calibration, algorithm: "entropy", cache },
-    };
-    const r = await row("torchc int8 PTQ (entropy, 500 digits)", "mnist_fp32.pt2", opts);
+  it("int8 PTQ (the default calibrator, percentile; 500 training digits) within 0.5 points of fp32", {
+    skip: why,
+  }, async () => {
+    const opts: CompileOptions = { enabledPrecisions: ["int8"], calibration: { data: calibration, cache } };
+    const r = await row("torchc int8 PTQ (percentile, the default; 500 digits)", "mnist_fp32.pt2", opts);
     assert.ok(results.fp32 - r.top1 <= 0.5, `PTQ ${r.top1} vs fp32 ${results.fp32}`);
     // The cache alone rebuilds the same engine: identical outputs, twice each.
     const again = await compile(await loadModel(join(dir, "mnist_fp32.pt2")), {
@@ -187,13 +186,15 @@ describe("MNIST int8 / fp8 top-1 on the CUDA backend", { skip }, () => {
     }
   });
 
-  it("int8 PTQ (minmax, percentile) and int8 + fp16", { skip: why }, async () => {
-    for (const algorithm of ["minmax", "percentile"] as const)
+  it("int8 PTQ (minmax, entropy) and int8 + fp16, reported", { skip: why }, async () => {
+    // Entropy (TensorRT's KL method) clips the conv1 → ReLU → max-pool output at ~15 % of its max on this model
+    // (NVIDIA's own reference implementation picks an even lower threshold on the same histogram): reported only.
+    for (const algorithm of ["minmax", "entropy"] as const)
       await row(`torchc int8 PTQ (${algorithm})`, "mnist_fp32.pt2", {
         enabledPrecisions: ["int8"],
         calibration: { data: calibration, algorithm },
       });
-    await row("torchc int8 + fp16 PTQ (entropy)", "mnist_fp32.pt2", {
+    await row("torchc int8 + fp16 PTQ (percentile)", "mnist_fp32.pt2", {
       enabledPrecisions: ["int8", "fp16"],
       calibration: { cache },
     });
@@ -220,9 +221,9 @@ describe("MNIST int8 / fp8 top-1 on the CUDA backend", { skip }, () => {
   });
 
   it("fp8 E4M3 PTQ within 0.5 points of fp32", { skip: why }, async () => {
-    const r = await row("torchc fp8 PTQ (entropy, 500 digits)", "mnist_fp32.pt2", {
+    const r = await row("torchc fp8 PTQ (percentile, 500 digits)", "mnist_fp32.pt2", {
       enabledPrecisions: ["fp8"],
-      calibration: { data: calibration, algorithm: "entropy" },
+      calibration: { data: calibration },
     });
     assert.ok(results.fp32 - r.top1 <= 0.5, `fp8 ${r.top1} vs fp32 ${results.fp32}`);
   });
