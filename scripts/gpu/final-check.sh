@@ -46,7 +46,7 @@ echo "== 2. correctness, two lanes"
 OUT="$OUT/logs/env" bash "$ROOT/scripts/gpu.sh" env >"$OUT/logs/env.log" 2>&1
 # Lane deadlines leave time for phase 3.
 KEEP3=${TORCHC_PHASE3_S:-230}
-# LANE_A, LANE_B and PHASE3 (space-separated test names) override the lists; "mnist-quant" is the MNIST export
+# LANE_A, LANE_B and PHASE3 (space-separated test names) override the lists (set but empty: none); "mnist-quant" is the MNIST export
 # followed by the quantization test's MNIST half, "quant-kernels" the quantization test's int8/fp8 GEMM part,
 # "sparsity-linears" the cuSPARSELt plan and single-Linear part of the sparsity test.
 lane() {
@@ -64,15 +64,15 @@ lane() {
     fi
   done
 }
-lane "${LANE_A:-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue attention quant-kernels fp16-overflow}" >"$OUT/logs/laneA.txt" 2>&1 &
+lane "${LANE_A-runtime cuda-engine device-plans torch-fallback fallback-trace progress fallback-catalogue attention quant-kernels fp16-overflow}" >"$OUT/logs/laneA.txt" 2>&1 &
 A=$!
-lane "${LANE_B:-models mnist-quant swin-ops transformer-fusion sparsity-linears control-flow}" >"$OUT/logs/laneB.txt" 2>&1 &
+lane "${LANE_B-models mnist-quant swin-ops transformer-fusion sparsity-linears control-flow}" >"$OUT/logs/laneB.txt" 2>&1 &
 B=$!
 wait $A $B
 cat "$OUT/logs/laneA.txt" "$OUT/logs/laneB.txt"
 
 echo "== 3. timed tests, alone"
-for t in ${PHASE3:-package refit dynamic}; do gpu_test "$t" 200; done
+for t in ${PHASE3-package refit dynamic}; do gpu_test "$t" 200; done
 
 echo; echo "| test | result | at |"; echo "| --- | --- | --- |"; cat "$SUMMARY"
 (cd "$OUT" && tar czf logs.tgz logs && rm -rf logs)
