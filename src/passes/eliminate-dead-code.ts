@@ -1,6 +1,5 @@
-import type { Draft } from "immer";
-import { editGraph } from "../ir/frozen.js";
-import type { Graph, Node, Weight } from "../ir/graph.js";
+import { freezeGraph } from "../ir/frozen.js";
+import type { Graph, Node, TensorType, Weight } from "../ir/graph.js";
 import { readsOf } from "./graph-reads.js";
 import type { Pass, PassContext } from "./pass.js";
 
@@ -40,11 +39,11 @@ export function eliminateDeadCode(graph: Graph, ctx?: PassContext, pass = "elimi
     return graph;
   keep.reverse();
   const kept = new Set([...graph.inputs, ...Object.keys(weights), ...keep.flatMap((n) => n.outputs)]);
-  return editGraph(graph, (g) => {
-    g.nodes = keep as Draft<Node>[];
-    for (const v of Object.keys(g.values)) if (!kept.has(v)) delete g.values[v];
-    for (const w of Object.keys(g.weights)) if (!(w in weights)) delete g.weights[w];
-  });
+  const values: Record<string, TensorType> = {};
+  for (const [v, t] of Object.entries(graph.values)) if (kept.has(v)) values[v] = t;
+  // Built directly and frozen once, not through an immer draft (a delete per dropped value): every part kept
+  // is frozen already, so freezing stops at it. Same records, same key order.
+  return freezeGraph({ ...graph, nodes: keep, values, weights });
 }
 
 export const eliminateDeadCodePass: Pass = Object.freeze({

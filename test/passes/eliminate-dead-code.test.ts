@@ -26,6 +26,26 @@ describe("eliminate-dead-code", () => {
     expectSameResults(graph, out);
   });
 
+  // The result is built without an immer draft: it must still be frozen throughout, share what it kept, and keep
+  // the input's key order.
+  it("returns a frozen graph sharing the kept nodes and records, in the input's order", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [2, 3]);
+    const a = g.node("aten.add.Tensor", { self: x, other: g.weight("w", [3]) });
+    g.node("aten.neg.default", { self: a });
+    const b = g.node("aten.mul.Tensor", { self: a, other: g.weight("v", [3]) });
+    const graph = g.build(b);
+    const { graph: out } = lower(graph, eliminateDeadCodePass);
+    expect(out.nodes).toEqual([graph.nodes[0], graph.nodes[2]]);
+    expect(out.nodes[0]).toBe(graph.nodes[0]);
+    expect(Object.keys(out.values)).toEqual(Object.keys(graph.values).filter((v) => v !== "neg"));
+    expect(Object.keys(out.weights)).toEqual(Object.keys(graph.weights));
+    expect(out.values.x).toBe(graph.values.x);
+    for (const part of [out, out.nodes, out.values, out.weights, out.inputs, out.outputs])
+      expect(Object.isFrozen(part)).toBe(true);
+    expect(() => (out.nodes as unknown[]).push(graph.nodes[1])).toThrow(TypeError);
+  });
+
   it("keeps nodes without outputs (they exist for an effect)", () => {
     const g = new TestGraph();
     const x = g.input("x", [2]);
