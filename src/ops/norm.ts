@@ -129,7 +129,76 @@ function groupNormTypes(op: string, a: GroupNormArgs, typeOf: TypeOf): TensorTyp
   return [tt(x.dtype, x.shape), tt(sd, [n, a.groups]), tt(sd, [n, a.groups])];
 }
 
+export interface RmsNormArgs {
+  readonly input: string;
+  readonly normalizedShape: number[];
+  readonly weight: string | null;
+  /** null: the input dtype's machine epsilon, as PyTorch uses. */
+  readonly eps: number | null;
+}
+
+/** torch.finfo(dtype).eps, rms_norm's default epsilon. */
+const MACHINE_EPS: Readonly<Partial<Record<DType, number>>> = {
+  float32: 2 ** -23,
+  float64: 2 ** -52,
+  float16: 2 ** -10,
+  bfloat16: 2 ** -7,
+};
+
+export function rmsNormEps(a: RmsNormArgs, dtype: DType): number {
+  return a.eps ?? MACHINE_EPS[dtype] ?? 2 ** -23;
+}
+
+function rmsNormCheck(a: RmsNormArgs, x: TensorType): void {
+  const op = "aten.rms_norm.default";
+  const tail = x.shape.slice(x.shape.length - a.normalizedShape.length);
+  if (
+    a.normalizedShape.length === 0 ||
+    a.normalizedShape.length > x.shape.length ||
+    tail.join() !== a.normalizedShape.join()
+  )
+    throw new OpArgError(
+      op,
+      "normalized_shape",
+      `[${a.normalizedShape}] is not the end of the input's [${x.shape}]`,
+    );
+}
+
+/** x / sqrt(mean(x², over the normalized dims) + eps) · weight, in float64. */
+function rmsNorm(a: RmsNormArgs, valueAt: ValueOf) {
+  const xt = valueAt(a.input);
+  rmsNormCheck(a, xt);
+  const x = f64(xt);
+  const len = numel(a.normalizedShape);
+  const eps = rmsNormEps(a, xt.dtype);
+  const w = a.weight === null ? null : f64(valueAt(a.weight));
+  const out = new Float64Array(x.length);
+  for (let o = 0; o < x.length; o += len) {
+    let ms = 0;
+    for (let j = 0; j < len; j++) ms += x[o + j] * x[o + j];
+    const r = 1 / Math.sqrt(ms / len + eps);
+    for (let j = 0; j < len; j++) out[o + j] = x[o + j] * r * (w ? w[j] : 1);
+  }
+  return fromF64(xt.dtype, xt.shape, out);
+}
+
 export const NORM_OPS = opTable(
+  defineOp({
+    name: "aten.rms_norm.default",
+    schema: "Tensor input, SymInt[] normalized_shape, Tensor? weight=None, float? eps=None",
+    read: (r): RmsNormArgs => ({
+      input: r.tensor("input"),
+      normalizedShape: r.ints("normalized_shape"),
+      weight: r.optTensor("weight"),
+      eps: r.optFloat("eps"),
+    }),
+    infer: (a, typeOf) => {
+      const x = typeOf(a.input);
+      rmsNormCheck(a, x);
+      return [tt(x.dtype, x.shape)];
+    },
+    evaluate: (a, valueAt) => [rmsNorm(a, valueAt)],
+  }),
   defineOp({
     name: "aten.layer_norm.default",
     schema:

@@ -21,6 +21,8 @@ export const CORE_OPS: Readonly<Record<string, string>> = {
     "inference batch norm (most fold into the conv before them)",
   "aten.native_layer_norm.default": "layer norm in core ATen form",
   "aten.native_group_norm.default": "group norm in core ATen form",
+  "aten.rms_norm.default":
+    "RMSNorm (core ATen decomposes it; passes/decompositions/rms-norm.ts puts it back)",
   "aten._softmax.default": "softmax in core ATen form (a reduction plus pointwise)",
   "aten._log_softmax.default": "log-softmax in core ATen form",
   // Activations: named pointwise ops, fused into the producer's epilogue.

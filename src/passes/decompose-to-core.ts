@@ -13,6 +13,7 @@ import { matmulRules } from "./decompositions/matmul.js";
 import { miscRules } from "./decompositions/misc.js";
 import { normalizationRules } from "./decompositions/normalization.js";
 import { poolingRules } from "./decompositions/pooling.js";
+import { rmsNormRules } from "./decompositions/rms-norm.js";
 import { type Pass, rulePass } from "./pass.js";
 import { ruleSet } from "./rewrite/rule.js";
 
@@ -21,6 +22,7 @@ export const decompositionRules = ruleSet(
   convolutionRules,
   matmulRules,
   normalizationRules,
+  rmsNormRules,
   activationRules,
   poolingRules,
   miscRules,

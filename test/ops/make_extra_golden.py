@@ -191,6 +191,11 @@ case("aten.repeat_interleave.self_int", self=R(2, 3, 4), repeats=3, dim=1)
 case("aten.repeat_interleave.self_int", self=R(2, 3), repeats=2)
 case("aten.repeat_interleave.self_int", self=Ri(0, 9, 4, 2), repeats=2, dim=-1, output_size=4)
 
+# RMSNorm (issue 13): with a weight, without (eps None: the dtype's machine epsilon), over two trailing dims
+case("aten.rms_norm.default", input=R(2, 5, 8), normalized_shape=[8], weight=R(8), eps=1e-6)
+case("aten.rms_norm.default", input=R(3, 4) * 1e-3, normalized_shape=[4])
+case("aten.rms_norm.default", input=R(2, 3, 4, 5), normalized_shape=[4, 5], weight=R(4, 5), eps=1e-5)
+
 def finite(x):
     """inf / nan as the strings the readers revive: bare Infinity is not JSON."""
     return x if math.isfinite(x) else str(x)

@@ -1,4 +1,5 @@
 import type { DType } from "../../ir/dtype.js";
+import { type RmsNormArgs, rmsNormEps } from "../../ops/norm.js";
 import { binary, unary } from "../impl/elementwise.js";
 import { batchNormInference } from "../impl/normalization.js";
 import { cast, fill, reshape, scalar } from "../impl/tensors.js";
@@ -179,6 +180,27 @@ const layerNorm: ConverterSpec<LayerNorm> = {
   },
 };
 
+const rmsNorm: ConverterSpec<RmsNormArgs> = {
+  name: "rms-norm",
+  supports: (_node, a, ctx) => needsFloat(ctx.typeOf(a.input).dtype),
+  convert: (_node, a, net) => {
+    const t = net.typeOf(a.input);
+    return [
+      net.net.add({
+        type: "normalization",
+        kind: "rms",
+        beginAxis: t.shape.length - a.normalizedShape.length,
+        epsilon: rmsNormEps(a, t.dtype),
+        inputs: [
+          net.input(a.input),
+          affine(net, a.weight, t.dtype, a.normalizedShape, 1),
+          affine(net, null, t.dtype, a.normalizedShape, 0),
+        ],
+      }),
+    ];
+  },
+};
+
 interface GroupNorm {
   readonly input: string;
   readonly weight: string | null;
@@ -235,6 +257,7 @@ export const NORMALIZATION_CONVERTERS: readonly AnyCandidate[] = [
   converter("aten._native_batch_norm_legit.no_stats", batchStatistics),
   converter("aten.layer_norm.default", layerNorm),
   converter("aten.native_layer_norm.default", layerNorm),
+  converter("aten.rms_norm.default", rmsNorm),
   converter("aten.group_norm.default", groupNorm),
   converter("aten.native_group_norm.default", groupNorm),
 ];

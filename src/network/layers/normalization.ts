@@ -7,6 +7,7 @@ import { type InputTypes, type LayerBase, LayerShapeError } from "./base.js";
  * model has none, so every backend sees one form).
  * `layer`: statistics over axes [beginAxis, rank); scale/bias have shape input[beginAxis:].
  * `group`: N C … input, statistics per sample over each group of C/numGroups channels; scale/bias are [C].
+ * `rms`: as `layer`, but x / sqrt(mean(x²) + ε) (no mean subtracted: RMSNorm).
  */
 export type NormalizationLayer = LayerBase<
   "normalization",
@@ -14,7 +15,7 @@ export type NormalizationLayer = LayerBase<
 > & {
   readonly epsilon: number;
 } & (
-    | { readonly kind: "layer"; readonly beginAxis: number }
+    | { readonly kind: "layer" | "rms"; readonly beginAxis: number }
     | { readonly kind: "group"; readonly numGroups: number }
   );
 
@@ -22,7 +23,7 @@ export function inferNormalization(layer: NormalizationLayer, [x, scale, bias]: 
   const name = `normalization ${layer.kind}`;
   requireFloat(name, x.dtype);
   let expected: readonly number[];
-  if (layer.kind === "layer") {
+  if (layer.kind !== "group") {
     if (layer.beginAxis < 0 || layer.beginAxis >= x.shape.length)
       throw new LayerShapeError(name, "beginAxis out of range");
     expected = x.shape.slice(layer.beginAxis);

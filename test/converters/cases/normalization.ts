@@ -119,6 +119,31 @@ export function batchStatsScale(c: OpCase): number {
   return scale;
 }
 
+/** rms_norm over 1–3 trailing dims, with or without a weight, eps given or None (the dtype's epsilon). */
+const rmsNormCase = fc
+  .tuple(shapeArb(1, 4), fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean())
+  .chain(([s, k0, hasW, constant]) => {
+    const norm = s.slice(s.length - Math.min(k0, s.length));
+    return fc
+      .tuple(
+        tensor(s, "float32", { min: -4, max: 4 }),
+        tensor(norm, "float32", {}, constant),
+        fc.constantFrom<number | null>(1e-5, 0.1, null),
+      )
+      .map(([x, w, eps]) =>
+        opCase(
+          "aten.rms_norm.default",
+          {
+            input: T("x"),
+            normalized_shape: Is(...norm),
+            weight: hasW ? T("w") : NONE,
+            eps: eps === null ? NONE : F(eps),
+          },
+          hasW ? { x, w } : { x },
+        ),
+      );
+  });
+
 function layerNormCase(op: OpName) {
   return fc
     .tuple(shapeArb(1, 4), fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean(), fc.boolean())
@@ -217,6 +242,7 @@ export const NORMALIZATION_CASES: CaseSpec[] = [
     batchStatsScale,
   ),
   spec("aten.layer_norm.default", "layer-norm", layerNormCase("aten.layer_norm.default")),
+  spec("aten.rms_norm.default", "rms-norm", rmsNormCase),
   spec("aten.native_layer_norm.default", "layer-norm", layerNormCase("aten.native_layer_norm.default")),
   spec("aten.group_norm.default", "group-norm", groupNormCase("aten.group_norm.default", false)),
   spec("aten.native_group_norm.default", "group-norm", groupNormCase("aten.native_group_norm.default", true)),

@@ -383,15 +383,15 @@ export function generateNormalizationKernel(
   fusion: Partial<RowsFusion> = {},
 ): GeneratedKernel {
   const [input, scale, bias] = layer.inputs;
-  if ((fusion.prologue?.length || fusion.epilogue?.length) && layer.kind !== "layer")
-    throw new Error(`normalization '${layer.name}': only layer norm takes fused layers`);
+  if ((fusion.prologue?.length || fusion.epilogue?.length) && layer.kind === "group")
+    throw new Error(`normalization '${layer.name}': group norm takes no fused layers`);
   const x = ctx.info(input);
   const rank = x.shape.length;
   const ct = x.logicalDType === "float64" ? "double" : "float";
   let spec: RowSpec;
   // Group norm: rows are (n, group); a row's elements are (channel within group, spatial…).
   let channelOf: (c: string[]) => string;
-  if (layer.kind === "layer") {
+  if (layer.kind !== "group") {
     spec = {
       input,
       outer: Array.from({ length: layer.beginAxis }, (_, a) => a),
@@ -410,20 +410,26 @@ export function generateNormalizationKernel(
   const load = io.load;
   // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
   const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
-  const scaleCoords = (c: string[]) => (layer.kind === "layer" ? c.slice(layer.beginAxis) : [channelOf(c)]);
+  const scaleCoords = (c: string[]) => (layer.kind !== "group" ? c.slice(layer.beginAxis) : [channelOf(c)]);
   const body = (g: string | null) => {
     const inGroup = (c: string[]) => (g === null ? "true" : `((${c[1]}) / ${cg} == ${g})`);
-    e.line(`${ct} s = 0;`);
-    rowLoop(f, ctx, spec, (c) => {
-      e.line("if (!active) break;");
-      io.storeShared(c);
-      e.line(`if (${inGroup(c)}) s += (${ct})${load(c)};`);
-    });
-    const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
-    const mean = e.let(ct, `${sum} / (${ct})${innerCount}`, "mean");
+    // RMSNorm has no mean pass: its first pass sums squares (and stores the fused prologue's values).
+    const rms = layer.kind === "rms";
+    let mean = `(${ct})0`;
+    if (!rms) {
+      e.line(`${ct} s = 0;`);
+      rowLoop(f, ctx, spec, (c) => {
+        e.line("if (!active) break;");
+        io.storeShared(c);
+        e.line(`if (${inGroup(c)}) s += (${ct})${load(c)};`);
+      });
+      const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
+      mean = e.let(ct, `${sum} / (${ct})${innerCount}`, "mean");
+    }
     e.line(`${ct} q = 0;`);
     rowLoop(f, ctx, spec, (c) => {
       e.line("if (!active) break;");
+      if (rms) io.storeShared(c);
       e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${load(c)} - ${mean}; q += d * d; }`);
     });
     const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq");
@@ -442,7 +448,7 @@ export function generateNormalizationKernel(
       });
     });
   };
-  if (layer.kind === "layer") body(null);
+  if (layer.kind !== "group") body(null);
   else e.block(`for (int g = 0; g < ${groups}; ++g)`, () => body("g"));
   return finish(name, f);
 }

@@ -176,7 +176,7 @@ class Scheduler {
   private placeRows(layer: LayerOf<"normalization"> | LayerOf<"softmax">): void {
     const alone = (): FusedRowsStep =>
       layer.type === "softmax" ? { kind: "softmax", layer } : { kind: "normalization", layer };
-    if (process.env.TORCHC_FUSE_ROWS === "0" || (layer.type === "normalization" && layer.kind !== "layer")) {
+    if (process.env.TORCHC_FUSE_ROWS === "0" || (layer.type === "normalization" && layer.kind === "group")) {
       this.steps.push(alone());
       return;
     }
