@@ -5,7 +5,7 @@ torch-schemas.json: PyTorch's schema string for every op name listed in test/ops
 
 After adding ops, refresh the name list and rerun on a machine with torch 2.11:
   npx tsx -e 'import("./src/ops/index.ts").then((m) => console.log(m.OP_NAMES.join("\n")))' > test/ops/op-names.txt
-  python3 test/ops/make_extra_golden.py
+  python3 test/ops/make_extra_golden.py && npx biome format --write test/ops/extra-golden.json test/ops/torch-schemas.json
 """
 import base64, json, math, sys
 import torch

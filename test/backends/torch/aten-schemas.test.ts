@@ -2,8 +2,8 @@
 // the dispatcher stack is built from the schema (defaults filled, kinds encoded) and the result types come from
 // the graph. Ops the stack cannot carry are refused with the argument named.
 import { describe, expect, it } from "vitest";
-import { formatPlan } from "../../../src/backends/torch/encoded-arg.js";
 import { ATEN_SCHEMAS, ATEN_SCHEMAS_TORCH } from "../../../src/backends/torch/aten-schemas.js";
+import { formatPlan } from "../../../src/backends/torch/encoded-arg.js";
 import { callSchema, schemaFromText } from "../../../src/backends/torch/op-schema.js";
 import { planFallback } from "../../../src/backends/torch/plan-segment.js";
 import { GraphBuilder } from "../../../src/ir/builder.js";
