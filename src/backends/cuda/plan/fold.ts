@@ -146,21 +146,26 @@ function affineChain(
   const outShape = net.tensors[conv.output].shape;
   const cout = wt.shape[0];
   const per = numel(wt.shape) / cout;
-  const wv = toFloat64Array(wt);
-  const bv = bt ? toFloat64Array(bt) : new Float64Array(cout);
   const absorbed: Layer[] = [];
+  const affines: Affine[] = [];
   let at: string = conv.output;
   for (;;) {
     const users = consumers.get(at) ?? [];
     if (net.outputs.includes(at) || users.length !== 1) break;
     const aff = affineOf(net, values, users[0], at, outShape);
     if (!aff) break;
-    for (let i = 0; i < wv.length; i++) wv[i] *= aff.scale[Math.floor(i / per)];
-    for (let c = 0; c < cout; c++) bv[c] = bv[c] * aff.scale[c] + aff.shift[c];
+    affines.push(aff);
     absorbed.push(users[0]);
     at = users[0].output;
   }
+  // Most convs have no affine after them: their weights are not read into doubles at all.
   if (absorbed.length === 0) return undefined;
+  const wv = toFloat64Array(wt);
+  const bv = bt ? toFloat64Array(bt) : new Float64Array(cout);
+  for (const aff of affines) {
+    for (let i = 0; i < wv.length; i++) wv[i] *= aff.scale[Math.floor(i / per)];
+    for (let c = 0; c < cout; c++) bv[c] = bv[c] * aff.scale[c] + aff.shift[c];
+  }
   const dtype: DType = wt.dtype;
   return {
     input: conv.inputs[0],
