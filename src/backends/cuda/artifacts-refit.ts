@@ -16,7 +16,9 @@ import { upload } from "./device/memory.js";
 import type { ConvStep } from "./fuse/steps.js";
 import { type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import { keepsElementOrder } from "./permute-bytes.js";
 import type { Precision, TensorInfo } from "./plan/tensors.js";
+
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 
 /** What a build leaves for a later refit. */
@@ -167,17 +169,6 @@ function channelCopies(
 function refitBytes(t: Tensor, info: TensorInfo): Uint8Array {
   if (t.dtype === info.storage && keepsElementOrder(t.shape, info.layout)) return tensorBytes(t);
   return constantBytes(t, info);
-}
-
-/** Whether axis order `perm` of `shape` lists the axes longer than 1 in increasing order. */
-export function keepsElementOrder(shape: readonly number[], perm: readonly number[]): boolean {
-  let last = -1;
-  for (const a of perm) {
-    if (shape[a] === 1) continue;
-    if (a < last) return false;
-    last = a;
-  }
-  return true;
 }
 
 /** Whether two constants hold the same dtype, shape and bytes (memcmp). */

@@ -6,9 +6,22 @@
 import { DTYPE_BYTES } from "../../ir/dtype.js";
 import { stridesOf, type Tensor, tensorBytes } from "../../ir/tensor.js";
 
+/** Whether axis order `perm` of `shape` lists the axes longer than 1 in increasing order. */
+export function keepsElementOrder(shape: readonly number[], perm: readonly number[]): boolean {
+  let last = -1;
+  for (const a of perm) {
+    if (shape[a] === 1) continue;
+    if (a < last) return false;
+    last = a;
+  }
+  return true;
+}
+
 /** The bytes of `t` with its axes in the order `perm` (output axis i is input axis perm[i]). */
 export function permutedBytes(t: Tensor, perm: readonly number[]): Uint8Array {
   const src = tensorBytes(t);
+  // Moving only axes of size 1 (1×1 conv weights stored channels-last) keeps every element where it is.
+  if (keepsElementOrder(t.shape, perm)) return src.slice();
   const width = DTYPE_BYTES[t.dtype];
   // Elements move as 1, 2 or 4-byte words (an 8-byte element is two 4-byte words).
   const unit = Math.min(width, 4);

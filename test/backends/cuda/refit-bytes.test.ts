@@ -1,8 +1,7 @@
 // refit uploads a constant's own bytes, unpermuted, when its layout only moves axes of size 1 (1×1 conv weights
 // stored channels-last): that must be exactly what permuting them element by element gives, for every axis order.
 import { describe, expect, it } from "vitest";
-import { keepsElementOrder } from "../../../src/backends/cuda/artifacts-refit.js";
-import { permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
+import { keepsElementOrder, permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
 import { tensorBytes, tensorFromNumbers } from "../../../src/ir/tensor.js";
 
 function permutations(n: number): number[][] {
