@@ -1,6 +1,7 @@
 /**
  * Transformer fusion on the GPU (issue 13): timm pre-norm ViTs exported here at test time
- * (fixtures/export_transformer_blocks.py: a 2-block 64-wide ViT at batch 2, and deit_tiny_patch16_224 at batch 1)
+ * (fixtures/export_transformer_blocks.py: a 2-block 64-wide ViT at batch 2, the same with RMSNorm, and
+ * deit_tiny_patch16_224 at batch 1)
  * compiled on the CUDA backend. Checks, for two different inputs each, the output against PyTorch eager fp32 (fp32
  * ≤ 1e-4, fp16 ≤ 1e-2 of max|ref|), that the reference depends on the input, and that the residual adds before
  * LayerNorms run inside the norm kernels (the profile's rows steps with a fused prologue). Prints the per-step
@@ -28,7 +29,7 @@ const report = gpuReporter("transformer-fusion");
 recordTestStarts();
 
 /** Depth of each exported model: its LayerNorms are 2 per block plus the final one. */
-const MODELS = { vit_small_blocks: 2, deit_tiny: 12 } as const;
+const MODELS = { vit_small_blocks: 2, vit_rms_blocks: 2, deit_tiny: 12 } as const;
 
 interface Run {
   readonly profile: ProfileReport;
