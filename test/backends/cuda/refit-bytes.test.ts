@@ -1,8 +1,24 @@
-// refit uploads a constant's own bytes, unpermuted, when its layout only moves axes of size 1 (1×1 conv weights
-// stored channels-last): that must be exactly what permuting them element by element gives, for every axis order.
+// permutedBytes (every build and refit) returns a constant's own bytes, unpermuted, when its layout only moves
+// axes of size 1 (1×1 conv weights stored channels-last): that must be exactly what moving the elements one by
+// one gives (the float round trip through the reference transpose), for every axis order.
 import { describe, expect, it } from "vitest";
 import { keepsElementOrder, permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
-import { tensorBytes, tensorFromNumbers } from "../../../src/ir/tensor.js";
+import type { DType } from "../../../src/ir/dtype.js";
+import { tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
+import { transpose } from "../../../src/network/reference/data.js";
+
+/** The elements of `values` (shape `shape`) in axis order `perm`, moved one by one, as `dtype` bytes. */
+function movedOneByOne(dtype: DType, shape: number[], values: number[], perm: number[]): Uint8Array {
+  const t = tensorFromNumbers(dtype, shape, values);
+  const out = transpose(toFloat64Array(t), shape, perm);
+  return tensorBytes(
+    tensorFromNumbers(
+      dtype,
+      perm.map((p) => shape[p]),
+      Array.from(out),
+    ),
+  );
+}
 
 function permutations(n: number): number[][] {
   if (n === 0) return [[]];
@@ -27,13 +43,15 @@ describe("refit's unpermuted constant bytes", () => {
     let moved = 0;
     for (const shape of SHAPES) {
       const n = shape.reduce((a, b) => a * b, 1);
-      const t = tensorFromNumbers(
-        "float16",
-        shape,
-        Array.from({ length: n }, (_, i) => i - n / 2),
-      );
+      const values = Array.from({ length: n }, (_, i) => i - n / 2);
+      const t = tensorFromNumbers("float16", shape, values);
       for (const perm of permutations(shape.length)) {
-        const same = Buffer.from(permutedBytes(t, perm)).equals(Buffer.from(tensorBytes(t)));
+        const got = Buffer.from(permutedBytes(t, perm));
+        expect(
+          got.equals(Buffer.from(movedOneByOne("float16", shape, values, perm))),
+          `${shape} by ${perm}`,
+        ).toBe(true);
+        const same = got.equals(Buffer.from(tensorBytes(t)));
         if (keepsElementOrder(shape, perm)) {
           expect(same, `${shape} by ${perm}`).toBe(true);
           kept++;
