@@ -1,8 +1,10 @@
 // Weight bytes for the engine: the same-dtype relayout (permutedBytes, bit for bit) against the float round trip it
 // replaces (toFloat64Array → transpose → tensorFromNumbers), for every element width; and the half conversions
-// it sits next to (the table lookup and the float32-bits cast) against the formulas they replace.
+// it sits next to (the table lookup and the float32-bits cast) against the formulas they replace. A layout that only
+// moves axes of size 1 (1×1 conv weights channels-last) takes a shortcut (the tensor's own bytes): checked for
+// every axis order of shapes with unit axes.
 import { describe, expect, it } from "vitest";
-import { permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
+import { keepsElementOrder, permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
 import type { DType } from "../../../src/ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
 import { castTensor, numel, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
@@ -78,5 +80,52 @@ describe("half conversions", () => {
     const got = castTensor(t, "float16").data as Uint16Array;
     for (let i = 0; i < f.length; i++)
       if (got[i] !== numberToFloat16Bits(f[i])) expect([i, got[i]]).toBe(null);
+  });
+});
+
+function permutations(n: number): number[][] {
+  if (n === 0) return [[]];
+  return permutations(n - 1).flatMap((p) =>
+    Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]),
+  );
+}
+
+const SHAPES = [
+  [8, 4, 1, 1],
+  [8, 1, 3, 3],
+  [1, 5, 1, 2],
+  [6, 1, 1, 1],
+  [3, 2, 4, 5],
+  [1, 1, 1, 1],
+  [7, 3],
+];
+
+describe("the unit-axis shortcut", () => {
+  it("are the permuted bytes whenever the axis order keeps the element order", () => {
+    let kept = 0;
+    let moved = 0;
+    for (const shape of SHAPES) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const values = Array.from({ length: n }, (_, i) => i - n / 2);
+      const t = tensorFromNumbers("float16", shape, values);
+      for (const perm of permutations(shape.length)) {
+        const got = Buffer.from(permutedBytes(t, perm));
+        expect(
+          got.equals(Buffer.from(reference("float16", shape, values, perm))),
+          `${shape} by ${perm}`,
+        ).toBe(true);
+        const same = got.equals(Buffer.from(tensorBytes(t)));
+        if (keepsElementOrder(shape, perm)) {
+          expect(same, `${shape} by ${perm}`).toBe(true);
+          kept++;
+        } else if (!same) moved++;
+      }
+    }
+    // both cases occur: 1×1 weights channels-last keep their order, a moved 3×3 kernel axis does not
+    expect(keepsElementOrder([8, 4, 1, 1], [0, 2, 3, 1])).toBe(true);
+    expect(keepsElementOrder([8, 1, 3, 3], [0, 2, 3, 1])).toBe(true);
+    expect(keepsElementOrder([8, 4, 3, 3], [0, 2, 3, 1])).toBe(false);
+    expect(kept).toBeGreaterThan(20);
+    expect(moved).toBeGreaterThan(20);
   });
 });
