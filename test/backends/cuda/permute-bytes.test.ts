@@ -101,7 +101,7 @@ const SHAPES = [
 ];
 
 describe("the unit-axis shortcut", () => {
-  it("are the permuted bytes whenever the axis order keeps the element order", () => {
+  it("moves every element where the reference does, and keeps the bytes where the order is kept", () => {
     let kept = 0;
     let moved = 0;
     for (const shape of SHAPES) {
