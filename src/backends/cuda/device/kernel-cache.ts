@@ -1,7 +1,8 @@
 /**
  * A cache of compiled programs keyed by a SHA-256 of (source, resolved NVRTC options, name expressions,
  * output kind, NVRTC version). Always in memory; optionally on disk (one `<key>.bin` image plus `<key>.json`
- * metadata per entry, written atomically), by default under `~/.cache/torchc/kernels`.
+ * metadata per entry, written atomically), by default under `~/.cache/torchc/kernels`, bounded in size
+ * (TORCHC_KERNEL_CACHE_MB, default 1024: kernel-cache-bound.ts), least recently used entries removed first.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import {
   nvrtcVersion,
   resolveOptions,
 } from "./compile.js";
+import { kernelCacheBoundBytes, pruneKernelCache, touchKernelCacheEntry } from "./kernel-cache-bound.js";
 
 export interface CacheKeyParts {
   readonly source: string;
@@ -99,6 +101,7 @@ export class KernelCache {
       };
       const image = new Uint8Array(readFileSync(join(this.diskDir, `${key}.bin`)));
       if (image.byteLength !== meta.bytes) return undefined;
+      touchKernelCacheEntry(this.diskDir, key);
       return { kind: meta.kind, image, log: meta.log, loweredNames: meta.loweredNames, compileMs: 0 };
     } catch {
       return undefined;
@@ -117,6 +120,7 @@ export class KernelCache {
       const meta = { kind: p.kind, loweredNames: p.loweredNames, log: p.log, bytes: p.image.byteLength };
       writeFileSync(json + tmp, JSON.stringify(meta));
       renameSync(json + tmp, json);
+      pruneKernelCache(this.diskDir, kernelCacheBoundBytes(), key);
     } catch {
       // A cache that cannot be written is only slower.
     }
