@@ -173,7 +173,7 @@ export function resolveShapes(
       }
       const r: [number, number, number] = [lo[k], mid[k], hi[k]];
       const have = ranges.get(d.symbol);
-      if (have && have.some((v, j) => v !== r[j]))
+      if (have?.some((v, j) => v !== r[j]))
         fail(
           `${label}: dimension ${k} is '${d.symbol}', which another input gives the range ${have.join(":")}`,
         );
