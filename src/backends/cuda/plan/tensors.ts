@@ -134,6 +134,61 @@ function assignChannelsLast(net: Network, infos: Map<string, TensorInfo>): void 
   }
 }
 
+/**
+ * The layout of `to` (a reshape of `from` stored in `layout`) on the same bytes, or undefined if there is none.
+ * The reshape splits the logical row-major order into groups of old axes that become groups of new axes (a
+ * merge, a split, or one to one); each group's old axes must lie next to each other in memory, in their logical
+ * order, so the group is one contiguous run that its new axes can split again. Size-1 axes are free. This makes
+ * e.g. a channels-last conv output's flatten(2) (ViT's patch embedding) a view.
+ */
+export function reshapeViewLayout(from: Shape, layout: Layout, to: readonly number[]): Layout | undefined {
+  const groups = reshapeGroups(from, to);
+  if (!groups) return undefined;
+  const memoryPos = new Map(layout.map((a, i) => [a, i] as const));
+  const placed: { at: number; axes: number[] }[] = [];
+  for (const g of groups) {
+    const real = g.from.filter((a) => from[a] !== 1);
+    const pos = real.map((a) => memoryPos.get(a) as number);
+    // consecutive in memory, in logical order (memory position rises by one per axis)
+    if (pos.some((p, i) => i > 0 && p !== pos[i - 1] + 1)) return undefined;
+    placed.push({ at: pos.length > 0 ? pos[0] : Number.POSITIVE_INFINITY, axes: g.to });
+  }
+  return placed.sort((a, b) => a.at - b.at).flatMap((g) => g.axes);
+}
+
+/** Old and new axes grouped so each group holds the same elements: [{ from: old axes, to: new axes }, …]. */
+function reshapeGroups(from: Shape, to: readonly number[]): { from: number[]; to: number[] }[] | undefined {
+  if (from.reduce((p, d) => p * d, 1) !== to.reduce((p, d) => p * d, 1)) return undefined;
+  const groups: { from: number[]; to: number[] }[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < from.length || j < to.length) {
+    const g = { from: [] as number[], to: [] as number[] };
+    let a = 1;
+    let b = 1;
+    if (i < from.length) {
+      g.from.push(i);
+      a *= from[i++];
+    }
+    if (j < to.length) {
+      g.to.push(j);
+      b *= to[j++];
+    }
+    while (a !== b) {
+      if (a < b ? i >= from.length : j >= to.length) return undefined;
+      if (a < b) {
+        g.from.push(i);
+        a *= from[i++];
+      } else {
+        g.to.push(j);
+        b *= to[j++];
+      }
+    }
+    groups.push(g);
+  }
+  return groups;
+}
+
 /** The memory order a shuffle's output has when it reuses its input's bytes, or undefined if it cannot. */
 export function shuffleViewLayout(
   layer: Extract<Layer, { type: "shuffle" }>,
@@ -149,9 +204,12 @@ export function shuffleViewLayout(
     shape = layer.firstTranspose.map((p) => s[p]);
   }
   if (layer.reshape) {
-    if (!isRowMajor(shape, layout)) return undefined;
+    const reshaped = isRowMajor(shape, layout)
+      ? identityLayout(layer.reshape.length)
+      : reshapeViewLayout(shape, layout, layer.reshape);
+    if (!reshaped) return undefined;
     shape = [...layer.reshape];
-    layout = identityLayout(shape.length);
+    layout = [...reshaped];
   }
   if (layer.secondTranspose) {
     const inv = invertPermutation(layer.secondTranspose);
