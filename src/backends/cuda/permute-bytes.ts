@@ -5,6 +5,7 @@
  */
 import { DTYPE_BYTES } from "../../ir/dtype.js";
 import { stridesOf, type Tensor, tensorBytes } from "../../ir/tensor.js";
+import { stridedIndex } from "../../ops/view.js";
 
 /** Whether axis order `perm` of `shape` lists the axes longer than 1 in increasing order. */
 export function keepsElementOrder(shape: readonly number[], perm: readonly number[]): boolean {
@@ -36,24 +37,16 @@ export function permutedBytes(t: Tensor, perm: readonly number[]): Uint8Array {
   // tensorBytes may be an unaligned view: copy it to an aligned buffer first when it is.
   const aligned = src.byteOffset % unit === 0 ? src : src.slice();
   const [x, y] = [view(aligned), view(out)];
-  const shape = t.shape;
-  const rank = shape.length;
-  const outShape = perm.map((p) => shape[p]);
-  const inStrides = stridesOf(shape);
-  const stride = perm.map((p) => inStrides[p] * words);
-  const n = y.length / words;
-  const idx = new Array<number>(rank).fill(0);
-  let at = 0;
-  for (let k = 0; k < n; k++) {
-    if (words === 1) y[k] = x[at];
-    else for (let w = 0; w < words; w++) y[k * words + w] = x[at + w];
-    for (let a = rank - 1; a >= 0; a--) {
-      idx[a]++;
-      at += stride[a];
-      if (idx[a] < outShape[a]) break;
-      at -= stride[a] * idx[a];
-      idx[a] = 0;
-    }
-  }
+  // Where each output element sits in the input, in input elements (the same odometer as strided views).
+  const inStrides = stridesOf(t.shape);
+  const from = stridedIndex(
+    perm.map((p) => t.shape[p]),
+    perm.map((p) => inStrides[p]),
+    0,
+  );
+  if (words === 1) for (let k = 0; k < from.length; k++) y[k] = x[from[k]];
+  else
+    for (let k = 0; k < from.length; k++)
+      for (let w = 0; w < words; w++) y[k * words + w] = x[from[k] * words + w];
   return out;
 }
