@@ -52,16 +52,30 @@ describe("permutedBytes", () => {
 });
 
 describe("half conversions", () => {
-  it("the table gives every half's value by the formula", () => {
-    const formula = (h: number) => {
-      const sign = h & 0x8000 ? -1 : 1;
-      const exp = (h >> 10) & 0x1f;
-      const frac = h & 0x3ff;
-      if (exp === 0) return sign * frac * 2 ** -24;
-      if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-      return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-    };
-    for (let h = 0; h < 0x10000; h++) expect(Object.is(float16BitsToNumber(h), formula(h)) || h).toBe(true);
+  it("the table decodes every half: fixed points of IEEE binary16, and every finite half encodes back to itself", () => {
+    // Known values (IEEE 754 binary16), not the table's own formula.
+    for (const [h, v] of [
+      [0x0000, 0],
+      [0x8000, -0],
+      [0x0001, 2 ** -24],
+      [0x03ff, 1023 * 2 ** -24],
+      [0x0400, 2 ** -14],
+      [0x3c00, 1],
+      [0x3c01, 1 + 2 ** -10],
+      [0xc000, -2],
+      [0x3555, 0.333251953125],
+      [0x7bff, 65504],
+      [0x7c00, Number.POSITIVE_INFINITY],
+      [0xfc00, Number.NEGATIVE_INFINITY],
+    ] as const)
+      expect(Object.is(float16BitsToNumber(h), v), `0x${h.toString(16)}`).toBe(true);
+    // The encoder is separate code: decode then encode must give the same bits back, NaNs decode to NaN.
+    for (let h = 0; h < 0x10000; h++) {
+      const v = float16BitsToNumber(h);
+      const nan = (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+      if (nan) expect(Number.isNaN(v) || h).toBe(true);
+      else expect(numberToFloat16Bits(v) === h || h).toBe(true);
+    }
   });
 
   it("float32 → float16 from the float's bits rounds as numberToFloat16Bits does", () => {
