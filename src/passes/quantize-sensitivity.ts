@@ -3,6 +3,7 @@
 // the float32 outputs. The layers whose lone quantization moves the output most are the ones worth keeping in
 // float (mixed precision by sensitivity; the decision is in quantize-keep.ts, the wiring in
 // runtime/calibration-sensitivity.ts).
+import { isFloating } from "../ir/dtype.js";
 import { type Graph, nodeInputs } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { nums } from "../ops/data.js";
@@ -27,7 +28,7 @@ class Distance {
   private maxRef = 0;
 
   add(got: Tensor, ref: Tensor): void {
-    if (!isFloat(ref)) return;
+    if (!isFloating(ref.dtype)) return;
     const a = nums(got);
     const b = nums(ref);
     for (let i = 0; i < b.length; i++) {
@@ -50,8 +51,6 @@ class Distance {
     return Math.max(0, 1 - this.dot / Math.sqrt(this.aa * this.bb));
   }
 }
-
-const isFloat = (t: Tensor) => t.dtype === "float32" || t.dtype === "float16" || t.dtype === "float64";
 
 /** The outputs of `graph` on every batch (the float32 reference when `graph` is the unquantized one). */
 export function run(graph: Graph, batches: readonly (readonly Tensor[])[]): Tensor[][] {
