@@ -194,6 +194,9 @@ case("aten.repeat_interleave.self_int", self=Ri(0, 9, 4, 2), repeats=2, dim=-1, 
 # RMSNorm (issue 13): with a weight, without (eps None: the dtype's machine epsilon), over two trailing dims
 case("aten.rms_norm.default", input=R(2, 5, 8), normalized_shape=[8], weight=R(8), eps=1e-6)
 case("aten.rms_norm.default", input=R(3, 4) * 1e-3, normalized_shape=[4])
+# eps None on half inputs: PyTorch adds float32's epsilon (its compute type), not float16's
+case("aten.rms_norm.default", input=(R(3, 8) * 1e-2).half(), normalized_shape=[8])
+case("aten.rms_norm.default", input=(R(2, 3, 8) * 3e-3).half(), normalized_shape=[8], weight=R(8).half())
 case("aten.rms_norm.default", input=R(2, 3, 4, 5), normalized_shape=[4, 5], weight=R(4, 5), eps=1e-5)
 
 def finite(x):
