@@ -32,6 +32,8 @@ interface Frame {
   rows: number;
   inner: number;
   threads: number;
+  /** The TY threads of a row are consecutive lanes (a row never straddles a warp's boundary when TY ≥ 32). */
+  alongRow: boolean;
 }
 
 interface RowSpec {
@@ -46,6 +48,11 @@ function pow2ceil(n: number): number {
   return p;
 }
 
+/** Rows from which a warp per row beats a block per row: enough warps to fill the GPU several times over. */
+const MANY_ROWS = 2048;
+/** The longest row a warp takes alone (32 elements per lane per pass). */
+const WARP_ROW_MAX = 1024;
+
 /** Chooses the thread split and emits the row decomposition. */
 function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame {
   const x = ctx.info(spec.input);
@@ -59,7 +66,11 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   // 32 adjacent rows per block (coalesced), or 8 with 128 threads each when there are few rows.
   const threads = !alongRow && inner >= 256 ? 1024 : THREADS;
   let TY: number;
-  if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
+  // Many short rows (a transformer's LayerNorm at batch 64: 12,608 rows of 192): a warp per row, 8 rows per
+  // block, warp-shuffle statistics. A block per row there left a quarter of its threads idle and paid eight
+  // barrier levels per statistic (7x slower than the bandwidth floor on the H200).
+  if (alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) TY = 32;
+  else if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
   else if (threads === 1024) TY = rows <= 256 ? 128 : 32;
   else TY = rows <= 32 * 64 ? 32 : 8;
   TY = Math.min(TY, pow2ceil(Math.max(1, inner)) >= 2 ? TY : 1) || 1;
@@ -73,7 +84,7 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   const outerOrder = x.layout.filter((a) => spec.outer.includes(a));
   const rowShape = x.shape.map((d, a) => (spec.outer.includes(a) ? d : 1));
   const rowCoords = decompose(e, "row", rowShape, outerOrder.length ? outerOrder : [0]);
-  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner, threads };
+  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner, threads, alongRow };
 }
 
 /** Emits `for (e = ty; e < inner; e += TY)` with the element's input coords, calling body(coords). */
@@ -88,16 +99,34 @@ function rowLoop(f: Frame, ctx: CodegenContext, spec: RowSpec, body: (coords: st
   });
 }
 
-/** Tree-combines `acc` (type ct) over the TY threads of each row; returns the row's result variable. */
+/**
+ * Combines `acc` (type ct) over the TY threads of each row; returns the row's result variable. A float sum or max
+ * over a row of whole warps goes through warp shuffles, then (TY > 32) one shared-memory step across the row's
+ * warps; anything else through a shared-memory tree.
+ */
 function blockCombine(
   f: Frame,
   ct: string,
   acc: string,
   combine: (a: string, b: string) => string,
   name: string,
+  warpOp?: "sum" | "max",
 ): string {
   const e = f.e;
   const sm = `sm_${name}`;
+  if (warpOp && ct === "float" && f.alongRow && f.TY >= 32 && f.TY % 32 === 0) {
+    const w = e.let("float", `${warpOp === "sum" ? "tc_warp_sum" : "tc_warp_max"}(${acc})`, `${name}_w`);
+    if (f.TY === 32) return w;
+    const W = f.TY / 32;
+    const r = e.fresh(`${name}_r`);
+    e.line(`__shared__ float ${sm}[${f.TX * W}];`);
+    e.line(`if ((ty & 31) == 0) ${sm}[tx * ${W} + (ty >> 5)] = ${w};`);
+    e.line("__syncthreads();");
+    e.line(`float ${r} = ${sm}[tx * ${W}];`);
+    e.line(`for (int i = 1; i < ${W}; ++i) ${r} = ${combine(r, `${sm}[tx * ${W} + i]`)};`);
+    e.line("__syncthreads();");
+    return r;
+  }
   e.line(`__shared__ ${ct} ${sm}[${f.TX * f.TY}];`);
   e.line(`${sm}[tx * ${f.TY} + ty] = ${acc};`);
   e.line("__syncthreads();");
@@ -276,7 +305,9 @@ export function generateReduceKernel(
   let result: string;
   if (arg) result = combineArg(f, op, accCt);
   else {
-    result = blockCombine(f, accCt, "acc", combineOf(op), "red");
+    // Not max: a reduce's max propagates NaN, the warp max (fmaxf) drops it.
+    const warpOp = op === "sum" || op === "mean" ? "sum" : undefined;
+    result = blockCombine(f, accCt, "acc", combineOf(op), "red", warpOp);
     if (op === "mean") result = e.let(accCt, `${result} / (${accCt})${f.inner}`, "res");
   }
   // Output coords: kept axes in order (with size-1 axes where dims are kept).
@@ -353,14 +384,14 @@ export function generateSoftmaxKernel(
     io.storeShared(c);
     e.line(`m = fmax(m, (${ct})${io.load(c)});`);
   });
-  const mx = blockCombine(f, ct, "m", (a, b) => `fmax(${a}, ${b})`, "max");
+  const mx = blockCombine(f, ct, "m", (a, b) => `fmax(${a}, ${b})`, "max", "max");
   const m0 = e.let(ct, `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY, ct)} ? (${ct})0 : ${mx}`, "m");
   e.line(`${ct} s = 0;`);
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
     e.line(`s += exp((${ct})${io.load(c)} - ${m0});`);
   });
-  const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
+  const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum", "sum");
   const ls = e.let(ct, `log(${sum})`, "ls");
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
@@ -423,7 +454,7 @@ export function generateNormalizationKernel(
         io.storeShared(c);
         e.line(`if (${inGroup(c)}) s += (${ct})${load(c)};`);
       });
-      const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum");
+      const sum = blockCombine(f, ct, "s", (a, b) => `${a} + ${b}`, "sum", "sum");
       mean = e.let(ct, `${sum} / (${ct})${innerCount}`, "mean");
     }
     e.line(`${ct} q = 0;`);
@@ -432,7 +463,7 @@ export function generateNormalizationKernel(
       if (rms) io.storeShared(c);
       e.line(`if (${inGroup(c)}) { const ${ct} d = (${ct})${load(c)} - ${mean}; q += d * d; }`);
     });
-    const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq");
+    const sq = blockCombine(f, ct, "q", (a, b) => `${a} + ${b}`, "sq", "sum");
     const rstd = e.let(
       ct,
       `(${ct})1 / sqrt(${sq} / (${ct})${innerCount} + (${ct})${floatLiteral(layer.epsilon, ct)})`,

@@ -223,6 +223,28 @@ function softmaxAndNormalizationCases(add: AddCase): void {
     });
     add("normalization", m.build([ln, gn]), ["fp32", "fp16"]);
   }
+  {
+    // Many short rows (≥ 2048, as a transformer's norms at large batch): a warp per row, shuffle statistics
+    const m = new NetMaker(19);
+    const x = m.input("x", [2, 1024, 40]);
+    const ln = m.b.add({
+      type: "normalization",
+      kind: "layer",
+      beginAxis: 2,
+      epsilon: 1e-5,
+      inputs: [x, m.const([40], 0.5, 1), m.const([40], 0.1)],
+    });
+    const rms = m.b.add({
+      type: "normalization",
+      kind: "rms",
+      beginAxis: 2,
+      epsilon: 1e-6,
+      inputs: [x, m.const([40], 0.5, 1), m.const([40], 0)],
+    });
+    const sm = m.b.add({ type: "softmax", inputs: [x], axis: 2, log: false });
+    const mean = m.b.add({ type: "reduce", inputs: [x], op: "mean", axes: [2], keepDims: false });
+    add("many-rows", m.build([ln, rms, sm, mean]), ["fp32", "fp16"]);
+  }
 }
 
 /** Data movement. */
