@@ -18,6 +18,7 @@ import {
 import { assembleProgram, generateStepKernel, type Program } from "./kernels/generated.js";
 import { type FoldStats, foldNetwork } from "./plan/fold.js";
 import { lifetimes, type MemoryPlan, planMemory } from "./plan/memory.js";
+import { patchifyConvolutions } from "./plan/patchify.js";
 import { type Precision, planTensors, type TensorInfo } from "./plan/tensors.js";
 
 export interface EnginePlan {
@@ -43,7 +44,9 @@ export interface PlanOptions {
 }
 
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
-  const { network: net, stats: foldStats } = foldNetwork(network);
+  const folded = foldNetwork(network);
+  const foldStats = folded.stats;
+  const net = patchifyConvolutions(folded.network);
   const infos = planTensors(net, {
     precision: opts.precision,
     channelsLast: opts.channelsLast ?? opts.precision === "fp16",
