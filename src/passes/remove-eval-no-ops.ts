@@ -54,6 +54,25 @@ export const removeSameTypeCasts = passThrough(
   "self",
 );
 
+/**
+ * constant_pad_nd or pad(x, [0, 0, …]) ⇒ x (in any padding mode). torchvision's Swin pads every window attention's input up to a multiple of
+ * the window, which at 224×224 is a pad by nothing: a full copy of the activation in each block otherwise.
+ */
+export const removeZeroPads = (() => {
+  const x = value();
+  return rule({
+    name: "remove-zero-pad",
+    doc: "constant_pad_nd(x, all zeros) / pad(x, all zeros, any mode) ⇒ x",
+    pattern: op(["aten.constant_pad_nd.default", "aten.pad.default"], { self: x }),
+    captures: { x },
+    rewrite: ({ x, root }, ctx) => {
+      const pad = root.args.pad;
+      if (pad?.kind !== "ints" || pad.value.some((p) => p !== 0)) return undefined;
+      return sameType(x.type, root.out.type) ? ctx.replaceWith(x) : undefined;
+    },
+  });
+})();
+
 const ASSERTS = [
   "aten._assert_tensor_metadata.default",
   "aten._assert_scalar.default",
@@ -76,6 +95,7 @@ export const evalNoOpRules = ruleSet(
   evalDropoutRules,
   removeCopies,
   removeSameTypeCasts,
+  removeZeroPads,
   removeStaticAsserts,
 );
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { removeEvalNoOps } from "../../src/passes/remove-eval-no-ops.js";
-import { bool, dtype, expectSameResults, float, lower, opsOf, TestGraph } from "./graphs.js";
+import { bool, dtype, expectSameResults, float, ints, lower, opsOf, TestGraph } from "./graphs.js";
 
 describe("remove-eval-no-ops", () => {
   it("drops eval dropout, copies, same-dtype casts and static asserts", () => {
@@ -25,6 +25,21 @@ describe("remove-eval-no-ops", () => {
       "remove-static-assert",
       "remove-copy",
     ]);
+  });
+
+  it("drops pads by nothing (Swin's window padding at 224×224) and keeps real or shifting pads", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [2, 3, 4]);
+    const a = g.node("aten.pad.default", { self: x, pad: ints([0, 0, 0, 0]) });
+    const b = g.node("aten.constant_pad_nd.default", { self: a, pad: ints([0, 0]), value: float(0) });
+    // same shape, moved contents: crop one side, pad the other
+    const c = g.node("aten.constant_pad_nd.default", { self: b, pad: ints([-1, 1]), value: float(0) });
+    const d = g.node("aten.constant_pad_nd.default", { self: c, pad: ints([1, 1]), value: float(2) });
+    const graph = g.build(d);
+    const { graph: out, trace } = lower(graph, removeEvalNoOps);
+    expect(opsOf(out)).toEqual(["aten.constant_pad_nd.default", "aten.constant_pad_nd.default"]);
+    expect(trace.entries.map((e) => e.rule)).toEqual(["remove-zero-pad", "remove-zero-pad"]);
+    expectSameResults(graph, out);
   });
 
   it("keeps training dropout and real casts", () => {
