@@ -1,3 +1,4 @@
+import { DTYPE_BYTES } from "../../ir/dtype.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
 import { transpose } from "../../network/reference/data.js";
@@ -252,6 +253,12 @@ function pointerResolver(
   const inputIndex = new Map(net.inputs.map((n, i) => [n, i] as const));
   const outputIndex = new Map(net.outputs.map((n, i) => [n, i] as const));
   return (t) => {
+    const info = infos.get(t);
+    // a strided view starts `offset` elements into its root (plan/strided-views.ts)
+    const skip = BigInt((info?.offset ?? 0) * (info ? DTYPE_BYTES[info.storage] : 0));
+    return rootPointer(t) + skip;
+  };
+  function rootPointer(t: string): bigint {
     const root = storageRoot(infos, t);
     switch (infos.get(root)!.role) {
       case "input":
@@ -269,7 +276,7 @@ function pointerResolver(
         return b.resources.arena.ptr + BigInt(off);
       }
     }
-  };
+  }
 }
 
 /** The cuDNN operands of a conv step: x, w, bias, y, then epilogue tensors and channel vectors in order. */

@@ -17,8 +17,7 @@ import { join } from "node:path";
 import { PRELUDE } from "../../../src/backends/cuda/codegen/ctypes.js";
 import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
 import { stepWrites } from "../../../src/backends/cuda/fuse/steps.js";
-import { layoutStrides } from "../../../src/backends/cuda/plan/layout.js";
-import { storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
+import { elementStrides, storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { DTYPE_BYTES, type DType } from "../../../src/ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
@@ -174,17 +173,18 @@ export function emulateEngine(
   const storage = (t: string): TensorData => {
     const i = info(t);
     const { buffer, offset } = location(t);
-    return typedView(i.storage, buffer, offset, numel(i.shape));
+    // a strided view addresses its root's memory (plan/strided-views.ts): the root's extent
+    return typedView(i.storage, buffer, offset, numel(info(storageRoot(infos, t)).shape));
   };
   /** Logical (row-major) tensor ⇄ memory in the tensor's layout. */
   const offsets = (t: string): Int32Array => {
     const i = info(t);
-    const strides = layoutStrides(i.shape, i.layout);
+    const strides = elementStrides(i);
     const n = numel(i.shape);
     const out = new Int32Array(n);
     const coord = new Array<number>(i.shape.length).fill(0);
     for (let k = 0; k < n; k++) {
-      let o = 0;
+      let o = i.offset ?? 0;
       for (let a = 0; a < coord.length; a++) o += coord[a] * strides[a];
       out[k] = o;
       for (let a = coord.length - 1; a >= 0; a--) {

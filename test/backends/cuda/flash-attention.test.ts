@@ -136,7 +136,12 @@ function runOnHost(plan: EnginePlan, k: GeneratedKernel, inputs: Record<string, 
     k,
     k.params.map((p) => HOST_CTYPE[plan.infos.get(p.tensor)!.storage]!),
   );
-  run(k.params.map((p) => bufferOf(p.tensor)));
+  // a strided view starts `offset` elements into its root (plan/strided-views.ts)
+  const at = (t: string) => {
+    const info = plan.infos.get(t)!;
+    return bufferOf(t).subarray((info.offset ?? 0) * (info.storage === "float32" ? 4 : 2));
+  };
+  run(k.params.map((p) => at(p.tensor)));
   const out = plan.network.outputs[0];
   const info = plan.infos.get(out)!;
   const bytes = bufferOf(out).subarray(0, numel(info.shape) * (info.storage === "float32" ? 4 : 2));
@@ -354,6 +359,63 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
       warps: 1,
     },
   ];
+  it("q, k and v read in place from one qkv projection (strided views at element offsets)", () => {
+    const [B, L, H, E] = [2, 21, 2, 32];
+    const b = new NetworkBuilder();
+    const x = b.addInput("x", { dtype: "float16", shape: [B, L, 3 * H * E] });
+    // an activation (strided views are made of arena tensors): tanh keeps the values spread
+    const qkv = b.add({ type: "activation", inputs: [x], fn: { kind: "tanh" } });
+    const r = b.add({
+      type: "shuffle",
+      inputs: [qkv],
+      firstTranspose: null,
+      reshape: [B, L, 3, H, E],
+      secondTranspose: [2, 0, 3, 1, 4],
+    });
+    const [q, k, v] = [0, 1, 2].map((i) => {
+      const s = b.add({
+        type: "slice",
+        inputs: [r],
+        starts: [i, 0, 0, 0, 0],
+        ends: [i + 1, B, H, L, E],
+        steps: [1, 1, 1, 1, 1],
+      });
+      return b.add({
+        type: "shuffle",
+        inputs: [s],
+        firstTranspose: null,
+        reshape: [B, H, L, E],
+        secondTranspose: null,
+      });
+    });
+    const y = b.add({ type: "attention", inputs: [q, k, v], scale: 1 / Math.sqrt(E), causal: false });
+    const net = b.build([{ tensor: y, as: "out" }]);
+    const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
+    // no slice kernel: the attention step reads the projection's memory at offsets 0, H·E and 2·H·E
+    expect(plan.steps.map((st) => st.kind)).toEqual(["element", "attention"]);
+    const root = storageRoot(plan.infos, q);
+    expect([q, k, v].map((t) => storageRoot(plan.infos, t))).toEqual([root, root, root]);
+    expect([q, k, v].map((t) => plan.infos.get(t)?.offset)).toEqual([0, H * E, 2 * H * E]);
+    expect(plan.infos.get(k)?.strides).toEqual([L * 3 * H * E, E, 3 * H * E, 1]);
+    const { step } = attentionStep(plan);
+    expect(step.choice.kernel).toBe("flash");
+    if (step.choice.kernel !== "flash") return;
+    const kernel = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), step.choice.config);
+    const inputs = { x: randomTensor(rng(11), "float16", [B, L, 3 * H * E], 1.5) };
+    const projected = runNetworkReference(
+      (() => {
+        const pb = new NetworkBuilder();
+        const px = pb.addInput("x", { dtype: "float16", shape: [B, L, 3 * H * E] });
+        const t = pb.add({ type: "activation", inputs: [px], fn: { kind: "tanh" } });
+        return pb.build([{ tensor: t, as: "qkv" }]);
+      })(),
+      inputs,
+    )[0];
+    const got = runOnHost(plan, kernel, { [root]: projected });
+    const want = runNetworkReference(net, inputs)[0];
+    expect(compareTensors(got, want).relative).toBeLessThan(1e-2);
+  }, 60_000);
+
   for (const c of cases) {
     it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)`, () => {
       const net = attentionNet(c);

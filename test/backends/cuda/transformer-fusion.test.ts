@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
+import { storageRoot } from "../../../src/backends/cuda/plan/tensors.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { convertGraph } from "../../../src/converters/index.js";
 import { loadModel } from "../../../src/frontends/load-model.js";
@@ -34,6 +35,7 @@ afterEach(() => {
   delete process.env.TORCHC_FUSE_ROWS;
   delete process.env.TORCHC_FUSE_SIBLINGS;
   delete process.env.TORCHC_ATTENTION_LAYOUT;
+  delete process.env.TORCHC_STRIDED_QKV;
 });
 
 describe("PyTorch-exported transformers: the CUDA plan's fused kernels", () => {
@@ -43,7 +45,7 @@ describe("PyTorch-exported transformers: the CUDA plan's fused kernels", () => {
     ["tiny_vit", 2],
     ["tiny_text_encoder", 1],
   ] as const) {
-    it(`${name} fp16: every norm takes in the element layers before it; q/k/v one kernel; no head-merge copy`, async () => {
+    it(`${name} fp16: every norm takes in the element layers before it; q/k/v read in place; no head-merge copy`, async () => {
       const model = await loadModel(join(MODELS, `${name}.pt2`));
       const plan = planCudaEngine(convertGraph(lower(model.graph, "fp16")), { precision: "fp16" });
       const summary = plan.summary.join("\n");
@@ -54,10 +56,21 @@ describe("PyTorch-exported transformers: the CUDA plan's fused kernels", () => {
         norms.every((s) => s.prologue?.length),
         summary,
       ).toBe(true);
+      // q, k and v are strided views of the qkv projection: no slice kernel (plan/strided-views.ts)
       const slices = plan.steps.filter(
         (s) => s.kind === "element" && s.group.layers.every((l) => l.type === "slice"),
       );
-      expect(slices.filter((s) => s.kind === "element" && s.group.outputs.length === 3)).toHaveLength(depth);
+      expect(
+        slices.filter((s) => s.kind === "element" && s.group.outputs.length === 3),
+        summary,
+      ).toHaveLength(0);
+      const attention = plan.steps.filter((s) => s.kind === "attention");
+      expect(attention).toHaveLength(depth);
+      for (const a of attention) {
+        const operands = a.kind === "attention" ? a.layer.inputs.slice(0, 3) : [];
+        expect(operands.map((t) => plan.infos.get(t)?.strides !== undefined)).toEqual([true, true, true]);
+        expect(new Set(operands.map((t) => storageRoot(plan.infos, t))).size).toBe(1);
+      }
       expect(
         plan.steps.filter((s) => s.kind === "element" && s.group.layers.every((l) => l.type === "shuffle"))
           .length,
@@ -91,20 +104,26 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
       expect(elementAdds(apart)).toBe(2 * depth);
       expect(elementAdds(plan.steps)).toBe(0);
       expect(plan.steps.filter(isLoneCast), plan.summary.join("\n")).toHaveLength(0);
-      // the q, k and v slices of each block are one kernel with three outputs
-      const qkv = plan.steps.filter(
-        (st) => st.kind === "element" && st.group.layers.every((l) => l.type === "slice"),
-      );
-      expect(qkv.map((st) => (st.kind === "element" ? st.group.outputs.length : 0))).toEqual(
+      // the q, k and v slices of each block are strided views of its qkv projection (no kernel); without
+      // them, one kernel with three outputs
+      const qkv = (steps: readonly Step[]) =>
+        steps.filter((st) => st.kind === "element" && st.group.layers.every((l) => l.type === "slice"));
+      expect(qkv(plan.steps)).toHaveLength(0);
+      process.env.TORCHC_STRIDED_QKV = "0";
+      const copied = planCudaEngine(net, { precision }).steps;
+      expect(qkv(copied).map((st) => (st.kind === "element" ? st.group.outputs.length : 0))).toEqual(
         Array(depth).fill(3),
       );
+      expect(copied.length - plan.steps.length).toBe(depth);
+      delete process.env.TORCHC_STRIDED_QKV;
       process.env.TORCHC_FUSE_SIBLINGS = "0";
       process.env.TORCHC_FUSE_ROWS = "0";
       process.env.TORCHC_ATTENTION_LAYOUT = "0";
-      expect(planCudaEngine(net, { precision }).steps.length - plan.steps.length).toBe(5 * depth);
-      // The first norm, then per block: qkv, the q/k/v slices, attention (writing tokens-major, so the head merge
-      // is a view), proj, add+norm2, fc1, gelu, fc2, and the add+norm that starts the next block (or the last).
-      expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + 9 * depth);
+      expect(planCudaEngine(net, { precision }).steps.length - plan.steps.length).toBe(3 * depth);
+      // The first norm, then per block: qkv, attention (reading q, k and v in place, writing tokens-major, so the
+      // head merge is a view), proj, add+norm2, fc1, gelu, fc2, and the add+norm that starts the next block (or
+      // the last).
+      expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + 8 * depth);
       const [want] = interpret(graph, inputs);
       expect(relMax(outputs[0], want)).toBeLessThan(precision === "fp32" ? 1e-4 : 1e-2);
     }, 120_000);

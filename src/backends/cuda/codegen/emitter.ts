@@ -4,8 +4,7 @@
  * materialized tensors through their layout's strides.
  */
 import { DTYPE_BYTES, type DType } from "../../../ir/dtype.js";
-import { layoutStrides } from "../plan/layout.js";
-import type { TensorInfo } from "../plan/tensors.js";
+import { elementStrides, type TensorInfo } from "../plan/tensors.js";
 import { computeCType, fromStorage, storageCType, toStorage } from "./ctypes.js";
 
 export interface KernelParam {
@@ -91,7 +90,7 @@ export class Emitter {
   /** Element offset of logical `coords` in `tensor` (an index expression). */
   offset(tensor: string, coords: readonly string[]): string {
     const t = this.info(tensor);
-    const strides = layoutStrides(t.shape, t.layout);
+    const strides = elementStrides(t);
     const terms: string[] = [];
     coords.forEach((c, i) => {
       if (t.shape[i] === 1 || c === "0") return;
@@ -128,7 +127,7 @@ export class Emitter {
     const t = this.info(tensor);
     const size = DTYPE_BYTES[t.storage];
     if (V === 1 || (size !== 2 && size !== 4) || (V * size) % 4 !== 0) return false;
-    const strides = layoutStrides(t.shape, t.layout);
+    const strides = elementStrides(t);
     if (strides[axis] !== 1 || t.shape[axis] % V !== 0) return false;
     return t.shape.every((d, i) => i === axis || d === 1 || strides[i] % V === 0);
   }

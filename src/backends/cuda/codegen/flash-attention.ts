@@ -24,8 +24,7 @@
  */
 import { numel } from "../../../ir/tensor.js";
 import type { AttentionLayer } from "../../../network/layers/index.js";
-import { layoutStrides } from "../plan/layout.js";
-import type { TensorInfo } from "../plan/tensors.js";
+import { elementStrides, type TensorInfo } from "../plan/tensors.js";
 import { floatLiteral, fromStorage, storageCType, toStorage } from "./ctypes.js";
 import { broadcastCoords, type CodegenContext, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
@@ -57,7 +56,7 @@ const LAST = (shape: readonly number[]) => shape.length - 1;
 
 /** Whether the last (feature) axis is stored contiguously. */
 function featuresContiguous(t: TensorInfo): boolean {
-  return layoutStrides(t.shape, t.layout)[LAST(t.shape)] === 1;
+  return elementStrides(t)[LAST(t.shape)] === 1;
 }
 
 /**
@@ -184,7 +183,7 @@ interface Operand {
 
 /** Element strides of the last two axes (0 where the axis is broadcast or absent), right-aligned. */
 function rowColStrides(t: TensorInfo): [number, number] {
-  const s = layoutStrides(t.shape, t.layout);
+  const s = elementStrides(t);
   const r = t.shape.length;
   const at = (a: number) => (a < 0 || t.shape[a] === 1 ? 0 : s[a]);
   return [at(r - 2), at(r - 1)];

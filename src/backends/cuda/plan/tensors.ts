@@ -9,7 +9,15 @@ import type { Shape } from "../../../ir/tensor.js";
 import type { Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { assignAttentionOutputLayouts } from "./attention-layout.js";
-import { channelsLast, identityLayout, invertPermutation, isRowMajor, type Layout } from "./layout.js";
+import {
+  channelsLast,
+  identityLayout,
+  invertPermutation,
+  isRowMajor,
+  type Layout,
+  layoutStrides,
+} from "./layout.js";
+import { assignStridedAttentionOperands } from "./strided-views.js";
 
 export type Precision = "fp32" | "fp16";
 export type TensorRole = "input" | "output" | "activation" | "constant";
@@ -25,6 +33,17 @@ export interface TensorInfo {
   role: TensorRole;
   /** Set when this tensor is a view of another tensor's memory (same bytes, its own shape and layout). */
   viewOf?: string;
+  /**
+   * A strided view (plan/strided-views.ts: attention operands sliced out of one projection): element strides into
+   * its storage root's memory, overriding the layout's, and its first element's offset from the root's start.
+   */
+  strides?: readonly number[];
+  offset?: number;
+}
+
+/** Element strides of `t` in memory: a strided view's own, else its layout's. */
+export function elementStrides(t: TensorInfo): readonly number[] {
+  return t.strides ?? layoutStrides(t.shape, t.layout);
 }
 
 export interface TensorPlanOptions {
@@ -91,6 +110,7 @@ export function planTensors(net: Network, opts: TensorPlanOptions): Map<string, 
   if (opts.channelsLast) assignChannelsLast(net, infos);
   assignAttentionOutputLayouts(net, infos);
   assignViews(net, infos);
+  assignStridedAttentionOperands(net, infos);
   return infos;
 }
 
