@@ -150,6 +150,36 @@ export const unitPermuteToView = rule({
   },
 });
 
+/**
+ * A linear acts on each row, so it commutes with a permute that keeps the feature axis last. Moved below the
+ * linear, the permute is a view of the linear's output (nn.MultiheadAttention's sequence-first transpose in front
+ * of its qkv projection was a copy of the activations in every layer).
+ */
+const rowsIn = value();
+const rowOrder = ints();
+export const linearBeforePermute = rule({
+  name: "linear-before-permute",
+  doc: "linear(permute(x, p), w, b) with p keeping the last dim ⇒ permute(linear(x, w, b), p)",
+  pattern: op("aten.linear.default", { input: op(PERMUTE, { self: rowsIn, dims: rowOrder }) }),
+  captures: { rowsIn, rowOrder },
+  rewrite: ({ rowsIn, rowOrder, root }, ctx) => {
+    const rank = rowsIn.type.shape.length;
+    const p = rowOrder.map((d) => (d + rank) % rank);
+    const permuted = root.args.input?.kind === "tensor" ? root.args.input.name : undefined;
+    if (rank < 2 || p[rank - 1] !== rank - 1 || !permuted || !ctx.graph.hasSingleUser(permuted))
+      return undefined;
+    const out = root.out.type;
+    const b = ctx.build();
+    const rows = b.node(
+      "aten.linear.default",
+      { ...root.args, input: arg.tensor(rowsIn) },
+      { dtype: out.dtype, shape: [...rowsIn.type.shape.slice(0, -1), out.shape[rank - 1]] },
+    );
+    const y = b.node(PERMUTE, { self: arg.tensor(rows), dims: arg.ints(p) }, out);
+    return b.replace({ [root.outputs[0].name]: y });
+  },
+});
+
 export const viewRules = ruleSet(
   reshapeToView,
   removeIdentityView,
@@ -160,10 +190,11 @@ export const viewRules = ruleSet(
   removeIdentityPermute,
   mergePermutes,
   unitPermuteToView,
+  linearBeforePermute,
 );
 
 export const canonicalizeViews: Pass = rulePass(
   "canonicalize-views",
-  "reshape/flatten/squeeze/unsqueeze/_unsafe_view ⇒ view; merge and drop identity views, expands, permutes",
+  "reshape/flatten/squeeze/unsqueeze/_unsafe_view ⇒ view; merge and drop identity views, expands, permutes; permutes below linears",
   viewRules,
 );

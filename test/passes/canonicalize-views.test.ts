@@ -47,6 +47,27 @@ describe("canonicalize-views", () => {
     expectSameResults(graph, out);
   });
 
+  it("moves a permute that keeps the last dim below a linear, and only such a permute", () => {
+    const g = new TestGraph();
+    const x = g.input("x", [2, 5, 4]);
+    const w = g.weight("w", [6, 4]);
+    const bias = g.weight("b", [6]);
+    // nn.MultiheadAttention's sequence-first transpose in front of its projection
+    const seqFirst = g.node("aten.permute.default", { self: x, dims: ints([1, 0, 2]) });
+    const y = g.node("aten.linear.default", { input: seqFirst, weight: w, bias });
+    // a permute moving the feature dim, and one read twice, stay where they are
+    const moved = g.node("aten.permute.default", { self: x, dims: ints([0, 2, 1]) });
+    const z = g.node("aten.linear.default", { input: moved, weight: g.weight("w2", [3, 5]) });
+    const shared = g.node("aten.permute.default", { self: x, dims: ints([1, 0, 2]) });
+    const u = g.node("aten.linear.default", { input: shared, weight: w });
+    const graph = g.build(y, z, u, shared);
+    const { graph: out, trace } = lower(graph, canonicalizeViews);
+    expect(trace.entries.filter((e) => e.rule === "linear-before-permute")).toHaveLength(1);
+    const first = out.nodes.find((n) => n.op === "aten.linear.default" && n.args.bias !== undefined);
+    expect(first?.args.input).toEqual({ kind: "tensor", name: x });
+    expectSameResults(graph, out);
+  });
+
   it("is idempotent", () => {
     const g = new TestGraph();
     const x = g.input("x", [4, 6]);
