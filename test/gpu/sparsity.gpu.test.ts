@@ -200,6 +200,18 @@ async function denseVsSparse(
     rows.push(row);
     report(name, { ...row, gemms: undefined, report: sparse.report.runners });
     for (const g of gemms) report(`${name} layer`, g);
+    if (row.speedup < 1) {
+      // Where a slower sparse module spends its time, beside the dense one (the same engines when no layer ran
+      // sparse: then the difference is the build's, not cuSPARSELt's).
+      const byKind = (m: CompiledModule) =>
+        m.profile({ reps: 10 }).byKind.map((k) => `${k.kind} ${k.steps} ${k.ms.toFixed(3)}`);
+      report(`${name} slower`, {
+        denseRunners: dense.report.runners.map((r) => r.split("\n")[0]),
+        sparseRunners: sparse.report.runners.map((r) => r.split("\n")[0]),
+        dense: byKind(dense),
+        sparse: byKind(sparse),
+      });
+    }
     assert.ok(relativeErrorDense <= TOLERANCE, `${name} dense fp16 vs PyTorch fp32: ${relativeErrorDense}`);
     assert.ok(
       relativeErrorSparse <= TOLERANCE,
