@@ -101,6 +101,46 @@ function rollAxis(net: NetworkBuilder, x: string, d: number, shift: number): str
   return net.add({ type: "concatenation", inputs: [tail, head], axis: d }, "roll");
 }
 
+/**
+ * A roll over several dims as one concatenation tree of 2^k slices of `x` itself (each slice cut along every
+ * rolled dim), so the whole roll is one element kernel: rolling one dim after another made each later roll read
+ * the previous one's concatenation twice, which kept them apart (Swin's shifted windows: two copies per roll).
+ */
+function rollAxes(
+  net: NetworkBuilder,
+  x: string,
+  dims: readonly number[],
+  shifts: readonly number[],
+): string {
+  const shape = net.typeOf(x).shape;
+  const by = new Map<number, number>();
+  dims.forEach((d, i) => by.set(d, (by.get(d) ?? 0) + shifts[i]));
+  const rolled = [...by]
+    .map(([d, s]) => ({ d, k: shape[d] === 0 ? 0 : ((s % shape[d]) + shape[d]) % shape[d] }))
+    .filter((r) => r.k !== 0);
+  if (rolled.length === 0) return x;
+  if (rolled.length === 1) return rollAxis(net, x, rolled[0].d, rolled[0].k);
+  const piece = (level: number, starts: number[], ends: number[]): string => {
+    if (level === rolled.length) {
+      return net.add({ type: "slice", inputs: [x], starts, ends, steps: shape.map(() => 1) }, "roll");
+    }
+    const { d, k } = rolled[level];
+    const n = shape[d];
+    const cut = (lo: number, hi: number) =>
+      piece(
+        level + 1,
+        starts.map((v, a) => (a === d ? lo : v)),
+        ends.map((v, a) => (a === d ? hi : v)),
+      );
+    return net.add({ type: "concatenation", inputs: [cut(n - k, n), cut(0, n - k)], axis: d }, "roll");
+  };
+  return piece(
+    0,
+    shape.map(() => 0),
+    [...shape],
+  );
+}
+
 const roll: ConverterSpec<{
   readonly self: string;
   readonly shifts: readonly number[];
@@ -113,15 +153,19 @@ const roll: ConverterSpec<{
       : refuse(`${a.shifts.length} shifts for ${a.dims.length} dims`),
   convert: (_node, a, net) => {
     const shape = net.typeOf(a.self).shape;
-    let x = net.input(a.self);
+    const x = net.input(a.self);
     if (a.dims.length === 0) {
       const flat = reshape(net.net, x, [shape.reduce((p, d) => p * d, 1)]);
       return [reshape(net.net, rollAxis(net.net, flat, 0, a.shifts[0]), shape)];
     }
-    a.dims.forEach((dim, i) => {
-      x = rollAxis(net.net, x, normalizeDim(dim, shape.length), a.shifts[i]);
-    });
-    return [x];
+    return [
+      rollAxes(
+        net.net,
+        x,
+        a.dims.map((d) => normalizeDim(d, shape.length)),
+        a.shifts,
+      ),
+    ];
   },
 };
 
