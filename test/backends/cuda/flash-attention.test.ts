@@ -416,6 +416,51 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
     expect(compareTensors(got, want).relative).toBeLessThan(1e-2);
   }, 60_000);
 
+  it("nn.MultiheadAttention's chain: sequence-first slices through a batch·heads merge, read in place", () => {
+    const [T, B, H, D] = [19, 2, 2, 32];
+    const E = H * D;
+    const b = new NetworkBuilder();
+    const x = b.addInput("x", { dtype: "float16", shape: [T, B, 3 * E] });
+    const qkv = b.add({ type: "activation", inputs: [x], fn: { kind: "tanh" } });
+    const shuffle = (t: string, first: number[] | null, reshape: number[] | null, second: number[] | null) =>
+      b.add({ type: "shuffle", inputs: [t], firstTranspose: first, reshape, secondTranspose: second });
+    // view [1, T, B, 3, E] → permute [3, 1, 2, 0, 4] → view [3, T, B, E]
+    const split = shuffle(shuffle(qkv, null, [1, T, B, 3, E], [3, 1, 2, 0, 4]), null, [3, T, B, E], null);
+    const [q, k, v] = [0, 1, 2].map((i) => {
+      const s = b.add({
+        type: "slice",
+        inputs: [split],
+        starts: [i, 0, 0, 0],
+        ends: [i + 1, T, B, E],
+        steps: [1, 1, 1, 1],
+      });
+      // view [T, B·H, D] (no single stride for B·H) → transpose → view [B, H, T, D]
+      const merged = shuffle(s, null, [T, B * H, D], null);
+      return shuffle(shuffle(merged, [1, 0, 2], null, null), null, [B, H, T, D], null);
+    });
+    const y = b.add({ type: "attention", inputs: [q, k, v], scale: 1 / Math.sqrt(D), causal: false });
+    const net = b.build([{ tensor: y, as: "out" }]);
+    const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
+    expect(plan.steps.map((st) => st.kind)).toEqual(["element", "attention"]);
+    const root = storageRoot(plan.infos, q);
+    expect([q, k, v].map((t) => plan.infos.get(t)?.offset)).toEqual([0, E, 2 * E]);
+    // [B, H, T, D] of a [T, B, 3E] projection
+    expect(plan.infos.get(v)?.strides).toEqual([3 * E, D, B * 3 * E, 1]);
+    expect([...plan.infos.values()].filter((i) => i.unaddressable).length).toBeGreaterThan(0);
+    const { step } = attentionStep(plan);
+    if (step.choice.kernel !== "flash") throw new Error(`flash expected: ${JSON.stringify(step.choice)}`);
+    const kernel = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), step.choice.config);
+    const inputs = { x: randomTensor(rng(12), "float16", [T, B, 3 * E], 1.5) };
+    const pb = new NetworkBuilder();
+    const px = pb.addInput("x", { dtype: "float16", shape: [T, B, 3 * E] });
+    const projected = runNetworkReference(
+      pb.build([{ tensor: pb.add({ type: "activation", inputs: [px], fn: { kind: "tanh" } }), as: "qkv" }]),
+      inputs,
+    )[0];
+    const got = runOnHost(plan, kernel, { [root]: projected });
+    expect(compareTensors(got, runNetworkReference(net, inputs)[0]).relative).toBeLessThan(1e-2);
+  }, 60_000);
+
   for (const c of cases) {
     it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)`, () => {
       const net = attentionNet(c);

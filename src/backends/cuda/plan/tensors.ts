@@ -39,10 +39,14 @@ export interface TensorInfo {
    */
   strides?: readonly number[];
   offset?: number;
+  /** A link of a strided view chain that no single stride per axis describes: only views read it, no kernel. */
+  unaddressable?: boolean;
 }
 
 /** Element strides of `t` in memory: a strided view's own, else its layout's. */
 export function elementStrides(t: TensorInfo): readonly number[] {
+  if (t.unaddressable)
+    throw new Error(`tensor '${t.name}' is a view no kernel can address (plan/strided-views.ts)`);
   return t.strides ?? layoutStrides(t.shape, t.layout);
 }
 
