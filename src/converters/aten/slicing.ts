@@ -114,7 +114,7 @@ function rollAxes(
 ): string {
   const shape = net.typeOf(x).shape;
   const by = new Map<number, number>();
-  dims.forEach((d, i) => by.set(d, (by.get(d) ?? 0) + shifts[i]));
+  for (const [i, d] of dims.entries()) by.set(d, (by.get(d) ?? 0) + shifts[i]);
   const rolled = [...by]
     .map(([d, s]) => ({ d, k: shape[d] === 0 ? 0 : ((s % shape[d]) + shape[d]) % shape[d] }))
     .filter((r) => r.k !== 0);
