@@ -1,7 +1,7 @@
 /**
  * Transformer fusion on the GPU (issue 13): timm pre-norm ViTs exported here at test time
- * (fixtures/export_transformer_blocks.py: a 2-block 64-wide ViT at batch 2, the same with RMSNorm, and
- * deit_tiny_patch16_224 at batch 1)
+ * (fixtures/export_transformer_blocks.py: a 2-block 64-wide ViT at batch 2, the same with RMSNorm,
+ * deit_tiny_patch16_224 at batch 1 and 16, and a 2-layer nn.TransformerEncoder)
  * compiled on the CUDA backend. Checks, for two different inputs each, the output against PyTorch eager fp32 (fp32
  * ≤ 1e-4, fp16 ≤ 1e-2 of max|ref|), that the reference depends on the input, and that the residual adds before
  * LayerNorms run inside the norm kernels (the profile's rows steps with a fused prologue). Prints the per-step
@@ -29,7 +29,13 @@ const report = gpuReporter("transformer-fusion");
 recordTestStarts();
 
 /** Depth of each exported model: its LayerNorms are 2 per block plus the final one. */
-const MODELS = { vit_small_blocks: 2, vit_rms_blocks: 2, deit_tiny: 12 } as const;
+const MODELS = {
+  vit_small_blocks: 2,
+  vit_rms_blocks: 2,
+  deit_tiny: 12,
+  deit_tiny_b16: 12,
+  mha_encoder: 2,
+} as const;
 
 interface Run {
   readonly profile: ProfileReport;
@@ -117,9 +123,43 @@ describe("timm pre-norm ViTs on the CUDA backend: fused norms, accuracy, profile
           loneCasts(r.profile).length <= 2,
           `${name}: lone cast steps ${loneCasts(r.profile).length}`,
         );
+        // q, k and v are read in place from the qkv projection (plan/strided-views.ts): no slice kernels
+        const qkvCopies = r.profile.steps.filter((s) =>
+          /^element\[slice\+slice\+slice\]/.test(s.description),
+        );
+        assert.equal(qkvCopies.length, 0, `${name}: q/k/v copies ${qkvCopies.map((s) => s.description)}`);
+        // fp16 patch embeddings are a GEMM (plan/patchify.ts): no cuDNN convolution left in these models
+        if (precision === "fp16") {
+          const convs = r.profile.steps.filter((s) => s.kind === "cudnn");
+          assert.equal(convs.length, 0, `${name}: cuDNN steps ${convs.map((s) => s.description)}`);
+        }
       });
     }
   }
+
+  it("deit_tiny_b16 fp16: warp-per-row norms and in-place q/k/v vs off (TORCHC_ROWS_WARP=0, TORCHC_STRIDED_QKV=0)", {
+    skip: why,
+  }, async () => {
+    const runWith = async (env: Record<string, string>) => {
+      Object.assign(process.env, env);
+      try {
+        return await compileAndCheck(dir, "deit_tiny_b16", "fp16");
+      } finally {
+        for (const k of Object.keys(env)) delete process.env[k];
+      }
+    };
+    const off = await runWith({ TORCHC_ROWS_WARP: "0", TORCHC_STRIDED_QKV: "0" });
+    const noWarp = await runWith({ TORCHC_ROWS_WARP: "0" });
+    const on = await runWith({});
+    const us = (r: Run, kind: string) => (r.profile.byKind.find((k) => k.kind === kind)?.ms ?? 0) * 1000;
+    report("session6-ab", {
+      medianMs: { off: off.medianMs, stridedOnly: noWarp.medianMs, on: on.medianMs },
+      kernels: { off: off.profile.kernels, on: on.profile.kernels },
+      rowsUs: { off: us(off, "rows"), on: us(on, "rows") },
+      elementUs: { off: us(off, "element"), on: us(on, "element") },
+    });
+    assert.ok(on.profile.kernels < off.profile.kernels, "in-place q/k/v removes kernels");
+  });
 
   it("deit_tiny fp16: rows fusion on vs off (TORCHC_FUSE_ROWS=0), same device", { skip: why }, async () => {
     process.env.TORCHC_FUSE_ROWS = "0";

@@ -69,7 +69,9 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   // Many short rows (a transformer's LayerNorm at batch 64: 12,608 rows of 192): a warp per row, 8 rows per
   // block, warp-shuffle statistics. A block per row there left a quarter of its threads idle and paid eight
   // barrier levels per statistic (7x slower than the bandwidth floor on the H200).
-  if (alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) TY = 32;
+  // TORCHC_ROWS_WARP=0 keeps a block per row (for A/B timing).
+  const warpRows = process.env.TORCHC_ROWS_WARP !== "0";
+  if (warpRows && alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) TY = 32;
   else if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
   else if (threads === 1024) TY = rows <= 256 ? 128 : 32;
   else TY = rows <= 32 * 64 ? 32 : 8;
