@@ -69,6 +69,28 @@ describe.skipIf(!hasGxx())(
         }, 120_000);
       }
     }
+    it("shifted block: the roll and the window partition after it are one kernel (views join the roll's group)", () => {
+      const s = { B: 1, H: 14, W: 14, C: 16, heads: 2, window: 7, shift: 3 };
+      const fused = threeWay(swinBlockGraph(s));
+      assertClose(fused.emu[0], fused.want[0], "emulated engine vs aten reference", 1e-2);
+      const rollThenPartition = (p: typeof fused.plan) =>
+        p.steps.filter(
+          (st) =>
+            st.kind === "element" &&
+            st.group.layers.some((l) => l.type === "concatenation") &&
+            st.group.layers.some((l) => l.type === "shuffle"),
+        ).length;
+      expect(rollThenPartition(fused.plan), fused.plan.summary.join("\n")).toBeGreaterThan(0);
+      process.env.TORCHC_FUSE_VIEWS = "0";
+      try {
+        const apart = threeWay(swinBlockGraph(s));
+        expect(apart.plan.steps.length).toBeGreaterThan(fused.plan.steps.length);
+        assertClose(apart.emu[0], fused.want[0], "emulated engine (views apart) vs aten reference", 1e-2);
+      } finally {
+        delete process.env.TORCHC_FUSE_VIEWS;
+      }
+    }, 120_000);
+
     it("shifted block with the mask built by writes through slices (torchvision's construction)", () => {
       const s = { B: 1, H: 14, W: 14, C: 16, heads: 2, window: 7, shift: 3 };
       const { want, ref, emu } = threeWay(swinBlockGraph(s, { maskBySliceWrites: true }));

@@ -256,9 +256,10 @@ class Scheduler {
     if (!identityMap) {
       for (const m of g.layers) {
         if (m.output === via) continue;
+        // (`layer` itself may read a member: through views of the root, or directly; it computes it in-kernel)
         if (
           this.isOutputish(m.output) ||
-          this.readers(m.output).some((r) => this.groupOf.get(r.output) !== g)
+          this.readers(m.output).some((r) => r !== layer && this.groupOf.get(r.output) !== g)
         )
           return false;
       }
@@ -267,6 +268,7 @@ class Scheduler {
   }
 
   private placeElement(layer: Layer): void {
+    for (const t of new Set(layer.inputs)) this.absorbViews(t, layer);
     const joinable: OpenGroup[] = [];
     for (const t of new Set(layer.inputs)) {
       const g = this.groupOf.get(t);
@@ -290,6 +292,42 @@ class Scheduler {
     const merged = this.newGroup([...layers, layer], layer.output);
     merged.identity = identity;
     this.steps.push(merged.step);
+  }
+
+  /**
+   * When `t` is a view of a group's root (reshapes and transposes of it no kernel materializes: Swin's window
+   * partition of a rolled tensor) read only by `layer`, the view layers join the group, re-indexing the root's
+   * values, so that `layer` can join through `t` and the root is never stored. Kept only if `layer` can then join;
+   * otherwise the group is left as it was. TORCHC_FUSE_VIEWS=0 turns it off (for A/B timing).
+   */
+  private absorbViews(t: string, layer: Layer): void {
+    if (process.env.TORCHC_FUSE_VIEWS === "0") return;
+    const chain: Layer[] = [];
+    let cur = t;
+    while (this.infos.get(cur)?.viewOf !== undefined && chain.length < 8) {
+      const p = this.producer.get(cur);
+      const next = chain[0] ?? layer;
+      const src = p?.inputs[0];
+      if (!p || src === undefined || !isElementLayer(p) || this.outputs.has(cur)) return;
+      if ((this.consumers.get(cur) ?? []).some((c) => c !== next)) return;
+      chain.unshift(p);
+      cur = src;
+    }
+    const g = this.groupOf.get(cur);
+    if (chain.length === 0 || !g || g.root !== cur || this.outputs.has(cur)) return;
+    if ((this.consumers.get(cur) ?? []).some((c) => c !== chain[0])) return;
+    const saved = { layers: [...g.layers], root: g.root, identity: g.identity };
+    g.layers.push(...chain);
+    for (const l of chain) this.groupOf.set(l.output, g);
+    g.root = t;
+    g.step.group.root = t;
+    g.identity = new Set([t]);
+    if (this.canJoin(g, layer, t)) return;
+    for (const l of chain) this.groupOf.delete(l.output);
+    g.layers.splice(0, g.layers.length, ...saved.layers);
+    g.root = saved.root;
+    g.step.group.root = saved.root;
+    g.identity = saved.identity;
   }
 
   /**
