@@ -12,8 +12,9 @@ import { constantBytes } from "../../../src/backends/cuda/builder.js";
 import type { ConvStep } from "../../../src/backends/cuda/fuse/steps.js";
 import type { CudnnConvPlan } from "../../../src/backends/cuda/kernels/conv-cudnn.js";
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
-import { mbconvNet } from "../../../src/backends/cuda/testing/nets.js";
+import { mbconvNet, randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
 import { tensorFromNumbers } from "../../../src/ir/tensor.js";
+import { NetworkBuilder } from "../../../src/network/builder.js";
 import type { Network } from "../../../src/network/network.js";
 
 const copies: { offset: number; bytes: Uint8Array }[] = [];
@@ -117,6 +118,46 @@ describe("refit of a built CUDA engine", () => {
     expect(copies).toEqual([]);
     prepareEngineRefit(b, mbconvNet(1, 16, 12, 1), answers, 0, toSecond.plan).apply();
     expect(copies.length).toBe(n);
+  });
+
+  it("refits a patch-embedding convolution planned as a GEMM (plan/patchify.ts) with the new weights", () => {
+    const stem = (seed: number): Network => {
+      const nb = new NetworkBuilder();
+      const x = nb.addInput("x", { dtype: "float16", shape: [1, 3, 16, 16] });
+      const r = rng(seed);
+      const w = nb.constant(randomTensor(r, "float16", [8, 3, 4, 4], 0.3));
+      const bias = nb.constant(randomTensor(r, "float16", [8], 0.3));
+      const y = nb.add({
+        type: "convolution",
+        inputs: [x, w, bias],
+        stride: [4, 4],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+      });
+      return nb.build([{ tensor: y, as: "y" }]);
+    };
+    const b = built(plan(stem(1)));
+    expect(b.plan.steps.some((st) => st.kind === "conv")).toBe(false);
+    const { apply, plan: next } = prepareEngineRefit(b, stem(2), answers, 0);
+    apply();
+    // the bias and the [8, 48] GEMM weight (the 4-D weight is not kept), each with the bytes a fresh build of the
+    // new model would upload
+    const fresh = plan(stem(2));
+    const want = fresh.network.layers
+      .filter((l) => l.type === "constant")
+      .map((l) =>
+        l.type === "constant"
+          ? constantBytes(fresh.network.constants[l.weight], fresh.infos.get(l.output)!)
+          : undefined,
+      );
+    expect(copies).toHaveLength(2);
+    expect(copies.map((c) => c.bytes)).toEqual(want);
+    expect(
+      next.network.layers
+        .filter((l) => l.type === "constant")
+        .map((l) => next.network.tensors[l.output].shape),
+    ).toEqual([[8], [8, 48]]);
   });
 
   it("sameTensor compares dtype, shape and bytes", () => {

@@ -49,13 +49,19 @@ export function patchifyConvolutions(net: Network): Network {
   const b = new NetworkBuilder();
   const to = new Map<string, string>();
   for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
-  const read = (t: string) => {
+  const mapped = (t: string) => {
     const r = to.get(t);
     if (r === undefined) throw new Error(`patchifyConvolutions: '${t}' is read before it is made`);
     return r;
   };
+  // The 4-D weights are read only by the convolutions rewritten here (which take their [Cout, C·p·q] reshape):
+  // not emitted, so neither uploaded nor refitted twice.
+  const readers = new Set(net.outputs);
+  for (const l of net.layers)
+    for (const [slot, t] of l.inputs.entries()) if (!(slot === 1 && isPatch(l))) readers.add(t);
   for (const layer of net.layers) {
     if (casts.has(layer.output)) continue;
+    if (layer.type === "constant" && !readers.has(layer.output)) continue;
     if (layer.type === "constant") {
       to.set(
         layer.output,
@@ -65,13 +71,13 @@ export function patchifyConvolutions(net: Network): Network {
       const cast = casts.get(layer.inputs[0]);
       to.set(
         layer.output,
-        b.withScope(layer.name, () => patchMatmul(b, net, layer, read, cast)),
+        b.withScope(layer.name, () => patchMatmul(b, net, layer, mapped, cast)),
       );
     } else {
-      to.set(layer.output, b.copy(layer, layer.inputs.map(read)));
+      to.set(layer.output, b.copy(layer, layer.inputs.map(mapped)));
     }
   }
-  return b.build(net.outputs.map((o) => ({ tensor: read(o), as: o })));
+  return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
 }
 
 /**
