@@ -169,6 +169,8 @@ export const linearBeforePermute = rule({
     if (rank < 2 || p[rank - 1] !== rank - 1 || !permuted || !ctx.graph.hasSingleUser(permuted))
       return undefined;
     const out = root.out.type;
+    // a 1-D weight drops the feature dim: the permute would no longer fit the result
+    if (out.shape.length !== rank) return undefined;
     const b = ctx.build();
     const rows = b.node(
       "aten.linear.default",

@@ -60,7 +60,12 @@ describe("canonicalize-views", () => {
     const z = g.node("aten.linear.default", { input: moved, weight: g.weight("w2", [3, 5]) });
     const shared = g.node("aten.permute.default", { self: x, dims: ints([1, 0, 2]) });
     const u = g.node("aten.linear.default", { input: shared, weight: w });
-    const graph = g.build(y, z, u, shared);
+    // a 1-D weight drops the feature dim: stays
+    const vec = g.node("aten.linear.default", {
+      input: g.node("aten.permute.default", { self: x, dims: ints([1, 0, 2]) }),
+      weight: g.weight("w1", [4]),
+    });
+    const graph = g.build(y, z, u, shared, vec);
     const { graph: out, trace } = lower(graph, canonicalizeViews);
     expect(trace.entries.filter((e) => e.rule === "linear-before-permute")).toHaveLength(1);
     const first = out.nodes.find((n) => n.op === "aten.linear.default" && n.args.bias !== undefined);

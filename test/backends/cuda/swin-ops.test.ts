@@ -3,9 +3,11 @@
 // reference interpreter on the original graph (PyTorch semantics), the layer reference on the converted
 // network, and the emulated engine.
 import { describe, expect, it } from "vitest";
+import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
 import { convertGraph } from "../../../src/converters/index.js";
 import type { Graph } from "../../../src/ir/graph.js";
-import type { Tensor } from "../../../src/ir/tensor.js";
+import { type Tensor, tensorFromNumbers } from "../../../src/ir/tensor.js";
+import { NetworkBuilder } from "../../../src/network/builder.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
 import { interpret } from "../../../src/ops/index.js";
 import { functionalizeViews } from "../../../src/passes/functionalize-views.js";
@@ -90,6 +92,35 @@ describe.skipIf(!hasGxx())(
         delete process.env.TORCHC_FUSE_VIEWS;
       }
     }, 120_000);
+
+    it("a group whose other members are read elsewhere is not re-rooted at a view of its result", () => {
+      // y = x + 1 (also read by u), z = y · 2, w = transpose(z) + 1: y and z's group may not take the transpose in,
+      // or y would be stored at the transposed coordinates
+      const nb = new NetworkBuilder();
+      const x = nb.addInput("x", { dtype: "float32", shape: [2, 3, 4, 5] });
+      const scalar = (v: number) => nb.constant(tensorFromNumbers("float32", [], [v]));
+      const y = nb.add({ type: "elementwise", op: "add", inputs: [x, scalar(1)] });
+      const z = nb.add({ type: "elementwise", op: "mul", inputs: [y, scalar(2)] });
+      const v = nb.add({
+        type: "shuffle",
+        inputs: [z],
+        firstTranspose: [0, 2, 3, 1],
+        reshape: null,
+        secondTranspose: null,
+      });
+      const w = nb.add({ type: "elementwise", op: "add", inputs: [v, scalar(1)] });
+      // read after the transpose's reader is placed
+      const u = nb.add({ type: "elementwise", op: "sub", inputs: [y, scalar(2)] });
+      const net = nb.build([
+        { tensor: w, as: "w" },
+        { tensor: u, as: "u" },
+      ]);
+      const inputs = { x: randomTensor(rng(3), "float32", [2, 3, 4, 5]) };
+      const want = runNetworkReference(net, inputs);
+      const { outputs } = emulateEngine(net, inputs, {});
+      assertClose(outputs[0], want[0], "w", 1e-6);
+      assertClose(outputs[1], want[1], "u", 1e-6);
+    });
 
     it("shifted block with the mask built by writes through slices (torchvision's construction)", () => {
       const s = { B: 1, H: 14, W: 14, C: 16, heads: 2, window: 7, shift: 3 };

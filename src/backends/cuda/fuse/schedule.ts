@@ -316,6 +316,13 @@ class Scheduler {
     const g = this.groupOf.get(cur);
     if (chain.length === 0 || !g || g.root !== cur || this.outputs.has(cur)) return;
     if ((this.consumers.get(cur) ?? []).some((c) => c !== chain[0])) return;
+    // Re-rooted at `t`, the kernel iterates over the view's coordinates: no other member may still need storing
+    // (it would be stored at the wrong coordinates).
+    for (const m of g.layers) {
+      if (m.output === cur) continue;
+      const outside = (r: Layer) => r !== layer && !chain.includes(r) && this.groupOf.get(r.output) !== g;
+      if (this.isOutputish(m.output) || this.readers(m.output).some(outside)) return;
+    }
     const saved = { layers: [...g.layers], root: g.root, identity: g.identity };
     g.layers.push(...chain);
     for (const l of chain) this.groupOf.set(l.output, g);
