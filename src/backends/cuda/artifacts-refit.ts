@@ -16,9 +16,7 @@ import { upload } from "./device/memory.js";
 import type { ConvStep } from "./fuse/steps.js";
 import { type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
-import { keepsElementOrder } from "./permute-bytes.js";
-import type { Precision, TensorInfo } from "./plan/tensors.js";
-
+import type { Precision } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 
 /** What a build leaves for a later refit. */
@@ -110,7 +108,7 @@ export function prepareEngineRefit(
     const same = infoNow.storage === infoWas.storage && infoNow.layout.join() === infoWas.layout.join();
     // Only what changed is converted and copied: a refit costs what its new bytes cost.
     if (same && tensorWas !== undefined && sameTensor(tensorWas, tensorNow)) continue;
-    const bytes = refitBytes(tensorNow, infoNow);
+    const bytes = constantBytes(tensorNow, infoNow);
     if (!same || bytes.byteLength !== expected)
       refused(
         segment,
@@ -159,16 +157,6 @@ function channelCopies(
         });
   }
   return copies;
-}
-
-/**
- * constantBytes, except that a layout which only moves axes of size 1 (1×1 conv weights stored channels-last: most
- * of a mobile network's weight bytes) keeps the element order, so the tensor's own bytes are the stored ones: no
- * element-by-element permutation on every refit.
- */
-function refitBytes(t: Tensor, info: TensorInfo): Uint8Array {
-  if (t.dtype === info.storage && keepsElementOrder(t.shape, info.layout)) return tensorBytes(t);
-  return constantBytes(t, info);
 }
 
 /** Whether two constants hold the same dtype, shape and bytes (memcmp). */

@@ -24,7 +24,7 @@ import {
 import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
-import { permutedBytes } from "./permute-bytes.js";
+import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
@@ -552,7 +552,9 @@ function allocateInstance(
 
 /** A constant's bytes in its planned storage dtype and layout. */
 export function constantBytes(t: Tensor, info: TensorInfo): Uint8Array {
-  if (t.dtype === info.storage && isIdentity(info.layout)) return tensorBytes(t);
+  // A layout that only moves axes of size 1 (1×1 conv weights stored channels-last) keeps the element order: the
+  // tensor's own bytes, with no copy, for builds and refits alike.
+  if (t.dtype === info.storage && keepsElementOrder(t.shape, info.layout)) return tensorBytes(t);
   // Same dtype in another layout: the stored elements move bit for bit (no float round trip).
   if (t.dtype === info.storage) return permutedBytes(t, info.layout);
   let values = toFloat64Array(t);

@@ -4,7 +4,9 @@
 // moves axes of size 1 (1×1 conv weights channels-last) takes a shortcut (the tensor's own bytes): checked for
 // every axis order of shapes with unit axes.
 import { describe, expect, it } from "vitest";
+import { constantBytes } from "../../../src/backends/cuda/builder.js";
 import { keepsElementOrder, permutedBytes } from "../../../src/backends/cuda/permute-bytes.js";
+import type { TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import type { DType } from "../../../src/ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
 import { castTensor, numel, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
@@ -129,6 +131,11 @@ describe("the unit-axis shortcut", () => {
           `${shape} by ${perm}`,
         ).toBe(true);
         const same = got.equals(Buffer.from(tensorBytes(t)));
+        // the engine's weight bytes (builds and refits) are the same relayout, whichever path they take
+        const info = { shape, layout: perm, storage: "float16" } as unknown as TensorInfo;
+        expect(Buffer.from(constantBytes(t, info)).equals(got), `constantBytes ${shape} by ${perm}`).toBe(
+          true,
+        );
         if (keepsElementOrder(shape, perm)) {
           expect(same, `${shape} by ${perm}`).toBe(true);
           kept++;
