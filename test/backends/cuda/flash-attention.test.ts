@@ -28,6 +28,7 @@ import { runNetworkReference } from "../../../src/network/reference/index.js";
 import { compareTensors } from "../../../src/util/compare.js";
 import { hasGxx } from "./emulate.js";
 import { compileFlashOnHost, type HostCType } from "./flash-host.js";
+import { type QkvNet, qkvInputShape, qkvNet, qkvProjectionNet } from "./qkv-nets.js";
 
 interface Case {
   readonly name: string;
@@ -361,35 +362,11 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
   ];
   it("q, k and v read in place from one qkv projection (strided views at element offsets)", () => {
     const [B, L, H, E] = [2, 21, 2, 32];
-    const b = new NetworkBuilder();
-    const x = b.addInput("x", { dtype: "float16", shape: [B, L, 3 * H * E] });
-    // an activation (strided views are made of arena tensors): tanh keeps the values spread
-    const qkv = b.add({ type: "activation", inputs: [x], fn: { kind: "tanh" } });
-    const r = b.add({
-      type: "shuffle",
-      inputs: [qkv],
-      firstTranspose: null,
-      reshape: [B, L, 3, H, E],
-      secondTranspose: [2, 0, 3, 1, 4],
-    });
-    const [q, k, v] = [0, 1, 2].map((i) => {
-      const s = b.add({
-        type: "slice",
-        inputs: [r],
-        starts: [i, 0, 0, 0, 0],
-        ends: [i + 1, B, H, L, E],
-        steps: [1, 1, 1, 1, 1],
-      });
-      return b.add({
-        type: "shuffle",
-        inputs: [s],
-        firstTranspose: null,
-        reshape: [B, H, L, E],
-        secondTranspose: null,
-      });
-    });
-    const y = b.add({ type: "attention", inputs: [q, k, v], scale: 1 / Math.sqrt(E), causal: false });
-    const net = b.build([{ tensor: y, as: "out" }]);
+    const shape: QkvNet = { B, T: L, H, D: E, dtype: "float16", scale: 1 / Math.sqrt(E) };
+    const {
+      net,
+      operands: [q, k, v],
+    } = qkvNet(shape);
     const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
     // no slice kernel: the attention step reads the projection's memory at offsets 0, H·E and 2·H·E
     expect(plan.steps.map((st) => st.kind)).toEqual(["element", "attention"]);
@@ -401,16 +378,8 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
     expect(step.choice.kernel).toBe("flash");
     if (step.choice.kernel !== "flash") return;
     const kernel = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), step.choice.config);
-    const inputs = { x: randomTensor(rng(11), "float16", [B, L, 3 * H * E], 1.5) };
-    const projected = runNetworkReference(
-      (() => {
-        const pb = new NetworkBuilder();
-        const px = pb.addInput("x", { dtype: "float16", shape: [B, L, 3 * H * E] });
-        const t = pb.add({ type: "activation", inputs: [px], fn: { kind: "tanh" } });
-        return pb.build([{ tensor: t, as: "qkv" }]);
-      })(),
-      inputs,
-    )[0];
+    const inputs = { x: randomTensor(rng(11), "float16", qkvInputShape(shape), 1.5) };
+    const projected = runNetworkReference(qkvProjectionNet(shape), inputs)[0];
     const got = runOnHost(plan, kernel, { [root]: projected });
     const want = runNetworkReference(net, inputs)[0];
     expect(compareTensors(got, want).relative).toBeLessThan(1e-2);

@@ -4,60 +4,15 @@
 import { describe, expect, it } from "vitest";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
-import { NetworkBuilder } from "../../../src/network/builder.js";
-import type { Network } from "../../../src/network/network.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
 import { compareTensors } from "../../../src/util/compare.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
+import { type QkvNet, qkvNet } from "./qkv-nets.js";
 
-interface Qkv {
-  readonly B: number;
-  readonly T: number;
-  readonly H: number;
-  readonly D: number;
-  /** Step of the feature slice (2: every other feature, so the head dim is strided). */
-  readonly featureStep?: number;
-  /** Attention on [B·H, T, D] (the merged batch·heads axis has no single stride in the projection). */
-  readonly mergedHeads?: boolean;
-}
-
-/** x [B, T, 3·H·D·step] → tanh → [B, T, 3, H, D·step] → [3, B, H, T, D·step] → slices → attention. */
-function qkvNet(c: Qkv): Network {
-  const step = c.featureStep ?? 1;
-  const F = c.D * step;
-  const b = new NetworkBuilder();
-  const x = b.addInput("x", { dtype: "float32", shape: [c.B, c.T, 3 * c.H * F] });
-  const qkv = b.add({ type: "activation", inputs: [x], fn: { kind: "tanh" } });
-  const r = b.add({
-    type: "shuffle",
-    inputs: [qkv],
-    firstTranspose: null,
-    reshape: [c.B, c.T, 3, c.H, F],
-    secondTranspose: [2, 0, 3, 1, 4],
-  });
-  const [q, k, v] = [0, 1, 2].map((i) => {
-    const s = b.add({
-      type: "slice",
-      inputs: [r],
-      starts: [i, 0, 0, 0, 0],
-      ends: [i + 1, c.B, c.H, c.T, F],
-      steps: [1, 1, 1, 1, step],
-    });
-    const shape = c.mergedHeads ? [c.B * c.H, c.T, c.D] : [c.B, c.H, c.T, c.D];
-    return b.add({
-      type: "shuffle",
-      inputs: [s],
-      firstTranspose: null,
-      reshape: shape,
-      secondTranspose: null,
-    });
-  });
-  const y = b.add({ type: "attention", inputs: [q, k, v], scale: 0.3, causal: false });
-  return b.build([{ tensor: y, as: "y" }]);
-}
+type Qkv = Omit<QkvNet, "dtype">;
 
 function check(c: Qkv, precision: "fp32" | "fp16") {
-  const net = qkvNet(c);
+  const { net } = qkvNet({ ...c, dtype: "float32" });
   const plan = planCudaEngine(net, { precision });
   const attention = plan.steps.find((s) => s.kind === "attention");
   const operands = attention?.kind === "attention" ? attention.layer.inputs.slice(0, 3) : [];
@@ -102,7 +57,7 @@ describe("q, k and v as strided views of their projection", () => {
       { ...BASE, featureStep: 2 },
       { ...BASE, H: 1, D: 4 },
     ]) {
-      const net = qkvNet(c);
+      const { net } = qkvNet({ ...c, dtype: "float32" });
       const inputs = { x: randomTensor(rng(4), "float32", net.tensors.x.shape, 1.5) };
       const [want] = runNetworkReference(net, inputs);
       const { outputs } = emulateEngine(net, inputs, { precision: "fp32" });
