@@ -52,7 +52,9 @@ export interface StartOptions {
 
 export async function startServer(o: StartOptions): Promise<ServerChild> {
   const log = openSync(o.logFile, "w");
-  const args = [...cliArgs(), "serve", o.model, "--port", "0", "--grpc-port", "off", ...o.flags];
+  // SERVE_NODE_ARGS: extra Node flags for the server only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env.SERVE_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const args = [...nodeArgs, ...cliArgs(), "serve", o.model, "--port", "0", "--grpc-port", "off", ...o.flags];
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", log, "pipe"] });
   closeSync(log);
   let err = "";

@@ -9,9 +9,10 @@ import { inplaceCandidates } from "../converters/inplace.js";
 import type { ProfileReport } from "../core/profile.js";
 import { InputError, TorchcError } from "../errors.js";
 import type { LoadedModel } from "../frontends/load-model.js";
+import type { DType } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
 import { summarizeGraph } from "../ir/summary.js";
-import type { Tensor } from "../ir/tensor.js";
+import { allocData, numel, type Shape, type Tensor } from "../ir/tensor.js";
 import { formatPartitionReport, type Partition, partitionGraph } from "../partition/index.js";
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
 import { type Fp16OverflowResult, formatKeptNodes, type KeptNode } from "../passes/fp16-overflow.js";
@@ -256,6 +257,16 @@ export class CompiledModule {
     return this.graph.inputs.map((n) =>
       this.allocator().pinnedTensor(this.graph.values[n].dtype, this.graph.values[n].shape),
     );
+  }
+
+  /**
+   * A host tensor of any shape for run()'s inputs: page-locked when the backend has device memory (run() then
+   * copies it with no staging copy), an ordinary array otherwise.
+   */
+  allocateHost(dtype: DType, shape: Shape): Tensor {
+    const b = this.backend as Partial<DeviceAllocator>;
+    if (b.pinnedTensor) return b.pinnedTensor(dtype, shape);
+    return { dtype, shape: [...shape], data: allocData(dtype, numel(shape)) };
   }
 
   /** Page-locked host tensors shaped like the outputs, for `run(inputs, { outputs })`. */

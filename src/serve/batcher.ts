@@ -35,7 +35,12 @@ export interface BatchModel {
    * A model compiled with a batch range (runtime/dynamic-module.ts) runs any batch from min to max rows (the
    * specs' dim 0 is max): merged rows are padded only up to min, not to the specs' batch.
    */
-  readonly rowRange?: { readonly min: number; readonly max: number };
+  readonly rowRange?: { readonly min: number; readonly max: number; readonly buckets?: readonly number[] };
+  /**
+   * Where a merged batch is written: page-locked host memory on a GPU backend, so run() copies it to the device
+   * with no staging copy (default: ordinary memory). Buffers are reused once their run has settled.
+   */
+  allocate?(dtype: Tensor["dtype"], shape: readonly number[]): Tensor;
 }
 
 export interface BatcherOptions {
@@ -82,6 +87,8 @@ export class DynamicBatcher {
   private rowsRun = 0;
   private closed = false;
   private idle: (() => void) | undefined;
+  /** Merge buffers whose runs have settled, by input and row count (at most `concurrency` + 1 of each). */
+  private readonly spare = new Map<string, Tensor[]>();
   readonly modelBatch: number;
   readonly maxBatch: number;
   /** Whether dim 0 of every input and output is the batch, so requests may carry 1..modelBatch rows. */
@@ -215,14 +222,23 @@ export class DynamicBatcher {
     this.rowsRun += n;
     this.onBatch(n);
     const start = performance.now();
+    // Merge buffers go back for reuse only after a successful run: a failed one may have left copies queued.
+    const owned: { key: string; t: Tensor }[] = [];
     try {
       const merged = this.model.inputs.map((spec, k) =>
         this.merge(
+          k,
           spec,
           take.map((p) => p.tensors[k]),
+          owned,
         ),
       );
       const outs = await this.model.run(merged);
+      for (const { key, t } of owned) {
+        const free = this.spare.get(key) ?? [];
+        if (free.length <= this.concurrency) free.push(t);
+        this.spare.set(key, free);
+      }
       const computeMs = performance.now() - start;
       let r = 0;
       const end = performance.now();
@@ -240,21 +256,47 @@ export class DynamicBatcher {
     }
   }
 
-  /** The requests' rows in order, zero-padded to the model's batch (a batch range: to its least size). */
-  private merge(spec: TensorSpec, parts: readonly Tensor[]): Tensor {
-    const range = this.model.rowRange;
+  /**
+   * The requests' rows in order, zero-padded to the rows the model runs them at: the model's batch, or with a
+   * batch range the bucket that takes them (so the module pads nothing again).
+   */
+  private merge(
+    k: number,
+    spec: TensorSpec,
+    parts: readonly Tensor[],
+    owned: { key: string; t: Tensor }[],
+  ): Tensor {
     const n = parts.reduce((a, t) => a + t.shape[0], 0);
-    const shape = range ? [Math.max(n, range.min), ...spec.shape.slice(1)] : spec.shape;
-    if (!this.batching || (parts.length === 1 && parts[0].shape[0] === shape[0])) return parts[0];
-    const data = allocData(spec.dtype, numel(shape));
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const rows = this.runRows(n);
+    const shape = [rows, ...spec.shape.slice(1)];
+    if (!this.batching || (parts.length === 1 && parts[0].shape[0] === rows)) return parts[0];
+    const key = `${k}:${rows}`;
+    const reused = this.spare.get(key)?.pop();
+    const out = reused ??
+      this.model.allocate?.(spec.dtype, shape) ?? {
+        dtype: spec.dtype,
+        shape,
+        data: allocData(spec.dtype, numel(shape)),
+      };
+    owned.push({ key, t: out });
+    const bytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
     let at = 0;
     for (const t of parts) {
       const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       bytes.set(src, at);
       at += src.byteLength;
     }
-    return { dtype: spec.dtype, shape: [...shape], data };
+    // A fresh buffer is zeroed; a reused one still holds an earlier batch's rows.
+    if (reused && at < bytes.byteLength) bytes.fill(0, at);
+    return out;
+  }
+
+  /** The rows a merged batch of `n` runs at. */
+  private runRows(n: number): number {
+    const range = this.model.rowRange;
+    if (!range) return this.modelBatch;
+    const bucket = range.buckets?.find((b) => b >= n);
+    return Math.max(n, range.min, bucket ?? n);
   }
 
   private checkIdle(): void {

@@ -182,7 +182,7 @@ function deviceMetrics(m: ReturnType<typeof metrics>, model: string) {
 export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<Server> {
   const name = opts.name ?? "model";
   // A batch range: requests of up to its max rows, merged batches run at their own size (no padding to opt).
-  const range = (compiled as { range?: { min: number; opt: number; max: number } }).range;
+  const range = (compiled as { range?: { min: number; opt: number; max: number; buckets: number[] } }).range;
   const atMax = (s: TensorSpec): TensorSpec =>
     range && s.shape[0] === range.opt ? { ...s, shape: [range.max, ...s.shape.slice(1)] } : s;
   const inputs = specs(compiled, compiled.graph.inputs).map(atMax);
@@ -191,7 +191,15 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
   const m = metrics(registry);
   const contexts = compiled.queue?.contexts ?? 1;
   const batcher = new DynamicBatcher(
-    { inputs, outputs, run: (x) => compiled.run(x) as Promise<Tensor[]>, rowRange: range },
+    {
+      inputs,
+      outputs,
+      run: (x) => compiled.run(x) as Promise<Tensor[]>,
+      rowRange: range,
+      // One module: merged batches in its page-locked memory (no staging copy). A pool of replicas over several
+      // GPUs takes ordinary memory.
+      allocate: "replicas" in compiled ? undefined : (dtype, shape) => compiled.allocateHost(dtype, shape),
+    },
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
   );

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import type { Tensor } from "../../src/ir/tensor.js";
+import { type BatchModel, DynamicBatcher } from "../../src/serve/batcher.js";
+
+/** A model of rows [b, 2]: each output row is its input row times 10, and every run's input is recorded. */
+function recordingModel(range?: BatchModel["rowRange"]) {
+  const seen: Float32Array[] = [];
+  const allocated: number[][] = [];
+  const model: BatchModel = {
+    inputs: [{ name: "x", dtype: "float32", shape: [8, 2] }],
+    outputs: [{ name: "y", dtype: "float32", shape: [8, 2] }],
+    rowRange: range,
+    async run([x]) {
+      seen.push((x.data as Float32Array).slice());
+      const data = (x.data as Float32Array).map((v) => v * 10);
+      return [{ dtype: "float32", shape: [...x.shape], data }];
+    },
+    allocate(dtype, shape) {
+      allocated.push([...shape]);
+      return { dtype, shape: [...shape], data: new Float32Array(shape[0] * shape[1]) };
+    },
+  };
+  return { model, seen, allocated };
+}
+
+const request = (rows: number, v: number): Tensor => ({
+  dtype: "float32",
+  shape: [rows, 2],
+  data: new Float32Array(rows * 2).fill(v),
+});
+
+describe("DynamicBatcher merge buffers", () => {
+  it("reuses one buffer per bucket and zeroes the padding rows an earlier batch filled", async () => {
+    const { model, seen, allocated } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });
+    // 4 rows, then 3 rows (bucket 4): the second batch's last row must be zero, not the first batch's 1.
+    const first = await Promise.all([b.submit([request(2, 1)], 2), b.submit([request(2, 1)], 2)]);
+    const second = await Promise.all([b.submit([request(1, 2)], 1), b.submit([request(2, 3)], 2)]);
+    expect(allocated).toEqual([[4, 2]]);
+    expect(Array.from(seen[0])).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(Array.from(seen[1])).toEqual([2, 2, 3, 3, 3, 3, 0, 0]);
+    expect(first.map((r) => Array.from(r.tensors[0].data))).toEqual([
+      [10, 10, 10, 10],
+      [10, 10, 10, 10],
+    ]);
+    expect(second.map((r) => Array.from(r.tensors[0].data))).toEqual([
+      [20, 20],
+      [30, 30, 30, 30],
+    ]);
+  });
+
+  it("runs a merged batch at its bucket's rows, not the range's max", async () => {
+    const { model, seen } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });
+    await Promise.all([b.submit([request(2, 1)], 2), b.submit([request(3, 1)], 3)]);
+    expect(seen[0].length).toBe(8 * 2);
+    expect(Array.from(seen[0].subarray(10))).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it("hands a request of exactly a bucket's rows to the model as it came", async () => {
+    const { model, allocated } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 0 });
+    await b.submit([request(4, 1)], 4);
+    expect(allocated).toEqual([]);
+  });
+});
