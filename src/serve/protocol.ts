@@ -83,6 +83,22 @@ export function splitBinaryBody(
   return { json, binary: body.subarray(headerLength) };
 }
 
+/**
+ * `n` elements of `dtype` at byte `at` of the binary section: a view of the request body when aligned for the
+ * type (./body.ts lays bodies out so that the first input is), else a copy.
+ */
+function tensorView(dtype: DType, binary: Uint8Array, at: number, n: number): Tensor["data"] {
+  const empty = allocData(dtype, 0);
+  const ctor = empty.constructor as new (b: ArrayBufferLike, o: number, n: number) => Tensor["data"];
+  const offset = binary.byteOffset + at;
+  if (offset % DTYPE_BYTES[dtype] === 0) return new ctor(binary.buffer, offset, n);
+  const data = allocData(dtype, n);
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(
+    binary.subarray(at, at + n * DTYPE_BYTES[dtype]),
+  );
+  return data;
+}
+
 function flatten(data: unknown, out: unknown[], depth = 0): void {
   if (depth > 64) throw new ProtocolError("tensor data is nested more than 64 deep");
   if (Array.isArray(data)) for (const d of data) flatten(d, out, depth + 1);
@@ -162,10 +178,7 @@ export function decodeRequest(
         throw new ProtocolError(
           `input '${spec.name}': the body holds fewer binary bytes than binary_data_size says`,
         );
-      const data = allocData(spec.dtype, n);
-      new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(
-        binary.subarray(binaryAt, binaryAt + bytes),
-      );
+      const data = tensorView(spec.dtype, binary, binaryAt, n);
       binaryAt += bytes;
       return { dtype: spec.dtype, shape: [...shape], data };
     }

@@ -6,12 +6,14 @@
  *   GET  /v2/health/live · /v2/health/ready · /v2 · /v2/models/{name} · /v2/models/{name}/ready
  *   POST /v2/models/{name}/infer                                     GET /metrics
  */
+import type { IncomingMessage } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
 import type { ModulePool } from "../runtime/pool.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
+import { readAlignedBody } from "./body.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
 import {
   DATATYPE,
@@ -234,9 +236,14 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
   };
 
   // Binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensors.
-  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
-    done(null, body),
-  );
+  const bodyLimit = opts.bodyLimit ?? 64 << 20;
+  app.addContentTypeParser("application/octet-stream", (req, payload, done) => {
+    readAlignedBody(payload as IncomingMessage, bodyLimit).then(
+      (body) => done(null, body),
+      (e: Error) => done(e, undefined),
+    );
+    void req;
+  });
 
   app.setErrorHandler((e, req, reply) => {
     const err = e as Error & { statusCode?: number };

@@ -39,11 +39,11 @@ describe("DynamicBatcher merge buffers", () => {
     expect(allocated).toEqual([[4, 2]]);
     expect(Array.from(seen[0])).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
     expect(Array.from(seen[1])).toEqual([2, 2, 3, 3, 3, 3, 0, 0]);
-    expect(first.map((r) => Array.from(r.tensors[0].data))).toEqual([
+    expect(first.map((r) => Array.from(r.tensors[0].data as Float32Array))).toEqual([
       [10, 10, 10, 10],
       [10, 10, 10, 10],
     ]);
-    expect(second.map((r) => Array.from(r.tensors[0].data))).toEqual([
+    expect(second.map((r) => Array.from(r.tensors[0].data as Float32Array))).toEqual([
       [20, 20],
       [30, 30, 30, 30],
     ]);

@@ -1,0 +1,83 @@
+/**
+ * The binary extension's request body read into one buffer laid out so that its tensor bytes (after the JSON
+ * header of Inference-Header-Content-Length bytes) start 8-byte aligned: decodeRequest can then view them as
+ * typed arrays in place instead of copying each input (a 602 KB image per request at thousands per second).
+ * fastify's `parseAs: "buffer"` concatenates chunks wherever the allocator puts them; this does the same single
+ * copy, into an aligned place, with the same body limit (HTTP 413).
+ */
+import type { IncomingMessage } from "node:http";
+
+export class BodyError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+  ) {
+    super(message);
+    this.name = "BodyError";
+  }
+}
+
+/** Bytes before the body in its allocation, so that byte `headerLength` of the body is 8-byte aligned. */
+function padFor(headerLength: unknown): number {
+  const h = Number(headerLength);
+  return Number.isInteger(h) && h >= 0 ? (8 - (h % 8)) % 8 : 0;
+}
+
+export function readAlignedBody(stream: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = stream.headers["content-length"];
+  const pad = padFor(stream.headers["inference-header-content-length"]);
+  const tooLarge = () => new BodyError(`the request body is larger than ${limit} bytes`, 413);
+  return new Promise((resolve, reject) => {
+    const length = declared === undefined ? undefined : Number(declared);
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
+      reject(new BodyError("Content-Length is not a byte count", 400));
+      return;
+    }
+    if (length !== undefined && length > limit) {
+      stream.resume();
+      reject(tooLarge());
+      return;
+    }
+    // Known length: one aligned allocation filled as chunks arrive. Chunked: gather, then one aligned copy.
+    const into = length === undefined ? undefined : Buffer.allocUnsafeSlow(length + pad).subarray(pad);
+    const chunks: Buffer[] = [];
+    let at = 0;
+    let failed = false;
+    const fail = (e: BodyError) => {
+      if (failed) return;
+      failed = true;
+      stream.resume();
+      reject(e);
+    };
+    stream.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      if (at + chunk.byteLength > (length ?? limit)) {
+        fail(
+          length === undefined ? tooLarge() : new BodyError("the body is longer than Content-Length", 400),
+        );
+        return;
+      }
+      if (into) chunk.copy(into, at);
+      else chunks.push(chunk);
+      at += chunk.byteLength;
+    });
+    stream.on("error", (e) => fail(new BodyError(`reading the request body: ${e.message}`, 400)));
+    stream.on("aborted", () => fail(new BodyError("the client aborted the request body", 400)));
+    stream.on("end", () => {
+      if (failed) return;
+      if (into) {
+        if (at !== length)
+          fail(new BodyError(`the body has ${at} bytes, Content-Length says ${length}`, 400));
+        else resolve(into);
+        return;
+      }
+      const out = Buffer.allocUnsafeSlow(at + pad).subarray(pad);
+      let o = 0;
+      for (const c of chunks) {
+        c.copy(out, o);
+        o += c.byteLength;
+      }
+      resolve(out);
+    });
+  });
+}

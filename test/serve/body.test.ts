@@ -1,0 +1,85 @@
+import type { IncomingMessage } from "node:http";
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { BodyError, readAlignedBody } from "../../src/serve/body.js";
+import { decodeRequest, splitBinaryBody } from "../../src/serve/protocol.js";
+
+/** A request stream with these headers that sends `chunks`. */
+function request(headers: Record<string, string>, chunks: Buffer[]): IncomingMessage {
+  const s = new PassThrough() as unknown as IncomingMessage & PassThrough;
+  (s as { headers: Record<string, string> }).headers = headers;
+  queueMicrotask(() => {
+    for (const c of chunks) s.write(c);
+    s.end();
+  });
+  return s;
+}
+
+/** A binary-extension body: JSON header padded by `extra` spaces, then the float32 values. */
+function binaryBody(values: number[], extra: number) {
+  const json = {
+    inputs: [
+      {
+        name: "x",
+        shape: [1, values.length],
+        datatype: "FP32",
+        parameters: { binary_data_size: values.length * 4 },
+      },
+    ],
+  };
+  const header = Buffer.from(JSON.stringify(json) + " ".repeat(extra));
+  const body = Buffer.concat([header, Buffer.from(new Float32Array(values).buffer)]);
+  return { header, body };
+}
+
+const spec = [{ name: "x", dtype: "float32" as const, shape: [1, 5] }];
+
+describe("readAlignedBody", () => {
+  for (const chunked of [false, true])
+    it(`lays the tensor bytes out 8-byte aligned for every header length, and decode views them in place (${chunked ? "chunked" : "Content-Length"})`, async () => {
+      for (let extra = 0; extra < 8; extra++) {
+        const values = [1.5, -2, 3.25, 4, 5 + extra];
+        const { header, body } = binaryBody(values, extra);
+        const headers: Record<string, string> = {
+          "inference-header-content-length": String(header.byteLength),
+        };
+        if (!chunked) headers["content-length"] = String(body.byteLength);
+        // split mid-header and mid-tensor
+        const cuts = [0, 7, header.byteLength + 3, body.byteLength];
+        const chunks = cuts.slice(1).map((c, i) => body.subarray(cuts[i], c));
+        const got = await readAlignedBody(request(headers, chunks), 1 << 20);
+        expect(got.equals(body)).toBe(true);
+        const { json, binary } = splitBinaryBody(got, header.byteLength);
+        const d = decodeRequest(json, spec, true, binary);
+        const data = d.tensors[0].data as Float32Array;
+        expect(Array.from(data)).toEqual(values);
+        expect(data.buffer).toBe(got.buffer);
+        expect(data.byteOffset % 8).toBe(0);
+      }
+    });
+
+  it("copies when the bytes are not aligned (a body read elsewhere), with the same values", () => {
+    const values = [1, 2, 3, 4, 5];
+    const { header, body } = binaryBody(values, 1);
+    // the tensor bytes at an odd address: header length + 1
+    const at = (8 - (header.byteLength % 8)) % 8;
+    const shifted = Buffer.from(new ArrayBuffer(body.byteLength + 9), at + 1, body.byteLength);
+    body.copy(shifted);
+    const { json, binary } = splitBinaryBody(shifted, header.byteLength);
+    expect(binary.byteOffset % 4).toBe(1);
+    const data = decodeRequest(json, spec, true, binary).tensors[0].data as Float32Array;
+    expect(Array.from(data)).toEqual(values);
+    expect(data.buffer).not.toBe(shifted.buffer);
+  });
+
+  it("refuses a body longer or shorter than Content-Length, and one over the limit", async () => {
+    const body = Buffer.alloc(64, 1);
+    const longer = readAlignedBody(request({ "content-length": "32" }, [body]), 1000);
+    await expect(longer).rejects.toMatchObject({ statusCode: 400 });
+    const shorter = readAlignedBody(request({ "content-length": "100" }, [body]), 1000);
+    await expect(shorter).rejects.toThrow(/64 bytes, Content-Length says 100/);
+    const over = readAlignedBody(request({}, [body, body]), 100);
+    await expect(over).rejects.toBeInstanceOf(BodyError);
+    await expect(readAlignedBody(request({}, [body, body]), 100)).rejects.toMatchObject({ statusCode: 413 });
+  });
+});
