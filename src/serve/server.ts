@@ -13,7 +13,7 @@ import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
 import type { ModulePool } from "../runtime/pool.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
-import { readAlignedBody } from "./body.js";
+import { BodyPool, readAlignedBody } from "./body.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
 import {
   DATATYPE,
@@ -237,8 +237,14 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
 
   // Binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensors.
   const bodyLimit = opts.bodyLimit ?? 64 << 20;
+  const bodies = new BodyPool();
+  // Bodies whose batch has run: nothing reads their tensor views once the answer is sent.
+  const spent = new WeakSet<object>();
+  app.addHook("onResponse", async (req) => {
+    if (Buffer.isBuffer(req.body) && spent.has(req)) bodies.give(req.body);
+  });
   app.addContentTypeParser("application/octet-stream", (req, payload, done) => {
-    readAlignedBody(payload as IncomingMessage, bodyLimit).then(
+    readAlignedBody(payload as IncomingMessage, bodyLimit, bodies).then(
       (body) => done(null, body),
       (e: Error) => done(e, undefined),
     );
@@ -307,6 +313,7 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     }
     try {
       const results = await inferDecoded(decoded, Number.POSITIVE_INFINITY);
+      spent.add(req);
       m.requests.inc({ model: name, status: "200" });
       const bin = decoded.binaryOutputs;
       const chunks: Uint8Array[] = [];

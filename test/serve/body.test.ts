@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { BodyError, readAlignedBody } from "../../src/serve/body.js";
+import { BodyError, BodyPool, readAlignedBody } from "../../src/serve/body.js";
 import { decodeRequest, splitBinaryBody } from "../../src/serve/protocol.js";
 
 /** A request stream with these headers that sends `chunks`. */
@@ -81,5 +81,39 @@ describe("readAlignedBody", () => {
     const over = readAlignedBody(request({}, [body, body]), 100);
     await expect(over).rejects.toBeInstanceOf(BodyError);
     await expect(readAlignedBody(request({}, [body, body]), 100)).rejects.toMatchObject({ statusCode: 413 });
+  });
+});
+
+describe("BodyPool", () => {
+  it("hands a returned allocation to the next body of a near size, and refuses foreign or over-bound ones", () => {
+    const pool = new BodyPool(3 * 8192);
+    const a = pool.take(5000);
+    expect(a.byteLength).toBe(8192);
+    pool.give(Buffer.from(a, 3, 4000));
+    expect(pool.take(6000)).toBe(a);
+    expect(pool.take(6000)).not.toBe(a);
+    pool.give(Buffer.alloc(5000)); // not the pool's: never handed out
+    expect(pool.take(5000)).not.toBe(a);
+    const many = [pool.take(8000), pool.take(8000), pool.take(8000), pool.take(8000)];
+    for (const m of many) pool.give(new Uint8Array(m));
+    const back = new Set([pool.take(8000), pool.take(8000), pool.take(8000), pool.take(8000)]);
+    expect(many.filter((m) => back.has(m)).length).toBe(3);
+  });
+
+  it("a pooled body is read in place like a fresh one", async () => {
+    const pool = new BodyPool();
+    for (let round = 0; round < 3; round++) {
+      const values = [round, round + 0.5, -round, 7, 8];
+      const { header, body } = binaryBody(values, round);
+      const headers = {
+        "inference-header-content-length": String(header.byteLength),
+        "content-length": String(body.byteLength),
+      };
+      const got = await readAlignedBody(request(headers, [body]), 1 << 20, pool);
+      const { json, binary } = splitBinaryBody(got, header.byteLength);
+      const data = decodeRequest(json, spec, true, binary).tensors[0].data as Float32Array;
+      expect(Array.from(data)).toEqual(values);
+      pool.give(got);
+    }
   });
 });

@@ -250,6 +250,18 @@ describe("torchc serve: the binary tensor data extension", () => {
     expect(meta.extensions).toContain("binary_tensor_data");
   });
 
+  it("binary one-row requests, merged and in rounds that reuse their bodies' memory, each get their own row", async () => {
+    const c = await start({ maxQueueDelayUs: 20_000 });
+    for (let round = 0; round < 3; round++) {
+      const outs = await Promise.all(
+        Array.from({ length: 8 }, (_, k) => c.infer({ x: row(X, (k + round) % 4) }, { binary: true })),
+      );
+      for (const [k, o] of outs.entries())
+        expect(compareTensors(o.softmax, row(Y, (k + round) % 4)).relative).toBeLessThanOrEqual(1e-4);
+    }
+    expect(server!.batcher.stats.batches).toBeLessThan(24);
+  });
+
   it("a binary body whose sizes do not add up answers 400", async () => {
     await start();
     const header = new TextEncoder().encode(
