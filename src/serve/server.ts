@@ -14,7 +14,9 @@ import type { CompiledModule } from "../runtime/compile.js";
 import type { ModulePool } from "../runtime/pool.js";
 import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
 import { BodyPool, readAlignedBody } from "./body.js";
+import { clusterMetrics } from "./cluster-metrics.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
+import { isServerProcess } from "./processes.js";
 import {
   DATATYPE,
   decodeRequest,
@@ -137,6 +139,12 @@ function metrics(registry: Registry) {
       labelNames: ["model", "device"],
       registers: [registry],
     }),
+    processes: new Gauge({
+      name: "torchc_server_processes",
+      help: "Server processes answering (1 each; summed over `--processes`)",
+      labelNames: ["model"],
+      registers: [registry],
+    }),
     deviceInstances: new Gauge({
       name: "torchc_device_instances",
       help: "Runs a device may have in flight at once (execution contexts of its replica)",
@@ -205,6 +213,7 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
   );
+  m.processes.set({ model: name }, 1);
   const updateDevices = deviceMetrics(m, name);
   const devices = deviceCounts(compiled);
   updateDevices(devices);
@@ -269,10 +278,15 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
   app.get(`${modelPath}/ready`, async (_req, reply) =>
     draining ? reply.status(503).send({ ready: false }) : { name, ready: true },
   );
-  app.get("/metrics", async (_req, reply) => {
-    updateDevices(deviceCounts(compiled));
-    return reply.type(registry.contentType).send(await registry.metrics());
-  });
+  // Under `--processes`, every process's metrics summed by the primary, whichever process is asked.
+  const refreshDevices = () => updateDevices(deviceCounts(compiled));
+  const metricsText = isServerProcess()
+    ? clusterMetrics(registry, refreshDevices)
+    : async () => {
+        refreshDevices();
+        return registry.metrics();
+      };
+  app.get("/metrics", async (_req, reply) => reply.type(registry.contentType).send(await metricsText()));
   /** A decoded request through the batcher: the wanted outputs, or a thrown ProtocolError/QueueFull/Deadline/other. */
   const inferDecoded = async (decoded: ReturnType<typeof decodeRequest>, deadline: number) => {
     for (const o of decoded.outputs ?? [])

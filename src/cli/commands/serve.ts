@@ -1,9 +1,11 @@
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { InputError } from "../../errors.js";
 import { loadModel } from "../../frontends/load-model.js";
 import { type CompiledModule, compile, loadCompiled } from "../../runtime/compile.js";
 import type { CompileOptions } from "../../runtime/options.js";
 import { buildPool } from "../../runtime/pool.js";
+import { announceReady, isServerProcess, leaveCluster } from "../../serve/processes.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
@@ -37,6 +39,7 @@ export const SERVE_FLAGS = {
   "max-queue-delay-us": { type: "string" },
   "max-queue": { type: "string" },
   instances: { type: "string" },
+  processes: { type: "string" },
 } as const;
 
 export const serveCommand: Command = {
@@ -44,24 +47,43 @@ export const serveCommand: Command = {
   summary: "serve a model over the Open Inference Protocol (REST), with dynamic batching and /metrics",
   usage:
     "usage: torchc serve <model.pt2|model.torchc> [--name model] [--port 8000] [--grpc-port 8001] [--host 127.0.0.1]\n" +
-    "       [--max-batch N] [--max-queue-delay-us 2000] [--max-queue ROWS] [--instances N] [options]\n" +
+    "       [--max-batch N] [--max-queue-delay-us 2000] [--max-queue ROWS] [--instances N] [--processes N] [options]\n" +
     "  --max-batch N            rows merged into one run (default: the model's batch; 1 = no batching)\n" +
     "  --max-queue-delay-us US  how long a request may wait for others to batch with (default 2000)\n" +
     "  --max-queue ROWS         queued rows before 503 + Retry-After (default 16 × the model's batch)\n" +
     "  --instances N            batches in flight at once on each device (execution contexts; default 1)\n" +
     "  --device 0,1             one replica per listed GPU; batches go to the least busy (--instances each)\n" +
+    "  --processes N            N server processes sharing the ports, each with its own model copy and batcher\n" +
+    "                           (request parsing on N cores; /metrics sums them all; default 1)\n" +
     "  --grpc-port P            the protocol over gRPC too (default 8001; off with --grpc-port off)\n" +
     "SIGTERM or SIGINT: stop taking requests, answer the queued and running ones, exit.\n" +
     compileUsage("cuda"),
   async run(argv) {
+    if (!isServerProcess()) return serveCommandLine(argv, this.usage);
+    // One of --processes' servers: its IPC channel would keep it alive after an error, too.
+    try {
+      return await serveCommandLine(argv, this.usage);
+    } finally {
+      leaveCluster();
+    }
+  },
+};
+
+async function serveCommandLine(argv: readonly string[], usage: string): Promise<number> {
+  {
     const { values, positionals } = parseArgs({
       args: [...argv],
       allowPositionals: true,
       options: SERVE_FLAGS,
     });
     if (positionals.length !== 1) {
-      process.stderr.write(`${this.usage}\n`);
+      process.stderr.write(`${usage}\n`);
       return 2;
+    }
+    const processes = count("processes", values.processes, 1) ?? 1;
+    if (processes > 1 && cluster.isPrimary) {
+      const { runServerProcesses } = await import("../../serve/processes.js");
+      return runServerProcesses(processes, (line) => process.stderr.write(`${line}\n`));
     }
     const instances = count("instances", values.instances, 1);
     const devices = parseDevices(values.device);
@@ -95,9 +117,10 @@ export const serveCommand: Command = {
       grpcPort:
         values["grpc-port"] === "off" ? undefined : (count("grpc-port", values["grpc-port"], 0) ?? 8001),
     });
-    process.stderr.write(
-      `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${where}${first.report.runners.join("; ")})\n`,
-    );
+    const line = `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${where}${first.report.runners.join("; ")})`;
+    // One of --processes' servers: the primary prints the line once all are ready.
+    if (isServerProcess()) announceReady(line);
+    else process.stderr.write(`${line}\n`);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off("SIGTERM", stop);
@@ -108,5 +131,5 @@ export const serveCommand: Command = {
       process.on("SIGINT", stop);
     });
     return 0;
-  },
-};
+  }
+}
