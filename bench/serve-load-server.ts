@@ -24,6 +24,20 @@ const CLK_TCK = (() => {
   return Number.isInteger(n) && n > 0 ? n : 100;
 })();
 
+/** `pid` and its descendants (Linux /proc; just `pid` where children are not listed). */
+function tree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const kids = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, "utf8").trim();
+      if (kids) out.push(...kids.split(/\s+/).map(Number));
+    } catch {
+      // no children file: this process only
+    }
+  }
+  return out;
+}
+
 export interface ServerChild {
   readonly label: string;
   readonly url: string;
@@ -98,23 +112,32 @@ export async function startServer(o: StartOptions): Promise<ServerChild> {
     get exit() {
       return exit;
     },
+    // The server and its children (`--processes`: the cluster primary and its server processes).
     rssBytes() {
-      try {
-        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-        return m ? Number(m[1]) * 1024 : undefined;
-      } catch {
-        return undefined;
+      let sum: number | undefined;
+      for (const p of tree(pid)) {
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+          if (m) sum = (sum ?? 0) + Number(m[1]) * 1024;
+        } catch {
+          // gone meanwhile
+        }
       }
+      return sum;
     },
     cpuSeconds() {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        // Fields after "(comm)": state is field 3, utime 14, stime 15.
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-      } catch {
-        return undefined;
+      let sum: number | undefined;
+      for (const p of tree(pid)) {
+        try {
+          const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+          // Fields after "(comm)": state is field 3, utime 14, stime 15.
+          const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+          sum = (sum ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+        } catch {
+          // gone meanwhile
+        }
       }
+      return sum;
     },
     async batchRows() {
       const text = await (await fetch(`${url}/metrics`)).text();

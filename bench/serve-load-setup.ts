@@ -42,6 +42,7 @@ export interface Setup {
   readonly maxBatch: number;
   readonly queueDelayUs: number;
   readonly instances: number;
+  readonly processes: number;
   readonly precision: string;
   readonly startTimeoutMs: number;
   readonly soak?: { readonly seconds: number; readonly concurrency: number; readonly malformedEvery: number };
@@ -107,6 +108,8 @@ export function readSetup(): Setup {
   const maxBatch = num("SERVE_MAX_BATCH", dry ? 4 : 32);
   const queueDelayUs = num("SERVE_QUEUE_DELAY_US", 500);
   const instances = num("SERVE_INSTANCES", 1);
+  // Server processes for both servers (issue 16's comparison is batching on vs off at the same process count).
+  const processes = num("SERVE_PROCESSES", 1);
   const precision = env("SERVE_PRECISION") ?? (dry ? "fp32" : "fp16");
   const backend = env("SERVE_BACKEND") ?? (dry ? "reference" : "cuda");
   const common = [
@@ -117,6 +120,7 @@ export function readSetup(): Setup {
     "--max-queue",
     String(num("SERVE_MAX_QUEUE", 1024)),
     ...(instances > 1 ? ["--instances", String(instances)] : []),
+    ...(processes > 1 ? ["--processes", String(processes)] : []),
   ];
   const batching = ["--max-batch", String(maxBatch), "--max-queue-delay-us", String(queueDelayUs)];
   // A model exported with a dynamic batch: static batch 1 without batching, the range 1..maxBatch with it.
@@ -175,6 +179,7 @@ export function readSetup(): Setup {
     maxBatch,
     queueDelayUs,
     instances,
+    processes,
     precision,
     startTimeoutMs: num("SERVE_START_S", 240) * 1000,
     soak:
