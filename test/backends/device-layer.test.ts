@@ -305,7 +305,7 @@ native("production plan builders through the fake cuDNN and cuBLASLt", () => {
     const { buildCudnnConv } = await import("../../src/backends/cuda/kernels/conv-cudnn.js");
     const fake = await fakeCudnn();
     const cudnn = device.Cudnn.create();
-    const built = buildCudnnConv(cudnn, twoOps);
+    const built = buildCudnnConv(cudnn, twoOps, { tune: false });
     if (!built.ok) throw new Error(built.reason);
     const plan = built.plan;
     // engine config 0 is refused by the fake; config 1 (global index 41) is kept
@@ -343,7 +343,7 @@ native("production plan builders through the fake cuDNN and cuBLASLt", () => {
     const cudnn = device.Cudnn.create();
     fake.refuse(1);
     try {
-      const built = buildCudnnConv(cudnn, twoOps);
+      const built = buildCudnnConv(cudnn, twoOps, { tune: false });
       expect(built).toEqual({
         ok: false,
         reason: "cuDNN refused: CUDNN_STATUS_NOT_SUPPORTED_SHAPE (fake: no engine supports this shape)",

@@ -151,7 +151,7 @@ function withCudnn(f: (cudnn: Cudnn) => void): void {
 /** Runs the engine's fused conv on random data and returns ‖y − ref‖ / ‖ref‖ (after tuning when asked). */
 function runFusedConv(cudnn: Cudnn, layout: "NHWC" | "NCHW", dtype: IoDType, tune: boolean): number {
   const channel = Float64Array.from({ length: 16 }, (_, i) => 0.5 + i / 16);
-  const built = buildCudnnConv(cudnn, fusedSpec(layout, dtype, channel));
+  const built = buildCudnnConv(cudnn, fusedSpec(layout, dtype, channel), { tune });
   if (!built.ok) assert.fail(`cuDNN refused the engine's fused conv: ${built.reason}`);
   const plan = built.plan;
   const x = operand(1, X, layout, dtype);
@@ -205,7 +205,7 @@ describe("engine conv plans on cuDNN", { skip }, () => {
     // epilogues (fuse/schedule.ts tryConv, down to the bare conv): checked below on this cuDNN.
     withCudnn((cudnn) => {
       const spec = fusedSpec("NCHW", "float32", new Float64Array(16).fill(1));
-      const built = buildCudnnConv(cudnn, spec);
+      const built = buildCudnnConv(cudnn, spec, { tune: false });
       report("conv.fused.NCHW.float32", { built: built.ok ? "ok" : built.reason });
       if (built.ok) {
         built.plan.destroy();
@@ -219,7 +219,11 @@ describe("engine conv plans on cuDNN", { skip }, () => {
       // the split: the longest shorter epilogue cuDNN takes, as tryConv looks for it
       let kept = -1;
       for (let k = spec.epilogue.length - 1; k >= 0 && kept < 0; k--) {
-        const shorter = buildCudnnConv(cudnn, { ...spec, epilogue: spec.epilogue.slice(0, k) });
+        const shorter = buildCudnnConv(
+          cudnn,
+          { ...spec, epilogue: spec.epilogue.slice(0, k) },
+          { tune: false },
+        );
         if (shorter.ok) {
           shorter.plan.destroy();
           kept = k;
@@ -240,7 +244,7 @@ describe("engine conv plans on cuDNN", { skip }, () => {
     withCudnn((cudnn) => {
       // y's spatial size does not match the convolution's output (7×7 with padding 1): cuDNN must refuse
       const bad = { ...fusedSpec("NHWC", "float16", new Float64Array(16)), y: [2, 16, 5, 5] as Dims };
-      const built = buildCudnnConv(cudnn, bad);
+      const built = buildCudnnConv(cudnn, bad, { tune: false });
       report("conv.refused", { built: built.ok ? "ok" : built.reason });
       assert.equal(built.ok, false);
       if (!built.ok) assert.match(built.reason, /^cuDNN refused: .*CUDNN_STATUS_/);

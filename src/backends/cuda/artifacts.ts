@@ -125,7 +125,7 @@ export class EngineChoices {
       if (built.ok) this.stats.restored++;
     }
     if (!built?.ok) {
-      built = buildCudnnConv(cudnn, spec);
+      built = buildCudnnConv(cudnn, spec, { tune: this.tune });
       this.stats.chosen++;
     }
     if (built.ok) this.convs.set(key, built.plan);

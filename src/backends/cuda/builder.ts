@@ -127,7 +127,8 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
       const built =
         typeof spec === "string"
           ? undefined
-          : (options.choices?.conv(libs.cudnn, spec) ?? buildCudnnConv(libs.cudnn, spec));
+          : (options.choices?.conv(libs.cudnn, spec) ??
+            buildCudnnConv(libs.cudnn, spec, { tune: options.tuneConvs === true }));
       libs.cudnnMs += performance.now() - t;
       if (!built?.ok) {
         if (built)

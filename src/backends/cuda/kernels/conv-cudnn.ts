@@ -254,8 +254,16 @@ export type CudnnConvBuild =
   | { readonly ok: true; readonly plan: CudnnConvPlan }
   | { readonly ok: false; readonly reason: string };
 
-/** Builds the plan, or says why cuDNN refused it (its status and message). */
-export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
+/**
+ * Builds the plan, or says why cuDNN refused it (its status and message). Extra candidates are finalized only
+ * when they will be timed (`tune`): finalizing can compile kernels (cuDNN's runtime-fusion engines), and without
+ * timing only the heuristic's first plan ever runs.
+ */
+export function buildCudnnConv(
+  cudnn: Cudnn,
+  spec: CudnnConvSpec,
+  opts: { readonly tune: boolean },
+): CudnnConvBuild {
   const owned: BackendDescriptor[] = [];
   try {
     const { graph, uids } = buildConvGraph(cudnn.handle, convGraphSpec(spec), ownedMaker(owned));
@@ -265,7 +273,7 @@ export function buildCudnnConv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuil
       {
         modes: ["A", "fallback"],
         strictFp32: spec.dtype === "float32" && !spec.allowTf32,
-        max: MAX_CANDIDATES,
+        max: opts.tune ? MAX_CANDIDATES : 1,
         workspaceCap: CANDIDATE_WORKSPACE_CAP,
       },
       owned,
