@@ -286,8 +286,9 @@ export class DynamicBatcher {
       bytes.set(src, at);
       at += src.byteLength;
     }
-    // A fresh buffer is zeroed; a reused one still holds an earlier batch's rows.
-    if (reused && at < bytes.byteLength) bytes.fill(0, at);
+    // Padding rows are zero: a reused buffer holds an earlier batch's rows, and page-locked memory comes
+    // uninitialised.
+    if (at < bytes.byteLength) bytes.fill(0, at);
     return out;
   }
 

@@ -59,6 +59,9 @@ export class BodyPool {
   }
 }
 
+/** Bodies up to this size are written straight into their final place as they arrive. */
+const DIRECT_MAX = 16 << 20;
+
 export function readAlignedBody(stream: IncomingMessage, limit: number, pool?: BodyPool): Promise<Buffer> {
   const declared = stream.headers["content-length"];
   const pad = padFor(stream.headers["inference-header-content-length"]);
@@ -74,9 +77,10 @@ export function readAlignedBody(stream: IncomingMessage, limit: number, pool?: B
       reject(tooLarge());
       return;
     }
-    // Known length: one aligned allocation filled as chunks arrive. Chunked: gather, then one aligned copy.
+    // Known length up to DIRECT_MAX: one aligned allocation filled as chunks arrive. Longer or chunked: gather,
+    // then one aligned copy (memory follows the bytes that actually arrive, not what a client claims).
     const into =
-      length === undefined
+      length === undefined || length > DIRECT_MAX
         ? undefined
         : pool
           ? Buffer.from(pool.take(length + pad), pad, length)
@@ -106,10 +110,12 @@ export function readAlignedBody(stream: IncomingMessage, limit: number, pool?: B
     stream.on("aborted", () => fail(new BodyError("the client aborted the request body", 400)));
     stream.on("end", () => {
       if (failed) return;
+      if (length !== undefined && at !== length) {
+        fail(new BodyError(`the body has ${at} bytes, Content-Length says ${length}`, 400));
+        return;
+      }
       if (into) {
-        if (at !== length)
-          fail(new BodyError(`the body has ${at} bytes, Content-Length says ${length}`, 400));
-        else resolve(into);
+        resolve(into);
         return;
       }
       const out = Buffer.allocUnsafeSlow(at + pad).subarray(pad);

@@ -3,6 +3,14 @@ import { AggregatorRegistry, type Registry } from "prom-client";
 import { isMessage, METRICS, type MetricsMessage } from "./processes.js";
 
 /**
+ * Server process, first thing: answer the primary's metrics requests (empty until serve() sets the registry), so
+ * that a process still loading its model does not stall every other process's /metrics for prom-client's 5 s.
+ */
+export function answerClusterMetrics(): void {
+  new AggregatorRegistry();
+}
+
+/**
  * Server process: `registry` joins the primary's sum, and the returned function fetches that sum (what /metrics
  * answers in any process). `refresh` runs before this process's metrics are read (device gauges).
  */
@@ -25,7 +33,18 @@ export function clusterMetrics(registry: Registry, refresh: () => void): () => P
     new Promise<string>((resolve, reject) => {
       refresh();
       const id = next++;
-      waiting.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        reject(new Error("the server's primary process did not answer for the metrics in 6 s"));
+      }, 6000);
+      const settle = (f: () => void) => {
+        clearTimeout(timer);
+        f();
+      };
+      waiting.set(id, {
+        resolve: (t) => settle(() => resolve(t)),
+        reject: (e) => settle(() => reject(e)),
+      });
       process.send?.({ type: METRICS, id } satisfies MetricsMessage);
     });
 }

@@ -40,6 +40,9 @@ export async function runServerProcesses(n: number, write: (line: string) => voi
   let stopping = false;
   let ready = 0;
   let failure: number | undefined;
+  /** Whether all n served once: after that a process that ends is replaced, not fatal. */
+  let started = false;
+  let restartMs = 0;
   const lines: string[] = [];
   const fork = () => cluster.fork({ TORCHC_SERVE_PROCESS: "1" });
   const workers = new Set<Worker>();
@@ -63,7 +66,10 @@ export async function runServerProcesses(n: number, write: (line: string) => voi
           wasReady = true;
           ready++;
           lines.push(m.line);
-          if (ready === n) write(`${lines[0]} (${n} processes)`);
+          if (ready === n && !started) {
+            started = true;
+            write(`${lines[0]} (${n} processes)`);
+          }
         } else if (isMessage<MetricsMessage>(m, METRICS)) {
           aggregator.clusterMetrics().then(
             (text) => w.isConnected() && w.send({ type: METRICS, id: m.id, text }),
@@ -73,16 +79,27 @@ export async function runServerProcesses(n: number, write: (line: string) => voi
       });
       w.on("exit", (code, signal) => {
         workers.delete(w);
-        if (!stopping && wasReady) {
-          // The others went on serving: replace it.
+        if (!stopping && (wasReady || started)) {
+          // Serving goes on in the others: replace it, waiting longer after each replacement that fails to
+          // start (its GPU memory may not be free yet), until one serves again.
+          const wait = restartMs;
+          restartMs = wasReady ? 0 : Math.min(30_000, Math.max(1000, restartMs * 2));
           write(
-            JSON.stringify({ level: "error", msg: "server process died; starting another", code, signal }),
+            JSON.stringify({
+              level: "error",
+              msg: "server process ended; starting another",
+              code,
+              signal,
+              inMs: wait,
+            }),
           );
-          watch(fork());
+          setTimeout(() => {
+            if (!stopping) watch(fork());
+          }, wait);
           return;
         }
         if (!stopping) {
-          // Failed before serving (its own one-line error is on stderr): stop the rest.
+          // Failed before the server first served (its own one-line error is on stderr): stop the rest.
           failure ??= code || 1;
           stop("SIGTERM");
         } else if (code !== null && code !== 0) failure ??= code;
@@ -104,5 +121,8 @@ export function announceReady(line: string): void {
 
 /** Server process: after draining, let the process end (the IPC channel would keep it alive). */
 export function leaveCluster(): void {
-  if (process.connected) process.disconnect();
+  // cluster.worker.disconnect() marks the exit as intended, so the process keeps its own exit code (a bare
+  // process.disconnect() makes Node's cluster code exit 0).
+  if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+  else if (process.connected) process.disconnect();
 }

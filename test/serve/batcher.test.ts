@@ -17,7 +17,8 @@ function recordingModel(range?: BatchModel["rowRange"]) {
     },
     allocate(dtype, shape) {
       allocated.push([...shape]);
-      return { dtype, shape: [...shape], data: new Float32Array(shape[0] * shape[1]) };
+      // like page-locked memory: not zeroed
+      return { dtype, shape: [...shape], data: new Float32Array(shape[0] * shape[1]).fill(Number.NaN) };
     },
   };
   return { model, seen, allocated };
@@ -49,7 +50,7 @@ describe("DynamicBatcher merge buffers", () => {
     ]);
   });
 
-  it("runs a merged batch at its bucket's rows, not the range's max", async () => {
+  it("runs a merged batch at its bucket's rows, not the range's max, zero-padded in fresh uninitialised memory", async () => {
     const { model, seen } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
     const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });
     await Promise.all([b.submit([request(2, 1)], 2), b.submit([request(3, 1)], 3)]);

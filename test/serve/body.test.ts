@@ -58,6 +58,21 @@ describe("readAlignedBody", () => {
       }
     });
 
+  it("a body over 16 MiB with Content-Length is gathered as it arrives, then laid out aligned the same way", async () => {
+    const values = Array.from({ length: (17 << 20) / 4 }, (_, i) => i % 1000);
+    const { header, body } = binaryBody(values, 3);
+    const headers = {
+      "inference-header-content-length": String(header.byteLength),
+      "content-length": String(body.byteLength),
+    };
+    const chunks = Array.from({ length: Math.ceil(body.byteLength / 65536) }, (_, i) =>
+      body.subarray(i * 65536, (i + 1) * 65536),
+    );
+    const got = await readAlignedBody(request(headers, chunks), 64 << 20);
+    expect(got.equals(body)).toBe(true);
+    expect((got.byteOffset + header.byteLength) % 8).toBe(0);
+  });
+
   it("copies when the bytes are not aligned (a body read elsewhere), with the same values", () => {
     const values = [1, 2, 3, 4, 5];
     const { header, body } = binaryBody(values, 1);

@@ -94,6 +94,52 @@ describe("torchc serve --processes", () => {
     }
   }, 60_000);
 
+  it("Ctrl-C (SIGINT to the whole process group, primary and servers at once) still drains and exits 0", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        "serve",
+        join(MODELS, "mlp.pt2"),
+        "--backend",
+        "reference",
+        "--port",
+        "0",
+        "--processes",
+        "2",
+        "--grpc-port",
+        "off",
+        "--max-queue-delay-us",
+        "300000",
+      ],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    );
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    try {
+      const { url } = await servedUrl(child);
+      const received = new Promise<void>((resolve) => {
+        let logs = "";
+        child.stdout.on("data", (d) => {
+          logs += String(d);
+          if (logs.includes("/v2/models/model/infer")) resolve();
+        });
+      });
+      const pending = new InferenceClient(url).infer({ x: row(X, 1) });
+      await received;
+      process.kill(-(child.pid as number), "SIGINT");
+      expect(compareTensors((await pending).softmax, row(Y, 1)).relative).toBeLessThanOrEqual(1e-4);
+      expect(await exited).toBe(0);
+    } finally {
+      try {
+        process.kill(-(child.pid as number), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }, 60_000);
+
   it("a model that cannot load stops every process and exits non-zero with its one-line error", async () => {
     const child = spawn(
       process.execPath,

@@ -61,6 +61,8 @@ export const serveCommand: Command = {
   async run(argv) {
     if (!isServerProcess()) return serveCommandLine(argv, this.usage);
     // One of --processes' servers: its IPC channel would keep it alive after an error, too.
+    const { answerClusterMetrics } = await import("../../serve/cluster-metrics.js");
+    answerClusterMetrics();
     try {
       return await serveCommandLine(argv, this.usage);
     } finally {
@@ -122,9 +124,16 @@ async function serveCommandLine(argv: readonly string[], usage: string): Promise
     if (isServerProcess()) announceReady(line);
     else process.stderr.write(`${line}\n`);
     await new Promise<void>((resolve) => {
+      let stopping = false;
       const stop = () => {
-        process.off("SIGTERM", stop);
-        process.off("SIGINT", stop);
+        if (stopping) return;
+        stopping = true;
+        // A plain server: a second signal ends it at once. One of --processes' servers keeps ignoring them while
+        // it drains: Ctrl-C reaches it from the terminal and again from the primary.
+        if (!isServerProcess()) {
+          process.off("SIGTERM", stop);
+          process.off("SIGINT", stop);
+        }
         void server.drain().then(resolve);
       };
       process.on("SIGTERM", stop);
