@@ -296,6 +296,7 @@ describe("input specs are checked before anything is built", () => {
 });
 
 describe("the row check names the node that mixes batch rows", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the archive JSON is edited field by field, whatever its schema
   type Json = Record<string, any>;
   const retarget = (target: string, dim: number) => (g: Json) => {
     const n = (g.nodes as Json[]).find((x) => x.target === "torch.ops.aten.softmax.int");

@@ -97,6 +97,7 @@ describe("--input-shape", () => {
 });
 
 describe("archives with symbolic sizes the reader refuses or needs help with", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the archive JSON is edited field by field, whatever its schema
   type Json = Record<string, any>;
   it("an input size that is an expression, not one symbol", async () => {
     const f = dynamicArchive({
