@@ -98,6 +98,19 @@ describe("patch-embedding convolutions as a patch copy and a matmul", () => {
     expect(p.steps.some((st) => st.kind === "conv")).toBe(true);
   });
 
+  it("a bfloat16 stem keeps its convolution: the engine's cuBLASLt matmuls take float16 and float32 only", () => {
+    const { lowered } = plan(stem(VIT), "fp16");
+    const net = convertGraph(lowered);
+    const conv = net.layers.find((l): l is ConvolutionLayer => l.type === "convolution") as ConvolutionLayer;
+    const x = conv.inputs[0];
+    expect(patchifyRefusal(net, conv, true)).toBeNull();
+    const bf16 = {
+      ...net,
+      tensors: { ...net.tensors, [x]: { ...net.tensors[x], dtype: "bfloat16" as const } },
+    };
+    expect(patchifyRefusal(bf16, conv, true)).toBe("not a float16 convolution");
+  });
+
   it("says why other convolutions are not patch embeddings", () => {
     const reasons = [
       { ...VIT, cin: 8 },

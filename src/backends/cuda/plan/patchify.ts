@@ -27,7 +27,9 @@ export function patchifyRefusal(
   const w = net.tensors[layer.inputs[1]];
   if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
   // float32 engines keep cuDNN: without a cast to fuse into, the patch copy would be one more pass over the image.
-  if (x.dtype !== "float16" && x.dtype !== "bfloat16") return "not a float16/bfloat16 convolution";
+  // bfloat16 keeps its convolution too: the engine's cuBLASLt matmuls take float16 and float32 only
+  // (matmulGeometry), so a bf16 patch GEMM would stop the build where the convolution compiles.
+  if (x.dtype !== "float16") return "not a float16 convolution";
   if (!weightIsConstant) return "the weight is not a constant";
   if (layer.groups !== 1) return "grouped";
   const [, cin, kh, kw] = w.shape;
