@@ -2,6 +2,7 @@
 // ones which cannot (no single stride per axis, a strided feature axis, a misaligned offset) keep their copies and
 // still compute the reference's numbers.
 import { describe, expect, it } from "vitest";
+import { addressedElements, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
@@ -63,5 +64,26 @@ describe("q, k and v as strided views of their projection", () => {
       const { outputs } = emulateEngine(net, inputs, { precision: "fp32" });
       expect(compareTensors(outputs[0], want).relative, JSON.stringify(c)).toBeLessThan(1e-5);
     }
+  });
+});
+
+describe("the elements a view addresses (what a kernel's index type must hold)", () => {
+  const info = (shape: number[], extra: Partial<TensorInfo> = {}): TensorInfo => ({
+    name: "t",
+    shape,
+    logicalDType: "float16",
+    storage: "float16",
+    layout: shape.map((_, i) => i),
+    role: "activation",
+    ...extra,
+  });
+
+  it("a dense tensor: its numel; a strided view: up to its last element in the root", () => {
+    expect(addressedElements(info([2, 3, 4]))).toBe(24);
+    // v of a [2, 4, 3·8] qkv projection: offset 16, rows 24 apart
+    const v = info([2, 4, 8], { strides: [96, 24, 1], offset: 16, viewOf: "qkv" });
+    expect(addressedElements(v)).toBe(16 + 96 + 3 * 24 + 7 + 1);
+    expect(addressedElements(v)).toBe(2 * 4 * 24);
+    expect(addressedElements(info([0, 4], { strides: [4, 1], offset: 8 }))).toBe(0);
   });
 });

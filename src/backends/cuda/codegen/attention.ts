@@ -5,6 +5,7 @@
  */
 import { numel } from "../../../ir/tensor.js";
 import type { AttentionLayer } from "../../../network/layers/index.js";
+import { addressedElements } from "../plan/tensors.js";
 import { floatLiteral } from "./ctypes.js";
 import { broadcastCoords, type CodegenContext, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
@@ -119,7 +120,8 @@ export function generateAttentionKernel(
   const [q, k, v, mask] = layer.inputs;
   const sh = attentionShape(layer, ctx);
   const idx = indexType(
-    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+    // a strided q/k/v view addresses its root beyond its own numel
+    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => addressedElements(ctx.info(t)) * 4),
   );
   const e = new Emitter(ctx.info, idx);
   e.line(`__shared__ float qs[${sh.E}];`);

@@ -24,7 +24,7 @@
  */
 import { numel } from "../../../ir/tensor.js";
 import type { AttentionLayer } from "../../../network/layers/index.js";
-import { elementStrides, type TensorInfo } from "../plan/tensors.js";
+import { addressedElements, elementStrides, type TensorInfo } from "../plan/tensors.js";
 import { floatLiteral, fromStorage, storageCType, toStorage } from "./ctypes.js";
 import { broadcastCoords, type CodegenContext, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
@@ -231,7 +231,8 @@ export function generateFlashAttentionKernel(
   if (E !== cfg.headDim || Ev !== cfg.valueDim || qi.storage !== cfg.dtype)
     throw new Error(`flash attention '${layer.name}': the configuration does not fit the layer`);
   const idx = indexType(
-    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => numel(ctx.info(t).shape) * 4),
+    // a strided q/k/v view addresses its root beyond its own numel
+    [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => addressedElements(ctx.info(t)) * 4),
   );
   const additive = mask !== undefined && ctx.info(mask).logicalDType !== "bool";
   const raw = !additive && layer.scale > 0;

@@ -50,6 +50,16 @@ export function elementStrides(t: TensorInfo): readonly number[] {
   return t.strides ?? layoutStrides(t.shape, t.layout);
 }
 
+/**
+ * Elements from the start of `t`'s memory to its last addressed element, inclusive: its numel, or for a strided
+ * view offset + Σ (dᵢ − 1)·strideᵢ + 1 into its root (what a kernel's index type must hold).
+ */
+export function addressedElements(t: TensorInfo): number {
+  if (!t.strides) return t.shape.reduce((a, d) => a * d, 1);
+  if (t.shape.some((d) => d === 0)) return 0;
+  return t.shape.reduce((a, d, i) => a + (d - 1) * (t.strides as readonly number[])[i], (t.offset ?? 0) + 1);
+}
+
 export interface TensorPlanOptions {
   precision: Precision;
   channelsLast: boolean;
