@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseDevices } from "../../src/cli/commands/serve.js";
@@ -8,8 +7,8 @@ import { compile } from "../../src/runtime/compile.js";
 import { buildPool } from "../../src/runtime/pool.js";
 import { InferenceClient } from "../../src/serve/client.js";
 import { type Server, serve } from "../../src/serve/server.js";
-import { MODELS, ROOT } from "../helpers.js";
-import { row, servedUrl, X, Y } from "../serve/support.js";
+import { MODELS } from "../helpers.js";
+import { row, servedUrl, spawnServe, X, Y } from "../serve/support.js";
 import { deviceLog, fakeDeviceBackend } from "./fake-device.js";
 
 let server: Server | undefined;
@@ -81,29 +80,16 @@ describe("torchc serve --device", () => {
   });
 
   it("serves from the CLI with --device 0,1 --instances 2 (reference backend): replicas on both, per-device metrics", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-        join(MODELS, "mlp.pt2"),
-        "--backend",
-        "reference",
-        "--device",
-        "0,1",
-        "--instances",
-        "2",
-        "--port",
-        "0",
-        "--grpc-port",
-        "off",
-        "--max-batch",
-        "1",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnServe(join(MODELS, "mlp.pt2"), [
+      "--device",
+      "0,1",
+      "--instances",
+      "2",
+      "--grpc-port",
+      "off",
+      "--max-batch",
+      "1",
+    ]);
     try {
       const { url, stderr } = await servedUrl(child);
       expect(stderr()).toMatch(/devices 0, 1;/);

@@ -1,39 +1,21 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compareTensors } from "../../src/cli/compare.js";
 import { InferenceClient } from "../../src/serve/client.js";
 import { grpc, loadInferenceService } from "../../src/serve/grpc.js";
-import { MODELS, ROOT } from "../helpers.js";
-import { row, servedUrl, X, Y } from "./support.js";
+import { MODELS } from "../helpers.js";
+import { logged, row, servedUrl, spawnServe, X, Y } from "./support.js";
+
+const MLP = join(MODELS, "mlp.pt2");
 
 const metric = (text: string, name: string): number => {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
   return m ? Number(m[1]) : Number.NaN;
 };
 
-function serveCli(...flags: string[]) {
-  return spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
-      "serve",
-      join(MODELS, "mlp.pt2"),
-      "--backend",
-      "reference",
-      "--port",
-      "0",
-      ...flags,
-    ],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-  );
-}
-
 describe("torchc serve --processes", () => {
   it("two processes share the HTTP and gRPC ports, answer correctly, sum their metrics, and drain on SIGTERM", async () => {
-    const child = serveCli("--processes", "2", "--grpc-port", "0", "--max-queue-delay-us", "300000");
+    const child = spawnServe(MLP, ["--processes", "2", "--grpc-port", "0", "--max-queue-delay-us", "300000"]);
     const exited = new Promise<number | null>((r) => child.on("exit", r));
     try {
       const { url, stderr } = await servedUrl(child);
@@ -63,13 +45,7 @@ describe("torchc serve --processes", () => {
       expect(live.live).toBe(true);
       // In flight when SIGTERM comes (a lone row waits 300 ms for others): answered, then both processes and the
       // primary exit 0. The servers log each request they receive (JSON lines on stdout).
-      const received = new Promise<void>((resolve) => {
-        let logs = "";
-        child.stdout.on("data", (d) => {
-          logs += String(d);
-          if (logs.includes('"reqId"') && logs.includes("/v2/models/model/infer?late")) resolve();
-        });
-      });
+      const received = logged(child, "/v2/models/model/infer?late");
       const pending = fetch(new URL("/v2/models/model/infer?late", url), {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -95,37 +71,15 @@ describe("torchc serve --processes", () => {
   }, 60_000);
 
   it("Ctrl-C (SIGINT to the whole process group, primary and servers at once) still drains and exits 0", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-        join(MODELS, "mlp.pt2"),
-        "--backend",
-        "reference",
-        "--port",
-        "0",
-        "--processes",
-        "2",
-        "--grpc-port",
-        "off",
-        "--max-queue-delay-us",
-        "300000",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    const child = spawnServe(
+      MLP,
+      ["--processes", "2", "--grpc-port", "off", "--max-queue-delay-us", "300000"],
+      { detached: true },
     );
     const exited = new Promise<number | null>((r) => child.on("exit", r));
     try {
       const { url } = await servedUrl(child);
-      const received = new Promise<void>((resolve) => {
-        let logs = "";
-        child.stdout.on("data", (d) => {
-          logs += String(d);
-          if (logs.includes("/v2/models/model/infer")) resolve();
-        });
-      });
+      const received = logged(child, "/v2/models/model/infer");
       const pending = new InferenceClient(url).infer({ x: row(X, 1) });
       await received;
       process.kill(-(child.pid as number), "SIGINT");
@@ -141,25 +95,7 @@ describe("torchc serve --processes", () => {
   }, 60_000);
 
   it("a model that cannot load stops every process and exits non-zero with its one-line error", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-        join(MODELS, "no-such.pt2"),
-        "--backend",
-        "reference",
-        "--port",
-        "0",
-        "--processes",
-        "2",
-        "--grpc-port",
-        "off",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnServe(join(MODELS, "no-such.pt2"), ["--processes", "2", "--grpc-port", "off"]);
     let err = "";
     child.stderr.on("data", (d) => {
       err += String(d);

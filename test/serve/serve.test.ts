@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { referenceBackend } from "../../src/backends/reference/index.js";
@@ -12,8 +11,8 @@ import type { Backend, SegmentRunner } from "../../src/runtime/segment-runner.js
 import { InferenceClient, type InferenceError } from "../../src/serve/client.js";
 import { grpc, loadInferenceService } from "../../src/serve/grpc.js";
 import { type ServeOptions, type Server, serve } from "../../src/serve/server.js";
-import { MODELS, ROOT } from "../helpers.js";
-import { row, servedUrl, X, Y } from "./support.js";
+import { MODELS } from "../helpers.js";
+import { logged, row, servedUrl, spawnServe, X, Y } from "./support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -199,35 +198,11 @@ describe("torchc serve: Open Inference Protocol endpoints", () => {
   });
 
   it("torchc serve: SIGTERM drains the request in flight and exits 0", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-        join(MODELS, "mlp.pt2"),
-        "--backend",
-        "reference",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--max-queue-delay-us",
-        "400000",
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnServe(join(MODELS, "mlp.pt2"), ["--grpc-port", "0", "--max-queue-delay-us", "400000"]);
     const { url } = await servedUrl(child);
     const client = new InferenceClient(url);
     // The server logs each request it receives (JSON lines on stdout): send SIGTERM once ours is there.
-    let logs = "";
-    const received = new Promise<void>((resolve) =>
-      child.stdout.on("data", (d) => {
-        logs += String(d);
-        if (logs.includes("/v2/models/model/infer")) resolve();
-      }),
-    );
+    const received = logged(child, "/v2/models/model/infer");
     const pending = client.infer({ x: row(X, 3) });
     await received;
     await sleep(50); // from received to queued is microseconds; the batch waits 400 ms

@@ -1,10 +1,10 @@
 /** Shared by the serve tests: the MLP fixture's input and PyTorch output, and a spawned `torchc serve`'s URL. */
-import type { ChildProcessByStdio } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { readNpy } from "../../src/util/npy.js";
-import { MODELS } from "../helpers.js";
+import { MODELS, ROOT } from "../helpers.js";
 
 export const X = readNpy(join(MODELS, "mlp.input.npy")); // [4, 20]
 export const Y = readNpy(join(MODELS, "mlp.output.npy")); // [4, 10], PyTorch
@@ -32,4 +32,42 @@ export async function servedUrl(
     child.on("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
   });
   return { url, stderr: () => err };
+}
+
+/**
+ * `torchc serve MODEL --backend reference --port 0 …flags` from the sources (tsx), stdout and stderr piped;
+ * `detached` gives it a process group of its own (to signal it as a terminal's Ctrl-C would).
+ */
+export function spawnServe(
+  model: string,
+  flags: readonly string[],
+  opts: { readonly detached?: boolean } = {},
+): ChildProcessByStdio<null, Readable, Readable> {
+  const args = [
+    "--import",
+    "tsx",
+    "src/cli/main.ts",
+    "serve",
+    model,
+    "--backend",
+    "reference",
+    "--port",
+    "0",
+  ];
+  return spawn(process.execPath, [...args, ...flags], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.detached ?? false,
+  });
+}
+
+/** Resolves once a spawned server's JSON-line logs (stdout) contain `needle` (it logs each request it receives). */
+export function logged(child: ChildProcessByStdio<null, Readable, Readable>, needle: string): Promise<void> {
+  return new Promise((resolve) => {
+    let logs = "";
+    child.stdout.on("data", (d) => {
+      logs += String(d);
+      if (logs.includes(needle)) resolve();
+    });
+  });
 }
