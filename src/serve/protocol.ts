@@ -6,7 +6,7 @@
  */
 import { DTYPE_BYTES, type DType } from "../ir/dtype.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../ir/half.js";
-import { allocData, numel, type Tensor, toFloat64Array } from "../ir/tensor.js";
+import { allocData, numel, type Tensor, toFloat64Array, typedDataView } from "../ir/tensor.js";
 
 export class ProtocolError extends Error {
   constructor(
@@ -88,10 +88,8 @@ export function splitBinaryBody(
  * type (./body.ts lays bodies out so that the first input is), else a copy.
  */
 function tensorView(dtype: DType, binary: Uint8Array, at: number, n: number): Tensor["data"] {
-  const empty = allocData(dtype, 0);
-  const ctor = empty.constructor as new (b: ArrayBufferLike, o: number, n: number) => Tensor["data"];
   const offset = binary.byteOffset + at;
-  if (offset % DTYPE_BYTES[dtype] === 0) return new ctor(binary.buffer, offset, n);
+  if (offset % DTYPE_BYTES[dtype] === 0) return typedDataView(dtype, binary.buffer, offset, n);
   const data = allocData(dtype, n);
   new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(
     binary.subarray(at, at + n * DTYPE_BYTES[dtype]),

@@ -7,13 +7,12 @@
 import { InputError } from "../../errors.js";
 import type { DType } from "../../ir/dtype.js";
 import {
-  allocData,
   numel,
   type Shape,
   type Tensor,
-  type TensorData,
   tensorBytes,
   tensorFromBytes,
+  typedDataView,
 } from "../../ir/tensor.js";
 import type { DeviceTensor } from "../../runtime/device-tensor.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
@@ -109,12 +108,7 @@ export function allocPinnedTensor(dtype: DType, shape: Shape): Tensor {
   const buffer = pinned.freshView();
   pinnedOf.set(buffer, pinned);
   collect.register(buffer, pinned);
-  const ctor = (allocData(dtype, 0) as TensorData).constructor as new (
-    b: ArrayBuffer,
-    o: number,
-    n: number,
-  ) => TensorData;
-  return { dtype, shape: [...shape], data: new ctor(buffer, 0, n) };
+  return { dtype, shape: [...shape], data: typedDataView(dtype, buffer, 0, n) };
 }
 
 /** The pinned buffer and offset behind a tensor's data, when it is a pinned tensor. */
