@@ -10,6 +10,7 @@
  * passes while its batch runs is answered DeadlineError when the batch returns.
  */
 import { allocData, numel, type Tensor } from "../ir/tensor.js";
+import { bucketFor } from "../runtime/shape-range.js";
 import type { TensorSpec } from "./protocol.js";
 
 export class QueueFullError extends Error {
@@ -296,7 +297,7 @@ export class DynamicBatcher {
   private runRows(n: number): number {
     const range = this.model.rowRange;
     if (!range) return this.modelBatch;
-    const bucket = range.buckets?.find((b) => b >= n);
+    const bucket = range.buckets ? bucketFor(range.buckets, n) : undefined;
     return Math.max(n, range.min, bucket ?? n);
   }
 
