@@ -234,7 +234,7 @@ export function emulateEngine(
   const lib = compileKernels(
     [...elementKernels.entries()].map(([i, k]) => ({
       kernel: k,
-      cooperative: plan.steps[i].kind !== "element",
+      cooperative: plan.steps[i].kind !== "element" || hasChannelSums(plan.steps[i]),
     })),
     infos,
   );
@@ -252,6 +252,24 @@ export function emulateEngine(
     if (opts.onStep) opts.onStep(i, plan.summary[i], new Map(written.map((t) => [t, read(t)])));
   });
   return { plan, outputs: pnet.outputs.map(read) };
+}
+
+function hasChannelSums(s: EnginePlan["steps"][number]): boolean {
+  return s.kind === "element" && s.group.channelSums !== undefined;
+}
+
+/** A spatial mean from its producer's tile sums (fuse/steps.ts SpatialMeanSource), as the gemv kernels read it. */
+function meanFromTileSums(sums: Tensor, count: number): Tensor {
+  const [n, tiles, c] = sums.shape;
+  const src = toFloat64Array(sums);
+  const data = new Float32Array(n * c);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) {
+      let s = 0;
+      for (let t = 0; t < tiles; t++) s = Math.fround(s + src[(b * tiles + t) * c + ch]);
+      data[b * c + ch] = Math.fround(s / count);
+    }
+  return { dtype: "float32", shape: [n, c, 1, 1], data };
 }
 
 /** A non-generated step: the layer reference on operands read from memory. Returns the tensors written. */
@@ -282,9 +300,15 @@ function runLibraryStep(
   };
   switch (s.kind) {
     case "conv": {
-      if (!s.next) return chain(s.layer, [s.x, ...s.layer.inputs.slice(1)], s.fused, s.output);
+      const mean = s.xMean;
+      const x = mean ? meanFromTileSums(read(mean.partials), mean.count) : read(s.x);
+      const operands = [x, ...s.layer.inputs.slice(1).map(read)];
+      if (!s.next) {
+        write(s.output, compute(s.layer, operands, s.fused));
+        return [s.output];
+      }
       // A merged gemv pair: the hidden vector never reaches memory.
-      const hidden = compute(s.layer, [s.x, ...s.layer.inputs.slice(1)].map(read), s.fused);
+      const hidden = compute(s.layer, operands, s.fused);
       const n = s.next;
       const load = (t: string) => (t === s.output ? hidden : read(t));
       write(n.output, compute(n.layer, [n.x, ...n.layer.inputs.slice(1)].map(load), n.fused, load));

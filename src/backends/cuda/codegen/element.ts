@@ -20,6 +20,18 @@ export interface ElementGroup {
   readonly root: string;
   /** Tensors stored by the kernel: the root first, then members read outside the group (same shape as the root). */
   readonly outputs: readonly string[];
+  /** Also sum the root over its spatial axes, per tile of pixels (codegen/channel-sums.ts). */
+  readonly channelSums?: ChannelSums;
+}
+
+/**
+ * Per-tile channel sums of a group's root [N, C, H, W] (channels innermost in memory), written beside it so that a
+ * spatial mean of the root (squeeze-excite's pooling) needs no kernel of its own and no second read of the root.
+ */
+export interface ChannelSums {
+  /** fp32 [N, tiles, C]: partials[n, p, c] sums the root's stored values over tile p's pixels of sample n. */
+  readonly partials: string;
+  readonly tiles: number;
 }
 
 export interface GeneratedKernel {
@@ -90,7 +102,7 @@ export function generateElementKernel(
  * axis, when that axis divides evenly and every member can be computed lane by lane (loops only where they
  * are lane-aware: depthwise convolution and pooling over other axes).
  */
-function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: number; width: number } {
+export function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: number; width: number } {
   const root = ctx.info(group.root);
   const axis = root.layout.filter((a) => root.shape[a] !== 1).at(-1);
   if (axis === undefined) return { axis: 0, width: 1 };

@@ -9,6 +9,7 @@ import { numel } from "../../../ir/tensor.js";
 import type { ConvStep } from "../fuse/steps.js";
 import type { CodegenContext, GeneratedKernel } from "./element.js";
 import { Emitter, indexType } from "./emitter.js";
+import { spatialMean } from "./gemv.js";
 import { activationExpr } from "./scalar-ops.js";
 
 const WARPS = 16;
@@ -44,18 +45,32 @@ export function generateExciteKernel(name: string, first: ConvStep, ctx: Codegen
   const w1 = first.layer.inputs[1];
   const w2 = second.layer.inputs[1];
   const idx = indexType(
-    [numel(xi.shape), numel(ctx.info(w1).shape), numel(ctx.info(w2).shape), n * cout].map((v) => v * 4),
+    [
+      numel(xi.shape) * (first.xMean?.tiles ?? 1),
+      numel(ctx.info(w1).shape),
+      numel(ctx.info(w2).shape),
+      n * cout,
+    ].map((v) => v * 4),
   );
   const e = new Emitter(ctx.info, idx);
   e.line(`__shared__ float hid[${hidden}];`);
+  const mean = first.xMean;
   e.line("const int lane = threadIdx.x & 31;");
   e.line("const int warp = threadIdx.x >> 5;");
   e.line(`const ${idx} nn = (${idx})blockIdx.x / ${slices};`);
   e.line(`const int slice = blockIdx.x % ${slices};`);
+  if (mean) {
+    // The pooled input from its producer's tile sums, once per block, before any warp reads it.
+    e.line(`__shared__ float xin[${cin}];`);
+    e.block(`for (int ci = threadIdx.x; ci < ${cin}; ci += ${32 * WARPS})`, () =>
+      e.line(`xin[ci] = ${spatialMean(e, mean, "nn", "ci", cin)};`),
+    );
+    e.line("__syncthreads();");
+  }
   e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
     e.line("float acc = 0.0f;");
     e.block(`for (int ci = lane; ci < ${cin}; ci += 32)`, () => {
-      const xv = e.load(first.x, ["nn", "ci", "0", "0"]);
+      const xv = mean ? "xin[ci]" : e.load(first.x, ["nn", "ci", "0", "0"]);
       const wv = e.load(w1, ["j", "ci", "0", "0"]);
       e.line(`acc += (float)${xv} * (float)${wv};`);
     });

@@ -4,12 +4,32 @@
  * a shuffle reduction, then bias and the fused activations. One small kernel instead of a cuDNN call.
  */
 import { numel } from "../../../ir/tensor.js";
-import type { ConvStep } from "../fuse/steps.js";
+import type { ConvStep, SpatialMeanSource } from "../fuse/steps.js";
 import type { CodegenContext, GeneratedKernel } from "./element.js";
 import { Emitter, indexType } from "./emitter.js";
 import { activationExpr } from "./scalar-ops.js";
 
 const ROWS_PER_BLOCK = 8;
+
+/**
+ * x[nn, ci] of a spatial mean its producer left as per-tile channel sums (fuse/steps.ts SpatialMeanSource): the
+ * tiles added in order, then divided by the pixel count as the reduce kernel does.
+ */
+export function spatialMean(
+  e: Emitter,
+  src: SpatialMeanSource,
+  nn: string,
+  ci: string,
+  channels: number,
+): string {
+  const p = e.param(src.partials);
+  const s = e.fresh("xs");
+  e.line(`float ${s} = 0.0f;`);
+  e.line(
+    `for (int t = 0; t < ${src.tiles}; ++t) ${s} += ${p}[((${e.idx})(${nn}) * ${src.tiles} + t) * ${channels} + (${ci})];`,
+  );
+  return e.let("float", `${s} / (float)${src.count}`);
+}
 
 export function generateGemvKernel(name: string, step: ConvStep, ctx: CodegenContext): GeneratedKernel {
   const [, w, b] = step.layer.inputs;
@@ -19,7 +39,9 @@ export function generateGemvKernel(name: string, step: ConvStep, ctx: CodegenCon
   const [n, cin] = xi.shape;
   const cout = out.shape[1];
   const rows = n * cout;
-  const idx = indexType([numel(xi.shape), numel(ctx.info(w).shape), rows].map((v) => v * 4));
+  const idx = indexType(
+    [numel(xi.shape) * (step.xMean?.tiles ?? 1), numel(ctx.info(w).shape), rows].map((v) => v * 4),
+  );
   const e = new Emitter(ctx.info, idx);
   e.line("const int lane = threadIdx.x & 31;");
   e.line(`const ${idx} row = (${idx})blockIdx.x * ${ROWS_PER_BLOCK} + (threadIdx.x >> 5);`);
@@ -28,7 +50,7 @@ export function generateGemvKernel(name: string, step: ConvStep, ctx: CodegenCon
   e.line(`const ${idx} co = row % ${cout};`);
   e.line("float acc = 0.0f;");
   e.block(`for (int ci = lane; ci < ${cin}; ci += 32)`, () => {
-    const xv = e.load(x, ["nn", "ci", "0", "0"]);
+    const xv = step.xMean ? spatialMean(e, step.xMean, "nn", "ci", cin) : e.load(x, ["nn", "ci", "0", "0"]);
     const wv = e.load(w, ["co", "ci", "0", "0"]);
     e.line(`acc += (float)${xv} * (float)${wv};`);
   });

@@ -11,18 +11,20 @@
 import { numel } from "../../../ir/tensor.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
+import { type ChannelSums, isElementLayer, isMovementLayer, isPointwiseLayer } from "../codegen/element.js";
 import { chooseAttentionKernel } from "../codegen/flash-attention.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
+import { spatialMeanFold } from "./spatial-mean-fold.js";
 import type {
   ConvActivationKind,
   ConvEpilogueOp,
   ConvStep,
   FusedRowsStep,
   MatmulStep,
+  SpatialMeanSource,
   Step,
 } from "./steps.js";
 
@@ -37,17 +39,24 @@ export interface ScheduleOptions {
   readonly maxGroupLayers?: number;
 }
 
+interface MutableGroup {
+  layers: Layer[];
+  root: string;
+  outputs: string[];
+  channelSums?: ChannelSums;
+}
+
 interface OpenGroup {
   layers: Layer[];
   root: string;
   /** Member outputs whose coordinates equal the root's (safe to store from this kernel). */
   identity: Set<string>;
-  step: { kind: "element"; group: { layers: Layer[]; root: string; outputs: string[] } };
+  step: { kind: "element"; group: MutableGroup };
 }
 
 interface MutableGroupStep {
   kind: "element";
-  group: { layers: Layer[]; root: string; outputs: string[] };
+  group: MutableGroup;
 }
 
 /** Largest hidden width of a merged gemv pair (its fp32 values sit in 16 KiB of shared memory). */
@@ -74,6 +83,8 @@ class Scheduler {
   private readonly groupOf = new Map<string, OpenGroup>();
   private readonly outputs: Set<string>;
   private readonly relayouts = new Map<string, string>();
+  /** Spatial means no step stores: their gemv reader adds up its producer's tile sums (spatial-mean-fold.ts). */
+  private readonly foldedMeans = new Map<string, SpatialMeanSource>();
   private current = 0;
 
   constructor(
@@ -100,7 +111,11 @@ class Scheduler {
     return this.steps.map((s) => {
       if (s.kind !== "element") return s;
       const g = s.group;
-      return { kind: "element", group: { layers: g.layers, root: g.root, outputs: g.outputs } } as Step;
+      const group = { layers: g.layers, root: g.root, outputs: g.outputs };
+      return {
+        kind: "element",
+        group: g.channelSums ? { ...group, channelSums: g.channelSums } : group,
+      } as Step;
     });
   }
 
@@ -138,14 +153,15 @@ class Scheduler {
         this.placeMatmul(layer);
         return;
       case "reduce":
-        this.steps.push({ kind: "reduce", layer });
+        if (!this.foldSpatialMean(layer)) this.steps.push({ kind: "reduce", layer });
         return;
       case "adaptive_pooling": {
         const x = this.info(layer.inputs[0]);
         const window =
           numel(x.shape.slice(x.shape.length - layer.outputSize.length)) / numel(layer.outputSize);
-        if (layer.outputSize.every((o) => o === 1) && window > 16) this.steps.push({ kind: "reduce", layer });
-        else this.placeElement(layer);
+        if (layer.outputSize.every((o) => o === 1) && window > 16) {
+          if (!this.foldSpatialMean(layer)) this.steps.push({ kind: "reduce", layer });
+        } else this.placeElement(layer);
         return;
       }
       case "softmax":
@@ -164,6 +180,22 @@ class Scheduler {
           throw new Error(`no CUDA implementation for ${layer.type} layer '${layer.name}'`);
         this.placeElement(layer);
     }
+  }
+
+  /**
+   * The mean's producer group also writes tile sums and is closed (a member joining later could change the
+   * kernel's root or lanes); the mean gets no step.
+   */
+  private foldSpatialMean(layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling">): boolean {
+    const fold = spatialMeanFold(this.rowsView(), layer);
+    if (!fold) return false;
+    const g = this.groupOf.get(fold.root);
+    if (!g || g.step.group.channelSums || !this.steps.includes(g.step)) return false;
+    this.infos.set(fold.partials.name, fold.partials);
+    g.step.group.channelSums = { partials: fold.source.partials, tiles: fold.source.tiles };
+    for (const l of g.layers) this.groupOf.delete(l.output);
+    this.foldedMeans.set(layer.output, fold.source);
+    return true;
   }
 
   // ------------------------------------------------------------------------------------- rows kernels
@@ -467,11 +499,13 @@ class Scheduler {
         acts.push(f);
       }
       const final = acts.length ? acts[acts.length - 1].layer.output : layer.output;
+      const xMean = this.foldedMeans.get(x);
       const step: ConvStep = {
         kind: "conv",
         engine: "gemv",
         layer,
         x,
+        ...(xMean ? { xMean } : {}),
         epilogue: acts.map((f) => f.op),
         fused: acts.map((f) => f.layer),
         output: final,
@@ -481,6 +515,8 @@ class Scheduler {
       for (const f of acts) this.consumed.add(f.layer);
       return true;
     }
+    if (this.foldedMeans.has(x))
+      throw new Error(`internal: '${layer.name}' reads a folded spatial mean but is not a gemv`);
     const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
     const storage = storageDType(this.info(x).logicalDType, this.opts.precision, this.opts.keepFloat32);
     const chain = this.convChain(layer, layout, storage);

@@ -39,6 +39,20 @@ export interface ConvStep {
    * shared memory and is never stored.
    */
   readonly next?: ConvStep;
+  /**
+   * gemv only: `x` is a spatial mean that no step stores; its producer's kernel wrote per-tile channel sums
+   * instead (ElementGroup.channelSums), and this kernel reads x[n, c] as Σ_tiles partials[n, tile, c] / count.
+   */
+  readonly xMean?: SpatialMeanSource;
+}
+
+/** A spatial mean read from its producer's per-tile channel sums (codegen/channel-sums.ts). */
+export interface SpatialMeanSource {
+  /** fp32 [N, tiles, C]. */
+  readonly partials: string;
+  readonly tiles: number;
+  /** Pixels per sample (H·W): the mean's divisor. */
+  readonly count: number;
 }
 
 export interface MatmulStep {
@@ -103,7 +117,7 @@ export function stepReads(s: Step): string[] {
     }
     case "conv": {
       const extra = s.epilogue.flatMap((o) => (o.kind === "tensor" ? [o.tensor] : []));
-      const own = [s.x, ...s.layer.inputs.slice(1), ...extra];
+      const own = [s.xMean ? s.xMean.partials : s.x, ...s.layer.inputs.slice(1), ...extra];
       return s.next ? [...own, ...stepReads(s.next).filter((t) => t !== s.output)] : own;
     }
     case "matmul":
@@ -145,7 +159,7 @@ export function stepLayers(s: Step): readonly Layer[] {
 export function stepWrites(s: Step): string[] {
   switch (s.kind) {
     case "element":
-      return [...s.group.outputs];
+      return s.group.channelSums ? [...s.group.outputs, s.group.channelSums.partials] : [...s.group.outputs];
     case "conv":
       return [s.next ? s.next.output : s.output];
     case "matmul":
@@ -161,9 +175,9 @@ export function stepWrites(s: Step): string[] {
 export function describeStep(s: Step): string {
   switch (s.kind) {
     case "element":
-      return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}`;
+      return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}${s.group.channelSums ? ` +Σ ${s.group.channelSums.partials}` : ""}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? "(gemv)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
+      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv of Σ)" : "(gemv)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
     case "normalization":

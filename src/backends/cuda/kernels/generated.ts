@@ -2,8 +2,10 @@
  * Source for every step that runs a generated kernel, and the one NVRTC program that holds them all
  * (identical kernels are emitted once). Pure: compiling and loading happen in the builder.
  */
+
 import type { DType } from "../../../ir/dtype.js";
 import { generateAttentionKernel } from "../codegen/attention.js";
+import { generateChannelSumsKernel } from "../codegen/channel-sums.js";
 import { PRELUDE } from "../codegen/ctypes.js";
 import type { CodegenContext, GeneratedKernel } from "../codegen/element.js";
 import { generateElementKernel } from "../codegen/element.js";
@@ -20,7 +22,9 @@ export function generateStepKernel(
 ): GeneratedKernel | undefined {
   switch (step.kind) {
     case "element":
-      return generateElementKernel(name, step.group, ctx);
+      return step.group.channelSums
+        ? generateChannelSumsKernel(name, step.group, ctx)
+        : generateElementKernel(name, step.group, ctx);
     case "reduce":
       return generateReduceKernel(name, step.layer, ctx);
     case "softmax":
