@@ -10,6 +10,7 @@ export type ProfiledKind =
   | "rows"
   | "attention"
   | "gemv"
+  | "pointwise"
   | "cublaslt"
   | "cudnn"
   | "libtorch"

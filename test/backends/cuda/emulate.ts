@@ -229,7 +229,9 @@ export function emulateEngine(
     // OpenMP threads. Warp-shuffle kernels (attention, gemv) are not emulated: a warp reduction inside a loop
     // whose trip count differs between warps would deadlock the block-wide emulation of __shfl_xor_sync.
     const rows = s.kind === "reduce" || s.kind === "softmax" || s.kind === "normalization";
-    if (k && (s.kind === "element" || (rows && opts.cooperative !== false))) elementKernels.set(i, k);
+    const pointwise = s.kind === "conv" && s.engine === "pointwise";
+    if (k && (s.kind === "element" || pointwise || (rows && opts.cooperative !== false)))
+      elementKernels.set(i, k);
   });
   const lib = compileKernels(
     [...elementKernels.entries()].map(([i, k]) => ({

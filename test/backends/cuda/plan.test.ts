@@ -58,7 +58,10 @@ describe("CUDA backend planning (no GPU)", () => {
   it("folds batch norm into convolutions and fuses the MBConv block into few kernels", () => {
     const plan = planCudaEngine(mbconvNet(2), { precision: "fp16" });
     expect(plan.network.layers.filter((l) => l.type === "scale")).toHaveLength(0);
-    expect(plan.summary).toContain("element[convolution+activation] → net/activation_1");
+    // The depthwise kernel also sums its output for squeeze-excite's pooling (spatial-mean-fold.ts).
+    expect(plan.summary).toContain(
+      "element[convolution+activation] → net/activation_1 +Σ net/adaptive_pooling#tile-sums",
+    );
     expect(
       plan.steps.filter((s) => s.kind === "conv").every((s) => s.kind === "conv" && s.layout === "NHWC"),
     ).toBe(true);

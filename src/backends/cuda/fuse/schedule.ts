@@ -16,6 +16,7 @@ import { chooseAttentionKernel } from "../codegen/flash-attention.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
+import { pointwiseConvPlan } from "./pointwise-conv-rule.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
 import { spatialMeanFold } from "./spatial-mean-fold.js";
 import type {
@@ -517,8 +518,9 @@ class Scheduler {
     }
     if (this.foldedMeans.has(x))
       throw new Error(`internal: '${layer.name}' reads a folded spatial mean but is not a gemv`);
-    const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
     const storage = storageDType(this.info(x).logicalDType, this.opts.precision, this.opts.keepFloat32);
+    if (this.tryPointwise(layer, storage, nhwc)) return true;
+    const layout: Layout = nhwc ? channelsLast(4) : identityLayout(4);
     const chain = this.convChain(layer, layout, storage);
     const before = this.steps.length;
     const xs = this.materialize(x, layout, storage);
@@ -572,6 +574,43 @@ class Scheduler {
     if (this.info(step.x).shape[1] > MAX_EXCITE_HIDDEN) return false;
     if (this.info(step.x).shape[0] > MAX_EXCITE_BATCH) return false;
     this.steps[this.steps.length - 1] = { ...prev, next: step };
+    return true;
+  }
+
+  /** A small 1×1 convolution as a generated kernel (pointwise-conv-rule.ts), with its epilogue and SE scale. */
+  private tryPointwise(
+    layer: LayerOf<"convolution">,
+    storage: TensorInfo["storage"],
+    nhwc: boolean,
+  ): boolean {
+    const plan = pointwiseConvPlan(this.rowsView(), layer, storage);
+    if (!plan) return false;
+    const [x, w] = layer.inputs;
+    const chain: { layer: Layer; op: ConvEpilogueOp }[] = [];
+    // The kernel stores in whatever layout the output has (a network output may be NCHW).
+    for (const f of this.convChain(layer, nhwc ? channelsLast(4) : identityLayout(4), storage)) {
+      if (f.op.kind === "channel") break;
+      chain.push(f);
+    }
+    if (plan.scale) {
+      const g = this.groupOf.get(x);
+      if (!g || !this.steps.includes(g.step)) return false;
+      this.steps.splice(this.steps.indexOf(g.step), 1);
+      for (const l of g.layers) this.groupOf.delete(l.output);
+    }
+    this.info(w).layout = [1, 2, 3, 0];
+    this.steps.push({
+      kind: "conv",
+      engine: "pointwise",
+      layer,
+      x,
+      ...(plan.scale ? { scale: plan.scale } : {}),
+      epilogue: chain.map((f) => f.op),
+      fused: chain.map((f) => f.layer),
+      output: chain.length ? chain[chain.length - 1].layer.output : layer.output,
+      layout: nhwc ? "NHWC" : "NCHW",
+    });
+    for (const f of chain) this.consumed.add(f.layer);
     return true;
   }
 

@@ -31,8 +31,16 @@ export interface ConvStep {
   /** Where cuDNN writes (the last fused layer's output, or a staging tensor). */
   readonly output: string;
   readonly layout: "NHWC" | "NCHW";
-  /** cuDNN, or a generated warp-per-output kernel for 1×1 convolutions on 1×1 maps. */
-  readonly engine: "cudnn" | "gemv";
+  /**
+   * cuDNN; a generated warp-per-output kernel for 1×1 convolutions on 1×1 maps (gemv); or a generated kernel for
+   * small 1×1 convolutions on larger maps (pointwise, codegen/pointwise-conv.ts).
+   */
+  readonly engine: "cudnn" | "gemv" | "pointwise";
+  /**
+   * pointwise only: the input is `input`·`by` (squeeze-excite's scale, by of shape [N, C, 1, 1]), computed as the
+   * kernel loads it; `layer` is that multiply, which then has no step of its own.
+   */
+  readonly scale?: { readonly input: string; readonly by: string; readonly layer: Layer };
   /**
    * gemv only: a second 1×1 convolution that reads this step's output and nothing else does (squeeze-excite's
    * reduce and expand convolutions). Both run in one kernel (codegen/excite.ts); this step's output then stays in
@@ -117,7 +125,8 @@ export function stepReads(s: Step): string[] {
     }
     case "conv": {
       const extra = s.epilogue.flatMap((o) => (o.kind === "tensor" ? [o.tensor] : []));
-      const own = [s.xMean ? s.xMean.partials : s.x, ...s.layer.inputs.slice(1), ...extra];
+      const x = s.scale ? [s.scale.input, s.scale.by] : [s.xMean ? s.xMean.partials : s.x];
+      const own = [...x, ...s.layer.inputs.slice(1), ...extra];
       return s.next ? [...own, ...stepReads(s.next).filter((t) => t !== s.output)] : own;
     }
     case "matmul":
@@ -144,7 +153,12 @@ export function stepLayers(s: Step): readonly Layer[] {
     case "element":
       return s.group.layers;
     case "conv":
-      return [s.layer, ...s.fused, ...(s.next ? stepLayers(s.next) : [])];
+      return [
+        ...(s.scale ? [s.scale.layer] : []),
+        s.layer,
+        ...s.fused,
+        ...(s.next ? stepLayers(s.next) : []),
+      ];
     case "matmul":
       return [s.layer, ...s.fused];
     case "normalization":
@@ -177,7 +191,7 @@ export function describeStep(s: Step): string {
     case "element":
       return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}${s.group.channelSums ? ` +Σ ${s.group.channelSums.partials}` : ""}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv of Σ)" : "(gemv)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
+      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
     case "normalization":

@@ -12,6 +12,7 @@ import { generateElementKernel } from "../codegen/element.js";
 import { generateExciteKernel } from "../codegen/excite.js";
 import { generateFlashAttentionKernel } from "../codegen/flash-attention.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
+import { generatePointwiseConvKernel } from "../codegen/pointwise-conv.js";
 import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import type { Step } from "../fuse/steps.js";
 
@@ -36,6 +37,7 @@ export function generateStepKernel(
         ? generateFlashAttentionKernel(name, step.layer, ctx, step.choice.config)
         : generateAttentionKernel(name, step.layer, ctx);
     case "conv":
+      if (step.engine === "pointwise") return generatePointwiseConvKernel(name, step, ctx);
       if (step.engine !== "gemv") return undefined;
       return step.next ? generateExciteKernel(name, step, ctx) : generateGemvKernel(name, step, ctx);
     default:

@@ -29,7 +29,7 @@ function kindOf(s: Step): ProfiledKind {
     case "attention":
       return "attention";
     case "conv":
-      return s.engine === "gemv" ? "gemv" : "cudnn";
+      return s.engine === "cudnn" ? "cudnn" : s.engine;
     case "matmul":
       return "cublaslt";
   }

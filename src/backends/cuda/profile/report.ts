@@ -48,6 +48,7 @@ const KIND_NAMES: Readonly<Record<ProfiledKind, string>> = {
   rows: "rows kernel",
   attention: "attention",
   gemv: "gemv kernel",
+  pointwise: "1×1 conv kernel",
   cublaslt: "cuBLASLt",
   cudnn: "cuDNN",
   libtorch: "LibTorch segment",

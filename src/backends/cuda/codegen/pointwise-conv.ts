@@ -1,0 +1,132 @@
+/**
+ * 1×1 convolutions of small problems as generated kernels (ConvStep engine "pointwise", fuse/pointwise-conv-rule.ts):
+ * at batch 1 EfficientNet's expand and project convolutions are a few million multiply-adds each, where cuDNN's
+ * fixed cost per call dominates (session 1 measured ~4 µs per call for the SE convolutions it replaced with gemv
+ * kernels) and its launches take no part in programmatic dependent launch. These kernels also take in what would
+ * be kernels of their own: squeeze-excite's scale of the input (x·s[n, c] as x is loaded), the bias, the
+ * activation and the residual add (cuDNN's epilogue ops, in order).
+ *
+ * Each output pixel's Cout channels are split into groups of V (8 half / 4 float) and each (pixel, group) is one
+ * work item: with few input channels one thread does an item (loop over Cin, V accumulators, one 16-byte weight
+ * load per input channel from the [Cin][Cout] weight layout the schedule sets); with more input channels a warp
+ * does it, its lanes striding over Cin, and the V sums are reduced by shuffles. Accumulation is fp32.
+ */
+import { numel } from "../../../ir/tensor.js";
+import type { ConvStep } from "../fuse/steps.js";
+import { storageCType } from "./ctypes.js";
+import type { CodegenContext, GeneratedKernel } from "./element.js";
+import { Emitter, indexType } from "./emitter.js";
+import { activationExpr } from "./scalar-ops.js";
+
+const BLOCK = 256;
+/** Input channels up to which one thread computes a work item (Cin·V multiply-adds). */
+export const THREAD_ITEM_MAX_CIN = 64;
+
+type Act = Parameters<typeof activationExpr>[0];
+
+/** Output channels per work item: a 16-byte weight row slice. */
+export function pointwiseLanes(cout: number, storageBytes: number): number {
+  const v = storageBytes === 2 ? 8 : storageBytes === 4 ? 4 : 1;
+  return cout % v === 0 ? v : 1;
+}
+
+export function generatePointwiseConvKernel(
+  name: string,
+  step: ConvStep,
+  ctx: CodegenContext,
+): GeneratedKernel {
+  const [, w, b] = step.layer.inputs;
+  const xName = step.scale ? step.scale.input : step.x;
+  const xi = ctx.info(xName);
+  const wi = ctx.info(w);
+  const out = ctx.info(step.output);
+  const [n, cin, h, wd] = xi.shape;
+  const cout = out.shape[1];
+  if (wi.layout.join() !== "1,2,3,0")
+    throw new Error(`pointwise conv '${step.layer.name}': weights must be laid out [Cin][Cout]`);
+  const V = pointwiseLanes(cout, storageBytes(ctx, w));
+  const G = cout / V;
+  const pixels = n * h * wd;
+  const items = pixels * G;
+  const warpItems = cin > THREAD_ITEM_MAX_CIN;
+  const threads = warpItems ? items * 32 : items;
+  const idx = indexType([numel(xi.shape), numel(out.shape), numel(wi.shape), threads].map((v) => v * 4));
+  const e = new Emitter(ctx.info, idx);
+  const pw = e.param(w);
+  const wct = storageCType(wi.storage);
+  e.line(`const ${idx} gid = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  if (warpItems) {
+    e.line("const int lane = threadIdx.x & 31;");
+    e.line(`const ${idx} item = gid >> 5;`);
+    // No early return: every lane of the block reaches the shuffles (and the CPU emulator's barriers).
+    e.line(`const bool active = item < ${items};`);
+  } else {
+    e.line(`const ${idx} item = gid;`);
+    e.line(`if (item >= ${items}) return;`);
+  }
+  e.line(`const ${idx} pix = ${warpItems ? `active ? item / ${G} : 0` : `item / ${G}`};`);
+  e.line(`const int cg = (int)(item % ${G});`);
+  e.line(`const ${idx} nn = pix / ${h * wd};`);
+  e.line(`const ${idx} hw = pix % ${h * wd};`);
+  e.line(`const ${idx} hh = hw / ${wd};`);
+  e.line(`const ${idx} ww = hw % ${wd};`);
+  const acc = Array.from({ length: V }, (_, j) => `acc${j}`);
+  for (const a of acc) e.line(`float ${a} = 0.0f;`);
+  const head = warpItems
+    ? `for (int ci = lane; active && ci < ${cin}; ci += 32)`
+    : `for (int ci = 0; ci < ${cin}; ++ci)`;
+  e.block(head, () => {
+    let xv = e.load(xName, ["nn", "ci", "hh", "ww"]);
+    if (step.scale) xv = e.let("float", `${xv} * ${e.load(step.scale.by, ["nn", "ci", "0", "0"])}`);
+    const bytes = V * (wi.storage === "float16" ? 2 : 4);
+    if (V > 1 && bytes === 16) {
+      e.line(`__align__(16) ${wct} wv[${V}];`);
+      e.line(
+        `*reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(${pw} + (${idx})ci * ${cout} + cg * ${V});`,
+      );
+    } else {
+      e.line(`${wct} wv[${V}];`);
+      for (let j = 0; j < V; j++) e.line(`wv[${j}] = ${pw}[(${idx})ci * ${cout} + cg * ${V} + ${j}];`);
+    }
+    const toF =
+      wi.storage === "float16" ? (s: string) => `__half2float(${s})` : (s: string) => `(float)(${s})`;
+    for (let j = 0; j < V; j++) e.line(`${acc[j]} += ${xv} * ${toF(`wv[${j}]`)};`);
+  });
+  const epilogue = (j: number | string, value: string) => {
+    const co = `cg * ${V} + ${j}`;
+    let v = b ? e.let("float", `${value} + (float)${e.load(b, [co])}`) : value;
+    for (const op of step.epilogue) {
+      if (op.kind === "act") v = e.let("float", activationExpr({ kind: op.fn } as Act, v, "float32"));
+      else if (op.kind === "tensor") {
+        const t = e.load(op.tensor, ["nn", co, "hh", "ww"]);
+        v = e.let("float", op.op === "add" ? `${v} + (float)${t}` : `${v} * (float)${t}`);
+      } else
+        throw new Error(`pointwise conv '${step.layer.name}': per-channel epilogue ops are not generated`);
+    }
+    e.store(step.output, ["nn", co, "hh", "ww"], v, out.logicalDType);
+  };
+  if (warpItems) {
+    for (const a of acc) e.line(`${a} = tc_warp_sum(${a});`);
+    // Lane j finishes output channel j of the item (every lane holds every sum after the butterfly).
+    e.block(`if (active && lane < ${V})`, () => {
+      e.line(`float mine = ${acc[0]};`);
+      for (let j = 1; j < V; j++) e.line(`if (lane == ${j}) mine = ${acc[j]};`);
+      epilogue("lane", "mine");
+    });
+  } else {
+    for (let j = 0; j < V; j++) e.block("", () => epilogue(j, acc[j]));
+  }
+  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
+    block: [BLOCK, 1, 1],
+    sharedBytes: 0,
+  };
+}
+
+function storageBytes(ctx: CodegenContext, t: string): number {
+  return ctx.info(t).storage === "float16" ? 2 : 4;
+}

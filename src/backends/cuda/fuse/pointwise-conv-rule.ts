@@ -1,0 +1,77 @@
+/**
+ * Which 1×1 convolutions run as generated kernels (codegen/pointwise-conv.ts) instead of cuDNN: stride 1, no
+ * padding, channels-last input in the plan's storage type, constant weights and bias, and few enough
+ * multiply-adds that cuDNN's fixed cost per call outweighs its tensor cores (EfficientNet-B0's expand and project
+ * convolutions at batch 1 are 2–20 M; ResNet-50's are 13–51 M). The input may be a squeeze-excite scale
+ * x·s[n, c] that nothing else reads, computed as the kernel loads it. TORCHC_POINTWISE_CONV=0 keeps cuDNN;
+ * TORCHC_POINTWISE_MAX_MACS moves the size bound (for A/B timing).
+ */
+import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import { channelsLast, layoutKey } from "../plan/layout.js";
+import type { TensorInfo } from "../plan/tensors.js";
+import type { RowsScheduleView } from "./rows-fusion.js";
+
+/** The default bound on N·H·W·Cin·Cout. */
+export const POINTWISE_MAX_MACS = 24_000_000;
+
+export interface PointwisePlan {
+  /** The squeeze-excite multiply read in place: its element group is dropped from the schedule. */
+  readonly scale?: { readonly input: string; readonly by: string; readonly layer: Layer };
+}
+
+function maxMacs(): number {
+  const v = Number(process.env.TORCHC_POINTWISE_MAX_MACS);
+  return Number.isFinite(v) && v >= 0 ? v : POINTWISE_MAX_MACS;
+}
+
+function channelsLastPlain(i: TensorInfo, storage: string): boolean {
+  return (
+    i.shape.length === 4 &&
+    i.storage === storage &&
+    i.viewOf === undefined &&
+    i.strides === undefined &&
+    layoutKey(i.shape, i.layout) === layoutKey(i.shape, channelsLast(4))
+  );
+}
+
+/** The squeeze-excite multiply feeding `x`, when the kernel can compute it in place of a step of its own. */
+function scaleOf(v: RowsScheduleView, conv: Layer, x: string, storage: string): PointwisePlan["scale"] {
+  const mul = v.producer(x);
+  if (mul?.type !== "elementwise" || mul.op !== "mul" || v.isOutputish(x)) return undefined;
+  const readers = v.readers(x);
+  if (readers.length !== 1 || readers[0] !== conv) return undefined;
+  const group = v.group(x);
+  if (!group || group.root !== x || group.layers.length !== 1) return undefined;
+  const [n, c] = v.info(x).shape;
+  for (const [input, by] of [mul.inputs, [mul.inputs[1], mul.inputs[0]]]) {
+    const bi = v.info(by);
+    if (input === by || !channelsLastPlain(v.info(input), storage)) continue;
+    if (v.info(input).shape.join() !== v.info(x).shape.join()) continue;
+    if (bi.shape.join() !== [n, c, 1, 1].join() || bi.strides !== undefined) continue;
+    return { input, by, layer: mul };
+  }
+  return undefined;
+}
+
+export function pointwiseConvPlan(
+  v: RowsScheduleView,
+  layer: LayerOf<"convolution">,
+  storage: string,
+): PointwisePlan | undefined {
+  if (process.env.TORCHC_POINTWISE_CONV === "0") return undefined;
+  if (storage !== "float16" && storage !== "float32") return undefined;
+  const [x, w, b] = layer.inputs;
+  const ws = v.info(w).shape;
+  if (layer.groups !== 1 || ws.length !== 4 || ws[2] !== 1 || ws[3] !== 1) return undefined;
+  if (!layer.stride.every((s) => s === 1) || !layer.padding.every((p) => p === 0)) return undefined;
+  if (!layer.dilation.every((d) => d === 1)) return undefined;
+  if (v.producer(w)?.type !== "constant") return undefined;
+  if (b !== undefined && v.producer(b)?.type !== "constant") return undefined;
+  const xi = v.info(x);
+  if (xi.shape.length !== 4) return undefined;
+  const [n, cin, h, wd] = xi.shape;
+  if (n * h * wd * cin * ws[0] > maxMacs()) return undefined;
+  const scale = scaleOf(v, layer, x, storage);
+  if (!scale && !channelsLastPlain(xi, storage)) return undefined;
+  return scale ? { scale } : {};
+}
