@@ -30,14 +30,18 @@ const BEFORE_REBUILD: Readonly<Record<string, readonly [number, number, number]>
 describe("layer folding on the network builder", () => {
   // The kernel counts were recorded before squeeze-excite gemv pairs shared a kernel, before normalization kernels
   // took in the element layers around them, before sibling element layers shared a kernel and before attention
-  // outputs were stored tokens-major; those are scheduling changes, not folding, so they are off here.
+  // outputs were stored tokens-major, and before squeeze-excite pooling, small 1×1 convolutions and image stems became
+  // generated kernels; those are scheduling changes, not folding, so they are off here.
+  const scheduling = ["TORCHC_FOLD_SPATIAL_MEAN", "TORCHC_POINTWISE_CONV", "TORCHC_DIRECT_STEM"];
   beforeAll(() => {
+    for (const k of scheduling) process.env[k] = "0";
     process.env.TORCHC_MERGE_GEMV = "0";
     process.env.TORCHC_FUSE_ROWS = "0";
     process.env.TORCHC_FUSE_SIBLINGS = "0";
     process.env.TORCHC_ATTENTION_LAYOUT = "0";
   });
   afterAll(() => {
+    for (const k of scheduling) delete process.env[k];
     delete process.env.TORCHC_MERGE_GEMV;
     delete process.env.TORCHC_FUSE_ROWS;
     delete process.env.TORCHC_FUSE_SIBLINGS;

@@ -93,9 +93,18 @@ describe("patch-embedding convolutions as a patch copy and a matmul", () => {
     );
   }
 
-  it("fp32 engines keep cuDNN for the same stem", () => {
+  it("fp32 engines keep the same stem a convolution (cuDNN, or the direct kernel of small stems)", () => {
     const { plan: p } = plan(stem(VIT), "fp32");
-    expect(p.steps.some((st) => st.kind === "conv")).toBe(true);
+    const direct = p.steps.some(
+      (st) => st.kind === "element" && st.group.layers.some((l) => l.type === "convolution"),
+    );
+    expect(direct).toBe(true);
+    process.env.TORCHC_DIRECT_STEM = "0";
+    try {
+      expect(plan(stem(VIT), "fp32").plan.steps.some((st) => st.kind === "conv")).toBe(true);
+    } finally {
+      delete process.env.TORCHC_DIRECT_STEM;
+    }
   });
 
   it("a bfloat16 stem keeps its convolution: the engine's cuBLASLt matmuls take float16 and float32 only", () => {

@@ -75,3 +75,21 @@ export function pointwiseConvPlan(
   if (!scale && !channelsLastPlain(xi, storage)) return undefined;
   return scale ? { scale } : {};
 }
+
+/** The default bound on a direct convolution's multiply-adds (EfficientNet-B0's stem at batch 1: 10.8 M). */
+export const DIRECT_STEM_MAX_MACS = 16_000_000;
+
+/**
+ * A small convolution over a few input channels (an image stem: 3×3, 3 → 32) as an element kernel's direct loop
+ * instead of cuDNN: the kernel reads the network's float32 NCHW input as it is, so the cast and relayout step in
+ * front of cuDNN disappears, and the activation after it joins the same kernel. TORCHC_DIRECT_STEM=0 keeps cuDNN.
+ */
+export function preferDirectConv(v: RowsScheduleView, layer: LayerOf<"convolution">): boolean {
+  if (process.env.TORCHC_DIRECT_STEM === "0" || layer.groups !== 1) return false;
+  const ws = v.info(layer.inputs[1]).shape;
+  if (ws.length !== 4 || (ws[2] === 1 && ws[3] === 1) || ws[1] > 4) return false;
+  const out = v.info(layer.output).shape;
+  const macs = out.reduce((a, d) => a * d, 1) * ws[1] * ws[2] * ws[3];
+  const v2 = Number(process.env.TORCHC_DIRECT_STEM_MAX_MACS);
+  return macs <= (Number.isFinite(v2) && v2 >= 0 ? v2 : DIRECT_STEM_MAX_MACS);
+}

@@ -16,7 +16,7 @@ import { chooseAttentionKernel } from "../codegen/flash-attention.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
-import { pointwiseConvPlan } from "./pointwise-conv-rule.js";
+import { pointwiseConvPlan, preferDirectConv } from "./pointwise-conv-rule.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
 import { spatialMeanFold } from "./spatial-mean-fold.js";
 import type {
@@ -490,6 +490,7 @@ class Scheduler {
       this.preferDepthwiseWeights(layer);
       return false;
     }
+    if (preferDirectConv(this.rowsView(), layer)) return false;
     const out = this.info(layer.output);
     const nhwc = out.layout.join() === channelsLast(4).join();
     const pointLike = [2, 3].every((a) => xShape[a] === 1 && wShape[a] === 1 && out.shape[a] === 1);
