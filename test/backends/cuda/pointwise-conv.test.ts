@@ -59,6 +59,24 @@ describe("which 1×1 convolutions are generated", () => {
     expect(big.steps.length).toBe(plan.steps.length + 2);
   });
 
+  it("leaves a weight constant that two convolutions read to cuDNN (its layout is theirs)", () => {
+    const m = new NetMaker(3, "float32");
+    const x = m.silu(m.conv(m.input("x", [1, 3, 20, 20]), 32, 3, { bias: true }));
+    const w = m.const([32, 32, 1, 1], 0.2);
+    const conv = (t: string) =>
+      m.b.add({
+        type: "convolution",
+        inputs: [t, w],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+      });
+    const plan = planCudaEngine(m.build([conv(conv(x))]), { precision: "fp16" });
+    expect(plan.steps.some((s) => s.kind === "conv" && s.engine === "pointwise")).toBe(false);
+    expect(plan.infos.get(w)?.layout).not.toEqual([1, 2, 3, 0]);
+  });
+
   it("sets the weights' layout to [Cin][Cout] for the kernel's row loads", () => {
     const plan = planCudaEngine(block(1, 16, 32, 16, 8), { precision: "fp16" });
     const s = plan.steps.find((s) => s.kind === "conv" && s.engine === "pointwise");

@@ -58,13 +58,26 @@ describe("which plans fold the squeeze-excite pooling", () => {
     expect(plan.steps.some((s) => s.kind === "reduce")).toBe(true);
   });
 
+  it("keeps the reduce step over 1024 channels when a member computes one channel per thread (a direct stem)", () => {
+    const m = new NetMaker(4);
+    const y = m.silu(m.conv(m.input("x", [1, 3, 16, 16]), 1152, 3, { bias: true }));
+    const plan = planCudaEngine(m.build([m.se(y, 48)]), { precision: "fp16" });
+    expect(
+      plan.steps.some((s) => s.kind === "element" && s.group.layers.some((l) => l.type === "convolution")),
+    ).toBe(true);
+    expect(plan.steps.some((s) => s.kind === "reduce")).toBe(true);
+  });
+
   it("chooses whole pixels per block and bounded tiles", () => {
-    expect(sumsBlock(12)).toEqual({ k: 42, threads: 504 });
-    expect(sumsBlock(144)).toEqual({ k: 3, threads: 432 });
-    expect(sumsBlock(700)).toEqual({ k: 1, threads: 700 });
-    expect(() => sumsBlock(2048)).toThrow(/exceed one block/);
+    expect(sumsBlock(12, 8)).toEqual({ k: 42, threads: 504 });
+    expect(sumsBlock(144, 8)).toEqual({ k: 3, threads: 432 });
+    expect(sumsBlock(700, 1)).toEqual({ k: 1, threads: 700 });
+    // One channel per thread over 1024 channels: 8 rows fill 32 KiB of shared sums.
+    expect(sumsBlock(1024, 1)).toEqual({ k: 1, threads: 1024 });
+    expect(sumsBlock(64, 4)).toEqual({ k: 8, threads: 512 });
+    expect(() => sumsBlock(2048, 1)).toThrow(/exceed one block/);
     // 112² pixels at batch 1: capped; at batch 128: a few tiles per sample; a 7×7 map: never more tiles than passes.
-    expect(channelSumTiles(1, 96, 112 * 112, 2)).toBe(64);
+    expect(channelSumTiles(1, 96, 112 * 112, 2)).toBe(128);
     expect(channelSumTiles(128, 96, 112 * 112, 2)).toBe(8);
     expect(channelSumTiles(1, 1152, 49, 2)).toBe(17);
   });

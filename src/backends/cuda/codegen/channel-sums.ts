@@ -26,7 +26,11 @@ import { decompose, Emitter, indexType, laneCoord } from "./emitter.js";
 const BLOCK_THREADS = 512;
 /** Blocks to aim for across the batch, and the most tiles per sample (what a reader of the sums adds up). */
 const TARGET_BLOCKS = 1024;
-const MAX_TILES = 64;
+/**
+ * Up to about one block per SM at batch 1 (the 112² depthwise layer's element kernel had 196 blocks of 256 threads;
+ * 128 tiles of ~500 threads keep more threads in flight), while a reader adds ≤ 128 rows per channel.
+ */
+const MAX_TILES = 128;
 /** The widest row of channel groups one block can hold. */
 export const MAX_CHANNEL_GROUPS = 1024;
 
@@ -35,10 +39,12 @@ function knob(name: string, fallback: number): number {
   return Number.isInteger(v) && v > 0 ? v : fallback;
 }
 
-/** Pixels per pass and threads per block for G channel groups. */
-export function sumsBlock(groups: number): { k: number; threads: number } {
+/** Pixels per pass and threads per block for G channel groups of V lanes. */
+export function sumsBlock(groups: number, lanes: number): { k: number; threads: number } {
   if (groups > MAX_CHANNEL_GROUPS) throw new Error(`channel sums: ${groups} channel groups exceed one block`);
-  const k = Math.max(1, Math.floor(knob("TORCHC_SUMS_BLOCK", BLOCK_THREADS) / groups));
+  // ≤ 1024 threads a block, and the tree's k rows of G·V fp32 sums within 32 KiB of shared memory.
+  const perPass = Math.min(knob("TORCHC_SUMS_BLOCK", BLOCK_THREADS), 1024) / groups;
+  const k = Math.max(1, Math.floor(Math.min(perPass, 8192 / (groups * lanes))));
   return { k, threads: groups * k };
 }
 
@@ -50,7 +56,8 @@ export function channelLanes(channels: number, storageBytes: number): number {
 
 /** Tiles per sample for a root [n, c, h·w]: enough blocks to fill the GPU, few enough for the readers. */
 export function channelSumTiles(n: number, channels: number, pixels: number, storageBytes: number): number {
-  const { k } = sumsBlock(channels / channelLanes(channels, storageBytes));
+  const lanes = channelLanes(channels, storageBytes);
+  const { k } = sumsBlock(channels / lanes, lanes);
   const wanted = Math.ceil(knob("TORCHC_SUMS_TARGET_BLOCKS", TARGET_BLOCKS) / n);
   return Math.max(1, Math.min(Math.ceil(pixels / k), wanted, knob("TORCHC_SUMS_MAX_TILES", MAX_TILES)));
 }
@@ -74,7 +81,7 @@ export function generateChannelSumsKernel(
   if (V > 1 && axis !== 1)
     throw new Error(`channel sums of '${group.root}': lanes run along axis ${axis}, not channels`);
   const G = c / V;
-  const { k, threads } = sumsBlock(G);
+  const { k, threads } = sumsBlock(G, V);
   const P = sums.tiles;
   const members = new Map(group.layers.map((l) => [l.output, l] as const));
   const touched = new Set<string>([

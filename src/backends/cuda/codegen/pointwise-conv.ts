@@ -11,6 +11,7 @@
  * load per input channel from the [Cin][Cout] weight layout the schedule sets); with more input channels a warp
  * does it, its lanes striding over Cin, and the V sums are reduced by shuffles. Accumulation is fp32.
  */
+import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type { ConvStep } from "../fuse/steps.js";
 import { storageCType } from "./ctypes.js";
@@ -78,7 +79,7 @@ export function generatePointwiseConvKernel(
   e.block(head, () => {
     let xv = e.load(xName, ["nn", "ci", "hh", "ww"]);
     if (step.scale) xv = e.let("float", `${xv} * ${e.load(step.scale.by, ["nn", "ci", "0", "0"])}`);
-    const bytes = V * (wi.storage === "float16" ? 2 : 4);
+    const bytes = V * DTYPE_BYTES[wi.storage];
     if (V > 1 && bytes === 16) {
       e.line(`__align__(16) ${wct} wv[${V}];`);
       e.line(
@@ -128,5 +129,5 @@ export function generatePointwiseConvKernel(
 }
 
 function storageBytes(ctx: CodegenContext, t: string): number {
-  return ctx.info(t).storage === "float16" ? 2 : 4;
+  return DTYPE_BYTES[ctx.info(t).storage];
 }

@@ -67,6 +67,10 @@ export function pointwiseConvPlan(
   if (!layer.dilation.every((d) => d === 1)) return undefined;
   if (v.producer(w)?.type !== "constant") return undefined;
   if (b !== undefined && v.producer(b)?.type !== "constant") return undefined;
+  // The kernel reads the weights as [Cin][Cout]: a constant another convolution also reads keeps its layout.
+  const wi = v.info(w);
+  if (v.consumers(w).length !== 1 || wi.storage !== storage || wi.layout.join() !== "0,1,2,3")
+    return undefined;
   const xi = v.info(x);
   if (xi.shape.length !== 4) return undefined;
   const [n, cin, h, wd] = xi.shape;

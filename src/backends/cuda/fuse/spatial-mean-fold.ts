@@ -9,6 +9,7 @@ import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import { channelLanes, channelSumTiles, MAX_CHANNEL_GROUPS } from "../codegen/channel-sums.js";
 import { isFloatDType } from "../codegen/ctypes.js";
+import { isPointwiseLayer } from "../codegen/element.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import type { RowsScheduleView } from "./rows-fusion.js";
@@ -23,6 +24,14 @@ export interface SpatialMeanFold {
   /** The partials tensor to declare (fp32 [N, tiles, C]). */
   readonly partials: TensorInfo;
   readonly source: SpatialMeanSource;
+}
+
+/** A member the element kernel computes V channels at a time: same-shape pointwise math, or a depthwise conv. */
+function laneAware(v: RowsScheduleView, l: Layer, shape: readonly number[]): boolean {
+  if (v.info(l.output).shape.join() !== shape.join()) return false;
+  if (isPointwiseLayer(l)) return true;
+  if (l.type !== "convolution") return false;
+  return v.info(l.inputs[1]).shape[1] === 1 && l.groups === shape[1];
 }
 
 function isSpatialMean(layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling">): boolean {
@@ -62,7 +71,10 @@ export function spatialMeanFold(
   if (!group || group.root !== x) return undefined;
   const [n, c, h, w] = xi.shape;
   const lanes = channelLanes(c, DTYPE_BYTES[xi.storage]);
-  if (c > MAX_FOLDED_CHANNELS || c / lanes > MAX_CHANNEL_GROUPS || h * w <= 1) return undefined;
+  if (c < 8 || c > MAX_FOLDED_CHANNELS || c / lanes > MAX_CHANNEL_GROUPS || h * w <= 1) return undefined;
+  // The kernel runs one channel per thread when a member cannot run lane by lane (codegen/element.ts vectorWidth):
+  // then a block's row is all C channels.
+  if (c > MAX_CHANNEL_GROUPS && !group.layers.every((l) => laneAware(v, l, xi.shape))) return undefined;
   const mean = layer.output;
   if (v.isOutputish(mean) || v.info(mean).shape.join() !== [n, c, 1, 1].join()) return undefined;
   const readers = v.readers(mean);
@@ -80,6 +92,6 @@ export function spatialMeanFold(
       layout: [0, 1, 2],
       role: "activation",
     },
-    source: { partials: name, tiles, count: h * w },
+    source: { partials: name, tiles, count: h * w, layer },
   };
 }

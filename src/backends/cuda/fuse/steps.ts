@@ -61,6 +61,8 @@ export interface SpatialMeanSource {
   readonly tiles: number;
   /** Pixels per sample (H·W): the mean's divisor. */
   readonly count: number;
+  /** The mean (a reduce or adaptive pooling layer), which has no step of its own. */
+  readonly layer: Layer;
 }
 
 export interface MatmulStep {
@@ -154,6 +156,7 @@ export function stepLayers(s: Step): readonly Layer[] {
       return s.group.layers;
     case "conv":
       return [
+        ...(s.xMean ? [s.xMean.layer] : []),
         ...(s.scale ? [s.scale.layer] : []),
         s.layer,
         ...s.fused,
