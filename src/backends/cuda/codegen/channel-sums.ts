@@ -122,6 +122,28 @@ export function generateChannelSumsKernel(
     }
     e.vec = undefined;
   });
+  storeTileSums(e, acc, { k, c, V, tiles: P, partials: sums.partials });
+  const source = `extern "C" __global__ void __launch_bounds__(${threads}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [n * P, 1, 1],
+    block: [threads, 1, 1],
+    sharedBytes: 0,
+  };
+}
+
+/**
+ * The block's k rows of sums (each thread's V accumulators) added by a fixed tree in shared memory, then row 0's
+ * threads write the tile's C sums.
+ */
+function storeTileSums(
+  e: Emitter,
+  acc: readonly string[],
+  g: { k: number; c: number; V: number; tiles: number; partials: string },
+): void {
+  const { k, c, V } = g;
   for (const [j, a] of acc.entries()) e.line(`red[r * ${c} + cg * ${V} + ${j}] = ${a};`);
   e.line("__syncthreads();");
   // Rows r and r + s are added for s = the largest power of two below k, halving: a fixed order.
@@ -134,18 +156,9 @@ export function generateChannelSumsKernel(
     });
     e.line("__syncthreads();");
   }
-  const p = e.param(sums.partials, true);
+  const p = e.param(g.partials, true);
   e.block("if (r == 0)", () => {
     for (let j = 0; j < V; j++)
-      e.line(`${p}[(nn * ${P} + tile) * ${c} + cg * ${V} + ${j}] = red[cg * ${V} + ${j}];`);
+      e.line(`${p}[(nn * ${g.tiles} + tile) * ${c} + cg * ${V} + ${j}] = red[cg * ${V} + ${j}];`);
   });
-  const source = `extern "C" __global__ void __launch_bounds__(${threads}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return {
-    name,
-    source,
-    params: e.params,
-    grid: [n * P, 1, 1],
-    block: [threads, 1, 1],
-    sharedBytes: 0,
-  };
 }

@@ -36,7 +36,7 @@ export function generatePointwiseConvKernel(
   step: ConvStep,
   ctx: CodegenContext,
 ): GeneratedKernel {
-  const [, w, b] = step.layer.inputs;
+  const w = step.layer.inputs[1];
   const xName = step.scale ? step.scale.input : step.x;
   const xi = ctx.info(xName);
   const wi = ctx.info(w);
@@ -55,22 +55,7 @@ export function generatePointwiseConvKernel(
   const e = new Emitter(ctx.info, idx);
   const pw = e.param(w);
   const wct = storageCType(wi.storage);
-  e.line(`const ${idx} gid = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
-  if (warpItems) {
-    e.line("const int lane = threadIdx.x & 31;");
-    e.line(`const ${idx} item = gid >> 5;`);
-    // No early return: every lane of the block reaches the shuffles (and the CPU emulator's barriers).
-    e.line(`const bool active = item < ${items};`);
-  } else {
-    e.line(`const ${idx} item = gid;`);
-    e.line(`if (item >= ${items}) return;`);
-  }
-  e.line(`const ${idx} pix = ${warpItems ? `active ? item / ${G} : 0` : `item / ${G}`};`);
-  e.line(`const int cg = (int)(item % ${G});`);
-  e.line(`const ${idx} nn = pix / ${h * wd};`);
-  e.line(`const ${idx} hw = pix % ${h * wd};`);
-  e.line(`const ${idx} hh = hw / ${wd};`);
-  e.line(`const ${idx} ww = hw % ${wd};`);
+  emitItemCoords(e, { warpItems, items, G, h, wd });
   const acc = Array.from({ length: V }, (_, j) => `acc${j}`);
   for (const a of acc) e.line(`float ${a} = 0.0f;`);
   const head = warpItems
@@ -93,19 +78,7 @@ export function generatePointwiseConvKernel(
       wi.storage === "float16" ? (s: string) => `__half2float(${s})` : (s: string) => `(float)(${s})`;
     for (let j = 0; j < V; j++) e.line(`${acc[j]} += ${xv} * ${toF(`wv[${j}]`)};`);
   });
-  const epilogue = (j: number | string, value: string) => {
-    const co = `cg * ${V} + ${j}`;
-    let v = b ? e.let("float", `${value} + (float)${e.load(b, [co])}`) : value;
-    for (const op of step.epilogue) {
-      if (op.kind === "act") v = e.let("float", activationExpr({ kind: op.fn } as Act, v, "float32"));
-      else if (op.kind === "tensor") {
-        const t = e.load(op.tensor, ["nn", co, "hh", "ww"]);
-        v = e.let("float", op.op === "add" ? `${v} + (float)${t}` : `${v} * (float)${t}`);
-      } else
-        throw new Error(`pointwise conv '${step.layer.name}': per-channel epilogue ops are not generated`);
-    }
-    e.store(step.output, ["nn", co, "hh", "ww"], v, out.logicalDType);
-  };
+  const epilogue = (j: number | string, value: string) => emitEpilogue(e, step, `cg * ${V} + ${j}`, value);
   if (warpItems) {
     for (const a of acc) e.line(`${a} = tc_warp_sum(${a});`);
     // Lane j finishes output channel j of the item (every lane holds every sum after the butterfly).
@@ -126,6 +99,44 @@ export function generatePointwiseConvKernel(
     block: [BLOCK, 1, 1],
     sharedBytes: 0,
   };
+}
+
+/** The thread's work item: its pixel (nn, hh, ww) and channel group cg; `lane` and `active` for warp items. */
+function emitItemCoords(
+  e: Emitter,
+  g: { warpItems: boolean; items: number; G: number; h: number; wd: number },
+): void {
+  const idx = e.idx;
+  e.line(`const ${idx} gid = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  if (g.warpItems) {
+    e.line("const int lane = threadIdx.x & 31;");
+    e.line(`const ${idx} item = gid >> 5;`);
+    // No early return: every lane of the block reaches the shuffles (and the CPU emulator's barriers).
+    e.line(`const bool active = item < ${g.items};`);
+  } else {
+    e.line(`const ${idx} item = gid;`);
+    e.line(`if (item >= ${g.items}) return;`);
+  }
+  e.line(`const ${idx} pix = ${g.warpItems ? `active ? item / ${g.G} : 0` : `item / ${g.G}`};`);
+  e.line(`const int cg = (int)(item % ${g.G});`);
+  e.line(`const ${idx} nn = pix / ${g.h * g.wd};`);
+  e.line(`const ${idx} hw = pix % ${g.h * g.wd};`);
+  e.line(`const ${idx} hh = hw / ${g.wd};`);
+  e.line(`const ${idx} ww = hw % ${g.wd};`);
+}
+
+/** Output channel `co` of the item from its sum: bias, then the step's epilogue ops in order, then the store. */
+function emitEpilogue(e: Emitter, step: ConvStep, co: string, value: string): void {
+  const b = step.layer.inputs[2];
+  let v = b ? e.let("float", `${value} + (float)${e.load(b, [co])}`) : value;
+  for (const op of step.epilogue) {
+    if (op.kind === "act") v = e.let("float", activationExpr({ kind: op.fn } as Act, v, "float32"));
+    else if (op.kind === "tensor") {
+      const t = e.load(op.tensor, ["nn", co, "hh", "ww"]);
+      v = e.let("float", op.op === "add" ? `${v} + (float)${t}` : `${v} * (float)${t}`);
+    } else throw new Error(`pointwise conv '${step.layer.name}': per-channel epilogue ops are not generated`);
+  }
+  e.store(step.output, ["nn", co, "hh", "ww"], v, e.info(step.output).logicalDType);
 }
 
 function storageBytes(ctx: CodegenContext, t: string): number {

@@ -495,26 +495,7 @@ class Scheduler {
     const nhwc = out.layout.join() === channelsLast(4).join();
     const pointLike = [2, 3].every((a) => xShape[a] === 1 && wShape[a] === 1 && out.shape[a] === 1);
     if (layer.groups === 1 && pointLike && layer.padding.every((p) => p === 0)) {
-      const acts = [];
-      for (const f of this.convChain(layer, out.layout, out.storage)) {
-        if (f.op.kind !== "act") break;
-        acts.push(f);
-      }
-      const final = acts.length ? acts[acts.length - 1].layer.output : layer.output;
-      const xMean = this.foldedMeans.get(x);
-      const step: ConvStep = {
-        kind: "conv",
-        engine: "gemv",
-        layer,
-        x,
-        ...(xMean ? { xMean } : {}),
-        epilogue: acts.map((f) => f.op),
-        fused: acts.map((f) => f.layer),
-        output: final,
-        layout: nhwc ? "NHWC" : "NCHW",
-      };
-      if (!this.joinPreviousGemv(step)) this.steps.push(step);
-      for (const f of acts) this.consumed.add(f.layer);
+      this.placeGemv(layer, nhwc);
       return true;
     }
     if (this.foldedMeans.has(x))
@@ -576,6 +557,32 @@ class Scheduler {
     if (this.info(step.x).shape[0] > MAX_EXCITE_BATCH) return false;
     this.steps[this.steps.length - 1] = { ...prev, next: step };
     return true;
+  }
+
+  /** A 1×1 convolution on 1×1 maps as a generated gemv kernel, with its activations. */
+  private placeGemv(layer: LayerOf<"convolution">, nhwc: boolean): void {
+    const x = layer.inputs[0];
+    const out = this.info(layer.output);
+    const acts = [];
+    for (const f of this.convChain(layer, out.layout, out.storage)) {
+      if (f.op.kind !== "act") break;
+      acts.push(f);
+    }
+    const final = acts.length ? acts[acts.length - 1].layer.output : layer.output;
+    const xMean = this.foldedMeans.get(x);
+    const step: ConvStep = {
+      kind: "conv",
+      engine: "gemv",
+      layer,
+      x,
+      ...(xMean ? { xMean } : {}),
+      epilogue: acts.map((f) => f.op),
+      fused: acts.map((f) => f.layer),
+      output: final,
+      layout: nhwc ? "NHWC" : "NCHW",
+    };
+    if (!this.joinPreviousGemv(step)) this.steps.push(step);
+    for (const f of acts) this.consumed.add(f.layer);
   }
 
   /** A small 1×1 convolution as a generated kernel (pointwise-conv-rule.ts), with its epilogue and SE scale. */
