@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
 import { fill } from "../../src/backends/cuda/device/memory.js";
 import { familyCases } from "../../src/backends/cuda/testing/families.js";
-import { mbconvNet, randomTensor, rng } from "../../src/backends/cuda/testing/nets.js";
+import { mbconvNet, randomTensor, rng, seBlockNet } from "../../src/backends/cuda/testing/nets.js";
 import type { DType } from "../../src/ir/dtype.js";
 import { type Tensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import type { Network } from "../../src/network/network.js";
@@ -118,6 +118,16 @@ describe("CUDA backend: whole networks", { skip }, () => {
     await check("mbconv", mbconvNet(2, 16, 12, 21));
     await check("mbconv", mbconvNet(2, 16, 12, 22), { precision: "fp16" });
     await check("mbconv", mbconvNet(3, 8, 9, 23), { precision: "fp16" });
+  });
+
+  it("generated 1×1 convolutions, the SE scale read in place and SE pooling in the depthwise kernel (fp16)", async () => {
+    // thread per item with a residual; warp per item; output channels not a multiple of 8; 10 samples (separate
+    // gemv kernels reading the tile sums); a 56² map (112 tiles of 28 pixels).
+    await check("se-block thread", seBlockNet(1, 24, 48, 24, 9, 41), { precision: "fp16" });
+    await check("se-block warp", seBlockNet(2, 40, 144, 40, 7, 42), { precision: "fp16" });
+    await check("se-block cout 20", seBlockNet(1, 12, 36, 20, 6, 43), { precision: "fp16" });
+    await check("se-block 10 samples", seBlockNet(10, 16, 48, 16, 7, 44), { precision: "fp16" });
+    await check("se-block 56²", seBlockNet(1, 24, 144, 24, 56, 45), { precision: "fp16" });
   });
 
   it("zero-copy binding: outputs written into caller memory, inputs read from it", async () => {

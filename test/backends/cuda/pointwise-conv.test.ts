@@ -5,9 +5,8 @@
 // place of its own step, and a residual add in the epilogue.
 import { afterEach, describe, expect, it } from "vitest";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
-import { NetMaker, randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
+import { NetMaker, randomTensor, rng, seBlockNet } from "../../../src/backends/cuda/testing/nets.js";
 import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
-import type { Network } from "../../../src/network/network.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 
@@ -23,20 +22,7 @@ function maxRel(got: Tensor, want: Tensor): number {
   return err / Math.max(peak, 1e-30);
 }
 
-/**
- * A 3×3 stem (so that the block's input is channels-last in memory), then expand 1×1 + SiLU → depthwise + SiLU →
- * squeeze-excite → project 1×1 (+ residual when cin = cout).
- */
-function block(batch: number, cin: number, mid: number, cout: number, hw: number): Network {
-  const m = new NetMaker(9);
-  const x = m.silu(m.conv(m.input("x", [batch, cin, hw, hw]), cin, 3, { bias: true }));
-  let y = m.silu(m.conv(x, mid, 1, { bias: true }));
-  y = m.silu(m.conv(y, mid, 3, { groups: mid, bias: true }));
-  y = m.se(y, Math.max(1, Math.floor(mid / 4)));
-  y = m.conv(y, cout, 1, { bias: true });
-  if (cin === cout) y = m.add(y, x);
-  return m.build([y]);
-}
+const block = seBlockNet;
 
 const savedEnv = { ...process.env };
 afterEach(() => {

@@ -155,6 +155,29 @@ export function mbconvNet(batch: number, c = 16, hw = 12, seed = 1): Network {
   return m.build([head, y]);
 }
 
+/**
+ * A 3×3 stem (so that the block's input is channels-last in fp16 plans), then expand 1×1 + SiLU → depthwise + SiLU →
+ * squeeze-excite → project 1×1 (+ residual when cin = cout): the generated 1×1 convolutions, the SE scale read in
+ * place and the pooling summed by the depthwise kernel (session 8) at chosen sizes.
+ */
+export function seBlockNet(
+  batch: number,
+  cin: number,
+  mid: number,
+  cout: number,
+  hw: number,
+  seed = 9,
+): Network {
+  const m = new NetMaker(seed);
+  const x = m.silu(m.conv(m.input("x", [batch, cin, hw, hw]), cin, 3, { bias: true }));
+  let y = m.silu(m.conv(x, mid, 1, { bias: true }));
+  y = m.silu(m.conv(y, mid, 3, { groups: mid, bias: true }));
+  y = m.se(y, Math.max(1, Math.floor(mid / 4)));
+  y = m.conv(y, cout, 1, { bias: true });
+  if (cin === cout) y = m.add(y, x);
+  return m.build([y]);
+}
+
 interface StageSpec {
   expand: number;
   kernel: number;
