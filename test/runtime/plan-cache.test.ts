@@ -43,6 +43,19 @@ describe("the persistent plan cache", () => {
     expect(later.conv("c2", true)?.engine, "an untimed choice never replaces a timed one").toBe(4);
   });
 
+  it("keeps no conv choice it could not rebuild exactly (no engine index, or knobs cuDNN did not report)", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const a = PlanCache.forTarget(target, env);
+    a.putConv("no-knobs", { engine: 5, workspaceBytes: 0, tuned: false });
+    a.putConv("no-engine", { knobs: [[1, 2]], workspaceBytes: 0, tuned: false });
+    a.putConv("no-knobs-at-all", { engine: 6, knobs: [], workspaceBytes: 0, tuned: false });
+    a.flush();
+    const b = PlanCache.forTarget(target, env);
+    expect(b.conv("no-knobs", false)).toBeUndefined();
+    expect(b.conv("no-engine", false)).toBeUndefined();
+    expect(b.conv("no-knobs-at-all", false)?.engine, "an engine with no knobs is exact").toBe(6);
+  });
+
   it("merges with entries another process wrote meanwhile", () => {
     const env = { TORCHC_CACHE_DIR: tempDir() };
     const a = PlanCache.forTarget(target, env);

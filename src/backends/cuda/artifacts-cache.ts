@@ -47,6 +47,16 @@ export function bound<T extends { used: number }>(table: Record<string, T>, max:
   return Object.fromEntries(entries.slice(0, max));
 }
 
+/**
+ * Whether a conv choice names one exact plan: the engine and its knob choices (an empty list when the engine has
+ * none). Without the knobs cuDNN would rebuild the engine with its default knobs, possibly a slower kernel than the
+ * heuristic's (the suspected cause of a warm compile of ResNet-50 timing 0.61× the cold one, session 6); asking the
+ * heuristics again is the safer miss.
+ */
+function rebuildable(c: { readonly engine?: number; readonly knobs?: readonly unknown[] }): boolean {
+  return c.engine !== undefined && Array.isArray(c.knobs);
+}
+
 export class PlanCache {
   private data: CacheFile | undefined;
   private dirty = false;
@@ -83,7 +93,7 @@ export class PlanCache {
 
   conv(key: string, tuned: boolean): CachedConv | undefined {
     const c = this.load().convs[key];
-    if (!c || (tuned && !c.tuned)) return undefined;
+    if (!c || (tuned && !c.tuned) || !rebuildable(c)) return undefined;
     c.used = ++this.clock;
     this.dirty = true;
     return c;
@@ -98,6 +108,7 @@ export class PlanCache {
   }
 
   putConv(key: string, choice: Omit<CachedConv, "used">): void {
+    if (!rebuildable(choice)) return;
     const d = this.load();
     if (d.convs[key]?.tuned && !choice.tuned) return;
     d.convs[key] = { ...choice, used: ++this.clock };
