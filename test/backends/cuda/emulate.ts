@@ -46,28 +46,46 @@ const HOST_PRELUDE = `#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <omp.h>
+#include <atomic>
+#include <sched.h>
 struct tc_dim3 { unsigned x, y, z; };
 struct alignas(16) uint4 { unsigned int x, y, z, w; };
 struct alignas(8) uint2 { unsigned int x, y; };
 static tc_dim3 blockIdx;
 static thread_local tc_dim3 threadIdx;
 // Cooperative kernels: the threads of a block are OpenMP threads; shared memory is a function-local static,
-// a barrier is an OpenMP barrier, and a warp reduction goes through a block-wide buffer between two barriers.
+// a barrier is an OpenMP barrier, and a warp reduction goes through a shared buffer between two warp barriers.
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
 static float tc_warp_buf[1024];
+static int tc_block_dim = 1;
+// A warp's lanes meet at a barrier of their own (a generation counter), so warps whose loops run different trip
+// counts (gemv rows past the end return as a whole warp; excite warps loop over their own hidden units) never wait
+// for one another, as on the GPU.
+struct tc_warp_bar { std::atomic<int> count; std::atomic<int> gen; };
+static tc_warp_bar tc_warp_bars[32];
+static inline int tc_warp_lanes() {
+  const int rest = tc_block_dim - (threadIdx.x & ~31);
+  return rest < 32 ? rest : 32;
+}
+static inline void tc_warp_sync() {
+  tc_warp_bar& b = tc_warp_bars[threadIdx.x >> 5];
+  const int g = b.gen.load();
+  if (b.count.fetch_add(1) + 1 == tc_warp_lanes()) { b.count.store(0); b.gen.fetch_add(1); }
+  else while (b.gen.load() == g) sched_yield();
+}
 static inline float tc_warp_sum(float v) {
   const int t = threadIdx.x; tc_warp_buf[t] = v;
-  _Pragma("omp barrier")
-  float s = 0.0f; for (int i = 0; i < 32; ++i) s += tc_warp_buf[(t & ~31) + i];
-  _Pragma("omp barrier")
+  tc_warp_sync();
+  float s = 0.0f; for (int i = 0; i < tc_warp_lanes(); ++i) s += tc_warp_buf[(t & ~31) + i];
+  tc_warp_sync();
   return s;
 }
 static inline float tc_warp_max(float v) {
   const int t = threadIdx.x; tc_warp_buf[t] = v;
-  _Pragma("omp barrier")
-  float m = tc_warp_buf[t & ~31]; for (int i = 1; i < 32; ++i) m = fmaxf(m, tc_warp_buf[(t & ~31) + i]);
-  _Pragma("omp barrier")
+  tc_warp_sync();
+  float m = tc_warp_buf[t & ~31]; for (int i = 1; i < tc_warp_lanes(); ++i) m = fmaxf(m, tc_warp_buf[(t & ~31) + i]);
+  tc_warp_sync();
   return m;
 }
 #define __global__
@@ -119,8 +137,8 @@ export interface EmulatorOptions {
   readonly keepFloat32?: boolean;
   /**
    * Run the generated row kernels (reduce, softmax, normalization) too, block by block with OpenMP threads
-   * (default true); false runs their layers' reference instead (faster). Attention and gemv kernels (warp
-   * shuffles) always run as their layers' reference.
+   * and the generated convolutions' kernels (gemv, merged SE pair, 1×1) too (default true); false runs their
+   * layers' reference instead (faster). Attention kernels always run as their layers' reference.
    */
   readonly cooperative?: boolean;
   /** Called after every step with the tensors it wrote, read back as logical tensors. */
@@ -226,11 +244,11 @@ export function emulateEngine(
   plan.steps.forEach((s, i) => {
     const k = plan.kernels[i];
     // Cooperative kernels whose barriers are block-uniform (rows: reduce, softmax, normalization) run on
-    // OpenMP threads. Warp-shuffle kernels (attention, gemv) are not emulated: a warp reduction inside a loop
-    // whose trip count differs between warps would deadlock the block-wide emulation of __shfl_xor_sync.
+    // OpenMP threads, and so do the generated convolutions (gemv, the merged SE pair, 1×1), whose warp reductions
+    // meet at per-warp barriers. Attention kernels run as their layer's reference.
     const rows = s.kind === "reduce" || s.kind === "softmax" || s.kind === "normalization";
-    const pointwise = s.kind === "conv" && s.engine === "pointwise";
-    if (k && (s.kind === "element" || pointwise || (rows && opts.cooperative !== false)))
+    const conv = s.kind === "conv" && s.engine !== "cudnn";
+    if (k && (s.kind === "element" || ((rows || conv) && opts.cooperative !== false)))
       elementKernels.set(i, k);
   });
   const lib = compileKernels(
@@ -367,6 +385,7 @@ function compileKernels(
     const call = params.map(({ ct, j }) => `(${ct}*)a${j}`).join(", ");
     const body = cooperative
       ? `omp_set_dynamic(0);
+  tc_block_dim = block;
   for (int b = 0; b < grid; ++b) {
     blockIdx.x = b;
     #pragma omp parallel num_threads(block)
