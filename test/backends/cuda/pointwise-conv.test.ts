@@ -6,21 +6,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { NetMaker, randomTensor, rng, seBlockNet } from "../../../src/backends/cuda/testing/nets.js";
-import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
+import type { Tensor } from "../../../src/ir/tensor.js";
 import { runNetworkReference } from "../../../src/network/reference/index.js";
+import { compareTensors } from "../../../src/util/compare.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 
-function maxRel(got: Tensor, want: Tensor): number {
-  const g = toFloat64Array(got);
-  const w = toFloat64Array(want);
-  let peak = 0;
-  let err = 0;
-  for (let i = 0; i < w.length; i++) {
-    peak = Math.max(peak, Math.abs(w[i]));
-    err = Math.max(err, Math.abs(g[i] - w[i]));
-  }
-  return err / Math.max(peak, 1e-30);
-}
+/** max |got − want| / max |want| (src/util/compare.ts, what `torchc run --expect` reports). */
+const maxRel = (got: Tensor, want: Tensor): number => compareTensors(got, want).relative;
 
 const block = seBlockNet;
 

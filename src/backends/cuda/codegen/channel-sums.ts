@@ -10,17 +10,18 @@
  * memory by a fixed tree and the tile's C sums are written as fp32. The order of every addition is fixed, so the
  * result is the same on every run (no atomics, and nothing to zero before the kernel).
  */
-import { numel } from "../../../ir/tensor.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import { fromStorage, toStorage } from "./ctypes.js";
 import {
   type CodegenContext,
-  ElementEmitter,
   type ElementGroup,
   type GeneratedKernel,
+  groupIndexType,
+  lanesFor,
+  storeGroupOutputs,
   vectorWidth,
 } from "./element.js";
-import { decompose, Emitter, indexType, laneCoord } from "./emitter.js";
+import { decompose, Emitter } from "./emitter.js";
 
 /** Threads a block aims for (whole pixels: the largest multiple of G not above it, or G). */
 const BLOCK_THREADS = 512;
@@ -48,15 +49,9 @@ export function sumsBlock(groups: number, lanes: number): { k: number; threads: 
   return { k, threads: groups * k };
 }
 
-/** Lanes per thread the element kernel would use for C channels of `storageBytes`-byte elements. */
-export function channelLanes(channels: number, storageBytes: number): number {
-  const v = storageBytes === 2 ? 8 : storageBytes === 4 ? 4 : 1;
-  return channels % v === 0 ? v : 1;
-}
-
 /** Tiles per sample for a root [n, c, h·w]: enough blocks to fill the GPU, few enough for the readers. */
 export function channelSumTiles(n: number, channels: number, pixels: number, storageBytes: number): number {
-  const lanes = channelLanes(channels, storageBytes);
+  const lanes = lanesFor(channels, storageBytes);
   const { k } = sumsBlock(channels / lanes, lanes);
   const wanted = Math.ceil(knob("TORCHC_SUMS_TARGET_BLOCKS", TARGET_BLOCKS) / n);
   return Math.max(1, Math.min(Math.ceil(pixels / k), wanted, knob("TORCHC_SUMS_MAX_TILES", MAX_TILES)));
@@ -83,13 +78,8 @@ export function generateChannelSumsKernel(
   const G = c / V;
   const { k, threads } = sumsBlock(G, V);
   const P = sums.tiles;
-  const members = new Map(group.layers.map((l) => [l.output, l] as const));
-  const touched = new Set<string>([
-    ...group.outputs,
-    ...group.layers.flatMap((l) => [...l.inputs, l.output]),
-  ]);
-  const idx = indexType([...[...touched].map((t) => numel(ctx.info(t).shape) * 4), n * P * c]);
-  const e = new Emitter(ctx.info, idx);
+  const e = new Emitter(ctx.info, groupIndexType(group, ctx, [n * P * c]));
+  const idx = e.idx;
   e.line(`__shared__ float red[${k * c}];`);
   e.line(`const int cg = threadIdx.x % ${G};`);
   e.line(`const int r = threadIdx.x / ${G};`);
@@ -100,27 +90,12 @@ export function generateChannelSumsKernel(
   e.block(`for (${idx} hw = (${idx})tile * ${k} + r; hw < ${pixels}; hw += ${P * k})`, () => {
     e.line(`const ${idx} i = (nn * ${pixels} + hw) * ${G} + cg;`);
     const coords = decompose(e, V === 1 ? "i" : `i * ${V}`, root.shape, root.layout);
-    const g = new ElementEmitter(e, members, ctx);
-    const lanes =
-      V === 1
-        ? [coords]
-        : Array.from({ length: V }, (_, j) =>
-            coords.map((x, a) => (a === axis ? laneCoord(coords[a], j) : x)),
-          );
-    if (V > 1) e.vec = { base: coords[axis], width: V };
-    for (const out of group.outputs) {
-      const info = ctx.info(out);
-      const values = lanes.map((lc) => g.value(out, lc));
-      if (V > 1 && e.vectorizable(out, axis)) e.storeVector(out, coords, values, info.logicalDType);
-      else for (const [j, v] of values.entries()) e.store(out, lanes[j], v, info.logicalDType);
-      if (out !== group.root) continue;
-      // The sums add what was stored (rounded to the storage type), as a separate reduction would read it.
-      for (const [j, v] of values.entries()) {
-        const stored = fromStorage(toStorage(v, info.storage, info.logicalDType), info.storage, "float32");
-        e.line(`${acc[j]} += ${stored};`);
-      }
-    }
-    e.vec = undefined;
+    const values = storeGroupOutputs(e, group, ctx, coords, { axis, width: V });
+    // The sums add what was stored (rounded to the storage type), as a separate reduction would read it.
+    for (const [j, v] of values.entries())
+      e.line(
+        `${acc[j]} += ${fromStorage(toStorage(v, root.storage, root.logicalDType), root.storage, "float32")};`,
+      );
   });
   storeTileSums(e, acc, { k, c, V, tiles: P, partials: sums.partials });
   const source = `extern "C" __global__ void __launch_bounds__(${threads}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;

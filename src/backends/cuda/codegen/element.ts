@@ -57,13 +57,8 @@ export function generateElementKernel(
   group: ElementGroup,
   ctx: CodegenContext,
 ): GeneratedKernel {
-  const members = new Map(group.layers.map((l) => [l.output, l] as const));
-  const touched = new Set<string>([
-    ...group.outputs,
-    ...group.layers.flatMap((l) => [...l.inputs, l.output]),
-  ]);
-  const idx = indexType([...touched].map((t) => numel(ctx.info(t).shape) * 4));
-  const e = new Emitter(ctx.info, idx);
+  const e = new Emitter(ctx.info, groupIndexType(group, ctx));
+  const idx = e.idx;
   const root = ctx.info(group.root);
   const n = numel(root.shape);
   const { axis, width: V } = vectorWidth(group, ctx);
@@ -71,21 +66,7 @@ export function generateElementKernel(
   e.line(`const ${idx} i = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
   e.line(`if (i >= ${threads}) return;`);
   const coords = decompose(e, V === 1 ? "i" : `i * ${V}`, root.shape, root.layout);
-  const g = new ElementEmitter(e, members, ctx);
-  if (V === 1) {
-    for (const out of group.outputs) e.store(out, coords, g.value(out, coords), ctx.info(out).logicalDType);
-  } else {
-    e.vec = { base: coords[axis], width: V };
-    const lanes = Array.from({ length: V }, (_, j) =>
-      coords.map((c, a) => (a === axis ? laneCoord(coords[axis], j) : c)),
-    );
-    for (const out of group.outputs) {
-      const info = ctx.info(out);
-      const values = lanes.map((lc) => g.value(out, lc));
-      if (e.vectorizable(out, axis)) e.storeVector(out, coords, values, info.logicalDType);
-      else for (const [j, v] of values.entries()) e.store(out, lanes[j], v, info.logicalDType);
-    }
-  }
+  storeGroupOutputs(e, group, ctx, coords, { axis, width: V });
   const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
   return {
     name,
@@ -95,6 +76,57 @@ export function generateElementKernel(
     block: [BLOCK, 1, 1],
     sharedBytes: 0,
   };
+}
+
+/** The index type of a group's kernel: every tensor it touches, and `extra` element counts. */
+export function groupIndexType(
+  group: ElementGroup,
+  ctx: CodegenContext,
+  extra: readonly number[] = [],
+): string {
+  const touched = new Set<string>([
+    ...group.outputs,
+    ...group.layers.flatMap((l) => [...l.inputs, l.output]),
+  ]);
+  return indexType([...[...touched].map((t) => numel(ctx.info(t).shape)), ...extra].map((v) => v * 4));
+}
+
+/**
+ * Computes and stores every output of the group at the thread's root coords (V lanes along `axis`, one wide store
+ * where the output allows); returns the root's lane values (compute type), in lane order.
+ */
+export function storeGroupOutputs(
+  e: Emitter,
+  group: ElementGroup,
+  ctx: CodegenContext,
+  coords: readonly string[],
+  lanes: { axis: number; width: number },
+): string[] {
+  const g = new ElementEmitter(e, new Map(group.layers.map((l) => [l.output, l] as const)), ctx);
+  const { axis, width: V } = lanes;
+  const at =
+    V === 1
+      ? [coords]
+      : Array.from({ length: V }, (_, j) =>
+          coords.map((c, a) => (a === axis ? laneCoord(coords[axis], j) : c)),
+        );
+  if (V > 1) e.vec = { base: coords[axis], width: V };
+  let root: string[] = [];
+  for (const out of group.outputs) {
+    const info = ctx.info(out);
+    const values = at.map((lc) => g.value(out, lc));
+    if (V > 1 && e.vectorizable(out, axis)) e.storeVector(out, coords, values, info.logicalDType);
+    else for (const [j, v] of values.entries()) e.store(out, at[j], v, info.logicalDType);
+    if (out === group.root) root = values;
+  }
+  e.vec = undefined;
+  return root;
+}
+
+/** Lanes a thread moves at once along an axis of `count` elements of `storageBytes` each: 16 bytes, or 1. */
+export function lanesFor(count: number, storageBytes: number): number {
+  const v = storageBytes === 2 ? 8 : storageBytes === 4 ? 4 : 1;
+  return count % v === 0 ? v : 1;
 }
 
 /**
@@ -107,8 +139,8 @@ export function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: n
   const axis = root.layout.filter((a) => root.shape[a] !== 1).at(-1);
   if (axis === undefined) return { axis: 0, width: 1 };
   const bytes = Math.max(...group.outputs.map((o) => DTYPE_BYTES[ctx.info(o).storage]));
-  const V = bytes === 2 ? 8 : bytes === 4 ? 4 : 1;
-  if (V === 1 || root.shape[axis] % V !== 0) return { axis, width: 1 };
+  const V = lanesFor(root.shape[axis], bytes);
+  if (V === 1) return { axis, width: 1 };
   if (group.outputs.some((o) => ctx.info(o).shape.join() !== root.shape.join())) return { axis, width: 1 };
   for (const l of group.layers) {
     switch (l.type) {

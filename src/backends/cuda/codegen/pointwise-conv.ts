@@ -14,9 +14,8 @@
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type { ConvStep } from "../fuse/steps.js";
-import { storageCType } from "./ctypes.js";
-import type { CodegenContext, GeneratedKernel } from "./element.js";
-import { Emitter, indexType } from "./emitter.js";
+import { type CodegenContext, type GeneratedKernel, lanesFor } from "./element.js";
+import { Emitter, indexType, laneCoord } from "./emitter.js";
 import { activationExpr } from "./scalar-ops.js";
 
 const BLOCK = 256;
@@ -24,12 +23,6 @@ const BLOCK = 256;
 export const THREAD_ITEM_MAX_CIN = 64;
 
 type Act = Parameters<typeof activationExpr>[0];
-
-/** Output channels per work item: a 16-byte weight row slice. */
-export function pointwiseLanes(cout: number, storageBytes: number): number {
-  const v = storageBytes === 2 ? 8 : storageBytes === 4 ? 4 : 1;
-  return cout % v === 0 ? v : 1;
-}
 
 export function generatePointwiseConvKernel(
   name: string,
@@ -45,7 +38,8 @@ export function generatePointwiseConvKernel(
   const cout = out.shape[1];
   if (wi.layout.join() !== "1,2,3,0")
     throw new Error(`pointwise conv '${step.layer.name}': weights must be laid out [Cin][Cout]`);
-  const V = pointwiseLanes(cout, storageBytes(ctx, w));
+  // Output channels per work item: a 16-byte slice of a weight row.
+  const V = lanesFor(cout, DTYPE_BYTES[wi.storage]);
   const G = cout / V;
   const pixels = n * h * wd;
   const items = pixels * G;
@@ -53,9 +47,8 @@ export function generatePointwiseConvKernel(
   const threads = warpItems ? items * 32 : items;
   const idx = indexType([numel(xi.shape), numel(out.shape), numel(wi.shape), threads].map((v) => v * 4));
   const e = new Emitter(ctx.info, idx);
-  const pw = e.param(w);
-  const wct = storageCType(wi.storage);
   emitItemCoords(e, { warpItems, items, G, h, wd });
+  e.line(`const int co0 = cg * ${V};`);
   const acc = Array.from({ length: V }, (_, j) => `acc${j}`);
   for (const a of acc) e.line(`float ${a} = 0.0f;`);
   const head = warpItems
@@ -64,19 +57,13 @@ export function generatePointwiseConvKernel(
   e.block(head, () => {
     let xv = e.load(xName, ["nn", "ci", "hh", "ww"]);
     if (step.scale) xv = e.let("float", `${xv} * ${e.load(step.scale.by, ["nn", "ci", "0", "0"])}`);
-    const bytes = V * DTYPE_BYTES[wi.storage];
-    if (V > 1 && bytes === 16) {
-      e.line(`__align__(16) ${wct} wv[${V}];`);
-      e.line(
-        `*reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(${pw} + (${idx})ci * ${cout} + cg * ${V});`,
-      );
-    } else {
-      e.line(`${wct} wv[${V}];`);
-      for (let j = 0; j < V; j++) e.line(`wv[${j}] = ${pw}[(${idx})ci * ${cout} + cg * ${V} + ${j}];`);
+    // The V weights of this input channel are contiguous ([Cin][Cout]): one wide load through the emitter.
+    if (V > 1) e.vec = { base: "co0", width: V };
+    for (let j = 0; j < V; j++) {
+      const wv = e.load(w, [V > 1 ? laneCoord("co0", j) : "co0", "ci", "0", "0"]);
+      e.line(`${acc[j]} += ${xv} * ${wv};`);
     }
-    const toF =
-      wi.storage === "float16" ? (s: string) => `__half2float(${s})` : (s: string) => `(float)(${s})`;
-    for (let j = 0; j < V; j++) e.line(`${acc[j]} += ${xv} * ${toF(`wv[${j}]`)};`);
+    e.vec = undefined;
   });
   const epilogue = (j: number | string, value: string) => emitEpilogue(e, step, `cg * ${V} + ${j}`, value);
   if (warpItems) {
@@ -137,8 +124,4 @@ function emitEpilogue(e: Emitter, step: ConvStep, co: string, value: string): vo
     } else throw new Error(`pointwise conv '${step.layer.name}': per-channel epilogue ops are not generated`);
   }
   e.store(step.output, ["nn", co, "hh", "ww"], v, e.info(step.output).logicalDType);
-}
-
-function storageBytes(ctx: CodegenContext, t: string): number {
-  return DTYPE_BYTES[ctx.info(t).storage];
 }

@@ -7,9 +7,9 @@
  */
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
-import { channelLanes, channelSumTiles, MAX_CHANNEL_GROUPS } from "../codegen/channel-sums.js";
+import { channelSumTiles, MAX_CHANNEL_GROUPS } from "../codegen/channel-sums.js";
 import { isFloatDType } from "../codegen/ctypes.js";
-import { isPointwiseLayer } from "../codegen/element.js";
+import { isPointwiseLayer, lanesFor } from "../codegen/element.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import type { RowsScheduleView } from "./rows-fusion.js";
@@ -70,7 +70,7 @@ export function spatialMeanFold(
   const group = v.group(x);
   if (!group || group.root !== x) return undefined;
   const [n, c, h, w] = xi.shape;
-  const lanes = channelLanes(c, DTYPE_BYTES[xi.storage]);
+  const lanes = lanesFor(c, DTYPE_BYTES[xi.storage]);
   if (c < 8 || c > MAX_FOLDED_CHANNELS || c / lanes > MAX_CHANNEL_GROUPS || h * w <= 1) return undefined;
   // The kernel runs one channel per thread when a member cannot run lane by lane (codegen/element.ts vectorWidth):
   // then a block's row is all C channels.
