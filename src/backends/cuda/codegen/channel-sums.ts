@@ -10,6 +10,7 @@
  * memory by a fixed tree and the tile's C sums are written as fp32. The order of every addition is fixed, so the
  * result is the same on every run (no atomics, and nothing to zero before the kernel).
  */
+import { envNumber } from "../../../util/env-number.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import { fromStorage, toStorage } from "./ctypes.js";
 import {
@@ -35,16 +36,11 @@ const MAX_TILES = 128;
 /** The widest row of channel groups one block can hold. */
 export const MAX_CHANNEL_GROUPS = 1024;
 
-function knob(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isInteger(v) && v > 0 ? v : fallback;
-}
-
 /** Pixels per pass and threads per block for G channel groups of V lanes. */
 export function sumsBlock(groups: number, lanes: number): { k: number; threads: number } {
   if (groups > MAX_CHANNEL_GROUPS) throw new Error(`channel sums: ${groups} channel groups exceed one block`);
   // ≤ 1024 threads a block, and the tree's k rows of G·V fp32 sums within 32 KiB of shared memory.
-  const perPass = Math.min(knob("TORCHC_SUMS_BLOCK", BLOCK_THREADS), 1024) / groups;
+  const perPass = Math.min(Math.floor(envNumber("TORCHC_SUMS_BLOCK", BLOCK_THREADS, 1)), 1024) / groups;
   const k = Math.max(1, Math.floor(Math.min(perPass, 8192 / (groups * lanes))));
   return { k, threads: groups * k };
 }
@@ -53,8 +49,11 @@ export function sumsBlock(groups: number, lanes: number): { k: number; threads: 
 export function channelSumTiles(n: number, channels: number, pixels: number, storageBytes: number): number {
   const lanes = lanesFor(channels, storageBytes);
   const { k } = sumsBlock(channels / lanes, lanes);
-  const wanted = Math.ceil(knob("TORCHC_SUMS_TARGET_BLOCKS", TARGET_BLOCKS) / n);
-  return Math.max(1, Math.min(Math.ceil(pixels / k), wanted, knob("TORCHC_SUMS_MAX_TILES", MAX_TILES)));
+  const wanted = Math.ceil(envNumber("TORCHC_SUMS_TARGET_BLOCKS", TARGET_BLOCKS, 1) / n);
+  return Math.max(
+    1,
+    Math.min(Math.ceil(pixels / k), wanted, Math.floor(envNumber("TORCHC_SUMS_MAX_TILES", MAX_TILES, 1))),
+  );
 }
 
 export function generateChannelSumsKernel(

@@ -6,7 +6,9 @@
  * x·s[n, c] that nothing else reads, computed as the kernel loads it. TORCHC_POINTWISE_CONV=0 keeps cuDNN;
  * TORCHC_POINTWISE_MAX_MACS moves the size bound (for A/B timing).
  */
+
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import { envNumber } from "../../../util/env-number.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import type { RowsScheduleView } from "./rows-fusion.js";
@@ -17,11 +19,6 @@ export const POINTWISE_MAX_MACS = 24_000_000;
 export interface PointwisePlan {
   /** The squeeze-excite multiply read in place: its element group is dropped from the schedule. */
   readonly scale?: { readonly input: string; readonly by: string; readonly layer: Layer };
-}
-
-function maxMacs(): number {
-  const v = Number(process.env.TORCHC_POINTWISE_MAX_MACS);
-  return Number.isFinite(v) && v >= 0 ? v : POINTWISE_MAX_MACS;
 }
 
 function channelsLastPlain(i: TensorInfo, storage: string): boolean {
@@ -74,7 +71,7 @@ export function pointwiseConvPlan(
   const xi = v.info(x);
   if (xi.shape.length !== 4) return undefined;
   const [n, cin, h, wd] = xi.shape;
-  if (n * h * wd * cin * ws[0] > maxMacs()) return undefined;
+  if (n * h * wd * cin * ws[0] > envNumber("TORCHC_POINTWISE_MAX_MACS", POINTWISE_MAX_MACS)) return undefined;
   const scale = scaleOf(v, layer, x, storage);
   if (!scale && !channelsLastPlain(xi, storage)) return undefined;
   return scale ? { scale } : {};
@@ -94,6 +91,5 @@ export function preferDirectConv(v: RowsScheduleView, layer: LayerOf<"convolutio
   if (ws.length !== 4 || (ws[2] === 1 && ws[3] === 1) || ws[1] > 4) return false;
   const out = v.info(layer.output).shape;
   const macs = out.reduce((a, d) => a * d, 1) * ws[1] * ws[2] * ws[3];
-  const v2 = Number(process.env.TORCHC_DIRECT_STEM_MAX_MACS);
-  return macs <= (Number.isFinite(v2) && v2 >= 0 ? v2 : DIRECT_STEM_MAX_MACS);
+  return macs <= envNumber("TORCHC_DIRECT_STEM_MAX_MACS", DIRECT_STEM_MAX_MACS);
 }
