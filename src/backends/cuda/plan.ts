@@ -41,6 +41,8 @@ export interface PlanOptions {
   /** Whether cuDNN runs this step (the builder makes and keeps the plan here); default yes. */
   readonly convSupported?: (step: ConvStep, info: (t: string) => TensorInfo) => boolean;
   readonly matmulSupported?: (step: MatmulStep, info: (t: string) => TensorInfo) => boolean;
+  /** Convolutions read int8 inputs where they can (fuse/int8-conv-rule.ts); default off. */
+  readonly int8Convs?: boolean;
 }
 
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
@@ -62,6 +64,7 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
     keepFloat32: opts.keepFloat32,
     convSupported: (s) => opts.convSupported?.(s, info) ?? true,
     matmulSupported: (s) => opts.matmulSupported?.(s, info) ?? true,
+    int8Convs: opts.int8Convs,
   });
   const scalars = new Map<string, number>();
   for (const l of net.layers) {

@@ -15,14 +15,16 @@ import type { EnginePlan } from "./plan.js";
 const f32 = Math.fround;
 
 /**
- * Symmetric int8 values and one scale per row that give back every element of the float32 weight `w` [N, K]
+ * Symmetric int8 values and one scale per row that give back every element of the float32 weight `w` [N, …]
  * exactly as f32(q · s[c]), or why there are none. A row's scale is its largest magnitude over 127 (or 128),
  * tried with its neighbouring float32 values.
  */
 export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
   if (w.dtype !== "float32") return `the weight is ${w.dtype}, not float32`;
-  if (w.shape.length !== 2) return `the weight has shape [${w.shape}], not [N, K]`;
-  const [n, k] = w.shape;
+  if (w.shape.length < 2) return `the weight has shape [${w.shape}], not [N, K]`;
+  // a convolution's [K, C, R, S] weight is K rows of C·R·S values
+  const n = w.shape[0];
+  const k = numel(w.shape) / n;
   const v = toFloat64Array(w);
   const q = new Int8Array(n * k);
   const scales = new Float32Array(n);

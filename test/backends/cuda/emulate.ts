@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PRELUDE } from "../../../src/backends/cuda/codegen/ctypes.js";
 import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
-import { stepWrites } from "../../../src/backends/cuda/fuse/steps.js";
+import { type ConvStep, stepWrites } from "../../../src/backends/cuda/fuse/steps.js";
 import { elementStrides, storageRoot, type TensorInfo } from "../../../src/backends/cuda/plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { DTYPE_BYTES, type DType } from "../../../src/ir/dtype.js";
@@ -141,6 +141,10 @@ export interface EmulatorOptions {
    * layers' reference instead (faster). Attention kernels always run as their layers' reference.
    */
   readonly cooperative?: boolean;
+  /** Convolutions read int8 inputs where they can (PlanOptions.int8Convs). */
+  readonly int8Convs?: boolean;
+  /** Which conv steps "cuDNN" accepts (default all). */
+  readonly convSupported?: (step: ConvStep) => boolean;
   /** Called after every step with the tensors it wrote, read back as logical tensors. */
   readonly onStep?: (index: number, description: string, written: ReadonlyMap<string, Tensor>) => void;
 }
@@ -163,6 +167,8 @@ export function emulateEngine(
     precision,
     channelsLast: opts.channelsLast ?? precision === "fp16",
     keepFloat32: opts.keepFloat32,
+    int8Convs: opts.int8Convs,
+    ...(opts.convSupported ? { convSupported: opts.convSupported } : {}),
   });
   const infos = plan.infos;
   const info = (t: string): TensorInfo => {
@@ -321,7 +327,12 @@ function runLibraryStep(
   switch (s.kind) {
     case "conv": {
       const mean = s.xMean;
-      const x = mean ? meanFromTileSums(read(mean.partials), mean.count) : read(s.x);
+      // an int8 convolution reads quantize's int8 output: the values its dequantize would have given
+      const x = mean
+        ? meanFromTileSums(read(mean.partials), mean.count)
+        : s.int8
+          ? runLayerReference(s.int8.dequantize, [read(s.x)], net)
+          : read(s.x);
       const operands = [x, ...s.layer.inputs.slice(1).map(read)];
       if (!s.next) {
         write(s.output, compute(s.layer, operands, s.fused));

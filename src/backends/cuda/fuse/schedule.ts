@@ -16,6 +16,7 @@ import { chooseAttentionKernel } from "../codegen/flash-attention.js";
 import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
+import { int8ConvInputs } from "./int8-conv-rule.js";
 import { pointwiseConvPlan, preferDirectConv } from "./pointwise-conv-rule.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
 import { spatialMeanFold } from "./spatial-mean-fold.js";
@@ -24,6 +25,7 @@ import type {
   ConvEpilogueOp,
   ConvStep,
   FusedRowsStep,
+  Int8ConvInput,
   MatmulStep,
   SpatialMeanSource,
   Step,
@@ -38,6 +40,11 @@ export interface ScheduleOptions {
   matmulSupported(step: MatmulStep): boolean;
   /** Largest element group (layers); default 48. */
   readonly maxGroupLayers?: number;
+  /**
+   * Convolutions whose input is dequantize(quantize(x)) read quantize's int8 output (int8-conv-rule.ts); the
+   * step carries ConvStep.int8 and `convSupported` decides whether the library runs it. Default off.
+   */
+  readonly int8Convs?: boolean;
 }
 
 interface MutableGroup {
@@ -86,6 +93,8 @@ class Scheduler {
   private readonly relayouts = new Map<string, string>();
   /** Spatial means no step stores: their gemv reader adds up its producer's tile sums (spatial-mean-fold.ts). */
   private readonly foldedMeans = new Map<string, SpatialMeanSource>();
+  /** Dequantize outputs left to the int8 convolutions reading them (placed only if one of them is refused). */
+  private readonly int8Inputs: Map<string, Int8ConvInput>;
   private current = 0;
 
   constructor(
@@ -99,6 +108,7 @@ class Scheduler {
       for (const t of l.inputs) this.consumers.set(t, [...(this.consumers.get(t) ?? []), l]);
     });
     this.outputs = new Set(net.outputs);
+    this.int8Inputs = opts.int8Convs ? int8ConvInputs(this.rowsView(), net.layers) : new Map();
   }
 
   run(): Step[] {
@@ -106,6 +116,7 @@ class Scheduler {
       this.current = this.index.get(layer)!;
       if (this.consumed.has(layer) || layer.type === "constant") continue;
       if (this.infos.get(layer.output)?.viewOf !== undefined) continue;
+      if (this.int8Inputs.has(layer.output)) continue;
       this.place(layer);
     }
     this.finalizeOutputs();
@@ -478,6 +489,11 @@ class Scheduler {
   // ------------------------------------------------------------------------------------- convolution
 
   private tryConv(layer: LayerOf<"convolution">): boolean {
+    const int8 = this.int8Inputs.get(layer.inputs[0]);
+    if (int8) {
+      if (this.tryInt8Conv(layer, int8)) return true;
+      this.placeDequantize(int8);
+    }
     const [x, w] = layer.inputs;
     const wShape = this.info(w).shape;
     const xShape = this.info(x).shape;
@@ -538,6 +554,57 @@ class Scheduler {
     }
     this.info(w).layout = identityLayout(4);
     return false;
+  }
+
+  /**
+   * A cuDNN convolution reading quantize's int8 output (NHWC), with the longest epilogue the library accepts; the
+   * output stays in the plan's float storage.
+   */
+  private tryInt8Conv(layer: LayerOf<"convolution">, int8: Int8ConvInput): boolean {
+    const out = this.info(layer.output);
+    if (layoutKey(out.shape, out.layout) !== layoutKey(out.shape, channelsLast(4))) return false;
+    const storage = storageDType(out.logicalDType, this.opts.precision, this.opts.keepFloat32);
+    const layout = channelsLast(4);
+    const before = this.steps.length;
+    const xq = int8.quantize.output;
+    const xs = this.materialize(xq, layout, "int8");
+    const chain = this.convChain(layer, layout, storage);
+    for (let k = chain.length; k >= 0; k--) {
+      const fused = chain.slice(0, k);
+      const final = k === 0 ? layer.output : fused[k - 1].layer.output;
+      const { target, copy } = this.staging(final, layout, storage);
+      const step: ConvStep = {
+        kind: "conv",
+        layer,
+        x: xs,
+        epilogue: fused.map((f) => f.op),
+        fused: fused.map((f) => f.layer),
+        output: target,
+        layout: "NHWC",
+        engine: "cudnn",
+        int8,
+      };
+      if (!this.opts.convSupported(step)) {
+        if (target !== final) this.infos.delete(target);
+        continue;
+      }
+      this.steps.push(step);
+      for (const f of fused) this.consumed.add(f.layer);
+      if (copy) copy();
+      return true;
+    }
+    this.steps.splice(before);
+    if (xs !== xq) {
+      this.relayouts.delete(xs);
+      this.infos.delete(xs);
+    }
+    return false;
+  }
+
+  /** A dequantize the scheduler left out, placed now as an element step for a convolution refused in int8. */
+  private placeDequantize(int8: Int8ConvInput): void {
+    this.int8Inputs.delete(int8.dequantize.output);
+    this.placeElement(int8.dequantize);
   }
 
   /**

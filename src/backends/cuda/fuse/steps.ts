@@ -52,6 +52,18 @@ export interface ConvStep {
    * instead (ElementGroup.channelSums), and this kernel reads x[n, c] as Σ_tiles partials[n, tile, c] / count.
    */
   readonly xMean?: SpatialMeanSource;
+  /**
+   * cudnn only: an int8 convolution. Its input was dequantize(quantize(x)); the step absorbed the dequantize
+   * and `x` holds quantize's int8 output (the element kernel that quantizes stores it), so the activation is
+   * read as int8 and never stored in float (schedule.ts, ScheduleOptions.int8Convs).
+   */
+  readonly int8?: Int8ConvInput;
+}
+
+/** The quantize → dequantize pair an int8 convolution step reads through. */
+export interface Int8ConvInput {
+  readonly quantize: LayerOf<"quantize">;
+  readonly dequantize: LayerOf<"dequantize">;
 }
 
 /** A spatial mean read from its producer's per-tile channel sums (codegen/channel-sums.ts). */

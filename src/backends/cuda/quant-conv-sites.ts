@@ -1,0 +1,121 @@
+/**
+ * Which convolution steps of an engine are quantized convolutions that can run as real int8 cuDNN convolutions
+ * (kernels/quantized-conv.ts), read off the planned network the same way quant-sites.ts reads linear layers:
+ * the converter of torchc.quantized_convolution emits quantize → dequantize on the input and a float weight
+ * f32(q · s[k]); both are recovered exactly, or the step is refused with the reason and keeps its simulated
+ * float convolution.
+ */
+import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
+import type { Layer } from "../../network/layers/index.js";
+import type { ConvEpilogueOp, ConvStep } from "./fuse/steps.js";
+import type { EnginePlan } from "./plan.js";
+import { int8Grid } from "./quant-sites.js";
+
+/** A quantized 2-d convolution in the engine: NHWC float I/O around int8 operands. */
+export interface Int8ConvSite {
+  readonly n: number;
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly k: number;
+  readonly r: number;
+  readonly s: number;
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  /** The engine's storage type of the convolution's input and output. */
+  readonly dtype: "float16" | "float32";
+  readonly inputScale: number;
+  readonly inputZeroPoint: number;
+  readonly qmin: number;
+  readonly qmax: number;
+  /** [K, C, R, S] (PyTorch's order) symmetric int8. */
+  readonly weight: Int8Array;
+  /** [K]. */
+  readonly weightScales: Float32Array;
+  readonly bias: Float32Array | null;
+  /** What the step fused after the bias (the quantized layer takes what its graph can express). */
+  readonly epilogue: readonly ConvEpilogueOp[];
+}
+
+export type QuantizedConvSite =
+  | { readonly kind: "float" }
+  | { readonly kind: "refused"; readonly reason: string }
+  | { readonly kind: "int8"; readonly site: Int8ConvSite };
+
+/** What a convolution step is to the int8 path. */
+export function quantizedConvSite(step: ConvStep, plan: EnginePlan): QuantizedConvSite {
+  const producer = (t: string): Layer | undefined => plan.network.layers.find((l) => l.output === t);
+  if (producer(step.layer.inputs[0])?.type !== "dequantize") return { kind: "float" };
+  const site = int8Site(step, plan, producer);
+  return typeof site === "string" ? { kind: "refused", reason: site } : { kind: "int8", site };
+}
+
+function int8Site(
+  step: ConvStep,
+  plan: EnginePlan,
+  producer: (t: string) => Layer | undefined,
+): Int8ConvSite | string {
+  const l = step.layer;
+  if (step.engine !== "cudnn") return `the step runs as a generated ${step.engine} kernel`;
+  if (step.layout !== "NHWC") return "the convolution is NCHW (int8 cuDNN convolutions are NHWC)";
+  if (step.scale || step.xMean) return "the input is read through a fused multiply or mean";
+  if (l.groups !== 1) return `${l.groups} groups (int8 convolutions here have one group)`;
+  const dq = producer(l.inputs[0]);
+  if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
+  const q = producer(dq.inputs[0]);
+  if (q?.type !== "quantize" || q.axis !== null) return "the input is not dequantize(quantize(x))";
+  if (
+    q.scale[0] !== dq.scale[0] ||
+    q.zeroPoint[0] !== dq.zeroPoint[0] ||
+    q.qmin !== dq.qmin ||
+    q.qmax !== dq.qmax
+  )
+    return "quantize and dequantize parameters differ";
+  const info = (t: string) => plan.infos.get(t)!;
+  const [x, y] = [info(step.x), info(step.output)];
+  if (x.shape.length !== 4) return `a ${x.shape.length - 2}-d convolution (int8 runs 2-d ones)`;
+  // an int8 step (ConvStep.int8) reads quantize's int8 output; its float type is the output's
+  const dtype = y.storage;
+  const xStorage = step.int8 ? "int8" : dtype;
+  if ((dtype !== "float16" && dtype !== "float32") || x.storage !== xStorage)
+    return `input/output storage ${x.storage}/${y.storage}`;
+  const constant = (t: string): Tensor | undefined => {
+    const c = producer(t);
+    return c?.type === "constant" ? plan.network.constants[c.weight] : undefined;
+  };
+  const w = constant(l.inputs[1]);
+  if (!w) return "the weight is not a constant";
+  const grid = int8Grid(w);
+  if (typeof grid === "string") return grid;
+  let bias: Float32Array | null = null;
+  const b = l.inputs[2];
+  if (b !== undefined) {
+    const bt = constant(b);
+    if (!bt || numel(bt.shape) !== w.shape[0]) return "the bias is not a constant of one value per output";
+    bias = Float32Array.from(toFloat64Array(bt));
+  }
+  const [n, c, h, wd] = x.shape;
+  const pair = (v: readonly number[]): [number, number] => [v[0], v[1] ?? v[0]];
+  return {
+    n,
+    c,
+    h,
+    w: wd,
+    k: w.shape[0],
+    r: w.shape[2],
+    s: w.shape[3],
+    stride: pair(l.stride),
+    padding: pair(l.padding),
+    dilation: pair(l.dilation),
+    dtype,
+    inputScale: q.scale[0],
+    inputZeroPoint: q.zeroPoint[0],
+    qmin: q.qmin,
+    qmax: q.qmax,
+    weight: grid.q,
+    weightScales: grid.scales,
+    bias,
+    epilogue: step.epilogue,
+  };
+}

@@ -1,0 +1,82 @@
+// The scheduler's int8 convolutions (fuse/int8-conv-rule.ts, PlanOptions.int8Convs): a convolution whose input
+// is dequantize(quantize(x)) reads quantize's stored int8 output and no kernel writes the dequantized floats;
+// a convolution the library refuses in int8 gets its dequantize back as an element step; and the emulated
+// engine computes the same outputs either way.
+import { describe, expect, it } from "vitest";
+import type { ConvStep } from "../../../src/backends/cuda/fuse/steps.js";
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { quantizedConvSite } from "../../../src/backends/cuda/quant-conv-sites.js";
+import { convertGraph } from "../../../src/converters/index.js";
+import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { foldQuantizedLayers } from "../../../src/passes/quantize-fold.js";
+import { insertQuantization, quantizationSites } from "../../../src/passes/quantize-insert.js";
+import { compareTensors } from "../../../src/util/compare.js";
+import { randomTensor } from "../../quant/tiny-cnn.js";
+import { twoConvs } from "../../quant/two-convs.js";
+import { emulateEngine, hasGxx } from "./emulate.js";
+
+const lowered = runPipeline(twoConvs(), defaultPipeline({})).graph;
+const amax = new Map(quantizationSites(lowered).map((s) => [s.input, 2]));
+const network = () => convertGraph(foldQuantizedLayers(insertQuantization(lowered, amax, "int8")));
+
+const elementLayers = (plan: ReturnType<typeof planCudaEngine>) =>
+  plan.steps.flatMap((s) => (s.kind === "element" ? s.group.layers.map((l) => l.type) : []));
+
+describe("int8 convolutions in the schedule", () => {
+  for (const precision of ["fp32", "fp16"] as const)
+    it(`reads quantize's int8 output and drops the dequantize (${precision})`, () => {
+      const plan = planCudaEngine(network(), { precision, channelsLast: true, int8Convs: true });
+      const convs = plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+      expect(convs).toHaveLength(2);
+      for (const c of convs) {
+        expect(c.int8?.quantize.type).toBe("quantize");
+        const x = plan.infos.get(c.x)!;
+        expect(x.storage).toBe("int8");
+        expect(x.layout).toEqual([0, 2, 3, 1]);
+        const site = quantizedConvSite(c, plan);
+        expect(site.kind).toBe("int8");
+      }
+      expect(elementLayers(plan)).not.toContain("dequantize");
+      expect(elementLayers(plan).filter((t) => t === "quantize")).toHaveLength(2);
+    });
+
+  it("is off unless asked for", () => {
+    const plan = planCudaEngine(network(), { precision: "fp16", channelsLast: true });
+    expect(plan.steps.some((s) => s.kind === "conv" && s.int8)).toBe(false);
+    expect(elementLayers(plan).filter((t) => t === "dequantize")).toHaveLength(2);
+  });
+
+  it("places the dequantize again for a convolution refused in int8", () => {
+    const plan = planCudaEngine(network(), {
+      precision: "fp16",
+      channelsLast: true,
+      int8Convs: true,
+      convSupported: (s) => !(s.int8 && s.layer.name.includes("c2")),
+    });
+    const convs = plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+    expect(convs.map((c) => c.int8 !== undefined)).toEqual([true, false]);
+    expect(elementLayers(plan).filter((t) => t === "dequantize")).toHaveLength(1);
+  });
+
+  it.skipIf(!hasGxx())("computes what the float-input schedule computes (emulated, fp32 and fp16)", () => {
+    const x = randomTensor([2, 16, 12, 12], 7, 1.5);
+    const reference = emulateEngine(network(), { x }, { precision: "fp32", channelsLast: true }).outputs[0];
+    const errors: Record<string, number> = {};
+    for (const precision of ["fp32", "fp16"] as const)
+      for (const int8Convs of [false, true]) {
+        const run = emulateEngine(network(), { x }, { precision, channelsLast: true, int8Convs });
+        expect(run.plan.steps.filter((s) => s.kind === "conv" && s.int8)).toHaveLength(int8Convs ? 2 : 0);
+        errors[`${precision}${int8Convs ? " int8" : ""}`] = compareTensors(
+          run.outputs[0],
+          reference,
+        ).relative;
+      }
+    // The same int8 values either way; in fp32 only a dequantize's rounding may differ by an ulp. In fp16 the
+    // int8 path never rounds the dequantized input to half precision, so it is no further from fp32 than the
+    // float-input path (both flip the odd value across a rounding boundary of the int8 grid after fp16 rounding).
+    expect(errors.fp32).toBe(0);
+    expect(errors["fp32 int8"]).toBeLessThan(1e-6);
+    expect(errors["fp16 int8"]).toBeLessThanOrEqual(errors.fp16 * 1.5);
+    expect(errors["fp16 int8"]).toBeLessThan(5e-3);
+  });
+});
