@@ -10,13 +10,17 @@
  * fp8 E4M3 GEMMs through the device QuantizedLinear (test/gpu/quant-kernels.ts): a 768→3072→768 linear stack
  * against the simulated arithmetic layer by layer and against PyTorch fp32, and a timing table int8 / fp8 /
  * fp16 (printed; JSON in $OUT/quant-kernels.json when OUT is set), a 1×1 convolution as an int8 GEMM, CUDA graph
- * replay, and the engine with TORCHC_QUANT_KERNELS=1 on a quantized MLP.
+ * replay, and the engine with TORCHC_QUANT_KERNELS=1 on a quantized MLP. The fourth part ("convs") runs real int8
+ * convolutions through cuDNN's graph API (QuantizedConv, test/gpu/quant-conv-kernels.ts): small shapes against
+ * torchc.quantized_convolution's reference, and ResNet-50 batch-128 shapes timed against cuDNN fp16 (JSON in
+ * $OUT/quant-conv-kernels.json).
  *
  * Needs the digits in .gpu-carry/mnist (`bash scripts/gpu.sh pack`) and the models of fixtures/mnist_quant.py:
  * from TORCHC_MNIST_DIR if set, else the script is run here first (PyTorch on the GPU machine, ~1 min).
  *   bash scripts/gpu.sh test quant                              both halves
  *   TORCHC_QUANT_PART=mnist bash scripts/gpu.sh test quant      MNIST only (…=imagenet: the ImageNet half)
  *   TORCHC_QUANT_PART=kernels bash scripts/gpu.sh test quant    the int8 / fp8 GEMM kernels only
+ *   TORCHC_QUANT_PART=convs bash scripts/gpu.sh test quant      the int8 cuDNN convolutions only
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -43,6 +47,7 @@ import type { CompileOptions } from "../../src/runtime/options.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { parseNpy, readNpy } from "../../src/util/npy.js";
 import { cosine, cosineOf } from "../quant/cosine.js";
+import { quantConvTests } from "./quant-conv-kernels.js";
 import {
   amax,
   downloadAs,
@@ -68,7 +73,7 @@ const BATCH = 100;
 const report = gpuReporter("quant");
 
 const { skip: noGpu } = openGpu();
-// TORCHC_QUANT_PART=mnist, imagenet or kernels runs one part (each fits a GPU run's time limit on its own).
+// TORCHC_QUANT_PART=mnist, imagenet, kernels or convs runs one part (each fits a GPU run's time limit on its own).
 const PART = process.env.TORCHC_QUANT_PART ?? "all";
 const onlyPart = (name: string) => (PART === "all" || PART === name ? false : `TORCHC_QUANT_PART=${PART}`);
 const skipMnistPart = onlyPart("mnist");
@@ -578,3 +583,5 @@ describe("real int8 / fp8 GEMMs (cuBLASLt) against the simulated path, PyTorch f
       writeFileSync(join(process.env.OUT, "quant-kernels.json"), JSON.stringify(rows, null, 2));
   });
 });
+
+quantConvTests(noGpu || onlyPart("convs"), report);

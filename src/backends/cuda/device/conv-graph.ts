@@ -1,6 +1,9 @@
 /**
  * The one cuDNN operation graph for a convolution with a fused pointwise epilogue:
  * x ⊛ w → (+bias) → stage → … → y, fp32 compute, I/O in the spec's dtype, intermediates virtual fp32.
+ * An int8 graph (`quant`, cudnn-frontend's run_conv_scale_bias_relu_int8) has int8 x and w, int32 compute
+ * and a virtual int32 conv output, then a mandatory per-channel fp32 scale (MUL), the fp32 bias and the
+ * epilogue, y in `quant.output` (int8, fp16 or fp32).
  * convGraphLayout is the pure part (which tensors, their ids, dims, strides and dtypes, which pointwise
  * modes, in what order); buildConvGraph makes the descriptors from it. Both device/conv.ts and the
  * engine's convolutions (kernels/conv-cudnn.ts) build their graphs here.
@@ -35,8 +38,15 @@ export interface StridedDims {
   readonly strides: Dims4;
 }
 
-export interface ConvGraphSpec {
-  readonly dtype: ConvDType;
+/** The output type of an int8 graph. */
+export type Int8ConvOutput = "int8" | "float16" | "float32";
+
+/** What makes a graph int8: x and w int8, int32 accumulation, a per-channel scale, y in `output`. */
+export interface ConvGraphQuant {
+  readonly output: Int8ConvOutput;
+}
+
+interface ConvGraphCommon {
   readonly x: StridedDims;
   /** [K, C/groups, R, S]. */
   readonly w: StridedDims;
@@ -49,6 +59,55 @@ export interface ConvGraphSpec {
   readonly dilation: readonly [number, number];
   readonly bias: boolean;
   readonly epilogue: readonly ConvGraphStage[];
+}
+
+/** x, w, y, bias and operands all of `dtype`. */
+export interface FloatConvGraphSpec extends ConvGraphCommon {
+  readonly dtype: ConvDType;
+  readonly quant?: undefined;
+}
+
+/**
+ * x and w int8; y of `quant.output`; the scale and bias float32; channel and tensor operands of y's type, or
+ * float32 when y is int8 (an int8 operand would need its own scale).
+ */
+export interface Int8ConvGraphSpec extends ConvGraphCommon {
+  readonly quant: ConvGraphQuant;
+  readonly dtype?: undefined;
+}
+
+export type ConvGraphSpec = FloatConvGraphSpec | Int8ConvGraphSpec;
+
+const INT8_OUTPUT: Readonly<Record<Int8ConvOutput, number>> = {
+  int8: CUDNN_DATA.INT8,
+  float16: CUDNN_DATA.HALF,
+  float32: CUDNN_DATA.FLOAT,
+};
+
+/** The cuDNN data types of a graph's tensors, by role. */
+interface GraphTypes {
+  readonly xw: number;
+  readonly bias: number;
+  readonly y: number;
+  readonly operand: number;
+  readonly convOut: number;
+  readonly compute: number;
+}
+
+function graphTypes(spec: ConvGraphSpec): GraphTypes {
+  if (spec.quant === undefined) {
+    const io = CUDNN_DTYPE[spec.dtype];
+    return { xw: io, bias: io, y: io, operand: io, convOut: CUDNN_DATA.FLOAT, compute: CUDNN_DATA.FLOAT };
+  }
+  const y = INT8_OUTPUT[spec.quant.output];
+  return {
+    xw: CUDNN_DATA.INT8,
+    bias: CUDNN_DATA.FLOAT,
+    y,
+    operand: y === CUDNN_DATA.INT8 ? CUDNN_DATA.FLOAT : y,
+    convOut: CUDNN_DATA.INT32,
+    compute: CUDNN_DATA.INT32,
+  };
 }
 
 export interface GraphTensor {
@@ -70,7 +129,10 @@ export interface GraphPointwise {
 }
 
 export interface ConvGraphLayout {
-  /** Real tensors first (ids 1… in variant-pack order: x, w, bias, y, operands), then virtual ones. */
+  /**
+   * Real tensors first (ids 1… in variant-pack order: x, w, [scale,] bias, y, operands; the scale only in
+   * int8 graphs), then virtual ones.
+   */
   readonly tensors: readonly GraphTensor[];
   /** Indices of x, w and the convolution's output (y when there is no epilogue). */
   readonly x: number;
@@ -89,26 +151,28 @@ export function convGraphLayout(spec: ConvGraphSpec): ConvGraphLayout {
     tensors.push({ label, uid: BigInt(tensors.length + 1), dims, strides, dataType, isVirtual });
     return tensors.length - 1;
   };
-  const io = CUDNN_DTYPE[spec.dtype];
-  const x = add("x", spec.x, io, false);
-  const w = add("w", spec.w, io, false);
-  const bias = spec.bias ? add("bias", spec.channel, io, false) : undefined;
-  const y = add("y", spec.y, io, false);
+  const types = graphTypes(spec);
+  const x = add("x", spec.x, types.xw, false);
+  const w = add("w", spec.w, types.xw, false);
+  const scale = spec.quant ? add("scale", spec.channel, CUDNN_DATA.FLOAT, false) : undefined;
+  const bias = spec.bias ? add("bias", spec.channel, types.bias, false) : undefined;
+  const y = add("y", spec.y, types.y, false);
   const operands = spec.epilogue.map((op, i) => {
-    if (op.kind === "tensor") return add(`operand ${i}`, spec.y, io, false);
-    if (op.kind === "channel") return add(`channel ${i}`, spec.channel, io, false);
+    if (op.kind === "tensor") return add(`operand ${i}`, spec.y, types.operand, false);
+    if (op.kind === "channel") return add(`channel ${i}`, spec.channel, types.operand, false);
     return undefined;
   });
   const uids = tensors.map((t) => t.uid);
-  const stages = (spec.bias ? 1 : 0) + spec.epilogue.length;
-  const virt = (label: string) => add(label, spec.y, CUDNN_DATA.FLOAT, true);
-  const convOut = stages === 0 ? y : virt("conv out");
+  const stages = (scale !== undefined ? 1 : 0) + (spec.bias ? 1 : 0) + spec.epilogue.length;
+  const virt = (label: string, dataType: number = CUDNN_DATA.FLOAT) => add(label, spec.y, dataType, true);
+  const convOut = stages === 0 ? y : virt("conv out", types.convOut);
   const pointwise: GraphPointwise[] = [];
   const stage = (label: string, mode: number, operand?: number) => {
     const input = pointwise.length === 0 ? convOut : pointwise[pointwise.length - 1].output;
     const output = pointwise.length + 1 === stages ? y : virt(`${label} out`);
     pointwise.push({ label, mode, input, operand, output });
   };
+  if (scale !== undefined) stage("scale", POINTWISE.MUL, scale);
   if (bias !== undefined) stage("bias", POINTWISE.ADD, bias);
   spec.epilogue.forEach((op, i) => {
     if (op.kind === "act") stage(op.fn, ACTIVATION_MODE[op.fn]);
@@ -147,7 +211,7 @@ function convolutionOp(
   y: BackendDescriptor,
 ): BackendDescriptor {
   const conv = make(DESC.CONVOLUTION, "convolution")
-    .enum32(ATTR.CONVOLUTION_COMP_TYPE, ATTR_TYPE.DATA_TYPE, CUDNN_DATA.FLOAT, "COMP_TYPE")
+    .enum32(ATTR.CONVOLUTION_COMP_TYPE, ATTR_TYPE.DATA_TYPE, graphTypes(spec).compute, "COMP_TYPE")
     .enum32(ATTR.CONVOLUTION_CONV_MODE, ATTR_TYPE.CONVOLUTION_MODE, CONV_MODE.CROSS_CORRELATION, "CONV_MODE")
     .int64s(ATTR.CONVOLUTION_SPATIAL_DIMS, [2], "SPATIAL_DIMS")
     .int64s(ATTR.CONVOLUTION_DILATIONS, spec.dilation, "DILATIONS")
