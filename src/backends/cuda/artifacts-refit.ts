@@ -65,6 +65,11 @@ export function prepareEngineRefit(
   current: EnginePlan = built.plan,
 ): { apply: () => void; plan: EnginePlan } {
   const old = built.plan;
+  if (old.steps.some((s) => s.kind === "conv" && s.int8))
+    refused(
+      segment,
+      "it runs int8 convolutions (TORCHC_QUANT_KERNELS=1), whose int8 weights refit does not rewrite",
+    );
   const tf32 = built.options.tf32 === true;
   const plan = planCudaEngine(network, {
     precision: built.options.precision,

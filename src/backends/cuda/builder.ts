@@ -30,6 +30,7 @@ import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 import { stepLabel } from "./profile/labels.js";
+import { type Int8ConvOperands, int8ConvOperands } from "./quant-conv-operands.js";
 import { chooseQuantizedMatmuls, quantKernelsEnabled } from "./quant-select.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
 import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
@@ -81,6 +82,8 @@ class LibraryPlans {
   cudnn: Cudnn | undefined;
   lt: ReturnType<typeof createLtHandle> | undefined;
   readonly convs = new Map<ConvStep, CudnnConvPlan>();
+  /** The int8 weight, scale and bias of each int8 convolution step (ConvStep.int8), uploaded with the weights. */
+  readonly int8Convs = new Map<ConvStep, Int8ConvOperands>();
   readonly matmuls = new Map<MatmulStep, EngineMatmul>();
   /** What `sparseWeights` chose, when it was on. */
   sparse: SparseSummary | undefined;
@@ -101,6 +104,7 @@ class LibraryPlans {
     if (this.lt !== undefined) destroyLtHandle(this.lt);
     this.cudnn?.destroy();
     this.convs.clear();
+    this.int8Convs.clear();
     this.matmuls.clear();
     this.lt = undefined;
     this.cudnn = undefined;
@@ -115,13 +119,20 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     precision: options.precision,
     channelsLast: options.channelsLast ?? options.precision === "fp16",
     keepFloat32: options.keepFloat32,
-    convSupported(step, info) {
+    // opt-in: quantized convolutions read their int8 input (fuse/int8-conv-rule.ts)
+    int8Convs: quantKernelsEnabled(),
+    convSupported(step, info, planned) {
       const t = performance.now();
       if (!libs.cudnn) {
         // The first handle loads cuDNN's engine libraries: a phase of its own, so a fresh process shows its cost.
         reportProgress({ phase: "cudnn handle", sub: true });
         libs.cudnn = Cudnn.create();
         reportProgress({ phase: "schedule", sub: true, detail: "with cuDNN plans" });
+      }
+      const int8 = step.int8 ? int8ConvOperands(step, planned) : undefined;
+      if (typeof int8 === "string") {
+        libs.refuse(`int8 conv '${step.layer.name}' (kept in float)`, int8);
+        return false;
       }
       const spec = cudnnConvSpec(step, info, tf32);
       const built =
@@ -136,6 +147,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         return false;
       }
       libs.convs.set(step, built.plan);
+      if (int8) libs.int8Convs.set(step, int8);
       return true;
     },
     matmulSupported(step, info) {
@@ -206,11 +218,19 @@ function compileKernels(
   return { kernels, symbolOf, count: list.length, cache };
 }
 
+interface Int8ConvOffsets {
+  readonly w: number;
+  readonly scale: number;
+  readonly bias?: number;
+}
+
 interface UploadedWeights {
   readonly buffer: WeightBuffer;
   readonly bytes: number;
   readonly constOffsets: ReadonlyMap<string, number>;
   readonly channelOffsets: ReadonlyMap<ConvStep, readonly number[]>;
+  /** int8 convolution steps: where their weight, scale and bias start in the buffer. */
+  readonly int8Offsets: ReadonlyMap<ConvStep, Int8ConvOffsets>;
 }
 
 /** Phase 3: every constant a step reads, in its storage dtype and layout, and conv channel operands, in one buffer. */
@@ -239,9 +259,18 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans, store?: WeightStore
     }
     channelOffsets.set(step, offs);
   }
+  const int8Offsets = new Map<ConvStep, Int8ConvOffsets>();
+  const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  for (const [step, ops] of libs.int8Convs)
+    int8Offsets.set(step, {
+      w: place(bytesOf(ops.weight)),
+      scale: place(bytesOf(ops.scale)),
+      bias: ops.bias ? place(bytesOf(ops.bias)) : undefined,
+    });
   reportProgress({ phase: "copy weights", sub: true, detail: `${blobs.length} blobs, ${bytes} bytes` });
-  if (store) return { buffer: store.acquire(blobs, bytes), bytes, constOffsets, channelOffsets };
-  return { buffer: uploadWeightSet(blobs, bytes), bytes, constOffsets, channelOffsets };
+  const offsets = { constOffsets, channelOffsets, int8Offsets };
+  if (store) return { buffer: store.acquire(blobs, bytes), bytes, ...offsets };
+  return { buffer: uploadWeightSet(blobs, bytes), bytes, ...offsets };
 }
 
 /** Where each tensor of one instance lives: its address, resolved through views to the storage root. */
@@ -290,6 +319,12 @@ function convOperands(s: ConvStep, ptr: (t: string) => bigint, weights: Uploaded
     return [];
   });
   const bias = s.layer.inputs[2];
+  const int8 = weights.int8Offsets.get(s);
+  if (int8) {
+    const at = (off: number) => weights.buffer.ptr + BigInt(off);
+    const b = int8.bias === undefined ? undefined : at(int8.bias);
+    return { x: ptr(s.x), w: at(int8.w), scale: at(int8.scale), bias: b, y: ptr(s.output), extra };
+  }
   return {
     x: ptr(s.x),
     w: ptr(s.layer.inputs[1]),
@@ -409,6 +444,9 @@ function buildStats(
   const { steps } = plan;
   const kinds: Record<string, number> = {};
   for (const s of steps) kinds[s.kind] = (kinds[s.kind] ?? 0) + 1;
+  // int8 convolutions (ConvStep.int8) are also counted on their own
+  const int8 = steps.filter((s) => s.kind === "conv" && s.int8).length;
+  if (int8 > 0) kinds["conv(int8)"] = int8;
   const groups = steps.map((s) => (s.kind === "element" ? s.group.layers.length : 0));
   return {
     layers: network.layers.length,

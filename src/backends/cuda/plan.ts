@@ -33,13 +33,23 @@ export interface EnginePlan {
   readonly summary: readonly string[];
 }
 
+/** A network as the scheduler sees it: folded, with every tensor's plan. */
+export type PlannedNetwork = Pick<EnginePlan, "network" | "infos">;
+
 export interface PlanOptions {
   readonly precision: Precision;
   readonly channelsLast?: boolean;
   /** fp16 mode: float32 tensors stay float32 (plan/tensors.ts). Default false. */
   readonly keepFloat32?: boolean;
-  /** Whether cuDNN runs this step (the builder makes and keeps the plan here); default yes. */
-  readonly convSupported?: (step: ConvStep, info: (t: string) => TensorInfo) => boolean;
+  /**
+   * Whether cuDNN runs this step (the builder makes and keeps the plan here); default yes. `planned` is the
+   * network being scheduled (constants folded), for steps whose operands are read off it (int8 weights).
+   */
+  readonly convSupported?: (
+    step: ConvStep,
+    info: (t: string) => TensorInfo,
+    planned: PlannedNetwork,
+  ) => boolean;
   readonly matmulSupported?: (step: MatmulStep, info: (t: string) => TensorInfo) => boolean;
   /** Convolutions read int8 inputs where they can (fuse/int8-conv-rule.ts); default off. */
   readonly int8Convs?: boolean;
@@ -62,7 +72,7 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
   const steps = schedule(net, infos, {
     precision: opts.precision,
     keepFloat32: opts.keepFloat32,
-    convSupported: (s) => opts.convSupported?.(s, info) ?? true,
+    convSupported: (s) => opts.convSupported?.(s, info, { network: net, infos }) ?? true,
     matmulSupported: (s) => opts.matmulSupported?.(s, info) ?? true,
     int8Convs: opts.int8Convs,
   });

@@ -8,7 +8,7 @@
 import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
 import type { Layer } from "../../network/layers/index.js";
 import type { ConvEpilogueOp, ConvStep } from "./fuse/steps.js";
-import type { EnginePlan } from "./plan.js";
+import type { PlannedNetwork } from "./plan.js";
 import { int8Grid } from "./quant-sites.js";
 
 /** A quantized 2-d convolution in the engine: NHWC float I/O around int8 operands. */
@@ -44,7 +44,7 @@ export type QuantizedConvSite =
   | { readonly kind: "int8"; readonly site: Int8ConvSite };
 
 /** What a convolution step is to the int8 path. */
-export function quantizedConvSite(step: ConvStep, plan: EnginePlan): QuantizedConvSite {
+export function quantizedConvSite(step: ConvStep, plan: PlannedNetwork): QuantizedConvSite {
   const producer = (t: string): Layer | undefined => plan.network.layers.find((l) => l.output === t);
   if (producer(step.layer.inputs[0])?.type !== "dequantize") return { kind: "float" };
   const site = int8Site(step, plan, producer);
@@ -53,7 +53,7 @@ export function quantizedConvSite(step: ConvStep, plan: EnginePlan): QuantizedCo
 
 function int8Site(
   step: ConvStep,
-  plan: EnginePlan,
+  plan: PlannedNetwork,
   producer: (t: string) => Layer | undefined,
 ): Int8ConvSite | string {
   const l = step.layer;

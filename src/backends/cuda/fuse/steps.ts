@@ -170,6 +170,7 @@ export function stepLayers(s: Step): readonly Layer[] {
       return [
         ...(s.xMean ? [s.xMean.layer] : []),
         ...(s.scale ? [s.scale.layer] : []),
+        ...(s.int8 ? [s.int8.dequantize] : []),
         s.layer,
         ...s.fused,
         ...(s.next ? stepLayers(s.next) : []),
@@ -206,7 +207,7 @@ export function describeStep(s: Step): string {
     case "element":
       return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}${s.group.channelSums ? ` +Σ ${s.group.channelSums.partials}` : ""}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
+      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? "(int8)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
     case "normalization":

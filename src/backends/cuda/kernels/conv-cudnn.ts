@@ -27,7 +27,13 @@ const TUNE_MARGIN = 0.03;
 
 export interface CudnnConvSpec {
   readonly layout: "NHWC" | "NCHW";
+  /** The output's type (and the input's and weight's, unless `int8`). */
   readonly dtype: "float16" | "float32";
+  /**
+   * An int8 convolution (ConvStep.int8): x and w int8, int32 accumulation, then a per-channel float32 scale
+   * and the float32 bias before the epilogue; y in `dtype` (device/conv-graph.ts's int8 graph).
+   */
+  readonly int8?: true;
   readonly x: Dims4;
   /** [K, C/groups, R, S]. */
   readonly w: Dims4;
@@ -47,13 +53,17 @@ export function cudnnConvSpec(
   allowTf32: boolean,
 ): CudnnConvSpec | string {
   const [x, w, y] = [info(step.x), info(step.layer.inputs[1]), info(step.output)];
-  const dtype = x.storage;
-  if (dtype !== "float16" && dtype !== "float32") return `input dtype ${dtype}`;
-  if (w.storage !== dtype || y.storage !== dtype) return `dtypes ${dtype}/${w.storage}/${y.storage}`;
   const l = step.layer;
+  const int8 = step.int8 !== undefined;
+  const dtype = int8 ? y.storage : x.storage;
+  if (dtype !== "float16" && dtype !== "float32") return `${int8 ? "output" : "input"} dtype ${dtype}`;
+  // an int8 step's weight is the layer's int8 grid, uploaded by the builder (the float constant is not read)
+  if (int8 ? x.storage !== "int8" : w.storage !== dtype || y.storage !== dtype)
+    return `dtypes ${x.storage}/${w.storage}/${y.storage}`;
   return {
     layout: step.layout,
     dtype,
+    ...(int8 ? { int8: true as const } : {}),
     x: x.shape as unknown as Dims4,
     w: w.shape as unknown as Dims4,
     y: y.shape as unknown as Dims4,
@@ -70,7 +80,7 @@ export function cudnnConvSpec(
 export function convGraphSpec(spec: CudnnConvSpec): ConvGraphSpec {
   const strided = (dims: Dims4) => ({ dims, strides: layoutStrides(spec.layout, dims) });
   return {
-    dtype: spec.dtype,
+    ...(spec.int8 ? { quant: { output: spec.dtype } } : { dtype: spec.dtype }),
     x: strided(spec.x),
     w: strided(spec.w),
     y: strided(spec.y),
@@ -88,6 +98,8 @@ export function convGraphSpec(spec: CudnnConvSpec): ConvGraphSpec {
 export interface ConvOperands {
   x: bigint;
   w: bigint;
+  /** int8 plans: the per-channel float32 scale sX·sW[k]. */
+  scale?: bigint;
   bias?: bigint;
   y: bigint;
   /** One pointer per epilogue op that reads memory (tensor and channel ops), in epilogue order. */
@@ -145,7 +157,14 @@ export class CudnnConvPlan {
 
   /** Fixes the data pointers (and the shared workspace) for every later execute(). */
   bind(ops: ConvOperands, workspace: bigint): void {
-    const ptrs = [ops.x, ops.w, ...(this.spec.bias ? [ops.bias ?? 0n] : []), ops.y, ...ops.extra];
+    const ptrs = [
+      ops.x,
+      ops.w,
+      ...(this.spec.int8 ? [ops.scale ?? 0n] : []),
+      ...(this.spec.bias ? [ops.bias ?? 0n] : []),
+      ops.y,
+      ...ops.extra,
+    ];
     if (ptrs.length !== this.uids.length)
       throw new Error(`conv plan needs ${this.uids.length} pointers, got ${ptrs.length}`);
     for (const [i, p] of ptrs.entries()) {

@@ -1,0 +1,49 @@
+/**
+ * The device operands of an engine's int8 convolution step (ConvStep.int8), from its site (quant-conv-sites.ts):
+ * the weight as KRSC int8, the per-channel scale alpha[k] = f32(sX · sW[k]) and the float32 bias, the
+ * arithmetic of torchc.quantized_convolution with int32 accumulation. The builder uploads them with the other
+ * weights; the float weight constant is not read by the step.
+ */
+import { int8ConvRefusal } from "./device/conv-int8.js";
+import type { ConvStep } from "./fuse/steps.js";
+import { krscWeight } from "./kernels/quantized-conv.js";
+import { int8Alpha } from "./kernels/quantized-linear.js";
+import type { PlannedNetwork } from "./plan.js";
+import { quantizedConvSite } from "./quant-conv-sites.js";
+
+export interface Int8ConvOperands {
+  /** [K, R, S, C]. */
+  readonly weight: Int8Array;
+  /** [K] float32. */
+  readonly scale: Float32Array;
+  /** [K] float32, or null when the layer has none. */
+  readonly bias: Float32Array | null;
+}
+
+/** The operands of an int8 step, or why it cannot run in int8 (the step then keeps a float input). */
+export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8ConvOperands | string {
+  const site = quantizedConvSite(step, planned);
+  if (site.kind === "float") return "the input is not dequantize(quantize(x))";
+  if (site.kind === "refused") return site.reason;
+  const q = site.site;
+  if (q.inputZeroPoint !== 0 || q.qmin < -128 || q.qmax > 127)
+    return `activation range [${q.qmin}, ${q.qmax}] with zero point ${q.inputZeroPoint} (int8 convolutions take symmetric int8 inputs)`;
+  const scale = int8Alpha(q.inputScale, q.weightScales, q.k);
+  const refusal = int8ConvRefusal({
+    n: q.n,
+    c: q.c,
+    h: q.h,
+    w: q.w,
+    k: q.k,
+    r: q.r,
+    s: q.s,
+    stride: q.stride,
+    padding: q.padding,
+    dilation: q.dilation,
+    output: q.dtype,
+    bias: q.bias !== null,
+    scales: scale,
+  });
+  if (refusal) return refusal;
+  return { weight: krscWeight(q.weight, q.k, q.c, q.r, q.s), scale, bias: q.bias };
+}
