@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { ConvStep } from "../../src/backends/cuda/fuse/steps.js";
 import { planCudaEngine } from "../../src/backends/cuda/plan.js";
+import { int8ConvOperands } from "../../src/backends/cuda/quant-conv-operands.js";
 import { quantizedConvSite } from "../../src/backends/cuda/quant-conv-sites.js";
 import { convertGraph } from "../../src/converters/index.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
@@ -57,5 +58,45 @@ describe("quantized convolution steps of a planned engine", () => {
       kind: "refused",
       reason: "the convolution is NCHW (int8 cuDNN convolutions are NHWC)",
     });
+  });
+});
+
+describe("the device operands of int8 convolution steps", () => {
+  const lowered = runPipeline(twoConvs(), defaultPipeline({})).graph;
+  const amax = new Map(quantizationSites(lowered).map((s) => [s.input, 2]));
+  const graph = foldQuantizedLayers(insertQuantization(lowered, amax, "int8"));
+  const plan = planCudaEngine(convertGraph(graph), {
+    precision: "fp16",
+    channelsLast: true,
+    int8Convs: true,
+  });
+  const [c1, c2] = plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+
+  it("a float-out step: KRSC weight, alpha = f32(sX · sW[k]), the layer's bias", () => {
+    const site = quantizedConvSite(c2, plan);
+    const ops = int8ConvOperands(c2, plan);
+    if (site.kind !== "int8" || typeof ops === "string") throw new Error(JSON.stringify(ops));
+    const q = site.site;
+    const f = Math.fround;
+    expect(Array.from(ops.scale)).toEqual(Array.from(q.weightScales, (s) => f(f(q.inputScale) * s)));
+    expect(ops.bias).toEqual(q.bias);
+    // w[k][c][r][s] lands at ((k·R + r)·S + s)·C + c
+    const [k, c, r, s] = [5, 7, 2, 1];
+    expect(ops.weight[((k * q.r + r) * q.s + s) * q.c + c]).toBe(
+      q.weight[((k * q.c + c) * q.r + r) * q.s + s],
+    );
+  });
+
+  it("an int8-out step: scale and bias divided by the next layer's input scale", () => {
+    expect(c1.quantizeOutput).toBeDefined();
+    const site = quantizedConvSite(c1, plan);
+    const ops = int8ConvOperands(c1, plan);
+    if (site.kind !== "int8" || typeof ops === "string") throw new Error(JSON.stringify(ops));
+    const q = site.site;
+    const sY = c1.quantizeOutput!.scale[0];
+    expect(sY).toBe(c2.int8!.quantize.scale[0]);
+    const f = Math.fround;
+    expect(Array.from(ops.scale)).toEqual(Array.from(q.weightScales, (s) => f(f(f(q.inputScale) * s) / sY)));
+    expect(Array.from(ops.bias!)).toEqual(Array.from(q.bias!, (b) => f(b / sY)));
   });
 });

@@ -30,7 +30,7 @@ import { alignUp } from "./plan/memory.js";
 import { type Precision, storageRoot, type TensorInfo } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
 import { stepLabel } from "./profile/labels.js";
-import { type Int8ConvOperands, int8ConvOperands } from "./quant-conv-operands.js";
+import { type Int8ConvOperands, int8ConvOperands, outputScale } from "./quant-conv-operands.js";
 import { chooseQuantizedMatmuls, quantKernelsEnabled } from "./quant-select.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
 import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
@@ -253,9 +253,13 @@ function uploadWeights(plan: EnginePlan, libs: LibraryPlans, store?: WeightStore
   const channelOffsets = new Map<ConvStep, number[]>();
   for (const [step, p] of libs.convs) {
     const offs: number[] = [];
+    // an int8-out step's channel operands are float32, its additions divided by the output's scale
+    const sY = p.spec.int8Output ? (outputScale(step) as number) : 1;
+    const dtype = p.spec.int8Output ? "float32" : p.spec.dtype;
     for (const op of step.epilogue) {
       if (op.kind !== "channel") continue;
-      offs.push(place(tensorBytes(tensorFromNumbers(p.spec.dtype, [op.values.length], op.values))));
+      const values = op.op === "add" && sY !== 1 ? op.values.map((v) => v / sY) : op.values;
+      offs.push(place(tensorBytes(tensorFromNumbers(dtype, [values.length], values))));
     }
     channelOffsets.set(step, offs);
   }

@@ -67,7 +67,7 @@ export interface BuildStats {
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
 export function describeEngine(s: BuildStats): string {
-  const int8 = s.stepKinds["conv(int8)"];
+  const int8 = s.stepKinds?.["conv(int8)"];
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""})`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
   const n = s.libraryRefusals.length;

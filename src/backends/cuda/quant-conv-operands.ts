@@ -1,8 +1,9 @@
 /**
  * The device operands of an engine's int8 convolution step (ConvStep.int8), from its site (quant-conv-sites.ts):
  * the weight as KRSC int8, the per-channel scale alpha[k] = f32(sX · sW[k]) and the float32 bias, the
- * arithmetic of torchc.quantized_convolution with int32 accumulation. The builder uploads them with the other
- * weights; the float weight constant is not read by the step.
+ * arithmetic of torchc.quantized_convolution with int32 accumulation. A step that writes the next layer's int8
+ * input (ConvStep.quantizeOutput) has its scale and bias divided by that layer's scale sY (f32(v / sY)). The
+ * builder uploads them with the other weights; the float weight constant is not read by the step.
  */
 import { int8ConvRefusal } from "./device/conv-int8.js";
 import type { ConvStep } from "./fuse/steps.js";
@@ -28,7 +29,12 @@ export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8C
   const q = site.site;
   if (q.inputZeroPoint !== 0 || q.qmin < -128 || q.qmax > 127)
     return `activation range [${q.qmin}, ${q.qmax}] with zero point ${q.inputZeroPoint} (int8 convolutions take symmetric int8 inputs)`;
-  const scale = int8Alpha(q.inputScale, q.weightScales, q.k);
+  const sY = outputScale(step);
+  if (typeof sY === "string") return sY;
+  const f = Math.fround;
+  const alpha = int8Alpha(q.inputScale, q.weightScales, q.k);
+  const scale = sY === 1 ? alpha : Float32Array.from(alpha, (a) => f(a / sY));
+  const bias = q.bias && sY !== 1 ? Float32Array.from(q.bias, (b) => f(b / sY)) : q.bias;
   const refusal = int8ConvRefusal({
     n: q.n,
     c: q.c,
@@ -40,10 +46,19 @@ export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8C
     stride: q.stride,
     padding: q.padding,
     dilation: q.dilation,
-    output: q.dtype,
-    bias: q.bias !== null,
+    output: step.quantizeOutput ? "int8" : q.dtype,
+    bias: bias !== null,
     scales: scale,
   });
   if (refusal) return refusal;
-  return { weight: krscWeight(q.weight, q.k, q.c, q.r, q.s), scale, bias: q.bias };
+  return { weight: krscWeight(q.weight, q.k, q.c, q.r, q.s), scale, bias };
+}
+
+/** The scale the step's output is divided by: its quantize's (int8, zero point 0), or 1 for a float output. */
+export function outputScale(step: ConvStep): number | string {
+  const q = step.quantizeOutput;
+  if (!q) return 1;
+  if (q.axis !== null || q.dtype !== "int8" || q.zeroPoint[0] !== 0 || q.qmin < -128 || q.qmax > 127)
+    return `the output quantize '${q.name}' is not per-tensor int8 with zero point 0`;
+  return q.scale[0];
 }

@@ -75,10 +75,12 @@ function int8Site(
   const info = (t: string) => plan.infos.get(t)!;
   const [x, y] = [info(step.x), info(step.output)];
   if (x.shape.length !== 4) return `a ${x.shape.length - 2}-d convolution (int8 runs 2-d ones)`;
-  // an int8 step (ConvStep.int8) reads quantize's int8 output; its float type is the output's
-  const dtype = y.storage;
+  // an int8 step (ConvStep.int8) reads quantize's int8 output, and may write the next one's (quantizeOutput);
+  // its float type is the convolution's own output's
+  const dtype = step.int8 ? info(l.output).storage : y.storage;
   const xStorage = step.int8 ? "int8" : dtype;
-  if ((dtype !== "float16" && dtype !== "float32") || x.storage !== xStorage)
+  const yStorage = step.quantizeOutput ? "int8" : dtype;
+  if ((dtype !== "float16" && dtype !== "float32") || x.storage !== xStorage || y.storage !== yStorage)
     return `input/output storage ${x.storage}/${y.storage}`;
   const constant = (t: string): Tensor | undefined => {
     const c = producer(t);

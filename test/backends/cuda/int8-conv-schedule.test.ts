@@ -37,8 +37,28 @@ describe("int8 convolutions in the schedule", () => {
         expect(site.kind).toBe("int8");
       }
       expect(elementLayers(plan)).not.toContain("dequantize");
-      expect(elementLayers(plan).filter((t) => t === "quantize")).toHaveLength(2);
+      // conv1 → relu ends in conv2's quantize: cuDNN writes conv2's int8 input; only the image is quantized by a kernel
+      expect(convs.map((c) => c.quantizeOutput?.type)).toEqual(["quantize", undefined]);
+      expect(plan.infos.get(convs[0].output)!.storage).toBe("int8");
+      expect(convs[1].x).toBe(convs[0].output);
+      expect(elementLayers(plan).filter((t) => t === "quantize")).toHaveLength(1);
     });
+
+  it("writes float and quantizes in a kernel when the int8 output is refused", () => {
+    const plan = planCudaEngine(network(), {
+      precision: "fp16",
+      channelsLast: true,
+      int8Convs: true,
+      convSupported: (s) => s.quantizeOutput === undefined,
+    });
+    const convs = plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+    expect(convs.map((c) => [c.int8 !== undefined, c.quantizeOutput !== undefined])).toEqual([
+      [true, false],
+      [true, false],
+    ]);
+    expect(elementLayers(plan).filter((t) => t === "quantize")).toHaveLength(2);
+    expect(elementLayers(plan)).not.toContain("dequantize");
+  });
 
   it("is off unless asked for", () => {
     const plan = planCudaEngine(network(), { precision: "fp16", channelsLast: true });

@@ -569,27 +569,36 @@ class Scheduler {
     const xq = int8.quantize.output;
     const xs = this.materialize(xq, layout, "int8");
     const chain = this.convChain(layer, layout, storage);
+    // Longest epilogue first; for each, ending in the next convolution's quantize (int8 out) before float out.
+    const tries: { k: number; q?: LayerOf<"quantize"> }[] = [];
     for (let k = chain.length; k >= 0; k--) {
+      const q = this.quantizedOutput(layer, chain.slice(0, k));
+      if (q) tries.push({ k, q });
+      tries.push({ k });
+    }
+    for (const { k, q } of tries) {
       const fused = chain.slice(0, k);
-      const final = k === 0 ? layer.output : fused[k - 1].layer.output;
-      const { target, copy } = this.staging(final, layout, storage);
+      const last = k === 0 ? layer.output : fused[k - 1].layer.output;
+      const final = q ? q.output : last;
+      const { target, copy } = this.staging(final, layout, q ? "int8" : storage);
       const step: ConvStep = {
         kind: "conv",
         layer,
         x: xs,
         epilogue: fused.map((f) => f.op),
-        fused: fused.map((f) => f.layer),
+        fused: [...fused.map((f) => f.layer), ...(q ? [q] : [])],
         output: target,
         layout: "NHWC",
         engine: "cudnn",
         int8,
+        ...(q ? { quantizeOutput: q } : {}),
       };
       if (!this.opts.convSupported(step)) {
         if (target !== final) this.infos.delete(target);
         continue;
       }
       this.steps.push(step);
-      for (const f of fused) this.consumed.add(f.layer);
+      for (const l of step.fused) this.consumed.add(l);
       if (copy) copy();
       return true;
     }
@@ -599,6 +608,25 @@ class Scheduler {
       this.infos.delete(xs);
     }
     return false;
+  }
+
+  /**
+   * The quantize an int8 convolution's epilogue `chain` can end in: the only reader of the chain's output, itself
+   * read (through its dequantize) only by int8 convolutions, when every op commutes with dividing by its scale.
+   */
+  private quantizedOutput(
+    conv: LayerOf<"convolution">,
+    chain: readonly { layer: Layer; op: ConvEpilogueOp }[],
+  ): LayerOf<"quantize"> | undefined {
+    const last = chain.length ? chain[chain.length - 1].layer.output : conv.output;
+    if (this.isOutputish(last)) return undefined;
+    const rs = this.readers(last);
+    const q = rs.length === 1 ? rs[0] : undefined;
+    if (q?.type !== "quantize" || q.inputs[0] !== last) return undefined;
+    if (![...this.int8Inputs.values()].some((i) => i.quantize === q)) return undefined;
+    const homogeneous = (op: ConvEpilogueOp) =>
+      op.kind === "channel" || (op.kind === "act" && op.fn === "relu");
+    return chain.every((f) => homogeneous(f.op)) ? q : undefined;
   }
 
   /** A dequantize the scheduler left out, placed now as an element step for a convolution refused in int8. */

@@ -58,6 +58,12 @@ export interface ConvStep {
    * read as int8 and never stored in float (schedule.ts, ScheduleOptions.int8Convs).
    */
   readonly int8?: Int8ConvInput;
+  /**
+   * int8 steps only: the step ends in the next layer's quantize (the last of `fused`, not an epilogue op) and
+   * writes its int8 output: the graph's scale, bias and channel additions are divided by its scale (exact for the
+   * epilogues allowed: per-channel add/mul and ReLU), and cuDNN converts to int8.
+   */
+  readonly quantizeOutput?: LayerOf<"quantize">;
 }
 
 /** The quantize → dequantize pair an int8 convolution step reads through. */
@@ -207,7 +213,7 @@ export function describeStep(s: Step): string {
     case "element":
       return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}${s.group.channelSums ? ` +Σ ${s.group.channelSums.partials}` : ""}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? "(int8)" : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
+      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
     case "normalization":

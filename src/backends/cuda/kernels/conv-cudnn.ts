@@ -34,6 +34,8 @@ export interface CudnnConvSpec {
    * and the float32 bias before the epilogue; y in `dtype` (device/conv-graph.ts's int8 graph).
    */
   readonly int8?: true;
+  /** int8 only: y is int8 (ConvStep.quantizeOutput); channel operands are then float32. */
+  readonly int8Output?: true;
   readonly x: Dims4;
   /** [K, C/groups, R, S]. */
   readonly w: Dims4;
@@ -55,15 +57,20 @@ export function cudnnConvSpec(
   const [x, w, y] = [info(step.x), info(step.layer.inputs[1]), info(step.output)];
   const l = step.layer;
   const int8 = step.int8 !== undefined;
-  const dtype = int8 ? y.storage : x.storage;
+  const int8Output = int8 && step.quantizeOutput !== undefined;
+  // an int8 step's float type is its convolution's output's (an int8-out step stores none)
+  const dtype = int8 ? info(l.output).storage : x.storage;
   if (dtype !== "float16" && dtype !== "float32") return `${int8 ? "output" : "input"} dtype ${dtype}`;
   // an int8 step's weight is the layer's int8 grid, uploaded by the builder (the float constant is not read)
-  if (int8 ? x.storage !== "int8" : w.storage !== dtype || y.storage !== dtype)
-    return `dtypes ${x.storage}/${w.storage}/${y.storage}`;
+  const ok = int8
+    ? x.storage === "int8" && y.storage === (int8Output ? "int8" : dtype)
+    : w.storage === dtype && y.storage === dtype;
+  if (!ok) return `dtypes ${x.storage}/${w.storage}/${y.storage}`;
   return {
     layout: step.layout,
     dtype,
     ...(int8 ? { int8: true as const } : {}),
+    ...(int8Output ? { int8Output: true as const } : {}),
     x: x.shape as unknown as Dims4,
     w: w.shape as unknown as Dims4,
     y: y.shape as unknown as Dims4,
@@ -80,7 +87,7 @@ export function cudnnConvSpec(
 export function convGraphSpec(spec: CudnnConvSpec): ConvGraphSpec {
   const strided = (dims: Dims4) => ({ dims, strides: layoutStrides(spec.layout, dims) });
   return {
-    ...(spec.int8 ? { quant: { output: spec.dtype } } : { dtype: spec.dtype }),
+    ...(spec.int8 ? { quant: { output: spec.int8Output ? "int8" : spec.dtype } } : { dtype: spec.dtype }),
     x: strided(spec.x),
     w: strided(spec.w),
     y: strided(spec.y),
