@@ -35,7 +35,14 @@ function supported(a: Args, ctx: ConvertContext): Support {
     : refuse(`input range [${a.qmin}, ${a.qmax}] needs more than 8 bits`);
 }
 
-/** The input rounded to its quantization grid, back in its float type. */
+/** Each conversion's rounded inputs, by input and parameters. */
+const rounded = new WeakMap<ConversionNet, Map<string, string>>();
+
+/**
+ * The input rounded to its quantization grid, back in its float type: one quantize → dequantize per input and
+ * parameters, shared by every quantized layer reading it (a ResNet block's first convolution and its
+ * downsample read the same tensor), so the int8 values are made once.
+ */
 function fakeQuantizedInput(net: ConversionNet, a: Args): string {
   const x = net.input(a.input);
   const p: QuantParams = {
@@ -45,7 +52,14 @@ function fakeQuantizedInput(net: ConversionNet, a: Args): string {
     qmin: a.qmin,
     qmax: a.qmax,
   };
-  return roundToGrid(net, x, p, net.net.typeOf(x).dtype);
+  const key = JSON.stringify([x, p]);
+  let known = rounded.get(net);
+  if (!known) rounded.set(net, (known = new Map()));
+  const hit = known.get(key);
+  if (hit !== undefined) return hit;
+  const out = roundToGrid(net, x, p, net.net.typeOf(x).dtype);
+  known.set(key, out);
+  return out;
 }
 
 /** (wq − zw[c]) · sw[c] in float32, then in the input's float type. */

@@ -78,6 +78,28 @@ describe("int8 convolutions in the schedule", () => {
     expect(elementLayers(plan).filter((t) => t === "dequantize")).toHaveLength(1);
   });
 
+  it("quantizes a tensor two convolutions read once, and fuses the shortcut's add into the last one", () => {
+    const lowered2 = runPipeline(twoConvs(true), defaultPipeline({})).graph;
+    const amax2 = new Map(quantizationSites(lowered2).map((s) => [s.input, 2]));
+    // as compile() lowers a quantized graph: the fold, then dead code removed
+    const net = convertGraph(
+      runPipeline(insertQuantization(lowered2, amax2, "int8"), defaultPipeline({})).graph,
+    );
+    // one quantize → dequantize per tensor, however many quantized layers read it
+    expect(net.layers.filter((l) => l.type === "quantize")).toHaveLength(2);
+    const plan = planCudaEngine(net, { precision: "fp16", channelsLast: true, int8Convs: true });
+    const convs = plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+    // conv1 writes the int8 tensor both read; the shortcut's add and relu join the last one's epilogue
+    expect(convs.map((c) => [c.int8 !== undefined, c.quantizeOutput !== undefined])).toEqual([
+      [true, true],
+      [true, false],
+      [true, false],
+    ]);
+    expect(convs[1].x).toBe(convs[0].output);
+    expect(convs[2].x).toBe(convs[0].output);
+    expect(convs.at(-1)!.epilogue.map((o) => (o.kind === "act" ? o.fn : o.kind))).toEqual(["tensor", "relu"]);
+  });
+
   it.skipIf(!hasGxx())("computes what the float-input schedule computes (emulated, fp32 and fp16)", () => {
     const x = randomTensor([2, 16, 12, 12], 7, 1.5);
     const reference = emulateEngine(network(), { x }, { precision: "fp32", channelsLast: true }).outputs[0];

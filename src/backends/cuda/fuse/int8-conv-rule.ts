@@ -1,6 +1,7 @@
 /**
  * Which dequantize layers int8 convolutions can absorb (TORCHC_QUANT_KERNELS=1): a per-tensor
- * dequantize(quantize(x)) to int8 with zero point 0, read only by 2-d, one-group convolutions as their input.
+ * dequantize(quantize(x)) to int8 with zero point 0, read only by 2-d, one-group convolutions as their input,
+ * with input and output channels in multiples of 4, on maps larger than 1×1.
  * The scheduler then leaves the dequantize out: the element kernel that quantizes stores the int8 values and
  * each convolution reads them (one byte per value instead of a float write and read). A convolution the library
  * then refuses in int8 gets the dequantize as an element step of its own, just before it.
@@ -25,7 +26,12 @@ function samePair(q: LayerOf<"quantize">, dq: LayerOf<"dequantize">): boolean {
 function int8Reader(v: RowsScheduleView, r: Layer, t: string): boolean {
   if (r.type !== "convolution" || r.inputs[0] !== t || r.inputs[1] === t || r.inputs[2] === t) return false;
   const w = v.info(r.inputs[1]).shape;
-  return r.groups === 1 && w.length === 4 && v.producer(r.inputs[1])?.type === "constant";
+  // int8 NHWC reads channels as 4-byte vectors (device/conv-int8.ts): an image stem's 3 channels stay float
+  const vectors = w[0] % 4 === 0 && v.info(t).shape[1] % 4 === 0;
+  // 1×1 maps (squeeze-excite) are the generated gemv kernels' (launch-bound, not arithmetic-bound)
+  const [, , h, wd] = v.info(r.output).shape;
+  const map = h * wd > 1;
+  return r.groups === 1 && w.length === 4 && vectors && map && v.producer(r.inputs[1])?.type === "constant";
 }
 
 /** The int8 input of every dequantize output the scheduler may leave to its convolutions. */
