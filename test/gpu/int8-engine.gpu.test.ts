@@ -64,7 +64,8 @@ describe("int8 convolutions in the engine: two quantized 3×3 convolutions", { s
       for (const mode of ["simulated", "int8"] as const) {
         const logs: string[] = [];
         const engine = await withQuantKernels(mode === "int8" ? "1" : "0", () =>
-          buildCudaEngine(convertGraph(graph), { precision, log: (l) => logs.push(l) }),
+          // int8 convolutions are NHWC (the builder's default with TORCHC_QUANT_KERNELS=1; explicit for both)
+          buildCudaEngine(convertGraph(graph), { precision, channelsLast: true, log: (l) => logs.push(l) }),
         );
         try {
           const int8Steps = engine.stats.stepKinds["conv(int8)"] ?? 0;

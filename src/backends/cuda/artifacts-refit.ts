@@ -18,6 +18,7 @@ import { type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import type { Precision } from "./plan/tensors.js";
 import { type EnginePlan, planCudaEngine } from "./plan.js";
+import { quantKernelsEnabled } from "./quant-select.js";
 
 /** What a build leaves for a later refit. */
 export interface BuiltEngine {
@@ -73,7 +74,7 @@ export function prepareEngineRefit(
   const tf32 = built.options.tf32 === true;
   const plan = planCudaEngine(network, {
     precision: built.options.precision,
-    channelsLast: built.options.channelsLast ?? built.options.precision === "fp16",
+    channelsLast: built.options.channelsLast ?? (built.options.precision === "fp16" || quantKernelsEnabled()),
     // An fp16 engine with float32 islands (fp16Overflow: keep-fp32) re-plans with them, or its storage differs.
     keepFloat32: built.options.keepFloat32,
     convSupported(step, info) {

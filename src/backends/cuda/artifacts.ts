@@ -92,6 +92,8 @@ const fromB64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
 export class EngineChoices {
   private readonly convs = new Map<string, CudnnConvPlan>();
+  /** Problems cuDNN refused in this build, with its reason. */
+  private readonly refusedConvs = new Map<string, string>();
   private readonly matmuls = new Map<string, LtMatmul>();
   private kernels: PackageKernelCache | undefined;
   /** The build's answers to the scheduler by problem key, and the matmul workspace bound it asked with (for refit). */
@@ -114,10 +116,20 @@ export class EngineChoices {
     private readonly tune = false,
   ) {}
 
-  /** The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it). */
+  /**
+   * The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it).
+   * Within a build, a problem cuDNN refused once is refused again without asking, and one it planned once is
+   * restored from that plan (unless tuning, which times each step's candidates): a ResNet-50 repeats most of its
+   * convolutions, and each heuristic query and finalization costs milliseconds (tens for runtime-compiled ones).
+   * TORCHC_REUSE_CONV_PLANS=0 asks cuDNN every time (for A/B timing of compiles).
+   */
   conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
     const key = convKey(spec);
-    const choice = this.savedConv(key);
+    const reuse = process.env.TORCHC_REUSE_CONV_PLANS !== "0";
+    const again = reuse ? this.refusedConvs.get(key) : undefined;
+    if (again !== undefined) return { ok: false, reason: again };
+    const sibling = reuse && !this.tune ? this.convs.get(key)?.chosen : undefined;
+    const choice = this.savedConv(key) ?? (sibling ? describeConvCandidate(sibling) : undefined);
     let built: CudnnConvBuild | undefined;
     const known = choice ?? this.cache.conv(key, this.tune);
     if (known) {
@@ -129,6 +141,7 @@ export class EngineChoices {
       this.stats.chosen++;
     }
     if (built.ok) this.convs.set(key, built.plan);
+    else this.refusedConvs.set(key, built.reason);
     this.answers.conv.set(key, built.ok);
     return built;
   }

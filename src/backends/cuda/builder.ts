@@ -117,7 +117,8 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
   const log = options.log ?? (() => {});
   const plan = planCudaEngine(network, {
     precision: options.precision,
-    channelsLast: options.channelsLast ?? options.precision === "fp16",
+    // int8 convolutions are NHWC: with them on, fp32 engines are channels-last too
+    channelsLast: options.channelsLast ?? (options.precision === "fp16" || quantKernelsEnabled()),
     keepFloat32: options.keepFloat32,
     // opt-in: quantized convolutions read their int8 input (fuse/int8-conv-rule.ts)
     int8Convs: quantKernelsEnabled(),

@@ -27,7 +27,8 @@ export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8C
   if (site.kind === "float") return "the input is not dequantize(quantize(x))";
   if (site.kind === "refused") return site.reason;
   const q = site.site;
-  if (q.inputZeroPoint !== 0 || q.qmin < -128 || q.qmax > 127)
+  // cuDNN neither clamps the input nor the output to a narrower range than int8's
+  if (q.inputZeroPoint !== 0 || q.qmin !== -128 || q.qmax !== 127)
     return `activation range [${q.qmin}, ${q.qmax}] with zero point ${q.inputZeroPoint} (int8 convolutions take symmetric int8 inputs)`;
   const sY = outputScale(step);
   if (typeof sY === "string") return sY;
@@ -58,7 +59,7 @@ export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8C
 export function outputScale(step: ConvStep): number | string {
   const q = step.quantizeOutput;
   if (!q) return 1;
-  if (q.axis !== null || q.dtype !== "int8" || q.zeroPoint[0] !== 0 || q.qmin < -128 || q.qmax > 127)
-    return `the output quantize '${q.name}' is not per-tensor int8 with zero point 0`;
+  if (q.axis !== null || q.dtype !== "int8" || q.zeroPoint[0] !== 0 || q.qmin !== -128 || q.qmax !== 127)
+    return `the output quantize '${q.name}' is not per-tensor int8 [-128, 127] with zero point 0`;
   return q.scale[0];
 }

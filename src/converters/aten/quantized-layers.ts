@@ -53,8 +53,8 @@ function fakeQuantizedInput(net: ConversionNet, a: Args): string {
     qmax: a.qmax,
   };
   const key = JSON.stringify([x, p]);
-  let known = rounded.get(net);
-  if (!known) rounded.set(net, (known = new Map()));
+  const known = rounded.get(net) ?? new Map<string, string>();
+  rounded.set(net, known);
   const hit = known.get(key);
   if (hit !== undefined) return hit;
   const out = roundToGrid(net, x, p, net.net.typeOf(x).dtype);

@@ -41,6 +41,8 @@ export function int8ConvInputs(v: RowsScheduleView, layers: readonly Layer[]): M
     if (dq.type !== "dequantize") continue;
     const q = v.producer(dq.inputs[0]);
     if (q?.type !== "quantize" || q.dtype !== "int8" || !samePair(q, dq) || q.zeroPoint[0] !== 0) continue;
+    // cuDNN saturates to int8's whole range: a narrower one (a [-127, 127] grid) would not be kept
+    if (q.qmin !== -128 || q.qmax !== 127) continue;
     if (v.isOutputish(dq.output) || v.isOutputish(q.output)) continue;
     const readers = v.consumers(dq.output);
     if (readers.length === 0 || readers.some((r) => !int8Reader(v, r, dq.output))) continue;

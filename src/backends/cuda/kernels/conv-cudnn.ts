@@ -298,7 +298,8 @@ export function buildCudnnConv(
       graph,
       {
         modes: ["A", "fallback"],
-        strictFp32: spec.dtype === "float32" && !spec.allowTf32,
+        // int8 engines are all tensor-core (IMMA) ones; the strict fp32 rule is for float convolutions
+        strictFp32: !spec.int8 && spec.dtype === "float32" && !spec.allowTf32,
         max: opts.tune ? MAX_CANDIDATES : 1,
         workspaceCap: CANDIDATE_WORKSPACE_CAP,
       },
