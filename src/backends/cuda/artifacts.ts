@@ -118,17 +118,18 @@ export class EngineChoices {
 
   /**
    * The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it).
-   * Within a build, a problem cuDNN refused once is refused again without asking, and one it planned once is
-   * restored from that plan (unless tuning, which times each step's candidates): a ResNet-50 repeats most of its
-   * convolutions, and each heuristic query and finalization costs milliseconds (tens for runtime-compiled ones).
-   * TORCHC_REUSE_CONV_PLANS=0 asks cuDNN every time (for A/B timing of compiles).
+   * Within a build, a problem cuDNN refused once is refused again without asking (the scheduler offers each
+   * convolution's longest epilogue first, and a ResNet-50 repeats most of its problems; an int8 graph refused
+   * costs a runtime compile). TORCHC_REUSE_CONV_PLANS=1 also restores a problem planned once from that plan
+   * (unless tuning): off by default until a GPU run shows a restored plan runs as fast as the heuristic's
+   * (bench/NOTES.md, the ResNet-50 sparse 0.61× hypothesis); =0 asks cuDNN every time.
    */
   conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
     const key = convKey(spec);
-    const reuse = process.env.TORCHC_REUSE_CONV_PLANS !== "0";
-    const again = reuse ? this.refusedConvs.get(key) : undefined;
+    const reuse = process.env.TORCHC_REUSE_CONV_PLANS;
+    const again = reuse !== "0" ? this.refusedConvs.get(key) : undefined;
     if (again !== undefined) return { ok: false, reason: again };
-    const sibling = reuse && !this.tune ? this.convs.get(key)?.chosen : undefined;
+    const sibling = reuse === "1" && !this.tune ? this.convs.get(key)?.chosen : undefined;
     const choice = this.savedConv(key) ?? (sibling ? describeConvCandidate(sibling) : undefined);
     let built: CudnnConvBuild | undefined;
     const known = choice ?? this.cache.conv(key, this.tune);
