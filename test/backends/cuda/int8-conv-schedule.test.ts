@@ -4,14 +4,24 @@
 // engine computes the same outputs either way.
 import { describe, expect, it } from "vitest";
 import type { ConvStep } from "../../../src/backends/cuda/fuse/steps.js";
+import type { QuantizedConvSpec } from "../../../src/backends/cuda/kernels/quantized-conv.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { int8ConvOperands } from "../../../src/backends/cuda/quant-conv-operands.js";
 import { quantizedConvSite } from "../../../src/backends/cuda/quant-conv-sites.js";
 import { convertGraph } from "../../../src/converters/index.js";
+import { type Tensor, toFloat64Array } from "../../../src/ir/tensor.js";
 import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../../src/passes/quantize-insert.js";
 import { compareTensors } from "../../../src/util/compare.js";
+import { int32ConvNhwc, nchwToNhwc, outSize } from "../../quant/conv-reference.js";
 import { randomTensor } from "../../quant/tiny-cnn.js";
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 import { twoConvs } from "../../quant/two-convs.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
 
@@ -99,6 +109,64 @@ describe("int8 convolutions in the schedule", () => {
     expect(convs[2].x).toBe(convs[0].output);
     expect(convs.at(-1)!.epilogue.map((o) => (o.kind === "act" ? o.fn : o.kind))).toEqual(["tensor", "relu"]);
   });
+
+  // What the CPU cannot run is cuDNN; what it can check is that the operands the builder uploads (KRSC int8 weight,
+  // scale and bias, divided by the next scale for an int8 output), put through the graph's arithmetic
+  // (int32 sums, f32 scale, bias, relu, then round-half-even to int8), give each step's output as the plan means it.
+  it.skipIf(!hasGxx())(
+    "the builder's device operands compute each int8 step's output (host arithmetic)",
+    () => {
+      const net = convertGraph(
+        runPipeline(insertQuantization(lowered, amax, "int8"), defaultPipeline({})).graph,
+      );
+      const x = randomTensor([2, 16, 12, 12], 7, 1.5);
+      const seen = new Map<string, Tensor>();
+      const run = emulateEngine(
+        net,
+        { x },
+        {
+          precision: "fp32",
+          channelsLast: true,
+          int8Convs: true,
+          onStep: (_i, _d, written) => {
+            for (const [t, v] of written) seen.set(t, v);
+          },
+        },
+      );
+      const convs = run.plan.steps.filter((s): s is ConvStep => s.kind === "conv");
+      expect(convs.map((c) => c.quantizeOutput !== undefined)).toEqual([true, false]);
+      for (const step of convs) {
+        const ops = int8ConvOperands(step, run.plan);
+        const site = quantizedConvSite(step, run.plan);
+        if (typeof ops === "string" || site.kind !== "int8") throw new Error(String(ops));
+        const q = site.site;
+        const [xin, y] = [seen.get(step.x)!, seen.get(step.output)!];
+        const { oh, ow } = outSize(q);
+        const hw = q.h * q.w;
+        const xq = Int8Array.from(nchwToNhwc(toFloat64Array(xin), q.n, q.c, hw));
+        const acc = int32ConvNhwc(q as unknown as QuantizedConvSpec, xq, ops.weight);
+        const f = Math.fround;
+        const got = Float64Array.from(acc, (a, i) => {
+          const k = i % q.k;
+          const v = Math.max(0, f(f(f(a) * ops.scale[k]) + (ops.bias ? ops.bias[k] : 0)));
+          return step.quantizeOutput ? Math.min(127, roundHalfEven(v)) : v;
+        });
+        const want = nchwToNhwc(toFloat64Array(y), q.n, q.k, oh * ow);
+        let differ = 0;
+        let worst = 0;
+        for (let i = 0; i < got.length; i++) {
+          const d = Math.abs(got[i] - want[i]);
+          if (d > 0) differ++;
+          worst = Math.max(worst, d);
+        }
+        if (step.quantizeOutput) {
+          // int8 out: at most one step, and only for a few values landing on a rounding boundary
+          expect(worst).toBeLessThanOrEqual(1);
+          expect(differ).toBeLessThan(got.length / 100);
+        } else expect(worst).toBeLessThan(1e-5 * Math.max(...want.map(Math.abs)));
+      }
+    },
+  );
 
   it.skipIf(!hasGxx())("computes what the float-input schedule computes (emulated, fp32 and fp16)", () => {
     const x = randomTensor([2, 16, 12, 12], 7, 1.5);
