@@ -4,7 +4,8 @@
 #      the one-GPU half of multi-gpu; cuda-engine (the SE-block kernels) and transformer-fusion;
 #   2. the e2e benchmark: EfficientNet-B0 GPU-only time at batch 1 and 128 with the SE-pooling fold and the generated
 #      1×1 convolutions each turned off (the A/B), end to end plain and pinned ($OUT/E2E-torchc.md);
-#   3. a cold (empty caches) and a warm compile of EfficientNet-B0 batch 1 (issue 13's ≤ 8 s / ≤ 2 s).
+#   3. a cold (empty caches) and a warm compile of EfficientNet-B0 batch 1 (issue 13's ≤ 8 s / ≤ 2 s);
+#   4. if time is left, the small part of the int8 engine test (does cuDNN run the int8 graphs at all).
 # Everything worth reading is printed; logs go to $OUT/kernels-check.tgz. KERNELS_CHECK_S (default 560) bounds it.
 #   bash scripts/gpu/kernels-check.sh        (on the GPU machine, carry .gpu-carry)
 set -uo pipefail
@@ -46,6 +47,18 @@ for c in cold warm; do
   echo "compile $c rc=$? $(( ($(date +%s%N) - T) / 1000000 )) ms wall (process start and library loading included)"
   grep -iE "^(load|build|compile|total)" "$LOGS/compile-$c.log" | tail -4
 done
+pack
+
+echo "== 4. int8 convolutions in the engine, small part ($(el))"
+L=$(( $(left) - 5 ))
+if [ "$L" -gt 45 ]; then
+  OUT="$LOGS/int8" INT8_ENGINE_PART=small TORCHC_GPU_TIMEOUT=$(( L < 80 ? L : 80 )) \
+    bash "$ROOT/scripts/gpu.sh" test int8-engine >"$LOGS/int8-small.log" 2>&1
+  echo "int8 small rc=$? ($(el))"
+  grep -E "\[int8-engine\]|ℹ (pass|fail)|✖" "$LOGS/int8-small.log" | cut -c1-500 | head -12
+else
+  echo "int8 small skipped: ${L}s left"
+fi
 pack
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
