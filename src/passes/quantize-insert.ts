@@ -55,9 +55,30 @@ export function quantizationSites(graph: Graph): QuantSite[] {
     if (DEQUANTIZE_OPS.has(producer.get(x.name) ?? "") || w.name.endsWith(FP8_WEIGHT_SUFFIX)) continue;
     const weight = graph.weights[w.name]?.tensor;
     if (weight?.dtype !== "float32" || graph.values[x.name]?.dtype !== "float32") continue;
+    if (node.op === "aten.convolution.default" && (onePixelMaps(graph, node) || depthwise(node))) continue;
     sites.push({ node: node.name, op: node.op, input: x.name, weight: w.name });
   }
   return sites;
+}
+
+/**
+ * A convolution whose every output map is one pixel (squeeze-excite's reduce and expand convolutions): it stays in
+ * float. Its arithmetic is a few thousand multiply-adds per sample, so int8 saves nothing, while quantizing its
+ * input adds a kernel (the pooled vector's quantize) and keeps the pooling from being folded into its producer.
+ */
+function onePixelMaps(graph: Graph, node: Graph["nodes"][number]): boolean {
+  const shape = graph.values[node.outputs[0]]?.shape;
+  return shape !== undefined && shape.length > 2 && shape.slice(2).every((d) => d === 1);
+}
+
+/**
+ * A grouped convolution (depthwise: one input channel per group) stays in float: torchc has no int8 kernel for it,
+ * and simulating one costs a quantize pass over its input (its kernel reads the input in loops and cannot apply
+ * the rounding as it loads).
+ */
+function depthwise(node: Graph["nodes"][number]): boolean {
+  const g = node.args.groups;
+  return g?.kind === "int" && g.value > 1;
 }
 
 /** The activations calibration must observe: every site's input, once each, in graph order. */
