@@ -80,18 +80,18 @@ async function measure(batch: number): Promise<void> {
   }
   const memory = one.memory();
   await one.dispose();
-  // A/B: squeeze-excite's pooling as its own reduce kernel again (not summed by the depthwise kernel).
-  process.env.TORCHC_FOLD_SPATIAL_MEAN = "0";
-  const noFold = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
-  const gpuNoFold = noFold.benchmark([x], { reps: batch === 1 ? 200 : 50 });
-  await noFold.dispose();
+  // A/B (session 9): the image stem as cuDNN's convolution instead of the direct element kernel, and the
+  // squeeze-excite pooling folded into the depthwise kernel (opt-in since session 9's H100 run found it slower).
+  process.env.TORCHC_DIRECT_STEM = "0";
+  const noStem = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+  const gpuNoStem = noStem.benchmark([x], { reps: batch === 1 ? 200 : 50 });
+  await noStem.dispose();
+  delete process.env.TORCHC_DIRECT_STEM;
+  process.env.TORCHC_FOLD_SPATIAL_MEAN = "1";
+  const fold = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+  const gpuFold = fold.benchmark([x], { reps: batch === 1 ? 200 : 50 });
+  await fold.dispose();
   delete process.env.TORCHC_FOLD_SPATIAL_MEAN;
-  // A/B: small 1×1 convolutions on cuDNN again (not generated kernels with the SE scale read in place).
-  process.env.TORCHC_POINTWISE_CONV = "0";
-  const noPointwise = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
-  const gpuNoPointwise = noPointwise.benchmark([x], { reps: batch === 1 ? 200 : 50 });
-  await noPointwise.dispose();
-  delete process.env.TORCHC_POINTWISE_CONV;
   const two = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"], contexts: 2 });
   const pipelined: Record<string, number> = {};
   for (const [label, input] of [["plain", xs], ["pinned", null]] as const) {
@@ -113,7 +113,7 @@ async function measure(batch: number): Promise<void> {
   }
   const memory2 = two.memory();
   await two.dispose();
-  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoFold, gpuNoPointwise, plain, plainByChunk, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
+  const row = { model: "efficientnet_b0", batch, compileS, gpu, gpuNoStem, gpuFold, plain, plainByChunk, plainWorkerCopy, pinned, pinnedBoth, strategies, pipelined, memory, memory2 };
   rows.push(row);
   console.log(JSON.stringify(row));
   console.log(`  contexts=1 ${formatMemory(memory)}`);
@@ -122,13 +122,13 @@ async function measure(batch: number): Promise<void> {
 
 const f = (s: { median: number }) => s.median.toFixed(3);
 for (const b of [1, 128]) await measure(b);
-console.log("\n| batch | GPU only | GPU only, SE pooling apart | GPU only, 1×1 convs on cuDNN | e2e plain | e2e plain, worker-thread copy | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
+console.log("\n| batch | GPU only | GPU only, stem on cuDNN | GPU only, SE pooling folded | e2e plain | e2e plain, worker-thread copy | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows as never as {
   batch: number;
   gpu: { medianMs: number };
-  gpuNoFold: { medianMs: number };
-  gpuNoPointwise: { medianMs: number };
+  gpuNoStem: { medianMs: number };
+  gpuFold: { medianMs: number };
   plain: { median: number };
   plainWorkerCopy?: { median: number };
   pinned: { median: number };
@@ -137,7 +137,7 @@ for (const r of rows as never as {
   strategies: Record<string, { median: number }>;
 }[]) {
   console.log(
-    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${r.gpuNoFold.medianMs.toFixed(3)} | ${r.gpuNoPointwise.medianMs.toFixed(3)} | ${f(r.plain)} | ${r.plainWorkerCopy ? f(r.plainWorkerCopy) : "—"} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} | ${f(r.strategies.workerPinned)} | ${f(r.strategies.pollPinned)} | ${f(r.strategies.hostfnPinned)} |`,
+    `| ${r.batch} | ${r.gpu.medianMs.toFixed(3)} | ${r.gpuNoStem.medianMs.toFixed(3)} | ${r.gpuFold.medianMs.toFixed(3)} | ${f(r.plain)} | ${r.plainWorkerCopy ? f(r.plainWorkerCopy) : "—"} | ${f(r.pinned)} | ${f(r.pinnedBoth)} | ${r.pipelined.plain.toFixed(3)} | ${r.pipelined.pinned.toFixed(3)} | ${f(r.strategies.worker)} | ${f(r.strategies.poll)} | ${f(r.strategies.hostfn)} | ${f(r.strategies.workerPinned)} | ${f(r.strategies.pollPinned)} | ${f(r.strategies.hostfnPinned)} |`,
   );
 }
 writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "e2e.json"), JSON.stringify(rows, null, 1));

@@ -27,12 +27,12 @@ for p in peers["runs"]:
         f"{o['pipelined']['plain']:.3f} ms | {o['pipelined']['pinned']:.3f} ms |"
     )
 print("\nA/B in the same process: GPU only with squeeze-excite's pooling summed by the depthwise kernel (default) and as its own reduce kernel (`TORCHC_FOLD_SPATIAL_MEAN=0`), with small 1×1 convolutions as generated kernels (default) and on cuDNN (`TORCHC_POINTWISE_CONV=0`), and batch 1 plain with the input's host copy on worker threads instead of the JS thread (the default below 1 MiB).\n")
-print("| batch | GPU only (defaults) | GPU only (SE pooling apart) | GPU only (1×1 convs on cuDNN) | e2e plain (JS-thread copy, default) | e2e plain (worker-thread copy) |")
+print("| batch | GPU only (defaults) | GPU only (stem on cuDNN) | GPU only (SE pooling folded) | e2e plain (JS-thread copy, default) | e2e plain (worker-thread copy) |")
 print("| --- | --- | --- | --- | --- | --- |")
 for b, o in sorted(ours.items()):
     cell = lambda r, k: f"{r[k]:.3f}" if r else "—"
     print(
-        f"| {b} | {o['gpu']['medianMs']:.3f} | {cell(o.get('gpuNoFold'), 'medianMs')} | {cell(o.get('gpuNoPointwise'), 'medianMs')} | "
+        f"| {b} | {o['gpu']['medianMs']:.3f} | {cell(o.get('gpuNoStem'), 'medianMs')} | {cell(o.get('gpuFold'), 'medianMs')} | "
         f"{o['strategies']['poll']['median']:.3f} | {cell(o.get('plainWorkerCopy'), 'median')} |"
     )
 print("\nBatch 128, plain input: the host copy's piece size (worker threads; each piece's DMA queued as it lands).\n")

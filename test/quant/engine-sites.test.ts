@@ -5,8 +5,9 @@ import { describe, expect, it } from "vitest";
 import type { MatmulStep } from "../../src/backends/cuda/fuse/steps.js";
 import { planCudaEngine } from "../../src/backends/cuda/plan.js";
 import { int8Grid, quantizedMatmulSite } from "../../src/backends/cuda/quant-sites.js";
+import { rng } from "../../src/backends/cuda/testing/nets.js";
 import { convertGraph } from "../../src/converters/index.js";
-import { tensorFromNumbers } from "../../src/ir/tensor.js";
+import { castTensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
@@ -35,7 +36,38 @@ describe("int8 grid recovery", () => {
     expect(int8Grid(tensorFromNumbers("float32", [4], [1, 2, 3, 4]))).toBe(
       "the weight has shape [4], not [N, K]",
     );
-    expect(int8Grid(tensorFromNumbers("float16", [1, 1], [1]))).toBe("the weight is float16, not float32");
+    expect(int8Grid(tensorFromNumbers("bfloat16", [1, 1], [1]))).toBe("the weight is bfloat16, not float32");
+    expect(int8Grid(tensorFromNumbers("float16", [1, 3], [1, 0.3, 0.7]))).toBe(
+      "row 0 of the float16 weight is not on an int8 grid",
+    );
+  });
+
+  it("recovers q exactly from a float16 weight half(f32(q · s)), with a scale that gives it back", () => {
+    const s = [0.0123, 0.5, 3e-5, 0.0071].map(Math.fround);
+    const rnd = rng(5);
+    const q = Array.from({ length: 4 * 64 }, (_, i) => (i % 64 === 0 ? 127 : Math.round(rnd() * 254) - 127));
+    const w = castTensor(
+      tensorFromNumbers(
+        "float32",
+        [4, 64],
+        q.map((v, i) => Math.fround(v * s[Math.floor(i / 64)])),
+      ),
+      "float16",
+    );
+    const g = int8Grid(w);
+    if (typeof g === "string") throw new Error(g);
+    expect(Array.from(g.q)).toEqual(q);
+    const back = castTensor(
+      tensorFromNumbers(
+        "float32",
+        [4, 64],
+        Array.from(g.q, (v, i) => Math.fround(v * g.scales[Math.floor(i / 64)])),
+      ),
+      "float16",
+    );
+    expect(Array.from(toFloat64Array(back))).toEqual(Array.from(toFloat64Array(w)));
+    // within a half-precision step of the true scale
+    for (const [c, x] of s.entries()) expect(Math.abs(g.scales[c] - x) / x).toBeLessThan(2 ** -11);
   });
 });
 

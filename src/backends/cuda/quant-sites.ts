@@ -5,6 +5,7 @@
  * f32((q − 0) · s[c]); both are recovered here exactly or the step is refused with the reason (it then keeps
  * the simulated float GEMM).
  */
+import { float16BitsToNumber, numberToFloat16Bits } from "../../ir/half.js";
 import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
 import type { Layer } from "../../network/layers/index.js";
 import type { MatmulStep } from "./fuse/steps.js";
@@ -20,6 +21,7 @@ const f32 = Math.fround;
  * tried with its neighbouring float32 values.
  */
 export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
+  if (w.dtype === "float16") return int8GridHalf(w);
   if (w.dtype !== "float32") return `the weight is ${w.dtype}, not float32`;
   if (w.shape.length < 2) return `the weight has shape [${w.shape}], not [N, K]`;
   // a convolution's [K, C, R, S] weight is K rows of C·R·S values
@@ -34,6 +36,61 @@ export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | st
     if (s === undefined) return `row ${c} of the weight is not on an int8 grid`;
     scales[c] = s;
     for (let i = 0; i < k; i++) q[c * k + i] = Math.round(row[i] / s);
+  }
+  return { q, scales };
+}
+
+/** Half of a float16 value's unit in the last place (the rounding radius around it). */
+function halfUlp16(v: number): number {
+  const a = Math.abs(v);
+  return a < 2 ** -14 ? 2 ** -25 : 2 ** (Math.floor(Math.log2(a)) - 11);
+}
+
+const half = (x: number) => float16BitsToNumber(numberToFloat16Bits(x));
+
+/**
+ * The same for a weight the model stores in float16 (an fp16 compile converts f32(q · s) to half): q is still
+ * exact (|q| ≤ 128 keeps the half's rounding far below half a step), and a float32 scale is found in the
+ * intersection of the scales every element allows, so that half(f32(q · s)) gives back each value.
+ */
+function int8GridHalf(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
+  if (w.shape.length < 2) return `the weight has shape [${w.shape}], not [N, K]`;
+  const n = w.shape[0];
+  const k = numel(w.shape) / n;
+  const v = toFloat64Array(w);
+  const q = new Int8Array(n * k);
+  const scales = new Float32Array(n);
+  for (let c = 0; c < n; c++) {
+    const row = v.subarray(c * k, (c + 1) * k);
+    let amax = 0;
+    for (const x of row) amax = Math.max(amax, Math.abs(x));
+    if (amax === 0) {
+      scales[c] = 1;
+      continue;
+    }
+    let found = false;
+    for (const levels of [127, 128]) {
+      const guess = amax / levels;
+      let lo = 0;
+      let hi = Number.POSITIVE_INFINITY;
+      const qs = Array.from(row, (x) => Math.round(x / guess));
+      if (qs.some((x) => x < -128 || x > 127)) continue;
+      for (let i = 0; i < k; i++) {
+        if (qs[i] === 0) continue;
+        const h = halfUlp16(row[i]);
+        const [a, b] = [(row[i] - h) / qs[i], (row[i] + h) / qs[i]].sort((x, y) => x - y);
+        lo = Math.max(lo, a);
+        hi = Math.min(hi, b);
+      }
+      if (!(lo <= hi)) continue;
+      const s = f32((lo + hi) / 2);
+      if (!(s > 0) || qs.some((x, i) => (x === 0 ? row[i] !== 0 : half(f32(x * s)) !== row[i]))) continue;
+      scales[c] = s;
+      for (let i = 0; i < k; i++) q[c * k + i] = qs[i];
+      found = true;
+      break;
+    }
+    if (!found) return `row ${c} of the float16 weight is not on an int8 grid`;
   }
   return { q, scales };
 }

@@ -56,7 +56,10 @@ describe("CUDA backend planning (no GPU)", () => {
   }
 
   it("folds batch norm into convolutions and fuses the MBConv block into few kernels", () => {
+    // the pooling fold is opt-in (TORCHC_FOLD_SPATIAL_MEAN=1) since session 9's H100 A/B
+    process.env.TORCHC_FOLD_SPATIAL_MEAN = "1";
     const plan = planCudaEngine(mbconvNet(2), { precision: "fp16" });
+    delete process.env.TORCHC_FOLD_SPATIAL_MEAN;
     expect(plan.network.layers.filter((l) => l.type === "scale")).toHaveLength(0);
     // The depthwise kernel also sums its output for squeeze-excite's pooling (spatial-mean-fold.ts).
     expect(plan.summary).toContain(

@@ -24,6 +24,8 @@ function seBlock(batch: number, c: number, h: number, w: number, seed = 3): Netw
   return m.build([m.se(y, Math.max(1, Math.floor(c / 4)))]);
 }
 
+// Off by default since session 9 (slower on an H100, bench/NOTES.md): every test here turns it on first.
+process.env.TORCHC_FOLD_SPATIAL_MEAN = "1";
 const savedEnv = { ...process.env };
 afterEach(() => {
   process.env = { ...savedEnv };

@@ -3,7 +3,8 @@
  * padding, channels-last input in the plan's storage type, constant weights and bias, and few enough
  * multiply-adds that cuDNN's fixed cost per call outweighs its tensor cores (EfficientNet-B0's expand and project
  * convolutions at batch 1 are 2–20 M; ResNet-50's are 13–51 M). The input may be a squeeze-excite scale
- * x·s[n, c] that nothing else reads, computed as the kernel loads it. TORCHC_POINTWISE_CONV=0 keeps cuDNN;
+ * x·s[n, c] that nothing else reads, computed as the kernel loads it. Opt-in (TORCHC_POINTWISE_CONV=1) since the H100
+ * run of session 9 found cuDNN faster at batch 1 and tiny_resnet wrong in fp16 with it on;
  * TORCHC_POINTWISE_MAX_MACS moves the size bound (for A/B timing).
  */
 
@@ -55,7 +56,7 @@ export function pointwiseConvPlan(
   layer: LayerOf<"convolution">,
   storage: string,
 ): PointwisePlan | undefined {
-  if (process.env.TORCHC_POINTWISE_CONV === "0") return undefined;
+  if (process.env.TORCHC_POINTWISE_CONV !== "1") return undefined;
   if (storage !== "float16" && storage !== "float32") return undefined;
   const [x, w, b] = layer.inputs;
   const ws = v.info(w).shape;

@@ -3,7 +3,7 @@
  * (the depthwise convolution and its activation) and the mean's only reader is a 1×1 convolution the schedule runs
  * as a generated gemv, that group's kernel also writes per-tile channel sums (codegen/channel-sums.ts) and the gemv
  * reads the mean from them (ConvStep.xMean). One launch and one read of the pooled tensor fewer per block.
- * TORCHC_FOLD_SPATIAL_MEAN=0 keeps the mean as its own reduce step (for A/B timing).
+ * Opt-in (TORCHC_FOLD_SPATIAL_MEAN=1): the H100 run of session 9 found EfficientNet-B0 slower with it (bench/NOTES.md).
  */
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
@@ -61,7 +61,7 @@ export function spatialMeanFold(
   v: RowsScheduleView,
   layer: LayerOf<"reduce"> | LayerOf<"adaptive_pooling">,
 ): SpatialMeanFold | undefined {
-  if (process.env.TORCHC_FOLD_SPATIAL_MEAN === "0" || !isSpatialMean(layer)) return undefined;
+  if (process.env.TORCHC_FOLD_SPATIAL_MEAN !== "1" || !isSpatialMean(layer)) return undefined;
   const x = layer.inputs[0];
   const xi = v.info(x);
   if (xi.shape.length !== 4 || xi.viewOf !== undefined || xi.strides !== undefined) return undefined;

@@ -300,7 +300,8 @@ export function buildCudnnConv(
         modes: ["A", "fallback"],
         // int8 engines are all tensor-core (IMMA) ones; the strict fp32 rule is for float convolutions
         strictFp32: !spec.int8 && spec.dtype === "float32" && !spec.allowTf32,
-        max: opts.tune ? MAX_CANDIDATES : 1,
+        // int8: cuDNN's first engine was 4× slower than fp16 on a 56×56×64 layer (H100, session 9): always time them
+        max: opts.tune || spec.int8 ? MAX_CANDIDATES : 1,
         workspaceCap: CANDIDATE_WORKSPACE_CAP,
       },
       owned,
