@@ -43,7 +43,7 @@ for c in cold warm; do
   [ "$L" -gt 20 ] || { echo "compile $c skipped: ${L}s left"; continue; }
   T=$(date +%s%N)
   TORCHC_CACHE_DIR="$CACHE" timeout "$(( L < 60 ? L : 60 ))" bash "$ROOT/scripts/gpu.sh" torchc compile "$E" \
-    --precision fp16 -o /tmp/e.torchc >"$LOGS/compile-$c.log" 2>&1
+    --backend cuda --precision fp16 -o /tmp/e.torchc >"$LOGS/compile-$c.log" 2>&1
   echo "compile $c rc=$? $(( ($(date +%s%N) - T) / 1000000 )) ms wall (process start and library loading included)"
   grep -iE "^(load|build|compile|total)" "$LOGS/compile-$c.log" | tail -4
 done
