@@ -25,11 +25,13 @@ echo "rc=$? ($(el))"
 grep -E "^\||ℹ (pass|fail)|✖" "$LOGS/int8.log" | head -12
 grep -oE "int8 convs\",\"gpuMs[^]]*" "$LOGS/int8.log" | cut -c1-700 | head -2
 pack
+if [ "${S9_E2E:-1}" = 0 ]; then echo "== 3. e2e skipped (S9_E2E=0)"; else
 echo "== 3. e2e ($(el))"
 OUT="$LOGS/e2e" TORCHC_RUNTIME_DIR=/tmp/rt TORCHC_GPU_TIMEOUT=110 bash "$ROOT/scripts/gpu.sh" bench e2e >"$LOGS/e2e.log" 2>&1
 echo "rc=$? ($(el))"
 grep -E "^\|" "$LOGS/e2e.log" | head -6 | tee "$OUT/E2E-torchc.md"
 pack
+fi
 
 nvidia-smi --query-gpu=name --format=csv,noheader
 echo "== done ($(el))"
