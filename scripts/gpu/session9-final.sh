@@ -18,6 +18,7 @@ grep -E "\[conv-switches\]" "$LOGS/switches.log" | sed -E 's/,"runners".*//' | h
 grep -E "ℹ (pass|fail)" "$LOGS/switches.log"
 pack
 
+if [ "${S9_INT8_S:-230}" = 0 ]; then echo "== 2. int8 skipped (S9_INT8_S=0)"; else
 echo "== 2. int8 ResNet-50 b128 ($(el))"
 OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT="${S9_INT8_S:-230}" \
   bash "$ROOT/scripts/gpu.sh" test int8-engine >"$LOGS/int8.log" 2>&1
@@ -25,6 +26,7 @@ echo "rc=$? ($(el))"
 grep -E "^\||ℹ (pass|fail)|✖" "$LOGS/int8.log" | head -12
 grep -oE "int8 convs\",\"gpuMs[^]]*" "$LOGS/int8.log" | cut -c1-700 | head -2
 pack
+fi
 if [ "${S9_E2E:-1}" = 0 ]; then echo "== 3. e2e skipped (S9_E2E=0)"; else
 echo "== 3. e2e ($(el))"
 OUT="$LOGS/e2e" TORCHC_RUNTIME_DIR=/tmp/rt TORCHC_GPU_TIMEOUT=110 bash "$ROOT/scripts/gpu.sh" bench e2e >"$LOGS/e2e.log" 2>&1
