@@ -232,9 +232,12 @@ export class EngineChoices {
     this.cache.flush();
   }
 
-  /** After the build's conv timing: the winners go to the plan cache. */
-  noteTuned(): void {
-    this.cacheConvs(true);
+  /**
+   * After the build's conv timing: the winners go to the plan cache, as tuned choices when every convolution was
+   * timed (`tune`), else as plain ones (only int8 plans were timed; the others are the heuristic's first).
+   */
+  noteTuned(all = true): void {
+    this.cacheConvs(all);
     this.cache.flush();
   }
 

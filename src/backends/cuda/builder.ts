@@ -360,7 +360,8 @@ function makeLauncher(
       execute();
     };
   };
-  let convsTuned = options.tuneConvs !== true;
+  // int8 plans keep several candidates even without tuneConvs (conv-cudnn.ts): they are always timed
+  let convsTuned = options.tuneConvs !== true && ![...libs.convs.values()].some((p) => p.candidateCount > 1);
   return (b) => {
     const { workspace, stream } = b.resources;
     const ptr = pointerResolver(plan, weights, b);
@@ -402,7 +403,7 @@ function makeLauncher(
     if (!convsTuned) {
       convsTuned = true;
       tuneConvs(libs, b.resources.arena, stream, options.log ?? (() => {}));
-      options.choices?.noteTuned();
+      options.choices?.noteTuned(options.tuneConvs === true);
     }
     return launches;
   };
