@@ -7,25 +7,12 @@
  * Every size and alignment is checked before a pointer reaches cuDNN.
  */
 import { CudnnError } from "../../../ffi/status.js";
-import type { Cudnn } from "./conv.js";
-import {
-  buildConvGraph,
-  type ConvGraphStage,
-  type Int8ConvGraphSpec,
-  type Int8ConvOutput,
-  ownedMaker,
-} from "./conv-graph.js";
+import { aligned16, type Cudnn, GraphPlan, type GraphPlanParts, planGraph } from "./conv.js";
+import type { ConvGraphStage, Int8ConvGraphSpec, Int8ConvOutput } from "./conv-graph.js";
 import { type ConvGeometry, convGeometry, type Dims4 } from "./conv-shape.js";
-import { BackendDescriptor } from "./cudnn-backend.js";
-import {
-  chooseEngines,
-  destroyCandidate,
-  type EngineCandidate,
-  type HeuristicMode,
-} from "./cudnn-engines.js";
-import { DeviceBuffer } from "./memory.js";
+import type { HeuristicMode } from "./cudnn-engines.js";
 import type { Stream } from "./stream.js";
-import { checkDevice, checkOneOf, DeviceArgumentError, type DeviceMemory, fail } from "./validate.js";
+import { DeviceArgumentError, type DeviceMemory, fail } from "./validate.js";
 
 export interface Int8ConvSpec {
   /** Only NHWC (x NHWC, w KRSC, y NHWC): cuDNN's int8 kernels read channels last. Default NHWC. */
@@ -179,81 +166,40 @@ export interface Int8ConvIO {
   readonly extra?: readonly DeviceMemory[];
 }
 
-export class Int8ConvPlan {
-  private variantPack: BackendDescriptor | undefined;
-  private variantKey = "";
-  private destroyed = false;
-
+export class Int8ConvPlan extends GraphPlan {
   constructor(
-    private readonly cudnn: Cudnn,
+    cudnn: Cudnn,
     readonly geometry: Int8ConvGeometry,
-    private readonly chosen: EngineCandidate,
-    private readonly owned: readonly BackendDescriptor[],
     /** Variant-pack order: x, w, scale, [bias,] y, operands (conv-graph.ts). */
-    private readonly uids: readonly bigint[],
-    private readonly workspace: DeviceBuffer | undefined,
-  ) {}
-
-  get workspaceBytes(): number {
-    return this.chosen.workspaceBytes;
-  }
-
-  /** cuDNN's global index of the chosen engine, when it could be read. */
-  get engineIndex(): number | undefined {
-    return this.chosen.engine;
-  }
-
-  get configsTried(): number {
-    return this.chosen.tried;
+    parts: GraphPlanParts,
+  ) {
+    super(cudnn, parts, "int8 convolution plan");
   }
 
   /** The data pointers in variant-pack order, each checked for size and 16-byte alignment. */
   pointers(io: Int8ConvIO): bigint[] {
-    if (this.destroyed) fail("the int8 convolution plan has been destroyed");
+    this.checkLive();
     const g = this.geometry;
-    const ptrs = [aligned("x", io.x, g.x.bytes), aligned("w", io.w, g.w.bytes)];
-    ptrs.push(aligned("scale", io.scale, g.channel.bytes));
+    const ptrs = [aligned16("x", io.x, g.x.bytes), aligned16("w", io.w, g.w.bytes)];
+    ptrs.push(aligned16("scale", io.scale, g.channel.bytes));
     if (g.bias) {
       if (io.bias === undefined || io.bias === null) fail("this plan adds a bias: pass io.bias");
-      ptrs.push(aligned("bias", io.bias, g.channel.bytes));
+      ptrs.push(aligned16("bias", io.bias, g.channel.bytes));
     }
-    ptrs.push(aligned("y", io.y, g.y.bytes));
+    ptrs.push(aligned16("y", io.y, g.y.bytes));
     const operands = g.extraBytes.flatMap((b, i) => (b > 0 ? [{ b, i }] : []));
     const extra = io.extra ?? [];
     if (extra.length !== operands.length)
       fail(`this plan reads ${operands.length} epilogue operands, got ${extra.length}`);
     for (const [j, { b, i }] of operands.entries())
-      ptrs.push(aligned(`extra[${j}] (stage ${i})`, extra[j], b));
+      ptrs.push(aligned16(`extra[${j}] (stage ${i})`, extra[j], b));
     return ptrs;
   }
 
   /** Runs the convolution on `stream`. */
   execute(io: Int8ConvIO, stream?: Stream | null): void {
-    const ptrs = this.pointers(io);
-    const key = ptrs.join(",");
-    if (key !== this.variantKey || this.variantPack === undefined) {
-      this.variantPack?.destroy();
-      this.variantPack = undefined;
-      this.variantPack = BackendDescriptor.variantPack(this.uids, ptrs, this.workspace?.ptr ?? 0n);
-      this.variantKey = key;
-    }
-    this.cudnn.execute(this.chosen.plan, this.variantPack, stream);
+    this.run(this.pointers(io), stream);
   }
-
-  destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.variantPack?.destroy();
-    destroyCandidate(this.chosen);
-    for (const d of [...this.owned].reverse()) d.destroy();
-    this.workspace?.free();
-  }
-}
-
-function aligned(name: string, mem: DeviceMemory | null | undefined, bytes: number): bigint {
-  const ptr = checkDevice(name, mem, bytes);
-  if (ptr % 16n !== 0n) fail(`${name} must be 16-byte aligned for cuDNN, got address 0x${ptr.toString(16)}`);
-  return ptr;
 }
 
 export function describeInt8Conv(g: Int8ConvGeometry): string {
@@ -276,30 +222,8 @@ export function buildInt8ConvPlan(
   opts: { heuristic?: HeuristicMode } = {},
 ): Int8ConvPlan {
   const g = int8ConvGeometry(spec);
-  const mode = checkOneOf("heuristic", opts.heuristic ?? "A", ["A", "B", "instant", "fallback"] as const);
-  const owned: BackendDescriptor[] = [];
-  try {
-    const { graph, uids } = buildConvGraph(cudnn.handle, int8ConvGraphSpec(g), ownedMaker(owned));
-    const modes: HeuristicMode[] = mode === "fallback" ? ["fallback"] : [mode, "fallback"];
-    const choice = chooseEngines(
-      cudnn.handle,
-      graph,
-      { modes, strictFp32: false, max: 1, workspaceCap: 0 },
-      owned,
-    );
-    if (!choice.ok) throw new CudnnError(`buildInt8ConvPlan(${describeInt8Conv(g)})`, 3000, choice.reason);
-    const chosen = choice.candidates[0];
-    try {
-      const workspace = chosen.workspaceBytes > 0 ? DeviceBuffer.alloc(chosen.workspaceBytes) : undefined;
-      return new Int8ConvPlan(cudnn, g, chosen, owned, uids, workspace);
-    } catch (e) {
-      destroyCandidate(chosen);
-      throw e;
-    }
-  } catch (e) {
-    for (const d of owned.reverse()) d.destroy();
-    throw e;
-  }
+  const what = () => `buildInt8ConvPlan(${describeInt8Conv(g)})`;
+  return new Int8ConvPlan(cudnn, g, planGraph(cudnn, int8ConvGraphSpec(g), opts.heuristic, what));
 }
 
 export type Int8ConvBuild =

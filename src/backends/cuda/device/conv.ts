@@ -9,7 +9,7 @@ import { CudnnError, checkCudnn } from "../../../ffi/status.js";
 import type { OutPtr } from "../../../ffi/types.js";
 import { CudaContext } from "./context.js";
 import { buildConvGraph, type ConvGraphSpec, ownedMaker } from "./conv-graph.js";
-import { type ConvGeometry, type ConvSpec, convGeometry, type TensorGeometry } from "./conv-shape.js";
+import { type ConvGeometry, type ConvSpec, convGeometry } from "./conv-shape.js";
 import { BackendDescriptor } from "./cudnn-backend.js";
 import {
   chooseEngines,
@@ -78,68 +78,103 @@ export interface ConvIO {
   y: DeviceMemory;
 }
 
-export class ConvPlan {
+/** What one finalized conv graph plan owns: its engine, descriptors, variant-pack ids and workspace. */
+export interface GraphPlanParts {
+  readonly chosen: EngineCandidate;
+  /** Every descriptor the plan depends on, destroyed with it. */
+  readonly owned: readonly BackendDescriptor[];
+  /** The real tensors' ids, in variant-pack order. */
+  readonly uids: readonly bigint[];
+  readonly workspace: DeviceBuffer | undefined;
+}
+
+/**
+ * A device-layer plan of one conv graph (conv-graph.ts): one engine, its own workspace, and a variant pack rebuilt
+ * only when the data pointers change. ConvPlan and the int8 plan (conv-int8.ts) check their operands and run here.
+ */
+export class GraphPlan {
   private variantPack: BackendDescriptor | undefined;
   private variantKey = "";
   private destroyed = false;
 
   constructor(
     private readonly cudnn: Cudnn,
-    readonly geometry: ConvGeometry,
-    private readonly chosen: EngineCandidate,
-    /** Every descriptor the plan depends on, destroyed with it. */
-    private readonly owned: readonly BackendDescriptor[],
-    /** The real tensors' ids, in variant-pack order (x, w, bias, y). */
-    private readonly uids: readonly bigint[],
-    private readonly workspace: DeviceBuffer | undefined,
+    private readonly parts: GraphPlanParts,
+    /** What the plan is, for the error after destroy(). */
+    private readonly what: string,
   ) {}
 
   get workspaceBytes(): number {
-    return this.chosen.workspaceBytes;
+    return this.parts.chosen.workspaceBytes;
   }
 
   /** cuDNN's global index of the chosen engine, when it could be read. */
   get engineIndex(): number | undefined {
-    return this.chosen.engine;
+    return this.parts.chosen.engine;
   }
 
   /** Engine configs tried before one finalized. */
   get configsTried(): number {
-    return this.chosen.tried;
+    return this.parts.chosen.tried;
   }
 
-  /** Runs y = act(conv(x, w) + bias) on `stream`. Sizes and 16-byte alignment are checked first. */
-  execute(io: ConvIO, stream?: Stream | null): void {
-    if (this.destroyed) fail("the convolution plan has been destroyed");
-    const g = this.geometry;
-    const ptrs: bigint[] = [aligned("x", io.x, g.x), aligned("w", io.w, g.w)];
-    if (g.bias) {
-      if (io.bias === undefined || io.bias === null) fail("this plan adds a bias: pass io.bias");
-      ptrs.push(aligned("bias", io.bias, g.b));
-    }
-    ptrs.push(aligned("y", io.y, g.y));
+  protected checkLive(): void {
+    if (this.destroyed) fail(`the ${this.what} has been destroyed`);
+  }
+
+  /** Runs the plan on `ptrs` (variant-pack order, already checked) on `stream`. */
+  protected run(ptrs: readonly bigint[], stream: Stream | null | undefined): void {
+    this.checkLive();
     const key = ptrs.join(",");
     if (key !== this.variantKey || this.variantPack === undefined) {
       this.variantPack?.destroy();
       this.variantPack = undefined;
-      this.variantPack = BackendDescriptor.variantPack(this.uids, ptrs, this.workspace?.ptr ?? 0n);
+      this.variantPack = BackendDescriptor.variantPack(
+        this.parts.uids,
+        ptrs,
+        this.parts.workspace?.ptr ?? 0n,
+      );
       this.variantKey = key;
     }
-    this.cudnn.execute(this.chosen.plan, this.variantPack, stream);
+    this.cudnn.execute(this.parts.chosen.plan, this.variantPack, stream);
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.variantPack?.destroy();
-    destroyCandidate(this.chosen);
-    for (const d of [...this.owned].reverse()) d.destroy();
-    this.workspace?.free();
+    destroyCandidate(this.parts.chosen);
+    for (const d of [...this.parts.owned].reverse()) d.destroy();
+    this.parts.workspace?.free();
   }
 }
 
-function aligned(name: string, mem: DeviceMemory | null | undefined, t: TensorGeometry): bigint {
-  const ptr = checkDevice(name, mem, t.bytes);
+export class ConvPlan extends GraphPlan {
+  constructor(
+    cudnn: Cudnn,
+    readonly geometry: ConvGeometry,
+    parts: GraphPlanParts,
+  ) {
+    super(cudnn, parts, "convolution plan");
+  }
+
+  /** Runs y = act(conv(x, w) + bias) on `stream`. Sizes and 16-byte alignment are checked first. */
+  execute(io: ConvIO, stream?: Stream | null): void {
+    this.checkLive();
+    const g = this.geometry;
+    const ptrs: bigint[] = [aligned16("x", io.x, g.x.bytes), aligned16("w", io.w, g.w.bytes)];
+    if (g.bias) {
+      if (io.bias === undefined || io.bias === null) fail("this plan adds a bias: pass io.bias");
+      ptrs.push(aligned16("bias", io.bias, g.b.bytes));
+    }
+    ptrs.push(aligned16("y", io.y, g.y.bytes));
+    this.run(ptrs, stream);
+  }
+}
+
+/** The pointer of `mem`, checked to hold `bytes` and to be 16-byte aligned (every cuDNN tensor here says so). */
+export function aligned16(name: string, mem: DeviceMemory | null | undefined, bytes: number): bigint {
+  const ptr = checkDevice(name, mem, bytes);
   if (ptr % 16n !== 0n) fail(`${name} must be 16-byte aligned for cuDNN, got address 0x${ptr.toString(16)}`);
   return ptr;
 }
@@ -171,10 +206,27 @@ export function buildConvPlan(
   opts: { heuristic?: HeuristicMode } = {},
 ): ConvPlan {
   const g = convGeometry(spec);
-  const mode = checkOneOf("heuristic", opts.heuristic ?? "A", ["A", "B", "instant", "fallback"] as const);
+  return new ConvPlan(
+    cudnn,
+    g,
+    planGraph(cudnn, convGraphSpecOf(g), opts.heuristic, () => `buildConvPlan(${describeSpec(g)})`),
+  );
+}
+
+/**
+ * The graph of `spec` finalized with the first engine heuristic `heuristic` (then FALLBACK) offers, and the
+ * workspace it needs. Throws CudnnError (cuDNN's status and message, under `what()`) when none finalizes.
+ */
+export function planGraph(
+  cudnn: Cudnn,
+  spec: ConvGraphSpec,
+  heuristic: HeuristicMode | undefined,
+  what: () => string,
+): GraphPlanParts {
+  const mode = checkOneOf("heuristic", heuristic ?? "A", ["A", "B", "instant", "fallback"] as const);
   const owned: BackendDescriptor[] = [];
   try {
-    const { graph, uids } = buildConvGraph(cudnn.handle, convGraphSpecOf(g), ownedMaker(owned));
+    const { graph, uids } = buildConvGraph(cudnn.handle, spec, ownedMaker(owned));
     const modes: HeuristicMode[] = mode === "fallback" ? ["fallback"] : [mode, "fallback"];
     const choice = chooseEngines(
       cudnn.handle,
@@ -182,11 +234,11 @@ export function buildConvPlan(
       { modes, strictFp32: false, max: 1, workspaceCap: 0 },
       owned,
     );
-    if (!choice.ok) throw new CudnnError(`buildConvPlan(${describeSpec(g)})`, 3000, choice.reason);
+    if (!choice.ok) throw new CudnnError(what(), 3000, choice.reason);
     const chosen = choice.candidates[0];
     try {
       const workspace = chosen.workspaceBytes > 0 ? DeviceBuffer.alloc(chosen.workspaceBytes) : undefined;
-      return new ConvPlan(cudnn, g, chosen, owned, uids, workspace);
+      return { chosen, owned, uids, workspace };
     } catch (e) {
       destroyCandidate(chosen);
       throw e;
