@@ -1,15 +1,7 @@
-/**
- * Which convolution steps of an engine are quantized convolutions that can run as real int8 cuDNN convolutions
- * (kernels/quantized-conv.ts), read off the planned network the same way quant-sites.ts reads linear layers:
- * the converter of torchc.quantized_convolution emits quantize → dequantize on the input and a float weight
- * f32(q · s[k]); both are recovered exactly, or the step is refused with the reason and keeps its simulated
- * float convolution.
- */
-import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
 import type { Layer } from "../../network/layers/index.js";
 import type { ConvEpilogueOp, ConvStep } from "./fuse/steps.js";
 import type { PlannedNetwork } from "./plan.js";
-import { int8Grid } from "./quant-sites.js";
+import { int8LayerOperands, roundTripQuantize } from "./quant-sites.js";
 
 /** A quantized 2-d convolution in the engine: NHWC float I/O around int8 operands. */
 export interface Int8ConvSite {
@@ -61,17 +53,8 @@ function int8Site(
   if (step.layout !== "NHWC") return "the convolution is NCHW (int8 cuDNN convolutions are NHWC)";
   if (step.scale || step.xMean) return "the input is read through a fused multiply or mean";
   if (l.groups !== 1) return `${l.groups} groups (int8 convolutions here have one group)`;
-  const dq = producer(l.inputs[0]);
-  if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
-  const q = producer(dq.inputs[0]);
-  if (q?.type !== "quantize" || q.axis !== null) return "the input is not dequantize(quantize(x))";
-  if (
-    q.scale[0] !== dq.scale[0] ||
-    q.zeroPoint[0] !== dq.zeroPoint[0] ||
-    q.qmin !== dq.qmin ||
-    q.qmax !== dq.qmax
-  )
-    return "quantize and dequantize parameters differ";
+  const q = roundTripQuantize(producer, l.inputs[0]);
+  if (typeof q === "string") return q;
   const info = (t: string) => plan.infos.get(t)!;
   const [x, y] = [info(step.x), info(step.output)];
   if (x.shape.length !== 4) return `a ${x.shape.length - 2}-d convolution (int8 runs 2-d ones)`;
@@ -82,21 +65,10 @@ function int8Site(
   const yStorage = step.quantizeOutput ? "int8" : dtype;
   if ((dtype !== "float16" && dtype !== "float32") || x.storage !== xStorage || y.storage !== yStorage)
     return `input/output storage ${x.storage}/${y.storage}`;
-  const constant = (t: string): Tensor | undefined => {
-    const c = producer(t);
-    return c?.type === "constant" ? plan.network.constants[c.weight] : undefined;
-  };
-  const w = constant(l.inputs[1]);
-  if (!w) return "the weight is not a constant";
-  const grid = int8Grid(w);
-  if (typeof grid === "string") return grid;
-  let bias: Float32Array | null = null;
-  const b = l.inputs[2];
-  if (b !== undefined) {
-    const bt = constant(b);
-    if (!bt || numel(bt.shape) !== w.shape[0]) return "the bias is not a constant of one value per output";
-    bias = Float32Array.from(toFloat64Array(bt));
-  }
+  const ops = int8LayerOperands(plan, producer, l.inputs[1], l.inputs[2]);
+  if (typeof ops === "string") return ops;
+  const { grid, bias } = ops;
+  const w = info(l.inputs[1]);
   const [n, c, h, wd] = x.shape;
   const pair = (v: readonly number[]): [number, number] => [v[0], v[1] ?? v[0]];
   return {

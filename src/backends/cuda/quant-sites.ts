@@ -7,11 +7,12 @@
  */
 import { float16BitsToNumber, numberToFloat16Bits } from "../../ir/half.js";
 import { numel, type Tensor, toFloat64Array } from "../../ir/tensor.js";
-import type { Layer } from "../../network/layers/index.js";
+import type { Layer, LayerOf } from "../../network/layers/index.js";
+import { samePerTensorQuantization } from "../../network/layers/quantize.js";
 import type { MatmulStep } from "./fuse/steps.js";
 import { matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import type { Int8LinearSpec } from "./kernels/quantized-linear.js";
-import type { EnginePlan } from "./plan.js";
+import type { EnginePlan, PlannedNetwork } from "./plan.js";
 
 const f32 = Math.fround;
 
@@ -121,6 +122,42 @@ function onGrid(row: Float64Array, s: number): boolean {
   return true;
 }
 
+/** The quantize of a per-tensor dequantize(quantize(x)) producing `t`, or why `t` is not one. */
+export function roundTripQuantize(
+  producer: (t: string) => Layer | undefined,
+  t: string,
+): LayerOf<"quantize"> | string {
+  const dq = producer(t);
+  if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
+  const q = producer(dq.inputs[0]);
+  if (q?.type !== "quantize" || q.axis !== null) return "the input is not dequantize(quantize(x))";
+  return samePerTensorQuantization(q, dq) ? q : "quantize and dequantize parameters differ";
+}
+
+/**
+ * A quantized layer's int8 weight (rows = output channels) and float32 bias (one per output, or null), read off
+ * the planned network's constants, or why they cannot be.
+ */
+export function int8LayerOperands(
+  plan: PlannedNetwork,
+  producer: (t: string) => Layer | undefined,
+  weight: string,
+  bias: string | undefined,
+): { grid: { q: Int8Array; scales: Float32Array }; bias: Float32Array | null } | string {
+  const constant = (t: string): Tensor | undefined => {
+    const l = producer(t);
+    return l?.type === "constant" ? plan.network.constants[l.weight] : undefined;
+  };
+  const w = constant(weight);
+  if (!w) return "the weight is not a constant";
+  const grid = int8Grid(w);
+  if (typeof grid === "string") return grid;
+  if (bias === undefined) return { grid, bias: null };
+  const b = constant(bias);
+  if (!b || numel(b.shape) !== w.shape[0]) return "the bias is not a constant of one value per output";
+  return { grid, bias: Float32Array.from(toFloat64Array(b)) };
+}
+
 /** A matmul step: a float layer, a quantized layer with its int8 spec, or a quantized layer refused with why. */
 export type QuantizedMatmulSite =
   | { readonly kind: "float" }
@@ -142,37 +179,16 @@ function int8Spec(
   plan: EnginePlan,
   producer: (t: string) => Layer | undefined,
 ): Int8LinearSpec | string {
-  const net = plan.network;
-  const constant = (t: string): Tensor | undefined => {
-    const l = producer(t);
-    return l?.type === "constant" ? net.constants[l.weight] : undefined;
-  };
   if (step.activation === "gelu") return "a fused gelu epilogue (the int8 path applies ReLU only)";
-  const dq = producer(step.a);
-  if (dq?.type !== "dequantize" || dq.axis !== null) return "the input is dequantized per channel";
-  const q = producer(dq.inputs[0]);
-  if (q?.type !== "quantize" || q.axis !== null) return "the input is not dequantize(quantize(x))";
-  if (
-    q.scale[0] !== dq.scale[0] ||
-    q.zeroPoint[0] !== dq.zeroPoint[0] ||
-    q.qmin !== dq.qmin ||
-    q.qmax !== dq.qmax
-  )
-    return "quantize and dequantize parameters differ";
+  const q = roundTripQuantize(producer, step.a);
+  if (typeof q === "string") return q;
   const info = (t: string) => plan.infos.get(t)!;
   const g = matmulGeometry(step, info);
   if (typeof g === "string") return g;
   if (g.batch !== 1 || g.aT || !g.bT) return "not x · wᵀ with one batch (batch axes folded into rows)";
-  const w = constant(step.b);
-  if (!w) return "the weight is not a constant";
-  const grid = int8Grid(w);
-  if (typeof grid === "string") return grid;
-  let bias: Float32Array | null = null;
-  if (step.bias) {
-    const b = constant(step.bias);
-    if (!b || numel(b.shape) !== g.n) return "the bias is not a constant of one value per output";
-    bias = Float32Array.from(toFloat64Array(b));
-  }
+  const ops = int8LayerOperands(plan, producer, step.b, step.bias);
+  if (typeof ops === "string") return ops;
+  const { grid, bias } = ops;
   return {
     kind: "int8",
     m: g.m,

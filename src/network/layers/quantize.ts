@@ -21,6 +21,18 @@ export interface DequantizeLayer extends LayerBase<"dequantize", readonly [input
   readonly dtype: "float32" | "float16" | "bfloat16";
 }
 
+/** Whether `a` and `b` are the same per-tensor quantization (a dequantize that undoes a quantize exactly). */
+export function samePerTensorQuantization(a: QuantParams, b: QuantParams): boolean {
+  return (
+    a.axis === null &&
+    b.axis === null &&
+    a.scale[0] === b.scale[0] &&
+    a.zeroPoint[0] === b.zeroPoint[0] &&
+    a.qmin === b.qmin &&
+    a.qmax === b.qmax
+  );
+}
+
 function checkParams(name: string, p: QuantParams, x: TensorType): void {
   const n = p.axis === null ? 1 : x.shape[checkAxis(name, p.axis, x.shape.length)];
   if (p.scale.length !== n || p.zeroPoint.length !== n)

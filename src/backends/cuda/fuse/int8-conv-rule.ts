@@ -8,20 +8,10 @@
  *
  * Zero point 0 because cuDNN pads with int8 zeros: they must mean 0.0, as the float convolution's padding does.
  */
-import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import type { Layer } from "../../../network/layers/index.js";
+import { samePerTensorQuantization } from "../../../network/layers/quantize.js";
 import type { RowsScheduleView } from "./rows-fusion.js";
 import type { Int8ConvInput } from "./steps.js";
-
-function samePair(q: LayerOf<"quantize">, dq: LayerOf<"dequantize">): boolean {
-  return (
-    q.axis === null &&
-    dq.axis === null &&
-    q.scale[0] === dq.scale[0] &&
-    q.zeroPoint[0] === dq.zeroPoint[0] &&
-    q.qmin === dq.qmin &&
-    q.qmax === dq.qmax
-  );
-}
 
 function int8Reader(v: RowsScheduleView, r: Layer, t: string): boolean {
   if (r.type !== "convolution" || r.inputs[0] !== t || r.inputs[1] === t || r.inputs[2] === t) return false;
@@ -40,7 +30,13 @@ export function int8ConvInputs(v: RowsScheduleView, layers: readonly Layer[]): M
   for (const dq of layers) {
     if (dq.type !== "dequantize") continue;
     const q = v.producer(dq.inputs[0]);
-    if (q?.type !== "quantize" || q.dtype !== "int8" || !samePair(q, dq) || q.zeroPoint[0] !== 0) continue;
+    if (
+      q?.type !== "quantize" ||
+      q.dtype !== "int8" ||
+      !samePerTensorQuantization(q, dq) ||
+      q.zeroPoint[0] !== 0
+    )
+      continue;
     // cuDNN saturates to int8's whole range: a narrower one (a [-127, 127] grid) would not be kept
     if (q.qmin !== -128 || q.qmax !== 127) continue;
     if (v.isOutputish(dq.output) || v.isOutputish(q.output)) continue;
