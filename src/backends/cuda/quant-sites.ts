@@ -17,13 +17,12 @@ import type { EnginePlan, PlannedNetwork } from "./plan.js";
 const f32 = Math.fround;
 
 /**
- * Symmetric int8 values and one scale per row that give back every element of the float32 weight `w` [N, …]
- * exactly as f32(q · s[c]), or why there are none. A row's scale is its largest magnitude over 127 (or 128),
- * tried with its neighbouring float32 values.
+ * Symmetric int8 values and one scale per row that give back every element of the weight `w` [N, …] exactly:
+ * f32(q · s[c]) for a float32 weight, half(f32(q · s[c])) for one an fp16 compile stored in half. A row's scale
+ * is found from its largest magnitude over 127 (or 128); q is then round(w / s).
  */
 export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
-  if (w.dtype === "float16") return int8GridHalf(w);
-  if (w.dtype !== "float32") return `the weight is ${w.dtype}, not float32`;
+  if (w.dtype !== "float32" && w.dtype !== "float16") return `the weight is ${w.dtype}, not float32`;
   if (w.shape.length < 2) return `the weight has shape [${w.shape}], not [N, K]`;
   // a convolution's [K, C, R, S] weight is K rows of C·R·S values
   const n = w.shape[0];
@@ -31,10 +30,12 @@ export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | st
   const v = toFloat64Array(w);
   const q = new Int8Array(n * k);
   const scales = new Float32Array(n);
+  const scaleOf = w.dtype === "float16" ? halfRowScale : rowScale;
   for (let c = 0; c < n; c++) {
     const row = v.subarray(c * k, (c + 1) * k);
-    const s = rowScale(row);
-    if (s === undefined) return `row ${c} of the weight is not on an int8 grid`;
+    const s = scaleOf(row);
+    if (s === undefined)
+      return `row ${c} of the ${w.dtype === "float16" ? "float16 " : ""}weight is not on an int8 grid`;
     scales[c] = s;
     for (let i = 0; i < k; i++) q[c * k + i] = Math.round(row[i] / s);
   }
@@ -50,50 +51,32 @@ function halfUlp16(v: number): number {
 const half = (x: number) => float16BitsToNumber(numberToFloat16Bits(x));
 
 /**
- * The same for a weight the model stores in float16 (an fp16 compile converts f32(q · s) to half): q is still
- * exact (|q| ≤ 128 keeps the half's rounding far below half a step), and a float32 scale is found in the
- * intersection of the scales every element allows, so that half(f32(q · s)) gives back each value.
+ * The scale of a row stored in half: q is still exact (|q| ≤ 128 keeps the half's rounding far below half a
+ * step), and the float32 scale is taken from the intersection of the scales every element allows, so that
+ * half(f32(q · s)) gives back each value.
  */
-function int8GridHalf(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
-  if (w.shape.length < 2) return `the weight has shape [${w.shape}], not [N, K]`;
-  const n = w.shape[0];
-  const k = numel(w.shape) / n;
-  const v = toFloat64Array(w);
-  const q = new Int8Array(n * k);
-  const scales = new Float32Array(n);
-  for (let c = 0; c < n; c++) {
-    const row = v.subarray(c * k, (c + 1) * k);
-    let amax = 0;
-    for (const x of row) amax = Math.max(amax, Math.abs(x));
-    if (amax === 0) {
-      scales[c] = 1;
-      continue;
+function halfRowScale(row: Float64Array): number | undefined {
+  let amax = 0;
+  for (const x of row) amax = Math.max(amax, Math.abs(x));
+  if (amax === 0) return 1;
+  for (const levels of [127, 128]) {
+    const guess = amax / levels;
+    const qs = Array.from(row, (x) => Math.round(x / guess));
+    if (qs.some((x) => x < -128 || x > 127)) continue;
+    let lo = 0;
+    let hi = Number.POSITIVE_INFINITY;
+    for (const [i, qi] of qs.entries()) {
+      if (qi === 0) continue;
+      const h = halfUlp16(row[i]);
+      const [a, b] = [(row[i] - h) / qi, (row[i] + h) / qi].sort((x, y) => x - y);
+      lo = Math.max(lo, a);
+      hi = Math.min(hi, b);
     }
-    let found = false;
-    for (const levels of [127, 128]) {
-      const guess = amax / levels;
-      let lo = 0;
-      let hi = Number.POSITIVE_INFINITY;
-      const qs = Array.from(row, (x) => Math.round(x / guess));
-      if (qs.some((x) => x < -128 || x > 127)) continue;
-      for (let i = 0; i < k; i++) {
-        if (qs[i] === 0) continue;
-        const h = halfUlp16(row[i]);
-        const [a, b] = [(row[i] - h) / qs[i], (row[i] + h) / qs[i]].sort((x, y) => x - y);
-        lo = Math.max(lo, a);
-        hi = Math.min(hi, b);
-      }
-      if (!(lo <= hi)) continue;
-      const s = f32((lo + hi) / 2);
-      if (!(s > 0) || qs.some((x, i) => (x === 0 ? row[i] !== 0 : half(f32(x * s)) !== row[i]))) continue;
-      scales[c] = s;
-      for (let i = 0; i < k; i++) q[c * k + i] = qs[i];
-      found = true;
-      break;
-    }
-    if (!found) return `row ${c} of the float16 weight is not on an int8 grid`;
+    if (!(lo <= hi)) continue;
+    const s = f32((lo + hi) / 2);
+    if (s > 0 && qs.every((x, i) => (x === 0 ? row[i] === 0 : half(f32(x * s)) === row[i]))) return s;
   }
-  return { q, scales };
+  return undefined;
 }
 
 function rowScale(row: Float64Array): number | undefined {
