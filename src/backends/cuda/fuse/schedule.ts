@@ -523,42 +523,16 @@ class Scheduler {
     const before = this.steps.length;
     const xs = this.materialize(x, layout, storage);
     if (nhwc) this.info(w).layout = channelsLast(4);
-    for (let k = chain.length; k >= 0; k--) {
-      const fused = chain.slice(0, k);
-      const final = k === 0 ? layer.output : fused[k - 1].layer.output;
-      const { target, copy } = this.staging(final, layout, storage);
-      const step: ConvStep = {
-        kind: "conv",
-        layer,
-        x: xs,
-        epilogue: fused.map((f) => f.op),
-        fused: fused.map((f) => f.layer),
-        output: target,
-        layout: nhwc ? "NHWC" : "NCHW",
-        engine: "cudnn",
-      };
-      if (!this.opts.convSupported(step)) {
-        if (target !== final) this.infos.delete(target);
-        continue;
-      }
-      this.steps.push(step);
-      for (const f of fused) this.consumed.add(f.layer);
-      if (copy) copy();
-      return true;
-    }
-    // Undo the relayout if nothing used it.
-    this.steps.splice(before);
-    if (xs !== x) {
-      this.relayouts.delete(xs);
-      this.infos.delete(xs);
-    }
+    // the longest epilogue the library accepts
+    const tries = Array.from({ length: chain.length + 1 }, (_, i) => ({ k: chain.length - i }));
+    if (this.placeCudnnConv({ layer, src: x, xs, before, layout, storage, chain, tries })) return true;
     this.info(w).layout = identityLayout(4);
     return false;
   }
 
   /**
-   * A cuDNN convolution reading quantize's int8 output (NHWC), with the longest epilogue the library accepts; the
-   * output stays in the plan's float storage.
+   * A cuDNN convolution reading quantize's int8 output (NHWC), with the longest epilogue the library accepts,
+   * writing the next convolution's int8 input where it can (quantizedOutput), else the plan's float storage.
    */
   private tryInt8Conv(layer: LayerOf<"convolution">, int8: Int8ConvInput): boolean {
     const out = this.info(layer.output);
@@ -566,8 +540,8 @@ class Scheduler {
     const storage = storageDType(out.logicalDType, this.opts.precision, this.opts.keepFloat32);
     const layout = channelsLast(4);
     const before = this.steps.length;
-    const xq = int8.quantize.output;
-    const xs = this.materialize(xq, layout, "int8");
+    const src = int8.quantize.output;
+    const xs = this.materialize(src, layout, "int8");
     const chain = this.convChain(layer, layout, storage);
     // Longest epilogue first; for each, ending in the next convolution's quantize (int8 out) before float out.
     const tries: { k: number; q?: LayerOf<"quantize"> }[] = [];
@@ -576,21 +550,41 @@ class Scheduler {
       if (q) tries.push({ k, q });
       tries.push({ k });
     }
-    for (const { k, q } of tries) {
-      const fused = chain.slice(0, k);
-      const last = k === 0 ? layer.output : fused[k - 1].layer.output;
+    return this.placeCudnnConv({ layer, src, xs, before, layout, storage, chain, tries, int8 });
+  }
+
+  /**
+   * Offers the library `layer` reading `xs` with each of `tries` in turn (the first k layers of `chain` as its
+   * epilogue, and for int8 steps the quantize it may end in) and places the first it accepts. When it accepts none,
+   * the steps placed since `before` (the relayout of `src` into `xs`) are undone.
+   */
+  private placeCudnnConv(o: {
+    readonly layer: LayerOf<"convolution">;
+    readonly src: string;
+    readonly xs: string;
+    readonly before: number;
+    readonly layout: Layout;
+    readonly storage: TensorInfo["storage"];
+    readonly chain: readonly { layer: Layer; op: ConvEpilogueOp }[];
+    readonly tries: readonly { k: number; q?: LayerOf<"quantize"> }[];
+    readonly int8?: Int8ConvInput;
+  }): boolean {
+    const nhwc = o.layout.join() === channelsLast(4).join();
+    for (const { k, q } of o.tries) {
+      const fused = o.chain.slice(0, k);
+      const last = k === 0 ? o.layer.output : fused[k - 1].layer.output;
       const final = q ? q.output : last;
-      const { target, copy } = this.staging(final, layout, q ? "int8" : storage);
+      const { target, copy } = this.staging(final, o.layout, q ? "int8" : o.storage);
       const step: ConvStep = {
         kind: "conv",
-        layer,
-        x: xs,
+        layer: o.layer,
+        x: o.xs,
         epilogue: fused.map((f) => f.op),
         fused: [...fused.map((f) => f.layer), ...(q ? [q] : [])],
         output: target,
-        layout: "NHWC",
+        layout: nhwc ? "NHWC" : "NCHW",
         engine: "cudnn",
-        int8,
+        ...(o.int8 ? { int8: o.int8 } : {}),
         ...(q ? { quantizeOutput: q } : {}),
       };
       if (!this.opts.convSupported(step)) {
@@ -602,10 +596,11 @@ class Scheduler {
       if (copy) copy();
       return true;
     }
-    this.steps.splice(before);
-    if (xs !== xq) {
-      this.relayouts.delete(xs);
-      this.infos.delete(xs);
+    // Undo the relayout if nothing used it.
+    this.steps.splice(o.before);
+    if (o.xs !== o.src) {
+      this.relayouts.delete(o.xs);
+      this.infos.delete(o.xs);
     }
     return false;
   }
