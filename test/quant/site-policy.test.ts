@@ -6,7 +6,7 @@ import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Arg, Graph } from "../../src/ir/graph.js";
 import { inferOutputTypes } from "../../src/passes/op-catalogue.js";
 import { quantizationSites } from "../../src/passes/quantize-insert.js";
-import { randomTensor } from "./tiny-cnn.js";
+import { convArgs, randomTensor } from "./tiny-cnn.js";
 
 const T = (name: string): Arg => ({ kind: "tensor", name });
 const ints = (...value: number[]): Arg => ({ kind: "ints", value });
@@ -24,17 +24,7 @@ function mobileBlock(): Graph {
     b.addWeight(`${name}.w`, { kind: "parameter", target: name, tensor: randomTensor(shape, shape[0], 0.3) });
     return node(
       "aten.convolution.default",
-      {
-        input: T(x),
-        weight: T(`${name}.w`),
-        bias: { kind: "none" },
-        stride: ints(1, 1),
-        padding: ints(pad, pad),
-        dilation: ints(1, 1),
-        transposed: { kind: "bool", value: false },
-        output_padding: ints(0, 0),
-        groups: { kind: "int", value: groups },
-      },
+      convArgs(x, `${name}.w`, null, { stride: 1, padding: pad, groups }),
       name,
     );
   };

@@ -27,6 +27,26 @@ export function randomTensor(shape: number[], seed: number, scale = 1): Tensor {
 const T = (name: string): Arg => ({ kind: "tensor", name });
 const ints = (...value: number[]): Arg => ({ kind: "ints", value });
 
+/** The arguments of a 2-d aten.convolution.default (not transposed, dilation 1); `bias` null for none. */
+export function convArgs(
+  x: string,
+  weight: string,
+  bias: string | null,
+  o: { stride: number; padding: number; groups?: number },
+): Record<string, Arg> {
+  return {
+    input: T(x),
+    weight: T(weight),
+    bias: bias === null ? { kind: "none" } : T(bias),
+    stride: ints(o.stride, o.stride),
+    padding: ints(o.padding, o.padding),
+    dilation: ints(1, 1),
+    transposed: { kind: "bool", value: false },
+    output_padding: ints(0, 0),
+    groups: { kind: "int", value: o.groups ?? 1 },
+  };
+}
+
 /** Input [batch, 1, 8, 8] → logits [batch, 10]. `seed` picks the weights. */
 export function tinyCnn(seed = 1, batch = 1): Graph {
   const b = new GraphBuilder();
@@ -49,21 +69,7 @@ export function tinyCnn(seed = 1, batch = 1): Graph {
     return out;
   };
   const conv = (x: string, wt: string, bias: string, stride: number, out: string) =>
-    node(
-      "aten.convolution.default",
-      {
-        input: T(x),
-        weight: T(wt),
-        bias: T(bias),
-        stride: ints(stride, stride),
-        padding: ints(1, 1),
-        dilation: ints(1, 1),
-        transposed: { kind: "bool", value: false },
-        output_padding: ints(0, 0),
-        groups: { kind: "int", value: 1 },
-      },
-      out,
-    );
+    node("aten.convolution.default", convArgs(x, wt, bias, { stride, padding: 1 }), out);
   const c1 = node(
     "aten.relu.default",
     { self: T(conv("x", "conv1.weight", "conv1.bias", 1, "conv1")) },

@@ -3,10 +3,10 @@
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Arg, Graph } from "../../src/ir/graph.js";
 import { inferOutputTypes } from "../../src/passes/op-catalogue.js";
-import { randomTensor } from "./tiny-cnn.js";
+import { convArgs, randomTensor } from "./tiny-cnn.js";
 
 const T = (name: string): Arg => ({ kind: "tensor", name });
-const ints = (...value: number[]): Arg => ({ kind: "ints", value });
+const _ints = (...value: number[]): Arg => ({ kind: "ints", value });
 
 /**
  * x [2, 16, 12, 12] → conv 3×3 16→32 → relu → conv 3×3 stride 2 32→24 → relu (too wide for the direct kernels).
@@ -31,21 +31,7 @@ export function twoConvs(downsample = false): Graph {
     return out;
   };
   const conv = (x: string, c: string, stride: number) =>
-    node(
-      "aten.convolution.default",
-      {
-        input: T(x),
-        weight: T(`${c}.weight`),
-        bias: T(`${c}.bias`),
-        stride: ints(stride, stride),
-        padding: ints(1, 1),
-        dilation: ints(1, 1),
-        transposed: { kind: "bool", value: false },
-        output_padding: ints(0, 0),
-        groups: { kind: "int", value: 1 },
-      },
-      c,
-    );
+    node("aten.convolution.default", convArgs(x, `${c}.weight`, `${c}.bias`, { stride, padding: 1 }), c);
   const r1 = node("aten.relu.default", { self: T(conv("x", "c1", 1)) }, "r1");
   if (downsample) {
     const sum = node("aten.add.Tensor", { self: T(conv(r1, "c2", 2)), other: T(conv(r1, "c3", 2)) }, "sum");
