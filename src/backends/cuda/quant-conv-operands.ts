@@ -5,10 +5,13 @@
  * input (ConvStep.quantizeOutput) has its scale and bias divided by that layer's scale sY (f32(v / sY)). The
  * builder uploads them with the other weights; the float weight constant is not read by the step.
  */
-import { int8ConvRefusal } from "./device/conv-int8.js";
 import type { ConvStep } from "./fuse/steps.js";
-import { krscWeight } from "./kernels/quantized-conv.js";
-import { int8Alpha } from "./kernels/quantized-linear.js";
+import {
+  convScales,
+  krscWeight,
+  type QuantizedConvSpec,
+  quantizedConvRefusal,
+} from "./kernels/quantized-conv.js";
 import type { PlannedNetwork } from "./plan.js";
 import { quantizedConvSite } from "./quant-conv-sites.js";
 
@@ -32,26 +35,11 @@ export function int8ConvOperands(step: ConvStep, planned: PlannedNetwork): Int8C
     return `activation range [${q.qmin}, ${q.qmax}] with zero point ${q.inputZeroPoint} (int8 convolutions take symmetric int8 inputs)`;
   const sY = outputScale(step);
   if (typeof sY === "string") return sY;
-  const f = Math.fround;
-  const alpha = int8Alpha(q.inputScale, q.weightScales, q.k);
-  const scale = sY === 1 ? alpha : Float32Array.from(alpha, (a) => f(a / sY));
-  const bias = q.bias && sY !== 1 ? Float32Array.from(q.bias, (b) => f(b / sY)) : q.bias;
-  const refusal = int8ConvRefusal({
-    n: q.n,
-    c: q.c,
-    h: q.h,
-    w: q.w,
-    k: q.k,
-    r: q.r,
-    s: q.s,
-    stride: q.stride,
-    padding: q.padding,
-    dilation: q.dilation,
-    output: step.quantizeOutput ? "int8" : q.dtype,
-    bias: bias !== null,
-    scales: scale,
-  });
+  // the device layer's spec of the same layer: its checks, and its scale and bias (÷ sY for an int8 output)
+  const spec: QuantizedConvSpec = { ...q, ...(sY !== 1 ? { outputScale: sY } : {}) };
+  const refusal = quantizedConvRefusal(spec);
   if (refusal) return refusal;
+  const { scale, bias } = convScales(spec);
   return { weight: krscWeight(q.weight, q.k, q.c, q.r, q.s), scale, bias };
 }
 
