@@ -1,30 +1,20 @@
 import type { Layer } from "../../network/layers/index.js";
 import type { ConvEpilogueOp, ConvStep } from "./fuse/steps.js";
+import type { QuantizedConvSpec } from "./kernels/quantized-conv.js";
 import type { PlannedNetwork } from "./plan.js";
 import { int8LayerOperands, roundTripQuantize } from "./quant-sites.js";
 
-/** A quantized 2-d convolution in the engine: NHWC float I/O around int8 operands. */
-export interface Int8ConvSite {
-  readonly n: number;
-  readonly c: number;
-  readonly h: number;
-  readonly w: number;
-  readonly k: number;
-  readonly r: number;
-  readonly s: number;
+/**
+ * A quantized 2-d convolution in the engine: the device layer's spec (NHWC float I/O around int8 operands, the
+ * weight [K, C, R, S] in PyTorch's order) with every field the plan knows filled in, and the step's epilogue.
+ */
+export interface Int8ConvSite extends QuantizedConvSpec {
   readonly stride: readonly [number, number];
   readonly padding: readonly [number, number];
   readonly dilation: readonly [number, number];
-  /** The engine's storage type of the convolution's input and output. */
-  readonly dtype: "float16" | "float32";
-  readonly inputScale: number;
   readonly inputZeroPoint: number;
   readonly qmin: number;
   readonly qmax: number;
-  /** [K, C, R, S] (PyTorch's order) symmetric int8. */
-  readonly weight: Int8Array;
-  /** [K]. */
-  readonly weightScales: Float32Array;
   readonly bias: Float32Array | null;
   /** What the step fused after the bias (the quantized layer takes what its graph can express). */
   readonly epilogue: readonly ConvEpilogueOp[];

@@ -4,7 +4,6 @@
 // engine computes the same outputs either way.
 import { describe, expect, it } from "vitest";
 import type { ConvStep } from "../../../src/backends/cuda/fuse/steps.js";
-import type { QuantizedConvSpec } from "../../../src/backends/cuda/kernels/quantized-conv.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { int8ConvOperands } from "../../../src/backends/cuda/quant-conv-operands.js";
 import { quantizedConvSite } from "../../../src/backends/cuda/quant-conv-sites.js";
@@ -144,7 +143,7 @@ describe("int8 convolutions in the schedule", () => {
         const { oh, ow } = outSize(q);
         const hw = q.h * q.w;
         const xq = Int8Array.from(nchwToNhwc(toFloat64Array(xin), q.n, q.c, hw));
-        const acc = int32ConvNhwc(q as unknown as QuantizedConvSpec, xq, ops.weight);
+        const acc = int32ConvNhwc(q, xq, ops.weight);
         const f = Math.fround;
         const got = Float64Array.from(acc, (a, i) => {
           const k = i % q.k;
