@@ -26,7 +26,7 @@ for p in peers["runs"]:
         f"{o['gpu']['medianMs']:.3f} ms | {s['poll']['median']:.3f} ms | {s['pollPinned']['median']:.3f} ms | "
         f"{o['pipelined']['plain']:.3f} ms | {o['pipelined']['pinned']:.3f} ms |"
     )
-print("\nA/B in the same process: GPU only with squeeze-excite's pooling summed by the depthwise kernel (default) and as its own reduce kernel (`TORCHC_FOLD_SPATIAL_MEAN=0`), with small 1×1 convolutions as generated kernels (default) and on cuDNN (`TORCHC_POINTWISE_CONV=0`), and batch 1 plain with the input's host copy on worker threads instead of the JS thread (the default below 1 MiB).\n")
+print("\nA/B in the same process: GPU only with today's defaults, with the image stem on cuDNN instead of the direct stem kernel (`TORCHC_DIRECT_STEM=0`), and with squeeze-excite's pooling summed by the depthwise kernel (`TORCHC_FOLD_SPATIAL_MEAN=1`; off by default); and batch 1 plain with the input's host copy on worker threads instead of the JS thread (the default below 1 MiB).\n")
 print("| batch | GPU only (defaults) | GPU only (stem on cuDNN) | GPU only (SE pooling folded) | e2e plain (JS-thread copy, default) | e2e plain (worker-thread copy) |")
 print("| --- | --- | --- | --- | --- | --- |")
 for b, o in sorted(ours.items()):
