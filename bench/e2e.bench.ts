@@ -57,10 +57,10 @@ async function measure(batch: number): Promise<void> {
   process.env.TORCHC_WORKER_COPY_MIN_BYTES = "0";
   const plainWorkerCopy = batch === 1 ? await timeRuns(n, (i) => one.run([xs[i % 4]])) : undefined;
   delete process.env.TORCHC_WORKER_COPY_MIN_BYTES;
-  // A/B: the worker copies' piece size at batch 128 (default min(4 MiB, a quarter of the input)).
+  // A/B: the worker copies' piece size at batch 128 (default min(2 MiB, a quarter of the input)).
   const plainByChunk: Record<string, unknown> = {};
   if (batch > 1)
-    for (const mib of [1, 2]) {
+    for (const mib of [1, 4]) {
       process.env.TORCHC_COPY_CHUNK_BYTES = String(mib << 20);
       plainByChunk[`${mib}MiB`] = await timeRuns(n, (i) => one.run([xs[i % 4]]));
       delete process.env.TORCHC_COPY_CHUNK_BYTES;
@@ -78,6 +78,13 @@ async function measure(batch: number): Promise<void> {
       one.run([pinnedIn], { ...opts, outputs: [pinnedOut] }),
     );
   }
+  // A/B (session 10): "poll" spinning for the whole wait, as before it handed long waits to a worker thread.
+  process.env.TORCHC_POLL_SPIN_MS = "1000000";
+  strategies.pollSpin = await timeRuns(n, (i) => one.run([xs[i % 4]], { completion: "poll" }));
+  strategies.pollSpinPinned = await timeRuns(n, () =>
+    one.run([pinnedIn], { completion: "poll", outputs: [pinnedOut] }),
+  );
+  delete process.env.TORCHC_POLL_SPIN_MS;
   const memory = one.memory();
   await one.dispose();
   // A/B (session 9): the image stem as cuDNN's convolution instead of the direct element kernel, and the

@@ -36,19 +36,20 @@ for b, o in sorted(ours.items()):
         f"{o['strategies']['poll']['median']:.3f} | {cell(o.get('plainWorkerCopy'), 'median')} |"
     )
 print("\nBatch 128, plain input: the host copy's piece size (worker threads; each piece's DMA queued as it lands).\n")
-print("| batch | default (4 MiB) | 1 MiB | 2 MiB |")
+print("| batch | default (2 MiB) | 1 MiB | 4 MiB |")
 print("| --- | --- | --- | --- |")
 for b, o in sorted(ours.items()):
     ch = o.get("plainByChunk") or {}
     if ch:
-        print(f"| {b} | {o['plain']['median']:.3f} | {ch['1MiB']['median']:.3f} | {ch['2MiB']['median']:.3f} |")
-print("\nCompletion strategies (torchc e2e median, ms): plain input / pinned input and output.\n")
-print("| batch | poll | worker | hostfn |")
-print("| --- | --- | --- | --- |")
+        print(f"| {b} | {o['plain']['median']:.3f} | {ch['1MiB']['median']:.3f} | {ch['4MiB']['median']:.3f} |")
+print("\nCompletion strategies (torchc e2e median, ms): plain input / pinned input and output. *poll* spins for up to 1 ms, then waits on a worker thread (default since session 10); *poll, spin only* spins for the whole wait (`TORCHC_POLL_SPIN_MS=1000000`).\n")
+print("| batch | poll | poll, spin only | worker | hostfn |")
+print("| --- | --- | --- | --- | --- |")
 for b, o in sorted(ours.items()):
     s = o["strategies"]
     cell = lambda k: f"{s[k]['median']:.3f} / {s[k + 'Pinned']['median']:.3f}"
-    print(f"| {b} | {cell('poll')} | {cell('worker')} | {cell('hostfn')} |")
+    spin = cell("pollSpin") if "pollSpin" in s else "—"
+    print(f"| {b} | {cell('poll')} | {spin} | {cell('worker')} | {cell('hostfn')} |")
 print("\nDevice memory: torchc `compiled.memory()` against PyTorch's `torch.cuda.max_memory_allocated()` for the same forward pass.\n")
 print("| batch | torchc device total (1 context) | of which weights / activations / workspaces / I/O | each extra context | PyTorch CUDA graph | PyTorch reduce-overhead |")
 print("| --- | --- | --- | --- | --- | --- |")

@@ -273,6 +273,8 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         gcPauses: gcs.length,
         longestGcMs: Math.max(0, ...gcs.map((g) => g.ms)),
         gcInLongestGap: gcs.filter((g) => g.start <= at && g.start >= at - maxGap).map((g) => g.ms),
+        // PerformanceGC kinds: 1 minor (scavenge), 2 major (mark-compact), 4 incremental, 8 weak callbacks
+        gcKinds: gcs.map((g) => g.kind),
       });
       check(out!, c, "fp16", "batch 128 output");
       assert.ok(

@@ -4,7 +4,10 @@
  * batch 1 poll 0.497 / worker 0.546 / hostfn 0.605 ms, batch 128 6.75 / 7.56 / 7.15 ms):
  *
  * - "poll" (default): cuEventQuery between turns of the event loop (setImmediate). Lowest latency; timers
- *   and I/O still run every turn, but the JS thread keeps one core busy while the GPU works.
+ *   and I/O still run every turn. It spins for at most POLL_SPIN_MS, then hands the rest of the wait to a
+ *   worker thread as "worker" does: a batch-128 pass (~7 ms) otherwise costs thousands of loop turns, each an
+ *   Immediate object and a driver call, and that garbage brought a 2.3 ms GC pause into the event-loop check
+ *   (H200, session 10); a short pass (batch 1, ~0.4 ms) still finishes while spinning.
  * - "worker": cuEventSynchronize on one of koffi's worker threads; the promise settles when the worker
  *   returns. The JS thread is idle meanwhile (the worker spins in the driver instead); one thread hand-off
  *   more of latency.
@@ -25,6 +28,14 @@ import { fail } from "./validate.js";
 /** The `completion` compile option (checked there: runtime/validate-options.ts). */
 export type CompletionStrategy = NonNullable<CompileOptions["completion"]>;
 
+/** How long "poll" spins before it waits on a worker thread (TORCHC_POLL_SPIN_MS overrides it, for A/B timing). */
+export const POLL_SPIN_MS = 1;
+
+function pollSpinMs(): number {
+  const v = Number(process.env.TORCHC_POLL_SPIN_MS);
+  return process.env.TORCHC_POLL_SPIN_MS !== undefined && Number.isFinite(v) && v >= 0 ? v : POLL_SPIN_MS;
+}
+
 /** Resolves once all work recorded before `event` on `stream` has finished. */
 export async function whenComplete(
   stream: Stream,
@@ -37,13 +48,15 @@ export async function whenComplete(
       if (event.query()) return;
       checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
       return;
-    case "poll":
-      // One promise per wait, not one per turn: the loop allocates nothing while it spins.
+    case "poll": {
       if (event.query()) return;
-      return new Promise<void>((resolve, reject) => {
+      const until = performance.now() + pollSpinMs();
+      // One promise per wait; past the spin budget the wait moves to a worker thread.
+      const spun = await new Promise<boolean>((resolve, reject) => {
         const tick = () => {
           try {
-            if (event.query()) resolve();
+            if (event.query()) resolve(true);
+            else if (performance.now() >= until) resolve(false);
             else setImmediate(tick);
           } catch (e) {
             reject(e);
@@ -51,6 +64,9 @@ export async function whenComplete(
         };
         setImmediate(tick);
       });
+      if (!spun) checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
+      return;
+    }
     case "hostfn":
       return hostFunctionDone(stream);
     default:
