@@ -1,7 +1,7 @@
 // The CUDA backend's persistent plan cache (issue 12): choices by problem kept across processes, one file per
 // GPU architecture and library versions, bounded (least recently used dropped), timed choices kept apart, merged
 // with what another process wrote, off with TORCHC_PLAN_CACHE=0. No GPU needed: the cache is plain JSON.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bound, defaultPlanCacheDir, PlanCache } from "../../src/backends/cuda/artifacts-cache.js";
@@ -89,5 +89,42 @@ describe("the persistent plan cache", () => {
     expect(existsSync(join(dir, "plans"))).toBe(false);
     const broken = new PlanCache(join(dir, "not-json.txt"));
     expect(broken.conv("c", false)).toBeUndefined();
+  });
+  it("keeps cuDNN's JSON form of a conv plan in a side file and gives it back, unless TORCHC_PLAN_CACHE_JSON=0", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const a = PlanCache.forTarget(target, env);
+    a.putConv("with-json", conv(7), '{"engine":7,"kernels":"..."}');
+    a.putConv("no-json", conv(8));
+    expect(a.conv("with-json", false)?.plan, "before the flush, from memory").toBe(
+      '{"engine":7,"kernels":"..."}',
+    );
+    a.flush();
+    const main = readFileSync(
+      join(
+        env.TORCHC_CACHE_DIR,
+        "plans",
+        readdirSync(join(env.TORCHC_CACHE_DIR, "plans")).find((f) => f.endsWith(".json"))!,
+      ),
+      "utf8",
+    );
+    expect(main, "the plan text is not inlined in the table").not.toContain("kernels");
+    const b = PlanCache.forTarget(target, env);
+    expect(b.conv("with-json", false)?.plan).toBe('{"engine":7,"kernels":"..."}');
+    expect(b.conv("with-json", false)?.engine).toBe(7);
+    expect(b.conv("no-json", false)?.plan).toBeUndefined();
+    const off = PlanCache.forTarget(target, { ...env, TORCHC_PLAN_CACHE_JSON: "0" });
+    expect(off.conv("with-json", false)?.plan).toBeUndefined();
+    expect(off.conv("with-json", false)?.engine, "the engine and knobs still restore").toBe(7);
+  });
+
+  it("deletes the side files of entries the bound dropped", () => {
+    const dir = join(tempDir(), "plans");
+    const small = new PlanCache(join(dir, "x.json"), 2);
+    for (let i = 0; i < 4; i++) small.putConv(`c${i}`, conv(i), `{"plan":${i}}`);
+    small.flush();
+    expect(readdirSync(join(dir, "x.json.d")).length).toBe(2);
+    const again = new PlanCache(join(dir, "x.json"), 2);
+    expect(again.conv("c3", false)?.plan).toBe('{"plan":3}');
+    expect(again.conv("c0", false)).toBeUndefined();
   });
 });

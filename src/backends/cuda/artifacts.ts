@@ -244,7 +244,9 @@ export class EngineChoices {
   private cacheConvs(tuned: boolean): void {
     for (const [k, p] of this.convs) {
       const c = p.chosen;
-      if (c) this.cache.putConv(k, { ...describeConvCandidate(c, false), tuned });
+      if (!c) continue;
+      const { plan, ...choice } = describeConvCandidate(c, true);
+      this.cache.putConv(k, { ...choice, tuned }, plan);
     }
   }
 
