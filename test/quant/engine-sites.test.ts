@@ -7,6 +7,7 @@ import { planCudaEngine } from "../../src/backends/cuda/plan.js";
 import { int8Grid, quantizedMatmulSite } from "../../src/backends/cuda/quant-sites.js";
 import { rng } from "../../src/backends/cuda/testing/nets.js";
 import { convertGraph } from "../../src/converters/index.js";
+import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
 import { castTensor, tensorFromNumbers, toFloat64Array } from "../../src/ir/tensor.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
@@ -68,6 +69,57 @@ describe("int8 grid recovery", () => {
     expect(Array.from(toFloat64Array(back))).toEqual(Array.from(toFloat64Array(w)));
     // within a half-precision step of the true scale
     for (const [c, x] of s.entries()) expect(Math.abs(g.scales[c] - x) / x).toBeLessThan(2 ** -11);
+  });
+
+  const half = (x: number) => float16BitsToNumber(numberToFloat16Bits(x));
+
+  it("recovers a batch-norm-folded row stored in half that the old exact search refused (a power of two in it)", () => {
+    // f32(f32(q · s) · b) in half: batch norm's per-channel factor b folded in after the weight was quantized.
+    // 0.5527 · 0.0049157 · 92 rounds to 0.25 exactly, where the old search took the gap above a power of two for
+    // the gap below too and gave up on the row ("row 0 of the float16 weight is not on an int8 grid").
+    const s = 0.0049157035537064075;
+    const b = 0.5526669027749449;
+    const q = [127, 92, 71, -45, -104, 62, -26, 14, 73, 74, 37, 55, -20, -122, 61, -100];
+    const values = q.map((v) => Math.fround(Math.fround(v * s) * b));
+    const w = castTensor(tensorFromNumbers("float32", [1, q.length], values), "float16");
+    expect(toFloat64Array(w)).toContain(0.25);
+    const g = int8Grid(w);
+    if (typeof g === "string") throw new Error(g);
+    expect(Array.from(g.q)).toEqual(q);
+    const back = Array.from(g.q, (v) => half(Math.fround(v * g.scales[0])));
+    expect(back).toEqual(Array.from(toFloat64Array(w)));
+  });
+
+  it("accepts a row whose elements no one scale gives back exactly, when each is within one fp16 ulp", () => {
+    // two elements with the same q stored one half-ulp step apart (what double rounding of a folded factor can
+    // leave): no float32 scale reproduces both, one that misses by one ulp is accepted with the true q
+    const s = Math.fround(0.0123);
+    const q = [127, 100, 100, -37, 5, 0, -128 + 1, 64];
+    const stored = q.map((v) => half(Math.fround(v * s)));
+    const ulp = 2 ** (Math.floor(Math.log2(stored[2])) - 10);
+    stored[2] += ulp;
+    const g = int8Grid(tensorFromNumbers("float16", [1, q.length], stored));
+    if (typeof g === "string") throw new Error(g);
+    expect(Array.from(g.q)).toEqual(q);
+    const back = Array.from(g.q, (v) => half(Math.fround(v * g.scales[0])));
+    for (const [i, v] of back.entries())
+      expect(Math.abs(v - stored[i])).toBeLessThanOrEqual(
+        2 ** (Math.floor(Math.log2(Math.abs(stored[i]) || 1)) - 10),
+      );
+    // three ulps off is not rounding any more: refused
+    stored[2] += 2 * ulp;
+    expect(int8Grid(tensorFromNumbers("float16", [1, q.length], stored))).toBe(
+      "row 0 of the float16 weight is not on an int8 grid",
+    );
+  });
+
+  it("still refuses ordinary float16 weights, row by row", () => {
+    const rnd = rng(17);
+    for (const k of [9, 64, 576]) {
+      const values = Array.from({ length: 8 * k }, () => (rnd() * 2 - 1) * 0.2);
+      const w = castTensor(tensorFromNumbers("float32", [8, k], values), "float16");
+      expect(int8Grid(w)).toBe("row 0 of the float16 weight is not on an int8 grid");
+    }
   });
 });
 

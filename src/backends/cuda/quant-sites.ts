@@ -17,9 +17,10 @@ import type { EnginePlan, PlannedNetwork } from "./plan.js";
 const f32 = Math.fround;
 
 /**
- * Symmetric int8 values and one scale per row that give back every element of the weight `w` [N, …] exactly:
- * f32(q · s[c]) for a float32 weight, half(f32(q · s[c])) for one an fp16 compile stored in half. A row's scale
- * is found from its largest magnitude over 127 (or 128); q is then round(w / s).
+ * Symmetric int8 values and one scale per row that give back every element of the weight `w` [N, …]: f32(q · s[c])
+ * for a float32 weight, half(f32(q · s[c])) for one an fp16 compile stored in half. A row's q is round(w / g) with
+ * g its largest magnitude over 127 (or 128); its scale is one that reproduces every element exactly when there is
+ * one (GRID_ULPS below for when there is not).
  */
 export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | string {
   if (w.dtype !== "float32" && w.dtype !== "float16") return `the weight is ${w.dtype}, not float32`;
@@ -30,79 +31,152 @@ export function int8Grid(w: Tensor): { q: Int8Array; scales: Float32Array } | st
   const v = toFloat64Array(w);
   const q = new Int8Array(n * k);
   const scales = new Float32Array(n);
-  const scaleOf = w.dtype === "float16" ? halfRowScale : rowScale;
+  const storage = w.dtype === "float16" ? HALF : SINGLE;
   for (let c = 0; c < n; c++) {
     const row = v.subarray(c * k, (c + 1) * k);
-    const s = scaleOf(row);
-    if (s === undefined)
+    const fit = rowGrid(row, storage);
+    if (fit === undefined)
       return `row ${c} of the ${w.dtype === "float16" ? "float16 " : ""}weight is not on an int8 grid`;
-    scales[c] = s;
-    for (let i = 0; i < k; i++) q[c * k + i] = Math.round(row[i] / s);
+    scales[c] = fit.s;
+    q.set(fit.q, c * k);
   }
   return { q, scales };
 }
 
-/** Half of a float16 value's unit in the last place (the rounding radius around it). */
-function halfUlp16(v: number): number {
-  const a = Math.abs(v);
-  return a < 2 ** -14 ? 2 ** -25 : 2 ** (Math.floor(Math.log2(a)) - 11);
+/**
+ * How far from the stored weight a recovered grid value may be, in units in the last place of the storage type
+ * (per element: the gap from |w| to the next larger value). Exact recovery fails for weights that were rounded
+ * twice after quantization: f32(q · s) rounded to half (ties and the float32 step can land either side of a half
+ * rounding boundary), or a per-output-channel factor (batch norm folded into a quantized layer) multiplied in
+ * before the rounding: each element is then within an ulp of q · s' for the row's scale s' = s · factor, but no
+ * single float32 s' may give back all of a row's thousands of elements bit for bit. Such a row is accepted: the
+ * int8 convolution then computes with values within one ulp of the fp16 weight the float convolution would read
+ * (2^-10 relative in fp16, below the noise of fp16 arithmetic with fp32 accumulation) and closer to the
+ * quantized values q · s' the layer was meant to have. A row that is not on any int8 grid (ordinary float
+ * weights) misses by up to half a grid step, ~30 ulps for its largest elements, far outside this.
+ */
+export const GRID_ULPS = 1;
+
+interface Storage {
+  /** The stored value of a real x (float32; or half, through float32 as an fp16 compile stores q · s). */
+  readonly round: (x: number) => number;
+  /** The gap from |v| to the next larger stored magnitude. */
+  readonly ulp: (v: number) => number;
+  /** The reals that round to a stored v > 0: [v − below, v + above]. */
+  readonly radius: (v: number) => { below: number; above: number };
 }
 
 const half = (x: number) => float16BitsToNumber(numberToFloat16Bits(x));
 
+function ulpOf(v: number, mantissaBits: number, minExp: number): number {
+  const a = Math.abs(v);
+  const e = a === 0 ? minExp : Math.max(minExp, Math.floor(Math.log2(a)));
+  // Math.log2 can be off by one at the edges of a binade: step to the exponent with 2^e ≤ a < 2^(e+1)
+  const exp = a >= 2 ** (e + 1) ? e + 1 : a < 2 ** e && e > minExp ? e - 1 : e;
+  return 2 ** (exp - mantissaBits);
+}
+
+function radiusOf(
+  v: number,
+  ulp: (v: number) => number,
+  minNormal: number,
+): { below: number; above: number } {
+  const up = ulp(v);
+  const a = Math.abs(v);
+  // at a power of two above the subnormals, the gap below is half the gap above
+  const pow2 = a > minNormal && 2 ** Math.round(Math.log2(a)) === a;
+  return { below: (pow2 ? up / 2 : up) / 2, above: up / 2 };
+}
+
+const HALF: Storage = {
+  round: half,
+  ulp: (v) => ulpOf(v, 10, -14),
+  radius: (v) => radiusOf(v, HALF.ulp, 2 ** -14),
+};
+
+const SINGLE: Storage = {
+  round: f32,
+  ulp: (v) => ulpOf(v, 23, -126),
+  radius: (v) => radiusOf(v, SINGLE.ulp, 2 ** -126),
+};
+
 /**
- * The scale of a row stored in half: q is still exact (|q| ≤ 128 keeps the half's rounding far below half a
- * step), and the float32 scale is taken from the intersection of the scales every element allows, so that
- * half(f32(q · s)) gives back each value.
+ * The int8 values and float32 scale of one row (see int8Grid), or undefined when none is within GRID_ULPS of
+ * every element. Scales tried: the middle of the interval every element allows (exact when the row was stored
+ * once, from f32(q · s)), the least-squares scale of the row for its q, and float32 neighbours of both.
  */
-function halfRowScale(row: Float64Array): number | undefined {
+function rowGrid(row: Float64Array, st: Storage): { q: Int8Array; s: number } | undefined {
   let amax = 0;
   for (const x of row) amax = Math.max(amax, Math.abs(x));
-  if (amax === 0) return 1;
+  const q = new Int8Array(row.length);
+  if (amax === 0) return { q, s: 1 };
+  let best: { s: number; err: number } | undefined;
   for (const levels of [127, 128]) {
     const guess = amax / levels;
-    const qs = Array.from(row, (x) => Math.round(x / guess));
-    if (qs.some((x) => x < -128 || x > 127)) continue;
+    let inRange = true;
     let lo = 0;
     let hi = Number.POSITIVE_INFINITY;
-    for (const [i, qi] of qs.entries()) {
+    let qx = 0;
+    let qq = 0;
+    for (let i = 0; i < row.length; i++) {
+      const qi = Math.round(row[i] / guess);
+      if (qi < -128 || qi > 127) {
+        inRange = false;
+        break;
+      }
+      q[i] = qi;
       if (qi === 0) continue;
-      const h = halfUlp16(row[i]);
-      const [a, b] = [(row[i] - h) / qi, (row[i] + h) / qi].sort((x, y) => x - y);
-      lo = Math.max(lo, a);
-      hi = Math.min(hi, b);
+      qx += qi * row[i];
+      qq += qi * qi;
+      // the scales for which the real q · s rounds to the stored value
+      const { below, above } = st.radius(row[i]);
+      const [a, b] = row[i] > 0 ? [row[i] - below, row[i] + above] : [row[i] - above, row[i] + below];
+      const [x, y] = [a / qi, b / qi].sort((m, n) => m - n);
+      lo = Math.max(lo, x);
+      hi = Math.min(hi, y);
     }
-    if (!(lo <= hi)) continue;
-    const s = f32((lo + hi) / 2);
-    if (s > 0 && qs.every((x, i) => (x === 0 ? row[i] === 0 : half(f32(x * s)) === row[i]))) return s;
+    if (!inRange) continue;
+    const seeds = lo <= hi ? [(lo + hi) / 2, qx / qq] : [qx / qq];
+    for (const s of scaleCandidates(seeds)) {
+      const err = maxUlpError(row, q, s, st, best ? Math.min(best.err, GRID_ULPS) : GRID_ULPS);
+      if (err === 0) return { q, s };
+      if (err <= GRID_ULPS && (!best || err < best.err)) best = { s, err };
+    }
+    if (best) return { q, s: best.s };
   }
   return undefined;
 }
 
-function rowScale(row: Float64Array): number | undefined {
-  let amax = 0;
-  for (const x of row) amax = Math.max(amax, Math.abs(x));
-  if (amax === 0) return 1;
-  const cells = new Float32Array(1);
-  const bits = new Uint32Array(cells.buffer);
-  for (const levels of [127, 128]) {
-    cells[0] = amax / levels;
+/** Each seed rounded to float32, and its two float32 neighbours on either side. */
+function scaleCandidates(seeds: readonly number[]): number[] {
+  const cell = new Float32Array(1);
+  const bits = new Uint32Array(cell.buffer);
+  const out: number[] = [];
+  for (const seed of seeds) {
+    cell[0] = seed;
     const base = bits[0];
     for (const d of [0, -1, 1, -2, 2]) {
       bits[0] = base + d;
-      const s = cells[0];
-      if (s > 0 && onGrid(row, s)) return s;
+      if (cell[0] > 0 && Number.isFinite(cell[0]) && !out.includes(cell[0])) out.push(cell[0]);
     }
   }
-  return undefined;
+  return out;
 }
 
-function onGrid(row: Float64Array, s: number): boolean {
-  for (const x of row) {
-    const q = Math.round(x / s);
-    if (q < -128 || q > 127 || f32(q * s) !== x) return false;
+/**
+ * The largest |stored(q · s) − w| over the row, in ulps of w; the scan stops (returning Infinity) once an
+ * element misses by more than `limit`.
+ */
+function maxUlpError(row: Float64Array, q: Int8Array, s: number, st: Storage, limit: number): number {
+  let worst = 0;
+  for (let i = 0; i < row.length; i++) {
+    const d = Math.abs(st.round(f32(q[i] * s)) - row[i]);
+    if (d === 0) continue;
+    const e = d / st.ulp(row[i]);
+    if (e > limit) return Number.POSITIVE_INFINITY;
+    worst = Math.max(worst, e);
   }
-  return true;
+  return worst;
 }
 
 /** The quantize of a per-tensor dequantize(quantize(x)) producing `t`, or why `t` is not one. */
