@@ -18,6 +18,7 @@ import type { RowsFusion } from "../fuse/steps.js";
 import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
 import { type CodegenContext, ElementEmitter, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
+import { type LaneIO, registerRow } from "./rows-warp.js";
 
 const THREADS = 256;
 
@@ -50,7 +51,7 @@ function pow2ceil(n: number): number {
 
 /** Rows from which a warp per row beats a block per row: enough warps to fill the GPU several times over. */
 const MANY_ROWS = 2048;
-/** The longest row a warp takes alone (32 elements per lane per pass). */
+/** The longest row a warp takes alone (32 elements per lane per pass; 32 registers a lane on the register path). */
 const WARP_ROW_MAX = 1024;
 
 /** Chooses the thread split and emits the row decomposition. */
@@ -343,7 +344,13 @@ function fusedIO(
   const pro = new ElementEmitter(e, new Map(prologue.map((l) => [l.output, l] as const)), ctx);
   const epi = new ElementEmitter(e, new Map(epilogue.map((l) => [l.output, l] as const)), ctx);
   const final = epilogue.length ? epilogue[epilogue.length - 1].output : output;
-  return {
+  /** Stores lane values of `t` at the lanes' coords: one wide store in vector mode where `t` allows, else one by one. */
+  const storeLanes = (t: string, lanes: string[][], axis: number, values: readonly string[]) => {
+    const dt = ctx.info(t).logicalDType;
+    if (e.vec && e.vectorizable(t, axis)) e.storeVector(t, lanes[0], values, dt);
+    else for (const [j, v] of values.entries()) e.store(t, lanes[j], v, dt);
+  };
+  const io = {
     load: (c: string[]) => (prologue.length ? pro.value(input, c) : e.load(input, c)),
     storeShared(c: string[]): void {
       for (const t of fusion.stores ?? []) e.store(t, c, pro.value(t, c), ctx.info(t).logicalDType);
@@ -357,7 +364,30 @@ function fusedIO(
       e.memoSet(`${output}@${c.join(",")}`, e.let(ct, y, "y"));
       e.store(final, c, epi.value(final, c), ctx.info(final).logicalDType);
     },
+    storeSharedLanes(lanes: string[][], axis: number): void {
+      for (const t of fusion.stores ?? [])
+        storeLanes(
+          t,
+          lanes,
+          axis,
+          lanes.map((c) => pro.value(t, c)),
+        );
+    },
+    storeLanes(lanes: string[][], axis: number, ys: readonly string[], ct: string): void {
+      if (epilogue.length === 0) {
+        storeLanes(output, lanes, axis, ys);
+        return;
+      }
+      for (const [j, c] of lanes.entries()) e.memoSet(`${output}@${c.join(",")}`, e.let(ct, ys[j], "y"));
+      storeLanes(
+        final,
+        lanes,
+        axis,
+        lanes.map((c) => epi.value(final, c)),
+      );
+    },
   };
+  return io satisfies LaneIO;
 }
 
 /** Softmax or log-softmax along one axis; with `fusion`, element layers before and after it as for layer norm. */
@@ -380,6 +410,20 @@ export function generateSoftmaxKernel(
   const e = f.e;
   const ct = x.logicalDType === "float64" ? "double" : "float";
   const io = fusedIO(e, ctx, input, layer.output, fusion);
+  const reg = registerRow(f, ctx, input, spec.inner, layer.output, fusion, [], io);
+  if (reg) {
+    // The row in registers (rows-warp.ts): max, then the exponentials (kept in place of x for softmax) and their sum.
+    e.line(`float m = ${floatLiteral(Number.NEGATIVE_INFINITY)};`);
+    reg.each((v) => e.line(`m = fmax(m, ${v});`));
+    const mx = blockCombine(f, "float", "m", (a, b) => `fmax(${a}, ${b})`, "max", "max");
+    const m0 = e.let("float", `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY)} ? 0.0f : ${mx}`, "m");
+    e.line("float s = 0;");
+    reg.each((v) => e.line(layer.log ? `s += exp(${v} - ${m0});` : `${v} = exp(${v} - ${m0}); s += ${v};`));
+    const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
+    const ls = layer.log ? e.let("float", `log(${sum})`, "ls") : "";
+    reg.store(io, (v) => (layer.log ? `${v} - ${m0} - ${ls}` : `${v} / ${sum}`));
+    return finish(name, f);
+  }
   e.line(`${ct} m = ${floatLiteral(Number.NEGATIVE_INFINITY, ct)};`);
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
@@ -439,11 +483,39 @@ export function generateNormalizationKernel(
   const cg = layer.kind === "group" ? x.shape[1] / groups : 1;
   const f = frame(ctx, spec, []);
   const e = f.e;
+  const scaleCoords = (c: string[]) => (layer.kind !== "group" ? c.slice(layer.beginAxis) : [channelOf(c)]);
   const io = fusedIO(e, ctx, input, layer.output, fusion);
+  const reg =
+    layer.kind === "group"
+      ? undefined
+      : registerRow(f, ctx, input, spec.inner, layer.output, fusion, [scale, bias], io);
+  if (reg) {
+    // The row in registers (rows-warp.ts): the same two passes (mean, then squared deviations) over registers.
+    let mean = "0.0f";
+    if (layer.kind !== "rms") {
+      e.line("float s = 0;");
+      reg.each((v) => e.line(`s += ${v};`));
+      const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
+      mean = e.let("float", `${sum} / (float)${f.inner}`, "mean");
+    }
+    e.line("float q = 0;");
+    reg.each((v) => e.line(`{ const float d = ${v} - ${mean}; q += d * d; }`));
+    const sq = blockCombine(f, "float", "q", (a, b) => `${a} + ${b}`, "sq", "sum");
+    const rstd = e.let(
+      "float",
+      `1.0f / sqrt(${sq} / (float)${f.inner} + ${floatLiteral(layer.epsilon)})`,
+      "rstd",
+    );
+    reg.store(io, (v, c) => {
+      const sc = e.load(scale, scaleCoords(c));
+      const bi = e.load(bias, scaleCoords(c));
+      return `(${v} - ${mean}) * ${rstd} * (float)${sc} + (float)${bi}`;
+    });
+    return finish(name, f);
+  }
   const load = io.load;
   // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
   const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
-  const scaleCoords = (c: string[]) => (layer.kind !== "group" ? c.slice(layer.beginAxis) : [channelOf(c)]);
   const body = (g: string | null) => {
     const inGroup = (c: string[]) => (g === null ? "true" : `((${c[1]}) / ${cg} == ${g})`);
     // RMSNorm has no mean pass: its first pass sums squares (and stores the fused prologue's values).
