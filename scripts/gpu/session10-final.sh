@@ -7,7 +7,8 @@
 #     2. two lanes: transformer-fusion + swin-ops, models (the vectorized warp-per-row kernels, TORCHC_ROWS_VECTOR);
 #     3. ViT-B/16 and DeiT-tiny: PyTorch peers, then torchc with the vector rows path and without (A/B);
 #     4. the plan-cache diagnosis: the sparsity test's ResNet-50 pair (dense compiled first, "sparse" second from the
-#        plan cache the first wrote) restoring cuDNN's JSON plans (default) and engine+knobs only (as before).
+#        plan cache the first wrote) restoring cuDNN's JSON plans (default; PLAN_MODES="json knobs" adds
+#        engine+knobs only, the old restore, as the control).
 #   PART=2 bash scripts/gpu/session10-final.sh   (S10_S=330) the rest:
 #     1. int8 ResNet-50 batch 128 (fp16 / simulated / int8 convolutions with the timed int8-or-fp16 choice);
 #     2. serving with 4 server processes at concurrency 1 and 128, batching off and on;
@@ -84,7 +85,8 @@ EOF
   echo "== 4. plan cache: ResNet-50 b32 compiled twice in one process ($(el))"
   PYTHONUNBUFFERED=1 timeout "$(cap 80 60)" python3 "$ROOT/fixtures/prune_2_4.py" /tmp/sp resnet50 >"$LOGS/prune.log" 2>&1
   echo "prune export rc=$? ($(el))"
-  for mode in json knobs; do
+  # PLAN_MODES="json knobs" adds the old restore (engine+knobs: 0.61x measured this morning) as the control.
+  for mode in ${PLAN_MODES:-json}; do
     case $mode in
       json) extra=(TORCHC_PLAN_CACHE_JSON=1) ;;
       knobs) extra=(TORCHC_PLAN_CACHE_JSON=0) ;;
