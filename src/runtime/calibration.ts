@@ -35,12 +35,24 @@ import {
   type SensitivityOptions,
   type SensitivityReport,
 } from "./calibration-sensitivity.js";
+import {
+  decideBySpeed,
+  type Int8SpeedProbe,
+  type Int8SpeedReport,
+  int8TimedChoiceEnabled,
+} from "./calibration-speed.js";
 
 export type { QuantPrecision } from "../passes/quantize-insert.js";
 export type { CalibrationCache } from "./calibration-cache.js";
 export { type CalibrationBatch, type CalibrationData, CalibrationError } from "./calibration-data.js";
 export type { CalibrationAlgorithm } from "./calibration-histogram.js";
 export type { SensitivityMetric, SensitivityOptions, SensitivityReport } from "./calibration-sensitivity.js";
+export type {
+  Int8ConvProblem,
+  Int8ConvTiming,
+  Int8SpeedProbe,
+  Int8SpeedReport,
+} from "./calibration-speed.js";
 
 export interface CalibrationOptions {
   /** Input batches: an (async) iterable, or a folder of .npy files. Not needed when `cache` exists. */
@@ -64,6 +76,11 @@ export interface CalibrationOptions {
   readonly sensitivity?: SensitivityOptions;
   /** Called with the sensitivity decision (every layer's score, which stayed float and why) when `sensitivity` is set. */
   readonly onSensitivity?: (report: SensitivityReport) => void;
+  /**
+   * Called with the speed choice (every quantizable convolution's int8 and float times, which stayed float) when
+   * the backend timed one (runtime/calibration-speed.ts: the cuda backend with TORCHC_QUANT_KERNELS=1).
+   */
+  readonly onInt8Choice?: (report: Int8SpeedReport) => void;
 }
 
 export interface CalibrationResult {
@@ -74,6 +91,8 @@ export interface CalibrationResult {
   readonly fromCache: boolean;
   /** The sensitivity decision, when `sensitivity` was set. */
   readonly sensitivity?: SensitivityReport;
+  /** The speed choice, when a probe timed int8 against float (convolutions kept float for speed). */
+  readonly speed?: Int8SpeedReport;
 }
 
 /** Something that runs a graph: compile()'s fp32 engine, when calibration runs on the GPU. */
@@ -139,21 +158,32 @@ async function measure(
   return { hist, batches, held };
 }
 
-/** The quantized graph (the decision's kept sites left float), reporting the decision. */
-function finish(
+/**
+ * The quantized graph, reporting the decisions: the sensitivity decision's kept sites, and with a speed probe
+ * (int8 only) the convolutions that do not run faster in int8, are left float. Sites the sensitivity decision kept
+ * are not timed. The speed choice is not written to the calibration cache: times belong to the GPU they were
+ * measured on, so a compile from the cache times again.
+ */
+async function finish(
   graph: Graph,
   amax: ReadonlyMap<string, number>,
   precision: QuantPrecision,
   options: CalibrationOptions,
   result: { cache: CalibrationCache; fromCache: boolean; decision?: SensitivityDecision },
-): CalibrationResult {
+  probe: Int8SpeedProbe | undefined,
+): Promise<CalibrationResult> {
   const { cache, fromCache, decision } = result;
   if (decision) options.onSensitivity?.(decision.report);
+  const timed = probe && precision === "int8" && int8TimedChoiceEnabled();
+  const speed = timed ? await decideBySpeed(graph, probe, decision?.keep) : undefined;
+  if (speed) options.onInt8Choice?.(speed);
+  const keep = new Set([...(decision?.keep ?? []), ...(speed?.kept ?? [])]);
   return {
-    graph: insertQuantization(graph, amax, precision, decision?.keep),
+    graph: insertQuantization(graph, amax, precision, keep),
     cache,
     fromCache,
     ...(decision ? { sensitivity: decision.report } : {}),
+    ...(speed ? { speed } : {}),
   };
 }
 
@@ -164,17 +194,18 @@ async function fromCache(
   options: CalibrationOptions,
   cached: CalibrationCache,
   values: readonly string[],
+  probe: Int8SpeedProbe | undefined,
 ): Promise<CalibrationResult> {
   const path = options.cache as string;
   const amax = new Map(values.map((v) => [v, cached.tensors[v].amax]));
   const sens = options.sensitivity;
-  if (!sens) return finish(graph, amax, precision, options, { cache: cached, fromCache: true });
+  if (!sens) return finish(graph, amax, precision, options, { cache: cached, fromCache: true }, probe);
   const metric = sens.metric ?? "cosine";
   const scores = cachedScores(cached.sensitivity, graph, { precision, metric }, path);
   if (scores && cached.sensitivity) {
     const how = { batches: cached.sensitivity.batches, fromCache: true };
     const decision = decideFromScores(graph, precision, sens, scores, how);
-    return finish(graph, amax, precision, options, { cache: cached, fromCache: true, decision });
+    return finish(graph, amax, precision, options, { cache: cached, fromCache: true, decision }, probe);
   }
   if (options.data === undefined)
     throw new CalibrationError(
@@ -185,15 +216,19 @@ async function fromCache(
   const decision = measureAndDecide(graph, amax, precision, sens, held);
   const cache = { ...cached, sensitivity: decision.record };
   writeCalibrationCache(path, cache);
-  return finish(graph, amax, precision, options, { cache, fromCache: true, decision });
+  return finish(graph, amax, precision, options, { cache, fromCache: true, decision }, probe);
 }
 
-/** Calibrates a lowered fp32 graph (or reads its cache) and returns it quantized for `precision`. */
+/**
+ * Calibrates a lowered fp32 graph (or reads its cache) and returns it quantized for `precision`. With `probe`
+ * (int8), convolutions that do not time faster in int8 stay float (runtime/calibration-speed.ts).
+ */
 export async function calibrate(
   graph: Graph,
   precision: QuantPrecision,
   options: CalibrationOptions,
   engine?: CalibrationEngine,
+  probe?: Int8SpeedProbe,
 ): Promise<CalibrationResult> {
   const algorithm = options.algorithm ?? "percentile";
   if (!CALIBRATION_ALGORITHMS.includes(algorithm))
@@ -205,7 +240,7 @@ export async function calibrate(
   checkSensitivityOptions(sens, true);
   const values = calibratedValues(graph);
   const cached = options.cache ? readCalibrationCache(options.cache, graph, values) : undefined;
-  if (cached) return fromCache(graph, precision, options, cached, values);
+  if (cached) return fromCache(graph, precision, options, cached, values, probe);
   if (options.data === undefined)
     throw new CalibrationError(
       options.cache
@@ -232,7 +267,7 @@ export async function calibrate(
     ...(decision ? { sensitivity: decision.record } : {}),
   };
   if (options.cache) writeCalibrationCache(options.cache, cache);
-  return finish(graph, amax, precision, options, { cache, fromCache: false, decision });
+  return finish(graph, amax, precision, options, { cache, fromCache: false, decision }, probe);
 }
 
 /** The integer/fp8 precision compile() was asked for, if any ("int8" wins over "fp8"). */
@@ -247,12 +282,14 @@ export function quantPrecisionOf(names: readonly string[] | undefined): QuantPre
  * compile()'s first step for int8/fp8: lower the model in fp32 with the default passes, calibrate, and hand
  * back the quantized graph (which compile() then lowers again for the float precisions asked for). A graph
  * with nothing left to quantize (already quantized: PT2E models, saved int8 packages) comes back as it is.
+ * `probe`: the backend's int8-against-float timing (calibration-speed.ts), when it has one.
  */
 export async function quantizeForCompile(
   graph: Graph,
   precision: QuantPrecision,
   options: CalibrationOptions | undefined,
   engine?: CalibrationEngine,
+  probe?: Int8SpeedProbe,
 ): Promise<Graph> {
   const { graph: lowered } = runPipeline(graph, defaultPipeline({}));
   if (calibratedValues(lowered).length === 0) return graph;
@@ -261,5 +298,5 @@ export async function quantizeForCompile(
       `enabledPrecisions has ${precision}: pass calibration: { data, algorithm, cache } (a cache alone is enough once written)`,
       "calibration.no-data",
     );
-  return (await calibrate(lowered, precision, options, engine)).graph;
+  return (await calibrate(lowered, precision, options, engine, probe)).graph;
 }

@@ -24,6 +24,7 @@ import { reportProgress } from "../util/progress.js";
 import { randomInput } from "../util/random-input.js";
 import { type VerifyReport, verifyCompiled } from "../verify/verify.js";
 import { quantizeForCompile, quantPrecisionOf } from "./calibration.js";
+import { backendInt8Probe, formatInt8Choice, type Int8SpeedReport } from "./calibration-speed.js";
 import { ContextPool, type PoolStats } from "./context-pool.js";
 import { blockCompiler, controlFlowSummary, savedControlGraph } from "./control-compile.js";
 import { createControlRunner } from "./control-runner.js";
@@ -63,6 +64,8 @@ export interface CompileReport {
   readonly partition: Partition["report"];
   /** Nodes kept in float32 because a sample run overflows fp16 (the fp16Overflow option), in graph order. */
   readonly fp32Islands?: readonly KeptNode[];
+  /** int8: each quantizable convolution's int8 and float times, and which stayed float for speed (./calibration-speed.ts). */
+  readonly int8Choice?: Int8SpeedReport;
   /** Milliseconds per phase. */
   readonly timings: Readonly<Record<"lower" | "partition" | "convert" | "build", number>>;
   readonly runners: readonly string[];
@@ -419,14 +422,21 @@ export async function compile(
           });
   // The mixed-precision decision reaches the report and verify; the user's own callback still runs.
   let sensitivity: SensitivityReport | undefined;
+  let int8Choice: Int8SpeedReport | undefined;
   const calibration = options.calibration && {
     ...options.calibration,
     onSensitivity: (r: SensitivityReport) => {
       sensitivity = r;
       options.calibration?.onSensitivity?.(r);
     },
+    onInt8Choice: (r: Int8SpeedReport) => {
+      int8Choice = r;
+      options.calibration?.onInt8Choice?.(r);
+    },
   };
-  const input = quant ? await quantizeForCompile(graph0, quant, calibration, engine) : graph0;
+  // int8 only where it times faster than float (the cuda backend with int8 convolutions; ./calibration-speed.ts)
+  const probe = quant === "int8" ? await backendInt8Probe(options) : undefined;
+  const input = quant ? await quantizeForCompile(graph0, quant, calibration, engine, probe) : graph0;
   reportProgress({ phase: "passes" });
   const { graph, trace } = runPipeline(input, passes);
   const t1 = performance.now();
@@ -470,6 +480,7 @@ export async function compile(
     `lowering: ${nodesBefore} → ${nodesAfter} nodes (${trace.entries.length} rewrites) in ${timings.lower.toFixed(0)} ms; precision ${low ?? "float32"}`,
     ...(overflow ? [formatKeptNodes(overflow.result, overflow.source)] : []),
     ...(sensitivity ? [formatSensitivity(sensitivity, keptPrecisionName(options.enabledPrecisions))] : []),
+    ...(int8Choice ? [formatInt8Choice(int8Choice)] : []),
     formatPartitionReport(partition.report),
     `backend ${backend.name}: ${runners.map((r) => `segment ${r.segment.index}: ${r.description}`).join("; ")}`,
     `build: convert ${timings.convert.toFixed(0)} ms, backend ${timings.build.toFixed(0)} ms`,
@@ -481,6 +492,7 @@ export async function compile(
     trace: appendTrace(trace, ...runners.flatMap((r) => (r.trace ? [r.trace] : []))),
     partition: partition.report,
     ...(overflow ? { fp32Islands: overflow.result.kept } : {}),
+    ...(int8Choice ? { int8Choice } : {}),
     timings,
     runners: runners.map((r) => r.description),
     text,

@@ -7,7 +7,10 @@
  *     closely as the simulated engine does, fp32 and fp16.
  *  2. ResNet-50 at batch 128 (torchvision, random weights, exported here), calibrated on its own input: GPU time of
  *     torchc fp16, int8 simulated (quantize → dequantize → fp16 convolutions) and int8 with int8 convolutions,
- *     and each one's cosine against PyTorch fp32. Printed as a table; JSON in $OUT/int8-engine.json.
+ *     and each one's cosine against PyTorch fp32. Printed as a table; JSON in $OUT/int8-engine.json. The int8
+ *     convolutions' compile times each convolution in int8 against fp16 and keeps the slower ones in fp16
+ *     (src/runtime/calibration-speed.ts): which went which way, with both times, is printed after the table
+ *     (TORCHC_INT8_TIMED_CHOICE=0 for the run without the choice).
  *   bash scripts/gpu.sh test int8-engine          (INT8_ENGINE_PART=small or resnet50 runs one part)
  */
 import assert from "node:assert/strict";
@@ -130,6 +133,7 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
       try {
         const [y] = await m.run([x]);
         const gpu = m.benchmark([x], { reps: 30 });
+        const choice = m.report.int8Choice;
         const row = {
           config: label,
           gpuMs: Math.round(gpu.medianMs * 1000) / 1000,
@@ -137,6 +141,18 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
           relative: compareTensors(y, pytorch).relative,
           compileS: Math.round(compileS * 10) / 10,
           runners: m.report.runners,
+          ...(choice
+            ? {
+                int8Choice: choice.layers.map((l) => ({
+                  node: l.node,
+                  shape: l.shape,
+                  ran: l.ran,
+                  int8Ms: l.int8Ms,
+                  floatMs: l.floatMs,
+                  reason: l.reason,
+                })),
+              }
+            : {}),
         };
         rows.push(row);
         report(`resnet50 b128 ${label}`, row);
@@ -152,6 +168,23 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
       console.log(
         `| ${r.config} | ${r.gpuMs} | ${((r.gpuMs as number) / fp16).toFixed(3)} | ${(r.cosine as number).toFixed(5)} | ${r.compileS} |`,
       );
+    for (const r of rows) {
+      const choice = r.int8Choice as
+        | { node: string; shape: string; ran: string; int8Ms?: number; floatMs?: number; reason?: string }[]
+        | undefined;
+      if (!choice) continue;
+      const int8 = choice.filter((l) => l.ran === "int8").length;
+      console.log(
+        `\n${r.config}: ${int8} of ${choice.length} convolutions in int8, ${choice.length - int8} kept in fp16 for speed`,
+      );
+      console.log("| conv | problem | ran | int8 ms | fp16 ms | int8/fp16 | why |");
+      console.log("| --- | --- | --- | --- | --- | --- | --- |");
+      const f = (v?: number) => (v === undefined ? "" : v.toFixed(4));
+      for (const l of choice)
+        console.log(
+          `| ${l.node} | ${l.shape} | ${l.ran} | ${f(l.int8Ms)} | ${f(l.floatMs)} | ${l.int8Ms && l.floatMs ? (l.int8Ms / l.floatMs).toFixed(2) : ""} | ${l.reason ?? ""} |`,
+        );
+    }
     if (process.env.OUT)
       writeFileSync(join(process.env.OUT, "int8-engine.json"), JSON.stringify(rows, null, 1));
     assert.match(

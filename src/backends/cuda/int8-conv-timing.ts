@@ -1,0 +1,225 @@
+/**
+ * The cuda backend's int8 speed probe (runtime/calibration-speed.ts): for each convolution problem, the cuDNN
+ * int8 plan the engine would build (int8 NHWC input and KRSC weight, per-channel scale, float bias and output,
+ * ReLU fused when the layer has one; every candidate timed and the fastest kept, as the engine does at its first
+ * launch) against the float plan of the same problem (fp16 or fp32 NHWC, the heuristic's first plan unless
+ * `tune`, again as the engine builds it), both bound to scratch device buffers of the problem's sizes and timed
+ * alternately as captured graph replays (device/graph-timing.ts, as sparse-select.ts times cuSPARSELt against
+ * cuBLASLt). What the engine cannot run in int8 (int8ConvRefusal's rules, cuDNN's refusal, a 1×1 output map) is
+ * answered `refused`; a problem whose float plan or timing fails is `untimed` (it keeps int8, as without the probe).
+ * The probe runs before the engine is built: its buffers and plans are freed before it returns.
+ */
+import type { Int8ConvProblem, Int8ConvTiming, Int8SpeedProbe } from "../../runtime/calibration-speed.js";
+import { reportProgress } from "../../util/progress.js";
+import { CudaContext } from "./device/context.js";
+import { Cudnn } from "./device/conv.js";
+import { int8ConvRefusal } from "./device/conv-int8.js";
+import type { Dims4 } from "./device/conv-shape.js";
+import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
+import { DeviceBuffer } from "./device/memory.js";
+import { Stream } from "./device/stream.js";
+import type { ConvEpilogueOp } from "./fuse/steps.js";
+import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "./kernels/conv-cudnn.js";
+import { quantKernelsEnabled } from "./quant-select.js";
+
+/** Graphs of a few calls, replayed, alternating float and int8 (each call tens to hundreds of microseconds). */
+export const INT8_CHOICE_TIMING: Required<PairTimingOptions> = { perGraph: 8, replays: 3, rounds: 5 };
+
+export interface CudaInt8ProbeOptions {
+  /** The float type the engine computes float convolutions in. */
+  readonly dtype: "float16" | "float32";
+  readonly device: number;
+  /** The engine times float convolutions' candidates too (compile's `tune`). */
+  readonly tune: boolean;
+}
+
+/** The probe, or undefined when the engine would not run int8 convolutions (TORCHC_QUANT_KERNELS unset). */
+export function cudaInt8SpeedProbe(
+  options: CudaInt8ProbeOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Int8SpeedProbe | undefined {
+  if (!quantKernelsEnabled(env)) return undefined;
+  const floatName = options.dtype === "float16" ? "fp16" : "fp32";
+  // the device is opened when the probe first times (the backend's own checks of the ordinal come first)
+  let gpu = `device ${options.device}`;
+  return {
+    floatName,
+    get describe() {
+      return `cuDNN int8 against ${floatName} convolutions on ${gpu}`;
+    },
+    time: (problems) => {
+      gpu = CudaContext.get(options.device).info.name;
+      return timeProblems(problems, options);
+    },
+  };
+}
+
+function timeProblems(problems: readonly Int8ConvProblem[], options: CudaInt8ProbeOptions): Int8ConvTiming[] {
+  const cudnn = Cudnn.create();
+  try {
+    return problems.map((p, i) => {
+      reportProgress({ phase: "int8 against float", sub: true, done: i + 1, total: problems.length });
+      return timeProblem(cudnn, p, options);
+    });
+  } finally {
+    cudnn.destroy();
+  }
+}
+
+/** Output height and width. */
+function outSize(p: Int8ConvProblem): [number, number] {
+  const o = (x: number, k: number, i: 0 | 1) =>
+    Math.floor((x + 2 * p.padding[i] - p.dilation[i] * (k - 1) - 1) / p.stride[i]) + 1;
+  return [o(p.h, p.r, 0), o(p.w, p.s, 1)];
+}
+
+/** The engine's cuDNN spec of the problem, int8 or float. */
+export function problemSpec(p: Int8ConvProblem, dtype: "float16" | "float32", int8: boolean): CudnnConvSpec {
+  const [oh, ow] = outSize(p);
+  const epilogue: ConvEpilogueOp[] = p.relu ? [{ kind: "act", fn: "relu" }] : [];
+  return {
+    layout: "NHWC",
+    dtype,
+    ...(int8 ? { int8: true as const } : {}),
+    x: [p.n, p.c, p.h, p.w] as Dims4,
+    w: [p.k, p.c / p.groups, p.r, p.s] as Dims4,
+    y: [p.n, p.k, oh, ow] as Dims4,
+    stride: p.stride,
+    padding: p.padding,
+    dilation: p.dilation,
+    bias: p.bias,
+    epilogue,
+    allowTf32: false,
+  };
+}
+
+/** Why the engine would not run the problem as an int8 convolution, before cuDNN is asked, or null. Pure. */
+export function int8ProblemRefusal(p: Int8ConvProblem, dtype: "float16" | "float32"): string | null {
+  const [oh, ow] = outSize(p);
+  if (oh * ow <= 1) return "a 1×1 output map (the engine runs those as generated gemv kernels)";
+  return int8ConvRefusal({
+    n: p.n,
+    c: p.c,
+    h: p.h,
+    w: p.w,
+    k: p.k,
+    r: p.r,
+    s: p.s,
+    stride: p.stride,
+    padding: p.padding,
+    dilation: p.dilation,
+    groups: p.groups,
+    output: dtype,
+    bias: p.bias,
+  });
+}
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+
+function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: CudaInt8ProbeOptions): Int8ConvTiming {
+  const refused = int8ProblemRefusal(p, o.dtype);
+  if (refused) return { refused };
+  const int8 = buildCudnnConv(cudnn, problemSpec(p, o.dtype, true), { tune: true });
+  if (!int8.ok) return { refused: int8.reason };
+  const float = buildCudnnConv(cudnn, problemSpec(p, o.dtype, false), { tune: o.tune });
+  if (!float.ok) {
+    int8.plan.destroy();
+    return { untimed: `no ${o.dtype} plan to compare with: ${float.reason}` };
+  }
+  const bench = new Scratch();
+  try {
+    bindScratch(bench, float.plan, int8.plan, p, o.dtype);
+    // the engine times int8 candidates at its first launch (and float ones with `tune`): the same choice here
+    const dropped: string[] = [];
+    for (const plan of [int8.plan, float.plan]) dropped.push(...plan.tune(bench.stream).failures);
+    const timing = timePairOnStream(
+      bench.stream,
+      [() => float.plan.execute(bench.stream), () => int8.plan.execute(bench.stream)],
+      INT8_CHOICE_TIMING,
+    );
+    const [floatMs, int8Ms] = timing.ms;
+    const notes = [
+      ...(timing.graph ? [] : [`eager timing: ${timing.why}`]),
+      ...(dropped.length ? [`${dropped.length} candidate(s) failed while timed`] : []),
+    ];
+    return { int8Ms, floatMs, ...(notes.length ? { detail: notes.join("; ") } : {}) };
+  } catch (e) {
+    return { untimed: firstLine(e) };
+  } finally {
+    bench.release();
+    int8.plan.destroy();
+    float.plan.destroy();
+  }
+}
+
+/** Device buffers and a stream for one problem's two plans. */
+class Scratch {
+  readonly stream = Stream.create();
+  private readonly buffers: DeviceBuffer[] = [];
+
+  buffer(bytes: number, fillByte: number): bigint {
+    const b = DeviceBuffer.alloc(Math.max(256, bytes));
+    this.buffers.push(b);
+    b.fill(fillByte, { stream: this.stream });
+    return b.ptr;
+  }
+
+  upload(values: Float32Array): bigint {
+    const b = DeviceBuffer.from(values);
+    this.buffers.push(b);
+    return b.ptr;
+  }
+
+  release(): void {
+    try {
+      this.stream.synchronize();
+    } finally {
+      for (const b of this.buffers) b.free();
+      this.buffers.length = 0;
+      this.stream.destroy();
+    }
+  }
+}
+
+/**
+ * Binds both plans to buffers of the problem's sizes. Non-zero data, so neither library times zeros: fp16 1.06
+ * (0x3c3c) or float32 0.0115 (0x3c3c3c3c) inputs, fp16 0.0039 (0x1c1c) weights, int8 60 and 1, scales 1e-3.
+ */
+function bindScratch(
+  bench: Scratch,
+  float: CudnnConvPlan,
+  int8: CudnnConvPlan,
+  p: Int8ConvProblem,
+  dtype: "float16" | "float32",
+): void {
+  const es = dtype === "float16" ? 2 : 4;
+  const [oh, ow] = outSize(p);
+  const xs = p.n * p.c * p.h * p.w;
+  const ws = p.k * (p.c / p.groups) * p.r * p.s;
+  const ys = p.n * p.k * oh * ow;
+  const workspace = bench.buffer(Math.max(float.workspaceBytes, int8.workspaceBytes), 0);
+  const y = bench.buffer(ys * es, 0);
+  float.bind(
+    {
+      x: bench.buffer(xs * es, 0x3c),
+      w: bench.buffer(ws * es, 0x1c),
+      bias: p.bias ? bench.buffer(p.k * es, 0) : undefined,
+      y,
+      extra: [],
+    },
+    workspace,
+  );
+  int8.bind(
+    {
+      x: bench.buffer(xs, 60),
+      w: bench.buffer(ws, 1),
+      scale: bench.upload(new Float32Array(p.k).fill(1e-3)),
+      bias: p.bias ? bench.buffer(p.k * 4, 0) : undefined,
+      y,
+      extra: [],
+    },
+    workspace,
+  );
+  // the fills and the upload are on other streams or synchronous: settle them before timing starts
+  CudaContext.current().synchronize();
+}
