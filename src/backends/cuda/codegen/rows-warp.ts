@@ -64,12 +64,14 @@ function leaves(layers: readonly Layer[], members: ReadonlySet<string>, ctx: Cod
   return [...out];
 }
 
-/**
- * The register path for a warp-per-row kernel over `input` (row = `inner` axes), or undefined where it does not
- * apply (then the caller keeps its scalar loops). `reads`: the layer's own operands at the row's coordinates
- * (a norm's weight and bias). Emits the load pass (and the prologue's stores) when it applies.
- */
-export function registerRow(
+/** Where the register path applies: the row's axis and the lanes per 16-byte vector. */
+interface RegisterPlan {
+  readonly axis: number;
+  readonly V: number;
+}
+
+/** The register path's conditions (the module comment); undefined where the scalar loops must stay. */
+function registerPlan(
   f: WarpRowFrame,
   ctx: CodegenContext,
   input: string,
@@ -77,8 +79,7 @@ export function registerRow(
   output: string,
   fusion: Partial<RowsFusion>,
   reads: readonly string[],
-  io: LaneIO,
-): RegisterRow | undefined {
+): RegisterPlan | undefined {
   if (process.env.TORCHC_ROWS_VECTOR === "0") return undefined;
   // A warp per row, its lanes along the row.
   if (f.TY !== 32 || !f.alongRow || f.inner === 0) return undefined;
@@ -103,7 +104,6 @@ export function registerRow(
   const V = 16 / Math.min(...bytes, 4);
   // At most 32 floats a lane (rows.ts WARP_ROW_MAX): the row stays in registers.
   if (f.inner % V !== 0 || f.inner > 1024) return undefined;
-  const e = f.e;
   // Certain 16-byte alignment: every row start is a multiple of V elements from its tensor's start (vectorizable),
   // and every tensor's start is 16-byte aligned (arena slots and allocations are 256-byte aligned; a strided view
   // adds its element offset).
@@ -111,11 +111,32 @@ export function registerRow(
     const i = ctx.info(t);
     if (((i.offset ?? 0) * DTYPE_BYTES[i.storage]) % 16 !== 0) return undefined;
   }
+  const e = f.e;
   e.vec = { base: "jb", width: V };
   const wide = [...written, ...(prologue.length ? [] : [input])].every((t) => e.vectorizable(t, axis));
   e.vec = undefined;
-  if (!wide) return undefined;
+  return wide ? { axis, V } : undefined;
+}
 
+/**
+ * The register path for a warp-per-row kernel over `input` (row = `inner` axes), or undefined where it does not
+ * apply (then the caller keeps its scalar loops). `reads`: the layer's own operands at the row's coordinates
+ * (a norm's weight and bias). Emits the load pass (and the prologue's stores) when it applies.
+ */
+export function registerRow(
+  f: WarpRowFrame,
+  ctx: CodegenContext,
+  input: string,
+  inner: readonly number[],
+  output: string,
+  fusion: Partial<RowsFusion>,
+  reads: readonly string[],
+  io: LaneIO,
+): RegisterRow | undefined {
+  const plan = registerPlan(f, ctx, input, inner, output, fusion, reads);
+  if (!plan) return undefined;
+  const { axis, V } = plan;
+  const e = f.e;
   const chunks = f.inner / V;
   const K = Math.ceil(chunks / 32);
   const lane = e.let("int", "ty", "lane");

@@ -18,7 +18,7 @@ import type { RowsFusion } from "../fuse/steps.js";
 import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
 import { type CodegenContext, ElementEmitter, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
-import { type LaneIO, registerRow } from "./rows-warp.js";
+import { type LaneIO, type RegisterRow, registerRow } from "./rows-warp.js";
 
 const THREADS = 256;
 
@@ -390,6 +390,69 @@ function fusedIO(
   return io satisfies LaneIO;
 }
 
+/** Softmax on the register path (rows-warp.ts): max, then the exponentials (kept in place of x) and their sum. */
+function registerSoftmax(
+  name: string,
+  f: Frame,
+  layer: SoftmaxLayer,
+  reg: RegisterRow,
+  io: LaneIO,
+): GeneratedKernel {
+  const e = f.e;
+  e.line(`float m = ${floatLiteral(Number.NEGATIVE_INFINITY)};`);
+  reg.each((v) => e.line(`m = fmax(m, ${v});`));
+  const mx = blockCombine(f, "float", "m", (a, b) => `fmax(${a}, ${b})`, "max", "max");
+  const m0 = e.let("float", `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY)} ? 0.0f : ${mx}`, "m");
+  e.line("float s = 0;");
+  reg.each((v) => e.line(layer.log ? `s += exp(${v} - ${m0});` : `${v} = exp(${v} - ${m0}); s += ${v};`));
+  const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
+  const ls = layer.log ? e.let("float", `log(${sum})`, "ls") : "";
+  reg.store(io, (v) => (layer.log ? `${v} - ${m0} - ${ls}` : `${v} / ${sum}`));
+  return finish(name, f);
+}
+
+/**
+ * Layer or RMS norm on the register path (rows-warp.ts): the same two passes (mean, squared deviations) over
+ * registers. Undefined where the path does not apply, and for group norm (its statistics are per group of a row).
+ */
+function registerNorm(
+  name: string,
+  f: Frame,
+  ctx: CodegenContext,
+  layer: NormalizationLayer,
+  inner: readonly number[],
+  fusion: Partial<RowsFusion>,
+  io: LaneIO,
+  scaleCoords: (c: string[]) => string[],
+): GeneratedKernel | undefined {
+  if (layer.kind === "group") return undefined;
+  const [input, scale, bias] = layer.inputs;
+  const reg = registerRow(f, ctx, input, inner, layer.output, fusion, [scale, bias], io);
+  if (!reg) return undefined;
+  const e = f.e;
+  let mean = "0.0f";
+  if (layer.kind !== "rms") {
+    e.line("float s = 0;");
+    reg.each((v) => e.line(`s += ${v};`));
+    const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
+    mean = e.let("float", `${sum} / (float)${f.inner}`, "mean");
+  }
+  e.line("float q = 0;");
+  reg.each((v) => e.line(`{ const float d = ${v} - ${mean}; q += d * d; }`));
+  const sq = blockCombine(f, "float", "q", (a, b) => `${a} + ${b}`, "sq", "sum");
+  const rstd = e.let(
+    "float",
+    `1.0f / sqrt(${sq} / (float)${f.inner} + ${floatLiteral(layer.epsilon)})`,
+    "rstd",
+  );
+  reg.store(io, (v, c) => {
+    const sc = e.load(scale, scaleCoords(c));
+    const bi = e.load(bias, scaleCoords(c));
+    return `(${v} - ${mean}) * ${rstd} * (float)${sc} + (float)${bi}`;
+  });
+  return finish(name, f);
+}
+
 /** Softmax or log-softmax along one axis; with `fusion`, element layers before and after it as for layer norm. */
 export function generateSoftmaxKernel(
   name: string,
@@ -411,19 +474,7 @@ export function generateSoftmaxKernel(
   const ct = x.logicalDType === "float64" ? "double" : "float";
   const io = fusedIO(e, ctx, input, layer.output, fusion);
   const reg = registerRow(f, ctx, input, spec.inner, layer.output, fusion, [], io);
-  if (reg) {
-    // The row in registers (rows-warp.ts): max, then the exponentials (kept in place of x for softmax) and their sum.
-    e.line(`float m = ${floatLiteral(Number.NEGATIVE_INFINITY)};`);
-    reg.each((v) => e.line(`m = fmax(m, ${v});`));
-    const mx = blockCombine(f, "float", "m", (a, b) => `fmax(${a}, ${b})`, "max", "max");
-    const m0 = e.let("float", `${mx} == ${floatLiteral(Number.NEGATIVE_INFINITY)} ? 0.0f : ${mx}`, "m");
-    e.line("float s = 0;");
-    reg.each((v) => e.line(layer.log ? `s += exp(${v} - ${m0});` : `${v} = exp(${v} - ${m0}); s += ${v};`));
-    const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
-    const ls = layer.log ? e.let("float", `log(${sum})`, "ls") : "";
-    reg.store(io, (v) => (layer.log ? `${v} - ${m0} - ${ls}` : `${v} / ${sum}`));
-    return finish(name, f);
-  }
+  if (reg) return registerSoftmax(name, f, layer, reg, io);
   e.line(`${ct} m = ${floatLiteral(Number.NEGATIVE_INFINITY, ct)};`);
   rowLoop(f, ctx, spec, (c) => {
     e.line("if (!active) break;");
@@ -485,34 +536,8 @@ export function generateNormalizationKernel(
   const e = f.e;
   const scaleCoords = (c: string[]) => (layer.kind !== "group" ? c.slice(layer.beginAxis) : [channelOf(c)]);
   const io = fusedIO(e, ctx, input, layer.output, fusion);
-  const reg =
-    layer.kind === "group"
-      ? undefined
-      : registerRow(f, ctx, input, spec.inner, layer.output, fusion, [scale, bias], io);
-  if (reg) {
-    // The row in registers (rows-warp.ts): the same two passes (mean, then squared deviations) over registers.
-    let mean = "0.0f";
-    if (layer.kind !== "rms") {
-      e.line("float s = 0;");
-      reg.each((v) => e.line(`s += ${v};`));
-      const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
-      mean = e.let("float", `${sum} / (float)${f.inner}`, "mean");
-    }
-    e.line("float q = 0;");
-    reg.each((v) => e.line(`{ const float d = ${v} - ${mean}; q += d * d; }`));
-    const sq = blockCombine(f, "float", "q", (a, b) => `${a} + ${b}`, "sq", "sum");
-    const rstd = e.let(
-      "float",
-      `1.0f / sqrt(${sq} / (float)${f.inner} + ${floatLiteral(layer.epsilon)})`,
-      "rstd",
-    );
-    reg.store(io, (v, c) => {
-      const sc = e.load(scale, scaleCoords(c));
-      const bi = e.load(bias, scaleCoords(c));
-      return `(${v} - ${mean}) * ${rstd} * (float)${sc} + (float)${bi}`;
-    });
-    return finish(name, f);
-  }
+  const registered = registerNorm(name, f, ctx, layer, spec.inner, fusion, io, scaleCoords);
+  if (registered) return registered;
   const load = io.load;
   // For group norm, a "row" of the frame is one sample; each group is handled by looping over groups.
   const innerCount = layer.kind === "group" ? f.inner / groups : f.inner;
