@@ -43,13 +43,13 @@ if [ "$PART" = 1 ]; then
   echo "== 1. runtime fixtures ($(el))"
   PYTHONUNBUFFERED=1 timeout 150 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt >"$LOGS/export.log" 2>&1
   echo "export rc=$? ($(el))"; tail -2 "$LOGS/export.log"
-  LINES_SHOWN=6 t runtime 120 400
+  LINES_SHOWN=6 t runtime 90 380
   pack
 
   echo "== 2. correctness, two lanes ($(el))"
-  ( t transformer-fusion 150 300; t swin-ops 90 300 ) >"$LOGS/laneA.txt" 2>&1 &
+  ( t transformer-fusion 130 280; t swin-ops 90 280 ) >"$LOGS/laneA.txt" 2>&1 &
   A=$!
-  ( t models 150 300 ) >"$LOGS/laneB.txt" 2>&1 &
+  ( t models 130 280 ) >"$LOGS/laneB.txt" 2>&1 &
   B=$!
   wait $A $B
   cat "$LOGS/laneA.txt" "$LOGS/laneB.txt"
@@ -57,11 +57,11 @@ if [ "$PART" = 1 ]; then
 
   echo "== 3. transformers: peers, torchc, torchc without vector rows ($(el))"
   DIR=/tmp/torchc-transformers
-  PYTHONUNBUFFERED=1 timeout "$(cap 110 190)" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
+  PYTHONUNBUFFERED=1 timeout "$(cap 90 210)" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
     --models vit_base_patch16_224,deit_tiny_patch16_224 --budget-s 90 --no-warm-compile >"$LOGS/peers.log" 2>&1
   echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
   for v in on off; do
-    c=$(cap 60 110)
+    c=$(cap 50 "$([ $v = on ] && echo 170 || echo 130)")
     [ "$c" -gt 30 ] || { echo "torchc ($v) skipped"; continue; }
     mkdir -p "$LOGS/tr-$v"
     [ $v = off ] && export TORCHC_ROWS_VECTOR=0
@@ -83,7 +83,7 @@ EOF
   pack
 
   echo "== 4. plan cache: ResNet-50 b32 compiled twice in one process ($(el))"
-  PYTHONUNBUFFERED=1 timeout "$(cap 80 60)" python3 "$ROOT/fixtures/prune_2_4.py" /tmp/sp resnet50 >"$LOGS/prune.log" 2>&1
+  PYTHONUNBUFFERED=1 timeout "$(cap 45 120)" python3 "$ROOT/fixtures/prune_2_4.py" /tmp/sp resnet50 >"$LOGS/prune.log" 2>&1
   echo "prune export rc=$? ($(el))"
   # PLAN_MODES="json knobs" adds the old restore (engine+knobs: 0.61x measured this morning) as the control.
   for mode in ${PLAN_MODES:-json}; do
@@ -91,17 +91,21 @@ EOF
       json) extra=(TORCHC_PLAN_CACHE_JSON=1) ;;
       knobs) extra=(TORCHC_PLAN_CACHE_JSON=0) ;;
     esac
-    TAG="plan-cache-$mode" LINES_SHOWN=4 t sparsity 60 5 "${extra[@]}" TORCHC_CACHE_DIR="$(mktemp -d)" \
+    TAG="plan-cache-$mode" LINES_SHOWN=4 t sparsity 50 "$([ "${WITH_INT8:-0}" = 1 ] && echo 90 || echo 5)" "${extra[@]}" TORCHC_CACHE_DIR="$(mktemp -d)" \
       TORCHC_SPARSE_PART=resnet50 TORCHC_SPARSE_DIR=/tmp/sp
   done
   pack
 fi
 
-if [ "$PART" = 2 ]; then
-  echo "== 1. int8 ResNet-50 b128 ($(el))"
-  TAG=int8 LINES_SHOWN=30 t int8-engine 170 150 INT8_ENGINE_PART=resnet50
+# WITH_INT8=1 runs part 2's int8 section at the end of part 1 (one machine, one call).
+if [ "$PART" = 2 ] || [ "${WITH_INT8:-0}" = 1 ]; then
+  echo "== int8 ResNet-50 b128 ($(el))"
+  TAG=int8 LINES_SHOWN=30 t int8-engine 170 "$([ "$PART" = 2 ] && echo 150 || echo 3)" INT8_ENGINE_PART=resnet50
   grep -E "^\|" "$LOGS/int8.log" | head -6
   pack
+fi
+
+if [ "$PART" = 2 ]; then
 
   echo "== 2. serving, 4 processes ($(el))"
   c=$(cap 160 40)
