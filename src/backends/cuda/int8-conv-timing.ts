@@ -126,15 +126,32 @@ function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: CudaInt8ProbeOptions):
     int8.plan.destroy();
     return { untimed: `no ${o.dtype} plan to compare with: ${float.reason}` };
   }
+  try {
+    return timePlans(p, o, int8.plan, float.plan);
+  } catch (e) {
+    return { untimed: firstLine(e) };
+  } finally {
+    int8.plan.destroy();
+    float.plan.destroy();
+  }
+}
+
+/** Both plans timed on fresh scratch buffers; the scratch is released whatever happens. */
+function timePlans(
+  p: Int8ConvProblem,
+  o: CudaInt8ProbeOptions,
+  int8: CudnnConvPlan,
+  float: CudnnConvPlan,
+): Int8ConvTiming {
   const bench = new Scratch();
   try {
-    bindScratch(bench, float.plan, int8.plan, p, o.dtype);
+    bindScratch(bench, float, int8, p, o.dtype);
     // the engine times int8 candidates at its first launch (and float ones with `tune`): the same choice here
     const dropped: string[] = [];
-    for (const plan of [int8.plan, float.plan]) dropped.push(...plan.tune(bench.stream).failures);
+    for (const plan of [int8, float]) dropped.push(...plan.tune(bench.stream).failures);
     const timing = timePairOnStream(
       bench.stream,
-      [() => float.plan.execute(bench.stream), () => int8.plan.execute(bench.stream)],
+      [() => float.execute(bench.stream), () => int8.execute(bench.stream)],
       INT8_CHOICE_TIMING,
     );
     const [floatMs, int8Ms] = timing.ms;
@@ -143,12 +160,12 @@ function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: CudaInt8ProbeOptions):
       ...(dropped.length ? [`${dropped.length} candidate(s) failed while timed`] : []),
     ];
     return { int8Ms, floatMs, ...(notes.length ? { detail: notes.join("; ") } : {}) };
-  } catch (e) {
-    return { untimed: firstLine(e) };
   } finally {
-    bench.release();
-    int8.plan.destroy();
-    float.plan.destroy();
+    try {
+      bench.release();
+    } catch {
+      // a faulted stream: the caller reports this problem untimed and still destroys the plans
+    }
   }
 }
 
