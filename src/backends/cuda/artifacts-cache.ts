@@ -16,7 +16,7 @@
  * are deleted at the next write.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { ConvChoice } from "./artifacts-cudnn.js";
@@ -167,15 +167,16 @@ export class PlanCache {
     const mine = this.data;
     this.data = undefined;
     const disk = this.load();
+    const all = { ...disk.convs, ...mine.convs };
     const merged: CacheFile = {
       version: 1,
-      convs: bound({ ...disk.convs, ...mine.convs }, this.max),
+      convs: bound(all, this.max),
       matmuls: bound({ ...disk.matmuls, ...mine.matmuls }, this.max),
     };
     this.data = merged;
     try {
       mkdirSync(join(this.file, ".."), { recursive: true });
-      this.writePlans(merged);
+      this.writePlans(merged, all);
       const tmp = `${this.file}.${process.pid}.${Date.now()}`;
       writeFileSync(tmp, JSON.stringify(merged));
       renameSync(tmp, this.file);
@@ -184,24 +185,28 @@ export class PlanCache {
     }
   }
 
-  /** Writes the pending plan side files of kept entries and deletes those no entry names any more. */
-  private writePlans(kept: CacheFile): void {
+  /**
+   * Writes the pending side files of kept entries, each on its own (one that fails only loses its plan), and
+   * deletes those of the entries this flush's bound dropped. Only those: a side file no entry on disk names yet may
+   * be another process's, written just before its own table.
+   */
+  private writePlans(kept: CacheFile, before: Record<string, CachedConv>): void {
     const dir = this.sideDir as string;
     const named = new Set(Object.values(kept.convs).flatMap((c) => (c.planFile ? [c.planFile] : [])));
     if (this.pendingPlans.size > 0) mkdirSync(dir, { recursive: true });
     for (const [name, text] of this.pendingPlans) {
       if (!named.has(name)) continue;
       const tmp = join(dir, `${name}.${process.pid}.tmp`);
-      writeFileSync(tmp, text);
-      renameSync(tmp, join(dir, name));
+      try {
+        writeFileSync(tmp, text);
+        renameSync(tmp, join(dir, name));
+      } catch {
+        rmSync(tmp, { force: true });
+      }
     }
     this.pendingPlans.clear();
-    let present: string[] = [];
-    try {
-      present = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const f of present) if (f.endsWith(".json") && !named.has(f)) rmSync(join(dir, f), { force: true });
+    for (const [key, c] of Object.entries(before))
+      if (c.planFile && !(key in kept.convs) && !named.has(c.planFile))
+        rmSync(join(dir, c.planFile), { force: true });
   }
 }
