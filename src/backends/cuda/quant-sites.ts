@@ -101,6 +101,31 @@ const SINGLE: Storage = {
 };
 
 /**
+ * The common case first, without allocations: a row stored once from f32(q · s) with s = f32(amax / 127) (or 128),
+ * or a float32 step or two from it, reproduced bit for bit. Fills q and returns s, or undefined (q then holds junk).
+ */
+function exactGrid(row: Float64Array, amax: number, st: Storage, q: Int8Array): number | undefined {
+  const cell = new Float32Array(1);
+  const bits = new Uint32Array(cell.buffer);
+  for (const levels of [127, 128]) {
+    cell[0] = amax / levels;
+    const base = bits[0];
+    for (const d of [0, -1, 1, -2, 2]) {
+      bits[0] = base + d;
+      const s = cell[0];
+      let ok = s > 0;
+      for (let i = 0; ok && i < row.length; i++) {
+        const qi = Math.round(row[i] / s);
+        ok = qi >= -128 && qi <= 127 && st.round(f32(qi * s)) === row[i];
+        q[i] = qi;
+      }
+      if (ok) return s;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The int8 values and float32 scale of one row (see int8Grid), or undefined when none is within GRID_ULPS of
  * every element. Scales tried: the middle of the interval every element allows (exact when the row was stored
  * once, from f32(q · s)), the least-squares scale of the row for its q, and float32 neighbours of both.
@@ -110,6 +135,8 @@ function rowGrid(row: Float64Array, st: Storage): { q: Int8Array; s: number } | 
   for (const x of row) amax = Math.max(amax, Math.abs(x));
   const q = new Int8Array(row.length);
   if (amax === 0) return { q, s: 1 };
+  const exact = exactGrid(row, amax, st, q);
+  if (exact !== undefined) return { q, s: exact };
   let best: { s: number; err: number } | undefined;
   for (const levels of [127, 128]) {
     const guess = amax / levels;
