@@ -31,9 +31,29 @@ export type CompletionStrategy = NonNullable<CompileOptions["completion"]>;
 /** How long "poll" spins before it waits on a worker thread (TORCHC_POLL_SPIN_MS overrides it, for A/B timing). */
 export const POLL_SPIN_MS = 1;
 
+/** Worker-thread waits "poll" may hold at once: half of the 8 libuv threads torchc asks for (host-copy.ts). */
+const MAX_WORKER_WAITS = 4;
+let workerWaits = 0;
+
 function pollSpinMs(): number {
   const v = Number(process.env.TORCHC_POLL_SPIN_MS);
   return process.env.TORCHC_POLL_SPIN_MS !== undefined && Number.isFinite(v) && v >= 0 ? v : POLL_SPIN_MS;
+}
+
+/** Queries `event` between event-loop turns until it completes (true) or `deadline` passes (false). */
+function spinUntil(event: CudaEvent, deadline: number): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    const tick = () => {
+      try {
+        if (event.query()) resolve(true);
+        else if (performance.now() >= deadline) resolve(false);
+        else setImmediate(tick);
+      } catch (e) {
+        reject(e);
+      }
+    };
+    setImmediate(tick);
+  });
 }
 
 /** Resolves once all work recorded before `event` on `stream` has finished. */
@@ -50,21 +70,19 @@ export async function whenComplete(
       return;
     case "poll": {
       if (event.query()) return;
-      const until = performance.now() + pollSpinMs();
       // One promise per wait; past the spin budget the wait moves to a worker thread.
-      const spun = await new Promise<boolean>((resolve, reject) => {
-        const tick = () => {
-          try {
-            if (event.query()) resolve(true);
-            else if (performance.now() >= until) resolve(false);
-            else setImmediate(tick);
-          } catch (e) {
-            reject(e);
-          }
-        };
-        setImmediate(tick);
-      });
-      if (!spun) checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
+      if (await spinUntil(event, performance.now() + pollSpinMs())) return;
+      // Each worker wait holds a libuv thread (host copies run there too): past the cap, go on polling.
+      if (workerWaits >= MAX_WORKER_WAITS) {
+        await spinUntil(event, Number.POSITIVE_INFINITY);
+        return;
+      }
+      workerWaits++;
+      try {
+        checkCuda("cuEventSynchronize", await callAsync(CUDA.fn.cuEventSynchronize, event.handle));
+      } finally {
+        workerWaits--;
+      }
       return;
     }
     case "hostfn":
