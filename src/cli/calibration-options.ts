@@ -1,5 +1,4 @@
 import { InputError } from "../errors.js";
-import { formatSensitivity, keptPrecisionName } from "../passes/quantize-keep.js";
 import type {
   CalibrationAlgorithm,
   CalibrationOptions,
@@ -17,15 +16,6 @@ const decisions = new WeakMap<CalibrationOptions, SensitivityReport>();
 /** The decision a compile with these calibration options made, if it measured or read one. */
 export function sensitivityOf(c: CalibrationOptions | undefined): SensitivityReport | undefined {
   return c ? decisions.get(c) : undefined;
-}
-
-/** The report lines of that decision, naming the precision the kept layers run in. */
-export function sensitivityText(options: {
-  readonly calibration?: CalibrationOptions;
-  readonly enabledPrecisions?: readonly string[];
-}): string | undefined {
-  const r = sensitivityOf(options.calibration);
-  return r ? formatSensitivity(r, keptPrecisionName(options.enabledPrecisions)) : undefined;
 }
 
 /** --keep-sensitive N|auto, --sensitivity-metric, --sensitivity-target, --sensitivity-batches. */

@@ -3,7 +3,6 @@ import { loadModel } from "../../frontends/load-model.js";
 import { formatTrace } from "../../passes/rewrite/trace.js";
 import { compile } from "../../runtime/compile.js";
 import { formatMemory } from "../../runtime/execution.js";
-import { sensitivityText } from "../calibration-options.js";
 import { COMPILE_FLAGS, COMPILE_USAGE, compileOptionsFrom } from "../compile-options.js";
 import { withProgress } from "../progress.js";
 import type { Command } from "./command.js";
@@ -38,8 +37,6 @@ export const compileCommand: Command = {
     const t2 = performance.now();
     if (values["trace-passes"]) process.stdout.write(`${formatTrace(compiled.report.trace)}\n\n`);
     process.stdout.write(`${compiled.report.text}\n`);
-    const kept = sensitivityText(options);
-    if (kept) process.stdout.write(`${kept}\n`);
     process.stdout.write(
       `load ${(t1 - t0).toFixed(0)} ms, compile ${(t2 - t1).toFixed(0)} ms, total ${(t2 - t0).toFixed(0)} ms\n`,
     );
