@@ -527,7 +527,11 @@ export async function compile(
     const v = options.verify === true ? {} : options.verify;
     const inputs =
       v.inputs ?? compiled.graph.inputs.map((n, k) => randomInput(compiled.graph.values[n], 1234 + k));
-    compiled.verification = await verifyCompiled(compiled, inputs, { tolerance: v.tolerance, sensitivity });
+    compiled.verification = await verifyCompiled(compiled, inputs, {
+      tolerance: v.tolerance,
+      sensitivity,
+      ...(int8Choice ? { int8Choice } : {}),
+    });
   }
   return compiled;
 }

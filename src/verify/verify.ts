@@ -23,6 +23,7 @@ import { evaluateNode } from "../ops/index.js";
 import { interpret } from "../ops/interpret.js";
 import type { Partition } from "../partition/index.js";
 import { formatSensitivity, keptPrecisionName, type SensitivityReport } from "../passes/quantize-keep.js";
+import { formatInt8Choice, type Int8SpeedReport } from "../runtime/calibration-speed.js";
 import { compareTensors } from "../util/compare.js";
 
 /** What verification reads of a compiled module (the runtime's CompiledModule), named here so verify sits below it. */
@@ -67,6 +68,11 @@ export interface VerifyOptions {
    * kept unquantized, with their scores, and checks that each is unquantized in the compiled graph.
    */
   readonly sensitivity?: SensitivityReport;
+  /**
+   * The int8 speed decision of the compile (report.int8Choice): the report lists the convolutions kept in float
+   * because int8 timed slower, and checks that each is unquantized in the compiled graph.
+   */
+  readonly int8Choice?: Int8SpeedReport;
 }
 
 function finding(node: Node, extra: Partial<NodeFinding> = {}): NodeFinding {
@@ -172,26 +178,27 @@ function computesQuantized(graph: Graph, node: Node): boolean {
  */
 function keptLayers(
   compiled: VerifiableModule,
-  r: SensitivityReport,
+  kept: readonly string[],
+  text: string,
+  what: string,
 ): { lines: string[]; quantized: string[] } {
   const byName = new Map(compiled.graph.nodes.map((n) => [n.name, n]));
-  const quantized = r.kept.filter((k) => {
+  const quantized = kept.filter((k) => {
     const n = byName.get(k);
     return n !== undefined && computesQuantized(compiled.graph, n);
   });
   // A lowering pass may have renamed a kept layer; it is then not checked, and the report says so.
-  const unseen = r.kept.filter((k) => !byName.has(k));
-  const text = formatSensitivity(r, keptPrecisionName(compiled.options.enabledPrecisions));
-  const checked = r.kept.length - unseen.length;
+  const unseen = kept.filter((k) => !byName.has(k));
+  const checked = kept.length - unseen.length;
   const status =
-    r.kept.length === 0
+    kept.length === 0
       ? "none kept"
       : unseen.length === 0
         ? "yes"
-        : `${checked} of ${r.kept.length} (not found by name: ${unseen.join(", ")})`;
+        : `${checked} of ${kept.length} (not found by name: ${unseen.join(", ")})`;
   const check = quantized.length
-    ? `  kept layers the compiled graph still quantizes: ${quantized.join(", ")} (FAILS)`
-    : `  kept layers unquantized in the compiled graph: ${status}`;
+    ? `  ${what} the compiled graph still quantizes: ${quantized.join(", ")} (FAILS)`
+    : `  ${what} unquantized in the compiled graph: ${status}`;
   return { lines: [...text.split("\n").map((l) => `  ${l}`), check], quantized };
 }
 
@@ -238,8 +245,28 @@ export async function verifyCompiled(
     }
   }
 
-  const kept = opts.sensitivity ? keptLayers(compiled, opts.sensitivity) : undefined;
-  const ok = outputs.every((o) => o.ok) && diverging.length === 0 && !kept?.quantized.length;
+  const floatName = keptPrecisionName(compiled.options.enabledPrecisions);
+  const kept = opts.sensitivity
+    ? keptLayers(
+        compiled,
+        opts.sensitivity.kept,
+        formatSensitivity(opts.sensitivity, floatName),
+        "kept layers",
+      )
+    : undefined;
+  const fast = opts.int8Choice
+    ? keptLayers(
+        compiled,
+        opts.int8Choice.kept,
+        formatInt8Choice(opts.int8Choice),
+        "convolutions kept for speed",
+      )
+    : undefined;
+  const ok =
+    outputs.every((o) => o.ok) &&
+    diverging.length === 0 &&
+    !kept?.quantized.length &&
+    !fast?.quantized.length;
   const lines = [
     `verify: ${ok ? "ok" : "MISMATCH"} (tolerance ${tolerance} on max|err|/max|ref| against the aten reference of the lowered graph)`,
     ...outputs.map((o) => `  output '${o.name}': ${o.relative.toExponential(2)} ${o.ok ? "ok" : "FAILS"}`),
@@ -253,6 +280,7 @@ export async function verifyCompiled(
     ...(firstNonFinite ? [`  ${firstNonFinite.detail}: ${firstNonFinite.where}`] : []),
     ...(firstNonFinite?.fixedByFloat32 ? [`  ${FP16_OVERFLOW_HINT}`] : []),
     ...(kept?.lines ?? []),
+    ...(fast?.lines ?? []),
   ];
   return { ok, tolerance, outputs, nodesChecked, diverging, firstNonFinite, text: lines.join("\n") };
 }

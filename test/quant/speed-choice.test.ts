@@ -16,7 +16,10 @@ import {
   type Int8SpeedProbe,
   int8ConvProblem,
 } from "../../src/runtime/calibration-speed.js";
-import { randomTensor } from "./tiny-cnn.js";
+import { compile } from "../../src/runtime/compile.js";
+import { verifyCompiled } from "../../src/verify/verify.js";
+import { outlierCnn } from "./outlier-cnn.js";
+import { images, randomTensor } from "./tiny-cnn.js";
 import { twoConvs } from "./two-convs.js";
 
 /** x [2,16,12,12] → c1 3×3 16→32 → relu → c2, c3 (3×3 stride 2 32→24, the same problem) → add → relu. */
@@ -271,5 +274,48 @@ describe("the backend's probe", () => {
     expect(
       await backendInt8Probe({ backend: "cuda", enabledPrecisions: ["int8", "fp16"] }, {}),
     ).toBeUndefined();
+  });
+});
+
+describe("torchc verify and the speed decision", () => {
+  it("lists the convolutions kept for speed and fails when the compiled graph quantizes one of them", async () => {
+    const calib = images(8, 1000);
+    // The reference backend has no probe, so every convolution is quantized: a decision naming conv2 as kept
+    // is one the compiled graph does not follow.
+    const m = await compile(outlierCnn(), {
+      backend: "reference",
+      enabledPrecisions: ["int8"],
+      calibration: { data: calib },
+    });
+    expect(m.report.int8Choice, "no speed decision without the cuda probe").toBeUndefined();
+    const decision = (kept: string) => ({
+      floatName: "fp16",
+      describe: "a fake timing",
+      margin: 0.05,
+      problems: 1,
+      kept: [kept],
+      layers: [
+        {
+          node: kept,
+          where: `node '${kept}'`,
+          shape: "",
+          ran: "float" as const,
+          int8Ms: 0.3,
+          floatMs: 0.08,
+          reason: "timing lost",
+        },
+      ],
+    });
+    const bad = await verifyCompiled(m, [calib[0]], { tolerance: 1, int8Choice: decision("conv2") });
+    expect(bad.ok).toBe(false);
+    expect(bad.text).toMatch(
+      /convolutions kept for speed the compiled graph still quantizes: conv2 \(FAILS\)/,
+    );
+    expect(bad.text).toMatch(/1 of 1 convolution kept in fp16 for speed/);
+    // A layer the graph computes in float passes the check.
+    const relu = m.graph.nodes.find((n) => n.op.startsWith("aten.relu"))?.name as string;
+    const good = await verifyCompiled(m, [calib[0]], { tolerance: 1, int8Choice: decision(relu) });
+    expect(good.text).toMatch(/convolutions kept for speed unquantized in the compiled graph: yes/);
+    await m.dispose();
   });
 });

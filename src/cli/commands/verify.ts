@@ -42,6 +42,7 @@ export const verifyCommand: Command = {
       const report = await verifyCompiled(compiled, inputs, {
         tolerance,
         ...(sensitivity ? { sensitivity } : {}),
+        ...(compiled.report.int8Choice ? { int8Choice: compiled.report.int8Choice } : {}),
       });
       process.stdout.write(`${report.text}\n`);
       return report.ok ? 0 : 1;
