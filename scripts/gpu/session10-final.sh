@@ -97,8 +97,30 @@ EOF
   pack
 fi
 
+# PART=3: the short form for a small device budget (S10_S≈300): three lanes at once (transformer-fusion; models;
+# the runtime fixtures and test), then the plan-cache pair with JSON plans, then int8 if time is left.
+if [ "$PART" = 3 ]; then
+  echo "== 1. three lanes ($(el))"
+  ( t transformer-fusion 150 110 ) >"$LOGS/laneA.txt" 2>&1 &
+  A=$!
+  ( t models 150 110 ) >"$LOGS/laneB.txt" 2>&1 &
+  B=$!
+  ( PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt >"$LOGS/export.log" 2>&1
+    echo "export rc=$? ($(el))"; LINES_SHOWN=6 t runtime 110 110 ) >"$LOGS/laneC.txt" 2>&1 &
+  C=$!
+  wait $A $B $C
+  cat "$LOGS/laneA.txt" "$LOGS/laneB.txt" "$LOGS/laneC.txt"
+  pack
+  echo "== 2. plan cache, JSON plans ($(el))"
+  PYTHONUNBUFFERED=1 timeout "$(cap 45 40)" python3 "$ROOT/fixtures/prune_2_4.py" /tmp/sp resnet50 >"$LOGS/prune.log" 2>&1
+  echo "prune export rc=$? ($(el))"
+  TAG=plan-cache-json LINES_SHOWN=4 t sparsity 50 3 TORCHC_PLAN_CACHE_JSON=1 TORCHC_CACHE_DIR="$(mktemp -d)" \
+    TORCHC_SPARSE_PART=resnet50 TORCHC_SPARSE_DIR=/tmp/sp
+  pack
+fi
+
 # WITH_INT8=1 runs part 2's int8 section at the end of part 1 (one machine, one call).
-if [ "$PART" = 2 ] || [ "${WITH_INT8:-0}" = 1 ]; then
+if [ "$PART" = 2 ] || [ "${WITH_INT8:-0}" = 1 ] || { [ "$PART" = 3 ] && [ "$(left)" -gt 100 ]; }; then
   echo "== int8 ResNet-50 b128 ($(el))"
   TAG=int8 LINES_SHOWN=30 t int8-engine 170 "$([ "$PART" = 2 ] && echo 150 || echo 3)" INT8_ENGINE_PART=resnet50
   grep -E "^\|" "$LOGS/int8.log" | head -6
