@@ -20,6 +20,8 @@ OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
 PART="${PART:-1}"
 LOGS=/tmp/s10-$PART; mkdir -p "$LOGS"
 export TORCHC_RUNTIME_DIR=/tmp/rt UV_THREADPOOL_SIZE=8
+# The rows kernels' register path is opt-in until this run has checked it: on for every test here.
+export TORCHC_ROWS_VECTOR=1
 S=$(date +%s)
 el() { echo "$(( $(date +%s) - S ))s"; }
 left() { echo $(( ${S10_S:-560} - ($(date +%s) - S) )); }
@@ -68,7 +70,7 @@ if [ "$PART" = 1 ]; then
     OUT="$LOGS/tr-$v" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench transformers \
       >"$LOGS/tr-$v.log" 2>&1
     echo "torchc rows vector $v rc=$? ($(el))"
-    unset TORCHC_ROWS_VECTOR
+    export TORCHC_ROWS_VECTOR=1
     [ -s "$OUT/transformers.peers.json" ] && [ -s "$LOGS/tr-$v/transformers.json" ] &&
       python3 "$ROOT/bench/transformers_report.py" "$OUT/transformers.peers.json" "$LOGS/tr-$v/transformers.json" \
         >"$LOGS/TRANSFORMERS-$v.md" && grep -E "^\||Geometric" "$LOGS/TRANSFORMERS-$v.md"
