@@ -11,6 +11,7 @@
 // only the cuda backend with real int8 convolutions (TORCHC_QUANT_KERNELS=1) has one, so the reference backend and
 // simulated int8 are unchanged. TORCHC_INT8_TIMED_CHOICE=0 turns the choice off, for A/B timing.
 import { type Arg, formatLocation, type Graph, type Node } from "../ir/graph.js";
+import type { Int8SpeedLayer, Int8SpeedReport } from "../passes/int8-speed-report.js";
 import { quantizationSites } from "../passes/quantize-insert.js";
 
 /** One 2-d convolution as the probe times it: NHWC, [K, C/groups, R, S] weight, in the compile's float type. */
@@ -76,32 +77,6 @@ export async function backendInt8Probe(
     { dtype: fp16 ? "float16" : "float32", device: options.device ?? 0, tune: options.tune === true },
     env,
   );
-}
-
-/** One convolution the choice looked at, and what it runs as. */
-export interface Int8SpeedLayer {
-  readonly node: string;
-  /** "node 'x' (aten.op) in module '…' at file.py:12" */
-  readonly where: string;
-  /** "128×64×56×56 → 64, 3×3 stride 1" */
-  readonly shape: string;
-  readonly ran: "int8" | "float";
-  readonly int8Ms?: number;
-  readonly floatMs?: number;
-  /** Why it stays float, or a note on an int8 layer (untimed, the library's detail). */
-  readonly reason?: string;
-}
-
-export interface Int8SpeedReport {
-  readonly floatName: string;
-  readonly describe: string;
-  readonly margin: number;
-  /** Distinct problems the probe timed. */
-  readonly problems: number;
-  /** Every quantizable convolution the choice looked at, in graph order. */
-  readonly layers: readonly Int8SpeedLayer[];
-  /** Node names left unquantized for speed. */
-  readonly kept: readonly string[];
 }
 
 const pair = (a: Arg | undefined, dflt: number): [number, number] => {
@@ -219,33 +194,4 @@ export async function decideBySpeed(
     layers,
     kept: layers.filter((l) => l.ran === "float").map((l) => l.node),
   };
-}
-
-/** The compile report's lines: a headline, then every convolution with what it runs as and both times. */
-export function formatInt8Choice(r: Int8SpeedReport): string {
-  const n = r.layers.length;
-  const head =
-    `quantization: ${r.kept.length} of ${n} convolution${n === 1 ? "" : "s"} kept in ${r.floatName} for speed ` +
-    `(int8 only where it times at least ${Math.round(r.margin * 100)}% faster; ${r.describe}, ` +
-    `${r.problems} distinct problem${r.problems === 1 ? "" : "s"} timed; TORCHC_INT8_TIMED_CHOICE=0 turns this off)`;
-  const lines = r.layers.map((l) => {
-    const shape = l.shape ? ` [${l.shape}]` : "";
-    if (l.ran === "float") return `  ${l.where}${shape}: kept in ${r.floatName}: ${l.reason}`;
-    const timed =
-      l.int8Ms !== undefined && l.floatMs !== undefined
-        ? `: int8 ${ms(l.int8Ms)} vs ${r.floatName} ${ms(l.floatMs)}, ${(l.floatMs / l.int8Ms).toFixed(2)}× faster`
-        : "";
-    return `  ${l.where}${shape}: int8${timed}${l.reason ? ` (${l.reason})` : ""}`;
-  });
-  const timed = r.layers.filter((l) => l.int8Ms !== undefined && l.floatMs !== undefined);
-  const sum = (pick: (l: Int8SpeedLayer) => number) => timed.reduce((a, l) => a + pick(l), 0);
-  const int8 = (l: Int8SpeedLayer) => l.int8Ms as number;
-  const float = (l: Int8SpeedLayer) => l.floatMs as number;
-  const tail =
-    timed.length > 0
-      ? [
-          `  the ${timed.length} timed convolutions sum to ${ms(sum((l) => (l.ran === "int8" ? int8(l) : float(l))))} as chosen, against ${ms(sum(int8))} all in int8 and ${ms(sum(float))} all in ${r.floatName}`,
-        ]
-      : [];
-  return [head, ...lines, ...tail].join("\n");
 }

@@ -8,6 +8,7 @@ import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { nums } from "../ops/data.js";
 import { interpret } from "../ops/interpret.js";
+import type { Int8SpeedReport } from "../passes/int8-speed-report.js";
 import { defaultPipeline, runPipeline } from "../passes/pipeline.js";
 import { calibratedValues, insertQuantization, type QuantPrecision } from "../passes/quantize-insert.js";
 import {
@@ -35,24 +36,15 @@ import {
   type SensitivityOptions,
   type SensitivityReport,
 } from "./calibration-sensitivity.js";
-import {
-  decideBySpeed,
-  type Int8SpeedProbe,
-  type Int8SpeedReport,
-  int8TimedChoiceEnabled,
-} from "./calibration-speed.js";
+import { decideBySpeed, type Int8SpeedProbe, int8TimedChoiceEnabled } from "./calibration-speed.js";
 
+export type { Int8SpeedReport } from "../passes/int8-speed-report.js";
 export type { QuantPrecision } from "../passes/quantize-insert.js";
 export type { CalibrationCache } from "./calibration-cache.js";
 export { type CalibrationBatch, type CalibrationData, CalibrationError } from "./calibration-data.js";
 export type { CalibrationAlgorithm } from "./calibration-histogram.js";
 export type { SensitivityMetric, SensitivityOptions, SensitivityReport } from "./calibration-sensitivity.js";
-export type {
-  Int8ConvProblem,
-  Int8ConvTiming,
-  Int8SpeedProbe,
-  Int8SpeedReport,
-} from "./calibration-speed.js";
+export type { Int8ConvProblem, Int8ConvTiming, Int8SpeedProbe } from "./calibration-speed.js";
 
 export interface CalibrationOptions {
   /** Input batches: an (async) iterable, or a folder of .npy files. Not needed when `cache` exists. */

@@ -22,8 +22,8 @@ import { runNetworkReference } from "../network/reference/index.js";
 import { evaluateNode } from "../ops/index.js";
 import { interpret } from "../ops/interpret.js";
 import type { Partition } from "../partition/index.js";
+import { formatInt8Choice, type Int8SpeedReport } from "../passes/int8-speed-report.js";
 import { formatSensitivity, keptPrecisionName, type SensitivityReport } from "../passes/quantize-keep.js";
-import { formatInt8Choice, type Int8SpeedReport } from "../runtime/calibration-speed.js";
 import { compareTensors } from "../util/compare.js";
 
 /** What verification reads of a compiled module (the runtime's CompiledModule), named here so verify sits below it. */

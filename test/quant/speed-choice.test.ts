@@ -4,13 +4,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { int8ProblemRefusal, problemSpec } from "../../src/backends/cuda/int8-conv-timing.js";
 import type { Graph } from "../../src/ir/graph.js";
+import { formatInt8Choice } from "../../src/passes/int8-speed-report.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { calibrate } from "../../src/runtime/calibration.js";
 import {
   backendInt8Probe,
   decideBySpeed,
-  formatInt8Choice,
   type Int8ConvProblem,
   type Int8ConvTiming,
   type Int8SpeedProbe,
