@@ -206,6 +206,10 @@ describe("engine choice and tuning (pure part)", () => {
     expect(describeEngine(refused as never)).toBe(
       "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups); 2 library refusals, first: conv 'c1' (1 epilogue ops): cuDNN refused: X",
     );
+    // a warm compile says how many conv plans came from the plan cache, and in which form
+    expect(describeEngine({ ...stats, restoredConvs: { fromJson: 50, fromEngine: 3 } } as never)).toBe(
+      "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups, 53 conv plans restored (50 serialized, 3 from engine and knobs))",
+    );
   });
 });
 

@@ -69,7 +69,8 @@ export function restoreConv(cudnn: Cudnn, spec: CudnnConvSpec, choice: ConvChoic
       cleanup();
       return { ok: false, reason: "cuDNN refused the saved execution plan" };
     }
-    return { ok: true, plan: new CudnnConvPlan(cudnn, spec, [c], owned, uids) };
+    const plan = new CudnnConvPlan(cudnn, spec, [c], owned, uids);
+    return { ok: true, plan, restoredFrom: fromJson ? "json" : "engine" };
   } catch (e) {
     cleanup();
     return {

@@ -67,6 +67,9 @@ export interface MatmulEpilogue {
 export interface ChoiceStats {
   restored: number;
   chosen: number;
+  /** Conv plans restored from cuDNN's serialized plan, and rebuilt from an engine index and knobs. */
+  convsFromJson: number;
+  convsFromEngine: number;
 }
 
 /** A conv problem's key: its spec without the epilogue's constant values (they do not change the plan; refit changes them). */
@@ -104,7 +107,7 @@ export class EngineChoices {
   private held: EnginePlan | undefined;
   private memory: EngineRecord["memory"] | undefined;
   private steps = 0;
-  readonly stats: ChoiceStats = { restored: 0, chosen: 0 };
+  readonly stats: ChoiceStats = { restored: 0, chosen: 0, convsFromJson: 0, convsFromEngine: 0 };
   /** Why the saved memory plan was not the one planned now, if it was not. */
   memoryMismatch: string | undefined;
 
@@ -135,7 +138,11 @@ export class EngineChoices {
     const known = choice ?? this.cache.conv(key, this.tune);
     if (known) {
       built = restoreConv(cudnn, spec, known);
-      if (built.ok) this.stats.restored++;
+      if (built.ok) {
+        this.stats.restored++;
+        if (built.restoredFrom === "json") this.stats.convsFromJson++;
+        else this.stats.convsFromEngine++;
+      }
     }
     if (!built?.ok) {
       built = buildCudnnConv(cudnn, spec, { tune: this.tune });

@@ -446,6 +446,7 @@ function buildStats(
   ms: BuildStats["ms"],
   libraryRefusals: readonly string[],
   sparse?: SparseSummary,
+  choices?: { readonly convsFromJson: number; readonly convsFromEngine: number },
 ): Omit<BuildStats, "graphNodes"> {
   const { steps } = plan;
   const kinds: Record<string, number> = {};
@@ -477,6 +478,9 @@ function buildStats(
     nvrtcCache: compiled.cache,
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
+    ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
+      ? { restoredConvs: { fromJson: choices.convsFromJson, fromEngine: choices.convsFromEngine } }
+      : {}),
   };
 }
 
@@ -550,6 +554,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
         },
         libs.refusals,
         libs.sparse,
+        options.choices?.stats,
       ),
       allocate: (stream) => allocateInstance(plan.memory.arenaBytes, workspaceBytes, inputs, outputs, stream),
       prepare: makeLauncher(plan, compiled, weights, libs, options),

@@ -63,12 +63,21 @@ export interface BuildStats {
   readonly libraryRefusals: readonly string[];
   /** With `sparseWeights`: every 2:4-sparse layer, whether it ran sparse, and why not (./sparse-weights.ts). */
   readonly sparse?: SparseSummary;
+  /**
+   * cuDNN conv plans restored (plan cache or package) instead of chosen by cuDNN's heuristics: from cuDNN's own
+   * serialized plan, or rebuilt from an engine index and knobs (the form a warm ResNet-50 ran 1.58× slower with).
+   */
+  readonly restoredConvs?: { readonly fromJson: number; readonly fromEngine: number };
 }
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
 export function describeEngine(s: BuildStats): string {
   const int8 = s.stepKinds?.["conv(int8)"];
-  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""})`;
+  const r = s.restoredConvs;
+  const restored = r
+    ? `, ${r.fromJson + r.fromEngine} conv plans restored (${r.fromJson} serialized, ${r.fromEngine} from engine and knobs)`
+    : "";
+  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored})`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
   const n = s.libraryRefusals.length;
   if (n === 0) return base + sparse;

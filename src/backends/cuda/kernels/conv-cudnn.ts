@@ -277,7 +277,12 @@ export function pickFastest(times: readonly number[], margin: number): number {
 }
 
 export type CudnnConvBuild =
-  | { readonly ok: true; readonly plan: CudnnConvPlan }
+  | {
+      readonly ok: true;
+      readonly plan: CudnnConvPlan;
+      /** A plan restored from a saved choice: from cuDNN's serialized plan, or rebuilt from engine and knobs. */
+      readonly restoredFrom?: "json" | "engine";
+    }
   | { readonly ok: false; readonly reason: string };
 
 /**
