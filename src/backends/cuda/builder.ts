@@ -444,11 +444,11 @@ function buildStats(
   weights: UploadedWeights,
   workspaceBytes: number,
   ms: BuildStats["ms"],
-  libraryRefusals: readonly string[],
-  sparse?: SparseSummary,
+  libs: { readonly refusals: readonly string[]; readonly sparse?: SparseSummary },
   choices?: { readonly convsFromJson: number; readonly convsFromEngine: number },
 ): Omit<BuildStats, "graphNodes"> {
   const { steps } = plan;
+  const { refusals: libraryRefusals, sparse } = libs;
   const kinds: Record<string, number> = {};
   for (const s of steps) kinds[s.kind] = (kinds[s.kind] ?? 0) + 1;
   // int8 convolutions (ConvStep.int8) are also counted on their own
@@ -552,8 +552,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
           capture: 0,
           total: elapsed(tStart),
         },
-        libs.refusals,
-        libs.sparse,
+        libs,
         options.choices?.stats,
       ),
       allocate: (stream) => allocateInstance(plan.memory.arenaBytes, workspaceBytes, inputs, outputs, stream),
