@@ -31,6 +31,11 @@ export interface Int8SpeedReport {
 
 const ms = (v: number) => `${v.toFixed(4)} ms`;
 
+/** The report's "timing lost" wording, with both times. */
+export function int8TimingLost(int8Ms: number, floatMs: number, floatName: string): string {
+  return `timing lost: int8 ${ms(int8Ms)} vs ${floatName} ${ms(floatMs)}`;
+}
+
 /** The compile report's lines: a headline, then every convolution with what it runs as and both times. */
 export function formatInt8Choice(r: Int8SpeedReport): string {
   const n = r.layers.length;

@@ -11,7 +11,7 @@
 // only the cuda backend with real int8 convolutions (TORCHC_QUANT_KERNELS=1) has one, so the reference backend and
 // simulated int8 are unchanged. TORCHC_INT8_TIMED_CHOICE=0 turns the choice off, for A/B timing.
 import { type Arg, formatLocation, type Graph, type Node } from "../ir/graph.js";
-import type { Int8SpeedLayer, Int8SpeedReport } from "../passes/int8-speed-report.js";
+import { type Int8SpeedLayer, type Int8SpeedReport, int8TimingLost } from "../passes/int8-speed-report.js";
 import { quantizationSites } from "../passes/quantize-insert.js";
 
 /** One 2-d convolution as the probe times it: NHWC, [K, C/groups, R, S] weight, in the compile's float type. */
@@ -124,13 +124,6 @@ export function int8ConvProblem(graph: Graph, node: Node): Int8ConvProblem | str
 export function problemText(p: Int8ConvProblem): string {
   const stride = p.stride[0] === p.stride[1] ? `${p.stride[0]}` : p.stride.join("×");
   return `${p.n}×${p.c}×${p.h}×${p.w} → ${p.k}, ${p.r}×${p.s} stride ${stride}${p.groups > 1 ? `, ${p.groups} groups` : ""}`;
-}
-
-const ms = (v: number) => `${v.toFixed(4)} ms`;
-
-/** The report's "timing lost" wording, with both times. */
-export function int8TimingLost(int8Ms: number, floatMs: number, floatName: string): string {
-  return `timing lost: int8 ${ms(int8Ms)} vs ${floatName} ${ms(floatMs)}`;
 }
 
 /**
