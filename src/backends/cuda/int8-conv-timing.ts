@@ -14,7 +14,7 @@ import { reportProgress } from "../../util/progress.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { int8ConvRefusal } from "./device/conv-int8.js";
-import type { Dims4 } from "./device/conv-shape.js";
+import { convGeometry, type Dims4 } from "./device/conv-shape.js";
 import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
 import { DeviceBuffer } from "./device/memory.js";
 import { Stream } from "./device/stream.js";
@@ -66,11 +66,10 @@ function timeProblems(problems: readonly Int8ConvProblem[], options: CudaInt8Pro
   }
 }
 
-/** Output height and width. */
+/** Output height and width, as the device layer computes them. */
 function outSize(p: Int8ConvProblem): [number, number] {
-  const o = (x: number, k: number, i: 0 | 1) =>
-    Math.floor((x + 2 * p.padding[i] - p.dilation[i] * (k - 1) - 1) / p.stride[i]) + 1;
-  return [o(p.h, p.r, 0), o(p.w, p.s, 1)];
+  const g = convGeometry({ ...p, layout: "NHWC", dtype: "float32" });
+  return [g.outH, g.outW];
 }
 
 /** The engine's cuDNN spec of the problem, int8 or float. */
@@ -97,21 +96,7 @@ export function problemSpec(p: Int8ConvProblem, dtype: "float16" | "float32", in
 export function int8ProblemRefusal(p: Int8ConvProblem, dtype: "float16" | "float32"): string | null {
   const [oh, ow] = outSize(p);
   if (oh * ow <= 1) return "a 1×1 output map (the engine runs those as generated gemv kernels)";
-  return int8ConvRefusal({
-    n: p.n,
-    c: p.c,
-    h: p.h,
-    w: p.w,
-    k: p.k,
-    r: p.r,
-    s: p.s,
-    stride: p.stride,
-    padding: p.padding,
-    dilation: p.dilation,
-    groups: p.groups,
-    output: dtype,
-    bias: p.bias,
-  });
+  return int8ConvRefusal({ ...p, output: dtype });
 }
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
