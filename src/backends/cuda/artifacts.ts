@@ -108,6 +108,8 @@ export class EngineChoices {
   private memory: EngineRecord["memory"] | undefined;
   private steps = 0;
   readonly stats: ChoiceStats = { restored: 0, chosen: 0, convsFromJson: 0, convsFromEngine: 0 };
+  /** Conv problems whose plan was restored from cuDNN's serialized form. */
+  private readonly fromJson = new Set<string>();
   /** Why the saved memory plan was not the one planned now, if it was not. */
   memoryMismatch: string | undefined;
 
@@ -140,8 +142,10 @@ export class EngineChoices {
       built = restoreConv(cudnn, spec, known);
       if (built.ok) {
         this.stats.restored++;
-        if (built.restoredFrom === "json") this.stats.convsFromJson++;
-        else this.stats.convsFromEngine++;
+        if (built.restoredFrom === "json") {
+          this.stats.convsFromJson++;
+          this.fromJson.add(key);
+        } else this.stats.convsFromEngine++;
       }
     }
     if (!built?.ok) {
@@ -251,7 +255,8 @@ export class EngineChoices {
   private cacheConvs(tuned: boolean): void {
     for (const [k, p] of this.convs) {
       const c = p.chosen;
-      if (!c) continue;
+      // a plan restored from its serialized form is already in the cache as it runs: no re-read, no rewrite
+      if (!c || (this.fromJson.has(k) && !tuned)) continue;
       const { plan, ...choice } = describeConvCandidate(c, true);
       this.cache.putConv(k, { ...choice, tuned }, plan);
     }
