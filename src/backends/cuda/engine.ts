@@ -65,7 +65,8 @@ export interface BuildStats {
   readonly sparse?: SparseSummary;
   /**
    * cuDNN conv plans restored (plan cache or package) instead of chosen by cuDNN's heuristics: from cuDNN's own
-   * serialized plan, or rebuilt from an engine index and knobs (the form a warm ResNet-50 ran 1.58× slower with).
+   * serialized plan, or rebuilt from an engine index and knobs (a warm ResNet-50 built that way spent 1.58× the
+   * cold one's time in cuDNN, H200, session 10).
    */
   readonly restoredConvs?: { readonly fromJson: number; readonly fromEngine: number };
 }
