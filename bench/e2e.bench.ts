@@ -7,6 +7,9 @@
  * - the three completion strategies (worker, poll, hostfn) at batch 1;
  * and the memory report. Needs TORCHC_RUNTIME_DIR from fixtures/export_runtime.py. Writes e2e.json into
  * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench e2e`
+ * E2E_BATCHES=128 picks the batches (default 1,128); E2E_QUICK=1 measures only GPU time, plain (with all host-copy
+ * pieces queued at once, and with TORCHC_COPY_IN_FLIGHT=8) and pinned, one line per batch, for A/Bs that need a
+ * process each (UV_THREADPOOL_SIZE, the copy threads).
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -127,8 +130,38 @@ async function measure(batch: number): Promise<void> {
   console.log(`  contexts=2 ${formatMemory(memory2)}`);
 }
 
+/** E2E_QUICK: the copy-path figures only, labelled with the thread-pool size. */
+async function measureQuick(batch: number): Promise<void> {
+  const model = await loadModel(join(dir, `efficientnet_b0_b${batch}.pt2`));
+  const x = readNpy(join(dir, `efficientnet_b0_b${batch}`, "input_0.npy"));
+  const xs = variants(x, 4);
+  const n = batch === 1 ? 400 : 40;
+  const one = await compile(model, { backend: "cuda", enabledPrecisions: ["fp16"] });
+  const gpu = one.benchmark([x], { reps: batch === 1 ? 200 : 50 });
+  const plain = await timeRuns(n, (i) => one.run([xs[i % 4]]));
+  process.env.TORCHC_COPY_IN_FLIGHT = "8";
+  const plainInFlight8 = await timeRuns(n, (i) => one.run([xs[i % 4]]));
+  delete process.env.TORCHC_COPY_IN_FLIGHT;
+  const [pinnedIn] = one.allocateHostInputs();
+  (pinnedIn.data as Float32Array).set(x.data as Float32Array);
+  const pinned = await timeRuns(n, () => one.run([pinnedIn]));
+  await one.dispose();
+  const row = { model: "efficientnet_b0", batch, threads: process.env.UV_THREADPOOL_SIZE, gpu, plain, plainInFlight8, pinned };
+  rows.push(row);
+  console.log(JSON.stringify(row));
+  console.log(
+    `quick b${batch} threads=${row.threads}: GPU ${gpu.medianMs.toFixed(3)} | plain ${plain.median.toFixed(3)} | plain, 8 pieces in flight ${plainInFlight8.median.toFixed(3)} | pinned in ${pinned.median.toFixed(3)} ms`,
+  );
+}
+
 const f = (s: { median: number }) => s.median.toFixed(3);
-for (const b of [1, 128]) await measure(b);
+const batches = (process.env.E2E_BATCHES ?? "1,128").split(",").map(Number);
+if (process.env.E2E_QUICK === "1") {
+  for (const b of batches) await measureQuick(b);
+  writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "e2e-quick.json"), JSON.stringify(rows, null, 1));
+  process.exit(0);
+}
+for (const b of batches) await measure(b);
 console.log("\n| batch | GPU only | GPU only, stem on cuDNN | GPU only, SE pooling folded | e2e plain | e2e plain, worker-thread copy | e2e pinned in | e2e pinned in+out | 2 ctx pipelined plain | 2 ctx pipelined pinned | worker | poll | hostfn | worker pinned | poll pinned | hostfn pinned |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows as never as {

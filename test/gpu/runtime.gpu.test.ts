@@ -237,10 +237,14 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
           });
       });
       gcObserver.observe({ entryTypes: ["gc"] });
+      // Each tick's end on the monotonic clock (µs) too: V8's CPU profiles (--cpu-prof) stamp samples on the
+      // same clock, so scripts/cpuprofile-gaps.ts can show what the JS thread did inside the longest gaps.
+      const endsUs: number[] = [];
       let last = performance.now();
       const timer = setInterval(() => {
         const now = performance.now();
         gaps.push(now - last);
+        endsUs.push(Number(process.hrtime.bigint() / 1000n));
         last = now;
       }, 1);
       const t0 = performance.now();
@@ -264,6 +268,10 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         if (g === maxGap) at = t0 + acc;
       }
       const phaseOfMax = phases.find(([, t]) => t >= at)?.[0] ?? "after the last run";
+      const longest = gaps
+        .map((ms, i) => ({ ms: Math.round(ms * 1000) / 1000, endUs: endsUs[i] }))
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 3);
       report("event loop during batch-128 runs", {
         maxGapMs: maxGap,
         p99GapMs: sorted[Math.floor(0.99 * (sorted.length - 1))],
@@ -275,6 +283,8 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         gcInLongestGap: gcs.filter((g) => g.start <= at && g.start >= at - maxGap).map((g) => g.ms),
         // PerformanceGC kinds: 1 minor (scavenge), 2 major (mark-compact), 4 incremental, 8 weak callbacks
         gcKinds: gcs.map((g) => g.kind),
+        longest,
+        copyInFlight: process.env.TORCHC_COPY_IN_FLIGHT ?? "all",
       });
       check(out!, c, "fp16", "batch 128 output");
       assert.ok(

@@ -51,6 +51,22 @@ describe("copyIntoPinned (worker-thread memcpy into staging)", () => {
     },
   );
 
+  it("with maxInFlight 1 copies the pieces one after another, in order, and still exactly", async () => {
+    const n = 3 * 1024 * 1024 + 777;
+    const dst = hostMemory(n);
+    const src = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
+    const chunks: number[] = [];
+    await copyIntoPinned(dst, 0, src, {
+      chunkBytes: 256 << 10,
+      maxInFlight: 1,
+      onChunk: (o) => chunks.push(o),
+    });
+    expect(chunks.length).toBe(Math.ceil(n / (256 << 10)));
+    expect(chunks).toEqual([...chunks].sort((a, b) => a - b));
+    expect(Buffer.compare(new Uint8Array(dst.arrayBuffer), src)).toBe(0);
+    dst.free();
+  });
+
   it("copies from a view at an offset inside a larger buffer", async () => {
     const whole = new Float32Array(300_000).map((_, i) => i);
     const view = new Uint8Array(whole.buffer, 4000, 1_000_000);

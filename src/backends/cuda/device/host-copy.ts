@@ -52,9 +52,21 @@ function workerCopyMinBytes(): number {
  */
 const MAX_WORKER_CHUNK_BYTES = 2 << 20;
 
+/**
+ * TORCHC_COPY_IN_FLIGHT: at most this many worker memcpys queued at once, the next queued as one lands (for
+ * A/B timing of the event loop: all of a batch-128 input's 37 pieces are otherwise queued in one synchronous
+ * loop). Unset or 0: all at once.
+ */
+function inFlightFromEnv(): number | undefined {
+  const env = Number(process.env.TORCHC_COPY_IN_FLIGHT);
+  return Number.isSafeInteger(env) && env > 0 ? env : undefined;
+}
+
 export interface HostCopyOptions {
   /** Bytes per memcpy (default 2 MiB; smaller for medium copies so that several threads share them). */
   readonly chunkBytes?: number;
+  /** At most this many memcpys queued on the worker pool at once (default: all of them). */
+  readonly maxInFlight?: number;
   /** Called on the JS thread as each chunk lands: [offset, offset + bytes) of the destination is written. */
   readonly onChunk?: (offset: number, bytes: number) => void;
 }
@@ -96,17 +108,20 @@ export async function copyIntoPinned(
     opts.chunkBytes ??
     chunkBytesFromEnv() ??
     Math.max(128 << 10, Math.min(MAX_WORKER_CHUNK_BYTES, Math.ceil(bytes / 4 / 4096) * 4096));
-  const copies: Promise<void>[] = [];
-  for (let off = 0; off < bytes; off += chunk) {
-    const n = Math.min(chunk, bytes - off);
-    copies.push(
-      callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() =>
-        opts.onChunk?.(dstOffset + off, n),
-      ),
+  const pieces: [number, number][] = [];
+  for (let off = 0; off < bytes; off += chunk) pieces.push([off, Math.min(chunk, bytes - off)]);
+  const copyPiece = ([off, n]: [number, number]) =>
+    callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() =>
+      opts.onChunk?.(dstOffset + off, n),
     );
-  }
-  // Every chunk must have stopped writing before this returns, also when one fails.
-  const settled = await Promise.allSettled(copies);
+  const lanes = Math.min(pieces.length, opts.maxInFlight ?? inFlightFromEnv() ?? pieces.length);
+  // Each lane copies its next piece when the last one has landed; a failed piece stops only its own lane.
+  let next = 0;
+  const lane = async () => {
+    while (next < pieces.length) await copyPiece(pieces[next++]);
+  };
+  // Every piece must have stopped writing before this returns, also when one fails.
+  const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
 }
