@@ -3,7 +3,7 @@
 # batch-128 run, and three A/Bs that need a process each. Logs and the CPU profile go to $OUT.
 #   1. the runtime fixtures (no peers);
 #   2. the runtime test three times: under `--cpu-prof` (100 µs samples; scripts/cpuprofile-gaps.mjs reads the
-#      profile with the test's log), plain, and with TORCHC_COPY_IN_FLIGHT=8 (at most 8 host-copy pieces queued);
+#      profile with the test's log), plain, and with TORCHC_COPY_IN_FLIGHT=8 (at most 8 host-copy pieces queued; replaced since by TORCHC_COPY_QUEUE_GROUP);
 #   3. the e2e copy path (E2E_QUICK) with 8 and with 16 libuv threads (UV_THREADPOOL_SIZE);
 #   4. ViT-B/16 batch 64: its export, then torchc with the flash kernel's query tile at 64 rows (default at this
 #      batch), 32 and 16 (TORCHC_FLASH_WARPS=4/2/1).

@@ -284,7 +284,8 @@ describe("runtime: every run returns the answer for its own input", { skip }, ()
         // PerformanceGC kinds: 1 minor (scavenge), 2 major (mark-compact), 4 incremental, 8 weak callbacks
         gcKinds: gcs.map((g) => g.kind),
         longest,
-        copyInFlight: process.env.TORCHC_COPY_IN_FLIGHT ?? "all",
+        copyQueueGroup: process.env.TORCHC_COPY_QUEUE_GROUP ?? "default",
+        threads: process.env.UV_THREADPOOL_SIZE,
       });
       check(out!, c, "fp16", "batch 128 output");
       assert.ok(

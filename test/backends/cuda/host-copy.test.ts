@@ -51,20 +51,48 @@ describe("copyIntoPinned (worker-thread memcpy into staging)", () => {
     },
   );
 
-  it("with maxInFlight 1 copies the pieces one after another, in order, and still exactly", async () => {
-    const n = 3 * 1024 * 1024 + 777;
-    const dst = hostMemory(n);
-    const src = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
-    const chunks: number[] = [];
-    await copyIntoPinned(dst, 0, src, {
-      chunkBytes: 256 << 10,
-      maxInFlight: 1,
-      onChunk: (o) => chunks.push(o),
-    });
-    expect(chunks.length).toBe(Math.ceil(n / (256 << 10)));
-    expect(chunks).toEqual([...chunks].sort((a, b) => a - b));
-    expect(Buffer.compare(new Uint8Array(dst.arrayBuffer), src)).toBe(0);
-    dst.free();
+  it.each([1, 3, Infinity])(
+    "queued %s pieces per event-loop turn, copies exactly, every piece reported once",
+    async (group) => {
+      const n = 3 * 1024 * 1024 + 777;
+      const dst = hostMemory(n);
+      const src = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
+      const chunks: number[] = [];
+      await copyIntoPinned(dst, 0, src, {
+        chunkBytes: 256 << 10,
+        queueGroup: group,
+        onChunk: (o) => chunks.push(o),
+      });
+      expect(chunks.length).toBe(Math.ceil(n / (256 << 10)));
+      expect(new Set(chunks).size).toBe(chunks.length);
+      expect(Buffer.compare(new Uint8Array(dst.arrayBuffer), src)).toBe(0);
+      dst.free();
+    },
+  );
+
+  it("stops queueing, and says so, when the staging is freed between groups", async () => {
+    const n = 4 * 1024 * 1024;
+    const mem = hostMemory(n);
+    // Marked dead (as PinnedBuffer.free does) after the first group was queued; really freed only once the
+    // queued copies have stopped, which is what the copy must wait for.
+    let alive = true;
+    const dst: HostMemory = {
+      ...mem,
+      ptr: mem.ptr,
+      arrayBuffer: mem.arrayBuffer,
+      get alive() {
+        return alive;
+      },
+    };
+    setImmediate(() =>
+      setImmediate(() => {
+        alive = false;
+      }),
+    );
+    await expect(
+      copyIntoPinned(dst, 0, new Uint8Array(n), { chunkBytes: 256 << 10, queueGroup: 1 }),
+    ).rejects.toThrow(/freed during the copy/);
+    mem.free();
   });
 
   it("copies from a view at an offset inside a larger buffer", async () => {

@@ -87,7 +87,10 @@ describe("step labels", () => {
   it("names each step's kind and the IR nodes it covers", () => {
     const graph = preNormBlocksGraph({ B: 1, N: 5, C: 16, heads: 2, depth: 1 });
     const lowered = runPipeline(graph, defaultPipeline({ enabledPrecisions: ["float16"] })).graph;
+    // GELU as its own element kernel, so that every kind of step is labelled here.
+    process.env.TORCHC_GELU_EPILOGUE = "0";
     const plan = planCudaEngine(convertGraph(lowered), { precision: "fp16" });
+    delete process.env.TORCHC_GELU_EPILOGUE;
     const labels = plan.steps.map(stepLabel);
     const kinds = new Set(labels.map((l) => l.kind));
     for (const k of ["rows", "cublaslt", "attention", "element"] as ProfiledKind[])

@@ -36,6 +36,7 @@ afterEach(() => {
   delete process.env.TORCHC_FUSE_SIBLINGS;
   delete process.env.TORCHC_ATTENTION_LAYOUT;
   delete process.env.TORCHC_STRIDED_QKV;
+  delete process.env.TORCHC_GELU_EPILOGUE;
 });
 
 describe("PyTorch-exported transformers: the CUDA plan's fused kernels", () => {
@@ -121,9 +122,16 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
       process.env.TORCHC_ATTENTION_LAYOUT = "0";
       expect(planCudaEngine(net, { precision }).steps.length - plan.steps.length).toBe(3 * depth);
       // The first norm, then per block: qkv, attention (reading q, k and v in place, writing tokens-major, so the
-      // head merge is a view), proj, add+norm2, fc1, gelu, fc2, and the add+norm that starts the next block (or
-      // the last).
-      expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + 8 * depth);
+      // head merge is a view), proj, add+norm2, fc1 (+ its GELU in fp16: cuBLASLt's tanh form stands in for the
+      // exact one, fuse/schedule.ts geluEpilogue), gelu (fp32 only), fc2, and the add+norm that starts the next
+      // block (or the last).
+      expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + (precision === "fp16" ? 7 : 8) * depth);
+      const geluFused = plan.summary.filter((l) => l.includes("+gelu(tanh for erf)"));
+      expect(geluFused).toHaveLength(precision === "fp16" ? depth : 0);
+      for (const k of ["TORCHC_FUSE_SIBLINGS", "TORCHC_FUSE_ROWS", "TORCHC_ATTENTION_LAYOUT"]) delete process.env[k];
+      process.env.TORCHC_GELU_EPILOGUE = "0";
+      expect(planCudaEngine(net, { precision }).steps.length).toBe(1 + 8 * depth);
+      delete process.env.TORCHC_GELU_EPILOGUE;
       const [want] = interpret(graph, inputs);
       expect(relMax(outputs[0], want)).toBeLessThan(precision === "fp32" ? 1e-4 : 1e-2);
     }, 120_000);

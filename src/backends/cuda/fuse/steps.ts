@@ -215,7 +215,7 @@ export function describeStep(s: Step): string {
     case "conv":
       return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
-      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}` : ""} → ${s.output}`;
+      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${s.fused.some((l) => l.type === "activation" && l.fn.kind === "gelu_erf") ? "(tanh for erf)" : ""}` : ""} → ${s.output}`;
     case "normalization":
     case "softmax": {
       const pro = s.prologue?.length ? `[${s.prologue.map((l) => l.type).join("+")}]+` : "";
