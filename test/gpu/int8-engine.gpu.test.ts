@@ -133,6 +133,15 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
       try {
         const [y] = await m.run([x]);
         const gpu = m.benchmark([x], { reps: 30 });
+        // Where the time goes (eager, step by step): the quantize/dequantize kernels around int8 layers against
+        // the layers themselves.
+        let prof: ReturnType<typeof m.profile> | undefined;
+        let profileError: string | undefined;
+        try {
+          prof = m.profile({ reps: 10 });
+        } catch (e) {
+          profileError = e instanceof Error ? e.message : String(e);
+        }
         const choice = m.report.int8Choice;
         const row = {
           config: label,
@@ -141,6 +150,13 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
           relative: compareTensors(y, pytorch).relative,
           compileS: Math.round(compileS * 10) / 10,
           runners: m.report.runners,
+          byKind: prof?.byKind.map((k) => `${k.kind} ${k.steps} ${k.ms.toFixed(3)}`) ?? profileError,
+          slowest: prof
+            ? [...prof.steps]
+                .sort((a, b) => b.medianMs - a.medianMs)
+                .slice(0, 8)
+                .map((k) => `${k.kind} ${k.medianMs.toFixed(4)} ${k.description}`)
+            : undefined,
           ...(choice
             ? {
                 int8Choice: choice.layers.map((l) => ({
