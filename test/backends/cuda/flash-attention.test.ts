@@ -120,7 +120,12 @@ const HOST_CTYPE: Partial<Record<DType, HostCType>> = {
 };
 
 /** Runs kernel `k` of `plan` on the host with `inputs`; returns the network output. */
-function runOnHost(plan: EnginePlan, k: GeneratedKernel, inputs: Record<string, Tensor>): Tensor {
+function runOnHost(
+  plan: EnginePlan,
+  k: GeneratedKernel,
+  inputs: Record<string, Tensor>,
+  stats: { mmaWarpCalls?: number } = {},
+): Tensor {
   const buffers = new Map<string, Uint8Array>();
   const bufferOf = (t: string) => {
     const root = storageRoot(plan.infos, t);
@@ -143,6 +148,7 @@ function runOnHost(plan: EnginePlan, k: GeneratedKernel, inputs: Record<string, 
     return bufferOf(t).subarray((info.offset ?? 0) * (info.storage === "float32" ? 4 : 2));
   };
   run(k.params.map((p) => at(p.tensor)));
+  stats.mmaWarpCalls = run.mmaWarpCalls();
   const out = plan.network.outputs[0];
   const info = plan.infos.get(out)!;
   const bytes = bufferOf(out).subarray(0, numel(info.shape) * (info.storage === "float32" ? 4 : 2));
@@ -430,8 +436,12 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
     expect(compareTensors(got, runNetworkReference(net, inputs)[0]).relative).toBeLessThan(1e-2);
   }, 60_000);
 
-  for (const c of cases) {
-    it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)`, () => {
+  // Each case with and without skipping the padding's tensor-core work (ragged key tails, warps past L).
+  for (const c of cases.flatMap((c): (typeof c & { skipPadding?: boolean })[] => [
+    c,
+    { ...c, skipPadding: true },
+  ])) {
+    it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)${c.skipPadding ? ", skipping padding" : ""}`, () => {
       const net = attentionNet(c);
       const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
       const { step } = attentionStep(plan);
@@ -440,7 +450,9 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
       const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
         ...step.choice.config,
         warps: c.warps,
+        skipPadding: c.skipPadding,
       });
+      expect(k.source.includes("if (!active")).toBe(c.skipPadding === true);
       const inputs = inputsFor(net, c, 7);
       const got = runOnHost(plan, k, inputs);
       const want = runNetworkReference(net, inputs)[0];
@@ -460,4 +472,33 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
       }
     }, 60_000);
   }
+
+  it("skipping padding does only the tensor-core work real rows and keys need, with the same result", () => {
+    // L = S = 37 in 32-row query tiles (2 warps) and one 64-key tile: CTA 0 has both warps' rows, CTA 1 rows
+    // 32…47 and 48…63, of which only the first warp's hold a real row; keys 37…63 are padding.
+    const c: Case = { name: "padding", dtype: "float16", b: 1, h: 1, L: 37, E: 16 };
+    const net = attentionNet(c);
+    const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
+    const { step } = attentionStep(plan);
+    if (step.choice.kernel !== "flash") throw new Error("expected the flash kernel");
+    const { config } = step.choice;
+    const inputs = inputsFor(net, c, 11);
+    const run = (skipPadding: boolean) => {
+      const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
+        ...config,
+        warps: 2,
+        skipPadding,
+      });
+      const stats: { mmaWarpCalls?: number } = {};
+      return { out: runOnHost(plan, k, inputs, stats), mma: stats.mmaWarpCalls! };
+    };
+    const all = run(false);
+    const skipped = run(true);
+    // Per warp and key tile: Q·Kᵀ takes (E/16)·(keys/16)·2 mma and P·V (keys/16)·(Ev/16)·2. All: 4 warps × 64
+    // keys; skipping: 3 warps × 48 keys (chunks 0…2 hold keys 0…47).
+    const perWarp = (keys: number) => (16 / 16) * (keys / 16) * 2 + (keys / 16) * (16 / 16) * 2;
+    expect(all.mma).toBe(4 * perWarp(64));
+    expect(skipped.mma).toBe(3 * perWarp(48));
+    expect(compareTensors(skipped.out, all.out).relative).toBeLessThan(1e-6);
+  }, 60_000);
 });

@@ -2,8 +2,9 @@
  * Runs a generated flash-attention kernel (src/backends/cuda/codegen/flash-attention.ts) on the CPU: its CUDA
  * source compiled with g++ behind a host shim. The threads of a block are OpenMP threads; shared memory is a
  * function-local static; the warp-level primitives (ldmatrix, mma.sync m16n8k16, quad shuffles) exchange the
- * lanes' registers through a block-wide buffer between two barriers and compute what the PTX ISA says each lane
- * receives, so the kernel's fragment bookkeeping, tiling, masking and online softmax run as written. fp16 is the
+ * lanes' registers through a block-wide buffer between two barriers of the warp's 32 threads (a warp that skips
+ * a primitive, as a warp-uniform branch does on the GPU, holds up no other warp) and compute what the PTX ISA says
+ * each lane receives, so the kernel's fragment bookkeeping, tiling, masking and online softmax run as written. fp16 is the
  * host's _Float16, bf16 a 16-bit word; products accumulate in fp32 as the tensor cores do.
  */
 import { execFileSync } from "node:child_process";
@@ -17,6 +18,8 @@ const SHIM = `#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <omp.h>
+#include <atomic>
+#include <thread>
 struct tc_dim3 { unsigned x, y, z; };
 static tc_dim3 blockIdx;
 static thread_local tc_dim3 threadIdx;
@@ -46,6 +49,15 @@ template <typename A, typename B> static inline auto min(A a, B b) -> decltype(a
 template <typename A, typename B> static inline auto max(A a, B b) -> decltype(a + b) { return a > b ? a : b; }
 
 #define TC_FLASH_HELPERS
+// A barrier of the calling thread's warp (sense by generation), reset for each block by the runner.
+static std::atomic<int> tc_warp_arrived[32];
+static std::atomic<int> tc_warp_gen[32];
+static inline void tc_warp_sync() {
+  const int w = threadIdx.x >> 5;
+  const int gen = tc_warp_gen[w].load();
+  if (tc_warp_arrived[w].fetch_add(1) == 31) { tc_warp_arrived[w].store(0); tc_warp_gen[w].fetch_add(1); }
+  else while (tc_warp_gen[w].load() == gen) std::this_thread::yield();
+}
 static const unsigned short* tc_addr[1024];
 static unsigned tc_regs[1024][6];
 static float tc_vals[1024];
@@ -61,22 +73,25 @@ static inline unsigned tc_pair(const unsigned short* p0, const unsigned short* p
 static inline void tc_ldsm(unsigned (&r)[4], const unsigned short* a, bool trans) {
   const int t = threadIdx.x, w = t & ~31, lane = t & 31;
   tc_addr[t] = a;
-  _Pragma("omp barrier")
+  tc_warp_sync();
   for (int i = 0; i < 4; ++i) {
     if (!trans) { const unsigned short* row = tc_addr[w + i * 8 + (lane >> 2)]; r[i] = tc_pair(row + (lane & 3) * 2, row + (lane & 3) * 2 + 1); }
     else r[i] = tc_pair(tc_addr[w + i * 8 + (lane & 3) * 2] + (lane >> 2), tc_addr[w + i * 8 + (lane & 3) * 2 + 1] + (lane >> 2));
   }
-  _Pragma("omp barrier")
+  tc_warp_sync();
 }
 static inline void tc_ldsm_x4(unsigned (&r)[4], const unsigned short* a) { tc_ldsm(r, a, false); }
 static inline void tc_ldsm_x4_t(unsigned (&r)[4], const unsigned short* a) { tc_ldsm(r, a, true); }
 static inline unsigned short tc_half_bits(unsigned reg, int k) { return (unsigned short)(k & 1 ? reg >> 16 : reg & 0xffff); }
+static std::atomic<long> tc_mma_lane_calls{0};
+extern "C" long tc_mma_warp_calls() { return tc_mma_lane_calls.load() / 32; }
 template <float (*DECODE)(unsigned short)>
 static inline void tc_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  tc_mma_lane_calls.fetch_add(1);
   const int t = threadIdx.x, w = t & ~31, lane = t & 31;
   for (int i = 0; i < 4; ++i) tc_regs[t][i] = a[i];
   tc_regs[t][4] = b0; tc_regs[t][5] = b1;
-  _Pragma("omp barrier")
+  tc_warp_sync();
   const int g = lane >> 2, tg = lane & 3;
   float acc[4];
   for (int c = 0; c < 4; ++c) {
@@ -91,7 +106,7 @@ static inline void tc_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, un
     }
     acc[c] = s;
   }
-  _Pragma("omp barrier")
+  tc_warp_sync();
   for (int c = 0; c < 4; ++c) d[c] += acc[c];
 }
 static inline void tc_mma_f16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) { tc_mma<tc_h2f>(d, a, b0, b1); }
@@ -101,9 +116,9 @@ static inline unsigned tc_pack_bf16(float lo, float hi) { return (unsigned)tc_f2
 static inline float tc_ex2(float x) { return exp2f(x); }
 static inline float tc_shfl_xor(float v, int m) {
   const int t = threadIdx.x; tc_vals[t] = v;
-  _Pragma("omp barrier")
+  tc_warp_sync();
   const float o = tc_vals[t ^ m];
-  _Pragma("omp barrier")
+  tc_warp_sync();
   return o;
 }
 static inline float tc_quad_max(float v) { v = fmaxf(v, tc_shfl_xor(v, 1)); return fmaxf(v, tc_shfl_xor(v, 2)); }
@@ -122,7 +137,7 @@ let counter = 0;
 export function compileFlashOnHost(
   k: GeneratedKernel,
   ctypes: readonly HostCType[],
-): (buffers: readonly ArrayBufferView[]) => void {
+): ((buffers: readonly ArrayBufferView[]) => void) & { readonly mmaWarpCalls: () => number } {
   const sig = ctypes.map((_, j) => `void* a${j}`).join(", ");
   const call = ctypes.map((ct, j) => `(${ct}*)a${j}`).join(", ");
   const runner = `extern "C" void run_${k.name}(${sig}, int grid, int block) {
@@ -145,5 +160,10 @@ export function compileFlashOnHost(
   const fn = koffi.load(so).func(`void run_${k.name}(${ctypes.map(() => "void*").join(", ")}, int, int)`) as (
     ...a: unknown[]
   ) => void;
-  return (buffers) => fn(...buffers, k.grid[0], k.block[0]);
+  const lib = koffi.load(so);
+  const count = lib.func("long tc_mma_warp_calls()") as () => number;
+  return Object.assign((buffers: readonly ArrayBufferView[]) => fn(...buffers, k.grid[0], k.block[0]), {
+    /** Warp-level mma.sync instructions executed so far (tensor-core work done). */
+    mmaWarpCalls: () => Number(count()),
+  });
 }

@@ -45,6 +45,13 @@ export interface FlashAttentionConfig {
   /** Query/key features (E) and value features (Ev). */
   readonly headDim: number;
   readonly valueDim: number;
+  /**
+   * Skip the tensor-core work that only padding would feed: 16-key chunks past S in the ragged last key tile,
+   * and warps whose 16 query rows all lie past L (they still help load the tiles). ViT's 197 tokens are 256 in
+   * 64-row/64-key tiles: about a third of the mma work is on padding. Opt-in (TORCHC_FLASH_SKIP_PADDING=1) until
+   * a GPU run has timed it.
+   */
+  readonly skipPadding?: boolean;
 }
 
 /** Which kernel an attention layer runs, and why not the flash kernel when it doesn't. */
@@ -102,7 +109,14 @@ export function chooseAttentionKernel(
     (forced === "1" || forced === "2" || forced === "4" ? (Number(forced) as 1 | 2 | 4) : undefined);
   return {
     kernel: "flash",
-    config: { warps: warps ?? chooseWarps(batch, L), blockN: FLASH_BLOCK_N, dtype, headDim: E, valueDim: Ev },
+    config: {
+      warps: warps ?? chooseWarps(batch, L),
+      blockN: FLASH_BLOCK_N,
+      dtype,
+      headDim: E,
+      valueDim: Ev,
+      ...(process.env.TORCHC_FLASH_SKIP_PADDING === "1" ? { skipPadding: true } : {}),
+    },
   };
 }
 
@@ -119,7 +133,7 @@ export function describeAttentionChoice(c: AttentionKernelChoice): string {
   if (c.kernel === "rowwise") return `rowwise: ${c.reason}`;
   const f = c.config;
   const dims = f.headDim === f.valueDim ? `d${f.headDim}` : `d${f.headDim}/${f.valueDim}`;
-  return `flash ${f.dtype === "float16" ? "fp16" : "bf16"} ${dims} ${16 * f.warps}×${f.blockN}`;
+  return `flash ${f.dtype === "float16" ? "fp16" : "bf16"} ${dims} ${16 * f.warps}×${f.blockN}${f.skipPadding ? " skip-padding" : ""}`;
 }
 
 /** Static shared memory of a flash kernel: the K tile, and the V tile (which first holds the Q tile). */
@@ -339,6 +353,8 @@ function emitPrologue(g: Gen): { bc: string[]; kg: Operand; vg: Operand } {
   const [qg, kg, vg] = [operand(q), operand(k), operand(v)];
   e.line(`const int q0 = mt * ${BM};`);
   e.line("const int rowBase = q0 + warp * 16 + (lane >> 2);");
+  // Warp-uniform: a warp whose rows are all past L does no tensor-core work (it still loads and synchronizes).
+  if (g.cfg.skipPadding) e.line(`const bool active = q0 + warp * 16 < ${L};`);
   loadTile(g, "vs", qg, "q0", BM, E, L, g.LDQ);
   loadTile(g, "ks", kg, "0", BN, E, S, g.LDK);
   e.line("tc_cp_commit();");
@@ -370,6 +386,8 @@ function emitQK(g: Gen): void {
   e.line(`  for (int kk = 0; kk < ${g.E / 16}; ++kk) {`);
   e.line("    #pragma unroll");
   e.line(`    for (int nn = 0; nn < ${g.BN / 16}; ++nn) {`);
+  // Chunks of keys past S keep zero scores, which the tail fixup masks.
+  if (g.cfg.skipPadding) e.line(`      if (!active || k0 + nn * 16 >= ${g.S}) continue;`);
   e.line("      unsigned bk[4];");
   e.line(
     `      tc_ldsm_x4(bk, tc_smem(ks + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${g.LDK} + kk * 16 + ((lane >> 3) & 1) * 8));`,
@@ -440,6 +458,8 @@ function emitPV(g: Gen, kg: Operand): void {
   e.line("  }");
   e.line("  #pragma unroll");
   e.line(`  for (int kk = 0; kk < ${g.BN / 16}; ++kk) {`);
+  // Probabilities of keys past S are exactly 0 (and V's rows there zero-filled): their chunk adds nothing.
+  if (g.cfg.skipPadding) e.line(`    if (!active || k0 + kk * 16 >= ${g.S}) continue;`);
   e.line("    #pragma unroll");
   e.line(`    for (int nn = 0; nn < ${g.Ev / 16}; ++nn) {`);
   e.line("      unsigned bv[4];");
