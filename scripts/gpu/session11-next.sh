@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# What session 11 built after its last device command, for the next session's first calls (chain the two parts
+# on one warm machine; a machine idles out 30 s after a call). Everything worth reading is printed; logs go to
+# $OUT/s11n-<part>.tgz.
+#   PART=1 bash scripts/gpu/session11-next.sh   (S_S=560) issue 13's whole benchmark in one run:
+#     1. PyTorch peers for every benchmark model (the four transformers and the two CNNs, batch 1 and large);
+#     2. torchc on all of them (the geometric mean over every benchmark model, issue 13's bar);
+#     3. the flash kernel skipping padding (TORCHC_FLASH_SKIP_PADDING=1) on ViT-B/16 and DeiT-tiny, A/B against 2.
+#   PART=2 bash scripts/gpu/session11-next.sh   (S_S=400) correctness and int8:
+#     1. the attention and transformer-fusion GPU tests with the flash kernel skipping padding;
+#     2. int8 ResNet-50 batch 128 with its per-kind profile (where the quantize/dequantize time goes).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
+PART="${PART:-1}"
+LOGS=/tmp/s11n-$PART; mkdir -p "$LOGS"
+S=$(date +%s)
+el() { echo "$(( $(date +%s) - S ))s"; }
+left() { echo $(( ${S_S:-560} - ($(date +%s) - S) )); }
+pack() { tar czf "$OUT/s11n-$PART.tgz" -C /tmp "s11n-$PART" 2>/dev/null; }
+OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
+DIR=/tmp/torchc-transformers
+
+# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed.
+torchc() {
+  local name=$1; shift
+  mkdir -p "$LOGS/$name"
+  env "$@" OUT="$LOGS/$name" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$(( $(left) - 10 > 150 ? 150 : $(left) - 10 )) \
+    bash "$ROOT/scripts/gpu.sh" bench transformers >"$LOGS/$name.log" 2>&1
+  echo "torchc $name rc=$? ($(el))"
+  [ -s "$LOGS/$name/transformers.json" ] || return
+  python3 "$ROOT/bench/transformers_report.py" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
+    >"$LOGS/TRANSFORMERS-$name.md" && grep -E "^\||Geometric|Slower" "$LOGS/TRANSFORMERS-$name.md"
+  python3 - "$LOGS/$name/transformers.json" <<'EOF' 2>/dev/null
+import json, sys
+for r in json.load(open(sys.argv[1]))["rows"]:
+    p = r.get("profile") or {}
+    print(r["key"], [(k["kind"], k["steps"], round(k["ms"], 3)) for k in p.get("byKind", [])])
+EOF
+}
+
+if [ "$PART" = 1 ]; then
+  echo "== 1. PyTorch peers, every benchmark model ($(el))"
+  PYTHONUNBUFFERED=1 timeout "$(( $(left) - 150 ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
+    --budget-s "$(( $(left) - 170 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
+  echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
+  grep -iE "skipped|timed out|crash" "$LOGS/peers.log" | head -5
+  echo "== 2. torchc, every model ($(el))"
+  torchc all
+  cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
+  pack
+  echo "== 3. flash kernel skipping padding ($(el))"
+  [ "$(left)" -gt 40 ] && torchc skip-padding TORCHC_FLASH_SKIP_PADDING=1 \
+    TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224
+  pack
+fi
+
+if [ "$PART" = 2 ]; then
+  echo "== 1. attention + transformer-fusion with the flash kernel skipping padding ($(el))"
+  for t in attention transformer-fusion; do
+    OUT="$LOGS/$t" TORCHC_FLASH_SKIP_PADDING=1 TORCHC_GPU_TIMEOUT=120 bash "$ROOT/scripts/gpu.sh" test "$t" \
+      >"$LOGS/$t.log" 2>&1
+    echo "$t rc=$? $(grep -E "^ℹ (pass|fail) " "$LOGS/$t.log" | tr '\n' ' ')($(el))"
+    grep -E "✖ .*ms\)$|AssertionError" "$LOGS/$t.log" | head -6
+  done
+  pack
+  echo "== 2. int8 ResNet-50 b128 with its profile ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt 240 ] && c=240
+  if [ "$c" -gt 60 ]; then
+    OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" test int8-engine \
+      >"$LOGS/int8.log" 2>&1
+    echo "int8 rc=$? ($(el))"
+    grep -E "^\|" "$LOGS/int8.log" | head -6
+    grep -E '^\[int8-engine\]' "$LOGS/int8.log" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line[line.index("{"):])
+    print(r.get("config"), r.get("gpuMs"), r.get("byKind"))
+    for s in (r.get("slowest") or [])[:5]: print("   ", s)
+' 2>/dev/null
+  fi
+  pack
+fi
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== done ($(el))"
