@@ -29,14 +29,8 @@ OUT="$LOGS/tr" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=90 \
 echo "torchc rc=$? ($(el))"
 if [ -s "$LOGS/tr/transformers.json" ]; then
   cp "$LOGS/tr/transformers.json" "$OUT/"
-  python3 "$ROOT/bench/transformers_report.py" "$OUT/transformers.peers.json" "$LOGS/tr/transformers.json" \
-    >"$OUT/TRANSFORMERS.md" && grep -E "^\||Geometric|Slower" "$OUT/TRANSFORMERS.md"
-  python3 - "$LOGS/tr/transformers.json" <<'EOF' 2>/dev/null
-import json, sys
-for r in json.load(open(sys.argv[1]))["rows"]:
-    p = r.get("profile") or {}
-    print(r["key"], [(k["kind"], k["steps"], round(k["ms"], 3)) for k in p.get("byKind", [])])
-EOF
+  bash "$ROOT/scripts/gpu/transformers-summary.sh" "$OUT/transformers.peers.json" "$LOGS/tr/transformers.json" \
+    "$OUT/TRANSFORMERS.md"
 fi
 pack
 

@@ -21,22 +21,16 @@ pack() { tar czf "$OUT/s11n-$PART.tgz" -C /tmp "s11n-$PART" 2>/dev/null; }
 OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
 DIR=/tmp/torchc-transformers
 
-# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed.
+# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed
+# (transformers-summary.sh).
 torchc() {
   local name=$1; shift
   mkdir -p "$LOGS/$name"
   env "$@" OUT="$LOGS/$name" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$(( $(left) - 10 > 150 ? 150 : $(left) - 10 )) \
     bash "$ROOT/scripts/gpu.sh" bench transformers >"$LOGS/$name.log" 2>&1
   echo "torchc $name rc=$? ($(el))"
-  [ -s "$LOGS/$name/transformers.json" ] || return
-  python3 "$ROOT/bench/transformers_report.py" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
-    >"$LOGS/TRANSFORMERS-$name.md" && grep -E "^\||Geometric|Slower" "$LOGS/TRANSFORMERS-$name.md"
-  python3 - "$LOGS/$name/transformers.json" <<'EOF' 2>/dev/null
-import json, sys
-for r in json.load(open(sys.argv[1]))["rows"]:
-    p = r.get("profile") or {}
-    print(r["key"], [(k["kind"], k["steps"], round(k["ms"], 3)) for k in p.get("byKind", [])])
-EOF
+  bash "$ROOT/scripts/gpu/transformers-summary.sh" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
+    "$LOGS/TRANSFORMERS-$name.md"
 }
 
 if [ "$PART" = 1 ]; then
