@@ -126,7 +126,7 @@ export async function copyIntoPinned(
     callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() =>
       opts.onChunk?.(dstOffset + off, n),
     );
-  const group = opts.queueGroup ?? queueGroup();
+  const group = Math.max(1, opts.queueGroup ?? queueGroup());
   const copies: Promise<void>[] = [];
   // The run that called this may have just finished materializing another run's outputs: a turn of the event
   // loop before each group keeps the JS thread's synchronous stretches short.
