@@ -128,7 +128,8 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
       expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + (precision === "fp16" ? 7 : 8) * depth);
       const geluFused = plan.summary.filter((l) => l.includes("+gelu(tanh for erf)"));
       expect(geluFused).toHaveLength(precision === "fp16" ? depth : 0);
-      for (const k of ["TORCHC_FUSE_SIBLINGS", "TORCHC_FUSE_ROWS", "TORCHC_ATTENTION_LAYOUT"]) delete process.env[k];
+      for (const k of ["TORCHC_FUSE_SIBLINGS", "TORCHC_FUSE_ROWS", "TORCHC_ATTENTION_LAYOUT"])
+        delete process.env[k];
       process.env.TORCHC_GELU_EPILOGUE = "0";
       expect(planCudaEngine(net, { precision }).steps.length).toBe(1 + 8 * depth);
       delete process.env.TORCHC_GELU_EPILOGUE;
