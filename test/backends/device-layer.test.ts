@@ -210,6 +210,10 @@ describe("engine choice and tuning (pure part)", () => {
     expect(describeEngine({ ...stats, restoredConvs: { fromJson: 50, fromEngine: 3 } } as never)).toBe(
       "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups, 53 conv plans restored (50 serialized, 3 from engine and knobs))",
     );
+    // an approximation of the graph's function is said, before any refusal
+    expect(describeEngine({ ...refused, approximations: ["exact GELU as X"] } as never)).toBe(
+      "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups); approximated: exact GELU as X; 2 library refusals, first: conv 'c1' (1 epilogue ops): cuDNN refused: X",
+    );
   });
 });
 

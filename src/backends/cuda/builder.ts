@@ -21,7 +21,7 @@ import {
   type InstanceResources,
   ioBytes,
 } from "./engine.js";
-import { type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
+import { approximations, type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
@@ -478,6 +478,7 @@ function buildStats(
     nvrtcCache: compiled.cache,
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
+    ...(approximations(steps).length ? { approximations: approximations(steps) } : {}),
     ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
       ? { restoredConvs: { fromJson: choices.convsFromJson, fromEngine: choices.convsFromEngine } }
       : {}),

@@ -69,6 +69,8 @@ export interface BuildStats {
    * cold one's time in cuDNN, H200, session 10).
    */
   readonly restoredConvs?: { readonly fromJson: number; readonly fromEngine: number };
+  /** Where the engine computes an approximation of the graph's function (fuse/steps.ts approximations). */
+  readonly approximations?: readonly string[];
 }
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
@@ -80,9 +82,10 @@ export function describeEngine(s: BuildStats): string {
     : "";
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored})`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
+  const approx = s.approximations?.length ? `; approximated: ${s.approximations.join("; ")}` : "";
   const n = s.libraryRefusals.length;
-  if (n === 0) return base + sparse;
-  return `${base}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}${sparse}`;
+  if (n === 0) return base + approx + sparse;
+  return `${base}${approx}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}${sparse}`;
 }
 
 /** The device memory one instance owns. */

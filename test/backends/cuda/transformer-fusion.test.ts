@@ -3,7 +3,7 @@
 // residual add), and the emulated engine still computes what the aten reference interpreter computes.
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
+import { approximations, type Step } from "../../../src/backends/cuda/fuse/steps.js";
 import { storageRoot } from "../../../src/backends/cuda/plan/tensors.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { convertGraph } from "../../../src/converters/index.js";
@@ -128,6 +128,14 @@ describe.skipIf(!hasGxx())("pre-norm transformer blocks: fused norm kernels, emu
       expect(plan.steps.length, plan.summary.join("\n")).toBe(1 + (precision === "fp16" ? 7 : 8) * depth);
       const geluFused = plan.summary.filter((l) => l.includes("+gelu(tanh for erf)"));
       expect(geluFused).toHaveLength(precision === "fp16" ? depth : 0);
+      // ... and the compile report says so, with the count
+      expect(approximations(plan.steps)).toEqual(
+        precision === "fp16"
+          ? [
+              `exact GELU as cuBLASLt's tanh form in ${depth} matmul epilogues (they differ by at most 4.7e-4; TORCHC_GELU_EPILOGUE=0 keeps exact GELU)`,
+            ]
+          : [],
+      );
       for (const k of ["TORCHC_FUSE_SIBLINGS", "TORCHC_FUSE_ROWS", "TORCHC_ATTENTION_LAYOUT"])
         delete process.env[k];
       process.env.TORCHC_GELU_EPILOGUE = "0";

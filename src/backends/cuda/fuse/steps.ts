@@ -208,6 +208,22 @@ export function stepWrites(s: Step): string[] {
   }
 }
 
+const geluFromErf = (s: MatmulStep) =>
+  s.fused.some((l) => l.type === "activation" && l.fn.kind === "gelu_erf");
+
+/**
+ * Where the engine computes something other than the graph's exact function, one line per kind, for the compile
+ * report: today only exact GELU run as cuBLASLt's tanh form in matmul epilogues (fuse/schedule.ts geluEpilogue).
+ */
+export function approximations(steps: readonly Step[]): string[] {
+  const gelu = steps.filter((s) => s.kind === "matmul" && geluFromErf(s)).length;
+  return gelu > 0
+    ? [
+        `exact GELU as cuBLASLt's tanh form in ${gelu} matmul epilogue${gelu === 1 ? "" : "s"} (they differ by at most 4.7e-4; TORCHC_GELU_EPILOGUE=0 keeps exact GELU)`,
+      ]
+    : [];
+}
+
 export function describeStep(s: Step): string {
   switch (s.kind) {
     case "element":
@@ -215,7 +231,7 @@ export function describeStep(s: Step): string {
     case "conv":
       return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
-      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${s.fused.some((l) => l.type === "activation" && l.fn.kind === "gelu_erf") ? "(tanh for erf)" : ""}` : ""} → ${s.output}`;
+      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${geluFromErf(s) ? "(tanh for erf)" : ""}` : ""} → ${s.output}`;
     case "normalization":
     case "softmax": {
       const pro = s.prologue?.length ? `[${s.prologue.map((l) => l.type).join("+")}]+` : "";
