@@ -341,7 +341,7 @@ export function timingCells(t: QuantTiming, fp16Ms: number, withVariant: boolean
  * (quantize-insert.ts: int8 activations at max|x| / 127, per-channel symmetric weights) and folded into
  * torchc.quantized_linear layers (quantize-fold.ts). The hidden range is the float model's on `x`.
  */
-export function quantizedMlp(x: Float32Array, m: number): Graph {
+export function quantizedMlp(x: Float32Array, m: number, act: "relu" | "gelu" = "relu"): Graph {
   const b = new GraphBuilder();
   b.addInput("x", { dtype: "float32", shape: [m, 768] });
   const l1: FloatLinear = { k: 768, n: 3072, w: normals(3072 * 768, 41, 0.03), b: normals(3072, 42, 0.1) };
@@ -362,7 +362,7 @@ export function quantizedMlp(x: Float32Array, m: number): Graph {
   };
   const T = (name: string): Arg => ({ kind: "tensor", name });
   const h = node("aten.linear.default", { input: T("x"), weight: T("fc1.weight"), bias: T("fc1.bias") }, "h");
-  const r = node("aten.relu.default", { self: T(h) }, "r");
+  const r = node(act === "relu" ? "aten.relu.default" : "aten.gelu.default", { self: T(h) }, "r");
   node("aten.linear.default", { input: T(r), weight: T("fc2.weight"), bias: T("fc2.bias") }, "y");
   b.setOutputs(["y"]);
   const lowered = runPipeline(b.build(), defaultPipeline({})).graph;

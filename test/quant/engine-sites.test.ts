@@ -162,6 +162,19 @@ describe("quantized matmul steps of a planned engine", () => {
     expect(relu.kind === "int8" && relu.spec.activation).toBe("relu");
   });
 
+  it("keeps exact GELU apart from a quantized linear in fp16 (the int8 GEMM fuses ReLU only), so both stay int8", () => {
+    const plan = planCudaEngine(convertGraph(quantizedMlp(normals(8 * 768, 51, 1), 8, "gelu")), {
+      precision: "fp16",
+    });
+    const matmuls = plan.steps.filter((s): s is MatmulStep => s.kind === "matmul");
+    expect(matmuls.map((m) => m.activation)).toEqual(["none", "none"]);
+    expect(matmuls.map((m) => quantizedMatmulSite(m, plan).kind)).toEqual(["int8", "int8"]);
+    expect(
+      plan.summary.some((l) => l.includes("tanh for erf")),
+      plan.summary.join("\n"),
+    ).toBe(false);
+  });
+
   // The graph the GPU test (quant.gpu.test.ts, "engine with TORCHC_QUANT_KERNELS=1") builds: its H100 run
   // failed on the simulated engine's bound before the int8 engine was built, so its empty int8 list was the
   // simulated mode's. Both layers must be sites at both precisions for the int8 mode's "2 layers" assertion.

@@ -82,11 +82,13 @@ const MAX_EXCITE_BATCH = 8;
  * −0.0094), below what an fp16 engine's 1e-2 tolerance can see, and the fused epilogue saves a full read and
  * write of the widest activation in a transformer (ViT-B/16 batch 64: 12 × [12608, 3072]). The plan summary
  * says where it happened ("+gelu(tanh for erf)"); TORCHC_GELU_EPILOGUE=0 keeps exact GELU as its own kernel.
+ * Not for a quantized linear (its input dequantized): the int8 GEMM that may take its place fuses ReLU only.
  */
-export function geluEpilogue(kind: string, storage: string): boolean {
+export function geluEpilogue(kind: string, storage: string, quantizedInput = false): boolean {
   if (kind === "gelu_tanh") return true;
   return (
     kind === "gelu_erf" &&
+    !quantizedInput &&
     (storage === "float16" || storage === "bfloat16") &&
     process.env.TORCHC_GELU_EPILOGUE !== "0"
   );
@@ -841,7 +843,12 @@ class Scheduler {
       }
       const rs2 = this.readers(t);
       const act = rs2.length === 1 && !this.outputs.has(t) ? rs2[0] : undefined;
-      if (act?.type === "activation" && (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage))) {
+      // A quantized linear (dequantized input) keeps exact GELU apart: the int8 GEMM fuses ReLU only.
+      const quantized = this.producer.get(a0)?.type === "dequantize";
+      if (
+        act?.type === "activation" &&
+        (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, quantized))
+      ) {
         activation = act.fn.kind === "relu" ? "relu" : "gelu";
         fused.push(act);
         t = act.output;
