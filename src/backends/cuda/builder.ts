@@ -5,6 +5,7 @@ import { transpose } from "../../network/reference/data.js";
 import { checkNetwork } from "../../network/verify.js";
 import { reportProgress } from "../../util/progress.js";
 import type { EngineChoices } from "./artifacts.js";
+import type { LtActivation, LtAlgo } from "./device/blaslt-plan.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
@@ -23,7 +24,14 @@ import {
 } from "./engine.js";
 import { approximations, type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
-import { buildLtMatmul, createLtHandle, destroyLtHandle, matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import {
+  buildLtMatmul,
+  createLtHandle,
+  destroyLtHandle,
+  type MatmulGeometry,
+  matmulGeometry,
+} from "./kernels/matmul-cublaslt.js";
+import { type LtTimedChoice, ltTimedChoiceEnabled, timeLtCandidates } from "./lt-timed-choice.js";
 import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
 import { alignUp } from "./plan/memory.js";
@@ -89,9 +97,47 @@ class LibraryPlans {
   sparse: SparseSummary | undefined;
   cudnnMs = 0;
   cublasMs = 0;
+  /** TORCHC_LT_TIMED=1: each distinct matmul problem's timed algorithm choice (undefined: heuristic kept). */
+  readonly ltTimed = new Map<string, LtTimedChoice | undefined>();
   /** Why cuDNN or cuBLASLt refused a step the scheduler offered (it then tried a shorter fusion or a kernel). */
   readonly refusals: string[] = [];
   log: (message: string) => void = () => {};
+
+  /**
+   * The algorithm timing chose for this problem, once per distinct problem; undefined when the heuristic's
+   * first choice stands (or timing failed: said in the log, the build goes on).
+   */
+  timedAlgo(
+    g: MatmulGeometry,
+    epilogue: { bias: boolean; activation: LtActivation },
+    tf32: boolean,
+    maxWorkspace: number,
+  ): LtAlgo | undefined {
+    const key = JSON.stringify([g, epilogue, tf32]);
+    if (!this.ltTimed.has(key)) {
+      try {
+        this.ltTimed.set(key, timeLtCandidates(this.lt!, g, epilogue, tf32, maxWorkspace));
+      } catch (e) {
+        this.log(`matmul ${g.m}x${g.n}x${g.k}: timing its algorithms failed, heuristic kept: ${String(e)}`);
+        this.ltTimed.set(key, undefined);
+      }
+    }
+    const c = this.ltTimed.get(key);
+    return c && c.index > 0 ? c.algo : undefined;
+  }
+
+  /** A matmul's cuBLASLt plan: restored (options.choices), timed (TORCHC_LT_TIMED=1), or the heuristic's. */
+  matmulPlan(
+    g: MatmulGeometry,
+    epilogue: { bias: boolean; activation: LtActivation },
+    tf32: boolean,
+    options: CudaBuildOptions,
+  ): ReturnType<typeof buildLtMatmul> {
+    const ws = ltWorkspaceBytes(options);
+    if (options.choices) return options.choices.matmul(this.lt!, g, epilogue, tf32, ws);
+    const timed = ltTimedChoiceEnabled() ? this.timedAlgo(g, epilogue, tf32, ws) : undefined;
+    return buildLtMatmul(this.lt!, g, epilogue, tf32, ws, timed);
+  }
 
   refuse(what: string, reason: string): void {
     this.refusals.push(`${what}: ${reason}`);
@@ -163,10 +209,12 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         log(`matmul '${step.layer.name}': ${g}`);
         return false;
       }
-      const epilogue = { bias: step.bias !== undefined, activation: step.activation };
-      const built = options.choices
-        ? options.choices.matmul(libs.lt, g, epilogue, tf32, ltWorkspaceBytes(options))
-        : buildLtMatmul(libs.lt, g, epilogue, tf32, ltWorkspaceBytes(options));
+      const built = libs.matmulPlan(
+        g,
+        { bias: step.bias !== undefined, activation: step.activation },
+        tf32,
+        options,
+      );
       libs.cublasMs += performance.now() - t;
       if (!built.ok) {
         libs.refuse(`matmul '${step.layer.name}'`, built.reason);
@@ -444,7 +492,11 @@ function buildStats(
   weights: UploadedWeights,
   workspaceBytes: number,
   ms: BuildStats["ms"],
-  libs: { readonly refusals: readonly string[]; readonly sparse?: SparseSummary },
+  libs: {
+    readonly refusals: readonly string[];
+    readonly sparse?: SparseSummary;
+    readonly ltTimed?: ReadonlyMap<string, LtTimedChoice | undefined>;
+  },
   choices?: { readonly convsFromJson: number; readonly convsFromEngine: number },
 ): Omit<BuildStats, "graphNodes"> {
   const { steps } = plan;
@@ -479,9 +531,23 @@ function buildStats(
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
     ...(approximations(steps).length ? { approximations: approximations(steps) } : {}),
+    ...(libs.ltTimed?.size ? { timedMatmuls: timedMatmulStats(libs.ltTimed) } : {}),
     ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
       ? { restoredConvs: { fromJson: choices.convsFromJson, fromEngine: choices.convsFromEngine } }
       : {}),
+  };
+}
+
+/** How many distinct matmul problems were timed and how many took another algorithm than the heuristic's first. */
+function timedMatmulStats(
+  timed: ReadonlyMap<string, LtTimedChoice | undefined>,
+): NonNullable<BuildStats["timedMatmuls"]> {
+  const changed = [...timed.values()].filter((c) => c !== undefined && c.index > 0) as LtTimedChoice[];
+  return {
+    problems: timed.size,
+    changed: changed.length,
+    // per call of each changed problem (a problem may run several times a pass)
+    savedUs: Math.round(changed.reduce((a, c) => a + (c.firstMs - c.chosenMs) * 1000, 0) * 10) / 10,
   };
 }
 

@@ -71,6 +71,8 @@ export interface BuildStats {
   readonly restoredConvs?: { readonly fromJson: number; readonly fromEngine: number };
   /** Where the engine computes an approximation of the graph's function (fuse/steps.ts approximations). */
   readonly approximations?: readonly string[];
+  /** TORCHC_LT_TIMED=1: distinct matmul problems timed, how many changed algorithm, µs saved per call of each. */
+  readonly timedMatmuls?: { readonly problems: number; readonly changed: number; readonly savedUs: number };
 }
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
@@ -80,7 +82,11 @@ export function describeEngine(s: BuildStats): string {
   const restored = r
     ? `, ${r.fromJson + r.fromEngine} conv plans restored (${r.fromJson} serialized, ${r.fromEngine} from engine and knobs)`
     : "";
-  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored})`;
+  const t = s.timedMatmuls;
+  const timed = t
+    ? `, ${t.problems} matmul problems timed (${t.changed} changed algorithm, −${t.savedUs} µs)`
+    : "";
+  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed})`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
   const approx = s.approximations?.length ? `; approximated: ${s.approximations.join("; ")}` : "";
   const n = s.libraryRefusals.length;

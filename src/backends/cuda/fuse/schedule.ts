@@ -813,47 +813,9 @@ class Scheduler {
       layoutKey(aInfo.shape, aInfo.layout) === layoutKey(aInfo.shape, identityLayout(aInfo.shape.length)) &&
       !layer.transposeA;
     const flat = batch === 1 || (bBatch === 1 && aRowMajor);
-    // Epilogue: + row bias (a constant varying along the last axis only), then relu / tanh-gelu.
-    const fused: Layer[] = [];
-    let bias: string | undefined;
-    let activation: MatmulStep["activation"] = "none";
-    let t = layer.output;
-    const n = out.shape[out.shape.length - 1];
-    if (flat) {
-      const rs = this.readers(t);
-      const next = rs.length === 1 && !this.outputs.has(t) ? rs[0] : undefined;
-      if (
-        next?.type === "elementwise" &&
-        next.op === "add" &&
-        this.info(next.output).shape.join() === out.shape.join()
-      ) {
-        const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
-        const oi = this.info(other);
-        const p = this.producer.get(other);
-        if (
-          p?.type === "constant" &&
-          oi.shape.at(-1) === n &&
-          numel(oi.shape) === n &&
-          oi.storage === storage
-        ) {
-          bias = other;
-          fused.push(next);
-          t = next.output;
-        }
-      }
-      const rs2 = this.readers(t);
-      const act = rs2.length === 1 && !this.outputs.has(t) ? rs2[0] : undefined;
-      // A quantized linear (dequantized input) keeps exact GELU apart: the int8 GEMM fuses ReLU only.
-      const quantized = this.producer.get(a0)?.type === "dequantize";
-      if (
-        act?.type === "activation" &&
-        (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, quantized))
-      ) {
-        activation = act.fn.kind === "relu" ? "relu" : "gelu";
-        fused.push(act);
-        t = act.output;
-      }
-    }
+    const { fused, bias, activation } = flat
+      ? this.matmulEpilogue(layer, storage)
+      : { fused: [] as Layer[], bias: undefined, activation: "none" as const };
     const tryStep = (k: number): boolean => {
       const f = fused.slice(0, k);
       const final = k === 0 ? layer.output : f[k - 1].output;
@@ -879,5 +841,55 @@ class Scheduler {
     };
     for (let k = fused.length; k >= 0; k--) if (tryStep(k)) return;
     throw new Error(`cuBLASLt cannot run matmul layer '${layer.name}'`);
+  }
+
+  /**
+   * What a flat matmul's epilogue can take: + row bias (a constant varying along the last axis only), then
+   * relu / GELU (geluEpilogue). A quantized linear (dequantized input) keeps exact GELU apart: the int8 GEMM that
+   * may take its place fuses ReLU only.
+   */
+  private matmulEpilogue(
+    layer: LayerOf<"matmul">,
+    storage: string,
+  ): { fused: Layer[]; bias: string | undefined; activation: MatmulStep["activation"] } {
+    const out = this.info(layer.output);
+    const n = out.shape[out.shape.length - 1];
+    const fused: Layer[] = [];
+    let bias: string | undefined;
+    let activation: MatmulStep["activation"] = "none";
+    let t = layer.output;
+    const only = (x: string) => {
+      const rs = this.readers(x);
+      return rs.length === 1 && !this.outputs.has(x) ? rs[0] : undefined;
+    };
+    const next = only(t);
+    if (
+      next?.type === "elementwise" &&
+      next.op === "add" &&
+      this.info(next.output).shape.join() === out.shape.join()
+    ) {
+      const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
+      const oi = this.info(other);
+      if (
+        this.producer.get(other)?.type === "constant" &&
+        oi.shape.at(-1) === n &&
+        numel(oi.shape) === n &&
+        oi.storage === storage
+      ) {
+        bias = other;
+        fused.push(next);
+        t = next.output;
+      }
+    }
+    const act = only(t);
+    const quantized = this.producer.get(layer.inputs[0])?.type === "dequantize";
+    if (
+      act?.type === "activation" &&
+      (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, quantized))
+    ) {
+      activation = act.fn.kind === "relu" ? "relu" : "gelu";
+      fused.push(act);
+    }
+    return { fused, bias, activation };
   }
 }

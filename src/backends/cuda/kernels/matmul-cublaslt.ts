@@ -12,6 +12,7 @@ import {
   type LtActivation,
   type LtHandle,
   type LtPlan,
+  type LtProblem,
   runLtPlan,
   setLtBias,
 } from "../device/blaslt-plan.js";
@@ -126,6 +127,21 @@ export type LtMatmulBuild =
   | { readonly ok: false; readonly reason: string };
 
 /** Plans a matmul through the device layer, or says why cuBLASLt refused (its status and message). */
+/** The cuBLASLt problem of a geometry and its epilogue. */
+export function ltProblemOf(
+  g: MatmulGeometry,
+  epilogue: { bias: boolean; activation: LtActivation },
+  allowTf32: boolean,
+): LtProblem {
+  return {
+    ...g,
+    transA: g.aT,
+    transB: g.bT,
+    epilogue: epilogueFor(epilogue.activation, epilogue.bias),
+    tf32: allowTf32,
+  };
+}
+
 export function buildLtMatmul(
   handle: LtHandle,
   g: MatmulGeometry,
@@ -135,13 +151,7 @@ export function buildLtMatmul(
   saved?: { readonly algo: Uint8Array; readonly workspaceBytes: number },
 ): LtMatmulBuild {
   try {
-    const problem = {
-      ...g,
-      transA: g.aT,
-      transB: g.bT,
-      epilogue: epilogueFor(epilogue.activation, epilogue.bias),
-      tf32: allowTf32,
-    };
+    const problem = ltProblemOf(g, epilogue, allowTf32);
     const plan = buildLtPlan(handle, problem, maxWorkspace, `${g.m}x${g.n}x${g.k} batch ${g.batch}`, saved);
     return { ok: true, plan: new LtMatmul(handle, g, plan, epilogue.bias) };
   } catch (e) {
