@@ -5,7 +5,8 @@
 #   PART=1 bash scripts/gpu/session11-next.sh   (S_S=560) issue 13's whole benchmark in one run:
 #     1. PyTorch peers for every benchmark model (the four transformers and the two CNNs, batch 1 and large);
 #     2. torchc on all of them (the geometric mean over every benchmark model, issue 13's bar);
-#     3. the flash kernel skipping padding (TORCHC_FLASH_SKIP_PADDING=1) on ViT-B/16 and DeiT-tiny, A/B against 2.
+#     3. A/Bs against 2: the flash kernel skipping padding (TORCHC_FLASH_SKIP_PADDING=1) on ViT-B/16 and DeiT-tiny;
+#        cuBLASLt algorithms chosen by timing (TORCHC_LT_TIMED=1) on ViT-B/16, DeiT-tiny and the encoder.
 #   PART=2 bash scripts/gpu/session11-next.sh   (S_S=400) correctness and int8:
 #     1. the attention and transformer-fusion GPU tests with the flash kernel skipping padding;
 #     2. int8 ResNet-50 batch 128 with its per-kind profile (where the quantize/dequantize time goes).
@@ -43,9 +44,12 @@ if [ "$PART" = 1 ]; then
   torchc all
   cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
   pack
-  echo "== 3. flash kernel skipping padding ($(el))"
+  echo "== 3. flash kernel skipping padding; cuBLASLt algorithms by timing ($(el))"
   [ "$(left)" -gt 40 ] && torchc skip-padding TORCHC_FLASH_SKIP_PADDING=1 \
     TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224
+  [ "$(left)" -gt 40 ] && torchc lt-timed TORCHC_LT_TIMED=1 \
+    TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224,bert_encoder
+  grep -hoE "[0-9]+ matmul problems timed \([^)]*\)" "$LOGS/lt-timed.log" | sort | uniq -c | head -8
   pack
 fi
 
