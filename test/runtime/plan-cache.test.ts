@@ -29,6 +29,20 @@ describe("the persistent plan cache", () => {
     expect(PlanCache.forTarget(target, { TORCHC_CACHE_DIR: dir }).matmul("m")?.algo).toBe("AAAA");
   });
 
+  it("gives a timed matmul compile only timed entries, and never replaces a timed entry with an untimed one", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const a = PlanCache.forTarget(target, env);
+    a.putMatmul("m", { algo: "HEUR", workspaceBytes: 0 });
+    expect(a.matmul("m", true)).toBeUndefined();
+    expect(a.matmul("m")?.algo).toBe("HEUR");
+    a.putMatmul("m", { algo: "TIMED", workspaceBytes: 0, timed: true });
+    a.putMatmul("m", { algo: "HEUR", workspaceBytes: 0 });
+    a.flush();
+    const b = PlanCache.forTarget(target, env);
+    expect(b.matmul("m", true)?.algo).toBe("TIMED");
+    expect(b.matmul("m")?.algo).toBe("TIMED");
+  });
+
   it("gives a later process the choices of an earlier one; a compile with tune only timed convs", () => {
     const env = { TORCHC_CACHE_DIR: tempDir() };
     const first = PlanCache.forTarget(target, env);

@@ -38,6 +38,8 @@ export type RestorableConv = CachedConv & { readonly plan?: string };
 export interface CachedMatmul {
   readonly algo: string;
   readonly workspaceBytes: number;
+  /** Whether the algorithm won a timing run (TORCHC_LT_TIMED=1 compiles use only such entries). */
+  readonly timed?: boolean;
   used: number;
 }
 
@@ -137,9 +139,9 @@ export class PlanCache {
     }
   }
 
-  matmul(key: string): CachedMatmul | undefined {
+  matmul(key: string, timed = false): CachedMatmul | undefined {
     const m = this.load().matmuls[key];
-    if (!m) return undefined;
+    if (!m || (timed && !m.timed)) return undefined;
     m.used = ++this.clock;
     this.dirty = true;
     return m;
@@ -157,7 +159,9 @@ export class PlanCache {
   }
 
   putMatmul(key: string, choice: Omit<CachedMatmul, "used">): void {
-    this.load().matmuls[key] = { ...choice, used: ++this.clock };
+    const d = this.load();
+    if (d.matmuls[key]?.timed && !choice.timed) return;
+    d.matmuls[key] = { ...choice, used: ++this.clock };
     this.dirty = true;
   }
 

@@ -98,6 +98,8 @@ export class EngineChoices {
   /** Problems cuDNN refused in this build, with its reason. */
   private readonly refusedConvs = new Map<string, string>();
   private readonly matmuls = new Map<string, LtMatmul>();
+  /** Matmul problems this build chose by timing (cached as timed). */
+  private readonly timedMatmuls = new Set<string>();
   private kernels: PackageKernelCache | undefined;
   /** The build's answers to the scheduler by problem key, and the matmul workspace bound it asked with (for refit). */
   private readonly answers = { conv: new Map<string, boolean>(), matmul: new Map<string, boolean>() };
@@ -166,21 +168,31 @@ export class EngineChoices {
     return bytes ? { ...rest, plan: new TextDecoder().decode(bytes) } : rest;
   }
 
-  /** The cuBLASLt plan for a matmul: the saved algorithm when there is one, else cuBLASLt's heuristic. */
+  /**
+   * The cuBLASLt plan for a matmul: the saved algorithm when there is one; else, with `timed` (TORCHC_LT_TIMED=1),
+   * a cached timed choice or the algorithm `timed` picks by timing; else a cached choice or cuBLASLt's heuristic.
+   */
   matmul(
     handle: Parameters<typeof buildLtMatmul>[0],
     g: MatmulGeometry,
     epilogue: MatmulEpilogue,
     tf32: boolean,
     maxWorkspace: number,
+    timed?: () => { readonly algo: Uint8Array; readonly workspaceBytes: number } | undefined,
   ): LtMatmulBuild {
     const key = matmulKey(g, epilogue, tf32, maxWorkspace);
-    const choice = this.saved?.matmuls[key] ?? this.cache.matmul(key);
-    const algo = choice ? { algo: fromB64(choice.algo), workspaceBytes: choice.workspaceBytes } : undefined;
-    let built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, algo);
-    if (choice && built.ok) this.stats.restored++;
+    const choice = this.saved?.matmuls[key] ?? this.cache.matmul(key, timed !== undefined);
+    let built = choice
+      ? buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, {
+          algo: fromB64(choice.algo),
+          workspaceBytes: choice.workspaceBytes,
+        })
+      : undefined;
+    if (built?.ok) this.stats.restored++;
     else {
-      if (choice) built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace);
+      // A timing run that keeps the heuristic's first choice still counts as timed (cached as such).
+      if (timed) this.timedMatmuls.add(key);
+      built = buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, timed?.());
       this.stats.chosen++;
     }
     if (built.ok) this.matmuls.set(key, built.plan);
@@ -237,7 +249,11 @@ export class EngineChoices {
     // An engine restored whole from its package chose nothing new: no cache entries to read back or file to write.
     if (this.saved && this.stats.chosen === 0) return;
     for (const [k, p] of this.matmuls)
-      this.cache.putMatmul(k, { algo: b64(p.algo), workspaceBytes: p.workspaceBytes });
+      this.cache.putMatmul(k, {
+        algo: b64(p.algo),
+        workspaceBytes: p.workspaceBytes,
+        ...(this.timedMatmuls.has(k) ? { timed: true } : {}),
+      });
     // With tune, conv choices are cached once timed (noteTuned).
     if (!this.tune) this.cacheConvs(false);
     this.cache.flush();

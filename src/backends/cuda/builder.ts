@@ -134,9 +134,9 @@ class LibraryPlans {
     options: CudaBuildOptions,
   ): ReturnType<typeof buildLtMatmul> {
     const ws = ltWorkspaceBytes(options);
-    if (options.choices) return options.choices.matmul(this.lt!, g, epilogue, tf32, ws);
-    const timed = ltTimedChoiceEnabled() ? this.timedAlgo(g, epilogue, tf32, ws) : undefined;
-    return buildLtMatmul(this.lt!, g, epilogue, tf32, ws, timed);
+    const timed = ltTimedChoiceEnabled() ? () => this.timedAlgo(g, epilogue, tf32, ws) : undefined;
+    if (options.choices) return options.choices.matmul(this.lt!, g, epilogue, tf32, ws, timed);
+    return buildLtMatmul(this.lt!, g, epilogue, tf32, ws, timed?.());
   }
 
   refuse(what: string, reason: string): void {
@@ -168,6 +168,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     keepFloat32: options.keepFloat32,
     // opt-in: quantized convolutions read their int8 input (fuse/int8-conv-rule.ts)
     int8Convs: quantKernelsEnabled(),
+    exactGeluApart: options.sparseWeights !== undefined, // cuSPARSELt fuses no fp16/bf16 GELU
     convSupported(step, info, planned) {
       const t = performance.now();
       if (!libs.cudnn) {
@@ -209,12 +210,8 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         log(`matmul '${step.layer.name}': ${g}`);
         return false;
       }
-      const built = libs.matmulPlan(
-        g,
-        { bias: step.bias !== undefined, activation: step.activation },
-        tf32,
-        options,
-      );
+      const epilogue = { bias: step.bias !== undefined, activation: step.activation };
+      const built = libs.matmulPlan(g, epilogue, tf32, options);
       libs.cublasMs += performance.now() - t;
       if (!built.ok) {
         libs.refuse(`matmul '${step.layer.name}'`, built.reason);
@@ -547,7 +544,11 @@ function timedMatmulStats(
     problems: timed.size,
     changed: changed.length,
     // per call of each changed problem (a problem may run several times a pass)
-    savedUs: Math.round(changed.reduce((a, c) => a + (c.firstMs - c.chosenMs) * 1000, 0) * 10) / 10,
+    // (timings from different rounds: clamped at 0)
+    savedUs: Math.max(
+      0,
+      Math.round(changed.reduce((a, c) => a + (c.firstMs - c.chosenMs) * 1000, 0) * 10) / 10,
+    ),
   };
 }
 

@@ -63,21 +63,34 @@ export function tournament(
 
 const ELEMENT_BYTES = { float16: 2, float32: 4 } as const;
 
-/** Scratch operands sized for `g` (batch strides included), filled with a non-zero pattern. */
-function scratch(g: MatmulGeometry, workspaceBytes: number, stream: Stream) {
+/** Scratch operands sized for `g` (batch strides included), pushed to `into` as each is made (freed by the caller). */
+function scratch(
+  g: MatmulGeometry,
+  workspaceBytes: number,
+  stream: Stream,
+  into: DeviceBuffer[],
+): DeviceBuffer[] {
   const e = ELEMENT_BYTES[g.dtype];
   const span = (stride: number, one: number) => e * (g.batch > 1 && stride > 0 ? stride * g.batch : one);
   const sizes = [span(g.strideA, g.m * g.k), span(g.strideB, g.k * g.n), span(g.strideD, g.m * g.n), e * g.n];
-  const buffers = [...sizes, workspaceBytes].map((bytes) => DeviceBuffer.alloc(Math.max(256, bytes)));
-  // 0x3c3c is 1.06 in fp16: timing on zeros would flatter some kernels.
-  for (const b of buffers.slice(0, 2)) b.fill(0x3c, { stream });
-  return buffers;
+  for (const bytes of [...sizes, workspaceBytes]) into.push(DeviceBuffer.alloc(Math.max(256, bytes)));
+  // 0x3c3c is 1.06 in fp16: timing on zeros would flatter some kernels (A, B and the bias).
+  for (const i of [0, 1, 3]) into[i].fill(0x3c, { stream });
+  return into;
+}
+
+/** Runs `f`, ignoring a failure: cleanup must go on after a step of it fails. */
+function quietly(f: () => void): void {
+  try {
+    f();
+  } catch {}
 }
 
 /**
  * Plans `g` with its epilogue, times the heuristic's candidates on scratch buffers and returns the fastest (by
- * the margin), or undefined when the heuristic offers one candidate only. The caller builds the engine's plan
- * with the chosen algorithm (buildLtMatmul's `saved`).
+ * the margin), or undefined when fewer than two candidates run. A candidate cuBLASLt refuses to run (a heuristic
+ * answer does not guarantee it) is dropped before timing. The caller builds the engine's plan with the chosen
+ * algorithm (buildLtMatmul's `saved`); this plan, its descriptor pointing at scratch, is destroyed here.
  */
 export function timeLtCandidates(
   handle: LtHandle,
@@ -89,17 +102,21 @@ export function timeLtCandidates(
   const what = `${g.m}x${g.n}x${g.k} batch ${g.batch}, timed`;
   const plan = buildLtPlan(handle, ltProblemOf(g, epilogue, allowTf32), maxWorkspace, what);
   let stream: Stream | undefined;
-  let buffers: DeviceBuffer[] = [];
+  const buffers: DeviceBuffer[] = [];
   try {
     const algos = ltAlgoCandidates(handle, plan.desc, plan.layouts, maxWorkspace, what);
     if (algos.length < 2) return undefined;
     stream = Stream.create();
-    buffers = scratch(g, Math.max(...algos.map((c) => c.workspaceBytes)), stream);
-    const [a, b, d, bias, workspace] = buffers;
+    const s = stream;
+    const [a, b, d, bias, workspace] = scratch(
+      g,
+      Math.max(...algos.map((c) => c.workspaceBytes)),
+      s,
+      buffers,
+    );
     if (epilogue.bias) setLtBias(plan, bias.ptr);
     const alpha = new Float32Array([1]);
     const beta = new Float32Array([0]);
-    const s = stream;
     const run = (c: LtAlgo) => () =>
       runLtPlan(
         handle,
@@ -107,16 +124,28 @@ export function timeLtCandidates(
         { a: a.ptr, b: b.ptr, d: d.ptr, alpha, beta, workspace: c.workspaceBytes > 0 ? workspace.ptr : null },
         s,
       );
+    const runs = algos.filter((c) => {
+      try {
+        run(c)();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    s.synchronize();
+    if (runs.length < 2) return undefined;
     const t = tournament(
-      algos.length,
+      runs.length,
       (best, i) =>
-        timePairOnStream(s, [run(algos[best]), run(algos[i])], { perGraph: 10, replays: 3, rounds: 3 }).ms,
+        timePairOnStream(s, [run(runs[best]), run(runs[i])], { perGraph: 10, replays: 3, rounds: 3 }).ms,
     );
-    return { ...t, candidates: algos.length, algo: algos[t.index] };
+    // The index in the heuristic's order: 0 (its first answer stands) only when that answer ran and won.
+    return { ...t, index: algos.indexOf(runs[t.index]), candidates: runs.length, algo: runs[t.index] };
   } finally {
-    stream?.synchronize();
-    for (const buf of buffers) buf.free();
-    stream?.destroy();
-    destroyLtPlan(plan);
+    const s = stream;
+    if (s) quietly(() => s.synchronize());
+    for (const buf of buffers) quietly(() => buf.free());
+    if (s) quietly(() => s.destroy());
+    quietly(() => destroyLtPlan(plan));
   }
 }

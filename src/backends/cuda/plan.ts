@@ -53,6 +53,8 @@ export interface PlanOptions {
   readonly matmulSupported?: (step: MatmulStep, info: (t: string) => TensorInfo) => boolean;
   /** Convolutions read int8 inputs where they can (fuse/int8-conv-rule.ts); default off. */
   readonly int8Convs?: boolean;
+  /** Exact GELU stays its own kernel (ScheduleOptions.exactGeluApart); default off. */
+  readonly exactGeluApart?: boolean;
 }
 
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
@@ -75,6 +77,7 @@ export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan 
     convSupported: (s) => opts.convSupported?.(s, info, { network: net, infos }) ?? true,
     matmulSupported: (s) => opts.matmulSupported?.(s, info) ?? true,
     int8Convs: opts.int8Convs,
+    exactGeluApart: opts.exactGeluApart,
   });
   const scalars = new Map<string, number>();
   for (const l of net.layers) {

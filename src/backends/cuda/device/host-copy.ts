@@ -126,10 +126,11 @@ export async function copyIntoPinned(
     callAsync(LIBC.fn.memcpy, to + BigInt(off), from + BigInt(off), n).then(() =>
       opts.onChunk?.(dstOffset + off, n),
     );
-  const group = Math.max(1, opts.queueGroup ?? queueGroup());
+  const group = Math.max(1, Math.floor(opts.queueGroup ?? queueGroup()) || 1);
   const copies: Promise<void>[] = [];
   // The run that called this may have just finished materializing another run's outputs: a turn of the event
-  // loop before each group keeps the JS thread's synchronous stretches short.
+  // loop before each group keeps the JS thread's synchronous stretches short. (CompiledModule.dispose waits for
+  // runs in flight before it frees staging; the check below guards direct ExecutionContext use.)
   let freed = false;
   for (let i = 0; i < pieces.length && !freed; i++) {
     if (i % group === 0) {

@@ -45,6 +45,11 @@ export interface ScheduleOptions {
    * step carries ConvStep.int8 and `convSupported` decides whether the library runs it. Default off.
    */
   readonly int8Convs?: boolean;
+  /**
+   * Keep exact GELU as its own kernel instead of cuBLASLt's tanh-form epilogue (geluEpilogue): with sparse
+   * weights on, a fused GELU would take an fc1 away from cuSPARSELt, which fuses GELU for int8/fp8 only.
+   */
+  readonly exactGeluApart?: boolean;
 }
 
 interface MutableGroup {
@@ -882,7 +887,8 @@ class Scheduler {
       }
     }
     const act = only(t);
-    const quantized = this.producer.get(layer.inputs[0])?.type === "dequantize";
+    const quantized =
+      this.producer.get(layer.inputs[0])?.type === "dequantize" || this.opts.exactGeluApart === true;
     if (
       act?.type === "activation" &&
       (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, quantized))
