@@ -3,7 +3,9 @@
  * heuristic's candidates for one problem (up to 8) are timed on scratch buffers the way the engine runs them
  * (graph-timing.ts: calls captured in a CUDA graph and replayed), pairwise against the best so far, and a
  * candidate replaces it only when it is at least 3% faster. TensorRT's tactic selection and torch.compile's
- * max-autotune do the same for their GEMMs. Each distinct problem of a build is timed once.
+ * max-autotune do the same for their GEMMs. Each distinct problem of a build is timed once. H100, session 11:
+ * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64. Still opt-in: one model measured, and a large GEMM's
+ * timing is not yet capped.
  */
 import {
   buildLtPlan,
