@@ -4,8 +4,8 @@
  * (graph-timing.ts: calls captured in a CUDA graph and replayed), pairwise against the best so far, and a
  * candidate replaces it only when it is at least 3% faster. TensorRT's tactic selection and torch.compile's
  * max-autotune do the same for their GEMMs. Each distinct problem of a build is timed once. H100, session 11:
- * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64. Still opt-in: one model measured, and a large GEMM's
- * timing is not yet capped.
+ * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64. Still opt-in: one model measured, and the timing
+ * budget for large GEMMs (ltTimingBudget) has not run on a GPU.
  */
 import {
   buildLtPlan,
@@ -64,6 +64,16 @@ export function tournament(
 }
 
 const ELEMENT_BYTES = { float16: 2, float32: 4 } as const;
+
+/**
+ * How much timing a problem gets: 10 calls per graph, 3 replays, 3 rounds (180 calls per pair) for GEMMs of a
+ * fraction of a millisecond; past 2·10¹¹ flops (~0.3 ms on an H100) 2 calls per graph and 2 rounds (24 per pair),
+ * so that a large GEMM's seven pairs cost tens of milliseconds of its own time, not seconds.
+ */
+export function ltTimingBudget(g: MatmulGeometry): { perGraph: number; replays: number; rounds: number } {
+  const flops = 2 * g.m * g.n * g.k * g.batch;
+  return flops > 2e11 ? { perGraph: 2, replays: 3, rounds: 2 } : { perGraph: 10, replays: 3, rounds: 3 };
+}
 
 /** Scratch operands sized for `g` (batch strides included), pushed to `into` as each is made (freed by the caller). */
 function scratch(
@@ -138,8 +148,7 @@ export function timeLtCandidates(
     if (runs.length < 2) return undefined;
     const t = tournament(
       runs.length,
-      (best, i) =>
-        timePairOnStream(s, [run(runs[best]), run(runs[i])], { perGraph: 10, replays: 3, rounds: 3 }).ms,
+      (best, i) => timePairOnStream(s, [run(runs[best]), run(runs[i])], ltTimingBudget(g)).ms,
     );
     // The index in the heuristic's order: 0 (its first answer stands) only when that answer ran and won.
     return { ...t, index: algos.indexOf(runs[t.index]), candidates: runs.length, algo: runs[t.index] };

@@ -5,6 +5,7 @@ import { describeEngine } from "../../../src/backends/cuda/engine.js";
 import {
   LT_TIMED_MARGIN,
   ltTimedChoiceEnabled,
+  ltTimingBudget,
   tournament,
 } from "../../../src/backends/cuda/lt-timed-choice.js";
 
@@ -37,6 +38,28 @@ describe("cuBLASLt algorithm by timing", () => {
       [1, 3],
     ]);
     expect(r).toEqual({ index: 3, firstMs: 10, chosenMs: 5 });
+  });
+
+  it("times a large GEMM with fewer calls, so that its timing stays tens of milliseconds", () => {
+    const g = (m: number, n: number, k: number) =>
+      ({
+        m,
+        n,
+        k,
+        batch: 1,
+        aT: false,
+        bT: true,
+        strideA: 0,
+        strideB: 0,
+        strideD: 0,
+        dtype: "float16",
+      }) as const;
+    const calls = (b: { perGraph: number; replays: number; rounds: number }) =>
+      2 * b.perGraph * b.replays * b.rounds;
+    // ViT-B/16 batch 64's fc1: 12608 × 3072 × 768 (6·10¹⁰ flops): the full budget
+    expect(calls(ltTimingBudget(g(12608, 3072, 768)))).toBe(180);
+    // an LLM-sized projection, 8192 × 8192 × 8192 (1.1·10¹² flops): 24 calls per pair
+    expect(calls(ltTimingBudget(g(8192, 8192, 8192)))).toBe(24);
   });
 
   it("is off unless TORCHC_LT_TIMED=1", () => {
