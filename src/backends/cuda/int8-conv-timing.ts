@@ -16,8 +16,7 @@ import { Cudnn } from "./device/conv.js";
 import { int8ConvRefusal } from "./device/conv-int8.js";
 import { convGeometry, type Dims4 } from "./device/conv-shape.js";
 import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
-import { DeviceBuffer } from "./device/memory.js";
-import { Stream } from "./device/stream.js";
+import { TimingScratch } from "./device/timing-scratch.js";
 import type { ConvEpilogueOp } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { quantKernelsEnabled } from "./quant-select.js";
@@ -128,7 +127,7 @@ function timePlans(
   int8: CudnnConvPlan,
   float: CudnnConvPlan,
 ): Int8ConvTiming {
-  const bench = new Scratch();
+  const bench = new TimingScratch();
   try {
     bindScratch(bench, float, int8, p, o.dtype);
     // the engine times int8 candidates at its first launch (and float ones with `tune`): the same choice here
@@ -154,41 +153,12 @@ function timePlans(
   }
 }
 
-/** Device buffers and a stream for one problem's two plans. */
-class Scratch {
-  readonly stream = Stream.create();
-  private readonly buffers: DeviceBuffer[] = [];
-
-  buffer(bytes: number, fillByte: number): bigint {
-    const b = DeviceBuffer.alloc(Math.max(256, bytes));
-    this.buffers.push(b);
-    b.fill(fillByte, { stream: this.stream });
-    return b.ptr;
-  }
-
-  upload(values: Float32Array): bigint {
-    const b = DeviceBuffer.from(values);
-    this.buffers.push(b);
-    return b.ptr;
-  }
-
-  release(): void {
-    try {
-      this.stream.synchronize();
-    } finally {
-      for (const b of this.buffers) b.free();
-      this.buffers.length = 0;
-      this.stream.destroy();
-    }
-  }
-}
-
 /**
  * Binds both plans to buffers of the problem's sizes. Non-zero data, so neither library times zeros: fp16 1.06
  * (0x3c3c) or float32 0.0115 (0x3c3c3c3c) inputs, fp16 0.0039 (0x1c1c) weights, int8 60 and 1, scales 1e-3.
  */
 function bindScratch(
-  bench: Scratch,
+  bench: TimingScratch,
   float: CudnnConvPlan,
   int8: CudnnConvPlan,
   p: Int8ConvProblem,
@@ -199,13 +169,13 @@ function bindScratch(
   const xs = p.n * p.c * p.h * p.w;
   const ws = p.k * (p.c / p.groups) * p.r * p.s;
   const ys = p.n * p.k * oh * ow;
-  const workspace = bench.buffer(Math.max(float.workspaceBytes, int8.workspaceBytes), 0);
-  const y = bench.buffer(ys * es, 0);
+  const workspace = bench.buffer(Math.max(float.workspaceBytes, int8.workspaceBytes), 0).ptr;
+  const y = bench.buffer(ys * es, 0).ptr;
   float.bind(
     {
-      x: bench.buffer(xs * es, 0x3c),
-      w: bench.buffer(ws * es, 0x1c),
-      bias: p.bias ? bench.buffer(p.k * es, 0) : undefined,
+      x: bench.buffer(xs * es, 0x3c).ptr,
+      w: bench.buffer(ws * es, 0x1c).ptr,
+      bias: p.bias ? bench.buffer(p.k * es, 0).ptr : undefined,
       y,
       extra: [],
     },
@@ -213,10 +183,10 @@ function bindScratch(
   );
   int8.bind(
     {
-      x: bench.buffer(xs, 60),
-      w: bench.buffer(ws, 1),
-      scale: bench.upload(new Float32Array(p.k).fill(1e-3)),
-      bias: p.bias ? bench.buffer(p.k * 4, 0) : undefined,
+      x: bench.buffer(xs, 60).ptr,
+      w: bench.buffer(ws, 1).ptr,
+      scale: bench.upload(new Float32Array(p.k).fill(1e-3)).ptr,
+      bias: p.bias ? bench.buffer(p.k * 4, 0).ptr : undefined,
       y,
       extra: [],
     },

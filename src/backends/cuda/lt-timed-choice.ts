@@ -18,8 +18,8 @@ import {
   setLtBias,
 } from "./device/blaslt-plan.js";
 import { timePairOnStream } from "./device/graph-timing.js";
-import { DeviceBuffer } from "./device/memory.js";
-import { Stream } from "./device/stream.js";
+import type { DeviceBuffer } from "./device/memory.js";
+import { TimingScratch } from "./device/timing-scratch.js";
 import { ltProblemOf, type MatmulGeometry } from "./kernels/matmul-cublaslt.js";
 
 /** Whether matmul algorithms are chosen by timing. */
@@ -75,27 +75,18 @@ export function ltTimingBudget(g: MatmulGeometry): { perGraph: number; replays: 
   return flops > 2e11 ? { perGraph: 2, replays: 3, rounds: 2 } : { perGraph: 10, replays: 3, rounds: 3 };
 }
 
-/** Scratch operands sized for `g` (batch strides included), pushed to `into` as each is made (freed by the caller). */
-function scratch(
-  g: MatmulGeometry,
-  workspaceBytes: number,
-  stream: Stream,
-  into: DeviceBuffer[],
-): DeviceBuffer[] {
+/** Scratch operands sized for `g` (batch strides included): A, B, D, the bias and the workspace. */
+function scratch(g: MatmulGeometry, workspaceBytes: number, bench: TimingScratch): DeviceBuffer[] {
   const e = ELEMENT_BYTES[g.dtype];
   const span = (stride: number, one: number) => e * (g.batch > 1 && stride > 0 ? stride * g.batch : one);
-  const sizes = [span(g.strideA, g.m * g.k), span(g.strideB, g.k * g.n), span(g.strideD, g.m * g.n), e * g.n];
-  for (const bytes of [...sizes, workspaceBytes]) into.push(DeviceBuffer.alloc(Math.max(256, bytes)));
-  // 0x3c3c is 1.06 in fp16: timing on zeros would flatter some kernels (A, B and the bias).
-  for (const i of [0, 1, 3]) into[i].fill(0x3c, { stream });
-  return into;
-}
-
-/** Runs `f`, ignoring a failure: cleanup must go on after a step of it fails. */
-function quietly(f: () => void): void {
-  try {
-    f();
-  } catch {}
+  // 0x3c3c is 1.06 in fp16 (A, B and the bias); D and the workspace are written by the candidates.
+  return [
+    bench.buffer(span(g.strideA, g.m * g.k), 0x3c),
+    bench.buffer(span(g.strideB, g.k * g.n), 0x3c),
+    bench.buffer(span(g.strideD, g.m * g.n), 0),
+    bench.buffer(e * g.n, 0x3c),
+    bench.buffer(workspaceBytes, 0),
+  ];
 }
 
 /**
@@ -113,19 +104,13 @@ export function timeLtCandidates(
 ): LtTimedChoice | undefined {
   const what = `${g.m}x${g.n}x${g.k} batch ${g.batch}, timed`;
   const plan = buildLtPlan(handle, ltProblemOf(g, epilogue, allowTf32), maxWorkspace, what);
-  let stream: Stream | undefined;
-  const buffers: DeviceBuffer[] = [];
+  let bench: TimingScratch | undefined;
   try {
     const algos = ltAlgoCandidates(handle, plan.desc, plan.layouts, maxWorkspace, what);
     if (algos.length < 2) return undefined;
-    stream = Stream.create();
-    const s = stream;
-    const [a, b, d, bias, workspace] = scratch(
-      g,
-      Math.max(...algos.map((c) => c.workspaceBytes)),
-      s,
-      buffers,
-    );
+    bench = new TimingScratch();
+    const s = bench.stream;
+    const [a, b, d, bias, workspace] = scratch(g, Math.max(...algos.map((c) => c.workspaceBytes)), bench);
     if (epilogue.bias) setLtBias(plan, bias.ptr);
     const alpha = new Float32Array([1]);
     const beta = new Float32Array([0]);
@@ -153,10 +138,10 @@ export function timeLtCandidates(
     // The index in the heuristic's order: 0 (its first answer stands) only when that answer ran and won.
     return { ...t, index: algos.indexOf(runs[t.index]), candidates: runs.length, algo: runs[t.index] };
   } finally {
-    const s = stream;
-    if (s) quietly(() => s.synchronize());
-    for (const buf of buffers) quietly(() => buf.free());
-    if (s) quietly(() => s.destroy());
-    quietly(() => destroyLtPlan(plan));
+    try {
+      bench?.release();
+    } finally {
+      destroyLtPlan(plan);
+    }
   }
 }

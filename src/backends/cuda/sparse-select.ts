@@ -8,7 +8,6 @@
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import { CudaContext } from "./device/context.js";
 import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
-import { DeviceBuffer } from "./device/memory.js";
 import {
   buildSparseLtPlan,
   destroySparseLtPlan,
@@ -19,7 +18,7 @@ import {
   searchSparseLtPlan,
   streamCell,
 } from "./device/sparselt-plan.js";
-import { Stream } from "./device/stream.js";
+import { TimingScratch } from "./device/timing-scratch.js";
 import type { MatmulStep } from "./fuse/steps.js";
 import { type LtMatmul, matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
@@ -104,32 +103,6 @@ function candidates(plan: EnginePlan, matmuls: ReadonlyMap<MatmulStep, EngineMat
   return { found, checked };
 }
 
-/** Device buffers both candidates of a layer run on while they are timed. */
-class Bench {
-  readonly stream = Stream.create();
-  private readonly buffers: DeviceBuffer[] = [];
-
-  buffer(bytes: number, fillByte: number): DeviceBuffer {
-    const b = DeviceBuffer.alloc(Math.max(256, bytes));
-    b.fill(fillByte, { stream: this.stream });
-    this.buffers.push(b);
-    return b;
-  }
-
-  upload(bytes: Uint8Array): DeviceBuffer {
-    const b = DeviceBuffer.from(bytes);
-    this.buffers.push(b);
-    return b;
-  }
-
-  release(): void {
-    this.stream.synchronize();
-    for (const b of this.buffers) b.free();
-    this.buffers.length = 0;
-    this.stream.destroy();
-  }
-}
-
 const f16 = (t: Tensor) => tensorBytes(tensorFromNumbers("float16", t.shape, toFloat64Array(t)));
 
 /** Builds, searches and times the sparse plan of one candidate against its dense plan. */
@@ -141,7 +114,7 @@ function tryCandidate(
 ): { report: SparseLayerReport; chosen?: SparseLtMatmul } {
   const { m, n, k } = c.problem;
   const base = { layer: c.step.layer.name, shape: `M=${m} N=${n} K=${k}` };
-  const bench = new Bench();
+  const bench = new TimingScratch();
   let plan: SparseLtPlan | undefined;
   try {
     // 0x3c3c is 1.06 in fp16: timing on zeros would flatter either library.
