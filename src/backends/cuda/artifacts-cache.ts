@@ -12,7 +12,8 @@
  * file `<target file>.d/<sha256 of the problem key>.json`, and a later compile restores that first. Why: a
  * ResNet-50 compiled second in a process, its convolutions rebuilt from the engine index and knobs this cache
  * then kept, spent 1.58× the first one's time in cuDNN with the same engine otherwise (H200, session 10, the
- * sparsity test's dense/sparse pair, no layer sparse). That the serialized plan runs as fast is not yet measured.
+ * sparsity test's dense/sparse pair, no layer sparse). Restored from the serialized plans, the same pair ran
+ * 1.204 vs 1.206 ms (H100, session 11).
  * `TORCHC_PLAN_CACHE_JSON=0` ignores the side files (for A/B timing). Side files of entries dropped by the bound
  * are deleted at the next write.
  */

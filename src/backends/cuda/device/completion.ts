@@ -6,9 +6,9 @@
  * - "poll" (default): cuEventQuery between turns of the event loop (setImmediate). Lowest latency; timers
  *   and I/O still run every turn. It spins for at most POLL_SPIN_MS, then hands the rest of the wait to a
  *   worker thread as "worker" does: a batch-128 pass (~7 ms) otherwise costs thousands of loop turns, each an
- *   Immediate object and a driver call: garbage, and the suspected source of the 2.3 ms GC pause inside the
- *   event-loop check's 4.3 ms gap (H200, session 10; the change is not yet measured). A short pass (batch 1,
- *   ~0.4 ms) still finishes while spinning.
+ *   Immediate object and a driver call: garbage, the source of the 2.3 ms GC pause inside the event-loop
+ *   check's 4.3 ms gap (H200, session 10). With the spin bounded, no GC fell in any gap over seven H100 runs
+ *   (session 11). A short pass (batch 1, ~0.4 ms) still finishes while spinning.
  * - "worker": cuEventSynchronize on one of koffi's worker threads; the promise settles when the worker
  *   returns. The JS thread is idle meanwhile (the worker spins in the driver instead); one thread hand-off
  *   more of latency.
@@ -32,7 +32,7 @@ export type CompletionStrategy = NonNullable<CompileOptions["completion"]>;
 /** How long "poll" spins before it waits on a worker thread (TORCHC_POLL_SPIN_MS overrides it, for A/B timing). */
 export const POLL_SPIN_MS = 1;
 
-/** Worker-thread waits "poll" may hold at once: half of the 8 libuv threads torchc asks for (host-copy.ts). */
+/** Worker-thread waits "poll" may hold at once: at most half of the 8–16 libuv threads torchc asks for (host-copy.ts). */
 const MAX_WORKER_WAITS = 4;
 let workerWaits = 0;
 

@@ -87,13 +87,14 @@ const MAX_EXCITE_BATCH = 8;
  * −0.0094), below what an fp16 engine's 1e-2 tolerance can see, and the fused epilogue saves a full read and
  * write of the widest activation in a transformer (ViT-B/16 batch 64: 12 × [12608, 3072]). The plan summary
  * says where it happened ("+gelu(tanh for erf)"); TORCHC_GELU_EPILOGUE=0 keeps exact GELU as its own kernel.
- * Not for a quantized linear (its input dequantized): the int8 GEMM that may take its place fuses ReLU only.
+ * `keepExact`: a library that may replace the cuBLASLt plan after scheduling fuses no GELU (the int8 GEMM of a
+ * quantized linear, cuSPARSELt in fp16/bf16), so exact GELU stays its own kernel there.
  */
-export function geluEpilogue(kind: string, storage: string, quantizedInput = false): boolean {
+export function geluEpilogue(kind: string, storage: string, keepExact = false): boolean {
   if (kind === "gelu_tanh") return true;
   return (
     kind === "gelu_erf" &&
-    !quantizedInput &&
+    !keepExact &&
     (storage === "float16" || storage === "bfloat16") &&
     process.env.TORCHC_GELU_EPILOGUE !== "0"
   );
@@ -850,8 +851,7 @@ class Scheduler {
 
   /**
    * What a flat matmul's epilogue can take: + row bias (a constant varying along the last axis only), then
-   * relu / GELU (geluEpilogue). A quantized linear (dequantized input) keeps exact GELU apart: the int8 GEMM that
-   * may take its place fuses ReLU only.
+   * relu / GELU (geluEpilogue; exact GELU kept apart for a quantized linear, or with sparse weights on).
    */
   private matmulEpilogue(
     layer: LayerOf<"matmul">,
@@ -887,11 +887,11 @@ class Scheduler {
       }
     }
     const act = only(t);
-    const quantized =
+    const keepExact =
       this.producer.get(layer.inputs[0])?.type === "dequantize" || this.opts.exactGeluApart === true;
     if (
       act?.type === "activation" &&
-      (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, quantized))
+      (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, keepExact))
     ) {
       activation = act.fn.kind === "relu" ? "relu" : "gelu";
       fused.push(act);
