@@ -504,6 +504,7 @@ function buildStats(
   const int8 = steps.filter((s) => s.kind === "conv" && s.int8).length;
   if (int8 > 0) kinds["conv(int8)"] = int8;
   const groups = steps.map((s) => (s.kind === "element" ? s.group.layers.length : 0));
+  const approximated = approximations(steps);
   return {
     layers: network.layers.length,
     layersAfterFolding: plan.network.layers.length,
@@ -527,7 +528,7 @@ function buildStats(
     nvrtcCache: compiled.cache,
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
-    ...(approximations(steps).length ? { approximations: approximations(steps) } : {}),
+    ...(approximated.length ? { approximations: approximated } : {}),
     ...(libs.ltTimed?.size ? { timedMatmuls: timedMatmulStats(libs.ltTimed) } : {}),
     ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
       ? { restoredConvs: { fromJson: choices.convsFromJson, fromEngine: choices.convsFromEngine } }
