@@ -16,6 +16,7 @@ import { type BenchmarkResult, CompiledModule, compile, loadBackend } from "./co
 import type { PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import { padRows, sliceRows } from "./dynamic-pad.js";
+import { joinPieces, pipelinePieces, pipelineRefusal, rowView, runPieces } from "./dynamic-pipeline.js";
 import { batchAxisOf, checkRowIndependence } from "./dynamic-rows.js";
 import { type ModuleMemory, moduleMemory, type RunOptions } from "./execution.js";
 import type { CompileOptions } from "./options.js";
@@ -91,9 +92,16 @@ async function buildBucket(
   backend: Backend,
 ): Promise<CompiledModule> {
   const graph = symbolic.specialize({ ...range.fixed, [range.symbol]: size });
-  const { inputs: _inputs, dynamic: _dynamic, verify, ...rest } = options;
+  const { inputs: _inputs, dynamic, verify, ...rest } = options;
+  // one piece copies its inputs while another computes: the pipeline's bucket needs two contexts
+  const contexts = size === dynamic?.pipelineRows ? { contexts: Math.max(2, options.contexts ?? 1) } : {};
   // verified once, at the opt size: every bucket is the same program
-  return compile(graph, { ...rest, backend, ...(size === range.opt && verify ? { verify } : {}) });
+  return compile(graph, {
+    ...rest,
+    ...contexts,
+    backend,
+    ...(size === range.opt && verify ? { verify } : {}),
+  });
 }
 
 export class DynamicModule extends CompiledModule {
@@ -279,6 +287,22 @@ export class DynamicModule extends CompiledModule {
   ): Promise<(Tensor | DeviceTensor)[]> {
     if (this.closed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
     const n = this.batchOf(inputs);
+    const pipe = this.options.dynamic?.pipelineRows;
+    if (
+      pipe !== undefined &&
+      n > pipe &&
+      pipelineRefusal(inputs, opts, this.range.inputAxes, this.outputAxes) === undefined
+    )
+      return this.runPipelined(inputs as readonly Tensor[], n, pipe, opts);
+    return this.runSized(inputs, n, opts);
+  }
+
+  /** A batch of n rows in its bucket (padded to it when there is no bucket of exactly n). */
+  private async runSized(
+    inputs: readonly (Tensor | DeviceTensor)[],
+    n: number,
+    opts: RunOptions,
+  ): Promise<(Tensor | DeviceTensor)[]> {
     const r = this.range;
     const size = r.buckets.includes(n) ? n : (bucketFor(r.buckets, n) as number);
     if (
@@ -301,6 +325,41 @@ export class DynamicModule extends CompiledModule {
         const a = this.outputAxes[i];
         return a ? sliceRows(t, a.axis, a.coeff * n) : t;
       });
+    } finally {
+      b.inflight--;
+      if (this.resident.size > this.maxResident) await this.evict();
+    }
+  }
+
+  /**
+   * A host batch of n > `rows` as pieces of `rows` rows in the pipeline's bucket (the remainder in its own
+   * bucket), each piece's copy overlapping the previous piece's forward pass (dynamic-pipeline.ts).
+   */
+  private async runPipelined(
+    inputs: readonly Tensor[],
+    n: number,
+    rows: number,
+    opts: RunOptions,
+  ): Promise<Tensor[]> {
+    const b = await this.bucket(rows);
+    const axes = this.range.inputAxes;
+    const pieces = pipelinePieces(n, rows);
+    const last = pieces.length - 1;
+    try {
+      const parts = await runPieces(pieces, (piece, inputsQueued) => {
+        const views = inputs.map((t, i) => (axes[i] === undefined ? t : rowView(t, piece.start, piece.rows)));
+        // the caller's phases are those of the last piece: its inputs are the last to reach the device
+        const onPhase: RunOptions["onPhase"] = (phase, at) => {
+          if (phase === "inputs") inputsQueued();
+          if (piece === pieces[last]) opts.onPhase?.(phase, at);
+        };
+        const run =
+          piece.rows === rows
+            ? b.module.run(views, { ...opts, onPhase })
+            : this.runSized(views, piece.rows, { ...opts, onPhase });
+        return run as Promise<Tensor[]>;
+      });
+      return joinPieces(pieces, parts, this.outputAxes, n);
     } finally {
       b.inflight--;
       if (this.resident.size > this.maxResident) await this.evict();
@@ -360,6 +419,10 @@ function withRangeLine(
     .map((n) => `${n} ${formatSymShape(symbolic.inputTypes[n]?.shape ?? opt.graph.values[n].shape)}`)
     .join(", ");
   const when = options.dynamic?.build === "all" ? "at compile time" : "when first needed";
-  const line = `dynamic: ${r.symbol} in ${r.min}–${r.max} (opt ${r.opt}) for ${inputs}; buckets ${r.buckets.join(", ")}, built ${when}, at most ${maxResidentBuckets(options.dynamic)} kept`;
+  const pipe = options.dynamic?.pipelineRows;
+  const pipeline = pipe
+    ? `; host batches over ${pipe} rows run as pipelined pieces of ${pipe} (its bucket has ${Math.max(2, options.contexts ?? 1)} contexts)`
+    : "";
+  const line = `dynamic: ${r.symbol} in ${r.min}–${r.max} (opt ${r.opt}) for ${inputs}; buckets ${r.buckets.join(", ")}, built ${when}, at most ${maxResidentBuckets(options.dynamic)} kept${pipeline}`;
   return { ...opt.report, text: `${opt.report.text}\n${line}` };
 }

@@ -37,6 +37,13 @@ export interface DynamicOptions {
    * used other than the opt bucket is freed when another is needed, and rebuilt if used again. Default 8.
    */
   readonly maxResidentBuckets?: number;
+  /**
+   * Host batches larger than this run as pipelined pieces of this many rows (runtime/dynamic-pipeline.ts):
+   * each piece's host → device copy overlaps the previous piece's forward pass. It becomes a bucket, built with
+   * at least two execution contexts (one piece copies while another computes). Off by default. For large
+   * inputs read from host memory (images at large batch); device-resident I/O is never cut.
+   */
+  readonly pipelineRows?: number;
 }
 
 /** The model's dynamic dimension as compiled: its symbol, range and buckets, and where it sits in each input. */
@@ -212,10 +219,16 @@ export function resolveShapes(
   for (const [s, r] of ranges) if (r[0] === r[2]) fixed[s] = r[0];
   if (dynamicSymbols.length === 0) return { kind: "static", graph: symbolic.specialize(fixed) };
   const [symbol, [min, opt, max]] = dynamicSymbols[0];
+  checkDynamicOptions(dynamic);
   // the opt size always has a bucket: it is built at compile time
-  const buckets = dynamic?.buckets
-    ? [...new Set([...dynamic.buckets, opt])].sort((a, b) => a - b)
-    : defaultBuckets(min, opt, max);
+  const pipe = dynamic?.pipelineRows;
+  if (pipe !== undefined && (pipe < min || pipe >= max))
+    fail(
+      `dynamic.pipelineRows must be within ${min}–${max - 1} (batches larger than it are cut); got ${pipe}`,
+    );
+  const buckets = [
+    ...new Set([...(dynamic?.buckets ?? defaultBuckets(min, opt, max)), opt, ...(pipe ? [pipe] : [])]),
+  ].sort((a, b) => a - b);
   if (
     !buckets.every((b) => Number.isSafeInteger(b) && b >= min && b <= max) ||
     buckets[buckets.length - 1] !== max
@@ -279,4 +292,7 @@ export function checkDynamicOptions(o: DynamicOptions | undefined): void {
     fail(`dynamic.maxResidentBuckets must be an integer of 1 or more, got ${String(m)}`);
   if (o.buckets !== undefined && (!Array.isArray(o.buckets) || o.buckets.length === 0))
     fail("dynamic.buckets must be a non-empty list of sizes");
+  const p = o.pipelineRows;
+  if (p !== undefined && (!Number.isSafeInteger(p) || p < 1))
+    fail(`dynamic.pipelineRows must be an integer of 1 or more, got ${String(p)}`);
 }
