@@ -1,0 +1,103 @@
+/**
+ * Pipelined host batches (compile option `dynamic.pipelineRows`, runtime/dynamic-pipeline.ts) against the static
+ * module, EfficientNet-B0 fp16 at batch 128, host fp32 in (ordinary Float32Arrays, rotating among 4 distinct
+ * ones) and host fp32 out, in one process on one GPU:
+ * - static: the model compiled for exactly 128 rows (the e2e bench's "plain");
+ * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with 2 contexts,
+ *   or PIPE_CONTEXTS), a batch of 128 run as 128/R pieces.
+ * Each variant's output is checked against PyTorch eager fp32 (fp16 tolerance 1e-2 relative to max |ref|).
+ * Needs TORCHC_DYNAMIC_DIR from `python3 fixtures/export_dynamic.py DIR 128 128`. Writes host-pipeline.json into
+ * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench host-pipeline`; PIPE_ROWS (default 16,32,64) picks R.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadModel } from "../src/frontends/load-model.js";
+import type { Tensor } from "../src/ir/tensor.js";
+import { type CompiledModule, compile } from "../src/runtime/compile.js";
+import { formatMemory } from "../src/runtime/execution.js";
+import { compareTensors } from "../src/util/compare.js";
+import { readNpy } from "../src/util/npy.js";
+
+const dir = process.env.TORCHC_DYNAMIC_DIR ?? "/tmp/torchc-dynamic";
+const BATCH = 128;
+const RUNS = 40;
+
+function median(times: number[]): number {
+  const s = [...times].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
+async function timeRuns(once: (i: number) => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 10; i++) await once(i);
+  const t: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await once(i);
+    t.push(performance.now() - t0);
+  }
+  return median(t);
+}
+
+interface Row {
+  readonly variant: string;
+  readonly compileS: number;
+  readonly gpuMs: number;
+  readonly e2eMs: number;
+  readonly error: number;
+  readonly memory: string;
+}
+
+const model = await loadModel(join(dir, "efficientnet_b0.dyn.pt2"));
+const input = readNpy(join(dir, "input.npy"));
+const reference = readNpy(join(dir, `output_${BATCH}.npy`));
+const x: Tensor = { ...input, shape: [BATCH, ...input.shape.slice(1)] };
+const xs = Array.from({ length: 4 }, (_, k) => ({
+  ...x,
+  data: (x.data as Float32Array).map((v) => v * (1 + 0.05 * k)),
+}));
+const shape = (b: number) => [b, ...x.shape.slice(1)];
+const rows: Row[] = [];
+
+async function measure(variant: string, build: () => Promise<CompiledModule>, gpuRows: number): Promise<void> {
+  const t0 = performance.now();
+  const m = await build();
+  const compileS = (performance.now() - t0) / 1000;
+  try {
+    const [y] = (await m.run([x])) as Tensor[];
+    const error = compareTensors(y, reference).relative;
+    const e2eMs = await timeRuns((i) => m.run([xs[i % 4]]));
+    const gpuInput = { ...x, shape: shape(gpuRows), data: (x.data as Float32Array).subarray(0, (x.data.length / BATCH) * gpuRows) };
+    const gpuMs = m.benchmark([gpuInput], { reps: 50 }).medianMs;
+    const row = { variant, compileS, gpuMs, e2eMs, error, memory: formatMemory(m.memory()) };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  } finally {
+    await m.dispose();
+  }
+}
+
+await measure(
+  "static 128",
+  () => compile(model, { backend: "cuda", enabledPrecisions: ["fp16"], inputs: [{ shape: shape(BATCH) }] }),
+  BATCH,
+);
+const contexts = Number(process.env.PIPE_CONTEXTS ?? 2);
+for (const r of (process.env.PIPE_ROWS ?? "16,32,64").split(",").map(Number))
+  await measure(
+    `pipe ${r}${contexts !== 2 ? ` (${contexts} contexts)` : ""}`,
+    () =>
+      compile(model, {
+        backend: "cuda",
+        enabledPrecisions: ["fp16"],
+        contexts,
+        inputs: [{ minShape: shape(1), optShape: shape(r), maxShape: shape(BATCH) }],
+        dynamic: { pipelineRows: r, buckets: [r, BATCH] },
+      }),
+    r,
+  );
+console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref |`);
+console.log("| --- | --- | --- | --- | --- |");
+for (const r of rows)
+  console.log(`| ${r.variant} | ${r.compileS.toFixed(1)} | ${r.gpuMs.toFixed(3)} | **${r.e2eMs.toFixed(3)}** | ${r.error.toExponential(1)} |`);
+for (const r of rows) console.log(`  ${r.variant}: ${r.memory}`);
+writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "host-pipeline.json"), JSON.stringify(rows, null, 1));
