@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Session 12's device runs (chain parts on one warm machine; a machine idles out 30 s after a call). Everything
+# worth reading is printed; logs go to $OUT/s12-<part>.tgz.
+#   PART=1 bash scripts/gpu/session12.sh   (S_S=300)
+#     1. pipelined host batches (dynamic.pipelineRows 16/32/64) against the static module, EfficientNet-B0 fp16
+#        batch 128, host fp32 in and out, same process (bench/host-pipeline.bench.ts), checked against PyTorch;
+#     2. EfficientNet-B0 fp16 batch 1 and 128: per-step profile (torchc bench --profile), where batch 1's
+#        0.39 ms goes.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
+PART="${PART:-1}"
+LOGS=/tmp/s12-$PART; mkdir -p "$LOGS"
+S=$(date +%s)
+el() { echo "$(( $(date +%s) - S ))s"; }
+left() { echo $(( ${S_S:-300} - ($(date +%s) - S) )); }
+pack() { tar czf "$OUT/s12-$PART.tgz" -C /tmp "s12-$PART" 2>/dev/null; }
+OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
+
+if [ "$PART" = 1 ]; then
+  echo "== 1. pipelined host batches ($(el))"
+  PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_dynamic.py" /tmp/dyn 128 128 >"$LOGS/export-dyn.log" 2>&1
+  echo "export rc=$? ($(el))"
+  OUT="$LOGS/pipe" TORCHC_DYNAMIC_DIR=/tmp/dyn TORCHC_GPU_TIMEOUT=150 bash "$ROOT/scripts/gpu.sh" bench host-pipeline \
+    >"$LOGS/pipe.log" 2>&1
+  echo "pipeline rc=$? ($(el))"
+  grep -E "^\||^  (static|pipe)|Error" "$LOGS/pipe.log" | head -16
+  pack
+  echo "== 2. EfficientNet-B0 profiles ($(el))"
+  PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt >"$LOGS/export-rt.log" 2>&1
+  echo "export rc=$? ($(el))"
+  for b in 1 128; do
+    [ "$(left)" -gt 30 ] || break
+    timeout "$(( $(left) - 10 ))" bash "$ROOT/scripts/gpu.sh" torchc bench "/tmp/rt/efficientnet_b0_b$b.pt2" \
+      --backend cuda --precision fp16 --profile >"$LOGS/profile-b$b.log" 2>&1
+    echo "profile b$b rc=$? ($(el))"
+    grep -vE "^ *[0-9]+  " "$LOGS/profile-b$b.log" | grep -E "median|ms|^kind|^[a-z-]+ +[0-9]+ |^total" | head -24
+    echo "slowest steps:"; grep -E "^ *[0-9]+  " "$LOGS/profile-b$b.log" | sort -k3 -g -r | head -12
+  done
+  pack
+fi
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== done ($(el))"
