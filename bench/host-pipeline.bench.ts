@@ -3,8 +3,9 @@
  * module, EfficientNet-B0 fp16 at batch 128, host fp32 in (ordinary Float32Arrays, rotating among 4 distinct
  * ones) and host fp32 out, in one process on one GPU:
  * - static: the model compiled for exactly 128 rows (the e2e bench's "plain");
- * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with 2 contexts,
- *   or PIPE_CONTEXTS), a batch of 128 run as 128/R pieces.
+ * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with 3 contexts),
+ *   a batch of 128 run as 128/R pieces;
+ * - A/Bs: the static module with the host copy in 2 MiB pieces (before session 12), pipe 32 with 2 contexts.
  * Each variant's output is checked against PyTorch eager fp32 (fp16 tolerance 1e-2 relative to max |ref|).
  * Needs TORCHC_DYNAMIC_DIR from `python3 fixtures/export_dynamic.py DIR 128 128`. Writes host-pipeline.json into
  * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench host-pipeline`; PIPE_ROWS (default 16,32,64) picks R.
@@ -76,25 +77,37 @@ async function measure(variant: string, build: () => Promise<CompiledModule>, gp
   }
 }
 
-await measure(
-  "static 128",
-  () => compile(model, { backend: "cuda", enabledPrecisions: ["fp16"], inputs: [{ shape: shape(BATCH) }] }),
-  BATCH,
+/** Runs `body` with `env` set, then restores the variables. */
+async function withEnv(env: Record<string, string>, body: () => Promise<void>): Promise<void> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    await body();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+const fp16 = { backend: "cuda", enabledPrecisions: ["fp16"] } as const;
+const staticModule = () => compile(model, { ...fp16, inputs: [{ shape: shape(BATCH) }] });
+const pipelined = (r: number) => () =>
+  compile(model, {
+    ...fp16,
+    inputs: [{ minShape: shape(1), optShape: shape(r), maxShape: shape(BATCH) }],
+    dynamic: { pipelineRows: r, buckets: [r, BATCH] },
+  });
+await measure("static 128", staticModule, BATCH);
+// A/B: the host copy's pieces as before session 12 (2 MiB each, whatever the thread count)
+await withEnv({ TORCHC_COPY_CHUNK_BYTES: String(2 << 20) }, () =>
+  measure("static 128, 2 MiB copy pieces", staticModule, BATCH),
 );
-const contexts = Number(process.env.PIPE_CONTEXTS ?? 2);
 for (const r of (process.env.PIPE_ROWS ?? "16,32,64").split(",").map(Number))
-  await measure(
-    `pipe ${r}${contexts !== 2 ? ` (${contexts} contexts)` : ""}`,
-    () =>
-      compile(model, {
-        backend: "cuda",
-        enabledPrecisions: ["fp16"],
-        contexts,
-        inputs: [{ minShape: shape(1), optShape: shape(r), maxShape: shape(BATCH) }],
-        dynamic: { pipelineRows: r, buckets: [r, BATCH] },
-      }),
-    r,
-  );
+  await measure(`pipe ${r}`, pipelined(r), r);
+// A/B: two contexts in the pipeline's bucket instead of three
+await withEnv({ TORCHC_PIPELINE_CONTEXTS: "2" }, () => measure("pipe 32, 2 contexts", pipelined(32), 32));
 console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref |`);
 console.log("| --- | --- | --- | --- | --- |");
 for (const r of rows)

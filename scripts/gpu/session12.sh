@@ -26,6 +26,7 @@ if [ "$PART" = 1 ]; then
   echo "pipeline rc=$? ($(el))"
   grep -E "^\||^  (static|pipe)|Error" "$LOGS/pipe.log" | head -16
   pack
+  [ "${PROFILES:-1}" = 1 ] || { echo "== done ($(el))"; exit 0; }
   echo "== 2. EfficientNet-B0 profiles ($(el))"
   PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt >"$LOGS/export-rt.log" 2>&1
   echo "export rc=$? ($(el))"

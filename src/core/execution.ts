@@ -11,12 +11,19 @@ import type { ProfileReport } from "./profile.js";
 /** Where run() puts the outputs: "host" (default) new host tensors; "device" new DeviceTensors; or these tensors. */
 export type OutputRequest = "host" | "device" | readonly (Tensor | DeviceTensor)[];
 
+export type RunPhase = "copying" | "inputs" | "launch" | "complete" | "outputs";
+
 export interface RunOptions {
   readonly outputs?: OutputRequest;
   /** Overrides the module's `completion` option for this run (for measuring the strategies). */
   readonly completion?: "worker" | "poll" | "hostfn";
-  /** Diagnostics: called with each phase of the run as it ends ("inputs", "launch", "complete", "outputs"). */
-  readonly onPhase?: (phase: "inputs" | "launch" | "complete" | "outputs", at: number) => void;
+  /**
+   * Called with each phase of the run as it ends: "copying" (every host copy of the inputs handed to the copy
+   * threads; a later call's copies queue behind them), "inputs" (the inputs landed in staging and their
+   * transfers queued), "launch", "complete", "outputs". For diagnostics, and for pipelined batches
+   * (runtime/dynamic-pipeline.ts), which start the next piece's copies at "copying".
+   */
+  readonly onPhase?: (phase: RunPhase, at: number) => void;
 }
 
 /** Bytes one execution context owns. */

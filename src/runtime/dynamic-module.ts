@@ -16,7 +16,14 @@ import { type BenchmarkResult, CompiledModule, compile, loadBackend } from "./co
 import type { PoolStats } from "./context-pool.js";
 import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import { padRows, sliceRows } from "./dynamic-pad.js";
-import { joinPieces, pipelinePieces, pipelineRefusal, rowView, runPieces } from "./dynamic-pipeline.js";
+import {
+  joinPieces,
+  pipelineContexts,
+  pipelinePieces,
+  pipelineRefusal,
+  rowView,
+  runPieces,
+} from "./dynamic-pipeline.js";
 import { batchAxisOf, checkRowIndependence } from "./dynamic-rows.js";
 import { type ModuleMemory, moduleMemory, type RunOptions } from "./execution.js";
 import type { CompileOptions } from "./options.js";
@@ -93,8 +100,8 @@ async function buildBucket(
 ): Promise<CompiledModule> {
   const graph = symbolic.specialize({ ...range.fixed, [range.symbol]: size });
   const { inputs: _inputs, dynamic, verify, ...rest } = options;
-  // one piece copies its inputs while another computes: the pipeline's bucket needs two contexts
-  const contexts = size === dynamic?.pipelineRows ? { contexts: Math.max(2, options.contexts ?? 1) } : {};
+  // pieces copy while others compute: the pipeline's bucket needs several contexts
+  const contexts = size === dynamic?.pipelineRows ? { contexts: pipelineContexts(options.contexts) } : {};
   // verified once, at the opt size: every bucket is the same program
   return compile(graph, {
     ...rest,
@@ -346,11 +353,11 @@ export class DynamicModule extends CompiledModule {
     const pieces = pipelinePieces(n, rows);
     const last = pieces.length - 1;
     try {
-      const parts = await runPieces(pieces, (piece, inputsQueued) => {
+      const parts = await runPieces(pieces, (piece, copiesQueued) => {
         const views = inputs.map((t, i) => (axes[i] === undefined ? t : rowView(t, piece.start, piece.rows)));
         // the caller's phases are those of the last piece: its inputs are the last to reach the device
         const onPhase: RunOptions["onPhase"] = (phase, at) => {
-          if (phase === "inputs") inputsQueued();
+          if (phase === "copying" || phase === "inputs") copiesQueued();
           if (piece === pieces[last]) opts.onPhase?.(phase, at);
         };
         const run =
@@ -421,7 +428,7 @@ function withRangeLine(
   const when = options.dynamic?.build === "all" ? "at compile time" : "when first needed";
   const pipe = options.dynamic?.pipelineRows;
   const pipeline = pipe
-    ? `; host batches over ${pipe} rows run as pipelined pieces of ${pipe} (its bucket has ${Math.max(2, options.contexts ?? 1)} contexts)`
+    ? `; host batches over ${pipe} rows run as pipelined pieces of ${pipe} (its bucket has ${pipelineContexts(options.contexts)} contexts)`
     : "";
   const line = `dynamic: ${r.symbol} in ${r.min}–${r.max} (opt ${r.opt}) for ${inputs}; buckets ${r.buckets.join(", ")}, built ${when}, at most ${maxResidentBuckets(options.dynamic)} kept${pipeline}`;
   return { ...opt.report, text: `${opt.report.text}\n${line}` };

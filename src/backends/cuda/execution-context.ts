@@ -220,7 +220,13 @@ export class CudaExecutionContext implements ExecutionContext {
     const fresh: CudaDeviceTensor[] = [];
     try {
       const phase = opts.onPhase ?? (() => {});
-      await this.queueInputs(inputs);
+      let copying = false;
+      const queued = () => {
+        if (!copying) phase("copying", performance.now());
+        copying = true;
+      };
+      await this.queueInputs(inputs, queued);
+      queued();
       phase("inputs", performance.now());
       // A module on another device may have run while the inputs were copied.
       this.activate();
@@ -255,7 +261,11 @@ export class CudaExecutionContext implements ExecutionContext {
     }
   }
 
-  private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[]): Promise<void> {
+  /** Copies the inputs in; `onQueued` when the last input that goes through staging has its copies queued. */
+  private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[], onQueued: () => void): Promise<void> {
+    const staged = (x: Tensor | DeviceTensor | undefined) =>
+      x !== undefined && !isDeviceTensor(x) && !pinnedSource(x);
+    const lastStaged = inputs.findLastIndex(staged);
     for (const [i, name] of this.graph.inputs.entries()) {
       this.activate();
       const type = this.graph.values[name];
@@ -286,6 +296,7 @@ export class CudaExecutionContext implements ExecutionContext {
       const staging = this.inputStaging[i];
       // Worker-thread memcpys into staging; each chunk's DMA is queued as soon as it lands.
       await copyIntoPinned(staging, 0, src, {
+        ...(i === lastStaged ? { onQueued } : {}),
         onChunk: (off, n) => {
           this.activate();
           uploadAsync(dst, staging, this.stream, { srcOffset: off, dstOffset: off, bytes: n });

@@ -3,6 +3,7 @@ import {
   copyIntoPinned,
   type HostMemory,
   WORKER_COPY_MIN_BYTES,
+  workerChunkBytes,
 } from "../../../src/backends/cuda/device/host-copy.js";
 import { koffi } from "../../../src/ffi/koffi.js";
 
@@ -103,6 +104,49 @@ describe("copyIntoPinned (worker-thread memcpy into staging)", () => {
     expect(new Float32Array(dst.arrayBuffer)[0]).toBe(1000);
     expect(Buffer.compare(new Uint8Array(dst.arrayBuffer), view)).toBe(0);
     dst.free();
+  });
+
+  it("says when every piece is queued: after the last is handed over, before the last lands", async () => {
+    const n = 3 * 1024 * 1024;
+    const dst = hostMemory(n);
+    const events: string[] = [];
+    await copyIntoPinned(dst, 0, new Uint8Array(n), {
+      chunkBytes: 256 << 10,
+      queueGroup: 4,
+      onChunk: () => events.push("landed"),
+      onQueued: () => events.push("queued"),
+    });
+    expect(events.filter((e) => e === "queued")).toHaveLength(1);
+    expect(events.filter((e) => e === "landed")).toHaveLength(12);
+    // queued once the third group of 4 went out: at most the first two groups can have landed by then
+    expect(events.indexOf("queued")).toBeLessThanOrEqual(8);
+    // a copy on the JS thread says it once it is done
+    const small: string[] = [];
+    await copyIntoPinned(dst, 0, new Uint8Array(1000), {
+      onChunk: () => small.push("landed"),
+      onQueued: () => small.push("queued"),
+    });
+    expect(small.at(-1)).toBe("queued");
+    dst.free();
+  });
+
+  it("gives every copy thread the same number of pieces of at most 2 MiB", () => {
+    const MiB = 1 << 20;
+    for (const [bytes, threads] of [
+      [77 * MiB, 16],
+      [19.3 * MiB, 16],
+      [9.6 * MiB, 16],
+      [77 * MiB, 8],
+      [1.5 * MiB, 16],
+    ]) {
+      const chunk = workerChunkBytes(Math.round(bytes), threads);
+      const pieces = Math.ceil(Math.round(bytes) / chunk);
+      expect(chunk).toBeLessThanOrEqual(2 * MiB);
+      expect(chunk % 4096).toBe(0);
+      // no round leaves more than one thread short (rounding to 4 KiB can cost the last piece a little)
+      if (chunk > 128 << 10) expect(threads - (pieces % threads || threads)).toBeLessThanOrEqual(1);
+    }
+    expect(workerChunkBytes(19.3 * MiB, 16)).toBeLessThan(2 * MiB);
   });
 
   it("refuses a copy that does not fit, or into freed memory, before any native call", async () => {
