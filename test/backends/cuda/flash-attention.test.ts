@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { GeneratedKernel } from "../../../src/backends/cuda/codegen/element.js";
 import {
   chooseWarps,
+  describeAttentionChoice,
   type FlashAttentionConfig,
+  flashConfigProblem,
   flashSharedBytes,
   generateFlashAttentionKernel,
 } from "../../../src/backends/cuda/codegen/flash-attention.js";
@@ -155,8 +157,16 @@ function runOnHost(
   return tensorFromBytes(info.storage, info.shape, bytes);
 }
 
+const FLASH_ENV = [
+  "TORCHC_FLASH_ATTENTION",
+  "TORCHC_FLASH_WARPS",
+  "TORCHC_FLASH_BLOCK_N",
+  "TORCHC_FLASH_KV_STAGES",
+  "TORCHC_FLASH_SKIP_PADDING",
+  "TORCHC_FLASH_MIN_BLOCKS",
+];
 afterEach(() => {
-  delete process.env.TORCHC_FLASH_ATTENTION;
+  for (const k of FLASH_ENV) delete process.env[k];
 });
 
 describe("attention kernel selection", () => {
@@ -226,6 +236,43 @@ describe("attention kernel selection", () => {
     expect(step.choice).toEqual({ kernel: "rowwise", reason: "TORCHC_FLASH_ATTENTION=0" });
   });
 
+  it("the TORCHC_FLASH_* knobs pick a variant, and one that does not fit falls back to the default", () => {
+    const base = choose(vit).step.choice;
+    expect(base).toEqual({
+      kernel: "flash",
+      config: { warps: 2, blockN: 64, dtype: "float16", headDim: 64, valueDim: 64 },
+    });
+    Object.assign(process.env, {
+      TORCHC_FLASH_WARPS: "8",
+      TORCHC_FLASH_BLOCK_N: "32",
+      TORCHC_FLASH_KV_STAGES: "2",
+      TORCHC_FLASH_SKIP_PADDING: "1",
+      TORCHC_FLASH_MIN_BLOCKS: "2",
+    });
+    const { step, plan, index } = choose(vit);
+    expect(step.choice).toEqual({
+      kernel: "flash",
+      config: {
+        warps: 8,
+        blockN: 32,
+        dtype: "float16",
+        headDim: 64,
+        valueDim: 64,
+        skipPadding: true,
+        kvStages: 2,
+        minBlocks: 2,
+      },
+    });
+    expect(plan.summary[index]).toMatch(/^attention\(flash fp16 d64 128×32 skip-padding 2-stage 2\/SM\) → /);
+    // 8 warps at d128 with one stage: a 128-row Q tile and a K tile, 52 KiB of static shared memory
+    for (const k of FLASH_ENV) delete process.env[k];
+    process.env.TORCHC_FLASH_WARPS = "8";
+    const big = choose({ ...vit, E: 128 }).step.choice;
+    expect(big.kernel === "flash" && big.config.warps).toBe(2); // chooseWarps(2 × 12, 197)
+    process.env.TORCHC_FLASH_WARPS = "17";
+    expect(choose(vit).step.choice).toEqual(base);
+  });
+
   it("fp16 precision of an fp32 network: activations are stored in fp16, so the flash kernel", () => {
     // q, k, v made inside the network (network inputs keep their fp32 storage)
     const b = new NetworkBuilder();
@@ -248,29 +295,71 @@ describe("attention kernel selection", () => {
 });
 
 describe("flash kernel geometry within sm_90 limits", () => {
+  const dims = [
+    [16, 16],
+    [32, 32],
+    [64, 64],
+    [128, 128],
+    [32, 128],
+    [128, 32],
+  ];
   const configs: FlashAttentionConfig[] = [];
-  for (const warps of [1, 2, 4] as const)
-    for (const [headDim, valueDim] of [
-      [16, 16],
-      [32, 32],
-      [64, 64],
-      [128, 128],
-      [32, 128],
-      [128, 32],
-    ])
-      for (const dtype of ["float16", "bfloat16"] as const)
-        configs.push({ warps, blockN: 64, dtype, headDim, valueDim });
+  for (const warps of [1, 2, 3, 4, 8, 13, 16])
+    for (const [headDim, valueDim] of dims)
+      for (const blockN of [16, 32, 64, 128])
+        for (const kvStages of [1, 2] as const)
+          for (const dtype of ["float16", "bfloat16"] as const)
+            configs.push({ warps, blockN, dtype, headDim, valueDim, kvStages, skipPadding: kvStages === 2 });
+  const valid = configs.filter((c) => flashConfigProblem(c) === undefined);
 
-  it("static shared memory stays under 48 KiB (no opt-in needed), blocks ≤ 1024 threads", () => {
-    for (const cfg of configs) {
-      expect(flashSharedBytes(cfg), JSON.stringify(cfg)).toBeLessThanOrEqual(48 * 1024);
-    }
+  it("today's variants (1, 2, 4 warps, 64 keys, one stage) all fit 48 KiB of static shared memory", () => {
+    for (const warps of [1, 2, 4])
+      for (const [headDim, valueDim] of dims)
+        for (const dtype of ["float16", "bfloat16"] as const) {
+          const cfg: FlashAttentionConfig = { warps, blockN: 64, dtype, headDim, valueDim };
+          expect(flashConfigProblem(cfg), JSON.stringify(cfg)).toBeUndefined();
+          expect(flashSharedBytes(cfg)).toBeLessThanOrEqual(48 * 1024);
+        }
     expect(flashSharedBytes({ warps: 4, blockN: 64, dtype: "float16", headDim: 128, valueDim: 128 })).toBe(
       2 * (64 * 136 + 64 * 136),
     );
+    // two stages of K and V, the Q tile in the second
+    const staged = {
+      warps: 4,
+      blockN: 64,
+      dtype: "float16",
+      headDim: 64,
+      valueDim: 64,
+      kvStages: 2,
+    } as const;
+    expect(flashSharedBytes(staged)).toBe(2 * 2 * (64 * 72 + 64 * 72));
+    // 8 warps of 32 keys: the 128-row Q tile does not fit a stage and comes after both
+    expect(flashSharedBytes({ ...staged, warps: 8, blockN: 32 })).toBe(2 * (2 * 32 * 144 + 128 * 72));
   });
 
-  it("emits the declared shared arrays, launch bounds and grid for each variant", () => {
+  it("flashConfigProblem says why a configuration cannot be generated", () => {
+    const ok: FlashAttentionConfig = { warps: 4, blockN: 64, dtype: "float16", headDim: 64, valueDim: 64 };
+    expect(flashConfigProblem({ ...ok, warps: 0 })).toMatch(/warps 0/);
+    expect(flashConfigProblem({ ...ok, warps: 17 })).toMatch(/warps 17/);
+    expect(flashConfigProblem({ ...ok, blockN: 48 + 8 })).toMatch(/blockN 56/);
+    expect(flashConfigProblem({ ...ok, blockN: 256 })).toMatch(/blockN 256/);
+    expect(flashConfigProblem({ ...ok, headDim: 136 })).toMatch(/head dim 136/);
+    expect(flashConfigProblem({ ...ok, minBlocks: 17 })).toMatch(/minBlocks 17/);
+    expect(flashConfigProblem({ ...ok, warps: 8, headDim: 128, valueDim: 128 })).toMatch(/52224 bytes/);
+    expect(flashConfigProblem({ ...ok, kvStages: 2, headDim: 128, valueDim: 128 })).toMatch(/bytes/);
+    expect(
+      flashConfigProblem({ ...ok, kvStages: 2, blockN: 32, headDim: 128, valueDim: 128 }),
+    ).toBeUndefined();
+    // every rejected configuration is rejected for shared memory alone
+    for (const c of configs) {
+      const why = flashConfigProblem(c);
+      if (why) expect(why, JSON.stringify(c)).toMatch(/bytes of shared memory/);
+      expect(why === undefined).toBe(flashSharedBytes(c) <= 48 * 1024);
+    }
+    expect(valid.length).toBeGreaterThan(configs.length / 2);
+  });
+
+  it("emits the declared shared arrays, launch bounds and grid for each variant; refuses the rest", () => {
     for (const cfg of configs) {
       const c: Case = {
         name: "g",
@@ -284,7 +373,12 @@ describe("flash kernel geometry within sm_90 limits", () => {
       };
       const plan = planCudaEngine(attentionNet(c), { precision: "fp16", channelsLast: false });
       const { step } = attentionStep(plan);
-      const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), cfg);
+      const generate = () => generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), cfg);
+      if (flashConfigProblem(cfg)) {
+        expect(generate).toThrow(/bytes of shared memory/);
+        continue;
+      }
+      const k = generate();
       const threads = 32 * cfg.warps;
       expect(k.block).toEqual([threads, 1, 1]);
       expect(k.grid).toEqual([15 * Math.ceil(197 / (16 * cfg.warps)), 1, 1]);
@@ -297,6 +391,18 @@ describe("flash kernel geometry within sm_90 limits", () => {
       // identical helper blocks are guarded, so several flash kernels share one program
       expect(k.source.startsWith("#ifndef TC_FLASH_HELPERS")).toBe(true);
     }
+    const plan = planCudaEngine(attentionNet({ name: "g", dtype: "float16", b: 1, h: 1, L: 20, E: 64 }), {
+      precision: "fp16",
+    });
+    const cfg: FlashAttentionConfig = { warps: 8, blockN: 64, dtype: "float16", headDim: 64, valueDim: 64 };
+    const k = generateFlashAttentionKernel("k", attentionStep(plan).step.layer, ctxOf(plan), {
+      ...cfg,
+      minBlocks: 2,
+    });
+    expect(k.source).toContain("__launch_bounds__(256, 2)");
+    expect(describeAttentionChoice({ kernel: "flash", config: { ...cfg, minBlocks: 2 } })).toBe(
+      "flash fp16 d64 128×64 2/SM",
+    );
   });
 });
 
@@ -305,8 +411,55 @@ function ctxOf(plan: EnginePlan) {
 }
 
 describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives emulated)", () => {
-  const cases: (Case & { warps: 1 | 2 | 4 })[] = [
-    { name: "ragged single tile", dtype: "float16", b: 1, h: 2, L: 37, E: 32, warps: 2 },
+  /** A case, the warps of its CTAs, and variants to run besides the four below (blockN, warps, …). */
+  const cases: (Case & { warps: number; extra?: Partial<FlashAttentionConfig>[] })[] = [
+    {
+      name: "ViT: 197 tokens, 3 whole key tiles and a ragged one",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 197,
+      E: 64,
+      warps: 4,
+      extra: [
+        { warps: 8, skipPadding: true, minBlocks: 2 },
+        { warps: 8, skipPadding: true, kvStages: 2 },
+        { warps: 13, skipPadding: true, minBlocks: 1 },
+        { blockN: 128, skipPadding: true },
+        { blockN: 32, skipPadding: true, kvStages: 2 },
+      ],
+    },
+    {
+      name: "ragged single tile",
+      dtype: "float16",
+      b: 1,
+      h: 2,
+      L: 37,
+      E: 32,
+      warps: 2,
+      extra: [{ blockN: 16, skipPadding: true }, { warps: 3 }],
+    },
+    {
+      name: "head dim 128, causal, 150 tokens",
+      dtype: "float16",
+      b: 1,
+      h: 1,
+      L: 150,
+      E: 128,
+      causal: true,
+      warps: 2,
+      extra: [{ blockN: 32, kvStages: 2, skipPadding: true, warps: 3 }],
+    },
+    {
+      name: "whole tiles only (S = 128), 5 warps",
+      dtype: "bfloat16",
+      b: 1,
+      h: 1,
+      L: 70,
+      S: 128,
+      E: 48,
+      warps: 5,
+    },
     {
       name: "3 key tiles, ragged, Ev ≠ E",
       dtype: "float16",
@@ -436,69 +589,88 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
     expect(compareTensors(got, runNetworkReference(net, inputs)[0]).relative).toBeLessThan(1e-2);
   }, 60_000);
 
-  // Each case with and without skipping the padding's tensor-core work (ragged key tails, warps past L).
-  for (const c of cases.flatMap((c): (typeof c & { skipPadding?: boolean })[] => [
-    c,
-    { ...c, skipPadding: true },
-  ])) {
-    it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${c.warps} warp(s)${c.skipPadding ? ", skipping padding" : ""}`, () => {
+  // Each case as today's kernel, skipping the padding's work (peeled ragged key tile, warps past L), double-
+  // buffered, and both; a variant that does not fit 48 KiB of shared memory takes 32-key (then 16-key) tiles.
+  const variants: Partial<FlashAttentionConfig>[] = [
+    {},
+    { skipPadding: true },
+    { kvStages: 2 },
+    { skipPadding: true, kvStages: 2 },
+  ];
+  for (const c of cases)
+    for (const v of [...variants, ...(c.extra ?? [])]) {
+      it(`${c.name}: ${c.b}×${c.h} L${c.L} S${c.S ?? c.L} d${c.E}${c.Ev ? `/${c.Ev}` : ""} ${c.dtype}, ${JSON.stringify(v)}`, () => {
+        const net = attentionNet(c);
+        const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
+        const { step } = attentionStep(plan);
+        expect(step.choice.kernel).toBe("flash");
+        if (step.choice.kernel !== "flash") return;
+        let cfg: FlashAttentionConfig = { ...step.choice.config, warps: c.warps, ...v };
+        for (const blockN of [32, 16]) if (flashConfigProblem(cfg)) cfg = { ...cfg, blockN };
+        expect(flashConfigProblem(cfg)).toBeUndefined();
+        const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), cfg);
+        const S = c.S ?? c.L;
+        // skipping padding: no runtime tail test (the ragged tile is peeled), a warp gate where warps idle
+        if (cfg.skipPadding) {
+          expect(k.source).not.toContain("t == nt - 1");
+          const lastRows = c.L - (Math.ceil(c.L / (16 * cfg.warps)) - 1) * 16 * cfg.warps;
+          expect(k.source.includes("if (active)")).toBe(Math.ceil(lastRows / 16) < cfg.warps);
+        } else if (!c.mask && !c.causal && (c.scale ?? 1) > 0)
+          expect(k.source.includes("t == nt - 1")).toBe(S % cfg.blockN !== 0);
+        const inputs = inputsFor(net, c, 7);
+        const got = runOnHost(plan, k, inputs);
+        const want = runNetworkReference(net, inputs)[0];
+        expect(compareTensors(got, want).relative).toBeLessThan(1e-2); // max |got − want| / max |want|
+        if (c.mask || c.causal) {
+          // the mask (or causality) must move the reference well past the tolerance, or a kernel ignoring it passes
+          const unmasked = runNetworkReference(
+            attentionNet({ ...c, mask: undefined, causal: false }),
+            inputs,
+          )[0];
+          expect(compareTensors(unmasked, want).relative).toBeGreaterThan(5e-2); // measured 0.19 (padding) to 1.1
+        }
+        if (c.mask === "additive-dead-row") {
+          const g = toFloat64Array(got);
+          const Ev = c.Ev ?? c.E;
+          expect([...g.subarray(Ev, 2 * Ev)].every((x) => x === 0)).toBe(true);
+        }
+      }, 60_000);
+    }
+
+  it("skipping padding does only the tensor-core work real rows and keys need, with the same result", () => {
+    const run = (c: Case, cfg: Partial<FlashAttentionConfig>) => {
       const net = attentionNet(c);
       const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
       const { step } = attentionStep(plan);
-      expect(step.choice.kernel).toBe("flash");
-      if (step.choice.kernel !== "flash") return;
+      if (step.choice.kernel !== "flash") throw new Error("expected the flash kernel");
       const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
         ...step.choice.config,
-        warps: c.warps,
-        skipPadding: c.skipPadding,
-      });
-      expect(k.source.includes("if (!active")).toBe(c.skipPadding === true);
-      const inputs = inputsFor(net, c, 7);
-      const got = runOnHost(plan, k, inputs);
-      const want = runNetworkReference(net, inputs)[0];
-      expect(compareTensors(got, want).relative).toBeLessThan(1e-2); // max |got − want| / max |want|
-      if (c.mask || c.causal) {
-        // the mask (or causality) must move the reference well past the tolerance, or a kernel ignoring it passes
-        const unmasked = runNetworkReference(
-          attentionNet({ ...c, mask: undefined, causal: false }),
-          inputs,
-        )[0];
-        expect(compareTensors(unmasked, want).relative).toBeGreaterThan(5e-2); // measured 0.19 (padding) to 1.1
-      }
-      if (c.mask === "additive-dead-row") {
-        const g = toFloat64Array(got);
-        const Ev = c.Ev ?? c.E;
-        expect([...g.subarray(Ev, 2 * Ev)].every((x) => x === 0)).toBe(true);
-      }
-    }, 60_000);
-  }
-
-  it("skipping padding does only the tensor-core work real rows and keys need, with the same result", () => {
-    // L = S = 37 in 32-row query tiles (2 warps) and one 64-key tile: CTA 0 has both warps' rows, CTA 1 rows
-    // 32…47 and 48…63, of which only the first warp's hold a real row; keys 37…63 are padding.
-    const c: Case = { name: "padding", dtype: "float16", b: 1, h: 1, L: 37, E: 16 };
-    const net = attentionNet(c);
-    const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
-    const { step } = attentionStep(plan);
-    if (step.choice.kernel !== "flash") throw new Error("expected the flash kernel");
-    const { config } = step.choice;
-    const inputs = inputsFor(net, c, 11);
-    const run = (skipPadding: boolean) => {
-      const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
-        ...config,
-        warps: 2,
-        skipPadding,
+        ...cfg,
       });
       const stats: { mmaWarpCalls?: number } = {};
-      return { out: runOnHost(plan, k, inputs, stats), mma: stats.mmaWarpCalls! };
+      return { out: runOnHost(plan, k, inputsFor(net, c, 11), stats), mma: stats.mmaWarpCalls! };
     };
-    const all = run(false);
-    const skipped = run(true);
-    // Per warp and key tile: Q·Kᵀ takes (E/16)·(keys/16)·2 mma and P·V (keys/16)·(Ev/16)·2. All: 4 warps × 64
-    // keys; skipping: 3 warps × 48 keys (chunks 0…2 hold keys 0…47).
-    const perWarp = (keys: number) => (16 / 16) * (keys / 16) * 2 + (keys / 16) * (16 / 16) * 2;
-    expect(all.mma).toBe(4 * perWarp(64));
-    expect(skipped.mma).toBe(3 * perWarp(48));
-    expect(compareTensors(skipped.out, all.out).relative).toBeLessThan(1e-6);
+    // Per warp and key tile: Q·Kᵀ takes (E/16)·(keys/16)·2 mma and P·V (keys/16)·(Ev/16)·2.
+    const perWarp = (E: number, keys: number) => (E / 16) * (keys / 16) * 2 + (keys / 16) * (E / 16) * 2;
+    // L = S = 37 in 32-row query tiles (2 warps) and one 64-key tile: CTA 0 has both warps' rows, CTA 1 rows
+    // 32…47 and 48…63, of which only the first warp's hold a real row; keys 37…63 are padding. All: 4 warps ×
+    // 64 keys; skipping: 3 warps × 48 keys (chunks 0…2 hold keys 0…47).
+    const small: Case = { name: "padding", dtype: "float16", b: 1, h: 1, L: 37, E: 16 };
+    const all = run(small, { warps: 2 });
+    expect(all.mma).toBe(4 * perWarp(16, 64));
+    for (const kvStages of [1, 2] as const) {
+      const skipped = run(small, { warps: 2, skipPadding: true, kvStages });
+      expect(skipped.mma).toBe(3 * perWarp(16, 48));
+      expect(compareTensors(skipped.out, all.out).relative).toBeLessThan(1e-6);
+    }
+    // ViT's 197 tokens at 4 warps: 4 CTAs of 4 warps × 4 tiles of 64 keys, against 13 warps with rows (the last
+    // CTA's rows 192…196 are one warp's) × 3 tiles of 64 keys and one chunk of 16 (keys 192…207).
+    const vit: Case = { name: "vit", dtype: "float16", b: 1, h: 1, L: 197, E: 64 };
+    const vitAll = run(vit, { warps: 4 });
+    expect(vitAll.mma).toBe(16 * perWarp(64, 256));
+    const vitSkipped = run(vit, { warps: 4, skipPadding: true });
+    expect(vitSkipped.mma).toBe(13 * perWarp(64, 208));
+    expect(vitAll.mma / vitSkipped.mma).toBeCloseTo(1.515, 3);
+    expect(compareTensors(vitSkipped.out, vitAll.out).relative).toBeLessThan(1e-6);
   }, 60_000);
 });

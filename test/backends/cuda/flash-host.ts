@@ -28,7 +28,7 @@ static thread_local tc_dim3 threadIdx;
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __align__(n) __attribute__((aligned(n)))
 #define TC_INF __int_as_float(0x7f800000)

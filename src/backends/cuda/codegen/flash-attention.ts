@@ -2,11 +2,25 @@
  * A FlashAttention-2 style kernel on tensor cores for fp16/bf16 attention layers.
  *
  * One CTA per (batch·head, tile of 16·warps query rows); each warp owns 16 query rows. K and V stream through
- * shared memory 64 keys at a time (cp.async, K of the next tile loading while P·V of this one runs, V while
- * Q·Kᵀ runs). S = Q·Kᵀ and O = P·V are `mma.sync.m16n8k16` (fp16 or bf16 in, fp32 accumulate) fed by
- * `ldmatrix`; the scores never leave registers: the m16n8 accumulators of S are, pairwise, exactly the A
- * fragments of P·V. The softmax is online in fp32 (running max and sum per row, rescaling O), in base 2 with
- * the scale folded into one FMA when no additive mask needs the scaled scores first.
+ * shared memory blockN keys at a time (cp.async). S = Q·Kᵀ and O = P·V are `mma.sync.m16n8k16` (fp16 or bf16
+ * in, fp32 accumulate) fed by `ldmatrix`; the scores never leave registers: the m16n8 accumulators of S are,
+ * pairwise, exactly the A fragments of P·V. The softmax is online in fp32 (running max and sum per row,
+ * rescaling O), in base 2 with the scale folded into one FMA when no additive mask needs the scaled scores
+ * first.
+ *
+ * Variants (FlashAttentionConfig; every shape is static at code generation, so they specialize rather than test):
+ * - kvStages 1 (default): one K and one V buffer; K of the next tile loads while P·V of this one runs, V while
+ *   Q·Kᵀ runs; two __syncthreads per tile. kvStages 2: K and V double-buffered, both of tile t+1 loading while
+ *   all of tile t computes; one __syncthreads per tile (twice the K/V shared memory).
+ * - skipPadding: the ragged last key tile is peeled off the key loop and emitted with a compile-time number of
+ *   16-key chunks (ViT's 197 keys: 3 full 64-key tiles and one tile of one chunk, so 208 keys of work instead
+ *   of 256), keys past S masked only there; and a warp whose 16 query rows all lie past L skips the math of
+ *   every tile behind one warp-uniform branch (it still loads and synchronizes). The first version of this
+ *   option branched per 16-key chunk on the runtime tile index inside the unrolled mma loops (20 branches per
+ *   tile; NVRTC kept the key loop rolled, so none folded; no local memory: 123 registers, 0 stack) and measured
+ *   slower on an H100; here no branch sits inside an mma sequence.
+ * - warps 1…16 (16·warps query rows per CTA): more warps read K and V from L2 fewer times per head (ViT-B b64
+ *   at 4 warps reads them 4 times, at 8 twice); blockN 16…128 keys per tile.
  *
  * Semantics match the row-wise kernel (codegen/attention.ts): scores scaled, causal (key > query masked,
  * top-left aligned), boolean mask (false masks) or additive mask, each broadcast over batch axes; a row with
@@ -33,25 +47,39 @@ import { decompose, Emitter, indexType } from "./emitter.js";
 export const FLASH_BLOCK_N = 64;
 /** Largest head (and value) dimension: Q fragments and the O accumulator live in registers. */
 export const FLASH_MAX_HEAD_DIM = 128;
+/** Most warps per CTA (16 query rows each). */
+export const FLASH_MAX_WARPS = 16;
+/** Static shared memory a kernel may declare without the dynamic opt-in. */
+const STATIC_SHARED_LIMIT = 48 * 1024;
 /** Streaming multiprocessors of an H100 SXM: below this many CTAs, smaller query tiles buy parallelism. */
 const SM_COUNT = 132;
 
 export interface FlashAttentionConfig {
-  /** Warps per CTA; each computes 16 query rows. */
-  readonly warps: 1 | 2 | 4;
-  /** Keys per tile streamed through shared memory. */
+  /** Warps per CTA (1…16); each computes 16 query rows. */
+  readonly warps: number;
+  /** Keys per tile streamed through shared memory: a multiple of 16 up to 128. */
   readonly blockN: number;
   readonly dtype: "float16" | "bfloat16";
   /** Query/key features (E) and value features (Ev). */
   readonly headDim: number;
   readonly valueDim: number;
   /**
-   * Skip the tensor-core work that only padding would feed: 16-key chunks past S in the ragged last key tile,
-   * and warps whose 16 query rows all lie past L (they still help load the tiles). ViT's 197 tokens are 256 in
-   * 64-row/64-key tiles: about a third of the mma work is on padding. Opt-in (TORCHC_FLASH_SKIP_PADDING=1): on an
-   * H100 (session 11) it made ViT-B/16's attention slower, 1.069 → 1.234 ms at batch 64, though correct.
+   * Skip the work that only padding would feed, by specialization: the ragged last key tile peeled off the loop
+   * with a compile-time number of 16-key chunks, and warps whose 16 query rows all lie past L skipping the math
+   * behind one warp-uniform branch per tile. ViT's 197 tokens are 256 in 64-row/64-key tiles: about a third of
+   * the mma work is on padding. Opt-in (TORCHC_FLASH_SKIP_PADDING=1) until measured; its first, per-chunk
+   * branching version made ViT-B/16's attention slower on an H100 (session 11: 1.069 → 1.234 ms at batch 64).
    */
   readonly skipPadding?: boolean;
+  /** K/V buffers: 1 (default) or 2, double-buffered with one barrier per tile (TORCHC_FLASH_KV_STAGES=2). */
+  readonly kvStages?: 1 | 2;
+  /**
+   * CTAs that must fit on one SM: `__launch_bounds__(32·warps, minBlocks)` caps the registers at 64K / (32·warps
+   * ·minBlocks) (TORCHC_FLASH_MIN_BLOCKS). Unset, ptxas picks: 128 registers for today's kernel at d64 (4 CTAs of
+   * 4 warps), but 134 double-buffered (3 CTAs) and 152 for 8 warps skipping padding (1 CTA of 8 warps), where a
+   * cap of 128 keeps 16 warps an SM without spilling.
+   */
+  readonly minBlocks?: number;
 }
 
 /** Which kernel an attention layer runs, and why not the flash kernel when it doesn't. */
@@ -66,16 +94,59 @@ function featuresContiguous(t: TensorInfo): boolean {
   return elementStrides(t)[LAST(t.shape)] === 1;
 }
 
+/** Why `c` cannot be generated (undefined when it can). */
+export function flashConfigProblem(c: FlashAttentionConfig): string | undefined {
+  if (!Number.isInteger(c.warps) || c.warps < 1 || c.warps > FLASH_MAX_WARPS)
+    return `warps ${c.warps} is not in 1…${FLASH_MAX_WARPS}`;
+  if (c.blockN % 16 !== 0 || c.blockN < 16 || c.blockN > 128)
+    return `blockN ${c.blockN} is not a multiple of 16 in 16…128`;
+  for (const d of [c.headDim, c.valueDim])
+    if (d % 16 !== 0 || d < 16 || d > FLASH_MAX_HEAD_DIM)
+      return `head dim ${d} is not a multiple of 16 in 16…${FLASH_MAX_HEAD_DIM}`;
+  if (c.kvStages !== undefined && c.kvStages !== 1 && c.kvStages !== 2)
+    return `kvStages ${c.kvStages} is not 1 or 2`;
+  if (
+    c.minBlocks !== undefined &&
+    (!Number.isInteger(c.minBlocks) || c.minBlocks < 1 || c.minBlocks * c.warps > 64)
+  )
+    return `minBlocks ${c.minBlocks} is not in 1…${Math.floor(64 / c.warps)} for ${c.warps} warps`;
+  const bytes = flashSharedBytes(c);
+  if (bytes > STATIC_SHARED_LIMIT)
+    return `${bytes} bytes of shared memory (static limit ${STATIC_SHARED_LIMIT})`;
+  return undefined;
+}
+
+/** The variant the TORCHC_FLASH_* environment asks for, on top of `base`. */
+function flashEnvConfig(base: FlashAttentionConfig, warps: number | undefined): FlashAttentionConfig {
+  const env = process.env;
+  const int = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
+  const forcedWarps = int(env.TORCHC_FLASH_WARPS);
+  const blockN = int(env.TORCHC_FLASH_BLOCK_N);
+  const stages = env.TORCHC_FLASH_KV_STAGES === "2" ? 2 : undefined;
+  const minBlocks = int(env.TORCHC_FLASH_MIN_BLOCKS);
+  return {
+    ...base,
+    ...(warps === undefined && forcedWarps !== undefined ? { warps: forcedWarps } : {}),
+    ...(blockN !== undefined ? { blockN } : {}),
+    ...(env.TORCHC_FLASH_SKIP_PADDING === "1" ? { skipPadding: true } : {}),
+    ...(stages ? { kvStages: stages } : {}),
+    ...(minBlocks ? { minBlocks } : {}),
+  };
+}
+
 /**
  * The flash kernel for fp16/bf16 storage, head and value dims multiples of 16 up to 128, and features stored
  * contiguously; anything else (fp32 storage above all: its tolerance is 1e-4) keeps the row-wise kernel.
- * TORCHC_FLASH_ATTENTION=0 turns the flash kernel off and TORCHC_FLASH_WARPS=1|2|4 fixes its query tile (16
- * rows per warp), both for A/B timing.
+ * TORCHC_FLASH_ATTENTION=0 turns the flash kernel off; for A/B timing, TORCHC_FLASH_WARPS=1…16 fixes its query
+ * tile (16 rows per warp), TORCHC_FLASH_BLOCK_N=16|32|64|128 its key tile, TORCHC_FLASH_KV_STAGES=2 double-buffers
+ * K and V, TORCHC_FLASH_SKIP_PADDING=1 specializes away the padding's work, TORCHC_FLASH_MIN_BLOCKS=n caps the
+ * registers for n CTAs an SM. A variant that does not fit (shared
+ * memory above 48 KiB, say) falls back to the default configuration.
  */
 export function chooseAttentionKernel(
   layer: AttentionLayer,
   info: (tensor: string) => TensorInfo,
-  opts: { readonly warps?: 1 | 2 | 4 } = {},
+  opts: { readonly warps?: number } = {},
 ): AttentionKernelChoice {
   const rowwise = (reason: string): AttentionKernelChoice => ({ kernel: "rowwise", reason });
   if (process.env.TORCHC_FLASH_ATTENTION === "0") return rowwise("TORCHC_FLASH_ATTENTION=0");
@@ -103,21 +174,15 @@ export function chooseAttentionKernel(
   const out = info(layer.output);
   const L = q.shape[q.shape.length - 2];
   const batch = numel(out.shape.slice(0, -2));
-  const forced = process.env.TORCHC_FLASH_WARPS;
-  const warps =
-    opts.warps ??
-    (forced === "1" || forced === "2" || forced === "4" ? (Number(forced) as 1 | 2 | 4) : undefined);
-  return {
-    kernel: "flash",
-    config: {
-      warps: warps ?? chooseWarps(batch, L),
-      blockN: FLASH_BLOCK_N,
-      dtype,
-      headDim: E,
-      valueDim: Ev,
-      ...(process.env.TORCHC_FLASH_SKIP_PADDING === "1" ? { skipPadding: true } : {}),
-    },
+  const base: FlashAttentionConfig = {
+    warps: opts.warps ?? chooseWarps(batch, L),
+    blockN: FLASH_BLOCK_N,
+    dtype,
+    headDim: E,
+    valueDim: Ev,
   };
+  const config = flashEnvConfig(base, opts.warps);
+  return { kernel: "flash", config: flashConfigProblem(config) === undefined ? config : base };
 }
 
 /**
@@ -133,11 +198,25 @@ export function describeAttentionChoice(c: AttentionKernelChoice): string {
   if (c.kernel === "rowwise") return `rowwise: ${c.reason}`;
   const f = c.config;
   const dims = f.headDim === f.valueDim ? `d${f.headDim}` : `d${f.headDim}/${f.valueDim}`;
-  return `flash ${f.dtype === "float16" ? "fp16" : "bf16"} ${dims} ${16 * f.warps}×${f.blockN}${f.skipPadding ? " skip-padding" : ""}`;
+  const extras = `${f.skipPadding ? " skip-padding" : ""}${f.kvStages === 2 ? " 2-stage" : ""}${f.minBlocks ? ` ${f.minBlocks}/SM` : ""}`;
+  return `flash ${f.dtype === "float16" ? "fp16" : "bf16"} ${dims} ${16 * f.warps}×${f.blockN}${extras}`;
 }
 
-/** Static shared memory of a flash kernel: the K tile, and the V tile (which first holds the Q tile). */
+/** Halves of one K+V stage of the double-buffered variant, and where its Q tile lives (stage 1, or after both). */
+function stageLayout(c: FlashAttentionConfig): { stage: number; qAt: number; total: number } {
+  const stage = c.blockN * (c.headDim + 8 + c.valueDim + 8);
+  const q = 16 * c.warps * (c.headDim + 8);
+  return q <= stage
+    ? { stage, qAt: stage, total: 2 * stage }
+    : { stage, qAt: 2 * stage, total: 2 * stage + q };
+}
+
+/**
+ * Static shared memory of a flash kernel: one stage holds the K tile and the V tile (which first holds the Q
+ * tile); two stages hold two of each, the Q tile first in the second.
+ */
 export function flashSharedBytes(c: FlashAttentionConfig): number {
+  if (c.kvStages === 2) return 2 * stageLayout(c).total;
   const bm = 16 * c.warps;
   return 2 * (c.blockN * (c.headDim + 8) + Math.max(c.blockN * (c.valueDim + 8), bm * (c.headDim + 8)));
 }
@@ -188,6 +267,35 @@ __device__ __forceinline__ float tc_quad_sum(float v) {
 #endif
 `;
 
+/**
+ * The loads of tile t+1: K (and V when double-buffered, into the other stage). In a peeled loop, whole tiles
+ * unclamped and the ragged last one with its static row count; else whole tiles, rows clamped past S.
+ */
+function emitNextLoads(g: Gen, tile: Tile, ops: readonly Operand[]): void {
+  const e = g.e;
+  const dst = g.staged ? stageBases(g, tile.nextStage!) : { ks: tile.ks, vs: tile.vs };
+  const r0 = `(${tile.k0} + ${g.BN})`;
+  const load = (rows: number, inBounds: boolean) => {
+    loadTile(g, dst.ks, ops[0], r0, rows, g.E, g.S, g.LDK, inBounds);
+    if (ops[1]) loadTile(g, dst.vs, ops[1], r0, rows, g.Ev, g.S, g.LDV, inBounds);
+    e.line("    tc_cp_commit();");
+  };
+  const split = tile.split;
+  if (!split) {
+    e.line(`  if (${tile.next}) {`);
+    load(g.BN, false);
+    e.line("  }");
+    return;
+  }
+  e.line(`  if (${tile.t} + 1 < ${split.full}) {`);
+  load(g.BN, true);
+  if (split.lastRows !== undefined) {
+    e.line(`  } else if (${tile.next}) {`);
+    load(split.lastRows, false);
+  }
+  e.line("  }");
+}
+
 interface Operand {
   /** Pointer expression (as `const unsigned short*`) to this CTA's batch slice. */
   readonly base: string;
@@ -213,10 +321,11 @@ interface Gen {
   readonly S: number;
   readonly E: number;
   readonly Ev: number;
-  /** Query rows per CTA, keys per tile, threads per CTA. */
+  /** Query rows per CTA, keys per tile, threads per CTA, key tiles. */
   readonly BM: number;
   readonly BN: number;
   readonly threads: number;
+  readonly NT: number;
   /** Leading dimensions (halves) of the Q, K and V tiles in shared memory: rows padded by 16 bytes. */
   readonly LDQ: number;
   readonly LDK: number;
@@ -229,6 +338,32 @@ interface Gen {
    */
   readonly raw: boolean;
   readonly toLog2: string;
+  /** Double-buffered K/V (kvStages 2). */
+  readonly staged: boolean;
+  /** Whether some warp of some CTA has all its rows past L and skips the math (skipPadding). */
+  readonly gated: boolean;
+}
+
+/** One key tile as the tile emitters see it. */
+interface Tile {
+  /** Expressions of its first key and of its index. */
+  readonly k0: string;
+  readonly t: string;
+  /** 16-key chunks of work (blockN / 16 but in a peeled ragged last tile). */
+  readonly chunks: number;
+  /** When keys past S must be masked: a runtime condition, "always", or never (undefined). */
+  readonly tail: string | undefined;
+  /** Shared-memory bases of its K and V tiles. */
+  readonly ks: string;
+  readonly vs: string;
+  /** Whether a tile follows (a runtime condition, or false), and its stage's base (double-buffered). */
+  readonly next: string | false;
+  readonly nextStage?: string;
+  /**
+   * Peeled loops: tiles before `full` are whole tiles within S, loaded without clamping rows; the tile at `full`
+   * (when `lastRows` is set) is the ragged one, `lastRows` rows clamped and zero-filled past S.
+   */
+  readonly split?: { readonly full: number; readonly lastRows?: number };
 }
 
 export function generateFlashAttentionKernel(
@@ -244,12 +379,16 @@ export function generateFlashAttentionKernel(
   const Ev = ctx.info(v).shape.at(-1)!;
   if (E !== cfg.headDim || Ev !== cfg.valueDim || qi.storage !== cfg.dtype)
     throw new Error(`flash attention '${layer.name}': the configuration does not fit the layer`);
+  const problem = flashConfigProblem(cfg);
+  if (problem) throw new Error(`flash attention '${layer.name}': ${problem}`);
   const idx = indexType(
     // a strided q/k/v view addresses its root beyond its own numel
     [q, k, v, layer.output, ...(mask ? [mask] : [])].map((t) => addressedElements(ctx.info(t)) * 4),
   );
   const additive = mask !== undefined && ctx.info(mask).logicalDType !== "bool";
   const raw = !additive && layer.scale > 0;
+  const BM = 16 * cfg.warps;
+  const lastRows = L - (Math.ceil(L / BM) - 1) * BM;
   const g: Gen = {
     e: new Emitter(ctx.info, idx),
     layer,
@@ -259,9 +398,10 @@ export function generateFlashAttentionKernel(
     S,
     E,
     Ev,
-    BM: 16 * cfg.warps,
+    BM,
     BN: cfg.blockN,
     threads: 32 * cfg.warps,
+    NT: Math.ceil(S / cfg.blockN),
     LDQ: E + 8,
     LDK: E + 8,
     LDV: Ev + 8,
@@ -269,20 +409,15 @@ export function generateFlashAttentionKernel(
     pack: cfg.dtype === "float16" ? "tc_pack_f16" : "tc_pack_bf16",
     raw,
     toLog2: floatLiteral(raw ? layer.scale * Math.LOG2E : Math.LOG2E),
+    staged: cfg.kvStages === 2,
+    gated: cfg.skipPadding === true && Math.ceil(lastRows / 16) < cfg.warps,
   };
   const { bc, kg, vg } = emitPrologue(g);
-  g.e.line("for (int t = 0; t < nt; ++t) {");
-  g.e.line(`  const int k0 = t * ${g.BN};`);
-  loadTile(g, "vs", vg, "k0", g.BN, Ev, S, g.LDV);
-  g.e.line("  tc_cp_commit();");
-  emitQK(g);
-  emitScoreFixups(g.e, layer, ctx, { raw, S, L, BN: g.BN, bc, tail: S % g.BN !== 0 });
-  emitOnlineSoftmax(g);
-  emitPV(g, kg);
-  g.e.line("}");
+  if (cfg.skipPadding) emitPeeledKeyLoop(g, kg, vg, bc);
+  else emitKeyLoop(g, kg, vg, bc);
   emitEpilogue(g.e, layer, ctx, { bc, L, Ev, pack: g.pack });
   const e = g.e;
-  const source = `${FLASH_HELPERS}extern "C" __global__ void __launch_bounds__(${g.threads}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  const source = `${FLASH_HELPERS}extern "C" __global__ void __launch_bounds__(${g.threads}${cfg.minBlocks ? `, ${cfg.minBlocks}` : ""}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
   return {
     name,
     source,
@@ -291,6 +426,102 @@ export function generateFlashAttentionKernel(
     block: [g.threads, 1, 1],
     sharedBytes: 0,
   };
+}
+
+/** Shared-memory bases of stage `s` (an expression) of the double-buffered variant. */
+function stageBases(g: Gen, s: string): { ks: string; vs: string } {
+  const { stage } = stageLayout(g.cfg);
+  const at = s === "0" ? "sm" : `sm + ${s} * ${stage}`;
+  return { ks: at, vs: `${at} + ${g.BN * g.LDK}` };
+}
+
+/** Every key tile in one loop, keys past S masked in the last (today's kernel). */
+function emitKeyLoop(g: Gen, kg: Operand, vg: Operand, bc: string[]): void {
+  const e = g.e;
+  e.line("for (int t = 0; t < nt; ++t) {");
+  e.line(`  const int k0 = t * ${g.BN};`);
+  const tail = g.S % g.BN !== 0 ? "t == nt - 1" : undefined;
+  const bases = g.staged ? stageBases(g, "(t & 1)") : { ks: "ks", vs: "vs" };
+  emitTile(g, kg, vg, bc, {
+    k0: "k0",
+    t: "t",
+    chunks: g.BN / 16,
+    tail,
+    ...bases,
+    next: "t + 1 < nt",
+    nextStage: "((t + 1) & 1)",
+  });
+  e.line("}");
+}
+
+/**
+ * Full key tiles in a loop without any tail masking, then (when S is not a multiple of blockN) the ragged last
+ * tile with a compile-time number of 16-key chunks, keys past S masked only there.
+ */
+function emitPeeledKeyLoop(g: Gen, kg: Operand, vg: Operand, bc: string[]): void {
+  const { e, S, BN, NT } = g;
+  const ragged = S % BN !== 0;
+  const full = ragged ? NT - 1 : NT;
+  const lastChunks = ragged ? Math.ceil((S - full * BN) / 16) : BN / 16;
+  if (full > 0) {
+    e.line(`for (int t = 0; t < ${g.layer.causal ? `min(nt, ${full})` : full}; ++t) {`);
+    e.line(`  const int k0 = t * ${BN};`);
+    const bases = g.staged ? stageBases(g, "(t & 1)") : { ks: "ks", vs: "vs" };
+    const tile = { k0: "k0", t: "t", chunks: BN / 16, tail: undefined, ...bases };
+    const split = { full, ...(ragged ? { lastRows: lastChunks * 16 } : {}) };
+    emitTile(g, kg, vg, bc, { ...tile, next: "t + 1 < nt", nextStage: "((t + 1) & 1)", split });
+    e.line("}");
+  }
+  if (!ragged) return;
+  // Causal: the last tile only where this CTA's rows reach it.
+  e.line(g.layer.causal ? `if (nt == ${NT}) {` : "{");
+  const bases = g.staged ? stageBases(g, `${full & 1}`) : { ks: "ks", vs: "vs" };
+  const k0 = `${full * BN}`;
+  emitTile(g, kg, vg, bc, { k0, t: `${full}`, chunks: lastChunks, tail: "always", ...bases, next: false });
+  e.line("}");
+}
+
+/** One key tile: its loads, S = Q·Kᵀ, the fixups, the online softmax and O += P·V, with their barriers. */
+function emitTile(g: Gen, kg: Operand, vg: Operand, bc: string[], tile: Tile): void {
+  const e = g.e;
+  const rows = tile.chunks * 16;
+  // Both tiles of t+1 into the other stage: every warp finished reading it before the last barrier.
+  if (g.staged && tile.next) emitNextLoads(g, tile, [kg, vg]);
+  if (!g.staged) {
+    loadTile(g, tile.vs, vg, tile.k0, rows, g.Ev, g.S, g.LDV);
+    e.line("  tc_cp_commit();");
+  }
+  if (g.gated) {
+    e.line(`  float s[${tile.chunks * 2}][4];`);
+    e.line(`  unsigned pf[${tile.chunks}][4];`);
+    e.line("  if (active) {");
+  }
+  emitQK(g, tile);
+  emitScoreFixups(g, bc, tile);
+  emitOnlineSoftmax(g, tile);
+  if (g.staged) {
+    emitPV(g, tile);
+    if (g.gated) e.line("  }");
+    if (tile.next !== false) {
+      // Tile t+1 landed and visible; every warp done with tile t's stage before t+2 overwrites it.
+      e.line("  tc_cp_wait_all();");
+      e.line("  __syncthreads();");
+    }
+    return;
+  }
+  if (g.gated) e.line("  }");
+  // V_t has landed and every warp is done with K_t: K_{t+1} may overwrite it.
+  e.line("  tc_cp_wait_all();");
+  e.line("  __syncthreads();");
+  if (tile.next) emitNextLoads(g, tile, [kg]);
+  if (g.gated) e.line("  if (active) {");
+  emitPV(g, tile);
+  if (g.gated) e.line("  }");
+  // K_{t+1} visible to all, and every warp done reading V_t before the next V load.
+  if (tile.next !== false) {
+    e.line("  tc_cp_wait_all();");
+    e.line("  __syncthreads();");
+  }
 }
 
 /** Rows [r0, r0 + rows) of an [n × d] operand into shared memory at `dst` (leading dimension ld), zero past n. */
@@ -303,6 +534,7 @@ function loadTile(
   d: number,
   n: number,
   ld: number,
+  inBounds = false,
 ) {
   const e = g.e;
   const chunks = d / 8;
@@ -310,24 +542,38 @@ function loadTile(
   e.line(`for (int c = tid; c < ${rows * chunks}; c += ${g.threads}) {`);
   e.line(`  const int r = c / ${chunks}, col = (c % ${chunks}) * 8;`);
   e.line(`  const int gr = ${r0} + r;`);
+  const to = /^\w+$/.test(dst) ? dst : `(${dst})`;
+  // Rows known to lie below n: one base address and immediate offsets, no clamp, no predicate.
+  const row = inBounds ? "gr" : `min(gr, ${n - 1})`;
   e.line(
-    `  tc_cp_async16(tc_smem(${dst} + r * ${ld} + col), ${src.base} + (${e.idx})min(gr, ${n - 1}) * ${src.rowStride} + col, gr < ${n});`,
+    `  tc_cp_async16(tc_smem(${to} + r * ${ld} + col), ${src.base} + (${e.idx})${row} * ${src.rowStride} + col, ${inBounds ? "true" : `gr < ${n}`});`,
   );
   e.line("}");
 }
 
+/** Shared memory: one K and one V tile (Q through V), or two stages of both (Q through the second). */
+function emitSharedArrays(g: Gen): { q: string; k0: string; v0: string } {
+  const e = g.e;
+  if (g.staged) {
+    const { qAt, total } = stageLayout(g.cfg);
+    e.line(`__shared__ __align__(16) unsigned short sm[${total}];`);
+    return { q: `sm + ${qAt}`, ...(({ ks, vs }) => ({ k0: ks, v0: vs }))(stageBases(g, "0")) };
+  }
+  e.line(`__shared__ __align__(16) unsigned short ks[${g.BN * g.LDK}];`);
+  e.line(`__shared__ __align__(16) unsigned short vs[${Math.max(g.BN * g.LDV, g.BM * g.LDQ)}];`);
+  return { q: "vs", k0: "ks", v0: "vs" };
+}
+
 /**
- * Shared memory, this CTA's batch and query tile, pointers to its q/k/v slices; Q (through the V buffer) and
- * K_0 loaded, Q into registers as A fragments; O, row max and row sum zeroed; `nt` key tiles to visit.
+ * Shared memory, this CTA's batch and query tile, pointers to its q/k/v slices; Q and K_0 (and V_0 when
+ * double-buffered) loaded, Q into registers as A fragments; O, row max and row sum zeroed; `nt` key tiles to visit.
  */
 function emitPrologue(g: Gen): { bc: string[]; kg: Operand; vg: Operand } {
-  const { e, layer, ctx, BM, BN, L, S, E } = g;
+  const { e, layer, ctx, BM, BN, L, E } = g;
   const [q, k, v] = layer.inputs;
   const MT = Math.ceil(L / BM);
-  const NT = Math.ceil(S / BN);
   const batch = ctx.info(layer.output).shape.slice(0, -2);
-  e.line(`__shared__ __align__(16) unsigned short ks[${BN * g.LDK}];`);
-  e.line(`__shared__ __align__(16) unsigned short vs[${Math.max(BN * g.LDV, BM * g.LDQ)}];`);
+  const smem = emitSharedArrays(g);
   e.line("const int tid = threadIdx.x;");
   e.line("const int warp = tid >> 5;");
   e.line("const int lane = tid & 31;");
@@ -353,17 +599,18 @@ function emitPrologue(g: Gen): { bc: string[]; kg: Operand; vg: Operand } {
   const [qg, kg, vg] = [operand(q), operand(k), operand(v)];
   e.line(`const int q0 = mt * ${BM};`);
   e.line("const int rowBase = q0 + warp * 16 + (lane >> 2);");
-  // Warp-uniform: a warp whose rows are all past L does no tensor-core work (it still loads and synchronizes).
-  if (g.cfg.skipPadding) e.line(`const bool active = q0 + warp * 16 < ${L};`);
-  loadTile(g, "vs", qg, "q0", BM, E, L, g.LDQ);
-  loadTile(g, "ks", kg, "0", BN, E, S, g.LDK);
+  // Warp-uniform: a warp whose rows are all past L does no math (it still loads and synchronizes).
+  if (g.gated) e.line(`const bool active = q0 + warp * 16 < ${L};`);
+  loadTile(g, smem.q, qg, "q0", BM, E, L, g.LDQ);
+  loadTile(g, smem.k0, kg, "0", BN, E, g.S, g.LDK);
+  if (g.staged) loadTile(g, smem.v0, vg, "0", BN, g.Ev, g.S, g.LDV);
   e.line("tc_cp_commit();");
   e.line("tc_cp_wait_all();");
   e.line("__syncthreads();");
   e.line(`unsigned qf[${E / 16}][4];`);
   e.line("#pragma unroll");
   e.line(
-    `for (int kk = 0; kk < ${E / 16}; ++kk) tc_ldsm_x4(qf[kk], tc_smem(vs + (warp * 16 + (lane & 15)) * ${g.LDQ} + kk * 16 + (lane >> 4) * 8));`,
+    `for (int kk = 0; kk < ${E / 16}; ++kk) tc_ldsm_x4(qf[kk], tc_smem(${smem.q} + (warp * 16 + (lane & 15)) * ${g.LDQ} + kk * 16 + (lane >> 4) * 8));`,
   );
   e.line("__syncthreads();");
   e.line(`float o[${g.Ev / 8}][4];`);
@@ -371,26 +618,26 @@ function emitPrologue(g: Gen): { bc: string[]; kg: Operand; vg: Operand } {
   e.line(`for (int n = 0; n < ${g.Ev / 8}; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;`);
   e.line("float m0 = -TC_INF, m1 = -TC_INF, l0 = 0.0f, l1 = 0.0f;");
   // Causal: key tiles past the last query row of this CTA are fully masked.
-  if (layer.causal) e.line(`const int nt = min(${NT}, (min(q0 + ${BM}, ${L}) - 1) / ${BN} + 1);`);
-  else e.line(`const int nt = ${NT};`);
+  if (layer.causal) e.line(`const int nt = min(${g.NT}, (min(q0 + ${BM}, ${L}) - 1) / ${BN} + 1);`);
+  else e.line(`const int nt = ${g.NT};`);
   return { bc, kg, vg };
 }
 
-/** S = Q·K_tᵀ: 8 m16n8 accumulators per 64 keys, K fragments by ldmatrix. */
-function emitQK(g: Gen): void {
+/** S = Q·K_tᵀ: two m16n8 accumulators per 16 keys, K fragments by ldmatrix. */
+function emitQK(g: Gen, tile: Tile): void {
   const e = g.e;
-  e.line(`  float s[${g.BN / 8}][4];`);
+  const n = tile.chunks;
+  const ks = /^\w+$/.test(tile.ks) ? tile.ks : `(${tile.ks})`;
+  if (!g.gated) e.line(`  float s[${2 * n}][4];`);
   e.line("  #pragma unroll");
-  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;`);
+  e.line(`  for (int j = 0; j < ${2 * n}; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;`);
   e.line("  #pragma unroll");
   e.line(`  for (int kk = 0; kk < ${g.E / 16}; ++kk) {`);
   e.line("    #pragma unroll");
-  e.line(`    for (int nn = 0; nn < ${g.BN / 16}; ++nn) {`);
-  // Chunks of keys past S keep zero scores, which the tail fixup masks.
-  if (g.cfg.skipPadding) e.line(`      if (!active || k0 + nn * 16 >= ${g.S}) continue;`);
+  e.line(`    for (int nn = 0; nn < ${n}; ++nn) {`);
   e.line("      unsigned bk[4];");
   e.line(
-    `      tc_ldsm_x4(bk, tc_smem(ks + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${g.LDK} + kk * 16 + ((lane >> 3) & 1) * 8));`,
+    `      tc_ldsm_x4(bk, tc_smem(${ks} + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${g.LDK} + kk * 16 + ((lane >> 3) & 1) * 8));`,
   );
   e.line(`      ${g.mma}(s[2 * nn], qf[kk], bk[0], bk[1]);`);
   e.line(`      ${g.mma}(s[2 * nn + 1], qf[kk], bk[2], bk[3]);`);
@@ -403,11 +650,12 @@ function emitQK(g: Gen): void {
  * quad. New row max, O and the row sum rescaled, scores → probabilities → P as A fragments (accumulators 2kk
  * and 2kk+1 cover keys 16kk…16kk+15).
  */
-function emitOnlineSoftmax(g: Gen): void {
+function emitOnlineSoftmax(g: Gen, tile: Tile): void {
   const { e, toLog2: K } = g;
+  const n = tile.chunks;
   e.line("  float x0 = -TC_INF, x1 = -TC_INF;");
   e.line("  #pragma unroll");
-  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) {`);
+  e.line(`  for (int j = 0; j < ${2 * n}; ++j) {`);
   e.line("    x0 = fmaxf(x0, fmaxf(s[j][0], s[j][1]));");
   e.line("    x1 = fmaxf(x1, fmaxf(s[j][2], s[j][3]));");
   e.line("  }");
@@ -422,7 +670,7 @@ function emitOnlineSoftmax(g: Gen): void {
   e.line("  m1 = x1;");
   e.line("  float ps0 = 0.0f, ps1 = 0.0f;");
   e.line("  #pragma unroll");
-  e.line(`  for (int j = 0; j < ${g.BN / 8}; ++j) {`);
+  e.line(`  for (int j = 0; j < ${2 * n}; ++j) {`);
   e.line(`    s[j][0] = tc_ex2(fmaf(s[j][0], ${K}, -u0));`);
   e.line(`    s[j][1] = tc_ex2(fmaf(s[j][1], ${K}, -u0));`);
   e.line(`    s[j][2] = tc_ex2(fmaf(s[j][2], ${K}, -u1));`);
@@ -436,9 +684,9 @@ function emitOnlineSoftmax(g: Gen): void {
   e.line(
     `  for (int n = 0; n < ${g.Ev / 8}; ++n) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }`,
   );
-  e.line(`  unsigned pf[${g.BN / 16}][4];`);
+  if (!g.gated) e.line(`  unsigned pf[${n}][4];`);
   e.line("  #pragma unroll");
-  e.line(`  for (int kk = 0; kk < ${g.BN / 16}; ++kk) {`);
+  e.line(`  for (int kk = 0; kk < ${n}; ++kk) {`);
   e.line(`    pf[kk][0] = ${g.pack}(s[2 * kk][0], s[2 * kk][1]);`);
   e.line(`    pf[kk][1] = ${g.pack}(s[2 * kk][2], s[2 * kk][3]);`);
   e.line(`    pf[kk][2] = ${g.pack}(s[2 * kk + 1][0], s[2 * kk + 1][1]);`);
@@ -446,51 +694,36 @@ function emitOnlineSoftmax(g: Gen): void {
   e.line("  }");
 }
 
-/** O += P·V_t (V fragments by ldmatrix.trans), with K_{t+1} loading meanwhile. */
-function emitPV(g: Gen, kg: Operand): void {
+/** O += P·V_t, V fragments by ldmatrix.trans. */
+function emitPV(g: Gen, tile: Tile): void {
   const e = g.e;
-  // V_t has landed and every warp is done with K_t: K_{t+1} may overwrite it.
-  e.line("  tc_cp_wait_all();");
-  e.line("  __syncthreads();");
-  e.line("  if (t + 1 < nt) {");
-  loadTile(g, "ks", kg, `(k0 + ${g.BN})`, g.BN, g.E, g.S, g.LDK);
-  e.line("    tc_cp_commit();");
-  e.line("  }");
+  const vs = /^\w+$/.test(tile.vs) ? tile.vs : `(${tile.vs})`;
   e.line("  #pragma unroll");
-  e.line(`  for (int kk = 0; kk < ${g.BN / 16}; ++kk) {`);
-  // Probabilities of keys past S are exactly 0 (and V's rows there zero-filled): their chunk adds nothing.
-  if (g.cfg.skipPadding) e.line(`    if (!active || k0 + kk * 16 >= ${g.S}) continue;`);
+  e.line(`  for (int kk = 0; kk < ${tile.chunks}; ++kk) {`);
   e.line("    #pragma unroll");
   e.line(`    for (int nn = 0; nn < ${g.Ev / 16}; ++nn) {`);
   e.line("      unsigned bv[4];");
   e.line(
-    `      tc_ldsm_x4_t(bv, tc_smem(vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ${g.LDV} + nn * 16 + (lane >> 4) * 8));`,
+    `      tc_ldsm_x4_t(bv, tc_smem(${vs} + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ${g.LDV} + nn * 16 + (lane >> 4) * 8));`,
   );
   e.line(`      ${g.mma}(o[2 * nn], pf[kk], bv[0], bv[1]);`);
   e.line(`      ${g.mma}(o[2 * nn + 1], pf[kk], bv[2], bv[3]);`);
   e.line("    }");
   e.line("  }");
-  // K_{t+1} visible to all, and every warp done reading V_t before the next V load.
-  e.line("  tc_cp_wait_all();");
-  e.line("  __syncthreads();");
 }
 
 /** Scale (unless raw), causal, the ragged key tail and the mask, applied to the scores in place. */
-function emitScoreFixups(
-  e: Emitter,
-  layer: AttentionLayer,
-  ctx: CodegenContext,
-  o: { raw: boolean; S: number; L: number; BN: number; bc: string[]; tail: boolean },
-): void {
+function emitScoreFixups(g: Gen, bc: string[], tile: Tile): void {
+  const { e, layer, ctx, S, L } = g;
   const mask = layer.inputs[3];
   const body: string[] = [];
-  if (!o.raw) body.push(`x *= ${floatLiteral(layer.scale)};`);
+  if (!g.raw) body.push(`x *= ${floatLiteral(layer.scale)};`);
   if (layer.causal) body.push("if (key > row) x = -TC_INF;");
-  if (o.tail) body.push(`if (key >= ${o.S}) x = -TC_INF;`);
+  if (tile.tail) body.push(`if (key >= ${S}) x = -TC_INF;`);
   let maskPrefix: string[] = [];
   if (mask) {
     const mi = ctx.info(mask);
-    const coords = [...broadcastCoords([...o.bc, "0", "0"], mi.shape)];
+    const coords = [...broadcastCoords([...bc, "0", "0"], mi.shape)];
     const off = e.offset(mask, coords);
     const mg = e.fresh("mg");
     maskPrefix = [
@@ -498,8 +731,8 @@ function emitScoreFixups(
     ];
     const [rs, cs] = rowColStrides(mi);
     const terms = [
-      ...(rs ? [`(${e.idx})min(row, ${o.L - 1}) * ${rs}`] : []),
-      ...(cs ? [`min(key, ${o.S - 1})${cs === 1 ? "" : ` * ${cs}`}`] : []),
+      ...(rs ? [`(${e.idx})min(row, ${L - 1}) * ${rs}`] : []),
+      ...(cs ? [`min(key, ${S - 1})${cs === 1 ? "" : ` * ${cs}`}`] : []),
     ];
     const m = fromStorage(`${mg}[${terms.length ? terms.join(" + ") : "0"}]`, mi.storage, mi.logicalDType);
     body.push(mi.logicalDType === "bool" ? `if (!${m}) x = -TC_INF;` : `x += ${m};`);
@@ -508,16 +741,16 @@ function emitScoreFixups(
   for (const l of maskPrefix) e.line(`  ${l}`);
   // Only the tiles that need it do the work when the fixups are masks alone (the scale is in the exponent).
   const conds: string[] = [];
-  if (o.raw && !mask) {
-    if (layer.causal) conds.push(`k0 + ${o.BN - 1} > q0 + warp * 16`);
-    if (o.tail) conds.push("t == nt - 1");
+  if (g.raw && !mask && tile.tail !== "always") {
+    if (layer.causal) conds.push(`${tile.k0} + ${tile.chunks * 16 - 1} > q0 + warp * 16`);
+    if (tile.tail) conds.push(tile.tail);
   }
   e.line(conds.length ? `  if (${conds.join(" || ")}) {` : "  {");
   e.line("    #pragma unroll");
-  e.line(`    for (int j = 0; j < ${o.BN / 8}; ++j) {`);
+  e.line(`    for (int j = 0; j < ${tile.chunks * 2}; ++j) {`);
   e.line("      #pragma unroll");
   e.line("      for (int c = 0; c < 4; ++c) {");
-  e.line("        const int key = k0 + j * 8 + tg * 2 + (c & 1);");
+  e.line(`        const int key = ${tile.k0} + j * 8 + tg * 2 + (c & 1);`);
   e.line("        const int row = rowBase + (c >> 1) * 8;");
   e.line("        float x = s[j][c];");
   for (const l of body) e.line(`        ${l}`);
