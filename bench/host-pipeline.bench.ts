@@ -67,6 +67,13 @@ async function measure(variant: string, build: () => Promise<CompiledModule>, gp
     const [y] = (await m.run([x])) as Tensor[];
     const error = compareTensors(y, reference).relative;
     const e2eMs = await timeRuns((i) => m.run([xs[i % 4]]));
+    // one call's timeline: each piece's phases, ms from the call's start
+    const t0 = performance.now();
+    const timeline: string[] = [];
+    await m.run([xs[0]], {
+      onPhase: (phase, at, piece) => timeline.push(`${piece ?? 0}:${phase}@${(at - t0).toFixed(2)}`),
+    });
+    console.log(`  ${variant} timeline: ${timeline.join(" ")} | end@${(performance.now() - t0).toFixed(2)}`);
     const gpuInput = { ...x, shape: shape(gpuRows), data: (x.data as Float32Array).subarray(0, (x.data.length / BATCH) * gpuRows) };
     const gpuMs = m.benchmark([gpuInput], { reps: 50 }).medianMs;
     const row = { variant, compileS, gpuMs, e2eMs, error, memory: formatMemory(m.memory()) };
@@ -106,6 +113,8 @@ await withEnv({ TORCHC_COPY_CHUNK_BYTES: String(2 << 20) }, () =>
 );
 for (const r of (process.env.PIPE_ROWS ?? "16,32,64").split(",").map(Number))
   await measure(`pipe ${r}`, pipelined(r), r);
+// A/B: completion polled on the JS thread for the whole wait (no copy thread blocked in cuEventSynchronize)
+await withEnv({ TORCHC_POLL_SPIN_MS: "1000000" }, () => measure("pipe 32, poll spins", pipelined(32), 32));
 // A/B: two contexts in the pipeline's bucket instead of three
 await withEnv({ TORCHC_PIPELINE_CONTEXTS: "2" }, () => measure("pipe 32, 2 contexts", pipelined(32), 32));
 console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref |`);

@@ -21,9 +21,10 @@ export interface RunOptions {
    * Called with each phase of the run as it ends: "copying" (every host copy of the inputs handed to the copy
    * threads; a later call's copies queue behind them), "inputs" (the inputs landed in staging and their
    * transfers queued), "launch", "complete", "outputs". For diagnostics, and for pipelined batches
-   * (runtime/dynamic-pipeline.ts), which start the next piece's copies at "copying".
+   * (runtime/dynamic-pipeline.ts), which start the next piece's copies at "copying". A pipelined batch reports
+   * every piece's phases, with the piece's index.
    */
-  readonly onPhase?: (phase: RunPhase, at: number) => void;
+  readonly onPhase?: (phase: RunPhase, at: number, piece?: number) => void;
 }
 
 /** Bytes one execution context owns. */

@@ -351,14 +351,12 @@ export class DynamicModule extends CompiledModule {
     const b = await this.bucket(rows);
     const axes = this.range.inputAxes;
     const pieces = pipelinePieces(n, rows);
-    const last = pieces.length - 1;
     try {
       const parts = await runPieces(pieces, (piece, copiesQueued) => {
         const views = inputs.map((t, i) => (axes[i] === undefined ? t : rowView(t, piece.start, piece.rows)));
-        // the caller's phases are those of the last piece: its inputs are the last to reach the device
         const onPhase: RunOptions["onPhase"] = (phase, at) => {
           if (phase === "copying" || phase === "inputs") copiesQueued();
-          if (piece === pieces[last]) opts.onPhase?.(phase, at);
+          opts.onPhase?.(phase, at, pieces.indexOf(piece));
         };
         const run =
           piece.rows === rows
