@@ -68,13 +68,13 @@ type Variant = readonly [label: string, change: Partial<FlashAttentionConfig>];
 /** Many CTAs (B·H in the hundreds): occupancy, K/V reuse and padding decide. */
 const MANY: Variant[] = [
   ["skip", { skipPadding: true }],
+  ["skip mb4", { skipPadding: true, minBlocks: 4 }],
   ["2stage", { kvStages: 2 }],
   ["skip 2stage", { skipPadding: true, kvStages: 2 }],
-  ["skip 2stage mb4", { skipPadding: true, kvStages: 2, minBlocks: 4 }],
   ["skip n32 2stage", { skipPadding: true, kvStages: 2, blockN: 32 }],
   ["skip n128", { skipPadding: true, blockN: 128 }],
   ["w8 skip mb2", { warps: 8, skipPadding: true, minBlocks: 2 }],
-  ["w8 skip 2stage mb2", { warps: 8, skipPadding: true, kvStages: 2, minBlocks: 2 }],
+  ["w8 skip 2stage", { warps: 8, skipPadding: true, kvStages: 2 }],
   ["w8 skip n32 2stage mb2", { warps: 8, skipPadding: true, kvStages: 2, blockN: 32, minBlocks: 2 }],
   ["w7 skip 2stage mb2", { warps: 7, skipPadding: true, kvStages: 2, minBlocks: 2 }],
   ["w13 skip mb1", { warps: 13, skipPadding: true, minBlocks: 1 }],
@@ -87,7 +87,7 @@ const FEW: Variant[] = [
   ["w1 skip 2stage", { warps: 1, skipPadding: true, kvStages: 2 }],
   ["w1 skip n32 2stage", { warps: 1, skipPadding: true, kvStages: 2, blockN: 32 }],
   ["w2 skip 2stage", { warps: 2, skipPadding: true, kvStages: 2 }],
-  ["w4 skip 2stage mb4", { warps: 4, skipPadding: true, kvStages: 2, minBlocks: 4 }],
+  ["w4 skip 2stage", { warps: 4, skipPadding: true, kvStages: 2 }],
 ];
 
 const VARIANT_TOLERANCE = 2e-3;

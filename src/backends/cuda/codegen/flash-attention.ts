@@ -10,8 +10,8 @@
  *
  * Variants (FlashAttentionConfig; every shape is static at code generation, so they specialize rather than test):
  * - kvStages 1 (default): one K and one V buffer; K of the next tile loads while P·V of this one runs, V while
- *   Q·Kᵀ runs; two __syncthreads per tile. kvStages 2: K and V double-buffered, both of tile t+1 loading while
- *   all of tile t computes; one __syncthreads per tile (twice the K/V shared memory).
+ *   Q·Kᵀ runs; two __syncthreads per tile. kvStages 2: K and V double-buffered, both of tile t+1 issued after
+ *   tile t's softmax, a whole tile ahead of their use; one __syncthreads per tile (twice the K/V shared memory).
  * - skipPadding: the ragged last key tile is peeled off the key loop and emitted with a compile-time number of
  *   16-key chunks (ViT's 197 keys: 3 full 64-key tiles and one tile of one chunk, so 208 keys of work instead
  *   of 256), keys past S masked only there; and a warp whose 16 query rows all lie past L skips the math of
@@ -267,50 +267,6 @@ __device__ __forceinline__ float tc_quad_sum(float v) {
 #endif
 `;
 
-/**
- * The loads of tile t+1: K (and V when double-buffered, into the other stage). In a peeled loop, whole tiles
- * unclamped and the ragged last one with its static row count; else whole tiles, rows clamped past S.
- */
-function emitNextLoads(g: Gen, tile: Tile, ops: readonly Operand[]): void {
-  const e = g.e;
-  const dst = g.staged ? stageBases(g, tile.nextStage!) : { ks: tile.ks, vs: tile.vs };
-  const r0 = `(${tile.k0} + ${g.BN})`;
-  const load = (rows: number, inBounds: boolean) => {
-    loadTile(g, dst.ks, ops[0], r0, rows, g.E, g.S, g.LDK, inBounds);
-    if (ops[1]) loadTile(g, dst.vs, ops[1], r0, rows, g.Ev, g.S, g.LDV, inBounds);
-    e.line("    tc_cp_commit();");
-  };
-  const split = tile.split;
-  if (!split) {
-    e.line(`  if (${tile.next}) {`);
-    load(g.BN, false);
-    e.line("  }");
-    return;
-  }
-  e.line(`  if (${tile.t} + 1 < ${split.full}) {`);
-  load(g.BN, true);
-  if (split.lastRows !== undefined) {
-    e.line(`  } else if (${tile.next}) {`);
-    load(split.lastRows, false);
-  }
-  e.line("  }");
-}
-
-interface Operand {
-  /** Pointer expression (as `const unsigned short*`) to this CTA's batch slice. */
-  readonly base: string;
-  /** Element stride between rows (the L or S axis). */
-  readonly rowStride: number;
-}
-
-/** Element strides of the last two axes (0 where the axis is broadcast or absent), right-aligned. */
-function rowColStrides(t: TensorInfo): [number, number] {
-  const s = elementStrides(t);
-  const r = t.shape.length;
-  const at = (a: number) => (a < 0 || t.shape[a] === 1 ? 0 : s[a]);
-  return [at(r - 2), at(r - 1)];
-}
-
 /** What the parts of one kernel's source share. */
 interface Gen {
   readonly e: Emitter;
@@ -481,14 +437,16 @@ function emitPeeledKeyLoop(g: Gen, kg: Operand, vg: Operand, bc: string[]): void
   e.line("}");
 }
 
-/** One key tile: its loads, S = Q·Kᵀ, the fixups, the online softmax and O += P·V, with their barriers. */
+/**
+ * One key tile: S = Q·Kᵀ, the fixups and the online softmax, then the loads of tile t+1, then O += P·V. One stage:
+ * V_t loads meanwhile Q·Kᵀ, K_{t+1} (after a barrier: K_t is read) meanwhile P·V. Two stages: K and V of t+1 into
+ * the other stage, issued after the softmax (issued before Q·Kᵀ they kept ~8 more registers live: 134–136 at
+ * ViT's d64, 3 CTAs an SM instead of 4) yet a whole tile ahead of their use, and one barrier per tile.
+ */
 function emitTile(g: Gen, kg: Operand, vg: Operand, bc: string[], tile: Tile): void {
   const e = g.e;
-  const rows = tile.chunks * 16;
-  // Both tiles of t+1 into the other stage: every warp finished reading it before the last barrier.
-  if (g.staged && tile.next) emitNextLoads(g, tile, [kg, vg]);
   if (!g.staged) {
-    loadTile(g, tile.vs, vg, tile.k0, rows, g.Ev, g.S, g.LDV);
+    loadTile(g, tile.vs, vg, tile.k0, tile.chunks * 16, g.Ev, g.S, g.LDV);
     e.line("  tc_cp_commit();");
   }
   if (g.gated) {
@@ -499,29 +457,67 @@ function emitTile(g: Gen, kg: Operand, vg: Operand, bc: string[], tile: Tile): v
   emitQK(g, tile);
   emitScoreFixups(g, bc, tile);
   emitOnlineSoftmax(g, tile);
-  if (g.staged) {
-    emitPV(g, tile);
-    if (g.gated) e.line("  }");
-    if (tile.next !== false) {
-      // Tile t+1 landed and visible; every warp done with tile t's stage before t+2 overwrites it.
-      e.line("  tc_cp_wait_all();");
-      e.line("  __syncthreads();");
-    }
-    return;
-  }
   if (g.gated) e.line("  }");
-  // V_t has landed and every warp is done with K_t: K_{t+1} may overwrite it.
-  e.line("  tc_cp_wait_all();");
-  e.line("  __syncthreads();");
-  if (tile.next) emitNextLoads(g, tile, [kg]);
+  if (!g.staged) {
+    // V_t has landed and every warp is done with K_t: K_{t+1} may overwrite it.
+    e.line("  tc_cp_wait_all();");
+    e.line("  __syncthreads();");
+  }
+  // Two stages: every warp finished reading the other stage (tile t-1) before the last barrier.
+  if (tile.next) emitNextLoads(g, tile, g.staged ? [kg, vg] : [kg]);
   if (g.gated) e.line("  if (active) {");
   emitPV(g, tile);
   if (g.gated) e.line("  }");
-  // K_{t+1} visible to all, and every warp done reading V_t before the next V load.
+  // One stage: K_{t+1} visible to all, every warp done reading V_t before the next V load. Two: tile t+1
+  // visible, every warp done with tile t's stage before t+2 overwrites it.
   if (tile.next !== false) {
     e.line("  tc_cp_wait_all();");
     e.line("  __syncthreads();");
   }
+}
+
+/**
+ * The loads of tile t+1: K (and V when double-buffered, into the other stage). In a peeled loop, whole tiles
+ * unclamped and the ragged last one with its static row count; else whole tiles, rows clamped past S.
+ */
+function emitNextLoads(g: Gen, tile: Tile, ops: readonly Operand[]): void {
+  const e = g.e;
+  const dst = g.staged ? stageBases(g, tile.nextStage!) : { ks: tile.ks, vs: tile.vs };
+  const r0 = `(${tile.k0} + ${g.BN})`;
+  const load = (rows: number, inBounds: boolean) => {
+    loadTile(g, dst.ks, ops[0], r0, rows, g.E, g.S, g.LDK, inBounds);
+    if (ops[1]) loadTile(g, dst.vs, ops[1], r0, rows, g.Ev, g.S, g.LDV, inBounds);
+    e.line("    tc_cp_commit();");
+  };
+  const split = tile.split;
+  if (!split) {
+    e.line(`  if (${tile.next}) {`);
+    load(g.BN, false);
+    e.line("  }");
+    return;
+  }
+  e.line(`  if (${tile.t} + 1 < ${split.full}) {`);
+  load(g.BN, true);
+  if (split.lastRows !== undefined) {
+    e.line(`  } else if (${tile.next}) {`);
+    load(split.lastRows, false);
+  }
+  e.line("  }");
+}
+
+interface Operand {
+  /** Pointer expression (as `const unsigned short*`) to this CTA's batch slice. */
+  readonly base: string;
+  /** Element stride between rows (the L or S axis). */
+  readonly rowStride: number;
+}
+
+/** Element strides of the last two axes (0 where the axis is broadcast or absent), right-aligned. */
+function rowColStrides(t: TensorInfo): [number, number] {
+  const s = elementStrides(t);
+  const r = t.shape.length;
+  const at = (a: number) => (a < 0 || t.shape[a] === 1 ? 0 : s[a]);
+  return [at(r - 2), at(r - 1)];
 }
 
 /** Rows [r0, r0 + rows) of an [n × d] operand into shared memory at `dst` (leading dimension ld), zero past n. */
