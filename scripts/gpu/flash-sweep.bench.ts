@@ -196,7 +196,14 @@ function compileShape(s: Shape, variants: Built[], arch: string): CudaModule | u
   );
   for (const [i, v] of variants.entries()) v.symbol = program.symbols[i];
   const t0 = performance.now();
-  const compiled = compileCuda(program.source, { arch, options: ["--ptxas-options=-v", "-diag-suppress=177"] });
+  let compiled: ReturnType<typeof compileCuda>;
+  try {
+    compiled = compileCuda(program.source, { arch, options: ["--ptxas-options=-v"] });
+  } catch (e) {
+    // an NVRTC without the option: registers from the driver later, spills unknown
+    say(`  NVRTC refused --ptxas-options=-v (${(e as Error).message.split("\n")[0]}); compiling without`);
+    compiled = compileCuda(program.source, { arch });
+  }
   ptxasStats(compiled.log, variants);
   say(`  compiled ${variants.length} kernels for ${arch} in ${Math.round(performance.now() - t0)} ms`);
   for (const v of variants)
