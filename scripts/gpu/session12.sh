@@ -5,7 +5,10 @@
 #     1. pipelined host batches (dynamic.pipelineRows 16/32/64) against the static module, EfficientNet-B0 fp16
 #        batch 128, host fp32 in and out, same process (bench/host-pipeline.bench.ts), checked against PyTorch;
 #     2. EfficientNet-B0 fp16 batch 1 and 128: per-step profile (torchc bench --profile), where batch 1's
-#        0.39 ms goes.
+#        0.39 ms goes (PROFILES=0 skips it).
+#   PART=2 bash scripts/gpu/session12.sh   (S_S=330)
+#     1. the flash-attention variants on ViT-B/16 and DeiT-tiny shapes, PyTorch SDPA beside (flash-sweep bench);
+#     2. part 1's pipelined host batches again, with one call's timeline per variant.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
@@ -38,6 +41,22 @@ if [ "$PART" = 1 ]; then
     grep -vE "^ *[0-9]+  " "$LOGS/profile-b$b.log" | grep -E "median|ms|^kind|^[a-z-]+ +[0-9]+ |^total" | head -24
     echo "slowest steps:"; grep -E "^ *[0-9]+  " "$LOGS/profile-b$b.log" | sort -k3 -g -r | head -12
   done
+  pack
+fi
+if [ "$PART" = 2 ]; then
+  echo "== 1. flash-attention variants ($(el))"
+  OUT="$LOGS/flash" TORCHC_GPU_TIMEOUT=200 bash "$ROOT/scripts/gpu.sh" bench flash-sweep >"$LOGS/flash.log" 2>&1
+  echo "flash-sweep rc=$? ($(el))"
+  cat "$LOGS/flash/flash-sweep.md" 2>/dev/null || grep -E "^\||Error|error" "$LOGS/flash.log" | head -60
+  pack
+  echo "== 2. pipelined host batches ($(el))"
+  [ -s /tmp/dyn/efficientnet_b0.dyn.pt2 ] || PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_dynamic.py" \
+    /tmp/dyn 128 128 >"$LOGS/export-dyn.log" 2>&1
+  c=$(( $(left) - 10 )); [ "$c" -gt 150 ] && c=150
+  OUT="$LOGS/pipe" TORCHC_DYNAMIC_DIR=/tmp/dyn TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench host-pipeline \
+    >"$LOGS/pipe.log" 2>&1
+  echo "pipeline rc=$? ($(el))"
+  grep -E "^\||timeline|Error" "$LOGS/pipe.log" | head -24
   pack
 fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
