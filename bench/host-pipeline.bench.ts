@@ -3,9 +3,9 @@
  * module, EfficientNet-B0 fp16 at batch 128, host fp32 in (ordinary Float32Arrays, rotating among 4 distinct
  * ones) and host fp32 out, in one process on one GPU:
  * - static: the model compiled for exactly 128 rows (the e2e bench's "plain");
- * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with 3 contexts),
- *   a batch of 128 run as 128/R pieces;
- * - A/Bs: the static module with the host copy in 2 MiB pieces (before session 12), pipe 32 with 2 contexts.
+ * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with one context per
+ *   piece, 2 to 4), a batch of 128 run as 128/R pieces;
+ * - A/Bs: the static module with the host copy in 2 MiB pieces (before session 12), other context counts.
  * Each variant's output is checked against PyTorch eager fp32 (fp16 tolerance 1e-2 relative to max |ref|).
  * Needs TORCHC_DYNAMIC_DIR from `python3 fixtures/export_dynamic.py DIR 128 128`. Writes host-pipeline.json into
  * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench host-pipeline`; PIPE_ROWS (default 16,32,64) picks R.
@@ -115,8 +115,15 @@ for (const r of (process.env.PIPE_ROWS ?? "16,32,64").split(",").map(Number))
   await measure(`pipe ${r}`, pipelined(r), r);
 // A/B: completion polled on the JS thread for the whole wait (no copy thread blocked in cuEventSynchronize)
 await withEnv({ TORCHC_POLL_SPIN_MS: "1000000" }, () => measure("pipe 32, poll spins", pipelined(32), 32));
-// A/B: two contexts in the pipeline's bucket instead of three
-await withEnv({ TORCHC_PIPELINE_CONTEXTS: "2" }, () => measure("pipe 32, 2 contexts", pipelined(32), 32));
+// A/B: the pipeline bucket's contexts (default: one per piece of a 128 batch, 2 to 4)
+for (const [r, c] of [
+  [32, 2],
+  [32, 3],
+  [16, 8],
+])
+  await withEnv({ TORCHC_PIPELINE_CONTEXTS: String(c) }, () =>
+    measure(`pipe ${r}, ${c} contexts`, pipelined(r), r),
+  );
 console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref |`);
 console.log("| --- | --- | --- | --- | --- |");
 for (const r of rows)

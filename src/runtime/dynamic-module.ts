@@ -101,7 +101,8 @@ async function buildBucket(
   const graph = symbolic.specialize({ ...range.fixed, [range.symbol]: size });
   const { inputs: _inputs, dynamic, verify, ...rest } = options;
   // pieces copy while others compute: the pipeline's bucket needs several contexts
-  const contexts = size === dynamic?.pipelineRows ? { contexts: pipelineContexts(options.contexts) } : {};
+  const contexts =
+    size === dynamic?.pipelineRows ? { contexts: pipelineContexts(options.contexts, size, range.max) } : {};
   // verified once, at the opt size: every bucket is the same program
   return compile(graph, {
     ...rest,
@@ -426,7 +427,7 @@ function withRangeLine(
   const when = options.dynamic?.build === "all" ? "at compile time" : "when first needed";
   const pipe = options.dynamic?.pipelineRows;
   const pipeline = pipe
-    ? `; host batches over ${pipe} rows run as pipelined pieces of ${pipe} (its bucket has ${pipelineContexts(options.contexts)} contexts)`
+    ? `; host batches over ${pipe} rows run as pipelined pieces of ${pipe} (its bucket has ${pipelineContexts(options.contexts, pipe, r.max)} contexts)`
     : "";
   const line = `dynamic: ${r.symbol} in ${r.min}–${r.max} (opt ${r.opt}) for ${inputs}; buckets ${r.buckets.join(", ")}, built ${when}, at most ${maxResidentBuckets(options.dynamic)} kept${pipeline}`;
   return { ...opt.report, text: `${opt.report.text}\n${line}` };

@@ -7,6 +7,7 @@ import { compile } from "../../src/runtime/compile.js";
 import type { DynamicModule } from "../../src/runtime/dynamic-module.js";
 import {
   joinPieces,
+  pipelineContexts,
   pipelinePieces,
   pipelineRefusal,
   rowView,
@@ -145,8 +146,9 @@ describe("pipelined host batches in a module with a batch range", () => {
       dynamic: { pipelineRows: 4 },
     })) as DynamicModule;
     try {
-      // the pipeline's bucket (here also the opt one) gets three contexts though `contexts` was not set
-      expect(seen.contexts.get(4)).toBe(3);
+      // the pipeline's bucket (here also the opt one) gets a context per piece of the largest batch (16 / 4)
+      // though `contexts` was not set
+      expect(seen.contexts.get(4)).toBe(4);
       expect(m.report.text).toMatch(/pipelined pieces of 4/);
       const rows = rowPattern(11, 4);
       const [y] = (await m.run([pickRows(input, rows)])) as Tensor[];
@@ -179,6 +181,14 @@ describe("pipelined host batches in a module with a batch range", () => {
     } finally {
       await m.dispose();
     }
+  });
+
+  it("gives the pipeline's bucket a context per piece of the largest batch, 2 to 4, or what the module asked", () => {
+    expect(pipelineContexts(undefined, 32, 128)).toBe(4);
+    expect(pipelineContexts(undefined, 64, 128)).toBe(2);
+    expect(pipelineContexts(undefined, 100, 128)).toBe(2);
+    expect(pipelineContexts(undefined, 8, 128)).toBe(4);
+    expect(pipelineContexts(6, 32, 128)).toBe(6);
   });
 
   it("refuses a piece size outside the range, or not an integer", async () => {
