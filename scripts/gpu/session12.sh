@@ -59,5 +59,36 @@ if [ "$PART" = 2 ]; then
   grep -E "^\||timeline|Error" "$LOGS/pipe.log" | head -24
   pack
 fi
+DIR=/tmp/torchc-transformers
+# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed.
+torchc() {
+  local name=$1; shift
+  mkdir -p "$LOGS/$name"
+  env "$@" OUT="$LOGS/$name" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$(( $(left) - 10 > 170 ? 170 : $(left) - 10 )) \
+    bash "$ROOT/scripts/gpu.sh" bench transformers >"$LOGS/$name.log" 2>&1
+  echo "torchc $name rc=$? ($(el))"
+  bash "$ROOT/scripts/gpu/transformers-summary.sh" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
+    "$LOGS/TRANSFORMERS-$name.md"
+}
+
+if [ "$PART" = 3 ]; then
+  # PART=3 (S_S=560): issue 13's benchmark in one run: PyTorch peers for every benchmark model (MODELS to pick),
+  # torchc on all of them with today's defaults, then ViT-B/16 and DeiT-tiny with AB_ENV (an A/B).
+  echo "== 1. PyTorch peers ($(el))"
+  PYTHONUNBUFFERED=1 timeout "$(( $(left) - 200 ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
+    ${MODELS:+--models "$MODELS"} --budget-s "$(( $(left) - 220 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
+  echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
+  grep -iE "skipped|timed out|crash" "$LOGS/peers.log" | head -5
+  echo "== 2. torchc, every model ($(el))"
+  torchc all
+  cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
+  pack
+  if [ -n "${AB_ENV:-}" ] && [ "$(left)" -gt 60 ]; then
+    echo "== 3. A/B: $AB_ENV ($(el))"
+    # shellcheck disable=SC2086
+    torchc ab $AB_ENV TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224
+  fi
+  pack
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
