@@ -291,7 +291,7 @@ describe("attention kernel timing: row-wise vs flash", { skip }, () => {
       }
       const f = (x: number) => (x >= 1 ? x.toFixed(2) : x.toFixed(4));
       rows.push(
-        `| ${c.name} | ${f(ms["row-wise"])} ms | ${f(ms.chosen)} ms (${/ (\d+)×64\)/.exec(steps.chosen ?? "")?.[1]} rows) | ${f(ms.w1)} | ${f(ms.w2)} | ${f(ms.w4)} | ${(ms["row-wise"] / ms.chosen).toFixed(1)}× | ${worst.toExponential(2)} |`,
+        `| ${c.name} | ${f(ms["row-wise"])} ms | ${f(ms.chosen)} ms (${/ (\d+)×\d+/.exec(steps.chosen ?? "")?.[1]} rows) | ${f(ms.w1)} | ${f(ms.w2)} | ${f(ms.w4)} | ${(ms["row-wise"] / ms.chosen).toFixed(1)}× | ${worst.toExponential(2)} |`,
       );
       report(`timing ${c.name}`, { ms, steps, maxErrVsRowwise: worst });
       assert.match(steps.chosen ?? "", /^attention\(flash /);

@@ -187,9 +187,13 @@ describe("attention kernel selection", () => {
       const { step, plan, index } = choose({ ...vit, dtype, E });
       expect(step.choice.kernel, `${dtype} d${E}`).toBe("flash");
       if (step.choice.kernel !== "flash") continue;
-      expect(step.choice.config).toMatchObject({ dtype, headDim: E, valueDim: E, blockN: 64 });
+      // padding skipped; 128-key tiles where their shared memory fits (d ≤ 64), else 64
+      const blockN = E <= 64 ? 128 : 64;
+      expect(step.choice.config).toMatchObject({ dtype, headDim: E, valueDim: E, blockN, skipPadding: true });
       expect(plan.summary[index]).toMatch(
-        new RegExp(`^attention\\(flash ${dtype === "float16" ? "fp16" : "bf16"} d${E} \\d+×64\\) → `),
+        new RegExp(
+          `^attention\\(flash ${dtype === "float16" ? "fp16" : "bf16"} d${E} \\d+×${blockN} skip-padding\\) → `,
+        ),
       );
     }
   });
@@ -240,7 +244,7 @@ describe("attention kernel selection", () => {
     const base = choose(vit).step.choice;
     expect(base).toEqual({
       kernel: "flash",
-      config: { warps: 2, blockN: 64, dtype: "float16", headDim: 64, valueDim: 64 },
+      config: { warps: 4, blockN: 128, dtype: "float16", headDim: 64, valueDim: 64, skipPadding: true },
     });
     Object.assign(process.env, {
       TORCHC_FLASH_WARPS: "8",
@@ -268,9 +272,18 @@ describe("attention kernel selection", () => {
     for (const k of FLASH_ENV) delete process.env[k];
     process.env.TORCHC_FLASH_WARPS = "8";
     const big = choose({ ...vit, E: 128 }).step.choice;
-    expect(big.kernel === "flash" && big.config.warps).toBe(2); // chooseWarps(2 × 12, 197)
+    expect(big.kernel === "flash" && big.config.warps).toBe(4); // chooseWarps(2 × 12, 197)
+    expect(big.kernel === "flash" && big.config.blockN).toBe(64); // 128 keys at d128: 68 KiB
     process.env.TORCHC_FLASH_WARPS = "17";
     expect(choose(vit).step.choice).toEqual(base);
+    // the session-11 kernel, for A/B timing
+    for (const k of FLASH_ENV) delete process.env[k];
+    Object.assign(process.env, { TORCHC_FLASH_SKIP_PADDING: "0", TORCHC_FLASH_BLOCK_N: "64" });
+    const before = choose(vit).step.choice;
+    expect(before.kernel === "flash" && [before.config.blockN, before.config.skipPadding]).toEqual([
+      64,
+      false,
+    ]);
   });
 
   it("fp16 precision of an fp32 network: activations are stored in fp16, so the flash kernel", () => {
@@ -285,12 +298,14 @@ describe("attention kernel selection", () => {
     expect(attentionStep(planCudaEngine(net, { precision: "fp32" })).step.choice.kernel).toBe("rowwise");
   });
 
-  it("picks smaller query tiles when 64-row tiles would leave SMs idle", () => {
+  it("takes 64-row query tiles at every batch (measured faster at batch 1 too), fewer rows only for short L", () => {
     expect(chooseWarps(64 * 12, 197)).toBe(4); // ViT-B b64
     expect(chooseWarps(8 * 12, 128)).toBe(4); // BERT-base 8×128
     expect(chooseWarps(64 * 3, 49)).toBe(4); // Swin-T stage 1 windows
-    expect(chooseWarps(12, 197)).toBe(2); // ViT-B b1
-    expect(chooseWarps(3, 197)).toBe(1); // DeiT-tiny b1
+    expect(chooseWarps(12, 197)).toBe(4); // ViT-B b1
+    expect(chooseWarps(3, 197)).toBe(4); // DeiT-tiny b1
+    expect(chooseWarps(3, 20)).toBe(2);
+    expect(chooseWarps(3, 1)).toBe(1);
   });
 });
 
@@ -643,8 +658,11 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
       const plan = planCudaEngine(net, { precision: "fp16", channelsLast: false });
       const { step } = attentionStep(plan);
       if (step.choice.kernel !== "flash") throw new Error("expected the flash kernel");
+      // from the 64-key tile without skipping (the default skips): `cfg` says what is switched on
       const k = generateFlashAttentionKernel("k_flash", step.layer, ctxOf(plan), {
         ...step.choice.config,
+        blockN: 64,
+        skipPadding: false,
         ...cfg,
       });
       const stats: { mmaWarpCalls?: number } = {};

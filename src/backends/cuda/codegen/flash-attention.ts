@@ -51,8 +51,6 @@ export const FLASH_MAX_HEAD_DIM = 128;
 export const FLASH_MAX_WARPS = 16;
 /** Static shared memory a kernel may declare without the dynamic opt-in. */
 const STATIC_SHARED_LIMIT = 48 * 1024;
-/** Streaming multiprocessors of an H100 SXM: below this many CTAs, smaller query tiles buy parallelism. */
-const SM_COUNT = 132;
 
 export interface FlashAttentionConfig {
   /** Warps per CTA (1…16); each computes 16 query rows. */
@@ -67,8 +65,9 @@ export interface FlashAttentionConfig {
    * Skip the work that only padding would feed, by specialization: the ragged last key tile peeled off the loop
    * with a compile-time number of 16-key chunks, and warps whose 16 query rows all lie past L skipping the math
    * behind one warp-uniform branch per tile. ViT's 197 tokens are 256 in 64-row/64-key tiles: about a third of
-   * the mma work is on padding. Opt-in (TORCHC_FLASH_SKIP_PADDING=1) until measured; its first, per-chunk
-   * branching version made ViT-B/16's attention slower on an H100 (session 11: 1.069 → 1.234 ms at batch 64).
+   * the mma work is on padding. On by default (TORCHC_FLASH_SKIP_PADDING=0 turns it off): on an H100 (session
+   * 12, flash-sweep) 1.12–1.20× faster at ViT-B/16 and DeiT-tiny shapes, batch 1 to 128. Its first, per-chunk
+   * branching version had made ViT-B/16's attention slower (session 11: 1.069 → 1.234 ms at batch 64).
    */
   readonly skipPadding?: boolean;
   /** K/V buffers: 1 (default) or 2, double-buffered with one barrier per tile (TORCHC_FLASH_KV_STAGES=2). */
@@ -129,6 +128,7 @@ function flashEnvConfig(base: FlashAttentionConfig, warps: number | undefined): 
     ...(warps === undefined && forcedWarps !== undefined ? { warps: forcedWarps } : {}),
     ...(blockN !== undefined ? { blockN } : {}),
     ...(env.TORCHC_FLASH_SKIP_PADDING === "1" ? { skipPadding: true } : {}),
+    ...(env.TORCHC_FLASH_SKIP_PADDING === "0" ? { skipPadding: false } : {}),
     ...(stages ? { kvStages: stages } : {}),
     ...(minBlocks ? { minBlocks } : {}),
   };
@@ -174,24 +174,36 @@ export function chooseAttentionKernel(
   const out = info(layer.output);
   const L = q.shape[q.shape.length - 2];
   const batch = numel(out.shape.slice(0, -2));
-  const base: FlashAttentionConfig = {
+  const base = defaultFlashConfig({
     warps: opts.warps ?? chooseWarps(batch, L),
     blockN: FLASH_BLOCK_N,
     dtype,
     headDim: E,
     valueDim: Ev,
-  };
+  });
   const config = flashEnvConfig(base, opts.warps);
   return { kernel: "flash", config: flashConfigProblem(config) === undefined ? config : base };
 }
 
 /**
- * 4 warps (64 query rows) when that fills the GPU; fewer, smaller CTAs when it would leave SMs idle (ViT or
- * DeiT at batch 1: 12 or 3 heads × 4 tiles).
+ * Today's default on top of the 64-key tile: padding skipped, and 128-key tiles where their shared memory fits
+ * (d ≤ 64 at 4 warps). H100, session 12 (flash-sweep, µs per layer): ViT-B/16 b64 78.1 → 55.8 (PyTorch's cuDNN
+ * SDPA 49.8, its flash 69.3), DeiT-tiny b128 42.2 → 31.4; in the whole model (transformers bench, same run)
+ * ViT-B/16 b64 5.478 → 5.208 ms, DeiT-tiny b1 0.338 → 0.306, b128 1.800 → 1.693.
  */
-export function chooseWarps(batch: number, L: number): 1 | 2 | 4 {
-  for (const w of [4, 2] as const) if (batch * Math.ceil(L / (16 * w)) >= SM_COUNT) return w;
-  return batch * Math.ceil(L / 32) >= SM_COUNT / 2 ? 2 : 1;
+export function defaultFlashConfig(c: FlashAttentionConfig): FlashAttentionConfig {
+  const skipping: FlashAttentionConfig = { ...c, skipPadding: true };
+  const wide: FlashAttentionConfig = { ...skipping, blockN: 128 };
+  return flashConfigProblem(wide) === undefined ? wide : skipping;
+}
+
+/**
+ * 4 warps (64 query rows), fewer only when L has fewer 16-row tiles. Smaller CTAs for parallelism at batch 1
+ * measured slower (H100, session 12, flash-sweep with padding skipped: ViT-B/16 b1 6.92 µs at 4 warps against
+ * 7.11 at 2; DeiT-tiny b1 7.14 at 4 against 7.24 at 2 and 8.04 at 1): the warps of a CTA share its K/V tiles.
+ */
+export function chooseWarps(_batch: number, L: number): 1 | 2 | 3 | 4 {
+  return Math.max(1, Math.min(4, Math.ceil(L / 16))) as 1 | 2 | 3 | 4;
 }
 
 export function describeAttentionChoice(c: AttentionKernelChoice): string {
