@@ -73,7 +73,13 @@ torchc() {
 
 if [ "$PART" = 3 ]; then
   # PART=3 (S_S=560): issue 13's benchmark in one run: PyTorch peers for every benchmark model (MODELS to pick),
-  # torchc on all of them with today's defaults, then ViT-B/16 and DeiT-tiny with AB_ENV (an A/B).
+  # torchc on all of them with today's defaults, then ViT-B/16 and DeiT-tiny with AB_ENV (an A/B). TESTS="a b"
+  # runs those GPU tests first.
+  for t in ${TESTS:-}; do
+    OUT="$LOGS/$t" TORCHC_GPU_TIMEOUT=120 bash "$ROOT/scripts/gpu.sh" test "$t" >"$LOGS/$t.log" 2>&1
+    echo "test $t rc=$? $(grep -E "^ℹ (pass|fail) " "$LOGS/$t.log" | tr '\n' ' ')($(el))"
+    grep -E "✖ .*ms\)$|AssertionError" "$LOGS/$t.log" | head -6
+  done
   echo "== 1. PyTorch peers ($(el))"
   PYTHONUNBUFFERED=1 timeout "$(( $(left) - 200 ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
     ${MODELS:+--models "$MODELS"} --budget-s "$(( $(left) - 220 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
