@@ -73,7 +73,7 @@ torchc() {
 
 if [ "$PART" = 3 ]; then
   # PART=3 (S_S=560): issue 13's benchmark in one run: PyTorch peers for every benchmark model (MODELS to pick),
-  # torchc on all of them with today's defaults, then ViT-B/16 and DeiT-tiny with AB_ENV (an A/B). TESTS="a b"
+  # torchc on all of them with today's defaults, then ViT-B/16 and DeiT-tiny (AB_ONLY) with AB_ENV (an A/B). TESTS="a b"
   # runs those GPU tests first.
   for t in ${TESTS:-}; do
     OUT="$LOGS/$t" TORCHC_GPU_TIMEOUT=120 bash "$ROOT/scripts/gpu.sh" test "$t" >"$LOGS/$t.log" 2>&1
@@ -92,7 +92,7 @@ if [ "$PART" = 3 ]; then
   if [ -n "${AB_ENV:-}" ] && [ "$(left)" -gt 60 ]; then
     echo "== 3. A/B: $AB_ENV ($(el))"
     # shellcheck disable=SC2086
-    torchc ab $AB_ENV TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224
+    torchc ab $AB_ENV TRANSFORMERS_ONLY="${AB_ONLY:-vit_base_patch16_224,deit_tiny_patch16_224}"
   fi
   pack
 fi
