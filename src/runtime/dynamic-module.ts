@@ -67,6 +67,14 @@ export async function compileDynamic(
   const sym = inferSymbolicTypes(graphs, symbol, at);
   checkRowIndependence(graphs[0], sym, symbol);
   const outputAxes: OutputAxes = graphs[0].outputs.map((n) => batchAxisOf(sym.types[n]));
+  if (options.dynamic?.pipelineRows !== undefined) {
+    const why = pipelineRefusal([], {}, range.inputAxes, outputAxes);
+    if (why)
+      throw new TorchcError(
+        `dynamic.pipelineRows: this model can't be pipelined: ${why} (pieces are cut along the first axis)`,
+        "options.inputs",
+      );
+  }
   const backend = await loadBackend(options.backend ?? "reference", options);
   // Buckets share the backend (device, weight store, LibTorch environment); only the module disposes it.
   const shared: Backend = Object.create(backend, { dispose: { value: undefined } });
@@ -210,13 +218,17 @@ export class DynamicModule extends CompiledModule {
     return bucket;
   }
 
-  /** Frees least recently used idle buckets (never the opt one) until at most maxResident are built. */
+  /**
+   * Frees least recently used idle buckets (never the opt one, nor the pipeline's: it has several contexts and
+   * every pipelined batch needs it) until at most maxResident are built.
+   */
   private async evict(): Promise<void> {
     while (this.resident.size > this.maxResident) {
       let victim: Bucket | undefined;
       for (const b of this.resident.values())
         if (
           b.size !== this.range.opt &&
+          b.size !== this.options.dynamic?.pipelineRows &&
           b.inflight === 0 &&
           !this.waiters.get(b.size) &&
           (!victim || b.lastUse < victim.lastUse)
@@ -380,11 +392,14 @@ export class DynamicModule extends CompiledModule {
     const n = this.batchOf(inputs);
     const size = this.range.buckets.includes(n) ? n : (bucketFor(this.range.buckets, n) as number);
     const b = this.resident.get(size);
-    if (!b)
-      throw new TorchcError(
-        `the bucket of ${size} rows is not built; run() a batch of ${n} once before benchmarking it`,
-        "bench.bucket",
-      );
+    if (!b) {
+      const pipe = this.options.dynamic?.pipelineRows;
+      const why =
+        pipe !== undefined && n > pipe
+          ? `host batches of ${n} rows run as pipelined pieces of ${pipe} (dynamic.pipelineRows), so it is never built; benchmark a batch of ${pipe}`
+          : `run() a batch of ${n} once before benchmarking it`;
+      throw new TorchcError(`the bucket of ${size} rows is not built; ${why}`, "bench.bucket");
+    }
     const padded = inputs.map((t, i) => {
       const axis = this.range.inputAxes[i];
       return axis === undefined ? t : padRows(t, axis, size);

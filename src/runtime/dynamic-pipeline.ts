@@ -95,14 +95,15 @@ export function joinPieces(
  * Runs the pieces in order of their input copies: piece k+1 starts once piece k's host copies are all queued
  * on the copy threads (`copiesQueued`, from the run's "copying" phase) or piece k has settled. The threads take
  * work in order, so piece k's copies finish first and piece 0 reaches the GPU first, while the threads never
- * wait between pieces. Waits for every piece before it settles, also when one fails: no piece may still read
- * the caller's inputs afterwards.
+ * wait between pieces. Waits for every piece before it settles, also when one fails (pieces not yet started
+ * then don't start): no piece may still read the caller's inputs afterwards.
  */
 export async function runPieces(
   pieces: readonly Piece[],
   runPiece: (piece: Piece, copiesQueued: () => void) => Promise<Tensor[]>,
 ): Promise<Tensor[][]> {
   let gate: Promise<void> = Promise.resolve();
+  let failure: { error: unknown } | undefined;
   const runs = pieces.map((piece) => {
     const previous = gate;
     let open!: () => void;
@@ -112,7 +113,12 @@ export async function runPieces(
     return (async () => {
       await previous;
       try {
+        // a piece not yet started when another failed is not run: the call fails anyway
+        if (failure) throw failure.error;
         return await runPiece(piece, open);
+      } catch (error) {
+        failure ??= { error };
+        throw error;
       } finally {
         open();
       }

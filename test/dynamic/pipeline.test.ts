@@ -86,17 +86,33 @@ describe("pipelined host batches: the pieces", () => {
     expect(most).toBeGreaterThanOrEqual(2);
   });
 
-  it("a failing piece fails the run only after every other piece has settled", async () => {
+  it("a failing piece fails the run only after every started piece has settled; later ones don't start", async () => {
+    let started = 0;
     let settled = 0;
-    const run = runPieces(pipelinePieces(12, 4), async (p, inputsQueued) => {
+    const run = runPieces(pipelinePieces(16, 4), async (p, inputsQueued) => {
+      started++;
       inputsQueued();
-      if (p.start === 0) throw new Error("piece 0 failed");
+      if (p.start === 0) {
+        await sleep(5);
+        throw new Error("piece 0 failed");
+      }
       await sleep(10);
       settled++;
       return [];
     });
     await expect(run).rejects.toThrow("piece 0 failed");
-    expect(settled).toBe(2);
+    // pieces 1–3 started while piece 0 ran (each at its predecessor's copies); all finished before the rejection
+    expect(started).toBe(4);
+    expect(settled).toBe(3);
+    let later = 0;
+    const slow = runPieces(pipelinePieces(12, 4), async (p) => {
+      if (p.start === 0) throw new Error("piece 0 failed");
+      later++;
+      return [];
+    });
+    await expect(slow).rejects.toThrow("piece 0 failed");
+    // the gate opened only when piece 0 settled (it never reported its copies): nothing else started
+    expect(later).toBe(0);
   });
 });
 
@@ -189,6 +205,22 @@ describe("pipelined host batches in a module with a batch range", () => {
     expect(pipelineContexts(undefined, 100, 128)).toBe(2);
     expect(pipelineContexts(undefined, 8, 128)).toBe(4);
     expect(pipelineContexts(6, 32, 128)).toBe(6);
+  });
+
+  it("keeps the pipeline's bucket built under a tight cache, and says why a pipelined size can't be benchmarked", async () => {
+    const { input } = golden("mlp");
+    const m = (await compile(await loadModel(archive()), {
+      backend: referenceBackend,
+      inputs: spec,
+      dynamic: { pipelineRows: 2, maxResidentBuckets: 1 },
+    })) as DynamicModule;
+    try {
+      for (const n of [5, 7, 5]) await m.run([pickRows(input, rowPattern(n, 4))]);
+      expect(m.buckets.find((b) => b.size === 2)).toMatchObject({ resident: true, builds: 1 });
+      expect(() => m.benchmark([pickRows(input, rowPattern(7, 4))])).toThrow(/pipelined pieces of 2/);
+    } finally {
+      await m.dispose();
+    }
   });
 
   it("refuses a piece size outside the range, or not an integer", async () => {

@@ -604,13 +604,17 @@ describe.skipIf(!hasGxx())("flash kernel numerics on the host (warp primitives e
     expect(compareTensors(got, runNetworkReference(net, inputs)[0]).relative).toBeLessThan(1e-2);
   }, 60_000);
 
-  // Each case as today's kernel, skipping the padding's work (peeled ragged key tile, warps past L), double-
-  // buffered, and both; a variant that does not fit 48 KiB of shared memory takes 32-key (then 16-key) tiles.
+  // Each case as today's default kernel (padding skipped, 128-key tiles where they fit), and from session 11's
+  // (64-key tiles, the ragged tail tested at run time) with padding skipped (peeled ragged key tile, warps past
+  // L), double-buffered, both, and 128-key tiles without skipping; a variant that does not fit 48 KiB of shared
+  // memory takes 32-key (then 16-key) tiles.
   const variants: Partial<FlashAttentionConfig>[] = [
     {},
-    { skipPadding: true },
-    { kvStages: 2 },
-    { skipPadding: true, kvStages: 2 },
+    { skipPadding: false, blockN: 64 },
+    { skipPadding: true, blockN: 64 },
+    { skipPadding: false, blockN: 64, kvStages: 2 },
+    { skipPadding: true, blockN: 64, kvStages: 2 },
+    { skipPadding: false, blockN: 128 },
   ];
   for (const c of cases)
     for (const v of [...variants, ...(c.extra ?? [])]) {

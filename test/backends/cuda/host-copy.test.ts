@@ -130,6 +130,22 @@ describe("copyIntoPinned (worker-thread memcpy into staging)", () => {
     dst.free();
   });
 
+  it("a throwing onQueued fails the copy only after every piece has landed", async () => {
+    const n = 4 * 1024 * 1024;
+    const dst = hostMemory(n);
+    let landed = 0;
+    const copy = copyIntoPinned(dst, 0, new Uint8Array(n), {
+      chunkBytes: 256 << 10,
+      onChunk: () => landed++,
+      onQueued: () => {
+        throw new Error("callback failed");
+      },
+    });
+    await expect(copy).rejects.toThrow("callback failed");
+    expect(landed).toBe(16);
+    dst.free();
+  });
+
   it("gives every copy thread the same number of pieces of at most 2 MiB", () => {
     const MiB = 1 << 20;
     for (const [bytes, threads] of [

@@ -139,9 +139,9 @@ function flashEnvConfig(base: FlashAttentionConfig, warps: number | undefined): 
  * contiguously; anything else (fp32 storage above all: its tolerance is 1e-4) keeps the row-wise kernel.
  * TORCHC_FLASH_ATTENTION=0 turns the flash kernel off; for A/B timing, TORCHC_FLASH_WARPS=1…16 fixes its query
  * tile (16 rows per warp), TORCHC_FLASH_BLOCK_N=16|32|64|128 its key tile, TORCHC_FLASH_KV_STAGES=2 double-buffers
- * K and V, TORCHC_FLASH_SKIP_PADDING=1 specializes away the padding's work, TORCHC_FLASH_MIN_BLOCKS=n caps the
- * registers for n CTAs an SM. A variant that does not fit (shared
- * memory above 48 KiB, say) falls back to the default configuration.
+ * K and V, TORCHC_FLASH_SKIP_PADDING=0|1 turns the padding specialization off or on (on by default; session 11's
+ * kernel is SKIP_PADDING=0 with BLOCK_N=64), TORCHC_FLASH_MIN_BLOCKS=n caps the registers for n CTAs an SM. A
+ * variant that does not fit (shared memory above 48 KiB, say) falls back to the default, all its knobs with it.
  */
 export function chooseAttentionKernel(
   layer: AttentionLayer,
@@ -187,7 +187,7 @@ export function chooseAttentionKernel(
 
 /**
  * Today's default on top of the 64-key tile: padding skipped, and 128-key tiles where their shared memory fits
- * (d ≤ 64 at 4 warps). H100, session 12 (flash-sweep, µs per layer): ViT-B/16 b64 78.1 → 55.8 (PyTorch's cuDNN
+ * (head dims up to 80 at 4 warps). H100, session 12 (flash-sweep, µs per layer): ViT-B/16 b64 78.1 → 55.8 (PyTorch's cuDNN
  * SDPA 49.8, its flash 69.3), DeiT-tiny b128 42.2 → 31.4; in the whole model (transformers bench, same run)
  * ViT-B/16 b64 5.478 → 5.208 ms, DeiT-tiny b1 0.338 → 0.306, b128 1.800 → 1.693.
  */

@@ -153,10 +153,17 @@ export async function copyIntoPinned(
     }
     copies.push(copyPiece(pieces[i]));
   }
-  if (!freed) opts.onQueued?.();
+  // A throwing callback must not end the copy early: the pieces still write (and land) after it.
+  let queuedError: { error: unknown } | undefined;
+  try {
+    if (!freed) opts.onQueued?.();
+  } catch (error) {
+    queuedError = { error };
+  }
   // Every piece must have stopped writing before this returns, also when one fails.
   const settled = await Promise.allSettled(copies);
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
+  if (queuedError) throw queuedError.error;
   if (freed) fail("the pinned staging buffer was freed during the copy");
 }
