@@ -10,29 +10,7 @@
 #   PART=2 bash scripts/gpu/session11-next.sh   (S_S=400) correctness and int8:
 #     1. the attention and transformer-fusion GPU tests with the flash kernel skipping padding;
 #     2. int8 ResNet-50 batch 128 with its per-kind profile (where the quantize/dequantize time goes).
-set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
-PART="${PART:-1}"
-LOGS=/tmp/s11n-$PART; mkdir -p "$LOGS"
-S=$(date +%s)
-el() { echo "$(( $(date +%s) - S ))s"; }
-left() { echo $(( ${S_S:-560} - ($(date +%s) - S) )); }
-pack() { tar czf "$OUT/s11n-$PART.tgz" -C /tmp "s11n-$PART" 2>/dev/null; }
-OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
-DIR=/tmp/torchc-transformers
-
-# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed
-# (transformers-summary.sh).
-torchc() {
-  local name=$1; shift
-  mkdir -p "$LOGS/$name"
-  env "$@" OUT="$LOGS/$name" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$(( $(left) - 10 > 150 ? 150 : $(left) - 10 )) \
-    bash "$ROOT/scripts/gpu.sh" bench transformers >"$LOGS/$name.log" 2>&1
-  echo "torchc $name rc=$? ($(el))"
-  bash "$ROOT/scripts/gpu/transformers-summary.sh" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
-    "$LOGS/TRANSFORMERS-$name.md"
-}
+BENCH_CAP_S=150; TAG=s11n; S_DEFAULT=560; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 if [ "$PART" = 1 ]; then
   echo "== 1. PyTorch peers, every benchmark model ($(el))"

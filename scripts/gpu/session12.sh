@@ -9,16 +9,7 @@
 #   PART=2 bash scripts/gpu/session12.sh   (S_S=330)
 #     1. the flash-attention variants on ViT-B/16 and DeiT-tiny shapes, PyTorch SDPA beside (flash-sweep bench);
 #     2. part 1's pipelined host batches again, with one call's timeline per variant.
-set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
-PART="${PART:-1}"
-LOGS=/tmp/s12-$PART; mkdir -p "$LOGS"
-S=$(date +%s)
-el() { echo "$(( $(date +%s) - S ))s"; }
-left() { echo $(( ${S_S:-300} - ($(date +%s) - S) )); }
-pack() { tar czf "$OUT/s12-$PART.tgz" -C /tmp "s12-$PART" 2>/dev/null; }
-OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
+TAG=s12; S_DEFAULT=300; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 if [ "$PART" = 1 ]; then
   echo "== 1. pipelined host batches ($(el))"
@@ -59,17 +50,6 @@ if [ "$PART" = 2 ]; then
   grep -E "^\||timeline|Error" "$LOGS/pipe.log" | head -24
   pack
 fi
-DIR=/tmp/torchc-transformers
-# torchc NAME [ENV=VALUE ...]: the transformers bench into $LOGS/NAME, its table and per-kind profile printed.
-torchc() {
-  local name=$1; shift
-  mkdir -p "$LOGS/$name"
-  env "$@" OUT="$LOGS/$name" TRANSFORMERS_DIR="$DIR" TORCHC_GPU_TIMEOUT=$(( $(left) - 10 > 170 ? 170 : $(left) - 10 )) \
-    bash "$ROOT/scripts/gpu.sh" bench transformers >"$LOGS/$name.log" 2>&1
-  echo "torchc $name rc=$? ($(el))"
-  bash "$ROOT/scripts/gpu/transformers-summary.sh" "$OUT/transformers.peers.json" "$LOGS/$name/transformers.json" \
-    "$LOGS/TRANSFORMERS-$name.md"
-}
 
 if [ "$PART" = 3 ]; then
   # PART=3 (S_S=560): issue 13's benchmark in one run: PyTorch peers for every benchmark model (MODELS to pick),

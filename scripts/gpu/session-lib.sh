@@ -1,0 +1,22 @@
+# Sourced by the session device scripts: `TAG=s12; S_DEFAULT=300; source scripts/gpu/session-lib.sh` sets ROOT, OUT,
+# PART, LOGS (/tmp/TAG-PART) and S (the start), defines el (seconds since the start), left (seconds left of
+# S_S, default S_DEFAULT), pack (LOGS into $OUT/TAG-PART.tgz) and torchc (below), and writes the environment report.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${OUT:-$ROOT/.device-out}"; mkdir -p "$OUT"
+PART="${PART:-1}"
+LOGS=/tmp/$TAG-$PART; mkdir -p "$LOGS"
+S=$(date +%s)
+el() { echo "$(( $(date +%s) - S ))s"; }
+left() { echo $(( ${S_S:-$S_DEFAULT} - ($(date +%s) - S) )); }
+pack() { tar czf "$OUT/$TAG-$PART.tgz" -C /tmp "$TAG-$PART" 2>/dev/null; }
+OUT="$LOGS/env" bash "$ROOT/scripts/gpu.sh" env >"$LOGS/env.log" 2>&1
+# torchc NAME [ENV=VALUE ...]: the transformers bench (PyTorch's peers and exports in DIR) into $LOGS/NAME, at most
+# BENCH_CAP_S (default 170) seconds, its table and per-kind profile printed.
+DIR=/tmp/torchc-transformers
+torchc() {
+  local name=$1; shift
+  local cap=${BENCH_CAP_S:-170}
+  bash "$ROOT/scripts/gpu/torchc-transformers.sh" "$name" "$LOGS" "$DIR" $(( $(left) - 10 > cap ? cap : $(left) - 10 )) "$@"
+  echo "($(el))"
+}
