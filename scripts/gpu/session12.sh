@@ -6,6 +6,7 @@
 #        batch 128, host fp32 in and out, same process (bench/host-pipeline.bench.ts), checked against PyTorch;
 #     2. EfficientNet-B0 fp16 batch 1 and 128: per-step profile (torchc bench --profile), where batch 1's
 #        0.39 ms goes (PROFILES=0 skips it).
+#   PART=3, PART=4: see their blocks below (issue 13's benchmark; issue 8's batch-128 bar with peers).
 #   PART=2 bash scripts/gpu/session12.sh   (S_S=330)
 #     1. the flash-attention variants on ViT-B/16 and DeiT-tiny shapes, PyTorch SDPA beside (flash-sweep bench);
 #     2. part 1's pipelined host batches again, with one call's timeline per variant.
@@ -74,6 +75,26 @@ if [ "$PART" = 3 ]; then
     # shellcheck disable=SC2086
     torchc ab $AB_ENV TRANSFORMERS_ONLY="${AB_ONLY:-vit_base_patch16_224,deit_tiny_patch16_224}"
   fi
+  pack
+fi
+if [ "$PART" = 4 ]; then
+  # PART=4 (S_S=420): issue 8's batch-128 bar with PyTorch's end-to-end peers in the same command: the peers
+  # (fixtures/export_runtime.py --peers), torchc's static module end to end (bench e2e, E2E_QUICK), and the
+  # pipelined module (bench host-pipeline, PIPE_ROWS default 32).
+  echo "== 1. exports and PyTorch e2e peers ($(el))"
+  PYTHONUNBUFFERED=1 timeout 220 python3 "$ROOT/fixtures/export_runtime.py" /tmp/rt --peers >"$LOGS/export-rt.log" 2>&1
+  echo "export rc=$? ($(el))"; cp /tmp/rt/peers_e2e.json "$LOGS/" 2>/dev/null
+  grep -E '^\{' "$LOGS/export-rt.log" | cut -c1-400 | head -4
+  echo "== 2. torchc static e2e ($(el))"
+  OUT="$LOGS/e2e" TORCHC_RUNTIME_DIR=/tmp/rt E2E_QUICK=1 TORCHC_GPU_TIMEOUT=90 bash "$ROOT/scripts/gpu.sh" bench e2e \
+    >"$LOGS/e2e.log" 2>&1
+  echo "e2e rc=$? ($(el))"; grep -E "^quick" "$LOGS/e2e.log"
+  echo "== 3. pipelined ($(el))"
+  PYTHONUNBUFFERED=1 timeout 90 python3 "$ROOT/fixtures/export_dynamic.py" /tmp/dyn 128 128 >"$LOGS/export-dyn.log" 2>&1
+  c=$(( $(left) - 10 )); [ "$c" -gt 150 ] && c=150
+  OUT="$LOGS/pipe" PIPE_ROWS="${PIPE_ROWS:-32}" TORCHC_DYNAMIC_DIR=/tmp/dyn TORCHC_GPU_TIMEOUT=$c \
+    bash "$ROOT/scripts/gpu.sh" bench host-pipeline >"$LOGS/pipe.log" 2>&1
+  echo "pipeline rc=$? ($(el))"; grep -E "^\|" "$LOGS/pipe.log" | head -12
   pack
 fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
