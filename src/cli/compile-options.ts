@@ -16,6 +16,7 @@ export const COMPILE_FLAGS = {
   tf32: { type: "boolean" },
   tune: { type: "boolean" },
   contexts: { type: "string" },
+  "pipeline-rows": { type: "string" },
   device: { type: "string" },
   "calibration-data": { type: "string" },
   "calibration-cache": { type: "string" },
@@ -48,6 +49,8 @@ export const compileUsage = (defaultBackend: BackendName = "reference"): string 
   "  --tf32                         allow TF32 for fp32 (cuda)\n" +
   "  --tune                         time cuDNN engine candidates per convolution, keep the fastest (cuda; slower compile)\n" +
   "  --contexts N                   execution contexts: forward passes in flight at once (cuda; default 1)\n" +
+  "  --pipeline-rows N              with a batch range: host batches over N rows run as pieces of N, each piece's\n" +
+  "                                 copy to the GPU overlapping the previous pieces' forward passes\n" +
   "  --device N                     CUDA device ordinal (cuda; default 0)\n" +
   "  --fp16-overflow keep-fp32|error|ignore   fp16: where a sample run overflows fp16, keep those nodes in fp32,\n" +
   "                                 or fail naming them (default ignore; sample: --calibration-data, else random)\n" +
@@ -75,8 +78,10 @@ export function compileOptionsFrom(
     if (!Number.isInteger(k) || k < 0) throw new InputError(`--${flag} ${v}: expected a whole number`);
     return k;
   };
+  const pipelineRows = count("pipeline-rows");
   return {
     ...defaults,
+    ...(pipelineRows !== undefined ? { dynamic: { ...defaults.dynamic, pipelineRows } } : {}),
     contexts: count("contexts") ?? defaults.contexts,
     device: count("device") ?? defaults.device,
     enabledPrecisions: (values.precision as PrecisionName[] | undefined) ?? defaults.enabledPrecisions,

@@ -387,6 +387,11 @@ export async function compile(
     const { compileDynamic } = await import("./dynamic-module.js");
     return compileDynamic(model, shapes.symbolic, shapes.range, options);
   }
+  if (options.dynamic?.pipelineRows !== undefined)
+    throw new InputError(
+      "dynamic.pipelineRows (--pipeline-rows) needs a batch range: inputs with minShape/optShape/maxShape (--input-shape min:opt:max), or a .pt2 exported with a dynamic batch",
+      "options.inputs",
+    );
   const graph0 = options.truncateDouble ? truncateDouble(shapes.graph) : shapes.graph;
   const precisions = normalizePrecisions(options.enabledPrecisions);
   const t0 = performance.now();

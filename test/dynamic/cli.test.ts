@@ -33,6 +33,26 @@ describe("torchc with a .pt2 exported with a dynamic batch", () => {
     expect(r.err).toMatch(/x9\.npy: dimension 0 is 9, outside the range 1–8/);
   });
 
+  it("run --compiled --pipeline-rows: a batch over the piece size runs in pieces and matches PyTorch's rows", () => {
+    const rows = [3, 1, 0, 2, 3, 1, 0];
+    const x = save("x7.npy", rows);
+    const y = save("y7.npy", rows);
+    const r = torchc("run", archive, "--input", x, "--expect", y, "--compiled", "--pipeline-rows", "2");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/float32\[7, 10\].* ok/);
+    const c = torchc("compile", archive, "--input-shape", "1x20:2x20:6x20", "--pipeline-rows", "2");
+    expect(c.code).toBe(0);
+    expect(c.out).toMatch(/host batches over 2 rows run as pipelined pieces of 2/);
+  });
+
+  it("--pipeline-rows without a batch range is one clear error", () => {
+    const r = torchc("compile", archive, "--input-shape", "4x20", "--pipeline-rows", "2");
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/pipelineRows \(--pipeline-rows\) needs a batch range/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
   it("compile --input-shape min:opt:max reports the range and its buckets", () => {
     const r = torchc("compile", archive, "--input-shape", "1x20:2x20:6x20");
     expect(r.code).toBe(0);

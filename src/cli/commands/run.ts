@@ -55,16 +55,19 @@ export const runCommand: Command = {
       outputNames = compiled.graph.outputs;
       await compiled.dispose();
     } else {
-      // a .pt2 exported with a dynamic batch runs at the inputs' sizes
+      // a .pt2 exported with a dynamic batch runs at the inputs' sizes (checked against its range here, naming
+      // the files), or over its range when the batch is pipelined in pieces
+      const loaded = await loadModel(path, { inputTypes });
       const model = specializeToInputs(
-        await loadModel(path, { inputTypes }),
+        loaded,
         inputs.map((t) => t.shape),
         files,
       );
       validateInputs(model.graph, inputs, files);
       outputNames = model.graph.outputs;
       if (values.compiled || options.backend === "cuda" || fp16) {
-        const compiled = await withProgress("passes", () => compile(model, options));
+        const pipelined = options.dynamic?.pipelineRows !== undefined && loaded.dynamic !== undefined;
+        const compiled = await withProgress("passes", () => compile(pipelined ? loaded : model, options));
         outputs = await compiled.run(inputs);
         await compiled.dispose();
       } else {
