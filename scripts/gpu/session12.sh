@@ -6,7 +6,8 @@
 #        batch 128, host fp32 in and out, same process (bench/host-pipeline.bench.ts), checked against PyTorch;
 #     2. EfficientNet-B0 fp16 batch 1 and 128: per-step profile (torchc bench --profile), where batch 1's
 #        0.39 ms goes (PROFILES=0 skips it).
-#   PART=3, PART=4: see their blocks below (issue 13's benchmark; issue 8's batch-128 bar with peers).
+#   PART=3, PART=4, PART=5: see their blocks below (issue 13's benchmark; issue 8's batch-128 bar with peers; the
+#   rows, small-GEMM and flash kernel sweeps).
 #   PART=2 bash scripts/gpu/session12.sh   (S_S=330)
 #     1. the flash-attention variants on ViT-B/16 and DeiT-tiny shapes, PyTorch SDPA beside (flash-sweep bench);
 #     2. part 1's pipelined host batches again, with one call's timeline per variant.
@@ -96,6 +97,18 @@ if [ "$PART" = 4 ]; then
     bash "$ROOT/scripts/gpu.sh" bench host-pipeline >"$LOGS/pipe.log" 2>&1
   echo "pipeline rc=$? ($(el))"; grep -E "^\|" "$LOGS/pipe.log" | head -12
   pack
+fi
+if [ "$PART" = 5 ]; then
+  # PART=5 (S_S=240): the kernel sweeps built in session 12 after its last device command: rows (LayerNorm and
+  # friends at ViT/DeiT/Swin shapes) and the small-M tensor-core GEMM against cuBLASLt (batch-1 Linear shapes).
+  for b in rows-sweep gemm-sweep flash-sweep; do
+    [ "$(left)" -gt 40 ] || break
+    c=$(( $(left) - 10 )); [ "$c" -gt 100 ] && c=100
+    OUT="$LOGS/$b" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench "$b" >"$LOGS/$b.log" 2>&1
+    echo "$b rc=$? ($(el))"
+    cat "$LOGS/$b/$b.md" 2>/dev/null | grep -E "^\|" | head -60 || grep -E "^\||Error" "$LOGS/$b.log" | head -40
+    pack
+  done
 fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
