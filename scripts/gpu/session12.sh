@@ -106,7 +106,8 @@ if [ "$PART" = 5 ]; then
     c=$(( $(left) - 10 )); [ "$c" -gt 100 ] && c=100
     OUT="$LOGS/$b" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench "$b" >"$LOGS/$b.log" 2>&1
     echo "$b rc=$? ($(el))"
-    cat "$LOGS/$b/$b.md" 2>/dev/null | grep -E "^\|" | head -60 || grep -E "^\||Error" "$LOGS/$b.log" | head -40
+    if [ -s "$LOGS/$b/$b.md" ]; then grep -E "^\|" "$LOGS/$b/$b.md" | head -60
+    else grep -E "^\||Error" "$LOGS/$b.log" | head -40; fi
     pack
   done
 fi
