@@ -88,10 +88,25 @@ static inline float tc_warp_max(float v) {
   tc_warp_sync();
   return m;
 }
+// Segmented reductions over aligned groups of w lanes (rows kernels with fewer lanes than a warp per row).
+static inline float tc_seg_sum(float v, int w) {
+  const int t = threadIdx.x; tc_warp_buf[t] = v;
+  tc_warp_sync();
+  float s = 0.0f; for (int i = 0; i < w; ++i) s += tc_warp_buf[(t & ~(w - 1)) + i];
+  tc_warp_sync();
+  return s;
+}
+static inline float tc_seg_max(float v, int w) {
+  const int t = threadIdx.x; tc_warp_buf[t] = v;
+  tc_warp_sync();
+  float m = tc_warp_buf[t & ~(w - 1)]; for (int i = 1; i < w; ++i) m = fmaxf(m, tc_warp_buf[(t & ~(w - 1)) + i]);
+  tc_warp_sync();
+  return m;
+}
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __align__(n) alignas(n)
 static inline float __int_as_float(unsigned int i) { float f; memcpy(&f, &i, 4); return f; }

@@ -35,6 +35,13 @@ export interface WarpRowFrame {
   readonly alongRow: boolean;
 }
 
+/** Tensors loaded in the load pass besides the row (TORCHC_ROWS_PRELOAD: a norm's weight and bias). */
+export interface Preload {
+  readonly tensors: readonly string[];
+  /** The tensor's coords at an element's input coords. */
+  coords(c: string[]): string[];
+}
+
 /** The rows kernel's fused input and output, lane by lane (rows.ts fusedIO). */
 export interface LaneIO {
   /** The input at coords (loaded, or computed by the prologue). */
@@ -54,8 +61,13 @@ export interface RegisterRow {
   readonly xr: string;
   /** Emits `body(x)` for every element this lane holds (x an lvalue), skipping chunks past the row's end. */
   each(body: (x: string) => void): void;
-  /** The output pass: `y(x, coords)` for every element this lane holds, stored through `io` with wide stores. */
-  store(io: LaneIO, y: (x: string, coords: string[]) => string): void;
+  /** Float register arrays of the preloaded tensors (same indexing as `xr`), by tensor. */
+  readonly preloaded: ReadonlyMap<string, string>;
+  /**
+   * The output pass: `y(x, coords, i)` for every element this lane holds (`i` its index in the register arrays),
+   * stored through `io` with wide stores.
+   */
+  store(io: LaneIO, y: (x: string, coords: string[], i: number) => string): void;
 }
 
 /** Tensors a rows kernel reads from memory at (a broadcast of) the row's coordinates: fused layers' operands. */
@@ -83,8 +95,9 @@ function registerPlan(
   reads: readonly string[],
 ): RegisterPlan | undefined {
   if (process.env.TORCHC_ROWS_VECTOR === "0") return undefined;
-  // A warp per row, its lanes along the row.
-  if (f.TY !== 32 || !f.alongRow || f.inner === 0) return undefined;
+  // A warp per row, its lanes along the row; or (TORCHC_ROWS_LANES) an aligned group of 4, 8 or 16 lanes per row.
+  const lanesOk = f.TY === 32 || (f.TY >= 4 && f.TY < 32 && 32 % f.TY === 0);
+  if (!lanesOk || !f.alongRow || f.inner === 0) return undefined;
   const x = ctx.info(input);
   if (x.logicalDType === "float64") return undefined;
   const axes = inner.filter((a) => x.shape[a] !== 1);
@@ -104,8 +117,9 @@ function registerPlan(
   const touched = [...new Set([...written, ...loaded])];
   const bytes = touched.map((t) => DTYPE_BYTES[ctx.info(t).storage]).filter((b) => b === 2 || b === 4);
   const V = 16 / Math.min(...bytes, 4);
-  // At most 32 floats a lane (rows.ts WARP_ROW_MAX): the row stays in registers.
-  if (f.inner % V !== 0 || f.inner > 1024) return undefined;
+  // At most 32 floats a lane (rows.ts WARP_ROW_MAX): the row stays in registers; 64 with fewer lanes a row.
+  const floats = Math.ceil(f.inner / V / f.TY) * V;
+  if (f.inner % V !== 0 || f.inner > 1024 || floats > (f.TY === 32 ? 32 : 64)) return undefined;
   // Certain 16-byte alignment: every row start is a multiple of V elements from its tensor's start (vectorizable),
   // and every tensor's start is 16-byte aligned (arena slots and allocations are 256-byte aligned; a strided view
   // adds its element offset).
@@ -118,6 +132,17 @@ function registerPlan(
   const wide = [...written, ...(prologue.length ? [] : [input])].every((t) => e.vectorizable(t, axis));
   e.vec = undefined;
   return wide ? { axis, V } : undefined;
+}
+
+/** Declares the row's register array (and the preloaded tensors'): K chunks of V floats a lane, L lanes a row. */
+function registers(e: Emitter, L: number, V: number, K: number, preload: Preload | undefined) {
+  const xr = e.fresh("xr");
+  const who = L === 32 ? "a warp per row" : `${L} lanes per row`;
+  e.line(`// rows: register path, ${who}, ${V}-element (16-byte) vectors, ${K} per lane`);
+  e.line(`float ${xr}[${K * V}] = {};`);
+  const preloaded = new Map((preload?.tensors ?? []).map((t) => [t, e.fresh("pr")] as const));
+  for (const a of preloaded.values()) e.line(`float ${a}[${K * V}] = {};`);
+  return { xr, preloaded };
 }
 
 /**
@@ -134,24 +159,24 @@ export function registerRow(
   fusion: Partial<RowsFusion>,
   reads: readonly string[],
   io: LaneIO,
+  preload?: Preload,
 ): RegisterRow | undefined {
   const plan = registerPlan(f, ctx, input, inner, output, fusion, reads);
   if (!plan) return undefined;
   const { axis, V } = plan;
   const e = f.e;
+  const L = f.TY;
   const chunks = f.inner / V;
-  const K = Math.ceil(chunks / 32);
+  const K = Math.ceil(chunks / L);
   const lane = e.let("int", "ty", "lane");
   const bases = Array.from({ length: K }, (_, k) =>
-    e.let(e.idx, k === 0 ? `(${e.idx})${lane} * ${V}` : `(${e.idx})(${lane} + ${32 * k}) * ${V}`, "jb"),
+    e.let(e.idx, k === 0 ? `(${e.idx})${lane} * ${V}` : `(${e.idx})(${lane} + ${L * k}) * ${V}`, "jb"),
   );
-  // Chunk k is past the row's end on some lanes only when the row is not a whole number of warp-wide chunks.
-  const partial = (k: number) => 32 * (k + 1) > chunks;
+  // Chunk k is past the row's end on some lanes only when the row is not a whole number of row-wide chunks.
+  const partial = (k: number) => L * (k + 1) > chunks;
   const guard = (k: number, active: boolean) =>
     [active ? "active" : "", partial(k) ? `${bases[k]} < ${f.inner}` : ""].filter(Boolean).join(" && ");
-  const xr = e.fresh("xr");
-  e.line(`// rows: register path, a warp per row, ${V}-element (16-byte) vectors, ${K} per lane`);
-  e.line(`float ${xr}[${K * V}] = {};`);
+  const { xr, preloaded } = registers(e, L, V, K, preload);
   /** The V lanes' input coords of chunk k. */
   const lanesOf = (k: number) =>
     Array.from({ length: V }, (_, j) => f.rowCoords.map((c, a) => (a === axis ? laneCoord(bases[k], j) : c)));
@@ -175,11 +200,16 @@ export function registerRow(
     lanes.forEach((c, j) => {
       e.line(`${xr}[${k * V + j}] = (float)${io.load(c)};`);
     });
+    for (const [t, a] of preloaded)
+      lanes.forEach((c, j) => {
+        e.line(`${a}[${k * V + j}] = (float)${e.load(t, preload!.coords(c))};`);
+      });
   });
   return {
     V,
     K,
     xr,
+    preloaded,
     each(body) {
       for (let k = 0; k < K; k++) {
         const g = guard(k, false);
@@ -192,7 +222,7 @@ export function registerRow(
     store(out, y) {
       overChunks(true, (k) => {
         const lanes = lanesOf(k);
-        const ys = lanes.map((c, j) => y(`${xr}[${k * V + j}]`, c));
+        const ys = lanes.map((c, j) => y(`${xr}[${k * V + j}]`, c, k * V + j));
         out.storeLanes(lanes, axis, ys, "float");
       });
     },

@@ -18,6 +18,7 @@ import type { RowsFusion } from "../fuse/steps.js";
 import { computeCType, floatLiteral, highest, isFloatDType, lowest } from "./ctypes.js";
 import { type CodegenContext, ElementEmitter, type GeneratedKernel } from "./element.js";
 import { decompose, Emitter, indexType } from "./emitter.js";
+import { lanesPerRow, type RowsKnobs, rowsKnobs, SEGMENTED_SHUFFLES } from "./rows-knobs.js";
 import { type LaneIO, type RegisterRow, registerRow } from "./rows-warp.js";
 
 const THREADS = 256;
@@ -35,6 +36,14 @@ interface Frame {
   threads: number;
   /** The TY threads of a row are consecutive lanes (a row never straddles a warp's boundary when TY ≥ 32). */
   alongRow: boolean;
+  /** Blocks launched (fewer than rows / TX with a grid-stride loop, TORCHC_ROWS_GRID). */
+  grid: number;
+  /** The kernel body is a grid-stride loop (closed by finish). */
+  loop: boolean;
+  /** The kernel uses the segmented shuffles (rows-knobs.ts), defined ahead of it. */
+  segmented: boolean;
+  /** The variant knobs in force for this kernel (rows-knobs.ts); empty for reduce kernels. */
+  knobs: Partial<RowsKnobs>;
 }
 
 interface RowSpec {
@@ -54,15 +63,17 @@ const MANY_ROWS = 2048;
 /** The longest row a warp takes alone (32 elements per lane per pass; 32 registers a lane on the register path). */
 const WARP_ROW_MAX = 1024;
 
-/** Chooses the thread split and emits the row decomposition. */
-function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame {
-  const x = ctx.info(spec.input);
-  const idx = indexType([numel(x.shape) * 4, ...extraCounts]);
-  const e = new Emitter(ctx.info, idx);
-  const rows = spec.outer.reduce((p, a) => p * x.shape[a], 1);
-  const inner = spec.inner.reduce((p, a) => p * x.shape[a], 1);
-  const innermost = x.layout.filter((a) => x.shape[a] !== 1).at(-1);
-  const alongRow = innermost === undefined || spec.inner.includes(innermost);
+/**
+ * Threads per row (TY) and the block's threads. With `knobs.lanes` (softmax and norms only), a warp-path kernel
+ * gives each row fewer lanes than a warp (rows-knobs.ts).
+ */
+function split(
+  x: ReturnType<CodegenContext["info"]>,
+  rows: number,
+  inner: number,
+  alongRow: boolean,
+  knobs: Partial<RowsKnobs>,
+): { TY: number; threads: number } {
   // Rows across memory (NHWC spatial means): 1024-thread blocks, so many loads are in flight per row;
   // 32 adjacent rows per block (coalesced), or 8 with 128 threads each when there are few rows.
   const threads = !alongRow && inner >= 256 ? 1024 : THREADS;
@@ -72,22 +83,64 @@ function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[]): Frame
   // barrier levels per statistic (7x slower than the bandwidth floor on the H200).
   // TORCHC_ROWS_WARP=0 keeps a block per row (for A/B timing).
   const warpRows = process.env.TORCHC_ROWS_WARP !== "0";
-  if (warpRows && alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) TY = 32;
-  else if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
+  if (warpRows && alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) {
+    const bytes = x.storage === "float32" ? 4 : 2;
+    TY = knobs.lanes ? lanesPerRow(knobs.lanes, inner, bytes) : 32;
+  } else if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
   else if (threads === 1024) TY = rows <= 256 ? 128 : 32;
   else TY = rows <= 32 * 64 ? 32 : 8;
   TY = Math.min(TY, pow2ceil(Math.max(1, inner)) >= 2 ? TY : 1) || 1;
+  return { TY, threads };
+}
+
+/**
+ * Chooses the thread split and emits the row decomposition; `variants`: the kernel takes the rows-knobs.ts knobs
+ * (softmax and norms).
+ */
+function frame(ctx: CodegenContext, spec: RowSpec, extraCounts: number[], variants = false): Frame {
+  const x = ctx.info(spec.input);
+  const idx = indexType([numel(x.shape) * 4, ...extraCounts]);
+  const e = new Emitter(ctx.info, idx);
+  const rows = spec.outer.reduce((p, a) => p * x.shape[a], 1);
+  const inner = spec.inner.reduce((p, a) => p * x.shape[a], 1);
+  const innermost = x.layout.filter((a) => x.shape[a] !== 1).at(-1);
+  const alongRow = innermost === undefined || spec.inner.includes(innermost);
+  const knobs: Partial<RowsKnobs> = variants ? rowsKnobs() : {};
+  const { TY, threads } = split(x, rows, inner, alongRow, knobs);
   const TX = threads / TY;
   e.line("const int tid = threadIdx.x;");
   e.line(alongRow ? `const int tx = tid / ${TY};` : `const int tx = tid % ${TX};`);
   e.line(alongRow ? `const int ty = tid % ${TY};` : `const int ty = tid / ${TX};`);
-  e.line(`const ${idx} row_raw = (${idx})blockIdx.x * ${TX} + tx;`);
+  const blocks = Math.max(1, Math.ceil(rows / TX));
+  // TORCHC_ROWS_GRID: a grid-stride loop on the warp path, the same trip count in every block (barriers stay safe)
+  const loop = knobs.grid !== undefined && alongRow && TY <= 32 && rows >= MANY_ROWS && knobs.grid < blocks;
+  const iters = loop ? Math.ceil(blocks / (knobs.grid ?? 1)) : 1;
+  const grid = Math.ceil(blocks / iters);
+  if (loop) {
+    e.line(`for (int it = 0; it < ${iters}; ++it) {`);
+    e.line(`const ${idx} row_raw = ((${idx})it * ${grid} + blockIdx.x) * ${TX} + tx;`);
+  } else e.line(`const ${idx} row_raw = (${idx})blockIdx.x * ${TX} + tx;`);
   e.line(`const bool active = row_raw < ${rows};`);
   e.line(`const ${idx} row = active ? row_raw : 0;`);
   const outerOrder = x.layout.filter((a) => spec.outer.includes(a));
   const rowShape = x.shape.map((d, a) => (spec.outer.includes(a) ? d : 1));
   const rowCoords = decompose(e, "row", rowShape, outerOrder.length ? outerOrder : [0]);
-  return { e, rowCoords, tx: "tx", ty: "ty", TX, TY, rows, inner, threads, alongRow };
+  return {
+    e,
+    rowCoords,
+    tx: "tx",
+    ty: "ty",
+    TX,
+    TY,
+    rows,
+    inner,
+    threads,
+    alongRow,
+    grid,
+    loop,
+    segmented: false,
+    knobs,
+  };
 }
 
 /** Emits `for (e = ty; e < inner; e += TY)` with the element's input coords, calling body(coords). */
@@ -117,6 +170,11 @@ function blockCombine(
 ): string {
   const e = f.e;
   const sm = `sm_${name}`;
+  if (warpOp && ct === "float" && f.alongRow && f.TY < 32 && 32 % f.TY === 0 && f.TY >= 2) {
+    // a row of TY < 32 lanes (TORCHC_ROWS_LANES): segmented shuffles within the row's aligned group of lanes
+    f.segmented = true;
+    return e.let("float", `tc_seg_${warpOp}(${acc}, ${f.TY})`, `${name}_w`);
+  }
   if (warpOp && ct === "float" && f.alongRow && f.TY >= 32 && f.TY % 32 === 0) {
     const w = e.let("float", `${warpOp === "sum" ? "tc_warp_sum" : "tc_warp_max"}(${acc})`, `${name}_w`);
     if (f.TY === 32) return w;
@@ -145,12 +203,15 @@ function blockCombine(
 }
 
 function finish(name: string, f: Frame): GeneratedKernel {
-  const source = `extern "C" __global__ void __launch_bounds__(${f.threads}) ${name}(${f.e.signature()}) {\n${f.e.body()}\n}\n`;
+  if (f.loop) f.e.line("}");
+  const helpers = f.segmented ? SEGMENTED_SHUFFLES : "";
+  const bounds = f.knobs.minBlocks ? `${f.threads}, ${f.knobs.minBlocks}` : `${f.threads}`;
+  const source = `${helpers}extern "C" __global__ void __launch_bounds__(${bounds}) ${name}(${f.e.signature()}) {\n${f.e.body()}\n}\n`;
   return {
     name,
     source,
     params: f.e.params,
-    grid: [Math.max(1, Math.ceil(f.rows / f.TX)), 1, 1],
+    grid: [f.grid, 1, 1],
     block: [f.threads, 1, 1],
     sharedBytes: 0,
   };
@@ -427,30 +488,52 @@ function registerNorm(
 ): GeneratedKernel | undefined {
   if (layer.kind === "group") return undefined;
   const [input, scale, bias] = layer.inputs;
-  const reg = registerRow(f, ctx, input, inner, layer.output, fusion, [scale, bias], io);
+  const preload = f.knobs.preload ? { tensors: [scale, bias], coords: scaleCoords } : undefined;
+  const reg = registerRow(f, ctx, input, inner, layer.output, fusion, [scale, bias], io, preload);
   if (!reg) return undefined;
   const e = f.e;
   let mean = "0.0f";
-  if (layer.kind !== "rms") {
+  let sq = "";
+  if (layer.kind !== "rms" && f.knobs.onePass) {
+    ({ mean, sq } = onePassMoments(f, reg));
+  } else if (layer.kind !== "rms") {
     e.line("float s = 0;");
     reg.each((v) => e.line(`s += ${v};`));
     const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
     mean = e.let("float", `${sum} / (float)${f.inner}`, "mean");
   }
-  e.line("float q = 0;");
-  reg.each((v) => e.line(`{ const float d = ${v} - ${mean}; q += d * d; }`));
-  const sq = blockCombine(f, "float", "q", (a, b) => `${a} + ${b}`, "sq", "sum");
+  if (layer.kind === "rms" || !f.knobs.onePass) {
+    e.line("float q = 0;");
+    reg.each((v) => e.line(`{ const float d = ${v} - ${mean}; q += d * d; }`));
+    sq = blockCombine(f, "float", "q", (a, b) => `${a} + ${b}`, "sq", "sum");
+  }
   const rstd = e.let(
     "float",
     `1.0f / sqrt(${sq} / (float)${f.inner} + ${floatLiteral(layer.epsilon)})`,
     "rstd",
   );
-  reg.store(io, (v, c) => {
-    const sc = e.load(scale, scaleCoords(c));
-    const bi = e.load(bias, scaleCoords(c));
+  reg.store(io, (v, c, i) => {
+    const pre = (t: string) => reg.preloaded.get(t);
+    const sc = pre(scale) ? `${pre(scale)}[${i}]` : e.load(scale, scaleCoords(c));
+    const bi = pre(bias) ? `${pre(bias)}[${i}]` : e.load(bias, scaleCoords(c));
     return `(${v} - ${mean}) * ${rstd} * (float)${sc} + (float)${bi}`;
   });
   return finish(name, f);
+}
+
+/**
+ * TORCHC_ROWS_ONEPASS: the row's sum and sum of squares in one pass over the registers, reduced by two independent
+ * warp reductions; the variance is E[x²] − mean² (clamped at 0). Returns the mean and the sum of squared deviations.
+ */
+function onePassMoments(f: Frame, reg: RegisterRow): { mean: string; sq: string } {
+  const e = f.e;
+  e.line("float s = 0, q2 = 0;");
+  reg.each((v) => e.line(`{ const float x = ${v}; s += x; q2 += x * x; }`));
+  const sum = blockCombine(f, "float", "s", (a, b) => `${a} + ${b}`, "sum", "sum");
+  const sum2 = blockCombine(f, "float", "q2", (a, b) => `${a} + ${b}`, "sq", "sum");
+  const mean = e.let("float", `${sum} / (float)${f.inner}`, "mean");
+  const sq = e.let("float", `fmaxf(${sum2} - ${sum} * ${mean}, 0.0f)`, "sqd");
+  return { mean, sq };
 }
 
 /** Softmax or log-softmax along one axis; with `fusion`, element layers before and after it as for layer norm. */
@@ -469,7 +552,7 @@ export function generateSoftmaxKernel(
     outer: Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axis),
     inner: rank === 0 ? [] : [axis],
   };
-  const f = frame(ctx, spec, []);
+  const f = frame(ctx, spec, [], true);
   const e = f.e;
   const ct = x.logicalDType === "float64" ? "double" : "float";
   const io = fusedIO(e, ctx, input, layer.output, fusion);
@@ -532,7 +615,7 @@ export function generateNormalizationKernel(
   }
   const groups = layer.kind === "group" ? layer.numGroups : 1;
   const cg = layer.kind === "group" ? x.shape[1] / groups : 1;
-  const f = frame(ctx, spec, []);
+  const f = frame(ctx, spec, [], layer.kind !== "group");
   const e = f.e;
   const scaleCoords = (c: string[]) => (layer.kind !== "group" ? c.slice(layer.beginAxis) : [channelOf(c)]);
   const io = fusedIO(e, ctx, input, layer.output, fusion);
