@@ -13,15 +13,7 @@
 BENCH_CAP_S=150; TAG=s11n; S_DEFAULT=560; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 if [ "$PART" = 1 ]; then
-  echo "== 1. PyTorch peers, every benchmark model ($(el))"
-  PYTHONUNBUFFERED=1 timeout "$(( $(left) - 150 ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
-    --budget-s "$(( $(left) - 170 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
-  echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
-  grep -iE "skipped|timed out|crash" "$LOGS/peers.log" | head -5
-  echo "== 2. torchc, every model ($(el))"
-  torchc all
-  cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
-  pack
+  peers_then_all 150
   echo "== 3. flash kernel skipping padding; cuBLASLt algorithms by timing ($(el))"
   [ "$(left)" -gt 40 ] && torchc skip-padding TORCHC_FLASH_SKIP_PADDING=1 \
     TRANSFORMERS_ONLY=vit_base_patch16_224,deit_tiny_patch16_224

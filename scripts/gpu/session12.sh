@@ -62,15 +62,7 @@ if [ "$PART" = 3 ]; then
     echo "test $t rc=$? $(grep -E "^ℹ (pass|fail) " "$LOGS/$t.log" | tr '\n' ' ')($(el))"
     grep -E "✖ .*ms\)$|AssertionError" "$LOGS/$t.log" | head -6
   done
-  echo "== 1. PyTorch peers ($(el))"
-  PYTHONUNBUFFERED=1 timeout "$(( $(left) - 200 ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
-    ${MODELS:+--models "$MODELS"} --budget-s "$(( $(left) - 220 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
-  echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
-  grep -iE "skipped|timed out|crash" "$LOGS/peers.log" | head -5
-  echo "== 2. torchc, every model ($(el))"
-  torchc all
-  cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
-  pack
+  peers_then_all 200
   if [ -n "${AB_ENV:-}" ] && [ "$(left)" -gt 60 ]; then
     echo "== 3. A/B: $AB_ENV ($(el))"
     # shellcheck disable=SC2086
