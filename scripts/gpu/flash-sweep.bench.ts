@@ -17,10 +17,7 @@
  * Writes flash-sweep.json and flash-sweep.md into $OUT (else $TORCHC_BENCH_OUT, else the current folder).
  * FLASH_SWEEP_SHAPES=vit64,deit1 runs some shapes only.
  */
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { CodegenContext, GeneratedKernel } from "../../src/backends/cuda/codegen/element.js";
+import type { CodegenContext } from "../../src/backends/cuda/codegen/element.js";
 import {
   chooseAttentionKernel,
   describeAttentionChoice,
@@ -28,24 +25,13 @@ import {
   flashConfigProblem,
   generateFlashAttentionKernel,
 } from "../../src/backends/cuda/codegen/flash-attention.js";
-import {
-  CudaContext,
-  CudaEvent,
-  CudaModule,
-  compileCuda,
-  DeviceBuffer,
-  type DeviceMemory,
-  type Kernel,
-  KernelArgs,
-  launch,
-  Stream,
-} from "../../src/backends/cuda/device/index.js";
-import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
+import { type CudaModule, DeviceBuffer, type DeviceMemory, KernelArgs } from "../../src/backends/cuda/device/index.js";
 import { type EnginePlan, planCudaEngine } from "../../src/backends/cuda/plan.js";
 import { storageRoot } from "../../src/backends/cuda/plan/tensors.js";
-import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
+import { float16BitsToNumber } from "../../src/ir/half.js";
 import type { AttentionLayer } from "../../src/network/layers/index.js";
 import { NetworkBuilder } from "../../src/network/builder.js";
+import * as kit from "./sweep-support.js";
 
 interface Shape {
   readonly key: string;
@@ -90,14 +76,12 @@ const FEW: Variant[] = [
   ["w4 skip 2stage", { warps: 4, skipPadding: true, kvStages: 2 }],
 ];
 
-const VARIANT_TOLERANCE = 2e-3;
-const REFERENCE_TOLERANCE = 1e-2;
-const outDir = process.env.OUT ?? process.env.TORCHC_BENCH_OUT ?? ".";
-const log: string[] = [];
-const say = (line: string) => {
-  console.log(line);
-  log.push(line);
-};
+interface Row extends kit.VariantRow {
+  tflops?: number;
+}
+
+const sweep = new kit.Sweep<Row>("flash-sweep");
+const { say, rows } = sweep;
 
 /** timm's block around attention: projection stand-in, q/k/v views of it, attention, tokens-major output. */
 function blockNet(s: Shape) {
@@ -148,14 +132,8 @@ function planShape(s: Shape): Planned {
   return { plan, layer: step.layer, base: choice.config, ctx: { info, scalarConstant: () => undefined } };
 }
 
-interface Built {
-  readonly label: string;
+interface Built extends kit.SweepKernel {
   readonly config: FlashAttentionConfig;
-  readonly kernel: GeneratedKernel;
-  /** The kernel's symbol in the program (identical kernels are emitted once). */
-  symbol: string;
-  regs?: number;
-  spill?: string;
 }
 
 /** The default and each variant that fits, generated; the ones that do not fit are said and left out. */
@@ -176,55 +154,13 @@ function variantsOf(s: Shape, p: Planned): Built[] {
   return built;
 }
 
-/** Registers and spills of each entry function, from the ptxas lines of an NVRTC log. */
-function ptxasStats(logText: string, variants: Built[]): void {
-  let current: Built | undefined;
-  for (const line of logText.split("\n")) {
-    const entry = /Compiling entry function '(\w+)'/.exec(line);
-    if (entry) current = variants.find((v) => v.symbol === entry[1]);
-    const spill = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(line);
-    if (spill && current) current.spill = spill[2] === "0" && spill[3] === "0" ? "0" : `${spill[2]}/${spill[3]}`;
-    const regs = /Used (\d+) registers/.exec(line);
-    if (regs && current) current.regs = Number(regs[1]);
-  }
-}
-
-function compileShape(s: Shape, variants: Built[], arch: string): CudaModule | undefined {
-  const program = assembleProgram(
-    variants.map((v) => v.kernel),
-    new Set(["float16"]),
-  );
-  for (const [i, v] of variants.entries()) v.symbol = program.symbols[i];
-  const t0 = performance.now();
-  let compiled: ReturnType<typeof compileCuda>;
-  try {
-    compiled = compileCuda(program.source, { arch, options: ["--ptxas-options=-v"] });
-  } catch (e) {
-    // an NVRTC without the option: registers from the driver later, spills unknown
-    say(`  NVRTC refused --ptxas-options=-v (${(e as Error).message.split("\n")[0]}); compiling without`);
-    compiled = compileCuda(program.source, { arch });
-  }
-  ptxasStats(compiled.log, variants);
-  say(`  compiled ${variants.length} kernels for ${arch} in ${Math.round(performance.now() - t0)} ms`);
-  for (const v of variants)
-    say(
-      `  ${v.label.padEnd(24)} ${describeAttentionChoice({ kernel: "flash", config: v.config }).padEnd(44)} grid ${v.kernel.grid[0]}×${v.kernel.block[0]}  regs ${v.regs ?? "?"}  spill ${v.spill ?? "?"}`,
-    );
-  return gpu ? CudaModule.load(compiled.image) : undefined;
-}
-
-/** Random fp16 bits uniform on [-1.5, 1.5] (xorshift over a table of 4096 values). */
-function randomHalves(n: number, seed: number): Uint16Array {
-  const table = Uint16Array.from({ length: 4096 }, (_, i) => numberToFloat16Bits((i / 4095) * 3 - 1.5));
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = table[(x >>> 0) & 4095];
-  }
-  return out;
+function compileShape(variants: Built[]): CudaModule | undefined {
+  return kit.compileVariants(
+    sweep,
+    variants,
+    (v) =>
+      `  ${v.label.padEnd(24)} ${describeAttentionChoice({ kernel: "flash", config: v.config }).padEnd(44)} grid ${v.kernel.grid[0]}×${v.kernel.block[0]}  ${kit.regsAndSpill(v)}`,
+  ).module;
 }
 
 /** The float64 reference of head (b, h) against the kernel's output: max |diff| and max |ref|. */
@@ -260,81 +196,19 @@ function checkHead(s: Shape, qkv: Uint16Array, out: Uint16Array, b: number, h: n
   return [err, max];
 }
 
-const HALF = Float64Array.from({ length: 65536 }, (_, h) => float16BitsToNumber(h));
-
-/** max |a − b| / max |a| over two fp16 outputs (infinite where b is not finite). */
-function relativeDiff(a: Uint16Array, b: Uint16Array): number {
-  let err = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = HALF[a[i]];
-    const y = HALF[b[i]];
-    err = Math.max(err, Number.isFinite(y) ? Math.abs(x - y) : Number.POSITIVE_INFINITY);
-    max = Math.max(max, Math.abs(x));
-  }
-  return err / max;
-}
-
-interface Row {
-  shape: string;
-  variant: string;
-  config: string;
-  regs?: number;
-  spill?: string;
-  us?: number;
-  tflops?: number;
-  speedup?: number;
-  relErr?: number;
-  error?: string;
-}
-
-const rows: Row[] = [];
-const failures: string[] = [];
-
-let gpu: { ctx: CudaContext; stream: Stream } | undefined;
-try {
-  const ctx = CudaContext.get(0);
-  gpu = { ctx, stream: Stream.create() };
-  say(`device: ${ctx.info.name} (${ctx.arch}), driver ${ctx.info.driverVersion}`);
-} catch (e) {
-  say(`no GPU (${(e as Error).message.split("\n")[0]}): compiling for sm_90 only`);
-}
-
-/** Median µs per launch: 10 warm-up launches, 60 samples of `inner` launches between two events. */
-function time(kernel: Kernel, k: GeneratedKernel, args: KernelArgs, inner: number): number {
-  const { stream } = gpu!;
-  const cfg = { grid: k.grid, block: k.block, stream, programmatic: false };
-  for (let i = 0; i < 10; i++) launch(kernel, cfg, args);
-  const [start, end] = [CudaEvent.create(), CudaEvent.create()];
-  const samples: number[] = [];
-  try {
-    for (let r = 0; r < 60; r++) {
-      start.record(stream);
-      for (let i = 0; i < inner; i++) launch(kernel, cfg, args);
-      end.record(stream);
-      end.synchronize();
-      samples.push((end.elapsedSince(start) * 1000) / inner);
-    }
-  } finally {
-    start.destroy();
-    end.destroy();
-  }
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1];
-}
-
 function runShape(s: Shape): void {
   say(`\n== ${s.name}: ${s.B}×${s.H} heads, L = S = ${s.T}, d${s.D}, q/k/v row stride ${3 * s.H * s.D}`);
   const p = planShape(s);
   const variants = variantsOf(s, p);
-  const module = compileShape(s, variants, gpu?.ctx.arch ?? "sm_90");
+  const module = compileShape(variants);
   const flops = 4 * s.B * s.H * s.T * s.T * s.D;
+  const gpu = sweep.gpu;
   if (!module || !gpu) {
     for (const v of variants) rows.push(rowOf(s, v));
     return;
   }
   const qkvRoot = storageRoot(p.plan.infos, p.layer.inputs[0]);
-  const qkvHost = randomHalves(s.B * s.T * 3 * s.H * s.D, 1234 + s.B * s.H);
+  const qkvHost = kit.randomHalves(s.B * s.T * 3 * s.H * s.D, 1234 + s.B * s.H, -1.5, 1.5);
   const qkv = DeviceBuffer.from(qkvHost);
   const out = DeviceBuffer.alloc(s.B * s.T * s.H * s.D * 2);
   const pointer = (t: string): DeviceMemory => {
@@ -355,27 +229,24 @@ function runShape(s: Shape): void {
         const args = new KernelArgs(v.kernel.params.map(() => "ptr" as const));
         v.kernel.params.forEach((param, j) => args.set(j, pointer(param.tensor)));
         out.fill(0xff, { stream: gpu.stream }); // NaN: a row a variant leaves unwritten shows
-        launch(kernel, { grid: v.kernel.grid, block: v.kernel.block, stream: gpu.stream, programmatic: false }, args);
+        kit.launchPlain(gpu.stream, kernel, v.kernel, args);
         gpu.stream.synchronize();
         const got = out.download(new Uint16Array(s.B * s.T * s.H * s.D));
         if (!baseOut) {
           baseOut = got;
           referenceCheck(s, qkvHost, got, row);
         } else {
-          row.relErr = relativeDiff(baseOut, got);
-          if (!(row.relErr <= VARIANT_TOLERANCE))
-            failures.push(`${s.name} ${v.label}: differs from the default by ${row.relErr} of max |out|`);
+          row.relErr = kit.relativeDiff(baseOut, got);
+          sweep.checkVariant(s.name, v.label, row.relErr);
         }
-        row.us = time(kernel, v.kernel, args, s.B * s.H >= 132 ? 5 : 20);
+        row.us = kit.timeLaunches(gpu.stream, kernel, v.kernel, args, s.B * s.H >= 132 ? 5 : 20);
         if (v.label === "default") baseUs = row.us;
         row.tflops = flops / (row.us * 1e-6) / 1e12;
         row.speedup = baseUs / row.us;
         args.free();
         say(`  ${v.label.padEnd(24)} ${row.us.toFixed(2).padStart(8)} µs  ${row.tflops.toFixed(1).padStart(6)} TFLOP/s  ${row.speedup.toFixed(2)}×  err ${row.relErr?.toExponential(2) ?? "-"}`);
       } catch (e) {
-        row.error = (e as Error).message.split("\n")[0];
-        failures.push(`${s.name} ${v.label}: ${row.error}`);
-        say(`  ${v.label}: FAILED ${row.error}`);
+        row.error = sweep.failed(s.name, v.label, e);
       }
     }
   } finally {
@@ -386,8 +257,7 @@ function runShape(s: Shape): void {
 }
 
 function rowOf(s: Shape, v: Built): Row {
-  const config = describeAttentionChoice({ kernel: "flash", config: v.config });
-  return { shape: s.name, variant: v.label, config, regs: v.regs, spill: v.spill };
+  return kit.variantRow(s.name, v, describeAttentionChoice({ kernel: "flash", config: v.config }));
 }
 
 /** The default kernel against float64 on three heads (first, middle, last). */
@@ -402,15 +272,13 @@ function referenceCheck(s: Shape, qkv: Uint16Array, out: Uint16Array, row: Row):
   }
   row.relErr = err / max;
   say(`  default vs float64 on heads ${[...new Set(heads)].join(", ")}: max |diff| ${err.toExponential(2)} = ${row.relErr.toExponential(2)} of max |ref|`);
-  if (!(row.relErr <= REFERENCE_TOLERANCE)) failures.push(`${s.name} default: ${row.relErr} from the float64 reference`);
+  sweep.checkReference(s.name, row.relErr);
 }
 
 /** PyTorch's SDPA backends on the same strided views; undefined (and a note) when python or torch is missing. */
 function torchReference(shapes: Shape[]): string[] {
   const py = `
-import json, sys, torch
 from torch.nn.attention import sdpa_kernel, SDPBackend
-F = torch.nn.functional
 out = []
 for key, name, B, H, T, D in json.loads(sys.argv[1]):
     qkv = torch.rand(B, T, 3, H, D, device="cuda", dtype=torch.float16) * 3 - 1.5
@@ -419,30 +287,17 @@ for key, name, B, H, T, D in json.loads(sys.argv[1]):
     for be in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
         try:
             with sdpa_kernel([getattr(SDPBackend, be)]):
-                for _ in range(10): F.scaled_dot_product_attention(q, k, v)
-                torch.cuda.synchronize()
-                ts = []
-                for _ in range(60):
-                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    s.record()
-                    for _ in range(inner): F.scaled_dot_product_attention(q, k, v)
-                    e.record(); e.synchronize()
-                    ts.append(s.elapsed_time(e) * 1000 / inner)
-            ts.sort()
-            out.append({"shape": name, "backend": be, "us": ts[len(ts) // 2]})
+                us = med(lambda: F.scaled_dot_product_attention(q, k, v), inner)
+            out.append({"shape": name, "backend": be, "us": us})
         except Exception as ex:
             out.append({"shape": name, "backend": be, "error": str(ex).split("\\n")[0][:160]})
 print("SDPA_JSON " + json.dumps(out))
 `;
-  const python = process.env.TORCHC_PYTHON ?? "python3";
-  const arg = JSON.stringify(shapes.map((s) => [s.key, s.name, s.B, s.H, s.T, s.D]));
-  const r = spawnSync(python, ["-c", py, arg], { encoding: "utf8", timeout: 90_000 });
-  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("SDPA_JSON "));
-  if (!line) {
-    const why = r.error?.message ?? (r.stderr ?? "").trim().split("\n").slice(-2).join(" ");
-    return [`PyTorch SDPA reference unavailable (${python}: exit ${r.status}, ${why})`];
-  }
-  const results = JSON.parse(line.slice("SDPA_JSON ".length)) as { shape: string; backend: string; us?: number; error?: string }[];
+  const arg = shapes.map((s) => [s.key, s.name, s.B, s.H, s.T, s.D]);
+  type Result = { shape: string; backend: string; us?: number; error?: string };
+  const r = kit.runTorch<Result[]>(py, arg, "SDPA_JSON", 90_000);
+  if ("unavailable" in r) return [`PyTorch SDPA reference unavailable (${r.unavailable})`];
+  const results = r.results;
   const lines = ["| shape | PyTorch SDPA backend | µs | TFLOP/s |", "| --- | --- | --- | --- |"];
   for (const x of results) {
     const s = shapes.find((sh) => sh.name === x.shape)!;
@@ -452,40 +307,11 @@ print("SDPA_JSON " + json.dumps(out))
   return lines;
 }
 
-function table(): string[] {
-  const lines = [
-    "| shape | variant | config | regs | spill st/ld | µs | TFLOP/s | vs default | max rel err |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-  ];
-  for (const r of rows)
-    lines.push(
-      `| ${r.shape} | ${r.variant} | ${r.config} | ${r.regs ?? ""} | ${r.spill ?? ""} | ${r.error ? `FAILED: ${r.error}` : (r.us?.toFixed(2) ?? "")} | ${r.tflops?.toFixed(1) ?? ""} | ${r.speedup ? `${r.speedup.toFixed(2)}×` : ""} | ${r.relErr?.toExponential(2) ?? ""} |`,
-    );
-  return lines;
-}
-
-const wanted = process.env.FLASH_SWEEP_SHAPES?.split(",");
-const shapes = SHAPES.filter((s) => !wanted || wanted.includes(s.key));
-const started = performance.now();
-for (const s of shapes) {
-  try {
-    runShape(s);
-  } catch (e) {
-    failures.push(`${s.name}: ${(e as Error).message.split("\n")[0]}`);
-    say(`  FAILED: ${(e as Error).stack ?? e}`);
-  }
-}
-gpu?.stream.destroy();
-const md = ["", "## flash-attention variants (µs per launch, median)", "", ...table()];
-if (gpu) {
-  say(`\nPyTorch reference (python child process)...`);
-  md.push("", ...torchReference(shapes));
-}
-md.push("", `${failures.length ? `FAILURES:\n- ${failures.join("\n- ")}` : "all variants within tolerance"} (${Math.round((performance.now() - started) / 1000)} s)`);
-for (const l of md) say(l);
-writeFileSync(join(outDir, "flash-sweep.md"), `${log.join("\n")}\n`);
-writeFileSync(
-  join(outDir, "flash-sweep.json"),
-  JSON.stringify({ device: gpu?.ctx.info, when: new Date().toISOString(), rows, failures }, null, 2),
+const shapes = kit.shapesFrom(SHAPES, "FLASH_SWEEP_SHAPES", (s) => s.key);
+sweep.runShapes(shapes, runShape);
+sweep.finish(
+  "## flash-attention variants (µs per launch, median)",
+  kit.variantTable(rows, ["TFLOP/s"], (r) => [kit.fixed(r.tflops, 1)]),
+  "all variants within tolerance",
+  () => torchReference(shapes),
 );
-process.exitCode = failures.length ? 1 : 0;

@@ -26,9 +26,6 @@
  * about even. The chooser's cost model (the "model µs" column) is crude; it should rank splits right for the
  * K = 768/3072, N = 192/768 shapes and is probably pessimistic in absolute terms.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { GeneratedKernel } from "../../src/backends/cuda/codegen/element.js";
 import {
   chooseSmallGemmConfig,
   describeSmallGemmConfig,
@@ -50,19 +47,28 @@ import {
   setLtBias,
 } from "../../src/backends/cuda/device/blaslt-plan.js";
 import {
-  CudaContext,
-  CudaEvent,
-  CudaModule,
+  type CudaModule,
   captureGraph,
-  compileCuda,
   DeviceBuffer,
   type Kernel,
   KernelArgs,
   launch,
-  Stream,
 } from "../../src/backends/cuda/device/index.js";
-import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
+import {
+  compileVariants,
+  firstLine,
+  fixed,
+  markdownTable,
+  medianMicros,
+  REFERENCE_TOLERANCE,
+  regsAndSpill,
+  Sweep,
+  type SweepKernel,
+  sci,
+  shapesFrom,
+  xorshiftHalves,
+} from "./sweep-support.js";
 
 interface Shape {
   readonly model: string;
@@ -97,22 +103,28 @@ const FIXED: readonly (readonly [number, number, number, number, number])[] = [
   [64, 64, 2, 2, 3],
 ];
 
-const REFERENCE_TOLERANCE = 1e-2;
 const INNER = 20;
-const outDir = process.env.OUT ?? process.env.TORCHC_BENCH_OUT ?? ".";
-const log: string[] = [];
-const say = (line: string) => {
-  console.log(line);
-  log.push(line);
-};
 
-interface Built {
-  readonly label: string;
-  readonly config: SmallGemmConfig;
-  readonly kernel: GeneratedKernel;
-  symbol: string;
+interface Row {
+  shape: string;
+  variant: string;
   regs?: number;
   spill?: string;
+  ctas?: number;
+  modelUs?: number;
+  us?: number;
+  pdlUs?: number;
+  graphUs?: number;
+  tflops?: number;
+  relErr?: number;
+  error?: string;
+}
+
+const sweep = new Sweep<Row>("gemm-sweep");
+const { say, rows, failures } = sweep;
+
+interface Built extends SweepKernel {
+  readonly config: SmallGemmConfig;
 }
 
 function configsOf(s: Shape): Built[] {
@@ -135,51 +147,17 @@ function configsOf(s: Shape): Built[] {
   return built;
 }
 
-function ptxasStats(logText: string, variants: Built[]): void {
-  let current: Built | undefined;
-  for (const line of logText.split("\n")) {
-    const entry = /Compiling entry function '(\w+)'/.exec(line);
-    if (entry) current = variants.find((v) => v.symbol === entry[1]);
-    const spill = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(line);
-    if (spill && current) current.spill = spill[2] === "0" && spill[3] === "0" ? "0" : `${spill[2]}/${spill[3]}`;
-    const regs = /Used (\d+) registers/.exec(line);
-    if (regs && current) current.regs = Number(regs[1]);
-  }
-}
-
-function compileShape(s: Shape, variants: Built[], arch: string): CudaModule | undefined {
-  const program = assembleProgram(
-    variants.map((v) => v.kernel),
-    new Set(["float16"]),
-  );
-  for (const [i, v] of variants.entries()) v.symbol = program.symbols[i];
-  const t0 = performance.now();
-  let compiled: ReturnType<typeof compileCuda>;
-  try {
-    compiled = compileCuda(program.source, { arch, options: ["--ptxas-options=-v"] });
-  } catch (e) {
-    say(`  NVRTC refused --ptxas-options=-v (${(e as Error).message.split("\n")[0]}); compiling without`);
-    compiled = compileCuda(program.source, { arch });
-  }
-  ptxasStats(compiled.log, variants);
-  say(`  compiled ${variants.length} kernels for ${arch} in ${Math.round(performance.now() - t0)} ms`);
-  for (const v of variants)
-    say(
-      `  ${v.label.padEnd(36)} grid ${String(v.kernel.grid[0]).padStart(4)}×${v.kernel.block[0]}  regs ${v.regs ?? "?"}  spill ${v.spill ?? "?"}  model ${estimateSmallGemmMicros(s.p, v.config).toFixed(1)} µs`,
-    );
-  return gpu ? CudaModule.load(compiled.image) : undefined;
+function compileShape(s: Shape, variants: Built[]): CudaModule | undefined {
+  return compileVariants(
+    sweep,
+    variants,
+    (v) =>
+      `  ${v.label.padEnd(36)} grid ${String(v.kernel.grid[0]).padStart(4)}×${v.kernel.block[0]}  ${regsAndSpill(v)}  model ${estimateSmallGemmMicros(s.p, v.config).toFixed(1)} µs`,
+  ).module;
 }
 
 function randomHalves(n: number, seed: number, scale: number): Uint16Array {
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = numberToFloat16Bits(((x >>> 0) / 2 ** 31 - 1) * scale);
-  }
-  return out;
+  return xorshiftHalves(n, seed, (x) => numberToFloat16Bits((x / 2 ** 31 - 1) * scale));
 }
 
 interface HostData {
@@ -210,58 +188,14 @@ function referenceError(p: SmallGemmProblem, h: HostData, y: Uint16Array): numbe
   return err / max;
 }
 
-interface Row {
-  shape: string;
-  variant: string;
-  regs?: number;
-  spill?: string;
-  ctas?: number;
-  modelUs?: number;
-  us?: number;
-  pdlUs?: number;
-  graphUs?: number;
-  tflops?: number;
-  relErr?: number;
-  error?: string;
-}
-
-const rows: Row[] = [];
-const failures: string[] = [];
-
-let gpu: { ctx: CudaContext; stream: Stream } | undefined;
-try {
-  const ctx = CudaContext.get(0);
-  gpu = { ctx, stream: Stream.create() };
-  say(`device: ${ctx.info.name} (${ctx.arch}), driver ${ctx.info.driverVersion}`);
-} catch (e) {
-  say(`no GPU (${(e as Error).message.split("\n")[0]}): compiling for sm_90 only`);
-}
-
 /** Median µs per call of `enqueue` (which queues one call on the stream): 10 warm-up, 60 samples of INNER. */
 function timeStream(enqueue: () => void): number {
-  const { stream } = gpu!;
-  for (let i = 0; i < 10; i++) enqueue();
-  const [start, end] = [CudaEvent.create(), CudaEvent.create()];
-  const samples: number[] = [];
-  try {
-    for (let r = 0; r < 60; r++) {
-      start.record(stream);
-      for (let i = 0; i < INNER; i++) enqueue();
-      end.record(stream);
-      end.synchronize();
-      samples.push((end.elapsedSince(start) * 1000) / INNER);
-    }
-  } finally {
-    start.destroy();
-    end.destroy();
-  }
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1];
+  return medianMicros(sweep.gpu!.stream, enqueue, INNER);
 }
 
 /** Median µs per call within a CUDA graph of INNER calls, replayed; undefined (and said) if capture fails. */
 function timeGraph(enqueue: () => void, what: string): number | undefined {
-  const { stream } = gpu!;
+  const { stream } = sweep.gpu!;
   try {
     const graph = captureGraph(stream, () => {
       for (let i = 0; i < INNER; i++) enqueue();
@@ -273,7 +207,7 @@ function timeGraph(enqueue: () => void, what: string): number | undefined {
       graph.destroy();
     }
   } catch (e) {
-    say(`  ${what}: graph capture failed (${(e as Error).message.split("\n")[0]})`);
+    say(`  ${what}: graph capture failed (${firstLine(e)})`);
     return undefined;
   }
 }
@@ -288,7 +222,7 @@ interface Buffers {
 }
 
 function runConfig(s: Shape, module: CudaModule, v: Built, b: Buffers, host: HostData, flops: number): Row {
-  const { stream } = gpu!;
+  const { stream } = sweep.gpu!;
   const row: Row = { ...rowOf(s, v) };
   const kernel: Kernel = module.kernel(v.symbol);
   row.regs = kernel.registers;
@@ -315,7 +249,7 @@ function runConfig(s: Shape, module: CudaModule, v: Built, b: Buffers, host: Hos
 }
 
 function runCublasLt(s: Shape, b: Buffers, host: HostData, flops: number): Row {
-  const { stream } = gpu!;
+  const { stream } = sweep.gpu!;
   const { M, N, K } = s.p;
   const row: Row = { shape: s.name, variant: "cuBLASLt" };
   const handle = createLtHandle();
@@ -338,7 +272,7 @@ function runCublasLt(s: Shape, b: Buffers, host: HostData, flops: number): Row {
     row.graphUs = timeGraph(go, "cuBLASLt");
     row.tflops = flops / (row.us * 1e-6) / 1e12;
   } catch (e) {
-    row.error = (e as Error).message.split("\n")[0];
+    row.error = firstLine(e);
     failures.push(`${s.name} cuBLASLt: ${row.error}`);
   } finally {
     if (plan) destroyLtPlan(plan);
@@ -351,8 +285,8 @@ function runShape(s: Shape): void {
   const { M, N, K } = s.p;
   say(`\n== ${s.name}${s.p.activation !== "none" ? " +GELU" : ""}${s.p.residual ? " +residual" : ""}, bias`);
   const variants = configsOf(s);
-  const module = compileShape(s, variants, gpu?.ctx.arch ?? "sm_90");
-  if (!module || !gpu) {
+  const module = compileShape(s, variants);
+  if (!module) {
     for (const v of variants) rows.push(rowOf(s, v));
     return;
   }
@@ -382,10 +316,7 @@ function runShape(s: Shape): void {
         rows.push(row);
         say(`  ${v.label.padEnd(36)} ${fmt(row)}${lt.us ? `  ${(lt.us / row.us!).toFixed(2)}× vs cuBLASLt` : ""}`);
       } catch (e) {
-        const error = (e as Error).message.split("\n")[0];
-        rows.push({ ...rowOf(s, v), error });
-        failures.push(`${s.name} ${v.label}: ${error}`);
-        say(`  ${v.label}: FAILED ${error}`);
+        rows.push({ ...rowOf(s, v), error: sweep.failed(s.name, v.label, e) });
       }
     }
   } finally {
@@ -413,38 +344,25 @@ function rowOf(s: Shape, v: Built): Row {
 }
 
 function table(): string[] {
-  const lines = [
-    "| shape | variant | CTAs | regs | spill st/ld | model µs | µs | µs PDL | µs graph | TFLOP/s | rel err |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-  ];
-  for (const r of rows)
-    lines.push(
-      `| ${r.shape} | ${r.variant} | ${r.ctas ?? ""} | ${r.regs ?? ""} | ${r.spill ?? ""} | ${r.modelUs?.toFixed(1) ?? ""} | ${r.error ? `FAILED: ${r.error}` : f2(r.us)} | ${f2(r.pdlUs)} | ${f2(r.graphUs)} | ${r.tflops?.toFixed(1) ?? ""} | ${r.relErr?.toExponential(2) ?? ""} |`,
-    );
-  return lines;
+  const header = ["shape", "variant", "CTAs", "regs", "spill st/ld", "model µs", "µs", "µs PDL", "µs graph"];
+  return markdownTable(
+    [...header, "TFLOP/s", "rel err"],
+    rows.map((r) => [
+      r.shape,
+      r.variant,
+      r.ctas,
+      r.regs,
+      r.spill,
+      fixed(r.modelUs, 1),
+      r.error ? `FAILED: ${r.error}` : f2(r.us),
+      f2(r.pdlUs),
+      f2(r.graphUs),
+      fixed(r.tflops, 1),
+      sci(r.relErr),
+    ]),
+  );
 }
 
-const wanted = process.env.GEMM_SWEEP_SHAPES?.split(",");
-const shapes = SHAPES.filter((s) => !wanted || wanted.includes(s.model));
-const started = performance.now();
-for (const s of shapes) {
-  try {
-    runShape(s);
-  } catch (e) {
-    failures.push(`${s.name}: ${(e as Error).message.split("\n")[0]}`);
-    say(`  FAILED: ${(e as Error).stack ?? e}`);
-  }
-}
-gpu?.stream.destroy();
-const md = ["", "## small-M GEMM vs cuBLASLt (µs per call, median of 60 × 20)", "", ...table()];
-md.push(
-  "",
-  `${failures.length ? `FAILURES:\n- ${failures.join("\n- ")}` : "all within tolerance"} (${Math.round((performance.now() - started) / 1000)} s)`,
-);
-for (const l of md) say(l);
-writeFileSync(join(outDir, "gemm-sweep.md"), `${log.join("\n")}\n`);
-writeFileSync(
-  join(outDir, "gemm-sweep.json"),
-  JSON.stringify({ device: gpu?.ctx.info, when: new Date().toISOString(), rows, failures }, null, 2),
-);
-process.exitCode = failures.length ? 1 : 0;
+const shapes = shapesFrom(SHAPES, "GEMM_SWEEP_SHAPES", (s) => s.model);
+sweep.runShapes(shapes, runShape);
+sweep.finish("## small-M GEMM vs cuBLASLt (µs per call, median of 60 × 20)", table(), "all within tolerance");

@@ -17,27 +17,12 @@
  * Writes rows-sweep.json and rows-sweep.md into $OUT (else $TORCHC_BENCH_OUT, else the current folder).
  * ROWS_SWEEP_SHAPES=vit64,deit128 runs some shapes only.
  */
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { GeneratedKernel } from "../../src/backends/cuda/codegen/element.js";
-import {
-  CudaContext,
-  CudaEvent,
-  CudaModule,
-  compileCuda,
-  DeviceBuffer,
-  type Kernel,
-  KernelArgs,
-  launch,
-  Stream,
-} from "../../src/backends/cuda/device/index.js";
+import { type CudaModule, DeviceBuffer, KernelArgs } from "../../src/backends/cuda/device/index.js";
 import type { NormalizationStep } from "../../src/backends/cuda/fuse/steps.js";
-import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
 import { planCudaEngine } from "../../src/backends/cuda/plan.js";
-import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
 import { tensorFromNumbers } from "../../src/ir/tensor.js";
 import { NetworkBuilder } from "../../src/network/builder.js";
+import * as kit from "./sweep-support.js";
 
 interface Shape {
   readonly key: string;
@@ -75,15 +60,16 @@ const VARIANTS: [label: string, knobs: Knobs][] = [
   ["auto onepass mb6", { LANES: "auto", ONEPASS: "1", MINBLOCKS: "6" }],
 ];
 
-const VARIANT_TOLERANCE = 2e-3;
-const REFERENCE_TOLERANCE = 1e-2;
 const FLOOR_BYTES_PER_S = 3.35e12;
-const outDir = process.env.OUT ?? process.env.TORCHC_BENCH_OUT ?? ".";
-const log: string[] = [];
-const say = (line: string) => {
-  console.log(line);
-  log.push(line);
-};
+
+interface Row extends kit.VariantRow {
+  gbs?: number;
+  floor?: number;
+}
+
+const sweep = new kit.Sweep<Row>("rows-sweep");
+const { HALF } = kit;
+const { say, rows } = sweep;
 
 function setKnobs(knobs: Knobs): void {
   for (const k of Object.keys(process.env)) if (k.startsWith("TORCHC_ROWS_") && k !== "TORCHC_ROWS_VECTOR") delete process.env[k];
@@ -108,14 +94,9 @@ function blockNet(s: Shape) {
   ]);
 }
 
-interface Built {
-  readonly label: string;
+interface Built extends kit.SweepKernel {
   readonly knobs: Knobs;
-  readonly kernel: GeneratedKernel;
   readonly step: NormalizationStep;
-  symbol: string;
-  regs?: number;
-  spill?: string;
 }
 
 function build(s: Shape): Built[] {
@@ -138,124 +119,22 @@ function build(s: Shape): Built[] {
   return built;
 }
 
-function ptxasStats(logText: string, variants: Built[]): void {
-  let current: Built | undefined;
-  for (const line of logText.split("\n")) {
-    const entry = /Compiling entry function '(\w+)'/.exec(line);
-    if (entry) current = variants.find((v) => v.symbol === entry[1]);
-    const spill = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(line);
-    if (spill && current) current.spill = spill[2] === "0" && spill[3] === "0" ? "0" : `${spill[2]}/${spill[3]}`;
-    const regs = /Used (\d+) registers/.exec(line);
-    if (regs && current) current.regs = Number(regs[1]);
-  }
-}
-
 function describe(v: Built): string {
   const head = /rows: register path, ([^,]+),.*?(\d+) per lane/.exec(v.kernel.source);
   const path = head ? `${head[1]}, ${head[2]} chunks/lane` : "scalar loops";
   return `${path}, grid ${v.kernel.grid[0]}×${v.kernel.block[0]}`;
 }
 
-function compileShape(all: Built[], arch: string): { module?: CudaModule; variants: Built[] } {
-  const program = assembleProgram(
-    all.map((v) => v.kernel),
-    new Set(["float16"]),
-  );
-  for (const [i, v] of all.entries()) v.symbol = program.symbols[i];
+function compileShape(all: Built[]): { module?: CudaModule; variants: Built[] } {
   // identical kernels are emitted once: time each once
-  const variants = all.filter((v, i) => {
-    const first = all.findIndex((u) => u.symbol === v.symbol && u.kernel.grid[0] === v.kernel.grid[0]);
-    if (first !== i) say(`  ${v.label}: skipped (the same kernel as ${all[first].label})`);
-    return first === i;
-  });
-  const t0 = performance.now();
-  let compiled: ReturnType<typeof compileCuda>;
-  try {
-    compiled = compileCuda(program.source, { arch, options: ["--ptxas-options=-v"] });
-  } catch (e) {
-    say(`  NVRTC refused --ptxas-options=-v (${(e as Error).message.split("\n")[0]}); compiling without`);
-    compiled = compileCuda(program.source, { arch });
-  }
-  ptxasStats(compiled.log, variants);
-  say(`  compiled ${variants.length} kernels for ${arch} in ${Math.round(performance.now() - t0)} ms`);
-  for (const v of variants)
-    say(`  ${v.label.padEnd(28)} ${describe(v).padEnd(52)} regs ${v.regs ?? "?"}  spill ${v.spill ?? "?"}`);
-  return { module: gpu ? CudaModule.load(compiled.image) : undefined, variants };
-}
-
-function randomHalves(n: number, seed: number, lo: number, hi: number): Uint16Array {
-  const table = Uint16Array.from({ length: 4096 }, (_, i) => numberToFloat16Bits(lo + ((hi - lo) * i) / 4095));
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = table[(x >>> 0) & 4095];
-  }
-  return out;
-}
-
-const HALF = Float64Array.from({ length: 65536 }, (_, h) => float16BitsToNumber(h));
-
-function relativeDiff(a: Uint16Array, b: Uint16Array): number {
-  let err = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = HALF[a[i]];
-    const y = HALF[b[i]];
-    err = Math.max(err, Number.isFinite(y) ? Math.abs(x - y) : Number.POSITIVE_INFINITY);
-    max = Math.max(max, Math.abs(x));
-  }
-  return err / max;
-}
-
-interface Row {
-  shape: string;
-  variant: string;
-  config: string;
-  regs?: number;
-  spill?: string;
-  us?: number;
-  gbs?: number;
-  floor?: number;
-  speedup?: number;
-  relErr?: number;
-  error?: string;
-}
-
-const rows: Row[] = [];
-const failures: string[] = [];
-
-let gpu: { ctx: CudaContext; stream: Stream } | undefined;
-try {
-  const ctx = CudaContext.get(0);
-  gpu = { ctx, stream: Stream.create() };
-  say(`device: ${ctx.info.name} (${ctx.arch}), driver ${ctx.info.driverVersion}`);
-} catch (e) {
-  say(`no GPU (${(e as Error).message.split("\n")[0]}): compiling for sm_90 only`);
-}
-
-function time(kernel: Kernel, k: GeneratedKernel, args: KernelArgs, inner: number): number {
-  const { stream } = gpu!;
-  const cfg = { grid: k.grid, block: k.block, stream, programmatic: false };
-  for (let i = 0; i < 10; i++) launch(kernel, cfg, args);
-  const [start, end] = [CudaEvent.create(), CudaEvent.create()];
-  const samples: number[] = [];
-  try {
-    for (let r = 0; r < 60; r++) {
-      start.record(stream);
-      for (let i = 0; i < inner; i++) launch(kernel, cfg, args);
-      end.record(stream);
-      end.synchronize();
-      samples.push((end.elapsedSince(start) * 1000) / inner);
-    }
-  } finally {
-    start.destroy();
-    end.destroy();
-  }
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1];
+  const once = (list: Built[]) =>
+    list.filter((v, i) => {
+      const first = list.findIndex((u) => u.symbol === v.symbol && u.kernel.grid[0] === v.kernel.grid[0]);
+      if (first !== i) say(`  ${v.label}: skipped (the same kernel as ${list[first].label})`);
+      return first === i;
+    });
+  const line = (v: Built) => `  ${v.label.padEnd(28)} ${describe(v).padEnd(52)} ${kit.regsAndSpill(v)}`;
+  return kit.compileVariants(sweep, all, line, once);
 }
 
 /** Host data and device buffers of one shape: a, r, w, b in; s, y out. */
@@ -267,10 +146,10 @@ interface Data {
 function makeData(s: Shape): Data {
   const n = s.B * s.T * s.C;
   const host = {
-    a: randomHalves(n, 11 + s.C, 0.5, 3.5), // rows whose mean is far from 0, as a residual stream's
-    r: randomHalves(n, 29 + s.T, -1.5, 1.5),
-    w: randomHalves(s.C, 5, 0.5, 1.5),
-    b: randomHalves(s.C, 7, -0.3, 0.3),
+    a: kit.randomHalves(n, 11 + s.C, 0.5, 3.5), // rows whose mean is far from 0, as a residual stream's
+    r: kit.randomHalves(n, 29 + s.T, -1.5, 1.5),
+    w: kit.randomHalves(s.C, 5, 0.5, 1.5),
+    b: kit.randomHalves(s.C, 7, -0.3, 0.3),
   };
   const dev = {
     a: DeviceBuffer.from(host.a),
@@ -324,7 +203,7 @@ function referenceCheck(s: Shape, d: Data, sOut: Uint16Array, yOut: Uint16Array,
   }
   row.relErr = err / max;
   say(`  default vs float64 on 5 rows: ${row.relErr.toExponential(2)} of max |ref|`);
-  if (!(row.relErr <= REFERENCE_TOLERANCE)) failures.push(`${s.name} default: ${row.relErr} from the float64 reference`);
+  sweep.checkReference(s.name, row.relErr);
 }
 
 function runVariant(s: Shape, v: Built, module: CudaModule, d: Data, base: { s?: Uint16Array; y?: Uint16Array; us: number }): void {
@@ -334,11 +213,12 @@ function runVariant(s: Shape, v: Built, module: CudaModule, d: Data, base: { s?:
   const kernel = module.kernel(v.symbol);
   row.regs = kernel.registers;
   const args = argsFor(v, d);
+  const { stream } = sweep.gpu!;
   try {
-    d.dev.s.fill(0xff, { stream: gpu!.stream });
-    d.dev.y.fill(0xff, { stream: gpu!.stream });
-    launch(kernel, { grid: v.kernel.grid, block: v.kernel.block, stream: gpu!.stream, programmatic: false }, args);
-    gpu!.stream.synchronize();
+    d.dev.s.fill(0xff, { stream });
+    d.dev.y.fill(0xff, { stream });
+    kit.launchPlain(stream, kernel, v.kernel, args);
+    stream.synchronize();
     const sOut = d.dev.s.download(new Uint16Array(n));
     const yOut = d.dev.y.download(new Uint16Array(n));
     if (!base.y || !base.s) {
@@ -346,11 +226,10 @@ function runVariant(s: Shape, v: Built, module: CudaModule, d: Data, base: { s?:
       base.y = yOut;
       referenceCheck(s, d, sOut, yOut, row);
     } else {
-      row.relErr = Math.max(relativeDiff(base.y, yOut), relativeDiff(base.s, sOut));
-      if (!(row.relErr <= VARIANT_TOLERANCE))
-        failures.push(`${s.name} ${v.label}: differs from the default by ${row.relErr} of max |out|`);
+      row.relErr = Math.max(kit.relativeDiff(base.y, yOut), kit.relativeDiff(base.s, sOut));
+      sweep.checkVariant(s.name, v.label, row.relErr);
     }
-    const us = time(kernel, v.kernel, args, n >= 1 << 22 ? 10 : 50);
+    const us = kit.timeLaunches(stream, kernel, v.kernel, args, n >= 1 << 22 ? 10 : 50);
     if (v.label === "default") base.us = us;
     const bytes = 4 * n * 2;
     row.us = us;
@@ -368,8 +247,8 @@ function runVariant(s: Shape, v: Built, module: CudaModule, d: Data, base: { s?:
 function runShape(s: Shape): void {
   const n = s.B * s.T * s.C;
   say(`\n== ${s.name}: [${s.B * s.T}, ${s.C}] fp16, a + r → s (stored), layer_norm(s) → y; floor ${((8 * n) / FLOOR_BYTES_PER_S * 1e6).toFixed(2)} µs`);
-  const { module, variants } = compileShape(build(s), gpu?.ctx.arch ?? "sm_90");
-  if (!module || !gpu) {
+  const { module, variants } = compileShape(build(s));
+  if (!module) {
     for (const v of variants) rows.push(rowOf(s, v));
     return;
   }
@@ -380,11 +259,9 @@ function runShape(s: Shape): void {
       try {
         runVariant(s, v, module, d, base);
       } catch (e) {
-        const error = (e as Error).message.split("\n")[0];
+        const error = sweep.failed(s.name, v.label, e);
         const row = rows.find((r) => r.shape === s.name && r.variant === v.label);
         if (row) row.error = error;
-        failures.push(`${s.name} ${v.label}: ${error}`);
-        say(`  ${v.label}: FAILED ${error}`);
       }
     }
   } finally {
@@ -394,27 +271,13 @@ function runShape(s: Shape): void {
 }
 
 function rowOf(s: Shape, v: Built): Row {
-  return { shape: s.name, variant: v.label, config: describe(v), regs: v.regs, spill: v.spill };
+  return kit.variantRow(s.name, v, describe(v));
 }
 
 /** PyTorch: a + r, then F.layer_norm (and the norm alone), fp16; lines of a table, or a note. */
 function torchReference(shapes: Shape[]): string[] {
   const py = `
-import json, sys, torch
-F = torch.nn.functional
 out = []
-def med(fn, inner):
-    for _ in range(10): fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(60):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(inner): fn()
-        e.record(); e.synchronize()
-        ts.append(s.elapsed_time(e) * 1000 / inner)
-    ts.sort()
-    return ts[len(ts) // 2]
 for name, B, T, C in json.loads(sys.argv[1]):
     a = torch.rand(B, T, C, device="cuda", dtype=torch.float16) * 3 + 0.5
     r = torch.rand(B, T, C, device="cuda", dtype=torch.float16) * 3 - 1.5
@@ -426,15 +289,10 @@ for name, B, T, C in json.loads(sys.argv[1]):
     out.append({"shape": name, "what": "F.layer_norm alone", "us": med(lambda: F.layer_norm(s, (C,), w, b, 1e-6), inner)})
 print("ROWS_JSON " + json.dumps(out))
 `;
-  const python = process.env.TORCHC_PYTHON ?? "python3";
-  const arg = JSON.stringify(shapes.map((s) => [s.name, s.B, s.T, s.C]));
-  const r = spawnSync(python, ["-c", py, arg], { encoding: "utf8", timeout: 60_000 });
-  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("ROWS_JSON "));
-  if (!line) {
-    const why = r.error?.message ?? (r.stderr ?? "").trim().split("\n").slice(-2).join(" ");
-    return [`PyTorch reference unavailable (${python}: exit ${r.status}, ${why})`];
-  }
-  const results = JSON.parse(line.slice("ROWS_JSON ".length)) as { shape: string; what: string; us: number }[];
+  const arg = shapes.map((s) => [s.name, s.B, s.T, s.C]);
+  const r = kit.runTorch<{ shape: string; what: string; us: number }[]>(py, arg, "ROWS_JSON", 60_000);
+  if ("unavailable" in r) return [`PyTorch reference unavailable (${r.unavailable})`];
+  const results = r.results;
   const lines = ["| shape | PyTorch | µs | % of floor (4 tensors) |", "| --- | --- | --- | --- |"];
   for (const x of results) {
     const s = shapes.find((sh) => sh.name === x.shape)!;
@@ -444,43 +302,14 @@ print("ROWS_JSON " + json.dumps(out))
   return lines;
 }
 
-function table(): string[] {
-  const lines = [
-    "| shape | variant | config | regs | spill st/ld | µs | GB/s | % of 3.35 TB/s floor | vs default | max rel err |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-  ];
-  for (const r of rows)
-    lines.push(
-      `| ${r.shape} | ${r.variant} | ${r.config} | ${r.regs ?? ""} | ${r.spill ?? ""} | ${r.error ? `FAILED: ${r.error}` : (r.us?.toFixed(2) ?? "")} | ${r.gbs?.toFixed(0) ?? ""} | ${r.floor ? `${r.floor.toFixed(0)}%` : ""} | ${r.speedup ? `${r.speedup.toFixed(2)}×` : ""} | ${r.relErr?.toExponential(2) ?? ""} |`,
-    );
-  return lines;
-}
-
-const wanted = process.env.ROWS_SWEEP_SHAPES?.split(",");
-const shapes = SHAPES.filter((s) => !wanted || wanted.includes(s.key));
-const started = performance.now();
-for (const s of shapes) {
-  try {
-    runShape(s);
-  } catch (e) {
-    failures.push(`${s.name}: ${(e as Error).message.split("\n")[0]}`);
-    say(`  FAILED: ${(e as Error).stack ?? e}`);
-  }
-}
-gpu?.stream.destroy();
-const md = ["", "## rows (residual add + layer norm) variants (µs per launch, median)", "", ...table()];
-if (gpu) {
-  say("\nPyTorch reference (python child process)...");
-  md.push("", ...torchReference(shapes));
-}
-md.push(
-  "",
-  `${failures.length ? `FAILURES:\n- ${failures.join("\n- ")}` : "all variants within tolerance"} (${Math.round((performance.now() - started) / 1000)} s)`,
+const shapes = kit.shapesFrom(SHAPES, "ROWS_SWEEP_SHAPES", (s) => s.key);
+sweep.runShapes(shapes, runShape);
+sweep.finish(
+  "## rows (residual add + layer norm) variants (µs per launch, median)",
+  kit.variantTable(rows, ["GB/s", "% of 3.35 TB/s floor"], (r) => [
+    kit.fixed(r.gbs, 0),
+    r.floor ? `${r.floor.toFixed(0)}%` : "",
+  ]),
+  "all variants within tolerance",
+  () => torchReference(shapes),
 );
-for (const l of md) say(l);
-writeFileSync(join(outDir, "rows-sweep.md"), `${log.join("\n")}\n`);
-writeFileSync(
-  join(outDir, "rows-sweep.json"),
-  JSON.stringify({ device: gpu?.ctx.info, when: new Date().toISOString(), rows, failures }, null, 2),
-);
-process.exitCode = failures.length ? 1 : 0;
