@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,15 +9,8 @@ import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { familyCases } from "../../../src/backends/cuda/testing/families.js";
 import { efficientNetB0, mbconvNet } from "../../../src/backends/cuda/testing/nets.js";
 import { checkNetwork } from "../../../src/network/verify.js";
+import { hasNvcc } from "./toolchain.js";
 
-function hasNvcc(): boolean {
-  try {
-    execFileSync("nvcc", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const NVCC = hasNvcc();
 const dir = mkdtempSync(join(tmpdir(), "torchc-cuda-"));
 

@@ -1,7 +1,7 @@
 // The opt-in variants of the warp-per-row rows kernels (codegen/rows-knobs.ts: TORCHC_ROWS_LANES, _ONEPASS, _GRID,
 // _MINBLOCKS, _PRELOAD), emulated on the host: every variant's stored tensors match the default kernel's on the same
 // operands, and the outputs the aten reference. Unset, the knobs leave the kernels as they were.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ import { compareTensors } from "../../../src/util/compare.js";
 import { inputsFor } from "../../passes/graphs.js";
 import { AtenGraph, F, I, Is } from "./aten-graph.js";
 import { emulateEngine, hasGxx } from "./emulate.js";
+import { hasNvcc } from "./toolchain.js";
 
 /** Above the warp-per-row threshold (rows.ts MANY_ROWS = 2048), not a multiple of any rows-per-block. */
 const N = 2052;
@@ -174,15 +175,6 @@ function source(
       ),
     );
   return kernels;
-}
-
-function hasNvcc(): boolean {
-  try {
-    execFileSync("nvcc", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("rows kernel variants: what the knobs change", () => {
