@@ -12,7 +12,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // GPU tests run on the GPU machine through `npm run test:gpu` (node:test); test/gpu.skipped.test.ts says so here.
     exclude: [...configDefaults.exclude, "test/gpu/**"],
-    setupFiles: ["test/setup/fast-check.ts"],
+    setupFiles: ["test/setup/fast-check.ts", "test/setup/yield-between-tests.ts"],
     env: { TORCHC_FC_SEED: String(seed) },
     testTimeout: 60_000,
     pool: "forks",
