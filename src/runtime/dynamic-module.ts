@@ -18,9 +18,10 @@ import { type DeviceTensor, isDeviceTensor } from "./device-tensor.js";
 import { padRows, sliceRows } from "./dynamic-pad.js";
 import {
   joinPieces,
+  pipelineAxesRefusal,
   pipelineContexts,
   pipelinePieces,
-  pipelineRefusal,
+  pipelineRunRefusal,
   rowView,
   runPieces,
 } from "./dynamic-pipeline.js";
@@ -68,7 +69,7 @@ export async function compileDynamic(
   checkRowIndependence(graphs[0], sym, symbol);
   const outputAxes: OutputAxes = graphs[0].outputs.map((n) => batchAxisOf(sym.types[n]));
   if (options.dynamic?.pipelineRows !== undefined) {
-    const why = pipelineRefusal([], {}, range.inputAxes, outputAxes);
+    const why = pipelineAxesRefusal(range.inputAxes, outputAxes);
     if (why)
       throw new TorchcError(
         `dynamic.pipelineRows: this model can't be pipelined: ${why} (pieces are cut along the first axis)`,
@@ -218,6 +219,12 @@ export class DynamicModule extends CompiledModule {
     return bucket;
   }
 
+  /** Counts a call out of `b`, then frees buckets over the limit (held back while `b` was busy). */
+  private async release(b: Bucket): Promise<void> {
+    b.inflight--;
+    if (this.resident.size > this.maxResident) await this.evict();
+  }
+
   /**
    * Frees least recently used idle buckets (never the opt one, nor the pipeline's: it has several contexts and
    * every pipelined batch needs it) until at most maxResident are built.
@@ -308,11 +315,8 @@ export class DynamicModule extends CompiledModule {
     if (this.closed) throw new TorchcError("the compiled module has been disposed", "runtime.disposed");
     const n = this.batchOf(inputs);
     const pipe = this.options.dynamic?.pipelineRows;
-    if (
-      pipe !== undefined &&
-      n > pipe &&
-      pipelineRefusal(inputs, opts, this.range.inputAxes, this.outputAxes) === undefined
-    )
+    // the model's axes were checked at compile time (compileDynamic)
+    if (pipe !== undefined && n > pipe && pipelineRunRefusal(inputs, opts) === undefined)
       return this.runPipelined(inputs as readonly Tensor[], n, pipe, opts);
     return this.runSized(inputs, n, opts);
   }
@@ -346,8 +350,7 @@ export class DynamicModule extends CompiledModule {
         return a ? sliceRows(t, a.axis, a.coeff * n) : t;
       });
     } finally {
-      b.inflight--;
-      if (this.resident.size > this.maxResident) await this.evict();
+      await this.release(b);
     }
   }
 
@@ -365,11 +368,11 @@ export class DynamicModule extends CompiledModule {
     const axes = this.range.inputAxes;
     const pieces = pipelinePieces(n, rows);
     try {
-      const parts = await runPieces(pieces, (piece, copiesQueued) => {
+      const parts = await runPieces(pieces, (piece, index, copiesQueued) => {
         const views = inputs.map((t, i) => (axes[i] === undefined ? t : rowView(t, piece.start, piece.rows)));
         const onPhase: RunOptions["onPhase"] = (phase, at) => {
           if (phase === "copying" || phase === "inputs") copiesQueued();
-          opts.onPhase?.(phase, at, pieces.indexOf(piece));
+          opts.onPhase?.(phase, at, index);
         };
         const run =
           piece.rows === rows
@@ -379,8 +382,7 @@ export class DynamicModule extends CompiledModule {
       });
       return joinPieces(pieces, parts, this.outputAxes, n);
     } finally {
-      b.inflight--;
-      if (this.resident.size > this.maxResident) await this.evict();
+      await this.release(b);
     }
   }
 

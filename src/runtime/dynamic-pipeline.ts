@@ -41,22 +41,27 @@ export function pipelinePieces(n: number, rows: number): Piece[] {
 }
 
 /**
- * Why a run can't be pipelined (undefined: it can). Pipelining cuts the batch where it leads: every batched
- * input and every batch-dependent output must have the batch as axis 0, and inputs and outputs are host
- * tensors (device-resident I/O has no host copy to hide).
+ * Why a model can't be pipelined (undefined: it can): pieces are cut where the batch leads, so every batched input
+ * and every batch-dependent output must have the batch as axis 0. Checked once, at compile time.
  */
-export function pipelineRefusal(
-  inputs: readonly (Tensor | DeviceTensor)[],
-  opts: RunOptions,
+export function pipelineAxesRefusal(
   inputAxes: readonly (number | undefined)[],
   outputAxes: readonly OutputAxis[],
 ): string | undefined {
-  if (inputs.some(isDeviceTensor)) return "an input is a DeviceTensor";
-  if (opts.outputs !== undefined && opts.outputs !== "host") return "outputs are not new host tensors";
   if (inputAxes.some((a) => a !== undefined && a !== 0))
     return "the batch is not the first axis of every input";
   if (outputAxes.some((a) => a !== undefined && a.axis !== 0))
     return "the batch is not the first axis of every output";
+  return undefined;
+}
+
+/** Why a run is not pipelined (undefined: it is): device-resident I/O has no host copy to hide. */
+export function pipelineRunRefusal(
+  inputs: readonly (Tensor | DeviceTensor)[],
+  opts: RunOptions,
+): string | undefined {
+  if (inputs.some(isDeviceTensor)) return "an input is a DeviceTensor";
+  if (opts.outputs !== undefined && opts.outputs !== "host") return "outputs are not new host tensors";
   return undefined;
 }
 
@@ -100,11 +105,11 @@ export function joinPieces(
  */
 export async function runPieces(
   pieces: readonly Piece[],
-  runPiece: (piece: Piece, copiesQueued: () => void) => Promise<Tensor[]>,
+  runPiece: (piece: Piece, index: number, copiesQueued: () => void) => Promise<Tensor[]>,
 ): Promise<Tensor[][]> {
   let gate: Promise<void> = Promise.resolve();
   let failure: { error: unknown } | undefined;
-  const runs = pieces.map((piece) => {
+  const runs = pieces.map((piece, index) => {
     const previous = gate;
     let open!: () => void;
     gate = new Promise<void>((r) => {
@@ -115,7 +120,7 @@ export async function runPieces(
       try {
         // a piece not yet started when another failed is not run: the call fails anyway
         if (failure) throw failure.error;
-        return await runPiece(piece, open);
+        return await runPiece(piece, index, open);
       } catch (error) {
         failure ??= { error };
         throw error;

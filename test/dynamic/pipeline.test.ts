@@ -7,9 +7,10 @@ import { compile } from "../../src/runtime/compile.js";
 import type { DynamicModule } from "../../src/runtime/dynamic-module.js";
 import {
   joinPieces,
+  pipelineAxesRefusal,
   pipelineContexts,
   pipelinePieces,
-  pipelineRefusal,
+  pipelineRunRefusal,
   rowView,
   runPieces,
 } from "../../src/runtime/dynamic-pipeline.js";
@@ -60,17 +61,18 @@ describe("pipelined host batches: the pieces", () => {
 
   it("refuses device I/O and a batch that is not the leading axis", () => {
     const x = f32([2, 2], [0, 0, 0, 0]);
-    expect(pipelineRefusal([x], {}, [0], [{ axis: 0, coeff: 1 }])).toBeUndefined();
-    expect(pipelineRefusal([x], { outputs: "device" }, [0], [undefined])).toMatch(/host/);
-    expect(pipelineRefusal([x], {}, [1], [undefined])).toMatch(/first axis of every input/);
-    expect(pipelineRefusal([x], {}, [0], [{ axis: 1, coeff: 1 }])).toMatch(/first axis of every output/);
+    expect(pipelineRunRefusal([x], {})).toBeUndefined();
+    expect(pipelineRunRefusal([x], { outputs: "device" })).toMatch(/host/);
+    expect(pipelineAxesRefusal([0], [{ axis: 0, coeff: 1 }])).toBeUndefined();
+    expect(pipelineAxesRefusal([1], [undefined])).toMatch(/first axis of every input/);
+    expect(pipelineAxesRefusal([0], [{ axis: 1, coeff: 1 }])).toMatch(/first axis of every output/);
   });
 
   it("starts piece k+1 once piece k's copies are queued, not before, and overlaps the rest", async () => {
     const log: string[] = [];
     let running = 0;
     let most = 0;
-    await runPieces(pipelinePieces(12, 4), async (p, inputsQueued) => {
+    await runPieces(pipelinePieces(12, 4), async (p, _index, inputsQueued) => {
       log.push(`start ${p.start}`);
       running++;
       most = Math.max(most, running);
@@ -89,7 +91,7 @@ describe("pipelined host batches: the pieces", () => {
   it("a failing piece fails the run only after every started piece has settled; later ones don't start", async () => {
     let started = 0;
     let settled = 0;
-    const run = runPieces(pipelinePieces(16, 4), async (p, inputsQueued) => {
+    const run = runPieces(pipelinePieces(16, 4), async (p, _index, inputsQueued) => {
       started++;
       inputsQueued();
       if (p.start === 0) {
