@@ -39,9 +39,10 @@ export interface DynamicOptions {
   readonly maxResidentBuckets?: number;
   /**
    * Host batches larger than this run as pipelined pieces of this many rows (runtime/dynamic-pipeline.ts):
-   * each piece's host → device copy overlaps the previous piece's forward pass. It becomes a bucket, built with
-   * at least two execution contexts (one piece copies while another computes). Off by default. For large
-   * inputs read from host memory (images at large batch); device-resident I/O is never cut.
+   * each piece's host → device copy overlaps the previous pieces' forward passes. It becomes a bucket, built
+   * with one execution context per piece of the range's largest batch, 2 to 4 (a piece copies while others
+   * compute), and never evicted. Off by default. For large inputs read from host memory (images at large batch);
+   * device-resident I/O is never cut.
    */
   readonly pipelineRows?: number;
 }
