@@ -7,6 +7,7 @@
  * softmax and layer/group normalization are built on it, with fp32 (or fp64) statistics.
  */
 import type { DType } from "../../../ir/dtype.js";
+import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type {
   AdaptivePoolingLayer,
@@ -84,8 +85,7 @@ function split(
   // TORCHC_ROWS_WARP=0 keeps a block per row (for A/B timing).
   const warpRows = process.env.TORCHC_ROWS_WARP !== "0";
   if (warpRows && alongRow && rows >= MANY_ROWS && inner <= WARP_ROW_MAX) {
-    const bytes = x.storage === "float32" ? 4 : 2;
-    TY = knobs.lanes ? lanesPerRow(knobs.lanes, inner, bytes) : 32;
+    TY = knobs.lanes ? lanesPerRow(knobs.lanes, inner, DTYPE_BYTES[x.storage]) : 32;
   } else if (alongRow) TY = Math.min(THREADS, Math.max(32, pow2ceil(inner)));
   else if (threads === 1024) TY = rows <= 256 ? 128 : 32;
   else TY = rows <= 32 * 64 ? 32 : 8;
