@@ -6,7 +6,8 @@
  * - pipe R: the model compiled with a batch range 1–128 and pipelineRows R (its bucket built with one context per
  *   piece, 2 to 4), a batch of 128 run as 128/R pieces;
  * - A/Bs: the static module with the host copy in 2 MiB pieces (before session 12), other context counts.
- * Each variant's output is checked against PyTorch eager fp32 (fp16 tolerance 1e-2 relative to max |ref|).
+ * Each variant's output is checked against PyTorch eager fp32 (fp16 tolerance 1e-2 relative to max |ref|), and its
+ * outputs for three other inputs against the static module's for them.
  * Needs TORCHC_DYNAMIC_DIR from `python3 fixtures/export_dynamic.py DIR 128 128`. Writes host-pipeline.json into
  * $TORCHC_BENCH_OUT. `bash scripts/gpu.sh bench host-pipeline`; PIPE_ROWS (default 16,32,64) picks R.
  */
@@ -45,6 +46,8 @@ interface Row {
   readonly gpuMs: number;
   readonly e2eMs: number;
   readonly error: number;
+  /** Max over three other inputs of max |err| / max |ref| against the static module's outputs for them. */
+  readonly vsStatic: number;
   readonly memory: string;
 }
 
@@ -54,10 +57,11 @@ const reference = readNpy(join(dir, `output_${BATCH}.npy`));
 const x: Tensor = { ...input, shape: [BATCH, ...input.shape.slice(1)] };
 const xs = Array.from({ length: 4 }, (_, k) => ({
   ...x,
-  data: (x.data as Float32Array).map((v) => v * (1 + 0.05 * k)),
+  data: (x.data as Float32Array).map((v) => v * (1 + 0.05 * k) - 0.1 * k),
 }));
 const shape = (b: number) => [b, ...x.shape.slice(1)];
 const rows: Row[] = [];
+let staticOutputs: Tensor[] | undefined;
 
 async function measure(variant: string, build: () => Promise<CompiledModule>, gpuRows: number): Promise<void> {
   const t0 = performance.now();
@@ -66,6 +70,11 @@ async function measure(variant: string, build: () => Promise<CompiledModule>, gp
   try {
     const [y] = (await m.run([x])) as Tensor[];
     const error = compareTensors(y, reference).relative;
+    // three more distinct inputs against the first variant's (the static module's) outputs for them
+    const ys: Tensor[] = [];
+    for (const input of xs.slice(1)) ys.push(((await m.run([input])) as Tensor[])[0]);
+    staticOutputs ??= ys;
+    const vsStatic = Math.max(...ys.map((t, k) => compareTensors(t, staticOutputs![k]).relative));
     const e2eMs = await timeRuns((i) => m.run([xs[i % 4]]));
     // one call's timeline: each piece's phases, ms from the call's start
     const t0 = performance.now();
@@ -76,7 +85,7 @@ async function measure(variant: string, build: () => Promise<CompiledModule>, gp
     console.log(`  ${variant} timeline: ${timeline.join(" ")} | end@${(performance.now() - t0).toFixed(2)}`);
     const gpuInput = { ...x, shape: shape(gpuRows), data: (x.data as Float32Array).subarray(0, (x.data.length / BATCH) * gpuRows) };
     const gpuMs = m.benchmark([gpuInput], { reps: 50 }).medianMs;
-    const row = { variant, compileS, gpuMs, e2eMs, error, memory: formatMemory(m.memory()) };
+    const row = { variant, compileS, gpuMs, e2eMs, error, vsStatic, memory: formatMemory(m.memory()) };
     rows.push(row);
     console.log(JSON.stringify(row));
   } finally {
@@ -124,9 +133,12 @@ for (const [r, c] of [
   await withEnv({ TORCHC_PIPELINE_CONTEXTS: String(c) }, () =>
     measure(`pipe ${r}, ${c} contexts`, pipelined(r), r),
   );
-console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref |`);
-console.log("| --- | --- | --- | --- | --- |");
+console.log(`\n| EfficientNet-B0 fp16, batch ${BATCH} | compile s | GPU only (one piece / whole) | e2e plain host in/out | max err / max ref | vs static, 3 other inputs |`);
+console.log("| --- | --- | --- | --- | --- | --- |");
 for (const r of rows)
-  console.log(`| ${r.variant} | ${r.compileS.toFixed(1)} | ${r.gpuMs.toFixed(3)} | **${r.e2eMs.toFixed(3)}** | ${r.error.toExponential(1)} |`);
+  console.log(`| ${r.variant} | ${r.compileS.toFixed(1)} | ${r.gpuMs.toFixed(3)} | **${r.e2eMs.toFixed(3)}** | ${r.error.toExponential(1)} | ${r.vsStatic.toExponential(1)} |`);
 for (const r of rows) console.log(`  ${r.variant}: ${r.memory}`);
+// the comparison can fail: distinct inputs give distinct outputs
+if (staticOutputs)
+  console.log(`  static module, input 1 against input 2: ${compareTensors(staticOutputs[0], staticOutputs[1]).relative.toExponential(1)}`);
 writeFileSync(join(process.env.TORCHC_BENCH_OUT ?? ".", "host-pipeline.json"), JSON.stringify(rows, null, 1));
