@@ -199,8 +199,9 @@ export function defaultFlashConfig(c: FlashAttentionConfig): FlashAttentionConfi
 
 /**
  * 4 warps (64 query rows), fewer only when L has fewer 16-row tiles. Smaller CTAs for parallelism at batch 1
- * measured slower (H100, session 12, flash-sweep with padding skipped: ViT-B/16 b1 6.92 µs at 4 warps against
- * 7.11 at 2; DeiT-tiny b1 7.14 at 4 against 7.24 at 2 and 8.04 at 1): the warps of a CTA share its K/V tiles.
+ * measured slower (H100, session 12, flash-sweep, padding skipped, 64-key tiles double-buffered: ViT-B/16 b1
+ * 6.92 µs at 4 warps against 7.32 at 2; DeiT-tiny b1 7.14 at 4 against 7.24 at 2 and 8.04 at 1): the warps of a
+ * CTA share its K/V tiles. Not measured with the default's single-buffered 128-key tiles.
  */
 export function chooseWarps(_batch: number, L: number): 1 | 2 | 3 | 4 {
   return Math.max(1, Math.min(4, Math.ceil(L / 16))) as 1 | 2 | 3 | 4;
