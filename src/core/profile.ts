@@ -12,6 +12,8 @@ export type ProfiledKind =
   | "gemv"
   | "pointwise"
   | "cublaslt"
+  /** The generated small-M tensor-core GEMM, where it replaced cuBLASLt. */
+  | "gemm"
   | "cudnn"
   | "libtorch"
   | "copy";

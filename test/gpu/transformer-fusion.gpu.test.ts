@@ -15,12 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { formatProfileReport } from "../../src/backends/cuda/profile/report.js";
-import { compareTensors } from "../../src/cli/compare.js";
 import type { ProfileReport } from "../../src/core/profile.js";
-import { loadModel } from "../../src/frontends/load-model.js";
-import { compile } from "../../src/runtime/compile.js";
-import { readNpy } from "../../src/util/npy.js";
 import { gpuReporter, openGpu, recordTestStarts, repoRoot } from "./support.js";
+import { compileAndCheck, type Run } from "./transformer-support.js";
 
 const ROOT = repoRoot("fixtures", "export_transformer_blocks.py");
 
@@ -36,40 +33,6 @@ const MODELS = {
   deit_tiny_b16: 12,
   mha_encoder: 2,
 } as const;
-
-interface Run {
-  readonly profile: ProfileReport;
-  readonly medianMs: number;
-  readonly runners: readonly string[];
-}
-
-async function compileAndCheck(dir: string, name: string, precision: "fp32" | "fp16"): Promise<Run> {
-  const tol = precision === "fp16" ? 1e-2 : 1e-4;
-  const model = await loadModel(join(dir, `${name}.pt2`));
-  const compiled = await compile(model, { backend: "cuda", enabledPrecisions: [precision] });
-  try {
-    const outs = [];
-    for (let round = 0; round < 2; round++) {
-      for (const k of [0, 1]) {
-        const [out] = await compiled.run([readNpy(join(dir, `${name}.in${k}.npy`))]);
-        const a = compareTensors(out, readNpy(join(dir, `${name}.out${k}.npy`)));
-        report("accuracy", { name, precision, input: k, round, relative: a.relative });
-        assert.ok(a.shapeMatches, `${name}: output shape`);
-        assert.ok(
-          a.relative <= tol,
-          `${name} ${precision} input ${k}: max|err|/max|ref| ${a.relative} > ${tol}`,
-        );
-        outs.push(out);
-      }
-    }
-    // run() left input 1 in place: the profile and the timing run on real data.
-    const profile = compiled.profile({ reps: 30 });
-    const { medianMs } = compiled.benchmark([readNpy(join(dir, `${name}.in1.npy`))], { reps: 100 });
-    return { profile, medianMs, runners: compiled.report.runners };
-  } finally {
-    await compiled.dispose();
-  }
-}
 
 /** Rows steps whose kernel also computes the element layers before the norm (scheduler's description). */
 const fusedNorms = (p: ProfileReport) =>

@@ -31,6 +31,7 @@ import {
   type MatmulGeometry,
   matmulGeometry,
 } from "./kernels/matmul-cublaslt.js";
+import { SmallGemmMatmul } from "./kernels/matmul-small.js";
 import { type LtTimedChoice, ltTimedChoiceEnabled, timeLtCandidates } from "./lt-timed-choice.js";
 import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
@@ -41,6 +42,7 @@ import { stepLabel } from "./profile/labels.js";
 import { type Int8ConvOperands, int8ConvOperands, outputScale } from "./quant-conv-operands.js";
 import { chooseQuantizedMatmuls, quantKernelsEnabled } from "./quant-select.js";
 import { uploadWeightSet, type WeightBuffer, type WeightStore } from "./shared-weights.js";
+import { chooseSmallGemms, type SmallGemmSummary, smallGemmSetting } from "./small-gemm-select.js";
 import { chooseSparseMatmuls, type EngineMatmul } from "./sparse-select.js";
 import type { SparseSummary, SparseWeightsSetting } from "./sparse-weights.js";
 
@@ -95,6 +97,8 @@ class LibraryPlans {
   readonly matmuls = new Map<MatmulStep, EngineMatmul>();
   /** What `sparseWeights` chose, when it was on. */
   sparse: SparseSummary | undefined;
+  /** What TORCHC_SMALL_GEMM chose, when it was on and some matmul was eligible. */
+  smallGemms: SmallGemmSummary | undefined;
   cudnnMs = 0;
   cublasMs = 0;
   /** TORCHC_LT_TIMED=1: each distinct matmul problem's timed algorithm choice (undefined: heuristic kept). */
@@ -233,6 +237,9 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     libs.lt ??= createLtHandle();
     chooseQuantizedMatmuls(plan, libs.matmuls, libs.lt, (w, r) => libs.refuse(w, r), log);
   }
+  // after sparse and int8: only steps still on cuBLASLt are offered to the generated small-M GEMM
+  const small = { setting: smallGemmSetting(), kernelCache: options.kernelCache };
+  libs.smallGemms = chooseSmallGemms(plan, libs.matmuls, small, log);
   return plan;
 }
 
@@ -493,6 +500,8 @@ function buildStats(
     readonly refusals: readonly string[];
     readonly sparse?: SparseSummary;
     readonly ltTimed?: ReadonlyMap<string, LtTimedChoice | undefined>;
+    readonly smallGemms?: SmallGemmSummary;
+    readonly matmuls: ReadonlyMap<MatmulStep, EngineMatmul>;
   },
   choices?: { readonly convsFromJson: number; readonly convsFromEngine: number },
 ): Omit<BuildStats, "graphNodes"> {
@@ -504,7 +513,7 @@ function buildStats(
   const int8 = steps.filter((s) => s.kind === "conv" && s.int8).length;
   if (int8 > 0) kinds["conv(int8)"] = int8;
   const groups = steps.map((s) => (s.kind === "element" ? s.group.layers.length : 0));
-  const approximated = approximations(steps);
+  const approximated = approximations(steps, (s) => libs.matmuls.get(s) instanceof SmallGemmMatmul);
   return {
     layers: network.layers.length,
     layersAfterFolding: plan.network.layers.length,
@@ -528,6 +537,7 @@ function buildStats(
     nvrtcCache: compiled.cache,
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
+    ...(libs.smallGemms ? { smallGemms: libs.smallGemms } : {}),
     ...(approximated.length ? { approximations: approximated } : {}),
     ...(libs.ltTimed?.size ? { timedMatmuls: timedMatmulStats(libs.ltTimed) } : {}),
     ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
@@ -605,7 +615,9 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       outputs,
       useGraph: options.cudaGraph !== false,
       steps: plan.summary,
-      labels: plan.steps.map(stepLabel),
+      labels: plan.steps.map((s) =>
+        stepLabel(s, s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul),
+      ),
       stats: buildStats(
         network,
         plan,

@@ -18,6 +18,7 @@ import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import type { StepLabel } from "./profile/labels.js";
+import type { SmallGemmSummary } from "./small-gemm-select.js";
 import { formatSparseSummary, type SparseSummary } from "./sparse-weights.js";
 
 export interface EngineIO {
@@ -73,6 +74,8 @@ export interface BuildStats {
   readonly approximations?: readonly string[];
   /** TORCHC_LT_TIMED=1: distinct matmul problems timed, how many changed algorithm, µs saved per call of each. */
   readonly timedMatmuls?: { readonly problems: number; readonly changed: number; readonly savedUs: number };
+  /** TORCHC_SMALL_GEMM: each small-M matmul, whether the generated GEMM replaced cuBLASLt, and the timings. */
+  readonly smallGemms?: SmallGemmSummary;
 }
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
@@ -86,7 +89,11 @@ export function describeEngine(s: BuildStats): string {
   const timed = t
     ? `, ${t.problems} matmul problems timed (${t.changed} changed algorithm, −${t.savedUs} µs)`
     : "";
-  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed})`;
+  const g = s.smallGemms;
+  const small = g
+    ? `, ${g.layers.filter((l) => l.ran === "generated").length}/${g.layers.length} small matmuls on the generated GEMM`
+    : "";
+  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed}${small})`;
   const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
   const approx = s.approximations?.length ? `; approximated: ${s.approximations.join("; ")}` : "";
   const n = s.libraryRefusals.length;

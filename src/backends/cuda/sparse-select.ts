@@ -21,6 +21,7 @@ import {
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { MatmulStep } from "./fuse/steps.js";
 import { type LtMatmul, matmulGeometry } from "./kernels/matmul-cublaslt.js";
+import type { SmallGemmMatmul } from "./kernels/matmul-small.js";
 import { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import type { EnginePlan } from "./plan.js";
 import type { QuantizedEngineMatmul } from "./quant-select.js";
@@ -36,8 +37,11 @@ import {
   timingLost,
 } from "./sparse-weights.js";
 
-/** A matmul step's plan in the engine: dense cuBLASLt, cuSPARSELt once this step chose it, or an int8 GEMM. */
-export type EngineMatmul = LtMatmul | SparseLtMatmul | QuantizedEngineMatmul;
+/**
+ * A matmul step's plan in the engine: dense cuBLASLt, cuSPARSELt once this step chose it, an int8 GEMM, or the
+ * generated small-M GEMM (small-gemm-select.ts).
+ */
+export type EngineMatmul = LtMatmul | SparseLtMatmul | QuantizedEngineMatmul | SmallGemmMatmul;
 
 /**
  * How each candidate is timed: graphs of `perGraph` calls, `replays` replays per round, dense and sparse

@@ -91,7 +91,7 @@ describe("step labels", () => {
     process.env.TORCHC_GELU_EPILOGUE = "0";
     const plan = planCudaEngine(convertGraph(lowered), { precision: "fp16" });
     delete process.env.TORCHC_GELU_EPILOGUE;
-    const labels = plan.steps.map(stepLabel);
+    const labels = plan.steps.map((s) => stepLabel(s));
     const kinds = new Set(labels.map((l) => l.kind));
     for (const k of ["rows", "cublaslt", "attention", "element"] as ProfiledKind[])
       expect(kinds).toContain(k);

@@ -207,6 +207,25 @@ export function chooseSmallGemmConfig(p: SmallGemmProblem, dtype: SmallGemmDType
 }
 
 /**
+ * The `count` candidates with the least modeled time, best first, at most one per tile shape (a tile's best
+ * split): what the engine compiles and times against cuBLASLt (small-gemm-select.ts). The model is crude, so
+ * timing, not the model, makes the final choice.
+ */
+export function smallGemmShortlist(p: SmallGemmProblem, dtype: SmallGemmDType, count = 3): SmallGemmConfig[] {
+  const best = new Map<string, { c: SmallGemmConfig; us: number }>();
+  for (const c of smallGemmCandidates(p, dtype)) {
+    const tile = `${c.bm}x${c.bn}`;
+    const us = estimateSmallGemmMicros(p, c);
+    const known = best.get(tile);
+    if (!known || us < known.us - 1e-9) best.set(tile, { c, us });
+  }
+  return [...best.values()]
+    .sort((a, b) => a.us - b.us)
+    .slice(0, count)
+    .map((e) => e.c);
+}
+
+/**
  * Helpers beyond FLASH_HELPERS: cp.async wait with a count, fence, atomic increment and L2 load (device versions
  * behind TC_SMALL_GEMM_SYNC, which the host shim defines first) and the GELUs (plain C++, host and device).
  */

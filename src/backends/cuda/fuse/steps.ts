@@ -208,15 +208,20 @@ export function stepWrites(s: Step): string[] {
   }
 }
 
-const geluFromErf = (s: MatmulStep) =>
+/** Whether the step's GELU epilogue stands for the graph's exact (erf) GELU. */
+export const geluFromErf = (s: MatmulStep): boolean =>
   s.fused.some((l) => l.type === "activation" && l.fn.kind === "gelu_erf");
 
 /**
  * Where the engine computes something other than the graph's exact function, one line per kind, for the compile
  * report: today only exact GELU run as cuBLASLt's tanh form in matmul epilogues (fuse/schedule.ts geluEpilogue).
  */
-export function approximations(steps: readonly Step[]): string[] {
-  const gelu = steps.filter((s) => s.kind === "matmul" && geluFromErf(s)).length;
+export function approximations(
+  steps: readonly Step[],
+  exact: (s: MatmulStep) => boolean = () => false,
+): string[] {
+  // `exact`: steps whose kernel computes the erf form (the generated small GEMM)
+  const gelu = steps.filter((s) => s.kind === "matmul" && geluFromErf(s) && !exact(s)).length;
   return gelu > 0
     ? [
         `exact GELU as cuBLASLt's tanh form in ${gelu} matmul epilogue${gelu === 1 ? "" : "s"} (they differ by at most 4.7e-4; TORCHC_GELU_EPILOGUE=0 keeps exact GELU)`,

@@ -17,7 +17,7 @@ export function nodeOf(layer: Layer): string {
   return slash > 0 ? layer.name.slice(0, slash) : layer.name;
 }
 
-function kindOf(s: Step): ProfiledKind {
+function kindOf(s: Step, generatedGemm: boolean): ProfiledKind {
   switch (s.kind) {
     case "element":
       // Relayout and unstage copies the scheduler adds around library calls are groups of identities.
@@ -31,10 +31,11 @@ function kindOf(s: Step): ProfiledKind {
     case "conv":
       return s.engine === "cudnn" ? "cudnn" : s.engine;
     case "matmul":
-      return "cublaslt";
+      return generatedGemm ? "gemm" : "cublaslt";
   }
 }
 
-export function stepLabel(s: Step): StepLabel {
-  return { kind: kindOf(s), nodes: [...new Set(stepLayers(s).map(nodeOf))] };
+/** `generatedGemm`: a matmul step the generated small GEMM runs (small-gemm-select.ts), not cuBLASLt. */
+export function stepLabel(s: Step, generatedGemm = false): StepLabel {
+  return { kind: kindOf(s, generatedGemm), nodes: [...new Set(stepLayers(s).map(nodeOf))] };
 }

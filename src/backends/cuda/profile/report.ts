@@ -50,6 +50,7 @@ const KIND_NAMES: Readonly<Record<ProfiledKind, string>> = {
   gemv: "gemv kernel",
   pointwise: "1×1 conv kernel",
   cublaslt: "cuBLASLt",
+  gemm: "generated GEMM",
   cudnn: "cuDNN",
   libtorch: "LibTorch segment",
   copy: "copy",
