@@ -563,6 +563,13 @@ function timedMatmulStats(
   };
 }
 
+/** Each step's profile label; matmuls the generated small GEMM runs are labelled as such. */
+function engineLabels(plan: EnginePlan, libs: LibraryPlans) {
+  return plan.steps.map((s) =>
+    stepLabel(s, s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul),
+  );
+}
+
 /** Builds an engine: schedule, compile kernels, upload weights; each instance prepares its launches and graph. */
 export async function buildCudaEngine(network: Network, options: CudaBuildOptions): Promise<CudaEngine> {
   const tStart = performance.now();
@@ -615,9 +622,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
       outputs,
       useGraph: options.cudaGraph !== false,
       steps: plan.summary,
-      labels: plan.steps.map((s) =>
-        stepLabel(s, s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul),
-      ),
+      labels: engineLabels(plan, libs),
       stats: buildStats(
         network,
         plan,
