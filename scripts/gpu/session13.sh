@@ -25,5 +25,25 @@ if [ "$PART" = 1 ]; then
     pack
   done
 fi
+if [ "$PART" = 3 ]; then
+  # PART=3 (S_S=580): issue 13's benchmark in one run (PyTorch peers for every benchmark model, MODELS to pick;
+  # torchc on all with today's defaults), then up to two A/Bs on the transformers (AB_ONLY): AB_ENV and AB_ENV2,
+  # each "NAME=VALUE ...". TESTS="a b" runs those GPU tests first.
+  for t in ${TESTS:-}; do
+    OUT="$LOGS/$t" TORCHC_GPU_TIMEOUT=150 bash "$ROOT/scripts/gpu.sh" test "$t" >"$LOGS/$t.log" 2>&1
+    echo "test $t rc=$? $(grep -E "^ℹ (pass|fail) " "$LOGS/$t.log" | tr '\n' ' ')($(el))"
+    grep -E "✖ .*ms\)$|AssertionError|median ms forced" "$LOGS/$t.log" | head -6
+  done
+  peers_then_all "${RESERVE_S:-230}"
+  n=0
+  for ab in "${AB_ENV:-}" "${AB_ENV2:-}"; do
+    n=$((n + 1))
+    [ -n "$ab" ] && [ "$(left)" -gt 60 ] || continue
+    echo "== A/B $n: $ab ($(el))"
+    # shellcheck disable=SC2086
+    BENCH_CAP_S=${AB_CAP_S:-110} torchc "ab$n" $ab TRANSFORMERS_ONLY="${AB_ONLY:-vit_base_patch16_224,deit_tiny_patch16_224}"
+    pack
+  done
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
