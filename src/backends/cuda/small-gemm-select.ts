@@ -234,8 +234,8 @@ function choose(
     const s = bench.stream;
     dense.bind(ops.x.ptr, ops.w.ptr, ops.yDense.ptr, ops.bias?.ptr, ops.ltWorkspace.ptr);
     const runs: (() => void)[] = [() => dense.execute(s)];
-    for (const k of shortlist) {
-      const a = kernelArgs(k, { ...ops, y: ops.y });
+    for (const [i, k] of shortlist.entries()) {
+      const a = kernelArgs(k, ops, i);
       args.push(a);
       runs.push(() => launch(k.kernel, { grid: k.generated.grid, block: k.generated.block, stream: s }, a));
     }
@@ -273,7 +273,9 @@ interface ScratchOperands {
   readonly y: DeviceBuffer;
   readonly yDense: DeviceBuffer;
   readonly ltWorkspace: DeviceBuffer;
-  readonly splitWorkspace: DeviceBuffer;
+  /** One per shortlisted configuration: a configuration's counters sit after its own partials, so sharing one
+   * buffer lets a larger configuration's partials overwrite a smaller one's counters (which then never reset). */
+  readonly splitWorkspaces: readonly DeviceBuffer[];
 }
 
 /** Pseudo-random fp16 values in [-scale, scale): timing on constants would flatter nothing, checking would miss. */
@@ -295,7 +297,6 @@ function scratchOperands(
   dense: LtMatmul,
   bench: TimingScratch,
 ): ScratchOperands {
-  const split = Math.max(0, ...shortlist.map((k) => smallGemmWorkspaceBytes(p, k.config)));
   return {
     x: bench.upload(halves(p.M * p.K, 7 + p.N, 1)),
     w: bench.upload(halves(p.N * p.K, 11 + p.K, 1 / Math.sqrt(p.K))),
@@ -303,19 +304,19 @@ function scratchOperands(
     y: bench.buffer(p.M * p.N * 2, 0),
     yDense: bench.buffer(p.M * p.N * 2, 0),
     ltWorkspace: bench.buffer(dense.workspaceBytes, 0),
-    // every configuration's counters start at zero and reset themselves
-    splitWorkspace: bench.buffer(split, 0),
+    // zeroed; each configuration's counters reset themselves after every call
+    splitWorkspaces: shortlist.map((k) => bench.buffer(smallGemmWorkspaceBytes(p, k.config), 0)),
   };
 }
 
-function kernelArgs(k: SmallGemmKernel, ops: ScratchOperands): KernelArgs {
+function kernelArgs(k: SmallGemmKernel, ops: ScratchOperands, index: number): KernelArgs {
   const a = new KernelArgs(k.generated.params.map(() => "ptr" as const));
   const by: Record<string, DeviceBuffer | undefined> = {
     x: ops.x,
     w: ops.w,
     bias: ops.bias,
     y: ops.y,
-    workspace: ops.splitWorkspace,
+    workspace: ops.splitWorkspaces[index],
   };
   k.generated.params.forEach((param, j) => {
     const b = by[param.tensor];
