@@ -442,11 +442,12 @@ function makeLauncher(
       if (s.kind === "matmul") {
         const p = libs.matmuls.get(s)!;
         const bias = s.bias ? ptr(s.bias) : undefined;
+        const residual = s.residual ? ptr(s.residual) : undefined;
         const [a, m, out] = [ptr(s.a), ptr(s.b), ptr(s.output)];
         return library(
           b,
           p,
-          () => p.bind(a, m, out, bias, workspace.ptr),
+          () => p.bind(a, m, out, bias, workspace.ptr, residual),
           () => p.execute(stream),
         );
       }

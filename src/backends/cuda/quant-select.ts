@@ -122,6 +122,8 @@ export function chooseQuantizedMatmuls<M extends { destroy(): void }>(
 ): QuantMatmulReport[] {
   const reports: QuantMatmulReport[] = [];
   for (const [step, dense] of matmuls) {
+    // a fused residual (schedule.ts) is not part of the int8 GEMM; the scheduler fuses none into these steps
+    if (step.residual) continue;
     const name = step.layer.name;
     const site = quantizedMatmulSite(step, plan);
     if (site.kind === "float") continue;

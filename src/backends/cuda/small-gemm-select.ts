@@ -68,7 +68,13 @@ export function smallGemmSite(
   if (g.m < SMALL_GEMM_ROWS.min || g.m > SMALL_GEMM_ROWS.max)
     return `M = ${g.m} is outside ${SMALL_GEMM_ROWS.min}…${SMALL_GEMM_ROWS.max}`;
   if (step.activation === "relu") return "a ReLU epilogue";
-  const operands = [step.a, step.b, step.output, ...(step.bias ? [step.bias] : [])];
+  const operands = [
+    step.a,
+    step.b,
+    step.output,
+    ...(step.bias ? [step.bias] : []),
+    ...(step.residual ? [step.residual] : []),
+  ];
   const strided = operands.find((t) => info(t).strides !== undefined || (info(t).offset ?? 0) !== 0);
   if (strided) return `'${strided}' is a strided view`;
   const p: SmallGemmProblem = {
@@ -77,7 +83,7 @@ export function smallGemmSite(
     K: g.k,
     bias: step.bias !== undefined,
     activation: step.activation === "gelu" ? (geluFromErf(step) ? "gelu_erf" : "gelu_tanh") : "none",
-    residual: false,
+    residual: step.residual !== undefined,
   };
   return smallGemmSupports(p, "float16") ?? p;
 }
@@ -232,7 +238,7 @@ function choose(
     const ops = scratchOperands(p, shortlist, dense, bench);
     CudaContext.current().synchronize();
     const s = bench.stream;
-    dense.bind(ops.x.ptr, ops.w.ptr, ops.yDense.ptr, ops.bias?.ptr, ops.ltWorkspace.ptr);
+    dense.bind(ops.x.ptr, ops.w.ptr, ops.yDense.ptr, ops.bias?.ptr, ops.ltWorkspace.ptr, ops.residual?.ptr);
     const runs: (() => void)[] = [() => dense.execute(s)];
     for (const [i, k] of shortlist.entries()) {
       const a = kernelArgs(k, ops, i);
@@ -270,6 +276,7 @@ interface ScratchOperands {
   readonly x: DeviceBuffer;
   readonly w: DeviceBuffer;
   readonly bias?: DeviceBuffer;
+  readonly residual?: DeviceBuffer;
   readonly y: DeviceBuffer;
   readonly yDense: DeviceBuffer;
   readonly ltWorkspace: DeviceBuffer;
@@ -301,6 +308,7 @@ function scratchOperands(
     x: bench.upload(halves(p.M * p.K, 7 + p.N, 1)),
     w: bench.upload(halves(p.N * p.K, 11 + p.K, 1 / Math.sqrt(p.K))),
     bias: p.bias ? bench.upload(halves(p.N, 13, 0.5)) : undefined,
+    residual: p.residual ? bench.upload(halves(p.M * p.N, 17, 1)) : undefined,
     y: bench.buffer(p.M * p.N * 2, 0),
     yDense: bench.buffer(p.M * p.N * 2, 0),
     ltWorkspace: bench.buffer(dense.workspaceBytes, 0),
@@ -315,6 +323,7 @@ function kernelArgs(k: SmallGemmKernel, ops: ScratchOperands, index: number): Ke
     x: ops.x,
     w: ops.w,
     bias: ops.bias,
+    residual: ops.residual,
     y: ops.y,
     workspace: ops.splitWorkspaces[index],
   };

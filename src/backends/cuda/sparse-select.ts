@@ -99,7 +99,8 @@ function candidates(plan: EnginePlan, matmuls: ReadonlyMap<MatmulStep, EngineMat
       }
       continue;
     }
-    if (step.kind !== "matmul" || !matmuls.has(step)) continue;
+    // a fused residual is not part of the sparse GEMM; the scheduler fuses none with sparseWeights on
+    if (step.kind !== "matmul" || !matmuls.has(step) || step.residual) continue;
     const c = sparseCandidate(step, plan.network, plan.infos, matmulGeometry(step, info));
     if (plan.network.layers.some((l) => l.type === "constant" && l.output === step.b)) checked++;
     if (c) found.push(c);

@@ -251,11 +251,13 @@ export interface LtOperands {
   readonly d: bigint;
   readonly alpha: Float32Array;
   readonly beta: Float32Array;
+  /** C, read when beta ≠ 0 (D's shape and layout; D itself when absent). */
+  readonly c?: bigint;
   /** Null when the plan needs none. */
   readonly workspace: bigint | null;
 }
 
-/** Runs the plan: D = alpha·op(A)·op(B) (+ epilogue), row-major, on `stream`. */
+/** Runs the plan: D = alpha·op(A)·op(B) + beta·C (+ epilogue), row-major, on `stream`. */
 export function runLtPlan(
   handle: Ptr,
   plan: LtPlan,
@@ -274,7 +276,7 @@ export function runLtPlan(
     o.a,
     lb,
     o.beta,
-    o.d,
+    o.c ?? o.d,
     ld,
     o.d,
     ld,

@@ -100,6 +100,22 @@ export function geluEpilogue(kind: string, storage: string, keepExact = false): 
   );
 }
 
+/** One layer a matmul's epilogue takes in, with what it is to the library. */
+type MatmulEpilogueOp =
+  | { readonly role: "bias"; readonly layer: Layer; readonly tensor: string }
+  | { readonly role: "act"; readonly layer: Layer; readonly fn: "relu" | "gelu" }
+  | { readonly role: "residual"; readonly layer: Layer; readonly tensor: string };
+
+/**
+ * Whether a matmul may add its block's residual itself (cuBLASLt's beta·C, the generated small GEMM's residual
+ * epilogue): opt-in (TORCHC_GEMM_RESIDUAL=1) until measured. It moves the add out of the next norm's prologue, so
+ * that kernel reads one tensor and writes one instead of two and two (ViT-B/16 batch 64: 24 × 19 MB), at the price
+ * of the GEMM reading C.
+ */
+export function gemmResidualEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.TORCHC_GEMM_RESIDUAL === "1";
+}
+
 const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
 
 export function schedule(net: Network, infos: Map<string, TensorInfo>, opts: ScheduleOptions): Step[] {
@@ -819,20 +835,22 @@ class Scheduler {
       layoutKey(aInfo.shape, aInfo.layout) === layoutKey(aInfo.shape, identityLayout(aInfo.shape.length)) &&
       !layer.transposeA;
     const flat = batch === 1 || (bBatch === 1 && aRowMajor);
-    const { fused, bias, activation } = flat
-      ? this.matmulEpilogue(layer, storage)
-      : { fused: [] as Layer[], bias: undefined, activation: "none" as const };
+    const epilogue = flat ? this.matmulEpilogue(layer, storage) : [];
     const tryStep = (k: number): boolean => {
-      const f = fused.slice(0, k);
+      const taken = epilogue.slice(0, k);
+      const f = taken.map((e) => e.layer);
       const final = k === 0 ? layer.output : f[k - 1].output;
       const { target, copy } = this.staging(final, identityLayout(out.shape.length), storage);
+      const role = <R extends MatmulEpilogueOp["role"]>(r: R) =>
+        taken.find((e): e is Extract<MatmulEpilogueOp, { role: R }> => e.role === r);
       const step: MatmulStep = {
         kind: "matmul",
         layer,
         a,
         b,
-        bias: f.length > 0 && bias ? bias : undefined,
-        activation: k === 2 || (k === 1 && !bias) ? activation : "none",
+        bias: role("bias")?.tensor,
+        activation: role("act")?.fn ?? "none",
+        ...(role("residual") ? { residual: role("residual")!.tensor } : {}),
         fused: f,
         output: target,
       };
@@ -845,45 +863,42 @@ class Scheduler {
       if (copy) copy();
       return true;
     };
-    for (let k = fused.length; k >= 0; k--) if (tryStep(k)) return;
+    for (let k = epilogue.length; k >= 0; k--) if (tryStep(k)) return;
     throw new Error(`cuBLASLt cannot run matmul layer '${layer.name}'`);
   }
 
   /**
-   * What a flat matmul's epilogue can take: + row bias (a constant varying along the last axis only), then
-   * relu / GELU (geluEpilogue; exact GELU kept apart for a quantized linear, or with sparse weights on).
+   * What a flat matmul's epilogue can take, in order: + row bias (a constant varying along the last axis only),
+   * then relu / GELU (geluEpilogue; exact GELU kept apart for a quantized linear, or with sparse weights on), or
+   * else, with TORCHC_GEMM_RESIDUAL=1, + a residual of the output's shape (cuBLASLt's beta·C, which it adds
+   * before its activation, so never with one).
    */
-  private matmulEpilogue(
-    layer: LayerOf<"matmul">,
-    storage: string,
-  ): { fused: Layer[]; bias: string | undefined; activation: MatmulStep["activation"] } {
+  private matmulEpilogue(layer: LayerOf<"matmul">, storage: string): MatmulEpilogueOp[] {
     const out = this.info(layer.output);
     const n = out.shape[out.shape.length - 1];
-    const fused: Layer[] = [];
-    let bias: string | undefined;
-    let activation: MatmulStep["activation"] = "none";
+    const ops: MatmulEpilogueOp[] = [];
     let t = layer.output;
     const only = (x: string) => {
       const rs = this.readers(x);
       return rs.length === 1 && !this.outputs.has(x) ? rs[0] : undefined;
     };
-    const next = only(t);
-    if (
-      next?.type === "elementwise" &&
-      next.op === "add" &&
-      this.info(next.output).shape.join() === out.shape.join()
-    ) {
-      const other = next.inputs[0] === t ? next.inputs[1] : next.inputs[0];
-      const oi = this.info(other);
+    const addOf = (x: string) => {
+      const next = only(x);
+      if (next?.type !== "elementwise" || next.op !== "add") return undefined;
+      if (this.info(next.output).shape.join() !== out.shape.join()) return undefined;
+      return { layer: next, other: next.inputs[0] === x ? next.inputs[1] : next.inputs[0] };
+    };
+    const biasAdd = addOf(t);
+    if (biasAdd) {
+      const oi = this.info(biasAdd.other);
       if (
-        this.producer.get(other)?.type === "constant" &&
+        this.producer.get(biasAdd.other)?.type === "constant" &&
         oi.shape.at(-1) === n &&
         numel(oi.shape) === n &&
         oi.storage === storage
       ) {
-        bias = other;
-        fused.push(next);
-        t = next.output;
+        ops.push({ role: "bias", layer: biasAdd.layer, tensor: biasAdd.other });
+        t = biasAdd.layer.output;
       }
     }
     const act = only(t);
@@ -893,9 +908,31 @@ class Scheduler {
       act?.type === "activation" &&
       (act.fn.kind === "relu" || geluEpilogue(act.fn.kind, storage, keepExact))
     ) {
-      activation = act.fn.kind === "relu" ? "relu" : "gelu";
-      fused.push(act);
+      ops.push({ role: "act", layer: act, fn: act.fn.kind === "relu" ? "relu" : "gelu" });
+      return ops;
     }
-    return { fused, bias, activation };
+    // int8 and cuSPARSELt GEMMs that may replace the plan later add no residual (as for exact GELU above)
+    const residual = gemmResidualEnabled() && !keepExact ? addOf(t) : undefined;
+    if (residual && this.residualOperandOk(residual.other, out.shape, storage))
+      ops.push({ role: "residual", layer: residual.layer, tensor: residual.other });
+    return ops;
+  }
+
+  /**
+   * A residual cuBLASLt can read as C: the output's exact shape, storage and identity layout, plain memory, made
+   * by a layer before the matmul (a later one, such as a cast the next norm's prologue would have taken in,
+   * would be placed after the step that reads it).
+   */
+  private residualOperandOk(t: string, shape: readonly number[], storage: string): boolean {
+    const i = this.info(t);
+    const p = this.producer.get(t);
+    if (p && p.type !== "constant" && this.index.get(p)! > this.current) return false;
+    return (
+      i.shape.join() === shape.join() &&
+      i.storage === storage &&
+      i.strides === undefined &&
+      (i.offset ?? 0) === 0 &&
+      layoutKey(i.shape, i.layout) === layoutKey(i.shape, identityLayout(i.shape.length))
+    );
   }
 }

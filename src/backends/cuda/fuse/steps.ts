@@ -91,6 +91,12 @@ export interface MatmulStep {
   /** Constant [N] added to every row (cuBLASLt BIAS epilogue). */
   readonly bias?: string;
   readonly activation: "none" | "relu" | "gelu";
+  /**
+   * A tensor of the output's shape (identity layout) added last: a block's residual, as cuBLASLt's beta·C
+   * (schedule.ts matmulEpilogue, TORCHC_GEMM_RESIDUAL=1; only without an activation, which cuBLASLt would apply
+   * after C).
+   */
+  readonly residual?: string;
   readonly fused: readonly Layer[];
   readonly output: string;
 }
@@ -150,7 +156,7 @@ export function stepReads(s: Step): string[] {
       return s.next ? [...own, ...stepReads(s.next).filter((t) => t !== s.output)] : own;
     }
     case "matmul":
-      return [s.a, s.b, ...(s.bias ? [s.bias] : [])];
+      return [s.a, s.b, ...(s.bias ? [s.bias] : []), ...(s.residual ? [s.residual] : [])];
     case "normalization":
     case "softmax": {
       const layers = stepLayers(s);
@@ -236,7 +242,7 @@ export function describeStep(s: Step): string {
     case "conv":
       return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
-      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${geluFromErf(s) ? "(tanh for erf)" : ""}` : ""} → ${s.output}`;
+      return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${geluFromErf(s) ? "(tanh for erf)" : ""}` : ""}${s.residual ? "+residual" : ""} → ${s.output}`;
     case "normalization":
     case "softmax": {
       const pro = s.prologue?.length ? `[${s.prologue.map((l) => l.type).join("+")}]+` : "";

@@ -83,8 +83,9 @@ export function matmulGeometry(step: MatmulStep, info: (t: string) => TensorInfo
 
 export class LtMatmul {
   private readonly alpha = new Float32Array([1]);
+  /** 1 while a residual is bound (D = A·B (+ bias) + C), else 0. */
   private readonly beta = new Float32Array([0]);
-  private ptrs: { a: bigint; b: bigint; d: bigint; ws: bigint } | undefined;
+  private ptrs: { a: bigint; b: bigint; d: bigint; c?: bigint; ws: bigint } | undefined;
   private destroyed = false;
 
   constructor(
@@ -103,9 +104,18 @@ export class LtMatmul {
     return this.plan.algo;
   }
 
-  bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, workspace: bigint): void {
+  /** `residual`: a tensor of D's shape and layout added to the product (a fused residual add), or none. */
+  bind(
+    a: bigint,
+    b: bigint,
+    d: bigint,
+    bias: bigint | undefined,
+    workspace: bigint,
+    residual?: bigint,
+  ): void {
     if (this.hasBias) setLtBias(this.plan, bias ?? 0n);
-    this.ptrs = { a, b, d, ws: workspace };
+    this.beta[0] = residual === undefined ? 0 : 1;
+    this.ptrs = { a, b, d, ws: workspace, ...(residual === undefined ? {} : { c: residual }) };
   }
 
   execute(stream: Stream): void {

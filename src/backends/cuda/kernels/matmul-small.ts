@@ -79,14 +79,35 @@ export class SmallGemmMatmul {
     return smallGemmWorkspaceBytes(this.chosen.problem, this.chosen.config);
   }
 
-  bind(a: bigint, b: bigint, d: bigint, bias: bigint | undefined, workspace: bigint): void {
+  bind(
+    a: bigint,
+    b: bigint,
+    d: bigint,
+    bias: bigint | undefined,
+    workspace: bigint,
+    residual?: bigint,
+  ): void {
     if (this.destroyed) throw new Error("small GEMM bound after destroy()");
-    this.fallback.bind(a, b, d, bias, workspace);
-    const operands = [a, b, d, ...(this.hasBias ? [bias ?? 0n] : [])];
+    if (this.chosen.problem.residual !== (residual !== undefined))
+      throw new Error("small GEMM bound with a residual its kernel was not made for (or without one)");
+    this.fallback.bind(a, b, d, bias, workspace, residual);
+    const operands = [
+      a,
+      b,
+      d,
+      ...(this.hasBias ? [bias ?? 0n] : []),
+      ...(residual === undefined ? [] : [residual]),
+    ];
     this.useFallback = operands.some((p) => p === 0n || p % ALIGN !== 0n);
     this.bound = true;
     if (this.useFallback) return;
-    const values: Record<string, bigint> = { x: a, w: b, y: d, ...(this.hasBias ? { bias: bias! } : {}) };
+    const values: Record<string, bigint> = {
+      x: a,
+      w: b,
+      y: d,
+      ...(this.hasBias ? { bias: bias! } : {}),
+      ...(residual === undefined ? {} : { residual }),
+    };
     const split = this.splitWorkspaceBytes;
     if (split > 0) values.workspace = this.splitWorkspace(workspace, split).ptr;
     this.chosen.generated.params.forEach((p, j) => {

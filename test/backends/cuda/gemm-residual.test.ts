@@ -1,0 +1,81 @@
+// The residual add in the matmul's epilogue (TORCHC_GEMM_RESIDUAL=1, fuse/schedule.ts matmulEpilogue): in
+// pre-norm blocks, proj and fc2 add the block's residual themselves (cuBLASLt's beta·C), so the norm after them
+// reads one tensor instead of computing the add in its prologue; never after an activation (cuBLASLt would apply
+// it to the sum). Emulated on the CPU against the aten reference interpreter.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
+import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { convertGraph } from "../../../src/converters/index.js";
+import type { Graph } from "../../../src/ir/graph.js";
+import { interpret } from "../../../src/ops/index.js";
+import { defaultPipeline, runPipeline } from "../../../src/passes/pipeline.js";
+import { compareTensors } from "../../../src/util/compare.js";
+import { inputsFor } from "../../passes/graphs.js";
+import { emulateEngine, hasGxx } from "./emulate.js";
+import { preNormBlocksGraph } from "./transformer-graphs.js";
+
+function lower(graph: Graph, precision: "fp32" | "fp16") {
+  const dtype = precision === "fp16" ? "float16" : "float32";
+  return runPipeline(graph, defaultPipeline({ enabledPrecisions: [dtype] })).graph;
+}
+
+const residualMatmuls = (steps: readonly Step[]) =>
+  steps.filter((s) => s.kind === "matmul" && s.residual !== undefined);
+
+afterEach(() => {
+  delete process.env.TORCHC_GEMM_RESIDUAL;
+});
+
+describe("the residual add in the matmul epilogue", () => {
+  const depth = 2;
+  const graph = preNormBlocksGraph({ B: 2, N: 9, C: 32, heads: 2, depth });
+
+  it("is off by default: the norms take the adds in", () => {
+    const plan = planCudaEngine(convertGraph(lower(graph, "fp16")), { precision: "fp16" });
+    expect(residualMatmuls(plan.steps)).toHaveLength(0);
+  });
+
+  for (const precision of ["fp32", "fp16"] as const) {
+    it(`${precision}: proj and fc2 add the residual; the norms after them have no prologue; same step count`, () => {
+      const net = convertGraph(lower(graph, precision));
+      const before = planCudaEngine(net, { precision });
+      process.env.TORCHC_GEMM_RESIDUAL = "1";
+      const plan = planCudaEngine(net, { precision });
+      const summary = plan.summary.join("\n");
+      // fc2 of every block adds the residual; proj too, except in fp16 the first block's, whose residual is the
+      // fp32 input's cast to half, a layer after proj that the norm's prologue still computes
+      const fused = precision === "fp16" ? 2 * depth - 1 : 2 * depth;
+      expect(residualMatmuls(plan.steps), summary).toHaveLength(fused);
+      for (const s of residualMatmuls(plan.steps)) {
+        if (s.kind !== "matmul") continue;
+        expect(s.activation).toBe("none");
+        expect(plan.infos.get(s.residual!)!.shape).toEqual(plan.infos.get(s.output)!.shape);
+      }
+      const norms = plan.steps.filter((s) => s.kind === "normalization");
+      expect(norms).toHaveLength(2 * depth + 1);
+      // a norm after a matmul that adds the residual has nothing left for a prologue
+      expect(
+        norms.slice(1).filter((s) => s.prologue?.length),
+        summary,
+      ).toHaveLength(2 * depth - fused);
+      expect(plan.steps.length).toBe(before.steps.length);
+      expect(summary).toContain("+residual");
+    });
+  }
+
+  it.skipIf(!hasGxx())("emulated, fp32 and fp16 match the aten reference", () => {
+    process.env.TORCHC_GEMM_RESIDUAL = "1";
+    for (const [precision, tol] of [
+      ["fp32", 1e-4],
+      ["fp16", 1e-2],
+    ] as const) {
+      const lowered = lower(graph, precision);
+      const inputs = inputsFor(graph, 7);
+      const named = Object.fromEntries(lowered.inputs.map((n, i) => [n, inputs[i]]));
+      const { plan, outputs } = emulateEngine(convertGraph(lowered), named, { precision });
+      expect(residualMatmuls(plan.steps).length).toBeGreaterThanOrEqual(2 * depth - 1);
+      const want = interpret(graph, inputs);
+      expect(compareTensors(outputs[0], want[0]).relative).toBeLessThanOrEqual(tol);
+    }
+  });
+});
