@@ -20,13 +20,14 @@ torchc() {
   bash "$ROOT/scripts/gpu/torchc-transformers.sh" "$name" "$LOGS" "$DIR" $(( $(left) - 10 > cap ? cap : $(left) - 10 )) "$@"
   echo "($(el))"
 }
-# peers_then_all RESERVE_S: PyTorch's peers for the benchmark models (MODELS to pick; torchc keeps RESERVE_S for
-# itself), then torchc on every model that has peers; the table lands in $OUT/TRANSFORMERS.md.
+# peers_then_all RESERVE_S: PyTorch's peers for the benchmark models (MODELS to pick, PEERS_ARGS passed on, e.g.
+# --skip-reduce-overhead; torchc keeps RESERVE_S for itself), then torchc on every model that has peers; the table
+# lands in $OUT/TRANSFORMERS.md.
 peers_then_all() {
   local reserve=$1
   echo "== PyTorch peers ($(el))"
   PYTHONUNBUFFERED=1 timeout "$(( $(left) - reserve ))" python3 "$ROOT/bench/transformers.py" --out "$DIR" \
-    ${MODELS:+--models "$MODELS"} --budget-s "$(( $(left) - reserve - 20 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
+    ${MODELS:+--models "$MODELS"} ${PEERS_ARGS:-} --budget-s "$(( $(left) - reserve - 20 ))" --no-warm-compile >"$LOGS/peers.log" 2>&1
   echo "peers rc=$? ($(el))"; cp "$DIR/transformers.peers.json" "$OUT/" 2>/dev/null
   grep -iE "skipped|timed out|crash" "$LOGS/peers.log" | head -5
   echo "== torchc, every model ($(el))"
