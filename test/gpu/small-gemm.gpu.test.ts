@@ -33,7 +33,7 @@ describe("the generated small-M GEMM in place of cuBLASLt (TORCHC_SMALL_GEMM)", 
   const runWith = async (name: string, setting: string | undefined, residual = false) => {
     if (setting === undefined) delete process.env.TORCHC_SMALL_GEMM;
     else process.env.TORCHC_SMALL_GEMM = setting;
-    if (residual) process.env.TORCHC_GEMM_RESIDUAL = "1";
+    process.env.TORCHC_GEMM_RESIDUAL = residual ? "1" : "0";
     try {
       return await compileAndCheck(dir, name, "fp16");
     } finally {

@@ -3,6 +3,7 @@
 // reads one tensor instead of computing the add in its prologue; never after an activation (cuBLASLt would apply
 // it to the sum). Emulated on the CPU against the aten reference interpreter.
 import { afterEach, describe, expect, it } from "vitest";
+import { GEMM_RESIDUAL_MIN_ELEMENTS, gemmResidualEnabled } from "../../../src/backends/cuda/fuse/schedule.js";
 import type { Step } from "../../../src/backends/cuda/fuse/steps.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { convertGraph } from "../../../src/converters/index.js";
@@ -30,9 +31,21 @@ describe("the residual add in the matmul epilogue", () => {
   const depth = 2;
   const graph = preNormBlocksGraph({ B: 2, N: 9, C: 32, heads: 2, depth });
 
-  it("is off by default: the norms take the adds in", () => {
+  it("by default only for outputs of 2^20 elements or more; TORCHC_GEMM_RESIDUAL=1 always, =0 never", () => {
+    expect(GEMM_RESIDUAL_MIN_ELEMENTS).toBe(1 << 20);
+    expect(gemmResidualEnabled((1 << 20) - 1, {})).toBe(false);
+    expect(gemmResidualEnabled(1 << 20, {})).toBe(true);
+    expect(gemmResidualEnabled(1, { TORCHC_GEMM_RESIDUAL: "1" })).toBe(true);
+    expect(gemmResidualEnabled(1 << 30, { TORCHC_GEMM_RESIDUAL: "0" })).toBe(false);
+  });
+
+  it("small blocks keep the adds in the norms by default; large ones fuse them", () => {
     const plan = planCudaEngine(convertGraph(lower(graph, "fp16")), { precision: "fp16" });
     expect(residualMatmuls(plan.steps)).toHaveLength(0);
+    // 2 × 2048 tokens × 256 channels = 2^20 elements per block output
+    const large = preNormBlocksGraph({ B: 2, N: 2048, C: 256, heads: 2, depth: 1 });
+    const big = planCudaEngine(convertGraph(lower(large, "fp16")), { precision: "fp16" });
+    expect(residualMatmuls(big.steps).length).toBeGreaterThanOrEqual(1);
   });
 
   for (const precision of ["fp32", "fp16"] as const) {

@@ -62,8 +62,8 @@ describe("cuBLASLt algorithm by timing", () => {
     expect(calls(ltTimingBudget(g(8192, 8192, 8192)))).toBe(24);
   });
 
-  it("is off unless TORCHC_LT_TIMED=1", () => {
-    expect(ltTimedChoiceEnabled({})).toBe(false);
+  it("is on unless TORCHC_LT_TIMED=0", () => {
+    expect(ltTimedChoiceEnabled({})).toBe(true);
     expect(ltTimedChoiceEnabled({ TORCHC_LT_TIMED: "0" })).toBe(false);
     expect(ltTimedChoiceEnabled({ TORCHC_LT_TIMED: "1" })).toBe(true);
   });

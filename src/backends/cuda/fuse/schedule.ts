@@ -107,13 +107,24 @@ type MatmulEpilogueOp =
   | { readonly role: "residual"; readonly layer: Layer; readonly tensor: string };
 
 /**
- * Whether a matmul may add its block's residual itself (cuBLASLt's beta·C, the generated small GEMM's residual
- * epilogue): opt-in (TORCHC_GEMM_RESIDUAL=1) until measured. It moves the add out of the next norm's prologue, so
- * that kernel reads one tensor and writes one instead of two and two (ViT-B/16 batch 64: 24 × 19 MB), at the price
- * of the GEMM reading C.
+ * Outputs of at least this many elements add their block's residual in the matmul epilogue by default. H100,
+ * session 13 (with timed cuBLASLt algorithms): ViT-B/16 batch 64 (outputs 9.7 M elements) 5.143 → 4.930 ms, its
+ * 25 norms 0.676 → 0.378 ms; DeiT-tiny batch 64 (2.4 M) 1.056 → 0.971; DeiT-tiny batch 128 (4.8 M) 1.690 → 1.703
+ * (norms −0.10, cuBLASLt +0.14: narrow N = 192 GEMMs pay for reading C); batch 1 (≤ 0.15 M) 0.289 → 0.297, so
+ * small outputs keep the add in the norm.
  */
-export function gemmResidualEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.TORCHC_GEMM_RESIDUAL === "1";
+export const GEMM_RESIDUAL_MIN_ELEMENTS = 1 << 20;
+
+/**
+ * Whether a matmul with `elements` output elements adds its block's residual itself (cuBLASLt's beta·C, the
+ * generated small GEMM's residual epilogue). It moves the add out of the next norm's prologue, so that kernel reads
+ * one tensor and writes one instead of two and two, at the price of the GEMM reading C. TORCHC_GEMM_RESIDUAL=1
+ * fuses at every size, =0 never; by default from GEMM_RESIDUAL_MIN_ELEMENTS up.
+ */
+export function gemmResidualEnabled(elements: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.TORCHC_GEMM_RESIDUAL === "1") return true;
+  if (env.TORCHC_GEMM_RESIDUAL === "0") return false;
+  return elements >= GEMM_RESIDUAL_MIN_ELEMENTS;
 }
 
 const CONV_ACTS: ReadonlySet<string> = new Set(["relu", "silu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh"]);
@@ -870,7 +881,7 @@ class Scheduler {
   /**
    * What a flat matmul's epilogue can take, in order: + row bias (a constant varying along the last axis only),
    * then relu / GELU (geluEpilogue; exact GELU kept apart for a quantized linear, or with sparse weights on), or
-   * else, with TORCHC_GEMM_RESIDUAL=1, + a residual of the output's shape (cuBLASLt's beta·C, which it adds
+   * else + a residual of the output's shape where gemmResidualEnabled says so (cuBLASLt's beta·C, which it adds
    * before its activation, so never with one).
    */
   private matmulEpilogue(layer: LayerOf<"matmul">, storage: string): MatmulEpilogueOp[] {
@@ -912,7 +923,7 @@ class Scheduler {
       return ops;
     }
     // int8 and cuSPARSELt GEMMs that may replace the plan later add no residual (as for exact GELU above)
-    const residual = gemmResidualEnabled() && !keepExact ? addOf(t) : undefined;
+    const residual = gemmResidualEnabled(numel(out.shape)) && !keepExact ? addOf(t) : undefined;
     if (residual && this.residualOperandOk(residual.other, out.shape, storage))
       ops.push({ role: "residual", layer: residual.layer, tensor: residual.other });
     return ops;
