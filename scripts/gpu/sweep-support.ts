@@ -19,6 +19,7 @@ import {
   Stream,
 } from "../../src/backends/cuda/device/index.js";
 import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
+import { xorshiftHalves } from "../../src/util/random-input.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
 
 /** A variant's output against the default kernel's (max |diff| / max |default|): above this the run fails. */
@@ -208,18 +209,7 @@ export function timeLaunches(stream: Stream, kernel: Kernel, k: GeneratedKernel,
   return medianMicros(stream, () => launch(kernel, cfg, args), inner);
 }
 
-/** n fp16 bits, `half` of each state of a xorshift32 sequence from `seed`. */
-export function xorshiftHalves(n: number, seed: number, half: (x: number) => number): Uint16Array {
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = half(x >>> 0);
-  }
-  return out;
-}
+export { xorshiftHalves };
 
 /** Random fp16 bits uniform on [lo, hi] (xorshift over a table of 4096 values). */
 export function randomHalves(n: number, seed: number, lo: number, hi: number): Uint16Array {

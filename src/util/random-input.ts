@@ -20,3 +20,16 @@ export function randomInput(type: TensorType, seed: number): Tensor {
   }
   return tensorFromNumbers(type.dtype, type.shape, v);
 }
+
+/** n fp16 bit patterns, `half` of each state of a xorshift32 sequence from `seed` (timing and checking operands). */
+export function xorshiftHalves(n: number, seed: number, half: (x: number) => number): Uint16Array {
+  const out = new Uint16Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = half(x >>> 0);
+  }
+  return out;
+}

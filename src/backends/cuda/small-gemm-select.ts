@@ -12,6 +12,7 @@
  * first choice without timing (still checked; for tests: a mismatch or a failure fails the build).
  */
 import { float16BitsToNumber, numberToFloat16Bits } from "../../ir/half.js";
+import { xorshiftHalves } from "../../util/random-input.js";
 import {
   describeSmallGemmConfig,
   generateSmallGemmKernel,
@@ -287,15 +288,7 @@ interface ScratchOperands {
 
 /** Pseudo-random fp16 values in [-scale, scale): timing on constants would flatter nothing, checking would miss. */
 function halves(n: number, seed: number, scale: number): Uint16Array {
-  const out = new Uint16Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = numberToFloat16Bits(((x >>> 0) / 2 ** 31 - 1) * scale);
-  }
-  return out;
+  return xorshiftHalves(n, seed, (x) => numberToFloat16Bits((x / 2 ** 31 - 1) * scale));
 }
 
 function scratchOperands(
