@@ -39,7 +39,7 @@ export type RestorableConv = CachedConv & { readonly plan?: string };
 export interface CachedMatmul {
   readonly algo: string;
   readonly workspaceBytes: number;
-  /** Whether the algorithm won a timing run (TORCHC_LT_TIMED=1 compiles use only such entries). */
+  /** Whether the algorithm won a timing run (timed compiles, the default, use only such entries). */
   readonly timed?: boolean;
   used: number;
 }

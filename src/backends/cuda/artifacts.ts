@@ -169,8 +169,9 @@ export class EngineChoices {
   }
 
   /**
-   * The cuBLASLt plan for a matmul: the saved algorithm when there is one; else, with `timed` (TORCHC_LT_TIMED=1),
-   * a cached timed choice or the algorithm `timed` picks by timing; else a cached choice or cuBLASLt's heuristic.
+   * The cuBLASLt plan for a matmul: the saved algorithm when there is one; else, with `timed` (the default; not with
+   * TORCHC_LT_TIMED=0), a cached timed choice or the algorithm `timed` picks by timing; else a cached choice or
+   * cuBLASLt's heuristic.
    */
   matmul(
     handle: Parameters<typeof buildLtMatmul>[0],

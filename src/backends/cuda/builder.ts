@@ -101,7 +101,10 @@ class LibraryPlans {
   smallGemms: SmallGemmSummary | undefined;
   cudnnMs = 0;
   cublasMs = 0;
-  /** TORCHC_LT_TIMED=1: each distinct matmul problem's timed algorithm choice (undefined: heuristic kept). */
+  /**
+   * Each distinct matmul problem's timed algorithm choice (undefined: heuristic kept); timing is the default, off
+   * with TORCHC_LT_TIMED=0.
+   */
   readonly ltTimed = new Map<string, LtTimedChoice | undefined>();
   /** Why cuDNN or cuBLASLt refused a step the scheduler offered (it then tried a shorter fusion or a kernel). */
   readonly refusals: string[] = [];
@@ -130,7 +133,7 @@ class LibraryPlans {
     return c && c.index > 0 ? c.algo : undefined;
   }
 
-  /** A matmul's cuBLASLt plan: restored (options.choices), timed (TORCHC_LT_TIMED=1), or the heuristic's. */
+  /** A matmul's cuBLASLt plan: restored (options.choices), timed (default), or the heuristic's (TORCHC_LT_TIMED=0). */
   matmulPlan(
     g: MatmulGeometry,
     epilogue: { bias: boolean; activation: LtActivation },

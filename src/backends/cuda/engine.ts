@@ -72,7 +72,7 @@ export interface BuildStats {
   readonly restoredConvs?: { readonly fromJson: number; readonly fromEngine: number };
   /** Where the engine computes an approximation of the graph's function (fuse/steps.ts approximations). */
   readonly approximations?: readonly string[];
-  /** TORCHC_LT_TIMED=1: distinct matmul problems timed, how many changed algorithm, µs saved per call of each. */
+  /** Timed cuBLASLt choice (default): distinct matmul problems timed, how many changed algorithm, µs saved per call of each. */
   readonly timedMatmuls?: { readonly problems: number; readonly changed: number; readonly savedUs: number };
   /** TORCHC_SMALL_GEMM: each small-M matmul, whether the generated GEMM replaced cuBLASLt, and the timings. */
   readonly smallGemms?: SmallGemmSummary;
