@@ -337,11 +337,12 @@ class Scheduler {
     const viaInfo = this.info(via);
     const identityMap = isPointwiseLayer(layer) && viaInfo.shape.join() === outShape;
     if (!identityMap && !isMovementLayer(layer)) return false;
-    // Every earlier step must not read the group (it will run later now).
+    // Every earlier step must not read the group (it will run later now), including a layer a step already placed
+    // took in (a matmul's fused residual add comes later in order, but its step runs earlier).
     for (const m of g.layers) {
       for (const r of this.readers(m.output)) {
         const ri = this.index.get(r)!;
-        if (ri < this.current && this.groupOf.get(r.output) !== g) return false;
+        if ((ri < this.current || this.consumed.has(r)) && this.groupOf.get(r.output) !== g) return false;
       }
     }
     // Anything else reading `via` (or any other member) needs it stored by this kernel at the new root's coords.
@@ -942,6 +943,7 @@ class Scheduler {
       i.shape.join() === shape.join() &&
       i.storage === storage &&
       i.strides === undefined &&
+      i.unaddressable !== true &&
       (i.offset ?? 0) === 0 &&
       layoutKey(i.shape, i.layout) === layoutKey(i.shape, identityLayout(i.shape.length))
     );

@@ -93,8 +93,8 @@ export interface MatmulStep {
   readonly activation: "none" | "relu" | "gelu";
   /**
    * A tensor of the output's shape (identity layout) added last: a block's residual, as cuBLASLt's beta·C
-   * (schedule.ts matmulEpilogue, TORCHC_GEMM_RESIDUAL=1; only without an activation, which cuBLASLt would apply
-   * after C).
+   * (schedule.ts matmulEpilogue: by default for outputs of 2^20+ elements; only without an activation, which
+   * cuBLASLt would apply after C).
    */
   readonly residual?: string;
   readonly fused: readonly Layer[];
