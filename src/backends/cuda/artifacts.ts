@@ -61,6 +61,8 @@ export interface EngineRecord {
 export interface MatmulEpilogue {
   readonly bias: boolean;
   readonly activation: "none" | "relu" | "gelu";
+  /** Present (true) only when the step adds a residual as beta·C: keys of the other steps stay as they were. */
+  readonly residual?: true;
 }
 
 /** What a build restored from the package and what it had to choose itself. */

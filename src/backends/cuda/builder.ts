@@ -116,7 +116,7 @@ class LibraryPlans {
    */
   timedAlgo(
     g: MatmulGeometry,
-    epilogue: { bias: boolean; activation: LtActivation },
+    epilogue: { bias: boolean; activation: LtActivation; residual?: true },
     tf32: boolean,
     maxWorkspace: number,
   ): LtAlgo | undefined {
@@ -136,7 +136,7 @@ class LibraryPlans {
   /** A matmul's cuBLASLt plan: restored (options.choices), timed (default), or the heuristic's (TORCHC_LT_TIMED=0). */
   matmulPlan(
     g: MatmulGeometry,
-    epilogue: { bias: boolean; activation: LtActivation },
+    epilogue: { bias: boolean; activation: LtActivation; residual?: true },
     tf32: boolean,
     options: CudaBuildOptions,
   ): ReturnType<typeof buildLtMatmul> {
@@ -217,7 +217,11 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         log(`matmul '${step.layer.name}': ${g}`);
         return false;
       }
-      const epilogue = { bias: step.bias !== undefined, activation: step.activation };
+      const epilogue = {
+        bias: step.bias !== undefined,
+        activation: step.activation,
+        ...(step.residual ? { residual: true as const } : {}),
+      };
       const built = libs.matmulPlan(g, epilogue, tf32, options);
       libs.cublasMs += performance.now() - t;
       if (!built.ok) {

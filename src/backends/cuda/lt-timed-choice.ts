@@ -102,7 +102,7 @@ function scratch(g: MatmulGeometry, workspaceBytes: number, bench: TimingScratch
 export function timeLtCandidates(
   handle: LtHandle,
   g: MatmulGeometry,
-  epilogue: { bias: boolean; activation: LtActivation },
+  epilogue: { bias: boolean; activation: LtActivation; residual?: true },
   allowTf32: boolean,
   maxWorkspace: number,
 ): LtTimedChoice | undefined {
@@ -117,12 +117,22 @@ export function timeLtCandidates(
     const [a, b, d, bias, workspace] = scratch(g, Math.max(...algos.map((c) => c.workspaceBytes)), bench);
     if (epilogue.bias) setLtBias(plan, bias.ptr);
     const alpha = new Float32Array([1]);
-    const beta = new Float32Array([0]);
-    const run = (c: LtAlgo) => () =>
+    // a step that adds its residual is timed reading C, as it runs (C: a buffer of D's size)
+    const beta = new Float32Array([epilogue.residual ? 1 : 0]);
+    const c = epilogue.residual ? { c: bench.buffer(d.bytes, 0x3c).ptr } : {};
+    const run = (algo: LtAlgo) => () =>
       runLtPlan(
         handle,
-        { ...plan, ...c },
-        { a: a.ptr, b: b.ptr, d: d.ptr, alpha, beta, workspace: c.workspaceBytes > 0 ? workspace.ptr : null },
+        { ...plan, ...algo },
+        {
+          a: a.ptr,
+          b: b.ptr,
+          d: d.ptr,
+          ...c,
+          alpha,
+          beta,
+          workspace: algo.workspaceBytes > 0 ? workspace.ptr : null,
+        },
         s,
       );
     const runs = algos.filter((c) => {

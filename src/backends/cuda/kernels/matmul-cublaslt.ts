@@ -140,7 +140,7 @@ export type LtMatmulBuild =
 /** The cuBLASLt problem of a geometry and its epilogue. */
 export function ltProblemOf(
   g: MatmulGeometry,
-  epilogue: { bias: boolean; activation: LtActivation },
+  epilogue: { bias: boolean; activation: LtActivation; residual?: true },
   allowTf32: boolean,
 ): LtProblem {
   return {
@@ -155,7 +155,7 @@ export function ltProblemOf(
 export function buildLtMatmul(
   handle: LtHandle,
   g: MatmulGeometry,
-  epilogue: { bias: boolean; activation: LtActivation },
+  epilogue: { bias: boolean; activation: LtActivation; residual?: true },
   allowTf32: boolean,
   maxWorkspace: number,
   saved?: { readonly algo: Uint8Array; readonly workspaceBytes: number },
