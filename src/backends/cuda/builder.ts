@@ -164,6 +164,12 @@ class LibraryPlans {
   }
 }
 
+/** A matmul step's cuBLASLt epilogue; `residual` only where it adds one (so other steps' cache keys stay put). */
+function ltEpilogue(step: MatmulStep): { bias: boolean; activation: LtActivation; residual?: true } {
+  const e = { bias: step.bias !== undefined, activation: step.activation };
+  return step.residual ? { ...e, residual: true } : e;
+}
+
 /** Phase 1: fold, place and schedule; cuDNN and cuBLASLt plans are made as the scheduler asks. */
 function scheduleEngine(network: Network, options: CudaBuildOptions, libs: LibraryPlans): EnginePlan {
   const tf32 = options.tf32 === true;
@@ -217,12 +223,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
         log(`matmul '${step.layer.name}': ${g}`);
         return false;
       }
-      const epilogue = {
-        bias: step.bias !== undefined,
-        activation: step.activation,
-        ...(step.residual ? { residual: true as const } : {}),
-      };
-      const built = libs.matmulPlan(g, epilogue, tf32, options);
+      const built = libs.matmulPlan(g, ltEpilogue(step), tf32, options);
       libs.cublasMs += performance.now() - t;
       if (!built.ok) {
         libs.refuse(`matmul '${step.layer.name}'`, built.reason);
@@ -245,8 +246,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     chooseQuantizedMatmuls(plan, libs.matmuls, libs.lt, (w, r) => libs.refuse(w, r), log);
   }
   // after sparse and int8: only steps still on cuBLASLt are offered to the generated small-M GEMM
-  const small = { setting: smallGemmSetting(), kernelCache: options.kernelCache };
-  libs.smallGemms = chooseSmallGemms(plan, libs.matmuls, small, log);
+  libs.smallGemms = chooseSmallGemms(plan, libs.matmuls, { ...options, setting: smallGemmSetting() }, log);
   return plan;
 }
 
