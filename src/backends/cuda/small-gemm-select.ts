@@ -136,7 +136,7 @@ export function chooseSmallGemms(
   }
   if (sites.size === 0) return undefined;
   const problems = new Map<string, SmallGemmProblem>();
-  for (const p of sites.values()) problems.set(problemKey(p), p);
+  for (const p of sites.values()) problems.set(smallGemmProblemKey(p), p);
   let compiled: ReturnType<typeof compileShortlists>;
   try {
     compiled = compileShortlists([...problems.values()], opts);
@@ -149,7 +149,7 @@ export function chooseSmallGemms(
   const layers: SmallGemmLayerReport[] = [];
   try {
     for (const [step, p] of sites) {
-      const key = problemKey(p);
+      const key = smallGemmProblemKey(p);
       const dense = matmuls.get(step) as LtMatmul;
       if (!choices.has(key))
         choices.set(key, chooseSafely(p, compiled.byProblem.get(key) ?? [], dense, opts.setting));
@@ -174,8 +174,12 @@ export function chooseSmallGemms(
   return { layers, ms };
 }
 
-function problemKey(p: SmallGemmProblem): string {
-  return `${p.M}x${p.N}x${p.K} ${p.bias ? "bias" : ""} ${p.activation}`;
+/**
+ * Steps with equal keys share one timed choice and kernel: every field the kernel is generated from is in it (a
+ * kernel made for a residual, bound to a step without one, is refused at bind).
+ */
+export function smallGemmProblemKey(p: SmallGemmProblem): string {
+  return `${p.M}x${p.N}x${p.K}${p.xRowStride === undefined ? "" : ` x-stride ${p.xRowStride}`}${p.bias ? " bias" : ""} ${p.activation}${p.residual ? " residual" : ""}`;
 }
 
 /** Every shortlisted configuration of every problem, in one NVRTC program (the kernel cache's). */
@@ -186,7 +190,12 @@ function compileShortlists(
   const pending: { key: string; problem: SmallGemmProblem; config: SmallGemmConfig; name: string }[] = [];
   for (const problem of problems)
     for (const config of smallGemmShortlist(problem, "float16", SHORTLIST))
-      pending.push({ key: problemKey(problem), problem, config, name: `small_gemm_${pending.length}` });
+      pending.push({
+        key: smallGemmProblemKey(problem),
+        problem,
+        config,
+        name: `small_gemm_${pending.length}`,
+      });
   const generated = pending.map((k) => generateSmallGemmKernel(k.name, k.problem, k.config));
   const program = assembleProgram(generated, new Set(["float16"]));
   const built = buildKernels(program.source, program.symbols, {

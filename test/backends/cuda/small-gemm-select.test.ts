@@ -13,6 +13,7 @@ import { matmulGeometry } from "../../../src/backends/cuda/kernels/matmul-cublas
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import {
   relativeHalfError,
+  smallGemmProblemKey,
   smallGemmSetting,
   smallGemmSite,
 } from "../../../src/backends/cuda/small-gemm-select.js";
@@ -68,6 +69,38 @@ describe("small GEMM sites", () => {
     expect(smallGemmSetting({ TORCHC_SMALL_GEMM: "1" })).toBe("timed");
     expect(smallGemmSetting({ TORCHC_SMALL_GEMM: "timed" })).toBe("timed");
     expect(smallGemmSetting({ TORCHC_SMALL_GEMM: "force" })).toBe("force");
+  });
+});
+
+describe("small GEMM problem keys", () => {
+  it("tell apart problems that differ in any field the kernel is made from", () => {
+    const base = { M: 197, N: 192, K: 192, bias: true, activation: "none", residual: false } as const;
+    const variants = [
+      base,
+      { ...base, residual: true },
+      { ...base, bias: false },
+      { ...base, activation: "gelu_erf" as const },
+      { ...base, activation: "gelu_tanh" as const },
+      { ...base, xRowStride: 576 },
+      { ...base, M: 196 },
+      { ...base, N: 200 },
+      { ...base, K: 200 },
+    ];
+    expect(new Set(variants.map(smallGemmProblemKey)).size).toBe(variants.length);
+    expect(smallGemmProblemKey({ ...base })).toBe(smallGemmProblemKey(base));
+  });
+
+  it("a planned block with its residual fused: fc2 carries it in its problem", () => {
+    process.env.TORCHC_GEMM_RESIDUAL = "1";
+    try {
+      const found = sites(1, 17, "fp16").map(({ site }) => site);
+      const withResidual = found.filter((s) => typeof s !== "string" && s.residual);
+      // fc2 only: proj's residual in this fp16 toy block is the fp32 input's cast, made after proj (gemm-residual.test.ts)
+      expect(withResidual).toHaveLength(1);
+      expect(withResidual[0]).toMatchObject({ N: 32, K: 128, residual: true });
+    } finally {
+      delete process.env.TORCHC_GEMM_RESIDUAL;
+    }
   });
 });
 
