@@ -74,7 +74,11 @@ const ELEMENT_BYTES = { float16: 2, float32: 4 } as const;
  * fraction of a millisecond; past 2·10¹¹ flops (~0.3 ms on an H100) 2 calls per graph and 2 rounds (24 per pair),
  * so that a large GEMM's seven pairs cost tens of milliseconds of its own time, not seconds.
  */
-export function ltTimingBudget(g: MatmulGeometry): { perGraph: number; replays: number; rounds: number } {
+export function ltTimingBudget(g: Pick<MatmulGeometry, "m" | "n" | "k" | "batch">): {
+  perGraph: number;
+  replays: number;
+  rounds: number;
+} {
   const flops = 2 * g.m * g.n * g.k * g.batch;
   return flops > 2e11 ? { perGraph: 2, replays: 3, rounds: 2 } : { perGraph: 10, replays: 3, rounds: 3 };
 }

@@ -259,7 +259,7 @@ function choose(
     let cublasUs: number | undefined;
     let generatedUs: number | undefined;
     if (setting === "timed") {
-      const budget = ltTimingBudget({ m: p.M, n: p.N, k: p.K, batch: 1 } as MatmulGeometry);
+      const budget = ltTimingBudget({ m: p.M, n: p.N, k: p.K, batch: 1 });
       const t = tournament(runs.length, (best, i) => timePairOnStream(s, [runs[best], runs[i]], budget).ms);
       index = t.index;
       cublasUs = round(t.firstMs * 1000);

@@ -4,9 +4,9 @@
  * LtMatmul, so the builder's launcher runs either. Unlike cuBLASLt's kernels it rides programmatic dependent
  * launch, so its launch overlaps the kernel before it.
  *
- * The kernel reads X and W with 16-byte cp.async and needs 16-byte aligned operands. Engine tensors are 256-byte
- * aligned, but a caller's device tensor bound as an engine input need not be: an instance whose operands are not
- * aligned runs the step's cuBLASLt plan instead, kept for that.
+ * The kernel reads X and W with 16-byte cp.async and needs 16-byte aligned operands: engine tensors are 256-byte
+ * aligned and bound I/O is checked to be (as cuBLASLt's plans assume too), so bind() only asserts it. The step's
+ * cuBLASLt plan is kept for what a saved package records.
  */
 import type { GeneratedKernel } from "../codegen/element.js";
 import type { SmallGemmConfig, SmallGemmProblem } from "../codegen/gemm-small.js";
@@ -49,8 +49,6 @@ export class SmallGemmMatmul {
   private readonly args: KernelArgs;
   /** Split-K counters and partials: one zeroed buffer per engine instance, keyed by its library workspace. */
   private readonly splitWorkspaces = new Map<bigint, DeviceBuffer>();
-  /** The bound instance's operands are not 16-byte aligned: it runs the cuBLASLt plan. */
-  private useFallback = false;
   private bound = false;
   private destroyed = false;
   private readonly module: SharedSmallGemmModule;
@@ -58,7 +56,7 @@ export class SmallGemmMatmul {
   constructor(
     readonly chosen: SmallGemmKernel,
     shared: SharedSmallGemmModule,
-    /** The step's cuBLASLt plan: for misaligned operands, and what a saved package records. */
+    /** The step's cuBLASLt plan: what a saved package records. */
     readonly fallback: LtMatmul,
   ) {
     this.hasBias = chosen.problem.bias;
@@ -90,7 +88,6 @@ export class SmallGemmMatmul {
     if (this.destroyed) throw new Error("small GEMM bound after destroy()");
     if (this.chosen.problem.residual !== (residual !== undefined))
       throw new Error("small GEMM bound with a residual its kernel was not made for (or without one)");
-    this.fallback.bind(a, b, d, bias, workspace, residual);
     const operands = [
       a,
       b,
@@ -98,9 +95,11 @@ export class SmallGemmMatmul {
       ...(this.hasBias ? [bias ?? 0n] : []),
       ...(residual === undefined ? [] : [residual]),
     ];
-    this.useFallback = operands.some((p) => p === 0n || p % ALIGN !== 0n);
+    if (operands.some((p) => p === 0n || p % ALIGN !== 0n))
+      throw new Error(
+        "small GEMM operands must be non-null and 16-byte aligned (engine tensors are 256-byte aligned)",
+      );
     this.bound = true;
-    if (this.useFallback) return;
     const values: Record<string, bigint> = {
       x: a,
       w: b,
@@ -119,10 +118,6 @@ export class SmallGemmMatmul {
 
   execute(stream: Stream): void {
     if (!this.bound) throw new Error("matmul executed before bind()");
-    if (this.useFallback) {
-      this.fallback.execute(stream);
-      return;
-    }
     const k = this.chosen.generated;
     launch(
       this.chosen.kernel,
