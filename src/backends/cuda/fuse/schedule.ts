@@ -110,7 +110,7 @@ type MatmulEpilogueOp =
  * Outputs of at least this many elements add their block's residual in the matmul epilogue by default. H100,
  * session 13 (with timed cuBLASLt algorithms): ViT-B/16 batch 64 (outputs 9.7 M elements) 5.143 → 4.930 ms, its
  * 25 norms 0.676 → 0.378 ms; DeiT-tiny batch 64 (2.4 M) 1.056 → 0.971; DeiT-tiny batch 128 (4.8 M) 1.690 → 1.703
- * (norms −0.10, cuBLASLt +0.14: narrow N = 192 GEMMs pay for reading C); batch 1 (≤ 0.15 M) 0.289 → 0.297, so
+ * (norms −0.10, cuBLASLt +0.14: not separated between timed algorithms, chosen then with beta 0, and reading C); batch 1 (≤ 0.15 M) 0.289 → 0.297, so
  * small outputs keep the add in the norm.
  */
 export const GEMM_RESIDUAL_MIN_ELEMENTS = 1 << 20;
