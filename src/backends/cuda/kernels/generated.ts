@@ -7,8 +7,9 @@ import type { DType } from "../../../ir/dtype.js";
 import { generateAttentionKernel } from "../codegen/attention.js";
 import { generateChannelSumsKernel } from "../codegen/channel-sums.js";
 import { PRELUDE } from "../codegen/ctypes.js";
+import { depthwiseRowBlocking, generateDepthwiseRowsKernel } from "../codegen/depthwise-rows.js";
 import type { CodegenContext, GeneratedKernel } from "../codegen/element.js";
-import { generateElementKernel } from "../codegen/element.js";
+import { generateElementKernel, vectorWidth } from "../codegen/element.js";
 import { generateExciteKernel } from "../codegen/excite.js";
 import { generateFlashAttentionKernel } from "../codegen/flash-attention.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
@@ -22,10 +23,13 @@ export function generateStepKernel(
   ctx: CodegenContext,
 ): GeneratedKernel | undefined {
   switch (step.kind) {
-    case "element":
-      return step.group.channelSums
-        ? generateChannelSumsKernel(name, step.group, ctx)
+    case "element": {
+      if (step.group.channelSums) return generateChannelSumsKernel(name, step.group, ctx);
+      const rows = depthwiseRowBlocking(step.group, ctx, vectorWidth(step.group, ctx));
+      return rows
+        ? generateDepthwiseRowsKernel(name, step.group, ctx, rows)
         : generateElementKernel(name, step.group, ctx);
+    }
     case "reduce":
       return generateReduceKernel(name, step.layer, ctx);
     case "softmax":

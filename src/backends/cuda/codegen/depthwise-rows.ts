@@ -1,0 +1,202 @@
+/**
+ * Row blocking for element groups built around a depthwise convolution (EfficientNet's depthwise + BN + SiLU):
+ * each thread computes R output rows of V channels at one column instead of one row. The one-row kernel loads
+ * every input tap for every output (k² loads per output); here a column of R outputs loads the (R−1)·s + k input
+ * rows it spans once per kernel column and adds each into every output row that uses it, so an input vector is
+ * read once per thread instead of up to ⌈k/s⌉ times. At batch 128 the one-row kernels ran at 2–5× their
+ * bandwidth floor (H100, session 14: a 5×5 at 28²×240 took 145 µs against ~30 µs of DRAM traffic), bound by
+ * L1/L2 traffic, not DRAM. Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more
+ * than the loads save) and only when the convolution's input is materialized, so that a padded tap can be a
+ * guarded load. `TORCHC_DW_ROWS=n` sets R (1 turns it off); `TORCHC_DW_ROWS_MIN_THREADS` moves the size bound.
+ */
+import { DTYPE_BYTES } from "../../../ir/dtype.js";
+import { numel } from "../../../ir/tensor.js";
+import type { Layer, LayerOf } from "../../../network/layers/index.js";
+import { envNumber } from "../../../util/env-number.js";
+import { fromStorage, storageCType } from "./ctypes.js";
+import {
+  type CodegenContext,
+  ElementEmitter,
+  type ElementGroup,
+  type GeneratedKernel,
+  groupIndexType,
+  isPointwiseLayer,
+  storeGroupOutputs,
+} from "./element.js";
+import { decompose, Emitter, laneCoord } from "./emitter.js";
+
+/** Output rows per thread by default. */
+export const DEPTHWISE_ROWS = 4;
+/** Blocking needs at least this many threads after it (about two waves of 256-thread blocks on an H100). */
+export const DEPTHWISE_ROWS_MIN_THREADS = 1 << 16;
+const BLOCK = 256;
+
+export interface RowBlocking {
+  readonly conv: LayerOf<"convolution">;
+  /** Output rows per thread. */
+  readonly rows: number;
+  /** Channels per thread (the group's vector width). */
+  readonly lanes: number;
+}
+
+function isDepthwise2d(l: Layer, ctx: CodegenContext): l is LayerOf<"convolution"> {
+  if (l.type !== "convolution") return false;
+  const w = ctx.info(l.inputs[1]).shape;
+  return w.length === 4 && w[1] === 1 && l.groups === ctx.info(l.output).shape[1];
+}
+
+/**
+ * Whether `group` is blocked by rows and how: one depthwise 2-D convolution whose output has the root's shape,
+ * every other member pointwise, the convolution's input materialized, channels innermost with V > 1 lanes.
+ */
+export function depthwiseRowBlocking(
+  group: ElementGroup,
+  ctx: CodegenContext,
+  lanes: { axis: number; width: number },
+): RowBlocking | undefined {
+  const rows = Math.floor(envNumber("TORCHC_DW_ROWS", DEPTHWISE_ROWS, 1));
+  if (rows < 2 || group.channelSums || lanes.width < 2 || lanes.axis !== 1) return undefined;
+  const root = ctx.info(group.root);
+  if (root.shape.length !== 4 || root.shape[2] < 2) return undefined;
+  const convs = group.layers.filter((l) => !isPointwiseLayer(l));
+  if (convs.length !== 1 || !isDepthwise2d(convs[0], ctx)) return undefined;
+  const conv = convs[0];
+  if (ctx.info(conv.output).shape.join() !== root.shape.join()) return undefined;
+  if (group.layers.some((l) => l.output === conv.inputs[0])) return undefined;
+  const minThreads = envNumber("TORCHC_DW_ROWS_MIN_THREADS", DEPTHWISE_ROWS_MIN_THREADS);
+  if (numel(root.shape) / (lanes.width * rows) < minThreads) return undefined;
+  return { conv, rows, lanes: lanes.width };
+}
+
+/** The row-blocked kernel of `group` (see the file comment); the caller checked `depthwiseRowBlocking`. */
+export function generateDepthwiseRowsKernel(
+  name: string,
+  group: ElementGroup,
+  ctx: CodegenContext,
+  b: RowBlocking,
+): GeneratedKernel {
+  const e = new Emitter(ctx.info, groupIndexType(group, ctx));
+  const root = ctx.info(group.root);
+  const [n, ch, h, w] = root.shape;
+  const hBlocks = Math.ceil(h / b.rows);
+  const threads = (n * ch * hBlocks * w) / b.lanes;
+  e.line(`const ${e.idx} i = (${e.idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  e.line(`if (i >= ${threads}) return;`);
+  const [cn, cv, chb, cw] = decompose(e, "i", [n, ch / b.lanes, hBlocks, w], root.layout);
+  const c0 = e.let(e.idx, `(${e.idx})(${cv}) * ${b.lanes}`, "c");
+  const h0 = e.let(e.idx, `(${e.idx})(${chb}) * ${b.rows}`, "h");
+  // Rows past the map repeat its last row (in-bounds loads for the other members) and are not stored.
+  const rowCoords = Array.from({ length: b.rows }, (_, j) =>
+    e.let(e.idx, j === 0 ? h0 : `(${h0} + ${j} < ${h} ? ${h0} + ${j} : ${h - 1})`, "hr"),
+  );
+  const g = new ElementEmitter(e, new Map(group.layers.map((l) => [l.output, l] as const)), ctx);
+  e.vec = { base: c0, width: b.lanes };
+  const accs = convolutionRows(e, g, ctx, b, { n: cn, c0, h0, w: cw });
+  for (const [j, hr] of rowCoords.entries())
+    for (let l = 0; l < b.lanes; l++)
+      e.memoSet(`${b.conv.output}@${[cn, laneCoord(c0, l), hr, cw].join(",")}`, accs[j][l]);
+  e.vec = undefined;
+  for (const [j, hr] of rowCoords.entries()) {
+    e.block(j === 0 ? "" : `if (${h0} + ${j} < ${h})`, () => {
+      storeGroupOutputs(e, group, ctx, [cn, c0, hr, cw], { axis: 1, width: b.lanes });
+    });
+  }
+  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return {
+    name,
+    source,
+    params: e.params,
+    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
+    block: [BLOCK, 1, 1],
+    sharedBytes: 0,
+  };
+}
+
+/**
+ * The convolution's fp32 accumulators for the thread's R rows × V lanes ([row][lane]): bias first, then every
+ * kernel column, and within it every input row the thread's outputs span, each tap added into the rows it
+ * belongs to (for one output: kernel columns outer, rows inner).
+ */
+function convolutionRows(
+  e: Emitter,
+  g: ElementEmitter,
+  ctx: CodegenContext,
+  b: RowBlocking,
+  at: { n: string; c0: string; h0: string; w: string },
+): string[][] {
+  const { conv } = b;
+  const [x, wt, bias] = conv.inputs;
+  const [, , hIn, wIn] = ctx.info(x).shape;
+  const [, , kh, kw] = ctx.info(wt).shape;
+  const [sh, sw] = conv.stride;
+  const [ph, pw] = conv.padding;
+  const [dh, dw] = conv.dilation;
+  const lane = (l: number) => laneCoord(at.c0, l);
+  const accs = Array.from({ length: b.rows }, () =>
+    Array.from({ length: b.lanes }, (_, l) => {
+      const acc = e.fresh("acc");
+      e.line(`float ${acc} = ${bias ? `(float)${g.value(bias, [lane(l)])}` : "0.0f"};`);
+      return acc;
+    }),
+  );
+  const inRows = (b.rows - 1) * sh + (kh - 1) * dh + 1;
+  const ih = Array.from({ length: inRows }, (_, t) =>
+    e.let(e.idx, `(${e.idx})(${at.h0}) * ${sh} - ${ph} + ${t}`, "ih"),
+  );
+  for (let q = 0; q < kw; q++) {
+    const iw = e.let(e.idx, `(${e.idx})(${at.w}) * ${sw} - ${pw} + ${q * dw}`, "iw");
+    for (let t = 0; t < inRows; t++) {
+      const uses: [number, number][] = [];
+      for (let j = 0; j < b.rows; j++) {
+        const d = t - j * sh;
+        if (d >= 0 && d % dh === 0 && d / dh < kh) uses.push([j, d / dh]);
+      }
+      if (uses.length === 0) continue;
+      const inside = `${ih[t]} >= 0 && ${ih[t]} < ${hIn} && ${iw} >= 0 && ${iw} < ${wIn}`;
+      const xs = guardedLanes(e, x, [at.n, at.c0, ih[t], iw], b.lanes, inside);
+      for (const [j, r] of uses)
+        for (let l = 0; l < b.lanes; l++) {
+          const wv = g.value(wt, [lane(l), "0", `${r}`, `${q}`]);
+          e.line(`${accs[j][l]} = fmaf(${xs[l]}, (float)${wv}, ${accs[j][l]});`);
+        }
+    }
+  }
+  return accs;
+}
+
+/**
+ * V lanes of `x` from `coords0` (lane 0's coords) as fp32 variables, zero where `inside` is false: one wide
+ * guarded load when the tensor allows it, else one guarded scalar load per lane.
+ */
+function guardedLanes(
+  e: Emitter,
+  x: string,
+  coords0: readonly string[],
+  lanes: number,
+  inside: string,
+): string[] {
+  const t = e.info(x);
+  const p = e.param(x);
+  const ok = e.let("bool", inside, "in");
+  if (!e.vectorizable(x, 1)) {
+    return Array.from({ length: lanes }, (_, l) => {
+      const c = coords0.map((v, a) => (a === 1 ? laneCoord(coords0[1], l) : v));
+      return e.let(
+        "float",
+        `${ok} ? (float)${fromStorage(`${p}[${e.offset(x, c)}]`, t.storage, t.logicalDType)} : 0.0f`,
+        "xv",
+      );
+    });
+  }
+  const arr = e.fresh("xl");
+  const bytes = lanes * DTYPE_BYTES[t.storage];
+  const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
+  const words = bytes / (chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4);
+  e.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${lanes}];`);
+  e.line(
+    `{ ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr}); if (${ok}) { const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${e.offset(x, coords0)})); for (int q = 0; q < ${words}; ++q) dst[q] = src[q]; } else { for (int q = 0; q < ${words}; ++q) dst[q] = ${chunk}{}; } }`,
+  );
+  return Array.from({ length: lanes }, (_, l) =>
+    e.let("float", `(float)${fromStorage(`${arr}[${l}]`, t.storage, t.logicalDType)}`, "xv"),
+  );
+}
