@@ -15,6 +15,7 @@ import { generateFlashAttentionKernel } from "../codegen/flash-attention.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
 import { generatePointwiseConvKernel } from "../codegen/pointwise-conv.js";
 import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
+import { generateSpatialMeanKernel, spatialMeanShape } from "../codegen/spatial-mean.js";
 import type { Step } from "../fuse/steps.js";
 
 export function generateStepKernel(
@@ -30,8 +31,12 @@ export function generateStepKernel(
         ? generateDepthwiseRowsKernel(name, step.group, ctx, rows)
         : generateElementKernel(name, step.group, ctx);
     }
-    case "reduce":
-      return generateReduceKernel(name, step.layer, ctx);
+    case "reduce": {
+      const spatial = spatialMeanShape(step.layer, ctx);
+      return spatial
+        ? generateSpatialMeanKernel(name, step.layer, ctx, spatial)
+        : generateReduceKernel(name, step.layer, ctx);
+    }
     case "softmax":
       return generateSoftmaxKernel(name, step.layer, ctx, step);
     case "normalization":
