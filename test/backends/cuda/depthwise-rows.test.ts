@@ -1,6 +1,6 @@
 // Depthwise convolutions computed R output rows per thread (codegen/depthwise-rows.ts): which groups take it, and
-// the emulated engine against the CPU reference and against the one-row kernel, across strides, kernel sizes,
-// dilation, padding, maps whose height is not a multiple of R (the repeated last row must not be stored), and
+// the emulated engine against the CPU reference and against the one-row kernel, across kernel sizes, dilation,
+// padding, R = 2, 3, 4, strides it leaves alone, maps whose height is not a multiple of R (the repeated last row must not be stored), and
 // channels that are a multiple of the lane width or not (then no blocking).
 import { afterEach, describe, expect, it } from "vitest";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
@@ -53,11 +53,13 @@ describe("which depthwise groups are blocked by rows", () => {
   it("blocks large fp16 maps and leaves small ones (batch 1) as they were", () => {
     expect(depthwiseKernel(block(big))).toMatch(/hr\d+/);
     expect(depthwiseKernel(block({ ...big, batch: 1, h: 28, w: 28 }))).not.toMatch(/hr\d+/);
+    // stride 2: slower blocked on an H100 (codegen/depthwise-rows.ts)
+    expect(depthwiseKernel(block({ ...big, stride: 2 }))).not.toMatch(/hr\d+/);
     process.env.TORCHC_DW_ROWS = "1";
     expect(depthwiseKernel(block(big))).not.toMatch(/hr\d+/);
   });
 
-  it("launches a quarter of the threads with four rows per thread", () => {
+  it("launches half the threads with two rows per thread (the default), a quarter with four", () => {
     const grid = () => {
       const plan = planCudaEngine(block(big), { precision: "fp16" });
       const i = plan.steps.findIndex(
@@ -65,6 +67,8 @@ describe("which depthwise groups are blocked by rows", () => {
       );
       return plan.kernels[i]?.grid[0];
     };
+    expect(grid()).toBe(Math.ceil((8 * 96 * 28 * 56) / 8 / 256));
+    process.env.TORCHC_DW_ROWS = "4";
     expect(grid()).toBe(Math.ceil((8 * 96 * 14 * 56) / 8 / 256));
     process.env.TORCHC_DW_ROWS = "1";
     expect(grid()).toBe(Math.ceil((8 * 96 * 56 * 56) / 8 / 256));
@@ -81,9 +85,14 @@ describe.skipIf(!hasGxx())("row-blocked depthwise on the emulated engine", () =>
     { name: "channels not a multiple of 8", batch: 2, c: 12, h: 9, w: 6, k: 3 },
   ];
   for (const k of cases) {
-    for (const precision of ["fp16", "fp32"] as const) {
-      it(`${k.name}, ${precision}`, () => {
+    for (const [precision, perThread] of [
+      ["fp16", "2"],
+      ["fp16", "4"],
+      ["fp32", "3"],
+    ] as const) {
+      it(`${k.name}, ${precision}, ${perThread} rows per thread`, () => {
         process.env.TORCHC_DW_ROWS_MIN_THREADS = "1";
+        process.env.TORCHC_DW_ROWS = perThread;
         const net = block(k);
         const x = randomTensor(rng(3), "float32", [k.batch, k.c, k.h, k.w], 1.5);
         const want = runNetworkReference(net, { x })[0];
@@ -91,7 +100,7 @@ describe.skipIf(!hasGxx())("row-blocked depthwise on the emulated engine", () =>
         const rows = emulateEngine(net, { x }, opts);
         const blocked = rows.plan.kernels.some((kk) => /hr\d+/.test(kk?.source ?? ""));
         // channels-last in both precisions: 8 fp16 or 4 fp32 lanes per thread, when the channels divide
-        expect(blocked).toBe(k.c % (precision === "fp16" ? 8 : 4) === 0);
+        expect(blocked).toBe(k.c % (precision === "fp16" ? 8 : 4) === 0 && (k.stride ?? 1) === 1);
         expect(maxRel(rows.outputs[0], want)).toBeLessThan(precision === "fp16" ? 1e-2 : 1e-5);
         process.env.TORCHC_DW_ROWS = "1";
         const one = emulateEngine(net, { x }, opts);

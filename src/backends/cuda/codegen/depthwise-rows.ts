@@ -3,7 +3,7 @@
  * each thread computes R output rows of V channels at one column instead of one row. The one-row kernel loads
  * every input tap for every output (k² loads per output); here a column of R outputs loads the (R−1)·s + k input
  * rows it spans once per kernel column and adds each into every output row that uses it, so an input vector is
- * read once per thread instead of up to ⌈k/s⌉ times. At batch 128 the one-row kernels ran at 2–5× their
+ * read once per thread instead of up to k times. Stride 1 only (measured slower at stride 2). At batch 128 the one-row kernels ran at 2–5× their
  * bandwidth floor (H100, session 14: a 5×5 at 28²×240 took 145 µs against ~30 µs of DRAM traffic), bound by
  * L1/L2 traffic, not DRAM. Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more
  * than the loads save) and only when the convolution's input is materialized, so that a padded tap can be a
@@ -25,8 +25,12 @@ import {
 } from "./element.js";
 import { decompose, Emitter, laneCoord } from "./emitter.js";
 
-/** Output rows per thread by default. */
-export const DEPTHWISE_ROWS = 4;
+/**
+ * Output rows per thread by default. H100, EfficientNet-B0 batch 128 (session 14), µs per layer one row / R = 2 /
+ * R = 4: 5×5 stride 1 at 28²×240 144 / 104 / 105; 3×3 stride 1 at 56²×144 143 / 132 / 143; 3×3 stride 2 from
+ * 112²×96 154 / 162 / 201 (few loads to share at stride 2, and the registers cost occupancy).
+ */
+export const DEPTHWISE_ROWS = 2;
 /** Blocking needs at least this many threads after it (about two waves of 256-thread blocks on an H100). */
 export const DEPTHWISE_ROWS_MIN_THREADS = 1 << 16;
 const BLOCK = 256;
@@ -62,6 +66,7 @@ export function depthwiseRowBlocking(
   if (convs.length !== 1 || !isDepthwise2d(convs[0], ctx)) return undefined;
   const conv = convs[0];
   if (ctx.info(conv.output).shape.join() !== root.shape.join()) return undefined;
+  if (conv.stride.some((st) => st !== 1)) return undefined;
   if (group.layers.some((l) => l.output === conv.inputs[0])) return undefined;
   const minThreads = envNumber("TORCHC_DW_ROWS_MIN_THREADS", DEPTHWISE_ROWS_MIN_THREADS);
   if (numel(root.shape) / (lanes.width * rows) < minThreads) return undefined;

@@ -5,7 +5,8 @@
  * convolutions at batch 1 are 2–20 M; ResNet-50's are 13–51 M). The input may be a squeeze-excite scale
  * x·s[n, c] that nothing else reads, computed as the kernel loads it. Opt-in (TORCHC_POINTWISE_CONV=1) since the H100
  * run of session 9 found cuDNN faster at batch 1 and tiny_resnet wrong in fp16 with it on;
- * TORCHC_POINTWISE_MAX_MACS moves the size bound (for A/B timing).
+ * TORCHC_POINTWISE_MAX_MACS moves the size bound and TORCHC_POINTWISE_MAX_CIN bounds the input channels (for A/B
+ * timing: at batch 128 cuDNN ran EfficientNet-B0's small-K expansions, Cin 16–40, at 5–6× their bandwidth floor).
  */
 
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
@@ -73,6 +74,7 @@ export function pointwiseConvPlan(
   if (xi.shape.length !== 4) return undefined;
   const [n, cin, h, wd] = xi.shape;
   if (n * h * wd * cin * ws[0] > envNumber("TORCHC_POINTWISE_MAX_MACS", POINTWISE_MAX_MACS)) return undefined;
+  if (cin > envNumber("TORCHC_POINTWISE_MAX_CIN", Number.POSITIVE_INFINITY)) return undefined;
   const scale = scaleOf(v, layer, x, storage);
   if (!scale && !channelsLastPlain(xi, storage)) return undefined;
   return scale ? { scale } : {};
