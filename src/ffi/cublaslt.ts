@@ -50,6 +50,38 @@ export interface CublasLtApi {
     workspaceBytes: number,
     stream: Ptr,
   ): Status;
+  /** `algo`: the 64-byte cublasLtMatmulAlgo_t, written in place; `bytes` must equal the attribute's width. */
+  cublasLtMatmulAlgoConfigSetAttribute(
+    algo: Uint8Array,
+    attr: number,
+    buf: ArrayBufferView,
+    bytes: number,
+  ): Status;
+  cublasLtMatmulAlgoConfigGetAttribute(
+    algo: Uint8Array,
+    attr: number,
+    buf: ArrayBufferView,
+    bytes: number,
+    written: OutNum,
+  ): Status;
+  cublasLtMatmulAlgoCapGetAttribute(
+    algo: Uint8Array,
+    attr: number,
+    buf: ArrayBufferView,
+    bytes: number,
+    written: OutNum,
+  ): Status;
+  /** `result`: a 96-byte cublasLtMatmulHeuristicResult_t (HEURISTIC_RESULT), its workspace and waves filled in. */
+  cublasLtMatmulAlgoCheck(
+    handle: Ptr,
+    desc: Ptr,
+    a: Ptr,
+    b: Ptr,
+    c: Ptr,
+    d: Ptr,
+    algo: Uint8Array,
+    result: Uint8Array,
+  ): Status;
 }
 
 export const CUBLASLT = defineLibrary<CublasLtApi>({
@@ -84,6 +116,17 @@ export const CUBLASLT = defineLibrary<CublasLtApi>({
       "int cublasLtMatmul(void *handle, void *desc, const void *alpha, const void *a, void *aLayout, " +
       "const void *b, void *bLayout, const void *beta, const void *c, void *cLayout, void *d, void *dLayout, " +
       "const void *algo, void *workspace, size_t workspaceBytes, void *stream)",
+    cublasLtMatmulAlgoConfigSetAttribute:
+      "int cublasLtMatmulAlgoConfigSetAttribute(void *algo, int attr, const void *buf, size_t bytes)",
+    cublasLtMatmulAlgoConfigGetAttribute:
+      "int cublasLtMatmulAlgoConfigGetAttribute(const void *algo, int attr, void *buf, size_t bytes, " +
+      "_Out_ size_t *written)",
+    cublasLtMatmulAlgoCapGetAttribute:
+      "int cublasLtMatmulAlgoCapGetAttribute(const void *algo, int attr, void *buf, size_t bytes, " +
+      "_Out_ size_t *written)",
+    cublasLtMatmulAlgoCheck:
+      "int cublasLtMatmulAlgoCheck(void *handle, void *desc, void *a, void *b, void *c, void *d, " +
+      "const void *algo, void *result)",
   },
 });
 
@@ -122,3 +165,104 @@ export const PREF_ATTR = { MAX_WORKSPACE_BYTES: 1 } as const;
 export const EPILOGUE = { DEFAULT: 1, RELU: 2, BIAS: 4, RELU_BIAS: 6, GELU: 32, GELU_BIAS: 36 } as const;
 /** `cublasLtMatmulHeuristicResult_t`: 96 bytes; the algo is the first 64. */
 export const HEURISTIC_RESULT = { size: 96, algoBytes: 64, workspaceSize: 64, state: 72, waves: 76 } as const;
+
+/*
+ * The algorithm's configuration and capabilities (split-K). Values and value widths from cublasLt.h of CUDA 12, as
+ * NVIDIA's own copy has them: NVIDIA/TensorRT plugin/common/cublasLtWrapper.h (commit 147005ff, "Copy of CUBLASLT
+ * cublasLtReductionScheme_t", cublasLtMatmulAlgoConfigAttributes, cublasLtMatmulAlgoCapAttributes, cublasLtMatmulTile),
+ * cross-checked against older copies of cublasLt.h itself (e.g. ggerganov/llama.cpp include/cuda/cublasLt.h, CUDA 11),
+ * whose doc comments give the value types (the enums only grew, no value moved); INNER_SHAPE_ID and
+ * CLUSTER_SHAPE_ID, newer, are uint16 in the cuBLAS documentation's table. A ConfigSet/Get whose byte count differs
+ * from the attribute's width is refused (INVALID_VALUE), so the widths are part of the table.
+ */
+
+/** `cublasLtMatmulAlgoConfigAttributes_t`. */
+export const ALGO_CONFIG = {
+  /** int32, read-only (set by cublasLtMatmulAlgoInit). */
+  ID: 0,
+  /** uint32, a cublasLtMatmulTile_t (LT_TILE_SHAPES). */
+  TILE_ID: 1,
+  /** uint32, default 1: K cut into this many parts computed in parallel, summed by REDUCTION_SCHEME. */
+  SPLITK_NUM: 2,
+  /** uint32, a cublasLtReductionScheme_t (REDUCTION_SCHEME). */
+  REDUCTION_SCHEME: 3,
+  /** uint32, 0 or 1. */
+  CTA_SWIZZLING: 4,
+  CUSTOM_OPTION: 5,
+  /** uint32, a cublasLtMatmulStages_t. */
+  STAGES_ID: 6,
+  /** uint16 (CUDA 11.8+). */
+  INNER_SHAPE_ID: 7,
+  /** uint16 (CUDA 11.8+, Hopper clusters). */
+  CLUSTER_SHAPE_ID: 8,
+} as const;
+export type AlgoConfigAttribute = keyof typeof ALGO_CONFIG;
+/** Bytes of each configuration attribute's value. */
+export const ALGO_CONFIG_BYTES: Readonly<Record<AlgoConfigAttribute, 2 | 4>> = {
+  ID: 4,
+  TILE_ID: 4,
+  SPLITK_NUM: 4,
+  REDUCTION_SCHEME: 4,
+  CTA_SWIZZLING: 4,
+  CUSTOM_OPTION: 4,
+  STAGES_ID: 4,
+  INNER_SHAPE_ID: 2,
+  CLUSTER_SHAPE_ID: 2,
+};
+/** `cublasLtMatmulAlgoCapAttributes_t` (those read here; each a 4-byte value). */
+export const ALGO_CAP = {
+  /** int32: 0 no split-K. */
+  SPLITK_SUPPORT: 0,
+  /** uint32: the REDUCTION_SCHEME bits the algorithm supports. */
+  REDUCTION_SCHEME_MASK: 1,
+  CTA_SWIZZLING_SUPPORT: 2,
+  STRIDED_BATCH_SUPPORT: 3,
+  OUT_OF_PLACE_RESULT_SUPPORT: 4,
+  CUSTOM_OPTION_MAX: 7,
+  /** uint32: the cublasLtEpilogue_t bits supported. */
+  EPILOGUE_MASK: 12,
+} as const;
+/**
+ * `cublasLtReductionScheme_t`: how split-K's partial sums are added. INPLACE: in D itself (output type), ordered by
+ * counters in the workspace; COMPUTE_TYPE / OUTPUT_TYPE: partials in the workspace (fp32 / D's type), summed by a
+ * second kernel.
+ */
+export const REDUCTION_SCHEME = { NONE: 0, INPLACE: 1, COMPUTE_TYPE: 2, OUTPUT_TYPE: 4, MASK: 7 } as const;
+/** `cublasLtMatmulTile_t` ids 1–35 → [rows, cols] of D (cuBLASLt's column-major D); later ids are not listed here. */
+export const LT_TILE_SHAPES: Readonly<Record<number, readonly [number, number]>> = {
+  1: [8, 8],
+  2: [8, 16],
+  3: [16, 8],
+  4: [8, 32],
+  5: [16, 16],
+  6: [32, 8],
+  7: [8, 64],
+  8: [16, 32],
+  9: [32, 16],
+  10: [64, 8],
+  11: [32, 32],
+  12: [32, 64],
+  13: [64, 32],
+  14: [32, 128],
+  15: [64, 64],
+  16: [128, 32],
+  17: [64, 128],
+  18: [128, 64],
+  19: [64, 256],
+  20: [128, 128],
+  21: [256, 64],
+  22: [64, 512],
+  23: [128, 256],
+  24: [256, 128],
+  25: [512, 64],
+  26: [64, 96],
+  27: [96, 64],
+  28: [96, 128],
+  29: [128, 160],
+  30: [160, 128],
+  31: [192, 128],
+  32: [128, 192],
+  33: [128, 96],
+  34: [32, 256],
+  35: [256, 32],
+};

@@ -31,6 +31,7 @@ import {
   type LtMatmulBuild,
   type MatmulGeometry,
 } from "./kernels/matmul-cublaslt.js";
+import { ltSplitKEnabled } from "./lt-timed-choice.js";
 import type { EnginePlan } from "./plan.js";
 
 export interface MatmulChoice {
@@ -85,7 +86,10 @@ export function matmulKey(
   tf32: boolean,
   maxWorkspace: number,
 ): string {
-  return hash(JSON.stringify([g, epilogue, tf32, maxWorkspace]));
+  // A choice timed with split-K variants (TORCHC_LT_SPLITK=1) is kept apart: the default key would reuse an
+  // earlier choice timed without them, and split-K would never be weighed.
+  const splitK = ltSplitKEnabled() ? ["splitk"] : [];
+  return hash(JSON.stringify([g, epilogue, tf32, maxWorkspace, ...splitK]));
 }
 
 function hash(text: string): string {

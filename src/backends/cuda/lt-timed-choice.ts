@@ -7,17 +7,25 @@
  * max-autotune do the same for their GEMMs. Each distinct problem of a build is timed once. H100, session 11:
  * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64. Still opt-in: one model measured, and the timing
  * budget for large GEMMs (ltTimingBudget) has not run on a GPU.
+ *
+ * With TORCHC_LT_SPLITK=1 the heuristic is asked for 16 answers and split-K variants of its first answers that can
+ * split K (device/blaslt-splitk.ts) join the tournament after them, under the same rule: small-M, large-K GEMMs
+ * (ViT-B/16 batch 1's fc2: 12 CTAs of 128×128 on 132 SMs) get more CTAs. Opt-in until a GPU run shows the gain.
  */
+import { NativeError } from "../../errors.js";
 import {
   buildLtPlan,
   destroyLtPlan,
   type LtActivation,
   type LtAlgo,
   type LtHandle,
+  type LtPlan,
   ltAlgoCandidates,
   runLtPlan,
   setLtBias,
 } from "./device/blaslt-plan.js";
+import { ENGINE_SPLITK, ltSplitKCandidates } from "./device/blaslt-splitk.js";
+import { CudaContext } from "./device/context.js";
 import { timePairOnStream } from "./device/graph-timing.js";
 import type { DeviceBuffer } from "./device/memory.js";
 import { TimingScratch } from "./device/timing-scratch.js";
@@ -31,11 +39,25 @@ export function ltTimedChoiceEnabled(env: NodeJS.ProcessEnv = process.env): bool
   return env.TORCHC_LT_TIMED !== "0";
 }
 
+/**
+ * Whether the timing also weighs split-K variants (and 16 heuristic answers rather than 8): only with
+ * TORCHC_LT_SPLITK=1, read at each call.
+ */
+export function ltSplitKEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.TORCHC_LT_SPLITK === "1";
+}
+
+/** Heuristic answers asked for when split-K variants are timed too. */
+export const LT_SPLITK_HEURISTIC_ALGOS = 16;
+
 /** A candidate must beat the best so far by this factor to replace it (timing noise is a few percent). */
 export const LT_TIMED_MARGIN = 0.97;
 
 export interface LtTimedChoice {
-  /** Index of the chosen candidate in the heuristic's order (0: the heuristic's own first choice). */
+  /**
+   * Index of the chosen candidate in the heuristic's order, split-K variants after its answers (0: the heuristic's
+   * own first choice).
+   */
   readonly index: number;
   readonly candidates: number;
   /** GPU ms per call of the heuristic's first choice and of the chosen one. */
@@ -98,6 +120,37 @@ function scratch(g: MatmulGeometry, workspaceBytes: number, bench: TimingScratch
 }
 
 /**
+ * The candidates to time: the heuristic's answers; with TORCHC_LT_SPLITK=1 more of them, then their split-K
+ * variants (ENGINE_SPLITK: at most 8, none for a problem whose tiles already fill the SMs). A failure to make the
+ * variants that is the library's (a cuBLASLt without the calls) leaves the heuristic's answers alone.
+ */
+function timingCandidates(
+  handle: LtHandle,
+  plan: LtPlan,
+  g: MatmulGeometry,
+  maxWorkspace: number,
+  what: string,
+): LtAlgo[] {
+  if (!ltSplitKEnabled()) return ltAlgoCandidates(handle, plan.desc, plan.layouts, maxWorkspace, what);
+  const heuristic = ltAlgoCandidates(
+    handle,
+    plan.desc,
+    plan.layouts,
+    maxWorkspace,
+    what,
+    LT_SPLITK_HEURISTIC_ALGOS,
+  );
+  try {
+    const problem = { ...g, sms: CudaContext.current().info.multiprocessors };
+    const { candidates } = ltSplitKCandidates(handle, plan, heuristic, problem, maxWorkspace, ENGINE_SPLITK);
+    return [...heuristic, ...candidates.map((c) => ({ algo: c.algo, workspaceBytes: c.workspaceBytes }))];
+  } catch (e) {
+    if (e instanceof NativeError) return heuristic;
+    throw e;
+  }
+}
+
+/**
  * Plans `g` with its epilogue, times the heuristic's candidates on scratch buffers and returns the fastest (by
  * the margin), or undefined when fewer than two candidates run. A candidate cuBLASLt refuses to run (a heuristic
  * answer does not guarantee it) is dropped before timing. The caller builds the engine's plan with the chosen
@@ -114,7 +167,8 @@ export function timeLtCandidates(
   const plan = buildLtPlan(handle, ltProblemOf(g, epilogue, allowTf32), maxWorkspace, what);
   let bench: TimingScratch | undefined;
   try {
-    const algos = ltAlgoCandidates(handle, plan.desc, plan.layouts, maxWorkspace, what);
+    // asked (and the variants checked) before the bias pointer is set, as buildLtPlan's heuristic query was
+    const algos = timingCandidates(handle, plan, g, maxWorkspace, what);
     if (algos.length < 2) return undefined;
     bench = new TimingScratch();
     const s = bench.stream;

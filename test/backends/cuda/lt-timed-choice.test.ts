@@ -1,9 +1,12 @@
 // The rule that picks cuBLASLt's algorithm by timing (src/backends/cuda/lt-timed-choice.ts): a candidate
 // replaces the best so far only when it is at least 3% faster, and what the engine's report says of it.
 import { describe, expect, it } from "vitest";
+import { REQUESTED_ALGOS } from "../../../src/backends/cuda/device/blaslt-plan.js";
 import { describeEngine } from "../../../src/backends/cuda/engine.js";
 import {
+  LT_SPLITK_HEURISTIC_ALGOS,
   LT_TIMED_MARGIN,
+  ltSplitKEnabled,
   ltTimedChoiceEnabled,
   ltTimingBudget,
   tournament,
@@ -66,6 +69,13 @@ describe("cuBLASLt algorithm by timing", () => {
     expect(ltTimedChoiceEnabled({})).toBe(true);
     expect(ltTimedChoiceEnabled({ TORCHC_LT_TIMED: "0" })).toBe(false);
     expect(ltTimedChoiceEnabled({ TORCHC_LT_TIMED: "1" })).toBe(true);
+  });
+
+  it("weighs split-K variants only with TORCHC_LT_SPLITK=1", () => {
+    expect(ltSplitKEnabled({})).toBe(false);
+    expect(ltSplitKEnabled({ TORCHC_LT_SPLITK: "0" })).toBe(false);
+    expect(ltSplitKEnabled({ TORCHC_LT_SPLITK: "1" })).toBe(true);
+    expect(LT_SPLITK_HEURISTIC_ALGOS).toBeGreaterThan(REQUESTED_ALGOS);
   });
 
   it("the engine's line says how many problems were timed and changed", () => {

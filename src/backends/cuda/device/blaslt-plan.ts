@@ -19,6 +19,7 @@ import { CublasError, checkCublas } from "../../../ffi/status.js";
 import type { OutNum, OutPtr, Ptr } from "../../../ffi/types.js";
 import { type LtLayout, ltRecipe } from "./matmul-layout.js";
 import { type Stream, streamHandle } from "./stream.js";
+import { checkInt } from "./validate.js";
 
 export type LtDType = "float16" | "bfloat16" | "float32";
 export type LtActivation = "none" | "relu" | "gelu";
@@ -31,8 +32,8 @@ const DATA_TYPE: Readonly<Record<LtDType, number>> = {
 /** A cuBLASLt handle (cublasLtHandle_t). */
 export type LtHandle = Ptr;
 
-/** Algorithms asked of the heuristic. */
-const REQUESTED_ALGOS = 8;
+/** Algorithms asked of the heuristic (by default; the split-K timing, lt-timed-choice.ts, asks for more). */
+export const REQUESTED_ALGOS = 8;
 
 /** A row-major problem Y = op(A)·op(B) (see matmul-layout.ts), optionally strided-batched. */
 export interface LtProblem {
@@ -124,7 +125,7 @@ export interface LtAlgo {
 }
 
 /**
- * Every algorithm the heuristic returns (up to REQUESTED_ALGOS, best first) that succeeded and fits
+ * Every algorithm the heuristic returns (up to `requested`, best first) that succeeded and fits
  * `maxWorkspace`; throws CublasError when there is none. cuBLASLt documents that a heuristic answer does not
  * guarantee the matmul runs (cublasLtMatmulAlgoCheck: "will fail if e.g. buffers are not correctly aligned"),
  * so callers that can try a run (blaslt-quant.ts) walk the list.
@@ -135,7 +136,9 @@ export function ltAlgoCandidates(
   layouts: readonly [Ptr, Ptr, Ptr],
   maxWorkspace: number,
   what: string,
+  requested = REQUESTED_ALGOS,
 ): LtAlgo[] {
+  checkInt("requested", requested, 1, 128);
   const f = CUBLASLT.fn;
   const pref: OutPtr = [null];
   try {
@@ -145,23 +148,12 @@ export function ltAlgoCandidates(
       "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)",
       f.cublasLtMatmulPreferenceSetAttribute(pref[0], PREF_ATTR.MAX_WORKSPACE_BYTES, ws, 8),
     );
-    const results = new Uint8Array(HEURISTIC_RESULT.size * REQUESTED_ALGOS);
+    const results = new Uint8Array(HEURISTIC_RESULT.size * requested);
     const returned: OutNum = [0];
     const [la, lb, ld] = layouts;
     checkCublas(
       `cublasLtMatmulAlgoGetHeuristic(${what})`,
-      f.cublasLtMatmulAlgoGetHeuristic(
-        handle,
-        desc,
-        la,
-        lb,
-        ld,
-        ld,
-        pref[0],
-        REQUESTED_ALGOS,
-        results,
-        returned,
-      ),
+      f.cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ld, ld, pref[0], requested, results, returned),
     );
     const view = new DataView(results.buffer);
     const out: LtAlgo[] = [];
@@ -201,7 +193,10 @@ export function buildLtPlan(
   p: LtProblem,
   maxWorkspace: number,
   what: string,
-  /** An algorithm chosen earlier for the same problem (a saved package): no heuristic query. */
+  /**
+   * An algorithm chosen earlier for the same problem (a saved package, the plan cache, a timed choice): no heuristic
+   * query. Its 64 bytes carry its whole configuration, a split-K variant's (blaslt-splitk.ts) included.
+   */
   saved?: { readonly algo: Uint8Array; readonly workspaceBytes: number },
 ): LtPlan {
   const f = CUBLASLT.fn;
