@@ -1,0 +1,105 @@
+/**
+ * float16 1×1 convolutions over many pixels with few input channels become matmuls (opt-in,
+ * `TORCHC_CONV1X1_GEMM=1`): x [N, C, H, W] → rows [N·H·W, C] · Wᵀ [C, Cout] + b → [N, Cout, H, W]. In the engine's
+ * channels-last layout both reshapes are views, so the convolution is one cuBLASLt GEMM with a bias epilogue.
+ * Why: at batch 128 cuDNN ran EfficientNet-B0's expansion convolutions (Cin 16–40) at 5–6× their bandwidth floor on
+ * an H100 (session 14: 24 → 144 channels at 56² took 236 µs for ~134 MB of traffic). A SiLU after the convolution
+ * stays a layer of its own (cuBLASLt has no SiLU epilogue). Bounds: `TORCHC_CONV1X1_GEMM_MAX_CIN` (default 64) and
+ * at least `TORCHC_CONV1X1_GEMM_MIN_ROWS` pixels (default 2^17: batch 1 keeps its convolutions).
+ */
+import { linear } from "../../../converters/impl/matmul.js";
+import { NetworkBuilder } from "../../../network/builder.js";
+import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
+import type { Network } from "../../../network/network.js";
+import { envNumber } from "../../../util/env-number.js";
+
+export const CONV1X1_GEMM_MAX_CIN = 64;
+export const CONV1X1_GEMM_MIN_ROWS = 1 << 17;
+
+/** Why `layer` stays a convolution, or null when it becomes a matmul. */
+export function pointwiseMatmulRefusal(
+  net: Network,
+  layer: ConvolutionLayer,
+  weightIsConstant: boolean,
+): string | null {
+  const x = net.tensors[layer.inputs[0]];
+  const w = net.tensors[layer.inputs[1]];
+  if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
+  if (x.dtype !== "float16") return "not a float16 convolution";
+  if (!weightIsConstant) return "the weight is not a constant";
+  const [cout, cin, kh, kw] = w.shape;
+  if (layer.groups !== 1 || kh !== 1 || kw !== 1) return "not a 1×1 convolution of one group";
+  if (layer.stride.some((s) => s !== 1) || layer.padding.some((p) => p !== 0)) return "strided or padded";
+  if (cin % 8 !== 0 || cout % 8 !== 0) return "channels not a multiple of 8";
+  if (cin > envNumber("TORCHC_CONV1X1_GEMM_MAX_CIN", CONV1X1_GEMM_MAX_CIN)) return `${cin} input channels`;
+  const [n, , h, wd] = x.shape;
+  if (n * h * wd < envNumber("TORCHC_CONV1X1_GEMM_MIN_ROWS", CONV1X1_GEMM_MIN_ROWS)) return "few pixels";
+  return null;
+}
+
+/** The network with its eligible 1×1 convolutions rewritten (the same network when off or when there is none). */
+export function pointwiseConvolutionsAsMatmuls(net: Network, env: NodeJS.ProcessEnv = process.env): Network {
+  if (env.TORCHC_CONV1X1_GEMM !== "1") return net;
+  const constants = new Set(net.layers.filter((l) => l.type === "constant").map((l) => l.output));
+  const eligible = (l: Layer): l is ConvolutionLayer =>
+    l.type === "convolution" && pointwiseMatmulRefusal(net, l, constants.has(l.inputs[1])) === null;
+  if (!net.layers.some(eligible)) return net;
+  const b = new NetworkBuilder();
+  const to = new Map<string, string>();
+  for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
+  const mapped = (t: string) => {
+    const r = to.get(t);
+    if (r === undefined) throw new Error(`pointwiseConvolutionsAsMatmuls: '${t}' is read before it is made`);
+    return r;
+  };
+  // 4-D weights read only by rewritten convolutions are not emitted (the matmul reads their [Cout, Cin] view).
+  const readers = new Set(net.outputs);
+  for (const l of net.layers)
+    for (const [slot, t] of l.inputs.entries()) if (!(slot === 1 && eligible(l))) readers.add(t);
+  for (const layer of net.layers) {
+    if (layer.type === "constant" && !readers.has(layer.output)) continue;
+    if (layer.type === "constant")
+      to.set(
+        layer.output,
+        b.withScope(layer.name, () => b.constant(net.constants[layer.weight])),
+      );
+    else if (eligible(layer))
+      to.set(
+        layer.output,
+        b.withScope(layer.name, () => pointwiseMatmul(b, net, layer, mapped)),
+      );
+    else to.set(layer.output, b.copy(layer, layer.inputs.map(mapped)));
+  }
+  return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
+}
+
+function pointwiseMatmul(
+  b: NetworkBuilder,
+  net: Network,
+  conv: ConvolutionLayer,
+  read: (t: string) => string,
+): string {
+  const [n, cin, h, w] = net.tensors[conv.inputs[0]].shape;
+  const cout = net.tensors[conv.inputs[1]].shape[0];
+  const rows = b.add({
+    type: "shuffle",
+    inputs: [read(conv.inputs[0])],
+    firstTranspose: [0, 2, 3, 1],
+    reshape: [n * h * w, cin],
+    secondTranspose: null,
+  });
+  const weight = net.layers.find((l) => l.output === conv.inputs[1]);
+  if (weight?.type !== "constant")
+    throw new Error(`pointwiseConvolutionsAsMatmuls: '${conv.name}' has no constant weight`);
+  // [Cout, Cin, 1, 1] and [Cout, Cin] are the same memory: the weight is not copied.
+  const wc = b.constant({ ...net.constants[weight.weight], shape: [cout, cin] });
+  const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
+  const y = linear(b, rows, wc, bias);
+  return b.add({
+    type: "shuffle",
+    inputs: [y],
+    firstTranspose: null,
+    reshape: [n, h, w, cout],
+    secondTranspose: [0, 3, 1, 2],
+  });
+}
