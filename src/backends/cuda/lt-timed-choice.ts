@@ -5,12 +5,15 @@
  * (graph-timing.ts: calls captured in a CUDA graph and replayed), pairwise against the best so far, and a
  * candidate replaces it only when it is at least 3% faster. TensorRT's tactic selection and torch.compile's
  * max-autotune do the same for their GEMMs. Each distinct problem of a build is timed once. H100, session 11:
- * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64. Still opt-in: one model measured, and the timing
- * budget for large GEMMs (ltTimingBudget) has not run on a GPU.
+ * ViT-B/16 cuBLASLt time −11% at batch 1, −2.3% at batch 64; session 14, whole models against TORCHC_LT_TIMED=0
+ * (with the residual epilogue): ViT b1 0.486 vs 0.528, b64 5.026 vs 5.203, BERT b8 0.651 vs 0.679.
  *
  * With TORCHC_LT_SPLITK=1 the heuristic is asked for 16 answers and split-K variants of its first answers that can
  * split K (device/blaslt-splitk.ts) join the tournament after them, under the same rule: small-M, large-K GEMMs
- * (ViT-B/16 batch 1's fc2: 12 CTAs of 128×128 on 132 SMs) get more CTAs. Opt-in until a GPU run shows the gain.
+ * (ViT-B/16 batch 1's fc2: 12 CTAs of 128×128 on 132 SMs) get more CTAs. Measured slower, so opt-in (H100,
+ * cuBLASLt 13, session 14, bench lt-splitk-sweep): every answer is algo 66, the only reduction scheme offered is
+ * COMPUTE_TYPE (a second kernel), and every split lost to its unsplit algorithm (ViT b1 fc2: best unsplit 7.15 µs,
+ * best split 9.32); the heuristic gave 8 answers when asked for 32.
  */
 import { NativeError } from "../../errors.js";
 import {

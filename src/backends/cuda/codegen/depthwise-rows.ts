@@ -4,8 +4,9 @@
  * every input tap for every output (k² loads per output); here a column of R outputs loads the (R−1)·s + k input
  * rows it spans once per kernel column and adds each into every output row that uses it, so an input vector is
  * read once per thread instead of up to k times. Stride 1 only (measured slower at stride 2). At batch 128 the one-row kernels ran at 2–5× their
- * bandwidth floor (H100, session 14: a 5×5 at 28²×240 took 145 µs against ~30 µs of DRAM traffic), bound by
- * L1/L2 traffic, not DRAM. Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more
+ * bandwidth floor (H100, session 14: a 5×5 at 28²×240 took 145 µs against ~30 µs of DRAM traffic). Measured:
+ * that layer 145 → 104 µs, the 3×3 layers 0–8% faster (they are closer to instruction-bound than load-bound), the
+ * model 3.607 → 3.384 ms together with the pooling kernel (codegen/spatial-mean.ts; 3.634 → 3.407 in another run). Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more
  * than the loads save) and only when the convolution's input is materialized, so that a padded tap can be a
  * guarded load. `TORCHC_DW_ROWS=n` sets R (1 turns it off); `TORCHC_DW_ROWS_MIN_THREADS` moves the size bound.
  */

@@ -5,8 +5,9 @@
  * convolutions at batch 1 are 2–20 M; ResNet-50's are 13–51 M). The input may be a squeeze-excite scale
  * x·s[n, c] that nothing else reads, computed as the kernel loads it. Opt-in (TORCHC_POINTWISE_CONV=1) since the H100
  * run of session 9 found cuDNN faster at batch 1 and tiny_resnet wrong in fp16 with it on;
- * TORCHC_POINTWISE_MAX_MACS moves the size bound and TORCHC_POINTWISE_MAX_CIN bounds the input channels (for A/B
- * timing: at batch 128 cuDNN ran EfficientNet-B0's small-K expansions, Cin 16–40, at 5–6× their bandwidth floor).
+ * TORCHC_POINTWISE_MAX_MACS moves the size bound and TORCHC_POINTWISE_MAX_CIN bounds the input channels (A/B
+ * knobs). At batch 128 these CUDA-core kernels lose badly (H100, session 14, EfficientNet-B0: 16 → 96 at 112² 810 µs
+ * against cuDNN's 236; the model 4.669 ms with Cin ≤ 64 against 3.407).
  */
 
 import type { Layer, LayerOf } from "../../../network/layers/index.js";

@@ -2,9 +2,10 @@
  * float16 1×1 convolutions over many pixels with few input channels become matmuls (opt-in,
  * `TORCHC_CONV1X1_GEMM=1`): x [N, C, H, W] → rows [N·H·W, C] · Wᵀ [C, Cout] + b → [N, Cout, H, W]. In the engine's
  * channels-last layout both reshapes are views, so the convolution is one cuBLASLt GEMM with a bias epilogue.
- * Why: at batch 128 cuDNN ran EfficientNet-B0's expansion convolutions (Cin 16–40) at 5–6× their bandwidth floor on
- * an H100 (session 14: 24 → 144 channels at 56² took 236 µs for ~134 MB of traffic). A SiLU after the convolution
- * stays a layer of its own (cuBLASLt has no SiLU epilogue). Bounds: `TORCHC_CONV1X1_GEMM_MAX_CIN` (default 64) and
+ * Why it was tried: at batch 128 cuDNN runs EfficientNet-B0's expansion convolutions (Cin 16–40) at 2–3× their
+ * bandwidth floor on an H100 (session 14: 16 → 96 channels at 112² 236 µs for ~360 MB, 24 → 144 at 56² 111 µs for
+ * ~134 MB). Measured slower, so it stays opt-in: EfficientNet-B0 b128 3.733 ms against 3.407 (H100, session 14; the
+ * five matmuls 0.505 ms, and the SiLU each needs as its own pass: cuBLASLt has no SiLU epilogue). Bounds: `TORCHC_CONV1X1_GEMM_MAX_CIN` (default 64) and
  * at least `TORCHC_CONV1X1_GEMM_MIN_ROWS` pixels (default 2^17: batch 1 keeps its convolutions).
  */
 import { linear } from "../../../converters/impl/matmul.js";
