@@ -54,7 +54,6 @@ import {
   KernelArgs,
   launch,
 } from "../../src/backends/cuda/device/index.js";
-import { float16BitsToNumber, numberToFloat16Bits } from "../../src/ir/half.js";
 import {
   compileVariants,
   firstLine,
@@ -67,7 +66,9 @@ import {
   type SweepKernel,
   sci,
   shapesFrom,
-  xorshiftHalves,
+  type LinearOperands,
+  linearOperands,
+  linearReferenceError,
 } from "./sweep-support.js";
 
 interface Shape {
@@ -156,36 +157,10 @@ function compileShape(s: Shape, variants: Built[]): CudaModule | undefined {
   ).module;
 }
 
-function randomHalves(n: number, seed: number, scale: number): Uint16Array {
-  return xorshiftHalves(n, seed, (x) => numberToFloat16Bits((x / 2 ** 31 - 1) * scale));
-}
-
-interface HostData {
-  readonly x: Uint16Array;
-  readonly w: Uint16Array;
-  readonly bias: Uint16Array;
-  readonly res: Uint16Array;
-}
-
-const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
-
-/** Rows 0, M/2, M-1 of the output against float64: max |diff| / max |ref|. */
-function referenceError(p: SmallGemmProblem, h: HostData, y: Uint16Array): number {
-  const f = float16BitsToNumber;
-  let err = 0;
-  let max = 0;
-  for (const i of new Set([0, p.M >> 1, p.M - 1]))
-    for (let j = 0; j < p.N; j++) {
-      let s = 0;
-      for (let t = 0; t < p.K; t++) s += f(h.x[i * p.K + t]) * f(h.w[j * p.K + t]);
-      if (p.bias) s += f(h.bias[j]);
-      if (p.activation !== "none") s = gelu(s);
-      if (p.residual) s += f(h.res[i * p.N + j]);
-      const got = f(y[i * p.N + j]);
-      err = Math.max(err, Number.isFinite(got) ? Math.abs(got - s) : Number.POSITIVE_INFINITY);
-      max = Math.max(max, Math.abs(s));
-    }
-  return err / max;
+/** The reference check of a small-GEMM problem (its GELU is the tanh form on both sides here). */
+function referenceError(p: SmallGemmProblem, h: LinearOperands, y: Uint16Array): number {
+  const shape = { m: p.M, n: p.N, k: p.K, bias: p.bias, gelu: p.activation !== "none", residual: p.residual };
+  return linearReferenceError(shape, h, y);
 }
 
 /** Median µs per call of `enqueue` (which queues one call on the stream): 10 warm-up, 60 samples of INNER. */
@@ -221,7 +196,7 @@ interface Buffers {
   readonly workspace: DeviceBuffer;
 }
 
-function runConfig(s: Shape, module: CudaModule, v: Built, b: Buffers, host: HostData, flops: number): Row {
+function runConfig(s: Shape, module: CudaModule, v: Built, b: Buffers, host: LinearOperands, flops: number): Row {
   const { stream } = sweep.gpu!;
   const row: Row = { ...rowOf(s, v) };
   const kernel: Kernel = module.kernel(v.symbol);
@@ -248,7 +223,7 @@ function runConfig(s: Shape, module: CudaModule, v: Built, b: Buffers, host: Hos
   return row;
 }
 
-function runCublasLt(s: Shape, b: Buffers, host: HostData, flops: number): Row {
+function runCublasLt(s: Shape, b: Buffers, host: LinearOperands, flops: number): Row {
   const { stream } = sweep.gpu!;
   const { M, N, K } = s.p;
   const row: Row = { shape: s.name, variant: "cuBLASLt" };
@@ -291,12 +266,7 @@ function runShape(s: Shape): void {
     return;
   }
   const flops = 2 * M * N * K;
-  const host: HostData = {
-    x: randomHalves(M * K, 11 + N, 1),
-    w: randomHalves(N * K, 12 + K, 1 / Math.sqrt(K)),
-    bias: randomHalves(N, 13, 0.5),
-    res: randomHalves(M * N, 14, 1),
-  };
+  const host = linearOperands(M, N, K);
   const wsBytes = Math.max(32 << 20, ...variants.map((v) => smallGemmWorkspaceBytes(s.p, v.config)));
   const b: Buffers = {
     x: DeviceBuffer.from(host.x),

@@ -57,18 +57,18 @@ import { ltProblemOf, type MatmulGeometry } from "../../src/backends/cuda/kernel
 import { LT_SPLITK_HEURISTIC_ALGOS } from "../../src/backends/cuda/lt-timed-choice.js";
 import { REDUCTION_SCHEME } from "../../src/ffi/cublaslt.js";
 import { NativeCallError } from "../../src/ffi/status.js";
-import { numberToFloat16Bits } from "../../src/ir/half.js";
 import {
   firstLine,
   fixed,
-  HALF,
   markdownTable,
   REFERENCE_TOLERANCE,
   relativeDiff,
   Sweep,
   sci,
   shapesFrom,
-  xorshiftHalves,
+  type LinearOperands,
+  linearOperands,
+  linearReferenceError,
 } from "./sweep-support.js";
 
 interface Shape {
@@ -226,35 +226,8 @@ function candidatesOf(
   return out;
 }
 
-function randomHalves(n: number, seed: number, scale: number): Uint16Array {
-  return xorshiftHalves(n, seed, (x) => numberToFloat16Bits((x / 2 ** 31 - 1) * scale));
-}
-
-interface Data {
-  readonly x: Uint16Array;
-  readonly w: Uint16Array;
-  readonly bias: Uint16Array;
-  readonly res: Uint16Array;
-}
-
-const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
-
-/** Rows 0, M/2, M−1 of `y` against float64: max |diff| / max |ref| (GELU in its tanh form, as cuBLASLt's). */
-function referenceError(s: Shape, h: Data, y: Uint16Array): number {
-  let err = 0;
-  let max = 0;
-  for (const i of new Set([0, s.m >> 1, s.m - 1]))
-    for (let j = 0; j < s.n; j++) {
-      let v = HALF[h.bias[j]];
-      for (let t = 0; t < s.k; t++) v += HALF[h.x[i * s.k + t]] * HALF[h.w[j * s.k + t]];
-      if (s.gelu) v = gelu(v);
-      if (s.residual) v += HALF[h.res[i * s.n + j]];
-      const got = HALF[y[i * s.n + j]];
-      err = Math.max(err, Number.isFinite(got) ? Math.abs(got - v) : Number.POSITIVE_INFINITY);
-      max = Math.max(max, Math.abs(v));
-    }
-  return err / max;
-}
+const referenceError = (s: Shape, h: LinearOperands, y: Uint16Array): number =>
+  linearReferenceError({ ...s, bias: true }, h, y);
 
 type Buffers = Record<"x" | "w" | "bias" | "res" | "y" | "workspace", DeviceBuffer>;
 
@@ -271,7 +244,7 @@ function checkOnce(
   run: () => void,
   b: Buffers,
   ref: { y?: Uint16Array },
-  h: Data,
+  h: LinearOperands,
 ): boolean {
   const { stream } = sweep.gpu!;
   b.y.fill(0xff, { stream });
@@ -304,12 +277,7 @@ function checkOnce(
 function runShape(s: Shape): void {
   const gpu = sweep.gpu!;
   say(`\n== ${s.name}${s.gelu ? " +GELU" : ""}${s.residual ? " +residual" : ""}, bias`);
-  const h: Data = {
-    x: randomHalves(s.m * s.k, 11 + s.n, 1),
-    w: randomHalves(s.n * s.k, 12 + s.k, 1 / Math.sqrt(s.k)),
-    bias: randomHalves(s.n, 13, 0.5),
-    res: randomHalves(s.m * s.n, 14, 1),
-  };
+  const h = linearOperands(s.m, s.n, s.k);
   const b: Buffers = {
     x: DeviceBuffer.from(h.x),
     w: DeviceBuffer.from(h.w),
@@ -344,7 +312,7 @@ function measure(
   plan: LtPlan,
   candidates: Candidate[],
   b: Buffers,
-  h: Data,
+  h: LinearOperands,
 ): void {
   const { stream } = sweep.gpu!;
   const alpha = new Float32Array([1]);

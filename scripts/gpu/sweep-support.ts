@@ -217,6 +217,52 @@ export function randomHalves(n: number, seed: number, lo: number, hi: number): U
   return xorshiftHalves(n, seed, (x) => table[x & 4095]);
 }
 
+/** A Linear layer's operands as fp16 bits: X [M, K], W [N, K], the bias [N], the residual [M, N]. */
+export interface LinearOperands {
+  readonly x: Uint16Array;
+  readonly w: Uint16Array;
+  readonly bias: Uint16Array;
+  readonly res: Uint16Array;
+}
+
+/** Operands for an M×N×K Linear layer: x uniform on ±1, W on ±1/√K, the bias on ±0.5, the residual on ±1. */
+export function linearOperands(m: number, n: number, k: number): LinearOperands {
+  const halves = (count: number, seed: number, scale: number) =>
+    xorshiftHalves(count, seed, (x) => numberToFloat16Bits((x / 2 ** 31 - 1) * scale));
+  return {
+    x: halves(m * k, 11 + n, 1),
+    w: halves(n * k, 12 + k, 1 / Math.sqrt(k)),
+    bias: halves(n, 13, 0.5),
+    res: halves(m * n, 14, 1),
+  };
+}
+
+const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
+
+/**
+ * Rows 0, M/2 and M−1 of a Linear layer's fp16 output `y` against float64: max |diff| / max |ref|; the epilogue
+ * adds the bias, applies GELU in its tanh form (cuBLASLt's) and adds the residual, each where asked.
+ */
+export function linearReferenceError(
+  s: { m: number; n: number; k: number; bias: boolean; gelu: boolean; residual: boolean },
+  h: LinearOperands,
+  y: Uint16Array,
+): number {
+  let err = 0;
+  let max = 0;
+  for (const i of new Set([0, s.m >> 1, s.m - 1]))
+    for (let j = 0; j < s.n; j++) {
+      let v = s.bias ? HALF[h.bias[j]] : 0;
+      for (let t = 0; t < s.k; t++) v += HALF[h.x[i * s.k + t]] * HALF[h.w[j * s.k + t]];
+      if (s.gelu) v = geluTanh(v);
+      if (s.residual) v += HALF[h.res[i * s.n + j]];
+      const got = HALF[y[i * s.n + j]];
+      err = Math.max(err, Number.isFinite(got) ? Math.abs(got - v) : Number.POSITIVE_INFINITY);
+      max = Math.max(max, Math.abs(v));
+    }
+  return err / max;
+}
+
 /** Every fp16 bit pattern's value. */
 export const HALF = Float64Array.from({ length: 65536 }, (_, h) => float16BitsToNumber(h));
 

@@ -21,8 +21,10 @@ import {
   type ElementGroup,
   type GeneratedKernel,
   groupIndexType,
+  ITEM_BLOCK,
   isPointwiseLayer,
   storeGroupOutputs,
+  threadPerItemKernel,
 } from "./element.js";
 import { decompose, Emitter, laneCoord } from "./emitter.js";
 
@@ -34,7 +36,6 @@ import { decompose, Emitter, laneCoord } from "./emitter.js";
 export const DEPTHWISE_ROWS = 2;
 /** Blocking needs at least this many threads after it (about two waves of 256-thread blocks on an H100). */
 export const DEPTHWISE_ROWS_MIN_THREADS = 1 << 16;
-const BLOCK = 256;
 
 export interface RowBlocking {
   readonly conv: LayerOf<"convolution">;
@@ -86,7 +87,7 @@ export function generateDepthwiseRowsKernel(
   const [n, ch, h, w] = root.shape;
   const hBlocks = Math.ceil(h / b.rows);
   const threads = (n * ch * hBlocks * w) / b.lanes;
-  e.line(`const ${e.idx} i = (${e.idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  e.line(`const ${e.idx} i = (${e.idx})blockIdx.x * ${ITEM_BLOCK} + threadIdx.x;`);
   e.line(`if (i >= ${threads}) return;`);
   const [cn, cv, chb, cw] = decompose(e, "i", [n, ch / b.lanes, hBlocks, w], root.layout);
   const c0 = e.let(e.idx, `(${e.idx})(${cv}) * ${b.lanes}`, "c");
@@ -107,15 +108,7 @@ export function generateDepthwiseRowsKernel(
       storeGroupOutputs(e, group, ctx, [cn, c0, hr, cw], { axis: 1, width: b.lanes });
     });
   }
-  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return {
-    name,
-    source,
-    params: e.params,
-    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
-    block: [BLOCK, 1, 1],
-    sharedBytes: 0,
-  };
+  return threadPerItemKernel(name, e, threads);
 }
 
 /**

@@ -50,7 +50,8 @@ export interface CodegenContext {
   scalarConstant(tensor: string): number | undefined;
 }
 
-const BLOCK = 256;
+/** Threads per block of a thread-per-item kernel (threadPerItemKernel's launch; the kernels index with it). */
+export const ITEM_BLOCK = 256;
 
 export function generateElementKernel(
   name: string,
@@ -63,17 +64,22 @@ export function generateElementKernel(
   const n = numel(root.shape);
   const { axis, width: V } = vectorWidth(group, ctx);
   const threads = n / V;
-  e.line(`const ${idx} i = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  e.line(`const ${idx} i = (${idx})blockIdx.x * ${ITEM_BLOCK} + threadIdx.x;`);
   e.line(`if (i >= ${threads}) return;`);
   const coords = decompose(e, V === 1 ? "i" : `i * ${V}`, root.shape, root.layout);
   storeGroupOutputs(e, group, ctx, coords, { axis, width: V });
-  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  return threadPerItemKernel(name, e, threads);
+}
+
+/** A kernel of `threads` items in 256-thread blocks (the body returns early past the last item). */
+export function threadPerItemKernel(name: string, e: Emitter, threads: number): GeneratedKernel {
+  const source = `extern "C" __global__ void __launch_bounds__(${ITEM_BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
   return {
     name,
     source,
     params: e.params,
-    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
-    block: [BLOCK, 1, 1],
+    grid: [Math.max(1, Math.ceil(threads / ITEM_BLOCK)), 1, 1],
+    block: [ITEM_BLOCK, 1, 1],
     sharedBytes: 0,
   };
 }

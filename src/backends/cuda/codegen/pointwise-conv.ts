@@ -14,11 +14,16 @@
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type { ConvStep } from "../fuse/steps.js";
-import { type CodegenContext, type GeneratedKernel, lanesFor } from "./element.js";
+import {
+  type CodegenContext,
+  type GeneratedKernel,
+  ITEM_BLOCK,
+  lanesFor,
+  threadPerItemKernel,
+} from "./element.js";
 import { Emitter, indexType, laneCoord } from "./emitter.js";
 import { activationExpr } from "./scalar-ops.js";
 
-const BLOCK = 256;
 /** Input channels up to which one thread computes a work item (Cin·V multiply-adds). */
 export const THREAD_ITEM_MAX_CIN = 64;
 
@@ -77,15 +82,7 @@ export function generatePointwiseConvKernel(
   } else {
     for (let j = 0; j < V; j++) e.block("", () => epilogue(j, acc[j]));
   }
-  const source = `extern "C" __global__ void __launch_bounds__(${BLOCK}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
-  return {
-    name,
-    source,
-    params: e.params,
-    grid: [Math.max(1, Math.ceil(threads / BLOCK)), 1, 1],
-    block: [BLOCK, 1, 1],
-    sharedBytes: 0,
-  };
+  return threadPerItemKernel(name, e, threads);
 }
 
 /** The thread's work item: its pixel (nn, hh, ww) and channel group cg; `lane` and `active` for warp items. */
@@ -94,7 +91,7 @@ function emitItemCoords(
   g: { warpItems: boolean; items: number; G: number; h: number; wd: number },
 ): void {
   const idx = e.idx;
-  e.line(`const ${idx} gid = (${idx})blockIdx.x * ${BLOCK} + threadIdx.x;`);
+  e.line(`const ${idx} gid = (${idx})blockIdx.x * ${ITEM_BLOCK} + threadIdx.x;`);
   if (g.warpItems) {
     e.line("const int lane = threadIdx.x & 31;");
     e.line(`const ${idx} item = gid >> 5;`);

@@ -10,9 +10,10 @@
  */
 import { linear } from "../../../converters/impl/matmul.js";
 import { isFloating } from "../../../ir/dtype.js";
-import { NetworkBuilder } from "../../../network/builder.js";
+import type { NetworkBuilder } from "../../../network/builder.js";
 import type { CastLayer, ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
+import { rewriteConvolutions } from "./rewrite-convolutions.js";
 
 /** Input channels up to which a patch convolution is a GEMM (image stems); wider inputs stay with cuDNN. */
 const MAX_CHANNELS = 4;
@@ -48,38 +49,12 @@ export function patchifyConvolutions(net: Network): Network {
     l.type === "convolution" && patchifyRefusal(net, l, constants.has(l.inputs[1])) === null;
   if (!net.layers.some(isPatch)) return net;
   const casts = castsInFront(net, isPatch);
-  const b = new NetworkBuilder();
-  const to = new Map<string, string>();
-  for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
-  const mapped = (t: string) => {
-    const r = to.get(t);
-    if (r === undefined) throw new Error(`patchifyConvolutions: '${t}' is read before it is made`);
-    return r;
-  };
-  // The 4-D weights are read only by the convolutions rewritten here (which take their [Cout, C·p·q] reshape):
-  // not emitted, so neither uploaded nor refitted twice.
-  const readers = new Set(net.outputs);
-  for (const l of net.layers)
-    for (const [slot, t] of l.inputs.entries()) if (!(slot === 1 && isPatch(l))) readers.add(t);
-  for (const layer of net.layers) {
-    if (casts.has(layer.output)) continue;
-    if (layer.type === "constant" && !readers.has(layer.output)) continue;
-    if (layer.type === "constant") {
-      to.set(
-        layer.output,
-        b.withScope(layer.name, () => b.constant(net.constants[layer.weight])),
-      );
-    } else if (isPatch(layer)) {
-      const cast = casts.get(layer.inputs[0]);
-      to.set(
-        layer.output,
-        b.withScope(layer.name, () => patchMatmul(b, net, layer, mapped, cast)),
-      );
-    } else {
-      to.set(layer.output, b.copy(layer, layer.inputs.map(mapped)));
-    }
-  }
-  return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
+  return rewriteConvolutions(
+    net,
+    isPatch,
+    (b, conv, read) => patchMatmul(b, net, conv, read, casts.get(conv.inputs[0])),
+    (l) => casts.has(l.output),
+  );
 }
 
 /**

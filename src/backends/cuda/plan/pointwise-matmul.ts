@@ -9,10 +9,11 @@
  * at least `TORCHC_CONV1X1_GEMM_MIN_ROWS` pixels (default 2^17: batch 1 keeps its convolutions).
  */
 import { linear } from "../../../converters/impl/matmul.js";
-import { NetworkBuilder } from "../../../network/builder.js";
+import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { envNumber } from "../../../util/env-number.js";
+import { rewriteConvolutions } from "./rewrite-convolutions.js";
 
 export const CONV1X1_GEMM_MAX_CIN = 64;
 export const CONV1X1_GEMM_MIN_ROWS = 1 << 17;
@@ -45,33 +46,7 @@ export function pointwiseConvolutionsAsMatmuls(net: Network, env: NodeJS.Process
   const eligible = (l: Layer): l is ConvolutionLayer =>
     l.type === "convolution" && pointwiseMatmulRefusal(net, l, constants.has(l.inputs[1])) === null;
   if (!net.layers.some(eligible)) return net;
-  const b = new NetworkBuilder();
-  const to = new Map<string, string>();
-  for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
-  const mapped = (t: string) => {
-    const r = to.get(t);
-    if (r === undefined) throw new Error(`pointwiseConvolutionsAsMatmuls: '${t}' is read before it is made`);
-    return r;
-  };
-  // 4-D weights read only by rewritten convolutions are not emitted (the matmul reads their [Cout, Cin] view).
-  const readers = new Set(net.outputs);
-  for (const l of net.layers)
-    for (const [slot, t] of l.inputs.entries()) if (!(slot === 1 && eligible(l))) readers.add(t);
-  for (const layer of net.layers) {
-    if (layer.type === "constant" && !readers.has(layer.output)) continue;
-    if (layer.type === "constant")
-      to.set(
-        layer.output,
-        b.withScope(layer.name, () => b.constant(net.constants[layer.weight])),
-      );
-    else if (eligible(layer))
-      to.set(
-        layer.output,
-        b.withScope(layer.name, () => pointwiseMatmul(b, net, layer, mapped)),
-      );
-    else to.set(layer.output, b.copy(layer, layer.inputs.map(mapped)));
-  }
-  return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
+  return rewriteConvolutions(net, eligible, (b, conv, read) => pointwiseMatmul(b, net, conv, read));
 }
 
 function pointwiseMatmul(

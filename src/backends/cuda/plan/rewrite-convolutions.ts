@@ -1,0 +1,44 @@
+/**
+ * The walk shared by the plan's convolution rewrites (patchify.ts, pointwise-matmul.ts): copy the network layer by
+ * layer, replace each target convolution with what `rewrite` builds in its scope, and drop 4-D weights that only
+ * targets read (the rewrites read a reshaped view of the constant instead, so it is neither uploaded nor refitted
+ * twice).
+ */
+import { NetworkBuilder } from "../../../network/builder.js";
+import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
+import type { Network } from "../../../network/network.js";
+
+export function rewriteConvolutions(
+  net: Network,
+  isTarget: (l: Layer) => l is ConvolutionLayer,
+  rewrite: (b: NetworkBuilder, conv: ConvolutionLayer, read: (t: string) => string) => string,
+  /** Layers left out (their output is never read once the targets are rewritten). */
+  skip: (l: Layer) => boolean = () => false,
+): Network {
+  const b = new NetworkBuilder();
+  const to = new Map<string, string>();
+  for (const i of net.inputs) to.set(i, b.addInput(i, net.tensors[i]));
+  const mapped = (t: string) => {
+    const r = to.get(t);
+    if (r === undefined) throw new Error(`rewriteConvolutions: '${t}' is read before it is made`);
+    return r;
+  };
+  const readers = new Set(net.outputs);
+  for (const l of net.layers)
+    for (const [slot, t] of l.inputs.entries()) if (!(slot === 1 && isTarget(l))) readers.add(t);
+  for (const layer of net.layers) {
+    if (skip(layer) || (layer.type === "constant" && !readers.has(layer.output))) continue;
+    if (layer.type === "constant")
+      to.set(
+        layer.output,
+        b.withScope(layer.name, () => b.constant(net.constants[layer.weight])),
+      );
+    else if (isTarget(layer))
+      to.set(
+        layer.output,
+        b.withScope(layer.name, () => rewrite(b, layer, mapped)),
+      );
+    else to.set(layer.output, b.copy(layer, layer.inputs.map(mapped)));
+  }
+  return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
+}
