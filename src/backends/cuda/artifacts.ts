@@ -86,10 +86,16 @@ export function matmulKey(
   tf32: boolean,
   maxWorkspace: number,
 ): string {
-  // A choice timed with split-K variants (TORCHC_LT_SPLITK=1) is kept apart: the default key would reuse an
-  // earlier choice timed without them, and split-K would never be weighed.
-  const splitK = ltSplitKEnabled() ? ["splitk"] : [];
-  return hash(JSON.stringify([g, epilogue, tf32, maxWorkspace, ...splitK]));
+  return hash(JSON.stringify([g, epilogue, tf32, maxWorkspace]));
+}
+
+/**
+ * The plan cache's key for a matmul choice: timings with split-K variants (TORCHC_LT_SPLITK=1) are kept apart,
+ * else an earlier choice timed without them would be reused and split-K never weighed. Packages and refit use
+ * matmulKey alone: a saved algorithm is a complete choice however it was picked.
+ */
+function matmulCacheKey(key: string): string {
+  return ltSplitKEnabled() ? `${key}:splitk` : key;
 }
 
 function hash(text: string): string {
@@ -188,7 +194,7 @@ export class EngineChoices {
     timed?: () => { readonly algo: Uint8Array; readonly workspaceBytes: number } | undefined,
   ): LtMatmulBuild {
     const key = matmulKey(g, epilogue, tf32, maxWorkspace);
-    const choice = this.saved?.matmuls[key] ?? this.cache.matmul(key, timed !== undefined);
+    const choice = this.saved?.matmuls[key] ?? this.cache.matmul(matmulCacheKey(key), timed !== undefined);
     let built = choice
       ? buildLtMatmul(handle, g, epilogue, tf32, maxWorkspace, {
           algo: fromB64(choice.algo),
@@ -256,7 +262,7 @@ export class EngineChoices {
     // An engine restored whole from its package chose nothing new: no cache entries to read back or file to write.
     if (this.saved && this.stats.chosen === 0) return;
     for (const [k, p] of this.matmuls)
-      this.cache.putMatmul(k, {
+      this.cache.putMatmul(matmulCacheKey(k), {
         algo: b64(p.algo),
         workspaceBytes: p.workspaceBytes,
         ...(this.timedMatmuls.has(k) ? { timed: true } : {}),

@@ -78,8 +78,8 @@ describe("which depthwise groups are blocked by rows", () => {
 describe.skipIf(!hasGxx())("row-blocked depthwise on the emulated engine", () => {
   const cases: Case[] = [
     { name: "3×3 stride 1, 13 rows (R does not divide)", batch: 2, c: 16, h: 13, w: 11, k: 3 },
-    { name: "5×5 stride 2, odd map", batch: 2, c: 24, h: 15, w: 9, k: 5, stride: 2 },
-    { name: "3×3 stride 2, even map", batch: 3, c: 16, h: 8, w: 8, k: 3, stride: 2 },
+    { name: "5×5 stride 2 (left one-row), odd map", batch: 2, c: 24, h: 15, w: 9, k: 5, stride: 2 },
+    { name: "3×3 stride 2 (left one-row), even map", batch: 3, c: 16, h: 8, w: 8, k: 3, stride: 2 },
     { name: "3×3 dilation 2", batch: 2, c: 16, h: 10, w: 7, k: 3, dilation: 2 },
     { name: "5×5 no padding", batch: 2, c: 8, h: 9, w: 9, k: 5, pad: 0 },
     { name: "channels not a multiple of 8", batch: 2, c: 12, h: 9, w: 6, k: 3 },
@@ -90,7 +90,7 @@ describe.skipIf(!hasGxx())("row-blocked depthwise on the emulated engine", () =>
       ["fp16", "4"],
       ["fp32", "3"],
     ] as const) {
-      it(`${k.name}, ${precision}, ${perThread} rows per thread`, () => {
+      it(`${k.name}, ${precision}, TORCHC_DW_ROWS=${perThread}`, () => {
         process.env.TORCHC_DW_ROWS_MIN_THREADS = "1";
         process.env.TORCHC_DW_ROWS = perThread;
         const net = block(k);

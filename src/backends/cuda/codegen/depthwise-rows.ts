@@ -3,12 +3,16 @@
  * each thread computes R output rows of V channels at one column instead of one row. The one-row kernel loads
  * every input tap for every output (k² loads per output); here a column of R outputs loads the (R−1)·s + k input
  * rows it spans once per kernel column and adds each into every output row that uses it, so an input vector is
- * read once per thread instead of up to k times. Stride 1 only (measured slower at stride 2). At batch 128 the one-row kernels ran at 2–5× their
- * bandwidth floor (H100, session 14: a 5×5 at 28²×240 took 145 µs against ~30 µs of DRAM traffic). Measured:
- * that layer 145 → 104 µs, the 3×3 layers 0–8% faster (they are closer to instruction-bound than load-bound), the
- * model 3.607 → 3.384 ms together with the pooling kernel (codegen/spatial-mean.ts; 3.634 → 3.407 in another run). Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more
- * than the loads save) and only when the convolution's input is materialized, so that a padded tap can be a
- * guarded load. `TORCHC_DW_ROWS=n` sets R (1 turns it off); `TORCHC_DW_ROWS_MIN_THREADS` moves the size bound.
+ * read once per thread instead of up to k times. Stride 1 only (measured slower at stride 2).
+ *
+ * At batch 128 the one-row kernels ran at 2–5× their bandwidth floor (H100, session 14: a 5×5 at 28²×240 took
+ * 145 µs against ~30 µs of DRAM traffic). Measured with R = 2: that layer 145 → 104 µs, the 3×3 layers 0–8% faster
+ * (closer to instruction-bound than load-bound), EfficientNet-B0 b128 3.607 → 3.384 ms together with the pooling
+ * kernel (codegen/spatial-mean.ts; 3.634 → 3.407 in another run).
+ *
+ * Only for large maps (batch 1 keeps the one-row kernel: fewer threads would cost more than the loads save) and
+ * only when the convolution's input is materialized, so that a padded tap can be a guarded load.
+ * `TORCHC_DW_ROWS=n` sets R (1 turns it off, at most 8); `TORCHC_DW_ROWS_MIN_THREADS` moves the size bound.
  */
 import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
@@ -60,7 +64,8 @@ export function depthwiseRowBlocking(
   ctx: CodegenContext,
   lanes: { axis: number; width: number },
 ): RowBlocking | undefined {
-  const rows = Math.floor(envNumber("TORCHC_DW_ROWS", DEPTHWISE_ROWS, 1));
+  // at most 8: the kernel is unrolled over rows × kernel taps
+  const rows = Math.min(8, Math.floor(envNumber("TORCHC_DW_ROWS", DEPTHWISE_ROWS, 1)));
   if (rows < 2 || group.channelSums || lanes.width < 2 || lanes.axis !== 1) return undefined;
   const root = ctx.info(group.root);
   if (root.shape.length !== 4 || root.shape[2] < 2) return undefined;
@@ -92,9 +97,9 @@ export function generateDepthwiseRowsKernel(
   const [cn, cv, chb, cw] = decompose(e, "i", [n, ch / b.lanes, hBlocks, w], root.layout);
   const c0 = e.let(e.idx, `(${e.idx})(${cv}) * ${b.lanes}`, "c");
   const h0 = e.let(e.idx, `(${e.idx})(${chb}) * ${b.rows}`, "h");
-  // Rows past the map repeat its last row (in-bounds loads for the other members) and are not stored.
+  // Each row's stores (and the other members' loads) sit behind `h0 + j < H`; the convolution's loads are guarded.
   const rowCoords = Array.from({ length: b.rows }, (_, j) =>
-    e.let(e.idx, j === 0 ? h0 : `(${h0} + ${j} < ${h} ? ${h0} + ${j} : ${h - 1})`, "hr"),
+    j === 0 ? h0 : e.let(e.idx, `${h0} + ${j}`, "hr"),
   );
   const g = new ElementEmitter(e, new Map(group.layers.map((l) => [l.output, l] as const)), ctx);
   e.vec = { base: c0, width: b.lanes };

@@ -129,6 +129,8 @@ export class Emitter {
     if (V === 1 || (size !== 2 && size !== 4) || (V * size) % 4 !== 0) return false;
     const strides = elementStrides(t);
     if (strides[axis] !== 1 || t.shape[axis] % V !== 0) return false;
+    // a strided view's first element must keep the wide loads aligned too
+    if (((t.offset ?? 0) * size) % (V * size) !== 0) return false;
     return t.shape.every((d, i) => i === axis || d === 1 || strides[i] % V === 0);
   }
 

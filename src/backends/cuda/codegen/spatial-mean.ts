@@ -52,7 +52,9 @@ export function spatialMeanShape(
   const bytes = DTYPE_BYTES[x.storage];
   const lanes = lanesFor(c, bytes);
   const groups = c / lanes;
-  if (lanes === 1 || groups > MAX_THREADS) return undefined;
+  // a strided view's first element must keep the 16-byte loads aligned
+  if (lanes === 1 || groups > MAX_THREADS || ((x.offset ?? 0) * bytes) % (lanes * bytes) !== 0)
+    return undefined;
   let pixelLanes = 1;
   while (pixelLanes * 2 * groups <= MAX_THREADS && pixelLanes * 2 <= x.shape[2] * x.shape[3]) pixelLanes *= 2;
   return { op, lanes, groups, pixelLanes };

@@ -40,8 +40,8 @@ export function pointwiseMatmulRefusal(
 }
 
 /** The network with its eligible 1×1 convolutions rewritten (the same network when off or when there is none). */
-export function pointwiseConvolutionsAsMatmuls(net: Network, env: NodeJS.ProcessEnv = process.env): Network {
-  if (env.TORCHC_CONV1X1_GEMM !== "1") return net;
+export function pointwiseConvolutionsAsMatmuls(net: Network): Network {
+  if (process.env.TORCHC_CONV1X1_GEMM !== "1") return net;
   const constants = new Set(net.layers.filter((l) => l.type === "constant").map((l) => l.output));
   const eligible = (l: Layer): l is ConvolutionLayer =>
     l.type === "convolution" && pointwiseMatmulRefusal(net, l, constants.has(l.inputs[1])) === null;
