@@ -20,6 +20,7 @@ import { type FoldStats, foldNetwork } from "./plan/fold.js";
 import { lifetimes, type MemoryPlan, planMemory } from "./plan/memory.js";
 import { patchifyConvolutions } from "./plan/patchify.js";
 import { pointwiseConvolutionsAsMatmuls } from "./plan/pointwise-matmul.js";
+import { seScaledWeights } from "./plan/se-scaled-weights.js";
 import { type Precision, planTensors, type TensorInfo } from "./plan/tensors.js";
 
 export interface EnginePlan {
@@ -61,7 +62,7 @@ export interface PlanOptions {
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
   const folded = foldNetwork(network);
   const foldStats = folded.stats;
-  const net = pointwiseConvolutionsAsMatmuls(patchifyConvolutions(folded.network));
+  const net = pointwiseConvolutionsAsMatmuls(seScaledWeights(patchifyConvolutions(folded.network)));
   const infos = planTensors(net, {
     precision: opts.precision,
     channelsLast: opts.channelsLast ?? opts.precision === "fp16",
