@@ -8,7 +8,7 @@
  *
  * Why: at batch 128 EfficientNet-B0's 16 SE multiplies read and write every depthwise output a second time
  * (~1 GB, ~0.35–0.45 ms on an H100; bench/NOTES.md session 14). Only where the scaled weights are at most half the
- * activation (Cout ≤ H·W / 2: stages 1–5 of EfficientNet-B0; the 7×7 stages keep the multiply). Not yet measured
+ * activation (Cout ≤ H·W / 2: stages 1–4 of EfficientNet-B0; stage 5 (112 of 196 pixels) and the 7×7 stages keep the multiply). Not yet measured
  * on a GPU.
  */
 import { binary } from "../../../converters/impl/elementwise.js";
