@@ -4,12 +4,13 @@
  * so the network computes the scaled weights Wₙ = W[Cout, C] · s[n, 1, C] (an element step writing N·Cout·C
  * values) and one batched matmul over the samples, instead of multiplying the whole activation (N·C·H·W values read
  * and written again) before the convolution. In the engine's channels-last layout the reshapes around the matmul
- * are views; the bias (and a residual add after it) ride cuBLASLt's epilogue.
+ * are views. The bias and a residual add after it are one element step for now: the scheduler gives epilogues to
+ * flat matmuls only (fuse/schedule.ts), and this one has a batched B.
  *
  * Why: at batch 128 EfficientNet-B0's 16 SE multiplies read and write every depthwise output a second time
  * (~1 GB, ~0.35–0.45 ms on an H100; bench/NOTES.md session 14). Only where the scaled weights are at most half the
- * activation (Cout ≤ H·W / 2: stages 1–4 of EfficientNet-B0; stage 5 (112 of 196 pixels) and the 7×7 stages keep the multiply). Not yet measured
- * on a GPU.
+ * activation (Cout ≤ H·W / 2: stages 1–4 of EfficientNet-B0; stage 5, 112 channels over 196 pixels, and the 7×7
+ * stages keep the multiply). Not yet measured on a GPU.
  */
 import { binary } from "../../../converters/impl/elementwise.js";
 import { linear } from "../../../converters/impl/matmul.js";
