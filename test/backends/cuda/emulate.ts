@@ -266,9 +266,11 @@ export function emulateEngine(
     const k = plan.kernels[i];
     // Cooperative kernels whose barriers are block-uniform (rows: reduce, softmax, normalization) run on
     // OpenMP threads, and so do the generated convolutions (gemv, the merged SE pair, 1×1), whose warp reductions
-    // meet at per-warp barriers. Attention kernels run as their layer's reference.
+    // meet at per-warp barriers. Attention kernels, and 1×1 convolutions on the tensor-core GEMM (its mma and
+    // ldmatrix run on the host only behind flash-host.ts: gemm-small.test.ts checks its numbers), run as their
+    // layers' reference.
     const rows = s.kind === "reduce" || s.kind === "softmax" || s.kind === "normalization";
-    const conv = s.kind === "conv" && s.engine !== "cudnn";
+    const conv = s.kind === "conv" && s.engine !== "cudnn" && s.engine !== "gemm";
     if (k && (s.kind === "element" || ((rows || conv) && opts.cooperative !== false)))
       elementKernels.set(i, k);
   });

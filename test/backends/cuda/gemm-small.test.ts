@@ -70,6 +70,8 @@ const gelu = {
   none: (v: number) => v,
   gelu_tanh: (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3))),
   gelu_erf: (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+  silu: (v: number) => v / (1 + Math.exp(-v)),
+  relu: (v: number) => Math.max(v, 0),
 };
 
 /** Abramowitz–Stegun 7.1.26 is too coarse here: erf by its Taylor series (|x| small) or continued fraction. */
@@ -237,6 +239,10 @@ describe.skipIf(!hasGxx())("small GEMM numerics on the host (warp primitives emu
   it("GELU erf, bf16, 16×64 tiles of one warp row", () => {
     const p: SmallGemmProblem = { ...plain(197, 128, 128), bias: true, activation: "gelu_erf" };
     expectClose(p, { ...BASE, dtype: "bfloat16", bm: 16, warpsM: 1, warpsN: 4 }, BF16_TOL);
+  });
+  it("1×1 convolutions as GEMMs: K = 24 (one ragged chunk), SiLU; K = 16, ReLU and a residual; 144 columns", () => {
+    expectClose({ ...plain(300, 144, 24), bias: true, activation: "silu" }, BASE, TOL);
+    expectClose({ ...plain(257, 96, 16), bias: true, activation: "relu", residual: true }, BASE, TOL);
   });
   it("DeiT-tiny fc2: K = 768, split-K 4 with bias and residual (fp16; bf16 split 3 with N shrunk to 64)", () => {
     const p: SmallGemmProblem = { ...plain(197, 192, 768), bias: true, residual: true };

@@ -38,7 +38,7 @@ import { PDL_PROLOGUE } from "./emitter.js";
 import { FLASH_HELPERS } from "./flash-attention.js";
 
 export type SmallGemmDType = "float16" | "bfloat16";
-export type SmallGemmActivation = "none" | "gelu_tanh" | "gelu_erf";
+export type SmallGemmActivation = "none" | "gelu_tanh" | "gelu_erf" | "silu" | "relu";
 
 /** One GEMM: shapes, X's row stride (elements) and the fused epilogue. */
 export interface SmallGemmProblem {
@@ -240,6 +240,8 @@ __device__ __forceinline__ float tc_ldcg(const float* p) { return __ldcg(p); }
 #define TC_SMALL_GEMM_MATH
 __device__ __forceinline__ float tc_sg_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 __device__ __forceinline__ float tc_sg_gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))); }
+__device__ __forceinline__ float tc_sg_silu(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float tc_sg_relu(float x) { return fmaxf(x, 0.0f); }
 #endif
 `;
 
@@ -465,12 +467,7 @@ function emitEpilogue(g: Gen): void {
   const { p, c } = g;
   const pack = c.dtype === "float16" ? "tc_pack_f16" : "tc_pack_bf16";
   const L = (s: string) => g.lines.push(s);
-  const act =
-    p.activation === "gelu_tanh"
-      ? "tc_sg_gelu_tanh"
-      : p.activation === "gelu_erf"
-        ? "tc_sg_gelu_erf"
-        : undefined;
+  const act = p.activation === "none" ? undefined : `tc_sg_${p.activation}`;
   L("#pragma unroll");
   L(`for (int j = 0; j < ${g.ni}; ++j) {`);
   L("  const int col = n0 + wn + j * 8 + tg * 2;");

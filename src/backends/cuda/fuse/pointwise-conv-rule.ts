@@ -24,7 +24,7 @@ export interface PointwisePlan {
   readonly scale?: { readonly input: string; readonly by: string; readonly layer: Layer };
 }
 
-function channelsLastPlain(i: TensorInfo, storage: string): boolean {
+export function channelsLastPlain(i: TensorInfo, storage: string): boolean {
   return (
     i.shape.length === 4 &&
     i.storage === storage &&
@@ -79,6 +79,38 @@ export function pointwiseConvPlan(
   const scale = scaleOf(v, layer, x, storage);
   if (!scale && !channelsLastPlain(xi, storage)) return undefined;
   return scale ? { scale } : {};
+}
+
+/** Input channels up to which, and pixels from which, a 1×1 convolution may run as the tensor-core GEMM. */
+export const POINTWISE_GEMM_MAX_CIN = 64;
+export const POINTWISE_GEMM_MIN_PIXELS = 1 << 16;
+
+/**
+ * Whether `layer` may run as the tensor-core small GEMM (ConvStep engine "gemm", codegen/pointwise-gemm.ts; opt-in
+ * TORCHC_POINTWISE_TC=1): float16, a plain 1×1 convolution of one group, constant weights read by it alone in
+ * their [Cout, Cin] layout, a dense channels-last input, Cin ≤ 64 and Cout multiples of 8, ≥ 2¹⁶ pixels
+ * (EfficientNet-B0 at batch 128 down to 28² maps; never at batch 1). TORCHC_POINTWISE_TC_MIN_PIXELS moves the bound.
+ */
+export function pointwiseGemmEligible(
+  v: RowsScheduleView,
+  layer: LayerOf<"convolution">,
+  storage: string,
+): boolean {
+  if (process.env.TORCHC_POINTWISE_TC !== "1" || storage !== "float16") return false;
+  const [x, w, b] = layer.inputs;
+  const ws = v.info(w).shape;
+  if (layer.groups !== 1 || ws.length !== 4 || ws[2] !== 1 || ws[3] !== 1) return false;
+  if (!layer.stride.every((s) => s === 1) || !layer.padding.every((p) => p === 0)) return false;
+  if (!layer.dilation.every((d) => d === 1)) return false;
+  if (v.producer(w)?.type !== "constant" || v.consumers(w).length !== 1) return false;
+  if (b !== undefined && v.producer(b)?.type !== "constant") return false;
+  const wi = v.info(w);
+  if (wi.storage !== storage || wi.layout.join() !== "0,1,2,3") return false;
+  const xi = v.info(x);
+  if (!channelsLastPlain(xi, storage)) return false;
+  const [n, cin, h, wd] = xi.shape;
+  if (cin % 8 !== 0 || ws[0] % 8 !== 0 || cin > POINTWISE_GEMM_MAX_CIN) return false;
+  return n * h * wd >= envNumber("TORCHC_POINTWISE_TC_MIN_PIXELS", POINTWISE_GEMM_MIN_PIXELS);
 }
 
 /** The default bound on a direct convolution's multiply-adds (EfficientNet-B0's stem at batch 1: 10.8 M). */

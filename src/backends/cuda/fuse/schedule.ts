@@ -17,7 +17,12 @@ import { perChannel } from "../plan/fold.js";
 import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/layout.js";
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
 import { int8ConvInputs } from "./int8-conv-rule.js";
-import { pointwiseConvPlan, preferDirectConv } from "./pointwise-conv-rule.js";
+import {
+  channelsLastPlain,
+  pointwiseConvPlan,
+  pointwiseGemmEligible,
+  preferDirectConv,
+} from "./pointwise-conv-rule.js";
 import { type RowsScheduleView, rowsEpilogue, rowsPrologue } from "./rows-fusion.js";
 import { spatialMeanFold } from "./spatial-mean-fold.js";
 import type {
@@ -733,6 +738,12 @@ class Scheduler {
     storage: TensorInfo["storage"],
     nhwc: boolean,
   ): boolean {
+    if (
+      nhwc &&
+      pointwiseGemmEligible(this.rowsView(), layer, storage) &&
+      this.tryPointwiseGemm(layer, storage)
+    )
+      return true;
     const plan = pointwiseConvPlan(this.rowsView(), layer, storage);
     if (!plan) return false;
     const [x, w] = layer.inputs;
@@ -759,6 +770,40 @@ class Scheduler {
       fused: chain.map((f) => f.layer),
       output: chain.length ? chain[chain.length - 1].layer.output : layer.output,
       layout: nhwc ? "NHWC" : "NCHW",
+    });
+    for (const f of chain) this.consumed.add(f.layer);
+    return true;
+  }
+
+  /**
+   * A 1×1 convolution as the tensor-core GEMM (codegen/pointwise-gemm.ts): its epilogue is what the GEMM's takes, in
+   * its order (bias, then SiLU or ReLU, then a residual add), ending in a dense channels-last float16 tensor.
+   */
+  private tryPointwiseGemm(layer: LayerOf<"convolution">, storage: TensorInfo["storage"]): boolean {
+    const chain: { layer: Layer; op: ConvEpilogueOp }[] = [];
+    const all = this.convChain(layer, channelsLast(4), storage);
+    for (const f of all) {
+      const act = f.op.kind === "act" && (f.op.fn === "silu" || f.op.fn === "relu");
+      const add = f.op.kind === "tensor" && f.op.op === "add";
+      if (!(act && chain.length === 0) && !(add && !chain.some((c) => c.op.kind === "tensor"))) break;
+      chain.push(f);
+    }
+    // What cuDNN would fuse and the GEMM cannot (ResNet's add + ReLU) would cost a pass of its own: cuDNN keeps it.
+    if (chain.length < all.length && all[chain.length].op.kind !== "channel") return false;
+    const plain = (t: string) => channelsLastPlain(this.info(t), storage);
+    while (chain.length > 0 && !plain(chain[chain.length - 1].layer.output)) chain.pop();
+    const output = chain.length ? chain[chain.length - 1].layer.output : layer.output;
+    const residual = chain.find((c) => c.op.kind === "tensor")?.op;
+    if (!plain(output) || (residual?.kind === "tensor" && !plain(residual.tensor))) return false;
+    this.steps.push({
+      kind: "conv",
+      engine: "gemm",
+      layer,
+      x: layer.inputs[0],
+      epilogue: chain.map((f) => f.op),
+      fused: chain.map((f) => f.layer),
+      output,
+      layout: "NHWC",
     });
     for (const f of chain) this.consumed.add(f.layer);
     return true;

@@ -33,9 +33,10 @@ export interface ConvStep {
   readonly layout: "NHWC" | "NCHW";
   /**
    * cuDNN; a generated warp-per-output kernel for 1×1 convolutions on 1×1 maps (gemv); or a generated kernel for
-   * small 1×1 convolutions on larger maps (pointwise, codegen/pointwise-conv.ts).
+   * small 1×1 convolutions on larger maps (pointwise, codegen/pointwise-conv.ts); or the tensor-core small GEMM for
+   * 1×1 convolutions with few input channels on many pixels (gemm, codegen/pointwise-gemm.ts).
    */
-  readonly engine: "cudnn" | "gemv" | "pointwise";
+  readonly engine: "cudnn" | "gemv" | "pointwise" | "gemm";
   /**
    * pointwise only: the input is `input`·`by` (squeeze-excite's scale, by of shape [N, C, 1, 1]), computed as the
    * kernel loads it; `layer` is that multiply, which then has no step of its own.
@@ -240,7 +241,7 @@ export function describeStep(s: Step): string {
     case "element":
       return `element[${s.group.layers.map((l) => l.type).join("+")}] → ${s.group.outputs.join(", ")}${s.group.channelSums ? ` +Σ ${s.group.channelSums.partials}` : ""}`;
     case "conv":
-      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
+      return `conv${s.engine === "gemv" ? (s.xMean ? "(gemv) ←Σ" : "(gemv)") : s.engine === "pointwise" ? (s.scale ? "(pointwise, scaled input)" : "(pointwise)") : s.engine === "gemm" ? "(tensor-core GEMM)" : s.int8 ? (s.quantizeOutput ? "(int8 → int8)" : "(int8)") : ""} ${s.layout}${s.epilogue.length ? ` +${s.epilogue.map((o) => (o.kind === "act" ? o.fn : `${o.kind}-${o.op}`)).join("+")}` : ""} → ${s.output}${s.next ? ` ⇒ ${describeStep(s.next)}` : ""}`;
     case "matmul":
       return `matmul${s.bias ? "+bias" : ""}${s.activation !== "none" ? `+${s.activation}${geluFromErf(s) ? "(tanh for erf)" : ""}` : ""}${s.residual ? "+residual" : ""} → ${s.output}`;
     case "normalization":

@@ -14,6 +14,7 @@ import { generateExciteKernel } from "../codegen/excite.js";
 import { generateFlashAttentionKernel } from "../codegen/flash-attention.js";
 import { generateGemvKernel } from "../codegen/gemv.js";
 import { generatePointwiseConvKernel } from "../codegen/pointwise-conv.js";
+import { generatePointwiseGemmKernel } from "../codegen/pointwise-gemm.js";
 import { generateNormalizationKernel, generateReduceKernel, generateSoftmaxKernel } from "../codegen/rows.js";
 import { generateSpatialMeanKernel, spatialMeanShape } from "../codegen/spatial-mean.js";
 import type { Step } from "../fuse/steps.js";
@@ -47,6 +48,7 @@ export function generateStepKernel(
         : generateAttentionKernel(name, step.layer, ctx);
     case "conv":
       if (step.engine === "pointwise") return generatePointwiseConvKernel(name, step, ctx);
+      if (step.engine === "gemm") return generatePointwiseGemmKernel(name, step, ctx);
       if (step.engine !== "gemv") return undefined;
       return step.next ? generateExciteKernel(name, step, ctx) : generateGemvKernel(name, step, ctx);
     default:
