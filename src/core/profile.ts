@@ -14,6 +14,8 @@ export type ProfiledKind =
   | "cublaslt"
   /** The generated small-M tensor-core GEMM, where it replaced cuBLASLt. */
   | "gemm"
+  /** The same GEMM running a few-channel 1×1 convolution (TORCHC_POINTWISE_TC=1). */
+  | "conv-gemm"
   | "cudnn"
   | "libtorch"
   | "copy";

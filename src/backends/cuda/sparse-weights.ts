@@ -161,7 +161,7 @@ export function sparseConvRefusal(
     layer: step.layer.name,
     shape: `Cout=${cout} Cin=${cin} ${kh}×${kw}`,
     reason: oneByOne
-      ? `1×1 convolution: runs ${step.engine === "pointwise" ? "as a generated kernel" : "on cuDNN"} (1×1 convolutions as sparse GEMMs are not built yet)`
+      ? `1×1 convolution: runs ${step.engine === "cudnn" ? "on cuDNN" : "as a generated kernel"} (1×1 convolutions as sparse GEMMs are not built yet)`
       : `${kh}×${kw} convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)`,
   };
 }

@@ -96,6 +96,39 @@ describe("which 1×1 convolutions run as the tensor-core GEMM", () => {
   });
 });
 
+describe("where the tensor-core GEMM's own limits or the inputs' form decide", () => {
+  it("leaves a 1×1 convolution past the kernel's int indexing to cuDNN instead of failing the build", () => {
+    process.env.TORCHC_POINTWISE_TC = "1";
+    const m = new NetMaker(2);
+    const x = m.conv(m.input("x", [1, 64, 1472, 1472]), 64, 3, { bias: true });
+    const net = m.build([m.conv(m.silu(m.conv(x, 1024, 1, { bias: true })), 8, 1, { bias: true })]);
+    const steps = planCudaEngine(net, { precision: "fp16" }).steps;
+    expect(steps.filter((st) => st.kind === "conv" && st.engine === "gemm")).toHaveLength(0);
+    expect(
+      steps.some(
+        (st) => st.kind === "conv" && st.engine === "cudnn" && st.epilogue.some((o) => o.kind === "act"),
+      ),
+    ).toBe(true);
+  });
+
+  it("takes an expansion whose input is a reshape view (the SE-scaled projection's output before it)", () => {
+    process.env.TORCHC_POINTWISE_TC_MIN_PIXELS = "1";
+    process.env.TORCHC_POINTWISE_TC = "1";
+    process.env.TORCHC_SE_SCALED_WEIGHTS = "1";
+    const m = new NetMaker(3, "float16");
+    const x = m.conv(m.input("x", [2, 16, 8, 8]), 16, 3, { bias: true });
+    const d = m.silu(m.conv(m.silu(m.conv(x, 96, 1, { bias: true })), 96, 3, { groups: 96, bias: true }));
+    const p = m.conv(m.se(d, 4), 16, 1, { bias: true });
+    const e = m.silu(m.conv(p, 96, 1, { bias: true }));
+    const plan = planCudaEngine(m.build([m.conv(e, 8, 3, { bias: true })]), { precision: "fp16" });
+    const gemm = plan.steps.filter((st): st is ConvStep => st.kind === "conv" && st.engine === "gemm");
+    expect(plan.steps.some((st) => st.kind === "matmul")).toBe(true);
+    // both expansions: the first reads the 3×3's output, the second the projection's reshaped matmul output
+    expect(gemm).toHaveLength(2);
+    expect(plan.infos.get(gemm[1].x)?.viewOf).toBeDefined();
+  });
+});
+
 describe.skipIf(!hasGxx())("the tensor-core 1×1 steps on the emulated engine", () => {
   it("computes what the reference and the cuDNN plan compute", () => {
     process.env.TORCHC_POINTWISE_TC_MIN_PIXELS = "1";

@@ -12,6 +12,7 @@
 
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import { envNumber } from "../../../util/env-number.js";
+import { smallGemmSupports } from "../codegen/gemm-small.js";
 import { channelsLast, layoutKey } from "../plan/layout.js";
 import type { TensorInfo } from "../plan/tensors.js";
 import type { RowsScheduleView } from "./rows-fusion.js";
@@ -24,7 +25,7 @@ export interface PointwisePlan {
   readonly scale?: { readonly input: string; readonly by: string; readonly layer: Layer };
 }
 
-export function channelsLastPlain(i: TensorInfo, storage: string): boolean {
+function channelsLastPlain(i: TensorInfo, storage: string): boolean {
   return (
     i.shape.length === 4 &&
     i.storage === storage &&
@@ -107,10 +108,34 @@ export function pointwiseGemmEligible(
   const wi = v.info(w);
   if (wi.storage !== storage || wi.layout.join() !== "0,1,2,3") return false;
   const xi = v.info(x);
-  if (!channelsLastPlain(xi, storage)) return false;
+  if (!denseChannelsLast(xi, storage)) return false;
   const [n, cin, h, wd] = xi.shape;
   if (cin % 8 !== 0 || ws[0] % 8 !== 0 || cin > POINTWISE_GEMM_MAX_CIN) return false;
-  return n * h * wd >= envNumber("TORCHC_POINTWISE_TC_MIN_PIXELS", POINTWISE_GEMM_MIN_PIXELS);
+  if (n * h * wd < envNumber("TORCHC_POINTWISE_TC_MIN_PIXELS", POINTWISE_GEMM_MIN_PIXELS)) return false;
+  // the kernel's own limits (int indexing), so that a refusal falls back to cuDNN instead of failing the build
+  const problem = {
+    M: n * h * wd,
+    N: ws[0],
+    K: cin,
+    bias: false,
+    activation: "none",
+    residual: false,
+  } as const;
+  return smallGemmSupports(problem, storage) === undefined;
+}
+
+/**
+ * Memory the tensor-core GEMM can read or write as dense [N·H·W, C] rows: channels-last, no strides or offset of
+ * its own. A reshape view qualifies (its pointer resolves to its storage root), unlike for the pointwise kernel.
+ */
+export function denseChannelsLast(i: TensorInfo, storage: string): boolean {
+  return (
+    i.shape.length === 4 &&
+    i.storage === storage &&
+    i.strides === undefined &&
+    (i.offset ?? 0) === 0 &&
+    layoutKey(i.shape, i.layout) === layoutKey(i.shape, channelsLast(4))
+  );
 }
 
 /** The default bound on a direct convolution's multiply-adds (EfficientNet-B0's stem at batch 1: 10.8 M). */

@@ -18,7 +18,7 @@ import { channelsLast, identityLayout, type Layout, layoutKey } from "../plan/la
 import { type Precision, storageDType, storageRoot, type TensorInfo } from "../plan/tensors.js";
 import { int8ConvInputs } from "./int8-conv-rule.js";
 import {
-  channelsLastPlain,
+  denseChannelsLast,
   pointwiseConvPlan,
   pointwiseGemmEligible,
   preferDirectConv,
@@ -790,7 +790,7 @@ class Scheduler {
     }
     // What cuDNN would fuse and the GEMM cannot (ResNet's add + ReLU) would cost a pass of its own: cuDNN keeps it.
     if (chain.length < all.length && all[chain.length].op.kind !== "channel") return false;
-    const plain = (t: string) => channelsLastPlain(this.info(t), storage);
+    const plain = (t: string) => denseChannelsLast(this.info(t), storage);
     while (chain.length > 0 && !plain(chain[chain.length - 1].layer.output)) chain.pop();
     const output = chain.length ? chain[chain.length - 1].layer.output : layer.output;
     const residual = chain.find((c) => c.op.kind === "tensor")?.op;

@@ -29,7 +29,8 @@ function kindOf(s: Step, generatedGemm: boolean): ProfiledKind {
     case "attention":
       return "attention";
     case "conv":
-      return s.engine === "cudnn" ? "cudnn" : s.engine;
+      // the tensor-core 1×1 convolutions apart from the small-GEMM matmuls below
+      return s.engine === "cudnn" ? "cudnn" : s.engine === "gemm" ? "conv-gemm" : s.engine;
     case "matmul":
       return generatedGemm ? "gemm" : "cublaslt";
   }

@@ -51,6 +51,7 @@ const KIND_NAMES: Readonly<Record<ProfiledKind, string>> = {
   pointwise: "1×1 conv kernel",
   cublaslt: "cuBLASLt",
   gemm: "generated GEMM",
+  "conv-gemm": "1×1 conv on the tensor-core GEMM",
   cudnn: "cuDNN",
   libtorch: "LibTorch segment",
   copy: "copy",
