@@ -13,7 +13,7 @@ import { isFloating } from "../../../ir/dtype.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
 import type { CastLayer, ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 /** Input channels up to which a patch convolution is a GEMM (image stems); wider inputs stay with cuDNN. */
 const MAX_CHANNELS = 4;
@@ -109,13 +109,7 @@ function patchMatmul(
   const wc = b.constant({ ...weightOf(net, conv), shape: [cout, c * p * q] });
   const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
   const y = linear(b, input, wc, bias);
-  return b.add({
-    type: "shuffle",
-    inputs: [y],
-    firstTranspose: null,
-    reshape: [n, hp, wq, cout],
-    secondTranspose: [0, 3, 1, 2],
-  });
+  return fromPixelRows(b, y, [n, hp, wq]);
 }
 
 function weightOf(net: Network, conv: ConvolutionLayer) {

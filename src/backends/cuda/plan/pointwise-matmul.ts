@@ -13,7 +13,7 @@ import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { envNumber } from "../../../util/env-number.js";
-import { rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, pixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 export const CONV1X1_GEMM_MAX_CIN = 64;
 export const CONV1X1_GEMM_MIN_ROWS = 1 << 17;
@@ -57,13 +57,7 @@ function pointwiseMatmul(
 ): string {
   const [n, cin, h, w] = net.tensors[conv.inputs[0]].shape;
   const cout = net.tensors[conv.inputs[1]].shape[0];
-  const rows = b.add({
-    type: "shuffle",
-    inputs: [read(conv.inputs[0])],
-    firstTranspose: [0, 2, 3, 1],
-    reshape: [n * h * w, cin],
-    secondTranspose: null,
-  });
+  const rows = pixelRows(b, read(conv.inputs[0]), false);
   const weight = net.layers.find((l) => l.output === conv.inputs[1]);
   if (weight?.type !== "constant")
     throw new Error(`pointwiseConvolutionsAsMatmuls: '${conv.name}' has no constant weight`);
@@ -71,11 +65,5 @@ function pointwiseMatmul(
   const wc = b.constant({ ...net.constants[weight.weight], shape: [cout, cin] });
   const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
   const y = linear(b, rows, wc, bias);
-  return b.add({
-    type: "shuffle",
-    inputs: [y],
-    firstTranspose: null,
-    reshape: [n, h, w, cout],
-    secondTranspose: [0, 3, 1, 2],
-  });
+  return fromPixelRows(b, y, [n, h, w]);
 }

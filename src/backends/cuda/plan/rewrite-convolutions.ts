@@ -42,3 +42,27 @@ export function rewriteConvolutions(
   }
   return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
 }
+
+/** x [N, C, H, W] as pixel rows: [N·H·W, C], or [N, H·W, C] per sample (a view in the channels-last layout). */
+export function pixelRows(b: NetworkBuilder, x: string, perSample: boolean): string {
+  const [n, c, h, w] = b.typeOf(x).shape;
+  return b.add({
+    type: "shuffle",
+    inputs: [x],
+    firstTranspose: [0, 2, 3, 1],
+    reshape: perSample ? [n, h * w, c] : [n * h * w, c],
+    secondTranspose: null,
+  });
+}
+
+/** Pixel rows of `c` channels back to [N, C, H, W] (a layout, not a copy, when the rows are channels-last). */
+export function fromPixelRows(b: NetworkBuilder, y: string, [n, h, w]: readonly number[]): string {
+  const c = b.typeOf(y).shape.at(-1)!;
+  return b.add({
+    type: "shuffle",
+    inputs: [y],
+    firstTranspose: null,
+    reshape: [n, h, w, c],
+    secondTranspose: [0, 3, 1, 2],
+  });
+}

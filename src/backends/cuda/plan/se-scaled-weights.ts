@@ -17,7 +17,7 @@ import { linear } from "../../../converters/impl/matmul.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, ElementwiseLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, pixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 interface ScaledInput {
   readonly mul: ElementwiseLayer;
@@ -101,20 +101,8 @@ function scaledMatmul(
     secondTranspose: null,
   });
   const scaledWeights = binary(b, "mul", w3, s3);
-  const rows = b.add({
-    type: "shuffle",
-    inputs: [read(input.x)],
-    firstTranspose: [0, 2, 3, 1],
-    reshape: [n, h * w, c],
-    secondTranspose: null,
-  });
+  const rows = pixelRows(b, read(input.x), true);
   const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
   const y = linear(b, rows, scaledWeights, bias);
-  return b.add({
-    type: "shuffle",
-    inputs: [y],
-    firstTranspose: null,
-    reshape: [n, h, w, cout],
-    secondTranspose: [0, 3, 1, 2],
-  });
+  return fromPixelRows(b, y, [n, h, w]);
 }
