@@ -776,24 +776,22 @@ class Scheduler {
   }
 
   /**
-   * A 1×1 convolution as the tensor-core GEMM (codegen/pointwise-gemm.ts): its epilogue is what the GEMM's takes, in
-   * its order (bias, then SiLU or ReLU, then a residual add), ending in a dense channels-last float16 tensor.
+   * A 1×1 convolution as the tensor-core GEMM (codegen/pointwise-gemm.ts), only where the GEMM's epilogue (bias,
+   * then SiLU or ReLU, then a residual add) takes all cuDNN would fuse: what it left (ResNet's add + ReLU) would
+   * cost a pass of its own. Its output and residual are dense channels-last float16 tensors.
    */
   private tryPointwiseGemm(layer: LayerOf<"convolution">, storage: TensorInfo["storage"]): boolean {
-    const chain: { layer: Layer; op: ConvEpilogueOp }[] = [];
-    const all = this.convChain(layer, channelsLast(4), storage);
-    for (const f of all) {
-      const act = f.op.kind === "act" && (f.op.fn === "silu" || f.op.fn === "relu");
-      const add = f.op.kind === "tensor" && f.op.op === "add";
-      if (!(act && chain.length === 0) && !(add && !chain.some((c) => c.op.kind === "tensor"))) break;
-      chain.push(f);
-    }
-    // What cuDNN would fuse and the GEMM cannot (ResNet's add + ReLU) would cost a pass of its own: cuDNN keeps it.
-    if (chain.length < all.length && all[chain.length].op.kind !== "channel") return false;
+    const chain = this.convChain(layer, channelsLast(4), storage);
+    const act = chain.findIndex((f) => f.op.kind === "act");
+    const add = chain.findIndex((f) => f.op.kind === "tensor");
+    const takes = (f: (typeof chain)[number], i: number) =>
+      f.op.kind === "act"
+        ? i === 0 && (f.op.fn === "silu" || f.op.fn === "relu")
+        : f.op.kind === "tensor" && f.op.op === "add" && i === add && (act < 0 || act < add);
+    if (!chain.every(takes)) return false;
     const plain = (t: string) => denseChannelsLast(this.info(t), storage);
-    while (chain.length > 0 && !plain(chain[chain.length - 1].layer.output)) chain.pop();
-    const output = chain.length ? chain[chain.length - 1].layer.output : layer.output;
-    const residual = chain.find((c) => c.op.kind === "tensor")?.op;
+    const output = chain.at(-1)?.layer.output ?? layer.output;
+    const residual = chain[add]?.op;
     if (!plain(output) || (residual?.kind === "tensor" && !plain(residual.tensor))) return false;
     this.steps.push({
       kind: "conv",
