@@ -18,11 +18,10 @@
  * only when the convolution's input is materialized, so that a padded tap can be a guarded load.
  * `TORCHC_DW_ROWS=n` sets R (1 turns it off, at most 8); `TORCHC_DW_ROWS_MIN_THREADS` moves the size bound.
  */
-import { DTYPE_BYTES } from "../../../ir/dtype.js";
 import { numel } from "../../../ir/tensor.js";
 import type { Layer, LayerOf } from "../../../network/layers/index.js";
 import { envNumber } from "../../../util/env-number.js";
-import { fromStorage, storageCType } from "./ctypes.js";
+import { fromStorage } from "./ctypes.js";
 import {
   type CodegenContext,
   ElementEmitter,
@@ -196,14 +195,7 @@ function guardedLanes(
       );
     });
   }
-  const arr = e.fresh("xl");
-  const bytes = lanes * DTYPE_BYTES[t.storage];
-  const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
-  const words = bytes / (chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4);
-  e.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${lanes}];`);
-  e.line(
-    `{ ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr}); if (${ok}) { const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${e.offset(x, coords0)})); for (int q = 0; q < ${words}; ++q) dst[q] = src[q]; } else { for (int q = 0; q < ${words}; ++q) dst[q] = ${chunk}{}; } }`,
-  );
+  const arr = e.wideLoad(x, coords0, ok);
   return Array.from({ length: lanes }, (_, l) =>
     e.let("float", `(float)${fromStorage(`${arr}[${l}]`, t.storage, t.logicalDType)}`, "xv"),
   );

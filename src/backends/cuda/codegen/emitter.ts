@@ -12,6 +12,13 @@ export interface KernelParam {
   readonly written: boolean;
 }
 
+/** The widest word (16, 8 or 4 bytes) that moves `bytes` (a multiple of 4) at a time, and how many of them. */
+export function wideWords(bytes: number): { type: "uint4" | "uint2" | "unsigned int"; count: number } {
+  if (bytes % 16 === 0) return { type: "uint4", count: bytes / 16 };
+  if (bytes % 8 === 0) return { type: "uint2", count: bytes / 8 };
+  return { type: "unsigned int", count: bytes / 4 };
+}
+
 /** Vector mode: each thread computes V consecutive elements along one axis; lane j's coordinate is `${base}+${j}`. */
 export interface VectorLanes {
   readonly base: string;
@@ -155,21 +162,33 @@ export class Emitter {
     const key = `vec:${tensor}@${coords0.join(",")}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
+    const arr = this.wideLoad(tensor, coords0);
+    this.memo.set(key, arr);
+    return arr;
+  }
+
+  /**
+   * The V lanes (vec mode's width) of `tensor` from lane 0's `coords0` into a local array of its storage type, one
+   * wide copy; with `guard` (a C condition), zeros where it is false and no load. Not memoized. The caller checked
+   * `vectorizable`.
+   */
+  wideLoad(tensor: string, coords0: readonly string[], guard?: string): string {
     const t = this.info(tensor);
     const V = this.vec!.width;
     const arr = this.fresh("vl");
-    const bytes = V * DTYPE_BYTES[t.storage];
-    const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
-    const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
-    const p = this.param(tensor);
+    const { type, count } = wideWords(V * DTYPE_BYTES[t.storage]);
+    const src = `${this.param(tensor)} + (${this.offset(tensor, coords0)})`;
     this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
+    if (guard === undefined) {
+      this.line(
+        `{ const ${type}* src = reinterpret_cast<const ${type}*>(${src}); ${type}* dst = reinterpret_cast<${type}*>(${arr});`,
+      );
+      this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${count}; ++q) dst[q] = src[q]; }`);
+      return arr;
+    }
     this.line(
-      `{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${p} + (${this.offset(tensor, coords0)})); ${chunk}* dst = reinterpret_cast<${chunk}*>(${arr});`,
+      `{ ${type}* dst = reinterpret_cast<${type}*>(${arr}); if (${guard}) { const ${type}* src = reinterpret_cast<const ${type}*>(${src}); for (int q = 0; q < ${count}; ++q) dst[q] = src[q]; } else { for (int q = 0; q < ${count}; ++q) dst[q] = ${type}{}; } }`,
     );
-    this.line(
-      `  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`,
-    );
-    this.memo.set(key, arr);
     return arr;
   }
 
@@ -184,18 +203,14 @@ export class Emitter {
     const p = this.param(tensor, true);
     const V = values.length;
     const arr = this.fresh("vs");
-    const bytes = V * DTYPE_BYTES[t.storage];
-    const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
-    const chunkBytes = chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4;
+    const { type, count } = wideWords(V * DTYPE_BYTES[t.storage]);
     this.line(`__align__(16) ${storageCType(t.storage)} ${arr}[${V}];`);
     for (const [j, v] of values.entries())
       this.line(`${arr}[${j}] = ${toStorage(v, t.storage, valueDType)};`);
     this.line(
-      `{ const ${chunk}* src = reinterpret_cast<const ${chunk}*>(${arr}); ${chunk}* dst = reinterpret_cast<${chunk}*>(${p} + (${this.offset(tensor, coords0)}));`,
+      `{ const ${type}* src = reinterpret_cast<const ${type}*>(${arr}); ${type}* dst = reinterpret_cast<${type}*>(${p} + (${this.offset(tensor, coords0)}));`,
     );
-    this.line(
-      `  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${bytes / chunkBytes}; ++q) dst[q] = src[q]; }`,
-    );
+    this.line(`  #pragma unroll\n${"  ".repeat(2)}for (int q = 0; q < ${count}; ++q) dst[q] = src[q]; }`);
   }
 
   store(tensor: string, coords: readonly string[], value: string, valueDType: DType): void {

@@ -16,7 +16,7 @@ import { elementStrides } from "../plan/tensors.js";
 import { fromStorage, storageCType } from "./ctypes.js";
 import type { CodegenContext, GeneratedKernel } from "./element.js";
 import { lanesFor } from "./element.js";
-import { Emitter, indexType } from "./emitter.js";
+import { Emitter, indexType, wideWords } from "./emitter.js";
 
 /** A block per sample needs about this many samples to occupy an H100's 132 SMs. */
 export const SPATIAL_MEAN_MIN_SAMPLES = 96;
@@ -83,9 +83,7 @@ export function generateSpatialMeanKernel(
   const e = new Emitter(ctx.info, indexType([x.shape.reduce((a, b) => a * b, 1) * 4]));
   const p = e.param(input);
   const threads = s.groups * s.pixelLanes;
-  const bytes = V * DTYPE_BYTES[x.storage];
-  const chunk = bytes % 16 === 0 ? "uint4" : bytes % 8 === 0 ? "uint2" : "unsigned int";
-  const words = bytes / (chunk === "uint4" ? 16 : chunk === "uint2" ? 8 : 4);
+  const { type: chunk, count: words } = wideWords(V * DTYPE_BYTES[x.storage]);
   e.line(`const int cg = threadIdx.x % ${s.groups};`);
   e.line(`const int py = threadIdx.x / ${s.groups};`);
   e.line(`const ${e.idx} base = (${e.idx})blockIdx.x * ${hw * c} + (${e.idx})cg * ${V};`);
