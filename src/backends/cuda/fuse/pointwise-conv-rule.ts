@@ -54,6 +54,22 @@ function scaleOf(v: RowsScheduleView, conv: Layer, x: string, storage: string): 
   return undefined;
 }
 
+/**
+ * A 1×1 convolution of one group, unstrided, unpadded and undilated, whose constant weights (in `storage`, identity
+ * layout) only it reads and whose bias, if any, is constant: what both generated 1×1 paths require.
+ */
+function plainOneByOne(v: RowsScheduleView, layer: LayerOf<"convolution">, storage: string): boolean {
+  const [, w, b] = layer.inputs;
+  const wi = v.info(w);
+  const ws = wi.shape;
+  if (layer.groups !== 1 || ws.length !== 4 || ws[2] !== 1 || ws[3] !== 1) return false;
+  if (!layer.stride.every((s) => s === 1) || !layer.padding.every((p) => p === 0)) return false;
+  if (!layer.dilation.every((d) => d === 1)) return false;
+  if (v.producer(w)?.type !== "constant" || v.consumers(w).length !== 1) return false;
+  if (b !== undefined && v.producer(b)?.type !== "constant") return false;
+  return wi.storage === storage && wi.layout.join() === "0,1,2,3";
+}
+
 export function pointwiseConvPlan(
   v: RowsScheduleView,
   layer: LayerOf<"convolution">,
@@ -61,17 +77,10 @@ export function pointwiseConvPlan(
 ): PointwisePlan | undefined {
   if (process.env.TORCHC_POINTWISE_CONV !== "1") return undefined;
   if (storage !== "float16" && storage !== "float32") return undefined;
-  const [x, w, b] = layer.inputs;
-  const ws = v.info(w).shape;
-  if (layer.groups !== 1 || ws.length !== 4 || ws[2] !== 1 || ws[3] !== 1) return undefined;
-  if (!layer.stride.every((s) => s === 1) || !layer.padding.every((p) => p === 0)) return undefined;
-  if (!layer.dilation.every((d) => d === 1)) return undefined;
-  if (v.producer(w)?.type !== "constant") return undefined;
-  if (b !== undefined && v.producer(b)?.type !== "constant") return undefined;
   // The kernel reads the weights as [Cin][Cout]: a constant another convolution also reads keeps its layout.
-  const wi = v.info(w);
-  if (v.consumers(w).length !== 1 || wi.storage !== storage || wi.layout.join() !== "0,1,2,3")
-    return undefined;
+  if (!plainOneByOne(v, layer, storage)) return undefined;
+  const [x, w] = layer.inputs;
+  const ws = v.info(w).shape;
   const xi = v.info(x);
   if (xi.shape.length !== 4) return undefined;
   const [n, cin, h, wd] = xi.shape;
@@ -98,15 +107,9 @@ export function pointwiseGemmEligible(
   storage: string,
 ): boolean {
   if (process.env.TORCHC_POINTWISE_TC !== "1" || storage !== "float16") return false;
-  const [x, w, b] = layer.inputs;
+  if (!plainOneByOne(v, layer, storage)) return false;
+  const [x, w] = layer.inputs;
   const ws = v.info(w).shape;
-  if (layer.groups !== 1 || ws.length !== 4 || ws[2] !== 1 || ws[3] !== 1) return false;
-  if (!layer.stride.every((s) => s === 1) || !layer.padding.every((p) => p === 0)) return false;
-  if (!layer.dilation.every((d) => d === 1)) return false;
-  if (v.producer(w)?.type !== "constant" || v.consumers(w).length !== 1) return false;
-  if (b !== undefined && v.producer(b)?.type !== "constant") return false;
-  const wi = v.info(w);
-  if (wi.storage !== storage || wi.layout.join() !== "0,1,2,3") return false;
   const xi = v.info(x);
   if (!denseChannelsLast(xi, storage)) return false;
   const [n, cin, h, wd] = xi.shape;
