@@ -13,7 +13,7 @@ import { isFloating } from "../../../ir/dtype.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
 import type { CastLayer, ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { fromPixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, reshapedWeight, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 /** Input channels up to which a patch convolution is a GEMM (image stems); wider inputs stay with cuDNN. */
 const MAX_CHANNELS = 4;
@@ -106,15 +106,8 @@ function patchMatmul(
   });
   const input = cast ? b.add({ type: "cast", inputs: [rows], to: cast.to }) : rows;
   // [Cout, C, p, q] and [Cout, C·p·q] are the same memory: the weight is not copied.
-  const wc = b.constant({ ...weightOf(net, conv), shape: [cout, c * p * q] });
+  const wc = reshapedWeight(b, net, conv, [cout, c * p * q]);
   const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
   const y = linear(b, input, wc, bias);
   return fromPixelRows(b, y, [n, hp, wq]);
-}
-
-function weightOf(net: Network, conv: ConvolutionLayer) {
-  const layer = net.layers.find((l) => l.output === conv.inputs[1]);
-  if (layer?.type !== "constant")
-    throw new Error(`patchifyConvolutions: '${conv.name}' has no constant weight`);
-  return net.constants[layer.weight];
 }

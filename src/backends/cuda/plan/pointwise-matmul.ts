@@ -13,7 +13,7 @@ import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { envNumber } from "../../../util/env-number.js";
-import { fromPixelRows, pixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, pixelRows, reshapedWeight, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 export const CONV1X1_GEMM_MAX_CIN = 64;
 export const CONV1X1_GEMM_MIN_ROWS = 1 << 17;
@@ -58,11 +58,8 @@ function pointwiseMatmul(
   const [n, cin, h, w] = net.tensors[conv.inputs[0]].shape;
   const cout = net.tensors[conv.inputs[1]].shape[0];
   const rows = pixelRows(b, read(conv.inputs[0]), false);
-  const weight = net.layers.find((l) => l.output === conv.inputs[1]);
-  if (weight?.type !== "constant")
-    throw new Error(`pointwiseConvolutionsAsMatmuls: '${conv.name}' has no constant weight`);
   // [Cout, Cin, 1, 1] and [Cout, Cin] are the same memory: the weight is not copied.
-  const wc = b.constant({ ...net.constants[weight.weight], shape: [cout, cin] });
+  const wc = reshapedWeight(b, net, conv, [cout, cin]);
   const bias = conv.inputs[2] === undefined ? null : read(conv.inputs[2]);
   const y = linear(b, rows, wc, bias);
   return fromPixelRows(b, y, [n, h, w]);

@@ -66,3 +66,18 @@ export function fromPixelRows(b: NetworkBuilder, y: string, [n, h, w]: readonly 
     secondTranspose: [0, 3, 1, 2],
   });
 }
+
+/**
+ * `conv`'s constant weight as a new constant of `shape` (the same values in the same order: a reshape, not a
+ * copy of memory at run time).
+ */
+export function reshapedWeight(
+  b: NetworkBuilder,
+  net: Network,
+  conv: ConvolutionLayer,
+  shape: readonly number[],
+): string {
+  const layer = net.layers.find((l) => l.output === conv.inputs[1]);
+  if (layer?.type !== "constant") throw new Error(`'${conv.name}' has no constant weight`);
+  return b.constant({ ...net.constants[layer.weight], shape: [...shape] });
+}

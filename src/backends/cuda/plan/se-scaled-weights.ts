@@ -17,7 +17,7 @@ import { linear } from "../../../converters/impl/matmul.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, ElementwiseLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { fromPixelRows, pixelRows, rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fromPixelRows, pixelRows, reshapedWeight, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 interface ScaledInput {
   readonly mul: ElementwiseLayer;
@@ -89,10 +89,8 @@ function scaledMatmul(
 ): string {
   const [n, c, h, w] = net.tensors[input.x].shape;
   const cout = net.tensors[conv.inputs[1]].shape[0];
-  const weight = net.layers.find((l) => l.output === conv.inputs[1]);
-  if (weight?.type !== "constant") throw new Error(`seScaledWeights: '${conv.name}' has no constant weight`);
   // [Cout, C, 1, 1] and [1, Cout, C] are the same memory: the weight is not copied.
-  const w3 = b.constant({ ...net.constants[weight.weight], shape: [1, cout, c] });
+  const w3 = reshapedWeight(b, net, conv, [1, cout, c]);
   const s3 = b.add({
     type: "shuffle",
     inputs: [read(input.s)],
