@@ -94,11 +94,21 @@ export function describeEngine(s: BuildStats): string {
     ? `, ${g.layers.filter((l) => l.ran === "generated").length}/${g.layers.length} small matmuls on the generated GEMM`
     : "";
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed}${small})`;
-  const sparse = s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "";
+  const sparse =
+    (s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "") + (s.ms ? `\n${buildPhases(s)}` : "");
   const approx = s.approximations?.length ? `; approximated: ${s.approximations.join("; ")}` : "";
   const n = s.libraryRefusals.length;
   if (n === 0) return base + approx + sparse;
   return `${base}${approx}; ${n} library refusal${n === 1 ? "" : "s"}, first: ${s.libraryRefusals[0]}${sparse}`;
+}
+
+/**
+ * Where the build's time went, for the compile report (issue 13: a cold compile is mostly library planning and
+ * NVRTC; this says which). The schedule's own time excludes the library plans it asked for.
+ */
+export function buildPhases(s: Pick<BuildStats, "ms" | "nvrtcCache">): string {
+  const m = s.ms;
+  return `engine build ${m.total} ms: schedule ${m.plan}, cuDNN plans ${m.cudnn}, cuBLASLt plans ${m.cublas}, NVRTC ${m.nvrtc} (kernel cache: ${s.nvrtcCache}), weights ${m.upload}`;
 }
 
 /** The device memory one instance owns. */
