@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
 # Session 15's device runs (chain calls on one warm machine; it idles out 30 s after a call). Logs go to
 # $OUT/s15-<part>.tgz.
-#   bash scripts/gpu/session15.sh   (S_S=590; STEPS="1 2 3" picks steps)
+#   bash scripts/gpu/session15.sh   (S_S=590; STEPS="1 2 3" picks the steps and their order)
 #     1. session 14's PART=1 (peers for MODELS, torchc on them, the A/Bs AB1…AB3), at most S14_S seconds;
 #     2. the per-phase times of a cold then warm `torchc compile --precision fp16` of EfficientNet-B0 at b128
 #        (issue 13's cold-compile bar), from the export step 1 made;
 #     3. int8 ResNet-50 batch 128 with its per-kind profile (issue 14: where the int8 engine's time goes).
 TAG=s15; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
-STEPS=" ${STEPS:-1 2 3} "
-if [[ "$STEPS" == *" 1 "* ]]; then
+step1() {
   echo "== 1. session 14 part 1 ($(el))"
   PART=1 S_S="${S14_S:-250}" OUT="$LOGS/s14" bash "$ROOT/scripts/gpu/session14.sh" 2>&1 | grep -vE "^\s*$" | tail -100
   cp "$LOGS"/s14/*.md "$OUT/" 2>/dev/null
   pack
-fi
+}
 
-if [[ "$STEPS" == *" 2 "* ]]; then
+step2() {
   echo "== 2. compile EfficientNet-B0 b128, cold then warm ($(el))"
   E="$DIR/efficientnet_b0_b128.pt2"
   CACHE=$(mktemp -d)
   for c in cold warm; do
-    L=$(( $(left) - 200 )); [ "$L" -gt 40 ] && L=40
+    L=$(( $(left) - ${COMPILE_RESERVE_S:-10} )); [ "$L" -gt 40 ] && L=40
     [ -s "$E" ] && [ "$L" -gt 15 ] || { echo "compile $c skipped"; continue; }
     T=$(date +%s%N)
     TORCHC_CACHE_DIR="$CACHE" timeout "$L" bash "$ROOT/scripts/gpu.sh" torchc compile "$E" \
@@ -30,11 +29,11 @@ if [[ "$STEPS" == *" 2 "* ]]; then
     grep -iE "phase|kernels|plans|total|compil|lower|build" "$LOGS/compile-$c.log" | tail -12
   done
   pack
-fi
+}
 
-if [[ "$STEPS" == *" 3 "* ]]; then
+step3() {
   echo "== 3. int8 ResNet-50 b128 with its profile ($(el))"
-  c=$(( $(left) - 10 )); [ "$c" -gt 260 ] && c=260
+  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
   if [ "$c" -gt 60 ]; then
     OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" test int8-engine \
       >"$LOGS/int8.log" 2>&1
@@ -52,6 +51,8 @@ for line in sys.stdin:
     grep -E "Error|✖" "$LOGS/int8.log" | head -5
   else echo "int8 skipped: ${c}s left"; fi
   pack
-fi
+}
+
+for n in ${STEPS:-1 2 3}; do "step$n"; done
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
