@@ -3,8 +3,9 @@
 # $OUT/s15-<part>.tgz.
 #   bash scripts/gpu/session15.sh   (S_S=590; STEPS="1 2 3" picks the steps and their order)
 #     1. session 14's PART=1 (peers for MODELS, torchc on them, the A/Bs AB1…AB3), at most S14_S seconds;
-#     2. the per-phase times of a cold then warm `torchc compile --precision fp16` of EfficientNet-B0 at b128
-#        (issue 13's cold-compile bar), from the export step 1 made;
+#     2. the per-phase times of `torchc compile --precision fp16` of EfficientNet-B0 at b128 (issue 13's
+#        cold-compile bar), from step 1's export: cold, warm, and cold with TORCHC_NVRTC_PROGRAMS=8 and with
+#        TORCHC_NVRTC_SPLIT_COMPILE=0;
 #     3. int8 ResNet-50 batch 128 with its per-kind profile (issue 14: where the int8 engine's time goes).
 TAG=s15; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
@@ -16,17 +17,22 @@ step1() {
 }
 
 step2() {
-  echo "== 2. compile EfficientNet-B0 b128, cold then warm ($(el))"
+  echo "== 2. compile EfficientNet-B0 b128: cold, warm, cold with NVRTC split 8 ways, cold with NVRTC's split-compile ($(el))"
   E="$DIR/efficientnet_b0_b128.pt2"
   CACHE=$(mktemp -d)
-  for c in cold warm; do
+  for c in cold warm programs8 split0; do
     L=$(( $(left) - ${COMPILE_RESERVE_S:-10} )); [ "$L" -gt 40 ] && L=40
     [ -s "$E" ] && [ "$L" -gt 15 ] || { echo "compile $c skipped"; continue; }
+    envs=(); dir="$CACHE"
+    case $c in
+      programs8) envs=(TORCHC_NVRTC_PROGRAMS=8); dir=$(mktemp -d) ;;
+      split0) envs=(TORCHC_NVRTC_SPLIT_COMPILE=0); dir=$(mktemp -d) ;;
+    esac
     T=$(date +%s%N)
-    TORCHC_CACHE_DIR="$CACHE" timeout "$L" bash "$ROOT/scripts/gpu.sh" torchc compile "$E" \
+    env "${envs[@]}" TORCHC_CACHE_DIR="$dir" timeout "$L" bash "$ROOT/scripts/gpu.sh" torchc compile "$E" \
       --backend cuda --precision fp16 -o /tmp/e.torchc >"$LOGS/compile-$c.log" 2>&1
     echo "compile $c rc=$? $(( ($(date +%s%N) - T) / 1000000 )) ms wall"
-    grep -iE "phase|kernels|plans|total|compil|lower|build" "$LOGS/compile-$c.log" | tail -12
+    grep -iE "engine build|nvrtc|^load|error" "$LOGS/compile-$c.log" | tail -4
   done
   pack
 }

@@ -11,6 +11,7 @@ import {
   BlasLt,
   buildConvPlan,
   buildKernels,
+  buildKernelsAsync,
   CudaContext,
   Cudnn,
   captureGraph,
@@ -170,6 +171,36 @@ suite("NVRTC, modules and launches through the fakes", () => {
     expect(second.loweredNames).toEqual({ "scale<float>": "_lowered_scale<float>" });
     expect(Buffer.from(second.image).toString()).toBe(`FAKECUBIN\n${source}`);
     expect(count()).toBe(n + 1);
+  });
+
+  it("compiles separate programs at once on worker threads, each with its options and lowered names", async () => {
+    const count = fake<number>(NVRTC, "int fake_nvrtc_compile_count(void)");
+    const n = count();
+    const sources = [0, 1, 2].map(
+      (i) => `extern "C" __global__ void part${i}(float *p) {}\ntemplate <typename T> __global__ void t${i}(T *p) {}\n`,
+    );
+    const built = await Promise.all(
+      sources.map((src, i) =>
+        buildKernelsAsync(src, [`part${i}`, `t${i}<float>`], {
+          cache: new KernelCache(),
+          options: ["--split-compile=4"],
+          name: `p${i}.cu`,
+        }),
+      ),
+    );
+    expect(count()).toBe(n + 3);
+    built.forEach((b, i) => {
+      expect(b.cacheHit).toBe("miss");
+      expect(b.program.log).toContain("--gpu-architecture=sm_90");
+      expect(b.program.log).toContain("--split-compile=4");
+      expect(Buffer.from(b.program.image).toString()).toBe(`FAKECUBIN\n${sources[i]}`);
+      expect(b.kernels[`t${i}<float>`].symbol).toBe(`_lowered_t${i}<float>`);
+      b.module.unload();
+    });
+    // a failing program rejects with NVRTC's log, as the synchronous path throws
+    await expect(buildKernelsAsync('#error "nope"\n', ["k"], { cache: new KernelCache() })).rejects.toThrow(
+      NvrtcError,
+    );
   });
 
   it("reports compile errors with the NVRTC log", () => {

@@ -44,13 +44,27 @@ export class PackageKernelCache extends KernelCache {
 
   override compile(source: string, opts: CompileOptions = {}, defaultArch = "sm_90"): CachedProgram {
     const id = programId(source, opts, defaultArch);
+    return this.restore(id) ?? this.keep(id, super.compile(source, opts, defaultArch));
+  }
+
+  override async compileAsync(
+    source: string,
+    opts: CompileOptions = {},
+    defaultArch = "sm_90",
+  ): Promise<CachedProgram> {
+    const id = programId(source, opts, defaultArch);
+    return this.restore(id) ?? this.keep(id, await super.compileAsync(source, opts, defaultArch));
+  }
+
+  private restore(id: string): CachedProgram | undefined {
     const s = this.saved.get(id);
-    if (s) {
-      this.used.set(id, s);
-      this.restored++;
-      return { ...s, log: "", compileMs: 0, key: id, hit: "package" };
-    }
-    const p = super.compile(source, opts, defaultArch);
+    if (!s) return undefined;
+    this.used.set(id, s);
+    this.restored++;
+    return { ...s, log: "", compileMs: 0, key: id, hit: "package" };
+  }
+
+  private keep(id: string, p: CachedProgram): CachedProgram {
     this.used.set(id, { kind: p.kind, image: p.image, loweredNames: p.loweredNames });
     return p;
   }

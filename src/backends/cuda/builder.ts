@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { DTYPE_BYTES } from "../../ir/dtype.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import type { Network } from "../../network/network.js";
@@ -11,7 +12,7 @@ import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
 import { KernelArgs, launch } from "./device/launch.js";
 import { DeviceBuffer } from "./device/memory.js";
-import { buildKernels, type Kernel } from "./device/module.js";
+import { buildKernels, buildKernelsAsync, type Kernel } from "./device/module.js";
 import { Stream } from "./device/stream.js";
 import {
   type BuildStats,
@@ -24,6 +25,7 @@ import {
 } from "./engine.js";
 import { approximations, type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
+import { splitProgram } from "./kernels/generated.js";
 import {
   buildLtMatmul,
   createLtHandle,
@@ -250,29 +252,63 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
   return plan;
 }
 
+/**
+ * How many NVRTC programs the engine's generated kernels are split into, compiled at once on worker threads
+ * (TORCHC_NVRTC_PROGRAMS; default 1, one program). Each NVRTC instance holds a few hundred MB while it runs,
+ * hence the cap.
+ */
+export function nvrtcPrograms(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.TORCHC_NVRTC_PROGRAMS);
+  return Number.isSafeInteger(n) && n >= 1 ? Math.min(n, 8, availableParallelism()) : 1;
+}
+
+/** NVRTC options for the engine's program: TORCHC_NVRTC_SPLIT_COMPILE=n runs NVRTC's optimizer on n threads. */
+export function engineNvrtcOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  const n = Number(env.TORCHC_NVRTC_SPLIT_COMPILE);
+  return env.TORCHC_NVRTC_SPLIT_COMPILE !== undefined && Number.isSafeInteger(n) && n >= 0
+    ? [`--split-compile=${n}`]
+    : [];
+}
+
 /** Phase 2: the generated kernels, compiled by NVRTC (or read from the kernel cache). */
-function compileKernels(
+async function compileKernels(
   plan: EnginePlan,
   options: CudaBuildOptions,
-): {
+): Promise<{
   kernels: Readonly<Record<string, Kernel>>;
   symbolOf: ReadonlyMap<string, string>;
   count: number;
   cache: string;
-} {
+}> {
   const list = plan.kernels.filter((k) => k !== undefined);
   let kernels: Readonly<Record<string, Kernel>> = {};
   let cache = "none";
   if (list.length > 0) {
-    const symbols = [...new Set(plan.program.symbols)];
-    const built = buildKernels(plan.program.source, symbols, {
+    const opts = {
       cache:
         options.choices?.kernelCache(options.kernelCache ?? true) ??
         new KernelCache({ disk: options.kernelCache ?? true }),
-      name: "torchc_engine.cu",
-    });
-    kernels = built.kernels;
-    cache = built.cacheHit;
+      options: engineNvrtcOptions(),
+    };
+    const parts = splitProgram(plan.program, nvrtcPrograms());
+    if (parts.length === 1) {
+      const built = buildKernels(plan.program.source, [...new Set(plan.program.symbols)], {
+        ...opts,
+        name: "torchc_engine.cu",
+      });
+      kernels = built.kernels;
+      cache = built.cacheHit;
+    } else {
+      const built = await Promise.all(
+        parts.map((p, i) =>
+          buildKernelsAsync(p.source, p.symbols, { ...opts, name: `torchc_engine_${i}.cu` }),
+        ),
+      );
+      kernels = Object.assign({}, ...built.map((b) => b.kernels));
+      const hits = new Map<string, number>();
+      for (const b of built) hits.set(b.cacheHit, (hits.get(b.cacheHit) ?? 0) + 1);
+      cache = `${parts.length} programs: ${[...hits].map(([h, c]) => `${c} ${h}`).join(", ")}`;
+    }
   }
   const symbolOf = new Map(list.map((k, i) => [k.name, plan.program.symbols[i]] as const));
   return { kernels, symbolOf, count: list.length, cache };
@@ -401,7 +437,7 @@ function convOperands(s: ConvStep, ptr: (t: string) => bigint, weights: Uploaded
 /** Phase 4: the launch list of one instance, every pointer resolved against that instance's memory. */
 function makeLauncher(
   plan: EnginePlan,
-  compiled: ReturnType<typeof compileKernels>,
+  compiled: Awaited<ReturnType<typeof compileKernels>>,
   weights: UploadedWeights,
   libs: LibraryPlans,
   options: CudaBuildOptions,
@@ -500,7 +536,7 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
 function buildStats(
   network: Network,
   plan: EnginePlan,
-  compiled: ReturnType<typeof compileKernels>,
+  compiled: Awaited<ReturnType<typeof compileKernels>>,
   weights: UploadedWeights,
   workspaceBytes: number,
   ms: BuildStats["ms"],
@@ -604,7 +640,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     log(`plan: ${plan.steps.length} steps, ${plan.program.uniqueKernels} unique generated kernels`);
     t0 = performance.now();
     reportProgress({ phase: "compile kernels", sub: true, detail: `${plan.program.uniqueKernels} kernels` });
-    const compiled = compileKernels(plan, options);
+    const compiled = await compileKernels(plan, options);
     const nvrtcMs = elapsed(t0);
     log(
       `nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`,

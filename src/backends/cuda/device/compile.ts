@@ -3,6 +3,7 @@
  * folder (for `cuda_fp16.h`) is added automatically when discovery finds one.
  */
 import { cudaIncludeDirs } from "../../../ffi/discover.js";
+import { callAsync } from "../../../ffi/library.js";
 import { NVRTC } from "../../../ffi/nvrtc.js";
 import { checkNvrtc, NvrtcError } from "../../../ffi/status.js";
 import type { OutNum, OutPtr, OutStr, Ptr } from "../../../ffi/types.js";
@@ -59,18 +60,13 @@ export function nvrtcVersion(): [number, number] {
   return [major[0], minor[0]];
 }
 
-/** Compiles `source` with already-resolved NVRTC `options`. Throws NvrtcError with the log on failure. */
-export function compileWithOptions(
-  source: string,
-  options: readonly string[],
-  opts: { name?: string; output?: "cubin" | "ptx"; nameExpressions?: readonly string[] } = {},
-): CompiledProgram {
+type ProgramOptions = { name?: string; output?: "cubin" | "ptx"; nameExpressions?: readonly string[] };
+
+/** An NVRTC program for `source` with its name expressions added; the caller compiles and destroys it. */
+function createProgram(source: string, opts: ProgramOptions): Ptr {
   if (typeof source !== "string" || source.length === 0) fail("source must be a non-empty string");
   if (source.includes("\0")) fail("source must not contain NUL characters");
-  const kind = opts.output ?? "cubin";
-  const names = opts.nameExpressions ?? [];
   const f = NVRTC.fn;
-  const started = performance.now();
   const progOut: OutPtr = [null];
   checkNvrtc(
     "nvrtcCreateProgram",
@@ -78,22 +74,63 @@ export function compileWithOptions(
   );
   const prog: Ptr = progOut[0];
   try {
-    for (const n of names) checkNvrtc(`nvrtcAddNameExpression(${n})`, f.nvrtcAddNameExpression(prog, n));
-    const rc = f.nvrtcCompileProgram(prog, options.length, [...options]);
-    const log = readLog(prog);
-    if (rc !== 0) throw new NvrtcError("nvrtcCompileProgram", rc, log);
-    const size: OutNum = [0];
-    const image = kind === "cubin" ? readCubin(prog, size) : readPtx(prog, size);
-    const loweredNames: Record<string, string> = {};
-    for (const n of names) {
-      const lowered: OutStr = [null];
-      checkNvrtc(`nvrtcGetLoweredName(${n})`, f.nvrtcGetLoweredName(prog, n, lowered));
-      if (!lowered[0]) fail(`NVRTC gave no lowered name for ${n}`);
-      loweredNames[n] = lowered[0];
-    }
-    return { kind, image, log, loweredNames, compileMs: performance.now() - started };
-  } finally {
+    for (const n of opts.nameExpressions ?? [])
+      checkNvrtc(`nvrtcAddNameExpression(${n})`, f.nvrtcAddNameExpression(prog, n));
+  } catch (e) {
     f.nvrtcDestroyProgram([prog]);
+    throw e;
+  }
+  return prog;
+}
+
+/** The compiled image, log and lowered names of `prog` after nvrtcCompileProgram returned `rc`. */
+function readProgram(prog: Ptr, rc: number, opts: ProgramOptions, started: number): CompiledProgram {
+  const kind = opts.output ?? "cubin";
+  const log = readLog(prog);
+  if (rc !== 0) throw new NvrtcError("nvrtcCompileProgram", rc, log);
+  const size: OutNum = [0];
+  const image = kind === "cubin" ? readCubin(prog, size) : readPtx(prog, size);
+  const loweredNames: Record<string, string> = {};
+  for (const n of opts.nameExpressions ?? []) {
+    const lowered: OutStr = [null];
+    checkNvrtc(`nvrtcGetLoweredName(${n})`, NVRTC.fn.nvrtcGetLoweredName(prog, n, lowered));
+    if (!lowered[0]) fail(`NVRTC gave no lowered name for ${n}`);
+    loweredNames[n] = lowered[0];
+  }
+  return { kind, image, log, loweredNames, compileMs: performance.now() - started };
+}
+
+/** Compiles `source` with already-resolved NVRTC `options`. Throws NvrtcError with the log on failure. */
+export function compileWithOptions(
+  source: string,
+  options: readonly string[],
+  opts: ProgramOptions = {},
+): CompiledProgram {
+  const started = performance.now();
+  const prog = createProgram(source, opts);
+  try {
+    return readProgram(prog, NVRTC.fn.nvrtcCompileProgram(prog, options.length, [...options]), opts, started);
+  } finally {
+    NVRTC.fn.nvrtcDestroyProgram([prog]);
+  }
+}
+
+/**
+ * compileWithOptions with nvrtcCompileProgram on one of libuv's worker threads, so several programs compile at
+ * once (NVRTC compiles separate programs independently on separate threads).
+ */
+export async function compileWithOptionsAsync(
+  source: string,
+  options: readonly string[],
+  opts: ProgramOptions = {},
+): Promise<CompiledProgram> {
+  const started = performance.now();
+  const prog = createProgram(source, opts);
+  try {
+    const rc = await callAsync(NVRTC.fn.nvrtcCompileProgram, prog, options.length, [...options]);
+    return readProgram(prog, rc, opts, started);
+  } finally {
+    NVRTC.fn.nvrtcDestroyProgram([prog]);
   }
 }
 

@@ -12,6 +12,7 @@ import {
   type CompiledProgram,
   type CompileOptions,
   compileWithOptions,
+  compileWithOptionsAsync,
   nvrtcVersion,
   resolveOptions,
 } from "./compile.js";
@@ -72,6 +73,34 @@ export class KernelCache {
 
   /** Compiles `source`, or returns the cached image for the same inputs. */
   compile(source: string, opts: CompileOptions = {}, defaultArch = "sm_90"): CachedProgram {
+    const r = this.lookup(source, opts, defaultArch);
+    if ("hit" in r) return r;
+    return this.store(r.key, compileWithOptions(source, r.options, r.program));
+  }
+
+  /** compile() with NVRTC on a worker thread: separate programs compile at once (builder.ts, TORCHC_NVRTC_PROGRAMS). */
+  async compileAsync(
+    source: string,
+    opts: CompileOptions = {},
+    defaultArch = "sm_90",
+  ): Promise<CachedProgram> {
+    const r = this.lookup(source, opts, defaultArch);
+    if ("hit" in r) return r;
+    return this.store(r.key, await compileWithOptionsAsync(source, r.options, r.program));
+  }
+
+  /** The cached program for these inputs, or what compiling it takes (its key and resolved options). */
+  private lookup(
+    source: string,
+    opts: CompileOptions,
+    defaultArch: string,
+  ):
+    | CachedProgram
+    | {
+        key: string;
+        options: string[];
+        program: { name?: string; output: "cubin" | "ptx"; nameExpressions: string[] };
+      } {
     const options = resolveOptions(opts, defaultArch);
     const output = opts.output ?? "cubin";
     const nameExpressions = [...(opts.nameExpressions ?? [])];
@@ -84,7 +113,10 @@ export class KernelCache {
       this.memory.set(key, onDisk);
       return { ...onDisk, key, hit: "disk" };
     }
-    const compiled = compileWithOptions(source, options, { name: opts.name, output, nameExpressions });
+    return { key, options, program: { name: opts.name, output, nameExpressions } };
+  }
+
+  private store(key: string, compiled: CompiledProgram): CachedProgram {
     this.memory.set(key, compiled);
     this.writeDisk(key, compiled);
     return { ...compiled, key, hit: "miss" };

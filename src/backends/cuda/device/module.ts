@@ -4,7 +4,7 @@ import { checkCuda } from "../../../ffi/status.js";
 import type { OutNum, OutPtr } from "../../../ffi/types.js";
 import type { CompiledProgram, CompileOptions } from "./compile.js";
 import { CudaContext } from "./context.js";
-import { type CacheHit, KernelCache } from "./kernel-cache.js";
+import { type CachedProgram, type CacheHit, KernelCache } from "./kernel-cache.js";
 import { checkInt, fail } from "./validate.js";
 
 export class Kernel {
@@ -107,12 +107,31 @@ export function buildKernels<N extends string>(
   names: readonly N[],
   opts: CompileOptions & { cache?: KernelCache } = {},
 ): BuiltKernels<N> {
+  const { cache, arch, compileOpts } = prepareBuild(names, opts);
+  return loadBuilt(cache.compile(source, compileOpts, arch), names);
+}
+
+/** buildKernels with NVRTC on a worker thread (KernelCache.compileAsync); the module loads on this thread. */
+export async function buildKernelsAsync<N extends string>(
+  source: string,
+  names: readonly N[],
+  opts: CompileOptions & { cache?: KernelCache } = {},
+): Promise<BuiltKernels<N>> {
+  const { cache, arch, compileOpts } = prepareBuild(names, opts);
+  const program = await cache.compileAsync(source, compileOpts, arch);
+  return loadBuilt(program, names);
+}
+
+function prepareBuild(names: readonly string[], opts: CompileOptions & { cache?: KernelCache }) {
   if (!Array.isArray(names as unknown) || names.length === 0) fail("names must list at least one kernel");
-  const ctx = CudaContext.current();
+  const arch = CudaContext.current().arch;
   const expressions = names.filter(isNameExpression);
   const nameExpressions = [...new Set([...(opts.nameExpressions ?? []), ...expressions])];
-  const cache = opts.cache ?? defaultCache;
-  const program = cache.compile(source, { ...opts, nameExpressions }, ctx.arch);
+  return { cache: opts.cache ?? defaultCache, arch, compileOpts: { ...opts, nameExpressions } };
+}
+
+function loadBuilt<N extends string>(program: CachedProgram, names: readonly N[]): BuiltKernels<N> {
+  CudaContext.current();
   const module = CudaModule.load(program.image);
   const kernels = {} as Record<N, Kernel>;
   for (const n of names) kernels[n] = module.kernel(program.loweredNames[n] ?? n);

@@ -61,12 +61,15 @@ export interface Program {
   /** For each input kernel, the symbol of the (possibly shared) kernel in the program. */
   readonly symbols: readonly string[];
   readonly uniqueKernels: number;
+  /** What `source` is made of: the prelude, then each distinct kernel (its symbol and source) in order. */
+  readonly prelude: string;
+  readonly units: readonly { readonly symbol: string; readonly source: string }[];
 }
 
 /** Concatenates kernels into one translation unit, emitting each distinct body once. */
 export function assembleProgram(kernels: readonly GeneratedKernel[], dtypes: ReadonlySet<DType>): Program {
   const byBody = new Map<string, string>();
-  const parts: string[] = [];
+  const units: { symbol: string; source: string }[] = [];
   const symbols = kernels.map((k) => {
     const body = k.source
       .replace(`void __launch_bounds__`, "")
@@ -74,9 +77,40 @@ export function assembleProgram(kernels: readonly GeneratedKernel[], dtypes: Rea
     const known = byBody.get(body);
     if (known) return known;
     byBody.set(body, k.name);
-    parts.push(k.source);
+    units.push({ symbol: k.name, source: k.source });
     return k.name;
   });
   const prelude = dtypes.has("bfloat16") ? PRELUDE : PRELUDE.replace("#include <cuda_bf16.h>\n", "");
-  return { source: `${prelude}\n${parts.join("\n")}`, symbols, uniqueKernels: parts.length };
+  const source = `${prelude}\n${units.map((u) => u.source).join("\n")}`;
+  return { source, symbols, uniqueKernels: units.length, prelude, units };
+}
+
+/**
+ * The program as `parts` programs (at most one per kernel) of about equal source length, each with the prelude, for NVRTC to
+ * compile at once on worker threads. Contiguous runs of kernels, so the same plan always splits the same way
+ * (each part is cached on its own). One part is the program itself.
+ */
+export function splitProgram(
+  program: Program,
+  parts: number,
+): { readonly source: string; readonly symbols: readonly string[] }[] {
+  const n = Math.max(1, Math.min(Math.floor(parts), program.units.length));
+  if (n === 1) return [{ source: program.source, symbols: program.units.map((u) => u.symbol) }];
+  const total = program.units.reduce((a, u) => a + u.source.length, 0);
+  const groups: { symbol: string; source: string }[][] = [[]];
+  let done = 0;
+  program.units.forEach((u, i) => {
+    const current = groups[groups.length - 1];
+    // a new part once the parts so far hold their share of the source, or when every part still to fill needs
+    // one of the kernels left
+    const share = done >= (total * groups.length) / n;
+    const needed = program.units.length - i <= n - groups.length;
+    if (current.length > 0 && groups.length < n && (share || needed)) groups.push([]);
+    groups[groups.length - 1].push(u);
+    done += u.source.length;
+  });
+  return groups.map((g) => ({
+    source: `${program.prelude}\n${g.map((u) => u.source).join("\n")}`,
+    symbols: g.map((u) => u.symbol),
+  }));
 }
