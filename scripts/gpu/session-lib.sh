@@ -35,3 +35,23 @@ peers_then_all() {
   cp "$LOGS/TRANSFORMERS-all.md" "$OUT/TRANSFORMERS.md" 2>/dev/null
   pack
 }
+
+# int8_resnet50 CAP_S: the int8-engine GPU test's ResNet-50 part (fp16, simulated int8, int8 convolutions at batch
+# 128) into $LOGS/int8, at most CAP_S seconds; its table, then each configuration's time, compile time, per-kind
+# profile and slowest steps.
+int8_resnet50() {
+  OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT=$1 bash "$ROOT/scripts/gpu.sh" test int8-engine \
+    >"$LOGS/int8.log" 2>&1
+  echo "int8 rc=$? ($(el))"
+  grep -E "^\|" "$LOGS/int8.log" | head -6
+  grep -E '^\[int8-engine\]' "$LOGS/int8.log" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try: r = json.loads(line[line.index("{"):])
+    except Exception: continue
+    if "gpuMs" not in r: continue
+    print(r.get("config"), r.get("gpuMs"), r.get("compileS"), r.get("byKind"))
+    for s in (r.get("slowest") or [])[:8]: print("   ", s)
+' 2>/dev/null
+  grep -E "Error|✖" "$LOGS/int8.log" | head -5
+}

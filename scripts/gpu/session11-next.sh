@@ -35,17 +35,7 @@ if [ "$PART" = 2 ]; then
   echo "== 2. int8 ResNet-50 b128 with its profile ($(el))"
   c=$(( $(left) - 10 )); [ "$c" -gt 240 ] && c=240
   if [ "$c" -gt 60 ]; then
-    OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" test int8-engine \
-      >"$LOGS/int8.log" 2>&1
-    echo "int8 rc=$? ($(el))"
-    grep -E "^\|" "$LOGS/int8.log" | head -6
-    grep -E '^\[int8-engine\]' "$LOGS/int8.log" | python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line[line.index("{"):])
-    print(r.get("config"), r.get("gpuMs"), r.get("byKind"))
-    for s in (r.get("slowest") or [])[:5]: print("   ", s)
-' 2>/dev/null
+    int8_resnet50 "$c"
   fi
   pack
 fi

@@ -41,20 +41,7 @@ step3() {
   echo "== 3. int8 ResNet-50 b128 with its profile ($(el))"
   c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
   if [ "$c" -gt 60 ]; then
-    OUT="$LOGS/int8" INT8_ENGINE_PART=resnet50 TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" test int8-engine \
-      >"$LOGS/int8.log" 2>&1
-    echo "int8 rc=$? ($(el))"
-    grep -E "^\|" "$LOGS/int8.log" | head -6
-    grep -E '^\[int8-engine\]' "$LOGS/int8.log" | python3 -c '
-import json, sys
-for line in sys.stdin:
-    try: r = json.loads(line[line.index("{"):])
-    except Exception: continue
-    if "gpuMs" not in r: continue
-    print(r.get("config"), r.get("gpuMs"), r.get("compileS"), r.get("byKind"))
-    for s in (r.get("slowest") or [])[:8]: print("   ", s)
-' 2>/dev/null
-    grep -E "Error|✖" "$LOGS/int8.log" | head -5
+    int8_resnet50 "$c"
   else echo "int8 skipped: ${c}s left"; fi
   pack
 }
