@@ -177,7 +177,8 @@ suite("NVRTC, modules and launches through the fakes", () => {
     const count = fake<number>(NVRTC, "int fake_nvrtc_compile_count(void)");
     const n = count();
     const sources = [0, 1, 2].map(
-      (i) => `extern "C" __global__ void part${i}(float *p) {}\ntemplate <typename T> __global__ void t${i}(T *p) {}\n`,
+      (i) =>
+        `extern "C" __global__ void part${i}(float *p) {}\ntemplate <typename T> __global__ void t${i}(T *p) {}\n`,
     );
     const built = await Promise.all(
       sources.map((src, i) =>

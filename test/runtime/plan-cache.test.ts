@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { bound, defaultPlanCacheDir, PlanCache } from "../../src/backends/cuda/artifacts-cache.js";
+import { cachedTimings } from "../../src/backends/cuda/int8-conv-timing.js";
 import { tempDir } from "../helpers.js";
 
 const target = { arch: "sm_90", cudnn: 91900, cublasLt: 130100 };
@@ -140,5 +141,80 @@ describe("the persistent plan cache", () => {
     const again = new PlanCache(join(dir, "x.json"), 2);
     expect(again.conv("c3", false)?.plan).toBe('{"plan":3}');
     expect(again.conv("c0", false)).toBeUndefined();
+  });
+});
+
+describe("int8-against-float timings in the plan cache", () => {
+  const problem = (c: number) => ({
+    n: 128,
+    c,
+    h: 56,
+    w: 56,
+    k: 64,
+    r: 3,
+    s: 3,
+    stride: [1, 1] as const,
+    padding: [1, 1] as const,
+    dilation: [1, 1] as const,
+    groups: 1,
+    bias: true,
+    relu: true,
+  });
+  const keyOf = (gpu: string) => (p: { c: number }) => `${gpu}|fp16|${JSON.stringify(p)}`;
+
+  it("a second compile times only the problems no earlier one timed, on the same GPU; untimed answers are not kept", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const timedNow: number[][] = [];
+    const time = (ps: readonly { c: number }[]) => {
+      timedNow.push(ps.map((p) => p.c));
+      return ps.map((p) =>
+        p.c === 32
+          ? { refused: "no int8 engine" }
+          : p.c === 48
+            ? { untimed: "a fault" }
+            : { int8Ms: p.c / 100, floatMs: 1 },
+      );
+    };
+    const first = PlanCache.forTarget(target, env);
+    const a = cachedTimings([problem(16), problem(32), problem(48)], keyOf("H100"), first, time);
+    first.flush();
+    expect(a).toEqual([{ int8Ms: 0.16, floatMs: 1 }, { refused: "no int8 engine" }, { untimed: "a fault" }]);
+    // another process: the refusal and the times come from the file, the untimed problem and the new one are timed
+    const second = PlanCache.forTarget(target, env);
+    const b = cachedTimings(
+      [problem(64), problem(16), problem(48), problem(32)],
+      keyOf("H100"),
+      second,
+      time,
+    );
+    expect(timedNow).toEqual([
+      [16, 32, 48],
+      [64, 48],
+    ]);
+    expect(b[1]).toEqual({ int8Ms: 0.16, floatMs: 1, detail: "timed by an earlier compile (plan cache)" });
+    expect(b[3]).toEqual({ refused: "no int8 engine" });
+    expect(b[0]).toEqual({ int8Ms: 0.64, floatMs: 1 });
+    second.flush();
+    // another GPU of the same architecture times everything again
+    cachedTimings([problem(16)], keyOf("H200"), PlanCache.forTarget(target, env), time);
+    expect(timedNow[2]).toEqual([16]);
+    // off with the rest of the cache
+    const off = PlanCache.forTarget(target, { ...env, TORCHC_PLAN_CACHE: "0" });
+    cachedTimings([problem(16)], keyOf("H100"), off, time);
+    expect(timedNow[3]).toEqual([16]);
+  });
+
+  it("keeps the other tables of a file written before int8 timings existed", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const a = PlanCache.forTarget(target, env);
+    a.putMatmul("m", { algo: "AAAA", workspaceBytes: 0 });
+    a.flush();
+    const b = PlanCache.forTarget(target, env);
+    expect(b.int8Timing("x")).toBeUndefined();
+    b.putInt8Timing("x", { int8Ms: 1, floatMs: 2 });
+    b.flush();
+    const c = PlanCache.forTarget(target, env);
+    expect(c.matmul("m")?.algo).toBe("AAAA");
+    expect(c.int8Timing("x")).toMatchObject({ int8Ms: 1, floatMs: 2 });
   });
 });

@@ -3,10 +3,10 @@
  * model with the same conv or matmul problems skips cuDNN's heuristics and candidate plans (and, with `tune`,
  * the timing) and cuBLASLt's heuristic. One JSON file per target (GPU architecture, cuDNN and cuBLASLt versions)
  * under `$TORCHC_CACHE_DIR/plans` (else `$XDG_CACHE_HOME/torchc/plans`, else `~/.cache/torchc/plans`);
- * `TORCHC_PLAN_CACHE=0` turns it off. Size bound: at most MAX_ENTRIES (4096) conv and 4096 matmul entries per
- * target file, least recently used dropped first; an entry is a few hundred bytes (an engine index, its knob
- * choices, a 64-byte algorithm), so a file stays under ~2 MiB. Writes are atomic (temporary file + rename); a
- * file that cannot be read or written only makes compiles slower.
+ * `TORCHC_PLAN_CACHE=0` turns it off. Size bound: at most MAX_ENTRIES (4096) conv, 4096 matmul and 4096 int8 timing
+ * entries per target file, least recently used dropped first; an entry is a few hundred bytes (an engine index, its
+ * knob choices, a 64-byte algorithm, two times), so a file stays under ~3 MiB. Writes are atomic (temporary file +
+ * rename); a file that cannot be read or written only makes compiles slower.
  *
  * A conv entry also keeps cuDNN's own serialization of the execution plan (the form a package keeps), in a side
  * file `<target file>.d/<sha256 of the problem key>.json`, and a later compile restores that first. Why: a
@@ -44,10 +44,22 @@ export interface CachedMatmul {
   used: number;
 }
 
+/**
+ * What timing one convolution problem in int8 against float found (int8-conv-timing.ts), kept so that a later
+ * compile of a model with the same problems on the same GPU does not time them again: both times, or cuDNN's
+ * refusal. An answer that could not be timed is not kept.
+ */
+export type CachedInt8Timing = (
+  | { readonly int8Ms: number; readonly floatMs: number }
+  | { readonly refused: string }
+) & { used: number };
+
 interface CacheFile {
   version: 1;
   convs: Record<string, CachedConv>;
   matmuls: Record<string, CachedMatmul>;
+  /** Absent in files written before it existed. */
+  int8?: Record<string, CachedInt8Timing>;
 }
 
 export function defaultPlanCacheDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
@@ -140,6 +152,25 @@ export class PlanCache {
     }
   }
 
+  int8Timing(key: string): CachedInt8Timing | undefined {
+    const t = this.load().int8?.[key];
+    if (!t) return undefined;
+    t.used = ++this.clock;
+    this.dirty = true;
+    return t;
+  }
+
+  putInt8Timing(
+    key: string,
+    timing: { readonly int8Ms: number; readonly floatMs: number } | { readonly refused: string },
+  ): void {
+    const d = this.load();
+    const kept =
+      "refused" in timing ? { refused: timing.refused } : { int8Ms: timing.int8Ms, floatMs: timing.floatMs };
+    d.int8 = { ...d.int8, [key]: { ...kept, used: ++this.clock } };
+    this.dirty = true;
+  }
+
   matmul(key: string, timed = false): CachedMatmul | undefined {
     const m = this.load().matmuls[key];
     if (!m || (timed && !m.timed)) return undefined;
@@ -178,6 +209,7 @@ export class PlanCache {
       version: 1,
       convs: bound(all, this.max),
       matmuls: bound({ ...disk.matmuls, ...mine.matmuls }, this.max),
+      int8: bound({ ...disk.int8, ...mine.int8 }, this.max),
     };
     this.data = merged;
     try {

@@ -11,6 +11,8 @@
  */
 import type { Int8ConvProblem, Int8ConvTiming, Int8SpeedProbe } from "../../runtime/calibration-speed.js";
 import { reportProgress } from "../../util/progress.js";
+import { PlanCache } from "./artifacts-cache.js";
+import { BlasLt } from "./device/blaslt.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { int8ConvRefusal } from "./device/conv-int8.js";
@@ -48,9 +50,65 @@ export function cudaInt8SpeedProbe(
     },
     time: (problems) => {
       gpu = CudaContext.get(options.device).info.name;
-      return timeProblems(problems, options);
+      const cache = planCacheOf(options.device, env);
+      const at = `${gpu}|${floatName}|tune ${options.tune}`;
+      try {
+        return cachedTimings(
+          problems,
+          (p) => `${at}|${JSON.stringify(p)}`,
+          cache,
+          (todo) => timeProblems(todo, options),
+        );
+      } finally {
+        cache.flush();
+      }
     },
   };
+}
+
+/** The persistent plan cache of this GPU's architecture and libraries (int8 timings are keyed by GPU name too). */
+function planCacheOf(device: number, env: NodeJS.ProcessEnv): PlanCache {
+  const info = CudaContext.get(device).info;
+  return PlanCache.forTarget(
+    {
+      arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
+      cudnn: Cudnn.version(),
+      cublasLt: BlasLt.version(),
+    },
+    env,
+  );
+}
+
+/**
+ * `time` for the problems `cache` has no answer for, the cache's answers for the rest, in order: a warm int8
+ * compile (the same model again, or another with the same layers) times nothing. Answers that could not be timed
+ * are not kept; a cached answer says so in its detail.
+ */
+export function cachedTimings(
+  problems: readonly Int8ConvProblem[],
+  keyOf: (p: Int8ConvProblem) => string,
+  cache: Pick<PlanCache, "int8Timing" | "putInt8Timing">,
+  time: (problems: readonly Int8ConvProblem[]) => readonly Int8ConvTiming[],
+): Int8ConvTiming[] {
+  const keys = problems.map(keyOf);
+  const out: (Int8ConvTiming | undefined)[] = keys.map((k) => {
+    const c = cache.int8Timing(k);
+    if (!c) return undefined;
+    return "refused" in c
+      ? { refused: c.refused }
+      : { int8Ms: c.int8Ms, floatMs: c.floatMs, detail: "timed by an earlier compile (plan cache)" };
+  });
+  const todo = problems.filter((_, i) => out[i] === undefined);
+  if (todo.length === 0) return out as Int8ConvTiming[];
+  const fresh = time(todo);
+  if (fresh.length !== todo.length) throw new Error(`timed ${fresh.length} of ${todo.length} problems`);
+  let j = 0;
+  return out.map((t, i) => {
+    if (t) return t;
+    const f = fresh[j++];
+    if (!("untimed" in f)) cache.putInt8Timing(keys[i], f);
+    return f;
+  });
 }
 
 function timeProblems(problems: readonly Int8ConvProblem[], options: CudaInt8ProbeOptions): Int8ConvTiming[] {
