@@ -141,6 +141,7 @@ export const CUDNN_DATA = {
   INT8: 3,
   BFLOAT16: 9,
   INT64: 10,
+  FP8_E4M3: 12,
 } as const;
 
 /** `cudnnPointwiseMode_t` values used here. */

@@ -154,3 +154,24 @@ describe("int8 conv refusals (before cuDNN is asked)", () => {
     expect(() => int8ConvGeometry({ ...spec, c: 6 })).toThrow(/int8 convolution: input channels 6/);
   });
 });
+
+describe("the FP8 form of the quantized conv graph (bench conv-precision-sweep)", () => {
+  it("FP8 E4M3 x and w, fp32 conv output and compute; the same scale, bias, epilogue and variant pack", () => {
+    const int8 = int8ConvGraphSpec(int8ConvGeometry(spec));
+    const fp8 = convGraphLayout({ ...int8, quant: { ...int8.quant, input: "fp8e4m3" } });
+    expect(CUDNN_DATA.FP8_E4M3).toBe(12);
+    expect(fp8.tensors.map((t) => [t.label, t.dataType, t.isVirtual])).toEqual([
+      ["x", CUDNN_DATA.FP8_E4M3, false],
+      ["w", CUDNN_DATA.FP8_E4M3, false],
+      ["scale", FLOAT, false],
+      ["bias", FLOAT, false],
+      ["y", HALF, false],
+      ["conv out", FLOAT, true],
+      ["scale out", FLOAT, true],
+      ["bias out", FLOAT, true],
+    ]);
+    const same = layoutOf(spec);
+    expect(fp8.uids).toEqual(same.uids);
+    expect(fp8.pointwise).toEqual(same.pointwise);
+  });
+});

@@ -41,9 +41,13 @@ export interface StridedDims {
 /** The output type of an int8 graph. */
 export type Int8ConvOutput = "int8" | "float16" | "float32";
 
-/** What makes a graph int8: x and w int8, int32 accumulation, a per-channel scale, y in `output`. */
+/**
+ * What makes a graph quantized: x and w int8 (int32 accumulation), or FP8 E4M3 (`input: "fp8e4m3"`, fp32
+ * accumulation, Hopper and later: cudnn-frontend's fp8 fprop sample), a per-channel scale, y in `output`.
+ */
 export interface ConvGraphQuant {
   readonly output: Int8ConvOutput;
+  readonly input?: "int8" | "fp8e4m3";
 }
 
 interface ConvGraphCommon {
@@ -100,13 +104,14 @@ function graphTypes(spec: ConvGraphSpec): GraphTypes {
     return { xw: io, bias: io, y: io, operand: io, convOut: CUDNN_DATA.FLOAT, compute: CUDNN_DATA.FLOAT };
   }
   const y = INT8_OUTPUT[spec.quant.output];
+  const fp8 = spec.quant.input === "fp8e4m3";
   return {
-    xw: CUDNN_DATA.INT8,
+    xw: fp8 ? CUDNN_DATA.FP8_E4M3 : CUDNN_DATA.INT8,
     bias: CUDNN_DATA.FLOAT,
     y,
     operand: y === CUDNN_DATA.INT8 ? CUDNN_DATA.FLOAT : y,
-    convOut: CUDNN_DATA.INT32,
-    compute: CUDNN_DATA.INT32,
+    convOut: fp8 ? CUDNN_DATA.FLOAT : CUDNN_DATA.INT32,
+    compute: fp8 ? CUDNN_DATA.FLOAT : CUDNN_DATA.INT32,
   };
 }
 

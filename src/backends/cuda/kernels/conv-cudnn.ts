@@ -36,6 +36,11 @@ export interface CudnnConvSpec {
   readonly int8?: true;
   /** int8 only: y is int8 (ConvStep.quantizeOutput); channel operands are then float32. */
   readonly int8Output?: true;
+  /**
+   * int8 only: x and w are FP8 E4M3 instead (fp32 accumulation; the same scale, bias and epilogue). Timed by
+   * bench conv-precision-sweep; no engine step builds it yet.
+   */
+  readonly fp8?: true;
   readonly x: Dims4;
   /** [K, C/groups, R, S]. */
   readonly w: Dims4;
@@ -87,7 +92,9 @@ export function cudnnConvSpec(
 export function convGraphSpec(spec: CudnnConvSpec): ConvGraphSpec {
   const strided = (dims: Dims4) => ({ dims, strides: layoutStrides(spec.layout, dims) });
   return {
-    ...(spec.int8 ? { quant: { output: spec.int8Output ? "int8" : spec.dtype } } : { dtype: spec.dtype }),
+    ...(spec.int8
+      ? { quant: { output: spec.int8Output ? "int8" : spec.dtype, ...(spec.fp8 ? { input: "fp8e4m3" } : {}) } }
+      : { dtype: spec.dtype }),
     x: strided(spec.x),
     w: strided(spec.w),
     y: strided(spec.y),
