@@ -93,7 +93,9 @@ export function convGraphSpec(spec: CudnnConvSpec): ConvGraphSpec {
   const strided = (dims: Dims4) => ({ dims, strides: layoutStrides(spec.layout, dims) });
   return {
     ...(spec.int8
-      ? { quant: { output: spec.int8Output ? "int8" : spec.dtype, ...(spec.fp8 ? { input: "fp8e4m3" } : {}) } }
+      ? {
+          quant: { output: spec.int8Output ? "int8" : spec.dtype, ...(spec.fp8 ? { input: "fp8e4m3" } : {}) },
+        }
       : { dtype: spec.dtype }),
     x: strided(spec.x),
     w: strided(spec.w),
