@@ -6,7 +6,8 @@
 #     2. the per-phase times of `torchc compile --precision fp16` of EfficientNet-B0 at b128 (issue 13's
 #        cold-compile bar), from step 1's export: cold, warm, and cold with TORCHC_NVRTC_PROGRAMS=8 and with
 #        TORCHC_NVRTC_SPLIT_COMPILE=0;
-#     3. int8 ResNet-50 batch 128 with its per-kind profile (issue 14: where the int8 engine's time goes).
+#     3. int8 ResNet-50 batch 128 with its per-kind profile (issue 14: where the int8 engine's time goes);
+#     4. bench conv-precision-sweep: cuDNN fp16 against int8 and fp8 on every ResNet-50 / EfficientNet-B0 layer.
 TAG=s15; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 step1() {
@@ -43,6 +44,18 @@ step3() {
   if [ "$c" -gt 60 ]; then
     int8_resnet50 "$c"
   else echo "int8 skipped: ${c}s left"; fi
+  pack
+}
+
+step4() {
+  echo "== 4. cuDNN fp16 against int8 and fp8, layer by layer at batch 128 ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${SWEEP_S:-120}" ] && c=${SWEEP_S:-120}
+  if [ "$c" -gt 30 ]; then
+    OUT="$LOGS/cps" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench conv-precision-sweep >"$LOGS/cps.log" 2>&1
+    echo "sweep rc=$? ($(el))"
+    if [ -s "$LOGS/cps/conv-precision-sweep.md" ]; then grep -E "^\||FAIL" "$LOGS/cps/conv-precision-sweep.md" | head -60
+    else grep -E "Error|error|FAIL" "$LOGS/cps.log" | head -20; fi
+  else echo "sweep skipped: ${c}s left"; fi
   pack
 }
 
