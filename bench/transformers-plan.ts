@@ -99,6 +99,8 @@ export interface TorchcRow {
   readonly loadS?: number;
   /** compile() with an empty TORCHC_CACHE_DIR (kernel and plan caches). */
   readonly compileColdS?: number;
+  /** The cold compile's engine build phases, one line per engine (describeEngine's second line). */
+  readonly coldBuild?: readonly string[];
   /** compile() again with the same, now filled, cache dir. */
   readonly compileWarmS?: number;
   readonly nodes?: number;

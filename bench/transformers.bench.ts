@@ -157,6 +157,10 @@ async function measure(dir: string, run: PeerRun): Promise<TorchcRow> {
     mark();
     const cold = await timedCompile(model, cache);
     row.compileColdS = cold.seconds;
+    // where the cold compile's time went (schedule, cuDNN and cuBLASLt plans, NVRTC, weights), per engine
+    row.coldBuild = cold.compiled.report.runners.flatMap((r) =>
+      r.split("\n").filter((l) => l.startsWith("engine build")),
+    );
     await cold.compiled.dispose();
     stage = "compile (warm)";
     mark();
@@ -224,7 +228,7 @@ function summary(r: TorchcRow): string {
   if (r.failure) return `FAILED in ${r.failure.stage}: ${r.failure.message}`;
   const lat = r.latency ? `${r.latency.medianMs.toFixed(3)} ms` : "not timed";
   const kernels = r.profile ? `, ${r.profile.kernels} kernels` : "";
-  return `${lat}${kernels}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}`;
+  return `${lat}${kernels}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}${r.coldBuild?.length ? `\n  cold ${r.coldBuild.join("\n  cold ")}` : ""}`;
 }
 
 const dir = runDir();

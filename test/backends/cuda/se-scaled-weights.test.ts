@@ -1,10 +1,14 @@
-// Squeeze-excite's scale consumed by the projection that reads it (plan/se-scaled-weights.ts, opt-in
-// TORCHC_SE_SCALED_WEIGHTS=1): which convolutions take it and why the rest keep the multiply, the plan it makes
-// (the activation-sized multiply gone, a scaled-weight step and a batched matmul instead), and the emulated engine
-// against the reference and against the plan without it: an MBConv block with a residual, and one whose scaled
-// weights would be larger than the activation (left alone).
+// Squeeze-excite's scale consumed by the projection that reads it (plan/se-scaled-weights.ts, default from batch
+// 32, TORCHC_SE_SCALED_WEIGHTS=1 at any batch): which convolutions take it and why the rest keep the multiply, the
+// plan it makes (the activation-sized multiply gone, a scaled-weight step and a batched matmul instead), and the
+// emulated engine against the reference and against the plan without it: an MBConv block with a residual, and one
+// whose scaled weights would be larger than the activation (left alone).
 import { afterEach, describe, expect, it } from "vitest";
-import { seScaledInput } from "../../../src/backends/cuda/plan/se-scaled-weights.js";
+import {
+  SE_SCALED_MIN_BATCH,
+  seScaledInput,
+  seScaledMinBatch,
+} from "../../../src/backends/cuda/plan/se-scaled-weights.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
 import { NetMaker, randomTensor, rng } from "../../../src/backends/cuda/testing/nets.js";
 import type { ConvolutionLayer, Layer } from "../../../src/network/layers/index.js";
@@ -55,7 +59,20 @@ describe("which projections consume the squeeze-excite scale", () => {
     expect(reasons(mbconv(2, 48, 7, 2))[5]).toMatch(/larger than half the activation/);
   });
 
-  it("is off by default; on, the activation-sized multiply becomes a weight-sized one and a batched matmul", () => {
+  it("is on by default from batch 32 (1 forces it at any batch, 0 turns it off)", () => {
+    const matmuls = (net: Network) =>
+      planCudaEngine(net, { precision: "fp16" }).steps.filter((s) => s.kind === "matmul").length;
+    delete process.env.TORCHC_SE_SCALED_WEIGHTS;
+    expect(seScaledMinBatch({})).toBe(SE_SCALED_MIN_BATCH);
+    expect(matmuls(mbconv(SE_SCALED_MIN_BATCH - 1, 16, 8))).toBe(0);
+    expect(matmuls(mbconv(SE_SCALED_MIN_BATCH, 16, 8))).toBe(1);
+    process.env.TORCHC_SE_SCALED_WEIGHTS = "0";
+    expect(matmuls(mbconv(SE_SCALED_MIN_BATCH, 16, 8))).toBe(0);
+    process.env.TORCHC_SE_SCALED_WEIGHTS = "1";
+    expect(matmuls(mbconv(2, 16, 8))).toBe(1);
+  });
+
+  it("off, the activation-sized multiply stays; on, it becomes a weight-sized one and a batched matmul", () => {
     const net = mbconv(2, 16, 8);
     const off = planCudaEngine(net, { precision: "fp16" });
     process.env.TORCHC_SE_SCALED_WEIGHTS = "1";

@@ -1,5 +1,6 @@
 /**
- * Squeeze-excite's scale consumed by the 1×1 projection that reads it (opt-in, `TORCHC_SE_SCALED_WEIGHTS=1`):
+ * Squeeze-excite's scale consumed by the 1×1 projection that reads it (default at batch ≥ SE_SCALED_MIN_BATCH;
+ * `TORCHC_SE_SCALED_WEIGHTS=1` at any batch, `=0` never):
  *   conv1x1(x · s) with s [N, C, 1, 1]  =  per sample n, x_n [H·W, C] · (W ∘ s_n)ᵀ [C, Cout]
  * so the network computes the scaled weights Wₙ = W[Cout, C] · s[n, 1, C] (an element step writing N·Cout·C
  * values) and one batched matmul over the samples, instead of multiplying the whole activation (N·C·H·W values read
@@ -10,7 +11,10 @@
  * Why: at batch 128 EfficientNet-B0's 16 SE multiplies read and write every depthwise output a second time
  * (~1 GB, ~0.35–0.45 ms on an H100; bench/NOTES.md session 14). Only where the scaled weights are at most half the
  * activation (Cout ≤ H·W / 2: stages 1–4 of EfficientNet-B0; stage 5, 112 channels over 196 pixels, and the 7×7
- * stages keep the multiply). Not yet measured on a GPU.
+ * stages keep the multiply).
+ * Measured (H100, session 15, bench transformers, one process each): EfficientNet-B0 b128 3.409 → 3.233 ms
+ * (predicted −0.15…−0.25 ms), error against PyTorch fp32 unchanged (4.5e-3); b1 0.394 → 0.397 ms with four more
+ * kernels, hence the batch threshold (nothing measured between 1 and 128).
  */
 import { binary } from "../../../converters/impl/elementwise.js";
 import { linear } from "../../../converters/impl/matmul.js";
@@ -57,16 +61,26 @@ export function seScaledInput(
   return { mul, ...pair };
 }
 
+/** Default from this batch up: at batch 1 the rewrite gained nothing and added kernels. */
+export const SE_SCALED_MIN_BATCH = 32;
+
+/** The smallest batch the rewrite applies to: TORCHC_SE_SCALED_WEIGHTS=1 any, =0 none, else SE_SCALED_MIN_BATCH. */
+export function seScaledMinBatch(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const v = env.TORCHC_SE_SCALED_WEIGHTS;
+  return v === "1" ? 1 : v === "0" ? Number.POSITIVE_INFINITY : SE_SCALED_MIN_BATCH;
+}
+
 /** The network with every eligible SE multiply + 1×1 convolution rewritten (the same network when off or none). */
 export function seScaledWeights(net: Network): Network {
-  if (process.env.TORCHC_SE_SCALED_WEIGHTS !== "1") return net;
+  const minBatch = seScaledMinBatch();
+  if (minBatch === Number.POSITIVE_INFINITY) return net;
   const producer = new Map(net.layers.map((l) => [l.output, l] as const));
   const readers = new Map<string, number>();
   for (const l of net.layers) for (const t of new Set(l.inputs)) readers.set(t, (readers.get(t) ?? 0) + 1);
   const constants = new Set(net.layers.filter((l) => l.type === "constant").map((l) => l.output));
   const scaled = new Map<ConvolutionLayer, ScaledInput>();
   for (const l of net.layers) {
-    if (l.type !== "convolution") continue;
+    if (l.type !== "convolution" || (net.tensors[l.inputs[0]].shape[0] ?? 0) < minBatch) continue;
     const found = seScaledInput(net, l, producer, readers, constants.has(l.inputs[1]));
     if (typeof found !== "string") scaled.set(l, found);
   }
