@@ -107,8 +107,9 @@ export function describeEngine(s: BuildStats): string {
  * NVRTC; this says which). The schedule's own time excludes the library plans it asked for.
  */
 export function buildPhases(s: Pick<BuildStats, "ms" | "nvrtcCache">): string {
+  const ms = (v: number) => Math.round(v);
   const m = s.ms;
-  return `engine build ${m.total} ms: schedule ${m.plan}, cuDNN plans ${m.cudnn}, cuBLASLt plans ${m.cublas}, NVRTC ${m.nvrtc} (kernel cache: ${s.nvrtcCache}), weights ${m.upload}`;
+  return `engine build ${ms(m.total)} ms: schedule ${ms(m.plan)}, cuDNN plans ${ms(m.cudnn)}, cuBLASLt plans ${ms(m.cublas)}, NVRTC ${ms(m.nvrtc)} (kernel cache: ${s.nvrtcCache}), weights ${ms(m.upload)}`;
 }
 
 /** The device memory one instance owns. */
