@@ -215,7 +215,15 @@ describe("engine choice and tuning (pure part)", () => {
       "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups); approximated: exact GELU as X; 2 library refusals, first: conv 'c1' (1 epilogue ops): cuDNN refused: X",
     );
     // a built engine's stats carry its phase times: a second line says where the build's time went
-    const ms = { plan: 12.2000001, cudnn: 340, cublas: 20, nvrtc: 2099.6, upload: 15, capture: 0, total: 2487 };
+    const ms = {
+      plan: 12.2000001,
+      cudnn: 340,
+      cublas: 20,
+      nvrtc: 2099.6,
+      upload: 15,
+      capture: 0,
+      total: 2487,
+    };
     expect(describeEngine({ ...stats, ms, nvrtcCache: "miss" } as never).split("\n")).toEqual([
       "cuda engine (10 layers → 4 kernels and library calls, 1 fused groups)",
       "engine build 2487 ms: schedule 12, cuDNN plans 340, cuBLASLt plans 20, NVRTC 2100 (kernel cache: miss), weights 15",
