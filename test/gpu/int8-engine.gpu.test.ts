@@ -10,7 +10,8 @@
  *     and each one's cosine against PyTorch fp32. Printed as a table; JSON in $OUT/int8-engine.json. The int8
  *     convolutions' compile times each convolution in int8 against fp16 and keeps the slower ones in fp16
  *     (src/runtime/calibration-speed.ts): which went which way, with both times, is printed after the table
- *     (TORCHC_INT8_TIMED_CHOICE=0 for the run without the choice).
+ *     (TORCHC_INT8_TIMED_CHOICE=0 for the run without the choice). The int8 compile runs twice: the second is warm
+ *     (its int8 timings come from the plan cache: src/backends/cuda/int8-conv-timing.ts, cachedTimings).
  *   bash scripts/gpu.sh test int8-engine          (INT8_ENGINE_PART=small or resnet50 runs one part)
  */
 import assert from "node:assert/strict";
@@ -125,6 +126,8 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
         { enabledPrecisions: ["int8", "fp16"], calibration: { data: [x], cache } },
       ],
       ["int8+fp16 int8 convs", "1", { enabledPrecisions: ["int8", "fp16"], calibration: { cache } }],
+      // the same compile again: the int8-against-fp16 timings and the plans now come from the plan cache
+      ["int8+fp16 int8 convs, warm", "1", { enabledPrecisions: ["int8", "fp16"], calibration: { cache } }],
     ];
     for (const [label, kernels, options] of configs) {
       const t0 = performance.now();
@@ -203,6 +206,21 @@ describe("int8 convolutions in the engine: ResNet-50 batch 128", { skip: only("r
     }
     if (process.env.OUT)
       writeFileSync(join(process.env.OUT, "int8-engine.json"), JSON.stringify(rows, null, 1));
+    // the warm compile timed nothing: the same choice, each int8 layer's times from the plan cache
+    type Choice = { ran: string; int8Ms?: number; reason?: string }[];
+    const [coldChoice, warmChoice] = [rows[2], rows[3]].map(
+      (r) => (r.int8Choice as Choice | undefined) ?? [],
+    );
+    assert.deepEqual(
+      warmChoice.map((l) => l.ran),
+      coldChoice.map((l) => l.ran),
+      "the warm compile keeps the cold one's choice",
+    );
+    const fromCache = warmChoice.filter((l) => l.ran === "int8" && l.int8Ms !== undefined);
+    assert.ok(
+      fromCache.every((l) => l.reason?.includes("earlier compile")),
+      `warm int8 layers timed again: ${JSON.stringify(fromCache.filter((l) => !l.reason?.includes("earlier compile")))}`,
+    );
     assert.match(
       String((rows[2].runners as string[]).join(" ")),
       /int8 convolutions/,
