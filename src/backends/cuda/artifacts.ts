@@ -139,17 +139,21 @@ export class EngineChoices {
    * The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it).
    * Within a build, a problem cuDNN refused once is refused again without asking (the scheduler offers each
    * convolution's longest epilogue first, and a ResNet-50 repeats most of its problems; an int8 graph refused
-   * costs a runtime compile). TORCHC_REUSE_CONV_PLANS=1 also restores a problem planned once from that plan
-   * (unless tuning): off by default until a GPU run shows a restored plan runs as fast as the heuristic's
-   * (bench/NOTES.md, the ResNet-50 sparse 0.61× hypothesis); =0 asks cuDNN every time.
+   * costs a runtime compile). A problem planned once is restored from that plan's serialized form: cuDNN's
+   * heuristics and finalization once per distinct problem (EfficientNet-B0 b128: cuDNN plans were 1.43 s of a
+   * 2.25 s cold build, H100, session 15). Restored plans run as fast as the heuristic's (H100, session 11: ResNet-50's
+   * 53 convolutions restored from JSON 1.206 ms against 1.204). Not when tuning, not for quantized graphs (their
+   * candidates are timed at the first launch, after this), and only with cuDNN's JSON form (engine and knobs alone
+   * rebuilt a slower plan once, session 10). TORCHC_REUSE_CONV_PLANS=0 asks cuDNN every time.
    */
   conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
     const key = convKey(spec);
-    const reuse = process.env.TORCHC_REUSE_CONV_PLANS;
-    const again = reuse !== "0" ? this.refusedConvs.get(key) : undefined;
+    const reuse = process.env.TORCHC_REUSE_CONV_PLANS !== "0";
+    const again = reuse ? this.refusedConvs.get(key) : undefined;
     if (again !== undefined) return { ok: false, reason: again };
-    const sibling = reuse === "1" && !this.tune ? this.convs.get(key)?.chosen : undefined;
-    const choice = this.savedConv(key) ?? (sibling ? describeConvCandidate(sibling) : undefined);
+    const sibling = reuse && !this.tune && !spec.int8 ? this.convs.get(key)?.chosen : undefined;
+    const siblingChoice = sibling ? describeConvCandidate(sibling) : undefined;
+    const choice = this.savedConv(key) ?? (siblingChoice?.plan !== undefined ? siblingChoice : undefined);
     let built: CudnnConvBuild | undefined;
     const known = choice ?? this.cache.conv(key, this.tune);
     if (known) {
