@@ -204,6 +204,30 @@ describe("int8-against-float timings in the plan cache", () => {
     expect(timedNow[3]).toEqual([16]);
   });
 
+  it("keeps no timing with a caveat or a time that is not finite: those are timed again", () => {
+    const env = { TORCHC_CACHE_DIR: tempDir() };
+    const timedNow: number[][] = [];
+    const time = (ps: readonly { c: number }[]) => {
+      timedNow.push(ps.map((p) => p.c));
+      return ps.map((p) =>
+        p.c === 16
+          ? { int8Ms: 0.1, floatMs: 0.2, detail: "eager timing: capture failed" }
+          : p.c === 24
+            ? { int8Ms: Number.NaN, floatMs: 0.2 }
+            : { int8Ms: 0.1, floatMs: 0.2 },
+      );
+    };
+    for (let round = 0; round < 2; round++) {
+      const cache = PlanCache.forTarget(target, env);
+      cachedTimings([problem(16), problem(24), problem(40)], keyOf("H100"), cache, time);
+      cache.flush();
+    }
+    expect(timedNow).toEqual([
+      [16, 24, 40],
+      [16, 24],
+    ]);
+  });
+
   it("keeps the other tables of a file written before int8 timings existed", () => {
     const env = { TORCHC_CACHE_DIR: tempDir() };
     const a = PlanCache.forTarget(target, env);

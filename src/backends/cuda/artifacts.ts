@@ -151,11 +151,13 @@ export class EngineChoices {
     const reuse = process.env.TORCHC_REUSE_CONV_PLANS !== "0";
     const again = reuse ? this.refusedConvs.get(key) : undefined;
     if (again !== undefined) return { ok: false, reason: again };
-    const sibling = reuse && !this.tune && !spec.int8 ? this.convs.get(key)?.chosen : undefined;
-    const siblingChoice = sibling ? describeConvCandidate(sibling) : undefined;
-    const choice = this.savedConv(key) ?? (siblingChoice?.plan !== undefined ? siblingChoice : undefined);
+    const saved = this.savedConv(key);
+    if (!saved && reuse && !this.tune && !spec.int8) {
+      const repeat = this.sameProblemAgain(cudnn, spec, key);
+      if (repeat) return repeat;
+    }
     let built: CudnnConvBuild | undefined;
-    const known = choice ?? this.cache.conv(key, this.tune);
+    const known = saved ?? this.cache.conv(key, this.tune);
     if (known) {
       built = restoreConv(cudnn, spec, known);
       if (built.ok) {
@@ -173,6 +175,20 @@ export class EngineChoices {
     if (built.ok) this.convs.set(key, built.plan);
     else this.refusedConvs.set(key, built.reason);
     this.answers.conv.set(key, built.ok);
+    return built;
+  }
+
+  /**
+   * A later layer of a problem this build planned already, restored from the first plan's JSON. The first plan stays
+   * the problem's record (for the plan cache and a package), and the restore is not counted as one from a cache.
+   */
+  private sameProblemAgain(cudnn: Cudnn, spec: CudnnConvSpec, key: string): CudnnConvBuild | undefined {
+    const first = this.convs.get(key)?.chosen;
+    const choice = first ? describeConvCandidate(first) : undefined;
+    if (choice?.plan === undefined) return undefined;
+    const built = restoreConv(cudnn, spec, choice);
+    if (!built.ok) return undefined;
+    this.answers.conv.set(key, true);
     return built;
   }
 

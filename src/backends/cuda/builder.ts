@@ -12,7 +12,7 @@ import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
 import { KernelArgs, launch } from "./device/launch.js";
 import { DeviceBuffer } from "./device/memory.js";
-import { buildKernels, buildKernelsAsync, type Kernel } from "./device/module.js";
+import { type BuiltKernels, buildKernels, buildKernelsAsync, type Kernel } from "./device/module.js";
 import { Stream } from "./device/stream.js";
 import {
   type BuildStats,
@@ -299,11 +299,18 @@ async function compileKernels(
       kernels = built.kernels;
       cache = built.cacheHit;
     } else {
-      const built = await Promise.all(
+      const settled = await Promise.allSettled(
         parts.map((p, i) =>
           buildKernelsAsync(p.source, p.symbols, { ...opts, name: `torchc_engine_${i}.cu` }),
         ),
       );
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) {
+        // the parts that compiled are loaded modules nothing will use
+        for (const r of settled) if (r.status === "fulfilled") r.value.module.unload();
+        throw failed.reason;
+      }
+      const built = settled.map((r) => (r as PromiseFulfilledResult<BuiltKernels<string>>).value);
       kernels = Object.assign({}, ...built.map((b) => b.kernels));
       const hits = new Map<string, number>();
       for (const b of built) hits.set(b.cacheHit, (hits.get(b.cacheHit) ?? 0) + 1);
@@ -624,8 +631,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     throw new Error(`buildCudaEngine: network is not well formed:\n  ${problems.join("\n  ")}`);
   const log = options.log ?? (() => {});
   CudaContext.get(options.device ?? 0);
-  const libs = new LibraryPlans();
-  libs.log = log;
+  const libs = Object.assign(new LibraryPlans(), { log });
   let weights: UploadedWeights | undefined;
   const release = () => {
     libs.release();
@@ -641,6 +647,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     t0 = performance.now();
     reportProgress({ phase: "compile kernels", sub: true, detail: `${plan.program.uniqueKernels} kernels` });
     const compiled = await compileKernels(plan, options);
+    CudaContext.get(options.device ?? 0); // another device's build may have made its context current meanwhile
     const nvrtcMs = elapsed(t0);
     log(
       `nvrtc: ${compiled.count} kernels (${plan.program.uniqueKernels} unique) in ${nvrtcMs} ms (${compiled.cache})`,

@@ -50,11 +50,16 @@ export function cudaInt8SpeedProbe(
     },
     time: (problems) => {
       gpu = CudaContext.get(options.device).info.name;
+      // torchc's own refusals are answered here (they follow this version's rules); cuDNN's answers go through
+      // the plan cache
+      const own = problems.map((p) => int8ProblemRefusal(p, options.dtype));
+      const asked = problems.filter((_, i) => own[i] === null);
       const cache = planCacheOf(options.device, env);
       const at = `${gpu}|${floatName}|tune ${options.tune}`;
+      let answers: Int8ConvTiming[];
       try {
-        return cachedTimings(
-          problems,
+        answers = cachedTimings(
+          asked,
           (p) => `${at}|${JSON.stringify(p)}`,
           cache,
           (todo) => timeProblems(todo, options),
@@ -62,6 +67,8 @@ export function cudaInt8SpeedProbe(
       } finally {
         cache.flush();
       }
+      let j = 0;
+      return own.map((refused) => (refused !== null ? { refused } : answers[j++]));
     },
   };
 }
@@ -81,8 +88,9 @@ function planCacheOf(device: number, env: NodeJS.ProcessEnv): PlanCache {
 
 /**
  * `time` for the problems `cache` has no answer for, the cache's answers for the rest, in order: a warm int8
- * compile (the same model again, or another with the same layers) times nothing. Answers that could not be timed
- * are not kept; a cached answer says so in its detail.
+ * compile (the same model again, or another with the same layers) times nothing. Kept: refusals, and timings with
+ * two finite times and no caveat (an eager fallback or failed candidates are timed again next time); a cached
+ * answer says so in its detail.
  */
 export function cachedTimings(
   problems: readonly Int8ConvProblem[],
@@ -106,7 +114,9 @@ export function cachedTimings(
   return out.map((t, i) => {
     if (t) return t;
     const f = fresh[j++];
-    if (!("untimed" in f)) cache.putInt8Timing(keys[i], f);
+    const clean = "int8Ms" in f && Number.isFinite(f.int8Ms) && Number.isFinite(f.floatMs) && !f.detail;
+    if ("refused" in f || clean)
+      cache.putInt8Timing(keys[i], f as Exclude<Int8ConvTiming, { untimed: string }>);
     return f;
   });
 }

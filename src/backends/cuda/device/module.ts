@@ -117,8 +117,11 @@ export async function buildKernelsAsync<N extends string>(
   names: readonly N[],
   opts: CompileOptions & { cache?: KernelCache } = {},
 ): Promise<BuiltKernels<N>> {
+  const ctx = CudaContext.current();
   const { cache, arch, compileOpts } = prepareBuild(names, opts);
   const program = await cache.compileAsync(source, compileOpts, arch);
+  // another device's build may have made its context current meanwhile: load on the one this build is for
+  ctx.makeCurrent();
   return loadBuilt(program, names);
 }
 
