@@ -101,6 +101,11 @@ export interface TorchcRow {
   readonly compileColdS?: number;
   /** The cold compile's engine build phases, one line per engine (describeEngine's second line). */
   readonly coldBuild?: readonly string[];
+  /**
+   * The cold compile's own phases in ms (the report's timings); compileColdS less their sum is what came after
+   * the build: the execution context's warm-up and graph capture.
+   */
+  readonly coldPhasesMs?: Readonly<Record<string, number>>;
   /** compile() again with the same, now filled, cache dir. */
   readonly compileWarmS?: number;
   readonly nodes?: number;

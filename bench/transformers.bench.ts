@@ -161,6 +161,9 @@ async function measure(dir: string, run: PeerRun): Promise<TorchcRow> {
     row.coldBuild = cold.compiled.report.runners.flatMap((r) =>
       r.split("\n").filter((l) => l.startsWith("engine build")),
     );
+    row.coldPhasesMs = Object.fromEntries(
+      Object.entries(cold.compiled.report.timings).map(([k, v]) => [k, Math.round(v)]),
+    );
     await cold.compiled.dispose();
     stage = "compile (warm)";
     mark();
@@ -228,7 +231,7 @@ function summary(r: TorchcRow): string {
   if (r.failure) return `FAILED in ${r.failure.stage}: ${r.failure.message}`;
   const lat = r.latency ? `${r.latency.medianMs.toFixed(3)} ms` : "not timed";
   const kernels = r.profile ? `, ${r.profile.kernels} kernels` : "";
-  return `${lat}${kernels}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}${r.coldBuild?.length ? `\n  cold ${r.coldBuild.join("\n  cold ")}` : ""}`;
+  return `${lat}${kernels}, err ${r.relErr?.toExponential(2)}${r.withinTolerance ? "" : " (over the bar)"}, compile cold ${r.compileColdS?.toFixed(1)} s / warm ${r.compileWarmS?.toFixed(1)} s, fallback ${r.fallbackNodes}/${r.nodes}${r.coldBuild?.length ? `\n  cold ${r.coldBuild.join("\n  cold ")}` : ""}${r.coldPhasesMs ? `\n  cold compile phases (ms): ${JSON.stringify(r.coldPhasesMs)}` : ""}`;
 }
 
 const dir = runDir();
