@@ -25,7 +25,7 @@ import { CudaContext } from "../../src/backends/cuda/device/index.js";
 import { timePairOnStream } from "../../src/backends/cuda/device/graph-timing.js";
 import { Cudnn } from "../../src/backends/cuda/device/conv.js";
 import { TimingScratch } from "../../src/backends/cuda/device/timing-scratch.js";
-import { problemSpec } from "../../src/backends/cuda/int8-conv-timing.js";
+import { bindProblemScratch, outputElements, problemSpec } from "../../src/backends/cuda/int8-conv-timing.js";
 import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "../../src/backends/cuda/kernels/conv-cudnn.js";
 import type { Int8ConvProblem } from "../../src/runtime/calibration-speed.js";
 import { firstLine, Sweep } from "./sweep-support.js";
@@ -133,34 +133,6 @@ function specOf(p: Int8ConvProblem, precision: Precision | "fp16"): CudnnConvSpe
   return precision === "fp8" ? { ...s, fp8: true } : s;
 }
 
-/** Scratch operands of the problem's sizes for `plan`: float16 for the fp16 plan, bytes for the quantized ones. */
-function bind(bench: TimingScratch, plan: CudnnConvPlan, p: Int8ConvProblem, precision: Precision | "fp16") {
-  const oh = Math.floor((p.h + 2 * p.padding[0] - p.r) / p.stride[0]) + 1;
-  const ow = Math.floor((p.w + 2 * p.padding[1] - p.s) / p.stride[1]) + 1;
-  const xs = p.n * p.c * p.h * p.w;
-  const ws = p.k * p.c * p.r * p.s;
-  const y = bench.buffer(p.n * p.k * oh * ow * 2, 0).ptr;
-  const workspace = bench.buffer(Math.max(256, plan.workspaceBytes), 0).ptr;
-  if (precision === "fp16") {
-    // fp16 1.06 inputs, 0.0039 weights
-    plan.bind({ x: bench.buffer(xs * 2, 0x3c).ptr, w: bench.buffer(ws * 2, 0x1c).ptr, bias: bench.buffer(p.k * 2, 0).ptr, y, extra: [] }, workspace);
-    return;
-  }
-  // int8 60 and 1; FP8 E4M3 0x38 = 1.0 and 0x20 = 0.125
-  const [xb, wb] = precision === "int8" ? [60, 1] : [0x38, 0x20];
-  plan.bind(
-    {
-      x: bench.buffer(xs, xb).ptr,
-      w: bench.buffer(ws, wb).ptr,
-      scale: bench.upload(new Float32Array(p.k).fill(1e-3)).ptr,
-      bias: bench.buffer(p.k * 4, 0).ptr,
-      y,
-      extra: [],
-    },
-    workspace,
-  );
-}
-
 function runShape(cudnn: Cudnn, s: Shape): void {
   const row: Row = { name: s.name, model: s.model, count: s.count };
   sweep.rows.push(row);
@@ -175,7 +147,9 @@ function runShape(cudnn: Cudnn, s: Shape): void {
         continue;
       }
       plans[precision] = built.plan;
-      bind(bench, built.plan, s.p, precision);
+      const y = bench.buffer(outputElements(s.p) * 2, 0).ptr;
+      const workspace = bench.buffer(Math.max(256, built.plan.workspaceBytes), 0).ptr;
+      bindProblemScratch(bench, built.plan, s.p, precision === "fp16" ? "float16" : precision, y, workspace);
     }
     CudaContext.current().synchronize();
     const fp16 = plans.fp16 as CudnnConvPlan;

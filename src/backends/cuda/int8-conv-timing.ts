@@ -221,10 +221,7 @@ function timePlans(
   }
 }
 
-/**
- * Binds both plans to buffers of the problem's sizes. Non-zero data, so neither library times zeros: fp16 1.06
- * (0x3c3c) or float32 0.0115 (0x3c3c3c3c) inputs, fp16 0.0039 (0x1c1c) weights, int8 60 and 1, scales 1e-3.
- */
+/** Binds both plans to scratch buffers of the problem's sizes (one output and one workspace shared). */
 function bindScratch(
   bench: TimingScratch,
   float: CudnnConvPlan,
@@ -232,27 +229,48 @@ function bindScratch(
   p: Int8ConvProblem,
   dtype: "float16" | "float32",
 ): void {
-  const es = dtype === "float16" ? 2 : 4;
+  const y = bench.buffer(outputElements(p) * (dtype === "float16" ? 2 : 4), 0).ptr;
+  const workspace = bench.buffer(Math.max(float.workspaceBytes, int8.workspaceBytes), 0).ptr;
+  bindProblemScratch(bench, float, p, dtype, y, workspace);
+  bindProblemScratch(bench, int8, p, "int8", y, workspace);
+  // the fills and the upload are on other streams or synchronous: settle them before timing starts
+  CudaContext.current().synchronize();
+}
+
+/** Elements of the problem's output. */
+export function outputElements(p: Int8ConvProblem): number {
   const [oh, ow] = outSize(p);
+  return p.n * p.k * oh * ow;
+}
+
+/**
+ * Binds `plan` (the problem planned in `operands`: a float type, or int8 / FP8 E4M3 quantized graphs) to scratch
+ * inputs of the problem's sizes, writing `y` with `workspace`. Non-zero data, so no library times zeros: fp16
+ * 1.06 (0x3c3c) or float32 0.0115 (0x3c3c3c3c) inputs, fp16 0.0039 (0x1c1c) weights, int8 60 and 1, FP8 1.0
+ * (0x38) and 0.125 (0x20), scales 1e-3. The caller settles the fills (they are queued on the scratch's stream).
+ */
+export function bindProblemScratch(
+  bench: TimingScratch,
+  plan: CudnnConvPlan,
+  p: Int8ConvProblem,
+  operands: "float16" | "float32" | "int8" | "fp8",
+  y: bigint,
+  workspace: bigint,
+): void {
   const xs = p.n * p.c * p.h * p.w;
   const ws = p.k * (p.c / p.groups) * p.r * p.s;
-  const ys = p.n * p.k * oh * ow;
-  const workspace = bench.buffer(Math.max(float.workspaceBytes, int8.workspaceBytes), 0).ptr;
-  const y = bench.buffer(ys * es, 0).ptr;
-  float.bind(
+  if (operands === "float16" || operands === "float32") {
+    const es = operands === "float16" ? 2 : 4;
+    const bias = p.bias ? bench.buffer(p.k * es, 0).ptr : undefined;
+    const x = bench.buffer(xs * es, 0x3c).ptr;
+    plan.bind({ x, w: bench.buffer(ws * es, 0x1c).ptr, bias, y, extra: [] }, workspace);
+    return;
+  }
+  const [xb, wb] = operands === "int8" ? [60, 1] : [0x38, 0x20];
+  plan.bind(
     {
-      x: bench.buffer(xs * es, 0x3c).ptr,
-      w: bench.buffer(ws * es, 0x1c).ptr,
-      bias: p.bias ? bench.buffer(p.k * es, 0).ptr : undefined,
-      y,
-      extra: [],
-    },
-    workspace,
-  );
-  int8.bind(
-    {
-      x: bench.buffer(xs, 60).ptr,
-      w: bench.buffer(ws, 1).ptr,
+      x: bench.buffer(xs, xb).ptr,
+      w: bench.buffer(ws, wb).ptr,
       scale: bench.upload(new Float32Array(p.k).fill(1e-3)).ptr,
       bias: p.bias ? bench.buffer(p.k * 4, 0).ptr : undefined,
       y,
@@ -260,6 +278,4 @@ function bindScratch(
     },
     workspace,
   );
-  // the fills and the upload are on other streams or synchronous: settle them before timing starts
-  CudaContext.current().synchronize();
 }
