@@ -104,12 +104,18 @@ function fixtures(): { dir: string; why: string | false } {
 function sparseLayers(m: CompiledModule): NonNullable<Row["gemms"]> {
   const out: NonNullable<Row["gemms"]> = [];
   for (const line of m.report.runners.join("\n").split("\n")) {
-    const s = /^ {2}sparse: '(.*)' (M=\d+ N=\d+ K=\d+)(?: \(([\d.]+) ms vs dense ([\d.]+) ms)?/.exec(line);
+    const s =
+      /^ {2}sparse: '(.*)' ((?:1×1 conv )?M=\d+ N=\d+ K=\d+)(?: \(([\d.]+) ms vs dense ([\d.]+) ms)?/.exec(
+        line,
+      );
     if (s)
       out.push({ layer: s[1], shape: s[2], ran: "sparse", sparseMs: Number(s[3]), denseMs: Number(s[4]) });
-    const d = /^ {2}dense: {2}'(.*)' (M=\d+ N=\d+ K=\d+|K=\d+): (.*)$/.exec(line);
+    const d =
+      /^ {2}dense: {2}'(.*)' ((?:1×1 conv )?M=\d+ N=\d+ K=\d+|K=\d+|Cout=\d+ Cin=\d+ \d+×\d+): (.*)$/.exec(
+        line,
+      );
     if (d) {
-      const t = /sparse ([\d.]+) ms vs dense cuBLASLt ([\d.]+) ms/.exec(d[3]);
+      const t = /sparse ([\d.]+) ms vs dense (?:cuBLASLt|cuDNN) ([\d.]+) ms/.exec(d[3]);
       out.push({
         layer: d[1],
         shape: d[2],
@@ -257,18 +263,32 @@ describe("the cuSPARSELt plan on the device, against a host product", { skip: no
     }
   });
 
-  for (const activation of ["none", "relu"] as SparseActivation[]) {
-    it(`y = ${activation}(x·Wᵀ + b), ${m}×${n}×${k} fp16, after cusparseLtMatmulSearch`, () => {
+  // with a residual r: a 1×1 convolution's tensor addition as cuSPARSELt's C (β = 1), added before the ReLU
+  const res = half([m, n], toFloat64Array(randomTensor(r, "float32", [m, n], 1)));
+  for (const [activation, residual] of [
+    ["none", false],
+    ["relu", false],
+    ["relu", true],
+  ] as [SparseActivation, boolean][]) {
+    const what = residual ? `${activation}(x·Wᵀ + b + r)` : `${activation}(x·Wᵀ + b)`;
+    it(`y = ${what}, ${m}×${n}×${k} fp16, after cusparseLtMatmulSearch`, () => {
       const handle = SparseLtHandle.create();
       const stream = Stream.create();
-      const bufs = [tensorBytes(w), tensorBytes(x)].map((bytes) => DeviceBuffer.from(bytes));
-      const [wd, xd] = bufs;
+      const bufs = [tensorBytes(w), tensorBytes(x), tensorBytes(res)].map((bytes) =>
+        DeviceBuffer.from(bytes),
+      );
+      const [wd, xd, rd] = bufs;
       const yd = DeviceBuffer.alloc(m * n * 2);
       const ws = DeviceBuffer.alloc(32 << 20);
       try {
-        const problem = { dtype: "float16", m, n, k, bias: true, activation } as const;
+        const problem = { dtype: "float16", m, n, k, bias: true, activation, residual } as const;
         const plan = buildSparseLtPlan(handle, problem, { weight: wd.ptr, bias: tensorBytes(b) }, stream);
-        const operands = { x: xd.ptr, y: yd.ptr, workspace: ws.ptr };
+        const operands = {
+          x: xd.ptr,
+          y: yd.ptr,
+          workspace: ws.ptr,
+          ...(residual ? { residual: rd.ptr } : {}),
+        };
         searchSparseLtPlan(handle, plan, operands, stream);
         yd.fill(0, { stream });
         runSparseLtPlan(handle, plan, operands, streamCell(stream));
@@ -278,25 +298,25 @@ describe("the cuSPARSELt plan on the device, against a host product", { skip: no
           shape: [m * n],
           data: yd.download(new Uint16Array(m * n)),
         });
-        const [xv, wv, bv] = [x, w, b].map(toFloat64Array);
+        const [xv, wv, bv, rv] = [x, w, b, res].map(toFloat64Array);
         let err = 0;
         let mag = 0;
         for (let i = 0; i < m; i++)
           for (let j = 0; j < n; j++) {
-            let acc = bv[j];
+            let acc = bv[j] + (residual ? rv[i * n + j] : 0);
             for (let p = 0; p < k; p++) acc += xv[i * k + p] * wv[j * k + p];
             const want = activation === "relu" ? Math.max(0, acc) : acc;
             err = Math.max(err, Math.abs(got[i * n + j] - want));
             mag = Math.max(mag, Math.abs(want));
           }
-        report(`plan ${activation}`, {
+        report(`plan ${what}`, {
           version: handle.version(),
           algorithm: plan.algorithm,
           workspaceBytes: plan.workspaceBytes,
           relative: err / mag,
         });
         destroySparseLtPlan(plan);
-        assert.ok(err / mag <= 5e-3, `${activation}: max error ${err} of ${mag}`);
+        assert.ok(err / mag <= 5e-3, `${what}: max error ${err} of ${mag}`);
       } finally {
         for (const buf of [...bufs, yd, ws]) buf.free();
         stream.destroy();
@@ -502,8 +522,16 @@ describe("2:4 sparse weights through cuSPARSELt, dense and sparse in the same ru
       dir,
       "resnet50",
       30,
-      "1×1 convolutions are not run sparse yet: only the fc layer is eligible",
+      "1×1 stride-1 convolutions timed cuSPARSELt against cuDNN; 3×3 and strided ones stay on cuDNN",
     );
+    // every stride-1 1×1 convolution (ResNet-50 has 32 at batch 32, M = 32·H·W) is timed against its cuDNN plan
+    const timed = (row.gemms ?? []).filter((g) => g.shape.startsWith("1×1 conv") && g.sparseMs !== undefined);
+    report("resnet50 1x1 convolutions", {
+      timed: timed.length,
+      sparse: timed.filter((g) => g.ran === "sparse").length,
+      speedups: timed.map((g) => `${g.shape} ${((g.denseMs ?? 0) / (g.sparseMs ?? 1)).toFixed(2)}`),
+    });
+    assert.ok(timed.length >= 16, `only ${timed.length} 1×1 convolutions were timed sparse against dense`);
     assert.ok(
       row.sparseMs <= row.denseMs * 1.03,
       `resnet50: ${row.denseMs} ms dense vs ${row.sparseMs} ms sparse`,

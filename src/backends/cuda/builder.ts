@@ -34,6 +34,7 @@ import {
   matmulGeometry,
 } from "./kernels/matmul-cublaslt.js";
 import { SmallGemmMatmul } from "./kernels/matmul-small.js";
+import type { SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import { type LtTimedChoice, ltTimedChoiceEnabled, timeLtCandidates } from "./lt-timed-choice.js";
 import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
@@ -97,6 +98,8 @@ class LibraryPlans {
   /** The int8 weight, scale and bias of each int8 convolution step (ConvStep.int8), uploaded with the weights. */
   readonly int8Convs = new Map<ConvStep, Int8ConvOperands>();
   readonly matmuls = new Map<MatmulStep, EngineMatmul>();
+  /** 1×1 convolutions run by cuSPARSELt instead of their cuDNN plan in `convs` (./sparse-conv-select.ts). */
+  readonly sparseConvs = new Map<ConvStep, SparseLtMatmul>();
   /** What `sparseWeights` chose, when it was on. */
   sparse: SparseSummary | undefined;
   /** What TORCHC_SMALL_GEMM chose, when it was on and some matmul was eligible. */
@@ -156,6 +159,8 @@ class LibraryPlans {
   release(): void {
     for (const p of this.convs.values()) p.destroy();
     for (const p of this.matmuls.values()) p.destroy();
+    for (const p of this.sparseConvs.values()) p.destroy();
+    this.sparseConvs.clear();
     if (this.lt !== undefined) destroyLtHandle(this.lt);
     this.cudnn?.destroy();
     this.convs.clear();
@@ -241,6 +246,7 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     options.sparseWeights,
     ltWorkspaceBytes(options),
     log,
+    { dense: libs.convs, sparse: libs.sparseConvs },
   );
   // opt-in real int8 GEMMs for quantized linear layers (./quant-select.ts)
   if (quantKernelsEnabled()) {
@@ -441,6 +447,13 @@ function convOperands(s: ConvStep, ptr: (t: string) => bigint, weights: Uploaded
   };
 }
 
+/** A 1×1 convolution run by cuSPARSELt: the plan holds its weight and summed bias; the one tensor addition is C. */
+function bindSparseConv(s: ConvStep, sparse: SparseLtMatmul, ptr: (t: string) => bigint, workspace: bigint) {
+  const added = s.epilogue.find((op) => op.kind === "tensor");
+  return () =>
+    sparse.bind(ptr(s.x), 0n, ptr(s.output), undefined, workspace, added ? ptr(added.tensor) : undefined);
+}
+
 /** Phase 4: the launch list of one instance, every pointer resolved against that instance's memory. */
 function makeLauncher(
   plan: EnginePlan,
@@ -480,6 +493,11 @@ function makeLauncher(
         return () => launch(kernel, cfg, args);
       }
       if (s.kind === "conv") {
+        const sparse = libs.sparseConvs.get(s);
+        if (sparse)
+          return library(b, sparse, bindSparseConv(s, sparse, ptr, workspace.ptr), () =>
+            sparse.execute(stream),
+          );
         const p = libs.convs.get(s)!;
         const ops = convOperands(s, ptr, weights);
         return library(
@@ -659,7 +677,7 @@ export async function buildCudaEngine(network: Network, options: CudaBuildOption
     const uploadMs = elapsed(t0);
     const workspaceBytes = Math.max(
       ltWorkspaceBytes(options) * (libs.matmuls.size > 0 ? 1 : 0),
-      ...[...libs.convs.values()].map((p) => p.workspaceBytes),
+      ...[...libs.convs.values(), ...libs.sparseConvs.values()].map((p) => p.workspaceBytes),
       256,
     );
     const ioOf = (name: string): EngineIO => {

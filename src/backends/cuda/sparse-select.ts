@@ -25,14 +25,16 @@ import type { SmallGemmMatmul } from "./kernels/matmul-small.js";
 import { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import type { EnginePlan } from "./plan.js";
 import type { QuantizedEngineMatmul } from "./quant-select.js";
+import { type SparseConvPlans, tryConvCandidate } from "./sparse-conv-select.js";
 import {
   gpuSparseRefusal,
   type SparseCandidate,
+  type SparseConvCandidacy,
   type SparseLayerReport,
   type SparseSummary,
   type SparseWeightsSetting,
   sparseCandidate,
-  sparseConvRefusal,
+  sparseConvCandidate,
   sparseWeightsSetting,
   timingLost,
 } from "./sparse-weights.js";
@@ -83,19 +85,18 @@ function versionText(v: number): string {
   return `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 100)}.${v % 100}`;
 }
 
-/** The candidates of a plan, and how many matmuls had a constant weight to check. */
+/** The candidates of a plan (linears, then 1×1 convolutions, in schedule order) and how many weights were checked. */
 function candidates(plan: EnginePlan, matmuls: ReadonlyMap<MatmulStep, EngineMatmul>) {
   const info = (t: string) => plan.infos.get(t)!;
-  const found: SparseCandidate[] = [];
+  const found: (SparseCandidate | SparseConvCandidacy)[] = [];
   let checked = 0;
   for (const step of plan.steps) {
     if (step.kind === "conv") {
       for (const conv of step.next ? [step, step.next] : [step]) {
         if (plan.network.layers.some((l) => l.type === "constant" && l.output === conv.layer.inputs[1]))
           checked++;
-        const refused = sparseConvRefusal(conv, plan.network, plan.infos);
-        if (refused)
-          found.push({ runnable: false, step: conv, shape: refused.shape, reason: refused.reason });
+        const c = sparseConvCandidate(conv, plan.network, plan.infos);
+        if (c) found.push(c);
       }
       continue;
     }
@@ -174,8 +175,10 @@ function ranDense(base: Omit<SparseLayerReport, "ran">, reason: string): { repor
 }
 
 /**
- * Replaces, in `matmuls`, each dense plan that a sparse one beats (the dense one is destroyed), and says what
- * every sparse-eligible layer ran as. Nothing is touched when `setting` is undefined.
+ * Replaces, in `matmuls`, each dense plan that a sparse one beats (the dense one is destroyed); puts in
+ * `convs.sparse` each 1×1 convolution whose sparse plan beats its cuDNN plan in `convs.dense` (kept: packages and
+ * refits describe it); and says what every sparse-eligible layer ran as. Nothing is touched when `setting` is
+ * undefined. Without `convs`, eligible convolutions are reported as dense.
  */
 export function chooseSparseMatmuls(
   plan: EnginePlan,
@@ -183,6 +186,7 @@ export function chooseSparseMatmuls(
   setting: SparseWeightsSetting | undefined,
   maxWorkspace: number,
   log: (message: string) => void,
+  convs?: SparseConvPlans,
 ): SparseSummary | undefined {
   if (!setting) return undefined;
   const { found, checked } = candidates(plan, matmuls);
@@ -195,9 +199,21 @@ export function chooseSparseMatmuls(
         layers.push({ layer: name, shape: c.shape, ran: "dense", reason: c.reason });
         continue;
       }
-      const shape = `M=${c.problem.m} N=${c.problem.n} K=${c.problem.k}`;
+      const shape = `${"conv" in c ? "1×1 conv " : ""}M=${c.problem.m} N=${c.problem.n} K=${c.problem.k}`;
       if (setting.unavailable) {
         layers.push({ layer: name, shape, ran: "dense", reason: setting.unavailable });
+        continue;
+      }
+      if ("conv" in c) {
+        const dense = convs?.dense.get(c.step);
+        if (!dense) {
+          layers.push({ layer: name, shape, ran: "dense", reason: "no cuDNN plan to time against" });
+          continue;
+        }
+        shared ??= new SharedSparseHandle(SparseLtHandle.create());
+        const r = tryConvCandidate(c, dense, shared, maxWorkspace, SPARSE_TIMING);
+        layers.push(r.report);
+        if (r.chosen) convs?.sparse.set(c.step, r.chosen);
         continue;
       }
       shared ??= new SharedSparseHandle(SparseLtHandle.create());

@@ -13,7 +13,7 @@ import {
   sparseActivationRefusal,
   sparseShapeRefusal,
 } from "./device/sparselt-plan.js";
-import type { ConvStep, MatmulStep } from "./fuse/steps.js";
+import type { ConvEpilogueOp, ConvStep, MatmulStep } from "./fuse/steps.js";
 import type { MatmulGeometry } from "./kernels/matmul-cublaslt.js";
 import { storageRoot, type TensorInfo } from "./plan/tensors.js";
 
@@ -137,16 +137,61 @@ export function sparseCandidate(
   return { runnable: true, step, problem, weight, bias };
 }
 
+/** A 1×1 convolution cuSPARSELt runs as one GEMM over the channels-last map: y[M, Cout] = act(x[M, Cin]·Wᵀ + …). */
+export interface SparseConvCandidate {
+  readonly runnable: true;
+  readonly conv: true;
+  readonly step: ConvStep;
+  /** M = N·H·W pixels, N = Cout, K = Cin; the residual is cuSPARSELt's C. */
+  readonly problem: SparseLinearProblem;
+  /** The weight [Cout, Cin, 1, 1] as the network holds it (the same bytes as [Cout, Cin]). */
+  readonly weight: Tensor;
+  /** The convolution's bias plus the epilogue's per-channel additions, when there is any. */
+  readonly bias?: Float64Array;
+  /** The tensor the epilogue adds (a residual of y's shape and layout). */
+  readonly residual?: string;
+}
+
+export type SparseConvCandidacy =
+  | SparseConvCandidate
+  | { readonly runnable: false; readonly step: ConvStep; readonly shape: string; readonly reason: string };
+
+/** What cuSPARSELt's epilogue (D = act(A·B + β·C + bias)) makes of a convolution's fused ops, or why it cannot. */
+export function sparseConvEpilogue(
+  ops: readonly ConvEpilogueOp[],
+): { channelAdds: Float64Array[]; residual?: string; activation: "none" | "relu" } | string {
+  const channelAdds: Float64Array[] = [];
+  let residual: string | undefined;
+  let activation: "none" | "relu" = "none";
+  for (const op of ops) {
+    if (activation !== "none") return `a ${describeOp(op)} after the activation (cuSPARSELt applies it last)`;
+    if (op.kind === "act") {
+      if (op.fn !== "relu") return `${op.fn} epilogue: cuSPARSELt fuses only ReLU for fp16`;
+      activation = "relu";
+    } else if (op.op === "mul") return `a ${describeOp(op)} in the epilogue (cuSPARSELt only adds)`;
+    else if (op.kind === "channel") channelAdds.push(op.values);
+    else if (residual !== undefined) return "two tensor additions in the epilogue (cuSPARSELt adds one C)";
+    else residual = op.tensor;
+  }
+  return residual === undefined ? { channelAdds, activation } : { channelAdds, residual, activation };
+}
+
+function describeOp(op: ConvEpilogueOp): string {
+  if (op.kind === "act") return `${op.fn} activation`;
+  return `${op.kind === "channel" ? "per-channel" : "tensor"} ${op.op === "add" ? "addition" : "multiplication"}`;
+}
+
 /**
  * A convolution whose constant weight [Cout, Cin, kh, kw] is 2:4 sparse along Cin at each kernel position (the
- * K order of a channels-last implicit GEMM): reported as eligible but dense, since only linear layers run
- * sparse. Undefined when the weight is not a constant or not 2:4.
+ * K order of a channels-last implicit GEMM). A cuDNN 1×1 convolution with stride 1 and no padding over fp16
+ * channels-last memory is a GEMM, and runs sparse when its epilogue is cuSPARSELt's; every other one is reported
+ * as eligible but dense, with the reason. Undefined when the weight is not a constant or not 2:4.
  */
-export function sparseConvRefusal(
+export function sparseConvCandidate(
   step: ConvStep,
   net: Network,
   infos: ReadonlyMap<string, TensorInfo>,
-): { readonly layer: string; readonly shape: string; readonly reason: string } | undefined {
+): SparseConvCandidacy | undefined {
   const weight = constantBehind(net, infos, step.layer.inputs[1]);
   if (weight?.shape.length !== 4) return undefined;
   const [cout, cin, kh, kw] = weight.shape;
@@ -156,14 +201,63 @@ export function sparseConvRefusal(
     for (let c = 0; c < cin; c++)
       for (let i = 0; i < kh * kw; i++) perm[(o * kh * kw + i) * cin + c] = v[(o * cin + c) * kh * kw + i];
   if (!is24Sparse(perm, cout * kh * kw, cin)) return undefined;
-  const oneByOne = kh === 1 && kw === 1;
-  return {
-    layer: step.layer.name,
-    shape: `Cout=${cout} Cin=${cin} ${kh}×${kw}`,
-    reason: oneByOne
-      ? `1×1 convolution: runs ${step.engine === "cudnn" ? "on cuDNN" : "as a generated kernel"} (1×1 convolutions as sparse GEMMs are not built yet)`
-      : `${kh}×${kw} convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)`,
+  const refuse = (reason: string, shape = `Cout=${cout} Cin=${cin} ${kh}×${kw}`): SparseConvCandidacy => ({
+    runnable: false,
+    step,
+    shape,
+    reason,
+  });
+  if (kh !== 1 || kw !== 1)
+    return refuse(
+      `${kh}×${kw} convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)`,
+    );
+  if (step.engine !== "cudnn")
+    return refuse(
+      `1×1 convolution: runs as a generated kernel (${step.engine}); only cuDNN's are offered to cuSPARSELt`,
+    );
+  const l = step.layer;
+  const why = conv1x1Refusal(step, infos);
+  if (why) return refuse(why);
+  const epilogue = sparseConvEpilogue(step.epilogue);
+  if (typeof epilogue === "string") return refuse(epilogue);
+  const [n, , oh, ow] = infos.get(step.output)!.shape;
+  const problem: SparseLinearProblem = {
+    dtype: "float16",
+    m: n * oh * ow,
+    n: cout,
+    k: cin,
+    bias: l.inputs[2] !== undefined || epilogue.channelAdds.length > 0,
+    activation: epilogue.activation,
+    ...(epilogue.residual !== undefined ? { residual: true } : {}),
   };
+  const shape = `1×1 conv ${shapeText(problem)}`;
+  const misaligned = sparseShapeRefusal(problem);
+  if (misaligned) return refuse(misaligned, shape);
+  let bias: Float64Array | undefined;
+  if (problem.bias) {
+    const own = l.inputs[2] === undefined ? undefined : constantBehind(net, infos, l.inputs[2]);
+    if (l.inputs[2] !== undefined && !own) return refuse("bias is not a constant", shape);
+    bias = own ? toFloat64Array(own) : new Float64Array(cout);
+    for (const add of epilogue.channelAdds) for (let c = 0; c < cout; c++) bias[c] += add[c];
+  }
+  return { runnable: true, conv: true, step, problem, weight, bias, residual: epilogue.residual };
+}
+
+/** Why a 1×1 convolution is not one channels-last fp16 GEMM over its map, or undefined. */
+function conv1x1Refusal(step: ConvStep, infos: ReadonlyMap<string, TensorInfo>): string | undefined {
+  const l = step.layer;
+  if (step.int8) return "int8 convolution: sparse int8 is not built";
+  if (step.scale || step.next || step.xMean) return "1×1 convolution fused with its neighbours";
+  if (l.groups !== 1) return `grouped convolution (${l.groups} groups)`;
+  if (l.stride.some((s) => s !== 1))
+    return `stride ${l.stride.join("×")}: a strided 1×1 convolution is not one GEMM over the map`;
+  if (l.padding.some((p) => p !== 0)) return `padding ${l.padding.join("×")}`;
+  if (step.layout !== "NHWC")
+    return "NCHW memory: the GEMM needs channels-last activations (fp16 engines are channels-last)";
+  const dtypes = [step.x, step.output].map((t) => infos.get(t)!.storage);
+  if (dtypes.some((d) => d !== "float16"))
+    return `precision ${dtypes.join("/")}: sparse needs fp16 (cuSPARSELt's fp32 kernels need 1:2 sparsity, not 2:4); compile with enabledPrecisions ["fp16"]`;
+  return undefined;
 }
 
 function transpose2d(v: Float64Array, rows: number, cols: number): Float64Array {
@@ -253,7 +347,7 @@ export function formatSparseSummary(s: SparseSummary): string[] {
   return [head, ...lines];
 }
 
-/** `timing lost` wording, with both times. */
-export function timingLost(sparseMs: number, denseMs: number): string {
-  return `timing lost: sparse ${ms(sparseMs)} vs dense cuBLASLt ${ms(denseMs)}`;
+/** `timing lost` wording, with both times and the dense library (cuBLASLt for linears, cuDNN for convolutions). */
+export function timingLost(sparseMs: number, denseMs: number, dense = "cuBLASLt"): string {
+  return `timing lost: sparse ${ms(sparseMs)} vs dense ${dense} ${ms(denseMs)}`;
 }

@@ -99,3 +99,49 @@ export function convNet(): Network {
   conv(16, 1, false, "c3");
   return b.build([{ tensor: y, as: "y" }]);
 }
+
+export interface Conv1x1Spec {
+  readonly stride?: number;
+  /** Height and width of the map (default 8). */
+  readonly hw?: number;
+  readonly act?: "relu" | "silu";
+  /**
+   * Add the convolution's input before the activation (16 → 16 channels), as a ResNet block's last one does. The
+   * input is then made by a dense 1×1 convolution first, so that the residual is an fp16 channels-last tensor.
+   */
+  readonly residual?: boolean;
+}
+
+/**
+ * x [2, 16, hw, hw] (→ dense 1×1 conv → relu, with a residual) → 1×1 conv 16 → 32 (16 → 16 with a residual),
+ * pruned 2:4, with bias → (+ its input) → act → neg, the last op so the convolution writes an internal fp16
+ * tensor. The pruned convolution is the network's last.
+ */
+export function conv1x1Net(s: Conv1x1Spec): { net: Network; weight: Tensor; bias: Tensor } {
+  const r = rng(13);
+  const b = new NetworkBuilder();
+  const hw = s.hw ?? 8;
+  let x = b.addInput("x", { dtype: "float32", shape: [2, 16, hw, hw] });
+  const conv = (input: string, w: Tensor, bias: Tensor, stride: number, name: string) =>
+    b.add({
+      type: "convolution",
+      inputs: [input, b.constant(w, `${name}.w`), b.constant(bias, `${name}.b`)],
+      stride: [stride, stride],
+      padding: [0, 0],
+      dilation: [1, 1],
+      groups: 1,
+    });
+  if (s.residual) {
+    const w = randomTensor(r, "float32", [16, 16, 1, 1], Math.sqrt(3 / 16));
+    x = conv(x, w, randomTensor(r, "float32", [16], 0.1), 1, "stem");
+    x = b.add({ type: "activation", inputs: [x], fn: { kind: "relu" } });
+  }
+  const cout = s.residual ? 16 : 32;
+  const weight = prune24Conv(randomTensor(r, "float32", [cout, 16, 1, 1], Math.sqrt(3 / 16)));
+  const bias = randomTensor(r, "float32", [cout], 0.1);
+  let y = conv(x, weight, bias, s.stride ?? 1, "pruned");
+  if (s.residual) y = b.add({ type: "elementwise", inputs: [y, x], op: "add" });
+  y = b.add({ type: "activation", inputs: [y], fn: { kind: s.act ?? "relu" } });
+  y = b.add({ type: "unary", inputs: [y], op: "neg" });
+  return { net: b.build([{ tensor: y, as: "y" }]), weight, bias };
+}

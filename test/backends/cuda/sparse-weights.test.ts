@@ -15,15 +15,18 @@ import {
   is24Sparse,
   type SparseSummary,
   sparseCandidate,
+  sparseConvCandidate,
+  sparseConvEpilogue,
   sparseWeightsSetting,
 } from "../../../src/backends/cuda/sparse-weights.js";
 import { compileOptionsFrom, expandSparseWeightsFlag } from "../../../src/cli/compile-options.js";
 import { TorchcError } from "../../../src/errors.js";
 import { loadModel } from "../../../src/frontends/load-model.js";
+import type { Network } from "../../../src/network/network.js";
 import { compile } from "../../../src/runtime/compile.js";
 import type { CompileOptions } from "../../../src/runtime/options.js";
 import { MODELS, ROOT } from "../../helpers.js";
-import { convNet, linearNet, planOf, prune24 } from "./sparse-nets.js";
+import { conv1x1Net, convNet, linearNet, planOf, prune24 } from "./sparse-nets.js";
 
 describe("the 2:4 check along K", () => {
   it("accepts at most two non-zeros in each group of four, with exact zeros only", () => {
@@ -101,24 +104,94 @@ describe("which matmuls are sparse-eligible", () => {
     if (c && !c.runnable) expect(c.reason).toMatch(/^precision fp32: sparse needs fp16\/bf16\/int8/);
   });
 
-  it("2:4 convolutions (along Cin at each kernel position) are listed as eligible and dense, with the reason", () => {
+  it("2:4 convolutions (along Cin at each kernel position): 1×1 ones are GEMM candidates, the rest dense with the reason", () => {
     const { plan } = planOf(convNet());
     const convs = plan.steps.filter((s) => s.kind === "conv");
     expect(convs).toHaveLength(3);
+    const c1 = sparseConvCandidate(convs[0]!, plan.network, plan.infos);
+    expect(c1?.runnable).toBe(true);
+    if (!c1?.runnable) return;
+    // [2, 16, 8, 8] channels-last: 128 pixels by 16 channels, times Wᵀ [16, 32]; the ReLU in the epilogue
+    expect(c1.problem).toEqual({ dtype: "float16", m: 128, n: 32, k: 16, bias: false, activation: "relu" });
+    expect(c1.residual).toBeUndefined();
+    expect(c1.weight.shape).toEqual([32, 16, 1, 1]);
+    // the dense 1×1 is not a candidate at all
+    expect(sparseConvCandidate(convs[2]!, plan.network, plan.infos)).toBeUndefined();
+    // without the build's cuDNN plans (a host-only plan), the 1×1 is eligible but cannot be timed
     const summary = chooseSparseMatmuls(plan, new Map(), { mode: true }, 1 << 20, () => {});
     expect(summary?.weightsChecked).toBe(3);
     expect(summary?.layers.map((l) => [l.shape, l.ran, l.reason])).toEqual([
-      [
-        "Cout=32 Cin=16 1×1",
-        "dense",
-        "1×1 convolution: runs on cuDNN (1×1 convolutions as sparse GEMMs are not built yet)",
-      ],
+      ["1×1 conv M=128 N=32 K=16", "dense", "no cuDNN plan to time against"],
       [
         "Cout=32 Cin=32 3×3",
         "dense",
         "3×3 convolution: runs on cuDNN (no sparse path for convolutions; im2col not attempted)",
       ],
     ]);
+  });
+
+  it("a 1×1 convolution that is not one fp16 channels-last GEMM is refused with the reason", () => {
+    const reason = (net: Network, precision: "fp16" | "fp32" = "fp16") => {
+      const { plan } = planOf(net, precision);
+      const conv = plan.steps.filter((s) => s.kind === "conv").at(-1)!;
+      const c = sparseConvCandidate(conv, plan.network, plan.infos);
+      return c && !c.runnable ? c.reason : c?.runnable;
+    };
+    expect(reason(conv1x1Net({ stride: 2 }).net)).toBe(
+      "stride 2×2: a strided 1×1 convolution is not one GEMM over the map",
+    );
+    expect(reason(conv1x1Net({}).net, "fp32")).toMatch(
+      /^NCHW memory: the GEMM needs channels-last activations/,
+    );
+    // 2·3·3 = 18 pixels: not a multiple of 16
+    expect(reason(conv1x1Net({ hw: 3 }).net)).toMatch(/^shape not aligned: M=18 not a multiple of 16/);
+    expect(reason(conv1x1Net({ act: "silu" }).net)).toBe(
+      "silu epilogue: cuSPARSELt fuses only ReLU for fp16",
+    );
+    expect(reason(conv1x1Net({ residual: true }).net)).toBe(true);
+    const { plan } = planOf(conv1x1Net({ residual: true }).net);
+    const [first, last] = plan.steps.filter((s) => s.kind === "conv");
+    // the dense first convolution is not a candidate; the pruned one takes its output as C
+    expect(sparseConvCandidate(first!, plan.network, plan.infos)).toBeUndefined();
+    const c = sparseConvCandidate(last!, plan.network, plan.infos);
+    expect(c?.runnable && c.residual).toBe(last!.x);
+    expect(c?.runnable && c.problem).toEqual({
+      dtype: "float16",
+      m: 128,
+      n: 16,
+      k: 16,
+      bias: true,
+      activation: "relu",
+      residual: true,
+    });
+  });
+
+  it("maps a convolution's epilogue onto cuSPARSELt's: channel additions into the bias, one tensor as C, ReLU last", () => {
+    const v = (...x: number[]) => Float64Array.from(x);
+    expect(
+      sparseConvEpilogue([
+        { kind: "channel", op: "add", values: v(1, 2) },
+        { kind: "tensor", op: "add", tensor: "r" },
+        { kind: "channel", op: "add", values: v(3, 4) },
+        { kind: "act", fn: "relu" },
+      ]),
+    ).toEqual({ channelAdds: [v(1, 2), v(3, 4)], residual: "r", activation: "relu" });
+    expect(sparseConvEpilogue([])).toEqual({ channelAdds: [], activation: "none" });
+    expect(sparseConvEpilogue([{ kind: "channel", op: "mul", values: v(2) }])).toBe(
+      "a per-channel multiplication in the epilogue (cuSPARSELt only adds)",
+    );
+    expect(
+      sparseConvEpilogue([
+        { kind: "act", fn: "relu" },
+        { kind: "tensor", op: "add", tensor: "r" },
+      ]),
+    ).toBe("a tensor addition after the activation (cuSPARSELt applies it last)");
+    expect(
+      sparseConvEpilogue([
+        { kind: "tensor", op: "add", tensor: "r" },
+        { kind: "tensor", op: "add", tensor: "s" },
+      ]),
+    ).toBe("two tensor additions in the epilogue (cuSPARSELt adds one C)");
   });
 
   it("prune24 keeps the two largest magnitudes of each group", () => {

@@ -20,7 +20,8 @@ import {
   streamCell,
 } from "../../../src/backends/cuda/device/sparselt-plan.js";
 import { Stream } from "../../../src/backends/cuda/device/stream.js";
-import type { MatmulStep } from "../../../src/backends/cuda/fuse/steps.js";
+import type { ConvStep, MatmulStep } from "../../../src/backends/cuda/fuse/steps.js";
+import type { ConvOperands } from "../../../src/backends/cuda/kernels/conv-cudnn.js";
 import { SparseLtMatmul } from "../../../src/backends/cuda/kernels/matmul-sparselt.js";
 import {
   chooseSparseMatmuls,
@@ -36,7 +37,7 @@ import { koffi } from "../../../src/ffi/koffi.js";
 import { CudaError } from "../../../src/ffi/status.js";
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
 import { buildFakes } from "../../ffi/fakes/build.js";
-import { linearNet, planOf, prune24 } from "./sparse-nets.js";
+import { conv1x1Net, linearNet, planOf, prune24 } from "./sparse-nets.js";
 
 const fakes = buildFakes();
 const suite = fakes ? describe : describe.skip;
@@ -515,5 +516,86 @@ suite("choosing sparse or dense per layer at build time (fake timing)", () => {
       clearDiscoveryCache();
       CUSPARSELT.forget();
     }
+  });
+});
+
+/** A stand-in for a convolution's cuDNN plan: records `ticks` events per call and keeps what it was bound to. */
+class DenseConv {
+  bound: ConvOperands | undefined;
+  workspaceBytes = 0;
+  private readonly event = CudaEvent.create();
+  constructor(private readonly ticks: number) {}
+  bind(ops: ConvOperands): void {
+    this.bound = ops;
+  }
+  execute(stream: Stream): void {
+    for (let i = 0; i < this.ticks; i++) this.event.record(stream);
+  }
+  destroy(): void {
+    this.event.destroy();
+  }
+}
+
+suite("1×1 convolutions as sparse GEMMs (fake timing, fake cuSPARSELt)", () => {
+  /** relu(conv(x) + b + x) for x [2, 16, 8, 8] stored channels-last: 128 rows of 16. */
+  const { net, weight, bias } = conv1x1Net({ residual: true });
+  const { plan } = planOf(net);
+  const step = plan.steps.filter((s) => s.kind === "conv").at(-1) as ConvStep;
+  const x = randomTensor(rng(21), "float32", [128, 16], 1);
+
+  it("keeps cuSPARSELt when it times faster and computes relu(x·Wᵀ + b + residual) with the residual as C", () => {
+    const dense = new DenseConv(3);
+    const sparse = new Map<ConvStep, SparseLtMatmul>();
+    const summary = chooseSparseMatmuls(plan, new Map(), { mode: true }, 1 << 20, () => {}, {
+      dense: new Map([[step, dense]]),
+      sparse,
+    });
+    expect(summary!.layers).toHaveLength(1);
+    expect(summary!.layers[0]).toMatchObject({ ran: "sparse", shape: "1×1 conv M=128 N=16 K=16" });
+    // cuDNN was timed with its own operand order: x, w, bias, y and one buffer for the residual addition
+    expect(dense.bound?.bias).toBeDefined();
+    expect(dense.bound?.extra).toHaveLength(1);
+    const chosen = sparse.get(step)!;
+    expect(chosen.plan.problem).toMatchObject({ residual: true, bias: true, activation: "relu" });
+    const xd = DeviceBuffer.from(f16bytes(x));
+    const yd = DeviceBuffer.alloc(128 * 16 * 2);
+    const ws = DeviceBuffer.alloc(Math.max(256, chosen.workspaceBytes));
+    const stream = Stream.create();
+    try {
+      // a plan that adds a residual must be bound with one, and only then
+      expect(() => chosen.bind(xd.ptr, 0n, yd.ptr, undefined, ws.ptr)).toThrow(/run without one/);
+      chosen.bind(xd.ptr, 0n, yd.ptr, undefined, ws.ptr, xd.ptr);
+      chosen.execute(stream);
+      const w2 = tensorFromNumbers("float32", [16, 16], toFloat64Array(weight));
+      const linear = reference(x, w2, bias, false);
+      const xs = toFloat64Array(half(x));
+      const want = linear.map((v, i) => Math.max(0, v + xs[i]));
+      expect(maxRelError(download16(yd, 128 * 16), want)).toBeLessThan(2e-3);
+      // without the residual the answer differs: the C operand was read
+      expect(
+        maxRelError(
+          download16(yd, 128 * 16),
+          linear.map((v) => Math.max(0, v)),
+        ),
+      ).toBeGreaterThan(0.05);
+    } finally {
+      chosen.destroy();
+      dense.destroy();
+      for (const buf of [xd, yd, ws]) buf.free();
+      stream.destroy();
+    }
+  });
+
+  it("keeps cuDNN when cuSPARSELt is not faster, naming cuDNN in the reason", () => {
+    const dense = new DenseConv(0);
+    const sparse = new Map<ConvStep, SparseLtMatmul>();
+    const summary = chooseSparseMatmuls(plan, new Map(), { mode: "prefer" }, 1 << 20, () => {}, {
+      dense: new Map([[step, dense]]),
+      sparse,
+    });
+    expect(summary!.layers[0]!.ran).toBe("dense");
+    expect(summary!.layers[0]!.reason).toMatch(/^timing lost: sparse \S+ ms vs dense cuDNN \S+ ms$/);
+    expect(sparse.size).toBe(0);
+    dense.destroy();
   });
 });

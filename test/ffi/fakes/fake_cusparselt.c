@@ -206,10 +206,14 @@ static int operands_aligned(const void *A, const void *B, const void *C, const v
   if (!aligned16(D)) return refuse("d_D alignment");
   return 0;
 }
-static int run(const plan_t *p, const void *alpha, const void *A, const void *B, const void *beta, void *D) {
+/* D = act(A·B + beta·C + bias), beta 0 or 1 (C read only when beta is 1, with D's layout) */
+static int run(const plan_t *p, const void *alpha, const void *A, const void *B, const void *beta,
+               const void *C, void *D) {
   const matmul_t *mm = &p->mm;
-  if (*(const float *)alpha != 1.0f || *(const float *)beta != 0.0f) return 10;
-  if (!A || !B || !D) return 3;
+  float b = *(const float *)beta;
+  if (*(const float *)alpha != 1.0f || (b != 0.0f && b != 1.0f)) return 10;
+  if (!A || !B || !D || (b != 0.0f && !C)) return 3;
+  const _Float16 *c = C;
   int64_t n = mm->a.rows, k = mm->a.cols, m = mm->b.rows;
   const _Float16 *vals = A, *x = B, *bias = (const _Float16 *)(uintptr_t)mm->bias;
   const uint8_t *meta = (const uint8_t *)A + n * k / 2 * 2;
@@ -225,6 +229,7 @@ static int run(const plan_t *p, const void *alpha, const void *A, const void *B,
         }
       }
       if (bias) acc += (float)bias[r];
+      if (b != 0.0f) acc += (float)c[j * mm->d.ld + r];
       if (mm->relu && acc < 0) acc = 0;
       if (mm->gelu) acc = 0.5f * acc * (1.0f + tanhf(0.7978845608f * (acc + 0.044715f * acc * acc * acc)));
       y[j * mm->d.ld + r] = (_Float16)acc;
@@ -240,7 +245,7 @@ int cusparseLtMatmulSearch(const handle_t *h, plan_t *p, const void *alpha, cons
   searches++;
   p->alg->config = 2;
   p->alg->split_k = 2;
-  return run(p, alpha, A, B, beta, D);
+  return run(p, alpha, A, B, beta, C, D);
 }
 int cusparseLtMatmul(const handle_t *h, const plan_t *p, const void *alpha, const void *A, const void *B,
                      const void *beta, const void *C, void *D, void *ws, void **streams, int ns) {
@@ -249,5 +254,5 @@ int cusparseLtMatmul(const handle_t *h, const plan_t *p, const void *alpha, cons
   if (rc) return rc;
   if (p->alg->split_k > 1 && !ws) return 3;
   matmuls++;
-  return run(p, alpha, A, B, beta, D);
+  return run(p, alpha, A, B, beta, C, D);
 }

@@ -51,6 +51,11 @@ export interface SparseLinearProblem {
   readonly k: number;
   readonly bias: boolean;
   readonly activation: SparseActivation;
+  /**
+   * y = act(x·Wᵀ + bias + r), r [M,N] row-major like y: cuSPARSELt's C operand with β = 1 (a residual the
+   * convolution's epilogue adds before its activation). Absent for linear layers.
+   */
+  readonly residual?: boolean;
 }
 
 /** Why cuSPARSELt cannot take this shape, or undefined when it can. */
@@ -410,6 +415,8 @@ export interface SparseLtOperands {
   readonly x: bigint;
   /** y [M,N] row-major. */
   readonly y: bigint;
+  /** r [M,N] row-major, added before the activation: required exactly when the problem has a residual. */
+  readonly residual?: bigint;
   /** At least plan.workspaceBytes of device memory (or 0n when it needs none). */
   readonly workspace: bigint;
 }
@@ -424,8 +431,9 @@ export function searchSparseLtPlan(
   o: SparseLtOperands,
   stream: Stream,
 ): void {
-  checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
+  checkAligned(operandAddresses(plan, o));
   const streams = streamCell(stream);
+  const [beta, c] = residualTerm(plan, o);
   check(
     "cusparseLtMatmulSearch",
     CUSPARSELT.fn.cusparseLtMatmulSearch(
@@ -434,8 +442,8 @@ export function searchSparseLtPlan(
       one,
       plan.compressed.ptr,
       o.x,
-      zero,
-      o.y,
+      beta,
+      c,
       o.y,
       o.workspace === 0n ? null : o.workspace,
       streams,
@@ -445,6 +453,31 @@ export function searchSparseLtPlan(
   stream.synchronize();
   plan.workspaceBytes = workspaceOf(handle, plan);
   plan.algorithm = readAlgorithm(handle, plan);
+}
+
+/**
+ * The operands to check before a call: a problem with a residual must be given one, and one without must not
+ * (an unread pointer would hide a binding mistake).
+ */
+export function operandAddresses(plan: SparseLtPlan, o: SparseLtOperands): Record<string, bigint> {
+  const wants = plan.problem.residual === true;
+  if (wants !== (o.residual !== undefined))
+    throw new Error(
+      wants
+        ? "cuSPARSELt plan with a residual run without one"
+        : "cuSPARSELt plan given a residual it does not add",
+    );
+  return {
+    x: o.x,
+    y: o.y,
+    workspace: o.workspace,
+    ...(o.residual !== undefined ? { residual: o.residual } : {}),
+  };
+}
+
+/** β and C: 1 and the residual when the problem adds one, else 0 and y (read by no kernel when β = 0). */
+function residualTerm(plan: SparseLtPlan, o: SparseLtOperands): [Float32Array, bigint] {
+  return plan.problem.residual && o.residual !== undefined ? [one, o.residual] : [zero, o.y];
 }
 
 /** A reusable one-stream array per plan runner (cuSPARSELt reads it during the call). */
@@ -464,15 +497,16 @@ export function runSparseLtPlan(
   aligned = false,
 ): void {
   if (plan.destroyed) throw new Error("cuSPARSELt plan used after destroy()");
-  if (!aligned) checkAligned({ x: o.x, y: o.y, workspace: o.workspace });
+  if (!aligned) checkAligned(operandAddresses(plan, o));
+  const [beta, c] = residualTerm(plan, o);
   const rc = CUSPARSELT.fn.cusparseLtMatmul(
     handle.ptr,
     plan.structs.plan,
     one,
     plan.compressed.ptr,
     o.x,
-    zero,
-    o.y,
+    beta,
+    c,
     o.y,
     o.workspace === 0n ? null : o.workspace,
     streams,

@@ -6,6 +6,7 @@
 import {
   destroySparseLtPlan,
   misalignedOperand,
+  operandAddresses,
   runSparseLtPlan,
   type SparseLtHandle,
   type SparseLtOperands,
@@ -48,12 +49,23 @@ export class SparseLtMatmul {
     return this.plan.workspaceBytes;
   }
 
-  /** `weight` and `bias` are the dense step's operands; the plan has its own compressed and bias copies. */
-  bind(x: bigint, _weight: bigint, y: bigint, _bias: bigint | undefined, workspace: bigint): void {
+  /**
+   * `weight` and `bias` are the dense step's operands; the plan has its own compressed and bias copies. A
+   * `residual` (a 1×1 convolution's, cuSPARSELt's C with β = 1) is given exactly when the plan adds one.
+   */
+  bind(
+    x: bigint,
+    _weight: bigint,
+    y: bigint,
+    _bias: bigint | undefined,
+    workspace: bigint,
+    residual?: bigint,
+  ): void {
     const ws = this.plan.workspaceBytes > 0 ? workspace : 0n;
-    const why = misalignedOperand({ input: x, output: y, workspace: ws });
+    const operands = { x, y, workspace: ws, ...(residual !== undefined ? { residual } : {}) };
+    const why = misalignedOperand(operandAddresses(this.plan, operands));
     if (why) throw new Error(why);
-    this.operands = { x, y, workspace: ws };
+    this.operands = operands;
   }
 
   execute(stream: Stream): void {
