@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Session 16's device runs. Logs go to $OUT/s16-<part>.tgz.
+#   bash scripts/gpu/session16.sh   (S_S=590; STEPS="sparse int8" picks the steps and their order)
+#     sparse: the sparsity GPU test's device-plan checks (relu(x·Wᵀ + b + r) with the residual as cuSPARSELt's C)
+#             and SPARSE_PART (default resnet50: 2:4-pruned ResNet-50 at batch 32, its stride-1 1×1 convolutions
+#             timed cuSPARSELt against cuDNN), at most SPARSE_S seconds (default 240);
+#     int8:   session 15's step 3 (int8 ResNet-50 b128 with its profile), at most INT8_S seconds.
+TAG=s16; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
+
+step_sparse() {
+  echo "== sparse: device plans and ${SPARSE_PART:-resnet50} ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${SPARSE_S:-240}" ] && c=${SPARSE_S:-240}
+  OUT="$LOGS/sparse" TORCHC_SPARSE_PART="${SPARSE_PART:-resnet50}" TORCHC_GPU_TIMEOUT=$c \
+    bash "$ROOT/scripts/gpu.sh" test sparsity >"$LOGS/sparse.log" 2>&1
+  echo "sparse rc=$? ($(el))"
+  grep -E "✓|✖|×|# (pass|fail|skip)|not ok|^ok" "$LOGS/sparse.log" | head -30
+  grep -E '\[sparsity\] (plan|resnet50 1x1|resnet50 |encoder )' "$LOGS/sparse.log" | cut -c1-600 | head -12
+  grep -E "AssertionError|Error:" "$LOGS/sparse.log" | head -8
+  pack
+}
+
+step_int8() {
+  echo "== int8 ResNet-50 b128 with its profile ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
+  if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
+  pack
+}
+
+for n in ${STEPS:-sparse int8}; do "step_$n"; done
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== done ($(el))"
