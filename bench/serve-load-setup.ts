@@ -43,6 +43,8 @@ export interface Setup {
   readonly queueDelayUs: number;
   readonly instances: number;
   readonly processes: number;
+  /** `--ingest-threads` of both servers (0: HTTP on the server's own thread). */
+  readonly ingestThreads: number;
   readonly precision: string;
   readonly startTimeoutMs: number;
   readonly soak?: { readonly seconds: number; readonly concurrency: number; readonly malformedEvery: number };
@@ -110,6 +112,8 @@ export function readSetup(): Setup {
   const instances = num("SERVE_INSTANCES", 1);
   // Server processes for both servers (issue 16's comparison is batching on vs off at the same process count).
   const processes = num("SERVE_PROCESSES", 1);
+  // HTTP on N threads feeding one model and batcher (--ingest-threads), for both servers too.
+  const ingestThreads = num("SERVE_INGEST_THREADS", 0);
   const precision = env("SERVE_PRECISION") ?? (dry ? "fp32" : "fp16");
   const backend = env("SERVE_BACKEND") ?? (dry ? "reference" : "cuda");
   const common = [
@@ -121,6 +125,7 @@ export function readSetup(): Setup {
     String(num("SERVE_MAX_QUEUE", 1024)),
     ...(instances > 1 ? ["--instances", String(instances)] : []),
     ...(processes > 1 ? ["--processes", String(processes)] : []),
+    ...(ingestThreads > 0 ? ["--ingest-threads", String(ingestThreads)] : []),
   ];
   const batching = ["--max-batch", String(maxBatch), "--max-queue-delay-us", String(queueDelayUs)];
   // A model exported with a dynamic batch: static batch 1 without batching, the range 1..maxBatch with it.
@@ -180,6 +185,7 @@ export function readSetup(): Setup {
     queueDelayUs,
     instances,
     processes,
+    ingestThreads,
     precision,
     startTimeoutMs: num("SERVE_START_S", 240) * 1000,
     soak:

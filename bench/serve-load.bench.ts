@@ -12,7 +12,7 @@
  *                                                                 1 in 100 requests malformed, RSS sampled;
  *                                                                 the issue's 600 s does not fit one device command)
  * Knobs: SERVE_CONCURRENCY=1,16,128  SERVE_POINT_S=12  SERVE_WARM_S=2  SERVE_MAX_BATCH=32
- * SERVE_QUEUE_DELAY_US=500  SERVE_INSTANCES=1  SERVE_PROCESSES=1 (server processes, both servers)  SERVE_PRECISION=fp16  SERVE_BACKEND=cuda  SERVE_MAX_QUEUE=1024
+ * SERVE_QUEUE_DELAY_US=500  SERVE_INSTANCES=1  SERVE_PROCESSES=1 (server processes, both servers)  SERVE_INGEST_THREADS=0 (--ingest-threads, both servers)  SERVE_PRECISION=fp16  SERVE_BACKEND=cuda  SERVE_MAX_QUEUE=1024
  * SERVE_THREADS=4 (load threads)  SERVE_START_S=240  SERVE_EXPORT_DIR=/tmp/torchc-serve-load  SERVE_TOL
  * SOAK_CONCURRENCY=64  SOAK_MALFORMED_EVERY=100
  * SERVE_MODEL/SERVE_INPUTS/SERVE_OUTPUTS[/SERVE_ROW_SHAPE] (another model: ./serve-load-setup.ts).
@@ -254,6 +254,7 @@ function summary(s: Setup) {
     queueDelayUs: s.queueDelayUs,
     instances: s.instances,
     processes: s.processes,
+    ingestThreads: s.ingestThreads,
     warmS: s.warmS,
     measureS: s.measureS,
     generatorThreads: s.threads,

@@ -6,27 +6,19 @@
  *   GET  /v2/health/live · /v2/health/ready · /v2 · /v2/models/{name} · /v2/models/{name}/ready
  *   POST /v2/models/{name}/infer                                     GET /metrics
  */
-import type { IncomingMessage } from "node:http";
-import Fastify, { type FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Tensor } from "../ir/tensor.js";
 import type { CompiledModule } from "../runtime/compile.js";
 import type { ModulePool } from "../runtime/pool.js";
-import { type BatcherOptions, DeadlineError, DynamicBatcher, QueueFullError } from "./batcher.js";
-import { BodyPool, readAlignedBody } from "./body.js";
+import { type BatcherOptions, DynamicBatcher, QueueFullError } from "./batcher.js";
+import { BodyPool } from "./body.js";
 import { clusterMetrics } from "./cluster-metrics.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
+import { type DecodedRequest, httpApp, type NamedOutputs, SERVER } from "./http-app.js";
+import { type HttpSide, startIngestThreads } from "./ingest.js";
 import { isServerProcess } from "./processes.js";
-import {
-  DATATYPE,
-  decodeRequest,
-  encodeTensor,
-  ProtocolError,
-  type ResponseTensor,
-  splitBinaryBody,
-  type TensorSpec,
-  tensorData,
-} from "./protocol.js";
+import { DATATYPE, decodeRequest, ProtocolError, type TensorSpec } from "./protocol.js";
 
 export interface ServeOptions extends BatcherOptions {
   /** The model's name in URLs (default "model"). */
@@ -40,10 +32,17 @@ export interface ServeOptions extends BatcherOptions {
   readonly log?: boolean;
   /** Also serve the protocol over gRPC on this port (0: any free port); off when undefined. */
   readonly grpcPort?: number;
+  /**
+   * Answer HTTP on this many worker threads (./ingest.ts), which read and decode request bodies and hand the
+   * tensors to this thread's batcher; off (this thread answers HTTP) when undefined. More than one needs Node
+   * 22.12+ (SO_REUSEPORT).
+   */
+  readonly ingestThreads?: number;
 }
 
 export interface Server {
-  readonly app: FastifyInstance;
+  /** The HTTP app on this thread; undefined when ingest threads answer HTTP. */
+  readonly app: FastifyInstance | undefined;
   readonly url: string;
   readonly batcher: DynamicBatcher;
   /** host:port of the gRPC endpoint, when started. */
@@ -51,8 +50,6 @@ export interface Server {
   /** Stops accepting, answers everything queued and running, closes, disposes the module. */
   drain(): Promise<void>;
 }
-
-const SERVER = { name: "torchc", version: "0.1.0", extensions: ["binary_tensor_data"] };
 
 /** What serve() runs: one compiled module, or a pool of replicas across GPUs (runtime/pool.ts). */
 export type Served = CompiledModule | ModulePool;
@@ -218,12 +215,6 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
   const devices = deviceCounts(compiled);
   updateDevices(devices);
   let draining = false;
-  const app = Fastify({
-    logger: opts.log === false ? false : { level: "info" },
-    bodyLimit: opts.bodyLimit ?? 64 << 20,
-    genReqId: () => crypto.randomUUID(),
-  });
-  const modelPath = `/v2/models/${encodeURIComponent(name)}`;
   const metadata = {
     name,
     versions: opts.version ? [opts.version] : [],
@@ -243,41 +234,6 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
       ? { devices: devices.map((d) => ({ device: d.device, instances: d.instances })) }
       : {}),
   };
-
-  // Binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensors.
-  const bodyLimit = opts.bodyLimit ?? 64 << 20;
-  const bodies = new BodyPool();
-  // Bodies whose batch has run: nothing reads their tensor views once the answer is sent.
-  const spent = new WeakSet<object>();
-  app.addHook("onResponse", async (req) => {
-    if (Buffer.isBuffer(req.body) && spent.has(req)) bodies.give(req.body);
-  });
-  app.addContentTypeParser("application/octet-stream", (req, payload, done) => {
-    readAlignedBody(payload as IncomingMessage, bodyLimit, bodies).then(
-      (body) => done(null, body),
-      (e: Error) => done(e, undefined),
-    );
-    void req;
-  });
-
-  app.setErrorHandler((e, req, reply) => {
-    const err = e as Error & { statusCode?: number };
-    // Body too large, malformed JSON: fastify's own 4xx; anything else is ours.
-    const status = err.statusCode ?? 500;
-    req.log.warn({ err: err.message }, "request failed");
-    m.requests.inc({ model: name, status: String(status) });
-    void reply.status(status).send({ error: err.message.split("\n")[0] });
-  });
-
-  app.get("/v2/health/live", async () => ({ live: true }));
-  app.get("/v2/health/ready", async (_req, reply) =>
-    draining ? reply.status(503).send({ ready: false }) : { ready: true },
-  );
-  app.get("/v2", async () => SERVER);
-  app.get(modelPath, async () => metadata);
-  app.get(`${modelPath}/ready`, async (_req, reply) =>
-    draining ? reply.status(503).send({ ready: false }) : { name, ready: true },
-  );
   // Under `--processes`, every process's metrics summed by the primary, whichever process is asked.
   const refreshDevices = () => updateDevices(deviceCounts(compiled));
   const metricsText = isServerProcess()
@@ -286,9 +242,8 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
         refreshDevices();
         return registry.metrics();
       };
-  app.get("/metrics", async (_req, reply) => reply.type(registry.contentType).send(await metricsText()));
   /** A decoded request through the batcher: the wanted outputs, or a thrown ProtocolError/QueueFull/Deadline/other. */
-  const inferDecoded = async (decoded: ReturnType<typeof decodeRequest>, deadline: number) => {
+  const inferDecoded = async (decoded: DecodedRequest, deadline: number): Promise<NamedOutputs> => {
     for (const o of decoded.outputs ?? [])
       if (!outputs.some((s) => s.name === o)) throw new ProtocolError(`unknown output '${o.slice(0, 80)}'`);
     if (draining) throw new QueueFullError(1);
@@ -304,61 +259,29 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
       wanted.includes(s.name) ? [{ name: s.name, tensor: r.tensors[k] }] : [],
     );
   };
-
-  app.post(`${modelPath}/infer`, async (req, reply) => {
-    const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
-      m.requests.inc({ model: name, status: String(status) });
-      return reply.status(status).headers(headers).send({ error: message });
-    };
-    if (draining) return fail(503, "the server is shutting down", { "retry-after": "1" });
-    let decoded: ReturnType<typeof decodeRequest>;
-    try {
-      const headerLength = req.headers["inference-header-content-length"];
-      if (headerLength !== undefined || Buffer.isBuffer(req.body)) {
-        if (!Buffer.isBuffer(req.body))
-          throw new ProtocolError("Inference-Header-Content-Length needs an application/octet-stream body");
-        const n = headerLength === undefined ? req.body.byteLength : Number(headerLength);
-        const { json, binary } = splitBinaryBody(req.body, n);
-        decoded = decodeRequest(json, inputs, batcher.batching, binary);
-      } else decoded = decodeRequest(req.body, inputs, batcher.batching);
-    } catch (e) {
-      if (e instanceof ProtocolError) return fail(e.status, e.message);
-      throw e;
-    }
-    try {
-      const results = await inferDecoded(decoded, Number.POSITIVE_INFINITY);
-      spent.add(req);
-      m.requests.inc({ model: name, status: "200" });
-      const bin = decoded.binaryOutputs;
-      const chunks: Uint8Array[] = [];
-      const body = {
-        model_name: name,
-        ...(opts.version ? { model_version: opts.version } : {}),
-        ...(decoded.id !== undefined ? { id: decoded.id } : {}),
-        outputs: results.map(({ name: n, tensor: t }): ResponseTensor => {
-          if (bin !== "all" && !bin.has(n)) return encodeTensor(n, t);
-          const bytes = tensorData(t);
-          chunks.push(bytes);
-          const meta = { binary_data_size: bytes.byteLength };
-          return { name: n, shape: [...t.shape], datatype: DATATYPE[t.dtype] ?? t.dtype, parameters: meta };
-        }),
-      };
-      if (chunks.length === 0) return body;
-      const header = Buffer.from(JSON.stringify(body));
-      return reply
-        .header("inference-header-content-length", String(header.byteLength))
-        .type("application/octet-stream")
-        .send(Buffer.concat([header, ...chunks]));
-    } catch (e) {
-      if (e instanceof ProtocolError) return fail(e.status, e.message);
-      if (e instanceof QueueFullError) return fail(503, e.message, { "retry-after": String(e.retryAfterS) });
-      if (e instanceof DeadlineError) return fail(504, e.message);
-      req.log.error({ err: (e as Error).message }, "inference failed");
-      return fail(500, `inference failed: ${(e as Error).message.split("\n")[0]}`);
-    }
-  });
-
-  const address = await app.listen({ port: opts.port ?? 8000, host: opts.host ?? "127.0.0.1" });
+  const appOptions = {
+    name,
+    version: opts.version,
+    metadata,
+    inputs,
+    batching: batcher.batching,
+    bodyLimit: opts.bodyLimit ?? 64 << 20,
+    log: opts.log !== false,
+  };
+  const handlers = {
+    draining: () => draining,
+    infer: (d: DecodedRequest) => inferDecoded(d, Number.POSITIVE_INFINITY),
+    count: (status: string) => m.requests.inc({ model: name, status }),
+    metrics: async () => ({ contentType: registry.contentType, text: await metricsText() }),
+  };
+  // The HTTP side on this thread, or on `ingestThreads` threads that hand decoded requests to this one's batcher.
+  const http = opts.ingestThreads
+    ? await startIngestThreads(
+        opts.ingestThreads,
+        { ...appOptions, host: opts.host ?? "127.0.0.1", port: opts.port ?? 8000 },
+        handlers,
+      )
+    : await listenHere(httpApp({ ...appOptions, bodies: new BodyPool() }, handlers), opts);
   const rpc =
     opts.grpcPort === undefined
       ? undefined
@@ -373,20 +296,27 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
         });
   let drained: Promise<void> | undefined;
   return {
-    app,
-    url: address,
+    app: http.app,
+    url: http.url,
     batcher,
     grpcAddress: rpc?.address,
     drain() {
       drained ??= (async () => {
         draining = true;
+        http.stopAccepting();
         await batcher.drain();
-        await Promise.all([app.close(), rpc?.close()]);
+        await Promise.all([http.close(), rpc?.close()]);
         await compiled.dispose();
       })();
       return drained;
     },
   };
+}
+
+/** The HTTP side on this thread: the app listening on the server's port. */
+async function listenHere(app: FastifyInstance, opts: ServeOptions): Promise<HttpSide> {
+  const url = await app.listen({ port: opts.port ?? 8000, host: opts.host ?? "127.0.0.1" });
+  return { app, url, stopAccepting: () => {}, close: () => app.close() };
 }
 
 interface GrpcHandlers {

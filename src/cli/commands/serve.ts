@@ -5,6 +5,7 @@ import { loadModel } from "../../frontends/load-model.js";
 import { type CompiledModule, compile, loadCompiled } from "../../runtime/compile.js";
 import type { CompileOptions } from "../../runtime/options.js";
 import { buildPool } from "../../runtime/pool.js";
+import { ingestThreadsRefusal } from "../../serve/ingest-limits.js";
 import { announceReady, isServerProcess, leaveCluster } from "../../serve/processes.js";
 import { COMPILE_FLAGS, compileOptionsFrom, compileUsage } from "../compile-options.js";
 import { withProgress } from "../progress.js";
@@ -40,6 +41,7 @@ export const SERVE_FLAGS = {
   "max-queue": { type: "string" },
   instances: { type: "string" },
   processes: { type: "string" },
+  "ingest-threads": { type: "string" },
 } as const;
 
 export const serveCommand: Command = {
@@ -55,6 +57,8 @@ export const serveCommand: Command = {
     "  --device 0,1             one replica per listed GPU; batches go to the least busy (--instances each)\n" +
     "  --processes N            N server processes sharing the ports, each with its own model copy and batcher\n" +
     "                           (request parsing on N cores; /metrics sums them all; default 1)\n" +
+    "  --ingest-threads N       read and decode requests on N threads feeding this process's one model and\n" +
+    "                           batcher (more than 1 needs Node 22.12+; not with --processes)\n" +
     "  --grpc-port P            the protocol over gRPC too (default 8001; off with --grpc-port off)\n" +
     "SIGTERM or SIGINT: stop taking requests, answer the queued and running ones, exit.\n" +
     compileUsage("cuda"),
@@ -83,6 +87,14 @@ async function serveCommandLine(argv: readonly string[], usage: string): Promise
       return 2;
     }
     const processes = count("processes", values.processes, 1) ?? 1;
+    const ingestThreads = count("ingest-threads", values["ingest-threads"], 1);
+    const ingestRefusal =
+      ingestThreads === undefined
+        ? undefined
+        : processes > 1
+          ? "--ingest-threads and --processes do not combine: the threads feed one process's model"
+          : ingestThreadsRefusal(ingestThreads);
+    if (ingestRefusal) throw new InputError(ingestRefusal);
     if (processes > 1 && cluster.isPrimary) {
       const { runServerProcesses } = await import("../../serve/processes.js");
       return runServerProcesses(processes, (line) => process.stderr.write(`${line}\n`));
@@ -118,6 +130,7 @@ async function serveCommandLine(argv: readonly string[], usage: string): Promise
       maxQueue: count("max-queue", values["max-queue"], 1),
       grpcPort:
         values["grpc-port"] === "off" ? undefined : (count("grpc-port", values["grpc-port"], 0) ?? 8001),
+      ingestThreads,
     });
     const line = `torchc serve: ${server.url}/v2/models/${values.name ?? "model"}${server.grpcAddress ? `, gRPC ${server.grpcAddress}` : ""} (${where}${first.report.runners.join("; ")})`;
     // One of --processes' servers: the primary prints the line once all are ready.

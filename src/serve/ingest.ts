@@ -1,0 +1,186 @@
+/**
+ * `torchc serve --ingest-threads N`: the HTTP side on N worker threads (./ingest-worker.ts) that read, check and
+ * decode request bodies, and hand the decoded tensors (moved, not copied) to this thread, which owns the one
+ * model, its one batcher and the GPU's one context.
+ *
+ * Why: one event loop reading 602 KB bodies caps a server far below the GPU (bench/NOTES.md, sessions 6–11), and
+ * `--processes N` splits the reading but also the model: N CUDA contexts time-slice one GPU and N batchers each
+ * see a quarter of the requests, so batches stay small (9.5 rows at concurrency 128 with four processes). Here
+ * every request meets every other in one queue.
+ *
+ * Several threads share the port with SO_REUSEPORT (Node 22.12+); the kernel spreads connections over them. A
+ * thread that dies is replaced on the same port.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { FastifyInstance } from "fastify";
+import type { HttpAppHandlers, HttpAppOptions } from "./http-app.js";
+import { ingestThreadsRefusal } from "./ingest-limits.js";
+import {
+  type IngestWorkerData,
+  ownedOutputs,
+  type ToMain,
+  type ToWorker,
+  toWireError,
+  transferables,
+} from "./ingest-protocol.js";
+
+/** The HTTP side of a server, wherever it runs. */
+export interface HttpSide {
+  /** The app, when it runs on this thread. */
+  readonly app: FastifyInstance | undefined;
+  readonly url: string;
+  /** New requests are answered 503 from now on; those in flight go on. */
+  stopAccepting(): void;
+  close(): Promise<void>;
+}
+
+export interface IngestConfig extends Omit<HttpAppOptions, "bodies"> {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * The worker beside this file: the compiled package runs ingest-worker.js; TypeScript sources (a checkout, the
+ * tests) register tsx's loader in the new thread first (found from here, not from the working directory), then
+ * import ingest-worker.ts.
+ */
+function workerEntry(): { entry: string; eval: boolean } {
+  const ts = import.meta.url.endsWith(".ts");
+  const script = new URL(`./ingest-worker.${ts ? "ts" : "js"}`, import.meta.url);
+  if (!ts) return { entry: fileURLToPath(script), eval: false };
+  const api = pathToFileURL(tsxEsmApi()).href;
+  const code = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(script.href)}); });`;
+  return { entry: code, eval: true };
+}
+
+/** tsx's ESM register API (its package's "./esm/api" import export; createRequire alone resolves the CJS one). */
+function tsxEsmApi(): string {
+  const manifest = createRequire(import.meta.url).resolve("tsx/package.json");
+  const pkg = JSON.parse(readFileSync(manifest, "utf8")) as {
+    exports: Record<string, { import?: { default?: string } }>;
+  };
+  const rel = pkg.exports["./esm/api"]?.import?.default;
+  if (!rel) throw new Error(`tsx at ${dirname(manifest)} has no ESM register API ("./esm/api")`);
+  return join(dirname(manifest), rel);
+}
+
+export async function startIngestThreads(
+  n: number,
+  cfg: IngestConfig,
+  h: HttpAppHandlers,
+): Promise<HttpSide> {
+  const why = ingestThreadsRefusal(n);
+  if (why) throw new Error(why);
+  const { host, port, ...app } = cfg;
+  const workers = new Set<Worker>();
+  let closing = false;
+  let draining = false;
+  let url = "";
+  let boundPort = port;
+
+  const post = (w: Worker, m: ToWorker, transfer: ArrayBuffer[] = []) => {
+    try {
+      w.postMessage(m, transfer);
+    } catch {
+      w.postMessage(m); // a buffer that cannot move is copied
+    }
+  };
+
+  const onMessage = (w: Worker, m: ToMain) => {
+    switch (m.t) {
+      case "infer":
+        h.infer(m.req).then(
+          (outputs) => {
+            const owned = ownedOutputs(outputs);
+            post(w, { t: "result", id: m.id, outputs: owned }, transferables(owned.map((o) => o.tensor)));
+          },
+          (e) => post(w, { t: "error", id: m.id, error: toWireError(e) }),
+        );
+        return;
+      case "count":
+        h.count(m.status);
+        return;
+      case "metrics":
+        h.metrics().then(
+          (r) => post(w, { t: "metrics", id: m.id, ...r }),
+          (e) => post(w, { t: "metrics", id: m.id, contentType: "text/plain", text: `# ${String(e)}\n` }),
+        );
+        return;
+      default:
+        return;
+    }
+  };
+
+  /** One thread, resolved once it listens (or rejected with why it could not). */
+  const spawn = (listenPort: number): Promise<{ url: string; port: number }> => {
+    const { entry, eval: isCode } = workerEntry();
+    const workerData: IngestWorkerData = { app, host, port: listenPort, reusePort: n > 1 };
+    const w = new Worker(entry, { workerData, eval: isCode });
+    workers.add(w);
+    return new Promise((resolve, reject) => {
+      let listening = false;
+      w.on("message", (m: ToMain) => {
+        if (m.t === "listening") {
+          listening = true;
+          if (draining) post(w, { t: "drain" });
+          resolve({ url: m.url, port: m.port });
+        } else if (m.t === "failed") reject(new Error(m.message));
+        else onMessage(w, m);
+      });
+      w.on("error", (e) => {
+        if (!listening) reject(e);
+        else process.stderr.write(`torchc serve: ingest thread failed: ${e.message}\n`);
+      });
+      w.on("exit", (code) => {
+        workers.delete(w);
+        if (!listening) reject(new Error(`ingest thread exited (${code}) before it listened`));
+        // a thread that dies while serving is replaced on the same port
+        else if (!closing)
+          spawn(boundPort).catch((e) =>
+            process.stderr.write(
+              `torchc serve: replacing an ingest thread failed: ${(e as Error).message}\n`,
+            ),
+          );
+      });
+    });
+  };
+
+  try {
+    // the first thread resolves a port of 0; the others join it there
+    const first = await spawn(port);
+    url = first.url;
+    boundPort = first.port;
+    await Promise.all(Array.from({ length: n - 1 }, () => spawn(boundPort)));
+  } catch (e) {
+    closing = true;
+    await Promise.all([...workers].map((w) => w.terminate()));
+    throw e;
+  }
+
+  return {
+    app: undefined,
+    get url() {
+      return url;
+    },
+    stopAccepting() {
+      draining = true;
+      for (const w of workers) post(w, { t: "drain" });
+    },
+    async close() {
+      closing = true;
+      await Promise.all(
+        [...workers].map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              w.once("exit", () => resolve());
+              post(w, { t: "close" });
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * `torchc serve --ingest-threads`: the limits checked before anything loads, the messages between an ingest thread
+ * and the batcher's thread (errors keep their status, request bodies move rather than copy, results own their
+ * bytes), and several threads on one port answering every request from the one batcher (Node 22.12+). The REST
+ * conformance suite runs on one ingest thread in serve.test.ts.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { compareTensors } from "../../src/cli/compare.js";
+import { loadModel } from "../../src/frontends/load-model.js";
+import type { Tensor } from "../../src/ir/tensor.js";
+import { compile } from "../../src/runtime/compile.js";
+import { DeadlineError, QueueFullError } from "../../src/serve/batcher.js";
+import { InferenceClient } from "../../src/serve/client.js";
+import { ingestThreadsRefusal, reusePortSupported } from "../../src/serve/ingest-limits.js";
+import { fromWireError, ownedOutputs, toWireError, transferables } from "../../src/serve/ingest-protocol.js";
+import { ProtocolError } from "../../src/serve/protocol.js";
+import { type Server, serve } from "../../src/serve/server.js";
+import { MODELS, ROOT } from "../helpers.js";
+import { row, X, Y } from "./support.js";
+
+describe("--ingest-threads: what is accepted", () => {
+  it("1 to 64 threads; more than one needs SO_REUSEPORT (Node 22.12+, 23.1+)", () => {
+    expect(ingestThreadsRefusal(0)).toMatch(/from 1 to 64, got 0/);
+    expect(ingestThreadsRefusal(65)).toMatch(/from 1 to 64, got 65/);
+    expect(ingestThreadsRefusal(1.5)).toMatch(/integer/);
+    expect(ingestThreadsRefusal(1, "20.20.2")).toBeUndefined();
+    expect(ingestThreadsRefusal(4, "20.20.2")).toBe(
+      "--ingest-threads 4 needs Node 22.12 or newer (several threads on one port need SO_REUSEPORT); this is Node 20.20.2: use --ingest-threads 1 or --processes",
+    );
+    for (const [v, ok] of [
+      ["22.11.0", false],
+      ["22.12.0", true],
+      ["22.21.1", true],
+      ["23.0.0", false],
+      ["23.1.0", true],
+      ["24.0.0", true],
+    ] as const)
+      expect([v, reusePortSupported(v)]).toEqual([v, ok]);
+  });
+
+  it("the command refuses bad counts and --processes with it in one line, before loading the model", () => {
+    const run = (...flags: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          join(ROOT, "bin", "torchc.js"),
+          "serve",
+          join(MODELS, "mlp.pt2"),
+          "--backend",
+          "reference",
+          ...flags,
+        ],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+    const both = run("--ingest-threads", "2", "--processes", "2");
+    expect(both.status).not.toBe(0);
+    expect(both.stderr.trim()).toMatch(/--ingest-threads and --processes do not combine/);
+    expect(both.stderr).not.toMatch(/\n\s+at /);
+    const zero = run("--ingest-threads", "0");
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr.trim()).toMatch(/--ingest-threads 0: expected an integer ≥ 1/);
+  }, 120_000);
+});
+
+describe("--ingest-threads: the messages between threads", () => {
+  it("errors keep their kind, status and Retry-After across threads", () => {
+    const round = (e: Error) => fromWireError(toWireError(e));
+    const p = round(new ProtocolError("unknown output 'z'", 404));
+    expect(p).toBeInstanceOf(ProtocolError);
+    expect([(p as ProtocolError).status, p.message]).toEqual([404, "unknown output 'z'"]);
+    const q = round(new QueueFullError(3));
+    expect(q).toBeInstanceOf(QueueFullError);
+    expect((q as QueueFullError).retryAfterS).toBe(3);
+    expect(round(new DeadlineError())).toBeInstanceOf(DeadlineError);
+    const other = round(new TypeError("injected failure"));
+    expect(other.constructor).toBe(Error);
+    expect(other.message).toBe("injected failure");
+  });
+
+  it("request bodies move (each large allocation once), small ones are copied", () => {
+    const body = new ArrayBuffer(1 << 20);
+    const a: Tensor = { dtype: "float32", shape: [4], data: new Float32Array(body, 0, 4) };
+    const b: Tensor = { dtype: "float32", shape: [4], data: new Float32Array(body, 64, 4) };
+    const small: Tensor = { dtype: "float32", shape: [4], data: new Float32Array(4) };
+    expect(transferables([a, b, small])).toEqual([body]);
+  });
+
+  it("results are copied out of the batch's buffer, so that only their own bytes cross", () => {
+    const batch = new Float32Array(40).map((_, i) => i);
+    const view: Tensor = { dtype: "float32", shape: [1, 10], data: batch.subarray(10, 20) };
+    const [owned] = ownedOutputs([{ name: "y", tensor: view }]);
+    expect(owned.tensor.data.buffer.byteLength).toBe(40);
+    batch.fill(-1);
+    expect(Array.from(owned.tensor.data as Float32Array)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+  });
+});
+
+let server: Server | undefined;
+afterEach(async () => {
+  await server?.drain();
+  server = undefined;
+});
+
+describe("--ingest-threads 3: three threads on one port, one batcher", () => {
+  it.skipIf(!reusePortSupported())(
+    `every request answered with its own row, merged across threads (needs Node 22.12+; this is ${process.versions.node})`,
+    async () => {
+      const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
+      server = await serve(compiled, { port: 0, log: false, ingestThreads: 3, maxQueueDelayUs: 50_000 });
+      // one client per request: separate connections, which the kernel spreads over the threads
+      const outs = await Promise.all(
+        Array.from({ length: 24 }, (_, k) =>
+          new InferenceClient(server!.url).infer({ x: row(X, k % 4) }, { binary: k % 2 === 0 }),
+        ),
+      );
+      for (const [k, o] of outs.entries())
+        expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
+      expect(server.batcher.stats.rows).toBe(24);
+      expect(server.batcher.stats.batches).toBeLessThan(24);
+      const metrics = await (await fetch(new URL("/metrics", server.url))).text();
+      expect(metrics).toMatch(/torchc_requests_total\{model="model",status="200"\} 24/);
+    },
+    30_000,
+  );
+});
