@@ -4,7 +4,10 @@
 #     sparse: the sparsity GPU test's device-plan checks (relu(x·Wᵀ + b + r) with the residual as cuSPARSELt's C)
 #             and SPARSE_PART (default resnet50: 2:4-pruned ResNet-50 at batch 32, its stride-1 1×1 convolutions
 #             timed cuSPARSELt against cuDNN), at most SPARSE_S seconds (default 240);
-#     int8:   session 15's step 3 (int8 ResNet-50 b128 with its profile), at most INT8_S seconds.
+#     int8:   session 15's step 3 (int8 ResNet-50 b128 with its profile), at most INT8_S seconds;
+#     serve:  serve-load (EfficientNet-B0 fp16 batch-1 requests, batching on and off) with --ingest-threads INGEST
+#             (default 8) at concurrency SERVE_CONCURRENCY (default 1,16,128), SERVE_POINT_S (default 8) per
+#             point, at most SERVE_S seconds (default 300); issue 16's bars are printed by the bench.
 TAG=s16; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 step_sparse() {
@@ -23,6 +26,19 @@ step_int8() {
   echo "== int8 ResNet-50 b128 with its profile ($(el))"
   c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
   if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
+  pack
+}
+
+step_serve() {
+  echo "== serve-load with --ingest-threads ${INGEST:-8} ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${SERVE_S:-300}" ] && c=${SERVE_S:-300}
+  if [ "$c" -gt 90 ]; then
+    OUT="$LOGS/serve" SERVE_INGEST_THREADS="${INGEST:-8}" SERVE_CONCURRENCY="${SERVE_CONCURRENCY:-1,16,128}" \
+      SERVE_POINT_S="${SERVE_POINT_S:-8}" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench serve-load \
+      >"$LOGS/serve.log" 2>&1
+    echo "serve-load rc=$? ($(el))"
+    grep -E "^\||bar|MISSED|met|matched|Error" "$LOGS/serve.log" | head -20
+  else echo "serve-load skipped: ${c}s left"; fi
   pack
 }
 
