@@ -476,7 +476,7 @@ function makeLauncher(
     };
   };
   // int8 plans keep several candidates even without tuneConvs (conv-cudnn.ts): they are always timed
-  let convsTuned = options.tuneConvs !== true && ![...libs.convs.values()].some((p) => p.candidateCount > 1);
+  let convsTuned = options.tuneConvs !== true && ![...tunableConvs(libs)].some((p) => p.candidateCount > 1);
   return (b) => {
     const { workspace, stream } = b.resources;
     const ptr = pointerResolver(plan, weights, b);
@@ -542,8 +542,9 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   let firstMs = 0;
   let bestMs = 0;
   let tried = 0;
-  for (const p of libs.convs.values()) {
-    reportProgress({ phase: "tune convs", sub: true, done: ++tried, total: libs.convs.size });
+  const plans = [...tunableConvs(libs)];
+  for (const p of plans) {
+    reportProgress({ phase: "tune convs", sub: true, done: ++tried, total: plans.length });
     const r = p.tune(stream);
     for (const f of r.failures) log(`cuDNN tuning dropped a candidate: ${f}`);
     if (r.timed === 0) continue;
@@ -554,8 +555,13 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   }
   stream.synchronize();
   log(
-    `cuDNN tuning: ${timed}/${libs.convs.size} convs timed, ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
+    `cuDNN tuning: ${timed}/${plans.length} convs timed, ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
   );
+}
+
+/** The cuDNN plans the engine runs: not those of convolutions cuSPARSELt runs (still bound to the sparse timing's freed scratch). */
+function* tunableConvs(libs: LibraryPlans): Iterable<CudnnConvPlan> {
+  for (const [step, p] of libs.convs) if (!libs.sparseConvs.has(step)) yield p;
 }
 
 function buildStats(

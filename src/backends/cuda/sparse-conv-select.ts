@@ -23,8 +23,14 @@ import type { CudnnConvPlan } from "./kernels/conv-cudnn.js";
 import { type SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import { type SparseConvCandidate, type SparseLayerReport, timingLost } from "./sparse-weights.js";
 
-/** The dense side of the timing: the convolution's cuDNN plan (bound here to scratch, rebound by the engine). */
-export type DenseConvPlan = Pick<CudnnConvPlan, "bind" | "execute" | "workspaceBytes">;
+/**
+ * The dense side of the timing: the convolution's cuDNN plan (bound here to scratch, rebound by the engine when it
+ * runs; when the sparse plan wins it never runs, and the build's cuDNN tuning skips it).
+ */
+export type DenseConvPlan = Pick<
+  CudnnConvPlan,
+  "bind" | "execute" | "workspaceBytes" | "candidateCount" | "tune"
+>;
 
 /** What the build chose for its 1×1 convolutions: the dense plans it has, and the sparse ones that beat them. */
 export interface SparseConvPlans {
@@ -77,6 +83,8 @@ export function tryConvCandidate(
     });
     const denseBias = c.step.layer.inputs[2] !== undefined ? bench.buffer(n * 2, 0).ptr : undefined;
     dense.bind({ x: x.ptr, w: weight.ptr, bias: denseBias, y: y.ptr, extra }, workspace.ptr);
+    // With tuneConvs the cuDNN plan still holds several engines: sparse must beat the one that would run.
+    if (dense.candidateCount > 1) dense.tune(bench.stream);
     const cell = streamCell(bench.stream);
     const p = plan;
     const timing = timePairOnStream(
@@ -96,7 +104,8 @@ export function tryConvCandidate(
       chosen,
     };
   } catch (e) {
-    return ranDense(`cuSPARSELt refused: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
+    const why = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    return ranDense(plan ? `timing failed: ${why}` : `cuSPARSELt refused: ${why}`);
   } finally {
     if (plan) destroySparseLtPlan(plan);
     bench.release();

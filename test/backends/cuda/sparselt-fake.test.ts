@@ -523,6 +523,14 @@ suite("choosing sparse or dense per layer at build time (fake timing)", () => {
 class DenseConv {
   bound: ConvOperands | undefined;
   workspaceBytes = 0;
+  candidateCount = 1;
+  /** Where each tune() found the plan bound (a tuning build's plan still holds several cuDNN engines). */
+  tunedOn: (bigint | undefined)[] = [];
+  tune() {
+    this.tunedOn.push(this.bound?.x);
+    this.candidateCount = 1;
+    return { timed: 0, switched: false, firstMs: Number.NaN, bestMs: Number.NaN, failures: [] };
+  }
   private readonly event = CudaEvent.create();
   constructor(private readonly ticks: number) {}
   bind(ops: ConvOperands): void {
@@ -596,6 +604,22 @@ suite("1×1 convolutions as sparse GEMMs (fake timing, fake cuSPARSELt)", () => 
     expect(summary!.layers[0]!.ran).toBe("dense");
     expect(summary!.layers[0]!.reason).toMatch(/^timing lost: sparse \S+ ms vs dense cuDNN \S+ ms$/);
     expect(sparse.size).toBe(0);
+    expect(dense.tunedOn).toEqual([]);
+    dense.destroy();
+  });
+
+  it("with several cuDNN engines still in the running (tuneConvs), sparse is timed against the tuned one", () => {
+    const dense = new DenseConv(0);
+    dense.candidateCount = 4;
+    const sparse = new Map<ConvStep, SparseLtMatmul>();
+    chooseSparseMatmuls(plan, new Map(), { mode: "prefer" }, 1 << 20, () => {}, {
+      dense: new Map([[step, dense]]),
+      sparse,
+    });
+    // tuned once, on the timing's scratch (bound first), before the pair was timed
+    expect(dense.tunedOn).toHaveLength(1);
+    expect(dense.tunedOn[0]).toBe(dense.bound?.x);
+    expect(dense.candidateCount).toBe(1);
     dense.destroy();
   });
 });
