@@ -68,10 +68,20 @@ function tsxEsmApi(): string {
   return join(dirname(manifest), rel);
 }
 
+/** Threads that may die and be replaced in a minute before the server gives up. */
+const RESTARTS_PER_MINUTE = 5;
+/** How long close() lets a thread finish what it has in flight. */
+const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Starts `n` ingest threads answering HTTP on `cfg`'s port for `h`. `onFatal` is told when the HTTP side is gone
+ * for good (threads dying faster than they can be replaced, or a replacement failing to listen).
+ */
 export async function startIngestThreads(
   n: number,
   cfg: IngestConfig,
   h: HttpAppHandlers,
+  onFatal?: (why: string) => void,
 ): Promise<HttpSide> {
   const why = ingestThreadsRefusal(n);
   if (why) throw new Error(why);
@@ -85,9 +95,23 @@ export async function startIngestThreads(
   const post = (w: Worker, m: ToWorker, transfer: ArrayBuffer[] = []) => {
     try {
       w.postMessage(m, transfer);
-    } catch {
+      return;
+    } catch {}
+    try {
       w.postMessage(m); // a buffer that cannot move is copied
+    } catch (e) {
+      // what cannot be cloned at all fails that request only
+      if ("id" in m && m.t !== "error")
+        w.postMessage({ t: "error", id: m.id, error: toWireError(e) } satisfies ToWorker);
     }
+  };
+  /** Thread deaths while serving, newest last: more than RESTARTS_PER_MINUTE in a minute is fatal. */
+  const deaths: number[] = [];
+  const lost = (why: string) => {
+    if (closing) return;
+    closing = true;
+    process.stderr.write(`torchc serve: ${why}; the server stops\n`);
+    onFatal?.(why);
   };
 
   const onMessage = (w: Worker, m: ToMain) => {
@@ -137,14 +161,17 @@ export async function startIngestThreads(
       });
       w.on("exit", (code) => {
         workers.delete(w);
-        if (!listening) reject(new Error(`ingest thread exited (${code}) before it listened`));
-        // a thread that dies while serving is replaced on the same port
-        else if (!closing)
-          spawn(boundPort).catch((e) =>
-            process.stderr.write(
-              `torchc serve: replacing an ingest thread failed: ${(e as Error).message}\n`,
-            ),
+        if (!listening) return reject(new Error(`ingest thread exited (${code}) before it listened`));
+        if (closing) return;
+        // a thread that dies while serving is replaced on the same port, unless they keep dying
+        const now = performance.now();
+        deaths.push(now);
+        while (deaths.length && now - deaths[0] > 60_000) deaths.shift();
+        if (deaths.length > RESTARTS_PER_MINUTE)
+          return lost(
+            `${deaths.length} ingest threads died within a minute (the last with exit code ${code})`,
           );
+        spawn(boundPort).catch((e) => lost(`replacing an ingest thread failed: ${(e as Error).message}`));
       });
     });
   };
@@ -172,11 +199,16 @@ export async function startIngestThreads(
     },
     async close() {
       closing = true;
+      // each thread answers what it has in flight and ends; one that does not within the grace period is stopped
       await Promise.all(
         [...workers].map(
           (w) =>
             new Promise<void>((resolve) => {
-              w.once("exit", () => resolve());
+              const stop = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+              w.once("exit", () => {
+                clearTimeout(stop);
+                resolve();
+              });
               post(w, { t: "close" });
             }),
         ),

@@ -49,6 +49,11 @@ export interface Server {
   readonly grpcAddress?: string;
   /** Stops accepting, answers everything queued and running, closes, disposes the module. */
   drain(): Promise<void>;
+  /**
+   * Settles once the server has drained: after drain(), or after the HTTP side failed for good (ingest threads
+   * dying faster than they are replaced), which rejects it with why.
+   */
+  readonly closed: Promise<void>;
 }
 
 /** What serve() runs: one compiled module, or a pool of replicas across GPUs (runtime/pool.ts). */
@@ -274,43 +279,64 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     count: (status: string) => m.requests.inc({ model: name, status }),
     metrics: async () => ({ contentType: registry.contentType, text: await metricsText() }),
   };
-  // The HTTP side on this thread, or on `ingestThreads` threads that hand decoded requests to this one's batcher.
-  const http = opts.ingestThreads
-    ? await startIngestThreads(
-        opts.ingestThreads,
-        { ...appOptions, host: opts.host ?? "127.0.0.1", port: opts.port ?? 8000 },
-        handlers,
-      )
-    : await listenHere(httpApp({ ...appOptions, bodies: new BodyPool() }, handlers), opts);
-  const rpc =
-    opts.grpcPort === undefined
-      ? undefined
-      : await startGrpc(opts.host ?? "127.0.0.1", opts.grpcPort, {
-          ready: () => !draining,
-          metadata,
-          name,
-          version: opts.version,
-          infer: async (body, binary, deadline) =>
-            inferDecoded(decodeRequest(body, inputs, batcher.batching, binary), deadline),
-          count: (status) => m.requests.inc({ model: name, status }),
-        });
   let drained: Promise<void> | undefined;
-  return {
-    app: http.app,
-    url: http.url,
-    batcher,
-    grpcAddress: rpc?.address,
-    drain() {
-      drained ??= (async () => {
-        draining = true;
-        http.stopAccepting();
-        await batcher.drain();
-        await Promise.all([http.close(), rpc?.close()]);
-        await compiled.dispose();
-      })();
-      return drained;
-    },
+  let failure: string | undefined;
+  let settle: { resolve(): void; reject(e: Error): void } | undefined;
+  const closed = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  closed.catch(() => {}); // a caller that never looks at it is not an unhandled rejection
+  const drain = () => {
+    drained ??= (async () => {
+      draining = true;
+      http?.stopAccepting();
+      await batcher.drain();
+      await Promise.all([http?.close(), rpc?.close()]);
+      await compiled.dispose();
+    })().then(
+      () => (failure === undefined ? settle?.resolve() : settle?.reject(new Error(failure))),
+      (e: Error) => {
+        settle?.reject(e);
+        throw e;
+      },
+    );
+    return drained;
   };
+  // The HTTP side on this thread, or on `ingestThreads` threads that hand decoded requests to this one's batcher;
+  // if those are lost for good, the server drains (gRPC too) and `closed` says why.
+  const onFatal = (why: string) => {
+    failure = why;
+    void drain().catch(() => {});
+  };
+  let http: HttpSide | undefined;
+  let rpc: Awaited<ReturnType<typeof startGrpc>> | undefined;
+  try {
+    http = opts.ingestThreads
+      ? await startIngestThreads(
+          opts.ingestThreads,
+          { ...appOptions, host: opts.host ?? "127.0.0.1", port: opts.port ?? 8000 },
+          handlers,
+          onFatal,
+        )
+      : await listenHere(httpApp({ ...appOptions, bodies: new BodyPool() }, handlers), opts);
+    rpc =
+      opts.grpcPort === undefined
+        ? undefined
+        : await startGrpc(opts.host ?? "127.0.0.1", opts.grpcPort, {
+            ready: () => !draining,
+            metadata,
+            name,
+            version: opts.version,
+            infer: async (body, binary, deadline) =>
+              inferDecoded(decodeRequest(body, inputs, batcher.batching, binary), deadline),
+            count: (status) => m.requests.inc({ model: name, status }),
+          });
+  } catch (e) {
+    // a port in use: nothing started here stays listening (the module is the caller's)
+    await http?.close();
+    throw e;
+  }
+  return { app: http.app, url: http.url, batcher, grpcAddress: rpc?.address, drain, closed };
 }
 
 /** The HTTP side on this thread: the app listening on the server's port. */

@@ -5,6 +5,7 @@
  * conformance suite runs on one ingest thread in serve.test.ts.
  */
 import { spawnSync } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { compareTensors } from "../../src/cli/compare.js";
@@ -101,6 +102,51 @@ let server: Server | undefined;
 afterEach(async () => {
   await server?.drain();
   server = undefined;
+});
+
+/** A port nothing listens on now. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe("--ingest-threads: start-up failures", () => {
+  it("a gRPC port in use fails serve() and leaves no HTTP thread listening", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const grpcPort = (busy.address() as AddressInfo).port;
+    const port = await freePort();
+    try {
+      const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
+      await expect(serve(compiled, { port, grpcPort, log: false, ingestThreads: 1 })).rejects.toThrow();
+      // the HTTP port is free again: the thread that took it was closed
+      const again = createServer();
+      await new Promise<void>((resolve, reject) => {
+        again.once("error", reject);
+        again.listen(port, "127.0.0.1", () => resolve());
+      });
+      await new Promise<void>((r) => again.close(() => r()));
+      await compiled.dispose();
+    } finally {
+      await new Promise<void>((r) => busy.close(() => r()));
+    }
+  }, 30_000);
+
+  it("an HTTP port in use is an error from serve(), not a hang", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
+      await expect(serve(compiled, { port, log: false, ingestThreads: 1 })).rejects.toThrow(/EADDRINUSE/);
+      await compiled.dispose();
+    } finally {
+      await new Promise<void>((r) => busy.close(() => r()));
+    }
+  }, 30_000);
 });
 
 describe("--ingest-threads 3: three threads on one port, one batcher", () => {

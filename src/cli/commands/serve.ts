@@ -136,7 +136,7 @@ async function serveCommandLine(argv: readonly string[], usage: string): Promise
     // One of --processes' servers: the primary prints the line once all are ready.
     if (isServerProcess()) announceReady(line);
     else process.stderr.write(`${line}\n`);
-    await new Promise<void>((resolve) => {
+    const ended = await new Promise<string | undefined>((resolve) => {
       let stopping = false;
       const stop = () => {
         if (stopping) return;
@@ -147,11 +147,17 @@ async function serveCommandLine(argv: readonly string[], usage: string): Promise
           process.off("SIGTERM", stop);
           process.off("SIGINT", stop);
         }
-        void server.drain().then(resolve);
+        void server.drain().then(() => resolve(undefined));
       };
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
+      // the server can also stop itself: its HTTP threads lost for good (it has drained by then)
+      server.closed.catch((e: Error) => resolve(e.message));
     });
+    if (ended !== undefined) {
+      process.stderr.write(`error: ${ended}\n`);
+      return 1;
+    }
     return 0;
   }
 }
