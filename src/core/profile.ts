@@ -17,6 +17,8 @@ export type ProfiledKind =
   /** The same GEMM running a few-channel 1×1 convolution (TORCHC_POINTWISE_TC=1). */
   | "conv-gemm"
   | "cudnn"
+  /** 2:4-sparse linears and 1×1 convolutions (sparseWeights). */
+  | "cusparselt"
   | "libtorch"
   | "copy";
 

@@ -165,8 +165,14 @@ describe("--ingest-threads 3: three threads on one port, one batcher", () => {
         expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
       expect(server.batcher.stats.rows).toBe(24);
       expect(server.batcher.stats.batches).toBeLessThan(24);
-      const metrics = await (await fetch(new URL("/metrics", server.url))).text();
-      expect(metrics).toMatch(/torchc_requests_total\{model="model",status="200"\} 24/);
+      // each thread's count and another thread's /metrics ask cross on different ports: poll briefly
+      const counted = /torchc_requests_total\{model="model",status="200"\} 24/;
+      let metrics = "";
+      for (let i = 0; i < 50 && !counted.test(metrics); i++) {
+        metrics = await (await fetch(new URL("/metrics", server.url))).text();
+        if (!counted.test(metrics)) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(metrics).toMatch(counted);
     },
     30_000,
   );

@@ -34,7 +34,7 @@ import {
   matmulGeometry,
 } from "./kernels/matmul-cublaslt.js";
 import { SmallGemmMatmul } from "./kernels/matmul-small.js";
-import type { SparseLtMatmul } from "./kernels/matmul-sparselt.js";
+import { SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import { type LtTimedChoice, ltTimedChoiceEnabled, timeLtCandidates } from "./lt-timed-choice.js";
 import { keepsElementOrder, permutedBytes } from "./permute-bytes.js";
 import { isIdentity } from "./plan/layout.js";
@@ -641,7 +641,13 @@ function timedMatmulStats(
 /** Each step's profile label; matmuls the generated small GEMM runs are labelled as such. */
 function engineLabels(plan: EnginePlan, libs: LibraryPlans) {
   return plan.steps.map((s) =>
-    stepLabel(s, s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul),
+    stepLabel(
+      s,
+      s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul,
+      s.kind === "conv"
+        ? libs.sparseConvs.has(s)
+        : s.kind === "matmul" && libs.matmuls.get(s) instanceof SparseLtMatmul,
+    ),
   );
 }
 

@@ -36,7 +36,11 @@ function kindOf(s: Step, generatedGemm: boolean): ProfiledKind {
   }
 }
 
-/** `generatedGemm`: a matmul step the generated small GEMM runs (small-gemm-select.ts), not cuBLASLt. */
-export function stepLabel(s: Step, generatedGemm = false): StepLabel {
-  return { kind: kindOf(s, generatedGemm), nodes: [...new Set(stepLayers(s).map(nodeOf))] };
+/**
+ * `generatedGemm`: a matmul step the generated small GEMM runs (small-gemm-select.ts), not cuBLASLt; `sparse`: a
+ * linear or 1×1 convolution cuSPARSELt runs (sparse-select.ts).
+ */
+export function stepLabel(s: Step, generatedGemm = false, sparse = false): StepLabel {
+  const kind = sparse ? "cusparselt" : kindOf(s, generatedGemm);
+  return { kind, nodes: [...new Set(stepLayers(s).map(nodeOf))] };
 }

@@ -53,6 +53,7 @@ const KIND_NAMES: Readonly<Record<ProfiledKind, string>> = {
   gemm: "generated GEMM",
   "conv-gemm": "1×1 conv on the tensor-core GEMM",
   cudnn: "cuDNN",
+  cusparselt: "cuSPARSELt",
   libtorch: "LibTorch segment",
   copy: "copy",
 };
