@@ -47,6 +47,16 @@ export class BodyPool {
     return fresh;
   }
 
+  /**
+   * Takes in an allocation that came back from another thread (an ingest thread's body, moved to the batcher's
+   * thread and moved back once its batch ran): a new ArrayBuffer object over the same bytes, of a pool size.
+   */
+  adopt(ab: ArrayBuffer): void {
+    if (ab.byteLength === 0 || ab.byteLength % 4096 !== 0) return;
+    this.mine.add(ab);
+    this.give(new Uint8Array(ab));
+  }
+
   /** Takes back the allocation behind `body`, when it came from this pool and nothing reads it any more. */
   give(body: Uint8Array): void {
     const ab = body.buffer as ArrayBuffer;

@@ -40,11 +40,13 @@ export interface HttpAppOptions {
   readonly bodyLimit: number;
   /** JSON-line logs. */
   readonly log: boolean;
-  /**
-   * Binary bodies from this pool, given back once their request is answered (its tensors are read by then); none
-   * when the bodies leave this thread.
-   */
+  /** Binary bodies are read into this pool's allocations. */
   readonly bodies?: BodyPool;
+  /**
+   * The bodies' allocations move to another thread with their tensors (and come back through `BodyPool.adopt`):
+   * they are not given back to the pool when the request is answered.
+   */
+  readonly bodiesLeave?: boolean;
 }
 
 export interface HttpAppHandlers {
@@ -69,7 +71,7 @@ export function httpApp(o: HttpAppOptions, h: HttpAppHandlers): FastifyInstance 
   const bodies = o.bodies;
   // Bodies whose batch has run: nothing reads their tensor views once the answer is sent.
   const spent = new WeakSet<object>();
-  if (bodies)
+  if (bodies && !o.bodiesLeave)
     app.addHook("onResponse", async (req) => {
       if (Buffer.isBuffer(req.body) && spent.has(req)) bodies.give(req.body);
     });

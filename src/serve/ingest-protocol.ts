@@ -31,9 +31,15 @@ export type ToMain =
   | { readonly t: "count"; readonly status: string }
   | { readonly t: "metrics"; readonly id: number };
 
+/** `bodies`: the request's moved buffers, moved back once its batch ran (nothing reads them any more). */
 export type ToWorker =
-  | { readonly t: "result"; readonly id: number; readonly outputs: NamedOutputs }
-  | { readonly t: "error"; readonly id: number; readonly error: WireError }
+  | {
+      readonly t: "result";
+      readonly id: number;
+      readonly outputs: NamedOutputs;
+      readonly bodies?: ArrayBuffer[];
+    }
+  | { readonly t: "error"; readonly id: number; readonly error: WireError; readonly bodies?: ArrayBuffer[] }
   | { readonly t: "metrics"; readonly id: number; readonly contentType: string; readonly text: string }
   | { readonly t: "drain" }
   | { readonly t: "close" };

@@ -5,6 +5,7 @@
  * Requests that fail to parse or check are answered here and never leave the thread.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { BodyPool } from "./body.js";
 import { httpApp, type NamedOutputs } from "./http-app.js";
 import {
   fromWireError,
@@ -31,32 +32,39 @@ let draining = false;
 const pending = new Map<number, { resolve(v: NamedOutputs): void; reject(e: Error): void }>();
 const metricsWaiting = new Map<number, (r: { contentType: string; text: string }) => void>();
 
-const app = httpApp(data.app, {
-  draining: () => draining,
-  infer(decoded) {
-    const id = nextId++;
-    return new Promise<NamedOutputs>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      send({ t: "infer", id, req: decoded }, transferables(decoded.tensors));
-    });
+// Bodies are read into this pool's allocations; they move to the batcher's thread and come back with the answer.
+const pool = new BodyPool();
+const app = httpApp(
+  { ...data.app, bodies: pool, bodiesLeave: true },
+  {
+    draining: () => draining,
+    infer(decoded) {
+      const id = nextId++;
+      return new Promise<NamedOutputs>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        send({ t: "infer", id, req: decoded }, transferables(decoded.tensors));
+      });
+    },
+    count: (status) => send({ t: "count", status }),
+    metrics() {
+      const id = nextId++;
+      return new Promise((resolve) => {
+        metricsWaiting.set(id, resolve);
+        send({ t: "metrics", id });
+      });
+    },
   },
-  count: (status) => send({ t: "count", status }),
-  metrics() {
-    const id = nextId++;
-    return new Promise((resolve) => {
-      metricsWaiting.set(id, resolve);
-      send({ t: "metrics", id });
-    });
-  },
-});
+);
 
 port.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "result":
+      for (const b of m.bodies ?? []) pool.adopt(b);
       pending.get(m.id)?.resolve(m.outputs);
       pending.delete(m.id);
       return;
     case "error":
+      for (const b of m.bodies ?? []) pool.adopt(b);
       pending.get(m.id)?.reject(fromWireError(m.error));
       pending.delete(m.id);
       return;

@@ -116,15 +116,20 @@ export async function startIngestThreads(
 
   const onMessage = (w: Worker, m: ToMain) => {
     switch (m.t) {
-      case "infer":
+      case "infer": {
+        // the request's moved buffers go back with the answer, for the thread's body pool: once the batch has
+        // run (or failed) nothing reads them (its rows were copied into the batch, or it ran and is done)
+        const bodies = transferables(m.req.tensors);
         h.infer(m.req).then(
           (outputs) => {
             const owned = ownedOutputs(outputs);
-            post(w, { t: "result", id: m.id, outputs: owned }, transferables(owned.map((o) => o.tensor)));
+            const out = transferables(owned.map((o) => o.tensor));
+            post(w, { t: "result", id: m.id, outputs: owned, bodies }, [...out, ...bodies]);
           },
-          (e) => post(w, { t: "error", id: m.id, error: toWireError(e) }),
+          (e) => post(w, { t: "error", id: m.id, error: toWireError(e), bodies }, bodies),
         );
         return;
+      }
       case "count":
         h.count(m.status);
         return;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
+import { MessageChannel } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { BodyError, BodyPool, readAlignedBody } from "../../src/serve/body.js";
 import { decodeRequest, splitBinaryBody } from "../../src/serve/protocol.js";
@@ -113,6 +114,29 @@ describe("BodyPool", () => {
     for (const m of many) pool.give(new Uint8Array(m));
     const back = new Set([pool.take(8000), pool.take(8000), pool.take(8000), pool.take(8000)]);
     expect(many.filter((m) => back.has(m)).length).toBe(3);
+  });
+
+  it("adopts an allocation that crossed threads and came back (a new ArrayBuffer object over the same bytes)", async () => {
+    const pool = new BodyPool(1 << 20);
+    const body = pool.take(600_000);
+    expect(body.byteLength).toBe(602_112);
+    // moved to another thread and back: what returns is another ArrayBuffer object
+    const { port1, port2 } = new MessageChannel();
+    const back = new Promise<ArrayBuffer>((r) => port2.once("message", r));
+    port1.postMessage(body, [body]);
+    const returned = await back;
+    port1.close();
+    port2.close();
+    expect(body.byteLength).toBe(0);
+    pool.adopt(returned);
+    expect(pool.take(600_000)).toBe(returned);
+    // a size the pool never hands out, an empty (detached) buffer, or beyond the bound: not kept
+    pool.adopt(new ArrayBuffer(1000));
+    pool.adopt(new ArrayBuffer(0));
+    expect(pool.take(1000).byteLength).toBe(4096);
+    const big = new ArrayBuffer(2 << 20);
+    pool.adopt(big);
+    expect(pool.take(2 << 20)).not.toBe(big);
   });
 
   it("a pooled body is read in place like a fresh one", async () => {
