@@ -14,9 +14,15 @@ import { reportProgress } from "../util/progress.js";
 import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext, deviceCount } from "./cuda/device/context.js";
-import { useHostCopyThreads } from "./cuda/device/host-copy.js";
+import { copyIntoPinned, useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { prewarmCudaLibraries } from "./cuda/device/prewarm.js";
-import { allocPinnedTensor, CudaDeviceTensor, copyToDevice, copyToHost } from "./cuda/device-tensor.js";
+import {
+  allocPinnedTensor,
+  CudaDeviceTensor,
+  copyToDevice,
+  copyToHost,
+  pinnedSource,
+} from "./cuda/device-tensor.js";
 import { type CudaEngine, describeEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
 import { WeightStore } from "./cuda/shared-weights.js";
@@ -160,6 +166,20 @@ export async function createCudaBackend(
     async toHost(t: DeviceTensor): Promise<Tensor> {
       CudaContext.get(device);
       return copyToHost(t, completion);
+    },
+    async copyIntoHost(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void> {
+      const p = pinnedSource(dst);
+      if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
+        throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
+      if (!p) {
+        new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
+        return;
+      }
+      // one memcpy on a worker thread, whatever the size: many of these run at once (a batch's rows)
+      await copyIntoPinned(p.pinned, p.offset + byteOffset, src, {
+        minWorkerBytes: 64 << 10,
+        chunkBytes: Math.max(4096, src.byteLength),
+      });
     },
   };
 }

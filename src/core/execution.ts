@@ -74,4 +74,9 @@ export interface DeviceAllocator {
   toDevice(t: Tensor): Promise<DeviceTensor>;
   /** A copy of a device tensor on the host. */
   toHost(t: DeviceTensor): Promise<Tensor>;
+  /**
+   * Writes `src` into host tensor `dst` at `byteOffset`, off the JS thread when `dst` is page-locked (a C memcpy on
+   * a worker thread). `src` must not change until the promise settles.
+   */
+  copyIntoHost?(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void>;
 }

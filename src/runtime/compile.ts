@@ -273,6 +273,19 @@ export class CompiledModule {
     return { dtype, shape: [...shape], data: allocData(dtype, numel(shape)) };
   }
 
+  /**
+   * Writes `src` into a host tensor at `byteOffset`: for a tensor from `allocateHost` on a GPU backend, a C memcpy
+   * on a worker thread (the JS thread stays free; many run at once), else a copy here. `src` must not change
+   * until the promise settles.
+   */
+  async copyIntoHost(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void> {
+    const b = this.backend as Partial<DeviceAllocator>;
+    if (b.copyIntoHost) return b.copyIntoHost(dst, byteOffset, src);
+    if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
+      throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
+    new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
+  }
+
   /** Page-locked host tensors shaped like the outputs, for `run(inputs, { outputs })`. */
   allocateHostOutputs(): Tensor[] {
     return this.graph.outputs.map((n) =>

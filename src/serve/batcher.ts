@@ -42,6 +42,11 @@ export interface BatchModel {
    * with no staging copy (default: ordinary memory). Buffers are reused once their run has settled.
    */
   allocate?(dtype: Tensor["dtype"], shape: readonly number[]): Tensor;
+  /**
+   * Writes a request's rows into a merged batch from `allocate`, off this thread (a GPU module's worker-thread
+   * memcpy into page-locked memory); the rows of one batch are written at once. Default: a copy on this thread.
+   */
+  copy?(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void>;
 }
 
 export interface BatcherOptions {
@@ -226,14 +231,18 @@ export class DynamicBatcher {
     // Merge buffers go back for reuse only after a successful run: a failed one may have left copies queued.
     const owned: { key: string; t: Tensor }[] = [];
     try {
+      const copies: Promise<void>[] = [];
       const merged = this.model.inputs.map((spec, k) =>
         this.merge(
           k,
           spec,
           take.map((p) => p.tensors[k]),
           owned,
+          copies,
         ),
       );
+      // every row written before the run reads the batch (a failed copy fails the batch)
+      if (copies.length) await Promise.all(copies);
       const outs = await this.model.run(merged);
       for (const { key, t } of owned) {
         const free = this.spare.get(key) ?? [];
@@ -266,6 +275,7 @@ export class DynamicBatcher {
     spec: TensorSpec,
     parts: readonly Tensor[],
     owned: { key: string; t: Tensor }[],
+    copies: Promise<void>[],
   ): Tensor {
     const n = parts.reduce((a, t) => a + t.shape[0], 0);
     const rows = this.runRows(n);
@@ -282,9 +292,11 @@ export class DynamicBatcher {
     owned.push({ key, t: out });
     const bytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);
     let at = 0;
+    const copy = this.model.copy;
     for (const t of parts) {
       const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      bytes.set(src, at);
+      if (copy) copies.push(copy(out, at, src));
+      else bytes.set(src, at);
       at += src.byteLength;
     }
     // Padding rows are zero: a reused buffer holds an earlier batch's rows, and page-locked memory comes

@@ -211,6 +211,11 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
       // One module: merged batches in its page-locked memory (no staging copy). A pool of replicas over several
       // GPUs takes ordinary memory.
       allocate: "replicas" in compiled ? undefined : (dtype, shape) => compiled.allocateHost(dtype, shape),
+      // and the requests' rows written there on worker threads (TORCHC_SERVE_THREADED_MERGE=0: on this one)
+      copy:
+        "replicas" in compiled || process.env.TORCHC_SERVE_THREADED_MERGE === "0"
+          ? undefined
+          : (dst, at, src) => compiled.copyIntoHost(dst, at, src),
     },
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),

@@ -50,6 +50,44 @@ describe("DynamicBatcher merge buffers", () => {
     ]);
   });
 
+  it("with a copy hook, every request's rows land (out of order, later) before the run reads the batch", async () => {
+    const { model, seen } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
+    const writes: number[] = [];
+    // a worker-thread memcpy: it lands after a delay, the later rows first
+    model.copy = (dst, at, src) =>
+      new Promise<void>((resolve) =>
+        setTimeout(
+          () => {
+            new Uint8Array(dst.data.buffer, dst.data.byteOffset + at, src.byteLength).set(src);
+            writes.push(at);
+            resolve();
+          },
+          20 - at / 8,
+        ),
+      );
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });
+    const outs = await Promise.all([
+      b.submit([request(1, 1)], 1),
+      b.submit([request(2, 2)], 2),
+      b.submit([request(1, 3)], 1),
+    ]);
+    expect(writes).toEqual([24, 8, 0]);
+    expect(Array.from(seen[0])).toEqual([1, 1, 2, 2, 2, 2, 3, 3]);
+    expect(outs.map((r) => Array.from(r.tensors[0].data as Float32Array))).toEqual([
+      [10, 10],
+      [20, 20, 20, 20],
+      [30, 30],
+    ]);
+    // a copy that fails fails that batch's requests, and the batcher goes on
+    model.copy = () => Promise.reject(new Error("copy failed"));
+    await expect(Promise.all([b.submit([request(1, 5)], 1), b.submit([request(1, 5)], 1)])).rejects.toThrow(
+      /copy failed/,
+    );
+    model.copy = undefined;
+    const after = await Promise.all([b.submit([request(1, 6)], 1), b.submit([request(1, 6)], 1)]);
+    expect(Array.from(after[1].tensors[0].data as Float32Array)).toEqual([60, 60]);
+  });
+
   it("runs a merged batch at its bucket's rows, not the range's max, zero-padded in fresh uninitialised memory", async () => {
     const { model, seen } = recordingModel({ min: 1, max: 8, buckets: [1, 2, 4, 8] });
     const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });

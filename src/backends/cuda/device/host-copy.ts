@@ -79,6 +79,8 @@ export interface HostCopyOptions {
   readonly chunkBytes?: number;
   /** Memcpys queued per event-loop turn (default: TORCHC_COPY_QUEUE_GROUP, else the pool's thread count). */
   readonly queueGroup?: number;
+  /** Copies below this many bytes run on the JS thread (default WORKER_COPY_MIN_BYTES). */
+  readonly minWorkerBytes?: number;
   /** Called on the JS thread as each chunk lands: [offset, offset + bytes) of the destination is written. */
   readonly onChunk?: (offset: number, bytes: number) => void;
   /**
@@ -120,7 +122,7 @@ export async function copyIntoPinned(
   if (dstOffset + bytes > dst.bytes)
     fail(`${bytes} bytes at offset ${dstOffset} do not fit ${dst.bytes} bytes of staging`);
   if (bytes === 0) return;
-  if (bytes < workerCopyMinBytes()) {
+  if (bytes < (opts.minWorkerBytes ?? workerCopyMinBytes())) {
     const pieces = Math.max(1, Math.min(4, Math.floor(bytes / JS_CHUNK_BYTES)));
     const piece = Math.ceil(bytes / pieces / 64) * 64;
     for (let off = 0; off < bytes; off += piece) {
