@@ -133,7 +133,8 @@ export class Emitter {
     const V = this.vec?.width ?? 1;
     const t = this.info(tensor);
     const size = DTYPE_BYTES[t.storage];
-    if (V === 1 || (size !== 2 && size !== 4) || (V * size) % 4 !== 0) return false;
+    // 1-byte tensors (int8 activations) move 8 lanes as one 8-byte word
+    if (V === 1 || (size !== 1 && size !== 2 && size !== 4) || (V * size) % 4 !== 0) return false;
     const strides = elementStrides(t);
     if (strides[axis] !== 1 || t.shape[axis] % V !== 0) return false;
     // a strided view's first element must keep the wide loads aligned too
