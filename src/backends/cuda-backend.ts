@@ -108,7 +108,6 @@ export async function createCudaBackend(
   const weightStore = new WeightStore();
   // sparseWeights: true fails here, in one line, when this GPU or machine cannot run 2:4 sparse at all.
   const sparseWeights = sparseWeightsFor(options.sparseWeights, ctx);
-
   return {
     name: `cuda (${ctx.info.name}, ${precision})`,
     async engine(segment: Segment, network: Network): Promise<SegmentRunner> {
@@ -167,19 +166,24 @@ export async function createCudaBackend(
       CudaContext.get(device);
       return copyToHost(t, completion);
     },
-    async copyIntoHost(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void> {
-      const p = pinnedSource(dst);
-      if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
-        throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
-      if (!p) {
-        new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
-        return;
-      }
-      // one memcpy on a worker thread, whatever the size: many of these run at once (a batch's rows)
-      await copyIntoPinned(p.pinned, p.offset + byteOffset, src, {
-        minWorkerBytes: 64 << 10,
-        chunkBytes: Math.max(4096, src.byteLength),
-      });
-    },
+    copyIntoHost,
   };
+}
+
+/**
+ * Writes `src` into host tensor `dst` at `byteOffset`: into page-locked memory (allocateHost) by one memcpy on a
+ * worker thread whatever the size (a batch's rows are many such copies at once), else on this thread.
+ */
+async function copyIntoHost(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void> {
+  if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
+    throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
+  const p = pinnedSource(dst);
+  if (!p) {
+    new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
+    return;
+  }
+  await copyIntoPinned(p.pinned, p.offset + byteOffset, src, {
+    minWorkerBytes: 64 << 10,
+    chunkBytes: Math.max(4096, src.byteLength),
+  });
 }

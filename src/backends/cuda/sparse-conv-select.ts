@@ -7,21 +7,20 @@
  */
 import { tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import { CudaContext } from "./device/context.js";
-import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
+import type { PairTimingOptions } from "./device/graph-timing.js";
 import {
   buildSparseLtPlan,
   destroySparseLtPlan,
-  runSparseLtPlan,
   type SparseLtOperands,
   type SparseLtPlan,
   searchSparseLtPlan,
-  streamCell,
 } from "./device/sparselt-plan.js";
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { ConvStep } from "./fuse/steps.js";
 import type { CudnnConvPlan } from "./kernels/conv-cudnn.js";
-import { type SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
-import { type SparseConvCandidate, type SparseLayerReport, timingLost } from "./sparse-weights.js";
+import type { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
+import { sparseOrDense } from "./sparse-pair-timing.js";
+import type { SparseConvCandidate, SparseLayerReport } from "./sparse-weights.js";
 
 /**
  * The dense side of the timing: the convolution's cuDNN plan (bound here to scratch, rebound by the engine when it
@@ -85,24 +84,10 @@ export function tryConvCandidate(
     dense.bind({ x: x.ptr, w: weight.ptr, bias: denseBias, y: y.ptr, extra }, workspace.ptr);
     // With tuneConvs the cuDNN plan still holds several engines: sparse must beat the one that would run.
     if (dense.candidateCount > 1) dense.tune(bench.stream);
-    const cell = streamCell(bench.stream);
-    const p = plan;
-    const timing = timePairOnStream(
-      bench.stream,
-      [() => dense.execute(bench.stream), () => runSparseLtPlan(shared.handle, p, operands, cell)],
-      timingOptions,
-    );
-    const [denseMs, sparseMs] = timing.ms;
-    const eager = timing.graph ? "" : `; eager timing: ${timing.why}`;
-    if (sparseMs >= denseMs)
-      return ranDense(`${timingLost(sparseMs, denseMs, "cuDNN")}${eager}`, { sparseMs, denseMs });
-    const algorithm = `${plan.algorithm.id} of ${plan.algorithm.count}${plan.algorithm.splitK > 1 ? `, split-K ${plan.algorithm.splitK}` : ""}`;
-    const chosen = new SparseLtMatmul(shared, plan);
-    plan = undefined;
-    return {
-      report: { ...base, ran: "sparse", sparseMs, denseMs, algorithm: `${algorithm}${eager}` },
-      chosen,
-    };
+    const run = () => dense.execute(bench.stream);
+    const r = sparseOrDense(base, bench.stream, run, shared, plan, operands, timingOptions, "cuDNN");
+    if (r.chosen) plan = undefined;
+    return r;
   } catch (e) {
     const why = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     return ranDense(plan ? `timing failed: ${why}` : `cuSPARSELt refused: ${why}`);

@@ -7,25 +7,24 @@
  */
 import { type Tensor, tensorBytes, tensorFromNumbers, toFloat64Array } from "../../ir/tensor.js";
 import { CudaContext } from "./device/context.js";
-import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
+import type { PairTimingOptions } from "./device/graph-timing.js";
 import {
   buildSparseLtPlan,
   destroySparseLtPlan,
   MIN_CUSPARSELT_VERSION,
-  runSparseLtPlan,
   SparseLtHandle,
   type SparseLtPlan,
   searchSparseLtPlan,
-  streamCell,
 } from "./device/sparselt-plan.js";
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { MatmulStep } from "./fuse/steps.js";
 import { type LtMatmul, matmulGeometry } from "./kernels/matmul-cublaslt.js";
 import type { SmallGemmMatmul } from "./kernels/matmul-small.js";
-import { SharedSparseHandle, SparseLtMatmul } from "./kernels/matmul-sparselt.js";
+import { SharedSparseHandle, type SparseLtMatmul } from "./kernels/matmul-sparselt.js";
 import type { EnginePlan } from "./plan.js";
 import type { QuantizedEngineMatmul } from "./quant-select.js";
 import { type SparseConvPlans, tryConvCandidate } from "./sparse-conv-select.js";
+import { sparseOrDense } from "./sparse-pair-timing.js";
 import {
   gpuSparseRefusal,
   type SparseCandidate,
@@ -36,7 +35,6 @@ import {
   sparseCandidate,
   sparseConvCandidate,
   sparseWeightsSetting,
-  timingLost,
 } from "./sparse-weights.js";
 
 /**
@@ -139,26 +137,19 @@ function tryCandidate(
         base,
         `cuSPARSELt wants ${plan.workspaceBytes} bytes of workspace (most ${maxWorkspace})`,
       );
-    const cell = streamCell(bench.stream);
-    const p = plan;
     dense.bind(x.ptr, weight.ptr, y.ptr, plan.biasBuffer?.ptr, workspace.ptr);
-    const timing = timePairOnStream(
+    const r = sparseOrDense(
+      base,
       bench.stream,
-      [() => dense.execute(bench.stream), () => runSparseLtPlan(shared.handle, p, operands, cell)],
+      () => dense.execute(bench.stream),
+      shared,
+      plan,
+      operands,
       SPARSE_TIMING,
+      "cuBLASLt",
     );
-    const [denseMs, sparseMs] = timing.ms;
-    // said on the layer's line when the times come from eager calls rather than graph replays
-    const eager = timing.graph ? "" : `; eager timing: ${timing.why}`;
-    const algorithm = `${plan.algorithm.id} of ${plan.algorithm.count}${plan.algorithm.splitK > 1 ? `, split-K ${plan.algorithm.splitK}` : ""}`;
-    if (sparseMs >= denseMs)
-      return ranDense({ ...base, sparseMs, denseMs }, `${timingLost(sparseMs, denseMs)}${eager}`);
-    const chosen = new SparseLtMatmul(shared, plan);
-    plan = undefined;
-    return {
-      report: { ...base, ran: "sparse", sparseMs, denseMs, algorithm: `${algorithm}${eager}` },
-      chosen,
-    };
+    if (r.chosen) plan = undefined;
+    return r;
   } catch (e) {
     return ranDense(
       base,
