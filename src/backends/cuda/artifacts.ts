@@ -392,6 +392,22 @@ export function currentTarget(device: number): BuildTarget {
   };
 }
 
+/** The persistent plan cache of this GPU's architecture and these libraries. */
+export function devicePlanCache(
+  device: number,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): PlanCache {
+  const info = CudaContext.get(device).info;
+  return PlanCache.forTarget(
+    {
+      arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
+      cudnn: Cudnn.version(),
+      cublasLt: BlasLt.version(),
+    },
+    env,
+  );
+}
+
 /** One module's engine choices: hands each engine build its saved record, and gathers them all for a save. */
 export class ArtifactRecorder {
   private readonly engines = new Map<number, EngineChoices>();
@@ -410,12 +426,7 @@ export class ArtifactRecorder {
 
   /** The persistent plan cache of this GPU and these libraries (opened at the first engine). */
   private planCache(): PlanCache {
-    const info = CudaContext.get(this.device).info;
-    this.cache ??= PlanCache.forTarget({
-      arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
-      cudnn: Cudnn.version(),
-      cublasLt: BlasLt.version(),
-    });
+    this.cache ??= devicePlanCache(this.device);
     return this.cache;
   }
 

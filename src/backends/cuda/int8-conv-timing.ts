@@ -11,8 +11,8 @@
  */
 import type { Int8ConvProblem, Int8ConvTiming, Int8SpeedProbe } from "../../runtime/calibration-speed.js";
 import { reportProgress } from "../../util/progress.js";
-import { PlanCache } from "./artifacts-cache.js";
-import { BlasLt } from "./device/blaslt.js";
+import { devicePlanCache } from "./artifacts.js";
+import type { PlanCache } from "./artifacts-cache.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
 import { int8ConvRefusal } from "./device/conv-int8.js";
@@ -54,7 +54,8 @@ export function cudaInt8SpeedProbe(
       // the plan cache
       const own = problems.map((p) => int8ProblemRefusal(p, options.dtype));
       const asked = problems.filter((_, i) => own[i] === null);
-      const cache = planCacheOf(options.device, env);
+      // int8 timings are keyed by GPU name too (the cache file is per architecture)
+      const cache = devicePlanCache(options.device, env);
       const at = `${gpu}|${floatName}|tune ${options.tune}`;
       let answers: Int8ConvTiming[];
       try {
@@ -71,19 +72,6 @@ export function cudaInt8SpeedProbe(
       return own.map((refused) => (refused !== null ? { refused } : answers[j++]));
     },
   };
-}
-
-/** The persistent plan cache of this GPU's architecture and libraries (int8 timings are keyed by GPU name too). */
-function planCacheOf(device: number, env: NodeJS.ProcessEnv): PlanCache {
-  const info = CudaContext.get(device).info;
-  return PlanCache.forTarget(
-    {
-      arch: `sm_${info.computeCapability[0]}${info.computeCapability[1]}`,
-      cudnn: Cudnn.version(),
-      cublasLt: BlasLt.version(),
-    },
-    env,
-  );
 }
 
 /**
