@@ -133,8 +133,8 @@ function prepareBuild(names: readonly string[], opts: CompileOptions & { cache?:
   return { cache: opts.cache ?? defaultCache, arch, compileOpts: { ...opts, nameExpressions } };
 }
 
+/** Loads `program` on the current context (prepareBuild made one current) and looks up `names`. */
 function loadBuilt<N extends string>(program: CachedProgram, names: readonly N[]): BuiltKernels<N> {
-  CudaContext.current();
   const module = CudaModule.load(program.image);
   const kernels = {} as Record<N, Kernel>;
   for (const n of names) kernels[n] = module.kernel(program.loweredNames[n] ?? n);
