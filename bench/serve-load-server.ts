@@ -38,6 +38,15 @@ function tree(pid: number): number[] {
   return out;
 }
 
+export interface BatchCounts {
+  readonly rows: number;
+  readonly batches: number;
+  readonly gathered: number;
+  readonly merged: number;
+  readonly slotBodies: number;
+  readonly allocatedBodies: number;
+}
+
 export interface ServerChild {
   readonly label: string;
   readonly url: string;
@@ -48,8 +57,11 @@ export interface ServerChild {
   rssBytes(): number | undefined;
   /** User + system CPU seconds so far, all threads. */
   cpuSeconds(): number | undefined;
-  /** The batch-size histogram's sum and count (rows, batches) from /metrics. */
-  batchRows(): Promise<{ rows: number; batches: number }>;
+  /**
+   * From /metrics: the batch-size histogram's sum and count (rows, batches), batch inputs gathered to the device
+   * from request slots or merged on the batching thread, and bodies read into slots or allocations.
+   */
+  batchRows(): Promise<BatchCounts>;
   stderrTail(): string;
   /** SIGTERM (the server drains and exits), then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<{ code: number | null; signal: string | null }>;
@@ -141,9 +153,16 @@ export async function startServer(o: StartOptions): Promise<ServerChild> {
     },
     async batchRows() {
       const text = await (await fetch(`${url}/metrics`)).text();
-      const read = (name: string) =>
-        Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
-      return { rows: read("torchc_batch_rows_sum"), batches: read("torchc_batch_rows_count") };
+      const read = (name: string, label = "") =>
+        Number(new RegExp(`^${name}\\{[^}]*${label}[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+      return {
+        rows: read("torchc_batch_rows_sum"),
+        batches: read("torchc_batch_rows_count"),
+        gathered: read("torchc_batch_inputs_total", 'path="gathered"'),
+        merged: read("torchc_batch_inputs_total", 'path="merged"'),
+        slotBodies: read("torchc_request_bodies_total", 'place="slot"'),
+        allocatedBodies: read("torchc_request_bodies_total", 'place="allocation"'),
+      };
     },
     stderrTail: () => err.slice(-3000),
     async stop(graceMs = 20_000) {

@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type LoadResult, runLoad } from "./serve-load-gen.js";
-import { type ServerChild, startServer } from "./serve-load-server.js";
+import { type BatchCounts, type ServerChild, startServer } from "./serve-load-server.js";
 import { readSetup, type Setup } from "./serve-load-setup.js";
 import { soak } from "./serve-load-soak.js";
 import { type Case, checkAnswer, closestCases, requestBody, type Wire } from "./serve-load-wire.js";
@@ -88,6 +88,10 @@ interface Point extends LoadResult {
   readonly meanBatchRows: number;
   /** Server CPU time in the window over its length: 1.0 = one core busy. */
   readonly serverCpu: number;
+  /** Share of batch inputs gathered to the device from request slots (NaN: none counted, e.g. no ingest threads). */
+  readonly gatheredShare: number;
+  /** Share of request bodies read into page-locked slots. */
+  readonly slotShare: number;
 }
 
 async function measure(
@@ -96,7 +100,7 @@ async function measure(
   batching: "off" | "on",
   concurrency: number,
 ): Promise<Point> {
-  let open: { rows: number; batches: number; cpu: number; at: number } | undefined;
+  let open: (BatchCounts & { cpu: number; at: number }) | undefined;
   let close: typeof open;
   const mark = async () => ({
     ...(await server.batchRows()),
@@ -125,7 +129,15 @@ async function measure(
   const rows = open && close ? close.rows - open.rows : Number.NaN;
   const batches = open && close ? close.batches - open.batches : Number.NaN;
   const cpu = open && close ? (close.cpu - open.cpu) / ((close.at - open.at) / 1000) : Number.NaN;
-  const p: Point = { ...r, batching, meanBatchRows: rows / batches, serverCpu: cpu };
+  const delta = (k: keyof BatchCounts) => (open && close ? close[k] - open[k] : Number.NaN);
+  const p: Point = {
+    ...r,
+    batching,
+    meanBatchRows: rows / batches,
+    serverCpu: cpu,
+    gatheredShare: delta("gathered") / (delta("gathered") + delta("merged")),
+    slotShare: delta("slotBodies") / (delta("slotBodies") + delta("allocatedBodies")),
+  };
   if (r.wrong > 0)
     failures.push(
       `batching ${batching}, concurrency ${concurrency}: ${r.wrong} WRONG ANSWERS: ${r.examples.join("; ")}`,
@@ -139,13 +151,13 @@ const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "—");
 
 function table(points: readonly Point[]): string {
   const head =
-    "| concurrency | batching | throughput (req/s) | p50 (ms) | p99 (ms) | errors | mean rows/run | server CPU | generator loop |";
+    "| concurrency | batching | throughput (req/s) | p50 (ms) | p99 (ms) | errors | mean rows/run | server CPU | generator loop | gathered | bodies in slots |";
   const lines = points.map((p) => {
     const errs = Object.entries(p.window).filter(([k]) => k !== "200");
     const detail = errs.length ? ` (${errs.map(([k, v]) => `${k}: ${v}`).join(", ")})` : "";
-    return `| ${p.concurrency} | ${p.batching} | ${f(p.throughput, 0)} | ${f(p.p50Ms)} | ${f(p.p99Ms)} | ${p.errors}${detail} | ${f(p.meanBatchRows, 1)} | ${f(p.serverCpu * 100, 0)}% | ${f(p.generatorElu * 100, 0)}% |`;
+    return `| ${p.concurrency} | ${p.batching} | ${f(p.throughput, 0)} | ${f(p.p50Ms)} | ${f(p.p99Ms)} | ${p.errors}${detail} | ${f(p.meanBatchRows, 1)} | ${f(p.serverCpu * 100, 0)}% | ${f(p.generatorElu * 100, 0)}% | ${f(p.gatheredShare * 100, 0)}% | ${f(p.slotShare * 100, 0)}% |`;
   });
-  return [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...lines].join("\n");
+  return [head, `|${" --- |".repeat(11)}`, ...lines].join("\n");
 }
 
 /** The issue's bars at the highest concurrency measured (they are stated for 128). */

@@ -1,11 +1,9 @@
 import { TorchcError } from "../errors.js";
-import type { DType } from "../ir/dtype.js";
 import type { Graph } from "../ir/graph.js";
-import type { Shape, Tensor } from "../ir/tensor.js";
+import type { Tensor } from "../ir/tensor.js";
 import type { Network } from "../network/network.js";
 import type { Segment } from "../partition/segment.js";
 import { reducedPrecisionOf } from "../passes/assign-precision.js";
-import type { DeviceTensor } from "../runtime/device-tensor.js";
 import type { DeviceAllocator, ExecutionContext } from "../runtime/execution.js";
 import { type CompileOptions, normalizePrecisions } from "../runtime/options.js";
 import { acceptArtifacts } from "../runtime/package-artifacts.js";
@@ -14,15 +12,9 @@ import { reportProgress } from "../util/progress.js";
 import { ArtifactRecorder } from "./cuda/artifacts.js";
 import { buildCudaEngine } from "./cuda/builder.js";
 import { CudaContext, deviceCount } from "./cuda/device/context.js";
-import { copyIntoPinned, useHostCopyThreads } from "./cuda/device/host-copy.js";
+import { useHostCopyThreads } from "./cuda/device/host-copy.js";
 import { prewarmCudaLibraries } from "./cuda/device/prewarm.js";
-import {
-  allocPinnedTensor,
-  CudaDeviceTensor,
-  copyToDevice,
-  copyToHost,
-  pinnedSource,
-} from "./cuda/device-tensor.js";
+import { cudaDeviceAllocator } from "./cuda/device-allocator.js";
 import { type CudaEngine, describeEngine } from "./cuda/engine.js";
 import { CudaExecutionContext } from "./cuda/execution-context.js";
 import { WeightStore } from "./cuda/shared-weights.js";
@@ -150,40 +142,6 @@ export async function createCudaBackend(
     weightBytes(runners: readonly SegmentRunner[]): number {
       return runners.reduce((a, r) => a + ((r as { weightBytes?: number }).weightBytes ?? 0), 0);
     },
-    deviceTensor(dtype: DType, shape: Shape): DeviceTensor {
-      CudaContext.get(device);
-      return CudaDeviceTensor.alloc(dtype, shape, device);
-    },
-    pinnedTensor(dtype: DType, shape: Shape): Tensor {
-      CudaContext.get(device);
-      return allocPinnedTensor(dtype, shape);
-    },
-    async toDevice(t: Tensor): Promise<DeviceTensor> {
-      CudaContext.get(device);
-      return copyToDevice(t, device, completion);
-    },
-    async toHost(t: DeviceTensor): Promise<Tensor> {
-      CudaContext.get(device);
-      return copyToHost(t, completion);
-    },
-    copyIntoHost,
+    ...cudaDeviceAllocator(device, completion),
   };
-}
-
-/**
- * Writes `src` into host tensor `dst` at `byteOffset`: into page-locked memory (allocateHost) by one memcpy on a
- * worker thread whatever the size (a batch's rows are many such copies at once), else on this thread.
- */
-async function copyIntoHost(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void> {
-  if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
-    throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
-  const p = pinnedSource(dst);
-  if (!p) {
-    new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
-    return;
-  }
-  await copyIntoPinned(p.pinned, p.offset + byteOffset, src, {
-    minWorkerBytes: 64 << 10,
-    chunkBytes: Math.max(4096, src.byteLength),
-  });
 }

@@ -79,4 +79,28 @@ export interface DeviceAllocator {
    * a worker thread). `src` must not change until the promise settles.
    */
   copyIntoHost?(dst: Tensor, byteOffset: number, src: Uint8Array): Promise<void>;
+  /**
+   * Page-locks the whole pages inside `memory` in place (memory other threads write into, e.g. a server's request
+   * bodies): host tensors viewing that range are then copied to the GPU with no staging copy. `release` undoes it.
+   */
+  registerHost?(memory: SharedArrayBuffer | ArrayBuffer): HostRegistration;
+  /** Whether every view lies in page-locked memory (pinned tensors, registered ranges): gatherToDevice takes them. */
+  gatherable?(parts: readonly ArrayBufferView[]): boolean;
+  /**
+   * A DeviceTensor of `dtype[shape]` holding `parts` back to back, zeros after (a batch from its requests' rows,
+   * each copied by DMA from where it lies); `into` is reused when given. Resolves once the copies have landed.
+   */
+  gatherToDevice?(
+    dtype: DType,
+    shape: Shape,
+    parts: readonly ArrayBufferView[],
+    into?: DeviceTensor,
+  ): Promise<DeviceTensor>;
+}
+
+/** Host memory page-locked in place: `bytes` from `offset` of the buffer (whole pages). */
+export interface HostRegistration {
+  readonly offset: number;
+  readonly bytes: number;
+  release(): void;
 }

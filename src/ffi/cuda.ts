@@ -30,6 +30,8 @@ export interface CudaApi {
   cuMemAllocHost_v2(pp: OutPtr, bytes: number): Status;
   cuLaunchHostFunc(stream: Ptr, fn: unknown, userData: Ptr): Status;
   cuMemFreeHost(p: bigint): Status;
+  cuMemHostRegister_v2(p: bigint, bytes: number, flags: number): Status;
+  cuMemHostUnregister(p: bigint): Status;
   cuMemcpyHtoD_v2(dst: DevicePtr, src: Mem, bytes: number): Status;
   cuMemcpyDtoH_v2(dst: Mem, src: DevicePtr, bytes: number): Status;
   cuMemcpyDtoD_v2(dst: DevicePtr, src: DevicePtr, bytes: number): Status;
@@ -114,6 +116,8 @@ export const CUDA = defineLibrary<CudaApi>({
     cuMemFreeAsync: "int cuMemFreeAsync(unsigned long long dptr, void *stream)",
     cuMemAllocHost_v2: "int cuMemAllocHost_v2(_Out_ void **pp, size_t bytes)",
     cuMemFreeHost: "int cuMemFreeHost(void *p)",
+    cuMemHostRegister_v2: "int cuMemHostRegister_v2(void *p, size_t bytes, unsigned int flags)",
+    cuMemHostUnregister: "int cuMemHostUnregister(void *p)",
     // fn: a koffi-registered `void fn(void *userData)` (see backends/cuda/device/completion.ts).
     cuLaunchHostFunc: "int cuLaunchHostFunc(void *stream, void *fn, void *userData)",
     cuMemcpyHtoD_v2: "int cuMemcpyHtoD_v2(unsigned long long dst, const void *src, size_t bytes)",

@@ -34,6 +34,7 @@ import {
   type ContextMemory,
   type DeviceAllocator,
   type ExecutionContext,
+  type HostRegistration,
   type ModuleMemory,
   moduleMemory,
   type RunOptions,
@@ -284,6 +285,43 @@ export class CompiledModule {
     if (byteOffset < 0 || byteOffset + src.byteLength > dst.data.byteLength)
       throw new RangeError(`${src.byteLength} bytes at ${byteOffset} do not fit ${dst.data.byteLength}`);
     new Uint8Array(dst.data.buffer, dst.data.byteOffset + byteOffset, src.byteLength).set(src);
+  }
+
+  /**
+   * Page-locks the whole pages inside `memory` in place, so that host tensors viewing them are copied to the GPU
+   * with no staging copy (a server's request bodies, written there by other threads). On a backend without device
+   * memory nothing is locked: the registration covers the whole buffer and releases nothing.
+   */
+  registerHost(memory: SharedArrayBuffer | ArrayBuffer): HostRegistration {
+    const b = this.backend as Partial<DeviceAllocator>;
+    if (b.registerHost) return b.registerHost(memory);
+    return { offset: 0, bytes: memory.byteLength, release() {} };
+  }
+
+  /** Whether gatherToDevice can take these views: each lies in page-locked host memory of this backend. */
+  gatherable(parts: readonly ArrayBufferView[]): boolean {
+    const b = this.backend as Partial<DeviceAllocator>;
+    return b.gatherable !== undefined && b.gatherToDevice !== undefined && b.gatherable(parts);
+  }
+
+  /**
+   * A DeviceTensor of `dtype[shape]` holding `parts` (gatherable views) back to back from its first byte, zeros
+   * after: a batch written from its requests' rows by one DMA each, with no host copy. `into` (a DeviceTensor of
+   * that type from this module) is reused. The parts must not change until the promise settles.
+   */
+  gatherToDevice(
+    dtype: DType,
+    shape: Shape,
+    parts: readonly ArrayBufferView[],
+    into?: DeviceTensor,
+  ): Promise<DeviceTensor> {
+    const b = this.backend as Partial<DeviceAllocator>;
+    if (!b.gatherToDevice)
+      throw new TorchcError(
+        `the ${this.backend.name} backend has no device memory; use --backend cuda`,
+        "options.backend",
+      );
+    return b.gatherToDevice(dtype, shape, parts, into);
   }
 
   /** Page-locked host tensors shaped like the outputs, for `run(inputs, { outputs })`. */

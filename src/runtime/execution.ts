@@ -7,6 +7,7 @@ export type {
   ContextMemory,
   DeviceAllocator,
   ExecutionContext,
+  HostRegistration,
   ModuleMemory,
   OutputRequest,
   RunOptions,

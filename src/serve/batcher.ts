@@ -9,6 +9,7 @@
  * Deadlines: a request whose deadline passes while queued is answered DeadlineError and never runs; one that
  * passes while its batch runs is answered DeadlineError when the batch returns.
  */
+import type { DeviceTensor } from "../core/device-tensor.js";
 import { allocData, numel, type Tensor } from "../ir/tensor.js";
 import { bucketFor } from "../runtime/shape-range.js";
 import type { TensorSpec } from "./protocol.js";
@@ -27,11 +28,27 @@ export class DeadlineError extends Error {
   }
 }
 
+/** What a batch runs on: host tensors, or device tensors a `gather` wrote. */
+export type BatchInput = Tensor | DeviceTensor;
+
+/** A batch input written by BatchModel.gather; `release` once the run that read it has settled. */
+export interface GatheredInput {
+  readonly input: BatchInput;
+  /** `reusable`: the run succeeded (nothing reads the input any more), so its memory may take another batch. */
+  release(reusable: boolean): void;
+}
+
 export interface BatchModel {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   /** Runs one full batch (shapes exactly the model's, or any batch in `rowRange`). */
-  run(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  run(inputs: readonly BatchInput[]): Promise<Tensor[]>;
+  /**
+   * Writes input `k` of a batch from its requests' tensors (`parts`, in order) straight to where run() reads it,
+   * zeros after them (a GPU module: one DMA per request from page-locked request bodies, no copy on this thread);
+   * undefined when it cannot take these parts (then they are merged here). Settled, nothing reads the parts.
+   */
+  gather?(k: number, shape: readonly number[], parts: readonly Tensor[]): Promise<GatheredInput> | undefined;
   /**
    * A model compiled with a batch range (runtime/dynamic-module.ts) runs any batch from min to max rows (the
    * specs' dim 0 is max): merged rows are padded only up to min, not to the specs' batch.
@@ -64,6 +81,9 @@ export interface BatchStats {
   readonly rows: number;
   readonly queuedRows: number;
   readonly inFlight: number;
+  /** Batch inputs the model's gather wrote, and inputs merged on this thread (or handed over as they came). */
+  readonly gatheredInputs: number;
+  readonly mergedInputs: number;
 }
 
 interface Pending {
@@ -73,6 +93,10 @@ interface Pending {
   readonly enqueued: number;
   resolve(outs: { tensors: Tensor[]; queueMs: number; computeMs: number; batchRows: number }): void;
   reject(e: unknown): void;
+}
+
+function isGathered(x: BatchInput | GatheredInput): x is GatheredInput {
+  return "release" in x;
 }
 
 /** Row `r0 .. r0+n` of a tensor whose dim 0 is the batch. */
@@ -91,6 +115,8 @@ export class DynamicBatcher {
   private polling = false;
   private batches = 0;
   private rowsRun = 0;
+  private gatheredInputs = 0;
+  private mergedInputs = 0;
   private closed = false;
   private idle: (() => void) | undefined;
   /** Merge buffers whose runs have settled, by input and row count (at most `concurrency` + 1 of each). */
@@ -128,6 +154,8 @@ export class DynamicBatcher {
       rows: this.rowsRun,
       queuedRows: this.queuedRows,
       inFlight: this.inFlight,
+      gatheredInputs: this.gatheredInputs,
+      mergedInputs: this.mergedInputs,
     };
   }
 
@@ -230,10 +258,12 @@ export class DynamicBatcher {
     const start = performance.now();
     // Merge buffers go back for reuse only after a successful run: a failed one may have left copies queued.
     const owned: { key: string; t: Tensor }[] = [];
+    const gathered: GatheredInput[] = [];
+    let ran = false;
     try {
       const copies: Promise<void>[] = [];
-      const merged = this.model.inputs.map((spec, k) =>
-        this.merge(
+      const inputs = this.model.inputs.map((spec, k) =>
+        this.batchInput(
           k,
           spec,
           take.map((p) => p.tensors[k]),
@@ -241,9 +271,18 @@ export class DynamicBatcher {
           copies,
         ),
       );
-      // every row written before the run reads the batch (a failed copy fails the batch)
-      if (copies.length) await Promise.all(copies);
+      // every row written before the run reads the batch (a failed copy fails the batch, once all have stopped)
+      const [ins, cps] = await Promise.all([Promise.allSettled(inputs), Promise.allSettled(copies)]);
+      const merged: BatchInput[] = [];
+      for (const w of ins)
+        if (w.status === "fulfilled") {
+          if (isGathered(w.value)) gathered.push(w.value);
+          merged.push(isGathered(w.value) ? w.value.input : w.value);
+        }
+      const failed = [...ins, ...cps].find((w) => w.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
       const outs = await this.model.run(merged);
+      ran = true;
       for (const { key, t } of owned) {
         const free = this.spare.get(key) ?? [];
         if (free.length <= this.concurrency) free.push(t);
@@ -261,9 +300,31 @@ export class DynamicBatcher {
     } catch (e) {
       for (const p of take) p.reject(e);
     } finally {
+      for (const g of gathered) g.release(ran);
       this.inFlight--;
       this.pump();
     }
+  }
+
+  /** Input `k` of a batch: written by the model's gather when it takes these parts, else merged here. */
+  private batchInput(
+    k: number,
+    spec: TensorSpec,
+    parts: readonly Tensor[],
+    owned: { key: string; t: Tensor }[],
+    copies: Promise<void>[],
+  ): Promise<BatchInput | GatheredInput> {
+    if (this.model.gather) {
+      const rows = parts.reduce((a, t) => a + t.shape[0], 0);
+      const shape = this.batching ? [this.runRows(rows), ...spec.shape.slice(1)] : [...spec.shape];
+      const g = this.model.gather(k, shape, parts);
+      if (g) {
+        this.gatheredInputs++;
+        return g;
+      }
+    }
+    this.mergedInputs++;
+    return Promise.resolve(this.merge(k, spec, parts, owned, copies));
   }
 
   /**

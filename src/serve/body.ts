@@ -28,12 +28,79 @@ function padFor(headerLength: unknown): number {
  * a fresh 602 KB allocation per request is mostly page faults and external memory the garbage collector has to
  * chase. Bounded in bytes; sizes are rounded to 4 KiB so that near sizes share.
  */
+/**
+ * Fixed-size places for request bodies in memory shared with the batching thread, which page-locked it
+ * (`torchc serve --ingest-threads` on a GPU): a body read there reaches the GPU by DMA from where it landed.
+ */
+export interface BodySlots {
+  readonly memory: SharedArrayBuffer;
+  /** Where slot 0 starts in `memory`. */
+  readonly offset: number;
+  readonly slotBytes: number;
+  readonly count: number;
+}
+
 export class BodyPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly mine = new WeakSet<ArrayBuffer>();
   private bytes = 0;
+  /** Bodies placed since takePlaced() last asked: in a slot, or in an allocation (no slot fit or was free). */
+  private placed = { slot: 0, allocation: 0 };
+  /** Free slots (a stack: the most recently used slot's pages are the warmest). */
+  private readonly freeSlots: number[] = [];
+  private readonly slotTaken: Uint8Array;
 
-  constructor(private readonly maxBytes = 64 << 20) {}
+  constructor(
+    private readonly maxBytes = 64 << 20,
+    private readonly slots?: BodySlots,
+  ) {
+    const n = slots?.count ?? 0;
+    this.slotTaken = new Uint8Array(n);
+    for (let i = n - 1; i >= 0; i--) this.freeSlots.push(i);
+  }
+
+  /**
+   * A body buffer of `length` bytes with `pad` bytes before it in its allocation: a free slot when the body fits
+   * one, else a pooled allocation.
+   */
+  body(length: number, pad: number): Buffer {
+    const s = this.slots;
+    if (s && length + pad <= s.slotBytes && this.freeSlots.length > 0) {
+      const i = this.freeSlots.pop()!;
+      this.slotTaken[i] = 1;
+      this.placed.slot++;
+      return Buffer.from(s.memory, s.offset + i * s.slotBytes + pad, length);
+    }
+    this.placed.allocation++;
+    return Buffer.from(this.take(length + pad), pad, length);
+  }
+
+  /** Where bodies went since the last call (for the server's metrics). */
+  takePlaced(): { slot: number; allocation: number } {
+    const p = this.placed;
+    this.placed = { slot: 0, allocation: 0 };
+    return p;
+  }
+
+  /** The slot `body` lies in, if it is one of this pool's slots. */
+  slotOf(body: Uint8Array): number | undefined {
+    const s = this.slots;
+    if (!s || body.buffer !== s.memory) return undefined;
+    const i = Math.floor((body.byteOffset - s.offset) / s.slotBytes);
+    return i >= 0 && i < s.count ? i : undefined;
+  }
+
+  /** Slot `i` is free again (nothing reads the body in it any more); a second free of it is ignored. */
+  freeSlot(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.slotTaken.length || !this.slotTaken[i]) return;
+    this.slotTaken[i] = 0;
+    this.freeSlots.push(i);
+  }
+
+  /** Slots holding a body now. */
+  get slotsInUse(): number {
+    return this.slotTaken.length - this.freeSlots.length;
+  }
 
   take(bytes: number): ArrayBuffer {
     const size = Math.ceil(bytes / 4096) * 4096;
@@ -57,8 +124,13 @@ export class BodyPool {
     this.give(new Uint8Array(ab));
   }
 
-  /** Takes back the allocation behind `body`, when it came from this pool and nothing reads it any more. */
+  /** Takes back the allocation (or slot) behind `body`, when it came from this pool and nothing reads it any more. */
   give(body: Uint8Array): void {
+    const slot = this.slotOf(body);
+    if (slot !== undefined) {
+      this.freeSlot(slot);
+      return;
+    }
     const ab = body.buffer as ArrayBuffer;
     if (!this.mine.has(ab) || this.bytes + ab.byteLength > this.maxBytes) return;
     const list = this.free.get(ab.byteLength) ?? [];
@@ -93,7 +165,7 @@ export function readAlignedBody(stream: IncomingMessage, limit: number, pool?: B
       length === undefined || length > DIRECT_MAX
         ? undefined
         : pool
-          ? Buffer.from(pool.take(length + pad), pad, length)
+          ? pool.body(length, pad)
           : Buffer.allocUnsafeSlow(length + pad).subarray(pad);
     const chunks: Buffer[] = [];
     let at = 0;

@@ -51,10 +51,15 @@ export interface HttpAppOptions {
 
 export interface HttpAppHandlers {
   draining(): boolean;
-  /** Runs a decoded request; throws ProtocolError, QueueFullError, DeadlineError, or anything else (500). */
-  infer(decoded: DecodedRequest): Promise<NamedOutputs>;
+  /**
+   * Runs a decoded request; throws ProtocolError, QueueFullError, DeadlineError, or anything else (500). `body`:
+   * the binary body its tensors view, from the app's body pool.
+   */
+  infer(decoded: DecodedRequest, body?: Buffer): Promise<NamedOutputs>;
   /** Counts an answered request by HTTP status (200s too). */
   count(status: string): void;
+  /** Counts request bodies by where an ingest thread read them (its page-locked slots, or allocations). */
+  bodies?(placed: { readonly slot: number; readonly allocation: number }): void;
   metrics(): Promise<{ contentType: string; text: string }>;
 }
 
@@ -71,9 +76,14 @@ export function httpApp(o: HttpAppOptions, h: HttpAppHandlers): FastifyInstance 
   const bodies = o.bodies;
   // Bodies whose batch has run: nothing reads their tensor views once the answer is sent.
   const spent = new WeakSet<object>();
-  if (bodies && !o.bodiesLeave)
+  // Requests whose tensors went to a run: until it is done (spent), or for good when the bodies leave.
+  const handed = new WeakSet<object>();
+  if (bodies)
     app.addHook("onResponse", async (req) => {
-      if (Buffer.isBuffer(req.body) && spent.has(req)) bodies.give(req.body);
+      if (!Buffer.isBuffer(req.body)) return;
+      // A body no run took is read by nothing now; one that went to a run comes back once the run is done (here
+      // when answered; with bodiesLeave, from the thread that ran it).
+      if (!handed.has(req) || (!o.bodiesLeave && spent.has(req))) bodies.give(req.body);
     });
   app.addContentTypeParser("application/octet-stream", (req, payload, done) => {
     readAlignedBody(payload as IncomingMessage, o.bodyLimit, bodies).then(
@@ -127,7 +137,8 @@ export function httpApp(o: HttpAppOptions, h: HttpAppHandlers): FastifyInstance 
       throw e;
     }
     try {
-      const results = await h.infer(decoded);
+      handed.add(req);
+      const results = await h.infer(decoded, Buffer.isBuffer(req.body) ? req.body : undefined);
       spent.add(req);
       h.count("200");
       return encodeResponse(reply, o, decoded, results);

@@ -5,6 +5,7 @@
  */
 import type { Tensor } from "../ir/tensor.js";
 import { DeadlineError, QueueFullError } from "./batcher.js";
+import type { BodySlots } from "./body.js";
 import type { DecodedRequest, HttpAppOptions, NamedOutputs } from "./http-app.js";
 import { ProtocolError } from "./protocol.js";
 
@@ -15,6 +16,8 @@ export interface IngestWorkerData {
   readonly port: number;
   /** Listen with SO_REUSEPORT (several threads on one port). */
   readonly reusePort: boolean;
+  /** Body slots in memory shared with the batcher's thread (page-locked there on a GPU backend). */
+  readonly slots?: BodySlots;
 }
 
 /** Why a request failed on the batcher's side, as the ingest thread rebuilds it for the HTTP answer. */
@@ -28,7 +31,12 @@ export type ToMain =
   | { readonly t: "listening"; readonly url: string; readonly port: number }
   | { readonly t: "failed"; readonly message: string }
   | { readonly t: "infer"; readonly id: number; readonly req: DecodedRequest }
-  | { readonly t: "count"; readonly status: string }
+  | {
+      readonly t: "count";
+      readonly status: string;
+      /** Bodies read since the last count, by where they went (slots or allocations). */
+      readonly bodies?: { readonly slot: number; readonly allocation: number };
+    }
   | { readonly t: "metrics"; readonly id: number };
 
 /** `bodies`: the request's moved buffers, moved back once its batch ran (nothing reads them any more). */

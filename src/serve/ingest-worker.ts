@@ -29,23 +29,28 @@ const send = (m: ToMain, transfer: ArrayBuffer[] = []) => {
 
 let nextId = 0;
 let draining = false;
-const pending = new Map<number, { resolve(v: NamedOutputs): void; reject(e: Error): void }>();
+/** `slot`: the body slot the request's tensors view, freed when the batching thread answers (it read them then). */
+const pending = new Map<
+  number,
+  { resolve(v: NamedOutputs): void; reject(e: Error): void; slot: number | undefined }
+>();
 const metricsWaiting = new Map<number, (r: { contentType: string; text: string }) => void>();
 
-// Bodies are read into this pool's allocations; they move to the batcher's thread and come back with the answer.
-const pool = new BodyPool();
+// Bodies are read into this pool's slots (shared with the batcher's thread, page-locked there) or allocations
+// (moved to the batcher's thread and back with the answer).
+const pool = new BodyPool(undefined, data.slots);
 const app = httpApp(
   { ...data.app, bodies: pool, bodiesLeave: true },
   {
     draining: () => draining,
-    infer(decoded) {
+    infer(decoded, body) {
       const id = nextId++;
       return new Promise<NamedOutputs>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
+        pending.set(id, { resolve, reject, slot: body ? pool.slotOf(body) : undefined });
         send({ t: "infer", id, req: decoded }, transferables(decoded.tensors));
       });
     },
-    count: (status) => send({ t: "count", status }),
+    count: (status) => send({ t: "count", status, bodies: pool.takePlaced() }),
     metrics() {
       const id = nextId++;
       return new Promise((resolve) => {
@@ -59,15 +64,15 @@ const app = httpApp(
 port.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "result":
+    case "error": {
       for (const b of m.bodies ?? []) pool.adopt(b);
-      pending.get(m.id)?.resolve(m.outputs);
+      const p = pending.get(m.id);
       pending.delete(m.id);
+      if (p?.slot !== undefined) pool.freeSlot(p.slot);
+      if (m.t === "result") p?.resolve(m.outputs);
+      else p?.reject(fromWireError(m.error));
       return;
-    case "error":
-      for (const b of m.bodies ?? []) pool.adopt(b);
-      pending.get(m.id)?.reject(fromWireError(m.error));
-      pending.delete(m.id);
-      return;
+    }
     case "metrics":
       metricsWaiting.get(m.id)?.(m);
       metricsWaiting.delete(m.id);

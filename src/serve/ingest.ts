@@ -17,6 +17,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { FastifyInstance } from "fastify";
+import type { HostRegistration } from "../core/execution.js";
+import type { BodySlots } from "./body.js";
 import type { HttpAppHandlers, HttpAppOptions } from "./http-app.js";
 import { ingestThreadsRefusal } from "./ingest-limits.js";
 import {
@@ -41,6 +43,35 @@ export interface HttpSide {
 export interface IngestConfig extends Omit<HttpAppOptions, "bodies"> {
   readonly host: string;
   readonly port: number;
+  /** Request bodies read into slots of memory shared with this thread (each thread its own), see ingestSlots. */
+  readonly slots?: IngestSlots;
+}
+
+/**
+ * `count` slots of `slotBytes` per ingest thread, in a SharedArrayBuffer made here and handed to `register`
+ * (the module page-locks it, so batches are gathered from the slots by DMA). A body larger than a slot, or one
+ * that arrives while every slot is taken, goes in an ordinary allocation as before.
+ */
+export interface IngestSlots {
+  readonly slotBytes: number;
+  readonly count: number;
+  register?(memory: SharedArrayBuffer): HostRegistration;
+}
+
+/** One thread's slots, and the registration released once that thread is gone and its requests are answered. */
+function makeSlots(cfg: IngestSlots | undefined): { data?: BodySlots; release(): void } {
+  if (!cfg || cfg.count <= 0 || cfg.slotBytes <= 0) return { release() {} };
+  const memory = new SharedArrayBuffer(cfg.slotBytes * cfg.count + 4096);
+  let reg: HostRegistration | undefined;
+  try {
+    reg = cfg.register?.(memory);
+  } catch (e) {
+    // Slots work unregistered (batches are then merged on this thread): a warning, not a failure.
+    process.stderr.write(`torchc serve: request slots not page-locked: ${(e as Error).message}\n`);
+  }
+  const offset = reg?.offset ?? 0;
+  const count = Math.min(cfg.count, Math.floor((reg?.bytes ?? memory.byteLength) / cfg.slotBytes));
+  return { data: { memory, offset, slotBytes: cfg.slotBytes, count }, release: () => reg?.release() };
 }
 
 /**
@@ -85,7 +116,16 @@ export async function startIngestThreads(
 ): Promise<HttpSide> {
   const why = ingestThreadsRefusal(n);
   if (why) throw new Error(why);
-  const { host, port, ...app } = cfg;
+  const { host, port, slots, ...app } = cfg;
+  /** Each thread's requests in flight here, and its slots' release (once it has exited and they are answered). */
+  const threads = new Map<Worker, { inFlight: number; exited: boolean; release(): void }>();
+  const settled = (w: Worker) => {
+    const t = threads.get(w);
+    if (t && --t.inFlight === 0 && t.exited) {
+      threads.delete(w);
+      t.release();
+    }
+  };
   const workers = new Set<Worker>();
   let closing = false;
   let draining = false;
@@ -120,18 +160,23 @@ export async function startIngestThreads(
         // the request's moved buffers go back with the answer, for the thread's body pool: once the batch has
         // run (or failed) nothing reads them (its rows were copied into the batch, or it ran and is done)
         const bodies = transferables(m.req.tensors);
-        h.infer(m.req).then(
-          (outputs) => {
-            const owned = ownedOutputs(outputs);
-            const out = transferables(owned.map((o) => o.tensor));
-            post(w, { t: "result", id: m.id, outputs: owned, bodies }, [...out, ...bodies]);
-          },
-          (e) => post(w, { t: "error", id: m.id, error: toWireError(e), bodies }, bodies),
-        );
+        const t = threads.get(w);
+        if (t) t.inFlight++;
+        h.infer(m.req)
+          .then(
+            (outputs) => {
+              const owned = ownedOutputs(outputs);
+              const out = transferables(owned.map((o) => o.tensor));
+              post(w, { t: "result", id: m.id, outputs: owned, bodies }, [...out, ...bodies]);
+            },
+            (e) => post(w, { t: "error", id: m.id, error: toWireError(e), bodies }, bodies),
+          )
+          .finally(() => settled(w));
         return;
       }
       case "count":
         h.count(m.status);
+        if (m.bodies) h.bodies?.(m.bodies);
         return;
       case "metrics":
         h.metrics().then(
@@ -147,9 +192,17 @@ export async function startIngestThreads(
   /** One thread, resolved once it listens (or rejected with why it could not). */
   const spawn = (listenPort: number): Promise<{ url: string; port: number }> => {
     const { entry, eval: isCode } = workerEntry();
-    const workerData: IngestWorkerData = { app, host, port: listenPort, reusePort: n > 1 };
+    const own = makeSlots(slots);
+    const workerData: IngestWorkerData = {
+      app,
+      host,
+      port: listenPort,
+      reusePort: n > 1,
+      ...(own.data ? { slots: own.data } : {}),
+    };
     const w = new Worker(entry, { workerData, eval: isCode });
     workers.add(w);
+    threads.set(w, { inFlight: 0, exited: false, release: own.release });
     return new Promise((resolve, reject) => {
       let listening = false;
       w.on("message", (m: ToMain) => {
@@ -166,6 +219,13 @@ export async function startIngestThreads(
       });
       w.on("exit", (code) => {
         workers.delete(w);
+        // its slots stay page-locked while requests it handed over are still being answered here
+        const t = threads.get(w);
+        if (t) {
+          t.exited = true;
+          t.inFlight++;
+          settled(w);
+        }
         if (!listening) return reject(new Error(`ingest thread exited (${code}) before it listened`));
         if (closing) return;
         // a thread that dies while serving is replaced on the same port, unless they keep dying

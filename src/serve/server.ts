@@ -14,6 +14,7 @@ import type { ModulePool } from "../runtime/pool.js";
 import { type BatcherOptions, DynamicBatcher, QueueFullError } from "./batcher.js";
 import { BodyPool } from "./body.js";
 import { clusterMetrics } from "./cluster-metrics.js";
+import { deviceGather, ingestSlots } from "./device-gather.js";
 import { grpc, grpcStatusOf, loadInferenceService, requestFromGrpc, responseToGrpc } from "./grpc.js";
 import { type DecodedRequest, httpApp, type NamedOutputs, SERVER } from "./http-app.js";
 import { type HttpSide, startIngestThreads } from "./ingest.js";
@@ -165,6 +166,18 @@ function metrics(registry: Registry) {
       labelNames: ["model", "device"],
       registers: [registry],
     }),
+    bodies: new Counter({
+      name: "torchc_request_bodies_total",
+      help: "Request bodies the ingest threads read, by place: a page-locked slot, or an allocation (none fit or was free)",
+      labelNames: ["model", "place"],
+      registers: [registry],
+    }),
+    batchInputs: new Counter({
+      name: "torchc_batch_inputs_total",
+      help: "Batch inputs by path: gathered to the device from request slots, or merged on the batching thread",
+      labelNames: ["model", "path"],
+      registers: [registry],
+    }),
     deviceFailures: new Counter({
       name: "torchc_device_run_failures_total",
       help: "Batch runs that failed on a device",
@@ -218,6 +231,8 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
         "replicas" in compiled || process.env.TORCHC_SERVE_THREADED_MERGE !== "1"
           ? undefined
           : (dst, at, src) => compiled.copyIntoHost(dst, at, src),
+      // Rows in page-locked request slots (ingest threads) go to the GPU by DMA from there (./device-gather.ts).
+      gather: opts.ingestThreads ? deviceGather(compiled, contexts) : undefined,
     },
     { concurrency: contexts, ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
@@ -247,7 +262,15 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
       : {}),
   };
   // Under `--processes`, every process's metrics summed by the primary, whichever process is asked.
-  const refreshDevices = () => updateDevices(deviceCounts(compiled));
+  let inputsSeen = { gathered: 0, merged: 0 };
+  const refreshDevices = () => {
+    updateDevices(deviceCounts(compiled));
+    const { gatheredInputs: g, mergedInputs: mg } = batcher.stats;
+    if (g > inputsSeen.gathered)
+      m.batchInputs.inc({ model: name, path: "gathered" }, g - inputsSeen.gathered);
+    if (mg > inputsSeen.merged) m.batchInputs.inc({ model: name, path: "merged" }, mg - inputsSeen.merged);
+    inputsSeen = { gathered: g, merged: mg };
+  };
   const metricsText = isServerProcess()
     ? clusterMetrics(registry, refreshDevices)
     : async () => {
@@ -284,6 +307,10 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     draining: () => draining,
     infer: (d: DecodedRequest) => inferDecoded(d, Number.POSITIVE_INFINITY),
     count: (status: string) => m.requests.inc({ model: name, status }),
+    bodies(placed: { slot: number; allocation: number }) {
+      if (placed.slot) m.bodies.inc({ model: name, place: "slot" }, placed.slot);
+      if (placed.allocation) m.bodies.inc({ model: name, place: "allocation" }, placed.allocation);
+    },
     metrics: async () => ({ contentType: registry.contentType, text: await metricsText() }),
   };
   let drained: Promise<void> | undefined;
@@ -321,7 +348,12 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     http = opts.ingestThreads
       ? await startIngestThreads(
           opts.ingestThreads,
-          { ...appOptions, host: opts.host ?? "127.0.0.1", port: opts.port ?? 8000 },
+          {
+            ...appOptions,
+            host: opts.host ?? "127.0.0.1",
+            port: opts.port ?? 8000,
+            slots: ingestSlots(compiled, inputs, batcher.batching),
+          },
           handlers,
           onFatal,
         )

@@ -16,7 +16,7 @@ import { PerformanceObserver } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { compareTensors } from "../../src/cli/compare.js";
 import { loadModel } from "../../src/frontends/load-model.js";
-import type { Tensor } from "../../src/ir/tensor.js";
+import { type Tensor, typedDataView } from "../../src/ir/tensor.js";
 import type { OpName } from "../../src/ops/index.js";
 import { type CompiledModule, compile } from "../../src/runtime/compile.js";
 import type { DeviceTensor } from "../../src/runtime/device-tensor.js";
@@ -145,6 +145,32 @@ async function exercise(
   }
   for (const d of devIn) d.dispose();
   outBuf.dispose();
+  // Inputs in host memory page-locked in place (the request slots of `torchc serve --ingest-threads`): run straight
+  // from a view there, and gathered into a reused DeviceTensor by DMA; two slots alternate, so a stale slot shows.
+  const bytes = cs[0].input.data.byteLength;
+  const slot = Math.ceil(bytes / 4096) * 4096;
+  const sab = new SharedArrayBuffer(2 * slot + 4096);
+  const reg = compiled.registerHost(sab);
+  let gathered: DeviceTensor | undefined;
+  try {
+    for (const [k, c] of cs.entries()) {
+      const at = reg.offset + (k % 2) * slot;
+      new Uint8Array(sab, at, bytes).set(new Uint8Array(c.input.data.buffer, c.input.data.byteOffset, bytes));
+      const view = { ...c.input, data: typedDataView(c.input.dtype, sab, at, c.input.data.length) } as Tensor;
+      note(check((await compiled.run([view]))[0], c, tol, `${name} input in registered memory, input ${k}`));
+      assert.ok(compiled.gatherable([view.data]), "a view in registered memory is gatherable");
+      gathered = await compiled.gatherToDevice(c.input.dtype, c.input.shape, [view.data], gathered);
+      const [out] = await compiled.run([gathered]);
+      note(check(out as Tensor, c, tol, `${name} gathered from registered memory, input ${k}`));
+    }
+  } finally {
+    gathered?.dispose();
+    reg.release();
+  }
+  assert.ok(
+    !compiled.gatherable([new Uint8Array(sab, reg.offset, 16)]),
+    "released: not page-locked any more",
+  );
   // Refused before any pointer reaches the driver: a disposed tensor, a forged one; the module still works after.
   await assert.rejects(compiled.run([devIn[0]]), /disposed/);
   const forged = { ...devIn[0], kind: "device" as const, alive: true, ptr: 4096n, dispose() {} };

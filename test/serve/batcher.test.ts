@@ -10,7 +10,8 @@ function recordingModel(range?: BatchModel["rowRange"]) {
     inputs: [{ name: "x", dtype: "float32", shape: [8, 2] }],
     outputs: [{ name: "y", dtype: "float32", shape: [8, 2] }],
     rowRange: range,
-    async run([x]) {
+    async run([input]) {
+      const x = input as Tensor;
       seen.push((x.data as Float32Array).slice());
       const data = (x.data as Float32Array).map((v) => v * 10);
       return [{ dtype: "float32", shape: [...x.shape], data }];
@@ -101,5 +102,64 @@ describe("DynamicBatcher merge buffers", () => {
     const b = new DynamicBatcher(model, { maxQueueDelayUs: 0 });
     await b.submit([request(4, 1)], 4);
     expect(allocated).toEqual([]);
+  });
+
+  it("lets the model's gather write a batch from the requests' tensors, released once the run has settled", async () => {
+    const { model, allocated, seen } = recordingModel();
+    const calls: { shape: number[]; parts: number[][] }[] = [];
+    const released: boolean[] = [];
+    let gatherFails = false;
+    model.gather = (_k, shape, parts) => {
+      // a part it cannot take (not in "page-locked" memory): merged on the batcher's thread instead
+      if (parts.some((p) => (p.data as Float32Array)[0] < 0)) return undefined;
+      calls.push({ shape: [...shape], parts: parts.map((p) => Array.from(p.data as Float32Array)) });
+      if (gatherFails) return Promise.reject(new Error("gather failed"));
+      const data = new Float32Array(shape[0] * shape[1]);
+      let at = 0;
+      for (const p of parts) {
+        data.set(p.data as Float32Array, at);
+        at += p.data.length;
+      }
+      return Promise.resolve({
+        input: { dtype: "float32", shape: [...shape], data } as Tensor,
+        release: (ok: boolean) => released.push(ok),
+      });
+    };
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 20_000 });
+    const outs = await Promise.all([b.submit([request(1, 1)], 1), b.submit([request(2, 2)], 2)]);
+    expect(calls).toEqual([
+      {
+        shape: [8, 2],
+        parts: [
+          [1, 1],
+          [2, 2, 2, 2],
+        ],
+      },
+    ]);
+    expect(allocated).toEqual([]); // nothing merged here
+    expect(seen[0].length).toBe(16);
+    expect(Array.from(seen[0].subarray(6))).toEqual(new Array(10).fill(0));
+    expect(outs.map((r) => Array.from(r.tensors[0].data as Float32Array))).toEqual([
+      [10, 10],
+      [20, 20, 20, 20],
+    ]);
+    expect(released).toEqual([true]);
+
+    // a failing run: the gathered input is released as not reusable, and the requests fail
+    const run = model.run;
+    model.run = () => Promise.reject(new Error("run failed"));
+    await expect(b.submit([request(1, 3)], 1)).rejects.toThrow("run failed");
+    expect(released).toEqual([true, false]);
+    model.run = run;
+
+    // a failing gather fails that batch only
+    gatherFails = true;
+    await expect(b.submit([request(1, 4)], 1)).rejects.toThrow("gather failed");
+    gatherFails = false;
+
+    // parts the gather does not take are merged here
+    const merged = await b.submit([request(1, -1)], 1);
+    expect(Array.from(merged.tensors[0].data as Float32Array)).toEqual([-10, -10]);
+    expect(allocated).toEqual([[8, 2]]);
   });
 });

@@ -155,4 +155,51 @@ describe("BodyPool", () => {
       pool.give(got);
     }
   });
+
+  it("reads bodies that fit into shared slots (aligned, in place), frees each slot once, and falls back when full", async () => {
+    const memory = new SharedArrayBuffer(3 * 4096 + 4096);
+    const pool = new BodyPool(1 << 20, { memory, offset: 4096, slotBytes: 4096, count: 3 });
+    const read = async (values: number[], extra: number) => {
+      const { header, body } = binaryBody(values, extra);
+      const headers = {
+        "inference-header-content-length": String(header.byteLength),
+        "content-length": String(body.byteLength),
+      };
+      const got = await readAlignedBody(request(headers, [body]), 1 << 20, pool);
+      const { json, binary } = splitBinaryBody(got, header.byteLength);
+      return { got, data: decodeRequest(json, spec, true, binary).tensors[0].data as Float32Array };
+    };
+    const bodies = [];
+    for (let k = 0; k < 3; k++) {
+      const { got, data } = await read([k, 1, 2, 3, 4], k);
+      // in the shared memory, in slot k's pages, the tensor viewed in place
+      expect(got.buffer).toBe(memory);
+      expect(data.buffer).toBe(memory);
+      expect(Math.floor((got.byteOffset - 4096) / 4096)).toBe(pool.slotOf(got));
+      expect(Array.from(data)).toEqual([k, 1, 2, 3, 4]);
+      bodies.push(got);
+    }
+    expect(pool.slotsInUse).toBe(3);
+    // every slot taken: an ordinary allocation
+    const spill = await read([9, 9, 9, 9, 9], 0);
+    expect(spill.got.buffer).not.toBe(memory);
+    expect(pool.slotOf(spill.got)).toBeUndefined();
+    // freed by give or by its index, once: a second free changes nothing
+    pool.give(bodies[1]);
+    pool.freeSlot(pool.slotOf(bodies[1])!);
+    pool.freeSlot(-1);
+    pool.freeSlot(7);
+    expect(pool.slotsInUse).toBe(2);
+    const again = await read([5, 6, 7, 8, 9], 3);
+    expect(pool.slotOf(again.got)).toBe(pool.slotOf(bodies[1]));
+    // a body larger than a slot never goes in one
+    const { header, body } = binaryBody(new Array(1100).fill(1), 0);
+    const headers = {
+      "inference-header-content-length": String(header.byteLength),
+      "content-length": String(body.byteLength),
+    };
+    const large = await readAlignedBody(request(headers, [body]), 1 << 20, pool);
+    expect(large.buffer).not.toBe(memory);
+    expect(pool.slotsInUse).toBe(3);
+  });
 });

@@ -177,3 +177,64 @@ describe("--ingest-threads 3: three threads on one port, one batcher", () => {
     30_000,
   );
 });
+
+describe("--ingest-threads 1 with request slots (TORCHC_SERVE_INGEST_SLOTS)", () => {
+  it("bodies land in the thread's shared slots, each freed once answered, with spills to allocations when all are taken", async () => {
+    const compiled = await compile(await loadModel(join(MODELS, "mlp.pt2")), { backend: "reference" });
+    const before = process.env.TORCHC_SERVE_INGEST_SLOTS;
+    process.env.TORCHC_SERVE_INGEST_SLOTS = "2";
+    try {
+      server = await serve(compiled, { port: 0, log: false, ingestThreads: 1, maxQueueDelayUs: 20_000 });
+    } finally {
+      if (before === undefined) delete process.env.TORCHC_SERVE_INGEST_SLOTS;
+      else process.env.TORCHC_SERVE_INGEST_SLOTS = before;
+    }
+    const c = new InferenceClient(server.url);
+    // one at a time: every body fits a slot freed by the answer before it
+    for (let k = 0; k < 6; k++) {
+      const o = await c.infer({ x: row(X, k % 4) }, { binary: true });
+      expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
+    }
+    // a malformed body in a slot answers 400 and frees its slot too
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        inputs: [{ name: "x", shape: [1, 20], datatype: "FP32", parameters: { binary_data_size: 80 } }],
+      }),
+    );
+    for (let k = 0; k < 3; k++) {
+      const bad = await fetch(new URL("/v2/models/model/infer", server.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/octet-stream",
+          "inference-header-content-length": String(header.byteLength),
+        },
+        body: Buffer.concat([header, new Uint8Array(40)]),
+      });
+      expect(bad.status).toBe(400);
+    }
+    // twelve at once over two slots: the rest spill to allocations, every answer still its own row
+    const outs = await Promise.all(
+      Array.from({ length: 12 }, (_, k) =>
+        new InferenceClient(server!.url).infer({ x: row(X, k % 4) }, { binary: k !== 5 }),
+      ),
+    );
+    for (const [k, o] of outs.entries())
+      expect(compareTensors(o.softmax, row(Y, k % 4)).relative).toBeLessThanOrEqual(1e-4);
+    const counted = (place: string) =>
+      new RegExp(`torchc_request_bodies_total\\{model="model",place="${place}"\\} (\\d+)`);
+    let metrics = "";
+    for (let i = 0; i < 50 && !/status="200"\} 18/.test(metrics); i++) {
+      metrics = await (await fetch(new URL("/metrics", server.url))).text();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(metrics).toMatch(/status="200"\} 18/);
+    const inSlots = Number(counted("slot").exec(metrics)?.[1] ?? 0);
+    const spilled = Number(counted("allocation").exec(metrics)?.[1] ?? 0);
+    // 6 one at a time + 3 malformed + at least 2 of the 12 (the slots freed by then), 11 binary bodies at once
+    expect(inSlots).toBeGreaterThanOrEqual(6 + 3 + 2);
+    expect(spilled).toBeGreaterThanOrEqual(1);
+    expect(inSlots + spilled).toBe(6 + 3 + 11);
+    // the reference backend gathers nothing: every batch input was merged on the batcher's thread
+    expect(server.batcher.stats.gatheredInputs).toBe(0);
+  }, 30_000);
+});

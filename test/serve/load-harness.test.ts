@@ -126,7 +126,14 @@ describe("serve-load harness: the load generator", () => {
       exit: undefined,
       rssBytes: () => process.memoryUsage().rss,
       cpuSeconds: () => undefined,
-      batchRows: async () => ({ rows: 0, batches: 0 }),
+      batchRows: async () => ({
+        rows: 0,
+        batches: 0,
+        gathered: 0,
+        merged: 0,
+        slotBodies: 0,
+        allocatedBodies: 0,
+      }),
       stderrTail: () => "",
       stop: async () => ({ code: 0, signal: null }),
     };
@@ -161,7 +168,15 @@ describe("serve-load harness: torchc serve as a child process", () => {
         ...requestBody(WIRE, X.slice(0, 3)),
       });
       expect(r.status).toBe(200);
-      expect(await s.batchRows()).toEqual({ rows: 3, batches: 1 });
+      // one input merged on the batching thread (no ingest threads: no slots, nothing gathered)
+      expect(await s.batchRows()).toEqual({
+        rows: 3,
+        batches: 1,
+        gathered: 0,
+        merged: 1,
+        slotBodies: 0,
+        allocatedBodies: 0,
+      });
       expect(s.rssBytes()).toBeGreaterThan(10 << 20);
       expect(s.cpuSeconds()).toBeGreaterThan(0);
     } finally {

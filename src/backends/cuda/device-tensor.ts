@@ -22,6 +22,7 @@ import { DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import { ioBytes } from "./engine.js";
+import { registeredSource } from "./host-registration.js";
 
 export class CudaDeviceTensor implements DeviceTensor {
   readonly kind = "device" as const;
@@ -111,11 +112,19 @@ export function allocPinnedTensor(dtype: DType, shape: Shape): Tensor {
   return { dtype, shape: [...shape], data: typedDataView(dtype, buffer, 0, n) };
 }
 
-/** The pinned buffer and offset behind a tensor's data, when it is a pinned tensor. */
+/**
+ * The pinned buffer and offset behind a tensor's data, when it is a pinned tensor or lies in host memory
+ * page-locked in place (./host-registration.ts).
+ */
 export function pinnedSource(t: Tensor): { pinned: PinnedBuffer; offset: number } | undefined {
-  const pinned = pinnedOf.get(t.data.buffer as ArrayBuffer);
-  if (!pinned?.alive) return undefined;
-  return { pinned, offset: t.data.byteOffset };
+  return pinnedView(t.data);
+}
+
+/** pinnedSource for any view: the page-locked memory holding all of it, and its offset there. */
+export function pinnedView(view: ArrayBufferView): { pinned: PinnedBuffer; offset: number } | undefined {
+  const pinned = pinnedOf.get(view.buffer as ArrayBuffer);
+  if (pinned?.alive) return { pinned, offset: view.byteOffset };
+  return registeredSource(view);
 }
 
 /**

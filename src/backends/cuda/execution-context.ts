@@ -284,6 +284,11 @@ export class CudaExecutionContext implements ExecutionContext {
       }
       const pinned = pinnedSource(x);
       if (pinned) {
+        if (x.data.byteLength !== bytes)
+          throw new InputError(
+            `input '${name}' holds ${x.data.byteLength} bytes, ${bytes} expected`,
+            "input.shape",
+          );
         uploadAsync(dst, pinned.pinned, this.stream, { srcOffset: pinned.offset, bytes });
         continue;
       }

@@ -83,6 +83,19 @@ int cuMemAllocAsync(dptr_t *p, size_t n, void *s) { (void)s; return cuMemAlloc_v
 int cuMemFreeAsync(dptr_t p, void *s) { (void)s; return cuMemFree_v2(p); }
 int cuMemAllocHost_v2(void **p, size_t n) { *p = calloc(1, n); return *p ? 0 : 2; }
 int cuMemFreeHost(void *p) { free(p); return 0; }
+/* Registration is checked, not performed: page-aligned, non-empty, one live registration per base address. */
+static void *registered[16];
+int cuMemHostRegister_v2(void *p, size_t n, unsigned flags) {
+  if (!current_ctx) return 201;
+  if (!p || n == 0 || ((uintptr_t)p % 4096) != 0 || (n % 4096) != 0 || flags > 7) return 1;
+  for (int i = 0; i < 16; i++) if (registered[i] == p) return 712; /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
+  for (int i = 0; i < 16; i++) if (!registered[i]) { registered[i] = p; return 0; }
+  return 2;
+}
+int cuMemHostUnregister(void *p) {
+  for (int i = 0; i < 16; i++) if (registered[i] == p) { registered[i] = 0; return 0; }
+  return 713; /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
+}
 int cuMemcpyHtoD_v2(dptr_t d, const void *s, size_t n) {
   if (!valid_range(d, n)) return 1;
   memcpy((void *)(uintptr_t)d, s, n);

@@ -104,6 +104,8 @@ export class PinnedBuffer {
   private constructor(
     private readonly address: bigint,
     readonly bytes: number,
+    /** Memory allocated elsewhere and page-locked in place (cuMemHostRegister); kept alive while registered. */
+    private readonly registeredOver?: SharedArrayBuffer | ArrayBuffer,
   ) {}
 
   static alloc(bytes: number): PinnedBuffer {
@@ -113,6 +115,30 @@ export class PinnedBuffer {
     checkCuda("cuMemAllocHost_v2", CUDA.fn.cuMemAllocHost_v2(out, bytes));
     if (out[0] === null) throw new Error("cuMemAllocHost_v2 returned NULL");
     return new PinnedBuffer(out[0], bytes);
+  }
+
+  /**
+   * Page-locks `bytes` of `memory` from `offset` in place (cuMemHostRegister): copies from it then DMA straight
+   * from there, as from an allocated pinned buffer. For memory other threads write into (a SharedArrayBuffer of
+   * request bodies). The range must be page-aligned; free() unregisters it (the memory itself stays).
+   */
+  static register(memory: SharedArrayBuffer | ArrayBuffer, offset: number, bytes: number): PinnedBuffer {
+    checkInt("bytes", bytes, 1);
+    checkBytes("offset", offset);
+    if (offset + bytes > memory.byteLength)
+      fail(`${bytes} bytes at offset ${offset} do not fit a buffer of ${memory.byteLength} bytes`);
+    const address = koffi().address(new Uint8Array(memory, offset, bytes)) as bigint;
+    if (address % 4096n !== 0n || bytes % 4096 !== 0)
+      fail(`host memory to page-lock must be whole pages (address ${address}, ${bytes} bytes)`);
+    CudaContext.current();
+    // 1 = CU_MEMHOSTREGISTER_PORTABLE: page-locked for every context, not only the current one.
+    checkCuda("cuMemHostRegister_v2", CUDA.fn.cuMemHostRegister_v2(address, bytes, 1));
+    return new PinnedBuffer(address, bytes, memory);
+  }
+
+  /** Whether this is memory page-locked in place (register), not allocated as pinned. */
+  get registered(): boolean {
+    return this.registeredOver !== undefined;
   }
 
   get ptr(): bigint {
@@ -149,7 +175,8 @@ export class PinnedBuffer {
     if (this.freed) return;
     this.freed = true;
     this.buffer = undefined;
-    checkCuda("cuMemFreeHost", CUDA.fn.cuMemFreeHost(this.address));
+    if (this.registeredOver) checkCuda("cuMemHostUnregister", CUDA.fn.cuMemHostUnregister(this.address));
+    else checkCuda("cuMemFreeHost", CUDA.fn.cuMemFreeHost(this.address));
   }
 }
 

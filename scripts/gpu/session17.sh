@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Session 17's device runs. Logs go to $OUT/s17-<part>.tgz.
+#   bash scripts/gpu/session17.sh   (S_S=590; STEPS="runtime serve int8" picks the steps and their order)
+#     runtime: the runtime GPU test (every run answers its own input; now also inputs in host memory page-locked
+#              in place and batches gathered from it), at most RUNTIME_S seconds (default 200);
+#     serve:   serve-load (EfficientNet-B0 fp16 batch-1 requests, batching on and off) at concurrency
+#              SERVE_CONCURRENCY (default 128), SERVE_POINT_S (default 8) per point, once per configuration in
+#              SERVE_VARIANTS (';'-separated sets of ENV=VALUE; default: 8 ingest threads with request slots and
+#              gathered batches, the same with 2 instances, and 8 ingest threads with slots off), at most SERVE_S
+#              seconds in all (default 330);
+#     int8:    int8 ResNet-50 b128 with its profile (session 15's step 3), at most INT8_S seconds.
+TAG=s17; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
+
+step_runtime() {
+  echo "== runtime GPU test ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${RUNTIME_S:-200}" ] && c=${RUNTIME_S:-200}
+  OUT="$LOGS/runtime" TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" test runtime >"$LOGS/runtime.log" 2>&1
+  echo "runtime rc=$? ($(el))"
+  grep -E "✔|✖|# (pass|fail|skip)|not ok|^ok" "$LOGS/runtime.log" | head -20
+  grep -E "AssertionError|Error:|registered" "$LOGS/runtime.log" | head -8
+  pack
+}
+
+step_serve() {
+  local default="SERVE_INGEST_THREADS=8;SERVE_INGEST_THREADS=8 SERVE_INSTANCES=2;SERVE_INGEST_THREADS=8 TORCHC_SERVE_INGEST_SLOTS=0"
+  local budget=$(( $(left) - 10 )); [ "$budget" -gt "${SERVE_S:-330}" ] && budget=${SERVE_S:-330}
+  local end=$(( $(date +%s) + budget )) i=0
+  IFS=';' read -ra variants <<< "${SERVE_VARIANTS:-$default}"
+  for v in "${variants[@]}"; do
+    i=$((i + 1))
+    local c=$(( end - $(date +%s) ))
+    if [ "$c" -lt 60 ]; then echo "serve variant '$v' skipped: ${c}s left"; continue; fi
+    echo "== serve-load [$v] ($(el))"
+    env $v OUT="$LOGS/serve$i" SERVE_CONCURRENCY="${SERVE_CONCURRENCY:-128}" SERVE_POINT_S="${SERVE_POINT_S:-8}" \
+      TORCHC_GPU_TIMEOUT=$c bash "$ROOT/scripts/gpu.sh" bench serve-load >"$LOGS/serve$i.log" 2>&1
+    echo "serve-load rc=$? ($(el))"
+    grep -E "^\||bar|MISSED|met|matched|Error|WRONG" "$LOGS/serve$i.log" | head -12
+    pack
+  done
+}
+
+step_int8() {
+  echo "== int8 ResNet-50 b128 with its profile ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
+  if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
+  pack
+}
+
+for n in ${STEPS:-runtime serve int8}; do "step_$n"; done
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+echo "== done ($(el))"
