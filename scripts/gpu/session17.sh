@@ -6,7 +6,8 @@
 #     serve:   serve-load (EfficientNet-B0 fp16 batch-1 requests, batching on and off) at concurrency
 #              SERVE_CONCURRENCY (default 128), SERVE_POINT_S (default 8) per point, once per configuration in
 #              SERVE_VARIANTS (';'-separated sets of ENV=VALUE; default: 8 ingest threads with request slots and
-#              gathered batches, the same with 2 instances, and 8 ingest threads with slots off), at most SERVE_S
+#              gathered batches, the same without the batch copied ahead, with 2 instances, and with slots off), at
+#              most SERVE_S
 #              seconds in all (default 330);
 #     int8:    int8 ResNet-50 b128 with its profile (session 15's step 3), at most INT8_S seconds.
 TAG=s17; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
@@ -22,7 +23,7 @@ step_runtime() {
 }
 
 step_serve() {
-  local default="SERVE_INGEST_THREADS=8;SERVE_INGEST_THREADS=8 SERVE_INSTANCES=2;SERVE_INGEST_THREADS=8 TORCHC_SERVE_INGEST_SLOTS=0"
+  local default="SERVE_INGEST_THREADS=8;SERVE_INGEST_THREADS=8 TORCHC_SERVE_PREFETCH=0;SERVE_INGEST_THREADS=8 SERVE_INSTANCES=2;SERVE_INGEST_THREADS=8 TORCHC_SERVE_INGEST_SLOTS=0"
   local budget=$(( $(left) - 10 )); [ "$budget" -gt "${SERVE_S:-330}" ] && budget=${SERVE_S:-330}
   local end=$(( $(date +%s) + budget )) i=0
   IFS=';' read -ra variants <<< "${SERVE_VARIANTS:-$default}"

@@ -215,6 +215,11 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
   const registry = new Registry();
   const m = metrics(registry);
   const contexts = compiled.queue?.contexts ?? 1;
+  // Rows in page-locked request slots (ingest threads) go to the GPU by DMA from there (./device-gather.ts). Then
+  // one batch more than the contexts is formed and copied while they run (its run waits in the module's queue), so
+  // the next batch's copy overlaps this one's compute; TORCHC_SERVE_PREFETCH=0 turns that off (A/B timing).
+  const ahead = opts.ingestThreads && process.env.TORCHC_SERVE_PREFETCH !== "0" ? 1 : 0;
+  const gather = opts.ingestThreads ? deviceGather(compiled, contexts + ahead) : undefined;
   const batcher = new DynamicBatcher(
     {
       inputs,
@@ -231,10 +236,9 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
         "replicas" in compiled || process.env.TORCHC_SERVE_THREADED_MERGE !== "1"
           ? undefined
           : (dst, at, src) => compiled.copyIntoHost(dst, at, src),
-      // Rows in page-locked request slots (ingest threads) go to the GPU by DMA from there (./device-gather.ts).
-      gather: opts.ingestThreads ? deviceGather(compiled, contexts) : undefined,
+      gather,
     },
-    { concurrency: contexts, ...opts },
+    { concurrency: contexts + (gather ? ahead : 0), ...opts },
     (rows) => m.batch.observe({ model: name }, rows),
   );
   m.processes.set({ model: name }, 1);
