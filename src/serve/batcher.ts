@@ -317,7 +317,13 @@ export class DynamicBatcher {
     if (this.model.gather) {
       const rows = parts.reduce((a, t) => a + t.shape[0], 0);
       const shape = this.batching ? [this.runRows(rows), ...spec.shape.slice(1)] : [...spec.shape];
-      const g = this.model.gather(k, shape, parts);
+      let g: Promise<GatheredInput> | undefined;
+      try {
+        g = this.model.gather(k, shape, parts);
+      } catch (e) {
+        // settles with the batch's other inputs (whose gathers are released), not instead of them
+        g = Promise.reject(e);
+      }
       if (g) {
         this.gatheredInputs++;
         return g;

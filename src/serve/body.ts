@@ -173,6 +173,8 @@ export function readAlignedBody(stream: IncomingMessage, limit: number, pool?: B
     const fail = (e: BodyError) => {
       if (failed) return;
       failed = true;
+      // nothing views a body that never arrived whole: its slot or allocation goes back now
+      if (into) pool?.give(into);
       stream.resume();
       reject(e);
     };

@@ -57,11 +57,19 @@ export function ingestSlots(
  * BatchModel.gather for a module that gathers on its device: parts in page-locked memory (slots) go by DMA into
  * a device tensor, reused across batches once their runs succeeded; other parts are left to the batcher's merge.
  */
-export function deviceGather(served: CompiledModule | ModulePool, concurrency: number): BatchModel["gather"] {
+export function deviceGather(
+  served: CompiledModule | ModulePool,
+  concurrency: number,
+): { gather: NonNullable<BatchModel["gather"]>; dispose(): void } | undefined {
   const module = gatheringModule(served);
   if (!module) return undefined;
   const spare = new Map<string, DeviceTensor[]>();
-  return (k, shape, parts): Promise<GatheredInput> | undefined => {
+  let disposed = false;
+  const gather = (
+    k: number,
+    shape: readonly number[],
+    parts: readonly Tensor[],
+  ): Promise<GatheredInput> | undefined => {
     const views = parts.map((p: Tensor) => p.data);
     if (!module.gatherable(views)) return undefined;
     const dtype = parts[0]?.dtype;
@@ -74,7 +82,7 @@ export function deviceGather(served: CompiledModule | ModulePool, concurrency: n
         release(reusable) {
           const free = spare.get(key) ?? [];
           // a failed run may still have its copy of the input queued: that tensor is not reused
-          if (reusable && free.length <= concurrency) {
+          if (reusable && !disposed && free.length <= concurrency) {
             free.push(input);
             spare.set(key, free);
           } else if ("dispose" in input) input.dispose();
@@ -85,5 +93,14 @@ export function deviceGather(served: CompiledModule | ModulePool, concurrency: n
         throw e;
       },
     );
+  };
+  return {
+    gather,
+    /** Frees the device tensors kept for reuse (the server has drained: no batch holds one). */
+    dispose() {
+      disposed = true;
+      for (const list of spare.values()) for (const t of list) t.dispose();
+      spare.clear();
+    },
   };
 }

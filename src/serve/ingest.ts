@@ -123,7 +123,12 @@ export async function startIngestThreads(
     const t = threads.get(w);
     if (t && --t.inFlight === 0 && t.exited) {
       threads.delete(w);
-      t.release();
+      try {
+        t.release();
+      } catch (e) {
+        // a context with a sticky fault cannot unregister; the process goes on draining
+        process.stderr.write(`torchc serve: releasing request slots failed: ${(e as Error).message}\n`);
+      }
     }
   };
   const workers = new Set<Worker>();

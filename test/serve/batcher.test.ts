@@ -162,4 +162,73 @@ describe("DynamicBatcher merge buffers", () => {
     expect(Array.from(merged.tensors[0].data as Float32Array)).toEqual([-10, -10]);
     expect(allocated).toEqual([[8, 2]]);
   });
+
+  it("answers no request before its batch's gather has settled, and reads the parts only then", async () => {
+    const { model } = recordingModel();
+    let land: (() => void) | undefined;
+    model.gather = (_k, shape, parts) =>
+      new Promise((resolve) => {
+        land = () => {
+          // the copy reads the parts when it happens, not when it was asked for
+          const data = new Float32Array(shape[0] * shape[1]);
+          let at = 0;
+          for (const p of parts) {
+            data.set(p.data as Float32Array, at);
+            at += p.data.length;
+          }
+          resolve({ input: { dtype: "float32", shape: [...shape], data } as Tensor, release() {} });
+        };
+      });
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 0 });
+    let settled = false;
+    const x = request(1, 5);
+    const answer = b.submit([x], 1).finally(() => {
+      settled = true;
+    });
+    for (let i = 0; i < 5 && !land; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    (x.data as Float32Array).fill(6); // written before the copy happened: the copy sees it
+    land!();
+    expect(Array.from((await answer).tensors[0].data as Float32Array)).toEqual([60, 60]);
+  });
+
+  it("a failing gather of one input releases the other input's gather as not reusable; a throwing one fails only its batch", async () => {
+    const released: string[] = [];
+    let mode: "reject" | "throw" | "ok" = "reject";
+    const model: BatchModel = {
+      inputs: [
+        { name: "a", dtype: "float32", shape: [4, 1] },
+        { name: "b", dtype: "float32", shape: [4, 1] },
+      ],
+      outputs: [{ name: "y", dtype: "float32", shape: [4, 1] }],
+      async run([a, b]) {
+        const x = (a as Tensor).data as Float32Array;
+        const y = (b as Tensor).data as Float32Array;
+        return [{ dtype: "float32", shape: [4, 1], data: x.map((v, i) => v + y[i]) }];
+      },
+      gather(k, shape, parts) {
+        if (k === 1 && mode === "throw") throw new Error("gather threw");
+        if (k === 1 && mode === "reject") return Promise.reject(new Error("gather failed"));
+        const data = new Float32Array(shape[0]);
+        data.set(parts[0].data as Float32Array);
+        return Promise.resolve({
+          input: { dtype: "float32", shape: [...shape], data } as Tensor,
+          release: (ok: boolean) => released.push(`${k}:${ok}`),
+        });
+      },
+    };
+    const b = new DynamicBatcher(model, { maxQueueDelayUs: 0 });
+    const one = (v: number): Tensor => ({ dtype: "float32", shape: [1, 1], data: Float32Array.of(v) });
+    await expect(b.submit([one(1), one(2)], 1)).rejects.toThrow("gather failed");
+    expect(released).toEqual(["0:false"]);
+    mode = "throw";
+    await expect(b.submit([one(1), one(2)], 1)).rejects.toThrow("gather threw");
+    expect(released).toEqual(["0:false", "0:false"]);
+    mode = "ok";
+    const r = await b.submit([one(1), one(2)], 1);
+    expect(Array.from(r.tensors[0].data as Float32Array)).toEqual([3]);
+    expect(released).toEqual(["0:false", "0:false", "0:true", "1:true"]);
+    expect(b.stats.gatheredInputs).toBe(6);
+  });
 });

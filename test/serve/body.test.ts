@@ -202,4 +202,32 @@ describe("BodyPool", () => {
     expect(large.buffer).not.toBe(memory);
     expect(pool.slotsInUse).toBe(3);
   });
+
+  it("a body that never arrives whole gives its slot back (aborted, short or long against Content-Length)", async () => {
+    const memory = new SharedArrayBuffer(2 * 4096);
+    const pool = new BodyPool(1 << 20, { memory, offset: 0, slotBytes: 4096, count: 2 });
+    const { header, body } = binaryBody([1, 2, 3, 4, 5], 0);
+    const headers = (length: number) => ({
+      "inference-header-content-length": String(header.byteLength),
+      "content-length": String(length),
+    });
+    // shorter and longer than declared
+    await expect(
+      readAlignedBody(request(headers(body.byteLength + 10), [body]), 1 << 20, pool),
+    ).rejects.toThrow(BodyError);
+    await expect(
+      readAlignedBody(request(headers(body.byteLength - 10), [body]), 1 << 20, pool),
+    ).rejects.toThrow(BodyError);
+    // the client goes away mid-body
+    const s = new PassThrough() as unknown as IncomingMessage & PassThrough;
+    (s as { headers: Record<string, string> }).headers = headers(body.byteLength);
+    const aborted = readAlignedBody(s, 1 << 20, pool);
+    s.write(body.subarray(0, 10));
+    s.emit("aborted");
+    await expect(aborted).rejects.toThrow(/aborted/);
+    expect(pool.slotsInUse).toBe(0);
+    const ok = await readAlignedBody(request(headers(body.byteLength), [body]), 1 << 20, pool);
+    expect(ok.buffer).toBe(memory);
+    expect(pool.takePlaced()).toEqual({ slot: 4, allocation: 0 });
+  });
 });

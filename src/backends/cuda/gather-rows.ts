@@ -64,6 +64,11 @@ export async function gatherToDevice(
     await whenComplete(stream, done, completion);
     return out;
   } catch (e) {
+    // Copies queued before the failure may still be reading the parts and writing `out`: wait them out first
+    // (the caller frees the parts' memory once this settles).
+    try {
+      stream.synchronize();
+    } catch {}
     if (!into) out.dispose();
     throw e;
   } finally {
