@@ -9,7 +9,8 @@
 #              gathered batches, the same without the batch copied ahead, with 2 instances, and with slots off), at
 #              most SERVE_S
 #              seconds in all (default 330);
-#     int8:    int8 ResNet-50 b128 with its profile (session 15's step 3), at most INT8_S seconds.
+#     int8:    int8 ResNet-50 b128 with its profile (session 15's step 3), at most INT8_S seconds;
+#     profile: serve-load at concurrency 128 under --cpu-prof, each thread's profile summarized (see below).
 TAG=s17; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
 
 step_runtime() {
@@ -38,6 +39,29 @@ step_serve() {
     grep -E "^\||bar|MISSED|met|matched|Error|WRONG" "$LOGS/serve$i.log" | head -12
     pack
   done
+}
+
+# profile: serve-load at concurrency 128 with SERVE_INGEST_THREADS (default 8) under `--cpu-prof` (one profile per
+# thread), each thread's profile summarized (idle share per second, busiest functions), the profiles gzipped into
+# $OUT when they fit; at most PROFILE_S seconds (default 150).
+step_profile() {
+  echo "== serve-load under --cpu-prof ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${PROFILE_S:-150}" ] && c=${PROFILE_S:-150}
+  local prof="$LOGS/prof"; mkdir -p "$prof"
+  OUT="$LOGS/serve-prof" SERVE_INGEST_THREADS="${INGEST:-8}" SERVE_CONCURRENCY=128 SERVE_POINT_S="${SERVE_POINT_S:-8}" \
+    SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=$prof" TORCHC_GPU_TIMEOUT=$c \
+    bash "$ROOT/scripts/gpu.sh" bench serve-load >"$LOGS/serve-prof.log" 2>&1
+  echo "serve-load rc=$? ($(el))"
+  grep -E "^\| 128" "$LOGS/serve-prof.log"
+  local node; node=$(ls /tmp/torchc-node-*/node 2>/dev/null | head -1)
+  for f in "$prof"/*.cpuprofile; do
+    echo "-- $(basename "$f") ($(du -h "$f" | cut -f1))"
+    "$node" "$ROOT/scripts/cpuprofile-busy.mjs" "$f" 0 100000 12 2>&1 | cut -c1-400 | head -15 >"$f.txt"
+    cat "$f.txt"
+  done
+  ( cd "$prof" && gzip -9 ./*.cpuprofile 2>/dev/null )
+  [ "$(du -sm "$prof" | cut -f1)" -le 40 ] && cp -r "$prof" "$OUT/prof-$PART" 2>/dev/null
+  pack
 }
 
 step_int8() {
