@@ -93,6 +93,12 @@ export function httpApp(o: HttpAppOptions, h: HttpAppHandlers): FastifyInstance 
     void req;
   });
 
+  // While draining, each answer closes its connection: a keep-alive connection left open after the last answer
+  // would hold close() until the client hung up (an ingest thread until its 10 s grace ran out).
+  app.addHook("onSend", async (_req, reply) => {
+    if (h.draining()) reply.header("connection", "close");
+  });
+
   app.setErrorHandler((e, req, reply) => {
     const err = e as Error & { statusCode?: number };
     // Body too large, malformed JSON: fastify's own 4xx; anything else is ours.

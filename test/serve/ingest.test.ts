@@ -14,6 +14,7 @@ import type { Tensor } from "../../src/ir/tensor.js";
 import { compile } from "../../src/runtime/compile.js";
 import { DeadlineError, QueueFullError } from "../../src/serve/batcher.js";
 import { InferenceClient } from "../../src/serve/client.js";
+import { startIngestThreads } from "../../src/serve/ingest.js";
 import { ingestThreadsRefusal, reusePortSupported } from "../../src/serve/ingest-limits.js";
 import { fromWireError, ownedOutputs, toWireError, transferables } from "../../src/serve/ingest-protocol.js";
 import { ProtocolError } from "../../src/serve/protocol.js";
@@ -236,5 +237,62 @@ describe("--ingest-threads 1 with request slots (TORCHC_SERVE_INGEST_SLOTS)", ()
     expect(inSlots + spilled).toBe(6 + 3 + 11);
     // the reference backend gathers nothing: every batch input was merged on the batcher's thread
     expect(server.batcher.stats.gatheredInputs).toBe(0);
+  }, 30_000);
+});
+
+describe("--ingest-threads: request slots' registration", () => {
+  it("each thread's slots are registered once and released once, after its last request was answered", async () => {
+    const events: string[] = [];
+    let answer: (() => void) | undefined;
+    const spec = { name: "x", dtype: "float32" as const, shape: [4, 20] };
+    const side = await startIngestThreads(
+      1,
+      {
+        name: "model",
+        metadata: {},
+        inputs: [spec],
+        batching: true,
+        bodyLimit: 1 << 20,
+        log: false,
+        host: "127.0.0.1",
+        port: 0,
+        slots: {
+          slotBytes: 4096 * 6,
+          count: 3,
+          register(memory) {
+            events.push(`register ${memory.byteLength}`);
+            return { offset: 0, bytes: memory.byteLength, release: () => events.push("release") };
+          },
+        },
+      },
+      {
+        draining: () => false,
+        // the answer waits until the test lets it go: the request is in flight when the server closes
+        infer: (d) =>
+          new Promise((resolve) => {
+            events.push(`infer ${d.tensors[0].data.buffer instanceof SharedArrayBuffer ? "slot" : "heap"}`);
+            answer = () => {
+              events.push("answered");
+              resolve([{ name: "y", tensor: d.tensors[0] }]);
+            };
+          }),
+        count: () => {},
+        metrics: async () => ({ contentType: "text/plain", text: "" }),
+      },
+    );
+    const pending = new InferenceClient(side.url).infer({ x: row(X, 0) }, { binary: true });
+    for (let i = 0; i < 100 && !answer; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual([`register ${4096 * 6 * 3 + 4096}`, "infer slot"]);
+    const closed = side.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events).not.toContain("release"); // its request is still being answered
+    const t0 = performance.now();
+    answer!();
+    const out = await pending;
+    expect(Array.from(out.y.data as Float32Array)).toEqual(Array.from(row(X, 0).data as Float32Array));
+    await closed;
+    // the answer closed its keep-alive connection, so the thread ended at once (not after its 10 s grace)
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(events).toEqual([`register ${4096 * 6 * 3 + 4096}`, "infer slot", "answered", "release"]);
   }, 30_000);
 });
