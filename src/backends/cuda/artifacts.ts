@@ -139,23 +139,24 @@ export class EngineChoices {
    * The cuDNN plan for `spec`: the saved one when there is one (falling back to heuristics if cuDNN refuses it).
    * Within a build, a problem cuDNN refused once is refused again without asking (the scheduler offers each
    * convolution's longest epilogue first, and a ResNet-50 repeats most of its problems; an int8 graph refused
-   * costs a runtime compile). A problem planned once is restored from that plan's serialized form: cuDNN's
-   * heuristics and finalization once per distinct problem (EfficientNet-B0 b128: cuDNN plans were 1.43 s of a
-   * 2.25 s cold build, H100, session 15). Restored plans run as fast as the heuristic's (H100, session 11: ResNet-50's
-   * 53 convolutions restored from JSON 1.206 ms against 1.204). Not when tuning, not for quantized graphs (their
-   * candidates are timed at the first launch, after this), and only with cuDNN's JSON form (engine and knobs alone
-   * rebuilt a slower plan once, session 10). TORCHC_REUSE_CONV_PLANS=0 asks cuDNN every time.
+   * costs a runtime compile). A problem planned once is shared by its later layers (CudnnConvPlan.share: the same
+   * cuDNN plans, tuned once, each layer binding its own pointers): cuDNN's heuristics and finalization run once per
+   * distinct problem. Finalizing or restoring an int8 runtime-fusion plan compiles kernels (~350 ms each, H100,
+   * session 16: a warm int8 ResNet-50 build spent 18.2 s restoring 51 plans); before session 17 only float problems
+   * were shared (restored again from the first plan's JSON, EfficientNet-B0 b128: cuDNN plans 1.43 s of a 2.25 s
+   * cold build, session 15). TORCHC_REUSE_CONV_PLANS=0 asks cuDNN for every layer.
    */
   conv(cudnn: Cudnn, spec: CudnnConvSpec): CudnnConvBuild {
     const key = convKey(spec);
     const reuse = process.env.TORCHC_REUSE_CONV_PLANS !== "0";
     const again = reuse ? this.refusedConvs.get(key) : undefined;
     if (again !== undefined) return { ok: false, reason: again };
-    const saved = this.savedConv(key);
-    if (!saved && reuse && !this.tune && !spec.int8) {
-      const repeat = this.sameProblemAgain(cudnn, spec, key);
-      if (repeat) return repeat;
+    const first = reuse ? this.convs.get(key) : undefined;
+    if (first?.chosen) {
+      this.answers.conv.set(key, true);
+      return { ok: true, plan: first.share() };
     }
+    const saved = this.savedConv(key);
     let built: CudnnConvBuild | undefined;
     const known = saved ?? this.cache.conv(key, this.tune);
     if (known) {
@@ -175,20 +176,6 @@ export class EngineChoices {
     if (built.ok) this.convs.set(key, built.plan);
     else this.refusedConvs.set(key, built.reason);
     this.answers.conv.set(key, built.ok);
-    return built;
-  }
-
-  /**
-   * A later layer of a problem this build planned already, restored from the first plan's JSON. The first plan stays
-   * the problem's record (for the plan cache and a package), and the restore is not counted as one from a cache.
-   */
-  private sameProblemAgain(cudnn: Cudnn, spec: CudnnConvSpec, key: string): CudnnConvBuild | undefined {
-    const first = this.convs.get(key)?.chosen;
-    const choice = first ? describeConvCandidate(first) : undefined;
-    if (choice?.plan === undefined) return undefined;
-    const built = restoreConv(cudnn, spec, choice);
-    if (!built.ok) return undefined;
-    this.answers.conv.set(key, true);
     return built;
   }
 

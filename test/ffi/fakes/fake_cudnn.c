@@ -81,7 +81,7 @@ int cudnnBackendFinalize(void *d) {
 int cudnnBackendGetAttribute(void *d, int name, int type, int64_t req, int64_t *count, void *values) {
   desc_t *x = d;
   if (x->type == 4 && name == 202 && type == 15) {
-    *count = req == 0 ? 2 : (req < 2 ? req : 2);
+    *count = req == 0 ? 3 : (req < 3 ? req : 3);
     for (int64_t i = 0; i < *count && values; i++) {
       desc_t *cfg = (desc_t *)(uintptr_t)((uint64_t *)values)[i];
       cfg->index = (int)i;

@@ -134,21 +134,51 @@ export interface ConvTuneResult {
   readonly failures: readonly string[];
 }
 
+/**
+ * What every layer of one conv problem shares: cuDNN's candidate plans (finalizing one can compile kernels: ~350 ms
+ * for an int8 runtime-fusion plan on an H100) and the descriptors they were built from. Tuned once, by whichever
+ * layer's plan is timed first; freed with the last plan over it.
+ */
+interface CandidateGroup {
+  candidates: readonly EngineCandidate[];
+  readonly owned: BackendDescriptor[];
+  plans: number;
+}
+
 export class CudnnConvPlan {
   private destroyed = false;
-  private candidates: readonly EngineCandidate[];
+  private readonly group: CandidateGroup;
+  /** This layer's variant packs (its own pointers), by candidate. */
   private readonly packs = new Map<EngineCandidate, BackendDescriptor>();
 
   constructor(
     private readonly cudnn: Cudnn,
     readonly spec: CudnnConvSpec,
-    candidates: readonly EngineCandidate[],
-    private readonly owned: BackendDescriptor[],
+    candidates: readonly EngineCandidate[] | CandidateGroup,
+    owned: BackendDescriptor[],
     /** The ids of real tensors in the order bind() takes pointers: x, w, (bias), y, extras. */
     private readonly uids: readonly bigint[],
   ) {
+    if ("plans" in candidates) {
+      this.group = candidates;
+      this.group.plans++;
+      return;
+    }
     if (candidates.length === 0) throw new Error("CudnnConvPlan needs at least one plan");
-    this.candidates = candidates;
+    this.group = { candidates, owned, plans: 1 };
+  }
+
+  /**
+   * A plan for another layer of the same problem (same spec): the same cuDNN candidates, its own pointers. Tuning
+   * either tunes both; the candidates are freed with the last of them.
+   */
+  share(): CudnnConvPlan {
+    if (this.destroyed) throw new Error("a destroyed conv plan cannot be shared");
+    return new CudnnConvPlan(this.cudnn, this.spec, this.group, [], this.uids);
+  }
+
+  private get candidates(): readonly EngineCandidate[] {
+    return this.group.candidates;
   }
 
   /** Workspace the plan may use: the largest over the candidates until tune() has picked one. */
@@ -187,12 +217,16 @@ export class CudnnConvPlan {
       if (p === 0n || p % 16n !== 0n)
         throw new Error(`conv operand ${i} at 0x${p.toString(16)} is not 16-byte aligned`);
     }
+    this.dropPacks();
     for (const c of this.candidates) {
-      this.packs.get(c)?.destroy();
-      this.packs.delete(c);
       const ws = c.workspaceBytes > 0 ? workspace : 0n;
       this.packs.set(c, BackendDescriptor.variantPack(this.uids, ptrs, ws));
     }
+  }
+
+  private dropPacks(): void {
+    for (const pack of this.packs.values()) pack.destroy();
+    this.packs.clear();
   }
 
   private run(c: EngineCandidate, stream: Stream): void {
@@ -231,7 +265,8 @@ export class CudnnConvPlan {
   /**
    * Times every candidate on the bound pointers and keeps the fastest (writes y: call it before the
    * results matter). A candidate that fails is dropped (its error is in `failures`); the heuristic's first
-   * is kept unless another beats it by more than TUNE_MARGIN.
+   * is kept unless another beats it by more than TUNE_MARGIN. A plan sharing its candidates with another layer's
+   * that was tuned already has nothing left to time.
    */
   tune(stream: Stream, opts: { perGraph?: number; replays?: number } = {}): ConvTuneResult {
     if (this.candidates.length <= 1)
@@ -249,10 +284,11 @@ export class CudnnConvPlan {
     const best = pickFastest(times, TUNE_MARGIN);
     const kept = this.candidates[best];
     for (const c of this.candidates) if (c !== kept) this.drop(c);
-    this.candidates = [kept];
+    this.group.candidates = [kept];
     return { timed: times.length, switched: best !== 0, firstMs: times[0], bestMs: times[best], failures };
   }
 
+  /** Frees a candidate for every plan of the group (their packs for it are not used again). */
   private drop(c: EngineCandidate): void {
     this.packs.get(c)?.destroy();
     this.packs.delete(c);
@@ -262,8 +298,10 @@ export class CudnnConvPlan {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const c of this.candidates) this.drop(c);
-    for (const d of [...this.owned].reverse()) d.destroy();
+    this.dropPacks();
+    if (--this.group.plans > 0) return;
+    for (const c of this.candidates) destroyCandidate(c);
+    for (const d of [...this.group.owned].reverse()) d.destroy();
   }
 }
 
