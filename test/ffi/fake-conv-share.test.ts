@@ -3,26 +3,13 @@
  * against the fake libcudnn (test/ffi/fakes): each layer binds its own pointers, tuning one tunes all, and the
  * candidates outlive every plan but the last. Skipped when no C compiler is available.
  */
-import { rmSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { Cudnn, DeviceBuffer, Stream } from "../../src/backends/cuda/device/index.js";
 import { buildCudnnConv, type CudnnConvSpec } from "../../src/backends/cuda/kernels/conv-cudnn.js";
-import { CUDNN, clearDiscoveryCache, koffi } from "../../src/ffi/index.js";
-import { buildFakes } from "./fakes/build.js";
+import { CUDNN, koffi } from "../../src/ffi/index.js";
+import { useFakeLibraries } from "./fakes/build.js";
 
-const fakes = buildFakes();
-const suite = fakes ? describe : describe.skip;
-
-beforeAll(() => {
-  if (!fakes) return;
-  process.env.TORCHC_LIBRARY_PATH = fakes;
-  process.env.TORCHC_PYTHON = "none";
-  clearDiscoveryCache();
-});
-
-afterAll(() => {
-  if (fakes) rmSync(fakes, { recursive: true, force: true });
-});
+const { suite } = useFakeLibraries();
 
 function fake<T>(proto: string): () => T {
   const f = koffi().load(CUDNN.load().path).func(proto);

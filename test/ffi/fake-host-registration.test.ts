@@ -4,26 +4,12 @@
  * views inside it count as pinned, a gather lays the parts back to back with zeros after, and memory outside any
  * registration is refused by name before an address reaches the driver. Skipped when no C compiler is available.
  */
-import { rmSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { cudaDeviceAllocator } from "../../src/backends/cuda/device-allocator.js";
 import { pinnedSource } from "../../src/backends/cuda/device-tensor.js";
-import { clearDiscoveryCache } from "../../src/ffi/index.js";
-import { buildFakes } from "./fakes/build.js";
+import { useFakeLibraries } from "./fakes/build.js";
 
-const fakes = buildFakes();
-const suite = fakes ? describe : describe.skip;
-
-beforeAll(() => {
-  if (!fakes) return;
-  process.env.TORCHC_LIBRARY_PATH = fakes;
-  process.env.TORCHC_PYTHON = "none";
-  clearDiscoveryCache();
-});
-
-afterAll(() => {
-  if (fakes) rmSync(fakes, { recursive: true, force: true });
-});
+const { suite } = useFakeLibraries();
 
 suite("host memory page-locked in place (fake libcuda)", () => {
   it("registers whole pages inside a SharedArrayBuffer and gathers rows from them with zeros after", async () => {

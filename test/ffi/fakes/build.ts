@@ -3,10 +3,12 @@
  * Returns null when no C compiler is available (the tests that need them are then skipped).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe } from "vitest";
+import { clearDiscoveryCache } from "../../../src/ffi/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -42,4 +44,22 @@ export function buildFakes(): string | null {
     });
   }
   return out;
+}
+
+/**
+ * The fakes for one test file: built now, found through TORCHC_LIBRARY_PATH before its tests run, removed after.
+ * `suite` is describe, or describe.skip when no C compiler is available.
+ */
+export function useFakeLibraries(): { readonly suite: typeof describe | typeof describe.skip } {
+  const fakes = buildFakes();
+  beforeAll(() => {
+    if (!fakes) return;
+    process.env.TORCHC_LIBRARY_PATH = fakes;
+    process.env.TORCHC_PYTHON = "none";
+    clearDiscoveryCache();
+  });
+  afterAll(() => {
+    if (fakes) rmSync(fakes, { recursive: true, force: true });
+  });
+  return { suite: fakes ? describe : describe.skip };
 }
