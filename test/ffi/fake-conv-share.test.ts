@@ -39,6 +39,12 @@ suite("a conv problem's cuDNN plans shared by its layers (fake libcudnn)", () =>
     if (!built.ok) throw new Error(built.reason);
     const a = built.plan;
     const b = a.share();
+    // an unbound plan times nothing, and drops nothing for the other layers
+    const stray = a.share();
+    expect(stray.tune(Stream.create()).failures[0]).toMatch(/not bound/);
+    expect(a.candidateCount).toBeGreaterThan(1);
+    stray.destroy();
+    expect(() => stray.tune(Stream.create())).toThrow("destroyed");
     expect(b.chosen).toBe(a.chosen);
     expect(b.candidateCount).toBe(a.candidateCount);
     const buf = () => DeviceBuffer.alloc(2 * 32 * 10 * 10 * 2);

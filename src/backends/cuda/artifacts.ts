@@ -75,9 +75,13 @@ export interface ChoiceStats {
   convsFromEngine: number;
 }
 
-/** A conv problem's key: its spec without the epilogue's constant values (they do not change the plan; refit changes them). */
+/**
+ * A conv problem's key: its spec without the epilogue's constant values (they do not change the plan; refit changes
+ * them) or the names of the tensors it adds or multiplies (always of y's shape, strides and dtype: the operand is a
+ * pointer bound per layer), so every residual-add layer of one shape is one problem.
+ */
 export function convKey(spec: CudnnConvSpec): string {
-  return hash(JSON.stringify(spec, (k, v) => (k === "values" ? undefined : v)));
+  return hash(JSON.stringify(spec, (k, v) => (k === "values" || k === "tensor" ? undefined : v)));
 }
 
 export function matmulKey(
@@ -154,7 +158,7 @@ export class EngineChoices {
     const first = reuse ? this.convs.get(key) : undefined;
     if (first?.chosen) {
       this.answers.conv.set(key, true);
-      return { ok: true, plan: first.share() };
+      return { ok: true, plan: first.share(spec) };
     }
     const saved = this.savedConv(key);
     let built: CudnnConvBuild | undefined;

@@ -555,7 +555,7 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   }
   stream.synchronize();
   log(
-    `cuDNN tuning: ${timed}/${plans.length} convs timed, ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
+    `cuDNN tuning: ${timed} conv problems timed (${plans.length} convs; layers of one problem share its plans), ${switched} switched, sum ${firstMs.toFixed(3)} → ${bestMs.toFixed(3)} ms (${elapsed(t)} ms)`,
   );
 }
 

@@ -172,9 +172,9 @@ export class CudnnConvPlan {
    * A plan for another layer of the same problem (same spec): the same cuDNN candidates, its own pointers. Tuning
    * either tunes both; the candidates are freed with the last of them.
    */
-  share(): CudnnConvPlan {
+  share(spec: CudnnConvSpec = this.spec): CudnnConvPlan {
     if (this.destroyed) throw new Error("a destroyed conv plan cannot be shared");
-    return new CudnnConvPlan(this.cudnn, this.spec, this.group, [], this.uids);
+    return new CudnnConvPlan(this.cudnn, spec, this.group, [], this.uids);
   }
 
   private get candidates(): readonly EngineCandidate[] {
@@ -269,8 +269,12 @@ export class CudnnConvPlan {
    * that was tuned already has nothing left to time.
    */
   tune(stream: Stream, opts: { perGraph?: number; replays?: number } = {}): ConvTuneResult {
-    if (this.candidates.length <= 1)
-      return { timed: 0, switched: false, firstMs: Number.NaN, bestMs: Number.NaN, failures: [] };
+    if (this.destroyed) throw new Error("a destroyed conv plan cannot be tuned");
+    const none = { timed: 0, switched: false, firstMs: Number.NaN, bestMs: Number.NaN, failures: [] };
+    if (this.candidates.length <= 1) return none;
+    // Dropping candidates drops them for every layer of the problem: only a plan bound for all of them times.
+    if (this.candidates.some((c) => !this.packs.has(c)))
+      return { ...none, failures: ["not timed: the plan is not bound (bind() before tune())"] };
     const failures: string[] = [];
     const times = this.candidates.map((c) => {
       try {
@@ -281,6 +285,8 @@ export class CudnnConvPlan {
         return Number.POSITIVE_INFINITY;
       }
     });
+    // Nothing ran: keep every candidate (another layer's plan may time them), the heuristic's first in front.
+    if (!times.some(Number.isFinite)) return { ...none, failures };
     const best = pickFastest(times, TUNE_MARGIN);
     const kept = this.candidates[best];
     for (const c of this.candidates) if (c !== kept) this.drop(c);
