@@ -173,7 +173,7 @@ export class CudnnConvPlan {
    * either tunes both; the candidates are freed with the last of them.
    */
   share(spec: CudnnConvSpec = this.spec): CudnnConvPlan {
-    if (this.destroyed) throw new Error("a destroyed conv plan cannot be shared");
+    if (this.group.plans === 0) throw new Error("a destroyed conv plan cannot be shared");
     return new CudnnConvPlan(this.cudnn, spec, this.group, [], this.uids);
   }
 
@@ -191,9 +191,12 @@ export class CudnnConvPlan {
     return this.candidates[0].engine;
   }
 
-  /** The candidate execute() runs (what a saved package keeps); undefined once destroyed. */
+  /**
+   * The candidate execute() runs (what a saved package keeps); undefined once every plan of the problem is destroyed
+   * (a destroyed plan still answers for the layers that share its candidates).
+   */
   get chosen(): EngineCandidate | undefined {
-    return this.destroyed ? undefined : this.candidates[0];
+    return this.group.plans === 0 ? undefined : this.candidates[0];
   }
 
   /** Plans still in the running (1 after tune()). */
