@@ -45,6 +45,11 @@ export interface BatchCounts {
   readonly merged: number;
   readonly slotBodies: number;
   readonly allocatedBodies: number;
+  /** Sums (seconds) and counts of the server's queue-wait and compute histograms. */
+  readonly queueS: number;
+  readonly queued: number;
+  readonly computeS: number;
+  readonly computed: number;
 }
 
 export interface ServerChild {
@@ -162,6 +167,10 @@ export async function startServer(o: StartOptions): Promise<ServerChild> {
         merged: read("torchc_batch_inputs_total", 'path="merged"'),
         slotBodies: read("torchc_request_bodies_total", 'place="slot"'),
         allocatedBodies: read("torchc_request_bodies_total", 'place="allocation"'),
+        queueS: read("torchc_queue_seconds_sum"),
+        queued: read("torchc_queue_seconds_count"),
+        computeS: read("torchc_compute_seconds_sum"),
+        computed: read("torchc_compute_seconds_count"),
       };
     },
     stderrTail: () => err.slice(-3000),

@@ -92,6 +92,12 @@ interface Point extends LoadResult {
   readonly gatheredShare: number;
   /** Share of request bodies read into page-locked slots. */
   readonly slotShare: number;
+  /**
+   * Mean ms a request waited in the server's queue, and mean ms of its batch's run (server side; the rest of the
+   * latency is HTTP, the ingest threads and the generator).
+   */
+  readonly queueMs: number;
+  readonly computeMs: number;
 }
 
 async function measure(
@@ -137,6 +143,8 @@ async function measure(
     serverCpu: cpu,
     gatheredShare: delta("gathered") / (delta("gathered") + delta("merged")),
     slotShare: delta("slotBodies") / (delta("slotBodies") + delta("allocatedBodies")),
+    queueMs: (1000 * delta("queueS")) / delta("queued"),
+    computeMs: (1000 * delta("computeS")) / delta("computed"),
   };
   if (r.wrong > 0)
     failures.push(
@@ -151,13 +159,13 @@ const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "—");
 
 function table(points: readonly Point[]): string {
   const head =
-    "| concurrency | batching | throughput (req/s) | p50 (ms) | p99 (ms) | errors | mean rows/run | server CPU | generator loop | gathered | bodies in slots |";
+    "| concurrency | batching | throughput (req/s) | p50 (ms) | p99 (ms) | errors | mean rows/run | server CPU | generator loop | gathered | bodies in slots | queue ms (mean) | run ms (mean) |";
   const lines = points.map((p) => {
     const errs = Object.entries(p.window).filter(([k]) => k !== "200");
     const detail = errs.length ? ` (${errs.map(([k, v]) => `${k}: ${v}`).join(", ")})` : "";
-    return `| ${p.concurrency} | ${p.batching} | ${f(p.throughput, 0)} | ${f(p.p50Ms)} | ${f(p.p99Ms)} | ${p.errors}${detail} | ${f(p.meanBatchRows, 1)} | ${f(p.serverCpu * 100, 0)}% | ${f(p.generatorElu * 100, 0)}% | ${f(p.gatheredShare * 100, 0)}% | ${f(p.slotShare * 100, 0)}% |`;
+    return `| ${p.concurrency} | ${p.batching} | ${f(p.throughput, 0)} | ${f(p.p50Ms)} | ${f(p.p99Ms)} | ${p.errors}${detail} | ${f(p.meanBatchRows, 1)} | ${f(p.serverCpu * 100, 0)}% | ${f(p.generatorElu * 100, 0)}% | ${f(p.gatheredShare * 100, 0)}% | ${f(p.slotShare * 100, 0)}% | ${f(p.queueMs)} | ${f(p.computeMs)} |`;
   });
-  return [head, `|${" --- |".repeat(11)}`, ...lines].join("\n");
+  return [head, `|${" --- |".repeat(13)}`, ...lines].join("\n");
 }
 
 /** The issue's bars at the highest concurrency measured (they are stated for 128). */

@@ -133,6 +133,10 @@ describe("serve-load harness: the load generator", () => {
         merged: 0,
         slotBodies: 0,
         allocatedBodies: 0,
+        queueS: 0,
+        queued: 0,
+        computeS: 0,
+        computed: 0,
       }),
       stderrTail: () => "",
       stop: async () => ({ code: 0, signal: null }),
@@ -169,14 +173,19 @@ describe("serve-load harness: torchc serve as a child process", () => {
       });
       expect(r.status).toBe(200);
       // one input merged on the batching thread (no ingest threads: no slots, nothing gathered)
-      expect(await s.batchRows()).toEqual({
+      const counts = await s.batchRows();
+      expect(counts).toMatchObject({
         rows: 3,
         batches: 1,
         gathered: 0,
         merged: 1,
         slotBodies: 0,
         allocatedBodies: 0,
+        queued: 1,
+        computed: 1,
       });
+      expect(counts.queueS).toBeGreaterThanOrEqual(0);
+      expect(counts.computeS).toBeGreaterThan(0);
       expect(s.rssBytes()).toBeGreaterThan(10 << 20);
       expect(s.cpuSeconds()).toBeGreaterThan(0);
     } finally {
