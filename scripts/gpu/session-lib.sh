@@ -55,3 +55,12 @@ for line in sys.stdin:
 ' 2>/dev/null
   grep -E "Error|✖" "$LOGS/int8.log" | head -5
 }
+
+# step_int8: int8_resnet50 for at most INT8_S seconds (default 260) of what is left, then pack (the session scripts'
+# `int8` step).
+step_int8() {
+  echo "== int8 ResNet-50 b128 with its profile ($(el))"
+  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
+  if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
+  pack
+}

@@ -22,13 +22,6 @@ step_sparse() {
   pack
 }
 
-step_int8() {
-  echo "== int8 ResNet-50 b128 with its profile ($(el))"
-  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
-  if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
-  pack
-}
-
 step_serve() {
   echo "== serve-load with --ingest-threads ${INGEST:-8} ($(el))"
   c=$(( $(left) - 10 )); [ "$c" -gt "${SERVE_S:-300}" ] && c=${SERVE_S:-300}

@@ -64,13 +64,6 @@ step_profile() {
   pack
 }
 
-step_int8() {
-  echo "== int8 ResNet-50 b128 with its profile ($(el))"
-  c=$(( $(left) - 10 )); [ "$c" -gt "${INT8_S:-260}" ] && c=${INT8_S:-260}
-  if [ "$c" -gt 60 ]; then int8_resnet50 "$c"; else echo "int8 skipped: ${c}s left"; fi
-  pack
-}
-
 for n in ${STEPS:-runtime serve int8}; do "step_$n"; done
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== done ($(el))"
