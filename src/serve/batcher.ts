@@ -273,15 +273,18 @@ export class DynamicBatcher {
       );
       // every row written before the run reads the batch (a failed copy fails the batch, once all have stopped)
       const [ins, cps] = await Promise.all([Promise.allSettled(inputs), Promise.allSettled(copies)]);
-      const merged: BatchInput[] = [];
-      for (const w of ins)
-        if (w.status === "fulfilled") {
-          if (isGathered(w.value)) gathered.push(w.value);
-          merged.push(isGathered(w.value) ? w.value.input : w.value);
-        }
+      const batch: BatchInput[] = [];
+      for (const w of ins) {
+        if (w.status !== "fulfilled") continue;
+        const v = w.value;
+        if (isGathered(v)) {
+          gathered.push(v);
+          batch.push(v.input);
+        } else batch.push(v);
+      }
       const failed = [...ins, ...cps].find((w) => w.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
-      const outs = await this.model.run(merged);
+      const outs = await this.model.run(batch);
       ran = true;
       for (const { key, t } of owned) {
         const free = this.spare.get(key) ?? [];
@@ -314,9 +317,9 @@ export class DynamicBatcher {
     owned: { key: string; t: Tensor }[],
     copies: Promise<void>[],
   ): Promise<BatchInput | GatheredInput> {
+    const n = parts.reduce((a, t) => a + t.shape[0], 0);
+    const shape = this.batching ? [this.runRows(n), ...spec.shape.slice(1)] : [...spec.shape];
     if (this.model.gather) {
-      const rows = parts.reduce((a, t) => a + t.shape[0], 0);
-      const shape = this.batching ? [this.runRows(rows), ...spec.shape.slice(1)] : [...spec.shape];
       let g: Promise<GatheredInput> | undefined;
       try {
         g = this.model.gather(k, shape, parts);
@@ -330,7 +333,7 @@ export class DynamicBatcher {
       }
     }
     this.mergedInputs++;
-    return Promise.resolve(this.merge(k, spec, parts, owned, copies));
+    return Promise.resolve(this.merge(k, spec.dtype, shape, parts, owned, copies));
   }
 
   /**
@@ -339,22 +342,21 @@ export class DynamicBatcher {
    */
   private merge(
     k: number,
-    spec: TensorSpec,
+    dtype: Tensor["dtype"],
+    shape: readonly number[],
     parts: readonly Tensor[],
     owned: { key: string; t: Tensor }[],
     copies: Promise<void>[],
   ): Tensor {
-    const n = parts.reduce((a, t) => a + t.shape[0], 0);
-    const rows = this.runRows(n);
-    const shape = [rows, ...spec.shape.slice(1)];
+    const rows = shape[0];
     if (!this.batching || (parts.length === 1 && parts[0].shape[0] === rows)) return parts[0];
     const key = `${k}:${rows}`;
     const reused = this.spare.get(key)?.pop();
     const out = reused ??
-      this.model.allocate?.(spec.dtype, shape) ?? {
-        dtype: spec.dtype,
-        shape,
-        data: allocData(spec.dtype, numel(shape)),
+      this.model.allocate?.(dtype, shape) ?? {
+        dtype,
+        shape: [...shape],
+        data: allocData(dtype, numel(shape)),
       };
     owned.push({ key, t: out });
     const bytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength);

@@ -119,9 +119,9 @@ export async function startIngestThreads(
   const { host, port, slots, ...app } = cfg;
   /** Each thread's requests in flight here, and its slots' release (once it has exited and they are answered). */
   const threads = new Map<Worker, { inFlight: number; exited: boolean; release(): void }>();
-  const settled = (w: Worker) => {
+  const releaseIfDone = (w: Worker) => {
     const t = threads.get(w);
-    if (t && --t.inFlight === 0 && t.exited) {
+    if (t?.exited && t.inFlight === 0) {
       threads.delete(w);
       try {
         t.release();
@@ -176,7 +176,11 @@ export async function startIngestThreads(
             },
             (e) => post(w, { t: "error", id: m.id, error: toWireError(e), bodies }, bodies),
           )
-          .finally(() => settled(w));
+          .finally(() => {
+            const t = threads.get(w);
+            if (t) t.inFlight--;
+            releaseIfDone(w);
+          });
         return;
       }
       case "count":
@@ -226,11 +230,8 @@ export async function startIngestThreads(
         workers.delete(w);
         // its slots stay page-locked while requests it handed over are still being answered here
         const t = threads.get(w);
-        if (t) {
-          t.exited = true;
-          t.inFlight++;
-          settled(w);
-        }
+        if (t) t.exited = true;
+        releaseIfDone(w);
         if (!listening) return reject(new Error(`ingest thread exited (${code}) before it listened`));
         if (closing) return;
         // a thread that dies while serving is replaced on the same port, unless they keep dying

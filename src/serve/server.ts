@@ -267,9 +267,9 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
       ? { devices: devices.map((d) => ({ device: d.device, instances: d.instances })) }
       : {}),
   };
-  // Under `--processes`, every process's metrics summed by the primary, whichever process is asked.
+  // What a scrape reads from elsewhere: the devices' gauges, and the batcher's input counts since the last scrape.
   let inputsSeen = { gathered: 0, merged: 0 };
-  const refreshDevices = () => {
+  const refreshScraped = () => {
     updateDevices(deviceCounts(compiled));
     const { gatheredInputs: g, mergedInputs: mg } = batcher.stats;
     if (g > inputsSeen.gathered)
@@ -277,10 +277,11 @@ export async function serve(compiled: Served, opts: ServeOptions = {}): Promise<
     if (mg > inputsSeen.merged) m.batchInputs.inc({ model: name, path: "merged" }, mg - inputsSeen.merged);
     inputsSeen = { gathered: g, merged: mg };
   };
+  // Under `--processes`, every process's metrics summed by the primary, whichever process is asked.
   const metricsText = isServerProcess()
-    ? clusterMetrics(registry, refreshDevices)
+    ? clusterMetrics(registry, refreshScraped)
     : async () => {
-        refreshDevices();
+        refreshScraped();
         return registry.metrics();
       };
   /** A decoded request through the batcher: the wanted outputs, or a thrown ProtocolError/QueueFull/Deadline/other. */

@@ -263,9 +263,9 @@ export class CudaExecutionContext implements ExecutionContext {
 
   /** Copies the inputs in; `onQueued` when the last input that goes through staging has its copies queued. */
   private async queueInputs(inputs: readonly (Tensor | DeviceTensor)[], onQueued: () => void): Promise<void> {
-    const staged = (x: Tensor | DeviceTensor | undefined) =>
-      x !== undefined && !isDeviceTensor(x) && !pinnedSource(x);
-    const lastStaged = inputs.findLastIndex(staged);
+    // each host input's page-locked source, looked up once (registered memory is found by address)
+    const sources = inputs.map((x) => (x !== undefined && !isDeviceTensor(x) ? pinnedSource(x) : undefined));
+    const lastStaged = inputs.findLastIndex((x, i) => x !== undefined && !isDeviceTensor(x) && !sources[i]);
     for (const [i, name] of this.graph.inputs.entries()) {
       this.activate();
       const type = this.graph.values[name];
@@ -282,7 +282,7 @@ export class CudaExecutionContext implements ExecutionContext {
         );
         continue;
       }
-      const pinned = pinnedSource(x);
+      const pinned = sources[i];
       if (pinned) {
         if (x.data.byteLength !== bytes)
           throw new InputError(
