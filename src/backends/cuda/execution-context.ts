@@ -20,8 +20,15 @@ import { ContextControlHost } from "./control-host.js";
 import { type CompletionStrategy, whenComplete } from "./device/completion.js";
 import { CudaContext } from "./device/context.js";
 import { CudaEvent, timeOnStream } from "./device/event.js";
-import { copyIntoPinned } from "./device/host-copy.js";
-import { copyDevice, DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
+import { copyIntoPinned, pageableDmaMaxBytes } from "./device/host-copy.js";
+import {
+  copyDevice,
+  DeviceBuffer,
+  downloadAsync,
+  PinnedBuffer,
+  uploadAsync,
+  uploadPageableAsync,
+} from "./device/memory.js";
 import { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
 import type { DeviceFallbackRunner } from "./device-fallback.js";
@@ -298,6 +305,11 @@ export class CudaExecutionContext implements ExecutionContext {
           `input '${name}' holds ${src.byteLength} bytes, ${bytes} expected`,
           "input.shape",
         );
+      if (bytes <= pageableDmaMaxBytes()) {
+        uploadPageableAsync(dst, src, this.stream);
+        if (i === lastStaged) onQueued();
+        continue;
+      }
       const staging = this.inputStaging[i];
       // Worker-thread memcpys into staging; each chunk's DMA is queued as soon as it lands.
       await copyIntoPinned(staging, 0, src, {

@@ -39,6 +39,16 @@ function copyThreads(): number {
  */
 export const WORKER_COPY_MIN_BYTES = 1 << 20;
 
+/**
+ * TORCHC_PAGEABLE_DMA_MAX_BYTES: host inputs up to this many bytes are copied to the device straight from the
+ * caller's array (uploadPageableAsync: the driver stages them itself) instead of through the context's pinned
+ * staging; default 0 (off) until an H100 A/B says which is faster at batch 1.
+ */
+export function pageableDmaMaxBytes(): number {
+  const env = Number(process.env.TORCHC_PAGEABLE_DMA_MAX_BYTES);
+  return Number.isSafeInteger(env) && env > 0 ? env : 0;
+}
+
 /** JS-thread copies above this go in pieces, each handed to `onChunk` at once, so its DMA overlaps the next. */
 const JS_CHUNK_BYTES = 128 << 10;
 

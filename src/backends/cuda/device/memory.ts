@@ -243,6 +243,22 @@ export function uploadAsync(
   checkCuda("cuMemcpyHtoDAsync_v2", CUDA.fn.cuMemcpyHtoDAsync_v2(d, h, bytes, streamHandle(stream)));
 }
 
+/**
+ * Host → device copy on `stream` straight from pageable memory (an ordinary typed array). The driver copies the
+ * bytes into its own staging memory before it returns, so `src` may change as soon as this returns, and the DMA
+ * is ordered on `stream` like any other copy (CUDA's API synchronization rules for pageable host → device async
+ * copies). For small inputs, where it saves the staging memcpy's hand-over (execution-context.ts).
+ */
+export function uploadPageableAsync(dst: DeviceMemory, src: Uint8Array, stream: Stream, dstOffset = 0): void {
+  if (!(src instanceof Uint8Array)) fail("a pageable upload takes a Uint8Array");
+  const d = checkDevice("dst", dst, src.byteLength, dstOffset);
+  if (src.byteLength === 0) return;
+  checkCuda(
+    "cuMemcpyHtoDAsync_v2",
+    CUDA.fn.cuMemcpyHtoDAsync_v2(d, src, src.byteLength, streamHandle(stream)),
+  );
+}
+
 /** Asynchronous device → pinned host copy on `stream`; read the host side after synchronizing. */
 export function downloadAsync(
   src: DeviceMemory,
