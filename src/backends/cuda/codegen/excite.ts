@@ -10,12 +10,15 @@ import type { ConvStep } from "../fuse/steps.js";
 import type { CodegenContext, GeneratedKernel } from "./element.js";
 import { Emitter, indexType } from "./emitter.js";
 import { spatialMean } from "./gemv.js";
+import { SEGMENTED_SHUFFLES } from "./rows-knobs.js";
 import { activationExpr } from "./scalar-ops.js";
 
 const WARPS = 16;
 /** Blocks to aim for across the batch: about two per SM on an H100, fewer slices as the batch grows. */
 const TARGET_BLOCKS = 264;
 const MIN_OUTPUTS_PER_SLICE = 64;
+/** Channels per lane in the wide loops: one 16-byte load of fp16/bf16. */
+const LANE_WIDTH = 8;
 
 type Act = Parameters<typeof activationExpr>[0];
 
@@ -67,30 +70,16 @@ export function generateExciteKernel(name: string, first: ConvStep, ctx: Codegen
     );
     e.line("__syncthreads();");
   }
-  e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
-    e.line("float acc = 0.0f;");
-    e.block(`for (int ci = lane; ci < ${cin}; ci += 32)`, () => {
-      const xv = mean ? "xin[ci]" : e.load(first.x, ["nn", "ci", "0", "0"]);
-      const wv = e.load(w1, ["j", "ci", "0", "0"]);
-      e.line(`acc += (float)${xv} * (float)${wv};`);
-    });
-    e.line("acc = tc_warp_sum(acc);");
-    e.block("if (lane == 0)", () => e.line(`hid[j] = ${epilogue(e, first, "acc", "j")};`));
-  });
+  const vector = process.env.TORCHC_EXCITE_VECTOR !== "0";
+  const wide = (t: string) => vectorizable(e, t, 1);
+  if (vector && cin % LANE_WIDTH === 0 && wide(w1) && (mean !== undefined || wide(first.x)))
+    squeezeWide(e, first, hidden, cin, mean !== undefined);
+  else squeezeScalar(e, first, hidden, cin, mean !== undefined);
   e.line("__syncthreads();");
   e.line(`const int end = min(${cout}, (slice + 1) * ${perSlice});`);
-  e.block(`for (int co = slice * ${perSlice} + warp; co < end; co += ${WARPS})`, () => {
-    e.line("float acc = 0.0f;");
-    e.block(`for (int j = lane; j < ${hidden}; j += 32)`, () => {
-      const wv = e.load(w2, ["co", "j", "0", "0"]);
-      e.line(`acc += hid[j] * (float)${wv};`);
-    });
-    e.line("acc = tc_warp_sum(acc);");
-    e.block("if (lane == 0)", () =>
-      e.store(second.output, ["nn", "co", "0", "0"], epilogue(e, second, "acc", "co"), out.logicalDType),
-    );
-  });
-  const source = `extern "C" __global__ void __launch_bounds__(${32 * WARPS}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
+  if (vector && hidden % LANE_WIDTH === 0 && wide(w2)) exciteWide(e, second, hidden, perSlice);
+  else exciteScalar(e, second, hidden, perSlice);
+  const source = `${SEGMENTED_SHUFFLES}extern "C" __global__ void __launch_bounds__(${32 * WARPS}) ${name}(${e.signature()}) {\n${e.body()}\n}\n`;
   return {
     name,
     source,
@@ -99,4 +88,108 @@ export function generateExciteKernel(name: string, first: ConvStep, ctx: Codegen
     block: [32 * WARPS, 1, 1],
     sharedBytes: 0,
   };
+}
+
+/** Whether `tensor` can be read LANE_WIDTH elements at a time along `axis` (unit stride, 16-byte aligned rows). */
+function vectorizable(e: Emitter, tensor: string, axis: number): boolean {
+  e.vec = { base: "vb", width: LANE_WIDTH };
+  try {
+    return e.vectorizable(tensor, axis) && e.info(tensor).shape.length === 4;
+  } finally {
+    e.vec = undefined;
+  }
+}
+
+/** The hidden vector, warp per hidden unit, lanes over the input channels one at a time. */
+function squeezeScalar(e: Emitter, first: ConvStep, hidden: number, cin: number, pooled: boolean): void {
+  const w1 = first.layer.inputs[1];
+  e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
+    e.line("float acc = 0.0f;");
+    e.block(`for (int ci = lane; ci < ${cin}; ci += 32)`, () => {
+      const xv = pooled ? "xin[ci]" : e.load(first.x, ["nn", "ci", "0", "0"]);
+      const wv = e.load(w1, ["j", "ci", "0", "0"]);
+      e.line(`acc += (float)${xv} * (float)${wv};`);
+    });
+    e.line("acc = tc_warp_sum(acc);");
+    e.block("if (lane == 0)", () => e.line(`hid[j] = ${epilogue(e, first, "acc", "j")};`));
+  });
+}
+
+/**
+ * The hidden vector with 16-byte loads: each lane reads 8 consecutive input channels of x and of the weight row,
+ * so a 1152-channel dot product is 5 dependent loads per lane instead of 36.
+ */
+function squeezeWide(e: Emitter, first: ConvStep, hidden: number, cin: number, pooled: boolean): void {
+  const w1 = first.layer.inputs[1];
+  e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
+    e.line("float acc = 0.0f;");
+    e.block(`for (int vb = lane * ${LANE_WIDTH}; vb < ${cin}; vb += ${32 * LANE_WIDTH})`, () => {
+      e.vec = { base: "vb", width: LANE_WIDTH };
+      try {
+        for (let q = 0; q < LANE_WIDTH; q++) {
+          const c = `vb+${q}`;
+          const xv = pooled ? `xin[${c}]` : e.load(first.x, ["nn", c, "0", "0"]);
+          e.line(`acc += (float)${xv} * (float)${e.load(w1, ["j", c, "0", "0"])};`);
+        }
+      } finally {
+        e.vec = undefined;
+      }
+    });
+    e.line("acc = tc_warp_sum(acc);");
+    e.block("if (lane == 0)", () => e.line(`hid[j] = ${epilogue(e, first, "acc", "j")};`));
+  });
+}
+
+/** This block's slice of the outputs, warp per output, lanes over the hidden units one at a time. */
+function exciteScalar(e: Emitter, second: ConvStep, hidden: number, perSlice: number): void {
+  const w2 = second.layer.inputs[1];
+  const out = e.info(second.output);
+  e.block(`for (int co = slice * ${perSlice} + warp; co < end; co += ${WARPS})`, () => {
+    e.line("float acc = 0.0f;");
+    e.block(`for (int j = lane; j < ${hidden}; j += 32)`, () => {
+      e.line(`acc += hid[j] * (float)${e.load(w2, ["co", "j", "0", "0"])};`);
+    });
+    e.line("acc = tc_warp_sum(acc);");
+    e.block("if (lane == 0)", () =>
+      e.store(second.output, ["nn", "co", "0", "0"], epilogue(e, second, "acc", "co"), out.logicalDType),
+    );
+  });
+}
+
+/**
+ * This block's slice of the outputs with 16-byte weight loads: a group of G lanes per output (G the power of two
+ * that covers the hidden units 8 at a time, 8 for SE's usual 32–64), 32 / G outputs per warp at once, a segmented
+ * shuffle sum per group. The loop bound is the same for every lane of a warp, so each shuffle has the whole warp.
+ */
+function exciteWide(e: Emitter, second: ConvStep, hidden: number, perSlice: number): void {
+  const w2 = second.layer.inputs[1];
+  const out = e.info(second.output);
+  let group = 1;
+  while (group < 32 && group * LANE_WIDTH < hidden) group *= 2;
+  const perWarp = 32 / group;
+  e.block(
+    `for (int cb = slice * ${perSlice} + warp * ${perWarp}; cb < end; cb += ${WARPS * perWarp})`,
+    () => {
+      e.line(`const int co = cb + lane / ${group};`);
+      e.line("float acc = 0.0f;");
+      e.block("if (co < end)", () => {
+        e.block(
+          `for (int vb = (lane % ${group}) * ${LANE_WIDTH}; vb < ${hidden}; vb += ${group * LANE_WIDTH})`,
+          () => {
+            e.vec = { base: "vb", width: LANE_WIDTH };
+            try {
+              for (let q = 0; q < LANE_WIDTH; q++)
+                e.line(`acc += hid[vb+${q}] * (float)${e.load(w2, ["co", `vb+${q}`, "0", "0"])};`);
+            } finally {
+              e.vec = undefined;
+            }
+          },
+        );
+      });
+      e.line(`acc = tc_seg_sum(acc, ${group});`);
+      e.block(`if (co < end && lane % ${group} == 0)`, () =>
+        e.store(second.output, ["nn", "co", "0", "0"], epilogue(e, second, "acc", "co"), out.logicalDType),
+      );
+    },
+  );
 }
