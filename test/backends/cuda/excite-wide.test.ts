@@ -43,6 +43,13 @@ describe.skipIf(!hasGxx())("the wide excite kernel on the emulated engine", () =
     { name: "1152 channels, 288 hidden, batch 2", batch: 2, mid: 1152, hw: 3 },
     { name: "40 channels (wide squeeze only), batch 3", batch: 3, mid: 40, hw: 5 },
     { name: "96 channels, 24 hidden, pooled from tile sums", batch: 2, mid: 96, hw: 7, fold: true },
+    {
+      name: "32 channels on 40×40, the tile sums split over the block",
+      batch: 1,
+      mid: 32,
+      hw: 40,
+      fold: true,
+    },
   ];
   for (const k of cases) {
     for (const precision of ["fp16", "fp32"] as const) {
@@ -55,6 +62,7 @@ describe.skipIf(!hasGxx())("the wide excite kernel on the emulated engine", () =
         const wide = emulateEngine(net, { x }, opts);
         expect(wide.plan.kernels.some((kk) => kk?.source.includes("vb += 256"))).toBe(true);
         if (k.fold) expect(wide.plan.kernels.some((kk) => kk?.source.includes("xin[vb+0]"))).toBe(true);
+        if (k.hw === 40) expect(wide.plan.kernels.some((kk) => kk?.source.includes("xpart["))).toBe(true);
         const tol = precision === "fp16" ? 1e-2 : 1e-5;
         expect(compareTensors(wide.outputs[0], want).relative).toBeLessThan(tol);
         process.env.TORCHC_EXCITE_VECTOR = "0";
