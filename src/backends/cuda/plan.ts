@@ -18,6 +18,7 @@ import {
 import { assembleProgram, generateStepKernel, type Program } from "./kernels/generated.js";
 import { type FoldStats, foldNetwork } from "./plan/fold.js";
 import { lifetimes, type MemoryPlan, planMemory } from "./plan/memory.js";
+import { padStemChannels } from "./plan/pad-stem-channels.js";
 import { patchifyConvolutions } from "./plan/patchify.js";
 import { pointwiseConvolutionsAsMatmuls } from "./plan/pointwise-matmul.js";
 import { seScaledWeights } from "./plan/se-scaled-weights.js";
@@ -62,7 +63,9 @@ export interface PlanOptions {
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
   const folded = foldNetwork(network);
   const foldStats = folded.stats;
-  const net = pointwiseConvolutionsAsMatmuls(seScaledWeights(patchifyConvolutions(folded.network)));
+  const net = pointwiseConvolutionsAsMatmuls(
+    seScaledWeights(padStemChannels(patchifyConvolutions(folded.network))),
+  );
   const infos = planTensors(net, {
     precision: opts.precision,
     channelsLast: opts.channelsLast ?? opts.precision === "fp16",

@@ -152,10 +152,17 @@ export const DIRECT_STEM_MAX_MACS = 16_000_000;
  * front of cuDNN disappears, and the activation after it joins the same kernel. TORCHC_DIRECT_STEM=0 keeps cuDNN.
  */
 export function preferDirectConv(v: RowsScheduleView, layer: LayerOf<"convolution">): boolean {
+  return directConvShape(layer, v.info(layer.inputs[1]).shape, v.info(layer.output).shape);
+}
+
+/** preferDirectConv on shapes alone: the weight's [Cout, Cin, kh, kw] and the output's shape. */
+export function directConvShape(
+  layer: LayerOf<"convolution">,
+  ws: readonly number[],
+  out: readonly number[],
+): boolean {
   if (process.env.TORCHC_DIRECT_STEM === "0" || layer.groups !== 1) return false;
-  const ws = v.info(layer.inputs[1]).shape;
   if (ws.length !== 4 || (ws[2] === 1 && ws[3] === 1) || ws[1] > 4) return false;
-  const out = v.info(layer.output).shape;
   const macs = out.reduce((a, d) => a * d, 1) * ws[1] * ws[2] * ws[3];
   return macs <= envNumber("TORCHC_DIRECT_STEM_MAX_MACS", DIRECT_STEM_MAX_MACS);
 }
