@@ -166,12 +166,18 @@ export function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: n
         )
           return { axis, width: 1 };
         break;
+      case "shuffle":
+        if (
+          ctx.info(l.output).shape.join() !== root.shape.join() ||
+          shuffleLaneAxis(l, ctx.info(l.inputs[0]).shape, axis, V) === undefined
+        )
+          return { axis, width: 1 };
+        break;
       case "adaptive_pooling":
       case "resize":
       case "deconvolution":
       case "gather":
       case "concatenation":
-      case "shuffle":
       case "slice":
       case "padding":
       case "broadcast":
@@ -181,6 +187,32 @@ export function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: n
     }
   }
   return { axis, width: V };
+}
+
+/**
+ * The input axis a shuffle's output axis `axis` runs along, when V consecutive output elements on it (from a
+ * multiple of V) are V consecutive elements of the input's row-major index on that axis; else undefined. Through a
+ * reshape that needs the axis to be the last non-1 axis on both sides of it, each a multiple of V long (then lane
+ * 0's linear index is a multiple of V and no chunk wraps). Whether the input's memory is unit-stride along the
+ * axis is the load's question (Emitter.vectorizable); without it the lanes load one by one, as before.
+ */
+export function shuffleLaneAxis(
+  layer: LayerOf<"shuffle">,
+  inShape: readonly number[],
+  axis: number,
+  V: number,
+): number | undefined {
+  let a = layer.secondTranspose ? layer.secondTranspose[axis] : axis;
+  if (a === undefined) return undefined;
+  const y1 = layer.firstTranspose ? layer.firstTranspose.map((p) => inShape[p]) : [...inShape];
+  if (layer.reshape) {
+    const rs = layer.reshape;
+    const lastOut = rs.findLastIndex((d) => d !== 1);
+    const lastIn = y1.findLastIndex((d) => d !== 1);
+    if (a !== lastOut || lastIn < 0 || rs[a] % V !== 0 || y1[lastIn] % V !== 0) return undefined;
+    a = lastIn;
+  }
+  return layer.firstTranspose ? layer.firstTranspose[a] : a;
 }
 
 /** Coordinates of an input of shape `inShape` broadcast onto output coords (NumPy rules, right-aligned). */
@@ -257,7 +289,7 @@ export class ElementEmitter {
       case "dequantize":
         return this.quant(layer, c);
       case "shuffle":
-        return this.value(layer.inputs[0], this.shuffleCoords(layer, c));
+        return this.shuffleValue(layer, c);
       case "broadcast":
         return this.value(layer.inputs[0], broadcastCoords(c, inShape(0)));
       case "slice":
@@ -335,6 +367,41 @@ export class ElementEmitter {
     }
     return e.let(computeCType(layer.dtype), `(((float)${x} - ${zp}) * ${scale})`);
   }
+
+  /**
+   * A shuffle in vector mode whose lanes stay consecutive in its input (shuffleLaneAxis): lane j reads the input at
+   * lane 0's coords plus j on that axis, so the input is read with one wide load (the lanes' coords are given in
+   * the form the emitter recognizes, with lane 0's input coordinate as the base). Otherwise lane by lane.
+   */
+  private shuffleValue(layer: LayerOf<"shuffle">, c: readonly string[]): string {
+    const e = this.e;
+    const vec = e.vec;
+    const input = layer.inputs[0];
+    const axis = vec ? c.findIndex((x) => x.startsWith(`${vec.base}+`)) : -1;
+    const inShape = this.ctx.info(input).shape;
+    const inAxis = vec && axis >= 0 ? shuffleLaneAxis(layer, inShape, axis, vec.width) : undefined;
+    if (!vec || inAxis === undefined) return this.value(input, this.shuffleCoords(layer, c));
+    const j = Number(c[axis].slice(vec.base.length + 1));
+    const c0 = c.map((x, a) => (a === axis ? laneCoord(vec.base, 0) : x));
+    const key = `shuffle:${layer.output}@${c0.join(",")}`;
+    let in0 = this.shuffleMemo.get(key);
+    if (!in0 || e.memoGet(key) === undefined) {
+      in0 = this.shuffleCoords(layer, c0);
+      this.shuffleMemo.set(key, in0);
+      e.memoSet(key, "1");
+    }
+    const base = in0[inAxis];
+    const lane = in0.map((x, a) => (a === inAxis ? laneCoord(base, j) : x));
+    e.vec = { base, width: vec.width };
+    try {
+      return this.value(input, lane);
+    } finally {
+      e.vec = vec;
+    }
+  }
+
+  /** Lane 0's input coords of each shuffle, by the memo key that says they are in scope (shuffleValue). */
+  private readonly shuffleMemo = new Map<string, string[]>();
 
   private shuffleCoords(layer: LayerOf<"shuffle">, c: readonly string[]): string[] {
     const e = this.e;
