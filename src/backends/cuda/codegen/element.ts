@@ -173,13 +173,16 @@ export function vectorWidth(group: ElementGroup, ctx: CodegenContext): { axis: n
         )
           return { axis, width: 1 };
         break;
+      // Each lane clamps and tests its own coords; a lane axis without padding keeps its lanes for the load.
+      case "padding":
+        if (ctx.info(l.output).shape.join() !== root.shape.join()) return { axis, width: 1 };
+        break;
       case "adaptive_pooling":
       case "resize":
       case "deconvolution":
       case "gather":
       case "concatenation":
       case "slice":
-      case "padding":
       case "broadcast":
         return { axis, width: 1 };
       default:
@@ -422,7 +425,7 @@ export class ElementEmitter {
       let stride = 1;
       for (let i = rs.length - 1; i >= 0; i--) {
         if (rs[i] !== 1 && coords[i] !== "0")
-          terms.push(stride === 1 ? `(${e.idx})${coords[i]}` : `(${e.idx})${coords[i]} * ${stride}`);
+          terms.push(stride === 1 ? `(${e.idx})(${coords[i]})` : `(${e.idx})(${coords[i]}) * ${stride}`);
         stride *= rs[i];
       }
       const lin = e.let(e.idx, terms.length ? terms.join(" + ") : "0", "l");
