@@ -552,18 +552,18 @@ export class ElementEmitter {
         else {
           const pos =
             layer.mode === "nearest"
-              ? `(float)${o} * ${floatLiteral(s)}`
-              : `((float)${o} + 0.5f) * ${floatLiteral(s)}`;
+              ? `(float)(${o}) * ${floatLiteral(s)}`
+              : `((float)(${o}) + 0.5f) * ${floatLiteral(s)}`;
           i = e.let(e.idx, `min((${e.idx})floorf(${pos}), (${e.idx})${inp - 1})`, "n");
         }
         taps.push({ i0: i, i1: i, w1: null });
       } else {
         let src: string;
         if (layer.alignCorners)
-          src = outp > 1 ? `(float)${o} * ${floatLiteral((inp - 1) / (outp - 1))}` : "0.0f";
+          src = outp > 1 ? `(float)(${o}) * ${floatLiteral((inp - 1) / (outp - 1))}` : "0.0f";
         else {
           const s = scale !== null && scale > 0 ? 1 / scale : inp / outp;
-          src = `fmaxf(${floatLiteral(s)} * ((float)${o} + 0.5f) - 0.5f, 0.0f)`;
+          src = `fmaxf(${floatLiteral(s)} * ((float)(${o}) + 0.5f) - 0.5f, 0.0f)`;
         }
         const sv = e.let("float", src, "f");
         const i0 = e.let(e.idx, `min((${e.idx})floorf(${sv}), (${e.idx})${inp - 1})`, "n");
