@@ -13,7 +13,7 @@ import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { directConvShape } from "../fuse/pointwise-conv-rule.js";
-import { rewriteConvolutions } from "./rewrite-convolutions.js";
+import { fp16ConstantConvRefusal, rewriteConvolutions } from "./rewrite-convolutions.js";
 
 /** The channel count stems are padded to. */
 export const STEM_CHANNELS = 8;
@@ -24,11 +24,9 @@ export function padStemRefusal(
   layer: ConvolutionLayer,
   weightIsConstant: boolean,
 ): string | null {
-  const x = net.tensors[layer.inputs[0]];
+  const common = fp16ConstantConvRefusal(net, layer, weightIsConstant);
+  if (common) return common;
   const w = net.tensors[layer.inputs[1]];
-  if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
-  if (x.dtype !== "float16") return "not a float16 convolution";
-  if (!weightIsConstant) return "the weight is not a constant";
   if (layer.groups !== 1) return "grouped";
   const [, cin, kh, kw] = w.shape;
   if (cin % STEM_CHANNELS === 0 || cin > STEM_CHANNELS) return `${cin} input channels`;

@@ -13,7 +13,12 @@ import { isFloating } from "../../../ir/dtype.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
 import type { CastLayer, ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
-import { fromPixelRows, reshapedWeight, rewriteConvolutions } from "./rewrite-convolutions.js";
+import {
+  fp16ConstantConvRefusal,
+  fromPixelRows,
+  reshapedWeight,
+  rewriteConvolutions,
+} from "./rewrite-convolutions.js";
 
 /** Input channels up to which a patch convolution is a GEMM (image stems); wider inputs stay with cuDNN. */
 const MAX_CHANNELS = 4;
@@ -24,14 +29,13 @@ export function patchifyRefusal(
   layer: ConvolutionLayer,
   weightIsConstant: boolean,
 ): string | null {
-  const x = net.tensors[layer.inputs[0]];
-  const w = net.tensors[layer.inputs[1]];
-  if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
   // float32 engines keep cuDNN: without a cast to fuse into, the patch copy would be one more pass over the image.
   // bfloat16 keeps its convolution too: the engine's cuBLASLt matmuls take float16 and float32 only
   // (matmulGeometry), so a bf16 patch GEMM would stop the build where the convolution compiles.
-  if (x.dtype !== "float16") return "not a float16 convolution";
-  if (!weightIsConstant) return "the weight is not a constant";
+  const common = fp16ConstantConvRefusal(net, layer, weightIsConstant);
+  if (common) return common;
+  const x = net.tensors[layer.inputs[0]];
+  const w = net.tensors[layer.inputs[1]];
   if (layer.groups !== 1) return "grouped";
   const [, cin, kh, kw] = w.shape;
   if (cin > MAX_CHANNELS) return `${cin} input channels (cuDNN takes more than ${MAX_CHANNELS})`;

@@ -13,7 +13,13 @@ import type { NetworkBuilder } from "../../../network/builder.js";
 import type { ConvolutionLayer, Layer } from "../../../network/layers/index.js";
 import type { Network } from "../../../network/network.js";
 import { envNumber } from "../../../util/env-number.js";
-import { fromPixelRows, pixelRows, reshapedWeight, rewriteConvolutions } from "./rewrite-convolutions.js";
+import {
+  fp16ConstantConvRefusal,
+  fromPixelRows,
+  pixelRows,
+  reshapedWeight,
+  rewriteConvolutions,
+} from "./rewrite-convolutions.js";
 
 export const CONV1X1_GEMM_MAX_CIN = 64;
 export const CONV1X1_GEMM_MIN_ROWS = 1 << 17;
@@ -24,12 +30,10 @@ export function pointwiseMatmulRefusal(
   layer: ConvolutionLayer,
   weightIsConstant: boolean,
 ): string | null {
+  const common = fp16ConstantConvRefusal(net, layer, weightIsConstant);
+  if (common) return common;
   const x = net.tensors[layer.inputs[0]];
-  const w = net.tensors[layer.inputs[1]];
-  if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
-  if (x.dtype !== "float16") return "not a float16 convolution";
-  if (!weightIsConstant) return "the weight is not a constant";
-  const [cout, cin, kh, kw] = w.shape;
+  const [cout, cin, kh, kw] = net.tensors[layer.inputs[1]].shape;
   if (layer.groups !== 1 || kh !== 1 || kw !== 1) return "not a 1×1 convolution of one group";
   if (layer.stride.some((s) => s !== 1) || layer.padding.some((p) => p !== 0)) return "strided or padded";
   if (cin % 8 !== 0 || cout % 8 !== 0) return "channels not a multiple of 8";

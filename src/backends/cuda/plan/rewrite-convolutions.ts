@@ -43,6 +43,23 @@ export function rewriteConvolutions(
   return b.build(net.outputs.map((o) => ({ tensor: mapped(o), as: o })));
 }
 
+/**
+ * What every plan rewrite of a convolution asks first: a 2-D convolution over a float16 input whose weight is a
+ * constant (the reason when not, else null).
+ */
+export function fp16ConstantConvRefusal(
+  net: Network,
+  layer: ConvolutionLayer,
+  weightIsConstant: boolean,
+): string | null {
+  const x = net.tensors[layer.inputs[0]];
+  const w = net.tensors[layer.inputs[1]];
+  if (x.shape.length !== 4 || w.shape.length !== 4) return "not a 2-D convolution";
+  if (x.dtype !== "float16") return "not a float16 convolution";
+  if (!weightIsConstant) return "the weight is not a constant";
+  return null;
+}
+
 /** x [N, C, H, W] as pixel rows: [N·H·W, C], or [N, H·W, C] per sample (a view in the channels-last layout). */
 export function pixelRows(b: NetworkBuilder, x: string, perSample: boolean): string {
   const [n, c, h, w] = b.typeOf(x).shape;
