@@ -4,7 +4,8 @@
 #     b1prof:  EfficientNet-B0 exported at batch 1 and 128 (fixtures/export_runtime.py), then `torchc bench --profile`
 #              at batch 1 (every step alone between CUDA events; the whole table kept), once per variant in
 #              B1PROF_ENV (';'-separated ENV=VALUE sets; default: the defaults, the SE pooling folded into the
-#              depthwise kernel, the excite kernel's scalar loops, both), then the quick end-to-end figures
+#              depthwise kernel, the fold with the old serial tile reader, the excite kernel's scalar loops), then
+#              the quick end-to-end figures
 #              (GPU only, plain, plain with pageable DMA, pinned in; bench e2e with E2E_QUICK=1);
 #     runtime, int8, serve, profile: as in session17.sh.
 TAG=s18; S_DEFAULT=590; source "$(dirname "${BASH_SOURCE[0]}")/session-lib.sh"
@@ -15,7 +16,7 @@ step_b1prof() {
     >"$LOGS/export-rt.log" 2>&1
   echo "export rc=$? ($(el))"
   local i=0
-  IFS=';' read -ra variants <<< "${B1PROF_ENV:-TORCHC_PDL=1;TORCHC_FOLD_SPATIAL_MEAN=1;TORCHC_EXCITE_VECTOR=0;TORCHC_FOLD_SPATIAL_MEAN=1 TORCHC_EXCITE_VECTOR=0}"
+  IFS=';' read -ra variants <<< "${B1PROF_ENV:-TORCHC_PDL=1;TORCHC_FOLD_SPATIAL_MEAN=1;TORCHC_FOLD_SPATIAL_MEAN=1 TORCHC_SE_POOL_SPLIT=0;TORCHC_EXCITE_VECTOR=0}"
   for v in "${variants[@]}"; do
     i=$((i + 1)); [ "$(left)" -gt 40 ] || break
     env $v timeout "$(( $(left) - 10 ))" bash "$ROOT/scripts/gpu.sh" torchc bench /tmp/rt/efficientnet_b0_b1.pt2 \

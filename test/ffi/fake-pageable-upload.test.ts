@@ -1,7 +1,8 @@
 /**
- * Host → device copies straight from pageable memory (uploadPageableAsync, device/memory.ts), and the run path that
- * uses them for small inputs (TORCHC_PAGEABLE_DMA_MAX_BYTES), through koffi against the fake libcuda
- * (test/ffi/fakes). Skipped when no C compiler is available.
+ * Host → device copies straight from pageable memory (uploadPageableAsync, device/memory.ts), through koffi against
+ * the fake libcuda (test/ffi/fakes): offsets, views and refusals. The run path that uses it for small inputs
+ * (TORCHC_PAGEABLE_DMA_MAX_BYTES, execution-context.ts) is not covered here; bench e2e runs it on the GPU.
+ * Skipped when no C compiler is available.
  */
 import { expect, it } from "vitest";
 import {

@@ -63,12 +63,13 @@ export interface PlanOptions {
 export function planCudaEngine(network: Network, opts: PlanOptions): EnginePlan {
   const folded = foldNetwork(network);
   const foldStats = folded.stats;
+  const channelsLast = opts.channelsLast ?? opts.precision === "fp16";
   const net = pointwiseConvolutionsAsMatmuls(
-    seScaledWeights(padStemChannels(patchifyConvolutions(folded.network))),
+    seScaledWeights(padStemChannels(patchifyConvolutions(folded.network), channelsLast)),
   );
   const infos = planTensors(net, {
     precision: opts.precision,
-    channelsLast: opts.channelsLast ?? opts.precision === "fp16",
+    channelsLast,
     keepFloat32: opts.keepFloat32,
   });
   const info = (t: string) => {

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { paddedWeight, padStemRefusal } from "../../../src/backends/cuda/plan/pad-stem-channels.js";
 import { planCudaEngine } from "../../../src/backends/cuda/plan.js";
+import { NetMaker } from "../../../src/backends/cuda/testing/nets.js";
 import { convertGraph } from "../../../src/converters/index.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import { tensorFromNumbers, toFloat64Array } from "../../../src/ir/tensor.js";
@@ -84,6 +85,25 @@ describe("stems padded to 8 input channels", () => {
     expect(reason(stem(8, 7))).toBe("8 input channels");
     expect(reason(stem(3, 1))).toBe("a 1×1 convolution");
     expect(reason(stem(3, 7), "fp32")).toBe("not a float16 convolution");
+  });
+
+  it("leaves NCHW plans and a stem whose output is the network's output alone", () => {
+    process.env.TORCHC_DIRECT_STEM_MAX_MACS = "1000";
+    process.env.TORCHC_PAD_STEM_CHANNELS = "1";
+    const lowered = plan(stem(3, 7), "fp16").lowered;
+    const nchw = planCudaEngine(convertGraph(lowered), { precision: "fp16", channelsLast: false });
+    const conv = nchw.steps.find((s) => s.kind === "conv");
+    expect(conv?.kind === "conv" && nchw.infos.get(conv.x)?.shape[1]).toBe(3);
+    // a lone fp16 stem: the convolution writes the network's output (an NCHW layout)
+    const m = new NetMaker(3, "float16");
+    const alone = m.build([m.conv(m.input("x", [2, 3, 24, 24]), 16, 7, { stride: 2 })]);
+    const layer = alone.layers.find(
+      (l): l is ConvolutionLayer => l.type === "convolution",
+    ) as ConvolutionLayer;
+    expect(alone.outputs).toContain(layer.output);
+    expect(padStemRefusal(alone, layer, true)).toBe("its output is a network output");
+    const planned = planCudaEngine(alone, { precision: "fp16" });
+    expect(planned.steps.filter((st) => st.kind === "element")).toHaveLength(0);
   });
 
   it("puts the weight's channels first and zeros after them", () => {

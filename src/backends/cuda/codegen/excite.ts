@@ -97,7 +97,11 @@ export function generateExciteKernel(name: string, first: ConvStep, ctx: Codegen
  */
 function pooledInput(e: Emitter, mean: SpatialMeanSource, cin: number): void {
   const threads = 32 * WARPS;
-  const split = Math.max(1, Math.min(mean.tiles, Math.floor(threads / cin)));
+  // TORCHC_SE_POOL_SPLIT=0: one thread per channel adds every tile (the old reader, for A/B timing)
+  const split =
+    process.env.TORCHC_SE_POOL_SPLIT === "0"
+      ? 1
+      : Math.max(1, Math.min(mean.tiles, Math.floor(threads / cin)));
   if (split === 1) {
     e.block(`for (int ci = threadIdx.x; ci < ${cin}; ci += ${threads})`, () =>
       e.line(`xin[ci] = ${spatialMean(e, mean, "nn", "ci", cin)};`),

@@ -6,7 +6,9 @@
  * nothing to any output. The pad joins the input's cast and relayout in one element kernel, so no step is added,
  * and the padded weight is a constant made here on the host (refit plans the new network again, so it follows).
  * Left alone: stems the direct kernel takes (fuse/pointwise-conv-rule.ts directConvShape), grouped, 1×1 and
- * non-fp16 convolutions. Opt-in (TORCHC_PAD_STEM_CHANNELS=1) until an H100 A/B measures it.
+ * non-fp16 convolutions (by the network's dtype: compile() converts the network to fp16 before planning), NCHW
+ * plans and stems whose output is a network output. Opt-in (TORCHC_PAD_STEM_CHANNELS=1) until an H100 A/B
+ * measures it.
  */
 import { numel, type Tensor, tensorFromNumbers, toFloat64Array } from "../../../ir/tensor.js";
 import type { NetworkBuilder } from "../../../network/builder.js";
@@ -33,12 +35,15 @@ export function padStemRefusal(
   if (kh * kw < 2) return "a 1×1 convolution";
   if (directConvShape(layer, w.shape, net.tensors[layer.output].shape))
     return "the direct stem kernel takes it";
+  // an output keeps its declared NCHW layout, so cuDNN would run the convolution NCHW
+  if (net.outputs.includes(layer.output)) return "its output is a network output";
   return null;
 }
 
 /** The network with every eligible stem's input channels padded (the same network when there is none). */
-export function padStemChannels(net: Network): Network {
-  if (process.env.TORCHC_PAD_STEM_CHANNELS !== "1") return net;
+export function padStemChannels(net: Network, channelsLast: boolean): Network {
+  // an NCHW convolution gains nothing from 8 channels, and would pay a pad step of its own
+  if (process.env.TORCHC_PAD_STEM_CHANNELS !== "1" || !channelsLast) return net;
   const constants = new Map<string, Tensor>();
   for (const l of net.layers) if (l.type === "constant") constants.set(l.output, net.constants[l.weight]);
   const isStem = (l: Layer): l is ConvolutionLayer =>
