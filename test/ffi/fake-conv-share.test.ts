@@ -7,6 +7,7 @@ import { expect, it } from "vitest";
 import { Cudnn, DeviceBuffer, Stream } from "../../src/backends/cuda/device/index.js";
 import { buildCudnnConv, type CudnnConvSpec } from "../../src/backends/cuda/kernels/conv-cudnn.js";
 import { CUDNN, koffi } from "../../src/ffi/index.js";
+import { convSpec } from "../backends/cuda/specs.js";
 import { useFakeLibraries } from "./fakes/build.js";
 
 const { suite } = useFakeLibraries();
@@ -16,19 +17,15 @@ function fake<T>(proto: string): () => T {
   return () => f() as T;
 }
 
-const spec: CudnnConvSpec = {
+const spec: CudnnConvSpec = convSpec({
   layout: "NHWC",
   dtype: "float16",
   x: [2, 16, 10, 10],
   w: [32, 16, 3, 3],
   y: [2, 32, 10, 10],
-  stride: [1, 1],
-  padding: [1, 1],
-  dilation: [1, 1],
   bias: false,
   epilogue: [],
-  allowTf32: false,
-};
+});
 
 suite("a conv problem's cuDNN plans shared by its layers (fake libcudnn)", () => {
   it("each layer executes with its own pointers; the candidates live until the last plan is destroyed", () => {

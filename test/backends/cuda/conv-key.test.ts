@@ -6,24 +6,21 @@
 import { describe, expect, it } from "vitest";
 import { convKey } from "../../../src/backends/cuda/artifacts.js";
 import type { CudnnConvSpec } from "../../../src/backends/cuda/kernels/conv-cudnn.js";
+import { convSpec } from "./specs.js";
 
-const base: CudnnConvSpec = {
+const base: CudnnConvSpec = convSpec({
   layout: "NHWC",
   dtype: "float16",
   x: [8, 64, 56, 56],
   w: [256, 64, 1, 1],
   y: [8, 256, 56, 56],
-  stride: [1, 1],
   padding: [0, 0],
-  dilation: [1, 1],
-  bias: true,
   epilogue: [
     { kind: "channel", op: "mul", values: Float64Array.of(1, 2) },
     { kind: "tensor", op: "add", tensor: "layer1.0.downsample" },
     { kind: "act", fn: "relu" },
   ],
-  allowTf32: false,
-};
+});
 
 const withEpilogue = (f: (e: CudnnConvSpec["epilogue"]) => CudnnConvSpec["epilogue"]): CudnnConvSpec => ({
   ...base,
