@@ -386,13 +386,11 @@ export class ElementEmitter {
     if (!vec || inAxis === undefined) return this.value(input, this.shuffleCoords(layer, c));
     const j = Number(c[axis].slice(vec.base.length + 1));
     const c0 = c.map((x, a) => (a === axis ? laneCoord(vec.base, 0) : x));
+    // lane 0's input coords, computed once per scope (the emitter's memo holds them, newline-joined)
     const key = `shuffle:${layer.output}@${c0.join(",")}`;
-    let in0 = this.shuffleMemo.get(key);
-    if (!in0 || e.memoGet(key) === undefined) {
-      in0 = this.shuffleCoords(layer, c0);
-      this.shuffleMemo.set(key, in0);
-      e.memoSet(key, "1");
-    }
+    const memo = e.memoGet(key);
+    const in0 = memo === undefined ? this.shuffleCoords(layer, c0) : memo.split("\n");
+    if (memo === undefined) e.memoSet(key, in0.join("\n"));
     const base = in0[inAxis];
     const lane = in0.map((x, a) => (a === inAxis ? laneCoord(base, j) : x));
     e.vec = { base, width: vec.width };
@@ -402,9 +400,6 @@ export class ElementEmitter {
       e.vec = vec;
     }
   }
-
-  /** Lane 0's input coords of each shuffle, by the memo key that says they are in scope (shuffleValue). */
-  private readonly shuffleMemo = new Map<string, string[]>();
 
   private shuffleCoords(layer: LayerOf<"shuffle">, c: readonly string[]): string[] {
     const e = this.e;

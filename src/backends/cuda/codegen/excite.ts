@@ -70,9 +70,9 @@ export function generateExciteKernel(name: string, first: ConvStep, ctx: Codegen
   }
   const vector = process.env.TORCHC_EXCITE_VECTOR !== "0";
   const wide = (t: string) => vectorizable(e, t, 1);
-  if (vector && cin % LANE_WIDTH === 0 && wide(w1) && (mean !== undefined || wide(first.x)))
-    squeezeWide(e, first, hidden, cin, mean !== undefined);
-  else squeezeScalar(e, first, hidden, cin, mean !== undefined);
+  const squeezeWidth =
+    vector && cin % LANE_WIDTH === 0 && wide(w1) && (mean !== undefined || wide(first.x)) ? LANE_WIDTH : 1;
+  squeeze(e, first, hidden, cin, mean !== undefined, squeezeWidth);
   e.line("__syncthreads();");
   e.line(`const int end = min(${cout}, (slice + 1) * ${perSlice});`);
   if (vector && hidden % LANE_WIDTH === 0 && wide(w2)) exciteWide(e, second, hidden, perSlice);
@@ -137,34 +137,29 @@ function vectorizable(e: Emitter, tensor: string, axis: number): boolean {
   }
 }
 
-/** The hidden vector, warp per hidden unit, lanes over the input channels one at a time. */
-function squeezeScalar(e: Emitter, first: ConvStep, hidden: number, cin: number, pooled: boolean): void {
-  const w1 = first.layer.inputs[1];
-  e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
-    e.line("float acc = 0.0f;");
-    e.block(`for (int ci = lane; ci < ${cin}; ci += 32)`, () => {
-      const xv = pooled ? "xin[ci]" : e.load(first.x, ["nn", "ci", "0", "0"]);
-      const wv = e.load(w1, ["j", "ci", "0", "0"]);
-      e.line(`acc += (float)${xv} * (float)${wv};`);
-    });
-    e.line("acc = tc_warp_sum(acc);");
-    e.block("if (lane == 0)", () => e.line(`hid[j] = ${epilogue(e, first, "acc", "j")};`));
-  });
-}
-
 /**
- * The hidden vector with 16-byte loads: each lane reads 8 consecutive input channels of x and of the weight row,
- * so a 1152-channel dot product is 5 dependent loads per lane instead of 36.
+ * The hidden vector, warp per hidden unit, each lane reading `width` consecutive input channels of x and of the
+ * weight row at a time: 8 (one 16-byte load each) makes a 1152-channel dot product 5 dependent loads per lane
+ * instead of 36; 1 is the scalar loop.
  */
-function squeezeWide(e: Emitter, first: ConvStep, hidden: number, cin: number, pooled: boolean): void {
+function squeeze(
+  e: Emitter,
+  first: ConvStep,
+  hidden: number,
+  cin: number,
+  pooled: boolean,
+  width: number,
+): void {
   const w1 = first.layer.inputs[1];
+  const v = width > 1 ? "vb" : "ci";
   e.block(`for (int j = warp; j < ${hidden}; j += ${WARPS})`, () => {
     e.line("float acc = 0.0f;");
-    e.block(`for (int vb = lane * ${LANE_WIDTH}; vb < ${cin}; vb += ${32 * LANE_WIDTH})`, () => {
-      e.vec = { base: "vb", width: LANE_WIDTH };
+    const head = width > 1 ? `${v} = lane * ${width}` : `${v} = lane`;
+    e.block(`for (int ${head}; ${v} < ${cin}; ${v} += ${32 * width})`, () => {
+      if (width > 1) e.vec = { base: v, width };
       try {
-        for (let q = 0; q < LANE_WIDTH; q++) {
-          const c = `vb+${q}`;
+        for (let q = 0; q < width; q++) {
+          const c = width > 1 ? `${v}+${q}` : v;
           const xv = pooled ? `xin[${c}]` : e.load(first.x, ["nn", c, "0", "0"]);
           e.line(`acc += (float)${xv} * (float)${e.load(w1, ["j", c, "0", "0"])};`);
         }
