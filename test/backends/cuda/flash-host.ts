@@ -126,7 +126,7 @@ static inline float tc_quad_sum(float v) { v += tc_shfl_xor(v, 1); return v + tc
 `;
 
 /** The host C type of a kernel parameter's storage dtype. */
-export type HostCType = "__half" | "__nv_bfloat16" | "float" | "unsigned char";
+export type HostCType = "__half" | "__nv_bfloat16" | "float" | "unsigned char" | "signed char";
 
 let counter = 0;
 
