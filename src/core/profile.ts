@@ -16,6 +16,8 @@ export type ProfiledKind =
   | "gemm"
   /** The same GEMM running a few-channel 1×1 convolution (TORCHC_POINTWISE_TC=1). */
   | "conv-gemm"
+  /** The generated int8 implicit-GEMM convolution, where it replaced cuDNN's int8 graph (TORCHC_INT8_IGEMM=1). */
+  | "conv-int8"
   | "cudnn"
   /** 2:4-sparse linears and 1×1 convolutions (sparseWeights). */
   | "cusparselt"

@@ -12,7 +12,13 @@ import { Cudnn } from "./device/conv.js";
 import { KernelCache } from "./device/kernel-cache.js";
 import { KernelArgs, launch } from "./device/launch.js";
 import { DeviceBuffer } from "./device/memory.js";
-import { type BuiltKernels, buildKernels, buildKernelsAsync, type Kernel } from "./device/module.js";
+import {
+  type BuiltKernels,
+  buildKernels,
+  buildKernelsAsync,
+  type CudaModule,
+  type Kernel,
+} from "./device/module.js";
 import { Stream } from "./device/stream.js";
 import {
   type BuildStats,
@@ -24,6 +30,14 @@ import {
   ioBytes,
 } from "./engine.js";
 import { approximations, type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
+import {
+  chooseIgemmConvs,
+  type IgemmConvKernel,
+  type IgemmConvSummary,
+  igemmArgs,
+  igemmSetting,
+  launchIgemm,
+} from "./igemm-conv-select.js";
 import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { splitProgram } from "./kernels/generated.js";
 import {
@@ -104,6 +118,11 @@ class LibraryPlans {
   sparse: SparseSummary | undefined;
   /** What TORCHC_SMALL_GEMM chose, when it was on and some matmul was eligible. */
   smallGemms: SmallGemmSummary | undefined;
+  /** int8 convolutions the generated implicit GEMM runs instead of their cuDNN plan (./igemm-conv-select.ts). */
+  readonly igemmConvs = new Map<ConvStep, IgemmConvKernel>();
+  /** What TORCHC_INT8_IGEMM chose, and the module holding the chosen kernels. */
+  igemm: IgemmConvSummary | undefined;
+  igemmModule: CudaModule | undefined;
   cudnnMs = 0;
   cublasMs = 0;
   /**
@@ -161,6 +180,9 @@ class LibraryPlans {
     for (const p of this.matmuls.values()) p.destroy();
     for (const p of this.sparseConvs.values()) p.destroy();
     this.sparseConvs.clear();
+    this.igemmConvs.clear();
+    this.igemmModule?.unload();
+    this.igemmModule = undefined;
     if (this.lt !== undefined) destroyLtHandle(this.lt);
     this.cudnn?.destroy();
     this.convs.clear();
@@ -248,14 +270,30 @@ function scheduleEngine(network: Network, options: CudaBuildOptions, libs: Libra
     log,
     { dense: libs.convs, sparse: libs.sparseConvs },
   );
-  // opt-in real int8 GEMMs for quantized linear layers (./quant-select.ts)
-  if (quantKernelsEnabled()) {
-    libs.lt ??= createLtHandle();
-    chooseQuantizedMatmuls(plan, libs.matmuls, libs.lt, (w, r) => libs.refuse(w, r), log);
-  }
+  if (quantKernelsEnabled()) chooseQuantizedKernels(plan, libs, options, log);
   // after sparse and int8: only steps still on cuBLASLt are offered to the generated small-M GEMM
   libs.smallGemms = chooseSmallGemms(plan, libs.matmuls, { ...options, setting: smallGemmSetting() }, log);
   return plan;
+}
+
+/**
+ * Opt-in (TORCHC_QUANT_KERNELS=1): real int8 GEMMs for quantized linear layers (./quant-select.ts), and int8
+ * convolutions on the generated implicit GEMM where it beats cuDNN's int8 graph (TORCHC_INT8_IGEMM,
+ * ./igemm-conv-select.ts).
+ */
+function chooseQuantizedKernels(
+  plan: EnginePlan,
+  libs: LibraryPlans,
+  options: CudaBuildOptions,
+  log: (message: string) => void,
+): void {
+  libs.lt ??= createLtHandle();
+  chooseQuantizedMatmuls(plan, libs.matmuls, libs.lt, (w, r) => libs.refuse(w, r), log);
+  const igemm = chooseIgemmConvs(plan, libs.convs, { ...options, setting: igemmSetting() }, log);
+  if (!igemm) return;
+  for (const [step, k] of igemm.chosen) libs.igemmConvs.set(step, k);
+  libs.igemm = igemm.summary;
+  libs.igemmModule = igemm.module;
 }
 
 /**
@@ -498,8 +536,14 @@ function makeLauncher(
           return library(b, sparse, bindSparseConv(s, sparse, ptr, workspace.ptr), () =>
             sparse.execute(stream),
           );
-        const p = libs.convs.get(s)!;
         const ops = convOperands(s, ptr, weights);
+        const igemm = libs.igemmConvs.get(s);
+        if (igemm) {
+          const args = igemmArgs(igemm, ops);
+          b.args.push(args);
+          return () => launchIgemm(igemm, args, stream);
+        }
+        const p = libs.convs.get(s)!;
         return library(
           b,
           p,
@@ -559,9 +603,12 @@ function tuneConvs(libs: LibraryPlans, arena: DeviceBuffer, stream: Stream, log:
   );
 }
 
-/** The cuDNN plans the engine runs: not those of convolutions cuSPARSELt runs (still bound to the sparse timing's freed scratch). */
+/**
+ * The cuDNN plans the engine runs: not those of convolutions cuSPARSELt or the generated int8 kernel runs (still
+ * bound to their timing's freed scratch).
+ */
 function* tunableConvs(libs: LibraryPlans): Iterable<CudnnConvPlan> {
-  for (const [step, p] of libs.convs) if (!libs.sparseConvs.has(step)) yield p;
+  for (const [step, p] of libs.convs) if (!libs.sparseConvs.has(step) && !libs.igemmConvs.has(step)) yield p;
 }
 
 function buildStats(
@@ -576,6 +623,7 @@ function buildStats(
     readonly sparse?: SparseSummary;
     readonly ltTimed?: ReadonlyMap<string, LtTimedChoice | undefined>;
     readonly smallGemms?: SmallGemmSummary;
+    readonly igemm?: IgemmConvSummary;
     readonly matmuls: ReadonlyMap<MatmulStep, EngineMatmul>;
   },
   choices?: { readonly convsFromJson: number; readonly convsFromEngine: number },
@@ -613,6 +661,7 @@ function buildStats(
     libraryRefusals,
     ...(sparse ? { sparse } : {}),
     ...(libs.smallGemms ? { smallGemms: libs.smallGemms } : {}),
+    ...(libs.igemm ? { igemmConvs: libs.igemm } : {}),
     ...(approximated.length ? { approximations: approximated } : {}),
     ...(libs.ltTimed?.size ? { timedMatmuls: timedMatmulStats(libs.ltTimed) } : {}),
     ...(choices && choices.convsFromJson + choices.convsFromEngine > 0
@@ -643,7 +692,8 @@ function engineLabels(plan: EnginePlan, libs: LibraryPlans) {
   return plan.steps.map((s) =>
     stepLabel(
       s,
-      s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul,
+      (s.kind === "matmul" && libs.matmuls.get(s) instanceof SmallGemmMatmul) ||
+        (s.kind === "conv" && libs.igemmConvs.has(s)),
       s.kind === "conv"
         ? libs.sparseConvs.has(s)
         : s.kind === "matmul" && libs.matmuls.get(s) instanceof SparseLtMatmul,

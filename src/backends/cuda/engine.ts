@@ -17,6 +17,7 @@ import type { KernelArgs } from "./device/launch.js";
 import { copyDevice, type DeviceBuffer, downloadAsync, PinnedBuffer, uploadAsync } from "./device/memory.js";
 import type { Stream } from "./device/stream.js";
 import type { DeviceMemory } from "./device/validate.js";
+import type { IgemmConvSummary } from "./igemm-conv-select.js";
 import type { StepLabel } from "./profile/labels.js";
 import type { SmallGemmSummary } from "./small-gemm-select.js";
 import { formatSparseSummary, type SparseSummary } from "./sparse-weights.js";
@@ -76,6 +77,8 @@ export interface BuildStats {
   readonly timedMatmuls?: { readonly problems: number; readonly changed: number; readonly savedUs: number };
   /** TORCHC_SMALL_GEMM: each small-M matmul, whether the generated GEMM replaced cuBLASLt, and the timings. */
   readonly smallGemms?: SmallGemmSummary;
+  /** TORCHC_INT8_IGEMM: each int8 convolution, whether the generated implicit GEMM replaced cuDNN, and the timings. */
+  readonly igemmConvs?: IgemmConvSummary;
 }
 
 /** One line for reports: what the engine became and why any library call was refused; then the sparse lines. */
@@ -93,7 +96,11 @@ export function describeEngine(s: BuildStats): string {
   const small = g
     ? `, ${g.layers.filter((l) => l.ran === "generated").length}/${g.layers.length} small matmuls on the generated GEMM`
     : "";
-  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed}${small})`;
+  const ig = s.igemmConvs;
+  const igemm = ig
+    ? `, ${ig.layers.filter((l) => l.ran === "generated").length}/${ig.layers.length} int8 convolutions on the generated implicit GEMM`
+    : "";
+  const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed}${small}${igemm})`;
   const sparse =
     (s.sparse ? `\n${formatSparseSummary(s.sparse).join("\n")}` : "") + (s.ms ? `\n${buildPhases(s)}` : "");
   const approx = s.approximations?.length ? `; approximated: ${s.approximations.join("; ")}` : "";

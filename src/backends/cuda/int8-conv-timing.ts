@@ -21,6 +21,7 @@ import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { ConvEpilogueOp } from "./fuse/steps.js";
 import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "./kernels/conv-cudnn.js";
+import { igemmConvSite, igemmSetting, timeIgemmAgainst } from "./igemm-conv-select.js";
 import { quantKernelsEnabled } from "./quant-select.js";
 
 /** Graphs of a few calls, replayed, alternating float and int8 (each call tens to hundreds of microseconds). */
@@ -56,7 +57,8 @@ export function cudaInt8SpeedProbe(
       const asked = problems.filter((_, i) => own[i] === null);
       // int8 timings are keyed by GPU name too (the cache file is per architecture)
       const cache = devicePlanCache(options.device, env);
-      const at = `${gpu}|${floatName}|tune ${options.tune}`;
+      // the generated int8 kernel (TORCHC_INT8_IGEMM) changes the int8 side's time: its answers are kept apart
+      const at = `${gpu}|${floatName}|tune ${options.tune}${igemmSetting(env) === "off" ? "" : "|igemm"}`;
       let answers: Int8ConvTiming[];
       try {
         answers = cachedTimings(
@@ -194,7 +196,10 @@ function timePlans(
       [() => float.execute(bench.stream), () => int8.execute(bench.stream)],
       INT8_CHOICE_TIMING,
     );
-    const [floatMs, int8Ms] = timing.ms;
+    const [floatMs, cudnnInt8Ms] = timing.ms;
+    // with TORCHC_INT8_IGEMM on, the engine may run the generated int8 kernel instead: int8 is the faster of both
+    const generated = igemmSetting() === "off" ? undefined : timeGenerated(p, o, float, floatMs);
+    const int8Ms = Math.min(cudnnInt8Ms, generated ?? Number.POSITIVE_INFINITY);
     const notes = [
       ...(timing.graph ? [] : [`eager timing: ${timing.why}`]),
       ...(dropped.length ? [`${dropped.length} candidate(s) failed while timed`] : []),
@@ -207,6 +212,22 @@ function timePlans(
       // a faulted stream: the caller reports this problem untimed and still destroys the plans
     }
   }
+}
+
+/**
+ * The generated int8 kernel's best time for the problem (fp16/fp32 out, bias, ReLU as the probe's cuDNN graphs),
+ * scaled onto the cuDNN pair's clock by the float plan timed beside it; undefined when it does not run the problem.
+ */
+function timeGenerated(
+  p: Int8ConvProblem,
+  o: CudaInt8ProbeOptions,
+  float: CudnnConvPlan,
+  floatMs: number,
+): number | undefined {
+  const site = igemmConvSite(problemSpec(p, o.dtype, true));
+  if (typeof site === "string") return undefined;
+  const t = timeIgemmAgainst(site, (s) => float.execute(s));
+  return t === undefined ? undefined : t.ms * (floatMs / t.otherMs);
 }
 
 /** Binds both plans to scratch buffers of the problem's sizes (one output and one workspace shared). */

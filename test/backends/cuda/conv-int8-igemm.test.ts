@@ -14,9 +14,17 @@ import {
   igemmGeometry,
   igemmSharedBytes,
 } from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
-import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
 import { hasGxx } from "./emulate.js";
 import { compileFlashOnHost, type HostCType } from "./flash-host.js";
+import {
+  BASE,
+  IGEMM_CASES,
+  type IgemmCase,
+  igemmCaseData,
+  igemmMismatch,
+  outputValues,
+  SMALL,
+} from "./igemm-reference.js";
 
 /**
  * Host versions of the helpers the shim lacks. tc_mma_s8 computes what the PTX ISA gives each lane of
@@ -59,34 +67,27 @@ static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; 
 #define TC_DYNAMIC_SMEM(name) alignas(16) static unsigned short name[116224]
 `;
 
-const BASE: Omit<IgemmConvProblem, "output" | "epilogue"> = {
-  n: 2,
-  h: 5,
-  w: 5,
-  c: 32,
-  k: 48,
-  r: 3,
-  s: 3,
-  stride: [1, 1],
-  padding: [1, 1],
-  dilation: [1, 1],
-  bias: true,
-};
-
-const SMALL: IgemmConvConfig = { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 3 };
-
 describe("int8 implicit-GEMM convolution: what it takes", () => {
   it("accepts ResNet-50's layers and says why it refuses others", () => {
-    const p: IgemmConvProblem = { ...BASE, n: 128, h: 56, w: 56, c: 64, k: 256, output: "int8", epilogue: [] };
+    const p: IgemmConvProblem = {
+      ...BASE,
+      n: 128,
+      h: 56,
+      w: 56,
+      c: 64,
+      k: 256,
+      output: "int8",
+      epilogue: [],
+    };
     expect(igemmConvSupports(p)).toBeUndefined();
     expect(igemmConvSupports({ ...p, c: 24 })).toMatch(/24 input channels.*multiple of 16/);
     expect(igemmConvSupports({ ...p, k: 12 })).toMatch(/12 output channels/);
     expect(igemmConvSupports({ ...p, r: 9, padding: [0, 0], h: 4 })).toMatch(/does not fit/);
     expect(igemmConvSupports({ ...p, stride: [0, 1] })).toMatch(/stride 0×1/);
     expect(igemmConvSupports({ ...p, epilogue: [{ kind: "tensor", op: "add" }] })).toMatch(/int8 output/);
-    expect(
-      igemmConvSupports({ ...p, output: "float16", epilogue: [{ kind: "tensor", op: "add" }] }),
-    ).toMatch(/element type/);
+    expect(igemmConvSupports({ ...p, output: "float16", epilogue: [{ kind: "tensor", op: "add" }] })).toMatch(
+      /element type/,
+    );
     expect(igemmConvSupports({ ...p, n: 4096, h: 512, w: 512 })).toMatch(/2³¹/);
   });
 
@@ -131,207 +132,36 @@ describe("int8 implicit-GEMM convolution: what it takes", () => {
   });
 });
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
-
-const f = Math.fround;
-
-/** Round half to even, then saturate to int8 (cvt.rni.sat.s8.f32). */
-function toInt8(v: number): number {
-  const fl = Math.floor(v);
-  const diff = v - fl;
-  const r = diff > 0.5 ? fl + 1 : diff < 0.5 ? fl : fl % 2 === 0 ? fl : fl + 1;
-  return Math.min(127, Math.max(-128, r));
-}
-
-const ACT = {
-  relu: (v: number) => Math.max(v, 0),
-  silu: (v: number) => v / (1 + Math.exp(-v)),
-  sigmoid: (v: number) => 1 / (1 + Math.exp(-v)),
-  tanh: Math.tanh,
-  gelu_erf: (v: number) => v, // not used here
-  gelu_tanh: (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3))),
-};
-
-interface Case {
-  readonly name: string;
-  readonly p: IgemmConvProblem;
-  readonly c: IgemmConvConfig;
-}
-
-/** Runs `p` under `c` on the host; returns the kernel's outputs and the reference's, as numbers. */
-function runCase({ p, c }: Case, seed: number) {
-  const r = rng(seed);
-  const g = igemmGeometry(p, c);
-  const x = Int8Array.from({ length: p.n * p.h * p.w * p.c }, () => Math.floor(r() * 256) - 128);
-  const w = Int8Array.from({ length: p.k * p.r * p.s * p.c }, () => Math.floor(r() * 256) - 128);
-  // scales that put |acc · scale| around 100: the int8 outputs both round and saturate
-  const typical = 64 * 64 * Math.sqrt(g.Kg) * 0.6;
-  const scale = Float32Array.from({ length: p.k }, () => (0.5 + r()) * (100 / typical));
-  const bias = Float32Array.from({ length: p.k }, () => (r() - 0.5) * 20);
-  const fp16 = (n: number, amp: number) => Uint16Array.from({ length: n }, () => numberToFloat16Bits((r() - 0.5) * amp));
-  const extra = p.epilogue.map((o) => {
-    if (o.kind === "act") return undefined;
-    const n = o.kind === "tensor" ? g.M * p.k : p.k;
-    const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
-    return t === "float16" ? fp16(n, 8) : Float32Array.from({ length: n }, () => (r() - 0.5) * 8);
-  });
-  const read = (a: Uint16Array | Float32Array, i: number) =>
-    a instanceof Uint16Array ? float16BitsToNumber(a[i]) : a[i];
-  const y =
-    p.output === "int8"
-      ? new Int8Array(g.M * p.k).fill(85)
-      : p.output === "float16"
-        ? new Uint16Array(g.M * p.k).fill(0x7fff)
-        : new Float32Array(g.M * p.k).fill(Number.NaN);
+/** Runs a case's kernel on the host; its outputs, the reference's, and the warp-level mma calls made. */
+function runOnHost(t: IgemmCase, seed: number) {
+  const { p, c } = t;
+  const data = igemmCaseData(t, seed);
   const k = generateIgemmConvKernel(`igemm_${seed}`, p, c);
-  const fl = (t: "float16" | "float32"): HostCType => (t === "float16" ? "__half" : "float");
-  const byName: Record<string, [ArrayBufferView, HostCType]> = {
-    x: [x, "signed char"],
-    w: [w, "signed char"],
-    scale: [scale, "float"],
-    bias: [bias, "float"],
-    y: [y, p.output === "int8" ? "signed char" : fl(p.output)],
-  };
-  p.epilogue.forEach((o, i) => {
-    if (o.kind !== "act") byName[`e${i}`] = [extra[i]!, fl(o.kind === "tensor" ? p.tensorType! : p.channelType!)];
-  });
+  const fl = (v: ArrayBufferView): HostCType =>
+    v instanceof Int8Array ? "signed char" : v instanceof Uint16Array ? "__half" : "float";
+  const buffers: Record<string, ArrayBufferView> = { ...data.operands, y: data.y };
   const run = compileFlashOnHost(
     { ...k, source: HOST_HELPERS + k.source },
-    k.params.map((q) => byName[q.tensor][1]),
+    k.params.map((q) => fl(buffers[q.tensor])),
   );
-  run(k.params.map((q) => byName[q.tensor][0]));
-  const got = (i: number) =>
-    y instanceof Uint16Array ? float16BitsToNumber(y[i]) : (y as Int8Array | Float32Array)[i];
-  const want = new Float64Array(g.M * p.k);
-  for (let m = 0; m < g.M; m++) {
-    const n = Math.floor(m / (g.P * g.Q));
-    const op = Math.floor((m % (g.P * g.Q)) / g.Q);
-    const oq = m % g.Q;
-    for (let o = 0; o < p.k; o++) {
-      let acc = 0;
-      for (let i = 0; i < p.r; i++)
-        for (let j = 0; j < p.s; j++) {
-          const hh = op * p.stride[0] - p.padding[0] + i * p.dilation[0];
-          const ww = oq * p.stride[1] - p.padding[1] + j * p.dilation[1];
-          if (hh < 0 || hh >= p.h || ww < 0 || ww >= p.w) continue;
-          for (let ch = 0; ch < p.c; ch++)
-            acc += x[((n * p.h + hh) * p.w + ww) * p.c + ch] * w[((o * p.r + i) * p.s + j) * p.c + ch];
-        }
-      let v = f(f(acc) * scale[o]);
-      if (p.bias) v = f(v + bias[o]);
-      p.epilogue.forEach((e, ei) => {
-        if (e.kind === "act") v = f(ACT[e.fn](v));
-        else {
-          const t = read(extra[ei]!, e.kind === "tensor" ? m * p.k + o : o);
-          v = f(e.op === "add" ? v + t : v * t);
-        }
-      });
-      want[m * p.k + o] =
-        p.output === "int8" ? toInt8(v) : p.output === "float16" ? float16BitsToNumber(numberToFloat16Bits(v)) : v;
-    }
-  }
-  return { got: Array.from({ length: g.M * p.k }, (_, i) => got(i)), want, mma: run.mmaWarpCalls() };
+  run(k.params.map((q) => buffers[q.tensor]));
+  return { got: outputValues(data.y), want: data.want, mma: run.mmaWarpCalls() };
 }
 
-const CASES: readonly Case[] = [
-  {
-    name: "3×3 pad 1, int8 out + ReLU; ragged pixel, channel and window tiles",
-    p: { ...BASE, output: "int8", epilogue: [{ kind: "act", fn: "relu" }] },
-    c: SMALL,
+describe.skipIf(!hasGxx())(
+  "int8 implicit-GEMM convolution numerics on the host (warp primitives emulated)",
+  () => {
+    for (const [i, t] of IGEMM_CASES.entries())
+      it(`${t.name} (${describeIgemmConfig(t.c)})`, { timeout: 120_000 }, () => {
+        const { got, want, mma } = runOnHost(t, 11 + i);
+        const g = igemmGeometry(t.p, t.c);
+        // every tile ran its window through the tensor cores: tiles × warps × m16 × n8 blocks × 32-byte steps
+        const perWarp = (t.c.bm / t.c.warpsM / 16) * (t.c.bn / t.c.warpsN / 8) * g.chunks * (t.c.bk / 32);
+        expect(mma).toBe(g.ctas * t.c.warpsM * t.c.warpsN * perWarp);
+        expect(igemmMismatch(t.p, got, want)).toBeUndefined();
+        // the data reaches the int8 range's ends (saturation is exercised, not just rounding)
+        if (t.p.output === "int8") expect(want.some((v) => v === 127 || v === -128)).toBe(true);
+        expect(new Set(want).size).toBeGreaterThan(20);
+      });
   },
-  {
-    name: "1×1 stride 2 (a downsample), fp16 out, residual add then ReLU",
-    p: {
-      ...BASE,
-      h: 7,
-      w: 6,
-      c: 64,
-      k: 64,
-      r: 1,
-      s: 1,
-      stride: [2, 2],
-      padding: [0, 0],
-      output: "float16",
-      tensorType: "float16",
-      epilogue: [
-        { kind: "tensor", op: "add" },
-        { kind: "act", fn: "relu" },
-      ],
-    },
-    c: { bm: 128, bn: 64, bk: 64, warpsM: 4, warpsN: 2, stages: 2 },
-  },
-  {
-    name: "3×3 dilation 2×1 stride 2×1, no bias, fp32 out, channel mul + add (fp32) then SiLU",
-    p: {
-      ...BASE,
-      h: 9,
-      w: 8,
-      c: 16,
-      k: 32,
-      stride: [2, 1],
-      padding: [2, 1],
-      dilation: [2, 1],
-      bias: false,
-      output: "float32",
-      channelType: "float32",
-      epilogue: [
-        { kind: "channel", op: "mul" },
-        { kind: "channel", op: "add" },
-        { kind: "act", fn: "silu" },
-      ],
-    },
-    c: { bm: 64, bn: 32, bk: 128, warpsM: 2, warpsN: 2, stages: 4 },
-  },
-  {
-    name: "1×3 window, asymmetric padding pair, int8 out without epilogue, 8 warps",
-    p: { ...BASE, h: 4, w: 9, c: 48, k: 40, r: 1, s: 3, padding: [0, 1], output: "int8", epilogue: [] },
-    c: { bm: 128, bn: 64, bk: 64, warpsM: 2, warpsN: 4, stages: 3 },
-  },
-  {
-    name: "fp16 channel operands (an fp16 step's folded scale), fp16 out",
-    p: {
-      ...BASE,
-      c: 32,
-      k: 32,
-      output: "float16",
-      channelType: "float16",
-      epilogue: [
-        { kind: "channel", op: "mul" },
-        { kind: "act", fn: "relu" },
-      ],
-    },
-    c: { bm: 64, bn: 32, bk: 32, warpsM: 2, warpsN: 1, stages: 2 },
-  },
-];
-
-describe.skipIf(!hasGxx())("int8 implicit-GEMM convolution numerics on the host (warp primitives emulated)", () => {
-  for (const [i, t] of CASES.entries())
-    it(`${t.name} (${describeIgemmConfig(t.c)})`, { timeout: 120_000 }, () => {
-      const { got, want, mma } = runCase(t, 11 + i);
-      const g = igemmGeometry(t.p, t.c);
-      // every tile ran its window through the tensor cores: tiles × warps × m16 × n8 blocks × 32-byte steps
-      const perWarp = (t.c.bm / t.c.warpsM / 16) * (t.c.bn / t.c.warpsN / 8) * g.chunks * (t.c.bk / 32);
-      expect(mma).toBe(g.ctas * t.c.warpsM * t.c.warpsN * perWarp);
-      let worst = 0;
-      let mismatches = 0;
-      let saturated = 0;
-      for (let j = 0; j < want.length; j++) {
-        if (t.p.output === "float32") worst = Math.max(worst, Math.abs(got[j] - want[j]) / Math.max(1, Math.abs(want[j])));
-        else if (got[j] !== want[j]) mismatches++;
-        if (t.p.output === "int8" && (want[j] === 127 || want[j] === -128)) saturated++;
-      }
-      expect(mismatches).toBe(0);
-      if (t.p.output === "float32") expect(worst).toBeLessThan(1e-6);
-      // the data reaches the int8 range's ends (saturation is exercised, not just rounding)
-      if (t.p.output === "int8") expect(saturated).toBeGreaterThan(0);
-      expect(new Set(want).size).toBeGreaterThan(20);
-    });
-});
+);

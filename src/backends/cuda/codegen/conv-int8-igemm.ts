@@ -193,7 +193,8 @@ export function igemmParams(p: IgemmConvProblem): GeneratedKernel["params"] {
 /**
  * Helpers beyond FLASH_HELPERS and SMALL_GEMM_HELPERS (device versions behind TC_IGEMM_HELPERS, which the CPU
  * shim defines first): the int8 mma, float → int8 rounding half to even with saturation, the dynamic shared
- * array, and a 16-byte word type both compilers know.
+ * array; then 8- and 16-byte word types both compilers know (guarded apart: every kernel of a program carries
+ * them).
  */
 export const IGEMM_HELPERS = `#ifndef TC_IGEMM_HELPERS
 #define TC_IGEMM_HELPERS
@@ -207,8 +208,11 @@ __device__ __forceinline__ float tc_fadd(float a, float b) { return __fadd_rn(a,
 __device__ __forceinline__ float tc_h2f_bits(unsigned b) { return __half2float(__ushort_as_half((unsigned short)b)); }
 #define TC_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned short name[]
 #endif
+#ifndef TC_IGEMM_TYPES
+#define TC_IGEMM_TYPES
 struct __align__(16) tc_u4 { unsigned x, y, z, w; };
 struct __align__(8) tc_u2 { unsigned x, y; };
+#endif
 `;
 
 /** What the parts of one kernel's source share. */
@@ -317,9 +321,7 @@ function emitPrologue(g: Gen): void {
   L(`  const int n = m / ${geo.P * geo.Q}, pq = m % ${geo.P * geo.Q};`);
   L(`  a_img[i] = n * ${p.h * p.w * p.c};`);
   // a pixel past M gets a window origin no tap can reach: its copies are zero-filled
-  L(
-    `  a_h[i] = m < ${geo.M} ? (pq / ${geo.Q}) * ${p.stride[0]} - ${p.padding[0]} : ${-(1 << 30)};`,
-  );
+  L(`  a_h[i] = m < ${geo.M} ? (pq / ${geo.Q}) * ${p.stride[0]} - ${p.padding[0]} : ${-(1 << 30)};`);
   L(`  a_w[i] = (pq % ${geo.Q}) * ${p.stride[1]} - ${p.padding[1]};`);
   L("}");
   L(`const signed char* b_row[${bRows}];`);
@@ -341,9 +343,7 @@ function emitPrologue(g: Gen): void {
   L("  #pragma unroll");
   L(`  for (int i = 0; i < ${aRows}; ++i) {`);
   L("    const int hh = a_h[i] + dr, ww = a_w[i] + ds;");
-  L(
-    `    const bool ok = kok && (unsigned)hh < ${p.h}u && (unsigned)ww < ${p.w}u;`,
-  );
+  L(`    const bool ok = kok && (unsigned)hh < ${p.h}u && (unsigned)ww < ${p.w}u;`);
   L(
     `    tc_cp_async16(tc_smem(da + i * ${(threads / segs) * lds}), x + (ok ? a_img[i] + (hh * ${p.w} + ww) * ${p.c} + ch : 0), ok);`,
   );
@@ -465,8 +465,12 @@ function emitEpilogue(g: Gen): void {
   L(`  const tc_u4 a = *reinterpret_cast<const tc_u4*>(stage + row * ${pitch} + cg);`);
   L("  const tc_u4 sc = *reinterpret_cast<const tc_u4*>(scale + col);");
   L("  float v[4] = {");
-  L("    tc_fmul((float)(int)a.x, __int_as_float((int)sc.x)), tc_fmul((float)(int)a.y, __int_as_float((int)sc.y)),");
-  L("    tc_fmul((float)(int)a.z, __int_as_float((int)sc.z)), tc_fmul((float)(int)a.w, __int_as_float((int)sc.w))};");
+  L(
+    "    tc_fmul((float)(int)a.x, __int_as_float((int)sc.x)), tc_fmul((float)(int)a.y, __int_as_float((int)sc.y)),",
+  );
+  L(
+    "    tc_fmul((float)(int)a.z, __int_as_float((int)sc.z)), tc_fmul((float)(int)a.w, __int_as_float((int)sc.w))};",
+  );
   L(`  const int at = m * ${p.k} + col;`);
   if (p.bias) {
     L("  {");
@@ -487,7 +491,9 @@ function emitEpilogue(g: Gen): void {
     L("    float t[4];");
     for (const s of load4(type, `e${i}`, o.kind === "tensor" ? "at" : "col", "t")) L(`    ${s}`);
     L("    #pragma unroll");
-    L(`    for (int q = 0; q < 4; ++q) v[q] = ${o.op === "add" ? "tc_fadd(v[q], t[q])" : "tc_fmul(v[q], t[q])"};`);
+    L(
+      `    for (int q = 0; q < 4; ++q) v[q] = ${o.op === "add" ? "tc_fadd(v[q], t[q])" : "tc_fmul(v[q], t[q])"};`,
+    );
     L("  }");
   });
   if (p.output === "int8")

@@ -30,14 +30,16 @@ function kindOf(s: Step, generatedGemm: boolean): ProfiledKind {
       return "attention";
     case "conv":
       // the tensor-core 1×1 convolutions apart from the small-GEMM matmuls below
-      return s.engine === "cudnn" ? "cudnn" : s.engine === "gemm" ? "conv-gemm" : s.engine;
+      if (s.engine === "cudnn") return generatedGemm ? "conv-int8" : "cudnn";
+      return s.engine === "gemm" ? "conv-gemm" : s.engine;
     case "matmul":
       return generatedGemm ? "gemm" : "cublaslt";
   }
 }
 
 /**
- * `generatedGemm`: a matmul step the generated small GEMM runs (small-gemm-select.ts), not cuBLASLt; `sparse`: a
+ * `generatedGemm`: a matmul step the generated small GEMM runs (small-gemm-select.ts), not cuBLASLt, or an int8
+ * convolution the generated implicit GEMM runs (igemm-conv-select.ts), not cuDNN; `sparse`: a
  * linear or 1×1 convolution cuSPARSELt runs (sparse-select.ts).
  */
 export function stepLabel(s: Step, generatedGemm = false, sparse = false): StepLabel {

@@ -52,6 +52,7 @@ const KIND_NAMES: Readonly<Record<ProfiledKind, string>> = {
   cublaslt: "cuBLASLt",
   gemm: "generated GEMM",
   "conv-gemm": "1×1 conv on the tensor-core GEMM",
+  "conv-int8": "int8 conv on the generated implicit GEMM",
   cudnn: "cuDNN",
   cusparselt: "cuSPARSELt",
   libtorch: "LibTorch segment",
