@@ -19,6 +19,7 @@ import { KernelArgs, launch } from "../../src/backends/cuda/device/launch.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import { buildKernels } from "../../src/backends/cuda/device/module.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
+import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
 import { convertGraph } from "../../src/converters/index.js";
 import type { Tensor } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/index.js";
@@ -40,12 +41,14 @@ describe("the generated int8 implicit-GEMM convolution on the device", { skip },
     it(`${t.name}: every output equals the reference`, () => {
       const data = igemmCaseData(t, 11 + i);
       const k = generateIgemmConvKernel(`igemm_gpu_${i}`, t.p, t.c);
-      const built = buildKernels(k.source, [k.name], { cache: new KernelCache({ disk: false }) });
+      // the engine's way: one program with the fp16 prelude (NVRTC includes nothing by itself)
+      const program = assembleProgram([k], new Set(["float16"]));
+      const built = buildKernels(program.source, program.symbols, { cache: new KernelCache({ disk: false }) });
       const stream = Stream.create();
       const buffers = new Map<string, DeviceBuffer>();
       const args = new KernelArgs(k.params.map(() => "ptr" as const));
       try {
-        const kernel = built.kernels[k.name];
+        const kernel = built.kernels[program.symbols[0]];
         if (k.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(k.sharedBytes);
         for (const [name, host] of Object.entries({ ...data.operands, y: data.y }))
           buffers.set(name, DeviceBuffer.from(host));
