@@ -219,14 +219,15 @@ function runShape(cudnn: Cudnn, s: Shape): void {
       `${s.model} ${s.name} ×${s.count}: fp16 ${f(row.fp16Us)}; fp16 out: cuDNN int8 ${f(row.cudnnF16Us)}, generated ${f(row.genF16Us)}; int8 out: cuDNN ${f(row.cudnnI8Us)}, generated ${f(row.genI8Us)}`,
     );
   } finally {
-    for (const p of plans) p.destroy();
-    for (const b of buffers) b.free();
-    module.unload();
+    // the stream first: on an error path work may still run against the buffers and the module
     try {
       bench.release();
     } catch (e) {
       sweep.say(`  scratch release: ${firstLine(e)}`);
     }
+    for (const p of plans) p.destroy();
+    for (const b of buffers) b.free();
+    module.unload();
   }
 }
 

@@ -43,7 +43,9 @@ describe("the generated int8 implicit-GEMM convolution on the device", { skip },
       const k = generateIgemmConvKernel(`igemm_gpu_${i}`, t.p, t.c);
       // the engine's way: one program with the fp16 prelude (NVRTC includes nothing by itself)
       const program = assembleProgram([k], new Set(["float16"]));
-      const built = buildKernels(program.source, program.symbols, { cache: new KernelCache({ disk: false }) });
+      const built = buildKernels(program.source, program.symbols, {
+        cache: new KernelCache({ disk: false }),
+      });
       const stream = Stream.create();
       const buffers = new Map<string, DeviceBuffer>();
       const args = new KernelArgs(k.params.map(() => "ptr" as const));

@@ -513,8 +513,12 @@ function makeLauncher(
       execute();
     };
   };
-  // int8 plans keep several candidates even without tuneConvs (conv-cudnn.ts): they are always timed
-  let convsTuned = options.tuneConvs !== true && ![...tunableConvs(libs)].some((p) => p.candidateCount > 1);
+  // int8 plans keep several candidates even without tuneConvs (conv-cudnn.ts): they are always timed. The int8
+  // implicit GEMM's choice timed them already; the pass still runs so that the plan cache records the choices.
+  let convsTuned =
+    options.tuneConvs !== true &&
+    libs.igemm === undefined &&
+    ![...tunableConvs(libs)].some((p) => p.candidateCount > 1);
   return (b) => {
     const { workspace, stream } = b.resources;
     const ptr = pointerResolver(plan, weights, b);

@@ -162,12 +162,34 @@ export function chooseIgemmConvs(
     log(`int8 implicit GEMM: compiling the generated kernels failed, cuDNN kept: ${firstLine(e)}`);
     return undefined;
   }
-  const choices = new Map<string, Choice>();
   const chosen = new Map<ConvStep, IgemmConvKernel>();
+  try {
+    chooseEach(sites, compiled.byProblem, convs, opts.setting, chosen, layers);
+  } finally {
+    // the module holds every chosen kernel; with none chosen (or a forced failure) nothing will launch from it
+    if (chosen.size === 0) compiled.module.unload();
+  }
+  const ms = Math.round(performance.now() - t0);
+  log(
+    `int8 implicit GEMM: ${chosen.size}/${layers.length} int8 convolutions on the generated kernel (${ms} ms)`,
+  );
+  return { chosen, summary: { layers, ms }, module: chosen.size > 0 ? compiled.module : undefined };
+}
+
+/** The timed (or forced) choice for each site, once per distinct problem; fills in `chosen` and `layers`. */
+function chooseEach(
+  sites: ReadonlyMap<ConvStep, IgemmConvProblem>,
+  byProblem: ReadonlyMap<string, IgemmConvKernel[]>,
+  convs: ReadonlyMap<ConvStep, CudnnConvPlan>,
+  setting: IgemmSetting,
+  chosen: Map<ConvStep, IgemmConvKernel>,
+  layers: IgemmConvLayerReport[],
+): void {
+  const choices = new Map<string, Choice>();
   for (const [step, p] of sites) {
     const key = igemmProblemKey(p);
     if (!choices.has(key))
-      choices.set(key, chooseSafely(p, compiled.byProblem.get(key) ?? [], convs.get(step)!, opts.setting));
+      choices.set(key, chooseSafely(p, byProblem.get(key) ?? [], convs.get(step)!, setting));
     const c = choices.get(key)!;
     const shape = describeProblem(p);
     const times = { cudnnUs: c.cudnnUs, generatedUs: c.generatedUs };
@@ -176,20 +198,9 @@ export function chooseIgemmConvs(
       continue;
     }
     chosen.set(step, c.kernel);
-    layers.push({
-      layer: step.layer.name,
-      shape,
-      ran: "generated",
-      config: describeIgemmConfig(c.kernel.config),
-      ...times,
-    });
+    const config = describeIgemmConfig(c.kernel.config);
+    layers.push({ layer: step.layer.name, shape, ran: "generated", config, ...times });
   }
-  if (chosen.size === 0) compiled.module.unload();
-  const ms = Math.round(performance.now() - t0);
-  log(
-    `int8 implicit GEMM: ${chosen.size}/${layers.length} int8 convolutions on the generated kernel (${ms} ms)`,
-  );
-  return { chosen, summary: { layers, ms }, module: chosen.size > 0 ? compiled.module : undefined };
 }
 
 /** Steps with equal keys share one timed choice and kernel: the key holds every field the kernel is made from. */
@@ -245,7 +256,7 @@ function chooseSafely(
   }
 }
 
-/** Times cuDNN against the candidates (or, forced, takes the first), then checks the winner against cuDNN. */
+/** Checks every candidate against cuDNN (forced: the first), then times cuDNN against those that agree. */
 function choose(
   p: IgemmConvProblem,
   candidates: readonly IgemmConvKernel[],
@@ -262,33 +273,33 @@ function choose(
     // cuDNN's int8 candidates are timed first, as the engine's first launch would (they are shared by the
     // problem's layers: the engine then has nothing left to time)
     cudnn.tune(s, { perGraph: INT8_CHOICE_TIMING.perGraph, replays: INT8_CHOICE_TIMING.replays });
-    const runs: (() => void)[] = [() => cudnn.execute(s)];
-    for (const k of candidates) {
+    const runCudnn = () => cudnn.execute(s);
+    // every candidate is checked against cuDNN before any is timed (forced: the first only), so timing never
+    // favours a wrong kernel
+    const checked: { kernel: IgemmConvKernel; run: () => void }[] = [];
+    const mismatches: string[] = [];
+    for (const k of setting === "force" ? candidates.slice(0, 1) : candidates) {
       const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr });
       args.push(a);
-      runs.push(() => launchIgemm(k, a, s));
+      const run = () => launchIgemm(k, a, s);
+      const mismatch = compareWithCudnn(p, runCudnn, run, ops, s);
+      if (mismatch) mismatches.push(`${describeIgemmConfig(k.config)}: ${mismatch}`);
+      else checked.push({ kernel: k, run });
     }
-    let index = 1;
-    let cudnnUs: number | undefined;
-    let generatedUs: number | undefined;
-    if (setting === "timed") {
-      const t = tournament(
-        runs.length,
-        (best, i) => timePairOnStream(s, [runs[best], runs[i]], INT8_CHOICE_TIMING).ms,
-      );
-      index = t.index;
-      cudnnUs = round(t.firstMs * 1000);
-      generatedUs = index > 0 ? round(t.chosenMs * 1000) : undefined;
-      if (index === 0) return { cudnnUs, reason: "cuDNN was as fast or faster" };
-    }
-    const kernel = candidates[index - 1];
-    const mismatch = compareWithCudnn(p, runs[0], runs[index], ops, s);
-    if (mismatch) {
-      const reason = `the generated kernel (${describeIgemmConfig(kernel.config)}) differs from cuDNN: ${mismatch}`;
+    if (checked.length === 0) {
+      const reason = `the generated kernel differs from cuDNN (${mismatches.join("; ")})`;
       if (setting === "force") throw new Error(`int8 implicit GEMM ${describeProblem(p)}: ${reason}`);
-      return { cudnnUs, generatedUs, reason };
+      return { reason };
     }
-    return { kernel, cudnnUs, generatedUs };
+    if (setting === "force") return { kernel: checked[0].kernel };
+    const runs = [runCudnn, ...checked.map((c) => c.run)];
+    const t = tournament(
+      runs.length,
+      (best, i) => timePairOnStream(s, [runs[best], runs[i]], INT8_CHOICE_TIMING).ms,
+    );
+    const cudnnUs = round(t.firstMs * 1000);
+    if (t.index === 0) return { cudnnUs, reason: "cuDNN was as fast or faster" };
+    return { kernel: checked[t.index - 1].kernel, cudnnUs, generatedUs: round(t.chosenMs * 1000) };
   } finally {
     for (const a of args) a.free();
     bench.release();
@@ -318,8 +329,13 @@ export function timeIgemmAgainst(
     for (const k of compiled.byProblem.get(igemmProblemKey(p)) ?? []) {
       const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr });
       args.push(a);
-      const [otherMs, ms] = timePairOnStream(s, [() => other(s), () => launchIgemm(k, a, s)], INT8_CHOICE_TIMING).ms;
-      if (Number.isFinite(ms) && (!best || ms < best.ms)) best = { ms, otherMs, config: describeIgemmConfig(k.config) };
+      const [otherMs, ms] = timePairOnStream(
+        s,
+        [() => other(s), () => launchIgemm(k, a, s)],
+        INT8_CHOICE_TIMING,
+      ).ms;
+      if (Number.isFinite(ms) && (!best || ms < best.ms))
+        best = { ms, otherMs, config: describeIgemmConfig(k.config) };
     }
     return best;
   } finally {
@@ -411,7 +427,8 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
     if (o.kind === "act") return [];
     const n = o.kind === "tensor" ? g.M * p.k : p.k;
     const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
-    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -4, o.op === "mul" ? 1.5 : 4);
+    // additions of y's order (|acc · scale| ≈ 30…90): a dropped or misplaced one shows in the check
+    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -40, o.op === "mul" ? 1.5 : 40);
     return [bench.upload(asType(t, v)).ptr];
   });
   const yBytes = g.M * p.k * ELEMENT[p.output];

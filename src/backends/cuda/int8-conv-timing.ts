@@ -20,8 +20,9 @@ import { convGeometry, type Dims4 } from "./device/conv-shape.js";
 import { type PairTimingOptions, timePairOnStream } from "./device/graph-timing.js";
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { ConvEpilogueOp } from "./fuse/steps.js";
-import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { igemmConvSite, igemmSetting, timeIgemmAgainst } from "./igemm-conv-select.js";
+import { buildCudnnConv, type CudnnConvPlan, type CudnnConvSpec } from "./kernels/conv-cudnn.js";
+import { LT_TIMED_MARGIN } from "./lt-timed-choice.js";
 import { quantKernelsEnabled } from "./quant-select.js";
 
 /** Graphs of a few calls, replayed, alternating float and int8 (each call tens to hundreds of microseconds). */
@@ -42,6 +43,7 @@ export function cudaInt8SpeedProbe(
 ): Int8SpeedProbe | undefined {
   if (!quantKernelsEnabled(env)) return undefined;
   const floatName = options.dtype === "float16" ? "fp16" : "fp32";
+  const run: ProbeRun = { ...options, igemm: igemmSetting(env) !== "off" };
   // the device is opened when the probe first times (the backend's own checks of the ordinal come first)
   let gpu = `device ${options.device}`;
   return {
@@ -58,14 +60,14 @@ export function cudaInt8SpeedProbe(
       // int8 timings are keyed by GPU name too (the cache file is per architecture)
       const cache = devicePlanCache(options.device, env);
       // the generated int8 kernel (TORCHC_INT8_IGEMM) changes the int8 side's time: its answers are kept apart
-      const at = `${gpu}|${floatName}|tune ${options.tune}${igemmSetting(env) === "off" ? "" : "|igemm"}`;
+      const at = `${gpu}|${floatName}|tune ${options.tune}${run.igemm ? "|igemm" : ""}`;
       let answers: Int8ConvTiming[];
       try {
         answers = cachedTimings(
           asked,
           (p) => `${at}|${JSON.stringify(p)}`,
           cache,
-          (todo) => timeProblems(todo, options),
+          (todo) => timeProblems(todo, run),
         );
       } finally {
         cache.flush();
@@ -111,7 +113,12 @@ export function cachedTimings(
   });
 }
 
-function timeProblems(problems: readonly Int8ConvProblem[], options: CudaInt8ProbeOptions): Int8ConvTiming[] {
+/** The probe's options and whether the generated int8 kernel competes (TORCHC_INT8_IGEMM in the probe's env). */
+interface ProbeRun extends CudaInt8ProbeOptions {
+  readonly igemm: boolean;
+}
+
+function timeProblems(problems: readonly Int8ConvProblem[], options: ProbeRun): Int8ConvTiming[] {
   const cudnn = Cudnn.create();
   try {
     return problems.map((p, i) => {
@@ -158,7 +165,7 @@ export function int8ProblemRefusal(p: Int8ConvProblem, dtype: "float16" | "float
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 
-function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: CudaInt8ProbeOptions): Int8ConvTiming {
+function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: ProbeRun): Int8ConvTiming {
   const refused = int8ProblemRefusal(p, o.dtype);
   if (refused) return { refused };
   const int8 = buildCudnnConv(cudnn, problemSpec(p, o.dtype, true), { tune: true });
@@ -181,7 +188,7 @@ function timeProblem(cudnn: Cudnn, p: Int8ConvProblem, o: CudaInt8ProbeOptions):
 /** Both plans timed on fresh scratch buffers; the scratch is released whatever happens. */
 function timePlans(
   p: Int8ConvProblem,
-  o: CudaInt8ProbeOptions,
+  o: ProbeRun,
   int8: CudnnConvPlan,
   float: CudnnConvPlan,
 ): Int8ConvTiming {
@@ -198,9 +205,12 @@ function timePlans(
     );
     const [floatMs, cudnnInt8Ms] = timing.ms;
     // with TORCHC_INT8_IGEMM on, the engine may run the generated int8 kernel instead: int8 is the faster of both
-    const generated = igemmSetting() === "off" ? undefined : timeGenerated(p, o, float, floatMs);
-    const int8Ms = Math.min(cudnnInt8Ms, generated ?? Number.POSITIVE_INFINITY);
+    const generated = o.igemm ? timeGenerated(p, o, float, floatMs) : undefined;
+    // the build keeps the generated kernel only when it beats cuDNN by the tournament's margin: the same here
+    const won = typeof generated === "number" && generated < cudnnInt8Ms * LT_TIMED_MARGIN;
+    const int8Ms = won ? generated : cudnnInt8Ms;
     const notes = [
+      ...(typeof generated === "string" ? [generated] : []),
       ...(timing.graph ? [] : [`eager timing: ${timing.why}`]),
       ...(dropped.length ? [`${dropped.length} candidate(s) failed while timed`] : []),
     ];
@@ -216,18 +226,23 @@ function timePlans(
 
 /**
  * The generated int8 kernel's best time for the problem (fp16/fp32 out, bias, ReLU as the probe's cuDNN graphs),
- * scaled onto the cuDNN pair's clock by the float plan timed beside it; undefined when it does not run the problem.
+ * scaled onto the cuDNN pair's clock by the float plan timed beside it; undefined when it does not run the
+ * problem; why, when compiling or timing it failed (cuDNN's int8 time then stands).
  */
 function timeGenerated(
   p: Int8ConvProblem,
   o: CudaInt8ProbeOptions,
   float: CudnnConvPlan,
   floatMs: number,
-): number | undefined {
+): number | string | undefined {
   const site = igemmConvSite(problemSpec(p, o.dtype, true));
   if (typeof site === "string") return undefined;
-  const t = timeIgemmAgainst(site, (s) => float.execute(s));
-  return t === undefined ? undefined : t.ms * (floatMs / t.otherMs);
+  try {
+    const t = timeIgemmAgainst(site, (s) => float.execute(s));
+    return t === undefined ? undefined : t.ms * (floatMs / t.otherMs);
+  } catch (e) {
+    return `generated int8 kernel not timed: ${firstLine(e)}`;
+  }
 }
 
 /** Binds both plans to scratch buffers of the problem's sizes (one output and one workspace shared). */

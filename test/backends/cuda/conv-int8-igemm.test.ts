@@ -165,3 +165,21 @@ describe.skipIf(!hasGxx())(
       });
   },
 );
+
+describe("int8 implicit-GEMM convolution: ring depth", () => {
+  it("holds no more chunks than the window has (a 64-channel 1×1 layer is one chunk of 64 bytes)", () => {
+    const oneChunk = igemmCandidates({
+      ...BASE,
+      c: 64,
+      r: 1,
+      s: 1,
+      padding: [0, 0],
+      k: 256,
+      output: "int8",
+      epilogue: [],
+    });
+    expect(oneChunk.every((c) => c.stages === 2)).toBe(true);
+    const deep = igemmCandidates({ ...BASE, c: 256, k: 256, output: "int8", epilogue: [] });
+    expect(Math.max(...deep.map((c) => c.stages))).toBe(4);
+  });
+});

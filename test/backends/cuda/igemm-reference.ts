@@ -8,6 +8,7 @@ import {
   igemmGeometry,
 } from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
+import { erf } from "../../../src/ops/math.js";
 
 export const BASE: Omit<IgemmConvProblem, "output" | "epilogue"> = {
   n: 2,
@@ -50,7 +51,7 @@ const ACT = {
   silu: (v: number) => v / (1 + Math.exp(-v)),
   sigmoid: (v: number) => 1 / (1 + Math.exp(-v)),
   tanh: Math.tanh,
-  gelu_erf: (v: number) => v, // not used here
+  gelu_erf: (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
   gelu_tanh: (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3))),
 };
 
@@ -221,5 +222,69 @@ export const IGEMM_CASES: readonly IgemmCase[] = [
       ],
     },
     c: { bm: 64, bn: 32, bk: 32, warpsM: 2, warpsN: 1, stages: 2 },
+  },
+  {
+    name: "the 128×128 production tile (8 warps of 64×32) with its 4-deep ring wrapping (9 chunks), int8 out + ReLU",
+    p: {
+      ...BASE,
+      n: 1,
+      h: 12,
+      w: 12,
+      c: 64,
+      k: 136,
+      output: "int8",
+      epilogue: [{ kind: "act", fn: "relu" }],
+    },
+    c: { bm: 128, bn: 128, bk: 64, warpsM: 2, warpsN: 4, stages: 4 },
+  },
+  {
+    name: "the 256×128 production tile (16 warps), fp16 out, residual add then ReLU, a ragged window tail",
+    p: {
+      ...BASE,
+      h: 12,
+      w: 12,
+      c: 32,
+      k: 128,
+      output: "float16",
+      tensorType: "float16",
+      epilogue: [
+        { kind: "tensor", op: "add" },
+        { kind: "act", fn: "relu" },
+      ],
+    },
+    c: { bm: 256, bn: 128, bk: 64, warpsM: 4, warpsN: 4, stages: 3 },
+  },
+  {
+    name: "128-byte chunks in a 3-deep ring that wraps, fp32 out through GELU (erf), tanh and sigmoid",
+    p: {
+      ...BASE,
+      h: 6,
+      w: 7,
+      c: 64,
+      k: 64,
+      output: "float32",
+      channelType: "float32",
+      epilogue: [
+        { kind: "channel", op: "mul" },
+        { kind: "act", fn: "gelu_erf" },
+        { kind: "act", fn: "tanh" },
+        { kind: "act", fn: "sigmoid" },
+      ],
+    },
+    c: { bm: 64, bn: 64, bk: 128, warpsM: 2, warpsN: 2, stages: 3 },
+  },
+  {
+    name: "GELU (tanh form), fp32 out, 1×1 stride 1",
+    p: {
+      ...BASE,
+      c: 48,
+      k: 64,
+      r: 1,
+      s: 1,
+      padding: [0, 0],
+      output: "float32",
+      epilogue: [{ kind: "act", fn: "gelu_tanh" }],
+    },
+    c: { bm: 128, bn: 64, bk: 64, warpsM: 4, warpsN: 2, stages: 2 },
   },
 ];

@@ -173,7 +173,11 @@ export function igemmCandidates(p: IgemmConvProblem): IgemmConvConfig[] {
     { bm: 256, bn: 128, bk: 64, warpsM: 4, warpsN: 4, stages: 3 },
     { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 4 },
   ];
-  const fits = all.filter((c) => igemmConfigProblem(c) === undefined);
+  const kg = p.r * p.s * p.c;
+  // a ring deeper than the window's chunks holds nothing (ResNet's 64-channel 1×1 layers are one chunk) and only
+  // costs shared memory, so fewer CTAs share an SM
+  const shallow = all.map((c) => ({ ...c, stages: Math.min(c.stages, Math.max(2, Math.ceil(kg / c.bk))) }));
+  const fits = shallow.filter((c) => igemmConfigProblem(c) === undefined);
   // a tile much wider than K only multiplies zero rows of w
   return fits.filter((c) => c.bn <= Math.max(64, p.k));
 }
@@ -319,7 +323,8 @@ function emitPrologue(g: Gen): void {
   L(`for (int i = 0; i < ${aRows}; ++i) {`);
   L(`  const int m = m0 + row0 + i * ${threads / segs};`);
   L(`  const int n = m / ${geo.P * geo.Q}, pq = m % ${geo.P * geo.Q};`);
-  L(`  a_img[i] = n * ${p.h * p.w * p.c};`);
+  // (a pixel past M has no image: 0, so n · HWC cannot overflow for the padding rows of the last tile)
+  L(`  a_img[i] = m < ${geo.M} ? n * ${p.h * p.w * p.c} : 0;`);
   // a pixel past M gets a window origin no tap can reach: its copies are zero-filled
   L(`  a_h[i] = m < ${geo.M} ? (pq / ${geo.Q}) * ${p.stride[0]} - ${p.padding[0]} : ${-(1 << 30)};`);
   L(`  a_w[i] = (pq % ${geo.Q}) * ${p.stride[1]} - ${p.padding[1]};`);
@@ -419,9 +424,10 @@ function emitStageAccumulators(g: Gen): void {
   L(`  for (int j = 0; j < ${g.ni}; ++j)`);
   L("    #pragma unroll");
   L("    for (int h = 0; h < 2; ++h) {");
-  L(`      int* d = stage + (wm + i * 16 + gq + h * 8) * ${pitch} + wn + j * 8 + tg * 2;`);
-  L("      d[0] = acc[i][j][2 * h];");
-  L("      d[1] = acc[i][j][2 * h + 1];");
+  // one 8-byte store per pair (the pitch keeps a half-warp's 8-byte stores on distinct banks)
+  L(
+    `      *reinterpret_cast<tc_u2*>(stage + (wm + i * 16 + gq + h * 8) * ${pitch} + wn + j * 8 + tg * 2) = tc_u2{(unsigned)acc[i][j][2 * h], (unsigned)acc[i][j][2 * h + 1]};`,
+  );
   L("    }");
   L("__syncthreads();");
 }
