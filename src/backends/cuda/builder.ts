@@ -38,7 +38,12 @@ import {
   igemmSetting,
   launchIgemm,
 } from "./igemm-conv-select.js";
-import { buildCudnnConv, type CudnnConvPlan, cudnnConvSpec } from "./kernels/conv-cudnn.js";
+import {
+  buildCudnnConv,
+  type ConvOperands,
+  type CudnnConvPlan,
+  cudnnConvSpec,
+} from "./kernels/conv-cudnn.js";
 import { splitProgram } from "./kernels/generated.js";
 import {
   buildLtMatmul,
@@ -492,6 +497,14 @@ function bindSparseConv(s: ConvStep, sparse: SparseLtMatmul, ptr: (t: string) =>
     sparse.bind(ptr(s.x), 0n, ptr(s.output), undefined, workspace, added ? ptr(added.tensor) : undefined);
 }
 
+/** An int8 convolution on the generated implicit GEMM: its own arguments per instance, like a generated kernel. */
+function igemmLaunch(k: IgemmConvKernel, ops: ConvOperands, b: InstanceBindings): () => void {
+  const args = igemmArgs(k, ops);
+  b.args.push(args);
+  const { stream } = b.resources;
+  return () => launchIgemm(k, args, stream);
+}
+
 /** Phase 4: the launch list of one instance, every pointer resolved against that instance's memory. */
 function makeLauncher(
   plan: EnginePlan,
@@ -542,11 +555,7 @@ function makeLauncher(
           );
         const ops = convOperands(s, ptr, weights);
         const igemm = libs.igemmConvs.get(s);
-        if (igemm) {
-          const args = igemmArgs(igemm, ops);
-          b.args.push(args);
-          return () => launchIgemm(igemm, args, stream);
-        }
+        if (igemm) return igemmLaunch(igemm, ops, b);
         const p = libs.convs.get(s)!;
         return library(
           b,
