@@ -162,8 +162,8 @@ export function describeIgemmConfig(c: IgemmConvConfig): string {
 }
 
 /**
- * Configurations worth timing for `p`, best guess first: 128×128 (8 warps of 64×32) for wide layers, 128×64
- * and 64×64 where K is narrow or the map small; 64-byte chunks in a 4-deep ring (the window is L2-resident: the
+ * Configurations worth timing for `p`, best guess first: 128×128 (8 warps of 64×32) for wide layers, 128×64,
+ * 64×64 and 256×64 where K is narrow or the map small; 64-byte chunks in a 4-deep ring (the window is L2-resident: the
  * ring hides its latency, not HBM's).
  */
 export function igemmCandidates(p: IgemmConvProblem): IgemmConvConfig[] {
@@ -172,6 +172,8 @@ export function igemmCandidates(p: IgemmConvProblem): IgemmConvConfig[] {
     { bm: 128, bn: 64, bk: 64, warpsM: 4, warpsN: 2, stages: 4 },
     { bm: 256, bn: 128, bk: 64, warpsM: 4, warpsN: 4, stages: 3 },
     { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 4 },
+    // 64-channel layers (ResNet's layer 1): 64×32 warp tiles as the 128×128 tile has, not 128×64's 32×32
+    { bm: 256, bn: 64, bk: 64, warpsM: 4, warpsN: 2, stages: 4 },
   ];
   const kg = p.r * p.s * p.c;
   // a ring deeper than the window's chunks holds nothing (ResNet's 64-channel 1×1 layers are one chunk) and only
