@@ -31,7 +31,7 @@
 import type { GeneratedKernel } from "./element.js";
 import { PDL_PROLOGUE } from "./emitter.js";
 import { FLASH_HELPERS } from "./flash-attention.js";
-import { SMALL_GEMM_HELPERS } from "./gemm-small.js";
+import { emitMmaRing, SMALL_GEMM_HELPERS } from "./gemm-small.js";
 
 export type IgemmOutput = "float16" | "float32" | "int8";
 export type IgemmActivation = "relu" | "silu" | "sigmoid" | "tanh" | "gelu_erf" | "gelu_tanh";
@@ -374,44 +374,10 @@ function emitPrologue(g: Gen): void {
  * i, one barrier, refills the slot chunk i-1 used, and runs chunk i's mma 32 bytes of the window at a time.
  */
 function emitMainLoop(g: Gen): void {
-  const { c, lds, geo } = g;
-  const S = c.stages;
+  const { c } = g;
   const L = (s: string) => g.lines.push(s);
-  L("#pragma unroll");
-  L(`for (int s = 0; s < ${S - 1}; ++s) {`);
-  L(`  if (s < ${geo.chunks}) load(s, s);`);
-  L("  tc_cp_commit();");
-  L("}");
-  L(`for (int i = 0; i < ${geo.chunks}; ++i) {`);
-  L(`  tc_cp_wait_pending<${S - 2}>();`);
-  L("  __syncthreads();");
-  L(`  if (i + ${S - 1} < ${geo.chunks}) load(i + ${S - 1}, (i + ${S - 1}) % ${S});`);
-  L("  tc_cp_commit();");
-  L(`  const unsigned short* as = sa + (i % ${S}) * ${c.bm * lds};`);
-  L(`  const unsigned short* bs = sb + (i % ${S}) * ${c.bn * lds};`);
-  L("  #pragma unroll");
-  L(`  for (int kk = 0; kk < ${c.bk / 32}; ++kk) {`);
-  L(`    unsigned af[${g.mi}][4];`);
-  L("    #pragma unroll");
-  L(`    for (int mi = 0; mi < ${g.mi}; ++mi)`);
-  L(
-    `      tc_ldsm_x4(af[mi], tc_smem(as + (wm + mi * 16 + (lane & 15)) * ${lds} + kk * 16 + (lane >> 4) * 8));`,
-  );
-  L("    #pragma unroll");
-  L(`    for (int nj = 0; nj < ${g.ni / 2}; ++nj) {`);
-  L("      unsigned bf[4];");
-  L(
-    `      tc_ldsm_x4(bf, tc_smem(bs + (wn + nj * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${lds} + kk * 16 + ((lane >> 3) & 1) * 8));`,
-  );
-  L("      #pragma unroll");
-  L(`      for (int mi = 0; mi < ${g.mi}; ++mi) {`);
-  L("        tc_mma_s8(acc[mi][2 * nj], af[mi], bf[0], bf[1]);");
-  L("        tc_mma_s8(acc[mi][2 * nj + 1], af[mi], bf[2], bf[3]);");
-  L("      }");
-  L("    }");
-  L("  }");
-  L("}");
-  L("tc_cp_wait_pending<0>();");
+  const ring = { ...c, lds: g.lds, mi: g.mi, ni: g.ni, count: `${g.geo.chunks}`, first: "0" };
+  emitMmaRing(L, { ...ring, kSteps: c.bk / 32, mma: "tc_mma_s8" });
   L("__syncthreads();");
 }
 

@@ -383,40 +383,73 @@ function emitPrologue(g: Gen): void {
  * (one ldmatrix.x4 per 16 columns of N: two n8 blocks, both k halves).
  */
 function emitMainLoop(g: Gen): void {
-  const { c, lds } = g;
-  const S = c.stages;
+  const { c } = g;
   const mma = c.dtype === "float16" ? "tc_mma_f16" : "tc_mma_bf16";
-  const L = (s: string) => g.lines.push(s);
+  emitMmaRing((s) => g.lines.push(s), {
+    ...c,
+    lds: g.lds,
+    mi: g.mi,
+    ni: g.ni,
+    count: "nk",
+    first: "kt0",
+    kSteps: c.bk / 16,
+    mma,
+  });
+}
+
+/** What the ring needs: tile rows, ring depth, shared row length (16-bit words), warp blocks, chunk range, mma. */
+export interface MmaRing {
+  readonly bm: number;
+  readonly bn: number;
+  readonly stages: number;
+  readonly lds: number;
+  /** m16 and n8 blocks per warp (`wm`, `wn` name the warp's first row and column in the kernel). */
+  readonly mi: number;
+  readonly ni: number;
+  /** Expressions: how many chunks, and the first one's index passed to `load(kt, slot)`. */
+  readonly count: string;
+  readonly first: string;
+  /** ldmatrix steps of 16 words (32 bytes) per chunk, and the mma helper (accumulating into `acc[mi][nj]`). */
+  readonly kSteps: number;
+  readonly mma: string;
+}
+
+/**
+ * The ring above over `sa`/`sb`, for any element width whose k-step is 16 words (fp16/bf16 m16n8k16, int8
+ * m16n8k32: an m8n8.b16 matrix of 16-byte rows is both's fragment). Shared by the int8 implicit GEMM.
+ */
+export function emitMmaRing(L: (s: string) => void, r: MmaRing): void {
+  const S = r.stages;
   L("#pragma unroll");
   L(`for (int s = 0; s < ${S - 1}; ++s) {`);
-  L("  if (s < nk) load(kt0 + s, s);");
+  L(`  if (s < ${r.count}) load(${r.first} + s, s);`);
   L("  tc_cp_commit();");
   L("}");
-  L("for (int i = 0; i < nk; ++i) {");
+  L(`for (int i = 0; i < ${r.count}; ++i) {`);
   L(`  tc_cp_wait_pending<${S - 2}>();`);
   L("  __syncthreads();");
-  L(`  if (i + ${S - 1} < nk) load(kt0 + i + ${S - 1}, (i + ${S - 1}) % ${S});`);
+  L(`  if (i + ${S - 1} < ${r.count}) load(${r.first} + i + ${S - 1}, (i + ${S - 1}) % ${S});`);
   L("  tc_cp_commit();");
-  L(`  const unsigned short* as = sa + (i % ${S}) * ${c.bm * lds};`);
-  L(`  const unsigned short* bs = sb + (i % ${S}) * ${c.bn * lds};`);
+  L(`  const unsigned short* as = sa + (i % ${S}) * ${r.bm * r.lds};`);
+  L(`  const unsigned short* bs = sb + (i % ${S}) * ${r.bn * r.lds};`);
   L("  #pragma unroll");
-  L(`  for (int kk = 0; kk < ${c.bk / 16}; ++kk) {`);
-  L(`    unsigned af[${g.mi}][4];`);
+  L(`  for (int kk = 0; kk < ${r.kSteps}; ++kk) {`);
+  L(`    unsigned af[${r.mi}][4];`);
   L("    #pragma unroll");
-  L(`    for (int mi = 0; mi < ${g.mi}; ++mi)`);
+  L(`    for (int mi = 0; mi < ${r.mi}; ++mi)`);
   L(
-    `      tc_ldsm_x4(af[mi], tc_smem(as + (wm + mi * 16 + (lane & 15)) * ${lds} + kk * 16 + (lane >> 4) * 8));`,
+    `      tc_ldsm_x4(af[mi], tc_smem(as + (wm + mi * 16 + (lane & 15)) * ${r.lds} + kk * 16 + (lane >> 4) * 8));`,
   );
   L("    #pragma unroll");
-  L(`    for (int nj = 0; nj < ${g.ni / 2}; ++nj) {`);
+  L(`    for (int nj = 0; nj < ${r.ni / 2}; ++nj) {`);
   L("      unsigned bf[4];");
   L(
-    `      tc_ldsm_x4(bf, tc_smem(bs + (wn + nj * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${lds} + kk * 16 + ((lane >> 3) & 1) * 8));`,
+    `      tc_ldsm_x4(bf, tc_smem(bs + (wn + nj * 16 + (lane & 7) + ((lane >> 4) << 3)) * ${r.lds} + kk * 16 + ((lane >> 3) & 1) * 8));`,
   );
   L("      #pragma unroll");
-  L(`      for (int mi = 0; mi < ${g.mi}; ++mi) {`);
-  L(`        ${mma}(acc[mi][2 * nj], af[mi], bf[0], bf[1]);`);
-  L(`        ${mma}(acc[mi][2 * nj + 1], af[mi], bf[2], bf[3]);`);
+  L(`      for (int mi = 0; mi < ${r.mi}; ++mi) {`);
+  L(`        ${r.mma}(acc[mi][2 * nj], af[mi], bf[0], bf[1]);`);
+  L(`        ${r.mma}(acc[mi][2 * nj + 1], af[mi], bf[2], bf[3]);`);
   L("      }");
   L("    }");
   L("  }");
