@@ -52,8 +52,8 @@ describe("the generated int8 implicit-GEMM convolution on the device", { skip },
       try {
         const kernel = built.kernels[program.symbols[0]];
         if (k.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(k.sharedBytes);
-        for (const [name, host] of Object.entries({ ...data.operands, y: data.y }))
-          buffers.set(name, DeviceBuffer.from(host));
+        const hosts = { ...data.operands, y: data.y, ...(data.q ? { q: data.q } : {}) };
+        for (const [name, host] of Object.entries(hosts)) buffers.set(name, DeviceBuffer.from(host));
         for (const [j, q] of k.params.entries()) args.set(j, buffers.get(q.tensor)!.ptr);
         launch(kernel, { grid: k.grid, block: k.block, sharedBytes: k.sharedBytes, stream }, args);
         stream.synchronize();
@@ -61,6 +61,10 @@ describe("the generated int8 implicit-GEMM convolution on the device", { skip },
         const mismatch = igemmMismatch(t.p, outputValues(data.y), data.want);
         report(t.name, { mismatch: mismatch ?? "none", values: data.want.length });
         assert.equal(mismatch, undefined);
+        if (data.q && data.qWant) {
+          buffers.get("q")!.download(data.q);
+          assert.equal(igemmMismatch({ ...t.p, output: "int8" }, Array.from(data.q), data.qWant), undefined);
+        }
       } finally {
         args.free();
         for (const b of buffers.values()) b.free();

@@ -139,13 +139,23 @@ function runOnHost(t: IgemmCase, seed: number) {
   const k = generateIgemmConvKernel(`igemm_${seed}`, p, c);
   const fl = (v: ArrayBufferView): HostCType =>
     v instanceof Int8Array ? "signed char" : v instanceof Uint16Array ? "__half" : "float";
-  const buffers: Record<string, ArrayBufferView> = { ...data.operands, y: data.y };
+  const buffers: Record<string, ArrayBufferView> = {
+    ...data.operands,
+    y: data.y,
+    ...(data.q ? { q: data.q } : {}),
+  };
   const run = compileFlashOnHost(
     { ...k, source: HOST_HELPERS + k.source },
     k.params.map((q) => fl(buffers[q.tensor])),
   );
   run(k.params.map((q) => buffers[q.tensor]));
-  return { got: outputValues(data.y), want: data.want, mma: run.mmaWarpCalls() };
+  return {
+    got: outputValues(data.y),
+    want: data.want,
+    mma: run.mmaWarpCalls(),
+    q: data.q,
+    qWant: data.qWant,
+  };
 }
 
 describe.skipIf(!hasGxx())(
@@ -153,12 +163,17 @@ describe.skipIf(!hasGxx())(
   () => {
     for (const [i, t] of IGEMM_CASES.entries())
       it(`${t.name} (${describeIgemmConfig(t.c)})`, { timeout: 120_000 }, () => {
-        const { got, want, mma } = runOnHost(t, 11 + i);
+        const { got, want, mma, q, qWant } = runOnHost(t, 11 + i);
         const g = igemmGeometry(t.p, t.c);
         // every tile ran its window through the tensor cores: tiles × warps × m16 × n8 blocks × 32-byte steps
         const perWarp = (t.c.bm / t.c.warpsM / 16) * (t.c.bn / t.c.warpsN / 8) * g.chunks * (t.c.bk / 32);
         expect(mma).toBe(g.ctas * t.c.warpsM * t.c.warpsN * perWarp);
         expect(igemmMismatch(t.p, got, want)).toBeUndefined();
+        if (t.p.quantizedCopy) {
+          // the int8 copy equals quantizing the stored output, value for value, and reaches both ends of the range
+          expect(igemmMismatch({ ...t.p, output: "int8" }, Array.from(q!), qWant!)).toBeUndefined();
+          expect(qWant!.some((v) => v === 127)).toBe(true);
+        }
         // the data reaches the int8 range's ends (saturation is exercised, not just rounding)
         if (t.p.output === "int8") expect(want.some((v) => v === 127 || v === -128)).toBe(true);
         expect(new Set(want).size).toBeGreaterThan(20);

@@ -67,6 +67,9 @@ export interface IgemmCaseData {
   /** The kernel's output: int8 filled with 85, fp16 with NaN, fp32 with NaN (an unwritten value shows). */
   readonly y: Int8Array | Uint16Array | Float32Array;
   readonly want: Float64Array;
+  /** With a quantized copy: the kernel's q (filled with 85) and its reference. */
+  readonly q?: Int8Array;
+  readonly qWant?: Float64Array;
 }
 
 /** y's values as numbers (fp16 decoded). */
@@ -133,7 +136,12 @@ export function igemmCaseData({ p, c }: IgemmCase, seed: number): IgemmCaseData 
             : v;
     }
   }
-  return { operands, y, want };
+  const qc = p.quantizedCopy;
+  if (!qc) return { operands, y, want };
+  // element.ts's quantize of the stored value: rintf(y · (1.0f / scale)), clamped (zero point 0)
+  const inv = f(1 / f(qc.scale));
+  const qWant = Float64Array.from(want, (v) => toInt8(f(v * inv)));
+  return { operands, y, want, q: new Int8Array(want.length).fill(85), qWant };
 }
 
 /** How a case's output compares: exact for int8 and fp16 (every step is rounded alike), 1e-6 relative for fp32. */
@@ -286,5 +294,31 @@ export const IGEMM_CASES: readonly IgemmCase[] = [
       epilogue: [{ kind: "act", fn: "gelu_tanh" }],
     },
     c: { bm: 128, bn: 64, bk: 64, warpsM: 4, warpsN: 2, stages: 2 },
+  },
+  {
+    name: "a ResNet block's end: fp16 out, residual add, ReLU, and its int8 copy for the next block",
+    p: {
+      ...BASE,
+      h: 6,
+      w: 6,
+      c: 64,
+      k: 64,
+      r: 1,
+      s: 1,
+      padding: [0, 0],
+      output: "float16",
+      tensorType: "float16",
+      epilogue: [
+        { kind: "tensor", op: "add" },
+        { kind: "act", fn: "relu" },
+      ],
+      quantizedCopy: { scale: 0.37 },
+    },
+    c: { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 2 },
+  },
+  {
+    name: "fp32 out with its int8 copy (values past the int8 range saturate)",
+    p: { ...BASE, output: "float32", epilogue: [], quantizedCopy: { scale: 0.11 } },
+    c: SMALL,
   },
 ];

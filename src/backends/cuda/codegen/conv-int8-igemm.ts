@@ -28,6 +28,7 @@
  * 128 (bench/NOTES.md "Session 19" has the floors and the prediction).
  */
 
+import { floatLiteral } from "./ctypes.js";
 import type { GeneratedKernel } from "./element.js";
 import { PDL_PROLOGUE } from "./emitter.js";
 import { FLASH_HELPERS } from "./flash-attention.js";
@@ -64,6 +65,12 @@ export interface IgemmConvProblem {
   readonly tensorType?: "float16" | "float32";
   /** The element type of channel-op operands: float32 for an int8 output, else the output's (as the builder uploads). */
   readonly channelType?: "float16" | "float32";
+  /**
+   * A float output also written quantized, as the next layer's per-tensor int8 quantize (zero point 0, range
+   * [-128, 127]) computes it from the stored value: q = sat(rint(f32(y) · (1.0f / scale))). The quantize step
+   * that would read y back then has nothing to do (igemm-conv-select.ts).
+   */
+  readonly quantizedCopy?: { readonly scale: number };
 }
 
 export interface IgemmConvConfig {
@@ -129,6 +136,10 @@ export function igemmConvSupports(p: IgemmConvProblem): string | undefined {
   const tensors = p.epilogue.some((o) => o.kind === "tensor");
   const channels = p.epilogue.some((o) => o.kind === "channel");
   if (tensors && p.output === "int8") return "a tensor epilogue op with an int8 output";
+  const qc = p.quantizedCopy;
+  if (qc && p.output === "int8") return "a quantized copy of an int8 output";
+  if (qc && !(qc.scale > 0 && Number.isFinite(qc.scale) && Math.fround(qc.scale) > 0))
+    return `quantized copy scale ${qc.scale} is not a positive finite float32`;
   if (tensors && p.tensorType === undefined) return "a tensor epilogue op without its element type";
   if (channels && p.channelType === undefined) return "a channel epilogue op without its element type";
   return undefined;
@@ -192,6 +203,7 @@ export function igemmParams(p: IgemmConvProblem): GeneratedKernel["params"] {
     { tensor: "scale", written: false },
     ...(p.bias ? [{ tensor: "bias", written: false }] : []),
     { tensor: "y", written: true },
+    ...(p.quantizedCopy ? [{ tensor: "q", written: true }] : []),
     ...p.epilogue.flatMap((o, i) => (o.kind === "act" ? [] : [{ tensor: `e${i}`, written: false }])),
   ];
 }
@@ -287,6 +299,7 @@ function signature(g: Gen): string {
     "const float* __restrict__ scale",
     ...(p.bias ? ["const float* __restrict__ bias"] : []),
     `${yType}* __restrict__ y`,
+    ...(p.quantizedCopy ? ["signed char* __restrict__ q"] : []),
     ...p.epilogue.flatMap((o, i) => {
       if (o.kind === "act") return [];
       const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
@@ -475,10 +488,23 @@ function emitEpilogue(g: Gen): void {
       "  *reinterpret_cast<unsigned*>(y + at) = tc_s8_bits(v[0]) | (tc_s8_bits(v[1]) << 8) | (tc_s8_bits(v[2]) << 16) | (tc_s8_bits(v[3]) << 24);",
     );
   else if (p.output === "float16") {
-    L("  *reinterpret_cast<tc_u2*>(y + at) = tc_u2{tc_pack_f16(v[0], v[1]), tc_pack_f16(v[2], v[3])};");
+    L("  const tc_u2 h = tc_u2{tc_pack_f16(v[0], v[1]), tc_pack_f16(v[2], v[3])};");
+    L("  *reinterpret_cast<tc_u2*>(y + at) = h;");
+    // the copy quantizes the stored (fp16-rounded) value, as a quantize kernel reading y would
+    if (p.quantizedCopy) {
+      L("  v[0] = tc_h2f_bits(h.x & 0xffffu); v[1] = tc_h2f_bits(h.x >> 16);");
+      L("  v[2] = tc_h2f_bits(h.y & 0xffffu); v[3] = tc_h2f_bits(h.y >> 16);");
+    }
   } else {
     L(
       "  *reinterpret_cast<tc_u4*>(y + at) = tc_u4{(unsigned)__float_as_int(v[0]), (unsigned)__float_as_int(v[1]), (unsigned)__float_as_int(v[2]), (unsigned)__float_as_int(v[3])};",
+    );
+  }
+  if (p.quantizedCopy) {
+    // element.ts's quantize: rintf(x · (1.0f / scale)) clamped to [-128, 127] (zero point 0)
+    L(`  const float inv = 1.0f / ${floatLiteral(p.quantizedCopy.scale)};`);
+    L(
+      "  *reinterpret_cast<unsigned*>(q + at) = tc_s8_bits(tc_fmul(v[0], inv)) | (tc_s8_bits(tc_fmul(v[1], inv)) << 8) | (tc_s8_bits(tc_fmul(v[2], inv)) << 16) | (tc_s8_bits(tc_fmul(v[3], inv)) << 24);",
     );
   }
   L("}");
