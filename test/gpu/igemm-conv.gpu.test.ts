@@ -5,7 +5,8 @@
  *     int8 and fp16 outputs, within 1e-6 for fp32. This is what checks the mma.sync s8 fragment layout on real
  *     tensor cores: the CPU shim only restates it.
  *  2. In the engine (TORCHC_QUANT_KERNELS=1): two quantized 3×3 convolutions, plain and with a shortcut whose add
- *     rides the epilogue, built with TORCHC_INT8_IGEMM=force (every int8 convolution on the generated kernel,
+ *     rides the epilogue, and a residual block whose first convolution also writes the second's int8 input (its
+ *     quantize kernel skipped: igemm-quantize-copy.ts), built with TORCHC_INT8_IGEMM=force (every int8 convolution on the generated kernel,
  *     checked against cuDNN at build) and unset (cuDNN's int8 graph): the stats say which ran, and both match the
  *     int8 reference (the interpreter's torchc.quantized_convolution) within the bound int8-engine uses.
  *   bash scripts/gpu.sh test igemm-conv
@@ -28,6 +29,7 @@ import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
 import { insertQuantization, quantizationSites } from "../../src/passes/quantize-insert.js";
 import { compareTensors } from "../../src/util/compare.js";
 import { IGEMM_CASES, igemmCaseData, igemmMismatch, outputValues } from "../backends/cuda/igemm-reference.js";
+import { residualBlock } from "../quant/residual-block.js";
 import { randomTensor } from "../quant/tiny-cnn.js";
 import { twoConvs } from "../quant/two-convs.js";
 import { gpuReporter, openGpu, recordTestStarts } from "./support.js";
@@ -92,14 +94,19 @@ async function withEnv<T>(vars: Record<string, string | undefined>, body: () => 
 }
 
 describe("int8 convolutions on the generated kernel in the engine (TORCHC_INT8_IGEMM)", { skip }, () => {
-  for (const downsample of [false, true]) {
-    const lowered = runPipeline(twoConvs(downsample), defaultPipeline({})).graph;
+  const graphs = {
+    "two convs": twoConvs(false),
+    shortcut: twoConvs(true),
+    "residual block": residualBlock(),
+  };
+  for (const [name, source] of Object.entries(graphs)) {
+    const lowered = runPipeline(source, defaultPipeline({})).graph;
     const amax = new Map(quantizationSites(lowered).map((s) => [s.input, 2]));
     const graph = foldQuantizedLayers(insertQuantization(lowered, amax, "int8"));
     const inputs = [7, 8].map((seed, i) => randomTensor([2, 16, 12, 12], seed, i === 0 ? 1.5 : 2));
     const refs = inputs.map((x) => interpret(graph, [x])[0]);
     for (const precision of ["fp32", "fp16"] as const)
-      it(`${downsample ? "with a shortcut add, " : ""}${precision}: forced onto the generated kernel, it matches the int8 reference as cuDNN does`, async () => {
+      it(`${name}, ${precision}: forced onto the generated kernel, it matches the int8 reference as cuDNN does`, async () => {
         const errors: Record<string, number[]> = {};
         for (const mode of ["cudnn", "generated"] as const) {
           const logs: string[] = [];
@@ -116,14 +123,18 @@ describe("int8 convolutions on the generated kernel in the engine (TORCHC_INT8_I
             const int8Steps = engine.stats.stepKinds["conv(int8)"] ?? 0;
             const generated =
               engine.stats.igemmConvs?.layers.filter((l) => l.ran === "generated").length ?? 0;
-            report(`${downsample ? "shortcut" : "two convs"} ${precision} ${mode}`, {
+            const copies = engine.stats.igemmConvs?.copies ?? 0;
+            report(`${name} ${precision} ${mode}`, {
               int8Steps,
               generated,
+              copies,
               layers: engine.stats.igemmConvs?.layers,
               steps: engine.steps,
             });
             assert.ok(int8Steps >= 2, `int8 steps: ${int8Steps}; ${engine.stats.libraryRefusals.join("; ")}`);
             assert.equal(generated, mode === "generated" ? int8Steps : 0, logs.join("\n"));
+            // the residual block's first convolution also writes the int8 input of the second (its quantize skipped)
+            if (name === "residual block" && mode === "generated") assert.ok(copies >= 1, logs.join("\n"));
             errors[mode] = [0, 1, 0].map(
               (i) => compareTensors(engine.run([inputs[i]])[0] as Tensor, refs[i]).relative,
             );
@@ -132,7 +143,7 @@ describe("int8 convolutions on the generated kernel in the engine (TORCHC_INT8_I
             engine.dispose();
           }
         }
-        report(`${downsample ? "shortcut" : "two convs"} ${precision} error vs int8 reference`, errors);
+        report(`${name} ${precision} error vs int8 reference`, errors);
         // as int8-engine.gpu.test.ts: exact int32 sums; a requantized value on a rounding boundary may flip one step
         const bound = precision === "fp32" ? 5e-3 : 2e-2;
         for (const e of errors.generated) assert.ok(e <= bound, `generated ${precision}: ${e} > ${bound}`);

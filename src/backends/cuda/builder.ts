@@ -6,6 +6,7 @@ import { transpose } from "../../network/reference/data.js";
 import { checkNetwork } from "../../network/verify.js";
 import { reportProgress } from "../../util/progress.js";
 import type { EngineChoices } from "./artifacts.js";
+import type { GeneratedKernel } from "./codegen/element.js";
 import type { LtActivation, LtAlgo } from "./device/blaslt-plan.js";
 import { CudaContext } from "./device/context.js";
 import { Cudnn } from "./device/conv.js";
@@ -29,7 +30,7 @@ import {
   type InstanceResources,
   ioBytes,
 } from "./engine.js";
-import { approximations, type ConvStep, type MatmulStep, stepReads } from "./fuse/steps.js";
+import { approximations, type ConvStep, type MatmulStep, type Step, stepReads } from "./fuse/steps.js";
 import {
   chooseIgemmConvs,
   type IgemmConvKernel,
@@ -38,6 +39,7 @@ import {
   igemmSetting,
   launchIgemm,
 } from "./igemm-conv-select.js";
+import type { QuantizeCopy } from "./igemm-quantize-copy.js";
 import {
   buildCudnnConv,
   type ConvOperands,
@@ -125,6 +127,9 @@ class LibraryPlans {
   smallGemms: SmallGemmSummary | undefined;
   /** int8 convolutions the generated implicit GEMM runs instead of their cuDNN plan (./igemm-conv-select.ts). */
   readonly igemmConvs = new Map<ConvStep, IgemmConvKernel>();
+  /** Generated int8 convolutions that also write their quantize's output; those quantize steps launch nothing. */
+  readonly igemmCopies = new Map<ConvStep, QuantizeCopy>();
+  readonly skippedSteps = new Set<Step>();
   /** What TORCHC_INT8_IGEMM chose, and the module holding the chosen kernels. */
   igemm: IgemmConvSummary | undefined;
   igemmModule: CudaModule | undefined;
@@ -186,6 +191,8 @@ class LibraryPlans {
     for (const p of this.sparseConvs.values()) p.destroy();
     this.sparseConvs.clear();
     this.igemmConvs.clear();
+    this.igemmCopies.clear();
+    this.skippedSteps.clear();
     this.igemmModule?.unload();
     this.igemmModule = undefined;
     if (this.lt !== undefined) destroyLtHandle(this.lt);
@@ -297,6 +304,10 @@ function chooseQuantizedKernels(
   const igemm = chooseIgemmConvs(plan, libs.convs, { ...options, setting: igemmSetting() }, log);
   if (!igemm) return;
   for (const [step, k] of igemm.chosen) libs.igemmConvs.set(step, k);
+  for (const [step, copy] of igemm.copies) {
+    libs.igemmCopies.set(step, copy);
+    libs.skippedSteps.add(copy.step);
+  }
   libs.igemm = igemm.summary;
   libs.igemmModule = igemm.module;
 }
@@ -497,9 +508,32 @@ function bindSparseConv(s: ConvStep, sparse: SparseLtMatmul, ptr: (t: string) =>
     sparse.bind(ptr(s.x), 0n, ptr(s.output), undefined, workspace, added ? ptr(added.tensor) : undefined);
 }
 
+/** A step's generated kernel: its arguments for this instance's memory. */
+function generatedLaunch(
+  gk: GeneratedKernel,
+  compiled: Awaited<ReturnType<typeof compileKernels>>,
+  b: InstanceBindings,
+  ptr: (t: string) => bigint,
+): () => void {
+  const kernel = compiled.kernels[compiled.symbolOf.get(gk.name)!];
+  // Above 48 KiB a kernel must opt in to dynamic shared memory (sm_90 allows up to 227 KiB).
+  if (gk.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(gk.sharedBytes);
+  const args = new KernelArgs(gk.params.map(() => "ptr" as const));
+  b.args.push(args);
+  for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));
+  const cfg = { grid: gk.grid, block: gk.block, sharedBytes: gk.sharedBytes, stream: b.resources.stream };
+  return () => launch(kernel, cfg, args);
+}
+
 /** An int8 convolution on the generated implicit GEMM: its own arguments per instance, like a generated kernel. */
-function igemmLaunch(k: IgemmConvKernel, ops: ConvOperands, b: InstanceBindings): () => void {
-  const args = igemmArgs(k, ops);
+function igemmLaunch(
+  k: IgemmConvKernel,
+  ops: ConvOperands,
+  b: InstanceBindings,
+  copy: QuantizeCopy | undefined,
+  ptr: (t: string) => bigint,
+): () => void {
+  const args = igemmArgs(k, ops, copy ? ptr(copy.q) : undefined);
   b.args.push(args);
   const { stream } = b.resources;
   return () => launchIgemm(k, args, stream);
@@ -536,17 +570,10 @@ function makeLauncher(
     const { workspace, stream } = b.resources;
     const ptr = pointerResolver(plan, weights, b);
     const launches = plan.steps.map((s, i): (() => void) => {
+      // a quantize whose output the int8 convolution before it writes (igemm-quantize-copy.ts)
+      if (libs.skippedSteps.has(s)) return () => {};
       const gk = plan.kernels[i];
-      if (gk) {
-        const kernel = compiled.kernels[compiled.symbolOf.get(gk.name)!];
-        // Above 48 KiB a kernel must opt in to dynamic shared memory (sm_90 allows up to 227 KiB).
-        if (gk.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(gk.sharedBytes);
-        const args = new KernelArgs(gk.params.map(() => "ptr" as const));
-        b.args.push(args);
-        for (const [j, p] of gk.params.entries()) args.set(j, ptr(p.tensor));
-        const cfg = { grid: gk.grid, block: gk.block, sharedBytes: gk.sharedBytes, stream };
-        return () => launch(kernel, cfg, args);
-      }
+      if (gk) return generatedLaunch(gk, compiled, b, ptr);
       if (s.kind === "conv") {
         const sparse = libs.sparseConvs.get(s);
         if (sparse)
@@ -555,7 +582,7 @@ function makeLauncher(
           );
         const ops = convOperands(s, ptr, weights);
         const igemm = libs.igemmConvs.get(s);
-        if (igemm) return igemmLaunch(igemm, ops, b);
+        if (igemm) return igemmLaunch(igemm, ops, b, libs.igemmCopies.get(s), ptr);
         const p = libs.convs.get(s)!;
         return library(
           b,

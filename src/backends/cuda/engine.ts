@@ -98,7 +98,7 @@ export function describeEngine(s: BuildStats): string {
     : "";
   const ig = s.igemmConvs;
   const igemm = ig
-    ? `, ${ig.layers.filter((l) => l.ran === "generated").length}/${ig.layers.length} int8 convolutions on the generated implicit GEMM`
+    ? `, ${ig.layers.filter((l) => l.ran === "generated").length}/${ig.layers.length} int8 convolutions on the generated implicit GEMM (${ig.copies} writing the next layer's int8 input)`
     : "";
   const base = `cuda engine (${s.layers} layers → ${s.kernels} kernels and library calls, ${s.fusedGroups} fused groups${int8 ? `, ${int8} int8 convolutions` : ""}${restored}${timed}${small}${igemm})`;
   const sparse =

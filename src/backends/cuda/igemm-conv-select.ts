@@ -18,6 +18,7 @@
  * or a failure fails the build).
  */
 import { float16BitsToNumber, numberToFloat16Bits } from "../../ir/half.js";
+import { roundHalfEven } from "../../ops/math.js";
 import {
   describeIgemmConfig,
   generateIgemmConvKernel,
@@ -37,6 +38,7 @@ import { buildKernels, type CudaModule, type Kernel } from "./device/module.js";
 import type { Stream } from "./device/stream.js";
 import { TimingScratch } from "./device/timing-scratch.js";
 import type { ConvStep } from "./fuse/steps.js";
+import { type QuantizeCopy, quantizeCopiesEnabled, quantizeCopyAfter } from "./igemm-quantize-copy.js";
 import { INT8_CHOICE_TIMING } from "./int8-conv-timing.js";
 import type { ConvOperands, CudnnConvPlan, CudnnConvSpec } from "./kernels/conv-cudnn.js";
 import { assembleProgram } from "./kernels/generated.js";
@@ -110,12 +112,16 @@ export interface IgemmConvLayerReport {
 
 export interface IgemmConvSummary {
   readonly layers: readonly IgemmConvLayerReport[];
+  /** Generated layers that also write the next layer's int8 input (a quantize kernel fewer each). */
+  readonly copies: number;
   /** NVRTC (or kernel-cache) and timing time, ms. */
   readonly ms: number;
 }
 
 export interface IgemmConvChoices {
   readonly chosen: Map<ConvStep, IgemmConvKernel>;
+  /** Chosen steps that also write their quantize's int8 output (that quantize step is then skipped). */
+  readonly copies: Map<ConvStep, QuantizeCopy>;
   readonly summary: IgemmConvSummary;
   /** Holds every chosen kernel; unload it with the build's library plans. */
   readonly module: CudaModule | undefined;
@@ -140,17 +146,8 @@ export function chooseIgemmConvs(
 ): IgemmConvChoices | undefined {
   if (opts.setting === "off") return undefined;
   const t0 = performance.now();
-  const sites = new Map<ConvStep, IgemmConvProblem>();
   const layers: IgemmConvLayerReport[] = [];
-  for (const step of plan.steps) {
-    if (step.kind !== "conv" || !step.int8) continue;
-    const cudnn = convs.get(step);
-    if (!cudnn) continue;
-    const site = igemmConvSite(cudnn.spec);
-    if (typeof site === "string")
-      layers.push({ layer: step.layer.name, shape: "", ran: "cuDNN", reason: site });
-    else sites.set(step, site);
-  }
+  const { sites, copies } = collectSites(plan, convs, layers);
   if (sites.size === 0) return undefined;
   const problems = new Map<string, IgemmConvProblem>();
   for (const p of sites.values()) problems.set(igemmProblemKey(p), p);
@@ -170,10 +167,44 @@ export function chooseIgemmConvs(
     if (chosen.size === 0) compiled.module.unload();
   }
   const ms = Math.round(performance.now() - t0);
+  const written = new Map([...copies].filter(([step]) => chosen.has(step)));
   log(
-    `int8 implicit GEMM: ${chosen.size}/${layers.length} int8 convolutions on the generated kernel (${ms} ms)`,
+    `int8 implicit GEMM: ${chosen.size}/${layers.length} int8 convolutions on the generated kernel, ${written.size} writing the next layer's int8 input (${ms} ms)`,
   );
-  return { chosen, summary: { layers, ms }, module: chosen.size > 0 ? compiled.module : undefined };
+  const module = chosen.size > 0 ? compiled.module : undefined;
+  return { chosen, copies: written, summary: { layers, copies: written.size, ms }, module };
+}
+
+/**
+ * The int8 steps the generated kernel can run (the others reported in `layers` with the reason), each with the
+ * quantize of its float output it can write too (igemm-quantize-copy.ts; TORCHC_INT8_IGEMM_COPY=0: none).
+ */
+function collectSites(
+  plan: EnginePlan,
+  convs: ReadonlyMap<ConvStep, CudnnConvPlan>,
+  layers: IgemmConvLayerReport[],
+): { sites: Map<ConvStep, IgemmConvProblem>; copies: Map<ConvStep, QuantizeCopy> } {
+  const sites = new Map<ConvStep, IgemmConvProblem>();
+  const copies = new Map<ConvStep, QuantizeCopy>();
+  const copying = quantizeCopiesEnabled();
+  for (const [i, step] of plan.steps.entries()) {
+    if (step.kind !== "conv" || !step.int8) continue;
+    const cudnn = convs.get(step);
+    if (!cudnn) continue;
+    const site = igemmConvSite(cudnn.spec);
+    if (typeof site === "string") {
+      layers.push({ layer: step.layer.name, shape: "", ran: "cuDNN", reason: site });
+      continue;
+    }
+    const copy = copying && site.output !== "int8" ? quantizeCopyAfter(plan, i) : undefined;
+    if (copy === undefined || typeof copy === "string") {
+      sites.set(step, site);
+      continue;
+    }
+    sites.set(step, { ...site, quantizedCopy: { scale: copy.layer.scale[0] } });
+    copies.set(step, copy);
+  }
+  return { sites, copies };
 }
 
 /** The timed (or forced) choice for each site, once per distinct problem; fills in `chosen` and `layers`. */
@@ -279,7 +310,7 @@ function choose(
     const checked: { kernel: IgemmConvKernel; run: () => void }[] = [];
     const mismatches: string[] = [];
     for (const k of setting === "force" ? candidates.slice(0, 1) : candidates) {
-      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr });
+      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, ops.q?.ptr);
       args.push(a);
       const run = () => launchIgemm(k, a, s);
       const mismatch = compareWithCudnn(p, runCudnn, run, ops, s);
@@ -327,7 +358,7 @@ export function timeIgemmAgainst(
     const s = bench.stream;
     let best: { ms: number; otherMs: number; config: string } | undefined;
     for (const k of compiled.byProblem.get(igemmProblemKey(p)) ?? []) {
-      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr });
+      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, ops.q?.ptr);
       args.push(a);
       const [otherMs, ms] = timePairOnStream(
         s,
@@ -352,6 +383,7 @@ export function timeIgemmAgainst(
 export function igemmPointers(
   k: Pick<IgemmConvKernel, "generated" | "problem">,
   ops: ConvOperands,
+  q?: bigint,
 ): bigint[] {
   const by: Record<string, bigint | undefined> = {
     x: ops.x,
@@ -359,6 +391,7 @@ export function igemmPointers(
     scale: ops.scale,
     bias: ops.bias,
     y: ops.y,
+    q,
   };
   let extra = 0;
   k.problem.epilogue.forEach((o, i) => {
@@ -376,8 +409,8 @@ export function igemmPointers(
 }
 
 /** The kernel's arguments for one engine instance's (or the timing's) operands. */
-export function igemmArgs(k: IgemmConvKernel, ops: ConvOperands): KernelArgs {
-  const pointers = igemmPointers(k, ops);
+export function igemmArgs(k: IgemmConvKernel, ops: ConvOperands, q?: bigint): KernelArgs {
+  const pointers = igemmPointers(k, ops, q);
   const a = new KernelArgs(k.generated.params.map(() => "ptr" as const));
   for (const [j, v] of pointers.entries()) a.set(j, v);
   return a;
@@ -392,6 +425,8 @@ export function launchIgemm(k: IgemmConvKernel, args: KernelArgs, stream: Stream
 interface ScratchOperands {
   readonly conv: Omit<ConvOperands, "y">;
   readonly y: DeviceBuffer;
+  /** The int8 copy of y (IgemmConvProblem.quantizedCopy). */
+  readonly q?: DeviceBuffer;
   readonly yCudnn: DeviceBuffer;
   readonly workspace: DeviceBuffer;
   readonly yBytes: number;
@@ -441,6 +476,7 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
       extra,
     },
     y: bench.buffer(yBytes, 0),
+    q: p.quantizedCopy ? bench.buffer(g.M * p.k, 0) : undefined,
     yCudnn: bench.buffer(yBytes, 0),
     workspace: bench.buffer(Math.max(256, workspaceBytes), 0),
     yBytes,
@@ -483,5 +519,20 @@ function compareWithCudnn(
     err = Math.max(err, Math.abs(a[i] - b[i]));
     max = Math.max(max, Math.abs(b[i]));
   }
-  return err > 1e-2 * max ? `max |diff| ${err} against max |cuDNN| ${max}` : undefined;
+  if (err > 1e-2 * max) return `max |diff| ${err} against max |cuDNN| ${max}`;
+  return ops.q && p.quantizedCopy
+    ? copyMismatch(a, ops.q.download(new Int8Array(n)), p.quantizedCopy.scale)
+    : undefined;
+}
+
+/** Why the int8 copy is not the quantize of the stored output `y`, value for value (undefined when it is). */
+export function copyMismatch(y: ArrayLike<number>, q: Int8Array, scale: number): string | undefined {
+  const inv = Math.fround(1 / Math.fround(scale));
+  let off = 0;
+  for (let i = 0; i < y.length; i++) {
+    const v = Math.fround(y[i] * inv);
+    const r = Math.min(127, Math.max(-128, roundHalfEven(v)));
+    if (q[i] !== r) off++;
+  }
+  return off > 0 ? `${off} of ${y.length} values of the int8 copy are not quantize(y)` : undefined;
 }

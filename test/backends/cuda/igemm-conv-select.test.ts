@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { generateIgemmConvKernel } from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
 import {
+  copyMismatch,
   igemmConvSite,
   igemmPointers,
   igemmProblemKey,
@@ -127,5 +128,16 @@ describe("the generated kernel's pointers", () => {
     expect(() =>
       igemmPointers({ generated, problem: p }, { ...ops, extra: [...ops.extra, 0x8000n] }),
     ).toThrow(/3 epilogue operands for 2/);
+  });
+});
+
+describe("the build's check of an int8 copy", () => {
+  it("accepts quantize(y) value for value (half to even, saturated) and counts any other value", () => {
+    // scale 0.5: y · 2, so 0.25 → 0.5 → 0 and 0.75 → 1.5 → 2 (half to even); ±100 saturate
+    const y = [0.25, 0.75, -0.25, 100, -100, 3];
+    const q = Int8Array.from([0, 2, 0, 127, -128, 6]);
+    expect(copyMismatch(y, q, 0.5)).toBeUndefined();
+    q[1] = 1;
+    expect(copyMismatch(y, q, 0.5)).toMatch(/1 of 6 values/);
   });
 });
