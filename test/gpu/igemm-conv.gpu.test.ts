@@ -22,7 +22,7 @@ import { buildKernels } from "../../src/backends/cuda/device/module.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
 import { assembleProgram } from "../../src/backends/cuda/kernels/generated.js";
 import { convertGraph } from "../../src/converters/index.js";
-import type { Tensor } from "../../src/ir/tensor.js";
+import { type Tensor, toFloat64Array } from "../../src/ir/tensor.js";
 import { interpret } from "../../src/ops/index.js";
 import { defaultPipeline, runPipeline } from "../../src/passes/pipeline.js";
 import { foldQuantizedLayers } from "../../src/passes/quantize-fold.js";
@@ -147,6 +147,25 @@ describe("int8 convolutions on the generated kernel in the engine (TORCHC_INT8_I
         // as int8-engine.gpu.test.ts: exact int32 sums; a requantized value on a rounding boundary may flip one step
         const bound = precision === "fp32" ? 5e-3 : 2e-2;
         for (const e of errors.generated) assert.ok(e <= bound, `generated ${precision}: ${e} > ${bound}`);
+      });
+    if (name === "residual block")
+      it("residual block: the int8 copy gives the same bits as the quantize kernel it replaces", async () => {
+        const outputs: number[][] = [];
+        for (const copy of ["1", "0"]) {
+          const engine = await withEnv(
+            { TORCHC_QUANT_KERNELS: "1", TORCHC_INT8_IGEMM: "force", TORCHC_INT8_IGEMM_COPY: copy },
+            () => buildCudaEngine(convertGraph(graph), { precision: "fp16", channelsLast: true }),
+          );
+          try {
+            assert.equal(engine.stats.igemmConvs?.copies ?? 0, copy === "1" ? 1 : 0);
+            outputs.push(inputs.flatMap((x) => [...toFloat64Array(engine.run([x])[0] as Tensor)]));
+          } finally {
+            engine.dispose();
+          }
+        }
+        const differ = outputs[0].filter((v, i) => !Object.is(v, outputs[1][i])).length;
+        report("residual block copy against quantize kernel", { values: outputs[0].length, differ });
+        assert.equal(differ, 0);
       });
   }
 });

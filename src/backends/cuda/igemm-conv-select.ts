@@ -455,7 +455,10 @@ const ELEMENT = { float16: 2, float32: 4, int8: 1 } as const;
 /** Scratch operands of the problem's sizes; scales put |acc · scale| near 60, so int8 outputs round and saturate. */
 function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceBytes: number): ScratchOperands {
   const g = igemmGeometry(p, { bm: 64, bn: 32, bk: 32, warpsM: 1, warpsN: 1, stages: 2 });
-  const typical = 74 * 74 * Math.sqrt(g.Kg);
+  // with an int8 copy, y is put on the copy's scale (|y / scale| ≈ 30…130) so that the check sees rounding, not
+  // only saturation
+  const unit = p.quantizedCopy ? p.quantizedCopy.scale : 1;
+  const typical = (74 * 74 * Math.sqrt(g.Kg)) / unit;
   const asType = (t: "float16" | "float32", v: Float32Array) =>
     t === "float32" ? v : Uint16Array.from(v, numberToFloat16Bits);
   const extra = p.epilogue.flatMap((o, i) => {
@@ -463,7 +466,7 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
     const n = o.kind === "tensor" ? g.M * p.k : p.k;
     const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
     // additions of y's order (|acc · scale| ≈ 30…90): a dropped or misplaced one shows in the check
-    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -40, o.op === "mul" ? 1.5 : 40);
+    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -40 * unit, o.op === "mul" ? 1.5 : 40 * unit);
     return [bench.upload(asType(t, v)).ptr];
   });
   const yBytes = g.M * p.k * ELEMENT[p.output];
@@ -472,7 +475,7 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
       x: bench.upload(randomInt8(p.n * p.h * p.w * p.c, 7)).ptr,
       w: bench.upload(randomInt8(p.k * g.Kg, 11)).ptr,
       scale: bench.upload(randomFloats(p.k, 13, 30 / typical, 90 / typical)).ptr,
-      bias: p.bias ? bench.upload(randomFloats(p.k, 17, -5, 5)).ptr : undefined,
+      bias: p.bias ? bench.upload(randomFloats(p.k, 17, -5 * unit, 5 * unit)).ptr : undefined,
       extra,
     },
     y: bench.buffer(yBytes, 0),
@@ -492,6 +495,8 @@ function compareWithCudnn(
   s: Stream,
 ): string | undefined {
   ops.y.fill(0x7f, { stream: s });
+  // 85: a stale copy from an earlier candidate must not pass
+  ops.q?.fill(0x55, { stream: s });
   cudnn();
   generated();
   s.synchronize();
@@ -531,7 +536,8 @@ export function copyMismatch(y: ArrayLike<number>, q: Int8Array, scale: number):
   let off = 0;
   for (let i = 0; i < y.length; i++) {
     const v = Math.fround(y[i] * inv);
-    const r = Math.min(127, Math.max(-128, roundHalfEven(v)));
+    // as the element kernel: fmaxf(NaN, -128) is -128
+    const r = Number.isNaN(v) ? -128 : Math.min(127, Math.max(-128, roundHalfEven(v)));
     if (q[i] !== r) off++;
   }
   return off > 0 ? `${off} of ${y.length} values of the int8 copy are not quantize(y)` : undefined;

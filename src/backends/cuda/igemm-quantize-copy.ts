@@ -65,7 +65,7 @@ export function quantizeCopyAfter(plan: EnginePlan, at: number): QuantizeCopy | 
 function earlyWriteClash(plan: EnginePlan, q: string, from: number, to: number): string | undefined {
   const root = storageRoot(plan.infos, q);
   const off = plan.memory.offsets.get(root);
-  if (off === undefined) return root;
+  if (off === undefined) return `${root} (not in the arena)`;
   const end = off + alignUp(tensorBytes(plan.infos.get(root)!));
   for (const l of plan.memory.lifetimes) {
     if (l.tensor === root || l.last < from || l.first >= to) continue;

@@ -139,5 +139,8 @@ describe("the build's check of an int8 copy", () => {
     expect(copyMismatch(y, q, 0.5)).toBeUndefined();
     q[1] = 1;
     expect(copyMismatch(y, q, 0.5)).toMatch(/1 of 6 values/);
+    // NaN quantizes to -128, as the element kernel's fmaxf/fminf clamp makes it
+    expect(copyMismatch([Number.NaN], Int8Array.from([-128]), 0.5)).toBeUndefined();
+    expect(copyMismatch([Number.NaN], Int8Array.from([0]), 0.5)).toMatch(/1 of 1/);
   });
 });

@@ -138,8 +138,11 @@ export function igemmConvSupports(p: IgemmConvProblem): string | undefined {
   if (tensors && p.output === "int8") return "a tensor epilogue op with an int8 output";
   const qc = p.quantizedCopy;
   if (qc && p.output === "int8") return "a quantized copy of an int8 output";
-  if (qc && !(qc.scale > 0 && Number.isFinite(qc.scale) && Math.fround(qc.scale) > 0))
-    return `quantized copy scale ${qc.scale} is not a positive finite float32`;
+  if (
+    qc &&
+    !(qc.scale > 0 && Math.fround(qc.scale) > 0 && Number.isFinite(Math.fround(1 / Math.fround(qc.scale))))
+  )
+    return `quantized copy scale ${qc.scale} is not a float32 with a finite inverse`;
   if (tensors && p.tensorType === undefined) return "a tensor epilogue op without its element type";
   if (channels && p.channelType === undefined) return "a channel epilogue op without its element type";
   return undefined;
@@ -228,6 +231,10 @@ __device__ __forceinline__ float tc_h2f_bits(unsigned b) { return __half2float(_
 #endif
 #ifndef TC_IGEMM_TYPES
 #define TC_IGEMM_TYPES
+// element.ts's int8 quantize of a float (zero point 0), bit for bit: fmaxf/fminf send NaN to -128
+__device__ __forceinline__ unsigned tc_q8_bits(float v, float inv) {
+  return (unsigned)(int)fminf(fmaxf(rintf(tc_fmul(v, inv)) + 0.0f, -128.0f), 127.0f) & 0xffu;
+}
 struct __align__(16) tc_u4 { unsigned x, y, z, w; };
 struct __align__(8) tc_u2 { unsigned x, y; };
 #endif
@@ -414,12 +421,12 @@ function emitStageAccumulators(g: Gen): void {
 }
 
 const ACT: Readonly<Record<IgemmActivation, string>> = {
-  relu: "fmaxf(v[q], 0.0f)",
-  silu: "v[q] / (1.0f + expf(-v[q]))",
-  sigmoid: "1.0f / (1.0f + expf(-v[q]))",
-  tanh: "tanhf(v[q])",
-  gelu_erf: "tc_sg_gelu_erf(v[q])",
-  gelu_tanh: "tc_sg_gelu_tanh(v[q])",
+  relu: "fmaxf(v[u], 0.0f)",
+  silu: "v[u] / (1.0f + expf(-v[u]))",
+  sigmoid: "1.0f / (1.0f + expf(-v[u]))",
+  tanh: "tanhf(v[u])",
+  gelu_erf: "tc_sg_gelu_erf(v[u])",
+  gelu_tanh: "tc_sg_gelu_tanh(v[u])",
 };
 
 /** Loads of 4 consecutive values of a float array at `at` into `dst[0..3]` (8 or 16 bytes). */
@@ -470,7 +477,7 @@ function emitEpilogue(g: Gen): void {
   p.epilogue.forEach((o, i) => {
     if (o.kind === "act") {
       L(`  #pragma unroll`);
-      L(`  for (int q = 0; q < 4; ++q) v[q] = ${ACT[o.fn]};`);
+      L(`  for (int u = 0; u < 4; ++u) v[u] = ${ACT[o.fn]};`);
       return;
     }
     const type = o.kind === "tensor" ? p.tensorType! : p.channelType!;
@@ -479,7 +486,7 @@ function emitEpilogue(g: Gen): void {
     for (const s of load4(type, `e${i}`, o.kind === "tensor" ? "at" : "col", "t")) L(`    ${s}`);
     L("    #pragma unroll");
     L(
-      `    for (int q = 0; q < 4; ++q) v[q] = ${o.op === "add" ? "tc_fadd(v[q], t[q])" : "tc_fmul(v[q], t[q])"};`,
+      `    for (int u = 0; u < 4; ++u) v[u] = ${o.op === "add" ? "tc_fadd(v[u], t[u])" : "tc_fmul(v[u], t[u])"};`,
     );
     L("  }");
   });
@@ -501,10 +508,10 @@ function emitEpilogue(g: Gen): void {
     );
   }
   if (p.quantizedCopy) {
-    // element.ts's quantize: rintf(x · (1.0f / scale)) clamped to [-128, 127] (zero point 0)
+    // element.ts's quantize: rintf(x · (1.0f / scale)) clamped to [-128, 127] (zero point 0; NaN → -128 as there)
     L(`  const float inv = 1.0f / ${floatLiteral(p.quantizedCopy.scale)};`);
     L(
-      "  *reinterpret_cast<unsigned*>(q + at) = tc_s8_bits(tc_fmul(v[0], inv)) | (tc_s8_bits(tc_fmul(v[1], inv)) << 8) | (tc_s8_bits(tc_fmul(v[2], inv)) << 16) | (tc_s8_bits(tc_fmul(v[3], inv)) << 24);",
+      "  *reinterpret_cast<unsigned*>(q + at) = tc_q8_bits(v[0], inv) | (tc_q8_bits(v[1], inv) << 8) | (tc_q8_bits(v[2], inv) << 16) | (tc_q8_bits(v[3], inv) << 24);",
     );
   }
   L("}");
