@@ -16,7 +16,7 @@ import { describe, it } from "node:test";
 import { buildCudaEngine } from "../../src/backends/cuda/builder.js";
 import { generateIgemmConvKernel } from "../../src/backends/cuda/codegen/conv-int8-igemm.js";
 import { KernelCache } from "../../src/backends/cuda/device/kernel-cache.js";
-import { KernelArgs, launch } from "../../src/backends/cuda/device/launch.js";
+import { KernelArgs, launch, type ParamType } from "../../src/backends/cuda/device/launch.js";
 import { DeviceBuffer } from "../../src/backends/cuda/device/memory.js";
 import { buildKernels } from "../../src/backends/cuda/device/module.js";
 import { Stream } from "../../src/backends/cuda/device/stream.js";
@@ -50,13 +50,18 @@ describe("the generated int8 implicit-GEMM convolution on the device", { skip },
       });
       const stream = Stream.create();
       const buffers = new Map<string, DeviceBuffer>();
-      const args = new KernelArgs(k.params.map(() => "ptr" as const));
+      // the copy's qinv is a float scalar after the tensors
+      const args = new KernelArgs([
+        ...k.params.map((): ParamType => "ptr"),
+        ...(data.qinv === undefined ? [] : ["f32" as const]),
+      ]);
       try {
         const kernel = built.kernels[program.symbols[0]];
         if (k.sharedBytes > 48 * 1024) kernel.setMaxDynamicSharedBytes(k.sharedBytes);
         const hosts = { ...data.operands, y: data.y, ...(data.q ? { q: data.q } : {}) };
         for (const [name, host] of Object.entries(hosts)) buffers.set(name, DeviceBuffer.from(host));
         for (const [j, q] of k.params.entries()) args.set(j, buffers.get(q.tensor)!.ptr);
+        if (data.qinv !== undefined) args.set(k.params.length, data.qinv);
         launch(kernel, { grid: k.grid, block: k.block, sharedBytes: k.sharedBytes, stream }, args);
         stream.synchronize();
         buffers.get("y")!.download(data.y);

@@ -6,6 +6,7 @@ import { transpose } from "../../network/reference/data.js";
 import { checkNetwork } from "../../network/verify.js";
 import { reportProgress } from "../../util/progress.js";
 import type { EngineChoices } from "./artifacts.js";
+import { quantizeInverse } from "./codegen/conv-int8-igemm.js";
 import type { GeneratedKernel } from "./codegen/element.js";
 import type { LtActivation, LtAlgo } from "./device/blaslt-plan.js";
 import { CudaContext } from "./device/context.js";
@@ -533,7 +534,8 @@ function igemmLaunch(
   copy: QuantizeCopy | undefined,
   ptr: (t: string) => bigint,
 ): () => void {
-  const args = igemmArgs(k, ops, copy ? ptr(copy.q) : undefined);
+  const inv = copy ? quantizeInverse(copy.layer.scale[0]) : undefined;
+  const args = igemmArgs(k, ops, copy && inv !== undefined ? { q: ptr(copy.q), inv } : undefined);
   b.args.push(args);
   const { stream } = b.resources;
   return () => launchIgemm(k, args, stream);

@@ -28,11 +28,12 @@ import {
   igemmCandidates,
   igemmConvSupports,
   igemmGeometry,
+  quantizeInverse,
 } from "./codegen/conv-int8-igemm.js";
 import type { GeneratedKernel } from "./codegen/element.js";
 import { timePairOnStream } from "./device/graph-timing.js";
 import { KernelCache } from "./device/kernel-cache.js";
-import { KernelArgs, launch } from "./device/launch.js";
+import { KernelArgs, launch, type ParamType } from "./device/launch.js";
 import type { DeviceBuffer } from "./device/memory.js";
 import { buildKernels, type CudaModule, type Kernel } from "./device/module.js";
 import type { Stream } from "./device/stream.js";
@@ -197,11 +198,15 @@ function collectSites(
       continue;
     }
     const copy = copying && site.output !== "int8" ? quantizeCopyAfter(plan, i) : undefined;
-    if (copy === undefined || typeof copy === "string") {
+    if (
+      copy === undefined ||
+      typeof copy === "string" ||
+      quantizeInverse(copy.layer.scale[0]) === undefined
+    ) {
       sites.set(step, site);
       continue;
     }
-    sites.set(step, { ...site, quantizedCopy: { scale: copy.layer.scale[0] } });
+    sites.set(step, { ...site, quantizedCopy: true });
     copies.set(step, copy);
   }
   return { sites, copies };
@@ -310,7 +315,7 @@ function choose(
     const checked: { kernel: IgemmConvKernel; run: () => void }[] = [];
     const mismatches: string[] = [];
     for (const k of setting === "force" ? candidates.slice(0, 1) : candidates) {
-      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, ops.q?.ptr);
+      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, scratchCopy(ops));
       args.push(a);
       const run = () => launchIgemm(k, a, s);
       const mismatch = compareWithCudnn(p, runCudnn, run, ops, s);
@@ -358,7 +363,7 @@ export function timeIgemmAgainst(
     const s = bench.stream;
     let best: { ms: number; otherMs: number; config: string } | undefined;
     for (const k of compiled.byProblem.get(igemmProblemKey(p)) ?? []) {
-      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, ops.q?.ptr);
+      const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, scratchCopy(ops));
       args.push(a);
       const [otherMs, ms] = timePairOnStream(
         s,
@@ -409,11 +414,31 @@ export function igemmPointers(
 }
 
 /** The kernel's arguments for one engine instance's (or the timing's) operands. */
-export function igemmArgs(k: IgemmConvKernel, ops: ConvOperands, q?: bigint): KernelArgs {
-  const pointers = igemmPointers(k, ops, q);
-  const a = new KernelArgs(k.generated.params.map(() => "ptr" as const));
+export function igemmArgs(k: IgemmConvKernel, ops: ConvOperands, copy?: IgemmCopyArgs): KernelArgs {
+  if (k.problem.quantizedCopy !== (copy !== undefined))
+    throw new Error(
+      "int8 implicit GEMM bound with a quantized copy its kernel was not made for (or without one)",
+    );
+  const pointers = igemmPointers(k, ops, copy?.q);
+  const types = k.generated.params.map((): ParamType => "ptr");
+  // the copy's qinv is the kernel's last argument, after the tensors
+  const a = new KernelArgs(copy ? [...types, "f32"] : types);
   for (const [j, v] of pointers.entries()) a.set(j, v);
+  if (copy) a.set(pointers.length, copy.inv);
   return a;
+}
+
+/** The int8 copy's operands: where q goes and qinv (quantizeInverse of the quantize's scale). */
+export interface IgemmCopyArgs {
+  readonly q: bigint;
+  readonly inv: number;
+}
+
+/** The copy's scale in the build's check: |y| ≈ 30…130 on the scratch operands, so q both rounds and saturates. */
+const CHECK_COPY_SCALE = 1;
+
+function scratchCopy(ops: ScratchOperands): IgemmCopyArgs | undefined {
+  return ops.q ? { q: ops.q.ptr, inv: quantizeInverse(CHECK_COPY_SCALE)! } : undefined;
 }
 
 /** One launch of a chosen kernel on `stream` (programmatic dependent launch as the engine's generated kernels). */
@@ -455,10 +480,7 @@ const ELEMENT = { float16: 2, float32: 4, int8: 1 } as const;
 /** Scratch operands of the problem's sizes; scales put |acc · scale| near 60, so int8 outputs round and saturate. */
 function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceBytes: number): ScratchOperands {
   const g = igemmGeometry(p, { bm: 64, bn: 32, bk: 32, warpsM: 1, warpsN: 1, stages: 2 });
-  // with an int8 copy, y is put on the copy's scale (|y / scale| ≈ 30…130) so that the check sees rounding, not
-  // only saturation
-  const unit = p.quantizedCopy ? p.quantizedCopy.scale : 1;
-  const typical = (74 * 74 * Math.sqrt(g.Kg)) / unit;
+  const typical = 74 * 74 * Math.sqrt(g.Kg);
   const asType = (t: "float16" | "float32", v: Float32Array) =>
     t === "float32" ? v : Uint16Array.from(v, numberToFloat16Bits);
   const extra = p.epilogue.flatMap((o, i) => {
@@ -466,7 +488,7 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
     const n = o.kind === "tensor" ? g.M * p.k : p.k;
     const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
     // additions of y's order (|acc · scale| ≈ 30…90): a dropped or misplaced one shows in the check
-    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -40 * unit, o.op === "mul" ? 1.5 : 40 * unit);
+    const v = randomFloats(n, 101 + i, o.op === "mul" ? 0.5 : -40, o.op === "mul" ? 1.5 : 40);
     return [bench.upload(asType(t, v)).ptr];
   });
   const yBytes = g.M * p.k * ELEMENT[p.output];
@@ -475,7 +497,7 @@ function scratchOperands(p: IgemmConvProblem, bench: TimingScratch, workspaceByt
       x: bench.upload(randomInt8(p.n * p.h * p.w * p.c, 7)).ptr,
       w: bench.upload(randomInt8(p.k * g.Kg, 11)).ptr,
       scale: bench.upload(randomFloats(p.k, 13, 30 / typical, 90 / typical)).ptr,
-      bias: p.bias ? bench.upload(randomFloats(p.k, 17, -5 * unit, 5 * unit)).ptr : undefined,
+      bias: p.bias ? bench.upload(randomFloats(p.k, 17, -5, 5)).ptr : undefined,
       extra,
     },
     y: bench.buffer(yBytes, 0),
@@ -526,7 +548,7 @@ function compareWithCudnn(
   }
   if (err > 1e-2 * max) return `max |diff| ${err} against max |cuDNN| ${max}`;
   return ops.q && p.quantizedCopy
-    ? copyMismatch(a, ops.q.download(new Int8Array(n)), p.quantizedCopy.scale)
+    ? copyMismatch(a, ops.q.download(new Int8Array(n)), CHECK_COPY_SCALE)
     : undefined;
 }
 

@@ -144,11 +144,13 @@ function runOnHost(t: IgemmCase, seed: number) {
     y: data.y,
     ...(data.q ? { q: data.q } : {}),
   };
-  const run = compileFlashOnHost(
-    { ...k, source: HOST_HELPERS + k.source },
-    k.params.map((q) => fl(buffers[q.tensor])),
-  );
-  run(k.params.map((q) => buffers[q.tensor]));
+  // the copy's qinv is a float scalar after the tensors
+  const scalar = data.qinv === undefined ? [] : [Float32Array.of(data.qinv)];
+  const run = compileFlashOnHost({ ...k, source: HOST_HELPERS + k.source }, [
+    ...k.params.map((q) => fl(buffers[q.tensor])),
+    ...scalar.map((): HostCType => "float value"),
+  ]);
+  run([...k.params.map((q) => buffers[q.tensor]), ...scalar]);
   return {
     got: outputValues(data.y),
     want: data.want,

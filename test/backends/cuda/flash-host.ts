@@ -126,7 +126,14 @@ static inline float tc_quad_sum(float v) { v += tc_shfl_xor(v, 1); return v + tc
 `;
 
 /** The host C type of a kernel parameter's storage dtype. */
-export type HostCType = "__half" | "__nv_bfloat16" | "float" | "unsigned char" | "signed char";
+/** A pointer parameter's element type, or "float value": a float scalar parameter, passed as a 1-element buffer. */
+export type HostCType =
+  | "__half"
+  | "__nv_bfloat16"
+  | "float"
+  | "unsigned char"
+  | "signed char"
+  | "float value";
 
 let counter = 0;
 
@@ -139,7 +146,7 @@ export function compileFlashOnHost(
   ctypes: readonly HostCType[],
 ): ((buffers: readonly ArrayBufferView[]) => void) & { readonly mmaWarpCalls: () => number } {
   const sig = ctypes.map((_, j) => `void* a${j}`).join(", ");
-  const call = ctypes.map((ct, j) => `(${ct}*)a${j}`).join(", ");
+  const call = ctypes.map((ct, j) => (ct === "float value" ? `*(float*)a${j}` : `(${ct}*)a${j}`)).join(", ");
   const runner = `extern "C" void run_${k.name}(${sig}, int grid, int block) {
   omp_set_dynamic(0);
   for (int b = 0; b < grid; ++b) {

@@ -2,9 +2,14 @@
 // GPU: the setting, the problem read from a step's cuDNN spec (and why a step stays on cuDNN), and the kernel's
 // pointers from the operands the builder gives cuDNN's plan.
 import { describe, expect, it } from "vitest";
-import { generateIgemmConvKernel } from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
+import {
+  generateIgemmConvKernel,
+  quantizeInverse,
+} from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
 import {
   copyMismatch,
+  type IgemmConvKernel,
+  igemmArgs,
   igemmConvSite,
   igemmPointers,
   igemmProblemKey,
@@ -142,5 +147,29 @@ describe("the build's check of an int8 copy", () => {
     // NaN quantizes to -128, as the element kernel's fmaxf/fminf clamp makes it
     expect(copyMismatch([Number.NaN], Int8Array.from([-128]), 0.5)).toBeUndefined();
     expect(copyMismatch([Number.NaN], Int8Array.from([0]), 0.5)).toMatch(/1 of 1/);
+  });
+});
+
+describe("the copy's arguments", () => {
+  it("take qinv = 1.0f / scale in float32, and refuse a copy the kernel was not made for", () => {
+    expect(quantizeInverse(0.5)).toBe(2);
+    expect(quantizeInverse(0.37)).toBe(Math.fround(1 / Math.fround(0.37)));
+    expect(quantizeInverse(1e-45)).toBeUndefined(); // its inverse is no finite float32
+    expect(quantizeInverse(0)).toBeUndefined();
+    const p = igemmConvSite({ ...SPEC, epilogue: [] });
+    if (typeof p === "string") throw new Error(p);
+    const config = { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 2 };
+    const plain = { generated: generateIgemmConvKernel("k", p, config), problem: p } as IgemmConvKernel;
+    const ops = { x: 0x1000n, w: 0x2000n, scale: 0x3000n, bias: 0x4000n, y: 0x5000n, extra: [] };
+    expect(() => igemmArgs(plain, ops, { q: 0x6000n, inv: 2 })).toThrow(/not made for/);
+    const withCopy = { ...p, quantizedCopy: true };
+    const copying = {
+      generated: generateIgemmConvKernel("k", withCopy, config),
+      problem: withCopy,
+    } as IgemmConvKernel;
+    expect(copying.generated.params.map((q) => q.tensor)).toEqual(["x", "w", "scale", "bias", "y", "q"]);
+    expect(copying.generated.source).toContain("const float qinv)");
+    expect(() => igemmArgs(copying, ops)).toThrow(/not made for/);
+    igemmArgs(copying, ops, { q: 0x6000n, inv: 2 }).free();
   });
 });

@@ -59,6 +59,8 @@ export interface IgemmCase {
   readonly name: string;
   readonly p: IgemmConvProblem;
   readonly c: IgemmConvConfig;
+  /** With p.quantizedCopy: the quantize's scale (the kernel takes qinv = quantizeInverse(scale)). */
+  readonly copyScale?: number;
 }
 
 /** A case's operands (host arrays, by kernel parameter name), an output array filled with a sentinel, the reference. */
@@ -67,9 +69,10 @@ export interface IgemmCaseData {
   /** The kernel's output: int8 filled with 85, fp16 with NaN, fp32 with NaN (an unwritten value shows). */
   readonly y: Int8Array | Uint16Array | Float32Array;
   readonly want: Float64Array;
-  /** With a quantized copy: the kernel's q (filled with 85) and its reference. */
+  /** With a quantized copy: the kernel's q (filled with 85), its reference, and the qinv argument. */
   readonly q?: Int8Array;
   readonly qWant?: Float64Array;
+  readonly qinv?: number;
 }
 
 /** y's values as numbers (fp16 decoded). */
@@ -77,7 +80,7 @@ export function outputValues(y: IgemmCaseData["y"]): number[] {
   return Array.from(y as ArrayLike<number>, (v) => (y instanceof Uint16Array ? float16BitsToNumber(v) : v));
 }
 
-export function igemmCaseData({ p, c }: IgemmCase, seed: number): IgemmCaseData {
+export function igemmCaseData({ p, c, copyScale }: IgemmCase, seed: number): IgemmCaseData {
   const r = rng(seed);
   const g = igemmGeometry(p, c);
   const x = Int8Array.from({ length: p.n * p.h * p.w * p.c }, () => Math.floor(r() * 256) - 128);
@@ -136,12 +139,11 @@ export function igemmCaseData({ p, c }: IgemmCase, seed: number): IgemmCaseData 
             : v;
     }
   }
-  const qc = p.quantizedCopy;
-  if (!qc) return { operands, y, want };
+  if (!p.quantizedCopy) return { operands, y, want };
   // element.ts's quantize of the stored value: rintf(y · (1.0f / scale)), clamped (zero point 0)
-  const inv = f(1 / f(qc.scale));
+  const inv = f(1 / f(copyScale ?? 1));
   const qWant = Float64Array.from(want, (v) => toInt8(f(v * inv)));
-  return { operands, y, want, q: new Int8Array(want.length).fill(85), qWant };
+  return { operands, y, want, q: new Int8Array(want.length).fill(85), qWant, qinv: inv };
 }
 
 /** How a case's output compares: exact for int8 and fp16 (every step is rounded alike), 1e-6 relative for fp32. */
@@ -312,13 +314,15 @@ export const IGEMM_CASES: readonly IgemmCase[] = [
         { kind: "tensor", op: "add" },
         { kind: "act", fn: "relu" },
       ],
-      quantizedCopy: { scale: 0.37 },
+      quantizedCopy: true,
     },
+    copyScale: 0.37,
     c: { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 2 },
   },
   {
     name: "fp32 out with its int8 copy (values past the int8 range saturate)",
-    p: { ...BASE, output: "float32", epilogue: [], quantizedCopy: { scale: 0.11 } },
+    p: { ...BASE, output: "float32", epilogue: [], quantizedCopy: true },
     c: SMALL,
+    copyScale: 0.11,
   },
 ];

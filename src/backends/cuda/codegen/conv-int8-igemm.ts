@@ -28,7 +28,6 @@
  * 128 (bench/NOTES.md "Session 19" has the floors and the prediction).
  */
 
-import { floatLiteral } from "./ctypes.js";
 import type { GeneratedKernel } from "./element.js";
 import { PDL_PROLOGUE } from "./emitter.js";
 import { FLASH_HELPERS } from "./flash-attention.js";
@@ -67,10 +66,11 @@ export interface IgemmConvProblem {
   readonly channelType?: "float16" | "float32";
   /**
    * A float output also written quantized, as the next layer's per-tensor int8 quantize (zero point 0, range
-   * [-128, 127]) computes it from the stored value: q = sat(rint(f32(y) · (1.0f / scale))). The quantize step
-   * that would read y back then has nothing to do (igemm-conv-select.ts).
+   * [-128, 127]) computes it from the stored value: q = clamp(rintf(f32(y) · qinv)). qinv = 1.0f / scale in
+   * float32 (quantizeInverse) is the kernel's last argument, so layers that differ only in scale share a kernel.
+   * The quantize step that would read y back then has nothing to do (igemm-quantize-copy.ts).
    */
-  readonly quantizedCopy?: { readonly scale: number };
+  readonly quantizedCopy?: boolean;
 }
 
 export interface IgemmConvConfig {
@@ -83,6 +83,16 @@ export interface IgemmConvConfig {
   readonly warpsN: number;
   /** cp.async ring depth, 2…5. */
   readonly stages: number;
+}
+
+/**
+ * The quantized copy's qinv argument for a quantize of `scale`: 1.0f / scale in float32, what element.ts's
+ * `1.0f / scale` is (a float32 division is correctly rounded, and so is a double one rounded to float32).
+ * Undefined when it is not a positive finite float32.
+ */
+export function quantizeInverse(scale: number): number | undefined {
+  const inv = Math.fround(1 / Math.fround(scale));
+  return inv > 0 && Number.isFinite(inv) ? inv : undefined;
 }
 
 /** Dynamic shared memory an sm_90 CTA may opt into. */
@@ -136,13 +146,7 @@ export function igemmConvSupports(p: IgemmConvProblem): string | undefined {
   const tensors = p.epilogue.some((o) => o.kind === "tensor");
   const channels = p.epilogue.some((o) => o.kind === "channel");
   if (tensors && p.output === "int8") return "a tensor epilogue op with an int8 output";
-  const qc = p.quantizedCopy;
-  if (qc && p.output === "int8") return "a quantized copy of an int8 output";
-  if (
-    qc &&
-    !(qc.scale > 0 && Math.fround(qc.scale) > 0 && Number.isFinite(Math.fround(1 / Math.fround(qc.scale))))
-  )
-    return `quantized copy scale ${qc.scale} is not a float32 with a finite inverse`;
+  if (p.quantizedCopy && p.output === "int8") return "a quantized copy of an int8 output";
   if (tensors && p.tensorType === undefined) return "a tensor epilogue op without its element type";
   if (channels && p.channelType === undefined) return "a channel epilogue op without its element type";
   return undefined;
@@ -312,6 +316,8 @@ function signature(g: Gen): string {
       const t = o.kind === "tensor" ? p.tensorType! : p.channelType!;
       return [`const ${FLOAT_C[t]}* __restrict__ e${i}`];
     }),
+    // a scalar after the tensors (not in GeneratedKernel.params): igemm-conv-select.ts's igemmArgs passes it
+    ...(p.quantizedCopy ? ["const float qinv"] : []),
   ].join(", ");
 }
 
@@ -509,9 +515,8 @@ function emitEpilogue(g: Gen): void {
   }
   if (p.quantizedCopy) {
     // element.ts's quantize: rintf(x · (1.0f / scale)) clamped to [-128, 127] (zero point 0; NaN → -128 as there)
-    L(`  const float inv = 1.0f / ${floatLiteral(p.quantizedCopy.scale)};`);
     L(
-      "  *reinterpret_cast<unsigned*>(q + at) = tc_q8_bits(v[0], inv) | (tc_q8_bits(v[1], inv) << 8) | (tc_q8_bits(v[2], inv) << 16) | (tc_q8_bits(v[3], inv) << 24);",
+      "  *reinterpret_cast<unsigned*>(q + at) = tc_q8_bits(v[0], qinv) | (tc_q8_bits(v[1], qinv) << 8) | (tc_q8_bits(v[2], qinv) << 16) | (tc_q8_bits(v[3], qinv) << 24);",
     );
   }
   L("}");
