@@ -252,11 +252,12 @@ function describeProblem(p: IgemmConvProblem): string {
 /** Every candidate of every problem, in one NVRTC program (the kernel cache's). */
 function compileCandidates(
   problems: readonly IgemmConvProblem[],
-  opts: { readonly kernelCache?: boolean | string },
+  opts: { readonly kernelCache?: boolean | string; readonly setting?: IgemmSetting },
 ): { module: CudaModule; byProblem: Map<string, IgemmConvKernel[]> } {
   const pending: { key: string; problem: IgemmConvProblem; config: IgemmConvConfig }[] = [];
+  // forced, only the first candidate runs: the others are not compiled
   for (const problem of problems)
-    for (const config of igemmCandidates(problem))
+    for (const config of igemmCandidates(problem).slice(0, opts.setting === "force" ? 1 : undefined))
       pending.push({ key: igemmProblemKey(problem), problem, config });
   const generated = pending.map((k, i) => generateIgemmConvKernel(`igemm_conv_${i}`, k.problem, k.config));
   const program = assembleProgram(generated, new Set(["float16"]));
