@@ -135,6 +135,9 @@ interface Choice {
   readonly reason?: string;
 }
 
+/** Candidate tilings the int8 speed probe compiles and times per problem (the best guesses first). */
+const PROBE_CANDIDATES = 2;
+
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 const round = (us: number) => Math.round(us * 100) / 100;
 
@@ -252,12 +255,13 @@ function describeProblem(p: IgemmConvProblem): string {
 /** Every candidate of every problem, in one NVRTC program (the kernel cache's). */
 function compileCandidates(
   problems: readonly IgemmConvProblem[],
-  opts: { readonly kernelCache?: boolean | string; readonly setting?: IgemmSetting },
+  opts: { readonly kernelCache?: boolean | string; readonly setting?: IgemmSetting; readonly first?: number },
 ): { module: CudaModule; byProblem: Map<string, IgemmConvKernel[]> } {
   const pending: { key: string; problem: IgemmConvProblem; config: IgemmConvConfig }[] = [];
   // forced, only the first candidate runs: the others are not compiled
+  const count = opts.setting === "force" ? 1 : opts.first;
   for (const problem of problems)
-    for (const config of igemmCandidates(problem).slice(0, opts.setting === "force" ? 1 : undefined))
+    for (const config of igemmCandidates(problem).slice(0, count))
       pending.push({ key: igemmProblemKey(problem), problem, config });
   const generated = pending.map((k, i) => generateIgemmConvKernel(`igemm_conv_${i}`, k.problem, k.config));
   const program = assembleProgram(generated, new Set(["float16"]));
@@ -355,7 +359,9 @@ export function timeIgemmAgainst(
   opts: { readonly kernelCache?: boolean | string } = {},
 ): { readonly ms: number; readonly otherMs: number; readonly config: string } | undefined {
   if (igemmConvSupports(p)) return undefined;
-  const compiled = compileCandidates([p], opts);
+  // the probe times the first PROBE_CANDIDATES tilings only: it compiles a program for every int8 problem before
+  // the build does (NVRTC's time grows with the kernels in a program); the build times them all
+  const compiled = compileCandidates([p], { ...opts, first: PROBE_CANDIDATES });
   const bench = new TimingScratch();
   const args: KernelArgs[] = [];
   try {
