@@ -21,15 +21,19 @@ export function randomInput(type: TensorType, seed: number): Tensor {
   return tensorFromNumbers(type.dtype, type.shape, v);
 }
 
-/** n fp16 bit patterns, `half` of each state of a xorshift32 sequence from `seed` (timing and checking operands). */
-export function xorshiftHalves(n: number, seed: number, half: (x: number) => number): Uint16Array {
-  const out = new Uint16Array(n);
+/** The states of a xorshift32 sequence from `seed` (a seed of 0 starts from 1), as unsigned 32-bit numbers. */
+export function xorshift32(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
+  return () => {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    out[i] = half(x >>> 0);
-  }
-  return out;
+    return x >>> 0;
+  };
+}
+
+/** n fp16 bit patterns, `half` of each state of a xorshift32 sequence from `seed` (timing and checking operands). */
+export function xorshiftHalves(n: number, seed: number, half: (x: number) => number): Uint16Array {
+  const next = xorshift32(seed);
+  return Uint16Array.from({ length: n }, () => half(next()));
 }

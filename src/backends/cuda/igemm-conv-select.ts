@@ -19,12 +19,14 @@
  */
 import { float16BitsToNumber, numberToFloat16Bits } from "../../ir/half.js";
 import { roundHalfEven } from "../../ops/math.js";
+import { xorshift32 } from "../../util/random-input.js";
 import {
   describeIgemmConfig,
   generateIgemmConvKernel,
   type IgemmConvConfig,
   type IgemmConvProblem,
   type IgemmEpilogueOp,
+  type IgemmOutput,
   igemmCandidates,
   igemmConvSupports,
   igemmGeometry,
@@ -357,7 +359,7 @@ export function timeIgemmAgainst(
   p: IgemmConvProblem,
   other: (s: Stream) => void,
   opts: { readonly kernelCache?: boolean | string } = {},
-): { readonly ms: number; readonly otherMs: number; readonly config: string } | undefined {
+): { readonly ms: number; readonly otherMs: number } | undefined {
   if (igemmConvSupports(p)) return undefined;
   // the probe times the first PROBE_CANDIDATES tilings only: it compiles a program for every int8 problem before
   // the build does (NVRTC's time grows with the kernels in a program); the build times them all
@@ -368,7 +370,7 @@ export function timeIgemmAgainst(
     const ops = scratchOperands(p, bench, 0);
     bench.stream.synchronize();
     const s = bench.stream;
-    let best: { ms: number; otherMs: number; config: string } | undefined;
+    let best: { ms: number; otherMs: number } | undefined;
     for (const k of compiled.byProblem.get(igemmProblemKey(p)) ?? []) {
       const a = igemmArgs(k, { ...ops.conv, y: ops.y.ptr }, scratchCopy(ops));
       args.push(a);
@@ -377,8 +379,7 @@ export function timeIgemmAgainst(
         [() => other(s), () => launchIgemm(k, a, s)],
         INT8_CHOICE_TIMING,
       ).ms;
-      if (Number.isFinite(ms) && (!best || ms < best.ms))
-        best = { ms, otherMs, config: describeIgemmConfig(k.config) };
+      if (Number.isFinite(ms) && (!best || ms < best.ms)) best = { ms, otherMs };
     }
     return best;
   } finally {
@@ -466,20 +467,13 @@ interface ScratchOperands {
 
 /** xorshift bytes: int8 activations and weights over the whole range. */
 function randomInt8(n: number, seed: number): Int8Array {
-  const out = new Int8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+  const next = xorshift32(seed);
+  return Int8Array.from({ length: n }, () => next() & 0xff);
 }
 
 function randomFloats(n: number, seed: number, lo: number, hi: number): Float32Array {
-  const bytes = randomInt8(n, seed);
-  return Float32Array.from(bytes, (b) => lo + ((hi - lo) * ((b & 0xff) + 0.5)) / 256);
+  const next = xorshift32(seed);
+  return Float32Array.from({ length: n }, () => lo + ((hi - lo) * ((next() & 0xff) + 0.5)) / 256);
 }
 
 const ELEMENT = { float16: 2, float32: 4, int8: 1 } as const;
@@ -530,8 +524,25 @@ function compareWithCudnn(
   generated();
   s.synchronize();
   const n = ops.yBytes / ELEMENT[p.output];
-  if (p.output === "int8") {
-    const [a, b] = [ops.y.download(new Int8Array(n)), ops.yCudnn.download(new Int8Array(n))];
+  const y = outputMismatch(p.output, ops.y, ops.yCudnn, n);
+  if (typeof y === "string") return y;
+  // the copy (float outputs only): quantize(y) of the values just read back
+  return y && ops.q ? copyMismatch(y, ops.q.download(new Int8Array(n)), CHECK_COPY_SCALE) : undefined;
+}
+
+/**
+ * Why `got` (the generated kernel's n outputs) disagrees with `want` (cuDNN's), or, when it agrees, its values (fp16
+ * and fp32 outputs; undefined for int8): fp16/fp32 within 1e-2 of max |want|, int8 within one step on at most 0.1%
+ * of values (a value on a rounding boundary). The build's check and bench igemm-sweep share it.
+ */
+export function outputMismatch(
+  output: IgemmOutput,
+  got: DeviceBuffer,
+  want: DeviceBuffer,
+  n: number,
+): string | Float64Array | undefined {
+  if (output === "int8") {
+    const [a, b] = [got.download(new Int8Array(n)), want.download(new Int8Array(n))];
     let off = 0;
     let worst = 0;
     for (let i = 0; i < n; i++) {
@@ -542,10 +553,10 @@ function compareWithCudnn(
     return worst > 1 || off > n * 1e-3 ? `${off} of ${n} int8 values differ, by up to ${worst}` : undefined;
   }
   const read = (buf: DeviceBuffer): Float64Array =>
-    p.output === "float32"
+    output === "float32"
       ? Float64Array.from(buf.download(new Float32Array(n)))
       : Float64Array.from(buf.download(new Uint16Array(n)), float16BitsToNumber);
-  const [a, b] = [read(ops.y), read(ops.yCudnn)];
+  const [a, b] = [read(got), read(want)];
   let err = 0;
   let max = 0;
   for (let i = 0; i < n; i++) {
@@ -553,10 +564,7 @@ function compareWithCudnn(
     err = Math.max(err, Math.abs(a[i] - b[i]));
     max = Math.max(max, Math.abs(b[i]));
   }
-  if (err > 1e-2 * max) return `max |diff| ${err} against max |cuDNN| ${max}`;
-  return ops.q && p.quantizedCopy
-    ? copyMismatch(a, ops.q.download(new Int8Array(n)), CHECK_COPY_SCALE)
-    : undefined;
+  return err > 1e-2 * max ? `max |diff| ${err} against max |cuDNN| ${max}` : a;
 }
 
 /** Why the int8 copy is not the quantize of the stored output `y`, value for value (undefined when it is). */

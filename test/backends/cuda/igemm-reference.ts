@@ -8,7 +8,8 @@ import {
   igemmGeometry,
 } from "../../../src/backends/cuda/codegen/conv-int8-igemm.js";
 import { float16BitsToNumber, numberToFloat16Bits } from "../../../src/ir/half.js";
-import { erf } from "../../../src/ops/math.js";
+import { erf, roundHalfEven } from "../../../src/ops/math.js";
+import { xorshift32 } from "../../../src/util/random-input.js";
 
 export const BASE: Omit<IgemmConvProblem, "output" | "epilogue"> = {
   n: 2,
@@ -27,23 +28,15 @@ export const BASE: Omit<IgemmConvProblem, "output" | "epilogue"> = {
 export const SMALL: IgemmConvConfig = { bm: 64, bn: 64, bk: 64, warpsM: 2, warpsN: 2, stages: 3 };
 
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 32;
 }
 
 const f = Math.fround;
 
 /** Round half to even, then saturate to int8 (cvt.rni.sat.s8.f32). */
 function toInt8(v: number): number {
-  const fl = Math.floor(v);
-  const diff = v - fl;
-  const r = diff > 0.5 ? fl + 1 : diff < 0.5 ? fl : fl % 2 === 0 ? fl : fl + 1;
-  return Math.min(127, Math.max(-128, r));
+  return Math.min(127, Math.max(-128, roundHalfEven(v)));
 }
 
 const ACT = {
